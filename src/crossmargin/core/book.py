@@ -1,0 +1,163 @@
+"""The book: every account's positions and collateral balances, as matrices.
+
+positions: scipy.sparse CSR, (n_accounts x n_instruments), signed quantity in contracts, canonical
+(sorted column indices, no duplicates, no explicit zeros). entry_price is aligned with
+positions.data. balances: dense (n_accounts x n_assets), asset units, negative = borrowed.
+isolated_collateral, when given, is (nnz x n_assets): the part of each account's balances assigned
+to each position for isolated margin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from crossmargin.core.assets import AssetTable, check_balances
+from crossmargin.core.checks import check_finite
+from crossmargin.core.instruments import InstrumentTable
+from crossmargin.errors import InputError
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Book:
+    account_ids: tuple[str, ...]
+    assets: AssetTable
+    instruments: InstrumentTable
+    positions: sp.csr_array
+    entry_price: FloatArray
+    balances: FloatArray
+    isolated_collateral: FloatArray | None = None
+    index: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def n_accounts(self) -> int:
+        return len(self.account_ids)
+
+    @property
+    def position_account(self) -> IntArray:
+        """Account row of every stored position, (nnz,)."""
+        rows: IntArray = np.repeat(np.arange(self.n_accounts, dtype=np.int64), np.diff(self.positions.indptr))
+        return rows
+
+    def account_row(self, account_id: str) -> int:
+        try:
+            return self.index[account_id]
+        except KeyError:
+            raise InputError("account", f"unknown account {account_id!r}") from None
+
+    def with_balances(self, balances: FloatArray) -> Book:
+        """Same positions, other balances (e.g. after interest accrues or collateral moves)."""
+        return Book.from_arrays(
+            account_ids=self.account_ids,
+            assets=self.assets,
+            instruments=self.instruments,
+            account_index=self.position_account,
+            instrument_index=self.positions.indices.astype(np.int64),
+            quantity=self.positions.data,
+            entry_price=self.entry_price,
+            balances=balances,
+            isolated_collateral=self.isolated_collateral,
+        )
+
+    def scaled(self, factor: float) -> Book:
+        """Every position multiplied by `factor` (> 0); balances unchanged."""
+        return Book.from_arrays(
+            account_ids=self.account_ids,
+            assets=self.assets,
+            instruments=self.instruments,
+            account_index=self.position_account,
+            instrument_index=self.positions.indices.astype(np.int64),
+            quantity=self.positions.data * factor,
+            entry_price=self.entry_price,
+            balances=self.balances,
+            isolated_collateral=self.isolated_collateral,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        account_ids: Sequence[str],
+        assets: AssetTable,
+        instruments: InstrumentTable,
+        account_index: npt.ArrayLike,
+        instrument_index: npt.ArrayLike,
+        quantity: npt.ArrayLike,
+        entry_price: npt.ArrayLike,
+        balances: npt.ArrayLike,
+        isolated_collateral: npt.ArrayLike | None = None,
+    ) -> Book:
+        """Build a canonical book from coordinate arrays (one row per position). Vectorised."""
+        ids = tuple(account_ids)
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            dup = next(x for x in ids if x in seen or seen.add(x))  # type: ignore[func-returns-value]
+            raise InputError("accounts.id", f"duplicate account {dup!r}")
+        rows = np.asarray(account_index, dtype=np.int64)
+        cols = np.asarray(instrument_index, dtype=np.int64)
+        qty = np.asarray(quantity, dtype=np.float64)
+        entry = np.asarray(entry_price, dtype=np.float64)
+        bal = np.asarray(balances, dtype=np.float64).reshape(len(ids), assets.n_assets)
+        if not (rows.shape == cols.shape == qty.shape == entry.shape) or rows.ndim != 1:
+            raise InputError("positions", "account, instrument, quantity and entry_price must align")
+        if rows.size and (rows.min() < 0 or rows.max() >= len(ids)):
+            raise InputError("positions.account", "account index out of range")
+        if cols.size and (cols.min() < 0 or cols.max() >= instruments.n_instruments):
+            raise InputError("positions.instrument", "instrument index out of range")
+        check_finite(qty, "positions.quantity")
+        check_finite(entry, "positions.entry_price")
+        if np.any(entry <= 0.0):
+            raise InputError("positions.entry_price", f"must be > 0, got {entry[entry <= 0.0][0]!r}")
+        check_balances(bal, assets)
+        order = np.lexsort((cols, rows))
+        rows, cols, qty, entry = rows[order], cols[order], qty[order], entry[order]
+        same = (rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1])
+        if np.any(same):
+            j = int(np.flatnonzero(same)[0])
+            raise InputError(
+                "positions",
+                f"duplicate position in {instruments.ids[cols[j]]!r} for account {ids[rows[j]]!r}",
+            )
+        iso = None
+        if isolated_collateral is not None:
+            iso = np.asarray(isolated_collateral, dtype=np.float64).reshape(qty.size, assets.n_assets)[order]
+        keep = qty != 0.0
+        rows, cols, qty, entry = rows[keep], cols[keep], qty[keep], entry[keep]
+        if iso is not None:
+            iso = iso[keep]
+            check_finite(iso, "positions.isolated_collateral")
+            if np.any(iso < 0.0):
+                raise InputError("positions.isolated_collateral", "must be >= 0")
+            assigned = np.zeros_like(bal)
+            np.add.at(assigned, rows, iso)
+            over = assigned > np.maximum(bal, 0.0) * (1.0 + 1e-12)
+            if np.any(over):
+                a, k = np.argwhere(over)[0]
+                raise InputError(
+                    "positions.isolated_collateral",
+                    f"account {ids[a]!r} assigns {assigned[a, k]:g} {assets.symbols[k]} to positions "
+                    f"but holds {bal[a, k]:g}",
+                )
+        indptr = np.zeros(len(ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(ids)), out=indptr[1:])
+        index_dtype = np.int32 if instruments.n_instruments < 2**31 else np.int64
+        positions = sp.csr_array(
+            (qty, cols.astype(index_dtype), indptr), shape=(len(ids), instruments.n_instruments)
+        )
+        return cls(
+            account_ids=ids,
+            assets=assets,
+            instruments=instruments,
+            positions=positions,
+            entry_price=entry,
+            balances=bal,
+            isolated_collateral=iso,
+            index={a: n for n, a in enumerate(ids)},
+        )

@@ -1,0 +1,103 @@
+"""What every margin model returns: per-account totals, and an on-demand breakdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from crossmargin.core.checks import check_all, check_finite
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class MarginResult:
+    """Per account, shapes (n_accounts,), USD.
+
+    equity = haircut collateral value + position values (unrealised PnL of futures, mark value
+    of spot and options). Under a pooled model available = equity - IM and margin_ratio =
+    MM / equity; `bankrupt` accounts (equity <= 0, or an isolated position under water) have
+    margin_ratio NaN (JSON null).
+    """
+
+    model: str
+    equity_usd: FloatArray
+    collateral_value_usd: FloatArray
+    position_value_usd: FloatArray
+    initial_margin_usd: FloatArray
+    maintenance_margin_usd: FloatArray
+    available_usd: FloatArray
+    margin_ratio: FloatArray
+    bankrupt: BoolArray
+
+    def __post_init__(self) -> None:
+        check_finite(self.equity_usd, "result.equity_usd")
+        check_finite(self.initial_margin_usd, "result.initial_margin_usd")
+        check_finite(self.maintenance_margin_usd, "result.maintenance_margin_usd")
+        check_finite(self.available_usd, "result.available_usd")
+        check_all(self.initial_margin_usd >= 0.0, "IM >= 0")
+        check_all(self.maintenance_margin_usd >= 0.0, "MM >= 0")
+        # Rounding slack: IM and MM are sums of terms computed in different orders.
+        slack = 1e-9 * np.maximum(np.abs(self.initial_margin_usd), 1.0)
+        check_all(self.maintenance_margin_usd <= self.initial_margin_usd + slack, "MM <= IM")
+        check_all(np.isnan(self.margin_ratio) == self.bankrupt, "margin_ratio is null exactly when bankrupt")
+
+    @classmethod
+    def pooled(
+        cls,
+        *,
+        model: str,
+        collateral_value_usd: FloatArray,
+        position_value_usd: FloatArray,
+        initial_margin_usd: FloatArray,
+        maintenance_margin_usd: FloatArray,
+    ) -> MarginResult:
+        """One pool per account: available = equity - IM, ratio = MM / equity."""
+        equity = collateral_value_usd + position_value_usd
+        bankrupt = equity <= 0.0
+        ratio = np.where(bankrupt, np.nan, maintenance_margin_usd / np.where(bankrupt, 1.0, equity))
+        return cls(
+            model=model,
+            equity_usd=equity,
+            collateral_value_usd=collateral_value_usd,
+            position_value_usd=position_value_usd,
+            initial_margin_usd=initial_margin_usd,
+            maintenance_margin_usd=maintenance_margin_usd,
+            available_usd=equity - initial_margin_usd,
+            margin_ratio=ratio,
+            bankrupt=bankrupt,
+        )
+
+    @property
+    def below_maintenance(self) -> BoolArray:
+        """Accounts whose margin ratio is at or above 1 (or bankrupt): due for liquidation."""
+        flags: BoolArray = self.bankrupt | (self.margin_ratio >= 1.0)
+        return flags
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """Contributions for a set of accounts. Positions: one row each, (n_positions,), with the
+    account row and instrument index. Collateral: (len(account_rows), n_assets).
+
+    For isolated margin, isolated_equity_usd is each position's own equity (assigned collateral
+    plus position value); NaN under cross margin.
+    """
+
+    account_rows: IntArray
+    position_account: IntArray
+    position_instrument: IntArray
+    quantity: FloatArray
+    entry_price: FloatArray
+    value_usd: FloatArray
+    unrealised_pnl_usd: FloatArray
+    initial_margin_usd: FloatArray
+    maintenance_margin_usd: FloatArray
+    isolated_equity_usd: FloatArray
+    balance: FloatArray
+    collateral_value_usd: FloatArray
+    haircut: FloatArray
