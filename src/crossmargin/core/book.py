@@ -113,8 +113,14 @@ class Book:
             raise InputError("positions.instrument", "instrument index out of range")
         check_finite(qty, "positions.quantity")
         check_finite(entry, "positions.entry_price")
-        if np.any(entry <= 0.0):
-            raise InputError("positions.entry_price", f"must be > 0, got {entry[entry <= 0.0][0]!r}")
+        # Options may be entered at a zero premium; delta-one entry prices divide (inverse PnL).
+        delta_one = ~instruments.is_option[cols] if cols.size else np.zeros(0, dtype=bool)
+        bad_entry = (entry < 0.0) | (delta_one & (entry <= 0.0))
+        if np.any(bad_entry):
+            j = int(np.flatnonzero(bad_entry)[0])
+            raise InputError(
+                f"positions[{instruments.ids[cols[j]]}].entry_price", f"must be > 0, got {entry[j]!r}"
+            )
         check_balances(bal, assets)
         order = np.lexsort((cols, rows))
         rows, cols, qty, entry = rows[order], cols[order], qty[order], entry[order]

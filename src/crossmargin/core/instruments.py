@@ -169,6 +169,12 @@ class InstrumentTable:
         result: npt.NDArray[np.bool_] = self.settlement == Settlement.INVERSE
         return result
 
+    @property
+    def reciprocal_entry(self) -> npt.NDArray[np.bool_]:
+        """Inverse delta-one instruments, whose PnL uses 1/entry (see pricing.entry_term)."""
+        result: npt.NDArray[np.bool_] = self.is_inverse & ~self.is_option
+        return result
+
     def position(self, instrument_id: str, *, field_name: str = "instrument") -> int:
         try:
             return self.index[instrument_id]

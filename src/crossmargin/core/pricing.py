@@ -153,9 +153,11 @@ class InstrumentValuation:
     theta_coin_per_year: FloatArray
 
 
-def entry_term(entry_price: FloatArray, is_inverse: npt.NDArray[np.bool_]) -> FloatArray:
-    """E for linear instruments, 1/E for inverse ones (entry prices must be > 0)."""
-    term: FloatArray = np.where(is_inverse, 1.0 / entry_price, entry_price)
+def entry_term(entry_price: FloatArray, reciprocal: npt.NDArray[np.bool_]) -> FloatArray:
+    """1/E for inverse delta-one instruments (E > 0 there), E elsewhere (options carry a zero
+    coefficient, so their entry premium, possibly 0, never enters the value)."""
+    safe = np.where(reciprocal, entry_price, 1.0)
+    term: FloatArray = np.where(reciprocal, 1.0 / safe, entry_price)
     return term
 
 

@@ -50,7 +50,7 @@ def position_requirements(
     table = book.instruments
     i = instrument_index
     inverse = table.is_inverse[i]
-    term = entry_term(entry_price, inverse)
+    term = entry_term(entry_price, table.reciprocal_entry[i])
     value = quantity * (valuation.unit_value_usd[i] + valuation.entry_coefficient_usd[i] * term)
     # Unrealised PnL against entry: futures' value is already PnL; spot and options compare the
     # mark (settlement units) with the entry price, converted to USD at the index for inverse.
@@ -95,7 +95,7 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
         book.positions.indices,
         book.positions.data,
         book.entry_price,
-        table.is_inverse,
+        table.reciprocal_entry,
         valuation.unit_value_usd,
         valuation.entry_coefficient_usd,
         valuation.notional_usd,
@@ -124,7 +124,7 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
 
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _book_kernel(  # noqa: PLR0913 - a kernel takes its arrays flat
-    indptr, indices, quantity, entry_price, inverse, unit_value, coefficient, notional, size_units,
+    indptr, indices, quantity, entry_price, reciprocal, unit_value, coefficient, notional, size_units,
     im_short, mm_short, im_long, mm_long, tier_floor, tier_im_rate, tier_mm_rate, tier_im_ded,
     tier_mm_ded, rate_per_unit, balances, price, liability_weight, hc_floor, hc_haircut, hc_below, out,
 ):  # type: ignore[no-untyped-def]
@@ -151,7 +151,7 @@ def _book_kernel(  # noqa: PLR0913 - a kernel takes its arrays flat
             i = indices[p]
             q = quantity[p]
             e = entry_price[p]
-            term = 1.0 / e if inverse[i] else e
+            term = 1.0 / e if reciprocal[i] else e
             value += q * (unit_value[i] + coefficient[i] * term)
             size = abs(q)
             n = size * notional[i]

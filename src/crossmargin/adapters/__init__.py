@@ -1,0 +1,1 @@
+"""Adapters around the pure core, one package per technology."""

@@ -1,0 +1,344 @@
+"""Load a book file (YAML/JSON, optional CSV/Parquet positions and balances) into core types.
+
+All or nothing: any problem raises BookFileError(path, field, problem) before anything is
+computed. Field paths follow the file: `instruments[BTC-PERP].margin.maintenance_rate`,
+`accounts[basis-trader].positions[0].instrument`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+from pydantic import ValidationError
+
+from crossmargin.adapters.files.schema import BookModel, InstrumentModel, MarginScheduleModel
+from crossmargin.core.assets import Asset, AssetTable, HaircutTier
+from crossmargin.core.book import Book
+from crossmargin.core.instruments import (
+    Instrument,
+    InstrumentKind,
+    InstrumentTable,
+    MarginSchedule,
+    OptionType,
+    RateTier,
+    Settlement,
+)
+from crossmargin.core.margin import CrossParams, OptionMarginParams
+from crossmargin.core.market import MarketState
+from crossmargin.core.pricing import revalue
+from crossmargin.errors import BookFileError, CrossMarginError, InputError
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedBook:
+    """A validated book with its market and model parameters, ready for the engine."""
+
+    path: str
+    book: Book
+    market: MarketState
+    params: CrossParams
+    default_model: str
+    source: str | None
+
+
+def to_ns(moment: datetime) -> int:
+    """UTC nanoseconds since the epoch (exact for whole microseconds)."""
+    seconds = int(moment.timestamp())
+    return seconds * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """pydantic loc -> 'instruments[BTC-PERP].strike', naming list items by id where they have one."""
+    text = ""
+    node = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = str(item)
+            child = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
+            if isinstance(child, dict) and (child.get("id") or child.get("symbol")):
+                label = str(child.get("id") or child.get("symbol"))
+            text += f"[{label}]"
+            node = child
+        else:
+            text += ("." if text else "") + str(item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return text or "book"
+
+
+def read_document(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise BookFileError(str(path), "file", f"cannot read: {error.strerror}") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise BookFileError(str(path), "file", f"malformed {path.suffix.lstrip('.') or 'YAML'}: {error}") from None
+
+
+def parse_book(raw: Any, path: str) -> BookModel:
+    if not isinstance(raw, dict):
+        raise BookFileError(path, "book", "top level must be a mapping with assets, instruments, market, accounts")
+    try:
+        return BookModel.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = _field_path(tuple(first["loc"]), raw)
+        value = first.get("input")
+        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        raise BookFileError(path, field, f"{first['msg']}{shown}") from None
+
+
+def _schedule(model: MarginScheduleModel | None) -> MarginSchedule:
+    if model is None:
+        return MarginSchedule()
+    if model.tiers is None:
+        assert model.initial_rate is not None and model.maintenance_rate is not None
+        return MarginSchedule.flat(initial_rate=model.initial_rate, maintenance_rate=model.maintenance_rate,
+                                   rate_per_unit=model.rate_per_unit)
+    tiers = tuple(
+        RateTier(above_notional_usd=t.above_notional_usd, initial_rate=t.resolved_initial_rate,
+                 maintenance_rate=t.maintenance_rate)
+        for t in model.tiers
+    )
+    return MarginSchedule(tiers=tiers, rate_per_unit=model.rate_per_unit)
+
+
+def _instrument(model: InstrumentModel) -> Instrument:
+    where = f"instruments[{model.id}]"
+    try:
+        return Instrument(
+            id=model.id,
+            kind=InstrumentKind[model.kind.upper()],
+            underlying=model.underlying,
+            settlement=Settlement[model.settlement.upper()],
+            contract_size=model.contract_size,
+            margin=_schedule(model.margin),
+            expiry_ns=None if model.expiry is None else to_ns(model.expiry),
+            strike=model.strike,
+            option_type=OptionType[model.option_type.upper()] if model.option_type else OptionType.NONE,
+        )
+    except InputError as error:
+        field = error.field if error.field.startswith("instruments[") else f"{where}.{error.field}"
+        raise InputError(field, error.problem) from None
+
+
+def _read_table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read CSV or Parquet into numpy columns (pyarrow: typed, fast, no pandas)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pq.read_table(path)
+        else:
+            table = pacsv.read_csv(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise BookFileError(str(path), "file", f"cannot read table: {error}") from None
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise BookFileError(str(path), missing[0], f"missing column (need {', '.join(columns)})")
+    out: dict[str, np.ndarray] = {}
+    for name in columns + tuple(c for c in optional if c in table.column_names):
+        column = table.column(name)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if column.null_count:
+                raise BookFileError(str(path), name, "has empty values")
+            out[name] = np.asarray(column.to_pylist(), dtype=object)
+        else:
+            try:
+                out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            except (pa.ArrowInvalid, ValueError) as error:
+                raise BookFileError(str(path), name, f"not numeric: {error}") from None
+    return out
+
+
+def _lookup(names: np.ndarray, index: dict[str, int], field: str, path: str) -> np.ndarray:
+    """Map string ids to integer rows, vectorised over unique values."""
+    unique, inverse = np.unique(names.astype(str), return_inverse=True)
+    rows = np.empty(unique.size, dtype=np.int64)
+    for n, name in enumerate(unique):  # over distinct ids only
+        if name not in index:
+            raise BookFileError(path, field, f"unknown {field} {name!r}")
+        rows[n] = index[name]
+    mapped: np.ndarray = rows[inverse]
+    return mapped
+
+
+def load_book(path: str | Path) -> LoadedBook:
+    """Load and validate a book file. Raises BookFileError; computes nothing on a bad book."""
+    file = Path(path)
+    where = str(file)
+    model = parse_book(read_document(file), where)
+    try:
+        return _build(model, file)
+    except BookFileError:
+        raise
+    except CrossMarginError as error:
+        field = getattr(error, "field", "book")
+        problem = getattr(error, "problem", str(error))
+        raise BookFileError(where, field, problem) from None
+
+
+def _build(model: BookModel, file: Path) -> LoadedBook:
+    where = str(file)
+    index_prices = dict(model.market.index_prices)
+    assets: list[Asset] = []
+    for a in model.assets:
+        price = a.price_usd if a.price_usd is not None else index_prices.get(a.symbol)
+        if price is None:
+            raise BookFileError(where, f"assets[{a.symbol}].price_usd", "missing, and no market.index_prices entry")
+        try:
+            assets.append(Asset(
+                symbol=a.symbol,
+                price_usd=price,
+                haircut_tiers=tuple(HaircutTier(above=t.above, haircut=t.haircut) for t in a.haircut_tiers),
+                liability_weight=a.liability_weight,
+                borrow_rate_apr=a.borrow_rate_apr,
+            ))
+        except InputError as error:
+            raise BookFileError(where, error.field, error.problem) from None
+    asset_table = AssetTable.from_assets(assets)
+    instruments = InstrumentTable.from_instruments([_instrument(m) for m in model.instruments])
+
+    marks = {m.id: m.mark_price for m in model.instruments if m.mark_price is not None} | model.market.mark_prices
+    vols = {m.id: m.implied_vol for m in model.instruments if m.implied_vol is not None} | model.market.implied_vols
+    forwards = {m.id: m.forward_price for m in model.instruments if m.forward_price is not None}
+    forwards |= model.market.forward_prices
+    funding = {m.id: m.funding_rate_8h for m in model.instruments if m.funding_rate_8h is not None}
+    funding |= model.market.funding_rates_8h
+    market = MarketState.build(
+        instruments,
+        valuation_ns=to_ns(model.valuation_time),
+        index_prices=index_prices,
+        rate=model.market.rate,
+        mark_prices=marks,
+        implied_vols=vols,
+        forward_prices=forwards,
+        funding_rates_8h=funding,
+    )
+    valuation = revalue(instruments, market)
+
+    # Accounts from the document, then any extra ids from the tables.
+    account_ids: list[str] = [a.id for a in model.accounts]
+    seen: set[str] = set()
+    for account_id in account_ids:
+        if account_id in seen:
+            raise BookFileError(where, "accounts.id", f"duplicate account {account_id!r}")
+        seen.add(account_id)
+    rows: list[int] = []
+    cols: list[int] = []
+    qty: list[float] = []
+    entry: list[float] = []
+    iso_rows: list[list[float]] | None = None
+    balances_rows: list[list[float]] = []
+    any_iso = any(p.isolated_collateral for a in model.accounts for p in a.positions)
+    if any_iso:
+        iso_rows = []
+    for r, account in enumerate(model.accounts):  # the document's accounts: a handful
+        balance = [0.0] * asset_table.n_assets
+        for symbol, amount in account.collateral.items():
+            balance[asset_table.position(symbol, field_name=f"accounts[{account.id}].collateral")] = amount
+        balances_rows.append(balance)
+        for n, p in enumerate(account.positions):
+            field = f"accounts[{account.id}].positions[{n}]"
+            if p.instrument not in instruments.index:
+                raise BookFileError(where, f"{field}.instrument", f"unknown instrument {p.instrument!r}")
+            i = instruments.index[p.instrument]
+            rows.append(r)
+            cols.append(i)
+            qty.append(p.quantity)
+            entry.append(np.nan if p.entry_price is None else p.entry_price)
+            if iso_rows is not None:
+                assigned = [0.0] * asset_table.n_assets
+                for symbol, amount in (p.isolated_collateral or {}).items():
+                    assigned[asset_table.position(symbol, field_name=f"{field}.isolated_collateral")] = amount
+                iso_rows.append(assigned)
+
+    row_arr = np.asarray(rows, dtype=np.int64)
+    col_arr = np.asarray(cols, dtype=np.int64)
+    qty_arr = np.asarray(qty, dtype=np.float64)
+    entry_arr = np.asarray(entry, dtype=np.float64)
+    balances = np.asarray(balances_rows, dtype=np.float64).reshape(len(account_ids), asset_table.n_assets)
+
+    if model.positions_file or model.balances_file:
+        if iso_rows is not None:
+            raise BookFileError(where, "positions_file", "isolated_collateral is only supported inline")
+        account_index = {a: n for n, a in enumerate(account_ids)}
+        tables: list[tuple[Path, dict[str, np.ndarray]]] = []
+        if model.positions_file:
+            ppath = file.parent / model.positions_file
+            tables.append((ppath, _read_table(ppath, ("account", "instrument", "quantity"), ("entry_price",))))
+        if model.balances_file:
+            bpath = file.parent / model.balances_file
+            tables.append((bpath, _read_table(bpath, ("account", "asset", "balance"))))
+        new_ids = sorted({str(x) for _, t in tables for x in np.unique(t["account"].astype(str))} - set(account_ids))
+        for account_id in new_ids:
+            account_index[account_id] = len(account_ids)
+            account_ids.append(account_id)
+        balances = np.vstack([balances, np.zeros((len(new_ids), asset_table.n_assets))])
+        for table_path, table in tables:
+            tp = str(table_path)
+            accounts = _lookup(table["account"], account_index, "account", tp)
+            if "instrument" in table:
+                instr = _lookup(table["instrument"], instruments.index, "instrument", tp)
+                q = table["quantity"]
+                if not np.all(np.isfinite(q)):
+                    raise BookFileError(tp, "quantity", "must be finite")
+                e = table.get("entry_price", np.full(q.size, np.nan))
+                row_arr = np.concatenate([row_arr, accounts])
+                col_arr = np.concatenate([col_arr, instr])
+                qty_arr = np.concatenate([qty_arr, q])
+                entry_arr = np.concatenate([entry_arr, e])
+            else:
+                assets_idx = _lookup(table["asset"], asset_table.index, "asset", tp)
+                amount = table["balance"]
+                if not np.all(np.isfinite(amount)):
+                    raise BookFileError(tp, "balance", "must be finite")
+                np.add.at(balances, (accounts, assets_idx), amount)
+
+    # Default entry price: today's mark in settlement units (no unrealised PnL).
+    mark_settlement = np.where(instruments.is_option, valuation.option_premium_settlement, valuation.mark_price)
+    missing = np.isnan(entry_arr)
+    entry_arr = np.where(missing, mark_settlement[col_arr] if col_arr.size else entry_arr, entry_arr)
+
+    book = Book.from_arrays(
+        account_ids=account_ids,
+        assets=asset_table,
+        instruments=instruments,
+        account_index=row_arr,
+        instrument_index=col_arr,
+        quantity=qty_arr,
+        entry_price=entry_arr,
+        balances=balances,
+        isolated_collateral=None if iso_rows is None else np.asarray(iso_rows, dtype=np.float64),
+    )
+    om = model.model.option_margin
+    params = CrossParams(option_margin=OptionMarginParams(
+        initial_rate=om.initial_rate,
+        initial_floor_rate=om.initial_floor_rate,
+        maintenance_rate=om.maintenance_rate,
+        long_premium_as_margin=om.long_premium_as_margin,
+    ))
+    return LoadedBook(path=where, book=book, market=market, params=params,
+                      default_model=model.model.default, source=model.source)
+
+
+def book_json_schema() -> dict[str, Any]:
+    """JSON Schema of the book file, generated from the pydantic models."""
+    schema: dict[str, Any] = BookModel.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "crossmargin book"
+    return schema

@@ -1,0 +1,1 @@
+"""The `crossmargin` command line (Typer + Rich). Calls the engine, never core internals."""

@@ -1,0 +1,1 @@
+"""Orchestration: load -> revalue -> margin -> report. Calls the core; the CLI calls this."""

@@ -1,0 +1,116 @@
+"""One margin run over a loaded book, and its report as plain JSON-ready data.
+
+The report keys are a contract (later tools rely on them):
+{"model", "valuation_time", "book", "accounts": [{"account_id", "equity_usd",
+ "initial_margin_usd", "maintenance_margin_usd", "available_usd", "margin_ratio" (null when
+ bankrupt), "bankrupt", "below_maintenance", "collateral_value_usd",
+ "positions": [{"instrument_id", "quantity", "entry_price", "value_usd", "unrealised_pnl_usd",
+                "initial_margin_usd", "maintenance_margin_usd"[, "isolated_equity_usd"]}],
+ "collateral": [{"asset", "balance", "value_usd", "haircut"}]}]}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from crossmargin.adapters.files import LoadedBook
+from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core.pricing import revalue
+from crossmargin.errors import InputError
+
+MODELS = ("cross", "isolated")
+
+
+def make_model(name: str, loaded: LoadedBook) -> MarginModel:
+    if name == "cross":
+        return CrossMargin(loaded.params)
+    if name == "isolated":
+        return IsolatedMargin(loaded.params)
+    raise InputError("model", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class MarginRun:
+    loaded: LoadedBook
+    model: str
+    result: MarginResult
+    breakdown: Breakdown
+
+
+def run_margin(loaded: LoadedBook, *, model: str | None = None, account_ids: Sequence[str] | None = None) -> MarginRun:
+    """Evaluate the whole book, then break down the requested accounts (all by default)."""
+    name = model or loaded.default_model
+    margin_model = make_model(name, loaded)
+    valuation = revalue(loaded.book.instruments, loaded.market)
+    result = margin_model.evaluate(loaded.book, loaded.market, valuation)
+    book = loaded.book
+    rows = list(range(book.n_accounts)) if account_ids is None else [book.account_row(a) for a in account_ids]
+    breakdown = margin_model.breakdown(book, loaded.market, rows, valuation)
+    return MarginRun(loaded=loaded, model=name, result=result, breakdown=breakdown)
+
+
+def _number(value: float) -> float | None:
+    return None if not math.isfinite(value) else float(value)
+
+
+def margin_report(run: MarginRun) -> dict[str, Any]:
+    """The JSON report (module docstring) for the broken-down accounts."""
+    book = run.loaded.book
+    result = run.result
+    bd = run.breakdown
+    isolated = run.model == "isolated"
+    accounts: list[dict[str, Any]] = []
+    # The breakdown stores each requested account's positions contiguously, in request order.
+    counts = np.diff(book.positions.indptr)[bd.account_rows]
+    ends = np.cumsum(counts)
+    for n, row in enumerate(bd.account_rows.tolist()):  # report formatting, not the risk path
+        positions = []
+        for p in range(int(ends[n] - counts[n]), int(ends[n])):
+            item: dict[str, Any] = {
+                "instrument_id": book.instruments.ids[int(bd.position_instrument[p])],
+                "quantity": float(bd.quantity[p]),
+                "entry_price": float(bd.entry_price[p]),
+                "value_usd": float(bd.value_usd[p]),
+                "unrealised_pnl_usd": float(bd.unrealised_pnl_usd[p]),
+                "initial_margin_usd": float(bd.initial_margin_usd[p]),
+                "maintenance_margin_usd": float(bd.maintenance_margin_usd[p]),
+            }
+            if isolated:
+                item["isolated_equity_usd"] = float(bd.isolated_equity_usd[p])
+            positions.append(item)
+        collateral = [
+            {
+                "asset": symbol,
+                "balance": float(bd.balance[n, k]),
+                "value_usd": float(bd.collateral_value_usd[n, k]),
+                "haircut": float(bd.haircut[n, k]),
+            }
+            for k, symbol in enumerate(book.assets.symbols)
+            if bd.balance[n, k] != 0.0
+        ]
+        accounts.append({
+            "account_id": book.account_ids[row],
+            "equity_usd": float(result.equity_usd[row]),
+            "initial_margin_usd": float(result.initial_margin_usd[row]),
+            "maintenance_margin_usd": float(result.maintenance_margin_usd[row]),
+            "available_usd": float(result.available_usd[row]),
+            "margin_ratio": _number(float(result.margin_ratio[row])),
+            "bankrupt": bool(result.bankrupt[row]),
+            "below_maintenance": bool(result.below_maintenance[row]),
+            "collateral_value_usd": float(result.collateral_value_usd[row]),
+            "positions": positions,
+            "collateral": collateral,
+        })
+    valuation_time = datetime.fromtimestamp(run.loaded.market.valuation_ns / 1e9, tz=UTC)
+    return {
+        "model": run.model,
+        "valuation_time": valuation_time.isoformat().replace("+00:00", "Z"),
+        "book": run.loaded.path,
+        "accounts": accounts,
+    }
