@@ -121,7 +121,7 @@ def build_instruments(rng: np.random.Generator, target: int = 2_000) -> tuple[li
                                           settlement=Settlement.INVERSE, contract_size=face, expiry_ns=exp,
                                           margin=deribit_growth(0.025, 0.0125, 4e-5 * spot / 104_000.0)))
         # Options: BTC/ETH inverse (Deribit) + linear; others linear (USDC options).
-        n_opt = int(round(n_options_target * weight * 1.1))
+        n_opt = int(round(n_options_target * weight * 1.05))
         per_expiry = max(2, n_opt // len(expiries_days) // 2)  # calls + puts
         for d in expiries_days:
             exp = VALUATION_NS + d * NS_PER_DAY

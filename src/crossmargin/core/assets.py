@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -52,17 +53,24 @@ class Asset:
         if not self.symbol:
             raise InputError("assets.symbol", "must not be empty")
         check_positive(self.price_usd, f"assets[{self.symbol}].price_usd")
-        check_range(self.liability_weight, low=1.0, high=100.0, name=f"assets[{self.symbol}].liability_weight")
+        check_range(
+            self.liability_weight,
+            low=1.0,
+            high=100.0,
+            name=f"assets[{self.symbol}].liability_weight",
+        )
         check_range(self.borrow_rate_apr, low=0.0, high=100.0, name=f"assets[{self.symbol}].borrow_rate_apr")
         if not self.haircut_tiers:
             raise InputError(f"assets[{self.symbol}].haircut_tiers", "must have at least one tier")
         if self.haircut_tiers[0].above != 0.0:
             raise InputError(f"assets[{self.symbol}].haircut_tiers", "first tier must start at above: 0")
         floors = [t.above for t in self.haircut_tiers]
-        if any(b <= a for a, b in zip(floors, floors[1:], strict=False)):
-            raise InputError(f"assets[{self.symbol}].haircut_tiers", "tier floors must be strictly increasing")
+        if any(b <= a for a, b in pairwise(floors)):
+            raise InputError(
+                f"assets[{self.symbol}].haircut_tiers", "tier floors must be strictly increasing"
+            )
         haircuts = [t.haircut for t in self.haircut_tiers]
-        if any(b < a for a, b in zip(haircuts, haircuts[1:], strict=False)):
+        if any(b < a for a, b in pairwise(haircuts)):
             raise InputError(
                 f"assets[{self.symbol}].haircut_tiers",
                 "haircuts must not decrease with balance size (larger balances are harder to sell)",

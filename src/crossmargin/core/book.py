@@ -119,7 +119,8 @@ class Book:
         if np.any(bad_entry):
             j = int(np.flatnonzero(bad_entry)[0])
             raise InputError(
-                f"positions[{instruments.ids[cols[j]]}].entry_price", f"must be > 0, got {entry[j]!r}"
+                f"positions[{instruments.ids[cols[j]]}].entry_price",
+                f"must be > 0, got {entry[j]!r}",
             )
         check_balances(bal, assets)
         order = np.lexsort((cols, rows))

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -82,16 +83,18 @@ class MarginSchedule:
         if self.tiers[0].above_notional_usd != 0.0:
             raise InputError("margin.tiers", "first tier must start at above_notional_usd: 0")
         floors = [t.above_notional_usd for t in self.tiers]
-        if any(b <= a for a, b in zip(floors, floors[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(floors)):
             raise InputError("margin.tiers", "tier floors must be strictly increasing")
         for name in ("initial_rate", "maintenance_rate"):
             rates = [getattr(t, name) for t in self.tiers]
-            if any(b < a for a, b in zip(rates, rates[1:], strict=False)):
+            if any(b < a for a, b in pairwise(rates)):
                 raise InputError(f"margin.tiers.{name}", "rates must not decrease with notional")
         check_range(self.rate_per_unit, low=0.0, high=1.0, name="margin.rate_per_unit")
 
     @classmethod
-    def flat(cls, *, initial_rate: float, maintenance_rate: float, rate_per_unit: float = 0.0) -> MarginSchedule:
+    def flat(
+        cls, *, initial_rate: float, maintenance_rate: float, rate_per_unit: float = 0.0
+    ) -> MarginSchedule:
         tier = RateTier(above_notional_usd=0.0, initial_rate=initial_rate, maintenance_rate=maintenance_rate)
         return cls(tiers=(tier,), rate_per_unit=rate_per_unit)
 
@@ -211,9 +214,12 @@ class InstrumentTable:
             option_sign=np.array([i.option_type for i in instruments], dtype=np.int8),
             underlying_index=np.array([u_index[i.underlying] for i in instruments], dtype=np.int64),
             contract_size=np.array([i.contract_size for i in instruments], dtype=np.float64),
-            strike=np.array([np.nan if i.strike is None else i.strike for i in instruments], dtype=np.float64),
+            strike=np.array(
+                [np.nan if i.strike is None else i.strike for i in instruments], dtype=np.float64
+            ),
             expiry_ns=np.array(
-                [NO_EXPIRY_NS if i.expiry_ns is None else i.expiry_ns for i in instruments], dtype=np.int64
+                [NO_EXPIRY_NS if i.expiry_ns is None else i.expiry_ns for i in instruments],
+                dtype=np.int64,
             ),
             rate_per_unit=np.array([i.margin.rate_per_unit for i in instruments], dtype=np.float64),
             tier_floor_usd=floor,

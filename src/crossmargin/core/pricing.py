@@ -95,8 +95,14 @@ def implied_vol(
     discount = np.exp(-rate * years)
     intrinsic = discount * np.maximum(sign * (forward - strike), 0.0)
     upper = discount * np.where(sign > 0, forward, strike)
-    low_price = black76(forward=forward, strike=strike, years=years, vol=np.full_like(price, IMPLIED_VOL_LOW),
-                        rate=rate, sign=sign).value
+    low_price = black76(
+        forward=forward,
+        strike=strike,
+        years=years,
+        vol=np.full_like(price, IMPLIED_VOL_LOW),
+        rate=rate,
+        sign=sign,
+    ).value
     bad = (price < intrinsic - 1e-12 * upper) | (price >= upper)
     if np.any(bad):
         i = int(np.flatnonzero(bad)[0])
@@ -110,7 +116,9 @@ def implied_vol(
     high = np.full_like(price, IMPLIED_VOL_HIGH)
     for _ in range(IMPLIED_VOL_ITERATIONS):
         mid = 0.5 * (low + high)
-        above = black76(forward=forward, strike=strike, years=years, vol=mid, rate=rate, sign=sign).value > price
+        above = (
+            black76(forward=forward, strike=strike, years=years, vol=mid, rate=rate, sign=sign).value > price
+        )
         high = np.where(above, mid, high)
         low = np.where(above, low, mid)
     vol: FloatArray = np.where(price <= low_price, IMPLIED_VOL_LOW, 0.5 * (low + high))
@@ -211,7 +219,14 @@ def revalue(instruments: InstrumentTable, market: MarketState) -> InstrumentValu
                 names=tuple(instruments.ids[j] for j in option_idx[solve]),
             )
         vol[option_idx] = o_vol
-        model = black76(forward=o_forward, strike=o_strike, years=o_years, vol=o_vol, rate=market.rate, sign=o_sign)
+        model = black76(
+            forward=o_forward,
+            strike=o_strike,
+            years=o_years,
+            vol=o_vol,
+            rate=market.rate,
+            sign=o_sign,
+        )
         price_usd_unit = np.where(np.isnan(o_mark), model.value, mark_usd_unit)
         premium_settlement[option_idx] = np.where(o_inverse, price_usd_unit / o_forward, price_usd_unit)
 
@@ -253,7 +268,9 @@ def revalue(instruments: InstrumentTable, market: MarketState) -> InstrumentValu
         o_spot = spot[option_idx]
         o_inverse = inverse[option_idx]
         ratio = o_forward / o_spot  # F/S, held fixed as the complex moves
-        price_usd_unit = np.where(o_inverse, premium_settlement[option_idx] * o_forward, premium_settlement[option_idx])
+        price_usd_unit = np.where(
+            o_inverse, premium_settlement[option_idx] * o_forward, premium_settlement[option_idx]
+        )
         # Inverse: value_usd = cs·(B/F)·S; linear: cs·B (module docstring).
         to_usd = np.where(o_inverse, 1.0 / ratio, 1.0)
         unit_value[option_idx] = o_cs * price_usd_unit * to_usd

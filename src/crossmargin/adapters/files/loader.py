@@ -297,17 +297,17 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                 q = table["quantity"]
                 if not np.all(np.isfinite(q)):
                     raise BookFileError(tp, "quantity", "must be finite")
-                e = table.get("entry_price", np.full(q.size, np.nan))
+                table_entry = table.get("entry_price", np.full(q.size, np.nan))
                 row_arr = np.concatenate([row_arr, accounts])
                 col_arr = np.concatenate([col_arr, instr])
                 qty_arr = np.concatenate([qty_arr, q])
-                entry_arr = np.concatenate([entry_arr, e])
+                entry_arr = np.concatenate([entry_arr, table_entry])
             else:
                 assets_idx = _lookup(table["asset"], asset_table.index, "asset", tp)
-                amount = table["balance"]
-                if not np.all(np.isfinite(amount)):
+                table_balance = table["balance"]
+                if not np.all(np.isfinite(table_balance)):
                     raise BookFileError(tp, "balance", "must be finite")
-                np.add.at(balances, (accounts, assets_idx), amount)
+                np.add.at(balances, (accounts, assets_idx), table_balance)
 
     # Default entry price: today's mark in settlement units (no unrealised PnL).
     mark_settlement = np.where(instruments.is_option, valuation.option_premium_settlement, valuation.mark_price)

@@ -1,11 +1,12 @@
 """Margin models. Each takes a whole book and a market state and returns a MarginResult.
 
-    model.evaluate(book, market) -> MarginResult           per-account totals, one pass
-    model.breakdown(book, market, account_rows) -> Breakdown   contributions, on demand
+model.evaluate(book, market) -> MarginResult           per-account totals, one pass
+model.breakdown(book, market, account_rows) -> Breakdown   contributions, on demand
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from crossmargin.core.book import Book
@@ -18,7 +19,8 @@ from crossmargin.core.pricing import InstrumentValuation
 
 
 class MarginModel(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def evaluate(
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
@@ -28,7 +30,7 @@ class MarginModel(Protocol):
         self,
         book: Book,
         market: MarketState,
-        account_rows: list[int],
+        account_rows: Sequence[int],
         valuation: InstrumentValuation | None = None,
     ) -> Breakdown: ...
 

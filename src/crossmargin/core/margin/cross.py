@@ -33,7 +33,9 @@ class CrossMargin:
     params: CrossParams = field(default_factory=CrossParams)
     name: str = "cross"
 
-    def evaluate(self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None) -> MarginResult:
+    def evaluate(
+        self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
+    ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         totals = book_totals(book, valuation, self.params.option_margin)
         return MarginResult.pooled(
@@ -52,7 +54,9 @@ class CrossMargin:
         valuation: InstrumentValuation | None = None,
     ) -> Breakdown:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        return cross_breakdown(book, valuation, self.params.option_margin, np.asarray(account_rows, dtype=np.int64))
+        return cross_breakdown(
+            book, valuation, self.params.option_margin, np.asarray(account_rows, dtype=np.int64)
+        )
 
 
 def cross_breakdown(
@@ -66,8 +70,14 @@ def cross_breakdown(
     quantity = book.positions.data[stored]
     entry = book.entry_price[stored]
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
-    req = position_requirements(book, valuation, option_margin, instrument_index=instrument_index,
-                                quantity=quantity, entry_price=entry)
+    req = position_requirements(
+        book,
+        valuation,
+        option_margin,
+        instrument_index=instrument_index,
+        quantity=quantity,
+        entry_price=entry,
+    )
     collateral = value_collateral(book.balances[rows], book.assets)
     return Breakdown(
         account_rows=rows,

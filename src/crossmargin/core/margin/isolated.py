@@ -45,11 +45,15 @@ class _IsolatedPositions:
     collateral_value_usd: FloatArray
 
 
-def _isolated_positions(book: Book, valuation: InstrumentValuation, params: CrossParams) -> _IsolatedPositions:
+def _isolated_positions(
+    book: Book, valuation: InstrumentValuation, params: CrossParams
+) -> _IsolatedPositions:
     rows = book.position_account
     option_margin = option_unit_margin(book.instruments, valuation, params.option_margin)
     req = position_requirements(
-        book, valuation, option_margin,
+        book,
+        valuation,
+        option_margin,
         instrument_index=book.positions.indices.astype(np.int64),
         quantity=book.positions.data,
         entry_price=book.entry_price,
@@ -80,20 +84,23 @@ class IsolatedMargin:
     params: CrossParams = field(default_factory=CrossParams)
     name: str = "isolated"
 
-    def evaluate(self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None) -> MarginResult:
+    def evaluate(
+        self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
+    ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         iso = _isolated_positions(book, valuation, self.params)
         rows = book.position_account
         n = book.n_accounts
 
         def per_account(values: FloatArray) -> FloatArray:
-            total: FloatArray = np.bincount(rows, weights=values, minlength=n)
-            return total
+            return np.bincount(rows, weights=values, minlength=n).astype(np.float64)
 
         position_value = per_account(iso.value_usd)
         equity = iso.collateral_value_usd + position_value
         position_bankrupt = iso.isolated_equity_usd <= 0.0
-        bankrupt = (equity <= 0.0) | (np.bincount(rows, weights=position_bankrupt, minlength=n) > 0)
+        bankrupt = (equity <= 0.0) | (
+            np.bincount(rows, weights=position_bankrupt.astype(np.float64), minlength=n) > 0
+        )
         ratio_p = iso.maintenance_margin_usd / np.where(position_bankrupt, 1.0, iso.isolated_equity_usd)
         ratio = np.zeros(n)
         np.maximum.at(ratio, rows, np.where(position_bankrupt, 0.0, ratio_p))

@@ -45,9 +45,18 @@ class OptionMarginParams:
 
     def __post_init__(self) -> None:
         check_range(self.initial_rate, low=0.0, high=1.0, name="option_margin.initial_rate")
-        check_range(self.initial_floor_rate, low=0.0, high=self.initial_rate, name="option_margin.initial_floor_rate")
-        check_range(self.maintenance_rate, low=0.0, high=self.initial_floor_rate,
-                    name="option_margin.maintenance_rate")
+        check_range(
+            self.initial_floor_rate,
+            low=0.0,
+            high=self.initial_rate,
+            name="option_margin.initial_floor_rate",
+        )
+        check_range(
+            self.maintenance_rate,
+            low=0.0,
+            high=self.initial_floor_rate,
+            name="option_margin.maintenance_rate",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +78,17 @@ def option_unit_margin(
     underlying = valuation.forward_usd
     strike = np.where(option, instruments.strike, 1.0)
     call = instruments.option_sign > 0
-    otm_fraction = np.where(call, np.maximum(strike - underlying, 0.0), np.maximum(underlying - strike, 0.0)) / underlying
+    otm_fraction = (
+        np.where(call, np.maximum(strike - underlying, 0.0), np.maximum(underlying - strike, 0.0))
+        / underlying
+    )
     # Everything per unit of underlying in the settlement currency's "units of U":
     # inverse: coin; linear: USD / U. Then one conversion to USD per contract.
-    mark_units = np.where(inverse, valuation.option_premium_settlement, valuation.option_premium_settlement / underlying)
+    mark_units = np.where(
+        inverse,
+        valuation.option_premium_settlement,
+        valuation.option_premium_settlement / underlying,
+    )
     initial = np.maximum(params.initial_rate - otm_fraction, params.initial_floor_rate) + mark_units
     maintenance_call = params.maintenance_rate + mark_units
     # Linear form max(0.075·U, 0.075·mark_usd) divided by U is the coin form on mark_units.
@@ -80,7 +96,11 @@ def option_unit_margin(
     maintenance = np.where(call, maintenance_call, maintenance_put)
     initial = np.where(call, initial, np.maximum(initial, maintenance_put))
     to_usd = instruments.contract_size * np.where(inverse, valuation.spot_usd, underlying)
-    long_value = np.where(option, valuation.unit_value_usd, 0.0) if params.long_premium_as_margin else np.zeros_like(to_usd)
+    long_value = (
+        np.where(option, valuation.unit_value_usd, 0.0)
+        if params.long_premium_as_margin
+        else np.zeros_like(to_usd)
+    )
     zero = np.zeros_like(to_usd)
     return OptionUnitMargin(
         initial_short_usd=np.where(option, initial * to_usd, zero),

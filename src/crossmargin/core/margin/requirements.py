@@ -20,7 +20,11 @@ import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import tiered_margin_usd
-from crossmargin.core.margin.options_rule import OptionMarginParams, OptionUnitMargin, option_unit_margin
+from crossmargin.core.margin.options_rule import (
+    OptionMarginParams,
+    OptionUnitMargin,
+    option_unit_margin,
+)
 from crossmargin.core.pricing import InstrumentValuation, entry_term
 
 FloatArray = npt.NDArray[np.float64]
@@ -54,7 +58,9 @@ def position_requirements(
     value = quantity * (valuation.unit_value_usd[i] + valuation.entry_coefficient_usd[i] * term)
     # Unrealised PnL against entry: futures' value is already PnL; spot and options compare the
     # mark (settlement units) with the entry price, converted to USD at the index for inverse.
-    price_settlement = np.where(table.is_option[i], valuation.option_premium_settlement[i], valuation.mark_price[i])
+    price_settlement = np.where(
+        table.is_option[i], valuation.option_premium_settlement[i], valuation.mark_price[i]
+    )
     to_usd = np.where(inverse, valuation.spot_usd[i], 1.0)
     upl_plain = quantity * table.contract_size[i] * (price_settlement - entry_price) * to_usd
     delta1 = ~table.is_option[i] & (table.kind[i] != 0)
@@ -64,13 +70,35 @@ def position_requirements(
     units = size * valuation.size_units[i]
     short = quantity < 0.0
     im_option = size * np.where(short, option_margin.initial_short_usd[i], option_margin.initial_long_usd[i])
-    mm_option = size * np.where(short, option_margin.maintenance_short_usd[i], option_margin.maintenance_long_usd[i])
-    im = tiered_margin_usd(notional_usd=notional, size_units=units, instrument_index=i, table=table,
-                           maintenance=False) + im_option
-    mm = tiered_margin_usd(notional_usd=notional, size_units=units, instrument_index=i, table=table,
-                           maintenance=True) + mm_option
-    return PositionRequirements(value_usd=value, unrealised_pnl_usd=unrealised,
-                                initial_margin_usd=im, maintenance_margin_usd=mm)
+    mm_option = size * np.where(
+        short, option_margin.maintenance_short_usd[i], option_margin.maintenance_long_usd[i]
+    )
+    im = (
+        tiered_margin_usd(
+            notional_usd=notional,
+            size_units=units,
+            instrument_index=i,
+            table=table,
+            maintenance=False,
+        )
+        + im_option
+    )
+    mm = (
+        tiered_margin_usd(
+            notional_usd=notional,
+            size_units=units,
+            instrument_index=i,
+            table=table,
+            maintenance=True,
+        )
+        + mm_option
+    )
+    return PositionRequirements(
+        value_usd=value,
+        unrealised_pnl_usd=unrealised,
+        initial_margin_usd=im,
+        maintenance_margin_usd=mm,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,16 +146,43 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
         assets.tier_value_below,
         out,
     )
-    return BookTotals(collateral_value_usd=out[0], position_value_usd=out[1],
-                      initial_margin_usd=out[2], maintenance_margin_usd=out[3])
+    return BookTotals(
+        collateral_value_usd=out[0],
+        position_value_usd=out[1],
+        initial_margin_usd=out[2],
+        maintenance_margin_usd=out[3],
+    )
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
-def _book_kernel(  # noqa: PLR0913 - a kernel takes its arrays flat
-    indptr, indices, quantity, entry_price, reciprocal, unit_value, coefficient, notional, size_units,
-    im_short, mm_short, im_long, mm_long, tier_floor, tier_im_rate, tier_mm_rate, tier_im_ded,
-    tier_mm_ded, rate_per_unit, balances, price, liability_weight, hc_floor, hc_haircut, hc_below, out,
-):  # type: ignore[no-untyped-def]
+def _book_kernel(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    quantity: np.ndarray,
+    entry_price: np.ndarray,
+    reciprocal: np.ndarray,
+    unit_value: np.ndarray,
+    coefficient: np.ndarray,
+    notional: np.ndarray,
+    size_units: np.ndarray,
+    im_short: np.ndarray,
+    mm_short: np.ndarray,
+    im_long: np.ndarray,
+    mm_long: np.ndarray,
+    tier_floor: np.ndarray,
+    tier_im_rate: np.ndarray,
+    tier_mm_rate: np.ndarray,
+    tier_im_ded: np.ndarray,
+    tier_mm_ded: np.ndarray,
+    rate_per_unit: np.ndarray,
+    balances: np.ndarray,
+    price: np.ndarray,
+    liability_weight: np.ndarray,
+    hc_floor: np.ndarray,
+    hc_haircut: np.ndarray,
+    hc_below: np.ndarray,
+    out: np.ndarray,
+) -> None:
     n_accounts = indptr.shape[0] - 1
     n_tiers = tier_floor.shape[1]
     n_assets = balances.shape[1]

@@ -44,7 +44,10 @@ class MarginResult:
         # Rounding slack: IM and MM are sums of terms computed in different orders.
         slack = 1e-9 * np.maximum(np.abs(self.initial_margin_usd), 1.0)
         check_all(self.maintenance_margin_usd <= self.initial_margin_usd + slack, "MM <= IM")
-        check_all(np.isnan(self.margin_ratio) == self.bankrupt, "margin_ratio is null exactly when bankrupt")
+        check_all(
+            np.isnan(self.margin_ratio) == self.bankrupt,
+            "margin_ratio is null exactly when bankrupt",
+        )
 
     @classmethod
     def pooled(
