@@ -183,7 +183,7 @@ def random_books(
     instruments: list[Instrument] = []
     implied_vols: dict[str, float] = {}
     marks: dict[str, float] = {}
-    n_instruments = draw(st.integers(min_value=1 if with_positions else 0, max_value=max_instruments))
+    n_instruments = draw(st.integers(min_value=2 if with_positions else 0, max_value=max_instruments))
     for n in range(n_instruments):
         kind, settlement = draw(st.sampled_from(_KINDS))
         underlying = draw(st.sampled_from(sorted(index_usd)))
@@ -238,7 +238,10 @@ def random_books(
     entry: list[float] = []
     if with_positions and instruments:
         for a in range(n_accounts):
-            held = draw(st.lists(st.integers(0, len(instruments) - 1), unique=True, max_size=len(instruments)))
+            held = draw(
+                st.lists(st.integers(0, len(instruments) - 1), unique=True, max_size=len(instruments),
+                         min_size=1 if a == 0 else 0)
+            )
             for i in held:
                 inst = instruments[i]
                 spot = index_usd[inst.underlying]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from crossmargin.adapters.files import book_json_schema, load_book
@@ -25,7 +26,8 @@ MAX_TABLE_ROWS = 30
 
 
 def _fail(error: CrossMarginError) -> None:
-    Console(stderr=True).print(f"[bold red]error[/]: {error}", highlight=False, soft_wrap=True)
+    # escape: field paths like accounts[basis-trader] would otherwise be eaten as Rich markup tags.
+    Console(stderr=True).print(f"[bold red]error[/]: {escape(str(error))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -52,7 +54,7 @@ def _table(report: dict[str, Any]) -> Table:
         else:
             status = "[green]ok[/]"
         table.add_row(
-            a["account_id"], _money(a["equity_usd"]), _money(a["initial_margin_usd"]),
+            escape(a["account_id"]), _money(a["equity_usd"]), _money(a["initial_margin_usd"]),
             _money(a["maintenance_margin_usd"]), _money(a["available_usd"]),
             "—" if ratio is None else f"{ratio:.1%}", status,
         )
@@ -60,11 +62,11 @@ def _table(report: dict[str, Any]) -> Table:
 
 
 def _positions_table(account: dict[str, Any], model: str) -> Table:
-    table = Table(title=f"{account['account_id']}: positions and collateral")
+    table = Table(title=f"{escape(account['account_id'])}: positions and collateral")
     for column in ("instrument / asset", "quantity", "value USD", "uPnL USD", "IM USD", "MM USD"):
         table.add_column(column, justify="left" if column.startswith("instrument") else "right")
     for p in account["positions"]:
-        table.add_row(p["instrument_id"], f"{p['quantity']:,.4g}", _money(p["value_usd"]),
+        table.add_row(escape(p["instrument_id"]), f"{p['quantity']:,.4g}", _money(p["value_usd"]),
                       _money(p["unrealised_pnl_usd"]), _money(p["initial_margin_usd"]),
                       _money(p["maintenance_margin_usd"]))
     for c in account["collateral"]:

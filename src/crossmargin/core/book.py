@@ -66,6 +66,33 @@ class Book:
             isolated_collateral=self.isolated_collateral,
         )
 
+    def select(self, rows: Sequence[int]) -> Book:
+        """A book of only these accounts (in this order), same instruments and assets."""
+        picked = np.asarray(rows, dtype=np.int64)
+        counts = np.diff(self.positions.indptr)[picked]
+        stored = self.stored_positions(rows)
+        return Book.from_arrays(
+            account_ids=[self.account_ids[r] for r in picked],
+            assets=self.assets,
+            instruments=self.instruments,
+            account_index=np.repeat(np.arange(picked.size), counts),
+            instrument_index=self.positions.indices[stored].astype(np.int64),
+            quantity=self.positions.data[stored],
+            entry_price=self.entry_price[stored],
+            balances=self.balances[picked],
+            isolated_collateral=None
+            if self.isolated_collateral is None
+            else self.isolated_collateral[stored],
+        )
+
+    def stored_positions(self, rows: Sequence[int]) -> IntArray:
+        """Indices into positions.data of these accounts' positions, account by account."""
+        picked = np.asarray(rows, dtype=np.int64)
+        counts = np.diff(self.positions.indptr)[picked]
+        starts = self.positions.indptr[picked]
+        stored: IntArray = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        return stored
+
     def scaled(self, factor: float) -> Book:
         """Every position multiplied by `factor` (> 0); balances unchanged."""
         return Book.from_arrays(

@@ -134,8 +134,15 @@ def _instrument(model: InstrumentModel) -> Instrument:
         raise InputError(field, error.problem) from None
 
 
+TEXT_COLUMNS = frozenset({"account", "instrument", "asset"})
+
+
 def _read_table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """Read CSV or Parquet into numpy columns (pyarrow: typed, fast, no pandas)."""
+    """Read CSV or Parquet into numpy columns (pyarrow: typed, fast, no pandas).
+
+    Id columns (account, instrument, asset) are read as text, so numeric-looking ids stay ids
+    ("1001", not 1001.0), and must not be empty; the other columns must be numbers.
+    """
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -144,7 +151,9 @@ def _read_table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] 
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pq.read_table(path)
         else:
-            table = pacsv.read_csv(path)
+            text = {c: pa.string() for c in (*columns, *optional) if c in TEXT_COLUMNS}
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=text,
+                                                                               strings_can_be_null=True))
     except (OSError, pa.ArrowInvalid) as error:
         raise BookFileError(str(path), "file", f"cannot read table: {error}") from None
     missing = [c for c in columns if c not in table.column_names]
@@ -153,10 +162,19 @@ def _read_table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] 
     out: dict[str, np.ndarray] = {}
     for name in columns + tuple(c for c in optional if c in table.column_names):
         column = table.column(name)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            if column.null_count:
-                raise BookFileError(str(path), name, "has empty values")
-            out[name] = np.asarray(column.to_pylist(), dtype=object)
+        is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        if name in TEXT_COLUMNS:
+            if not is_text:
+                column = column.cast(pa.string())
+            values = column.to_pylist()
+            empty = [n for n, v in enumerate(values) if v is None or not str(v).strip()]
+            if empty:
+                raise BookFileError(str(path), name, f"has an empty value (data row {empty[0] + 1})")
+            out[name] = np.asarray(values, dtype=object)
+        elif is_text:
+            values = column.to_pylist()
+            bad = next((n for n, v in enumerate(values) if v is not None and not _is_number(v)), 0)
+            raise BookFileError(str(path), name, f"not a number: {values[bad]!r} (data row {bad + 1})")
         else:
             try:
                 out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
@@ -165,13 +183,21 @@ def _read_table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] 
     return out
 
 
+def _is_number(value: object) -> bool:
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def _lookup(names: np.ndarray, index: dict[str, int], field: str, path: str) -> np.ndarray:
     """Map string ids to integer rows, vectorised over unique values."""
     unique, inverse = np.unique(names.astype(str), return_inverse=True)
     rows = np.empty(unique.size, dtype=np.int64)
     for n, name in enumerate(unique):  # over distinct ids only
         if name not in index:
-            raise BookFileError(path, field, f"unknown {field} {name!r}")
+            raise BookFileError(path, field, f"unknown {field} {str(name)!r}")
         rows[n] = index[name]
     mapped: np.ndarray = rows[inverse]
     return mapped
@@ -257,6 +283,9 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
             if p.instrument not in instruments.index:
                 raise BookFileError(where, f"{field}.instrument", f"unknown instrument {p.instrument!r}")
             i = instruments.index[p.instrument]
+            if p.entry_price == 0.0 and not instruments.is_option[i]:
+                # Inverse PnL divides by the entry price; only an option may be entered at 0.
+                raise BookFileError(where, f"{field}.entry_price", "must be > 0 for a non-option (got 0.0)")
             rows.append(r)
             cols.append(i)
             qty.append(p.quantity)
@@ -296,8 +325,17 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                 instr = _lookup(table["instrument"], instruments.index, "instrument", tp)
                 q = table["quantity"]
                 if not np.all(np.isfinite(q)):
-                    raise BookFileError(tp, "quantity", "must be finite")
+                    row = int(np.flatnonzero(~np.isfinite(q))[0])
+                    raise BookFileError(tp, "quantity",
+                                        f"must be finite, got {float(q[row])!r} (data row {row + 1})")
                 table_entry = table.get("entry_price", np.full(q.size, np.nan))
+                # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
+                floor_ok = np.where(instruments.is_option[instr], table_entry >= 0.0, table_entry > 0.0)
+                bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)
+                if np.any(bad_entry):
+                    row = int(np.flatnonzero(bad_entry)[0])
+                    raise BookFileError(tp, "entry_price", f"must be finite and > 0 (>= 0 for options), "
+                                        f"got {float(table_entry[row])!r} (data row {row + 1})")
                 row_arr = np.concatenate([row_arr, accounts])
                 col_arr = np.concatenate([col_arr, instr])
                 qty_arr = np.concatenate([qty_arr, q])
@@ -306,7 +344,9 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                 assets_idx = _lookup(table["asset"], asset_table.index, "asset", tp)
                 table_balance = table["balance"]
                 if not np.all(np.isfinite(table_balance)):
-                    raise BookFileError(tp, "balance", "must be finite")
+                    row = int(np.flatnonzero(~np.isfinite(table_balance))[0])
+                    raise BookFileError(tp, "balance", f"must be finite, got {float(table_balance[row])!r} "
+                                        f"(data row {row + 1})")
                 np.add.at(balances, (accounts, assets_idx), table_balance)
 
     # Default entry price: today's mark in settlement units (no unrealised PnL).
