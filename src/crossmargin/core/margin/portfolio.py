@@ -315,9 +315,6 @@ class PortfolioMargin:
         return self.result(book, valuation, totals)
 
     def result(self, book: Book, valuation: InstrumentValuation, totals: PortfolioTotals) -> MarginResult:
-        from crossmargin.core.margin.options_rule import OptionMarginParams
-        from crossmargin.core.margin.requirements import book_totals
-
         # Equity is model-independent: reuse the cross kernel's value pass (requirements unused).
         values = book_totals(book, valuation, OptionMarginParams())
         initial = totals.grid_usd + totals.addons_usd.sum(axis=1)
