@@ -117,7 +117,9 @@ def haircut_tiers(draw: st.DrawFn, *, tiered: bool = True, scale: float = 1.0) -
 
 
 @st.composite
-def margin_schedules(draw: st.DrawFn, style: ScheduleStyle = "any", *, notional_scale: float = 1e6) -> MarginSchedule:
+def margin_schedules(
+    draw: st.DrawFn, style: ScheduleStyle = "any", *, notional_scale: float = 1e6
+) -> MarginSchedule:
     """flat: one tier, rate_per_unit 0; growth: one tier, rate_per_unit > 0 (Deribit);
     tiers: 2-4 notional tiers, non-decreasing rates (Binance/Hyperliquid); any: one of these."""
     if style == "any":
@@ -166,7 +168,11 @@ def random_books(
     index_usd = {u: _unit(draw, *bounds) for u, bounds in _INDEX_RANGE_USD.items()}
 
     # Collateral: a stablecoin plus coins priced at their index.
-    assets = [Asset(symbol="USDC", price_usd=1.0, haircut_tiers=draw(haircut_tiers(tiered=tiered_haircuts, scale=1e6)))]
+    assets = [
+        Asset(
+            symbol="USDC", price_usd=1.0, haircut_tiers=draw(haircut_tiers(tiered=tiered_haircuts, scale=1e6))
+        )
+    ]
     for coin in draw(st.lists(st.sampled_from(["BTC", "ETH"]), unique=True, max_size=2)):
         price = index_usd[coin]
         assets.append(
@@ -189,14 +195,23 @@ def random_books(
         underlying = draw(st.sampled_from(sorted(index_usd)))
         spot = index_usd[underlying]
         ident = f"{underlying}-{kind.name}-{settlement.name}-{n}"
-        expiry = None if kind == InstrumentKind.PERPETUAL else VALUATION_NS + draw(st.integers(1, 365)) * NS_PER_DAY
+        expiry = (
+            None
+            if kind == InstrumentKind.PERPETUAL
+            else VALUATION_NS + draw(st.integers(1, 365)) * NS_PER_DAY
+        )
         if kind == InstrumentKind.OPTION:
             option_type = draw(st.sampled_from([OptionType.CALL, OptionType.PUT]))
             instruments.append(
                 Instrument(
-                    id=ident, kind=kind, underlying=underlying, settlement=settlement,
-                    contract_size=draw(st.sampled_from([0.1, 1.0])), expiry_ns=expiry,
-                    strike=round(spot * _unit(draw, 0.6, 1.6)), option_type=option_type,
+                    id=ident,
+                    kind=kind,
+                    underlying=underlying,
+                    settlement=settlement,
+                    contract_size=draw(st.sampled_from([0.1, 1.0])),
+                    expiry_ns=expiry,
+                    strike=round(spot * _unit(draw, 0.6, 1.6)),
+                    option_type=option_type,
                     margin=draw(margin_schedules(schedule)) if draw(st.booleans()) else MarginSchedule(),
                 )
             )
@@ -205,8 +220,13 @@ def random_books(
             contract_size = 10.0 if settlement == Settlement.INVERSE else draw(st.sampled_from([0.01, 1.0]))
             instruments.append(
                 Instrument(
-                    id=ident, kind=kind, underlying=underlying, settlement=settlement,
-                    contract_size=contract_size, expiry_ns=expiry, margin=draw(margin_schedules(schedule)),
+                    id=ident,
+                    kind=kind,
+                    underlying=underlying,
+                    settlement=settlement,
+                    contract_size=contract_size,
+                    expiry_ns=expiry,
+                    margin=draw(margin_schedules(schedule)),
                 )
             )
             if draw(st.booleans()):
@@ -239,8 +259,12 @@ def random_books(
     if with_positions and instruments:
         for a in range(n_accounts):
             held = draw(
-                st.lists(st.integers(0, len(instruments) - 1), unique=True, max_size=len(instruments),
-                         min_size=1 if a == 0 else 0)
+                st.lists(
+                    st.integers(0, len(instruments) - 1),
+                    unique=True,
+                    max_size=len(instruments),
+                    min_size=1 if a == 0 else 0,
+                )
             )
             for i in held:
                 inst = instruments[i]
@@ -254,8 +278,12 @@ def random_books(
                 rows.append(a)
                 cols.append(i)
                 quantity.append(size if draw(st.booleans()) else -size)
-                reference = spot * 0.05 if inst.kind == InstrumentKind.OPTION else spot
-                entry.append(reference * _unit(draw, 0.7, 1.3))
+                if inst.kind == InstrumentKind.OPTION:
+                    # Premium in settlement units (coin for inverse); zero premiums are allowed.
+                    premium = 0.05 if inst.settlement == Settlement.INVERSE else 0.05 * spot
+                    entry.append(premium * draw(st.sampled_from([0.0, 0.5, 1.0, 1.5])))
+                else:
+                    entry.append(spot * _unit(draw, 0.7, 1.3))
     book = Book.from_arrays(
         account_ids=[f"acct-{a}" for a in range(n_accounts)],
         assets=asset_table,

@@ -16,4 +16,6 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# A longer hunt for counterexamples, on demand: pytest --hypothesis-profile=thorough tests/property
+settings.register_profile("thorough", parent=settings.get_profile("crossmargin"), max_examples=1_000)
 settings.load_profile("crossmargin")

@@ -33,9 +33,15 @@ from tests.builders import NS_PER_DAY, VALUATION_NS, book_from_rows, usd_asset
 NAN = math.nan
 
 PERP = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
-CALL = Instrument(id="BTC-30D-60000-C", kind=InstrumentKind.OPTION, underlying="BTC",
-                  settlement=Settlement.INVERSE, expiry_ns=VALUATION_NS + 30 * NS_PER_DAY, strike=60_000.0,
-                  option_type=OptionType.CALL)
+CALL = Instrument(
+    id="BTC-30D-60000-C",
+    kind=InstrumentKind.OPTION,
+    underlying="BTC",
+    settlement=Settlement.INVERSE,
+    expiry_ns=VALUATION_NS + 30 * NS_PER_DAY,
+    strike=60_000.0,
+    option_type=OptionType.CALL,
+)
 TABLE = InstrumentTable.from_instruments([PERP, CALL])
 ASSETS = AssetTable.from_assets([usd_asset(), Asset(symbol="BTC", price_usd=60_000.0)])
 
@@ -60,8 +66,15 @@ def market(**overrides: Any) -> MarketState:
     return MarketState.build(TABLE, **arguments)
 
 
-def book(*, quantity: Any = (1.0,), entry: Any = (60_000.0,), account_ids: Any = ("a",),
-         instrument_index: Any = (0,), account_index: Any = (0,), balances: Any = None) -> Book:
+def book(
+    *,
+    quantity: Any = (1.0,),
+    entry: Any = (60_000.0,),
+    account_ids: Any = ("a",),
+    instrument_index: Any = (0,),
+    account_index: Any = (0,),
+    balances: Any = None,
+) -> Book:
     return Book.from_arrays(
         account_ids=account_ids,
         assets=ASSETS,
@@ -112,21 +125,14 @@ def test_infinite_mark_price() -> None:
     raises_field("market.mark_price", lambda: market(mark_prices={"BTC-PERP": math.inf}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: MarketState.build treats an explicit NaN mark as 'not given' and silently "
-    "falls back to the index (market.py, build.aligned)",
-)
 def test_nan_mark_price() -> None:
     raises_field("market.mark_price", lambda: market(mark_prices={"BTC-PERP": NAN}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: MarketState.build treats an explicit NaN implied vol as 'not given' (market.py, build.aligned)",
-)
 def test_nan_implied_vol() -> None:
-    raises_field("market.implied_vol", lambda: market(implied_vols={CALL.id: NAN}, mark_prices={CALL.id: 0.05}))
+    raises_field(
+        "market.implied_vol", lambda: market(implied_vols={CALL.id: NAN}, mark_prices={CALL.id: 0.05})
+    )
 
 
 def test_nan_asset_price() -> None:
@@ -144,7 +150,9 @@ def test_scenario_asset_prices_must_be_positive() -> None:
 def test_zero_mark_for_future_refused_by_revalue() -> None:
     from crossmargin.core.pricing import revalue
 
-    raises_field("instruments[BTC-PERP].mark_price", lambda: revalue(TABLE, market(mark_prices={"BTC-PERP": 0.0})))
+    raises_field(
+        "instruments[BTC-PERP].mark_price", lambda: revalue(TABLE, market(mark_prices={"BTC-PERP": 0.0}))
+    )
 
 
 def test_nan_rate() -> None:
@@ -160,8 +168,10 @@ def test_unknown_asset() -> None:
 
 
 def test_unknown_asset_in_balances() -> None:
-    raises_field("asset", lambda: book_from_rows(assets=[usd_asset()], instruments=TABLE,
-                                                 balances={"a": {"DOGE": 1.0}}))
+    raises_field(
+        "asset",
+        lambda: book_from_rows(assets=[usd_asset()], instruments=TABLE, balances={"a": {"DOGE": 1.0}}),
+    )
 
 
 def test_unknown_instrument_in_market() -> None:
@@ -197,18 +207,33 @@ def test_expired_option(offset_ns: int) -> None:
 def test_expired_future() -> None:
     future = Instrument(id="BTC-FUT", kind=InstrumentKind.FUTURE, underlying="BTC", expiry_ns=VALUATION_NS)
     table = InstrumentTable.from_instruments([future])
-    raises_field("instruments[BTC-FUT].expiry",
-                 lambda: MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": 1.0}))
+    raises_field(
+        "instruments[BTC-FUT].expiry",
+        lambda: MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": 1.0}),
+    )
 
 
 def test_option_without_expiry() -> None:
-    raises_field("instruments[X].expiry", lambda: Instrument(id="X", kind=InstrumentKind.OPTION, underlying="BTC",
-                                                             strike=1.0, option_type=OptionType.CALL))
+    raises_field(
+        "instruments[X].expiry",
+        lambda: Instrument(
+            id="X", kind=InstrumentKind.OPTION, underlying="BTC", strike=1.0, option_type=OptionType.CALL
+        ),
+    )
 
 
 def test_option_with_nonpositive_strike() -> None:
-    raises_field("instruments[X].strike", lambda: Instrument(id="X", kind=InstrumentKind.OPTION, underlying="BTC",
-                                                             expiry_ns=1, strike=0.0, option_type=OptionType.PUT))
+    raises_field(
+        "instruments[X].strike",
+        lambda: Instrument(
+            id="X",
+            kind=InstrumentKind.OPTION,
+            underlying="BTC",
+            expiry_ns=1,
+            strike=0.0,
+            option_type=OptionType.PUT,
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- duplicates
@@ -231,7 +256,9 @@ def test_duplicate_account_id() -> None:
 def test_duplicate_position() -> None:
     error = raises_field(
         "positions",
-        lambda: book(quantity=(1.0, 2.0), entry=(60_000.0, 61_000.0), instrument_index=(0, 0), account_index=(0, 0)),
+        lambda: book(
+            quantity=(1.0, 2.0), entry=(60_000.0, 61_000.0), instrument_index=(0, 0), account_index=(0, 0)
+        ),
     )
     assert "'BTC-PERP'" in str(error)
     assert "'a'" in str(error)
@@ -257,21 +284,29 @@ def test_haircut_outside_unit_interval(haircut: float) -> None:
 def test_haircut_tiers_must_not_decrease() -> None:
     raises_field(
         "assets[BTC].haircut_tiers",
-        lambda: Asset(symbol="BTC", price_usd=1.0,
-                      haircut_tiers=(HaircutTier(above=0.0, haircut=0.2), HaircutTier(above=10.0, haircut=0.1))),
+        lambda: Asset(
+            symbol="BTC",
+            price_usd=1.0,
+            haircut_tiers=(HaircutTier(above=0.0, haircut=0.2), HaircutTier(above=10.0, haircut=0.1)),
+        ),
     )
 
 
 def test_haircut_tier_floors_must_increase() -> None:
     raises_field(
         "assets[BTC].haircut_tiers",
-        lambda: Asset(symbol="BTC", price_usd=1.0,
-                      haircut_tiers=(HaircutTier(above=0.0, haircut=0.1), HaircutTier(above=0.0, haircut=0.2))),
+        lambda: Asset(
+            symbol="BTC",
+            price_usd=1.0,
+            haircut_tiers=(HaircutTier(above=0.0, haircut=0.1), HaircutTier(above=0.0, haircut=0.2)),
+        ),
     )
 
 
 def test_maintenance_rate_above_initial_rate() -> None:
-    raises_field("margin.maintenance_rate", lambda: MarginSchedule.flat(initial_rate=0.01, maintenance_rate=0.02))
+    raises_field(
+        "margin.maintenance_rate", lambda: MarginSchedule.flat(initial_rate=0.01, maintenance_rate=0.02)
+    )
 
 
 def test_option_maintenance_rate_above_floor() -> None:
@@ -294,8 +329,10 @@ def test_tier_floors_must_increase() -> None:
 
 
 def test_negative_rate_per_unit() -> None:
-    raises_field("margin.rate_per_unit",
-                 lambda: MarginSchedule.flat(initial_rate=0.02, maintenance_rate=0.01, rate_per_unit=-1e-5))
+    raises_field(
+        "margin.rate_per_unit",
+        lambda: MarginSchedule.flat(initial_rate=0.02, maintenance_rate=0.01, rate_per_unit=-1e-5),
+    )
 
 
 # --------------------------------------------------------------------------- positions and balances
@@ -307,8 +344,19 @@ def test_nonfinite_quantity(quantity: float) -> None:
 
 
 @pytest.mark.parametrize("entry", [0.0, -60_000.0])
-def test_nonpositive_entry_price(entry: float) -> None:
-    raises_field("positions.entry_price", lambda: book(entry=(entry,)))
+def test_nonpositive_entry_price_of_future(entry: float) -> None:
+    """Inverse PnL divides by the entry price, so a delta-one entry must be > 0."""
+    error = raises_field("positions[BTC-PERP].entry_price", lambda: book(entry=(entry,)))
+    assert repr(entry) in str(error)
+
+
+def test_negative_option_premium() -> None:
+    raises_field(f"positions[{CALL.id}].entry_price", lambda: book(entry=(-0.01,), instrument_index=(1,)))
+
+
+def test_zero_option_premium_is_accepted() -> None:
+    """An option may be entered at a zero premium (e.g. received in a transfer)."""
+    assert book(entry=(0.0,), instrument_index=(1,)).entry_price[0] == 0.0
 
 
 def test_nan_entry_price() -> None:

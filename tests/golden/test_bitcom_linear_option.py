@@ -26,32 +26,53 @@ def _evaluate(contracts: float):  # type: ignore[no-untyped-def]
     underlying = float(GOLDEN["underlying_usd"])
     table = InstrumentTable.from_instruments(
         [
-            Instrument(id=name, kind=InstrumentKind.OPTION, underlying="ETH", contract_size=1.0,
-                       expiry_ns=VALUATION_NS + 14 * NS_PER_DAY, strike=float(GOLDEN["strike"]),
-                       option_type=OptionType.PUT)
+            Instrument(
+                id=name,
+                kind=InstrumentKind.OPTION,
+                underlying="ETH",
+                contract_size=1.0,
+                expiry_ns=VALUATION_NS + 14 * NS_PER_DAY,
+                strike=float(GOLDEN["strike"]),
+                option_type=OptionType.PUT,
+            )
         ]
     )
-    book = book_from_rows(assets=[usd_asset("USDT")], instruments=table, balances={"writer": {"USDT": 20_000.0}},
-                          positions=[("writer", name, -contracts, GOLDEN["mark_usd"])])
-    market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"ETH": underlying},
-                               forward_prices={name: underlying}, mark_prices={name: GOLDEN["mark_usd"]})
+    book = book_from_rows(
+        assets=[usd_asset("USDT")],
+        instruments=table,
+        balances={"writer": {"USDT": 20_000.0}},
+        positions=[("writer", name, -contracts, GOLDEN["mark_usd"])],
+    )
+    market = MarketState.build(
+        table,
+        valuation_ns=VALUATION_NS,
+        index_prices={"ETH": underlying},
+        forward_prices={name: underlying},
+        mark_prices={name: GOLDEN["mark_usd"]},
+    )
     return book, market
 
 
 def test_per_contract_margin() -> None:
     book, market = _evaluate(1.0)
     result = CrossMargin().evaluate(book, market)
-    assert result.maintenance_margin_usd[0] == pytest.approx(GOLDEN["maintenance_margin_per_contract_usd"],
-                                                             rel=REL_TOLERANCE)
-    assert result.initial_margin_usd[0] == pytest.approx(GOLDEN["initial_margin_per_contract_usd"], rel=REL_TOLERANCE)
+    assert result.maintenance_margin_usd[0] == pytest.approx(
+        GOLDEN["maintenance_margin_per_contract_usd"], rel=REL_TOLERANCE
+    )
+    assert result.initial_margin_usd[0] == pytest.approx(
+        GOLDEN["initial_margin_per_contract_usd"], rel=REL_TOLERANCE
+    )
 
 
 @pytest.mark.parametrize("model", [CrossMargin(), IsolatedMargin()], ids=["cross", "isolated"])
 def test_fifty_contracts(model: CrossMargin | IsolatedMargin) -> None:
     book, market = _evaluate(float(GOLDEN["contracts"]))
     result = model.evaluate(book, market)
-    assert result.initial_margin_usd[0] == pytest.approx(GOLDEN["position_initial_margin_usd"], rel=REL_TOLERANCE)
-    assert result.maintenance_margin_usd[0] == pytest.approx(GOLDEN["position_maintenance_margin_usd"],
-                                                             rel=REL_TOLERANCE)
+    assert result.initial_margin_usd[0] == pytest.approx(
+        GOLDEN["position_initial_margin_usd"], rel=REL_TOLERANCE
+    )
+    assert result.maintenance_margin_usd[0] == pytest.approx(
+        GOLDEN["position_maintenance_margin_usd"], rel=REL_TOLERANCE
+    )
     # Equity: 20,000 USDT less the short's mark value 50 × 2.4.
     assert result.equity_usd[0] == pytest.approx(20_000.0 - 50 * 2.4, rel=REL_TOLERANCE)

@@ -35,8 +35,15 @@ def _evaluate(case: dict[str, Any], quantity: float, params: CrossParams | None 
     name = f"BTC-31JAN24-{case['strike']}-{'C' if option_type == OptionType.CALL else 'P'}"
     table = InstrumentTable.from_instruments(
         [
-            Instrument(id=name, kind=InstrumentKind.OPTION, underlying="BTC", settlement=Settlement.INVERSE,
-                       expiry_ns=VALUATION_NS + 30 * NS_PER_DAY, strike=float(case["strike"]), option_type=option_type)
+            Instrument(
+                id=name,
+                kind=InstrumentKind.OPTION,
+                underlying="BTC",
+                settlement=Settlement.INVERSE,
+                expiry_ns=VALUATION_NS + 30 * NS_PER_DAY,
+                strike=float(case["strike"]),
+                option_type=option_type,
+            )
         ]
     )
     index = float(case["index_usd"])
@@ -46,8 +53,13 @@ def _evaluate(case: dict[str, Any], quantity: float, params: CrossParams | None 
         balances={"writer": {"USDC": 1_000_000.0}},
         positions=[("writer", name, quantity, case["mark_btc"])],
     )
-    market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": index},
-                               forward_prices={name: index}, mark_prices={name: case["mark_btc"]})
+    market = MarketState.build(
+        table,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": index},
+        forward_prices={name: index},
+        mark_prices={name: case["mark_btc"]},
+    )
     return CrossMargin(params or CrossParams()).evaluate(book, market)
 
 
@@ -55,8 +67,12 @@ def _evaluate(case: dict[str, Any], quantity: float, params: CrossParams | None 
 def test_short_option_one_contract(case: dict[str, Any]) -> None:
     result = _evaluate(case, -1.0)
     index = case["index_usd"]
-    assert result.initial_margin_usd[0] / index == pytest.approx(case["initial_margin_btc"], rel=REL_TOLERANCE)
-    assert result.maintenance_margin_usd[0] / index == pytest.approx(case["maintenance_margin_btc"], rel=REL_TOLERANCE)
+    assert result.initial_margin_usd[0] / index == pytest.approx(
+        case["initial_margin_btc"], rel=REL_TOLERANCE
+    )
+    assert result.maintenance_margin_usd[0] / index == pytest.approx(
+        case["maintenance_margin_btc"], rel=REL_TOLERANCE
+    )
     # The short's value is -mark in coin, worth -mark × index in USD.
     assert result.position_value_usd[0] == pytest.approx(-case["mark_btc"] * index, rel=REL_TOLERANCE)
 
@@ -64,18 +80,23 @@ def test_short_option_one_contract(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", GOLDEN["cases"][:2], ids=_case_id)
 def test_requirement_is_per_contract_times_size(case: dict[str, Any]) -> None:
     result = _evaluate(case, -7.5)
-    assert result.initial_margin_usd[0] == pytest.approx(7.5 * case["initial_margin_btc"] * case["index_usd"],
-                                                         rel=REL_TOLERANCE)
+    assert result.initial_margin_usd[0] == pytest.approx(
+        7.5 * case["initial_margin_btc"] * case["index_usd"], rel=REL_TOLERANCE
+    )
 
 
 def test_long_option_held_needs_no_margin_at_deribit() -> None:
     """Deribit: "IM = MM = 0 for a held position (premium is paid up front)". crossmargin's default
     instead reserves the premium (long_premium_as_margin); switching it off gives Deribit's 0."""
     case = GOLDEN["cases"][0]
-    deribit = _evaluate(case, 2.0, CrossParams(option_margin=OptionMarginParams(long_premium_as_margin=False)))
+    deribit = _evaluate(
+        case, 2.0, CrossParams(option_margin=OptionMarginParams(long_premium_as_margin=False))
+    )
     assert deribit.initial_margin_usd[0] == 0.0
     assert deribit.maintenance_margin_usd[0] == 0.0
     default = _evaluate(case, 2.0)
     premium_usd = 2.0 * case["mark_btc"] * case["index_usd"]
     assert default.initial_margin_usd[0] == pytest.approx(premium_usd, rel=REL_TOLERANCE)
-    assert default.equity_usd[0] - default.initial_margin_usd[0] == pytest.approx(1_000_000.0, rel=REL_TOLERANCE)
+    assert default.equity_usd[0] - default.initial_margin_usd[0] == pytest.approx(
+        1_000_000.0, rel=REL_TOLERANCE
+    )

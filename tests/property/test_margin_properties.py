@@ -44,7 +44,9 @@ def hand_collateral_usd(balance: float, asset: Asset) -> float:
     return total * asset.price_usd
 
 
-def _close(actual: np.ndarray, expected: np.ndarray, *, scale: np.ndarray | float, rel: float = REL_TOLERANCE) -> None:
+def _close(
+    actual: np.ndarray, expected: np.ndarray, *, scale: np.ndarray | float, rel: float = REL_TOLERANCE
+) -> None:
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     allowed = rel * (np.abs(expected) + np.asarray(scale))
@@ -73,8 +75,12 @@ def test_collateral_only_needs_no_margin_and_equity_is_haircut_value(case: Rando
         assert np.all(result.maintenance_margin_usd == 0.0)
         assert np.all(result.position_value_usd == 0.0)
         _close(result.equity_usd, expected, scale=scale, rel=SUM_REL_TOLERANCE * 100)
-    _close(value_collateral(book.balances, book.assets).total_usd, expected, scale=scale,
-           rel=SUM_REL_TOLERANCE * 100)
+    _close(
+        value_collateral(book.balances, book.assets).total_usd,
+        expected,
+        scale=scale,
+        rel=SUM_REL_TOLERANCE * 100,
+    )
 
 
 @given(case=random_books(schedule="flat"), factor=st.floats(min_value=0.01, max_value=50.0))
@@ -144,18 +150,28 @@ def test_moving_collateral_conserves_value_under_flat_haircuts(case: RandomBook,
     after = CrossMargin().evaluate(after_book, case.market)
     scale = float(np.abs(book.balances) @ book.assets.price_usd @ np.ones(book.n_accounts))
     total_before = before.collateral_value_usd.sum()
-    assert after.collateral_value_usd.sum() == pytest.approx(total_before, rel=0.0, abs=SUM_REL_TOLERANCE * (scale + 1))
+    assert after.collateral_value_usd.sum() == pytest.approx(
+        total_before, rel=0.0, abs=SUM_REL_TOLERANCE * (scale + 1)
+    )
     # Positions did not move: margin is unchanged account by account.
     np.testing.assert_array_equal(after.initial_margin_usd, before.initial_margin_usd)
 
 
 @pytest.mark.parametrize("model", MODELS, ids=MODEL_IDS)
 @given(case=random_books())
-def test_im_at_least_mm_finite_and_deterministic(model: CrossMargin | IsolatedMargin, case: RandomBook) -> None:
+def test_im_at_least_mm_finite_and_deterministic(
+    model: CrossMargin | IsolatedMargin, case: RandomBook
+) -> None:
     first = model.evaluate(case.book, case.market)
     second = model.evaluate(case.book, case.market)
-    for name in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "available_usd",
-                 "collateral_value_usd", "position_value_usd"):
+    for name in (
+        "equity_usd",
+        "initial_margin_usd",
+        "maintenance_margin_usd",
+        "available_usd",
+        "collateral_value_usd",
+        "position_value_usd",
+    ):
         values = getattr(first, name)
         assert values.shape == (case.book.n_accounts,)
         assert np.all(np.isfinite(values)), name
@@ -182,13 +198,22 @@ def test_numba_kernel_equals_numpy_breakdown(case: RandomBook) -> None:
     def per_account(values: np.ndarray) -> np.ndarray:
         return np.bincount(parts.position_account, weights=values, minlength=n)
 
-    _close(fused.initial_margin_usd, per_account(parts.initial_margin_usd),
-           scale=per_account(np.abs(parts.initial_margin_usd)))
-    _close(fused.maintenance_margin_usd, per_account(parts.maintenance_margin_usd),
-           scale=per_account(np.abs(parts.maintenance_margin_usd)))
+    _close(
+        fused.initial_margin_usd,
+        per_account(parts.initial_margin_usd),
+        scale=per_account(np.abs(parts.initial_margin_usd)),
+    )
+    _close(
+        fused.maintenance_margin_usd,
+        per_account(parts.maintenance_margin_usd),
+        scale=per_account(np.abs(parts.maintenance_margin_usd)),
+    )
     _close(fused.position_value_usd, per_account(parts.value_usd), scale=per_account(np.abs(parts.value_usd)))
-    _close(fused.collateral_value_usd, parts.collateral_value_usd.sum(axis=1),
-           scale=np.abs(parts.collateral_value_usd).sum(axis=1))
+    _close(
+        fused.collateral_value_usd,
+        parts.collateral_value_usd.sum(axis=1),
+        scale=np.abs(parts.collateral_value_usd).sum(axis=1),
+    )
     np.testing.assert_array_equal(parts.balance, book.balances)
 
 

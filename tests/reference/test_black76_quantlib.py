@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 import pytest
-import QuantLib as ql
+import QuantLib as ql  # noqa: N813 - the conventional alias
 
 from crossmargin.core.instruments import Instrument, InstrumentKind, InstrumentTable, OptionType, Settlement
 from crossmargin.core.market import NS_PER_YEAR, MarketState
@@ -58,7 +58,9 @@ def _points(seed: int, n: int = N_POINTS) -> dict[str, np.ndarray]:
     }
 
 
-def _quantlib(forward: float, strike: float, years: float, vol: float, rate: float, sign: float) -> dict[str, float]:
+def _quantlib(
+    forward: float, strike: float, years: float, vol: float, rate: float, sign: float
+) -> dict[str, float]:
     option_type = ql.Option.Call if sign > 0 else ql.Option.Put
     calculator = ql.BlackCalculator(
         ql.PlainVanillaPayoff(option_type, strike), forward, vol * math.sqrt(years), math.exp(-rate * years)
@@ -83,10 +85,16 @@ def test_black76_matches_quantlib_value_and_greeks() -> None:
     checked = 0
     for j in range(n):
         ours = black76(
-            forward=p["forward"][j], strike=p["strike"][j], years=p["years"][j], vol=p["vol"][j],
-            rate=float(p["rate"][j]), sign=p["sign"][j],
+            forward=p["forward"][j],
+            strike=p["strike"][j],
+            years=p["years"][j],
+            vol=p["vol"][j],
+            rate=float(p["rate"][j]),
+            sign=p["sign"][j],
         )
-        ref = _quantlib(p["forward"][j], p["strike"][j], p["years"][j], p["vol"][j], p["rate"][j], p["sign"][j])
+        ref = _quantlib(
+            p["forward"][j], p["strike"][j], p["years"][j], p["vol"][j], p["rate"][j], p["sign"][j]
+        )
         f = p["forward"][j]
         label = f"point {j} (F={f:.6g}, K={p['strike'][j]:.6g}, T={p['years'][j]:.4g}, vol={p['vol'][j]:.3g})"
         _assert_close(float(ours.value), ref["value"], scale=f, what=f"value at {label}")
@@ -102,7 +110,9 @@ def test_black76_vectorised_equals_pointwise() -> None:
     """One vectorised call (one rate) gives the same numbers as QuantLib point by point."""
     p = _points(SEED + 1)
     rate = 0.035
-    ours = black76(forward=p["forward"], strike=p["strike"], years=p["years"], vol=p["vol"], rate=rate, sign=p["sign"])
+    ours = black76(
+        forward=p["forward"], strike=p["strike"], years=p["years"], vol=p["vol"], rate=rate, sign=p["sign"]
+    )
     for j in range(p["forward"].size):
         ref = _quantlib(p["forward"][j], p["strike"][j], p["years"][j], p["vol"][j], rate, p["sign"][j])
         _assert_close(ours.value[j], ref["value"], scale=p["forward"][j], what=f"value[{j}]")
@@ -156,16 +166,25 @@ def test_revalue_matches_quantlib_both_settlements(settlement: Settlement) -> No
         ref = _quantlib(f, p["strike"][j], years, p["vol"][j], rate, p["sign"][j])
         cs = contract_size
         if settlement == Settlement.LINEAR:
-            _assert_close(valuation.unit_value_usd[j], cs * ref["value"], scale=cs * f, what=f"value_usd[{j}]")
-            _assert_close(valuation.option_premium_settlement[j], ref["value"], scale=f, what=f"premium_usd[{j}]")
+            _assert_close(
+                valuation.unit_value_usd[j], cs * ref["value"], scale=cs * f, what=f"value_usd[{j}]"
+            )
+            _assert_close(
+                valuation.option_premium_settlement[j], ref["value"], scale=f, what=f"premium_usd[{j}]"
+            )
             assert np.isnan(valuation.value_coin[j])
         else:
             coin = cs * ref["value"] / f
             _assert_close(valuation.value_coin[j], coin, scale=cs, what=f"value_coin[{j}]")
             _assert_close(valuation.unit_value_usd[j], coin * spot, scale=cs * spot, what=f"value_usd[{j}]")
-            _assert_close(valuation.option_premium_settlement[j], ref["value"] / f, scale=1.0, what=f"mark_coin[{j}]")
             _assert_close(
-                valuation.delta_coin[j], cs * (ref["delta"] - ref["value"] / f), scale=cs, what=f"delta_coin[{j}]"
+                valuation.option_premium_settlement[j], ref["value"] / f, scale=1.0, what=f"mark_coin[{j}]"
+            )
+            _assert_close(
+                valuation.delta_coin[j],
+                cs * (ref["delta"] - ref["value"] / f),
+                scale=cs,
+                what=f"delta_coin[{j}]",
             )
             _assert_close(valuation.vega_coin[j], cs * ref["vega"] / f, scale=cs, what=f"vega_coin[{j}]")
             _assert_close(
@@ -179,12 +198,19 @@ def test_revalue_default_forward_is_index_grown_at_rate() -> None:
     spot, rate, days = 3_000.0, 0.05, 90
     table = InstrumentTable.from_instruments(
         [
-            Instrument(id="ETH-C", kind=InstrumentKind.OPTION, underlying="ETH", expiry_ns=VALUATION_NS + days * NS_PER_DAY,
-                       strike=3_200.0, option_type=OptionType.CALL)
+            Instrument(
+                id="ETH-C",
+                kind=InstrumentKind.OPTION,
+                underlying="ETH",
+                expiry_ns=VALUATION_NS + days * NS_PER_DAY,
+                strike=3_200.0,
+                option_type=OptionType.CALL,
+            )
         ]
     )
-    market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"ETH": spot}, rate=rate,
-                               implied_vols={"ETH-C": 0.7})
+    market = MarketState.build(
+        table, valuation_ns=VALUATION_NS, index_prices={"ETH": spot}, rate=rate, implied_vols={"ETH-C": 0.7}
+    )
     valuation = revalue(table, market)
     years = days * NS_PER_DAY / NS_PER_YEAR
     forward = spot * math.exp(rate * years)
@@ -198,11 +224,20 @@ def test_implied_vol_round_trips_price() -> None:
     vol itself comes back wherever the price is sensitive to it (vega ≥ 1e-3·F)."""
     p = _points(SEED + 4)
     rate = 0.02
-    price = black76(forward=p["forward"], strike=p["strike"], years=p["years"], vol=p["vol"], rate=rate,
-                    sign=p["sign"])
-    vol = implied_vol(price=price.value, forward=p["forward"], strike=p["strike"], years=p["years"], rate=rate,
-                      sign=p["sign"])
-    again = black76(forward=p["forward"], strike=p["strike"], years=p["years"], vol=vol, rate=rate, sign=p["sign"])
+    price = black76(
+        forward=p["forward"], strike=p["strike"], years=p["years"], vol=p["vol"], rate=rate, sign=p["sign"]
+    )
+    vol = implied_vol(
+        price=price.value,
+        forward=p["forward"],
+        strike=p["strike"],
+        years=p["years"],
+        rate=rate,
+        sign=p["sign"],
+    )
+    again = black76(
+        forward=p["forward"], strike=p["strike"], years=p["years"], vol=vol, rate=rate, sign=p["sign"]
+    )
     allowed = REL_TOLERANCE * np.abs(price.value) + ABS_FLOOR * p["forward"]
     worst = int(np.argmax(np.abs(again.value - price.value) - allowed))
     assert np.all(np.abs(again.value - price.value) <= allowed), f"point {worst}"
@@ -215,14 +250,24 @@ def test_revalue_solves_vol_from_coin_mark() -> None:
     """An inverse option given only a coin mark gets the vol that reprices that mark (B = mark·F)."""
     table = InstrumentTable.from_instruments(
         [
-            Instrument(id="BTC-29MAR24-70000-C", kind=InstrumentKind.OPTION, underlying="BTC",
-                       settlement=Settlement.INVERSE, expiry_ns=VALUATION_NS + 88 * NS_PER_DAY, strike=70_000.0,
-                       option_type=OptionType.CALL)
+            Instrument(
+                id="BTC-29MAR24-70000-C",
+                kind=InstrumentKind.OPTION,
+                underlying="BTC",
+                settlement=Settlement.INVERSE,
+                expiry_ns=VALUATION_NS + 88 * NS_PER_DAY,
+                strike=70_000.0,
+                option_type=OptionType.CALL,
+            )
         ]
     )
-    market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": 60_000.0},
-                               forward_prices={"BTC-29MAR24-70000-C": 61_000.0},
-                               mark_prices={"BTC-29MAR24-70000-C": 0.0425})
+    market = MarketState.build(
+        table,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": 60_000.0},
+        forward_prices={"BTC-29MAR24-70000-C": 61_000.0},
+        mark_prices={"BTC-29MAR24-70000-C": 0.0425},
+    )
     valuation = revalue(table, market)
     years = float(valuation.years_to_expiry[0])
     ref = _quantlib(61_000.0, 70_000.0, years, float(valuation.implied_vol[0]), 0.0, 1.0)
@@ -238,12 +283,19 @@ def test_price_below_intrinsic_raises_pricing_error_naming_instrument() -> None:
     table = InstrumentTable.from_instruments(
         [
             Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC"),
-            Instrument(id=name, kind=InstrumentKind.OPTION, underlying="BTC", expiry_ns=VALUATION_NS + 88 * NS_PER_DAY,
-                       strike=70_000.0, option_type=OptionType.PUT),
+            Instrument(
+                id=name,
+                kind=InstrumentKind.OPTION,
+                underlying="BTC",
+                expiry_ns=VALUATION_NS + 88 * NS_PER_DAY,
+                strike=70_000.0,
+                option_type=OptionType.PUT,
+            ),
         ]
     )
-    market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": 60_000.0},
-                               mark_prices={name: 9_000.0})
+    market = MarketState.build(
+        table, valuation_ns=VALUATION_NS, index_prices={"BTC": 60_000.0}, mark_prices={name: 9_000.0}
+    )
     with pytest.raises(PricingError) as caught:
         revalue(table, market)
     assert caught.value.field == f"instruments[{name}].mark_price"
@@ -252,6 +304,12 @@ def test_price_below_intrinsic_raises_pricing_error_naming_instrument() -> None:
 
 def test_implied_vol_below_intrinsic_names_option() -> None:
     with pytest.raises(PricingError, match=r"instruments\[ETH-C\]\.mark_price"):
-        implied_vol(price=np.array([10.0, 99.0]), forward=np.array([2_000.0, 2_000.0]),
-                    strike=np.array([2_500.0, 1_900.0]), years=np.array([0.5, 0.5]), rate=0.0,
-                    sign=np.array([1.0, 1.0]), names=("ETH-OK", "ETH-C"))
+        implied_vol(
+            price=np.array([10.0, 99.0]),
+            forward=np.array([2_000.0, 2_000.0]),
+            strike=np.array([2_500.0, 1_900.0]),
+            years=np.array([0.5, 0.5]),
+            rate=0.0,
+            sign=np.array([1.0, 1.0]),
+            names=("ETH-OK", "ETH-C"),
+        )

@@ -1,7 +1,7 @@
 """crossmargin command line.
 
-    crossmargin margin BOOK [--model cross|isolated] [--account ID ...] [--json]
-    crossmargin schema
+crossmargin margin BOOK [--model cross|isolated] [--account ID ...] [--json]
+crossmargin schema
 """
 
 from __future__ import annotations
@@ -37,10 +37,15 @@ def _money(value: float) -> str:
 
 def _table(report: dict[str, Any]) -> Table:
     accounts = report["accounts"]
-    shown = sorted(accounts, key=lambda a: -(a["margin_ratio"] if a["margin_ratio"] is not None else float("inf")))
-    table = Table(title=f"{report['model']} margin · {report['book']} · {report['valuation_time']}",
-                  caption=None if len(accounts) <= MAX_TABLE_ROWS else
-                  f"{MAX_TABLE_ROWS} riskiest of {len(accounts)} accounts (use --json for all)")
+    shown = sorted(
+        accounts, key=lambda a: -(a["margin_ratio"] if a["margin_ratio"] is not None else float("inf"))
+    )
+    table = Table(
+        title=f"{report['model']} margin · {report['book']} · {report['valuation_time']}",
+        caption=None
+        if len(accounts) <= MAX_TABLE_ROWS
+        else f"{MAX_TABLE_ROWS} riskiest of {len(accounts)} accounts (use --json for all)",
+    )
     for column in ("account", "equity USD", "IM USD", "MM USD", "available USD", "MM/equity", "status"):
         table.add_column(column, justify="left" if column in ("account", "status") else "right")
     for a in shown[:MAX_TABLE_ROWS]:
@@ -54,9 +59,13 @@ def _table(report: dict[str, Any]) -> Table:
         else:
             status = "[green]ok[/]"
         table.add_row(
-            escape(a["account_id"]), _money(a["equity_usd"]), _money(a["initial_margin_usd"]),
-            _money(a["maintenance_margin_usd"]), _money(a["available_usd"]),
-            "—" if ratio is None else f"{ratio:.1%}", status,
+            escape(a["account_id"]),
+            _money(a["equity_usd"]),
+            _money(a["initial_margin_usd"]),
+            _money(a["maintenance_margin_usd"]),
+            _money(a["available_usd"]),
+            "—" if ratio is None else f"{ratio:.1%}",
+            status,
         )
     return table
 
@@ -66,19 +75,32 @@ def _positions_table(account: dict[str, Any], model: str) -> Table:
     for column in ("instrument / asset", "quantity", "value USD", "uPnL USD", "IM USD", "MM USD"):
         table.add_column(column, justify="left" if column.startswith("instrument") else "right")
     for p in account["positions"]:
-        table.add_row(escape(p["instrument_id"]), f"{p['quantity']:,.4g}", _money(p["value_usd"]),
-                      _money(p["unrealised_pnl_usd"]), _money(p["initial_margin_usd"]),
-                      _money(p["maintenance_margin_usd"]))
+        table.add_row(
+            escape(p["instrument_id"]),
+            f"{p['quantity']:,.4g}",
+            _money(p["value_usd"]),
+            _money(p["unrealised_pnl_usd"]),
+            _money(p["initial_margin_usd"]),
+            _money(p["maintenance_margin_usd"]),
+        )
     for c in account["collateral"]:
-        table.add_row(f"{c['asset']} (haircut {c['haircut']:.1%})", f"{c['balance']:,.6g}",
-                      _money(c["value_usd"]), "", "", "")
+        table.add_row(
+            f"{c['asset']} (haircut {c['haircut']:.1%})",
+            f"{c['balance']:,.6g}",
+            _money(c["value_usd"]),
+            "",
+            "",
+            "",
+        )
     return table
 
 
 @app.command()
 def margin(
     book: Annotated[Path, typer.Argument(help="Book file (YAML or JSON)")],
-    model: Annotated[str | None, typer.Option(help=f"Margin model: {' | '.join(MODELS)} (default: the book's)")] = None,
+    model: Annotated[
+        str | None, typer.Option(help=f"Margin model: {' | '.join(MODELS)} (default: the book's)")
+    ] = None,
     account: Annotated[list[str] | None, typer.Option(help="Only these account ids (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report")] = False,
 ) -> None:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from crossmargin.core.assets import AssetTable, check_balances
-from crossmargin.core.checks import check_finite
+from crossmargin.core.checks import check_finite, check_positive
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.errors import InputError
 
@@ -95,6 +95,7 @@ class Book:
 
     def scaled(self, factor: float) -> Book:
         """Every position multiplied by `factor` (> 0); balances unchanged."""
+        check_positive(factor, "factor")
         return Book.from_arrays(
             account_ids=self.account_ids,
             assets=self.assets,

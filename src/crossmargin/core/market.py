@@ -8,6 +8,7 @@ year. Times are integer nanoseconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -63,7 +64,9 @@ class MarketState:
         forward_prices: Mapping[str, float] | None = None,
         funding_rates_8h: Mapping[str, float] | None = None,
     ) -> MarketState:
-        """Align per-symbol mappings to the instrument table; unknown symbols are errors."""
+        """Align per-symbol mappings to the instrument table. Unknown instrument ids and non-finite
+        values are errors; index prices may name more symbols than the table's underlyings
+        (collateral assets are priced from them)."""
         missing = [u for u in instruments.underlyings if u not in index_prices]
         if missing:
             raise InputError("market.index_prices", f"no index price for underlying {missing[0]!r}")
@@ -81,7 +84,10 @@ class MarketState:
         def aligned(values: Mapping[str, float] | None, name: str, fill: float) -> FloatArray:
             out = np.full(instruments.n_instruments, fill)
             for symbol, value in (values or {}).items():
-                out[instruments.position(symbol, field_name=f"market.{name}")] = value
+                column = instruments.position(symbol, field_name=f"market.{name}")
+                if not math.isfinite(value):
+                    raise InputError(f"market.{name}", f"{symbol}: must be finite, got {value!r}")
+                out[column] = value
             return out
 
         return cls(
@@ -98,6 +104,8 @@ class MarketState:
     def years_to_expiry(self, instruments: InstrumentTable) -> FloatArray:
         """ACT/365 year fraction to expiry, (I,); +inf for perpetuals and spot."""
         no_expiry = instruments.expiry_ns == np.iinfo(np.int64).max
-        years = (instruments.expiry_ns.astype(np.float64) - float(self.valuation_ns)) / NS_PER_YEAR
+        # Subtract in int64 first: float64 would round epoch nanoseconds to 256 ns.
+        remaining_ns = np.where(no_expiry, 0, instruments.expiry_ns - self.valuation_ns)
+        years = remaining_ns.astype(np.float64) / NS_PER_YEAR
         result: FloatArray = np.where(no_expiry, np.inf, years)
         return result

@@ -227,8 +227,9 @@ def revalue(instruments: InstrumentTable, market: MarketState) -> InstrumentValu
             rate=market.rate,
             sign=o_sign,
         )
-        price_usd_unit = np.where(np.isnan(o_mark), model.value, mark_usd_unit)
-        premium_settlement[option_idx] = np.where(o_inverse, price_usd_unit / o_forward, price_usd_unit)
+        # A given mark is kept exactly in its own units (no coin -> USD -> coin round trip).
+        model_settlement = np.where(o_inverse, model.value / o_forward, model.value)
+        premium_settlement[option_idx] = np.where(np.isnan(o_mark), model_settlement, o_mark)
 
     unit_value = np.zeros(n)
     coefficient = np.zeros(n)

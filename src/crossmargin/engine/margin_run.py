@@ -43,7 +43,9 @@ class MarginRun:
     breakdown: Breakdown
 
 
-def run_margin(loaded: LoadedBook, *, model: str | None = None, account_ids: Sequence[str] | None = None) -> MarginRun:
+def run_margin(
+    loaded: LoadedBook, *, model: str | None = None, account_ids: Sequence[str] | None = None
+) -> MarginRun:
     """Evaluate the whole book, then break down the requested accounts (all by default)."""
     name = model or loaded.default_model
     margin_model = make_model(name, loaded)
@@ -94,19 +96,21 @@ def margin_report(run: MarginRun) -> dict[str, Any]:
             for k, symbol in enumerate(book.assets.symbols)
             if bd.balance[n, k] != 0.0
         ]
-        accounts.append({
-            "account_id": book.account_ids[row],
-            "equity_usd": float(result.equity_usd[row]),
-            "initial_margin_usd": float(result.initial_margin_usd[row]),
-            "maintenance_margin_usd": float(result.maintenance_margin_usd[row]),
-            "available_usd": float(result.available_usd[row]),
-            "margin_ratio": _number(float(result.margin_ratio[row])),
-            "bankrupt": bool(result.bankrupt[row]),
-            "below_maintenance": bool(result.below_maintenance[row]),
-            "collateral_value_usd": float(result.collateral_value_usd[row]),
-            "positions": positions,
-            "collateral": collateral,
-        })
+        accounts.append(
+            {
+                "account_id": book.account_ids[row],
+                "equity_usd": float(result.equity_usd[row]),
+                "initial_margin_usd": float(result.initial_margin_usd[row]),
+                "maintenance_margin_usd": float(result.maintenance_margin_usd[row]),
+                "available_usd": float(result.available_usd[row]),
+                "margin_ratio": _number(float(result.margin_ratio[row])),
+                "bankrupt": bool(result.bankrupt[row]),
+                "below_maintenance": bool(result.below_maintenance[row]),
+                "collateral_value_usd": float(result.collateral_value_usd[row]),
+                "positions": positions,
+                "collateral": collateral,
+            }
+        )
     valuation_time = datetime.fromtimestamp(run.loaded.market.valuation_ns / 1e9, tz=UTC)
     return {
         "model": run.model,

@@ -58,7 +58,7 @@ class BadBook:
     problem: str  # a fragment of the problem text
 
 
-def _yaml_case(name: str, mutate: Callable[[dict[str, Any]], None], field: str, problem: str) -> BadBook:
+def _yaml_case(name: str, mutate: Mutation, field: str, problem: str) -> BadBook:
     def write(directory: Path) -> tuple[Path, Path]:
         book = desk()
         mutate(book)
@@ -68,14 +68,17 @@ def _yaml_case(name: str, mutate: Callable[[dict[str, Any]], None], field: str, 
     return BadBook(name, write, field, problem)
 
 
-def _set(target: Callable[[dict[str, Any]], dict[str, Any]], key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _set(target: Callable[[dict[str, Any]], dict[str, Any]], key: str, value: Any) -> Mutation:
     def mutate(book: dict[str, Any]) -> None:
         target(book)[key] = value
 
     return mutate
 
 
-def _append(target: Callable[[dict[str, Any]], list[Any]], item: Any) -> Callable[[dict[str, Any]], None]:
+def _append(target: Callable[[dict[str, Any]], list[Any]], item: Any) -> Mutation:
     def mutate(book: dict[str, Any]) -> None:
         target(book).append(copy.deepcopy(item))
 
@@ -92,8 +95,9 @@ def _nan_price(directory: Path) -> tuple[Path, Path]:
 
 def _malformed_yaml(directory: Path) -> tuple[Path, Path]:
     path = directory / "book.yaml"
-    text = DESK.read_text(encoding="utf-8").replace("- {id: BTC-USDC, kind: spot, underlying: BTC}",
-                                                    "- {id: BTC-USDC, kind: spot, underlying: BTC")
+    text = DESK.read_text(encoding="utf-8").replace(
+        "- {id: BTC-USDC, kind: spot, underlying: BTC}", "- {id: BTC-USDC, kind: spot, underlying: BTC"
+    )
     assert text != DESK.read_text(encoding="utf-8")
     path.write_text(text, encoding="utf-8")
     return path, path
@@ -116,54 +120,142 @@ def _csv_case(name: str, table: str, field: str, problem: str, *, kind: str = "p
 
 BAD_BOOKS: tuple[BadBook, ...] = (
     BadBook("nan-price", _nan_price, "instruments[BTC-27MAR26].mark_price", "finite"),
-    _yaml_case("negative-mark-price", _set(lambda b: instrument(b, "BTC-27MAR26"), "mark_price", -5.0),
-               "instruments[BTC-27MAR26].mark_price", "greater than or equal to 0"),
-    _yaml_case("negative-index-price", _set(lambda b: b["market"]["index_prices"], "SOL", -125.0),
-               "market.index_prices.SOL", "greater than 0"),
-    _yaml_case("unknown-collateral-asset", _set(lambda b: account(b, "directional")["collateral"], "DOGE", 10.0),
-               "accounts[directional].collateral", "unknown asset 'DOGE'"),
-    _yaml_case("unknown-position-instrument",
-               _append(lambda b: account(b, "directional")["positions"], {"instrument": "XRP-PERP", "quantity": 1}),
-               "accounts[directional].positions[2].instrument", "unknown instrument 'XRP-PERP'"),
-    _yaml_case("expired-option",
-               _set(lambda b: instrument(b, "BTC-30JAN26-80000-P"), "expiry", "2025-12-26T08:00:00Z"),
-               "instruments[BTC-30JAN26-80000-P].expiry", "expired"),
-    _yaml_case("duplicate-instrument-id",
-               _append(lambda b: b["instruments"], {"id": "BTC-USDC", "kind": "spot", "underlying": "BTC"}),
-               "instruments.id", "duplicate instrument 'BTC-USDC'"),
-    _yaml_case("duplicate-account-id", _append(lambda b: b["accounts"], {"id": "vol-seller"}),
-               "accounts.id", "duplicate account 'vol-seller'"),
-    _yaml_case("negative-implied-vol", _set(lambda b: instrument(b, "ETH-30JAN26-2600-P"), "implied_vol", -0.2),
-               "instruments[ETH-30JAN26-2600-P].implied_vol", "greater than 0"),
-    _yaml_case("haircut-one", _set(lambda b: asset(b, "BTC")["haircut_tiers"][1], "haircut", 1.0),
-               "assets[BTC].haircut_tiers[1].haircut", "less than 1"),
-    _yaml_case("haircut-negative", _set(lambda b: asset(b, "BTC")["haircut_tiers"][0], "haircut", -0.1),
-               "assets[BTC].haircut_tiers[0].haircut", "greater than or equal to 0"),
-    _yaml_case("nan-quantity", _set(lambda b: account(b, "directional")["positions"][0], "quantity", math.nan),
-               "accounts[directional].positions[0].quantity", "finite"),
-    _yaml_case("zero-entry-price-perp", _set(lambda b: account(b, "directional")["positions"][0], "entry_price", 0.0),
-               "accounts[directional].positions[0].entry_price", "> 0"),
-    _yaml_case("naive-valuation-time", _set(lambda b: b, "valuation_time", "2025-12-30T17:31:15"),
-               "valuation_time", "timezone"),
-    _yaml_case("unknown-key", _set(lambda b: instrument(b, "BTC-USDC"), "strik", 1.0),
-               "instruments[BTC-USDC].strik", "Extra inputs are not permitted"),
+    _yaml_case(
+        "negative-mark-price",
+        _set(lambda b: instrument(b, "BTC-27MAR26"), "mark_price", -5.0),
+        "instruments[BTC-27MAR26].mark_price",
+        "greater than or equal to 0",
+    ),
+    _yaml_case(
+        "negative-index-price",
+        _set(lambda b: b["market"]["index_prices"], "SOL", -125.0),
+        "market.index_prices.SOL",
+        "greater than 0",
+    ),
+    _yaml_case(
+        "unknown-collateral-asset",
+        _set(lambda b: account(b, "directional")["collateral"], "DOGE", 10.0),
+        "accounts[directional].collateral",
+        "unknown asset 'DOGE'",
+    ),
+    _yaml_case(
+        "unknown-position-instrument",
+        _append(lambda b: account(b, "directional")["positions"], {"instrument": "XRP-PERP", "quantity": 1}),
+        "accounts[directional].positions[2].instrument",
+        "unknown instrument 'XRP-PERP'",
+    ),
+    _yaml_case(
+        "expired-option",
+        _set(lambda b: instrument(b, "BTC-30JAN26-80000-P"), "expiry", "2025-12-26T08:00:00Z"),
+        "instruments[BTC-30JAN26-80000-P].expiry",
+        "expired",
+    ),
+    _yaml_case(
+        "duplicate-instrument-id",
+        _append(lambda b: b["instruments"], {"id": "BTC-USDC", "kind": "spot", "underlying": "BTC"}),
+        "instruments.id",
+        "duplicate instrument 'BTC-USDC'",
+    ),
+    _yaml_case(
+        "duplicate-account-id",
+        _append(lambda b: b["accounts"], {"id": "vol-seller"}),
+        "accounts.id",
+        "duplicate account 'vol-seller'",
+    ),
+    _yaml_case(
+        "negative-implied-vol",
+        _set(lambda b: instrument(b, "ETH-30JAN26-2600-P"), "implied_vol", -0.2),
+        "instruments[ETH-30JAN26-2600-P].implied_vol",
+        "greater than 0",
+    ),
+    _yaml_case(
+        "haircut-one",
+        _set(lambda b: asset(b, "BTC")["haircut_tiers"][1], "haircut", 1.0),
+        "assets[BTC].haircut_tiers[1].haircut",
+        "less than 1",
+    ),
+    _yaml_case(
+        "haircut-negative",
+        _set(lambda b: asset(b, "BTC")["haircut_tiers"][0], "haircut", -0.1),
+        "assets[BTC].haircut_tiers[0].haircut",
+        "greater than or equal to 0",
+    ),
+    _yaml_case(
+        "nan-quantity",
+        _set(lambda b: account(b, "directional")["positions"][0], "quantity", math.nan),
+        "accounts[directional].positions[0].quantity",
+        "finite",
+    ),
+    _yaml_case(
+        "zero-entry-price-perp",
+        _set(lambda b: account(b, "directional")["positions"][0], "entry_price", 0.0),
+        "accounts[directional].positions[0].entry_price",
+        "> 0",
+    ),
+    _yaml_case(
+        "naive-valuation-time",
+        _set(lambda b: b, "valuation_time", "2025-12-30T17:31:15"),
+        "valuation_time",
+        "timezone",
+    ),
+    _yaml_case(
+        "unknown-key",
+        _set(lambda b: instrument(b, "BTC-USDC"), "strik", 1.0),
+        "instruments[BTC-USDC].strik",
+        "Extra inputs are not permitted",
+    ),
     BadBook("malformed-yaml", _malformed_yaml, "file", "malformed"),
-    _csv_case("csv-missing-column", "account,instrument,qty\nhedger,BTC-PERPETUAL,1\n",
-              "quantity", "missing column"),
-    _csv_case("csv-unknown-instrument", "account,instrument,quantity\nhedger,XRP-PERP,1\n",
-              "instrument", "unknown instrument 'XRP-PERP'"),
-    _csv_case("csv-empty-account", "account,instrument,quantity\nhedger,BTC-PERPETUAL,1\n,BTC-USDC-PERP,2\n",
-              "account", "empty value (data row 2)"),
-    _csv_case("csv-nan-quantity", "account,instrument,quantity\nhedger,BTC-PERPETUAL,NaN\n",
-              "quantity", "must be finite"),
-    _csv_case("csv-text-quantity", "account,instrument,quantity\nhedger,BTC-PERPETUAL,1\nhedger,BTC-USDC-PERP,lots\n",
-              "quantity", "not a number: 'lots' (data row 2)"),
-    _csv_case("csv-negative-entry-price", "account,instrument,quantity,entry_price\nhedger,BTC-PERPETUAL,1,-5\n",
-              "entry_price", "> 0"),
-    _csv_case("csv-ragged-row", "account,instrument,quantity\nhedger,BTC-PERPETUAL,1,2\n",
-              "file", "Expected 3 columns"),
-    _csv_case("csv-unknown-balance-asset", "account,asset,balance\nhedger,DOGE,1\n",
-              "asset", "unknown asset 'DOGE'", kind="balances"),
-    _csv_case("csv-missing-balance-column", "account,asset\nhedger,BTC\n",
-              "balance", "missing column", kind="balances"),
+    _csv_case(
+        "csv-missing-column", "account,instrument,qty\nhedger,BTC-PERPETUAL,1\n", "quantity", "missing column"
+    ),
+    _csv_case(
+        "csv-unknown-instrument",
+        "account,instrument,quantity\nhedger,XRP-PERP,1\n",
+        "instrument",
+        "unknown instrument 'XRP-PERP'",
+    ),
+    _csv_case(
+        "csv-empty-account",
+        "account,instrument,quantity\nhedger,BTC-PERPETUAL,1\n,BTC-USDC-PERP,2\n",
+        "account",
+        "empty value (data row 2)",
+    ),
+    _csv_case(
+        "csv-nan-quantity",
+        "account,instrument,quantity\nhedger,BTC-PERPETUAL,NaN\n",
+        "quantity",
+        "must be finite",
+    ),
+    _csv_case(
+        "csv-text-quantity",
+        "account,instrument,quantity\nhedger,BTC-PERPETUAL,1\nhedger,BTC-USDC-PERP,lots\n",
+        "quantity",
+        "not a number: 'lots' (data row 2)",
+    ),
+    _csv_case(
+        "csv-negative-entry-price",
+        "account,instrument,quantity,entry_price\nhedger,BTC-PERPETUAL,1,-5\n",
+        "entry_price",
+        "> 0",
+    ),
+    _csv_case(
+        "csv-ragged-row",
+        "account,instrument,quantity\nhedger,BTC-PERPETUAL,1,2\n",
+        "file",
+        "Expected 3 columns",
+    ),
+    _csv_case(
+        "csv-unknown-balance-asset",
+        "account,asset,balance\nhedger,DOGE,1\n",
+        "asset",
+        "unknown asset 'DOGE'",
+        kind="balances",
+    ),
+    _csv_case(
+        "csv-missing-balance-column",
+        "account,asset\nhedger,BTC\n",
+        "balance",
+        "missing column",
+        kind="balances",
+    ),
 )

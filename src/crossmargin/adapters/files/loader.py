@@ -84,12 +84,16 @@ def read_document(path: Path) -> Any:
             return json.loads(text)
         return yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise BookFileError(str(path), "file", f"malformed {path.suffix.lstrip('.') or 'YAML'}: {error}") from None
+        raise BookFileError(
+            str(path), "file", f"malformed {path.suffix.lstrip('.') or 'YAML'}: {error}"
+        ) from None
 
 
 def parse_book(raw: Any, path: str) -> BookModel:
     if not isinstance(raw, dict):
-        raise BookFileError(path, "book", "top level must be a mapping with assets, instruments, market, accounts")
+        raise BookFileError(
+            path, "book", "top level must be a mapping with assets, instruments, market, accounts"
+        )
     try:
         return BookModel.model_validate(raw)
     except ValidationError as error:
@@ -105,11 +109,17 @@ def _schedule(model: MarginScheduleModel | None) -> MarginSchedule:
         return MarginSchedule()
     if model.tiers is None:
         assert model.initial_rate is not None and model.maintenance_rate is not None
-        return MarginSchedule.flat(initial_rate=model.initial_rate, maintenance_rate=model.maintenance_rate,
-                                   rate_per_unit=model.rate_per_unit)
+        return MarginSchedule.flat(
+            initial_rate=model.initial_rate,
+            maintenance_rate=model.maintenance_rate,
+            rate_per_unit=model.rate_per_unit,
+        )
     tiers = tuple(
-        RateTier(above_notional_usd=t.above_notional_usd, initial_rate=t.resolved_initial_rate,
-                 maintenance_rate=t.maintenance_rate)
+        RateTier(
+            above_notional_usd=t.above_notional_usd,
+            initial_rate=t.resolved_initial_rate,
+            maintenance_rate=t.maintenance_rate,
+        )
         for t in model.tiers
     )
     return MarginSchedule(tiers=tiers, rate_per_unit=model.rate_per_unit)
@@ -137,7 +147,9 @@ def _instrument(model: InstrumentModel) -> Instrument:
 TEXT_COLUMNS = frozenset({"account", "instrument", "asset"})
 
 
-def _read_table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+def _read_table(
+    path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """Read CSV or Parquet into numpy columns (pyarrow: typed, fast, no pandas).
 
     Id columns (account, instrument, asset) are read as text, so numeric-looking ids stay ids
@@ -152,8 +164,9 @@ def _read_table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] 
             table = pq.read_table(path)
         else:
             text = {c: pa.string() for c in (*columns, *optional) if c in TEXT_COLUMNS}
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=text,
-                                                                               strings_can_be_null=True))
+            table = pacsv.read_csv(
+                path, convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True)
+            )
     except (OSError, pa.ArrowInvalid) as error:
         raise BookFileError(str(path), "file", f"cannot read table: {error}") from None
     missing = [c for c in columns if c not in table.column_names]
@@ -225,22 +238,32 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
     for a in model.assets:
         price = a.price_usd if a.price_usd is not None else index_prices.get(a.symbol)
         if price is None:
-            raise BookFileError(where, f"assets[{a.symbol}].price_usd", "missing, and no market.index_prices entry")
+            raise BookFileError(
+                where, f"assets[{a.symbol}].price_usd", "missing, and no market.index_prices entry"
+            )
         try:
-            assets.append(Asset(
-                symbol=a.symbol,
-                price_usd=price,
-                haircut_tiers=tuple(HaircutTier(above=t.above, haircut=t.haircut) for t in a.haircut_tiers),
-                liability_weight=a.liability_weight,
-                borrow_rate_apr=a.borrow_rate_apr,
-            ))
+            assets.append(
+                Asset(
+                    symbol=a.symbol,
+                    price_usd=price,
+                    haircut_tiers=tuple(
+                        HaircutTier(above=t.above, haircut=t.haircut) for t in a.haircut_tiers
+                    ),
+                    liability_weight=a.liability_weight,
+                    borrow_rate_apr=a.borrow_rate_apr,
+                )
+            )
         except InputError as error:
             raise BookFileError(where, error.field, error.problem) from None
     asset_table = AssetTable.from_assets(assets)
     instruments = InstrumentTable.from_instruments([_instrument(m) for m in model.instruments])
 
-    marks = {m.id: m.mark_price for m in model.instruments if m.mark_price is not None} | model.market.mark_prices
-    vols = {m.id: m.implied_vol for m in model.instruments if m.implied_vol is not None} | model.market.implied_vols
+    marks = {
+        m.id: m.mark_price for m in model.instruments if m.mark_price is not None
+    } | model.market.mark_prices
+    vols = {
+        m.id: m.implied_vol for m in model.instruments if m.implied_vol is not None
+    } | model.market.implied_vols
     forwards = {m.id: m.forward_price for m in model.instruments if m.forward_price is not None}
     forwards |= model.market.forward_prices
     funding = {m.id: m.funding_rate_8h for m in model.instruments if m.funding_rate_8h is not None}
@@ -309,11 +332,15 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
         tables: list[tuple[Path, dict[str, np.ndarray]]] = []
         if model.positions_file:
             ppath = file.parent / model.positions_file
-            tables.append((ppath, _read_table(ppath, ("account", "instrument", "quantity"), ("entry_price",))))
+            tables.append(
+                (ppath, _read_table(ppath, ("account", "instrument", "quantity"), ("entry_price",)))
+            )
         if model.balances_file:
             bpath = file.parent / model.balances_file
             tables.append((bpath, _read_table(bpath, ("account", "asset", "balance"))))
-        new_ids = sorted({str(x) for _, t in tables for x in np.unique(t["account"].astype(str))} - set(account_ids))
+        new_ids = sorted(
+            {str(x) for _, t in tables for x in np.unique(t["account"].astype(str))} - set(account_ids)
+        )
         for account_id in new_ids:
             account_index[account_id] = len(account_ids)
             account_ids.append(account_id)
@@ -326,16 +353,21 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                 q = table["quantity"]
                 if not np.all(np.isfinite(q)):
                     row = int(np.flatnonzero(~np.isfinite(q))[0])
-                    raise BookFileError(tp, "quantity",
-                                        f"must be finite, got {float(q[row])!r} (data row {row + 1})")
+                    raise BookFileError(
+                        tp, "quantity", f"must be finite, got {float(q[row])!r} (data row {row + 1})"
+                    )
                 table_entry = table.get("entry_price", np.full(q.size, np.nan))
                 # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
                 floor_ok = np.where(instruments.is_option[instr], table_entry >= 0.0, table_entry > 0.0)
                 bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)
                 if np.any(bad_entry):
                     row = int(np.flatnonzero(bad_entry)[0])
-                    raise BookFileError(tp, "entry_price", f"must be finite and > 0 (>= 0 for options), "
-                                        f"got {float(table_entry[row])!r} (data row {row + 1})")
+                    raise BookFileError(
+                        tp,
+                        "entry_price",
+                        f"must be finite and > 0 (>= 0 for options), "
+                        f"got {float(table_entry[row])!r} (data row {row + 1})",
+                    )
                 row_arr = np.concatenate([row_arr, accounts])
                 col_arr = np.concatenate([col_arr, instr])
                 qty_arr = np.concatenate([qty_arr, q])
@@ -345,12 +377,17 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                 table_balance = table["balance"]
                 if not np.all(np.isfinite(table_balance)):
                     row = int(np.flatnonzero(~np.isfinite(table_balance))[0])
-                    raise BookFileError(tp, "balance", f"must be finite, got {float(table_balance[row])!r} "
-                                        f"(data row {row + 1})")
+                    raise BookFileError(
+                        tp,
+                        "balance",
+                        f"must be finite, got {float(table_balance[row])!r} (data row {row + 1})",
+                    )
                 np.add.at(balances, (accounts, assets_idx), table_balance)
 
     # Default entry price: today's mark in settlement units (no unrealised PnL).
-    mark_settlement = np.where(instruments.is_option, valuation.option_premium_settlement, valuation.mark_price)
+    mark_settlement = np.where(
+        instruments.is_option, valuation.option_premium_settlement, valuation.mark_price
+    )
     missing = np.isnan(entry_arr)
     entry_arr = np.where(missing, mark_settlement[col_arr] if col_arr.size else entry_arr, entry_arr)
 
@@ -366,14 +403,22 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
         isolated_collateral=None if iso_rows is None else np.asarray(iso_rows, dtype=np.float64),
     )
     om = model.model.option_margin
-    params = CrossParams(option_margin=OptionMarginParams(
-        initial_rate=om.initial_rate,
-        initial_floor_rate=om.initial_floor_rate,
-        maintenance_rate=om.maintenance_rate,
-        long_premium_as_margin=om.long_premium_as_margin,
-    ))
-    return LoadedBook(path=where, book=book, market=market, params=params,
-                      default_model=model.model.default, source=model.source)
+    params = CrossParams(
+        option_margin=OptionMarginParams(
+            initial_rate=om.initial_rate,
+            initial_floor_rate=om.initial_floor_rate,
+            maintenance_rate=om.maintenance_rate,
+            long_premium_as_margin=om.long_premium_as_margin,
+        )
+    )
+    return LoadedBook(
+        path=where,
+        book=book,
+        market=market,
+        params=params,
+        default_model=model.model.default,
+        source=model.source,
+    )
 
 
 def book_json_schema() -> dict[str, Any]:

@@ -46,7 +46,9 @@ class AssetModel(_Strict):
 class RateTierModel(_Strict):
     above_notional_usd: NonNegativeFloat = 0.0
     initial_rate: Rate | None = None
-    max_leverage: PositiveFloat | None = Field(default=None, description="Alternative to initial_rate: 1/max_leverage")
+    max_leverage: PositiveFloat | None = Field(
+        default=None, description="Alternative to initial_rate: 1/max_leverage"
+    )
     maintenance_rate: Rate
 
     @model_validator(mode="after")
@@ -88,7 +90,8 @@ class InstrumentModel(_Strict):
     underlying: str = Field(min_length=1)
     settlement: Literal["linear", "inverse"] = "linear"
     contract_size: PositiveFloat = Field(
-        default=1.0, description="Linear and options: underlying units per contract; inverse futures: USD face"
+        default=1.0,
+        description="Linear and options: underlying units per contract; inverse futures: USD face",
     )
     expiry: datetime | None = None
     strike: PositiveFloat | None = None
@@ -97,7 +100,9 @@ class InstrumentModel(_Strict):
         default=None, description="Futures/perps: USD per unit. Options: settlement units (coin if inverse)"
     )
     implied_vol: PositiveFloat | None = None
-    forward_price: PositiveFloat | None = Field(default=None, description="Options: the forward F for Black-76")
+    forward_price: PositiveFloat | None = Field(
+        default=None, description="Options: the forward F for Black-76"
+    )
     funding_rate_8h: FiniteFloat | None = None
     margin: MarginScheduleModel | None = None
 
@@ -143,7 +148,9 @@ class PositionModel(_Strict):
 
 class AccountModel(_Strict):
     id: str = Field(min_length=1)
-    collateral: dict[str, FiniteFloat] = Field(default_factory=dict, description="Asset balances, negative = borrowed")
+    collateral: dict[str, FiniteFloat] = Field(
+        default_factory=dict, description="Asset balances, negative = borrowed"
+    )
     positions: list[PositionModel] = Field(default_factory=list)
 
 
@@ -159,7 +166,9 @@ class BookModel(_Strict):
     positions_file: str | None = Field(
         default=None, description="CSV/Parquet with columns account, instrument, quantity[, entry_price]"
     )
-    balances_file: str | None = Field(default=None, description="CSV/Parquet with columns account, asset, balance")
+    balances_file: str | None = Field(
+        default=None, description="CSV/Parquet with columns account, asset, balance"
+    )
     source: str | None = Field(default=None, description="Free text: where the market data came from")
 
     @field_validator("valuation_time")
@@ -168,4 +177,3 @@ class BookModel(_Strict):
         if value.tzinfo is None:
             raise ValueError("must carry a timezone, e.g. 2025-01-15T08:00:00Z")
         return value
-

@@ -97,11 +97,18 @@ class IsolatedMargin:
 
         position_value = per_account(iso.value_usd)
         equity = iso.collateral_value_usd + position_value
-        position_bankrupt = iso.isolated_equity_usd <= 0.0
+        # A position under water on its own; one opened at the mark with no requirement and no
+        # collateral (zero equity, zero MM) is flat, not bankrupt.
+        position_bankrupt = (iso.isolated_equity_usd < 0.0) | (
+            (iso.isolated_equity_usd <= 0.0) & (iso.maintenance_margin_usd > 0.0)
+        )
         bankrupt = (equity <= 0.0) | (
             np.bincount(rows, weights=position_bankrupt.astype(np.float64), minlength=n) > 0
         )
-        ratio_p = iso.maintenance_margin_usd / np.where(position_bankrupt, 1.0, iso.isolated_equity_usd)
+        positive = iso.isolated_equity_usd > 0.0
+        ratio_p = np.where(
+            positive, iso.maintenance_margin_usd / np.where(positive, iso.isolated_equity_usd, 1.0), 0.0
+        )
         ratio = np.zeros(n)
         np.maximum.at(ratio, rows, np.where(position_bankrupt, 0.0, ratio_p))
         excess = per_account(np.maximum(iso.isolated_equity_usd - iso.initial_margin_usd, 0.0))
