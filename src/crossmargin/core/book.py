@@ -66,7 +66,7 @@ class Book:
             isolated_collateral=self.isolated_collateral,
         )
 
-    def select(self, rows: Sequence[int]) -> Book:
+    def select(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> Book:
         """A book of only these accounts (in this order), same instruments and assets."""
         picked = np.asarray(rows, dtype=np.int64)
         counts = np.diff(self.positions.indptr)[picked]
@@ -85,7 +85,7 @@ class Book:
             else self.isolated_collateral[stored],
         )
 
-    def stored_positions(self, rows: Sequence[int]) -> IntArray:
+    def stored_positions(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> IntArray:
         """Indices into positions.data of these accounts' positions, account by account."""
         picked = np.asarray(rows, dtype=np.int64)
         counts = np.diff(self.positions.indptr)[picked]

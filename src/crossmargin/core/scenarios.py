@@ -21,13 +21,13 @@ linear in price.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.assets import AssetTable
-from crossmargin.core.checks import check_finite, check_positive
+from crossmargin.core.checks import check_finite, check_positive, check_range
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, black76
@@ -53,9 +53,19 @@ class ScenarioSet:
     weight: FloatArray
     group: IntArray
     labels: tuple[str, ...]
+    offset_usd: FloatArray | None = None
+    delta_one_cap: FloatArray | None = None
 
     def __post_init__(self) -> None:
         s = len(self.labels)
+        if self.offset_usd is not None:
+            check_finite(self.offset_usd, "scenarios.offset_usd")
+            if self.offset_usd.shape != (s,) or np.any(self.offset_usd < 0.0):
+                raise InputError("scenarios.offset_usd", "must be (S,) and >= 0 (a dampener)")
+        if self.delta_one_cap is not None and (
+            self.delta_one_cap.shape != (s,) or np.any(~(self.delta_one_cap > 0.0))
+        ):
+            raise InputError("scenarios.delta_one_cap", "must be (S,) and > 0")
         if self.price_factor.shape != (s, len(self.factors)):
             raise InputError(
                 "scenarios.price_factor", f"shape {self.price_factor.shape} != ({s}, {len(self.factors)})"
@@ -73,6 +83,18 @@ class ScenarioSet:
     @property
     def n_scenarios(self) -> int:
         return len(self.labels)
+
+    @property
+    def caps(self) -> FloatArray:
+        """Largest |move| applied to delta-one instruments and collateral per scenario (inf = none).
+        Deribit's extended table reprices options at -66 %..+500 % while futures keep their
+        ±range boundary P&L (visible in its published pme/simulate example)."""
+        return np.full(self.n_scenarios, np.inf) if self.delta_one_cap is None else self.delta_one_cap
+
+    @property
+    def offsets(self) -> FloatArray:
+        """Dampener per scenario, USD, subtracted from its weighted loss (Deribit extended table)."""
+        return np.zeros(self.n_scenarios) if self.offset_usd is None else self.offset_usd
 
     @property
     def n_groups(self) -> int:
@@ -93,6 +115,8 @@ class ScenarioSet:
             weight=np.concatenate([self.weight, other.weight]),
             group=np.concatenate([self.group, other.group + (self.n_groups if other.group.size else 0)]),
             labels=self.labels + other.labels,
+            offset_usd=np.concatenate([self.offsets, other.offsets]),
+            delta_one_cap=np.concatenate([self.caps, other.caps]),
         )
 
     def with_zero_scenario(self) -> ScenarioSet:
@@ -115,6 +139,8 @@ class ScenarioSet:
             weight=merged.weight,
             group=group,
             labels=merged.labels,
+            offset_usd=merged.offset_usd,
+            delta_one_cap=merged.delta_one_cap,
         )
 
 
@@ -122,95 +148,156 @@ class ScenarioSet:
 class VolShock:
     """Implied-vol shock with a term structure: shorter expiries move more.
 
-    shift(T) = ± clip(base · (reference_days / DTE)^power, low, high) for each option, in vol units
-    (Deribit PM scales its vol shock by (30/DTE)^0.3; SPAN uses one vol range per product).
+    m(DTE) = min((reference_days / max(DTE, min_days))^p, cap_multiple), p = short_power below
+    reference_days and long_power from there on (Deribit PM: 0.30 / 0.13; Paradex, Derive alike).
+    relative (default): σ_up = max(σ·(1 + up·m), min_vol_up), σ_down = σ·(1 - down·m);
+    absolute: σ ± up·m (vol units). Shocked vols never go below MIN_SHOCKED_VOL.
     """
 
     up: float = 0.0
     down: float = 0.0
+    relative: bool = True
     reference_days: float = 30.0
-    power: float = 0.0
+    short_power: float = 0.0
+    long_power: float = 0.0
     min_days: float = 1.0
-    cap_multiple: float = 4.0
+    cap_multiple: float = 1e6
+    min_vol_up: float = 0.0
 
-    def shift(self, years_to_expiry: FloatArray, *, direction: float) -> FloatArray:
-        days = np.maximum(
-            np.where(np.isfinite(years_to_expiry), years_to_expiry * 365.0, np.inf), self.min_days
-        )
-        scale = np.minimum((self.reference_days / days) ** self.power, self.cap_multiple)
-        base = self.up if direction > 0 else self.down
-        result: FloatArray = direction * base * scale
+    def __post_init__(self) -> None:
+        check_range(self.up, low=0.0, high=10.0, name="vol_shock.up")
+        check_range(self.down, low=0.0, high=10.0, name="vol_shock.down")
+        check_range(self.min_days, low=1e-6, high=3650.0, name="vol_shock.min_days")
+
+    def multiplier(self, years_to_expiry: FloatArray) -> FloatArray:
+        days = np.where(np.isfinite(years_to_expiry), years_to_expiry * 365.0, np.inf)
+        days = np.maximum(days, self.min_days)
+        power = np.where(days < self.reference_days, self.short_power, self.long_power)
+        scale: FloatArray = np.minimum((self.reference_days / days) ** power, self.cap_multiple)
+        return scale
+
+    def shift(self, years_to_expiry: FloatArray, vol: FloatArray, *, direction: float) -> FloatArray:
+        """Additive shift (vol units) that takes each vol to its shocked value; direction ±1."""
+        m = self.multiplier(years_to_expiry)
+        base = np.where(np.isfinite(vol), vol, 0.0)
+        if direction > 0:
+            shocked = base * (1.0 + self.up * m) if self.relative else base + self.up * m
+            shocked = np.maximum(shocked, self.min_vol_up)
+        else:
+            shocked = base * (1.0 - self.down * m) if self.relative else base - self.down * m
+        shocked = np.maximum(shocked, MIN_SHOCKED_VOL)
+        result: FloatArray = shocked - base
         return result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GridSpec:
+    """A price x vol grid on one underlying (SPAN / Deribit PM / Paradex style).
+
+    Regular moves: `price_steps` points evenly over [-price_range, +price_range], each with vol
+    up, same and down (`edge_vol="up"`: the two end points with vol up only, as Paradex).
+    Extreme moves: explicit returns, each with vol `extreme_vol` ("up" or "same"), counted at
+    `extreme_weights` (or `extreme_cover` for all), minus `extreme_dampener_usd` per account
+    (Deribit's extended table with its dampener; SPAN's ±2 x range at 35 %). With
+    `extreme_options_only`, delta-one instruments and collateral keep the ±range boundary move
+    in those rows (Deribit's extended table is for far out-of-the-money options).
+    """
+
+    price_range: float
+    price_steps: int = 9
+    vol: VolShock = field(default_factory=VolShock)
+    vol_same: bool = True
+    edge_vol: str = "all"
+    extreme_moves: tuple[float, ...] = ()
+    extreme_weights: tuple[float, ...] | None = None
+    extreme_cover: float = 1.0
+    extreme_vol: str = "same"
+    extreme_dampener_usd: float = 0.0
+    extreme_options_only: bool = False
+
+    def __post_init__(self) -> None:
+        check_range(self.price_range, low=1e-6, high=0.99, name="grid.price_range")
+        if self.price_steps < 1:
+            raise InputError("grid.price_steps", "must be >= 1")
+        if self.edge_vol not in ("all", "up"):
+            raise InputError("grid.edge_vol", "must be 'all' or 'up'")
+        if self.extreme_vol not in ("up", "same"):
+            raise InputError("grid.extreme_vol", "must be 'up' or 'same'")
+        if any(m <= -1.0 for m in self.extreme_moves):
+            raise InputError("grid.extreme_moves", "a move of -100 % or worse")
+        if self.extreme_weights is not None and len(self.extreme_weights) != len(self.extreme_moves):
+            raise InputError("grid.extreme_weights", "one weight per extreme move")
+        check_range(self.extreme_cover, low=0.0, high=1.0, name="grid.extreme_cover")
+        check_range(self.extreme_dampener_usd, low=0.0, high=np.inf, name="grid.extreme_dampener_usd")
 
 
 def underlying_grid(
     instruments: InstrumentTable,
-    market: MarketState,
+    valuation: InstrumentValuation,
     *,
     factors: Sequence[str],
     underlying: str,
-    price_range: float,
-    price_steps: int,
-    vol: VolShock,
+    spec: GridSpec,
     group: int,
-    extreme_multiple: float = 0.0,
-    extreme_cover: float = 1.0,
-    move_with: Mapping[str, float] | None = None,
 ) -> ScenarioSet:
-    """A price x vol grid on one underlying (Deribit PM / SPAN style).
-
-    Price moves: price_steps points evenly over [-range, +range] (include 0 when odd), each with
-    vol up, unchanged and down (vol shocks apply only to options on this underlying). Extreme moves
-    (±extreme_multiple x range, vol unchanged) count at `extreme_cover`. `move_with` lets other
-    factors move with this one (e.g. {"BTC-collateral": 1.0}); by default only the factor named
-    `underlying` moves.
-    """
-    if price_steps < 1:
-        raise InputError("scenarios.price_steps", "must be >= 1")
-    if not 0.0 < price_range < 1.0:
-        raise InputError("scenarios.price_range", f"must lie in (0, 1), got {price_range!r}")
+    """The grid of `spec` on one underlying; only that factor moves (collateral in the same asset
+    moves with it, since assets and underlyings share factor names)."""
     factors = tuple(factors)
     if underlying not in factors:
         raise InputError("scenarios.underlying", f"{underlying!r} is not a risk factor")
-    moves = np.linspace(-price_range, price_range, price_steps) if price_steps > 1 else np.zeros(1)
-    years = market.years_to_expiry(instruments)
+    column = factors.index(underlying)
+    moves = (
+        np.linspace(-spec.price_range, spec.price_range, spec.price_steps)
+        if spec.price_steps > 1
+        else np.zeros(1)
+    )
     on_underlying = instruments.is_option & (
         np.asarray(instruments.underlyings, dtype=object)[instruments.underlying_index] == underlying
     )
-    vol_rows = [np.zeros(instruments.n_instruments)]
-    vol_names = ["vol same"]
-    if vol.up > 0.0:
-        vol_rows.append(np.where(on_underlying, vol.shift(years, direction=1.0), 0.0))
-        vol_names.append("vol up")
-    if vol.down > 0.0:
-        vol_rows.append(np.where(on_underlying, vol.shift(years, direction=-1.0), 0.0))
-        vol_names.append("vol down")
-    linked = {underlying: 1.0} | dict(move_with or {})
-    columns = np.array([factors.index(f) for f in linked])
-    betas = np.array(list(linked.values()))
+    years = valuation.years_to_expiry
+    vol = valuation.implied_vol
+    same = np.zeros(instruments.n_instruments)
+    up = np.where(on_underlying, spec.vol.shift(years, vol, direction=1.0), 0.0)
+    down = np.where(on_underlying, spec.vol.shift(years, vol, direction=-1.0), 0.0)
+    vols: dict[str, FloatArray] = {}
+    if spec.vol.up > 0.0 or spec.vol.min_vol_up > 0.0:
+        vols["vol up"] = up
+    if spec.vol_same or not vols:
+        vols["vol same"] = same
+    if spec.vol.down > 0.0:
+        vols["vol down"] = down
     rows_factor: list[FloatArray] = []
     rows_vol: list[FloatArray] = []
     weights: list[float] = []
+    offsets: list[float] = []
+    caps: list[float] = []
     labels: list[str] = []
-    for move in moves:  # a handful of grid points: scenario construction, not a hot path
-        for vol_row, vol_name in zip(vol_rows, vol_names, strict=True):
-            factor = np.ones(len(factors))
-            factor[columns] = 1.0 + betas * move
-            rows_factor.append(factor)
-            rows_vol.append(vol_row)
-            weights.append(1.0)
-            labels.append(f"{underlying} {move:+.1%}, {vol_name}")
-    if extreme_multiple > 0.0:
-        for sign in (-1.0, 1.0):
-            move = sign * extreme_multiple * price_range
-            if move <= -1.0:
-                raise InputError("scenarios.extreme_multiple", "an extreme move of -100 % or worse")
-            factor = np.ones(len(factors))
-            factor[columns] = 1.0 + betas * move
-            rows_factor.append(factor)
-            rows_vol.append(vol_rows[0])
-            weights.append(extreme_cover)
-            labels.append(f"{underlying} {move:+.1%} extreme (cover {extreme_cover:.0%})")
+
+    def add(
+        move: float, vol_row: FloatArray, vol_name: str, weight: float, offset: float, tag: str, cap: float
+    ) -> None:
+        factor = np.ones(len(factors))
+        factor[column] = 1.0 + move
+        rows_factor.append(factor)
+        rows_vol.append(vol_row)
+        weights.append(weight)
+        offsets.append(offset)
+        caps.append(cap)
+        labels.append(f"{underlying} {move:+.1%}, {vol_name}{tag}")
+
+    edge = np.abs(np.abs(moves) - spec.price_range) < 1e-12
+    for n, move in enumerate(moves):  # a handful of grid points: construction, not a hot path
+        for vol_name, vol_row in vols.items():
+            if spec.edge_vol == "up" and edge[n] and vol_name != "vol up" and "vol up" in vols:
+                continue
+            add(float(move), vol_row, vol_name, 1.0, 0.0, "", np.inf)
+    for n, move in enumerate(spec.extreme_moves):
+        weight = spec.extreme_cover if spec.extreme_weights is None else spec.extreme_weights[n]
+        vol_name = "vol up" if spec.extreme_vol == "up" else "vol same"
+        vol_row = up if spec.extreme_vol == "up" else same
+        cap = spec.price_range if spec.extreme_options_only else np.inf
+        tag = f", extreme ({weight:.3g} of loss)"
+        add(move, vol_row, vol_name, weight, spec.extreme_dampener_usd, tag, cap)
     return ScenarioSet(
         factors=factors,
         price_factor=np.array(rows_factor),
@@ -218,6 +305,8 @@ def underlying_grid(
         weight=np.array(weights),
         group=np.full(len(labels), group, dtype=np.int64),
         labels=tuple(labels),
+        offset_usd=np.array(offsets),
+        delta_one_cap=np.array(caps),
     )
 
 
@@ -315,7 +404,9 @@ def revalue_scenarios(
     underlying_col = np.array([scenarios.factor_index(u) for u in instruments.underlyings], dtype=np.int64)
     padded = np.hstack([scenarios.price_factor, np.ones((s_count, 1))])  # column -1 -> no move
     factor = padded[:, underlying_col[instruments.underlying_index]].T  # (I, S)
-    move = factor - 1.0
+    cap = scenarios.caps
+    # Delta-one instruments and collateral: moves clipped to each scenario's cap.
+    move = np.clip(factor - 1.0, -cap, cap)
 
     cs = instruments.contract_size[:, None]
     inverse = instruments.is_inverse
@@ -346,7 +437,7 @@ def revalue_scenarios(
         d_unit[options] = instruments.contract_size[options][:, None] * to_usd[:, None] * (shocked - base)
 
     asset_col = np.array([scenarios.factor_index(sym) for sym in assets.symbols], dtype=np.int64)
-    d_asset = (padded[:, asset_col] - 1.0).T  # (K, S)
+    d_asset = np.clip(padded[:, asset_col] - 1.0, -cap[:, None], cap[:, None]).T  # (K, S)
     check_finite(d_unit, "scenario d_unit_value_usd")
     return ScenarioRevaluation(
         d_unit_value_usd=np.ascontiguousarray(d_unit),

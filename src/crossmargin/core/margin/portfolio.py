@@ -1,29 +1,34 @@
 """Portfolio margin: the worst loss of the whole portfolio over a scenario set, plus add-ons.
 
-    grid_usd   = Σ_groups max(0, max_{s in group} -weight_s · PnL_s)
     PnL_s      = Σ_p q_p · (dA[i_p, s] + entry_term_p · dB[i_p, s])  +  Σ_k value_k · dF[k, s]
-    IM         = grid_usd + Σ add-ons,     MM = maintenance_fraction · IM
+    loss_s     = weight_s · (-PnL_s) / f_num(s) - offset_s         (f_num: numeraire's price factor)
+    grid_usd   = Σ_groups max(0, max_{s in group} loss_s)
+    IM         = max(grid_usd, min_delta_usd) + Σ add-ons,        MM = maintenance_fraction · IM
 
-positions, collateral and the scenario revaluation come from `core.scenarios` (one revaluation per
+Positions, collateral and the scenario revaluation come from `core.scenarios` (one revaluation per
 instrument per scenario); the whole book is reduced by one fused numba kernel that keeps each
 account's S scenario P&Ls in a small local buffer, so the accounts x scenarios matrix is never
-materialised. Add-ons (each a parameter object, None = off) work on per-underlying net
-sensitivities accumulated in the same pass:
+materialised. With a coin numeraire (Deribit S:PM margins each currency in that coin) losses are
+measured in the coin and converted back at today's price: a coin balance then carries no risk.
 
-    delta contingency  rate · |D_u|                     D_u = net delta notional, USD
-    short options      rate · Σ_short |q|·cs·S_u        (Deribit PM short-option contingency)
-    concentration      c · |D_u| · (|D_u| / L_u)^power  L_u = liquidity (open interest), USD
-    liquidity          half_spread_bps·1e-4·|D_u| + vega_half_spread·|V_u|   V_u = net vega USD/vol
-    basis              rate · min(gross long, gross short) delta-one notional per underlying
-    funding provision  max(0, Σ_p q·funding payment per contract)   (next payment, Paradex)
-    fee provision      Σ_p |q| · closing fee per contract          (Paradex)
-    stablecoin depeg   worst loss when one stablecoin alone moves by -depeg (Derive/Lyra, OKX MR9),
-                       only for accounts holding positions
+Floor and add-ons (each a parameter, 0 = off), on per-underlying net sensitivities accumulated in
+the same pass (D_u: net delta, USD; G_u: gross delta, USD; V_u: net vega, USD per 1.00 vol):
+
+    min delta (floor)  (unhedged·|D_u| + hedged·(G_u - |D_u|)/2)       Paradex "MinDeltaRisk"
+    roll shock         Σ_{u,expiry} |D_{u,e}| · max(min_move, move_risk · T_e)    Deribit PM, OKX MR4
+    delta contingency  rate · |D_u|
+    short options      rate · Σ_short |q|·cs·S_u                 Derive optionPercent, legacy Deribit PM
+    concentration      c · |D_u| · (|D_u| / L_u)^power            L_u = liquidity (open interest), USD
+    liquidity          half_spread_bps·1e-4·|D_u| + vega_half_spread·|V_u|
+    funding provision  max(0, Σ_p q · next funding payment per contract)     Paradex
+    fee provision      Σ_p |q| · closing fee per contract                     Paradex
+    stablecoin depeg   worst loss when one stablecoin alone falls by depeg_move (accounts with
+                       positions only)                          after Derive/Lyra depeg, OKX MR9
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numba
@@ -33,13 +38,15 @@ import numpy.typing as npt
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_range
 from crossmargin.core.collateral import value_collateral
-from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.instruments import NO_EXPIRY_NS, InstrumentKind
+from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import book_totals
-from crossmargin.core.margin.result import MarginResult
+from crossmargin.core.margin.result import Breakdown, MarginResult
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import (
+    GridSpec,
     ScenarioRevaluation,
     ScenarioSet,
     VolShock,
@@ -53,11 +60,11 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 ADDON_NAMES = (
+    "roll_shock",
     "delta_contingency",
     "short_option",
     "concentration",
     "liquidity",
-    "basis",
     "funding_provision",
     "fee_provision",
     "stablecoin_depeg",
@@ -65,38 +72,27 @@ ADDON_NAMES = (
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GridSpec:
-    """Price x vol grid on one underlying: `price_steps` moves over ±price_range, vol shocks,
-    extreme moves at extreme_multiple x range counted at extreme_cover."""
-
-    price_range: float
-    price_steps: int = 9
-    vol: VolShock = field(default_factory=VolShock)
-    extreme_multiple: float = 0.0
-    extreme_cover: float = 1.0
-
-    def __post_init__(self) -> None:
-        check_range(self.price_range, low=1e-6, high=0.99, name="grid.price_range")
-        if self.price_steps < 1:
-            raise InputError("grid.price_steps", "must be >= 1")
-        check_range(self.extreme_cover, low=0.0, high=1.0, name="grid.extreme_cover")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class JointSpec:
-    """Correlated joint moves over factors (see scenarios.correlated_moves), each with vol up,
-    same and down on every option."""
+    """Correlated joint moves over factors (see scenarios.correlated_moves), each with the vol
+    shocks of `vol` on every option, plus optional extreme joint moves (all factors by the same
+    return, counted at extreme_cover)."""
 
     factors: tuple[str, ...]
     ranges: tuple[float, ...]
     correlation: tuple[tuple[float, ...], ...]
     vol: VolShock = field(default_factory=VolShock)
+    extreme_moves: tuple[float, ...] = ()
+    extreme_cover: float = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AddOns:
-    """Rates of each add-on; 0 switches one off. See the module docstring for the formulas."""
+    """Rates of the floor and each add-on; 0 switches one off (module docstring has formulas)."""
 
+    min_delta_unhedged: float = 0.0
+    min_delta_hedged: float = 0.0
+    annualised_move_risk: float = 0.0
+    min_annualised_move: float = 0.0
     delta_contingency_rate: float = 0.0
     short_option_rate: float = 0.0
     concentration_coefficient: float = 0.0
@@ -104,7 +100,6 @@ class AddOns:
     liquidity_usd: Mapping[str, float] = field(default_factory=dict)
     delta_half_spread_bps: float = 0.0
     vega_half_spread: float = 0.0
-    basis_rate: float = 0.0
     funding_periods: float = 0.0
     fee_rate: float = 0.0
     option_fee_cap: float = 0.125
@@ -113,43 +108,44 @@ class AddOns:
 
     def __post_init__(self) -> None:
         for name in (
+            "min_delta_unhedged",
+            "min_delta_hedged",
+            "annualised_move_risk",
+            "min_annualised_move",
             "delta_contingency_rate",
             "short_option_rate",
             "concentration_coefficient",
-            "basis_rate",
             "fee_rate",
+            "option_fee_cap",
             "depeg_move",
+            "vega_half_spread",
         ):
             check_range(getattr(self, name), low=0.0, high=1.0, name=f"addons.{name}")
         check_range(self.concentration_power, low=0.0, high=4.0, name="addons.concentration_power")
         check_range(self.funding_periods, low=0.0, high=100.0, name="addons.funding_periods")
+        check_range(self.delta_half_spread_bps, low=0.0, high=10_000.0, name="addons.delta_half_spread_bps")
+        for name, value in self.liquidity_usd.items():
+            check_range(value, low=1e-9, high=np.inf, name=f"addons.liquidity_usd.{name}")
 
-    @property
-    def any(self) -> bool:
-        return any(
-            (
-                self.delta_contingency_rate,
-                self.short_option_rate,
-                self.concentration_coefficient,
-                self.delta_half_spread_bps,
-                self.vega_half_spread,
-                self.basis_rate,
-                self.funding_periods,
-                self.fee_rate,
-                self.depeg_move,
-            )
-        )
+    def off(self) -> AddOns:
+        return AddOns()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortfolioParams:
-    """A portfolio-margin methodology: scenarios, how they combine, add-ons, MM fraction."""
+    """A portfolio-margin methodology: scenarios, how they combine, floor and add-ons, MM fraction.
+
+    combine "sum": one group per underlying, each on its own grid (`grids`, else `default_grid`),
+    summed (Deribit PM per currency, SPAN per combined commodity). combine "joint": one group of
+    correlated joint moves (`joint`) over all factors, so assets that move together net.
+    """
 
     name: str = "portfolio"
     grids: Mapping[str, GridSpec] = field(default_factory=dict)
     default_grid: GridSpec | None = field(default_factory=lambda: GridSpec(price_range=0.15))
     combine: str = "sum"
     joint: JointSpec | None = None
+    numeraire: str | None = None
     addons: AddOns = field(default_factory=AddOns)
     maintenance_fraction: float = 0.8
     source: str = ""
@@ -170,67 +166,79 @@ def risk_factors(book: Book) -> tuple[str, ...]:
     return underlyings + tuple(a for a in book.assets.symbols if a not in underlyings)
 
 
-def build_scenarios(book: Book, market: MarketState, params: PortfolioParams) -> ScenarioSet:
+def build_scenarios(book: Book, valuation: InstrumentValuation, params: PortfolioParams) -> ScenarioSet:
     """The methodology's scenario set for this book's instruments and factors."""
     factors = risk_factors(book)
     sets: list[ScenarioSet] = []
     if params.combine == "sum":
-        for group, underlying in enumerate(book.instruments.underlyings):
+        for underlying in book.instruments.underlyings:  # concat numbers the groups
             spec = params.grids.get(underlying, params.default_grid)
             if spec is None:
                 raise InputError("portfolio.grids", f"no grid for underlying {underlying!r} and no default")
             sets.append(
                 underlying_grid(
                     book.instruments,
-                    market,
+                    valuation,
                     factors=factors,
                     underlying=underlying,
-                    price_range=spec.price_range,
-                    price_steps=spec.price_steps,
-                    vol=spec.vol,
-                    group=group,
-                    extreme_multiple=spec.extreme_multiple,
-                    extreme_cover=spec.extreme_cover,
+                    spec=spec,
+                    group=0,
                 )
             )
     else:
         assert params.joint is not None
-        joint = params.joint
-        unknown = [f for f in joint.factors if f not in factors]
-        missing = [u for u in book.instruments.underlyings if u not in joint.factors]
-        if missing:
-            raise InputError("portfolio.joint.factors", f"underlying {missing[0]!r} has no joint range")
-        known = tuple(f for f in joint.factors if f not in unknown)
-        keep = [joint.factors.index(f) for f in known]
-        corr = np.asarray(joint.correlation, dtype=np.float64)[np.ix_(keep, keep)]
-        ranges = {f: joint.ranges[joint.factors.index(f)] for f in known}
-        moves = joint_scenarios(book.instruments, factors=known, ranges=ranges, correlation=corr, group=0)
-        years = market.years_to_expiry(book.instruments)
-        vols = [np.zeros(book.instruments.n_instruments)]
-        names = [""]
-        if joint.vol.up > 0.0:
-            vols.append(np.where(book.instruments.is_option, joint.vol.shift(years, direction=1.0), 0.0))
-            names.append(", vol up")
-        if joint.vol.down > 0.0:
-            vols.append(np.where(book.instruments.is_option, joint.vol.shift(years, direction=-1.0), 0.0))
-            names.append(", vol down")
-        cols = [factors.index(f) for f in known]
-        factor_rows = np.ones((moves.n_scenarios * len(vols), len(factors)))
-        factor_rows[:, cols] = np.tile(moves.price_factor, (len(vols), 1))
-        sets.append(
-            ScenarioSet(
-                factors=factors,
-                price_factor=factor_rows,
-                vol_shift=np.repeat(np.array(vols), moves.n_scenarios, axis=0),
-                weight=np.ones(factor_rows.shape[0]),
-                group=np.zeros(factor_rows.shape[0], dtype=np.int64),
-                labels=tuple(f"{label}{name}" for name in names for label in moves.labels),
-            )
-        )
+        sets.append(_joint_set(book, valuation, params.joint, factors))
     result = sets[0]
     for more in sets[1:]:
         result = result.concat(more)
     return result
+
+
+def _joint_set(
+    book: Book, valuation: InstrumentValuation, joint: JointSpec, factors: tuple[str, ...]
+) -> ScenarioSet:
+    missing = [u for u in book.instruments.underlyings if u not in joint.factors]
+    if missing:
+        raise InputError("portfolio.joint.factors", f"underlying {missing[0]!r} has no joint range")
+    # Factors of the spec that this book does not have are dropped (with their correlations).
+    keep = [n for n, f in enumerate(joint.factors) if f in factors]
+    known = tuple(joint.factors[n] for n in keep)
+    corr = np.asarray(joint.correlation, dtype=np.float64)[np.ix_(keep, keep)]
+    ranges = {joint.factors[n]: joint.ranges[n] for n in keep}
+    moves = joint_scenarios(book.instruments, factors=known, ranges=ranges, correlation=corr, group=0)
+    years = valuation.years_to_expiry
+    option = book.instruments.is_option
+    vols = {"": np.zeros(book.instruments.n_instruments)}
+    if joint.vol.up > 0.0:
+        vols[", vol up"] = np.where(option, joint.vol.shift(years, valuation.implied_vol, direction=1.0), 0.0)
+    if joint.vol.down > 0.0:
+        vols[", vol down"] = np.where(
+            option, joint.vol.shift(years, valuation.implied_vol, direction=-1.0), 0.0
+        )
+    cols = [factors.index(f) for f in known]
+    n_moves = moves.n_scenarios
+    price = np.ones((n_moves * len(vols), len(factors)))
+    price[:, cols] = np.tile(moves.price_factor, (len(vols), 1))
+    vol_rows = np.repeat(np.array(list(vols.values())), n_moves, axis=0)
+    labels = [f"{label}{name}" for name in vols for label in moves.labels]
+    weights = [1.0] * len(labels)
+    if joint.extreme_moves:
+        extreme = np.ones((len(joint.extreme_moves), len(factors)))
+        for row, move in enumerate(joint.extreme_moves):
+            extreme[row, cols] = 1.0 + move
+            labels.append(f"joint all {move:+.0%}, extreme ({joint.extreme_cover:.3g} of loss)")
+            weights.append(joint.extreme_cover)
+        price = np.vstack([price, extreme])
+        up = vols.get(", vol up", vols[""])
+        vol_rows = np.vstack([vol_rows, np.repeat(up[None, :], len(joint.extreme_moves), axis=0)])
+    return ScenarioSet(
+        factors=factors,
+        price_factor=price,
+        vol_shift=vol_rows,
+        weight=np.array(weights),
+        group=np.zeros(len(labels), dtype=np.int64),
+        labels=tuple(labels),
+    )
 
 
 def depeg_scenarios(book: Book, addons: AddOns, factors: tuple[str, ...]) -> ScenarioSet | None:
@@ -253,14 +261,16 @@ def depeg_scenarios(book: Book, addons: AddOns, factors: tuple[str, ...]) -> Sce
 
 @dataclass(frozen=True, slots=True)
 class InstrumentAddOnInputs:
-    """Per contract, (I,): what the add-ons need from each instrument."""
+    """Per contract, (I,): what the floor and add-ons need from each instrument, plus the
+    (underlying, expiry) roll bucket of each instrument and each bucket's roll-shock rate."""
 
     delta_notional_usd: FloatArray
     vega_usd: FloatArray
     short_option_notional_usd: FloatArray
-    delta_one_notional_usd: FloatArray
     funding_payment_usd: FloatArray
     closing_fee_usd: FloatArray
+    roll_bucket: IntArray
+    roll_rate: FloatArray
 
 
 def addon_inputs(
@@ -269,29 +279,43 @@ def addon_inputs(
     table = book.instruments
     option = table.is_option
     spot = valuation.spot_usd
-    delta_one = ~option
     perp = table.kind == InstrumentKind.PERPETUAL
     # Funding: a long pays rate x notional per period when the rate is positive (zero-sum).
     funding = np.where(perp, valuation.notional_usd * market.funding_rate_8h * addons.funding_periods, 0.0)
     fee = addons.fee_rate * valuation.notional_usd
     fee = np.where(option, np.minimum(fee, addons.option_fee_cap * np.abs(valuation.unit_value_usd)), fee)
+    # Roll buckets: one per (underlying, expiry); perpetuals and spot share the no-expiry bucket.
+    key = np.stack(
+        [table.underlying_index, np.where(table.expiry_ns == NO_EXPIRY_NS, -1, table.expiry_ns)], axis=1
+    )
+    unique, bucket = np.unique(key, axis=0, return_inverse=True)
+    years = np.where(unique[:, 1] < 0, 0.0, (unique[:, 1] - market.valuation_ns) / (365.0 * 86400e9))
+    rate = np.maximum(addons.min_annualised_move, addons.annualised_move_risk * years)
     return InstrumentAddOnInputs(
         delta_notional_usd=valuation.delta_usd * spot,
         vega_usd=valuation.vega_usd,
         short_option_notional_usd=np.where(option, table.contract_size * spot, 0.0),
-        delta_one_notional_usd=np.where(delta_one, valuation.notional_usd, 0.0),
         funding_payment_usd=funding,
         closing_fee_usd=fee,
+        roll_bucket=bucket.reshape(-1).astype(np.int64),
+        roll_rate=rate.astype(np.float64),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class PortfolioTotals:
-    """Per account (n_accounts,): grid requirement, worst scenario row, add-ons (n_accounts, 8)."""
+    """Per account (n_accounts,): grid requirement, worst scenario row, the min-delta floor, and
+    add-ons (n_accounts, len(ADDON_NAMES)), USD."""
 
     grid_usd: FloatArray
     worst_scenario: IntArray
+    min_delta_usd: FloatArray
     addons_usd: FloatArray
+
+    @property
+    def initial_margin_usd(self) -> FloatArray:
+        initial: FloatArray = np.maximum(self.grid_usd, self.min_delta_usd) + self.addons_usd.sum(axis=1)
+        return initial
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,20 +328,17 @@ class PortfolioMargin:
     def name(self) -> str:
         return self.params.name
 
-    def scenarios(self, book: Book, market: MarketState) -> ScenarioSet:
-        return build_scenarios(book, market, self.params)
+    def scenarios(self, book: Book, valuation: InstrumentValuation) -> ScenarioSet:
+        return build_scenarios(book, valuation, self.params)
 
     def evaluate(
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         totals = self.totals(book, market, valuation)
-        return self.result(book, valuation, totals)
-
-    def result(self, book: Book, valuation: InstrumentValuation, totals: PortfolioTotals) -> MarginResult:
-        # Equity is model-independent: reuse the cross kernel's value pass (requirements unused).
+        # Equity is model-independent: the cross kernel's value pass (its requirements unused).
         values = book_totals(book, valuation, OptionMarginParams())
-        initial = totals.grid_usd + totals.addons_usd.sum(axis=1)
+        initial = totals.initial_margin_usd
         return MarginResult.pooled(
             model=self.name,
             collateral_value_usd=values.collateral_value_usd,
@@ -326,15 +347,82 @@ class PortfolioMargin:
             maintenance_margin_usd=self.params.maintenance_fraction * initial,
         )
 
+    def breakdown(
+        self,
+        book: Book,
+        market: MarketState,
+        account_rows: Sequence[int],
+        valuation: InstrumentValuation | None = None,
+    ) -> Breakdown:
+        """Per-position values (requirements are portfolio-level: see `explain_account`)."""
+        valuation = valuation if valuation is not None else revalue(book.instruments, market)
+        rows = np.asarray(account_rows, dtype=np.int64)
+        base = cross_breakdown(book, valuation, OptionMarginParams(), rows)
+        sub = book.select(rows)
+        totals = self.totals(sub, market, valuation)
+        # Each position's share of the account requirement: its loss in the account's worst scenario.
+        scen = self.scenarios(sub, valuation)
+        depeg = depeg_scenarios(sub, self.params.addons, scen.factors)
+        full = scen if depeg is None else scen.concat(depeg)
+        reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, full)
+        worst = totals.worst_scenario[np.repeat(np.arange(rows.size), np.diff(sub.positions.indptr))]
+        inst = base.position_instrument
+        term = entry_term(base.entry_price, book.instruments.reciprocal_entry[inst])
+        pnl = base.quantity * (
+            reval.d_unit_value_usd[inst, worst] + term * reval.d_entry_coefficient_usd[inst, worst]
+        )
+        share = np.maximum(-pnl, 0.0)
+        im = totals.initial_margin_usd
+        counts = np.diff(sub.positions.indptr)
+        total_share = np.bincount(np.repeat(np.arange(rows.size), counts), weights=share, minlength=rows.size)
+        weight = (
+            share / np.where(total_share > 0.0, total_share, 1.0)[np.repeat(np.arange(rows.size), counts)]
+        )
+        position_im = weight * np.repeat(im, counts)
+        return Breakdown(
+            account_rows=base.account_rows,
+            position_account=base.position_account,
+            position_instrument=inst,
+            quantity=base.quantity,
+            entry_price=base.entry_price,
+            value_usd=base.value_usd,
+            unrealised_pnl_usd=base.unrealised_pnl_usd,
+            initial_margin_usd=position_im,
+            maintenance_margin_usd=self.params.maintenance_fraction * position_im,
+            isolated_equity_usd=base.isolated_equity_usd,
+            balance=base.balance,
+            collateral_value_usd=base.collateral_value_usd,
+            haircut=base.haircut,
+        )
+
     def totals(self, book: Book, market: MarketState, valuation: InstrumentValuation) -> PortfolioTotals:
-        scenarios = self.scenarios(book, market)
+        scenarios = self.scenarios(book, valuation)
         addons = self.params.addons
         depeg = depeg_scenarios(book, addons, scenarios.factors)
         full = scenarios if depeg is None else scenarios.concat(depeg)
         reval = revalue_scenarios(book.instruments, book.assets, market, valuation, full)
         return portfolio_totals(
-            book, market, valuation, full, reval, addons, n_grid_scenarios=scenarios.n_scenarios
+            book,
+            market,
+            valuation,
+            full,
+            reval,
+            addons,
+            n_grid_scenarios=scenarios.n_scenarios,
+            numeraire=self.params.numeraire,
         )
+
+
+def numeraire_scale(scenarios: ScenarioSet, numeraire: str | None) -> FloatArray:
+    """1 / (numeraire's price factor) per scenario: losses measured in the numeraire coin, at
+    today's price. USD (None) gives ones."""
+    if numeraire is None:
+        return np.ones(scenarios.n_scenarios)
+    column = scenarios.factor_index(numeraire)
+    if column < 0:
+        raise InputError("portfolio.numeraire", f"{numeraire!r} is not a risk factor of this book")
+    scale: FloatArray = 1.0 / scenarios.price_factor[:, column]
+    return scale
 
 
 def portfolio_totals(
@@ -346,6 +434,7 @@ def portfolio_totals(
     addons: AddOns,
     *,
     n_grid_scenarios: int,
+    numeraire: str | None = None,
 ) -> PortfolioTotals:
     """Run the fused kernel over the whole book. Scenarios after `n_grid_scenarios` are the depeg
     group, reported as an add-on."""
@@ -356,6 +445,7 @@ def portfolio_totals(
     n = book.n_accounts
     grid = np.empty(n)
     worst = np.empty(n, dtype=np.int64)
+    min_delta = np.empty(n)
     out_addons = np.zeros((n, len(ADDON_NAMES)))
     has_coefficient = np.any(reval.d_entry_coefficient_usd != 0.0, axis=1)
     rates = np.array(
@@ -366,9 +456,11 @@ def portfolio_totals(
             addons.concentration_power,
             addons.delta_half_spread_bps * 1e-4,
             addons.vega_half_spread,
-            addons.basis_rate,
+            addons.min_delta_unhedged,
+            addons.min_delta_hedged,
         ]
     )
+    scale = numeraire_scale(scenarios, numeraire)
     _portfolio_kernel(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
@@ -380,9 +472,10 @@ def portfolio_totals(
         reval.d_entry_coefficient_usd,
         collateral,
         reval.d_asset_factor,
-        scenarios.weight,
+        scenarios.weight * scale,
+        scenarios.offsets,
         scenarios.group,
-        int(scenarios.group[:n_grid_scenarios].max()) + 1,
+        int(scenarios.group[:n_grid_scenarios].max()) + 1 if n_grid_scenarios else 0,
         n_grid_scenarios,
         table.underlying_index,
         len(table.underlyings),
@@ -390,19 +483,23 @@ def portfolio_totals(
         inputs.delta_notional_usd,
         inputs.vega_usd,
         inputs.short_option_notional_usd,
-        inputs.delta_one_notional_usd,
         inputs.funding_payment_usd,
         inputs.closing_fee_usd,
+        inputs.roll_bucket,
+        inputs.roll_rate,
         liquidity,
         rates,
         grid,
         worst,
+        min_delta,
         out_addons,
     )
-    return PortfolioTotals(grid_usd=grid, worst_scenario=worst, addons_usd=out_addons)
+    return PortfolioTotals(
+        grid_usd=grid, worst_scenario=worst, min_delta_usd=min_delta, addons_usd=out_addons
+    )
 
 
-CHUNK_ACCOUNTS = 4096
+CHUNK_ACCOUNTS = 1024
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -418,6 +515,7 @@ def _portfolio_kernel(
     collateral: np.ndarray,
     d_asset: np.ndarray,
     weight: np.ndarray,
+    offset: np.ndarray,
     group: np.ndarray,
     n_groups: int,
     n_grid: int,
@@ -427,36 +525,39 @@ def _portfolio_kernel(
     delta_notional: np.ndarray,
     vega: np.ndarray,
     short_option_notional: np.ndarray,
-    delta_one_notional: np.ndarray,
     funding_payment: np.ndarray,
     closing_fee: np.ndarray,
+    roll_bucket: np.ndarray,
+    roll_rate: np.ndarray,
     liquidity: np.ndarray,
     rates: np.ndarray,
     out_grid: np.ndarray,
     out_worst: np.ndarray,
+    out_min_delta: np.ndarray,
     out_addons: np.ndarray,
 ) -> None:
     n_accounts = indptr.shape[0] - 1
     n_scen = d_unit.shape[1]
     n_assets = collateral.shape[1]
+    n_buckets = roll_rate.shape[0]
     n_chunks = (n_accounts + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS
     for chunk in numba.prange(n_chunks):
         pnl = np.empty(n_scen)
-        group_loss = np.empty(n_groups)
-        group_arg = np.empty(n_groups, dtype=np.int64)
+        group_loss = np.empty(max(n_groups, 1))
+        group_arg = np.empty(max(n_groups, 1), dtype=np.int64)
         net_delta = np.empty(n_underlyings)
+        gross_delta = np.empty(n_underlyings)
         net_vega = np.empty(n_underlyings)
         short_opt = np.empty(n_underlyings)
-        gross_long = np.empty(n_underlyings)
-        gross_short = np.empty(n_underlyings)
+        bucket_delta = np.empty(n_buckets)
         stop = min((chunk + 1) * CHUNK_ACCOUNTS, n_accounts)
         for a in range(chunk * CHUNK_ACCOUNTS, stop):
             pnl[:] = 0.0
             net_delta[:] = 0.0
+            gross_delta[:] = 0.0
             net_vega[:] = 0.0
             short_opt[:] = 0.0
-            gross_long[:] = 0.0
-            gross_short[:] = 0.0
+            bucket_delta[:] = 0.0
             funding = 0.0
             fees = 0.0
             for p in range(indptr[a], indptr[a + 1]):
@@ -472,15 +573,13 @@ def _portfolio_kernel(
                     for s in range(n_scen):
                         pnl[s] += qt * crow[s]
                 u = underlying_index[i]
-                net_delta[u] += q * delta_notional[i]
+                d = q * delta_notional[i]
+                net_delta[u] += d
+                gross_delta[u] += abs(d)
+                bucket_delta[roll_bucket[i]] += d
                 net_vega[u] += q * vega[i]
-                if is_option[i]:
-                    if q < 0.0:
-                        short_opt[u] -= q * short_option_notional[i]
-                elif q > 0.0:
-                    gross_long[u] += q * delta_one_notional[i]
-                else:
-                    gross_short[u] -= q * delta_one_notional[i]
+                if is_option[i] and q < 0.0:
+                    short_opt[u] -= q * short_option_notional[i]
                 funding += q * funding_payment[i]
                 fees += abs(q) * closing_fee[i]
             for k in range(n_assets):
@@ -492,7 +591,7 @@ def _portfolio_kernel(
             group_loss[:] = 0.0
             group_arg[:] = -1
             for s in range(n_grid):
-                loss = -weight[s] * pnl[s]
+                loss = -weight[s] * pnl[s] - offset[s]
                 g = group[s]
                 if group_arg[g] < 0 or loss > group_loss[g]:
                     group_loss[g] = loss
@@ -508,16 +607,18 @@ def _portfolio_kernel(
                     arg = group_arg[g]
             out_grid[a] = total
             out_worst[a] = arg
-            has_positions = indptr[a + 1] > indptr[a]
             depeg = 0.0
-            if has_positions:
+            if indptr[a + 1] > indptr[a]:
                 for s in range(n_grid, n_scen):
-                    depeg = max(depeg, -pnl[s])
+                    depeg = max(depeg, -weight[s] * pnl[s] - offset[s])
+            roll = 0.0
+            for b in range(n_buckets):
+                roll += abs(bucket_delta[b]) * roll_rate[b]
             delta_c = 0.0
             short_c = 0.0
             conc = 0.0
             liq = 0.0
-            basis = 0.0
+            floor = 0.0
             for u in range(n_underlyings):
                 d = abs(net_delta[u])
                 delta_c += rates[0] * d
@@ -525,12 +626,13 @@ def _portfolio_kernel(
                 if rates[2] > 0.0 and d > 0.0:
                     conc += rates[2] * d * (d / liquidity[u]) ** rates[3]
                 liq += rates[4] * d + rates[5] * abs(net_vega[u])
-                basis += rates[6] * min(gross_long[u], gross_short[u])
-            out_addons[a, 0] = delta_c
-            out_addons[a, 1] = short_c
-            out_addons[a, 2] = conc
-            out_addons[a, 3] = liq
-            out_addons[a, 4] = basis
+                floor += rates[6] * d + rates[7] * 0.5 * (gross_delta[u] - d)
+            out_min_delta[a] = floor
+            out_addons[a, 0] = roll
+            out_addons[a, 1] = delta_c
+            out_addons[a, 2] = short_c
+            out_addons[a, 3] = conc
+            out_addons[a, 4] = liq
             out_addons[a, 5] = max(funding, 0.0)
             out_addons[a, 6] = fees
             out_addons[a, 7] = depeg
@@ -542,7 +644,7 @@ class PortfolioExplanation:
 
     scenario_pnl_usd: (n_positions, S) per position; collateral_pnl_usd: (K, S) per asset;
     worst_scenario: the row that drove the largest group; per_group_usd: each group's worst
-    weighted loss; addons_usd: by name.
+    weighted loss (in the numeraire, at today's price); min_delta_usd: the floor; addons_usd by name.
     """
 
     account_row: int
@@ -555,7 +657,10 @@ class PortfolioExplanation:
     per_group_usd: FloatArray
     per_group_scenario: IntArray
     grid_usd: float
+    min_delta_usd: float
     addons_usd: dict[str, float]
+    initial_margin_usd: float
+    maintenance_margin_usd: float
 
 
 def explain_account(
@@ -567,19 +672,20 @@ def explain_account(
 ) -> PortfolioExplanation:
     """Recompute one account densely: every position's and asset's P&L in every scenario."""
     valuation = valuation if valuation is not None else revalue(book.instruments, market)
-    scenarios = model.scenarios(book, market)
-    reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
-    start, stop = int(book.positions.indptr[account_row]), int(book.positions.indptr[account_row + 1])
-    inst = book.positions.indices[start:stop].astype(np.int64)
-    qty = book.positions.data[start:stop]
-    term = entry_term(book.entry_price[start:stop], book.instruments.reciprocal_entry[inst])
+    sub = book.select([account_row])
+    scenarios = model.scenarios(sub, valuation)
+    reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, scenarios)
+    inst = sub.positions.indices.astype(np.int64)
+    qty = sub.positions.data
+    term = entry_term(sub.entry_price, sub.instruments.reciprocal_entry[inst])
     position_pnl = qty[:, None] * (
         reval.d_unit_value_usd[inst] + term[:, None] * reval.d_entry_coefficient_usd[inst]
     )
-    collateral = value_collateral(book.balances[account_row : account_row + 1], book.assets).value_usd[0]
+    collateral = value_collateral(sub.balances, sub.assets).value_usd[0]
     collateral_pnl = collateral[:, None] * reval.d_asset_factor
     total = position_pnl.sum(axis=0) + collateral_pnl.sum(axis=0)
-    loss = -scenarios.weight * total
+    scale = numeraire_scale(scenarios, model.params.numeraire)
+    loss = -scenarios.weight * scale * total - scenarios.offsets
     per_group = np.zeros(scenarios.n_groups)
     per_group_scenario = np.zeros(scenarios.n_groups, dtype=np.int64)
     for g in range(scenarios.n_groups):  # a handful of groups
@@ -588,7 +694,8 @@ def explain_account(
         per_group[g] = max(loss[j], 0.0)
         per_group_scenario[g] = j
     worst_group = int(np.argmax(per_group)) if per_group.size else 0
-    totals = model.totals(book.select([account_row]), market, valuation)
+    totals = model.totals(sub, market, valuation)
+    initial = float(totals.initial_margin_usd[0])
     return PortfolioExplanation(
         account_row=account_row,
         scenarios=scenarios,
@@ -600,5 +707,8 @@ def explain_account(
         per_group_usd=per_group,
         per_group_scenario=per_group_scenario,
         grid_usd=float(per_group.sum()),
+        min_delta_usd=float(totals.min_delta_usd[0]),
         addons_usd={name: float(totals.addons_usd[0, n]) for n, name in enumerate(ADDON_NAMES)},
+        initial_margin_usd=initial,
+        maintenance_margin_usd=model.params.maintenance_fraction * initial,
     )
