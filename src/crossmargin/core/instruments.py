@@ -225,13 +225,13 @@ class InstrumentTable:
             tier_floor_usd=floor,
             tier_initial_rate=im_rate,
             tier_maintenance_rate=mm_rate,
-            tier_initial_deduction_usd=_continuity_deduction(floor, im_rate),
-            tier_maintenance_deduction_usd=_continuity_deduction(floor, mm_rate),
+            tier_initial_deduction_usd=continuity_deduction(floor, im_rate),
+            tier_maintenance_deduction_usd=continuity_deduction(floor, mm_rate),
             index={x: n for n, x in enumerate(ids)},
         )
 
 
-def _continuity_deduction(floor: FloatArray, rate: FloatArray) -> FloatArray:
+def continuity_deduction(floor: FloatArray, rate: FloatArray) -> FloatArray:
     """deduction_t = deduction_{t-1} + floor_t * (rate_t - rate_{t-1}); padded tiers add 0."""
     step = np.zeros_like(rate)
     finite_floor = np.where(np.isfinite(floor), floor, 0.0)

@@ -69,6 +69,7 @@ ADDON_NAMES = (
     "fee_provision",
     "stablecoin_depeg",
 )
+PROVISIONS = [ADDON_NAMES.index("funding_provision"), ADDON_NAMES.index("fee_provision")]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +84,38 @@ class JointSpec:
     vol: VolShock = field(default_factory=VolShock)
     extreme_moves: tuple[float, ...] = ()
     extreme_cover: float = 1.0
+    default_range: float | None = None
+    default_correlation: float = 0.5
+
+    def __post_init__(self) -> None:
+        if len(self.ranges) != len(self.factors) or len(self.correlation) != len(self.factors):
+            raise InputError("portfolio.joint", "factors, ranges and correlation rows must align")
+        for factor, value in zip(self.factors, self.ranges, strict=True):
+            check_range(value, low=1e-6, high=0.99, name=f"portfolio.joint.ranges.{factor}")
+        check_range(self.extreme_cover, low=0.0, high=1.0, name="portfolio.joint.extreme_cover")
+        check_range(self.default_correlation, low=-1.0, high=1.0, name="portfolio.joint.default_correlation")
+
+    def for_underlyings(
+        self, underlyings: tuple[str, ...], factors: tuple[str, ...]
+    ) -> tuple[tuple[str, ...], dict[str, float], FloatArray]:
+        """(factors, ranges, correlation) restricted to this book's factors, with every underlying
+        the spec does not name added at default_range and default_correlation (error if None)."""
+        names = [f for f in self.factors if f in factors]
+        extra = [u for u in underlyings if u not in self.factors]
+        if extra and self.default_range is None:
+            raise InputError("portfolio.joint.factors", f"underlying {extra[0]!r} has no joint range")
+        all_names = names + extra
+        given = {f: n for n, f in enumerate(self.factors)}
+        corr = np.full((len(all_names), len(all_names)), self.default_correlation)
+        for a, fa in enumerate(all_names):
+            for b, fb in enumerate(all_names):
+                if fa in given and fb in given:
+                    corr[a, b] = self.correlation[given[fa]][given[fb]]
+            corr[a, a] = 1.0
+        ranges = {
+            f: (self.ranges[given[f]] if f in given else float(self.default_range or 0.0)) for f in all_names
+        }
+        return tuple(all_names), ranges, corr
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +124,7 @@ class AddOns:
 
     min_delta_unhedged: float = 0.0
     min_delta_hedged: float = 0.0
+    min_delta_by_underlying: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     annualised_move_risk: float = 0.0
     min_annualised_move: float = 0.0
     delta_contingency_rate: float = 0.0
@@ -126,9 +160,17 @@ class AddOns:
         check_range(self.delta_half_spread_bps, low=0.0, high=10_000.0, name="addons.delta_half_spread_bps")
         for name, value in self.liquidity_usd.items():
             check_range(value, low=1e-9, high=np.inf, name=f"addons.liquidity_usd.{name}")
+        for name, (unhedged, hedged) in self.min_delta_by_underlying.items():
+            check_range(unhedged, low=0.0, high=1.0, name=f"addons.min_delta_by_underlying.{name}")
+            check_range(hedged, low=0.0, high=1.0, name=f"addons.min_delta_by_underlying.{name}")
 
-    def off(self) -> AddOns:
-        return AddOns()
+    def min_delta_rates(self, underlyings: tuple[str, ...]) -> tuple[FloatArray, FloatArray]:
+        """(unhedged, hedged) min-delta rates per underlying, (U,) each."""
+        default = (self.min_delta_unhedged, self.min_delta_hedged)
+        pairs = [self.min_delta_by_underlying.get(u, default) for u in underlyings]
+        return np.array([p[0] for p in pairs], dtype=np.float64), np.array(
+            [p[1] for p in pairs], dtype=np.float64
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,14 +239,7 @@ def build_scenarios(book: Book, valuation: InstrumentValuation, params: Portfoli
 def _joint_set(
     book: Book, valuation: InstrumentValuation, joint: JointSpec, factors: tuple[str, ...]
 ) -> ScenarioSet:
-    missing = [u for u in book.instruments.underlyings if u not in joint.factors]
-    if missing:
-        raise InputError("portfolio.joint.factors", f"underlying {missing[0]!r} has no joint range")
-    # Factors of the spec that this book does not have are dropped (with their correlations).
-    keep = [n for n, f in enumerate(joint.factors) if f in factors]
-    known = tuple(joint.factors[n] for n in keep)
-    corr = np.asarray(joint.correlation, dtype=np.float64)[np.ix_(keep, keep)]
-    ranges = {joint.factors[n]: joint.ranges[n] for n in keep}
+    known, ranges, corr = joint.for_underlyings(book.instruments.underlyings, factors)
     moves = joint_scenarios(book.instruments, factors=known, ranges=ranges, correlation=corr, group=0)
     years = valuation.years_to_expiry
     option = book.instruments.is_option
@@ -317,6 +352,18 @@ class PortfolioTotals:
         initial: FloatArray = np.maximum(self.grid_usd, self.min_delta_usd) + self.addons_usd.sum(axis=1)
         return initial
 
+    @property
+    def provisions_usd(self) -> FloatArray:
+        """Funding and fee provisions: cash that will be paid, so MM keeps them whole (Paradex)."""
+        provisions: FloatArray = self.addons_usd[:, PROVISIONS].sum(axis=1)
+        return provisions
+
+    def maintenance_margin_usd(self, fraction: float) -> FloatArray:
+        """MM = fraction x (IM - provisions) + provisions."""
+        provisions = self.provisions_usd
+        maintenance: FloatArray = fraction * (self.initial_margin_usd - provisions) + provisions
+        return maintenance
+
 
 @dataclass(frozen=True, slots=True)
 class PortfolioMargin:
@@ -344,7 +391,7 @@ class PortfolioMargin:
             collateral_value_usd=values.collateral_value_usd,
             position_value_usd=values.position_value_usd,
             initial_margin_usd=initial,
-            maintenance_margin_usd=self.params.maintenance_fraction * initial,
+            maintenance_margin_usd=totals.maintenance_margin_usd(self.params.maintenance_fraction),
         )
 
     def breakdown(
@@ -379,6 +426,9 @@ class PortfolioMargin:
             share / np.where(total_share > 0.0, total_share, 1.0)[np.repeat(np.arange(rows.size), counts)]
         )
         position_im = weight * np.repeat(im, counts)
+        position_mm = weight * np.repeat(
+            totals.maintenance_margin_usd(self.params.maintenance_fraction), counts
+        )
         return Breakdown(
             account_rows=base.account_rows,
             position_account=base.position_account,
@@ -388,7 +438,7 @@ class PortfolioMargin:
             value_usd=base.value_usd,
             unrealised_pnl_usd=base.unrealised_pnl_usd,
             initial_margin_usd=position_im,
-            maintenance_margin_usd=self.params.maintenance_fraction * position_im,
+            maintenance_margin_usd=position_mm,
             isolated_equity_usd=base.isolated_equity_usd,
             balance=base.balance,
             collateral_value_usd=base.collateral_value_usd,
@@ -456,10 +506,9 @@ def portfolio_totals(
             addons.concentration_power,
             addons.delta_half_spread_bps * 1e-4,
             addons.vega_half_spread,
-            addons.min_delta_unhedged,
-            addons.min_delta_hedged,
         ]
     )
+    min_delta_unhedged, min_delta_hedged = addons.min_delta_rates(table.underlyings)
     scale = numeraire_scale(scenarios, numeraire)
     _portfolio_kernel(
         book.positions.indptr.astype(np.int64, copy=False),
@@ -489,6 +538,8 @@ def portfolio_totals(
         inputs.roll_rate,
         liquidity,
         rates,
+        min_delta_unhedged,
+        min_delta_hedged,
         grid,
         worst,
         min_delta,
@@ -531,6 +582,8 @@ def _portfolio_kernel(
     roll_rate: np.ndarray,
     liquidity: np.ndarray,
     rates: np.ndarray,
+    min_delta_unhedged: np.ndarray,
+    min_delta_hedged: np.ndarray,
     out_grid: np.ndarray,
     out_worst: np.ndarray,
     out_min_delta: np.ndarray,
@@ -626,7 +679,7 @@ def _portfolio_kernel(
                 if rates[2] > 0.0 and d > 0.0:
                     conc += rates[2] * d * (d / liquidity[u]) ** rates[3]
                 liq += rates[4] * d + rates[5] * abs(net_vega[u])
-                floor += rates[6] * d + rates[7] * 0.5 * (gross_delta[u] - d)
+                floor += min_delta_unhedged[u] * d + min_delta_hedged[u] * 0.5 * (gross_delta[u] - d)
             out_min_delta[a] = floor
             out_addons[a, 0] = roll
             out_addons[a, 1] = delta_c
@@ -710,5 +763,5 @@ def explain_account(
         min_delta_usd=float(totals.min_delta_usd[0]),
         addons_usd={name: float(totals.addons_usd[0, n]) for n, name in enumerate(ADDON_NAMES)},
         initial_margin_usd=initial,
-        maintenance_margin_usd=model.params.maintenance_fraction * initial,
+        maintenance_margin_usd=float(totals.maintenance_margin_usd(model.params.maintenance_fraction)[0]),
     )
