@@ -17,7 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from crossmargin.adapters.files import book_json_schema, load_book
+from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS
 from crossmargin.engine.margin_run import MODELS, margin_report, run_margin
+from crossmargin.engine.portfolio_run import compare_report, explain_report
 from crossmargin.errors import CrossMarginError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-asset cross-margin risk engine.")
@@ -101,13 +103,19 @@ def margin(
     model: Annotated[
         str | None, typer.Option(help=f"Margin model: {' | '.join(MODELS)} (default: the book's)")
     ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help=f"portfolio: {' | '.join(PORTFOLIO_PRESETS)}; cross/isolated: {' | '.join(TIER_PRESETS)}"
+        ),
+    ] = None,
     account: Annotated[list[str] | None, typer.Option(help="Only these account ids (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report")] = False,
 ) -> None:
     """Compute initial and maintenance margin for every account of a book."""
     try:
         loaded = load_book(book)
-        run = run_margin(loaded, model=model, account_ids=account)
+        run = run_margin(loaded, model=model, preset=preset, account_ids=account)
     except CrossMarginError as error:
         _fail(error)
         return
@@ -115,12 +123,119 @@ def margin(
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
-    # Wide enough for the table when piped (Rich falls back to 80 columns without a terminal).
-    console = Console(width=None if sys.stdout.isatty() else 132)
+    console = _console()
     console.print(_table(report))
     if account:
         for a in report["accounts"]:
             console.print(_positions_table(a, report["model"]))
+
+
+def _console() -> Console:
+    # Wide enough for tables when piped (Rich falls back to 80 columns without a terminal).
+    return Console(width=None if sys.stdout.isatty() else 132)
+
+
+@app.command()
+def explain(
+    book: Annotated[Path, typer.Argument(help="Book file (YAML or JSON)")],
+    account: Annotated[str, typer.Option(help="Account id")],
+    preset: Annotated[
+        str | None,
+        typer.Option(help=f"Portfolio preset: {' | '.join(PORTFOLIO_PRESETS)} (default: the book's)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON explanation")] = False,
+    scenarios: Annotated[bool, typer.Option(help="Also list every scenario's P&L")] = False,
+) -> None:
+    """Explain one account's portfolio margin: the scenario that drove it, each position's and
+    collateral asset's P&L there, the per-underlying split and every add-on."""
+    try:
+        report = explain_report(load_book(book), account, preset=preset)
+    except CrossMarginError as error:
+        _fail(error)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    console = _console()
+    worst = report["worst_scenario"]
+    console.print(
+        f"[bold]{escape(report['account_id'])}[/] · portfolio margin ({escape(report['preset'])}): "
+        f"IM {_money(report['initial_margin_usd'])} USD, MM {_money(report['maintenance_margin_usd'])} USD"
+    )
+    console.print(
+        f"grid {_money(report['grid_usd'])} (worst: {escape(worst['label'])}, total P&L "
+        f"{_money(worst['total_pnl_usd'])}), min-delta floor {_money(report['min_delta_usd'])}"
+    )
+    table = Table(title="in the worst scenario")
+    for column in ("position / collateral", "quantity", "scenario P&L USD", "share of grid USD"):
+        table.add_column(column, justify="left" if column.startswith("position") else "right")
+    for p in report["positions"]:
+        table.add_row(
+            escape(p["instrument_id"]),
+            f"{p['quantity']:,.4g}",
+            _money(p["scenario_pnl_usd"]),
+            _money(p["contribution_usd"]),
+        )
+    for c in report["collateral"]:
+        table.add_row(
+            f"{escape(c['asset'])} collateral",
+            f"{c['balance']:,.6g}",
+            _money(c["scenario_pnl_usd"]),
+            _money(c["contribution_usd"]),
+        )
+    console.print(table)
+    split = Table(title="per underlying (worst scenario)")
+    split.add_column("underlying")
+    split.add_column("P&L USD", justify="right")
+    for name, value in report["per_underlying"].items():
+        split.add_row(escape(name), _money(value))
+    console.print(split)
+    addons = Table(title="add-ons")
+    addons.add_column("add-on")
+    addons.add_column("USD", justify="right")
+    for name, value in report["addons"].items():
+        if value:
+            addons.add_row(name, _money(value))
+    console.print(addons)
+    if scenarios:
+        grid = Table(title="all scenarios")
+        for column in ("scenario", "P&L USD", "counted loss USD"):
+            grid.add_column(column, justify="left" if column == "scenario" else "right")
+        for sc in report["scenarios"]:
+            grid.add_row(escape(sc["label"]), _money(sc["pnl_usd"]), _money(sc["loss_usd"]))
+        console.print(grid)
+
+
+@app.command()
+def compare(
+    book: Annotated[Path, typer.Argument(help="Book file (YAML or JSON)")],
+    account: Annotated[str, typer.Option(help="Account id")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON comparison")] = False,
+) -> None:
+    """What one account's portfolio costs under isolated, cross, each venue's tiers, each
+    portfolio-margin preset and the sensitivity model, with the saving over isolated."""
+    try:
+        report = compare_report(load_book(book), account)
+    except CrossMarginError as error:
+        _fail(error)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    table = Table(title=f"{escape(account)} · {escape(report['book'])}")
+    for column in ("model", "preset", "IM USD", "MM USD", "saving vs isolated"):
+        table.add_column(column, justify="left" if column in ("model", "preset") else "right")
+    for r in report["rows"]:
+        pct = r["saving_vs_isolated_pct"]
+        saving = _money(r["saving_vs_isolated_usd"]) + ("" if pct is None else f" ({pct:+.0%})")
+        table.add_row(
+            r["model"],
+            r["preset"] or "—",
+            _money(r["initial_margin_usd"]),
+            _money(r["maintenance_margin_usd"]),
+            saving,
+        )
+    _console().print(table)
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """One margin run over a loaded book, and its report as plain JSON-ready data.
 
 The report keys are a contract (later tools rely on them):
-{"model", "valuation_time", "book", "accounts": [{"account_id", "equity_usd",
+{"model", "preset", "valuation_time", "book", "accounts": [{"account_id", "equity_usd",
  "initial_margin_usd", "maintenance_margin_usd", "available_usd", "margin_ratio" (null when
  bankrupt), "bankrupt", "below_maintenance", "collateral_value_usd",
  "positions": [{"instrument_id", "quantity", "entry_price", "value_usd", "unrealised_pnl_usd",
@@ -20,18 +20,40 @@ from typing import Any
 import numpy as np
 
 from crossmargin.adapters.files import LoadedBook
+from crossmargin.core.book import Book
 from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core.margin.portfolio import PortfolioMargin
+from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
+from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.pricing import revalue
 from crossmargin.errors import InputError
 
-MODELS = ("cross", "isolated")
+MODELS = ("cross", "isolated", "portfolio", "sensitivity")
 
 
-def make_model(name: str, loaded: LoadedBook) -> MarginModel:
-    if name == "cross":
-        return CrossMargin(loaded.params)
-    if name == "isolated":
-        return IsolatedMargin(loaded.params)
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """A margin model and the book it runs on (a tier preset rewrites the perps' schedules)."""
+
+    name: str
+    preset: str | None
+    model: MarginModel
+    book: Book
+
+
+def make_model(name: str, loaded: LoadedBook, preset: str | None = None) -> ModelChoice:
+    """cross | isolated (preset: a tier table, binance | hyperliquid), portfolio (preset: a
+    portfolio methodology; default the book's model.portfolio) or sensitivity (SIMM-style)."""
+    if name in ("cross", "isolated"):
+        tier = preset if preset is not None else loaded.tier_preset
+        book = loaded.book if tier is None else with_tier_preset(loaded.book, tier)
+        model: MarginModel = CrossMargin(loaded.params) if name == "cross" else IsolatedMargin(loaded.params)
+        return ModelChoice(name=name, preset=tier, model=model, book=book)
+    if name == "portfolio":
+        params = loaded.portfolio if preset is None else portfolio_preset(preset)
+        return ModelChoice(name=name, preset=params.name, model=PortfolioMargin(params), book=loaded.book)
+    if name == "sensitivity":
+        return ModelChoice(name=name, preset=None, model=SensitivityMargin(), book=loaded.book)
     raise InputError("model", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
@@ -41,20 +63,26 @@ class MarginRun:
     model: str
     result: MarginResult
     breakdown: Breakdown
+    preset: str | None = None
 
 
 def run_margin(
-    loaded: LoadedBook, *, model: str | None = None, account_ids: Sequence[str] | None = None
+    loaded: LoadedBook,
+    *,
+    model: str | None = None,
+    preset: str | None = None,
+    account_ids: Sequence[str] | None = None,
 ) -> MarginRun:
     """Evaluate the whole book, then break down the requested accounts (all by default)."""
-    name = model or loaded.default_model
-    margin_model = make_model(name, loaded)
-    valuation = revalue(loaded.book.instruments, loaded.market)
-    result = margin_model.evaluate(loaded.book, loaded.market, valuation)
-    book = loaded.book
+    choice = make_model(model or loaded.default_model, loaded, preset)
+    book = choice.book
+    valuation = revalue(book.instruments, loaded.market)
+    result = choice.model.evaluate(book, loaded.market, valuation)
     rows = list(range(book.n_accounts)) if account_ids is None else [book.account_row(a) for a in account_ids]
-    breakdown = margin_model.breakdown(book, loaded.market, rows, valuation)
-    return MarginRun(loaded=loaded, model=name, result=result, breakdown=breakdown)
+    breakdown = choice.model.breakdown(book, loaded.market, rows, valuation)
+    return MarginRun(
+        loaded=loaded, model=choice.name, result=result, breakdown=breakdown, preset=choice.preset
+    )
 
 
 def _number(value: float) -> float | None:
@@ -114,6 +142,7 @@ def margin_report(run: MarginRun) -> dict[str, Any]:
     valuation_time = datetime.fromtimestamp(run.loaded.market.valuation_ns / 1e9, tz=UTC)
     return {
         "model": run.model,
+        "preset": run.preset,
         "valuation_time": valuation_time.isoformat().replace("+00:00", "Z"),
         "book": run.loaded.path,
         "accounts": accounts,

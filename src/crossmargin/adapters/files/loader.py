@@ -7,6 +7,7 @@ computed. Field paths follow the file: `instruments[BTC-PERP].margin.maintenance
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,8 @@ from crossmargin.core.instruments import (
     Settlement,
 )
 from crossmargin.core.margin import CrossParams, OptionMarginParams
+from crossmargin.core.margin.portfolio import PortfolioParams
+from crossmargin.core.margin.presets import portfolio_preset
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.errors import BookFileError, CrossMarginError, InputError
@@ -48,6 +51,8 @@ class LoadedBook:
     params: CrossParams
     default_model: str
     source: str | None
+    portfolio: PortfolioParams
+    tier_preset: str | None = None
 
 
 def to_ns(moment: datetime) -> int:
@@ -417,8 +422,32 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
         market=market,
         params=params,
         default_model=model.model.default,
+        portfolio=_portfolio_params(model, where),
+        tier_preset=model.model.tier_preset,
         source=model.source,
     )
+
+
+def _portfolio_params(model: BookModel, where: str) -> PortfolioParams:
+    config = model.model.portfolio
+    try:
+        params = portfolio_preset(config.preset)
+    except InputError as error:
+        raise BookFileError(where, "model.portfolio.preset", error.problem) from None
+    changes: dict[str, Any] = {}
+    if config.maintenance_fraction is not None:
+        changes["maintenance_fraction"] = config.maintenance_fraction
+    if config.numeraire is not None:
+        changes["numeraire"] = config.numeraire
+    if config.addons is not None:
+        overrides = config.addons.model_dump(exclude_none=True)
+        if "stablecoins" in overrides:
+            overrides["stablecoins"] = tuple(overrides["stablecoins"])
+        try:
+            changes["addons"] = dataclasses.replace(params.addons, **overrides)
+        except InputError as error:
+            raise BookFileError(where, f"model.portfolio.{error.field}", error.problem) from None
+    return dataclasses.replace(params, **changes) if changes else params
 
 
 def book_json_schema() -> dict[str, Any]:

@@ -130,9 +130,44 @@ class OptionMarginModel(_Strict):
     long_premium_as_margin: bool = True
 
 
+class AddOnsModel(_Strict):
+    """Overrides of a portfolio preset's floor and add-ons (core.margin.portfolio.AddOns)."""
+
+    min_delta_unhedged: Rate | None = None
+    min_delta_hedged: Rate | None = None
+    annualised_move_risk: Rate | None = None
+    min_annualised_move: Rate | None = None
+    delta_contingency_rate: Rate | None = None
+    short_option_rate: Rate | None = None
+    concentration_coefficient: Rate | None = None
+    concentration_power: Annotated[float, Field(ge=0.0, le=4.0)] | None = None
+    liquidity_usd: dict[str, PositiveFloat] | None = Field(
+        default=None, description="Liquidity per underlying (e.g. open interest), USD, for concentration"
+    )
+    delta_half_spread_bps: NonNegativeFloat | None = None
+    vega_half_spread: Rate | None = None
+    funding_periods: NonNegativeFloat | None = None
+    fee_rate: Rate | None = None
+    stablecoins: list[str] | None = None
+    depeg_move: Rate | None = None
+
+
+class PortfolioConfigModel(_Strict):
+    preset: str = Field(
+        default="deribit-pm", description="deribit-pm | paradex-pm | span | crossmargin-multi"
+    )
+    maintenance_fraction: Rate | None = None
+    numeraire: str | None = Field(default=None, description="Measure losses in this coin (Deribit S:PM)")
+    addons: AddOnsModel | None = None
+
+
 class ModelParamsModel(_Strict):
-    default: Literal["cross", "isolated"] = "cross"
+    default: Literal["cross", "isolated", "portfolio", "sensitivity"] = "cross"
+    tier_preset: Literal["binance", "hyperliquid"] | None = Field(
+        default=None, description="Put linear perpetuals on a venue's tier table under cross/isolated"
+    )
     option_margin: OptionMarginModel = Field(default_factory=OptionMarginModel)
+    portfolio: PortfolioConfigModel = Field(default_factory=PortfolioConfigModel)
 
 
 class PositionModel(_Strict):
