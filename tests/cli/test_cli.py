@@ -32,7 +32,7 @@ def test_margin_json_report(model: str) -> None:
     result = runner.invoke(app, ["margin", str(DESK), "--model", model, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert set(report) == {"model", "valuation_time", "book", "accounts"}
+    assert set(report) == {"model", "preset", "valuation_time", "book", "accounts"}
     assert report["model"] == model
     assert [a["account_id"] for a in report["accounts"]] == list(ACCOUNTS)
     for account in report["accounts"]:

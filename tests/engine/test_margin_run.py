@@ -19,7 +19,7 @@ DESK = Path(__file__).resolve().parents[2] / "examples" / "desk.yaml"
 # Hand computations repeat the engine's float64 arithmetic in another order.
 HAND_TOLERANCE = 1e-9
 
-REPORT_KEYS = {"model", "valuation_time", "book", "accounts"}
+REPORT_KEYS = {"model", "preset", "valuation_time", "book", "accounts"}
 ACCOUNT_KEYS = {
     "account_id",
     "equity_usd",
