@@ -42,7 +42,7 @@ from crossmargin.core.instruments import NO_EXPIRY_NS, InstrumentKind
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import book_totals
-from crossmargin.core.margin.result import Breakdown, MarginResult
+from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import (
@@ -412,37 +412,19 @@ class PortfolioMargin:
         depeg = depeg_scenarios(sub, self.params.addons, scen.factors)
         full = scen if depeg is None else scen.concat(depeg)
         reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, full)
-        worst = totals.worst_scenario[np.repeat(np.arange(rows.size), np.diff(sub.positions.indptr))]
+        counts = np.diff(sub.positions.indptr)
+        worst = totals.worst_scenario[np.repeat(np.arange(rows.size), counts)]
         inst = base.position_instrument
         term = entry_term(base.entry_price, book.instruments.reciprocal_entry[inst])
         pnl = base.quantity * (
             reval.d_unit_value_usd[inst, worst] + term * reval.d_entry_coefficient_usd[inst, worst]
         )
-        share = np.maximum(-pnl, 0.0)
-        im = totals.initial_margin_usd
-        counts = np.diff(sub.positions.indptr)
-        total_share = np.bincount(np.repeat(np.arange(rows.size), counts), weights=share, minlength=rows.size)
-        weight = (
-            share / np.where(total_share > 0.0, total_share, 1.0)[np.repeat(np.arange(rows.size), counts)]
-        )
-        position_im = weight * np.repeat(im, counts)
-        position_mm = weight * np.repeat(
-            totals.maintenance_margin_usd(self.params.maintenance_fraction), counts
-        )
-        return Breakdown(
-            account_rows=base.account_rows,
-            position_account=base.position_account,
-            position_instrument=inst,
-            quantity=base.quantity,
-            entry_price=base.entry_price,
-            value_usd=base.value_usd,
-            unrealised_pnl_usd=base.unrealised_pnl_usd,
-            initial_margin_usd=position_im,
-            maintenance_margin_usd=position_mm,
-            isolated_equity_usd=base.isolated_equity_usd,
-            balance=base.balance,
-            collateral_value_usd=base.collateral_value_usd,
-            haircut=base.haircut,
+        return allocate_requirement(
+            base,
+            positions_per_account=counts,
+            initial_margin_usd=totals.initial_margin_usd,
+            maintenance_margin_usd=totals.maintenance_margin_usd(self.params.maintenance_fraction),
+            weight=-pnl,  # each position's loss in its account's worst scenario
         )
 
     def totals(self, book: Book, market: MarketState, valuation: InstrumentValuation) -> PortfolioTotals:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,3 +105,35 @@ class Breakdown:
     balance: FloatArray
     collateral_value_usd: FloatArray
     haircut: FloatArray
+
+
+def allocate_requirement(
+    breakdown: Breakdown,
+    *,
+    positions_per_account: IntArray,
+    initial_margin_usd: FloatArray,
+    maintenance_margin_usd: FloatArray,
+    weight: FloatArray,
+) -> Breakdown:
+    """Split each account's requirement (one per breakdown account row; positions stored account by
+    account, `positions_per_account` of them) over its positions pro rata to `weight` (>= 0, one
+    per position), for models whose requirement is not a sum over positions (portfolio,
+    sensitivity). An account whose weights are all zero splits by |value_usd|, then evenly, so
+    the position columns always sum to the account's requirement."""
+    counts = np.asarray(positions_per_account, dtype=np.int64)
+    n = counts.size
+    owner = np.repeat(np.arange(n), counts)
+
+    def normalised(w: FloatArray) -> tuple[FloatArray, FloatArray]:
+        total = np.bincount(owner, weights=w, minlength=n).astype(np.float64)
+        return w / np.where(total > 0.0, total, 1.0)[owner], total
+
+    share, total = normalised(np.maximum(weight, 0.0))
+    by_value, value_total = normalised(np.abs(breakdown.value_usd))
+    even = 1.0 / np.maximum(counts, 1)[owner]
+    share = np.where(total[owner] > 0.0, share, np.where(value_total[owner] > 0.0, by_value, even))
+    return dataclasses.replace(
+        breakdown,
+        initial_margin_usd=share * np.asarray(initial_margin_usd)[owner],
+        maintenance_margin_usd=share * np.asarray(maintenance_margin_usd)[owner],
+    )

@@ -76,7 +76,7 @@ from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import book_totals
-from crossmargin.core.margin.result import Breakdown, MarginResult
+from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.errors import InputError
@@ -371,10 +371,29 @@ class SensitivityMargin:
         account_rows: Sequence[int],
         valuation: InstrumentValuation | None = None,
     ) -> Breakdown:
-        """Per-position values and collateral as in the cross model; the per-position IM/MM columns
-        are the cross rule's (a sensitivity charge is a norm over the account, not a sum over
-        positions), use `sensitivities` and `charges` to explain this model's number."""
+        """Per-position values and collateral as in the cross model; the account requirement (a norm
+        over the account, not a sum over positions) is split over positions pro rata to each one's
+        standalone charge RW_u·|delta| + VRW·|σ·vega|. `sensitivities` and `charges` explain it."""
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        return cross_breakdown(
-            book, valuation, OptionMarginParams(), np.asarray(account_rows, dtype=np.int64)
+        rows = np.asarray(account_rows, dtype=np.int64)
+        base = cross_breakdown(book, valuation, OptionMarginParams(), rows)
+        sub = book.select(rows)
+        result = self.evaluate(sub, market, valuation)
+        inst = base.position_instrument
+        table = book.instruments
+        weights = np.array(
+            [
+                self.params.delta_risk_weight.get(u, self.params.default_delta_risk_weight)
+                for u in table.underlyings
+            ]
+        )[table.underlying_index[inst]]
+        delta = np.abs(base.quantity * valuation.delta_usd[inst] * valuation.spot_usd[inst])
+        vol = np.where(np.isfinite(valuation.implied_vol[inst]), valuation.implied_vol[inst], 0.0)
+        vega = np.abs(base.quantity * valuation.vega_usd[inst] * vol)
+        return allocate_requirement(
+            base,
+            positions_per_account=np.diff(sub.positions.indptr),
+            initial_margin_usd=result.initial_margin_usd,
+            maintenance_margin_usd=result.maintenance_margin_usd,
+            weight=weights * delta + self.params.vega_risk_weight * vega,
         )
