@@ -7,6 +7,10 @@ kept as explicit `@example` regressions in the property modules.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -19,3 +23,15 @@ settings.register_profile(
 # A longer hunt for counterexamples, on demand: pytest --hypothesis-profile=thorough tests/property
 settings.register_profile("thorough", parent=settings.get_profile("crossmargin"), max_examples=1_000)
 settings.load_profile("crossmargin")
+
+
+def shared_data_dir() -> Path:
+    """../shared/data beside the checkout, or $CROSSMARGIN_DATA. Tests that need it skip with a
+    reason when it is absent, except in CI (CI=true), where absence fails."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    data = Path(os.environ.get("CROSSMARGIN_DATA", default))
+    if not (data / "prices_daily_yahoo.csv").is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"shared market data not found under {data} (CI=true)")
+        pytest.skip(f"shared market data not found under {data}; set CROSSMARGIN_DATA")
+    return data

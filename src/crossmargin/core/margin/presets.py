@@ -151,7 +151,7 @@ def span_like() -> PortfolioParams:
 
 # Daily-return correlations of BTC, ETH and SOL, estimated from ../shared/data/prices_daily_yahoo.csv
 # over 2021-01-01 .. 2025-02-11 (tests/reference/test_presets_data.py re-estimates them).
-CRYPTO_CORRELATION = {("BTC", "ETH"): 0.82, ("BTC", "SOL"): 0.70, ("ETH", "SOL"): 0.73}
+CRYPTO_CORRELATION = {("BTC", "ETH"): 0.82, ("BTC", "SOL"): 0.59, ("ETH", "SOL"): 0.64}
 CRYPTO_RANGES = {"BTC": 0.16, "ETH": 0.20, "SOL": 0.28}
 
 
