@@ -9,6 +9,7 @@ to each position for isolated margin.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -54,17 +55,11 @@ class Book:
 
     def with_balances(self, balances: FloatArray) -> Book:
         """Same positions, other balances (e.g. after interest accrues or collateral moves)."""
-        return Book.from_arrays(
-            account_ids=self.account_ids,
-            assets=self.assets,
-            instruments=self.instruments,
-            account_index=self.position_account,
-            instrument_index=self.positions.indices.astype(np.int64),
-            quantity=self.positions.data,
-            entry_price=self.entry_price,
-            balances=balances,
-            isolated_collateral=self.isolated_collateral,
-        )
+        matrix = np.asarray(balances, dtype=np.float64)
+        check_balances(matrix, self.assets)
+        if matrix.shape[0] != self.n_accounts:
+            raise InputError("balances", f"{matrix.shape[0]} rows for {self.n_accounts} accounts")
+        return dataclasses.replace(self, balances=matrix)
 
     def select(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> Book:
         """A book of only these accounts (in this order), same instruments and assets."""
@@ -96,17 +91,11 @@ class Book:
     def scaled(self, factor: float) -> Book:
         """Every position multiplied by `factor` (> 0); balances unchanged."""
         check_positive(factor, "factor")
-        return Book.from_arrays(
-            account_ids=self.account_ids,
-            assets=self.assets,
-            instruments=self.instruments,
-            account_index=self.position_account,
-            instrument_index=self.positions.indices.astype(np.int64),
-            quantity=self.positions.data * factor,
-            entry_price=self.entry_price,
-            balances=self.balances,
-            isolated_collateral=self.isolated_collateral,
+        positions = sp.csr_array(
+            (self.positions.data * factor, self.positions.indices, self.positions.indptr),
+            shape=self.positions.shape,
         )
+        return dataclasses.replace(self, positions=positions)
 
     @classmethod
     def from_arrays(

@@ -63,9 +63,8 @@ def cross_breakdown(
     book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams, rows: np.ndarray
 ) -> Breakdown:
     """Each position's and each collateral asset's contribution, for the given account rows."""
-    starts = book.positions.indptr[rows]
     counts = np.diff(book.positions.indptr)[rows]
-    stored = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    stored = book.stored_positions(rows)
     instrument_index = book.positions.indices[stored].astype(np.int64)
     quantity = book.positions.data[stored]
     entry = book.entry_price[stored]

@@ -135,9 +135,7 @@ class IsolatedMargin:
         rows = np.asarray(account_rows, dtype=np.int64)
         base = cross_breakdown(book, valuation, self.params.option_margin, rows)
         iso = _isolated_positions(book, valuation, self.params)
-        counts = np.diff(book.positions.indptr)[rows]
-        starts = book.positions.indptr[rows]
-        stored = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        stored = book.stored_positions(rows)
         return Breakdown(
             account_rows=base.account_rows,
             position_account=base.position_account,
