@@ -77,9 +77,9 @@ def test_margin_csv_example() -> None:
 
 
 def test_unknown_model_exits_2() -> None:
-    result = runner.invoke(app, ["margin", str(DESK), "--model", "var"])
+    result = runner.invoke(app, ["margin", str(DESK), "--model", "no-such-model"])
     assert result.exit_code == 2
-    assert "unknown model 'var'" in result.stderr
+    assert "unknown model 'no-such-model'" in result.stderr
 
 
 def test_unknown_account_exits_2() -> None:

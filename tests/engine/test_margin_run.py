@@ -193,8 +193,8 @@ def test_unknown_account_is_an_input_error(loaded: LoadedBook) -> None:
 
 
 def test_unknown_model_is_an_input_error(loaded: LoadedBook) -> None:
-    with pytest.raises(InputError, match="unknown model 'var'"):
-        make_model("var", loaded)
+    with pytest.raises(InputError, match="unknown model 'no-such-model'"):
+        make_model("no-such-model", loaded)
 
 
 def test_bankrupt_account_reports_null_ratio(tmp_path: Path) -> None:

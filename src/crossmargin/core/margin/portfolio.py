@@ -22,8 +22,10 @@ the same pass (D_u: net delta, USD; G_u: gross delta, USD; V_u: net vega, USD pe
     liquidity          half_spread_bps·1e-4·|D_u| + vega_half_spread·|V_u|
     funding provision  max(0, Σ_p q · next funding payment per contract)     Paradex
     fee provision      Σ_p |q| · closing fee per contract                     Paradex
-    stablecoin depeg   worst loss when one stablecoin alone falls by depeg_move (accounts with
-                       positions only)                          after Derive/Lyra depeg, OKX MR9
+    stablecoin depeg   when one stablecoin alone falls by depeg_move, the loss on the collateral
+                       that backs the requirement: max over coins of min(loss, depeg_move·grid)
+                       (accounts with positions only; an idle balance's depeg is a haircut
+                       matter, not a margin one)             after Derive/Lyra depeg, OKX MR9
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class JointSpec:
     vol: VolShock = field(default_factory=VolShock)
     extreme_moves: tuple[float, ...] = ()
     extreme_cover: float = 1.0
+    extreme_weights: tuple[float, ...] | None = None
+    extreme_delta_one_cap: float | None = None
     default_range: float | None = None
     default_correlation: float = 0.5
 
@@ -93,6 +97,8 @@ class JointSpec:
         for factor, value in zip(self.factors, self.ranges, strict=True):
             check_range(value, low=1e-6, high=0.99, name=f"portfolio.joint.ranges.{factor}")
         check_range(self.extreme_cover, low=0.0, high=1.0, name="portfolio.joint.extreme_cover")
+        if self.extreme_weights is not None and len(self.extreme_weights) != len(self.extreme_moves):
+            raise InputError("portfolio.joint.extreme_weights", "one weight per extreme move")
         check_range(self.default_correlation, low=-1.0, high=1.0, name="portfolio.joint.default_correlation")
 
     def for_underlyings(
@@ -257,12 +263,15 @@ def _joint_set(
     vol_rows = np.repeat(np.array(list(vols.values())), n_moves, axis=0)
     labels = [f"{label}{name}" for name in vols for label in moves.labels]
     weights = [1.0] * len(labels)
+    caps = [np.inf] * len(labels)
     if joint.extreme_moves:
         extreme = np.ones((len(joint.extreme_moves), len(factors)))
         for row, move in enumerate(joint.extreme_moves):
+            weight = joint.extreme_cover if joint.extreme_weights is None else joint.extreme_weights[row]
             extreme[row, cols] = 1.0 + move
-            labels.append(f"joint all {move:+.0%}, extreme ({joint.extreme_cover:.3g} of loss)")
-            weights.append(joint.extreme_cover)
+            labels.append(f"joint all {move:+.0%}, extreme ({weight:.3g} of loss)")
+            weights.append(weight)
+            caps.append(np.inf if joint.extreme_delta_one_cap is None else joint.extreme_delta_one_cap)
         price = np.vstack([price, extreme])
         up = vols.get(", vol up", vols[""])
         vol_rows = np.vstack([vol_rows, np.repeat(up[None, :], len(joint.extreme_moves), axis=0)])
@@ -273,6 +282,7 @@ def _joint_set(
         weight=np.array(weights),
         group=np.zeros(len(labels), dtype=np.int64),
         labels=tuple(labels),
+        delta_one_cap=np.array(caps),
     )
 
 
@@ -488,6 +498,7 @@ def portfolio_totals(
             addons.concentration_power,
             addons.delta_half_spread_bps * 1e-4,
             addons.vega_half_spread,
+            addons.depeg_move,
         ]
     )
     min_delta_unhedged, min_delta_hedged = addons.min_delta_rates(table.underlyings)
@@ -645,7 +656,8 @@ def _portfolio_kernel(
             depeg = 0.0
             if indptr[a + 1] > indptr[a]:
                 for s in range(n_grid, n_scen):
-                    depeg = max(depeg, -weight[s] * pnl[s] - offset[s])
+                    loss = -weight[s] * pnl[s] - offset[s]
+                    depeg = max(depeg, min(loss, rates[6] * total))
             roll = 0.0
             for b in range(n_buckets):
                 roll += abs(bucket_delta[b]) * roll_rate[b]

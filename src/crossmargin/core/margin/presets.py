@@ -164,8 +164,9 @@ def crossmargin_multi(
 ) -> PortfolioParams:
     """This project's correlation-aware multi-asset preset: one group of joint moves on the
     correlation ellipsoid of every underlying (BTC, ETH, SOL, ...) with vol up/same/down on every
-    option, joint crashes and rallies at a fraction, collateral moving with its own asset in each
-    scenario, Deribit's roll shock, a short-option contingency and a stablecoin-depeg scenario.
+    option, joint crashes and rallies at a fraction (options repriced, delta-one capped), collateral
+    moving with its own asset in each scenario, Deribit's roll shock, a short-option contingency
+    and a stablecoin-depeg charge on the collateral backing the requirement.
 
     Nothing open today nets BTC options against ETH perps against a haircut multi-asset pool:
     Deribit PM and SPAN sum per currency (no diversification), and per-underlying grids never
@@ -187,8 +188,11 @@ def crossmargin_multi(
                 for a in names
             ),
             vol=VolShock(up=0.5, down=0.25, short_power=0.3, long_power=0.13),
-            extreme_moves=(-0.5, 1.0),
-            extreme_cover=0.35,
+            # Joint crashes and rallies reprice options; delta-one and collateral keep the BTC
+            # range (Deribit's extended-table treatment), counted at 0.16/|move|.
+            extreme_moves=(-0.5, -0.33, 0.5, 1.0),
+            extreme_weights=tuple(0.16 / m for m in (0.5, 0.33, 0.5, 1.0)),
+            extreme_delta_one_cap=0.16,
             default_range=default_range,
             default_correlation=default_correlation,
         ),
