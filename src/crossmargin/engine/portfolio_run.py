@@ -20,10 +20,11 @@ import numpy as np
 
 from crossmargin.adapters.files import LoadedBook
 from crossmargin.core.collateral import value_collateral
-from crossmargin.core.margin.portfolio import PortfolioMargin, explain_account, numeraire_scale
+from crossmargin.core.margin.portfolio import PortfolioMargin, explain_account
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.margin_run import make_model
+from crossmargin.engine.var_run import var_compare_choices
 
 
 def explain_report(loaded: LoadedBook, account_id: str, *, preset: str | None = None) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def explain_report(loaded: LoadedBook, account_id: str, *, preset: str | None = 
     valuation = revalue(book.instruments, loaded.market)
     e = explain_account(model, book, loaded.market, row, valuation)
     scenarios = e.scenarios
-    scale = numeraire_scale(scenarios, model.params.numeraire) * scenarios.weight
+    scale = scenarios.weight  # P&L items are already in the numeraire (explain_account)
     worst = e.worst_scenario
     charging = e.per_group_usd > 0.0
     rows_charged = e.per_group_scenario[charging]
@@ -122,6 +123,7 @@ def compare_report(loaded: LoadedBook, account_id: str) -> dict[str, Any]:
     choices += [("cross", tier) for tier in TIER_PRESETS]
     choices += [("portfolio", name) for name in PORTFOLIO_PRESETS]
     choices += [("sensitivity", None)]
+    choices += var_compare_choices()  # HS VaR 99 %, FHS ES 97.5 %, MC ES 97.5 % over real history
     rows: list[dict[str, Any]] = []
     for name, preset in choices:  # a handful of models, each evaluated on the one account
         choice = make_model(name, loaded, preset)

@@ -455,16 +455,22 @@ class PortfolioMargin:
         )
 
 
-def numeraire_scale(scenarios: ScenarioSet, numeraire: str | None) -> FloatArray:
-    """1 / (numeraire's price factor) per scenario: losses measured in the numeraire coin, at
-    today's price. USD (None) gives ones."""
+def numeraire_factor(scenarios: ScenarioSet, numeraire: str | None) -> FloatArray:
+    """The numeraire coin's price factor f per scenario (ones for USD), its move capped like every
+    delta-one move of the row.
+
+    In a coin numeraire an item worth V0 USD today and V0 + dV in a scenario changes by
+    (V0 + dV)/(P·f) - V0/P coins = (dV - V0·(f - 1)) / f in coins, i.e. that many USD at today's
+    coin price P: a balance of the coin itself carries no risk (Deribit S:PM margins each
+    currency in that currency)."""
     if numeraire is None:
         return np.ones(scenarios.n_scenarios)
     column = scenarios.factor_index(numeraire)
     if column < 0:
         raise InputError("portfolio.numeraire", f"{numeraire!r} is not a risk factor of this book")
-    scale: FloatArray = 1.0 / scenarios.price_factor[:, column]
-    return scale
+    cap = scenarios.caps
+    factor: FloatArray = 1.0 + np.clip(scenarios.price_factor[:, column] - 1.0, -cap, cap)
+    return factor
 
 
 def portfolio_totals(
@@ -502,7 +508,12 @@ def portfolio_totals(
         ]
     )
     min_delta_unhedged, min_delta_hedged = addons.min_delta_rates(table.underlyings)
-    scale = numeraire_scale(scenarios, numeraire)
+    factor = numeraire_factor(scenarios, numeraire)
+    if numeraire is None:
+        equity_today = np.zeros(n)
+    else:
+        values = book_totals(book, valuation, OptionMarginParams())
+        equity_today = values.collateral_value_usd + values.position_value_usd
     _portfolio_kernel(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
@@ -514,7 +525,9 @@ def portfolio_totals(
         reval.d_entry_coefficient_usd,
         collateral,
         reval.d_asset_factor,
-        scenarios.weight * scale,
+        scenarios.weight / factor,
+        factor - 1.0,
+        equity_today,
         scenarios.offsets,
         scenarios.group,
         int(scenarios.group[:n_grid_scenarios].max()) + 1 if n_grid_scenarios else 0,
@@ -559,6 +572,8 @@ def _portfolio_kernel(
     collateral: np.ndarray,
     d_asset: np.ndarray,
     weight: np.ndarray,
+    numeraire_move: np.ndarray,
+    equity_today: np.ndarray,
     offset: np.ndarray,
     group: np.ndarray,
     n_groups: int,
@@ -634,6 +649,10 @@ def _portfolio_kernel(
                     drow = d_asset[k]
                     for s in range(n_scen):
                         pnl[s] += v * drow[s]
+            e0 = equity_today[a]
+            if e0 != 0.0:
+                for s in range(n_scen):
+                    pnl[s] -= e0 * numeraire_move[s]
             group_loss[:] = 0.0
             group_arg[:] = -1
             for s in range(n_grid):
@@ -689,7 +708,8 @@ def _portfolio_kernel(
 class PortfolioExplanation:
     """Why one account needs what it needs (numpy, on demand).
 
-    scenario_pnl_usd: (n_positions, S) per position; collateral_pnl_usd: (K, S) per asset;
+    scenario_pnl_usd: (n_positions, S) per position; collateral_pnl_usd: (K, S) per asset; both
+    in the numeraire at today's price (plain USD P&L under a USD numeraire);
     worst_scenario: the row that drove the largest group; per_group_usd: each group's worst
     weighted loss (in the numeraire, at today's price); min_delta_usd: the floor; addons_usd by name.
     """
@@ -730,9 +750,13 @@ def explain_account(
     )
     collateral = value_collateral(sub.balances, sub.assets).value_usd[0]
     collateral_pnl = collateral[:, None] * reval.d_asset_factor
+    # In the numeraire, at today's price (numeraire_factor): (dV - V0·(f - 1)) / f per item.
+    factor = numeraire_factor(scenarios, model.params.numeraire)
+    position_today = qty * (valuation.unit_value_usd[inst] + term * valuation.entry_coefficient_usd[inst])
+    position_pnl = (position_pnl - position_today[:, None] * (factor - 1.0)) / factor
+    collateral_pnl = (collateral_pnl - collateral[:, None] * (factor - 1.0)) / factor
     total = position_pnl.sum(axis=0) + collateral_pnl.sum(axis=0)
-    scale = numeraire_scale(scenarios, model.params.numeraire)
-    loss = -scenarios.weight * scale * total - scenarios.offsets
+    loss = -scenarios.weight * total - scenarios.offsets
     per_group = np.zeros(scenarios.n_groups)
     per_group_scenario = np.zeros(scenarios.n_groups, dtype=np.int64)
     for g in range(scenarios.n_groups):  # a handful of groups
