@@ -4,7 +4,10 @@
 CrossMarginError                  base of everything below
  ├── InputError                   a value the core cannot accept (field + problem)
  │    └── BookFileError           a book file that cannot be loaded (file + field + problem)
- └── PricingError                 a price the model cannot reproduce (e.g. implied vol outside bounds)
+ ├── PricingError                 a price the model cannot reproduce (e.g. implied vol outside bounds)
+ └── OracleError                  a price an action may not use (core.oracle.policy.require_valid)
+      ├── StaleOracleError        too old or too few live sources (asset, age_ms, limit_ms)
+      └── UntrustedOracleError    held by a circuit breaker, no price, or sources disagree
 ```
 
 Operating conditions (an account under water, a bankrupt account) are values in results, not
@@ -47,3 +50,30 @@ class PricingError(CrossMarginError, ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+class OracleError(CrossMarginError):
+    """A price an action may not use. Operating condition: callers that handle many assets use
+    the validity masks of core.oracle.policy instead; this is for the one-asset path."""
+
+    def __init__(self, asset: str, message: str) -> None:
+        self.asset = asset
+        super().__init__(f"{asset}: {message}")
+
+
+class StaleOracleError(OracleError):
+    """The asset's price is older than the action allows, or too few sources are live."""
+
+    def __init__(self, asset: str, *, age_ms: float, limit_ms: float) -> None:
+        self.age_ms = age_ms
+        self.limit_ms = limit_ms
+        super().__init__(asset, f"oracle price is {age_ms:,.0f} ms old (limit {limit_ms:,.0f} ms) or stale")
+
+
+class UntrustedOracleError(OracleError):
+    """The asset's price is held by a circuit breaker, missing, or its sources disagree too much."""
+
+    def __init__(self, asset: str, *, action: str, reason: str) -> None:
+        self.action = action
+        self.reason = reason
+        super().__init__(asset, f"oracle price not valid for {action}: {reason}")

@@ -244,5 +244,10 @@ def schema() -> None:
     sys.stdout.write(json.dumps(book_json_schema(), indent=2) + "\n")
 
 
+from crossmargin.cli.oracle import app as oracle_app  # noqa: E402  (sub-app, registered last)
+
+app.add_typer(oracle_app, name="oracle")
+
+
 if __name__ == "__main__":
     app()
