@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from crossmargin.adapters.files import book_json_schema, load_book
+from crossmargin.cli.backtest import backtest
+from crossmargin.cli.var_explain import explain_var
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS
 from crossmargin.engine.margin_run import MODELS, margin_report, run_margin
 from crossmargin.engine.portfolio_run import compare_report, explain_report
@@ -145,9 +147,14 @@ def explain(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON explanation")] = False,
     scenarios: Annotated[bool, typer.Option(help="Also list every scenario's P&L")] = False,
+    model: Annotated[str, typer.Option(help="portfolio | var (VaR/ES: component ES per item)")] = "portfolio",
 ) -> None:
     """Explain one account's portfolio margin: the scenario that drove it, each position's and
-    collateral asset's P&L there, the per-underlying split and every add-on."""
+    collateral asset's P&L there, the per-underlying split and every add-on. With --model var:
+    the tail scenarios and each position's and asset's component of ES (or VaR)."""
+    if model == "var":
+        explain_var(book, account=account, preset=preset, as_json=as_json)
+        return
     try:
         report = explain_report(load_book(book), account, preset=preset)
     except CrossMarginError as error:
@@ -247,6 +254,9 @@ def schema() -> None:
 from crossmargin.cli.oracle import app as oracle_app  # noqa: E402  (sub-app, registered last)
 
 app.add_typer(oracle_app, name="oracle")
+
+
+app.command()(backtest)  # crossmargin backtest: cli/backtest.py
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.pricing import revalue
+from crossmargin.engine.var_run import var_model
 from crossmargin.errors import InputError
 
-MODELS = ("cross", "isolated", "portfolio", "sensitivity")
+MODELS = ("cross", "isolated", "portfolio", "sensitivity", "var")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,9 @@ def make_model(name: str, loaded: LoadedBook, preset: str | None = None) -> Mode
         return ModelChoice(name=name, preset=params.name, model=PortfolioMargin(params), book=loaded.book)
     if name == "sensitivity":
         return ModelChoice(name=name, preset=None, model=SensitivityMargin(), book=loaded.book)
+    if name == "var":  # VaR/ES over the shared price history (preset: a VAR_PRESETS name)
+        var = var_model(preset)
+        return ModelChoice(name=name, preset=var.params.name, model=var, book=loaded.book)
     raise InputError("model", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 

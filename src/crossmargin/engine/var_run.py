@@ -1,0 +1,135 @@
+"""VaR/ES margin for the engine: the model over the shared price history, its explanation (which
+scenarios make the tail, each position's and asset's component of ES), and a VaR/ES ladder.
+
+explain JSON (model "var"): {"account_id", "model", "preset", "method", "measure", "confidence",
+ "horizon_days", "initial_margin_usd", "maintenance_margin_usd", "var_usd", "es_usd",
+ "binding_group", "group_weight", "groups": [{"group", "weight", "var_usd", "es_usd", "scenarios"}],
+ "tail": [{"index", "label", "loss_usd", "price_moves"}],
+ "positions": [{"instrument_id", "underlying", "quantity", "component_usd", "tail_mean_pnl_usd"}],
+ "collateral": [{"asset", "balance", "value_usd", "component_usd", "tail_mean_pnl_usd"}],
+ "per_underlying": {name: component_usd}}
+
+Components are the Euler allocation of the binding measure (core/margin/var.py), so
+Σ positions + Σ collateral = group_weight x measure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossmargin.adapters.files import LoadedBook
+from crossmargin.adapters.history.prices import load_price_history
+from crossmargin.adapters.volatility import GarchFilter
+from crossmargin.core.collateral import value_collateral
+from crossmargin.core.margin.var import VarMargin, VarParams, explain_var_account, var_preset
+from crossmargin.core.pricing import revalue
+
+DEFAULT_VAR_PRESET = "fhs-es975"
+
+
+def var_model(
+    preset: str | None = None, *, params: VarParams | None = None, prices: Path | None = None
+) -> VarMargin:
+    """The VaR model of a preset (default fhs-es975) over the shared daily price history."""
+    chosen = params if params is not None else var_preset(preset or DEFAULT_VAR_PRESET)
+    history = load_price_history(prices)
+    return VarMargin(chosen, history, GarchFilter() if chosen.volatility_filter == "garch" else None)
+
+
+def explain_var_report(loaded: LoadedBook, account_id: str, *, preset: str | None = None) -> dict[str, Any]:
+    model = var_model(preset)
+    book = loaded.book
+    row = book.account_row(account_id)
+    valuation = revalue(book.instruments, loaded.market)
+    e = explain_var_account(model, book, loaded.market, row, valuation)
+    scenarios = e.scenarios
+    loss = -(e.position_pnl_usd.sum(axis=0) + e.collateral_pnl_usd.sum(axis=0))
+    underlyings = book.instruments.underlyings
+    u_of = book.instruments.underlying_index[e.position_instrument]
+    per_underlying: dict[str, float] = {}
+    for n, u in enumerate(underlyings):
+        if np.any(u_of == n):
+            per_underlying[u] = float(e.position_component_usd[u_of == n].sum())
+    balances = book.balances[row]
+    values = value_collateral(book.balances[row : row + 1], book.assets).value_usd[0]
+    for k, symbol in enumerate(book.assets.symbols):
+        if balances[k] != 0.0:
+            key = f"{symbol} (collateral)"
+            per_underlying[key] = float(e.collateral_component_usd[k])
+    tail_pnl_positions = e.position_pnl_usd[:, e.tail].mean(axis=1)
+    tail_pnl_collateral = e.collateral_pnl_usd[:, e.tail].mean(axis=1)
+    p = model.params
+    return {
+        "account_id": account_id,
+        "model": "var",
+        "preset": p.name,
+        "method": p.method,
+        "measure": p.measure,
+        "confidence": p.confidence,
+        "horizon_days": p.horizon_days,
+        "initial_margin_usd": e.initial_margin_usd,
+        "maintenance_margin_usd": e.maintenance_margin_usd,
+        "var_usd": e.var_usd,
+        "es_usd": e.es_usd,
+        "binding_group": e.binding_group,
+        "group_weight": e.group_weight,
+        "groups": [
+            {
+                "group": "current" if g == 0 else "stressed",
+                "weight": float(model.group_weights(scenarios)[g]),
+                "var_usd": float(e.per_group_var_usd[g]),
+                "es_usd": float(e.per_group_es_usd[g]),
+                "scenarios": int(np.count_nonzero(scenarios.group == g)),
+            }
+            for g in range(scenarios.n_groups)
+        ],
+        "tail": [
+            {
+                "index": int(s),
+                "label": scenarios.labels[int(s)],
+                "loss_usd": float(loss[s]),
+                "price_moves": {
+                    f: float(scenarios.price_factor[s, n] - 1.0)
+                    for n, f in enumerate(scenarios.factors)
+                    if scenarios.price_factor[s, n] != 1.0
+                },
+            }
+            for s in e.tail
+        ],
+        "positions": [
+            {
+                "instrument_id": book.instruments.ids[int(i)],
+                "underlying": underlyings[int(book.instruments.underlying_index[i])],
+                "quantity": float(q),
+                "component_usd": float(e.position_component_usd[n]),
+                "tail_mean_pnl_usd": float(tail_pnl_positions[n]),
+            }
+            for n, (i, q) in enumerate(zip(e.position_instrument, e.quantity, strict=True))
+        ],
+        "collateral": [
+            {
+                "asset": symbol,
+                "balance": float(balances[k]),
+                "value_usd": float(values[k]),
+                "component_usd": float(e.collateral_component_usd[k]),
+                "tail_mean_pnl_usd": float(tail_pnl_collateral[k]),
+            }
+            for k, symbol in enumerate(book.assets.symbols)
+            if balances[k] != 0.0
+        ],
+        "per_underlying": per_underlying,
+    }
+
+
+COMPARE_PRESETS = ("hs-var99", "fhs-es975", "mc-es975")
+
+
+def var_compare_choices() -> list[tuple[str, str | None]]:
+    """The VaR/ES rows `compare` appends, when the shared price history is there (a book alone
+    still compares under every other model)."""
+    from crossmargin.adapters.history.prices import prices_path
+
+    return [("var", name) for name in COMPARE_PRESETS] if prices_path().is_file() else []

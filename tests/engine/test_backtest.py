@@ -1,0 +1,91 @@
+"""The back-test walk on real history: realised losses from full revaluation, statistics per
+(account, model), and the CLI command with its charts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from crossmargin.adapters.files import load_book
+from crossmargin.adapters.history.prices import load_price_history
+from crossmargin.cli.main import app
+from crossmargin.engine.backtest import run_backtest
+from crossmargin.errors import InputError
+from tests.conftest import shared_data_dir
+
+BOOK = Path(__file__).resolve().parents[2] / "examples" / "backtest.yaml"
+DESK = Path(__file__).resolve().parents[2] / "examples" / "desk.yaml"
+
+
+def test_walk_realised_loss_and_exceedances() -> None:
+    data = shared_data_dir()
+    run = run_backtest(
+        load_book(BOOK),
+        ["cross", "var:hs-var99"],
+        first_day="2022-11-01",
+        last_day="2022-11-20",
+        account_ids=["btc-long"],
+    )
+    assert run.days[0] == np.datetime64("2022-11-01") and run.days.size == 20
+    series = run.get("btc-long", "var:hs-var99")
+    history = load_price_history(data / "prices_daily_yahoo.csv").select(["BTC", "USDC"])
+    rows = np.searchsorted(history.days, run.days)
+    btc, usdc = history.close_usd[:, 0], history.close_usd[:, 1]
+    expected = -3.0 * (btc[rows + 2] - btc[rows]) - 60_000.0 * (usdc[rows + 2] - usdc[rows])
+    assert series.loss_usd == pytest.approx(expected, rel=1e-9)
+    assert series.stats.exceedances == int(np.sum(series.loss_usd > series.margin_usd))
+    assert series.stats.peak_to_trough >= 1.0 and series.stats.largest_5d_increase >= 0.0
+    cross = run.get("btc-long", "cross")
+    assert cross.stats.exceedances > series.stats.exceedances
+
+
+def test_backtest_rejects_books_with_expiring_instruments() -> None:
+    shared_data_dir()
+    with pytest.raises(InputError, match="back-test books"):
+        run_backtest(load_book(DESK), ["cross"], first_day="2024-01-01", last_day="2024-01-05")
+
+
+def test_cli_backtest_json_and_charts(tmp_path: Path) -> None:
+    shared_data_dir()
+    result = CliRunner().invoke(
+        app,
+        ["backtest", str(BOOK), "--model", "cross", "--model", "var:fhs-es975", "--from", "2024-08-01",
+         "--to", "2024-08-10", "--account", "alt-beta", "--json", "--out", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["model"] for r in report["rows"]] == ["cross", "var:fhs-es975"]
+    assert {"exceedances", "kupiec_p_value", "christoffersen_p_value", "worst_shortfall_usd",
+            "largest_5d_increase", "largest_30d_increase", "peak_to_trough"} <= set(report["rows"][0])  # fmt: skip
+    assert (tmp_path / "backtest-alt-beta.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "backtest.html").read_text()
+    assert "data:image/png;base64," in page and "alt-beta" in page
+
+
+def test_cli_margin_explain_and_compare_with_var() -> None:
+    shared_data_dir()
+    runner = CliRunner()
+    margin = runner.invoke(app, ["margin", str(DESK), "--model", "var", "--preset", "hs-var99", "--json"])
+    assert margin.exit_code == 0, margin.output
+    report = json.loads(margin.stdout)
+    assert report["model"] == "var" and report["preset"] == "hs-var99"
+    for account in report["accounts"]:
+        positions = sum(p["initial_margin_usd"] for p in account["positions"])
+        assert positions == pytest.approx(account["initial_margin_usd"], rel=1e-9, abs=1e-6)
+    explain = runner.invoke(
+        app, ["explain", str(DESK), "--account", "vol-seller", "--model", "var", "--json"]
+    )
+    assert explain.exit_code == 0, explain.output
+    e = json.loads(explain.stdout)
+    total = sum(p["component_usd"] for p in e["positions"]) + sum(c["component_usd"] for c in e["collateral"])
+    assert total == pytest.approx(e["group_weight"] * e["es_usd"], rel=1e-9)
+    table = runner.invoke(app, ["explain", str(DESK), "--account", "vol-seller", "--model", "var"])
+    assert table.exit_code == 0 and "component ES" in table.stdout
+    compare = runner.invoke(app, ["compare", str(DESK), "--account", "vol-seller", "--json"])
+    assert compare.exit_code == 0, compare.output
+    presets = [r["preset"] for r in json.loads(compare.stdout)["rows"] if r["model"] == "var"]
+    assert presets == ["hs-var99", "fhs-es975", "mc-es975"]
