@@ -32,6 +32,8 @@ ACCOUNT_KEYS = {
     "collateral_value_usd",
     "positions",
     "collateral",
+    "liquidation_price",
+    "bankruptcy_price",
 }
 POSITION_KEYS = {
     "instrument_id",

@@ -259,5 +259,9 @@ app.add_typer(oracle_app, name="oracle")
 app.command()(backtest)  # crossmargin backtest: cli/backtest.py
 
 
+from crossmargin.cli.simulate import simulate  # noqa: E402  (crossmargin simulate: cli/simulate.py)
+
+app.command()(simulate)
+
 if __name__ == "__main__":
     app()

@@ -6,7 +6,8 @@ The report keys are a contract (later tools rely on them):
  bankrupt), "bankrupt", "below_maintenance", "collateral_value_usd",
  "positions": [{"instrument_id", "quantity", "entry_price", "value_usd", "unrealised_pnl_usd",
                 "initial_margin_usd", "maintenance_margin_usd"[, "isolated_equity_usd"]}],
- "collateral": [{"asset", "balance", "value_usd", "haircut"}]}]}
+ "collateral": [{"asset", "balance", "value_usd", "haircut"}],
+ "liquidation_price", "bankruptcy_price": {underlying: USD index price or null}}]}
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, Marg
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
+from crossmargin.core.liquidation.prices import cross_price_levels
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.var_run import var_model
 from crossmargin.errors import InputError
@@ -98,6 +100,8 @@ def margin_report(run: MarginRun) -> dict[str, Any]:
     book = run.loaded.book
     result = run.result
     bd = run.breakdown
+    # Per underlying: the index price at which equity = MM (liquidation) or 0 (bankruptcy), pooled.
+    levels = cross_price_levels(book, run.loaded.market, option_params=run.loaded.params.option_margin)
     isolated = run.model == "isolated"
     accounts: list[dict[str, Any]] = []
     # The breakdown stores each requested account's positions contiguously, in request order.
@@ -141,6 +145,12 @@ def margin_report(run: MarginRun) -> dict[str, Any]:
                 "collateral_value_usd": float(result.collateral_value_usd[row]),
                 "positions": positions,
                 "collateral": collateral,
+                "liquidation_price": dict(
+                    zip(levels.underlyings, map(_number, levels.liquidation_price[row].tolist()), strict=True)
+                ),
+                "bankruptcy_price": dict(
+                    zip(levels.underlyings, map(_number, levels.bankruptcy_price[row].tolist()), strict=True)
+                ),
             }
         )
     valuation_time = datetime.fromtimestamp(run.loaded.market.valuation_ns / 1e9, tz=UTC)

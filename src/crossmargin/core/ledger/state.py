@@ -1,0 +1,308 @@
+"""Ledger state and configuration: exact balances, integer positions, last prices, statuses.
+
+`LedgerState` is immutable; `apply` (ledger.apply) returns a new one. Balances are integer minor
+units per (account, asset); positions are integer contracts with a float64 entry price (a risk
+input, like the marks). `risk_view` turns a state into the risk core's Book and MarketState, so
+the ledger is margined by exactly the same code path as a book file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from crossmargin.core.assets import AssetTable
+from crossmargin.core.book import Book
+from crossmargin.core.checks import check_range
+from crossmargin.core.collateral import value_collateral
+from crossmargin.core.instruments import InstrumentKind, InstrumentTable, Settlement
+from crossmargin.core.ledger.money import to_float
+from crossmargin.core.ledger.postings import SYSTEM_ACCOUNTS
+from crossmargin.core.liquidation.adl import adl_policy
+from crossmargin.core.margin import CrossParams, MarginResult
+from crossmargin.core.margin.options_rule import option_unit_margin
+from crossmargin.core.margin.requirements import position_requirements
+from crossmargin.core.market import MarketState
+from crossmargin.core.pricing import revalue
+from crossmargin.errors import InputError
+
+
+class AccountStatus(IntEnum):
+    """Margin-call states, in order of severity (liquidation.margin_call has the machine)."""
+
+    HEALTHY = 0
+    WARNING = 1
+    MARGIN_CALL = 2
+    LIQUIDATION = 3
+    BANKRUPT = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarginCallParams:
+    """Coverage = equity / MM (inf without requirement). Levels, strictest last:
+    HEALTHY ≥ warning_coverage > WARNING ≥ margin_call_coverage > MARGIN_CALL ≥ 1 > LIQUIDATION.
+    Liquidation stops only at `exit_coverage` (> 1, Mango's liquidation-end health): hysteresis.
+    A margin call not cured within `grace_ns` escalates to liquidation."""
+
+    warning_coverage: float = 1.5
+    margin_call_coverage: float = 1.2
+    exit_coverage: float = 1.25
+    grace_ns: int = 3_600 * 10**9
+
+    def __post_init__(self) -> None:
+        check_range(
+            self.margin_call_coverage, low=1.0, high=self.warning_coverage, name="margin_call_coverage"
+        )
+        check_range(self.exit_coverage, low=1.0, high=100.0, name="exit_coverage", include_high=True)
+        if self.exit_coverage <= 1.0:
+            raise InputError("exit_coverage", "must be > 1 (stricter than maintenance)")
+        if self.grace_ns < 0:
+            raise InputError("grace_ns", f"must be >= 0, got {self.grace_ns!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiquidationParams:
+    """fee_rate: liquidation fee on closed notional, to the insurance fund. Fills at
+    mark · (1 ∓ impact), impact = impact_bps/1e4 + slice notional / depth_usd (inf: none). slice_fraction:
+    the close-out granularity (a slice is ceil(|q| · fraction) contracts)."""
+
+    fee_rate: float = 0.005
+    impact_bps: float = 10.0
+    depth_usd: float = 10_000_000.0
+    slice_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        check_range(self.fee_rate, low=0.0, high=0.2, name="liquidation.fee_rate")
+        check_range(self.impact_bps, low=0.0, high=5_000.0, name="liquidation.impact_bps")
+        if not self.depth_usd >= 1.0:  # +inf allowed: no size impact
+            raise InputError("liquidation.depth_usd", f"must be >= 1 (or inf), got {self.depth_usd!r}")
+        check_range(self.slice_fraction, low=1e-6, high=1.0, name="liquidation.slice_fraction")
+
+
+WATERFALL_STAGES = ("fee", "insurance", "backstop", "adl", "socialised_loss", "bad_debt")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaterfallParams:
+    """Stages in order (a subset of WATERFALL_STAGES ending with bad_debt); the insurance fund pays
+    at most `insurance_cap_fraction[underlying]` (default 1) of its balance per bankruptcy in that
+    market; `adl_policy` names a liquidation.adl policy; `seed` feeds random-start ADL."""
+
+    stages: tuple[str, ...] = WATERFALL_STAGES
+    insurance_cap_fraction: Mapping[str, float] = field(default_factory=dict)
+    adl_policy: str = "queue"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.stages if s not in WATERFALL_STAGES]
+        if unknown:
+            raise InputError("waterfall.stages", f"unknown stage {unknown[0]!r}")
+        adl_policy(self.adl_policy)  # an unknown policy fails here, not at the first bankruptcy
+        if not self.stages or self.stages[-1] != "bad_debt":
+            raise InputError("waterfall.stages", "must end with bad_debt (a deficit is always recorded)")
+        for market, cap in self.insurance_cap_fraction.items():
+            check_range(cap, low=0.0, high=1.0, name=f"waterfall.insurance_cap_fraction[{market}]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerConfig:
+    """Everything fixed for a ledger run. Linear instruments settle in `quote_asset`; inverse ones
+    in the asset named like their underlying. `decimals[asset]` is the asset's minor unit."""
+
+    instruments: InstrumentTable
+    assets: AssetTable
+    decimals: Mapping[str, int]
+    quote_asset: str
+    valuation_ns: int
+    implied_vols: Mapping[str, float] = field(default_factory=dict)
+    rate: float = 0.0
+    taker_fee_rate: float = 0.0005
+    maker_fee_rate: float = 0.0002
+    margin: CrossParams = field(default_factory=CrossParams)
+    margin_call: MarginCallParams = field(default_factory=MarginCallParams)
+    liquidation: LiquidationParams = field(default_factory=LiquidationParams)
+    waterfall: WaterfallParams = field(default_factory=WaterfallParams)
+
+    def __post_init__(self) -> None:
+        for symbol in self.assets.symbols:
+            if symbol not in self.decimals:
+                raise InputError(f"decimals[{symbol}]", "every asset needs its minor-unit decimals")
+        self.assets.position(self.quote_asset, field_name="quote_asset")
+        for i, inst in enumerate(self.instruments.ids):
+            self.assets.position(self.settlement_asset(i), field_name=f"instruments[{inst}].settlement_asset")
+        check_range(self.taker_fee_rate, low=0.0, high=0.1, name="taker_fee_rate")
+        check_range(self.maker_fee_rate, low=0.0, high=0.1, name="maker_fee_rate")
+
+    def settlement_asset(self, instrument: int) -> str:
+        if self.instruments.settlement[instrument] == Settlement.INVERSE:
+            return str(self.instruments.underlyings[int(self.instruments.underlying_index[instrument])])
+        return self.quote_asset
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    quantity: int
+    entry_price: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerState:
+    """Immutable ledger state. `traders` in opening order; `balances[(account, asset)]` minor units
+    (absent = 0); `positions[(account, instrument)]`; `prices` index prices by symbol; `marks`
+    delta-one marks by instrument (absent = index); `status`/`call_deadline_ns` per trader;
+    `expired` instruments; `sequence` counts postings."""
+
+    traders: tuple[str, ...]
+    balances: Mapping[tuple[str, str], int]
+    positions: Mapping[tuple[str, str], Position]
+    prices: Mapping[str, float]
+    marks: Mapping[str, float]
+    status: Mapping[str, AccountStatus]
+    call_deadline_ns: Mapping[str, int]
+    expired: frozenset[str]
+    time_ns: int
+    sequence: int
+
+    @classmethod
+    def open(cls, config: LedgerConfig, traders: tuple[str, ...], prices: Mapping[str, float]) -> LedgerState:
+        """A fresh ledger: these traders, zero balances, the given index prices."""
+        if len(set(traders)) != len(traders):
+            raise InputError("traders", "duplicate trader id")
+        for t in traders:
+            if not t or t.startswith("@"):
+                raise InputError("traders", f"trader id {t!r} must be non-empty and not start with '@'")
+        needed = set(config.instruments.underlyings) | set(config.assets.symbols)
+        missing = sorted(needed - set(prices))
+        if missing:
+            raise InputError("prices", f"no price for {missing[0]!r}")
+        return cls(
+            traders=traders,
+            balances={},
+            positions={},
+            prices=dict(prices),
+            marks={},
+            status=dict.fromkeys(traders, AccountStatus.HEALTHY),
+            call_deadline_ns={},
+            expired=frozenset(),
+            time_ns=config.valuation_ns,
+            sequence=0,
+        )
+
+    def balance(self, account: str, asset: str) -> int:
+        return self.balances.get((account, asset), 0)
+
+    def is_account(self, account: str) -> bool:
+        return account in self.status or account in SYSTEM_ACCOUNTS
+
+    def digest(self) -> str:
+        """SHA-256 of a canonical rendering (floats by repr): equal digests = same state bit for bit."""
+        canonical = {
+            "traders": list(self.traders),
+            "balances": sorted([a, k, v] for (a, k), v in self.balances.items() if v != 0),
+            "positions": sorted(
+                [a, i, p.quantity, repr(p.entry_price)] for (a, i), p in self.positions.items()
+            ),
+            "prices": sorted([k, repr(v)] for k, v in self.prices.items()),
+            "marks": sorted([k, repr(v)] for k, v in self.marks.items()),
+            "status": sorted([k, int(v)] for k, v in self.status.items()),
+            "deadline": sorted([k, v] for k, v in self.call_deadline_ns.items()),
+            "expired": sorted(self.expired),
+            "time_ns": self.time_ns,
+            "sequence": self.sequence,
+        }
+        return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RiskView:
+    """The ledger seen by the risk core: a Book of the traders (rows in `state.traders` order), its
+    market, and the cross-margin result."""
+
+    book: Book
+    market: MarketState
+    result: MarginResult
+
+
+def market_of(state: LedgerState, config: LedgerConfig) -> MarketState:
+    table = config.instruments
+    live = {i for i in table.ids if i not in state.expired}
+    return MarketState.build(
+        table,
+        valuation_ns=config.valuation_ns,
+        index_prices={k: v for k, v in state.prices.items() if k in table.underlyings},
+        rate=config.rate,
+        mark_prices={i: m for i, m in state.marks.items() if i in live},
+        implied_vols={i: v for i, v in config.implied_vols.items() if i in live},
+    )
+
+
+def book_of(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] | None = None) -> Book:
+    """Balances to float asset amounts (risk math only), positions to the CSR book."""
+    traders = state.traders if traders is None else traders
+    assets = config.assets.with_prices(np.array([state.prices[s] for s in config.assets.symbols]))
+    row = {t: n for n, t in enumerate(traders)}
+    balances = np.zeros((len(traders), assets.n_assets))
+    for (account, asset), units in state.balances.items():
+        r = row.get(account)
+        if r is not None and units:
+            balances[r, assets.index[asset]] = to_float(units, config.decimals[asset])
+    keys = [(a, i) for (a, i) in state.positions if a in row]
+    positions = [state.positions[k] for k in keys]
+    return Book.from_arrays(
+        account_ids=traders,
+        assets=assets,
+        instruments=config.instruments,
+        account_index=[row[a] for a, _ in keys],
+        instrument_index=[config.instruments.index[i] for _, i in keys],
+        quantity=[float(p.quantity) for p in positions],
+        entry_price=[p.entry_price for p in positions],
+        balances=balances,
+    )
+
+
+def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] | None = None) -> RiskView:
+    """Cross margin of the traders. Ledger books are small and evaluated after every event, so
+    this takes the numpy reference path (`position_requirements`), which tests hold equal to the
+    fused kernel; the kernel's parallel launch costs more than a few positions."""
+    book = book_of(state, config, traders)
+    market = market_of(state, config)
+    valuation = revalue(book.instruments, market)
+    req = position_requirements(
+        book,
+        valuation,
+        option_unit_margin(book.instruments, valuation, config.margin.option_margin),
+        instrument_index=book.positions.indices.astype(np.int64),
+        quantity=book.positions.data,
+        entry_price=book.entry_price,
+    )
+    rows = book.position_account
+    n = book.n_accounts
+
+    def per_account(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.bincount(rows, weights=values, minlength=n).astype(np.float64)
+
+    result = MarginResult.pooled(
+        model="cross",
+        collateral_value_usd=value_collateral(book.balances, book.assets).total_usd,
+        position_value_usd=per_account(req.value_usd),
+        initial_margin_usd=per_account(req.initial_margin_usd),
+        maintenance_margin_usd=per_account(req.maintenance_margin_usd),
+    )
+    return RiskView(book=book, market=market, result=result)
+
+
+def coverage(equity_usd: float, maintenance_usd: float) -> float:
+    """equity / MM; +inf without requirement (and equity >= 0), -inf when bankrupt with none."""
+    if maintenance_usd <= 0.0:
+        return float("inf") if equity_usd >= 0.0 else float("-inf")
+    return equity_usd / maintenance_usd
+
+
+def is_delta_one(config: LedgerConfig, instrument: int) -> bool:
+    return int(config.instruments.kind[instrument]) in (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)

@@ -1,0 +1,185 @@
+"""A transaction under construction: copies of the state's maps, the postings so far and the
+audit records. Internal to `apply`: every event builds one Tx from the old state and commits it
+into a new state, so the input state is never touched (a rejected event leaves nothing behind).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.money import units_charge, units_signed_pnl
+from crossmargin.core.ledger.postings import CLEARING, FEES, Posting
+from crossmargin.core.ledger.state import (
+    AccountStatus,
+    LedgerConfig,
+    LedgerState,
+    Position,
+    RiskView,
+    risk_view,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    """One state change worth reading: a status transition, a liquidation slice, a waterfall
+    stage, an ADL report. `detail` is JSON-ready."""
+
+    sequence: int
+    kind: str
+    account: str
+    detail: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Tx:
+    config: LedgerConfig
+    state: LedgerState
+    balances: dict[tuple[str, str], int] = field(init=False)
+    positions: dict[tuple[str, str], Position] = field(init=False)
+    prices: dict[str, float] = field(init=False)
+    marks: dict[str, float] = field(init=False)
+    status: dict[str, AccountStatus] = field(init=False)
+    deadlines: dict[str, int] = field(init=False)
+    expired: set[str] = field(init=False)
+    postings: list[Posting] = field(default_factory=list)
+    records: list[AuditRecord] = field(default_factory=list)
+    sequence: int = 0
+    time_ns: int = 0
+
+    def __post_init__(self) -> None:
+        s = self.state
+        self.balances = dict(s.balances)
+        self.positions = dict(s.positions)
+        self.prices = dict(s.prices)
+        self.marks = dict(s.marks)
+        self.status = dict(s.status)
+        self.deadlines = dict(s.call_deadline_ns)
+        self.expired = set(s.expired)
+        self.sequence = s.sequence
+        self.time_ns = s.time_ns
+
+    # ------------------------------------------------------------------ money
+    def post(self, debit: str, credit: str, asset: str, units: int, kind: str) -> None:
+        """Move `units` (>= 0; zero posts nothing) of `asset` from debit to credit."""
+        if units == 0:
+            return
+        if units < 0:
+            debit, credit, units = credit, debit, -units
+        self.sequence += 1
+        self.postings.append(
+            Posting(
+                sequence=self.sequence,
+                debit_account=debit,
+                credit_account=credit,
+                asset=asset,
+                amount_units=units,
+                kind=kind,
+            )
+        )
+        self.balances[(debit, asset)] = self.balances.get((debit, asset), 0) - units
+        self.balances[(credit, asset)] = self.balances.get((credit, asset), 0) + units
+
+    def balance(self, account: str, asset: str) -> int:
+        return self.balances.get((account, asset), 0)
+
+    def record(self, kind: str, account: str, **detail: Any) -> None:
+        self.records.append(AuditRecord(sequence=self.sequence, kind=kind, account=account, detail=detail))
+
+    # ------------------------------------------------------------------ risk
+    def snapshot(self) -> LedgerState:
+        return LedgerState(
+            traders=self.state.traders,
+            balances={k: v for k, v in self.balances.items() if v != 0},
+            positions=dict(self.positions),
+            prices=dict(self.prices),
+            marks=dict(self.marks),
+            status=dict(self.status),
+            call_deadline_ns=dict(self.deadlines),
+            expired=frozenset(self.expired),
+            time_ns=self.time_ns,
+            sequence=self.sequence,
+        )
+
+    def view(self, traders: tuple[str, ...] | None = None) -> RiskView:
+        return risk_view(self.snapshot(), self.config, traders)
+
+    def mark(self, instrument: str) -> float:
+        """Delta-one mark (the underlying's index when none was given), USD."""
+        i = self.config.instruments.index[instrument]
+        underlying = self.config.instruments.underlyings[self.config.instruments.underlying_index[i]]
+        return self.marks.get(instrument, self.prices[underlying])
+
+    # ------------------------------------------------------------------ trading
+    def trade(
+        self, account: str, counterparty: str, instrument: str, quantity: int, price: float, kind: str
+    ) -> None:
+        """`account` trades `quantity` (signed) with `counterparty` at `price`; both sides'
+        positions move and realise PnL (delta-one, against @clearing) or exchange the premium
+        (options, between the two)."""
+        table = self.config.instruments
+        i = table.index[instrument]
+        asset = self.config.settlement_asset(i)
+        decimals = self.config.decimals[asset]
+        cs = float(table.contract_size[i])
+        if int(table.kind[i]) == InstrumentKind.OPTION:
+            premium = units_charge(abs(quantity) * cs * price, decimals, name="fill.price")
+            payer, payee = (account, counterparty) if quantity > 0 else (counterparty, account)
+            self.post(payer, payee, asset, premium, f"{kind}:premium")
+        for who, q in ((account, quantity), (counterparty, -quantity)):
+            realised = self.move_position(who, i, instrument, q, price)
+            if realised != 0.0:
+                self.post(CLEARING, who, asset, units_signed_pnl(realised, decimals), f"{kind}:realised_pnl")
+
+    def move_position(self, account: str, i: int, instrument: str, dq: int, price: float) -> float:
+        """Open, close or flip; returns the realised PnL of a delta-one close (settlement units)."""
+        table = self.config.instruments
+        inverse = bool(table.reciprocal_entry[i])
+        option = int(table.kind[i]) == InstrumentKind.OPTION
+        cs = float(table.contract_size[i])
+        old = self.positions.get((account, instrument))
+        q0, e0 = (old.quantity, old.entry_price) if old else (0, price)
+        q1 = q0 + dq
+        realised = 0.0
+        if q0 == 0 or (q0 > 0) == (dq > 0):
+            total = abs(q0) + abs(dq)
+            if inverse:
+                entry = total / (abs(q0) / e0 + abs(dq) / price)
+            else:
+                entry = (abs(q0) * e0 + abs(dq) * price) / total
+        else:
+            closed = math.copysign(min(abs(dq), abs(q0)), q0)
+            if not option:
+                realised = closed * cs * ((1.0 / e0 - 1.0 / price) if inverse else (price - e0))
+            entry = price if abs(dq) > abs(q0) else e0
+        if q1 == 0:
+            self.positions.pop((account, instrument), None)
+        else:
+            self.positions[(account, instrument)] = Position(q1, entry)
+        return realised
+
+    def fee_units(self, instrument: str, quantity: int, price: float, rate: float) -> tuple[str, int]:
+        """A fee at `rate` on the traded USD notional, in settlement units, rounded up."""
+        table = self.config.instruments
+        i = table.index[instrument]
+        asset = self.config.settlement_asset(i)
+        cs = float(table.contract_size[i])
+        underlying = table.underlyings[table.underlying_index[i]]
+        if int(table.kind[i]) == InstrumentKind.OPTION:
+            notional_settlement = (
+                abs(quantity) * cs * (1.0 if table.is_inverse[i] else self.prices[underlying])
+            )
+        elif table.reciprocal_entry[i]:
+            notional_settlement = abs(quantity) * cs / price
+        else:
+            notional_settlement = abs(quantity) * cs * price
+        return asset, units_charge(rate * notional_settlement, self.config.decimals[asset], name="fee")
+
+    def charge_fee(self, account: str, asset: str, units: int, to: str = FEES, kind: str = "fee") -> int:
+        self.post(account, to, asset, units, kind)
+        return units
+
+    def commit(self) -> LedgerState:
+        return self.snapshot()

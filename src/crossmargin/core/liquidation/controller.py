@@ -1,0 +1,379 @@
+"""The liquidation controller: state changes for one account in liquidation (Drift's
+controller/ layer; the math is in planner-like helpers here and in `adl`).
+
+1. Partial liquidation (status LIQUIDATION): close position slices against the liquidator,
+   best first by maintenance margin released per USD of close-out cost (price impact + fee),
+   until coverage >= exit_coverage or the account is flat. A slice is ceil(|q| · slice_fraction)
+   contracts of the position as it was when liquidation began. Fills at mark · (1 ∓ impact),
+   impact = impact_bps/1e4 + slice notional / depth_usd; the liquidation fee (fee_rate × notional,
+   rounded up, never more than the account holds) goes to the insurance fund.
+   A bankrupt account (equity <= 0) is closed out whole.
+2. Collateral sale: a flat account still below target sells collateral in haircut order (the
+   highest effective haircut first: it backs the least margin) to repay its borrowings, swapped
+   with the outside market at price · (1 - impact_bps/1e4).
+3. Loss waterfall, per asset still negative after 1-2: the stages of WaterfallParams in order —
+   fee (this liquidation's fees back from the fund), insurance (capped per market), backstop,
+   ADL (policy from `adl`), socialised loss (pro rata to positive balances), bad debt (recorded on
+   @bad_debt). The account ends flat with every balance >= 0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from crossmargin.core.collateral import value_collateral
+from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.money import to_float, units_charge, units_payout
+from crossmargin.core.ledger.postings import (
+    BACKSTOP,
+    BAD_DEBT,
+    EXTERNAL,
+    INSURANCE,
+    LIQUIDATOR,
+    SOCIALISED_LOSS,
+)
+from crossmargin.core.ledger.state import AccountStatus, coverage
+from crossmargin.core.ledger.transact import Tx
+from crossmargin.core.liquidation.adl import AdlCandidates, AdlReport, adl_policy
+from crossmargin.core.margin import CrossMargin
+from crossmargin.errors import InputError
+
+
+def liquidate(tx: Tx, account: str) -> None:
+    """Liquidate `account` (module docstring). Raises InputError unless it is in liquidation."""
+    status = tx.status[account]
+    if status not in (AccountStatus.LIQUIDATION, AccountStatus.BANKRUPT):
+        raise InputError("liquidate.account", f"{account!r} is {status.name.lower()}, not in liquidation")
+    fees: dict[str, int] = {}
+    closed: dict[str, int] = {}
+    closed_notional: dict[str, float] = {}
+    _close_positions(
+        tx,
+        account,
+        bankrupt=status == AccountStatus.BANKRUPT,
+        fees=fees,
+        closed=closed,
+        closed_notional=closed_notional,
+    )
+    if not _mine(tx, account):
+        _sell_collateral(tx, account)
+        for asset in tx.config.assets.symbols:
+            if tx.balance(account, asset) < 0:
+                _waterfall(tx, account, asset, fees=fees, closed=closed, closed_notional=closed_notional)
+
+
+def _mine(tx: Tx, account: str) -> list[str]:
+    return sorted(i for (a, i) in tx.positions if a == account)
+
+
+def _close_positions(
+    tx: Tx,
+    account: str,
+    *,
+    bankrupt: bool,
+    fees: dict[str, int],
+    closed: dict[str, int],
+    closed_notional: dict[str, float],
+) -> None:
+    cfg = tx.config
+    params = cfg.liquidation
+    table = cfg.instruments
+    start = {i: tx.positions[(account, i)].quantity for i in _mine(tx, account)}
+    while True:
+        mine = _mine(tx, account)
+        if not mine:
+            return
+        view = tx.view((account,))
+        equity = float(view.result.equity_usd[0])
+        maintenance = float(view.result.maintenance_margin_usd[0])
+        if equity <= 0.0:
+            bankrupt = True
+        if not bankrupt and coverage(equity, maintenance) >= cfg.margin_call.exit_coverage:
+            return
+        breakdown = CrossMargin(cfg.margin).breakdown(view.book, view.market, [0])
+        best: tuple[float, str, int, float, float] | None = None
+        for p in range(breakdown.quantity.size):
+            i = int(breakdown.position_instrument[p])
+            instrument = table.ids[i]
+            q = round(float(breakdown.quantity[p]))
+            size = (
+                abs(q)
+                if bankrupt
+                else min(abs(q), max(1, math.ceil(abs(start.get(instrument, q)) * params.slice_fraction)))
+            )
+            unit_value = float(breakdown.value_usd[p]) / q
+            mark = _close_price(tx, i, unit_value)
+            notional_usd = size * _unit_notional_usd(tx, i, mark)
+            impact = params.impact_bps * 1e-4 + notional_usd / params.depth_usd
+            released = float(breakdown.maintenance_margin_usd[p]) * size / abs(q)
+            cost = notional_usd * (impact + params.fee_rate) + 1e-12
+            score = released / cost
+            if best is None or score > best[0] or (score == best[0] and instrument < best[1]):
+                best = (score, instrument, -int(math.copysign(size, q)), mark, impact)
+        assert best is not None  # mine is non-empty
+        _, instrument, traded, mark, impact = best
+        i = table.index[instrument]
+        fill = mark * (1.0 + impact) if traded > 0 else mark * (1.0 - impact)
+        tx.trade(account, LIQUIDATOR, instrument, traded, fill, "liquidation")
+        asset, fee = tx.fee_units(instrument, traded, fill, params.fee_rate)
+        fee = min(fee, max(tx.balance(account, asset), 0))
+        tx.post(account, INSURANCE, asset, fee, "liquidation_fee")
+        fees[asset] = fees.get(asset, 0) + fee
+        closed[instrument] = closed.get(instrument, 0) + traded
+        closed_notional[instrument] = closed_notional.get(instrument, 0.0) + abs(traded) * _unit_notional_usd(
+            tx, i, mark
+        )
+        tx.record(
+            "liquidation_fill",
+            account,
+            instrument=instrument,
+            quantity=traded,
+            mark=mark,
+            fill_price=fill,
+            fee_units=fee,
+            fee_asset=asset,
+            reason="bankrupt: close out" if bankrupt else "below exit coverage: partial",
+        )
+
+
+def _close_price(tx: Tx, i: int, unit_value_usd: float) -> float:
+    """The price a position closes at before impact: delta-one mark, or the option's mark value
+    per unit of underlying in settlement units (USD linear, coin inverse)."""
+    table = tx.config.instruments
+    instrument = table.ids[i]
+    if int(table.kind[i]) != InstrumentKind.OPTION:
+        return tx.mark(instrument)
+    cs = float(table.contract_size[i])
+    underlying = table.underlyings[table.underlying_index[i]]
+    per_unit_usd = unit_value_usd / cs
+    return per_unit_usd / tx.prices[underlying] if table.is_inverse[i] else per_unit_usd
+
+
+def _unit_notional_usd(tx: Tx, i: int, price: float) -> float:
+    table = tx.config.instruments
+    cs = float(table.contract_size[i])
+    underlying = table.underlyings[table.underlying_index[i]]
+    if int(table.kind[i]) == InstrumentKind.OPTION:
+        return cs * tx.prices[underlying]
+    return cs if table.reciprocal_entry[i] else cs * price
+
+
+def _sell_collateral(tx: Tx, account: str) -> None:
+    """Repay every negative balance by selling positive ones, highest haircut first."""
+    cfg = tx.config
+    symbols = cfg.assets.symbols
+    slippage = 1.0 - cfg.liquidation.impact_bps * 1e-4
+    view = tx.view((account,))
+    haircut = value_collateral(view.book.balances, view.book.assets).haircut[0]
+    order = sorted(range(len(symbols)), key=lambda k: (-haircut[k], symbols[k]))
+    for owed in symbols:
+        for k in order:
+            sold = symbols[k]
+            short = -tx.balance(account, owed)
+            held = tx.balance(account, sold)
+            if short <= 0:
+                break
+            if sold == owed or held <= 0:
+                continue
+            rate = tx.prices[sold] / tx.prices[owed] * slippage  # owed asset per unit sold
+            need = units_charge(to_float(short, cfg.decimals[owed]) / rate, cfg.decimals[sold])
+            sell = min(need, held)
+            proceeds = units_payout(to_float(sell, cfg.decimals[sold]) * rate, cfg.decimals[owed])
+            tx.post(account, EXTERNAL, sold, sell, "collateral_sale")
+            tx.post(EXTERNAL, account, owed, proceeds, "collateral_sale")
+            tx.record(
+                "collateral_sale", account, sold=sold, sold_units=sell, bought=owed, bought_units=proceeds
+            )
+
+
+def _waterfall(
+    tx: Tx,
+    account: str,
+    asset: str,
+    *,
+    fees: dict[str, int],
+    closed: dict[str, int],
+    closed_notional: dict[str, float],
+) -> None:
+    cfg = tx.config
+    table = cfg.instruments
+    deficit_total = -tx.balance(account, asset)
+    markets = [i for i in closed if cfg.settlement_asset(table.index[i]) == asset]
+    market = max(markets, key=lambda i: (closed_notional[i], i)) if markets else None
+    underlying = None if market is None else table.underlyings[table.underlying_index[table.index[market]]]
+    paid: dict[str, int] = {}
+    for stage in cfg.waterfall.stages:
+        deficit = -tx.balance(account, asset)
+        if deficit <= 0:
+            break
+        if stage == "fee":
+            pay = min(deficit, fees.get(asset, 0), max(tx.balance(INSURANCE, asset), 0))
+            tx.post(INSURANCE, account, asset, pay, "waterfall:fee")
+        elif stage == "insurance":
+            fraction = cfg.waterfall.insurance_cap_fraction.get(underlying or "", 1.0)
+            cap = math.floor(fraction * max(tx.balance(INSURANCE, asset), 0))
+            pay = min(deficit, cap)
+            tx.post(INSURANCE, account, asset, pay, "waterfall:insurance")
+        elif stage == "backstop":
+            pay = min(deficit, max(tx.balance(BACKSTOP, asset), 0))
+            tx.post(BACKSTOP, account, asset, pay, "waterfall:backstop")
+        elif stage == "adl":
+            if market is None:
+                continue
+            report = _auto_deleverage(
+                tx,
+                account,
+                market,
+                asset,
+                deficit=deficit,
+                deficit_total=deficit_total,
+                closed=closed[market],
+            )
+            pay = report.covered_units
+            if report.contracts:
+                tx.record("adl", account, **_adl_detail(report))
+        elif stage == "socialised_loss":
+            pay = _socialise(tx, account, asset, deficit)
+        else:  # bad_debt
+            pay = deficit
+            tx.post(BAD_DEBT, account, asset, pay, "waterfall:bad_debt")
+        paid[stage] = pay
+    tx.record("waterfall", account, asset=asset, deficit_units=deficit_total, market=market, paid_units=paid)
+
+
+def _adl_detail(report: AdlReport) -> dict[str, object]:
+    return {
+        "policy": report.policy,
+        "instrument": report.instrument,
+        "asset": report.asset,
+        "contracts": report.contracts,
+        "notional_usd": report.notional_usd,
+        "haircut_units": report.haircut_units,
+        "deficit_units": report.deficit_units,
+        "covered_units": report.covered_units,
+        "overshoot_units": report.overshoot_units,
+    }
+
+
+def _auto_deleverage(
+    tx: Tx, account: str, instrument: str, asset: str, *, deficit: int, deficit_total: int, closed: int
+) -> AdlReport:
+    """Deleverage profitable opposite positions (module `adl`); returns the report."""
+    cfg = tx.config
+    table = cfg.instruments
+    i = table.index[instrument]
+    cs = float(table.contract_size[i])
+    inverse = bool(table.reciprocal_entry[i])
+    mark = tx.mark(instrument)
+    decimals = cfg.decimals[asset]
+    liquidator = tx.positions.get((LIQUIDATOR, instrument))
+    # The liquidator took the bankrupt side (opposite to `closed`); winners hold the side of `closed`.
+    held = liquidator.quantity if liquidator is not None else 0
+    whole = min(abs(closed), abs(held)) if held * closed < 0 else 0
+    side = 1 if closed > 0 else -1
+    names: list[str] = []
+    quantity: list[int] = []
+    profit_fraction: list[float] = []
+    notional: list[float] = []
+    pnl_units: list[int] = []
+    for (who, inst), pos in sorted(tx.positions.items()):
+        if inst != instrument or who == account or who.startswith("@") or pos.quantity * side <= 0:
+            continue
+        per_contract = cs * ((1.0 / pos.entry_price - 1.0 / mark) if inverse else (mark - pos.entry_price))
+        pnl = pos.quantity * per_contract
+        if pnl <= 0.0:
+            continue
+        entry_notional = abs(pos.quantity) * (cs / pos.entry_price if inverse else cs * pos.entry_price)
+        names.append(who)
+        quantity.append(abs(pos.quantity))
+        profit_fraction.append(pnl / entry_notional)
+        notional.append(abs(pos.quantity) * (cs if inverse else cs * mark))
+        pnl_units.append(units_payout(pnl, decimals))
+    empty = AdlReport(
+        policy=cfg.waterfall.adl_policy,
+        instrument=instrument,
+        asset=asset,
+        contracts=0,
+        notional_usd=0.0,
+        haircut_units={},
+        deficit_units=deficit,
+        covered_units=0,
+        overshoot_units=0,
+    )
+    if not names or whole == 0:
+        return empty
+    view = tx.view(tuple(names))
+    equity = view.result.equity_usd
+    notional_usd = np.array(notional) * (tx.prices[asset] if inverse else 1.0)
+    leverage = np.where(equity > 0.0, notional_usd / np.where(equity > 0.0, equity, 1.0), np.inf)
+    candidates = AdlCandidates(
+        accounts=tuple(names),
+        quantity=np.array(quantity, dtype=np.int64),
+        profit_fraction=np.array(profit_fraction),
+        leverage=leverage,
+    )
+    gap = deficit_total / abs(closed)  # units per contract: mark-to-bankruptcy distance
+    needed = min(whole, math.ceil(deficit / gap))
+    rng = np.random.default_rng([cfg.waterfall.seed, tx.sequence])
+    allocation = adl_policy(cfg.waterfall.adl_policy)(candidates, needed, whole, rng)
+    haircuts: dict[str, int] = {}
+    contracts = 0
+    for j, x in enumerate(allocation.tolist()):
+        if x <= 0:
+            continue
+        who = names[j]
+        q = tx.positions[(who, instrument)].quantity
+        tx.trade(who, LIQUIDATOR, instrument, -int(math.copysign(x, q)), mark, "adl")
+        cap = min(pnl_units[j] * x // quantity[j], max(tx.balance(who, asset), 0))
+        haircut = min(math.ceil(x * gap), cap)  # a charge to the winner: rounds up, never past its profit
+        tx.post(who, account, asset, haircut, "adl_haircut")
+        haircuts[who] = haircut
+        contracts += x
+    taken = sum(haircuts.values())
+    overshoot = max(taken - deficit, 0)
+    tx.post(account, INSURANCE, asset, overshoot, "adl_overshoot")
+    return AdlReport(
+        policy=cfg.waterfall.adl_policy,
+        instrument=instrument,
+        asset=asset,
+        contracts=contracts,
+        notional_usd=float(contracts * (cs if inverse else cs * mark)),
+        haircut_units=haircuts,
+        deficit_units=deficit,
+        covered_units=taken - overshoot,
+        overshoot_units=overshoot,
+    )
+
+
+def _socialise(tx: Tx, account: str, asset: str, deficit: int) -> int:
+    """Spread `deficit` over every other trader's positive balance, pro rata (largest remainder),
+    through @socialised_loss. Returns what was covered."""
+    holders = [
+        (t, tx.balance(t, asset)) for t in tx.state.traders if t != account and tx.balance(t, asset) > 0
+    ]
+    total = sum(b for _, b in holders)
+    if total == 0:
+        return 0
+    cover = min(deficit, total)
+    shares = [cover * b // total for _, b in holders]
+    remainders = sorted(range(len(holders)), key=lambda j: (-(cover * holders[j][1] % total), holders[j][0]))
+    rest = cover - sum(shares)
+    for j in remainders:
+        if rest == 0:
+            break
+        if shares[j] < holders[j][1]:
+            shares[j] += 1
+            rest -= 1
+    for (t, _), share in zip(holders, shares, strict=True):
+        tx.post(t, SOCIALISED_LOSS, asset, share, "socialised_loss")
+    tx.post(SOCIALISED_LOSS, account, asset, cover, "socialised_loss")
+    tx.record(
+        "socialised_loss",
+        account,
+        asset=asset,
+        covered_units=cover,
+        shares=dict(zip([t for t, _ in holders], shares, strict=True)),
+    )
+    return cover

@@ -1,0 +1,231 @@
+"""Simulation: run a price path (or any event stream) over a book through the exact ledger and
+the liquidation engine, and keep the full audit trail.
+
+One step = the event, then the risk cycle: every account in liquidation (or bankrupt) gets a
+`Liquidate` event, riskiest first, until none is left (bounded rounds). Every accepted event,
+posting and audit record is kept; a rejected event is kept as a record with its error, and the
+state is unchanged by it.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossmargin.adapters.files import LoadedBook
+from crossmargin.core.ledger.apply import apply
+from crossmargin.core.ledger.events import Deposit, Event, Liquidate, PositionTransfer, PriceUpdate
+from crossmargin.core.ledger.money import to_float, units_payout
+from crossmargin.core.ledger.postings import BAD_DEBT, FEES, INSURANCE, Posting
+from crossmargin.core.ledger.state import (
+    AccountStatus,
+    LedgerConfig,
+    LedgerState,
+    WaterfallParams,
+    coverage,
+    risk_view,
+)
+from crossmargin.core.ledger.transact import AuditRecord
+from crossmargin.errors import InputError
+
+STABLE_DECIMALS = 6
+COIN_DECIMALS = 8
+
+
+@dataclass(slots=True)
+class Simulation:
+    """A running simulation: the ledger state and everything that happened so far."""
+
+    config: LedgerConfig
+    state: LedgerState
+    events: list[Event] = field(default_factory=list)
+    postings: list[Posting] = field(default_factory=list)
+    records: list[AuditRecord] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def submit(self, event: Event) -> bool:
+        """Apply one event; a rejection is recorded (and returns False), the state is kept."""
+        try:
+            applied = apply(self.state, event, self.config)
+        except InputError as error:
+            self.rejected.append(
+                {"event": type(event).__name__, "field": error.field, "problem": error.problem}
+            )
+            return False
+        self.state = applied.state
+        self.events.append(event)
+        self.postings.extend(applied.postings)
+        self.records.extend(applied.records)
+        return True
+
+    def risk_cycle(self, as_of_ns: int) -> int:
+        """Liquidate every account in liquidation, riskiest first; returns how many ran."""
+        ran = 0
+        for _ in range(4 * max(len(self.state.traders), 1)):
+            due = [t for t in self.state.traders if self.state.status[t] >= AccountStatus.LIQUIDATION]
+            if not due:
+                break
+            result = risk_view(self.state, self.config).result
+            row = {t: n for n, t in enumerate(self.state.traders)}
+            due.sort(
+                key=lambda t: (
+                    coverage(float(result.equity_usd[row[t]]), float(result.maintenance_margin_usd[row[t]])),
+                    t,
+                )
+            )
+            if not self.submit(Liquidate(account=due[0], as_of_ns=as_of_ns)):
+                break
+            ran += 1
+        return ran
+
+    def step(self, event: Event) -> bool:
+        accepted = self.submit(event)
+        self.risk_cycle(event.as_of_ns)
+        return accepted
+
+
+def default_decimals(symbol: str) -> int:
+    """Stablecoins (symbol contains USD) 6 decimals, everything else 8 (BTC's satoshi)."""
+    return STABLE_DECIMALS if "USD" in symbol.upper() else COIN_DECIMALS
+
+
+def simulation_from_book(
+    loaded: LoadedBook,
+    *,
+    adl_policy: str = "queue",
+    waterfall: WaterfallParams | None = None,
+    insurance_fund_usd: float = 0.0,
+) -> Simulation:
+    """Import a book: each account's balances as deposits (borrowings as negative balances are
+    not importable: they start at zero), each position transferred in at its entry price
+    against the liquidator; the insurance fund seeded with `insurance_fund_usd` of the quote
+    asset."""
+    book = loaded.book
+    symbols = book.assets.symbols
+    quote = next((s for s in symbols if "USD" in s.upper()), symbols[0])
+    decimals = {s: default_decimals(s) for s in symbols}
+    stages = waterfall or WaterfallParams(adl_policy=adl_policy)
+    config = LedgerConfig(
+        instruments=book.instruments,
+        assets=book.assets,
+        decimals=decimals,
+        quote_asset=quote,
+        valuation_ns=loaded.market.valuation_ns,
+        implied_vols={
+            book.instruments.ids[i]: float(v)
+            for i, v in enumerate(loaded.market.implied_vol)
+            if np.isfinite(v)
+        },
+        rate=loaded.market.rate,
+        margin=loaded.params,
+        waterfall=dataclasses.replace(stages, adl_policy=adl_policy),
+    )
+    prices = dict(zip(book.instruments.underlyings, loaded.market.index_price_usd.tolist(), strict=True))
+    prices.update(zip(symbols, book.assets.price_usd.tolist(), strict=True))
+    state = LedgerState.open(config, book.account_ids, prices)
+    sim = Simulation(config=config, state=state)
+    t = loaded.market.valuation_ns
+    marks = {
+        book.instruments.ids[i]: float(m)
+        for i, m in enumerate(loaded.market.mark_price)
+        if np.isfinite(m) and not book.instruments.is_option[i]
+    }
+    if marks:
+        sim.submit(PriceUpdate(index_prices={}, mark_prices=marks, as_of_ns=t))
+    for row, account in enumerate(book.account_ids):
+        for k, symbol in enumerate(symbols):
+            units = units_payout(float(book.balances[row, k]), decimals[symbol])
+            if units > 0:
+                sim.submit(Deposit(account=account, asset=symbol, amount_units=units, as_of_ns=t))
+    owner = book.position_account
+    for p in range(book.positions.data.size):
+        sim.submit(
+            PositionTransfer(
+                account=book.account_ids[int(owner[p])],
+                instrument=book.instruments.ids[int(book.positions.indices[p])],
+                quantity=round(float(book.positions.data[p])),
+                entry_price=float(book.entry_price[p]),
+                as_of_ns=t,
+            )
+        )
+    if insurance_fund_usd > 0.0:
+        units = units_payout(insurance_fund_usd / prices[quote], decimals[quote])
+        sim.submit(Deposit(account=INSURANCE, asset=quote, amount_units=units, as_of_ns=t))
+    return sim
+
+
+def read_price_path(path: str | Path) -> list[tuple[int, dict[str, float]]]:
+    """CSV: a `time` column (ISO 8601 UTC or integer ns) and one column per symbol (index prices)."""
+    rows: list[tuple[int, dict[str, float]]] = []
+    with Path(path).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "time" not in reader.fieldnames:
+            raise InputError(f"{path}: time", "the price path needs a time column")
+        for n, raw in enumerate(reader, start=2):
+            stamp = raw.pop("time")
+            try:
+                ns = int(stamp) if stamp.strip().isdigit() else _iso_ns(stamp)
+                prices = {k: float(v) for k, v in raw.items() if v not in (None, "")}
+            except ValueError as error:
+                raise InputError(f"{path}:{n}", str(error)) from None
+            rows.append((ns, prices))
+    return rows
+
+
+def _iso_ns(stamp: str) -> int:
+    moment = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
+
+
+def run_price_path(sim: Simulation, path: Iterable[tuple[int, dict[str, float]]]) -> Simulation:
+    for as_of_ns, prices in path:
+        sim.step(PriceUpdate(index_prices=prices, as_of_ns=max(as_of_ns, sim.state.time_ns)))
+    return sim
+
+
+def summary(sim: Simulation) -> dict[str, Any]:
+    """What happened: counts, liquidations, fund and fees, ADL rounds (volume, haircuts,
+    overshoot), socialised loss and bad debt, in asset amounts."""
+    cfg = sim.config
+    state = sim.state
+
+    def amounts(account: str) -> dict[str, float]:
+        return {
+            k: to_float(state.balance(account, k), cfg.decimals[k])
+            for k in cfg.assets.symbols
+            if state.balance(account, k)
+        }
+
+    adl = [r.detail | {"account": r.account} for r in sim.records if r.kind == "adl"]
+    return {
+        "events": len(sim.events),
+        "rejected": len(sim.rejected),
+        "postings": len(sim.postings),
+        "liquidation_fills": sum(1 for r in sim.records if r.kind == "liquidation_fill"),
+        "liquidated_accounts": sorted({r.account for r in sim.records if r.kind == "liquidation_fill"}),
+        "bankruptcies": sum(1 for r in sim.records if r.kind == "waterfall"),
+        "insurance_fund": amounts(INSURANCE),
+        "fees": amounts(FEES),
+        "bad_debt": {k: -v for k, v in amounts(BAD_DEBT).items()},
+        "socialised_loss_units": sum(
+            int(r.detail["covered_units"]) for r in sim.records if r.kind == "socialised_loss"
+        ),
+        "adl": adl,
+        "final_status": {t: state.status[t].name.lower() for t in state.traders},
+        "state_digest": state.digest(),
+    }
+
+
+def posting_rows(postings: Sequence[Posting]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(p) for p in postings]
+
+
+def record_rows(records: Sequence[AuditRecord]) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(r) for r in records]
