@@ -22,11 +22,11 @@ import numpy as np
 
 from crossmargin.adapters.files import LoadedBook
 from crossmargin.core.book import Book
+from crossmargin.core.liquidation.prices import cross_price_levels
 from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, MarginModel, MarginResult
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
-from crossmargin.core.liquidation.prices import cross_price_levels
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.var_run import var_model
 from crossmargin.errors import InputError
