@@ -1,0 +1,91 @@
+"""PortfolioSnapshot.what_if: one account after one trade equals a full evaluation of the book
+with that trade applied, for every preset and for new, added-to, reduced and closed positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossmargin.adapters.files import load_book
+from crossmargin.core.book import Book
+from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioSnapshot
+from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset
+
+DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
+# The what-if runs the same kernel on a one-account slice; only summation order may differ.
+RELATIVE_TOLERANCE = 1e-12
+
+
+def _with_trade(book: Book, row: int, instrument: int, quantity: float, price: float) -> Book:
+    """The book with the trade applied through the public constructor (average entry; 1/E for
+    inverse delta-one)."""
+    rows = book.position_account.copy()
+    cols = book.positions.indices.astype(np.int64)
+    qty = book.positions.data.copy()
+    entry = book.entry_price.copy()
+    held = np.flatnonzero((rows == row) & (cols == instrument))
+    if held.size:
+        j = int(held[0])
+        new_q = qty[j] + quantity
+        if book.instruments.reciprocal_entry[instrument]:
+            entry[j] = new_q / (qty[j] / entry[j] + quantity / price) if new_q else price
+        else:
+            entry[j] = (qty[j] * entry[j] + quantity * price) / new_q if new_q else price
+        qty[j] = new_q
+    else:
+        rows, cols = np.append(rows, row), np.append(cols, instrument)
+        qty, entry = np.append(qty, quantity), np.append(entry, price)
+    return Book.from_arrays(
+        account_ids=book.account_ids,
+        assets=book.assets,
+        instruments=book.instruments,
+        account_index=rows,
+        instrument_index=cols,
+        quantity=qty,
+        entry_price=entry,
+        balances=book.balances,
+    )
+
+
+@pytest.mark.parametrize("preset", list(PORTFOLIO_PRESETS))
+def test_what_if_equals_full_evaluation_after_the_trade(preset: str) -> None:
+    loaded = load_book(DESK)
+    book, market = loaded.book, loaded.market
+    model = PortfolioMargin(portfolio_preset(preset))
+    snapshot = PortfolioSnapshot.build(model, book, market)
+    table = book.instruments
+    perp = table.index["BTC-USDC-PERP"]
+    inverse = next(i for i, inv in enumerate(table.reciprocal_entry) if inv)
+    row = book.account_row("basis-trader")
+    held_quantity = float(book.positions[[row], [perp]][0])
+    cases = [
+        (perp, 2.5, 90_000.0),  # add to a held position
+        (perp, -held_quantity, 88_000.0),  # close it
+        (perp, -held_quantity * 2.0, 87_000.0),  # flip it
+        (inverse, -1_000.0, 90_500.0),  # inverse perp, average entry in 1/E
+        (table.index["BTC-USDC-PERP"], 0.0, 1.0),  # no trade
+    ]
+    for instrument, quantity, price in cases:
+        got = snapshot.what_if(row, instrument=instrument, quantity=quantity, price=price)
+        after = _with_trade(book, row, instrument, quantity, price)
+        expected = model.evaluate(after, market)
+        assert got.initial_margin_usd == pytest.approx(
+            float(expected.initial_margin_usd[row]), rel=RELATIVE_TOLERANCE
+        )
+        assert got.maintenance_margin_usd == pytest.approx(
+            float(expected.maintenance_margin_usd[row]), rel=RELATIVE_TOLERANCE
+        )
+
+
+def test_what_if_without_a_trade_is_todays_requirement() -> None:
+    loaded = load_book(DESK)
+    model = PortfolioMargin(portfolio_preset("deribit-pm"))
+    today = model.evaluate(loaded.book, loaded.market)
+    snapshot = PortfolioSnapshot.build(model, loaded.book, loaded.market)
+    for row in range(loaded.book.n_accounts):
+        got = snapshot.what_if(row, instrument=0, quantity=0.0, price=1.0)
+        assert got.initial_margin_usd == pytest.approx(
+            float(today.initial_margin_usd[row]), rel=RELATIVE_TOLERANCE
+        )
