@@ -142,10 +142,10 @@ def _bucket_floor(loss: np.ndarray, lo: int, hi: int, k: int) -> float:
     for j in range(k):
         start = lo + (j * n) // k
         stop = lo + ((j + 1) * n) // k
-        top = -np.inf
-        for s in range(start, stop):
-            top = max(top, np.float64(loss[s]))
-        floor = min(floor, top)
+        top = loss[start]  # in the input's dtype: a float32 reduction stays float32 (8 lanes)
+        for s in range(start + 1, stop):
+            top = max(top, loss[s])
+        floor = min(floor, np.float64(top))
     return floor
 
 
