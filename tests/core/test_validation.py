@@ -375,5 +375,5 @@ def test_balance_matrix_shape() -> None:
     raises_field("balances", lambda: value_collateral(np.zeros((1, 3)), ASSETS))
 
 
-def test_negative_elapsed_time_for_interest() -> None:
+def test_negative_accrual_period_for_interest() -> None:
     raises_field("elapsed_years", lambda: borrow_interest(np.zeros((1, 2)), ASSETS, elapsed_years=-1.0))
