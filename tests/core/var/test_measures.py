@@ -116,3 +116,41 @@ def test_kernel_handles_many_blocks_and_two_groups() -> None:
             expected = var_es(-pnl[rows], 0.99) if counts[a] else (0.0, 0.0)
             assert out.var_usd[a, g] == pytest.approx(expected[0], rel=TOLERANCE_REL, abs=1e-12)
             assert out.es_usd[a, g] == pytest.approx(expected[1], rel=TOLERANCE_REL, abs=1e-12)
+
+
+def test_ties_and_flat_losses() -> None:
+    """All scenarios equal (a position whose instrument does not move): VaR = ES = that loss."""
+    from crossmargin.core.var import measures
+
+    n_scen = 300
+    out = measures.book_tail_measures(
+        indptr=np.array([0, 1, 2], dtype=np.int64), indices=np.array([0, 1], dtype=np.int32),
+        quantity=np.array([2.0, -1.0]), entry_term=np.ones(2), d_unit=np.vstack([np.zeros(n_scen), np.full(n_scen, 3.0)]),
+        d_coef=np.zeros((2, n_scen)), has_coefficient=np.zeros(2, dtype=bool), collateral_usd=np.zeros((2, 1)),
+        d_asset=np.zeros((1, n_scen)), group=np.zeros(n_scen, dtype=np.int64), tail_counts=np.array([tail_count(0.99, n_scen)]),
+    )  # fmt: skip
+    assert out.var_usd[:, 0] == pytest.approx([0.0, 3.0])
+    assert out.es_usd[:, 0] == pytest.approx([0.0, 3.0])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_many_ties_match_the_sorted_reference(seed: int) -> None:
+    """Integer-valued P&L (many equal losses at the floor) over several blocks."""
+    from crossmargin.core.var import measures
+
+    rng = np.random.default_rng(seed)
+    n_acc, n_scen = 30, measures.SCENARIO_BLOCK + 411
+    d_unit = rng.integers(-3, 4, size=(3, n_scen)).astype(np.float64)
+    indptr = np.arange(0, 2 * n_acc + 1, 2, dtype=np.int64)
+    indices = rng.integers(0, 3, 2 * n_acc).astype(np.int32)
+    quantity = rng.integers(1, 3, 2 * n_acc).astype(np.float64)
+    k = tail_count(0.975, n_scen)
+    out = measures.book_tail_measures(
+        indptr=indptr, indices=indices, quantity=quantity, entry_term=np.ones(2 * n_acc), d_unit=d_unit,
+        d_coef=np.zeros_like(d_unit), has_coefficient=np.zeros(3, dtype=bool), collateral_usd=np.zeros((n_acc, 1)),
+        d_asset=np.zeros((1, n_scen)), group=np.zeros(n_scen, dtype=np.int64), tail_counts=np.array([k]),
+    )  # fmt: skip
+    for a in range(n_acc):
+        pnl = quantity[2 * a] * d_unit[indices[2 * a]] + quantity[2 * a + 1] * d_unit[indices[2 * a + 1]]
+        var, es = var_es(-pnl, 0.975)
+        assert out.var_usd[a, 0] == var and out.es_usd[a, 0] == pytest.approx(es, rel=1e-12)

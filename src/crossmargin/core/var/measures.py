@@ -14,8 +14,9 @@ Scenarios carry a group (one measure per group, e.g. the current window and a st
 the book kernel keeps, per account and group, its k largest losses (a sorted buffer) while it streams
 the scenarios in blocks of `SCENARIO_BLOCK` (2,048), so the accounts x scenarios matrix is never built:
 memory is O(A x G) for the results plus one block and the k-buffers per thread. Per block, a floor
-under the k-th largest loss (k contiguous buckets' maxima: their minimum is a lower bound) lets a
-branch-free pass keep only a few candidates, so selection costs about one compare per scenario.
+under the k-th largest loss (the k-th largest of m = 2k contiguous buckets' maxima: k distinct
+losses are at least that large) lets a branch-free pass over only the ~k buckets that reach it keep
+a few candidates, merged exactly into the running top k.
 
 Float32 inputs are allowed (half the memory traffic): the kernel then adds to VaR and ES a bound on
 the rounding error of every scenario P&L, (n + 2)·u·Σ_j |q_j|·max_s|Δv_j,s| with u = 2^-24 and n
@@ -39,6 +40,7 @@ IntArray = npt.NDArray[np.int64]
 
 SCENARIO_BLOCK = 2048  # scenarios per block: an 8-16 KiB P&L buffer that stays in L1
 ACCOUNT_CHUNK = 2048  # accounts per parallel task
+BUCKETS_PER_TAIL = 2  # m = 2k buckets: the floor passes about k of them (half the scenarios)
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 
 
@@ -133,20 +135,37 @@ def book_tail_measures(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _bucket_floor(loss: np.ndarray, lo: int, hi: int, k: int) -> float:
-    """A lower bound of the k-th largest of loss[lo:hi] (hi - lo >= k): split the range into k
-    contiguous buckets; their k maxima are k distinct elements, so the smallest is <= the k-th
-    largest. Each bucket max is a vectorised reduction (finite inputs: fastmath is exact here)."""
+def _bucket_maxima(loss: np.ndarray, lo: int, hi: int, n_buckets: int, maxima: np.ndarray) -> None:
+    """maxima[j] = max of the j-th of n_buckets contiguous slices of loss[lo:hi] (each non-empty).
+    Finite inputs: fastmath changes nothing but lets the reduction vectorise."""
     n = hi - lo
-    floor = np.inf
-    for j in range(k):
-        start = lo + (j * n) // k
-        stop = lo + ((j + 1) * n) // k
-        top = loss[start]  # in the input's dtype: a float32 reduction stays float32 (8 lanes)
+    for j in range(n_buckets):
+        start = lo + (j * n) // n_buckets
+        stop = lo + ((j + 1) * n) // n_buckets
+        top = loss[start]  # in the input's dtype: a float32 reduction stays float32
         for s in range(start + 1, stop):
             top = max(top, loss[s])
-        floor = min(floor, np.float64(top))
-    return floor
+        maxima[j] = top
+
+
+@numba.njit(cache=True, nogil=True)
+def _kth_largest(values: np.ndarray, n: int, k: int, scratch: np.ndarray) -> float:
+    """The k-th largest of values[:n] (k <= n), by insertion into a descending buffer of k."""
+    count = 0
+    for c in range(n):
+        value = values[c]
+        if count == k:
+            if value <= scratch[k - 1]:
+                continue
+            pos = k - 1
+        else:
+            pos = count
+            count += 1
+        while pos > 0 and scratch[pos - 1] < value:
+            scratch[pos] = scratch[pos - 1]
+            pos -= 1
+        scratch[pos] = value
+    return float(scratch[k - 1])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -205,6 +224,8 @@ def _tail_kernel(
         pnl = np.empty(block, dtype=d_unit.dtype)
         candidates = np.empty(block)
         merged = np.empty(k_max)
+        maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=d_unit.dtype)
+        scratch = np.empty(k_max, dtype=d_unit.dtype)
         top = np.empty((n_groups, k_max))
         filled = np.zeros(n_groups, dtype=np.int64)
         stop = min((chunk + 1) * ACCOUNT_CHUNK, n_accounts)
@@ -219,26 +240,24 @@ def _tail_kernel(
             filled[:] = 0
             for start in range(0, n_scen, block):
                 width = min(block, n_scen - start)
-                pnl[:width] = 0.0
+                pnl[:width] = 0.0  # accumulates the loss, -PnL, directly
                 for p in range(first, last):
                     i = indices[p]
                     q = quantity[p]
                     row = d_unit[i, start : start + width]
                     for s in range(width):
-                        pnl[s] += q * row[s]
+                        pnl[s] -= q * row[s]
                     if has_coefficient[i]:
                         qt = coef_quantity[p]
                         crow = d_coef[i, start : start + width]
                         for s in range(width):
-                            pnl[s] += qt * crow[s]
+                            pnl[s] -= qt * crow[s]
                 for k in range(n_assets):
                     v = collateral[a, k]
                     if v != 0.0:
                         drow = d_asset[k, start : start + width]
                         for s in range(width):
-                            pnl[s] += v * drow[s]
-                for s in range(width):
-                    pnl[s] = -pnl[s]  # now the loss
+                            pnl[s] -= v * drow[s]
                 # Per group (contiguous scenarios): a floor under the k-th largest loss (the
                 # running k-th, or the bucket bound), a branch-free pass keeping the losses at or
                 # above it, then an exact merge of those few candidates into the running top k.
@@ -249,13 +268,26 @@ def _tail_kernel(
                         continue
                     k_g = tail_counts[g]
                     floor = top[g, k_g - 1] if filled[g] == k_g else -np.inf
-                    if hi - lo >= k_g:
-                        floor = max(floor, _bucket_floor(pnl, lo, hi, k_g))
+                    n = hi - lo
                     n_candidates = np.int64(0)
-                    for s in range(lo, hi):
-                        value = np.float64(pnl[s])
-                        candidates[n_candidates] = value
-                        n_candidates += np.int64(value >= floor)  # branch-free: advance on keep
+                    if n >= k_g:
+                        # m >= k buckets: the k-th largest of their maxima is k distinct losses'
+                        # minimum, so it is <= the k-th largest loss; only buckets whose maximum
+                        # reaches the floor can hold a candidate (about k of the m).
+                        n_buckets = min(n, BUCKETS_PER_TAIL * k_g)
+                        _bucket_maxima(pnl, lo, hi, n_buckets, maxima)
+                        floor = max(floor, _kth_largest(maxima, n_buckets, k_g, scratch))
+                        for j in range(n_buckets):
+                            if maxima[j] >= floor:
+                                for s in range(lo + (j * n) // n_buckets, lo + ((j + 1) * n) // n_buckets):
+                                    value = np.float64(pnl[s])
+                                    candidates[n_candidates] = value
+                                    n_candidates += np.int64(value >= floor)  # branch-free keep
+                    else:
+                        for s in range(lo, hi):
+                            value = np.float64(pnl[s])
+                            candidates[n_candidates] = value
+                            n_candidates += np.int64(value >= floor)
                     filled[g] = _merge_top(top[g], filled[g], candidates, int(n_candidates), k_g, merged)
             bound = 0.0
             if error_unit > 0.0:
