@@ -1,6 +1,6 @@
 """crossmargin command line.
 
-crossmargin margin BOOK [--model cross|isolated] [--account ID ...] [--json]
+crossmargin margin BOOK [--model cross|isolated] [--account ID ...] [--prices QUOTES] [--json]
 crossmargin schema
 """
 
@@ -22,6 +22,7 @@ from crossmargin.cli.var_explain import explain_var
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS
 from crossmargin.engine.margin_run import MODELS, margin_report, run_margin
 from crossmargin.engine.portfolio_run import compare_report, explain_report
+from crossmargin.engine.priced_run import load_snapshot, priced_margin_report, run_priced_margin
 from crossmargin.errors import CrossMarginError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-asset cross-margin risk engine.")
@@ -50,8 +51,10 @@ def _table(report: dict[str, Any]) -> Table:
         if len(accounts) <= MAX_TABLE_ROWS
         else f"{MAX_TABLE_ROWS} riskiest of {len(accounts)} accounts (use --json for all)",
     )
-    for column in ("account", "equity USD", "IM USD", "MM USD", "available USD", "MM/equity", "status"):
-        table.add_column(column, justify="left" if column in ("account", "status") else "right")
+    priced = bool(accounts) and "price_status" in accounts[0]  # --prices: the oracle's status
+    columns = ("account", "equity USD", "IM USD", "MM USD", "available USD", "MM/equity", "status")
+    for column in columns + (("prices",) if priced else ()):
+        table.add_column(column, justify="left" if column in ("account", "status", "prices") else "right")
     for a in shown[:MAX_TABLE_ROWS]:
         ratio = a["margin_ratio"]
         if a["bankrupt"]:
@@ -70,6 +73,11 @@ def _table(report: dict[str, Any]) -> Table:
             _money(a["available_usd"]),
             "—" if ratio is None else f"{ratio:.1%}",
             status,
+            *(
+                (a["price_status"] if a["price_status"] == "ok" else f"[yellow]{a['price_status']}[/]",)
+                if priced
+                else ()
+            ),
         )
     return table
 
@@ -113,15 +121,26 @@ def margin(
     ] = None,
     account: Annotated[list[str] | None, typer.Option(help="Only these account ids (repeatable)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report")] = False,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            help="Oracle quote file (CSV or Parquet, as `oracle replay` reads): margin on its prices"
+        ),
+    ] = None,
 ) -> None:
     """Compute initial and maintenance margin for every account of a book."""
     try:
         loaded = load_book(book)
-        run = run_margin(loaded, model=model, preset=preset, account_ids=account)
+        if prices is None:
+            report = margin_report(run_margin(loaded, model=model, preset=preset, account_ids=account))
+        else:
+            snapshot = load_snapshot(prices)
+            report = priced_margin_report(
+                run_priced_margin(loaded, snapshot, model=model, preset=preset, account_ids=account)
+            )
     except CrossMarginError as error:
         _fail(error)
         return
-    report = margin_report(run)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return

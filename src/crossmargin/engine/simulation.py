@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -65,11 +65,16 @@ class Simulation:
         self.records.extend(applied.records)
         return True
 
-    def risk_cycle(self, as_of_ns: int) -> int:
-        """Liquidate every account in liquidation, riskiest first; returns how many ran."""
+    def risk_cycle(self, as_of_ns: int, *, paused: Collection[str] = frozenset()) -> int:
+        """Liquidate every account in liquidation, riskiest first, except the `paused` ones (an
+        untrusted price behind them: `engine.priced_simulation`); returns how many ran."""
         ran = 0
         for _ in range(4 * max(len(self.state.traders), 1)):
-            due = [t for t in self.state.traders if self.state.status[t] >= AccountStatus.LIQUIDATION]
+            due = [
+                t
+                for t in self.state.traders
+                if self.state.status[t] >= AccountStatus.LIQUIDATION and t not in paused
+            ]
             if not due:
                 break
             result = risk_view(self.state, self.config).result

@@ -1,0 +1,276 @@
+"""A margin run on oracle prices: the book re-priced from an oracle snapshot, collateral at the
+worse of spot and smoothed, the oracle-uncertainty requirement added, and every account marked
+with the status of the prices it was computed on.
+
+Per oracle asset ("factor") the snapshot gives price, status, age, band, smoothed price and the
+uncertainty add-on (`core.oracle.OracleUpdate`). A book's underlying or collateral asset of the
+same name takes the oracle's price; one the oracle does not price (or has no price for yet)
+keeps the book's price and counts as trusted. Then, per account (A,), sparse products only:
+
+    collateral_usd = Σ_k haircut qty_k · min(spot_k, smoothed_k) + min(b_k, 0) · w_k · max(spot_k, smoothed_k)
+    oracle_usd     = Σ_f |net USD exposure_f| · add-on_f           (core.oracle.exposure)
+    IM            += oracle_usd,     MM += fraction · oracle_usd
+    price_status   = worst status over the factors it holds or trades: ok < held < stale < no_price
+
+`fraction` is the model's `maintenance_fraction` (portfolio, sensitivity, VaR) or, for cross and
+isolated margin (per-instrument rates), the account's own MM/IM (the book's where it has no IM).
+Positions are revalued at the oracle index: delta-one marks and forwards move with it (the
+book's basis kept), options are repriced at their implied vols; an underlying whose price did
+not change keeps the book's marks exactly. Scenario models shock the spot-priced book; the
+worse-of adjustment is applied to the base equity.
+
+Report: `margin_report` keys, plus per account "price_status" and "oracle_uncertainty_usd", and
+a top-level "prices" block (one entry per oracle asset: price, smoothed, status, age, add-on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossmargin.adapters.feeds import QuoteTable, load_quotes, replay
+from crossmargin.adapters.feeds.nats_feed import price_message
+from crossmargin.adapters.files import LoadedBook
+from crossmargin.core.collateral import value_collateral
+from crossmargin.core.margin import MarginModel, MarginResult
+from crossmargin.core.market import MarketState
+from crossmargin.core.oracle import OracleParams, OraclePolicy, OracleUpdate, PriceStatus
+from crossmargin.core.oracle.exposure import (
+    account_exposure,
+    conservative_collateral_of,
+    factor_index,
+    uncertainty_requirement_usd,
+    worst_status,
+)
+from crossmargin.core.oracle.params import FloatArray
+from crossmargin.core.pricing import revalue
+from crossmargin.engine.margin_run import MarginRun, make_model, margin_report
+from crossmargin.errors import InputError
+
+STATUS_LABELS = {
+    PriceStatus.VALID: "ok",
+    PriceStatus.HELD: "held",
+    PriceStatus.STALE: "stale",
+    PriceStatus.NO_PRICE: "no_price",
+}
+
+
+def status_label(code: int) -> str:
+    """ "ok" | "held" | "stale" | "no_price" for a PriceStatus code."""
+    return STATUS_LABELS[PriceStatus(code)]
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSnapshot:
+    """The oracle's output for its assets (names in `assets`, aligned with the update's arrays)."""
+
+    assets: tuple[str, ...]
+    update: OracleUpdate
+
+    def __post_init__(self) -> None:
+        if len(self.assets) != self.update.price_usd.shape[0]:
+            raise InputError(
+                "prices", f"{len(self.assets)} names for {self.update.price_usd.shape[0]} assets"
+            )
+
+
+def snapshot_from_quotes(
+    table: QuoteTable, *, params: OracleParams | None = None, policy: OraclePolicy | None = None
+) -> PriceSnapshot:
+    """Replay a quote table through the oracle (as `crossmargin oracle replay` does) and keep the
+    last update."""
+    last: OracleUpdate | None = None
+    for step in replay(table, params=params or OracleParams(), policy=policy):
+        last = step.update
+    if last is None:
+        raise InputError("prices", "the quote file has no rows")
+    return PriceSnapshot(assets=table.assets, update=last)
+
+
+def load_snapshot(path: str | Path, *, params: OracleParams | None = None) -> PriceSnapshot:
+    """A quote replay file (CSV or Parquet, `adapters.feeds.quotes`) → its final oracle prices."""
+    return snapshot_from_quotes(load_quotes(path), params=params)
+
+
+@dataclass(frozen=True, slots=True)
+class PricedBook:
+    """A book re-priced from a snapshot; factor maps −1 where the oracle gives no price."""
+
+    loaded: LoadedBook
+    underlying_factor: np.ndarray
+    asset_factor: np.ndarray
+    asset_smoothed_usd: FloatArray  # (K,), NaN where the oracle does not price the asset
+
+
+def _oracle_prices(
+    snapshot: PriceSnapshot, names: tuple[str, ...], fallback: FloatArray
+) -> tuple[np.ndarray, FloatArray]:
+    factor = factor_index(names, snapshot.assets)
+    oracle = np.where(factor >= 0, snapshot.update.price_usd[np.maximum(factor, 0)], np.nan)
+    priced = (factor >= 0) & np.isfinite(oracle) & (oracle > 0.0)
+    return np.where(priced, factor, -1), np.where(priced, oracle, fallback)
+
+
+def priced_book(loaded: LoadedBook, snapshot: PriceSnapshot) -> PricedBook:
+    """The book and market at the snapshot's prices (module docstring)."""
+    book = loaded.book
+    market = loaded.market
+    instruments = book.instruments
+    underlying_factor, index_usd = _oracle_prices(snapshot, market.underlyings, market.index_price_usd)
+    asset_factor, asset_usd = _oracle_prices(snapshot, book.assets.symbols, book.assets.price_usd)
+    ratio = (index_usd / market.index_price_usd)[instruments.underlying_index]
+    moved = ratio != 1.0
+    option = instruments.is_option
+    # Options: the book's (given or solved) implied vol carries over; their marks are re-derived.
+    vols = revalue(instruments, market).implied_vol
+    new_market = MarketState(
+        valuation_ns=market.valuation_ns,
+        underlyings=market.underlyings,
+        index_price_usd=index_usd,
+        rate=market.rate,
+        mark_price=np.where(moved, np.where(option, np.nan, market.mark_price * ratio), market.mark_price),
+        implied_vol=np.where(moved & option, vols, market.implied_vol),
+        forward_price_usd=np.where(moved, market.forward_price_usd * ratio, market.forward_price_usd),
+        funding_rate_8h=market.funding_rate_8h,
+    )
+    new_book = dataclasses.replace(book, assets=book.assets.with_prices(asset_usd))
+    smoothed = np.where(asset_factor >= 0, snapshot.update.smoothed_usd[np.maximum(asset_factor, 0)], np.nan)
+    return PricedBook(
+        loaded=dataclasses.replace(loaded, book=new_book, market=new_market),
+        underlying_factor=underlying_factor,
+        asset_factor=asset_factor,
+        asset_smoothed_usd=smoothed,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PricedRun:
+    """A margin run on oracle prices. Per account of the whole book (A,): `price_status`
+    (PriceStatus codes) and `oracle_uncertainty_usd` (the IM add-on)."""
+
+    run: MarginRun
+    snapshot: PriceSnapshot
+    price_status: np.ndarray
+    oracle_uncertainty_usd: FloatArray
+
+
+def _maintenance_fraction(model: MarginModel, result: MarginResult) -> FloatArray:
+    params = getattr(model, "params", None)
+    fraction = getattr(params, "maintenance_fraction", None)
+    n = result.initial_margin_usd.shape[0]
+    if isinstance(fraction, float):
+        return np.full(n, fraction)
+    im = result.initial_margin_usd
+    total_im = float(im.sum())
+    book_fraction = float(result.maintenance_margin_usd.sum()) / total_im if total_im > 0.0 else 1.0
+    own: FloatArray = np.where(
+        im > 0.0, result.maintenance_margin_usd / np.where(im > 0.0, im, 1.0), book_fraction
+    )
+    return np.clip(own, 0.0, 1.0)
+
+
+def _adjusted(
+    result: MarginResult, *, collateral_change_usd: FloatArray, oracle_usd: FloatArray, fraction: FloatArray
+) -> MarginResult:
+    collateral = result.collateral_value_usd + collateral_change_usd
+    initial = result.initial_margin_usd + oracle_usd
+    maintenance = result.maintenance_margin_usd + fraction * oracle_usd
+    if result.model != "isolated":
+        return MarginResult.pooled(
+            model=result.model,
+            collateral_value_usd=collateral,
+            position_value_usd=result.position_value_usd,
+            initial_margin_usd=initial,
+            maintenance_margin_usd=maintenance,
+        )
+    # Isolated: the add-on and the collateral change fall on the account's pool; its ratio is the
+    # worse of its positions' own ratios and the pooled one.
+    equity = result.equity_usd + collateral_change_usd
+    bankrupt = result.bankrupt | (equity <= 0.0)
+    pooled_ratio = maintenance / np.where(bankrupt, 1.0, equity)
+    return MarginResult(
+        model=result.model,
+        equity_usd=equity,
+        collateral_value_usd=collateral,
+        position_value_usd=result.position_value_usd,
+        initial_margin_usd=initial,
+        maintenance_margin_usd=maintenance,
+        available_usd=result.available_usd + collateral_change_usd - oracle_usd,
+        margin_ratio=np.where(bankrupt, np.nan, np.fmax(result.margin_ratio, pooled_ratio)),
+        bankrupt=bankrupt,
+    )
+
+
+def run_priced_margin(
+    loaded: LoadedBook,
+    snapshot: PriceSnapshot,
+    *,
+    model: str | None = None,
+    preset: str | None = None,
+    account_ids: Sequence[str] | None = None,
+) -> PricedRun:
+    """Evaluate the whole book on the snapshot's prices (module docstring), then break down the
+    requested accounts (all by default)."""
+    priced = priced_book(loaded, snapshot)
+    choice = make_model(model or loaded.default_model, priced.loaded, preset)
+    book = choice.book
+    market = priced.loaded.market
+    valuation = revalue(book.instruments, market)
+    spot_result = choice.model.evaluate(book, market, valuation)
+    rows = list(range(book.n_accounts)) if account_ids is None else [book.account_row(a) for a in account_ids]
+    breakdown = choice.model.breakdown(book, market, rows, valuation)
+
+    exposure = account_exposure(
+        book,
+        delta_per_contract_usd=valuation.delta_usd * valuation.spot_usd,
+        underlying_factor=priced.underlying_factor,
+        asset_factor=priced.asset_factor,
+        n_factors=len(snapshot.assets),
+    )
+    update = snapshot.update
+    price_status = worst_status(exposure.touched, update.status)
+    oracle_usd = uncertainty_requirement_usd(exposure.delta_usd, update.uncertainty_addon)
+    conservative = conservative_collateral_of(
+        book, balances=book.balances, smoothed_usd=priced.asset_smoothed_usd
+    )
+    change = conservative.sum(axis=1) - value_collateral(book.balances, book.assets).total_usd
+    result = _adjusted(
+        spot_result,
+        collateral_change_usd=change,
+        oracle_usd=oracle_usd,
+        fraction=_maintenance_fraction(choice.model, spot_result),
+    )
+    breakdown = dataclasses.replace(
+        breakdown,
+        collateral_value_usd=conservative_collateral_of(
+            book, balances=breakdown.balance, smoothed_usd=priced.asset_smoothed_usd
+        ),
+    )
+    run = MarginRun(
+        loaded=priced.loaded, model=choice.name, result=result, breakdown=breakdown, preset=choice.preset
+    )
+    return PricedRun(run=run, snapshot=snapshot, price_status=price_status, oracle_uncertainty_usd=oracle_usd)
+
+
+def priced_margin_report(priced: PricedRun) -> dict[str, Any]:
+    """`margin_report` plus "price_status" and "oracle_uncertainty_usd" per account and the
+    oracle's "prices" (module docstring)."""
+    report = margin_report(priced.run)
+    book = priced.run.loaded.book
+    for account in report["accounts"]:  # report formatting, not the risk path
+        row = book.account_row(account["account_id"])
+        account["price_status"] = status_label(int(priced.price_status[row]))
+        account["oracle_uncertainty_usd"] = float(priced.oracle_uncertainty_usd[row])
+    update = priced.snapshot.update
+    prices = []
+    for i, name in enumerate(priced.snapshot.assets):
+        message = price_message(i, name, update)
+        message["status"] = status_label(int(update.status[i]))
+        prices.append(message)
+    report["prices"] = prices
+    return report
