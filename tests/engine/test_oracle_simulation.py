@@ -94,10 +94,14 @@ def test_oracle_liquidation_pauses_while_the_collateral_price_is_stale(tmp_path:
     assert paused[0].detail["age_ms"] == 30_000.0
     assert [p.asset for p in psim.pauses] == ["BTC"]
 
+    # An ordinary event between oracle updates keeps the pause in force.
+    psim.step(Withdrawal(account="bob", asset="USDC", amount_units=USDC, as_of_ns=psim.sim.state.time_ns))
+    assert _liquidated(psim) == {"carol"}
+
     psim.oracle_step(fresh)  # BTC trusted again
     assert _liquidated(psim) == {"alice", "carol"}
     assert psim.sim.state.positions[("alice", "ETH-PERP")].quantity < 10
-    assert sum(1 for r in psim.sim.records if r.kind == PAUSE_RECORD) == 1
+    assert sum(1 for r in psim.sim.records if r.kind == PAUSE_RECORD) == 2  # the update, the withdrawal
 
     # The audit trail, pauses included, goes through the event-log adapter.
     write_table(tmp_path / "records.csv", record_rows(psim.sim.records))

@@ -55,6 +55,7 @@ class PricedSimulation:
     policy: OraclePolicy = field(default_factory=OraclePolicy)
     update: OracleUpdate | None = None
     pauses: list[LiquidationPaused] = field(default_factory=list)
+    current_pauses: tuple[LiquidationPaused, ...] = ()  # the last update's, in force until the next
 
     def _known(self) -> set[str]:
         config = self.sim.config
@@ -78,8 +79,8 @@ class PricedSimulation:
             self.sim.submit(PriceUpdate(index_prices=prices, as_of_ns=as_of_ns))
         pauses = liquidation_pauses(update, self.policy, asset_names=self.assets)
         self.pauses.extend(pauses)
-        paused = self._paused_accounts(pauses, as_of_ns)
-        return self.sim.risk_cycle(as_of_ns, paused=paused)
+        self.current_pauses = pauses
+        return self.sim.risk_cycle(as_of_ns, paused=self._paused_accounts(pauses, as_of_ns))
 
     def _paused_accounts(self, pauses: tuple[LiquidationPaused, ...], as_of_ns: int) -> frozenset[str]:
         """Traders in liquidation touching a paused asset; one audit record per (trader, asset)."""
@@ -130,8 +131,10 @@ class PricedSimulation:
         return self.sim.submit(event)
 
     def step(self, event: Event) -> bool:
+        """Submit one event, then the risk cycle under the last oracle update's pauses."""
         accepted = self.submit(event)
-        self.sim.risk_cycle(event.as_of_ns)
+        as_of_ns = max(event.as_of_ns, self.sim.state.time_ns)
+        self.sim.risk_cycle(as_of_ns, paused=self._paused_accounts(self.current_pauses, as_of_ns))
         return accepted
 
     def _refusal(self, event: Event) -> tuple[str, str] | None:
