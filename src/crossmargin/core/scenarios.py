@@ -27,10 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.assets import AssetTable
+from crossmargin.core.book import Book
 from crossmargin.core.checks import check_finite, check_positive, check_range
+from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import InstrumentValuation, black76
+from crossmargin.core.pricing import InstrumentValuation, black76, entry_term
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -444,4 +446,43 @@ def revalue_scenarios(
         d_entry_coefficient_usd=np.ascontiguousarray(d_coef),
         d_asset_factor=np.ascontiguousarray(d_asset),
         instrument_factor=factor,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemScenarioPnL:
+    """One account's scenario P&L item by item, for explanations (dense: n_positions x S).
+
+    position_pnl_usd (P, S) = q·(dA[i] + entry_term·dB[i]); collateral_pnl_usd (K, S) =
+    haircut value x dF; position_value_usd (P,) and collateral_value_usd (K,) are today's values.
+    """
+
+    instrument_index: IntArray
+    quantity: FloatArray
+    position_value_usd: FloatArray
+    position_pnl_usd: FloatArray
+    collateral_value_usd: FloatArray
+    collateral_pnl_usd: FloatArray
+
+
+def item_scenario_pnl(
+    book: Book, account_row: int, valuation: InstrumentValuation, reval: ScenarioRevaluation
+) -> ItemScenarioPnL:
+    """Every position's and collateral asset's P&L in every scenario, for one account."""
+    start, stop = int(book.positions.indptr[account_row]), int(book.positions.indptr[account_row + 1])
+    inst = book.positions.indices[start:stop].astype(np.int64)
+    qty = book.positions.data[start:stop]
+    term = entry_term(book.entry_price[start:stop], book.instruments.reciprocal_entry[inst])
+    position_pnl = qty[:, None] * (
+        reval.d_unit_value_usd[inst] + term[:, None] * reval.d_entry_coefficient_usd[inst]
+    )
+    collateral = value_collateral(book.balances[account_row : account_row + 1], book.assets).value_usd[0]
+    return ItemScenarioPnL(
+        instrument_index=inst,
+        quantity=qty,
+        position_value_usd=qty
+        * (valuation.unit_value_usd[inst] + term * valuation.entry_coefficient_usd[inst]),
+        position_pnl_usd=position_pnl,
+        collateral_value_usd=collateral,
+        collateral_pnl_usd=collateral[:, None] * reval.d_asset_factor,
     )

@@ -39,11 +39,10 @@ import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_all, check_range
-from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import NO_EXPIRY_NS, InstrumentKind
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
-from crossmargin.core.margin.requirements import book_totals
+from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
@@ -52,6 +51,7 @@ from crossmargin.core.scenarios import (
     ScenarioRevaluation,
     ScenarioSet,
     VolShock,
+    item_scenario_pnl,
     joint_scenarios,
     revalue_scenarios,
     underlying_grid,
@@ -394,12 +394,11 @@ class PortfolioMargin:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         totals = self.totals(book, market, valuation)
         # Equity is model-independent: the cross kernel's value pass (its requirements unused).
-        values = book_totals(book, valuation, OptionMarginParams())
         initial = totals.initial_margin_usd
-        return MarginResult.pooled(
-            model=self.name,
-            collateral_value_usd=values.collateral_value_usd,
-            position_value_usd=values.position_value_usd,
+        return risk_based_result(
+            self.name,
+            book,
+            valuation,
             initial_margin_usd=initial,
             maintenance_margin_usd=totals.maintenance_margin_usd(self.params.maintenance_fraction),
         )
@@ -1144,19 +1143,14 @@ def explain_account(
     sub = book.select([account_row])
     scenarios = model.scenarios(sub, valuation)
     reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, scenarios)
-    inst = sub.positions.indices.astype(np.int64)
-    qty = sub.positions.data
-    term = entry_term(sub.entry_price, sub.instruments.reciprocal_entry[inst])
-    position_pnl = qty[:, None] * (
-        reval.d_unit_value_usd[inst] + term[:, None] * reval.d_entry_coefficient_usd[inst]
-    )
-    collateral = value_collateral(sub.balances, sub.assets).value_usd[0]
-    collateral_pnl = collateral[:, None] * reval.d_asset_factor
+    items = item_scenario_pnl(sub, 0, valuation, reval)
+    inst, qty = items.instrument_index, items.quantity
     # In the numeraire, at today's price (numeraire_factor): (dV - V0·(f - 1)) / f per item.
     factor = numeraire_factor(scenarios, model.params.numeraire)
-    position_today = qty * (valuation.unit_value_usd[inst] + term * valuation.entry_coefficient_usd[inst])
-    position_pnl = (position_pnl - position_today[:, None] * (factor - 1.0)) / factor
-    collateral_pnl = (collateral_pnl - collateral[:, None] * (factor - 1.0)) / factor
+    position_pnl = (items.position_pnl_usd - items.position_value_usd[:, None] * (factor - 1.0)) / factor
+    collateral_pnl = (
+        items.collateral_pnl_usd - items.collateral_value_usd[:, None] * (factor - 1.0)
+    ) / factor
     total = position_pnl.sum(axis=0) + collateral_pnl.sum(axis=0)
     loss = -scenarios.weight * total - scenarios.offsets
     per_group = np.zeros(scenarios.n_groups)

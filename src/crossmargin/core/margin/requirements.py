@@ -25,6 +25,7 @@ from crossmargin.core.margin.options_rule import (
     OptionUnitMargin,
     option_unit_margin,
 )
+from crossmargin.core.margin.result import MarginResult
 from crossmargin.core.pricing import InstrumentValuation, entry_term
 
 FloatArray = npt.NDArray[np.float64]
@@ -227,3 +228,23 @@ def _book_kernel(
         out[1, a] = value
         out[2, a] = im
         out[3, a] = mm
+
+
+def risk_based_result(
+    name: str,
+    book: Book,
+    valuation: InstrumentValuation,
+    *,
+    initial_margin_usd: FloatArray,
+    maintenance_margin_usd: FloatArray,
+) -> MarginResult:
+    """A pooled result for a risk-based model (portfolio, sensitivity, VaR): the requirement is the
+    model's, equity is model-independent (the same value pass as cross margin)."""
+    values = book_totals(book, valuation, OptionMarginParams())
+    return MarginResult.pooled(
+        model=name,
+        collateral_value_usd=values.collateral_value_usd,
+        position_value_usd=values.position_value_usd,
+        initial_margin_usd=initial_margin_usd,
+        maintenance_margin_usd=maintenance_margin_usd,
+    )

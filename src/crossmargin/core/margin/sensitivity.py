@@ -75,7 +75,7 @@ from crossmargin.core.checks import check_all, check_finite, check_range
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
-from crossmargin.core.margin.requirements import book_totals
+from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
@@ -355,11 +355,10 @@ class SensitivityMargin:
         check_finite(initial, "sensitivity initial margin")
         check_all(initial >= 0.0, "sensitivity IM >= 0")
         # Equity is model-independent: reuse the cross kernel's value pass (requirements unused).
-        values = book_totals(book, valuation, OptionMarginParams())
-        return MarginResult.pooled(
-            model=self.name,
-            collateral_value_usd=values.collateral_value_usd,
-            position_value_usd=values.position_value_usd,
+        return risk_based_result(
+            self.name,
+            book,
+            valuation,
             initial_margin_usd=initial,
             maintenance_margin_usd=self.params.maintenance_fraction * initial,
         )

@@ -29,11 +29,11 @@ from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.portfolio import risk_factors
-from crossmargin.core.margin.requirements import book_totals
+from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
-from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, revalue_scenarios
+from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, item_scenario_pnl, revalue_scenarios
 from crossmargin.core.var.generators import (
     EWMA_DECAY,
     Moves,
@@ -297,11 +297,10 @@ class VarMargin:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         scenarios, tails = self.measures(book, market, valuation)
         initial = self.requirement(scenarios, tails)
-        values = book_totals(book, valuation, OptionMarginParams())
-        return MarginResult.pooled(
-            model=self.name,
-            collateral_value_usd=values.collateral_value_usd,
-            position_value_usd=values.position_value_usd,
+        return risk_based_result(
+            self.name,
+            book,
+            valuation,
             initial_margin_usd=initial,
             maintenance_margin_usd=self.params.maintenance_fraction * initial,
         )
@@ -404,14 +403,9 @@ def explain_var_account(
     sub = book.select([account_row])
     scenarios = model.scenarios(sub, market)
     reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, scenarios)
-    inst = sub.positions.indices.astype(np.int64)
-    qty = sub.positions.data
-    term = entry_term(sub.entry_price, sub.instruments.reciprocal_entry[inst])
-    position_pnl = qty[:, None] * (
-        reval.d_unit_value_usd[inst] + term[:, None] * reval.d_entry_coefficient_usd[inst]
-    )
-    collateral = value_collateral(sub.balances, sub.assets).value_usd[0]
-    collateral_pnl = collateral[:, None] * reval.d_asset_factor
+    items = item_scenario_pnl(sub, 0, valuation, reval)
+    inst, qty = items.instrument_index, items.quantity
+    position_pnl, collateral_pnl = items.position_pnl_usd, items.collateral_pnl_usd
     loss = -(position_pnl.sum(axis=0) + collateral_pnl.sum(axis=0))
     weights = model.group_weights(scenarios)
     n_groups = scenarios.n_groups
