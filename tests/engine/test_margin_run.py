@@ -34,6 +34,10 @@ ACCOUNT_KEYS = {
     "collateral",
     "liquidation_price",
     "bankruptcy_price",
+    "liquidation_price_below",
+    "liquidation_price_above",
+    "bankruptcy_price_below",
+    "bankruptcy_price_above",
 }
 POSITION_KEYS = {
     "instrument_id",

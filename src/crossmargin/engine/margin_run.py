@@ -7,7 +7,13 @@ The report keys are a contract (later tools rely on them):
  "positions": [{"instrument_id", "quantity", "entry_price", "value_usd", "unrealised_pnl_usd",
                 "initial_margin_usd", "maintenance_margin_usd"[, "isolated_equity_usd"]}],
  "collateral": [{"asset", "balance", "value_usd", "haircut"}],
- "liquidation_price", "bankruptcy_price": {underlying: USD index price or null}}]}
+ "liquidation_price", "bankruptcy_price",
+ "liquidation_price_below", "liquidation_price_above",
+ "bankruptcy_price_below", "bankruptcy_price_above": {underlying: USD index price or null}}]}
+
+Liquidation prices follow the run's model (equity = that model's MM; cross MM for the cross and
+isolated models and for runs that do not carry their model, e.g. oracle-priced runs); bankruptcy
+prices (equity = 0) are model-independent.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import numpy as np
 
 from crossmargin.adapters.files import LoadedBook
 from crossmargin.core.book import Book
-from crossmargin.core.liquidation.prices import cross_price_levels
+from crossmargin.core.liquidation.model_prices import model_price_levels
+from crossmargin.core.liquidation.prices import PriceLevels, cross_price_levels
 from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, MarginModel, MarginResult
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
@@ -70,6 +77,8 @@ class MarginRun:
     result: MarginResult
     breakdown: Breakdown
     preset: str | None = None
+    margin_model: MarginModel | None = None  # the model and book the run used (liquidation prices)
+    model_book: Book | None = None
 
 
 def run_margin(
@@ -87,7 +96,13 @@ def run_margin(
     rows = list(range(book.n_accounts)) if account_ids is None else [book.account_row(a) for a in account_ids]
     breakdown = choice.model.breakdown(book, loaded.market, rows, valuation)
     return MarginRun(
-        loaded=loaded, model=choice.name, result=result, breakdown=breakdown, preset=choice.preset
+        loaded=loaded,
+        model=choice.name,
+        result=result,
+        breakdown=breakdown,
+        preset=choice.preset,
+        margin_model=choice.model,
+        model_book=book,
     )
 
 
@@ -95,13 +110,27 @@ def _number(value: float) -> float | None:
     return None if not math.isfinite(value) else float(value)
 
 
+def price_levels(run: MarginRun) -> PriceLevels:
+    """Per broken-down account and underlying: the index price at which equity falls to the run's
+    model MM (liquidation) or to 0 (bankruptcy), every other price fixed (module docstring)."""
+    rows = run.breakdown.account_rows
+    market = run.loaded.market
+    if run.margin_model is None or run.model_book is None or run.model in ("cross", "isolated"):
+        book = run.model_book if run.model_book is not None else run.loaded.book
+        return cross_price_levels(book, market, option_params=run.loaded.params.option_margin, rows=rows)
+    return model_price_levels(run.margin_model, run.model_book, market, rows=rows)
+
+
 def margin_report(run: MarginRun) -> dict[str, Any]:
     """The JSON report (module docstring) for the broken-down accounts."""
     book = run.loaded.book
     result = run.result
     bd = run.breakdown
-    # Per underlying: the index price at which equity = MM (liquidation) or 0 (bankruptcy), pooled.
-    levels = cross_price_levels(book, run.loaded.market, option_params=run.loaded.params.option_margin)
+    levels = price_levels(run)
+
+    def per_underlying(prices: np.ndarray) -> dict[str, float | None]:
+        return dict(zip(levels.underlyings, map(_number, prices.tolist()), strict=True))
+
     isolated = run.model == "isolated"
     accounts: list[dict[str, Any]] = []
     # The breakdown stores each requested account's positions contiguously, in request order.
@@ -145,12 +174,12 @@ def margin_report(run: MarginRun) -> dict[str, Any]:
                 "collateral_value_usd": float(result.collateral_value_usd[row]),
                 "positions": positions,
                 "collateral": collateral,
-                "liquidation_price": dict(
-                    zip(levels.underlyings, map(_number, levels.liquidation_price[row].tolist()), strict=True)
-                ),
-                "bankruptcy_price": dict(
-                    zip(levels.underlyings, map(_number, levels.bankruptcy_price[row].tolist()), strict=True)
-                ),
+                "liquidation_price": per_underlying(levels.liquidation_price[n]),
+                "bankruptcy_price": per_underlying(levels.bankruptcy_price[n]),
+                "liquidation_price_below": per_underlying(levels.liquidation_below[n]),
+                "liquidation_price_above": per_underlying(levels.liquidation_above[n]),
+                "bankruptcy_price_below": per_underlying(levels.bankruptcy_below[n]),
+                "bankruptcy_price_above": per_underlying(levels.bankruptcy_above[n]),
             }
         )
     valuation_time = datetime.fromtimestamp(run.loaded.market.valuation_ns / 1e9, tz=UTC)
