@@ -42,7 +42,7 @@ from crossmargin.core.checks import check_all, check_range
 from crossmargin.core.instruments import NO_EXPIRY_NS, InstrumentKind
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
-from crossmargin.core.margin.requirements import risk_based_result
+from crossmargin.core.margin.requirements import balance_value_usd, risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
@@ -658,28 +658,6 @@ def portfolio_totals(
 CHUNK_ACCOUNTS = 256
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _collateral_value(
-    balances: np.ndarray,
-    a: int,
-    k: int,
-    price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
-) -> float:
-    """Haircut value of one balance, progressive tiers (collateral.py's formula, per element)."""
-    b = balances[a, k]
-    if b < 0.0:
-        return float(b * price[k] * liability_weight[k])
-    t = 0
-    for c in range(1, hc_floor.shape[1]):
-        if b >= hc_floor[k, c]:
-            t = c
-    return float(price[k] * (hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t])))
-
-
 def _kernel_body(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -783,7 +761,7 @@ def _kernel_body(
                     fees += abs(q) * row[4]
             for k in range(balances.shape[1]):
                 if balances[a, k] != 0.0:
-                    v = _collateral_value(
+                    v = balance_value_usd(
                         balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
                     )
                     equity += v

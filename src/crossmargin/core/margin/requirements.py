@@ -155,6 +155,29 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
     )
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def balance_value_usd(
+    balances: np.ndarray,
+    a: int,
+    k: int,
+    price: np.ndarray,
+    liability_weight: np.ndarray,
+    hc_floor: np.ndarray,
+    hc_haircut: np.ndarray,
+    hc_below: np.ndarray,
+) -> float:
+    """Haircut value of balance (a, k), USD: progressive tiers for holdings, liability weight for
+    borrowings (collateral.value_collateral's formula, one element, for the fused kernels)."""
+    b = balances[a, k]
+    if b < 0.0:
+        return float(b * price[k] * liability_weight[k])
+    t = 0
+    for c in range(1, hc_floor.shape[1]):
+        if b >= hc_floor[k, c]:
+            t = c
+    return float(price[k] * (hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t])))
+
+
 @numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
 def _book_kernel(
     indptr: np.ndarray,
@@ -187,19 +210,12 @@ def _book_kernel(
     n_accounts = indptr.shape[0] - 1
     n_tiers = tier_floor.shape[1]
     n_assets = balances.shape[1]
-    n_hc = hc_floor.shape[1]
     for a in numba.prange(n_accounts):
         collateral = 0.0
         for k in range(n_assets):
-            b = balances[a, k]
-            if b >= 0.0:
-                t = 0
-                for c in range(1, n_hc):
-                    if b >= hc_floor[k, c]:
-                        t = c
-                collateral += price[k] * (hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t]))
-            else:
-                collateral += b * price[k] * liability_weight[k]
+            collateral += balance_value_usd(
+                balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
+            )
         value = 0.0
         im = 0.0
         mm = 0.0
