@@ -19,11 +19,24 @@ import scipy.sparse as sp
 
 from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
+from crossmargin.core.collateral import haircut_quantity
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+
+def haircut_units_csr(balances: FloatArray, assets: AssetTable) -> tuple[IntArray, IntArray, FloatArray]:
+    """Non-zero balances as CSR with their haircut-adjusted units: holdings through progressive
+    tiers (collateral.haircut_quantity), borrowings x liability weight (negative)."""
+    matrix = np.asarray(balances, dtype=np.float64)
+    adjusted = np.where(matrix >= 0.0, haircut_quantity(matrix, assets), matrix * assets.liability_weight)
+    rows, assets_index = np.nonzero(matrix)
+    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=matrix.shape[0]), out=indptr[1:])
+    units: FloatArray = adjusted[rows, assets_index]
+    return indptr, assets_index.astype(np.int64), units
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +49,13 @@ class Book:
     balances: FloatArray
     isolated_collateral: FloatArray | None = None
     index: dict[str, int] = field(default_factory=dict, compare=False)
+    # Derived once per book (price-independent, so reused at every market state and scenario):
+    # the non-zero balances as CSR (indptr (A+1,), asset (nb,), haircut units (nb,)), where
+    # value_usd = units x price. Holdings take progressive haircuts, borrowings liability weights.
+    balance_csr: tuple[IntArray, IntArray, FloatArray] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "balance_csr", haircut_units_csr(self.balances, self.assets))
 
     @property
     def n_accounts(self) -> int:

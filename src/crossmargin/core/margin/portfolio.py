@@ -42,7 +42,7 @@ from crossmargin.core.checks import check_all, check_range
 from crossmargin.core.instruments import NO_EXPIRY_NS, InstrumentKind
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
-from crossmargin.core.margin.requirements import balance_value_usd, risk_based_result
+from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
@@ -616,18 +616,13 @@ def portfolio_totals(
     worst = np.empty(n, dtype=np.int64)
     min_delta = np.empty(n)
     out_addons = np.empty((n, len(ADDON_NAMES)))
-    assets = book.assets
     _portfolio_kernel(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
         book.entry_price,
-        book.balances,
-        assets.price_usd,
-        assets.liability_weight,
-        assets.tier_floor,
-        assets.tier_haircut,
-        assets.tier_value_below,
+        *book.balance_csr,
+        book.assets.price_usd,
         valuation.unit_value_usd,
         valuation.entry_coefficient_usd,
         k.instrument_data,
@@ -663,12 +658,10 @@ def _kernel_body(
     indices: np.ndarray,
     quantity: np.ndarray,
     entry_price: np.ndarray,
-    balances: np.ndarray,
+    balance_ptr: np.ndarray,
+    balance_asset: np.ndarray,
+    balance_units: np.ndarray,
     price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     inst: np.ndarray,
@@ -759,15 +752,13 @@ def _kernel_body(
                     b_acc[bkt] += d
                     funding += q * row[3]
                     fees += abs(q) * row[4]
-            for k in range(balances.shape[1]):
-                if balances[a, k] != 0.0:
-                    v = balance_value_usd(
-                        balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
-                    )
-                    equity += v
-                    drow = d_asset[k]
-                    for s in range(n_scen):
-                        pnl[s] += v * drow[s]
+            # Collateral: the book's non-zero balances only, haircut units x today's price.
+            for c in range(balance_ptr[a], balance_ptr[a + 1]):
+                k = balance_asset[c]
+                v = balance_units[c] * price[k]
+                equity += v
+                for s in range(n_scen):
+                    pnl[s] += v * d_asset[k, s]
             if use_numeraire and equity != 0.0:
                 for s in range(n_scen):
                     pnl[s] -= equity * numeraire_move[s]
@@ -926,16 +917,12 @@ class PortfolioSnapshot:
             book.positions.indices,
             book.positions.data,
             book.entry_price,
-            book.balances,
+            *book.balance_csr,
             account_row,
             instrument,
             quantity,
             price,
             assets.price_usd,
-            assets.liability_weight,
-            assets.tier_floor,
-            assets.tier_haircut,
-            assets.tier_value_below,
             self.unit_value_usd,
             self.entry_coefficient_usd,
             k.instrument_data,
@@ -974,16 +961,14 @@ def _what_if(
     indices: np.ndarray,
     quantity: np.ndarray,
     entry_price: np.ndarray,
-    balances: np.ndarray,
+    balance_ptr: np.ndarray,
+    balance_asset: np.ndarray,
+    balance_units: np.ndarray,
     account: int,
     instrument: int,
     trade_quantity: float,
     trade_price: float,
     price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     inst: np.ndarray,
@@ -1043,17 +1028,19 @@ def _what_if(
     worst = np.empty(1, dtype=np.int64)
     floor = np.empty(1)
     addons = np.empty((1, 8))
+    b_start = balance_ptr[account]
+    b_stop = balance_ptr[account + 1]
+    b_ptr = np.zeros(2, dtype=np.int64)
+    b_ptr[1] = b_stop - b_start
     _serial_kernel(
         ptr,
         idx[:m],
         qty[:m],
         ent[:m],
-        balances[account : account + 1],
+        b_ptr,
+        balance_asset[b_start:b_stop],
+        balance_units[b_start:b_stop],
         price,
-        liability_weight,
-        hc_floor,
-        hc_haircut,
-        hc_below,
         unit_value,
         coefficient,
         inst,
