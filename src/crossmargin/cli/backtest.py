@@ -17,6 +17,7 @@ from rich.table import Table
 
 from crossmargin.adapters.files import load_book
 from crossmargin.cli.backtest_charts import html_page, write_pngs
+from crossmargin.cli.render import fail
 from crossmargin.engine.backtest import DEFAULT_MODELS, BacktestRun, backtest_table, run_backtest
 from crossmargin.errors import CrossMarginError
 
@@ -87,8 +88,7 @@ def backtest(
                 progress=advance,
             )
     except CrossMarginError as error:
-        console.print(f"[bold red]error[/]: {escape(str(error))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+        fail(error)
     if as_json:
         payload = {
             "book": run.book,

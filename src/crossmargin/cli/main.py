@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from crossmargin.adapters.files import book_json_schema, load_book
 from crossmargin.cli.backtest import backtest
+from crossmargin.cli.render import console as render_console
+from crossmargin.cli.render import fail, items_table, money
 from crossmargin.cli.var_explain import explain_var
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS
 from crossmargin.engine.margin_run import MODELS, margin_report, run_margin
@@ -28,16 +29,6 @@ from crossmargin.errors import CrossMarginError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-asset cross-margin risk engine.")
 
 MAX_TABLE_ROWS = 30
-
-
-def _fail(error: CrossMarginError) -> None:
-    # escape: field paths like accounts[basis-trader] would otherwise be eaten as Rich markup tags.
-    Console(stderr=True).print(f"[bold red]error[/]: {escape(str(error))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _money(value: float) -> str:
-    return f"{value:,.2f}"
 
 
 def _table(report: dict[str, Any]) -> Table:
@@ -67,10 +58,10 @@ def _table(report: dict[str, Any]) -> Table:
             status = "[green]ok[/]"
         table.add_row(
             escape(a["account_id"]),
-            _money(a["equity_usd"]),
-            _money(a["initial_margin_usd"]),
-            _money(a["maintenance_margin_usd"]),
-            _money(a["available_usd"]),
+            money(a["equity_usd"]),
+            money(a["initial_margin_usd"]),
+            money(a["maintenance_margin_usd"]),
+            money(a["available_usd"]),
             "—" if ratio is None else f"{ratio:.1%}",
             status,
             *(
@@ -90,16 +81,16 @@ def _positions_table(account: dict[str, Any], model: str) -> Table:
         table.add_row(
             escape(p["instrument_id"]),
             f"{p['quantity']:,.4g}",
-            _money(p["value_usd"]),
-            _money(p["unrealised_pnl_usd"]),
-            _money(p["initial_margin_usd"]),
-            _money(p["maintenance_margin_usd"]),
+            money(p["value_usd"]),
+            money(p["unrealised_pnl_usd"]),
+            money(p["initial_margin_usd"]),
+            money(p["maintenance_margin_usd"]),
         )
     for c in account["collateral"]:
         table.add_row(
             f"{c['asset']} (haircut {c['haircut']:.1%})",
             f"{c['balance']:,.6g}",
-            _money(c["value_usd"]),
+            money(c["value_usd"]),
             "",
             "",
             "",
@@ -139,21 +130,16 @@ def margin(
                 run_priced_margin(loaded, snapshot, model=model, preset=preset, account_ids=account)
             )
     except CrossMarginError as error:
-        _fail(error)
+        fail(error)
         return
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
-    console = _console()
+    console = render_console()
     console.print(_table(report))
     if account:
         for a in report["accounts"]:
             console.print(_positions_table(a, report["model"]))
-
-
-def _console() -> Console:
-    # Wide enough for tables when piped (Rich falls back to 80 columns without a terminal).
-    return Console(width=None if sys.stdout.isatty() else 132)
 
 
 @app.command()
@@ -177,58 +163,48 @@ def explain(
     try:
         report = explain_report(load_book(book), account, preset=preset)
     except CrossMarginError as error:
-        _fail(error)
+        fail(error)
         return
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
-    console = _console()
+    console = render_console()
     worst = report["worst_scenario"]
     console.print(
         f"[bold]{escape(report['account_id'])}[/] · portfolio margin ({escape(report['preset'])}): "
-        f"IM {_money(report['initial_margin_usd'])} USD, MM {_money(report['maintenance_margin_usd'])} USD"
+        f"IM {money(report['initial_margin_usd'])} USD, MM {money(report['maintenance_margin_usd'])} USD"
     )
     console.print(
-        f"grid {_money(report['grid_usd'])} (worst: {escape(worst['label'])}, total P&L "
-        f"{_money(worst['total_pnl_usd'])}), min-delta floor {_money(report['min_delta_usd'])}"
+        f"grid {money(report['grid_usd'])} (worst: {escape(worst['label'])}, total P&L "
+        f"{money(worst['total_pnl_usd'])}), min-delta floor {money(report['min_delta_usd'])}"
     )
-    table = Table(title="in the worst scenario")
-    for column in ("position / collateral", "quantity", "scenario P&L USD", "share of grid USD"):
-        table.add_column(column, justify="left" if column.startswith("position") else "right")
-    for p in report["positions"]:
-        table.add_row(
-            escape(p["instrument_id"]),
-            f"{p['quantity']:,.4g}",
-            _money(p["scenario_pnl_usd"]),
-            _money(p["contribution_usd"]),
-        )
-    for c in report["collateral"]:
-        table.add_row(
-            f"{escape(c['asset'])} collateral",
-            f"{c['balance']:,.6g}",
-            _money(c["scenario_pnl_usd"]),
-            _money(c["contribution_usd"]),
-        )
+    table = items_table(
+        "in the worst scenario",
+        ("position / collateral", "quantity", "scenario P&L USD", "share of grid USD"),
+        report,
+        pnl_key="scenario_pnl_usd",
+        share_key="contribution_usd",
+    )
     console.print(table)
     split = Table(title="per underlying (worst scenario)")
     split.add_column("underlying")
     split.add_column("P&L USD", justify="right")
     for name, value in report["per_underlying"].items():
-        split.add_row(escape(name), _money(value))
+        split.add_row(escape(name), money(value))
     console.print(split)
     addons = Table(title="add-ons")
     addons.add_column("add-on")
     addons.add_column("USD", justify="right")
     for name, value in report["addons"].items():
         if value:
-            addons.add_row(name, _money(value))
+            addons.add_row(name, money(value))
     console.print(addons)
     if scenarios:
         grid = Table(title="all scenarios")
         for column in ("scenario", "P&L USD", "counted loss USD"):
             grid.add_column(column, justify="left" if column == "scenario" else "right")
         for sc in report["scenarios"]:
-            grid.add_row(escape(sc["label"]), _money(sc["pnl_usd"]), _money(sc["loss_usd"]))
+            grid.add_row(escape(sc["label"]), money(sc["pnl_usd"]), money(sc["loss_usd"]))
         console.print(grid)
 
 
@@ -243,7 +219,7 @@ def compare(
     try:
         report = compare_report(load_book(book), account)
     except CrossMarginError as error:
-        _fail(error)
+        fail(error)
         return
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
@@ -253,15 +229,15 @@ def compare(
         table.add_column(column, justify="left" if column in ("model", "preset") else "right")
     for r in report["rows"]:
         pct = r["saving_vs_isolated_pct"]
-        saving = _money(r["saving_vs_isolated_usd"]) + ("" if pct is None else f" ({pct:+.0%})")
+        saving = money(r["saving_vs_isolated_usd"]) + ("" if pct is None else f" ({pct:+.0%})")
         table.add_row(
             r["model"],
             r["preset"] or "—",
-            _money(r["initial_margin_usd"]),
-            _money(r["maintenance_margin_usd"]),
+            money(r["initial_margin_usd"]),
+            money(r["maintenance_margin_usd"]),
             saving,
         )
-    _console().print(table)
+    render_console().print(table)
 
 
 @app.command()

@@ -20,6 +20,8 @@ from rich.table import Table
 
 from crossmargin.adapters.feeds import load_quotes, param_table, replay
 from crossmargin.adapters.feeds.nats_feed import NatsOracle, price_message
+from crossmargin.cli.render import console as render_console
+from crossmargin.cli.render import fail
 from crossmargin.core.oracle import NS_PER_MS, OracleParams
 from crossmargin.errors import CrossMarginError
 
@@ -60,8 +62,7 @@ def run(
         table = param_table(tuple(asset), params)
         oracle = NatsOracle(assets=tuple(asset), sources=tuple(source), params=table)
     except CrossMarginError as error:
-        Console(stderr=True).print(f"[bold red]error[/]: {escape(str(error))}", highlight=False)
-        raise typer.Exit(code=2) from error
+        fail(error)
     try:
         asyncio.run(oracle.run(server, tick_ns=tick_ms * NS_PER_MS, duration_s=duration_s or None))
     except KeyboardInterrupt:
@@ -90,8 +91,7 @@ def replay_command(
         params = _params(min_sources, max_age_ms, max_move, confirm_updates)
         steps = list(replay(table, params=params, tick_ns=tick_ms * NS_PER_MS or None))
     except CrossMarginError as error:
-        Console(stderr=True).print(f"[bold red]error[/]: {escape(str(error))}", highlight=False)
-        raise typer.Exit(code=2) from error
+        fail(error)
     if not steps:
         Console(stderr=True).print("[bold red]error[/]: the quote file has no rows")
         raise typer.Exit(code=2)
@@ -120,5 +120,5 @@ def replay_command(
             str(p["n_sources"]),
             f"{p['uncertainty_addon']:.2%}",
         )
-    Console(width=None if sys.stdout.isatty() else 132).print(view)
+    render_console().print(view)
     Console().print(f"{len(pauses)} liquidation-pause events")

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from crossmargin.adapters.eventlog import write_events, write_table
 from crossmargin.adapters.files import load_book
+from crossmargin.cli.render import console as render_console
+from crossmargin.cli.render import fail
 from crossmargin.core.liquidation.adl import ADL_POLICIES
 from crossmargin.engine.simulation import (
     posting_rows,
@@ -45,8 +46,7 @@ def simulate(
         sim = simulation_from_book(load_book(book), adl_policy=adl, insurance_fund_usd=insurance_usd)
         run_price_path(sim, read_price_path(prices))
     except CrossMarginError as error:
-        Console(stderr=True).print(f"[bold red]error[/]: {escape(str(error))}", highlight=False)
-        raise typer.Exit(code=2) from None
+        fail(error)
     report = summary(sim)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -76,4 +76,4 @@ def simulate(
             f"ADL {round_['instrument']}",
             f"{round_['contracts']} contracts, overshoot {round_['overshoot_units']} units",
         )
-    Console(width=None if sys.stdout.isatty() else 132).print(table)
+    render_console().print(table)

@@ -13,7 +13,7 @@ import pytest
 
 from crossmargin.core.assets import Asset
 from crossmargin.core.book import Book
-from crossmargin.core.instruments import Instrument, InstrumentKind, MarginSchedule, OptionType, Settlement
+from crossmargin.core.instruments import Instrument, InstrumentKind, MarginSchedule, Settlement
 from crossmargin.core.liquidation.model_prices import MODEL_LOG_TOLERANCE, model_price_levels
 from crossmargin.core.liquidation.prices import cross_price_levels, isolated_prices
 from crossmargin.core.liquidation.roots import nearest_roots
@@ -23,6 +23,7 @@ from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.var import VarMargin, var_preset
 from crossmargin.core.market import MarketState
 from tests.builders import book_from_rows
+from tests.core.liquidation.option_book import IMPLIED_VOLS, option_book
 from tests.core.var.synthetic import VALUATION_NS, synthetic_history
 
 FLAT = MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05)
@@ -173,40 +174,8 @@ def test_never_liquidated_in_range_is_null_for_every_model() -> None:
 
 
 def test_portfolio_option_book_agrees_with_brute_force_repricing() -> None:
-    expiry = VALUATION_NS + 30 * 86_400 * 10**9
-    instruments = [
-        Instrument(id="PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=FLAT),
-        Instrument(
-            id="C",
-            kind=InstrumentKind.OPTION,
-            underlying="BTC",
-            expiry_ns=expiry,
-            strike=45_000.0,
-            option_type=OptionType.CALL,
-        ),
-        Instrument(
-            id="P",
-            kind=InstrumentKind.OPTION,
-            underlying="BTC",
-            expiry_ns=expiry,
-            strike=35_000.0,
-            option_type=OptionType.PUT,
-            settlement=Settlement.INVERSE,
-        ),
-    ]
-    book = book_from_rows(
-        assets=[Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=INDEX)],
-        instruments=instruments,
-        balances={"short-vol": {"USDC": 60_000.0}, "long-put": {"USDC": 3_000.0, "BTC": 0.05}},
-        positions=[
-            ("short-vol", "C", -3.0, 1_000.0),
-            ("short-vol", "P", -2.0, 0.02),
-            ("short-vol", "PERP", 0.5, INDEX),
-            ("long-put", "P", 4.0, 0.02),
-            ("long-put", "PERP", 1.0, INDEX),
-        ],
-    )
-    vols = {"C": 0.6, "P": 0.7}
+    book = option_book(index_usd=INDEX, valuation_ns=VALUATION_NS)
+    vols = IMPLIED_VOLS
     model = MODELS["portfolio"]
     market = MarketState.build(
         book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX}, implied_vols=vols

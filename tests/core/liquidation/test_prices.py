@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from crossmargin.core.assets import Asset
-from crossmargin.core.instruments import Instrument, InstrumentKind, MarginSchedule, OptionType, Settlement
+from crossmargin.core.instruments import Instrument, InstrumentKind, MarginSchedule, Settlement
 from crossmargin.core.liquidation.prices import cross_price_levels, isolated_prices
 from crossmargin.core.margin import CrossMargin
 from crossmargin.core.market import MarketState
 from tests.builders import VALUATION_NS, book_from_rows
+from tests.core.liquidation.option_book import IMPLIED_VOLS, option_book
 
 PRICE_TOLERANCE = 1e-9  # relative: bisection to float64 spacing
 BRACKET = 1e-6  # relative step either side of a root for the brute-force sign check
@@ -73,41 +74,8 @@ def test_cross_root_finder_matches_closed_form(side: float, inverse: bool) -> No
 
 
 def test_option_book_levels_agree_with_brute_force_repricing() -> None:
-    expiry = VALUATION_NS + 30 * 86_400 * 10**9
-    instruments = [
-        Instrument(id="PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=FLAT),
-        Instrument(
-            id="C",
-            kind=InstrumentKind.OPTION,
-            underlying="BTC",
-            expiry_ns=expiry,
-            strike=45_000.0,
-            option_type=OptionType.CALL,
-        ),
-        Instrument(
-            id="P",
-            kind=InstrumentKind.OPTION,
-            underlying="BTC",
-            expiry_ns=expiry,
-            strike=35_000.0,
-            option_type=OptionType.PUT,
-            settlement=Settlement.INVERSE,
-        ),
-    ]
-    assets = [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=40_000.0)]
-    book = book_from_rows(
-        assets=assets,
-        instruments=instruments,
-        balances={"short-vol": {"USDC": 60_000.0}, "long-put": {"USDC": 3_000.0, "BTC": 0.05}},
-        positions=[
-            ("short-vol", "C", -3.0, 1_000.0),
-            ("short-vol", "P", -2.0, 0.02),
-            ("short-vol", "PERP", 0.5, 40_000.0),
-            ("long-put", "P", 4.0, 0.02),
-            ("long-put", "PERP", 1.0, 40_000.0),
-        ],
-    )
-    vols = {"C": 0.6, "P": 0.7}
+    book = option_book(index_usd=40_000.0, valuation_ns=VALUATION_NS)
+    vols = IMPLIED_VOLS
 
     def gap(account: int, price: float) -> tuple[float, float]:
         """equity − MM and equity by full repricing: the ordinary margin path at this price."""
