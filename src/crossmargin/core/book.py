@@ -21,6 +21,7 @@ from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
 from crossmargin.core.collateral import haircut_quantity
 from crossmargin.core.instruments import InstrumentTable
+from crossmargin.core.position_runs import PositionRuns, position_runs
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -53,9 +54,26 @@ class Book:
     # the non-zero balances as CSR (indptr (A+1,), asset (nb,), haircut units (nb,)), where
     # value_usd = units x price. Holdings take progressive haircuts, borrowings liability weights.
     balance_csr: tuple[IntArray, IntArray, FloatArray] = field(init=False, repr=False, compare=False)
+    # Derived on first use (the scenario kernels need it, the cross model does not), then kept:
+    # positions in risk-bucket order (see core.position_runs). Also price-independent.
+    _position_runs: PositionRuns | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "balance_csr", haircut_units_csr(self.balances, self.assets))
+
+    @property
+    def position_runs(self) -> PositionRuns:
+        """Positions ordered by (underlying, expiry) bucket within each account, with their P&L
+        weights and run ends, built once per book (an immutable book's positions never change;
+        dataclasses.replace makes a new book that builds its own)."""
+        if self._position_runs is None:
+            positions = self.positions
+            runs = position_runs(
+                positions.indptr, positions.indices, positions.data, self.entry_price, self.instruments
+            )
+            object.__setattr__(self, "_position_runs", runs)
+            return runs
+        return self._position_runs
 
     @property
     def n_accounts(self) -> int:

@@ -30,7 +30,7 @@ the same pass (D_u: net delta, USD; G_u: gross delta, USD; V_u: net vega, USD pe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numba
@@ -45,6 +45,7 @@ from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
+from crossmargin.core.position_runs import PositionRuns, order_account, risk_buckets
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import (
     GridSpec,
@@ -56,6 +57,7 @@ from crossmargin.core.scenarios import (
     revalue_scenarios,
     underlying_grid,
 )
+from crossmargin.core.simd import LANES, MAX_VECTORS, weighted_row_sum
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -330,11 +332,9 @@ def addon_inputs(
     fee = addons.fee_rate * valuation.notional_usd
     fee = np.where(option, np.minimum(fee, addons.option_fee_cap * np.abs(valuation.unit_value_usd)), fee)
     # Roll buckets: one per (underlying, expiry); perpetuals and spot share the no-expiry bucket.
-    key = np.stack(
-        [table.underlying_index, np.where(table.expiry_ns == NO_EXPIRY_NS, -1, table.expiry_ns)], axis=1
-    )
-    unique, bucket = np.unique(key, axis=0, return_inverse=True)
-    years = np.where(unique[:, 1] < 0, 0.0, (unique[:, 1] - market.valuation_ns) / (365.0 * 86400e9))
+    buckets = risk_buckets(table)
+    expiry = buckets.expiry_ns
+    years = np.where(expiry == NO_EXPIRY_NS, 0.0, (expiry - market.valuation_ns) / (365.0 * 86400e9))
     rate = np.maximum(addons.min_annualised_move, addons.annualised_move_risk * years)
     return InstrumentAddOnInputs(
         delta_notional_usd=valuation.delta_usd * spot,
@@ -342,7 +342,7 @@ def addon_inputs(
         short_option_notional_usd=np.where(option, table.contract_size * spot, 0.0),
         funding_payment_usd=funding,
         closing_fee_usd=fee,
-        roll_bucket=bucket.reshape(-1).astype(np.int64),
+        roll_bucket=buckets.bucket,
         roll_rate=rate.astype(np.float64),
     )
 
@@ -474,36 +474,52 @@ def numeraire_factor(scenarios: ScenarioSet, numeraire: str | None) -> FloatArra
 
 @dataclass(frozen=True, slots=True)
 class KernelInputs:
-    """Everything the per-account reduction reads besides the book's own arrays, packed so that a
-    position touches one row of `instrument_data` and one of `instrument_index` (a cache line each).
+    """Everything the per-account reduction reads besides the book's position runs and balances,
+    packed so that a position touches one row of `instrument_data` (one 128-byte line pair) and one
+    row of `d_pnl`.
 
-    instrument_data (I, 8): delta notional, vega, short-option notional, funding payment,
-    closing fee, reciprocal-entry flag (inverse delta-one), 0, 0 (per contract).
-    d_pnl (I, S): dA + dB. Each instrument moves through exactly one of the two coefficients (an
+    instrument_data (I, 16), per contract: 0 delta notional, 1 vega, 2 hedged min-delta charge on
+    gross delta (|delta notional|·hedged_u/2), 3 short-option charge (short_option_rate·cs·S), 4
+    funding payment, 5 closing fee, 6 roll-shock rate of its (underlying, expiry) bucket, 7 floor
+    rate on the underlying's |net delta| (unhedged_u - hedged_u/2), 8 1/liquidity_u when the
+    concentration add-on applies to its underlying (else 0); 9..15 zero (row alignment).
+    d_pnl (I, S_pad): dA + dB. Each instrument moves through exactly one of the two coefficients (an
     inverse delta-one contract only through its entry coefficient, every other one only through
-    its unit value), so a position's scenario P&L is one multiply-add row: q·m·d_pnl[i] with
-    m = 1/E for inverse delta-one and 1 otherwise — no branch inside the S loop.
-    instrument_index (I, 2): underlying, roll bucket. underlying_data (U, 4): liquidity (0 = none),
-    min-delta unhedged and hedged rates, concentration-on flag. Scenario arrays (S,): weight / f,
-    f - 1 (numeraire), offset, group. rates: delta contingency, short option, concentration
-    coefficient and power, delta half spread, vega half spread, depeg move.
+    its unit value), so a position's scenario P&L is one multiply-add row, pnl_weight·d_pnl[i]
+    (pnl_weight = q/E for inverse delta-one, q otherwise: see core.position_runs).
+    asset_pnl (K, S_pad): price_k·dF[k, s], the P&L of one haircut unit of asset k.
+    S_pad = S rounded up to whole vector blocks (core.simd.LANES); the padding columns are zero and
+    never read back. Scenario arrays (S,): weight / f, f - 1 (numeraire), offset, group. rates:
+    delta contingency, short option, concentration coefficient and power, delta half spread, vega
+    half spread, depeg move.
     """
 
     instrument_data: FloatArray
-    instrument_index: IntArray
-    underlying_data: FloatArray
-    roll_rate: FloatArray
     d_pnl: FloatArray
-    d_asset: FloatArray
+    asset_pnl: FloatArray
+    asset_price: FloatArray
     weight: FloatArray
     numeraire_move: FloatArray
     offset: FloatArray
     group: IntArray
     n_groups: int
     n_grid: int
+    n_scenarios: int
     rates: FloatArray
     bookkeeping: bool
     use_numeraire: bool
+
+
+INSTRUMENT_COLUMNS = 16
+
+
+def _padded(matrix: FloatArray) -> FloatArray:
+    """Columns zero-padded to a whole number of vector blocks, C order."""
+    rows, cols = matrix.shape
+    width = max(LANES, -(-cols // LANES) * LANES)
+    out = np.zeros((rows, width))
+    out[:, :cols] = matrix
+    return out
 
 
 def kernel_inputs(
@@ -523,28 +539,21 @@ def kernel_inputs(
     # The invariant the single-row form rests on (see the class docstring).
     check_all(~np.any(reval.d_unit_value_usd[reciprocal] != 0.0), "inverse delta-one: no unit-value move")
     check_all(~np.any(reval.d_entry_coefficient_usd[~reciprocal] != 0.0), "only inverse delta-one move dB")
-    instrument_data = np.ascontiguousarray(
-        np.stack(
-            [
-                inputs.delta_notional_usd,
-                inputs.vega_usd,
-                inputs.short_option_notional_usd,
-                inputs.funding_payment_usd,
-                inputs.closing_fee_usd,
-                reciprocal.astype(np.float64),
-                np.zeros(table.n_instruments),
-                np.zeros(table.n_instruments),
-            ],
-            axis=1,
-        )
-    )
-    instrument_index = np.ascontiguousarray(np.stack([table.underlying_index, inputs.roll_bucket], axis=1))
+    underlying = table.underlying_index
     liquidity = np.array([addons.liquidity_usd.get(u, 0.0) for u in table.underlyings], dtype=np.float64)
     unhedged, hedged = addons.min_delta_rates(table.underlyings)
     concentration_on = (liquidity > 0.0) & (addons.concentration_coefficient > 0.0)
-    underlying_data = np.ascontiguousarray(
-        np.stack([liquidity, unhedged, hedged, concentration_on.astype(np.float64)], axis=1)
-    )
+    inverse_liquidity = np.where(concentration_on, 1.0 / np.where(liquidity > 0.0, liquidity, 1.0), 0.0)
+    instrument_data = np.zeros((table.n_instruments, INSTRUMENT_COLUMNS))
+    instrument_data[:, 0] = inputs.delta_notional_usd
+    instrument_data[:, 1] = inputs.vega_usd
+    instrument_data[:, 2] = np.abs(inputs.delta_notional_usd) * 0.5 * hedged[underlying]
+    instrument_data[:, 3] = addons.short_option_rate * inputs.short_option_notional_usd
+    instrument_data[:, 4] = inputs.funding_payment_usd
+    instrument_data[:, 5] = inputs.closing_fee_usd
+    instrument_data[:, 6] = inputs.roll_rate[inputs.roll_bucket]
+    instrument_data[:, 7] = (unhedged - 0.5 * hedged)[underlying]
+    instrument_data[:, 8] = inverse_liquidity[underlying]
     rates = np.array(
         [
             addons.delta_contingency_rate,
@@ -569,22 +578,70 @@ def kernel_inputs(
         or np.any(inputs.closing_fee_usd)
     )
     factor = numeraire_factor(scenarios, numeraire)
+    price = book.assets.price_usd
     return KernelInputs(
         instrument_data=instrument_data,
-        instrument_index=instrument_index,
-        underlying_data=underlying_data,
-        roll_rate=np.ascontiguousarray(inputs.roll_rate),
-        d_pnl=np.ascontiguousarray(reval.d_unit_value_usd + reval.d_entry_coefficient_usd),
-        d_asset=reval.d_asset_factor,
+        d_pnl=_padded(reval.d_unit_value_usd + reval.d_entry_coefficient_usd),
+        asset_pnl=_padded(price[:, None] * reval.d_asset_factor),
+        asset_price=price,
         weight=scenarios.weight / factor,
         numeraire_move=factor - 1.0,
         offset=scenarios.offsets,
         group=scenarios.group,
         n_groups=int(scenarios.group[:n_grid_scenarios].max()) + 1 if n_grid_scenarios else 0,
         n_grid=n_grid_scenarios,
+        n_scenarios=scenarios.n_scenarios,
         rates=rates,
         bookkeeping=bookkeeping,
         use_numeraire=numeraire is not None,
+    )
+
+
+def _run_kernel(
+    kernel: Callable[..., None],
+    runs: PositionRuns,
+    balance_csr: tuple[IntArray, IntArray, FloatArray],
+    unit_value_usd: FloatArray,
+    entry_coefficient_usd: FloatArray,
+    k: KernelInputs,
+    n_accounts: int,
+) -> PortfolioTotals:
+    grid = np.empty(n_accounts)
+    worst = np.empty(n_accounts, dtype=np.int64)
+    min_delta = np.empty(n_accounts)
+    out_addons = np.empty((n_accounts, len(ADDON_NAMES)))
+    kernel(
+        runs.indptr,
+        runs.instrument,
+        runs.quantity,
+        runs.pnl_weight,
+        runs.entry_weight,
+        runs.run_end,
+        runs.max_positions,
+        *balance_csr,
+        unit_value_usd,
+        entry_coefficient_usd,
+        k.instrument_data,
+        k.d_pnl,
+        k.asset_pnl,
+        k.asset_price,
+        k.weight,
+        k.numeraire_move,
+        k.offset,
+        k.group,
+        k.n_groups,
+        k.n_grid,
+        k.n_scenarios,
+        k.rates,
+        k.bookkeeping,
+        k.use_numeraire,
+        grid,
+        worst,
+        min_delta,
+        out_addons,
+    )
+    return PortfolioTotals(
+        grid_usd=grid, worst_scenario=worst, min_delta_usd=min_delta, addons_usd=out_addons
     )
 
 
@@ -611,71 +668,45 @@ def portfolio_totals(
         n_grid_scenarios=n_grid_scenarios,
         numeraire=numeraire,
     )
-    n = book.n_accounts
-    grid = np.empty(n)
-    worst = np.empty(n, dtype=np.int64)
-    min_delta = np.empty(n)
-    out_addons = np.empty((n, len(ADDON_NAMES)))
-    _portfolio_kernel(
-        book.positions.indptr.astype(np.int64, copy=False),
-        book.positions.indices,
-        book.positions.data,
-        book.entry_price,
-        *book.balance_csr,
-        book.assets.price_usd,
+    return _run_kernel(
+        _portfolio_kernel,
+        book.position_runs,
+        book.balance_csr,
         valuation.unit_value_usd,
         valuation.entry_coefficient_usd,
-        k.instrument_data,
-        k.instrument_index,
-        k.underlying_data,
-        k.roll_rate,
-        k.d_pnl,
-        k.d_asset,
-        k.weight,
-        k.numeraire_move,
-        k.offset,
-        k.group,
-        k.n_groups,
-        k.n_grid,
-        k.rates,
-        k.bookkeeping,
-        k.use_numeraire,
-        grid,
-        worst,
-        min_delta,
-        out_addons,
-    )
-    return PortfolioTotals(
-        grid_usd=grid, worst_scenario=worst, min_delta_usd=min_delta, addons_usd=out_addons
+        k,
+        book.n_accounts,
     )
 
 
 CHUNK_ACCOUNTS = 256
+BLOCK_COLUMNS = MAX_VECTORS * LANES
 
 
 def _kernel_body(
     indptr: np.ndarray,
-    indices: np.ndarray,
-    quantity: np.ndarray,
-    entry_price: np.ndarray,
+    run_instrument: np.ndarray,
+    run_quantity: np.ndarray,
+    run_pnl_weight: np.ndarray,
+    run_entry_weight: np.ndarray,
+    run_end: np.ndarray,
+    max_positions: int,
     balance_ptr: np.ndarray,
     balance_asset: np.ndarray,
     balance_units: np.ndarray,
-    price: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     inst: np.ndarray,
-    inst_index: np.ndarray,
-    under: np.ndarray,
-    roll_rate: np.ndarray,
     d_pnl: np.ndarray,
-    d_asset: np.ndarray,
+    asset_pnl: np.ndarray,
+    asset_price: np.ndarray,
     weight: np.ndarray,
     numeraire_move: np.ndarray,
     offset: np.ndarray,
     group: np.ndarray,
     n_groups: int,
     n_grid: int,
+    n_scen: int,
     rates: np.ndarray,
     bookkeeping: bool,
     use_numeraire: bool,
@@ -684,134 +715,148 @@ def _kernel_body(
     out_min_delta: np.ndarray,
     out_addons: np.ndarray,
 ) -> None:
-    """Reduce accounts (CSR rows) to grid, worst scenario, min-delta floor and add-ons. Per account:
-    one multiply-add row per position into a local S buffer; touched underlyings and roll buckets
-    are reset lazily (a stamp per key), so an account costs its own positions, not the number of
-    underlyings. Written once, compiled twice: parallel over chunks of accounts for the book,
-    serial for a one-account what-if. Inlined by hand: a call per account would pay numba's
-    reference counting on some thirty array arguments, which measured 5x slower."""
+    """Reduce accounts (rows of the position runs) to grid, worst scenario, min-delta floor and
+    add-ons. Per account:
+
+    1. scenario P&L: positions' pnl_weight x d_pnl rows, then balances' units x asset_pnl rows,
+       each a `weighted_row_sum` over 32-column blocks (partial sums in vector registers);
+    2. add-on sums in one scalar pass: positions are in (underlying, expiry) runs, so a bucket's
+       and an underlying's net delta are running sums closed at the run's end (the run_end flags
+       multiply, so there is no data-dependent branch); linear charges (hedged min-delta on gross
+       delta, short options, funding, fees) are plain sums; concentration, the one add-on needing
+       a power, is deferred to the few underlying runs that have a liquidity measure;
+    3. group maxima and the depeg add-on from the S losses.
+
+    Written once, compiled twice: parallel over chunks of accounts for the book, serial for a
+    one-account what-if. Inlined by hand: a call per account would pay numba's reference counting
+    on some thirty array arguments, which measured 5x slower."""
     n_accounts = indptr.shape[0] - 1
-    n_scen = d_pnl.shape[1]
-    n_under = under.shape[0]
-    n_buckets = roll_rate.shape[0]
+    width = d_pnl.shape[1]
     n_chunks = (n_accounts + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS
+    power = rates[3]
     for chunk in numba.prange(n_chunks):
-        pnl = np.empty(n_scen)
+        pnl = np.empty(width)
         group_loss = np.empty(max(n_groups, 1))
         group_arg = np.empty(max(n_groups, 1), dtype=np.int64)
-        u_stamp = np.full(n_under, -1, dtype=np.int64)
-        u_list = np.empty(n_under, dtype=np.int64)
-        u_acc = np.empty((n_under, 4))
-        b_stamp = np.full(n_buckets, -1, dtype=np.int64)
-        b_list = np.empty(n_buckets, dtype=np.int64)
-        b_acc = np.empty(n_buckets)
+        run_delta = np.empty(max_positions + 1)
+        run_ratio = np.empty(max_positions + 1)
         stop = min((chunk + 1) * CHUNK_ACCOUNTS, n_accounts)
         for a in range(chunk * CHUNK_ACCOUNTS, stop):
-            pnl[:] = 0.0
-            nu = 0
-            nb = 0
+            p0 = indptr[a]
+            p1 = indptr[a + 1]
+            c0 = balance_ptr[a]
+            c1 = balance_ptr[a + 1]
+            # 1. Scenario P&L, one vector block of up to 32 scenarios at a time.
+            for col in range(0, width, BLOCK_COLUMNS):
+                left = (width - col) // LANES
+                if left >= 4:
+                    weighted_row_sum(run_instrument, run_pnl_weight, p0, p1, d_pnl, col, pnl, 4, False)
+                    weighted_row_sum(balance_asset, balance_units, c0, c1, asset_pnl, col, pnl, 4, True)
+                elif left == 3:
+                    weighted_row_sum(run_instrument, run_pnl_weight, p0, p1, d_pnl, col, pnl, 3, False)
+                    weighted_row_sum(balance_asset, balance_units, c0, c1, asset_pnl, col, pnl, 3, True)
+                elif left == 2:
+                    weighted_row_sum(run_instrument, run_pnl_weight, p0, p1, d_pnl, col, pnl, 2, False)
+                    weighted_row_sum(balance_asset, balance_units, c0, c1, asset_pnl, col, pnl, 2, True)
+                else:
+                    weighted_row_sum(run_instrument, run_pnl_weight, p0, p1, d_pnl, col, pnl, 1, False)
+                    weighted_row_sum(balance_asset, balance_units, c0, c1, asset_pnl, col, pnl, 1, True)
+            if use_numeraire:
+                equity = 0.0
+                for p in range(p0, p1):
+                    i = run_instrument[p]
+                    equity += run_quantity[p] * unit_value[i] + coefficient[i] * run_entry_weight[p]
+                for c in range(c0, c1):
+                    equity += balance_units[c] * asset_price[balance_asset[c]]
+                if equity != 0.0:
+                    for s in range(n_scen):
+                        pnl[s] -= equity * numeraire_move[s]
+            # 2. Add-on sums over the runs.
+            roll = 0.0
+            net_delta_sum = 0.0
+            vega_sum = 0.0
+            floor = 0.0
+            short_c = 0.0
             funding = 0.0
             fees = 0.0
-            equity = 0.0
-            for p in range(indptr[a], indptr[a + 1]):
-                i = indices[p]
-                q = quantity[p]
-                e = entry_price[p]
-                # Branch-free 1/E (inverse delta-one) or 1: the flag is unpredictable per position
-                # and a branch here measured 1.7x slower. w/(E + 1 - w) never divides by zero.
-                w = inst[i, 5]
-                reciprocal_term = w / (e + 1.0 - w)
-                m = q * (reciprocal_term + (1.0 - w))
-                for s in range(n_scen):
-                    pnl[s] += m * d_pnl[i, s]
-                if use_numeraire:
-                    equity += q * (unit_value[i] + coefficient[i] * (reciprocal_term + (1.0 - w) * e))
-                if bookkeeping:
-                    row = inst[i]
-                    u = inst_index[i, 0]
-                    if u_stamp[u] != a:
-                        u_stamp[u] = a
-                        u_list[nu] = u
-                        nu += 1
-                        u_acc[u, 0] = 0.0
-                        u_acc[u, 1] = 0.0
-                        u_acc[u, 2] = 0.0
-                        u_acc[u, 3] = 0.0
+            n_liquid = 0
+            if bookkeeping:
+                bucket_delta = 0.0
+                net_delta = 0.0
+                net_vega = 0.0
+                for p in range(p0, p1):
+                    row = inst[run_instrument[p]]
+                    q = run_quantity[p]
+                    aq = abs(q)
                     d = q * row[0]
-                    u_acc[u, 0] += d
-                    u_acc[u, 1] += abs(d)
-                    u_acc[u, 2] += q * row[1]
-                    if q < 0.0:
-                        u_acc[u, 3] -= q * row[2]
-                    bkt = inst_index[i, 1]
-                    if b_stamp[bkt] != a:
-                        b_stamp[bkt] = a
-                        b_list[nb] = bkt
-                        nb += 1
-                        b_acc[bkt] = 0.0
-                    b_acc[bkt] += d
-                    funding += q * row[3]
-                    fees += abs(q) * row[4]
-            # Collateral: the book's non-zero balances only, haircut units x today's price.
-            for c in range(balance_ptr[a], balance_ptr[a + 1]):
-                k = balance_asset[c]
-                v = balance_units[c] * price[k]
-                equity += v
-                for s in range(n_scen):
-                    pnl[s] += v * d_asset[k, s]
-            if use_numeraire and equity != 0.0:
-                for s in range(n_scen):
-                    pnl[s] -= equity * numeraire_move[s]
-            for g in range(n_groups):
-                group_loss[g] = 0.0
-                group_arg[g] = -1
-            for s in range(n_grid):
-                loss = -weight[s] * pnl[s] - offset[s]
-                g = group[s]
-                if group_arg[g] < 0 or loss > group_loss[g]:
-                    group_loss[g] = loss
-                    group_arg[g] = s
+                    bucket_delta += d
+                    net_delta += d
+                    net_vega += q * row[1]
+                    floor += aq * row[2]
+                    short_c += max(-q, 0.0) * row[3]
+                    funding += q * row[4]
+                    fees += aq * row[5]
+                    flags = run_end[p]
+                    bucket_end = float(flags & 1)
+                    underlying_end = float(flags >> 1)
+                    roll += bucket_end * abs(bucket_delta) * row[6]
+                    bucket_delta -= bucket_end * bucket_delta
+                    d_u = abs(net_delta)
+                    net_delta_sum += underlying_end * d_u
+                    vega_sum += underlying_end * abs(net_vega)
+                    floor += underlying_end * d_u * row[7]
+                    # Deferred concentration: written every time, kept only at a liquid run's end.
+                    run_delta[n_liquid] = d_u
+                    run_ratio[n_liquid] = d_u * row[8]
+                    n_liquid += int(underlying_end * row[8] > 0.0)
+                    net_delta -= underlying_end * net_delta
+                    net_vega -= underlying_end * net_vega
+            # 3. Worst loss per group; the depeg rows after the grid.
             total = 0.0
-            best = -1.0
             arg = 0
-            for g in range(n_groups):
-                contribution = max(group_loss[g], 0.0)
-                total += contribution
-                if contribution > best:
-                    best = contribution
-                    arg = group_arg[g]
+            if n_groups == 1:
+                best = -np.inf
+                for s in range(n_grid):
+                    best = max(best, -weight[s] * pnl[s] - offset[s])
+                for s in range(n_grid):
+                    if -weight[s] * pnl[s] - offset[s] == best:
+                        arg = s
+                        break
+                total = max(best, 0.0)
+            elif n_groups > 1:
+                for g in range(n_groups):
+                    group_loss[g] = -np.inf
+                    group_arg[g] = 0
+                for s in range(n_grid):
+                    loss = -weight[s] * pnl[s] - offset[s]
+                    g = group[s]
+                    if loss > group_loss[g]:
+                        group_loss[g] = loss
+                        group_arg[g] = s
+                largest = -1.0
+                for g in range(n_groups):
+                    contribution = max(group_loss[g], 0.0)
+                    total += contribution
+                    if contribution > largest:
+                        largest = contribution
+                        arg = group_arg[g]
             depeg = 0.0
-            if indptr[a + 1] > indptr[a]:
+            if p1 > p0:
                 for s in range(n_grid, n_scen):
                     loss = -weight[s] * pnl[s] - offset[s]
                     depeg = max(depeg, min(loss, rates[6] * total))
-            roll = 0.0
-            for j in range(nb):
-                bkt = b_list[j]
-                roll += abs(b_acc[bkt]) * roll_rate[bkt]
-            delta_c = 0.0
-            short_c = 0.0
             conc = 0.0
-            liq = 0.0
-            floor = 0.0
-            for j in range(nu):
-                u = u_list[j]
-                d = abs(u_acc[u, 0])
-                delta_c += rates[0] * d
-                short_c += rates[1] * u_acc[u, 3]
-                if under[u, 3] != 0.0 and d > 0.0:
-                    ratio = d / under[u, 0]
-                    conc += rates[2] * d * (np.sqrt(ratio) if rates[3] == 0.5 else ratio ** rates[3])
-                liq += rates[4] * d + rates[5] * abs(u_acc[u, 2])
-                floor += under[u, 1] * d + under[u, 2] * 0.5 * (u_acc[u, 1] - d)
+            for j in range(n_liquid):
+                ratio = run_ratio[j]
+                conc += run_delta[j] * (np.sqrt(ratio) if power == 0.5 else ratio**power)
             out_worst[a] = arg
             out_grid[a] = total
             out_min_delta[a] = floor
             out_addons[a, 0] = roll
-            out_addons[a, 1] = delta_c
+            out_addons[a, 1] = rates[0] * net_delta_sum
             out_addons[a, 2] = short_c
-            out_addons[a, 3] = conc
-            out_addons[a, 4] = liq
+            out_addons[a, 3] = rates[2] * conc
+            out_addons[a, 4] = rates[4] * net_delta_sum + rates[5] * vega_sum
             out_addons[a, 5] = max(funding, 0.0)
             out_addons[a, 6] = fees
             out_addons[a, 7] = depeg
@@ -845,6 +890,8 @@ class PortfolioSnapshot:
     maintenance_fraction: float
     unit_value_usd: FloatArray
     entry_coefficient_usd: FloatArray
+    bucket: IntArray
+    bucket_underlying: IntArray
 
     @classmethod
     def build(
@@ -896,12 +943,15 @@ class PortfolioSnapshot:
             n_grid_scenarios=n_grid_scenarios,
             numeraire=numeraire,
         )
+        buckets = risk_buckets(book.instruments)
         return cls(
             book=book,
             kernel=kernel,
             maintenance_fraction=maintenance_fraction,
             unit_value_usd=valuation.unit_value_usd,
             entry_coefficient_usd=valuation.entry_coefficient_usd,
+            bucket=buckets.bucket,
+            bucket_underlying=buckets.underlying,
         )
 
     def what_if(self, account_row: int, *, instrument: int, quantity: float, price: float) -> WhatIf:
@@ -909,7 +959,6 @@ class PortfolioSnapshot:
         (settlement units): merged into an existing position at the average entry (in 1/E for
         inverse delta-one, where PnL is linear in 1/E), or a new one. One compiled call."""
         book = self.book
-        assets = book.assets
         k = self.kernel
         out = np.empty(3 + len(ADDON_NAMES))
         _what_if(
@@ -922,21 +971,22 @@ class PortfolioSnapshot:
             instrument,
             quantity,
             price,
-            assets.price_usd,
+            book.instruments.reciprocal_entry,
+            self.bucket,
+            self.bucket_underlying,
             self.unit_value_usd,
             self.entry_coefficient_usd,
             k.instrument_data,
-            k.instrument_index,
-            k.underlying_data,
-            k.roll_rate,
             k.d_pnl,
-            k.d_asset,
+            k.asset_pnl,
+            k.asset_price,
             k.weight,
             k.numeraire_move,
             k.offset,
             k.group,
             k.n_groups,
             k.n_grid,
+            k.n_scenarios,
             k.rates,
             k.bookkeeping,
             k.use_numeraire,
@@ -968,35 +1018,36 @@ def _what_if(
     instrument: int,
     trade_quantity: float,
     trade_price: float,
-    price: np.ndarray,
+    reciprocal: np.ndarray,
+    bucket: np.ndarray,
+    bucket_underlying: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     inst: np.ndarray,
-    inst_index: np.ndarray,
-    under: np.ndarray,
-    roll_rate: np.ndarray,
     d_pnl: np.ndarray,
-    d_asset: np.ndarray,
+    asset_pnl: np.ndarray,
+    asset_price: np.ndarray,
     weight: np.ndarray,
     numeraire_move: np.ndarray,
     offset: np.ndarray,
     group: np.ndarray,
     n_groups: int,
     n_grid: int,
+    n_scen: int,
     rates: np.ndarray,
     bookkeeping: bool,
     use_numeraire: bool,
     out: np.ndarray,
 ) -> None:
-    """Merge one trade into one account's positions and run the kernel on that account alone.
-    out: grid, min-delta floor, worst scenario, then the add-ons."""
+    """Merge one trade into one account's positions, order them into runs and run the kernel on
+    that account alone. out: grid, min-delta floor, worst scenario, then the add-ons."""
     start = indptr[account]
     stop = indptr[account + 1]
     n = stop - start
     idx = np.empty(n + 1, dtype=np.int64)
     qty = np.empty(n + 1)
     ent = np.empty(n + 1)
-    reciprocal = inst[instrument, 5] != 0.0
+    is_reciprocal = reciprocal[instrument]
     m = 0
     merged = False
     for p in range(start, stop):
@@ -1008,7 +1059,7 @@ def _what_if(
             new_q = q + trade_quantity
             if new_q == 0.0:
                 continue
-            if reciprocal:
+            if is_reciprocal:
                 e = new_q / (q / e + trade_quantity / trade_price)
             else:
                 e = (q * e + trade_quantity * trade_price) / new_q
@@ -1022,6 +1073,24 @@ def _what_if(
         qty[m] = trade_quantity
         ent[m] = trade_price
         m += 1
+    run_instrument = np.empty(m, dtype=np.int32)
+    run_quantity = np.empty(m)
+    run_pnl_weight = np.empty(m)
+    run_entry_weight = np.empty(m)
+    run_end = np.empty(m, dtype=np.uint8)
+    order_account(
+        idx[:m],
+        qty[:m],
+        ent[:m],
+        bucket,
+        bucket_underlying,
+        reciprocal,
+        run_instrument,
+        run_quantity,
+        run_pnl_weight,
+        run_entry_weight,
+        run_end,
+    )
     ptr = np.zeros(2, dtype=np.int64)
     ptr[1] = m
     grid = np.empty(1)
@@ -1034,27 +1103,28 @@ def _what_if(
     b_ptr[1] = b_stop - b_start
     _serial_kernel(
         ptr,
-        idx[:m],
-        qty[:m],
-        ent[:m],
+        run_instrument,
+        run_quantity,
+        run_pnl_weight,
+        run_entry_weight,
+        run_end,
+        m,
         b_ptr,
         balance_asset[b_start:b_stop],
         balance_units[b_start:b_stop],
-        price,
         unit_value,
         coefficient,
         inst,
-        inst_index,
-        under,
-        roll_rate,
         d_pnl,
-        d_asset,
+        asset_pnl,
+        asset_price,
         weight,
         numeraire_move,
         offset,
         group,
         n_groups,
         n_grid,
+        n_scen,
         rates,
         bookkeeping,
         use_numeraire,
