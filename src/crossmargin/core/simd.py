@@ -21,6 +21,7 @@ from typing import Any
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 8  # float64 lanes per vector register block (one 64-byte cache line)
@@ -133,3 +134,103 @@ def _weighted_row_sum(
 # The typing function above takes numba's typing context first; callers (inside njit code) pass
 # only the nine arguments, so the public name is typed loosely.
 weighted_row_sum: Any = intrinsic(_weighted_row_sum)
+
+
+def _llvm_function(builder: Any, signature: Any, name: str) -> Any:
+    """Declare (once per module) an LLVM intrinsic function."""
+    return cgutils.get_or_insert_function(builder.module, signature, name)  # type: ignore[no-untyped-call]
+
+
+def _first_worst(typingctx: Any, pnl: Any, weight: Any, offset: Any, n: Any) -> Any:
+    """Typing of `first_worst` (see there)."""
+    for array in (pnl, weight, offset):
+        if not (isinstance(array, types.Array) and array.ndim == 1 and array.dtype == types.float64):
+            return None
+    sig = types.intp(pnl, weight, offset, types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        arrays = [context.make_array(signature.args[k])(context, builder, args[k]).data for k in range(3)]
+        n_v = args[3]
+        i64 = ir.IntType(64)
+        i32 = ir.IntType(32)
+        vec = ir.VectorType(ir.DoubleType(), LANES)
+        vec_ptr = vec.as_pointer()
+        lane = ir.Constant(ir.VectorType(i64, LANES), list(range(LANES)))
+        minus_inf = ir.Constant(vec, [float("-inf")] * LANES)
+        splat0 = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+        undef_vec = ir.Constant(vec, ir.Undefined)
+        undef_i64 = ir.Constant(ir.VectorType(i64, LANES), ir.Undefined)
+
+        def splat(value: Any, undef: Any) -> Any:
+            one = builder.insert_element(undef, value, ir.Constant(i32, 0))
+            return builder.shuffle_vector(one, undef, splat0)
+
+        def block_loss(base: Any) -> tuple[Any, Any]:
+            """(loss vector of lanes base..base+7, lanes < n mask); lanes >= n read padding."""
+            p, w, o = (
+                builder.load(builder.bitcast(builder.gep(a, [base]), vec_ptr), align=8) for a in arrays
+            )
+            loss = builder.fsub(builder.fneg(builder.fmul(w, p)), o)
+            index = builder.add(splat(base, undef_i64), lane)
+            valid = builder.icmp_signed("<", index, splat(n_v, undef_i64))
+            return loss, valid
+
+        reduce_max = _llvm_function(
+            builder, ir.FunctionType(ir.DoubleType(), [vec]), "llvm.vector.reduce.fmax.v8f64"
+        )
+        cttz = _llvm_function(builder, ir.FunctionType(ir.IntType(8), [ir.IntType(8), ir.IntType(1)]), "llvm.cttz.i8")
+        step = ir.Constant(i64, LANES)
+        zero = ir.Constant(i64, 0)
+        # Pass 1: the largest loss over [0, n).
+        entry = builder.block
+        head1 = builder.append_basic_block("fw.head1")
+        body1 = builder.append_basic_block("fw.body1")
+        head2 = builder.append_basic_block("fw.head2")
+        body2 = builder.append_basic_block("fw.body2")
+        found = builder.append_basic_block("fw.found")
+        done = builder.append_basic_block("fw.done")
+        builder.branch(head1)
+        with builder.goto_block(head1):
+            base = builder.phi(i64)
+            running = builder.phi(vec)
+            base.add_incoming(zero, entry)
+            running.add_incoming(minus_inf, entry)
+            builder.cbranch(builder.icmp_signed("<", base, n_v), body1, head2)
+        with builder.goto_block(body1):
+            loss, valid = block_loss(base)
+            masked = builder.select(valid, loss, minus_inf)
+            bigger = builder.fcmp_ordered(">", masked, running)
+            base.add_incoming(builder.add(base, step), builder.block)
+            running.add_incoming(builder.select(bigger, masked, running), builder.block)
+            builder.branch(head1)
+        # Pass 2: the first lane equal to it.
+        with builder.goto_block(head2):
+            base2 = builder.phi(i64)
+            base2.add_incoming(zero, head1)
+            best = builder.call(reduce_max, [running])
+            best_vec = splat(best, undef_vec)
+            builder.cbranch(builder.icmp_signed("<", base2, n_v), body2, done)
+        with builder.goto_block(body2):
+            loss, valid = block_loss(base2)
+            hit = builder.and_(builder.fcmp_ordered("==", loss, best_vec), valid)
+            bits = builder.bitcast(hit, ir.IntType(8))
+            base2.add_incoming(builder.add(base2, step), builder.block)
+            builder.cbranch(builder.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(8), 0)), found, head2)
+        with builder.goto_block(found):
+            first = builder.zext(builder.call(cttz, [bits, ir.Constant(ir.IntType(1), 1)]), i64)
+            result_found = builder.add(base2, first)
+            builder.branch(done)
+        builder.position_at_end(done)
+        result = builder.phi(i64)
+        result.add_incoming(zero, head2)
+        result.add_incoming(result_found, found)
+        return result
+
+    return sig, codegen
+
+
+# first_worst(pnl, weight, offset, n) -> s: the first s in [0, n) with the largest loss
+# -weight[s]·pnl[s] - offset[s] (0 when n == 0 or every loss is NaN), in vector blocks: one
+# running <8 x double> maximum, a horizontal max, then the first equal lane. The three arrays must
+# hold whole blocks (at least n rounded up to LANES elements); lanes past n are masked out.
+first_worst: Any = intrinsic(_first_worst)

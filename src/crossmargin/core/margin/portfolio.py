@@ -57,7 +57,7 @@ from crossmargin.core.scenarios import (
     revalue_scenarios,
     underlying_grid,
 )
-from crossmargin.core.simd import LANES, MAX_VECTORS, weighted_row_sum
+from crossmargin.core.simd import LANES, MAX_VECTORS, first_worst, weighted_row_sum
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -489,7 +489,8 @@ class KernelInputs:
     (pnl_weight = q/E for inverse delta-one, q otherwise: see core.position_runs).
     asset_pnl (K, S_pad): price_k·dF[k, s], the P&L of one haircut unit of asset k.
     S_pad = S rounded up to whole vector blocks (core.simd.LANES); the padding columns are zero and
-    never read back. Scenario arrays (S,): weight / f, f - 1 (numeraire), offset, group. rates:
+    never read back. Scenario arrays: weight / f and offset (S_pad,), zero-padded like the
+    matrices; f - 1 (numeraire) and group (S,). rates:
     delta contingency, short option, concentration coefficient and power, delta half spread, vega
     half spread, depeg move.
     """
@@ -584,9 +585,9 @@ def kernel_inputs(
         d_pnl=_padded(reval.d_unit_value_usd + reval.d_entry_coefficient_usd),
         asset_pnl=_padded(price[:, None] * reval.d_asset_factor),
         asset_price=price,
-        weight=scenarios.weight / factor,
+        weight=_padded((scenarios.weight / factor)[None, :])[0],
         numeraire_move=factor - 1.0,
-        offset=scenarios.offsets,
+        offset=_padded(scenarios.offsets[None, :])[0],
         group=scenarios.group,
         n_groups=int(scenarios.group[:n_grid_scenarios].max()) + 1 if n_grid_scenarios else 0,
         n_grid=n_grid_scenarios,
@@ -725,7 +726,7 @@ def _kernel_body(
        multiply, so there is no data-dependent branch); linear charges (hedged min-delta on gross
        delta, short options, funding, fees) are plain sums; concentration, the one add-on needing
        a power, is deferred to the few underlying runs that have a liquidity measure;
-    3. group maxima and the depeg add-on from the S losses.
+    3. group maxima (one group: `first_worst`, in vector blocks) and the depeg add-on.
 
     Written once, compiled twice: parallel over chunks of accounts for the book, serial for a
     one-account what-if. Inlined by hand: a call per account would pay numba's reference counting
@@ -815,14 +816,8 @@ def _kernel_body(
             total = 0.0
             arg = 0
             if n_groups == 1:
-                best = -np.inf
-                for s in range(n_grid):
-                    best = max(best, -weight[s] * pnl[s] - offset[s])
-                for s in range(n_grid):
-                    if -weight[s] * pnl[s] - offset[s] == best:
-                        arg = s
-                        break
-                total = max(best, 0.0)
+                arg = first_worst(pnl, weight, offset, n_grid)
+                total = max(-weight[arg] * pnl[arg] - offset[arg], 0.0)
             elif n_groups > 1:
                 for g in range(n_groups):
                     group_loss[g] = -np.inf
