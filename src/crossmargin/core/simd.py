@@ -178,7 +178,8 @@ def _first_worst(typingctx: Any, pnl: Any, weight: Any, offset: Any, n: Any) -> 
         reduce_max = _llvm_function(
             builder, ir.FunctionType(ir.DoubleType(), [vec]), "llvm.vector.reduce.fmax.v8f64"
         )
-        cttz = _llvm_function(builder, ir.FunctionType(ir.IntType(8), [ir.IntType(8), ir.IntType(1)]), "llvm.cttz.i8")
+        i8 = ir.IntType(8)
+        cttz = _llvm_function(builder, ir.FunctionType(i8, [i8, ir.IntType(1)]), "llvm.cttz.i8")
         step = ir.Constant(i64, LANES)
         zero = ir.Constant(i64, 0)
         # Pass 1: the largest loss over [0, n).
