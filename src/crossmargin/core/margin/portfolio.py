@@ -885,6 +885,7 @@ class PortfolioSnapshot:
     maintenance_fraction: float
     unit_value_usd: FloatArray
     entry_coefficient_usd: FloatArray
+    reciprocal_entry: npt.NDArray[np.bool_]
     bucket: IntArray
     bucket_underlying: IntArray
 
@@ -945,6 +946,7 @@ class PortfolioSnapshot:
             maintenance_fraction=maintenance_fraction,
             unit_value_usd=valuation.unit_value_usd,
             entry_coefficient_usd=valuation.entry_coefficient_usd,
+            reciprocal_entry=book.instruments.reciprocal_entry,
             bucket=buckets.bucket,
             bucket_underlying=buckets.underlying,
         )
@@ -966,7 +968,7 @@ class PortfolioSnapshot:
             instrument,
             quantity,
             price,
-            book.instruments.reciprocal_entry,
+            self.reciprocal_entry,
             self.bucket,
             self.bucket_underlying,
             self.unit_value_usd,
