@@ -382,12 +382,19 @@ def joint_scenarios(
 @dataclass(frozen=True, slots=True)
 class ScenarioRevaluation:
     """Changes from today, per contract: d_unit_value_usd and d_entry_coefficient_usd (I, S);
-    collateral price change d_factor (K, S) (factor - 1 for each asset; 0 if it does not move)."""
+    collateral price change d_factor (K, S) (factor - 1 for each asset; 0 if it does not move).
+
+    Delta-one rows have a common factor: each is delta_one_scale_usd[i] x underlying_move[u_i]
+    (the capped move of its underlying; the scale is cs·mark for linear, cs·spot for inverse
+    contracts, 0 for options), which kernels use to share one row per underlying. None when the
+    revaluation was built by hand."""
 
     d_unit_value_usd: FloatArray
     d_entry_coefficient_usd: FloatArray
     d_asset_factor: FloatArray
     instrument_factor: FloatArray  # (I, S) price factor applied to each instrument's underlying
+    underlying_move: FloatArray | None = None  # (U, S)
+    delta_one_scale_usd: FloatArray | None = None  # (I,)
 
 
 def revalue_scenarios(
@@ -408,18 +415,17 @@ def revalue_scenarios(
     factor = padded[:, underlying_col[instruments.underlying_index]].T  # (I, S)
     cap = scenarios.caps
     # Delta-one instruments and collateral: moves clipped to each scenario's cap.
-    move = np.clip(factor - 1.0, -cap, cap)
+    underlying_move = np.clip(padded[:, underlying_col] - 1.0, -cap[:, None], cap[:, None]).T  # (U, S)
+    move = underlying_move[instruments.underlying_index]
 
-    cs = instruments.contract_size[:, None]
     inverse = instruments.is_inverse
-    spot = valuation.spot_usd[:, None]
-    mark = np.where(np.isnan(valuation.mark_price), 1.0, valuation.mark_price)[:, None]
-    d_unit = np.zeros((instruments.n_instruments, s_count))
-    d_coef = np.zeros_like(d_unit)
-    linear_d1 = (~instruments.is_option & ~inverse)[:, None]
-    d_unit = np.where(linear_d1, cs * mark * move, d_unit)
-    inverse_d1 = (~instruments.is_option & inverse)[:, None]
-    d_coef = np.where(inverse_d1, cs * spot * move, d_coef)
+    mark = np.where(np.isnan(valuation.mark_price), 1.0, valuation.mark_price)
+    delta_one = ~instruments.is_option
+    scale = np.where(
+        delta_one, instruments.contract_size * np.where(inverse, valuation.spot_usd, mark), 0.0
+    )
+    d_unit = np.where((delta_one & ~inverse)[:, None], scale[:, None] * move, 0.0)
+    d_coef = np.where((delta_one & inverse)[:, None], scale[:, None] * move, 0.0)
 
     options = np.flatnonzero(instruments.is_option)
     if options.size:
@@ -446,6 +452,8 @@ def revalue_scenarios(
         d_entry_coefficient_usd=np.ascontiguousarray(d_coef),
         d_asset_factor=np.ascontiguousarray(d_asset),
         instrument_factor=factor,
+        underlying_move=np.ascontiguousarray(underlying_move),
+        delta_one_scale_usd=scale,
     )
 
 
