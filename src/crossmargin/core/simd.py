@@ -3,7 +3,7 @@
 `weighted_row_sum`, a sparse row times a dense block:
 
     out[c : c + 8·V]  (+)=  Σ_{p in [start, stop)} weight[p] · scale[i] · rows[row_of[i], c : c + 8·V]
-    with i = index[p]
+    with i = index[p]; row_of = scale = None means the identity and ones
 
 This is the inner loop of every scenario reduction: an account's P&L in S scenarios is its
 positions' weights times their instruments' scenario rows. `row_of`/`scale` let many instruments
@@ -83,7 +83,12 @@ def _weighted_row_sum(
     prefetch_ahead: Any,
 ) -> Any:
     """See the module docstring. accumulate=False overwrites out's block, True adds to it."""
-    if not (_int_vector(index) and _float_vector(weight) and _int_vector(row_of) and _float_vector(scale)):
+    mapped = row_of is not types.none
+    if mapped and not (_int_vector(row_of) and _float_vector(scale)):
+        return None
+    if not mapped and scale is not types.none:
+        return None
+    if not (_int_vector(index) and _float_vector(weight)):
         return None
     if not (
         isinstance(rows, types.Array)
@@ -122,8 +127,9 @@ def _weighted_row_sum(
         arg_types = signature.args
         index_arr = context.make_array(arg_types[0])(context, builder, args[0])
         weight_arr = context.make_array(arg_types[1])(context, builder, args[1])
-        row_of_arr = context.make_array(arg_types[4])(context, builder, args[4])
-        scale_arr = context.make_array(arg_types[5])(context, builder, args[5])
+        if mapped:
+            row_of_data = context.make_array(arg_types[4])(context, builder, args[4]).data
+            scale_data = context.make_array(arg_types[5])(context, builder, args[5]).data
         rows_arr = context.make_array(arg_types[6])(context, builder, args[6])
         out_arr = context.make_array(arg_types[8])(context, builder, args[8])
         start_v, stop_v, col0_v = args[2], args[3], args[7]
@@ -143,7 +149,7 @@ def _weighted_row_sum(
         def row_address(position: Any) -> tuple[Any, Any]:
             """(address of the block in rows, instrument) for this position."""
             i = _load_index(builder, index_arr.data, position)
-            r = _load_index(builder, row_of_arr.data, i)
+            r = _load_index(builder, row_of_data, i) if mapped else i
             return builder.add(rows_base, builder.mul(r, row_stride)), i
 
         if add_to_out:
@@ -164,10 +170,9 @@ def _weighted_row_sum(
             builder.cbranch(builder.icmp_signed("<", p, stop_v), body, done)
         with builder.goto_block(body):
             row, i = row_address(p)
-            w = builder.fmul(
-                builder.load(builder.gep(weight_arr.data, [p])),
-                builder.load(builder.gep(scale_arr.data, [i])),
-            )
+            w = builder.load(builder.gep(weight_arr.data, [p]))
+            if mapped:
+                w = builder.fmul(w, builder.load(builder.gep(scale_data, [i])))
             w_vec = builder.insert_element(ir.Constant(vec, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
             w_vec = builder.shuffle_vector(w_vec, ir.Constant(vec, ir.Undefined), splat)
             if ahead:

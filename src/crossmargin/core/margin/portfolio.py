@@ -475,14 +475,15 @@ def numeraire_factor(scenarios: ScenarioSet, numeraire: str | None) -> FloatArra
 @dataclass(frozen=True, slots=True)
 class KernelInputs:
     """Everything the per-account reduction reads besides the book's position runs and balances,
-    packed so that a position touches one row of `instrument_data` (one 128-byte line pair) and one
-    scenario row.
+    packed so that a position touches one 64-byte row of `instrument_data` and one scenario row.
 
-    instrument_data (I, 16), per contract: 0 delta notional, 1 vega, 2 hedged min-delta charge on
+    instrument_data (I, 8), per contract: 0 delta notional, 1 vega, 2 hedged min-delta charge on
     gross delta (|delta notional|·hedged_u/2), 3 short-option charge (short_option_rate·cs·S), 4
     funding payment, 5 closing fee, 6 roll-shock rate of its (underlying, expiry) bucket, 7 floor
-    rate on the underlying's |net delta| (unhedged_u - hedged_u/2), 8 1/liquidity_u when the
-    concentration add-on applies to its underlying (else 0); 9..15 zero (row alignment).
+    rate on the underlying's |net delta| (unhedged_u - hedged_u/2). inverse_liquidity (I,):
+    1/liquidity of its underlying when the concentration add-on applies there, else 0 (kept apart
+    so the rows stay one cache line: the kernel's instrument data then fits in L2 beside the
+    scenario rows).
     Scenario rows: instrument i's scenario P&L per contract, dA + dB, is
     row_scale[i]·scenario_rows[row_of[i]]. Each instrument moves through exactly one of the two
     coefficients (an inverse delta-one contract only through its entry coefficient, every other
@@ -492,8 +493,7 @@ class KernelInputs:
     row (scale cs·mark or cs·spot); each option has its own row (scale 1). On the bench's 5,000
     instruments that is 1,918 rows instead of 5,000: 0.5 MB instead of 1.3 MB of rows, gathered
     at random, which then mostly stay in the 1 MB L2 cache.
-    asset_pnl (K, S_pad): price_k·dF[k, s], the P&L of one haircut unit of asset k (asset_row_of
-    the identity, asset_row_scale ones).
+    asset_pnl (K, S_pad): price_k·dF[k, s], the P&L of one haircut unit of asset k.
     S_pad = S rounded up to whole vector blocks (core.simd.LANES); the padding columns are zero and
     never read back. Scenario arrays: weight / f and offset (S_pad,), zero-padded like the
     matrices; f - 1 (numeraire) and group (S,). rates:
@@ -502,12 +502,11 @@ class KernelInputs:
     """
 
     instrument_data: FloatArray
+    inverse_liquidity: FloatArray
     scenario_rows: FloatArray
     row_of: npt.NDArray[np.int32]
     row_scale: FloatArray
     asset_pnl: FloatArray
-    asset_row_of: npt.NDArray[np.int32]
-    asset_row_scale: FloatArray
     asset_price: FloatArray
     weight: FloatArray
     numeraire_move: FloatArray
@@ -521,7 +520,7 @@ class KernelInputs:
     use_numeraire: bool
 
 
-INSTRUMENT_COLUMNS = 16
+INSTRUMENT_COLUMNS = 8
 
 
 def _padded(matrix: FloatArray) -> FloatArray:
@@ -588,7 +587,6 @@ def kernel_inputs(
     instrument_data[:, 5] = inputs.closing_fee_usd
     instrument_data[:, 6] = inputs.roll_rate[inputs.roll_bucket]
     instrument_data[:, 7] = (unhedged - 0.5 * hedged)[underlying]
-    instrument_data[:, 8] = inverse_liquidity[underlying]
     rates = np.array(
         [
             addons.delta_contingency_rate,
@@ -615,15 +613,13 @@ def kernel_inputs(
     factor = numeraire_factor(scenarios, numeraire)
     price = book.assets.price_usd
     rows, row_of, row_scale = _scenario_rows(table, reval)
-    n_assets = price.size
     return KernelInputs(
         instrument_data=instrument_data,
+        inverse_liquidity=inverse_liquidity[underlying],
         scenario_rows=rows,
         row_of=row_of,
         row_scale=row_scale,
         asset_pnl=_padded(price[:, None] * reval.d_asset_factor),
-        asset_row_of=np.arange(n_assets, dtype=np.int32),
-        asset_row_scale=np.ones(n_assets),
         asset_price=price,
         weight=_padded((scenarios.weight / factor)[None, :])[0],
         numeraire_move=factor - 1.0,
@@ -663,12 +659,11 @@ def _run_kernel(
         unit_value_usd,
         entry_coefficient_usd,
         k.instrument_data,
+        k.inverse_liquidity,
         k.scenario_rows,
         k.row_of,
         k.row_scale,
         k.asset_pnl,
-        k.asset_row_of,
-        k.asset_row_scale,
         k.asset_price,
         k.weight,
         k.numeraire_move,
@@ -743,12 +738,11 @@ def _kernel_body(
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     inst: np.ndarray,
+    inverse_liquidity: np.ndarray,
     scenario_rows: np.ndarray,
     row_of: np.ndarray,
     row_scale: np.ndarray,
     asset_pnl: np.ndarray,
-    asset_row_of: np.ndarray,
-    asset_row_scale: np.ndarray,
     asset_price: np.ndarray,
     weight: np.ndarray,
     numeraire_move: np.ndarray,
@@ -768,8 +762,9 @@ def _kernel_body(
     """Reduce accounts (rows of the position runs) to grid, worst scenario, min-delta floor and
     add-ons. Per account:
 
-    1. scenario P&L: positions' pnl_weight x scaled scenario rows, then balances' units x asset_pnl rows,
-       each a `weighted_row_sum` over 32-column blocks (partial sums in vector registers);
+    1. scenario P&L: positions' pnl_weight x their (scaled, shared) scenario rows, then balances'
+       units x asset_pnl rows, each a `weighted_row_sum` over 32-column blocks (partial sums in
+       vector registers);
     2. add-on sums in one scalar pass: positions are in (underlying, expiry) runs, so a bucket's
        and an underlying's net delta are running sums closed at the run's end (the run_end flags
        multiply, so there is no data-dependent branch); linear charges (hedged min-delta on gross
@@ -784,6 +779,8 @@ def _kernel_body(
     width = scenario_rows.shape[1]
     n_chunks = (n_accounts + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS
     power = rates[3]
+    ri, rw, rows = run_instrument, run_pnl_weight, scenario_rows
+    ba, bu = balance_asset, balance_units
     for chunk in numba.prange(n_chunks):
         pnl = np.empty(width)
         group_loss = np.empty(max(n_groups, 1))
@@ -796,125 +793,22 @@ def _kernel_body(
             p1 = indptr[a + 1]
             c0 = balance_ptr[a]
             c1 = balance_ptr[a + 1]
-            # 1. Scenario P&L, one vector block of up to 32 scenarios at a time.
+            # 1. Scenario P&L, one vector block of up to 32 scenarios at a time (the number of
+            # vectors must be a compile-time constant, hence the four spelled-out calls).
             for col in range(0, width, BLOCK_COLUMNS):
                 left = (width - col) // LANES
                 if left >= 4:
-                    weighted_row_sum(
-                        run_instrument,
-                        run_pnl_weight,
-                        p0,
-                        p1,
-                        row_of,
-                        row_scale,
-                        scenario_rows,
-                        col,
-                        pnl,
-                        4,
-                        False,
-                        PREFETCH,
-                    )
-                    weighted_row_sum(
-                        balance_asset,
-                        balance_units,
-                        c0,
-                        c1,
-                        asset_row_of,
-                        asset_row_scale,
-                        asset_pnl,
-                        col,
-                        pnl,
-                        4,
-                        True,
-                        0,
-                    )
+                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 4, False, PREFETCH)
+                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 4, True, 0)
                 elif left == 3:
-                    weighted_row_sum(
-                        run_instrument,
-                        run_pnl_weight,
-                        p0,
-                        p1,
-                        row_of,
-                        row_scale,
-                        scenario_rows,
-                        col,
-                        pnl,
-                        3,
-                        False,
-                        PREFETCH,
-                    )
-                    weighted_row_sum(
-                        balance_asset,
-                        balance_units,
-                        c0,
-                        c1,
-                        asset_row_of,
-                        asset_row_scale,
-                        asset_pnl,
-                        col,
-                        pnl,
-                        3,
-                        True,
-                        0,
-                    )
+                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 3, False, PREFETCH)
+                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 3, True, 0)
                 elif left == 2:
-                    weighted_row_sum(
-                        run_instrument,
-                        run_pnl_weight,
-                        p0,
-                        p1,
-                        row_of,
-                        row_scale,
-                        scenario_rows,
-                        col,
-                        pnl,
-                        2,
-                        False,
-                        PREFETCH,
-                    )
-                    weighted_row_sum(
-                        balance_asset,
-                        balance_units,
-                        c0,
-                        c1,
-                        asset_row_of,
-                        asset_row_scale,
-                        asset_pnl,
-                        col,
-                        pnl,
-                        2,
-                        True,
-                        0,
-                    )
+                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 2, False, PREFETCH)
+                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 2, True, 0)
                 else:
-                    weighted_row_sum(
-                        run_instrument,
-                        run_pnl_weight,
-                        p0,
-                        p1,
-                        row_of,
-                        row_scale,
-                        scenario_rows,
-                        col,
-                        pnl,
-                        1,
-                        False,
-                        PREFETCH,
-                    )
-                    weighted_row_sum(
-                        balance_asset,
-                        balance_units,
-                        c0,
-                        c1,
-                        asset_row_of,
-                        asset_row_scale,
-                        asset_pnl,
-                        col,
-                        pnl,
-                        1,
-                        True,
-                        0,
-                    )
+                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 1, False, PREFETCH)
+                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 1, True, 0)
             if use_numeraire:
                 equity = 0.0
                 for p in range(p0, p1):
@@ -941,7 +835,8 @@ def _kernel_body(
                 last = run_instrument.shape[0] - 1
                 for p in range(p0, p1):
                     prefetch_row(inst, run_instrument[min(p + PREFETCH, last)])
-                    row = inst[run_instrument[p]]
+                    i = run_instrument[p]
+                    row = inst[i]
                     q = run_quantity[p]
                     aq = abs(q)
                     d = q * row[0]
@@ -963,8 +858,9 @@ def _kernel_body(
                     floor += underlying_end * d_u * row[7]
                     # Deferred concentration: written every time, kept only at a liquid run's end.
                     run_delta[n_liquid] = d_u
-                    run_ratio[n_liquid] = d_u * row[8]
-                    n_liquid += int(underlying_end * row[8] > 0.0)
+                    inverse_liquidity_u = inverse_liquidity[i]
+                    run_ratio[n_liquid] = d_u * inverse_liquidity_u
+                    n_liquid += int(underlying_end * inverse_liquidity_u > 0.0)
                     net_delta -= underlying_end * net_delta
                     net_vega -= underlying_end * net_vega
             # 3. Worst loss per group; the depeg rows after the grid.
@@ -1129,12 +1025,11 @@ class PortfolioSnapshot:
             self.unit_value_usd,
             self.entry_coefficient_usd,
             k.instrument_data,
+            k.inverse_liquidity,
             k.scenario_rows,
             k.row_of,
             k.row_scale,
             k.asset_pnl,
-            k.asset_row_of,
-            k.asset_row_scale,
             k.asset_price,
             k.weight,
             k.numeraire_move,
@@ -1180,12 +1075,11 @@ def _what_if(
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     inst: np.ndarray,
+    inverse_liquidity: np.ndarray,
     scenario_rows: np.ndarray,
     row_of: np.ndarray,
     row_scale: np.ndarray,
     asset_pnl: np.ndarray,
-    asset_row_of: np.ndarray,
-    asset_row_scale: np.ndarray,
     asset_price: np.ndarray,
     weight: np.ndarray,
     numeraire_move: np.ndarray,
@@ -1275,12 +1169,11 @@ def _what_if(
         unit_value,
         coefficient,
         inst,
+        inverse_liquidity,
         scenario_rows,
         row_of,
         row_scale,
         asset_pnl,
-        asset_row_of,
-        asset_row_scale,
         asset_price,
         weight,
         numeraire_move,

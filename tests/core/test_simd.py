@@ -1,0 +1,112 @@
+"""The vector-register intrinsics against plain numpy, on random data (hypothesis)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossmargin.core.simd import LANES, first_worst, prefetch_row, weighted_row_sum
+
+
+@numba.njit(cache=False)
+def _sums(index, weight, row_of, scale, rows, out, start, stop, ahead_on):  # type: ignore[no-untyped-def]
+    width = rows.shape[1]
+    for col in range(0, width, 4 * LANES):
+        left = (width - col) // LANES
+        # Exercise every vector count and both modes; the prefetch never changes the result.
+        if left >= 4:
+            if ahead_on:
+                weighted_row_sum(index, weight, start, stop, row_of, scale, rows, col, out, 4, False, 5)
+            else:
+                weighted_row_sum(index, weight, start, stop, row_of, scale, rows, col, out, 4, False, 0)
+        elif left == 3:
+            weighted_row_sum(index, weight, start, stop, row_of, scale, rows, col, out, 3, False, 2)
+        elif left == 2:
+            weighted_row_sum(index, weight, start, stop, row_of, scale, rows, col, out, 2, False, 0)
+        else:
+            weighted_row_sum(index, weight, start, stop, row_of, scale, rows, col, out, 1, False, 1)
+
+
+@numba.njit(cache=False)
+def _sums_identity(index, weight, rows, out, start, stop):  # type: ignore[no-untyped-def]
+    weighted_row_sum(index, weight, start, stop, None, None, rows, 0, out, 1, False, 0)
+    # Accumulating the same range again doubles it.
+    weighted_row_sum(index, weight, start, stop, None, None, rows, 0, out, 1, True, 0)
+
+
+@numba.njit(cache=False)
+def _worst(pnl, weight, offset, n):  # type: ignore[no-untyped-def]
+    return first_worst(pnl, weight, offset, n)
+
+
+@numba.njit(cache=False)
+def _touch(rows, i):  # type: ignore[no-untyped-def]
+    prefetch_row(rows, i)
+    return rows[i, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_blocks=st.integers(1, 9),
+    n_positions=st.integers(0, 40),
+    index_dtype=st.sampled_from([np.int32, np.int64]),
+    ahead=st.booleans(),
+)
+def test_weighted_row_sum_matches_numpy(
+    seed: int, n_blocks: int, n_positions: int, index_dtype: type, ahead: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    n_rows, n_instruments = 7, 11
+    rows = rng.normal(size=(n_rows, n_blocks * LANES))
+    row_of = rng.integers(0, n_rows, size=n_instruments).astype(np.int32)
+    scale = rng.normal(size=n_instruments)
+    index = rng.integers(0, n_instruments, size=n_positions + 3).astype(index_dtype)
+    weight = rng.normal(size=n_positions + 3)
+    start, stop = 1, 1 + n_positions
+    out = np.full(rows.shape[1], np.nan)
+    _sums(index, weight, row_of, scale, rows, out, start, stop, ahead)
+    i = index[start:stop]
+    expected = ((weight[start:stop] * scale[i])[:, None] * rows[row_of[i]]).sum(axis=0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_identity_rows_and_accumulate() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(5, LANES))
+    index = np.array([4, 0, 4, 2], dtype=np.int64)
+    weight = rng.normal(size=4)
+    out = np.empty(LANES)
+    _sums_identity(index, weight, rows, out, 0, 4)
+    np.testing.assert_allclose(out, 2.0 * (weight[:, None] * rows[index]).sum(axis=0), rtol=1e-13)
+
+
+def test_perfect_hedge_cancels_exactly() -> None:
+    """Multiply then add (two roundings): w·x + (-w)·x is exactly 0, which a fused multiply-add
+    would not give."""
+    rows = np.full((1, LANES), 1.6)
+    out = np.empty(LANES)
+    _sums_identity(np.zeros(2, dtype=np.int64), np.array([3.0, -3.0]), rows, out, 0, 2)
+    assert np.all(out == 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40), ties=st.booleans())
+def test_first_worst_is_numpy_argmax(seed: int, n: int, ties: bool) -> None:
+    rng = np.random.default_rng(seed)
+    width = max(LANES, -(-n // LANES) * LANES)
+    pnl = rng.normal(size=width)
+    if ties:
+        pnl = np.round(pnl)
+    weight = rng.uniform(0.1, 1.0, size=width)
+    offset = rng.choice([0.0, 1.0], size=width)
+    pnl[n:], weight[n:] = 1e9, -5.0  # padding that would win if it were not masked
+    expected = int(np.argmax(-weight[:n] * pnl[:n] - offset[:n])) if n else 0
+    assert _worst(pnl, weight, offset, n) == expected
+
+
+def test_prefetch_is_only_a_hint() -> None:
+    rows = np.arange(12.0).reshape(3, 4)
+    assert _touch(rows, 2) == 8.0
