@@ -54,13 +54,16 @@ class RiskBuckets:
 
 def risk_buckets(table: InstrumentTable) -> RiskBuckets:
     no_expiry = table.expiry_ns == NO_EXPIRY_NS
-    # -1 sorts the no-expiry bucket first within its underlying.
-    key = np.stack([table.underlying_index, np.where(no_expiry, -1, table.expiry_ns)], axis=1)
-    unique, bucket = np.unique(key, axis=0, return_inverse=True)
+    # -1 sorts the no-expiry bucket first within its underlying; one int64 key (underlying, rank of
+    # expiry) makes the unique a 1-D one (np.unique over rows sorts a void view, 15x slower).
+    expiries, expiry_rank = np.unique(np.where(no_expiry, -1, table.expiry_ns), return_inverse=True)
+    key = table.underlying_index.astype(np.int64) * expiries.size + expiry_rank.reshape(-1)
+    unique, bucket = np.unique(key, return_inverse=True)
+    expiry = expiries[unique % expiries.size]
     return RiskBuckets(
         bucket=bucket.reshape(-1).astype(np.int64),
-        underlying=unique[:, 0].astype(np.int64),
-        expiry_ns=np.where(unique[:, 1] < 0, NO_EXPIRY_NS, unique[:, 1]).astype(np.int64),
+        underlying=(unique // expiries.size).astype(np.int64),
+        expiry_ns=np.where(expiry < 0, NO_EXPIRY_NS, expiry).astype(np.int64),
     )
 
 

@@ -49,6 +49,34 @@ class Black76:
     theta_per_year: FloatArray
 
 
+def _black76_value(
+    forward: FloatArray,
+    strike: FloatArray,
+    discount: FloatArray,
+    sign: FloatArray,
+    d1: FloatArray,
+    std_dev: FloatArray,
+) -> FloatArray:
+    value: FloatArray = discount * sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * (d1 - std_dev)))
+    return value
+
+
+def black76_value(
+    *,
+    forward: FloatArray,
+    strike: FloatArray,
+    years: FloatArray,
+    vol: FloatArray,
+    rate: float,
+    sign: FloatArray,
+) -> FloatArray:
+    """Black-76 price only (what scenario revaluation needs; the greeks cost as much again)."""
+    sqrt_t = np.sqrt(years)
+    std_dev = vol * sqrt_t
+    d1 = (np.log(forward / strike) + 0.5 * std_dev * std_dev) / std_dev
+    return _black76_value(forward, strike, np.exp(-rate * years), sign, d1, std_dev)
+
+
 def black76(
     *,
     forward: FloatArray,
@@ -65,10 +93,9 @@ def black76(
     sqrt_t = np.sqrt(years)
     std_dev = vol * sqrt_t
     d1 = (np.log(forward / strike) + 0.5 * std_dev * std_dev) / std_dev
-    d2 = d1 - std_dev
     discount = np.exp(-rate * years)
     density = INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
-    value = discount * sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * d2))
+    value = _black76_value(forward, strike, discount, sign, d1, std_dev)
     delta = discount * sign * ndtr(sign * d1)
     gamma = discount * density / (forward * std_dev)
     vega = discount * forward * density * sqrt_t

@@ -32,7 +32,7 @@ from crossmargin.core.checks import check_finite, check_positive, check_range
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import InstrumentValuation, black76, entry_term
+from crossmargin.core.pricing import InstrumentValuation, black76_value, entry_term
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -410,7 +410,8 @@ def revalue_scenarios(
     if scenarios.vol_shift.shape[1] != instruments.n_instruments:
         raise InputError("scenarios.vol_shift", "columns do not match the instrument table")
     s_count = scenarios.n_scenarios
-    underlying_col = np.array([scenarios.factor_index(u) for u in instruments.underlyings], dtype=np.int64)
+    column = {f: n for n, f in enumerate(scenarios.factors)}  # -1: a symbol the set does not move
+    underlying_col = np.array([column.get(u, -1) for u in instruments.underlyings], dtype=np.int64)
     padded = np.hstack([scenarios.price_factor, np.ones((s_count, 1))])  # column -1 -> no move
     factor = padded[:, underlying_col[instruments.underlying_index]].T  # (I, S)
     cap = scenarios.caps
@@ -421,9 +422,7 @@ def revalue_scenarios(
     inverse = instruments.is_inverse
     mark = np.where(np.isnan(valuation.mark_price), 1.0, valuation.mark_price)
     delta_one = ~instruments.is_option
-    scale = np.where(
-        delta_one, instruments.contract_size * np.where(inverse, valuation.spot_usd, mark), 0.0
-    )
+    scale = np.where(delta_one, instruments.contract_size * np.where(inverse, valuation.spot_usd, mark), 0.0)
     d_unit = np.where((delta_one & ~inverse)[:, None], scale[:, None] * move, 0.0)
     d_coef = np.where((delta_one & inverse)[:, None], scale[:, None] * move, 0.0)
 
@@ -436,15 +435,15 @@ def revalue_scenarios(
         sign = instruments.option_sign[options].astype(np.float64)[:, None]
         fac = factor[options]
         shocked_vol = np.maximum(vol0 + scenarios.vol_shift[:, options].T, MIN_SHOCKED_VOL)
-        base = black76(forward=f0, strike=k, years=t, vol=vol0, rate=market.rate, sign=sign).value
-        shocked = black76(
+        base = black76_value(forward=f0, strike=k, years=t, vol=vol0, rate=market.rate, sign=sign)
+        shocked = black76_value(
             forward=f0 * fac, strike=k, years=t, vol=shocked_vol, rate=market.rate, sign=sign
-        ).value
+        )
         # Linear: cs·B. Inverse: cs·(B/F)·S, and F/S is fixed, so cs·B·S/F in both states.
         to_usd = np.where(inverse[options], valuation.spot_usd[options] / valuation.forward_usd[options], 1.0)
         d_unit[options] = instruments.contract_size[options][:, None] * to_usd[:, None] * (shocked - base)
 
-    asset_col = np.array([scenarios.factor_index(sym) for sym in assets.symbols], dtype=np.int64)
+    asset_col = np.array([column.get(sym, -1) for sym in assets.symbols], dtype=np.int64)
     d_asset = np.clip(padded[:, asset_col] - 1.0, -cap[:, None], cap[:, None]).T  # (K, S)
     check_finite(d_unit, "scenario d_unit_value_usd")
     return ScenarioRevaluation(
