@@ -851,7 +851,7 @@ def _kernel_body(
                     bucket_end = float(flags & 1)
                     underlying_end = float(flags >> 1)
                     roll += bucket_end * abs(bucket_delta) * row[6]
-                    bucket_delta -= bucket_end * bucket_delta
+                    bucket_delta *= 1.0 - bucket_end  # reset after the close: add + multiply on the chain
                     d_u = abs(net_delta)
                     net_delta_sum += underlying_end * d_u
                     vega_sum += underlying_end * abs(net_vega)
@@ -861,8 +861,9 @@ def _kernel_body(
                     inverse_liquidity_u = inverse_liquidity[i]
                     run_ratio[n_liquid] = d_u * inverse_liquidity_u
                     n_liquid += int(underlying_end * inverse_liquidity_u > 0.0)
-                    net_delta -= underlying_end * net_delta
-                    net_vega -= underlying_end * net_vega
+                    keep_underlying = 1.0 - underlying_end
+                    net_delta *= keep_underlying
+                    net_vega *= keep_underlying
             # 3. Worst loss per group; the depeg rows after the grid.
             total = 0.0
             arg = 0
