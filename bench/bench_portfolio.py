@@ -23,8 +23,8 @@ Times, best and median of several repeats after a warm-up:
 Baselines in the same run: a per-account dense numpy computation on a subsample (each account's
 (n_positions + K) x S P&L matrix, summed, max over scenarios per group), extrapolated to the book;
 the memory-bandwidth floor for the bytes the kernel must read and write (bandwidth measured as in
-bench_cross); the arithmetic floor (nnz x S multiply-adds at the FMA rate measured on this loop
-shape). The kernel's grid must match the dense baseline to 1e-9 relative (denominator
+bench_cross); the arithmetic floor (nnz x S multiply-adds at the rate of the kernel's own inner
+loop, core.simd.weighted_row_sum, on L1-resident rows). The kernel's grid must match the dense baseline to 1e-9 relative (denominator
 max(|reference|, 1 USD)), and the what-if must match the rebuilt book, or the script exits 1.
 
 Peak memory is ru_maxrss (taken before the bandwidth test, which allocates 1.5 GiB of its own).
@@ -70,6 +70,7 @@ from crossmargin.core.margin.portfolio import (
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, VolShock, revalue_scenarios
+from crossmargin.core.simd import weighted_row_sum
 
 TOLERANCE_REL = 1e-9
 N_INSTRUMENTS = 5_000
@@ -323,31 +324,28 @@ def rel_diff(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _fma_loop(q: np.ndarray, rows: np.ndarray, repeats: int) -> float:
-    """The kernel's inner loop (pnl[s] += q * row[s]) on L1-resident data, all threads."""
+def _register_sum_loop(index: np.ndarray, weight: np.ndarray, rows: np.ndarray, repeats: int) -> float:
+    """The kernel's P&L inner loop (core.simd.weighted_row_sum, 32 sums in vector registers) on
+    L1-resident rows, all threads: the multiply-add rate with no memory in the way."""
     n_chunks = 64
     partial = np.zeros(n_chunks)
-    n_pos, n_scen = rows.shape
     for c in numba.prange(n_chunks):
-        pnl = np.zeros(n_scen)
+        out = np.zeros(rows.shape[1])
         for _ in range(repeats):
-            for p in range(n_pos):
-                qq = q[p]
-                row = rows[p]
-                for s in range(n_scen):
-                    pnl[s] += qq * row[s]
-        partial[c] = pnl.sum()
+            weighted_row_sum(index, weight, 0, index.shape[0], None, None, rows, 0, out, 4, True, 0)
+        partial[c] = out.sum()
     return partial.sum()
 
 
 def measure_fma_rate(n_scen: int, repeats: int = 5) -> float:
-    """Multiply-adds per second of the kernel's S-loop shape (16 positions x S, 64 chunks)."""
-    q = np.linspace(0.5, 1.5, 16)
-    rows = np.random.default_rng(0).normal(size=(16, n_scen)) * 1e-6
+    """Multiply-adds per second of the kernel's inner loop (16 positions x S, 64 chunks)."""
+    index = np.arange(16, dtype=np.int32)
+    weight = np.linspace(0.5, 1.5, 16)
+    rows = np.random.default_rng(0).normal(size=(16, max(32, n_scen))) * 1e-6
     inner = 20_000
-    _fma_loop(q, rows, 1)
-    best, _, _ = timed(lambda: _fma_loop(q, rows, inner), repeats)
-    return 64 * inner * 16 * n_scen / best
+    _register_sum_loop(index, weight, rows, 1)
+    best, _, _ = timed(lambda: _register_sum_loop(index, weight, rows, inner), repeats)
+    return 64 * inner * 16 * rows.shape[1] / best
 
 
 def peak_mb() -> float:
@@ -408,6 +406,15 @@ def main(argv: list[str] | None = None) -> int:
         rv = revalue_scenarios(table, assets, market, valuation, scenarios)
         return portfolio_totals(book, market, valuation, scenarios, rv, ADDONS, n_grid_scenarios=n_grid)
 
+    # Book-static, built once per book (positions in (underlying, expiry) runs): not per tick.
+    runs_probe = book.select(np.arange(min(n_accounts, 10)))
+    _ = runs_probe.position_runs  # compile or cache load
+    t0 = time.perf_counter()
+    runs = book.position_runs
+    runs_s = time.perf_counter() - t0
+    print(
+        f"position runs (once per book, reused at every tick): {runs_s:.3f} s for {runs.instrument.size:,} positions"
+    )
     t0 = time.perf_counter()
     totals = full()
     print(
@@ -543,10 +550,14 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_mb()
     bw = measure_bandwidth()
     bandwidth = max(bw["numpy_sum_gb_s"], bw["parallel_sum_gb_s"])
-    p = book.positions
+    runs = book.position_runs
+    k_in = kernel_inputs(
+        book, market, valuation, scenarios, reval, ADDONS, n_grid_scenarios=n_grid, numeraire=None
+    )
     read_bytes = (
-        p.indptr.nbytes + p.indices.nbytes + p.data.nbytes + book.entry_price.nbytes + book.balances.nbytes
-        + reval.d_unit_value_usd.nbytes + reval.d_asset_factor.nbytes
+        runs.indptr.nbytes + runs.instrument.nbytes + runs.quantity.nbytes + runs.pnl_weight.nbytes
+        + runs.run_end.nbytes + sum(a.nbytes for a in book.balance_csr)
+        + k_in.scenario_rows.nbytes + k_in.instrument_data.nbytes + k_in.asset_pnl.nbytes
     )  # fmt: skip
     written = (
         totals.grid_usd.nbytes
@@ -561,8 +572,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{bw['parallel_sum_gb_s']:.1f} GB/s ({numba.get_num_threads()} threads), numpy copy {bw['numpy_copy_gb_s']:.1f} GB/s (read+write)"
     )
     print(
-        f"kernel bytes: read {read_bytes / 1e6:.1f} MB (indptr, indices {p.indices.dtype}, quantity, entry, collateral A x K, "
-        f"I x S matrices) + {written / 1e6:.1f} MB written (grid, worst, floor, A x 8 add-ons)"
+        f"kernel bytes: read {read_bytes / 1e6:.1f} MB (position runs: indptr, instrument int32, quantity, P&L weight, "
+        f"run ends; balances CSR; scenario and add-on rows) + {written / 1e6:.1f} MB written (grid, worst, floor, A x 8 add-ons)"
     )
     print(
         f"memory floor at {bandwidth:.1f} GB/s: read {floor_s * 1e3:.2f} ms, read+write {floor_rw_s * 1e3:.2f} ms; "
@@ -618,6 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         "fma_per_s": fma_rate,
         "arithmetic_floor_seconds": arithmetic_floor_s,
         "peak_mb": peak,
+        "seconds_position_runs_once": runs_s,
         "load_average_1m": load,
     }
     if load > 1.2:
