@@ -71,10 +71,18 @@ def black76_value(
     sign: FloatArray,
 ) -> FloatArray:
     """Black-76 price only (what scenario revaluation needs; the greeks cost as much again)."""
+    _, std_dev, d1 = _d1(forward, strike, years, vol)
+    return _black76_value(forward, strike, np.exp(-rate * years), sign, d1, std_dev)
+
+
+def _d1(
+    forward: FloatArray, strike: FloatArray, years: FloatArray, vol: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(sqrt(T), σ·sqrt(T), d1 = (ln(F/K) + σ²T/2) / (σ·sqrt(T)))."""
     sqrt_t = np.sqrt(years)
     std_dev = vol * sqrt_t
     d1 = (np.log(forward / strike) + 0.5 * std_dev * std_dev) / std_dev
-    return _black76_value(forward, strike, np.exp(-rate * years), sign, d1, std_dev)
+    return sqrt_t, std_dev, d1
 
 
 def black76(
@@ -90,9 +98,7 @@ def black76(
     forward, strike, years, vol, sign = np.broadcast_arrays(
         *(np.asarray(x, dtype=np.float64) for x in (forward, strike, years, vol, sign))
     )
-    sqrt_t = np.sqrt(years)
-    std_dev = vol * sqrt_t
-    d1 = (np.log(forward / strike) + 0.5 * std_dev * std_dev) / std_dev
+    sqrt_t, std_dev, d1 = _d1(forward, strike, years, vol)
     discount = np.exp(-rate * years)
     density = INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
     value = _black76_value(forward, strike, discount, sign, d1, std_dev)

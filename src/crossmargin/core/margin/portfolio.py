@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numba
 import numpy as np
@@ -520,6 +521,29 @@ class KernelInputs:
     bookkeeping: bool
     use_numeraire: bool
 
+    @property
+    def kernel_arguments(self) -> tuple[Any, ...]:
+        """The fields in the order `_kernel_body` and `_what_if` take them."""
+        return (
+            self.instrument_data,
+            self.inverse_liquidity,
+            self.scenario_rows,
+            self.row_of,
+            self.row_scale,
+            self.asset_pnl,
+            self.asset_price,
+            self.weight,
+            self.numeraire_move,
+            self.offset,
+            self.group,
+            self.n_groups,
+            self.n_grid,
+            self.n_scenarios,
+            self.rates,
+            self.bookkeeping,
+            self.use_numeraire,
+        )
+
 
 INSTRUMENT_COLUMNS = 8
 
@@ -659,23 +683,7 @@ def _run_kernel(
         *balance_csr,
         unit_value_usd,
         entry_coefficient_usd,
-        k.instrument_data,
-        k.inverse_liquidity,
-        k.scenario_rows,
-        k.row_of,
-        k.row_scale,
-        k.asset_pnl,
-        k.asset_price,
-        k.weight,
-        k.numeraire_move,
-        k.offset,
-        k.group,
-        k.n_groups,
-        k.n_grid,
-        k.n_scenarios,
-        k.rates,
-        k.bookkeeping,
-        k.use_numeraire,
+        *k.kernel_arguments,
         grid,
         worst,
         min_delta,
@@ -941,6 +949,7 @@ class PortfolioSnapshot:
     reciprocal_entry: npt.NDArray[np.bool_]
     bucket: IntArray
     bucket_underlying: IntArray
+    kernel_arguments: tuple[Any, ...]  # kernel.kernel_arguments, built once (a what-if is ~7 us)
 
     @classmethod
     def build(
@@ -1002,6 +1011,7 @@ class PortfolioSnapshot:
             reciprocal_entry=book.instruments.reciprocal_entry,
             bucket=buckets.bucket,
             bucket_underlying=buckets.underlying,
+            kernel_arguments=kernel.kernel_arguments,
         )
 
     def what_if(self, account_row: int, *, instrument: int, quantity: float, price: float) -> WhatIf:
@@ -1009,7 +1019,6 @@ class PortfolioSnapshot:
         (settlement units): merged into an existing position at the average entry (in 1/E for
         inverse delta-one, where PnL is linear in 1/E), or a new one. One compiled call."""
         book = self.book
-        k = self.kernel
         out = np.empty(5 + len(ADDON_NAMES))
         _what_if(
             book.positions.indptr,
@@ -1026,24 +1035,8 @@ class PortfolioSnapshot:
             self.bucket_underlying,
             self.unit_value_usd,
             self.entry_coefficient_usd,
-            k.instrument_data,
-            k.inverse_liquidity,
-            k.scenario_rows,
-            k.row_of,
-            k.row_scale,
-            k.asset_pnl,
-            k.asset_price,
-            k.weight,
-            k.numeraire_move,
-            k.offset,
-            k.group,
-            k.n_groups,
-            k.n_grid,
-            k.n_scenarios,
-            k.rates,
-            k.bookkeeping,
-            k.use_numeraire,
             out,
+            *self.kernel_arguments,
         )
         # Totals summed in the compiled call: numpy reductions on 8 numbers cost more than the kernel.
         grid, floor, worst, addon_sum, provisions = out[:5].tolist()
@@ -1076,6 +1069,7 @@ def _what_if(
     bucket_underlying: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
+    out: np.ndarray,
     inst: np.ndarray,
     inverse_liquidity: np.ndarray,
     scenario_rows: np.ndarray,
@@ -1093,7 +1087,6 @@ def _what_if(
     rates: np.ndarray,
     bookkeeping: bool,
     use_numeraire: bool,
-    out: np.ndarray,
 ) -> None:
     """Merge one trade into one account's positions, order them into runs and run the kernel on
     that account alone. out: grid, min-delta floor, worst scenario, sum of add-ons, provisions,
