@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin.core.simd import LANES, first_worst, prefetch_row, weighted_row_sum
+from crossmargin.core.simd import LANES, first_worst, weighted_row_sum
 
 
 @numba.njit(cache=False)
@@ -39,12 +39,6 @@ def _sums_identity(index, weight, rows, out, start, stop):  # type: ignore[no-un
 @numba.njit(cache=False)
 def _worst(pnl, weight, offset, n):  # type: ignore[no-untyped-def]
     return first_worst(pnl, weight, offset, n)
-
-
-@numba.njit(cache=False)
-def _touch(rows, i):  # type: ignore[no-untyped-def]
-    prefetch_row(rows, i)
-    return rows[i, 0]
 
 
 @settings(max_examples=60, deadline=None)
@@ -105,8 +99,3 @@ def test_first_worst_is_numpy_argmax(seed: int, n: int, ties: bool) -> None:
     pnl[n:], weight[n:] = 1e9, -5.0  # padding that would win if it were not masked
     expected = int(np.argmax(-weight[:n] * pnl[:n] - offset[:n])) if n else 0
     assert _worst(pnl, weight, offset, n) == expected
-
-
-def test_prefetch_is_only_a_hint() -> None:
-    rows = np.arange(12.0).reshape(3, 4)
-    assert _touch(rows, 2) == 8.0

@@ -17,8 +17,7 @@ P&L pass (41.7 -> 20.5 ms, 2 threads, same run). With prefetch_ahead > 0 it also
 of the position that many places later (clamped to the index array, so across account boundaries
 too): the rows are gathered at random, and the hint keeps more cache misses in flight.
 
-`first_worst` (below) finds the worst scenario of an account in vector blocks, `prefetch_row`
-hints one row of a table into cache.
+`first_worst` (below) finds the worst scenario of an account in vector blocks.
 
 No bounds checks: callers guarantee `rows` is C-contiguous float64 with at least c + 8·V
 columns, `out` is contiguous float64 with at least c + 8·V elements, every index[p] is a valid
@@ -286,31 +285,3 @@ def _first_worst(typingctx: Any, pnl: Any, weight: Any, offset: Any, n: Any) -> 
 # chain cost ~20 ms of the 1M-account kernel. The three arrays must hold whole blocks (at least n
 # rounded up to LANES elements); lanes past n are masked out.
 first_worst: Any = intrinsic(_first_worst)
-
-
-def _prefetch_row(typingctx: Any, rows: Any, row: Any) -> Any:
-    """Typing of `prefetch_row` (see there)."""
-    if not (isinstance(rows, types.Array) and rows.ndim == 2 and rows.layout == "C"):
-        return None
-    if not isinstance(row, types.Integer):
-        return None
-    sig = types.void(rows, row)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        rows_arr = context.make_array(signature.args[0])(context, builder, args[0])
-        i64 = ir.IntType(64)
-        i = args[1] if args[1].type.width == 64 else builder.sext(args[1], i64)
-        stride = builder.extract_value(rows_arr.strides, 0)
-        first = builder.add(builder.ptrtoint(rows_arr.data, i64), builder.mul(i, stride))
-        last = builder.add(first, builder.sub(stride, ir.Constant(i64, 1)))
-        i8_ptr = ir.IntType(8).as_pointer()
-        _prefetch(builder, builder.inttoptr(first, i8_ptr))
-        _prefetch(builder, builder.inttoptr(last, i8_ptr))
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-# prefetch_row(rows, i): hint the first and last cache line of rows[i] (a C-contiguous 2-D array)
-# into cache; rows of up to 128 bytes are covered whole. A hint: an out-of-range i never faults.
-prefetch_row: Any = intrinsic(_prefetch_row)

@@ -58,7 +58,7 @@ from crossmargin.core.scenarios import (
     revalue_scenarios,
     underlying_grid,
 )
-from crossmargin.core.simd import LANES, MAX_VECTORS, first_worst, prefetch_row, weighted_row_sum
+from crossmargin.core.simd import LANES, MAX_VECTORS, first_worst, weighted_row_sum
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -841,9 +841,7 @@ def _kernel_body(
                 bucket_delta = 0.0
                 net_delta = 0.0
                 net_vega = 0.0
-                last = run_instrument.shape[0] - 1
                 for p in range(p0, p1):
-                    prefetch_row(inst, run_instrument[min(p + PREFETCH, last)])
                     i = run_instrument[p]
                     row = inst[i]
                     q = run_quantity[p]
