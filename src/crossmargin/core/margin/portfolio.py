@@ -918,7 +918,7 @@ def _kernel_body(
 
 _portfolio_kernel = numba.njit(parallel=True, cache=True, nogil=True)(_kernel_body)
 # Not cached: two on-disk caches of one Python function collide (measured 2.9 ms per call).
-_serial_kernel = numba.njit(parallel=False, cache=False, nogil=True)(_kernel_body)
+_serial_kernel: Any = numba.njit(parallel=False, cache=False, nogil=True)(_kernel_body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1068,27 +1068,11 @@ def _what_if(
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     out: np.ndarray,
-    inst: np.ndarray,
-    inverse_liquidity: np.ndarray,
-    scenario_rows: np.ndarray,
-    row_of: np.ndarray,
-    row_scale: np.ndarray,
-    asset_pnl: np.ndarray,
-    asset_price: np.ndarray,
-    weight: np.ndarray,
-    numeraire_move: np.ndarray,
-    offset: np.ndarray,
-    group: np.ndarray,
-    n_groups: int,
-    n_grid: int,
-    n_scen: int,
-    rates: np.ndarray,
-    bookkeeping: bool,
-    use_numeraire: bool,
+    *kernel_arguments: Any,
 ) -> None:
     """Merge one trade into one account's positions, order them into runs and run the kernel on
     that account alone. out: grid, min-delta floor, worst scenario, sum of add-ons, provisions,
-    then the add-ons."""
+    then the add-ons. kernel_arguments: KernelInputs.kernel_arguments, passed through."""
     start = indptr[account]
     stop = indptr[account + 1]
     n = stop - start
@@ -1162,23 +1146,7 @@ def _what_if(
         balance_units[b_start:b_stop],
         unit_value,
         coefficient,
-        inst,
-        inverse_liquidity,
-        scenario_rows,
-        row_of,
-        row_scale,
-        asset_pnl,
-        asset_price,
-        weight,
-        numeraire_move,
-        offset,
-        group,
-        n_groups,
-        n_grid,
-        n_scen,
-        rates,
-        bookkeeping,
-        use_numeraire,
+        *kernel_arguments,
         grid,
         worst,
         floor,
