@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin.core.simd import LANES, first_worst, weighted_row_sum
+from crossmargin.core.simd import LANES, first_worst, two_stream_row_sum, weighted_row_sum
 
 
 @numba.njit(cache=False)
@@ -34,6 +34,28 @@ def _sums_identity(index, weight, rows, out, start, stop):  # type: ignore[no-un
     weighted_row_sum(index, weight, start, stop, None, None, rows, 0, out, 1, False, 0)
     # Accumulating the same range again doubles it.
     weighted_row_sum(index, weight, start, stop, None, None, rows, 0, out, 1, True, 0)
+
+
+@numba.njit(cache=False)
+def _two_streams(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, b_stop):  # type: ignore[no-untyped-def]
+    two_stream_row_sum(
+        index,
+        weight,
+        0,
+        index.shape[0],
+        row_of,
+        scale,
+        rows,
+        b_index,
+        b_weight,
+        0,
+        b_stop,
+        b_rows,
+        0,
+        out,
+        2,
+        3,
+    )
 
 
 @numba.njit(cache=False)
@@ -64,6 +86,26 @@ def test_weighted_row_sum_matches_numpy(
     _sums(index, weight, row_of, scale, rows, out, start, stop, ahead)
     i = index[start:stop]
     expected = ((weight[start:stop] * scale[i])[:, None] * rows[row_of[i]]).sum(axis=0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_a=st.integers(0, 13), n_b=st.integers(0, 5))
+def test_two_streams_add_up(seed: int, n_a: int, n_b: int) -> None:
+    """Positions (mapped rows) then balances (direct rows), stored once: the sum of both."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(4, 2 * LANES))
+    row_of = rng.integers(0, 4, size=6).astype(np.int32)
+    scale = rng.normal(size=6)
+    index = rng.integers(0, 6, size=n_a).astype(np.int32)
+    weight = rng.normal(size=n_a)
+    b_rows = rng.normal(size=(3, 2 * LANES))
+    b_index = rng.integers(0, 3, size=n_b + 1).astype(np.int64)
+    b_weight = rng.normal(size=n_b + 1)
+    out = np.full(2 * LANES, np.nan)
+    _two_streams(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, n_b)
+    expected = ((weight * scale[index])[:, None] * rows[row_of[index]]).sum(axis=0)
+    expected = expected + (b_weight[:n_b, None] * b_rows[b_index[:n_b]]).sum(axis=0)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 

@@ -29,6 +29,7 @@ position in row_of and scale, and every row_of entry a valid row. V (1..4), `acc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from llvmlite import ir
@@ -68,6 +69,154 @@ def _load_index(builder: Any, array_data: Any, position: Any) -> Any:
     return value if value.type.width == 64 else builder.sext(value, ir.IntType(64))
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """One (index, weight, [row_of, scale], rows) stream of a row sum, as LLVM values."""
+
+    index: Any  # data pointer
+    index_last: Any  # len(index) - 1, i64
+    weight: Any
+    row_of: Any | None
+    scale: Any | None
+    rows_base: Any  # address of rows[0, col], i64
+    row_stride: Any  # bytes, i64
+    start: Any
+    stop: Any
+
+
+def _stream(context: Any, builder: Any, types_: Any, values: Any, col_offset: Any) -> _Stream:
+    """From (index, weight, start, stop, row_of, scale, rows) arguments."""
+    index_t, weight_t, _, _, row_of_t, scale_t, rows_t = types_
+    index_arr = context.make_array(index_t)(context, builder, values[0])
+    rows_arr = context.make_array(rows_t)(context, builder, values[6])
+    mapped = row_of_t is not types.none
+    return _Stream(
+        index=index_arr.data,
+        index_last=builder.sub(builder.extract_value(index_arr.shape, 0), ir.Constant(ir.IntType(64), 1)),
+        weight=context.make_array(weight_t)(context, builder, values[1]).data,
+        row_of=context.make_array(row_of_t)(context, builder, values[4]).data if mapped else None,
+        scale=context.make_array(scale_t)(context, builder, values[5]).data if mapped else None,
+        rows_base=builder.add(builder.ptrtoint(rows_arr.data, ir.IntType(64)), col_offset),
+        row_stride=builder.extract_value(rows_arr.strides, 0),
+        start=values[2],
+        stop=values[3],
+    )
+
+
+def _emit_sums(builder: Any, stream: _Stream, initial: list[Any], ahead: int) -> list[Any]:
+    """Emit the loop Σ_p weight[p]·scale[i]·rows[row_of[i]] over the stream, starting from the
+    `initial` vectors; returns the final vectors (valid in the block the builder is left in).
+
+    Two sets of sums, even and odd positions, so that consecutive positions do not wait on each
+    other's additions; a last odd position goes to the first set, then the sets add up."""
+    i64 = ir.IntType(64)
+    n_vec = len(initial)
+    vec = ir.VectorType(ir.DoubleType(), LANES)
+    vec_ptr = vec.as_pointer()
+    splat = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+
+    def block_ptr(base: Any, v: int) -> Any:
+        return builder.inttoptr(builder.add(base, ir.Constant(i64, 64 * v)), vec_ptr)
+
+    def row_address(position: Any) -> tuple[Any, Any]:
+        """(address of the block in rows, index value) for this position."""
+        i = _load_index(builder, stream.index, position)
+        r = _load_index(builder, stream.row_of, i) if stream.row_of is not None else i
+        return builder.add(stream.rows_base, builder.mul(r, stream.row_stride)), i
+
+    def add_position(position: Any, sums: list[Any]) -> list[Any]:
+        row, i = row_address(position)
+        w = builder.load(builder.gep(stream.weight, [position]))
+        if stream.scale is not None:
+            w = builder.fmul(w, builder.load(builder.gep(stream.scale, [i])))
+        w_vec = builder.insert_element(ir.Constant(vec, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
+        w_vec = builder.shuffle_vector(w_vec, ir.Constant(vec, ir.Undefined), splat)
+        if ahead:
+            later = builder.add(position, ir.Constant(i64, ahead))
+            later = builder.select(
+                builder.icmp_signed("<", later, stream.index_last), later, stream.index_last
+            )
+            later_row, _ = row_address(later)
+            for v in range(n_vec):
+                _prefetch(builder, block_ptr(later_row, v))
+        # fmul then fadd, not a fused multiply-add: with two roundings, w·x + (-w)·x is exactly
+        # 0, so a perfect hedge nets to exactly nothing.
+        return [
+            builder.fadd(sums[v], builder.fmul(w_vec, builder.load(block_ptr(row, v), align=8)))
+            for v in range(n_vec)
+        ]
+
+    zero = [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)]
+    entry = builder.block
+    head = builder.append_basic_block("wrs.head")
+    body = builder.append_basic_block("wrs.body")
+    tail = builder.append_basic_block("wrs.tail")
+    odd = builder.append_basic_block("wrs.odd")
+    done = builder.append_basic_block("wrs.done")
+    builder.branch(head)
+    with builder.goto_block(head):
+        p = builder.phi(i64)
+        even_sums = [builder.phi(vec) for _ in range(n_vec)]
+        odd_sums = [builder.phi(vec) for _ in range(n_vec)]
+        p.add_incoming(stream.start, entry)
+        for a, init in zip(even_sums, initial, strict=True):
+            a.add_incoming(init, entry)
+        for b, z in zip(odd_sums, zero, strict=True):
+            b.add_incoming(z, entry)
+        next_p = builder.add(p, ir.Constant(i64, 1))
+        builder.cbranch(builder.icmp_signed("<", next_p, stream.stop), body, tail)
+    with builder.goto_block(body):
+        new_even = add_position(p, even_sums)
+        new_odd = add_position(next_p, odd_sums)
+        p.add_incoming(builder.add(p, ir.Constant(i64, 2)), builder.block)
+        for phi, new in zip(even_sums + odd_sums, new_even + new_odd, strict=True):
+            phi.add_incoming(new, builder.block)
+        builder.branch(head)
+    with builder.goto_block(tail):
+        builder.cbranch(builder.icmp_signed("<", p, stream.stop), odd, done)
+    with builder.goto_block(odd):
+        last_even = add_position(p, even_sums)
+        builder.branch(done)
+    builder.position_at_end(done)
+    merged = [builder.phi(vec) for _ in range(n_vec)]
+    for v in range(n_vec):
+        merged[v].add_incoming(even_sums[v], tail)
+        merged[v].add_incoming(last_even[v], odd)
+    return [builder.fadd(merged[v], odd_sums[v]) for v in range(n_vec)]
+
+
+def _stream_types_ok(index: Any, weight: Any, row_of: Any, scale: Any, rows: Any) -> bool:
+    mapped = row_of is not types.none
+    if mapped and not (_int_vector(row_of) and _float_vector(scale)):
+        return False
+    if not mapped and scale is not types.none:
+        return False
+    return (
+        _int_vector(index)
+        and _float_vector(weight)
+        and isinstance(rows, types.Array)
+        and rows.ndim == 2
+        and rows.layout == "C"
+        and rows.dtype == types.float64
+    )
+
+
+def _literals_ok(n_vectors: Any, prefetch_ahead: Any) -> bool:
+    return (
+        isinstance(n_vectors, types.IntegerLiteral)
+        and 1 <= n_vectors.literal_value <= MAX_VECTORS
+        and isinstance(prefetch_ahead, types.IntegerLiteral)
+        and prefetch_ahead.literal_value >= 0
+    )
+
+
+def _store_sums(builder: Any, out_base: Any, sums: list[Any]) -> None:
+    vec_ptr = ir.VectorType(ir.DoubleType(), LANES).as_pointer()
+    for v, value in enumerate(sums):
+        address = builder.add(out_base, ir.Constant(ir.IntType(64), 64 * v))
+        builder.store(value, builder.inttoptr(address, vec_ptr), align=8)
+
+
 def _weighted_row_sum(
     typingctx: Any,
     index: Any,
@@ -84,27 +233,9 @@ def _weighted_row_sum(
     prefetch_ahead: Any,
 ) -> Any:
     """See the module docstring. accumulate=False overwrites out's block, True adds to it."""
-    mapped = row_of is not types.none
-    if mapped and not (_int_vector(row_of) and _float_vector(scale)):
+    if not (_stream_types_ok(index, weight, row_of, scale, rows) and _float_vector(out)):
         return None
-    if not mapped and scale is not types.none:
-        return None
-    if not (_int_vector(index) and _float_vector(weight)):
-        return None
-    if not (
-        isinstance(rows, types.Array)
-        and rows.ndim == 2
-        and rows.layout == "C"
-        and rows.dtype == types.float64
-    ):
-        return None
-    if not _float_vector(out):
-        return None
-    if not isinstance(n_vectors, types.IntegerLiteral) or not 1 <= n_vectors.literal_value <= MAX_VECTORS:
-        return None
-    if not isinstance(accumulate, types.BooleanLiteral):
-        return None
-    if not isinstance(prefetch_ahead, types.IntegerLiteral) or prefetch_ahead.literal_value < 0:
+    if not (_literals_ok(n_vectors, prefetch_ahead) and isinstance(accumulate, types.BooleanLiteral)):
         return None
     n_vec = int(n_vectors.literal_value)
     add_to_out = bool(accumulate.literal_value)
@@ -125,102 +256,96 @@ def _weighted_row_sum(
     )
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        arg_types = signature.args
-        index_arr = context.make_array(arg_types[0])(context, builder, args[0])
-        weight_arr = context.make_array(arg_types[1])(context, builder, args[1])
-        if mapped:
-            row_of_data = context.make_array(arg_types[4])(context, builder, args[4]).data
-            scale_data = context.make_array(arg_types[5])(context, builder, args[5]).data
-        rows_arr = context.make_array(arg_types[6])(context, builder, args[6])
-        out_arr = context.make_array(arg_types[8])(context, builder, args[8])
-        start_v, stop_v, col0_v = args[2], args[3], args[7]
         i64 = ir.IntType(64)
-        vec = ir.VectorType(ir.DoubleType(), LANES)
-        vec_ptr = vec.as_pointer()
-        splat = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-        row_stride = builder.extract_value(rows_arr.strides, 0)  # bytes
-        col_offset = builder.mul(col0_v, ir.Constant(i64, 8))
-        rows_base = builder.add(builder.ptrtoint(rows_arr.data, i64), col_offset)
+        col_offset = builder.mul(args[7], ir.Constant(i64, 8))
+        out_arr = context.make_array(signature.args[8])(context, builder, args[8])
         out_base = builder.add(builder.ptrtoint(out_arr.data, i64), col_offset)
-        last = builder.sub(builder.extract_value(index_arr.shape, 0), ir.Constant(i64, 1))
-
-        def block_ptr(base: Any, v: int) -> Any:
-            return builder.inttoptr(builder.add(base, ir.Constant(i64, 64 * v)), vec_ptr)
-
-        def row_address(position: Any) -> tuple[Any, Any]:
-            """(address of the block in rows, instrument) for this position."""
-            i = _load_index(builder, index_arr.data, position)
-            r = _load_index(builder, row_of_data, i) if mapped else i
-            return builder.add(rows_base, builder.mul(r, row_stride)), i
-
+        vec = ir.VectorType(ir.DoubleType(), LANES)
         if add_to_out:
-            initial = [builder.load(block_ptr(out_base, v), align=8) for v in range(n_vec)]
-        else:
-            initial = [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)]
-
-        def splat_weight(position: Any, i: Any) -> Any:
-            w = builder.load(builder.gep(weight_arr.data, [position]))
-            if mapped:
-                w = builder.fmul(w, builder.load(builder.gep(scale_data, [i])))
-            w_vec = builder.insert_element(ir.Constant(vec, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(w_vec, ir.Constant(vec, ir.Undefined), splat)
-
-        def add_position(position: Any, sums: list[Any]) -> list[Any]:
-            row, i = row_address(position)
-            w_vec = splat_weight(position, i)
-            if ahead:
-                later = builder.add(position, ir.Constant(i64, ahead))
-                later = builder.select(builder.icmp_signed("<", later, last), later, last)
-                later_row, _ = row_address(later)
-                for v in range(n_vec):
-                    _prefetch(builder, block_ptr(later_row, v))
-            # fmul then fadd, not a fused multiply-add: with two roundings, w·x + (-w)·x is exactly
-            # 0, so a perfect hedge nets to exactly nothing.
-            return [
-                builder.fadd(sums[v], builder.fmul(w_vec, builder.load(block_ptr(row, v), align=8)))
+            vec_ptr = vec.as_pointer()
+            initial = [
+                builder.load(
+                    builder.inttoptr(builder.add(out_base, ir.Constant(i64, 64 * v)), vec_ptr), align=8
+                )
                 for v in range(n_vec)
             ]
+        else:
+            initial = [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)]
+        stream = _stream(context, builder, signature.args[:7], args[:7], col_offset)
+        _store_sums(builder, out_base, _emit_sums(builder, stream, initial, ahead))
+        return context.get_dummy_value()
 
-        zero = [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)]
-        # Two sets of sums, even and odd positions, so that consecutive positions do not wait on
-        # each other's additions; a last odd position goes to the first set, then the sets add up.
-        entry = builder.block
-        head = builder.append_basic_block("wrs.head")
-        body = builder.append_basic_block("wrs.body")
-        tail = builder.append_basic_block("wrs.tail")
-        odd = builder.append_basic_block("wrs.odd")
-        done = builder.append_basic_block("wrs.done")
-        builder.branch(head)
-        with builder.goto_block(head):
-            p = builder.phi(i64)
-            even_sums = [builder.phi(vec) for _ in range(n_vec)]
-            odd_sums = [builder.phi(vec) for _ in range(n_vec)]
-            p.add_incoming(start_v, entry)
-            for a, init in zip(even_sums, initial, strict=True):
-                a.add_incoming(init, entry)
-            for b, z in zip(odd_sums, zero, strict=True):
-                b.add_incoming(z, entry)
-            next_p = builder.add(p, ir.Constant(i64, 1))
-            builder.cbranch(builder.icmp_signed("<", next_p, stop_v), body, tail)
-        with builder.goto_block(body):
-            new_even = add_position(p, even_sums)
-            new_odd = add_position(next_p, odd_sums)
-            p.add_incoming(builder.add(p, ir.Constant(i64, 2)), builder.block)
-            for phi, new in zip(even_sums + odd_sums, new_even + new_odd, strict=True):
-                phi.add_incoming(new, builder.block)
-            builder.branch(head)
-        with builder.goto_block(tail):
-            builder.cbranch(builder.icmp_signed("<", p, stop_v), odd, done)
-        with builder.goto_block(odd):
-            last_even = add_position(p, even_sums)
-            builder.branch(done)
-        builder.position_at_end(done)
-        merged = [builder.phi(vec) for _ in range(n_vec)]
-        for v in range(n_vec):
-            merged[v].add_incoming(even_sums[v], tail)
-            merged[v].add_incoming(last_even[v], odd)
-        for v in range(n_vec):
-            builder.store(builder.fadd(merged[v], odd_sums[v]), block_ptr(out_base, v), align=8)
+    return sig, codegen
+
+
+def _two_stream_row_sum(
+    typingctx: Any,
+    index: Any,
+    weight: Any,
+    start: Any,
+    stop: Any,
+    row_of: Any,
+    scale: Any,
+    rows: Any,
+    index_b: Any,
+    weight_b: Any,
+    start_b: Any,
+    stop_b: Any,
+    rows_b: Any,
+    col0: Any,
+    out: Any,
+    n_vectors: Any,
+    prefetch_ahead: Any,
+) -> Any:
+    """weighted_row_sum over a first (mapped or not) stream, then over a second unmapped one,
+    stored once: out[block] = Σ_a ... + Σ_b weight_b·rows_b[index_b] (an account's positions,
+    then its balances, without storing and reloading the sums in between)."""
+    if not _stream_types_ok(index, weight, row_of, scale, rows):
+        return None
+    if not (_stream_types_ok(index_b, weight_b, types.none, types.none, rows_b) and _float_vector(out)):
+        return None
+    if not _literals_ok(n_vectors, prefetch_ahead):
+        return None
+    n_vec = int(n_vectors.literal_value)
+    ahead = int(prefetch_ahead.literal_value)
+    sig = types.void(
+        index,
+        weight,
+        types.intp,
+        types.intp,
+        row_of,
+        scale,
+        rows,
+        index_b,
+        weight_b,
+        types.intp,
+        types.intp,
+        rows_b,
+        types.intp,
+        out,
+        n_vectors,
+        prefetch_ahead,
+    )
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i64 = ir.IntType(64)
+        col_offset = builder.mul(args[12], ir.Constant(i64, 8))
+        out_arr = context.make_array(signature.args[13])(context, builder, args[13])
+        out_base = builder.add(builder.ptrtoint(out_arr.data, i64), col_offset)
+        vec = ir.VectorType(ir.DoubleType(), LANES)
+        first = _stream(context, builder, signature.args[:7], args[:7], col_offset)
+        second_types = (
+            *signature.args[7:9],
+            types.intp,
+            types.intp,
+            types.none,
+            types.none,
+            signature.args[11],
+        )
+        second_values = (*args[7:11], None, None, args[11])
+        second = _stream(context, builder, second_types, second_values, col_offset)
+        sums = _emit_sums(builder, first, [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)], ahead)
+        _store_sums(builder, out_base, _emit_sums(builder, second, sums, 0))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -229,6 +354,7 @@ def _weighted_row_sum(
 # The typing function above takes numba's typing context first; callers (inside njit code) pass
 # only the real arguments, so the public names are typed loosely.
 weighted_row_sum: Any = intrinsic(_weighted_row_sum)
+two_stream_row_sum: Any = intrinsic(_two_stream_row_sum)
 
 
 def _first_worst(typingctx: Any, pnl: Any, weight: Any, offset: Any, n: Any) -> Any:

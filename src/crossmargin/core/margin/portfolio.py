@@ -58,7 +58,7 @@ from crossmargin.core.scenarios import (
     revalue_scenarios,
     underlying_grid,
 )
-from crossmargin.core.simd import LANES, MAX_VECTORS, first_worst, weighted_row_sum
+from crossmargin.core.simd import LANES, MAX_VECTORS, first_worst, two_stream_row_sum
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -772,8 +772,8 @@ def _kernel_body(
     add-ons. Per account:
 
     1. scenario P&L: positions' pnl_weight x their (scaled, shared) scenario rows, then balances'
-       units x asset_pnl rows, each a `weighted_row_sum` over 32-column blocks (partial sums in
-       vector registers);
+       units x asset_pnl rows, in one `two_stream_row_sum` per 32-column block (partial sums in
+       vector registers, stored once);
     2. add-on sums in one scalar pass: positions are in (underlying, expiry) runs, so a bucket's
        and an underlying's net delta are running sums closed at the run's end (the run_end flags
        multiply, so there is no data-dependent branch); linear charges (hedged min-delta on gross
@@ -789,7 +789,7 @@ def _kernel_body(
     n_chunks = (n_accounts + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS
     power = rates[3]
     ri, rw, rows = run_instrument, run_pnl_weight, scenario_rows
-    ba, bu = balance_asset, balance_units
+    ro, rsc, ba, bu, ap = row_of, row_scale, balance_asset, balance_units, asset_pnl
     for chunk in numba.prange(n_chunks):
         pnl = np.empty(width)
         group_loss = np.empty(max(n_groups, 1))
@@ -807,17 +807,21 @@ def _kernel_body(
             for col in range(0, width, BLOCK_COLUMNS):
                 left = (width - col) // LANES
                 if left >= 4:
-                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 4, False, PREFETCH)
-                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 4, True, 0)
+                    two_stream_row_sum(
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 4, PREFETCH
+                    )
                 elif left == 3:
-                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 3, False, PREFETCH)
-                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 3, True, 0)
+                    two_stream_row_sum(
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 3, PREFETCH
+                    )
                 elif left == 2:
-                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 2, False, PREFETCH)
-                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 2, True, 0)
+                    two_stream_row_sum(
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 2, PREFETCH
+                    )
                 else:
-                    weighted_row_sum(ri, rw, p0, p1, row_of, row_scale, rows, col, pnl, 1, False, PREFETCH)
-                    weighted_row_sum(ba, bu, c0, c1, None, None, asset_pnl, col, pnl, 1, True, 0)
+                    two_stream_row_sum(
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 1, PREFETCH
+                    )
             if use_numeraire:
                 equity = 0.0
                 for p in range(p0, p1):
