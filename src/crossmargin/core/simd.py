@@ -12,9 +12,10 @@ move), which keeps the rows the kernel touches small enough to stay in cache. Wr
 `for s in range(S): pnl[s] += w * rows[i, s]`, the partial sums live in memory, and each position
 must wait for the previous one's stores to come back (a store-to-load round trip per position).
 Here the 8·V sums are V `<8 x double>` SSA values carried around the loop in registers, updated by a
-vector multiply and add, and stored once at the end: on the 1M-account bench book this halved the
-P&L pass (41.7 -> 20.5 ms, 2 threads, same run). Two sets of sums (even and odd positions) halve
-the chain of dependent additions again (whole kernel 98 -> 83 ms, best of 60, same run). With
+vector multiply and add, and stored once at the end. Two sets of sums (even and odd positions)
+halve the chain of dependent additions again. `bench/bench_simd.py` times the scenario pass both
+ways on the 1M-account bench book, interleaved in one process: 106.8 -> 53.8 ms (2.0x), same
+worst loss to 8e-14. With
 prefetch_ahead > 0 it also prefetches the row of the position that many places later (clamped to
 the index array, so across account boundaries too): the rows are gathered at random, and the hint
 keeps more cache misses in flight.
