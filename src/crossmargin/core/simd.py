@@ -436,7 +436,8 @@ def _first_worst(typingctx: Any, pnl: Any, weight: Any, offset: Any, n: Any) -> 
 # first_worst(pnl, weight, offset, n) -> s: the first s in [0, n) with the largest loss
 # -weight[s]·pnl[s] - offset[s] (0 when n == 0 or every loss is NaN), in one pass of vector blocks:
 # per lane the running maximum and the first scenario reaching it (strict >), then across lanes
-# the maximum and the smallest scenario holding it. No data-dependent branch: a scalar max/argmax
-# chain cost ~20 ms of the 1M-account kernel. The three arrays must hold whole blocks (at least n
-# rounded up to LANES elements); lanes past n are masked out.
+# the maximum and the smallest scenario holding it. No data-dependent branch and no serial chain
+# of comparisons (bench/bench_simd.py times it against the scalar loop, within the scenario pass).
+# The three arrays must hold whole blocks (at least n rounded up to LANES elements); lanes past n
+# are masked out.
 first_worst: Any = intrinsic(_first_worst)
