@@ -47,10 +47,6 @@ class RiskBuckets:
     underlying: IntArray
     expiry_ns: IntArray
 
-    @property
-    def n_buckets(self) -> int:
-        return int(self.underlying.size)
-
 
 def risk_buckets(table: InstrumentTable) -> RiskBuckets:
     no_expiry = table.expiry_ns == NO_EXPIRY_NS

@@ -113,11 +113,7 @@ def _emit_sums(builder: Any, stream: _Stream, initial: list[Any], ahead: int) ->
     i64 = ir.IntType(64)
     n_vec = len(initial)
     vec = ir.VectorType(ir.DoubleType(), LANES)
-    vec_ptr = vec.as_pointer()
     splat = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-
-    def block_ptr(base: Any, v: int) -> Any:
-        return builder.inttoptr(builder.add(base, ir.Constant(i64, 64 * v)), vec_ptr)
 
     def row_address(position: Any) -> tuple[Any, Any]:
         """(address of the block in rows, index value) for this position."""
@@ -139,15 +135,15 @@ def _emit_sums(builder: Any, stream: _Stream, initial: list[Any], ahead: int) ->
             )
             later_row, _ = row_address(later)
             for v in range(n_vec):
-                _prefetch(builder, block_ptr(later_row, v))
+                _prefetch(builder, _vector_at(builder, later_row, v))
         # fmul then fadd, not a fused multiply-add: with two roundings, w·x + (-w)·x is exactly
         # 0, so a perfect hedge nets to exactly nothing.
         return [
-            builder.fadd(sums[v], builder.fmul(w_vec, builder.load(block_ptr(row, v), align=8)))
+            builder.fadd(sums[v], builder.fmul(w_vec, builder.load(_vector_at(builder, row, v), align=8)))
             for v in range(n_vec)
         ]
 
-    zero = [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)]
+    zero = _zero_sums(n_vec)
     entry = builder.block
     head = builder.append_basic_block("wrs.head")
     body = builder.append_basic_block("wrs.body")
@@ -202,6 +198,11 @@ def _stream_types_ok(index: Any, weight: Any, row_of: Any, scale: Any, rows: Any
     )
 
 
+def _stream_signature(index: Any, weight: Any, row_of: Any, scale: Any, rows: Any) -> tuple[Any, ...]:
+    """Argument types of one stream: (index, weight, start, stop, row_of, scale, rows)."""
+    return (index, weight, types.intp, types.intp, row_of, scale, rows)
+
+
 def _literals_ok(n_vectors: Any, prefetch_ahead: Any) -> bool:
     return (
         isinstance(n_vectors, types.IntegerLiteral)
@@ -211,11 +212,27 @@ def _literals_ok(n_vectors: Any, prefetch_ahead: Any) -> bool:
     )
 
 
+def _out_block(context: Any, builder: Any, out_type: Any, out_value: Any, col: Any) -> tuple[Any, Any]:
+    """(byte offset of column `col`, address of out[col]) as i64."""
+    i64 = ir.IntType(64)
+    col_offset = builder.mul(col, ir.Constant(i64, 8))
+    out_arr = context.make_array(out_type)(context, builder, out_value)
+    return col_offset, builder.add(builder.ptrtoint(out_arr.data, i64), col_offset)
+
+
+def _vector_at(builder: Any, base: Any, v: int) -> Any:
+    """Pointer to the v-th <8 x double> block from address `base`."""
+    address = builder.add(base, ir.Constant(ir.IntType(64), 64 * v))
+    return builder.inttoptr(address, ir.VectorType(ir.DoubleType(), LANES).as_pointer())
+
+
+def _zero_sums(n_vec: int) -> list[Any]:
+    return [ir.Constant(ir.VectorType(ir.DoubleType(), LANES), [0.0] * LANES) for _ in range(n_vec)]
+
+
 def _store_sums(builder: Any, out_base: Any, sums: list[Any]) -> None:
-    vec_ptr = ir.VectorType(ir.DoubleType(), LANES).as_pointer()
     for v, value in enumerate(sums):
-        address = builder.add(out_base, ir.Constant(ir.IntType(64), 64 * v))
-        builder.store(value, builder.inttoptr(address, vec_ptr), align=8)
+        builder.store(value, _vector_at(builder, out_base, v), align=8)
 
 
 def _weighted_row_sum(
@@ -242,13 +259,7 @@ def _weighted_row_sum(
     add_to_out = bool(accumulate.literal_value)
     ahead = int(prefetch_ahead.literal_value)
     sig = types.void(
-        index,
-        weight,
-        types.intp,
-        types.intp,
-        row_of,
-        scale,
-        rows,
+        *_stream_signature(index, weight, row_of, scale, rows),
         types.intp,
         out,
         n_vectors,
@@ -257,21 +268,11 @@ def _weighted_row_sum(
     )
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        i64 = ir.IntType(64)
-        col_offset = builder.mul(args[7], ir.Constant(i64, 8))
-        out_arr = context.make_array(signature.args[8])(context, builder, args[8])
-        out_base = builder.add(builder.ptrtoint(out_arr.data, i64), col_offset)
-        vec = ir.VectorType(ir.DoubleType(), LANES)
+        col_offset, out_base = _out_block(context, builder, signature.args[8], args[8], args[7])
         if add_to_out:
-            vec_ptr = vec.as_pointer()
-            initial = [
-                builder.load(
-                    builder.inttoptr(builder.add(out_base, ir.Constant(i64, 64 * v)), vec_ptr), align=8
-                )
-                for v in range(n_vec)
-            ]
+            initial = [builder.load(_vector_at(builder, out_base, v), align=8) for v in range(n_vec)]
         else:
-            initial = [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)]
+            initial = _zero_sums(n_vec)
         stream = _stream(context, builder, signature.args[:7], args[:7], col_offset)
         _store_sums(builder, out_base, _emit_sums(builder, stream, initial, ahead))
         return context.get_dummy_value()
@@ -310,13 +311,7 @@ def _two_stream_row_sum(
     n_vec = int(n_vectors.literal_value)
     ahead = int(prefetch_ahead.literal_value)
     sig = types.void(
-        index,
-        weight,
-        types.intp,
-        types.intp,
-        row_of,
-        scale,
-        rows,
+        *_stream_signature(index, weight, row_of, scale, rows),
         index_b,
         weight_b,
         types.intp,
@@ -329,11 +324,7 @@ def _two_stream_row_sum(
     )
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        i64 = ir.IntType(64)
-        col_offset = builder.mul(args[12], ir.Constant(i64, 8))
-        out_arr = context.make_array(signature.args[13])(context, builder, args[13])
-        out_base = builder.add(builder.ptrtoint(out_arr.data, i64), col_offset)
-        vec = ir.VectorType(ir.DoubleType(), LANES)
+        col_offset, out_base = _out_block(context, builder, signature.args[13], args[13], args[12])
         first = _stream(context, builder, signature.args[:7], args[:7], col_offset)
         second_types = (
             *signature.args[7:9],
@@ -345,7 +336,7 @@ def _two_stream_row_sum(
         )
         second_values = (*args[7:11], None, None, args[11])
         second = _stream(context, builder, second_types, second_values, col_offset)
-        sums = _emit_sums(builder, first, [ir.Constant(vec, [0.0] * LANES) for _ in range(n_vec)], ahead)
+        sums = _emit_sums(builder, first, _zero_sums(n_vec), ahead)
         _store_sums(builder, out_base, _emit_sums(builder, second, sums, 0))
         return context.get_dummy_value()
 
