@@ -14,7 +14,9 @@ Add-ons on: min-delta floor, roll shock, short option, concentration, funding an
 
 Times, best and median of several repeats after a warm-up:
 
-  * full recompute    revalue_scenarios + portfolio_totals (kernel_inputs packing + the fused kernel)
+  * full recompute    revalue_scenarios + portfolio_totals (kernel_inputs packing + the fused kernel),
+                      writing into output buffers kept from tick to tick (portfolio_totals(out=));
+                      also with fresh output arrays each call (page faults on 88 MB)
   * components        revalue_scenarios; portfolio_totals; kernel_inputs
   * one-account what-if after one trade: PortfolioSnapshot.what_if (Python API; the same kernel,
     serial build, on the account's positions with the trade merged), against rebuilding a
@@ -62,6 +64,7 @@ from crossmargin.core.instruments import Instrument, InstrumentKind, InstrumentT
 from crossmargin.core.margin.portfolio import (
     AddOns,
     PortfolioSnapshot,
+    PortfolioTotals,
     addon_inputs,
     kernel_inputs,
     portfolio_totals,
@@ -402,18 +405,33 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(scenarios.factors)} risk factors; I x S matrices {reval.d_unit_value_usd.nbytes / 1e6:.2f} MB each"
     )
 
+    # A tick loop keeps its output buffers (portfolio_totals(out=)); `full_fresh` allocates them
+    # anew each call, as a one-off caller does (the page faults on 88 MB are reported apart).
+    buffers = PortfolioTotals.empty(n_accounts)
+
     def full() -> object:
+        rv = revalue_scenarios(table, assets, market, valuation, scenarios)
+        return portfolio_totals(
+            book, market, valuation, scenarios, rv, ADDONS, n_grid_scenarios=n_grid, out=buffers
+        )
+
+    def full_fresh() -> object:
         rv = revalue_scenarios(table, assets, market, valuation, scenarios)
         return portfolio_totals(book, market, valuation, scenarios, rv, ADDONS, n_grid_scenarios=n_grid)
 
     # Book-static, built once per book (positions in (underlying, expiry) runs): not per tick.
+    general = kernel_inputs(
+        book, market, valuation, scenarios, reval, ADDONS, n_grid_scenarios=n_grid, numeraire=None
+    ).general_underlyings
     runs_probe = book.select(np.arange(min(n_accounts, 10)))
-    _ = runs_probe.position_runs  # compile or cache load
+    _ = runs_probe.position_runs_for(general)  # compile or cache load
     t0 = time.perf_counter()
-    runs = book.position_runs
+    runs = book.position_runs_for(general)
     runs_s = time.perf_counter() - t0
     print(
-        f"position runs (once per book, reused at every tick): {runs_s:.3f} s for {runs.instrument.size:,} positions"
+        f"position runs (once per book, reused at every tick): {runs_s:.3f} s for {runs.instrument.size:,} positions; "
+        f"general section (shares an underlying, or on {', '.join(sorted(general))}): "
+        f"{runs.general_instrument.size:,} positions in {runs.n_general:,} accounts"
     )
     t0 = time.perf_counter()
     totals = full()
@@ -426,11 +444,14 @@ def main(argv: list[str] | None = None) -> int:
 
     repeats = args.repeats
     best, median, _ = timed(full, repeats)
+    best_fresh, median_fresh, _ = timed(full_fresh, repeats)
     best_reval, median_reval, _ = timed(
         lambda: revalue_scenarios(table, assets, market, valuation, scenarios), repeats
     )
     best_totals, median_totals, _ = timed(
-        lambda: portfolio_totals(book, market, valuation, scenarios, reval, ADDONS, n_grid_scenarios=n_grid),
+        lambda: portfolio_totals(
+            book, market, valuation, scenarios, reval, ADDONS, n_grid_scenarios=n_grid, out=buffers
+        ),
         repeats,
     )
     best_prep, _, _ = timed(
@@ -443,15 +464,19 @@ def main(argv: list[str] | None = None) -> int:
     # The same book with every add-on off: the grid alone (what the issue's ~30 ms figure measures).
     best_grid_only, _, _ = timed(
         lambda: portfolio_totals(
-            book, market, valuation, scenarios, reval, AddOns(), n_grid_scenarios=n_grid
+            book, market, valuation, scenarios, reval, AddOns(), n_grid_scenarios=n_grid, out=buffers
         ),
         repeats,
     )
     peak_after = peak_mb()
     accounts_per_s = n_accounts / best
     print(
-        f"\nfull recompute (revalue_scenarios + portfolio_totals): best {best * 1e3:8.2f} ms  "
+        f"\nfull recompute (revalue_scenarios + portfolio_totals, output buffers kept): best {best * 1e3:8.2f} ms  "
         f"median {median * 1e3:8.2f} ms  -> {accounts_per_s / 1e6:.2f} M accounts/s, {nnz / best / 1e6:.1f} M positions/s"
+    )
+    print(
+        f"  the same with fresh output arrays each call      : best {best_fresh * 1e3:8.2f} ms  "
+        f"median {median_fresh * 1e3:8.2f} ms"
     )
     print(
         f"  revalue_scenarios (Black-76 on {int(table.is_option.sum())} options x {n_scen}): best {best_reval * 1e3:8.2f} ms  median {median_reval * 1e3:8.2f} ms"
@@ -550,14 +575,15 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_mb()
     bw = measure_bandwidth()
     bandwidth = max(bw["numpy_sum_gb_s"], bw["parallel_sum_gb_s"])
-    runs = book.position_runs
     k_in = kernel_inputs(
         book, market, valuation, scenarios, reval, ADDONS, n_grid_scenarios=n_grid, numeraire=None
     )
+    runs = book.position_runs_for(k_in.general_underlyings)
     read_bytes = (
-        runs.indptr.nbytes + runs.instrument.nbytes + runs.quantity.nbytes + runs.pnl_weight.nbytes
-        + runs.run_end.nbytes + sum(a.nbytes for a in book.balance_csr)
-        + k_in.scenario_rows.nbytes + k_in.instrument_data.nbytes + k_in.asset_pnl.nbytes
+        runs.indptr.nbytes + runs.instrument.nbytes + runs.pnl_weight.nbytes + runs.side_weight.nbytes
+        + runs.general_row.nbytes + runs.general_indptr.nbytes + runs.general_instrument.nbytes
+        + runs.general_quantity.nbytes + runs.general_run_end.nbytes + sum(a.nbytes for a in book.balance_csr)
+        + k_in.scenario_rows.nbytes + k_in.side_rows.nbytes + k_in.instrument_data.nbytes + k_in.asset_pnl.nbytes
     )  # fmt: skip
     written = (
         totals.grid_usd.nbytes
@@ -572,8 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{bw['parallel_sum_gb_s']:.1f} GB/s ({numba.get_num_threads()} threads), numpy copy {bw['numpy_copy_gb_s']:.1f} GB/s (read+write)"
     )
     print(
-        f"kernel bytes: read {read_bytes / 1e6:.1f} MB (position runs: indptr, instrument int32, quantity, P&L weight, "
-        f"run ends; balances CSR; scenario and add-on rows) + {written / 1e6:.1f} MB written (grid, worst, floor, A x 8 add-ons)"
+        f"kernel bytes: read {read_bytes / 1e6:.1f} MB (position runs: indptr, instrument int32, P&L and side weights, "
+        f"general section; balances CSR; scenario, side and add-on rows) + {written / 1e6:.1f} MB written (grid, worst, floor, A x 8 add-ons)"
     )
     print(
         f"memory floor at {bandwidth:.1f} GB/s: read {floor_s * 1e3:.2f} ms, read+write {floor_rw_s * 1e3:.2f} ms; "
@@ -607,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
         "threading_layer": numba.threading_layer(),
         "seconds": best,
         "seconds_median": median,
+        "seconds_fresh_outputs": best_fresh,
+        "seconds_fresh_outputs_median": median_fresh,
         "seconds_revalue_scenarios": best_reval,
         "seconds_portfolio_totals": best_totals,
         "seconds_kernel": best_kernel,

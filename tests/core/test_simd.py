@@ -55,7 +55,23 @@ def _two_streams(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, 
         out,
         2,
         3,
+        None,
+        None,
+        None,
+        None,
     )
+
+
+@numba.njit(cache=False)
+def _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, b_stop,  # type: ignore[no-untyped-def]
+                      side_weight, side_stop, side_rows, side_out, ahead_on):  # fmt: skip
+    n = index.shape[0]
+    if ahead_on:
+        two_stream_row_sum(index, weight, 0, n, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0, out, 2, 3,
+                           side_weight, side_stop, side_rows, side_out)  # fmt: skip
+    else:
+        two_stream_row_sum(index, weight, 0, n, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0, out, 1, 0,
+                           side_weight, side_stop, side_rows, side_out)  # fmt: skip
 
 
 @numba.njit(cache=False)
@@ -107,6 +123,45 @@ def test_two_streams_add_up(seed: int, n_a: int, n_b: int) -> None:
     expected = ((weight * scale[index])[:, None] * rows[row_of[index]]).sum(axis=0)
     expected = expected + (b_weight[:n_b, None] * b_rows[b_index[:n_b]]).sum(axis=0)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_a=st.integers(0, 13),
+    n_b=st.integers(0, 4),
+    split=st.floats(0.0, 1.0),
+    ahead=st.booleans(),
+)
+def test_side_stream_picks_the_row_of_each_sign(
+    seed: int, n_a: int, n_b: int, split: float, ahead: bool
+) -> None:
+    """The side sum over the first side_stop positions, row 2i for a positive weight and 2i + 1
+    for a negative one, added to what side_out held; the scenario sums are unchanged by it."""
+    rng = np.random.default_rng(seed)
+    n_vec = 2 if ahead else 1
+    rows = rng.normal(size=(4, n_vec * LANES))
+    row_of = rng.integers(0, 4, size=6).astype(np.int32)
+    scale = rng.normal(size=6)
+    index = rng.integers(0, 6, size=n_a).astype(np.int32)
+    weight = rng.normal(size=n_a)
+    side_weight = rng.normal(size=n_a) * rng.integers(0, 2, size=n_a)  # some zero
+    side_rows = rng.normal(size=(12, LANES))
+    b_rows = rng.normal(size=(3, n_vec * LANES))
+    b_index = rng.integers(0, 3, size=n_b + 1).astype(np.int64)
+    b_weight = rng.normal(size=n_b + 1)
+    side_stop = round(split * n_a)
+    before = rng.normal(size=LANES)
+    side_out = before.copy()
+    out = np.full(n_vec * LANES, np.nan)
+    _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, n_b,
+                      side_weight, side_stop, side_rows, side_out, ahead)  # fmt: skip
+    expected = ((weight * scale[index])[:, None] * rows[row_of[index]]).sum(axis=0)
+    expected = expected + (b_weight[:n_b, None] * b_rows[b_index[:n_b]]).sum(axis=0)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    w, i = side_weight[:side_stop], index[:side_stop].astype(np.int64)
+    side_row = side_rows[2 * i + (w < 0)]
+    np.testing.assert_allclose(side_out, before + (w[:, None] * side_row).sum(axis=0), rtol=1e-12, atol=1e-12)
 
 
 def test_identity_rows_and_accumulate() -> None:

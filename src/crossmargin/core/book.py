@@ -55,25 +55,38 @@ class Book:
     # value_usd = units x price. Holdings take progressive haircuts, borrowings liability weights.
     balance_csr: tuple[IntArray, IntArray, FloatArray] = field(init=False, repr=False, compare=False)
     # Derived on first use (the scenario kernels need it, the cross model does not), then kept:
-    # positions in risk-bucket order (see core.position_runs). Also price-independent.
-    _position_runs: PositionRuns | None = field(default=None, init=False, repr=False, compare=False)
+    # positions in risk-bucket order (see core.position_runs), one per set of general underlyings
+    # (a portfolio model's concentration underlyings). Also price-independent.
+    _position_runs: dict[frozenset[str], PositionRuns] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "balance_csr", haircut_units_csr(self.balances, self.assets))
 
     @property
     def position_runs(self) -> PositionRuns:
+        """`position_runs_for()` with no general underlyings."""
+        return self.position_runs_for(frozenset())
+
+    def position_runs_for(self, general_underlyings: frozenset[str]) -> PositionRuns:
         """Positions ordered by (underlying, expiry) bucket within each account, with their P&L
-        weights and run ends, built once per book (an immutable book's positions never change;
+        weights, run ends and general section (positions on `general_underlyings` always in it),
+        built once per book and set (an immutable book's positions never change;
         dataclasses.replace makes a new book that builds its own)."""
-        if self._position_runs is None:
+        runs = self._position_runs.get(general_underlyings)
+        if runs is None:
             positions = self.positions
             runs = position_runs(
-                positions.indptr, positions.indices, positions.data, self.entry_price, self.instruments
+                positions.indptr,
+                positions.indices,
+                positions.data,
+                self.entry_price,
+                self.instruments,
+                general_underlyings,
             )
-            object.__setattr__(self, "_position_runs", runs)
-            return runs
-        return self._position_runs
+            self._position_runs[general_underlyings] = runs
+        return runs
 
     @property
     def n_accounts(self) -> int:

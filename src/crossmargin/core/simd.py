@@ -30,7 +30,7 @@ position in row_of and scale, and every row_of entry a valid row. V (1..4), `acc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llvmlite import ir
@@ -85,6 +85,16 @@ class _Stream:
     stop: Any
 
 
+@dataclass(frozen=True)
+class _SideStream:
+    """Per position p of the first stream, also side_weight[p] · side_rows[2·i + (side_weight[p] < 0)]
+    into one extra <8 x double> sum (i = index[p]: each instrument has a row per sign)."""
+
+    weight: Any  # data pointer
+    rows_base: Any  # address of side_rows[0, 0], i64
+    row_stride: Any  # bytes, i64
+
+
 def _stream(context: Any, builder: Any, types_: Any, values: Any, col_offset: Any) -> _Stream:
     """From (index, weight, start, stop, row_of, scale, rows) arguments."""
     index_t, weight_t, _, _, row_of_t, scale_t, rows_t = types_
@@ -104,16 +114,36 @@ def _stream(context: Any, builder: Any, types_: Any, values: Any, col_offset: An
     )
 
 
-def _emit_sums(builder: Any, stream: _Stream, initial: list[Any], ahead: int) -> list[Any]:
+def _emit_sums(
+    builder: Any,
+    stream: _Stream,
+    initial: list[Any],
+    ahead: int,
+    side: _SideStream | None = None,
+) -> list[Any]:
     """Emit the loop Σ_p weight[p]·scale[i]·rows[row_of[i]] over the stream, starting from the
     `initial` vectors; returns the final vectors (valid in the block the builder is left in).
+    With a side stream, the last of `initial` (and of the result) is the side sum.
 
     Two sets of sums, even and odd positions, so that consecutive positions do not wait on each
     other's additions; a last odd position goes to the first set, then the sets add up."""
     i64 = ir.IntType(64)
-    n_vec = len(initial)
+    n_row = len(initial) - (side is not None)  # row vectors; the side sum (if any) is one more
     vec = ir.VectorType(ir.DoubleType(), LANES)
     splat = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+
+    def broadcast(w: Any) -> Any:
+        w_vec = builder.insert_element(ir.Constant(vec, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(w_vec, ir.Constant(vec, ir.Undefined), splat)
+
+    def side_term(position: Any, i: Any) -> Any:
+        """side_weight[p] · side_rows[2i + (side_weight[p] < 0)]"""
+        assert side is not None
+        w = builder.load(builder.gep(side.weight, [position]))
+        negative = builder.zext(builder.fcmp_ordered("<", w, ir.Constant(ir.DoubleType(), 0.0)), i64)
+        row = builder.add(builder.shl(i, ir.Constant(i64, 1)), negative)
+        address = builder.add(side.rows_base, builder.mul(row, side.row_stride))
+        return builder.fmul(broadcast(w), builder.load(_vector_at(builder, address, 0), align=8))
 
     def row_address(position: Any) -> tuple[Any, Any]:
         """(address of the block in rows, index value) for this position."""
@@ -126,24 +156,31 @@ def _emit_sums(builder: Any, stream: _Stream, initial: list[Any], ahead: int) ->
         w = builder.load(builder.gep(stream.weight, [position]))
         if stream.scale is not None:
             w = builder.fmul(w, builder.load(builder.gep(stream.scale, [i])))
-        w_vec = builder.insert_element(ir.Constant(vec, ir.Undefined), w, ir.Constant(ir.IntType(32), 0))
-        w_vec = builder.shuffle_vector(w_vec, ir.Constant(vec, ir.Undefined), splat)
+        w_vec = broadcast(w)
         if ahead:
             later = builder.add(position, ir.Constant(i64, ahead))
             later = builder.select(
                 builder.icmp_signed("<", later, stream.index_last), later, stream.index_last
             )
-            later_row, _ = row_address(later)
-            for v in range(n_vec):
+            later_row, later_i = row_address(later)
+            for v in range(n_row):
                 _prefetch(builder, _vector_at(builder, later_row, v))
+            if side is not None:  # both sign rows: the later weight's sign is not loaded yet
+                pair = builder.mul(builder.shl(later_i, ir.Constant(i64, 1)), side.row_stride)
+                _prefetch(builder, _vector_at(builder, builder.add(side.rows_base, pair), 0))
+                _prefetch(builder, _vector_at(builder, builder.add(side.rows_base, pair), 1))
         # fmul then fadd, not a fused multiply-add: with two roundings, w·x + (-w)·x is exactly
         # 0, so a perfect hedge nets to exactly nothing.
-        return [
+        new = [
             builder.fadd(sums[v], builder.fmul(w_vec, builder.load(_vector_at(builder, row, v), align=8)))
-            for v in range(n_vec)
+            for v in range(n_row)
         ]
+        if side is not None:
+            new.append(builder.fadd(sums[n_row], side_term(position, i)))
+        return new
 
-    zero = _zero_sums(n_vec)
+    n_sums = len(initial)
+    zero = _zero_sums(n_sums)
     entry = builder.block
     head = builder.append_basic_block("wrs.head")
     body = builder.append_basic_block("wrs.body")
@@ -153,8 +190,8 @@ def _emit_sums(builder: Any, stream: _Stream, initial: list[Any], ahead: int) ->
     builder.branch(head)
     with builder.goto_block(head):
         p = builder.phi(i64)
-        even_sums = [builder.phi(vec) for _ in range(n_vec)]
-        odd_sums = [builder.phi(vec) for _ in range(n_vec)]
+        even_sums = [builder.phi(vec) for _ in range(n_sums)]
+        odd_sums = [builder.phi(vec) for _ in range(n_sums)]
         p.add_incoming(stream.start, entry)
         for a, init in zip(even_sums, initial, strict=True):
             a.add_incoming(init, entry)
@@ -175,11 +212,11 @@ def _emit_sums(builder: Any, stream: _Stream, initial: list[Any], ahead: int) ->
         last_even = add_position(p, even_sums)
         builder.branch(done)
     builder.position_at_end(done)
-    merged = [builder.phi(vec) for _ in range(n_vec)]
-    for v in range(n_vec):
+    merged = [builder.phi(vec) for _ in range(n_sums)]
+    for v in range(n_sums):
         merged[v].add_incoming(even_sums[v], tail)
         merged[v].add_incoming(last_even[v], odd)
-    return [builder.fadd(merged[v], odd_sums[v]) for v in range(n_vec)]
+    return [builder.fadd(merged[v], odd_sums[v]) for v in range(n_sums)]
 
 
 def _stream_types_ok(index: Any, weight: Any, row_of: Any, scale: Any, rows: Any) -> bool:
@@ -298,15 +335,34 @@ def _two_stream_row_sum(
     out: Any,
     n_vectors: Any,
     prefetch_ahead: Any,
+    side_weight: Any,
+    side_stop: Any,
+    side_rows: Any,
+    side_out: Any,
 ) -> Any:
     """weighted_row_sum over a first (mapped or not) stream, then over a second unmapped one,
     stored once: out[block] = Σ_a ... + Σ_b weight_b·rows_b[index_b] (an account's positions,
-    then its balances, without storing and reloading the sums in between)."""
+    then its balances, without storing and reloading the sums in between).
+
+    Side stream (side_weight, side_rows, side_out all arrays, or all None): in the same loop, over
+    the first stream's positions [start, side_stop) (start <= side_stop <= stop),
+        side_out[0:8] += Σ_p side_weight[p] · side_rows[2·index[p] + (side_weight[p] < 0)]
+    (side_rows (2·n_index, >= 8), C order: a row per instrument and sign). The portfolio kernel
+    sums the add-ons of positions alone in their underlying this way: they are linear in q with
+    a slope per side (see margin.portfolio.KernelInputs)."""
     if not _stream_types_ok(index, weight, row_of, scale, rows):
         return None
     if not (_stream_types_ok(index_b, weight_b, types.none, types.none, rows_b) and _float_vector(out)):
         return None
     if not _literals_ok(n_vectors, prefetch_ahead):
+        return None
+    with_side = side_weight is not types.none
+    if with_side:
+        if not (_stream_types_ok(index, side_weight, types.none, types.none, side_rows)):
+            return None
+        if not (_float_vector(side_out) and isinstance(side_stop, types.Integer)):
+            return None
+    elif not (side_rows is types.none and side_out is types.none):
         return None
     n_vec = int(n_vectors.literal_value)
     ahead = int(prefetch_ahead.literal_value)
@@ -321,6 +377,10 @@ def _two_stream_row_sum(
         out,
         n_vectors,
         prefetch_ahead,
+        side_weight,
+        types.intp if with_side else side_stop,
+        side_rows,
+        side_out,
     )
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
@@ -336,7 +396,24 @@ def _two_stream_row_sum(
         )
         second_values = (*args[7:11], None, None, args[11])
         second = _stream(context, builder, second_types, second_values, col_offset)
-        sums = _emit_sums(builder, first, _zero_sums(n_vec), ahead)
+        sums = _zero_sums(n_vec)
+        if with_side:
+            side_rows_arr = context.make_array(signature.args[18])(context, builder, args[18])
+            side = _SideStream(
+                weight=context.make_array(signature.args[16])(context, builder, args[16]).data,
+                rows_base=builder.ptrtoint(side_rows_arr.data, ir.IntType(64)),
+                row_stride=builder.extract_value(side_rows_arr.strides, 0),
+            )
+            _, side_base = _out_block(
+                context, builder, signature.args[19], args[19], ir.Constant(ir.IntType(64), 0)
+            )
+            side_sum = builder.load(_vector_at(builder, side_base, 0), align=8)
+            split = args[17]
+            sums = _emit_sums(builder, replace(first, stop=split), [*sums, side_sum], ahead, side)
+            _store_sums(builder, side_base, sums[n_vec:])
+            first = replace(first, start=split)
+            sums = sums[:n_vec]
+        sums = _emit_sums(builder, first, sums, ahead)
         _store_sums(builder, out_base, _emit_sums(builder, second, sums, 0))
         return context.get_dummy_value()
 

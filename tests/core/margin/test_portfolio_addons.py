@@ -19,7 +19,7 @@ from crossmargin.core.margin.portfolio import (
     portfolio_totals,
 )
 from crossmargin.core.margin.presets import portfolio_preset
-from crossmargin.core.position_runs import BUCKET_END, UNDERLYING_END, risk_buckets
+from crossmargin.core.position_runs import ACCOUNT_END, BUCKET_END, GENERAL, UNDERLYING_END, risk_buckets
 from crossmargin.core.pricing import entry_term, revalue
 from crossmargin.core.scenarios import revalue_scenarios
 from tests.builders import RandomBook, random_books
@@ -140,6 +140,27 @@ def test_position_runs_order_weights_and_run_ends(case: RandomBook) -> None:
             flags = int(runs.run_end[lo + j])
             assert bool(flags & BUCKET_END) == (last or next_bucket != buckets.bucket[i])
             assert bool(flags & UNDERLYING_END) == (last or next_under != table.underlying_index[i])
+        # Alone in its underlying: side weight q; otherwise 0 and in the general section.
+        under = buckets.underlying[buckets.bucket[got]]
+        alone = np.array([(under == u).sum() == 1 for u in under], dtype=bool)
+        general = ~alone
+        assert np.array_equal(runs.side_weight[lo:hi], np.where(alone, runs.quantity[lo:hi], 0.0))
+        assert np.array_equal((runs.run_end[lo:hi] & GENERAL) > 0, general)
+        if general.any():
+            g = runs.general_row[a]
+            g0, g1 = runs.general_indptr[g], runs.general_indptr[g + 1]
+            assert np.array_equal(runs.general_instrument[g0:g1], got[general])
+            assert np.array_equal(runs.general_quantity[g0:g1], runs.quantity[lo:hi][general])
+            ends = runs.general_run_end[g0:g1]
+            assert np.array_equal(ends & (0xFF ^ ACCOUNT_END), runs.run_end[lo:hi][general])
+            assert [bool(f & ACCOUNT_END) for f in ends] == [False] * (g1 - g0 - 1) + [True]
+        else:
+            assert runs.general_row[a] == runs.n_general  # the zero row
+    # A general underlying puts even a lone position in the general section.
+    on_btc = book.position_runs_for(frozenset({"BTC"}))
+    btc = np.array([u == "BTC" for u in table.underlyings])[table.underlying_index[on_btc.instrument]]
+    assert np.all(on_btc.side_weight[btc] == 0.0)
+    assert np.all(on_btc.run_end[btc] & GENERAL)
     # Built once per book; a scaled book (other quantities) builds its own.
     assert book.position_runs is runs
     assert np.allclose(book.scaled(2.0).position_runs.quantity, 2.0 * runs.quantity)

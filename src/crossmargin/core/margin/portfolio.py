@@ -46,7 +46,7 @@ from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
-from crossmargin.core.position_runs import PositionRuns, order_account, risk_buckets
+from crossmargin.core.position_runs import PositionRuns, copy_general, order_account, risk_buckets
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import (
     GridSpec,
@@ -370,6 +370,32 @@ class PortfolioTotals:
         provisions: FloatArray = self.addons_usd[:, PROVISIONS].sum(axis=1)
         return provisions
 
+    @classmethod
+    def empty(cls, n_accounts: int) -> PortfolioTotals:
+        """Uninitialised buffers for `portfolio_totals(..., out=)`."""
+        return cls(
+            grid_usd=np.empty(n_accounts),
+            worst_scenario=np.empty(n_accounts, dtype=np.int64),
+            min_delta_usd=np.empty(n_accounts),
+            addons_usd=np.empty((n_accounts, len(ADDON_NAMES))),
+        )
+
+    def check_shape(self, n_accounts: int) -> None:
+        """Raise InputError unless these are buffers the kernel can write for n_accounts."""
+        expected = (
+            ("grid_usd", self.grid_usd, (n_accounts,), np.float64),
+            ("worst_scenario", self.worst_scenario, (n_accounts,), np.int64),
+            ("min_delta_usd", self.min_delta_usd, (n_accounts,), np.float64),
+            ("addons_usd", self.addons_usd, (n_accounts, len(ADDON_NAMES)), np.float64),
+        )
+        for name, array, shape, dtype in expected:
+            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
+                raise InputError(
+                    f"out.{name}",
+                    f"must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}, "
+                    f"got {array.dtype.name} {array.shape}",
+                )
+
     def maintenance_margin_usd(self, fraction: float) -> FloatArray:
         """MM = fraction x (IM - provisions) + provisions."""
         provisions = self.provisions_usd
@@ -495,6 +521,13 @@ class KernelInputs:
     row (scale cs·mark or cs·spot); each option has its own row (scale 1). On the bench's 5,000
     instruments that is 1,918 rows instead of 5,000: 0.5 MB instead of 1.3 MB of rows, gathered
     at random, which then mostly stay in the 1 MB L2 cache.
+    side_rows (2I, 8): the floor and add-ons of a position alone in its underlying, per contract
+    of q, row 2i for q > 0 and 2i + 1 for q < 0 (so that q·row is the position's charge): lanes
+    roll shock, delta contingency, short option, - (concentration: never alone, see
+    core.position_runs), liquidity, funding, fee, floor (min delta). Alone in its underlying and
+    bucket, |D_u| = |q|·|delta_i|, so every one of them is linear in q on each side of zero.
+    general_underlyings: where the concentration add-on applies (positions there are always in
+    the runs' general section).
     asset_pnl (K, S_pad): price_k·dF[k, s], the P&L of one haircut unit of asset k.
     S_pad = S rounded up to whole vector blocks (core.simd.LANES); the padding columns are zero and
     never read back. Scenario arrays: weight / f and offset (S_pad,), zero-padded like the
@@ -505,6 +538,8 @@ class KernelInputs:
 
     instrument_data: FloatArray
     inverse_liquidity: FloatArray
+    side_rows: FloatArray
+    general_underlyings: frozenset[str]
     scenario_rows: FloatArray
     row_of: npt.NDArray[np.int32]
     row_scale: FloatArray
@@ -527,6 +562,7 @@ class KernelInputs:
         return (
             self.instrument_data,
             self.inverse_liquidity,
+            self.side_rows,
             self.scenario_rows,
             self.row_of,
             self.row_scale,
@@ -546,6 +582,7 @@ class KernelInputs:
 
 
 INSTRUMENT_COLUMNS = 8  # one 64-byte row per instrument
+_FLOOR_LANE = 7  # of the side rows and the per-account add-on sums (the depeg column's slot)
 
 
 def _padded(matrix: FloatArray) -> FloatArray:
@@ -581,6 +618,27 @@ def _scenario_rows(
     return _padded(np.vstack([move, d_pnl[option]])), row_of, row_scale
 
 
+def _side_rows(instrument_data: FloatArray, unhedged: FloatArray, addons: AddOns) -> FloatArray:
+    """(2I, 8): see KernelInputs. Per unit |q| (L) the charges of a long and of a short, then
+    signed so that q·row is the charge: row 2i = L_long, row 2i + 1 = -L_short."""
+    delta = np.abs(instrument_data[:, 0])
+    per_unit = np.zeros((instrument_data.shape[0], LANES))
+    per_unit[:, 0] = delta * instrument_data[:, 6]
+    per_unit[:, 1] = addons.delta_contingency_rate * delta
+    per_unit[:, 4] = addons.delta_half_spread_bps * 1e-4 * delta + addons.vega_half_spread * np.abs(
+        instrument_data[:, 1]
+    )
+    per_unit[:, 6] = instrument_data[:, 5]
+    per_unit[:, _FLOOR_LANE] = unhedged * delta  # unhedged·|D_u| + hedged·(G_u - |D_u|)/2, G_u = |D_u|
+    rows = np.empty((2 * per_unit.shape[0], LANES))
+    rows[0::2] = per_unit
+    rows[1::2] = -per_unit
+    rows[0::2, 2] = 0.0  # short option: shorts only
+    rows[1::2, 2] = -instrument_data[:, 3]
+    rows[:, 5] = np.repeat(instrument_data[:, 4], 2)  # funding: q x payment, either side
+    return rows
+
+
 def kernel_inputs(
     book: Book,
     market: MarketState,
@@ -612,6 +670,7 @@ def kernel_inputs(
     instrument_data[:, 5] = inputs.closing_fee_usd
     instrument_data[:, 6] = inputs.roll_rate[inputs.roll_bucket]
     instrument_data[:, 7] = (unhedged - 0.5 * hedged)[underlying]
+    side_rows = _side_rows(instrument_data, unhedged[underlying], addons)
     rates = np.array(
         [
             addons.delta_contingency_rate,
@@ -641,6 +700,10 @@ def kernel_inputs(
     return KernelInputs(
         instrument_data=instrument_data,
         inverse_liquidity=inverse_liquidity[underlying],
+        side_rows=side_rows,
+        general_underlyings=frozenset(
+            u for u, on in zip(table.underlyings, concentration_on, strict=True) if on
+        ),
         scenario_rows=rows,
         row_of=row_of,
         row_scale=row_scale,
@@ -667,30 +730,32 @@ def _run_kernel(
     entry_coefficient_usd: FloatArray,
     k: KernelInputs,
     n_accounts: int,
+    out: PortfolioTotals | None = None,
 ) -> PortfolioTotals:
-    grid = np.empty(n_accounts)
-    worst = np.empty(n_accounts, dtype=np.int64)
-    min_delta = np.empty(n_accounts)
-    out_addons = np.empty((n_accounts, len(ADDON_NAMES)))
-    kernel(
+    if out is None:
+        out = PortfolioTotals.empty(n_accounts)
+    else:
+        out.check_shape(n_accounts)
+    kernel(*_runs_arguments(runs), *balance_csr, unit_value_usd, entry_coefficient_usd, *k.kernel_arguments,
+           out.grid_usd, out.worst_scenario, out.min_delta_usd, out.addons_usd)  # fmt: skip
+    return out
+
+
+def _runs_arguments(runs: PositionRuns) -> tuple[Any, ...]:
+    """The position runs in the order `_kernel_body` takes them."""
+    return (
         runs.indptr,
         runs.instrument,
         runs.quantity,
         runs.pnl_weight,
         runs.entry_weight,
-        runs.run_end,
+        runs.side_weight,
         runs.max_positions,
-        *balance_csr,
-        unit_value_usd,
-        entry_coefficient_usd,
-        *k.kernel_arguments,
-        grid,
-        worst,
-        min_delta,
-        out_addons,
-    )
-    return PortfolioTotals(
-        grid_usd=grid, worst_scenario=worst, min_delta_usd=min_delta, addons_usd=out_addons
+        runs.general_indptr,
+        runs.general_row,
+        runs.general_instrument,
+        runs.general_quantity,
+        runs.general_run_end,
     )
 
 
@@ -704,9 +769,12 @@ def portfolio_totals(
     *,
     n_grid_scenarios: int,
     numeraire: str | None = None,
+    out: PortfolioTotals | None = None,
 ) -> PortfolioTotals:
     """Run the fused kernel over the whole book. Scenarios after `n_grid_scenarios` are the depeg
-    group, reported as an add-on."""
+    group, reported as an add-on. `out`: buffers to overwrite (`PortfolioTotals.empty`), for a
+    loop that recomputes every tick: fresh 88 MB per call on a 1M-account book cost ~5 ms of
+    page faults (bench_portfolio reports both)."""
     k = kernel_inputs(
         book,
         market,
@@ -719,18 +787,22 @@ def portfolio_totals(
     )
     return _run_kernel(
         _portfolio_kernel,
-        book.position_runs,
+        book.position_runs_for(k.general_underlyings),
         book.balance_csr,
         valuation.unit_value_usd,
         valuation.entry_coefficient_usd,
         k,
         book.n_accounts,
+        out,
     )
 
 
 CHUNK_ACCOUNTS = 256  # accounts per parallel task (64 and 1,024 measured the same)
-PREFETCH = 6  # positions ahead whose scenario row is prefetched (3 to 12 measured the same; 0 slower)
+# Positions ahead whose rows are prefetched. 0 (none): on this Intel machine 6 and 2 measured
+# 3 ms slower (the gathered rows stay in its 2 MB L2); on last session's AMD (1 MB L2) 0 was slower.
+PREFETCH = 0
 BLOCK_COLUMNS = MAX_VECTORS * LANES  # scenarios summed per register block
+_ACCOUNT_ADDONS = LANES  # per-account add-on sums: the side-row lanes
 
 
 def _kernel_body(
@@ -739,8 +811,13 @@ def _kernel_body(
     run_quantity: np.ndarray,
     run_pnl_weight: np.ndarray,
     run_entry_weight: np.ndarray,
-    run_end: np.ndarray,
+    run_side_weight: np.ndarray,
     max_positions: int,
+    general_indptr: np.ndarray,
+    general_row: np.ndarray,
+    general_instrument: np.ndarray,
+    general_quantity: np.ndarray,
+    general_run_end: np.ndarray,
     balance_ptr: np.ndarray,
     balance_asset: np.ndarray,
     balance_units: np.ndarray,
@@ -748,6 +825,7 @@ def _kernel_body(
     coefficient: np.ndarray,
     inst: np.ndarray,
     inverse_liquidity: np.ndarray,
+    side_rows: np.ndarray,
     scenario_rows: np.ndarray,
     row_of: np.ndarray,
     row_scale: np.ndarray,
@@ -768,60 +846,130 @@ def _kernel_body(
     out_min_delta: np.ndarray,
     out_addons: np.ndarray,
 ) -> None:
-    """Reduce accounts (rows of the position runs) to grid, worst scenario, min-delta floor and
-    add-ons. Per account:
+    """Reduce accounts to grid, worst scenario, min-delta floor and add-ons, in two passes.
 
-    1. scenario P&L: positions' pnl_weight x their (scaled, shared) scenario rows, then balances'
-       units x asset_pnl rows, in one `two_stream_row_sum` per 32-column block (partial sums in
-       vector registers, stored once);
-    2. add-on sums in one scalar pass: positions are in (underlying, expiry) runs, so a bucket's
-       and an underlying's net delta are running sums closed at the run's end (the run_end flags
-       multiply, so there is no data-dependent branch); linear charges (hedged min-delta on gross
-       delta, short options, funding, fees) are plain sums; concentration, the one add-on needing
-       a power, is deferred to the few underlying runs that have a liquidity measure;
-    3. group maxima (one group: `first_worst`, in vector blocks) and the depeg add-on.
+    1. The general section (positions sharing an underlying with another, or on a concentration
+       underlying; see core.position_runs), in one flat loop over its positions: a bucket's and
+       an underlying's net delta and vega are running sums closed at each run's end (the run-end
+       flags multiply, so there is no data-dependent branch), and so are an account's add-on
+       sums, stored at every position into its row of `general_sums` (the last store is the
+       account's total; account ends reset them the same way). Flat, because a loop per account
+       of one to three positions paid a mispredicted exit each.
+    2. Per account: scenario P&L (positions' pnl_weight x their scaled, shared scenario rows,
+       then balances' units x asset_pnl rows) in one `two_stream_row_sum` per 32-column block,
+       which in the first block also sums side_weight x side_rows (the add-ons of positions alone
+       in their underlying; side_weight is 0 for general ones) into the account's general sums;
+       then the group maxima (one group: `first_worst`, in vector blocks) and the depeg add-on.
 
     Written once, compiled twice: parallel over chunks of accounts for the book, serial for a
     one-account what-if. Inlined by hand: a call per account would pay numba's reference counting
     on some thirty array arguments, which measured 5x slower."""
     n_accounts = indptr.shape[0] - 1
     width = scenario_rows.shape[1]
-    n_chunks = (n_accounts + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS
     power = rates[3]
+    n_general = general_indptr.shape[0] - 1
+    # One row per account with general positions, plus a zero row for the others.
+    general_sums = np.zeros((n_general + 1, _ACCOUNT_ADDONS))
+    n_general_chunks = (n_general + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS if bookkeeping else 0
+    for chunk in numba.prange(n_general_chunks):
+        g = chunk * CHUNK_ACCOUNTS
+        stop = min(g + CHUNK_ACCOUNTS, n_general)
+        bucket_delta = net_delta = net_vega = 0.0
+        roll = net_delta_sum = vega_sum = floor = short_c = funding = fees = conc = 0.0
+        for p in range(general_indptr[g], general_indptr[stop]):
+            i = general_instrument[p]
+            row = inst[i]
+            q = general_quantity[p]
+            aq = abs(q)
+            d = q * row[0]
+            bucket_delta += d
+            net_delta += d
+            net_vega += q * row[1]
+            floor += aq * row[2]
+            short_c += max(-q, 0.0) * row[3]
+            funding += q * row[4]
+            fees += aq * row[5]
+            flags = general_run_end[p]
+            bucket_end = float(flags & 1)
+            underlying_end = float((flags >> 1) & 1)
+            account_end = float(flags >> 3)
+            roll += bucket_end * abs(bucket_delta) * row[6]
+            bucket_delta *= 1.0 - bucket_end  # reset after the close: add + multiply on the chain
+            d_u = abs(net_delta)
+            net_delta_sum += underlying_end * d_u
+            vega_sum += underlying_end * abs(net_vega)
+            floor += underlying_end * d_u * row[7]
+            ratio = underlying_end * d_u * inverse_liquidity[i]
+            if power == 0.5:
+                conc += d_u * np.sqrt(ratio)
+            elif ratio > 0.0:
+                conc += d_u * ratio**power
+            keep_underlying = 1.0 - underlying_end
+            net_delta *= keep_underlying
+            net_vega *= keep_underlying
+            general_sums[g, 0] = roll
+            general_sums[g, 1] = rates[0] * net_delta_sum
+            general_sums[g, 2] = short_c
+            general_sums[g, 3] = rates[2] * conc
+            general_sums[g, 4] = rates[4] * net_delta_sum + rates[5] * vega_sum
+            general_sums[g, 5] = funding
+            general_sums[g, 6] = fees
+            general_sums[g, _FLOOR_LANE] = floor
+            g += int(account_end)
+            keep_account = 1.0 - account_end
+            roll *= keep_account
+            net_delta_sum *= keep_account
+            vega_sum *= keep_account
+            floor *= keep_account
+            short_c *= keep_account
+            funding *= keep_account
+            fees *= keep_account
+            conc *= keep_account
+
+    n_chunks = (n_accounts + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS
     ri, rw, rows = run_instrument, run_pnl_weight, scenario_rows
     ro, rsc, ba, bu, ap = row_of, row_scale, balance_asset, balance_units, asset_pnl
+    sw, sr = run_side_weight, side_rows
     for chunk in numba.prange(n_chunks):
         pnl = np.empty(width)
+        acc = np.empty(_ACCOUNT_ADDONS)
         group_loss = np.empty(max(n_groups, 1))
         group_arg = np.empty(max(n_groups, 1), dtype=np.int64)
-        run_delta = np.empty(max_positions + 1)
-        run_ratio = np.empty(max_positions + 1)
         stop = min((chunk + 1) * CHUNK_ACCOUNTS, n_accounts)
         for a in range(chunk * CHUNK_ACCOUNTS, stop):
             p0 = indptr[a]
             p1 = indptr[a + 1]
             c0 = balance_ptr[a]
             c1 = balance_ptr[a + 1]
+            r = general_row[a]
+            for j in range(_ACCOUNT_ADDONS):
+                acc[j] = general_sums[r, j]
             # 1. Scenario P&L, one vector block of up to 32 scenarios at a time (the number of
-            # vectors must be a compile-time constant, hence the four spelled-out calls).
+            # vectors must be a compile-time constant, hence the four spelled-out calls); the
+            # side sums ride along in the first block.
             for col in range(0, width, BLOCK_COLUMNS):
                 left = (width - col) // LANES
+                side_stop = p1 if col == 0 and bookkeeping else p0
                 if left >= 4:
                     two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 4, PREFETCH
-                    )
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 4, PREFETCH,
+                        sw, side_stop, sr, acc,
+                    )  # fmt: skip
                 elif left == 3:
                     two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 3, PREFETCH
-                    )
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 3, PREFETCH,
+                        sw, side_stop, sr, acc,
+                    )  # fmt: skip
                 elif left == 2:
                     two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 2, PREFETCH
-                    )
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 2, PREFETCH,
+                        sw, side_stop, sr, acc,
+                    )  # fmt: skip
                 else:
                     two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 1, PREFETCH
-                    )
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 1, PREFETCH,
+                        sw, side_stop, sr, acc,
+                    )  # fmt: skip
             if use_numeraire:
                 equity = 0.0
                 for p in range(p0, p1):
@@ -832,50 +980,7 @@ def _kernel_body(
                 if equity != 0.0:
                     for s in range(n_scen):
                         pnl[s] -= equity * numeraire_move[s]
-            # 2. Add-on sums over the runs.
-            roll = 0.0
-            net_delta_sum = 0.0
-            vega_sum = 0.0
-            floor = 0.0
-            short_c = 0.0
-            funding = 0.0
-            fees = 0.0
-            n_liquid = 0
-            if bookkeeping:
-                bucket_delta = 0.0
-                net_delta = 0.0
-                net_vega = 0.0
-                for p in range(p0, p1):
-                    i = run_instrument[p]
-                    row = inst[i]
-                    q = run_quantity[p]
-                    aq = abs(q)
-                    d = q * row[0]
-                    bucket_delta += d
-                    net_delta += d
-                    net_vega += q * row[1]
-                    floor += aq * row[2]
-                    short_c += max(-q, 0.0) * row[3]
-                    funding += q * row[4]
-                    fees += aq * row[5]
-                    flags = run_end[p]
-                    bucket_end = float(flags & 1)
-                    underlying_end = float(flags >> 1)
-                    roll += bucket_end * abs(bucket_delta) * row[6]
-                    bucket_delta *= 1.0 - bucket_end  # reset after the close: add + multiply on the chain
-                    d_u = abs(net_delta)
-                    net_delta_sum += underlying_end * d_u
-                    vega_sum += underlying_end * abs(net_vega)
-                    floor += underlying_end * d_u * row[7]
-                    # Deferred concentration: written every time, kept only at a liquid run's end.
-                    run_delta[n_liquid] = d_u
-                    inverse_liquidity_u = inverse_liquidity[i]
-                    run_ratio[n_liquid] = d_u * inverse_liquidity_u
-                    n_liquid += int(underlying_end * inverse_liquidity_u > 0.0)
-                    keep_underlying = 1.0 - underlying_end
-                    net_delta *= keep_underlying
-                    net_vega *= keep_underlying
-            # 3. Worst loss per group; the depeg rows after the grid.
+            # 2. Worst loss per group; the depeg rows after the grid.
             total = 0.0
             arg = 0
             if n_groups == 1:
@@ -903,20 +1008,12 @@ def _kernel_body(
                 for s in range(n_grid, n_scen):
                     loss = -weight[s] * pnl[s] - offset[s]
                     depeg = max(depeg, min(loss, rates[6] * total))
-            conc = 0.0
-            for j in range(n_liquid):
-                ratio = run_ratio[j]
-                conc += run_delta[j] * (np.sqrt(ratio) if power == 0.5 else ratio**power)
             out_worst[a] = arg
             out_grid[a] = total
-            out_min_delta[a] = floor
-            out_addons[a, 0] = roll
-            out_addons[a, 1] = rates[0] * net_delta_sum
-            out_addons[a, 2] = short_c
-            out_addons[a, 3] = rates[2] * conc
-            out_addons[a, 4] = rates[4] * net_delta_sum + rates[5] * vega_sum
-            out_addons[a, 5] = max(funding, 0.0)
-            out_addons[a, 6] = fees
+            out_min_delta[a] = acc[_FLOOR_LANE]
+            for j in range(_FLOOR_LANE):
+                out_addons[a, j] = acc[j]
+            out_addons[a, 5] = max(acc[5], 0.0)  # funding: a net receipt is no provision
             out_addons[a, 7] = depeg
 
 
@@ -951,6 +1048,7 @@ class PortfolioSnapshot:
     reciprocal_entry: npt.NDArray[np.bool_]
     bucket: IntArray
     bucket_underlying: IntArray
+    general_underlying: npt.NDArray[np.bool_]  # (U,): KernelInputs.general_underlyings as a mask
     kernel_arguments: tuple[Any, ...]  # kernel.kernel_arguments, built once (a what-if is ~7 us)
 
     @classmethod
@@ -1013,6 +1111,9 @@ class PortfolioSnapshot:
             reciprocal_entry=book.instruments.reciprocal_entry,
             bucket=buckets.bucket,
             bucket_underlying=buckets.underlying,
+            general_underlying=np.array(
+                [u in kernel.general_underlyings for u in book.instruments.underlyings], dtype=np.bool_
+            ),
             kernel_arguments=kernel.kernel_arguments,
         )
 
@@ -1035,6 +1136,7 @@ class PortfolioSnapshot:
             self.reciprocal_entry,
             self.bucket,
             self.bucket_underlying,
+            self.general_underlying,
             self.unit_value_usd,
             self.entry_coefficient_usd,
             out,
@@ -1069,6 +1171,7 @@ def _what_if(
     reciprocal: np.ndarray,
     bucket: np.ndarray,
     bucket_underlying: np.ndarray,
+    general_underlying: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     out: np.ndarray,
@@ -1114,19 +1217,32 @@ def _what_if(
     run_pnl_weight = np.empty(m)
     run_entry_weight = np.empty(m)
     run_end = np.empty(m, dtype=np.uint8)
-    order_account(
+    side_weight = np.empty(m)
+    n_general = order_account(
         idx[:m],
         qty[:m],
         ent[:m],
         bucket,
         bucket_underlying,
         reciprocal,
+        general_underlying,
         run_instrument,
         run_quantity,
         run_pnl_weight,
         run_entry_weight,
         run_end,
+        side_weight,
     )
+    general_instrument = np.empty(n_general, dtype=np.int32)
+    general_quantity = np.empty(n_general)
+    general_run_end = np.empty(n_general, dtype=np.uint8)
+    copy_general(
+        0, m, run_instrument, run_quantity, run_end, 0, general_instrument, general_quantity, general_run_end
+    )
+    has_general = int(n_general > 0)
+    general_indptr = np.zeros(1 + has_general, dtype=np.int64)
+    general_indptr[has_general] = n_general
+    general_row = np.zeros(1, dtype=np.int32)
     ptr = np.zeros(2, dtype=np.int64)
     ptr[1] = m
     grid = np.empty(1)
@@ -1143,8 +1259,13 @@ def _what_if(
         run_quantity,
         run_pnl_weight,
         run_entry_weight,
-        run_end,
+        side_weight,
         m,
+        general_indptr,
+        general_row,
+        general_instrument,
+        general_quantity,
+        general_run_end,
         b_ptr,
         balance_asset[b_start:b_stop],
         balance_units[b_start:b_stop],
