@@ -77,13 +77,13 @@ def intrinsics(indptr, instrument, weight, row_of, scale, rows, bptr, basset, bu
             for col in range(0, width, 4 * LANES):
                 left = (width - col) // LANES
                 if left >= 4:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 4, 6, None, None, None, None)  # fmt: skip
+                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 4, 6, None, None, None, None, None, None)  # fmt: skip
                 elif left == 3:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 3, 6, None, None, None, None)  # fmt: skip
+                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 3, 6, None, None, None, None, None, None)  # fmt: skip
                 elif left == 2:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 2, 6, None, None, None, None)  # fmt: skip
+                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 2, 6, None, None, None, None, None, None)  # fmt: skip
                 else:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 1, 6, None, None, None, None)  # fmt: skip
+                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 1, 6, None, None, None, None, None, None)  # fmt: skip
             arg = first_worst(pnl, loss_weight, offset, n_grid)
             out_loss[a] = -loss_weight[arg] * pnl[arg] - offset[arg]
             out_worst[a] = arg

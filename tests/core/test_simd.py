@@ -59,19 +59,21 @@ def _two_streams(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, 
         None,
         None,
         None,
+        None,
+        None,
     )
 
 
 @numba.njit(cache=False)
 def _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, b_stop,  # type: ignore[no-untyped-def]
-                      side_weight, side_stop, side_rows, side_out, ahead_on):  # fmt: skip
+                      side_weight, side_stop, side_rows, side_initial, side_out, ahead_on):  # fmt: skip
     n = index.shape[0]
     if ahead_on:
         two_stream_row_sum(index, weight, 0, n, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0, out, 2, 3,
-                           side_weight, side_stop, side_rows, side_out)  # fmt: skip
+                           side_weight, side_stop, side_rows, side_initial, 1, side_out)  # fmt: skip
     else:
         two_stream_row_sum(index, weight, 0, n, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0, out, 1, 0,
-                           side_weight, side_stop, side_rows, side_out)  # fmt: skip
+                           side_weight, side_stop, side_rows, side_initial, 1, side_out)  # fmt: skip
 
 
 @numba.njit(cache=False)
@@ -137,7 +139,7 @@ def test_side_stream_picks_the_row_of_each_sign(
     seed: int, n_a: int, n_b: int, split: float, ahead: bool
 ) -> None:
     """The side sum over the first side_stop positions, row 2i for a positive weight and 2i + 1
-    for a negative one, added to what side_out held; the scenario sums are unchanged by it."""
+    for a negative one, added to the initial row; the scenario sums are unchanged by it."""
     rng = np.random.default_rng(seed)
     n_vec = 2 if ahead else 1
     rows = rng.normal(size=(4, n_vec * LANES))
@@ -151,11 +153,12 @@ def test_side_stream_picks_the_row_of_each_sign(
     b_index = rng.integers(0, 3, size=n_b + 1).astype(np.int64)
     b_weight = rng.normal(size=n_b + 1)
     side_stop = round(split * n_a)
-    before = rng.normal(size=LANES)
-    side_out = before.copy()
+    side_initial = rng.normal(size=(3, LANES))
+    before = side_initial[1]
+    side_out = np.full(LANES, np.nan)
     out = np.full(n_vec * LANES, np.nan)
     _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, n_b,
-                      side_weight, side_stop, side_rows, side_out, ahead)  # fmt: skip
+                      side_weight, side_stop, side_rows, side_initial, side_out, ahead)  # fmt: skip
     expected = ((weight * scale[index])[:, None] * rows[row_of[index]]).sum(axis=0)
     expected = expected + (b_weight[:n_b, None] * b_rows[b_index[:n_b]]).sum(axis=0)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)

@@ -50,6 +50,11 @@ def _float_vector(t: Any) -> bool:
     return isinstance(t, types.Array) and t.ndim == 1 and t.dtype == types.float64
 
 
+def _float_matrix(t: Any) -> bool:
+    """C-contiguous 2-D float64 (callers guarantee at least LANES columns)."""
+    return isinstance(t, types.Array) and t.ndim == 2 and t.layout == "C" and t.dtype == types.float64
+
+
 def _prefetch(builder: Any, pointer: Any) -> None:
     """llvm.prefetch: read, keep in all cache levels, data cache."""
     i8_ptr = ir.IntType(8).as_pointer()
@@ -338,15 +343,20 @@ def _two_stream_row_sum(
     side_weight: Any,
     side_stop: Any,
     side_rows: Any,
+    side_initial: Any,
+    side_initial_row: Any,
     side_out: Any,
 ) -> Any:
     """weighted_row_sum over a first (mapped or not) stream, then over a second unmapped one,
     stored once: out[block] = Σ_a ... + Σ_b weight_b·rows_b[index_b] (an account's positions,
     then its balances, without storing and reloading the sums in between).
 
-    Side stream (side_weight, side_rows, side_out all arrays, or all None): in the same loop, over
-    the first stream's positions [start, side_stop) (start <= side_stop <= stop),
-        side_out[0:8] += Σ_p side_weight[p] · side_rows[2·index[p] + (side_weight[p] < 0)]
+    Side stream (side_weight, side_rows, side_initial, side_out all arrays, or all None): in the
+    same loop, over the first stream's positions [start, side_stop) (start <= side_stop <= stop),
+        side_out[0:8] = side_initial[side_initial_row, 0:8]
+                        + Σ_p side_weight[p] · side_rows[2·index[p] + (side_weight[p] < 0)]
+    (the initial row is read as one vector: copied into side_out lane by lane first, the vector
+    load would wait for eight scalar stores it cannot forward from, 3 ms on the bench book)
     (side_rows (2·n_index, >= 8), C order: a row per instrument and sign). The portfolio kernel
     sums the add-ons of positions alone in their underlying this way: they are linear in q with
     a slope per side (see margin.portfolio.KernelInputs)."""
@@ -362,7 +372,9 @@ def _two_stream_row_sum(
             return None
         if not (_float_vector(side_out) and isinstance(side_stop, types.Integer)):
             return None
-    elif not (side_rows is types.none and side_out is types.none):
+        if not (_float_matrix(side_initial) and isinstance(side_initial_row, types.Integer)):
+            return None
+    elif not (side_rows is types.none and side_initial is types.none and side_out is types.none):
         return None
     n_vec = int(n_vectors.literal_value)
     ahead = int(prefetch_ahead.literal_value)
@@ -380,6 +392,8 @@ def _two_stream_row_sum(
         side_weight,
         types.intp if with_side else side_stop,
         side_rows,
+        side_initial,
+        types.intp if with_side else side_initial_row,
         side_out,
     )
 
@@ -404,10 +418,14 @@ def _two_stream_row_sum(
                 rows_base=builder.ptrtoint(side_rows_arr.data, ir.IntType(64)),
                 row_stride=builder.extract_value(side_rows_arr.strides, 0),
             )
-            _, side_base = _out_block(
-                context, builder, signature.args[19], args[19], ir.Constant(ir.IntType(64), 0)
+            initial_arr = context.make_array(signature.args[19])(context, builder, args[19])
+            initial_row = builder.add(
+                builder.ptrtoint(initial_arr.data, ir.IntType(64)),
+                builder.mul(args[20], builder.extract_value(initial_arr.strides, 0)),
             )
-            side_sum = builder.load(_vector_at(builder, side_base, 0), align=8)
+            side_sum = builder.load(_vector_at(builder, initial_row, 0), align=8)
+            zero = ir.Constant(ir.IntType(64), 0)
+            _, side_base = _out_block(context, builder, signature.args[21], args[21], zero)
             split = args[17]
             sums = _emit_sums(builder, replace(first, stop=split), [*sums, side_sum], ahead, side)
             _store_sums(builder, side_base, sums[n_vec:])

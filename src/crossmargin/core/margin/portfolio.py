@@ -857,8 +857,8 @@ def _kernel_body(
        of one to three positions paid a mispredicted exit each.
     2. Per account: scenario P&L (positions' pnl_weight x their scaled, shared scenario rows,
        then balances' units x asset_pnl rows) in one `two_stream_row_sum` per 32-column block,
-       which in the first block also sums side_weight x side_rows (the add-ons of positions alone
-       in their underlying; side_weight is 0 for general ones) into the account's general sums;
+       which in the last block also sums side_weight x side_rows (the add-ons of positions alone
+       in their underlying; side_weight is 0 for general ones) onto the account's general sums;
        then the group maxima (one group: `first_worst`, in vector blocks) and the depeg add-on.
 
     Written once, compiled twice: parallel over chunks of accounts for the book, serial for a
@@ -942,33 +942,32 @@ def _kernel_body(
             c0 = balance_ptr[a]
             c1 = balance_ptr[a + 1]
             r = general_row[a]
-            for j in range(_ACCOUNT_ADDONS):
-                acc[j] = general_sums[r, j]
             # 1. Scenario P&L, one vector block of up to 32 scenarios at a time (the number of
             # vectors must be a compile-time constant, hence the four spelled-out calls); the
-            # side sums ride along in the first block.
+            # side sums ride along in the last block.
             for col in range(0, width, BLOCK_COLUMNS):
                 left = (width - col) // LANES
-                side_stop = p1 if col == 0 and bookkeeping else p0
+                # The side sums start from the general row at every call: only the last one adds them.
+                side_stop = p1 if col + BLOCK_COLUMNS >= width and bookkeeping else p0
                 if left >= 4:
                     two_stream_row_sum(
                         ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 4, PREFETCH,
-                        sw, side_stop, sr, acc,
+                        sw, side_stop, sr, general_sums, r, acc,
                     )  # fmt: skip
                 elif left == 3:
                     two_stream_row_sum(
                         ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 3, PREFETCH,
-                        sw, side_stop, sr, acc,
+                        sw, side_stop, sr, general_sums, r, acc,
                     )  # fmt: skip
                 elif left == 2:
                     two_stream_row_sum(
                         ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 2, PREFETCH,
-                        sw, side_stop, sr, acc,
+                        sw, side_stop, sr, general_sums, r, acc,
                     )  # fmt: skip
                 else:
                     two_stream_row_sum(
                         ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 1, PREFETCH,
-                        sw, side_stop, sr, acc,
+                        sw, side_stop, sr, general_sums, r, acc,
                     )  # fmt: skip
             if use_numeraire:
                 equity = 0.0
