@@ -14,6 +14,7 @@ from crossmargin.core.margin.portfolio import (
     ADDON_NAMES,
     AddOns,
     PortfolioMargin,
+    PortfolioTotals,
     addon_inputs,
     kernel_inputs,
     portfolio_totals,
@@ -22,6 +23,7 @@ from crossmargin.core.margin.presets import portfolio_preset
 from crossmargin.core.position_runs import ACCOUNT_END, BUCKET_END, GENERAL, UNDERLYING_END, risk_buckets
 from crossmargin.core.pricing import entry_term, revalue
 from crossmargin.core.scenarios import revalue_scenarios
+from crossmargin.errors import InputError
 from tests.builders import RandomBook, random_books
 
 
@@ -189,3 +191,33 @@ def test_shared_scenario_rows_reproduce_every_instrument(case: RandomBook) -> No
     rebuilt = k.row_scale[:, None] * k.scenario_rows[k.row_of, :s]
     assert np.array_equal(rebuilt, reval.d_unit_value_usd + reval.d_entry_coefficient_usd)
     assert not np.any(k.scenario_rows[:, s:])  # padding columns stay zero
+
+
+@settings(max_examples=15, deadline=None)
+@given(case=random_books(max_accounts=5, max_instruments=8), addons=addon_rates())
+def test_kept_output_buffers_are_overwritten_whole(case: RandomBook, addons: AddOns) -> None:
+    """portfolio_totals(out=) writes every output of every account (NaN-filled buffers come back
+    equal to a fresh call), and refuses buffers of the wrong shape, naming the field."""
+    book, market = case.book, case.market
+    valuation = revalue(book.instruments, market)
+    scenarios = PortfolioMargin(portfolio_preset("paradex-pm")).scenarios(book, valuation)
+    reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
+    n_grid = scenarios.n_scenarios
+    fresh = portfolio_totals(book, market, valuation, scenarios, reval, addons, n_grid_scenarios=n_grid)
+    kept = PortfolioTotals.empty(book.n_accounts)
+    for array in (kept.grid_usd, kept.min_delta_usd, kept.addons_usd):
+        array.fill(np.nan)
+    kept.worst_scenario.fill(-1)
+    got = portfolio_totals(
+        book, market, valuation, scenarios, reval, addons, n_grid_scenarios=n_grid, out=kept
+    )
+    assert got is kept
+    np.testing.assert_array_equal(kept.grid_usd, fresh.grid_usd)
+    np.testing.assert_array_equal(kept.worst_scenario, fresh.worst_scenario)
+    np.testing.assert_array_equal(kept.min_delta_usd, fresh.min_delta_usd)
+    np.testing.assert_array_equal(kept.addons_usd, fresh.addons_usd)
+    wrong = PortfolioTotals.empty(book.n_accounts + 1)
+    with pytest.raises(InputError, match=r"out\.grid_usd"):
+        portfolio_totals(
+            book, market, valuation, scenarios, reval, addons, n_grid_scenarios=n_grid, out=wrong
+        )
