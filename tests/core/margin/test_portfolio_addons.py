@@ -221,3 +221,19 @@ def test_kept_output_buffers_are_overwritten_whole(case: RandomBook, addons: Add
         portfolio_totals(
             book, market, valuation, scenarios, reval, addons, n_grid_scenarios=n_grid, out=wrong
         )
+
+
+@settings(max_examples=20, deadline=None)
+@given(case=random_books(max_accounts=5, max_instruments=8))
+def test_every_addon_off_charges_exactly_nothing(case: RandomBook) -> None:
+    """With no add-on on, the kernel skips the add-on passes: floor and add-ons are exactly 0 for
+    every account, lone positions and runs alike."""
+    book, market = case.book, case.market
+    valuation = revalue(book.instruments, market)
+    scenarios = PortfolioMargin(portfolio_preset("paradex-pm")).scenarios(book, valuation)
+    reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
+    totals = portfolio_totals(
+        book, market, valuation, scenarios, reval, AddOns(), n_grid_scenarios=scenarios.n_scenarios
+    )
+    assert np.all(totals.min_delta_usd == 0.0)
+    assert np.all(totals.addons_usd == 0.0)

@@ -868,8 +868,12 @@ def _kernel_body(
     width = scenario_rows.shape[1]
     power = rates[3]
     n_general = general_indptr.shape[0] - 1
-    # One row per account with general positions, plus a zero row for the others.
-    general_sums = np.zeros((n_general + 1, _ACCOUNT_ADDONS))
+    # One row per account with general positions, plus a zero row for the others. Every other row
+    # is written by the pass below when it runs (zeroing 26 MB per call measured 2 ms).
+    general_sums = np.empty((n_general + 1, _ACCOUNT_ADDONS))
+    general_sums[n_general, :] = 0.0
+    if not bookkeeping:
+        general_sums[:, :] = 0.0
     n_general_chunks = (n_general + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS if bookkeeping else 0
     for chunk in numba.prange(n_general_chunks):
         g = chunk * CHUNK_ACCOUNTS
