@@ -21,7 +21,7 @@ from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
 from crossmargin.core.collateral import haircut_quantity
 from crossmargin.core.instruments import InstrumentTable
-from crossmargin.core.position_runs import PositionRuns, position_runs
+from crossmargin.core.position_runs import PositionRuns, RiskBuckets, position_runs, risk_buckets
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -61,8 +61,20 @@ class Book:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    # The instruments' (underlying, expiry) risk buckets, also derived once (roll shock, runs).
+    _risk_buckets: RiskBuckets | None = field(default=None, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "balance_csr", haircut_units_csr(self.balances, self.assets))
+
+    @property
+    def risk_buckets(self) -> RiskBuckets:
+        """core.position_runs.risk_buckets of the instrument table, computed on first use."""
+        buckets = self._risk_buckets
+        if buckets is None:
+            buckets = risk_buckets(self.instruments)
+            object.__setattr__(self, "_risk_buckets", buckets)
+        return buckets
 
     @property
     def position_runs(self) -> PositionRuns:

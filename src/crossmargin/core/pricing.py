@@ -19,8 +19,10 @@ delta_coin = cs·(ΔB - B/F), the coin hedge ratio of the coin-denominated value
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
@@ -73,6 +75,60 @@ def black76_value(
     """Black-76 price only (what scenario revaluation needs; the greeks cost as much again)."""
     _, std_dev, d1 = _d1(forward, strike, years, vol)
     return _black76_value(forward, strike, np.exp(-rate * years), sign, d1, std_dev)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _black76_scenario_values(
+    forward: np.ndarray,
+    factor: np.ndarray,
+    strike: np.ndarray,
+    years: np.ndarray,
+    vol: np.ndarray,
+    rate: float,
+    sign: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    sqrt_half = np.sqrt(0.5)
+    for n in numba.prange(out.shape[0]):
+        sqrt_t = np.sqrt(years[n])
+        discount = np.exp(-rate * years[n])
+        w = sign[n]
+        for s in range(out.shape[1]):
+            f = forward[n] * factor[n, s]
+            std_dev = vol[n, s] * sqrt_t
+            d1 = (np.log(f / strike[n]) + 0.5 * std_dev * std_dev) / std_dev
+            # N(x) = erfc(-x/√2)/2, accurate in both tails (as scipy's ndtr)
+            n1 = 0.5 * math.erfc(-w * d1 * sqrt_half)
+            n2 = 0.5 * math.erfc(-w * (d1 - std_dev) * sqrt_half)
+            out[n, s] = discount * w * (f * n1 - strike[n] * n2)
+
+
+def black76_scenario_values(
+    *,
+    forward: FloatArray,
+    factor: FloatArray,
+    strike: FloatArray,
+    years: FloatArray,
+    vol: FloatArray,
+    rate: float,
+    sign: FloatArray,
+) -> FloatArray:
+    """Black-76 prices (n, S) of n options in S scenarios: forward·factor[:, s] at vol[:, s]
+    (forward, strike, years, sign: (n,); factor, vol: (n, S)). The formula of `black76_value`,
+    compiled and parallel: scenario revaluation prices 54 k of them per tick on the bench book
+    (1.5 ms in numpy, most of it two ndtr passes)."""
+    out = np.empty(factor.shape)
+    _black76_scenario_values(
+        np.ascontiguousarray(forward, dtype=np.float64),
+        np.ascontiguousarray(factor, dtype=np.float64),
+        np.ascontiguousarray(strike, dtype=np.float64),
+        np.ascontiguousarray(years, dtype=np.float64),
+        np.ascontiguousarray(vol, dtype=np.float64),
+        float(rate),
+        np.ascontiguousarray(sign, dtype=np.float64),
+        out,
+    )
+    return out
 
 
 def _d1(

@@ -32,7 +32,7 @@ from crossmargin.core.checks import check_finite, check_positive, check_range
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import InstrumentValuation, black76_value, entry_term
+from crossmargin.core.pricing import InstrumentValuation, black76_scenario_values, black76_value, entry_term
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -417,14 +417,19 @@ def revalue_scenarios(
     cap = scenarios.caps
     # Delta-one instruments and collateral: moves clipped to each scenario's cap.
     underlying_move = np.clip(padded[:, underlying_col] - 1.0, -cap[:, None], cap[:, None]).T  # (U, S)
-    move = underlying_move[instruments.underlying_index]
 
     inverse = instruments.is_inverse
     mark = np.where(np.isnan(valuation.mark_price), 1.0, valuation.mark_price)
     delta_one = ~instruments.is_option
     scale = np.where(delta_one, instruments.contract_size * np.where(inverse, valuation.spot_usd, mark), 0.0)
-    d_unit = np.where((delta_one & ~inverse)[:, None], scale[:, None] * move, 0.0)
-    d_coef = np.where((delta_one & inverse)[:, None], scale[:, None] * move, 0.0)
+    # Each delta-one row moves through exactly one coefficient (linear: unit value; inverse: entry
+    # coefficient); the other rows stay zero. Only the moving rows are computed (a dense where
+    # over both matrices cost 1.2 ms per tick on 5,000 instruments).
+    d_unit = np.zeros((instruments.n_instruments, s_count))
+    d_coef = np.zeros((instruments.n_instruments, s_count))
+    for rows_of, target in ((delta_one & ~inverse, d_unit), (delta_one & inverse, d_coef)):
+        rows = np.flatnonzero(rows_of)
+        target[rows] = scale[rows, None] * underlying_move[instruments.underlying_index[rows]]
 
     options = np.flatnonzero(instruments.is_option)
     if options.size:
@@ -436,8 +441,14 @@ def revalue_scenarios(
         fac = factor[options]
         shocked_vol = np.maximum(vol0 + scenarios.vol_shift[:, options].T, MIN_SHOCKED_VOL)
         base = black76_value(forward=f0, strike=k, years=t, vol=vol0, rate=market.rate, sign=sign)
-        shocked = black76_value(
-            forward=f0 * fac, strike=k, years=t, vol=shocked_vol, rate=market.rate, sign=sign
+        shocked = black76_scenario_values(
+            forward=f0[:, 0],
+            factor=fac,
+            strike=k[:, 0],
+            years=t[:, 0],
+            vol=shocked_vol,
+            rate=market.rate,
+            sign=sign[:, 0],
         )
         # Linear: cs·B. Inverse: cs·(B/F)·S, and F/S is fixed, so cs·B·S/F in both states.
         to_usd = np.where(inverse[options], valuation.spot_usd[options] / valuation.forward_usd[options], 1.0)

@@ -46,7 +46,7 @@ from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
-from crossmargin.core.position_runs import PositionRuns, copy_general, order_account, risk_buckets
+from crossmargin.core.position_runs import PositionRuns, copy_general, order_account
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import (
     GridSpec,
@@ -334,7 +334,7 @@ def addon_inputs(
     fee = addons.fee_rate * valuation.notional_usd
     fee = np.where(option, np.minimum(fee, addons.option_fee_cap * np.abs(valuation.unit_value_usd)), fee)
     # Roll buckets: one per (underlying, expiry); perpetuals and spot share the no-expiry bucket.
-    buckets = risk_buckets(table)
+    buckets = book.risk_buckets
     expiry = buckets.expiry_ns
     years = np.where(expiry == NO_EXPIRY_NS, 0.0, (expiry - market.valuation_ns) / (365.0 * 86400e9))
     rate = np.maximum(addons.min_annualised_move, addons.annualised_move_risk * years)
@@ -598,24 +598,25 @@ def _scenario_rows(
     table: InstrumentTable, reval: ScenarioRevaluation
 ) -> tuple[FloatArray, npt.NDArray[np.int32], FloatArray]:
     """(rows (R, S_pad), row_of (I,), row_scale (I,)): see KernelInputs. Without the factored
-    delta-one form (a hand-built revaluation), every instrument keeps its own row."""
-    d_pnl = reval.d_unit_value_usd + reval.d_entry_coefficient_usd
+    delta-one form (a hand-built revaluation), every instrument keeps its own row. With it,
+    delta-one rows are scale x underlying move by construction (`revalue_scenarios`; a test
+    checks every row bit for bit), so only the option rows are read from the matrices."""
     n = table.n_instruments
     if reval.underlying_move is None or reval.delta_one_scale_usd is None:
-        return _padded(d_pnl), np.arange(n, dtype=np.int32), np.ones(n)
+        return (
+            _padded(reval.d_unit_value_usd + reval.d_entry_coefficient_usd),
+            np.arange(n, dtype=np.int32),
+            np.ones(n),
+        )
     move = reval.underlying_move
     option = table.is_option
-    scale = reval.delta_one_scale_usd
-    # The factored form must reproduce the rows exactly (it is how they were computed).
-    check_all(
-        np.array_equal(d_pnl[~option], scale[~option, None] * move[table.underlying_index[~option]]),
-        "delta-one scenario rows are scale x underlying move",
-    )
+    options = np.flatnonzero(option)
     n_under = move.shape[0]
     option_rank = np.cumsum(option) - 1
     row_of = np.where(option, n_under + option_rank, table.underlying_index).astype(np.int32)
-    row_scale = np.where(option, 1.0, scale)
-    return _padded(np.vstack([move, d_pnl[option]])), row_of, row_scale
+    row_scale = np.where(option, 1.0, reval.delta_one_scale_usd)
+    option_rows = reval.d_unit_value_usd[options] + reval.d_entry_coefficient_usd[options]
+    return _padded(np.vstack([move, option_rows])), row_of, row_scale
 
 
 def _side_rows(instrument_data: FloatArray, unhedged: FloatArray, addons: AddOns) -> FloatArray:
@@ -1104,7 +1105,7 @@ class PortfolioSnapshot:
             n_grid_scenarios=n_grid_scenarios,
             numeraire=numeraire,
         )
-        buckets = risk_buckets(book.instruments)
+        buckets = book.risk_buckets
         return cls(
             book=book,
             kernel=kernel,
