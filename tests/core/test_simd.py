@@ -7,7 +7,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin.core.simd import LANES, first_worst, two_stream_row_sum, weighted_row_sum
+from crossmargin.core.simd import (
+    LANES,
+    first_worst,
+    two_stream_row_sum,
+    two_stream_row_sum_worst,
+    weighted_row_sum,
+)
 
 
 @numba.njit(cache=False)
@@ -74,6 +80,26 @@ def _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_r
     else:
         two_stream_row_sum(index, weight, 0, n, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0, out, 1, 0,
                            side_weight, side_stop, side_rows, side_initial, 1, side_out)  # fmt: skip
+
+
+@numba.njit(cache=False)
+def _fused(index, weight, start, stop, row_of, scale, rows, b_index, b_weight, b_stop, b_rows,  # type: ignore[no-untyped-def]
+           n_vectors, side_weight, side_rows, side_initial, pnl, side_out, worst):  # fmt: skip
+    """The block stored by two_stream_row_sum with a run-time vector count, then the fused
+    reduction over the same call: (arg, grid, depeg), side sums of both calls."""
+    side_stored = np.empty(LANES)
+    two_stream_row_sum(index, weight, start, stop, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0,
+                       pnl, n_vectors, 0, side_weight, stop, side_rows, side_initial, 0, side_stored)  # fmt: skip
+    result = two_stream_row_sum_worst(
+        index, weight, start, stop, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0,
+        pnl[:0], n_vectors, 2, side_weight, stop, side_rows, side_initial, 0, side_out, worst)  # fmt: skip
+    return result, side_stored
+
+
+@numba.njit(cache=False)
+def _literal_four(index, weight, row_of, scale, rows, b_index, b_weight, b_stop, b_rows, out):  # type: ignore[no-untyped-def]
+    two_stream_row_sum(index, weight, 0, index.shape[0], row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows,
+                       0, out, 4, 0, None, None, None, None, None, None)  # fmt: skip
 
 
 @numba.njit(cache=False)
@@ -199,3 +225,69 @@ def test_first_worst_is_numpy_argmax(seed: int, n: int, ties: bool) -> None:
     pnl[n:], weight[n:] = 1e9, -5.0  # padding that would win if it were not masked
     expected = int(np.argmax(-weight[:n] * pnl[:n] - offset[:n])) if n else 0
     assert _worst(pnl, weight, offset, n) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_vectors=st.integers(1, 4),
+    n_positions=st.integers(0, 12),
+    n_balances=st.integers(0, 3),
+    grid_frac=st.floats(0.0, 1.0),
+    ties=st.booleans(),
+)
+def test_fused_worst_is_first_worst_and_the_depeg_loop(
+    seed: int, n_vectors: int, n_positions: int, n_balances: int, grid_frac: float, ties: bool
+) -> None:
+    """two_stream_row_sum_worst returns, bit for bit, what the portfolio kernel's general path
+    computes from the stored block: first_worst's scenario, max(loss, 0), and the capped depeg
+    maximum (0 without positions); the run-time vector count picks the matching loop."""
+    rng = np.random.default_rng(seed)
+    width = n_vectors * LANES
+    n_rows, n_instruments = 5, 9
+    rows = rng.normal(size=(n_rows, width))
+    if ties:
+        rows = np.round(rows)  # many scenarios share the worst loss
+    row_of = rng.integers(0, n_rows, size=n_instruments).astype(np.int32)
+    scale = np.where(ties, 1.0, rng.uniform(0.5, 2.0, size=n_instruments))
+    index = rng.integers(0, n_instruments, size=n_positions).astype(np.int32)
+    weight = rng.integers(-3, 4, size=n_positions).astype(np.float64)
+    b_rows = rng.normal(size=(3, width))
+    b_index = rng.integers(0, 3, size=n_balances).astype(np.int64)
+    b_weight = rng.uniform(0.0, 2.0, size=n_balances)
+    side_weight = rng.choice([0.0, 1.5, -2.0], size=n_positions)
+    side_rows = rng.normal(size=(2 * n_instruments, LANES))
+    side_initial = rng.normal(size=(1, LANES))
+    n_scen = int(rng.integers(0, width + 1))
+    n_grid = min(round(grid_frac * n_scen), n_scen)
+    loss_weight = np.zeros(width)
+    loss_weight[:n_scen] = rng.choice([1.0, 0.35], size=n_scen)
+    offset = np.zeros(width)
+    offset[:n_scen] = rng.choice([0.0, 0.5], size=n_scen)
+    # Padding lanes that would win if they were read: huge losses past n_scen.
+    loss_weight[n_scen:] = -1e9
+    cap_rate = 0.25
+    pnl = np.empty(width)
+    side_out = np.empty(LANES)
+    (arg, grid, depeg), side_stored = _fused(
+        index, weight, 0, n_positions, row_of, scale, rows, b_index, b_weight, n_balances, b_rows,
+        n_vectors, side_weight, side_rows, side_initial, pnl, side_out,
+        (loss_weight, offset, n_grid, n_scen, cap_rate),
+    )  # fmt: skip
+
+    loss = -loss_weight * pnl - offset
+    expected_arg = _worst(pnl, loss_weight, offset, n_grid) if n_grid else 0
+    expected_grid = max(loss[expected_arg], 0.0) if n_grid else 0.0
+    expected_depeg = 0.0
+    if n_positions:
+        for s in range(n_grid, n_scen):
+            expected_depeg = max(expected_depeg, min(loss[s], cap_rate * expected_grid))
+    assert (arg, grid, depeg) == (expected_arg, expected_grid, expected_depeg)
+    assert np.array_equal(side_out, side_stored)
+    # The stored block itself: numpy's sums (to rounding), and the literal 4-vector call's bits.
+    expected_pnl = (weight * scale[index]) @ rows[row_of[index]] + b_weight @ b_rows[b_index]
+    np.testing.assert_allclose(pnl, expected_pnl, rtol=1e-12, atol=1e-9)
+    if n_vectors == 4:
+        literal = np.empty(width)
+        _literal_four(index, weight, row_of, scale, rows, b_index, b_weight, n_balances, b_rows, literal)
+        assert np.array_equal(literal, pnl)

@@ -20,16 +20,22 @@ prefetch_ahead > 0 it also prefetches the row of the position that many places l
 the index array, so across account boundaries too): the rows are gathered at random, and the hint
 keeps more cache misses in flight.
 
-`first_worst` (below) finds the worst scenario of an account in vector blocks.
+`two_stream_row_sum` adds a second stream (an account's balances) and a side stream (its
+positions' add-ons) in the same loops; `two_stream_row_sum_worst` then also reduces the sums,
+still in registers, to the worst scenario and the capped depeg loss, so that an account whose
+scenarios fit one block is never stored and reloaded (6 ms of the portfolio kernel's 41 on the
+bench book). `first_worst` finds the worst scenario of a stored block.
 
 No bounds checks: callers guarantee `rows` is C-contiguous float64 with at least c + 8·V
 columns, `out` is contiguous float64 with at least c + 8·V elements, every index[p] is a valid
-position in row_of and scale, and every row_of entry a valid row. V (1..4), `accumulate` and
-`prefetch_ahead` must be compile-time constants.
+position in row_of and scale, and every row_of entry a valid row. V is 1..4; `accumulate` and
+`prefetch_ahead` must be compile-time constants, and so must V for `weighted_row_sum` (the
+two-stream sums also take V at run time: one specialised loop per count behind a switch).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -245,12 +251,15 @@ def _stream_signature(index: Any, weight: Any, row_of: Any, scale: Any, rows: An
     return (index, weight, types.intp, types.intp, row_of, scale, rows)
 
 
+def _prefetch_ok(prefetch_ahead: Any) -> bool:
+    return isinstance(prefetch_ahead, types.IntegerLiteral) and prefetch_ahead.literal_value >= 0
+
+
 def _literals_ok(n_vectors: Any, prefetch_ahead: Any) -> bool:
     return (
         isinstance(n_vectors, types.IntegerLiteral)
         and 1 <= n_vectors.literal_value <= MAX_VECTORS
-        and isinstance(prefetch_ahead, types.IntegerLiteral)
-        and prefetch_ahead.literal_value >= 0
+        and _prefetch_ok(prefetch_ahead)
     )
 
 
@@ -322,6 +331,152 @@ def _weighted_row_sum(
     return sig, codegen
 
 
+_TWO_STREAM_DOC = """weighted_row_sum over a first (mapped or not) stream, then over a second unmapped one,
+    stored once: out[block] = Σ_a ... + Σ_b weight_b·rows_b[index_b] (an account's positions,
+    then its balances, without storing and reloading the sums in between).
+
+    Side stream (side_weight, side_rows, side_initial, side_out all arrays, or all None): in the
+    same loop, over the first stream's positions [start, side_stop) (start <= side_stop <= stop),
+        side_out[0:8] = side_initial[side_initial_row, 0:8]
+                        + Σ_p side_weight[p] · side_rows[2·index[p] + (side_weight[p] < 0)]
+    (the initial row is read as one vector: copied into side_out lane by lane first, the vector
+    load would wait for eight scalar stores it cannot forward from, 3 ms on the bench book)
+    (side_rows (2·n_index, >= 8), C order: a row per instrument and sign). The portfolio kernel
+    sums the add-ons of positions alone in their underlying this way: they are linear in q with
+    a slope per side (see margin.portfolio.KernelInputs)."""
+
+
+def _two_stream_types(
+    index: Any,
+    weight: Any,
+    row_of: Any,
+    scale: Any,
+    rows: Any,
+    index_b: Any,
+    weight_b: Any,
+    rows_b: Any,
+    out: Any,
+    n_vectors: Any,
+    prefetch_ahead: Any,
+    side_weight: Any,
+    side_stop: Any,
+    side_rows: Any,
+    side_initial: Any,
+    side_initial_row: Any,
+    side_out: Any,
+) -> tuple[Any, ...] | None:
+    """The argument types of a valid `two_stream_row_sum` call, else None."""
+    if not _stream_types_ok(index, weight, row_of, scale, rows):
+        return None
+    if not (_stream_types_ok(index_b, weight_b, types.none, types.none, rows_b) and _float_vector(out)):
+        return None
+    if isinstance(n_vectors, types.IntegerLiteral):
+        if not _literals_ok(n_vectors, prefetch_ahead):
+            return None
+        vectors_type: Any = n_vectors
+    elif isinstance(n_vectors, types.Integer) and _prefetch_ok(prefetch_ahead):
+        vectors_type = types.intp  # known at run time: one specialised loop per count
+    else:
+        return None
+    with_side = side_weight is not types.none
+    if with_side:
+        if not (_stream_types_ok(index, side_weight, types.none, types.none, side_rows)):
+            return None
+        if not (_float_vector(side_out) and isinstance(side_stop, types.Integer)):
+            return None
+        if not (_float_matrix(side_initial) and isinstance(side_initial_row, types.Integer)):
+            return None
+    elif not (side_rows is types.none and side_initial is types.none and side_out is types.none):
+        return None
+    return (
+        *_stream_signature(index, weight, row_of, scale, rows),
+        index_b,
+        weight_b,
+        types.intp,
+        types.intp,
+        rows_b,
+        types.intp,
+        out,
+        vectors_type,
+        prefetch_ahead,
+        side_weight,
+        types.intp if with_side else side_stop,
+        side_rows,
+        side_initial,
+        types.intp if with_side else side_initial_row,
+        side_out,
+    )
+
+
+def _for_each_count(
+    builder: Any, n_vectors_type: Any, n_vectors: Any, emit: Callable[[int], list[Any]]
+) -> list[Any]:
+    """emit(n) for the literal vector count n, or, for a count known only at run time, a switch
+    over one specialised copy per count (values outside 1..MAX_VECTORS take the 1-vector copy),
+    whose results (scalars) meet in phis."""
+    if isinstance(n_vectors_type, types.IntegerLiteral):
+        return emit(int(n_vectors_type.literal_value))
+    merge = builder.append_basic_block("nv.merge")
+    blocks = [builder.append_basic_block(f"nv.{n}") for n in range(1, MAX_VECTORS + 1)]
+    switch = builder.switch(n_vectors, blocks[0])
+    for n, block in enumerate(blocks[1:], start=2):
+        switch.add_case(ir.Constant(n_vectors.type, n), block)
+    ends = []
+    for n, block in enumerate(blocks, start=1):
+        builder.position_at_end(block)
+        results = emit(n)
+        ends.append((builder.block, results))
+        builder.branch(merge)
+    builder.position_at_end(merge)
+    merged = []
+    for k, value in enumerate(ends[0][1]):
+        phi = builder.phi(value.type)
+        for block, results in ends:
+            phi.add_incoming(results[k], block)
+        merged.append(phi)
+    return merged
+
+
+def _two_stream_codegen(
+    context: Any, builder: Any, arg_types: Any, args: Any, n_vec: int, store: bool = True
+) -> list[Any]:
+    """Emit `two_stream_row_sum` (its 22 arguments, typed by `_two_stream_types`) for n_vec
+    vectors: stores the side sums and (if `store`) the block, and returns the block's sums as
+    vectors (valid where the builder is left)."""
+    ahead = int(arg_types[15].literal_value)
+    col_offset, out_base = _out_block(context, builder, arg_types[13], args[13], args[12])
+    first = _stream(context, builder, arg_types[:7], args[:7], col_offset)
+    second_types = (*arg_types[7:9], types.intp, types.intp, types.none, types.none, arg_types[11])
+    second_values = (*args[7:11], None, None, args[11])
+    second = _stream(context, builder, second_types, second_values, col_offset)
+    sums = _zero_sums(n_vec)
+    if arg_types[16] is not types.none:
+        side_rows_arr = context.make_array(arg_types[18])(context, builder, args[18])
+        side = _SideStream(
+            weight=context.make_array(arg_types[16])(context, builder, args[16]).data,
+            rows_base=builder.ptrtoint(side_rows_arr.data, ir.IntType(64)),
+            row_stride=builder.extract_value(side_rows_arr.strides, 0),
+        )
+        initial_arr = context.make_array(arg_types[19])(context, builder, args[19])
+        initial_row = builder.add(
+            builder.ptrtoint(initial_arr.data, ir.IntType(64)),
+            builder.mul(args[20], builder.extract_value(initial_arr.strides, 0)),
+        )
+        side_sum = builder.load(_vector_at(builder, initial_row, 0), align=8)
+        zero = ir.Constant(ir.IntType(64), 0)
+        _, side_base = _out_block(context, builder, arg_types[21], args[21], zero)
+        split = args[17]
+        sums = _emit_sums(builder, replace(first, stop=split), [*sums, side_sum], ahead, side)
+        _store_sums(builder, side_base, sums[n_vec:])
+        first = replace(first, start=split)
+        sums = sums[:n_vec]
+    sums = _emit_sums(builder, first, sums, ahead)
+    sums = _emit_sums(builder, second, sums, 0)
+    if store:
+        _store_sums(builder, out_base, sums)
+    return sums
+
+
 def _two_stream_row_sum(
     typingctx: Any,
     index: Any,
@@ -347,101 +502,190 @@ def _two_stream_row_sum(
     side_initial_row: Any,
     side_out: Any,
 ) -> Any:
-    """weighted_row_sum over a first (mapped or not) stream, then over a second unmapped one,
-    stored once: out[block] = Σ_a ... + Σ_b weight_b·rows_b[index_b] (an account's positions,
-    then its balances, without storing and reloading the sums in between).
-
-    Side stream (side_weight, side_rows, side_initial, side_out all arrays, or all None): in the
-    same loop, over the first stream's positions [start, side_stop) (start <= side_stop <= stop),
-        side_out[0:8] = side_initial[side_initial_row, 0:8]
-                        + Σ_p side_weight[p] · side_rows[2·index[p] + (side_weight[p] < 0)]
-    (the initial row is read as one vector: copied into side_out lane by lane first, the vector
-    load would wait for eight scalar stores it cannot forward from, 3 ms on the bench book)
-    (side_rows (2·n_index, >= 8), C order: a row per instrument and sign). The portfolio kernel
-    sums the add-ons of positions alone in their underlying this way: they are linear in q with
-    a slope per side (see margin.portfolio.KernelInputs)."""
-    if not _stream_types_ok(index, weight, row_of, scale, rows):
+    arg_types = _two_stream_types(
+        index, weight, row_of, scale, rows, index_b, weight_b, rows_b, out, n_vectors, prefetch_ahead,
+        side_weight, side_stop, side_rows, side_initial, side_initial_row, side_out,
+    )  # fmt: skip
+    if arg_types is None:
         return None
-    if not (_stream_types_ok(index_b, weight_b, types.none, types.none, rows_b) and _float_vector(out)):
-        return None
-    if not _literals_ok(n_vectors, prefetch_ahead):
-        return None
-    with_side = side_weight is not types.none
-    if with_side:
-        if not (_stream_types_ok(index, side_weight, types.none, types.none, side_rows)):
-            return None
-        if not (_float_vector(side_out) and isinstance(side_stop, types.Integer)):
-            return None
-        if not (_float_matrix(side_initial) and isinstance(side_initial_row, types.Integer)):
-            return None
-    elif not (side_rows is types.none and side_initial is types.none and side_out is types.none):
-        return None
-    n_vec = int(n_vectors.literal_value)
-    ahead = int(prefetch_ahead.literal_value)
-    sig = types.void(
-        *_stream_signature(index, weight, row_of, scale, rows),
-        index_b,
-        weight_b,
-        types.intp,
-        types.intp,
-        rows_b,
-        types.intp,
-        out,
-        n_vectors,
-        prefetch_ahead,
-        side_weight,
-        types.intp if with_side else side_stop,
-        side_rows,
-        side_initial,
-        types.intp if with_side else side_initial_row,
-        side_out,
-    )
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        col_offset, out_base = _out_block(context, builder, signature.args[13], args[13], args[12])
-        first = _stream(context, builder, signature.args[:7], args[:7], col_offset)
-        second_types = (
-            *signature.args[7:9],
-            types.intp,
-            types.intp,
-            types.none,
-            types.none,
-            signature.args[11],
-        )
-        second_values = (*args[7:11], None, None, args[11])
-        second = _stream(context, builder, second_types, second_values, col_offset)
-        sums = _zero_sums(n_vec)
-        if with_side:
-            side_rows_arr = context.make_array(signature.args[18])(context, builder, args[18])
-            side = _SideStream(
-                weight=context.make_array(signature.args[16])(context, builder, args[16]).data,
-                rows_base=builder.ptrtoint(side_rows_arr.data, ir.IntType(64)),
-                row_stride=builder.extract_value(side_rows_arr.strides, 0),
-            )
-            initial_arr = context.make_array(signature.args[19])(context, builder, args[19])
-            initial_row = builder.add(
-                builder.ptrtoint(initial_arr.data, ir.IntType(64)),
-                builder.mul(args[20], builder.extract_value(initial_arr.strides, 0)),
-            )
-            side_sum = builder.load(_vector_at(builder, initial_row, 0), align=8)
-            zero = ir.Constant(ir.IntType(64), 0)
-            _, side_base = _out_block(context, builder, signature.args[21], args[21], zero)
-            split = args[17]
-            sums = _emit_sums(builder, replace(first, stop=split), [*sums, side_sum], ahead, side)
-            _store_sums(builder, side_base, sums[n_vec:])
-            first = replace(first, start=split)
-            sums = sums[:n_vec]
-        sums = _emit_sums(builder, first, sums, ahead)
-        _store_sums(builder, out_base, _emit_sums(builder, second, sums, 0))
+        def emit(n_vec: int) -> list[Any]:
+            _two_stream_codegen(context, builder, signature.args, args, n_vec)
+            return []
+
+        _for_each_count(builder, signature.args[14], args[14], emit)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return types.void(*arg_types), codegen
+
+
+_two_stream_row_sum.__doc__ = _TWO_STREAM_DOC
+
+
+def _two_stream_row_sum_worst(
+    typingctx: Any,
+    index: Any,
+    weight: Any,
+    start: Any,
+    stop: Any,
+    row_of: Any,
+    scale: Any,
+    rows: Any,
+    index_b: Any,
+    weight_b: Any,
+    start_b: Any,
+    stop_b: Any,
+    rows_b: Any,
+    col0: Any,
+    out: Any,
+    n_vectors: Any,
+    prefetch_ahead: Any,
+    side_weight: Any,
+    side_stop: Any,
+    side_rows: Any,
+    side_initial: Any,
+    side_initial_row: Any,
+    side_out: Any,
+    worst: Any,
+) -> Any:
+    """`two_stream_row_sum` over the whole scenario row (col0 = 0, 8·n_vectors >= n_scen), then,
+    on the sums still in registers, the worst grid scenario and the capped depeg loss:
+
+        worst = (loss_weight, offset, n_grid, n_scen, depeg_cap)   (float64 arrays of >= 8·V)
+        loss_s = -loss_weight[s]·pnl[s] - offset[s]
+        arg    = first s in [0, n_grid) with the largest loss (0 if none: n_grid = 0 or all NaN)
+        grid   = max(loss_arg, 0)   (0 if n_grid = 0)
+        depeg  = max(0, max_{s in [n_grid, n_scen)} min(loss_s, depeg_cap·grid)), 0 if start = stop
+
+    returned as (arg, grid, depeg): the same numbers as `first_worst` on the stored block and the
+    depeg loop written in numba (the portfolio kernel's single-group path), without reloading the
+    32 sums, and with the maxima as vector max trees rather than a loop of compares."""
+    arg_types = _two_stream_types(
+        index, weight, row_of, scale, rows, index_b, weight_b, rows_b, out, n_vectors, prefetch_ahead,
+        side_weight, side_stop, side_rows, side_initial, side_initial_row, side_out,
+    )  # fmt: skip
+    if arg_types is None or not isinstance(worst, types.BaseTuple) or len(worst) != 5:
+        return None
+    worst_types: tuple[Any, ...] = tuple(worst.types)  # type: ignore[attr-defined]
+    loss_weight, offset, n_grid, n_scen, cap = worst_types
+    if not (_float_vector(loss_weight) and _float_vector(offset)):
+        return None
+    if not (isinstance(n_grid, types.Integer) and isinstance(n_scen, types.Integer) and cap == types.float64):
+        return None
+    result = types.Tuple((types.intp, types.float64, types.float64))  # type: ignore[no-untyped-call]
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        fields = [builder.extract_value(args[22], k) for k in range(5)]
+        loss_weight, offset = (
+            context.make_array(worst_types[k])(context, builder, fields[k]).data for k in range(2)
+        )
+        n_grid_v = context.cast(builder, fields[2], worst_types[2], types.intp)
+        n_scen_v = context.cast(builder, fields[3], worst_types[3], types.intp)
+        has_positions = builder.icmp_signed("<", args[2], args[3])
+
+        def emit(n_vec: int) -> list[Any]:
+            # The block is not stored: the caller wants only the three numbers.
+            sums = _two_stream_codegen(context, builder, signature.args, args, n_vec, store=False)
+            return list(
+                _emit_worst(builder, sums, loss_weight, offset, n_grid_v, n_scen_v, fields[4], has_positions)
+            )
+
+        values = _for_each_count(builder, signature.args[14], args[14], emit)
+        return context.make_tuple(builder, result, values)
+
+    return result(*arg_types, worst), codegen
+
+
+def _emit_worst(
+    builder: Any,
+    sums: list[Any],
+    loss_weight: Any,
+    offset: Any,
+    n_grid: Any,
+    n_scen: Any,
+    cap_rate: Any,
+    has_positions: Any,
+) -> tuple[Any, Any, Any]:
+    """(arg, grid, depeg) of `two_stream_row_sum_worst` from the block's sums."""
+    i1 = ir.IntType(1)
+    i32 = ir.IntType(32)
+    i64 = ir.IntType(64)
+    f64 = ir.DoubleType()
+    vec = ir.VectorType(f64, LANES)
+    ivec = ir.VectorType(i64, LANES)
+    splat0 = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+
+    def splat(value: Any, vector_type: Any) -> Any:
+        one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(i32, 0))
+        return builder.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined), splat0)
+
+    def larger(x: Any, y: Any) -> Any:
+        """x if x > y else y: one vmaxpd (no NaN fix-up, unlike llvm.maxnum)."""
+        return builder.select(builder.fcmp_ordered(">", x, y), x, y)
+
+    def across(v: Any) -> Any:
+        """The largest lane, halving the vector with shuffles."""
+        width = LANES
+        while width > 1:
+            width //= 2
+            halves = [ir.Constant(ir.VectorType(i32, width), list(range(k, k + width))) for k in (0, width)]
+            v = larger(*(builder.shuffle_vector(v, v, half) for half in halves))
+        return builder.extract_element(v, ir.Constant(i32, 0))
+
+    def tree(vectors: list[Any]) -> Any:
+        """Lane-wise largest of the vectors, as a balanced tree (no serial chain)."""
+        while len(vectors) > 1:
+            pairs = range(0, len(vectors) - 1, 2)
+            vectors = [larger(vectors[k], vectors[k + 1]) for k in pairs] + vectors[len(vectors) & ~1 :]
+        return vectors[0]
+
+    vec_ptr = vec.as_pointer()
+    minus_inf = ir.Constant(vec, [float("-inf")] * LANES)
+    zero_vec = ir.Constant(vec, [0.0] * LANES)
+    grid_end = splat(n_grid, ivec)
+    scen_end = splat(n_scen, ivec)
+    losses, grid_losses, valid_depeg = [], [], []
+    for v, total in enumerate(sums):
+        w, o = (
+            builder.load(builder.bitcast(builder.gep(a, [ir.Constant(i64, LANES * v)]), vec_ptr), align=8)
+            for a in (loss_weight, offset)
+        )
+        loss = builder.fsub(builder.fneg(builder.fmul(w, total)), o)
+        lane = ir.Constant(ivec, list(range(LANES * v, LANES * (v + 1))))
+        in_grid = builder.icmp_signed("<", lane, grid_end)
+        losses.append(loss)
+        # As first_worst: a NaN loss is never the worst (nor -inf, the start of its running max).
+        counted = builder.and_(in_grid, builder.fcmp_ordered(">", loss, minus_inf))
+        grid_losses.append(builder.select(counted, loss, minus_inf))
+        valid_depeg.append(builder.and_(builder.not_(in_grid), builder.icmp_signed("<", lane, scen_end)))
+    best = across(tree(grid_losses))
+    # First lane holding the maximum: the compare masks as one bit field, then its lowest set bit.
+    best_vec = splat(best, vec)
+    bits = [builder.bitcast(builder.fcmp_ordered("==", g, best_vec), ir.IntType(LANES)) for g in grid_losses]
+    field = ir.Constant(i64, 0)
+    for v, b in enumerate(bits):
+        field = builder.or_(field, builder.shl(builder.zext(b, i64), ir.Constant(i64, LANES * v)))
+    cttz = _llvm_function(builder, ir.FunctionType(i64, [i64, i1]), "llvm.cttz.i64")
+    first = builder.call(cttz, [field, ir.Constant(i1, 0)])
+    found = builder.fcmp_ordered(">", best, ir.Constant(f64, float("-inf")))
+    arg = builder.select(found, first, ir.Constant(i64, 0))
+    grid = builder.select(builder.fcmp_ordered(">", best, ir.Constant(f64, 0.0)), best, ir.Constant(f64, 0.0))
+    cap = splat(builder.fmul(cap_rate, grid), vec)
+    capped = [
+        builder.select(ok, builder.select(builder.fcmp_ordered("<", loss, cap), loss, cap), zero_vec)
+        for loss, ok in zip(losses, valid_depeg, strict=True)
+    ]
+    depeg = larger(across(tree(capped)), ir.Constant(f64, 0.0))
+    depeg = builder.select(has_positions, depeg, ir.Constant(f64, 0.0))
+    return arg, grid, depeg
 
 
 # The typing function above takes numba's typing context first; callers (inside njit code) pass
 # only the real arguments, so the public names are typed loosely.
 weighted_row_sum: Any = intrinsic(_weighted_row_sum)
 two_stream_row_sum: Any = intrinsic(_two_stream_row_sum)
+two_stream_row_sum_worst: Any = intrinsic(_two_stream_row_sum_worst)
 
 
 def _first_worst(typingctx: Any, pnl: Any, weight: Any, offset: Any, n: Any) -> Any:

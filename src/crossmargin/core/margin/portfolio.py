@@ -58,7 +58,13 @@ from crossmargin.core.scenarios import (
     revalue_scenarios,
     underlying_grid,
 )
-from crossmargin.core.simd import LANES, MAX_VECTORS, first_worst, two_stream_row_sum
+from crossmargin.core.simd import (
+    LANES,
+    MAX_VECTORS,
+    first_worst,
+    two_stream_row_sum,
+    two_stream_row_sum_worst,
+)
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -935,6 +941,10 @@ def _kernel_body(
     ri, rw, rows = run_instrument, run_pnl_weight, scenario_rows
     ro, rsc, ba, bu, ap = row_of, row_scale, balance_asset, balance_units, asset_pnl
     sw, sr = run_side_weight, side_rows
+    # One block of scenarios, at most one group, no numeraire (every preset of the bench's size):
+    # the fused path. Otherwise pnl is stored and reduced below.
+    one_pass = width <= BLOCK_COLUMNS and n_groups <= 1 and not use_numeraire
+    worst = (weight, offset, n_grid, n_scen, rates[6])
     for chunk in numba.prange(n_chunks):
         pnl = np.empty(width)
         acc = np.empty(_ACCOUNT_ADDONS)
@@ -947,71 +957,62 @@ def _kernel_body(
             c0 = balance_ptr[a]
             c1 = balance_ptr[a + 1]
             r = general_row[a]
-            # 1. Scenario P&L, one vector block of up to 32 scenarios at a time (the number of
-            # vectors must be a compile-time constant, hence the four spelled-out calls); the
-            # side sums ride along in the last block.
-            for col in range(0, width, BLOCK_COLUMNS):
-                left = (width - col) // LANES
-                # The side sums start from the general row at every call: only the last one adds them.
-                side_stop = p1 if col + BLOCK_COLUMNS >= width and bookkeeping else p0
-                if left >= 4:
+            if one_pass:
+                # Scenario P&L, side sums, then the worst scenario and depeg loss on the sums
+                # still in registers (the same numbers as the general path below).
+                arg, total, depeg = two_stream_row_sum_worst(
+                    ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, 0, pnl, width // LANES, PREFETCH,
+                    sw, p1 if bookkeeping else p0, sr, general_sums, r, acc, worst,
+                )  # fmt: skip
+            else:
+                # 1. Scenario P&L, one vector block of up to 32 scenarios at a time; the side sums
+                # ride along in the last block.
+                for col in range(0, width, BLOCK_COLUMNS):
+                    # The side sums start from the general row at every call: only the last adds them.
+                    side_stop = p1 if col + BLOCK_COLUMNS >= width and bookkeeping else p0
+                    n_vectors = min((width - col) // LANES, MAX_VECTORS)
                     two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 4, PREFETCH,
+                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, n_vectors, PREFETCH,
                         sw, side_stop, sr, general_sums, r, acc,
                     )  # fmt: skip
-                elif left == 3:
-                    two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 3, PREFETCH,
-                        sw, side_stop, sr, general_sums, r, acc,
-                    )  # fmt: skip
-                elif left == 2:
-                    two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 2, PREFETCH,
-                        sw, side_stop, sr, general_sums, r, acc,
-                    )  # fmt: skip
-                else:
-                    two_stream_row_sum(
-                        ri, rw, p0, p1, ro, rsc, rows, ba, bu, c0, c1, ap, col, pnl, 1, PREFETCH,
-                        sw, side_stop, sr, general_sums, r, acc,
-                    )  # fmt: skip
-            if use_numeraire:
-                equity = 0.0
-                for p in range(p0, p1):
-                    i = run_instrument[p]
-                    equity += run_quantity[p] * unit_value[i] + coefficient[i] * run_entry_weight[p]
-                for c in range(c0, c1):
-                    equity += balance_units[c] * asset_price[balance_asset[c]]
-                if equity != 0.0:
-                    for s in range(n_scen):
-                        pnl[s] -= equity * numeraire_move[s]
-            # 2. Worst loss per group; the depeg rows after the grid.
-            total = 0.0
-            arg = 0
-            if n_groups == 1:
-                arg = first_worst(pnl, weight, offset, n_grid)
-                total = max(-weight[arg] * pnl[arg] - offset[arg], 0.0)
-            elif n_groups > 1:
-                for g in range(n_groups):
-                    group_loss[g] = -np.inf
-                    group_arg[g] = 0
-                for s in range(n_grid):
-                    loss = -weight[s] * pnl[s] - offset[s]
-                    g = group[s]
-                    if loss > group_loss[g]:
-                        group_loss[g] = loss
-                        group_arg[g] = s
-                largest = -1.0
-                for g in range(n_groups):
-                    contribution = max(group_loss[g], 0.0)
-                    total += contribution
-                    if contribution > largest:
-                        largest = contribution
-                        arg = group_arg[g]
-            depeg = 0.0
-            if p1 > p0:
-                for s in range(n_grid, n_scen):
-                    loss = -weight[s] * pnl[s] - offset[s]
-                    depeg = max(depeg, min(loss, rates[6] * total))
+                if use_numeraire:
+                    equity = 0.0
+                    for p in range(p0, p1):
+                        i = run_instrument[p]
+                        equity += run_quantity[p] * unit_value[i] + coefficient[i] * run_entry_weight[p]
+                    for c in range(c0, c1):
+                        equity += balance_units[c] * asset_price[balance_asset[c]]
+                    if equity != 0.0:
+                        for s in range(n_scen):
+                            pnl[s] -= equity * numeraire_move[s]
+                # 2. Worst loss per group; the depeg rows after the grid.
+                total = 0.0
+                arg = 0
+                if n_groups == 1:
+                    arg = first_worst(pnl, weight, offset, n_grid)
+                    total = max(-weight[arg] * pnl[arg] - offset[arg], 0.0)
+                elif n_groups > 1:
+                    for g in range(n_groups):
+                        group_loss[g] = -np.inf
+                        group_arg[g] = 0
+                    for s in range(n_grid):
+                        loss = -weight[s] * pnl[s] - offset[s]
+                        g = group[s]
+                        if loss > group_loss[g]:
+                            group_loss[g] = loss
+                            group_arg[g] = s
+                    largest = -1.0
+                    for g in range(n_groups):
+                        contribution = max(group_loss[g], 0.0)
+                        total += contribution
+                        if contribution > largest:
+                            largest = contribution
+                            arg = group_arg[g]
+                depeg = 0.0
+                if p1 > p0:
+                    for s in range(n_grid, n_scen):
+                        loss = -weight[s] * pnl[s] - offset[s]
+                        depeg = max(depeg, min(loss, rates[6] * total))
             out_worst[a] = arg
             out_grid[a] = total
             out_min_delta[a] = acc[_FLOOR_LANE]
