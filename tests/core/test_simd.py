@@ -7,8 +7,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossmargin.core.margin.portfolio import ADDON_NAMES
 from crossmargin.core.simd import (
     LANES,
+    SIDE_SHORT_LANE,
+    SIDE_SIGNED_LANE,
     first_worst,
     two_stream_row_sum,
     two_stream_row_sum_worst,
@@ -161,11 +164,12 @@ def test_two_streams_add_up(seed: int, n_a: int, n_b: int) -> None:
     split=st.floats(0.0, 1.0),
     ahead=st.booleans(),
 )
-def test_side_stream_picks_the_row_of_each_sign(
+def test_side_stream_charges_each_lane_by_its_multiplier(
     seed: int, n_a: int, n_b: int, split: float, ahead: bool
 ) -> None:
-    """The side sum over the first side_stop positions, row 2i for a positive weight and 2i + 1
-    for a negative one, added to the initial row; the scenario sums are unchanged by it."""
+    """The side sum over the first side_stop positions, each instrument's row times |w| on every
+    lane but the short lane (max(-w, 0)) and the signed lane (w), added to the initial row; the
+    scenario sums are unchanged by it."""
     rng = np.random.default_rng(seed)
     n_vec = 2 if ahead else 1
     rows = rng.normal(size=(4, n_vec * LANES))
@@ -174,7 +178,7 @@ def test_side_stream_picks_the_row_of_each_sign(
     index = rng.integers(0, 6, size=n_a).astype(np.int32)
     weight = rng.normal(size=n_a)
     side_weight = rng.normal(size=n_a) * rng.integers(0, 2, size=n_a)  # some zero
-    side_rows = rng.normal(size=(12, LANES))
+    side_rows = rng.normal(size=(6, LANES))
     b_rows = rng.normal(size=(3, n_vec * LANES))
     b_index = rng.integers(0, 3, size=n_b + 1).astype(np.int64)
     b_weight = rng.normal(size=n_b + 1)
@@ -189,8 +193,25 @@ def test_side_stream_picks_the_row_of_each_sign(
     expected = expected + (b_weight[:n_b, None] * b_rows[b_index[:n_b]]).sum(axis=0)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
     w, i = side_weight[:side_stop], index[:side_stop].astype(np.int64)
-    side_row = side_rows[2 * i + (w < 0)]
-    np.testing.assert_allclose(side_out, before + (w[:, None] * side_row).sum(axis=0), rtol=1e-12, atol=1e-12)
+    multiplier = np.array([side_multiplier(x) for x in w]).reshape(-1, LANES)
+    expected_side = before + (multiplier * side_rows[i]).sum(axis=0)
+    np.testing.assert_allclose(side_out, expected_side, rtol=1e-12, atol=1e-12)
+
+
+def side_multiplier(weight: float) -> list[float]:
+    """Per lane, what a side row is charged per contract of a position of signed size `weight`."""
+    lanes = [abs(weight)] * LANES
+    lanes[SIDE_SHORT_LANE] = max(-weight, 0.0)
+    lanes[SIDE_SIGNED_LANE] = weight
+    return lanes
+
+
+def test_side_lanes_are_the_short_option_and_funding_addons() -> None:
+    """The portfolio kernel's add-on columns line up with the side stream's special lanes."""
+    assert ADDON_NAMES[SIDE_SHORT_LANE] == "short_option"
+    assert ADDON_NAMES[SIDE_SIGNED_LANE] == "funding_provision"
+    assert side_multiplier(-2.0) == [2.0, 2.0, 2.0, 2.0, 2.0, -2.0, 2.0, 2.0]
+    assert side_multiplier(3.0) == [3.0, 3.0, 0.0, 3.0, 3.0, 3.0, 3.0, 3.0]
 
 
 def test_identity_rows_and_accumulate() -> None:
@@ -256,7 +277,7 @@ def test_fused_worst_is_first_worst_and_the_depeg_loop(
     b_index = rng.integers(0, 3, size=n_balances).astype(np.int64)
     b_weight = rng.uniform(0.0, 2.0, size=n_balances)
     side_weight = rng.choice([0.0, 1.5, -2.0], size=n_positions)
-    side_rows = rng.normal(size=(2 * n_instruments, LANES))
+    side_rows = rng.normal(size=(n_instruments, LANES))
     side_initial = rng.normal(size=(1, LANES))
     n_scen = int(rng.integers(0, width + 1))
     n_grid = min(round(grid_frac * n_scen), n_scen)

@@ -61,6 +61,8 @@ from crossmargin.core.scenarios import (
 from crossmargin.core.simd import (
     LANES,
     MAX_VECTORS,
+    SIDE_SHORT_LANE,
+    SIDE_SIGNED_LANE,
     first_worst,
     two_stream_row_sum,
     two_stream_row_sum_worst,
@@ -527,11 +529,12 @@ class KernelInputs:
     row (scale cs·mark or cs·spot); each option has its own row (scale 1). On the bench's 5,000
     instruments that is 1,918 rows instead of 5,000: 0.5 MB instead of 1.3 MB of rows, gathered
     at random, which then mostly stay in the 1 MB L2 cache.
-    side_rows (2I, 8): the floor and add-ons of a position alone in its underlying, per contract
-    of q, row 2i for q > 0 and 2i + 1 for q < 0 (so that q·row is the position's charge): lanes
-    roll shock, delta contingency, short option, - (concentration: never alone, see
+    side_rows (I, 8): the floor and add-ons of a position alone in its underlying, per contract:
+    lanes roll shock, delta contingency, short option, - (concentration: never alone, see
     core.position_runs), liquidity, funding, fee, floor (min delta). Alone in its underlying and
-    bucket, |D_u| = |q|·|delta_i|, so every one of them is linear in q on each side of zero.
+    bucket, |D_u| = |q|·|delta_i|, so each is a per-contract charge times |q|, except the short
+    option charge (times the short quantity max(-q, 0)) and funding (times q): the lanes of
+    core.simd's side stream (SIDE_SHORT_LANE, SIDE_SIGNED_LANE), one 64-byte row per instrument.
     general_underlyings: where the concentration add-on applies (positions there are always in
     the runs' general section).
     asset_pnl (K, S_pad): price_k·dF[k, s], the P&L of one haircut unit of asset k.
@@ -626,23 +629,19 @@ def _scenario_rows(
 
 
 def _side_rows(instrument_data: FloatArray, unhedged: FloatArray, addons: AddOns) -> FloatArray:
-    """(2I, 8): see KernelInputs. Per unit |q| (L) the charges of a long and of a short, then
-    signed so that q·row is the charge: row 2i = L_long, row 2i + 1 = -L_short."""
+    """(I, 8): see KernelInputs. Per contract: the charges per |q|, the short-option charge per
+    short contract and the funding payment per signed contract."""
     delta = np.abs(instrument_data[:, 0])
-    per_unit = np.zeros((instrument_data.shape[0], LANES))
-    per_unit[:, 0] = delta * instrument_data[:, 6]
-    per_unit[:, 1] = addons.delta_contingency_rate * delta
-    per_unit[:, 4] = addons.delta_half_spread_bps * 1e-4 * delta + addons.vega_half_spread * np.abs(
+    rows = np.zeros((instrument_data.shape[0], LANES))
+    rows[:, 0] = delta * instrument_data[:, 6]
+    rows[:, 1] = addons.delta_contingency_rate * delta
+    rows[:, SIDE_SHORT_LANE] = instrument_data[:, 3]
+    rows[:, 4] = addons.delta_half_spread_bps * 1e-4 * delta + addons.vega_half_spread * np.abs(
         instrument_data[:, 1]
     )
-    per_unit[:, 6] = instrument_data[:, 5]
-    per_unit[:, _FLOOR_LANE] = unhedged * delta  # unhedged·|D_u| + hedged·(G_u - |D_u|)/2, G_u = |D_u|
-    rows = np.empty((2 * per_unit.shape[0], LANES))
-    rows[0::2] = per_unit
-    rows[1::2] = -per_unit
-    rows[0::2, 2] = 0.0  # short option: shorts only
-    rows[1::2, 2] = -instrument_data[:, 3]
-    rows[:, 5] = np.repeat(instrument_data[:, 4], 2)  # funding: q x payment, either side
+    rows[:, SIDE_SIGNED_LANE] = instrument_data[:, 4]  # funding: q x payment, either side
+    rows[:, 6] = instrument_data[:, 5]
+    rows[:, _FLOOR_LANE] = unhedged * delta  # unhedged·|D_u| + hedged·(G_u - |D_u|)/2, G_u = |D_u|
     return rows
 
 
