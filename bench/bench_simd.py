@@ -4,14 +4,15 @@
 
 On bench_portfolio's book (default 1,000,000 accounts, 10.9 M positions, 32 scenarios), each
 account's scenario P&L (positions' weight x scale x shared scenario row, then its balances) and its
-worst grid scenario, two ways, timed interleaved in the same process (best and median of R):
+worst grid scenario and grid requirement max(worst loss, 0), two ways, timed interleaved in the
+same process (best and median of R):
 
   * plain numba   for s in range(S): pnl[s] += w * row[s] (sums in memory), then a scalar
                   max / first-argmax loop
-  * intrinsics    core.simd.two_stream_row_sum (sums in vector registers, two sets, prefetch)
-                  and core.simd.first_worst (one vector pass)
+  * intrinsics    core.simd.two_stream_row_sum_worst (sums in vector registers, two sets, the
+                  worst scenario reduced in registers; prefetch as the portfolio kernel's)
 
-Both must give the same worst loss to 1e-12 relative (and the same scenario) or the script exits
+Both must give the same requirement to 1e-12 relative (and the same scenario) or the script exits
 1. The last line printed is one JSON object.
 """
 
@@ -27,10 +28,16 @@ import numpy as np
 
 from bench_cross import build_assets
 from bench_portfolio import ADDONS, build_book, build_scenario_set, build_table
-from crossmargin.core.margin.portfolio import kernel_inputs
+from crossmargin.core.margin.portfolio import PREFETCH, kernel_inputs
 from crossmargin.core.pricing import revalue
 from crossmargin.core.scenarios import revalue_scenarios
-from crossmargin.core.simd import LANES, first_worst, two_stream_row_sum
+from crossmargin.core.simd import (
+    LANES,
+    MAX_VECTORS,
+    first_worst,
+    two_stream_row_sum,
+    two_stream_row_sum_worst,
+)
 
 CHUNK = 256
 
@@ -61,7 +68,7 @@ def plain_numba(indptr, instrument, weight, row_of, scale, rows, bptr, basset, b
                 if loss > best:
                     best = loss
                     arg = s
-            out_loss[a] = best
+            out_loss[a] = max(best, 0.0)
             out_worst[a] = arg
 
 
@@ -74,18 +81,21 @@ def intrinsics(indptr, instrument, weight, row_of, scale, rows, bptr, basset, bu
         pnl = np.empty(width)
         for a in range(chunk * CHUNK, min((chunk + 1) * CHUNK, n_accounts)):
             p0, p1, c0, c1 = indptr[a], indptr[a + 1], bptr[a], bptr[a + 1]
-            for col in range(0, width, 4 * LANES):
-                left = (width - col) // LANES
-                if left >= 4:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 4, 6, None, None, None, None, None, None)  # fmt: skip
-                elif left == 3:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 3, 6, None, None, None, None, None, None)  # fmt: skip
-                elif left == 2:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 2, 6, None, None, None, None, None, None)  # fmt: skip
-                else:
-                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, col, pnl, 1, 6, None, None, None, None, None, None)  # fmt: skip
-            arg = first_worst(pnl, loss_weight, offset, n_grid)
-            out_loss[a] = -loss_weight[arg] * pnl[arg] - offset[arg]
+            if width <= MAX_VECTORS * LANES:
+                # One block: the worst scenario reduced on the sums still in registers.
+                arg, grid, _ = two_stream_row_sum_worst(
+                    instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, 0, pnl,
+                    width // LANES, PREFETCH, None, None, None, None, None, None,
+                    (loss_weight, offset, n_grid, n_grid, 0.0),
+                )  # fmt: skip
+            else:
+                for col in range(0, width, MAX_VECTORS * LANES):
+                    n_vectors = min((width - col) // LANES, MAX_VECTORS)
+                    two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1,
+                                       asset_rows, col, pnl, n_vectors, PREFETCH, None, None, None, None, None, None)  # fmt: skip
+                arg = first_worst(pnl, loss_weight, offset, n_grid)
+                grid = max(-loss_weight[arg] * pnl[arg] - offset[arg], 0.0)
+            out_loss[a] = grid
             out_worst[a] = arg
 
 
