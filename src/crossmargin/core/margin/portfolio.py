@@ -804,8 +804,9 @@ def portfolio_totals(
 
 
 CHUNK_ACCOUNTS = 256  # accounts per parallel task (64 and 1,024 measured the same)
-# Positions ahead whose rows are prefetched. 0 (none): on this Intel machine 6 and 2 measured
-# 3 ms slower (the gathered rows stay in its 2 MB L2); on last session's AMD (1 MB L2) 0 was slower.
+# Positions ahead whose rows are prefetched. 0 (none): 2, 4 and 6 measured ~10 ms slower on an
+# AMD Zen 5 (1 MB L2) and ~3 ms slower on an Intel Xeon (2 MB L2); only an older AMD machine
+# measured 6 faster.
 PREFETCH = 0
 BLOCK_COLUMNS = MAX_VECTORS * LANES  # scenarios summed per register block
 _ACCOUNT_ADDONS = LANES  # per-account add-on sums: the side-row lanes
@@ -866,6 +867,8 @@ def _kernel_body(
        which in the last block also sums side_weight x side_rows (the add-ons of positions alone
        in their underlying; side_weight is 0 for general ones) onto the account's general sums;
        then the group maxima (one group: `first_worst`, in vector blocks) and the depeg add-on.
+       When the scenarios fit one block in at most one group without a numeraire (`one_pass`),
+       `two_stream_row_sum_worst` does all of this in one call, on the sums still in registers.
 
     Written once, compiled twice: parallel over chunks of accounts for the book, serial for a
     one-account what-if. Inlined by hand: a call per account would pay numba's reference counting
