@@ -339,20 +339,33 @@ def _weighted_row_sum(
     return sig, codegen
 
 
+_TWO_STREAM_DOC = """weighted_row_sum over a first (mapped or not) stream, then over a second unmapped one,
+    stored once: out[block] = Σ_a ... + Σ_b weight_b·rows_b[index_b] (an account's positions,
+    then its balances, without storing and reloading the sums in between).
+
+    Side stream (side_weight, side_rows, side_initial, side_out all arrays, or all None): in the
+    same loop, over the first stream's positions [start, side_stop) (start <= side_stop <= stop),
+        side_out[0:8] = side_initial[side_initial_row, 0:8]
+                        + Σ_p side_multiplier(side_weight[p]) ⊙ side_rows[index[p], 0:8]
+        side_multiplier(w) = |w| on every lane, but max(-w, 0) on SIDE_SHORT_LANE, w on SIDE_SIGNED_LANE
+    (the initial row is read as one vector: copied into side_out lane by lane first, the vector
+    load would wait for eight scalar stores it cannot forward from, 3 ms on the bench book)
+    (side_rows (n_index, >= 8), C order: a row per instrument). The portfolio kernel sums the
+    add-ons of positions alone in their underlying this way: they are |q|, the short quantity or
+    q times a per-contract charge (see margin.portfolio.KernelInputs). One row per instrument
+    rather than one per sign: half the cache footprint (320 KB on the bench book), 2-3 ms of the
+    kernel's 38."""
+
+
 def _two_stream_types(
     index: Any,
     weight: Any,
-    start: Any,
-    stop: Any,
     row_of: Any,
     scale: Any,
     rows: Any,
     index_b: Any,
     weight_b: Any,
-    start_b: Any,
-    stop_b: Any,
     rows_b: Any,
-    col0: Any,
     out: Any,
     n_vectors: Any,
     prefetch_ahead: Any,
@@ -475,25 +488,35 @@ def _two_stream_codegen(
     return sums
 
 
-def _two_stream_row_sum(typingctx: Any, *args: Any) -> Any:
-    """two_stream_row_sum(<the 22 arguments of `_two_stream_types`>): weighted_row_sum over a
-    first (mapped or not) stream, then over a second unmapped one, stored once:
-    out[block] = Σ_a ... + Σ_b weight_b·rows_b[index_b] (an account's positions, then its
-    balances, without storing and reloading the sums in between).
-
-    Side stream (side_weight, side_rows, side_initial, side_out all arrays, or all None): in the
-    same loop, over the first stream's positions [start, side_stop) (start <= side_stop <= stop),
-        side_out[0:8] = side_initial[side_initial_row, 0:8]
-                        + Σ_p side_multiplier(side_weight[p]) ⊙ side_rows[index[p], 0:8]
-        side_multiplier(w) = |w| on every lane, but max(-w, 0) on SIDE_SHORT_LANE, w on SIDE_SIGNED_LANE
-    (the initial row is read as one vector: copied into side_out lane by lane first, the vector
-    load would wait for eight scalar stores it cannot forward from, 3 ms on the bench book)
-    (side_rows (n_index, >= 8), C order: a row per instrument). The portfolio kernel sums the
-    add-ons of positions alone in their underlying this way: they are |q|, the short quantity or
-    q times a per-contract charge (see margin.portfolio.KernelInputs). One row per instrument
-    rather than one per sign: half the cache footprint (320 KB on the bench book), 2-3 ms of the
-    kernel's 38."""
-    arg_types = _two_stream_types(*args)
+def _two_stream_row_sum(
+    typingctx: Any,
+    index: Any,
+    weight: Any,
+    start: Any,
+    stop: Any,
+    row_of: Any,
+    scale: Any,
+    rows: Any,
+    index_b: Any,
+    weight_b: Any,
+    start_b: Any,
+    stop_b: Any,
+    rows_b: Any,
+    col0: Any,
+    out: Any,
+    n_vectors: Any,
+    prefetch_ahead: Any,
+    side_weight: Any,
+    side_stop: Any,
+    side_rows: Any,
+    side_initial: Any,
+    side_initial_row: Any,
+    side_out: Any,
+) -> Any:
+    arg_types = _two_stream_types(
+        index, weight, row_of, scale, rows, index_b, weight_b, rows_b, out, n_vectors, prefetch_ahead,
+        side_weight, side_stop, side_rows, side_initial, side_initial_row, side_out,
+    )  # fmt: skip
     if arg_types is None:
         return None
 
@@ -508,7 +531,35 @@ def _two_stream_row_sum(typingctx: Any, *args: Any) -> Any:
     return types.void(*arg_types), codegen
 
 
-def _two_stream_row_sum_worst(typingctx: Any, *args: Any) -> Any:
+_two_stream_row_sum.__doc__ = _TWO_STREAM_DOC
+
+
+def _two_stream_row_sum_worst(
+    typingctx: Any,
+    index: Any,
+    weight: Any,
+    start: Any,
+    stop: Any,
+    row_of: Any,
+    scale: Any,
+    rows: Any,
+    index_b: Any,
+    weight_b: Any,
+    start_b: Any,
+    stop_b: Any,
+    rows_b: Any,
+    col0: Any,
+    out: Any,
+    n_vectors: Any,
+    prefetch_ahead: Any,
+    side_weight: Any,
+    side_stop: Any,
+    side_rows: Any,
+    side_initial: Any,
+    side_initial_row: Any,
+    side_out: Any,
+    worst: Any,
+) -> Any:
     """`two_stream_row_sum` over the whole scenario row (col0 = 0, 8·n_vectors >= n_scen), then,
     on the sums still in registers, the worst grid scenario and the capped depeg loss:
 
@@ -521,10 +572,10 @@ def _two_stream_row_sum_worst(typingctx: Any, *args: Any) -> Any:
     returned as (arg, grid, depeg): the same numbers as `first_worst` on the stored block and the
     depeg loop written in numba (the portfolio kernel's single-group path), without reloading the
     32 sums, and with the maxima as vector max trees rather than a loop of compares."""
-    if len(args) != 23:
-        return None
-    *stream_args, worst = args
-    arg_types = _two_stream_types(*stream_args)
+    arg_types = _two_stream_types(
+        index, weight, row_of, scale, rows, index_b, weight_b, rows_b, out, n_vectors, prefetch_ahead,
+        side_weight, side_stop, side_rows, side_initial, side_initial_row, side_out,
+    )  # fmt: skip
     if arg_types is None or not isinstance(worst, types.BaseTuple) or len(worst) != 5:
         return None
     worst_types: tuple[Any, ...] = tuple(worst.types)  # type: ignore[attr-defined]
