@@ -1,0 +1,138 @@
+"""The full JSON reports of examples/desk.yaml under every model and preset, values and keys.
+
+These files were written by the code before the engine redesign (issue 13) and pin every number a
+user sees: margin (all accounts, every model and preset, with liquidation and bankruptcy prices),
+explain (each account, each portfolio preset and VaR) and compare. A refactor that changes any number
+beyond `RELATIVE_TOLERANCE` fails here, naming the JSON path that moved.
+
+Regenerate (only for a deliberate change of numbers, said in the commit):
+    CROSSMARGIN_REGEN_GOLDEN=1 python -m pytest tests/golden/test_desk_reports.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from crossmargin.cli.main import app
+from tests.conftest import shared_data_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "data" / "desk_reports"
+# Float noise across numpy/numba versions and summation orders; far below a cent on these books.
+RELATIVE_TOLERANCE = 1e-9
+ABSOLUTE_TOLERANCE = 1e-7  # USD; for values that should be 0 but come out of a difference
+
+ACCOUNTS = ("basis-trader", "vol-seller", "directional", "near-liquidation")
+PORTFOLIO_PRESETS = ("deribit-pm", "paradex-pm", "span", "crossmargin-multi")
+VAR_PRESETS = (
+    "hs-var99",
+    "hs-var995",
+    "hs-es975",
+    "fhs-es975",
+    "fhs-garch-es975",
+    "mc-es975",
+    "mc-gaussian-es975",
+    "fhs-es975-floor",
+)
+# Liquidation and bankruptcy prices; becomes ["--levels"] once they are an explicit stage of the report.
+LEVELS: list[str] = []
+
+
+def _cases() -> list[tuple[str, list[str], bool]]:
+    """(golden file stem, CLI arguments after the book, needs the shared data)."""
+    cases: list[tuple[str, list[str], bool]] = [
+        ("margin-default", [], False),
+        ("margin-cross", ["--model", "cross"], False),
+        ("margin-isolated", ["--model", "isolated"], False),
+        ("margin-sensitivity", ["--model", "sensitivity"], False),
+    ]
+    cases += [(f"margin-cross-{t}", ["--model", "cross", "--preset", t], False) for t in ("binance", "hyperliquid")]
+    cases += [(f"margin-isolated-{t}", ["--model", "isolated", "--preset", t], False) for t in ("binance",)]
+    cases += [(f"margin-portfolio-{p}", ["--model", "portfolio", "--preset", p], False) for p in PORTFOLIO_PRESETS]
+    cases += [("margin-portfolio-book", ["--model", "portfolio"], False)]
+    cases += [(f"margin-var-{p}", ["--model", "var", "--preset", p], True) for p in VAR_PRESETS]
+    return cases
+
+
+MARGIN_CASES = _cases()
+
+
+def _compare(actual: Any, expected: Any, path: str = "$") -> None:
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{path}: expected an object"
+        assert sorted(actual) == sorted(expected), f"{path}: keys {sorted(actual)} != {sorted(expected)}"
+        for key in expected:
+            _compare(actual[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list), f"{path}: expected a list"
+        assert len(actual) == len(expected), f"{path}: {len(actual)} items != {len(expected)}"
+        for n, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _compare(a, e, f"{path}[{n}]")
+    elif isinstance(expected, bool) or expected is None or isinstance(expected, str):
+        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
+    elif isinstance(expected, int | float):
+        assert isinstance(actual, int | float) and not isinstance(actual, bool), f"{path}: {actual!r}"
+        assert math.isclose(actual, expected, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE), (
+            f"{path}: {actual!r} != {expected!r}"
+        )
+    else:  # pragma: no cover - JSON has no other types
+        raise AssertionError(f"{path}: unexpected {type(expected)}")
+
+
+def _run(args: list[str]) -> Any:
+    runner = CliRunner()
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the report names the book by the path given
+    try:
+        result = runner.invoke(app, args)
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _check(stem: str, args: list[str]) -> None:
+    report = _run(args)
+    path = GOLDEN / f"{stem}.json"
+    if os.environ.get("CROSSMARGIN_REGEN_GOLDEN") == "1":
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    _compare(report, json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize(("stem", "args", "needs_data"), MARGIN_CASES, ids=[c[0] for c in MARGIN_CASES])
+def test_margin_report_of_the_desk_book_is_unchanged(stem: str, args: list[str], needs_data: bool) -> None:
+    if needs_data:
+        shared_data_dir()
+    _check(stem, ["margin", "examples/desk.yaml", "--json", *LEVELS, *args])
+
+
+@pytest.mark.parametrize("account", ACCOUNTS)
+@pytest.mark.parametrize("preset", PORTFOLIO_PRESETS)
+def test_portfolio_explanation_of_each_desk_account_is_unchanged(account: str, preset: str) -> None:
+    _check(
+        f"explain-{preset}-{account}",
+        ["explain", "examples/desk.yaml", "--account", account, "--preset", preset, "--json", "--scenarios"],
+    )
+
+
+@pytest.mark.parametrize("account", ACCOUNTS)
+def test_var_explanation_of_each_desk_account_is_unchanged(account: str) -> None:
+    shared_data_dir()
+    _check(
+        f"explain-var-{account}",
+        ["explain", "examples/desk.yaml", "--account", account, "--model", "var", "--json"],
+    )
+
+
+@pytest.mark.parametrize("account", ACCOUNTS)
+def test_comparison_of_each_desk_account_is_unchanged(account: str) -> None:
+    shared_data_dir()  # compare includes the VaR/ES rows
+    _check(f"compare-{account}", ["compare", "examples/desk.yaml", "--account", account, "--json"])
