@@ -50,10 +50,12 @@ class Book:
     balances: FloatArray
     isolated_collateral: FloatArray | None = None
     index: dict[str, int] = field(default_factory=dict, compare=False)
-    # Derived once per book (price-independent, so reused at every market state and scenario):
-    # the non-zero balances as CSR (indptr (A+1,), asset (nb,), haircut units (nb,)), where
-    # value_usd = units x price. Holdings take progressive haircuts, borrowings liability weights.
-    balance_csr: tuple[IntArray, IntArray, FloatArray] = field(init=False, repr=False, compare=False)
+    # Derived on first use, then kept (price-independent, so reused at every market state and
+    # scenario): the non-zero balances as CSR (indptr (A+1,), asset (nb,), haircut units (nb,)),
+    # where value_usd = units x price. Holdings take progressive haircuts, borrowings liability weights.
+    _balance_csr: tuple[IntArray, IntArray, FloatArray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     # Derived on first use (the scenario kernels need it, the cross model does not), then kept:
     # positions in risk-bucket order (see core.position_runs), one per set of general underlyings
     # (a portfolio model's concentration underlyings). Also price-independent.
@@ -64,8 +66,45 @@ class Book:
     # The instruments' (underlying, expiry) risk buckets, also derived once (roll shock, runs).
     _risk_buckets: RiskBuckets | None = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "balance_csr", haircut_units_csr(self.balances, self.assets))
+    @property
+    def balance_csr(self) -> tuple[IntArray, IntArray, FloatArray]:
+        """`haircut_units_csr` of the balances, computed on first use."""
+        csr = self._balance_csr
+        if csr is None:
+            csr = haircut_units_csr(self.balances, self.assets)
+            object.__setattr__(self, "_balance_csr", csr)
+        return csr
+
+    def with_asset_prices(self, price_usd: FloatArray) -> Book:
+        """Same positions and balances with the collateral assets at other prices (a tick). Every
+        derived structure (position runs, risk buckets, haircut units) is price-independent, so
+        the new book shares them instead of rebuilding them."""
+        return self._sharing_caches(dataclasses.replace(self, assets=self.assets.with_prices(price_usd)))
+
+    def with_instrument_schedules(self, instruments: InstrumentTable) -> Book:
+        """Same positions on an instrument table that differs only in margin schedules (a venue's
+        tier preset): ids, kinds, underlyings, expiries and settlement must be equal, so the
+        position runs and risk buckets carry over."""
+        table = self.instruments
+        same = (
+            instruments.ids == table.ids
+            and instruments.underlyings == table.underlyings
+            and np.array_equal(instruments.kind, table.kind)
+            and np.array_equal(instruments.underlying_index, table.underlying_index)
+            and np.array_equal(instruments.expiry_ns, table.expiry_ns)
+            and np.array_equal(instruments.settlement, table.settlement)
+        )
+        if not same:
+            raise InputError("instruments", "a schedule change may not change the instruments themselves")
+        return self._sharing_caches(dataclasses.replace(self, instruments=instruments))
+
+    def _sharing_caches(self, other: Book) -> Book:
+        # The position runs dict is shared, not copied: runs built later by either book serve both.
+        object.__setattr__(other, "_position_runs", self._position_runs)
+        object.__setattr__(other, "_risk_buckets", self._risk_buckets)
+        if other.assets.tier_floor is self.assets.tier_floor and other.balances is self.balances:
+            object.__setattr__(other, "_balance_csr", self._balance_csr)
+        return other
 
     @property
     def risk_buckets(self) -> RiskBuckets:

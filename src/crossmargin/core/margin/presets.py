@@ -312,4 +312,4 @@ def with_tier_preset(book: Book, name: str) -> Book:
         tier_maintenance_deduction_usd=continuity_deduction(floor, mm),
         rate_per_unit=rate_per_unit,
     )
-    return dataclasses.replace(book, instruments=instruments)
+    return book.with_instrument_schedules(instruments)

@@ -217,13 +217,25 @@ class SensitivityCharges:
         return total
 
 
+def quadratic_form(x: FloatArray, matrix: FloatArray) -> FloatArray:
+    """xᵀ M x over the last axis: x (..., N), matrix (N, N) -> (...,).
+
+    Summed as one reduction over each row's own N x N products, so a row's result does not depend
+    on how many rows are computed with it (einsum and BLAS pick kernels by shape, which moved the
+    last bit between a one-account and a whole-book evaluation; the long-lived engine re-margins
+    sub-books and must equal a full recompute bit for bit)."""
+    products = x[..., :, None] * matrix * x[..., None, :]
+    form: FloatArray = products.reshape(*products.shape[:-2], -1).sum(axis=-1)
+    return form
+
+
 def correlated_norm(weighted: FloatArray, correlation: FloatArray) -> FloatArray:
     """sqrt(WSᵀ ρ WS) over the last axis: weighted (..., N), correlation (N, N) -> (...,).
 
     SIMM's intra-bucket aggregation K = sqrt(Σ_k WS_k² + Σ_{k≠l} ρ_kl WS_k WS_l) for a PSD ρ;
     rounding below zero is clipped.
     """
-    quadratic = np.einsum("...u,uv,...v->...", weighted, correlation, weighted)
+    quadratic = quadratic_form(weighted, correlation)
     norm: FloatArray = np.sqrt(np.maximum(quadratic, 0.0))
     return norm
 
@@ -312,7 +324,7 @@ def sensitivity_charges(sens: Sensitivities, params: SensitivityParams) -> Sensi
     per_underlying = correlated_norm(vega_risk, params.vega_bucket_matrix())  # (A, U)
     net = np.clip(vega_risk.sum(axis=2), -per_underlying, per_underlying)
     across = (
-        np.sum(per_underlying**2, axis=1) - np.sum(net**2, axis=1) + np.einsum("au,uv,av->a", net, rho, net)
+        np.sum(per_underlying**2, axis=1) - np.sum(net**2, axis=1) + quadratic_form(net, rho)
     )
     vega_margin = np.sqrt(np.maximum(across, 0.0))
 

@@ -1,0 +1,404 @@
+"""The long-lived risk engine: one prepared book, one market, one margin model, kept in step.
+
+A CLI run over a file is one use of it (load, `RiskEngine(book, market, model).result`); a service
+or a simulation keeps it alive and feeds it:
+
+    engine = RiskEngine(book, market, CrossMargin())
+    engine.on_tick(PriceTick(prices_usd={"BTC": 61_000.0}))      # re-margins BTC holders only
+    engine.on_account(AccountUpdate(account_id="alice", ...))      # re-margins alice only
+    engine.use_model(PortfolioMargin(portfolio_preset("deribit-pm")))   # same book, no rebuild
+
+Incremental re-margin. Every margin model here is a function of one account's own positions and
+balances and of the market data of what it holds: the instrument table and scenario set are the
+book's, never the other accounts'. So after a tick, only accounts holding an instrument on an
+underlying whose market data moved, or a balance of an asset whose price moved, can change; the
+engine re-evaluates exactly those rows as a sub-book (same instrument table and assets) and writes
+them into its result arrays. tests/property/test_risk_engine.py holds the result equal to a full
+recompute bit for bit, for every model. The granularity is the underlying (an option's vol change
+re-margins every holder of that underlying) because a methodology may scale a whole underlying's
+grid by its own vols.
+
+A change of valuation time or rate moves every instrument with an expiry (and a VaR window), so it
+re-margins the whole book. An account event changes one account: its new positions and balances
+wait in an overlay (O(account) per event, no book rebuild) until the next full recompute folds
+every pending account into one new book.
+
+Money here is float64 risk maths (USD); the ledger's exact integer balances are converted at the
+ledger's edge (`core.ledger.state.book_of`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from crossmargin.core.book import Book
+from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
+from crossmargin.core.market import MarketState
+from crossmargin.core.pricing import InstrumentValuation, revalue
+from crossmargin.errors import InputError
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Account events kept as an overlay before they are folded into one new book (each fold is a
+# vectorised rebuild of the whole book; each pending account costs a small book of its own).
+MAX_PENDING = 1024
+
+_RESULT_ARRAYS = (
+    "equity_usd",
+    "collateral_value_usd",
+    "position_value_usd",
+    "initial_margin_usd",
+    "maintenance_margin_usd",
+    "available_usd",
+    "margin_ratio",
+    "bankrupt",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceTick:
+    """New market data. `prices_usd`: one price per symbol, the index of an underlying and the price
+    of the collateral asset of the same name together (one price per asset). The per-instrument
+    maps are keyed by instrument id: delta-one mark (USD; coin for inverse options), implied vol
+    (per year), forward (USD), funding rate per 8 h. Unnamed values stay as they were."""
+
+    prices_usd: Mapping[str, float] = field(default_factory=dict)
+    mark_prices: Mapping[str, float] = field(default_factory=dict)
+    implied_vols: Mapping[str, float] = field(default_factory=dict)
+    forward_prices_usd: Mapping[str, float] = field(default_factory=dict)
+    funding_rates_8h: Mapping[str, float] = field(default_factory=dict)
+    valuation_ns: int | None = None  # None: the engine's valuation time stays
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountUpdate:
+    """An account's whole new state after a ledger event: its positions (instrument ids, signed
+    contracts, entry prices in settlement units) and its balances by asset (asset units; assets not
+    named are zero)."""
+
+    account_id: str
+    instrument_ids: Sequence[str]
+    quantity: Sequence[float]
+    entry_price: Sequence[float]
+    balances: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Remargin:
+    """What one update did: the account rows re-margined (sorted), and among them the rows that
+    crossed into (`newly_below_maintenance`) or out of (`recovered`) liquidation territory."""
+
+    account_rows: IntArray
+    newly_below_maintenance: IntArray
+    recovered: IntArray
+    full_recompute: bool
+
+
+class RiskEngine:
+    """Holds a prepared book, a market and a model; keeps `result` current (module docstring).
+
+    `result` is the engine's own MarginResult, updated in place by `on_tick` and `on_account`:
+    copy its arrays to keep a past state. Not thread-safe: one writer (a service serialises its
+    updates through one task).
+    """
+
+    def __init__(self, book: Book, market: MarketState, model: MarginModel) -> None:
+        if market.underlyings != book.instruments.underlyings:
+            raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
+        self._book = book
+        self._market = market
+        self._model = model
+        self._pending: dict[int, Book] = {}  # account row -> that account alone, after an event
+        self._holders = _Holders.of(book)
+        self._valuation = revalue(book.instruments, market)
+        self._result = self._evaluate_all()
+
+    # -- what the engine holds ------------------------------------------------------------------
+
+    @property
+    def book(self) -> Book:
+        """The current book (pending account events folded in)."""
+        self._fold_pending()
+        return self._book
+
+    @property
+    def market(self) -> MarketState:
+        return self._market
+
+    @property
+    def model(self) -> MarginModel:
+        return self._model
+
+    @property
+    def result(self) -> MarginResult:
+        return self._result
+
+    @property
+    def valuation(self) -> InstrumentValuation:
+        """Every instrument revalued once at the current market (shared by every model)."""
+        return self._valuation
+
+    def account_row(self, account_id: str) -> int:
+        return self._book.account_row(account_id)
+
+    # -- updates --------------------------------------------------------------------------------
+
+    def use_model(self, model: MarginModel, *, book: Book | None = None) -> MarginResult:
+        """Switch model (or preset) and recompute the whole book. The book and its price-independent
+        structures are kept; `book` may give the same positions on other margin schedules (a tier
+        preset, `core.margin.presets.with_tier_preset`), which shares those structures too."""
+        if book is not None:
+            if book.account_ids != self._book.account_ids:
+                raise InputError("book", "a model switch may change schedules, not accounts")
+            self._fold_pending()
+            self._book = book
+        self._model = model
+        self._result = self._evaluate_all()
+        return self._result
+
+    def on_tick(self, tick: PriceTick) -> Remargin:
+        """Apply new market data; re-margin the accounts holding what moved (module docstring)."""
+        market, asset_price_usd = self._market_after(tick)
+        time_moved = market.valuation_ns != self._market.valuation_ns or market.rate != self._market.rate
+        moved_underlying = _moved_underlyings(self._market, market, self._book)
+        moved_asset = asset_price_usd != self._book.assets.price_usd
+        symbol_moved = set(np.asarray(market.underlyings)[moved_underlying].tolist())
+        moved_asset |= np.array([s in symbol_moved for s in self._book.assets.symbols], dtype=bool)
+        self._market = market
+        if np.any(moved_asset):
+            self._book = self._book.with_asset_prices(asset_price_usd)
+            self._pending = {r: b.with_asset_prices(asset_price_usd) for r, b in self._pending.items()}
+        self._valuation = revalue(self._book.instruments, market)
+        if time_moved:
+            return self._recompute_all()
+        rows = self._holders.accounts_holding(
+            moved_underlying[self._book.instruments.underlying_index], moved_asset
+        )
+        if self._pending:  # the holder index predates their events: re-margin them as well
+            rows = np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
+        return self._remargin(rows)
+
+    def on_account(self, update: AccountUpdate) -> Remargin:
+        """Replace one account's positions and balances (after a ledger event) and re-margin it."""
+        row = self._book.account_row(update.account_id)
+        if self._book.isolated_collateral is not None:
+            raise InputError(
+                "isolated_collateral",
+                "account updates on a book with isolated collateral assignments are not supported; "
+                "reload the book",
+            )
+        book = self._book
+        balances = np.zeros((1, book.assets.n_assets))
+        for symbol, amount in update.balances.items():
+            balances[0, book.assets.position(symbol, field_name=f"balances[{symbol}]")] = amount
+        self._pending[row] = Book.from_arrays(
+            account_ids=[update.account_id],
+            assets=book.assets,
+            instruments=book.instruments,
+            account_index=np.zeros(len(update.instrument_ids), dtype=np.int64),
+            instrument_index=[book.instruments.position(i) for i in update.instrument_ids],
+            quantity=update.quantity,
+            entry_price=update.entry_price,
+            balances=balances,
+        )
+        if len(self._pending) > MAX_PENDING:
+            self._fold_pending()
+        return self._remargin(np.array([row], dtype=np.int64))
+
+    # -- questions ------------------------------------------------------------------------------
+
+    def breakdown(self, account_ids: Sequence[str] | None = None) -> Breakdown:
+        """Per-position and per-asset contributions under the current model (all accounts by
+        default), from the engine's own valuation."""
+        book = self.book
+        rows = range(book.n_accounts) if account_ids is None else [book.account_row(a) for a in account_ids]
+        return self._model.breakdown(book, self._market, list(rows), self._valuation)
+
+    def recompute(self) -> MarginResult:
+        """A full recompute from scratch (what the incremental updates are held equal to)."""
+        self._recompute_all()
+        return self._result
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _evaluate_all(self) -> MarginResult:
+        self._fold_pending()
+        result = self._model.evaluate(self._book, self._market, self._valuation)
+        # Own, writable copies: incremental updates write into them.
+        owned: dict[str, FloatArray] = {name: np.array(getattr(result, name)) for name in _RESULT_ARRAYS}
+        return dataclasses.replace(result, **owned)  # type: ignore[arg-type]
+
+    def _recompute_all(self) -> Remargin:
+        before = self._result.below_maintenance
+        self._result = self._evaluate_all()
+        return _remargin(np.arange(self._book.n_accounts, dtype=np.int64), before, self._result, full=True)
+
+    def _remargin(self, rows: IntArray) -> Remargin:
+        if rows.size == 0:
+            return _remargin(rows, np.zeros(0, dtype=bool), self._result, full=False)
+        sub = self._sub_book(rows)
+        before = _below_maintenance(self._result, rows)
+        part = self._model.evaluate(sub, self._market, self._valuation)
+        for name in _RESULT_ARRAYS:
+            getattr(self._result, name)[rows] = getattr(part, name)
+        return _remargin(rows, before, self._result, full=False)
+
+    def _sub_book(self, rows: IntArray) -> Book:
+        """The accounts `rows` (sorted) as a book of their own, pending events applied."""
+        pending = np.isin(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
+        if not pending.any():
+            return self._book.select(rows)
+        # A loop over the pending accounts only (bounded: folded at MAX_PENDING), not over `rows`.
+        stacked = _stack(
+            [self._book.select(rows[~pending]), *(self._pending[int(r)] for r in rows[pending])], self._book
+        )
+        return stacked.select(np.argsort(np.concatenate([rows[~pending], rows[pending]]), kind="stable"))
+
+    def _fold_pending(self) -> None:
+        """One new book with every pending account event in it (then the overlay is empty)."""
+        if not self._pending:
+            return
+        book = self._book
+        rows = np.arange(book.n_accounts, dtype=np.int64)
+        untouched = np.setdiff1d(rows, np.fromiter(self._pending, dtype=np.int64))
+        order = np.concatenate([untouched, np.fromiter(sorted(self._pending), dtype=np.int64)])
+        stacked = _stack([book.select(untouched), *(self._pending[r] for r in sorted(self._pending))], book)
+        self._book = stacked.select(np.argsort(order, kind="stable"))  # back to the book's order
+        self._pending = {}
+        self._holders = _Holders.of(self._book)
+
+    def _market_after(self, tick: PriceTick) -> tuple[MarketState, FloatArray]:
+        """The market and the collateral prices (K,) after a tick; unknown symbols are refused."""
+        book = self._book
+        market = self._market
+        index = market.index_price_usd.copy()
+        assets = book.assets.price_usd.copy()
+        underlying_column = {u: n for n, u in enumerate(market.underlyings)}
+        for symbol, price in tick.prices_usd.items():
+            known = False
+            if symbol in underlying_column:
+                index[underlying_column[symbol]] = price
+                known = True
+            if symbol in book.assets.index:
+                assets[book.assets.index[symbol]] = price
+                known = True
+            if not known:
+                raise InputError(
+                    f"tick.prices_usd[{symbol}]", "not an underlying or collateral asset of the book"
+                )
+
+        def per_instrument(values: Mapping[str, float], current: FloatArray, name: str) -> FloatArray:
+            out = current.copy()
+            for instrument_id, value in values.items():
+                out[book.instruments.position(instrument_id, field_name=f"tick.{name}")] = value
+            return out
+
+        updated = dataclasses.replace(
+            market,
+            valuation_ns=market.valuation_ns if tick.valuation_ns is None else tick.valuation_ns,
+            index_price_usd=index,
+            mark_price=per_instrument(tick.mark_prices, market.mark_price, "mark_prices"),
+            implied_vol=per_instrument(tick.implied_vols, market.implied_vol, "implied_vols"),
+            forward_price_usd=per_instrument(
+                tick.forward_prices_usd, market.forward_price_usd, "forward_prices_usd"
+            ),
+            funding_rate_8h=per_instrument(tick.funding_rates_8h, market.funding_rate_8h, "funding_rates_8h"),
+        )
+        return updated, assets
+
+
+@dataclass(frozen=True, slots=True)
+class _Holders:
+    """Who holds what, built once per book: accounts per instrument (CSC of the positions) and per
+    asset (CSC of the non-zero balances). A tick gathers only the moved columns."""
+
+    instrument_holders: sp.csc_array
+    asset_holders: sp.csc_array
+
+    @classmethod
+    def of(cls, book: Book) -> _Holders:
+        positions = book.positions
+        pattern = sp.csr_array(
+            (np.ones(positions.nnz, dtype=np.int8), positions.indices, positions.indptr),
+            shape=positions.shape,
+        )
+        indptr, asset, _ = book.balance_csr
+        balances = sp.csr_array(
+            (np.ones(asset.size, dtype=np.int8), asset, indptr), shape=(book.n_accounts, book.assets.n_assets)
+        )
+        return cls(instrument_holders=pattern.tocsc(), asset_holders=balances.tocsc())
+
+    def accounts_holding(self, instruments: BoolArray, assets: BoolArray) -> IntArray:
+        """Sorted account rows holding any of the flagged instruments (I,) or assets (K,)."""
+        found = [_column_rows(self.instrument_holders, instruments), _column_rows(self.asset_holders, assets)]
+        rows: IntArray = np.unique(np.concatenate(found)).astype(np.int64)
+        return rows
+
+
+def _column_rows(matrix: sp.csc_array, columns: BoolArray) -> IntArray:
+    picked = np.flatnonzero(columns)
+    starts = matrix.indptr[picked]
+    counts = matrix.indptr[picked + 1] - starts
+    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    rows: IntArray = matrix.indices[offsets].astype(np.int64)
+    return rows
+
+
+def _moved_underlyings(before: MarketState, after: MarketState, book: Book) -> BoolArray:
+    """(U,) underlyings whose index price or any instrument's market data changed (NaN == NaN)."""
+
+    def changed(a: FloatArray, b: FloatArray) -> BoolArray:
+        flags: BoolArray = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+        return flags
+
+    moved = changed(before.index_price_usd, after.index_price_usd)
+    per_instrument = (
+        changed(before.mark_price, after.mark_price)
+        | changed(before.implied_vol, after.implied_vol)
+        | changed(before.forward_price_usd, after.forward_price_usd)
+        | changed(before.funding_rate_8h, after.funding_rate_8h)
+    )
+    underlying = book.instruments.underlying_index
+    moved |= np.bincount(underlying[per_instrument], minlength=moved.size) > 0
+    return moved
+
+
+def _stack(parts: Sequence[Book], like: Book) -> Book:
+    """Books over the same instruments and assets, one after the other, as one book."""
+    offsets = np.cumsum([0, *(p.n_accounts for p in parts)])
+    return Book.from_arrays(
+        account_ids=[a for p in parts for a in p.account_ids],
+        assets=like.assets,
+        instruments=like.instruments,
+        account_index=np.concatenate(
+            [p.position_account + o for p, o in zip(parts, offsets[:-1], strict=True)]
+        ),
+        instrument_index=np.concatenate([p.positions.indices.astype(np.int64) for p in parts]),
+        quantity=np.concatenate([p.positions.data for p in parts]),
+        entry_price=np.concatenate([p.entry_price for p in parts]),
+        balances=np.vstack([p.balances for p in parts]),
+    )
+
+
+def _below_maintenance(result: MarginResult, rows: IntArray) -> BoolArray:
+    """`MarginResult.below_maintenance` of these rows only (that property builds all A)."""
+    flags: BoolArray = result.bankrupt[rows] | (result.margin_ratio[rows] >= 1.0)
+    return flags
+
+
+def _remargin(rows: IntArray, before: BoolArray, result: MarginResult, *, full: bool) -> Remargin:
+    after = _below_maintenance(result, rows)
+    return Remargin(
+        account_rows=rows,
+        newly_below_maintenance=rows[after & ~before],
+        recovered=rows[before & ~after],
+        full_recompute=full,
+    )

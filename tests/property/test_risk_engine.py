@@ -1,0 +1,204 @@
+"""The long-lived engine (engine/risk_engine.py): an incremental re-margin equals a full recompute,
+bit for bit, after a price tick or an account event, under every model; only the holders of what
+moved are re-margined; a model switch keeps the prepared book."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossmargin.core.margin import CrossMargin, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core.margin.portfolio import PortfolioMargin
+from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset, with_tier_preset
+from crossmargin.core.margin.sensitivity import SensitivityMargin
+from crossmargin.core.margin.var import VarMargin, var_preset
+from crossmargin.core.market import MarketState
+from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, RiskEngine
+from crossmargin.errors import InputError
+from tests.builders import RandomBook, random_books
+from tests.core.var.synthetic import synthetic_history
+
+RESULT_ARRAYS = (
+    "equity_usd",
+    "collateral_value_usd",
+    "position_value_usd",
+    "initial_margin_usd",
+    "maintenance_margin_usd",
+    "available_usd",
+    "margin_ratio",
+    "bankrupt",
+)
+
+
+def _models() -> dict[str, MarginModel]:
+    models: dict[str, MarginModel] = {
+        "cross": CrossMargin(),
+        "isolated": IsolatedMargin(),
+        "sensitivity": SensitivityMargin(),
+        "var:hs-es975": VarMargin(
+            dataclasses.replace(var_preset("hs-es975"), window_days=300), synthetic_history()
+        ),
+        "var:mc-es975": VarMargin(
+            dataclasses.replace(var_preset("mc-es975"), window_days=300, n_draws=500), synthetic_history()
+        ),
+    }
+    models.update({f"portfolio:{p}": PortfolioMargin(portfolio_preset(p)) for p in PORTFOLIO_PRESETS})
+    return models
+
+
+MODELS = _models()
+
+
+def assert_same_result(actual: MarginResult, expected: MarginResult) -> None:
+    for name in RESULT_ARRAYS:
+        np.testing.assert_array_equal(getattr(actual, name), getattr(expected, name), err_msg=name)
+
+
+@st.composite
+def ticks(draw: st.DrawFn, drawn: RandomBook) -> PriceTick:
+    """Some underlyings (and the collateral of the same name) move; maybe one option's vol or one
+    delta-one mark moves too."""
+    market = drawn.market
+    moves = {
+        u: float(p) * draw(st.floats(0.5, 1.5))
+        for u, p in zip(market.underlyings, market.index_price_usd.tolist(), strict=True)
+        if draw(st.booleans())
+    }
+    table = drawn.book.instruments
+    vols: dict[str, float] = {}
+    marks: dict[str, float] = {}
+    if draw(st.booleans()) and table.n_instruments:
+        i = draw(st.integers(0, table.n_instruments - 1))
+        if table.is_option[i]:
+            vols[table.ids[i]] = draw(st.floats(0.2, 1.5))
+        elif np.isfinite(market.mark_price[i]):
+            marks[table.ids[i]] = float(market.mark_price[i]) * draw(st.floats(0.97, 1.03))
+    if "USDC" in drawn.book.assets.symbols and draw(st.booleans()):
+        moves["USDC"] = draw(st.floats(0.9, 1.0))
+    return PriceTick(prices_usd=moves, implied_vols=vols, mark_prices=marks)
+
+
+def _full(engine: RiskEngine, model: MarginModel) -> MarginResult:
+    return model.evaluate(engine.book, engine.market)
+
+
+# 11 models x examples: fewer examples per model than the suite's default keeps CI short; the
+# "thorough" hypothesis profile still searches longer on demand.
+EXAMPLES_PER_MODEL = 25
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@settings(max_examples=EXAMPLES_PER_MODEL)
+@given(data=st.data())
+def test_incremental_remargin_after_ticks_equals_full_recompute(name: str, data: st.DataObject) -> None:
+    model = MODELS[name]
+    drawn = data.draw(random_books(max_accounts=6, max_instruments=5))
+    engine = RiskEngine(drawn.book, drawn.market, model)
+    for _ in range(data.draw(st.integers(1, 3))):
+        before = {n: np.array(getattr(engine.result, n)) for n in RESULT_ARRAYS}
+        tick = data.draw(ticks(drawn))
+        change = engine.on_tick(tick)
+        assert_same_result(engine.result, _full(engine, model))
+        untouched = np.setdiff1d(np.arange(drawn.book.n_accounts), change.account_rows)
+        for n in RESULT_ARRAYS:  # the accounts not re-margined kept their numbers
+            np.testing.assert_array_equal(getattr(engine.result, n)[untouched], before[n][untouched])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@settings(max_examples=EXAMPLES_PER_MODEL)
+@given(data=st.data())
+def test_incremental_remargin_after_account_events_equals_full_recompute(
+    name: str, data: st.DataObject
+) -> None:
+    model = MODELS[name]
+    drawn = data.draw(random_books(max_accounts=5, max_instruments=5))
+    other = data.draw(random_books(max_accounts=3, max_instruments=5))  # a source of new positions
+    book = drawn.book
+    engine = RiskEngine(book, drawn.market, model)
+    table = book.instruments
+    for _ in range(data.draw(st.integers(1, 4))):
+        row = data.draw(st.integers(0, book.n_accounts - 1))
+        held = data.draw(st.lists(st.integers(0, table.n_instruments - 1), unique=True, max_size=3))
+        donor = other.book
+        quantity = [data.draw(st.floats(-50.0, 50.0).filter(lambda q: abs(q) > 1e-3)) for _ in held]
+        entry = [float(drawn.market.index_price_usd[table.underlying_index[i]]) for i in held]
+        entry = [0.0 if table.is_option[i] else e for i, e in zip(held, entry, strict=True)]
+        donor_row = dict(zip(donor.assets.symbols, donor.balances[0].tolist(), strict=True))
+        balances = {s: donor_row.get(s, 0.0) for s in book.assets.symbols}
+        change = engine.on_account(
+            AccountUpdate(
+                account_id=book.account_ids[row],
+                instrument_ids=[table.ids[i] for i in held],
+                quantity=quantity,
+                entry_price=entry,
+                balances=balances,
+            )
+        )
+        assert change.account_rows.tolist() == [row]
+        if data.draw(st.booleans()):
+            engine.on_tick(data.draw(ticks(drawn)))
+        assert_same_result(engine.result, _full(engine, model))
+    # And the book the engine folds its events into is the one a fresh engine computes the same on.
+    assert_same_result(engine.result, RiskEngine(engine.book, engine.market, model).result)
+
+
+@given(drawn=random_books(max_accounts=6, max_instruments=5))
+def test_a_tick_re_margins_only_the_holders_of_what_moved(drawn: RandomBook) -> None:
+    book = drawn.book
+    engine = RiskEngine(book, drawn.market, CrossMargin())
+    moved = book.instruments.underlyings[0]
+    change = engine.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.9}))
+    on_moved = book.instruments.underlying_index[book.positions.indices] == 0
+    holders = set(book.position_account[on_moved].tolist())
+    if moved in book.assets.index:
+        holders |= set(np.flatnonzero(book.balances[:, book.assets.index[moved]] != 0.0).tolist())
+    assert set(change.account_rows.tolist()) == holders
+    assert not change.full_recompute
+
+
+@given(drawn=random_books(max_accounts=4, max_instruments=5))
+def test_a_model_switch_keeps_the_prepared_book(drawn: RandomBook) -> None:
+    engine = RiskEngine(drawn.book, drawn.market, PortfolioMargin(portfolio_preset("deribit-pm")))
+    runs = engine.book.position_runs  # built once per book by the portfolio kernel
+    engine.use_model(PortfolioMargin(portfolio_preset("span")))
+    assert engine.book is drawn.book and engine.book.position_runs is runs
+    tiered = with_tier_preset(drawn.book, "binance")
+    engine.use_model(CrossMargin(), book=tiered)
+    assert engine.book.position_runs is runs  # a tier preset changes schedules, not the runs
+    assert_same_result(engine.result, CrossMargin().evaluate(tiered, drawn.market))
+
+
+@given(drawn=random_books(max_accounts=4, max_instruments=4))
+def test_a_new_valuation_time_re_margins_everything(drawn: RandomBook) -> None:
+    engine = RiskEngine(drawn.book, drawn.market, CrossMargin())
+    change = engine.on_tick(PriceTick(valuation_ns=drawn.market.valuation_ns + 3_600 * 10**9))
+    assert change.full_recompute and change.account_rows.size == drawn.book.n_accounts
+    later = dataclasses.replace(drawn.market, valuation_ns=drawn.market.valuation_ns + 3_600 * 10**9)
+    assert_same_result(engine.result, CrossMargin().evaluate(drawn.book, later))
+
+
+@given(drawn=random_books(max_accounts=3, max_instruments=3))
+def test_a_tick_naming_an_unknown_symbol_is_refused_and_changes_nothing(drawn: RandomBook) -> None:
+    engine = RiskEngine(drawn.book, drawn.market, CrossMargin())
+    before = engine.market
+    with pytest.raises(InputError, match=r"tick\.prices_usd\[DOGE\]"):
+        engine.on_tick(PriceTick(prices_usd={"DOGE": 0.1}))
+    assert engine.market is before
+    with pytest.raises(InputError, match="tick.implied_vols"):
+        engine.on_tick(PriceTick(implied_vols={"NOPE-1": 0.5}))
+
+
+@given(drawn=random_books(max_accounts=2, max_instruments=3))
+def test_an_engine_refuses_a_market_of_another_table(drawn: RandomBook) -> None:
+    market = MarketState.build(
+        drawn.book.instruments,
+        valuation_ns=drawn.market.valuation_ns,
+        index_prices=dict(zip(drawn.market.underlyings, drawn.market.index_price_usd.tolist(), strict=True)),
+    )
+    wrong = dataclasses.replace(market, underlyings=("XYZ",) * len(market.underlyings))
+    with pytest.raises(InputError, match="market.underlyings"):
+        RiskEngine(drawn.book, wrong, CrossMargin())
