@@ -10,8 +10,10 @@ to each position for isolated margin.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -150,6 +152,8 @@ class Book:
         return rows
 
     def account_row(self, account_id: str) -> int:
+        if not self.index and self.account_ids:  # a selected sub-book builds its index on first use
+            self.index.update((a, n) for n, a in enumerate(self.account_ids))
         try:
             return self.index[account_id]
         except KeyError:
@@ -164,22 +168,37 @@ class Book:
         return dataclasses.replace(self, balances=matrix)
 
     def select(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> Book:
-        """A book of only these accounts (in this order), same instruments and assets."""
+        """A book of only these accounts (in this order), same instruments and assets.
+
+        Sliced straight from the canonical CSR (each account's positions stay sorted), so it costs
+        a gather of the selected positions, not a rebuild: the long-lived engine re-margins the
+        holders of a moved price as such a sub-book at every tick."""
         picked = np.asarray(rows, dtype=np.int64)
+        if picked.size and (picked.min() < 0 or picked.max() >= self.n_accounts):
+            raise InputError("account", f"account row out of range 0..{self.n_accounts - 1}")
         counts = np.diff(self.positions.indptr)[picked]
-        stored = self.stored_positions(rows)
-        return Book.from_arrays(
-            account_ids=[self.account_ids[r] for r in picked],
+        stored = self.stored_positions(picked)
+        indptr = np.zeros(picked.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        positions = sp.csr_array(
+            (self.positions.data[stored], self.positions.indices[stored], indptr),
+            shape=(picked.size, self.instruments.n_instruments),
+        )
+        ascending = picked.size < 2 or bool(np.all(np.diff(picked) > 0))
+        if not ascending and np.unique(picked).size != picked.size:
+            raise InputError("account", "an account row is selected twice")
+        # itemgetter gathers in C; the id -> row index is built only if someone asks (account_row).
+        gathered: Any = operator.itemgetter(*picked.tolist())(self.account_ids) if picked.size else ()
+        selected: tuple[str, ...] = (gathered,) if picked.size == 1 else gathered
+        iso = self.isolated_collateral
+        return Book(
+            account_ids=selected,
             assets=self.assets,
             instruments=self.instruments,
-            account_index=np.repeat(np.arange(picked.size), counts),
-            instrument_index=self.positions.indices[stored].astype(np.int64),
-            quantity=self.positions.data[stored],
+            positions=positions,
             entry_price=self.entry_price[stored],
             balances=self.balances[picked],
-            isolated_collateral=None
-            if self.isolated_collateral is None
-            else self.isolated_collateral[stored],
+            isolated_collateral=None if iso is None else iso[stored],
         )
 
     def stored_positions(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> IntArray:

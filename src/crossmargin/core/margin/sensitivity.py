@@ -225,7 +225,7 @@ def quadratic_form(x: FloatArray, matrix: FloatArray) -> FloatArray:
     last bit between a one-account and a whole-book evaluation; the long-lived engine re-margins
     sub-books and must equal a full recompute bit for bit)."""
     products = x[..., :, None] * matrix * x[..., None, :]
-    form: FloatArray = products.reshape(*products.shape[:-2], -1).sum(axis=-1)
+    form: FloatArray = products.reshape(*products.shape[:-2], matrix.size).sum(axis=-1)
     return form
 
 
