@@ -51,6 +51,10 @@ BoolArray = npt.NDArray[np.bool_]
 # vectorised rebuild of the whole book; each pending account costs a small book of its own).
 MAX_PENDING = 1024
 
+# Above this share of accounts touched, a tick recomputes the whole book: gathering a sub-book
+# costs about as much per account as the kernel itself (bench/bench_engine.py).
+FULL_RECOMPUTE_FRACTION = 0.5
+
 _RESULT_ARRAYS = (
     "equity_usd",
     "collateral_value_usd",
@@ -184,6 +188,8 @@ class RiskEngine:
         )
         if self._pending:  # the holder index predates their events: re-margin them as well
             rows = np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
+        if rows.size > FULL_RECOMPUTE_FRACTION * self._book.n_accounts:
+            return self._recompute_all()  # same numbers (the property test), less gathering
         return self._remargin(rows)
 
     def on_account(self, update: AccountUpdate) -> Remargin:
@@ -338,8 +344,11 @@ class _Holders:
 
     def accounts_holding(self, instruments: BoolArray, assets: BoolArray) -> IntArray:
         """Sorted account rows holding any of the flagged instruments (I,) or assets (K,)."""
-        found = [_column_rows(self.instrument_holders, instruments), _column_rows(self.asset_holders, assets)]
-        rows: IntArray = np.unique(np.concatenate(found)).astype(np.int64)
+        # A mask over accounts, not np.unique: one byte per account beats sorting the hits.
+        flags = np.zeros(self.instrument_holders.shape[0], dtype=np.bool_)
+        flags[_column_rows(self.instrument_holders, instruments)] = True
+        flags[_column_rows(self.asset_holders, assets)] = True
+        rows: IntArray = np.flatnonzero(flags)
         return rows
 
 
