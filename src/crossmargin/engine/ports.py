@@ -69,7 +69,7 @@ class VolatilityFilter(Protocol):
     simulation rescales return t by forecast[T] / forecast[t] (Barone-Adesi, Giannopoulos and
     Vosper, "VaR without correlations for portfolios of derivative securities", 1999)."""
 
-    def __call__(self, daily_log_returns: FloatArray) -> FloatArray: ...
+    def __call__(self, daily_log_returns: FloatArray, /) -> FloatArray: ...
 
 
 @runtime_checkable

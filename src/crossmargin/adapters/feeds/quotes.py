@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
@@ -29,6 +30,20 @@ from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+# QuoteTable and QuoteBook are the engine's (engine.inputs, engine.oracle_replay); kept importable here.
+__all__ = [
+    "DailyOhlcQuotes",
+    "QuoteBook",
+    "QuoteFile",
+    "QuoteFileError",
+    "QuoteTable",
+    "daily_ohlc_quotes",
+    "default_data_dir",
+    "load_quotes",
+    "to_ns",
+    "write_quotes",
+]
 
 DATA_ENV = "CROSSMARGIN_DATA"
 YAHOO_DAILY = "prices_daily_yahoo.csv"
@@ -164,3 +179,31 @@ def daily_ohlc_quotes(
     return QuoteTable.from_columns(
         time_ns=times, asset=assets, source=[source] * len(times), price_usd=prices, assets=tuple(symbols)
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuoteFile:
+    """`engine.ports.QuoteSource` over a quote file (CSV or Parquet, columns in the module
+    docstring), read when asked."""
+
+    path: Path
+
+    def quote_table(self) -> QuoteTable:
+        return load_quotes(self.path)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DailyOhlcQuotes:
+    """`engine.ports.QuoteSource` over the shared daily history: four quotes per day and symbol
+    (`daily_ohlc_quotes`), days in [start, end]."""
+
+    symbols: tuple[str, ...]
+    start: date
+    end: date
+    source: str = "yahoo"
+    data_dir: Path | None = None
+
+    def quote_table(self) -> QuoteTable:
+        return daily_ohlc_quotes(
+            symbols=self.symbols, start=self.start, end=self.end, source=self.source, data_dir=self.data_dir
+        )
