@@ -83,11 +83,13 @@ def snapshot_from_quotes(
 ) -> PriceSnapshot:
     """Replay a quote table through the oracle (as `crossmargin oracle replay` does) and keep the
     last update."""
+    if len(table) == 0:
+        raise InputError("prices", "the quotes have no rows")
     last: OracleUpdate | None = None
     for step in replay(table, params=params or OracleParams(), policy=policy):
         last = step.update
-    if last is None:
-        raise InputError("prices", "the quote file has no rows")
+    if last is None:  # pragma: no cover - a non-empty table replays at least one update
+        raise InputError("prices", "the quotes have no rows")
     return PriceSnapshot(assets=table.assets, update=last)
 
 
