@@ -5,6 +5,7 @@ which rows it skipped and why."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,24 @@ def test_array_price_history_validates_like_the_core() -> None:
         ArrayPriceHistory.from_arrays(
             days=["2024-01-02", "2024-01-01"], symbols=["BTC"], close_usd=[[1.0], [2.0]]
         )
+
+
+def test_cli_compare_without_the_shared_history_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from crossmargin.cli.main import app
+
+    monkeypatch.setenv("CROSSMARGIN_DATA", str(tmp_path))  # no prices_daily_yahoo.csv there
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", str(DESK), "--account", "vol-seller", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [s["model"] for s in report["skipped"]] == ["var"]
+    assert all(r["model"] != "var" for r in report["rows"])
+    table = runner.invoke(app, ["compare", str(DESK), "--account", "vol-seller"])
+    assert table.exit_code == 0 and "var not computed" in " ".join(table.stdout.split())
+    var = runner.invoke(app, ["margin", str(DESK), "--model", "var", "--json"])
+    assert var.exit_code == 2 and var.stdout == ""
+    assert "history" in var.stderr and "CROSSMARGIN_DATA" in " ".join(var.stderr.split())
