@@ -116,7 +116,7 @@ def simulation_from_book(
     """Import a book: each account's balances as deposits (borrowings as negative balances are
     not importable: they start at zero), each position transferred in at its entry price
     against the liquidator; the insurance fund seeded with `insurance_fund_usd` of the quote
-    asset. `sink` receives every accepted event from the first deposit on."""
+    asset. `sink` receives every accepted event, the import's own included."""
     book = loaded.book
     symbols = book.assets.symbols
     quote = next((s for s in symbols if "USD" in s.upper()), symbols[0])
