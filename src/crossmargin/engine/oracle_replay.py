@@ -35,7 +35,7 @@ from crossmargin.errors import InputError
 class QuoteBook:
     """The latest quote of every (asset, source), as the (assets × sources) matrix the core reads.
 
-    Mutable on purpose: it is the adapter's buffer between messages and updates; the core receives
+    Mutable on purpose: it is a feed's buffer between messages and updates; the core receives
     a copy (`snapshot`) and never sees this object."""
 
     def __init__(self, assets: tuple[str, ...], sources: tuple[str, ...]) -> None:
