@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 from crossmargin.adapters.files import load_book
+from crossmargin.adapters.history.prices import shared_price_history
+from crossmargin.adapters.volatility import GarchFilter
 from crossmargin.cli.backtest_charts import write_pngs
 from crossmargin.engine.backtest import COMPARISON_MODELS, BacktestRun, backtest_table, run_backtest
 
@@ -79,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {done}/{total} days", file=sys.stderr)
 
     run = run_backtest(
-        loaded, COMPARISON_MODELS, first_day=args.first_day, last_day=args.last_day, progress=progress
+        loaded,
+        COMPARISON_MODELS,
+        history=shared_price_history(),
+        volatility=GarchFilter(),
+        first_day=args.first_day,
+        last_day=args.last_day,
+        progress=progress,
     )
     out = Path(args.out)
     figures = write_pngs(run, out.parent / "figures")

@@ -11,11 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from crossmargin.adapters.files import load_book
-from crossmargin.adapters.history.prices import load_price_history
+from crossmargin.adapters.history.prices import CsvPriceHistory, load_price_history
 from crossmargin.cli.main import app
 from crossmargin.engine.backtest import run_backtest
+from crossmargin.engine.memory import ArrayPriceHistory
 from crossmargin.errors import InputError
 from tests.conftest import shared_data_dir
+from tests.engine.histories import random_walk_history
 
 BOOK = Path(__file__).resolve().parents[2] / "examples" / "backtest.yaml"
 DESK = Path(__file__).resolve().parents[2] / "examples" / "desk.yaml"
@@ -26,6 +28,7 @@ def test_walk_realised_loss_and_exceedances() -> None:
     run = run_backtest(
         load_book(BOOK),
         ["cross", "var:hs-var99"],
+        history=CsvPriceHistory(path=data / "prices_daily_yahoo.csv"),
         first_day="2022-11-01",
         last_day="2022-11-20",
         account_ids=["btc-long"],
@@ -44,9 +47,37 @@ def test_walk_realised_loss_and_exceedances() -> None:
 
 
 def test_backtest_rejects_books_with_expiring_instruments() -> None:
-    shared_data_dir()
+    history = random_walk_history({"BTC": 90_000.0, "ETH": 3_000.0, "SOL": 120.0}, last_day="2024-12-31")
     with pytest.raises(InputError, match="back-test books"):
-        run_backtest(load_book(DESK), ["cross"], first_day="2024-01-01", last_day="2024-01-05")
+        run_backtest(
+            load_book(DESK), ["cross"], history=history, first_day="2024-01-01", last_day="2024-01-05"
+        )
+
+
+def test_walk_on_an_in_memory_history_realises_the_hand_computed_loss() -> None:
+    """BTC doubles, then halves, day after day: the 1-day loss of a long BTC perp is known exactly."""
+    days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-11"))
+    btc = np.array([40_000.0, 80_000.0] * 5)
+    flat = np.ones(10)
+    history = ArrayPriceHistory.from_arrays(
+        days=days,
+        symbols=["BTC", "ETH", "SOL", "USDC"],
+        close_usd=np.column_stack([btc, 3_000.0 * flat, 100.0 * flat, flat]),
+    )
+    run = run_backtest(
+        load_book(BOOK),
+        ["cross"],
+        history=history,
+        first_day="2024-01-01",
+        last_day="2024-01-09",
+        horizon_days=1,
+        account_ids=["btc-long"],
+    )
+    assert run.days.size == 9
+    # btc-long holds 3 BTC-USDC-PERP (examples/backtest.yaml): loss = -3 (BTC tomorrow - BTC today).
+    series = run.get("btc-long", "cross")
+    assert series.loss_usd == pytest.approx(-3.0 * (btc[1:] - btc[:-1]), rel=1e-12)
+    assert np.all(series.margin_usd > 0.0)
 
 
 def test_cli_backtest_json_and_charts(tmp_path: Path) -> None:

@@ -13,8 +13,11 @@ import pytest
 from crossmargin.adapters.files import LoadedBook, load_book
 from crossmargin.engine.margin_run import MODELS, make_model, margin_report, run_margin
 from crossmargin.errors import InputError
+from tests.engine.histories import desk_history
 
 DESK = Path(__file__).resolve().parents[2] / "examples" / "desk.yaml"
+# The VaR model's daily closes, in memory (the other models ignore it); real history: tests/golden.
+HISTORY = desk_history()
 
 # Hand computations repeat the engine's float64 arithmetic in another order.
 HAND_TOLERANCE = 1e-9
@@ -62,7 +65,7 @@ def _accounts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_report_keys_are_exactly_the_contract(loaded: LoadedBook, model: str) -> None:
-    report = margin_report(run_margin(loaded, model=model))
+    report = margin_report(run_margin(loaded, model=model, history=HISTORY))
     assert set(report) == REPORT_KEYS
     assert report["model"] == model
     assert report["valuation_time"] == "2025-12-30T17:31:15Z"
@@ -83,7 +86,7 @@ def test_report_keys_are_exactly_the_contract(loaded: LoadedBook, model: str) ->
 
 @pytest.mark.parametrize("model", MODELS)
 def test_position_contributions_sum_to_the_account_totals(loaded: LoadedBook, model: str) -> None:
-    for account in margin_report(run_margin(loaded, model=model))["accounts"]:
+    for account in margin_report(run_margin(loaded, model=model, history=HISTORY))["accounts"]:
         positions = account["positions"]
         assert sum(p["initial_margin_usd"] for p in positions) == pytest.approx(account["initial_margin_usd"])
         assert sum(p["maintenance_margin_usd"] for p in positions) == pytest.approx(
@@ -201,6 +204,11 @@ def test_unknown_account_is_an_input_error(loaded: LoadedBook) -> None:
 def test_unknown_model_is_an_input_error(loaded: LoadedBook) -> None:
     with pytest.raises(InputError, match="unknown model 'no-such-model'"):
         make_model("no-such-model", loaded)
+
+
+def test_var_without_a_price_history_is_an_input_error_naming_it(loaded: LoadedBook) -> None:
+    with pytest.raises(InputError, match=r"^history: no price history was given"):
+        run_margin(loaded, model="var")
 
 
 def test_bankrupt_account_reports_null_ratio(tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from crossmargin.adapters.feeds import QuoteTable, write_quotes
+from crossmargin.adapters.feeds import write_quotes
 from crossmargin.adapters.files import load_book
 from crossmargin.cli.main import app
 from crossmargin.core.collateral import haircut_quantity
 from crossmargin.core.oracle import NS_PER_SECOND
+from crossmargin.engine.inputs import QuoteTable
 from crossmargin.engine.margin_run import margin_report, run_margin
 from crossmargin.engine.priced_run import (
     PricedRun,

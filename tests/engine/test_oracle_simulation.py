@@ -10,10 +10,11 @@ import dataclasses
 from pathlib import Path
 
 from crossmargin.adapters.eventlog import write_table
-from crossmargin.adapters.feeds import QuoteTable, replay
 from crossmargin.core.ledger.events import TradeFill, Withdrawal
 from crossmargin.core.ledger.state import AccountStatus
 from crossmargin.core.oracle import NS_PER_SECOND, OracleParams, OracleUpdate
+from crossmargin.engine.memory import ListEventSink, ListQuoteFeed, Quote
+from crossmargin.engine.oracle_replay import replay
 from crossmargin.engine.priced_simulation import PAUSE_RECORD, PricedSimulation
 from crossmargin.engine.simulation import Simulation, record_rows
 from tests.ledger_venue import BTC, USDC, VALUATION_NS, open_venue, venue_config
@@ -30,21 +31,18 @@ def _updates() -> list[OracleUpdate]:
         (30, {"ETH": 1_800.0}),
         (40, {"BTC": 40_000.0, "ETH": 1_800.0}),
     ]
-    times, assets, sources, prices = [], [], [], []
+    feed = ListQuoteFeed(assets=("BTC", "ETH"))  # the engine's in-memory QuoteSource
     for second, quotes in rows:
         for asset, price in quotes.items():
             for source in SOURCES:
-                times.append(T0 + second * NS_PER_SECOND)
-                assets.append(asset)
-                sources.append(source)
-                prices.append(price)
-    table = QuoteTable.from_columns(
-        time_ns=times, asset=assets, source=sources, price_usd=prices, assets=("BTC", "ETH")
-    )
+                feed.append(
+                    Quote(time_ns=T0 + second * NS_PER_SECOND, asset=asset, source=source, price_usd=price)
+                )
+    table = feed.quote_table()
     return [step.update for step in replay(table, params=OracleParams())]
 
 
-def _venue() -> PricedSimulation:
+def _venue(sink: ListEventSink | None = None) -> PricedSimulation:
     config = venue_config()
     # alice: 0.06 BTC (95 % counts: 2,280 USD); carol: 2,280 USDC. Both buy 10 ETH-PERP at 2,000
     # (IM 10 % = 2,000); at 1,800 equity = 280 < MM 5 % · 18,000 = 900: in liquidation.
@@ -58,7 +56,7 @@ def _venue() -> PricedSimulation:
             "dave": {"USDC": 10**6 * USDC},  # a bystander who trades later
         },
     )
-    sim = Simulation(config=config, state=state)
+    sim = Simulation(config=config, state=state, sink=sink)
     for taker in ("alice", "carol"):
         assert sim.submit(
             TradeFill(
@@ -136,3 +134,17 @@ def test_oracle_withdrawal_and_opening_trade_follow_their_rules() -> None:
     assert psim.sim.rejected[-1]["field"] == "trade.instrument"
     psim.oracle_step(fresh)
     assert psim.submit(dataclasses.replace(opening, as_of_ns=psim.sim.state.time_ns))
+
+
+def test_the_event_sink_gets_every_accepted_event_and_no_refused_one() -> None:
+    sink = ListEventSink()
+    psim = _venue(sink)
+    first, stale, _ = _updates()
+    psim.oracle_step(first)
+    psim.oracle_step(stale)
+    as_of = psim.sim.state.time_ns
+    refused = Withdrawal(account="alice", asset="BTC", amount_units=1, as_of_ns=as_of)
+    assert not psim.submit(refused)
+    assert sink.events == psim.sim.events  # trades, price updates, carol's liquidation, in order
+    assert refused not in sink.events
+    assert sum(1 for e in sink.events if type(e).__name__ == "Liquidate") >= 1

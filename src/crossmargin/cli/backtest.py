@@ -15,7 +15,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from crossmargin.adapters.files import load_book
 from crossmargin.cli.backtest_charts import html_page, write_pngs
 from crossmargin.cli.render import fail
 from crossmargin.engine.backtest import DEFAULT_MODELS, BacktestRun, backtest_table, run_backtest
@@ -65,6 +64,10 @@ def backtest(
 ) -> None:
     """Back-test margin models: exceedances, Kupiec and Christoffersen p-values, worst shortfall,
     procyclicality; charts of margin against realised loss with exceedances marked."""
+    from crossmargin.adapters.files import load_book
+    from crossmargin.adapters.history.prices import shared_price_history
+    from crossmargin.adapters.volatility import GarchFilter
+
     console = Console(stderr=True)
     try:
         loaded = load_book(book)
@@ -80,6 +83,8 @@ def backtest(
             run = run_backtest(
                 loaded,
                 model or list(DEFAULT_MODELS),
+                history=shared_price_history(),
+                volatility=GarchFilter(),
                 first_day=first_day,
                 last_day=last_day,
                 horizon_days=horizon_days,

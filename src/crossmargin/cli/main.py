@@ -120,14 +120,35 @@ def margin(
     ] = None,
 ) -> None:
     """Compute initial and maintenance margin for every account of a book."""
+    from crossmargin.adapters.feeds import QuoteFile
+    from crossmargin.adapters.history.prices import shared_price_history
+    from crossmargin.adapters.volatility import GarchFilter
+
+    history, volatility = shared_price_history(), GarchFilter()  # read only by --model var
     try:
         loaded = load_book(book)
         if prices is None:
-            report = margin_report(run_margin(loaded, model=model, preset=preset, account_ids=account))
+            run = run_margin(
+                loaded,
+                model=model,
+                preset=preset,
+                account_ids=account,
+                history=history,
+                volatility=volatility,
+            )
+            report = margin_report(run)
         else:
-            snapshot = load_snapshot(prices)
+            snapshot = load_snapshot(QuoteFile(path=prices))
             report = priced_margin_report(
-                run_priced_margin(loaded, snapshot, model=model, preset=preset, account_ids=account)
+                run_priced_margin(
+                    loaded,
+                    snapshot,
+                    model=model,
+                    preset=preset,
+                    account_ids=account,
+                    history=history,
+                    volatility=volatility,
+                )
             )
     except CrossMarginError as error:
         fail(error)
@@ -216,8 +237,11 @@ def compare(
 ) -> None:
     """What one account's portfolio costs under isolated, cross, each venue's tiers, each
     portfolio-margin preset and the sensitivity model, with the saving over isolated."""
+    from crossmargin.adapters.history.prices import shared_price_history
+
+    history = shared_price_history()  # the VaR/ES rows, when the shared daily closes are there
     try:
-        report = compare_report(load_book(book), account)
+        report = compare_report(load_book(book), account, history=history if history.is_available() else None)
     except CrossMarginError as error:
         fail(error)
         return
@@ -237,6 +261,8 @@ def compare(
             money(r["maintenance_margin_usd"]),
             saving,
         )
+    for skipped in report.get("skipped", []):
+        table.caption = f"{skipped['model']} not computed: {skipped['reason']} (set $CROSSMARGIN_DATA)"
     render_console().print(table)
 
 

@@ -18,11 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crossmargin.adapters.feeds import load_quotes, param_table, replay
-from crossmargin.adapters.feeds.nats_feed import NatsOracle, price_message
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail
 from crossmargin.core.oracle import NS_PER_MS, OracleParams
+from crossmargin.engine.oracle_replay import param_table, price_message, replay
 from crossmargin.errors import CrossMarginError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Robust multi-source oracle prices.")
@@ -56,11 +55,16 @@ def run(
     confirm_updates: ConfirmUpdates = 3,
 ) -> None:
     """Subscribe to prices.<source>.<asset> on NATS; publish oracle.<asset> and oracle.events."""
+    from crossmargin.adapters.clock import SystemClock
+    from crossmargin.adapters.feeds.nats_feed import NatsOracle  # nats-py: only for this command
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         params = _params(min_sources, max_age_ms, max_move, confirm_updates)
         table = param_table(tuple(asset), params)
-        oracle = NatsOracle(assets=tuple(asset), sources=tuple(source), params=table)
+        oracle = NatsOracle(
+            assets=tuple(asset), sources=tuple(source), params=table, clock_ns=SystemClock().now_ns
+        )
     except CrossMarginError as error:
         fail(error)
     try:
@@ -86,8 +90,10 @@ def replay_command(
     confirm_updates: ConfirmUpdates = 3,
 ) -> None:
     """Replay a quote file through the oracle and print the final prices and liquidation pauses."""
+    from crossmargin.adapters.feeds import QuoteFile
+
     try:
-        table = load_quotes(quotes)
+        table = QuoteFile(path=quotes).quote_table()
         params = _params(min_sources, max_age_ms, max_move, confirm_updates)
         steps = list(replay(table, params=params, tick_ns=tick_ms * NS_PER_MS or None))
     except CrossMarginError as error:

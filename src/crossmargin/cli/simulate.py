@@ -7,6 +7,7 @@ records.csv, summary.json.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -16,14 +17,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from crossmargin.adapters.eventlog import write_events, write_table
-from crossmargin.adapters.files import load_book
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail
 from crossmargin.core.liquidation.adl import ADL_POLICIES
 from crossmargin.engine.simulation import (
     posting_rows,
-    read_price_path,
     record_rows,
     run_price_path,
     simulation_from_book,
@@ -42,15 +40,26 @@ def simulate(
 ) -> None:
     """Simulate liquidations over a price path: margin calls, partial liquidation, insurance
     fund, ADL, socialised loss and bad debt, every unit of money exact."""
+    from crossmargin.adapters.eventlog import JsonLinesEventSink, write_table
+    from crossmargin.adapters.files import load_book, read_price_path
+
     try:
-        sim = simulation_from_book(load_book(book), adl_policy=adl, insurance_fund_usd=insurance_usd)
-        run_price_path(sim, read_price_path(prices))
+        loaded = load_book(book)
+        path = read_price_path(prices)
     except CrossMarginError as error:
         fail(error)
-    report = summary(sim)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        write_events(out / "events.jsonl", sim.events)
+    # The event log is written as the run goes (events.jsonl, replayable); the rest at the end.
+    with contextlib.ExitStack() as stack:
+        sink = None if out is None else stack.enter_context(JsonLinesEventSink(out / "events.jsonl"))
+        try:
+            sim = simulation_from_book(loaded, adl_policy=adl, insurance_fund_usd=insurance_usd, sink=sink)
+            run_price_path(sim, path)
+        except CrossMarginError as error:
+            fail(error)
+    report = summary(sim)
+    if out is not None:
         write_table(out / "postings.parquet", posting_rows(sim.postings))
         write_table(out / "records.csv", record_rows(sim.records))
         (out / "summary.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from crossmargin.adapters.files import load_book
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail, items_table, money
 from crossmargin.engine.var_run import explain_var_report
@@ -22,8 +21,18 @@ TAIL_ROWS = 10
 
 
 def explain_var(book: Path, *, account: str, preset: str | None, as_json: bool) -> None:
+    from crossmargin.adapters.files import load_book
+    from crossmargin.adapters.history.prices import shared_price_history
+    from crossmargin.adapters.volatility import GarchFilter
+
     try:
-        report = explain_var_report(load_book(book), account, preset=preset)
+        report = explain_var_report(
+            load_book(book),
+            account,
+            preset=preset,
+            history=shared_price_history(),
+            volatility=GarchFilter(),
+        )
     except CrossMarginError as error:
         fail(error)
         return

@@ -21,8 +21,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.adapters.files import LoadedBook
-from crossmargin.adapters.history.prices import load_price_history
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.margin import CrossMargin
@@ -30,7 +28,9 @@ from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.core.var.backtest import BacktestStats, backtest_stats
 from crossmargin.core.var.history import NS_PER_DAY, PriceHistory
+from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.margin_run import ModelChoice, make_model
+from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -152,6 +152,8 @@ def run_backtest(
     loaded: LoadedBook,
     models: Sequence[str],
     *,
+    history: PriceHistorySource,
+    volatility: VolatilityFilter | None = None,
     first_day: str,
     last_day: str,
     horizon_days: int = 2,
@@ -159,8 +161,9 @@ def run_backtest(
     account_ids: Sequence[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestRun:
-    """Walk [first_day, last_day]; `progress(done, total)` after each day."""
-    history = load_price_history()
+    """Walk [first_day, last_day] of `history`'s daily closes (the prices each day and the VaR
+    models' history); `volatility` for GARCH presets; `progress(done, total)` after each day."""
+    daily = history.price_history()  # (T days, N symbols) closes, USD
     book = (
         loaded.book
         if account_ids is None
@@ -168,14 +171,16 @@ def run_backtest(
     )
     _check_backtest_book(book)
     loaded = dataclasses.replace(loaded, book=book)
-    symbols = list(book.instruments.underlyings) + [s for s in book.assets.symbols if history.has(s)]
+    symbols = list(book.instruments.underlyings) + [s for s in book.assets.symbols if daily.has(s)]
     for u in book.instruments.underlyings:
-        history.column(u)  # an underlying without history cannot be back-tested
-    rows = backtest_days(history, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
+        daily.column(u)  # an underlying without history cannot be back-tested
+    rows = backtest_days(daily, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
     if rows.size == 0:
         raise InputError("backtest", f"no day in {first_day}..{last_day} with prices of {', '.join(symbols)}")
     specs = [ModelSpec.parse(m) for m in models]
-    choices: list[ModelChoice] = [make_model(s.model, loaded, s.preset) for s in specs]
+    choices: list[ModelChoice] = [
+        make_model(s.model, loaded, s.preset, history=history, volatility=volatility) for s in specs
+    ]
     n_days = rows.size
     n_accounts = book.n_accounts
     margin = np.zeros((len(specs), n_accounts, n_days))
@@ -183,11 +188,11 @@ def run_backtest(
     equity_later = np.zeros((n_accounts, n_days))
     equity_model = CrossMargin(loaded.params)
     for n, row in enumerate(rows.tolist()):  # one risk cycle per day: the walk is sequential
-        day = history.days[row]
-        priced_book, market = _priced(loaded, book, history, row, day)
+        day = daily.days[row]
+        priced_book, market = _priced(loaded, book, daily, row, day)
         equity_now[:, n] = equity_model.evaluate(priced_book, market).equity_usd
         later_book, later_market = _priced(
-            loaded, book, history, row + horizon_days, history.days[row + horizon_days]
+            loaded, book, daily, row + horizon_days, daily.days[row + horizon_days]
         )
         equity_later[:, n] = equity_model.evaluate(later_book, later_market).equity_usd
         for m, choice in enumerate(choices):
@@ -210,7 +215,7 @@ def run_backtest(
     )
     return BacktestRun(
         book=loaded.path,
-        days=history.days[rows],
+        days=daily.days[rows],
         horizon_days=horizon_days,
         coverage=coverage,
         models=tuple(s.label for s in specs),

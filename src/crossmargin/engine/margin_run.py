@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from crossmargin.adapters.files import LoadedBook
 from crossmargin.core.book import Book
 from crossmargin.core.liquidation.model_prices import model_price_levels
 from crossmargin.core.liquidation.prices import PriceLevels, cross_price_levels
@@ -35,6 +34,8 @@ from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.pricing import revalue
+from crossmargin.engine.inputs import LoadedBook
+from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
 from crossmargin.engine.var_run import var_model
 from crossmargin.errors import InputError
 
@@ -51,9 +52,18 @@ class ModelChoice:
     book: Book
 
 
-def make_model(name: str, loaded: LoadedBook, preset: str | None = None) -> ModelChoice:
+def make_model(
+    name: str,
+    loaded: LoadedBook,
+    preset: str | None = None,
+    *,
+    history: PriceHistorySource | None = None,
+    volatility: VolatilityFilter | None = None,
+) -> ModelChoice:
     """cross | isolated (preset: a tier table, binance | hyperliquid), portfolio (preset: a
-    portfolio methodology; default the book's model.portfolio) or sensitivity (SIMM-style)."""
+    portfolio methodology; default the book's model.portfolio), sensitivity (SIMM-style) or var
+    (preset: a VAR_PRESETS name, over `history`'s daily closes; `volatility` for GARCH presets).
+    Only var reads `history` and `volatility`; without a history it is an InputError("history")."""
     if name in ("cross", "isolated"):
         tier = preset if preset is not None else loaded.tier_preset
         book = loaded.book if tier is None else with_tier_preset(loaded.book, tier)
@@ -64,8 +74,8 @@ def make_model(name: str, loaded: LoadedBook, preset: str | None = None) -> Mode
         return ModelChoice(name=name, preset=params.name, model=PortfolioMargin(params), book=loaded.book)
     if name == "sensitivity":
         return ModelChoice(name=name, preset=None, model=SensitivityMargin(), book=loaded.book)
-    if name == "var":  # VaR/ES over the shared price history (preset: a VAR_PRESETS name)
-        var = var_model(preset)
+    if name == "var":  # VaR/ES over the caller's price history (preset: a VAR_PRESETS name)
+        var = var_model(preset, history=history, volatility=volatility)
         return ModelChoice(name=name, preset=var.params.name, model=var, book=loaded.book)
     raise InputError("model", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
@@ -87,9 +97,12 @@ def run_margin(
     model: str | None = None,
     preset: str | None = None,
     account_ids: Sequence[str] | None = None,
+    history: PriceHistorySource | None = None,
+    volatility: VolatilityFilter | None = None,
 ) -> MarginRun:
-    """Evaluate the whole book, then break down the requested accounts (all by default)."""
-    choice = make_model(model or loaded.default_model, loaded, preset)
+    """Evaluate the whole book, then break down the requested accounts (all by default).
+    `history` and `volatility`: the VaR model's inputs (`make_model`), unused by the others."""
+    choice = make_model(model or loaded.default_model, loaded, preset, history=history, volatility=volatility)
     book = choice.book
     valuation = revalue(book.instruments, loaded.market)
     result = choice.model.evaluate(book, loaded.market, valuation)

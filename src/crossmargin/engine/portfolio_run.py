@@ -10,6 +10,11 @@ explain JSON: {"account_id", "model", "preset", "initial_margin_usd", "maintenan
 `scenario_pnl_usd` is the P&L in the worst scenario; `contribution_usd` is each item's share of
 the grid requirement: its weighted loss in its group's worst scenario, summed over groups that
 charge something, so positions + collateral - dampeners = grid_usd exactly.
+
+compare JSON: {"account_id", "book", "rows": [{"model", "preset", "initial_margin_usd",
+ "maintenance_margin_usd", "equity_usd", "saving_vs_isolated_usd", "saving_vs_isolated_pct"}]
+ [, "skipped": [{"model", "presets", "reason"}]]}; "skipped" is there only when a family of rows
+ was not computed (the VaR/ES rows without a price history), saying why.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from crossmargin.adapters.files import LoadedBook
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.portfolio import PortfolioMargin, explain_account
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS
 from crossmargin.core.pricing import revalue
+from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.margin_run import make_model
-from crossmargin.engine.var_run import var_compare_choices
+from crossmargin.engine.ports import PriceHistorySource
+from crossmargin.engine.var_run import COMPARE_PRESETS, NO_HISTORY
 
 
 def explain_report(loaded: LoadedBook, account_id: str, *, preset: str | None = None) -> dict[str, Any]:
@@ -116,17 +122,25 @@ def explain_report(loaded: LoadedBook, account_id: str, *, preset: str | None = 
     }
 
 
-def compare_report(loaded: LoadedBook, account_id: str) -> dict[str, Any]:
+def compare_report(
+    loaded: LoadedBook, account_id: str, *, history: PriceHistorySource | None
+) -> dict[str, Any]:
     """One account under isolated, cross (the book's schedules and each venue's tier table), every
-    portfolio preset and the sensitivity model, with the saving each gives over isolated."""
+    portfolio preset, the sensitivity model and, given a price history, the VaR/ES presets of
+    `var_run.COMPARE_PRESETS`, with the saving each gives over isolated. history=None: the
+    report's "skipped" says the VaR/ES rows were not computed and why."""
     choices: list[tuple[str, str | None]] = [("isolated", None), ("cross", None)]
     choices += [("cross", tier) for tier in TIER_PRESETS]
     choices += [("portfolio", name) for name in PORTFOLIO_PRESETS]
     choices += [("sensitivity", None)]
-    choices += var_compare_choices()  # HS VaR 99 %, FHS ES 97.5 %, MC ES 97.5 % over real history
+    skipped: list[dict[str, Any]] = []
+    if history is not None:  # HS VaR 99 %, FHS ES 97.5 %, MC ES 97.5 % over real history
+        choices += [("var", name) for name in COMPARE_PRESETS]
+    else:
+        skipped.append({"model": "var", "presets": list(COMPARE_PRESETS), "reason": NO_HISTORY})
     rows: list[dict[str, Any]] = []
     for name, preset in choices:  # a handful of models, each evaluated on the one account
-        choice = make_model(name, loaded, preset)
+        choice = make_model(name, loaded, preset, history=history)
         sub = choice.book.select([choice.book.account_row(account_id)])
         result = choice.model.evaluate(sub, loaded.market)
         rows.append(
@@ -143,4 +157,7 @@ def compare_report(loaded: LoadedBook, account_id: str) -> dict[str, Any]:
         saving = isolated - r["initial_margin_usd"]
         r["saving_vs_isolated_usd"] = saving
         r["saving_vs_isolated_pct"] = None if isolated <= 0.0 else saving / isolated
-    return {"account_id": account_id, "book": loaded.path, "rows": rows}
+    report: dict[str, Any] = {"account_id": account_id, "book": loaded.path, "rows": rows}
+    if skipped:
+        report["skipped"] = skipped
+    return report

@@ -28,14 +28,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from crossmargin.adapters.feeds import QuoteTable, load_quotes, replay
-from crossmargin.adapters.feeds.nats_feed import price_message
-from crossmargin.adapters.files import LoadedBook
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin import MarginModel, MarginResult
 from crossmargin.core.market import MarketState
@@ -49,7 +45,10 @@ from crossmargin.core.oracle.exposure import (
 )
 from crossmargin.core.oracle.params import FloatArray
 from crossmargin.core.pricing import revalue
+from crossmargin.engine.inputs import LoadedBook, QuoteTable
 from crossmargin.engine.margin_run import MarginRun, make_model, margin_report
+from crossmargin.engine.oracle_replay import price_message, replay
+from crossmargin.engine.ports import PriceHistorySource, QuoteSource, VolatilityFilter
 from crossmargin.errors import InputError
 
 STATUS_LABELS = {
@@ -84,17 +83,21 @@ def snapshot_from_quotes(
 ) -> PriceSnapshot:
     """Replay a quote table through the oracle (as `crossmargin oracle replay` does) and keep the
     last update."""
+    if len(table) == 0:
+        raise InputError("prices", "the quotes have no rows")
     last: OracleUpdate | None = None
     for step in replay(table, params=params or OracleParams(), policy=policy):
         last = step.update
-    if last is None:
-        raise InputError("prices", "the quote file has no rows")
+    if last is None:  # pragma: no cover - a non-empty table replays at least one update
+        raise InputError("prices", "the quotes have no rows")
     return PriceSnapshot(assets=table.assets, update=last)
 
 
-def load_snapshot(path: str | Path, *, params: OracleParams | None = None) -> PriceSnapshot:
-    """A quote replay file (CSV or Parquet, `adapters.feeds.quotes`) → its final oracle prices."""
-    return snapshot_from_quotes(load_quotes(path), params=params)
+def load_snapshot(
+    source: QuoteSource, *, params: OracleParams | None = None, policy: OraclePolicy | None = None
+) -> PriceSnapshot:
+    """A quote source's quotes (a replay file: `adapters.feeds.QuoteFile`) → its final oracle prices."""
+    return snapshot_from_quotes(source.quote_table(), params=params, policy=policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +216,15 @@ def run_priced_margin(
     model: str | None = None,
     preset: str | None = None,
     account_ids: Sequence[str] | None = None,
+    history: PriceHistorySource | None = None,
+    volatility: VolatilityFilter | None = None,
 ) -> PricedRun:
     """Evaluate the whole book on the snapshot's prices (module docstring), then break down the
-    requested accounts (all by default)."""
+    requested accounts (all by default). `history`, `volatility`: the VaR model's (`make_model`)."""
     priced = priced_book(loaded, snapshot)
-    choice = make_model(model or loaded.default_model, priced.loaded, preset)
+    choice = make_model(
+        model or loaded.default_model, priced.loaded, preset, history=history, volatility=volatility
+    )
     book = choice.book
     market = priced.loaded.market
     valuation = revalue(book.instruments, market)

@@ -4,22 +4,20 @@ the liquidation engine, and keep the full audit trail.
 One step = the event, then the risk cycle: every account in liquidation (or bankrupt) gets a
 `Liquidate` event, riskiest first, until none is left (bounded rounds). Every accepted event,
 posting and audit record is kept; a rejected event is kept as a record with its error, and the
-state is unchanged by it.
+state is unchanged by it. An `EventSink` given to the simulation receives each accepted event
+as it is applied (the replayable event log); the price path comes in as values
+(`engine.ports.PricePath`; a CSV file is read by `adapters.files.read_price_path`).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from crossmargin.adapters.files import LoadedBook
 from crossmargin.core.ledger.apply import apply
 from crossmargin.core.ledger.events import Deposit, Event, Liquidate, PositionTransfer, PriceUpdate
 from crossmargin.core.ledger.money import to_float, units_payout
@@ -33,6 +31,8 @@ from crossmargin.core.ledger.state import (
     risk_view,
 )
 from crossmargin.core.ledger.transact import AuditRecord
+from crossmargin.engine.inputs import LoadedBook
+from crossmargin.engine.ports import EventSink, PricePath
 from crossmargin.errors import InputError
 
 STABLE_DECIMALS = 6
@@ -41,7 +41,8 @@ COIN_DECIMALS = 8
 
 @dataclass(slots=True)
 class Simulation:
-    """A running simulation: the ledger state and everything that happened so far."""
+    """A running simulation: the ledger state and everything that happened so far; `sink`, when
+    given, receives each accepted event as it is applied."""
 
     config: LedgerConfig
     state: LedgerState
@@ -49,6 +50,7 @@ class Simulation:
     postings: list[Posting] = field(default_factory=list)
     records: list[AuditRecord] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    sink: EventSink | None = None
 
     def submit(self, event: Event) -> bool:
         """Apply one event; a rejection is recorded (and returns False), the state is kept."""
@@ -61,6 +63,8 @@ class Simulation:
             return False
         self.state = applied.state
         self.events.append(event)
+        if self.sink is not None:
+            self.sink.append(event)
         self.postings.extend(applied.postings)
         self.records.extend(applied.records)
         return True
@@ -107,11 +111,12 @@ def simulation_from_book(
     adl_policy: str = "queue",
     waterfall: WaterfallParams | None = None,
     insurance_fund_usd: float = 0.0,
+    sink: EventSink | None = None,
 ) -> Simulation:
     """Import a book: each account's balances as deposits (borrowings as negative balances are
     not importable: they start at zero), each position transferred in at its entry price
     against the liquidator; the insurance fund seeded with `insurance_fund_usd` of the quote
-    asset."""
+    asset. `sink` receives every accepted event, the import's own included."""
     book = loaded.book
     symbols = book.assets.symbols
     quote = next((s for s in symbols if "USD" in s.upper()), symbols[0])
@@ -135,7 +140,7 @@ def simulation_from_book(
     prices = dict(zip(book.instruments.underlyings, loaded.market.index_price_usd.tolist(), strict=True))
     prices.update(zip(symbols, book.assets.price_usd.tolist(), strict=True))
     state = LedgerState.open(config, book.account_ids, prices)
-    sim = Simulation(config=config, state=state)
+    sim = Simulation(config=config, state=state, sink=sink)
     t = loaded.market.valuation_ns
     marks = {
         book.instruments.ids[i]: float(m)
@@ -166,30 +171,9 @@ def simulation_from_book(
     return sim
 
 
-def read_price_path(path: str | Path) -> list[tuple[int, dict[str, float]]]:
-    """CSV: a `time` column (ISO 8601 UTC or integer ns) and one column per symbol (index prices)."""
-    rows: list[tuple[int, dict[str, float]]] = []
-    with Path(path).open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or "time" not in reader.fieldnames:
-            raise InputError(f"{path}: time", "the price path needs a time column")
-        for n, raw in enumerate(reader, start=2):
-            stamp = raw.pop("time")
-            try:
-                ns = int(stamp) if stamp.strip().isdigit() else _iso_ns(stamp)
-                prices = {k: float(v) for k, v in raw.items() if v not in (None, "")}
-            except ValueError as error:
-                raise InputError(f"{path}:{n}", str(error)) from None
-            rows.append((ns, prices))
-    return rows
-
-
-def _iso_ns(stamp: str) -> int:
-    moment = datetime.fromisoformat(stamp.strip().replace("Z", "+00:00"))
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1_000
-
-
-def run_price_path(sim: Simulation, path: Iterable[tuple[int, dict[str, float]]]) -> Simulation:
+def run_price_path(sim: Simulation, path: PricePath) -> Simulation:
+    """One `PriceUpdate` per step (as_of_ns, {symbol: index price USD}), each followed by the
+    risk cycle; a step earlier than the ledger's time is applied at the ledger's time."""
     for as_of_ns, prices in path:
         sim.step(PriceUpdate(index_prices=prices, as_of_ns=max(as_of_ns, sim.state.time_ns)))
     return sim

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from crossmargin.adapters.eventlog import read_events, write_events
-from crossmargin.adapters.files import load_book
+from crossmargin.adapters.eventlog import JsonLinesEventSink, read_events, write_events
+from crossmargin.adapters.files import load_book, read_price_path
 from crossmargin.cli.main import app
 from crossmargin.core.ledger.apply import replay
 from crossmargin.core.ledger.state import LedgerState
-from crossmargin.engine.simulation import read_price_path, run_price_path, simulation_from_book
+from crossmargin.engine.memory import ListEventSink
+from crossmargin.engine.ports import EventSink
+from crossmargin.engine.simulation import run_price_path, simulation_from_book
 from crossmargin.errors import InputError
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
@@ -47,6 +49,36 @@ def test_simulation_audit_trail_replays_bit_for_bit(tmp_path: Path, suffix: str)
         },
     )
     assert replay(start, events, sim.config).digest() == sim.state.digest()
+
+
+def test_the_json_lines_sink_streams_the_log_write_events_writes(tmp_path: Path) -> None:
+    """The EventSink adapter writes each accepted event as it is applied: the same file as
+    `write_events` after the run, and the same events the in-memory sink keeps."""
+    prices = tmp_path / "path.csv"
+    prices.write_text(PATH_CSV)
+    streamed = tmp_path / "streamed.jsonl"
+    kept = ListEventSink()
+    with JsonLinesEventSink(streamed) as sink:
+        assert isinstance(sink, EventSink)
+        sim = simulation_from_book(load_book(DESK), adl_policy="queue", sink=sink)
+        run_price_path(sim, read_price_path(prices))
+    again = simulation_from_book(load_book(DESK), adl_policy="queue", sink=kept)
+    run_price_path(again, read_price_path(prices))
+    written = tmp_path / "written.jsonl"
+    write_events(written, sim.events)
+    assert streamed.read_text() == written.read_text()
+    assert kept.events == sim.events == read_events(streamed)
+    assert len(sim.events) > 10  # deposits, transfers, price updates, liquidations
+
+
+def test_bad_price_path_cell_names_file_and_line(tmp_path: Path) -> None:
+    prices = tmp_path / "path.csv"
+    prices.write_text("time,BTC\n2025-12-30T18:00:00Z,85000\n2025-12-30T19:00:00Z,lots\n")
+    with pytest.raises(InputError, match=r"path.csv:3"):
+        read_price_path(prices)
+    (tmp_path / "no_time.csv").write_text("when,BTC\n1,2\n")
+    with pytest.raises(InputError, match=r"time"):
+        read_price_path(tmp_path / "no_time.csv")
 
 
 def test_bad_event_line_names_line_and_field(tmp_path: Path) -> None:

@@ -9,9 +9,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from crossmargin.adapters.feeds import QuoteFileError, QuoteTable, load_quotes, replay, write_quotes
+from crossmargin.adapters.feeds import (
+    QuoteFile,
+    QuoteFileError,
+    QuoteTable,
+    load_quotes,
+    replay,
+    write_quotes,
+)
 from crossmargin.cli.main import app
 from crossmargin.core.oracle import NS_PER_SECOND, OracleParams, PriceStatus
+from crossmargin.engine.ports import QuoteSource
+from crossmargin.engine.priced_run import load_snapshot
 
 SOURCES = ("a", "b", "c", "d", "e")
 
@@ -37,6 +46,13 @@ def test_oracle_quote_file_round_trip(tmp_path: Path, suffix: str) -> None:
     assert loaded.assets == ("BTC",) and loaded.sources == SOURCES
     np.testing.assert_array_equal(loaded.time_ns, table.time_ns)
     np.testing.assert_array_equal(loaded.price_usd, table.price_usd)
+    # The engine's QuoteSource port over the same file reads the same table, and its snapshot is
+    # the last step of the replay.
+    source = QuoteFile(path=path)
+    assert isinstance(source, QuoteSource)
+    np.testing.assert_array_equal(source.quote_table().price_usd, loaded.price_usd)
+    last = list(replay(loaded, params=OracleParams()))[-1].update
+    np.testing.assert_array_equal(load_snapshot(source).update.price_usd, last.price_usd)
 
 
 def test_oracle_quote_file_iso_times_and_errors(tmp_path: Path) -> None:

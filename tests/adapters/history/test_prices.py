@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crossmargin.adapters.history.prices import load_price_history
+from crossmargin.adapters.history.prices import CsvPriceHistory, load_price_history, shared_price_history
+from crossmargin.engine.ports import PriceHistorySource
 from crossmargin.errors import InputError
 from tests.conftest import shared_data_dir
 
@@ -24,3 +25,24 @@ def test_loads_every_symbol_with_known_closes() -> None:
 def test_missing_file_is_an_input_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="CROSSMARGIN_DATA"):
         load_price_history(tmp_path / "nothing.csv")
+
+
+def test_the_csv_source_reads_when_asked_and_says_whether_it_is_there(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    missing = CsvPriceHistory(path=tmp_path / "nothing.csv")  # naming a file reads nothing
+    assert isinstance(missing, PriceHistorySource) and not missing.is_available()
+    with pytest.raises(InputError, match=r"^history: .*CROSSMARGIN_DATA"):
+        missing.price_history()
+    small = tmp_path / "closes.csv"
+    small.write_text(
+        "date,symbol,close_usd\n2024-01-01,BTC,42000\n2024-01-02,BTC,43000\n2024-01-02,ETH,2300\n"
+    )
+    source = CsvPriceHistory(path=small)
+    history = source.price_history()
+    assert source.is_available() and history.symbols == ("BTC", "ETH")
+    assert history.close_usd[:, 0].tolist() == [42_000.0, 43_000.0]
+    assert np.isnan(history.close_usd[0, 1])
+
+
+def test_the_shared_source_follows_crossmargin_data(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CROSSMARGIN_DATA", str(tmp_path))
+    assert shared_price_history().path == tmp_path / "prices_daily_yahoo.csv"

@@ -4,6 +4,8 @@ write_events(path, events)   .jsonl: one event per line ({"type": ..., fields});
                              .parquet: columns sequence, type, as_of_ns, payload (the same JSON)
 read_events(path)            the events back, in order (a bad line names its number)
 write_table(path, rows)      postings or audit records as CSV or Parquet
+JsonLinesEventSink(path)     the engine's `EventSink` port: each accepted event written as it
+                             happens, one JSON line (the same lines as write_events)
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import csv
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +39,33 @@ def write_events(path: str | Path, events: Iterable[Event]) -> None:
         pq.write_table(table, target)
         return
     target.write_text("".join(x + "\n" for x in lines))
+
+
+class JsonLinesEventSink:
+    """`engine.ports.EventSink` writing one JSON line per event as it is accepted (the file
+    `write_events` writes for .jsonl, built up during the run, so a run cut short keeps its log).
+    A context manager: the file is opened on construction (truncated) and closed on exit."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._handle: IO[str] = self.path.open("w", encoding="utf-8")
+
+    def append(self, event: Event) -> None:
+        self._handle.write(json.dumps(event_to_dict(event), sort_keys=True) + "\n")
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> JsonLinesEventSink:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def read_events(path: str | Path) -> list[Event]:

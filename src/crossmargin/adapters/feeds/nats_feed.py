@@ -3,7 +3,7 @@ publish every asset's price to `oracle.<asset>` and liquidation pauses to `oracl
 
 A quote message is JSON {"price_usd": 101.5, "time_ns": 1700000000000000000, "weight": 2.0}
 (time_ns and weight optional: receive time and 1), or a bare number (the price). The published
-price is JSON with the keys of `price_message`.
+price is JSON with the keys of `price_message` (`engine.oracle_replay`).
 
 The clock is the adapter's (`clock_ns`, default time.time_ns); the core only sees the times.
 """
@@ -24,17 +24,15 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from crossmargin.adapters.feeds.quotes import QuoteBook
 from crossmargin.core.oracle import (
-    NS_PER_MS,
     OraclePolicy,
     OracleState,
     OracleUpdate,
     ParamTable,
-    PriceStatus,
     liquidation_pauses,
     update,
 )
+from crossmargin.engine.oracle_replay import QuoteBook, price_message
 
 log = logging.getLogger("crossmargin.oracle")
 
@@ -60,27 +58,6 @@ def parse_quote(data: bytes, *, received_ns: int) -> tuple[float, int, float] | 
     if not isinstance(stamp, int):
         return None
     return float(price), int(stamp), float(weight)
-
-
-def price_message(asset_index: int, asset: str, result: OracleUpdate) -> dict[str, Any]:
-    """The JSON published on oracle.<asset> for one asset of an update."""
-
-    def number(value: float) -> float | None:
-        return None if value != value else float(value)  # NaN → null
-
-    i = asset_index
-    return {
-        "asset": asset,
-        "as_of_ns": result.as_of_ns,
-        "price_usd": number(result.price_usd[i]),
-        "status": PriceStatus(int(result.status[i])).name.lower(),
-        "age_ms": float(result.age_ns[i]) / NS_PER_MS,
-        "band_low_usd": number(result.band_low_usd[i]),
-        "band_high_usd": number(result.band_high_usd[i]),
-        "n_sources": int(result.n_sources[i]),
-        "smoothed_usd": number(result.smoothed_usd[i]),
-        "uncertainty_addon": float(result.uncertainty_addon[i]),
-    }
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Timestamped source quotes: the table the replay reads, and the latest-quote book both feeds keep.
+"""Quote files: read and write the timestamped source quotes the replay reads (`engine.inputs.QuoteTable`).
 
 A quote file (CSV or Parquet) has one row per quote:
 
@@ -24,11 +24,26 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from crossmargin.core.oracle import QuoteMatrix
+from crossmargin.engine.inputs import QuoteTable
+from crossmargin.engine.oracle_replay import QuoteBook
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+
+# QuoteTable and QuoteBook are the engine's (engine.inputs, engine.oracle_replay); kept importable here.
+__all__ = [
+    "DailyOhlcQuotes",
+    "QuoteBook",
+    "QuoteFile",
+    "QuoteFileError",
+    "QuoteTable",
+    "daily_ohlc_quotes",
+    "default_data_dir",
+    "load_quotes",
+    "to_ns",
+    "write_quotes",
+]
 
 DATA_ENV = "CROSSMARGIN_DATA"
 YAHOO_DAILY = "prices_daily_yahoo.csv"
@@ -61,58 +76,6 @@ def to_ns(moment: datetime) -> int:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class QuoteTable:
-    """Quotes sorted by time, struct of arrays (n_quotes,): time_ns, asset_index, source_index,
-    price_usd, weight; names in `assets` and `sources` (indices point into them)."""
-
-    assets: tuple[str, ...]
-    sources: tuple[str, ...]
-    time_ns: IntArray
-    asset_index: IntArray
-    source_index: IntArray
-    price_usd: FloatArray
-    weight: FloatArray
-
-    def __len__(self) -> int:
-        return int(self.time_ns.shape[0])
-
-    @staticmethod
-    def from_columns(
-        *,
-        time_ns: npt.ArrayLike,
-        asset: list[str],
-        source: list[str],
-        price_usd: npt.ArrayLike,
-        weight: npt.ArrayLike | None = None,
-        assets: tuple[str, ...] | None = None,
-        sources: tuple[str, ...] | None = None,
-    ) -> QuoteTable:
-        """Build from row columns; assets/sources default to the sorted distinct names."""
-        times = np.asarray(time_ns, dtype=np.int64)
-        prices = np.asarray(price_usd, dtype=np.float64)
-        weights = np.ones_like(prices) if weight is None else np.asarray(weight, dtype=np.float64)
-        if not (len(asset) == len(source) == times.shape[0] == prices.shape[0] == weights.shape[0]):
-            raise InputError("quotes", "columns differ in length")
-        asset_names = assets if assets is not None else tuple(sorted(set(asset)))
-        source_names = sources if sources is not None else tuple(sorted(set(source)))
-        asset_lookup = {name: i for i, name in enumerate(asset_names)}
-        source_lookup = {name: i for i, name in enumerate(source_names)}
-        unknown = (set(asset) - asset_lookup.keys()) | (set(source) - source_lookup.keys())
-        if unknown:
-            raise InputError("quotes", f"unknown asset or source names {sorted(unknown)[:5]}")
-        order = np.argsort(times, kind="stable")
-        return QuoteTable(
-            assets=asset_names,
-            sources=source_names,
-            time_ns=times[order],
-            asset_index=np.array([asset_lookup[a] for a in asset], dtype=np.int64)[order],
-            source_index=np.array([source_lookup[s] for s in source], dtype=np.int64)[order],
-            price_usd=prices[order],
-            weight=weights[order],
-        )
 
 
 def load_quotes(path: str | Path) -> QuoteTable:
@@ -218,41 +181,29 @@ def daily_ohlc_quotes(
     )
 
 
-class QuoteBook:
-    """The latest quote of every (asset, source), as the (assets × sources) matrix the core reads.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuoteFile:
+    """`engine.ports.QuoteSource` over a quote file (CSV or Parquet, columns in the module
+    docstring), read when asked."""
 
-    Mutable on purpose: it is the adapter's buffer between messages and updates; the core receives
-    a copy (`snapshot`) and never sees this object."""
+    path: Path
 
-    def __init__(self, assets: tuple[str, ...], sources: tuple[str, ...]) -> None:
-        self.assets = assets
-        self.sources = sources
-        self._asset_lookup = {name: i for i, name in enumerate(assets)}
-        self._source_lookup = {name: i for i, name in enumerate(sources)}
-        shape = (len(assets), len(sources))
-        self._price_usd = np.full(shape, np.nan)
-        self._time_ns = np.zeros(shape, dtype=np.int64)
-        self._weight = np.ones(shape)
+    def quote_table(self) -> QuoteTable:
+        return load_quotes(self.path)
 
-    def put(self, asset: str, source: str, *, price_usd: float, time_ns: int, weight: float = 1.0) -> bool:
-        """Record a quote; False (ignored) for an unknown asset or source, or an older quote."""
-        i = self._asset_lookup.get(asset)
-        j = self._source_lookup.get(source)
-        if i is None or j is None or time_ns < self._time_ns[i, j]:
-            return False
-        self._price_usd[i, j] = price_usd
-        self._time_ns[i, j] = time_ns
-        self._weight[i, j] = weight
-        return True
 
-    def put_many(self, table: QuoteTable, rows: slice) -> None:
-        """Record rows of a QuoteTable whose names match this book's (vectorised)."""
-        a, s = table.asset_index[rows], table.source_index[rows]
-        self._price_usd[a, s] = table.price_usd[rows]
-        self._time_ns[a, s] = table.time_ns[rows]
-        self._weight[a, s] = table.weight[rows]
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DailyOhlcQuotes:
+    """`engine.ports.QuoteSource` over the shared daily history: four quotes per day and symbol
+    (`daily_ohlc_quotes`), days in [start, end]."""
 
-    def snapshot(self) -> QuoteMatrix:
-        return QuoteMatrix(
-            price_usd=self._price_usd.copy(), time_ns=self._time_ns.copy(), weight=self._weight.copy()
+    symbols: tuple[str, ...]
+    start: date
+    end: date
+    source: str = "yahoo"
+    data_dir: Path | None = None
+
+    def quote_table(self) -> QuoteTable:
+        return daily_ohlc_quotes(
+            symbols=self.symbols, start=self.start, end=self.end, source=self.source, data_dir=self.data_dir
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,23 +35,10 @@ from crossmargin.core.margin.portfolio import PortfolioParams
 from crossmargin.core.margin.presets import portfolio_preset
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
+from crossmargin.engine.inputs import LoadedBook  # the engine's value type, built here
 from crossmargin.errors import BookFileError, CrossMarginError, InputError
 
 FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedBook:
-    """A validated book with its market and model parameters, ready for the engine."""
-
-    path: str
-    book: Book
-    market: MarketState
-    params: CrossParams
-    default_model: str
-    source: str | None
-    portfolio: PortfolioParams
-    tier_preset: str | None = None
 
 
 def to_ns(moment: datetime) -> int:

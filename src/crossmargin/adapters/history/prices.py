@@ -3,11 +3,14 @@
 The file is long format (date, symbol, open/high/low/close/volume USD; one row per symbol and UTC
 day; Yahoo Finance via budydeveloper/crypto-dataset, see ../shared/data/README.md). Days a symbol
 has no row are NaN. The directory is `$CROSSMARGIN_DATA`, else ../shared/data beside the checkout.
+
+`CsvPriceHistory` is the engine's `PriceHistorySource` port over such a file.
 """
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,6 +35,28 @@ def load_price_history(path: Path | str | None = None) -> PriceHistory:
             "history", f"price history {file} not found; set CROSSMARGIN_DATA to the shared data directory"
         )
     return _load(str(file.resolve()), file.stat().st_mtime_ns)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsvPriceHistory:
+    """`engine.ports.PriceHistorySource` over a long-format daily CSV (module docstring), read
+    on the first call and cached per file and modification time. A missing file raises
+    InputError("history", ...) when read, not when named."""
+
+    path: Path
+
+    def price_history(self) -> PriceHistory:
+        return load_price_history(self.path)
+
+    def is_available(self) -> bool:
+        """Whether the file is there (a caller decides what to run without it)."""
+        return self.path.is_file()
+
+
+def shared_price_history(data: Path | None = None) -> CsvPriceHistory:
+    """The shared daily closes: `data` (default `$CROSSMARGIN_DATA`, else ../shared/data)
+    / prices_daily_yahoo.csv."""
+    return CsvPriceHistory(path=prices_path(data))
 
 
 @lru_cache(maxsize=4)

@@ -1,0 +1,105 @@
+"""What the engine reads and writes outside itself, as small protocols: one boundary, one job.
+
+The engine imports only the core; everything else reaches it through these ports (or through the
+value types of `engine.inputs`), passed in by the caller. Adapters implement them over files,
+NATS, `arch`; `engine.memory` implements each of them over plain Python and numpy objects, for
+tests, notebooks and Dask workers. (Hexagonal architecture, A. Cockburn, "Ports and Adapters",
+2005; the protocols are `typing.Protocol`, checked structurally by mypy, PEP 544.)
+
+    port                  carries                                               used by
+    PriceHistorySource    daily closes per symbol, USD (T days x N symbols)     var_run, backtest, compare
+    VolatilityFilter      daily log returns (T, F) -> volatility forecasts      var_run (filtered HS, GARCH)
+    QuoteSource           timestamped source quotes (n_quotes,), time-sorted    priced_run (oracle prices)
+    EventSink             every event a simulation accepted, in order           simulation, priced_simulation
+    Clock                 the current time, ns since the epoch, UTC             a live risk cycle
+    PricePath             (as_of_ns, {symbol: index USD}) steps, time order     simulation.run_price_path
+
+Every run of the engine is a pure function of what comes through these ports: the same
+histories, quotes and price path give the same reports, bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from crossmargin.core.ledger.events import Event
+from crossmargin.core.var.history import PriceHistory
+from crossmargin.engine.inputs import PricePathStep, QuoteTable
+
+FloatArray = npt.NDArray[np.float64]
+
+__all__ = [
+    "Clock",
+    "EventSink",
+    "PriceHistorySource",
+    "PricePath",
+    "QuoteSource",
+    "VolatilityFilter",
+]
+
+# A simulated price path: (as_of_ns, {symbol: index price USD}) in time order. Any iterable is one
+# (a list in memory, `adapters.files.price_path.read_price_path` from a CSV file).
+PricePath = Iterable[PricePathStep]
+
+
+@runtime_checkable
+class PriceHistorySource(Protocol):
+    """Daily closing prices of every symbol it knows.
+
+    Returns a `core.var.history.PriceHistory`: days (T,) datetime64[D] ascending UTC calendar days,
+    symbols (N,), close_usd (T, N) > 0, NaN where a symbol has no close that day. A close is
+    stamped at the end of its UTC day; the VaR models cut the history at their valuation day
+    themselves, so a source returns everything it has. May be called once per model: a source
+    that reads a file caches it."""
+
+    def price_history(self) -> PriceHistory: ...
+
+
+@runtime_checkable
+class VolatilityFilter(Protocol):
+    """The volatility filter a VaR preset names beside the built-in EWMA (today: GARCH(1,1)).
+
+    daily_log_returns (T, F), factors in columns, no NaN -> volatility forecasts (T + 1, F), daily
+    standard deviations of log returns (not annualised, > 0): row t is the forecast for return t
+    made with returns before t; row T forecasts the next, unseen day. Filtered historical
+    simulation rescales return t by forecast[T] / forecast[t] (Barone-Adesi, Giannopoulos and
+    Vosper, "VaR without correlations for portfolios of derivative securities", 1999)."""
+
+    def __call__(self, daily_log_returns: FloatArray, /) -> FloatArray: ...
+
+
+@runtime_checkable
+class QuoteSource(Protocol):
+    """A finite stream of source quotes (a recorded day, a generated scenario), read whole.
+
+    Returns an `engine.inputs.QuoteTable` sorted by time: (n_quotes,) time_ns (ns since the epoch),
+    asset and source indices into its names, price_usd > 0 and a weight. The oracle replays it
+    (`engine.oracle_replay.replay`); an oracle-priced run keeps the last update."""
+
+    def quote_table(self) -> QuoteTable: ...
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Receives every ledger event a simulation accepted, in the order applied (the event log).
+
+    The events alone replay the run: postings, audit records and the final state are functions
+    of them (`core.ledger.apply`), so a sink need not store those. Rejected events never reach
+    the sink (they changed nothing). `append` must not fail on a valid event; a sink that writes
+    somewhere slow buffers."""
+
+    def append(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The current time, integer nanoseconds since the Unix epoch, UTC; never decreasing.
+
+    The engine reads no clock of its own: every report is stamped with its inputs' times. A live
+    risk cycle (the service, the NATS oracle's `clock_ns`) asks a Clock, so a test can fix it."""
+
+    def now_ns(self) -> int: ...
