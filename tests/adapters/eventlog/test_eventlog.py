@@ -120,3 +120,14 @@ def test_margin_json_reports_liquidation_and_bankruptcy_prices() -> None:
         assert set(account["bankruptcy_price"]) == {"BTC", "ETH", "SOL"}
     near = next(a for a in accounts if a["account_id"] == "near-liquidation")
     assert near["bankruptcy_price"]["BTC"] < near["liquidation_price"]["BTC"] < 88_528.93
+
+
+def test_a_run_that_fails_leaves_no_event_log(tmp_path: Path) -> None:
+    """Nothing half-written: the log is published only when the run completes."""
+    target = tmp_path / "events.jsonl"
+    with pytest.raises(InputError), JsonLinesEventSink(target) as sink:
+        sim = simulation_from_book(load_book(DESK), adl_policy="queue", sink=sink)
+        assert sim.events  # the book's deposits and transfers were streamed to the partial file
+        assert sink.partial_path.exists() and not target.exists()
+        raise InputError("prices", "a price path that fails half way")
+    assert not target.exists() and not sink.partial_path.exists()

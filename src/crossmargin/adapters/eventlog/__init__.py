@@ -43,18 +43,25 @@ def write_events(path: str | Path, events: Iterable[Event]) -> None:
 
 class JsonLinesEventSink:
     """`engine.ports.EventSink` writing one JSON line per event as it is accepted (the file
-    `write_events` writes for .jsonl, built up during the run, so a run cut short keeps its log).
-    A context manager: the file is opened on construction (truncated) and closed on exit."""
+    `write_events` writes for .jsonl). Nothing half-written: lines go to `<path>.partial`, renamed
+    to `path` when the context exits cleanly and removed when it exits with an error, so a failed
+    run leaves no log that looks complete. A context manager."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._handle: IO[str] = self.path.open("w", encoding="utf-8")
+        self.partial_path = self.path.with_name(self.path.name + ".partial")
+        self._handle: IO[str] = self.partial_path.open("w", encoding="utf-8")
 
     def append(self, event: Event) -> None:
         self._handle.write(json.dumps(event_to_dict(event), sort_keys=True) + "\n")
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
+        """Close; publish the log at `path` when `complete`, else discard it."""
         self._handle.close()
+        if complete:
+            self.partial_path.replace(self.path)
+        else:
+            self.partial_path.unlink(missing_ok=True)
 
     def __enter__(self) -> JsonLinesEventSink:
         return self
@@ -65,7 +72,7 @@ class JsonLinesEventSink:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self.close()
+        self.close(complete=kind is None)
 
 
 def read_events(path: str | Path) -> list[Event]:
