@@ -171,6 +171,18 @@ class RiskEngine:
     def on_tick(self, tick: PriceTick) -> Remargin:
         """Apply new market data; re-margin the accounts holding what moved (module docstring)."""
         market, asset_price_usd = self._market_after(tick)
+        return self.on_market(market, asset_price_usd=asset_price_usd)
+
+    def on_market(self, market: MarketState, *, asset_price_usd: FloatArray) -> Remargin:
+        """A whole new market state and collateral prices (K,), e.g. rebuilt from a ledger; what
+        differs from the current one is re-margined as by `on_tick`."""
+        if market.underlyings != self._market.underlyings:
+            raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
+        asset_price_usd = np.asarray(asset_price_usd, dtype=np.float64)
+        if asset_price_usd.shape != self._book.assets.price_usd.shape:
+            raise InputError(
+                "asset_price_usd", f"one price per collateral asset, {self._book.assets.n_assets}"
+            )
         time_moved = market.valuation_ns != self._market.valuation_ns or market.rate != self._market.rate
         moved_underlying = _moved_underlyings(self._market, market, self._book)
         moved_asset = asset_price_usd != self._book.assets.price_usd

@@ -28,11 +28,14 @@ from crossmargin.core.ledger.state import (
     LedgerState,
     WaterfallParams,
     coverage,
+    market_of,
     risk_view,
 )
 from crossmargin.core.ledger.transact import AuditRecord
+from crossmargin.core.margin import CrossMargin
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import EventSink, PricePath
+from crossmargin.engine.risk_engine import AccountUpdate, RiskEngine
 from crossmargin.errors import InputError
 
 STABLE_DECIMALS = 6
@@ -51,6 +54,9 @@ class Simulation:
     records: list[AuditRecord] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     sink: EventSink | None = None
+    # The ledger feeds a long-lived cross-margin engine (built on the first risk cycle): each
+    # accepted event updates only the traders it touched, a price update only their holders.
+    engine: RiskEngine | None = field(default=None, repr=False)
 
     def submit(self, event: Event) -> bool:
         """Apply one event; a rejection is recorded (and returns False), the state is kept."""
@@ -61,7 +67,10 @@ class Simulation:
                 {"event": type(event).__name__, "field": error.field, "problem": error.problem}
             )
             return False
+        before = self.state
         self.state = applied.state
+        if self.engine is not None:
+            _feed(self.engine, before, self.state, self.config)
         self.events.append(event)
         if self.sink is not None:
             self.sink.append(event)
@@ -81,7 +90,7 @@ class Simulation:
             ]
             if not due:
                 break
-            result = risk_view(self.state, self.config).result
+            result = self.risk_engine().result
             row = {t: n for n, t in enumerate(self.state.traders)}
             due.sort(
                 key=lambda t: (
@@ -94,10 +103,61 @@ class Simulation:
             ran += 1
         return ran
 
+    def risk_engine(self) -> RiskEngine:
+        """The engine fed by this ledger, built from its state on first use."""
+        if self.engine is None:
+            view = risk_view(self.state, self.config)
+            self.engine = RiskEngine(view.book, view.market, CrossMargin(self.config.margin))
+        return self.engine
+
     def step(self, event: Event) -> bool:
         accepted = self.submit(event)
         self.risk_cycle(event.as_of_ns)
         return accepted
+
+
+def _touched_traders(before: LedgerState, after: LedgerState) -> list[str]:
+    """Traders whose positions or balances differ between two ledger states (the ledger's maps are
+    small dicts; an event touches a few accounts)."""
+    touched: set[str] = set()
+    for mapping_before, mapping_after in (
+        (before.positions, after.positions),
+        (before.balances, after.balances),
+    ):
+        if mapping_before is mapping_after:
+            continue
+        touched.update(k[0] for k, v in mapping_after.items() if mapping_before.get(k) != v)
+        touched.update(k[0] for k in mapping_before if k not in mapping_after)
+    return sorted(t for t in touched if t in after.status)
+
+
+def account_update(state: LedgerState, config: LedgerConfig, trader: str) -> AccountUpdate:
+    """One trader's positions and balances as the risk engine takes them (balances from exact
+    minor units to float asset amounts: risk maths only, as `core.ledger.state.book_of`)."""
+    held = [(i, p) for (a, i), p in state.positions.items() if a == trader]
+    return AccountUpdate(
+        account_id=trader,
+        instrument_ids=[i for i, _ in held],
+        quantity=[float(p.quantity) for _, p in held],
+        entry_price=[p.entry_price for _, p in held],
+        balances={
+            k: to_float(units, config.decimals[k])
+            for (a, k), units in state.balances.items()
+            if a == trader and units
+        },
+    )
+
+
+def _feed(engine: RiskEngine, before: LedgerState, after: LedgerState, config: LedgerConfig) -> None:
+    """Bring the engine from `before` to `after`: new prices and marks (or an expiry) as a market
+    update, then each touched trader's new positions and balances."""
+    if after.prices != before.prices or after.marks != before.marks or after.expired != before.expired:
+        engine.on_market(
+            market_of(after, config),
+            asset_price_usd=np.array([after.prices[s] for s in config.assets.symbols]),
+        )
+    for trader in _touched_traders(before, after):
+        engine.on_account(account_update(after, config, trader))
 
 
 def default_decimals(symbol: str) -> int:
