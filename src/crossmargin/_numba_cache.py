@@ -50,7 +50,9 @@ def user_cache_directory(environ: Mapping[str, str]) -> Path:
     """$XDG_CACHE_HOME/crossmargin/numba, XDG_CACHE_HOME defaulting to ~/.cache (an empty
     or relative XDG_CACHE_HOME is ignored, as the XDG base-directory spec says)."""
     base = environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and os.path.isabs(base) else Path(environ.get("HOME", "~")).expanduser() / ".cache"
+    root = (
+        Path(base) if base and os.path.isabs(base) else Path(environ.get("HOME", "~")).expanduser() / ".cache"
+    )
     return root / "crossmargin" / "numba"
 
 

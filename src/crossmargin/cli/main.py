@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:
+    from typer import _click as click  # Typer >= 0.2x vendors Click: its classes are these
+except ImportError:  # pragma: no cover - older Typer runs on Click itself
+    import click  # type: ignore[no-redef]
 
 from rich.markup import escape
 from rich.table import Table
@@ -47,13 +51,13 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "crossmargin.cli.backtest",
         "backtest",
         "Back-test margin models: exceedances, Kupiec and Christoffersen p-values, worst shortfall,\n"
-        "    procyclicality; charts of margin against realised loss with exceedances marked.",
+        "procyclicality; charts of margin against realised loss with exceedances marked.",
     ),
     "simulate": LazyCommand(
         "crossmargin.cli.simulate",
         "simulate",
         "Simulate liquidations over a price path: margin calls, partial liquidation, insurance\n"
-        "    fund, ADL, socialised loss and bad debt, every unit of money exact.",
+        "fund, ADL, socialised loss and bad debt, every unit of money exact.",
     ),
     "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
 }
@@ -88,7 +92,7 @@ class LazyGroup(TyperGroup):
         if cmd_name not in LAZY_COMMANDS or cmd_name in self.commands:
             return super().get_command(ctx, cmd_name)
         if self._listing:
-            return click.Command(cmd_name, help=LAZY_COMMANDS[cmd_name].help)
+            return typer.core.TyperCommand(cmd_name, help=LAZY_COMMANDS[cmd_name].help)
         return load_command(cmd_name)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -125,7 +129,15 @@ def _table(report: dict[str, Any]) -> Table:
     )
     priced = bool(accounts) and "price_status" in accounts[0]  # --prices: the oracle's status
     levels = bool(accounts) and "liquidation_price" in accounts[0]  # --levels
-    columns = ("account", "equity USD", "IM USD", "MM USD", "available USD", "MM/equity", "status")
+    columns: tuple[str, ...] = (
+        "account",
+        "equity USD",
+        "IM USD",
+        "MM USD",
+        "available USD",
+        "MM/equity",
+        "status",
+    )
     columns += (("prices",) if priced else ()) + (("liquidation price USD",) if levels else ())
     for column in columns:
         table.add_column(column, justify="right" if column.endswith(("USD", "equity")) else "left")
@@ -195,7 +207,8 @@ def margin(
     preset: Annotated[
         str | None,
         typer.Option(
-            help=f"portfolio: {' | '.join(PORTFOLIO_PRESET_NAMES)}; cross/isolated: {' | '.join(TIER_PRESET_NAMES)}"
+            help=f"portfolio: {' | '.join(PORTFOLIO_PRESET_NAMES)}; "
+            f"cross/isolated: {' | '.join(TIER_PRESET_NAMES)}"
         ),
     ] = None,
     account: Annotated[list[str] | None, typer.Option(help="Only these account ids (repeatable)")] = None,

@@ -141,14 +141,21 @@ def price_levels(run: MarginRun) -> PriceLevels:
     return model_price_levels(run.margin_model, run.model_book, market, rows=rows)
 
 
+def finite_or_none(values: FloatArray) -> list[Any]:
+    """`values.tolist()` with every non-finite entry None (JSON null), any shape, in one pass."""
+    out = values.astype(object)
+    out[~np.isfinite(values)] = None
+    listed: list[Any] = out.tolist()
+    return listed
+
+
 def account_price_levels(levels: PriceLevels) -> list[AccountPriceLevels]:
     """One `AccountPriceLevels` per row of `levels`, columnar: each (R, U) array is turned into
     per-underlying dicts once (NaN → None), no per-account array access."""
     names = levels.underlyings
 
     def per_underlying(prices: FloatArray) -> list[dict[str, float | None]]:
-        values: list[list[float | None]] = np.where(np.isfinite(prices), prices, None).tolist()
-        return [dict(zip(names, row, strict=True)) for row in values]
+        return [dict(zip(names, row, strict=True)) for row in finite_or_none(prices)]
 
     return [
         AccountPriceLevels(
@@ -159,7 +166,14 @@ def account_price_levels(levels: PriceLevels) -> list[AccountPriceLevels]:
             bankruptcy_price_below=bankruptcy_below,
             bankruptcy_price_above=bankruptcy_above,
         )
-        for liquidation, bankruptcy, liquidation_below, liquidation_above, bankruptcy_below, bankruptcy_above in zip(
+        for (
+            liquidation,
+            bankruptcy,
+            liquidation_below,
+            liquidation_above,
+            bankruptcy_below,
+            bankruptcy_above,
+        ) in zip(
             per_underlying(levels.liquidation_price),
             per_underlying(levels.bankruptcy_price),
             per_underlying(levels.liquidation_below),
@@ -274,7 +288,7 @@ def build_margin_report(run: MarginRun, *, levels: PriceLevels | None = None) ->
             result.initial_margin_usd[rows].tolist(),
             result.maintenance_margin_usd[rows].tolist(),
             result.available_usd[rows].tolist(),
-            np.where(np.isfinite(ratio), ratio, None).tolist(),
+            finite_or_none(ratio),
             result.bankrupt[rows].tolist(),
             result.below_maintenance[rows].tolist(),  # a property: evaluated once, here
             result.collateral_value_usd[rows].tolist(),

@@ -19,7 +19,6 @@ This module imports nothing heavy (no numpy at import): `import crossmargin` sta
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -105,13 +104,19 @@ class MarginReport:
     accounts: tuple[AccountReport, ...]
 
 
-@functools.cache
+_PLANS: dict[type, tuple[tuple[str, bool, bool], ...]] = {}
+
+
 def _plan(cls: type) -> tuple[tuple[str, bool, bool], ...]:
     """(name, omit when None, inline) per field of a dataclass type; computed once per type."""
-    return tuple(
-        (f.name, bool(f.metadata.get("omit_none", False)), bool(f.metadata.get("inline", False)))
-        for f in dataclasses.fields(cls)
-    )
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = tuple(
+            (f.name, bool(f.metadata.get("omit_none", False)), bool(f.metadata.get("inline", False)))
+            for f in dataclasses.fields(cls)
+        )
+        _PLANS[cls] = plan
+    return plan
 
 
 def to_json(value: Any) -> Any:
