@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,8 +51,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DESK = "examples/desk.yaml"
 CLI = "import sys; from crossmargin.cli.main import app; sys.argv[0] = 'crossmargin'; app()"
+# Module paths that also exist before the lazy public API (so --src can point at an older checkout).
 WHAT_IF = f"""
-from crossmargin import PortfolioMargin, PortfolioSnapshot, load_book, portfolio_preset
+from crossmargin.adapters.files import load_book
+from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioSnapshot
+from crossmargin.core.margin.presets import portfolio_preset
 loaded = load_book({DESK!r})
 model = PortfolioMargin(portfolio_preset("deribit-pm"))
 snapshot = PortfolioSnapshot.build(model, loaded.book, loaded.market)
@@ -116,8 +120,12 @@ def cases(floor_dir: Path) -> list[Case]:
     ]
 
 
-def run_once(case: Case, env: dict[str, str]) -> float | None:
-    """Wall seconds of one fresh process, or None if it failed."""
+def run_once(case: Case, env: dict[str, str]) -> tuple[float, float] | None:
+    """(wall seconds, CPU seconds user+sys) of one fresh process, or None if it failed.
+
+    CPU time is the child's own (getrusage of children): less sensitive to other processes on a
+    shared machine than wall time, but it counts every thread (numba's parallel kernels)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, *case.argv],
@@ -128,28 +136,33 @@ def run_once(case: Case, env: dict[str, str]) -> float | None:
         check=False,
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.stderr.write(f"  {case.name}: exit {done.returncode}: {done.stderr.decode()[-300:]}\n")
         return None
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def median_of(
-    case: Case, n: int, env_for_run: dict[str, str] | None, cold_parent: Path | None
-) -> float | None:
-    """Median of n fresh processes; cold: a new empty NUMBA_CACHE_DIR under cold_parent for each."""
-    times = []
+    case: Case, n: int, env_for_run: dict[str, str], cold_parent: Path | None
+) -> tuple[float, float] | None:
+    """Medians (wall, CPU) of n fresh processes; cold: a new empty NUMBA_CACHE_DIR under
+    cold_parent for each."""
+    walls: list[float] = []
+    cpus: list[float] = []
     for k in range(n):
-        env = dict(env_for_run or {})
+        env = dict(env_for_run)
         if cold_parent is not None:
             cache = cold_parent / f"{case.name.replace(' ', '_')}-{k}"
             cache.mkdir()
             env["NUMBA_CACHE_DIR"] = str(cache)
-        elapsed = run_once(case, env)
-        if elapsed is None:
+        measured = run_once(case, env)
+        if measured is None:
             return None
-        times.append(elapsed)
-    return statistics.median(times)
+        walls.append(measured[0])
+        cpus.append(measured[1])
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def cpu_model() -> str:
@@ -189,25 +202,31 @@ def main() -> None:
         cold_parent.mkdir()
         warm_env = {**base, "NUMBA_CACHE_DIR": str(warm_cache)}
         print(
-            f"{'':40} {'warm s':>8} {'cold s':>8}   (median of {args.n_warm} / {args.n_cold} fresh processes)"
+            f"{'':40} {'warm s':>8} {'cold s':>8} {'warm CPU':>9} {'cold CPU':>9}"
+            f"   (median of {args.n_warm} / {args.n_cold} fresh processes; CPU = user+sys)"
         )
         for case in cases(floor_dir):
             if args.only and not any(part in case.name for part in args.only):
                 continue
             if case.needs_data and not has_data:
-                print(f"{case.name:40} {'skipped: no shared data':>18}")
+                print(f"{case.name:40} skipped: no shared data")
                 continue
-            warm: float | None
-            if run_once(case, warm_env) is None:  # fills the warm cache; a failing line is null
-                warm = cold = None
-            else:
+            warm: tuple[float, float] | None = None
+            cold: tuple[float, float] | None = None
+            if run_once(case, warm_env) is not None:  # fills the warm cache; a failing line is null
                 warm = median_of(case, args.n_warm, warm_env, None)
                 cold = median_of(case, args.n_cold, base, cold_parent) if case.numba else warm
                 shutil.rmtree(cold_parent)
                 cold_parent.mkdir()
-            results[case.name] = {"warm_s": warm, "cold_s": cold}
-            show = [f"{v:8.2f}" if v is not None else f"{'—':>8}" for v in (warm, cold)]
-            print(f"{case.name:40} {show[0]} {show[1]}", flush=True)
+            results[case.name] = {
+                "warm_s": None if warm is None else warm[0],
+                "cold_s": None if cold is None else cold[0],
+                "warm_cpu_s": None if warm is None else warm[1],
+                "cold_cpu_s": None if cold is None else cold[1],
+            }
+            cells = [results[case.name][key] for key in ("warm_s", "cold_s", "warm_cpu_s", "cold_cpu_s")]
+            shown = [f"{v:8.2f}" if v is not None else f"{'—':>8}" for v in cells]
+            print(f"{case.name:40} {shown[0]} {shown[1]}  {shown[2]}  {shown[3]}", flush=True)
 
     floor = results.get("numba cached-kernel floor", {}).get("warm_s")
     for name in ("margin portfolio deribit-pm", "first what-if (Python API)"):
