@@ -201,3 +201,20 @@ def test_read_only_install_writes_compiled_kernels_to_the_user_cache(tmp_path: P
     second = _fresh_python(code, env)
     assert second.returncode == 0, second.stderr
     assert int(second.stdout.splitlines()[1]) >= 1  # loaded from disk, not compiled
+
+
+def test_levels_on_oracle_prices_add_the_same_six_keys(tmp_path: Path) -> None:
+    from crossmargin.adapters.feeds import write_quotes
+    from tests.engine.test_oracle_priced_run import DESK_PRICES, quotes
+
+    path = tmp_path / "quotes.csv"
+    write_quotes(quotes([(0, DESK_PRICES)]), path)
+    args = ["margin", str(DESK), "--prices", str(path), "--json", "--account", "near-liquidation"]
+    plain = runner.invoke(app, args)
+    leveled = runner.invoke(app, [*args, "--levels"])
+    assert plain.exit_code == 0 and leveled.exit_code == 0, plain.output + leveled.output
+    (account,) = json.loads(plain.stdout)["accounts"]
+    (with_levels,) = json.loads(leveled.stdout)["accounts"]
+    assert not LEVEL_KEYS & set(account)
+    assert set(with_levels) == set(account) | LEVEL_KEYS
+    assert "price_status" in with_levels

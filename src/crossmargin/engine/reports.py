@@ -119,31 +119,25 @@ def _plan(cls: type) -> tuple[tuple[str, bool, bool], ...]:
     return plan
 
 
+_PLAIN = (str, bool, int, type(None))
+
+
 def to_json(value: Any) -> Any:
     """JSON-ready plain data of a report (rules in the module docstring)."""
     kind = type(value)
     if kind is float:
         return value if math.isfinite(value) else None
-    if kind is str or kind is bool or kind is int or value is None:
+    if kind in _PLAIN:
         return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for name, omit_none, inline in _plan(kind):
-            item = getattr(value, name)
-            if item is None and omit_none:
-                continue
-            if inline:
-                out.update(to_json(item))
-            else:
-                out[name] = to_json(item)
-        return out
-    if isinstance(value, tuple | list):
+    if kind in _PLANS or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return _dataclass_json(value, _plan(kind))
+    if kind is tuple or kind is list:
         return [to_json(item) for item in value]
     if isinstance(value, Mapping):
         return {str(key): to_json(item) for key, item in value.items()}
     if hasattr(value, "item") and hasattr(value, "dtype"):  # a numpy scalar (numpy not imported)
         return to_json(value.item())
-    # Subclasses of the plain types (an IntEnum, a str enum): their plain value.
+    # Subclasses of the plain types (an IntEnum, a str enum, a NamedTuple): their plain value.
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -152,4 +146,27 @@ def to_json(value: Any) -> Any:
         return to_json(float(value))
     if isinstance(value, str):
         return str(value)
+    if isinstance(value, tuple | list):
+        return [to_json(item) for item in value]
     raise TypeError(f"to_json: no JSON form for {kind.__name__}")
+
+
+def _dataclass_json(value: Any, plan: tuple[tuple[str, bool, bool], ...]) -> dict[str, Any]:
+    # The hot loop of a large report (one call per position): plain floats and strings are
+    # handled inline; anything else recurses.
+    out: dict[str, Any] = {}
+    for name, omit_none, inline in plan:
+        item = getattr(value, name)
+        kind = type(item)
+        if kind is float:
+            out[name] = item if item - item == 0.0 else None  # inf - inf and nan - nan are nan
+        elif kind is str or kind is bool:
+            out[name] = item
+        elif item is None:
+            if not omit_none:
+                out[name] = None
+        elif inline:
+            out.update(to_json(item))
+        else:
+            out[name] = to_json(item)
+    return out
