@@ -194,8 +194,9 @@ def _positions_table(account: dict[str, Any]) -> Table:
     return table
 
 
-def _print_json(report: Any) -> None:
-    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+def _print_json(data: Any) -> None:
+    """Print JSON-ready data (`engine.reports.to_json` output: no NaN left, hence allow_nan=False)."""
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 @app.command()
@@ -244,7 +245,7 @@ def margin(
             priced = run_priced_margin(
                 loaded, load_snapshot(prices), model=model, preset=preset, account_ids=account
             )
-            report = priced_margin_report(priced)
+            report = to_json(priced_margin_report(priced))  # the oracle block too: NaN → null
             if levels:  # the priced report is margin_report's plus oracle keys: add the level keys
                 rows = margin_run.account_price_levels(margin_run.price_levels(priced.run))
                 for entry, account_levels in zip(report["accounts"], rows, strict=True):
@@ -284,6 +285,7 @@ def explain(
         return
     from crossmargin.adapters.files import load_book
     from crossmargin.engine.portfolio_run import explain_report
+    from crossmargin.engine.reports import to_json
 
     try:
         report = explain_report(load_book(book), account, preset=preset)
@@ -291,7 +293,7 @@ def explain(
         fail(error)
         return
     if as_json:
-        _print_json(report)
+        _print_json(to_json(report))
         return
     console = render_console()
     worst = report["worst_scenario"]
@@ -343,6 +345,7 @@ def compare(
     portfolio-margin preset and the sensitivity model, with the saving over isolated."""
     from crossmargin.adapters.files import load_book
     from crossmargin.engine.portfolio_run import compare_report
+    from crossmargin.engine.reports import to_json
 
     try:
         report = compare_report(load_book(book), account)
@@ -350,7 +353,7 @@ def compare(
         fail(error)
         return
     if as_json:
-        _print_json(report)
+        _print_json(to_json(report))
         return
     table = Table(title=f"{escape(account)} · {escape(report['book'])}")
     for column in ("model", "preset", "IM USD", "MM USD", "saving vs isolated"):
