@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import crossmargin.cli.main as cli
 from crossmargin.cli.main import app
+from crossmargin.engine import margin_run
 from tests.adapters.files.bad_books import BAD_BOOKS, DESK, DESK_CSV, BadBook
 
 runner = CliRunner()
@@ -100,7 +100,7 @@ def test_bad_book_exits_2_naming_file_and_field_and_computes_nothing(
     case: BadBook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[object] = []
-    monkeypatch.setattr(cli, "run_margin", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.setattr(margin_run, "run_margin", lambda *args, **kwargs: calls.append(args))
     book_path, named_path = case.write(tmp_path)
     result = runner.invoke(app, ["margin", str(book_path), "--json"])
     assert result.exit_code == 2, result.output

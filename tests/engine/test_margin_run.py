@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from crossmargin.adapters.files import LoadedBook, load_book
-from crossmargin.engine.margin_run import MODELS, make_model, margin_report, run_margin
+from crossmargin.engine.margin_run import MODELS, make_model, margin_report, price_levels, run_margin
 from crossmargin.errors import InputError
 from tests.engine.histories import desk_history
 
@@ -35,6 +35,8 @@ ACCOUNT_KEYS = {
     "collateral_value_usd",
     "positions",
     "collateral",
+}
+LEVEL_KEYS = {  # only with price_levels(run): an explicit stage
     "liquidation_price",
     "bankruptcy_price",
     "liquidation_price_below",
@@ -65,15 +67,21 @@ def _accounts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_report_keys_are_exactly_the_contract(loaded: LoadedBook, model: str) -> None:
-    report = margin_report(run_margin(loaded, model=model, history=HISTORY))
+    run = run_margin(
+        loaded, model=model, history=HISTORY, account_ids=["near-liquidation"] if model == "var" else None
+    )
+    assert all(set(a) == ACCOUNT_KEYS for a in margin_report(run)["accounts"])
+    report = margin_report(run, levels=price_levels(run))
     assert set(report) == REPORT_KEYS
     assert report["model"] == model
     assert report["valuation_time"] == "2025-12-30T17:31:15Z"
     assert report["book"] == str(DESK)
-    assert [a["account_id"] for a in report["accounts"]] == list(loaded.book.account_ids)
+    assert [a["account_id"] for a in report["accounts"]] == (
+        ["near-liquidation"] if model == "var" else list(loaded.book.account_ids)
+    )
     position_keys = POSITION_KEYS | ({"isolated_equity_usd"} if model == "isolated" else set())
     for account in report["accounts"]:
-        assert set(account) == ACCOUNT_KEYS
+        assert set(account) == ACCOUNT_KEYS | LEVEL_KEYS
         assert account["positions"]
         for position in account["positions"]:
             assert set(position) == position_keys

@@ -42,7 +42,7 @@ VAR_PRESETS = (
     "fhs-es975-floor",
 )
 # Liquidation and bankruptcy prices; becomes ["--levels"] once they are an explicit stage of the report.
-LEVELS: list[str] = []
+LEVELS: list[str] = ["--levels"]
 
 
 def _cases() -> list[tuple[str, list[str], bool]]:

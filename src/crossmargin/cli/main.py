@@ -1,34 +1,119 @@
 """crossmargin command line.
 
-crossmargin margin BOOK [--model cross|isolated] [--account ID ...] [--prices QUOTES] [--json]
-crossmargin schema
+crossmargin margin BOOK [--model cross|isolated|portfolio|sensitivity|var] [--preset NAME]
+                        [--account ID ...] [--prices QUOTES] [--levels] [--json]
+crossmargin explain | compare | schema | backtest | simulate | oracle ...
+
+Start-up: `crossmargin --help` imports Typer and Rich only. Each command imports the engine
+modules it uses inside its body; the help texts name models and presets from `cli.names` (no
+engine import); `backtest`, `simulate` and the `oracle` group are loaded on first use by
+`LazyGroup` (their one-line help is repeated here and checked against theirs by the tests).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+try:
+    from typer import _click as click  # Typer >= 0.2x vendors Click: its classes are these
+except ImportError:  # pragma: no cover - older Typer runs on Click itself
+    import click  # type: ignore[no-redef]
+
 from rich.markup import escape
 from rich.table import Table
 
-from crossmargin.adapters.files import book_json_schema, load_book
-from crossmargin.cli.backtest import backtest
+from crossmargin.cli.names import MODELS, PORTFOLIO_PRESET_NAMES, TIER_PRESET_NAMES
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail, items_table, money
-from crossmargin.cli.var_explain import explain_var
-from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS
-from crossmargin.engine.margin_run import MODELS, margin_report, run_margin
-from crossmargin.engine.portfolio_run import compare_report, explain_report
-from crossmargin.engine.priced_run import load_snapshot, priced_margin_report, run_priced_margin
 from crossmargin.errors import CrossMarginError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Multi-asset cross-margin risk engine.")
+
+@dataclass(frozen=True, slots=True)
+class LazyCommand:
+    """A command (function or Typer group) defined in `module`, imported only when invoked."""
+
+    module: str
+    attribute: str
+    help: str  # what `crossmargin --help` lists, without importing `module`
+
+
+LAZY_COMMANDS: dict[str, LazyCommand] = {
+    "backtest": LazyCommand(
+        "crossmargin.cli.backtest",
+        "backtest",
+        "Back-test margin models: exceedances, Kupiec and Christoffersen p-values, worst shortfall,\n"
+        "procyclicality; charts of margin against realised loss with exceedances marked.",
+    ),
+    "simulate": LazyCommand(
+        "crossmargin.cli.simulate",
+        "simulate",
+        "Simulate liquidations over a price path: margin calls, partial liquidation, insurance\n"
+        "fund, ADL, socialised loss and bad debt, every unit of money exact.",
+    ),
+    "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
+}
+
+
+@functools.cache
+def load_command(name: str) -> click.Command:
+    """The Click command of a lazy command, imported and built on first use."""
+    spec = LAZY_COMMANDS[name]
+    target = getattr(importlib.import_module(spec.module), spec.attribute)
+    if not isinstance(target, typer.Typer):  # a command function: a one-command app
+        single = typer.Typer(add_completion=False)
+        single.command(name=name)(target)
+        target = single
+    command = typer.main.get_command(target)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group: eager commands as Typer builds them, then `LAZY_COMMANDS`.
+
+    While the group's own help is formatted, a lazy command is a stub carrying its help text;
+    otherwise (invocation, `crossmargin NAME --help`) it is the real command, imported then."""
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in LAZY_COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY_COMMANDS or cmd_name in self.commands:
+            return super().get_command(ctx, cmd_name)
+        if self._listing:
+            return typer.core.TyperCommand(cmd_name, help=LAZY_COMMANDS[cmd_name].help)
+        return load_command(cmd_name)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+app = typer.Typer(
+    cls=LazyGroup, add_completion=False, no_args_is_help=True, help="Multi-asset cross-margin risk engine."
+)
 
 MAX_TABLE_ROWS = 30
+
+
+def _nearest_levels(prices: dict[str, float | None]) -> str:
+    """`BTC 80,123.45, ETH 2,500.00` for the underlyings whose level exists, else an em dash."""
+    shown = [f"{escape(name)} {money(price)}" for name, price in prices.items() if price is not None]
+    return ", ".join(shown) if shown else "—"
 
 
 def _table(report: dict[str, Any]) -> Table:
@@ -43,9 +128,19 @@ def _table(report: dict[str, Any]) -> Table:
         else f"{MAX_TABLE_ROWS} riskiest of {len(accounts)} accounts (use --json for all)",
     )
     priced = bool(accounts) and "price_status" in accounts[0]  # --prices: the oracle's status
-    columns = ("account", "equity USD", "IM USD", "MM USD", "available USD", "MM/equity", "status")
-    for column in columns + (("prices",) if priced else ()):
-        table.add_column(column, justify="left" if column in ("account", "status", "prices") else "right")
+    levels = bool(accounts) and "liquidation_price" in accounts[0]  # --levels
+    columns: tuple[str, ...] = (
+        "account",
+        "equity USD",
+        "IM USD",
+        "MM USD",
+        "available USD",
+        "MM/equity",
+        "status",
+    )
+    columns += (("prices",) if priced else ()) + (("liquidation price USD",) if levels else ())
+    for column in columns:
+        table.add_column(column, justify="right" if column.endswith(("USD", "equity")) else "left")
     for a in shown[:MAX_TABLE_ROWS]:
         ratio = a["margin_ratio"]
         if a["bankrupt"]:
@@ -56,6 +151,11 @@ def _table(report: dict[str, Any]) -> Table:
             status = "[yellow]below IM[/]"
         else:
             status = "[green]ok[/]"
+        extra: tuple[str, ...] = ()
+        if priced:
+            extra += (a["price_status"] if a["price_status"] == "ok" else f"[yellow]{a['price_status']}[/]",)
+        if levels:
+            extra += (_nearest_levels(a["liquidation_price"]),)
         table.add_row(
             escape(a["account_id"]),
             money(a["equity_usd"]),
@@ -64,16 +164,12 @@ def _table(report: dict[str, Any]) -> Table:
             money(a["available_usd"]),
             "—" if ratio is None else f"{ratio:.1%}",
             status,
-            *(
-                (a["price_status"] if a["price_status"] == "ok" else f"[yellow]{a['price_status']}[/]",)
-                if priced
-                else ()
-            ),
+            *extra,
         )
     return table
 
 
-def _positions_table(account: dict[str, Any], model: str) -> Table:
+def _positions_table(account: dict[str, Any]) -> Table:
     table = Table(title=f"{escape(account['account_id'])}: positions and collateral")
     for column in ("instrument / asset", "quantity", "value USD", "uPnL USD", "IM USD", "MM USD"):
         table.add_column(column, justify="left" if column.startswith("instrument") else "right")
@@ -98,6 +194,11 @@ def _positions_table(account: dict[str, Any], model: str) -> Table:
     return table
 
 
+def _print_json(data: Any) -> None:
+    """Print JSON-ready data (`engine.reports.to_json` output: no NaN left, hence allow_nan=False)."""
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
 @app.command()
 def margin(
     book: Annotated[Path, typer.Argument(help="Book file (YAML or JSON)")],
@@ -107,7 +208,8 @@ def margin(
     preset: Annotated[
         str | None,
         typer.Option(
-            help=f"portfolio: {' | '.join(PORTFOLIO_PRESETS)}; cross/isolated: {' | '.join(TIER_PRESETS)}"
+            help=f"portfolio: {' | '.join(PORTFOLIO_PRESET_NAMES)}; "
+            f"cross/isolated: {' | '.join(TIER_PRESET_NAMES)}"
         ),
     ] = None,
     account: Annotated[list[str] | None, typer.Option(help="Only these account ids (repeatable)")] = None,
@@ -118,17 +220,28 @@ def margin(
             help="Oracle quote file (CSV or Parquet, as `oracle replay` reads): margin on its prices"
         ),
     ] = None,
+    levels: Annotated[
+        bool,
+        typer.Option(
+            "--levels",
+            help="Also search each account's liquidation and bankruptcy prices per underlying "
+            "(a root search: under portfolio, sensitivity and VaR margin ~100x the margin itself)",
+        ),
+    ] = False,
 ) -> None:
     """Compute initial and maintenance margin for every account of a book."""
     from crossmargin.adapters.feeds import QuoteFile
+    from crossmargin.adapters.files import load_book
     from crossmargin.adapters.history.prices import shared_price_history
     from crossmargin.adapters.volatility import GarchFilter
+    from crossmargin.engine import margin_run
+    from crossmargin.engine.reports import to_json
 
     history, volatility = shared_price_history(), GarchFilter()  # read only by --model var
     try:
         loaded = load_book(book)
         if prices is None:
-            run = run_margin(
+            run = margin_run.run_margin(
                 loaded,
                 model=model,
                 preset=preset,
@@ -136,31 +249,35 @@ def margin(
                 history=history,
                 volatility=volatility,
             )
-            report = margin_report(run)
+            report = margin_run.margin_report(run, levels=margin_run.price_levels(run) if levels else None)
         else:
-            snapshot = load_snapshot(QuoteFile(path=prices))
-            report = priced_margin_report(
-                run_priced_margin(
-                    loaded,
-                    snapshot,
-                    model=model,
-                    preset=preset,
-                    account_ids=account,
-                    history=history,
-                    volatility=volatility,
-                )
+            from crossmargin.engine.priced_run import load_snapshot, priced_margin_report, run_priced_margin
+
+            priced = run_priced_margin(
+                loaded,
+                load_snapshot(QuoteFile(path=prices)),
+                model=model,
+                preset=preset,
+                account_ids=account,
+                history=history,
+                volatility=volatility,
             )
+            report = to_json(priced_margin_report(priced))  # the oracle block too: NaN → null
+            if levels:  # the priced report is margin_report's plus oracle keys: add the level keys
+                rows = margin_run.account_price_levels(margin_run.price_levels(priced.run))
+                for entry, account_levels in zip(report["accounts"], rows, strict=True):
+                    entry.update(to_json(account_levels))
     except CrossMarginError as error:
         fail(error)
         return
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        _print_json(report)
         return
     console = render_console()
     console.print(_table(report))
     if account:
         for a in report["accounts"]:
-            console.print(_positions_table(a, report["model"]))
+            console.print(_positions_table(a))
 
 
 @app.command()
@@ -169,7 +286,7 @@ def explain(
     account: Annotated[str, typer.Option(help="Account id")],
     preset: Annotated[
         str | None,
-        typer.Option(help=f"Portfolio preset: {' | '.join(PORTFOLIO_PRESETS)} (default: the book's)"),
+        typer.Option(help=f"Portfolio preset: {' | '.join(PORTFOLIO_PRESET_NAMES)} (default: the book's)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON explanation")] = False,
     scenarios: Annotated[bool, typer.Option(help="Also list every scenario's P&L")] = False,
@@ -179,15 +296,21 @@ def explain(
     collateral asset's P&L there, the per-underlying split and every add-on. With --model var:
     the tail scenarios and each position's and asset's component of ES (or VaR)."""
     if model == "var":
+        from crossmargin.cli.var_explain import explain_var
+
         explain_var(book, account=account, preset=preset, as_json=as_json)
         return
+    from crossmargin.adapters.files import load_book
+    from crossmargin.engine.portfolio_run import explain_report
+    from crossmargin.engine.reports import to_json
+
     try:
         report = explain_report(load_book(book), account, preset=preset)
     except CrossMarginError as error:
         fail(error)
         return
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        _print_json(to_json(report))
         return
     console = render_console()
     worst = report["worst_scenario"]
@@ -237,7 +360,10 @@ def compare(
 ) -> None:
     """What one account's portfolio costs under isolated, cross, each venue's tiers, each
     portfolio-margin preset and the sensitivity model, with the saving over isolated."""
+    from crossmargin.adapters.files import load_book
     from crossmargin.adapters.history.prices import shared_price_history
+    from crossmargin.engine.portfolio_run import compare_report
+    from crossmargin.engine.reports import to_json
 
     history = shared_price_history()  # the VaR/ES rows, when the shared daily closes are there
     try:
@@ -246,7 +372,7 @@ def compare(
         fail(error)
         return
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        _print_json(to_json(report))
         return
     table = Table(title=f"{escape(account)} · {escape(report['book'])}")
     for column in ("model", "preset", "IM USD", "MM USD", "saving vs isolated"):
@@ -269,20 +395,10 @@ def compare(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the book file."""
-    sys.stdout.write(json.dumps(book_json_schema(), indent=2) + "\n")
+    from crossmargin.adapters.files import book_json_schema
 
+    _print_json(book_json_schema())
 
-from crossmargin.cli.oracle import app as oracle_app  # noqa: E402  (sub-app, registered last)
-
-app.add_typer(oracle_app, name="oracle")
-
-
-app.command()(backtest)  # crossmargin backtest: cli/backtest.py
-
-
-from crossmargin.cli.simulate import simulate  # noqa: E402  (crossmargin simulate: cli/simulate.py)
-
-app.command()(simulate)
 
 if __name__ == "__main__":
     app()

@@ -1,4 +1,11 @@
-"""One margin run over a loaded book, and its report as plain JSON-ready data.
+"""One margin run over a loaded book, and its report (typed, `engine.reports`) as JSON-ready data.
+
+Two stages, each costing what it costs in plain sight:
+    run_margin(loaded)            the margin of every account (one evaluation of the book)
+    price_levels(run)             liquidation and bankruptcy prices: a root search per underlying,
+                                  each trial price a full evaluation of the requested accounts
+                                  (portfolio margin: ~160 evaluations, ~100x the margin itself)
+    margin_report(run, levels=)   the report; the six level keys only when `levels` is given
 
 The report keys are a contract (later tools rely on them):
 {"model", "preset", "valuation_time", "book", "accounts": [{"account_id", "equity_usd",
@@ -6,10 +13,10 @@ The report keys are a contract (later tools rely on them):
  bankrupt), "bankrupt", "below_maintenance", "collateral_value_usd",
  "positions": [{"instrument_id", "quantity", "entry_price", "value_usd", "unrealised_pnl_usd",
                 "initial_margin_usd", "maintenance_margin_usd"[, "isolated_equity_usd"]}],
- "collateral": [{"asset", "balance", "value_usd", "haircut"}],
- "liquidation_price", "bankruptcy_price",
- "liquidation_price_below", "liquidation_price_above",
- "bankruptcy_price_below", "bankruptcy_price_above": {underlying: USD index price or null}}]}
+ "collateral": [{"asset", "balance", "value_usd", "haircut"}]
+ [, "liquidation_price", "bankruptcy_price",
+  "liquidation_price_below", "liquidation_price_above",
+  "bankruptcy_price_below", "bankruptcy_price_above": {underlying: USD index price or null}]}]}
 
 Liquidation prices follow the run's model (equity = that model's MM; cross MM for the cross and
 isolated models and for runs that do not carry their model, e.g. oracle-priced runs); bankruptcy
@@ -18,13 +25,13 @@ prices (equity = 0) are model-independent.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.liquidation.model_prices import model_price_levels
@@ -36,10 +43,22 @@ from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
+from crossmargin.engine.reports import (
+    AccountPriceLevels,
+    AccountReport,
+    CollateralReport,
+    MarginReport,
+    PositionReport,
+    to_json,
+)
 from crossmargin.engine.var_run import var_model
 from crossmargin.errors import InputError
 
 MODELS = ("cross", "isolated", "portfolio", "sensitivity", "var")
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +138,14 @@ def run_margin(
     )
 
 
-def _number(value: float) -> float | None:
-    return None if not math.isfinite(value) else float(value)
-
-
 def price_levels(run: MarginRun) -> PriceLevels:
     """Per broken-down account and underlying: the index price at which equity falls to the run's
-    model MM (liquidation) or to 0 (bankruptcy), every other price fixed (module docstring)."""
+    model MM (liquidation) or to 0 (bankruptcy), every other price fixed (module docstring).
+
+    An explicit stage, not part of `run_margin`: a root search whose trial prices each cost an
+    evaluation of the requested accounts (cross/isolated: one vectorised pass per grid step;
+    portfolio, sensitivity, VaR: their own MM re-evaluated, ~160 evaluations on the desk book).
+    Pass the result to `margin_report(run, levels=...)`."""
     rows = run.breakdown.account_rows
     market = run.loaded.market
     if run.margin_model is None or run.model_book is None or run.model in ("cross", "isolated"):
@@ -134,72 +154,175 @@ def price_levels(run: MarginRun) -> PriceLevels:
     return model_price_levels(run.margin_model, run.model_book, market, rows=rows)
 
 
-def margin_report(run: MarginRun) -> dict[str, Any]:
-    """The JSON report (module docstring) for the broken-down accounts."""
+def finite_or_none(values: FloatArray) -> list[Any]:
+    """`values.tolist()` with every non-finite entry None (JSON null), any shape, in one pass."""
+    out = values.astype(object)
+    out[~np.isfinite(values)] = None
+    listed: list[Any] = out.tolist()
+    return listed
+
+
+def account_price_levels(levels: PriceLevels) -> list[AccountPriceLevels]:
+    """One `AccountPriceLevels` per row of `levels`, columnar: each (R, U) array is turned into
+    per-underlying dicts once (NaN → None), no per-account array access."""
+    names = levels.underlyings
+
+    def per_underlying(prices: FloatArray) -> list[dict[str, float | None]]:
+        return [dict(zip(names, row, strict=True)) for row in finite_or_none(prices)]
+
+    return [
+        AccountPriceLevels(
+            liquidation_price=liquidation,
+            bankruptcy_price=bankruptcy,
+            liquidation_price_below=liquidation_below,
+            liquidation_price_above=liquidation_above,
+            bankruptcy_price_below=bankruptcy_below,
+            bankruptcy_price_above=bankruptcy_above,
+        )
+        for (
+            liquidation,
+            bankruptcy,
+            liquidation_below,
+            liquidation_above,
+            bankruptcy_below,
+            bankruptcy_above,
+        ) in zip(
+            per_underlying(levels.liquidation_price),
+            per_underlying(levels.bankruptcy_price),
+            per_underlying(levels.liquidation_below),
+            per_underlying(levels.liquidation_above),
+            per_underlying(levels.bankruptcy_below),
+            per_underlying(levels.bankruptcy_above),
+            strict=True,
+        )
+    ]
+
+
+def _split(items: list[T], counts: IntArray) -> list[tuple[T, ...]]:
+    """`items` stored group after group, `counts[n]` in group n → one tuple per group."""
+    ends = np.cumsum(counts).tolist()
+    starts = [0, *ends[:-1]]
+    return [tuple(items[start:end]) for start, end in zip(starts, ends, strict=True)]
+
+
+def build_margin_report(run: MarginRun, *, levels: PriceLevels | None = None) -> MarginReport:
+    """The typed report of the broken-down accounts, built columnar: every column is sliced out
+    of the run's arrays and turned into Python values once (`tolist`), then the rows are zipped.
+
+    `levels` (from `price_levels(run)`) adds each account's liquidation and bankruptcy prices;
+    it must cover the same account rows as the run's breakdown."""
     book = run.loaded.book
     result = run.result
     bd = run.breakdown
-    levels = price_levels(run)
+    rows = bd.account_rows
+    if levels is not None and not np.array_equal(levels.account_rows, rows):
+        raise InputError("levels", "price levels are for other accounts than the run's breakdown")
 
-    def per_underlying(prices: np.ndarray) -> dict[str, float | None]:
-        return dict(zip(levels.underlyings, map(_number, prices.tolist()), strict=True))
-
-    isolated = run.model == "isolated"
-    accounts: list[dict[str, Any]] = []
-    # The breakdown stores each requested account's positions contiguously, in request order.
-    counts = np.diff(book.positions.indptr)[bd.account_rows]
-    ends = np.cumsum(counts)
-    for n, row in enumerate(bd.account_rows.tolist()):  # report formatting, not the risk path
-        positions = []
-        for p in range(int(ends[n] - counts[n]), int(ends[n])):
-            item: dict[str, Any] = {
-                "instrument_id": book.instruments.ids[int(bd.position_instrument[p])],
-                "quantity": float(bd.quantity[p]),
-                "entry_price": float(bd.entry_price[p]),
-                "value_usd": float(bd.value_usd[p]),
-                "unrealised_pnl_usd": float(bd.unrealised_pnl_usd[p]),
-                "initial_margin_usd": float(bd.initial_margin_usd[p]),
-                "maintenance_margin_usd": float(bd.maintenance_margin_usd[p]),
-            }
-            if isolated:
-                item["isolated_equity_usd"] = float(bd.isolated_equity_usd[p])
-            positions.append(item)
-        collateral = [
-            {
-                "asset": symbol,
-                "balance": float(bd.balance[n, k]),
-                "value_usd": float(bd.collateral_value_usd[n, k]),
-                "haircut": float(bd.haircut[n, k]),
-            }
-            for k, symbol in enumerate(book.assets.symbols)
-            if bd.balance[n, k] != 0.0
-        ]
-        accounts.append(
-            {
-                "account_id": book.account_ids[row],
-                "equity_usd": float(result.equity_usd[row]),
-                "initial_margin_usd": float(result.initial_margin_usd[row]),
-                "maintenance_margin_usd": float(result.maintenance_margin_usd[row]),
-                "available_usd": float(result.available_usd[row]),
-                "margin_ratio": _number(float(result.margin_ratio[row])),
-                "bankrupt": bool(result.bankrupt[row]),
-                "below_maintenance": bool(result.below_maintenance[row]),
-                "collateral_value_usd": float(result.collateral_value_usd[row]),
-                "positions": positions,
-                "collateral": collateral,
-                "liquidation_price": per_underlying(levels.liquidation_price[n]),
-                "bankruptcy_price": per_underlying(levels.bankruptcy_price[n]),
-                "liquidation_price_below": per_underlying(levels.liquidation_below[n]),
-                "liquidation_price_above": per_underlying(levels.liquidation_above[n]),
-                "bankruptcy_price_below": per_underlying(levels.bankruptcy_below[n]),
-                "bankruptcy_price_above": per_underlying(levels.bankruptcy_above[n]),
-            }
+    # Positions: the breakdown stores each requested account's positions contiguously, in request order.
+    instrument_ids = np.asarray(book.instruments.ids, dtype=object)[bd.position_instrument].tolist()
+    n_positions = len(instrument_ids)
+    isolated_equity: list[float | None] = (
+        bd.isolated_equity_usd[:n_positions].tolist() if run.model == "isolated" else [None] * n_positions
+    )
+    positions = [
+        PositionReport(
+            instrument_id=instrument_id,
+            quantity=quantity,
+            entry_price=entry_price,
+            value_usd=value,
+            unrealised_pnl_usd=pnl,
+            initial_margin_usd=initial,
+            maintenance_margin_usd=maintenance,
+            isolated_equity_usd=equity,
         )
+        for instrument_id, quantity, entry_price, value, pnl, initial, maintenance, equity in zip(
+            instrument_ids,
+            bd.quantity[:n_positions].tolist(),
+            bd.entry_price[:n_positions].tolist(),
+            bd.value_usd[:n_positions].tolist(),
+            bd.unrealised_pnl_usd[:n_positions].tolist(),
+            bd.initial_margin_usd[:n_positions].tolist(),
+            bd.maintenance_margin_usd[:n_positions].tolist(),
+            isolated_equity,
+            strict=True,
+        )
+    ]
+    positions_of = _split(positions, np.diff(book.positions.indptr)[rows])
+
+    # Collateral: the non-zero balances, account by account, in asset order (row-major nonzero).
+    account_n, asset_k = np.nonzero(bd.balance)
+    collateral = [
+        CollateralReport(asset=asset, balance=balance, value_usd=value, haircut=haircut)
+        for asset, balance, value, haircut in zip(
+            np.asarray(book.assets.symbols, dtype=object)[asset_k].tolist(),
+            bd.balance[account_n, asset_k].tolist(),
+            bd.collateral_value_usd[account_n, asset_k].tolist(),
+            bd.haircut[account_n, asset_k].tolist(),
+            strict=True,
+        )
+    ]
+    collateral_of = _split(collateral, np.count_nonzero(bd.balance, axis=1))
+
+    ratio = result.margin_ratio[rows]
+    levels_of: list[AccountPriceLevels | None] = (
+        [None] * rows.shape[0] if levels is None else list(account_price_levels(levels))
+    )
+    accounts = tuple(
+        AccountReport(
+            account_id=account_id,
+            equity_usd=equity,
+            initial_margin_usd=initial,
+            maintenance_margin_usd=maintenance,
+            available_usd=available,
+            margin_ratio=margin_ratio,
+            bankrupt=bankrupt,
+            below_maintenance=below,
+            collateral_value_usd=collateral_value,
+            positions=account_positions,
+            collateral=account_collateral,
+            levels=account_levels,
+        )
+        for (
+            account_id,
+            equity,
+            initial,
+            maintenance,
+            available,
+            margin_ratio,
+            bankrupt,
+            below,
+            collateral_value,
+            account_positions,
+            account_collateral,
+            account_levels,
+        ) in zip(
+            np.asarray(book.account_ids, dtype=object)[rows].tolist(),
+            result.equity_usd[rows].tolist(),
+            result.initial_margin_usd[rows].tolist(),
+            result.maintenance_margin_usd[rows].tolist(),
+            result.available_usd[rows].tolist(),
+            finite_or_none(ratio),
+            result.bankrupt[rows].tolist(),
+            result.below_maintenance[rows].tolist(),  # a property: evaluated once, here
+            result.collateral_value_usd[rows].tolist(),
+            positions_of,
+            collateral_of,
+            levels_of,
+            strict=True,
+        )
+    )
     valuation_time = datetime.fromtimestamp(run.loaded.market.valuation_ns / 1e9, tz=UTC)
-    return {
-        "model": run.model,
-        "preset": run.preset,
-        "valuation_time": valuation_time.isoformat().replace("+00:00", "Z"),
-        "book": run.loaded.path,
-        "accounts": accounts,
-    }
+    return MarginReport(
+        model=run.model,
+        preset=run.preset,
+        valuation_time=valuation_time.isoformat().replace("+00:00", "Z"),
+        book=run.loaded.path,
+        accounts=accounts,
+    )
+
+
+def margin_report(run: MarginRun, *, levels: PriceLevels | None = None) -> dict[str, Any]:
+    """The JSON report (module docstring) of the broken-down accounts: `to_json` of
+    `build_margin_report`. The six level keys only when `levels` (`price_levels(run)`) is given."""
+    report: dict[str, Any] = to_json(build_margin_report(run, levels=levels))
+    return report

@@ -112,7 +112,7 @@ def test_cli_simulate_writes_trail_and_summary(tmp_path: Path) -> None:
 
 
 def test_margin_json_reports_liquidation_and_bankruptcy_prices() -> None:
-    result = CliRunner().invoke(app, ["margin", str(DESK), "--json"])
+    result = CliRunner().invoke(app, ["margin", str(DESK), "--json", "--levels"])
     assert result.exit_code == 0, result.output
     accounts = json.loads(result.output)["accounts"]
     for account in accounts:

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr, ndtri
-from scipy.stats import t as student_t
 
 from crossmargin.core.checks import check_finite, check_range
 from crossmargin.core.scenarios import ScenarioSet
@@ -144,6 +143,9 @@ def monte_carlo_moves(
         raise InputError("var.n_draws", "must be >= 1")
     check_range(copula_dof, low=2.0, high=1e6, include_high=True, name="var.copula_dof")
     check_range(marginal_dof, low=2.0 + 1e-9, high=1e6, name="var.marginal_dof")
+    # Deferred: scipy.stats costs ~0.4 s to import and only Monte Carlo VaR needs it.
+    from scipy.stats import t as student_t
+
     f = daily.shape[1]
     residual = daily / np.maximum(volatility[:-1], MIN_DAILY_VOL)
     chol = np.linalg.cholesky(residual_correlation(residual))
