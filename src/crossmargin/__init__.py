@@ -170,8 +170,8 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time `__getattr__` imports o
         PositionReport,
         to_json,
     )
-    from crossmargin.engine.var_run import var_model
     from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, Remargin, RiskEngine
+    from crossmargin.engine.var_run import var_model
 
 
 def __getattr__(name: str) -> Any:
