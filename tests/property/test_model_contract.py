@@ -15,8 +15,11 @@ Clauses, each a hypothesis test over random books (`tests/builders.py::random_bo
   C3 monotone   every position x k (k > 1) never lowers IM or MM.
   C4 linear     for models linear in size, IM(k·x) = k·IM(x) and MM(k·x) = k·MM(x) (to
                 REL_TOLERANCE): cross and isolated on flat schedules (one tier, no per-unit
-                growth), portfolio, sensitivity and VaR/ES. Not claimed for the tier presets
-                (rates step up with notional: superlinear).
+                growth), portfolio under the default methodology, paradex-pm, span and
+                crossmargin-multi, sensitivity, and VaR/ES under every preset (a quantile or tail
+                mean of k·loss is k times that of loss). Not claimed for the tier presets (rates
+                step up with notional: superlinear) nor deribit-pm (its extended table subtracts a
+                fixed 100,000 USD dampener per account: affine, not linear).
   C5 haircut    a larger haircut never raises equity (nor collateral value).
   C6 explain    the breakdown adds up: position IM/MM contributions sum to the account's IM/MM
                 (accounts holding positions; one without has nothing to split and C1 holds it to
