@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from crossmargin.adapters.history.prices import load_price_history
@@ -58,6 +58,7 @@ from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS, wit
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.var import VAR_PRESETS, VarMargin, var_preset
 from crossmargin.core.market import MarketState
+from crossmargin.core.pricing import revalue
 from crossmargin.core.var.history import PriceHistory
 from tests.builders import VALUATION_NS, RandomBook, book_from_rows, random_books, usd_asset
 from tests.conftest import shared_data_dir
@@ -68,6 +69,8 @@ FloatArray = npt.NDArray[np.float64]
 REL_TOLERANCE = 1e-9
 # Collateral value against `value_collateral` (a different summation order): relative to Σ|b|·price.
 COLLATERAL_REL_TOLERANCE = 1e-12
+# A net P&L against its gross notional (float64 eps 2.2e-16, a few operations per position).
+NOTIONAL_REL_TOLERANCE = 1e-12
 DEFAULT_PROFILE_EXAMPLES = 60  # tests/conftest.py's "crossmargin" profile
 RESULT_FIELDS = (
     "equity_usd",
@@ -283,6 +286,8 @@ def run(
     clause_name: str,
     strategy: st.SearchStrategy[RandomBook],
     clause: Callable[..., None],
+    *,
+    regressions: tuple[dict[str, object], ...] = (),
     **extra: st.SearchStrategy[float],
 ) -> None:
     """Run `clause(case, model, book, market, random=..., **drawn)` over `case.examples` random
@@ -301,7 +306,10 @@ def run(
     # The case's budget at the default profile (60 examples); `--hypothesis-profile=thorough`
     # scales every case up in proportion.
     examples = max(1, round(case.examples * settings().max_examples / DEFAULT_PROFILE_EXAMPLES))
-    settings(max_examples=examples)(given(random=strategy, **extra)(check))()
+    test = given(random=strategy, **extra)(check)
+    for regression in regressions:  # shrunk counterexamples of the clause (or of its tolerance)
+        test = example(**regression)(test)
+    settings(max_examples=examples)(test)()
 
 
 def without_collateral(book: Book) -> Book:
@@ -390,20 +398,67 @@ def test_scaling_positions_up_never_lowers_margin(case: ModelCase) -> None:
 # ------------------------------------------------------------------------------------ C4 linear
 
 
+def cancelling_pnl_book() -> RandomBook:
+    """Hypothesis' shrunk counterexample to C4 with a tolerance relative to the net position value:
+    short 100 BTC (10,000 contracts of 0.01) bought at 14,000 and long 2,000 ETH bought at 700,
+    index 20,000 and 1,000: -600,000 + 600,000 = 0 USD of position value, and x (1 + 2^-52) it
+    rounds to 1.2e-10 USD. Cancelling P&L is exact only to the gross notional's last bits."""
+    perps = tuple(
+        Instrument(id=f"{u}-PERP", kind=InstrumentKind.PERPETUAL, underlying=u, contract_size=0.01)
+        for u in ("BTC", "ETH")
+    )
+    book = book_from_rows(
+        assets=[usd_asset()],
+        instruments=perps,
+        balances={"pair": {}},
+        positions=[("pair", "BTC-PERP", -10_000.0, 14_000.0), ("pair", "ETH-PERP", 200_000.0, 700.0)],
+    )
+    market = MarketState.build(
+        book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 20_000.0, "ETH": 1_000.0}
+    )
+    return RandomBook(book=book, market=market, assets=(usd_asset(),), instruments=perps)
+
+
+def gross_notional_usd(book: Book, market: MarketState) -> FloatArray:
+    """Σ |quantity| · contract notional per account, USD: contract_size · index for linear and
+    options, contract_size (USD) for inverse delta-one. The scale of a net P&L's rounding."""
+    table = book.instruments
+    inst = book.positions.indices
+    spot = revalue(table, market).spot_usd[inst]
+    notional = table.contract_size[inst] * np.where(table.reciprocal_entry[inst], 1.0, spot)
+    weights = np.abs(book.positions.data) * notional
+    return np.bincount(book.position_account, weights=weights, minlength=book.n_accounts).astype(np.float64)
+
+
 def _linear(
     case: ModelCase, model: MarginModel, book: Book, market: MarketState, *, random: RandomBook, factor: float
 ) -> None:
     book = _scaling_book(case, book)
     base = model.evaluate(book, market)
     big = model.evaluate(book.scaled(factor), market)
-    for name in ("initial_margin_usd", "maintenance_margin_usd", "position_value_usd"):
+    for name in ("initial_margin_usd", "maintenance_margin_usd"):
         expected = factor * getattr(base, name)
         _close(getattr(big, name), expected, scale=0.0, rel=REL_TOLERANCE, what=f"{name} x {factor!r}")
+    # Position value is a net P&L: its rounding scales with the gross notional, not with the net.
+    _close(
+        big.position_value_usd,
+        factor * base.position_value_usd,
+        scale=factor * gross_notional_usd(book, market),
+        rel=NOTIONAL_REL_TOLERANCE,
+        what=f"position_value_usd x {factor!r}",
+    )
 
 
 @pytest.mark.parametrize("case", cases("linear", only=lambda case: case.linear))
 def test_linear_models_scale_exactly_with_size(case: ModelCase) -> None:
-    run(case, "linear", random_books(schedule="flat"), _linear, factor=SCALE_UP)
+    run(
+        case,
+        "linear",
+        random_books(schedule="flat"),
+        _linear,
+        regressions=({"random": cancelling_pnl_book(), "factor": 1.0000000000000002},),
+        factor=SCALE_UP,
+    )
 
 
 # ------------------------------------------------------------------------------------ C5 haircut
