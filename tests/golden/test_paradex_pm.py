@@ -9,8 +9,13 @@ docs/pages/risk-system/portfolio-margin.mdx @ f0ba8b68398478a5f216c7dbb293b12f22
 - 24 scenarios: spot at ±R, ±¾R, ±½R, ±¼R, 0, interior points with vol up and vol down, ±R vol up
   only (16), plus 8 tail moves −66 … +500 % with vol up at the published weights;
 - ShockedIV = MarkIV × (1 + VolShock × (30 / max(1, DTE))^(0.30 if DTE < 30 else 0.13)).
-The vol-multiplier values (2.774191 …) are derived from that published formula in the research
-notes (/tmp/research/portfolio_margin.md §2.3), not printed by Paradex.
+  the page's full scenario table shocks vol by +40 % (vol up) and -22 % (vol down), the values
+  the preset uses for BTC; the worked example takes "BTC Spot = $70,000".
+The vol-multiplier values in VOL_MULTIPLIERS (2.774191 …) are not printed by Paradex: they are
+that published formula evaluated at DTE 1, 7, 30 and 90 to six decimals, e.g. DTE 1:
+(30/1)^0.30 = 2.774191, IV x (1 + 0.40 · 2.774191) = IV x 2.109676 and
+IV x (1 - 0.22 · 2.774191) = IV x 0.389678 (the last assertion of `test_vol_multipliers`
+recomputes the formula unrounded).
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ TAIL_WEIGHTS_PCT = {
 TABLE_HALF_UNIT_PCT = 0.005 + 1e-9  # the table shows at most 2 decimals
 RANGES = {"BTC": 0.14, "ETH": 0.16, "SOL": 0.24}
 
-# (DTE, (30/max(1, DTE))^p, IV x up, IV x down) for BTC's +40 % / -22 % (research notes §2.3).
+# (DTE, (30/max(1, DTE))^p, IV x up, IV x down) for BTC's +40 % / -22 %: the published formula,
+# evaluated here to six decimals (module docstring).
 VOL_MULTIPLIERS = [
     (1, 2.774191, 2.109676, 0.389678),
     (7, 1.547416, 1.618966, 0.659569),

@@ -1,11 +1,20 @@
 """CME SPAN: McMillan's published 16-scenario risk arrays, reduced by our portfolio kernel, and the
 structure of the `span` preset.
 
-Source: L. McMillan, *Options as a Strategic Investment*, ch. 34, pp. 669-670 (risk arrays of one
-S&P 500 future and one Dec 410 call, price scan range $10,000; McMillan's sign convention,
-+ = profit), as transcribed in /tmp/research/portfolio_margin.md §3.4; the 16-scenario layout
-(scenarios 15/16: ±2 x the scan range, 35 % of the loss) from CME's SPAN overview,
-https://www.cmegroup.com/clearing/risk-management/span-overview.html.
+Sources (public):
+- L. G. McMillan, *Options as a Strategic Investment*, 4th ed., Prentice Hall Press, 2002
+  (ISBN 978-0-7352-0197-2), ch. 34 "Futures and Futures Options", pp. 668-670: the risk arrays
+  of one S&P 500 future (p. 668: "the required maintenance margin for the futures is $10,000,
+  which represents a 20-point move", "an 'extreme' move is 14 points, or $7,000 of risk"), one
+  long Dec 410 call (p. 669) and the covered write, long future and short call (p. 670), in
+  McMillan's sign convention (+ = profit). The arrays below are copied from those three tables.
+- The 16-scenario layout (price 0, ±1/3, ±2/3, ±3/3 of the scan range, each with volatility up
+  and down; scenarios 15/16 the extreme moves, ±2 x the scan range, 35 % of the loss) and the
+  worst-scenario rule: CME Group, "CME SPAN Methodology Overview",
+  https://www.cmegroup.com/clearing/risk-management/span-overview.html, and CME's public SPAN
+  reference, "Risk Arrays - Standard" ("pairs scenarios 1-14 and shows 15 and 16 (the extreme
+  scenarios) separately"),
+  https://cmegroupclientsite.atlassian.net/wiki/spaces/pubspan/pages/46137504/Risk+Arrays+-+Standard.
 
 Scan risks:
 - long call 3,990: PUBLISHED ("the SPAN requirement would be $3,990 ('futures down three-thirds;

@@ -228,6 +228,14 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
     assets: list[Asset] = []
     for a in model.assets:
         price = a.price_usd if a.price_usd is not None else index_prices.get(a.symbol)
+        index_price = index_prices.get(a.symbol)
+        # Two prices for one asset: refuse rather than let one win silently (equal is accepted).
+        if a.price_usd is not None and index_price is not None and a.price_usd != index_price:
+            raise BookFileError(
+                where,
+                f"assets[{a.symbol}].price_usd",
+                f"{a.price_usd:.15g} disagrees with market.index_prices.{a.symbol} {index_price:.15g}",
+            )
         if price is None:
             raise BookFileError(
                 where, f"assets[{a.symbol}].price_usd", "missing, and no market.index_prices entry"

@@ -27,6 +27,7 @@ from crossmargin.core.ledger.events import (
     TradeFill,
     Withdrawal,
 )
+from crossmargin.core.ledger.liquidate import liquidate
 from crossmargin.core.ledger.money import to_float, units_charge, units_payout, units_signed_pnl
 from crossmargin.core.ledger.postings import (
     BACKSTOP,
@@ -40,7 +41,6 @@ from crossmargin.core.ledger.postings import (
 )
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position, coverage
 from crossmargin.core.ledger.transact import AuditRecord, Tx
-from crossmargin.core.liquidation.controller import liquidate
 from crossmargin.core.liquidation.margin_call import may_withdraw, next_status, reduce_only
 from crossmargin.core.market import NS_PER_YEAR
 from crossmargin.errors import InputError

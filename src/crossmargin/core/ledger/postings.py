@@ -38,7 +38,7 @@ LIQUIDATOR = "@liquidator"
 SYSTEM_ACCOUNTS = (EXTERNAL, FEES, INSURANCE, BACKSTOP, SOCIALISED_LOSS, BAD_DEBT, CLEARING, LIQUIDATOR)
 # Accounts whose balances may be negative: the outside world, the clearing pool (open PnL
 # claims), recorded bad debt and the liquidation market. Every other account stays >= 0 per asset,
-# except a solvent trader's borrowing (checked by value, see liquidation.controller).
+# except a solvent trader's borrowing (checked by value, see ledger.liquidate).
 MAY_BE_NEGATIVE = frozenset({EXTERNAL, CLEARING, BAD_DEBT, LIQUIDATOR})
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crossmargin.core.ledger.state import AccountStatus, MarginCallParams
+from crossmargin.core.liquidation.params import AccountStatus, MarginCallParams
 
 
 @dataclass(frozen=True, slots=True)

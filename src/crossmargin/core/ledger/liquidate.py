@@ -1,5 +1,6 @@
-"""The liquidation controller: state changes for one account in liquidation (Drift's
-controller/ layer; the math is in planner-like helpers here and in `adl`).
+"""The liquidation controller: the ledger's state changes for one account in liquidation
+(Drift's controller/ layer). The rules it follows are pure values and functions in
+`crossmargin.core.liquidation` (params, margin_call, adl), which never import the ledger.
 
 1. Partial liquidation (status LIQUIDATION): close position slices against the liquidator,
    best first by maintenance margin released per USD of close-out cost (price impact + fee),
@@ -34,9 +35,9 @@ from crossmargin.core.ledger.postings import (
     LIQUIDATOR,
     SOCIALISED_LOSS,
 )
-from crossmargin.core.ledger.state import AccountStatus, coverage
 from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.adl import AdlCandidates, AdlReport, adl_policy
+from crossmargin.core.liquidation.params import AccountStatus, coverage
 from crossmargin.core.margin import CrossMargin
 from crossmargin.errors import InputError
 
