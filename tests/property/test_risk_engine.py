@@ -97,7 +97,8 @@ EXAMPLES_PER_MODEL = 25
 def test_incremental_remargin_after_ticks_equals_full_recompute(name: str, data: st.DataObject) -> None:
     model = MODELS[name]
     drawn = data.draw(random_books(max_accounts=6, max_instruments=5))
-    engine = RiskEngine(drawn.book, drawn.market, model)
+    # 1.0: never fall back to a full recompute, so the incremental path is what is tested.
+    engine = RiskEngine(drawn.book, drawn.market, model, full_recompute_fraction=1.0)
     for _ in range(data.draw(st.integers(1, 3))):
         before = {n: np.array(getattr(engine.result, n)) for n in RESULT_ARRAYS}
         tick = data.draw(ticks(drawn))
@@ -118,7 +119,7 @@ def test_incremental_remargin_after_account_events_equals_full_recompute(
     drawn = data.draw(random_books(max_accounts=5, max_instruments=5))
     other = data.draw(random_books(max_accounts=3, max_instruments=5))  # a source of new positions
     book = drawn.book
-    engine = RiskEngine(book, drawn.market, model)
+    engine = RiskEngine(book, drawn.market, model, full_recompute_fraction=1.0)
     table = book.instruments
     for _ in range(data.draw(st.integers(1, 4))):
         row = data.draw(st.integers(0, book.n_accounts - 1))
@@ -149,15 +150,17 @@ def test_incremental_remargin_after_account_events_equals_full_recompute(
 @given(drawn=random_books(max_accounts=6, max_instruments=5))
 def test_a_tick_re_margins_only_the_holders_of_what_moved(drawn: RandomBook) -> None:
     book = drawn.book
-    engine = RiskEngine(book, drawn.market, CrossMargin())
+    engine = RiskEngine(book, drawn.market, CrossMargin(), full_recompute_fraction=1.0)
     moved = book.instruments.underlyings[0]
     change = engine.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.9}))
     on_moved = book.instruments.underlying_index[book.positions.indices] == 0
     holders = set(book.position_account[on_moved].tolist())
     if moved in book.assets.index:
         holders |= set(np.flatnonzero(book.balances[:, book.assets.index[moved]] != 0.0).tolist())
-    assert set(change.account_rows.tolist()) == holders
-    assert not change.full_recompute
+    assert set(change.account_rows.tolist()) == holders and not change.full_recompute
+    halfway = RiskEngine(book, drawn.market, CrossMargin(), full_recompute_fraction=0.5)
+    change = halfway.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.8}))
+    assert change.full_recompute == (len(holders) > 0.5 * book.n_accounts)
 
 
 @given(drawn=random_books(max_accounts=4, max_instruments=5))

@@ -40,7 +40,6 @@ from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, Marg
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
-from crossmargin.core.pricing import revalue
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
 from crossmargin.engine.reports import (
@@ -51,6 +50,7 @@ from crossmargin.engine.reports import (
     PositionReport,
     to_json,
 )
+from crossmargin.engine.risk_engine import RiskEngine
 from crossmargin.engine.var_run import var_model
 from crossmargin.errors import InputError
 
@@ -123,10 +123,10 @@ def run_margin(
     `history` and `volatility`: the VaR model's inputs (`make_model`), unused by the others."""
     choice = make_model(model or loaded.default_model, loaded, preset, history=history, volatility=volatility)
     book = choice.book
-    valuation = revalue(book.instruments, loaded.market)
-    result = choice.model.evaluate(book, loaded.market, valuation)
-    rows = list(range(book.n_accounts)) if account_ids is None else [book.account_row(a) for a in account_ids]
-    breakdown = choice.model.breakdown(book, loaded.market, rows, valuation)
+    # A file run is one use of the long-lived engine: built, asked once, dropped.
+    engine = RiskEngine(book, loaded.market, choice.model)
+    result = engine.result
+    breakdown = engine.breakdown(account_ids)
     return MarginRun(
         loaded=loaded,
         model=choice.name,

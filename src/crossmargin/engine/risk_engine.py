@@ -38,6 +38,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from crossmargin.core.book import Book
+from crossmargin.core.checks import check_range
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
@@ -114,7 +115,18 @@ class RiskEngine:
     updates through one task).
     """
 
-    def __init__(self, book: Book, market: MarketState, model: MarginModel) -> None:
+    def __init__(
+        self,
+        book: Book,
+        market: MarketState,
+        model: MarginModel,
+        *,
+        full_recompute_fraction: float = FULL_RECOMPUTE_FRACTION,
+    ) -> None:
+        """`full_recompute_fraction`: above this share of accounts touched by a tick, recompute
+        the whole book instead (same numbers; 1.0 never does, e.g. to test the incremental path)."""
+        check_range(full_recompute_fraction, low=0.0, high=1.0, name="full_recompute_fraction")
+        self._full_recompute_fraction = full_recompute_fraction
         if market.underlyings != book.instruments.underlyings:
             raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
         self._book = book
@@ -200,7 +212,7 @@ class RiskEngine:
         )
         if self._pending:  # the holder index predates their events: re-margin them as well
             rows = np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
-        if rows.size > FULL_RECOMPUTE_FRACTION * self._book.n_accounts:
+        if rows.size > self._full_recompute_fraction * self._book.n_accounts:
             return self._recompute_all()  # same numbers (the property test), less gathering
         return self._remargin(rows)
 
