@@ -32,16 +32,20 @@ The package, one module per job:
     scenarios    risk factors, grids or joint moves, depeg rows, the numeraire's factor
     addons       per-contract inputs of the floor and add-ons, the side rows
     inputs       KernelInputs: the market-side arrays packed for the kernel
-    kernel       the fused reduction, portfolio_totals, PortfolioTotals
+    kernel       the fused reduction (and the what-if around it), written once
+    scenario_pass  the scenario pass in plain numba: core.simd's intrinsics, portable
+    backend      which build runs (CROSSMARGIN_KERNEL=simd|numba), compiled and cached per build
+    totals       portfolio_totals, PortfolioTotals: the kernel over a whole book
     whatif       PortfolioSnapshot.what_if: one account after one trade
     explain      explain_account: one account densely
     model        PortfolioMargin, the margin model
 """
 
 from crossmargin.core.margin.portfolio.addons import InstrumentAddOnInputs, addon_inputs
+from crossmargin.core.margin.portfolio.backend import KERNEL_VARIABLE, KERNELS, KernelBackend, kernel_backend
 from crossmargin.core.margin.portfolio.explain import PortfolioExplanation, explain_account
-from crossmargin.core.margin.portfolio.inputs import KernelInputs, kernel_inputs
-from crossmargin.core.margin.portfolio.kernel import PREFETCH, PortfolioTotals, portfolio_totals
+from crossmargin.core.margin.portfolio.inputs import KernelArrays, KernelInputs, kernel_inputs
+from crossmargin.core.margin.portfolio.kernel import PREFETCH
 from crossmargin.core.margin.portfolio.model import PortfolioMargin
 from crossmargin.core.margin.portfolio.parameters import (
     ADDON_NAMES,
@@ -56,15 +60,20 @@ from crossmargin.core.margin.portfolio.scenarios import (
     numeraire_factor,
     risk_factors,
 )
+from crossmargin.core.margin.portfolio.totals import PortfolioTotals, portfolio_totals
 from crossmargin.core.margin.portfolio.whatif import PortfolioSnapshot, WhatIf
 
 __all__ = [
     "ADDON_NAMES",
+    "KERNELS",
+    "KERNEL_VARIABLE",
     "PREFETCH",
     "PROVISIONS",
     "AddOns",
     "InstrumentAddOnInputs",
     "JointSpec",
+    "KernelArrays",
+    "KernelBackend",
     "KernelInputs",
     "PortfolioExplanation",
     "PortfolioMargin",
@@ -76,6 +85,7 @@ __all__ = [
     "build_scenarios",
     "depeg_scenarios",
     "explain_account",
+    "kernel_backend",
     "kernel_inputs",
     "numeraire_factor",
     "portfolio_totals",

@@ -4,7 +4,7 @@ shared scenario rows, the collateral rows and the scenario weights, padded to wh
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -24,10 +24,11 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-@dataclass(frozen=True, slots=True)
-class KernelInputs:
+class KernelArrays(NamedTuple):
     """Everything the per-account reduction reads besides the book's position runs and balances,
-    packed so that a position touches one 64-byte row of `instrument_data` and one scenario row.
+    one typed tuple passed whole to the compiled kernel (fields read by name, so no argument order
+    is kept by hand), packed so that a position touches one 64-byte row of `instrument_data` and
+    one scenario row.
 
     instrument_data (I, 8), per contract: 0 delta notional, 1 vega, 2 hedged min-delta charge on
     gross delta (|delta notional|·hedged_u/2), 3 short-option charge (short_option_rate·cs·S), 4
@@ -51,20 +52,18 @@ class KernelInputs:
     bucket, |D_u| = |q|·|delta_i|, so each is a per-contract charge times |q|, except the short
     option charge (times the short quantity max(-q, 0)) and funding (times q): the lanes of
     core.simd's side stream (SIDE_SHORT_LANE, SIDE_SIGNED_LANE), one 64-byte row per instrument.
-    general_underlyings: where the concentration add-on applies (positions there are always in
-    the runs' general section).
     asset_pnl (K, S_pad): price_k·dF[k, s], the P&L of one haircut unit of asset k.
     S_pad = S rounded up to whole vector blocks (core.simd.LANES); the padding columns are zero and
     never read back. Scenario arrays: weight / f and offset (S_pad,), zero-padded like the
     matrices; f - 1 (numeraire) and group (S,). rates:
     delta contingency, short option, concentration coefficient and power, delta half spread, vega
-    half spread, depeg move.
+    half spread, depeg move. unit_value_usd, entry_coefficient_usd (I,): today's value per contract
+    (pricing.InstrumentValuation), for the equity a coin numeraire converts.
     """
 
     instrument_data: FloatArray
     inverse_liquidity: FloatArray
     side_rows: FloatArray
-    general_underlyings: frozenset[str]
     scenario_rows: FloatArray
     row_of: npt.NDArray[np.int32]
     row_scale: FloatArray
@@ -80,30 +79,18 @@ class KernelInputs:
     rates: FloatArray
     bookkeeping: bool
     use_numeraire: bool
+    unit_value_usd: FloatArray
+    entry_coefficient_usd: FloatArray
 
-    @property
-    def kernel_arguments(self) -> tuple[Any, ...]:
-        """The fields in the order `_kernel_body` and `_what_if` take them."""
-        return (
-            self.instrument_data,
-            self.inverse_liquidity,
-            self.side_rows,
-            self.scenario_rows,
-            self.row_of,
-            self.row_scale,
-            self.asset_pnl,
-            self.asset_price,
-            self.weight,
-            self.numeraire_move,
-            self.offset,
-            self.group,
-            self.n_groups,
-            self.n_grid,
-            self.n_scenarios,
-            self.rates,
-            self.bookkeeping,
-            self.use_numeraire,
-        )
+
+@dataclass(frozen=True, slots=True)
+class KernelInputs:
+    """The kernel's market-side arrays, and the underlyings whose positions they need in the runs'
+    general section (where the concentration add-on applies: never linear, even alone), which
+    picks the book's position runs (`Book.position_runs_for`)."""
+
+    arrays: KernelArrays
+    general_underlyings: frozenset[str]
 
 
 INSTRUMENT_COLUMNS = 8  # one 64-byte row per instrument
@@ -201,13 +188,10 @@ def kernel_inputs(
     factor = numeraire_factor(scenarios, numeraire)
     price = book.assets.price_usd
     rows, row_of, row_scale = _scenario_rows(table, reval)
-    return KernelInputs(
+    arrays = KernelArrays(
         instrument_data=instrument_data,
         inverse_liquidity=inverse_liquidity[underlying],
         side_rows=side_rows,
-        general_underlyings=frozenset(
-            u for u, on in zip(table.underlyings, concentration_on, strict=True) if on
-        ),
         scenario_rows=rows,
         row_of=row_of,
         row_scale=row_scale,
@@ -223,4 +207,8 @@ def kernel_inputs(
         rates=rates,
         bookkeeping=bookkeeping,
         use_numeraire=numeraire is not None,
+        unit_value_usd=valuation.unit_value_usd,
+        entry_coefficient_usd=valuation.entry_coefficient_usd,
     )
+    general = frozenset(u for u, on in zip(table.underlyings, concentration_on, strict=True) if on)
+    return KernelInputs(arrays=arrays, general_underlyings=general)

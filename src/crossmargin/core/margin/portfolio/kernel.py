@@ -1,166 +1,116 @@
-"""The fused per-account reduction: scenario P&L, worst scenario per group, floor and add-ons, in
-one pass over the book's position runs; `portfolio_totals` runs it over a whole book."""
+"""The fused per-account reduction, written once as plain Python for numba to compile (backend.py
+builds it per backend: parallel for the book, serial for one account, and the what-if around the
+serial build): scenario P&L, worst scenario per group, floor and add-ons, in one pass over the
+book's position runs.
+
+The bodies take typed tuples (NamedTuple: numba passes each field as its own typed value) and read
+their fields by name, so no list of arguments has to be kept in the same order in two places:
+
+    AccountStreams  the book side: position runs (core.position_runs) and balances (haircut units)
+    KernelArrays    the market side (inputs.py): packed instrument data, scenario rows, weights
+    KernelOutputs   per-account results, written in place (totals.PortfolioTotals' arrays)
+
+The scenario pass is called by the names `two_stream_row_sum`, `two_stream_row_sum_worst` and
+`first_worst`: bound here to the plain-numba versions (scenario_pass.py), rebound to core.simd's
+intrinsics by the simd backend. numba's on-disk cache is keyed on this file: after changing
+scenario_pass.py or core/simd.py, delete the cached builds (`__pycache__/kernel.*.nb*`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.core.book import Book
 from crossmargin.core.margin.portfolio.addons import FLOOR_LANE
-from crossmargin.core.margin.portfolio.inputs import KernelInputs, kernel_inputs
-from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, PROVISIONS, AddOns
-from crossmargin.core.market import MarketState
-from crossmargin.core.position_runs import PositionRuns
-from crossmargin.core.pricing import InstrumentValuation
-from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet
-from crossmargin.core.simd import (
-    LANES,
-    MAX_VECTORS,
+from crossmargin.core.margin.portfolio.inputs import KernelArrays
+from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, PROVISIONS
+from crossmargin.core.margin.portfolio.scenario_pass import (
     first_worst,
     two_stream_row_sum,
     two_stream_row_sum_worst,
 )
-from crossmargin.errors import InputError
+from crossmargin.core.position_runs import PositionRuns, copy_general, order_account
+from crossmargin.core.simd import LANES, MAX_VECTORS
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Int32Array = npt.NDArray[np.int32]
+FlagArray = npt.NDArray[np.uint8]
 
 FUNDING_COLUMN, FEE_COLUMN = PROVISIONS  # as compile-time constants for the compiled code
+N_ADDONS = len(ADDON_NAMES)
 
 
-@dataclass(frozen=True, slots=True)
-class PortfolioTotals:
-    """Per account (n_accounts,): grid requirement, worst scenario row, the min-delta floor, and
-    add-ons (n_accounts, len(ADDON_NAMES)), USD."""
+class AccountStreams(NamedTuple):
+    """Per account, what the kernel streams: its positions in risk-bucket runs and the general
+    section (core.position_runs, same fields), then its balances (Book.balance_csr: row pointer
+    (A + 1,), asset (nnz_b,), haircut units (nnz_b,))."""
+
+    indptr: IntArray
+    instrument: Int32Array
+    quantity: FloatArray
+    pnl_weight: FloatArray
+    entry_weight: FloatArray
+    side_weight: FloatArray
+    general_indptr: IntArray
+    general_row: Int32Array
+    general_instrument: Int32Array
+    general_quantity: FloatArray
+    general_run_end: FlagArray
+    balance_ptr: IntArray
+    balance_asset: IntArray
+    balance_units: FloatArray
+
+
+def account_streams(runs: PositionRuns, balance_csr: tuple[IntArray, IntArray, FloatArray]) -> AccountStreams:
+    balance_ptr, balance_asset, balance_units = balance_csr
+    return AccountStreams(
+        indptr=runs.indptr,
+        instrument=runs.instrument,
+        quantity=runs.quantity,
+        pnl_weight=runs.pnl_weight,
+        entry_weight=runs.entry_weight,
+        side_weight=runs.side_weight,
+        general_indptr=runs.general_indptr,
+        general_row=runs.general_row,
+        general_instrument=runs.general_instrument,
+        general_quantity=runs.general_quantity,
+        general_run_end=runs.general_run_end,
+        balance_ptr=balance_ptr,
+        balance_asset=balance_asset,
+        balance_units=balance_units,
+    )
+
+
+class KernelOutputs(NamedTuple):
+    """Per account (A,): grid requirement, worst scenario row, min-delta floor, USD; add-ons (A, 8)."""
 
     grid_usd: FloatArray
     worst_scenario: IntArray
     min_delta_usd: FloatArray
     addons_usd: FloatArray
 
-    @property
-    def initial_margin_usd(self) -> FloatArray:
-        initial: FloatArray = np.maximum(self.grid_usd, self.min_delta_usd) + self.addons_usd.sum(axis=1)
-        return initial
 
-    @property
-    def provisions_usd(self) -> FloatArray:
-        """Funding and fee provisions: cash that will be paid, so MM keeps them whole (Paradex)."""
-        provisions: FloatArray = self.addons_usd[:, PROVISIONS].sum(axis=1)
-        return provisions
+class WhatIfBook(NamedTuple):
+    """What a what-if reads from the book besides the kernel's market side: positions as stored
+    (CSR: indptr (A + 1,), instrument (nnz,), quantity (nnz,), entry_price (nnz,)), balances
+    (Book.balance_csr), and per instrument or bucket what orders a merged account into runs
+    (reciprocal_entry (I,), bucket (I,), bucket_underlying (B,), general_underlying (U,) mask)."""
 
-    @classmethod
-    def empty(cls, n_accounts: int) -> PortfolioTotals:
-        """Uninitialised buffers for `portfolio_totals(..., out=)`."""
-        return cls(
-            grid_usd=np.empty(n_accounts),
-            worst_scenario=np.empty(n_accounts, dtype=np.int64),
-            min_delta_usd=np.empty(n_accounts),
-            addons_usd=np.empty((n_accounts, len(ADDON_NAMES))),
-        )
-
-    def check_shape(self, n_accounts: int) -> None:
-        """Raise InputError unless these are buffers the kernel can write for n_accounts."""
-        expected = (
-            ("grid_usd", self.grid_usd, (n_accounts,), np.float64),
-            ("worst_scenario", self.worst_scenario, (n_accounts,), np.int64),
-            ("min_delta_usd", self.min_delta_usd, (n_accounts,), np.float64),
-            ("addons_usd", self.addons_usd, (n_accounts, len(ADDON_NAMES)), np.float64),
-        )
-        for name, array, shape, dtype in expected:
-            if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
-                raise InputError(
-                    f"out.{name}",
-                    f"must be a C-contiguous {np.dtype(dtype).name} array of shape {shape}, "
-                    f"got {array.dtype.name} {array.shape}",
-                )
-
-    def maintenance_margin_usd(self, fraction: float) -> FloatArray:
-        """MM = fraction x (IM - provisions) + provisions."""
-        provisions = self.provisions_usd
-        maintenance: FloatArray = fraction * (self.initial_margin_usd - provisions) + provisions
-        return maintenance
-
-
-def _run_kernel(
-    kernel: Callable[..., None],
-    runs: PositionRuns,
-    balance_csr: tuple[IntArray, IntArray, FloatArray],
-    unit_value_usd: FloatArray,
-    entry_coefficient_usd: FloatArray,
-    k: KernelInputs,
-    n_accounts: int,
-    out: PortfolioTotals | None = None,
-) -> PortfolioTotals:
-    if out is None:
-        out = PortfolioTotals.empty(n_accounts)
-    else:
-        out.check_shape(n_accounts)
-    kernel(*_runs_arguments(runs), *balance_csr, unit_value_usd, entry_coefficient_usd, *k.kernel_arguments,
-           out.grid_usd, out.worst_scenario, out.min_delta_usd, out.addons_usd)  # fmt: skip
-    return out
-
-
-def _runs_arguments(runs: PositionRuns) -> tuple[Any, ...]:
-    """The position runs in the order `_kernel_body` takes them."""
-    return (
-        runs.indptr,
-        runs.instrument,
-        runs.quantity,
-        runs.pnl_weight,
-        runs.entry_weight,
-        runs.side_weight,
-        runs.max_positions,
-        runs.general_indptr,
-        runs.general_row,
-        runs.general_instrument,
-        runs.general_quantity,
-        runs.general_run_end,
-    )
-
-
-def portfolio_totals(
-    book: Book,
-    market: MarketState,
-    valuation: InstrumentValuation,
-    scenarios: ScenarioSet,
-    reval: ScenarioRevaluation,
-    addons: AddOns,
-    *,
-    n_grid_scenarios: int,
-    numeraire: str | None = None,
-    out: PortfolioTotals | None = None,
-) -> PortfolioTotals:
-    """Run the fused kernel over the whole book. Scenarios after `n_grid_scenarios` are the depeg
-    group, reported as an add-on. `out`: buffers to overwrite (`PortfolioTotals.empty`), for a
-    loop that recomputes every tick: fresh 88 MB per call on a 1M-account book cost ~5 ms of
-    page faults (bench_portfolio reports both)."""
-    k = kernel_inputs(
-        book,
-        market,
-        valuation,
-        scenarios,
-        reval,
-        addons,
-        n_grid_scenarios=n_grid_scenarios,
-        numeraire=numeraire,
-    )
-    return _run_kernel(
-        _portfolio_kernel,
-        book.position_runs_for(k.general_underlyings),
-        book.balance_csr,
-        valuation.unit_value_usd,
-        valuation.entry_coefficient_usd,
-        k,
-        book.n_accounts,
-        out,
-    )
+    indptr: npt.NDArray[np.int32] | IntArray
+    instrument: npt.NDArray[np.int32] | IntArray
+    quantity: FloatArray
+    entry_price: FloatArray
+    balance_ptr: IntArray
+    balance_asset: IntArray
+    balance_units: FloatArray
+    reciprocal_entry: npt.NDArray[np.bool_]
+    bucket: IntArray
+    bucket_underlying: IntArray
+    general_underlying: npt.NDArray[np.bool_]
 
 
 CHUNK_ACCOUNTS = 256  # accounts per parallel task (64 and 1,024 measured the same)
@@ -172,47 +122,7 @@ BLOCK_COLUMNS = MAX_VECTORS * LANES  # scenarios summed per register block
 _ACCOUNT_ADDONS = LANES  # per-account add-on sums: the side-row lanes
 
 
-def _kernel_body(
-    indptr: np.ndarray,
-    run_instrument: np.ndarray,
-    run_quantity: np.ndarray,
-    run_pnl_weight: np.ndarray,
-    run_entry_weight: np.ndarray,
-    run_side_weight: np.ndarray,
-    max_positions: int,
-    general_indptr: np.ndarray,
-    general_row: np.ndarray,
-    general_instrument: np.ndarray,
-    general_quantity: np.ndarray,
-    general_run_end: np.ndarray,
-    balance_ptr: np.ndarray,
-    balance_asset: np.ndarray,
-    balance_units: np.ndarray,
-    unit_value: np.ndarray,
-    coefficient: np.ndarray,
-    inst: np.ndarray,
-    inverse_liquidity: np.ndarray,
-    side_rows: np.ndarray,
-    scenario_rows: np.ndarray,
-    row_of: np.ndarray,
-    row_scale: np.ndarray,
-    asset_pnl: np.ndarray,
-    asset_price: np.ndarray,
-    weight: np.ndarray,
-    numeraire_move: np.ndarray,
-    offset: np.ndarray,
-    group: np.ndarray,
-    n_groups: int,
-    n_grid: int,
-    n_scen: int,
-    rates: np.ndarray,
-    bookkeeping: bool,
-    use_numeraire: bool,
-    out_grid: np.ndarray,
-    out_worst: np.ndarray,
-    out_min_delta: np.ndarray,
-    out_addons: np.ndarray,
-) -> None:
+def kernel_body(streams: AccountStreams, market: KernelArrays, out: KernelOutputs) -> None:
     """Reduce accounts to grid, worst scenario, min-delta floor and add-ons, in two passes.
 
     1. The general section (positions sharing an underlying with another, or on a concentration
@@ -230,9 +140,29 @@ def _kernel_body(
        When the scenarios fit one block in at most one group without a numeraire (`one_pass`),
        `two_stream_row_sum_worst` does all of this in one call, on the sums still in registers.
 
-    Written once, compiled twice: parallel over chunks of accounts for the book, serial for a
-    one-account what-if. Inlined by hand: a call per account would pay numba's reference counting
-    on some thirty array arguments, which measured 5x slower."""
+    Written once, compiled per backend (backend.py) twice: parallel over chunks of accounts for
+    the book, serial for a one-account what-if. Inlined by hand: a call per account would pay
+    numba's reference counting on some thirty array arguments, which measured 5x slower."""
+    # The fields as locals, read by name: the loops below (and numba's parallel outlining) see
+    # plain arrays and scalars, as if passed one by one.
+    # fmt: off
+    indptr, run_instrument, run_quantity = streams.indptr, streams.instrument, streams.quantity
+    run_pnl_weight, run_entry_weight = streams.pnl_weight, streams.entry_weight
+    run_side_weight, general_row = streams.side_weight, streams.general_row
+    general_indptr, general_run_end = streams.general_indptr, streams.general_run_end
+    general_instrument, general_quantity = streams.general_instrument, streams.general_quantity
+    balance_ptr, balance_asset = streams.balance_ptr, streams.balance_asset
+    balance_units = streams.balance_units
+    inst, inverse_liquidity, side_rows = market.instrument_data, market.inverse_liquidity, market.side_rows
+    scenario_rows, row_of, row_scale = market.scenario_rows, market.row_of, market.row_scale
+    asset_pnl, asset_price, numeraire_move = market.asset_pnl, market.asset_price, market.numeraire_move
+    weight, offset, group, rates = market.weight, market.offset, market.group, market.rates
+    n_groups, n_grid, n_scen = market.n_groups, market.n_grid, market.n_scenarios
+    bookkeeping, use_numeraire = market.bookkeeping, market.use_numeraire
+    unit_value, coefficient = market.unit_value_usd, market.entry_coefficient_usd
+    out_grid, out_worst = out.grid_usd, out.worst_scenario
+    out_min_delta, out_addons = out.min_delta_usd, out.addons_usd
+    # fmt: on
     n_accounts = indptr.shape[0] - 1
     width = scenario_rows.shape[1]
     power = rates[3]
@@ -384,6 +314,126 @@ def _kernel_body(
             out_addons[a, 7] = depeg
 
 
-_portfolio_kernel = numba.njit(parallel=True, cache=True, nogil=True)(_kernel_body)
-# Not cached: two on-disk caches of one Python function collide (measured 2.9 ms per call).
-_serial_kernel: Any = numba.njit(parallel=False, cache=False, nogil=True)(_kernel_body)
+def account_kernel(streams: AccountStreams, market: KernelArrays, out: KernelOutputs) -> None:
+    """The serial build of `kernel_body` that `what_if_body` calls: bound per backend when the
+    what-if is compiled (backend.py). Never called as Python."""
+    raise NotImplementedError("bound to a compiled kernel by backend.py")
+
+
+def what_if_body(
+    book: WhatIfBook,
+    market: KernelArrays,
+    account: int,
+    instrument: int,
+    trade_quantity: float,
+    trade_price: float,
+    out: FloatArray,
+) -> None:
+    """Merge one trade into one account's positions, order them into runs and run the kernel on
+    that account alone. out (5 + 8,): grid, min-delta floor, worst scenario, sum of add-ons,
+    provisions, then the add-ons, USD.
+
+    Here beside `kernel_body`, not in whatif.py: numba caches this build with the serial kernel
+    compiled in, and invalidates the cache when this file changes."""
+    indptr, indices, quantity, entry_price = book.indptr, book.instrument, book.quantity, book.entry_price
+    reciprocal = book.reciprocal_entry
+    start = indptr[account]
+    stop = indptr[account + 1]
+    n = stop - start
+    idx = np.empty(n + 1, dtype=np.int64)
+    qty = np.empty(n + 1)
+    ent = np.empty(n + 1)
+    is_reciprocal = reciprocal[instrument]
+    m = 0
+    merged = False
+    for p in range(start, stop):
+        i = indices[p]
+        q = quantity[p]
+        e = entry_price[p]
+        if i == instrument:
+            merged = True
+            new_q = q + trade_quantity
+            if new_q == 0.0:
+                continue
+            if is_reciprocal:
+                e = new_q / (q / e + trade_quantity / trade_price)
+            else:
+                e = (q * e + trade_quantity * trade_price) / new_q
+            q = new_q
+        idx[m] = i
+        qty[m] = q
+        ent[m] = e
+        m += 1
+    if not merged and trade_quantity != 0.0:
+        idx[m] = instrument
+        qty[m] = trade_quantity
+        ent[m] = trade_price
+        m += 1
+    run_instrument = np.empty(m, dtype=np.int32)
+    run_quantity = np.empty(m)
+    run_pnl_weight = np.empty(m)
+    run_entry_weight = np.empty(m)
+    run_end = np.empty(m, dtype=np.uint8)
+    side_weight = np.empty(m)
+    n_general = order_account(
+        idx[:m],
+        qty[:m],
+        ent[:m],
+        book.bucket,
+        book.bucket_underlying,
+        reciprocal,
+        book.general_underlying,
+        run_instrument,
+        run_quantity,
+        run_pnl_weight,
+        run_entry_weight,
+        run_end,
+        side_weight,
+    )
+    general_instrument = np.empty(n_general, dtype=np.int32)
+    general_quantity = np.empty(n_general)
+    general_run_end = np.empty(n_general, dtype=np.uint8)
+    copy_general(
+        0, m, run_instrument, run_quantity, run_end, 0, general_instrument, general_quantity, general_run_end
+    )
+    has_general = int(n_general > 0)
+    general_indptr = np.zeros(1 + has_general, dtype=np.int64)
+    general_indptr[has_general] = n_general
+    ptr = np.zeros(2, dtype=np.int64)
+    ptr[1] = m
+    b_start = book.balance_ptr[account]
+    b_stop = book.balance_ptr[account + 1]
+    b_ptr = np.zeros(2, dtype=np.int64)
+    b_ptr[1] = b_stop - b_start
+    streams = AccountStreams(
+        indptr=ptr,
+        instrument=run_instrument,
+        quantity=run_quantity,
+        pnl_weight=run_pnl_weight,
+        entry_weight=run_entry_weight,
+        side_weight=side_weight,
+        general_indptr=general_indptr,
+        general_row=np.zeros(1, dtype=np.int32),
+        general_instrument=general_instrument,
+        general_quantity=general_quantity,
+        general_run_end=general_run_end,
+        balance_ptr=b_ptr,
+        balance_asset=book.balance_asset[b_start:b_stop],
+        balance_units=book.balance_units[b_start:b_stop],
+    )
+    result = KernelOutputs(
+        grid_usd=np.empty(1),
+        worst_scenario=np.empty(1, dtype=np.int64),
+        min_delta_usd=np.empty(1),
+        addons_usd=np.empty((1, N_ADDONS)),
+    )
+    account_kernel(streams, market, result)
+    addons = result.addons_usd
+    out[0] = result.grid_usd[0]
+    out[1] = result.min_delta_usd[0]
+    out[2] = result.worst_scenario[0]
+    out[3] = 0.0
+    for j in range(N_ADDONS):
+        out[5 + j] = addons[0, j]
+        out[3] += addons[0, j]
+    out[4] = addons[0, FUNDING_COLUMN] + addons[0, FEE_COLUMN]  # the provisions

@@ -10,21 +10,30 @@ import numpy as np
 from crossmargin.core.book import Book
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
-from crossmargin.core.margin.portfolio.kernel import PortfolioTotals, portfolio_totals
+from crossmargin.core.margin.portfolio.backend import KERNELS
 from crossmargin.core.margin.portfolio.parameters import PortfolioParams
 from crossmargin.core.margin.portfolio.scenarios import build_scenarios, depeg_scenarios
+from crossmargin.core.margin.portfolio.totals import PortfolioTotals, portfolio_totals
 from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import ScenarioSet, revalue_scenarios
+from crossmargin.errors import InputError
 
 
 @dataclass(frozen=True, slots=True)
 class PortfolioMargin:
-    """Portfolio margin under one methodology (`PortfolioParams`, see `presets`)."""
+    """Portfolio margin under one methodology (`PortfolioParams`, see `presets`). kernel: the
+    build that computes it, "simd" or "numba" (backend.py), None for the one CROSSMARGIN_KERNEL
+    names; the numbers are the same."""
 
     params: PortfolioParams = field(default_factory=PortfolioParams)
+    kernel: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kernel is not None and self.kernel not in KERNELS:
+            raise InputError("kernel", f"unknown kernel {self.kernel!r}: choose simd or numba")
 
     @property
     def name(self) -> str:
@@ -96,4 +105,5 @@ class PortfolioMargin:
             addons,
             n_grid_scenarios=scenarios.n_scenarios,
             numeraire=self.params.numeraire,
+            kernel=self.kernel,
         )
