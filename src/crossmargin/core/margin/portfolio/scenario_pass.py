@@ -1,5 +1,5 @@
 """The scenario pass in plain numba: core.simd's three intrinsics, same names, same arguments, same
-numbers, written as scalar loops (the portable backend, `CROSSMARGIN_KERNEL=numba`).
+numbers, written as numba loops (the portable build, `CROSSMARGIN_KERNEL=numba`).
 
     two_stream_row_sum        out[col0 : col0 + 8·V] = Σ_p weight[p]·scale[i]·rows[row_of[i]]
                                                        + Σ_c weight_b[c]·rows_b[index_b[c]]
@@ -8,15 +8,19 @@ numbers, written as scalar loops (the portable backend, `CROSSMARGIN_KERNEL=numb
     first_worst               the first scenario with the largest loss -weight·pnl - offset
 
 core.simd's docstrings state the contracts. The bits are the intrinsics' too: every sum is added
-in the intrinsics' order (even positions onto the running total, odd ones onto zero, the two sets
-then added; positions up to side_stop, then the rest, then balances, each run so), every product
-is a multiply then an add (no fused multiply-add: numba does not contract without fastmath), and
-the maxima break ties on the first scenario. The loop runs over scenarios outside, positions
-inside, so each sum is a scalar in a register rather than a store-to-load chain through memory.
+in the intrinsics' order (even positions onto the running total, odd ones onto a second set of
+sums from zero, the two then added; positions up to side_stop, then the rest, then balances, each
+run so), every product is a multiply then an add (numba does not contract them into a fused
+multiply-add without fastmath), and the maxima break ties on the first scenario. The sums live in
+memory (`out`'s block and an 8·V scratch per call), which is what the intrinsics avoid.
 
-One difference: `two_stream_row_sum_worst` uses `out` (at least 8·V elements) as scratch, where
-the intrinsic leaves it untouched; the portfolio kernel passes its P&L buffer, which it does not
-read after that call.
+Each is one flat function inlined into the caller (numba IR), as the intrinsics are: called
+instead, once per account with twenty arrays, the portfolio kernel measured 4-6x slower (numba's
+calls pass reference-counted arrays; the kernel's docstring has the same story).
+
+Differences: `two_stream_row_sum_worst` uses `out` (at least 8·V elements) as scratch, where the
+intrinsic leaves it untouched (the portfolio kernel passes its P&L buffer, which it does not read
+after that call); `prefetch_ahead` and the vector count need not be compile-time constants.
 """
 
 from __future__ import annotations
@@ -25,120 +29,14 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from crossmargin.core.simd import LANES, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
 
 Array = np.ndarray  # typed by numba at the call; shapes and dtypes as core.simd states
-# The side stream's arguments are arrays and ints, or all None: Any.
 
 
-@numba.njit(cache=True, nogil=True)
-def _mapped_sum(
-    total: float,
-    index: Array,
-    weight: Array,
-    row_of: Array,
-    scale: Array,
-    rows: Array,
-    start: int,
-    stop: int,
-    column: int,
-) -> float:
-    """total + Σ_{p in [start, stop)} weight[p]·scale[i]·rows[row_of[i], column], i = index[p],
-    in the intrinsics' order: even positions onto total, odd ones onto 0, then the two added."""
-    even = total
-    odd = 0.0
-    p = start
-    while p + 1 < stop:
-        i = index[p]
-        even += (weight[p] * scale[i]) * rows[row_of[i], column]
-        j = index[p + 1]
-        odd += (weight[p + 1] * scale[j]) * rows[row_of[j], column]
-        p += 2
-    if p < stop:
-        i = index[p]
-        even += (weight[p] * scale[i]) * rows[row_of[i], column]
-    return even + odd
-
-
-@numba.njit(cache=True, nogil=True)
-def _direct_sum(
-    total: float, index: Array, weight: Array, rows: Array, start: int, stop: int, column: int
-) -> float:
-    """`_mapped_sum` with the identity row map and no scale (the balances' stream)."""
-    even = total
-    odd = 0.0
-    p = start
-    while p + 1 < stop:
-        even += weight[p] * rows[index[p], column]
-        odd += weight[p + 1] * rows[index[p + 1], column]
-        p += 2
-    if p < stop:
-        even += weight[p] * rows[index[p], column]
-    return even + odd
-
-
-@numba.njit(cache=True, nogil=True)
-def _side_multiplier(w: float, lane: int) -> float:
-    """What a side row's lane is charged per contract of a position of signed size w."""
-    if lane == SIDE_SHORT_LANE:
-        return -w if w < 0.0 else 0.0
-    if lane == SIDE_SIGNED_LANE:
-        return w
-    return abs(w)
-
-
-@numba.njit(cache=True, nogil=True)
-def _side_sums(
-    index: Array,
-    start: int,
-    stop: int,
-    side_weight: Array,
-    side_rows: Array,
-    side_initial: Array,
-    side_initial_row: int,
-    side_out: Array,
-) -> None:
-    """side_out[0:8] = side_initial[row] + Σ_p multiplier(side_weight[p]) ⊙ side_rows[index[p]],
-    even and odd positions apart as in `_mapped_sum`."""
-    for lane in range(LANES):
-        even = side_initial[side_initial_row, lane]
-        odd = 0.0
-        p = start
-        while p + 1 < stop:
-            even += _side_multiplier(side_weight[p], lane) * side_rows[index[p], lane]
-            odd += _side_multiplier(side_weight[p + 1], lane) * side_rows[index[p + 1], lane]
-            p += 2
-        if p < stop:
-            even += _side_multiplier(side_weight[p], lane) * side_rows[index[p], lane]
-        side_out[lane] = even + odd
-
-
-@numba.njit(cache=True, nogil=True)
-def _column_sum(
-    column: int,
-    index: Array,
-    weight: Array,
-    start: int,
-    stop: int,
-    row_of: Array,
-    scale: Array,
-    rows: Array,
-    index_b: Array,
-    weight_b: Array,
-    start_b: int,
-    stop_b: int,
-    rows_b: Array,
-    split: int,
-) -> float:
-    """One scenario's sum as the intrinsic adds it: positions [start, split) from 0, then
-    [split, stop), then the balances, each run onto the total so far."""
-    total = _mapped_sum(0.0, index, weight, row_of, scale, rows, start, split, column)
-    total = _mapped_sum(total, index, weight, row_of, scale, rows, split, stop, column)
-    return _direct_sum(total, index_b, weight_b, rows_b, start_b, stop_b, column)
-
-
-@numba.njit(cache=True, nogil=True)
 def two_stream_row_sum(
     index: Array,
     weight: Array,
@@ -163,17 +61,11 @@ def two_stream_row_sum(
     side_initial_row: Any,
     side_out: Any,
 ) -> None:
-    """core.simd.two_stream_row_sum (prefetch_ahead is ignored: a hint, not a number)."""
-    split = start  # without a side stream, the positions are one run
-    if side_weight is not None:
-        split = side_stop
-        _side_sums(index, start, side_stop, side_weight, side_rows, side_initial, side_initial_row, side_out)
-    for column in range(col0, col0 + LANES * n_vectors):
-        out[column] = _column_sum(column, index, weight, start, stop, row_of, scale, rows, index_b, weight_b,
-                                  start_b, stop_b, rows_b, split)  # fmt: skip
+    """core.simd.two_stream_row_sum (prefetch_ahead is ignored: a hint, not a number). Compiled
+    code only: numba inlines the implementation `_two_stream_row_sum` picks by the argument types."""
+    raise NotImplementedError("call from numba-compiled code")
 
 
-@numba.njit(cache=True, nogil=True)
 def two_stream_row_sum_worst(
     index: Array,
     weight: Array,
@@ -201,31 +93,128 @@ def two_stream_row_sum_worst(
 ) -> tuple[int, float, float]:
     """core.simd.two_stream_row_sum_worst, with `out` as scratch for the block's sums:
     (first grid scenario with the largest loss, max(that loss, 0), max(0, max over depeg rows of
-    min(loss, depeg_cap·grid)) or 0 without positions)."""
-    loss_weight, offset, n_grid, n_scen, cap_rate = worst
-    two_stream_row_sum(index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b,
-                       rows_b, col0, out, n_vectors, prefetch_ahead, side_weight, side_stop, side_rows,
-                       side_initial, side_initial_row, side_out)  # fmt: skip
-    best = -np.inf
-    arg = 0
-    for s in range(n_grid):
-        loss = -(loss_weight[s] * out[s]) - offset[s]
-        if loss > best:  # strict: the first of equal losses; a NaN loss never counts
-            best = loss
-            arg = s
-    grid = best if best > 0.0 else 0.0
-    depeg = 0.0
-    if start < stop:
-        cap = cap_rate * grid
-        for s in range(n_grid, n_scen):
+    min(loss, depeg_cap·grid)) or 0 without positions). Compiled code only."""
+    raise NotImplementedError("call from numba-compiled code")
+
+
+# The typing functions' parameters carry no annotations: numba compares them with the
+# implementations' whole, annotations included.
+@overload(two_stream_row_sum, inline="always")
+def _two_stream_row_sum(  # type: ignore[no-untyped-def]
+    index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0,
+    out, n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row,
+    side_out,
+):  # fmt: skip
+    """The implementation, with the side stream or (all its arguments None) without."""
+    with_side = side_weight is not types.none
+
+    def sums(  # type: ignore[no-untyped-def]
+        index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0,
+        out, n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row,
+        side_out,
+    ):  # fmt: skip
+        split = start  # positions [start, split) with the side sums, then [split, stop)
+        if with_side:
+            split = side_stop
+            for lane in range(LANES):
+                # multiplier(w): |w|, but max(-w, 0) on the short lane and w on the signed lane
+                even = side_initial[side_initial_row, lane]
+                odd_lane = 0.0
+                p = start
+                while p < split:
+                    w = side_weight[p]
+                    if lane == SIDE_SHORT_LANE:
+                        w = -w if w < 0.0 else 0.0
+                    elif lane != SIDE_SIGNED_LANE:
+                        w = abs(w)
+                    term = w * side_rows[index[p], lane]
+                    if (p - start) % 2 == 0:
+                        even += term
+                    else:
+                        odd_lane += term
+                    p += 1
+                side_out[lane] = even + odd_lane
+        n = LANES * n_vectors
+        odd = np.empty(n)
+        for c in range(n):
+            out[col0 + c] = 0.0
+        # Positions: the run up to split, then the rest, each from its own zero odd sums.
+        for run_start, run_stop in ((start, split), (split, stop)):
+            odd[:] = 0.0
+            p = run_start
+            while p + 1 < run_stop:
+                i, j = index[p], index[p + 1]
+                w_even, w_odd = weight[p] * scale[i], weight[p + 1] * scale[j]
+                r_even, r_odd = row_of[i], row_of[j]
+                for c in range(n):
+                    out[col0 + c] += w_even * rows[r_even, col0 + c]
+                    odd[c] += w_odd * rows[r_odd, col0 + c]
+                p += 2
+            if p < run_stop:
+                i = index[p]
+                w_even, r_even = weight[p] * scale[i], row_of[i]
+                for c in range(n):
+                    out[col0 + c] += w_even * rows[r_even, col0 + c]
+            for c in range(n):
+                out[col0 + c] += odd[c]
+        # Balances: direct rows, no scale.
+        odd[:] = 0.0
+        p = start_b
+        while p + 1 < stop_b:
+            w_even, w_odd = weight_b[p], weight_b[p + 1]
+            r_even, r_odd = index_b[p], index_b[p + 1]
+            for c in range(n):
+                out[col0 + c] += w_even * rows_b[r_even, col0 + c]
+                odd[c] += w_odd * rows_b[r_odd, col0 + c]
+            p += 2
+        if p < stop_b:
+            w_even, r_even = weight_b[p], index_b[p]
+            for c in range(n):
+                out[col0 + c] += w_even * rows_b[r_even, col0 + c]
+        for c in range(n):
+            out[col0 + c] += odd[c]
+
+    return sums
+
+
+@overload(two_stream_row_sum_worst, inline="always")
+def _two_stream_row_sum_worst(  # type: ignore[no-untyped-def]
+    index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0, out,
+    n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row, side_out,
+    worst,
+):  # fmt: skip
+    def sums_then_worst(  # type: ignore[no-untyped-def]
+        index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0,
+        out, n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row,
+        side_out,
+        worst,
+    ):  # fmt: skip
+        two_stream_row_sum(index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b,
+                           stop_b, rows_b, col0, out, n_vectors, prefetch_ahead, side_weight, side_stop,
+                           side_rows, side_initial, side_initial_row, side_out)  # fmt: skip
+        loss_weight, offset, n_grid, n_scen, cap_rate = worst
+        best = -np.inf
+        arg = 0
+        for s in range(n_grid):
             loss = -(loss_weight[s] * out[s]) - offset[s]
-            capped = loss if loss < cap else cap
-            if capped > depeg:
-                depeg = capped
-    return arg, grid, depeg
+            if loss > best:  # strict: the first of equal losses; a NaN loss never counts
+                best = loss
+                arg = s
+        grid = best if best > 0.0 else 0.0
+        depeg = 0.0
+        if start < stop:
+            cap = cap_rate * grid
+            for s in range(n_grid, n_scen):
+                loss = -(loss_weight[s] * out[s]) - offset[s]
+                capped = loss if loss < cap else cap
+                if capped > depeg:
+                    depeg = capped
+        return arg, grid, depeg
+
+    return sums_then_worst
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def first_worst(pnl: Array, weight: Array, offset: Array, n: int) -> int:
     """core.simd.first_worst: the first s in [0, n) with the largest -weight[s]·pnl[s] - offset[s]
     (0 when n == 0 or every loss is NaN)."""

@@ -3,6 +3,7 @@ of the book's scenario revaluation (the kernel's serial build on that account al
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ class PortfolioSnapshot:
     maintenance_fraction: float
     what_if_book: WhatIfBook  # the book's side of every what-if, built once (a what-if is ~7 us)
     backend: KernelBackend
+    what_if_call: Callable[..., None]  # backend.what_if_for(what_if_book, kernel.arrays)
 
     @classmethod
     def build(
@@ -123,12 +125,14 @@ class PortfolioSnapshot:
                 [u in packed.general_underlyings for u in book.instruments.underlyings], dtype=np.bool_
             ),
         )
+        backend = kernel_backend(kernel)
         return cls(
             book=book,
             kernel=packed,
             maintenance_fraction=maintenance_fraction,
             what_if_book=what_if_book,
-            backend=kernel_backend(kernel),
+            backend=backend,
+            what_if_call=backend.what_if_for(what_if_book, packed.arrays),
         )
 
     def what_if(self, account_row: int, *, instrument: int, quantity: float, price: float) -> WhatIf:
@@ -136,7 +140,7 @@ class PortfolioSnapshot:
         (settlement units): merged into an existing position at the average entry (in 1/E for
         inverse delta-one, where PnL is linear in 1/E), or a new one. One compiled call."""
         out = np.empty(5 + len(ADDON_NAMES))
-        self.backend.what_if(
+        self.what_if_call(
             self.what_if_book, self.kernel.arrays, account_row, instrument, quantity, price, out
         )
         # Totals summed in the compiled call: numpy reductions on 8 numbers cost more than the kernel.
