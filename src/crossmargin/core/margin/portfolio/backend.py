@@ -1,6 +1,6 @@
 """Which build of the portfolio kernel runs: `simd` (core.simd's intrinsics: sums in vector
 registers, LLVM IR written through numba internals) or `numba` (the same body with the plain-numba
-scenario pass of scenario_pass.py: portable, about 2x slower on the bench book, same numbers).
+scenario pass of scenario_pass.py: portable, 2-4x slower on the bench book, same numbers).
 
     CROSSMARGIN_KERNEL=simd|numba     read once per process, default simd; anything else is refused
 
@@ -125,7 +125,7 @@ def checked_or_plain(build: Callable[[], KernelBackend]) -> KernelBackend:
         warnings.warn(
             f"crossmargin: the simd portfolio kernel is unavailable with numba {numba.__version__} "
             f"(llvmlite {llvmlite.__version__}): {type(error).__name__}: {error}; using the plain-numba "
-            f"kernel ({KERNEL_VARIABLE}=numba), same numbers, about 2x slower",
+            f"kernel ({KERNEL_VARIABLE}=numba), same numbers, 2-4x slower",
             RuntimeWarning,
             stacklevel=4,
         )
