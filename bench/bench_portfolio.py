@@ -575,10 +575,10 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_mb()
     bw = measure_bandwidth()
     bandwidth = max(bw["numpy_sum_gb_s"], bw["parallel_sum_gb_s"])
-    k_in = kernel_inputs(
+    packed = kernel_inputs(
         book, market, valuation, scenarios, reval, ADDONS, n_grid_scenarios=n_grid, numeraire=None
     )
-    runs = book.position_runs_for(k_in.general_underlyings)
+    runs, k_in = book.position_runs_for(packed.general_underlyings), packed.arrays
     read_bytes = (
         runs.indptr.nbytes + runs.instrument.nbytes + runs.pnl_weight.nbytes + runs.side_weight.nbytes
         + runs.general_row.nbytes + runs.general_indptr.nbytes + runs.general_instrument.nbytes

@@ -7,13 +7,14 @@ account's scenario P&L (positions' weight x scale x shared scenario row, then it
 worst grid scenario and grid requirement max(worst loss, 0), two ways, timed interleaved in the
 same process (best and median of R):
 
-  * plain numba   for s in range(S): pnl[s] += w * row[s] (sums in memory), then a scalar
-                  max / first-argmax loop
+  * plain numba   the package's portable scenario pass (core/margin/portfolio/scenario_pass.py,
+                  CROSSMARGIN_KERNEL=numba): scalar loops, scenarios outside and positions
+                  inside, in the intrinsics' order of additions
   * intrinsics    core.simd.two_stream_row_sum_worst (sums in vector registers, two sets, the
                   worst scenario reduced in registers; prefetch as the portfolio kernel's)
 
 Both must give the same requirement to 1e-12 relative (and the same scenario) or the script exits
-1. The last line printed is one JSON object.
+1 (they add in the same order, so they agree bit for bit). The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from bench_cross import build_assets
 from bench_portfolio import ADDONS, build_book, build_scenario_set, build_table
 from crossmargin.core.margin.portfolio import PREFETCH, kernel_inputs
+from crossmargin.core.margin.portfolio import scenario_pass as plain
 from crossmargin.core.pricing import revalue
 from crossmargin.core.scenarios import revalue_scenarios
 from crossmargin.core.simd import (
@@ -45,30 +47,28 @@ CHUNK = 256
 @numba.njit(parallel=True, cache=True, nogil=True)
 def plain_numba(indptr, instrument, weight, row_of, scale, rows, bptr, basset, bunits, asset_rows,
                 loss_weight, offset, n_grid, out_loss, out_worst):  # type: ignore[no-untyped-def]  # fmt: skip
+    """`intrinsics` with the package's plain-numba scenario pass (CROSSMARGIN_KERNEL=numba)."""
     n_accounts = indptr.shape[0] - 1
     width = rows.shape[1]
     for chunk in numba.prange((n_accounts + CHUNK - 1) // CHUNK):
         pnl = np.empty(width)
         for a in range(chunk * CHUNK, min((chunk + 1) * CHUNK, n_accounts)):
-            pnl[:] = 0.0
-            for p in range(indptr[a], indptr[a + 1]):
-                i = instrument[p]
-                m = weight[p] * scale[i]
-                r = row_of[i]
-                for s in range(width):
-                    pnl[s] += m * rows[r, s]
-            for c in range(bptr[a], bptr[a + 1]):
-                k = basset[c]
-                for s in range(width):
-                    pnl[s] += bunits[c] * asset_rows[k, s]
-            best = -np.inf
-            arg = 0
-            for s in range(n_grid):
-                loss = -loss_weight[s] * pnl[s] - offset[s]
-                if loss > best:
-                    best = loss
-                    arg = s
-            out_loss[a] = max(best, 0.0)
+            p0, p1, c0, c1 = indptr[a], indptr[a + 1], bptr[a], bptr[a + 1]
+            if width <= MAX_VECTORS * LANES:
+                arg, grid, _ = plain.two_stream_row_sum_worst(
+                    instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1, asset_rows, 0, pnl,
+                    width // LANES, PREFETCH, None, None, None, None, None, None,
+                    (loss_weight, offset, n_grid, n_grid, 0.0),
+                )  # fmt: skip
+            else:
+                for col in range(0, width, MAX_VECTORS * LANES):
+                    n_vectors = min((width - col) // LANES, MAX_VECTORS)
+                    plain.two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1,
+                                             asset_rows, col, pnl, n_vectors, PREFETCH, None, None, None, None, None,
+                                             None)  # fmt: skip
+                arg = plain.first_worst(pnl, loss_weight, offset, n_grid)
+                grid = max(-loss_weight[arg] * pnl[arg] - offset[arg], 0.0)
+            out_loss[a] = grid
             out_worst[a] = arg
 
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     reval = revalue_scenarios(table, assets, market, valuation, scenarios)
     k = kernel_inputs(
         book, market, valuation, scenarios, reval, ADDONS, n_grid_scenarios=n_grid, numeraire=None
-    )
+    ).arrays
     runs = book.position_runs
     bptr, basset, bunits = book.balance_csr
     n = book.n_accounts

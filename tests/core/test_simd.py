@@ -1,13 +1,23 @@
-"""The vector-register intrinsics against plain numpy, on random data (hypothesis)."""
+"""The vector-register intrinsics against plain numpy, on random data (hypothesis); the scenario
+pass's two implementations (core.simd's intrinsics, the portfolio kernel's plain-numba
+scenario_pass) through the same tests, to the same bits where the intrinsics promise bits."""
 
 from __future__ import annotations
 
+import functools
+import types
+from collections.abc import Callable
+from typing import Any
+
 import numba
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossmargin.core import simd
 from crossmargin.core.margin.portfolio import ADDON_NAMES
+from crossmargin.core.margin.portfolio import scenario_pass as plain
 from crossmargin.core.simd import (
     LANES,
     SIDE_SHORT_LANE,
@@ -17,6 +27,28 @@ from crossmargin.core.simd import (
     two_stream_row_sum_worst,
     weighted_row_sum,
 )
+
+# The scenario pass by backend name (CROSSMARGIN_KERNEL): the names the helpers below call.
+SCENARIO_PASS = {
+    "simd": {
+        "two_stream_row_sum": simd.two_stream_row_sum,
+        "two_stream_row_sum_worst": simd.two_stream_row_sum_worst,
+        "first_worst": simd.first_worst,
+    },
+    "numba": {
+        "two_stream_row_sum": plain.two_stream_row_sum,
+        "two_stream_row_sum_worst": plain.two_stream_row_sum_worst,
+        "first_worst": plain.first_worst,
+    },
+}
+BACKENDS = pytest.mark.parametrize("backend", list(SCENARIO_PASS))
+
+
+@functools.cache
+def _with(helper: Callable[..., Any], backend: str) -> Any:
+    """The helper compiled with the backend's scenario pass bound to the names it calls."""
+    rebound = {**helper.__globals__, **SCENARIO_PASS[backend]}
+    return numba.njit(cache=False)(types.FunctionType(helper.__code__, rebound, helper.__name__))
 
 
 @numba.njit(cache=False)
@@ -45,7 +77,6 @@ def _sums_identity(index, weight, rows, out, start, stop):  # type: ignore[no-un
     weighted_row_sum(index, weight, start, stop, None, None, rows, 0, out, 1, True, 0)
 
 
-@numba.njit(cache=False)
 def _two_streams(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, b_stop):  # type: ignore[no-untyped-def]
     two_stream_row_sum(
         index,
@@ -73,7 +104,6 @@ def _two_streams(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, 
     )
 
 
-@numba.njit(cache=False)
 def _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, b_stop,  # type: ignore[no-untyped-def]
                       side_weight, side_stop, side_rows, side_initial, side_out, ahead_on):  # fmt: skip
     n = index.shape[0]
@@ -85,7 +115,6 @@ def _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_r
                            side_weight, side_stop, side_rows, side_initial, 1, side_out)  # fmt: skip
 
 
-@numba.njit(cache=False)
 def _fused(index, weight, start, stop, row_of, scale, rows, b_index, b_weight, b_stop, b_rows,  # type: ignore[no-untyped-def]
            n_vectors, side_weight, side_rows, side_initial, pnl, side_out, worst):  # fmt: skip
     """The block stored by two_stream_row_sum with a run-time vector count, then the fused
@@ -93,19 +122,19 @@ def _fused(index, weight, start, stop, row_of, scale, rows, b_index, b_weight, b
     side_stored = np.empty(LANES)
     two_stream_row_sum(index, weight, start, stop, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0,
                        pnl, n_vectors, 0, side_weight, stop, side_rows, side_initial, 0, side_stored)  # fmt: skip
+    # The intrinsic never writes its `out`; the plain build uses it as scratch (its whole width).
+    scratch = np.full(pnl.shape[0], np.nan)
     result = two_stream_row_sum_worst(
         index, weight, start, stop, row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows, 0,
-        pnl[:0], n_vectors, 2, side_weight, stop, side_rows, side_initial, 0, side_out, worst)  # fmt: skip
+        scratch, n_vectors, 2, side_weight, stop, side_rows, side_initial, 0, side_out, worst)  # fmt: skip
     return result, side_stored
 
 
-@numba.njit(cache=False)
 def _literal_four(index, weight, row_of, scale, rows, b_index, b_weight, b_stop, b_rows, out):  # type: ignore[no-untyped-def]
     two_stream_row_sum(index, weight, 0, index.shape[0], row_of, scale, rows, b_index, b_weight, 0, b_stop, b_rows,
                        0, out, 4, 0, None, None, None, None, None, None)  # fmt: skip
 
 
-@numba.njit(cache=False)
 def _worst(pnl, weight, offset, n):  # type: ignore[no-untyped-def]
     return first_worst(pnl, weight, offset, n)
 
@@ -138,7 +167,8 @@ def test_weighted_row_sum_matches_numpy(
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_a=st.integers(0, 13), n_b=st.integers(0, 5))
-def test_two_streams_add_up(seed: int, n_a: int, n_b: int) -> None:
+@BACKENDS
+def test_two_streams_add_up(seed: int, n_a: int, n_b: int, backend: str) -> None:
     """Positions (mapped rows) then balances (direct rows), stored once: the sum of both."""
     rng = np.random.default_rng(seed)
     rows = rng.normal(size=(4, 2 * LANES))
@@ -150,7 +180,7 @@ def test_two_streams_add_up(seed: int, n_a: int, n_b: int) -> None:
     b_index = rng.integers(0, 3, size=n_b + 1).astype(np.int64)
     b_weight = rng.normal(size=n_b + 1)
     out = np.full(2 * LANES, np.nan)
-    _two_streams(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, n_b)
+    _with(_two_streams, backend)(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, n_b)
     expected = ((weight * scale[index])[:, None] * rows[row_of[index]]).sum(axis=0)
     expected = expected + (b_weight[:n_b, None] * b_rows[b_index[:n_b]]).sum(axis=0)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
@@ -164,8 +194,9 @@ def test_two_streams_add_up(seed: int, n_a: int, n_b: int) -> None:
     split=st.floats(0.0, 1.0),
     ahead=st.booleans(),
 )
+@BACKENDS
 def test_side_stream_charges_each_lane_by_its_multiplier(
-    seed: int, n_a: int, n_b: int, split: float, ahead: bool
+    seed: int, n_a: int, n_b: int, split: float, ahead: bool, backend: str
 ) -> None:
     """The side sum over the first side_stop positions, each instrument's row times |w| on every
     lane but the short lane (max(-w, 0)) and the signed lane (w), added to the initial row; the
@@ -187,8 +218,8 @@ def test_side_stream_charges_each_lane_by_its_multiplier(
     before = side_initial[1]
     side_out = np.full(LANES, np.nan)
     out = np.full(n_vec * LANES, np.nan)
-    _two_streams_side(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, n_b,
-                      side_weight, side_stop, side_rows, side_initial, side_out, ahead)  # fmt: skip
+    _with(_two_streams_side, backend)(index, weight, row_of, scale, rows, b_index, b_weight, b_rows, out, n_b,
+                                      side_weight, side_stop, side_rows, side_initial, side_out, ahead)  # fmt: skip
     expected = ((weight * scale[index])[:, None] * rows[row_of[index]]).sum(axis=0)
     expected = expected + (b_weight[:n_b, None] * b_rows[b_index[:n_b]]).sum(axis=0)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
@@ -235,7 +266,8 @@ def test_perfect_hedge_cancels_exactly() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 40), ties=st.booleans())
-def test_first_worst_is_numpy_argmax(seed: int, n: int, ties: bool) -> None:
+@BACKENDS
+def test_first_worst_is_numpy_argmax(seed: int, n: int, ties: bool, backend: str) -> None:
     rng = np.random.default_rng(seed)
     width = max(LANES, -(-n // LANES) * LANES)
     pnl = rng.normal(size=width)
@@ -245,7 +277,7 @@ def test_first_worst_is_numpy_argmax(seed: int, n: int, ties: bool) -> None:
     offset = rng.choice([0.0, 1.0], size=width)
     pnl[n:], weight[n:] = 1e9, -5.0  # padding that would win if it were not masked
     expected = int(np.argmax(-weight[:n] * pnl[:n] - offset[:n])) if n else 0
-    assert _worst(pnl, weight, offset, n) == expected
+    assert _with(_worst, backend)(pnl, weight, offset, n) == expected
 
 
 @settings(max_examples=150, deadline=None)
@@ -257,8 +289,9 @@ def test_first_worst_is_numpy_argmax(seed: int, n: int, ties: bool) -> None:
     grid_frac=st.floats(0.0, 1.0),
     ties=st.booleans(),
 )
+@BACKENDS
 def test_fused_worst_is_first_worst_and_the_depeg_loop(
-    seed: int, n_vectors: int, n_positions: int, n_balances: int, grid_frac: float, ties: bool
+    seed: int, n_vectors: int, n_positions: int, n_balances: int, grid_frac: float, ties: bool, backend: str
 ) -> None:
     """two_stream_row_sum_worst returns, bit for bit, what the portfolio kernel's general path
     computes from the stored block: first_worst's scenario, max(loss, 0), and the capped depeg
@@ -290,14 +323,14 @@ def test_fused_worst_is_first_worst_and_the_depeg_loop(
     cap_rate = 0.25
     pnl = np.empty(width)
     side_out = np.empty(LANES)
-    (arg, grid, depeg), side_stored = _fused(
+    (arg, grid, depeg), side_stored = _with(_fused, backend)(
         index, weight, 0, n_positions, row_of, scale, rows, b_index, b_weight, n_balances, b_rows,
         n_vectors, side_weight, side_rows, side_initial, pnl, side_out,
         (loss_weight, offset, n_grid, n_scen, cap_rate),
     )  # fmt: skip
 
     loss = -loss_weight * pnl - offset
-    expected_arg = _worst(pnl, loss_weight, offset, n_grid) if n_grid else 0
+    expected_arg = _with(_worst, backend)(pnl, loss_weight, offset, n_grid) if n_grid else 0
     expected_grid = max(loss[expected_arg], 0.0) if n_grid else 0.0
     expected_depeg = 0.0
     if n_positions:
@@ -310,5 +343,50 @@ def test_fused_worst_is_first_worst_and_the_depeg_loop(
     np.testing.assert_allclose(pnl, expected_pnl, rtol=1e-12, atol=1e-9)
     if n_vectors == 4:
         literal = np.empty(width)
-        _literal_four(index, weight, row_of, scale, rows, b_index, b_weight, n_balances, b_rows, literal)
+        _with(_literal_four, backend)(
+            index, weight, row_of, scale, rows, b_index, b_weight, n_balances, b_rows, literal
+        )
         assert np.array_equal(literal, pnl)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_vectors=st.integers(1, 4),
+    n_positions=st.integers(0, 12),
+    n_balances=st.integers(0, 3),
+)
+def test_plain_scenario_pass_is_the_intrinsics_bit_for_bit(
+    seed: int, n_vectors: int, n_positions: int, n_balances: int
+) -> None:
+    """The plain build adds in the intrinsics' order (even and odd positions apart, then the
+    balances), so the block, the side sums and the worst scenario are the same bits."""
+    rng = np.random.default_rng(seed)
+    width = n_vectors * LANES
+    rows = rng.normal(size=(5, width))
+    row_of = rng.integers(0, 5, size=9).astype(np.int32)
+    scale = rng.uniform(0.5, 2.0, size=9)
+    index = rng.integers(0, 9, size=n_positions).astype(np.int32)
+    weight = rng.normal(size=n_positions) * 10.0 ** rng.integers(-3, 4, size=n_positions)
+    b_rows = rng.normal(size=(3, width))
+    b_index = rng.integers(0, 3, size=n_balances).astype(np.int64)
+    b_weight = rng.uniform(0.0, 2.0, size=n_balances)
+    side_weight = rng.normal(size=n_positions)
+    side_rows = rng.normal(size=(9, LANES))
+    side_initial = rng.normal(size=(1, LANES))
+    loss_weight = np.ones(width)
+    offset = np.zeros(width)
+    worst = (loss_weight, offset, width - 1, width, 0.25)
+    results = {}
+    for backend in SCENARIO_PASS:
+        pnl, side_out = np.empty(width), np.empty(LANES)
+        fused, side_stored = _with(_fused, backend)(
+            index, weight, 0, n_positions, row_of, scale, rows, b_index, b_weight, n_balances, b_rows,
+            n_vectors, side_weight, side_rows, side_initial, pnl, side_out, worst,
+        )  # fmt: skip
+        results[backend] = (fused, pnl, side_out, side_stored)
+    simd_fused, *simd_arrays = results["simd"]
+    plain_fused, *plain_arrays = results["numba"]
+    assert simd_fused == plain_fused
+    for got, expected in zip(plain_arrays, simd_arrays, strict=True):
+        assert np.array_equal(got, expected)

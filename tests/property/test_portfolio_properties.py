@@ -1,4 +1,5 @@
-"""Invariants of portfolio margin (core/margin/portfolio.py) over random books and every preset.
+"""Invariants of portfolio margin (core/margin/portfolio/) over random books and every preset, each
+kernel invariant under both builds of the kernel (CROSSMARGIN_KERNEL=simd|numba).
 
 - a perfect hedge (long spot, short linear perp, same size) needs only its floor and add-ons;
 - with add-ons and dampeners off, the portfolio requirement is at most the sum of the positions'
@@ -25,6 +26,7 @@ from crossmargin.core.book import Book
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import Instrument, InstrumentKind, InstrumentTable
 from crossmargin.core.margin.portfolio import (
+    KERNELS,
     AddOns,
     PortfolioMargin,
     PortfolioParams,
@@ -44,6 +46,7 @@ from tests.builders import VALUATION_NS, RandomBook, book_from_rows, random_book
 PRESETS = tuple(PORTFOLIO_PRESETS)
 REL_TOLERANCE = 1e-9
 MODEST = settings(max_examples=25)  # each example revalues I x S options: keep the suite fast
+BOTH_KERNELS = pytest.mark.parametrize("kernel", KERNELS)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -144,8 +147,9 @@ def _close(actual: np.ndarray, expected: np.ndarray, *, scale: np.ndarray) -> No
     collateral_usd=st.floats(min_value=0.0, max_value=1e7),
     preset=st.sampled_from(PRESETS),
 )
+@BOTH_KERNELS
 def test_perfect_hedge_needs_only_its_addons(
-    underlying: str, price: float, size: float, collateral_usd: float, preset: str
+    underlying: str, price: float, size: float, collateral_usd: float, preset: str, kernel: str
 ) -> None:
     """Long spot, short linear perp, same size and underlying, entered at the mark, collateral in
     USD only: every scenario moves both legs by the same amount, so the grid part is 0 and the
@@ -163,7 +167,7 @@ def test_perfect_hedge_needs_only_its_addons(
         balances={"hedger": {"USDC": collateral_usd}},
         positions=[("hedger", "SPOT", size, price), ("hedger", "PERP", -size, price)],
     )
-    model = PortfolioMargin(portfolio_preset(preset))
+    model = PortfolioMargin(portfolio_preset(preset), kernel=kernel)
     totals = model.totals(book, market, revalue(table, market))
     assert totals.grid_usd[0] == 0.0
     expected = totals.min_delta_usd[0] + totals.addons_usd[0].sum()
@@ -175,12 +179,13 @@ def test_perfect_hedge_needs_only_its_addons(
 
 @MODEST
 @given(case=random_books(), preset=st.sampled_from(PRESETS))
-def test_portfolio_at_most_sum_of_positions_alone(case: RandomBook, preset: str) -> None:
+@BOTH_KERNELS
+def test_portfolio_at_most_sum_of_positions_alone(case: RandomBook, preset: str, kernel: str) -> None:
     """With add-ons off, every dampener 0 and collateral 0 (so only positions matter), an account's
     requirement ≤ Σ its positions' requirements, each margined alone as a one-position account.
     (A dampener breaks this: n one-position accounts get n dampeners, the account gets one.)"""
     params = _addons_off(portfolio_preset(preset))
-    model = PortfolioMargin(params)
+    model = PortfolioMargin(params, kernel=kernel)
     book = _zero_collateral(case.book)
     together = model.evaluate(book, case.market).initial_margin_usd
     nnz = book.positions.nnz
@@ -204,8 +209,9 @@ def test_portfolio_at_most_sum_of_positions_alone(case: RandomBook, preset: str)
 
 @MODEST
 @given(case=random_books(), preset=st.sampled_from(PRESETS), use_numeraire=st.booleans())
+@BOTH_KERNELS
 def test_zero_scenario_never_changes_the_requirement(
-    case: RandomBook, preset: str, use_numeraire: bool
+    case: RandomBook, preset: str, use_numeraire: bool, kernel: str
 ) -> None:
     """The unshocked scenario has P&L exactly 0 and each group's charge is already ≥ 0."""
     params = portfolio_preset(preset)
@@ -227,6 +233,7 @@ def test_zero_scenario_never_changes_the_requirement(
             params.addons,
             n_grid_scenarios=s.n_scenarios,
             numeraire=numeraire,
+            kernel=kernel,
         )
         grids.append(totals)
     assert np.array_equal(grids[0].grid_usd, grids[1].grid_usd)
@@ -242,7 +249,10 @@ def _numeraire(scenarios: ScenarioSet) -> str | None:
 
 @MODEST
 @given(case=random_books(), preset=st.sampled_from(PRESETS), use_numeraire=st.booleans())
-def test_kernel_equals_dense_reference(case: RandomBook, preset: str, use_numeraire: bool) -> None:
+@BOTH_KERNELS
+def test_kernel_equals_dense_reference(
+    case: RandomBook, preset: str, use_numeraire: bool, kernel: str
+) -> None:
     """The fused kernel's grid part and depeg add-on equal the dense scipy/numpy reduction, with
     the preset's weights and dampeners and, optionally, a coin numeraire."""
     book, market = case.book, case.market
@@ -262,6 +272,7 @@ def test_kernel_equals_dense_reference(case: RandomBook, preset: str, use_numera
         params.addons,
         n_grid_scenarios=grid_set.n_scenarios,
         numeraire=numeraire,
+        kernel=kernel,
     )
     expected_grid, expected_depeg = _dense_grid(
         book,
@@ -284,14 +295,15 @@ def test_kernel_equals_dense_reference(case: RandomBook, preset: str, use_numera
 
 @MODEST
 @given(case=random_books(), preset=st.sampled_from(PRESETS))
-def test_doubling_positions_doubles_the_grid_part(case: RandomBook, preset: str) -> None:
+@BOTH_KERNELS
+def test_doubling_positions_doubles_the_grid_part(case: RandomBook, preset: str, kernel: str) -> None:
     """Collateral 0: every scenario P&L is linear in the quantities, so the grid part doubles.
     With a dampener (deribit-pm's extended offset) it at least doubles: max(0, 2L - d) ≥ 2·max(0, L - d)."""
     book = _zero_collateral(case.book)
     valuation = revalue(book.instruments, case.market)
     params = portfolio_preset(preset)
     for p, exact in ((_without_dampeners(params), True), (params, False)):
-        model = PortfolioMargin(p)
+        model = PortfolioMargin(p, kernel=kernel)
         once = model.totals(book, case.market, valuation).grid_usd
         twice = model.totals(book.scaled(2.0), case.market, valuation).grid_usd
         if exact:

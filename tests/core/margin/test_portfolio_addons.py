@@ -186,7 +186,7 @@ def test_shared_scenario_rows_reproduce_every_instrument(case: RandomBook) -> No
         AddOns(),
         n_grid_scenarios=scenarios.n_scenarios,
         numeraire=None,
-    )
+    ).arrays
     s = scenarios.n_scenarios
     rebuilt = k.row_scale[:, None] * k.scenario_rows[k.row_of, :s]
     assert np.array_equal(rebuilt, reval.d_unit_value_usd + reval.d_entry_coefficient_usd)

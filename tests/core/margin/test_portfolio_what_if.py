@@ -10,7 +10,7 @@ import pytest
 
 from crossmargin.adapters.files import load_book
 from crossmargin.core.book import Book
-from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioSnapshot
+from crossmargin.core.margin.portfolio import KERNELS, PortfolioMargin, PortfolioSnapshot
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
@@ -49,12 +49,13 @@ def _with_trade(book: Book, row: int, instrument: int, quantity: float, price: f
     )
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("preset", list(PORTFOLIO_PRESETS))
-def test_what_if_equals_full_evaluation_after_the_trade(preset: str) -> None:
+def test_what_if_equals_full_evaluation_after_the_trade(preset: str, kernel: str) -> None:
     loaded = load_book(DESK)
     book, market = loaded.book, loaded.market
-    model = PortfolioMargin(portfolio_preset(preset))
-    snapshot = PortfolioSnapshot.build(model, book, market)
+    model = PortfolioMargin(portfolio_preset(preset), kernel=kernel)
+    snapshot = PortfolioSnapshot.build(model, book, market, kernel=kernel)
     table = book.instruments
     perp = table.index["BTC-USDC-PERP"]
     inverse = next(i for i, inv in enumerate(table.reciprocal_entry) if inv)

@@ -1,0 +1,259 @@
+"""Which build of the portfolio kernel runs: `simd` (core.simd's intrinsics: sums in vector
+registers, LLVM IR written through numba internals) or `numba` (the same body with the plain-numba
+scenario pass of scenario_pass.py: portable, 2-4x slower on the bench book, same numbers).
+
+    CROSSMARGIN_KERNEL=simd|numba     read once per process, default simd; anything else is refused
+
+The simd build is checked once per process before it is used: it must compile and give, bit for
+bit, the plain build's numbers on a small account. If it does not (a numba or llvmlite release
+that changed the internals it builds on), the plain build runs instead, with a RuntimeWarning
+saying why, so portfolio margin, what-ifs and explanations keep working. Callers (and tests)
+pick a build explicitly with `kernel_backend("numba")` or the `kernel=` parameters.
+
+Each build is three compiled copies of the bodies in kernel.py: the book kernel (parallel over
+account chunks), the account kernel (serial) and the what-if (serial, calling the account
+kernel). A copy is the body's code with the scenario pass rebound in its globals and its own
+qualified name, so numba caches every copy on disk under its own name (one Python function
+compiled twice under one name shares one cache index, and the two builds evict each other); the
+name carries a hash of the sources compiled into it (`_sources_digest`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import os
+import types
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import llvmlite
+import numba
+import numpy as np
+
+from crossmargin.core import position_runs, simd
+from crossmargin.core.margin.portfolio import kernel, scenario_pass
+from crossmargin.core.margin.portfolio.inputs import KernelArrays
+from crossmargin.core.margin.portfolio.kernel import AccountStreams, KernelOutputs, WhatIfBook
+from crossmargin.core.simd import LANES
+from crossmargin.errors import InputError
+
+KERNEL_VARIABLE = "CROSSMARGIN_KERNEL"
+KERNELS = ("simd", "numba")
+DEFAULT_KERNEL = "simd"
+
+
+@dataclass(frozen=True, slots=True)
+class KernelBackend:
+    """One build of the kernel. name: the build that actually runs ("numba" when simd fell back).
+
+    book(streams, market, out)     every account, parallel over chunks of accounts
+    account(streams, market, out)  the same, serial (a one-account book)
+    what_if(book, market, account, instrument, quantity, price, out)   kernel.what_if_body
+    """
+
+    name: str
+    book: Any  # numba dispatchers: typed as Any, numba has no stubs
+    account: Any
+    what_if: Any
+
+    def what_if_for(self, book: WhatIfBook, market: KernelArrays) -> Callable[..., None]:
+        """`what_if` compiled (or loaded) for these two tuples' types, as a function that skips
+        numba's type resolution at every call: for two NamedTuples of 31 fields that is done in
+        Python, 2.5 us of a 10 us what-if (measured). Arguments as `what_if`'s, the account and
+        instrument Python ints, quantity and price floats, out float64 (13,)."""
+        signature = (
+            numba.typeof(book),  # type: ignore[no-untyped-call]
+            numba.typeof(market),  # type: ignore[no-untyped-call]
+            numba.types.int64,
+            numba.types.int64,
+            numba.types.float64,
+            numba.types.float64,
+            numba.types.float64[::1],
+        )
+        entry_point: Callable[..., None] = self.what_if.compile(signature)
+        return entry_point
+
+
+def kernel_from_environment(environ: Mapping[str, str]) -> str:
+    """The build CROSSMARGIN_KERNEL names ("simd" when unset or empty); InputError naming the
+    variable for anything else."""
+    name = environ.get(KERNEL_VARIABLE, "").strip().lower() or DEFAULT_KERNEL
+    if name not in KERNELS:
+        raise InputError(KERNEL_VARIABLE, f"unknown kernel {name!r}: choose simd or numba")
+    return name
+
+
+@functools.cache
+def _environment_kernel() -> str:
+    # The one read of the environment, cached: the choice cannot change under a running process.
+    return kernel_from_environment(os.environ)
+
+
+def kernel_backend(name: str | None = None) -> KernelBackend:
+    """The build named ("simd" or "numba"), or with None the one CROSSMARGIN_KERNEL names."""
+    if name is None:
+        name = _environment_kernel()
+    elif name not in KERNELS:
+        raise InputError("kernel", f"unknown kernel {name!r}: choose simd or numba")
+    return _simd_or_fallback() if name == "simd" else _plain()
+
+
+@functools.cache
+def _plain() -> KernelBackend:
+    return _build("numba", {})
+
+
+@functools.cache
+def _simd_or_fallback() -> KernelBackend:
+    return checked_or_plain(lambda: _build("simd", _simd_pass()))
+
+
+def checked_or_plain(build: Callable[[], KernelBackend]) -> KernelBackend:
+    """build(), if it compiles and gives the plain build's numbers (`_check_against_plain`);
+    otherwise the plain build, with a RuntimeWarning saying why."""
+    try:
+        built = build()
+        _check_against_plain(built)
+    # Whatever numba or llvmlite raise when their internals moved (TypingError, LoweringError,
+    # AttributeError, ...), or different numbers: the portable build still works.
+    except Exception as error:
+        warnings.warn(
+            f"crossmargin: the simd portfolio kernel is unavailable with numba {numba.__version__} "
+            f"(llvmlite {llvmlite.__version__}): {type(error).__name__}: {error}; using the plain-numba "
+            f"kernel ({KERNEL_VARIABLE}=numba), same numbers, 2-4x slower",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return _plain()
+    return built
+
+
+def _simd_pass() -> dict[str, Callable[..., Any]]:
+    """core.simd's intrinsics under the names kernel.py calls."""
+    return {
+        "two_stream_row_sum": simd.two_stream_row_sum,
+        "two_stream_row_sum_worst": simd.two_stream_row_sum_worst,
+        "first_worst": simd.first_worst,
+    }
+
+
+def _build(name: str, scenario_pass: Mapping[str, Callable[..., Any]]) -> KernelBackend:
+    tag = f"{name}_{_sources_digest()}"
+    account = _compiled(kernel.kernel_body, f"{tag}_account_kernel", scenario_pass, parallel=False)
+    what_if_globals = {**scenario_pass, "account_kernel": account}
+    return KernelBackend(
+        name=name,
+        book=_compiled(kernel.kernel_body, f"{tag}_book_kernel", scenario_pass, parallel=True),
+        account=account,
+        what_if=_compiled(kernel.what_if_body, f"{tag}_what_if", what_if_globals, parallel=False),
+    )
+
+
+@functools.cache
+def _sources_digest() -> str:
+    """A hash of the source of every module compiled into the builds, in their cached names.
+
+    numba checks a cached build against its own file only (kernel.py), not the files of the
+    functions compiled into it: after an edit of scenario_pass.py, core/simd.py or
+    core/position_runs.py it would load the old code. With the hash in the name, an edit means a
+    new name, so a fresh build (stale files stay behind in __pycache__, unused)."""
+    digest = hashlib.sha256()
+    for module in (kernel, scenario_pass, simd, position_runs):
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _compiled(
+    body: Callable[..., None], name: str, rebound: Mapping[str, Any], *, parallel: bool
+) -> Callable[..., None]:
+    """A numba build of `body` under its own name, with `rebound` replacing globals it calls."""
+    copy = types.FunctionType(body.__code__, {**body.__globals__, **rebound}, name, body.__defaults__)
+    copy.__qualname__ = name
+    copy.__doc__ = body.__doc__
+    compiled: Callable[..., None] = numba.njit(parallel=parallel, cache=True, nogil=True)(copy)
+    return compiled
+
+
+def _check_against_plain(candidate: KernelBackend) -> None:
+    """Raise unless the simd account kernel compiles and gives the plain one's numbers, bit for
+    bit, on a small account with every stream and add-on in play, through both of its paths: the
+    fused one (one block, one group) and the stored block (here, with a numeraire). Both builds
+    load from the disk cache after the first process."""
+    streams, market = _sample_account()
+    fused = market
+    stored = market._replace(use_numeraire=True, numeraire_move=np.linspace(-0.1, 0.1, market.n_scenarios))
+    for arrays in (fused, stored):
+        got, expected = _outputs(1), _outputs(1)
+        candidate.account(streams, arrays, got)
+        _plain().account(streams, arrays, expected)
+        for name, value in got._asdict().items():
+            reference = getattr(expected, name)
+            if not np.array_equal(value, reference):
+                raise ArithmeticError(f"{candidate.name} {name} {value} is not plain numba's {reference}")
+
+
+def _outputs(n_accounts: int) -> KernelOutputs:
+    return KernelOutputs(
+        grid_usd=np.empty(n_accounts),
+        worst_scenario=np.empty(n_accounts, dtype=np.int64),
+        min_delta_usd=np.empty(n_accounts),
+        addons_usd=np.empty((n_accounts, kernel.N_ADDONS)),
+    )
+
+
+def _sample_account() -> tuple[AccountStreams, KernelArrays]:
+    """One account: three positions (two in the general section), two balances, 14 scenarios
+    (two vector blocks: 13 grid rows in one group, one depeg row), seeded random rows."""
+    rng = np.random.default_rng(13)
+    n_instruments, n_assets, width = 4, 2, 16
+    n_positions = 3
+
+    def floats(*shape: int) -> np.ndarray:
+        return rng.normal(size=shape)
+
+    streams = AccountStreams(
+        indptr=np.array([0, n_positions], dtype=np.int64),
+        instrument=np.array([0, 1, 3], dtype=np.int32),
+        quantity=floats(n_positions),
+        pnl_weight=floats(n_positions),
+        entry_weight=floats(n_positions),
+        side_weight=np.array([0.0, 0.0, -1.5]),
+        general_indptr=np.array([0, 2], dtype=np.int64),
+        general_row=np.array([0], dtype=np.int32),
+        general_instrument=np.array([0, 1], dtype=np.int32),
+        general_quantity=floats(2),
+        general_run_end=np.array([1, 1 | 2 | 8], dtype=np.uint8),
+        balance_ptr=np.array([0, n_assets], dtype=np.int64),
+        balance_asset=np.arange(n_assets, dtype=np.int64),
+        balance_units=np.abs(floats(n_assets)),
+    )
+    weight = np.zeros(width)
+    weight[:14] = 1.0
+    market = KernelArrays(
+        instrument_data=np.abs(floats(n_instruments, LANES)),
+        inverse_liquidity=np.full(n_instruments, 1e-3),
+        side_rows=np.abs(floats(n_instruments, LANES)),
+        scenario_rows=floats(3, width),
+        row_of=np.array([0, 1, 2, 2], dtype=np.int32),
+        row_scale=np.abs(floats(n_instruments)),
+        asset_pnl=floats(n_assets, width),
+        asset_price=np.abs(floats(n_assets)),
+        weight=weight,
+        numeraire_move=np.zeros(14),
+        offset=np.zeros(width),
+        group=np.zeros(14, dtype=np.int64),
+        n_groups=1,
+        n_grid=13,
+        n_scenarios=14,
+        rates=np.array([0.01, 0.02, 0.1, 0.5, 1e-3, 0.01, 0.05]),
+        bookkeeping=True,
+        use_numeraire=False,
+        unit_value_usd=floats(n_instruments),
+        entry_coefficient_usd=np.zeros(n_instruments),
+    )
+    return streams, market

@@ -1,0 +1,109 @@
+"""`PortfolioMargin`: the margin-model face of the package (evaluate, breakdown, totals)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from crossmargin.core.book import Book
+from crossmargin.core.margin.cross import cross_breakdown
+from crossmargin.core.margin.options_rule import OptionMarginParams
+from crossmargin.core.margin.portfolio.backend import KERNELS
+from crossmargin.core.margin.portfolio.parameters import PortfolioParams
+from crossmargin.core.margin.portfolio.scenarios import build_scenarios, depeg_scenarios
+from crossmargin.core.margin.portfolio.totals import PortfolioTotals, portfolio_totals
+from crossmargin.core.margin.requirements import risk_based_result
+from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
+from crossmargin.core.market import MarketState
+from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
+from crossmargin.core.scenarios import ScenarioSet, revalue_scenarios
+from crossmargin.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioMargin:
+    """Portfolio margin under one methodology (`PortfolioParams`, see `presets`). kernel: the
+    build that computes it, "simd" or "numba" (backend.py), None for the one CROSSMARGIN_KERNEL
+    names; the numbers are the same."""
+
+    params: PortfolioParams = field(default_factory=PortfolioParams)
+    kernel: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kernel is not None and self.kernel not in KERNELS:
+            raise InputError("kernel", f"unknown kernel {self.kernel!r}: choose simd or numba")
+
+    @property
+    def name(self) -> str:
+        return self.params.name
+
+    def scenarios(self, book: Book, valuation: InstrumentValuation) -> ScenarioSet:
+        return build_scenarios(book, valuation, self.params)
+
+    def evaluate(
+        self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
+    ) -> MarginResult:
+        valuation = valuation if valuation is not None else revalue(book.instruments, market)
+        totals = self.totals(book, market, valuation)
+        # Equity is model-independent: the cross kernel's value pass (its requirements unused).
+        initial = totals.initial_margin_usd
+        return risk_based_result(
+            self.name,
+            book,
+            valuation,
+            initial_margin_usd=initial,
+            maintenance_margin_usd=totals.maintenance_margin_usd(self.params.maintenance_fraction),
+        )
+
+    def breakdown(
+        self,
+        book: Book,
+        market: MarketState,
+        account_rows: Sequence[int],
+        valuation: InstrumentValuation | None = None,
+    ) -> Breakdown:
+        """Per-position values (requirements are portfolio-level: see `explain_account`)."""
+        valuation = valuation if valuation is not None else revalue(book.instruments, market)
+        rows = np.asarray(account_rows, dtype=np.int64)
+        base = cross_breakdown(book, valuation, OptionMarginParams(), rows)
+        sub = book.select(rows)
+        totals = self.totals(sub, market, valuation)
+        # Each position's share of the account requirement: its loss in the account's worst scenario.
+        scen = self.scenarios(sub, valuation)
+        depeg = depeg_scenarios(sub, self.params.addons, scen.factors)
+        full = scen if depeg is None else scen.concat(depeg)
+        reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, full)
+        counts = np.diff(sub.positions.indptr)
+        worst = totals.worst_scenario[np.repeat(np.arange(rows.size), counts)]
+        inst = base.position_instrument
+        term = entry_term(base.entry_price, book.instruments.reciprocal_entry[inst])
+        pnl = base.quantity * (
+            reval.d_unit_value_usd[inst, worst] + term * reval.d_entry_coefficient_usd[inst, worst]
+        )
+        return allocate_requirement(
+            base,
+            positions_per_account=counts,
+            initial_margin_usd=totals.initial_margin_usd,
+            maintenance_margin_usd=totals.maintenance_margin_usd(self.params.maintenance_fraction),
+            weight=-pnl,  # each position's loss in its account's worst scenario
+        )
+
+    def totals(self, book: Book, market: MarketState, valuation: InstrumentValuation) -> PortfolioTotals:
+        scenarios = self.scenarios(book, valuation)
+        addons = self.params.addons
+        depeg = depeg_scenarios(book, addons, scenarios.factors)
+        full = scenarios if depeg is None else scenarios.concat(depeg)
+        reval = revalue_scenarios(book.instruments, book.assets, market, valuation, full)
+        return portfolio_totals(
+            book,
+            market,
+            valuation,
+            full,
+            reval,
+            addons,
+            n_grid_scenarios=scenarios.n_scenarios,
+            numeraire=self.params.numeraire,
+            kernel=self.kernel,
+        )

@@ -1,0 +1,164 @@
+"""The two builds of the portfolio kernel (CROSSMARGIN_KERNEL=simd|numba) give the same numbers,
+the variable is read strictly, and a simd build that does not work falls back to plain numba."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossmargin.adapters.files import load_book
+from crossmargin.core.margin.portfolio import (
+    KERNEL_VARIABLE,
+    KernelBackend,
+    PortfolioMargin,
+    PortfolioSnapshot,
+    depeg_scenarios,
+    kernel_backend,
+    portfolio_totals,
+)
+from crossmargin.core.margin.portfolio.backend import checked_or_plain, kernel_from_environment
+from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset
+from crossmargin.core.pricing import revalue
+from crossmargin.core.scenarios import revalue_scenarios
+from crossmargin.errors import InputError
+from tests.builders import RandomBook, random_books
+
+PRESETS = tuple(PORTFOLIO_PRESETS)
+DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
+# The plain build adds in the intrinsics' order, so the two agree to the bit; the contract the
+# backends promise is this tolerance.
+RELATIVE_TOLERANCE = 1e-12
+
+
+def test_simd_builds_and_checks_out_here() -> None:
+    """On this machine's numba the simd build compiles and matches the plain one (else every
+    parity test below would compare plain numba with itself)."""
+    assert kernel_backend("simd").name == "simd"
+    assert kernel_backend("numba").name == "numba"
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    case=random_books(max_accounts=6, max_instruments=8),
+    preset=st.sampled_from(PRESETS),
+    use_numeraire=st.booleans(),
+)
+def test_both_builds_give_the_same_requirement_and_worst_scenario(
+    case: RandomBook, preset: str, use_numeraire: bool
+) -> None:
+    book, market = case.book, case.market
+    valuation = revalue(book.instruments, market)
+    params = portfolio_preset(preset)
+    grid_set = PortfolioMargin(params).scenarios(book, valuation)
+    numeraire = next((c for c in ("BTC", "ETH") if c in grid_set.factors), None) if use_numeraire else None
+    depeg = depeg_scenarios(book, params.addons, grid_set.factors)
+    full = grid_set if depeg is None else grid_set.concat(depeg)
+    reval = revalue_scenarios(book.instruments, book.assets, market, valuation, full)
+    simd, plain = (
+        portfolio_totals(
+            book,
+            market,
+            valuation,
+            full,
+            reval,
+            params.addons,
+            n_grid_scenarios=grid_set.n_scenarios,
+            numeraire=numeraire,
+            kernel=kernel,
+        )
+        for kernel in ("simd", "numba")
+    )
+    np.testing.assert_allclose(
+        simd.initial_margin_usd, plain.initial_margin_usd, rtol=RELATIVE_TOLERANCE, atol=0
+    )
+    np.testing.assert_allclose(
+        simd.maintenance_margin_usd(params.maintenance_fraction),
+        plain.maintenance_margin_usd(params.maintenance_fraction),
+        rtol=RELATIVE_TOLERANCE,
+        atol=0,
+    )
+    np.testing.assert_allclose(simd.addons_usd, plain.addons_usd, rtol=RELATIVE_TOLERANCE, atol=0)
+    assert np.array_equal(simd.worst_scenario, plain.worst_scenario)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_both_builds_give_the_same_what_if(preset: str) -> None:
+    loaded = load_book(DESK)
+    book, market = loaded.book, loaded.market
+    model = PortfolioMargin(portfolio_preset(preset))
+    snapshots = {
+        kernel: PortfolioSnapshot.build(model, book, market, kernel=kernel) for kernel in ("simd", "numba")
+    }
+    perp = book.instruments.index["BTC-USDC-PERP"]
+    for row in range(book.n_accounts):
+        simd, plain = (
+            s.what_if(row, instrument=perp, quantity=-1.5, price=90_000.0) for s in snapshots.values()
+        )
+        assert simd.initial_margin_usd == pytest.approx(
+            plain.initial_margin_usd, rel=RELATIVE_TOLERANCE, abs=0
+        )
+        assert simd.worst_scenario == plain.worst_scenario
+
+
+def test_model_with_either_build_reports_the_same_margin() -> None:
+    loaded = load_book(DESK)
+    results = {
+        kernel: PortfolioMargin(portfolio_preset("deribit-pm"), kernel=kernel).evaluate(
+            loaded.book, loaded.market
+        )
+        for kernel in ("simd", "numba")
+    }
+    np.testing.assert_allclose(
+        results["simd"].initial_margin_usd, results["numba"].initial_margin_usd, rtol=RELATIVE_TOLERANCE
+    )
+
+
+@pytest.mark.parametrize("value", ["gpu", "SIMD2", "auto"])
+def test_an_unknown_kernel_variable_is_refused_naming_it(value: str) -> None:
+    with pytest.raises(InputError, match="choose simd or numba") as raised:
+        kernel_from_environment({KERNEL_VARIABLE: value})
+    assert raised.value.field == "CROSSMARGIN_KERNEL"
+    assert repr(value.strip().lower()) in raised.value.problem
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("simd", "simd"), ("numba", "numba"), (" Numba ", "numba"), ("", "simd")]
+)
+def test_the_kernel_variable_names_the_build(value: str, expected: str) -> None:
+    assert kernel_from_environment({KERNEL_VARIABLE: value}) == expected
+    assert kernel_from_environment({}) == "simd"
+
+
+def test_an_unknown_kernel_parameter_is_refused() -> None:
+    with pytest.raises(InputError, match="choose simd or numba"):
+        kernel_backend("avx512")
+    with pytest.raises(InputError, match="choose simd or numba"):
+        PortfolioMargin(kernel="avx512")
+
+
+def test_a_simd_build_that_fails_falls_back_to_plain_numba_with_a_warning() -> None:
+    def broken() -> KernelBackend:
+        raise RuntimeError("intrinsic lowering failed")
+
+    with pytest.warns(RuntimeWarning, match="intrinsic lowering failed"):
+        chosen = checked_or_plain(broken)
+    assert chosen.name == "numba"
+
+
+def test_a_simd_build_with_other_numbers_falls_back_too() -> None:
+    """A build that compiles but computes something else (here: one USD more on every grid) is
+    refused by the check on a sample account."""
+    plain = kernel_backend("numba")
+
+    def one_more(streams, market, out):  # type: ignore[no-untyped-def]
+        plain.account(streams, market, out)
+        out.grid_usd[:] += 1.0
+
+    wrong = KernelBackend(name="simd", book=plain.book, account=one_more, what_if=plain.what_if)
+    with pytest.warns(RuntimeWarning, match="grid_usd"):
+        chosen = checked_or_plain(lambda: wrong)
+    assert chosen is plain
