@@ -69,6 +69,8 @@ class PortfolioMargin:
         rows = np.asarray(account_rows, dtype=np.int64)
         base = cross_breakdown(book, valuation, OptionMarginParams(), rows)
         sub = book.select(rows)
+        if sub.positions.nnz == 0:  # nothing to allocate (and maybe no scenario grid at all)
+            return base
         totals = self.totals(sub, market, valuation)
         # Each position's share of the account requirement: its loss in the account's worst scenario.
         scen = self.scenarios(sub, valuation)
@@ -91,6 +93,22 @@ class PortfolioMargin:
         )
 
     def totals(self, book: Book, market: MarketState, valuation: InstrumentValuation) -> PortfolioTotals:
+        """The kernel's totals; an account without positions needs nothing (its collateral's own
+        risk is priced by the haircuts, as under cross and VaR margin: one contract for every model,
+        tests/property/test_model_contract.py)."""
+        if book.positions.nnz == 0:  # also a book with no instrument, which has no scenario grid
+            return _zero_totals(book.n_accounts)
+        totals = self._kernel_totals(book, market, valuation)
+        idle = np.diff(book.positions.indptr) == 0
+        if np.any(idle):
+            totals.grid_usd[idle] = 0.0
+            totals.min_delta_usd[idle] = 0.0
+            totals.addons_usd[idle] = 0.0
+        return totals
+
+    def _kernel_totals(
+        self, book: Book, market: MarketState, valuation: InstrumentValuation
+    ) -> PortfolioTotals:
         scenarios = self.scenarios(book, valuation)
         addons = self.params.addons
         depeg = depeg_scenarios(book, addons, scenarios.factors)
@@ -107,3 +125,10 @@ class PortfolioMargin:
             numeraire=self.params.numeraire,
             kernel=self.kernel,
         )
+
+
+def _zero_totals(n_accounts: int) -> PortfolioTotals:
+    totals = PortfolioTotals.empty(n_accounts)
+    for array in (totals.grid_usd, totals.worst_scenario, totals.min_delta_usd, totals.addons_usd):
+        array.fill(0)
+    return totals
