@@ -35,6 +35,11 @@ from crossmargin.errors import BookFileError
 # 64 leaves room for any sane extension and stays far below Python's recursion limit (1000).
 MAX_NESTING_DEPTH = 64
 
+# The pure-Python JSON parser's building blocks (public in CPython's json package since 2.6, absent
+# from typeshed).
+_json_decoder: Any = json.decoder
+_json_scanner: Any = json.scanner
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 # YAML 1.1 integers that YAML 1.2 reads differently: leading-zero octal and base 60.
 _AMBIGUOUS_INT = re.compile(r"^[-+]?(0[0-7_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)$")
@@ -63,7 +68,7 @@ class StrictYamlLoader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_NESTING_DEPTH:
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise _DocumentError(
                     mark.line + 1, f"nested more than {MAX_NESTING_DEPTH} levels deep (a book needs 7)"
                 )
@@ -129,12 +134,14 @@ class _StrictJsonDecoder(json.JSONDecoder):
     documents (large books keep positions in CSV/Parquet), so its speed is not a concern.
     """
 
+    memo: dict[str, str]
+
     def __init__(self) -> None:
         super().__init__()
         self._depth = 0
         self.parse_object = self._parse_object
         self.parse_array = self._parse_array
-        self.scan_once = json.scanner.py_make_scanner(self)
+        self.scan_once = _json_scanner.py_make_scanner(self)
 
     def _enter(self, text: str, position: int) -> None:
         self._depth += 1
@@ -146,7 +153,7 @@ class _StrictJsonDecoder(json.JSONDecoder):
     def _parse_array(self, s_and_end: tuple[str, int], scan_once: Any) -> tuple[list[Any], int]:
         self._enter(*s_and_end)
         try:
-            result: tuple[list[Any], int] = json.decoder.JSONArray(s_and_end, scan_once)
+            result: tuple[list[Any], int] = _json_decoder.JSONArray(s_and_end, scan_once)
             return result
         finally:
             self._depth -= 1
@@ -157,7 +164,7 @@ class _StrictJsonDecoder(json.JSONDecoder):
         text, start = s_and_end
         self._enter(text, start)
         try:
-            pairs, end = json.decoder.JSONObject(
+            pairs, end = _json_decoder.JSONObject(
                 s_and_end, strict, scan_once, None, lambda items: items, self.memo
             )
         finally:
@@ -183,11 +190,11 @@ def _key_lines(text: str, start: int, end: int, key: str) -> tuple[int, int]:
     """Lines of the first two occurrences of `key` as a key of the object text[start:end] (the
     object is known to be valid JSON, so walking its members cannot fail)."""
     decoder = json.JSONDecoder()
-    whitespace = json.decoder.WHITESPACE.match
+    whitespace = _json_decoder.WHITESPACE.match
     lines: list[int] = []
     position = whitespace(text, start).end()
     while position < end and text[position] == '"' and len(lines) < 2:
-        name, after = json.decoder.scanstring(text, position + 1)
+        name, after = _json_decoder.scanstring(text, position + 1)
         if name == key:
             lines.append(_line_of(text, position))
         position = whitespace(text, after).end() + 1  # past ':'

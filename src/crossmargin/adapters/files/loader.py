@@ -151,7 +151,9 @@ def check_book(model: BookModel, path: str) -> None:
     for account in model.accounts:
         for n, p in enumerate(account.positions):
             if p.entry_price is not None and kinds.get(p.instrument, "option") != "option":
-                _check_delta_one_price(path, f"accounts[{account.id}].positions[{n}].entry_price", p.entry_price)
+                _check_delta_one_price(
+                    path, f"accounts[{account.id}].positions[{n}].entry_price", p.entry_price
+                )
 
 
 def _check_delta_one_price(path: str, field: str, price: float) -> None:
@@ -457,7 +459,9 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                     )
                 table_entry = table.get("entry_price", np.full(q.size, np.nan))
                 # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
-                floor_ok = np.where(instruments.is_option[instr], table_entry >= 0.0, table_entry >= MIN_PRICE_USD)
+                floor_ok = np.where(
+                    instruments.is_option[instr], table_entry >= 0.0, table_entry >= MIN_PRICE_USD
+                )
                 bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)
                 if np.any(bad_entry):
                     row = int(np.flatnonzero(bad_entry)[0])

@@ -100,15 +100,15 @@ def _iso_time(value: object) -> object:
     if isinstance(value, datetime):
         return value
     if isinstance(value, date):
-        raise ValueError(f"a date without a time ({value.isoformat()}); give a time and a time zone, "
-                         f"e.g. {value.isoformat()}T08:00:00Z")
+        raise ValueError(
+            f"a date without a time ({value.isoformat()}); give a time and a time zone, "
+            f"e.g. {value.isoformat()}T08:00:00Z"
+        )
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(
-                f"not an ISO 8601 date-time: {value!r} (e.g. 2025-06-27T08:00:00Z)"
-            ) from None
+            raise ValueError(f"not an ISO 8601 date-time: {value!r} (e.g. 2025-06-27T08:00:00Z)") from None
     raise ValueError(
         f"must be an ISO 8601 date-time string such as 2025-06-27T08:00:00Z, not {type(value).__name__} "
         f"{value!r}"
@@ -220,9 +220,7 @@ class InstrumentModel(_Strict):
     implied_vol: ImpliedVol | None = Field(
         default=None, description="Annualised fraction, in (0, 20]: 20 tops the implied-vol solver's bracket"
     )
-    forward_price: PriceUsd | None = Field(
-        default=None, description="Options: the forward F for Black-76"
-    )
+    forward_price: PriceUsd | None = Field(default=None, description="Options: the forward F for Black-76")
     funding_rate_8h: FiniteFloat | None = None
     margin: MarginScheduleModel | None = None
 
