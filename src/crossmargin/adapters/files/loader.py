@@ -102,7 +102,7 @@ def parse_book(raw: Any, path: str) -> BookModel:
         field = _field_path(tuple(first["loc"]), raw)
         value = first.get("input")
         shown = "" if isinstance(value, dict | list) else f" (got {_shown(value)})"
-        raise BookFileError(path, field, f"{first['msg']}{shown}{_bound_reason(first)}") from None
+        raise BookFileError(path, field, _problem(first, shown)) from None
     check_book(model, path)
     return model
 
@@ -112,14 +112,17 @@ def _shown(value: object) -> str:
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
-def _bound_reason(error: Any) -> str:
-    """': why' for a violated bound that BOUND_REASONS explains, else ''."""
+BOUND_WORDS = {"le": "at most", "ge": "at least", "lt": "less than", "gt": "greater than"}
+
+
+def _problem(error: Any, shown: str) -> str:
+    """pydantic's message, or for a bound that BOUND_REASONS explains: the bound and why."""
     context = error.get("ctx") or {}
-    for key in ("le", "ge", "lt", "gt"):
+    for key, words in BOUND_WORDS.items():
         bound = context.get(key)
         if isinstance(bound, int | float) and float(bound) in BOUND_REASONS:
-            return f": {BOUND_REASONS[float(bound)]}"
-    return ""
+            return f"must be {words} {float(bound):g}{shown}: {BOUND_REASONS[float(bound)]}"
+    return f"{error['msg']}{shown}"
 
 
 def check_book(model: BookModel, path: str) -> None:
@@ -425,7 +428,11 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                         ppath,
                         ("account", "instrument", "quantity"),
                         ("entry_price",),
-                        bounds={"quantity": (-MAX_AMOUNT, MAX_AMOUNT), "entry_price": (0.0, MAX_PRICE_USD)},
+                        # entry_price > 0 (options >= 0) is checked below, per instrument
+                        bounds={
+                            "quantity": (-MAX_AMOUNT, MAX_AMOUNT),
+                            "entry_price": (-np.inf, MAX_PRICE_USD),
+                        },
                     ),
                 )
             )
