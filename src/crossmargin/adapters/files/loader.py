@@ -234,13 +234,14 @@ def _read_table(
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pq.read_table(path)
         else:
+            data = path.read_bytes()
+            decode_utf8(data, where)  # header and cells: UTF-8, or an error naming the line
             text = {c: pa.string() for c in (*columns, *optional) if c in TEXT_COLUMNS}
             table = pacsv.read_csv(
-                path, convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True)
+                pa.BufferReader(data),
+                convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True),
             )
     except (OSError, pa.ArrowInvalid) as error:
-        if "UTF8" in str(error) and path.is_file():
-            decode_utf8(path.read_bytes(), where)  # raises, naming the line of the first bad byte
         raise BookFileError(where, "file", f"cannot read table: {error}") from None
     names = table.column_names
     repeated = next((c for n, c in enumerate(names) if c in names[:n]), None)
