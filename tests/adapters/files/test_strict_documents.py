@@ -168,3 +168,23 @@ def test_examples_round_trip_through_safe_dump(tmp_path: Path) -> None:
     """The bad-book cases write books with yaml.safe_dump: the unbroken example must load so."""
     path = write_book(tmp_path, yaml.safe_load(DESK.read_text(encoding="utf-8")))
     assert load_book(path).book.account_ids == load_book(DESK).book.account_ids
+
+
+def test_funding_rate_is_bounded_naming_the_reason(tmp_path: Path) -> None:
+    """1e308 overflowed the portfolio model's funding add-on (periods × rate × notional)."""
+    book = desk()
+    next(i for i in book["instruments"] if i["id"] == "BTC-PERPETUAL")["funding_rate_8h"] = 1e308
+    with pytest.raises(BookFileError) as raised:
+        load_book(write_book(tmp_path, book))
+    assert raised.value.field == "instruments[BTC-PERPETUAL].funding_rate_8h"
+    assert "must be at most 0.5" in raised.value.problem and "funding cap" in raised.value.problem
+
+
+def test_max_leverage_below_one_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    """It was reported as the derived `margin.initial_rate` (1 / 1e-300), a key the book lacks."""
+    book = desk()
+    perp = next(i for i in book["instruments"] if i["id"] == "BTC-USDC-PERP")
+    perp["margin"]["tiers"][0]["max_leverage"] = 1e-300
+    with pytest.raises(BookFileError) as raised:
+        load_book(write_book(tmp_path, book))
+    assert raised.value.field == "instruments[BTC-USDC-PERP].margin.tiers[0].max_leverage"

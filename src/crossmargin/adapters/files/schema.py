@@ -53,6 +53,11 @@ MAX_IMPLIED_VOL = IMPLIED_VOL_HIGH
 """Largest implied vol, annualised fraction (20.0 = 2,000 %): the top of the bracket the core's
 Black-76 implied-vol solver searches (core.pricing.IMPLIED_VOL_HIGH). A larger vol could not be
 recovered from its own price, so marks and vols would no longer describe the same option."""
+MAX_FUNDING_RATE_8H = 0.5
+"""Largest |funding rate| per 8 h interval (50 %): venues cap funding at a small fraction of the
+margin rates (BitMEX: 75 % of initial minus maintenance margin,
+https://www.bitmex.com/app/perpetualContractsGuide), a few percent at most; the funding add-on
+multiplies it by up to 100 periods and the notional."""
 EARLIEST_TIME = datetime(2009, 1, 3, 18, 15, 5, tzinfo=UTC)
 """No time before the Bitcoin genesis block (2009-01-03T18:15:05Z,
 https://en.bitcoin.it/wiki/Genesis_block): no crypto asset or derivative existed, so an earlier
@@ -76,6 +81,8 @@ BOUND_REASONS: dict[float, str] = {
     MAX_AMOUNT: MAGNITUDE_REASON,
     -MAX_AMOUNT: MAGNITUDE_REASON,
     MAX_IMPLIED_VOL: VOL_REASON,
+    MAX_FUNDING_RATE_8H: "50 % per 8 h is far above any venue's funding cap (a few percent)",
+    -MAX_FUNDING_RATE_8H: "50 % per 8 h is far above any venue's funding cap (a few percent)",
 }
 """Why a bound exists, by its value: added to pydantic's 'should be less than' messages."""
 
@@ -91,6 +98,9 @@ Amount = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=Fal
 """Signed contracts or asset units."""
 NonNegativeAmount = Annotated[float, Field(ge=0.0, le=MAX_AMOUNT, allow_inf_nan=False)]
 ContractSize = Annotated[float, Field(ge=MIN_CONTRACT_SIZE, le=MAX_CONTRACT_SIZE, allow_inf_nan=False)]
+FundingRate = Annotated[float, Field(ge=-MAX_FUNDING_RATE_8H, le=MAX_FUNDING_RATE_8H, allow_inf_nan=False)]
+MaxLeverage = Annotated[float, Field(ge=1.0, allow_inf_nan=False)]
+"""Leverage below 1 would ask an initial margin above the notional (a rate above 1)."""
 ImpliedVol = Annotated[float, Field(gt=0.0, le=MAX_IMPLIED_VOL, allow_inf_nan=False)]
 
 
@@ -162,7 +172,7 @@ class AssetModel(_Strict):
 class RateTierModel(_Strict):
     above_notional_usd: NonNegativeFloat = 0.0
     initial_rate: Rate | None = None
-    max_leverage: PositiveFloat | None = Field(
+    max_leverage: MaxLeverage | None = Field(
         default=None, description="Alternative to initial_rate: 1/max_leverage"
     )
     maintenance_rate: Rate
@@ -221,7 +231,7 @@ class InstrumentModel(_Strict):
         default=None, description="Annualised fraction, in (0, 20]: 20 tops the implied-vol solver's bracket"
     )
     forward_price: PriceUsd | None = Field(default=None, description="Options: the forward F for Black-76")
-    funding_rate_8h: FiniteFloat | None = None
+    funding_rate_8h: FundingRate | None = None
     margin: MarginScheduleModel | None = None
 
     @field_validator("expiry")
@@ -241,7 +251,7 @@ class MarketModel(_Strict):
     mark_prices: dict[str, MarkPrice] = Field(default_factory=dict)
     implied_vols: dict[str, ImpliedVol] = Field(default_factory=dict)
     forward_prices: dict[str, PriceUsd] = Field(default_factory=dict)
-    funding_rates_8h: dict[str, FiniteFloat] = Field(default_factory=dict)
+    funding_rates_8h: dict[str, FundingRate] = Field(default_factory=dict)
 
 
 class OptionMarginModel(_Strict):
