@@ -86,7 +86,6 @@ BOUND_REASONS: dict[float, str] = {
 }
 """Why a bound exists, by its value: added to pydantic's 'should be less than' messages."""
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Rate = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
