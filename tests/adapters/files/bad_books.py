@@ -130,7 +130,7 @@ BAD_BOOKS: tuple[BadBook, ...] = (
         "negative-index-price",
         _set(lambda b: b["market"]["index_prices"], "SOL", -125.0),
         "market.index_prices.SOL",
-        "greater than 0",
+        "must be at least 1e-12 (got -125.0)",
     ),
     _yaml_case(
         "unknown-collateral-asset",
@@ -204,7 +204,7 @@ BAD_BOOKS: tuple[BadBook, ...] = (
         "instruments[BTC-USDC].strik",
         "Extra inputs are not permitted",
     ),
-    BadBook("malformed-yaml", _malformed_yaml, "file", "malformed"),
+    BadBook("malformed-yaml", _malformed_yaml, "line 89", "malformed"),
     _csv_case(
         "csv-missing-column", "account,instrument,qty\nhedger,BTC-PERPETUAL,1\n", "quantity", "missing column"
     ),

@@ -8,17 +8,26 @@ computed. Field paths follow the file: `instruments[BTC-PERP].margin.maintenance
 from __future__ import annotations
 
 import dataclasses
-import json
-from datetime import datetime
+import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import yaml
 from pydantic import ValidationError
 
-from crossmargin.adapters.files.schema import BookModel, InstrumentModel, MarginScheduleModel
+from crossmargin.adapters.files.documents import decode_utf8, read_document
+from crossmargin.adapters.files.schema import (
+    BOUND_REASONS,
+    MAGNITUDE_REASON,
+    MAX_AMOUNT,
+    MAX_PRICE_USD,
+    MIN_PRICE_USD,
+    BookModel,
+    InstrumentModel,
+    MarginScheduleModel,
+)
 from crossmargin.core.assets import Asset, AssetTable, HaircutTier
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import (
@@ -65,34 +74,84 @@ def _field_path(loc: tuple[int | str, ...], raw: Any) -> str:
     return text or "book"
 
 
-def read_document(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise BookFileError(str(path), "file", f"cannot read: {error.strerror}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise BookFileError(
-            str(path), "file", f"malformed {path.suffix.lstrip('.') or 'YAML'}: {error}"
-        ) from None
-
-
 def parse_book(raw: Any, path: str) -> BookModel:
+    """Validate a parsed document against the book schema (strict types, bounds, unknown keys),
+    then the cross-field rules the JSON Schema cannot express (check_book)."""
     if not isinstance(raw, dict):
         raise BookFileError(
             path, "book", "top level must be a mapping with assets, instruments, market, accounts"
         )
     try:
-        return BookModel.model_validate(raw)
+        model = BookModel.model_validate(raw)
     except ValidationError as error:
         first = error.errors()[0]
         field = _field_path(tuple(first["loc"]), raw)
         value = first.get("input")
-        shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-        raise BookFileError(path, field, f"{first['msg']}{shown}") from None
+        shown = "" if isinstance(value, dict | list) else f" (got {_shown(value)})"
+        raise BookFileError(path, field, _problem(first, shown)) from None
+    check_book(model, path)
+    return model
+
+
+def _shown(value: object) -> str:
+    text = value.isoformat() if isinstance(value, date) else repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
+
+
+BOUND_WORDS = {"le": "at most", "ge": "at least", "lt": "less than", "gt": "greater than"}
+
+
+def _problem(error: Any, shown: str) -> str:
+    """pydantic's message, or for a bound that BOUND_REASONS explains: the bound and why."""
+    context = error.get("ctx") or {}
+    for key, words in BOUND_WORDS.items():
+        bound = context.get(key)
+        if isinstance(bound, int | float) and float(bound) in BOUND_REASONS:
+            return f"must be {words} {float(bound):g}{shown}: {BOUND_REASONS[float(bound)]}"
+    return f"{error['msg']}{shown}"
+
+
+def check_book(model: BookModel, path: str) -> None:
+    """Cross-field rules of the book that single-field validation cannot see.
+
+    - An inverse instrument settles in its underlying coin (Deribit BTC options and futures pay
+      BTC), so that coin must be a collateral asset: otherwise margin would run on it while the
+      ledger (`crossmargin simulate`) could not settle it. Refused here, the same for every command.
+    - Delta-one marks and entry prices are divided by (inverse PnL is 1/entry − 1/mark), so they
+      are at least MIN_PRICE_USD; only options may be marked or entered at 0.
+    """
+    symbols = {a.symbol for a in model.assets}
+    kinds = {m.id: m.kind for m in model.instruments}
+    for m in model.instruments:
+        where = f"instruments[{m.id}]"
+        if m.settlement == "inverse" and m.underlying not in symbols:
+            raise BookFileError(
+                path,
+                f"{where}.settlement",
+                f"an inverse instrument settles in its underlying coin {m.underlying!r}, which is not "
+                f"among the assets ({', '.join(sorted(symbols))}); add an asset {m.underlying} or "
+                "make the instrument linear",
+            )
+        if m.kind != "option" and m.mark_price is not None:
+            _check_delta_one_price(path, f"{where}.mark_price", m.mark_price)
+    for instrument_id, mark in model.market.mark_prices.items():
+        if kinds.get(instrument_id, "option") != "option":
+            _check_delta_one_price(path, f"market.mark_prices.{instrument_id}", mark)
+    for account in model.accounts:
+        for n, p in enumerate(account.positions):
+            if p.entry_price is not None and kinds.get(p.instrument, "option") != "option":
+                _check_delta_one_price(
+                    path, f"accounts[{account.id}].positions[{n}].entry_price", p.entry_price
+                )
+
+
+def _check_delta_one_price(path: str, field: str, price: float) -> None:
+    if price < MIN_PRICE_USD:
+        raise BookFileError(
+            path,
+            field,
+            f"must be > 0 for a non-option, at least {MIN_PRICE_USD:g} (got {price!r}): {MAGNITUDE_REASON}",
+        )
 
 
 def _schedule(model: MarginScheduleModel | None) -> MarginSchedule:
@@ -136,35 +195,49 @@ def _instrument(model: InstrumentModel) -> Instrument:
 
 
 TEXT_COLUMNS = frozenset({"account", "instrument", "asset"})
+_NUMBER_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 
 
 def _read_table(
-    path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+    path: Path,
+    columns: tuple[str, ...],
+    optional: tuple[str, ...] = (),
+    bounds: dict[str, tuple[float, float]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Read CSV or Parquet into numpy columns (pyarrow: typed, fast, no pandas).
 
     Id columns (account, instrument, asset) are read as text, so numeric-looking ids stay ids
-    ("1001", not 1001.0), and must not be empty; the other columns must be numbers.
+    ("1001", not 1001.0), and must not be empty; the other columns must be numbers (integer or
+    floating point: `true` is not 1) and, where `bounds` names them, lie in [low, high] when
+    given (blank/null stays NaN for the caller). CSV text must be UTF-8; a column may appear once.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    where = str(path)
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             table = pq.read_table(path)
         else:
+            data = path.read_bytes()
+            decode_utf8(data, where)  # header and cells: UTF-8, or an error naming the line
             text = {c: pa.string() for c in (*columns, *optional) if c in TEXT_COLUMNS}
             table = pacsv.read_csv(
-                path, convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True)
+                pa.BufferReader(data),
+                convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True),
             )
     except (OSError, pa.ArrowInvalid) as error:
-        raise BookFileError(str(path), "file", f"cannot read table: {error}") from None
-    missing = [c for c in columns if c not in table.column_names]
+        raise BookFileError(where, "file", f"cannot read table: {error}") from None
+    names = table.column_names
+    repeated = next((c for n, c in enumerate(names) if c in names[:n]), None)
+    if repeated is not None:
+        raise BookFileError(where, repeated, "column given more than once")
+    missing = [c for c in columns if c not in names]
     if missing:
-        raise BookFileError(str(path), missing[0], f"missing column (need {', '.join(columns)})")
+        raise BookFileError(where, missing[0], f"missing column (need {', '.join(columns)})")
     out: dict[str, np.ndarray] = {}
-    for name in columns + tuple(c for c in optional if c in table.column_names):
+    for name in columns + tuple(c for c in optional if c in names):
         column = table.column(name)
         is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
         if name in TEXT_COLUMNS:
@@ -173,26 +246,38 @@ def _read_table(
             values = column.to_pylist()
             empty = [n for n, v in enumerate(values) if v is None or not str(v).strip()]
             if empty:
-                raise BookFileError(str(path), name, f"has an empty value (data row {empty[0] + 1})")
+                raise BookFileError(where, name, f"has an empty value (data row {empty[0] + 1})")
             out[name] = np.asarray(values, dtype=object)
-        elif is_text:
+            continue
+        numeric = (
+            pa.types.is_integer(column.type)
+            or pa.types.is_floating(column.type)
+            or pa.types.is_decimal(column.type)
+            or pa.types.is_null(column.type)  # every row blank: NaN, checked by the caller
+        )
+        if not numeric:
             values = column.to_pylist()
-            bad = next((n for n, v in enumerate(values) if v is not None and not _is_number(v)), 0)
-            raise BookFileError(str(path), name, f"not a number: {values[bad]!r} (data row {bad + 1})")
-        else:
-            try:
-                out[name] = column.to_numpy(zero_copy_only=False).astype(np.float64)
-            except (pa.ArrowInvalid, ValueError) as error:
-                raise BookFileError(str(path), name, f"not numeric: {error}") from None
+            bad = next(
+                (n for n, v in enumerate(values) if v is not None and not _NUMBER_TEXT.match(str(v))),
+                next((n for n, v in enumerate(values) if v is not None), 0),
+            )
+            raise BookFileError(where, name, f"not a number: {values[bad]!r} (data row {bad + 1})")
+        try:
+            numbers = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        except (pa.ArrowInvalid, ValueError, TypeError) as error:
+            raise BookFileError(where, name, f"not numeric: {error}") from None
+        low, high = (bounds or {}).get(name, (-np.inf, np.inf))
+        outside = ~np.isnan(numbers) & ((numbers < low) | (numbers > high))
+        if np.any(outside):
+            row = int(np.flatnonzero(outside)[0])
+            raise BookFileError(
+                where,
+                name,
+                f"must lie in [{low:g}, {high:g}], got {float(numbers[row])!r} (data row {row + 1}): "
+                f"{MAGNITUDE_REASON}",
+            )
+        out[name] = numbers
     return out
-
-
-def _is_number(value: object) -> bool:
-    try:
-        float(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 def _lookup(names: np.ndarray, index: dict[str, int], field: str, path: str) -> np.ndarray:
@@ -332,11 +417,30 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
         if model.positions_file:
             ppath = file.parent / model.positions_file
             tables.append(
-                (ppath, _read_table(ppath, ("account", "instrument", "quantity"), ("entry_price",)))
+                (
+                    ppath,
+                    _read_table(
+                        ppath,
+                        ("account", "instrument", "quantity"),
+                        ("entry_price",),
+                        # entry_price > 0 (options >= 0) is checked below, per instrument
+                        bounds={
+                            "quantity": (-MAX_AMOUNT, MAX_AMOUNT),
+                            "entry_price": (-np.inf, MAX_PRICE_USD),
+                        },
+                    ),
+                )
             )
         if model.balances_file:
             bpath = file.parent / model.balances_file
-            tables.append((bpath, _read_table(bpath, ("account", "asset", "balance"))))
+            tables.append(
+                (
+                    bpath,
+                    _read_table(
+                        bpath, ("account", "asset", "balance"), bounds={"balance": (-MAX_AMOUNT, MAX_AMOUNT)}
+                    ),
+                )
+            )
         new_ids = sorted(
             {str(x) for _, t in tables for x in np.unique(t["account"].astype(str))} - set(account_ids)
         )
@@ -357,14 +461,16 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
                     )
                 table_entry = table.get("entry_price", np.full(q.size, np.nan))
                 # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
-                floor_ok = np.where(instruments.is_option[instr], table_entry >= 0.0, table_entry > 0.0)
+                floor_ok = np.where(
+                    instruments.is_option[instr], table_entry >= 0.0, table_entry >= MIN_PRICE_USD
+                )
                 bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)
                 if np.any(bad_entry):
                     row = int(np.flatnonzero(bad_entry)[0])
                     raise BookFileError(
                         tp,
                         "entry_price",
-                        f"must be finite and > 0 (>= 0 for options), "
+                        f"must be finite and > 0 (>= 0 for options; delta-one >= {MIN_PRICE_USD:g}), "
                         f"got {float(table_entry[row])!r} (data row {row + 1})",
                     )
                 row_arr = np.concatenate([row_arr, accounts])
