@@ -44,6 +44,7 @@ class CrossMargin:
             position_value_usd=totals.position_value_usd,
             initial_margin_usd=totals.initial_margin_usd,
             maintenance_margin_usd=totals.maintenance_margin_usd,
+            gross_value_usd=totals.gross_value_usd,
         )
 
     def breakdown(
