@@ -34,7 +34,11 @@ BOOK: dict[str, Any] = {
         }
     ],
     "accounts": [
-        {"id": "flat", "collateral": {}, "positions": [{"instrument": "SOL-PERPETUAL", "quantity": 873939.664}]}
+        {
+            "id": "flat",
+            "collateral": {},
+            "positions": [{"instrument": "SOL-PERPETUAL", "quantity": 873939.664}],
+        }
     ],
 }
 
