@@ -25,13 +25,14 @@ settings.register_profile("thorough", parent=settings.get_profile("crossmargin")
 settings.load_profile("crossmargin")
 
 
-def shared_data_dir() -> Path:
-    """../shared/data beside the checkout, or $CROSSMARGIN_DATA. Tests that need it skip with a
-    reason when it is absent, except in CI (CI=true), where absence fails."""
+def shared_data_dir(required: str = "prices_daily_yahoo.csv") -> Path:
+    """../shared/data beside the checkout, or $CROSSMARGIN_DATA, holding a file that matches the
+    glob `required`. Every test that reads the shared data comes through here: without it the
+    test skips with the reason, except in CI (CI=true), where absence fails."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"
     data = Path(os.environ.get("CROSSMARGIN_DATA", default))
-    if not (data / "prices_daily_yahoo.csv").is_file():
+    if not any(path.is_file() for path in data.glob(required)):
         if os.environ.get("CI") == "true":
-            pytest.fail(f"shared market data not found under {data} (CI=true)")
-        pytest.skip(f"shared market data not found under {data}; set CROSSMARGIN_DATA")
+            pytest.fail(f"shared market data ({required}) not found under {data} (CI=true)")
+        pytest.skip(f"shared market data ({required}) not found under {data}; set CROSSMARGIN_DATA")
     return data

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from crossmargin.cli.main import app
@@ -140,3 +142,43 @@ def test_explain_unknown_account_exits_2() -> None:
     result = runner.invoke(app, ["explain", str(DESK), "--account", "nobody", "--json"])
     assert result.exit_code == 2
     assert "unknown account 'nobody'" in result.stderr
+
+
+def _desk_with_portfolio_block(tmp_path: Path, block: dict[str, Any]) -> Path:
+    document = yaml.safe_load(DESK.read_text(encoding="utf-8"))
+    document["model"] = {**document.get("model", {}), "portfolio": block}
+    path = tmp_path / f"book-{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
+
+
+def _initial_margin_by_account(args: list[str]) -> dict[str, float]:
+    report = _json(["margin", *args, "--model", "portfolio", "--json"])
+    return {a["account_id"]: a["initial_margin_usd"] for a in report["accounts"]}
+
+
+# Issue 14: `--preset NAME` once replaced the book's whole model.portfolio block, so a book's
+# numeraire and add-ons vanished whenever the flag was given, even naming the book's own preset.
+OVERRIDES: dict[str, Any] = {"numeraire": "BTC", "addons": {"short_option_rate": 0.05}}
+
+
+def test_preset_flag_keeps_the_books_numeraire_and_addons(tmp_path: Path) -> None:
+    book = str(_desk_with_portfolio_block(tmp_path, {"preset": "deribit-pm", **OVERRIDES}))
+    plain = _initial_margin_by_account([str(_desk_with_portfolio_block(tmp_path, {"preset": "deribit-pm"}))])
+    from_book = _initial_margin_by_account([book])
+    with_flag = _initial_margin_by_account([book, "--preset", "deribit-pm"])
+    # The overrides (losses in BTC, a 5 % short-option add-on) move the vol seller's number ...
+    assert from_book["vol-seller"] != pytest.approx(plain["vol-seller"], rel=0.01)
+    # ... and naming the book's own preset on the command line changes nothing.
+    assert with_flag == from_book
+
+
+def test_preset_flag_naming_another_preset_keeps_the_books_overrides(tmp_path: Path) -> None:
+    book = str(_desk_with_portfolio_block(tmp_path, {"preset": "deribit-pm", **OVERRIDES}))
+    with_flag = _initial_margin_by_account([book, "--preset", "paradex-pm"])
+    # The flag swaps the preset only: the same numbers as a book naming paradex-pm with the
+    # same overrides, and not those of the plain paradex-pm preset.
+    paradex_book = str(_desk_with_portfolio_block(tmp_path, {"preset": "paradex-pm", **OVERRIDES}))
+    assert with_flag == _initial_margin_by_account([paradex_book])
+    plain = _initial_margin_by_account([str(DESK), "--preset", "paradex-pm"])
+    assert with_flag["vol-seller"] != pytest.approx(plain["vol-seller"], rel=0.01)

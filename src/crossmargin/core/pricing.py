@@ -342,8 +342,11 @@ def revalue(instruments: InstrumentTable, market: MarketState) -> InstrumentValu
     delta[linear_d1] = (cs * mark / spot)[linear_d1]
 
     inverse_d1 = delta1 & inverse
-    unit_value[inverse_d1] = (-cs * spot / mark)[inverse_d1]
     coefficient[inverse_d1] = (cs * spot)[inverse_d1]
+    # unit = -coefficient · (1/M), the very product coefficient · entry_term(E) forms at E = M, so a
+    # position entered at the mark is worth exactly 0 (-cs·S/M rounds differently: 1e-16 per
+    # contract, enough to turn a zero-equity account's margin ratio into 4e14).
+    unit_value[inverse_d1] = -(coefficient * (1.0 / np.where(inverse_d1, mark, 1.0)))[inverse_d1]
     notional[inverse_d1] = (cs * spot / mark)[inverse_d1]
     size_units[inverse_d1] = (cs / mark)[inverse_d1]
     delta[inverse_d1] = (cs / mark)[inverse_d1]  # coin exposure of the USD face; PnL coin adds its own

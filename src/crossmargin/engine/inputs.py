@@ -14,7 +14,7 @@ test builds them from memory. The engine never asks where they came from.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ import numpy.typing as npt
 from crossmargin.core.book import Book
 from crossmargin.core.margin import CrossParams
 from crossmargin.core.margin.portfolio import PortfolioParams
+from crossmargin.core.margin.presets import PortfolioOverrides
 from crossmargin.core.market import MarketState
 from crossmargin.core.var.history import PriceHistory
 from crossmargin.errors import InputError
@@ -41,8 +42,10 @@ class LoadedBook:
 
     `path` names where the book came from (a file path, or any label: it is echoed in reports);
     `default_model` is the model a run uses when none is asked for; `portfolio` the book's
-    portfolio-margin parameters; `tier_preset` a venue tier table the cross and isolated models
-    apply (None: the book's own schedules)."""
+    portfolio-margin parameters (its preset with its overrides applied) and `portfolio_overrides`
+    those overrides alone, which a `--preset` flag keeps on top of the preset it names;
+    `tier_preset` a venue tier table the cross and isolated models apply (None: the book's own
+    schedules)."""
 
     path: str
     book: Book
@@ -52,6 +55,7 @@ class LoadedBook:
     source: str | None
     portfolio: PortfolioParams
     tier_preset: str | None = None
+    portfolio_overrides: PortfolioOverrides = field(default_factory=PortfolioOverrides)
 
 
 @dataclass(frozen=True, slots=True)

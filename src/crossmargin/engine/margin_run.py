@@ -80,7 +80,8 @@ def make_model(
     volatility: VolatilityFilter | None = None,
 ) -> ModelChoice:
     """cross | isolated (preset: a tier table, binance | hyperliquid), portfolio (preset: a
-    portfolio methodology; default the book's model.portfolio), sensitivity (SIMM-style) or var
+    portfolio methodology, the book's model.portfolio overrides kept on top of it; default the
+    book's model.portfolio), sensitivity (SIMM-style) or var
     (preset: a VAR_PRESETS name, over `history`'s daily closes; `volatility` for GARCH presets).
     Only var reads `history` and `volatility`; without a history it is an InputError("history")."""
     if name in ("cross", "isolated"):
@@ -89,7 +90,11 @@ def make_model(
         model: MarginModel = CrossMargin(loaded.params) if name == "cross" else IsolatedMargin(loaded.params)
         return ModelChoice(name=name, preset=tier, model=model, book=book)
     if name == "portfolio":
-        params = loaded.portfolio if preset is None else portfolio_preset(preset)
+        # The flag names a preset and nothing else: the book's explicit overrides (numeraire,
+        # maintenance fraction, add-ons) apply on top of whichever preset runs.
+        params = loaded.portfolio
+        if preset is not None:
+            params = loaded.portfolio_overrides.apply(portfolio_preset(preset))
         return ModelChoice(name=name, preset=params.name, model=PortfolioMargin(params), book=loaded.book)
     if name == "sensitivity":
         return ModelChoice(name=name, preset=None, model=SensitivityMargin(), book=loaded.book)

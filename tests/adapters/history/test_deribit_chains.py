@@ -34,6 +34,7 @@ from crossmargin.core.margin.presets import deribit_pm
 from crossmargin.core.margin.sensitivity import SensitivityParams, book_sensitivities
 from crossmargin.core.pricing import black76, revalue
 from crossmargin.errors import BookFileError
+from tests.conftest import shared_data_dir
 
 DATES = ("20251230", "20260205", "20260515", "20260624", "20260822")
 CALM_DATES = ("20251230", "20260515", "20260822")  # data README: calm / low-vol / post-rally
@@ -61,12 +62,7 @@ STRANGLE_NET_DELTA_PER_CONTRACT = 0.12
 
 
 def shared_data() -> Path:
-    data = data_dir()
-    if not list_snapshot_dates(data):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Deribit snapshot files not found under {data} (CI=true)")
-        pytest.skip(f"Deribit snapshot files not found under {data}; set CROSSMARGIN_DATA")
-    return data
+    return shared_data_dir("options_deribit_*_*.csv")  # the Deribit snapshot files
 
 
 def chain(coin: str, date: str) -> ChainSnapshot:

@@ -4,14 +4,19 @@ with that trade applied, for every preset and for new, added-to, reduced and clo
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from crossmargin.adapters.files import load_book
 from crossmargin.core.book import Book
+from crossmargin.core.margin.cross import CrossMargin
+from crossmargin.core.margin.isolated import IsolatedMargin
 from crossmargin.core.margin.portfolio import KERNELS, PortfolioMargin, PortfolioSnapshot
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset
+from crossmargin.core.margin.sensitivity import SensitivityMargin
+from crossmargin.errors import InputError
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
 # The what-if runs the same kernel on a one-account slice; only summation order may differ.
@@ -90,3 +95,67 @@ def test_what_if_without_a_trade_is_todays_requirement() -> None:
         assert got.initial_margin_usd == pytest.approx(
             float(today.initial_margin_usd[row]), rel=RELATIVE_TOLERANCE
         )
+
+
+# Issue 14: validate at the public API's edge. Each bad argument is an InputError naming it,
+# raised before the compiled call (which would return the unchanged requirement, NaN, a numpy
+# index error or a numba typing dump).
+@pytest.fixture(scope="module")
+def desk_snapshot() -> PortfolioSnapshot:
+    loaded = load_book(DESK)
+    return PortfolioSnapshot.build(
+        PortfolioMargin(portfolio_preset("deribit-pm")), loaded.book, loaded.market
+    )
+
+
+BAD_WHAT_IFS = [
+    ("instrument", {"instrument": 999}),
+    ("instrument", {"instrument": -1}),
+    ("instrument", {"instrument": "BTC-USDC-PERP"}),
+    ("instrument", {"instrument": 1.0}),
+    ("quantity", {"quantity": float("nan")}),
+    ("quantity", {"quantity": float("inf")}),
+    ("quantity", {"quantity": "2"}),
+    ("price", {"price": float("nan")}),
+    ("price", {"price": -1.0}),
+    ("price", {"price": "90000"}),
+    ("account_row", {"account_row": 99}),
+    ("account_row", {"account_row": -1}),
+    ("account_row", {"account_row": "basis-trader"}),
+    ("account_row", {"account_row": True}),
+]
+
+
+@pytest.mark.parametrize(("field", "bad"), BAD_WHAT_IFS, ids=[f"{f}={b[f]!r}" for f, b in BAD_WHAT_IFS])
+def test_what_if_rejects_a_bad_argument_naming_it(
+    desk_snapshot: PortfolioSnapshot, field: str, bad: dict[str, object]
+) -> None:
+    arguments: dict[str, Any] = {"account_row": 0, "instrument": 0, "quantity": 1.0, "price": 90_000.0, **bad}
+    account_row = arguments.pop("account_row")
+    with pytest.raises(InputError) as caught:
+        desk_snapshot.what_if(account_row, **arguments)
+    assert caught.value.field == field
+
+
+def test_what_if_rejects_a_zero_price_on_an_inverse_perpetual(desk_snapshot: PortfolioSnapshot) -> None:
+    inverse = desk_snapshot.book.instruments.index["BTC-PERPETUAL"]
+    with pytest.raises(InputError) as caught:
+        desk_snapshot.what_if(0, instrument=inverse, quantity=10.0, price=0.0)
+    assert caught.value.field == "price"
+
+
+def test_what_if_accepts_numpy_integers_and_floats(desk_snapshot: PortfolioSnapshot) -> None:
+    plain = desk_snapshot.what_if(0, instrument=0, quantity=1.0, price=90_000.0)
+    numpy_typed = desk_snapshot.what_if(
+        np.int64(0), instrument=np.int32(0), quantity=np.float64(1.0), price=np.float32(90_000.0)
+    )
+    assert numpy_typed.initial_margin_usd == plain.initial_margin_usd
+
+
+@pytest.mark.parametrize(
+    "model", [CrossMargin, IsolatedMargin, PortfolioMargin, SensitivityMargin], ids=lambda m: m.__name__
+)
+def test_model_rejects_params_of_the_wrong_type_on_construction(model: Any) -> None:
+    with pytest.raises(InputError) as caught:
+        model("x")
+    assert caught.value.field == "params"

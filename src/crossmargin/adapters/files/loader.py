@@ -7,7 +7,6 @@ computed. Field paths follow the file: `instruments[BTC-PERP].margin.maintenance
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ from crossmargin.core.instruments import (
 )
 from crossmargin.core.margin import CrossParams, OptionMarginParams
 from crossmargin.core.margin.portfolio import PortfolioParams
-from crossmargin.core.margin.presets import portfolio_preset
+from crossmargin.core.margin.presets import PortfolioOverrides, portfolio_preset
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.inputs import LoadedBook  # the engine's value type, built here
@@ -507,6 +506,7 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
         balances=balances,
         isolated_collateral=None if iso_rows is None else np.asarray(iso_rows, dtype=np.float64),
     )
+    portfolio, portfolio_overrides = _portfolio_params(model, where)
     om = model.model.option_margin
     params = CrossParams(
         option_margin=OptionMarginParams(
@@ -522,32 +522,33 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
         market=market,
         params=params,
         default_model=model.model.default,
-        portfolio=_portfolio_params(model, where),
+        portfolio=portfolio,
+        portfolio_overrides=portfolio_overrides,
         tier_preset=model.model.tier_preset,
         source=model.source,
     )
 
 
-def _portfolio_params(model: BookModel, where: str) -> PortfolioParams:
+def _portfolio_params(model: BookModel, where: str) -> tuple[PortfolioParams, PortfolioOverrides]:
+    """The book's preset with its explicit overrides applied, and the overrides alone (a
+    `--preset` flag swaps the preset and keeps them)."""
     config = model.model.portfolio
     try:
         params = portfolio_preset(config.preset)
     except InputError as error:
         raise BookFileError(where, "model.portfolio.preset", error.problem) from None
-    changes: dict[str, Any] = {}
-    if config.maintenance_fraction is not None:
-        changes["maintenance_fraction"] = config.maintenance_fraction
-    if config.numeraire is not None:
-        changes["numeraire"] = config.numeraire
-    if config.addons is not None:
-        overrides = config.addons.model_dump(exclude_none=True)
-        if "stablecoins" in overrides:
-            overrides["stablecoins"] = tuple(overrides["stablecoins"])
-        try:
-            changes["addons"] = dataclasses.replace(params.addons, **overrides)
-        except InputError as error:
-            raise BookFileError(where, f"model.portfolio.{error.field}", error.problem) from None
-    return dataclasses.replace(params, **changes) if changes else params
+    addons: dict[str, Any] = {} if config.addons is None else config.addons.model_dump(exclude_none=True)
+    if "stablecoins" in addons:
+        addons["stablecoins"] = tuple(addons["stablecoins"])
+    overrides = PortfolioOverrides(
+        maintenance_fraction=config.maintenance_fraction,
+        numeraire=config.numeraire,
+        addons=tuple(addons.items()),
+    )
+    try:
+        return overrides.apply(params), overrides
+    except InputError as error:
+        raise BookFileError(where, f"model.portfolio.{error.field}", error.problem) from None
 
 
 def book_json_schema() -> dict[str, Any]:

@@ -32,7 +32,10 @@ def load_price_history(path: Path | str | None = None) -> PriceHistory:
     file = Path(path) if path is not None else prices_path()
     if not file.is_file():
         raise InputError(
-            "history", f"price history {file} not found; set CROSSMARGIN_DATA to the shared data directory"
+            "history",
+            f"price history {file} not found; set CROSSMARGIN_DATA to the shared data directory, or to"
+            f" a directory holding your own daily closes as {PRICES_FILE} (CSV columns date, symbol,"
+            " close_usd; docs/cli.md, 'Price history file')",
         )
     return _load(str(file.resolve()), file.stat().st_mtime_ns)
 

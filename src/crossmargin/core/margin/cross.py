@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossmargin.core.book import Book
+from crossmargin.core.checks import check_instance
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
 from crossmargin.core.margin.requirements import book_totals, position_requirements
@@ -33,6 +34,9 @@ class CrossMargin:
     params: CrossParams = field(default_factory=CrossParams)
     name: str = "cross"
 
+    def __post_init__(self) -> None:
+        check_instance(self.params, CrossParams, "params")
+
     def evaluate(
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
@@ -44,6 +48,7 @@ class CrossMargin:
             position_value_usd=totals.position_value_usd,
             initial_margin_usd=totals.initial_margin_usd,
             maintenance_margin_usd=totals.maintenance_margin_usd,
+            gross_value_usd=totals.gross_value_usd,
         )
 
     def breakdown(

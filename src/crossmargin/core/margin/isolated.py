@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
+from crossmargin.core.checks import check_instance
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import CrossParams, cross_breakdown
 from crossmargin.core.margin.options_rule import option_unit_margin
@@ -83,6 +84,9 @@ def _isolated_positions(
 class IsolatedMargin:
     params: CrossParams = field(default_factory=CrossParams)
     name: str = "isolated"
+
+    def __post_init__(self) -> None:
+        check_instance(self.params, CrossParams, "params")
 
     def evaluate(
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None

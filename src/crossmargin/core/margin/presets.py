@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -222,6 +224,31 @@ def portfolio_preset(name: str) -> PortfolioParams:
     except KeyError:
         choices = ", ".join(PORTFOLIO_PRESETS)
         raise InputError("preset", f"unknown portfolio preset {name!r}; choose one of {choices}") from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortfolioOverrides:
+    """What a book's `model.portfolio` block sets explicitly, on top of whichever preset runs.
+
+    None (or an empty `addons`) leaves the preset's own value. `addons` holds (AddOns field,
+    value) pairs. A `--preset` flag replaces only the preset; these still apply on top of it.
+    """
+
+    maintenance_fraction: float | None = None
+    numeraire: str | None = None
+    addons: tuple[tuple[str, Any], ...] = ()
+
+    def apply(self, params: PortfolioParams) -> PortfolioParams:
+        """`params` with these overrides; an override the preset rejects is an InputError
+        naming the field (e.g. "addons.short_option_rate")."""
+        changes: dict[str, Any] = {}
+        if self.maintenance_fraction is not None:
+            changes["maintenance_fraction"] = self.maintenance_fraction
+        if self.numeraire is not None:
+            changes["numeraire"] = self.numeraire
+        if self.addons:
+            changes["addons"] = dataclasses.replace(params.addons, **dict(self.addons))
+        return dataclasses.replace(params, **changes) if changes else params
 
 
 def _leverage_tiers(rows: list[tuple[float, float, float]]) -> MarginSchedule:

@@ -104,12 +104,15 @@ def position_requirements(
 
 @dataclass(frozen=True, slots=True)
 class BookTotals:
-    """Per account, (n_accounts,), USD."""
+    """Per account, (n_accounts,), USD. gross_value_usd = Σ |each balance's value| + Σ over
+    positions of |q·unit_value| + |q·coefficient·entry_term|: the scale of the rounding error in
+    equity (`result.EQUITY_ZERO_TOLERANCE`)."""
 
     collateral_value_usd: FloatArray
     position_value_usd: FloatArray
     initial_margin_usd: FloatArray
     maintenance_margin_usd: FloatArray
+    gross_value_usd: FloatArray
 
 
 def book_totals(book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams) -> BookTotals:
@@ -118,7 +121,7 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
     assets = book.assets
     option_margin = option_unit_margin(table, valuation, option_params)
     n = book.n_accounts
-    out = np.empty((4, n))
+    out = np.empty((5, n))
     _book_kernel(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
@@ -152,6 +155,7 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
         position_value_usd=out[1],
         initial_margin_usd=out[2],
         maintenance_margin_usd=out[3],
+        gross_value_usd=out[4],
     )
 
 
@@ -212,10 +216,13 @@ def _book_kernel(
     n_assets = balances.shape[1]
     for a in numba.prange(n_accounts):
         collateral = 0.0
+        gross = 0.0
         for k in range(n_assets):
-            collateral += balance_value_usd(
+            balance = balance_value_usd(
                 balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
             )
+            collateral += balance
+            gross += abs(balance)
         value = 0.0
         im = 0.0
         mm = 0.0
@@ -225,6 +232,7 @@ def _book_kernel(
             e = entry_price[p]
             term = 1.0 / e if reciprocal[i] else e
             value += q * (unit_value[i] + coefficient[i] * term)
+            gross += abs(q * unit_value[i]) + abs(q * coefficient[i] * term)
             size = abs(q)
             n = size * notional[i]
             t = 0
@@ -244,6 +252,7 @@ def _book_kernel(
         out[1, a] = value
         out[2, a] = im
         out[3, a] = mm
+        out[4, a] = gross
 
 
 def risk_based_result(
@@ -263,4 +272,5 @@ def risk_based_result(
         position_value_usd=values.position_value_usd,
         initial_margin_usd=initial_margin_usd,
         maintenance_margin_usd=maintenance_margin_usd,
+        gross_value_usd=values.gross_value_usd,
     )

@@ -14,6 +14,15 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
+# An account is bankrupt when equity <= EQUITY_ZERO_TOLERANCE x its gross value (Σ |collateral
+# values| + Σ |position value terms|, `requirements.BookTotals.gross_value_usd`). Equity is a sum
+# of such terms, so its rounding error is a few ulps (2.2e-16 each) of that gross value per term;
+# 1e-12 covers ~4,500 terms' worth of rounding and is still below a millionth of a cent on a
+# billion-dollar account, so no solvent account is ever called bankrupt by it. Without it a
+# position opened at the mark with no collateral (equity 0 in exact arithmetic) could come out
+# at +1e-10 and report a margin ratio of 4e14 instead of bankrupt.
+EQUITY_ZERO_TOLERANCE = 1e-12
+
 
 @dataclass(frozen=True, slots=True)
 class MarginResult:
@@ -21,8 +30,8 @@ class MarginResult:
 
     equity = haircut collateral value + position values (unrealised PnL of futures, mark value
     of spot and options). Under a pooled model available = equity - IM and margin_ratio =
-    MM / equity; `bankrupt` accounts (equity <= 0, or an isolated position under water) have
-    margin_ratio NaN (JSON null).
+    MM / equity; `bankrupt` accounts (equity <= 0 up to rounding, `EQUITY_ZERO_TOLERANCE`, or an
+    isolated position under water) have margin_ratio NaN (JSON null).
     """
 
     model: str
@@ -59,10 +68,13 @@ class MarginResult:
         position_value_usd: FloatArray,
         initial_margin_usd: FloatArray,
         maintenance_margin_usd: FloatArray,
+        gross_value_usd: FloatArray | None = None,
     ) -> MarginResult:
-        """One pool per account: available = equity - IM, ratio = MM / equity."""
+        """One pool per account: available = equity - IM, ratio = MM / equity; bankrupt when
+        equity <= EQUITY_ZERO_TOLERANCE · gross_value_usd (None: when equity <= 0)."""
         equity = collateral_value_usd + position_value_usd
-        bankrupt = equity <= 0.0
+        zero = 0.0 if gross_value_usd is None else EQUITY_ZERO_TOLERANCE * gross_value_usd
+        bankrupt = equity <= zero
         ratio = np.where(bankrupt, np.nan, maintenance_margin_usd / np.where(bankrupt, 1.0, equity))
         return cls(
             model=model,

@@ -71,7 +71,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from crossmargin.core.book import Book
-from crossmargin.core.checks import check_all, check_finite, check_range
+from crossmargin.core.checks import check_all, check_finite, check_instance, check_range
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
@@ -346,6 +346,9 @@ class SensitivityMargin:
 
     params: SensitivityParams = field(default_factory=SensitivityParams)
     name: str = "sensitivity"
+
+    def __post_init__(self) -> None:
+        check_instance(self.params, SensitivityParams, "params")
 
     def sensitivities(
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None

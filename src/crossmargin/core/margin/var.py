@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
-from crossmargin.core.checks import check_all, check_range
+from crossmargin.core.checks import check_all, check_instance, check_range
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
@@ -179,6 +179,10 @@ class VarMargin:
     params: VarParams
     history: PriceHistory
     volatility: VolatilityFilter | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        check_instance(self.params, VarParams, "params")
+        check_instance(self.history, PriceHistory, "history")
 
     @property
     def name(self) -> str:

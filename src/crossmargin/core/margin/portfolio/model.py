@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from crossmargin.core.book import Book
+from crossmargin.core.checks import check_instance
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.portfolio.backend import KERNELS
@@ -32,6 +33,7 @@ class PortfolioMargin:
     kernel: str | None = None
 
     def __post_init__(self) -> None:
+        check_instance(self.params, PortfolioParams, "params")
         if self.kernel is not None and self.kernel not in KERNELS:
             raise InputError("kernel", f"unknown kernel {self.kernel!r}: choose simd or numba")
 

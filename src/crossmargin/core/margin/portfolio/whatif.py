@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
+from crossmargin.core.checks import check_number, check_row
 from crossmargin.core.margin.portfolio.backend import KernelBackend, kernel_backend
 from crossmargin.core.margin.portfolio.inputs import KernelInputs, kernel_inputs
 from crossmargin.core.margin.portfolio.kernel import WhatIfBook
@@ -19,6 +20,7 @@ from crossmargin.core.margin.portfolio.scenarios import depeg_scenarios
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, revalue_scenarios
+from crossmargin.errors import InputError
 
 if TYPE_CHECKING:
     from crossmargin.core.margin.portfolio.model import PortfolioMargin
@@ -138,7 +140,18 @@ class PortfolioSnapshot:
     def what_if(self, account_row: int, *, instrument: int, quantity: float, price: float) -> WhatIf:
         """The account's requirement if it traded `quantity` contracts of `instrument` at `price`
         (settlement units): merged into an existing position at the average entry (in 1/E for
-        inverse delta-one, where PnL is linear in 1/E), or a new one. One compiled call."""
+        inverse delta-one, where PnL is linear in 1/E), or a new one. One compiled call.
+
+        Checked before that call, each an InputError naming the argument: `account_row` and
+        `instrument` integer rows of the book, `quantity` a finite number, `price` finite, >= 0
+        (> 0 for an inverse delta-one instrument, whose entry enters as 1/E)."""
+        account_row = check_row(account_row, size=self.book.n_accounts, name="account_row")
+        instrument = check_row(instrument, size=self.book.instruments.n_instruments, name="instrument")
+        quantity = check_number(quantity, "quantity")
+        price = check_number(price, "price")
+        if price < 0.0 or (price == 0.0 and self.what_if_book.reciprocal_entry[instrument]):
+            bound = "> 0 (inverse: the entry enters as 1/price)" if price == 0.0 else ">= 0"
+            raise InputError("price", f"must be {bound}, got {price!r}")
         out = np.empty(5 + len(ADDON_NAMES))
         self.what_if_call(
             self.what_if_book, self.kernel.arrays, account_row, instrument, quantity, price, out
