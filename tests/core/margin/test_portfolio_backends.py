@@ -149,16 +149,16 @@ def test_a_simd_build_that_fails_falls_back_to_plain_numba_with_a_warning() -> N
     assert chosen.name == "numba"
 
 
-def test_a_simd_build_with_other_numbers_falls_back_too() -> None:
-    """A build that compiles but computes something else (here: one USD more on every grid) is
-    refused by the check on a sample account."""
+def test_a_simd_build_giving_non_finite_numbers_falls_back_too() -> None:
+    """A build that compiles but computes garbage (here: NaN on every grid) is refused by the
+    check on a sample account. (Parity with the plain build bit for bit is the tests' job above.)"""
     plain = kernel_backend("numba")
 
-    def one_more(streams, market, out):  # type: ignore[no-untyped-def]
+    def garbage(streams, market, out):  # type: ignore[no-untyped-def]
         plain.account(streams, market, out)
-        out.grid_usd[:] += 1.0
+        out.grid_usd[:] = np.nan
 
-    wrong = KernelBackend(name="simd", book=plain.book, account=one_more, what_if=plain.what_if)
+    wrong = KernelBackend(name="simd", book=plain.book, account=garbage, what_if=plain.what_if)
     with pytest.warns(RuntimeWarning, match="grid_usd"):
         chosen = checked_or_plain(lambda: wrong)
     assert chosen is plain

@@ -4,9 +4,10 @@ scenario pass of scenario_pass.py: portable, 2-4x slower on the bench book, same
 
     CROSSMARGIN_KERNEL=simd|numba     read once per process, default simd; anything else is refused
 
-The simd build is checked once per process before it is used: it must compile and give, bit for
-bit, the plain build's numbers on a small account. If it does not (a numba or llvmlite release
-that changed the internals it builds on), the plain build runs instead, with a RuntimeWarning
+The simd build is checked once per process before it is used: it must compile and give finite
+numbers on a small account (parity with the plain build, bit for bit, is tested in CI). If it does
+not (a numba or llvmlite release that changed the internals it builds on), the plain build runs
+instead, with a RuntimeWarning
 saying why, so portfolio margin, what-ifs and explanations keep working. Callers (and tests)
 pick a build explicitly with `kernel_backend("numba")` or the `kernel=` parameters.
 
@@ -114,7 +115,7 @@ def _simd_or_fallback() -> KernelBackend:
 
 
 def checked_or_plain(build: Callable[[], KernelBackend]) -> KernelBackend:
-    """build(), if it compiles and gives the plain build's numbers (`_check_against_plain`);
+    """build(), if it compiles and gives finite numbers (`_check_against_plain`);
     otherwise the plain build, with a RuntimeWarning saying why."""
     try:
         built = build()
@@ -180,21 +181,23 @@ def _compiled(
 
 
 def _check_against_plain(candidate: KernelBackend) -> None:
-    """Raise unless the simd account kernel compiles and gives the plain one's numbers, bit for
-    bit, on a small account with every stream and add-on in play, through both of its paths: the
-    fused one (one block, one group) and the stored block (here, with a numeraire). Both builds
-    load from the disk cache after the first process."""
+    """Raise unless the simd account kernel compiles and runs on a small account with every
+    stream and add-on in play, through both of its paths (the fused one: one block, one group; the
+    stored block: here with a numeraire), giving finite numbers.
+
+    Compiling the account build is what fails when numba's internals move. Bit-for-bit parity with
+    the plain build is the test suite's job (tests/core/margin/test_portfolio_backends.py, run in
+    CI at both ends of the pinned numba range), not every process's: comparing here compiled the
+    plain build too, which doubled a cold start (~15 s more on the first run after install)."""
     streams, market = _sample_account()
     fused = market
     stored = market._replace(use_numeraire=True, numeraire_move=np.linspace(-0.1, 0.1, market.n_scenarios))
     for arrays in (fused, stored):
-        got, expected = _outputs(1), _outputs(1)
+        got = _outputs(1)
         candidate.account(streams, arrays, got)
-        _plain().account(streams, arrays, expected)
         for name, value in got._asdict().items():
-            reference = getattr(expected, name)
-            if not np.array_equal(value, reference):
-                raise ArithmeticError(f"{candidate.name} {name} {value} is not plain numba's {reference}")
+            if not np.all(np.isfinite(value)):
+                raise ArithmeticError(f"{candidate.name} {name} {value} is not finite on the sample account")
 
 
 def _outputs(n_accounts: int) -> KernelOutputs:
