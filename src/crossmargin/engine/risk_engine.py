@@ -176,6 +176,8 @@ class RiskEngine:
                 raise InputError("book", "a model switch may change schedules, not accounts")
             self._fold_pending()
             self._book = book
+            self._holders = _Holders.of(book)  # the caller vouches for schedules only: re-index
+            self._valuation = revalue(book.instruments, self._market)
         self._model = model
         self._result = self._evaluate_all()
         return self._result
