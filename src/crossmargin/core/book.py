@@ -42,6 +42,15 @@ def haircut_units_csr(balances: FloatArray, assets: AssetTable) -> tuple[IntArra
     return indptr, assets_index.astype(np.int64), units
 
 
+def compressed_slots(indptr: IntArray, rows: IntArray) -> IntArray:
+    """Indices into a compressed (CSR or CSC) matrix's data of the given rows' (or columns')
+    entries, row after row: concatenated aranges, vectorised (no loop over rows)."""
+    starts = indptr[rows]
+    counts = indptr[rows + 1] - starts
+    slots: IntArray = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    return slots
+
+
 @dataclass(frozen=True, slots=True)
 class Book:
     account_ids: tuple[str, ...]
@@ -203,11 +212,7 @@ class Book:
 
     def stored_positions(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> IntArray:
         """Indices into positions.data of these accounts' positions, account by account."""
-        picked = np.asarray(rows, dtype=np.int64)
-        counts = np.diff(self.positions.indptr)[picked]
-        starts = self.positions.indptr[picked]
-        stored: IntArray = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        return stored
+        return compressed_slots(self.positions.indptr, np.asarray(rows, dtype=np.int64))
 
     def scaled(self, factor: float) -> Book:
         """Every position multiplied by `factor` (> 0); balances unchanged."""

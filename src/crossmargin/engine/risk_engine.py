@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from crossmargin.core.book import Book
+from crossmargin.core.book import Book, compressed_slots
 from crossmargin.core.checks import check_range
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
@@ -391,11 +391,7 @@ class _Holders:
 
 
 def _column_rows(matrix: sp.csc_array, columns: BoolArray) -> IntArray:
-    picked = np.flatnonzero(columns)
-    starts = matrix.indptr[picked]
-    counts = matrix.indptr[picked + 1] - starts
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-    rows: IntArray = matrix.indices[offsets].astype(np.int64)
+    rows: IntArray = matrix.indices[compressed_slots(matrix.indptr, np.flatnonzero(columns))].astype(np.int64)
     return rows
 
 

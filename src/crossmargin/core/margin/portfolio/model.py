@@ -19,7 +19,7 @@ from crossmargin.core.margin.requirements import risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
-from crossmargin.core.scenarios import ScenarioSet, revalue_scenarios
+from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, revalue_scenarios
 from crossmargin.errors import InputError
 
 
@@ -43,6 +43,17 @@ class PortfolioMargin:
 
     def scenarios(self, book: Book, valuation: InstrumentValuation) -> ScenarioSet:
         return build_scenarios(book, valuation, self.params)
+
+    def revalued_scenarios(
+        self, book: Book, market: MarketState, valuation: InstrumentValuation
+    ) -> RevaluedScenarios:
+        """The methodology's grid, then its depeg rows, revalued once: what the kernel, the
+        breakdown and the what-if snapshot all start from."""
+        grid = self.scenarios(book, valuation)
+        depeg = depeg_scenarios(book, self.params.addons, grid.factors)
+        full = grid if depeg is None else grid.concat(depeg)
+        reval = revalue_scenarios(book.instruments, book.assets, market, valuation, full)
+        return RevaluedScenarios(scenarios=full, n_grid_scenarios=grid.n_scenarios, reval=reval)
 
     def evaluate(
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
@@ -73,12 +84,10 @@ class PortfolioMargin:
         sub = book.select(rows)
         if sub.positions.nnz == 0:  # nothing to allocate (and maybe no scenario grid at all)
             return base
-        totals = self.totals(sub, market, valuation)
+        revalued = self.revalued_scenarios(sub, market, valuation)
+        totals = self.totals(sub, market, valuation, revalued)
         # Each position's share of the account requirement: its loss in the account's worst scenario.
-        scen = self.scenarios(sub, valuation)
-        depeg = depeg_scenarios(sub, self.params.addons, scen.factors)
-        full = scen if depeg is None else scen.concat(depeg)
-        reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, full)
+        reval = revalued.reval
         counts = np.diff(sub.positions.indptr)
         worst = totals.worst_scenario[np.repeat(np.arange(rows.size), counts)]
         inst = base.position_instrument
@@ -94,13 +103,31 @@ class PortfolioMargin:
             weight=-pnl,  # each position's loss in its account's worst scenario
         )
 
-    def totals(self, book: Book, market: MarketState, valuation: InstrumentValuation) -> PortfolioTotals:
-        """The kernel's totals; an account without positions needs nothing (its collateral's own
-        risk is priced by the haircuts, as under cross and VaR margin: one contract for every model,
+    def totals(
+        self,
+        book: Book,
+        market: MarketState,
+        valuation: InstrumentValuation,
+        revalued: RevaluedScenarios | None = None,
+    ) -> PortfolioTotals:
+        """The kernel's totals (`revalued`: `revalued_scenarios` of this book, when the caller has
+        it); an account without positions needs nothing (its collateral's own risk is priced by the
+        haircuts, as under cross and VaR margin: one contract for every model,
         tests/property/test_model_contract.py)."""
         if book.positions.nnz == 0:  # also a book with no instrument, which has no scenario grid
             return _zero_totals(book.n_accounts)
-        totals = self._kernel_totals(book, market, valuation)
+        revalued = revalued if revalued is not None else self.revalued_scenarios(book, market, valuation)
+        totals = portfolio_totals(
+            book,
+            market,
+            valuation,
+            revalued.scenarios,
+            revalued.reval,
+            self.params.addons,
+            n_grid_scenarios=revalued.n_grid_scenarios,
+            numeraire=self.params.numeraire,
+            kernel=self.kernel,
+        )
         idle = np.diff(book.positions.indptr) == 0
         if np.any(idle):
             totals.grid_usd[idle] = 0.0
@@ -108,25 +135,14 @@ class PortfolioMargin:
             totals.addons_usd[idle] = 0.0
         return totals
 
-    def _kernel_totals(
-        self, book: Book, market: MarketState, valuation: InstrumentValuation
-    ) -> PortfolioTotals:
-        scenarios = self.scenarios(book, valuation)
-        addons = self.params.addons
-        depeg = depeg_scenarios(book, addons, scenarios.factors)
-        full = scenarios if depeg is None else scenarios.concat(depeg)
-        reval = revalue_scenarios(book.instruments, book.assets, market, valuation, full)
-        return portfolio_totals(
-            book,
-            market,
-            valuation,
-            full,
-            reval,
-            addons,
-            n_grid_scenarios=scenarios.n_scenarios,
-            numeraire=self.params.numeraire,
-            kernel=self.kernel,
-        )
+
+@dataclass(frozen=True, slots=True)
+class RevaluedScenarios:
+    """A book's full scenario set (grid rows, then depeg rows) and its revaluation."""
+
+    scenarios: ScenarioSet
+    n_grid_scenarios: int
+    reval: ScenarioRevaluation
 
 
 def _zero_totals(n_accounts: int) -> PortfolioTotals:

@@ -16,10 +16,9 @@ from crossmargin.core.margin.portfolio.backend import KernelBackend, kernel_back
 from crossmargin.core.margin.portfolio.inputs import KernelInputs, kernel_inputs
 from crossmargin.core.margin.portfolio.kernel import WhatIfBook
 from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, AddOns
-from crossmargin.core.margin.portfolio.scenarios import depeg_scenarios
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
-from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, revalue_scenarios
+from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet
 from crossmargin.errors import InputError
 
 if TYPE_CHECKING:
@@ -67,18 +66,15 @@ class PortfolioSnapshot:
         """`kernel`: "simd" or "numba" (backend.py), None for the one CROSSMARGIN_KERNEL names;
         the numbers are the same."""
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        scenarios = model.scenarios(book, valuation)
-        depeg = depeg_scenarios(book, model.params.addons, scenarios.factors)
-        full = scenarios if depeg is None else scenarios.concat(depeg)
-        reval = revalue_scenarios(book.instruments, book.assets, market, valuation, full)
+        revalued = model.revalued_scenarios(book, market, valuation)
         return cls.from_scenarios(
             book,
             market,
             valuation,
-            full,
-            reval,
+            revalued.scenarios,
+            revalued.reval,
             model.params.addons,
-            n_grid_scenarios=scenarios.n_scenarios,
+            n_grid_scenarios=revalued.n_grid_scenarios,
             numeraire=model.params.numeraire,
             maintenance_fraction=model.params.maintenance_fraction,
             kernel=kernel,
