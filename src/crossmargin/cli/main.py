@@ -60,6 +60,12 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "fund, ADL, socialised loss and bad debt, every unit of money exact.",
     ),
     "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
+    "prove": LazyCommand("crossmargin.cli.prove", "app", "Proofs of liabilities and solvency."),
+    "verify": LazyCommand(
+        "crossmargin.cli.prove",
+        "verify",
+        "Check inclusion proofs against published roots (standalone verifier, no other data).",
+    ),
 }
 
 

@@ -6,6 +6,12 @@ d <= 22) have an exact product x = p + e with p = fl(b·s) and e a float64 (Dekk
 Veltkamp splitting: Dekker 1971, "A floating-point technique for extending the available
 precision", Numer. Math. 18). Then ceil(x) = ceil(p) when p is not an integer (no integer lies
 between p and x: it would be representable and nearer to x than p), and p + ceil(e) when it is.
+
+A book's balance is text such as `9.8`, read as the nearest double (9.80000000000000071...): its
+exact ceiling in satoshi would be 980,000,001. So a value within half a float64 spacing of a whole
+number of units (the double nearest to a decimal of at most `decimals` places) converts to it;
+everything else rounds in the stated direction, exactly. The answer equals rounding the
+shortest decimal that reads back as the double (`repr`), which is what the book said.
 """
 
 from __future__ import annotations
@@ -52,6 +58,10 @@ def units_ceil(amounts: FloatArray, decimals: int, *, name: str = "amount") -> I
     rounded = np.ceil(p)
     integral = rounded == p
     units: IntArray = rounded.astype(np.int64) + np.where(integral, np.ceil(e), 0.0).astype(np.int64)
+    nearest = np.rint(p)
+    half_spacing_units = np.spacing(np.abs(values)) * (0.5 * 10**decimals)
+    snapped = np.abs((p - nearest) + e) <= half_spacing_units
+    units[snapped] = nearest[snapped].astype(np.int64)
     return units
 
 
