@@ -10,8 +10,9 @@ requirement to party 0 alone (the account owner's side).
 
 Fixed point, by hand on secure integers: secrets enter as round(x · 2**SECRET_BITS), public
 coefficients as round(c · 2**PUBLIC_BITS), so every product is exact in the field and nothing
-is truncated on the shares; the only error is those two input roundings (|error| <= Σ|x|·2**-41
-· |c| + Σ|c|·2**-33 · |x|, below a micro-dollar at venue magnitudes). MPyC's `SecFxp` truncates after
+is truncated on the shares; the only error is those two input roundings, |error| <= Σ|c|·2**-41 +
+Σ|x|·2**-49 per sum (a 32-bit secret scale was not enough: q/E of an inverse perpetual, ~0.04,
+times its coefficient cs·S, ~5e5 USD, lost 6.6e-5 USD). MPyC's `SecFxp` truncates after
 each multiplication by a public fraction; in a real three-party run here (MPyC 0.11, -M3 on
 localhost) that truncation never completed, the same symptom as lschoe/mpyc#11 (`mpc.mul` on
 SecFxp stuck for more than two parties), while comparisons and exact integer products work.
@@ -25,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-SECRET_BITS = 32  # secrets (quantities, q·entry term, balances) to 2**-32
-PUBLIC_BITS = 40  # public coefficients (prices, haircuts, scenario moves) to 2**-40
-FIELD_BITS = 160  # |values| < 2**(32 + 2·40 + 48): USD up to 2.8e14 with room for comparisons
+SECRET_BITS = 40  # secrets (quantities, q·entry term, balances) to 2**-40
+PUBLIC_BITS = 48  # public coefficients (prices, haircuts, scenario moves) to 2**-48
+FIELD_BITS = 200  # |values| < 2**(40 + 2·48 + 60): USD up to 1e18 with room for comparisons
 
 
 def _pub(value: float, bits: int = PUBLIC_BITS) -> int:
