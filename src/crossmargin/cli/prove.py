@@ -155,6 +155,29 @@ def solvency(
     render_solvency(report, as_json=as_json)
 
 
+@app.command("custody")
+def custody_command(
+    book: Annotated[Path, typer.Argument(help="Book file (YAML or JSON)")],
+    custody: Annotated[Path, typer.Option(help="Custody file: locations and holdings (docs/solvency.md)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Per account: collateral USD by location, equity after mobilisation haircuts, and equity
+    under each location's failure (cross margin)."""
+    from crossmargin.adapters.files import load_book
+    from crossmargin.adapters.proofs.custody import read_custody
+    from crossmargin.cli.solvency_render import render_custody
+    from crossmargin.core.margin.cross import CrossMargin
+    from crossmargin.engine.custody import location_report
+
+    try:
+        loaded = load_book(book)
+        plan = read_custody(custody, loaded.book)
+        report = location_report(loaded.book, loaded.market, plan, CrossMargin())
+    except CrossMarginError as error:
+        fail(error)
+    render_custody(report, as_json=as_json)
+
+
 def verify(
     proof: Annotated[Path, typer.Argument(help="Proof JSON (one proof, or `prove inclusion`'s bundle)")],
     roots: Annotated[Path, typer.Option(help="The venue's published roots.json")],

@@ -47,3 +47,28 @@ def render_solvency(report: SolvencyReport, *, as_json: bool) -> None:
             f"{a.surplus_value_usd:,.2f}",
         )
     console().print(table)
+
+
+def render_custody(report: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    failures = report["locations"][1:]
+    table = Table(title="collateral by location · cross margin, USD")
+    for column in ("account", "where", "equity", "MM", "mobilised equity", *(f"{f} fails" for f in failures)):
+        table.add_column(escape(column), justify="left" if column in ("account", "where") else "right")
+    for a in report["accounts"]:
+        where = ", ".join(f"{escape(k)} {v:,.0f}" for k, v in a["collateral_usd_by_location"].items())
+        cells = [
+            f"{a['failure_equity_usd'][f]:,.2f}" + (" [red]< MM[/]" if f in a["failure_below_maintenance"] else "")
+            for f in failures
+        ]
+        table.add_row(
+            escape(a["account"]),
+            where or "—",
+            f"{a['equity_usd']:,.2f}",
+            f"{a['maintenance_margin_usd']:,.2f}",
+            f"{a['mobilised_equity_usd']:,.2f}",
+            *cells,
+        )
+    console().print(table)
