@@ -50,7 +50,11 @@ def test_solvency_cli_publishes_exact_totals_and_every_path_verifies(tmp_path):
 
 def test_solvency_standalone_verifier_script_rejects_a_tampered_amount(tmp_path):
     out = _prove(tmp_path)
-    bundle = json.loads(runner.invoke(app, ["prove", "inclusion", "--dir", str(out), "--account", "directional", "--asset", "ETH"]).output)
+    bundle = json.loads(
+        runner.invoke(
+            app, ["prove", "inclusion", "--dir", str(out), "--account", "directional", "--asset", "ETH"]
+        ).output
+    )
     proof = bundle["proofs"][0]
     assert proof["amount_units"] == 50 * 10**8
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
@@ -64,7 +68,9 @@ def test_solvency_standalone_verifier_script_rejects_a_tampered_amount(tmp_path)
 
 
 def test_solvency_cli_bad_input_exits_2_and_writes_nothing(tmp_path):
-    result = runner.invoke(app, ["prove", "liabilities", str(DESK), "--out", str(tmp_path / "x"), "--decimals", "BTC=eight"])
+    result = runner.invoke(
+        app, ["prove", "liabilities", str(DESK), "--out", str(tmp_path / "x"), "--decimals", "BTC=eight"]
+    )
     assert result.exit_code == 2 and "--decimals" in result.output
     assert not (tmp_path / "x").exists()
     out = _prove(tmp_path)
@@ -77,7 +83,10 @@ def test_solvency_cli_bad_input_exits_2_and_writes_nothing(tmp_path):
 
 def test_solvency_cli_report_against_custody_reserves(tmp_path):
     out = _prove(tmp_path)
-    result = runner.invoke(app, ["prove", "solvency", "--dir", str(out), "--book", str(DESK), "--custody", str(CUSTODY), "--json"])
+    result = runner.invoke(
+        app,
+        ["prove", "solvency", "--dir", str(out), "--book", str(DESK), "--custody", str(CUSTODY), "--json"],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     coverage = {a["asset"]: a["coverage"] for a in report["assets"]}
@@ -92,7 +101,11 @@ def test_cross_chain_cli_custody_report(tmp_path):
     accounts = {a["account"]: a for a in json.loads(result.output)["accounts"]}
     directional = accounts["directional"]
     assert directional["collateral_usd_by_location"]["arbitrum-bridge"] == 20 * 2978.73
-    assert directional["failure_equity_usd"]["arbitrum-bridge"] < directional["mobilised_equity_usd"] < directional["equity_usd"]
+    assert (
+        directional["failure_equity_usd"]["arbitrum-bridge"]
+        < directional["mobilised_equity_usd"]
+        < directional["equity_usd"]
+    )
     bad = tmp_path / "custody.yaml"
     bad.write_text("holdings:\n  - {account: ghost, asset: BTC, location: venue, amount: 1}\n")
     failed = runner.invoke(app, ["prove", "custody", str(DESK), "--custody", str(bad)])

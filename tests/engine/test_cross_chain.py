@@ -48,7 +48,9 @@ def _hand_book():
     ]
     schedule = MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05)
     instruments = [
-        Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", contract_size=1.0, margin=schedule)
+        Instrument(
+            id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", contract_size=1.0, margin=schedule
+        )
     ]
     book = book_from_rows(
         assets=assets,
@@ -59,7 +61,9 @@ def _hand_book():
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": BTC})
     table = LocationTable.from_locations(
         [
-            Location(name="bridge", transfer_delay_hours=24.0 * 7, transfer_cost_bps=10, failure_probability=0.01),
+            Location(
+                name="bridge", transfer_delay_hours=24.0 * 7, transfer_cost_bps=10, failure_probability=0.01
+            ),
             Location(name="custodian", transfer_delay_hours=1.0),
         ]
     )
@@ -68,7 +72,10 @@ def _hand_book():
         params=MobilisationParams(horizon_hours=1.0, z=2.0),
         volatility_annual=np.array([0.0, 0.6]),
         located=LocatedBalances(
-            account_row=np.array([0, 1]), asset=np.array([1, 1]), location=np.array([1, 2]), amount=np.array([1.0, 0.5])
+            account_row=np.array([0, 1]),
+            asset=np.array([1, 1]),
+            location=np.array([1, 2]),
+            amount=np.array([1.0, 0.5]),
         ),
         reserves_units={},
     )
@@ -108,6 +115,17 @@ def test_cross_chain_mobilisation_haircut_by_hand():
 
 def test_cross_chain_more_held_away_than_owned_is_an_error():
     book, _, plan = _hand_book()
-    too_much = LocatedBalances(account_row=np.array([1]), asset=np.array([1]), location=np.array([1]), amount=np.array([0.6]))
+    too_much = LocatedBalances(
+        account_row=np.array([1]), asset=np.array([1]), location=np.array([1]), amount=np.array([0.6])
+    )
     with pytest.raises(InputError, match="exceeds the balance"):
-        custody_book(book, CustodyPlan(locations=plan.locations, params=plan.params, volatility_annual=plan.volatility_annual, located=too_much, reserves_units={}))
+        custody_book(
+            book,
+            CustodyPlan(
+                locations=plan.locations,
+                params=plan.params,
+                volatility_annual=plan.volatility_annual,
+                located=too_much,
+                reserves_units={},
+            ),
+        )

@@ -36,17 +36,24 @@ def _decimals(items: list[str]) -> dict[str, int]:
 
 @app.command("liabilities")
 def liabilities(
-    book: Annotated[Path, typer.Argument(help="Book file (YAML or JSON): its balances, or with --events its ledger")],
+    book: Annotated[
+        Path, typer.Argument(help="Book file (YAML or JSON): its balances, or with --events its ledger")
+    ],
     out: Annotated[Path, typer.Option(help="Directory for roots.json (public) and private/ (the venue's)")],
     events: Annotated[
-        Path | None, typer.Option(help="A ledger's events.jsonl (crossmargin simulate --out): prove its exact balances")
+        Path | None,
+        typer.Option(help="A ledger's events.jsonl (crossmargin simulate --out): prove its exact balances"),
     ] = None,
     decimals: Annotated[
         list[str] | None, typer.Option(help="SYMBOL=DIGITS minor units (default: 6 for *USD*, else 8)")
     ] = None,
     secret_file: Annotated[Path | None, typer.Option(help="Hex secret (default: a new random one)")] = None,
-    min_height: Annotated[int, typer.Option(help="Pad to at least 2**N leaves (hides the account count)")] = 0,
-    hidden: Annotated[bool, typer.Option("--hidden", help="Hide sums: Pedersen commitments + range proofs")] = False,
+    min_height: Annotated[
+        int, typer.Option(help="Pad to at least 2**N leaves (hides the account count)")
+    ] = 0,
+    hidden: Annotated[
+        bool, typer.Option("--hidden", help="Hide sums: Pedersen commitments + range proofs")
+    ] = False,
 ) -> None:
     """Build one Merkle-sum tree per asset; publish roots and totals."""
     from crossmargin.adapters.files import load_book
@@ -195,8 +202,16 @@ def verify(
         raise typer.Exit(2) from None
     for v in verdicts:
         sys.stdout.write(
-            json.dumps({"valid": v.valid, "asset": v.asset, "account": v.account, "amount_units": v.amount_units,
-                        "reason": v.reason}) + "\n"
+            json.dumps(
+                {
+                    "valid": v.valid,
+                    "asset": v.asset,
+                    "account": v.account,
+                    "amount_units": v.amount_units,
+                    "reason": v.reason,
+                }
+            )
+            + "\n"
         )
     if not all(v.valid for v in verdicts):
         raise typer.Exit(1)

@@ -20,7 +20,10 @@ def _ratio(value: float) -> str:
 
 def solvency_dict(report: SolvencyReport) -> dict[str, Any]:
     return {
-        "assets": [asdict(a) | {"coverage": None if a.coverage == float("inf") else a.coverage} for a in report.assets],
+        "assets": [
+            asdict(a) | {"coverage": None if a.coverage == float("inf") else a.coverage}
+            for a in report.assets
+        ],
         "covered_usd": report.covered_usd,
         "liabilities_usd": report.liabilities_usd,
         "ratio": None if report.ratio == float("inf") else report.ratio,
@@ -37,7 +40,9 @@ def render_solvency(report: SolvencyReport, *, as_json: bool) -> None:
         table.add_column(column, justify="left" if column in ("asset", "by location") else "right")
     for a in report.assets:
         scale = 10.0**-a.decimals
-        where = ", ".join(f"{escape(loc)} {u * scale:,.8g}" for loc, u in a.reserves_by_location_units.items())
+        where = ", ".join(
+            f"{escape(loc)} {u * scale:,.8g}" for loc, u in a.reserves_by_location_units.items()
+        )
         table.add_row(
             escape(a.asset),
             f"{a.liabilities_units * scale:,.8g}",
@@ -60,7 +65,8 @@ def render_custody(report: dict[str, Any], *, as_json: bool) -> None:
     for a in report["accounts"]:
         where = ", ".join(f"{escape(k)} {v:,.0f}" for k, v in a["collateral_usd_by_location"].items())
         cells = [
-            f"{a['failure_equity_usd'][f]:,.2f}" + (" [red]< MM[/]" if f in a["failure_below_maintenance"] else "")
+            f"{a['failure_equity_usd'][f]:,.2f}"
+            + (" [red]< MM[/]" if f in a["failure_below_maintenance"] else "")
             for f in failures
         ]
         table.add_row(

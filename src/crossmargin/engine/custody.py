@@ -84,7 +84,8 @@ def location_report(book: Book, market: MarketState, plan: CustodyPlan, model: M
             {
                 "account": account,
                 "collateral_usd_by_location": {
-                    name: float(by_location[row, loc]) for loc, name in enumerate(plan.locations.names)
+                    name: float(by_location[row, loc])
+                    for loc, name in enumerate(plan.locations.names)
                     if by_location[row, loc] > 0
                 },
                 "equity_usd": float(booked.equity_usd[row]),

@@ -104,7 +104,9 @@ def public_data(book: Book, market: MarketState, scenarios: ScenarioSet) -> Publ
     unsupported = table.is_option | (table.rate_per_unit != 0.0) | multi_tier
     if np.any(unsupported):
         name = table.ids[int(np.flatnonzero(unsupported)[0])]
-        raise InputError(f"instruments[{name}]", "private margin supports single-tier delta-one instruments only")
+        raise InputError(
+            f"instruments[{name}]", "private margin supports single-tier delta-one instruments only"
+        )
     valuation = revalue(table, market)
     moved = revalue_scenarios(table, book.assets, market, valuation, scenarios)
     return PublicMarginData(
@@ -128,8 +130,12 @@ def account_secrets(book: Book, row: int) -> AccountSecrets:
     cols = book.positions.indices[start:end]
     q = book.positions.data[start:end]
     quantity[cols] = q
-    quantity_entry[cols] = q * entry_term(book.entry_price[start:end], book.instruments.reciprocal_entry[cols])
-    return AccountSecrets(quantity=quantity, quantity_entry=quantity_entry, balances=book.balances[row].copy())
+    quantity_entry[cols] = q * entry_term(
+        book.entry_price[start:end], book.instruments.reciprocal_entry[cols]
+    )
+    return AccountSecrets(
+        quantity=quantity, quantity_entry=quantity_entry, balances=book.balances[row].copy()
+    )
 
 
 def plaintext_margin(public: PublicMarginData, secrets: AccountSecrets) -> dict[str, float]:
@@ -138,9 +144,17 @@ def plaintext_margin(public: PublicMarginData, secrets: AccountSecrets) -> dict[
     held = np.maximum(b, 0.0)
     assets_like = _Tiers(public.tier_floor, public.tier_haircut)
     hu = haircut_quantity(held, assets_like)[0] + public.liability_weight * np.minimum(secrets.balances, 0.0)  # type: ignore[arg-type]
-    equity = float(public.price_usd @ hu + secrets.quantity @ public.unit_value_usd + secrets.quantity_entry @ public.entry_coefficient_usd)
+    equity = float(
+        public.price_usd @ hu
+        + secrets.quantity @ public.unit_value_usd
+        + secrets.quantity_entry @ public.entry_coefficient_usd
+    )
     mm = float(np.abs(secrets.quantity) @ public.maintenance_per_contract_usd)
-    pnl = secrets.quantity @ public.d_unit_value_usd + secrets.quantity_entry @ public.d_entry_coefficient_usd + hu @ public.d_value_per_unit_usd
+    pnl = (
+        secrets.quantity @ public.d_unit_value_usd
+        + secrets.quantity_entry @ public.d_entry_coefficient_usd
+        + hu @ public.d_value_per_unit_usd
+    )
     grid = float(max(0.0, float(np.max(-pnl))))
     return {"equity_usd": equity, "maintenance_margin_usd": mm, "grid_requirement_usd": grid}
 
@@ -163,5 +177,7 @@ class _Tiers:
         for row in range(k):
             finite = np.isfinite(self.tier_floor[row])
             widths = np.diff(self.tier_floor[row, finite])
-            below[row, 1 : finite.sum()] = np.cumsum(widths * (1.0 - self.tier_haircut[row, : finite.sum() - 1]))
+            below[row, 1 : finite.sum()] = np.cumsum(
+                widths * (1.0 - self.tier_haircut[row, : finite.sum() - 1])
+            )
         return below

@@ -11,13 +11,13 @@ import pytest
 
 pytest.importorskip("ecc")
 
-from ecc.curves import sum_var  # noqa: E402
-from ecc.ecc import rangeproof  # noqa: E402
-from ecc.exceptions import EccValueError  # noqa: E402
+from ecc.curves import sum_var
+from ecc.ecc import rangeproof
+from ecc.exceptions import EccValueError
 
-from crossmargin import verifier  # noqa: E402
-from crossmargin.core.solvency import committed  # noqa: E402
-from crossmargin.core.solvency.encoding import salt_of  # noqa: E402
+from crossmargin import verifier
+from crossmargin.core.solvency import committed
+from crossmargin.core.solvency.encoding import salt_of
 
 SECRET = bytes(range(32, 64))
 AMOUNTS = [5, 0, 123_456_789, 2**40, 7]
@@ -106,9 +106,17 @@ def test_range_proof_dummy_account_attack_is_caught():
             "amount_units": 1000,
             "blind": format(real_blind, "064x"),
             "commitment": committed.encode(real).hex(),
-            "range_proof": committed.range_proof(SECRET, asset, blind=real_blind, value=1000, label=b"a").hex(),
+            "range_proof": committed.range_proof(
+                SECRET, asset, blind=real_blind, value=1000, label=b"a"
+            ).hex(),
         },
-        "path": [{"hash": dummy_hash.hex(), "commitment": committed.encode(dummy).hex(), "range_proof": best_forgery.hex()}],
+        "path": [
+            {
+                "hash": dummy_hash.hex(),
+                "commitment": committed.encode(dummy).hex(),
+                "range_proof": best_forgery.hex(),
+            }
+        ],
     }
     verdict = verifier.verify_inclusion(proof, root)
     assert not verdict.valid
@@ -119,4 +127,6 @@ def test_range_proof_proves_exactly_zero_to_two_to_the_64():
     data = committed.range_proof(SECRET, "BTC", blind=3, value=2**64 - 1, label=b"top")
     parsed = rangeproof.RangeProof.parse(data)
     assert (parsed.min_value or 0, parsed.max_value) == (0, 2**64 - 1)
-    assert rangeproof.verify(committed.commit(3, 2**64 - 1), data, committed.value_generator(), extra_commit=b"BTC")
+    assert rangeproof.verify(
+        committed.commit(3, 2**64 - 1), data, committed.value_generator(), extra_commit=b"BTC"
+    )

@@ -21,7 +21,9 @@ SECRET = b"k" * 32
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=50), st.sampled_from([0, 2, 6, 8]))
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=50), st.sampled_from([0, 2, 6, 8])
+)
 def test_solvency_units_equal_decimal_rounding_of_the_book_text(values, decimals):
     x = np.array(values)
     ceil = [int(Decimal(repr(v)).scaleb(decimals).to_integral_value(rounding=ROUND_CEILING)) for v in values]
@@ -32,7 +34,10 @@ def test_solvency_units_equal_decimal_rounding_of_the_book_text(values, decimals
 
 def test_solvency_book_liabilities_exclude_debts_and_sum_exactly():
     owed = liabilities_from_balances(
-        ["a", "b", "c"], ["USDC", "BTC"], np.array([[100.25, -0.5], [-40.0, 1.2345678], [0.0, 2.0]]), {"USDC": 6, "BTC": 8}
+        ["a", "b", "c"],
+        ["USDC", "BTC"],
+        np.array([[100.25, -0.5], [-40.0, 1.2345678], [0.0, 2.0]]),
+        {"USDC": 6, "BTC": 8},
     )
     assert owed.units.tolist() == [[100_250_000, 0], [0, 123_456_780], [0, 200_000_000]]
     assert owed.debt_units.tolist() == [[0, 50_000_000], [40_000_000, 0], [0, 0]]
@@ -51,20 +56,31 @@ def test_solvency_ledger_tree_total_equals_the_ledger_exactly():
     owed = liabilities_of_ledger(sim.state, sim.config)
     for k, asset in enumerate(owed.assets):
         ledger_total = sum(
-            u for (account, a), u in sim.state.balances.items() if a == asset and account in sim.state.traders and u > 0
+            u
+            for (account, a), u in sim.state.balances.items()
+            if a == asset and account in sim.state.traders and u > 0
         )
-        tree = build_tree(asset=asset, account_ids=owed.account_ids, amount_units=owed.units[:, k], secret=SECRET)
+        tree = build_tree(
+            asset=asset, account_ids=owed.account_ids, amount_units=owed.units[:, k], secret=SECRET
+        )
         assert tree.total_units == ledger_total
         assert int(tree.sums[0].sum()) == ledger_total
 
 
 def test_solvency_report_in_kind_and_haircut_surplus():
     assets = AssetTable.from_assets(
-        [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=50_000.0, haircut_tiers=(HaircutTier(above=0, haircut=0.1),))]
+        [
+            Asset(symbol="USDC", price_usd=1.0),
+            Asset(symbol="BTC", price_usd=50_000.0, haircut_tiers=(HaircutTier(above=0, haircut=0.1),)),
+        ]
     )
     report = solvency_report(
         liabilities_units={"USDC": 1_000_000_000, "BTC": 100_000_000},  # 1,000 USDC and 1 BTC owed
-        reserves_units={("USDC", "venue"): 900_000_000, ("BTC", "venue"): 150_000_000, ("BTC", "bridge"): 50_000_000},
+        reserves_units={
+            ("USDC", "venue"): 900_000_000,
+            ("BTC", "venue"): 150_000_000,
+            ("BTC", "bridge"): 50_000_000,
+        },
         decimals={"USDC": 6, "BTC": 8},
         assets=assets,
         location_factor={("BTC", "bridge"): 0.5},

@@ -20,7 +20,10 @@ SECRET = bytes(range(32))
 def _tree(amounts, *, ids=None, min_height=0, asset="BTC"):
     ids = ids or [f"user-{i}" for i in range(len(amounts))]
     return build_tree(
-        asset=asset, account_ids=ids, amount_units=np.array(amounts, dtype=np.int64), secret=SECRET,
+        asset=asset,
+        account_ids=ids,
+        amount_units=np.array(amounts, dtype=np.int64),
+        secret=SECRET,
         min_height=min_height,
     )
 
@@ -97,7 +100,12 @@ def test_solvency_bad_inputs_name_the_field():
     with pytest.raises(InputError, match="integer minor units"):
         build_tree(asset="BTC", account_ids=["a"], amount_units=np.array([1.5]), secret=SECRET)
     with pytest.raises(InputError, match="64 bits"):
-        build_tree(asset="BTC", account_ids=["a", "b"], amount_units=np.array([2**63, 2**63], dtype=np.uint64), secret=SECRET)
+        build_tree(
+            asset="BTC",
+            account_ids=["a", "b"],
+            amount_units=np.array([2**63, 2**63], dtype=np.uint64),
+            secret=SECRET,
+        )
     with pytest.raises(InputError, match="duplicate"):
         _tree([1, 2], ids=["a", "a"])
 
@@ -109,4 +117,6 @@ def test_solvency_property_every_account_proof_verifies(amounts, min_height):
     assert tree.total_units == sum(amounts)
     roots = {"assets": {"BTC": tree.root()}}
     for account in tree.account_ids:
-        assert verifier.verify_inclusion(inclusion_proof(tree, account_id=account, secret=SECRET), roots).valid
+        assert verifier.verify_inclusion(
+            inclusion_proof(tree, account_id=account, secret=SECRET), roots
+        ).valid

@@ -61,8 +61,16 @@ def run_parties(public: PublicMarginData, accounts: list[AccountSecrets], workdi
     processes = []
     for pid in range(PARTIES):
         files = [str(public_path), *([str(secrets_path)] if pid == 0 else []), str(outputs[pid])]
-        command = [sys.executable, "-m", "crossmargin.adapters.mpc.party", *files,
-                   f"-M{PARTIES}", f"-I{pid}", "--base-port", str(base)]
+        command = [
+            sys.executable,
+            "-m",
+            "crossmargin.adapters.mpc.party",
+            *files,
+            f"-M{PARTIES}",
+            f"-I{pid}",
+            "--base-port",
+            str(base),
+        ]
         processes.append(
             subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
         )

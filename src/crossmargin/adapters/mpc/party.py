@@ -32,7 +32,8 @@ FIELD_BITS = 200  # |values| < 2**(40 + 2·48 + 60): USD up to 1e18 with room fo
 
 
 def _pub(value: float, bits: int = PUBLIC_BITS) -> int:
-    return round(value * 2**bits)
+    scaled: int = round(float(value) * 2**bits)
+    return scaled
 
 
 def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out: Path) -> None:
@@ -76,7 +77,11 @@ def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out:
         equity = mpc.sum(  # scale F+2G
             [_pub(public["price_usd"][k]) * hu[k] for k in range(n_assets)]
             + [
-                unit * (_pub(public["unit_value_usd"][i]) * q[i] + _pub(public["entry_coefficient_usd"][i]) * qe[i])
+                unit
+                * (
+                    _pub(public["unit_value_usd"][i]) * q[i]
+                    + _pub(public["entry_coefficient_usd"][i]) * qe[i]
+                )
                 for i in range(n_instruments)
             ]
         )
@@ -88,7 +93,10 @@ def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out:
         n_scenarios = len(d_unit[0]) if d_unit else 0
         losses = [  # scale F+2G
             -mpc.sum(
-                [unit * (_pub(d_unit[i][s]) * q[i] + _pub(d_coef[i][s]) * qe[i]) for i in range(n_instruments)]
+                [
+                    unit * (_pub(d_unit[i][s]) * q[i] + _pub(d_coef[i][s]) * qe[i])
+                    for i in range(n_instruments)
+                ]
                 + [_pub(d_value[k][s]) * hu[k] for k in range(n_assets)]
             )
             for s in range(n_scenarios)

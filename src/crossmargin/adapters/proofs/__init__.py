@@ -57,7 +57,9 @@ def _tree_arrays(tree: MerkleSumTree | CommittedTree) -> dict[str, np.ndarray]:
         return arrays
     for level in range(tree.height + 1):
         arrays[f"hashes_{level}"] = np.frombuffer(b"".join(tree.hashes[level]), np.uint8).reshape(-1, 32)
-        arrays[f"commitments_{level}"] = np.frombuffer(b"".join(tree.commitments[level]), np.uint8).reshape(-1, 33)
+        arrays[f"commitments_{level}"] = np.frombuffer(b"".join(tree.commitments[level]), np.uint8).reshape(
+            -1, 33
+        )
         arrays[f"sums_{level}"] = tree.values[level]
         blinds = b"".join(b.to_bytes(32, "big") for b in tree.blinds[level])
         arrays[f"blinds_{level}"] = np.frombuffer(blinds, np.uint8).reshape(-1, 32)
@@ -132,7 +134,8 @@ def read_tree(directory: Path, asset: str) -> MerkleSumTree | CommittedTree:
             commitments=tuple([r.tobytes() for r in data[f"commitments_{level}"]] for level in range(levels)),
             values=tuple(data[f"sums_{level}"] for level in range(levels)),
             blinds=tuple(
-                [int.from_bytes(r.tobytes(), "big") for r in data[f"blinds_{level}"]] for level in range(levels)
+                [int.from_bytes(r.tobytes(), "big") for r in data[f"blinds_{level}"]]
+                for level in range(levels)
             ),
             position=position,
             index={a: i for i, a in enumerate(ids)},

@@ -24,7 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from crossmargin.adapters.files.documents import read_document
 from crossmargin.core.book import Book
-from crossmargin.core.locations import LocatedBalances, Location, LocationTable, MobilisationParams, volatility_for
+from crossmargin.core.locations import (
+    LocatedBalances,
+    Location,
+    LocationTable,
+    MobilisationParams,
+    volatility_for,
+)
 from crossmargin.core.solvency.units import units_floor
 from crossmargin.engine.custody import CustodyPlan
 from crossmargin.errors import BookFileError, CrossMarginError
@@ -78,7 +84,9 @@ def read_custody(path: Path, book: Book, decimals: dict[str, int] | None = None)
     except BookFileError:
         raise
     except CrossMarginError as error:
-        raise BookFileError(where, getattr(error, "field", "custody"), getattr(error, "problem", str(error))) from None
+        raise BookFileError(
+            where, getattr(error, "field", "custody"), getattr(error, "problem", str(error))
+        ) from None
 
 
 def _plan(model: _Custody, book: Book, decimals: dict[str, int]) -> CustodyPlan:
@@ -91,7 +99,10 @@ def _plan(model: _Custody, book: Book, decimals: dict[str, int]) -> CustodyPlan:
     located = LocatedBalances(
         account_row=np.array(rows, dtype=np.int64),
         asset=np.array(
-            [book.assets.position(h.asset, field_name=f"holdings[{i}].asset") for i, h in enumerate(model.holdings)],
+            [
+                book.assets.position(h.asset, field_name=f"holdings[{i}].asset")
+                for i, h in enumerate(model.holdings)
+            ],
             dtype=np.int64,
         ),
         location=np.array([table.position(h.location) for h in model.holdings], dtype=np.int64),

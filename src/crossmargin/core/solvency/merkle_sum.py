@@ -91,7 +91,7 @@ def leaf_positions(secret: bytes, asset: str, *, height: int) -> IntArray:
 def _hash_rows(messages: ByteArray) -> ByteArray:
     """SHA-256 of every row of a (m, w) byte matrix, as an (m, 32) byte matrix."""
     m, width = messages.shape
-    view = memoryview(np.ascontiguousarray(messages)).cast("B")
+    view = memoryview(np.ascontiguousarray(messages).tobytes())  # one copy; slices are views
     sha256 = hashlib.sha256
     digests = b"".join([sha256(view[i : i + width]).digest() for i in range(0, m * width, width)])
     return np.frombuffer(digests, dtype=np.uint8).reshape(m, HASH_BYTES)
@@ -151,7 +151,8 @@ class MerkleSumTree:
 
     @property
     def root_hash(self) -> bytes:
-        return self.hashes[-1][0].tobytes()
+        root: bytes = self.hashes[-1][0].tobytes()
+        return root
 
     @property
     def total_units(self) -> int:
