@@ -122,3 +122,13 @@ def test_solvency_cli_ledger_events_prove_the_ledgers_units(tmp_path):
     assert "ledger_digest" in roots
     # the simulation imports deposits rounded down: 9.8 BTC in total, exact
     assert roots["assets"]["BTC"]["total_units"] <= 980_000_000
+
+
+def test_solvency_worked_example_root_is_reproducible(tmp_path):
+    """docs/solvency.md's worked example: the same secret gives the published ETH root."""
+    secret = tmp_path / "secret.hex"
+    secret.write_text("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")
+    out = _prove(tmp_path, "--secret-file", str(secret), "--min-height", "4")
+    eth = json.loads((out / "roots.json").read_text())["assets"]["ETH"]
+    assert eth["root_hash"] == "319f9d95f72f2758d07b7970623a26e5b0969cafbbc8858d0654db51ce3d9ced"
+    assert eth["total_units"] == 11_000_000_000
