@@ -210,6 +210,51 @@ def _verify_hidden(proof: dict[str, Any], root: dict[str, Any], asset: str) -> V
     return Verdict(True, "included; every value on the path lies in [0, 2**64)", asset, account, amount)
 
 
+DEBT_COVER = "crossmargin-debt-cover-v1"
+
+
+def verify_debt_cover(document: dict[str, Any]) -> Verdict:
+    """An account's proof that its haircut collateral covers its debt: both commitments open to
+    the stated values and are in [0, 2**64), and C_V − C_D is in [0, 2**64) (so V >= D)."""
+    try:
+        from ecc.curves import secp256k1, sum_var
+        from ecc.ecc import pedersen, rangeproof
+    except ImportError:  # pragma: no cover - the optional dependency
+        raise MalformedProofError(
+            "debt-cover proofs need the ecc library: pip install ecc[secp256k1]"
+        ) from None
+    if _field(document, "format", str) != DEBT_COVER:
+        raise MalformedProofError("not a debt-cover proof")
+    generator = pedersen.second_generator()
+    account = _field(document, "account", str)
+    tag = f"{DEBT_COVER}:{account}".encode()
+    points = {}
+    for side in ("collateral", "debt"):
+        part = _field(document, side, dict)
+        encoded = _hex(part, "commitment", 33)
+        try:
+            point = pedersen.commitment_from_octets_var(encoded)
+        except ValueError:
+            raise MalformedProofError(f"the {side} commitment is not a point") from None
+        value = _units(part, "micro_usd")
+        blind = int.from_bytes(_hex(part, "blind", 32), "big")
+        if not pedersen.verify(blind, value, point, generator):
+            return Verdict(False, f"the {side} commitment does not open to the stated value", account=account)
+        if not rangeproof.verify(point, _hex(part, "range_proof", 0), generator, extra_commit=tag):
+            return Verdict(False, f"the {side} range proof does not hold", account=account)
+        points[side] = point
+    margin = sum_var([points["collateral"], secp256k1.negate(points["debt"])])
+    proof = _hex(_field(document, "margin", dict), "range_proof", 0)
+    parsed = rangeproof.RangeProof.parse(proof)
+    if (parsed.min_value or 0) != 0 or parsed.max_value >= U64:
+        return Verdict(False, "the margin range proof does not prove [0, 2**64)", account=account)
+    if not rangeproof.verify(margin, parsed, generator, extra_commit=tag):
+        return Verdict(
+            False, "collateral does not cover debt (the margin range proof fails)", account=account
+        )
+    return Verdict(True, "haircut collateral covers debt", account=account)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:

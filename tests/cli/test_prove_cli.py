@@ -132,3 +132,32 @@ def test_solvency_worked_example_root_is_reproducible(tmp_path):
     eth = json.loads((out / "roots.json").read_text())["assets"]["ETH"]
     assert eth["root_hash"] == "319f9d95f72f2758d07b7970623a26e5b0969cafbbc8858d0654db51ce3d9ced"
     assert eth["total_units"] == 11_000_000_000
+
+
+def test_range_proof_cli_debt_cover_for_a_borrower(tmp_path):
+    """desk.yaml's `directional` borrowed 40,000 USDC against 50 ETH: its proof shows the
+    haircut ETH covers the weighted debt without showing either to anyone else."""
+    out = _prove(tmp_path)
+    result = runner.invoke(
+        app,
+        [
+            "prove",
+            "inclusion",
+            "--dir",
+            str(out),
+            "--account",
+            "directional",
+            "--asset",
+            "USDC",
+            "--book",
+            str(DESK),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    bundle = json.loads(result.output)
+    assert bundle["debt_cover"]["debt"]["micro_usd"] == 40_000 * 1.02 * 10**6  # liability weight 1.02
+    path = tmp_path / "directional.json"
+    path.write_text(result.output)
+    checked = runner.invoke(app, ["verify", str(path), "--roots", str(out / "roots.json")])
+    assert checked.exit_code == 0, checked.output
+    assert "haircut collateral covers debt" in checked.output

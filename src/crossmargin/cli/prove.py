@@ -110,6 +110,10 @@ def inclusion(
     no_range_proofs: Annotated[
         bool, typer.Option("--no-range-proofs", help="Hidden trees: leave out the range proofs")
     ] = False,
+    book: Annotated[
+        Path | None,
+        typer.Option(help="The book: add a zero-knowledge proof that haircut collateral covers debt"),
+    ] = None,
 ) -> None:
     """Print the account's inclusion proofs (one per asset) as JSON."""
     from crossmargin.adapters.proofs import PRIVATE, ROOTS, SECRET, read_roots, read_secret, read_tree
@@ -132,9 +136,21 @@ def inclusion(
                         tree, account_id=account, secret=secret, with_range_proofs=not no_range_proofs
                     )
                 )
+        bundle: dict[str, Any] = {"account": account, "proofs": proofs}
+        if book is not None:
+            bundle["debt_cover"] = _debt_cover(book, account, secret)
     except CrossMarginError as error:
         fail(error)
-    sys.stdout.write(json.dumps({"account": account, "proofs": proofs}, indent=1) + "\n")
+    sys.stdout.write(json.dumps(bundle, indent=1) + "\n")
+
+
+def _debt_cover(book: Path, account: str, secret: bytes) -> dict[str, Any]:
+    from crossmargin.adapters.files import load_book
+    from crossmargin.core.solvency.committed import debt_cover_proof
+    from crossmargin.engine.solvency import collateral_and_debt_micro_usd
+
+    collateral, debt = collateral_and_debt_micro_usd(load_book(book).book, account)
+    return debt_cover_proof(secret, account_id=account, collateral_micro_usd=collateral, debt_micro_usd=debt)
 
 
 @app.command("solvency")
@@ -197,6 +213,8 @@ def verify(
         published = json.loads(roots.read_text(encoding="utf-8"))
         items = document["proofs"] if isinstance(document, dict) and "proofs" in document else [document]
         verdicts = [verifier.verify_inclusion(p, published) for p in items]
+        if isinstance(document, dict) and "debt_cover" in document:
+            verdicts.append(verifier.verify_debt_cover(document["debt_cover"]))
     except (OSError, ValueError, KeyError, TypeError) as error:
         sys.stderr.write(f"error: {proof}: {error}\n")
         raise typer.Exit(2) from None

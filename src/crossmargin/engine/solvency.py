@@ -62,3 +62,19 @@ def build_trees(
             )
             trees[asset] = tree
     return trees
+
+
+def collateral_and_debt_micro_usd(book: Book, account_id: str) -> tuple[int, int]:
+    """One account's haircut collateral value (holdings through the progressive tiers) and its
+    debts at liability weight, integer micro-USD: collateral rounded down, debt up (both against
+    the account), the inputs of `committed.debt_cover_proof`."""
+    import numpy as np
+
+    from crossmargin.core.collateral import value_collateral
+    from crossmargin.core.solvency.units import units_ceil, units_floor
+
+    row = book.account_row(account_id)
+    value = value_collateral(book.balances[row : row + 1], book.assets).value_usd[0]
+    held = float(np.maximum(value, 0.0).sum())
+    owed = float(-np.minimum(value, 0.0).sum())
+    return int(units_floor(np.array([held]), 6)[0]), int(units_ceil(np.array([owed]), 6)[0])

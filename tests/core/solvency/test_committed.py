@@ -130,3 +130,23 @@ def test_range_proof_proves_exactly_zero_to_two_to_the_64():
     assert rangeproof.verify(
         committed.commit(3, 2**64 - 1), data, committed.value_generator(), extra_commit=b"BTC"
     )
+
+
+def test_range_proof_debt_cover_holds_and_a_shortfall_cannot_be_proven():
+    proof = committed.debt_cover_proof(
+        SECRET, account_id="bob", collateral_micro_usd=5_000_000, debt_micro_usd=4_999_999
+    )
+    assert verifier.verify_debt_cover(proof).valid
+    forged = copy.deepcopy(proof)
+    forged["debt"]["micro_usd"] = 1
+    assert not verifier.verify_debt_cover(forged).valid
+    with pytest.raises(committed.InputError, match="does not cover"):
+        committed.debt_cover_proof(SECRET, account_id="bob", collateral_micro_usd=10, debt_micro_usd=11)
+    # a venue swapping in a larger collateral commitment with a proof made for it: the margin
+    # proof was made against the true C_V - C_D and fails for the swapped one
+    bigger = committed.debt_cover_proof(
+        SECRET, account_id="bob", collateral_micro_usd=9_000_000, debt_micro_usd=8_999_999
+    )
+    mixed = copy.deepcopy(proof)
+    mixed["debt"] = bigger["debt"]
+    assert not verifier.verify_debt_cover(mixed).valid
