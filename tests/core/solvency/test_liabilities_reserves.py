@@ -6,16 +6,19 @@ from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossmargin import verifier
 from crossmargin.core.assets import Asset, AssetTable, HaircutTier
+from crossmargin.core.solvency import merkle_sum
 from crossmargin.core.solvency.liabilities import liabilities_from_balances
 from crossmargin.core.solvency.merkle_sum import build_tree
 from crossmargin.core.solvency.reserves import solvency_report
 from crossmargin.core.solvency.units import units_ceil, units_floor
 from crossmargin.engine.simulation import run_price_path, simulation_from_book
-from crossmargin.engine.solvency import build_trees, liabilities_of_ledger
+from crossmargin.engine.solvency import build_trees, liabilities_of_book, liabilities_of_ledger
+from tests.builders import random_books
 
 SECRET = b"k" * 32
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -91,3 +94,25 @@ def test_solvency_report_in_kind_and_haircut_surplus():
     # surplus 1 BTC at 90 % after haircut, times the reserves' mobilisation (3/4 at 1, 1/4 at 0.5)
     assert btc.surplus_value_usd == 50_000.0 * 0.9 * (0.75 + 0.25 * 0.5)
     assert report.ratio == (900.0 + 50_000.0 + btc.surplus_value_usd) / 51_000.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(random_books())
+def test_solvency_property_random_books_every_account_proof_verifies(random):
+    """Any book: each asset's root total is the exact sum of the positive balances (rounded up
+    to minor units, as the book's text), and every account's path verifies standalone."""
+    book = random.book
+    owed = liabilities_of_book(book)
+    trees = build_trees(owed, secret=SECRET)
+    roots = {"assets": {a: t.root() for a, t in trees.items()}}
+    for k, asset in enumerate(owed.assets):
+        digits = owed.decimals[k]
+        expected = sum(
+            int(Decimal(repr(float(b))).scaleb(digits).to_integral_value(rounding=ROUND_CEILING))
+            for b in book.balances[:, k]
+            if b > 0
+        )
+        assert trees[asset].total_units == expected
+        for account in book.account_ids:
+            proof = merkle_sum.inclusion_proof(trees[asset], account_id=account, secret=SECRET)
+            assert verifier.verify_inclusion(proof, roots).valid
