@@ -161,3 +161,14 @@ def test_range_proof_cli_debt_cover_for_a_borrower(tmp_path):
     checked = runner.invoke(app, ["verify", str(path), "--roots", str(out / "roots.json")])
     assert checked.exit_code == 0, checked.output
     assert "haircut collateral covers debt" in checked.output
+
+
+def test_solvency_cli_refuses_to_overwrite_a_foreign_directory(tmp_path):
+    keep = tmp_path / "keep.txt"
+    keep.write_text("mine")
+    result = runner.invoke(app, ["prove", "liabilities", str(DESK), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "not a proof directory" in result.output
+    assert keep.read_text() == "mine"
+    out = _prove(tmp_path / "again")  # a previous proof directory is replaced whole
+    _prove(tmp_path / "again")
+    assert (out / "roots.json").is_file()

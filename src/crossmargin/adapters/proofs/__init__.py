@@ -76,6 +76,9 @@ def write_proof_dir(
 ) -> dict[str, Any]:
     """Write roots.json and private/ into `out` atomically (a sibling temp dir, then renamed
     over any previous content); returns the published roots document."""
+    if out.exists() and any(out.iterdir()) and not (out / ROOTS).is_file():
+        # never delete a directory this command did not write (an --out . would take the cwd)
+        raise InputError("--out", f"{out} exists and is not a proof directory (no {ROOTS}); choose a new one")
     roots = {
         **statement,
         "assets": {a: {**t.root(), "decimals": decimals[a]} for a, t in trees.items()},
