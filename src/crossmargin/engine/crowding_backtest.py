@@ -422,6 +422,9 @@ def _lead_lag(
     in_force = matrix[:, w]
     observed = float(np.nanmean(in_force))
     after = matrix[:, w + params.post_days]
+    unconditional = float(np.nanmean(everything))
+    raised = int(np.sum(in_force > after))
+    lowered = int(np.sum(in_force < after))
     p_value = (
         float((1 + np.sum(random_means >= observed)) / (1 + random_means.size)) if random_means.size else 1.0
     )
