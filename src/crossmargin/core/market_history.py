@@ -115,3 +115,17 @@ def open_interest_ratio(open_interest_usd: FloatArray, *, window_days: int) -> F
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio[window_days:] = np.where(trailing > 0.0, oi[window_days:] / trailing, np.nan)
     return ratio
+
+
+def ewma_volatility(log_returns: FloatArray, *, decay: float, warmup_days: int = 60) -> FloatArray:
+    """RiskMetrics EWMA volatility along axis 0: σ_t² = λ σ_{t-1}² + (1-λ) r_t² (J.P. Morgan/Reuters,
+    RiskMetrics Technical Document, 1996, λ = 0.94 for daily data), the estimate after day t's
+    return (in force for day t + 1). Started at the first squared return and NaN for the first
+    `warmup_days` rows after it (λ^60 = 2 % of the start left); missing returns carry σ forward."""
+    if not 0.0 < decay < 1.0:
+        raise InputError("decay", f"must lie in (0, 1), got {decay}")
+    r = np.asarray(log_returns, dtype=np.float64)
+    variance = ewma(r * r, halflife_days=-1.0 / np.log2(decay))
+    seen = np.cumsum(~np.isnan(r), axis=0)
+    volatility: FloatArray = np.where(seen > warmup_days, np.sqrt(variance), np.nan)
+    return volatility

@@ -47,7 +47,7 @@ from scipy.stats import binomtest, norm
 
 from crossmargin.core.checks import check_range
 from crossmargin.core.margin.crowding import CrowdingParams, crowding_rate, crowding_score
-from crossmargin.core.market_history import funding_apr, open_interest_ratio
+from crossmargin.core.market_history import ewma_volatility, funding_apr, open_interest_ratio
 from crossmargin.core.var.history import PriceHistory
 from crossmargin.engine.ports import FundingSource, OpenInterestSource, PriceHistorySource
 from crossmargin.errors import InputError
@@ -164,23 +164,6 @@ def _aligned_close(history: PriceHistory, symbol: str, days: npt.NDArray[np.date
     return close
 
 
-def _ewma_volatility(log_return: FloatArray, decay: float) -> FloatArray:
-    """σ_t² = λ σ_{t-1}² + (1-λ) r_t², started at the first 30 returns' variance; NaN returns
-    carry the previous σ (a sequential recursion over days: vectorised over nothing larger)."""
-    var = np.full(log_return.size, np.nan)
-    finite = np.flatnonzero(np.isfinite(log_return))
-    if finite.size < 30:
-        return var
-    level = float(np.mean(log_return[finite[:30]] ** 2))
-    for t in range(int(finite[0]), log_return.size):  # T days, one recursion step each
-        r = log_return[t]
-        if np.isfinite(r):
-            level = decay * level + (1.0 - decay) * r * r
-        var[t] = level
-    volatility: FloatArray = np.sqrt(var)
-    return volatility
-
-
 def symbol_series(
     symbol: str,
     prices: PriceHistory,
@@ -210,7 +193,7 @@ def symbol_series(
     rate_long = np.where(no_signal, np.nan, crowding_rate(crowding, score=score_long, share=params.share))
     rate_short = np.where(no_signal, np.nan, crowding_rate(crowding, score=score_short, share=params.share))
     z = float(norm.ppf(params.coverage))
-    vol_rate = z * np.sqrt(params.horizon_days) * _ewma_volatility(log_return, params.ewma_lambda)
+    vol_rate = z * np.sqrt(params.horizon_days) * ewma_volatility(log_return, decay=params.ewma_lambda)
     return SymbolSeries(
         symbol=symbol,
         days=days,

@@ -11,6 +11,8 @@ by value) drive the engine through these; the CLI drives it through the adapters
     PricePath             a list of (as_of_ns, {symbol: index USD})
     OpenInterestSource    GivenOpenInterest(panel=)                 returns the panel it was given
     FundingSource         GivenFunding(panel=)                      returns the panel it was given
+    VolumeSource          GivenVolume(panel=)                       returns the panel it was given
+    ImpliedVolSource      GivenImpliedVol(panel=)                   returns the panel it was given
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ __all__ = [
     "ArrayPriceHistory",
     "FixedClock",
     "GivenFunding",
+    "GivenImpliedVol",
     "GivenOpenInterest",
     "GivenVolatility",
+    "GivenVolume",
     "ListEventSink",
     "ListQuoteFeed",
     "Quote",
@@ -59,6 +63,26 @@ class GivenFunding:
     panel: DailyPanel
 
     def funding_history(self) -> DailyPanel:
+        return self.panel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GivenVolume:
+    """Daily traded volume held in memory (USD, `core.market_history.DailyPanel`)."""
+
+    panel: DailyPanel
+
+    def volume_history(self) -> DailyPanel:
+        return self.panel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GivenImpliedVol:
+    """Daily implied volatility held in memory (annualised fraction, `DailyPanel`)."""
+
+    panel: DailyPanel
+
+    def implied_volatility_history(self) -> DailyPanel:
         return self.panel
 
 

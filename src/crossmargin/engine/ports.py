@@ -15,6 +15,8 @@ tests, notebooks and Dask workers. (Hexagonal architecture, A. Cockburn, "Ports 
     PricePath             (as_of_ns, {symbol: index USD}) steps, time order     simulation.run_price_path
     OpenInterestSource    daily open interest per symbol, USD (T x N)           crowding_backtest
     FundingSource         daily mean 8-hour funding rate per symbol (T x N)     crowding_backtest
+    VolumeSource          daily traded volume per symbol, USD (T x N)           calibration (tier sizes)
+    ImpliedVolSource      daily implied vol per symbol, annualised (T x N)      calibration (haircuts)
 
 Every run of the engine is a pure function of what comes through these ports: the same
 histories, quotes and price path give the same reports, bit for bit.
@@ -39,11 +41,13 @@ __all__ = [
     "Clock",
     "EventSink",
     "FundingSource",
+    "ImpliedVolSource",
     "OpenInterestSource",
     "PriceHistorySource",
     "PricePath",
     "QuoteSource",
     "VolatilityFilter",
+    "VolumeSource",
 ]
 
 # A simulated price path: (as_of_ns, {symbol: index price USD}) in time order. Any iterable is one
@@ -124,3 +128,18 @@ class FundingSource(Protocol):
     (a fraction per 8 h; > 0: longs pay shorts), NaN where unknown."""
 
     def funding_history(self) -> DailyPanel: ...
+
+
+@runtime_checkable
+class VolumeSource(Protocol):
+    """Daily traded volume of every symbol it knows, USD per UTC day (`DailyPanel`, NaN = none)."""
+
+    def volume_history(self) -> DailyPanel: ...
+
+
+@runtime_checkable
+class ImpliedVolSource(Protocol):
+    """Daily implied volatility (e.g. Deribit DVOL, 30-day), annualised as a fraction (0.55 = 55 %),
+    per symbol (`DailyPanel`, NaN = none). The close of each day."""
+
+    def implied_volatility_history(self) -> DailyPanel: ...

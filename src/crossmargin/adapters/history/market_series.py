@@ -6,7 +6,10 @@ the USD open interest is the contract count, not moved by the price). funding_<s
 daily.csv: date, funding_rate_8h_daily_mean; funding_<sym>usdt_binance_8h.csv: funding_time_utc,
 funding_rate_8h, averaged per UTC day here. Where a symbol has both, the daily file (the longer
 history) is used and the 8-hour file fills only the days it lacks. ../shared/data/README.md gives
-provenance. The directory is `$CROSSMARGIN_DATA`, else ../shared/data beside the checkout.
+provenance. prices_daily_yahoo.csv: date, symbol, volume_usd (Yahoo's aggregate across venues).
+dvol_<sym>_deribit_daily.csv: date, dvol_<sym>_annualized_vol_pct (Deribit's 30-day implied-vol
+index, percent; returned as a fraction). The directory is `$CROSSMARGIN_DATA`, else ../shared/data
+beside the checkout.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from crossmargin.adapters.history.deribit_chains import data_dir
 from crossmargin.core.market_history import DailyPanel
 from crossmargin.errors import InputError
 
+PRICES_FILE = "prices_daily_yahoo.csv"
+DVOL = re.compile(r"dvol_([a-z0-9]+)_deribit_daily\.csv")
 OPEN_INTEREST_FILE = "open_interest_binance_coinm_perp_daily_coinalyze.csv"
 FUNDING_DAILY = re.compile(r"funding_([a-z0-9]+)usdt_binance_daily\.csv")
 FUNDING_8H = re.compile(r"funding_([a-z0-9]+)usdt_binance_8h\.csv")
@@ -112,6 +117,59 @@ def _funding(directory: str, _stamp: tuple[tuple[str, int], ...]) -> DailyPanel:
     return _panel(entries)
 
 
+@lru_cache(maxsize=4)
+def _volume(path: str, _mtime_ns: int) -> DailyPanel:
+    file = Path(path)
+    entries: dict[str, dict[np.datetime64, float]] = {}
+    for line, (day, symbol, volume) in enumerate(_rows(file, ("date", "symbol", "volume_usd")), start=2):
+        value = _number(volume, file, line, "volume_usd") if volume != "" else float("nan")
+        if value < 0.0:
+            raise InputError("history", f"{file}:{line}: volume_usd must be >= 0, got {volume}")
+        entries.setdefault(symbol, {})[np.datetime64(day, "D")] = value
+    return _panel(entries)
+
+
+@lru_cache(maxsize=4)
+def _implied(directory: str, _stamp: tuple[tuple[str, int], ...]) -> DailyPanel:
+    entries: dict[str, dict[np.datetime64, float]] = {}
+    for file in sorted(Path(directory).glob("dvol_*_deribit_daily.csv")):
+        match = DVOL.fullmatch(file.name)
+        if match is None:
+            continue
+        column = f"dvol_{match.group(1)}_annualized_vol_pct"
+        rows = _rows(file, ("date", column))
+        entries[match.group(1).upper()] = {
+            np.datetime64(day, "D"): _number(pct, file, line, column) / 100.0
+            for line, (day, pct) in enumerate(rows, start=2)
+        }
+    if not entries:
+        raise InputError("history", f"no dvol_<symbol>_deribit_daily.csv under {directory}")
+    return _panel(entries)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsvVolume:
+    """`engine.ports.VolumeSource` over the shared daily price CSV's volume_usd column."""
+
+    path: Path
+
+    def volume_history(self) -> DailyPanel:
+        if not self.path.is_file():
+            raise InputError("history", f"{self.path} not found; set CROSSMARGIN_DATA")
+        return _volume(str(self.path.resolve()), self.path.stat().st_mtime_ns)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsvImpliedVol:
+    """`engine.ports.ImpliedVolSource` over every dvol_<symbol>_deribit_daily.csv in `directory`."""
+
+    directory: Path
+
+    def implied_volatility_history(self) -> DailyPanel:
+        files = sorted(self.directory.glob("dvol_*_deribit_daily.csv"))
+        return _implied(str(self.directory.resolve()), tuple((f.name, f.stat().st_mtime_ns) for f in files))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsvOpenInterest:
     """`engine.ports.OpenInterestSource` over the shared Coinalyze CSV (module docstring)."""
@@ -142,3 +200,11 @@ def shared_open_interest(data: Path | None = None) -> CsvOpenInterest:
 
 def shared_funding(data: Path | None = None) -> CsvFunding:
     return CsvFunding(directory=data if data is not None else data_dir())
+
+
+def shared_volume(data: Path | None = None) -> CsvVolume:
+    return CsvVolume(path=(data if data is not None else data_dir()) / PRICES_FILE)
+
+
+def shared_implied_vol(data: Path | None = None) -> CsvImpliedVol:
+    return CsvImpliedVol(directory=data if data is not None else data_dir())
