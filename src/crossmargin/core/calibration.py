@@ -118,6 +118,7 @@ class AssetCalibration:
     haircut_evidence: Evidence
     haircut_multiplier: float
     haircut_now: float
+    haircut_mean_test: float
     haircut_evidence_dynamic: Evidence
     haircut_changes: int
     haircut_changes_without_band: int
@@ -250,6 +251,7 @@ def calibrate_asset(
         haircut_evidence=_evidence(collateral_loss, haircut, fit_h, test_h, q),
         haircut_multiplier=k,
         haircut_now=float(in_force[-1]) if in_force.size else float("nan"),
+        haircut_mean_test=float(np.mean(banded[test_h])) if np.any(test_h) else float("nan"),
         haircut_evidence_dynamic=_evidence(collateral_loss, np.nan_to_num(banded, nan=1.0), fit_h, test_h, q),
         haircut_changes=int(np.sum(np.diff(in_force) != 0.0)),
         haircut_changes_without_band=int(np.sum(np.diff(target) != 0.0)),
