@@ -47,7 +47,7 @@ def calibration_rich_table(report: CalibrationReport) -> Table:
     p = report.params
     w = report.windows
     table = Table(
-        title=f"calibration · {p.coverage:.0%} of {p.horizon_days}-day losses"
+        title=f"calibration · {p.coverage * 100:g}% of {p.horizon_days}-day losses"
         f" · fit {w.fit_first}..{w.fit_last} · test {w.test_first}..{w.test_last}"
     )
     columns = ("asset", "haircut", "fit", "test", "vol haircut now", "test", "IM", "test", "MM", "test",
@@ -120,7 +120,7 @@ def calibration_markdown(report: CalibrationReport) -> str:
     w = report.windows
     implied = ", ".join(report.implied_vol_symbols) or "none"
     lines = [
-        f"Target: {p.coverage:.0%} of {p.horizon_days}-day losses covered (MM: {p.liquidation_days}-day). "
+        f"Target: {p.coverage * 100:g} % of {p.horizon_days}-day losses covered (MM: {p.liquidation_days}-day). "
         f"Fit window {w.fit_first}..{w.fit_last}; test window {w.test_first}..{w.test_last} "
         "(not used to fit). "
         f"Volatility: EWMA λ = {report.ewma_lambda}, or the larger of it and implied vol for {implied}. "
