@@ -120,7 +120,8 @@ def calibration_markdown(report: CalibrationReport) -> str:
     w = report.windows
     implied = ", ".join(report.implied_vol_symbols) or "none"
     lines = [
-        f"Target: {p.coverage * 100:g} % of {p.horizon_days}-day losses covered (MM: {p.liquidation_days}-day). "
+        f"Target: {p.coverage * 100:g} % of {p.horizon_days}-day losses covered "
+        f"(MM: {p.liquidation_days}-day). "
         f"Fit window {w.fit_first}..{w.fit_last}; test window {w.test_first}..{w.test_last} "
         "(not used to fit). "
         f"Volatility: EWMA λ = {report.ewma_lambda}, or the larger of it and implied vol for {implied}. "

@@ -9,9 +9,11 @@ and Todorov, "Crypto carry", BIS Working Papers 1087, 2023). This module prices 
 on each account's exposure on the crowded side, growing with the market's crowding and with the
 account's share of that side. Float64 risk maths throughout; USD.
 
-Per underlying u, each account's delta notional D_au (USD) = Σ_p q_p · delta_p · S_u over its
-positions on u, plus its balance of the asset named u (price · units) only where it offsets a
-short (collateral is not levered, so it never creates a long exposure: the sensitivity model's rule).
+Per underlying u, each account's delta D_au (units of u) = Σ_p q_p · delta_p over its positions
+on u, plus its balance of the asset named u only where it offsets a short (collateral is not
+levered, so it never creates a long exposure: the sensitivity model's rule). Its exposure in USD
+is |D_au| · S_u at the index S_u. Totals, concentration and shares are in units, so a price move
+alone does not change anyone's share.
 
 Book signals, per underlying and side (long: D > 0; short: D < 0):
     side total        L_u = Σ_a max(D_au, 0),   S_u = Σ_a max(-D_au, 0)
@@ -33,7 +35,7 @@ side's crowding score is the weighted mean of the known ramps:
 The add-on rate of an account on u, and its add-on:
 
     rate_au   = min(rate_cap, rate_at_full_crowding · c_u^side(a,u) · (1 + share_slope · s_au))
-    add-on_a  = Σ_u rate_au · |D_au|     (IM);   MM add-on = maintenance_fraction · IM add-on
+    add-on_a  = Σ_u rate_au · |D_au| · S_u     (IM, USD);   MM add-on = maintenance_fraction · IM add-on
 
 Every piece is non-decreasing in every signal and in the share, so more crowding never lowers the
 add-on and a larger share never lowers it (tests/core/margin/test_crowding.py, hypothesis).
@@ -222,9 +224,12 @@ class MarketCrowding:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrowdingState:
     """The book's crowding, frozen at one moment, per underlying of the book's instrument table
-    (U,): side totals (USD), the signals each side sees and each side's score."""
+    (U,): side totals (units of the underlying; USD at the measuring prices), the signals each
+    side sees and each side's score."""
 
     underlyings: tuple[str, ...]
+    long_total_units: FloatArray
+    short_total_units: FloatArray
     long_total_usd: FloatArray
     short_total_usd: FloatArray
     imbalance: FloatArray
@@ -237,13 +242,13 @@ class CrowdingState:
 
 
 def account_exposure(book: Book, valuation: InstrumentValuation) -> sp.csr_array:
-    """Delta notional D (accounts × underlyings, CSR, USD): positions' q·delta·S summed per
-    underlying, plus the balance of the asset named like the underlying where it offsets a short
+    """Delta D (accounts × underlyings, CSR, units of each underlying): positions' q·delta summed
+    per underlying, plus the balance of the asset named like the underlying where it offsets a short
     (module docstring). Sparse throughout: memory of the order of the non-zeros."""
     table = book.instruments
     n_u = len(table.underlyings)
     shape = (book.n_accounts, n_u)
-    per_contract = valuation.delta_usd * valuation.spot_usd  # (I,) USD per contract
+    per_contract = valuation.delta_usd  # (I,) units of the underlying per contract
     to_underlying = sp.csr_array(
         (per_contract, (np.arange(table.n_instruments), table.underlying_index)),
         shape=(table.n_instruments, n_u),
@@ -262,7 +267,7 @@ def account_exposure(book: Book, valuation: InstrumentValuation) -> sp.csr_array
         held = np.flatnonzero(book.balances[:, k] > 0.0)
         rows_c.append(held)
         cols_c.append(np.full(held.size, u, dtype=np.int64))
-        vals_c.append(book.balances[held, k] * book.assets.price_usd[k])
+        vals_c.append(book.balances[held, k])
     if not rows_c or sum(r.size for r in rows_c) == 0:
         return exposure
     key_p = np.repeat(np.arange(shape[0], dtype=np.int64), np.diff(exposure.indptr)) * n_u + exposure.indices
@@ -277,6 +282,13 @@ def account_exposure(book: Book, valuation: InstrumentValuation) -> sp.csr_array
     merged = sp.csr_array((delta[keep], (keys[keep] // n_u, keys[keep] % n_u)), shape=shape)
     merged.sort_indices()
     return merged
+
+
+def underlying_spot(book: Book, valuation: InstrumentValuation) -> FloatArray:
+    """Index price per underlying, USD (U,), from the instruments' revaluation."""
+    spot = np.zeros(len(book.instruments.underlyings))
+    spot[book.instruments.underlying_index] = valuation.spot_usd
+    return spot
 
 
 def lookup(matrix: sp.csr_array, rows: IntArray, cols: IntArray) -> FloatArray:
@@ -304,6 +316,7 @@ def crowding_state(
     """Measure the book's crowding per underlying (module docstring); `market` adds the history
     signals (None: book signals only)."""
     exposure = account_exposure(book, valuation).tocsc()
+    spot = underlying_spot(book, valuation)
     n_u = exposure.shape[1]
     rows_per_u = np.repeat(np.arange(n_u), np.diff(exposure.indptr))
     d = exposure.data
@@ -341,8 +354,10 @@ def crowding_state(
     )
     return CrowdingState(
         underlyings=underlyings,
-        long_total_usd=long_total,
-        short_total_usd=short_total,
+        long_total_units=long_total,
+        short_total_units=short_total,
+        long_total_usd=long_total * spot,
+        short_total_usd=short_total * spot,
         imbalance=imbalance,
         concentration_long=h_long.astype(np.float64),
         concentration_short=h_short.astype(np.float64),
@@ -369,7 +384,9 @@ def crowding_addon_usd(
     rate, exposure = _rates(book, valuation, state, params)
     rows = np.repeat(np.arange(book.n_accounts), np.diff(exposure.indptr))
     addon: FloatArray = np.bincount(
-        rows, weights=rate * np.abs(exposure.data), minlength=book.n_accounts
+        rows,
+        weights=rate * np.abs(exposure.data) * underlying_spot(book, valuation)[exposure.indices],
+        minlength=book.n_accounts,
     ).astype(np.float64)
     return addon
 
@@ -381,7 +398,7 @@ def _rates(
     exposure = account_exposure(book, valuation)
     u = exposure.indices
     d = exposure.data
-    side_total = np.where(d > 0.0, state.long_total_usd[u], state.short_total_usd[u])
+    side_total = np.where(d > 0.0, state.long_total_units[u], state.short_total_units[u])
     share = np.where(side_total > 0.0, np.abs(d) / np.where(side_total > 0.0, side_total, 1.0), 1.0)
     score = np.where(d > 0.0, state.score_long[u], state.score_short[u])
     return crowding_rate(params, score=score, share=share), exposure
@@ -455,7 +472,7 @@ class CrowdedMargin:
         counts = np.diff(sub.positions.indptr)
         owner = np.repeat(np.arange(rows.size), counts)
         inst = base.position_instrument
-        signed = base.quantity * valuation.delta_usd[inst] * valuation.spot_usd[inst]
+        signed = base.quantity * valuation.delta_usd[inst] * valuation.spot_usd[inst]  # USD
         u = book.instruments.underlying_index[inst]
         weight = np.maximum(lookup(signed_rates, owner, u) * signed, 0.0)
         total = np.bincount(owner, weights=weight, minlength=rows.size)
