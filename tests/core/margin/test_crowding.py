@@ -20,13 +20,14 @@ from crossmargin.core.margin.crowding import (
     crowding_rate,
     crowding_score,
     crowding_state,
+    crowding_terms,
 )
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.errors import InputError
-from tests.builders import VALUATION_NS, book_from_rows, usd_asset
+from tests.builders import VALUATION_NS, RandomBook, book_from_rows, random_books, usd_asset
 
 REL_TOLERANCE = 1e-12
 FIVE_PERCENT = MarginSchedule.flat(initial_rate=0.05, maintenance_rate=0.025)
@@ -256,3 +257,36 @@ def test_crowding_book_addon_monotone_in_market_signals(
     shorts_crowded = addon(funding - bump_funding, oi + bump_oi)
     assert np.all(longs_crowded[:3] >= base[:3])
     assert np.all(shorts_crowded[3:] >= base[3:])
+
+
+@given(
+    case=random_books(max_accounts=5, max_instruments=6),
+    funding=st.floats(min_value=-1.0, max_value=1.0),
+    oi=st.floats(min_value=0.5, max_value=2.0),
+)
+def test_crowding_kernel_equals_sparse_reference(case: RandomBook, funding: float, oi: float) -> None:
+    """The fused kernel and the sparse path agree on random books (options, inverse contracts,
+    collateral in the underlying), and the breakdown's positions sum to the add-on."""
+    book, market = case.book, case.market
+    valuation = revalue(book.instruments, market)
+    names = book.instruments.underlyings
+    history = MarketCrowding(
+        underlyings=names,
+        funding_apr=np.full(len(names), funding),
+        open_interest_ratio=np.full(len(names), oi),
+    )
+    state = crowding_state(book, valuation, PARAMS, history)
+    kernel = crowding_addon_usd(book, valuation, state, PARAMS)
+    reference = crowding_terms(book, valuation, state, PARAMS)
+    np.testing.assert_allclose(kernel, reference, rtol=1e-9, atol=1e-9)
+    model = CrowdedMargin(base=CrossMargin(), params=PARAMS, state=state)
+    rows = list(range(book.n_accounts))
+    parts = model.breakdown(book, market, rows)
+    base = CrossMargin().breakdown(book, market, rows)
+    added = np.bincount(
+        np.repeat(np.arange(book.n_accounts), np.diff(book.positions.indptr)),
+        weights=parts.initial_margin_usd - base.initial_margin_usd,
+        minlength=book.n_accounts,
+    )
+    has_positions = np.diff(book.positions.indptr) > 0
+    np.testing.assert_allclose(added[has_positions], kernel[has_positions], rtol=1e-9, atol=1e-6)
