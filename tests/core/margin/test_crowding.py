@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossmargin.core.assets import Asset
@@ -232,6 +232,7 @@ def test_crowding_larger_share_never_lowers_the_addon(
     assert 0.0 <= low <= params.rate_cap
 
 
+@settings(max_examples=25)
 @given(
     funding=st.floats(min_value=-1.0, max_value=1.0),
     oi=st.floats(min_value=0.5, max_value=2.0),
@@ -259,6 +260,7 @@ def test_crowding_book_addon_monotone_in_market_signals(
     assert np.all(shorts_crowded[3:] >= base[3:])
 
 
+@settings(max_examples=25)  # each example margins a random book three ways
 @given(
     case=random_books(max_accounts=5, max_instruments=6),
     funding=st.floats(min_value=-1.0, max_value=1.0),
