@@ -47,3 +47,27 @@ def test_crowding_loaders_name_the_bad_line(tmp_path: Path) -> None:
         CsvOpenInterest(path=duplicate).open_interest_history()
     with pytest.raises(InputError, match="no funding"):
         CsvFunding(directory=tmp_path).funding_history()
+
+
+def test_crowding_and_calibration_sources_are_their_ports(tmp_path: Path) -> None:
+    panel = DailyPanel(
+        days=np.array(["2024-01-01"], dtype="datetime64[D]"), symbols=("BTC",), values=np.ones((1, 1))
+    )
+    assert isinstance(CsvOpenInterest(path=tmp_path / "oi.csv"), OpenInterestSource)
+    assert isinstance(GivenOpenInterest(panel=panel), OpenInterestSource)
+    assert isinstance(CsvFunding(directory=tmp_path), FundingSource)
+    assert isinstance(GivenFunding(panel=panel), FundingSource)
+    assert isinstance(CsvVolume(path=tmp_path / "p.csv"), VolumeSource)
+    assert isinstance(GivenVolume(panel=panel), VolumeSource)
+    assert isinstance(CsvImpliedVol(directory=tmp_path), ImpliedVolSource)
+    assert isinstance(GivenImpliedVol(panel=panel), ImpliedVolSource)
+
+
+def test_calibration_volume_and_dvol_spot_checks() -> None:
+    """README: BTC DVOL spiked to 114.72 on 2022-11-09 (FTX); volumes are USD per day."""
+    data = shared_data_dir("dvol_*.csv")
+    implied = shared_implied_vol(data).implied_volatility_history()
+    day = np.array(["2022-11-09"], dtype="datetime64[D]")
+    assert implied.on_days("BTC", day)[0] == pytest.approx(1.1472, abs=1e-12)
+    volume = shared_volume(data).volume_history()
+    assert volume.on_days("BTC", day)[0] > 1e9
