@@ -1,4 +1,5 @@
-"""Open interest and funding loaders for the crowding add-on: README spot checks, bad files."""
+"""Open interest, funding, volume and implied-vol loaders (crowding add-on, calibration): README
+spot checks, bad files, ports."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ import pytest
 
 from crossmargin.adapters.history.market_series import (
     CsvFunding,
+    CsvImpliedVol,
     CsvOpenInterest,
+    CsvVolume,
     shared_funding,
+    shared_implied_vol,
     shared_open_interest,
+    shared_volume,
 )
+from crossmargin.core.market_history import DailyPanel
+from crossmargin.engine.memory import GivenFunding, GivenImpliedVol, GivenOpenInterest, GivenVolume
+from crossmargin.engine.ports import FundingSource, ImpliedVolSource, OpenInterestSource, VolumeSource
 from crossmargin.errors import InputError
 from tests.conftest import shared_data_dir
 
