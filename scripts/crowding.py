@@ -242,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         "pooled model (cross, portfolio, sensitivity, VaR): each account's add-on is then a function of its "
         "own positions, so the long-lived engine's incremental re-margining stays exact "
         "(`tests/engine/test_crowding_engine.py`); refresh the state with `RiskEngine.use_model` when the "
-        "book has moved. The add-on is one fused numba pass over the accounts.",
+        "book has moved. The add-on is one fused numba pass over the accounts. "
+        "`crossmargin.engine.crowding_run.crowded_model(base, book, market, open_interest=, funding=)` "
+        "builds it with the history signals known at the market's valuation time (no look-ahead).",
         "",
         "## A hand-checked example",
         "",
