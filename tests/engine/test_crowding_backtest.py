@@ -118,3 +118,11 @@ def test_crowding_backtest_on_real_history_leads_liquidation_days() -> None:
     assert vol.after_mean > vol.before_mean
     assert vol.lowered_before > vol.raised_before
     assert run.exceeded_with_addon <= run.exceeded_base
+
+
+def test_crowding_ewma_forward_fills_missing_days() -> None:
+    """Half-life 1 day (λ = 1/2) on (NaN, 0, 1, NaN): NaN, 0, 0.5, then the last value 1 again:
+    0.5·1 + 0.5·0.5 = 0.75 (funding in 8-hour units, annualised × 1095)."""
+    got = funding_apr(np.array([np.nan, 0.0, 1.0, np.nan]), halflife_days=1.0) / (3 * 365)
+    assert np.isnan(got[0])
+    np.testing.assert_allclose(got[1:], [0.0, 0.5, 0.75], rtol=1e-12)

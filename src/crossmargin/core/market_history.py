@@ -73,8 +73,8 @@ def panel_from_columns(days: DayArray, columns: dict[str, FloatArray]) -> DailyP
 
 def ewma(values: FloatArray, *, halflife_days: float) -> FloatArray:
     """Exponentially weighted mean along axis 0, m_t = (1-λ)·x_t + λ·m_{t-1}, λ = 2^(-1/h),
-    started at x_0 (h = 0: the values themselves). A NaN value carries the previous mean forward
-    (a missing day is no news); NaN until the first value. Recursive filter, vectorised (lfilter)."""
+    started at x_0 (h = 0: the values themselves). A missing (NaN) day repeats the last known value
+    (forward fill); NaN until the first value. Recursive filter, vectorised (lfilter)."""
     x = np.asarray(values, dtype=np.float64)
     if halflife_days == 0.0:
         return x.copy()
@@ -121,7 +121,8 @@ def ewma_volatility(log_returns: FloatArray, *, decay: float, warmup_days: int =
     """RiskMetrics EWMA volatility along axis 0: σ_t² = λ σ_{t-1}² + (1-λ) r_t² (J.P. Morgan/Reuters,
     RiskMetrics Technical Document, 1996, λ = 0.94 for daily data), the estimate after day t's
     return (in force for day t + 1). Started at the first squared return and NaN for the first
-    `warmup_days` rows after it (λ^60 = 2 % of the start left); missing returns carry σ forward."""
+    `warmup_days` rows after it (λ^60 = 2 % of the start left); a missing return repeats the last
+    squared return (`ewma`'s forward fill)."""
     if not 0.0 < decay < 1.0:
         raise InputError("decay", f"must lie in (0, 1), got {decay}")
     r = np.asarray(log_returns, dtype=np.float64)
