@@ -499,7 +499,10 @@ def _rates(
 @dataclass(frozen=True, slots=True)
 class CrowdedMargin:
     """Any pooled margin model plus the crowding add-on: IM + add-on, MM + maintenance_fraction ·
-    add-on, equity unchanged. `state`: the book's crowding (`crowding_state`), frozen."""
+    add-on, equity unchanged. `state`: the book's crowding (`crowding_state`), frozen; give one
+    (`measured`, `engine.crowding_run.crowded_model`) whenever the model margins parts of a book
+    (`RiskEngine`'s incremental path, `Book.select`). None measures each evaluated book on its own
+    (book signals only): right for a whole book, not for a sub-book of it."""
 
     base: MarginModel
     params: CrowdingParams = field(default_factory=CrowdingParams)
