@@ -66,6 +66,12 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "verify",
         "Check inclusion proofs against published roots (standalone verifier, no other data).",
     ),
+    "calibrate": LazyCommand(
+        "crossmargin.cli.calibrate",
+        "calibrate",
+        "Calibrate haircuts, IM/MM rates and tier sizes to a target coverage, with the back-test\n"
+        "(fit window and out of sample) behind each number.",
+    ),
 }
 
 
