@@ -81,7 +81,11 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
             message = _command(rng, n, cycle)
             sent[message["key"]] = message
             parent.send(message)
-        time.sleep(rng.uniform(0.01, 0.15))
+        # Kill at a random point while commits are flowing: after the first reply of this life.
+        waited = time.monotonic() + 10.0
+        while not replies and time.monotonic() < waited:
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.06))
         os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
         process.join()
         assert process.exitcode == -signal.SIGKILL
