@@ -14,8 +14,8 @@ UpdatePrices, SetRiskParameters, OpenAccount), each with an idempotency key:
   * A refused command raises `InputError(field, problem)` from `future.result()` and writes
     nothing; the same key may be retried.
   * The same key with the same body returns the original Ack (`duplicate=True`), however often;
-    the same key with another body raises `IdempotencyConflict(key, sequence)`.
-  * After a failed commit the venue stops (`VenueUnavailable`): its memory may be ahead of the
+    the same key with another body raises `IdempotencyConflictError(key, sequence)`.
+  * After a failed commit the venue stops (`VenueUnavailableError`): its memory may be ahead of the
     log, so it serves nothing until restarted (`Venue.open` recovers from the log).
   * Commands arriving while a commit is in flight form the next group: one transaction (one
     fsync) per group (group commit), each acknowledged after that commit.
@@ -113,9 +113,9 @@ from crossmargin.engine.venue_state import VenueState, merged_parameters, parame
 from crossmargin.errors import (
     CorruptLogError,
     CrossMarginError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InputError,
-    VenueUnavailable,
+    VenueUnavailableError,
 )
 
 __all__ = [
@@ -481,12 +481,12 @@ class Venue:
             if type(command) not in KIND_OF:
                 raise InputError("command", f"not a venue command: {type(command).__name__}")
             key = check_key(command.idempotency_key)
-            pending = _Pending(command, future, key, body_sha256(command))
+            pending = _Pending(command, future, key, body_sha256(command))  # hashed by the caller's thread
         except InputError as error:
             future.set_exception(error)
             return future
         if self._closed or self._failed is not None:
-            future.set_exception(VenueUnavailable("the venue is not accepting commands"))
+            future.set_exception(VenueUnavailableError("the venue is not accepting commands"))
             return future
         self._queue.put(pending)
         return future
@@ -736,7 +736,7 @@ class Venue:
 
     def _check_serving(self) -> None:
         if self._failed is not None:
-            raise VenueUnavailable(f"the venue stopped after a failed commit: {self._failed}")
+            raise VenueUnavailableError(f"the venue stopped after a failed commit: {self._failed}")
 
     def _write_loop(self) -> None:
         while True:
@@ -764,7 +764,7 @@ class Venue:
         with self._lock:
             if self._failed is not None:
                 for p in batch:
-                    p.future.set_exception(VenueUnavailable(str(self._failed)))
+                    p.future.set_exception(VenueUnavailableError(str(self._failed)))
                 return
             unseen = [p.key for p in batch if p.key not in self._keys]
             stored = self._store.find_keys(unseen) if unseen else {}
@@ -780,14 +780,14 @@ class Venue:
                     if known[0] == p.body_sha256:
                         results.append((p, "duplicate", known[1]))
                     else:
-                        results.append((p, "error", IdempotencyConflict(p.key, known[1].sequence)))
+                        results.append((p, "error", IdempotencyConflictError(p.key, known[1].sequence)))
                     continue
                 if p.key in in_batch:
                     if in_batch[p.key] == p.body_sha256:
                         results.append((p, "same_group", p.key))
                     else:
                         results.append(
-                            (p, "error", IdempotencyConflict(p.key, self._pending_acks[p.key].sequence))
+                            (p, "error", IdempotencyConflictError(p.key, self._pending_acks[p.key].sequence))
                         )
                     continue
                 try:
@@ -813,7 +813,8 @@ class Venue:
                 except BaseException as error:  # the fold is ahead of the log: stop serving
                     self._failed = error
                     for p, _, _ in results:
-                        p.future.set_exception(VenueUnavailable(f"commit failed, not acknowledged: {error}"))
+                        refused = VenueUnavailableError(f"commit failed, not acknowledged: {error}")
+                        p.future.set_exception(refused)
                     return
                 for key, body_hash in in_batch.items():
                     self._keys[key] = (body_hash, self._pending_acks[key])

@@ -45,5 +45,7 @@ def replay(store: EventStore) -> VenueState:
         if not page:
             return state
         for record in page:
-            state.apply_effects(record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash)
+            state.apply_effects(
+                record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash
+            )
         sequence = page[-1].sequence + 1

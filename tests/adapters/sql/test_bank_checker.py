@@ -32,7 +32,11 @@ SEED = 7
 def _setup(venue: Venue) -> int:
     for account in ACCOUNTS:
         venue.execute(OpenAccount(idempotency_key=f"open-{account}", account=account))
-        venue.execute(Deposit(idempotency_key=f"fund-{account}", account=account, asset="USDC", amount_units=OPENING_UNITS))
+        venue.execute(
+            Deposit(
+                idempotency_key=f"fund-{account}", account=account, asset="USDC", amount_units=OPENING_UNITS
+            )
+        )
     return venue.balances("USDC")[EXTERNAL]
 
 
@@ -55,9 +59,24 @@ def test_bank_checker_reads_sum_to_total_and_never_negative(db: tuple[str, str |
                 try:
                     if rng.random() < 0.8:
                         a, b = rng.sample(ACCOUNTS, 2)
-                        venue.execute(Transfer(idempotency_key=key, from_account=a, to_account=b, asset="USDC", amount_units=rng.randint(1, 3_000)))
+                        venue.execute(
+                            Transfer(
+                                idempotency_key=key,
+                                from_account=a,
+                                to_account=b,
+                                asset="USDC",
+                                amount_units=rng.randint(1, 3_000),
+                            )
+                        )
                     else:
-                        venue.execute(Withdraw(idempotency_key=key, account=rng.choice(ACCOUNTS), asset="USDC", amount_units=rng.randint(1, 400)))
+                        venue.execute(
+                            Withdraw(
+                                idempotency_key=key,
+                                account=rng.choice(ACCOUNTS),
+                                asset="USDC",
+                                amount_units=rng.randint(1, 400),
+                            )
+                        )
                 except InputError:
                     pass  # insufficient balance: refused, nothing written
 
@@ -77,8 +96,12 @@ def test_bank_checker_reads_sum_to_total_and_never_negative(db: tuple[str, str |
         def sql_reader() -> None:
             engine = store.engine
             delta = sa.union_all(
-                sa.select(postings.c.credit_account.label("account"), postings.c.amount_units.label("units")).where(postings.c.asset == "USDC"),
-                sa.select(postings.c.debit_account.label("account"), (-postings.c.amount_units).label("units")).where(postings.c.asset == "USDC"),
+                sa.select(
+                    postings.c.credit_account.label("account"), postings.c.amount_units.label("units")
+                ).where(postings.c.asset == "USDC"),
+                sa.select(
+                    postings.c.debit_account.label("account"), (-postings.c.amount_units).label("units")
+                ).where(postings.c.asset == "USDC"),
             ).subquery()
             query = sa.select(delta.c.account, sa.func.sum(delta.c.units)).group_by(delta.c.account)
             while not stop.is_set():
@@ -114,7 +137,10 @@ def test_bank_checker_concurrent_withdrawals_never_overdraw(db: tuple[str, str |
         account = ACCOUNTS[0]
         with ThreadPoolExecutor(16) as pool:
             futures = [
-                pool.submit(venue.execute, Withdraw(idempotency_key=f"race-{n}", account=account, asset="USDC", amount_units=3_000))
+                pool.submit(
+                    venue.execute,
+                    Withdraw(idempotency_key=f"race-{n}", account=account, asset="USDC", amount_units=3_000),
+                )
                 for n in range(16)
             ]
             outcomes = [f.exception() is None for f in futures]

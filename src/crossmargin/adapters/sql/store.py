@@ -91,7 +91,9 @@ class SqlEventStore:
                 if rows:
                     conn.execute(postings.insert(), rows)
         except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}") from error
+            raise StoreError(
+                f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}"
+            ) from error
 
     def read(self, from_sequence: int, limit: int) -> list[LogRecord]:
         if limit <= 0:
@@ -229,7 +231,9 @@ def assert_durable(engine: Engine) -> None:
                 raise DurabilityError(setting, value, "on")
         sync_commit = str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
         if sync_commit == "off":
-            raise DurabilityError("synchronous_commit", sync_commit, "on, local, remote_write or remote_apply")
+            raise DurabilityError(
+                "synchronous_commit", sync_commit, "on, local, remote_write or remote_apply"
+            )
 
 
 def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
@@ -237,7 +241,9 @@ def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
     schema is refused. (SQLite: the counter's conditional update refuses a second writer.)"""
     if engine.dialect.name != "postgresql":
         return None
-    key = int.from_bytes(hashlib.sha256(f"crossmargin:{schema or 'public'}".encode()).digest()[:8], "big", signed=True)
+    key = int.from_bytes(
+        hashlib.sha256(f"crossmargin:{schema or 'public'}".encode()).digest()[:8], "big", signed=True
+    )
     conn = engine.connect()
     got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
     conn.commit()
