@@ -113,7 +113,6 @@ from crossmargin.engine.ports import Clock, EventStore
 from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
 from crossmargin.errors import (
     CorruptLogError,
-    CrossMarginError,
     IdempotencyConflictError,
     InputError,
     VenueUnavailableError,
@@ -394,6 +393,10 @@ def notifications_of(record: LogRecord) -> list[Notification]:
     return out
 
 
+class _FoldFailedError(Exception):
+    """The fold or the monitor failed after a command was decided: the venue must stop."""
+
+
 @dataclass(slots=True)
 class _Pending:
     command: Command
@@ -579,10 +582,8 @@ class Venue:
         bisect = False
         while high - low > 1:
             width = high - low
-            if bisect:
-                x = low + width // 2
-            else:
-                x = low + int(width * (f_low / (f_low - f_high)))
+            # Interpolate where f crosses zero; bisect after a step that did not halve the bracket.
+            x = low + width // 2 if bisect else low + int(width * (f_low / (f_low - f_high)))
             x = min(max(x, low + 1), high - 1)
             f_x = free_usd(x)
             if f_x >= 0.0:
@@ -762,6 +763,19 @@ class Venue:
             raise VenueUnavailableError(f"the venue stopped after a failed commit: {self._failed}")
 
     def _write_loop(self) -> None:
+        try:
+            self._write_groups()
+        finally:
+            # Whatever was queued behind the stop (a submit racing close) is refused, not lost.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Pending) and not item.future.done():
+                    item.future.set_exception(VenueUnavailableError("the venue is shut down"))
+
+    def _write_groups(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -815,7 +829,15 @@ class Venue:
                     continue
                 try:
                     new = self._decide_and_apply(p)
-                except CrossMarginError as error:
+                except _FoldFailedError as failure:  # the fold moved and cannot be trusted: stop
+                    self._failed = failure.__cause__ or failure
+                    for q in batch:
+                        if not q.future.done():
+                            q.future.set_exception(
+                                VenueUnavailableError(f"not acknowledged: {self._failed!r}")
+                            )
+                    return
+                except Exception as error:  # refused (InputError...) or a bug in a pure decision
                     results.append((p, "error", error))
                     self._stats["rejected"] += 1
                     continue
@@ -894,16 +916,21 @@ class Venue:
                     {"preview": dataclasses.asdict(preview), "override": command.override},
                 ]
             ]
-        monitored = isinstance(command, UpdatePrices | SetRiskParameters)
-        if monitored:
-            self._monitor_cycle(effects, now)
-        payload = {"command": body(command), "effects": effects}
-        first = self._append_record(
-            kind=kind, key=p.key, body_hash=p.body_sha256, as_of_ns=now, payload=payload
-        )
-        out = [first]
-        if monitored:
-            out.extend(self._liquidations(now))
+        # Everything above is a pure decision (a refusal leaves nothing behind); from here on the
+        # monitor and the fold move, so a failure is not a refusal but the end of this venue.
+        try:
+            monitored = isinstance(command, UpdatePrices | SetRiskParameters) and bool(state.traders)
+            if monitored:
+                self._monitor_cycle(effects, now)
+            payload = {"command": body(command), "effects": effects}
+            first = self._append_record(
+                kind=kind, key=p.key, body_hash=p.body_sha256, as_of_ns=now, payload=payload
+            )
+            out = [first]
+            if monitored:
+                out.extend(self._liquidations(now))
+        except BaseException as error:
+            raise _FoldFailedError("applying a decided command failed") from error
         return out
 
     def _append_record(
