@@ -191,3 +191,17 @@ def test_deposit_fast_path_posts_what_the_ledger_posts(venue: Venue) -> None:
         [p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in core.postings
     ]
     assert core.state.status == sub.status
+
+
+def test_payload_bytes_are_the_canonical_json_of_the_record(venue: Venue) -> None:
+    """The hot path assembles a record's bytes from the body's; they equal canonical_json of the
+    decoded payload, and the body hash equals `body_sha256` of the command."""
+    from crossmargin.engine.commands import body_sha256
+    from crossmargin.engine.journal import canonical_json
+
+    command = Deposit(idempotency_key="bytes", account="vol-seller", asset="USDC", amount_units=42)
+    ack = venue.execute(command)
+    record = venue.records(ack.sequence, 1)[0]
+    assert record.payload == canonical_json(record.decoded())
+    assert record.body_sha256 == body_sha256(command)
+    assert record.decoded()["command"] == {"account": "vol-seller", "asset": "USDC", "amount_units": 42}

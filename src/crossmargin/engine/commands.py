@@ -187,7 +187,15 @@ def body(command: Command) -> dict[str, Any]:
 
 def body_sha256(command: Command) -> str:
     """SHA-256 of the kind and canonical body: equal hashes = the same request."""
-    return hashlib.sha256(canonical_json({"kind": kind_of(command), "body": body(command)})).hexdigest()
+    return body_digest(kind_of(command), canonical_json(body(command)))
+
+
+def body_digest(kind: str, body_json: bytes) -> str:
+    """SHA-256 of `kind` ‖ newline ‖ canonical body bytes (`body_sha256` from the parts)."""
+    digest = hashlib.sha256(kind.encode())
+    digest.update(b"\n")
+    digest.update(body_json)
+    return digest.hexdigest()
 
 
 def command_from_body(kind: str, data: Mapping[str, Any], *, idempotency_key: str) -> Command:

@@ -55,6 +55,7 @@ import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ from crossmargin.engine.commands import (
     UpdatePrices,
     Withdraw,
     body,
-    body_sha256,
+    body_digest,
     check_key,
     kind_of,
 )
@@ -105,6 +106,7 @@ from crossmargin.engine.journal import (
     LogRecord,
     Snapshot,
     canonical_json,
+    command_payload,
     make_record,
     verify_chain,
 )
@@ -338,6 +340,8 @@ class Genesis:
 # ------------------------------------------------------------------------------------ the venue
 
 _STOP = object()
+# Committed records kept in memory for readers following the head of the log (subscriptions).
+RECENT_RECORDS = 65_536
 _SNAPSHOT_KIND = "genesis"
 _READ_PAGE = 5_000
 
@@ -403,6 +407,7 @@ class _Pending:
     future: Future[Ack]
     key: str
     body_sha256: str
+    body_json: bytes
 
 
 class Venue:
@@ -427,6 +432,7 @@ class Venue:
         self._lock = threading.RLock()
         self._committed = threading.Condition(threading.Lock())
         self._committed_sequence = state.sequence
+        self._recent: deque[LogRecord] = deque(maxlen=RECENT_RECORDS)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._failed: BaseException | None = None
         self._closed = False
@@ -485,7 +491,8 @@ class Venue:
             if type(command) not in KIND_OF:
                 raise InputError("command", f"not a venue command: {type(command).__name__}")
             key = check_key(command.idempotency_key)
-            pending = _Pending(command, future, key, body_sha256(command))  # hashed by the caller's thread
+            body_json = canonical_json(body(command))  # encoded and hashed on the caller's thread
+            pending = _Pending(command, future, key, body_digest(kind_of(command), body_json), body_json)
         except InputError as error:
             future.set_exception(error)
             return future
@@ -674,11 +681,19 @@ class Venue:
         ]
 
     def records(self, from_sequence: int, limit: int) -> list[LogRecord]:
-        """Committed records only: never one a reader could see before its commit."""
-        upto = self.last_sequence
-        if from_sequence > upto:
-            return []
-        return self._store.read(from_sequence, min(limit, upto - from_sequence + 1))
+        """Committed records only: never one a reader could see before its commit. The newest
+        `RECENT_RECORDS` come from memory (subscribers following the head cost no query)."""
+        with self._committed:
+            upto = self._committed_sequence
+            recent = self._recent
+            first_recent = recent[0].sequence if recent else upto + 1
+            if from_sequence > upto or limit <= 0:
+                return []
+            count = min(limit, upto - from_sequence + 1)
+            if from_sequence >= first_recent:
+                start = from_sequence - first_recent
+                return [recent[i] for i in range(start, start + count)]
+        return self._store.read(from_sequence, count)
 
     def subscribe(self, *, from_sequence: int = 0, account: str | None = None) -> Subscription:
         return Subscription(self, from_sequence=from_sequence, account=account)
@@ -867,6 +882,7 @@ class Venue:
                 self._stats["batches"] += 1
                 self._stats["commands"] += len(in_batch)
                 with self._committed:
+                    self._recent.extend(records)
                     self._committed_sequence = self._state.sequence
                     self._committed.notify_all()
                 if self._state.sequence - self._snapshot_sequence >= self.settings.snapshot_every:
@@ -922,9 +938,14 @@ class Venue:
             monitored = isinstance(command, UpdatePrices | SetRiskParameters) and bool(state.traders)
             if monitored:
                 self._monitor_cycle(effects, now)
-            payload = {"command": body(command), "effects": effects}
+            payload = {"command": None, "effects": effects}  # the body rides as bytes
             first = self._append_record(
-                kind=kind, key=p.key, body_hash=p.body_sha256, as_of_ns=now, payload=payload
+                kind=kind,
+                key=p.key,
+                body_hash=p.body_sha256,
+                as_of_ns=now,
+                payload=payload,
+                raw=command_payload(p.body_json, effects),
             )
             out = [first]
             if monitored:
@@ -934,7 +955,14 @@ class Venue:
         return out
 
     def _append_record(
-        self, *, kind: str, key: str | None, body_hash: str, as_of_ns: int, payload: dict[str, Any]
+        self,
+        *,
+        kind: str,
+        key: str | None,
+        body_hash: str,
+        as_of_ns: int,
+        payload: dict[str, Any],
+        raw: bytes | None = None,
     ) -> LogRecord:
         state = self._state
         record = make_record(
@@ -945,6 +973,7 @@ class Venue:
             as_of_ns=as_of_ns,
             body_sha256=body_hash,
             payload=payload,
+            raw=raw,
         )
         effects = payload["effects"]
         state.apply_effects(effects, sequence=record.sequence, record_hash=record.record_hash)
