@@ -82,9 +82,11 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
             message = _command(rng, n, cycle)
             sent[message["key"]] = message
             parent.send(message)
-        # Kill at a random point while commits are flowing: after the first reply of this life.
-        waited = time.monotonic() + 10.0
-        while not replies and time.monotonic() < waited:
+        # Kill at a random point while commits are flowing: after this life's first new ack.
+        waited = time.monotonic() + 30.0
+        while time.monotonic() < waited and not any(
+            "sequence" in r and r["key"] not in acked for r in list(replies)
+        ):
             time.sleep(0.002)
         time.sleep(rng.uniform(0.0, 0.06))
         os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
@@ -98,7 +100,7 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
                     assert reply["sequence"] == acked[reply["key"]], "a retry got another sequence"
                     assert reply["duplicate"]
                 acked[reply["key"]] = reply["sequence"]
-    assert len(acked) > KILLS  # the test streamed and acknowledged across the kills
+    assert len(acked) >= KILLS  # every life acknowledged something new before its kill
 
     store = connect(db)
     try:
