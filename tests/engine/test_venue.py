@@ -205,3 +205,22 @@ def test_payload_bytes_are_the_canonical_json_of_the_record(venue: Venue) -> Non
     assert record.payload == canonical_json(record.decoded())
     assert record.body_sha256 == body_sha256(command)
     assert record.decoded()["command"] == {"account": "vol-seller", "asset": "USDC", "amount_units": 42}
+
+
+def test_monitor_sees_every_committed_command_before_a_tick(venue: Venue) -> None:
+    """The whole-venue RiskEngine equals the ledger's own margin of each account after commands
+    and ticks (accounts touched by commands are fed to it before the next tick)."""
+    venue.execute(Deposit(idempotency_key="d1", account="vol-seller", asset="BTC", amount_units=10**8))
+    venue.execute(Withdraw(idempotency_key="w1", account="basis-trader", asset="USDC", amount_units=10**10))
+    venue.execute(UpdatePrices(idempotency_key="p0", index_prices={"BTC": 88_000.0}))  # bad debt
+    venue.execute(Deposit(idempotency_key="d2", account="basis-trader", asset="BTC", amount_units=10**7))
+    venue.execute(Fill(idempotency_key="f1", taker="directional", maker="vol-seller", instrument="ETH-USDC-PERP", quantity=3, price=2_980.0))
+    venue.execute(UpdatePrices(idempotency_key="p1", index_prices={"ETH": 3_050.0}))
+    monitor = venue._monitor
+    assert monitor is not None
+    result = monitor.engine.result
+    for account in ("vol-seller", "basis-trader", "directional"):
+        row = monitor.row_of[account]
+        view = venue.account(account)
+        assert float(result.equity_usd[row]) == pytest.approx(view.equity_usd, rel=1e-9)
+        assert float(result.maintenance_margin_usd[row]) == pytest.approx(view.maintenance_margin_usd, rel=1e-9)
