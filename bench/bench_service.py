@@ -152,9 +152,9 @@ def tick_to_calls(accounts: int, ticks: int, seed: int) -> dict[str, Any]:
         prices[underlying] *= 0.99 if (n // len(market.underlyings)) % 2 == 0 else 1.0 / 0.99
         now += 1_000_000
         t0 = time.perf_counter()
-        changes = monitor.on_tick(
-            PriceTick(prices_usd={underlying: prices[underlying]}), now_ns=now, params=params
-        )
+        remargin = monitor.engine.on_tick(PriceTick(prices_usd={underlying: prices[underlying]}))
+        t_engine = time.perf_counter()
+        changes = monitor.evaluate(remargin.account_rows, now_ns=now, params=params)
         monitor.apply(changes)
         out = [
             [monitor.account_ids[r], s, d]
@@ -206,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 deposits = durable_run(
                     url, sch, genesis, n=args.events, in_flight=args.in_flight, kind="deposit"
+                )
+                light = durable_run(
+                    url,
+                    sch,
+                    genesis,
+                    n=max(args.events // 10, 200),
+                    in_flight=args.latency_in_flight,
+                    kind="deposit",
                 )
                 transfers = durable_run(
                     url, sch, genesis, n=args.transfers, in_flight=args.in_flight, kind="transfer"
