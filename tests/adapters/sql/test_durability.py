@@ -42,3 +42,28 @@ def test_durability_second_writer_refused(db: tuple[str, str | None]) -> None:
     finally:
         first.close()
     connect(db).close()  # released with the first
+
+
+def test_head_revision_is_the_scripts_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from crossmargin.adapters.sql.store import HEAD_REVISION, MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_migrations_create_the_schema_once(db: tuple[str, str | None]) -> None:
+    import sqlalchemy as sa
+
+    connect(db).close()
+    store = connect(db)  # second open: already at head
+    try:
+        with store.engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            assert {"events", "postings", "counter", "snapshots", "alembic_version"} <= tables
+            assert conn.execute(sa.text("SELECT value FROM counter WHERE name = 'events'")).scalar_one() == 0
+    finally:
+        store.close()

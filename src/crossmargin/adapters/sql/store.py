@@ -36,6 +36,7 @@ from crossmargin.errors import DurabilityError, InputError, StoreError
 
 DEFAULT_URL = "sqlite:///crossmargin.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001_event_log"  # the newest script in migrations/versions
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -254,7 +255,14 @@ def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Alembic upgrade to head, on this engine (idempotent)."""
+    """Alembic upgrade to head, on this engine (idempotent). A database already at
+    `HEAD_REVISION` is left alone without loading the migration scripts (a restart's fast path;
+    a test holds the constant equal to the scripts' head)."""
+    with engine.connect() as conn:
+        if sa.inspect(conn).has_table("alembic_version"):
+            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+            if current == [HEAD_REVISION]:
+                return
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
