@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                     engine.dispose()
             results[name] = {
                 "deposits": deposits,
+                "deposits_light_load": light,
                 "transfers": transfers,
                 "floor_insert_100_per_commit": floor,
             }

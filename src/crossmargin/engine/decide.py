@@ -71,9 +71,11 @@ def _effects_of(before: LedgerState, applied: Applied, traders: Iterable[str]) -
     after = applied.state
     positions: list[list[Any]] = []
     status: list[list[Any]] = []
+    held_before = _by_account(before.positions)
+    held_after = _by_account(after.positions)
     for trader in sorted(set(traders)):
-        old = {i: p for (a, i), p in before.positions.items() if a == trader}
-        new = {i: p for (a, i), p in after.positions.items() if a == trader}
+        old = held_before.get(trader, {})
+        new = held_after.get(trader, {})
         for instrument in sorted(old.keys() - new.keys()):
             positions.append([trader, instrument, 0, 0.0])
         for instrument, p in sorted(new.items()):
@@ -98,6 +100,15 @@ def _effects_of(before: LedgerState, applied: Applied, traders: Iterable[str]) -
         "status": status,
         "records": [_record(r) for r in applied.records],
     }
+
+
+def _by_account(positions: Mapping[tuple[str, str], Position]) -> dict[str, dict[str, Position]]:
+    """{account: {instrument: position}} in one pass (a liquidation's sub-state may hold every
+    holder of an instrument)."""
+    out: dict[str, dict[str, Position]] = {}
+    for (account, instrument), p in positions.items():
+        out.setdefault(account, {})[instrument] = p
+    return out
 
 
 def _record(record: AuditRecord) -> list[Any]:
