@@ -42,10 +42,10 @@ FloatArray = npt.NDArray[np.float64]
 __all__ = [
     "Clock",
     "EventSink",
+    "EventStore",
     "FundingSource",
     "ImpliedVolSource",
     "OpenInterestSource",
-    "EventStore",
     "PriceHistorySource",
     "PricePath",
     "QuoteSource",
