@@ -37,7 +37,11 @@ def three_accounts() -> tuple[object, MarketState]:
         assets=[Asset(symbol="USD", price_usd=1.0)],
         instruments=[perp],
         balances={"A": {"USD": 60.0}, "B": {"USD": 98.0}, "C": {"USD": 1000.0}},
-        positions=[("A", "BTC-PERP", 10.0, 100.0), ("B", "BTC-PERP", 10.0, 100.0), ("C", "BTC-PERP", -20.0, 100.0)],
+        positions=[
+            ("A", "BTC-PERP", 10.0, 100.0),
+            ("B", "BTC-PERP", 10.0, 100.0),
+            ("C", "BTC-PERP", -20.0, 100.0),
+        ],
     )
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0})
     return book, market

@@ -26,6 +26,7 @@ fund and haircuts in integer units (core.stress.liquidation), converted in one p
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,10 +37,12 @@ import scipy.sparse as sp
 
 from crossmargin.core.assets import AssetTable
 from crossmargin.core.book import Book
+from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.margin import MarginModel
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import entry_term, revalue
 from crossmargin.core.scenarios import MIN_SHOCKED_VOL, ScenarioSet, revalue_scenarios
+from crossmargin.core.stress.historical import WindowMove
 from crossmargin.core.stress.impact import NO_IMPACT, SquareRootImpact
 from crossmargin.core.stress.liquidation import (
     CASH_UNIT,
@@ -50,8 +53,8 @@ from crossmargin.core.stress.liquidation import (
     liquidate_round,
     segment_sum,
 )
+from crossmargin.core.stress.reverse import ReverseResult, smallest_breaking_scale
 from crossmargin.core.stress.waterfall import Candidates, DeficitTotals, deleverage, fund_stage
-from crossmargin.core.instruments import InstrumentKind
 from crossmargin.engine.risk_engine import RiskEngine
 from crossmargin.errors import InputError
 
@@ -88,9 +91,7 @@ class Shock:
         )
 
 
-def shocks_of(
-    scenarios: ScenarioSet, *, funding_carry: FloatArray | None = None
-) -> list[Shock]:
+def shocks_of(scenarios: ScenarioSet, *, funding_carry: FloatArray | None = None) -> list[Shock]:
     """Each row of a scenario set as a Shock (funding_carry (S, I) when the set has funding)."""
     n_instruments = scenarios.vol_shift.shape[1]
     carry = np.zeros((scenarios.n_scenarios, n_instruments)) if funding_carry is None else funding_carry
@@ -125,8 +126,68 @@ def hypothetical_shock(
         if symbol not in book.instruments.underlyings:
             raise InputError(f"shock.vol_shift[{symbol}]", "not an underlying of the book")
         shift[(underlying_of == symbol) & book.instruments.is_option] = points
-    return Shock(label=label, factors=factors, price_factor=factor, vol_shift=shift,
-                 funding_carry=np.zeros(book.instruments.n_instruments))  # fmt: skip
+    return Shock(
+        label=label,
+        factors=factors,
+        price_factor=factor,
+        vol_shift=shift,
+        funding_carry=np.zeros(book.instruments.n_instruments),
+    )
+
+
+def window_shock(
+    venue: StressVenue, move: WindowMove, *, trough: bool = False, proxy: str = "BTC"
+) -> tuple[Shock, tuple[str, ...]]:
+    """A historical window's moves as a Shock on the venue's risk factors: the joint close-to-close
+    move (or each asset's trough); a factor the window has no data for moves like `proxy` (named in
+    the second return value); the cash asset never moves. Options' vols move by the window's
+    relative implied-vol change (BTC DVOL, the only implied vol in the data, for every
+    underlying), and every perpetual pays the window's funding (BTC's, likewise)."""
+    book = venue.book
+    factors = risk_factors(book)
+    values = move.trough_factor if trough else move.close_factor
+    by_symbol = dict(zip(move.symbols, values.tolist(), strict=True))
+    proxy_move = by_symbol.get(proxy, float("nan"))
+    factor = np.ones(len(factors))
+    proxied = []
+    for n, symbol in enumerate(factors):
+        if symbol == CASH_SYMBOL:
+            continue
+        value = by_symbol.get(symbol, float("nan"))
+        if not np.isfinite(value):
+            if not np.isfinite(proxy_move):
+                raise InputError(f"window[{move.window.name}]", f"no data for {symbol} nor its proxy {proxy}")
+            value = proxy_move
+            proxied.append(symbol)
+        factor[n] = value
+    instruments = book.instruments
+    relative = move.vol_relative_change if np.isfinite(move.vol_relative_change) else 0.0
+    base_vol = np.where(instruments.is_option, venue.market.implied_vol, 0.0)
+    carry = np.where(
+        instruments.kind == InstrumentKind.PERPETUAL,
+        move.funding_sum if np.isfinite(move.funding_sum) else 0.0,
+        0.0,
+    )
+    shock = Shock(
+        label=f"{move.window.name}{' trough' if trough else ''}",
+        factors=factors,
+        price_factor=factor,
+        vol_shift=np.where(instruments.is_option, base_vol * relative, 0.0),
+        funding_carry=carry,
+    )
+    return shock, tuple(proxied)
+
+
+def shocks_scenario_set(shocks: Sequence[Shock]) -> ScenarioSet:
+    """Shocks as one ScenarioSet (one group per shock), for `screen`."""
+    return ScenarioSet(
+        factors=shocks[0].factors,
+        price_factor=np.array([s.price_factor for s in shocks]),
+        vol_shift=np.array([s.vol_shift for s in shocks]),
+        weight=np.ones(len(shocks)),
+        group=np.arange(len(shocks), dtype=np.int64),
+        labels=tuple(s.label for s in shocks),
+    )
 
 
 def risk_factors(book: Book) -> tuple[str, ...]:
@@ -207,8 +268,9 @@ def shocked_market(
     f_under = padded[under]
     f_inst = f_under[book.instruments.underlying_index]
     option = book.instruments.is_option
-    vol = np.where(option, np.maximum(venue_market.implied_vol + vol_shift, MIN_SHOCKED_VOL),
-                   venue_market.implied_vol)  # fmt: skip
+    vol = np.where(
+        option, np.maximum(venue_market.implied_vol + vol_shift, MIN_SHOCKED_VOL), venue_market.implied_vol
+    )
     market = dataclasses.replace(
         venue_market,
         index_price_usd=venue_market.index_price_usd * f_under,
@@ -223,7 +285,9 @@ def shocked_market(
 # -- the scenario pass: every account after every scenario ------------------------------------
 
 
-def screen(venue: StressVenue, scenarios: ScenarioSet, *, funding_carry: FloatArray | None = None) -> FloatArray:
+def screen(
+    venue: StressVenue, scenarios: ScenarioSet, *, funding_carry: FloatArray | None = None
+) -> FloatArray:
     """Every account's P&L (A, S) USD in every scenario, without liquidation: one
     `revalue_scenarios` of the set, then the book's two sparse products and its collateral
     (haircut units × price × Δfactor), minus funding paid (Q @ notional·carry)."""
@@ -232,10 +296,14 @@ def screen(venue: StressVenue, scenarios: ScenarioSet, *, funding_carry: FloatAr
     reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
     positions = book.positions
     term = entry_term(book.entry_price, book.instruments.reciprocal_entry[positions.indices])
-    weighted = sp.csr_array((positions.data * term, positions.indices, positions.indptr), shape=positions.shape)
+    weighted = sp.csr_array(
+        (positions.data * term, positions.indices, positions.indptr), shape=positions.shape
+    )
     pnl: FloatArray = positions @ reval.d_unit_value_usd + weighted @ reval.d_entry_coefficient_usd
     indptr, asset, units = book.balance_csr
-    value = sp.csr_array((units * book.assets.price_usd[asset], asset, indptr), shape=(book.n_accounts, book.assets.n_assets))
+    value = sp.csr_array(
+        (units * book.assets.price_usd[asset], asset, indptr), shape=(book.n_accounts, book.assets.n_assets)
+    )
     pnl = pnl + value @ reval.d_asset_factor
     if funding_carry is not None:
         pnl = pnl - positions @ (valuation.notional_usd[:, None] * funding_carry.T)
@@ -315,7 +383,9 @@ class StressShard:
         h = self.holdings
         balances = h.collateral_units * COLLATERAL_UNIT
         balances[:, self._venue.cash_column] = h.cash_units * CASH_UNIT
-        positions = sp.csr_array((h.lots * LOT, book.positions.indices, book.positions.indptr), shape=book.positions.shape)
+        positions = sp.csr_array(
+            (h.lots * LOT, book.positions.indices, book.positions.indptr), shape=book.positions.shape
+        )
         return dataclasses.replace(
             book, assets=book.assets.with_prices(asset_price_usd), positions=positions, balances=balances
         )
@@ -325,14 +395,23 @@ class StressShard:
         n_instruments = self._venue.book.instruments.n_instruments
         if round_market.funding_carry is not None:
             valuation = revalue(self._venue.book.instruments, round_market.market)
-            paid = self.holdings.lots * LOT * valuation.notional_usd[self._instrument] * round_market.funding_carry[self._instrument]
-            self.holdings.cash_units[:] -= segment_sum(np.ceil(paid / CASH_UNIT).astype(np.int64), self.holdings.indptr)
+            paid = (
+                self.holdings.lots
+                * LOT
+                * valuation.notional_usd[self._instrument]
+                * round_market.funding_carry[self._instrument]
+            )
+            self.holdings.cash_units[:] -= segment_sum(
+                np.ceil(paid / CASH_UNIT).astype(np.int64), self.holdings.indptr
+            )
         self._asset_price = round_market.asset_price_usd
         self.engine.on_book(self._book_now(round_market.asset_price_usd), round_market.market)
         result = self.engine.result
         valuation = self.engine.valuation
         inst = self._instrument
-        self._value_per_contract = valuation.unit_value_usd[inst] + valuation.entry_coefficient_usd[inst] * self._entry_term
+        self._value_per_contract = (
+            valuation.unit_value_usd[inst] + valuation.entry_coefficient_usd[inst] * self._entry_term
+        )
         self._equity_round = result.equity_usd.copy()
         stats: dict[str, Any] = {}
         if round_market.record_shock:
@@ -346,7 +425,9 @@ class StressShard:
             asset_price_usd=round_market.asset_price_usd,
             rule=rule,
         )
-        bankrupt_position = (fills.deficit_units > 0)[np.repeat(np.arange(self.n_accounts), np.diff(self.holdings.indptr))]
+        bankrupt_position = (fills.deficit_units > 0)[
+            np.repeat(np.arange(self.n_accounts), np.diff(self.holdings.indptr))
+        ]
         closed = fills.closed_lots
         position_deficit = fills.position_deficit_units
         return ShardRound(
@@ -368,14 +449,18 @@ class StressShard:
         top = np.argpartition(-loss_units, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
         ids = self.account_ids
         return {
-            "under_maintenance": int(np.count_nonzero((equity_usd < maintenance_usd) & (maintenance_usd > 0.0))),
+            "under_maintenance": int(
+                np.count_nonzero((equity_usd < maintenance_usd) & (maintenance_usd > 0.0))
+            ),
             "under_zero": int(np.count_nonzero(equity_usd < 0.0)),
             "shortfall_units": int(shortfall.sum()),
             "loss_units": int(loss_units.sum()),
             "top_losses": tuple((int(loss_units[j]), ids[int(j)]) for j in top.tolist() if loss_units[j] > 0),
         }
 
-    def candidates(self, requests: Sequence[tuple[int, int]]) -> list[tuple[Candidates, IntArray, tuple[str, ...]]]:
+    def candidates(
+        self, requests: Sequence[tuple[int, int]]
+    ) -> list[tuple[Candidates, IntArray, tuple[str, ...]]]:
         """For each (instrument, winner sign): profitable delta-one positions of that sign on it,
         in account order, as ADL candidates (global rows), with their local slots and ids."""
         out = []
@@ -449,7 +534,9 @@ class LocalShards:
 
     @classmethod
     def of(cls, venue: StressVenue, model: MarginModel, *, n_shards: int = 1) -> LocalShards:
-        return cls([StressShard(part, model, account_offset=offset) for part, offset in split_venue(venue, n_shards)])
+        return cls(
+            [StressShard(part, model, account_offset=offset) for part, offset in split_venue(venue, n_shards)]
+        )
 
     def call(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
         return [getattr(shard, method)(*a) for shard, a in zip(self.shards, args, strict=True)]
@@ -466,7 +553,7 @@ def split_venue(venue: StressVenue, n_shards: int) -> list[tuple[StressVenue, in
     bounds = np.linspace(0, venue.book.n_accounts, n_shards + 1).astype(np.int64)
     return [
         (dataclasses.replace(venue, book=venue.book.select(np.arange(lo, hi))), int(lo))
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+        for lo, hi in itertools.pairwise(bounds)
     ]
 
 
@@ -670,7 +757,9 @@ def run_cascade(
     shock_stats: dict[str, Any] = {}
     rng = np.random.default_rng(policy.seed)
     converged = True
-    factor_of_instrument = np.array([factors.index(u) for u in instruments.underlyings], dtype=np.int64)[instruments.underlying_index]
+    factor_of_instrument = np.array([factors.index(u) for u in instruments.underlyings], dtype=np.int64)[
+        instruments.underlying_index
+    ]
     factor_of_asset = np.array([factors.index(s) for s in book.assets.symbols], dtype=np.int64)
     n = runner.n_shards
     total_rounds = len(path) * max_rounds
@@ -679,7 +768,9 @@ def run_cascade(
         for round_number in range(1, max_rounds + 1):
             first = step == 0 and round_number == 1
             factor = shock.price_factor * impact.factor(factors, flow)
-            market, asset_price = shocked_market(venue.market, venue.book.assets.price_usd, book, factors, factor, shock.vol_shift)
+            market, asset_price = shocked_market(
+                venue.market, venue.book.assets.price_usd, book, factors, factor, shock.vol_shift
+            )
             round_market = RoundMarket(
                 market=market,
                 asset_price_usd=asset_price,
@@ -690,12 +781,15 @@ def run_cascade(
             totals = _reduce(parts)
             if first:
                 shock_stats = _merge_shock_stats(parts)
-            stage = fund_stage(fund, DeficitTotals(
-                fee_units=totals.fee_units,
-                instrument_deficit_units=totals.instrument_deficit_units,
-                unattributed_deficit_units=totals.unattributed_deficit_units,
-                bankrupt_closed_lots=totals.bankrupt_closed_lots,
-            ))  # fmt: skip
+            stage = fund_stage(
+                fund,
+                DeficitTotals(
+                    fee_units=totals.fee_units,
+                    instrument_deficit_units=totals.instrument_deficit_units,
+                    unattributed_deficit_units=totals.unattributed_deficit_units,
+                    bankrupt_closed_lots=totals.bankrupt_closed_lots,
+                ),
+            )
             fund = stage.fund_units
             valuation = revalue(instruments, market)
             bad_debt = stage.unattributed_bad_debt_units
@@ -703,10 +797,10 @@ def run_cascade(
             adl_notional = 0.0
             adl_haircut = 0
             todo = [
-                int(i) for i in np.flatnonzero(stage.remaining_units > 0)
-                if totals.bankrupt_closed_lots[i] != 0
-                and instruments.kind[i] != InstrumentKind.OPTION and instruments.kind[i] != InstrumentKind.SPOT
-            ]  # fmt: skip
+                int(i)
+                for i in np.flatnonzero(stage.remaining_units > 0)
+                if totals.bankrupt_closed_lots[i] != 0 and _deleverageable(instruments.kind[i])
+            ]
             bad_debt += int(stage.remaining_units.sum()) - sum(int(stage.remaining_units[i]) for i in todo)
             if todo and policy.adl_policy is None:
                 bad_debt += sum(int(stage.remaining_units[i]) for i in todo)
@@ -728,7 +822,9 @@ def run_cascade(
                     fund += outcome.overshoot_units
                     bad_debt += outcome.bad_debt_units
                     adl_lots += int(outcome.lots.sum())
-                    adl_notional += float(outcome.lots.sum()) * LOT * float(valuation.notional_usd[instrument])
+                    adl_notional += (
+                        float(outcome.lots.sum()) * LOT * float(valuation.notional_usd[instrument])
+                    )
                     adl_haircut += outcome.covered_units
                     start = 0
                     for s, (cands, slots, ids) in enumerate(per_shard):
@@ -748,17 +844,24 @@ def run_cascade(
             traded_usd = totals.collateral_traded_units * COLLATERAL_UNIT * asset_price
             np.add.at(round_flow, factor_of_asset, -traded_usd)
             gross = totals.closed_abs_lots * LOT * valuation.notional_usd
-            by_under = np.bincount(instruments.underlying_index, weights=gross, minlength=len(instruments.underlyings))
+            by_under = np.bincount(
+                instruments.underlying_index, weights=gross, minlength=len(instruments.underlyings)
+            )
             row = RoundRow(
                 step=step,
                 round=round_number,
                 price_factor=factor,
                 liquidated_accounts=totals.liquidated_accounts,
                 liquidated_notional_usd=float(gross.sum()),
-                notional_by_underlying_usd={u: float(v) for u, v in zip(instruments.underlyings, by_under, strict=True) if v > 0},
-                collateral_sold_usd={s: float(v) for s, v in zip(book.assets.symbols, traded_usd, strict=True) if v != 0},
+                notional_by_underlying_usd={
+                    u: float(v) for u, v in zip(instruments.underlyings, by_under, strict=True) if v > 0
+                },
+                collateral_sold_usd={
+                    s: float(v) for s, v in zip(book.assets.symbols, traded_usd, strict=True) if v != 0
+                },
                 fees_usd=totals.fee_units * CASH_UNIT,
-                deficit_usd=(int(totals.instrument_deficit_units.sum()) + totals.unattributed_deficit_units) * CASH_UNIT,
+                deficit_usd=(int(totals.instrument_deficit_units.sum()) + totals.unattributed_deficit_units)
+                * CASH_UNIT,
                 fund_paid_usd=stage.fund_paid_units * CASH_UNIT,
                 fund_usd=fund * CASH_UNIT,
                 adl_contracts=adl_lots * LOT,
@@ -794,6 +897,11 @@ def run_cascade(
         adl_bearers=tuple((a, v * CASH_UNIT) for a, v in bearers),
         converged=converged,
     )
+
+
+def _deleverageable(kind: int) -> bool:
+    """ADL trades futures and perpetuals (options and spot have no ADL queue)."""
+    return kind not in (InstrumentKind.OPTION, InstrumentKind.SPOT)
 
 
 def _reduce(parts: Sequence[ShardRound]) -> ShardRound:
@@ -844,3 +952,63 @@ def forward_stress(
     runner = LocalShards.of(venue, model, n_shards=n_shards)
     return run_cascade(runner, venue, [shock], policy=policy, insurance_fund_usd=insurance_fund_usd)
 
+
+# -- reverse stress ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReverseStress:
+    """The smallest scale of `direction` that breaks the target, with the forward stresses just
+    below (`holds`) and at (`breaks`) it."""
+
+    direction: str
+    target: str
+    threshold_usd: float
+    search: ReverseResult
+    holds: CascadeResult
+    breaks: CascadeResult
+
+
+def reverse_stress(
+    venue: StressVenue,
+    model: MarginModel,
+    direction: Shock,
+    *,
+    policy: Policy,
+    insurance_fund_usd: float,
+    target: str = "fund",
+    threshold_usd: float = 0.0,
+    impact: SquareRootImpact = NO_IMPACT,
+    tolerance: float = 1e-3,
+    max_scale: float = 16.0,
+    n_shards: int = 1,
+) -> ReverseStress:
+    """Smallest k such that the forward stress (a cascade, with `impact`) of `direction.scaled(k)`
+    exhausts the insurance fund (target "fund": deficits ≥ fund + fees collected) or leaves bad
+    debt above `threshold_usd` (target "bad_debt"); core.stress.reverse does the bracketing."""
+    if target not in ("fund", "bad_debt"):
+        raise InputError("target", "must be 'fund' or 'bad_debt'")
+
+    def forward(scale: float) -> CascadeResult:
+        runner = LocalShards.of(venue, model, n_shards=n_shards)
+        shock = direction.scaled(scale)
+        return run_cascade(
+            runner, venue, [shock], policy=policy, insurance_fund_usd=insurance_fund_usd, impact=impact
+        )
+
+    def outcome(scale: float) -> float:
+        result = forward(scale)
+        if target == "fund":
+            fees = sum(r.fees_usd for r in result.rounds)
+            return result.deficit_usd - (insurance_fund_usd + fees)
+        return result.bad_debt_usd - threshold_usd
+
+    search = smallest_breaking_scale(outcome, tolerance=tolerance, max_scale=max_scale)
+    return ReverseStress(
+        direction=direction.label,
+        target=target,
+        threshold_usd=threshold_usd,
+        search=search,
+        holds=forward(search.lower),
+        breaks=forward(search.upper),
+    )

@@ -159,7 +159,9 @@ def liquidate_round(
     # Lots closed: ceil(|lots| · f) (the venue closes at least what the rule needs), sign kept.
     f_position = fraction[account_of]
     size = np.abs(lots)
-    closed_size = np.where(f_position >= 1.0, size, np.minimum(size, np.ceil(size * f_position).astype(np.int64)))
+    closed_size = np.where(
+        f_position >= 1.0, size, np.minimum(size, np.ceil(size * f_position).astype(np.int64))
+    )
     closed = np.sign(lots) * closed_size
     closed_quantity = closed * LOT
     settled = closed_quantity * value_per_contract_usd / CASH_UNIT
@@ -207,7 +209,9 @@ def liquidate_round(
         fee_units=fee_units,
         collateral_traded_units=traded,
         deficit_units=deficit,
-        position_deficit_units=split_deficit(deficit, np.abs(closed_quantity) * notional_per_contract_usd, indptr),
+        position_deficit_units=split_deficit(
+            deficit, np.abs(closed_quantity) * notional_per_contract_usd, indptr
+        ),
         liquidated=liquidated,
     )
 

@@ -57,7 +57,9 @@ def smallest_breaking_scale(
     while g(upper) < 0.0:
         lower = upper
         if upper >= max_scale:
-            return ReverseResult(scale=max_scale, lower=lower, upper=max_scale, evaluations=calls, found=False)
+            return ReverseResult(
+                scale=max_scale, lower=lower, upper=max_scale, evaluations=calls, found=False
+            )
         upper = min(2.0 * upper, max_scale)
 
     # brentq wants f(a), f(b) of opposite signs and 0 excluded from the "breaking" side: shift by
@@ -65,7 +67,7 @@ def smallest_breaking_scale(
     def signed(k: float) -> float:
         return 1.0 if g(k) >= 0.0 else -1.0
 
-    root = float(brentq(signed, lower, upper, xtol=tolerance, rtol=4 * 2.2e-16))
+    root = float(brentq(signed, lower, upper, xtol=tolerance))
     # The crossing lies within tolerance of root: give a bracket whose upper end breaks it.
     low, high = max(lower, root - tolerance), min(upper, root + tolerance)
     if signed(high) < 0.0:

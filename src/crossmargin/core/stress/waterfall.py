@@ -111,8 +111,13 @@ def deleverage(
     n = candidates.lots.size
     if remaining_units <= 0 or n == 0:
         zero = np.zeros(n, dtype=np.int64)
-        return AdlOutcome(lots=zero, haircut_units=zero.copy(), covered_units=0, overshoot_units=0,
-                          bad_debt_units=max(remaining_units, 0))  # fmt: skip
+        return AdlOutcome(
+            lots=zero,
+            haircut_units=zero.copy(),
+            covered_units=0,
+            overshoot_units=0,
+            bad_debt_units=max(remaining_units, 0),
+        )
     # gap = deficit / bankrupt lots (cash units per lot), kept as the exact ratio: needed lots
     # ceil(R / gap) and haircuts ceil(x · gap) in Python integers (x · D overflows int64).
     needed = -(-remaining_units * bankrupt_lots // deficit_units)
