@@ -60,6 +60,17 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "fund, ADL, socialised loss and bad debt, every unit of money exact.",
     ),
     "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
+    "stress": LazyCommand(
+        "crossmargin.cli.stress",
+        "stress",
+        "Venue-wide stress: historical windows, shocks, depegs, reverse stress; fund, ADL, bad debt.",
+    ),
+    "cascade": LazyCommand(
+        "crossmargin.cli.cascade",
+        "cascade",
+        "Cascading liquidations with square-root price impact, round by round; policy comparison.",
+    ),
+    "synth": LazyCommand("crossmargin.cli.synth", "synth", "Write a seeded synthetic venue book as Parquet."),
 }
 
 

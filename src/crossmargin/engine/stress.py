@@ -62,6 +62,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 CASH_SYMBOL = "USD"
+STABLECOINS = frozenset({"USDC", "USDT", "DAI", "BUSD", "FDUSD", "USDE"})  # no data: par, not the proxy
 TOP_N = 10
 
 
@@ -139,8 +140,9 @@ def window_shock(
     venue: StressVenue, move: WindowMove, *, trough: bool = False, proxy: str = "BTC"
 ) -> tuple[Shock, tuple[str, ...]]:
     """A historical window's moves as a Shock on the venue's risk factors: the joint close-to-close
-    move (or each asset's trough); a factor the window has no data for moves like `proxy` (named in
-    the second return value); the cash asset never moves. Options' vols move by the window's
+    move (or each asset's trough); a factor the window has no data for moves like `proxy`, a
+    stablecoin without data stays at par (both named in the second return value); the cash asset
+    never moves. Options' vols move by the window's
     relative implied-vol change (BTC DVOL, the only implied vol in the data, for every
     underlying), and every perpetual pays the window's funding (BTC's, likewise)."""
     book = venue.book
@@ -154,6 +156,9 @@ def window_shock(
         if symbol == CASH_SYMBOL:
             continue
         value = by_symbol.get(symbol, float("nan"))
+        if not np.isfinite(value) and symbol in STABLECOINS:
+            proxied.append(f"{symbol} (held at par)")
+            continue
         if not np.isfinite(value):
             if not np.isfinite(proxy_move):
                 raise InputError(f"window[{move.window.name}]", f"no data for {symbol} nor its proxy {proxy}")
@@ -1012,3 +1017,47 @@ def reverse_stress(
         holds=forward(search.lower),
         breaks=forward(search.upper),
     )
+
+
+def compare_policies(
+    venue: StressVenue,
+    model: MarginModel,
+    path: Sequence[Shock],
+    *,
+    insurance_fund_usd: float,
+    impact: SquareRootImpact = NO_IMPACT,
+    candidates: Sequence[Policy] | None = None,
+    n_shards: int = 1,
+) -> list[CascadeResult]:
+    """The same shock path under each liquidation policy (default: every one, `policies()`)."""
+    return [
+        run_cascade(
+            LocalShards.of(venue, model, n_shards=n_shards),
+            venue,
+            path,
+            policy=p,
+            insurance_fund_usd=insurance_fund_usd,
+            impact=impact,
+        )
+        for p in (candidates if candidates is not None else policies())
+    ]
+
+
+def policy_named(name: str, *, fee_rate: float = 0.005, exit_coverage: float = 1.25) -> Policy:
+    """'full/queue', 'partial/pro_rata', 'full/no-adl', ... (see `policies`)."""
+    for p in policies(fee_rate=fee_rate, exit_coverage=exit_coverage):
+        if p.name == name:
+            return p
+    names = ", ".join(p.name for p in policies())
+    raise InputError("policy", f"unknown policy {name!r}; choose one of {names}")
+
+
+def split_path(shock: Shock, steps: int) -> list[Shock]:
+    """A shock reached in `steps` equal steps in log price (and linearly in vol, funding): the hour
+    of a crash as a price path."""
+    if steps < 1:
+        raise InputError("steps", "must be >= 1")
+    return [
+        dataclasses.replace(shock.scaled((k + 1) / steps), label=f"{shock.label} step {k + 1}/{steps}")
+        for k in range(steps)
+    ]
