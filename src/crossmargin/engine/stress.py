@@ -463,11 +463,16 @@ class StressShard:
             "top_losses": tuple((int(loss_units[j]), ids[int(j)]) for j in top.tolist() if loss_units[j] > 0),
         }
 
+    def account_ids_of(self, global_rows: Sequence[int]) -> dict[int, str]:
+        """Ids of those global rows that are in this shard."""
+        ids = self.account_ids
+        return {r: ids[r - self._offset] for r in global_rows if 0 <= r - self._offset < self.n_accounts}
+
     def candidates(
         self, requests: Sequence[tuple[int, int]]
-    ) -> list[tuple[Candidates, IntArray, tuple[str, ...]]]:
+    ) -> list[tuple[Candidates, IntArray]]:
         """For each (instrument, winner sign): profitable delta-one positions of that sign on it,
-        in account order, as ADL candidates (global rows), with their local slots and ids."""
+        in account order, as ADL candidates (global rows), with their local slots."""
         out = []
         lots = self.holdings.lots
         counts = np.diff(self.holdings.indptr)
@@ -489,8 +494,7 @@ class StressShard:
                 profit_fraction=value[slots] / np.maximum(gross, 1e-300),
                 leverage=leverage,
             )
-            ids = self.account_ids
-            out.append((cands, slots, tuple(ids[int(r)] for r in rows.tolist())))
+            out.append((cands, slots))
         return out
 
     def apply_adl(self, assignments: Sequence[tuple[IntArray, IntArray, IntArray]]) -> None:
@@ -758,7 +762,8 @@ def run_cascade(
     fund_start = fund
     flow = np.zeros(len(factors))
     rows: list[RoundRow] = []
-    adl_bearers: dict[str, int] = {}
+    bearer_rows: list[IntArray] = []
+    bearer_units: list[IntArray] = []
     shock_stats: dict[str, Any] = {}
     rng = np.random.default_rng(policy.seed)
     converged = True
@@ -815,7 +820,7 @@ def run_cascade(
                 assignments: list[list[tuple[IntArray, IntArray, IntArray]]] = [[] for _ in range(n)]
                 for r, instrument in enumerate(todo):
                     per_shard = [shard_found[r] for shard_found in found]
-                    merged = _concat_candidates([c for c, _, _ in per_shard])
+                    merged = _concat_candidates([c for c, _ in per_shard])
                     outcome = deleverage(
                         merged,
                         remaining_units=int(stage.remaining_units[instrument]),
@@ -832,14 +837,15 @@ def run_cascade(
                     )
                     adl_haircut += outcome.covered_units
                     start = 0
-                    for s, (cands, slots, ids) in enumerate(per_shard):
+                    for s, (cands, slots) in enumerate(per_shard):
                         size = cands.lots.size
                         lots = outcome.lots[start : start + size]
                         haircut = outcome.haircut_units[start : start + size]
                         assignments[s].append((slots, lots, haircut))
-                        for j in np.flatnonzero(haircut > 0).tolist():
-                            adl_bearers[ids[j]] = adl_bearers.get(ids[j], 0) + int(haircut[j])
                         start += size
+                    hit = outcome.haircut_units > 0
+                    bearer_rows.append(merged.account_row[hit])
+                    bearer_units.append(outcome.haircut_units[hit])
                 runner.call("apply_adl", [(a,) for a in assignments])
             # Flow into the market: closing a long sells (negative), collateral sold sells too.
             closed_quantity = totals.closed_lots * LOT
@@ -886,7 +892,7 @@ def run_cascade(
     if progress is not None:
         progress(total_rounds, total_rounds)
     top_losses = tuple((a, v * CASH_UNIT) for v, a in shock_stats.get("top_losses", ()))
-    bearers = sorted(adl_bearers.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_N]
+    bearers = _top_bearers(runner, bearer_rows, bearer_units)
     return CascadeResult(
         label=path[0].label if len(path) == 1 else f"{path[0].label} .. {path[-1].label}",
         policy=policy.name,
@@ -899,9 +905,27 @@ def run_cascade(
         shortfall_usd=shock_stats.get("shortfall_units", 0) * CASH_UNIT,
         loss_usd=shock_stats.get("loss_units", 0) * CASH_UNIT,
         top_losses=top_losses,
-        adl_bearers=tuple((a, v * CASH_UNIT) for a, v in bearers),
+        adl_bearers=bearers,
         converged=converged,
     )
+
+
+def _top_bearers(
+    runner: ShardRunner, rows: Sequence[IntArray], units: Sequence[IntArray]
+) -> tuple[tuple[str, float], ...]:
+    """The TOP_N accounts by total ADL haircut (USD), ties by global row."""
+    if not rows:
+        return ()
+    all_rows, all_units = np.concatenate(rows), np.concatenate(units)
+    account, inverse = np.unique(all_rows, return_inverse=True)
+    total = np.zeros(account.size, dtype=np.int64)
+    np.add.at(total, inverse, all_units)
+    order = np.lexsort((account, -total))[:TOP_N]
+    wanted = [int(account[j]) for j in order]
+    ids: dict[int, str] = {}
+    for part in runner.call("account_ids_of", [(wanted,)] * runner.n_shards):
+        ids.update(part)
+    return tuple((ids[int(account[j])], int(total[j]) * CASH_UNIT) for j in order)
 
 
 def _deleverageable(kind: int) -> bool:
@@ -1057,6 +1081,8 @@ def split_path(shock: Shock, steps: int) -> list[Shock]:
     of a crash as a price path."""
     if steps < 1:
         raise InputError("steps", "must be >= 1")
+    if steps == 1:
+        return [shock]
     return [
         dataclasses.replace(shock.scaled((k + 1) / steps), label=f"{shock.label} step {k + 1}/{steps}")
         for k in range(steps)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core.book import compressed_slots
 from crossmargin.core.checks import check_range
 from crossmargin.errors import InputError
 
@@ -146,37 +147,46 @@ def liquidate_round(
     terms applied); asset_price_usd (K,) at this round."""
     indptr = holdings.indptr
     counts = np.diff(indptr)
-    account_of = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    n_accounts = counts.size
+    account_of = np.repeat(np.arange(n_accounts, dtype=np.int64), counts)
     lots = holdings.lots
-    quantity = lots * LOT
     notional_usd = np.bincount(
-        account_of, weights=np.abs(quantity) * notional_per_contract_usd, minlength=counts.size
+        account_of, weights=np.abs(lots * LOT) * notional_per_contract_usd, minlength=n_accounts
     )
     fraction = close_fraction(equity_usd, maintenance_usd, notional_usd, rule)
     liquidated = fraction > 0.0
-    full = fraction >= 1.0
-
+    closed = np.zeros_like(lots)
+    fee_units = np.zeros(n_accounts, dtype=np.int64)
+    traded = np.zeros_like(holdings.collateral_units)
+    deficit = np.zeros(n_accounts, dtype=np.int64)
+    position_deficit = np.zeros_like(lots)
+    rows = np.flatnonzero(liquidated)
+    if rows.size == 0:
+        return RoundFills(closed, fee_units, traded, deficit, position_deficit, liquidated)
+    # Only the liquidated accounts' positions from here on (a gather, like Book.select).
+    slots = compressed_slots(indptr, rows)
+    sub_counts = counts[rows]
+    sub_indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(sub_counts, out=sub_indptr[1:])
+    f_position = np.repeat(fraction[rows], sub_counts)
+    size = np.abs(lots[slots])
     # Lots closed: ceil(|lots| · f) (the venue closes at least what the rule needs), sign kept.
-    f_position = fraction[account_of]
-    size = np.abs(lots)
-    closed_size = np.where(
-        f_position >= 1.0, size, np.minimum(size, np.ceil(size * f_position).astype(np.int64))
-    )
-    closed = np.sign(lots) * closed_size
-    closed_quantity = closed * LOT
-    settled = closed_quantity * value_per_contract_usd / CASH_UNIT
-    settled_units = np.floor(settled).astype(np.int64)  # receipts down, charges up (floor both)
-    fee = np.ceil(rule.fee_rate * np.abs(closed_quantity) * notional_per_contract_usd / CASH_UNIT)
-    fee_position = fee.astype(np.int64)
-    lots -= closed
+    partial_size = np.minimum(size, np.ceil(size * f_position).astype(np.int64))
+    closed_sub = np.sign(lots[slots]) * np.where(f_position >= 1.0, size, partial_size)
+    closed_quantity = closed_sub * LOT
+    value = value_per_contract_usd[slots]
+    notional = notional_per_contract_usd[slots]
+    settled_units = np.floor(closed_quantity * value / CASH_UNIT).astype(np.int64)  # receipts down, charges up
+    fee_position = np.ceil(rule.fee_rate * np.abs(closed_quantity) * notional / CASH_UNIT).astype(np.int64)
+    lots[slots] -= closed_sub
+    closed[slots] = closed_sub
+    fee_units[rows] = segment_sum(fee_position, sub_indptr)
     cash = holdings.cash_units
-    cash += segment_sum(settled_units, indptr)
-    fee_units = segment_sum(fee_position, indptr)
-    cash -= fee_units
+    cash[rows] += segment_sum(settled_units, sub_indptr) - fee_units[rows]
 
     collateral = holdings.collateral_units
-    traded = np.zeros_like(collateral)
     unit_value = COLLATERAL_UNIT * asset_price_usd / CASH_UNIT  # cash units per collateral unit (K,)
+    full = fraction >= 1.0
     # Borrowed assets of fully liquidated accounts are bought back (cost rounds up).
     borrowed = full[:, None] & (collateral < 0)
     if np.any(borrowed):
@@ -185,33 +195,33 @@ def liquidate_round(
         traded -= np.where(borrowed, -collateral, 0)
         collateral[borrowed] = 0
     # Negative cash of a liquidated account is repaid by selling its collateral pro rata to value.
-    short = liquidated & (cash < 0)
-    if np.any(short):
-        rows = np.flatnonzero(short)
-        held = np.maximum(collateral[rows], 0)
-        value = held * unit_value[None, :]
-        total = value.sum(axis=1)
-        need = -cash[rows].astype(np.float64)
+    short = rows[cash[rows] < 0]
+    if short.size:
+        held = np.maximum(collateral[short], 0)
+        worth = held * unit_value[None, :]
+        total = worth.sum(axis=1)
+        need = -cash[short].astype(np.float64)
         share = np.where(total > need, need / np.where(total > 0.0, total, 1.0), 1.0)
         sold = np.minimum(held, np.ceil(held * share[:, None]).astype(np.int64))
         proceeds = np.floor(sold * unit_value[None, :]).astype(np.int64)
-        cash[rows] += proceeds.sum(axis=1)
-        collateral[rows] -= sold
-        traded[rows] += sold
+        cash[short] += proceeds.sum(axis=1)
+        collateral[short] -= sold
+        traded[short] += sold
 
     # Deficit: nothing left to sell, nothing open, cash below zero.
-    open_positions = segment_sum((lots != 0).astype(np.int64), indptr) > 0
-    empty = ~np.any(collateral > 0, axis=1) & ~open_positions
-    deficit = np.where(liquidated & empty & (cash < 0), -cash, 0).astype(np.int64)
-    cash += deficit
+    still_open = segment_sum((lots[slots] != 0).astype(np.int64), sub_indptr) > 0
+    empty = ~np.any(collateral[rows] > 0, axis=1) & ~still_open
+    left = np.where(empty & (cash[rows] < 0), -cash[rows], 0).astype(np.int64)
+    deficit[rows] = left
+    cash[rows] += left
+    if np.any(left):
+        position_deficit[slots] = split_deficit(left, np.abs(closed_quantity) * notional, sub_indptr)
     return RoundFills(
         closed_lots=closed,
         fee_units=fee_units,
         collateral_traded_units=traded,
         deficit_units=deficit,
-        position_deficit_units=split_deficit(
-            deficit, np.abs(closed_quantity) * notional_per_contract_usd, indptr
-        ),
+        position_deficit_units=position_deficit,
         liquidated=liquidated,
     )
 

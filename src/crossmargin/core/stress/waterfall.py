@@ -85,6 +85,20 @@ class Candidates:
     leverage: FloatArray
 
 
+@dataclass(frozen=True, slots=True)
+class _RowIds:
+    """Candidate ids as zero-padded global rows (string order = row order), formatted only when a
+    policy reads them (queue and random_start break ties by id; the pro-rata ones never ask)."""
+
+    rows: IntArray
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def __getitem__(self, j: int) -> str:
+        return f"{int(self.rows[j]):015d}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdlOutcome:
     """Lots deleveraged and haircut (units) per candidate; covered, overshoot and bad debt."""
@@ -121,9 +135,8 @@ def deleverage(
     # gap = deficit / bankrupt lots (cash units per lot), kept as the exact ratio: needed lots
     # ceil(R / gap) and haircuts ceil(x · gap) in Python integers (x · D overflows int64).
     needed = -(-remaining_units * bankrupt_lots // deficit_units)
-    ids = tuple(f"{row:015d}" for row in candidates.account_row.tolist())  # ties by global row
     view = AdlCandidates(
-        accounts=ids,
+        accounts=_RowIds(candidates.account_row),  # type: ignore[arg-type]  # ties by global row
         quantity=candidates.lots,
         profit_fraction=candidates.profit_fraction,
         leverage=candidates.leverage,
