@@ -90,17 +90,20 @@ class Holdings:
 
 @dataclass(frozen=True, slots=True)
 class RoundFills:
-    """What one round did to A accounts (all int64 units): closed lots per position (nnz,),
-    signed like the position; fee (A,); collateral sold (A, K) (> 0) or bought back (< 0);
-    deficit (A,) left to the venue; deficit attributed to each position (nnz,) by its share of the
-    account's closed notional (for ADL); liquidated (A,) flags."""
+    """What one round did to A accounts (all int64 units). Per liquidated account, `rows` (L,);
+    per position of theirs, `slots` (P,) into the book's positions: closed lots (P,), signed like
+    the position, and the deficit attributed to it (P,) by its share of the account's closed
+    notional (for ADL). Per account (A,): fee, deficit left to the venue, liquidated flag. Per
+    asset (K,): collateral sold (> 0) or bought back (< 0), summed over accounts."""
 
+    rows: IntArray
+    slots: IntArray
     closed_lots: IntArray
-    fee_units: IntArray
-    collateral_traded_units: IntArray
-    deficit_units: IntArray
     position_deficit_units: IntArray
+    fee_units: IntArray
+    deficit_units: IntArray
     liquidated: BoolArray
+    collateral_traded_units: IntArray
 
 
 def segment_sum(values: IntArray, indptr: IntArray) -> IntArray:
@@ -155,14 +158,13 @@ def liquidate_round(
     )
     fraction = close_fraction(equity_usd, maintenance_usd, notional_usd, rule)
     liquidated = fraction > 0.0
-    closed = np.zeros_like(lots)
     fee_units = np.zeros(n_accounts, dtype=np.int64)
-    traded = np.zeros_like(holdings.collateral_units)
+    traded = np.zeros(holdings.collateral_units.shape[1], dtype=np.int64)
     deficit = np.zeros(n_accounts, dtype=np.int64)
-    position_deficit = np.zeros_like(lots)
     rows = np.flatnonzero(liquidated)
     if rows.size == 0:
-        return RoundFills(closed, fee_units, traded, deficit, position_deficit, liquidated)
+        none = np.zeros(0, dtype=np.int64)
+        return RoundFills(rows, none, none, none, fee_units, deficit, liquidated, traded)
     # Only the liquidated accounts' positions from here on (a gather, like Book.select).
     slots = compressed_slots(indptr, rows)
     sub_counts = counts[rows]
@@ -179,21 +181,19 @@ def liquidate_round(
     settled_units = np.floor(closed_quantity * value / CASH_UNIT).astype(np.int64)  # receipts down, charges up
     fee_position = np.ceil(rule.fee_rate * np.abs(closed_quantity) * notional / CASH_UNIT).astype(np.int64)
     lots[slots] -= closed_sub
-    closed[slots] = closed_sub
     fee_units[rows] = segment_sum(fee_position, sub_indptr)
     cash = holdings.cash_units
     cash[rows] += segment_sum(settled_units, sub_indptr) - fee_units[rows]
 
     collateral = holdings.collateral_units
     unit_value = COLLATERAL_UNIT * asset_price_usd / CASH_UNIT  # cash units per collateral unit (K,)
-    full = fraction >= 1.0
     # Borrowed assets of fully liquidated accounts are bought back (cost rounds up).
-    borrowed = full[:, None] & (collateral < 0)
-    if np.any(borrowed):
-        cost = np.where(borrowed, np.ceil(-collateral * unit_value[None, :]), 0.0).astype(np.int64)
-        cash -= cost.sum(axis=1)
-        traded -= np.where(borrowed, -collateral, 0)
-        collateral[borrowed] = 0
+    full_rows = rows[fraction[rows] >= 1.0]
+    owed = np.minimum(collateral[full_rows], 0)
+    if np.any(owed):
+        cash[full_rows] -= np.ceil(-owed * unit_value[None, :]).astype(np.int64).sum(axis=1)
+        traded += owed.sum(axis=0)
+        collateral[full_rows] -= owed
     # Negative cash of a liquidated account is repaid by selling its collateral pro rata to value.
     short = rows[cash[rows] < 0]
     if short.size:
@@ -206,7 +206,7 @@ def liquidate_round(
         proceeds = np.floor(sold * unit_value[None, :]).astype(np.int64)
         cash[short] += proceeds.sum(axis=1)
         collateral[short] -= sold
-        traded[short] += sold
+        traded += sold.sum(axis=0)
 
     # Deficit: nothing left to sell, nothing open, cash below zero.
     still_open = segment_sum((lots[slots] != 0).astype(np.int64), sub_indptr) > 0
@@ -214,15 +214,18 @@ def liquidate_round(
     left = np.where(empty & (cash[rows] < 0), -cash[rows], 0).astype(np.int64)
     deficit[rows] = left
     cash[rows] += left
+    position_deficit = np.zeros(slots.size, dtype=np.int64)
     if np.any(left):
-        position_deficit[slots] = split_deficit(left, np.abs(closed_quantity) * notional, sub_indptr)
+        position_deficit = split_deficit(left, np.abs(closed_quantity) * notional, sub_indptr)
     return RoundFills(
-        closed_lots=closed,
-        fee_units=fee_units,
-        collateral_traded_units=traded,
-        deficit_units=deficit,
+        rows=rows,
+        slots=slots,
+        closed_lots=closed_sub,
         position_deficit_units=position_deficit,
+        fee_units=fee_units,
+        deficit_units=deficit,
         liquidated=liquidated,
+        collateral_traded_units=traded,
     )
 
 

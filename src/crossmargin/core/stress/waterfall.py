@@ -18,6 +18,7 @@ were sharded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -97,6 +98,10 @@ class _RowIds:
 
     def __getitem__(self, j: int) -> str:
         return f"{int(self.rows[j]):015d}"
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> IntArray:
+        """The rows themselves: sorted like the padded strings (adl._id_keys)."""
+        return self.rows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
