@@ -235,6 +235,20 @@ class RiskEngine:
         self._valuation = revalue(book.instruments, market)
         return self._recompute_all()
 
+    def on_holdings(self, book: Book, rows: IntArray) -> Remargin:
+        """Some accounts' positions and balances changed at today's market (a stress round's
+        liquidations and ADL at unchanged prices): `book` is the whole new book (same accounts,
+        instruments, assets and prices), `rows` (sorted) the accounts that changed; only they are
+        re-margined (every model's result for an account is a function of that account alone)."""
+        if book.account_ids is not self._book.account_ids and book.account_ids != self._book.account_ids:
+            raise InputError("book", "a holdings update may change holdings, not accounts")
+        if not np.array_equal(book.assets.price_usd, self._book.assets.price_usd):
+            raise InputError("book.assets", "a holdings update keeps prices (use on_book)")
+        self._fold_pending()
+        self._book = book
+        self._holder_index = None
+        return self._remargin(np.asarray(rows, dtype=np.int64))
+
     def on_account(self, update: AccountUpdate) -> Remargin:
         """Replace one account's positions and balances (after a ledger event) and re-margin it."""
         row = self._book.account_row(update.account_id)

@@ -376,6 +376,7 @@ class StressShard:
         self._quantity = np.zeros(0)
         self._balances = np.zeros((0, 0))
         self._refresh(None, None)
+        self._touched_rows: list[IntArray] = []
         self.engine = RiskEngine(self._book_now(self._asset_price), venue.market, model)
         self._equity_today = self.engine.result.equity_usd.copy()
         self._value_per_contract = np.zeros(self._instrument.size)
@@ -387,6 +388,16 @@ class StressShard:
     @property
     def account_ids(self) -> tuple[str, ...]:
         return self._venue.book.account_ids
+
+    def _touched(self) -> IntArray:
+        """Sorted unique accounts changed since the last evaluation."""
+        if not self._touched_rows:
+            return np.zeros(0, dtype=np.int64)
+        flags = np.zeros(self.n_accounts, dtype=np.bool_)
+        for rows in self._touched_rows:
+            flags[rows] = True
+        touched: IntArray = np.flatnonzero(flags)
+        return touched
 
     def _refresh(self, slots: IntArray | None, rows: IntArray | None) -> None:
         """Float mirrors from the integer holdings: everything (None), or these positions/accounts."""
@@ -408,7 +419,10 @@ class StressShard:
             (self._quantity, book.positions.indices, book.positions.indptr), shape=book.positions.shape
         )
         return dataclasses.replace(
-            book, assets=book.assets.with_prices(asset_price_usd), positions=positions, balances=self._balances
+            book,
+            assets=book.assets.with_prices(asset_price_usd),
+            positions=positions,
+            balances=self._balances,
         )
 
     def liquidate(self, round_market: RoundMarket, rule: LiquidationRule) -> ShardRound:
@@ -426,8 +440,17 @@ class StressShard:
                 np.ceil(paid / CASH_UNIT).astype(np.int64), self.holdings.indptr
             )
             self._refresh(np.zeros(0, dtype=np.int64), None)
+        same_prices = (
+            round_market.funding_carry is None
+            and _same_market(self.engine.market, round_market.market)
+            and np.array_equal(self._asset_price, round_market.asset_price_usd)
+        )
         self._asset_price = round_market.asset_price_usd
-        self.engine.on_book(self._book_now(round_market.asset_price_usd), round_market.market)
+        if same_prices:  # prices as last round: only the accounts it changed can differ
+            self.engine.on_holdings(self._book_now(round_market.asset_price_usd), self._touched())
+        else:
+            self.engine.on_book(self._book_now(round_market.asset_price_usd), round_market.market)
+        self._touched_rows = []
         result = self.engine.result
         valuation = self.engine.valuation
         inst = self._instrument
@@ -448,6 +471,7 @@ class StressShard:
             rule=rule,
         )
         self._refresh(fills.slots, fills.rows)
+        self._touched_rows.append(fills.rows)
         counts = np.diff(self.holdings.indptr)[fills.rows]
         bankrupt_position = np.repeat(fills.deficit_units[fills.rows] > 0, counts)
         closed = fills.closed_lots
@@ -486,9 +510,7 @@ class StressShard:
         ids = self.account_ids
         return {r: ids[r - self._offset] for r in global_rows if 0 <= r - self._offset < self.n_accounts}
 
-    def candidates(
-        self, requests: Sequence[tuple[int, int]]
-    ) -> list[tuple[Candidates, IntArray]]:
+    def candidates(self, requests: Sequence[tuple[int, int]]) -> list[tuple[Candidates, IntArray]]:
         """For each (instrument, winner sign): profitable delta-one positions of that sign on it,
         in account order, as ADL candidates (global rows), with their local slots."""
         out = []
@@ -527,7 +549,10 @@ class StressShard:
             settled = np.floor(signed * LOT * self._value_per_contract[slots] / CASH_UNIT).astype(np.int64)
             self.holdings.lots[slots] -= signed
             np.add.at(self.holdings.cash_units, account_of[slots], settled - haircut)
-            self._refresh(slots, np.unique(account_of[slots]))
+            rows = account_of[slots]  # slots ascending, so rows too: unique by a mask
+            rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if rows.size else rows
+            self._refresh(slots, rows)
+            self._touched_rows.append(rows)
 
     def final_equity_units(self) -> IntArray:
         """Cash plus collateral at the last round's prices, by account, in cash units (floor)."""
@@ -911,7 +936,7 @@ def run_cascade(
     if progress is not None:
         progress(total_rounds, total_rounds)
     top_losses = tuple((a, v * CASH_UNIT) for v, a in shock_stats.get("top_losses", ()))
-    bearers = _top_bearers(runner, bearer_rows, bearer_units)
+    bearers = _top_bearers(runner, bearer_rows, bearer_units, book.n_accounts)
     return CascadeResult(
         label=path[0].label if len(path) == 1 else f"{path[0].label} .. {path[-1].label}",
         policy=policy.name,
@@ -929,22 +954,37 @@ def run_cascade(
     )
 
 
+def _same_market(a: MarketState, b: MarketState) -> bool:
+    """Same prices, vols and time (NaN equal to NaN): a round at unchanged prices."""
+    return a is b or (
+        a.valuation_ns == b.valuation_ns
+        and a.rate == b.rate
+        and np.array_equal(a.index_price_usd, b.index_price_usd)
+        and np.array_equal(a.mark_price, b.mark_price, equal_nan=True)
+        and np.array_equal(a.implied_vol, b.implied_vol, equal_nan=True)
+        and np.array_equal(a.forward_price_usd, b.forward_price_usd, equal_nan=True)
+        and np.array_equal(a.funding_rate_8h, b.funding_rate_8h)
+    )
+
+
 def _top_bearers(
-    runner: ShardRunner, rows: Sequence[IntArray], units: Sequence[IntArray]
+    runner: ShardRunner, rows: Sequence[IntArray], units: Sequence[IntArray], n_accounts: int
 ) -> tuple[tuple[str, float], ...]:
     """The TOP_N accounts by total ADL haircut (USD), ties by global row."""
     if not rows:
         return ()
-    all_rows, all_units = np.concatenate(rows), np.concatenate(units)
-    account, inverse = np.unique(all_rows, return_inverse=True)
-    total = np.zeros(account.size, dtype=np.int64)
-    np.add.at(total, inverse, all_units)
-    order = np.lexsort((account, -total))[:TOP_N]
-    wanted = [int(account[j]) for j in order]
+    total = np.zeros(n_accounts, dtype=np.int64)
+    np.add.at(total, np.concatenate(rows), np.concatenate(units))
+    k = min(TOP_N, int(np.count_nonzero(total)))
+    if k == 0:
+        return ()
+    top = np.argpartition(-total, k - 1)[:k]
+    account = top[np.lexsort((top, -total[top]))]
+    wanted = [int(a) for a in account]
     ids: dict[int, str] = {}
     for part in runner.call("account_ids_of", [(wanted,)] * runner.n_shards):
         ids.update(part)
-    return tuple((ids[int(account[j])], int(total[j]) * CASH_UNIT) for j in order)
+    return tuple((ids[a], int(total[a]) * CASH_UNIT) for a in wanted)
 
 
 def _deleverageable(kind: int) -> bool:

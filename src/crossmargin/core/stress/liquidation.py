@@ -151,11 +151,16 @@ def liquidate_round(
     indptr = holdings.indptr
     counts = np.diff(indptr)
     n_accounts = counts.size
-    account_of = np.repeat(np.arange(n_accounts, dtype=np.int64), counts)
     lots = holdings.lots
-    notional_usd = np.bincount(
-        account_of, weights=np.abs(lots * LOT) * notional_per_contract_usd, minlength=n_accounts
-    )
+    under = np.flatnonzero((equity_usd < maintenance_usd) & (maintenance_usd > 0.0))
+    notional_usd = np.zeros(n_accounts)
+    if rule.partial and under.size:  # the partial rule needs each account's notional
+        under_slots = compressed_slots(indptr, under)
+        notional_usd[under] = np.bincount(
+            np.repeat(np.arange(under.size), counts[under]),
+            weights=np.abs(lots[under_slots] * LOT) * notional_per_contract_usd[under_slots],
+            minlength=under.size,
+        )
     fraction = close_fraction(equity_usd, maintenance_usd, notional_usd, rule)
     liquidated = fraction > 0.0
     fee_units = np.zeros(n_accounts, dtype=np.int64)
@@ -178,7 +183,9 @@ def liquidate_round(
     closed_quantity = closed_sub * LOT
     value = value_per_contract_usd[slots]
     notional = notional_per_contract_usd[slots]
-    settled_units = np.floor(closed_quantity * value / CASH_UNIT).astype(np.int64)  # receipts down, charges up
+    settled_units = np.floor(closed_quantity * value / CASH_UNIT).astype(
+        np.int64
+    )  # receipts down, charges up
     fee_position = np.ceil(rule.fee_rate * np.abs(closed_quantity) * notional / CASH_UNIT).astype(np.int64)
     lots[slots] -= closed_sub
     fee_units[rows] = segment_sum(fee_position, sub_indptr)
