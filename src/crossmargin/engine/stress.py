@@ -389,6 +389,10 @@ class StressShard:
     def account_ids(self) -> tuple[str, ...]:
         return self._venue.book.account_ids
 
+    def size(self) -> int:
+        """Accounts in this shard (a method: runners call methods)."""
+        return self.n_accounts
+
     def _touched(self) -> IntArray:
         """Sorted unique accounts changed since the last evaluation."""
         if not self._touched_rows:
@@ -791,7 +795,8 @@ def run_cascade(
     `path`: one Shock, or steps of a price path (each relative to today; e.g. the hour of a crash in
     four steps); every step runs rounds until one liquidates nothing (at most `max_rounds`). The
     first round of the first step settles the funding carry and records the venue-wide report.
-    A runner is used by one cascade: its shards' holdings change as it runs."""
+    A runner is used by one cascade: its shards' holdings change as it runs. The driver reads only
+    the venue's instruments, assets and market (`venue.book` may hold no account: out of core)."""
     if not path:
         raise InputError("path", "needs at least one shock")
     if max_rounds < 1:
@@ -936,12 +941,13 @@ def run_cascade(
     if progress is not None:
         progress(total_rounds, total_rounds)
     top_losses = tuple((a, v * CASH_UNIT) for v, a in shock_stats.get("top_losses", ()))
-    bearers = _top_bearers(runner, bearer_rows, bearer_units, book.n_accounts)
+    n_accounts = sum(runner.call("size", [()] * n))
+    bearers = _top_bearers(runner, bearer_rows, bearer_units, n_accounts)
     return CascadeResult(
         label=path[0].label if len(path) == 1 else f"{path[0].label} .. {path[-1].label}",
         policy=policy.name,
         factors=factors,
-        n_accounts=book.n_accounts,
+        n_accounts=n_accounts,
         rounds=tuple(rows),
         fund_start_usd=fund_start * CASH_UNIT,
         under_maintenance=shock_stats.get("under_maintenance", 0),
