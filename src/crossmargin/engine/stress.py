@@ -360,6 +360,10 @@ class StressShard:
         self._venue = venue
         self._offset = account_offset
         self._instrument = book.positions.indices.astype(np.int64)
+        # Position -> account row, fixed for the shard's life (the CSR pattern never changes).
+        self._account_of = np.repeat(
+            np.arange(book.n_accounts, dtype=np.int64), np.diff(book.positions.indptr)
+        )
         self._entry_term = entry_term(book.entry_price, book.instruments.reciprocal_entry[self._instrument])
         units = np.rint(book.balances / COLLATERAL_UNIT).astype(np.int64)
         cash = np.rint(book.balances[:, venue.cash_column] / CASH_UNIT).astype(np.int64)
@@ -476,7 +480,8 @@ class StressShard:
         )
         self._refresh(fills.slots, fills.rows)
         self._touched_rows.append(fills.rows)
-        counts = np.diff(self.holdings.indptr)[fills.rows]
+        indptr = self.holdings.indptr
+        counts = indptr[fills.rows + 1] - indptr[fills.rows]
         bankrupt_position = np.repeat(fills.deficit_units[fills.rows] > 0, counts)
         closed = fills.closed_lots
         position_deficit = fills.position_deficit_units
@@ -519,11 +524,10 @@ class StressShard:
         in account order, as ADL candidates (global rows), with their local slots."""
         out = []
         lots = self.holdings.lots
-        counts = np.diff(self.holdings.indptr)
-        account_of = np.repeat(np.arange(self.n_accounts, dtype=np.int64), counts)
+        account_of = self._account_of
         notional = self.engine.valuation.notional_usd
+        value = lots * LOT * self._value_per_contract
         for instrument, sign in requests:
-            value = lots * LOT * self._value_per_contract
             slots = np.flatnonzero((self._instrument == instrument) & (np.sign(lots) == sign) & (value > 0.0))
             rows = account_of[slots]
             quantity = np.abs(lots[slots]) * LOT
@@ -544,8 +548,7 @@ class StressShard:
     def apply_adl(self, assignments: Sequence[tuple[IntArray, IntArray, IntArray]]) -> None:
         """Close `lots` of each slot against the bankrupt side at the round's mark and charge the
         haircut: (slots, lots ≥ 0, haircut units) per request."""
-        counts = np.diff(self.holdings.indptr)
-        account_of = np.repeat(np.arange(self.n_accounts, dtype=np.int64), counts)
+        account_of = self._account_of
         for slots, lots, haircut in assignments:
             if slots.size == 0:
                 continue

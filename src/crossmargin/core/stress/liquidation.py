@@ -149,15 +149,14 @@ def liquidate_round(
     value/notional per contract: (nnz,) USD at this round's mark (the engine's valuation, entry
     terms applied); asset_price_usd (K,) at this round."""
     indptr = holdings.indptr
-    counts = np.diff(indptr)
-    n_accounts = counts.size
+    n_accounts = indptr.size - 1
     lots = holdings.lots
     under = np.flatnonzero((equity_usd < maintenance_usd) & (maintenance_usd > 0.0))
     notional_usd = np.zeros(n_accounts)
     if rule.partial and under.size:  # the partial rule needs each account's notional
         under_slots = compressed_slots(indptr, under)
         notional_usd[under] = np.bincount(
-            np.repeat(np.arange(under.size), counts[under]),
+            np.repeat(np.arange(under.size), indptr[under + 1] - indptr[under]),
             weights=np.abs(lots[under_slots] * LOT) * notional_per_contract_usd[under_slots],
             minlength=under.size,
         )
@@ -172,7 +171,7 @@ def liquidate_round(
         return RoundFills(rows, none, none, none, fee_units, deficit, liquidated, traded)
     # Only the liquidated accounts' positions from here on (a gather, like Book.select).
     slots = compressed_slots(indptr, rows)
-    sub_counts = counts[rows]
+    sub_counts = indptr[rows + 1] - indptr[rows]
     sub_indptr = np.zeros(rows.size + 1, dtype=np.int64)
     np.cumsum(sub_counts, out=sub_indptr[1:])
     f_position = np.repeat(fraction[rows], sub_counts)
