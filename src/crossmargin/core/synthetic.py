@@ -179,10 +179,8 @@ def synth_arrays(spec: SynthSpec, *, first_account: int = 0, n_accounts: int | N
         keep_lo, keep_hi = max(lo, first_account), min(hi, first_account + count)
         parts.append(_slice(arrays, keep_lo - lo, keep_hi - lo, offset=keep_lo - first_account))
     if not parts:
-        return SynthArrays(
-            np.zeros((0, len(COLLATERAL))),
-            *(np.zeros(0, dtype=t) for t in (np.int64, np.int64, np.float64, np.float64)),
-        )  # type: ignore[arg-type]
+        none = np.zeros(0, dtype=np.int64)
+        return SynthArrays(np.zeros((0, len(COLLATERAL))), none, none.copy(), np.zeros(0), np.zeros(0))
     return SynthArrays(
         balances=np.vstack([p.balances for p in parts]),
         account_index=np.concatenate([p.account_index for p in parts]),

@@ -411,11 +411,11 @@ class StressShard:
         """Float mirrors from the integer holdings: everything (None), or these positions/accounts."""
         h = self.holdings
         if slots is None:
-            self._quantity = h.lots * LOT
+            self._quantity = (h.lots * LOT).astype(np.float64)
         else:
             self._quantity[slots] = h.lots[slots] * LOT
         if rows is None:
-            self._balances = h.collateral_units * COLLATERAL_UNIT
+            self._balances = (h.collateral_units * COLLATERAL_UNIT).astype(np.float64)
             self._balances[:, self._venue.cash_column] = h.cash_units * CASH_UNIT
         else:
             self._balances[rows] = h.collateral_units[rows] * COLLATERAL_UNIT
@@ -564,7 +564,8 @@ class StressShard:
     def final_equity_units(self) -> IntArray:
         """Cash plus collateral at the last round's prices, by account, in cash units (floor)."""
         value = self.holdings.collateral_units * COLLATERAL_UNIT * self._asset_price
-        return self.holdings.cash_units + np.floor(value.sum(axis=1) / CASH_UNIT).astype(np.int64)
+        equity: IntArray = self.holdings.cash_units + np.floor(value.sum(axis=1) / CASH_UNIT).astype(np.int64)
+        return equity
 
 
 def _sum_by(index: IntArray, values: IntArray, size: int) -> IntArray:
@@ -866,7 +867,7 @@ def run_cascade(
             bad_debt += int(stage.remaining_units.sum()) - sum(int(stage.remaining_units[i]) for i in todo)
             if todo and policy.adl_policy is None:
                 bad_debt += sum(int(stage.remaining_units[i]) for i in todo)
-            elif todo:
+            elif todo and policy.adl_policy is not None:
                 requests = [(i, -int(np.sign(totals.bankrupt_closed_lots[i]))) for i in todo]
                 found = runner.call("candidates", [(requests,)] * n)
                 assignments: list[list[tuple[IntArray, IntArray, IntArray]]] = [[] for _ in range(n)]

@@ -45,12 +45,12 @@ class DaskShards:
         """Ship each contiguous slice of the venue's accounts to a worker as an actor."""
         parts = split_venue(venue, n_shards)
         workers = list(client.scheduler_info()["workers"])
-        futures = [
-            client.submit(
-                _ShardActor, _Given(part), model, actor=True, workers=[workers[n % len(workers)]], pure=False
-            )
-            for n, part in enumerate(parts)
-        ]
+        futures = []
+        for n, part in enumerate(parts):
+            where = [workers[n % len(workers)]]
+            # Scattered to its worker first: a slice of the book is data, not part of a task graph.
+            given = client.scatter(_Given(part), workers=where)
+            futures.append(client.submit(_ShardActor, given, model, actor=True, workers=where, pure=False))
         return cls(client=client, actors=[f.result() for f in futures])
 
     @classmethod
@@ -94,15 +94,16 @@ def dask_client(cluster: str, *, n_workers: int = 2, processes: bool = True) -> 
     from distributed import Client, LocalCluster
 
     if cluster == "local":
-        with (
-            LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=None
-            ) as lc,
-            Client(lc) as client,
-        ):
+        # One thread per worker, and numba's own pool at one thread in each: the shards are the
+        # parallelism (two workers each running a 2-thread kernel on 2 cores oversubscribe them).
+        options: dict[str, Any] = {"env": {"NUMBA_NUM_THREADS": "1"}} if processes else {}
+        local = LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=None, **options
+        )
+        with local, Client(local) as client:  # type: ignore[no-untyped-call]
             yield client
     else:
-        with Client(cluster) as client:
+        with Client(cluster) as client:  # type: ignore[no-untyped-call]
             yield client
 
 
