@@ -28,7 +28,10 @@ from crossmargin.engine.stress import (
 
 def venue_of(seed: int, *, n: int = 400, long_only: bool = False) -> StressVenue:
     spec = SynthSpec(
-        n_accounts=n, seed=seed, long_share=1.0 if long_only else 0.6, option_seller_share=0.0 if long_only else 0.05
+        n_accounts=n,
+        seed=seed,
+        long_share=1.0 if long_only else 0.6,
+        option_seller_share=0.0 if long_only else 0.05,
     )
     book = synth_book(spec)
     return prepare_venue(book, synth_market(book.instruments))
@@ -50,7 +53,9 @@ FULL = Policy(name="full/no-adl", rule=LiquidationRule(partial=False), adl_polic
 def cascade(venue: StressVenue, move: float, multiplier: float, policy: Policy = FULL):
     shock = hypothetical_shock(venue.book, label="down", moves={"BTC": move, "ETH": move, "SOL": move})
     runner = LocalShards.of(venue, CrossMargin())
-    return run_cascade(runner, venue, [shock], policy=policy, insurance_fund_usd=1e4, impact=impact(multiplier))
+    return run_cascade(
+        runner, venue, [shock], policy=policy, insurance_fund_usd=1e4, impact=impact(multiplier)
+    )
 
 
 VENUES = {seed: venue_of(seed, long_only=True) for seed in (1, 2)}
@@ -69,7 +74,9 @@ def test_price_impact_larger_shock_never_liquidates_less(seed: int, move: float,
     # may have been closed in a later, lower-priced round of the smaller one.
     venue = VENUES[seed]
     small, large = cascade(venue, move, 0.1), cascade(venue, max(move - extra, -0.6), 0.1)
-    assert sum(r.liquidated_accounts for r in large.rounds) >= sum(r.liquidated_accounts for r in small.rounds)
+    assert sum(r.liquidated_accounts for r in large.rounds) >= sum(
+        r.liquidated_accounts for r in small.rounds
+    )
     assert large.rounds[-1].price_factor[0] <= small.rounds[-1].price_factor[0]
 
 
@@ -80,10 +87,14 @@ def test_price_impact_larger_shock_never_liquidates_less(seed: int, move: float,
     thin=st.floats(min_value=0.01, max_value=1.0),
     deeper=st.floats(min_value=1.0, max_value=20.0),
 )
-def test_price_impact_more_depth_never_makes_it_worse(seed: int, move: float, thin: float, deeper: float) -> None:
+def test_price_impact_more_depth_never_makes_it_worse(
+    seed: int, move: float, thin: float, deeper: float
+) -> None:
     venue = VENUES[seed]
     shallow, deep = cascade(venue, move, thin), cascade(venue, move, thin * deeper)
-    assert sum(r.liquidated_accounts for r in deep.rounds) <= sum(r.liquidated_accounts for r in shallow.rounds)
+    assert sum(r.liquidated_accounts for r in deep.rounds) <= sum(
+        r.liquidated_accounts for r in shallow.rounds
+    )
     assert deep.bad_debt_usd <= shallow.bad_debt_usd + 1e-6
     assert np.all(deep.rounds[-1].price_factor >= shallow.rounds[-1].price_factor)
 
@@ -91,11 +102,18 @@ def test_price_impact_more_depth_never_makes_it_worse(seed: int, move: float, th
 def test_price_impact_sharded_equals_one_shard_exactly() -> None:
     venue = venue_of(3, n=1_500)
     shock = hypothetical_shock(venue.book, label="oct-10", moves={"BTC": -0.12, "ETH": -0.16, "SOL": -0.31})
-    for policy in (Policy(name="full/queue"), Policy(name="partial/risk_aware", rule=LiquidationRule(partial=True), adl_policy="risk_aware")):
+    for policy in (
+        Policy(name="full/queue"),
+        Policy(name="partial/risk_aware", rule=LiquidationRule(partial=True), adl_policy="risk_aware"),
+    ):
         results = []
         for n_shards in (1, 3):
             runner = LocalShards.of(venue, CrossMargin(), n_shards=n_shards)
-            results.append(run_cascade(runner, venue, [shock], policy=policy, insurance_fund_usd=5e4, impact=impact(0.1)).summary())
+            results.append(
+                run_cascade(
+                    runner, venue, [shock], policy=policy, insurance_fund_usd=5e4, impact=impact(0.1)
+                ).summary()
+            )
         assert results[0] == results[1]
 
 
@@ -104,7 +122,9 @@ def test_screen_is_the_engine_at_the_shocked_market() -> None:
     # shocked market give every account the same equity, options and collateral included.
     venue = venue_of(4, n=300)
     shocks = [
-        hypothetical_shock(venue.book, label="crash", moves={"BTC": -0.2, "ETH": -0.25, "SOL": -0.3}, vol_shift={"BTC": 0.3}),
+        hypothetical_shock(
+            venue.book, label="crash", moves={"BTC": -0.2, "ETH": -0.25, "SOL": -0.3}, vol_shift={"BTC": 0.3}
+        ),
         hypothetical_shock(venue.book, label="usdc", moves={"USDC": -0.12}),
     ]
     pnl = screen(venue, shocks_scenario_set(shocks))
@@ -112,8 +132,17 @@ def test_screen_is_the_engine_at_the_shocked_market() -> None:
     shard = runner.shards[0]
     today = shard.engine.result.equity_usd.copy()
     for s, shock in enumerate(shocks):
-        result = run_cascade(LocalShards.of(venue, CrossMargin()), venue, [shock], policy=FULL, insurance_fund_usd=0.0, max_rounds=1)
-        assert result.loss_usd == pytest.approx(np.maximum(-pnl[:, s], 0).sum(), rel=1e-9, abs=1e-3 * venue.book.n_accounts)
+        result = run_cascade(
+            LocalShards.of(venue, CrossMargin()),
+            venue,
+            [shock],
+            policy=FULL,
+            insurance_fund_usd=0.0,
+            max_rounds=1,
+        )
+        assert result.loss_usd == pytest.approx(
+            np.maximum(-pnl[:, s], 0).sum(), rel=1e-9, abs=1e-3 * venue.book.n_accounts
+        )
     assert np.all(np.isfinite(today))
 
 
@@ -136,13 +165,19 @@ def test_historical_windows_on_the_desk_book() -> None:
     assert dict(zip(usdc.factors, usdc.price_factor, strict=True))["USDC"] < 0.9  # low 0.8774 on 2023-03-11
     covid, proxied = window_shock(venue, moves["covid-2020-03"])
     assert proxied == ("SOL",)  # no SOL before 2020-04-10: moves with BTC, and says so
+    factor = dict(zip(covid.factors, covid.price_factor, strict=True))
+    assert factor["SOL"] == factor["BTC"]
 
 
 def test_reverse_stress_finds_the_move_that_exhausts_the_fund() -> None:
     venue = VENUES[1]
-    direction = hypothetical_shock(venue.book, label="crypto -10 %", moves={"BTC": -0.1, "ETH": -0.1, "SOL": -0.1})
+    direction = hypothetical_shock(
+        venue.book, label="crypto -10 %", moves={"BTC": -0.1, "ETH": -0.1, "SOL": -0.1}
+    )
     fund = 2e4
-    found = reverse_stress(venue, CrossMargin(), direction, policy=FULL, insurance_fund_usd=fund, tolerance=1e-3)
+    found = reverse_stress(
+        venue, CrossMargin(), direction, policy=FULL, insurance_fund_usd=fund, tolerance=1e-3
+    )
     assert found.search.found
     assert found.search.upper - found.search.lower <= 2e-3 + 1e-12
     # Just below the scale the fund still covers every deficit; at it, the fund is exhausted.
