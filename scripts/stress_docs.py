@@ -42,7 +42,7 @@ from crossmargin.engine.stress import (
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = Policy(name="full/queue")
 DESK_FUND_USD = 100_000.0
-SYNTH_FUND_USD = 5_000_000.0
+SYNTH_FUND_USD = 2_000_000.0
 VOLUME_SHARE = 0.02  # the venue's share of the data's aggregated daily volume (assumption)
 DEPTH_MULTIPLIER = 0.1  # depth down 90 %
 OCT10 = {"BTC": -0.12, "ETH": -0.16, "SOL": -0.31}
@@ -211,7 +211,13 @@ def main() -> None:
             "`crossmargin stress` answers it for a scenario, `crossmargin cascade` follows the liquidations",
             "round by round through price impact, `crossmargin synth` writes books to ask it at scale.",
             "",
-            "## How a stress runs",
+            "Every table below is the venue-wide report of one scenario: accounts under maintenance and",
+        "under zero equity at the shock, their total shortfall, the top 10 accounts' share of the loss,",
+        "the rounds the cascade took, notional liquidated and collateral sold, the insurance fund used",
+        "(it collects the liquidation fees first, so it can pay more than it started with) and left, ADL",
+        "volume and the haircuts winners bore (`--json` lists the ten largest bearers), and bad debt.",
+        "",
+        "## How a stress runs",
             "",
             "A stress scenario is a row of a `ScenarioSet` (price factor per risk factor, vol shift per",
             "option, funding paid by perpetuals), put through the engine's one revaluation path:",
