@@ -212,12 +212,12 @@ def main() -> None:
             "round by round through price impact, `crossmargin synth` writes books to ask it at scale.",
             "",
             "Every table below is the venue-wide report of one scenario: accounts under maintenance and",
-        "under zero equity at the shock, their total shortfall, the top 10 accounts' share of the loss,",
-        "the rounds the cascade took, notional liquidated and collateral sold, the insurance fund used",
-        "(it collects the liquidation fees first, so it can pay more than it started with) and left, ADL",
-        "volume and the haircuts winners bore (`--json` lists the ten largest bearers), and bad debt.",
-        "",
-        "## How a stress runs",
+            "under zero equity at the shock, their total shortfall, the top 10 accounts' share of the loss,",
+            "the rounds the cascade took, notional liquidated and collateral sold, the insurance fund used",
+            "(it collects the liquidation fees first, so it can pay more than it started with) and left, ADL",
+            "volume and the haircuts winners bore (`--json` lists the ten largest bearers), and bad debt.",
+            "",
+            "## How a stress runs",
             "",
             "A stress scenario is a row of a `ScenarioSet` (price factor per risk factor, vol shift per",
             "option, funding paid by perpetuals), put through the engine's one revaluation path:",
@@ -318,8 +318,10 @@ def main() -> None:
             "",
             f"- k = {s.scale:.4f} (bracket [{s.lower:.4f}, {s.upper:.4f}], {s.evaluations} forward stresses): "
             f"a move of {0.9**s.upper - 1:+.2%} on each exhausts the {usd(SYNTH_FUND_USD)} USD fund;",
-            f"- just below, the fund ends at {usd(reverse.holds.fund_end_usd)} USD; at it, {usd(reverse.breaks.fund_end_usd)} USD "
-            f"with {usd(reverse.breaks.bad_debt_usd)} USD of bad debt.",
+            f"- just below, the fund's lowest point along the cascade is {usd(min(r.fund_usd for r in reverse.holds.rounds))} USD"
+            f" and no bad debt; at it, {usd(min(r.fund_usd for r in reverse.breaks.rounds))} USD and"
+            f" {usd(reverse.breaks.bad_debt_usd)} USD of bad debt (later rounds' fees refill the fund to"
+            f" {usd(reverse.breaks.fund_end_usd)} USD).",
             "",
             "## Reproduce",
             "",
