@@ -307,8 +307,12 @@ def main() -> None:
             "",
             "Reading it: `queue` and `random_start` deleverage the whole bankrupt position (as those venues",
             "do), so their haircuts overshoot the deficit and refill the fund; `pro_rata` and `risk_aware`",
-            "take only what the deficit needs; `no-adl` leaves what the fund cannot pay as bad debt. Partial",
-            "liquidation closes less in the first round, which sells less into thin books.",
+            "take only what the deficit needs; `no-adl` leaves what the fund cannot pay as bad debt; what",
+            "remains under ADL is deficit on options (no ADL queue) or beyond the winners' profits. On this",
+            f"shock: least liquidated `{min(comparison, key=lambda r: r.liquidated_notional_usd).policy}`,"
+            f" least bad debt `{min(comparison, key=lambda r: r.bad_debt_usd).policy}`,"
+            f" most of the fund left `{max(comparison, key=lambda r: r.fund_end_usd).policy}`, least ADL volume"
+            f" `{min((r for r in comparison if r.adl_notional_usd > 0), key=lambda r: r.adl_notional_usd, default=comparison[0]).policy}`.",
             "",
             "## Reverse stress",
             "",
