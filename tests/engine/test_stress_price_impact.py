@@ -127,3 +127,85 @@ def test_price_impact_partial_restores_exit_coverage() -> None:
     engine = runner.shards[0].engine
     coverage = engine.result.equity_usd[0] / engine.result.maintenance_margin_usd[0]
     assert coverage >= 1.0
+
+
+def test_price_impact_collateral_sale_moves_the_collateral_price() -> None:
+    # A is long 10 BTC perpetuals at 100 on 1 ETH of collateral (ETH at 100, no haircut). BTC -8 %:
+    # equity 100 - 80 = 20 < MM 46, closed; cash -80 is repaid by selling 0.8 ETH for 80 USD, which
+    # with V = 80, σ = 10 % moves ETH by 1 · 0.1 · √(80/80) = -10 % for round 2 (BTC, no depth, stays).
+    perp = Instrument(
+        id="BTC-PERP",
+        kind=InstrumentKind.PERPETUAL,
+        underlying="BTC",
+        margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
+    )
+    book = book_from_rows(
+        assets=[Asset(symbol="USD", price_usd=1.0), Asset(symbol="ETH", price_usd=100.0)],
+        instruments=[perp],
+        balances={"A": {"ETH": 1.0}, "B": {"ETH": 2.0}},
+        positions=[("A", "BTC-PERP", 10.0, 100.0)],
+    )
+    market = MarketState.build(
+        book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0, "ETH": 100.0}
+    )
+    venue = prepare_venue(book, market)
+    runner = LocalShards.of(venue, CrossMargin())
+    impact = SquareRootImpact(depth={"ETH": MarketDepth(daily_volume_usd=80.0, daily_volatility=0.10)})
+    shock = hypothetical_shock(venue.book, label="BTC -8 %", moves={"BTC": -0.08})
+    rule = LiquidationRule(partial=False, fee_rate=0.0)
+    result = run_cascade(
+        runner,
+        venue,
+        [shock],
+        policy=Policy(name="full/no-adl", rule=rule, adl_policy=None),
+        insurance_fund_usd=0.0,
+        impact=impact,
+    )
+    eth = result.factors.index("ETH")
+    assert result.rounds[0].collateral_sold_usd == pytest.approx({"ETH": 80.0}, abs=USD)
+    assert result.rounds[1].price_factor[eth] == pytest.approx(0.9, rel=1e-15)
+    # B only holds ETH: it loses 10 % of it, needs no margin, is not liquidated.
+    assert result.rounds[1].liquidated_accounts == 0
+    assert runner.shards[0].holdings.collateral_units[:, book.assets.index["ETH"]].tolist() == [
+        20_000_000,
+        200_000_000,
+    ]
+
+
+def test_price_impact_depeg_spreads_through_stablecoin_sales() -> None:
+    # A and B are long 10 BTC perpetuals at 100 on 100 and 110 USDC. BTC -5 % and USDC -10 %:
+    # A (equity 90 - 50 = 40 < MM 47.5) is closed, its cash -50 repaid by selling USDC for 50 USD,
+    # which moves USDC by 1 · 0.1 · √(50/200) = -5 % (V = 200 USD): B's equity 110 · 0.855 - 50 =
+    # 44.05 < 47.5, so B goes in round 2 and sells 50 USD more: USDC 0.9 · (1 - 0.1 · √(100/200)).
+    perp = Instrument(
+        id="BTC-PERP",
+        kind=InstrumentKind.PERPETUAL,
+        underlying="BTC",
+        margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
+    )
+    book = book_from_rows(
+        assets=[Asset(symbol="USD", price_usd=1.0), Asset(symbol="USDC", price_usd=1.0)],
+        instruments=[perp],
+        balances={"A": {"USDC": 100.0}, "B": {"USDC": 110.0}},
+        positions=[("A", "BTC-PERP", 10.0, 100.0), ("B", "BTC-PERP", 10.0, 100.0)],
+    )
+    market = MarketState.build(
+        book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0, "USDC": 1.0}
+    )
+    venue = prepare_venue(book, market)
+    impact = SquareRootImpact(depth={"USDC": MarketDepth(daily_volume_usd=200.0, daily_volatility=0.10)})
+    shock = hypothetical_shock(venue.book, label="BTC -5 %, USDC -10 %", moves={"BTC": -0.05, "USDC": -0.10})
+    rule = LiquidationRule(partial=False, fee_rate=0.0)
+    result = run_cascade(
+        LocalShards.of(venue, CrossMargin()),
+        venue,
+        [shock],
+        policy=Policy(name="full/no-adl", rule=rule, adl_policy=None),
+        insurance_fund_usd=0.0,
+        impact=impact,
+    )
+    usdc = result.factors.index("USDC")
+    assert [r.liquidated_accounts for r in result.rounds] == [1, 1, 0]
+    assert result.rounds[0].collateral_sold_usd["USDC"] == pytest.approx(50.0, abs=1e-5)
+    assert result.rounds[1].price_factor[usdc] == pytest.approx(0.9 * 0.95, rel=1e-6)
+    assert result.rounds[2].price_factor[usdc] == pytest.approx(0.9 * (1 - 0.1 * np.sqrt(0.5)), rel=1e-6)
