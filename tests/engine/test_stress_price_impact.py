@@ -47,8 +47,8 @@ def three_accounts() -> tuple[object, MarketState]:
     return book, market
 
 
-# Y = 1, σ = 10 %, V = 950 USD: round 1's 950 USD of selling moves BTC by exactly -10 %.
-IMPACT = SquareRootImpact(depth={"BTC": MarketDepth(daily_volume_usd=950.0, daily_volatility=0.10)})
+# Y = 1, σ = 10 %, V = 1,000 USD (10 BTC at today's 100): round 1's 10 BTC sold moves BTC by -10 %.
+IMPACT = SquareRootImpact(depth={"BTC": MarketDepth(daily_volume_usd=1000.0, daily_volatility=0.10)})
 
 
 def cascade(policy: Policy, impact: SquareRootImpact = IMPACT, move: float = -0.05, fund: float = 20.0):
@@ -61,17 +61,17 @@ def cascade(policy: Policy, impact: SquareRootImpact = IMPACT, move: float = -0.
 
 def test_price_impact_three_accounts_hand_computed_rounds() -> None:
     # Round 1 at 95: A (equity 10 < MM 47.5) is closed: 950 USD sold, no deficit. B (48 ≥ 47.5)
-    # and C survive. Impact: 1 · 0.1 · √(950/950) = 10 % → round 2 at 85.5: B's equity
+    # and C survive. Impact: 1 · 0.1 · √(10 BTC / 10 BTC) = 10 % → round 2 at 85.5: B's equity
     # 98 - 145 = -47, closed for 855 USD, deficit 47: the fund pays its 20, queue ADL
     # deleverages B's whole 10 contracts from C at gap 4.7 → haircut 47, overshoot 20 back to
-    # the fund. Round 3 at 95·(1 - 0.1·√(1805/950)) = 81.905...: nobody is liquidated.
+    # the fund. Round 3 at 95·(1 - 0.1·√(20/10)) = 81.56...: nobody is liquidated.
     rule = LiquidationRule(partial=False, fee_rate=0.0)
     result, runner = cascade(Policy(name="full/queue", rule=rule, adl_policy="queue"))
     rounds = result.rounds
     assert result.active_rounds == 2 and len(rounds) == 3 and result.converged
     assert rounds[0].price_factor[0] == pytest.approx(0.95, abs=1e-15)
     assert rounds[1].price_factor[0] == pytest.approx(0.95 * 0.9, rel=1e-15)
-    assert rounds[2].price_factor[0] == pytest.approx(0.95 * (1 - 0.1 * np.sqrt(1805 / 950)), rel=1e-15)
+    assert rounds[2].price_factor[0] == pytest.approx(0.95 * (1 - 0.1 * np.sqrt(2.0)), rel=1e-15)
     assert [r.liquidated_accounts for r in rounds] == [1, 1, 0]
     assert rounds[0].liquidated_notional_usd == pytest.approx(950.0, abs=USD)
     assert rounds[1].liquidated_notional_usd == pytest.approx(855.0, abs=USD)
@@ -174,9 +174,9 @@ def test_price_impact_collateral_sale_moves_the_collateral_price() -> None:
 
 def test_price_impact_depeg_spreads_through_stablecoin_sales() -> None:
     # A and B are long 10 BTC perpetuals at 100 on 100 and 110 USDC. BTC -5 % and USDC -10 %:
-    # A (equity 90 - 50 = 40 < MM 47.5) is closed, its cash -50 repaid by selling USDC for 50 USD,
-    # which moves USDC by 1 · 0.1 · √(50/200) = -5 % (V = 200 USD): B's equity 110 · 0.855 - 50 =
-    # 44.05 < 47.5, so B goes in round 2 and sells 50 USD more: USDC 0.9 · (1 - 0.1 · √(100/200)).
+    # A (equity 90 - 50 = 40 < MM 47.5) is closed, its cash -50 repaid by selling 50/0.9 USDC,
+    # which moves USDC by 1 · 0.1 · √((50/0.9)/V) = -5 % with V = 4·50/0.9: B's equity
+    # 110 · 0.855 - 50 = 44.05 < 47.5, so B goes in round 2 and sells 50/0.855 USDC more.
     perp = Instrument(
         id="BTC-PERP",
         kind=InstrumentKind.PERPETUAL,
@@ -193,7 +193,9 @@ def test_price_impact_depeg_spreads_through_stablecoin_sales() -> None:
         book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0, "USDC": 1.0}
     )
     venue = prepare_venue(book, market)
-    impact = SquareRootImpact(depth={"USDC": MarketDepth(daily_volume_usd=200.0, daily_volatility=0.10)})
+    impact = SquareRootImpact(
+        depth={"USDC": MarketDepth(daily_volume_usd=200.0 / 0.9, daily_volatility=0.10)}
+    )
     shock = hypothetical_shock(venue.book, label="BTC -5 %, USDC -10 %", moves={"BTC": -0.05, "USDC": -0.10})
     rule = LiquidationRule(partial=False, fee_rate=0.0)
     result = run_cascade(
@@ -208,4 +210,7 @@ def test_price_impact_depeg_spreads_through_stablecoin_sales() -> None:
     assert [r.liquidated_accounts for r in result.rounds] == [1, 1, 0]
     assert result.rounds[0].collateral_sold_usd["USDC"] == pytest.approx(50.0, abs=1e-5)
     assert result.rounds[1].price_factor[usdc] == pytest.approx(0.9 * 0.95, rel=1e-6)
-    assert result.rounds[2].price_factor[usdc] == pytest.approx(0.9 * (1 - 0.1 * np.sqrt(0.5)), rel=1e-6)
+    sold = 50 / 0.9 + 50 / 0.855  # USDC units, valued at today's 1 USD like V
+    assert result.rounds[2].price_factor[usdc] == pytest.approx(
+        0.9 * (1 - 0.1 * np.sqrt(sold / (200 / 0.9))), rel=1e-6
+    )

@@ -360,6 +360,12 @@ class StressShard:
         self._venue = venue
         self._offset = account_offset
         self._instrument = book.positions.indices.astype(np.int64)
+        # Positions of each instrument (ascending, so in account order), for ADL candidates.
+        by_instrument = np.argsort(self._instrument, kind="stable")
+        bounds = np.searchsorted(
+            self._instrument[by_instrument], np.arange(book.instruments.n_instruments + 1)
+        )
+        self._slots_of = [by_instrument[a:b] for a, b in itertools.pairwise(bounds.tolist())]
         # Position -> account row, fixed for the shard's life (the CSR pattern never changes).
         self._account_of = np.repeat(
             np.arange(book.n_accounts, dtype=np.int64), np.diff(book.positions.indptr)
@@ -447,7 +453,7 @@ class StressShard:
             self.holdings.cash_units[:] -= segment_sum(
                 np.ceil(paid / CASH_UNIT).astype(np.int64), self.holdings.indptr
             )
-            self._refresh(np.zeros(0, dtype=np.int64), None)
+            self._balances[:, self._venue.cash_column] = self.holdings.cash_units * CASH_UNIT
         same_prices = (
             round_market.funding_carry is None
             and _same_market(self.engine.market, round_market.market)
@@ -524,22 +530,22 @@ class StressShard:
         in account order, as ADL candidates (global rows), with their local slots."""
         out = []
         lots = self.holdings.lots
-        account_of = self._account_of
         notional = self.engine.valuation.notional_usd
-        value = lots * LOT * self._value_per_contract
         for instrument, sign in requests:
-            slots = np.flatnonzero((self._instrument == instrument) & (np.sign(lots) == sign) & (value > 0.0))
-            rows = account_of[slots]
-            quantity = np.abs(lots[slots]) * LOT
-            gross = quantity * notional[instrument]
+            held = self._slots_of[instrument]
+            value_held = lots[held] * LOT * self._value_per_contract[held]
+            keep = (np.sign(lots[held]) == sign) & (value_held > 0.0)
+            slots, value = held[keep], value_held[keep]
+            rows = self._account_of[slots]
+            gross = np.abs(lots[slots]) * LOT * notional[instrument]
             equity = self._equity_round[rows]
             with np.errstate(divide="ignore"):
                 leverage = np.where(equity > 0.0, gross / np.where(equity > 0.0, equity, 1.0), np.inf)
             cands = Candidates(
                 account_row=rows + self._offset,
                 lots=np.abs(lots[slots]),
-                profit_units=np.floor(value[slots] / CASH_UNIT).astype(np.int64),
-                profit_fraction=value[slots] / np.maximum(gross, 1e-300),
+                profit_units=np.floor(value / CASH_UNIT).astype(np.int64),
+                profit_fraction=value / np.maximum(gross, 1e-300),
                 leverage=leverage,
             )
             out.append((cands, slots))
@@ -824,6 +830,7 @@ def run_cascade(
         instruments.underlying_index
     ]
     factor_of_asset = np.array([factors.index(s) for s in book.assets.symbols], dtype=np.int64)
+    spot_today = revalue(instruments, venue.market).spot_usd
     n = runner.n_shards
     total_rounds = len(path) * max_rounds
     for step, shock in enumerate(path):
@@ -900,13 +907,17 @@ def run_cascade(
                     bearer_rows.append(merged.account_row[hit])
                     bearer_units.append(outcome.haircut_units[hit])
                 runner.call("apply_adl", [(a,) for a in assignments])
-            # Flow into the market: closing a long sells (negative), collateral sold sells too.
+            # Flow into the market: closing a long sells (negative), collateral sold sells too. Q is
+            # a quantity of the asset (contracts × delta in units, collateral units) valued at today's
+            # price, like V: the law's Q/V is a ratio of quantities. Valued at the crashed price
+            # instead, a larger shock would sell the same coins as fewer dollars and move the price
+            # less (a non-monotone cascade hypothesis found).
             closed_quantity = totals.closed_lots * LOT
-            delta_usd = valuation.delta_usd * valuation.spot_usd
             round_flow = np.zeros(len(factors))
-            np.add.at(round_flow, factor_of_instrument, -closed_quantity * delta_usd)
+            np.add.at(round_flow, factor_of_instrument, -closed_quantity * valuation.delta_usd * spot_today)
             traded_usd = totals.collateral_traded_units * COLLATERAL_UNIT * asset_price
-            np.add.at(round_flow, factor_of_asset, -traded_usd)
+            traded_today = totals.collateral_traded_units * COLLATERAL_UNIT * venue.book.assets.price_usd
+            np.add.at(round_flow, factor_of_asset, -traded_today)
             gross = totals.closed_abs_lots * LOT * valuation.notional_usd
             by_under = np.bincount(
                 instruments.underlying_index, weights=gross, minlength=len(instruments.underlyings)

@@ -149,7 +149,10 @@ def deleverage(
     lots = adl_policy(policy)(view, min(needed, bankrupt_lots), bankrupt_lots, rng).astype(np.int64)
     owed = np.zeros(n, dtype=np.int64)
     taken = np.flatnonzero(lots)
-    owed[taken] = [-(-x * deficit_units // bankrupt_lots) for x in lots[taken].tolist()]
+    if taken.size and int(lots[taken].max()) <= (2**62) // deficit_units:  # x · D fits in int64
+        owed[taken] = -((-lots[taken] * deficit_units) // bankrupt_lots)
+    else:
+        owed[taken] = [-(-x * deficit_units // bankrupt_lots) for x in lots[taken].tolist()]
     haircut = np.minimum(owed, candidates.profit_units)
     haircut = np.where(lots > 0, haircut, 0)
     covered = int(haircut.sum())
