@@ -76,8 +76,10 @@ def queue(c: AdlCandidates, needed: int, whole: int, rng: np.random.Generator) -
 
 def random_start(c: AdlCandidates, needed: int, whole: int, rng: np.random.Generator) -> IntArray:
     n = len(c.accounts)
-    by_id = np.argsort(_id_keys(c.accounts), kind="stable").astype(np.int64) if n else np.zeros(0, dtype=np.int64)
-    start = int(rng.integers(n)) if n else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    by_id = np.argsort(_id_keys(c.accounts), kind="stable").astype(np.int64)
+    start = int(rng.integers(n))
     return _fill_in_order(np.roll(by_id, -start), c.quantity, whole)
 
 

@@ -9,8 +9,8 @@ al. 2011, https://arxiv.org/abs/1105.1694):
 Q is the net signed flow into the market since the shock (sells negative) and V the daily traded
 volume times a depth multiplier (0.1 = depth down 90 %), both quantities of the asset expressed in
 USD at today's (pre-shock) price, so Q/V is the ratio of quantities the law is about; σ is the
-daily volatility (a fraction), Y a constant of order one. The law is for a metaorder's total size, so the cascade
-applies it to the cumulative flow: the price after round r is the shocked price times
+daily volatility (a fraction), Y a constant of order one. The law is for a metaorder's total size,
+so the cascade applies it to the cumulative flow: the price after round r is the shocked price times
 impact_factor(Q_1 + ... + Q_r). A depth curve, when given for a factor, replaces the law by a
 piecewise-linear |ΔP/P| at the cumulative |Q| (np.interp, flat beyond its last point).
 
