@@ -336,7 +336,7 @@ def main() -> None:
             f"crossmargin cascade book/ --shock BTC=-0.12,ETH=-0.16,SOL=-0.31 --steps {STEPS} --depth-multiplier 0.1 "
             f"--volume-share {VOLUME_SHARE} --fund 5000000 --compare-policies",
             "crossmargin cascade book/ --shock BTC=-0.12,ETH=-0.16,SOL=-0.31 --cluster local --shards 2",
-            "crossmargin stress book/ --historical=false --shock BTC=-0.1,ETH=-0.1,SOL=-0.1 --reverse fund",
+            "crossmargin stress book/ --no-historical --shock BTC=-0.1,ETH=-0.1,SOL=-0.1 --reverse fund",
             "```",
             "",
             "Assumptions stated: the venue share of volume and the depth multiplier above; liquidations",
