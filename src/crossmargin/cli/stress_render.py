@@ -118,6 +118,7 @@ def write_chart(results: Sequence[CascadeResult], path: Path) -> Path:
     os.close(handle)
     try:
         figure.savefig(tmp, dpi=110)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a chart is for sharing
         os.replace(tmp, path)
     finally:
         plt.close(figure)
