@@ -63,14 +63,21 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "stress": LazyCommand(
         "crossmargin.cli.stress",
         "stress",
-        "Venue-wide stress: historical windows, shocks, depegs, reverse stress; fund, ADL, bad debt.",
+        "Venue-wide stress: accounts under MM and zero, shortfall, fund used and left, ADL and who\n"
+        "bears it, bad debt, top-10 concentration, liquidation volume per asset.",
     ),
     "cascade": LazyCommand(
         "crossmargin.cli.cascade",
         "cascade",
-        "Cascading liquidations with square-root price impact, round by round; policy comparison.",
+        "Cascading liquidations: liquidations sell into square-root impact (daily volume and vol per\n"
+        "asset from the shared data), impacted prices liquidate more, to a fixed point.",
     ),
-    "synth": LazyCommand("crossmargin.cli.synth", "synth", "Write a seeded synthetic venue book as Parquet."),
+    "synth": LazyCommand(
+        "crossmargin.cli.synth",
+        "synth",
+        "Write a synthetic book: heavy-tailed sizes, lognormal leverage, long skew, option sellers,\n"
+        "whales; seeded and reproducible.",
+    ),
 }
 
 
