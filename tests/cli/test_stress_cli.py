@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from crossmargin.cli.main import app
+from tests.conftest import shared_data_dir
 
 runner = CliRunner()
 DESK = Path(__file__).resolve().parents[2] / "examples" / "desk.yaml"
@@ -47,7 +49,9 @@ def test_stress_bad_shock_exits_2_naming_the_option() -> None:
     assert result.exit_code == 2 and "DOGE" in result.output
 
 
+@pytest.mark.data
 def test_synth_then_cascade_compare_policies(tmp_path: Path) -> None:
+    shared_data_dir()  # the cascade's market depth comes from the shared daily volumes
     book = tmp_path / "book"
     assert (
         runner.invoke(app, ["synth", "--accounts", "2000", "--out", str(book), "--seed", "3"]).exit_code == 0

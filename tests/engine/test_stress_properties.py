@@ -3,6 +3,8 @@ scenario pass against the engine, sharding, historical windows and reverse stres
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -146,15 +148,17 @@ def test_screen_is_the_engine_at_the_shocked_market() -> None:
     assert np.all(np.isfinite(today))
 
 
+@pytest.mark.data
 def test_historical_windows_on_the_desk_book() -> None:
-    pytest.importorskip("crossmargin.adapters.history.stress_windows")
     from crossmargin.adapters.files import load_book
     from crossmargin.adapters.history.stress_windows import historical_moves
     from crossmargin.engine.stress import window_shock
+    from tests.conftest import shared_data_dir
 
-    loaded = load_book("examples/desk.yaml")
+    data = shared_data_dir()
+    loaded = load_book(Path(__file__).resolve().parents[2] / "examples" / "desk.yaml")
     venue = prepare_venue(loaded.book, loaded.market)
-    moves = {m.window.name: m for m in historical_moves(extra_windows=2)}
+    moves = {m.window.name: m for m in historical_moves(extra_windows=2, data=str(data))}
     assert set(w.name for w in NAMED_WINDOWS) <= set(moves)
     ftx, proxied = window_shock(venue, moves["ftx-2022-11"])
     factor = dict(zip(ftx.factors, ftx.price_factor, strict=True))
