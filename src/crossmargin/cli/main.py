@@ -78,6 +78,18 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "Write a synthetic book: heavy-tailed sizes, lognormal leverage, long skew, option sellers,\n"
         "whales; seeded and reproducible.",
     ),
+    "prove": LazyCommand("crossmargin.cli.prove", "app", "Proofs of liabilities and solvency."),
+    "verify": LazyCommand(
+        "crossmargin.cli.prove",
+        "verify",
+        "Check inclusion proofs against published roots (standalone verifier, no other data).",
+    ),
+    "calibrate": LazyCommand(
+        "crossmargin.cli.calibrate",
+        "calibrate",
+        "Calibrate haircuts, IM/MM rates and tier sizes to a target coverage, with the back-test\n"
+        "(fit window and out of sample) behind each number.",
+    ),
 }
 
 
