@@ -60,6 +60,24 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "fund, ADL, socialised loss and bad debt, every unit of money exact.",
     ),
     "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
+    "stress": LazyCommand(
+        "crossmargin.cli.stress",
+        "stress",
+        "Venue-wide stress: accounts under MM and zero, shortfall, fund used and left, ADL and who\n"
+        "bears it, bad debt, top-10 concentration, liquidation volume per asset.",
+    ),
+    "cascade": LazyCommand(
+        "crossmargin.cli.cascade",
+        "cascade",
+        "Cascading liquidations: liquidations sell into square-root impact (daily volume and vol per\n"
+        "asset from the shared data), impacted prices liquidate more, to a fixed point.",
+    ),
+    "synth": LazyCommand(
+        "crossmargin.cli.synth",
+        "synth",
+        "Write a synthetic book: heavy-tailed sizes, lognormal leverage, long skew, option sellers,\n"
+        "whales; seeded and reproducible.",
+    ),
     "prove": LazyCommand("crossmargin.cli.prove", "app", "Proofs of liabilities and solvency."),
     "verify": LazyCommand(
         "crossmargin.cli.prove",

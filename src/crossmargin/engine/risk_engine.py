@@ -135,7 +135,7 @@ class RiskEngine:
         self._market = market
         self._model = model
         self._pending: dict[int, Book] = {}  # account row -> that account alone, after an event
-        self._holders = _Holders.of(book)
+        self._holder_index: _Holders | None = None  # built on the first incremental tick
         self._valuation = revalue(book.instruments, market)
         self._result = self._evaluate_all()
 
@@ -178,7 +178,7 @@ class RiskEngine:
                 raise InputError("book", "a model switch may change schedules, not accounts")
             self._fold_pending()
             self._book = book
-            self._holders = _Holders.of(book)  # the caller vouches for schedules only: re-index
+            self._holder_index = None  # the caller vouches for schedules only: re-index
             self._valuation = revalue(book.instruments, self._market)
         self._model = model
         self._result = self._evaluate_all()
@@ -211,7 +211,7 @@ class RiskEngine:
         self._valuation = revalue(self._book.instruments, market)
         if time_moved:
             return self._recompute_all()
-        rows = self._holders.accounts_holding(
+        rows = self._holders().accounts_holding(
             moved_underlying[self._book.instruments.underlying_index], moved_asset
         )
         if self._pending:  # the holder index predates their events: re-margin them as well
@@ -219,6 +219,37 @@ class RiskEngine:
         if rows.size > self._full_recompute_fraction * self._book.n_accounts:
             return self._recompute_all()  # same numbers (the property test), less gathering
         return self._remargin(rows)
+
+    def on_book(self, book: Book, market: MarketState) -> Remargin:
+        """Every account and the market at once: a venue-wide stress round, where liquidations
+        changed positions and balances across the book and prices moved. `book` has the same
+        accounts, instruments and assets (at their new prices); a full recompute."""
+        if book.account_ids is not self._book.account_ids and book.account_ids != self._book.account_ids:
+            raise InputError("book", "a venue-wide update may change holdings, not accounts")
+        if market.underlyings != self._market.underlyings:
+            raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
+        self._pending = {}
+        self._book = book
+        self._market = market
+        self._holder_index = None
+        self._valuation = revalue(book.instruments, market)
+        return self._recompute_all()
+
+    def on_holdings(self, book: Book, rows: IntArray) -> Remargin:
+        """Some accounts' positions and balances changed at today's market (a stress round's
+        liquidations and ADL at unchanged prices): `book` is the whole new book (same accounts,
+        instruments, assets and prices), `rows` (sorted) the accounts that changed; only they are
+        re-margined (every model's result for an account is a function of that account alone)."""
+        if book.account_ids is not self._book.account_ids and book.account_ids != self._book.account_ids:
+            raise InputError("book", "a holdings update may change holdings, not accounts")
+        if not np.array_equal(book.assets.price_usd, self._book.assets.price_usd):
+            raise InputError("book.assets", "a holdings update keeps prices (use on_book)")
+        self._fold_pending()
+        self._book = book
+        self._holder_index = None
+        if rows.size > self._full_recompute_fraction * book.n_accounts:
+            return self._recompute_all()  # same numbers, less gathering (as on_market)
+        return self._remargin(np.asarray(rows, dtype=np.int64))
 
     def on_account(self, update: AccountUpdate) -> Remargin:
         """Replace one account's positions and balances (after a ledger event) and re-margin it."""
@@ -306,6 +337,12 @@ class RiskEngine:
         )
         return stacked.select(np.argsort(np.concatenate([rows[~pending], rows[pending]]), kind="stable"))
 
+    def _holders(self) -> _Holders:
+        """Who holds what (built on first use after a book change: a stress round never needs it)."""
+        if self._holder_index is None:
+            self._holder_index = _Holders.of(self._book)
+        return self._holder_index
+
     def _fold_pending(self) -> None:
         """One new book with every pending account event in it (then the overlay is empty)."""
         if not self._pending:
@@ -317,7 +354,7 @@ class RiskEngine:
         stacked = _stack([book.select(untouched), *(self._pending[r] for r in sorted(self._pending))], book)
         self._book = stacked.select(np.argsort(order, kind="stable"))  # back to the book's order
         self._pending = {}
-        self._holders = _Holders.of(self._book)
+        self._holder_index = None
 
     def _market_after(self, tick: PriceTick) -> tuple[MarketState, FloatArray]:
         """The market and the collateral prices (K,) after a tick; unknown symbols are refused."""

@@ -18,8 +18,9 @@ what the venue needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,25 +45,28 @@ class AdlCandidates:
 AdlPolicy = Callable[[AdlCandidates, int, int, np.random.Generator], IntArray]
 
 
+def _id_keys(accounts: Sequence[str]) -> npt.NDArray[Any]:
+    """The ids as one sortable array (a sequence may supply its own through __array__, e.g. the
+    cascade's zero-padded global rows as integers: same order, no strings)."""
+    return np.asarray(accounts)
+
+
 def queue_rank(candidates: AdlCandidates) -> IntArray:
-    """Candidate order by profit % × leverage, highest first (ties by account id: deterministic)."""
+    """Candidate order by profit % × leverage, highest first (ties by account id: deterministic).
+    One lexsort: a venue-wide cascade ranks hundreds of thousands of winners."""
     score = candidates.profit_fraction * candidates.leverage
-    order: IntArray = np.array(
-        sorted(range(len(candidates.accounts)), key=lambda j: (-score[j], candidates.accounts[j])),
-        dtype=np.int64,
-    )
+    if not len(candidates.accounts):
+        return np.zeros(0, dtype=np.int64)
+    order: IntArray = np.lexsort((_id_keys(candidates.accounts), -score)).astype(np.int64)
     return order
 
 
 def _fill_in_order(order: IntArray, quantity: IntArray, contracts: int) -> IntArray:
+    """Take whole quantities in `order` until `contracts` are taken (exact integer prefix sums)."""
     out = np.zeros(quantity.size, dtype=np.int64)
-    left = contracts
-    for j in order.tolist():
-        if left <= 0:
-            break
-        take = min(int(quantity[j]), left)
-        out[j] = take
-        left -= take
+    q = quantity[order].astype(np.int64)
+    before = np.cumsum(q) - q
+    out[order] = np.clip(contracts - before, 0, q)
     return out
 
 
@@ -72,8 +76,10 @@ def queue(c: AdlCandidates, needed: int, whole: int, rng: np.random.Generator) -
 
 def random_start(c: AdlCandidates, needed: int, whole: int, rng: np.random.Generator) -> IntArray:
     n = len(c.accounts)
-    by_id = np.array(sorted(range(n), key=lambda j: c.accounts[j]), dtype=np.int64)
-    start = int(rng.integers(n)) if n else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    by_id = np.argsort(_id_keys(c.accounts), kind="stable").astype(np.int64)
+    start = int(rng.integers(n))
     return _fill_in_order(np.roll(by_id, -start), c.quantity, whole)
 
 

@@ -1,0 +1,258 @@
+"""One cascade round on one set of accounts: what each liquidated account closes, the cash it
+settles, the collateral it sells, and the deficit it leaves, in exact integer units.
+
+Units (the integer side of the money boundary, `core.ledger.money`): positions in lots of
+10**-QUANTITY_DECIMALS contracts, cash in 10**-CASH_DECIMALS USD, collateral in
+10**-COLLATERAL_DECIMALS asset units. Every amount a trader receives rounds down and every amount
+owed rounds up, so the venue never pays a unit it did not collect. Everything here is per account
+(the rule for an account reads only that account's arrays), which is what lets accounts be split
+across shards with the same result.
+
+The rule for an account whose equity E is below its maintenance margin MM:
+  - full policy, or E ≤ 0: close every position; partial policy: close the fraction
+    f = (c·MM − E) / (c·MM − φ·N) of each position (c = exit coverage, φ = fee rate, N = the
+    account's notional), which restores E/MM = c when MM is proportional to size (Mango's
+    liquidation-end health; a convex tier schedule only does better);
+  - each closed contract settles its value at the round's mark into cash (PnL for futures, market
+    value for spot and options) and pays φ × notional to the insurance fund;
+  - after a full close, borrowed assets are bought back; then, while cash is negative, the
+    account's collateral is sold at market pro rata to its value (the flow that moves its price);
+  - an account left with no position, no collateral and negative cash has a deficit of −cash: the
+    venue's waterfall (core.stress.waterfall) covers it, and its cash is reset to zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from crossmargin.core.book import compressed_slots
+from crossmargin.core.checks import check_range
+from crossmargin.errors import InputError
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+QUANTITY_DECIMALS = 8
+CASH_DECIMALS = 6
+COLLATERAL_DECIMALS = 8
+LOT = 10.0**-QUANTITY_DECIMALS  # contracts per lot
+CASH_UNIT = 10.0**-CASH_DECIMALS  # USD per cash unit
+COLLATERAL_UNIT = 10.0**-COLLATERAL_DECIMALS  # asset units per collateral unit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiquidationRule:
+    """partial: close only what restores `exit_coverage` (else everything); fee_rate on closed
+    notional, to the insurance fund."""
+
+    partial: bool = False
+    exit_coverage: float = 1.25
+    fee_rate: float = 0.005
+
+    def __post_init__(self) -> None:
+        check_range(self.exit_coverage, low=1.0, high=100.0, name="liquidation.exit_coverage")
+        check_range(self.fee_rate, low=0.0, high=0.2, name="liquidation.fee_rate")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Holdings:
+    """Mutable integer state of A accounts: position lots (nnz,) aligned with a fixed CSR pattern
+    (indptr (A+1,), a closed position stays as an explicit zero), cash (A,) and collateral (A, K)
+    units (column `cash_column` unused: cash is its own array)."""
+
+    indptr: IntArray
+    lots: IntArray
+    cash_units: IntArray
+    collateral_units: IntArray
+
+    def __post_init__(self) -> None:
+        if self.lots.dtype != np.int64 or self.cash_units.dtype != np.int64:
+            raise InputError("holdings", "lots and cash must be int64 units")
+        if self.collateral_units.dtype != np.int64 or self.collateral_units.shape[0] != self.cash_units.size:
+            raise InputError("holdings.collateral_units", "must be int64, one row per account")
+
+    @property
+    def n_accounts(self) -> int:
+        return int(self.cash_units.size)
+
+    def copy(self) -> Holdings:
+        return Holdings(
+            indptr=self.indptr,
+            lots=self.lots.copy(),
+            cash_units=self.cash_units.copy(),
+            collateral_units=self.collateral_units.copy(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RoundFills:
+    """What one round did to A accounts (all int64 units). Per liquidated account, `rows` (L,);
+    per position of theirs, `slots` (P,) into the book's positions: closed lots (P,), signed like
+    the position, and the deficit attributed to it (P,) by its share of the account's closed
+    notional (for ADL). Per account (A,): fee, deficit left to the venue, liquidated flag. Per
+    asset (K,): collateral sold (> 0) or bought back (< 0), summed over accounts."""
+
+    rows: IntArray
+    slots: IntArray
+    closed_lots: IntArray
+    position_deficit_units: IntArray
+    fee_units: IntArray
+    deficit_units: IntArray
+    liquidated: BoolArray
+    collateral_traded_units: IntArray
+
+
+def segment_sum(values: IntArray, indptr: IntArray) -> IntArray:
+    """Exact int64 sum of each CSR row's values, (A,) (empty rows give 0)."""
+    counts = np.diff(indptr)
+    out = np.zeros(counts.size, dtype=np.int64)
+    nonempty = counts > 0
+    if values.size:
+        sums = np.add.reduceat(values, indptr[:-1][nonempty])
+        out[nonempty] = sums
+    return out
+
+
+def close_fraction(
+    equity_usd: FloatArray, maintenance_usd: FloatArray, notional_usd: FloatArray, rule: LiquidationRule
+) -> FloatArray:
+    """Fraction of every position each account closes this round (A,), in [0, 1] (module doc)."""
+    liquidate = (equity_usd < maintenance_usd) & (maintenance_usd > 0.0)
+    fraction = np.where(liquidate, 1.0, 0.0)
+    if rule.partial:
+        target = rule.exit_coverage * maintenance_usd
+        denominator = target - rule.fee_rate * notional_usd
+        with np.errstate(divide="ignore", invalid="ignore"):
+            partial = (target - equity_usd) / denominator
+        solvent = liquidate & (equity_usd > 0.0) & (denominator > 0.0)
+        fraction = np.where(solvent, np.clip(partial, 0.0, 1.0), fraction)
+    result: FloatArray = fraction
+    return result
+
+
+def liquidate_round(
+    holdings: Holdings,
+    *,
+    equity_usd: FloatArray,
+    maintenance_usd: FloatArray,
+    value_per_contract_usd: FloatArray,
+    notional_per_contract_usd: FloatArray,
+    asset_price_usd: FloatArray,
+    rule: LiquidationRule,
+) -> RoundFills:
+    """Apply one round's rule to `holdings` in place and say what it did (module docstring).
+
+    value/notional per contract: (nnz,) USD at this round's mark (the engine's valuation, entry
+    terms applied); asset_price_usd (K,) at this round."""
+    indptr = holdings.indptr
+    n_accounts = indptr.size - 1
+    lots = holdings.lots
+    under = np.flatnonzero((equity_usd < maintenance_usd) & (maintenance_usd > 0.0))
+    notional_usd = np.zeros(n_accounts)
+    if rule.partial and under.size:  # the partial rule needs each account's notional
+        under_slots = compressed_slots(indptr, under)
+        notional_usd[under] = np.bincount(
+            np.repeat(np.arange(under.size), indptr[under + 1] - indptr[under]),
+            weights=np.abs(lots[under_slots] * LOT) * notional_per_contract_usd[under_slots],
+            minlength=under.size,
+        )
+    fraction = close_fraction(equity_usd, maintenance_usd, notional_usd, rule)
+    liquidated = fraction > 0.0
+    fee_units = np.zeros(n_accounts, dtype=np.int64)
+    traded = np.zeros(holdings.collateral_units.shape[1], dtype=np.int64)
+    deficit = np.zeros(n_accounts, dtype=np.int64)
+    rows = np.flatnonzero(liquidated)
+    if rows.size == 0:
+        none = np.zeros(0, dtype=np.int64)
+        return RoundFills(rows, none, none, none, fee_units, deficit, liquidated, traded)
+    # Only the liquidated accounts' positions from here on (a gather, like Book.select).
+    slots = compressed_slots(indptr, rows)
+    sub_counts = indptr[rows + 1] - indptr[rows]
+    sub_indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(sub_counts, out=sub_indptr[1:])
+    f_position = np.repeat(fraction[rows], sub_counts)
+    size = np.abs(lots[slots])
+    # Lots closed: ceil(|lots| · f) (the venue closes at least what the rule needs), sign kept.
+    partial_size = np.minimum(size, np.ceil(size * f_position).astype(np.int64))
+    closed_sub = np.sign(lots[slots]) * np.where(f_position >= 1.0, size, partial_size)
+    closed_quantity = closed_sub * LOT
+    value = value_per_contract_usd[slots]
+    notional = notional_per_contract_usd[slots]
+    settled_units = np.floor(closed_quantity * value / CASH_UNIT).astype(
+        np.int64
+    )  # receipts down, charges up
+    fee_position = np.ceil(rule.fee_rate * np.abs(closed_quantity) * notional / CASH_UNIT).astype(np.int64)
+    lots[slots] -= closed_sub
+    fee_units[rows] = segment_sum(fee_position, sub_indptr)
+    cash = holdings.cash_units
+    cash[rows] += segment_sum(settled_units, sub_indptr) - fee_units[rows]
+
+    collateral = holdings.collateral_units
+    unit_value = COLLATERAL_UNIT * asset_price_usd / CASH_UNIT  # cash units per collateral unit (K,)
+    # Borrowed assets of fully liquidated accounts are bought back (cost rounds up).
+    full_rows = rows[fraction[rows] >= 1.0]
+    owed = np.minimum(collateral[full_rows], 0)
+    if np.any(owed):
+        cash[full_rows] -= np.ceil(-owed * unit_value[None, :]).astype(np.int64).sum(axis=1)
+        traded += owed.sum(axis=0)
+        collateral[full_rows] -= owed
+    # Negative cash of a liquidated account is repaid by selling its collateral pro rata to value.
+    short = rows[cash[rows] < 0]
+    if short.size:
+        held = np.maximum(collateral[short], 0)
+        worth = held * unit_value[None, :]
+        total = worth.sum(axis=1)
+        need = -cash[short].astype(np.float64)
+        share = np.where(total > need, need / np.where(total > 0.0, total, 1.0), 1.0)
+        sold = np.minimum(held, np.ceil(held * share[:, None]).astype(np.int64))
+        proceeds = np.floor(sold * unit_value[None, :]).astype(np.int64)
+        cash[short] += proceeds.sum(axis=1)
+        collateral[short] -= sold
+        traded += sold.sum(axis=0)
+
+    # Deficit: nothing left to sell, nothing open, cash below zero.
+    still_open = segment_sum((lots[slots] != 0).astype(np.int64), sub_indptr) > 0
+    empty = ~np.any(collateral[rows] > 0, axis=1) & ~still_open
+    left = np.where(empty & (cash[rows] < 0), -cash[rows], 0).astype(np.int64)
+    deficit[rows] = left
+    cash[rows] += left
+    position_deficit = np.zeros(slots.size, dtype=np.int64)
+    if np.any(left):
+        position_deficit = split_deficit(left, np.abs(closed_quantity) * notional, sub_indptr)
+    return RoundFills(
+        rows=rows,
+        slots=slots,
+        closed_lots=closed_sub,
+        position_deficit_units=position_deficit,
+        fee_units=fee_units,
+        deficit_units=deficit,
+        liquidated=liquidated,
+        collateral_traded_units=traded,
+    )
+
+
+def split_deficit(deficit_units: IntArray, weight: FloatArray, indptr: IntArray) -> IntArray:
+    """Each account's deficit (A,) over its positions (nnz,) ∝ weight, in whole units summing to
+    the deficit exactly (floors, the remainder on the account's last weighted position). An
+    account with a deficit but no weight keeps it unattributed (its positions get 0)."""
+    counts = np.diff(indptr)
+    account_of = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    total = np.bincount(account_of, weights=weight, minlength=counts.size)
+    d = deficit_units[account_of].astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(total[account_of] > 0.0, np.floor(d * weight / total[account_of]), 0.0)
+    units = share.astype(np.int64)
+    attributed = total > 0.0
+    rest = np.where(attributed, deficit_units - segment_sum(units, indptr), 0)
+    last = np.where(weight > 0.0, np.arange(weight.size, dtype=np.int64), -1)
+    if last.size:
+        nonempty = counts > 0
+        last_slot = np.full(counts.size, -1, dtype=np.int64)
+        last_slot[nonempty] = np.maximum.reduceat(last, indptr[:-1][nonempty])
+        target = attributed & (rest != 0) & (last_slot >= 0)
+        units[last_slot[target]] += rest[target]
+    return units
