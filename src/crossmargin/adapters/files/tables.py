@@ -97,7 +97,8 @@ def read_table(
             _check_names(where, names, columns)
             present = [c for c in wanted if c in names]
             dictionary = [c for c in present if c in TEXT_COLUMNS and _is_text(schema.field(c).type)]
-            table = pq.read_table(path, columns=present, read_dictionary=dictionary)
+            # ParquetFile, not pq.read_table: the latter imports pyarrow.dataset and pandas (~1 s).
+            table = pq.ParquetFile(path, read_dictionary=dictionary).read(columns=present)
         else:
             data = path.read_bytes()
             decode_utf8(data, where)  # header and cells: UTF-8, or an error naming the line
@@ -151,7 +152,9 @@ def _text_column(column: pa.ChunkedArray, where: str, name: str) -> TextColumn:
         if not pa.types.is_string(dictionary.type):
             dictionary = dictionary.cast(pa.string())
         indices = chunk.indices
-        index = np.asarray(indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if indices.null_count:
+            indices = indices.fill_null(-1)
+        index = np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)
         codes.append(np.where(index >= 0, index + offset, -1))
         values.append(dictionary)
         offset += len(dictionary)
