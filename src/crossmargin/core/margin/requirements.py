@@ -77,13 +77,23 @@ def position_requirements(
     tier = tier_index(notional_usd=notional, instrument_index=i, table=table)  # IM and MM share it
     im = (
         tiered_margin_usd(
-            notional_usd=notional, size_units=units, instrument_index=i, table=table, maintenance=False, tier=tier
+            notional_usd=notional,
+            size_units=units,
+            instrument_index=i,
+            table=table,
+            maintenance=False,
+            tier=tier,
         )
         + im_option
     )
     mm = (
         tiered_margin_usd(
-            notional_usd=notional, size_units=units, instrument_index=i, table=table, maintenance=True, tier=tier
+            notional_usd=notional,
+            size_units=units,
+            instrument_index=i,
+            table=table,
+            maintenance=True,
+            tier=tier,
         )
         + mm_option
     )
