@@ -40,10 +40,10 @@ _CLOSE_BRACKET = 93
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _put(out: np.ndarray, o: int, buffer: np.ndarray, start: int, stop: int) -> int:
-    for b in range(start, stop):
-        out[o] = buffer[b]
-        o += 1
-    return o
+    # A slice copy: ~1.5-2x a byte loop here (measured on the report's short pieces).
+    n = stop - start
+    out[o : o + n] = buffer[start:stop]
+    return o + n
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -51,7 +51,7 @@ def _template(out: np.ndarray, o: int, templates: np.ndarray, bounds: np.ndarray
     return _put(out, o, templates, bounds[t], bounds[t + 1])
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _next_value(out: np.ndarray, o: int, columns: np.ndarray, cursor: np.ndarray, c: int) -> int:
     """Copy the next value of rendered column `c` (a JSON string, number or literal) and move its
     cursor past the following separator."""

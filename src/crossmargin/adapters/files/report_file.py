@@ -74,6 +74,7 @@ def replaced_atomically(paths: Sequence[Path]) -> Iterator[tuple[Path, ...]]:
             handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(handle)
             temporaries.append(Path(name))
+            os.chmod(name, 0o666 & ~_umask())  # as open() would create it (mkstemp makes it 0600)
         yield tuple(temporaries)
         for temporary, path in zip(temporaries, paths, strict=True):
             os.replace(temporary, path)
@@ -81,6 +82,19 @@ def replaced_atomically(paths: Sequence[Path]) -> Iterator[tuple[Path, ...]]:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _parquet_order(temporaries: Sequence[Path]) -> tuple[Path, Path, Path]:
+    """`ReportTarget.paths` order (positions, collateral, accounts) -> the writer's (accounts,
+    positions, collateral)."""
+    positions, collateral, accounts = temporaries
+    return accounts, positions, collateral
 
 
 def write_report(columns: MarginColumns, target: ReportTarget, *, progress: Progress | None = None) -> None:
@@ -92,7 +106,7 @@ def write_report(columns: MarginColumns, target: ReportTarget, *, progress: Prog
                 from crossmargin.adapters.files.report_parquet import write_margin_parquet
 
                 write_margin_parquet(
-                    columns, (temporaries[0], temporaries[1], temporaries[2]), progress=progress
+                    columns, _parquet_order(temporaries), progress=progress
                 )
             else:
                 from crossmargin.adapters.files.report_json import write_margin_json

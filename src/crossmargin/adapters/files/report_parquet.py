@@ -33,7 +33,12 @@ from crossmargin.adapters.files.report_json import chunk_bounds
 from crossmargin.engine.report_columns import MarginColumns
 
 Progress = Callable[[int], None]
-COMPRESSION = "zstd"  # ~2x smaller than snappy on these columns, at the same write speed here
+# Snappy (Parquet's usual default): the float columns are mostly incompressible mantissas; zstd
+# saved ~13 % of the positions file for ~40 % more CPU (1M-account bench book).
+COMPRESSION = "snappy"
+# Dictionary pages for the id columns only: trying them on float columns hashes every value
+# before falling back to plain pages (~35 % of the write time).
+DICTIONARY_COLUMNS = ["account_id", "instrument_id", "asset"]
 
 
 def side_paths(path: Path) -> tuple[Path, Path]:
@@ -123,7 +128,13 @@ def write_margin_parquet(
                     # row) and read back as plain strings: the Arrow schema is not stored.
                     schema = table.schema.with_metadata(metadata)
                     writers.append(
-                        pq.ParquetWriter(target, schema, compression=COMPRESSION, store_schema=False)
+                        pq.ParquetWriter(
+                            target,
+                            schema,
+                            compression=COMPRESSION,
+                            use_dictionary=[c for c in DICTIONARY_COLUMNS if c in schema.names],
+                            store_schema=False,
+                        )
                     )
             for writer, table in zip(writers, tables, strict=True):
                 writer.write_table(table.replace_schema_metadata(metadata))
