@@ -125,8 +125,9 @@ def write_margin_parquet(
             if not writers:
                 for target, table in zip(targets, tables, strict=True):
                     # Dictionary columns go to disk as Parquet dictionary pages (no string per
-                    # row) and read back as plain strings: the Arrow schema is not stored.
-                    schema = table.schema.with_metadata(metadata)
+                    # row) and read back as plain strings: the Arrow schema is not stored (so the
+                    # header goes in as the file's key-value metadata, below).
+                    schema = table.schema
                     writers.append(
                         pq.ParquetWriter(
                             target,
@@ -137,9 +138,11 @@ def write_margin_parquet(
                         )
                     )
             for writer, table in zip(writers, tables, strict=True):
-                writer.write_table(table.replace_schema_metadata(metadata))
+                writer.write_table(table)
             if progress is not None:
                 progress(stop)
+        for writer in writers:
+            writer.add_key_value_metadata(metadata)
     finally:
         for writer in writers:
             writer.close()
