@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -184,38 +185,43 @@ def write_margin_json(
     stream.write(layout.header(columns).encode())
     if columns.n_accounts:
         stream.write(b"[")
-    written = 0
-    for start, stop in chunk_bounds(columns.accounts.position_count, rows_per_chunk):
-        chunk = columns.chunk(start, stop)
-        rendered, cursor = _table(_render(chunk, isolated=isolated))
-        capacity = (
-            rendered.size
-            + chunk.n_accounts * int(account_bytes)
-            + chunk.n_positions * int(position_bytes)
-            + chunk.collateral.asset.size * int(collateral_bytes)
-        )
-        out = np.empty(capacity, dtype=np.uint8)
-        n = kernel.render_accounts(
-            out,
-            rendered,
-            cursor[:-1] + 1,  # each column starts with "["
-            templates,
-            bounds,
-            names,
-            name_bounds,
-            account_fields,
-            position_fields,
-            collateral_fields,
-            chunk.positions.instrument,
-            chunk.collateral.asset + len(columns.instrument_ids),
-            chunk.accounts.position_count,
-            chunk.accounts.collateral_count,
-            start == 0,
-        )
-        stream.write(out[:n].data)
-        written = stop
-        if progress is not None:
-            progress(written)
+    # One writer thread: chunk k is written (the GIL released in write) while chunk k+1 renders.
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending: Future[int] | None = None
+        for start, stop in chunk_bounds(columns.accounts.position_count, rows_per_chunk):
+            chunk = columns.chunk(start, stop)
+            rendered, cursor = _table(_render(chunk, isolated=isolated))
+            capacity = (
+                rendered.size
+                + chunk.n_accounts * int(account_bytes)
+                + chunk.n_positions * int(position_bytes)
+                + chunk.collateral.asset.size * int(collateral_bytes)
+            )
+            out = np.empty(capacity, dtype=np.uint8)
+            n = kernel.render_accounts(
+                out,
+                rendered,
+                cursor[:-1] + 1,  # each column starts with "["
+                templates,
+                bounds,
+                names,
+                name_bounds,
+                account_fields,
+                position_fields,
+                collateral_fields,
+                chunk.positions.instrument,
+                chunk.collateral.asset + len(columns.instrument_ids),
+                chunk.accounts.position_count,
+                chunk.accounts.collateral_count,
+                start == 0,
+            )
+            if pending is not None:
+                pending.result()  # in order, and at most two chunks in memory
+            pending = writer.submit(stream.write, out[:n].data)
+            if progress is not None:
+                progress(stop)
+        if pending is not None:
+            pending.result()
     stream.write(layout.footer(columns.n_accounts).encode())
 
 
