@@ -286,9 +286,13 @@ class Book:
             iso = np.asarray(isolated_collateral, dtype=np.float64).reshape(qty.size, assets.n_assets)
             iso = iso if order is None else iso[order]
         keep = qty != 0.0
-        rows, cols, qty, entry = rows[keep], cols[keep], qty[keep], entry[keep]
+        if not np.all(keep):  # zero positions are rare: no four gathers of nnz when there are none
+            rows, cols, qty, entry = rows[keep], cols[keep], qty[keep], entry[keep]
+            if iso is not None:
+                iso = iso[keep]
+        elif order is None:  # nothing gathered: the book owns its arrays (the caller's may change)
+            qty, entry = qty.copy(), entry.copy()
         if iso is not None:
-            iso = iso[keep]
             check_finite(iso, "positions.isolated_collateral")
             if np.any(iso < 0.0):
                 raise InputError("positions.isolated_collateral", "must be >= 0")

@@ -254,10 +254,11 @@ def _add_tables(
                 f"must be finite and > 0 (>= 0 for options; delta-one >= {MIN_PRICE_USD:g}), "
                 f"got {float(table_entry[row])!r} (data row {row + 1})",
             )
-        rows = np.concatenate([rows, accounts])
-        cols = np.concatenate([cols, instr])
-        qty = np.concatenate([qty, q])
-        entry = np.concatenate([entry, table_entry])
+        if rows.size:  # inline positions first, then the table's
+            rows, cols = np.concatenate([rows, accounts]), np.concatenate([cols, instr])
+            qty, entry = np.concatenate([qty, q]), np.concatenate([entry, table_entry])
+        else:  # a table-only book: its columns as they are, no copies of 10 M rows
+            rows, cols, qty, entry = accounts, instr, q, table_entry
     if balances_table is not None:
         tp = balances_table.path
         accounts = rows_of(balances_table.text["account"], all_ids, "account", tp)
