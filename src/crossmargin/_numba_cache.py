@@ -27,7 +27,7 @@ from pathlib import Path
 
 ENV_VARIABLE = "NUMBA_CACHE_DIR"
 # The package directories whose __pycache__ numba would write kernels to.
-KERNEL_DIRECTORIES = ("core", "core/margin", "core/var")
+KERNEL_DIRECTORIES = ("core", "core/margin", "core/var", "adapters/files")
 
 
 def package_directory() -> Path:

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - older Typer runs on Click itself
 from rich.markup import escape
 from rich.table import Table
 
+from crossmargin.cli.margin_table import riskiest_report
 from crossmargin.cli.names import MODELS, PORTFOLIO_PRESET_NAMES, TIER_PRESET_NAMES
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail, items_table, money
@@ -146,16 +147,19 @@ def _nearest_levels(prices: dict[str, float | None]) -> str:
     return ", ".join(shown) if shown else "—"
 
 
-def _table(report: dict[str, Any]) -> Table:
+def _table(report: dict[str, Any], *, n_accounts: int | None = None) -> Table:
+    """The riskiest accounts of `report` (at most MAX_TABLE_ROWS); `n_accounts`: how many the
+    run holds, when `report` carries only the riskiest (`riskiest_report`)."""
     accounts = report["accounts"]
+    total = len(accounts) if n_accounts is None else n_accounts
     shown = sorted(
         accounts, key=lambda a: -(a["margin_ratio"] if a["margin_ratio"] is not None else float("inf"))
     )
     table = Table(
         title=f"{report['model']} margin · {report['book']} · {report['valuation_time']}",
         caption=None
-        if len(accounts) <= MAX_TABLE_ROWS
-        else f"{MAX_TABLE_ROWS} riskiest of {len(accounts)} accounts (use --json for all)",
+        if total <= MAX_TABLE_ROWS
+        else f"{MAX_TABLE_ROWS} riskiest of {total:,} accounts (use --json or --out for all)",
     )
     priced = bool(accounts) and "price_status" in accounts[0]  # --prices: the oracle's status
     levels = bool(accounts) and "liquidation_price" in accounts[0]  # --levels
@@ -258,53 +262,100 @@ def margin(
             "(a root search: under portfolio, sensitivity and VaR margin ~100x the margin itself)",
         ),
     ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write the report to a file, streamed (books of any size): .json (one account per "
+            "line) or .parquet (accounts, positions and collateral tables; docs/cli.md)",
+        ),
+    ] = None,
 ) -> None:
     """Compute initial and maintenance margin for every account of a book."""
     from crossmargin.adapters.feeds import QuoteFile
     from crossmargin.adapters.files import load_book
+    from crossmargin.adapters.files.report_file import report_target, write_json_data, write_report
     from crossmargin.adapters.history.prices import shared_price_history
     from crossmargin.adapters.volatility import GarchFilter
+    from crossmargin.cli.progress import stages
     from crossmargin.engine import margin_run
+    from crossmargin.engine.report_columns import margin_columns
     from crossmargin.engine.reports import to_json
+    from crossmargin.errors import InputError
 
     history, volatility = shared_price_history(), GarchFilter()  # read only by --model var
+    columns = None  # the columnar report (plain margin runs); `report` (typed, as JSON data) otherwise
     try:
-        loaded = load_book(book)
-        if prices is None:
-            run = margin_run.run_margin(
-                loaded,
-                model=model,
-                preset=preset,
-                account_ids=account,
-                history=history,
-                volatility=volatility,
-            )
-            report = margin_run.margin_report(run, levels=margin_run.price_levels(run) if levels else None)
-        else:
-            from crossmargin.engine.priced_run import load_snapshot, priced_margin_report, run_priced_margin
+        target = None if out is None else report_target(out)  # before any work: a bad --out is exit 2
+        if target is not None and target.format == "parquet" and (levels or prices is not None):
+            problem = "the Parquet report has no --levels or --prices keys: use .json"
+            raise InputError("--out", f"{out}: {problem}")
+        with stages() as progress:
+            progress.stage("loading the book")
+            loaded = load_book(book)
+            progress.stage(f"margining {loaded.book.n_accounts:,} accounts")
+            if prices is None:
+                run = margin_run.run_margin(
+                    loaded,
+                    model=model,
+                    preset=preset,
+                    account_ids=account,
+                    history=history,
+                    volatility=volatility,
+                )
+                if levels:
+                    report = margin_run.margin_report(run, levels=margin_run.price_levels(run))
+                else:
+                    columns = margin_columns(run)
+            else:
+                from crossmargin.engine.priced_run import (
+                    load_snapshot,
+                    priced_margin_report,
+                    run_priced_margin,
+                )
 
-            priced = run_priced_margin(
-                loaded,
-                load_snapshot(QuoteFile(path=prices)),
-                model=model,
-                preset=preset,
-                account_ids=account,
-                history=history,
-                volatility=volatility,
-            )
-            report = to_json(priced_margin_report(priced))  # the oracle block too: NaN → null
-            if levels:  # the priced report is margin_report's plus oracle keys: add the level keys
-                rows = margin_run.account_price_levels(margin_run.price_levels(priced.run))
-                for entry, account_levels in zip(report["accounts"], rows, strict=True):
-                    entry.update(to_json(account_levels))
+                priced = run_priced_margin(
+                    loaded,
+                    load_snapshot(QuoteFile(path=prices)),
+                    model=model,
+                    preset=preset,
+                    account_ids=account,
+                    history=history,
+                    volatility=volatility,
+                )
+                report = to_json(priced_margin_report(priced))  # the oracle block too: NaN → null
+                if levels:  # the priced report is margin_report's plus oracle keys: add the level keys
+                    rows = margin_run.account_price_levels(margin_run.price_levels(priced.run))
+                    for entry, account_levels in zip(report["accounts"], rows, strict=True):
+                        entry.update(to_json(account_levels))
+            if target is not None:
+                if columns is None:
+                    write_json_data(report, target)
+                else:
+                    progress.stage(f"writing {out}", total=columns.n_accounts)
+                    write_report(columns, target, progress=progress.advance_to)
+            if as_json and columns is not None:
+                from crossmargin.adapters.files.report_json import write_margin_json
+
+                progress.stage("writing the JSON report", total=columns.n_accounts)
+                write_margin_json(columns, sys.stdout.buffer, indent=True, progress=progress.advance_to)
+                sys.stdout.flush()
     except CrossMarginError as error:
         fail(error)
         return
     if as_json:
-        _print_json(report)
+        if columns is None:
+            _print_json(report)
+        return
+    if target is not None:
         return
     console = render_console()
-    console.print(_table(report))
+    if columns is not None:
+        console.print(_table(riskiest_report(columns, MAX_TABLE_ROWS), n_accounts=columns.n_accounts))
+        if account:
+            report = margin_run.margin_report(run)
+    else:
+        console.print(_table(report))
     if account:
         for a in report["accounts"]:
             console.print(_positions_table(a))

@@ -161,8 +161,8 @@ class Book:
         return rows
 
     def account_row(self, account_id: str) -> int:
-        if not self.index and self.account_ids:  # a selected sub-book builds its index on first use
-            self.index.update((a, n) for n, a in enumerate(self.account_ids))
+        if not self.index and self.account_ids:  # the id -> row index is built on first use
+            self.index.update(zip(self.account_ids, range(len(self.account_ids)), strict=True))
         try:
             return self.index[account_id]
         except KeyError:
@@ -266,9 +266,15 @@ class Book:
                 f"must be > 0, got {entry[j]!r}",
             )
         check_balances(bal, assets)
-        order = np.lexsort((cols, rows))
-        rows, cols, qty, entry = rows[order], cols[order], qty[order], entry[order]
-        same = (rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1])
+        # Canonical order: by account, then instrument. One int64 key (rows < 2**31 accounts, cols
+        # < 2**31 instruments); a table already in that order (a sorted file, a select) is not
+        # sorted again. A stable sort of the key gives lexsort's order, ~3x faster at 10 M rows.
+        key = rows * instruments.n_instruments + cols
+        order = None
+        if key.size > 1 and np.any(key[1:] < key[:-1]):
+            order = np.argsort(key, kind="stable")
+            rows, cols, qty, entry, key = rows[order], cols[order], qty[order], entry[order], key[order]
+        same = key[1:] == key[:-1]
         if np.any(same):
             j = int(np.flatnonzero(same)[0])
             raise InputError(
@@ -277,11 +283,16 @@ class Book:
             )
         iso = None
         if isolated_collateral is not None:
-            iso = np.asarray(isolated_collateral, dtype=np.float64).reshape(qty.size, assets.n_assets)[order]
+            iso = np.asarray(isolated_collateral, dtype=np.float64).reshape(qty.size, assets.n_assets)
+            iso = iso if order is None else iso[order]
         keep = qty != 0.0
-        rows, cols, qty, entry = rows[keep], cols[keep], qty[keep], entry[keep]
+        if not np.all(keep):  # zero positions are rare: no four gathers of nnz when there are none
+            rows, cols, qty, entry = rows[keep], cols[keep], qty[keep], entry[keep]
+            if iso is not None:
+                iso = iso[keep]
+        elif order is None:  # nothing gathered: the book owns its arrays (the caller's may change)
+            qty, entry = qty.copy(), entry.copy()
         if iso is not None:
-            iso = iso[keep]
             check_finite(iso, "positions.isolated_collateral")
             if np.any(iso < 0.0):
                 raise InputError("positions.isolated_collateral", "must be >= 0")
@@ -309,5 +320,5 @@ class Book:
             entry_price=entry,
             balances=bal,
             isolated_collateral=iso,
-            index={a: n for n, a in enumerate(ids)},
+            index={},  # built on first account_row: 1 M ids cost ~0.5 s a run may not need
         )

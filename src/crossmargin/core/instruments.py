@@ -240,6 +240,15 @@ def continuity_deduction(floor: FloatArray, rate: FloatArray) -> FloatArray:
     return deduction
 
 
+def tier_index(*, notional_usd: FloatArray, instrument_index: IntArray, table: InstrumentTable) -> IntArray:
+    """The tier each position's |notional| (USD, (n,)) falls in: the number of floors above the
+    first one it reaches. One (n,) gather per tier column (a handful), never an (n, T) gather."""
+    tier = np.zeros(notional_usd.shape, dtype=np.int64)
+    for col in range(1, table.tier_floor_usd.shape[1]):
+        tier += notional_usd >= table.tier_floor_usd[:, col][instrument_index]
+    return tier
+
+
 def tiered_margin_usd(
     *,
     notional_usd: FloatArray,
@@ -247,18 +256,18 @@ def tiered_margin_usd(
     instrument_index: IntArray,
     table: InstrumentTable,
     maintenance: bool,
+    tier: IntArray | None = None,
 ) -> FloatArray:
     """Tiered requirement per position, USD: notional * (rate_t + rate_per_unit * size) - deduction_t.
 
-    notional_usd, size_units: (n,) absolute values; instrument_index: (n,). Loops over the T tier
-    columns (a handful), vectorised over positions.
+    notional_usd, size_units: (n,) absolute values; instrument_index: (n,); `tier`: `tier_index`
+    of the same positions when the caller has it (IM and MM share it). Vectorised over positions.
     """
-    floors = table.tier_floor_usd[instrument_index]
-    tier = np.zeros(notional_usd.shape, dtype=np.int64)
-    for col in range(1, floors.shape[1]):
-        tier += notional_usd >= floors[:, col]
+    if tier is None:
+        tier = tier_index(notional_usd=notional_usd, instrument_index=instrument_index, table=table)
     rates = table.tier_maintenance_rate if maintenance else table.tier_initial_rate
     deductions = table.tier_maintenance_deduction_usd if maintenance else table.tier_initial_deduction_usd
-    rate = rates[instrument_index, tier] + table.rate_per_unit[instrument_index] * size_units
-    margin: FloatArray = notional_usd * rate - deductions[instrument_index, tier]
+    flat = instrument_index * rates.shape[1] + tier  # (instrument, tier) in the C-ordered tables
+    rate = rates.ravel()[flat] + table.rate_per_unit[instrument_index] * size_units
+    margin: FloatArray = notional_usd * rate - deductions.ravel()[flat]
     return margin

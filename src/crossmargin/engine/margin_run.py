@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -42,6 +41,7 @@ from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
+from crossmargin.engine.report_columns import margin_columns
 from crossmargin.engine.reports import (
     AccountPriceLevels,
     AccountReport,
@@ -211,23 +211,19 @@ def _split(items: list[T], counts: IntArray) -> list[tuple[T, ...]]:
 
 
 def build_margin_report(run: MarginRun, *, levels: PriceLevels | None = None) -> MarginReport:
-    """The typed report of the broken-down accounts, built columnar: every column is sliced out
-    of the run's arrays and turned into Python values once (`tolist`), then the rows are zipped.
+    """The typed report of the broken-down accounts: the rows of `margin_columns(run)` (every
+    column turned into Python values once, `tolist`, then zipped), so it holds exactly what the
+    columnar writers write.
 
     `levels` (from `price_levels(run)`) adds each account's liquidation and bankruptcy prices;
     it must cover the same account rows as the run's breakdown."""
-    book = run.loaded.book
-    result = run.result
-    bd = run.breakdown
-    rows = bd.account_rows
-    if levels is not None and not np.array_equal(levels.account_rows, rows):
+    if levels is not None and not np.array_equal(levels.account_rows, run.breakdown.account_rows):
         raise InputError("levels", "price levels are for other accounts than the run's breakdown")
-
-    # Positions: the breakdown stores each requested account's positions contiguously, in request order.
-    instrument_ids = np.asarray(book.instruments.ids, dtype=object)[bd.position_instrument].tolist()
-    n_positions = len(instrument_ids)
+    columns = margin_columns(run)
+    p = columns.positions
+    instrument_ids = np.asarray(columns.instrument_ids, dtype=object)[p.instrument].tolist()
     isolated_equity: list[float | None] = (
-        bd.isolated_equity_usd[:n_positions].tolist() if run.model == "isolated" else [None] * n_positions
+        [None] * len(instrument_ids) if p.isolated_equity_usd is None else p.isolated_equity_usd.tolist()
     )
     positions = [
         PositionReport(
@@ -242,35 +238,32 @@ def build_margin_report(run: MarginRun, *, levels: PriceLevels | None = None) ->
         )
         for instrument_id, quantity, entry_price, value, pnl, initial, maintenance, equity in zip(
             instrument_ids,
-            bd.quantity[:n_positions].tolist(),
-            bd.entry_price[:n_positions].tolist(),
-            bd.value_usd[:n_positions].tolist(),
-            bd.unrealised_pnl_usd[:n_positions].tolist(),
-            bd.initial_margin_usd[:n_positions].tolist(),
-            bd.maintenance_margin_usd[:n_positions].tolist(),
+            p.quantity.tolist(),
+            p.entry_price.tolist(),
+            p.value_usd.tolist(),
+            p.unrealised_pnl_usd.tolist(),
+            p.initial_margin_usd.tolist(),
+            p.maintenance_margin_usd.tolist(),
             isolated_equity,
             strict=True,
         )
     ]
-    positions_of = _split(positions, np.diff(book.positions.indptr)[rows])
-
-    # Collateral: the non-zero balances, account by account, in asset order (row-major nonzero).
-    account_n, asset_k = np.nonzero(bd.balance)
+    a = columns.accounts
+    positions_of = _split(positions, a.position_count)
+    c = columns.collateral
     collateral = [
         CollateralReport(asset=asset, balance=balance, value_usd=value, haircut=haircut)
         for asset, balance, value, haircut in zip(
-            np.asarray(book.assets.symbols, dtype=object)[asset_k].tolist(),
-            bd.balance[account_n, asset_k].tolist(),
-            bd.collateral_value_usd[account_n, asset_k].tolist(),
-            bd.haircut[account_n, asset_k].tolist(),
+            np.asarray(columns.asset_symbols, dtype=object)[c.asset].tolist(),
+            c.balance.tolist(),
+            c.value_usd.tolist(),
+            c.haircut.tolist(),
             strict=True,
         )
     ]
-    collateral_of = _split(collateral, np.count_nonzero(bd.balance, axis=1))
-
-    ratio = result.margin_ratio[rows]
+    collateral_of = _split(collateral, a.collateral_count)
     levels_of: list[AccountPriceLevels | None] = (
-        [None] * rows.shape[0] if levels is None else list(account_price_levels(levels))
+        [None] * a.n_accounts if levels is None else list(account_price_levels(levels))
     )
     accounts = tuple(
         AccountReport(
@@ -301,27 +294,26 @@ def build_margin_report(run: MarginRun, *, levels: PriceLevels | None = None) ->
             account_collateral,
             account_levels,
         ) in zip(
-            np.asarray(book.account_ids, dtype=object)[rows].tolist(),
-            result.equity_usd[rows].tolist(),
-            result.initial_margin_usd[rows].tolist(),
-            result.maintenance_margin_usd[rows].tolist(),
-            result.available_usd[rows].tolist(),
-            finite_or_none(ratio),
-            result.bankrupt[rows].tolist(),
-            result.below_maintenance[rows].tolist(),  # a property: evaluated once, here
-            result.collateral_value_usd[rows].tolist(),
+            list(a.account_id),
+            a.equity_usd.tolist(),
+            a.initial_margin_usd.tolist(),
+            a.maintenance_margin_usd.tolist(),
+            a.available_usd.tolist(),
+            finite_or_none(a.margin_ratio),
+            a.bankrupt.tolist(),
+            a.below_maintenance.tolist(),
+            a.collateral_value_usd.tolist(),
             positions_of,
             collateral_of,
             levels_of,
             strict=True,
         )
     )
-    valuation_time = datetime.fromtimestamp(run.loaded.market.valuation_ns / 1e9, tz=UTC)
     return MarginReport(
-        model=run.model,
-        preset=run.preset,
-        valuation_time=valuation_time.isoformat().replace("+00:00", "Z"),
-        book=run.loaded.path,
+        model=columns.model,
+        preset=columns.preset,
+        valuation_time=columns.valuation_time,
+        book=columns.book,
         accounts=accounts,
     )
 

@@ -285,7 +285,7 @@ class RiskEngine:
         default), from the engine's own valuation."""
         book = self.book
         rows = range(book.n_accounts) if account_ids is None else [book.account_row(a) for a in account_ids]
-        return self._model.breakdown(book, self._market, list(rows), self._valuation)
+        return self._model.breakdown(book, self._market, rows, self._valuation)
 
     def recompute(self) -> MarginResult:
         """A full recompute from scratch (what the incremental updates are held equal to)."""

@@ -7,7 +7,6 @@ computed. Field paths follow the file: `instruments[BTC-PERP].margin.maintenance
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from crossmargin.adapters.files.documents import decode_utf8, read_document
+from crossmargin.adapters.files.documents import read_document
 from crossmargin.adapters.files.schema import (
     BOUND_REASONS,
     MAGNITUDE_REASON,
@@ -193,102 +192,85 @@ def _instrument(model: InstrumentModel) -> Instrument:
         raise InputError(field, error.problem) from None
 
 
-TEXT_COLUMNS = frozenset({"account", "instrument", "asset"})
-_NUMBER_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+def _add_tables(
+    model: BookModel,
+    file: Path,
+    instruments: InstrumentTable,
+    assets: AssetTable,
+    account_ids: list[str],
+    inline: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    balances: FloatArray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, FloatArray, list[str]]:
+    """The inline positions and balances plus the tables' rows, columnar (`tables`): accounts named
+    only in the tables follow the inline ones, sorted by id; balances of one account and asset add up.
+    Returns (account row, instrument row, quantity, entry price (NaN = today's mark), balances
+    (n_accounts, n_assets), account ids)."""
+    import pyarrow as pa  # here, not at import: inline books never load Arrow
+    import pyarrow.compute as pc
 
+    from crossmargin.adapters.files.tables import read_table, rows_of, rows_of_small
 
-def _read_table(
-    path: Path,
-    columns: tuple[str, ...],
-    optional: tuple[str, ...] = (),
-    bounds: dict[str, tuple[float, float]] | None = None,
-) -> dict[str, np.ndarray]:
-    """Read CSV or Parquet into numpy columns (pyarrow: typed, fast, no pandas).
-
-    Id columns (account, instrument, asset) are read as text, so numeric-looking ids stay ids
-    ("1001", not 1001.0), and must not be empty; the other columns must be numbers (integer or
-    floating point: `true` is not 1) and, where `bounds` names them, lie in [low, high] when
-    given (blank/null stays NaN for the caller). CSV text must be UTF-8; a column may appear once.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    where = str(path)
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table = pq.read_table(path)
-        else:
-            data = path.read_bytes()
-            decode_utf8(data, where)  # header and cells: UTF-8, or an error naming the line
-            text = {c: pa.string() for c in (*columns, *optional) if c in TEXT_COLUMNS}
-            table = pacsv.read_csv(
-                pa.BufferReader(data),
-                convert_options=pacsv.ConvertOptions(column_types=text, strings_can_be_null=True),
-            )
-    except (OSError, pa.ArrowInvalid) as error:
-        raise BookFileError(where, "file", f"cannot read table: {error}") from None
-    names = table.column_names
-    repeated = next((c for n, c in enumerate(names) if c in names[:n]), None)
-    if repeated is not None:
-        raise BookFileError(where, repeated, "column given more than once")
-    missing = [c for c in columns if c not in names]
-    if missing:
-        raise BookFileError(where, missing[0], f"missing column (need {', '.join(columns)})")
-    out: dict[str, np.ndarray] = {}
-    for name in columns + tuple(c for c in optional if c in names):
-        column = table.column(name)
-        is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-        if name in TEXT_COLUMNS:
-            if not is_text:
-                column = column.cast(pa.string())
-            values = column.to_pylist()
-            empty = [n for n, v in enumerate(values) if v is None or not str(v).strip()]
-            if empty:
-                raise BookFileError(where, name, f"has an empty value (data row {empty[0] + 1})")
-            out[name] = np.asarray(values, dtype=object)
-            continue
-        numeric = (
-            pa.types.is_integer(column.type)
-            or pa.types.is_floating(column.type)
-            or pa.types.is_decimal(column.type)
-            or pa.types.is_null(column.type)  # every row blank: NaN, checked by the caller
+    positions = balances_table = None
+    if model.positions_file:
+        positions = read_table(
+            file.parent / model.positions_file,
+            ("account", "instrument", "quantity"),
+            ("entry_price",),
+            # entry_price > 0 (options >= 0) is checked below, per instrument
+            bounds={"quantity": (-MAX_AMOUNT, MAX_AMOUNT), "entry_price": (-np.inf, MAX_PRICE_USD)},
         )
-        if not numeric:
-            values = column.to_pylist()
-            bad = next(
-                (n for n, v in enumerate(values) if v is not None and not _NUMBER_TEXT.match(str(v))),
-                next((n for n, v in enumerate(values) if v is not None), 0),
-            )
-            raise BookFileError(where, name, f"not a number: {values[bad]!r} (data row {bad + 1})")
-        try:
-            numbers = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-        except (pa.ArrowInvalid, ValueError, TypeError) as error:
-            raise BookFileError(where, name, f"not numeric: {error}") from None
-        low, high = (bounds or {}).get(name, (-np.inf, np.inf))
-        outside = ~np.isnan(numbers) & ((numbers < low) | (numbers > high))
-        if np.any(outside):
-            row = int(np.flatnonzero(outside)[0])
+    if model.balances_file:
+        balances_table = read_table(
+            file.parent / model.balances_file,
+            ("account", "asset", "balance"),
+            bounds={"balance": (-MAX_AMOUNT, MAX_AMOUNT)},
+        )
+    tables = [t for t in (positions, balances_table) if t is not None]
+    inline_ids = pa.array(account_ids, pa.string())
+    named = pc.unique(pa.concat_arrays([t.text["account"].used_values() for t in tables]))
+    new_ids = named.filter(pc.invert(pc.is_in(named, value_set=inline_ids)))
+    new_ids = new_ids.take(pc.sort_indices(new_ids))  # by code point (UTF-8 byte order)
+    all_ids = pa.concat_arrays([inline_ids, new_ids])
+    account_ids = account_ids + new_ids.to_pylist()
+    balances = np.vstack([balances, np.zeros((len(new_ids), assets.n_assets))])
+    rows, cols, qty, entry = inline
+    if positions is not None:
+        tp = positions.path
+        accounts = rows_of(positions.text["account"], all_ids, "account", tp)
+        instr = rows_of_small(positions.text["instrument"], instruments.index, "instrument", tp)
+        q = positions.numbers["quantity"]
+        if not np.all(np.isfinite(q)):
+            row = int(np.flatnonzero(~np.isfinite(q))[0])
+            raise BookFileError(tp, "quantity", f"must be finite, got {float(q[row])!r} (data row {row + 1})")
+        table_entry = positions.numbers.get("entry_price", np.full(q.size, np.nan))
+        # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
+        floor_ok = np.where(instruments.is_option[instr], table_entry >= 0.0, table_entry >= MIN_PRICE_USD)
+        bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)
+        if np.any(bad_entry):
+            row = int(np.flatnonzero(bad_entry)[0])
             raise BookFileError(
-                where,
-                name,
-                f"must lie in [{low:g}, {high:g}], got {float(numbers[row])!r} (data row {row + 1}): "
-                f"{MAGNITUDE_REASON}",
+                tp,
+                "entry_price",
+                f"must be finite and > 0 (>= 0 for options; delta-one >= {MIN_PRICE_USD:g}), "
+                f"got {float(table_entry[row])!r} (data row {row + 1})",
             )
-        out[name] = numbers
-    return out
-
-
-def _lookup(names: np.ndarray, index: dict[str, int], field: str, path: str) -> np.ndarray:
-    """Map string ids to integer rows, vectorised over unique values."""
-    unique, inverse = np.unique(names.astype(str), return_inverse=True)
-    rows = np.empty(unique.size, dtype=np.int64)
-    for n, name in enumerate(unique):  # over distinct ids only
-        if name not in index:
-            raise BookFileError(path, field, f"unknown {field} {str(name)!r}")
-        rows[n] = index[name]
-    mapped: np.ndarray = rows[inverse]
-    return mapped
+        if rows.size:  # inline positions first, then the table's
+            rows, cols = np.concatenate([rows, accounts]), np.concatenate([cols, instr])
+            qty, entry = np.concatenate([qty, q]), np.concatenate([entry, table_entry])
+        else:  # a table-only book: its columns as they are, no copies of 10 M rows
+            rows, cols, qty, entry = accounts, instr, q, table_entry
+    if balances_table is not None:
+        tp = balances_table.path
+        accounts = rows_of(balances_table.text["account"], all_ids, "account", tp)
+        assets_idx = rows_of_small(balances_table.text["asset"], assets.index, "asset", tp)
+        table_balance = balances_table.numbers["balance"]
+        if not np.all(np.isfinite(table_balance)):
+            row = int(np.flatnonzero(~np.isfinite(table_balance))[0])
+            raise BookFileError(
+                tp, "balance", f"must be finite, got {float(table_balance[row])!r} (data row {row + 1})"
+            )
+        np.add.at(balances, (accounts, assets_idx), table_balance)
+    return rows, cols, qty, entry, balances, account_ids
 
 
 def load_book(path: str | Path) -> LoadedBook:
@@ -411,82 +393,15 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
     if model.positions_file or model.balances_file:
         if iso_rows is not None:
             raise BookFileError(where, "positions_file", "isolated_collateral is only supported inline")
-        account_index = {a: n for n, a in enumerate(account_ids)}
-        tables: list[tuple[Path, dict[str, np.ndarray]]] = []
-        if model.positions_file:
-            ppath = file.parent / model.positions_file
-            tables.append(
-                (
-                    ppath,
-                    _read_table(
-                        ppath,
-                        ("account", "instrument", "quantity"),
-                        ("entry_price",),
-                        # entry_price > 0 (options >= 0) is checked below, per instrument
-                        bounds={
-                            "quantity": (-MAX_AMOUNT, MAX_AMOUNT),
-                            "entry_price": (-np.inf, MAX_PRICE_USD),
-                        },
-                    ),
-                )
-            )
-        if model.balances_file:
-            bpath = file.parent / model.balances_file
-            tables.append(
-                (
-                    bpath,
-                    _read_table(
-                        bpath, ("account", "asset", "balance"), bounds={"balance": (-MAX_AMOUNT, MAX_AMOUNT)}
-                    ),
-                )
-            )
-        new_ids = sorted(
-            {str(x) for _, t in tables for x in np.unique(t["account"].astype(str))} - set(account_ids)
+        row_arr, col_arr, qty_arr, entry_arr, balances, account_ids = _add_tables(
+            model,
+            file,
+            instruments,
+            asset_table,
+            account_ids,
+            (row_arr, col_arr, qty_arr, entry_arr),
+            balances,
         )
-        for account_id in new_ids:
-            account_index[account_id] = len(account_ids)
-            account_ids.append(account_id)
-        balances = np.vstack([balances, np.zeros((len(new_ids), asset_table.n_assets))])
-        for table_path, table in tables:
-            tp = str(table_path)
-            accounts = _lookup(table["account"], account_index, "account", tp)
-            if "instrument" in table:
-                instr = _lookup(table["instrument"], instruments.index, "instrument", tp)
-                q = table["quantity"]
-                if not np.all(np.isfinite(q)):
-                    row = int(np.flatnonzero(~np.isfinite(q))[0])
-                    raise BookFileError(
-                        tp, "quantity", f"must be finite, got {float(q[row])!r} (data row {row + 1})"
-                    )
-                table_entry = table.get("entry_price", np.full(q.size, np.nan))
-                # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
-                floor_ok = np.where(
-                    instruments.is_option[instr], table_entry >= 0.0, table_entry >= MIN_PRICE_USD
-                )
-                bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)
-                if np.any(bad_entry):
-                    row = int(np.flatnonzero(bad_entry)[0])
-                    raise BookFileError(
-                        tp,
-                        "entry_price",
-                        f"must be finite and > 0 (>= 0 for options; delta-one >= {MIN_PRICE_USD:g}), "
-                        f"got {float(table_entry[row])!r} (data row {row + 1})",
-                    )
-                row_arr = np.concatenate([row_arr, accounts])
-                col_arr = np.concatenate([col_arr, instr])
-                qty_arr = np.concatenate([qty_arr, q])
-                entry_arr = np.concatenate([entry_arr, table_entry])
-            else:
-                assets_idx = _lookup(table["asset"], asset_table.index, "asset", tp)
-                table_balance = table["balance"]
-                if not np.all(np.isfinite(table_balance)):
-                    row = int(np.flatnonzero(~np.isfinite(table_balance))[0])
-                    raise BookFileError(
-                        tp,
-                        "balance",
-                        f"must be finite, got {float(table_balance[row])!r} (data row {row + 1})",
-                    )
-                np.add.at(balances, (accounts, assets_idx), table_balance)
 
     # Default entry price: today's mark in settlement units (no unrealised PnL).
     mark_settlement = np.where(

@@ -16,7 +16,7 @@ from crossmargin.core.book import Book
 from crossmargin.core.checks import check_instance
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
-from crossmargin.core.margin.requirements import book_totals, position_requirements
+from crossmargin.core.margin.requirements import book_totals, fused_position_requirements
 from crossmargin.core.margin.result import Breakdown, MarginResult
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
@@ -69,12 +69,18 @@ def cross_breakdown(
 ) -> Breakdown:
     """Each position's and each collateral asset's contribution, for the given account rows."""
     counts = np.diff(book.positions.indptr)[rows]
-    stored = book.stored_positions(rows)
-    instrument_index = book.positions.indices[stored].astype(np.int64)
-    quantity = book.positions.data[stored]
-    entry = book.entry_price[stored]
+    if rows.size == book.n_accounts and np.array_equal(rows, np.arange(book.n_accounts)):
+        # The whole book in order (a file run's report): the stored arrays as they are, no gather.
+        instrument_index = book.positions.indices.astype(np.int64)
+        quantity = book.positions.data
+        entry = book.entry_price
+    else:
+        stored = book.stored_positions(rows)
+        instrument_index = book.positions.indices[stored].astype(np.int64)
+        quantity = book.positions.data[stored]
+        entry = book.entry_price[stored]
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
-    req = position_requirements(
+    req = fused_position_requirements(
         book,
         valuation,
         option_margin,
