@@ -146,6 +146,9 @@ class ImpliedVolSource(Protocol):
     per symbol (`DailyPanel`, NaN = none). The close of each day."""
 
     def implied_volatility_history(self) -> DailyPanel: ...
+
+
+@runtime_checkable
 class EventStore(Protocol):
     """The venue's durable event log (`engine.journal`): gap-free, hash-chained records with their
     postings, a counter row holding the last sequence, and state snapshots.
