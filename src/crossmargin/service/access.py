@@ -5,7 +5,7 @@ decides access.
     see_account(account)         own account only       yes     yes
     act_on_account(account)      own account only       no      yes    (deposits, withdrawals, orders)
     see_venue()                  no                     yes     yes    (all accounts, the whole log, stream)
-    feed_venue()                 no                     yes     yes    (fills, prices: matching engine, oracle)
+    feed_venue()                 no                     yes     yes    (fills, prices: matcher, oracle)
     administer()                 no                     no      yes    (keys, risk parameters)
 
 Refusals are 403 problems naming what was refused; a holder learns nothing about other accounts

@@ -99,6 +99,7 @@ class RequestClass(enum.StrEnum):
     READ = "read"  # queries of stored state: accounts, prices, events
     COMPUTE = "compute"  # recomputations: margin under another model, what-if, explain, stress
     COMMAND = "command"  # anything that appends to the log
+    STREAM = "stream"  # WebSocket streams open
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +109,7 @@ class AdmissionLimits:
     read: int = 64
     compute: int = 2  # CPU-bound; two cores
     command: int = 4096  # commands wait on group commit, cheap to hold
+    stream: int = 256  # each holds a worker thread while it waits for the next commit
 
     def of(self, request_class: RequestClass) -> int:
         return int(getattr(self, request_class.value))

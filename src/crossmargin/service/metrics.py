@@ -44,9 +44,13 @@ class ServiceMetrics:
             "crossmargin_command_queue_depth", "Commands accepted and not yet committed", registry=r
         )
         self.accounts_below_maintenance = Gauge(
-            "crossmargin_accounts_below_maintenance", "Accounts whose equity is below maintenance margin", registry=r
+            "crossmargin_accounts_below_maintenance",
+            "Accounts whose equity is below maintenance margin",
+            registry=r,
         )
-        self.log_sequence = Gauge("crossmargin_log_sequence", "Last committed log sequence number", registry=r)
+        self.log_sequence = Gauge(
+            "crossmargin_log_sequence", "Last committed log sequence number", registry=r
+        )
         self.http_requests = Counter(
             "crossmargin_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
         )

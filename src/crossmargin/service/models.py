@@ -119,7 +119,9 @@ class FillRequest(Request):
 
 class PricesRequest(Request):
     index_prices: dict[Symbol, PositiveFloat] = Field(description="USD per unit of each underlying / asset")
-    mark_prices: dict[Symbol, PositiveFloat] = Field(default_factory=dict, description="delta-one marks by instrument")
+    mark_prices: dict[Symbol, PositiveFloat] = Field(
+        default_factory=dict, description="delta-one marks by instrument"
+    )
 
 
 class Ack(BaseModel):
@@ -161,7 +163,9 @@ class AccountSummary(BaseModel):
     maintenance_margin_usd: float
     reserved_usd: float = Field(description="initial margin reserved by open orders")
     available_usd: float = Field(description="equity - IM - reserved")
-    withdrawable: list[Amount] = Field(description="per asset, the most a withdrawal of it alone would accept now")
+    withdrawable: list[Amount] = Field(
+        description="per asset, the most a withdrawal of it alone would accept now"
+    )
     margin_call_deadline_ns: int | None
 
 

@@ -127,7 +127,10 @@ async def _send_too_large(scope: Scope, send: Send) -> None:
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/problem+json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

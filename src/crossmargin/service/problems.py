@@ -44,7 +44,7 @@ _TITLES = {
 }
 
 
-class Problem(Exception):
+class Problem(Exception):  # noqa: N818 - RFC 9457 calls it a problem
     """An error the API returns on purpose: status, a slug for `type`, a detail, the field."""
 
     def __init__(
@@ -89,7 +89,8 @@ def problem_response(
 
 
 def field_path(location: Sequence[Any]) -> str:
-    """pydantic's error location as a dotted path: ("body", "trades", 0, "quantity") -> body.trades[0].quantity"""
+    """pydantic's error location as a dotted path:
+    ("body", "trades", 0, "quantity") -> body.trades[0].quantity"""
     out = ""
     for part in location:
         if isinstance(part, int):
@@ -110,7 +111,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [{"field": field_path(e.get("loc", ())), "problem": str(e.get("msg", ""))} for e in error.errors()]
+        errors = [
+            {"field": field_path(e.get("loc", ())), "problem": str(e.get("msg", ""))} for e in error.errors()
+        ]
         first = errors[0] if errors else {"field": None, "problem": "invalid request"}
         return problem_response(
             request,
@@ -137,4 +140,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         service_logger().log(
             logging.ERROR, "unhandled error", exc_info=error, extra={"path": request.url.path}
         )
-        return problem_response(request, 500, "internal-error", "internal error; the request id is in the logs")
+        return problem_response(
+            request, 500, "internal-error", "internal error; the request id is in the logs"
+        )

@@ -9,7 +9,7 @@ request without a valid key is rate-limited per client address, so guessing keys
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,13 +26,19 @@ bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer 
 header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="the same key, as a header")
 
 
-def _unauthenticated(context: ServiceContext, request: Request, detail: str) -> Problem:
-    address = request.client.host if request.client else "unknown"
+def _unauthenticated(context: ServiceContext, address: str, detail: str) -> Problem:
     wait_s = context.limiter.take(f"addr:{address}", None)
     if wait_s > 0.0:
         context.metrics.http_refused.labels("rate_limited").inc()
-        return Problem(429, "rate-limited", "too many unauthenticated requests", headers={"Retry-After": retry_after_header(wait_s)})
-    return Problem(401, "unauthenticated", detail, field="header.authorization", headers={"WWW-Authenticate": "Bearer"})
+        return Problem(
+            429,
+            "rate-limited",
+            "too many unauthenticated requests",
+            headers={"Retry-After": retry_after_header(wait_s)},
+        )
+    return Problem(
+        401, "unauthenticated", detail, field="header.authorization", headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
 async def principal(
@@ -40,18 +46,32 @@ async def principal(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     header_key: Annotated[str | None, Depends(header_scheme)],
 ) -> Principal:
-    context = context_of(request.app)
     text = bearer.credentials if bearer is not None else header_key
+    found = authenticate(context_of(request.app), text, request.client.host if request.client else None)
+    request.state.key_id = found.key_id
+    request.state.role = found.role.value
+    return found
+
+
+def key_text(headers: Mapping[str, str]) -> str | None:
+    """The key from `Authorization: Bearer ...` or `X-API-Key` (the WebSocket handshake's headers)."""
+    authorization = headers.get("authorization")
+    if authorization is not None and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return headers.get("x-api-key")
+
+
+def authenticate(context: ServiceContext, text: str | None, client_host: str | None) -> Principal:
+    """The principal a key text names, or the 401/429 problem (module docstring)."""
+    address = client_host or "unknown"
     if text is None:
-        raise _unauthenticated(context, request, "an API key is required (Authorization: Bearer cmk_...)")
+        raise _unauthenticated(context, address, "an API key is required (Authorization: Bearer cmk_...)")
     presented = parse_key(text)
     row = None if presented is None else context.keys.get(presented.key_id)
     if presented is None or row is None or not context.verifier.matches(row, presented.secret):
-        raise _unauthenticated(context, request, "unknown or malformed API key")
-    request.state.key_id = row.key_id
-    request.state.role = row.role.value
+        raise _unauthenticated(context, address, "unknown or malformed API key")
     if row.revoked:
-        raise _unauthenticated(context, request, f"API key {row.key_id} is revoked")
+        raise _unauthenticated(context, address, f"API key {row.key_id} is revoked")
     wait_s = context.limiter.take(row.key_id, row.role)
     if wait_s > 0.0:
         context.metrics.http_refused.labels("rate_limited").inc()

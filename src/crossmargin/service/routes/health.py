@@ -1,10 +1,10 @@
 """Liveness, readiness and metrics: unauthenticated, never rate-limited (probes and scrapers).
 
-    GET /healthz   200 while the process serves requests (liveness: restart it if this fails)
-    GET /readyz    200 when the venue has recovered its log and accepts commands; 503 while it
-                   starts, after a failed commit, and while draining at shutdown (take it out of
-                   the load balancer)
-    GET /metrics   Prometheus text exposition
+GET /healthz   200 while the process serves requests (liveness: restart it if this fails)
+GET /readyz    200 when the venue has recovered its log and accepts commands; 503 while it
+               starts, after a failed commit, and while draining at shutdown (take it out of
+               the load balancer)
+GET /metrics   Prometheus text exposition
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """API keys, managed by admin keys.
 
-    POST   /v1/admin/keys            mint a key (the full key is in this response only)
-    GET    /v1/admin/keys            every key, revoked ones included (no secrets, no hashes)
-    DELETE /v1/admin/keys/{key_id}   revoke: the key is refused from the next request on
-    GET    /v1/admin/audit           the latest audited mutating requests
+POST   /v1/admin/keys            mint a key (the full key is in this response only)
+GET    /v1/admin/keys            every key, revoked ones included (no secrets, no hashes)
+DELETE /v1/admin/keys/{key_id}   revoke: the key is refused from the next request on
+GET    /v1/admin/audit           the latest audited mutating requests
 """
 
 from __future__ import annotations
@@ -77,4 +77,6 @@ async def audit(
     access.administer(caller)
     keys = context_of(request.app).keys
     keys.flush()
-    return AuditList(entries=[AuditEntry.model_validate(r, from_attributes=True) for r in keys.audit_rows(limit=limit)])
+    return AuditList(
+        entries=[AuditEntry.model_validate(r, from_attributes=True) for r in keys.audit_rows(limit=limit)]
+    )
