@@ -20,7 +20,7 @@ from crossmargin import __version__
 from crossmargin.service.context import ServiceContext
 from crossmargin.service.logs import service_logger
 from crossmargin.service.observe import RequestObserver
-from crossmargin.service.problems import install_problem_handlers
+from crossmargin.service.problems import documented_problems, install_problem_handlers
 
 API_DESCRIPTION = """\
 The crossmargin venue risk engine: accounts, deposits and withdrawals, fills and orders, prices,
@@ -55,6 +55,7 @@ def create_app(context: ServiceContext) -> FastAPI:
         description=API_DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        responses=documented_problems(),
     )
     app.state.context = context
     install_problem_handlers(app)

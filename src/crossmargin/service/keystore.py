@@ -16,6 +16,7 @@ the actor (the key id) when the core records it.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 
 from crossmargin.errors import InputError
 from crossmargin.service.keys import ApiKey, Role
+from crossmargin.service.logs import LOGGER_NAME
 
 METADATA = sa.MetaData()
 
@@ -87,6 +89,7 @@ class KeyStore:
         self._audit: queue.Queue[AuditRecord | None] = queue.Queue()
         self._flush_interval_s = flush_interval_s
         self._batch_rows = batch_rows
+        self.failed_rows = 0
         self._writer = threading.Thread(target=self._write_audit, name="api-audit-writer", daemon=True)
         self._writer.start()
 
@@ -164,10 +167,22 @@ class KeyStore:
                 except queue.Empty:
                     break
             if batch:
-                with self._engine.begin() as connection:
-                    connection.execute(sa.insert(API_AUDIT), [asdict(r) for r in batch])
+                self._write_batch(batch)
             for marker in markers:
                 marker.done.set()
+
+
+    def _write_batch(self, batch: list[AuditRecord]) -> None:
+        """One transaction; on failure the rows are logged (never silently dropped) and the
+        writer carries on, so one bad moment of the database does not end auditing."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(sa.insert(API_AUDIT), [asdict(r) for r in batch])
+        except sa.exc.SQLAlchemyError as error:
+            self.failed_rows += len(batch)
+            logging.getLogger(LOGGER_NAME).error(
+                "audit rows not written", extra={"rows": [asdict(r) for r in batch], "error": str(error)}
+            )
 
 
 @dataclass(frozen=True, slots=True)

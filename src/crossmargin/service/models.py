@@ -254,3 +254,20 @@ class ParameterPreviewModel(BaseModel):
 class ParameterChange(BaseModel):
     preview: ParameterPreviewModel
     ack: Ack | None = Field(description="absent when the change was only previewed")
+
+
+class ProblemField(BaseModel):
+    field: str
+    problem: str
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, with the request field at fault."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    field: str | None = None
+    errors: list[ProblemField] | None = None

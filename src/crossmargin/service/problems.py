@@ -44,6 +44,29 @@ _TITLES = {
 }
 
 
+def documented_problems() -> dict[int | str, dict[str, Any]]:
+    """The error responses every route may give, for the OpenAPI document (media type problem+json)."""
+    from crossmargin.service.models import ProblemDetails
+
+    schema = {"$ref": "#/components/schemas/ProblemDetails"}
+    described = {
+        401: "no key, an unknown or revoked key",
+        403: "the key's role or account does not allow this",
+        404: "no such account, key or order",
+        409: "an idempotency key reused with another body, or a refused parameter change",
+        413: "request body too large",
+        422: "a field is invalid or the venue refused the command; `field` names it",
+        429: "over the key's rate limit (Retry-After)",
+        503: "overloaded, draining, or the venue stopped (Retry-After)",
+    }
+    out: dict[int | str, dict[str, Any]] = {
+        status: {"description": text, "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
+        for status, text in described.items()
+    }
+    out[422]["model"] = ProblemDetails  # registers the component schema
+    return out
+
+
 class Problem(Exception):  # noqa: N818 - RFC 9457 calls it a problem
     """An error the API returns on purpose: status, a slug for `type`, a detail, the field."""
 
