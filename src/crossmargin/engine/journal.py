@@ -32,7 +32,9 @@ GENESIS_HASH = "0" * 64
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8, no NaN: the bytes every hash is taken over (floats by repr,
     which round-trips float64 exactly)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -153,7 +155,9 @@ class ChainBreak:
     reason: str
 
 
-def verify_chain(records: Sequence[LogRecord], *, previous_hash: str, first_sequence: int) -> ChainBreak | None:
+def verify_chain(
+    records: Sequence[LogRecord], *, previous_hash: str, first_sequence: int
+) -> ChainBreak | None:
     """Check records continue the chain at `first_sequence` after `previous_hash`: consecutive
     sequence numbers, each record's stored previous hash, its own hash recomputed from its bytes,
     and its postings equal to its payload's. None when every record verifies."""
@@ -161,7 +165,9 @@ def verify_chain(records: Sequence[LogRecord], *, previous_hash: str, first_sequ
     head = previous_hash
     for record in records:
         if record.sequence != expected_sequence:
-            return ChainBreak(expected_sequence, f"record {record.sequence} found where {expected_sequence} belongs")
+            return ChainBreak(
+                expected_sequence, f"record {record.sequence} found where {expected_sequence} belongs"
+            )
         if record.previous_hash != head:
             return ChainBreak(record.sequence, "previous hash does not match the chain")
         recomputed = record_hash(
