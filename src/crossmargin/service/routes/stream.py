@@ -83,7 +83,7 @@ async def stream(
     context = context_of(websocket.app)
     client = websocket.client.host if websocket.client else None
     try:
-        principal = authenticate(context, key_text(websocket.headers), client)
+        principal = await authenticate(context, key_text(websocket.headers), client)
         if account is None and principal.account is not None:
             account = principal.account
         if account is None:
