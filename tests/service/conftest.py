@@ -89,6 +89,7 @@ def settings_for(database: Database, tmp_path: Path, **overrides: Any) -> Servic
         schema=database.schema,
         book=DESK,
         admin_key_file=tmp_path / "admin.key",
+        stream_wait_s=0.05,  # a closed test stream is noticed within this
         **overrides,
     )
 

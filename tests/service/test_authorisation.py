@@ -150,7 +150,7 @@ def test_authorisation_stream_of_another_account_refused(service: Running) -> No
     # Without account= a holder streams its own account (not the venue).
     with service.client.websocket_connect("/v1/stream", headers=holder) as ws:
         message = ws.receive_json()
-        assert message["type"] in ("notification", "heartbeat")
+        assert message["type"] in ("notification", "checkpoint")
         if message["type"] == "notification":
             assert message["account"] == OWN
 
