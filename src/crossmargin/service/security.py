@@ -4,12 +4,12 @@
 verified (scrypt once, `keys.Verifier`), not revoked, under its rate limit; else 401 or 429. A
 request without a valid key is rate-limited per client address, so guessing keys is slow.
 
-`admit(RequestClass)`: a slot of that class for the request's duration, or 503 at once.
+Admission (503 when a request class is full) happens before any of this, in `observe.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated
 
 import anyio.to_thread
@@ -19,7 +19,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from crossmargin.service.access import Principal
 from crossmargin.service.context import ServiceContext, context_of
 from crossmargin.service.keys import parse_key
-from crossmargin.service.limits import RequestClass, retry_after_header
+from crossmargin.service.limits import retry_after_header
 from crossmargin.service.problems import Problem
 
 # Declared so the OpenAPI document states the schemes (and schemathesis sends the key).
@@ -102,27 +102,6 @@ async def authenticate(context: ServiceContext, text: str | None, client_host: s
             headers={"Retry-After": retry_after_header(wait_s)},
         )
     return Principal(row.key_id, row.role, row.account)
-
-
-def admit(request_class: RequestClass) -> Callable[[Request], AsyncIterator[None]]:
-    """A dependency holding one slot of `request_class` while the request runs; 503 when full."""
-
-    async def slot(request: Request) -> AsyncIterator[None]:
-        context = context_of(request.app)
-        if not context.admission.try_enter(request_class):
-            context.metrics.http_refused.labels("overloaded").inc()
-            raise Problem(
-                503,
-                "overloaded",
-                f"the service is at its limit of {request_class.value} requests in flight; retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        try:
-            yield
-        finally:
-            context.admission.leave(request_class)
-
-    return slot
 
 
 Caller = Annotated[Principal, Depends(principal)]
