@@ -85,7 +85,7 @@ async def list_accounts(
     def page() -> list[AccountView]:
         ids = sorted(venue.accounts())
         chosen = [a for a in ids if after is None or a > after][:limit]
-        return [venue.account(a) for a in chosen]
+        return [context.account_view(a) for a in chosen]
 
     views = await run_query(request, RequestClass.READ, page)
     decimals = context.decimals()
@@ -106,7 +106,7 @@ async def open_account(
 async def get_account(request: Request, account: AccountPath, caller: Caller) -> models.AccountDetail:
     access.see_account(caller, account)
     context = context_of(request.app)
-    view = await run_query(request, RequestClass.READ, lambda: context.venue.account(account))
+    view = await run_query(request, RequestClass.READ, lambda: context.account_view(account))
     return detail(view, context.decimals())
 
 
