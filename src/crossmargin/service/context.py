@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+import anyio
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 
@@ -35,6 +36,14 @@ class ServiceContext:
     draining: bool = False  # set at shutdown: /readyz says 503, new commands are refused
     thread_limiters: dict[RequestClass, CapacityLimiter] = field(default_factory=dict)
     views: dict[str, AccountView] = field(default_factory=dict)  # account -> its latest view
+    verifications: dict[str, anyio.Lock] = field(default_factory=dict)  # key id -> its scrypt in flight
+
+    def verification_lock(self, key_id: str) -> anyio.Lock:
+        """One first-time verification per key at a time (made in the event loop)."""
+        lock = self.verifications.get(key_id)
+        if lock is None:
+            lock = self.verifications[key_id] = anyio.Lock()
+        return lock
 
     def thread_limiter(self, request_class: RequestClass) -> CapacityLimiter:
         """Worker threads for one request class, as many as it admits (made in the event loop)."""

@@ -18,7 +18,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from crossmargin.service.access import Principal
 from crossmargin.service.context import ServiceContext, context_of
-from crossmargin.service.keys import parse_key
+from crossmargin.service.keys import ApiKey, parse_key
 from crossmargin.service.limits import retry_after_header
 from crossmargin.service.problems import Problem
 
@@ -77,16 +77,11 @@ async def authenticate(context: ServiceContext, text: str | None, client_host: s
         raise _unauthenticated(context, address, "unknown or malformed API key")
     verdict = context.verifier.quick(row, presented.secret)
     if verdict is None:
-        wait_s = context.limiter.take(f"verify:{address}", None)
-        if wait_s > 0.0:
-            context.metrics.http_refused.labels("rate_limited").inc()
-            raise Problem(
-                429,
-                "rate-limited",
-                "too many first-time key verifications from this address",
-                headers={"Retry-After": retry_after_header(wait_s)},
-            )
-        verdict = await anyio.to_thread.run_sync(context.verifier.matches, row, presented.secret)
+        # One scrypt per key at a time: concurrent first requests of one key wait for it.
+        async with context.verification_lock(row.key_id):
+            verdict = context.verifier.quick(row, presented.secret)
+            if verdict is None:
+                verdict = await _verify_slowly(context, address, row, presented.secret)
     if not verdict:
         raise _unauthenticated(context, address, "unknown or malformed API key")
     if row.revoked:
@@ -102,6 +97,20 @@ async def authenticate(context: ServiceContext, text: str | None, client_host: s
             headers={"Retry-After": retry_after_header(wait_s)},
         )
     return Principal(row.key_id, row.role, row.account)
+
+
+async def _verify_slowly(context: ServiceContext, address: str, row: ApiKey, secret: str) -> bool:
+    """scrypt in a worker thread, within the address's budget of first-time verifications."""
+    wait_s = context.limiter.take(f"verify:{address}", None)
+    if wait_s > 0.0:
+        context.metrics.http_refused.labels("rate_limited").inc()
+        raise Problem(
+            429,
+            "rate-limited",
+            "too many first-time key verifications from this address",
+            headers={"Retry-After": retry_after_header(wait_s)},
+        )
+    return bool(await anyio.to_thread.run_sync(context.verifier.matches, row, secret))
 
 
 Caller = Annotated[Principal, Depends(principal)]
