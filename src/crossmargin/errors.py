@@ -8,11 +8,11 @@ CrossMarginError                  base of everything below
  ├── OracleError                  a price an action may not use (core.oracle.policy.require_valid)
  │    ├── StaleOracleError        too old or too few live sources (asset, age_ms, limit_ms)
  │    └── UntrustedOracleError    held by a circuit breaker, no price, or sources disagree
- ├── IdempotencyConflict          a key already used for a different request (key, sequence)
+ ├── IdempotencyConflictError     a key already used for a different request (key, sequence)
  └── StoreError                   the event store cannot do what was asked (nothing was written)
       ├── DurabilityError         the database is not configured durably (setting, value, wanted)
       ├── CorruptLogError         the log or a snapshot fails verification (sequence, reason)
-      └── VenueUnavailable        the venue stopped accepting commands (a failed commit, shutdown)
+      └── VenueUnavailableError   the venue stopped accepting commands (a failed commit, shutdown)
 ```
 
 Operating conditions (an account under water, a bankrupt account) are values in results, not
@@ -84,7 +84,7 @@ class UntrustedOracleError(OracleError):
         super().__init__(asset, f"oracle price not valid for {action}: {reason}")
 
 
-class IdempotencyConflict(CrossMarginError):
+class IdempotencyConflictError(CrossMarginError):
     """An idempotency key already acknowledged (at `sequence`) for a different request body."""
 
     def __init__(self, key: str, sequence: int) -> None:
@@ -116,6 +116,6 @@ class CorruptLogError(StoreError):
         super().__init__(f"event log corrupt at sequence {sequence}: {reason}")
 
 
-class VenueUnavailable(StoreError):
+class VenueUnavailableError(StoreError):
     """The venue accepts no more commands (a commit failed, or it is shutting down): restart it;
     it recovers from the log."""

@@ -25,12 +25,16 @@ COVERS = st.one_of(
     ),
     st.integers(0, 20),
 )
-def test_next_statuses_equals_next_status(rows: list[tuple[float, AccountStatus, int | None]], now: int) -> None:
+def test_next_statuses_equals_next_status(
+    rows: list[tuple[float, AccountStatus, int | None]], now: int
+) -> None:
     params = MarginCallParams(grace_ns=10)
     cover = np.array([r[0] for r in rows])
     previous = np.array([int(r[1]) for r in rows], dtype=np.int8)
     deadline = np.array([NO_DEADLINE if r[2] is None else r[2] for r in rows], dtype=np.int64)
-    status, new_deadline = next_statuses(previous, coverage=cover, now_ns=now, deadline_ns=deadline, params=params)
+    status, new_deadline = next_statuses(
+        previous, coverage=cover, now_ns=now, deadline_ns=deadline, params=params
+    )
     for n, (c, prev, d) in enumerate(rows):
         move = next_status(prev, coverage=c, now_ns=now, deadline_ns=d, params=params)
         assert int(move.status) == int(status[n])

@@ -17,8 +17,8 @@ from crossmargin.engine.venue import (
     SetRiskParameters,
     UpdatePrices,
     Venue,
-    Withdraw,
     WhatIfTrade,
+    Withdraw,
 )
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue, replay
@@ -31,9 +31,20 @@ def venue() -> Venue:
 
 def test_open_order_reserves_initial_margin_and_cancel_frees_it(venue: Venue) -> None:
     before = venue.account("directional")
-    venue.execute(PlaceOrder(idempotency_key="o1", account="directional", order_id="A1", instrument="BTC-USDC-PERP", quantity=5, price=88_000.0))
+    venue.execute(
+        PlaceOrder(
+            idempotency_key="o1",
+            account="directional",
+            order_id="A1",
+            instrument="BTC-USDC-PERP",
+            quantity=5,
+            price=88_000.0,
+        )
+    )
     held = venue.account("directional")
-    what_if = venue.what_if("directional", [WhatIfTrade(instrument="BTC-USDC-PERP", quantity=5, price=88_000.0)])
+    what_if = venue.what_if(
+        "directional", [WhatIfTrade(instrument="BTC-USDC-PERP", quantity=5, price=88_000.0)]
+    )
     expected = what_if["after"]["initial_margin_usd"] - what_if["before"]["initial_margin_usd"]
     assert held.reserved_usd == pytest.approx(expected, rel=1e-12)
     assert held.reserved_usd > 0
@@ -41,7 +52,14 @@ def test_open_order_reserves_initial_margin_and_cancel_frees_it(venue: Venue) ->
     # The reservation lowers what may be withdrawn, and a withdrawal of the old amount is refused.
     assert held.withdrawable_units["ETH"] < before.withdrawable_units["ETH"]
     with pytest.raises(InputError):
-        venue.execute(Withdraw(idempotency_key="w", account="directional", asset="ETH", amount_units=before.withdrawable_units["ETH"]))
+        venue.execute(
+            Withdraw(
+                idempotency_key="w",
+                account="directional",
+                asset="ETH",
+                amount_units=before.withdrawable_units["ETH"],
+            )
+        )
     venue.execute(CancelOrder(idempotency_key="c1", account="directional", order_id="A1"))
     freed = venue.account("directional")
     assert freed.reserved_usd == 0.0
@@ -50,13 +68,41 @@ def test_open_order_reserves_initial_margin_and_cancel_frees_it(venue: Venue) ->
 
 def test_order_that_would_breach_im_is_refused(venue: Venue) -> None:
     with pytest.raises(InputError) as refused:
-        venue.execute(PlaceOrder(idempotency_key="o1", account="directional", order_id="big", instrument="BTC-USDC-PERP", quantity=10_000, price=88_000.0))
+        venue.execute(
+            PlaceOrder(
+                idempotency_key="o1",
+                account="directional",
+                order_id="big",
+                instrument="BTC-USDC-PERP",
+                quantity=10_000,
+                price=88_000.0,
+            )
+        )
     assert refused.value.field == "place_order.quantity"
 
 
 def test_fill_against_an_order_consumes_it(venue: Venue) -> None:
-    venue.execute(PlaceOrder(idempotency_key="o1", account="vol-seller", order_id="V1", instrument="BTC-USDC-PERP", quantity=-2, price=88_500.0))
-    venue.execute(Fill(idempotency_key="f1", taker="directional", maker="vol-seller", instrument="BTC-USDC-PERP", quantity=2, price=88_500.0, order_id="V1"))
+    venue.execute(
+        PlaceOrder(
+            idempotency_key="o1",
+            account="vol-seller",
+            order_id="V1",
+            instrument="BTC-USDC-PERP",
+            quantity=-2,
+            price=88_500.0,
+        )
+    )
+    venue.execute(
+        Fill(
+            idempotency_key="f1",
+            taker="directional",
+            maker="vol-seller",
+            instrument="BTC-USDC-PERP",
+            quantity=2,
+            price=88_500.0,
+            order_id="V1",
+        )
+    )
     assert venue.account("vol-seller").open_orders == []
 
 
@@ -78,7 +124,9 @@ def test_tick_calls_and_liquidates_into_the_log(venue: Venue) -> None:
 
 
 def test_risk_parameters_refused_above_threshold_then_overridden(venue: Venue) -> None:
-    change = RiskParameters(margin={"option_margin": {"initial_rate": 0.30, "initial_floor_rate": 0.20, "maintenance_rate": 0.15}})
+    change = RiskParameters(
+        margin={"option_margin": {"initial_rate": 0.30, "initial_floor_rate": 0.20, "maintenance_rate": 0.15}}
+    )
     preview = venue.preview_parameters(change)
     assert preview.margin_jump_fraction > venue.settings.max_margin_jump_fraction
     assert preview.refused_reason is not None
@@ -93,7 +141,9 @@ def test_risk_parameters_refused_above_threshold_then_overridden(venue: Venue) -
     assert now.initial_margin_usd > past["initial_margin_usd"]
     # Past margins reproduce with the parameters then in force.
     assert venue.margin_at("vol-seller", before_seq) == past
-    assert venue.margin_at("vol-seller", venue.last_sequence)["initial_margin_usd"] == pytest.approx(now.initial_margin_usd)
+    assert venue.margin_at("vol-seller", venue.last_sequence)["initial_margin_usd"] == pytest.approx(
+        now.initial_margin_usd
+    )
 
 
 def test_withdrawable_is_what_a_withdrawal_accepts(venue: Venue) -> None:
@@ -101,7 +151,9 @@ def test_withdrawable_is_what_a_withdrawal_accepts(venue: Venue) -> None:
     units = view.withdrawable_units["ETH"]
     assert 0 < units < view.balances_units["ETH"]  # IM binds before the balance does
     with pytest.raises(InputError):
-        venue.execute(Withdraw(idempotency_key="w0", account="directional", asset="ETH", amount_units=units + 1))
+        venue.execute(
+            Withdraw(idempotency_key="w0", account="directional", asset="ETH", amount_units=units + 1)
+        )
     venue.execute(Withdraw(idempotency_key="w1", account="directional", asset="ETH", amount_units=units))
     assert venue.account("directional").available_usd >= 0.0
     assert sum(venue.balances("ETH").values()) == 0
@@ -123,8 +175,52 @@ def test_deposit_fast_path_posts_what_the_ledger_posts(venue: Venue) -> None:
 
     state = venue._state
     config = venue.config
-    fast = decide(state, config, Deposit(idempotency_key="x", account="basis-trader", asset="BTC", amount_units=123), state.time_ns)
+    fast = decide(
+        state,
+        config,
+        Deposit(idempotency_key="x", account="basis-trader", asset="BTC", amount_units=123),
+        state.time_ns,
+    )
     sub = state.sub_state(["basis-trader"], config.assets.symbols)
-    core = apply(sub, ledger_events.Deposit(account="basis-trader", asset="BTC", amount_units=123, as_of_ns=state.time_ns), config)
-    assert fast["postings"] == [[p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in core.postings]
+    core = apply(
+        sub,
+        ledger_events.Deposit(account="basis-trader", asset="BTC", amount_units=123, as_of_ns=state.time_ns),
+        config,
+    )
+    assert fast["postings"] == [
+        [p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in core.postings
+    ]
     assert core.state.status == sub.status
+
+
+def test_payload_bytes_are_the_canonical_json_of_the_record(venue: Venue) -> None:
+    """The hot path assembles a record's bytes from the body's; they equal canonical_json of the
+    decoded payload, and the body hash equals `body_sha256` of the command."""
+    from crossmargin.engine.commands import body_sha256
+    from crossmargin.engine.journal import canonical_json
+
+    command = Deposit(idempotency_key="bytes", account="vol-seller", asset="USDC", amount_units=42)
+    ack = venue.execute(command)
+    record = venue.records(ack.sequence, 1)[0]
+    assert record.payload == canonical_json(record.decoded())
+    assert record.body_sha256 == body_sha256(command)
+    assert record.decoded()["command"] == {"account": "vol-seller", "asset": "USDC", "amount_units": 42}
+
+
+def test_monitor_sees_every_committed_command_before_a_tick(venue: Venue) -> None:
+    """The whole-venue RiskEngine equals the ledger's own margin of each account after commands
+    and ticks (accounts touched by commands are fed to it before the next tick)."""
+    venue.execute(Deposit(idempotency_key="d1", account="vol-seller", asset="BTC", amount_units=10**8))
+    venue.execute(Withdraw(idempotency_key="w1", account="basis-trader", asset="USDC", amount_units=10**10))
+    venue.execute(UpdatePrices(idempotency_key="p0", index_prices={"BTC": 88_000.0}))  # bad debt
+    venue.execute(Deposit(idempotency_key="d2", account="basis-trader", asset="BTC", amount_units=10**7))
+    venue.execute(Fill(idempotency_key="f1", taker="directional", maker="vol-seller", instrument="ETH-USDC-PERP", quantity=3, price=2_980.0))
+    venue.execute(UpdatePrices(idempotency_key="p1", index_prices={"ETH": 3_050.0}))
+    monitor = venue._monitor
+    assert monitor is not None
+    result = monitor.engine.result
+    for account in ("vol-seller", "basis-trader", "directional"):
+        row = monitor.row_of[account]
+        view = venue.account(account)
+        assert float(result.equity_usd[row]) == pytest.approx(view.equity_usd, rel=1e-9)
+        assert float(result.maintenance_margin_usd[row]) == pytest.approx(view.maintenance_margin_usd, rel=1e-9)

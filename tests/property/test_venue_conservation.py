@@ -32,17 +32,28 @@ commands = st.one_of(
     st.builds(lambda a, k, u: ("withdraw", dict(account=a, asset=k, amount_units=u)), trader, asset, units),
     st.builds(
         lambda a, b, k, u: ("transfer", dict(from_account=a, to_account=b, asset=k, amount_units=u)),
-        trader, trader, asset, units,
+        trader,
+        trader,
+        asset,
+        units,
     ),
     st.builds(
         lambda a, b, q, p: ("fill", dict(taker=a, maker=b, instrument="BTC-USDC-PERP", quantity=q, price=p)),
-        trader, trader, st.integers(-20, 20), st.floats(60_000.0, 120_000.0),
+        trader,
+        trader,
+        st.integers(-20, 20),
+        st.floats(60_000.0, 120_000.0),
     ),
     st.builds(
         lambda a, q, p: ("order", dict(account=a, instrument="ETH-USDC-PERP", quantity=q, price=p)),
-        trader, st.integers(-50, 50), st.floats(2_000.0, 4_000.0),
+        trader,
+        st.integers(-50, 50),
+        st.floats(2_000.0, 4_000.0),
     ),
-    st.builds(lambda f: ("prices", dict(index_prices={"BTC": 88_528.93 * f, "ETH": 2_978.73 * f})), st.floats(0.6, 1.4)),
+    st.builds(
+        lambda f: ("prices", dict(index_prices={"BTC": 88_528.93 * f, "ETH": 2_978.73 * f})),
+        st.floats(0.6, 1.4),
+    ),
 )
 
 
@@ -63,7 +74,9 @@ def _build(kind: str, fields: dict[str, object], n: int) -> object:
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(commands, min_size=1, max_size=12), st.data())
-def test_conservation_of_every_asset(sequence: list[tuple[str, dict[str, object]]], data: st.DataObject) -> None:
+def test_conservation_of_every_asset(
+    sequence: list[tuple[str, dict[str, object]]], data: st.DataObject
+) -> None:
     desk_genesis()
     store = MemoryEventStore()
     with open_venue(store) as venue:
@@ -78,7 +91,9 @@ def test_conservation_of_every_asset(sequence: list[tuple[str, dict[str, object]
                 pass  # refused: nothing written
             if placed and data.draw(st.booleans()):
                 account, order_id = placed.pop()
-                venue.execute(CancelOrder(idempotency_key=f"cancel-{order_id}", account=account, order_id=order_id))
+                venue.execute(
+                    CancelOrder(idempotency_key=f"cancel-{order_id}", account=account, order_id=order_id)
+                )
             for k in ASSETS:
                 assert sum(venue.balances(k).values()) == 0, k
         for record in store.records:

@@ -9,7 +9,7 @@ command carries the same body.
 
 Idempotency: `body(command)` is the command without its key; `body_sha256` its canonical hash.
 The same key with the same body returns the original acknowledgement; the same key with another
-body is refused (`IdempotencyConflict`). Keys are any non-empty string up to 128 characters
+body is refused (`IdempotencyConflictError`). Keys are any non-empty string up to 128 characters
 (a client UUID, say); the venue keeps them forever in the log.
 """
 
@@ -165,6 +165,10 @@ COMMAND_KINDS: dict[str, type[Any]] = {
     "open_account": OpenAccount,
 }
 KIND_OF: dict[type[Any], str] = {cls: kind for kind, cls in COMMAND_KINDS.items()}
+_FIELDS: dict[type[Any], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if f.name != "idempotency_key")
+    for cls in COMMAND_KINDS.values()
+}
 
 
 def kind_of(command: Command) -> str:
@@ -174,16 +178,24 @@ def kind_of(command: Command) -> str:
 def body(command: Command) -> dict[str, Any]:
     """The command as a plain JSON-ready dict without its idempotency key (what a retry repeats)."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(command):
-        if f.name == "idempotency_key":
-            continue
-        out[f.name] = _plain(getattr(command, f.name))
+    for name in _FIELDS[type(command)]:
+        value = getattr(command, name)
+        # Scalars as they are (the hot path: deposits); containers and nested values made plain.
+        out[name] = value if value is None or type(value) in (int, float, str, bool) else _plain(value)
     return out
 
 
 def body_sha256(command: Command) -> str:
     """SHA-256 of the kind and canonical body: equal hashes = the same request."""
-    return hashlib.sha256(canonical_json({"kind": kind_of(command), "body": body(command)})).hexdigest()
+    return body_digest(kind_of(command), canonical_json(body(command)))
+
+
+def body_digest(kind: str, body_json: bytes) -> str:
+    """SHA-256 of `kind` ‖ newline ‖ canonical body bytes (`body_sha256` from the parts)."""
+    digest = hashlib.sha256(kind.encode())
+    digest.update(b"\n")
+    digest.update(body_json)
+    return digest.hexdigest()
 
 
 def command_from_body(kind: str, data: Mapping[str, Any], *, idempotency_key: str) -> Command:

@@ -18,6 +18,7 @@ conservatively) are checked here, on top of the ledger's IM check.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -70,9 +71,11 @@ def _effects_of(before: LedgerState, applied: Applied, traders: Iterable[str]) -
     after = applied.state
     positions: list[list[Any]] = []
     status: list[list[Any]] = []
+    held_before = _by_account(before.positions)
+    held_after = _by_account(after.positions)
     for trader in sorted(set(traders)):
-        old = {i: p for (a, i), p in before.positions.items() if a == trader}
-        new = {i: p for (a, i), p in after.positions.items() if a == trader}
+        old = held_before.get(trader, {})
+        new = held_after.get(trader, {})
         for instrument in sorted(old.keys() - new.keys()):
             positions.append([trader, instrument, 0, 0.0])
         for instrument, p in sorted(new.items()):
@@ -97,6 +100,15 @@ def _effects_of(before: LedgerState, applied: Applied, traders: Iterable[str]) -
         "status": status,
         "records": [_record(r) for r in applied.records],
     }
+
+
+def _by_account(positions: Mapping[tuple[str, str], Position]) -> dict[str, dict[str, Position]]:
+    """{account: {instrument: position}} in one pass (a liquidation's sub-state may hold every
+    holder of an instrument)."""
+    out: dict[str, dict[str, Position]] = {}
+    for (account, instrument), p in positions.items():
+        out.setdefault(account, {})[instrument] = p
+    return out
 
 
 def _record(record: AuditRecord) -> list[Any]:
@@ -293,16 +305,23 @@ def _transfer(state: VenueState, config: LedgerConfig, cmd: c.Transfer, as_of_ns
     except InputError as error:
         raise InputError(error.field.replace("withdrawal", "transfer"), error.problem) from None
     _check_reserved(state, config, out.state, sender, "transfer.amount_units")
-    into = apply(
-        out.state,
-        ledger_events.Deposit(account=receiver, asset=cmd.asset, amount_units=units, as_of_ns=as_of_ns),
-        config,
-    )
-    combined = Applied(into.state, (), (*out.records, *into.records))
+    if out.state.status[receiver] == AccountStatus.HEALTHY and receiver not in out.state.call_deadline_ns:
+        # As a deposit's fast path: more collateral keeps a HEALTHY receiver HEALTHY.
+        balances = dict(out.state.balances)
+        balances[(receiver, cmd.asset)] = balances.get((receiver, cmd.asset), 0) + units
+        final = dataclasses.replace(out.state, balances=balances)
+        combined = Applied(final, (), out.records)
+    else:
+        into = apply(
+            out.state,
+            ledger_events.Deposit(account=receiver, asset=cmd.asset, amount_units=units, as_of_ns=as_of_ns),
+            config,
+        )
+        combined = Applied(into.state, (), (*out.records, *into.records))
     effects = _effects_of(sub, combined, [sender, receiver])
+    # The two legs through @external net to one posting, sender to receiver.
     effects["postings"] = [[sender, receiver, cmd.asset, units, "transfer"]]
-    assert EXTERNAL not in (sender, receiver)
-    effects["margin"] = _margin_rows(into.state, config, state, [sender, receiver])
+    effects["margin"] = _margin_rows(combined.state, config, state, [sender, receiver])
     return effects
 
 

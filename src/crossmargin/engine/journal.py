@@ -29,6 +29,12 @@ from typing import Any
 GENESIS_HASH = "0" * 64
 
 
+def command_payload(body_json: bytes, effects: dict[str, Any]) -> bytes:
+    """canonical_json({"command": body, "effects": effects}) from the body's canonical bytes
+    (sorted keys: "command" < "effects"; tests hold the two equal)."""
+    return b'{"command":' + body_json + b',"effects":' + canonical_json(effects) + b"}"
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8, no NaN: the bytes every hash is taken over (floats by repr,
     which round-trips float64 exactly)."""
@@ -110,10 +116,12 @@ def make_record(
     as_of_ns: int,
     body_sha256: str,
     payload: dict[str, Any],
+    raw: bytes | None = None,
 ) -> LogRecord:
     """A chained record from its parts; the postings rows are taken from payload.effects.postings
-    ([debit, credit, asset, units, kind] lists)."""
-    raw = canonical_json(payload)
+    ([debit, credit, asset, units, kind] lists). `raw`, when given, is `canonical_json(payload)`
+    already assembled by the caller (the hot path encodes a command's body once)."""
+    raw = canonical_json(payload) if raw is None else raw
     postings = tuple(
         PostingRow(
             sequence=sequence,

@@ -19,7 +19,7 @@ from crossmargin.core.book import Book
 from crossmargin.core.liquidation.params import AccountStatus, MarginCallParams
 from crossmargin.core.margin import CrossMargin, MarginModel
 from crossmargin.core.market import MarketState
-from crossmargin.engine.risk_engine import AccountUpdate, RiskEngine
+from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, RiskEngine
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -131,6 +131,18 @@ class Monitor:
         due = np.flatnonzero((self.deadlines != NO_DEADLINE) & (self.deadlines <= now_ns))
         rows = np.union1d(remargin.account_rows, due) if due.size else remargin.account_rows
         return self.evaluate(rows, now_ns=now_ns, params=params)
+
+    def on_tick(self, tick: PriceTick, *, now_ns: int, params: MarginCallParams) -> StatusChanges:
+        """`RiskEngine.on_tick`, then the state machine on the re-margined accounts (and due calls)."""
+        remargin = self.engine.on_tick(tick)
+        due = np.flatnonzero((self.deadlines != NO_DEADLINE) & (self.deadlines <= now_ns))
+        rows = np.union1d(remargin.account_rows, due) if due.size else remargin.account_rows
+        return self.evaluate(rows, now_ns=now_ns, params=params)
+
+    def apply(self, changes: StatusChanges) -> None:
+        """Record the changes as the accounts' statuses (the venue does this through its fold)."""
+        self.statuses[changes.rows] = changes.status
+        self.deadlines[changes.rows] = changes.deadline_ns
 
     def evaluate(self, rows: IntArray, *, now_ns: int, params: MarginCallParams) -> StatusChanges:
         result = self.engine.result

@@ -14,8 +14,8 @@ UpdatePrices, SetRiskParameters, OpenAccount), each with an idempotency key:
   * A refused command raises `InputError(field, problem)` from `future.result()` and writes
     nothing; the same key may be retried.
   * The same key with the same body returns the original Ack (`duplicate=True`), however often;
-    the same key with another body raises `IdempotencyConflict(key, sequence)`.
-  * After a failed commit the venue stops (`VenueUnavailable`): its memory may be ahead of the
+    the same key with another body raises `IdempotencyConflictError(key, sequence)`.
+  * After a failed commit the venue stops (`VenueUnavailableError`): its memory may be ahead of the
     log, so it serves nothing until restarted (`Venue.open` recovers from the log).
   * Commands arriving while a commit is in flight form the next group: one transaction (one
     fsync) per group (group commit), each acknowledged after that commit.
@@ -55,6 +55,7 @@ import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ import numpy as np
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger.money import to_float
-from crossmargin.core.ledger.postings import INSURANCE, LIQUIDATOR, Posting
+from crossmargin.core.ledger.postings import BAD_DEBT, INSURANCE, LIQUIDATOR, Posting
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
@@ -75,6 +76,7 @@ from crossmargin.core.ledger.state import (
     risk_view,
 )
 from crossmargin.core.ledger.transact import Tx
+from crossmargin.core.liquidation.margin_call import may_withdraw
 from crossmargin.core.margin import Breakdown, CrossMargin, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
 
@@ -93,7 +95,7 @@ from crossmargin.engine.commands import (
     UpdatePrices,
     Withdraw,
     body,
-    body_sha256,
+    body_digest,
     check_key,
     kind_of,
 )
@@ -104,6 +106,7 @@ from crossmargin.engine.journal import (
     LogRecord,
     Snapshot,
     canonical_json,
+    command_payload,
     make_record,
     verify_chain,
 )
@@ -112,10 +115,9 @@ from crossmargin.engine.ports import Clock, EventStore
 from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
 from crossmargin.errors import (
     CorruptLogError,
-    CrossMarginError,
-    IdempotencyConflict,
+    IdempotencyConflictError,
     InputError,
-    VenueUnavailable,
+    VenueUnavailableError,
 )
 
 __all__ = [
@@ -338,6 +340,10 @@ class Genesis:
 # ------------------------------------------------------------------------------------ the venue
 
 _STOP = object()
+# Accounts fed to the RiskEngine per step while the writer is idle (between command groups).
+IDLE_FLUSH = 64
+# Committed records kept in memory for readers following the head of the log (subscriptions).
+RECENT_RECORDS = 65_536
 _SNAPSHOT_KIND = "genesis"
 _READ_PAGE = 5_000
 
@@ -393,12 +399,17 @@ def notifications_of(record: LogRecord) -> list[Notification]:
     return out
 
 
+class _FoldFailedError(Exception):
+    """The fold or the monitor failed after a command was decided: the venue must stop."""
+
+
 @dataclass(slots=True)
 class _Pending:
     command: Command
     future: Future[Ack]
     key: str
     body_sha256: str
+    body_json: bytes
 
 
 class Venue:
@@ -423,6 +434,7 @@ class Venue:
         self._lock = threading.RLock()
         self._committed = threading.Condition(threading.Lock())
         self._committed_sequence = state.sequence
+        self._recent: deque[LogRecord] = deque(maxlen=RECENT_RECORDS)
         self._queue: queue.Queue[Any] = queue.Queue()
         self._failed: BaseException | None = None
         self._closed = False
@@ -481,12 +493,13 @@ class Venue:
             if type(command) not in KIND_OF:
                 raise InputError("command", f"not a venue command: {type(command).__name__}")
             key = check_key(command.idempotency_key)
-            pending = _Pending(command, future, key, body_sha256(command))
+            body_json = canonical_json(body(command))  # encoded and hashed on the caller's thread
+            pending = _Pending(command, future, key, body_digest(kind_of(command), body_json), body_json)
         except InputError as error:
             future.set_exception(error)
             return future
         if self._closed or self._failed is not None:
-            future.set_exception(VenueUnavailable("the venue is not accepting commands"))
+            future.set_exception(VenueUnavailableError("the venue is not accepting commands"))
             return future
         self._queue.put(pending)
         return future
@@ -549,34 +562,54 @@ class Venue:
             return {a: v for (a, k), v in self._state.balances.items() if k == asset and v}
 
     def _withdrawable(self, account: str, asset: str, held: int) -> int:
-        """The largest amount a Withdraw of `asset` would accept now: bisection on integer units
-        over the ledger's own decision (monotone: withdrawing more never raises available)."""
-        if held <= 0:
-            return 0
+        """The largest amount a Withdraw of `asset` alone would accept now.
+
+        Gated to 0 where the ledger gates withdrawals (status, bad debt). Otherwise the free margin
+        after withdrawing x units, f(x) = available(x) − reserved, falls monotonically and
+        piecewise linearly in x (haircut tiers), and a withdrawal is accepted exactly when
+        f(x) ≥ 0 and x ≤ held: regula falsi on integer units keeps f(low) ≥ 0 > f(high) and
+        takes a bisection step whenever the bracket fails to halve (a few risk views, not ~40
+        ledger decisions). The answer is confirmed by the ledger's own decision."""
         state, config = self._state, self.config
+        if held <= 0 or not may_withdraw(state.status[account]) or _bad_debt(state, config):
+            return 0
+        sub = state.sub_state([account], config.assets.symbols)
+        reserved = reserved_usd(state, config, account, sub=sub)
 
-        def accepted(units: int) -> bool:
-            try:
-                decide(
-                    state,
-                    config,
-                    Withdraw(idempotency_key="-", account=account, asset=asset, amount_units=units),
-                    state.time_ns,
-                )
-            except InputError:
-                return False
-            return True
+        def free_usd(units: int) -> float:
+            balances = dict(sub.balances)
+            balances[(account, asset)] = held - units
+            after = dataclasses.replace(sub, balances=balances)
+            return float(risk_view(after, config, (account,)).result.available_usd[0]) - reserved
 
-        if accepted(held):
-            return held
-        low, high = 0, held  # accepted(low) (0: trivially), not accepted(high)
+        low, high = 0, held
+        f_low, f_high = free_usd(low), free_usd(high)
+        if f_high >= 0.0:
+            return held if self._accepts(account, asset, held) else 0
+        if f_low < 0.0:
+            return 0
+        bisect = False
         while high - low > 1:
-            middle = (low + high) // 2
-            if accepted(middle):
-                low = middle
+            width = high - low
+            # Interpolate where f crosses zero; bisect after a step that did not halve the bracket.
+            x = low + width // 2 if bisect else low + int(width * (f_low / (f_low - f_high)))
+            x = min(max(x, low + 1), high - 1)
+            f_x = free_usd(x)
+            if f_x >= 0.0:
+                low, f_low = x, f_x
             else:
-                high = middle
-        return low
+                high, f_high = x, f_x
+            bisect = not bisect and (high - low) * 2 > width
+        return low if low == 0 or self._accepts(account, asset, low) else 0
+
+    def _accepts(self, account: str, asset: str, units: int) -> bool:
+        state = self._state
+        command = Withdraw(idempotency_key="-", account=account, asset=asset, amount_units=units)
+        try:
+            decide(state, self.config, command, state.time_ns)
+        except InputError:
+            return False
+        return True
 
     def margin(self, account: str, model: MarginModel) -> dict[str, float]:
         """The account's margin under `model` (any core margin model) at today's state, USD."""
@@ -650,11 +683,19 @@ class Venue:
         ]
 
     def records(self, from_sequence: int, limit: int) -> list[LogRecord]:
-        """Committed records only: never one a reader could see before its commit."""
-        upto = self.last_sequence
-        if from_sequence > upto:
-            return []
-        return self._store.read(from_sequence, min(limit, upto - from_sequence + 1))
+        """Committed records only: never one a reader could see before its commit. The newest
+        `RECENT_RECORDS` come from memory (subscribers following the head cost no query)."""
+        with self._committed:
+            upto = self._committed_sequence
+            recent = self._recent
+            first_recent = recent[0].sequence if recent else upto + 1
+            if from_sequence > upto or limit <= 0:
+                return []
+            count = min(limit, upto - from_sequence + 1)
+            if from_sequence >= first_recent:
+                start = from_sequence - first_recent
+                return [recent[i] for i in range(start, start + count)]
+        return self._store.read(from_sequence, count)
 
     def subscribe(self, *, from_sequence: int = 0, account: str | None = None) -> Subscription:
         return Subscription(self, from_sequence=from_sequence, account=account)
@@ -736,9 +777,22 @@ class Venue:
 
     def _check_serving(self) -> None:
         if self._failed is not None:
-            raise VenueUnavailable(f"the venue stopped after a failed commit: {self._failed}")
+            raise VenueUnavailableError(f"the venue stopped after a failed commit: {self._failed}")
 
     def _write_loop(self) -> None:
+        try:
+            self._write_groups()
+        finally:
+            # Whatever was queued behind the stop (a submit racing close) is refused, not lost.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Pending) and not item.future.done():
+                    item.future.set_exception(VenueUnavailableError("the venue is shut down"))
+
+    def _write_groups(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -759,12 +813,15 @@ class Venue:
             self._process(batch)
             if stop:
                 return
+            while self._queue.empty() and self._dirty and self._failed is None:
+                with self._lock:
+                    self._flush_dirty(IDLE_FLUSH)
 
     def _process(self, batch: list[_Pending]) -> None:
         with self._lock:
             if self._failed is not None:
                 for p in batch:
-                    p.future.set_exception(VenueUnavailable(str(self._failed)))
+                    p.future.set_exception(VenueUnavailableError(str(self._failed)))
                 return
             unseen = [p.key for p in batch if p.key not in self._keys]
             stored = self._store.find_keys(unseen) if unseen else {}
@@ -780,19 +837,27 @@ class Venue:
                     if known[0] == p.body_sha256:
                         results.append((p, "duplicate", known[1]))
                     else:
-                        results.append((p, "error", IdempotencyConflict(p.key, known[1].sequence)))
+                        results.append((p, "error", IdempotencyConflictError(p.key, known[1].sequence)))
                     continue
                 if p.key in in_batch:
                     if in_batch[p.key] == p.body_sha256:
                         results.append((p, "same_group", p.key))
                     else:
                         results.append(
-                            (p, "error", IdempotencyConflict(p.key, self._pending_acks[p.key].sequence))
+                            (p, "error", IdempotencyConflictError(p.key, self._pending_acks[p.key].sequence))
                         )
                     continue
                 try:
                     new = self._decide_and_apply(p)
-                except CrossMarginError as error:
+                except _FoldFailedError as failure:  # the fold moved and cannot be trusted: stop
+                    self._failed = failure.__cause__ or failure
+                    for q in batch:
+                        if not q.future.done():
+                            q.future.set_exception(
+                                VenueUnavailableError(f"not acknowledged: {self._failed!r}")
+                            )
+                    return
+                except Exception as error:  # refused (InputError...) or a bug in a pure decision
                     results.append((p, "error", error))
                     self._stats["rejected"] += 1
                     continue
@@ -813,7 +878,8 @@ class Venue:
                 except BaseException as error:  # the fold is ahead of the log: stop serving
                     self._failed = error
                     for p, _, _ in results:
-                        p.future.set_exception(VenueUnavailable(f"commit failed, not acknowledged: {error}"))
+                        refused = VenueUnavailableError(f"commit failed, not acknowledged: {error}")
+                        p.future.set_exception(refused)
                     return
                 for key, body_hash in in_batch.items():
                     self._keys[key] = (body_hash, self._pending_acks[key])
@@ -821,6 +887,7 @@ class Venue:
                 self._stats["batches"] += 1
                 self._stats["commands"] += len(in_batch)
                 with self._committed:
+                    self._recent.extend(records)
                     self._committed_sequence = self._state.sequence
                     self._committed.notify_all()
                 if self._state.sequence - self._snapshot_sequence >= self.settings.snapshot_every:
@@ -870,20 +937,37 @@ class Venue:
                     {"preview": dataclasses.asdict(preview), "override": command.override},
                 ]
             ]
-        monitored = isinstance(command, UpdatePrices | SetRiskParameters)
-        if monitored:
-            self._monitor_cycle(effects, now)
-        payload = {"command": body(command), "effects": effects}
-        first = self._append_record(
-            kind=kind, key=p.key, body_hash=p.body_sha256, as_of_ns=now, payload=payload
-        )
-        out = [first]
-        if monitored:
-            out.extend(self._liquidations(now))
+        # Everything above is a pure decision (a refusal leaves nothing behind); from here on the
+        # monitor and the fold move, so a failure is not a refusal but the end of this venue.
+        try:
+            monitored = isinstance(command, UpdatePrices | SetRiskParameters) and bool(state.traders)
+            if monitored:
+                self._monitor_cycle(effects, now)
+            payload = {"command": None, "effects": effects}  # the body rides as bytes
+            first = self._append_record(
+                kind=kind,
+                key=p.key,
+                body_hash=p.body_sha256,
+                as_of_ns=now,
+                payload=payload,
+                raw=command_payload(p.body_json, effects),
+            )
+            out = [first]
+            if monitored:
+                out.extend(self._liquidations(now))
+        except BaseException as error:
+            raise _FoldFailedError("applying a decided command failed") from error
         return out
 
     def _append_record(
-        self, *, kind: str, key: str | None, body_hash: str, as_of_ns: int, payload: dict[str, Any]
+        self,
+        *,
+        kind: str,
+        key: str | None,
+        body_hash: str,
+        as_of_ns: int,
+        payload: dict[str, Any],
+        raw: bytes | None = None,
     ) -> LogRecord:
         state = self._state
         record = make_record(
@@ -894,6 +978,7 @@ class Venue:
             as_of_ns=as_of_ns,
             body_sha256=body_hash,
             payload=payload,
+            raw=raw,
         )
         effects = payload["effects"]
         state.apply_effects(effects, sequence=record.sequence, record_hash=record.record_hash)
@@ -929,8 +1014,20 @@ class Venue:
                 ),
             )
             self._dirty.clear()
+        self._flush_dirty(None)
+        return self._monitor
+
+    def _flush_dirty(self, limit: int | None) -> None:
+        """Feed the accounts commands touched to the RiskEngine (`on_account`, ~1 ms each): all
+        of them before a tick, or `limit` at a time while the writer is idle, so a tick after a
+        burst of commands does not pay for the burst."""
         monitor = self._monitor
-        for account in sorted(self._dirty):
+        if monitor is None:
+            return
+        state, config = self._state, self.config
+        count = len(self._dirty) if limit is None else min(limit, len(self._dirty))
+        for _ in range(count):
+            account = self._dirty.pop()
             positions = {i: (p.quantity, p.entry_price) for i, p in state.positions_of(account).items()}
             balances = {
                 k: to_float(state.balances.get((account, k), 0), config.decimals[k])
@@ -938,8 +1035,6 @@ class Venue:
                 if state.balances.get((account, k), 0)
             }
             monitor.on_account(account_update(account, positions, balances))
-        self._dirty.clear()
-        return monitor
 
     def _monitor_cycle(self, effects: Effects, now: int) -> None:
         """Re-margin the holders of what moved (or, after a parameter change, everyone) and add
@@ -1090,6 +1185,10 @@ class Venue:
             Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
         )
         self._snapshot_sequence = state.sequence
+
+
+def _bad_debt(state: VenueState, config: LedgerConfig) -> bool:
+    return any(state.balances.get((BAD_DEBT, k), 0) < 0 for k in config.assets.symbols)
 
 
 def _result_row(result: MarginResult, row: int) -> dict[str, float]:

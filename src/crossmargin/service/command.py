@@ -54,9 +54,16 @@ def serve(
 ) -> None:
     """Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,
     prices, margin under any model, what-if, explain, the event log, a resumable stream."""
-    from crossmargin.adapters.sql import DEFAULT_URL
-    from crossmargin.service.runtime import default_book, run_forever, run_once
-    from crossmargin.service.settings import ServiceSettings
+    try:
+        from crossmargin.adapters.sql import DEFAULT_URL
+        from crossmargin.service.runtime import default_book, run_forever, run_once
+        from crossmargin.service.settings import ServiceSettings
+    except ImportError as error:  # the service extra is not installed
+        sys.stderr.write(
+            f"error: crossmargin serve needs the service extra ({error.name} is missing): "
+            "pip install -e '.[service]'\n"
+        )
+        raise typer.Exit(code=2) from None
 
     settings = ServiceSettings(
         database_url=db or os.environ.get("CROSSMARGIN_DB") or DEFAULT_URL,

@@ -6,6 +6,8 @@ import functools
 import os
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
 from crossmargin.engine.memory import SteppingClock
@@ -45,5 +47,15 @@ def replay(store: EventStore) -> VenueState:
         if not page:
             return state
         for record in page:
-            state.apply_effects(record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash)
+            state.apply_effects(
+                record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash
+            )
         sequence = page[-1].sequence + 1
+
+
+def raw_engine(db: tuple[str, str | None]) -> sa.Engine:
+    """A plain engine on the same database and schema (no writer lock): another client."""
+    url, schema = db
+    if schema is None:
+        return sa.create_engine(url)
+    return sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})

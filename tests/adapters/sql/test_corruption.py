@@ -25,7 +25,9 @@ def written(db: tuple[str, str | None]) -> Iterator[tuple[str, str | None]]:
     """A log of 31 records (genesis + 30 deposits) with snapshots at 10, 20, 30."""
     with open_venue(connect(db), snapshot_every=SNAPSHOT_EVERY) as venue:
         for n in range(RECORDS):
-            venue.execute(Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1))
+            venue.execute(
+                Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1)
+            )
     yield db
 
 
@@ -73,7 +75,10 @@ def test_corruption_flipped_byte_in_a_record(written: tuple[str, str | None]) ->
 
 
 def test_corruption_flipped_posting_amount(written: tuple[str, str | None]) -> None:
-    _tamper(written, postings.update().where(postings.c.sequence == 20).values(amount_units=postings.c.amount_units + 1))
+    _tamper(
+        written,
+        postings.update().where(postings.c.sequence == 20).values(amount_units=postings.c.amount_units + 1),
+    )
     _expect_refusal_then_recovery(written, broken_at=20)
 
 
@@ -97,7 +102,10 @@ def test_corruption_counter_behind_the_records(written: tuple[str, str | None]) 
 
 def test_corruption_snapshot_flipped_byte_falls_back(written: tuple[str, str | None]) -> None:
     raw = _payload(written, snapshots, 30)
-    _tamper(written, snapshots.update().where(snapshots.c.sequence == 30).values(payload=_flip(raw, len(raw) - 20)))
+    _tamper(
+        written,
+        snapshots.update().where(snapshots.c.sequence == 30).values(payload=_flip(raw, len(raw) - 20)),
+    )
     store = connect(written)
     with open_venue(store) as venue:
         assert venue.recovery.snapshot_sequence == 20

@@ -3,9 +3,9 @@ in, then restarted, 50 times per backend. Every acknowledged command must be in 
 acknowledged sequence, none applied twice, and the state the venue rebuilds (snapshot + tail)
 must equal a replay of the whole log.
 
-The venue runs in a child process forked from a server that imported crossmargin once
-(multiprocessing "forkserver" with the runner preloaded): a real, separate process killed by the
-kernel, without paying a fresh interpreter's ~2 s of imports per kill. Seeded; the seed is printed.
+The venue runs in a child process forked from the test process (multiprocessing "fork": a real,
+separate process killed by the kernel, without a fresh interpreter's ~2 s of imports per kill);
+it opens its own database connections after the fork. Seeded; the seed is printed.
 """
 
 from __future__ import annotations
@@ -46,8 +46,7 @@ def _command(rng: random.Random, n: int, cycle: int) -> dict[str, Any]:
 def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -> None:
     rng = random.Random(SEED)
     print(f"seed {SEED}")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["crossmargin.adapters.sql.runner"])
+    context = multiprocessing.get_context("fork")
     connect(db).close()  # migrate once, before any child races to
     genesis = desk_genesis()
     acked: dict[str, int] = {}
@@ -61,6 +60,7 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
         )
         process.start()
         child.close()
+        assert parent.poll(120), "the venue process did not come up"
         ready = parent.recv()
         assert ready["ready"] >= max(acked.values(), default=0)
         assert ready["problems"] == []
@@ -82,9 +82,11 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
             message = _command(rng, n, cycle)
             sent[message["key"]] = message
             parent.send(message)
-        # Kill at a random point while commits are flowing: after the first reply of this life.
-        waited = time.monotonic() + 10.0
-        while not replies and time.monotonic() < waited:
+        # Kill at a random point while commits are flowing: after this life's first new ack.
+        waited = time.monotonic() + 30.0
+        while time.monotonic() < waited and not any(
+            "sequence" in r and r["key"] not in acked for r in list(replies)
+        ):
             time.sleep(0.002)
         time.sleep(rng.uniform(0.0, 0.06))
         os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
@@ -98,7 +100,7 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
                     assert reply["sequence"] == acked[reply["key"]], "a retry got another sequence"
                     assert reply["duplicate"]
                 acked[reply["key"]] = reply["sequence"]
-    assert len(acked) > KILLS  # the test streamed and acknowledged across the kills
+    assert len(acked) >= KILLS  # every life acknowledged something new before its kill
 
     store = connect(db)
     try:

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, TypeError, InputError) as error:
             emit({"key": None, "error": type(error).__name__, "problem": str(error)})
             continue
-        venue.submit(command).add_done_callback(lambda f, k=key: emit(_outcome(k, f)))
+        venue.submit(command).add_done_callback(_reply_to(emit, key))
     venue.close()
     return 0
 
@@ -100,9 +101,16 @@ def serve_connection(
             break
         key = str(message["key"])
         command = command_from_body(str(message["kind"]), message["body"], idempotency_key=key)
-        venue.submit(command).add_done_callback(lambda f, k=key: send(_outcome(k, f)))
+        venue.submit(command).add_done_callback(_reply_to(send, key))
     venue.close()
     send({"closed": True})
+
+
+def _reply_to(send: Callable[[dict[str, Any]], None], key: str) -> Callable[[Future[Ack]], None]:
+    def done(future: Future[Ack]) -> None:
+        send(_outcome(key, future))
+
+    return done
 
 
 def _outcome(key: str, future: Future[Ack]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from crossmargin.errors import DurabilityError, InputError, StoreError
 
 DEFAULT_URL = "sqlite:///crossmargin.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001_event_log"  # the newest script in migrations/versions
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -91,7 +92,9 @@ class SqlEventStore:
                 if rows:
                     conn.execute(postings.insert(), rows)
         except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}") from error
+            raise StoreError(
+                f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}"
+            ) from error
 
     def read(self, from_sequence: int, limit: int) -> list[LogRecord]:
         if limit <= 0:
@@ -229,7 +232,9 @@ def assert_durable(engine: Engine) -> None:
                 raise DurabilityError(setting, value, "on")
         sync_commit = str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
         if sync_commit == "off":
-            raise DurabilityError("synchronous_commit", sync_commit, "on, local, remote_write or remote_apply")
+            raise DurabilityError(
+                "synchronous_commit", sync_commit, "on, local, remote_write or remote_apply"
+            )
 
 
 def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
@@ -237,7 +242,9 @@ def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
     schema is refused. (SQLite: the counter's conditional update refuses a second writer.)"""
     if engine.dialect.name != "postgresql":
         return None
-    key = int.from_bytes(hashlib.sha256(f"crossmargin:{schema or 'public'}".encode()).digest()[:8], "big", signed=True)
+    key = int.from_bytes(
+        hashlib.sha256(f"crossmargin:{schema or 'public'}".encode()).digest()[:8], "big", signed=True
+    )
     conn = engine.connect()
     got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
     conn.commit()
@@ -248,7 +255,14 @@ def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Alembic upgrade to head, on this engine (idempotent)."""
+    """Alembic upgrade to head, on this engine (idempotent). A database already at
+    `HEAD_REVISION` is left alone without loading the migration scripts (a restart's fast path;
+    a test holds the constant equal to the scripts' head)."""
+    with engine.connect() as conn:
+        if sa.inspect(conn).has_table("alembic_version"):
+            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+            if current == [HEAD_REVISION]:
+                return
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:

@@ -22,7 +22,7 @@ from fastapi import Header, Request
 
 from crossmargin.engine.commands import COMMAND_KINDS
 from crossmargin.engine.venue import Ack, Command
-from crossmargin.errors import IdempotencyConflict, InputError, StoreError
+from crossmargin.errors import IdempotencyConflictError, InputError, StoreError
 from crossmargin.service import models
 from crossmargin.service.context import context_of
 from crossmargin.service.limits import RequestClass
@@ -71,7 +71,7 @@ def api_field(engine_field: str, fields: Mapping[str, str] | None, prefix: str) 
 def problem_of(error: Exception, *, fields: Mapping[str, str] | None = None, prefix: str = "") -> Problem:
     """The problem a venue error becomes: 404 an unknown account named by the path, 409 an
     idempotency conflict, 422 a refused field, 503 the venue stopped."""
-    if isinstance(error, IdempotencyConflict):
+    if isinstance(error, IdempotencyConflictError):
         return Problem(409, "idempotency-conflict", str(error), field="header.idempotency-key")
     if isinstance(error, StoreError):
         return Problem(503, "unavailable", str(error), headers={"Retry-After": "1"})
@@ -92,7 +92,7 @@ async def run_command(
         raise Problem(503, "draining", "the service is shutting down", headers={"Retry-After": "1"})
     try:
         ack: Ack = await asyncio.wrap_future(context.venue.submit(command))
-    except (InputError, IdempotencyConflict, StoreError) as error:
+    except (InputError, IdempotencyConflictError, StoreError) as error:
         raise problem_of(error, fields=fields, prefix="body.") from None
     request.state.sequence = ack.sequence
     return models.Ack(

@@ -1,0 +1,275 @@
+"""The margin service's durable core: acknowledged events/s and acknowledgement latency on SQLite
+and PostgreSQL (group commit), against the database's own floor in the same run; and price tick →
+margin calls out on a 1,000,000-account book.
+
+    python bench/bench_service.py [--events N] [--in-flight W] [--accounts A] [--pg URL]
+
+  * durable: W clients keep W deposits in flight (`Venue.submit`); each is acknowledged only after
+    its group's commit (fsync). Reports events/s and p50/p99 submit → ack latency. A second run
+    sends transfers (each margin-checked by the ledger on its two accounts) to show that path.
+  * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
+    table of the same shape: what the database does without the venue.
+  * tick → calls: `engine.monitor.Monitor` (the long-lived RiskEngine + the vectorised margin-call
+    machine) on bench_engine's concentrated 1M-account book (each account on one underlying);
+    each tick moves one underlying ±1 %, re-margins its holders, runs the state machine and builds
+    the status-change rows the venue logs and streams. p50/p99 over all ticks, beside the
+    RiskEngine's `on_tick` alone in the same ticks (the part the state machine adds is the rest).
+
+The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms, tick_to_calls_p50_ms,
+tick_to_calls_p99_ms, floors, CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_cross import build_assets, build_book, build_instruments, build_market
+from bench_engine import concentrated, cpu_model, percentile_ms
+from crossmargin.adapters.clock import SystemClock
+from crossmargin.adapters.sql import SqlEventStore
+from crossmargin.adapters.sql.runner import genesis_of_book
+from crossmargin.adapters.sql.schema import events
+from crossmargin.core.instruments import InstrumentTable
+from crossmargin.core.liquidation.params import MarginCallParams
+from crossmargin.core.pricing import revalue
+from crossmargin.engine.monitor import Monitor
+from crossmargin.engine.risk_engine import PriceTick
+from crossmargin.engine.venue import Deposit, Genesis, Transfer, Venue, VenueSettings
+
+BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
+
+
+def durable_run(
+    url: str, schema: str | None, genesis: Genesis, *, n: int, in_flight: int, kind: str
+) -> dict[str, Any]:
+    store = SqlEventStore.connect(url, schema=schema)
+    venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=10**9))
+    slots = threading.Semaphore(in_flight)
+    latency = np.zeros(n)
+    done = threading.Event()
+    remaining = [n]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def finished(i: int, started: float, future: Any) -> None:
+        latency[i] = time.perf_counter() - started
+        if future.exception() is not None:
+            errors.append(future.exception())
+        slots.release()
+        with lock:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.set()
+
+    run = uuid.uuid4().hex[:8]
+    t0 = time.perf_counter()
+    for i in range(n):
+        if kind == "deposit":
+            command: Any = Deposit(
+                idempotency_key=f"{run}-{i}", account="basis-trader", asset="USDC", amount_units=1 + i % 97
+            )
+        else:
+            a, b = ("basis-trader", "vol-seller") if i % 2 else ("vol-seller", "basis-trader")
+            command = Transfer(
+                idempotency_key=f"{run}-{i}",
+                from_account=a,
+                to_account=b,
+                asset="USDC",
+                amount_units=1 + i % 97,
+            )
+        slots.acquire()
+        started = time.perf_counter()
+        venue.submit(command).add_done_callback(lambda f, i=i, s=started: finished(i, s, f))
+    done.wait()
+    elapsed = time.perf_counter() - t0
+    stats = venue.stats()
+    venue.close()
+    if errors:
+        raise SystemExit(f"{len(errors)} commands failed, first: {errors[0]!r}")
+    return {
+        "events": n,
+        "events_per_s": n / elapsed,
+        "ack_p50_ms": percentile_ms(latency.tolist(), 50),
+        "ack_p99_ms": percentile_ms(latency.tolist(), 99),
+        "commits": stats["batches"],
+        "events_per_commit": stats["records"] / max(stats["batches"], 1),
+    }
+
+
+def floor_run(url: str, schema: str | None, *, per_commit: int) -> dict[str, Any]:
+    """The rows the venue wrote, INSERTed raw into a same-shaped table, `per_commit` per commit."""
+    store = SqlEventStore.connect(url, schema=schema)
+    with store.engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(events.select().order_by(events.c.sequence))]
+    floor = events.to_metadata(sa.MetaData(), name="floor_events")
+    floor.create(store.engine, checkfirst=True)
+    for r in rows:
+        r["idempotency_key"] = None if r["idempotency_key"] is None else "f" + r["idempotency_key"]
+    t0 = time.perf_counter()
+    for start in range(0, len(rows), per_commit):
+        with store.engine.begin() as conn:
+            conn.execute(floor.insert(), rows[start : start + per_commit])
+    elapsed = time.perf_counter() - t0
+    store.close()
+    return {"rows": len(rows), "rows_per_s": len(rows) / elapsed, "per_commit": per_commit}
+
+
+def tick_to_calls(accounts: int, ticks: int, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    instruments, vols = build_instruments(rng)
+    table = InstrumentTable.from_instruments(instruments)
+    market = build_market(table, vols)
+    book = concentrated(build_book(rng, accounts, build_assets(), table, revalue(table, market)))
+    t0 = time.perf_counter()
+    monitor = Monitor(book, market)
+    built_s = time.perf_counter() - t0
+    params = MarginCallParams()
+    first = monitor.evaluate(np.arange(book.n_accounts, dtype=np.int64), now_ns=0, params=params)
+    monitor.apply(first)
+    samples: list[float] = []
+    engine_only: list[float] = []
+    touched: list[int] = []
+    calls = 0
+    prices = dict(zip(market.underlyings, market.index_price_usd.tolist(), strict=True))
+    now = 0
+    for n in range(ticks):
+        underlying = market.underlyings[n % len(market.underlyings)]
+        prices[underlying] *= 0.99 if (n // len(market.underlyings)) % 2 == 0 else 1.0 / 0.99
+        now += 1_000_000
+        t0 = time.perf_counter()
+        remargin = monitor.engine.on_tick(PriceTick(prices_usd={underlying: prices[underlying]}))
+        t_engine = time.perf_counter()
+        changes = monitor.evaluate(remargin.account_rows, now_ns=now, params=params)
+        monitor.apply(changes)
+        out = [
+            [monitor.account_ids[r], s, d]
+            for r, s, d in zip(
+                changes.rows.tolist(), changes.status.tolist(), changes.deadline_ns.tolist(), strict=True
+            )
+        ]
+        samples.append(time.perf_counter() - t0)
+        engine_only.append(t_engine - t0)
+        touched.append(int(remargin.account_rows.size))
+        calls += len(out)
+    return {
+        "accounts": accounts,
+        "ticks": ticks,
+        "status_changes": calls,
+        "monitor_built_s": built_s,
+        "tick_to_calls_p50_ms": percentile_ms(samples, 50),
+        "tick_to_calls_p99_ms": percentile_ms(samples, 99),
+        "engine_on_tick_p50_ms": percentile_ms(engine_only, 50),
+        "engine_on_tick_p99_ms": percentile_ms(engine_only, 99),
+        "accounts_remargined_median": float(np.median(touched)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--transfers", type=int, default=1_000)
+    parser.add_argument("--in-flight", type=int, default=512, help="throughput run: commands in flight")
+    parser.add_argument("--latency-in-flight", type=int, default=8, help="latency run: commands in flight")
+    parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument("--ticks", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=20250601)
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("CROSSMARGIN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
+    args = parser.parse_args(argv)
+    print(
+        f"crossmargin bench_service: CPU {cpu_model()}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    genesis = genesis_of_book(BOOK)
+    results: dict[str, Any] = {"cpu": cpu_model()}
+    with tempfile.TemporaryDirectory() as tmp:
+        backends = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", None)]
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        backends.append(("postgresql", args.pg, schema))
+        for name, url, sch in backends:
+            try:
+                deposits = durable_run(
+                    url, sch, genesis, n=args.events, in_flight=args.in_flight, kind="deposit"
+                )
+                light = durable_run(
+                    url,
+                    sch,
+                    genesis,
+                    n=max(args.events // 10, 200),
+                    in_flight=args.latency_in_flight,
+                    kind="deposit",
+                )
+                transfers = durable_run(
+                    url, sch, genesis, n=args.transfers, in_flight=args.in_flight, kind="transfer"
+                )
+                floor = floor_run(url, sch, per_commit=100)
+            finally:
+                if sch is not None:
+                    engine = sa.create_engine(url)
+                    with engine.begin() as conn:
+                        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{sch}" CASCADE'))
+                    engine.dispose()
+            results[name] = {
+                "deposits": deposits,
+                "deposits_light_load": light,
+                "transfers": transfers,
+                "floor_insert_100_per_commit": floor,
+            }
+            print(
+                f"{name:>10}: deposits {deposits['events_per_s']:9,.0f}/s ack p50 {deposits['ack_p50_ms']:.2f} ms "
+                f"p99 {deposits['ack_p99_ms']:.2f} ms ({deposits['events_per_commit']:.0f}/commit); "
+                f"transfers {transfers['events_per_s']:7,.0f}/s p99 {transfers['ack_p99_ms']:.1f} ms; "
+                f"floor raw INSERT 100/commit {floor['rows_per_s']:9,.0f} rows/s; "
+                f"{args.latency_in_flight} in flight: {light['events_per_s']:,.0f}/s ack p50 {light['ack_p50_ms']:.2f} ms "
+                f"p99 {light['ack_p99_ms']:.2f} ms"
+            )
+    ticks = tick_to_calls(args.accounts, args.ticks, args.seed)
+    print(
+        f"tick → calls, {args.accounts:,} accounts (one underlying each): p50 {ticks['tick_to_calls_p50_ms']:.1f} ms, "
+        f"p99 {ticks['tick_to_calls_p99_ms']:.1f} ms, {ticks['status_changes']:,} status changes over {args.ticks} ticks; "
+        f"RiskEngine.on_tick alone p50 {ticks['engine_on_tick_p50_ms']:.1f} ms p99 {ticks['engine_on_tick_p99_ms']:.1f} ms; "
+        f"median {ticks['accounts_remargined_median']:,.0f} accounts re-margined per tick"
+    )
+    results["tick_to_calls"] = ticks
+    best = max(("sqlite", "postgresql"), key=lambda b: results[b]["deposits"]["events_per_s"])
+    summary = {
+        "events_per_s": results[best]["deposits"]["events_per_s"],
+        "events_backend": best,
+        "ack_p50_ms": results[best]["deposits"]["ack_p50_ms"],
+        "ack_p99_ms": results[best]["deposits"]["ack_p99_ms"],
+        "sqlite_events_per_s": results["sqlite"]["deposits"]["events_per_s"],
+        "postgresql_events_per_s": results["postgresql"]["deposits"]["events_per_s"],
+        "postgresql_ack_p99_ms": results["postgresql"]["deposits"]["ack_p99_ms"],
+        "light_load_ack_p50_ms": results[best]["deposits_light_load"]["ack_p50_ms"],
+        "light_load_ack_p99_ms": results[best]["deposits_light_load"]["ack_p99_ms"],
+        "transfers_per_s_postgresql": results["postgresql"]["transfers"]["events_per_s"],
+        "floor_rows_per_s_sqlite": results["sqlite"]["floor_insert_100_per_commit"]["rows_per_s"],
+        "floor_rows_per_s_postgresql": results["postgresql"]["floor_insert_100_per_commit"]["rows_per_s"],
+        "tick_to_calls_p50_ms": ticks["tick_to_calls_p50_ms"],
+        "tick_to_calls_p99_ms": ticks["tick_to_calls_p99_ms"],
+        "engine_on_tick_p99_ms": ticks["engine_on_tick_p99_ms"],
+        "accounts": args.accounts,
+        "cpu": cpu_model(),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
