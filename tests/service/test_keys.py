@@ -27,7 +27,9 @@ def test_minted_key_parses_and_verifies_and_a_wrong_secret_does_not() -> None:
 
 def test_the_row_stores_an_scrypt_hash_never_the_secret() -> None:
     new = mint_key(role=Role.ADMIN, account=None, label="ops", created_ns=1)
-    secret = new.text.rsplit("_", 1)[1]
+    presented = parse_key(new.text)
+    assert presented is not None
+    secret = presented.secret
     assert new.row.secret_hash == hashlib.scrypt(
         secret.encode(), salt=new.row.salt, n=SCRYPT_N, r=8, p=1, dklen=32
     )

@@ -41,7 +41,7 @@ def flood(url: str, key: str, *, rate_per_s: float, seconds: float, connections:
 
 
 def ingest(base: str, holder: str, risk: str, *, seconds: float) -> dict[str, list[float]]:
-    """Deposits back to back and a price tick every 10th: ack latency (ms) of each, and the
+    """Deposits back to back and a price tick every 5th: ack latency (ms) of each, and the
     venue's margin-cycle time of each tick (read from /metrics)."""
     acks: list[float] = []
     cycles: list[float] = []
@@ -59,10 +59,10 @@ def ingest(base: str, holder: str, risk: str, *, seconds: float) -> dict[str, li
             )
             assert response.status_code == 201, response.text
             acks.append((time.perf_counter() - began) * 1e3)
-            if n % 10 == 0:
+            if n % 5 == 1:  # a tick first, then every 5th
                 tick = client.post(
                     "/v1/prices",
-                    json={"index_prices": {"BTC": prices[n % 20 == 0]}},
+                    json={"index_prices": {"BTC": prices[n % 10 == 1]}},
                     headers={"Authorization": f"Bearer {risk}"},
                 )
                 assert tick.status_code == 201, tick.text
