@@ -17,15 +17,20 @@ async def main(url: str, key: str, rate_per_s: float, seconds: float, connection
 
     latencies: dict[int, list[float]] = defaultdict(list)
     errors = 0
+    not_sent = 0  # the client's own backlog: no connection free within a second (never reached the server)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     headers = {"Authorization": f"Bearer {key}"}
-    async with httpx.AsyncClient(limits=limits, timeout=30.0, headers=headers) as client:
+    timeout = httpx.Timeout(20.0, pool=1.0)
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as client:
 
         async def one() -> None:
-            nonlocal errors
+            nonlocal errors, not_sent
             started = time.perf_counter()
             try:
                 response = await client.get(url)
+            except httpx.PoolTimeout:
+                not_sent += 1
+                return
             except httpx.HTTPError:
                 errors += 1
                 return
@@ -58,6 +63,7 @@ async def main(url: str, key: str, rate_per_s: float, seconds: float, connection
     return {
         "elapsed_s": elapsed,
         "errors": errors,
+        "not_sent": not_sent,
         "statuses": {str(k): len(v) for k, v in latencies.items()},
         "p50_ms": {str(k): pct(v, 0.50) for k, v in latencies.items()},
         "p99_ms": {str(k): pct(v, 0.99) for k, v in latencies.items()},
