@@ -554,6 +554,12 @@ class Venue:
                 margin_call_deadline_ns=state.deadlines.get(account),
             )
 
+    def prices(self) -> dict[str, float]:
+        """Index prices in force, USD by symbol (underlyings and collateral assets)."""
+        with self._lock:
+            self._check_serving()
+            return dict(self._state.prices)
+
     def balances(self, asset: str) -> dict[str, int]:
         """Every account's balance of `asset` (traders and system accounts, units, non-zero), read
         at one committed sequence: a consistent cut (they sum to zero: double entry)."""

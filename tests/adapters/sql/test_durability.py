@@ -67,3 +67,15 @@ def test_migrations_create_the_schema_once(db: tuple[str, str | None]) -> None:
             assert conn.execute(sa.text("SELECT value FROM counter WHERE name = 'events'")).scalar_one() == 0
     finally:
         store.close()
+
+
+def test_both_stores_implement_the_event_store_port(tmp_path: object) -> None:
+    from crossmargin.engine.memory import MemoryEventStore
+    from crossmargin.engine.ports import EventStore
+
+    store = SqlEventStore.connect(f"sqlite:///{tmp_path}/port.db")
+    try:
+        assert isinstance(store, EventStore)
+        assert isinstance(MemoryEventStore(), EventStore)
+    finally:
+        store.close()

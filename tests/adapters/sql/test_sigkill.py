@@ -24,7 +24,7 @@ from crossmargin.adapters.sql.runner import serve_connection
 from crossmargin.core.ledger.postings import EXTERNAL
 from tests.adapters.sql.support import connect, desk_genesis, open_venue, replay
 
-KILLS = 50
+KILLS = int(os.environ.get("CROSSMARGIN_SIGKILL_KILLS", "50"))  # per backend; CI runs 50
 SEED = 20261203
 ACCOUNTS = ("basis-trader", "vol-seller", "directional")
 
