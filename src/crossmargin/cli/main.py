@@ -91,6 +91,12 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "Calibrate haircuts, IM/MM rates and tier sizes to a target coverage, with the back-test\n"
         "(fit window and out of sample) behind each number.",
     ),
+    "serve": LazyCommand(
+        "crossmargin.service.command",
+        "serve",
+        "Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,\n"
+        "prices, margin under any model, what-if, explain, the event log, a resumable stream.",
+    ),
 }
 
 
