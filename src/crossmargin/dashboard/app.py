@@ -33,7 +33,9 @@ class KeyHolder:
 def issue_keys(account_ids: tuple[str, ...]) -> dict[str, KeyHolder]:
     """One risk key and one holder key per account, 256 random bits each (shown once at start)."""
     keys = {f"risk_{secrets.token_urlsafe(32)}": KeyHolder(role="risk")}
-    keys.update({f"holder_{secrets.token_urlsafe(32)}": KeyHolder(role="holder", account=a) for a in account_ids})
+    keys.update(
+        {f"holder_{secrets.token_urlsafe(32)}": KeyHolder(role="holder", account=a) for a in account_ids}
+    )
     return keys
 
 
@@ -57,7 +59,9 @@ def create_app(
         return found
 
     app.include_router(
-        dashboard_router(DashboardConfig(source=lambda: venue, authenticate=authenticate, backtest_book=backtest_book))
+        dashboard_router(
+            DashboardConfig(source=lambda: venue, authenticate=authenticate, backtest_book=backtest_book)
+        )
     )
 
     @app.get("/healthz")
@@ -67,15 +71,21 @@ def create_app(
     @app.post("/api/prices")
     async def prices(request: Request, body: PricesRequest) -> JSONResponse:
         header = request.headers.get("authorization", "")
-        holder = authenticate(header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
+        holder = (
+            authenticate(header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
+        )
         if holder is None:
             raise HTTPException(status_code=401, detail="Authorization: Bearer <risk or admin key>")
         if holder.role not in ("risk", "admin"):
-            raise HTTPException(status_code=403, detail="prices come from the venue's oracle (risk or admin keys)")
+            raise HTTPException(
+                status_code=403, detail="prices come from the venue's oracle (risk or admin keys)"
+            )
         try:
             sequence = venue.move_prices(body.index_prices)
         except InputError as error:
-            raise HTTPException(status_code=422, detail={"field": error.field, "problem": error.problem}) from error
+            raise HTTPException(
+                status_code=422, detail={"field": error.field, "problem": error.problem}
+            ) from error
         return JSONResponse({"sequence": sequence})
 
     return app

@@ -17,6 +17,7 @@ a test compares the page with the API number for number.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -29,12 +30,12 @@ from crossmargin.core.liquidation.model_prices import moved_market
 from crossmargin.core.liquidation.params import coverage
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.pricing import revalue
-from crossmargin.dashboard.source import QUEUE_STATUSES, VenueView
+from crossmargin.dashboard.source import QUEUE_STATUSES, OraclePrice, VenueView
 from crossmargin.engine.backtest import COMPARISON_MODELS, run_backtest
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.margin_run import MarginRun, account_price_levels, build_margin_report, price_levels
-from crossmargin.engine.ports import PriceHistorySource
 from crossmargin.engine.portfolio_run import compare_report, explain_report
+from crossmargin.engine.ports import PriceHistorySource
 from crossmargin.engine.reports import to_json
 from crossmargin.errors import InputError
 
@@ -44,7 +45,25 @@ FloatArray = npt.NDArray[np.float64]
 # one bin for >= 1 (under maintenance: liquidation territory); bankrupt accounts are counted apart.
 RATIO_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, math.inf)
 # The liquidation curve's moves of one underlying, fractions (-50 % .. +50 %).
-CURVE_MOVES = (-0.5, -0.4, -0.3, -0.25, -0.2, -0.15, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+CURVE_MOVES = (
+    -0.5,
+    -0.4,
+    -0.3,
+    -0.25,
+    -0.2,
+    -0.15,
+    -0.1,
+    -0.05,
+    0.0,
+    0.05,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.4,
+    0.5,
+)
 # A position whose notional is within this fraction below its next risk-limit tier floor is "near".
 TIER_NEAR_FRACTION = 0.10
 # An oracle band wider than this fraction of the price: the sources disagree.
@@ -83,7 +102,7 @@ def ratio_histogram(view: VenueView) -> dict[str, Any]:
     result = view.engine.result
     ratio = result.margin_ratio[~result.bankrupt]
     counts, _ = np.histogram(ratio, bins=np.array(RATIO_EDGES))
-    labels = [f"{lo:.0%}–{hi:.0%}" for lo, hi in zip(RATIO_EDGES[:-2], RATIO_EDGES[1:-1], strict=True)]
+    labels = [f"{lo:.0%}–{hi:.0%}" for lo, hi in itertools.pairwise(RATIO_EDGES[:-1])]
     labels.append("≥ 100 %")
     return {
         "labels": labels,
@@ -292,7 +311,9 @@ def what_if(
         held = float(quantities[k])
         total = held + quantity
         if total == 0.0:
-            raise InputError("quantity", "closes the position exactly: the what-if needs a position after the trade")
+            raise InputError(
+                "quantity", "closes the position exactly: the what-if needs a position after the trade"
+            )
         if inverse:
             entries[k] = total / (held / entries[k] + quantity / trade_price)
         else:
@@ -342,30 +363,34 @@ def warnings(view: VenueView) -> list[dict[str, Any]]:
     sources disagreeing), withdrawals gated (venue-wide for bad debt; per account from margin call
     on) and why, and positions near their next risk-limit tier. Each: kind, severity, subject,
     message."""
-    out: list[dict[str, Any]] = []
-    for price in view.oracle:
-        if price.status == "STALE":
-            out.append(_warning("oracle_stale", "critical", price.asset,
-                                f"no fresh quotes: last accepted price {price.price_usd:,.2f} USD is "
-                                f"{price.age_ms / 1000:,.1f} s old ({price.n_sources} sources)"))  # fmt: skip
-        elif price.status == "HELD":
-            out.append(_warning("circuit_breaker", "critical", price.asset,
-                                f"circuit breaker tripped: a large move waits for confirmation; "
-                                f"{price.price_usd:,.2f} USD (the last accepted) is used"))  # fmt: skip
-        elif price.status == "NO_PRICE":
-            out.append(_warning("oracle_stale", "critical", price.asset, "no accepted price yet"))
-        width = price.band_high_usd - price.band_low_usd
-        if price.price_usd > 0 and width / price.price_usd > ORACLE_DISAGREE_FRACTION:
-            out.append(_warning("oracle_disagree", "serious", price.asset,
-                                f"sources disagree: band {price.band_low_usd:,.2f}–{price.band_high_usd:,.2f} "
-                                f"USD ({width / price.price_usd:.2%} of the price)"))  # fmt: skip
+    out = [w for price in view.oracle for w in _oracle_warnings(price)]
     if view.withdrawals_gated_reason is not None:
         out.append(_warning("withdrawals_gated", "critical", "venue", view.withdrawals_gated_reason))
     for account, status in sorted(view.status.items()):
         if status in QUEUE_STATUSES:
-            out.append(_warning("withdrawals_gated", "serious", account,
-                                f"withdrawals gated and trading reduce-only: account in {status.replace('_', ' ')}"))  # fmt: skip
+            gated = f"withdrawals gated and trading reduce-only: account in {status.replace('_', ' ')}"
+            out.append(_warning("withdrawals_gated", "serious", account, gated))
     out.extend(_tier_warnings(view))
+    return out
+
+
+def _oracle_warnings(price: OraclePrice) -> list[dict[str, Any]]:
+    out = []
+    asset = price.asset
+    if price.status == "STALE":
+        age_s = price.age_ms / 1000
+        message = f"no fresh quotes: last accepted price {price.price_usd:,.2f} USD is {age_s:,.1f} s old"
+        out.append(_warning("oracle_stale", "critical", asset, f"{message} ({price.n_sources} sources)"))
+    elif price.status == "HELD":
+        message = f"circuit breaker tripped: a large move waits for confirmation; {price.price_usd:,.2f} USD"
+        out.append(_warning("circuit_breaker", "critical", asset, f"{message} (the last accepted) is used"))
+    elif price.status == "NO_PRICE":
+        out.append(_warning("oracle_stale", "critical", asset, "no accepted price yet"))
+    width = price.band_high_usd - price.band_low_usd
+    if price.price_usd > 0 and width / price.price_usd > ORACLE_DISAGREE_FRACTION:
+        band = f"{price.band_low_usd:,.2f}–{price.band_high_usd:,.2f} USD"
+        share = f"{width / price.price_usd:.2%} of the price"
+        out.append(_warning("oracle_disagree", "serious", asset, f"sources disagree: band {band} ({share})"))
     return out
 
 
@@ -387,10 +412,14 @@ def _tier_warnings(view: VenueView) -> list[dict[str, Any]]:
     near = np.isfinite(next_floor) & (notional >= (1.0 - TIER_NEAR_FRACTION) * next_floor)
     owner = book.position_account
     return [
-        _warning("limit_near", "moderate", book.account_ids[int(owner[p])],
-                 f"{table.ids[int(instrument[p])]}: notional {notional[p]:,.0f} USD is "
-                 f"{1 - notional[p] / next_floor[p]:.1%} below the next risk-limit tier at "
-                 f"{next_floor[p]:,.0f} USD (higher margin rate)")  # fmt: skip
+        _warning(
+            "limit_near",
+            "moderate",
+            book.account_ids[int(owner[p])],
+            f"{table.ids[int(instrument[p])]}: notional {notional[p]:,.0f} USD is "
+            f"{1 - notional[p] / next_floor[p]:.1%} below the next risk-limit tier at "
+            f"{next_floor[p]:,.0f} USD (higher margin rate)",
+        )
         for p in np.flatnonzero(near).tolist()
     ]
 

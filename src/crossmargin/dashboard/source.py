@@ -82,12 +82,14 @@ class EngineSnapshot:
     @classmethod
     def of(cls, engine: EngineView) -> EngineSnapshot:
         result = engine.result
-        copied = {f.name: np.array(getattr(result, f.name)) for f in dataclasses.fields(result) if f.name != "model"}
+        copied = {
+            f.name: np.array(getattr(result, f.name)) for f in dataclasses.fields(result) if f.name != "model"
+        }
         return cls(
             book=engine.book,
             market=engine.market,
             model=engine.model,
-            result=dataclasses.replace(result, **copied),
+            result=dataclasses.replace(result, **copied),  # type: ignore[arg-type]
             valuation=engine.valuation,
         )
 
@@ -95,7 +97,11 @@ class EngineSnapshot:
         return self.book.account_row(account_id)
 
     def breakdown(self, account_ids: Sequence[str] | None = None) -> Breakdown:
-        rows = range(self.book.n_accounts) if account_ids is None else [self.book.account_row(a) for a in account_ids]
+        rows = (
+            range(self.book.n_accounts)
+            if account_ids is None
+            else [self.book.account_row(a) for a in account_ids]
+        )
         return self.model.breakdown(self.book, self.market, list(rows), self.valuation)
 
 

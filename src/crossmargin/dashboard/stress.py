@@ -68,9 +68,13 @@ def uniform_shock(view: VenueView, move: float) -> Shock:
 def historical_shock(history: PriceHistorySource | None, window: str, symbols: tuple[str, ...]) -> Shock:
     """The window's close-to-close factor of every symbol the history has (others unmoved)."""
     if window not in HISTORICAL_WINDOWS:
-        raise InputError("window", f"unknown window {window!r}; choose one of {', '.join(HISTORICAL_WINDOWS)}")
+        raise InputError(
+            "window", f"unknown window {window!r}; choose one of {', '.join(HISTORICAL_WINDOWS)}"
+        )
     if history is None:
-        raise InputError("window", "historical stresses need the shared daily price history (CROSSMARGIN_DATA)")
+        raise InputError(
+            "window", "historical stresses need the shared daily price history (CROSSMARGIN_DATA)"
+        )
     first, last, label = HISTORICAL_WINDOWS[window]
     daily = history.price_history()
     rows = [int(np.searchsorted(daily.days, np.datetime64(day, "D"))) for day in (first, last)]
@@ -89,7 +93,9 @@ def shocked(book: Book, market: MarketState, factors: Mapping[str, float]) -> tu
     for symbol, factor in factors.items():
         if symbol in underlyings:
             base = revalue(book.instruments, market)
-            book, market = moved_market(book, market, base, underlying=underlyings.index(symbol), factor=factor)
+            book, market = moved_market(
+                book, market, base, underlying=underlyings.index(symbol), factor=factor
+            )
         elif symbol in book.assets.index:
             prices = book.assets.price_usd.copy()
             prices[book.assets.index[symbol]] *= factor

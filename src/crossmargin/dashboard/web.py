@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
@@ -57,7 +57,7 @@ STATIC_FILES = {
     "echarts.min.js": "text/javascript",
 }
 
-Authenticate = Callable[[str], "Viewer | None | Awaitable[Viewer | None]"]
+Authenticate = Callable[[str], "Viewer | Awaitable[Viewer | None] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +127,9 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
 
     def require_all(viewer: Viewer) -> None:
         if viewer.role not in SEE_ALL:
-            raise HTTPException(status_code=403, detail="the whole venue is visible to risk and admin keys only")
+            raise HTTPException(
+                status_code=403, detail="the whole venue is visible to risk and admin keys only"
+            )
 
     def require_account(viewer: Viewer, account: str) -> None:
         if viewer.role not in SEE_ALL and viewer.account != account:
@@ -218,7 +220,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
         return page(request, "curve.html", viewer, view, curve=curve)
 
     @router.get("/accounts", response_class=HTMLResponse)
-    async def account_lookup(request: Request, account: str = Query(..., max_length=128)) -> Response:
+    async def account_lookup(request: Request, account: Annotated[str, Query(max_length=128)]) -> Response:
         viewer = await require(request)
         require_account(viewer, account)
         return RedirectResponse(f"{PREFIX}/accounts/{account}", status_code=303)
@@ -278,12 +280,13 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     async def backtest_page(
         request: Request,
         account: str | None = None,
-        model: list[str] = Query(default=list(figures.BACKTEST_MODELS)),
-        first_day: str = Query("2024-10-01", alias="from", max_length=10),
-        last_day: str = Query("2025-02-07", alias="to", max_length=10),
+        model: Annotated[list[str] | None, Query()] = None,
+        first_day: Annotated[str, Query(alias="from", max_length=10)] = "2024-10-01",
+        last_day: Annotated[str, Query(alias="to", max_length=10)] = "2025-02-07",
     ) -> HTMLResponse:
         viewer = await require(request)
         require_all(viewer)
+        model = model or list(figures.BACKTEST_MODELS)
         view = config.source().view()
         book = config.backtest_book
         result = None
@@ -371,7 +374,11 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
 
     @router.get("/api/stress")
     async def stress_json(
-        request: Request, mode: str = "shock", move: float = -0.2, window: str = "covid-2020-03", steps: int = 10
+        request: Request,
+        mode: str = "shock",
+        move: float = -0.2,
+        window: str = "covid-2020-03",
+        steps: int = 10,
     ) -> JSONResponse:
         require_all(await require(request))
         view = snapshot(config.source().view())
@@ -442,7 +449,9 @@ def _run_stress(view: VenueView, mode: str, move: float, window: str, steps: int
         return stress.run_cascade(view, stress.uniform_shock(view, move), steps=steps)
     if mode == "historical-cascade":
         return stress.run_cascade(view, stress.historical_shock(view.history, window, symbols), steps=steps)
-    raise InputError("mode", f"unknown mode {mode!r}; choose shock, historical, cascade or historical-cascade")
+    raise InputError(
+        "mode", f"unknown mode {mode!r}; choose shock, historical, cascade or historical-cascade"
+    )
 
 
 def _backtest(
