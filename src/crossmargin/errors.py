@@ -5,9 +5,14 @@ CrossMarginError                  base of everything below
  ├── InputError                   a value the core cannot accept (field + problem)
  │    └── BookFileError           a book file that cannot be loaded (file + field + problem)
  ├── PricingError                 a price the model cannot reproduce (e.g. implied vol outside bounds)
- └── OracleError                  a price an action may not use (core.oracle.policy.require_valid)
-      ├── StaleOracleError        too old or too few live sources (asset, age_ms, limit_ms)
-      └── UntrustedOracleError    held by a circuit breaker, no price, or sources disagree
+ ├── OracleError                  a price an action may not use (core.oracle.policy.require_valid)
+ │    ├── StaleOracleError        too old or too few live sources (asset, age_ms, limit_ms)
+ │    └── UntrustedOracleError    held by a circuit breaker, no price, or sources disagree
+ ├── IdempotencyConflict          a key already used for a different request (key, sequence)
+ └── StoreError                   the event store cannot do what was asked (nothing was written)
+      ├── DurabilityError         the database is not configured durably (setting, value, wanted)
+      ├── CorruptLogError         the log or a snapshot fails verification (sequence, reason)
+      └── VenueUnavailable        the venue stopped accepting commands (a failed commit, shutdown)
 ```
 
 Operating conditions (an account under water, a bankrupt account) are values in results, not
@@ -77,3 +82,40 @@ class UntrustedOracleError(OracleError):
         self.action = action
         self.reason = reason
         super().__init__(asset, f"oracle price not valid for {action}: {reason}")
+
+
+class IdempotencyConflict(CrossMarginError):
+    """An idempotency key already acknowledged (at `sequence`) for a different request body."""
+
+    def __init__(self, key: str, sequence: int) -> None:
+        self.key = key
+        self.sequence = sequence
+        super().__init__(f"idempotency key {key!r} was used at sequence {sequence} for a different request")
+
+
+class StoreError(CrossMarginError):
+    """The event store could not do what was asked; nothing was written."""
+
+
+class DurabilityError(StoreError):
+    """The database would not keep a commit across a crash: `setting` is `value`, needs `wanted`."""
+
+    def __init__(self, setting: str, value: str, wanted: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.wanted = wanted
+        super().__init__(f"durability: {setting} is {value!r}, must be {wanted}")
+
+
+class CorruptLogError(StoreError):
+    """The log (or a snapshot) fails verification at `sequence`: `reason` says how."""
+
+    def __init__(self, sequence: int, reason: str) -> None:
+        self.sequence = sequence
+        self.reason = reason
+        super().__init__(f"event log corrupt at sequence {sequence}: {reason}")
+
+
+class VenueUnavailable(StoreError):
+    """The venue accepts no more commands (a commit failed, or it is shutting down): restart it;
+    it recovers from the log."""

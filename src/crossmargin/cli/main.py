@@ -60,6 +60,12 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "fund, ADL, socialised loss and bad debt, every unit of money exact.",
     ),
     "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
+    "serve": LazyCommand(
+        "crossmargin.service.command",
+        "serve",
+        "Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,\n"
+        "prices, margin under any model, what-if, explain, the event log, a resumable stream.",
+    ),
 }
 
 

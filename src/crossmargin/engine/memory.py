@@ -9,6 +9,7 @@ by value) drive the engine through these; the CLI drives it through the adapters
     EventSink             ListEventSink()                           .events, in order
     Clock                 FixedClock(time_ns=), SteppingClock(start_ns=, step_ns=)
     PricePath             a list of (as_of_ns, {symbol: index USD})
+    EventStore            MemoryEventStore()                        records and snapshots in lists
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy.typing as npt
 from crossmargin.core.ledger.events import Event
 from crossmargin.core.var.history import PriceHistory
 from crossmargin.engine.inputs import QuoteTable
-from crossmargin.errors import InputError
+from crossmargin.engine.journal import LogRecord, Snapshot
+from crossmargin.errors import InputError, StoreError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -32,6 +34,7 @@ __all__ = [
     "GivenVolatility",
     "ListEventSink",
     "ListQuoteFeed",
+    "MemoryEventStore",
     "Quote",
     "SteppingClock",
 ]
@@ -158,3 +161,54 @@ class SteppingClock:
         moment = self.start_ns + self.reads * self.step_ns
         self.reads += 1
         return moment
+
+
+@dataclass(slots=True)
+class MemoryEventStore:
+    """`engine.ports.EventStore` in process memory: durable as long as the process lives (tests,
+    notebooks, what-if replays). Same rules as the SQL store: a batch must continue the counter,
+    keys are unique, nothing is written when a batch is refused."""
+
+    records: list[LogRecord] = field(default_factory=list)
+    stored_snapshots: list[Snapshot] = field(default_factory=list)
+    keys: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def append(self, records: Sequence[LogRecord]) -> None:
+        expected = len(self.records) + 1
+        batch_keys: set[str] = set()
+        for n, record in enumerate(records):
+            if record.sequence != expected + n:
+                raise StoreError(f"record {record.sequence} does not continue the log at {expected + n}")
+            key = record.idempotency_key
+            if key is not None and (key in self.keys or key in batch_keys):
+                raise StoreError(f"idempotency key {key!r} is already in the log")
+            if key is not None:
+                batch_keys.add(key)
+        self.records.extend(records)
+        for record in records:
+            if record.idempotency_key is not None:
+                self.keys[record.idempotency_key] = (record.sequence, record.body_sha256)
+
+    def read(self, from_sequence: int, limit: int) -> list[LogRecord]:
+        start = max(from_sequence, 1) - 1
+        return self.records[start : start + max(limit, 0)]
+
+    def last_sequence(self) -> int:
+        return len(self.records)
+
+    def find_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        return {k: self.keys[k] for k in keys if k in self.keys}
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        self.stored_snapshots.append(snapshot)
+
+    def snapshots(self) -> list[Snapshot]:
+        return sorted(self.stored_snapshots, key=lambda s: s.sequence, reverse=True)
+
+    def truncate_after(self, sequence: int) -> None:
+        del self.records[sequence:]
+        self.stored_snapshots = [s for s in self.stored_snapshots if s.sequence <= sequence]
+        self.keys = {k: v for k, v in self.keys.items() if v[0] <= sequence}
+
+    def close(self) -> None:
+        return None

@@ -13,6 +13,7 @@ tests, notebooks and Dask workers. (Hexagonal architecture, A. Cockburn, "Ports 
     EventSink             every event a simulation accepted, in order           simulation, priced_simulation
     Clock                 the current time, ns since the epoch, UTC             a live risk cycle
     PricePath             (as_of_ns, {symbol: index USD}) steps, time order     simulation.run_price_path
+    EventStore            the venue's durable, hash-chained event log + snapshots venue
 
 Every run of the engine is a pure function of what comes through these ports: the same
 histories, quotes and price path give the same reports, bit for bit.
@@ -20,7 +21,7 @@ histories, quotes and price path give the same reports, bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -29,12 +30,14 @@ import numpy.typing as npt
 from crossmargin.core.ledger.events import Event
 from crossmargin.core.var.history import PriceHistory
 from crossmargin.engine.inputs import PricePathStep, QuoteTable
+from crossmargin.engine.journal import LogRecord, Snapshot
 
 FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "Clock",
     "EventSink",
+    "EventStore",
     "PriceHistorySource",
     "PricePath",
     "QuoteSource",
@@ -103,3 +106,38 @@ class Clock(Protocol):
     risk cycle (the service, the NATS oracle's `clock_ns`) asks a Clock, so a test can fix it."""
 
     def now_ns(self) -> int: ...
+
+
+@runtime_checkable
+class EventStore(Protocol):
+    """The venue's durable event log (`engine.journal`): gap-free, hash-chained records with their
+    postings, a counter row holding the last sequence, and state snapshots.
+
+    `append(records)` writes the records (consecutive sequences continuing the log), their posting
+    rows and the counter in ONE transaction and returns only once it is durable (fsync'd); it
+    raises `StoreError` and writes nothing when the records do not continue the counter (another
+    writer) or the commit fails. One writer per log: an adapter that can tell refuses a second.
+    The venue acknowledges a command only after `append` returned.
+
+    `read(from_sequence, limit)` returns stored records in sequence order as stored (the caller
+    verifies the chain); `last_sequence()` the counter row; `find_keys(keys)` the stored
+    (sequence, body_sha256) of those idempotency keys that are in the log. `snapshots()` newest
+    first; `save_snapshot` is durable on return. `truncate_after(sequence)` drops every record
+    after `sequence` and every snapshot after it and sets the counter: recovery to a verified
+    prefix, only when the operator asks for it."""
+
+    def append(self, records: Sequence[LogRecord]) -> None: ...
+
+    def read(self, from_sequence: int, limit: int) -> list[LogRecord]: ...
+
+    def last_sequence(self) -> int: ...
+
+    def find_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]: ...
+
+    def save_snapshot(self, snapshot: Snapshot) -> None: ...
+
+    def snapshots(self) -> list[Snapshot]: ...
+
+    def truncate_after(self, sequence: int) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,281 @@
+"""`engine.ports.EventStore` over SQLAlchemy 2 Core: SQLite (WAL, synchronous=FULL) by default,
+PostgreSQL (psycopg 3) by URL.
+
+    store = SqlEventStore.connect("sqlite:///crossmargin.db")
+    store = SqlEventStore.connect("postgresql+psycopg://postgres@127.0.0.1:5432/test", schema="venue")
+
+At connect: Alembic migrations to head, then the durability settings are read back and asserted
+(refusing to start otherwise, `DurabilityError`):
+    SQLite      journal_mode = wal, synchronous = FULL (2): a commit is fsync'd before it returns
+                (https://www.sqlite.org/pragma.html#pragma_synchronous)
+    PostgreSQL  fsync = on, full_page_writes = on, synchronous_commit not off
+                (https://www.postgresql.org/docs/current/runtime-config-wal.html)
+and, on PostgreSQL, a session advisory lock per schema is taken: a second writer is refused.
+
+`append` is one transaction: the counter row moves from first-1 to last (a conditional UPDATE, so
+a second writer or a gap fails it), the event rows and posting rows are inserted; nothing is
+written when any part fails. Group commit is the venue's: it hands a whole group to one `append`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+from crossmargin.adapters.sql.schema import counter, events, postings, snapshots
+from crossmargin.engine.journal import LogRecord, PostingRow, Snapshot
+from crossmargin.errors import DurabilityError, InputError, StoreError
+
+DEFAULT_URL = "sqlite:///crossmargin.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class SqlEventStore:
+    """The event log in a SQL database (module docstring)."""
+
+    def __init__(self, engine: Engine, *, schema: str | None, lock: Connection | None) -> None:
+        self.engine = engine
+        self.schema = schema
+        self._lock = lock
+
+    @classmethod
+    def connect(cls, url: str = DEFAULT_URL, *, schema: str | None = None) -> SqlEventStore:
+        """Open (creating and migrating when needed) the log at `url`; `schema` (PostgreSQL
+        only) keeps it in its own schema, e.g. one per test run."""
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise InputError("schema", f"must match {_SCHEMA_NAME.pattern}, got {schema!r}")
+        engine = _engine(url, schema)
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise InputError("url", f"unsupported database {engine.dialect.name!r}: sqlite or postgresql")
+        if schema is not None and engine.dialect.name == "postgresql":
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        assert_durable(engine)
+        lock = _writer_lock(engine, schema)
+        try:
+            migrate(engine)
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+        return cls(engine, schema=schema, lock=lock)
+
+    # -- EventStore ------------------------------------------------------------------------------
+
+    def append(self, records: Sequence[LogRecord]) -> None:
+        if not records:
+            return
+        first, last = records[0].sequence, records[-1].sequence
+        if last - first + 1 != len(records):
+            raise StoreError("records are not consecutive")
+        try:
+            with self.engine.begin() as conn:
+                moved = conn.execute(
+                    counter.update()
+                    .where(counter.c.name == "events", counter.c.value == first - 1)
+                    .values(value=last)
+                )
+                if moved.rowcount != 1:
+                    raise StoreError(f"records from {first} do not continue the log (another writer?)")
+                conn.execute(events.insert(), [_event_row(r) for r in records])
+                rows = [_posting_row(p) for r in records for p in r.postings]
+                if rows:
+                    conn.execute(postings.insert(), rows)
+        except sa.exc.SQLAlchemyError as error:
+            raise StoreError(f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}") from error
+
+    def read(self, from_sequence: int, limit: int) -> list[LogRecord]:
+        if limit <= 0:
+            return []
+        upto = from_sequence + limit - 1
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                events.select()
+                .where(events.c.sequence >= from_sequence, events.c.sequence <= upto)
+                .order_by(events.c.sequence)
+            ).all()
+            posting_rows = conn.execute(
+                postings.select()
+                .where(postings.c.sequence >= from_sequence, postings.c.sequence <= upto)
+                .order_by(postings.c.sequence, postings.c.idx)
+            ).all()
+        by_sequence: dict[int, list[PostingRow]] = {}
+        for p in posting_rows:
+            by_sequence.setdefault(int(p.sequence), []).append(
+                PostingRow(
+                    sequence=int(p.sequence),
+                    index=int(p.idx),
+                    debit_account=p.debit_account,
+                    credit_account=p.credit_account,
+                    asset=p.asset,
+                    amount_units=int(p.amount_units),
+                    kind=p.kind,
+                )
+            )
+        return [
+            LogRecord(
+                sequence=int(r.sequence),
+                idempotency_key=r.idempotency_key,
+                kind=r.kind,
+                as_of_ns=int(r.as_of_ns),
+                body_sha256=r.body_sha256,
+                payload=bytes(r.payload),
+                previous_hash=r.previous_hash,
+                record_hash=r.record_hash,
+                postings=tuple(by_sequence.get(int(r.sequence), ())),
+            )
+            for r in rows
+        ]
+
+    def last_sequence(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(counter.c.value).where(counter.c.name == "events")).scalar_one()
+        return int(value)
+
+    def find_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        if not keys:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events.c.idempotency_key, events.c.sequence, events.c.body_sha256).where(
+                    events.c.idempotency_key.in_(list(keys))
+                )
+            ).all()
+        return {str(r.idempotency_key): (int(r.sequence), str(r.body_sha256)) for r in rows}
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(snapshots.delete().where(snapshots.c.sequence == snapshot.sequence))
+            conn.execute(
+                snapshots.insert().values(
+                    sequence=snapshot.sequence,
+                    record_hash=snapshot.record_hash,
+                    payload=snapshot.payload,
+                    payload_sha256=snapshot.payload_sha256,
+                )
+            )
+
+    def snapshots(self) -> list[Snapshot]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(snapshots.select().order_by(snapshots.c.sequence.desc())).all()
+        return [
+            Snapshot(
+                sequence=int(r.sequence),
+                record_hash=r.record_hash,
+                payload=bytes(r.payload),
+                payload_sha256=r.payload_sha256,
+            )
+            for r in rows
+        ]
+
+    def truncate_after(self, sequence: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(postings.delete().where(postings.c.sequence > sequence))
+            conn.execute(events.delete().where(events.c.sequence > sequence))
+            conn.execute(snapshots.delete().where(snapshots.c.sequence > sequence))
+            conn.execute(counter.update().where(counter.c.name == "events").values(value=sequence))
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        self.engine.dispose()
+
+
+# ---------------------------------------------------------------------------------- set-up
+
+
+def _engine(url: str, schema: str | None) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        return engine
+    connect_args: dict[str, Any] = {}
+    if schema is not None:
+        connect_args["options"] = f"-csearch_path={schema}"
+    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+
+def assert_durable(engine: Engine) -> None:
+    """Read the durability settings back; DurabilityError (refuse to start) unless durable."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            mode = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+            if mode.lower() != "wal":
+                raise DurabilityError("sqlite journal_mode", mode, "wal (a file database)")
+            sync = int(conn.exec_driver_sql("PRAGMA synchronous").scalar() or 0)
+            if sync < 2:
+                raise DurabilityError("sqlite synchronous", str(sync), "2 (FULL) or 3 (EXTRA)")
+            return
+        for setting, wanted in (("fsync", {"on"}), ("full_page_writes", {"on"})):
+            value = str(conn.exec_driver_sql(f"SHOW {setting}").scalar())
+            if value not in wanted:
+                raise DurabilityError(setting, value, "on")
+        sync_commit = str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+        if sync_commit == "off":
+            raise DurabilityError("synchronous_commit", sync_commit, "on, local, remote_write or remote_apply")
+
+
+def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
+    """PostgreSQL: a session advisory lock held for the store's life; a second writer on the same
+    schema is refused. (SQLite: the counter's conditional update refuses a second writer.)"""
+    if engine.dialect.name != "postgresql":
+        return None
+    key = int.from_bytes(hashlib.sha256(f"crossmargin:{schema or 'public'}".encode()).digest()[:8], "big", signed=True)
+    conn = engine.connect()
+    got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+    conn.commit()
+    if not got:
+        conn.close()
+        raise StoreError(f"another venue is writing to schema {schema or 'public'!r}")
+    return conn
+
+
+def migrate(engine: Engine) -> None:
+    """Alembic upgrade to head, on this engine (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def _event_row(r: LogRecord) -> dict[str, Any]:
+    return {
+        "sequence": r.sequence,
+        "idempotency_key": r.idempotency_key,
+        "kind": r.kind,
+        "as_of_ns": r.as_of_ns,
+        "body_sha256": r.body_sha256,
+        "payload": r.payload,
+        "previous_hash": r.previous_hash,
+        "record_hash": r.record_hash,
+    }
+
+
+def _posting_row(p: PostingRow) -> dict[str, Any]:
+    return {
+        "sequence": p.sequence,
+        "idx": p.index,
+        "debit_account": p.debit_account,
+        "credit_account": p.credit_account,
+        "asset": p.asset,
+        "amount_units": p.amount_units,
+        "kind": p.kind,
+    }

@@ -1,0 +1,448 @@
+"""Decide one command against the venue state: refuse it (InputError naming the field) or return
+its effects, the record the log keeps and the fold applies (`VenueState.apply_effects`).
+
+Effects keys (all optional): time_ns; accounts (opened); postings [[debit, credit, asset, units,
+kind]] (integer minor units); positions [[account, instrument, contracts, entry]] (0 = closed);
+status [[account, status, deadline_ns | null]]; prices {symbol: USD}; marks {instrument: price};
+expired [instrument]; orders [[order_id, account, instrument, contracts, price]] (0 = gone);
+parameters {...} (a new version); records [[kind, account, detail]] (audit: status changes,
+liquidation fills, waterfall stages, ADL); margin [[account, equity, IM, MM, reserved]] (USD,
+for subscribers).
+
+Money moves through the existing ledger (`core.ledger.apply`) on a sub-state of the traders
+involved, so fees, realised PnL, margin checks and the margin-call machine are the ledger's own.
+Reservations for open orders (a resting order that would increase risk is charged the IM it
+would add if filled, each order on its own: Binance's and Deribit's open-order margin, summed
+conservatively) are checked here, on top of the ledger's IM check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger import events as ledger_events
+from crossmargin.core.ledger.apply import Applied, apply
+from crossmargin.core.ledger.postings import EXTERNAL, LIQUIDATOR
+from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position, risk_view
+from crossmargin.core.ledger.transact import AuditRecord, Tx
+from crossmargin.core.liquidation.margin_call import may_withdraw, reduce_only
+from crossmargin.engine import commands as c
+from crossmargin.engine.venue_state import VenueState, merged_parameters, with_parameters
+from crossmargin.errors import InputError
+
+Effects = dict[str, Any]
+
+
+def decide(state: VenueState, config: LedgerConfig, command: c.Command, as_of_ns: int) -> Effects:
+    """Effects of one command (module docstring); `config` is the one in force."""
+    handler = _HANDLERS[type(command)]
+    effects: Effects = handler(state, config, command, as_of_ns)
+    effects["time_ns"] = as_of_ns
+    return effects
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _trader(state: VenueState, account: Any, name: str) -> str:
+    if not isinstance(account, str) or account not in state.status:
+        raise InputError(name, f"unknown account {account!r}")
+    return account
+
+
+def _units(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InputError(name, f"must be a positive integer number of minor units, got {value!r}")
+    return value
+
+
+def _effects_of(before: LedgerState, applied: Applied, traders: Iterable[str]) -> Effects:
+    """Postings, position and status changes of a core apply on a sub-state."""
+    after = applied.state
+    positions: list[list[Any]] = []
+    status: list[list[Any]] = []
+    for trader in sorted(set(traders)):
+        old = {i: p for (a, i), p in before.positions.items() if a == trader}
+        new = {i: p for (a, i), p in after.positions.items() if a == trader}
+        for instrument in sorted(old.keys() - new.keys()):
+            positions.append([trader, instrument, 0, 0.0])
+        for instrument, p in sorted(new.items()):
+            if old.get(instrument) != p:
+                positions.append([trader, instrument, p.quantity, p.entry_price])
+        if after.status[trader] != before.status[trader] or after.call_deadline_ns.get(
+            trader
+        ) != before.call_deadline_ns.get(trader):
+            status.append([trader, int(after.status[trader]), after.call_deadline_ns.get(trader)])
+    # Positions of system accounts (the liquidator's book) are part of the fold too.
+    for (account, instrument), p in sorted(after.positions.items()):
+        if account.startswith("@") and before.positions.get((account, instrument)) != p:
+            positions.append([account, instrument, p.quantity, p.entry_price])
+    for account, instrument in sorted(before.positions.keys() - after.positions.keys()):
+        if account.startswith("@"):
+            positions.append([account, instrument, 0, 0.0])
+    return {
+        "postings": [
+            [p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in applied.postings
+        ],
+        "positions": positions,
+        "status": status,
+        "records": [_record(r) for r in applied.records],
+    }
+
+
+def _record(record: AuditRecord) -> list[Any]:
+    return [record.kind, record.account, _json_ready(record.detail)]
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def _sub(state: VenueState, config: LedgerConfig, traders: Iterable[str]) -> LedgerState:
+    sub = state.sub_state(traders, config.assets.symbols)
+    # System accounts' positions (the liquidator takes closed positions) ride along.
+    positions = dict(sub.positions)
+    for (account, instrument), p in state.positions.items():
+        if account.startswith("@"):
+            positions[(account, instrument)] = p
+    return LedgerState(
+        traders=sub.traders,
+        balances=sub.balances,
+        positions=positions,
+        prices=sub.prices,
+        marks=sub.marks,
+        status=sub.status,
+        call_deadline_ns=sub.call_deadline_ns,
+        expired=sub.expired,
+        time_ns=sub.time_ns,
+        sequence=sub.sequence,
+    )
+
+
+def reserved_usd(
+    state: VenueState, config: LedgerConfig, account: str, *, sub: LedgerState | None = None
+) -> float:
+    """IM the account's open orders reserve, USD: each order that would increase risk is charged
+    the IM it would add if filled at its price (module docstring)."""
+    orders = state.orders_of(account)
+    if not orders:
+        return 0.0
+    base = sub if sub is not None else _sub(state, config, [account])
+    im_now = float(risk_view(base, config, (account,)).result.initial_margin_usd[0])
+    total = 0.0
+    for order in orders:
+        hypothetical = _with_trade(base, config, account, order.instrument, order.quantity, order.price)
+        im_after = float(risk_view(hypothetical, config, (account,)).result.initial_margin_usd[0])
+        total += max(im_after - im_now, 0.0)
+    return total
+
+
+def _with_trade(
+    state: LedgerState, config: LedgerConfig, account: str, instrument: str, quantity: int, price: float
+) -> LedgerState:
+    """The state with `account` holding `quantity` more of `instrument` bought at `price` from the
+    liquidator (no fee: a reservation and a what-if measure risk, not cost)."""
+    tx = Tx(config, state)
+    tx.trade(account, LIQUIDATOR, instrument, quantity, price, "what_if")
+    return tx.snapshot()
+
+
+def _margin_rows(
+    sub: LedgerState, config: LedgerConfig, state: VenueState, traders: list[str]
+) -> list[list[Any]]:
+    view = risk_view(sub, config, tuple(traders)).result
+    rows = []
+    for n, trader in enumerate(traders):
+        rows.append(
+            [
+                trader,
+                float(view.equity_usd[n]),
+                float(view.initial_margin_usd[n]),
+                float(view.maintenance_margin_usd[n]),
+                reserved_usd(state, config, trader, sub=sub) if state.orders else 0.0,
+            ]
+        )
+    return rows
+
+
+def _check_reserved(
+    state: VenueState, config: LedgerConfig, after: LedgerState, account: str, field: str
+) -> None:
+    """After the change, available − reserved must stay ≥ 0."""
+    if not any(o.account == account for o in state.orders.values()):
+        return
+    available = float(risk_view(after, config, (account,)).result.available_usd[0])
+    reserved = reserved_usd(state, config, account, sub=after)
+    if available - reserved < 0.0:
+        raise InputError(
+            field,
+            f"would leave {account!r} below initial margin once its open orders' reservation "
+            f"({reserved:.2f} USD) is counted (available {available:.2f} USD)",
+        )
+
+
+# ---------------------------------------------------------------------------------- handlers
+
+
+def _open_account(state: VenueState, config: LedgerConfig, cmd: c.OpenAccount, as_of_ns: int) -> Effects:
+    account = cmd.account
+    if not isinstance(account, str) or not account or account.startswith("@") or len(account) > 128:
+        raise InputError(
+            "open_account.account", "must be a non-empty id of at most 128 chars, not starting with '@'"
+        )
+    if account in state.status:
+        raise InputError("open_account.account", f"account {account!r} already exists")
+    return {"accounts": [account]}
+
+
+def _deposit(state: VenueState, config: LedgerConfig, cmd: c.Deposit, as_of_ns: int) -> Effects:
+    account = _trader(state, cmd.account, "deposit.account")
+    sub = _sub(state, config, [account])
+    applied = apply(
+        sub,
+        ledger_events.Deposit(
+            account=account,
+            asset=cmd.asset,
+            amount_units=_units(cmd.amount_units, "deposit.amount_units"),
+            as_of_ns=as_of_ns,
+        ),
+        config,
+    )
+    effects = _effects_of(sub, applied, [account])
+    effects["margin"] = _margin_rows(applied.state, config, state, [account])
+    return effects
+
+
+def _withdraw_applied(
+    state: VenueState, config: LedgerConfig, account: str, asset: str, units: int, as_of_ns: int, name: str
+) -> tuple[LedgerState, Applied]:
+    sub = _sub(state, config, [account])
+    try:
+        applied = apply(
+            sub,
+            ledger_events.Withdrawal(account=account, asset=asset, amount_units=units, as_of_ns=as_of_ns),
+            config,
+        )
+    except InputError as error:
+        raise InputError(error.field.replace("withdrawal", name), error.problem) from None
+    _check_reserved(state, config, applied.state, account, f"{name}.amount_units")
+    return sub, applied
+
+
+def _withdraw(state: VenueState, config: LedgerConfig, cmd: c.Withdraw, as_of_ns: int) -> Effects:
+    account = _trader(state, cmd.account, "withdraw.account")
+    units = _units(cmd.amount_units, "withdraw.amount_units")
+    sub, applied = _withdraw_applied(state, config, account, cmd.asset, units, as_of_ns, "withdraw")
+    effects = _effects_of(sub, applied, [account])
+    effects["margin"] = _margin_rows(applied.state, config, state, [account])
+    return effects
+
+
+def _transfer(state: VenueState, config: LedgerConfig, cmd: c.Transfer, as_of_ns: int) -> Effects:
+    sender = _trader(state, cmd.from_account, "transfer.from_account")
+    receiver = _trader(state, cmd.to_account, "transfer.to_account")
+    if sender == receiver:
+        raise InputError("transfer.to_account", "must differ from from_account")
+    units = _units(cmd.amount_units, "transfer.amount_units")
+    # The sender's side under the withdrawal rules (balance, IM with reservations, status, bad
+    # debt), then the receiver's as a deposit; the two legs through @external net to one posting.
+    sub = _sub(state, config, [sender, receiver])
+    try:
+        out = apply(
+            sub,
+            ledger_events.Withdrawal(account=sender, asset=cmd.asset, amount_units=units, as_of_ns=as_of_ns),
+            config,
+        )
+    except InputError as error:
+        raise InputError(error.field.replace("withdrawal", "transfer"), error.problem) from None
+    _check_reserved(state, config, out.state, sender, "transfer.amount_units")
+    into = apply(
+        out.state,
+        ledger_events.Deposit(account=receiver, asset=cmd.asset, amount_units=units, as_of_ns=as_of_ns),
+        config,
+    )
+    combined = Applied(into.state, (), (*out.records, *into.records))
+    effects = _effects_of(sub, combined, [sender, receiver])
+    effects["postings"] = [[sender, receiver, cmd.asset, units, "transfer"]]
+    assert EXTERNAL not in (sender, receiver)
+    effects["margin"] = _margin_rows(into.state, config, state, [sender, receiver])
+    return effects
+
+
+def _fill(state: VenueState, config: LedgerConfig, cmd: c.Fill, as_of_ns: int) -> Effects:
+    taker = _trader(state, cmd.taker, "fill.taker")
+    maker = _trader(state, cmd.maker, "fill.maker")
+    order_effects: list[list[Any]] = []
+    if cmd.order_id is not None:
+        order = state.orders.get(cmd.order_id)
+        if order is None or order.account != maker:
+            raise InputError("fill.order_id", f"no open order {cmd.order_id!r} of {maker!r}")
+        if order.instrument != cmd.instrument:
+            raise InputError("fill.instrument", f"order {cmd.order_id!r} is on {order.instrument!r}")
+        # The maker's side is -quantity: it must have the order's sign and not exceed it.
+        if (-cmd.quantity) * order.quantity <= 0 or abs(cmd.quantity) > abs(order.quantity):
+            raise InputError("fill.quantity", f"does not fit order {cmd.order_id!r} ({order.quantity} left)")
+        left = order.quantity + cmd.quantity
+        order_effects.append([order.order_id, maker, order.instrument, left, order.price])
+    sub = _sub(state, config, [taker, maker])
+    applied = apply(
+        sub,
+        ledger_events.TradeFill(
+            taker=taker,
+            maker=maker,
+            instrument=cmd.instrument,
+            quantity=cmd.quantity,
+            price=cmd.price,
+            as_of_ns=as_of_ns,
+        ),
+        config,
+    )
+    if order_effects:
+        # Reservation is re-checked without the part of the order this fill consumed.
+        trial = VenueState(orders=dict(state.orders))
+        oid, acct, inst, left, price = order_effects[0]
+        if left == 0:
+            trial.orders.pop(oid)
+        else:
+            trial.orders[oid] = type(state.orders[oid])(
+                order_id=oid, account=acct, instrument=inst, quantity=left, price=price
+            )
+        check_state = trial
+    else:
+        check_state = state
+    for who, q in ((taker, cmd.quantity), (maker, -cmd.quantity)):
+        old = sub.positions.get((who, cmd.instrument))
+        q0 = old.quantity if old else 0
+        if abs(q0 + q) > abs(q0):
+            _check_reserved(check_state, config, applied.state, who, "fill.quantity")
+    effects = _effects_of(sub, applied, [taker, maker])
+    effects["orders"] = order_effects
+    effects["margin"] = _margin_rows(applied.state, config, check_state, sorted({taker, maker}))
+    return effects
+
+
+def _place_order(state: VenueState, config: LedgerConfig, cmd: c.PlaceOrder, as_of_ns: int) -> Effects:
+    account = _trader(state, cmd.account, "place_order.account")
+    if not isinstance(cmd.order_id, str) or not cmd.order_id or len(cmd.order_id) > 128:
+        raise InputError("place_order.order_id", "must be a non-empty string of at most 128 chars")
+    if cmd.order_id in state.orders:
+        raise InputError("place_order.order_id", f"order {cmd.order_id!r} is already open")
+    table = config.instruments
+    if cmd.instrument not in table.index or cmd.instrument in state.expired:
+        raise InputError("place_order.instrument", f"unknown or expired instrument {cmd.instrument!r}")
+    if int(table.kind[table.index[cmd.instrument]]) == InstrumentKind.SPOT:
+        raise InputError("place_order.instrument", "spot is held as a balance, not traded as a position")
+    if isinstance(cmd.quantity, bool) or not isinstance(cmd.quantity, int) or cmd.quantity == 0:
+        raise InputError("place_order.quantity", f"must be a non-zero integer, got {cmd.quantity!r}")
+    if (
+        isinstance(cmd.price, bool)
+        or not isinstance(cmd.price, int | float)
+        or not math.isfinite(cmd.price)
+        or cmd.price <= 0
+    ):
+        raise InputError("place_order.price", f"must be a finite number > 0, got {cmd.price!r}")
+    sub = _sub(state, config, [account])
+    held = sub.positions.get((account, cmd.instrument), Position(0, 0.0)).quantity
+    increases = abs(held + cmd.quantity) > abs(held)
+    if increases and reduce_only(state.status[account]):
+        raise InputError(
+            "place_order.quantity", f"{account!r} is {state.status[account].name.lower()}: reduce-only"
+        )
+    order = [cmd.order_id, account, cmd.instrument, cmd.quantity, float(cmd.price)]
+    trial = VenueState(orders=dict(state.orders))
+    trial.apply_effects({"orders": [order]}, sequence=0, record_hash="")
+    _check_reserved(trial, config, sub, account, "place_order.quantity")
+    return {"orders": [order], "margin": _margin_rows(sub, config, trial, [account])}
+
+
+def _cancel_order(state: VenueState, config: LedgerConfig, cmd: c.CancelOrder, as_of_ns: int) -> Effects:
+    account = _trader(state, cmd.account, "cancel_order.account")
+    order = state.orders.get(cmd.order_id)
+    if order is None or order.account != account:
+        raise InputError("cancel_order.order_id", f"no open order {cmd.order_id!r} of {account!r}")
+    return {"orders": [[order.order_id, account, order.instrument, 0, order.price]]}
+
+
+def _update_prices(state: VenueState, config: LedgerConfig, cmd: c.UpdatePrices, as_of_ns: int) -> Effects:
+    """Validated by the ledger on a sub-state without traders (so no O(accounts) status refresh);
+    the re-margin of the holders is the monitor's (`engine.monitor`)."""
+    if not isinstance(cmd.index_prices, Mapping) or not isinstance(cmd.mark_prices, Mapping):
+        raise InputError("update_prices", "index_prices and mark_prices must be mappings")
+    if not cmd.index_prices and not cmd.mark_prices:
+        raise InputError("update_prices.index_prices", "name at least one price")
+    sub = _sub(state, config, [])
+    applied = apply(
+        sub,
+        ledger_events.PriceUpdate(
+            index_prices=dict(cmd.index_prices), mark_prices=dict(cmd.mark_prices), as_of_ns=as_of_ns
+        ),
+        config,
+    )
+    after = applied.state
+    return {
+        "prices": {k: v for k, v in after.prices.items() if sub.prices.get(k) != v},
+        "marks": {k: v for k, v in after.marks.items() if sub.marks.get(k) != v},
+    }
+
+
+def _set_risk_parameters(
+    state: VenueState, config: LedgerConfig, cmd: c.SetRiskParameters, as_of_ns: int
+) -> Effects:
+    """The what-if and its threshold are the venue's (it holds the whole book); here the change
+    is validated and recorded."""
+    from crossmargin.engine.venue_state import parameters_dict
+
+    params = cmd.parameters
+    if not isinstance(params, c.RiskParameters):
+        raise InputError("set_risk_parameters.parameters", "must be RiskParameters")
+    current = state.parameter_versions[-1][1] if state.parameter_versions else parameters_dict(config)
+    merged = merged_parameters(
+        current,
+        {"margin": params.margin, "margin_call": params.margin_call, "liquidation": params.liquidation},
+    )
+    with_parameters(config, merged)  # validates (InputError naming the field)
+    return {"parameters": merged}
+
+
+def liquidation_effects(state: VenueState, config: LedgerConfig, account: str, as_of_ns: int) -> Effects:
+    """One `Liquidate` of `account` by the ledger's liquidation engine, on a sub-state of the
+    account and every holder of what it holds (the ADL counterparties)."""
+    held = state.holdings.get(account, set())
+    traders = {account} | state.holders_of(held)
+    sub = _sub(state, config, traders)
+    applied = apply(sub, ledger_events.Liquidate(account=account, as_of_ns=as_of_ns), config)
+    effects = _effects_of(sub, applied, traders)
+    effects["time_ns"] = as_of_ns
+    return effects
+
+
+def status_change(account: str, status: AccountStatus, deadline_ns: int | None) -> list[Any]:
+    return [account, int(status), deadline_ns]
+
+
+def withdraw_allowed(state: VenueState, account: str) -> bool:
+    return may_withdraw(state.status[account])
+
+
+_HANDLERS: dict[type[Any], Any] = {
+    c.OpenAccount: _open_account,
+    c.Deposit: _deposit,
+    c.Withdraw: _withdraw,
+    c.Transfer: _transfer,
+    c.Fill: _fill,
+    c.PlaceOrder: _place_order,
+    c.CancelOrder: _cancel_order,
+    c.UpdatePrices: _update_prices,
+    c.SetRiskParameters: _set_risk_parameters,
+}

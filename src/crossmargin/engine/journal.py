@@ -1,0 +1,244 @@
+"""The venue's event log: records, their hash chain, snapshots. Pure (no I/O): stores persist
+these values (`engine.ports.EventStore`), the venue folds them.
+
+A `LogRecord` is one accepted command (or one event the risk cycle derived from it, such as a
+liquidation) with everything it did (`payload`: the command body and its effects: postings,
+position changes, status transitions, audit records). State is a fold of the effects, so replay
+needs no margin maths and gives the same state bit for bit.
+
+Sequence numbers are gap-free, from 1. Each record's hash covers the previous record's hash and
+the record's canonical bytes:
+
+    hash_n = SHA-256( hash_{n-1} ‖ canonical(sequence, idempotency_key, kind, as_of_ns,
+                                             body_sha256, payload) ),   hash_0 = GENESIS_HASH
+
+so a flipped byte, a swapped pair or a missing record breaks the chain from there on (the scheme
+of Certificate Transparency's and git's hash chains; Crosby & Wallach, "Efficient Data
+Structures for Tamper-Evident Logging", USENIX Security 2009). A snapshot carries the sequence and
+chain hash it was taken at and the SHA-256 of its own bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8, no NaN: the bytes every hash is taken over (floats by repr,
+    which round-trips float64 exactly)."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PostingRow:
+    """One balanced movement of `amount_units` (> 0, integer minor units) of `asset` from
+    `debit_account` to `credit_account`; `index` orders the postings of one record."""
+
+    sequence: int
+    index: int
+    debit_account: str
+    credit_account: str
+    asset: str
+    amount_units: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
+    """One log entry. `idempotency_key` is the client's key for a command, None for an event the
+    venue derived (a liquidation); `payload` is canonical JSON (`{"command": ..., "effects": ...}`);
+    `postings` repeat the payload's postings as rows (a store keeps them queryable, in the same
+    transaction)."""
+
+    sequence: int
+    idempotency_key: str | None
+    kind: str
+    as_of_ns: int
+    body_sha256: str
+    payload: bytes
+    previous_hash: str
+    record_hash: str
+    postings: tuple[PostingRow, ...] = ()
+
+    def decoded(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.payload)
+        return data
+
+
+def record_hash(
+    *,
+    previous_hash: str,
+    sequence: int,
+    idempotency_key: str | None,
+    kind: str,
+    as_of_ns: int,
+    body_sha256: str,
+    payload: bytes,
+) -> str:
+    """The chain hash of one record (module docstring)."""
+    head = canonical_json(
+        {
+            "sequence": sequence,
+            "idempotency_key": idempotency_key,
+            "kind": kind,
+            "as_of_ns": as_of_ns,
+            "body_sha256": body_sha256,
+        }
+    )
+    digest = hashlib.sha256(previous_hash.encode())
+    digest.update(b"\n")
+    digest.update(head)
+    digest.update(b"\n")
+    digest.update(payload)
+    return digest.hexdigest()
+
+
+def make_record(
+    *,
+    previous_hash: str,
+    sequence: int,
+    idempotency_key: str | None,
+    kind: str,
+    as_of_ns: int,
+    body_sha256: str,
+    payload: dict[str, Any],
+) -> LogRecord:
+    """A chained record from its parts; the postings rows are taken from payload.effects.postings
+    ([debit, credit, asset, units, kind] lists)."""
+    raw = canonical_json(payload)
+    postings = tuple(
+        PostingRow(
+            sequence=sequence,
+            index=n,
+            debit_account=p[0],
+            credit_account=p[1],
+            asset=p[2],
+            amount_units=int(p[3]),
+            kind=p[4],
+        )
+        for n, p in enumerate(payload.get("effects", {}).get("postings", ()))
+    )
+    return LogRecord(
+        sequence=sequence,
+        idempotency_key=idempotency_key,
+        kind=kind,
+        as_of_ns=as_of_ns,
+        body_sha256=body_sha256,
+        payload=raw,
+        previous_hash=previous_hash,
+        record_hash=record_hash(
+            previous_hash=previous_hash,
+            sequence=sequence,
+            idempotency_key=idempotency_key,
+            kind=kind,
+            as_of_ns=as_of_ns,
+            body_sha256=body_sha256,
+            payload=raw,
+        ),
+        postings=postings,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """Where verification stopped: the first record that does not belong (`sequence`) and why."""
+
+    sequence: int
+    reason: str
+
+
+def verify_chain(
+    records: Sequence[LogRecord], *, previous_hash: str, first_sequence: int
+) -> ChainBreak | None:
+    """Check records continue the chain at `first_sequence` after `previous_hash`: consecutive
+    sequence numbers, each record's stored previous hash, its own hash recomputed from its bytes,
+    and its postings equal to its payload's. None when every record verifies."""
+    expected_sequence = first_sequence
+    head = previous_hash
+    for record in records:
+        if record.sequence != expected_sequence:
+            return ChainBreak(
+                expected_sequence, f"record {record.sequence} found where {expected_sequence} belongs"
+            )
+        if record.previous_hash != head:
+            return ChainBreak(record.sequence, "previous hash does not match the chain")
+        recomputed = record_hash(
+            previous_hash=head,
+            sequence=record.sequence,
+            idempotency_key=record.idempotency_key,
+            kind=record.kind,
+            as_of_ns=record.as_of_ns,
+            body_sha256=record.body_sha256,
+            payload=record.payload,
+        )
+        if recomputed != record.record_hash:
+            return ChainBreak(record.sequence, "record hash does not match its bytes")
+        problem = _postings_problem(record)
+        if problem:
+            return ChainBreak(record.sequence, problem)
+        head = record.record_hash
+        expected_sequence += 1
+    return None
+
+
+def _postings_problem(record: LogRecord) -> str | None:
+    try:
+        listed = record.decoded().get("effects", {}).get("postings", [])
+    except (ValueError, AttributeError):
+        return "payload is not JSON"
+    if len(listed) != len(record.postings):
+        return "posting rows do not match the payload"
+    for n, (row, p) in enumerate(zip(record.postings, listed, strict=True)):
+        if (row.index, row.debit_account, row.credit_account, row.asset, row.amount_units, row.kind) != (
+            n,
+            p[0],
+            p[1],
+            p[2],
+            int(p[3]),
+            p[4],
+        ):
+            return f"posting row {n} does not match the payload"
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The folded state after record `sequence` (whose chain hash is `record_hash`), as canonical
+    JSON `payload` with its SHA-256."""
+
+    sequence: int
+    record_hash: str
+    payload: bytes
+    payload_sha256: str
+
+    @classmethod
+    def of(cls, *, sequence: int, record_hash: str, state: dict[str, Any]) -> Snapshot:
+        raw = canonical_json({"sequence": sequence, "record_hash": record_hash, "state": state})
+        return cls(
+            sequence=sequence,
+            record_hash=record_hash,
+            payload=raw,
+            payload_sha256=hashlib.sha256(raw).hexdigest(),
+        )
+
+    def verifies(self) -> bool:
+        """Its bytes hash to its digest and name the sequence and chain hash it is stored under."""
+        if hashlib.sha256(self.payload).hexdigest() != self.payload_sha256:
+            return False
+        try:
+            data = json.loads(self.payload)
+        except ValueError:
+            return False
+        return bool(data.get("sequence") == self.sequence and data.get("record_hash") == self.record_hash)
+
+    def state(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.payload)["state"]
+        return data

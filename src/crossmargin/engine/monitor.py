@@ -1,0 +1,174 @@
+"""Continuous monitoring: the long-lived RiskEngine over the whole venue plus the margin-call state
+machine, vectorised over the accounts a price move re-margined.
+
+`next_statuses` is `core.liquidation.margin_call.next_status` over arrays (tests hold the two
+equal on random inputs): coverage = equity / MM, with the same thresholds, hysteresis and margin-
+call deadline. A tick costs the RiskEngine's incremental re-margin (holders of what moved) plus
+O(rows re-margined) numpy work; only the accounts whose status changed reach Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from crossmargin.core.book import Book
+from crossmargin.core.liquidation.params import AccountStatus, MarginCallParams
+from crossmargin.core.margin import CrossMargin, MarginModel
+from crossmargin.core.market import MarketState
+from crossmargin.engine.risk_engine import AccountUpdate, RiskEngine
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+StatusArray = npt.NDArray[np.int8]
+
+NO_DEADLINE = -1  # deadline_ns entry of an account without a running margin call
+
+HEALTHY = int(AccountStatus.HEALTHY)
+WARNING = int(AccountStatus.WARNING)
+MARGIN_CALL = int(AccountStatus.MARGIN_CALL)
+LIQUIDATION = int(AccountStatus.LIQUIDATION)
+BANKRUPT = int(AccountStatus.BANKRUPT)
+
+
+def coverages(equity_usd: FloatArray, maintenance_usd: FloatArray) -> FloatArray:
+    """equity / MM per account; +inf without requirement (equity ≥ 0), −inf bankrupt without one
+    (`core.liquidation.params.coverage` over arrays)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = equity_usd / np.where(maintenance_usd > 0.0, maintenance_usd, 1.0)
+    none = np.where(equity_usd >= 0.0, np.inf, -np.inf)
+    out: FloatArray = np.where(maintenance_usd > 0.0, ratio, none)
+    return out
+
+
+def next_statuses(
+    previous: StatusArray,
+    *,
+    coverage: FloatArray,
+    now_ns: int,
+    deadline_ns: IntArray,
+    params: MarginCallParams,
+) -> tuple[StatusArray, IntArray]:
+    """(new status, new deadline or NO_DEADLINE) per account; the rules of `next_status`, in the
+    same order of precedence (later assignments win, so they are written weakest first)."""
+    status = np.full(previous.shape, HEALTHY, dtype=np.int8)
+    deadline = np.full(previous.shape, NO_DEADLINE, dtype=np.int64)
+    status[coverage < params.warning_coverage] = WARNING
+    call = coverage < params.margin_call_coverage
+    running = np.where(deadline_ns != NO_DEADLINE, deadline_ns, now_ns + params.grace_ns)
+    expired = call & (now_ns >= running) & (previous == MARGIN_CALL)
+    status[call] = MARGIN_CALL
+    deadline[call] = running[call]
+    status[expired] = LIQUIDATION
+    deadline[expired] = NO_DEADLINE
+    below = coverage < 1.0
+    sticky = ((previous == LIQUIDATION) | (previous == BANKRUPT)) & (coverage < params.exit_coverage)
+    status[below | sticky] = LIQUIDATION
+    deadline[below | sticky] = NO_DEADLINE
+    status[coverage <= 0.0] = BANKRUPT
+    deadline[coverage <= 0.0] = NO_DEADLINE
+    return status, deadline
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanges:
+    """Accounts whose status (or deadline) changed: rows into the monitor's accounts, their new
+    status and deadline (NO_DEADLINE: none) and the coverage that decided it."""
+
+    rows: IntArray
+    status: StatusArray
+    deadline_ns: IntArray
+    coverage: FloatArray
+    previous: StatusArray
+
+
+class Monitor:
+    """The whole venue's margin, kept current, and every account's margin-call status.
+
+    `statuses` and `deadlines` mirror the venue state (the venue writes every change it applies
+    through `set_status`); `engine` is the RiskEngine (cross margin with the venue's parameters)."""
+
+    def __init__(
+        self,
+        book: Book,
+        market: MarketState,
+        *,
+        model: MarginModel | None = None,
+        statuses: StatusArray | None = None,
+        deadlines: IntArray | None = None,
+    ) -> None:
+        self.engine = RiskEngine(book, market, model if model is not None else CrossMargin())
+        n = book.n_accounts
+        self.account_ids: tuple[str, ...] = tuple(book.account_ids)
+        self.row_of: dict[str, int] = {a: r for r, a in enumerate(self.account_ids)}
+        self.statuses: StatusArray = (
+            np.zeros(n, dtype=np.int8) if statuses is None else np.asarray(statuses, dtype=np.int8).copy()
+        )
+        self.deadlines: IntArray = (
+            np.full(n, NO_DEADLINE, dtype=np.int64)
+            if deadlines is None
+            else np.asarray(deadlines, np.int64).copy()
+        )
+
+    def set_status(self, account: str, status: int, deadline_ns: int | None) -> None:
+        row = self.row_of.get(account)
+        if row is not None:
+            self.statuses[row] = status
+            self.deadlines[row] = NO_DEADLINE if deadline_ns is None else deadline_ns
+
+    def on_account(self, update: AccountUpdate) -> None:
+        self.engine.on_account(update)
+
+    def on_market(
+        self, market: MarketState, *, asset_price_usd: FloatArray, now_ns: int, params: MarginCallParams
+    ) -> StatusChanges:
+        """Re-margin the holders of what moved, then the state machine on them and on every
+        margin call whose deadline has passed."""
+        remargin = self.engine.on_market(market, asset_price_usd=asset_price_usd)
+        due = np.flatnonzero((self.deadlines != NO_DEADLINE) & (self.deadlines <= now_ns))
+        rows = np.union1d(remargin.account_rows, due) if due.size else remargin.account_rows
+        return self.evaluate(rows, now_ns=now_ns, params=params)
+
+    def evaluate(self, rows: IntArray, *, now_ns: int, params: MarginCallParams) -> StatusChanges:
+        result = self.engine.result
+        cover = coverages(result.equity_usd[rows], result.maintenance_margin_usd[rows])
+        previous = self.statuses[rows]
+        status, deadline = next_statuses(
+            previous, coverage=cover, now_ns=now_ns, deadline_ns=self.deadlines[rows], params=params
+        )
+        changed = (status != previous) | (deadline != self.deadlines[rows])
+        return StatusChanges(
+            rows=rows[changed],
+            status=status[changed],
+            deadline_ns=deadline[changed],
+            coverage=cover[changed],
+            previous=previous[changed],
+        )
+
+    def in_liquidation(self) -> IntArray:
+        """Rows in liquidation or bankrupt, riskiest (lowest coverage) first."""
+        rows = np.flatnonzero(self.statuses >= LIQUIDATION)
+        result = self.engine.result
+        cover = coverages(result.equity_usd[rows], result.maintenance_margin_usd[rows])
+        order: IntArray = rows[np.lexsort((rows, cover))]
+        return order
+
+
+def account_update(
+    account: str,
+    positions: Mapping[str, tuple[int, float]],
+    balances: Mapping[str, float],
+) -> AccountUpdate:
+    """An AccountUpdate from one account's positions {instrument: (contracts, entry)} and balances
+    {asset: asset units, float: risk maths only}."""
+    instruments: Sequence[str] = sorted(positions)
+    return AccountUpdate(
+        account_id=account,
+        instrument_ids=instruments,
+        quantity=[float(positions[i][0]) for i in instruments],
+        entry_price=[positions[i][1] for i in instruments],
+        balances=dict(balances),
+    )

@@ -1,0 +1,1175 @@
+"""The margin service's application core: a live venue over a durable, hash-chained event log.
+
+Contract (what the HTTP API and any other front end build on):
+
+Commands (`engine.commands`: Deposit, Withdraw, Transfer, Fill, PlaceOrder, CancelOrder,
+UpdatePrices, SetRiskParameters, OpenAccount), each with an idempotency key:
+
+    future = venue.submit(command)          # thread-safe, returns concurrent.futures.Future[Ack]
+    ack = venue.execute(command)            # the same, waiting: Ack(sequence, record_hash, ...)
+
+  * An `Ack` is returned only after the command's record (and the records it caused: status
+    changes are in it, liquidations follow it) is committed durably by the EventStore. Its
+    `sequence` is the command's gap-free log sequence number.
+  * A refused command raises `InputError(field, problem)` from `future.result()` and writes
+    nothing; the same key may be retried.
+  * The same key with the same body returns the original Ack (`duplicate=True`), however often;
+    the same key with another body raises `IdempotencyConflict(key, sequence)`.
+  * After a failed commit the venue stops (`VenueUnavailable`): its memory may be ahead of the
+    log, so it serves nothing until restarted (`Venue.open` recovers from the log).
+  * Commands arriving while a commit is in flight form the next group: one transaction (one
+    fsync) per group (group commit), each acknowledged after that commit.
+
+Queries (committed state only; a read waits for an in-flight commit):
+
+    venue.account(id)           AccountView: balances (units), positions, equity/IM/MM/available,
+                                open-order reservation, withdrawable units per asset, status
+    venue.margin(id, model)     the account's MarginResult under any margin model
+    venue.what_if(id, trades)   margin before and after hypothetical trades
+    venue.explain(id)           per-position / per-asset contributions (core Breakdown)
+    venue.insurance_fund()      units per asset of @insurance
+    venue.log(from_sequence, limit)                     LogEntry values, in sequence order
+    venue.preview_parameters(parameters)                 what a risk-parameter change would do
+    venue.margin_at(id, sequence)                        margin as of a past sequence, with the
+                                                         parameters then in force
+
+Subscription (margin updates, status changes = calls and liquidations, liquidation fills, ADL,
+waterfall stages), in sequence order, resumable:
+
+    sub = venue.subscribe(from_sequence=0, account=None)  # None: the whole venue
+    batch = sub.next(timeout_s=1.0)   # list[Notification], each after every one it depends on
+
+Everything is a fold of the log (`engine.venue_state.VenueState.apply_effects`): a record holds
+the command and what it did (postings in integer minor units, position changes, status changes,
+audit records), so replay does no margin maths. Monitoring: an `UpdatePrices` re-margins only
+the holders of what moved (the long-lived `RiskEngine`), runs the margin-call state machine on
+them (vectorised, `engine.monitor`), then liquidates every account in liquidation through the
+existing ledger (`core.ledger.apply` with `Liquidate`), each liquidation its own record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import queue
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from crossmargin.core.book import Book
+from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.money import to_float
+from crossmargin.core.ledger.postings import INSURANCE, LIQUIDATOR, Posting
+from crossmargin.core.ledger.state import (
+    AccountStatus,
+    LedgerConfig,
+    LedgerState,
+    book_of,
+    market_of,
+    risk_view,
+)
+from crossmargin.core.ledger.transact import Tx
+from crossmargin.core.margin import Breakdown, CrossMargin, MarginModel, MarginResult
+from crossmargin.core.market import MarketState
+
+# Names re-exported for the API layer: one import gives the whole contract.
+from crossmargin.engine.commands import (
+    KIND_OF,
+    CancelOrder,
+    Command,
+    Deposit,
+    Fill,
+    OpenAccount,
+    PlaceOrder,
+    RiskParameters,
+    SetRiskParameters,
+    Transfer,
+    UpdatePrices,
+    Withdraw,
+    body,
+    body_sha256,
+    check_key,
+    kind_of,
+)
+from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
+from crossmargin.engine.journal import (
+    GENESIS_HASH,
+    ChainBreak,
+    LogRecord,
+    Snapshot,
+    canonical_json,
+    make_record,
+    verify_chain,
+)
+from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
+from crossmargin.engine.ports import Clock, EventStore
+from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
+from crossmargin.errors import (
+    CorruptLogError,
+    CrossMarginError,
+    IdempotencyConflict,
+    InputError,
+    VenueUnavailable,
+)
+
+__all__ = [
+    "AccountView",
+    "Ack",
+    "CancelOrder",
+    "Command",
+    "Deposit",
+    "Fill",
+    "Genesis",
+    "LogEntry",
+    "Notification",
+    "OpenAccount",
+    "ParameterPreview",
+    "PlaceOrder",
+    "RecoveryReport",
+    "RiskParameters",
+    "SetRiskParameters",
+    "Subscription",
+    "Transfer",
+    "UpdatePrices",
+    "Venue",
+    "VenueSettings",
+    "WhatIfTrade",
+    "Withdraw",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    """A committed command: its log `sequence` (gap-free, from 1), chain `record_hash`, `kind`,
+    the venue time it was stamped with. `duplicate`: this is the original Ack returned again for
+    a repeated key (every other field equal to the original's)."""
+
+    sequence: int
+    idempotency_key: str
+    kind: str
+    as_of_ns: int
+    record_hash: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VenueSettings:
+    """Operating settings. `max_batch`: commands per group commit; `group_window_s`: how long
+    the writer waits for more commands after the first of a group (0: only those already
+    queued); `snapshot_every`: records between snapshots; `max_margin_jump_fraction`: a risk
+    parameter change raising total IM by more than this is refused without override;
+    `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
+    last verified record (saying so) instead of refusing to start. The whole hash chain is
+    verified at every start-up; a snapshot only saves the fold."""
+
+    max_batch: int = 1024
+    group_window_s: float = 0.0
+    snapshot_every: int = 10_000
+    max_margin_jump_fraction: float = 0.10
+    recover_to_verified_prefix: bool = False
+    max_liquidation_rounds: int = 64
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountView:
+    """One account as of `sequence`. Balances in integer minor units per asset (borrowings < 0);
+    positions {instrument: (contracts, entry price)}; margin numbers USD (float64 risk maths):
+    equity, IM, MM, available = equity − IM − reserved_usd (IM that open orders reserve);
+    withdrawable_units per asset: the most a Withdraw of that asset alone would accept now
+    (0 while the account is under a margin call or the venue has bad debt)."""
+
+    account: str
+    sequence: int
+    status: str
+    balances_units: Mapping[str, int]
+    positions: Mapping[str, tuple[int, float]]
+    open_orders: Sequence[Mapping[str, Any]]
+    equity_usd: float
+    initial_margin_usd: float
+    maintenance_margin_usd: float
+    reserved_usd: float
+    available_usd: float
+    withdrawable_units: Mapping[str, int]
+    margin_call_deadline_ns: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WhatIfTrade:
+    """A hypothetical trade of the account: `quantity` contracts (signed) of `instrument` at
+    `price` (settlement units; None: today's mark)."""
+
+    instrument: str
+    quantity: int
+    price: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParameterPreview:
+    """What a risk-parameter change would do to the whole book now: total IM and MM before and
+    after (USD), the relative IM jump, the accounts it would push under maintenance, and whether
+    it would be refused without override (and why)."""
+
+    initial_margin_before_usd: float
+    initial_margin_after_usd: float
+    maintenance_margin_before_usd: float
+    maintenance_margin_after_usd: float
+    margin_jump_fraction: float
+    pushed_under_maintenance: tuple[str, ...]
+    refused_reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogEntry:
+    """A log record as a reader sees it: the decoded payload ({"command": ..., "effects": ...})."""
+
+    sequence: int
+    kind: str
+    idempotency_key: str | None
+    as_of_ns: int
+    record_hash: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notification:
+    """One emitted event: `kind` is "margin" (an account's new equity/IM/MM after a command),
+    "status" (a margin-call state change: warning, margin_call, liquidation, bankrupt, healthy),
+    or a liquidation record ("liquidation_fill", "collateral_sale", "waterfall", "adl", ...).
+    Ordered by (sequence, index)."""
+
+    sequence: int
+    index: int
+    kind: str
+    account: str
+    detail: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecoveryReport:
+    """How the venue came up: the snapshot used (None: replayed from the start), records folded
+    after it, the last sequence, and every problem found and what was done about it."""
+
+    snapshot_sequence: int | None
+    records_replayed: int
+    last_sequence: int
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ------------------------------------------------------------------------------------ genesis
+
+
+def config_digest(config: LedgerConfig) -> str:
+    """SHA-256 of what a log's meaning depends on: instruments, assets, decimals, quote asset,
+    fee rates. A log is only ever replayed under the configuration it was written with."""
+    table = config.instruments
+    described = {
+        "instruments": list(table.ids),
+        "kind": [int(k) for k in table.kind],
+        "underlying": [str(table.underlyings[int(u)]) for u in table.underlying_index],
+        "contract_size": [float(x) for x in table.contract_size],
+        "settlement": [int(x) for x in table.settlement],
+        "strike": [float(x) if np.isfinite(x) else None for x in table.strike],
+        "expiry_ns": [int(x) for x in table.expiry_ns],
+        "assets": list(config.assets.symbols),
+        "decimals": dict(config.decimals),
+        "quote_asset": config.quote_asset,
+        "taker_fee_rate": config.taker_fee_rate,
+        "maker_fee_rate": config.maker_fee_rate,
+    }
+    return hashlib.sha256(canonical_json(described)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Genesis:
+    """The venue's first record: its configuration (by digest), label, and initial effects (open
+    accounts, prices, imported balances and positions)."""
+
+    label: str
+    config: LedgerConfig
+    effects: Mapping[str, Any]
+
+    @classmethod
+    def empty(
+        cls, *, label: str, config: LedgerConfig, prices: Mapping[str, float], traders: Sequence[str] = ()
+    ) -> Genesis:
+        """No balances or positions: these traders, these index prices (every underlying and asset)."""
+        state = LedgerState.open(config, tuple(traders), prices)  # validates ids and prices
+        return cls(
+            label=label,
+            config=config,
+            effects={"accounts": list(state.traders), "prices": dict(state.prices), "time_ns": state.time_ns},
+        )
+
+    @classmethod
+    def from_ledger(
+        cls, *, label: str, config: LedgerConfig, state: LedgerState, postings: Sequence[Posting]
+    ) -> Genesis:
+        """An imported ledger (e.g. `engine.simulation.simulation_from_book`): its accounts,
+        prices, marks, the postings that funded it, positions and statuses."""
+        return cls(
+            label=label,
+            config=config,
+            effects={
+                "accounts": list(state.traders),
+                "prices": dict(state.prices),
+                "marks": dict(state.marks),
+                "postings": [
+                    [p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in postings
+                ],
+                "positions": sorted(
+                    [a, i, p.quantity, p.entry_price] for (a, i), p in state.positions.items()
+                ),
+                "status": sorted(
+                    [a, int(s), state.call_deadline_ns.get(a)]
+                    for a, s in state.status.items()
+                    if s != AccountStatus.HEALTHY or a in state.call_deadline_ns
+                ),
+                "time_ns": state.time_ns,
+            },
+        )
+
+
+# ------------------------------------------------------------------------------------ the venue
+
+_STOP = object()
+_SNAPSHOT_KIND = "genesis"
+_READ_PAGE = 5_000
+
+
+class Subscription:
+    """A cursor over the venue's notifications (`Venue.subscribe`): `next` returns the ones after
+    the cursor, waiting up to `timeout_s` for a commit when there are none, and moves the cursor."""
+
+    def __init__(self, venue: Venue, *, from_sequence: int, account: str | None) -> None:
+        self._venue = venue
+        self._cursor = from_sequence
+        self._account = account
+
+    @property
+    def cursor(self) -> int:
+        """The last sequence delivered (resume from it)."""
+        return self._cursor
+
+    def next(self, *, timeout_s: float = 1.0, limit: int = 1000) -> list[Notification]:
+        self._venue.wait_for(self._cursor + 1, timeout_s=timeout_s)
+        records = self._venue.records(self._cursor + 1, limit)
+        out: list[Notification] = []
+        for record in records:
+            out.extend(n for n in notifications_of(record) if self._account in (None, n.account))
+            self._cursor = record.sequence
+        return out
+
+
+def notifications_of(record: LogRecord) -> list[Notification]:
+    """What subscribers see of one record: margin rows, then audit records, in record order."""
+    effects = record.decoded().get("effects", {})
+    out: list[Notification] = []
+    for account, equity, im, mm, reserved in effects.get("margin", ()):
+        out.append(
+            Notification(
+                sequence=record.sequence,
+                index=len(out),
+                kind="margin",
+                account=account,
+                detail={
+                    "equity_usd": equity,
+                    "initial_margin_usd": im,
+                    "maintenance_margin_usd": mm,
+                    "reserved_usd": reserved,
+                    "available_usd": equity - im - reserved,
+                },
+            )
+        )
+    for kind, account, detail in effects.get("records", ()):
+        out.append(
+            Notification(sequence=record.sequence, index=len(out), kind=kind, account=account, detail=detail)
+        )
+    return out
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: Command
+    future: Future[Ack]
+    key: str
+    body_sha256: str
+
+
+class Venue:
+    """The live venue (module docstring). Build with `Venue.open`; one per event log."""
+
+    def __init__(
+        self,
+        *,
+        store: EventStore,
+        config: LedgerConfig,
+        state: VenueState,
+        clock: Clock,
+        settings: VenueSettings,
+        recovery: RecoveryReport,
+    ) -> None:
+        self._store = store
+        self._base_config = config
+        self._state = state
+        self._clock = clock
+        self.settings = settings
+        self.recovery = recovery
+        self._lock = threading.RLock()
+        self._committed = threading.Condition(threading.Lock())
+        self._committed_sequence = state.sequence
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._failed: BaseException | None = None
+        self._closed = False
+        self._keys: dict[str, tuple[str, Ack]] = {}  # committed keys seen: body hash, Ack
+        self._pending_acks: dict[str, Ack] = {}  # this group's, until its commit
+        self._monitor: Monitor | None = None
+        self._dirty: set[str] = set()
+        self._since_snapshot = 0
+        self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
+        self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
+        self._writer.start()
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        store: EventStore,
+        genesis: Genesis,
+        *,
+        clock: Clock,
+        settings: VenueSettings | None = None,
+    ) -> Venue:
+        """Verify the whole log's hash chain, load the newest verified snapshot, fold the records
+        after it, start the writer. An empty log gets the genesis record. A log that fails
+        verification (flipped bytes, a swapped or missing record, a counter ahead of the records)
+        raises CorruptLogError, or with `settings.recover_to_verified_prefix` is cut back to its
+        last verified record; `venue.recovery.problems` says what was found and done."""
+        settings = settings or VenueSettings()
+        config = genesis.config
+        digest = config_digest(config)
+        if store.last_sequence() == 0 and not store.read(1, 1):
+            payload = {
+                "command": {"label": genesis.label, "config_digest": digest},
+                "effects": dict(genesis.effects),
+            }
+            record = make_record(
+                previous_hash=GENESIS_HASH,
+                sequence=1,
+                idempotency_key=None,
+                kind="genesis",
+                as_of_ns=int(genesis.effects.get("time_ns", config.valuation_ns)),
+                body_sha256=hashlib.sha256(canonical_json(payload["command"])).hexdigest(),
+                payload=payload,
+            )
+            store.append([record])
+        state, report = _recover(store, digest, settings)
+        return cls(store=store, config=config, state=state, clock=clock, settings=settings, recovery=report)
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def submit(self, command: Command) -> Future[Ack]:
+        """Queue a command; the future resolves to its Ack after commit (module docstring)."""
+        future: Future[Ack] = Future()
+        try:
+            if type(command) not in KIND_OF:
+                raise InputError("command", f"not a venue command: {type(command).__name__}")
+            key = check_key(command.idempotency_key)
+            pending = _Pending(command, future, key, body_sha256(command))
+        except InputError as error:
+            future.set_exception(error)
+            return future
+        if self._closed or self._failed is not None:
+            future.set_exception(VenueUnavailable("the venue is not accepting commands"))
+            return future
+        self._queue.put(pending)
+        return future
+
+    def execute(self, command: Command, *, timeout_s: float | None = None) -> Ack:
+        return self.submit(command).result(timeout=timeout_s)
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    @property
+    def last_sequence(self) -> int:
+        with self._committed:
+            return self._committed_sequence
+
+    def accounts(self) -> list[str]:
+        with self._lock:
+            self._check_serving()
+            return list(self._state.traders)
+
+    def account(self, account: str) -> AccountView:
+        with self._lock:
+            self._check_serving()
+            state = self._state
+            config = self.config
+            if account not in state.status:
+                raise InputError("account", f"unknown account {account!r}")
+            sub = state.sub_state([account], config.assets.symbols)
+            result = risk_view(sub, config, (account,)).result
+            reserved = reserved_usd(state, config, account)
+            balances = {k: state.balances.get((account, k), 0) for k in config.assets.symbols}
+            return AccountView(
+                account=account,
+                sequence=state.sequence,
+                status=state.status[account].name.lower(),
+                balances_units={k: v for k, v in balances.items() if v},
+                positions={i: (p.quantity, p.entry_price) for i, p in state.positions_of(account).items()},
+                open_orders=[
+                    {
+                        "order_id": o.order_id,
+                        "instrument": o.instrument,
+                        "quantity": o.quantity,
+                        "price": o.price,
+                    }
+                    for o in state.orders_of(account)
+                ],
+                equity_usd=float(result.equity_usd[0]),
+                initial_margin_usd=float(result.initial_margin_usd[0]),
+                maintenance_margin_usd=float(result.maintenance_margin_usd[0]),
+                reserved_usd=reserved,
+                available_usd=float(result.available_usd[0]) - reserved,
+                withdrawable_units={k: self._withdrawable(account, k, v) for k, v in balances.items()},
+                margin_call_deadline_ns=state.deadlines.get(account),
+            )
+
+    def _withdrawable(self, account: str, asset: str, held: int) -> int:
+        """The largest amount a Withdraw of `asset` would accept now: bisection on integer units
+        over the ledger's own decision (monotone: withdrawing more never raises available)."""
+        if held <= 0:
+            return 0
+        state, config = self._state, self.config
+
+        def accepted(units: int) -> bool:
+            try:
+                decide(
+                    state,
+                    config,
+                    Withdraw(idempotency_key="-", account=account, asset=asset, amount_units=units),
+                    state.time_ns,
+                )
+            except InputError:
+                return False
+            return True
+
+        if accepted(held):
+            return held
+        low, high = 0, held  # accepted(low) (0: trivially), not accepted(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if accepted(middle):
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def margin(self, account: str, model: MarginModel) -> dict[str, float]:
+        """The account's margin under `model` (any core margin model) at today's state, USD."""
+        with self._lock:
+            self._check_serving()
+            book, market = self._account_book(account)
+            result = model.evaluate(book, market)
+            return _result_row(result, 0)
+
+    def what_if(self, account: str, trades: Sequence[WhatIfTrade]) -> dict[str, Any]:
+        """Margin of the account before and after hypothetical trades (cross margin with the
+        parameters in force; trades against the venue at `price`, default the mark, no fee)."""
+        with self._lock:
+            self._check_serving()
+            config = self.config
+            if account not in self._state.status:
+                raise InputError("account", f"unknown account {account!r}")
+            sub = self._state.sub_state([account], config.assets.symbols)
+            before = risk_view(sub, config, (account,)).result
+            tx = Tx(config, sub)
+            for n, trade in enumerate(trades):
+                table = config.instruments
+                if trade.instrument not in table.index or trade.instrument in self._state.expired:
+                    raise InputError(
+                        f"trades[{n}].instrument", f"unknown or expired instrument {trade.instrument!r}"
+                    )
+                if (
+                    isinstance(trade.quantity, bool)
+                    or not isinstance(trade.quantity, int)
+                    or trade.quantity == 0
+                ):
+                    raise InputError(f"trades[{n}].quantity", "must be a non-zero integer")
+                if (
+                    int(table.kind[table.index[trade.instrument]]) == InstrumentKind.OPTION
+                    and trade.price is None
+                ):
+                    raise InputError(f"trades[{n}].price", "an option trade needs its premium")
+                price = tx.mark(trade.instrument) if trade.price is None else float(trade.price)
+                if not math.isfinite(price) or price < 0:
+                    raise InputError(f"trades[{n}].price", "must be a finite number >= 0")
+                tx.trade(account, LIQUIDATOR, trade.instrument, trade.quantity, price, "what_if")
+            after = risk_view(tx.snapshot(), config, (account,)).result
+            return {"before": _result_row(before, 0), "after": _result_row(after, 0)}
+
+    def explain(self, account: str) -> Breakdown:
+        """Per-position and per-collateral contributions to the account's cross margin."""
+        with self._lock:
+            self._check_serving()
+            book, market = self._account_book(account)
+            return CrossMargin(self.config.margin).breakdown(book, market, [0], None)
+
+    def insurance_fund(self) -> dict[str, int]:
+        """Units per asset held by the insurance fund (@insurance)."""
+        with self._lock:
+            self._check_serving()
+            return {k: self._state.balances.get((INSURANCE, k), 0) for k in self.config.assets.symbols}
+
+    def log(self, from_sequence: int, limit: int = 100) -> list[LogEntry]:
+        """Committed records from `from_sequence` on (at most `limit`, ≤ 10,000)."""
+        records = self.records(max(from_sequence, 1), min(max(limit, 0), 10_000))
+        return [
+            LogEntry(
+                sequence=r.sequence,
+                kind=r.kind,
+                idempotency_key=r.idempotency_key,
+                as_of_ns=r.as_of_ns,
+                record_hash=r.record_hash,
+                payload=r.decoded(),
+            )
+            for r in records
+        ]
+
+    def records(self, from_sequence: int, limit: int) -> list[LogRecord]:
+        """Committed records only: never one a reader could see before its commit."""
+        upto = self.last_sequence
+        if from_sequence > upto:
+            return []
+        return self._store.read(from_sequence, min(limit, upto - from_sequence + 1))
+
+    def subscribe(self, *, from_sequence: int = 0, account: str | None = None) -> Subscription:
+        return Subscription(self, from_sequence=from_sequence, account=account)
+
+    def wait_for(self, sequence: int, *, timeout_s: float) -> bool:
+        """Wait until `sequence` is committed (True) or `timeout_s` passed (False)."""
+        with self._committed:
+            return self._committed.wait_for(lambda: self._committed_sequence >= sequence, timeout=timeout_s)
+
+    def preview_parameters(self, parameters: RiskParameters) -> ParameterPreview:
+        """What-if of a risk-parameter change over the whole book (`ParameterPreview`)."""
+        with self._lock:
+            self._check_serving()
+            return self._preview(parameters)
+
+    def margin_at(self, account: str, sequence: int) -> dict[str, float]:
+        """The account's cross margin right after record `sequence`, with the prices and risk
+        parameters then in force: the log replayed from the start into a fresh fold."""
+        if not 1 <= sequence <= self.last_sequence:
+            raise InputError("sequence", f"must lie in [1, {self.last_sequence}]")
+        past = VenueState()
+        next_sequence = 1
+        while next_sequence <= sequence:
+            page = self._store.read(next_sequence, min(_READ_PAGE, sequence - next_sequence + 1))
+            for record in page:
+                past.apply_effects(
+                    record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash
+                )
+            next_sequence += len(page)
+            if not page:
+                break
+        if account not in past.status:
+            raise InputError("account", f"account {account!r} did not exist at sequence {sequence}")
+        config = past.config_in_force(self._base_config)
+        sub = past.sub_state([account], config.assets.symbols)
+        return _result_row(risk_view(sub, config, (account,)).result, 0)
+
+    def state_digest(self) -> str:
+        with self._lock:
+            return self._state.digest()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for metrics: commands committed, records, batches, rejected, queue depth, the
+        last tick's margin-cycle seconds, accounts under maintenance (engine's view)."""
+        with self._lock:
+            out: dict[str, Any] = dict(self._stats)
+            out["queue_depth"] = self._queue.qsize()
+            out["last_sequence"] = self._state.sequence
+            out["accounts_under_maintenance"] = (
+                int(np.count_nonzero(self._monitor.statuses >= LIQUIDATION))
+                if self._monitor is not None
+                else None
+            )
+            out["failed"] = None if self._failed is None else str(self._failed)
+            return out
+
+    @property
+    def config(self) -> LedgerConfig:
+        return self._state.config_in_force(self._base_config)
+
+    # -- shutdown --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Finish the commits in flight, stop the writer, close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join()
+        self._store.close()
+
+    def __enter__(self) -> Venue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals: the writer -------------------------------------------------------------------
+
+    def _check_serving(self) -> None:
+        if self._failed is not None:
+            raise VenueUnavailable(f"the venue stopped after a failed commit: {self._failed}")
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop = False
+            deadline = time.monotonic() + self.settings.group_window_s
+            while len(batch) < self.settings.max_batch:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+            self._process(batch)
+            if stop:
+                return
+
+    def _process(self, batch: list[_Pending]) -> None:
+        with self._lock:
+            if self._failed is not None:
+                for p in batch:
+                    p.future.set_exception(VenueUnavailable(str(self._failed)))
+                return
+            unseen = [p.key for p in batch if p.key not in self._keys]
+            stored = self._store.find_keys(unseen) if unseen else {}
+            records: list[LogRecord] = []
+            # (pending, outcome): ("new", Ack) | ("duplicate", Ack) | ("same_group", key) | ("error", exc)
+            results: list[tuple[_Pending, str, Any]] = []
+            in_batch: dict[str, str] = {}  # key -> body hash, for commands of this group
+            for p in batch:
+                known = self._keys.get(p.key)
+                if known is None and p.key in stored:
+                    known = (stored[p.key][1], self._stored_ack(stored[p.key][0]))
+                if known is not None:
+                    if known[0] == p.body_sha256:
+                        results.append((p, "duplicate", known[1]))
+                    else:
+                        results.append((p, "error", IdempotencyConflict(p.key, known[1].sequence)))
+                    continue
+                if p.key in in_batch:
+                    if in_batch[p.key] == p.body_sha256:
+                        results.append((p, "same_group", p.key))
+                    else:
+                        results.append(
+                            (p, "error", IdempotencyConflict(p.key, self._pending_acks[p.key].sequence))
+                        )
+                    continue
+                try:
+                    new = self._decide_and_apply(p)
+                except CrossMarginError as error:
+                    results.append((p, "error", error))
+                    self._stats["rejected"] += 1
+                    continue
+                records.extend(new)
+                in_batch[p.key] = p.body_sha256
+                ack = Ack(
+                    sequence=new[0].sequence,
+                    idempotency_key=p.key,
+                    kind=new[0].kind,
+                    as_of_ns=new[0].as_of_ns,
+                    record_hash=new[0].record_hash,
+                )
+                self._pending_acks[p.key] = ack
+                results.append((p, "new", ack))
+            if records:
+                try:
+                    self._store.append(records)
+                except BaseException as error:  # the fold is ahead of the log: stop serving
+                    self._failed = error
+                    for p, _, _ in results:
+                        p.future.set_exception(VenueUnavailable(f"commit failed, not acknowledged: {error}"))
+                    return
+                for key, body_hash in in_batch.items():
+                    self._keys[key] = (body_hash, self._pending_acks[key])
+                self._stats["records"] += len(records)
+                self._stats["batches"] += 1
+                self._stats["commands"] += len(in_batch)
+                self._since_snapshot += len(records)
+                with self._committed:
+                    self._committed_sequence = self._state.sequence
+                    self._committed.notify_all()
+                if self._since_snapshot >= self.settings.snapshot_every:
+                    self._snapshot()
+            pending_acks, self._pending_acks = self._pending_acks, {}
+        for p, outcome, value in results:
+            if outcome == "error":
+                p.future.set_exception(value)
+            elif outcome == "new":
+                p.future.set_result(value)
+            elif outcome == "duplicate":
+                p.future.set_result(dataclasses.replace(value, duplicate=True))
+            else:
+                p.future.set_result(dataclasses.replace(pending_acks[value], duplicate=True))
+
+    def _stored_ack(self, sequence: int) -> Ack:
+        record = self._store.read(sequence, 1)[0]
+        ack = Ack(
+            sequence=record.sequence,
+            idempotency_key=str(record.idempotency_key),
+            kind=record.kind,
+            as_of_ns=record.as_of_ns,
+            record_hash=record.record_hash,
+        )
+        self._keys[ack.idempotency_key] = (record.body_sha256, ack)
+        return ack
+
+    def _decide_and_apply(self, p: _Pending) -> list[LogRecord]:
+        """Decide one command, apply its record (and the liquidations it causes) to the fold;
+        returns the records. Refusal: InputError, nothing applied."""
+        state = self._state
+        config = self.config
+        now = max(self._clock.now_ns(), state.time_ns)
+        command = p.command
+        effects = decide(state, config, command, now)
+        kind = kind_of(command)
+        if isinstance(command, SetRiskParameters):
+            preview = self._preview(command.parameters)
+            if preview.refused_reason is not None and not command.override:
+                raise InputError(
+                    "set_risk_parameters.override", f"refused without override: {preview.refused_reason}"
+                )
+            effects["records"] = [
+                [
+                    "risk_parameters",
+                    "@venue",
+                    {"preview": dataclasses.asdict(preview), "override": command.override},
+                ]
+            ]
+        monitored = isinstance(command, UpdatePrices | SetRiskParameters)
+        if monitored:
+            self._monitor_cycle(effects, now)
+        payload = {"command": body(command), "effects": effects}
+        first = self._append_record(
+            kind=kind, key=p.key, body_hash=p.body_sha256, as_of_ns=now, payload=payload
+        )
+        out = [first]
+        if monitored:
+            out.extend(self._liquidations(now))
+        return out
+
+    def _append_record(
+        self, *, kind: str, key: str | None, body_hash: str, as_of_ns: int, payload: dict[str, Any]
+    ) -> LogRecord:
+        state = self._state
+        record = make_record(
+            previous_hash=state.head_hash,
+            sequence=state.sequence + 1,
+            idempotency_key=key,
+            kind=kind,
+            as_of_ns=as_of_ns,
+            body_sha256=body_hash,
+            payload=payload,
+        )
+        effects = payload["effects"]
+        state.apply_effects(effects, sequence=record.sequence, record_hash=record.record_hash)
+        self._after_apply(effects)
+        return record
+
+    def _after_apply(self, effects: Mapping[str, Any]) -> None:
+        """Keep the monitor in step: status changes now, touched accounts at the next tick."""
+        if effects.get("accounts"):
+            self._monitor = None  # a new account: the whole-book engine is rebuilt on next use
+            return
+        if self._monitor is None:
+            return
+        for account, status, deadline in effects.get("status", ()):
+            self._monitor.set_status(account, status, deadline)
+        for debit, credit, _asset, _units, _kind in effects.get("postings", ()):
+            self._dirty.update(a for a in (debit, credit) if a in self._state.status)
+        self._dirty.update(a for a, *_ in effects.get("positions", ()) if a in self._state.status)
+
+    def _ensure_monitor(self) -> Monitor:
+        state, config = self._state, self.config
+        if self._monitor is None:
+            sub = state.sub_state(state.traders, config.assets.symbols)
+            book = book_of(sub, config)
+            market = market_of(sub, config)
+            self._monitor = Monitor(
+                book,
+                market,
+                model=CrossMargin(config.margin),
+                statuses=np.array([int(state.status[a]) for a in state.traders], dtype=np.int8),
+                deadlines=np.array(
+                    [state.deadlines.get(a, NO_DEADLINE) for a in state.traders], dtype=np.int64
+                ),
+            )
+            self._dirty.clear()
+        monitor = self._monitor
+        for account in sorted(self._dirty):
+            positions = {i: (p.quantity, p.entry_price) for i, p in state.positions_of(account).items()}
+            balances = {
+                k: to_float(state.balances.get((account, k), 0), config.decimals[k])
+                for k in config.assets.symbols
+                if state.balances.get((account, k), 0)
+            }
+            monitor.on_account(account_update(account, positions, balances))
+        self._dirty.clear()
+        return monitor
+
+    def _monitor_cycle(self, effects: Effects, now: int) -> None:
+        """Re-margin the holders of what moved (or, after a parameter change, everyone) and add
+        the status changes to the record's effects."""
+        started = time.perf_counter()
+        state = self._state
+        monitor = self._ensure_monitor()
+        if "parameters" in effects:
+            config = with_parameters(self._base_config, effects["parameters"])
+            monitor.engine.use_model(CrossMargin(config.margin))
+            rows = np.arange(len(monitor.account_ids), dtype=np.int64)
+            changes = monitor.evaluate(rows, now_ns=now, params=config.margin_call)
+        else:
+            config = self.config
+            prices = {**state.prices, **effects.get("prices", {})}
+            marks = {**state.marks, **effects.get("marks", {})}
+            view = LedgerState(
+                traders=(),
+                balances={},
+                positions={},
+                prices=prices,
+                marks=marks,
+                status={},
+                call_deadline_ns={},
+                expired=frozenset(state.expired),
+                time_ns=now,
+                sequence=0,
+            )
+            changes = monitor.on_market(
+                market_of(view, config),
+                asset_price_usd=np.array([prices[s] for s in config.assets.symbols]),
+                now_ns=now,
+                params=config.margin_call,
+            )
+        status_rows: list[list[Any]] = []
+        records: list[list[Any]] = list(effects.get("records", ()))
+        names = AccountStatus
+        for r, s, d, cover, prev in zip(
+            changes.rows.tolist(),
+            changes.status.tolist(),
+            changes.deadline_ns.tolist(),
+            changes.coverage.tolist(),
+            changes.previous.tolist(),
+            strict=True,
+        ):
+            account = monitor.account_ids[r]
+            deadline = None if d == NO_DEADLINE else d
+            status_rows.append([account, s, deadline])
+            if s != prev:
+                records.append(
+                    [
+                        "status",
+                        account,
+                        {
+                            "previous": names(prev).name.lower(),
+                            "status": names(s).name.lower(),
+                            "coverage": cover if math.isfinite(cover) else None,
+                            "as_of_ns": now,
+                            "deadline_ns": deadline,
+                        },
+                    ]
+                )
+        effects["status"] = status_rows
+        effects["records"] = records
+        self._stats["last_tick_s"] = time.perf_counter() - started
+
+    def _liquidations(self, now: int) -> list[LogRecord]:
+        """Liquidate every account in liquidation, riskiest first, each `Liquidate` its own record,
+        until none is left (bounded rounds per account)."""
+        out: list[LogRecord] = []
+        attempts: dict[str, int] = {}
+        while True:
+            monitor = self._ensure_monitor()
+            due = [monitor.account_ids[r] for r in monitor.in_liquidation().tolist()]
+            due = [a for a in due if attempts.get(a, 0) < self.settings.max_liquidation_rounds]
+            if not due:
+                return out
+            account = due[0]
+            attempts[account] = attempts.get(account, 0) + 1
+            try:
+                effects = liquidation_effects(self._state, self.config, account, now)
+            except InputError:
+                # The ledger's own view says it is not in liquidation (numerical edge between the
+                # kernel and the reference path): the ledger decides; align the monitor.
+                monitor.set_status(
+                    account, int(self._state.status[account]), self._state.deadlines.get(account)
+                )
+                continue
+            payload = {"command": {"account": account}, "effects": effects}
+            body_hash = hashlib.sha256(canonical_json(payload["command"])).hexdigest()
+            out.append(
+                self._append_record(
+                    kind="liquidation", key=None, body_hash=body_hash, as_of_ns=now, payload=payload
+                )
+            )
+            self._ensure_monitor()
+
+    def _preview(self, parameters: RiskParameters) -> ParameterPreview:
+        state = self._state
+        current = (
+            state.parameter_versions[-1][1]
+            if state.parameter_versions
+            else parameters_dict(self._base_config)
+        )
+        merged = merged_parameters(
+            current,
+            {
+                "margin": parameters.margin,
+                "margin_call": parameters.margin_call,
+                "liquidation": parameters.liquidation,
+            },
+        )
+        config = with_parameters(self._base_config, merged)
+        monitor = self._ensure_monitor()
+        engine = monitor.engine
+        before = engine.result
+        after = CrossMargin(config.margin).evaluate(engine.book, engine.market, engine.valuation)
+        im_before = float(before.initial_margin_usd.sum())
+        im_after = float(after.initial_margin_usd.sum())
+        jump = (im_after - im_before) / im_before if im_before > 0 else (math.inf if im_after > 0 else 0.0)
+        pushed = np.flatnonzero(after.below_maintenance & ~before.below_maintenance)
+        names = tuple(monitor.account_ids[r] for r in pushed.tolist())
+        reason = None
+        if jump > self.settings.max_margin_jump_fraction:
+            reason = f"total IM would rise by {jump:.1%}, above {self.settings.max_margin_jump_fraction:.1%}"
+        elif names:
+            reason = f"{len(names)} account(s) would fall under maintenance"
+        return ParameterPreview(
+            initial_margin_before_usd=im_before,
+            initial_margin_after_usd=im_after,
+            maintenance_margin_before_usd=float(before.maintenance_margin_usd.sum()),
+            maintenance_margin_after_usd=float(after.maintenance_margin_usd.sum()),
+            margin_jump_fraction=jump if math.isfinite(jump) else 1e300,
+            pushed_under_maintenance=names,
+            refused_reason=reason,
+        )
+
+    def _account_book(self, account: str) -> tuple[Book, MarketState]:
+        config = self.config
+        if account not in self._state.status:
+            raise InputError("account", f"unknown account {account!r}")
+        sub = self._state.sub_state([account], config.assets.symbols)
+        return book_of(sub, config, (account,)), market_of(sub, config)
+
+    def _snapshot(self) -> None:
+        state = self._state
+        self._store.save_snapshot(
+            Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
+        )
+        self._since_snapshot = 0
+
+
+def _result_row(result: MarginResult, row: int) -> dict[str, float]:
+    return {
+        "equity_usd": float(result.equity_usd[row]),
+        "initial_margin_usd": float(result.initial_margin_usd[row]),
+        "maintenance_margin_usd": float(result.maintenance_margin_usd[row]),
+        "available_usd": float(result.available_usd[row]),
+        "collateral_value_usd": float(result.collateral_value_usd[row]),
+        "position_value_usd": float(result.position_value_usd[row]),
+    }
+
+
+# ------------------------------------------------------------------------------------ recovery
+
+
+def _recover(store: EventStore, digest: str, settings: VenueSettings) -> tuple[VenueState, RecoveryReport]:
+    """Verify the chain from record 1 (hash only), cut or refuse at a break, pick the newest
+    snapshot inside the verified prefix that verifies and matches the log, fold the rest."""
+    problems: list[str] = []
+    last = store.last_sequence()
+    previous, expected = GENESIS_HASH, 1
+    broken: ChainBreak | None = None
+    first_record: LogRecord | None = None
+    while True:
+        page = store.read(expected, _READ_PAGE)
+        if first_record is None and page:
+            first_record = page[0]
+        broken = verify_chain(page, previous_hash=previous, first_sequence=expected)
+        if broken is not None or not page:
+            break
+        previous, expected = page[-1].record_hash, page[-1].sequence + 1
+    verified_end = broken.sequence - 1 if broken is not None else expected - 1
+    if broken is None and verified_end < last:
+        broken = ChainBreak(
+            verified_end + 1, f"the counter says {last} records, the log ends at {verified_end}"
+        )
+    elif broken is None and verified_end > last:
+        broken = ChainBreak(last + 1, f"records after the counter's {last}: not committed together")
+        verified_end = last
+    if broken is not None:
+        if not settings.recover_to_verified_prefix or verified_end < 1:
+            raise CorruptLogError(broken.sequence, broken.reason)
+        store.truncate_after(verified_end)
+        problems.append(
+            f"log failed verification at sequence {broken.sequence} ({broken.reason}): "
+            f"recovered to the verified prefix 1..{verified_end}; later records dropped"
+        )
+    assert first_record is not None
+    genesis_digest = first_record.decoded().get("command", {}).get("config_digest")
+    if first_record.kind != "genesis" or genesis_digest != digest:
+        raise InputError("config", "the event log was written under another venue configuration")
+    state = VenueState()
+    chosen: Snapshot | None = None
+    for snap in store.snapshots():
+        if snap.sequence > verified_end:
+            problems.append(f"snapshot at {snap.sequence} lies beyond the verified log: not used")
+            continue
+        if not snap.verifies():
+            problems.append(f"snapshot at {snap.sequence} fails its checksum: not used")
+            continue
+        at = store.read(snap.sequence, 1)
+        if not at or at[0].record_hash != snap.record_hash:
+            problems.append(f"snapshot at {snap.sequence} does not match the log's record: not used")
+            continue
+        try:
+            state = VenueState.from_dict(snap.state())
+        except (KeyError, TypeError, ValueError) as error:
+            problems.append(f"snapshot at {snap.sequence} cannot be read ({error}): not used")
+            state = VenueState()
+            continue
+        chosen = snap
+        break
+    replayed = 0
+    next_sequence = state.sequence + 1
+    while next_sequence <= verified_end:
+        page = store.read(next_sequence, min(_READ_PAGE, verified_end - next_sequence + 1))
+        for record in page:
+            state.apply_effects(
+                record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash
+            )
+        replayed += len(page)
+        next_sequence += len(page)
+    return state, RecoveryReport(
+        snapshot_sequence=None if chosen is None else chosen.sequence,
+        records_replayed=replayed,
+        last_sequence=state.sequence,
+        problems=tuple(problems),
+    )

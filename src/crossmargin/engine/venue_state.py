@@ -1,0 +1,257 @@
+"""The venue's state as a fold of its log: exact balances (integer minor units), integer positions,
+prices, margin-call statuses, open orders and the risk parameters in force.
+
+`apply_effects` is the only way it changes, live and in replay alike, so the state after a log is
+a pure function of the log. `sub_state` cuts out the few traders one command touches as a core
+`LedgerState`, so the existing ledger (`core.ledger.apply`) decides the command on them alone
+(an event touches a few accounts; copying the whole venue per event would cost O(accounts)).
+`to_dict` / `from_dict` are the snapshot format; `digest` compares states bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from crossmargin.core.ledger.postings import SYSTEM_ACCOUNTS
+from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position
+from crossmargin.core.liquidation.params import LiquidationParams, MarginCallParams
+from crossmargin.core.margin import CrossParams
+from crossmargin.core.margin.options_rule import OptionMarginParams
+from crossmargin.engine.journal import GENESIS_HASH, canonical_json
+from crossmargin.errors import InputError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Order:
+    """A resting order: `quantity` contracts (signed) of `instrument` at `price`."""
+
+    order_id: str
+    account: str
+    instrument: str
+    quantity: int
+    price: float
+
+
+@dataclass(slots=True)
+class VenueState:
+    """Mutable fold of the log (module docstring). `holdings[account]` indexes `positions` by
+    account, so one account's positions cost O(its positions)."""
+
+    traders: list[str] = field(default_factory=list)
+    balances: dict[tuple[str, str], int] = field(default_factory=dict)
+    positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+    holdings: dict[str, set[str]] = field(default_factory=dict)
+    prices: dict[str, float] = field(default_factory=dict)
+    marks: dict[str, float] = field(default_factory=dict)
+    status: dict[str, AccountStatus] = field(default_factory=dict)
+    deadlines: dict[str, int] = field(default_factory=dict)
+    expired: set[str] = field(default_factory=set)
+    orders: dict[str, Order] = field(default_factory=dict)
+    # (from sequence, parameters as a plain dict) in force from that record on
+    parameter_versions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    time_ns: int = 0
+    postings_count: int = 0
+    sequence: int = 0
+    head_hash: str = GENESIS_HASH
+
+    # -- the fold --------------------------------------------------------------------------------
+
+    def apply_effects(self, effects: Mapping[str, Any], *, sequence: int, record_hash: str) -> None:
+        """Apply one record's effects (journal payload "effects"); see `engine.effects` for keys."""
+        for account in effects.get("accounts", ()):
+            if account in self.status:
+                raise InputError("effects.accounts", f"account {account!r} already open")
+            self.traders.append(account)
+            self.status[account] = AccountStatus.HEALTHY
+            self.holdings[account] = set()
+        for debit, credit, asset, units, _kind in effects.get("postings", ()):
+            self.balances[(debit, asset)] = self.balances.get((debit, asset), 0) - units
+            self.balances[(credit, asset)] = self.balances.get((credit, asset), 0) + units
+            if self.balances[(debit, asset)] == 0:
+                del self.balances[(debit, asset)]
+            if self.balances.get((credit, asset)) == 0:
+                del self.balances[(credit, asset)]
+            self.postings_count += 1
+        for account, instrument, quantity, entry in effects.get("positions", ()):
+            if quantity == 0:
+                self.positions.pop((account, instrument), None)
+                self.holdings.setdefault(account, set()).discard(instrument)
+            else:
+                self.positions[(account, instrument)] = Position(int(quantity), float(entry))
+                self.holdings.setdefault(account, set()).add(instrument)
+        for account, status, deadline in effects.get("status", ()):
+            self.status[account] = AccountStatus(int(status))
+            if deadline is None:
+                self.deadlines.pop(account, None)
+            else:
+                self.deadlines[account] = int(deadline)
+        self.prices.update(effects.get("prices", {}))
+        self.marks.update(effects.get("marks", {}))
+        for instrument in effects.get("expired", ()):
+            self.expired.add(instrument)
+            self.marks.pop(instrument, None)
+        for order_id, account, instrument, quantity, price in effects.get("orders", ()):
+            if quantity == 0:
+                self.orders.pop(order_id, None)
+            else:
+                self.orders[order_id] = Order(
+                    order_id=order_id,
+                    account=account,
+                    instrument=instrument,
+                    quantity=int(quantity),
+                    price=price,
+                )
+        if "parameters" in effects:
+            self.parameter_versions.append((sequence, dict(effects["parameters"])))
+        self.time_ns = max(self.time_ns, int(effects.get("time_ns", self.time_ns)))
+        self.sequence = sequence
+        self.head_hash = record_hash
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def positions_of(self, account: str) -> dict[str, Position]:
+        return {i: self.positions[(account, i)] for i in sorted(self.holdings.get(account, ()))}
+
+    def orders_of(self, account: str) -> list[Order]:
+        return sorted((o for o in self.orders.values() if o.account == account), key=lambda o: o.order_id)
+
+    def holders_of(self, instruments: Iterable[str]) -> set[str]:
+        """Traders holding any of `instruments` (ADL counterparties of a liquidation). O(positions):
+        liquidations are rare, so no second index is kept."""
+        wanted = set(instruments)
+        return {a for (a, i) in self.positions if i in wanted and a in self.status}
+
+    def sub_state(self, traders: Iterable[str], assets: Iterable[str]) -> LedgerState:
+        """The named traders (and every system account) as a core LedgerState."""
+        chosen = tuple(sorted(set(traders)))
+        symbols = tuple(assets)
+        balances: dict[tuple[str, str], int] = {}
+        for account in (*chosen, *SYSTEM_ACCOUNTS):
+            for symbol in symbols:
+                units = self.balances.get((account, symbol), 0)
+                if units:
+                    balances[(account, symbol)] = units
+        positions = {(a, i): self.positions[(a, i)] for a in chosen for i in self.holdings.get(a, ())}
+        return LedgerState(
+            traders=chosen,
+            balances=balances,
+            positions=positions,
+            prices=dict(self.prices),
+            marks=dict(self.marks),
+            status={a: self.status[a] for a in chosen},
+            call_deadline_ns={a: self.deadlines[a] for a in chosen if a in self.deadlines},
+            expired=frozenset(self.expired),
+            time_ns=self.time_ns,
+            sequence=self.postings_count,
+        )
+
+    def config_in_force(self, base: LedgerConfig) -> LedgerConfig:
+        """`base` with the newest parameter version applied."""
+        if not self.parameter_versions:
+            return base
+        return with_parameters(base, self.parameter_versions[-1][1])
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "traders": list(self.traders),
+            "balances": sorted([a, k, v] for (a, k), v in self.balances.items()),
+            "positions": sorted([a, i, p.quantity, p.entry_price] for (a, i), p in self.positions.items()),
+            "prices": dict(self.prices),
+            "marks": dict(self.marks),
+            "status": sorted([a, int(s)] for a, s in self.status.items()),
+            "deadlines": sorted([a, d] for a, d in self.deadlines.items()),
+            "expired": sorted(self.expired),
+            "orders": sorted(
+                [o.order_id, o.account, o.instrument, o.quantity, o.price] for o in self.orders.values()
+            ),
+            "parameter_versions": [[s, p] for s, p in self.parameter_versions],
+            "time_ns": self.time_ns,
+            "postings_count": self.postings_count,
+            "sequence": self.sequence,
+            "head_hash": self.head_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VenueState:
+        state = cls(
+            traders=list(data["traders"]),
+            balances={(a, k): int(v) for a, k, v in data["balances"]},
+            prices={k: float(v) for k, v in data["prices"].items()},
+            marks={k: float(v) for k, v in data["marks"].items()},
+            status={a: AccountStatus(int(s)) for a, s in data["status"]},
+            deadlines={a: int(d) for a, d in data["deadlines"]},
+            expired=set(data["expired"]),
+            parameter_versions=[(int(s), dict(p)) for s, p in data["parameter_versions"]],
+            time_ns=int(data["time_ns"]),
+            postings_count=int(data["postings_count"]),
+            sequence=int(data["sequence"]),
+            head_hash=str(data["head_hash"]),
+        )
+        state.holdings = {a: set() for a in state.traders}
+        for a, i, q, e in data["positions"]:
+            state.positions[(a, i)] = Position(int(q), float(e))
+            state.holdings.setdefault(a, set()).add(i)
+        for order_id, account, instrument, quantity, price in data["orders"]:
+            state.orders[order_id] = Order(
+                order_id=order_id, account=account, instrument=instrument, quantity=int(quantity), price=price
+            )
+        return state
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical snapshot form: equal digests = the same state bit for bit."""
+        return hashlib.sha256(canonical_json(self.to_dict())).hexdigest()
+
+
+def parameters_dict(config: LedgerConfig) -> dict[str, Any]:
+    """The run-time risk parameters of a config as a plain dict (the log's form)."""
+    return {
+        "margin": {"option_margin": dataclasses.asdict(config.margin.option_margin)},
+        "margin_call": dataclasses.asdict(config.margin_call),
+        "liquidation": dataclasses.asdict(config.liquidation),
+    }
+
+
+def merged_parameters(current: Mapping[str, Any], change: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """`current` with the fields named in `change` replaced; an unknown group or field is an
+    InputError naming it."""
+    merged = {group: dict(values) for group, values in current.items()}
+    merged["margin"]["option_margin"] = dict(merged["margin"]["option_margin"])
+    for group, values in change.items():
+        if group not in merged:
+            raise InputError(f"parameters.{group}", "unknown parameter group")
+        for name, value in values.items():
+            if group == "margin":
+                if name != "option_margin" or not isinstance(value, Mapping):
+                    raise InputError(f"parameters.margin.{name}", "only option_margin.{field} may change")
+                for sub, v in value.items():
+                    if sub not in merged["margin"]["option_margin"]:
+                        raise InputError(f"parameters.margin.option_margin.{sub}", "unknown field")
+                    merged["margin"]["option_margin"][sub] = v
+                continue
+            if name not in merged[group]:
+                raise InputError(f"parameters.{group}.{name}", "unknown field")
+            merged[group][name] = value
+    return merged
+
+
+def with_parameters(base: LedgerConfig, parameters: Mapping[str, Any]) -> LedgerConfig:
+    """`base` with these risk parameters; invalid values raise InputError from the core's own
+    validation (naming the field)."""
+    try:
+        option_margin = OptionMarginParams(**parameters["margin"]["option_margin"])
+        margin_call = MarginCallParams(**parameters["margin_call"])
+        liquidation = LiquidationParams(**parameters["liquidation"])
+    except TypeError as error:
+        raise InputError("parameters", str(error)) from None
+    return dataclasses.replace(
+        base,
+        margin=CrossParams(option_margin=option_margin),
+        margin_call=margin_call,
+        liquidation=liquidation,
+    )

@@ -1,0 +1,113 @@
+"""crossmargin serve (registered by name in cli/main.py's LAZY_COMMANDS: the CLI and the service
+are sibling layers and never import each other)
+
+crossmargin serve [--book BOOK] [--db URL] [--host H] [--port P] [--admin-key-file F] [--once]
+
+Starts the margin service on the embedded default: a SQLite event log in the working directory
+(`crossmargin-venue.db`, WAL, synchronous=FULL) opened with the bundled example book
+(examples/desk.yaml) as its opening state. `--db` (or CROSSMARGIN_DB) names another database,
+e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test. On a database that already holds a log the
+book is not read again: the venue recovers from its log.
+
+On first start (no API keys yet) an admin key is minted and written to `--admin-key-file`
+(mode 0600); use it to mint holder and risk keys (POST /v1/admin/keys). The OpenAPI document is at
+/docs and /openapi.json.
+
+`--once`: start, check readiness and read every account over HTTP on loopback, print them, shut
+down gracefully (a smoke test of the whole service, and the README's first command).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from crossmargin.errors import CrossMarginError
+
+
+def serve(
+    book: Annotated[
+        Path | None, typer.Option(help="Opening book for an empty log [default: examples/desk.yaml]")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL of the event log [default: $CROSSMARGIN_DB or sqlite:///crossmargin-venue.db]"
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000; with --once a free one]")] = None,
+    admin_key_file: Annotated[
+        Path, typer.Option(help="Where the first admin key is written (mode 0600)")
+    ] = Path("crossmargin-admin.key"),
+    once: Annotated[
+        bool, typer.Option("--once", help="Start, read every account over HTTP, print, stop")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
+) -> None:
+    """Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,
+    prices, margin under any model, what-if, explain, the event log, a resumable stream."""
+    from crossmargin.service.runtime import default_book, run_forever, run_once
+    from crossmargin.service.settings import ServiceSettings
+
+    settings = ServiceSettings(
+        database_url=db or os.environ.get("CROSSMARGIN_DB") or "sqlite:///crossmargin-venue.db",
+        book=book if book is not None else default_book(),
+        admin_key_file=admin_key_file,
+        host=host,
+        port=port if port is not None else (0 if once else 8000),
+    )
+    try:
+        if once:
+            _print_once(run_once(settings, log_level="warning" if log_level == "info" else log_level))
+        else:
+            run_forever(settings, log_level=log_level)
+    except CrossMarginError as error:
+        _fail(error)
+
+
+def _fail(error: CrossMarginError) -> None:
+    """The error (field and problem) on stderr, exit 2, as every crossmargin command does."""
+    import sys
+
+    sys.stderr.write(f"error: {error}\n")
+    raise typer.Exit(code=2)
+
+
+def _print_once(report: dict[str, Any]) -> None:
+    """The accounts the service returned over HTTP, riskiest first; exit 1 when it was not ready."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = Console(width=None if sys.stdout.isatty() else 132)
+    ready = report["ready"]
+    if report["status"] != 200 or ready.get("status") != "ready":
+        out.print(f"[bold red]not ready[/]: {escape(str(ready))} / {escape(str(report['accounts']))}")
+        raise typer.Exit(code=1)
+    accounts = report["accounts"]["accounts"]
+    table = Table(title=f"crossmargin serve · {escape(report['url'])} · log sequence {ready['sequence']}")
+    for column in ("account", "status", "equity", "IM", "MM", "available", "withdrawable"):
+        table.add_column(
+            column, justify="left" if column in ("account", "status", "withdrawable") else "right"
+        )
+    accounts.sort(key=lambda a: a["available_usd"])
+    for a in accounts:
+        withdrawable = (
+            ", ".join(f"{w['amount']} {w['asset']}" for w in a["withdrawable"] if w["units"] > 0) or "—"
+        )
+        table.add_row(
+            escape(a["account"]),
+            a["status"],
+            f"{a['equity_usd']:,.2f}",
+            f"{a['initial_margin_usd']:,.2f}",
+            f"{a['maintenance_margin_usd']:,.2f}",
+            f"{a['available_usd']:,.2f}",
+            escape(withdrawable),
+        )
+    out.print(table)
+    out.print("served over HTTP on loopback, then shut down gracefully (crossmargin serve runs until Ctrl-C)")

@@ -1,0 +1,71 @@
+"""Everything one app instance holds, in one value stored on `app.state` (no module globals)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from anyio import CapacityLimiter
+from fastapi import FastAPI
+
+from crossmargin.service.keys import Verifier
+from crossmargin.service.keystore import KeyStore
+from crossmargin.service.limits import Admission, RateLimiter, RequestClass
+from crossmargin.service.metrics import ServiceMetrics
+from crossmargin.service.settings import ServiceSettings
+
+
+@dataclass(slots=True)
+class ServiceContext:
+    """The venue behind the API and the service's own parts (keys, limits, metrics)."""
+
+    settings: ServiceSettings
+    venue: Any
+    keys: KeyStore
+    limiter: RateLimiter
+    admission: Admission
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+    verifier: Verifier = field(default_factory=Verifier)
+    clock_ns: Callable[[], int] = time.time_ns
+    draining: bool = False  # set at shutdown: /readyz says 503, new commands are refused
+    thread_limiters: dict[RequestClass, CapacityLimiter] = field(default_factory=dict)
+
+    def thread_limiter(self, request_class: RequestClass) -> CapacityLimiter:
+        """Worker threads for one request class, as many as it admits (made in the event loop)."""
+        limiter = self.thread_limiters.get(request_class)
+        if limiter is None:
+            limiter = CapacityLimiter(self.settings.admission.of(request_class))
+            self.thread_limiters[request_class] = limiter
+        return limiter
+
+    # -- what the routes ask of the venue, in one place ------------------------------------------
+
+    def readiness(self) -> str | None:
+        """None when ready; else why not (draining, or the venue stopped after a failed commit)."""
+        if self.draining:
+            return "draining: the service is shutting down"
+        problem: str | None = self.venue.unavailable_reason()
+        return problem
+
+    def venue_sequence(self) -> int:
+        return int(self.venue.last_sequence)
+
+    def has_account(self, account: str) -> bool:
+        return bool(self.venue.has_account(account))
+
+    def decimals(self) -> dict[str, int]:
+        """Minor-unit decimals per asset (BTC 8, USDC 6): the API's decimal <-> units boundary."""
+        return dict(self.venue.asset_decimals())
+
+    def close(self) -> None:
+        """Finish the venue's commits in flight and stop it; then write the queued audit rows."""
+        try:
+            self.venue.close()
+        finally:
+            self.keys.close()
+
+
+def context_of(app: FastAPI) -> ServiceContext:
+    return cast(ServiceContext, app.state.context)

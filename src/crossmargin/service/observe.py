@@ -1,0 +1,136 @@
+"""One ASGI middleware that sees every HTTP request once: size limit, metrics, a structured log
+line, and the audit row of every mutating request (authenticated or not, accepted or refused).
+
+Pure ASGI (not Starlette's BaseHTTPMiddleware): it wraps `receive` to hash the body as it streams
+past (the audit keeps SHA-256 of the body, not the body) and `send` to catch the status, without
+buffering the response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crossmargin.service.keystore import AuditRecord
+from crossmargin.service.logs import service_logger
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: a command is a few hundred bytes; a stress request a few KB
+
+
+class RequestObserver:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from crossmargin.service.context import context_of
+
+        context = context_of(scope["app"])
+        method: str = scope["method"]
+        started = time.perf_counter()
+        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        digest = hashlib.sha256()
+        status = 500
+        too_large = _content_length(scope) > MAX_BODY_BYTES
+
+        async def receive_hashed() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                digest.update(message.get("body", b""))
+            return message
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            if too_large:
+                await _send_too_large(scope, send_observed)
+            else:
+                await self.app(scope, receive_hashed, send_observed)
+        finally:
+            elapsed_s = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            context.metrics.http_requests.labels(template, method, str(status)).inc()
+            context.metrics.http_seconds.labels(template, method).observe(elapsed_s)
+            path = scope.get("path", "")
+            service_logger().info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path,
+                    "route": template,
+                    "status": status,
+                    "ms": round(elapsed_s * 1e3, 3),
+                    "key_id": state.get("key_id"),
+                    "sequence": state.get("sequence"),
+                },
+            )
+            if method in MUTATING:
+                params = scope.get("path_params") or {}
+                context.keys.audit(
+                    AuditRecord(
+                        time_ns=context.clock_ns(),
+                        key_id=state.get("key_id"),
+                        role=state.get("role"),
+                        method=method,
+                        path=path[:500],
+                        account=state.get("account") or params.get("account"),
+                        status=status,
+                        sequence=state.get("sequence"),
+                        idempotency_key=_header(scope, b"idempotency-key"),
+                        body_sha256=digest.hexdigest(),
+                    )
+                )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))[:200]
+    return None
+
+
+def _content_length(scope: Scope) -> int:
+    text = _header(scope, b"content-length")
+    return int(text) if text is not None and text.isdigit() else 0
+
+
+async def _send_too_large(scope: Scope, send: Send) -> None:
+    import json
+
+    body = json.dumps(
+        {
+            "type": "https://crossmargin.dev/problems/request-too-large",
+            "title": "request too large",
+            "status": 413,
+            "detail": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+            "field": "header.content-length",
+            "instance": scope.get("path", ""),
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

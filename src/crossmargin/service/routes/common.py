@@ -1,0 +1,138 @@
+"""What the venue routes share: running a command to its acknowledgement, running a query off the
+event loop, exact decimal amounts, the Idempotency-Key header, and mapping engine errors to
+problems.
+
+Commands are awaited on the venue's own future (`Venue.submit` returns a
+`concurrent.futures.Future`): no thread is held while a group commit is in flight. Queries are
+synchronous (they may wait for an in-flight commit), so they run in worker threads; each request
+class has its own thread limiter sized to its admission limit, so an admitted request never waits
+for a thread and nothing queues out of sight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, TypeVar
+
+import anyio.to_thread
+from fastapi import Header, Request
+
+from crossmargin.engine.venue import Ack, Command
+from crossmargin.errors import IdempotencyConflict, InputError, StoreError
+from crossmargin.service import models
+from crossmargin.service.context import context_of
+from crossmargin.service.limits import RequestClass
+from crossmargin.service.problems import Problem
+
+T = TypeVar("T")
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="a retry with the same key and body has one effect; absent: a fresh key (no dedupe)",
+    ),
+]
+
+
+def key_or_new(key: str | None) -> str:
+    if key is None:
+        return f"auto-{uuid.uuid4().hex}"
+    if not key:
+        raise Problem(422, "invalid-request", "must not be empty", field="header.idempotency-key")
+    return key
+
+
+def problem_of(error: Exception, *, account_field: str = "path.account") -> Problem:
+    """The problem a venue error becomes."""
+    if isinstance(error, IdempotencyConflict):
+        return Problem(409, "idempotency-conflict", str(error), field="header.idempotency-key")
+    if isinstance(error, StoreError):
+        return Problem(503, "unavailable", str(error), headers={"Retry-After": "1"})
+    if isinstance(error, InputError):
+        if error.field in ("account", "account_id") and (
+            "unknown" in error.problem or "no account" in error.problem
+        ):
+            return Problem(404, "unknown-account", error.problem, field=account_field)
+        return Problem(422, "rejected", error.problem, field=error.field)
+    raise error
+
+
+async def run_command(request: Request, command: Command) -> models.Ack:
+    """Submit, await the commit, return the ack (or raise the problem the refusal is)."""
+    context = context_of(request.app)
+    if context.draining:
+        raise Problem(503, "draining", "the service is shutting down", headers={"Retry-After": "1"})
+    try:
+        ack: Ack = await asyncio.wrap_future(context.venue.submit(command))
+    except (InputError, IdempotencyConflict, StoreError) as error:
+        raise problem_of(error) from None
+    request.state.sequence = ack.sequence
+    return models.Ack(
+        sequence=ack.sequence,
+        idempotency_key=ack.idempotency_key,
+        kind=ack.kind,
+        as_of_ns=ack.as_of_ns,
+        record_hash=ack.record_hash,
+        caused=list(ack.caused),
+        duplicate=ack.duplicate,
+    )
+
+
+async def run_query(
+    request: Request,
+    request_class: RequestClass,
+    call: Callable[[], T],
+    *,
+    account_field: str = "path.account",
+) -> T:
+    """`call()` in a worker thread of the request's class; venue errors as problems."""
+    context = context_of(request.app)
+    try:
+        return await anyio.to_thread.run_sync(call, limiter=context.thread_limiter(request_class))
+    except (InputError, StoreError) as error:
+        raise problem_of(error, account_field=account_field) from None
+
+
+def to_units(amount: str, *, asset: str, decimals: Mapping[str, int], field: str) -> int:
+    """A decimal string in asset units -> integer minor units, exactly; more decimals than the
+    asset's minor unit is refused (never rounded)."""
+    places = decimals.get(asset)
+    if places is None:
+        raise Problem(
+            422,
+            "unknown-asset",
+            f"no asset {asset!r}; the venue has {', '.join(sorted(decimals))}",
+            field="body.asset",
+        )
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        raise Problem(422, "invalid-request", f"not a decimal amount: {amount!r}", field=field) from None
+    units = value.scaleb(places)
+    if units != units.to_integral_value():
+        raise Problem(
+            422, "invalid-request", f"{asset} has {places} decimals; {amount} has more", field=field
+        )
+    if units <= 0:
+        raise Problem(422, "invalid-request", "must be > 0", field=field)
+    return int(units)
+
+
+def amount_of(asset: str, units: int, decimals: Mapping[str, int]) -> models.Amount:
+    places = decimals.get(asset, 0)
+    text = format(Decimal(units).scaleb(-places), "f")
+    return models.Amount(asset=asset, units=int(units), amount=text)
+
+
+def amounts(units_by_asset: Mapping[str, int], decimals: Mapping[str, int]) -> list[models.Amount]:
+    return [amount_of(a, int(u), decimals) for a, u in sorted(units_by_asset.items())]
+
+
+def finite_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None

@@ -1,0 +1,48 @@
+"""Liveness, readiness and metrics: unauthenticated, never rate-limited (probes and scrapers).
+
+GET /healthz   200 while the process serves requests (liveness: restart it if this fails)
+GET /readyz    200 when the venue has recovered its log and accepts commands; 503 while it
+               starts, after a failed commit, and while draining at shutdown (take it out of
+               the load balancer)
+GET /metrics   Prometheus text exposition
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from crossmargin.service.context import context_of
+from crossmargin.service.models import Health, Readiness
+from crossmargin.service.problems import PROBLEM_MEDIA_TYPE, Problem
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness",
+    responses={503: {"description": "not ready", "content": {PROBLEM_MEDIA_TYPE: {}}}},
+)
+async def readyz(request: Request) -> Readiness:
+    context = context_of(request.app)
+    reason = context.readiness()
+    if reason is not None:
+        raise Problem(503, "not-ready", reason, headers={"Retry-After": "1"})
+    return Readiness(status="ready", sequence=context.venue_sequence())
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    body = context_of(request.app).metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")

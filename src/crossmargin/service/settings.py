@@ -1,0 +1,34 @@
+"""The service's settings: one frozen value, built by `crossmargin serve` from its options and
+environment (`CROSSMARGIN_DB`), passed to `create_app`. Nothing reads the environment later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossmargin.service.limits import AdmissionLimits, RateLimits
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# Events a WebSocket client may fall behind before it is cut off (it resumes from its last
+# sequence number): a slow reader must not make the service buffer without bound.
+STREAM_BUFFER_EVENTS = 10_000
+# Events per page of the event-log endpoint and per catch-up read of a resuming stream.
+EVENTS_PAGE_LIMIT = 1_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSettings:
+    """`database_url`: SQLAlchemy URL of the event log (SQLite file by default, or
+    postgresql+psycopg://...). `book`: the opening state loaded into an empty log.
+    `admin_key_file`: where the first admin key is written (mode 0600) when the key table is empty."""
+
+    database_url: str
+    book: Path
+    admin_key_file: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)
+    stream_buffer_events: int = STREAM_BUFFER_EVENTS
+    events_page_limit: int = EVENTS_PAGE_LIMIT

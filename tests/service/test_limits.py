@@ -1,0 +1,57 @@
+"""Token buckets per key (429) and admission per request class (503), on a driven clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossmargin.service.keys import Role
+from crossmargin.service.limits import (
+    Admission,
+    AdmissionLimits,
+    Rate,
+    RateLimiter,
+    RateLimits,
+    RequestClass,
+    retry_after_header,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_a_key_gets_its_burst_then_its_rate_and_no_more() -> None:
+    clock = Clock()
+    limiter = RateLimiter(RateLimits(holder=Rate(rate_per_s=10.0, burst=5)), clock)
+    assert [limiter.take("k1", Role.HOLDER) for _ in range(5)] == [0.0] * 5
+    wait_s = limiter.take("k1", Role.HOLDER)
+    assert wait_s == pytest.approx(0.1)
+    assert retry_after_header(wait_s) == "1"
+    assert limiter.take("k2", Role.HOLDER) == 0.0  # another key has its own bucket
+    clock.now_s += 0.25  # 2.5 tokens back
+    assert [limiter.take("k1", Role.HOLDER) == 0.0 for _ in range(3)] == [True, True, False]
+    clock.now_s += 60.0  # refills to the burst, not beyond
+    assert sum(limiter.take("k1", Role.HOLDER) == 0.0 for _ in range(10)) == 5
+
+
+def test_roles_have_their_own_rates() -> None:
+    limits = RateLimits(holder=Rate(rate_per_s=1.0, burst=1), risk=Rate(rate_per_s=1.0, burst=3))
+    limiter = RateLimiter(limits, Clock())
+    assert sum(limiter.take("h", Role.HOLDER) == 0.0 for _ in range(5)) == 1
+    assert sum(limiter.take("r", Role.RISK) == 0.0 for _ in range(5)) == 3
+    assert sum(limiter.take("addr:1.2.3.4", None) == 0.0 for _ in range(50)) == RateLimits().anonymous.burst
+
+
+def test_admission_refuses_at_the_limit_instead_of_queueing() -> None:
+    admission = Admission(AdmissionLimits(read=2, compute=1))
+    assert admission.try_enter(RequestClass.READ)
+    assert admission.try_enter(RequestClass.READ)
+    assert not admission.try_enter(RequestClass.READ)
+    assert admission.try_enter(RequestClass.COMPUTE)  # classes are separate
+    admission.leave(RequestClass.READ)
+    assert admission.try_enter(RequestClass.READ)
+    assert admission.in_flight(RequestClass.READ) == 2
