@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
 
 from crossmargin.dashboard.standalone import BookVenue
 from crossmargin.dashboard.web import DashboardConfig, dashboard_router
@@ -50,7 +51,7 @@ def create_app(
     app = FastAPI(title="crossmargin dashboard", docs_url=None, redoc_url=None)
     known = dict(keys)
 
-    def authenticate(key: str) -> KeyHolder | None:
+    def authenticate(_connection: HTTPConnection, key: str) -> KeyHolder | None:
         # Constant-time comparison against every key: a key's prefix leaks nothing by timing.
         found = None
         for candidate, holder in known.items():
@@ -60,7 +61,11 @@ def create_app(
 
     app.include_router(
         dashboard_router(
-            DashboardConfig(source=lambda: venue, authenticate=authenticate, backtest_book=backtest_book)
+            DashboardConfig(
+                source=lambda _connection: venue,
+                authenticate=authenticate,
+                backtest_book=lambda _connection: backtest_book,
+            )
         )
     )
 
@@ -71,9 +76,8 @@ def create_app(
     @app.post("/api/prices")
     async def prices(request: Request, body: PricesRequest) -> JSONResponse:
         header = request.headers.get("authorization", "")
-        holder = (
-            authenticate(header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
-        )
+        key = header.removeprefix("Bearer ").strip()
+        holder = authenticate(request, key) if header.startswith("Bearer ") else None
         if holder is None:
             raise HTTPException(status_code=401, detail="Authorization: Bearer <risk or admin key>")
         if holder.role not in ("risk", "admin"):

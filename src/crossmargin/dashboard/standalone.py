@@ -39,6 +39,10 @@ class BookVenue:
         self._sim = simulation_from_book(loaded, insurance_fund_usd=insurance_fund_usd)
         self._sim.risk_engine()
         self._changed = asyncio.Event()
+        # The venue's clock starts at the book's valuation time and runs with the wall clock: a
+        # book priced in the past is not aged past its options' expiries by its first tick.
+        self._start_ns = loaded.market.valuation_ns
+        self._started = time.monotonic_ns()
 
     @property
     def simulation(self) -> Simulation:
@@ -76,7 +80,8 @@ class BookVenue:
         (`stress.price_update`): one ledger price update and its risk cycle. Returns the new
         sequence number; unknown symbols and bad prices are InputErrors naming them."""
         state = self._sim.state
-        now = max(time.time_ns() if as_of_ns is None else as_of_ns, state.time_ns)
+        elapsed_ns = time.monotonic_ns() - self._started
+        now = max(self._start_ns + elapsed_ns if as_of_ns is None else as_of_ns, state.time_ns)
         accepted = self._sim.step(price_update(state, self._sim.config, index_prices, as_of_ns=now))
         if not accepted:
             problem = self._sim.rejected[-1]

@@ -40,6 +40,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSock
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
 from starlette.templating import Jinja2Templates
 
 from crossmargin.dashboard import figures, stress
@@ -57,18 +58,19 @@ STATIC_FILES = {
     "echarts.min.js": "text/javascript",
 }
 
-Authenticate = Callable[[str], "Viewer | Awaitable[Viewer | None] | None"]
+Authenticate = Callable[[HTTPConnection, str], "Viewer | Awaitable[Viewer | None] | None"]
 
 
 @dataclass(frozen=True, slots=True)
 class DashboardConfig:
-    """What the dashboard needs from whoever serves it: the venue (`source()`, called per request
-    so a service may build its venue at start-up), the API-key check (sync or async; None for an
-    unknown or revoked key), and optionally the back-test book (spot and perpetuals only)."""
+    """What the dashboard needs from whoever serves it, each asked per request with the request
+    (or WebSocket) at hand, so a service may build its venue at start-up: the venue (`source`), the
+    API-key check (sync or async; None for an unknown or revoked key) and the back-test book
+    (spot and perpetuals only; None: the back-test page says it has none)."""
 
-    source: Callable[[], DashboardSource]
+    source: Callable[[HTTPConnection], DashboardSource]
     authenticate: Authenticate
-    backtest_book: LoadedBook | None = None
+    backtest_book: Callable[[HTTPConnection], LoadedBook | None] = lambda _connection: None
 
 
 class WhatIfRequest(BaseModel):
@@ -111,16 +113,16 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     templates.env.filters.update(usd=_usd, pct=_pct, ratio=_ratio, raw=_raw)
     static = _package_dir("static")
 
-    async def viewer_of(key: str | None) -> Viewer | None:
+    async def viewer_of(connection: HTTPConnection, key: str | None) -> Viewer | None:
         if not key:
             return None
-        found = config.authenticate(key)
+        found = config.authenticate(connection, key)
         if inspect.isawaitable(found):
             found = await found
         return found
 
     async def require(request: Request) -> Viewer:
-        viewer = await viewer_of(request.cookies.get(COOKIE))
+        viewer = await viewer_of(request, request.cookies.get(COOKIE))
         if viewer is None:
             raise HTTPException(status_code=401, detail="log in with an API key")
         return viewer
@@ -167,7 +169,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
             raise HTTPException(status_code=413, detail="login form too large")
         fields = parse_qs(raw.decode("utf-8", errors="replace"), max_num_fields=4)
         api_key = (fields.get("api_key") or [""])[0]
-        viewer = await viewer_of(api_key.strip())
+        viewer = await viewer_of(request, api_key.strip())
         if viewer is None:
             return templates.TemplateResponse(
                 request, "login.html", {"failed": True, "prefix": PREFIX}, status_code=401
@@ -203,19 +205,19 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
 
     @router.get("/", response_class=HTMLResponse)
     async def overview_page(request: Request) -> Response:
-        viewer = await viewer_of(request.cookies.get(COOKIE))
+        viewer = await viewer_of(request, request.cookies.get(COOKIE))
         if viewer is None:
             return RedirectResponse(f"{PREFIX}/login", status_code=303)
         if viewer.role not in SEE_ALL:
             return RedirectResponse(f"{PREFIX}/accounts/{viewer.account}", status_code=303)
-        view = config.source().view()
+        view = config.source(request).view()
         return page(request, "overview.html", viewer, view, overview=figures.overview(view))
 
     @router.get("/curve", response_class=HTMLResponse)
     async def curve_page(request: Request) -> HTMLResponse:
         viewer = await require(request)
         require_all(viewer)
-        view = config.source().view()
+        view = config.source(request).view()
         curve = await run_in_threadpool(figures.liquidation_curve, snapshot(view))
         return page(request, "curve.html", viewer, view, curve=curve)
 
@@ -229,7 +231,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     async def account_page(request: Request, account: str) -> HTMLResponse:
         viewer = await require(request)
         require_account(viewer, account)
-        view = config.source().view()
+        view = config.source(request).view()
         try:
             report = figures.account_report(view, account)
             explanation = figures.explain(view, account)
@@ -256,7 +258,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     ) -> HTMLResponse:
         viewer = await require(request)
         require_all(viewer)
-        view = config.source().view()
+        view = config.source(request).view()
         result = None
         error = None
         if mode is not None:
@@ -287,8 +289,8 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
         viewer = await require(request)
         require_all(viewer)
         model = model or list(figures.BACKTEST_MODELS)
-        view = config.source().view()
-        book = config.backtest_book
+        view = config.source(request).view()
+        book = config.backtest_book(request)
         result = None
         error = None
         if book is None or view.history is None:
@@ -315,7 +317,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     @router.get("/warnings", response_class=HTMLResponse)
     async def warnings_page(request: Request) -> HTMLResponse:
         viewer = await require(request)
-        view = config.source().view()
+        view = config.source(request).view()
         return page(request, "warnings.html", viewer, view, warnings=_visible_warnings(viewer, view))
 
     # -- JSON -----------------------------------------------------------------------------------
@@ -323,26 +325,26 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     @router.get("/api/overview")
     async def overview_json(request: Request) -> JSONResponse:
         require_all(await require(request))
-        return JSONResponse(figures.overview(config.source().view()))
+        return JSONResponse(figures.overview(config.source(request).view()))
 
     @router.get("/api/curve")
     async def curve_json(request: Request) -> JSONResponse:
         require_all(await require(request))
-        view = snapshot(config.source().view())
+        view = snapshot(config.source(request).view())
         return JSONResponse(await run_in_threadpool(figures.liquidation_curve, view))
 
     @router.get("/api/accounts/{account}")
     async def account_json(request: Request, account: str) -> JSONResponse:
         require_account(await require(request), account)
         try:
-            return JSONResponse(figures.account_report(config.source().view(), account))
+            return JSONResponse(figures.account_report(config.source(request).view(), account))
         except CrossMarginError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
 
     @router.get("/api/accounts/{account}/compare")
     async def compare_json(request: Request, account: str) -> JSONResponse:
         require_account(await require(request), account)
-        view = snapshot(config.source().view())
+        view = snapshot(config.source(request).view())
         try:
             return JSONResponse(await run_in_threadpool(figures.compare, view, account))
         except CrossMarginError as error:
@@ -352,7 +354,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     async def explain_json(request: Request, account: str) -> JSONResponse:
         require_account(await require(request), account)
         try:
-            return JSONResponse(figures.explain(config.source().view(), account))
+            return JSONResponse(figures.explain(config.source(request).view(), account))
         except CrossMarginError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
 
@@ -362,7 +364,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
         try:
             return JSONResponse(
                 figures.what_if(
-                    config.source().view(),
+                    config.source(request).view(),
                     account,
                     instrument_id=body.instrument_id,
                     quantity=body.quantity,
@@ -381,7 +383,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
         steps: int = 10,
     ) -> JSONResponse:
         require_all(await require(request))
-        view = snapshot(config.source().view())
+        view = snapshot(config.source(request).view())
         try:
             return JSONResponse(await run_in_threadpool(_run_stress, view, mode, move, window, steps))
         except CrossMarginError as error:
@@ -390,13 +392,13 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     @router.get("/api/warnings")
     async def warnings_json(request: Request) -> JSONResponse:
         viewer = await require(request)
-        return JSONResponse(_visible_warnings(viewer, config.source().view()))
+        return JSONResponse(_visible_warnings(viewer, config.source(request).view()))
 
     # -- live -----------------------------------------------------------------------------------
 
     @router.websocket("/ws")
     async def live(websocket: WebSocket, account: str | None = None) -> None:
-        viewer = await viewer_of(websocket.cookies.get(COOKIE))
+        viewer = await viewer_of(websocket, websocket.cookies.get(COOKIE))
         allowed = viewer is not None and (
             viewer.role in SEE_ALL if account is None else viewer.role in SEE_ALL or viewer.account == account
         )
@@ -404,7 +406,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
             await websocket.close(code=1008)  # policy violation: no key, or not this viewer's
             return
         await websocket.accept()
-        source = config.source()
+        source = config.source(websocket)
         sequence = source.view().sequence
         closed = asyncio.ensure_future(_until_closed(websocket))
         try:
