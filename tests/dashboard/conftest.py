@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -57,7 +56,9 @@ def start_server(*, history: PriceHistorySource | None = None) -> LiveServer:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets")
+    )
     thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

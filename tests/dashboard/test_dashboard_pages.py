@@ -95,7 +95,9 @@ def test_dashboard_account_page_equals_the_engine(server: LiveServer, new_page: 
     rows = page.locator('[data-testid="position-row"]')
     assert rows.count() == len(report["positions"]) == 6
     for position in report["positions"]:
-        cells = page.locator(f'[data-testid="position-row"][data-instrument="{position["instrument_id"]}"] td')
+        cells = page.locator(
+            f'[data-testid="position-row"][data-instrument="{position["instrument_id"]}"] td'
+        )
         assert float(cells.nth(4).get_attribute("data-value") or "nan") == position["initial_margin_usd"]
     haircuts = {c["asset"]: c["haircut"] for c in report["collateral"]}
     for asset, haircut in haircuts.items():
@@ -112,9 +114,10 @@ def test_dashboard_account_page_equals_the_engine(server: LiveServer, new_page: 
     shown = page.locator('[data-testid="compare-row"]')
     assert shown.count() == len(compare["rows"])
     for n, row in enumerate(compare["rows"]):
-        assert float(shown.nth(n).locator("td").nth(1).get_attribute("data-value") or "nan") == row[
-            "initial_margin_usd"
-        ]
+        assert (
+            float(shown.nth(n).locator("td").nth(1).get_attribute("data-value") or "nan")
+            == row["initial_margin_usd"]
+        )
     cross = next(r for r in compare["rows"] if r["model"] == "cross" and r["preset"] is None)
     assert cross["initial_margin_usd"] == report["initial_margin_usd"]  # the venue runs cross
     expect(page.get_by_test_id("compare-status")).to_contain_text("var")
@@ -142,7 +145,9 @@ def test_dashboard_account_page_equals_the_engine(server: LiveServer, new_page: 
     screenshot(page, "account-1280x800")
 
 
-def test_dashboard_holder_cannot_open_another_account(server: LiveServer, new_page: Callable[..., Page]) -> None:
+def test_dashboard_holder_cannot_open_another_account(
+    server: LiveServer, new_page: Callable[..., Page]
+) -> None:
     page = new_page(DESKTOP)
     login(page, server, server.key("holder", "directional"))
     for url in (
@@ -162,7 +167,8 @@ def test_dashboard_holder_cannot_open_another_account(server: LiveServer, new_pa
     assert response is not None and response.status == 403
     assert "vol-seller" not in (page.text_content("body") or "").replace("/accounts/vol-seller", "")
     what_if = page.request.post(
-        f"{server.url}/dashboard/api/accounts/vol-seller/what-if", data={"instrument_id": "BTC-USDC", "quantity": 1}
+        f"{server.url}/dashboard/api/accounts/vol-seller/what-if",
+        data={"instrument_id": "BTC-USDC", "quantity": 1},
     )
     assert what_if.status == 403
     # The overview sends a holder to its own account; the live stream of another account is refused.
@@ -220,7 +226,9 @@ def test_dashboard_call_queue_follows_a_price_move_live(new_page: Callable[..., 
         live.stop()
 
 
-def test_dashboard_stress_and_cascade_run_from_the_page(server: LiveServer, new_page: Callable[..., Page]) -> None:
+def test_dashboard_stress_and_cascade_run_from_the_page(
+    server: LiveServer, new_page: Callable[..., Page]
+) -> None:
     page = new_page(DESKTOP)
     login(page, server, server.key("risk"))
     page.goto(f"{server.url}/dashboard/stress")
