@@ -32,24 +32,26 @@ POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
 
 
-def postgres_schema_url(schema: str) -> str:
-    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+@dataclass(frozen=True)
+class Database:
+    """Where a test's venue keeps its log: a SQLite file, or its own PostgreSQL schema."""
+
+    url: str
+    schema: str | None = None
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'venue.db'}"
+        yield Database(f"sqlite:///{tmp_path / 'venue.db'}")
         return
     schema = f"svc_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE SCHEMA {schema}"))
     try:
-        yield postgres_schema_url(schema)
+        yield Database(POSTGRES_URL, schema)
     finally:
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            connection.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+            connection.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
 
 
@@ -75,13 +77,19 @@ class Running:
         return dict(response.json())
 
 
-def settings_for(url: str, tmp_path: Path, **overrides: Any) -> ServiceSettings:
-    return ServiceSettings(database_url=url, book=DESK, admin_key_file=tmp_path / "admin.key", **overrides)
+def settings_for(database: Database, tmp_path: Path, **overrides: Any) -> ServiceSettings:
+    return ServiceSettings(
+        database_url=database.url,
+        schema=database.schema,
+        book=DESK,
+        admin_key_file=tmp_path / "admin.key",
+        **overrides,
+    )
 
 
 @pytest.fixture
-def service(database_url: str, tmp_path: Path) -> Iterator[Running]:
-    yield from start(settings_for(database_url, tmp_path))
+def service(database: Database, tmp_path: Path) -> Iterator[Running]:
+    yield from start(settings_for(database, tmp_path))
 
 
 def start(settings: ServiceSettings) -> Iterator[Running]:

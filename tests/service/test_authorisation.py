@@ -116,15 +116,16 @@ def test_authorisation_revoked_key_refused_everywhere(service: Running) -> None:
     before = _state(service)
     for method, path, body in account_cases(OWN) + VENUE_CASES + [("GET", "/v1/insurance-fund", None)]:
         response = service.client.request(method, path, json=body, headers=holder)
-        assert response.status_code == 401, f"{method} {path}: {response.status_code}"
-        assert "revoked" in response.json()["detail"]
+        # 401 naming the revocation; past the per-address budget for bad keys, 429.
+        assert response.status_code in (401, 429), f"{method} {path}: {response.status_code}"
+        assert response.status_code == 429 or "revoked" in response.json()["detail"]
     assert _state(service) == before
     with (
         pytest.raises(WebSocketDisconnect) as closed,
         service.client.websocket_connect("/v1/stream", headers=holder) as ws,
     ):
         ws.receive_text()
-    assert closed.value.code == 1008
+    assert closed.value.code in (1008, 1013)  # refused, or over the address's budget for bad keys
 
 
 def test_authorisation_missing_or_forged_keys_refused(service: Running) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 
+from crossmargin.engine.venue import Venue
 from crossmargin.service.keys import Verifier
 from crossmargin.service.keystore import KeyStore
 from crossmargin.service.limits import Admission, RateLimiter, RequestClass
@@ -22,7 +23,7 @@ class ServiceContext:
     """The venue behind the API and the service's own parts (keys, limits, metrics)."""
 
     settings: ServiceSettings
-    venue: Any
+    venue: Venue
     keys: KeyStore
     limiter: RateLimiter
     admission: Admission
@@ -46,18 +47,18 @@ class ServiceContext:
         """None when ready; else why not (draining, or the venue stopped after a failed commit)."""
         if self.draining:
             return "draining: the service is shutting down"
-        problem: str | None = self.venue.unavailable_reason()
-        return problem
+        failed = self.venue.stats().get("failed")
+        return None if failed is None else f"the venue stopped after a failed commit: {failed}"
 
     def venue_sequence(self) -> int:
         return int(self.venue.last_sequence)
 
     def has_account(self, account: str) -> bool:
-        return bool(self.venue.has_account(account))
+        return account in self.venue.accounts()
 
     def decimals(self) -> dict[str, int]:
         """Minor-unit decimals per asset (BTC 8, USDC 6): the API's decimal <-> units boundary."""
-        return dict(self.venue.asset_decimals())
+        return dict(self.venue.config.decimals)
 
     def close(self) -> None:
         """Finish the venue's commits in flight and stop it; then write the queued audit rows."""

@@ -171,7 +171,6 @@ class KeyStore:
             for marker in markers:
                 marker.done.set()
 
-
     def _write_batch(self, batch: list[AuditRecord]) -> None:
         """One transaction; on failure the rows are logged (never silently dropped) and the
         writer carries on, so one bad moment of the database does not end auditing."""

@@ -132,7 +132,6 @@ class Ack(BaseModel):
     kind: str
     as_of_ns: int
     record_hash: str
-    caused: list[int] = Field(description="sequences of the records it caused (liquidations)")
     duplicate: bool = Field(description="true when this key was seen before: the original ack, no new effect")
 
 
@@ -212,6 +211,33 @@ class WhatIfResponse(BaseModel):
     sequence: int
     before: MarginFigures
     after: MarginFigures
+
+
+class PositionContribution(BaseModel):
+    instrument: str
+    quantity: float
+    entry_price: float
+    value_usd: float
+    unrealised_pnl_usd: float
+    initial_margin_usd: float
+    maintenance_margin_usd: float
+
+
+class CollateralContribution(BaseModel):
+    asset: str
+    balance: float = Field(description="asset units (negative: borrowed)")
+    collateral_value_usd: float = Field(description="after haircut")
+    haircut: float
+
+
+class Explanation(BaseModel):
+    """Per-position requirements and per-asset collateral values that make up the account's
+    cross margin (they add up to its IM and MM)."""
+
+    account: str
+    sequence: int
+    positions: list[PositionContribution]
+    collateral: list[CollateralContribution]
 
 
 class InsuranceFund(BaseModel):

@@ -34,12 +34,13 @@ def default_book() -> Path:
     return Path(__file__).resolve().parents[3] / BUNDLED_BOOK
 
 
-def key_store_engine(url: str) -> sa.Engine:
-    """An engine for the key and audit tables in the event log's database. SQLite waits up to 30 s
-    for the log writer's lock instead of failing ("database is locked")."""
+def key_store_engine(url: str, schema: str | None) -> sa.Engine:
+    """An engine for the key and audit tables in the event log's database (and schema). SQLite
+    waits up to 30 s for the log writer's lock instead of failing ("database is locked")."""
     if url.startswith("sqlite"):
-        return sa.create_engine(url, connect_args={"timeout": 30.0})
-    return sa.create_engine(url, pool_pre_ping=True)
+        return sa.create_engine(url, connect_args={"timeout": 30.0, "check_same_thread": False})
+    connect_args = {} if schema is None else {"options": f"-csearch_path={schema}"}
+    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -70,7 +71,7 @@ def open_context(settings: ServiceSettings) -> ServiceContext:
 
     venue = open_venue(settings)
     try:
-        keys = KeyStore(key_store_engine(settings.database_url))
+        keys = KeyStore(key_store_engine(settings.database_url, settings.schema))
         bootstrap_admin(keys, settings.admin_key_file)
     except BaseException:
         venue.close()

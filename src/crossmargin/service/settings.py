@@ -20,12 +20,14 @@ EVENTS_PAGE_LIMIT = 1_000
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServiceSettings:
     """`database_url`: SQLAlchemy URL of the event log (SQLite file by default, or
-    postgresql+psycopg://...). `book`: the opening state loaded into an empty log.
-    `admin_key_file`: where the first admin key is written (mode 0600) when the key table is empty."""
+    postgresql+psycopg://...), `schema` its PostgreSQL schema. `book`: the opening state loaded
+    into an empty log. `admin_key_file`: where the first admin key is written (mode 0600) when
+    the key table is empty."""
 
     database_url: str
     book: Path
     admin_key_file: Path
+    schema: str | None = None  # PostgreSQL only: the log's own schema (one per venue or test run)
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     rate_limits: RateLimits = field(default_factory=RateLimits)

@@ -22,6 +22,7 @@ from crossmargin.service import access, models
 from crossmargin.service.context import context_of
 from crossmargin.service.limits import RequestClass
 from crossmargin.service.routes.common import (
+    ACCOUNT_FIELDS,
     IdempotencyKey,
     amounts,
     key_or_new,
@@ -136,7 +137,7 @@ async def deposit(
     command = Deposit(
         idempotency_key=key_or_new(idempotency_key), account=account, asset=body.asset, amount_units=units
     )
-    return await run_command(request, command)
+    return await run_command(request, command, fields=ACCOUNT_FIELDS)
 
 
 @router.post(
@@ -160,7 +161,7 @@ async def withdraw(
     command = Withdraw(
         idempotency_key=key_or_new(idempotency_key), account=account, asset=body.asset, amount_units=units
     )
-    return await run_command(request, command)
+    return await run_command(request, command, fields=ACCOUNT_FIELDS)
 
 
 @router.post(
@@ -188,4 +189,4 @@ async def transfer(
         asset=body.asset,
         amount_units=units,
     )
-    return await run_command(request, command)
+    return await run_command(request, command, fields=ACCOUNT_FIELDS)

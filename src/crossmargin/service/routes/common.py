@@ -47,22 +47,40 @@ def key_or_new(key: str | None) -> str:
     return key
 
 
-def problem_of(error: Exception, *, account_field: str = "path.account") -> Problem:
-    """The problem a venue error becomes."""
+# Engine field names of account commands -> the request's fields.
+ACCOUNT_FIELDS = {
+    "account": "path.account",
+    "from_account": "path.account",
+    "amount_units": "body.amount",
+    "order_id": "body.order_id",
+}
+
+
+def api_field(engine_field: str, fields: Mapping[str, str] | None, prefix: str) -> str:
+    """The request field an engine field names: `fields` maps known names (amount_units ->
+    body.amount), `prefix` qualifies the rest (trades[0].price -> body.trades[0].price)."""
+    if fields and engine_field in fields:
+        return fields[engine_field]
+    return prefix + engine_field
+
+
+def problem_of(error: Exception, *, fields: Mapping[str, str] | None = None, prefix: str = "") -> Problem:
+    """The problem a venue error becomes: 404 unknown account, 409 idempotency conflict, 422 a
+    refused field, 503 the venue stopped."""
     if isinstance(error, IdempotencyConflict):
         return Problem(409, "idempotency-conflict", str(error), field="header.idempotency-key")
     if isinstance(error, StoreError):
         return Problem(503, "unavailable", str(error), headers={"Retry-After": "1"})
     if isinstance(error, InputError):
-        if error.field in ("account", "account_id") and (
-            "unknown" in error.problem or "no account" in error.problem
-        ):
-            return Problem(404, "unknown-account", error.problem, field=account_field)
-        return Problem(422, "rejected", error.problem, field=error.field)
+        if error.field == "account" and error.problem.startswith("unknown account"):
+            return Problem(404, "unknown-account", error.problem, field=api_field("account", fields, "path."))
+        return Problem(422, "rejected", error.problem, field=api_field(error.field, fields, prefix))
     raise error
 
 
-async def run_command(request: Request, command: Command) -> models.Ack:
+async def run_command(
+    request: Request, command: Command, *, fields: Mapping[str, str] | None = None
+) -> models.Ack:
     """Submit, await the commit, return the ack (or raise the problem the refusal is)."""
     context = context_of(request.app)
     if context.draining:
@@ -70,7 +88,7 @@ async def run_command(request: Request, command: Command) -> models.Ack:
     try:
         ack: Ack = await asyncio.wrap_future(context.venue.submit(command))
     except (InputError, IdempotencyConflict, StoreError) as error:
-        raise problem_of(error) from None
+        raise problem_of(error, fields=fields, prefix="body.") from None
     request.state.sequence = ack.sequence
     return models.Ack(
         sequence=ack.sequence,
@@ -78,7 +96,6 @@ async def run_command(request: Request, command: Command) -> models.Ack:
         kind=ack.kind,
         as_of_ns=ack.as_of_ns,
         record_hash=ack.record_hash,
-        caused=list(ack.caused),
         duplicate=ack.duplicate,
     )
 
@@ -88,14 +105,15 @@ async def run_query(
     request_class: RequestClass,
     call: Callable[[], T],
     *,
-    account_field: str = "path.account",
+    fields: Mapping[str, str] | None = None,
+    prefix: str = "",
 ) -> T:
     """`call()` in a worker thread of the request's class; venue errors as problems."""
     context = context_of(request.app)
     try:
         return await anyio.to_thread.run_sync(call, limiter=context.thread_limiter(request_class))
     except (InputError, StoreError) as error:
-        raise problem_of(error, account_field=account_field) from None
+        raise problem_of(error, fields=fields, prefix=prefix) from None
 
 
 def to_units(amount: str, *, asset: str, decimals: Mapping[str, int], field: str) -> int:

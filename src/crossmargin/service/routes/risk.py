@@ -19,12 +19,12 @@ few in flight (CPU-bound), the rest refused with 503 at once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from crossmargin.engine.venue import ParameterPreview, RiskParameters, SetRiskParameters, WhatIfTrade
+from crossmargin.engine.venue import ParameterPreview, RiskParameters, SetRiskParameters, Venue, WhatIfTrade
 from crossmargin.service import access, models
 from crossmargin.service.context import context_of
 from crossmargin.service.limits import RequestClass
@@ -39,6 +39,9 @@ from crossmargin.service.routes.common import (
     run_query,
 )
 from crossmargin.service.security import Caller, admit
+from crossmargin.service.wiring import margin_model
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 
@@ -49,19 +52,28 @@ PresetQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._
 
 
 def figures(result: Mapping[str, Any], *, model: str, preset: str | None) -> models.MarginFigures:
-    """The venue's margin dict as the API's figures (non-finite ratio -> null)."""
+    """A venue margin row (USD) as the API's figures. margin_ratio = MM / equity, null when the
+    account is bankrupt (equity <= 0), as `core.margin.MarginResult` states it."""
+    equity = float(result["equity_usd"])
+    maintenance = float(result["maintenance_margin_usd"])
+    bankrupt = bool(result.get("bankrupt", equity <= 0.0))
     return models.MarginFigures(
-        model=str(result.get("model", model)),
-        preset=result.get("preset", preset),
-        equity_usd=float(result["equity_usd"]),
+        model=model,
+        preset=preset,
+        equity_usd=equity,
         initial_margin_usd=float(result["initial_margin_usd"]),
-        maintenance_margin_usd=float(result["maintenance_margin_usd"]),
+        maintenance_margin_usd=maintenance,
         available_usd=float(result["available_usd"]),
-        margin_ratio=finite_or_none(result["margin_ratio"])
-        if result.get("margin_ratio") is not None
-        else None,
-        bankrupt=bool(result["bankrupt"]),
+        margin_ratio=None if bankrupt else finite_or_none(maintenance / equity),
+        bankrupt=bankrupt,
     )
+
+
+def _as_of(venue: Venue, query: Callable[[], T]) -> tuple[T, int]:
+    """The query's result and the last committed sequence read just before it (the result is as
+    of that sequence or a later one: a query never sees an uncommitted record)."""
+    sequence = venue.last_sequence
+    return query(), sequence
 
 
 @router.get(
@@ -79,42 +91,48 @@ async def margin(
 ) -> models.MarginResponse:
     access.see_account(caller, account)
     venue = context_of(request.app).venue
-    result = await run_query(
-        request, RequestClass.COMPUTE, lambda: venue.margin(account, model, preset=preset)
+
+    def run() -> tuple[tuple[dict[str, float], str | None], int]:
+        chosen, preset_name = margin_model(venue, model, preset)
+        return _as_of(venue, lambda: (venue.margin(account, chosen), preset_name))
+
+    (result, preset_name), sequence = await run_query(
+        request, RequestClass.COMPUTE, run, fields={"model": "query.model", "preset": "query.preset"}
     )
     return models.MarginResponse(
-        account=account,
-        sequence=int(result["sequence"]),
-        **figures(result, model=model, preset=preset).model_dump(),
+        account=account, sequence=sequence, **figures(result, model=model, preset=preset_name).model_dump()
     )
 
 
 @router.get(
     "/accounts/{account}/margin-at",
     response_model=models.MarginResponse,
-    summary="Margin as of a past sequence, under the risk parameters then in force",
+    summary="Cross margin right after a past sequence, under the prices and parameters then in force",
     dependencies=[Compute],
 )
 async def margin_at(
     request: Request,
     account: AccountPath,
     caller: Caller,
-    sequence: Annotated[int, Query(ge=0, le=2**62)],
+    sequence: Annotated[int, Query(ge=1, le=2**62)],
 ) -> models.MarginResponse:
     access.see_account(caller, account)
     venue = context_of(request.app).venue
-    result = await run_query(request, RequestClass.COMPUTE, lambda: venue.margin_at(account, sequence))
+    result = await run_query(
+        request,
+        RequestClass.COMPUTE,
+        lambda: venue.margin_at(account, sequence),
+        fields={"sequence": "query.sequence"},
+    )
     return models.MarginResponse(
-        account=account,
-        sequence=int(result["sequence"]),
-        **figures(result, model="cross", preset=None).model_dump(),
+        account=account, sequence=sequence, **figures(result, model="cross", preset=None).model_dump()
     )
 
 
 @router.post(
     "/accounts/{account}/what-if",
     response_model=models.WhatIfResponse,
-    summary="Margin before and after hypothetical trades",
+    summary="Cross margin before and after hypothetical trades",
     dependencies=[Compute],
 )
 async def what_if(
@@ -123,10 +141,15 @@ async def what_if(
     access.see_account(caller, account)
     venue = context_of(request.app).venue
     trades = [WhatIfTrade(instrument=t.instrument, quantity=t.quantity, price=t.price) for t in body.trades]
-    result = await run_query(request, RequestClass.COMPUTE, lambda: venue.what_if(account, trades))
+    result, sequence = await run_query(
+        request,
+        RequestClass.COMPUTE,
+        lambda: _as_of(venue, lambda: venue.what_if(account, trades)),
+        prefix="body.",
+    )
     return models.WhatIfResponse(
         account=account,
-        sequence=int(result["sequence"]),
+        sequence=sequence,
         before=figures(result["before"], model="cross", preset=None),
         after=figures(result["after"], model="cross", preset=None),
     )
@@ -134,14 +157,43 @@ async def what_if(
 
 @router.get(
     "/accounts/{account}/explain",
-    response_model=dict[str, Any],
-    summary="What drives the account's requirement: per position and per collateral asset",
+    response_model=models.Explanation,
+    summary="What drives the account's cross margin: per position and per collateral asset",
     dependencies=[Compute],
 )
-async def explain(request: Request, account: AccountPath, caller: Caller) -> dict[str, Any]:
+async def explain(request: Request, account: AccountPath, caller: Caller) -> models.Explanation:
     access.see_account(caller, account)
     venue = context_of(request.app).venue
-    return dict(await run_query(request, RequestClass.COMPUTE, lambda: venue.explain(account)))
+    breakdown, sequence = await run_query(
+        request, RequestClass.COMPUTE, lambda: _as_of(venue, lambda: venue.explain(account))
+    )
+    config = venue.config
+    return models.Explanation(
+        account=account,
+        sequence=sequence,
+        positions=[
+            models.PositionContribution(
+                instrument=config.instruments.ids[int(breakdown.position_instrument[p])],
+                quantity=float(breakdown.quantity[p]),
+                entry_price=float(breakdown.entry_price[p]),
+                value_usd=float(breakdown.value_usd[p]),
+                unrealised_pnl_usd=float(breakdown.unrealised_pnl_usd[p]),
+                initial_margin_usd=float(breakdown.initial_margin_usd[p]),
+                maintenance_margin_usd=float(breakdown.maintenance_margin_usd[p]),
+            )
+            for p in range(breakdown.position_instrument.size)
+        ],
+        collateral=[
+            models.CollateralContribution(
+                asset=asset,
+                balance=float(breakdown.balance[0, k]),
+                collateral_value_usd=float(breakdown.collateral_value_usd[0, k]),
+                haircut=float(breakdown.haircut[0, k]),
+            )
+            for k, asset in enumerate(config.assets.symbols)
+            if breakdown.balance[0, k] != 0.0
+        ],
+    )
 
 
 @router.post(
@@ -167,9 +219,7 @@ async def stress(request: Request, caller: Caller) -> None:
 async def insurance_fund(request: Request, caller: Caller) -> models.InsuranceFund:
     context = context_of(request.app)
     venue = context.venue
-    units, sequence = await run_query(
-        request, RequestClass.READ, lambda: (venue.insurance_fund(), venue.last_sequence)
-    )
+    units, sequence = await run_query(request, RequestClass.READ, lambda: _as_of(venue, venue.insurance_fund))
     return models.InsuranceFund(sequence=int(sequence), balances=amounts(units, context.decimals()))
 
 
@@ -203,7 +253,9 @@ async def preview_parameters(
     access.administer(caller)
     venue = context_of(request.app).venue
     parameters = _parameters(body)
-    preview = await run_query(request, RequestClass.COMPUTE, lambda: venue.preview_parameters(parameters))
+    preview = await run_query(
+        request, RequestClass.COMPUTE, lambda: venue.preview_parameters(parameters), prefix="body."
+    )
     return models.ParameterChange(preview=_preview_model(preview), ack=None)
 
 
@@ -222,7 +274,9 @@ async def set_parameters(
     access.administer(caller)
     venue = context_of(request.app).venue
     parameters = _parameters(body)
-    preview = await run_query(request, RequestClass.COMPUTE, lambda: venue.preview_parameters(parameters))
+    preview = await run_query(
+        request, RequestClass.COMPUTE, lambda: venue.preview_parameters(parameters), prefix="body."
+    )
     if preview.refused_reason is not None and not body.override:
         raise Problem(
             409,

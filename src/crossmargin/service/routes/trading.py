@@ -21,7 +21,7 @@ from crossmargin.service import access, models
 from crossmargin.service.limits import RequestClass
 from crossmargin.service.problems import Problem
 from crossmargin.service.routes.accounts import AccountPath
-from crossmargin.service.routes.common import IdempotencyKey, key_or_new, run_command
+from crossmargin.service.routes.common import ACCOUNT_FIELDS, IdempotencyKey, key_or_new, run_command
 from crossmargin.service.security import Caller, admit
 
 router = APIRouter(prefix="/v1", tags=["trading"])
@@ -59,7 +59,7 @@ async def place_order(
         quantity=body.quantity,
         price=body.price,
     )
-    return await run_command(request, command)
+    return await run_command(request, command, fields=ACCOUNT_FIELDS)
 
 
 @router.delete(
@@ -77,7 +77,7 @@ async def cancel_order(
 ) -> models.Ack:
     access.act_on_account(caller, account)
     command = CancelOrder(idempotency_key=key_or_new(idempotency_key), account=account, order_id=order_id)
-    return await run_command(request, command)
+    return await run_command(request, command, fields={**ACCOUNT_FIELDS, "order_id": "path.order_id"})
 
 
 @router.post(
