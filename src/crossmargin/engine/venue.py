@@ -430,7 +430,7 @@ class Venue:
         self._pending_acks: dict[str, Ack] = {}  # this group's, until its commit
         self._monitor: Monitor | None = None
         self._dirty: set[str] = set()
-        self._since_snapshot = 0
+        self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
         self._writer.start()
@@ -540,6 +540,13 @@ class Venue:
                 withdrawable_units={k: self._withdrawable(account, k, v) for k, v in balances.items()},
                 margin_call_deadline_ns=state.deadlines.get(account),
             )
+
+    def balances(self, asset: str) -> dict[str, int]:
+        """Every account's balance of `asset` (traders and system accounts, units, non-zero), read
+        at one committed sequence: a consistent cut (they sum to zero: double entry)."""
+        with self._lock:
+            self._check_serving()
+            return {a: v for (a, k), v in self._state.balances.items() if k == asset and v}
 
     def _withdrawable(self, account: str, asset: str, held: int) -> int:
         """The largest amount a Withdraw of `asset` would accept now: bisection on integer units
@@ -813,11 +820,10 @@ class Venue:
                 self._stats["records"] += len(records)
                 self._stats["batches"] += 1
                 self._stats["commands"] += len(in_batch)
-                self._since_snapshot += len(records)
                 with self._committed:
                     self._committed_sequence = self._state.sequence
                     self._committed.notify_all()
-                if self._since_snapshot >= self.settings.snapshot_every:
+                if self._state.sequence - self._snapshot_sequence >= self.settings.snapshot_every:
                     self._snapshot()
             pending_acks, self._pending_acks = self._pending_acks, {}
         for p, outcome, value in results:
@@ -1083,7 +1089,7 @@ class Venue:
         self._store.save_snapshot(
             Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
         )
-        self._since_snapshot = 0
+        self._snapshot_sequence = state.sequence
 
 
 def _result_row(result: MarginResult, row: int) -> dict[str, float]:

@@ -1,0 +1,135 @@
+"""Corruption of the stored log and snapshots: flipped bytes, a truncated tail, swapped records,
+a corrupt or swapped snapshot. The venue refuses to start (CorruptLogError naming the sequence)
+or, when told to, recovers to the last verified prefix and says so; it never serves a balance
+that a replay of the verified log would not give."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from crossmargin.adapters.sql import SqlEventStore
+from crossmargin.adapters.sql.schema import counter, events, postings, snapshots
+from crossmargin.engine.venue import Deposit
+from crossmargin.errors import CorruptLogError
+from tests.adapters.sql.support import connect, open_venue, replay
+
+RECORDS = 30  # deposits after the genesis record
+SNAPSHOT_EVERY = 10
+
+
+@pytest.fixture
+def written(db: tuple[str, str | None]) -> Iterator[tuple[str, str | None]]:
+    """A log of 31 records (genesis + 30 deposits) with snapshots at 10, 20, 30."""
+    with open_venue(connect(db), snapshot_every=SNAPSHOT_EVERY) as venue:
+        for n in range(RECORDS):
+            venue.execute(Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1))
+    yield db
+
+
+def _tamper(db: tuple[str, str | None], statement: sa.Executable) -> None:
+    store = connect(db)
+    with store.engine.begin() as conn:
+        conn.execute(statement)
+    store.close()
+
+
+def _payload(db: tuple[str, str | None], table: sa.Table, sequence: int) -> bytes:
+    store = connect(db)
+    with store.engine.connect() as conn:
+        raw = conn.execute(sa.select(table.c.payload).where(table.c.sequence == sequence)).scalar_one()
+    store.close()
+    return bytes(raw)
+
+
+def _flip(raw: bytes, at: int) -> bytes:
+    return raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :]
+
+
+def _expect_refusal_then_recovery(db: tuple[str, str | None], *, broken_at: int) -> None:
+    store = connect(db)
+    with pytest.raises(CorruptLogError) as refused:
+        open_venue(store)
+    store.close()
+    assert refused.value.sequence == broken_at
+    store = connect(db)
+    with open_venue(store, recover_to_verified_prefix=True) as venue:
+        assert venue.last_sequence == broken_at - 1
+        assert any(f"verification at sequence {broken_at}" in p for p in venue.recovery.problems)
+        assert venue.state_digest() == replay(store).digest()
+        # The balance is the verified prefix's: genesis + deposits 1..(broken_at - 2).
+        units = venue.balances("USDC")["vol-seller"]
+    with open_venue(connect(db)) as clean:  # after recovery the log verifies again
+        assert clean.balances("USDC")["vol-seller"] == units
+        assert clean.recovery.problems == ()
+
+
+def test_corruption_flipped_byte_in_a_record(written: tuple[str, str | None]) -> None:
+    raw = _payload(written, events, 12)
+    _tamper(written, events.update().where(events.c.sequence == 12).values(payload=_flip(raw, len(raw) // 2)))
+    _expect_refusal_then_recovery(written, broken_at=12)
+
+
+def test_corruption_flipped_posting_amount(written: tuple[str, str | None]) -> None:
+    _tamper(written, postings.update().where(postings.c.sequence == 20).values(amount_units=postings.c.amount_units + 1))
+    _expect_refusal_then_recovery(written, broken_at=20)
+
+
+def test_corruption_truncated_tail(written: tuple[str, str | None]) -> None:
+    _tamper(written, postings.delete().where(postings.c.sequence > 28))
+    _tamper(written, events.delete().where(events.c.sequence > 28))
+    _expect_refusal_then_recovery(written, broken_at=29)
+
+
+def test_corruption_swapped_records(written: tuple[str, str | None]) -> None:
+    a, b = _payload(written, events, 15), _payload(written, events, 16)
+    _tamper(written, events.update().where(events.c.sequence == 15).values(payload=b))
+    _tamper(written, events.update().where(events.c.sequence == 16).values(payload=a))
+    _expect_refusal_then_recovery(written, broken_at=15)
+
+
+def test_corruption_counter_behind_the_records(written: tuple[str, str | None]) -> None:
+    _tamper(written, counter.update().values(value=25))
+    _expect_refusal_then_recovery(written, broken_at=26)
+
+
+def test_corruption_snapshot_flipped_byte_falls_back(written: tuple[str, str | None]) -> None:
+    raw = _payload(written, snapshots, 30)
+    _tamper(written, snapshots.update().where(snapshots.c.sequence == 30).values(payload=_flip(raw, len(raw) - 20)))
+    store = connect(written)
+    with open_venue(store) as venue:
+        assert venue.recovery.snapshot_sequence == 20
+        assert any("snapshot at 30 fails its checksum" in p for p in venue.recovery.problems)
+        assert venue.state_digest() == replay(store).digest()
+
+
+def test_corruption_swapped_snapshots_not_used(written: tuple[str, str | None]) -> None:
+    rows = {s: (_payload(written, snapshots, s)) for s in (20, 30)}
+    store = connect(written)
+    with store.engine.connect() as conn:
+        digests = dict(conn.execute(sa.select(snapshots.c.sequence, snapshots.c.payload_sha256)).all())
+    store.close()
+    for s, other in ((20, 30), (30, 20)):
+        _tamper(
+            written,
+            snapshots.update()
+            .where(snapshots.c.sequence == s)
+            .values(payload=rows[other], payload_sha256=digests[other]),
+        )
+    store = connect(written)
+    with open_venue(store) as venue:
+        assert venue.recovery.snapshot_sequence == 10
+        assert sum("snapshot at" in p for p in venue.recovery.problems) == 2
+        assert venue.state_digest() == replay(store).digest()
+        assert venue.balances("USDC")["vol-seller"] == replay(store).balances[("vol-seller", "USDC")]
+
+
+def test_corruption_store_is_sql(written: tuple[str, str | None]) -> None:
+    """The tampering above reaches the real tables (not a cache): a fresh connection sees 31."""
+    store: SqlEventStore = connect(written)
+    try:
+        assert store.last_sequence() == RECORDS + 1
+    finally:
+        store.close()

@@ -1,0 +1,62 @@
+"""Idempotence: the same key N times has one effect and returns the original acknowledgement
+(sequentially, concurrently, in one commit group, and after a restart); the same key with a
+different body is refused, naming the sequence it was used at."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from crossmargin.engine.venue import Deposit, Transfer
+from crossmargin.errors import IdempotencyConflict
+from tests.adapters.sql.support import connect, open_venue
+
+ACCOUNT = "vol-seller"
+
+
+def _deposit(key: str, units: int = 1_000) -> Deposit:
+    return Deposit(idempotency_key=key, account=ACCOUNT, asset="USDC", amount_units=units)
+
+
+def test_idempotence_same_key_many_times_one_effect(db: tuple[str, str | None]) -> None:
+    with open_venue(connect(db)) as venue:
+        before = venue.account(ACCOUNT).balances_units["USDC"]
+        first = venue.execute(_deposit("dep-1"))
+        repeats = [venue.execute(_deposit("dep-1")) for _ in range(5)]
+        with ThreadPoolExecutor(8) as pool:  # concurrent retries, many in one commit group
+            concurrent = [f.result() for f in [pool.submit(venue.execute, _deposit("dep-2")) for _ in range(32)]]
+        assert not first.duplicate
+        assert all(r.duplicate and r.sequence == first.sequence and r.record_hash == first.record_hash for r in repeats)
+        assert len({a.sequence for a in concurrent}) == 1
+        assert sum(not a.duplicate for a in concurrent) == 1
+        assert venue.account(ACCOUNT).balances_units["USDC"] == before + 2_000
+        records = venue.log(1, 1_000)
+        assert [r.idempotency_key for r in records].count("dep-1") == 1
+        assert [r.idempotency_key for r in records].count("dep-2") == 1
+
+
+def test_idempotence_same_key_other_body_refused(db: tuple[str, str | None]) -> None:
+    with open_venue(connect(db)) as venue:
+        ack = venue.execute(_deposit("dep-1", 1_000))
+        with pytest.raises(IdempotencyConflict) as refused:
+            venue.execute(_deposit("dep-1", 1_001))
+        assert refused.value.sequence == ack.sequence
+        with pytest.raises(IdempotencyConflict):
+            venue.execute(
+                Transfer(idempotency_key="dep-1", from_account=ACCOUNT, to_account="directional", asset="USDC", amount_units=1)
+            )
+        assert venue.last_sequence == ack.sequence  # nothing written by the refusals
+
+
+def test_idempotence_survives_restart(db: tuple[str, str | None]) -> None:
+    with open_venue(connect(db)) as venue:
+        ack = venue.execute(_deposit("dep-1"))
+        balance = venue.account(ACCOUNT).balances_units["USDC"]
+    with open_venue(connect(db)) as venue:
+        again = venue.execute(_deposit("dep-1"))
+        assert again.duplicate
+        assert (again.sequence, again.record_hash, again.as_of_ns) == (ack.sequence, ack.record_hash, ack.as_of_ns)
+        assert venue.account(ACCOUNT).balances_units["USDC"] == balance
+        with pytest.raises(IdempotencyConflict):
+            venue.execute(_deposit("dep-1", 7))
