@@ -56,7 +56,7 @@ class BookVenue:
         sim = self._sim
         state = sim.state
         fund = ledger_usd(state, sim.config, INSURANCE)
-        bad_debt = -ledger_usd(state, sim.config, BAD_DEBT)
+        bad_debt = -ledger_usd(state, sim.config, BAD_DEBT) + 0.0  # + 0.0: no "-0.00" on the page
         return VenueView(
             sequence=self.sequence,
             as_of_ns=state.time_ns,

@@ -41,7 +41,7 @@ class VenueSource:
     def view(self) -> VenueView:
         sequence, state, config, engine = _read_venue(self._venue)
         fund = _usd(state, config, INSURANCE)
-        bad_debt = -_usd(state, config, BAD_DEBT)
+        bad_debt = -_usd(state, config, BAD_DEBT) + 0.0  # + 0.0: no "-0.00" on the page
         return VenueView(
             sequence=sequence,
             as_of_ns=state.time_ns,
