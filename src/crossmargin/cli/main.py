@@ -60,6 +60,11 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "fund, ADL, socialised loss and bad debt, every unit of money exact.",
     ),
     "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
+    "dashboard": LazyCommand(
+        "crossmargin.cli.dashboard",
+        "dashboard",
+        "Serve the web dashboard over a book: overview, accounts, stress, back-test, warnings.",
+    ),
     "serve": LazyCommand(
         "crossmargin.service.command",
         "serve",
