@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from crossmargin.adapters.files import load_book
 from crossmargin.dashboard.app import KeyHolder, create_app, issue_keys
 from crossmargin.dashboard.standalone import BookVenue
+from crossmargin.dashboard.web import COOKIE
 from crossmargin.engine.ports import PriceHistorySource
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,11 @@ def login(page: Page, server: LiveServer, key: str) -> None:
     page.fill("#api_key", key)
     page.click("button[type=submit]")
     page.wait_for_load_state("load")
+
+
+def use_key(page: Page, server: LiveServer, key: str) -> None:
+    """The login form's effect (the key in the dashboard's cookie) without rendering a page."""
+    page.context.add_cookies([{"name": COOKIE, "value": key, "url": f"{server.url}/dashboard/"}])
 
 
 def screenshot(page: Page, name: str) -> Path:

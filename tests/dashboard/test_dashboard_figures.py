@@ -138,7 +138,10 @@ def test_dashboard_warnings_name_oracle_gates_and_tiers(view: VenueView) -> None
     assert ("withdrawals_gated", "near-liquidation") in kinds  # in margin call
     assert ("limit_near", "directional") in kinds
     assert next(w for w in found if w["kind"] == "limit_near")["message"].startswith("ETH-USDC-PERP")
-    assert not any(w["kind"] == "limit_near" for w in figures.warnings(view))
+    assert ("oracle_absent", "venue") not in kinds
+    plain = figures.warnings(view)
+    assert not any(w["kind"] == "limit_near" for w in plain)
+    assert ("oracle_absent", "venue") in {(w["kind"], w["subject"]) for w in plain}
 
 
 def test_dashboard_heatmap_arranges_the_grid_and_leaves_the_rest() -> None:

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from crossmargin.dashboard import figures
-from tests.dashboard.conftest import AXE, DESKTOP, PHONE, LiveServer, login, screenshot, start_server
+from tests.dashboard.conftest import AXE, DESKTOP, PHONE, LiveServer, login, screenshot, start_server, use_key
 
 # The live push must reach the page within this time of the price update's acknowledgement (the
 # issue's functional requirement, polled by Playwright's expect; not a unit-test clock limit).
@@ -149,7 +149,7 @@ def test_dashboard_holder_cannot_open_another_account(
     server: LiveServer, new_page: Callable[..., Page]
 ) -> None:
     page = new_page(DESKTOP)
-    login(page, server, server.key("holder", "directional"))
+    use_key(page, server, server.key("holder", "directional"))
     for url in (
         "/dashboard/accounts/vol-seller",
         "/dashboard/api/accounts/vol-seller",
@@ -258,12 +258,24 @@ def test_dashboard_stress_and_cascade_run_from_the_page(
     screenshot(page, "stress-cascade-1280x800")
 
 
-PAGES = (
-    ("overview", "risk", None, "/dashboard/"),
-    ("account", "holder", "vol-seller", "/dashboard/accounts/vol-seller"),
-    ("stress", "risk", None, "/dashboard/stress?mode=cascade&move=-0.3&steps=4"),
-    ("warnings", "risk", None, "/dashboard/warnings"),
-    ("backtest", "risk", None, "/dashboard/backtest"),
+PAGES = (  # name, role, account, url, what shows the page is complete
+    ("overview", "risk", None, "/dashboard/", '[data-chart="curve"][data-drawn]'),
+    (
+        "account",
+        "holder",
+        "vol-seller",
+        "/dashboard/accounts/vol-seller",
+        '[data-testid="compare"][data-loaded]',
+    ),
+    (
+        "stress",
+        "risk",
+        None,
+        "/dashboard/stress?mode=cascade&move=-0.3&steps=4",
+        '[data-chart="cascade"][data-drawn]',
+    ),
+    ("warnings", "risk", None, "/dashboard/warnings", '[data-testid="warnings"]'),
+    ("backtest", "risk", None, "/dashboard/backtest", '[data-testid="backtest-form"]'),
 )
 
 
@@ -271,15 +283,16 @@ PAGES = (
 def test_dashboard_pages_pass_axe_and_fit_the_width(
     server: LiveServer, new_page: Callable[..., Page], viewport: dict[str, int]
 ) -> None:
-    """axe-core (the pinned offline build, injected into each page): no serious or critical
-    violation; no page wider than the viewport (tables scroll inside their own region)."""
+    """axe-core (the pinned offline build, injected into each complete page): no serious or
+    critical violation at either width; no page wider than the viewport (tables scroll inside
+    their own region); a screenshot of each page at each width."""
     page = new_page(viewport)
     page.goto(f"{server.url}/dashboard/login")
     _assert_accessible(page, "login")
-    for name, role, account, url in PAGES:
-        login(page, server, server.key(role, account))
+    for name, role, account, url, ready in PAGES:
+        use_key(page, server, server.key(role, account))
         page.goto(server.url + url)
-        page.wait_for_load_state("networkidle")
+        expect(page.locator(ready)).to_have_count(1, timeout=60_000)
         _assert_accessible(page, name)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, (name, overflow)

@@ -105,7 +105,9 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     # Its deficit went past the (empty) insurance fund: bad debt on the page, withdrawals gated.
     expect(page.get_by_test_id("headline-bad-debt")).not_to_have_attribute("data-value", "0.0")
     page.goto(f"{service.served.url}/dashboard/warnings")
-    expect(page.locator('[data-testid="warning-row"][data-subject="venue"]')).to_contain_text("bad debt")
+    gated = page.locator('[data-testid="warning-row"][data-kind="withdrawals_gated"][data-subject="venue"]')
+    expect(gated).to_contain_text("bad debt")
+    expect(page.locator('[data-testid="warning-row"][data-kind="oracle_absent"]')).to_have_count(1)
     screenshot(page, "service-overview-1280x800")
 
     # A holder's key from the service opens its own account (the service's numbers) and no other.

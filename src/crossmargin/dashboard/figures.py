@@ -66,6 +66,10 @@ CURVE_MOVES = (
 )
 # A position whose notional is within this fraction below its next risk-limit tier floor is "near".
 TIER_NEAR_FRACTION = 0.10
+NO_ORACLE = (
+    "no multi-source oracle feeds this venue: prices are used as posted to the price API, so "
+    "staleness, the circuit breaker and source agreement are not checked"
+)
 # An oracle band wider than this fraction of the price: the sources disagree.
 ORACLE_DISAGREE_FRACTION = 0.005
 
@@ -364,6 +368,8 @@ def warnings(view: VenueView) -> list[dict[str, Any]]:
     on) and why, and positions near their next risk-limit tier. Each: kind, severity, subject,
     message."""
     out = [w for price in view.oracle for w in _oracle_warnings(price)]
+    if not view.oracle:
+        out.append(_warning("oracle_absent", "moderate", "venue", NO_ORACLE))
     if view.withdrawals_gated_reason is not None:
         out.append(_warning("withdrawals_gated", "critical", "venue", view.withdrawals_gated_reason))
     for account, status in sorted(view.status.items()):

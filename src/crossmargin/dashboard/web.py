@@ -201,6 +201,18 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
             folder / name, media_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=3600"}
         )
 
+    # The curve costs one whole-book evaluation per (underlying, move): computed once per sequence
+    # number, however many dashboards ask.
+    curve_cache: dict[int, dict[str, Any]] = {}
+
+    async def curve_of(view: VenueView) -> dict[str, Any]:
+        cached = curve_cache.get(view.sequence)
+        if cached is None:
+            cached = await run_in_threadpool(figures.liquidation_curve, snapshot(view))
+            curve_cache.clear()
+            curve_cache[view.sequence] = cached
+        return cached
+
     # -- pages ----------------------------------------------------------------------------------
 
     @router.get("/", response_class=HTMLResponse)
@@ -218,8 +230,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
         viewer = await require(request)
         require_all(viewer)
         view = config.source(request).view()
-        curve = await run_in_threadpool(figures.liquidation_curve, snapshot(view))
-        return page(request, "curve.html", viewer, view, curve=curve)
+        return page(request, "curve.html", viewer, view, curve=await curve_of(view))
 
     @router.get("/accounts", response_class=HTMLResponse)
     async def account_lookup(request: Request, account: Annotated[str, Query(max_length=128)]) -> Response:
@@ -330,8 +341,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     @router.get("/api/curve")
     async def curve_json(request: Request) -> JSONResponse:
         require_all(await require(request))
-        view = snapshot(config.source(request).view())
-        return JSONResponse(await run_in_threadpool(figures.liquidation_curve, view))
+        return JSONResponse(await curve_of(config.source(request).view()))
 
     @router.get("/api/accounts/{account}")
     async def account_json(request: Request, account: str) -> JSONResponse:
