@@ -86,8 +86,8 @@ def test_dashboard_shock_of_zero_is_today_and_cascade_is_the_ledgers(view: Venue
     # A one-step cascade is one ledger price update and its risk cycle, on a copy.
     shock = stress.uniform_shock(view, -0.3)
     cascade = stress.run_cascade(snapshot(view), shock, steps=1)
-    state, config = view.ledger_state, view.ledger_config
-    assert state is not None and config is not None
+    assert view.ledger is not None
+    state, config = view.ledger()
     sim = Simulation(config=config, state=state)
     prices = {s: state.prices[s] * f for s, f in shock.factors.items()}
     sim.step(stress.price_update(state, config, prices, as_of_ns=state.time_ns))

@@ -195,9 +195,9 @@ def test_dashboard_call_queue_follows_a_price_move_live(new_page: Callable[..., 
         login(page, live, live.key("risk"))
         expect(page.get_by_test_id("live-status")).to_have_text("live", timeout=10_000)
         assert queue_on_page(page) == [("near-liquidation", "margin_call")]
-        sol = live.venue.view().ledger_state
-        assert sol is not None
-        start_price = sol.prices["SOL"]
+        ledger = live.venue.view().ledger
+        assert ledger is not None
+        start_price = ledger()[0].prices["SOL"]
         risk = {"Authorization": f"Bearer {live.key('risk')}"}
         # SOL +5 %: near-liquidation (short SOL perpetual... its coverage rises above 1.2) recovers.
         moved = page.request.post(

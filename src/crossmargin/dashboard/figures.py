@@ -27,10 +27,9 @@ import numpy.typing as npt
 
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.liquidation.model_prices import moved_market
-from crossmargin.core.liquidation.params import coverage
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.pricing import revalue
-from crossmargin.dashboard.source import QUEUE_STATUSES, OraclePrice, VenueView
+from crossmargin.dashboard.source import QUEUE_FROM, STATUS_NAMES, OraclePrice, VenueView
 from crossmargin.engine.backtest import COMPARISON_MODELS, run_backtest
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.margin_run import MarginRun, account_price_levels, build_margin_report, price_levels
@@ -117,27 +116,35 @@ def ratio_histogram(view: VenueView) -> dict[str, Any]:
 
 def call_queue(view: VenueView) -> list[dict[str, Any]]:
     """Accounts in margin call, liquidation or bankrupt (the ledger's state machine), lowest
-    coverage (equity / MM) first: the order the venue liquidates in."""
+    coverage (equity / MM) first: the order the venue liquidates in. Vectorised: only the queue's
+    rows become Python values."""
     engine = view.engine
     result = engine.result
-    rows = []
-    for account, status in view.status.items():
-        if status not in QUEUE_STATUSES:
-            continue
-        row = engine.account_row(account)
-        equity = float(result.equity_usd[row])
-        maintenance = float(result.maintenance_margin_usd[row])
-        rows.append(
-            {
-                "account_id": account,
-                "status": status,
-                "equity_usd": equity,
-                "maintenance_margin_usd": maintenance,
-                "coverage": coverage(equity, maintenance),
-            }
+    rows = np.flatnonzero(view.status_code >= QUEUE_FROM)
+    equity = result.equity_usd[rows]
+    maintenance = result.maintenance_margin_usd[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        covered = np.where(maintenance > 0.0, equity / maintenance, np.where(equity >= 0.0, np.inf, -np.inf))
+    ids = np.asarray(engine.book.account_ids, dtype=object)[rows]
+    order = np.lexsort((ids.astype(str), covered))
+    queue = [
+        {
+            "account_id": account,
+            "status": STATUS_NAMES[code],
+            "equity_usd": e,
+            "maintenance_margin_usd": m,
+            "coverage": c,
+        }
+        for account, code, e, m, c in zip(
+            ids[order].tolist(),
+            view.status_code[rows][order].tolist(),
+            equity[order].tolist(),
+            maintenance[order].tolist(),
+            covered[order].tolist(),
+            strict=True,
         )
-    rows.sort(key=lambda r: (r["coverage"], r["account_id"]))
-    return to_json(rows)  # type: ignore[no-any-return]
+    ]
+    return to_json(queue)  # type: ignore[no-any-return]
 
 
 def collateral_exposure(view: VenueView) -> list[dict[str, Any]]:
@@ -226,7 +233,7 @@ def account_report(view: VenueView, account_id: str, *, with_levels: bool = True
     levels = price_levels(run) if with_levels else None
     report = build_margin_report(run)
     account = to_json(report.accounts[0])
-    account["status"] = view.status.get(account_id, "healthy")
+    account["status"] = view.status_of(account_id)
     index = dict(zip(engine.market.underlyings, engine.market.index_price_usd.tolist(), strict=True))
     if levels is not None:
         (per_account,) = account_price_levels(levels)
@@ -372,10 +379,10 @@ def warnings(view: VenueView) -> list[dict[str, Any]]:
         out.append(_warning("oracle_absent", "moderate", "venue", NO_ORACLE))
     if view.withdrawals_gated_reason is not None:
         out.append(_warning("withdrawals_gated", "critical", "venue", view.withdrawals_gated_reason))
-    for account, status in sorted(view.status.items()):
-        if status in QUEUE_STATUSES:
-            gated = f"withdrawals gated and trading reduce-only: account in {status.replace('_', ' ')}"
-            out.append(_warning("withdrawals_gated", "serious", account, gated))
+    for queued in call_queue(view):
+        status = queued["status"].replace("_", " ")
+        gated = f"withdrawals gated and trading reduce-only: account in {status}"
+        out.append(_warning("withdrawals_gated", "serious", queued["account_id"], gated))
     out.extend(_tier_warnings(view))
     return out
 

@@ -15,22 +15,26 @@ Not thread-safe, like the engine: a source and the pages that read it share one 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.book import Book
-from crossmargin.core.ledger.state import LedgerConfig, LedgerState
+from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import PriceHistorySource
 
-# Margin-call states as the ledger names them (core.liquidation.params.AccountStatus, lower case).
-QUEUE_STATUSES = ("margin_call", "liquidation", "bankrupt")
+# Margin-call states (core.liquidation.params.AccountStatus codes, in order of severity) by the
+# name pages show; accounts at MARGIN_CALL or worse make the queue.
+STATUS_NAMES = tuple(s.name.lower() for s in AccountStatus)
+QUEUE_FROM = int(AccountStatus.MARGIN_CALL)
+QUEUE_STATUSES = STATUS_NAMES[QUEUE_FROM:]
 
 
 class Viewer(Protocol):
@@ -127,27 +131,31 @@ class VenueView:
     `engine`: the venue's risk engine (book, market, model, result), read, never written, by the
     dashboard. `loaded`: the book file's parameters (cross params, portfolio methodology, tier
     preset) with the engine's current book and market, for the engine's compare/explain reports.
-    `status`: each trader's margin-call state (QUEUE_STATUSES and "healthy", "warning"), from the
-    ledger's state machine. Insurance fund and bad debt: USD at today's prices (the ledger's exact
-    units converted for display). `oracle`: the last published price per asset, empty when the
-    venue has no live oracle (prices then come from the book or the price API only).
+    `status_code`: each account's margin-call state (AccountStatus codes, int8), aligned with
+    `engine.book.account_ids`, from the ledger's state machine. Insurance fund and bad debt: USD
+    at today's prices (the ledger's exact units converted for display). `oracle`: the last
+    published price per asset, empty when the venue has no live oracle (prices then come from the
+    book or the price API only).
     `withdrawals_gated_reason`: venue-wide, None when open. `history`: daily closes for the VaR
-    rows of compare and for back-tests, None when the venue has none. `ledger_state`,
-    `ledger_config`: the exact ledger behind the view, when the source exposes it: a cascade from
-    the stress page replays a price path through a copy of it (the live ledger is never touched)."""
+    rows of compare and for back-tests, None when the venue has none. `ledger`: reads the exact
+    ledger behind the view (state and config), when the source exposes it: a cascade from the
+    stress page replays a price path through a copy (the live ledger is never touched). A call,
+    not a value: copying a large venue's ledger is paid only by the page that needs it."""
 
     sequence: int
     as_of_ns: int
     engine: EngineView
     loaded: LoadedBook
-    status: Mapping[str, str]
+    status_code: npt.NDArray[np.int8]
     insurance_fund_usd: float
     bad_debt_usd: float
     oracle: tuple[OraclePrice, ...] = ()
     withdrawals_gated_reason: str | None = None
     history: PriceHistorySource | None = field(default=None, repr=False)
-    ledger_state: LedgerState | None = field(default=None, repr=False)
-    ledger_config: LedgerConfig | None = field(default=None, repr=False)
+    ledger: Callable[[], tuple[LedgerState, LedgerConfig]] | None = field(default=None, repr=False)
+
+    def status_of(self, account_id: str) -> str:
+        return STATUS_NAMES[int(self.status_code[self.engine.account_row(account_id)])]
 
 
 def snapshot(view: VenueView) -> VenueView:

@@ -13,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Mapping
 
+import numpy as np
+
 from crossmargin.core.ledger.postings import BAD_DEBT, INSURANCE
 from crossmargin.dashboard.source import VenueView
 from crossmargin.dashboard.stress import ledger_usd, price_update
@@ -55,14 +57,20 @@ class BookVenue:
     def view(self) -> VenueView:
         sim = self._sim
         state = sim.state
+        engine = sim.risk_engine()
         fund = ledger_usd(state, sim.config, INSURANCE)
         bad_debt = -ledger_usd(state, sim.config, BAD_DEBT) + 0.0  # + 0.0: no "-0.00" on the page
         return VenueView(
             sequence=self.sequence,
             as_of_ns=state.time_ns,
-            engine=sim.risk_engine(),
+            engine=engine,
             loaded=self._loaded,
-            status={t: state.status[t].name.lower() for t in state.traders},
+            # The in-memory ledger keeps statuses in a dict: one pass over its (small) book.
+            status_code=np.fromiter(
+                (state.status[a] for a in engine.book.account_ids),
+                dtype=np.int8,
+                count=engine.book.n_accounts,
+            ),
             insurance_fund_usd=fund,
             bad_debt_usd=bad_debt,
             withdrawals_gated_reason=(
@@ -71,8 +79,7 @@ class BookVenue:
                 else None
             ),
             history=self._history,
-            ledger_state=state,
-            ledger_config=sim.config,
+            ledger=lambda: (state, sim.config),
         )
 
     def move_prices(self, index_prices: Mapping[str, float], *, as_of_ns: int | None = None) -> int:

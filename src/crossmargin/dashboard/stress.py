@@ -169,12 +169,11 @@ def ledger_usd(state: LedgerState, config: LedgerConfig, account: str) -> float:
 
 def run_cascade(view: VenueView, shock: Shock, *, steps: int) -> dict[str, Any]:
     """The shock walked in `steps` geometric steps through a copy of the venue's ledger."""
-    if view.ledger_state is None or view.ledger_config is None:
+    if view.ledger is None:
         raise InputError("mode", "this venue does not expose its ledger: run a shock instead")
     if not 1 <= steps <= MAX_CASCADE_STEPS:
         raise InputError("steps", f"must be 1..{MAX_CASCADE_STEPS}, got {steps!r}")
-    config = view.ledger_config
-    start = view.ledger_state
+    start, config = view.ledger()
     sim = Simulation(config=config, state=start)  # a copy: states are immutable values
     start_prices = {s: start.prices[s] for s in shock.factors}
     path = []

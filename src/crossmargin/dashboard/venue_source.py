@@ -11,13 +11,16 @@ stream reads) in a worker thread and returns when a later record is committed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.ledger.money import to_float
 from crossmargin.core.ledger.postings import BAD_DEBT, INSURANCE
-from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState
+from crossmargin.core.ledger.state import LedgerConfig, LedgerState
 from crossmargin.dashboard.source import EngineSnapshot, VenueView
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import PriceHistorySource
@@ -39,15 +42,15 @@ class VenueSource:
         self._history = history
 
     def view(self) -> VenueView:
-        sequence, state, config, engine = _read_venue(self._venue)
-        fund = _usd(state, config, INSURANCE)
-        bad_debt = -_usd(state, config, BAD_DEBT) + 0.0  # + 0.0: no "-0.00" on the page
+        read = _read_venue(self._venue)
+        fund = _usd(read, INSURANCE)
+        bad_debt = -_usd(read, BAD_DEBT) + 0.0  # + 0.0: no "-0.00" on the page
         return VenueView(
-            sequence=sequence,
-            as_of_ns=state.time_ns,
-            engine=engine,
+            sequence=read.sequence,
+            as_of_ns=read.time_ns,
+            engine=read.engine,
             loaded=self._loaded,
-            status={t: AccountStatus(int(state.status[t])).name.lower() for t in state.traders},
+            status_code=read.status_code,
             insurance_fund_usd=fund,
             bad_debt_usd=bad_debt,
             withdrawals_gated_reason=(
@@ -56,8 +59,7 @@ class VenueSource:
                 else None
             ),
             history=self._history,
-            ledger_state=state,
-            ledger_config=config,
+            ledger=lambda: _read_ledger(self._venue),
         )
 
     async def wait_for_change(self, after: int) -> int:
@@ -72,22 +74,59 @@ def _next(subscription: Any) -> None:
     subscription.next(timeout_s=SUBSCRIPTION_POLL_S)
 
 
-def _read_venue(venue: Venue) -> tuple[int, LedgerState, LedgerConfig, EngineSnapshot]:
-    """The venue's committed state and its risk engine, frozen, in one critical section.
+@dataclass(frozen=True, slots=True)
+class _VenueRead:
+    sequence: int
+    time_ns: int
+    engine: EngineSnapshot
+    status_code: npt.NDArray[np.int8]
+    system_units: dict[tuple[str, str], int]  # (system account, asset) -> units
+    prices: dict[str, float]
+    decimals: dict[str, int]
+
+
+def _read_venue(venue: Venue) -> _VenueRead:
+    """The venue's committed state and its risk engine, frozen, in one critical section: the
+    engine's arrays, each account's status and the few system balances.
 
     Reads the venue's private state (its lock, state and monitor): the one place that does, until
     the venue offers a public whole-book read (/work/notes/dashboard-requests.md)."""
     with venue._lock:
         state = venue._state
         config = venue.config
-        engine = venue._ensure_monitor().engine
-        ledger = state.sub_state(state.traders, config.assets.symbols)
-        return int(venue.last_sequence), ledger, config, EngineSnapshot.of(engine)
+        monitor = venue._ensure_monitor()
+        engine = EngineSnapshot.of(monitor.engine)
+        ids = engine.book.account_ids
+        # The committed statuses (the venue's state, not the monitor's copy), in the engine's row
+        # order: one pass over the accounts, in the critical section.
+        status_code = np.fromiter((int(state.status[a]) for a in ids), dtype=np.int8, count=len(ids))
+        return _VenueRead(
+            sequence=int(venue.last_sequence),
+            time_ns=int(state.time_ns),
+            engine=engine,
+            status_code=status_code,
+            system_units={
+                (a, k): int(state.balances.get((a, k), 0))
+                for a in (INSURANCE, BAD_DEBT)
+                for k in config.assets.symbols
+            },
+            prices={k: float(state.prices[k]) for k in config.assets.symbols},
+            decimals=dict(config.decimals),
+        )
 
 
-def _usd(state: LedgerState, config: LedgerConfig, account: str) -> float:
+def _read_ledger(venue: Venue) -> tuple[LedgerState, LedgerConfig]:
+    """The whole ledger as a core LedgerState (for a cascade on a copy): O(accounts), on demand."""
+    with venue._lock:
+        state = venue._state
+        config = venue.config
+        return state.sub_state(state.traders, config.assets.symbols), config
+
+
+def _usd(read: _VenueRead, account: str) -> float:
     """A system account's balances at the ledger's prices, USD (display: exact units converted)."""
     return sum(
-        to_float(state.balances.get((account, k), 0), config.decimals[k]) * state.prices[k]
-        for k in config.assets.symbols
+        to_float(units, read.decimals[k]) * read.prices[k]
+        for (holder, k), units in read.system_units.items()
+        if holder == account
     )

@@ -286,7 +286,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
             error=error,
             form={"mode": mode or "shock", "move": move, "window": window, "steps": steps},
             windows=stress.HISTORICAL_WINDOWS,
-            has_ledger=view.ledger_state is not None,
+            has_ledger=view.ledger is not None,
         )
 
     @router.get("/backtest", response_class=HTMLResponse)
