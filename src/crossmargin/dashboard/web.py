@@ -213,6 +213,17 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
             curve_cache[view.sequence] = cached
         return cached
 
+    # The overview every live page receives after an event: computed once per sequence number.
+    overview_cache: dict[int, dict[str, Any]] = {}
+
+    def overview_of(view: VenueView) -> dict[str, Any]:
+        cached = overview_cache.get(view.sequence)
+        if cached is None:
+            cached = figures.overview(view)
+            overview_cache.clear()
+            overview_cache[view.sequence] = cached
+        return cached
+
     # -- pages ----------------------------------------------------------------------------------
 
     @router.get("/", response_class=HTMLResponse)
@@ -223,7 +234,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
         if viewer.role not in SEE_ALL:
             return RedirectResponse(f"{PREFIX}/accounts/{viewer.account}", status_code=303)
         view = config.source(request).view()
-        return page(request, "overview.html", viewer, view, overview=figures.overview(view))
+        return page(request, "overview.html", viewer, view, overview=overview_of(view))
 
     @router.get("/curve", response_class=HTMLResponse)
     async def curve_page(request: Request) -> HTMLResponse:
@@ -336,7 +347,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     @router.get("/api/overview")
     async def overview_json(request: Request) -> JSONResponse:
         require_all(await require(request))
-        return JSONResponse(figures.overview(config.source(request).view()))
+        return JSONResponse(overview_of(config.source(request).view()))
 
     @router.get("/api/curve")
     async def curve_json(request: Request) -> JSONResponse:
@@ -430,7 +441,7 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
                 sequence = view.sequence
                 message: dict[str, Any] = {"sequence": sequence, "headline": figures.headline(view)}
                 if account is None:
-                    message["overview"] = figures.overview(view)
+                    message["overview"] = overview_of(view)
                 else:
                     message["account"] = figures.account_report(view, account, with_levels=False)
                 await websocket.send_json(message)

@@ -199,9 +199,13 @@
     if (!response.ok) throw new Error(typeof payload.detail === "string" ? payload.detail : JSON.stringify(payload.detail));
     return payload;
   }
-  async function loadCurve() {
+  let curveLoading = null;
+  function loadCurve() {
+    // One request at a time; a change arriving meanwhile is picked up by the next message.
     const el = document.querySelector('[data-chart="curve"][data-src]');
-    if (el) builders.curve(await getJson(el.dataset.src));
+    if (!el || curveLoading) return curveLoading || Promise.resolve();
+    curveLoading = getJson(el.dataset.src).then(builders.curve).finally(() => { curveLoading = null; });
+    return curveLoading;
   }
   async function loadCompare() {
     const table = byTestId("compare");
@@ -315,6 +319,7 @@
     const bankrupt = byTestId("hist-bankrupt");
     if (bankrupt) bankrupt.textContent = String(o.histogram.bankrupt);
     builders.exposure(o.exposure);
+    loadCurve().catch(() => {});
   }
   function applyAccount(a) {
     setFigure("account-equity", a.equity_usd);
