@@ -112,3 +112,19 @@ def test_unknown_account_named_in_error(venue: Venue) -> None:
     with pytest.raises(InputError) as refused:
         venue.execute(Deposit(idempotency_key="d", account="nobody", asset="USDC", amount_units=1))
     assert refused.value.field == "deposit.account"
+
+
+def test_deposit_fast_path_posts_what_the_ledger_posts(venue: Venue) -> None:
+    """A deposit to a HEALTHY account skips the ledger's status refresh (it cannot change a
+    status): its postings and the resulting state equal the ledger's own `apply`."""
+    from crossmargin.core.ledger import events as ledger_events
+    from crossmargin.core.ledger.apply import apply
+    from crossmargin.engine.decide import decide
+
+    state = venue._state
+    config = venue.config
+    fast = decide(state, config, Deposit(idempotency_key="x", account="basis-trader", asset="BTC", amount_units=123), state.time_ns)
+    sub = state.sub_state(["basis-trader"], config.assets.symbols)
+    core = apply(sub, ledger_events.Deposit(account="basis-trader", asset="BTC", amount_units=123, as_of_ns=state.time_ns), config)
+    assert fast["postings"] == [[p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in core.postings]
+    assert core.state.status == sub.status

@@ -63,7 +63,13 @@ class Running:
     context: ServiceContext
     admin: str
     risk: str
-    holders: dict[str, str] = field(default_factory=dict)
+    minted: dict[str, str] = field(default_factory=dict)
+
+    def holder(self, account: str) -> str:
+        """A holder key of `account`, minted on first use (each costs one scrypt)."""
+        if account not in self.minted:
+            self.minted[account] = self.mint("holder", account)["key"]
+        return self.minted[account]
 
     def as_(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -83,6 +89,7 @@ def settings_for(database: Database, tmp_path: Path, **overrides: Any) -> Servic
         schema=database.schema,
         book=DESK,
         admin_key_file=tmp_path / "admin.key",
+        stream_wait_s=0.05,  # a closed test stream is noticed within this
         **overrides,
     )
 
@@ -98,8 +105,6 @@ def start(settings: ServiceSettings) -> Iterator[Running]:
         admin = settings.admin_key_file.read_text().strip()
         running = Running(client=client, context=context, admin=admin, risk="")
         running.risk = running.mint("risk")["key"]
-        for account in sorted(context.venue.accounts()):
-            running.holders[account] = running.mint("holder", account)["key"]
         yield running
 
 

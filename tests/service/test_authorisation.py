@@ -82,7 +82,7 @@ def _state(service: Running) -> tuple[int, Any]:
 
 def test_authorisation_holder_refused_on_another_account_and_nothing_changes(service: Running) -> None:
     before = _state(service)
-    holder = service.as_(service.holders[OWN])
+    holder = service.as_(service.holder(OWN))
     for method, path, body in account_cases(OTHER) + VENUE_CASES:
         response = service.client.request(method, path, json=body, headers=holder)
         assert response.status_code == 403, f"{method} {path}: {response.status_code} {response.text}"
@@ -99,7 +99,7 @@ def test_authorisation_holder_refused_on_another_account_and_nothing_changes(ser
 def test_authorisation_holder_allowed_on_its_own_account(service: Running) -> None:
     """The refusals above are about the account, not the requests: the same requests on the
     holder's own account pass the access check (they may still be refused on their merits: 422/404)."""
-    holder = service.as_(service.holders[OWN])
+    holder = service.as_(service.holder(OWN))
     for method, path, body in account_cases(OWN):
         response = service.client.request(method, path, json=body, headers=holder)
         assert response.status_code not in (401, 403), f"{method} {path}: {response.text}"
@@ -107,7 +107,7 @@ def test_authorisation_holder_allowed_on_its_own_account(service: Running) -> No
 
 
 def test_authorisation_revoked_key_refused_everywhere(service: Running) -> None:
-    key = service.holders[OWN]
+    key = service.holder(OWN)
     key_id = key.split("_")[1]
     holder = service.as_(key)
     assert service.client.get(f"/v1/accounts/{OWN}", headers=holder).status_code == 200
@@ -129,7 +129,7 @@ def test_authorisation_revoked_key_refused_everywhere(service: Running) -> None:
 
 
 def test_authorisation_missing_or_forged_keys_refused(service: Running) -> None:
-    forged = service.holders[OWN][:-4] + "AAAA"
+    forged = service.holder(OWN)[:-4] + "AAAA"
     for headers in ({}, {"Authorization": "Bearer nonsense"}, service.as_(forged), {"X-API-Key": forged}):
         response = service.client.get(f"/v1/accounts/{OWN}", headers=headers)
         assert response.status_code == 401
@@ -137,7 +137,7 @@ def test_authorisation_missing_or_forged_keys_refused(service: Running) -> None:
 
 
 def test_authorisation_stream_of_another_account_refused(service: Running) -> None:
-    holder = service.as_(service.holders[OWN])
+    holder = service.as_(service.holder(OWN))
     for query in (f"?account={OTHER}", ""):
         url = "/v1/stream" + query
         if query:
@@ -150,7 +150,7 @@ def test_authorisation_stream_of_another_account_refused(service: Running) -> No
     # Without account= a holder streams its own account (not the venue).
     with service.client.websocket_connect("/v1/stream", headers=holder) as ws:
         message = ws.receive_json()
-        assert message["type"] in ("notification", "heartbeat")
+        assert message["type"] in ("notification", "checkpoint")
         if message["type"] == "notification":
             assert message["account"] == OWN
 

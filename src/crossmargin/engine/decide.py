@@ -25,7 +25,7 @@ from typing import Any
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import Applied, apply
-from crossmargin.core.ledger.postings import EXTERNAL, LIQUIDATOR
+from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position, risk_view
 from crossmargin.core.ledger.transact import AuditRecord, Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw, reduce_only
@@ -53,9 +53,15 @@ def _trader(state: VenueState, account: Any, name: str) -> str:
     return account
 
 
+# Postings are stored as signed 64-bit integers (exact; never rounded): a larger amount is refused.
+MAX_UNITS = 2**63 - 1
+
+
 def _units(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InputError(name, f"must be a positive integer number of minor units, got {value!r}")
+    if value > MAX_UNITS:
+        raise InputError(name, f"must be at most {MAX_UNITS} minor units, got {value}")
     return value
 
 
@@ -206,8 +212,28 @@ def _open_account(state: VenueState, config: LedgerConfig, cmd: c.OpenAccount, a
     return {"accounts": [account]}
 
 
+# System accounts a deposit may fund from outside: the insurance fund and the backstop vault.
+FUNDABLE = frozenset({INSURANCE, BACKSTOP})
+
+
 def _deposit(state: VenueState, config: LedgerConfig, cmd: c.Deposit, as_of_ns: int) -> Effects:
+    if cmd.account in FUNDABLE:
+        if cmd.asset not in config.assets.index:
+            raise InputError("deposit.asset", f"unknown asset {cmd.asset!r}")
+        units = _units(cmd.amount_units, "deposit.amount_units")
+        return {"postings": [[EXTERNAL, cmd.account, cmd.asset, units, "deposit"]]}
     account = _trader(state, cmd.account, "deposit.account")
+    if state.status[account] == AccountStatus.HEALTHY and account not in state.deadlines:
+        # A deposit only raises equity, so coverage only rises and a HEALTHY account stays so:
+        # the ledger's status refresh cannot change anything and is skipped (the one posting is
+        # the ledger's own Deposit posting, validated the same way).
+        if cmd.asset not in config.assets.index:
+            raise InputError("deposit.asset", f"unknown asset {cmd.asset!r}")
+        units = _units(cmd.amount_units, "deposit.amount_units")
+        return {
+            "postings": [[EXTERNAL, account, cmd.asset, units, "deposit"]],
+            "records": [["deposit", account, {"asset": cmd.asset, "amount_units": units}]],
+        }
     sub = _sub(state, config, [account])
     applied = apply(
         sub,

@@ -127,14 +127,22 @@ class Verifier:
     def __init__(self) -> None:
         self._verified: dict[str, bytes] = {}
 
-    def matches(self, row: ApiKey, secret: str) -> bool:
-        quick = hashlib.sha256(secret.encode()).digest()
+    def quick(self, row: ApiKey, secret: str) -> bool | None:
+        """True or False when this key was verified before in this process; None when it needs
+        scrypt (`matches`)."""
         known = self._verified.get(row.key_id)
-        if known is not None:
-            return hmac.compare_digest(known, quick)
+        if known is None:
+            return None
+        return hmac.compare_digest(known, hashlib.sha256(secret.encode()).digest())
+
+    def matches(self, row: ApiKey, secret: str) -> bool:
+        """Whether `secret` is the key's: the cached check, else scrypt (then cached)."""
+        verdict = self.quick(row, secret)
+        if verdict is not None:
+            return verdict
         if not hmac.compare_digest(scrypt_hash(secret, row.salt), row.secret_hash):
             return False
-        self._verified[row.key_id] = quick
+        self._verified[row.key_id] = hashlib.sha256(secret.encode()).digest()
         return True
 
     def forget(self, key_id: str) -> None:

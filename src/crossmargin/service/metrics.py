@@ -1,27 +1,36 @@
 """Prometheus metrics of one service instance, in a registry of its own (no global state).
 
-    crossmargin_events_appended_total            counter   events appended to the log (rate() = events/s)
-    crossmargin_margin_cycle_seconds             histogram one margin cycle (tick or event -> margins current)
+From the venue, read at scrape time (`VenueCollector` over `Venue.stats()`, so never stale):
+
+    crossmargin_events_committed_total           counter   records appended to the log (rate() = events/s)
+    crossmargin_commands_committed_total         counter   commands acknowledged
+    crossmargin_commit_batches_total             counter   group commits (one fsync each)
+    crossmargin_commands_rejected_total          counter   commands refused by the venue's rules
     crossmargin_command_queue_depth              gauge     commands accepted, not yet committed
+    crossmargin_margin_cycle_last_seconds        gauge     the last price tick's margin cycle
+    crossmargin_margin_cycle_seconds             summary   every margin cycle (when the venue counts them)
     crossmargin_accounts_below_maintenance       gauge     accounts whose equity is under MM
     crossmargin_log_sequence                     gauge     last committed sequence number
+
+From the service itself:
+
     crossmargin_http_requests_total              counter   by route template, method, status
     crossmargin_http_request_seconds             histogram by route template, method
     crossmargin_http_refused_total               counter   by reason: rate_limited (429), overloaded (503)
     crossmargin_websocket_clients                gauge     streams open
 
-The gauges read the venue when scraped (`set_function`), so they are never stale. Exposition
-format: https://prometheus.io/docs/instrumenting/exposition_formats/.
+Exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.registry import Collector
 
-# Seconds. Margin cycles on the desk take ~0.1-5 ms, on a 1M-account book up to ~100 ms.
-CYCLE_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 HTTP_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
@@ -31,26 +40,6 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.events_appended = Counter(
-            "crossmargin_events_appended", "Events appended to the event log", registry=r
-        )
-        self.margin_cycle_seconds = Histogram(
-            "crossmargin_margin_cycle_seconds",
-            "Duration of one margin cycle (a tick or an event until margins are current)",
-            buckets=CYCLE_BUCKETS_S,
-            registry=r,
-        )
-        self.queue_depth = Gauge(
-            "crossmargin_command_queue_depth", "Commands accepted and not yet committed", registry=r
-        )
-        self.accounts_below_maintenance = Gauge(
-            "crossmargin_accounts_below_maintenance",
-            "Accounts whose equity is below maintenance margin",
-            registry=r,
-        )
-        self.log_sequence = Gauge(
-            "crossmargin_log_sequence", "Last committed log sequence number", registry=r
-        )
         self.http_requests = Counter(
             "crossmargin_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
         )
@@ -66,17 +55,50 @@ class ServiceMetrics:
         )
         self.websocket_clients = Gauge("crossmargin_websocket_clients", "WebSocket streams open", registry=r)
 
-    def read_from(
-        self,
-        *,
-        queue_depth: Callable[[], float],
-        accounts_below_maintenance: Callable[[], float],
-        log_sequence: Callable[[], float],
-    ) -> None:
-        """Make the gauges read the venue at scrape time."""
-        self.queue_depth.set_function(queue_depth)
-        self.accounts_below_maintenance.set_function(accounts_below_maintenance)
-        self.log_sequence.set_function(log_sequence)
+    def read_from(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        """Report the venue's counters (`Venue.stats()`) at every scrape."""
+        self.registry.register(VenueCollector(stats))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class VenueCollector(Collector):
+    """The venue's own counters as Prometheus metrics, read when scraped."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, Any]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        for name, key, text in (
+            ("crossmargin_events_committed", "records", "Records appended to the event log"),
+            ("crossmargin_commands_committed", "commands", "Commands acknowledged after commit"),
+            ("crossmargin_commit_batches", "batches", "Group commits (one transaction and fsync each)"),
+            ("crossmargin_commands_rejected", "rejected", "Commands refused by the venue's rules"),
+        ):
+            yield CounterMetricFamily(name, text, value=float(stats.get(key, 0)))
+        for name, key, text in (
+            ("crossmargin_command_queue_depth", "queue_depth", "Commands accepted and not yet committed"),
+            (
+                "crossmargin_margin_cycle_last_seconds",
+                "last_tick_s",
+                "Duration of the last price tick's margin cycle",
+            ),
+            ("crossmargin_log_sequence", "last_sequence", "Last committed log sequence number"),
+            (
+                "crossmargin_accounts_below_maintenance",
+                "accounts_under_maintenance",
+                "Accounts whose equity is below maintenance margin (known after the first tick)",
+            ),
+        ):
+            value = stats.get(key)
+            if value is not None:
+                yield GaugeMetricFamily(name, text, value=float(value))
+        if "tick_seconds_sum" in stats and "ticks" in stats:
+            yield SummaryMetricFamily(
+                "crossmargin_margin_cycle_seconds",
+                "Margin cycles (a price tick until margins, calls and liquidations are decided)",
+                count_value=int(stats["ticks"]),
+                sum_value=float(stats["tick_seconds_sum"]),
+            )

@@ -76,13 +76,15 @@ def open_context(settings: ServiceSettings) -> ServiceContext:
     except BaseException:
         venue.close()
         raise
-    return ServiceContext(
+    context = ServiceContext(
         settings=settings,
         venue=venue,
         keys=keys,
         limiter=RateLimiter(settings.rate_limits, time.monotonic),
         admission=Admission(settings.admission),
     )
+    context.metrics.read_from(venue.stats)
+    return context
 
 
 def _server(settings: ServiceSettings, context: ServiceContext, log_level: str) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -47,7 +48,7 @@ async def principal(
     header_key: Annotated[str | None, Depends(header_scheme)],
 ) -> Principal:
     text = bearer.credentials if bearer is not None else header_key
-    found = authenticate(context_of(request.app), text, request.client.host if request.client else None)
+    found = await authenticate(context_of(request.app), text, request.client.host if request.client else None)
     request.state.key_id = found.key_id
     request.state.role = found.role.value
     return found
@@ -61,14 +62,32 @@ def key_text(headers: Mapping[str, str]) -> str | None:
     return headers.get("x-api-key")
 
 
-def authenticate(context: ServiceContext, text: str | None, client_host: str | None) -> Principal:
-    """The principal a key text names, or the 401/429 problem (module docstring)."""
+async def authenticate(context: ServiceContext, text: str | None, client_host: str | None) -> Principal:
+    """The principal a key text names, or the 401/429 problem (module docstring).
+
+    A key not yet verified in this process costs one scrypt (~0.1 s of CPU): it runs in a worker
+    thread (the event loop keeps serving), and only within the client address's budget for such
+    checks, so a stream of made-up secrets cannot buy CPU."""
     address = client_host or "unknown"
     if text is None:
         raise _unauthenticated(context, address, "an API key is required (Authorization: Bearer cmk_...)")
     presented = parse_key(text)
     row = None if presented is None else context.keys.get(presented.key_id)
-    if presented is None or row is None or not context.verifier.matches(row, presented.secret):
+    if presented is None or row is None:
+        raise _unauthenticated(context, address, "unknown or malformed API key")
+    verdict = context.verifier.quick(row, presented.secret)
+    if verdict is None:
+        wait_s = context.limiter.take(f"verify:{address}", None)
+        if wait_s > 0.0:
+            context.metrics.http_refused.labels("rate_limited").inc()
+            raise Problem(
+                429,
+                "rate-limited",
+                "too many first-time key verifications from this address",
+                headers={"Retry-After": retry_after_header(wait_s)},
+            )
+        verdict = await anyio.to_thread.run_sync(context.verifier.matches, row, presented.secret)
+    if not verdict:
         raise _unauthenticated(context, address, "unknown or malformed API key")
     if row.revoked:
         raise _unauthenticated(context, address, f"API key {row.key_id} is revoked")

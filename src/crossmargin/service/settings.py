@@ -10,9 +10,6 @@ from crossmargin.service.limits import AdmissionLimits, RateLimits
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-# Events a WebSocket client may fall behind before it is cut off (it resumes from its last
-# sequence number): a slow reader must not make the service buffer without bound.
-STREAM_BUFFER_EVENTS = 10_000
 # Events per page of the event-log endpoint and per catch-up read of a resuming stream.
 EVENTS_PAGE_LIMIT = 1_000
 
@@ -32,5 +29,5 @@ class ServiceSettings:
     port: int = DEFAULT_PORT
     rate_limits: RateLimits = field(default_factory=RateLimits)
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
-    stream_buffer_events: int = STREAM_BUFFER_EVENTS
+    stream_wait_s: float = 1.0  # a stream's longest wait for a commit before it sends a checkpoint
     events_page_limit: int = EVENTS_PAGE_LIMIT

@@ -22,7 +22,7 @@ import pytest
 
 from crossmargin.adapters.sql.runner import serve_connection
 from crossmargin.core.ledger.postings import EXTERNAL
-from tests.adapters.sql.support import BOOK, connect, open_venue, replay
+from tests.adapters.sql.support import connect, desk_genesis, open_venue, replay
 
 KILLS = 50
 SEED = 20261203
@@ -49,6 +49,7 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["crossmargin.adapters.sql.runner"])
     connect(db).close()  # migrate once, before any child races to
+    genesis = desk_genesis()
     acked: dict[str, int] = {}
     sent: dict[str, dict[str, Any]] = {}
     for cycle in range(KILLS):
@@ -56,7 +57,7 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
         process = context.Process(
             target=serve_connection,
             args=(child,),
-            kwargs={"db": db[0], "schema": db[1], "book": BOOK, "snapshot_every": 40},
+            kwargs={"db": db[0], "schema": db[1], "genesis": genesis, "snapshot_every": 40},
         )
         process.start()
         child.close()

@@ -77,13 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def serve_connection(connection: Any, *, db: str, schema: str | None, book: str, snapshot_every: int) -> None:
+def serve_connection(
+    connection: Any, *, db: str, schema: str | None, genesis: Genesis, snapshot_every: int
+) -> None:
     """The same protocol over a `multiprocessing` connection (dicts instead of JSON lines): what a
     crash test forks from a process that has imported everything once (a fresh interpreter
     spends ~2 s importing). Sends {"ready": ...}, then one reply per command, after its commit."""
     store = SqlEventStore.connect(db, schema=schema)
     venue = Venue.open(
-        store, genesis_of_book(book), clock=SystemClock(), settings=VenueSettings(snapshot_every=snapshot_every)
+        store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=snapshot_every)
     )
     send_lock = threading.Lock()
 

@@ -20,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import anyio.to_thread
 from fastapi import Header, Request
 
+from crossmargin.engine.commands import COMMAND_KINDS
 from crossmargin.engine.venue import Ack, Command
 from crossmargin.errors import IdempotencyConflict, InputError, StoreError
 from crossmargin.service import models
@@ -57,24 +58,28 @@ ACCOUNT_FIELDS = {
 
 
 def api_field(engine_field: str, fields: Mapping[str, str] | None, prefix: str) -> str:
-    """The request field an engine field names: `fields` maps known names (amount_units ->
-    body.amount), `prefix` qualifies the rest (trades[0].price -> body.trades[0].price)."""
-    if fields and engine_field in fields:
-        return fields[engine_field]
-    return prefix + engine_field
+    """The request field an engine field names. The venue qualifies a command's fields by its
+    kind (`withdraw.amount_units`); `fields` maps known names (amount_units -> body.amount),
+    `prefix` qualifies the rest (trades[0].price -> body.trades[0].price)."""
+    head, _, tail = engine_field.partition(".")
+    name = tail if tail and head in COMMAND_KINDS else engine_field
+    if fields and name in fields:
+        return fields[name]
+    return prefix + name
 
 
 def problem_of(error: Exception, *, fields: Mapping[str, str] | None = None, prefix: str = "") -> Problem:
-    """The problem a venue error becomes: 404 unknown account, 409 idempotency conflict, 422 a
-    refused field, 503 the venue stopped."""
+    """The problem a venue error becomes: 404 an unknown account named by the path, 409 an
+    idempotency conflict, 422 a refused field, 503 the venue stopped."""
     if isinstance(error, IdempotencyConflict):
         return Problem(409, "idempotency-conflict", str(error), field="header.idempotency-key")
     if isinstance(error, StoreError):
         return Problem(503, "unavailable", str(error), headers={"Retry-After": "1"})
     if isinstance(error, InputError):
-        if error.field == "account" and error.problem.startswith("unknown account"):
-            return Problem(404, "unknown-account", error.problem, field=api_field("account", fields, "path."))
-        return Problem(422, "rejected", error.problem, field=api_field(error.field, fields, prefix))
+        field = api_field(error.field, {"account": "path.account", **(fields or {})}, prefix)
+        if field == "path.account" and error.problem.startswith("unknown account"):
+            return Problem(404, "unknown-account", error.problem, field=field)
+        return Problem(422, "rejected", error.problem, field=field)
     raise error
 
 

@@ -10,14 +10,15 @@ Messages (JSON text frames):
 
     {"type": "notification", "sequence": 42, "index": 0, "kind": "status", "account": "alice",
      "detail": {...}}
-    {"type": "heartbeat", "cursor": 42}     nothing new for a second; everything up to 42 was sent
+    {"type": "checkpoint", "cursor": 42}    every notification up to sequence 42 was sent: after
+                                            each sequence's notifications, and every second when
+                                            nothing happens
 
 Ordering and resumption. Notifications come in (sequence, index) order, read from the venue's
-committed log through a cursor (`Venue.subscribe`), so a notification is never sent before one it
-depends on (a call before the liquidation it leads to: higher sequences) and never before its
-commit. Reconnect with `after=` the last sequence whose notifications you have all received (the
-cursor of the last heartbeat, or the last sequence seen minus one when unsure): the stream resumes
-at the next sequence with no gap; duplicates are recognisable by (sequence, index).
+committed log through a cursor (`Venue.subscribe`, whose batches hold whole records), so a
+notification is never sent before one it depends on (a call before the liquidation it leads to:
+higher sequences) and never before its commit. Reconnect with `after=` the cursor of the last
+checkpoint received: the stream resumes at the next sequence with no gap and no duplicate.
 
 The service keeps no per-client buffer: a slow reader only falls behind the cursor, reading the
 log at its own pace. Closing codes: 1008 refused (no key, revoked, another account), 1013 over the
@@ -45,7 +46,6 @@ router = APIRouter(prefix="/v1", tags=["stream"])
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 SERVICE_RESTART = 1012
-WAIT_S = 1.0
 BATCH = 1000
 
 
@@ -83,7 +83,7 @@ async def stream(
     context = context_of(websocket.app)
     client = websocket.client.host if websocket.client else None
     try:
-        principal = authenticate(context, key_text(websocket.headers), client)
+        principal = await authenticate(context, key_text(websocket.headers), client)
         if account is None and principal.account is not None:
             account = principal.account
         if account is None:
@@ -109,19 +109,22 @@ async def stream(
         context.admission.leave(RequestClass.STREAM)
 
 
+def _checkpoint(cursor: int) -> str:
+    return json.dumps({"type": "checkpoint", "cursor": cursor})
+
+
 async def _pump(websocket: WebSocket, context: Any, *, after: int, account: str | None) -> None:
     subscription = context.venue.subscribe(from_sequence=after, account=account)
     limiter = context.thread_limiter(RequestClass.STREAM)
-    cursor = after
     while not context.draining:
         batch: list[Notification] = await anyio.to_thread.run_sync(
-            lambda: subscription.next(timeout_s=WAIT_S, limit=BATCH), limiter=limiter
+            lambda: subscription.next(timeout_s=context.settings.stream_wait_s, limit=BATCH), limiter=limiter
         )
-        for notification in batch:
+        for n, notification in enumerate(batch):
+            if n and notification.sequence != batch[n - 1].sequence:
+                await websocket.send_text(_checkpoint(batch[n - 1].sequence))
             await websocket.send_text(message_of(notification))
-        if not batch:
-            cursor = max(cursor, int(subscription.cursor))
-            await websocket.send_text(json.dumps({"type": "heartbeat", "cursor": cursor}))
+        await websocket.send_text(_checkpoint(int(subscription.cursor)))
     await websocket.close(
         code=SERVICE_RESTART, reason="service restarting; resume with after=<last sequence>"
     )
