@@ -53,10 +53,10 @@ def _backtest_book(connection: HTTPConnection) -> LoadedBook | None:
     return book
 
 
-def _viewer(connection: HTTPConnection, key: str) -> Principal | None:
+async def _viewer(connection: HTTPConnection, key: str) -> Principal | None:
     client = connection.client.host if connection.client else None
     try:
-        return authenticate(context_of(connection.app), key, client)
+        return await authenticate(context_of(connection.app), key, client)
     except Problem:  # unknown, revoked or rate-limited: the dashboard shows its login again
         return None
 
