@@ -30,7 +30,9 @@
       charts[name] = chart;
     }
     const legend = option.legend ? { legend: Object.assign({ top: 0 }, option.legend) } : {};
-    chart.setOption(Object.assign({ animation: false, grid: { left: 64, right: 24, top: 40, bottom: 48, containLabel: true } }, option, legend), true);
+    // Room above the plot for the legend and the axis name, so they never overlap.
+    const grid = { left: 64, right: 24, top: option.legend ? 64 : 40, bottom: 48, containLabel: true };
+    chart.setOption(Object.assign({ animation: false, grid }, option, legend), true);
     el.dataset.drawn = "true";
   }
   window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
