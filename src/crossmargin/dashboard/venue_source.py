@@ -40,8 +40,18 @@ class VenueSource:
         self._venue = venue
         self._loaded = loaded
         self._history = history
+        self._cached: VenueView | None = None
 
     def view(self) -> VenueView:
+        # One read per committed sequence number, shared by every page and live socket: a view is
+        # a consistent snapshot at its sequence, so handing out the last one is exact.
+        cached = self._cached
+        if cached is not None and cached.sequence == self._venue.last_sequence:
+            return cached
+        self._cached = self._read_view()
+        return self._cached
+
+    def _read_view(self) -> VenueView:
         read = _read_venue(self._venue)
         fund = _usd(read, INSURANCE)
         bad_debt = -_usd(read, BAD_DEBT) + 0.0  # + 0.0: no "-0.00" on the page
