@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from crossmargin.adapters.files import load_book
 from crossmargin.dashboard.app import KeyHolder, create_app, issue_keys
@@ -31,6 +31,8 @@ AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}  # a current phone's CSS viewport
+PAGE_TIMEOUT_MS = 120_000
+expect.set_options(timeout=30_000)  # assertions on rendered pages (not the live-update ones)
 
 
 @dataclass
@@ -99,6 +101,10 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
 
     def make(viewport: dict[str, int] = DESKTOP) -> Page:
         context = browser.new_context(viewport=viewport)
+        # Generous waits for pages: the machine is shared and a first request may compile numba
+        # kernels. The live-update checks pass their own one-second timeout explicitly.
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        context.set_default_navigation_timeout(PAGE_TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: problems.append(f"{page.url}: {error}"))
