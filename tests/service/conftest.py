@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from crossmargin.service.app import create_app
 from crossmargin.service.context import ServiceContext
-from crossmargin.service.limits import AdmissionLimits, RateLimits
+from crossmargin.service.limits import AdmissionLimits, Rate, RateLimits
 from crossmargin.service.runtime import open_context
 from crossmargin.service.settings import ServiceSettings
 
@@ -42,7 +42,28 @@ class Database:
 
 @pytest.fixture(params=BACKENDS)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    yield from _database(request.param, tmp_path_factory.mktemp("venue"))
+
+
+@pytest.fixture(scope="module")
+def module_service(module_database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """One service for a module whose tests leave each other's state alone (faster: one start).
+    Its rate limits are out of the way: many tests share its keys and its one client address
+    (the limits themselves are tested in test_limits and test_overload)."""
+    high = Rate(rate_per_s=1e6, burst=1_000_000)
+    limits = RateLimits(holder=high, risk=high, admin=high, anonymous=high)
+    yield from start(settings_for(module_database, tmp_path_factory.mktemp("keys"), rate_limits=limits))
+
+
+def _database(backend: str, tmp_path: Path) -> Iterator[Database]:
+    if backend == "sqlite":
         yield Database(f"sqlite:///{tmp_path / 'venue.db'}")
         return
     schema = f"svc_{uuid.uuid4().hex[:12]}"

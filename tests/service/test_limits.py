@@ -12,6 +12,7 @@ from crossmargin.service.limits import (
     RateLimiter,
     RateLimits,
     RequestClass,
+    classify,
     retry_after_header,
 )
 
@@ -55,3 +56,25 @@ def test_admission_refuses_at_the_limit_instead_of_queueing() -> None:
     admission.leave(RequestClass.READ)
     assert admission.try_enter(RequestClass.READ)
     assert admission.in_flight(RequestClass.READ) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/v1/accounts/alice", RequestClass.READ),
+        ("GET", "/v1/events", RequestClass.READ),
+        ("GET", "/v1/accounts/alice/margin", RequestClass.COMPUTE),
+        ("POST", "/v1/accounts/alice/what-if", RequestClass.COMPUTE),
+        ("POST", "/v1/stress", RequestClass.COMPUTE),
+        ("POST", "/v1/accounts/alice/deposits", RequestClass.COMMAND),
+        ("DELETE", "/v1/accounts/alice/orders/o1", RequestClass.COMMAND),
+        ("POST", "/v1/prices", RequestClass.COMMAND),
+        ("GET", "/healthz", None),
+        ("GET", "/metrics", None),
+        ("GET", "/openapi.json", None),
+    ],
+)
+def test_requests_are_classified_before_routing(
+    method: str, path: str, expected: RequestClass | None
+) -> None:
+    assert classify(method, path) == expected

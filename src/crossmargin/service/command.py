@@ -4,7 +4,7 @@ are sibling layers and never import each other)
 crossmargin serve [--book BOOK] [--db URL] [--host H] [--port P] [--admin-key-file F] [--once]
 
 Starts the margin service on the embedded default: a SQLite event log in the working directory
-(`crossmargin-venue.db`, WAL, synchronous=FULL) opened with the bundled example book
+(`crossmargin.db`, WAL, synchronous=FULL) opened with the bundled example book
 (examples/desk.yaml) as its opening state. `--db` (or CROSSMARGIN_DB) names another database,
 e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test. On a database that already holds a log the
 book is not read again: the venue recovers from its log.
@@ -36,8 +36,11 @@ def serve(
     db: Annotated[
         str | None,
         typer.Option(
-            help="SQLAlchemy URL of the event log [default: $CROSSMARGIN_DB or sqlite:///crossmargin-venue.db]"
+            help="SQLAlchemy URL of the event log [default: $CROSSMARGIN_DB or sqlite:///crossmargin.db]"
         ),
+    ] = None,
+    schema: Annotated[
+        str | None, typer.Option(help="PostgreSQL schema of the log (one per venue); ignored by SQLite")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port [default: 8000; with --once a free one]")] = None,
@@ -51,11 +54,13 @@ def serve(
 ) -> None:
     """Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,
     prices, margin under any model, what-if, explain, the event log, a resumable stream."""
+    from crossmargin.adapters.sql import DEFAULT_URL
     from crossmargin.service.runtime import default_book, run_forever, run_once
     from crossmargin.service.settings import ServiceSettings
 
     settings = ServiceSettings(
-        database_url=db or os.environ.get("CROSSMARGIN_DB") or "sqlite:///crossmargin-venue.db",
+        database_url=db or os.environ.get("CROSSMARGIN_DB") or DEFAULT_URL,
+        schema=schema,
         book=book if book is not None else default_book(),
         admin_key_file=admin_key_file,
         host=host,

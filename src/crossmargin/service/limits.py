@@ -8,10 +8,13 @@ Two separate questions, two answers:
   "RateLimit header fields for HTTP" (draft-ietf-httpapi-ratelimit-headers) is the model for the
   headers; the bucket is the classic one (Turner, "New directions in communications", 1986).
 - **Is the service as a whole full?** `Admission` counts requests in flight per class (reads,
-  commands, heavy computations). When a class is at its limit, a new request gets 503 and
-  `Retry-After: 1` at once instead of waiting in a queue: a queued request only adds latency to
+  commands, heavy computations; `classify` from method and path). When a class is at its limit,
+  a new request gets 503 and `Retry-After: 1` at once, from the outermost middleware, before any
+  routing or authentication, instead of waiting in a queue: a queued request only adds latency to
   everybody behind it (Little's law), and the client can retry elsewhere or later. Commands have
-  their own class, so a flood of reads cannot take the slots that ingestion needs.
+  their own class, so a flood of reads cannot take the slots that ingestion needs. The read
+  classes are sized to the cores (their work holds the interpreter lock): more threads would
+  only take turns from the event loop that refuses the excess.
 
 The clock is passed in (`time.monotonic` in the service), so tests drive the bucket exactly.
 """
@@ -106,8 +109,8 @@ class RequestClass(enum.StrEnum):
 class AdmissionLimits:
     """Requests in flight per class before the next one gets 503."""
 
-    read: int = 64
-    compute: int = 2  # CPU-bound; two cores
+    read: int = 2  # account views are Python work under the interpreter lock: about one per core
+    compute: int = 1  # margin under another model, what-if, explain: CPU-bound
     command: int = 4096  # commands wait on group commit, cheap to hold
     stream: int = 256  # each holds a worker thread while it waits for the next commit
 
@@ -136,3 +139,20 @@ class Admission:
 
     def in_flight(self, request_class: RequestClass) -> int:
         return self._in_flight[request_class]
+
+
+# Recomputations: margin under another model, what-if, explain, past margin, stress, previews.
+_COMPUTE_SUFFIXES = ("/margin", "/margin-at", "/explain", "/what-if", "/risk-parameters/preview", "/stress")
+
+
+def classify(method: str, path: str) -> RequestClass | None:
+    """The class a request is admitted under, from its method and path alone (decided before any
+    routing, parsing or authentication, so a refusal costs next to nothing); None for the
+    operational endpoints (health, readiness, metrics, the OpenAPI document), never refused."""
+    if not path.startswith("/v1/") or path == "/v1/stream":
+        return None
+    if path.endswith(_COMPUTE_SUFFIXES):
+        return RequestClass.COMPUTE
+    if method in ("GET", "HEAD"):
+        return RequestClass.READ
+    return RequestClass.COMMAND

@@ -1,5 +1,6 @@
-"""One ASGI middleware that sees every HTTP request once: size limit, metrics, a structured log
-line, and the audit row of every mutating request (authenticated or not, accepted or refused).
+"""One ASGI middleware that sees every HTTP request once: admission (503 at once when the
+request's class is full), size limit, metrics, a structured log line, and the audit row of every
+mutating request (authenticated or not, accepted or refused).
 
 Pure ASGI (not Starlette's BaseHTTPMiddleware): it wraps `receive` to hash the body as it streams
 past (the audit keeps SHA-256 of the body, not the body) and `send` to catch the status, without
@@ -9,6 +10,7 @@ buffering the response.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from typing import Any
@@ -16,7 +18,9 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crossmargin.service.keystore import AuditRecord
+from crossmargin.service.limits import classify
 from crossmargin.service.logs import service_logger
+from crossmargin.service.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a command is a few hundred bytes; a stress request a few KB
@@ -55,12 +59,34 @@ class RequestObserver:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
+        request_class = classify(method, scope.get("path", ""))
+        admitted = request_class is None or context.admission.try_enter(request_class)
         try:
             if too_large:
-                await _send_too_large(scope, send_observed)
+                await _send_problem(
+                    scope,
+                    send_observed,
+                    413,
+                    "request-too-large",
+                    f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+                    field="header.content-length",
+                )
+            elif not admitted:
+                assert request_class is not None
+                context.metrics.http_refused.labels("overloaded").inc()
+                await _send_problem(
+                    scope,
+                    send_observed,
+                    503,
+                    "overloaded",
+                    f"the service is at its limit of {request_class.value} requests in flight; retry shortly",
+                    headers=[(b"retry-after", b"1")],
+                )
             else:
                 await self.app(scope, receive_hashed, send_observed)
         finally:
+            if admitted and request_class is not None:
+                context.admission.leave(request_class)
             elapsed_s = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
@@ -110,26 +136,35 @@ def _content_length(scope: Scope) -> int:
     return int(text) if text is not None and text.isdigit() else 0
 
 
-async def _send_too_large(scope: Scope, send: Send) -> None:
-    import json
-
-    body = json.dumps(
-        {
-            "type": "https://crossmargin.dev/problems/request-too-large",
-            "title": "request too large",
-            "status": 413,
-            "detail": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
-            "field": "header.content-length",
-            "instance": scope.get("path", ""),
-        }
-    ).encode()
+async def _send_problem(
+    scope: Scope,
+    send: Send,
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """A problem+json response written straight to ASGI (no routing: the cheap refusal path)."""
+    problem: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": slug.replace("-", " "),
+        "status": status,
+        "detail": detail,
+        "instance": scope.get("path", ""),
+    }
+    if field is not None:
+        problem["field"] = field
+    body = json.dumps(problem).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )

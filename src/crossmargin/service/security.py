@@ -4,12 +4,12 @@
 verified (scrypt once, `keys.Verifier`), not revoked, under its rate limit; else 401 or 429. A
 request without a valid key is rate-limited per client address, so guessing keys is slow.
 
-`admit(RequestClass)`: a slot of that class for the request's duration, or 503 at once.
+Admission (503 when a request class is full) happens before any of this, in `observe.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated
 
 import anyio.to_thread
@@ -18,8 +18,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from crossmargin.service.access import Principal
 from crossmargin.service.context import ServiceContext, context_of
-from crossmargin.service.keys import parse_key
-from crossmargin.service.limits import RequestClass, retry_after_header
+from crossmargin.service.keys import ApiKey, parse_key
+from crossmargin.service.limits import retry_after_header
 from crossmargin.service.problems import Problem
 
 # Declared so the OpenAPI document states the schemes (and schemathesis sends the key).
@@ -77,16 +77,11 @@ async def authenticate(context: ServiceContext, text: str | None, client_host: s
         raise _unauthenticated(context, address, "unknown or malformed API key")
     verdict = context.verifier.quick(row, presented.secret)
     if verdict is None:
-        wait_s = context.limiter.take(f"verify:{address}", None)
-        if wait_s > 0.0:
-            context.metrics.http_refused.labels("rate_limited").inc()
-            raise Problem(
-                429,
-                "rate-limited",
-                "too many first-time key verifications from this address",
-                headers={"Retry-After": retry_after_header(wait_s)},
-            )
-        verdict = await anyio.to_thread.run_sync(context.verifier.matches, row, presented.secret)
+        # One scrypt per key at a time: concurrent first requests of one key wait for it.
+        async with context.verification_lock(row.key_id):
+            verdict = context.verifier.quick(row, presented.secret)
+            if verdict is None:
+                verdict = await _verify_slowly(context, address, row, presented.secret)
     if not verdict:
         raise _unauthenticated(context, address, "unknown or malformed API key")
     if row.revoked:
@@ -104,25 +99,18 @@ async def authenticate(context: ServiceContext, text: str | None, client_host: s
     return Principal(row.key_id, row.role, row.account)
 
 
-def admit(request_class: RequestClass) -> Callable[[Request], AsyncIterator[None]]:
-    """A dependency holding one slot of `request_class` while the request runs; 503 when full."""
-
-    async def slot(request: Request) -> AsyncIterator[None]:
-        context = context_of(request.app)
-        if not context.admission.try_enter(request_class):
-            context.metrics.http_refused.labels("overloaded").inc()
-            raise Problem(
-                503,
-                "overloaded",
-                f"the service is at its limit of {request_class.value} requests in flight; retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        try:
-            yield
-        finally:
-            context.admission.leave(request_class)
-
-    return slot
+async def _verify_slowly(context: ServiceContext, address: str, row: ApiKey, secret: str) -> bool:
+    """scrypt in a worker thread, within the address's budget of first-time verifications."""
+    wait_s = context.limiter.take(f"verify:{address}", None)
+    if wait_s > 0.0:
+        context.metrics.http_refused.labels("rate_limited").inc()
+        raise Problem(
+            429,
+            "rate-limited",
+            "too many first-time key verifications from this address",
+            headers={"Retry-After": retry_after_header(wait_s)},
+        )
+    return bool(await anyio.to_thread.run_sync(context.verifier.matches, row, secret))
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from crossmargin.engine.venue import AccountView, Deposit, OpenAccount, Transfer, Withdraw
 from crossmargin.service import access, models
@@ -30,13 +30,11 @@ from crossmargin.service.routes.common import (
     run_query,
     to_units,
 )
-from crossmargin.service.security import Caller, admit
+from crossmargin.service.security import Caller
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 
 AccountPath = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:@-]+$")]
-Read = Depends(admit(RequestClass.READ))
-Command = Depends(admit(RequestClass.COMMAND))
 PAGE_MAX = 500
 
 
@@ -71,9 +69,7 @@ class OpenAccountRequest(models.Request):
     account: models.AccountId
 
 
-@router.get(
-    "", response_model=models.AccountList, summary="Every account's margin summary", dependencies=[Read]
-)
+@router.get("", response_model=models.AccountList, summary="Every account's margin summary")
 async def list_accounts(
     request: Request,
     caller: Caller,
@@ -89,16 +85,14 @@ async def list_accounts(
     def page() -> list[AccountView]:
         ids = sorted(venue.accounts())
         chosen = [a for a in ids if after is None or a > after][:limit]
-        return [venue.account(a) for a in chosen]
+        return [context.account_view(a) for a in chosen]
 
     views = await run_query(request, RequestClass.READ, page)
     decimals = context.decimals()
     return models.AccountList(accounts=[summary(v, decimals) for v in views])
 
 
-@router.post(
-    "", response_model=models.Ack, status_code=201, summary="Open an empty account", dependencies=[Command]
-)
+@router.post("", response_model=models.Ack, status_code=201, summary="Open an empty account")
 async def open_account(
     request: Request, body: OpenAccountRequest, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> models.Ack:
@@ -108,11 +102,11 @@ async def open_account(
     return await run_command(request, command)
 
 
-@router.get("/{account}", response_model=models.AccountDetail, summary="One account", dependencies=[Read])
+@router.get("/{account}", response_model=models.AccountDetail, summary="One account")
 async def get_account(request: Request, account: AccountPath, caller: Caller) -> models.AccountDetail:
     access.see_account(caller, account)
     context = context_of(request.app)
-    view = await run_query(request, RequestClass.READ, lambda: context.venue.account(account))
+    view = await run_query(request, RequestClass.READ, lambda: context.account_view(account))
     return detail(view, context.decimals())
 
 
@@ -121,7 +115,6 @@ async def get_account(request: Request, account: AccountPath, caller: Caller) ->
     response_model=models.Ack,
     status_code=201,
     summary="Deposit",
-    dependencies=[Command],
 )
 async def deposit(
     request: Request,
@@ -145,7 +138,6 @@ async def deposit(
     response_model=models.Ack,
     status_code=201,
     summary="Withdraw (refused below initial margin or under a margin call)",
-    dependencies=[Command],
 )
 async def withdraw(
     request: Request,
@@ -169,7 +161,6 @@ async def withdraw(
     response_model=models.Ack,
     status_code=201,
     summary="Transfer to another account (withdrawal rules for the sender)",
-    dependencies=[Command],
 )
 async def transfer(
     request: Request,

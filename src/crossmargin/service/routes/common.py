@@ -148,7 +148,7 @@ def to_units(amount: str, *, asset: str, decimals: Mapping[str, int], field: str
 
 def amount_of(asset: str, units: int, decimals: Mapping[str, int]) -> models.Amount:
     places = decimals.get(asset, 0)
-    text = format(Decimal(units).scaleb(-places), "f")
+    text = format(Decimal(units).scaleb(-places).normalize(), "f")  # exact, no trailing zeros
     return models.Amount(asset=asset, units=int(units), amount=text)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from crossmargin.engine.venue import ParameterPreview, RiskParameters, SetRiskParameters, Venue, WhatIfTrade
 from crossmargin.service import access, models
@@ -38,16 +38,13 @@ from crossmargin.service.routes.common import (
     run_command,
     run_query,
 )
-from crossmargin.service.security import Caller, admit
+from crossmargin.service.security import Caller
 from crossmargin.service.wiring import margin_model
 
 T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 
-Read = Depends(admit(RequestClass.READ))
-Compute = Depends(admit(RequestClass.COMPUTE))
-Command = Depends(admit(RequestClass.COMMAND))
 PresetQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
 
@@ -80,7 +77,6 @@ def _as_of(venue: Venue, query: Callable[[], T]) -> tuple[T, int]:
     "/accounts/{account}/margin",
     response_model=models.MarginResponse,
     summary="Margin of an account under any model",
-    dependencies=[Compute],
 )
 async def margin(
     request: Request,
@@ -108,7 +104,6 @@ async def margin(
     "/accounts/{account}/margin-at",
     response_model=models.MarginResponse,
     summary="Cross margin right after a past sequence, under the prices and parameters then in force",
-    dependencies=[Compute],
 )
 async def margin_at(
     request: Request,
@@ -133,7 +128,6 @@ async def margin_at(
     "/accounts/{account}/what-if",
     response_model=models.WhatIfResponse,
     summary="Cross margin before and after hypothetical trades",
-    dependencies=[Compute],
 )
 async def what_if(
     request: Request, account: AccountPath, body: models.WhatIfRequest, caller: Caller
@@ -159,7 +153,6 @@ async def what_if(
     "/accounts/{account}/explain",
     response_model=models.Explanation,
     summary="What drives the account's cross margin: per position and per collateral asset",
-    dependencies=[Compute],
 )
 async def explain(request: Request, account: AccountPath, caller: Caller) -> models.Explanation:
     access.see_account(caller, account)
@@ -201,7 +194,6 @@ async def explain(request: Request, account: AccountPath, caller: Caller) -> mod
     summary="Venue-wide stress test (not yet available)",
     status_code=501,
     responses={501: {"description": "no stress engine in this build", "content": {PROBLEM_MEDIA_TYPE: {}}}},
-    dependencies=[Compute],
 )
 async def stress(request: Request, caller: Caller) -> None:
     access.see_venue(caller)
@@ -213,9 +205,7 @@ async def stress(request: Request, caller: Caller) -> None:
     )
 
 
-@router.get(
-    "/insurance-fund", response_model=models.InsuranceFund, summary="The insurance fund", dependencies=[Read]
-)
+@router.get("/insurance-fund", response_model=models.InsuranceFund, summary="The insurance fund")
 async def insurance_fund(request: Request, caller: Caller) -> models.InsuranceFund:
     context = context_of(request.app)
     venue = context.venue
@@ -245,7 +235,6 @@ def _parameters(body: models.RiskParametersRequest) -> RiskParameters:
     "/admin/risk-parameters/preview",
     response_model=models.ParameterChange,
     summary="What a risk-parameter change would do to the whole book",
-    dependencies=[Compute],
 )
 async def preview_parameters(
     request: Request, body: models.RiskParametersRequest, caller: Caller
@@ -263,7 +252,6 @@ async def preview_parameters(
     "/admin/risk-parameters",
     response_model=models.ParameterChange,
     summary="Change risk parameters (versioned in the log; refused above the jump threshold unless override)",
-    dependencies=[Command],
 )
 async def set_parameters(
     request: Request,

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 
 from crossmargin.engine.venue import CancelOrder, Fill, PlaceOrder, UpdatePrices
 from crossmargin.service import access, models
-from crossmargin.service.limits import RequestClass
 from crossmargin.service.problems import Problem
 from crossmargin.service.routes.accounts import AccountPath
 from crossmargin.service.routes.common import ACCOUNT_FIELDS, IdempotencyKey, key_or_new, run_command
-from crossmargin.service.security import Caller, admit
+from crossmargin.service.security import Caller
 
 router = APIRouter(prefix="/v1", tags=["trading"])
 
-Command = Depends(admit(RequestClass.COMMAND))
 OrderIdPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
@@ -40,7 +38,6 @@ def _nonzero(quantity: int) -> None:
     response_model=models.Ack,
     status_code=201,
     summary="Place a resting order (reserves initial margin)",
-    dependencies=[Command],
 )
 async def place_order(
     request: Request,
@@ -66,7 +63,6 @@ async def place_order(
     "/accounts/{account}/orders/{order_id}",
     response_model=models.Ack,
     summary="Cancel an order (frees its reservation)",
-    dependencies=[Command],
 )
 async def cancel_order(
     request: Request,
@@ -85,7 +81,6 @@ async def cancel_order(
     response_model=models.Ack,
     status_code=201,
     summary="A trade between two accounts",
-    dependencies=[Command],
 )
 async def fill(
     request: Request, body: models.FillRequest, caller: Caller, idempotency_key: IdempotencyKey = None
@@ -111,7 +106,6 @@ async def fill(
     response_model=models.Ack,
     status_code=201,
     summary="New index prices and marks (re-margins the holders of what moved)",
-    dependencies=[Command],
 )
 async def prices(
     request: Request, body: models.PricesRequest, caller: Caller, idempotency_key: IdempotencyKey = None
