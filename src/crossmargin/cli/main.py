@@ -91,6 +91,11 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "Calibrate haircuts, IM/MM rates and tier sizes to a target coverage, with the back-test\n"
         "(fit window and out of sample) behind each number.",
     ),
+    "dashboard": LazyCommand(
+        "crossmargin.cli.dashboard",
+        "dashboard",
+        "Serve the web dashboard over a book: overview, accounts, stress, back-test, warnings.",
+    ),
     "serve": LazyCommand(
         "crossmargin.service.command",
         "serve",

@@ -61,8 +61,8 @@ def create_app(context: ServiceContext) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(RequestObserver)
 
-    from crossmargin.service.routes import accounts, events, health, keys, risk, stream, trading
+    from crossmargin.service.routes import accounts, dashboard, events, health, keys, risk, stream, trading
 
-    for module in (health, keys, accounts, trading, risk, events, stream):
+    for module in (health, keys, accounts, trading, risk, events, stream, dashboard):
         app.include_router(module.router)
     return app

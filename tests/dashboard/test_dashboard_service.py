@@ -1,0 +1,129 @@
+"""The dashboard as the margin service serves it (/dashboard beside /v1): logged in with the
+service's own API keys, reading the service's venue (SQLite event log, real uvicorn on loopback),
+driven by Debian's Chromium. The figures equal the service's API; a price posted to the service's
+API moves the page's call queue within a second; a holder key stays on its own account."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.dashboard.conftest import DESKTOP, login, screenshot
+from tests.service.conftest import Database, Served, serve_in_thread, settings_for, stop
+
+LIVE_UPDATE_MS = 1_000
+# The service's account view re-margins one account on its own (numpy reference path); the
+# dashboard reads the venue's whole-book engine (fused kernel): equal to rounding.
+KERNEL_AGREEMENT = 1e-9
+
+
+class LoggedIn:
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        self.http = httpx.Client(base_url=served.url, timeout=30)
+        self.keys: dict[tuple[str, str | None], str] = {}
+
+    def mint(self, role: str, account: str | None = None) -> str:
+        body = {"role": role, "label": "dashboard test"} | ({"account": account} if account else {})
+        response = self.http.post(
+            "/v1/admin/keys", json=body, headers={"Authorization": f"Bearer {self.served.admin}"}
+        )
+        assert response.status_code == 201, response.text
+        key: str = response.json()["key"]
+        self.keys[(role, account)] = key
+        return key
+
+    def get(self, url: str, key: str) -> dict:  # type: ignore[type-arg]
+        response = self.http.get(url, headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[LoggedIn]:
+    served = serve_in_thread(settings_for(Database(f"sqlite:///{tmp_path / 'venue.db'}"), tmp_path))
+    running = LoggedIn(served)
+    try:
+        yield running
+    finally:
+        running.http.close()
+        stop(served)
+
+
+def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
+    service: LoggedIn, new_page: Callable[..., Page]
+) -> None:
+    risk = service.mint("risk")
+    page = new_page(DESKTOP)
+    login(page, service.served, risk)  # type: ignore[arg-type]
+    assert page.url.endswith("/dashboard/")
+    expect(page.get_by_test_id("live-status")).to_have_text("live", timeout=10_000)
+    accounts = service.get("/v1/accounts", risk)["accounts"]
+    by_id = {a["account"]: a for a in accounts}
+    total_equity = sum(a["equity_usd"] for a in accounts)
+    shown = float(page.get_attribute('[data-testid="headline-equity"]', "data-value") or "nan")
+    assert shown == pytest.approx(total_equity, rel=KERNEL_AGREEMENT)
+    shown_mm = float(page.get_attribute('[data-testid="headline-mm"]', "data-value") or "nan")
+    assert shown_mm == pytest.approx(sum(a["maintenance_margin_usd"] for a in accounts), rel=KERNEL_AGREEMENT)
+    queue = [
+        (r.get_attribute("data-account"), r.get_attribute("data-status"))
+        for r in page.locator('[data-testid="queue-row"]').all()
+    ]
+    in_queue = sorted(
+        a for a, s in by_id.items() if s["status"] in ("margin_call", "liquidation", "bankrupt")
+    )
+    assert sorted(a for a, _ in queue) == in_queue == ["near-liquidation"]
+    assert all(by_id[a]["status"] == s for a, s in queue)
+    fund = service.get("/v1/insurance-fund", risk)
+    assert all(b["units"] == 0 for b in fund["balances"])  # the bundled book seeds none
+    assert float(page.get_attribute('[data-testid="headline-insurance"]', "data-value") or "nan") == 0.0
+    sequence = service.served.context.venue.last_sequence
+    assert float(page.get_attribute('[data-testid="sequence"]', "data-value") or "nan") == sequence
+
+    # A price through the service's own API: BTC -5 % takes near-liquidation (long the BTC inverse
+    # perpetual) under maintenance; the venue liquidates it and it leaves the queue, on the page
+    # within a second of the acknowledgement.
+    assert by_id["near-liquidation"]["status"] == "margin_call"
+    posted = service.http.post(
+        "/v1/prices",
+        json={"index_prices": {"BTC": 88528.93 * 0.95}},  # the book's BTC index, -5 %
+        headers={"Authorization": f"Bearer {risk}", "Idempotency-Key": "dashboard-btc-down"},
+    )
+    assert posted.status_code == 201, posted.text
+    expect(page.locator('[data-testid="queue-row"][data-account="near-liquidation"]')).to_have_count(
+        0, timeout=LIVE_UPDATE_MS
+    )
+    after = service.get("/v1/accounts/near-liquidation", risk)
+    assert after["positions"] == [] and after["status"] not in ("margin_call", "liquidation")
+    expect(page.get_by_test_id("sequence")).to_have_attribute(
+        "data-value", str(service.served.context.venue.last_sequence), timeout=LIVE_UPDATE_MS
+    )
+    # Its deficit went past the (empty) insurance fund: bad debt on the page, withdrawals gated.
+    expect(page.get_by_test_id("headline-bad-debt")).not_to_have_attribute("data-value", "0.0")
+    page.goto(f"{service.served.url}/dashboard/warnings")
+    gated = page.locator('[data-testid="warning-row"][data-kind="withdrawals_gated"][data-subject="venue"]')
+    expect(gated).to_contain_text("bad debt")
+    expect(page.locator('[data-testid="warning-row"][data-kind="oracle_absent"]')).to_have_count(1)
+    screenshot(page, "service-overview-1280x800")
+
+    # A holder's key from the service opens its own account (the service's numbers) and no other.
+    holder = service.mint("holder", "directional")
+    own = new_page(DESKTOP)
+    login(own, service.served, holder)  # type: ignore[arg-type]
+    assert own.url.endswith("/dashboard/accounts/directional")
+    mine = service.get("/v1/accounts/directional", holder)
+    equity = float(own.get_attribute('[data-testid="account-equity"]', "data-value") or "nan")
+    assert equity == pytest.approx(mine["equity_usd"], rel=KERNEL_AGREEMENT)
+    assert own.request.get(f"{service.served.url}/dashboard/accounts/vol-seller").status == 403
+    assert own.request.get(f"{service.served.url}/dashboard/api/overview").status == 403
+    # A revoked key stops working at once (the cookie holds the key; every request checks it).
+    key_id = holder.split("_")[1]
+    revoked = service.http.delete(
+        f"/v1/admin/keys/{key_id}", headers={"Authorization": f"Bearer {service.served.admin}"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert own.request.get(f"{service.served.url}/dashboard/api/accounts/directional").status == 401
