@@ -80,8 +80,10 @@ def server() -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module: Playwright's sync API holds an asyncio loop on this thread
+    while it runs, so a session-wide browser broke later tests that call asyncio.run."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} missing (CI=true: .ci/run installs Debian's chromium)")
