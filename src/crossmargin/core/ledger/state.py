@@ -169,7 +169,9 @@ def market_of(state: LedgerState, config: LedgerConfig) -> MarketState:
         index_prices={k: v for k, v in state.prices.items() if k in table.underlyings},
         rate=config.rate,
         mark_prices={i: m for i, m in state.marks.items() if i in live},
-        implied_vols={i: v for i, v in config.implied_vols.items() if i in live},
+        # Kept after expiry: no position holds an expired option, but the instrument table still
+        # prices it, and an option needs a vol (its mark is gone with the expiry).
+        implied_vols=dict(config.implied_vols),
     )
 
 
