@@ -28,6 +28,7 @@ try:
 except ImportError:  # pragma: no cover - older Typer runs on Click itself
     import click  # type: ignore[no-redef]
 
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -194,6 +195,26 @@ def _positions_table(account: dict[str, Any]) -> Table:
     return table
 
 
+def _age(age_ms: float) -> str:
+    for unit, ms in (("days", 86_400_000), ("h", 3_600_000), ("min", 60_000)):
+        if age_ms >= ms:
+            return f"{age_ms / ms:,.1f} {unit}"
+    return f"{age_ms / 1000:,.1f} s"
+
+
+def _price_notes(prices: list[dict[str, Any]]) -> None:
+    """On stderr: each oracle price that is not `ok` (with its age) and each quoted asset the book
+    does not use, so a table of `ok` accounts never hides a stale or ignored quote."""
+    notes = [
+        f"[yellow]{escape(p['asset'])}: {p['status']}[/] (last quote {_age(p['age_ms'])} before the valuation time)"
+        for p in prices
+        if p["used_by_book"] and p["status"] != "ok"
+    ]
+    notes += [f"{escape(p['asset'])}: quoted, not in the book (unused)" for p in prices if not p["used_by_book"]]
+    for note in notes:
+        Console(stderr=True).print(f"prices: {note}", highlight=False)
+
+
 def _print_json(data: Any) -> None:
     """Print JSON-ready data (`engine.reports.to_json` output: no NaN left, hence allow_nan=False)."""
     sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
@@ -255,7 +276,7 @@ def margin(
 
             priced = run_priced_margin(
                 loaded,
-                load_snapshot(QuoteFile(path=prices)),
+                load_snapshot(QuoteFile(path=prices), as_of_ns=loaded.market.valuation_ns),
                 model=model,
                 preset=preset,
                 account_ids=account,
@@ -275,6 +296,8 @@ def margin(
         return
     console = render_console()
     console.print(_table(report))
+    if prices is not None:
+        _price_notes(report["prices"])
     if account:
         for a in report["accounts"]:
             console.print(_positions_table(a))
