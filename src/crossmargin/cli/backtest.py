@@ -94,6 +94,13 @@ def backtest(
             )
     except CrossMarginError as error:
         fail(error)
+    covered = (str(run.days[0]), str(run.days[-1]))
+    if covered != (first_day, last_day):  # said plainly: the walk is shorter than asked
+        console.print(
+            f"back-test: days {covered[0]}..{covered[1]} of the {first_day}..{last_day} asked (the days "
+            f"with a close of every symbol and one {run.horizon_days} days later)",
+            highlight=False,
+        )
     if as_json:
         payload = {
             "book": run.book,

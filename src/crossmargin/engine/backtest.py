@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,32 @@ def backtest_days(
     return result
 
 
+MAX_HORIZON_DAYS = 30  # the VaR models' own bound (VarParams.horizon_days)
+
+
+def _day(text: str, field_name: str) -> np.datetime64:
+    try:
+        return np.datetime64(date.fromisoformat(text), "D")
+    except (TypeError, ValueError) as error:
+        raise InputError(field_name, f"{text!r} is not a day (YYYY-MM-DD): {error}") from None
+
+
+def _check_window(
+    first_day: str, last_day: str, *, horizon_days: int, coverage: float
+) -> tuple[np.datetime64, np.datetime64]:
+    """The back-test's own arguments, each refused with its name: days that parse, first <= last,
+    1 <= horizon <= 30 days, 0 < coverage < 1."""
+    first = _day(first_day, "backtest.first_day")
+    last = _day(last_day, "backtest.last_day")
+    if first > last:
+        raise InputError("backtest.first_day", f"{first_day} is after the last day {last_day}")
+    if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
+        raise InputError("backtest.horizon_days", f"must be in 1..{MAX_HORIZON_DAYS} days, got {horizon_days}")
+    if not 0.0 < coverage < 1.0:
+        raise InputError("backtest.coverage", f"must lie in (0, 1), e.g. 0.99; got {coverage!r}")
+    return first, last
+
+
 def run_backtest(
     loaded: LoadedBook,
     models: Sequence[str],
@@ -163,7 +190,13 @@ def run_backtest(
 ) -> BacktestRun:
     """Walk [first_day, last_day] of `history`'s daily closes (the prices each day and the VaR
     models' history); `volatility` for GARCH presets; `progress(done, total)` after each day."""
+    first, last = _check_window(first_day, last_day, horizon_days=horizon_days, coverage=coverage)
     daily = history.price_history()  # (T days, N symbols) closes, USD
+    if first > daily.days[-1] or last < daily.days[0]:
+        raise InputError(
+            "backtest.first_day",
+            f"{first_day}..{last_day} is outside the price history ({daily.days[0]}..{daily.days[-1]})",
+        )
     book = (
         loaded.book
         if account_ids is None
@@ -176,7 +209,9 @@ def run_backtest(
         daily.column(u)  # an underlying without history cannot be back-tested
     rows = backtest_days(daily, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
     if rows.size == 0:
-        raise InputError("backtest", f"no day in {first_day}..{last_day} with prices of {', '.join(symbols)}")
+        raise InputError(
+            "backtest", f"no day in {first_day}..{last_day} with prices of {', '.join(dict.fromkeys(symbols))}"
+        )
     specs = [ModelSpec.parse(m) for m in models]
     choices: list[ModelChoice] = [
         make_model(s.model, loaded, s.preset, history=history, volatility=volatility) for s in specs
