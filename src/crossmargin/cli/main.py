@@ -35,7 +35,7 @@ from rich.table import Table
 from crossmargin.cli.names import MODELS, PORTFOLIO_PRESET_NAMES, TIER_PRESET_NAMES
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail, items_table, money
-from crossmargin.errors import CrossMarginError
+from crossmargin.errors import CrossMarginError, InputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +206,14 @@ def _price_notes(prices: list[dict[str, Any]]) -> None:
     """On stderr: each oracle price that is not `ok` (with its age) and each quoted asset the book
     does not use, so a table of `ok` accounts never hides a stale or ignored quote."""
     notes = [
-        f"[yellow]{escape(p['asset'])}: {p['status']}[/] (last quote {_age(p['age_ms'])} before the valuation time)"
+        f"[yellow]{escape(p['asset'])}: {p['status']}[/] "
+        f"(last quote {_age(p['age_ms'])} before the valuation time)"
         for p in prices
         if p["used_by_book"] and p["status"] != "ok"
     ]
-    notes += [f"{escape(p['asset'])}: quoted, not in the book (unused)" for p in prices if not p["used_by_book"]]
+    notes += [
+        f"{escape(p['asset'])}: quoted, not in the book (unused)" for p in prices if not p["used_by_book"]
+    ]
     for note in notes:
         Console(stderr=True).print(f"prices: {note}", highlight=False)
 
@@ -318,6 +321,13 @@ def explain(
     """Explain one account's portfolio margin: the scenario that drove it, each position's and
     collateral asset's P&L there, the per-underlying split and every add-on. With --model var:
     the tail scenarios and each position's and asset's component of ES (or VaR)."""
+    if model not in ("portfolio", "var"):  # the other models have no scenario to explain
+        fail(
+            InputError(
+                "model",
+                f"explain covers portfolio and var, got {model!r} (margin --account shows the others)",
+            )
+        )
     if model == "var":
         from crossmargin.cli.var_explain import explain_var
 

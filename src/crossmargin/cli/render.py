@@ -39,6 +39,7 @@ def quantity(value: float) -> str:
     sign = "-" if whole.startswith("-") else ""
     return sign + f"{int(whole.lstrip('-')):,}" + ("" if fraction == "0" else "." + fraction)
 
+
 def fail(error: CrossMarginError) -> NoReturn:
     """Print the error (file, field, problem) to stderr and exit 2."""
     # escape: field paths like accounts[basis-trader] would otherwise be eaten as Rich markup tags.

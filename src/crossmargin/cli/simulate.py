@@ -2,8 +2,8 @@
 
 Runs the price path over the book through the exact ledger and the liquidation engine; prints a
 summary, and with --out writes the audit trail: events.jsonl (replayable), postings.parquet,
-records.csv, summary.json (with every rejected event and its reason). --out must be new (or an empty directory): the trail is written
-beside it and renamed into place when the run completes.
+records.csv, summary.json (with every rejected event and its reason). --out must be new (or an
+empty directory): the trail is written beside it and renamed into place when the run completes.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}", "exists and is not a directory")
     if out.is_dir() and any(out.iterdir()):
-        raise InputError(f"--out {out}", "the directory is not empty (the trail is never mixed with other files)")
+        raise InputError(
+            f"--out {out}", "the directory is not empty (the trail is never mixed with other files)"
+        )
     if not out.parent.is_dir():
         raise InputError(f"--out {out}", f"the parent directory {out.parent} does not exist")
 
@@ -57,9 +59,7 @@ def simulate(
     ],
     adl: Annotated[str, typer.Option(help=f"ADL policy: {' | '.join(ADL_POLICIES)}")] = "queue",
     insurance_usd: Annotated[float, typer.Option(help="Initial insurance fund, USD (>= 0)")] = 0.0,
-    out: Annotated[
-        Path | None, typer.Option(help="New (or empty) directory for the audit trail")
-    ] = None,
+    out: Annotated[Path | None, typer.Option(help="New (or empty) directory for the audit trail")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON summary")] = False,
 ) -> None:
     """Simulate liquidations over a price path: margin calls, partial liquidation, insurance
@@ -81,9 +81,13 @@ def simulate(
     staging = None if out is None else Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         with contextlib.ExitStack() as stack:
-            sink = None if staging is None else stack.enter_context(JsonLinesEventSink(staging / "events.jsonl"))
+            sink = (
+                None if staging is None else stack.enter_context(JsonLinesEventSink(staging / "events.jsonl"))
+            )
             try:
-                sim = simulation_from_book(loaded, adl_policy=adl, insurance_fund_usd=insurance_usd, sink=sink)
+                sim = simulation_from_book(
+                    loaded, adl_policy=adl, insurance_fund_usd=insurance_usd, sink=sink
+                )
                 run_price_path(sim, path)
             except CrossMarginError as error:
                 fail(error)
@@ -113,7 +117,7 @@ def _amounts(amounts: dict[str, float]) -> str:
 def summary_table(report: dict[str, Any], *, book: Path, adl: str) -> Table:
     table = Table(title=f"simulate · {escape(str(book))} · ADL {escape(adl)}")
     table.add_column("")
-    table.add_column("value", justify="right", overflow="fold")
+    table.add_column("value", overflow="fold")
     for key in ("events", "rejected", "postings", "liquidation_fills", "bankruptcies"):
         table.add_row(key, str(report[key]))
     for r in report["rejected_events"]:

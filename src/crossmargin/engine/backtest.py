@@ -169,7 +169,9 @@ def _check_window(
     if first > last:
         raise InputError("backtest.first_day", f"{first_day} is after the last day {last_day}")
     if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
-        raise InputError("backtest.horizon_days", f"must be in 1..{MAX_HORIZON_DAYS} days, got {horizon_days}")
+        raise InputError(
+            "backtest.horizon_days", f"must be in 1..{MAX_HORIZON_DAYS} days, got {horizon_days}"
+        )
     if not 0.0 < coverage < 1.0:
         raise InputError("backtest.coverage", f"must lie in (0, 1), e.g. 0.99; got {coverage!r}")
     return first, last
@@ -210,7 +212,8 @@ def run_backtest(
     rows = backtest_days(daily, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
     if rows.size == 0:
         raise InputError(
-            "backtest", f"no day in {first_day}..{last_day} with prices of {', '.join(dict.fromkeys(symbols))}"
+            "backtest",
+            f"no day in {first_day}..{last_day} with prices of {', '.join(dict.fromkeys(symbols))}",
         )
     specs = [ModelSpec.parse(m) for m in models]
     choices: list[ModelChoice] = [

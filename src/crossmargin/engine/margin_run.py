@@ -97,6 +97,8 @@ def make_model(
             params = loaded.portfolio_overrides.apply(portfolio_preset(preset))
         return ModelChoice(name=name, preset=params.name, model=PortfolioMargin(params), book=loaded.book)
     if name == "sensitivity":
+        if preset is not None:  # one methodology, no presets: a flag that would be ignored is refused
+            raise InputError("preset", f"the sensitivity model has no presets, got {preset!r}")
         return ModelChoice(name=name, preset=None, model=SensitivityMargin(), book=loaded.book)
     if name == "var":  # VaR/ES over the caller's price history (preset: a VAR_PRESETS name)
         var = var_model(preset, history=history, volatility=volatility)

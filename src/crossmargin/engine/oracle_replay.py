@@ -31,7 +31,6 @@ from crossmargin.core.oracle import (
 from crossmargin.engine.inputs import QuoteTable
 from crossmargin.errors import InputError
 
-
 # One word per status in every command and message (`oracle replay`, `margin --prices`, NATS).
 STATUS_LABELS = {
     PriceStatus.VALID: "ok",

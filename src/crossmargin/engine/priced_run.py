@@ -41,7 +41,7 @@ from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import book_totals
 from crossmargin.core.margin.result import EQUITY_ZERO_TOLERANCE
 from crossmargin.core.market import MarketState
-from crossmargin.core.oracle import OracleParams, OraclePolicy, OracleUpdate, PriceStatus
+from crossmargin.core.oracle import OracleParams, OraclePolicy, OracleUpdate
 from crossmargin.core.oracle.exposure import (
     account_exposure,
     conservative_collateral_of,
@@ -56,6 +56,7 @@ from crossmargin.engine.margin_run import MarginRun, make_model, margin_report
 from crossmargin.engine.oracle_replay import price_message, replay, status_label
 from crossmargin.engine.ports import PriceHistorySource, QuoteSource, VolatilityFilter
 from crossmargin.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class PriceSnapshot:

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from crossmargin.core.ledger.apply import apply
 from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.apply import apply
 from crossmargin.core.ledger.events import Deposit, Event, Expiry, Liquidate, PositionTransfer, PriceUpdate
 from crossmargin.core.ledger.money import to_float, units_payout
 from crossmargin.core.ledger.postings import BAD_DEBT, FEES, INSURANCE, Posting
@@ -261,7 +261,9 @@ def check_price_path(sim: Simulation, path: PricePath) -> None:
         for symbol, price in prices.items():
             if symbol not in known:
                 names = ", ".join(sorted(known))
-                raise InputError(f"prices[{n}].{symbol}", f"not a symbol of the book (names are exact: {names})")
+                raise InputError(
+                    f"prices[{n}].{symbol}", f"not a symbol of the book (names are exact: {names})"
+                )
             if not (np.isfinite(price) and price > 0.0):
                 raise InputError(f"prices[{n}].{symbol}", f"must be finite and > 0, got {price!r}")
 
@@ -281,7 +283,9 @@ def expire_due(sim: Simulation, until_ns: int) -> int:
             continue
         as_of_ns = max(int(table.expiry_ns[i]), sim.state.time_ns)
         underlying = table.underlyings[int(table.underlying_index[i])]
-        sim.step(Expiry(instrument=instrument, settlement_price=sim.state.prices[underlying], as_of_ns=as_of_ns))
+        sim.step(
+            Expiry(instrument=instrument, settlement_price=sim.state.prices[underlying], as_of_ns=as_of_ns)
+        )
         settled += 1
     return settled
 
@@ -327,7 +331,9 @@ def summary(sim: Simulation) -> dict[str, Any]:
             "deficit": in_asset(r.detail["asset"], int(r.detail["deficit_units"])),
             "covered": in_asset(r.detail["asset"], int(r.detail["covered_units"])),
             "overshoot": in_asset(r.detail["asset"], int(r.detail["overshoot_units"])),
-            "haircuts": {t: in_asset(r.detail["asset"], int(u)) for t, u in r.detail["haircut_units"].items()},
+            "haircuts": {
+                t: in_asset(r.detail["asset"], int(u)) for t, u in r.detail["haircut_units"].items()
+            },
         }
         for r in sim.records
         if r.kind == "adl"

@@ -41,6 +41,7 @@ async def _log_connection_error(error: Exception) -> None:
     """One line per connection error (nats-py's default logs each with its traceback)."""
     log.warning("nats: %s", error or type(error).__name__)
 
+
 QUOTE_ROOT = "prices"
 PRICE_ROOT = "oracle"
 

@@ -112,7 +112,9 @@ def load_quotes(path: str | Path) -> QuoteTable:
                 column = pc.strptime(column, format="%Y-%m-%dT%H:%M:%SZ", unit="ns")
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
                 raise QuoteFileError(
-                    str(path), "time", "not ISO 8601 UTC (2023-03-11T06:00:00Z): " + str(error).splitlines()[0]
+                    str(path),
+                    "time",
+                    "not ISO 8601 UTC (2023-03-11T06:00:00Z): " + str(error).splitlines()[0],
                 ) from error
 
         times = np.asarray(column.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(), dtype=np.int64)
@@ -122,7 +124,9 @@ def load_quotes(path: str | Path) -> QuoteTable:
     if not np.all(np.isfinite(prices) & (prices > 0.0)):
         bad = int(np.flatnonzero(~(np.isfinite(prices) & (prices > 0.0)))[0])
         raise QuoteFileError(
-            str(path), f"{_row(path, bad)}, column price_usd", f"must be finite and > 0, got {float(prices[bad])!r}"
+            str(path),
+            f"{_row(path, bad)}, column price_usd",
+            f"must be finite and > 0, got {float(prices[bad])!r}",
         )
     weights = np.asarray(table.column("weight").to_numpy(), dtype=np.float64) if "weight" in names else None
     return QuoteTable.from_columns(

@@ -42,7 +42,8 @@ def read_price_path(path: str | Path, *, symbols: Collection[str] | None = None)
     except OSError as error:
         raise BookFileError(name, "file", error.strerror or str(error)) from None
     except UnicodeDecodeError as error:
-        raise BookFileError(name, "file", f"not UTF-8 (byte {error.start}: {error.object[error.start]:#04x})")
+        bad = f"byte {error.start}: {error.object[error.start]:#04x}"
+        raise BookFileError(name, "file", f"not UTF-8 ({bad}); save the file as UTF-8") from None
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if not header or "time" not in header:
@@ -104,7 +105,9 @@ def _price(name: str, line: int, column: str, cell: str) -> float:
     try:
         price = float(cell)
     except ValueError:
-        raise BookFileError(name, f"line {line}, column {column}", f"{cell.strip()!r} is not a number") from None
+        raise BookFileError(
+            name, f"line {line}, column {column}", f"{cell.strip()!r} is not a number"
+        ) from None
     if not (math.isfinite(price) and price > 0.0):
         raise BookFileError(name, f"line {line}, column {column}", f"must be finite and > 0, got {price!r}")
     return price
