@@ -64,12 +64,15 @@ def backtest(
 ) -> None:
     """Back-test margin models: exceedances, Kupiec and Christoffersen p-values, worst shortfall,
     procyclicality; charts of margin against realised loss with exceedances marked."""
+    from crossmargin.adapters.extras import import_extra
     from crossmargin.adapters.files import load_book
     from crossmargin.adapters.history.prices import shared_price_history
     from crossmargin.adapters.volatility import GarchFilter
 
     console = Console(stderr=True)
     try:
+        if out is not None:  # before the walk, not after it
+            import_extra("matplotlib", extra="charts", purpose="back-test charts (--out)")
         loaded = load_book(book)
         with Progress(
             TextColumn("back-test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
