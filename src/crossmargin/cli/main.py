@@ -195,6 +195,18 @@ def _positions_table(account: dict[str, Any]) -> Table:
     return table
 
 
+def _history_note(window: dict[str, Any] | None) -> None:
+    """On stderr, when the VaR window is stale: how many days, and the limit that would refuse it."""
+    if window is None or not window["stale"]:
+        return
+    Console(stderr=True).print(
+        f"[yellow]warning[/]: the VaR window ends {window['last_day']}, {window['gap_days']} days before the "
+        f"last close known at the valuation time ({window['known_day']}); refused beyond "
+        f"{window['limit_days']} days (--max-history-gap-days)",
+        highlight=False,
+    )
+
+
 def _age(age_ms: float) -> str:
     for unit, ms in (("days", 86_400_000), ("h", 3_600_000), ("min", 60_000)):
         if age_ms >= ms:
@@ -244,6 +256,14 @@ def margin(
             help="Oracle quote file (CSV or Parquet, as `oracle replay` reads): margin on its prices"
         ),
     ] = None,
+    max_history_gap_days: Annotated[
+        int | None,
+        typer.Option(
+            help="var: refuse a price history ending more than N days before the valuation "
+            "(default 366; a gap over 7 days is warned about)",
+            min=0,
+        ),
+    ] = None,
     levels: Annotated[
         bool,
         typer.Option(
@@ -272,6 +292,7 @@ def margin(
                 account_ids=account,
                 history=history,
                 volatility=volatility,
+                max_history_gap_days=max_history_gap_days,
             )
             report = margin_run.margin_report(run, levels=margin_run.price_levels(run) if levels else None)
         else:
@@ -285,6 +306,7 @@ def margin(
                 account_ids=account,
                 history=history,
                 volatility=volatility,
+                max_history_gap_days=max_history_gap_days,
             )
             report = to_json(priced_margin_report(priced))  # the oracle block too: NaN → null
             if levels:  # the priced report is margin_report's plus oracle keys: add the level keys
@@ -294,6 +316,7 @@ def margin(
     except CrossMarginError as error:
         fail(error)
         return
+    _history_note(report.get("var_history"))
     if as_json:
         _print_json(report)
         return

@@ -262,6 +262,7 @@ def run_priced_margin(
     account_ids: Sequence[str] | None = None,
     history: PriceHistorySource | None = None,
     volatility: VolatilityFilter | None = None,
+    max_history_gap_days: int | None = None,
 ) -> PricedRun:
     """Evaluate the whole book on the snapshot's prices (module docstring), then break down the
     requested accounts (all by default). `history`, `volatility`: the VaR model's (`make_model`).
@@ -269,7 +270,12 @@ def run_priced_margin(
     _check_snapshot(loaded, snapshot)
     priced = priced_book(loaded, snapshot)
     choice = make_model(
-        model or loaded.default_model, priced.loaded, preset, history=history, volatility=volatility
+        model or loaded.default_model,
+        priced.loaded,
+        preset,
+        history=history,
+        volatility=volatility,
+        max_history_gap_days=max_history_gap_days,
     )
     book = choice.book
     market = priced.loaded.market
@@ -316,7 +322,11 @@ def run_priced_margin(
         ),
     )
     run = MarginRun(
-        loaded=priced.loaded, model=choice.name, result=result, breakdown=breakdown, preset=choice.preset
+        loaded=priced.loaded,
+        model=choice.name,
+        result=result,
+        breakdown=breakdown,
+        preset=choice.preset,
     )
     return PricedRun(run=run, snapshot=snapshot, price_status=price_status, oracle_uncertainty_usd=oracle_usd)
 
