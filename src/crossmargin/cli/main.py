@@ -16,6 +16,7 @@ import functools
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,13 +29,15 @@ try:
 except ImportError:  # pragma: no cover - older Typer runs on Click itself
     import click  # type: ignore[no-redef]
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from crossmargin.cli.names import MODELS, PORTFOLIO_PRESET_NAMES, TIER_PRESET_NAMES
 from crossmargin.cli.render import console as render_console
-from crossmargin.cli.render import fail, items_table, money
+from crossmargin.cli.render import fail, items_table, money, quantity, whole_dollars
 from crossmargin.errors import CrossMarginError, InputError
 
 
@@ -109,75 +112,146 @@ app = typer.Typer(
 )
 
 MAX_TABLE_ROWS = 30
+MAX_ID_WIDTH = 20  # an account id wider than this folds (the numbers keep their width)
 
 
 def _nearest_levels(prices: dict[str, float | None]) -> str:
-    """`BTC 80,123.45, ETH 2,500.00` for the underlyings whose level exists, else an em dash."""
+    """`BTC 80,123.45` per underlying whose level exists, one per line, else an em dash."""
     shown = [f"{escape(name)} {money(price)}" for name, price in prices.items() if price is not None]
-    return ", ".join(shown) if shown else "—"
+    return "\n".join(shown) if shown else "—"
 
 
-def _table(report: dict[str, Any]) -> Table:
+def _status(account: dict[str, Any]) -> str:
+    if account["bankrupt"]:
+        return "[bold red]bankrupt[/]"
+    if account["below_maintenance"]:
+        return "[red]liquidate[/]"
+    if account["available_usd"] < 0:
+        return "[yellow]below IM[/]"
+    return "[green]ok[/]"
+
+
+def _title(report: dict[str, Any]) -> str:
+    """`portfolio margin (deribit-pm) · BOOK · TIME · USD`: the model and the preset that ran."""
+    preset = f" ({escape(report['preset'])})" if report.get("preset") else ""
+    return f"{report['model']} margin{preset} · {escape(report['book'])} · {report['valuation_time']} · USD"
+
+
+def _table(report: dict[str, Any], *, width: int | None = None) -> Table:
+    """The riskiest accounts, every number whole (never cut with an ellipsis): short headers (the
+    title says USD), one space between columns. On a console narrower than that, first the
+    `available` column (equity − IM) is left out, then money is rounded to the dollar; the caption
+    says which (--json has everything, exact)."""
     accounts = report["accounts"]
     shown = sorted(
         accounts, key=lambda a: -(a["margin_ratio"] if a["margin_ratio"] is not None else float("inf"))
-    )
-    table = Table(
-        title=f"{report['model']} margin · {report['book']} · {report['valuation_time']}",
-        caption=None
-        if len(accounts) <= MAX_TABLE_ROWS
-        else f"{MAX_TABLE_ROWS} riskiest of {len(accounts)} accounts (use --json for all)",
-    )
+    )[:MAX_TABLE_ROWS]
     priced = bool(accounts) and "price_status" in accounts[0]  # --prices: the oracle's status
     levels = bool(accounts) and "liquidation_price" in accounts[0]  # --levels
-    columns: tuple[str, ...] = (
-        "account",
-        "equity USD",
-        "IM USD",
-        "MM USD",
-        "available USD",
-        "MM/equity",
-        "status",
+    columns = ["account", "equity", "IM", "MM", "available", "ratio", "status"]
+    columns += (["prices"] if priced else []) + (["liquidation"] if levels else [])
+    notes = (
+        [] if len(accounts) <= MAX_TABLE_ROWS else [f"{MAX_TABLE_ROWS} riskiest of {len(accounts)} accounts"]
     )
-    columns += (("prices",) if priced else ()) + (("liquidation price USD",) if levels else ())
+    layouts = (
+        (columns, money, notes),
+        (
+            [c for c in columns if c != "available"],
+            money,
+            [*notes, "available = equity − IM left out to fit"],
+        ),
+        (
+            [c for c in columns if c != "available"],
+            whole_dollars,
+            [*notes, "available left out, USD rounded to the dollar to fit"],
+        ),
+    )
+    for chosen, amount, chosen_notes in layouts:
+        table = _margin_table(report, chosen, [_row(a, amount) for a in shown], chosen_notes)
+        if width is None or Console(width=10_000).measure(table).maximum <= width:
+            break
+    return table
+
+
+def _row(a: dict[str, Any], amount: Callable[[float], str]) -> dict[str, str]:
+    row = {
+        "account": escape(a["account_id"]),
+        "equity": amount(a["equity_usd"]),
+        "IM": amount(a["initial_margin_usd"]),
+        "MM": amount(a["maintenance_margin_usd"]),
+        "available": amount(a["available_usd"]),
+        "ratio": "—" if a["margin_ratio"] is None else f"{a['margin_ratio']:.1%}",
+        "status": _status(a),
+    }
+    if "price_status" in a:
+        row["prices"] = _price_status(a["price_status"])
+    if "liquidation_price" in a:
+        row["liquidation"] = _nearest_levels(a["liquidation_price"])
+    return row
+
+
+def _cell_width(cell: str) -> int:
+    """Terminal cells of a table cell's widest line, markup removed."""
+    return max(Text.from_markup(line).cell_len for line in cell.split("\n"))
+
+
+def _price_status(status: str) -> str:
+    return status if status == "ok" else f"[yellow]{status}[/]"
+
+
+def _margin_table(
+    report: dict[str, Any], columns: list[str], rows: list[dict[str, str]], notes: list[str]
+) -> Table:
+    table = Table(
+        title=_title(report),
+        caption=" · ".join([*notes, "--json for all"]) if notes else None,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in columns:
-        table.add_column(column, justify="right" if column.endswith(("USD", "equity")) else "left")
-    for a in shown[:MAX_TABLE_ROWS]:
-        ratio = a["margin_ratio"]
-        if a["bankrupt"]:
-            status = "[bold red]bankrupt[/]"
-        elif a["below_maintenance"]:
-            status = "[red]liquidate[/]"
-        elif a["available_usd"] < 0:
-            status = "[yellow]below IM[/]"
-        else:
-            status = "[green]ok[/]"
-        extra: tuple[str, ...] = ()
-        if priced:
-            extra += (a["price_status"] if a["price_status"] == "ok" else f"[yellow]{a['price_status']}[/]",)
-        if levels:
-            extra += (_nearest_levels(a["liquidation_price"]),)
-        table.add_row(
-            escape(a["account_id"]),
-            money(a["equity_usd"]),
-            money(a["initial_margin_usd"]),
-            money(a["maintenance_margin_usd"]),
-            money(a["available_usd"]),
-            "—" if ratio is None else f"{ratio:.1%}",
-            status,
-            *extra,
+        numeric = column in ("equity", "IM", "MM", "available", "ratio")
+        widest = max((_cell_width(r[column]) for r in rows), default=0)
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=numeric,
+            # Numbers whole; an id longer than MAX_ID_WIDTH folds onto a second line, never "…".
+            min_width=max(widest, len(column)) if numeric else min(max(widest, len(column)), MAX_ID_WIDTH),
+            overflow="fold",
         )
+    for r in rows:
+        table.add_row(*(r[c] for c in columns))
     return table
 
 
 def _positions_table(account: dict[str, Any]) -> Table:
-    table = Table(title=f"{escape(account['account_id'])}: positions and collateral")
-    for column in ("instrument / asset", "quantity", "value USD", "uPnL USD", "IM USD", "MM USD"):
-        table.add_column(column, justify="left" if column.startswith("instrument") else "right")
+    """An account's positions and collateral: quantities and balances exact (every digit)."""
+    table = Table(
+        title=f"{escape(account['account_id'])}: positions and collateral · USD",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    names = [p["instrument_id"] for p in account["positions"]] + [
+        f"{c['asset']} (haircut {c['haircut']:.1%})" for c in account["collateral"]
+    ]
+    for column in ("instrument / asset", "quantity", "value", "uPnL", "IM", "MM"):
+        left = column.startswith("instrument")
+        widest = max((len(n) for n in names), default=len(column)) if left else None
+        table.add_column(
+            column,
+            justify="left" if left else "right",
+            overflow="fold",
+            no_wrap=not left,
+            min_width=None if widest is None else min(widest, 2 * MAX_ID_WIDTH),
+        )
     for p in account["positions"]:
         table.add_row(
             escape(p["instrument_id"]),
-            f"{p['quantity']:,.4g}",
+            quantity(p["quantity"]),
             money(p["value_usd"]),
             money(p["unrealised_pnl_usd"]),
             money(p["initial_margin_usd"]),
@@ -185,8 +259,8 @@ def _positions_table(account: dict[str, Any]) -> Table:
         )
     for c in account["collateral"]:
         table.add_row(
-            f"{c['asset']} (haircut {c['haircut']:.1%})",
-            f"{c['balance']:,.6g}",
+            f"{escape(c['asset'])} (haircut {c['haircut']:.1%})",
+            quantity(c["balance"]),
             money(c["value_usd"]),
             "",
             "",
@@ -321,7 +395,7 @@ def margin(
         _print_json(report)
         return
     console = render_console()
-    console.print(_table(report))
+    console.print(_table(report, width=console.width))
     if prices is not None:
         _price_notes(report["prices"])
     if account:
