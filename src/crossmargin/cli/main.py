@@ -412,7 +412,7 @@ def explain(
         typer.Option(help=f"Portfolio preset: {' | '.join(PORTFOLIO_PRESET_NAMES)} (default: the book's)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON explanation")] = False,
-    scenarios: Annotated[bool, typer.Option(help="Also list every scenario's P&L")] = False,
+    scenarios: Annotated[bool, typer.Option("--scenarios", help="Also list every scenario's P&L")] = False,
     model: Annotated[str, typer.Option(help="portfolio | var (VaR/ES: component ES per item)")] = "portfolio",
 ) -> None:
     """Explain one account's portfolio margin: the scenario that drove it, each position's and
