@@ -97,6 +97,8 @@ def backtest(
             )
     except CrossMarginError as error:
         fail(error)
+    for name, reason in run.skipped:
+        console.print(f"back-test: {escape(name)} skipped: {escape(reason)}", highlight=False)
     covered = (str(run.days[0]), str(run.days[-1]))
     if covered != (first_day, last_day):  # said plainly: the walk is shorter than asked
         console.print(
@@ -112,6 +114,7 @@ def backtest(
             "horizon_days": run.horizon_days,
             "coverage": run.coverage,
             "rows": backtest_table(run),
+            "skipped": [{"account_id": name, "reason": reason} for name, reason in run.skipped],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:

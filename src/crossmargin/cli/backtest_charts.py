@@ -26,9 +26,10 @@ def account_chart_png(run: BacktestRun, account_id: str, models: Sequence[str] |
     import matplotlib.pyplot as plt
 
     chosen = list(models) if models is not None else list(run.models)
-    days = run.days.astype("datetime64[D]").astype(object)
+    first = run.get(account_id, chosen[0])
+    days = first.days.astype("datetime64[D]").astype(object)  # the account's own days
     figure, axis = plt.subplots(figsize=(11, 4.2), dpi=100)
-    loss = run.get(account_id, chosen[0]).loss_usd
+    loss = first.loss_usd
     axis.bar(
         days, loss, width=1.0, color="#999999", alpha=0.55, label=f"realised {run.horizon_days}-day loss"
     )

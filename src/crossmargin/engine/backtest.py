@@ -68,13 +68,15 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class BacktestSeries:
-    """One account under one model: margin required and realised h-day loss per day, USD (T,)."""
+    """One account under one model: margin required and realised h-day loss per day, USD (T,),
+    over the account's own days."""
 
     account_id: str
     model: str
     margin_usd: FloatArray
     loss_usd: FloatArray
     stats: BacktestStats
+    days: npt.NDArray[np.datetime64]  # (T,): this account's days (its symbols' history)
 
     @property
     def exceeded(self) -> npt.NDArray[np.bool_]:
@@ -91,6 +93,7 @@ class BacktestRun:
     models: tuple[str, ...]
     account_ids: tuple[str, ...]
     series: tuple[BacktestSeries, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (account, why): no day of its history in the window
 
     def get(self, account_id: str, model: str) -> BacktestSeries:
         for s in self.series:
@@ -177,6 +180,62 @@ def _check_window(
     return first, last
 
 
+def held_only(loaded: LoadedBook) -> LoadedBook:
+    """The book and market restricted to the instruments its positions hold (and their
+    underlyings): an account's walk needs the history of what it holds, not of every instrument
+    the book lists (SOL starts 2020-04-10; a BTC portfolio's walk reaches back before it)."""
+    book = loaded.book
+    table = book.instruments
+    held = np.unique(book.positions.indices).astype(np.int64)
+    old_u = table.underlying_index[held]
+    kept_u = np.unique(old_u)
+    new_u = np.searchsorted(kept_u, old_u)
+    n_held = held.size
+    instruments = dataclasses.replace(
+        table,
+        ids=tuple(table.ids[i] for i in held.tolist()),
+        underlyings=tuple(table.underlyings[u] for u in kept_u.tolist()),
+        kind=table.kind[held],
+        settlement=table.settlement[held],
+        option_sign=table.option_sign[held],
+        underlying_index=new_u.astype(np.int64),
+        contract_size=table.contract_size[held],
+        strike=table.strike[held],
+        expiry_ns=table.expiry_ns[held],
+        rate_per_unit=table.rate_per_unit[held],
+        tier_floor_usd=table.tier_floor_usd[held],
+        tier_initial_rate=table.tier_initial_rate[held],
+        tier_maintenance_rate=table.tier_maintenance_rate[held],
+        tier_initial_deduction_usd=table.tier_initial_deduction_usd[held],
+        tier_maintenance_deduction_usd=table.tier_maintenance_deduction_usd[held],
+        index={table.ids[i]: n for n, i in enumerate(held.tolist())},
+    )
+    market = loaded.market
+    per_instrument = {
+        name: getattr(market, name)[held]
+        for name in ("mark_price", "implied_vol", "forward_price_usd", "funding_rate_8h")
+    }
+    new_market = dataclasses.replace(
+        market,
+        underlyings=instruments.underlyings,
+        index_price_usd=market.index_price_usd[kept_u],
+        **per_instrument,
+    )
+    column = np.full(table.n_instruments, -1, dtype=np.int64)
+    column[held] = np.arange(n_held)
+    new_book = Book.from_arrays(
+        account_ids=book.account_ids,
+        assets=book.assets,
+        instruments=instruments,
+        account_index=book.position_account,
+        instrument_index=column[book.positions.indices],
+        quantity=book.positions.data,
+        entry_price=book.entry_price,
+        balances=book.balances,
+    )
+    return dataclasses.replace(loaded, book=new_book, market=new_market)
+
+
 def run_backtest(
     loaded: LoadedBook,
     models: Sequence[str],
@@ -191,7 +250,9 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestRun:
     """Walk [first_day, last_day] of `history`'s daily closes (the prices each day and the VaR
-    models' history); `volatility` for GARCH presets; `progress(done, total)` after each day."""
+    models' history), each account over the days its own symbols have: the underlyings it trades
+    and the assets of the book (`held_only`; VaR models also need `VAR_WARMUP_DAYS` of history
+    before a day). `volatility` for GARCH presets; `progress(done, total)` after each account-day."""
     first, last = _check_window(first_day, last_day, horizon_days=horizon_days, coverage=coverage)
     daily = history.price_history()  # (T days, N symbols) closes, USD
     if first > daily.days[-1] or last < daily.days[0]:
@@ -205,61 +266,120 @@ def run_backtest(
         else loaded.book.select([loaded.book.account_row(a) for a in account_ids])
     )
     _check_backtest_book(book)
-    loaded = dataclasses.replace(loaded, book=book)
-    symbols = list(book.instruments.underlyings) + [s for s in book.assets.symbols if daily.has(s)]
-    for u in book.instruments.underlyings:
-        daily.column(u)  # an underlying without history cannot be back-tested
-    rows = backtest_days(daily, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
-    if rows.size == 0:
-        raise InputError(
-            "backtest",
-            f"no day in {first_day}..{last_day} with prices of {', '.join(dict.fromkeys(symbols))}",
-        )
     specs = [ModelSpec.parse(m) for m in models]
-    choices: list[ModelChoice] = [
-        make_model(s.model, loaded, s.preset, history=history, volatility=volatility) for s in specs
-    ]
-    n_days = rows.size
-    n_accounts = book.n_accounts
-    margin = np.zeros((len(specs), n_accounts, n_days))
-    equity_now = np.zeros((n_accounts, n_days))
-    equity_later = np.zeros((n_accounts, n_days))
-    equity_model = CrossMargin(loaded.params)
-    for n, row in enumerate(rows.tolist()):  # one risk cycle per day: the walk is sequential
-        day = daily.days[row]
-        priced_book, market = _priced(loaded, book, daily, row, day)
-        equity_now[:, n] = equity_model.evaluate(priced_book, market).equity_usd
-        later_book, later_market = _priced(
-            loaded, book, daily, row + horizon_days, daily.days[row + horizon_days]
-        )
-        equity_later[:, n] = equity_model.evaluate(later_book, later_market).equity_usd
-        for m, choice in enumerate(choices):
-            model_book = dataclasses.replace(choice.book, assets=priced_book.assets)
-            valuation = revalue(model_book.instruments, market)
-            margin[m, :, n] = choice.model.evaluate(model_book, market, valuation).initial_margin_usd
-        if progress is not None:
-            progress(n + 1, n_days)
-    loss = equity_now - equity_later
-    series = tuple(
-        BacktestSeries(
-            account_id=book.account_ids[a],
-            model=spec.label,
-            margin_usd=margin[m, a],
-            loss_usd=loss[a],
-            stats=backtest_stats(margin[m, a], loss[a], coverage=coverage),
-        )
-        for a in range(n_accounts)
-        for m, spec in enumerate(specs)
+    walks = []
+    for row in range(book.n_accounts):  # a handful of representative portfolios
+        account = held_only(dataclasses.replace(loaded, book=book.select([row])))
+        walks.append(_account_days(account, daily, specs, first_day, last_day, horizon_days))
+    skipped = tuple(
+        (a.book.account_ids[0], _no_days(a, daily, first_day, last_day))
+        for a, rows in walks
+        if rows.size == 0
     )
+    walks = [(a, rows) for a, rows in walks if rows.size]
+    if not walks:
+        raise InputError("backtest", "; ".join(f"{name}: {reason}" for name, reason in skipped))
+    total = sum(rows.size for _, rows in walks)
+    done = 0
+    series: list[BacktestSeries] = []
+    for account, rows in walks:
+        account_series = _walk(account, rows, daily, specs, history, volatility, horizon_days, coverage)
+        series.extend(account_series)
+        done += rows.size
+        if progress is not None:
+            progress(done, total)
+    all_rows = np.unique(np.concatenate([rows for _, rows in walks]))
     return BacktestRun(
         book=loaded.path,
-        days=daily.days[rows],
+        days=daily.days[all_rows],
         horizon_days=horizon_days,
         coverage=coverage,
         models=tuple(s.label for s in specs),
-        account_ids=book.account_ids,
-        series=series,
+        account_ids=tuple(a.book.account_ids[0] for a, _ in walks),
+        series=tuple(series),
+        skipped=skipped,
     )
+
+
+# A VaR model needs half its window of joint daily returns before the first day it margins
+# (VarMargin.current_moves); the longest preset window is 730 days.
+VAR_WARMUP_DAYS = 366
+
+
+def _account_days(
+    account: LoadedBook,
+    daily: PriceHistory,
+    specs: Sequence[ModelSpec],
+    first_day: str,
+    last_day: str,
+    horizon_days: int,
+) -> tuple[LoadedBook, npt.NDArray[np.int64]]:
+    """The rows of `daily` one account is walked over (its symbols priced at t and t + h; VaR:
+    after VAR_WARMUP_DAYS of its symbols' joint history)."""
+    book = account.book
+    for u in book.instruments.underlyings:
+        daily.column(u)  # an underlying without history cannot be back-tested
+    symbols = list(
+        dict.fromkeys([*book.instruments.underlyings, *(s for s in book.assets.symbols if daily.has(s))])
+    )
+    rows = backtest_days(daily, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
+    if any(s.model == "var" for s in specs) and rows.size:
+        priced = np.flatnonzero(np.all(np.isfinite(daily.select(symbols).close_usd), axis=1))
+        start = daily.days[int(priced[0])] + np.timedelta64(VAR_WARMUP_DAYS, "D")
+        rows = rows[daily.days[rows] >= start]
+    return account, rows
+
+
+def _no_days(account: LoadedBook, daily: PriceHistory, first_day: str, last_day: str) -> str:
+    book = account.book
+    symbols = [*book.instruments.underlyings, *(s for s in book.assets.symbols if daily.has(s))]
+    return f"no day in {first_day}..{last_day} with prices of {', '.join(dict.fromkeys(symbols))}"
+
+
+def _walk(
+    account: LoadedBook,
+    rows: npt.NDArray[np.int64],
+    daily: PriceHistory,
+    specs: Sequence[ModelSpec],
+    history: PriceHistorySource,
+    volatility: VolatilityFilter | None,
+    horizon_days: int,
+    coverage: float,
+) -> list[BacktestSeries]:
+    """One account day by day (one risk cycle per day: the walk is sequential)."""
+    book = account.book
+    choices: list[ModelChoice] = [
+        make_model(s.model, account, s.preset, history=history, volatility=volatility) for s in specs
+    ]
+    n_days = rows.size
+    margin = np.zeros((len(specs), n_days))
+    equity_now = np.zeros(n_days)
+    equity_later = np.zeros(n_days)
+    equity_model = CrossMargin(account.params)
+    for n, row in enumerate(rows.tolist()):
+        priced_book, market = _priced(account, book, daily, row, daily.days[row])
+        equity_now[n] = equity_model.evaluate(priced_book, market).equity_usd[0]
+        later_book, later_market = _priced(
+            account, book, daily, row + horizon_days, daily.days[row + horizon_days]
+        )
+        equity_later[n] = equity_model.evaluate(later_book, later_market).equity_usd[0]
+        for m, choice in enumerate(choices):
+            model_book = dataclasses.replace(choice.book, assets=priced_book.assets)
+            valuation = revalue(model_book.instruments, market)
+            margin[m, n] = choice.model.evaluate(model_book, market, valuation).initial_margin_usd[0]
+    loss = equity_now - equity_later
+    days = daily.days[rows]
+    return [
+        BacktestSeries(
+            account_id=book.account_ids[0],
+            model=spec.label,
+            margin_usd=margin[m],
+            loss_usd=loss,
+            stats=backtest_stats(margin[m], loss, coverage=coverage),
+            days=days,
+        )
+        for m, spec in enumerate(specs)
+    ]
 
 
 def backtest_table(run: BacktestRun) -> list[dict[str, Any]]:
