@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## March 2020",
         "",
-        "The 12-13 March 2020 crash (BTC -37 % close to close on the 12th), the hardest test of margin coverage in the "
-        "data: each account's worst realised 2-day loss of the month against each model's margin that "
-        "day (**x**: exceeded).",
+        "The 12-13 March 2020 crash (BTC -37 % close to close on the 12th), the hardest test of "
+        "margin coverage in the data: each account's worst realised 2-day loss of the month against "
+        "each model's margin that day (**x**: exceeded).",
         "",
         *_march_2020(run),
         "",
