@@ -130,10 +130,10 @@ def test_march_2020_is_walked_for_the_portfolios_whose_history_reaches_it() -> N
     data = shared_data_dir()
     run = run_backtest(
         load_book(BOOK),
-        ["cross", "var:hs-var99"],
+        ["cross"],
         history=CsvPriceHistory(path=data / "prices_daily_yahoo.csv"),
-        first_day="2020-03-01",
-        last_day="2020-03-20",
+        first_day="2020-03-09",
+        last_day="2020-03-13",
     )
     assert run.account_ids == ("btc-long", "eth-carry", "btc-eth-pair")
     assert [name for name, _ in run.skipped] == ["alt-beta"]
