@@ -53,9 +53,13 @@ def _cases() -> list[tuple[str, list[str], bool]]:
         ("margin-isolated", ["--model", "isolated"], False),
         ("margin-sensitivity", ["--model", "sensitivity"], False),
     ]
-    cases += [(f"margin-cross-{t}", ["--model", "cross", "--preset", t], False) for t in ("binance", "hyperliquid")]
+    cases += [
+        (f"margin-cross-{t}", ["--model", "cross", "--preset", t], False) for t in ("binance", "hyperliquid")
+    ]
     cases += [(f"margin-isolated-{t}", ["--model", "isolated", "--preset", t], False) for t in ("binance",)]
-    cases += [(f"margin-portfolio-{p}", ["--model", "portfolio", "--preset", p], False) for p in PORTFOLIO_PRESETS]
+    cases += [
+        (f"margin-portfolio-{p}", ["--model", "portfolio", "--preset", p], False) for p in PORTFOLIO_PRESETS
+    ]
     cases += [("margin-portfolio-book", ["--model", "portfolio"], False)]
     cases += [(f"margin-var-{p}", ["--model", "var", "--preset", p], True) for p in VAR_PRESETS]
     return cases

@@ -2,7 +2,7 @@
 
 Models (`MODEL_CASES`, one pytest id each): cross on the book's own schedules and on every
 `TIER_PRESETS` table, isolated, portfolio under its default methodology and every
-`PORTFOLIO_PRESETS` entry, sensitivity, and VaR/ES under every `VAR_PRESETS` entry, twice: on a
+`PORTFOLIO_PRESETS` entry, sensitivity, cross and portfolio with the crowding add-on, and VaR/ES under every `VAR_PRESETS` entry, twice: on a
 synthetic history built here (BTC, ETH, USDC; always runs) and on the shared daily closes
 (`tests/conftest.py::shared_data_dir`: skipped outside CI when the data is absent).
 
@@ -53,6 +53,7 @@ from crossmargin.core.book import Book
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import Instrument, InstrumentKind
 from crossmargin.core.margin import CrossMargin, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core.margin.crowding import CrowdedMargin
 from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioParams
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
@@ -201,6 +202,20 @@ MODEL_CASES: list[ModelCase] = [
         for name, params in PORTFOLIO_PRESETS.items()
     ),
     ModelCase(id="sensitivity", model=SensitivityMargin, collateral_is_risk=True),
+    # The crowding add-on measured on each book itself (no frozen state, no history): a balance of
+    # the underlying offsets a short, so like the risk models it is a hedge (C3/C4 without it).
+    ModelCase(
+        id="cross+crowding",
+        model=lambda: CrowdedMargin(base=CrossMargin()),
+        collateral_is_risk=True,
+        examples=5,
+    ),
+    ModelCase(
+        id="portfolio-default+crowding",
+        model=lambda: CrowdedMargin(base=PortfolioMargin(PortfolioParams())),
+        collateral_is_risk=True,
+        examples=2,
+    ),
     *(
         ModelCase(
             id=f"var-{name}-{source}",

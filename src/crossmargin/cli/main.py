@@ -64,6 +64,18 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "fund, ADL, socialised loss and bad debt, every unit of money exact.",
     ),
     "oracle": LazyCommand("crossmargin.cli.oracle", "app", "Robust multi-source oracle prices."),
+    "prove": LazyCommand("crossmargin.cli.prove", "app", "Proofs of liabilities and solvency."),
+    "verify": LazyCommand(
+        "crossmargin.cli.prove",
+        "verify",
+        "Check inclusion proofs against published roots (standalone verifier, no other data).",
+    ),
+    "calibrate": LazyCommand(
+        "crossmargin.cli.calibrate",
+        "calibrate",
+        "Calibrate haircuts, IM/MM rates and tier sizes to a target coverage, with the back-test\n"
+        "(fit window and out of sample) behind each number.",
+    ),
 }
 
 

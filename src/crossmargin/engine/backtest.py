@@ -26,12 +26,12 @@ from crossmargin.core.book import Book
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.margin import CrossMargin
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import revalue
 from crossmargin.core.var.backtest import BacktestStats, backtest_stats
 from crossmargin.core.var.history import NS_PER_DAY, PriceHistory
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.margin_run import ModelChoice, make_model
 from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
+from crossmargin.engine.risk_engine import RiskEngine
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,17 +112,18 @@ def _check_backtest_book(book: Book) -> None:
         )
 
 
-def _priced(
-    loaded: LoadedBook, book: Book, history: PriceHistory, row: int, day: np.datetime64
-) -> tuple[Book, MarketState]:
-    """The book's assets and the market at day `row`'s closes, valued at the end of that day."""
+def _day_market(
+    loaded: LoadedBook, book: Book, history: PriceHistory, row: int
+) -> tuple[MarketState, FloatArray]:
+    """The market and the collateral prices (K,) at day `row`'s closes, valued at the end of that
+    day (assets without history keep the book's price: stablecoins, fiat)."""
     closes = history.close_usd[row]
     index = np.array([closes[history.column(u)] for u in book.instruments.underlyings])
     prices = book.assets.price_usd.copy()
     for k, symbol in enumerate(book.assets.symbols):
         if history.has(symbol):
             prices[k] = closes[history.column(symbol)]
-    end_of_day_ns = (int(day.astype("datetime64[D]").astype(np.int64)) + 1) * NS_PER_DAY
+    end_of_day_ns = (int(history.days[row].astype("datetime64[D]").astype(np.int64)) + 1) * NS_PER_DAY
     # Marks follow the index (perpetuals and spot): a mark fixed in the book file would go stale.
     market = dataclasses.replace(
         loaded.market,
@@ -130,7 +131,7 @@ def _priced(
         index_price_usd=index,
         mark_price=np.full(book.instruments.n_instruments, np.nan),
     )
-    return dataclasses.replace(book, assets=book.assets.with_prices(prices)), market
+    return market, prices
 
 
 def backtest_days(
@@ -355,18 +356,25 @@ def _walk(
     margin = np.zeros((len(specs), n_days))
     equity_now = np.zeros(n_days)
     equity_later = np.zeros(n_days)
-    equity_model = CrossMargin(account.params)
+    # One long-lived engine per model (and one for equity), moved from day to day: the walk is a
+    # use of the engine, each day one market update (the valuation time moves, so each update is a
+    # full re-margin; the book's price-independent structures are prepared once).
+    first_market, first_prices = _day_market(account, book, daily, int(rows[0]))
+    equity = RiskEngine(book.with_asset_prices(first_prices), first_market, CrossMargin(account.params))
+    engines = [
+        RiskEngine(choice.book.with_asset_prices(first_prices), first_market, choice.model)
+        for choice in choices
+    ]
     for n, row in enumerate(rows.tolist()):
-        priced_book, market = _priced(account, book, daily, row, daily.days[row])
-        equity_now[n] = equity_model.evaluate(priced_book, market).equity_usd[0]
-        later_book, later_market = _priced(
-            account, book, daily, row + horizon_days, daily.days[row + horizon_days]
-        )
-        equity_later[n] = equity_model.evaluate(later_book, later_market).equity_usd[0]
-        for m, choice in enumerate(choices):
-            model_book = dataclasses.replace(choice.book, assets=priced_book.assets)
-            valuation = revalue(model_book.instruments, market)
-            margin[m, n] = choice.model.evaluate(model_book, market, valuation).initial_margin_usd[0]
+        market, prices = _day_market(account, book, daily, row)
+        later_market, later_prices = _day_market(account, book, daily, row + horizon_days)
+        equity.on_market(market, asset_price_usd=prices)
+        equity_now[n] = equity.result.equity_usd[0]
+        equity.on_market(later_market, asset_price_usd=later_prices)
+        equity_later[n] = equity.result.equity_usd[0]
+        for m, engine in enumerate(engines):
+            engine.on_market(market, asset_price_usd=prices)
+            margin[m, n] = engine.result.initial_margin_usd[0]
     loss = equity_now - equity_later
     days = daily.days[rows]
     return [

@@ -9,6 +9,10 @@ by value) drive the engine through these; the CLI drives it through the adapters
     EventSink             ListEventSink()                           .events, in order
     Clock                 FixedClock(time_ns=), SteppingClock(start_ns=, step_ns=)
     PricePath             a list of (as_of_ns, {symbol: index USD})
+    OpenInterestSource    GivenOpenInterest(panel=)                 returns the panel it was given
+    FundingSource         GivenFunding(panel=)                      returns the panel it was given
+    VolumeSource          GivenVolume(panel=)                       returns the panel it was given
+    ImpliedVolSource      GivenImpliedVol(panel=)                   returns the panel it was given
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.ledger.events import Event
+from crossmargin.core.market_history import DailyPanel
 from crossmargin.core.var.history import PriceHistory
 from crossmargin.engine.inputs import QuoteTable
 from crossmargin.errors import InputError
@@ -29,12 +34,56 @@ FloatArray = npt.NDArray[np.float64]
 __all__ = [
     "ArrayPriceHistory",
     "FixedClock",
+    "GivenFunding",
+    "GivenImpliedVol",
+    "GivenOpenInterest",
     "GivenVolatility",
+    "GivenVolume",
     "ListEventSink",
     "ListQuoteFeed",
     "Quote",
     "SteppingClock",
 ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GivenOpenInterest:
+    """Daily open interest held in memory (USD, `core.market_history.DailyPanel`)."""
+
+    panel: DailyPanel
+
+    def open_interest_history(self) -> DailyPanel:
+        return self.panel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GivenFunding:
+    """Daily mean 8-hour funding rates held in memory (`core.market_history.DailyPanel`)."""
+
+    panel: DailyPanel
+
+    def funding_history(self) -> DailyPanel:
+        return self.panel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GivenVolume:
+    """Daily traded volume held in memory (USD, `core.market_history.DailyPanel`)."""
+
+    panel: DailyPanel
+
+    def volume_history(self) -> DailyPanel:
+        return self.panel
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GivenImpliedVol:
+    """Daily implied volatility held in memory (annualised fraction, `DailyPanel`)."""
+
+    panel: DailyPanel
+
+    def implied_volatility_history(self) -> DailyPanel:
+        return self.panel
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,10 @@ tests, notebooks and Dask workers. (Hexagonal architecture, A. Cockburn, "Ports 
     EventSink             every event a simulation accepted, in order           simulation, priced_simulation
     Clock                 the current time, ns since the epoch, UTC             a live risk cycle
     PricePath             (as_of_ns, {symbol: index USD}) steps, time order     simulation.run_price_path
+    OpenInterestSource    daily open interest per symbol, USD (T x N)           crowding_backtest
+    FundingSource         daily mean 8-hour funding rate per symbol (T x N)     crowding_backtest
+    VolumeSource          daily traded volume per symbol, USD (T x N)           calibration (tier sizes)
+    ImpliedVolSource      daily implied vol per symbol, annualised (T x N)      calibration (haircuts)
 
 Every run of the engine is a pure function of what comes through these ports: the same
 histories, quotes and price path give the same reports, bit for bit.
@@ -27,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.ledger.events import Event
+from crossmargin.core.market_history import DailyPanel
 from crossmargin.core.var.history import PriceHistory
 from crossmargin.engine.inputs import PricePathStep, QuoteTable
 
@@ -35,10 +40,14 @@ FloatArray = npt.NDArray[np.float64]
 __all__ = [
     "Clock",
     "EventSink",
+    "FundingSource",
+    "ImpliedVolSource",
+    "OpenInterestSource",
     "PriceHistorySource",
     "PricePath",
     "QuoteSource",
     "VolatilityFilter",
+    "VolumeSource",
 ]
 
 # A simulated price path: (as_of_ns, {symbol: index price USD}) in time order. Any iterable is one
@@ -103,3 +112,34 @@ class Clock(Protocol):
     risk cycle (the service, the NATS oracle's `clock_ns`) asks a Clock, so a test can fix it."""
 
     def now_ns(self) -> int: ...
+
+
+@runtime_checkable
+class OpenInterestSource(Protocol):
+    """Daily open interest of every symbol it knows: a `core.market_history.DailyPanel` of USD
+    (days ascending, NaN = no value). A day's value is its close (known at 24:00 UTC)."""
+
+    def open_interest_history(self) -> DailyPanel: ...
+
+
+@runtime_checkable
+class FundingSource(Protocol):
+    """Daily funding of every symbol's perpetual: a `DailyPanel` of the day's mean 8-hour rate
+    (a fraction per 8 h; > 0: longs pay shorts), NaN where unknown."""
+
+    def funding_history(self) -> DailyPanel: ...
+
+
+@runtime_checkable
+class VolumeSource(Protocol):
+    """Daily traded volume of every symbol it knows, USD per UTC day (`DailyPanel`, NaN = none)."""
+
+    def volume_history(self) -> DailyPanel: ...
+
+
+@runtime_checkable
+class ImpliedVolSource(Protocol):
+    """Daily implied volatility (e.g. Deribit DVOL, 30-day), annualised as a fraction (0.55 = 55 %),
+    per symbol (`DailyPanel`, NaN = none). The close of each day."""
+
+    def implied_volatility_history(self) -> DailyPanel: ...

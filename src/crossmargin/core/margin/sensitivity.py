@@ -323,9 +323,7 @@ def sensitivity_charges(sens: Sensitivities, params: SensitivityParams) -> Sensi
     vega_risk = params.vega_risk_weight * sens.vega_usd  # (A, U, B)
     per_underlying = correlated_norm(vega_risk, params.vega_bucket_matrix())  # (A, U)
     net = np.clip(vega_risk.sum(axis=2), -per_underlying, per_underlying)
-    across = (
-        np.sum(per_underlying**2, axis=1) - np.sum(net**2, axis=1) + quadratic_form(net, rho)
-    )
+    across = np.sum(per_underlying**2, axis=1) - np.sum(net**2, axis=1) + quadratic_form(net, rho)
     vega_margin = np.sqrt(np.maximum(across, 0.0))
 
     if params.curvature:
