@@ -3,7 +3,8 @@
 ```
 CrossMarginError                  base of everything below
  ├── InputError                   a value the core cannot accept (field + problem)
- │    └── BookFileError           a book file that cannot be loaded (file + field + problem)
+ │    ├── BookFileError           a book file that cannot be loaded (file + field + problem)
+ │    └── MissingExtraError       a command needs an optional extra that is not installed
  ├── PricingError                 a price the model cannot reproduce (e.g. implied vol outside bounds)
  ├── OracleError                  a price an action may not use (core.oracle.policy.require_valid)
  │    ├── StaleOracleError        too old or too few live sources (asset, age_ms, limit_ms)
@@ -46,6 +47,18 @@ class BookFileError(InputError):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.field}: {self.problem}"
+
+
+class MissingExtraError(InputError):
+    """An optional dependency (a pip extra) a command needs is not installed: the message names
+    the pip command that installs it. Nothing was computed."""
+
+    def __init__(self, module: str, *, extra: str, purpose: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            extra, f"{purpose} needs {module!r}, not installed: pip install 'crossmargin[{extra}]'"
+        )
 
 
 class PricingError(CrossMarginError, ValueError):

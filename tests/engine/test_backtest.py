@@ -120,3 +120,31 @@ def test_cli_margin_explain_and_compare_with_var() -> None:
     assert compare.exit_code == 0, compare.output
     presets = [r["preset"] for r in json.loads(compare.stdout)["rows"] if r["model"] == "var"]
     assert presets == ["hs-var99", "fhs-es975", "mc-es975"]
+
+
+def test_march_2020_is_walked_for_the_portfolios_whose_history_reaches_it() -> None:
+    """Issue 14: each account walks the history of what it holds. The book lists a SOL perp
+    (SOL's history starts 2020-04-10), which once cut every account's walk to after it; now
+    btc-long (BTC perp on USDC) is walked through the 12-13 March 2020 crash and alt-beta (SOL)
+    is skipped with its reason."""
+    data = shared_data_dir()
+    run = run_backtest(
+        load_book(BOOK),
+        ["cross"],
+        history=CsvPriceHistory(path=data / "prices_daily_yahoo.csv"),
+        first_day="2020-03-09",
+        last_day="2020-03-13",
+    )
+    assert run.account_ids == ("btc-long", "eth-carry", "btc-eth-pair")
+    assert [name for name, _ in run.skipped] == ["alt-beta"]
+    assert "SOL" in run.skipped[0][1]
+    series = run.get("btc-long", "cross")
+    assert np.datetime64("2020-03-12") in series.days
+    history = load_price_history(data / "prices_daily_yahoo.csv").select(["BTC", "USDC"])
+    row = int(np.searchsorted(history.days, np.datetime64("2020-03-11")))
+    now, later = history.close_usd[row], history.close_usd[row + 2]
+    crash = 3.0 * (now[0] - later[0]) + 60_000.0 * (now[1] - later[1])  # 3 BTC long on 60,000 USDC
+    at = int(np.flatnonzero(series.days == np.datetime64("2020-03-11"))[0])
+    assert series.loss_usd[at] == pytest.approx(crash, rel=1e-6)
+    assert crash > 5_000.0  # BTC fell from ~7,900 to ~5,200
+    assert series.exceeded[at]  # cross margin's 1 % IM does not cover it

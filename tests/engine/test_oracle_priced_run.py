@@ -31,10 +31,13 @@ SOURCES = ("a", "b", "c", "d", "e")
 DESK_PRICES = {"BTC": 88_528.93, "ETH": 2_978.73, "SOL": 125.0}
 # Float64 sums in another order.
 TOLERANCE_USD = 1e-6
+VALUATION_NS = load_book(DESK).market.valuation_ns
 
 
 def quotes(steps: Sequence[tuple[int, Mapping[str, float | Sequence[float]]]]) -> QuoteTable:
-    """Rows (second, {asset: one price for all five sources, or one per source})."""
+    """Rows (second, {asset: one price for all five sources, or one per source}); the last second
+    falls on the desk's valuation time (the oracle is read there)."""
+    start_ns = VALUATION_NS - max(second for second, _ in steps) * NS_PER_SECOND
     times: list[int] = []
     assets: list[str] = []
     sources: list[str] = []
@@ -43,7 +46,7 @@ def quotes(steps: Sequence[tuple[int, Mapping[str, float | Sequence[float]]]]) -
         for asset, price in row.items():
             per_source = [price] * len(SOURCES) if isinstance(price, float) else list(price)
             for source, value in zip(SOURCES, per_source, strict=True):
-                times.append(second * NS_PER_SECOND)
+                times.append(start_ns + second * NS_PER_SECOND)
                 assets.append(asset)
                 sources.append(source)
                 prices.append(float(value))
@@ -51,7 +54,7 @@ def quotes(steps: Sequence[tuple[int, Mapping[str, float | Sequence[float]]]]) -
 
 
 def _run(table: QuoteTable, model: str | None = None) -> PricedRun:
-    return run_priced_margin(load_book(DESK), snapshot_from_quotes(table), model=model)
+    return run_priced_margin(load_book(DESK), snapshot_from_quotes(table, as_of_ns=VALUATION_NS), model=model)
 
 
 def _accounts(report: dict) -> dict[str, dict]:  # type: ignore[type-arg]

@@ -64,12 +64,15 @@ def backtest(
 ) -> None:
     """Back-test margin models: exceedances, Kupiec and Christoffersen p-values, worst shortfall,
     procyclicality; charts of margin against realised loss with exceedances marked."""
+    from crossmargin.adapters.extras import import_extra
     from crossmargin.adapters.files import load_book
     from crossmargin.adapters.history.prices import shared_price_history
     from crossmargin.adapters.volatility import GarchFilter
 
     console = Console(stderr=True)
     try:
+        if out is not None:  # before the walk, not after it
+            import_extra("matplotlib", extra="charts", purpose="back-test charts (--out)")
         loaded = load_book(book)
         with Progress(
             TextColumn("back-test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -94,6 +97,15 @@ def backtest(
             )
     except CrossMarginError as error:
         fail(error)
+    for name, reason in run.skipped:
+        console.print(f"back-test: {escape(name)} skipped: {escape(reason)}", highlight=False)
+    covered = (str(run.days[0]), str(run.days[-1]))
+    if covered != (first_day, last_day):  # said plainly: the walk is shorter than asked
+        console.print(
+            f"back-test: days {covered[0]}..{covered[1]} of the {first_day}..{last_day} asked (the days "
+            f"with a close of every symbol and one {run.horizon_days} days later)",
+            highlight=False,
+        )
     if as_json:
         payload = {
             "book": run.book,
@@ -102,6 +114,7 @@ def backtest(
             "horizon_days": run.horizon_days,
             "coverage": run.coverage,
             "rows": backtest_table(run),
+            "skipped": [{"account_id": name, "reason": reason} for name, reason in run.skipped],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:

@@ -13,6 +13,7 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from crossmargin.adapters.extras import import_extra
 from crossmargin.engine.backtest import BacktestRun, backtest_table
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -20,15 +21,15 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 
 def account_chart_png(run: BacktestRun, account_id: str, models: Sequence[str] | None = None) -> bytes:
     """PNG bytes: realised loss (grey bars), each model's margin (lines), exceedances (markers)."""
-    import matplotlib
-
+    matplotlib = import_extra("matplotlib", extra="charts", purpose="back-test charts")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     chosen = list(models) if models is not None else list(run.models)
-    days = run.days.astype("datetime64[D]").astype(object)
+    first = run.get(account_id, chosen[0])
+    days = first.days.astype("datetime64[D]").astype(object)  # the account's own days
     figure, axis = plt.subplots(figsize=(11, 4.2), dpi=100)
-    loss = run.get(account_id, chosen[0]).loss_usd
+    loss = first.loss_usd
     axis.bar(
         days, loss, width=1.0, color="#999999", alpha=0.55, label=f"realised {run.horizon_days}-day loss"
     )

@@ -134,5 +134,8 @@ def cascade(
             )
         )
     if chart is not None:
-        write_chart(results, chart)
+        try:
+            write_chart(results, chart)
+        except CrossMarginError as error:  # the charts extra (matplotlib) missing
+            fail(error)
         console.print(f"wrote {chart}")

@@ -16,6 +16,7 @@ import functools
 import importlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,14 +29,17 @@ try:
 except ImportError:  # pragma: no cover - older Typer runs on Click itself
     import click  # type: ignore[no-redef]
 
+from rich import box
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from crossmargin.cli.margin_table import riskiest_report
 from crossmargin.cli.names import MODELS, PORTFOLIO_PRESET_NAMES, TIER_PRESET_NAMES
 from crossmargin.cli.render import console as render_console
-from crossmargin.cli.render import fail, items_table, money
-from crossmargin.errors import CrossMarginError
+from crossmargin.cli.render import fail, items_table, money, quantity, whole_dollars
+from crossmargin.errors import CrossMarginError, InputError
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,78 +154,146 @@ app = typer.Typer(
 )
 
 MAX_TABLE_ROWS = 30
+MAX_ID_WIDTH = 20  # an account id wider than this folds (the numbers keep their width)
 
 
 def _nearest_levels(prices: dict[str, float | None]) -> str:
-    """`BTC 80,123.45, ETH 2,500.00` for the underlyings whose level exists, else an em dash."""
+    """`BTC 80,123.45` per underlying whose level exists, one per line, else an em dash."""
     shown = [f"{escape(name)} {money(price)}" for name, price in prices.items() if price is not None]
-    return ", ".join(shown) if shown else "—"
+    return "\n".join(shown) if shown else "—"
 
 
-def _table(report: dict[str, Any], *, n_accounts: int | None = None) -> Table:
-    """The riskiest accounts of `report` (at most MAX_TABLE_ROWS); `n_accounts`: how many the
-    run holds, when `report` carries only the riskiest (`riskiest_report`)."""
+def _status(account: dict[str, Any]) -> str:
+    if account["bankrupt"]:
+        return "[bold red]bankrupt[/]"
+    if account["below_maintenance"]:
+        return "[red]liquidate[/]"
+    if account["available_usd"] < 0:
+        return "[yellow]below IM[/]"
+    return "[green]ok[/]"
+
+
+def _title(report: dict[str, Any]) -> str:
+    """`portfolio margin (deribit-pm) · BOOK · TIME · USD`: the model and the preset that ran."""
+    preset = f" ({escape(report['preset'])})" if report.get("preset") else ""
+    return f"{report['model']} margin{preset} · {escape(report['book'])} · {report['valuation_time']} · USD"
+
+
+def _table(report: dict[str, Any], *, width: int | None = None, n_accounts: int | None = None) -> Table:
+    """The riskiest accounts, every number whole (never cut with an ellipsis): short headers (the
+    title says USD), one space between columns. On a console narrower than that, first the
+    `available` column (equity − IM) is left out, then money is rounded to the dollar; the caption
+    says which (--json has everything, exact). `n_accounts`: how many the run holds, when `report`
+    carries only the riskiest (`riskiest_report` of a columnar run)."""
     accounts = report["accounts"]
     total = len(accounts) if n_accounts is None else n_accounts
     shown = sorted(
         accounts, key=lambda a: -(a["margin_ratio"] if a["margin_ratio"] is not None else float("inf"))
-    )
-    table = Table(
-        title=f"{report['model']} margin · {report['book']} · {report['valuation_time']}",
-        caption=None
-        if total <= MAX_TABLE_ROWS
-        else f"{MAX_TABLE_ROWS} riskiest of {total:,} accounts (use --json or --out for all)",
-    )
+    )[:MAX_TABLE_ROWS]
     priced = bool(accounts) and "price_status" in accounts[0]  # --prices: the oracle's status
     levels = bool(accounts) and "liquidation_price" in accounts[0]  # --levels
-    columns: tuple[str, ...] = (
-        "account",
-        "equity USD",
-        "IM USD",
-        "MM USD",
-        "available USD",
-        "MM/equity",
-        "status",
+    columns = ["account", "equity", "IM", "MM", "available", "ratio", "status"]
+    columns += (["prices"] if priced else []) + (["liquidation"] if levels else [])
+    notes = [] if total <= MAX_TABLE_ROWS else [f"{MAX_TABLE_ROWS} riskiest of {total:,} accounts"]
+    layouts = (
+        (columns, money, notes),
+        (
+            [c for c in columns if c != "available"],
+            money,
+            [*notes, "available = equity − IM left out to fit"],
+        ),
+        (
+            [c for c in columns if c != "available"],
+            whole_dollars,
+            [*notes, "available left out, USD rounded to the dollar to fit"],
+        ),
     )
-    columns += (("prices",) if priced else ()) + (("liquidation price USD",) if levels else ())
+    for chosen, amount, chosen_notes in layouts:
+        table = _margin_table(report, chosen, [_row(a, amount) for a in shown], chosen_notes)
+        if width is None or Console(width=10_000).measure(table).maximum <= width:
+            break
+    return table
+
+
+def _row(a: dict[str, Any], amount: Callable[[float], str]) -> dict[str, str]:
+    row = {
+        "account": escape(a["account_id"]),
+        "equity": amount(a["equity_usd"]),
+        "IM": amount(a["initial_margin_usd"]),
+        "MM": amount(a["maintenance_margin_usd"]),
+        "available": amount(a["available_usd"]),
+        "ratio": "—" if a["margin_ratio"] is None else f"{a['margin_ratio']:.1%}",
+        "status": _status(a),
+    }
+    if "price_status" in a:
+        row["prices"] = _price_status(a["price_status"])
+    if "liquidation_price" in a:
+        row["liquidation"] = _nearest_levels(a["liquidation_price"])
+    return row
+
+
+def _cell_width(cell: str) -> int:
+    """Terminal cells of a table cell's widest line, markup removed."""
+    return max(Text.from_markup(line).cell_len for line in cell.split("\n"))
+
+
+def _price_status(status: str) -> str:
+    return status if status == "ok" else f"[yellow]{status}[/]"
+
+
+def _margin_table(
+    report: dict[str, Any], columns: list[str], rows: list[dict[str, str]], notes: list[str]
+) -> Table:
+    table = Table(
+        title=_title(report),
+        caption=" · ".join([*notes, "--json or --out for all"]) if notes else None,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in columns:
-        table.add_column(column, justify="right" if column.endswith(("USD", "equity")) else "left")
-    for a in shown[:MAX_TABLE_ROWS]:
-        ratio = a["margin_ratio"]
-        if a["bankrupt"]:
-            status = "[bold red]bankrupt[/]"
-        elif a["below_maintenance"]:
-            status = "[red]liquidate[/]"
-        elif a["available_usd"] < 0:
-            status = "[yellow]below IM[/]"
-        else:
-            status = "[green]ok[/]"
-        extra: tuple[str, ...] = ()
-        if priced:
-            extra += (a["price_status"] if a["price_status"] == "ok" else f"[yellow]{a['price_status']}[/]",)
-        if levels:
-            extra += (_nearest_levels(a["liquidation_price"]),)
-        table.add_row(
-            escape(a["account_id"]),
-            money(a["equity_usd"]),
-            money(a["initial_margin_usd"]),
-            money(a["maintenance_margin_usd"]),
-            money(a["available_usd"]),
-            "—" if ratio is None else f"{ratio:.1%}",
-            status,
-            *extra,
+        numeric = column in ("equity", "IM", "MM", "available", "ratio")
+        widest = max((_cell_width(r[column]) for r in rows), default=0)
+        table.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=numeric,
+            # Numbers whole; an id longer than MAX_ID_WIDTH folds onto a second line, never "…".
+            min_width=max(widest, len(column)) if numeric else min(max(widest, len(column)), MAX_ID_WIDTH),
+            overflow="fold",
         )
+    for r in rows:
+        table.add_row(*(r[c] for c in columns))
     return table
 
 
 def _positions_table(account: dict[str, Any]) -> Table:
-    table = Table(title=f"{escape(account['account_id'])}: positions and collateral")
-    for column in ("instrument / asset", "quantity", "value USD", "uPnL USD", "IM USD", "MM USD"):
-        table.add_column(column, justify="left" if column.startswith("instrument") else "right")
+    """An account's positions and collateral: quantities and balances exact (every digit)."""
+    table = Table(
+        title=f"{escape(account['account_id'])}: positions and collateral · USD",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    names = [p["instrument_id"] for p in account["positions"]] + [
+        f"{c['asset']} (haircut {c['haircut']:.1%})" for c in account["collateral"]
+    ]
+    for column in ("instrument / asset", "quantity", "value", "uPnL", "IM", "MM"):
+        left = column.startswith("instrument")
+        widest = max((len(n) for n in names), default=len(column)) if left else None
+        table.add_column(
+            column,
+            justify="left" if left else "right",
+            overflow="fold",
+            no_wrap=not left,
+            min_width=None if widest is None else min(widest, 2 * MAX_ID_WIDTH),
+        )
     for p in account["positions"]:
         table.add_row(
             escape(p["instrument_id"]),
-            f"{p['quantity']:,.4g}",
+            quantity(p["quantity"]),
             money(p["value_usd"]),
             money(p["unrealised_pnl_usd"]),
             money(p["initial_margin_usd"]),
@@ -229,14 +301,49 @@ def _positions_table(account: dict[str, Any]) -> Table:
         )
     for c in account["collateral"]:
         table.add_row(
-            f"{c['asset']} (haircut {c['haircut']:.1%})",
-            f"{c['balance']:,.6g}",
+            f"{escape(c['asset'])} (haircut {c['haircut']:.1%})",
+            quantity(c["balance"]),
             money(c["value_usd"]),
             "",
             "",
             "",
         )
     return table
+
+
+def _history_note(window: dict[str, Any] | None) -> None:
+    """On stderr, when the VaR window is stale: how many days, and the limit that would refuse it."""
+    if window is None or not window["stale"]:
+        return
+    Console(stderr=True).print(
+        f"[yellow]warning[/]: the VaR window ends {window['last_day']}, {window['gap_days']} days before the "
+        f"last close known at the valuation time ({window['known_day']}); refused beyond "
+        f"{window['limit_days']} days (--max-history-gap-days)",
+        highlight=False,
+    )
+
+
+def _age(age_ms: float) -> str:
+    for unit, ms in (("days", 86_400_000), ("h", 3_600_000), ("min", 60_000)):
+        if age_ms >= ms:
+            return f"{age_ms / ms:,.1f} {unit}"
+    return f"{age_ms / 1000:,.1f} s"
+
+
+def _price_notes(prices: list[dict[str, Any]]) -> None:
+    """On stderr: each oracle price that is not `ok` (with its age) and each quoted asset the book
+    does not use, so a table of `ok` accounts never hides a stale or ignored quote."""
+    notes = [
+        f"[yellow]{escape(p['asset'])}: {p['status']}[/] "
+        f"(last quote {_age(p['age_ms'])} before the valuation time)"
+        for p in prices
+        if p["used_by_book"] and p["status"] != "ok"
+    ]
+    notes += [
+        f"{escape(p['asset'])}: quoted, not in the book (unused)" for p in prices if not p["used_by_book"]
+    ]
+    for note in notes:
+        Console(stderr=True).print(f"prices: {note}", highlight=False)
 
 
 def _print_json(data: Any) -> None:
@@ -263,6 +370,14 @@ def margin(
         Path | None,
         typer.Option(
             help="Oracle quote file (CSV or Parquet, as `oracle replay` reads): margin on its prices"
+        ),
+    ] = None,
+    max_history_gap_days: Annotated[
+        int | None,
+        typer.Option(
+            help="var: refuse a price history ending more than N days before the valuation "
+            "(default 366; a gap over 7 days is warned about)",
+            min=0,
         ),
     ] = None,
     levels: Annotated[
@@ -296,6 +411,7 @@ def margin(
 
     history, volatility = shared_price_history(), GarchFilter()  # read only by --model var
     columns = None  # the columnar report (plain margin runs); `report` (typed, as JSON data) otherwise
+    report: dict[str, Any] = {}
     try:
         target = None if out is None else report_target(out)  # before any work: a bad --out is exit 2
         if target is not None and target.format == "parquet" and (levels or prices is not None):
@@ -313,9 +429,14 @@ def margin(
                     account_ids=account,
                     history=history,
                     volatility=volatility,
+                    max_history_gap_days=max_history_gap_days,
                 )
-                if levels:
-                    report = margin_run.margin_report(run, levels=margin_run.price_levels(run))
+                # The typed report for --levels, and for VaR (its var_history block: how stale the
+                # window is) unless the target is Parquet, which has no place for either.
+                parquet = target is not None and target.format == "parquet"
+                if levels or (run.model == "var" and not parquet):
+                    found = margin_run.price_levels(run) if levels else None
+                    report = margin_run.margin_report(run, levels=found)
                 else:
                     columns = margin_columns(run)
             else:
@@ -327,12 +448,13 @@ def margin(
 
                 priced = run_priced_margin(
                     loaded,
-                    load_snapshot(QuoteFile(path=prices)),
+                    load_snapshot(QuoteFile(path=prices), as_of_ns=loaded.market.valuation_ns),
                     model=model,
                     preset=preset,
                     account_ids=account,
                     history=history,
                     volatility=volatility,
+                    max_history_gap_days=max_history_gap_days,
                 )
                 report = to_json(priced_margin_report(priced))  # the oracle block too: NaN → null
                 if levels:  # the priced report is margin_report's plus oracle keys: add the level keys
@@ -354,6 +476,7 @@ def margin(
     except CrossMarginError as error:
         fail(error)
         return
+    _history_note(report.get("var_history"))
     if as_json:
         if columns is None:
             _print_json(report)
@@ -362,11 +485,14 @@ def margin(
         return
     console = render_console()
     if columns is not None:
-        console.print(_table(riskiest_report(columns, MAX_TABLE_ROWS), n_accounts=columns.n_accounts))
+        riskiest = riskiest_report(columns, MAX_TABLE_ROWS)
+        console.print(_table(riskiest, width=console.width, n_accounts=columns.n_accounts))
         if account:
             report = margin_run.margin_report(run)
     else:
-        console.print(_table(report))
+        console.print(_table(report, width=console.width))
+    if prices is not None:
+        _price_notes(report["prices"])
     if account:
         for a in report["accounts"]:
             console.print(_positions_table(a))
@@ -381,12 +507,19 @@ def explain(
         typer.Option(help=f"Portfolio preset: {' | '.join(PORTFOLIO_PRESET_NAMES)} (default: the book's)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON explanation")] = False,
-    scenarios: Annotated[bool, typer.Option(help="Also list every scenario's P&L")] = False,
+    scenarios: Annotated[bool, typer.Option("--scenarios", help="Also list every scenario's P&L")] = False,
     model: Annotated[str, typer.Option(help="portfolio | var (VaR/ES: component ES per item)")] = "portfolio",
 ) -> None:
     """Explain one account's portfolio margin: the scenario that drove it, each position's and
     collateral asset's P&L there, the per-underlying split and every add-on. With --model var:
     the tail scenarios and each position's and asset's component of ES (or VaR)."""
+    if model not in ("portfolio", "var"):  # the other models have no scenario to explain
+        fail(
+            InputError(
+                "model",
+                f"explain covers portfolio and var, got {model!r} (margin --account shows the others)",
+            )
+        )
     if model == "var":
         from crossmargin.cli.var_explain import explain_var
 

@@ -22,7 +22,7 @@ from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail
 from crossmargin.core.oracle import NS_PER_MS, OracleParams
 from crossmargin.engine.oracle_replay import param_table, price_message, replay
-from crossmargin.errors import CrossMarginError
+from crossmargin.errors import CrossMarginError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Robust multi-source oracle prices.")
 
@@ -67,13 +67,16 @@ def run(
         )
     except CrossMarginError as error:
         fail(error)
+    from nats.errors import Error as NatsError
+
     try:
         asyncio.run(oracle.run(server, tick_ns=tick_ms * NS_PER_MS, duration_s=duration_s or None))
     except KeyboardInterrupt:
         pass
-    except (OSError, TimeoutError) as error:
-        Console(stderr=True).print(f"[bold red]error[/]: NATS at {escape(server)}: {escape(str(error))}")
-        raise typer.Exit(code=3) from error
+    except (OSError, TimeoutError, NatsError) as error:
+        # nats-py names a refused connection NoServersError: the --server that was given, said so.
+        problem = str(error) or type(error).__name__
+        fail(InputError(f"--server {server}", f"no NATS server answers ({problem})"))
     Console(stderr=True).print(
         f"{oracle.updates} updates, {oracle.received} quotes received, {oracle.ignored} ignored"
     )

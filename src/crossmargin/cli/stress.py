@@ -169,5 +169,8 @@ def stress(
         for note in notes:
             out.print(f"note: {note}")
     if chart is not None:
-        write_chart(results, chart)
+        try:
+            write_chart(results, chart)
+        except CrossMarginError as error:  # the charts extra (matplotlib) missing
+            fail(error)
         console.print(f"wrote {chart}")

@@ -88,8 +88,9 @@ def path_table(result: CascadeResult) -> Table:
 def write_chart(results: Sequence[CascadeResult], path: Path) -> Path:
     """Price path, insurance fund path and liquidated notional per round, one line per result;
     written to a temporary file and renamed (never half-written)."""
-    import matplotlib
+    from crossmargin.adapters.extras import import_extra
 
+    matplotlib = import_extra("matplotlib", extra="charts", purpose="stress and cascade charts")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

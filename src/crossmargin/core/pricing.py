@@ -13,8 +13,11 @@ moves proportionally with the index, so greeks are sensitivities to S with M/S a
 
 A linear option is worth contract_size·B USD. An inverse (coin-settled, Deribit) option is worth
 contract_size·B/F coin — Deribit's mark convention, undiscounted when r = 0 — i.e. that coin
-amount times S in USD. Coin greeks (inverse options) are Deribit's premium-adjusted ones:
-delta_coin = cs·(ΔB - B/F), the coin hedge ratio of the coin-denominated value.
+amount times S in USD. Coin greeks (inverse options) are premium-adjusted:
+delta_coin = cs·(ΔB - B/F), the coin hedge ratio of the coin-denominated value (the value is in
+coin, so a move of F also moves the coin the premium is counted in). This is not the `delta`
+Deribit's ticker publishes: in the shared option chains (options_deribit_*.csv) that is the plain
+Black-76 ΔB = N(d1) (calls), N(d1) − 1 (puts); compare with ΔB, not delta_coin.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -67,13 +68,15 @@ class ModelSpec:
 
 @dataclass(frozen=True, slots=True)
 class BacktestSeries:
-    """One account under one model: margin required and realised h-day loss per day, USD (T,)."""
+    """One account under one model: margin required and realised h-day loss per day, USD (T,),
+    over the account's own days."""
 
     account_id: str
     model: str
     margin_usd: FloatArray
     loss_usd: FloatArray
     stats: BacktestStats
+    days: npt.NDArray[np.datetime64]  # (T,): this account's days (its symbols' history)
 
     @property
     def exceeded(self) -> npt.NDArray[np.bool_]:
@@ -90,6 +93,7 @@ class BacktestRun:
     models: tuple[str, ...]
     account_ids: tuple[str, ...]
     series: tuple[BacktestSeries, ...]
+    skipped: tuple[tuple[str, str], ...] = ()  # (account, why): no day of its history in the window
 
     def get(self, account_id: str, model: str) -> BacktestSeries:
         for s in self.series:
@@ -149,6 +153,90 @@ def backtest_days(
     return result
 
 
+MAX_HORIZON_DAYS = 30  # the VaR models' own bound (VarParams.horizon_days)
+
+
+def _day(text: str, field_name: str) -> np.datetime64:
+    try:
+        return np.datetime64(date.fromisoformat(text), "D")
+    except (TypeError, ValueError) as error:
+        raise InputError(field_name, f"{text!r} is not a day (YYYY-MM-DD): {error}") from None
+
+
+def _check_window(
+    first_day: str, last_day: str, *, horizon_days: int, coverage: float
+) -> tuple[np.datetime64, np.datetime64]:
+    """The back-test's own arguments, each refused with its name: days that parse, first <= last,
+    1 <= horizon <= 30 days, 0 < coverage < 1."""
+    first = _day(first_day, "backtest.first_day")
+    last = _day(last_day, "backtest.last_day")
+    if first > last:
+        raise InputError("backtest.first_day", f"{first_day} is after the last day {last_day}")
+    if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
+        raise InputError(
+            "backtest.horizon_days", f"must be in 1..{MAX_HORIZON_DAYS} days, got {horizon_days}"
+        )
+    if not 0.0 < coverage < 1.0:
+        raise InputError("backtest.coverage", f"must lie in (0, 1), e.g. 0.99; got {coverage!r}")
+    return first, last
+
+
+def held_only(loaded: LoadedBook) -> LoadedBook:
+    """The book and market restricted to the instruments its positions hold (and their
+    underlyings): an account's walk needs the history of what it holds, not of every instrument
+    the book lists (SOL starts 2020-04-10; a BTC portfolio's walk reaches back before it)."""
+    book = loaded.book
+    table = book.instruments
+    held = np.unique(book.positions.indices).astype(np.int64)
+    old_u = table.underlying_index[held]
+    kept_u = np.unique(old_u)
+    new_u = np.searchsorted(kept_u, old_u)
+    n_held = held.size
+    instruments = dataclasses.replace(
+        table,
+        ids=tuple(table.ids[i] for i in held.tolist()),
+        underlyings=tuple(table.underlyings[u] for u in kept_u.tolist()),
+        kind=table.kind[held],
+        settlement=table.settlement[held],
+        option_sign=table.option_sign[held],
+        underlying_index=new_u.astype(np.int64),
+        contract_size=table.contract_size[held],
+        strike=table.strike[held],
+        expiry_ns=table.expiry_ns[held],
+        rate_per_unit=table.rate_per_unit[held],
+        tier_floor_usd=table.tier_floor_usd[held],
+        tier_initial_rate=table.tier_initial_rate[held],
+        tier_maintenance_rate=table.tier_maintenance_rate[held],
+        tier_initial_deduction_usd=table.tier_initial_deduction_usd[held],
+        tier_maintenance_deduction_usd=table.tier_maintenance_deduction_usd[held],
+        index={table.ids[i]: n for n, i in enumerate(held.tolist())},
+    )
+    market = loaded.market
+    per_instrument = {
+        name: getattr(market, name)[held]
+        for name in ("mark_price", "implied_vol", "forward_price_usd", "funding_rate_8h")
+    }
+    new_market = dataclasses.replace(
+        market,
+        underlyings=instruments.underlyings,
+        index_price_usd=market.index_price_usd[kept_u],
+        **per_instrument,
+    )
+    column = np.full(table.n_instruments, -1, dtype=np.int64)
+    column[held] = np.arange(n_held)
+    new_book = Book.from_arrays(
+        account_ids=book.account_ids,
+        assets=book.assets,
+        instruments=instruments,
+        account_index=book.position_account,
+        instrument_index=column[book.positions.indices],
+        quantity=book.positions.data,
+        entry_price=book.entry_price,
+        balances=book.balances,
+    )
+    return dataclasses.replace(loaded, book=new_book, market=new_market)
+
+
 def run_backtest(
     loaded: LoadedBook,
     models: Sequence[str],
@@ -163,72 +251,143 @@ def run_backtest(
     progress: Callable[[int, int], None] | None = None,
 ) -> BacktestRun:
     """Walk [first_day, last_day] of `history`'s daily closes (the prices each day and the VaR
-    models' history); `volatility` for GARCH presets; `progress(done, total)` after each day."""
+    models' history), each account over the days its own symbols have: the underlyings it trades
+    and the assets of the book (`held_only`; VaR models also need `VAR_WARMUP_DAYS` of history
+    before a day). `volatility` for GARCH presets; `progress(done, total)` after each account-day."""
+    first, last = _check_window(first_day, last_day, horizon_days=horizon_days, coverage=coverage)
     daily = history.price_history()  # (T days, N symbols) closes, USD
+    if first > daily.days[-1] or last < daily.days[0]:
+        raise InputError(
+            "backtest.first_day",
+            f"{first_day}..{last_day} is outside the price history ({daily.days[0]}..{daily.days[-1]})",
+        )
     book = (
         loaded.book
         if account_ids is None
         else loaded.book.select([loaded.book.account_row(a) for a in account_ids])
     )
     _check_backtest_book(book)
-    loaded = dataclasses.replace(loaded, book=book)
-    symbols = list(book.instruments.underlyings) + [s for s in book.assets.symbols if daily.has(s)]
+    specs = [ModelSpec.parse(m) for m in models]
+    walks = []
+    for row in range(book.n_accounts):  # a handful of representative portfolios
+        account = held_only(dataclasses.replace(loaded, book=book.select([row])))
+        walks.append(_account_days(account, daily, specs, first_day, last_day, horizon_days))
+    skipped = tuple(
+        (a.book.account_ids[0], _no_days(a, daily, first_day, last_day))
+        for a, rows in walks
+        if rows.size == 0
+    )
+    walks = [(a, rows) for a, rows in walks if rows.size]
+    if not walks:
+        raise InputError("backtest", "; ".join(f"{name}: {reason}" for name, reason in skipped))
+    total = sum(rows.size for _, rows in walks)
+    done = 0
+    series: list[BacktestSeries] = []
+    for account, rows in walks:
+        account_series = _walk(account, rows, daily, specs, history, volatility, horizon_days, coverage)
+        series.extend(account_series)
+        done += rows.size
+        if progress is not None:
+            progress(done, total)
+    all_rows = np.unique(np.concatenate([rows for _, rows in walks]))
+    return BacktestRun(
+        book=loaded.path,
+        days=daily.days[all_rows],
+        horizon_days=horizon_days,
+        coverage=coverage,
+        models=tuple(s.label for s in specs),
+        account_ids=tuple(a.book.account_ids[0] for a, _ in walks),
+        series=tuple(series),
+        skipped=skipped,
+    )
+
+
+# A VaR model needs half its window of joint daily returns before the first day it margins
+# (VarMargin.current_moves); the longest preset window is 730 days.
+VAR_WARMUP_DAYS = 366
+
+
+def _account_days(
+    account: LoadedBook,
+    daily: PriceHistory,
+    specs: Sequence[ModelSpec],
+    first_day: str,
+    last_day: str,
+    horizon_days: int,
+) -> tuple[LoadedBook, npt.NDArray[np.int64]]:
+    """The rows of `daily` one account is walked over (its symbols priced at t and t + h; VaR:
+    after VAR_WARMUP_DAYS of its symbols' joint history)."""
+    book = account.book
     for u in book.instruments.underlyings:
         daily.column(u)  # an underlying without history cannot be back-tested
+    symbols = list(
+        dict.fromkeys([*book.instruments.underlyings, *(s for s in book.assets.symbols if daily.has(s))])
+    )
     rows = backtest_days(daily, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
-    if rows.size == 0:
-        raise InputError("backtest", f"no day in {first_day}..{last_day} with prices of {', '.join(symbols)}")
-    specs = [ModelSpec.parse(m) for m in models]
+    if any(s.model == "var" for s in specs) and rows.size:
+        priced = np.flatnonzero(np.all(np.isfinite(daily.select(symbols).close_usd), axis=1))
+        start = daily.days[int(priced[0])] + np.timedelta64(VAR_WARMUP_DAYS, "D")
+        rows = rows[daily.days[rows] >= start]
+    return account, rows
+
+
+def _no_days(account: LoadedBook, daily: PriceHistory, first_day: str, last_day: str) -> str:
+    book = account.book
+    symbols = [*book.instruments.underlyings, *(s for s in book.assets.symbols if daily.has(s))]
+    return f"no day in {first_day}..{last_day} with prices of {', '.join(dict.fromkeys(symbols))}"
+
+
+def _walk(
+    account: LoadedBook,
+    rows: npt.NDArray[np.int64],
+    daily: PriceHistory,
+    specs: Sequence[ModelSpec],
+    history: PriceHistorySource,
+    volatility: VolatilityFilter | None,
+    horizon_days: int,
+    coverage: float,
+) -> list[BacktestSeries]:
+    """One account day by day (one risk cycle per day: the walk is sequential)."""
+    book = account.book
     choices: list[ModelChoice] = [
-        make_model(s.model, loaded, s.preset, history=history, volatility=volatility) for s in specs
+        make_model(s.model, account, s.preset, history=history, volatility=volatility) for s in specs
     ]
     n_days = rows.size
-    n_accounts = book.n_accounts
-    margin = np.zeros((len(specs), n_accounts, n_days))
-    equity_now = np.zeros((n_accounts, n_days))
-    equity_later = np.zeros((n_accounts, n_days))
+    margin = np.zeros((len(specs), n_days))
+    equity_now = np.zeros(n_days)
+    equity_later = np.zeros(n_days)
     # One long-lived engine per model (and one for equity), moved from day to day: the walk is a
     # use of the engine, each day one market update (the valuation time moves, so each update is a
     # full re-margin; the book's price-independent structures are prepared once).
-    first_market, first_prices = _day_market(loaded, book, daily, int(rows[0]))
-    equity = RiskEngine(book.with_asset_prices(first_prices), first_market, CrossMargin(loaded.params))
+    first_market, first_prices = _day_market(account, book, daily, int(rows[0]))
+    equity = RiskEngine(book.with_asset_prices(first_prices), first_market, CrossMargin(account.params))
     engines = [
         RiskEngine(choice.book.with_asset_prices(first_prices), first_market, choice.model)
         for choice in choices
     ]
-    for n, row in enumerate(rows.tolist()):  # one risk cycle per day: the walk is sequential
-        market, prices = _day_market(loaded, book, daily, row)
-        later_market, later_prices = _day_market(loaded, book, daily, row + horizon_days)
+    for n, row in enumerate(rows.tolist()):
+        market, prices = _day_market(account, book, daily, row)
+        later_market, later_prices = _day_market(account, book, daily, row + horizon_days)
         equity.on_market(market, asset_price_usd=prices)
-        equity_now[:, n] = equity.result.equity_usd
+        equity_now[n] = equity.result.equity_usd[0]
         equity.on_market(later_market, asset_price_usd=later_prices)
-        equity_later[:, n] = equity.result.equity_usd
+        equity_later[n] = equity.result.equity_usd[0]
         for m, engine in enumerate(engines):
             engine.on_market(market, asset_price_usd=prices)
-            margin[m, :, n] = engine.result.initial_margin_usd
-        if progress is not None:
-            progress(n + 1, n_days)
+            margin[m, n] = engine.result.initial_margin_usd[0]
     loss = equity_now - equity_later
-    series = tuple(
+    days = daily.days[rows]
+    return [
         BacktestSeries(
-            account_id=book.account_ids[a],
+            account_id=book.account_ids[0],
             model=spec.label,
-            margin_usd=margin[m, a],
-            loss_usd=loss[a],
-            stats=backtest_stats(margin[m, a], loss[a], coverage=coverage),
+            margin_usd=margin[m],
+            loss_usd=loss,
+            stats=backtest_stats(margin[m], loss, coverage=coverage),
+            days=days,
         )
-        for a in range(n_accounts)
         for m, spec in enumerate(specs)
-    )
-    return BacktestRun(
-        book=loaded.path,
-        days=daily.days[rows],
-        horizon_days=horizon_days,
-        coverage=coverage,
-        models=tuple(s.label for s in specs),
-        account_ids=book.account_ids,
-        series=series,
-    )
+    ]
 
 
 def backtest_table(run: BacktestRun) -> list[dict[str, Any]]:

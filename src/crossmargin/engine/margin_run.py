@@ -39,6 +39,7 @@ from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, Marg
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
+from crossmargin.core.margin.var import VarMargin
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
 from crossmargin.engine.report_columns import margin_columns
@@ -51,7 +52,7 @@ from crossmargin.engine.reports import (
     to_json,
 )
 from crossmargin.engine.risk_engine import RiskEngine
-from crossmargin.engine.var_run import var_model
+from crossmargin.engine.var_run import history_report, var_model
 from crossmargin.errors import InputError
 
 MODELS = ("cross", "isolated", "portfolio", "sensitivity", "var")
@@ -78,12 +79,14 @@ def make_model(
     *,
     history: PriceHistorySource | None = None,
     volatility: VolatilityFilter | None = None,
+    max_history_gap_days: int | None = None,
 ) -> ModelChoice:
     """cross | isolated (preset: a tier table, binance | hyperliquid), portfolio (preset: a
     portfolio methodology, the book's model.portfolio overrides kept on top of it; default the
     book's model.portfolio), sensitivity (SIMM-style) or var
     (preset: a VAR_PRESETS name, over `history`'s daily closes; `volatility` for GARCH presets).
-    Only var reads `history` and `volatility`; without a history it is an InputError("history")."""
+    Only var reads `history`, `volatility` and `max_history_gap_days` (how stale its window may be);
+    without a history it is an InputError("history")."""
     if name in ("cross", "isolated"):
         tier = preset if preset is not None else loaded.tier_preset
         book = loaded.book if tier is None else with_tier_preset(loaded.book, tier)
@@ -97,9 +100,13 @@ def make_model(
             params = loaded.portfolio_overrides.apply(portfolio_preset(preset))
         return ModelChoice(name=name, preset=params.name, model=PortfolioMargin(params), book=loaded.book)
     if name == "sensitivity":
+        if preset is not None:  # one methodology, no presets: a flag that would be ignored is refused
+            raise InputError("preset", f"the sensitivity model has no presets, got {preset!r}")
         return ModelChoice(name=name, preset=None, model=SensitivityMargin(), book=loaded.book)
     if name == "var":  # VaR/ES over the caller's price history (preset: a VAR_PRESETS name)
-        var = var_model(preset, history=history, volatility=volatility)
+        var = var_model(
+            preset, history=history, volatility=volatility, max_history_gap_days=max_history_gap_days
+        )
         return ModelChoice(name=name, preset=var.params.name, model=var, book=loaded.book)
     raise InputError("model", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
@@ -123,10 +130,18 @@ def run_margin(
     account_ids: Sequence[str] | None = None,
     history: PriceHistorySource | None = None,
     volatility: VolatilityFilter | None = None,
+    max_history_gap_days: int | None = None,
 ) -> MarginRun:
     """Evaluate the whole book, then break down the requested accounts (all by default).
     `history` and `volatility`: the VaR model's inputs (`make_model`), unused by the others."""
-    choice = make_model(model or loaded.default_model, loaded, preset, history=history, volatility=volatility)
+    choice = make_model(
+        model or loaded.default_model,
+        loaded,
+        preset,
+        history=history,
+        volatility=volatility,
+        max_history_gap_days=max_history_gap_days,
+    )
     book = choice.book
     # A file run is one use of the long-lived engine: built, asked once, dropped.
     engine = RiskEngine(book, loaded.market, choice.model)
@@ -322,4 +337,8 @@ def margin_report(run: MarginRun, *, levels: PriceLevels | None = None) -> dict[
     """The JSON report (module docstring) of the broken-down accounts: `to_json` of
     `build_margin_report`. The six level keys only when `levels` (`price_levels(run)`) is given."""
     report: dict[str, Any] = to_json(build_margin_report(run, levels=levels))
+    if isinstance(run.margin_model, VarMargin) and run.model_book is not None:  # how stale the window is
+        report["var_history"] = history_report(
+            run.margin_model, run.model_book, run.loaded.market.valuation_ns
+        )
     return report

@@ -31,6 +31,19 @@ from crossmargin.core.oracle import (
 from crossmargin.engine.inputs import QuoteTable
 from crossmargin.errors import InputError
 
+# One word per status in every command and message (`oracle replay`, `margin --prices`, NATS).
+STATUS_LABELS = {
+    PriceStatus.VALID: "ok",
+    PriceStatus.HELD: "held",
+    PriceStatus.STALE: "stale",
+    PriceStatus.NO_PRICE: "no_price",
+}
+
+
+def status_label(code: int) -> str:
+    """ "ok" | "held" | "stale" | "no_price" for a PriceStatus code."""
+    return STATUS_LABELS[PriceStatus(code)]
+
 
 class QuoteBook:
     """The latest quote of every (asset, source), as the (assets × sources) matrix the core reads.
@@ -83,7 +96,7 @@ def price_message(asset_index: int, asset: str, result: OracleUpdate) -> dict[st
         "asset": asset,
         "as_of_ns": result.as_of_ns,
         "price_usd": number(result.price_usd[i]),
-        "status": PriceStatus(int(result.status[i])).name.lower(),
+        "status": status_label(int(result.status[i])),
         "age_ms": float(result.age_ns[i]) / NS_PER_MS,
         "band_low_usd": number(result.band_low_usd[i]),
         "band_high_usd": number(result.band_high_usd[i]),
@@ -119,9 +132,12 @@ def replay(
     policy: OraclePolicy | None = None,
     tick_ns: int | None = None,
     state: OracleState | None = None,
+    until_ns: int | None = None,
 ) -> Iterator[ReplayStep]:
     """Feed the quotes in time order and update the oracle at every distinct quote time, or every
-    `tick_ns` (an update at the end of each tick with the quotes so far). Yields one step per update."""
+    `tick_ns` (an update at the end of each tick with the quotes so far). Yields one step per
+    update. `until_ns` (>= the last quote's time): one more update then, with no new quote, so the
+    last step's ages and statuses are those at `until_ns` (a book's valuation time)."""
     policy = policy or OraclePolicy()
     table_params = param_table(table.assets, params)
     book = QuoteBook(table.assets, table.sources)
@@ -140,6 +156,13 @@ def replay(
         boundaries = np.searchsorted(table.time_ns, times[:-1], side="right")
     starts = np.concatenate([[0], boundaries])
     ends = np.append(boundaries, len(table))
+    if until_ns is not None:
+        if until_ns < int(table.time_ns[-1]):
+            raise InputError("until_ns", f"{until_ns} is before the last quote ({int(table.time_ns[-1])})")
+        if until_ns > int(times[-1]):
+            times = np.append(times, np.int64(until_ns))
+            starts = np.append(starts, len(table))
+            ends = np.append(ends, len(table))
     for start, end, now_ns in zip(starts, ends, times, strict=True):
         book.put_many(table, slice(int(start), int(end)))
         current, result = update(current, book.snapshot(), now_ns=int(now_ns), params=table_params)

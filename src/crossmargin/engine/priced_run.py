@@ -4,13 +4,16 @@ with the status of the prices it was computed on.
 
 Per oracle asset ("factor") the snapshot gives price, status, age, band, smoothed price and the
 uncertainty add-on (`core.oracle.OracleUpdate`). A book's underlying or collateral asset of the
-same name takes the oracle's price; one the oracle does not price (or has no price for yet)
-keeps the book's price and counts as trusted. Then, per account (A,), sparse products only:
+same name takes the oracle's price; one the oracle has no price for (an asset with too few
+sources, all quotes older than the max age at the valuation time) keeps the book's price and its
+accounts say `no_price`; one the quote file does not name at all keeps the book's price. The
+oracle is read at the book's valuation time: quotes from 2019 make a 2025 book's prices
+`no_price`, not `ok`. Then, per account (A,), sparse products only:
 
     collateral_usd = Σ_k haircut qty_k · min(spot_k, smoothed_k) + min(b_k, 0) · w_k · max(spot_k, smoothed_k)
     oracle_usd     = Σ_f |net USD exposure_f| · add-on_f           (core.oracle.exposure)
     IM            += oracle_usd,     MM += fraction · oracle_usd
-    price_status   = worst status over the factors it holds or trades: ok < held < stale < no_price
+    price_status   = worst status over the oracle assets it holds or trades: ok < held < stale < no_price
 
 `fraction` is the model's `maintenance_fraction` (portfolio, sensitivity, VaR) or, for cross and
 isolated margin (per-instrument rates), the account's own MM/IM (the book's where it has no IM).
@@ -34,8 +37,11 @@ import numpy as np
 
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin import MarginModel, MarginResult
+from crossmargin.core.margin.options_rule import OptionMarginParams
+from crossmargin.core.margin.requirements import book_totals
+from crossmargin.core.margin.result import EQUITY_ZERO_TOLERANCE
 from crossmargin.core.market import MarketState
-from crossmargin.core.oracle import OracleParams, OraclePolicy, OracleUpdate, PriceStatus
+from crossmargin.core.oracle import OracleParams, OraclePolicy, OracleUpdate
 from crossmargin.core.oracle.exposure import (
     account_exposure,
     conservative_collateral_of,
@@ -47,21 +53,9 @@ from crossmargin.core.oracle.params import FloatArray
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.inputs import LoadedBook, QuoteTable
 from crossmargin.engine.margin_run import MarginRun, make_model, margin_report
-from crossmargin.engine.oracle_replay import price_message, replay
+from crossmargin.engine.oracle_replay import price_message, replay, status_label
 from crossmargin.engine.ports import PriceHistorySource, QuoteSource, VolatilityFilter
 from crossmargin.errors import InputError
-
-STATUS_LABELS = {
-    PriceStatus.VALID: "ok",
-    PriceStatus.HELD: "held",
-    PriceStatus.STALE: "stale",
-    PriceStatus.NO_PRICE: "no_price",
-}
-
-
-def status_label(code: int) -> str:
-    """ "ok" | "held" | "stale" | "no_price" for a PriceStatus code."""
-    return STATUS_LABELS[PriceStatus(code)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,25 +73,67 @@ class PriceSnapshot:
 
 
 def snapshot_from_quotes(
-    table: QuoteTable, *, params: OracleParams | None = None, policy: OraclePolicy | None = None
+    table: QuoteTable,
+    *,
+    params: OracleParams | None = None,
+    policy: OraclePolicy | None = None,
+    as_of_ns: int | None = None,
 ) -> PriceSnapshot:
     """Replay a quote table through the oracle (as `crossmargin oracle replay` does) and keep the
-    last update."""
+    last update; with `as_of_ns` (a book's valuation time) the last update is at that time, so a
+    quote older than the oracle's max age there is dropped and its asset is stale or has no price.
+    A quote after `as_of_ns` is refused: the book would be valued on a price it could not know."""
     if len(table) == 0:
         raise InputError("prices", "the quotes have no rows")
+    if as_of_ns is not None and int(table.time_ns[-1]) > as_of_ns:
+        late = int(np.flatnonzero(table.time_ns > as_of_ns)[0])
+        raise InputError(
+            f"prices[{late}].time",
+            f"{_iso(int(table.time_ns[late]))} is after the book's valuation time {_iso(as_of_ns)}",
+        )
     last: OracleUpdate | None = None
-    for step in replay(table, params=params or OracleParams(), policy=policy):
+    for step in replay(table, params=params or OracleParams(), policy=policy, until_ns=as_of_ns):
         last = step.update
     if last is None:  # pragma: no cover - a non-empty table replays at least one update
         raise InputError("prices", "the quotes have no rows")
     return PriceSnapshot(assets=table.assets, update=last)
 
 
+def _iso(ns: int) -> str:
+    """2025-12-30T17:31:15Z (UTC, whole seconds): times in messages as the files write them."""
+    return np.datetime_as_string(np.datetime64(ns // 1_000_000_000, "s"), unit="s") + "Z"
+
+
 def load_snapshot(
-    source: QuoteSource, *, params: OracleParams | None = None, policy: OraclePolicy | None = None
+    source: QuoteSource,
+    *,
+    params: OracleParams | None = None,
+    policy: OraclePolicy | None = None,
+    as_of_ns: int | None = None,
 ) -> PriceSnapshot:
-    """A quote source's quotes (a replay file: `adapters.feeds.QuoteFile`) → its final oracle prices."""
-    return snapshot_from_quotes(source.quote_table(), params=params, policy=policy)
+    """A quote source's quotes (a replay file: `adapters.feeds.QuoteFile`) → its oracle prices at
+    `as_of_ns` (default: the last quote's time; `snapshot_from_quotes`)."""
+    return snapshot_from_quotes(source.quote_table(), params=params, policy=policy, as_of_ns=as_of_ns)
+
+
+def _check_snapshot(loaded: LoadedBook, snapshot: PriceSnapshot) -> None:
+    """The snapshot must be the oracle at the book's valuation time (ages and statuses are those
+    of that moment), and name the book's assets exactly: `btc` for `BTC` is refused, not ignored."""
+    valuation_ns = loaded.market.valuation_ns
+    if snapshot.update.as_of_ns != valuation_ns:
+        raise InputError(
+            "prices",
+            f"the oracle snapshot is at {_iso(snapshot.update.as_of_ns)}, the book is valued at "
+            f"{_iso(valuation_ns)}: replay the quotes up to the valuation time (as_of_ns=)",
+        )
+    names = set(loaded.market.underlyings) | set(loaded.book.assets.symbols)
+    folded = {n.casefold(): n for n in names}
+    for asset in snapshot.assets:
+        if asset not in names and asset.casefold() in folded:
+            raise InputError(
+                f"prices.asset[{asset}]",
+                f"not a name of the book (names are exact): the book's is {folded[asset.casefold()]!r}",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +214,15 @@ def _maintenance_fraction(model: MarginModel, result: MarginResult) -> FloatArra
 
 
 def _adjusted(
-    result: MarginResult, *, collateral_change_usd: FloatArray, oracle_usd: FloatArray, fraction: FloatArray
+    result: MarginResult,
+    *,
+    collateral_change_usd: FloatArray,
+    oracle_usd: FloatArray,
+    fraction: FloatArray,
+    gross_value_usd: FloatArray,
 ) -> MarginResult:
+    """The spot result with the worse-of collateral change and the oracle add-on; bankrupt by the
+    models' rule (equity <= EQUITY_ZERO_TOLERANCE x gross value, `MarginResult.pooled`)."""
     collateral = result.collateral_value_usd + collateral_change_usd
     initial = result.initial_margin_usd + oracle_usd
     maintenance = result.maintenance_margin_usd + fraction * oracle_usd
@@ -190,11 +233,12 @@ def _adjusted(
             position_value_usd=result.position_value_usd,
             initial_margin_usd=initial,
             maintenance_margin_usd=maintenance,
+            gross_value_usd=gross_value_usd,
         )
     # Isolated: the add-on and the collateral change fall on the account's pool; its ratio is the
     # worse of its positions' own ratios and the pooled one.
     equity = result.equity_usd + collateral_change_usd
-    bankrupt = result.bankrupt | (equity <= 0.0)
+    bankrupt = result.bankrupt | (equity <= EQUITY_ZERO_TOLERANCE * gross_value_usd)
     pooled_ratio = maintenance / np.where(bankrupt, 1.0, equity)
     return MarginResult(
         model=result.model,
@@ -218,12 +262,20 @@ def run_priced_margin(
     account_ids: Sequence[str] | None = None,
     history: PriceHistorySource | None = None,
     volatility: VolatilityFilter | None = None,
+    max_history_gap_days: int | None = None,
 ) -> PricedRun:
     """Evaluate the whole book on the snapshot's prices (module docstring), then break down the
-    requested accounts (all by default). `history`, `volatility`: the VaR model's (`make_model`)."""
+    requested accounts (all by default). `history`, `volatility`: the VaR model's (`make_model`).
+    The snapshot is the oracle at the book's valuation time (`snapshot_from_quotes(as_of_ns=)`)."""
+    _check_snapshot(loaded, snapshot)
     priced = priced_book(loaded, snapshot)
     choice = make_model(
-        model or loaded.default_model, priced.loaded, preset, history=history, volatility=volatility
+        model or loaded.default_model,
+        priced.loaded,
+        preset,
+        history=history,
+        volatility=volatility,
+        max_history_gap_days=max_history_gap_days,
     )
     book = choice.book
     market = priced.loaded.market
@@ -240,7 +292,16 @@ def run_priced_margin(
         n_factors=len(snapshot.assets),
     )
     update = snapshot.update
-    price_status = worst_status(exposure.touched, update.status)
+    # The status rests on every oracle asset an account touches, priced or not: an asset the oracle
+    # names but has no price for keeps the book's price and says `no_price`, never `ok`.
+    named = account_exposure(
+        book,
+        delta_per_contract_usd=valuation.delta_usd * valuation.spot_usd,
+        underlying_factor=factor_index(market.underlyings, snapshot.assets),
+        asset_factor=factor_index(book.assets.symbols, snapshot.assets),
+        n_factors=len(snapshot.assets),
+    )
+    price_status = worst_status(named.touched, update.status)
     oracle_usd = uncertainty_requirement_usd(exposure.delta_usd, update.uncertainty_addon)
     conservative = conservative_collateral_of(
         book, balances=book.balances, smoothed_usd=priced.asset_smoothed_usd
@@ -251,6 +312,8 @@ def run_priced_margin(
         collateral_change_usd=change,
         oracle_usd=oracle_usd,
         fraction=_maintenance_fraction(choice.model, spot_result),
+        # The rounding scale of equity: every term's magnitude, the collateral change's included.
+        gross_value_usd=book_totals(book, valuation, OptionMarginParams()).gross_value_usd + np.abs(change),
     )
     breakdown = dataclasses.replace(
         breakdown,
@@ -259,7 +322,11 @@ def run_priced_margin(
         ),
     )
     run = MarginRun(
-        loaded=priced.loaded, model=choice.name, result=result, breakdown=breakdown, preset=choice.preset
+        loaded=priced.loaded,
+        model=choice.name,
+        result=result,
+        breakdown=breakdown,
+        preset=choice.preset,
     )
     return PricedRun(run=run, snapshot=snapshot, price_status=price_status, oracle_uncertainty_usd=oracle_usd)
 
@@ -274,10 +341,13 @@ def priced_margin_report(priced: PricedRun) -> dict[str, Any]:
         account["price_status"] = status_label(int(priced.price_status[row]))
         account["oracle_uncertainty_usd"] = float(priced.oracle_uncertainty_usd[row])
     update = priced.snapshot.update
+    loaded = priced.run.loaded
+    names = set(loaded.market.underlyings) | set(loaded.book.assets.symbols)
     prices = []
     for i, name in enumerate(priced.snapshot.assets):
         message = price_message(i, name, update)
         message["status"] = status_label(int(update.status[i]))
+        message["used_by_book"] = name in names  # a quoted asset the book does not hold: unused
         prices.append(message)
     report["prices"] = prices
     return report

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger.apply import apply
-from crossmargin.core.ledger.events import Deposit, Event, Liquidate, PositionTransfer, PriceUpdate
+from crossmargin.core.ledger.events import Deposit, Event, Expiry, Liquidate, PositionTransfer, PriceUpdate
 from crossmargin.core.ledger.money import to_float, units_payout
 from crossmargin.core.ledger.postings import BAD_DEBT, FEES, INSURANCE, Posting
 from crossmargin.core.ledger.state import (
@@ -63,9 +64,7 @@ class Simulation:
         try:
             applied = apply(self.state, event, self.config)
         except InputError as error:
-            self.rejected.append(
-                {"event": type(event).__name__, "field": error.field, "problem": error.problem}
-            )
+            self.rejected.append(rejection(event, error))
             return False
         before = self.state
         self.state = applied.state
@@ -114,6 +113,23 @@ class Simulation:
         accepted = self.submit(event)
         self.risk_cycle(event.as_of_ns)
         return accepted
+
+
+def rejection(event: Event, error: InputError) -> dict[str, Any]:
+    """A refused event as the trail keeps it: its type, time, the account / instrument / asset it
+    named (whichever it has) and the ledger's reason (field and problem)."""
+    named = {
+        key: getattr(event, key)
+        for key in ("account", "instrument", "asset")
+        if isinstance(getattr(event, key, None), str)
+    }
+    return {
+        "event": type(event).__name__,
+        "as_of_ns": event.as_of_ns,
+        **named,
+        "field": error.field,
+        "problem": error.problem,
+    }
 
 
 def _touched_traders(before: LedgerState, after: LedgerState) -> list[str]:
@@ -231,17 +247,66 @@ def simulation_from_book(
     return sim
 
 
+def check_price_path(sim: Simulation, path: PricePath) -> None:
+    """Refuse, before anything runs, a path the ledger would otherwise bend: a step not after the
+    previous one or before the ledger's time, a symbol the book does not price, a price that is not
+    finite and > 0. InputError names the step (`prices[n]`)."""
+    known = set(sim.config.instruments.underlyings) | set(sim.config.assets.symbols)
+    previous = sim.state.time_ns - 1
+    for n, (as_of_ns, prices) in enumerate(path):
+        if as_of_ns <= previous:
+            limit = "the previous step" if n else f"the book's valuation time ({sim.state.time_ns} ns)"
+            raise InputError(f"prices[{n}].as_of_ns", f"{as_of_ns} is not after {limit}")
+        previous = as_of_ns
+        for symbol, price in prices.items():
+            if symbol not in known:
+                names = ", ".join(sorted(known))
+                raise InputError(
+                    f"prices[{n}].{symbol}", f"not a symbol of the book (names are exact: {names})"
+                )
+            if not (np.isfinite(price) and price > 0.0):
+                raise InputError(f"prices[{n}].{symbol}", f"must be finite and > 0, got {price!r}")
+
+
+def expire_due(sim: Simulation, until_ns: int) -> int:
+    """Settle every future and option whose expiry is at or before `until_ns` and not yet settled:
+    one `Expiry` event each, at its expiry time, in expiry order, at the underlying's last index
+    price the ledger has (the last price at or before the expiry: a path has no price at the
+    expiry instant unless a step falls on it), each followed by the risk cycle. Returns how many."""
+    table = sim.config.instruments
+    dated = (table.kind == InstrumentKind.FUTURE) | (table.kind == InstrumentKind.OPTION)
+    due = np.flatnonzero(dated & (table.expiry_ns <= until_ns))
+    settled = 0
+    for i in sorted(due.tolist(), key=lambda i: (int(table.expiry_ns[i]), table.ids[i])):
+        instrument = table.ids[i]
+        if instrument in sim.state.expired:
+            continue
+        as_of_ns = max(int(table.expiry_ns[i]), sim.state.time_ns)
+        underlying = table.underlyings[int(table.underlying_index[i])]
+        sim.step(
+            Expiry(instrument=instrument, settlement_price=sim.state.prices[underlying], as_of_ns=as_of_ns)
+        )
+        settled += 1
+    return settled
+
+
 def run_price_path(sim: Simulation, path: PricePath) -> Simulation:
     """One `PriceUpdate` per step (as_of_ns, {symbol: index price USD}), each followed by the
-    risk cycle; a step earlier than the ledger's time is applied at the ledger's time."""
-    for as_of_ns, prices in path:
-        sim.step(PriceUpdate(index_prices=prices, as_of_ns=max(as_of_ns, sim.state.time_ns)))
+    risk cycle; contracts expiring before a step are settled first (`expire_due`). The path is
+    checked whole before the first step (`check_price_path`)."""
+    steps = list(path)
+    check_price_path(sim, steps)
+    for as_of_ns, prices in steps:
+        expire_due(sim, as_of_ns)
+        sim.step(PriceUpdate(index_prices=prices, as_of_ns=as_of_ns))
     return sim
 
 
 def summary(sim: Simulation) -> dict[str, Any]:
-    """What happened: counts, liquidations, fund and fees, ADL rounds (volume, haircuts,
-    overshoot), socialised loss and bad debt, in asset amounts."""
+    """What happened: counts, every rejected event with its reason, liquidations, expiries (instrument
+    -> settlement price USD), fund and fees, ADL rounds (volume, haircuts, overshoot), socialised
+    loss and bad debt. Every amount is {asset: amount in asset units} or carries its `asset` (the
+    exact minor units are in the audit records)."""
     cfg = sim.config
     state = sim.state
 
@@ -252,20 +317,45 @@ def summary(sim: Simulation) -> dict[str, Any]:
             if state.balance(account, k)
         }
 
-    adl = [r.detail | {"account": r.account} for r in sim.records if r.kind == "adl"]
+    def in_asset(asset: str, units: int) -> float:
+        return to_float(units, cfg.decimals[asset])
+
+    adl = [
+        {
+            "account": r.account,
+            "policy": r.detail["policy"],
+            "instrument": r.detail["instrument"],
+            "asset": r.detail["asset"],
+            "contracts": r.detail["contracts"],
+            "notional_usd": r.detail["notional_usd"],
+            "deficit": in_asset(r.detail["asset"], int(r.detail["deficit_units"])),
+            "covered": in_asset(r.detail["asset"], int(r.detail["covered_units"])),
+            "overshoot": in_asset(r.detail["asset"], int(r.detail["overshoot_units"])),
+            "haircuts": {
+                t: in_asset(r.detail["asset"], int(u)) for t, u in r.detail["haircut_units"].items()
+            },
+        }
+        for r in sim.records
+        if r.kind == "adl"
+    ]
+    socialised: dict[str, int] = {}
+    for r in sim.records:
+        if r.kind == "socialised_loss":
+            asset = str(r.detail["asset"])
+            socialised[asset] = socialised.get(asset, 0) + int(r.detail["covered_units"])
     return {
         "events": len(sim.events),
         "rejected": len(sim.rejected),
+        "rejected_events": list(sim.rejected),
         "postings": len(sim.postings),
         "liquidation_fills": sum(1 for r in sim.records if r.kind == "liquidation_fill"),
         "liquidated_accounts": sorted({r.account for r in sim.records if r.kind == "liquidation_fill"}),
         "bankruptcies": sum(1 for r in sim.records if r.kind == "waterfall"),
+        "expiries": {r.account: r.detail["settlement_price"] for r in sim.records if r.kind == "expiry"},
         "insurance_fund": amounts(INSURANCE),
         "fees": amounts(FEES),
         "bad_debt": {k: -v for k, v in amounts(BAD_DEBT).items()},
-        "socialised_loss_units": sum(
-            int(r.detail["covered_units"]) for r in sim.records if r.kind == "socialised_loss"
-        ),
+        "socialised_loss": {k: in_asset(k, v) for k, v in sorted(socialised.items())},
         "adl": adl,
         "final_status": {t: state.status[t].name.lower() for t in state.traders},
         "state_digest": state.digest(),

@@ -16,10 +16,12 @@ Components are the Euler allocation of the binding measure (core/margin/var.py),
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
+from crossmargin.core.book import Book
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.var import VarMargin, VarParams, explain_var_account, var_preset
 from crossmargin.core.pricing import revalue
@@ -28,6 +30,21 @@ from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
 from crossmargin.errors import InputError
 
 DEFAULT_VAR_PRESET = "fhs-es975"
+
+
+def history_report(model: VarMargin, book: Book, valuation_ns: int) -> dict[str, Any]:
+    """The report's "var_history" block: how current the window is at the valuation time.
+    {"factors", "last_day", "known_day", "gap_days", "warn_after_days", "limit_days", "stale"}."""
+    window = model.history_window(model.moving_factors(book)[1], valuation_ns)
+    return {
+        "factors": list(window.factors),
+        "last_day": str(window.last_day),
+        "known_day": str(window.known_day),
+        "gap_days": window.gap_days,
+        "warn_after_days": window.warn_days,
+        "limit_days": window.limit_days,
+        "stale": window.stale,
+    }
 
 
 NO_HISTORY = "no price history was given: VaR/ES margin needs the daily closes of every risk factor"
@@ -39,11 +56,18 @@ def var_model(
     params: VarParams | None = None,
     history: PriceHistorySource | None,
     volatility: VolatilityFilter | None = None,
+    max_history_gap_days: int | None = None,
 ) -> VarMargin:
     """The VaR model of a preset (default fhs-es975) over `history`'s daily closes. `volatility`
     is used only by a preset whose filter is not the built-in EWMA (GARCH); such a preset without
-    one fails when evaluated, naming var.volatility_filter."""
+    one fails when evaluated, naming var.volatility_filter. `max_history_gap_days` replaces the
+    preset's limit on how stale the window may be (VarParams)."""
     chosen = params if params is not None else var_preset(preset or DEFAULT_VAR_PRESET)
+    if max_history_gap_days is not None:
+        warn = min(chosen.warn_history_gap_days, max_history_gap_days)
+        chosen = dataclasses.replace(
+            chosen, max_history_gap_days=max_history_gap_days, warn_history_gap_days=warn
+        )
     if history is None:
         raise InputError("history", NO_HISTORY)
     external = volatility if chosen.volatility_filter != "ewma" else None

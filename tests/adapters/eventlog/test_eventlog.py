@@ -74,7 +74,7 @@ def test_the_json_lines_sink_streams_the_log_write_events_writes(tmp_path: Path)
 def test_bad_price_path_cell_names_file_and_line(tmp_path: Path) -> None:
     prices = tmp_path / "path.csv"
     prices.write_text("time,BTC\n2025-12-30T18:00:00Z,85000\n2025-12-30T19:00:00Z,lots\n")
-    with pytest.raises(InputError, match=r"path.csv:3"):
+    with pytest.raises(InputError, match=r"path.csv: line 3, column BTC"):
         read_price_path(prices)
     (tmp_path / "no_time.csv").write_text("when,BTC\n1,2\n")
     with pytest.raises(InputError, match=r"time"):

@@ -65,7 +65,7 @@ async def _round_trip(server: str) -> tuple[list[dict[str, Any]], list[dict[str,
     async def on_price(msg: Any) -> None:
         body = json.loads(msg.data)
         prices.append(body)
-        if body["status"] == "valid" and body["n_sources"] == 4:
+        if body["status"] == "ok" and body["n_sources"] == 4:
             done.set()
 
     async def on_event(msg: Any) -> None:
@@ -93,7 +93,7 @@ async def _round_trip(server: str) -> tuple[list[dict[str, Any]], list[dict[str,
 def test_oracle_nats_publish_quotes_and_read_aggregated_price(nats_server: str) -> None:
     prices, events = asyncio.run(_round_trip(nats_server))
     final = prices[-1]
-    assert final["status"] == "valid"
+    assert final["status"] == "ok"
     assert abs(final["price_usd"] / HONEST_USD - 1.0) <= HONEST_TOLERANCE  # the ×10 source is out
     assert final["band_high_usd"] < HONEST_USD * (1.0 + HONEST_TOLERANCE)
     assert final["n_sources"] == 4

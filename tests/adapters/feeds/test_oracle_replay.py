@@ -93,7 +93,7 @@ def test_oracle_cli_replay_json(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     (btc,) = report["prices"]
-    assert btc["status"] == "valid" and abs(btc["price_usd"] - 100.09) < 0.01
+    assert btc["status"] == "ok" and abs(btc["price_usd"] - 100.09) < 0.01
     assert btc["n_sources"] == 4
     assert report["pauses"] == []
     table = CliRunner().invoke(app, ["oracle", "replay", str(path)])

@@ -188,3 +188,24 @@ def test_max_leverage_below_one_is_refused_where_it_is_written(tmp_path: Path) -
     with pytest.raises(BookFileError) as raised:
         load_book(write_book(tmp_path, book))
     assert raised.value.field == "instruments[BTC-USDC-PERP].margin.tiers[0].max_leverage"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    """Nine anchors, each ten aliases of the one before: 2.3e8 nodes once expanded (the schema
+    check would walk them all; main hung). Refused from the composed node graph, at once."""
+    lines = ['lol0: &a0 ["lol"]']
+    lines += [f"lol{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    error = _refused(tmp_path, "\n".join(lines) + "\n")
+    assert error.field == "line 1"
+    assert "aliases expand the document to 234,567,910 nodes from 20 written" in error.problem
+    assert "alias bomb" in error.problem
+
+
+def test_a_shared_tier_schedule_through_an_alias_still_loads(tmp_path: Path) -> None:
+    """The intended use of anchors: one schedule written once, used by many instruments."""
+    tiers = "[{above_notional_usd: 0, initial_rate: 0.02, maintenance_rate: 0.01}]"
+    items = "\n".join(f"  - {{id: i{n}, tiers: *tiers}}" for n in range(200))
+    document = _read(tmp_path, f"schedule: &tiers {tiers}\ninstruments:\n{items}\n")
+    assert isinstance(document, dict)
+    assert len(document["instruments"]) == 200
+    assert document["instruments"][199]["tiers"][0]["initial_rate"] == 0.02

@@ -36,6 +36,12 @@ from crossmargin.engine.oracle_replay import QuoteBook, price_message
 
 log = logging.getLogger("crossmargin.oracle")
 
+
+async def _log_connection_error(error: Exception) -> None:
+    """One line per connection error (nats-py's default logs each with its traceback)."""
+    log.warning("nats: %s", error or type(error).__name__)
+
+
 QUOTE_ROOT = "prices"
 PRICE_ROOT = "oracle"
 
@@ -119,7 +125,9 @@ class NatsOracle:
         ready: asyncio.Event | None = None,
     ) -> None:
         """Subscribe, then update every tick_ns until `stop` is set or duration_s has passed."""
-        client = await nats.connect(servers, connect_timeout=2, max_reconnect_attempts=3)
+        client = await nats.connect(
+            servers, connect_timeout=2, max_reconnect_attempts=3, error_cb=_log_connection_error
+        )
         try:
             await client.subscribe(f"{self.quote_root}.*.*", cb=self._on_quote)
             await client.flush()

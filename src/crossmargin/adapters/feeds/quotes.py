@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -93,22 +94,40 @@ def load_quotes(path: str | Path) -> QuoteTable:
     for required in ("source", "asset", "price_usd"):
         if required not in names:
             raise QuoteFileError(str(path), required, "missing column")
+    if table.num_rows == 0:
+        raise QuoteFileError(str(path), "file", "no quote rows (a header alone)")
+    for column in ("price_usd", "weight", "time_ns"):
+        if column in names and not _numeric(table.column(column).type):
+            n, cell = _first_non_number(table.column(column))
+            problem = "empty" if cell is None else f"{cell!r} is not a number"
+            raise QuoteFileError(str(path), f"{_row(path, n)}, column {column}", problem)
     if "time_ns" in names:
         times = np.asarray(table.column("time_ns").to_numpy(), dtype=np.int64)
     elif "time" in names:
         column = table.column("time")
+        if column.null_count:
+            raise QuoteFileError(str(path), f"{_row(path, _first_null(column))}, column time", "empty")
         if not pa.types.is_timestamp(column.type):
             try:
                 column = pc.strptime(column, format="%Y-%m-%dT%H:%M:%SZ", unit="ns")
-            except pa.ArrowInvalid as error:
-                raise QuoteFileError(str(path), "time", str(error).splitlines()[0]) from error
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+                raise QuoteFileError(
+                    str(path),
+                    "time",
+                    "not ISO 8601 UTC (2023-03-11T06:00:00Z): " + str(error).splitlines()[0],
+                ) from error
+
         times = np.asarray(column.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(), dtype=np.int64)
     else:
         raise QuoteFileError(str(path), "time", "missing column (time or time_ns)")
     prices = np.asarray(table.column("price_usd").to_numpy(), dtype=np.float64)
     if not np.all(np.isfinite(prices) & (prices > 0.0)):
         bad = int(np.flatnonzero(~(np.isfinite(prices) & (prices > 0.0)))[0])
-        raise QuoteFileError(str(path), f"price_usd[{bad}]", f"must be finite and > 0, got {prices[bad]!r}")
+        raise QuoteFileError(
+            str(path),
+            f"{_row(path, bad)}, column price_usd",
+            f"must be finite and > 0, got {float(prices[bad])!r}",
+        )
     weights = np.asarray(table.column("weight").to_numpy(), dtype=np.float64) if "weight" in names else None
     return QuoteTable.from_columns(
         time_ns=times,
@@ -117,6 +136,29 @@ def load_quotes(path: str | Path) -> QuoteTable:
         price_usd=prices,
         weight=weights,
     )
+
+
+def _numeric(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
+
+
+def _first_null(column: pa.ChunkedArray) -> int:
+    return int(np.flatnonzero(np.asarray(column.is_null().to_numpy(zero_copy_only=False)))[0])
+
+
+def _first_non_number(column: pa.ChunkedArray) -> tuple[int, Any]:
+    """Row n and its cell, for the first cell of a text column that does not parse as a number."""
+    for n, cell in enumerate(column.to_pylist()):
+        try:
+            float(cell)
+        except (TypeError, ValueError):
+            return n, cell
+    return 0, None  # pragma: no cover - a text column always has a non-number (else Arrow typed it)
+
+
+def _row(path: Path, n: int) -> str:
+    """Where row n (0-based, after the header) is: `line N` of a CSV file, `row n` of Parquet."""
+    return f"row {n}" if path.suffix.lower() in (".parquet", ".pq") else f"line {n + 2}"
 
 
 def write_quotes(table: QuoteTable, path: str | Path) -> None:

@@ -13,6 +13,11 @@ wrapped here:
   it is read as the number (what a YAML 1.2 editor validating against `crossmargin schema` sees);
 - **nesting deeper than MAX_NESTING_DEPTH** is refused before Python's recursion limit turns it
   into a RecursionError (a book is at most 7 levels deep);
+- **aliases that blow a document up** ("billion laughs": nine anchors, each a list of ten aliases
+  of the one before, are 10^9 nodes once expanded, and the schema check walks every one) are
+  refused: the document expanded through its aliases may be at most ALIAS_EXPANSION_FACTOR times
+  the nodes it writes (plus ALIAS_EXPANSION_SLACK), counted in one pass over the distinct nodes.
+  A shared tier schedule (`&tiers` used by every instrument) stays far below that;
 - **bytes that are not UTF-8** are refused with their line (a leading UTF-8 byte-order mark is
   allowed and skipped, as RFC 8259 section 8.1 permits).
 """
@@ -27,13 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from crossmargin.errors import BookFileError
 
 # A book nests at most 7 levels (book > instruments > [item] > margin > tiers > [tier] > value);
 # 64 leaves room for any sane extension and stays far below Python's recursion limit (1000).
 MAX_NESTING_DEPTH = 64
+
+# Aliases may multiply a document's nodes at most this much (+ the slack) once expanded: a tier
+# schedule shared by 100 instruments through an alias is a factor of ~2; a billion laughs is 10^7.
+ALIAS_EXPANSION_FACTOR = 10
+ALIAS_EXPANSION_SLACK = 10_000
 
 # The pure-Python JSON parser's building blocks (public in CPython's json package since 2.6, absent
 # from typeshed).
@@ -77,6 +87,12 @@ class StrictYamlLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def get_single_node(self) -> Node | None:
+        node: Node | None = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, MappingNode):
             first_line: dict[Any, int] = {}
@@ -108,6 +124,36 @@ class StrictYamlLoader(yaml.SafeLoader):
         _refuse_ambiguous(node, _AMBIGUOUS_FLOAT)
         value: float = super().construct_yaml_float(node)
         return value
+
+
+def _check_expansion(root: Node) -> None:
+    """Refuse a document whose alias-expanded size exceeds ALIAS_EXPANSION_FACTOR x its distinct
+    nodes + ALIAS_EXPANSION_SLACK. Aliases are shared node objects, so the expanded size of each
+    distinct node is computed once (children before parents, an explicit stack: no recursion)."""
+    expanded: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in expanded:
+            continue
+        children: list[Node] = []
+        if isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, SequenceNode):
+            children = list(node.value)
+        if children_done:
+            expanded[id(node)] = 1 + sum(expanded[id(child)] for child in children)
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in expanded)
+    distinct = len(expanded)
+    limit = ALIAS_EXPANSION_FACTOR * distinct + ALIAS_EXPANSION_SLACK
+    if expanded[id(root)] > limit:
+        raise _DocumentError(
+            root.start_mark.line + 1,
+            f"aliases expand the document to {expanded[id(root)]:,} nodes from {distinct:,} written "
+            f"(at most {limit:,}): a YAML alias bomb is refused",
+        )
 
 
 def _refuse_ambiguous(node: ScalarNode, pattern: re.Pattern[str]) -> None:

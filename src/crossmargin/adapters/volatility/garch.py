@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.adapters.extras import import_extra
 from crossmargin.core.var.generators import MIN_DAILY_VOL, ewma_volatility
 
 FloatArray = npt.NDArray[np.float64]
@@ -27,7 +28,11 @@ class GarchFilter:
     """Callable filter: daily log returns (T, F) -> volatility forecasts (T+1, F)."""
 
     def __call__(self, daily: FloatArray) -> FloatArray:
-        from arch.univariate import GARCH, ZeroMean  # deferred: a one-second import
+        # Deferred (a one-second import) and optional (the `var` extra).
+        univariate = import_extra(
+            "arch.univariate", extra="var", purpose="GARCH volatility (fhs-garch presets)"
+        )
+        GARCH, ZeroMean = univariate.GARCH, univariate.ZeroMean
 
         fallback = ewma_volatility(daily)
         out = fallback.copy()

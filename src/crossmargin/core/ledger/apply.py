@@ -345,6 +345,10 @@ def _refresh_statuses(tx: Tx) -> None:
     for n, trader in enumerate(traders):
         previous = tx.status[trader]
         cover = coverage(float(result.equity_usd[n]), float(result.maintenance_margin_usd[n]))
+        if result.bankrupt[n] and result.maintenance_margin_usd[n] > 0.0:
+            # Equity at zero up to rounding (EQUITY_ZERO_TOLERANCE), the rule every margin model
+            # applies: a +1e-10 left by cancellation is not solvency.
+            cover = min(cover, 0.0)
         move = next_status(
             previous, coverage=cover, now_ns=tx.time_ns, deadline_ns=tx.deadlines.get(trader), params=params
         )

@@ -8,7 +8,7 @@
    contracts of the position as it was when liquidation began. Fills at mark · (1 ∓ impact),
    impact = impact_bps/1e4 + slice notional / depth_usd; the liquidation fee (fee_rate × notional,
    rounded up, never more than the account holds) goes to the insurance fund.
-   A bankrupt account (equity <= 0) is closed out whole.
+   A bankrupt account (equity <= 0, up to `EQUITY_ZERO_TOLERANCE` of rounding) is closed out whole.
 2. Collateral sale: a flat account still below target sells collateral in haircut order (the
    highest effective haircut first: it backs the least margin) to repay its borrowings, swapped
    with the outside market at price · (1 - impact_bps/1e4).
@@ -89,7 +89,7 @@ def _close_positions(
         view = tx.view((account,))
         equity = float(view.result.equity_usd[0])
         maintenance = float(view.result.maintenance_margin_usd[0])
-        if equity <= 0.0:
+        if view.result.bankrupt[0]:  # equity <= 0 up to rounding (EQUITY_ZERO_TOLERANCE)
             bankrupt = True
         if not bankrupt and coverage(equity, maintenance) >= cfg.margin_call.exit_coverage:
             return

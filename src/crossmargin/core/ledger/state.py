@@ -37,7 +37,7 @@ from crossmargin.core.margin import CrossParams, MarginResult
 from crossmargin.core.margin.options_rule import option_unit_margin
 from crossmargin.core.margin.requirements import position_requirements
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import revalue
+from crossmargin.core.pricing import entry_term, revalue
 from crossmargin.errors import InputError
 
 
@@ -169,7 +169,9 @@ def market_of(state: LedgerState, config: LedgerConfig) -> MarketState:
         index_prices={k: v for k, v in state.prices.items() if k in table.underlyings},
         rate=config.rate,
         mark_prices={i: m for i, m in state.marks.items() if i in live},
-        implied_vols={i: v for i, v in config.implied_vols.items() if i in live},
+        # Kept after expiry: no position holds an expired option, but the instrument table still
+        # prices it, and an option needs a vol (its mark is gone with the expiry).
+        implied_vols=dict(config.implied_vols),
     )
 
 
@@ -218,12 +220,22 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
     def per_account(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return np.bincount(rows, weights=values, minlength=n).astype(np.float64)
 
+    collateral = value_collateral(book.balances, book.assets)
+    indices = book.positions.indices
+    quantity = book.positions.data
+    term = entry_term(book.entry_price, book.instruments.reciprocal_entry[indices])
+    # The scale of equity's rounding error, as the fused kernel sums it (`BookTotals`): the
+    # bankrupt rule is the same tolerance here as in every margin model.
+    gross_terms = np.abs(quantity * valuation.unit_value_usd[indices]) + np.abs(
+        quantity * valuation.entry_coefficient_usd[indices] * term
+    )
     result = MarginResult.pooled(
         model="cross",
-        collateral_value_usd=value_collateral(book.balances, book.assets).total_usd,
+        collateral_value_usd=collateral.total_usd,
         position_value_usd=per_account(req.value_usd),
         initial_margin_usd=per_account(req.initial_margin_usd),
         maintenance_margin_usd=per_account(req.maintenance_margin_usd),
+        gross_value_usd=np.abs(collateral.value_usd).sum(axis=1) + per_account(gross_terms),
     )
     return RiskView(book=book, market=market, result=result)
 

@@ -85,6 +85,13 @@ class VarParams:
     maintenance_fraction: float = 0.8
     fixed_factors: tuple[str, ...] = ("USD",)
     source: str = ""
+    # How far the window's last close may lie before the last close known at valuation: beyond
+    # `warn_history_gap_days` the report says the window is stale, beyond `max_history_gap_days`
+    # the model refuses (`HistoryWindow`). A year by default: the shared data ends 2025-02-11 and
+    # the example book is valued 2025-12-30 (a 321-day gap, warned about); older than a year is
+    # another market regime, not a risk estimate for today.
+    warn_history_gap_days: int = 7
+    max_history_gap_days: int = 366
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -100,6 +107,13 @@ class VarParams:
         check_range(self.window_days, low=MIN_SCENARIOS, high=10_000, name="var.window_days")
         check_range(self.stress_weight, low=0.0, high=1.0, name="var.stress_weight")
         check_range(self.maintenance_fraction, low=0.0, high=1.0, name="var.maintenance_fraction")
+        check_range(self.max_history_gap_days, low=0, high=100_000, name="var.max_history_gap_days")
+        check_range(
+            self.warn_history_gap_days,
+            low=0,
+            high=self.max_history_gap_days,
+            name="var.warn_history_gap_days",
+        )
         if (self.stress_first_day is None) != (self.stress_last_day is None):
             raise InputError("var.stress", "give both stress_first_day and stress_last_day, or neither")
 
@@ -172,6 +186,24 @@ def _complete_returns(history: PriceHistory) -> tuple[FloatArray, npt.NDArray[np
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryWindow:
+    """How current the window is at a valuation: `last_day` the last close of every moving factor
+    in the history, `known_day` the last close known at the valuation time (`known_until`),
+    `gap_days` the days between them (0: the window is as current as it can be)."""
+
+    factors: tuple[str, ...]
+    last_day: np.datetime64
+    known_day: np.datetime64
+    gap_days: int
+    warn_days: int
+    limit_days: int
+
+    @property
+    def stale(self) -> bool:
+        return self.gap_days > self.warn_days
+
+
+@dataclass(frozen=True, slots=True)
 class VarMargin:
     """VaR/ES margin (module docstring) over `history` (every day, all symbols; each evaluation
     cuts it at its valuation day). `volatility` overrides the EWMA filter (e.g. GARCH)."""
@@ -203,10 +235,42 @@ class VarMargin:
             return self.volatility(daily)
         return ewma_volatility(daily, decay=self.params.ewma_decay)
 
+    def history_window(self, moving: Sequence[str], valuation_ns: int) -> HistoryWindow:
+        """How stale the window is at `valuation_ns` (HistoryWindow); InputError naming
+        var.max_history_gap_days when the gap is beyond it."""
+        p = self.params
+        known_day = known_until(valuation_ns)
+        known = self.history.select(moving).until(known_day)
+        complete = np.flatnonzero(np.all(np.isfinite(known.close_usd), axis=1))
+        if complete.size == 0:
+            raise InputError(
+                "var.history", f"no day with closes of all of {', '.join(moving)} up to {known_day}"
+            )
+        last_day = known.days[int(complete[-1])]
+        gap = int((known_day - last_day) // np.timedelta64(1, "D"))
+        window = HistoryWindow(
+            factors=tuple(moving),
+            last_day=last_day,
+            known_day=known_day,
+            gap_days=gap,
+            warn_days=p.warn_history_gap_days,
+            limit_days=p.max_history_gap_days,
+        )
+        if gap > p.max_history_gap_days:
+            raise InputError(
+                "var.max_history_gap_days",
+                f"the price history of {', '.join(moving)} ends {last_day}, {gap} days before the last "
+                f"close known at the valuation time ({known_day}); the limit is {p.max_history_gap_days} "
+                "days: bring a newer history (CROSSMARGIN_DATA) or raise the limit",
+            )
+        return window
+
     def current_moves(self, moving: Sequence[str], valuation_ns: int) -> Moves:
-        """The current window's h-day moves, known at valuation_ns."""
+        """The current window's h-day moves, known at valuation_ns (refused when the history ends
+        more than `max_history_gap_days` before it: `history_window`)."""
         p = self.params
         last = known_until(valuation_ns)
+        self.history_window(moving, valuation_ns)
         known = self.history.select(moving).until(last)
         warmup = 0 if p.method == "historical" else FILTER_WARMUP_DAYS
         daily, days = _complete_returns(known.last_days(p.window_days + warmup + 1))

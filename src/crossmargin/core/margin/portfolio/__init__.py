@@ -17,7 +17,9 @@ the same pass (D_u: net delta, USD; G_u: gross delta, USD; V_u: net vega, USD pe
     min delta (floor)  (unhedged·|D_u| + hedged·(G_u - |D_u|)/2)       Paradex "MinDeltaRisk"
     roll shock         Σ_{u,expiry} |D_{u,e}| · max(min_move, move_risk · T_e)    Deribit PM, OKX MR4
     delta contingency  rate · |D_u|
-    short options      rate · Σ_short |q|·cs·S_u                 Derive optionPercent, legacy Deribit PM
+    short options      rate · Σ_short |q|·cs·S_u                 after Derive's optionPercent
+                       (a flat fraction of each short's notional; no per-strike or per-expiry
+                       netting, so not legacy Deribit PM's short-option charge, which nets them)
     concentration      c · |D_u| · (|D_u| / L_u)^power            L_u = liquidity (open interest), USD
     liquidity          half_spread_bps·1e-4·|D_u| + vega_half_spread·|V_u|
     funding provision  max(0, Σ_p q · next funding payment per contract)     Paradex
