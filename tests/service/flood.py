@@ -17,6 +17,7 @@ async def main(url: str, key: str, rate_per_s: float, seconds: float, connection
 
     latencies: dict[int, list[float]] = defaultdict(list)
     errors = 0
+    error_kinds: dict[str, int] = defaultdict(int)  # by exception class: a reset is not a timeout
     not_sent = 0  # the client's own backlog: no connection free within a second (never reached the server)
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     headers = {"Authorization": f"Bearer {key}"}
@@ -31,8 +32,9 @@ async def main(url: str, key: str, rate_per_s: float, seconds: float, connection
             except httpx.PoolTimeout:
                 not_sent += 1
                 return
-            except httpx.HTTPError:
+            except httpx.HTTPError as error:
                 errors += 1
+                error_kinds[type(error).__name__] += 1
                 return
             latencies[response.status_code].append(time.perf_counter() - started)
 
@@ -63,6 +65,7 @@ async def main(url: str, key: str, rate_per_s: float, seconds: float, connection
     return {
         "elapsed_s": elapsed,
         "errors": errors,
+        "error_kinds": dict(error_kinds),
         "not_sent": not_sent,
         "statuses": {str(k): len(v) for k, v in latencies.items()},
         "p50_ms": {str(k): pct(v, 0.50) for k, v in latencies.items()},
