@@ -398,7 +398,6 @@ def margin(
     ] = None,
 ) -> None:
     """Compute initial and maintenance margin for every account of a book."""
-    from crossmargin.adapters.feeds import QuoteFile
     from crossmargin.adapters.files import load_book
     from crossmargin.adapters.files.report_file import report_target, write_json_data, write_report
     from crossmargin.adapters.history.prices import shared_price_history
@@ -440,6 +439,7 @@ def margin(
                 else:
                     columns = margin_columns(run)
             else:
+                from crossmargin.adapters.feeds import QuoteFile  # pyarrow: only with --prices
                 from crossmargin.engine.priced_run import (
                     load_snapshot,
                     priced_margin_report,
