@@ -123,14 +123,7 @@ async def deposit(
     caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> models.Ack:
-    access.act_on_account(caller, account)
-    units = to_units(
-        body.amount, asset=body.asset, decimals=context_of(request.app).decimals(), field="body.amount"
-    )
-    command = Deposit(
-        idempotency_key=key_or_new(idempotency_key), account=account, asset=body.asset, amount_units=units
-    )
-    return await run_command(request, command, fields=ACCOUNT_FIELDS)
+    return await _move_money(request, account, body, caller, Deposit, idempotency_key)
 
 
 @router.post(
@@ -146,14 +139,7 @@ async def withdraw(
     caller: Caller,
     idempotency_key: IdempotencyKey = None,
 ) -> models.Ack:
-    access.act_on_account(caller, account)
-    units = to_units(
-        body.amount, asset=body.asset, decimals=context_of(request.app).decimals(), field="body.amount"
-    )
-    command = Withdraw(
-        idempotency_key=key_or_new(idempotency_key), account=account, asset=body.asset, amount_units=units
-    )
-    return await run_command(request, command, fields=ACCOUNT_FIELDS)
+    return await _move_money(request, account, body, caller, Withdraw, idempotency_key)
 
 
 @router.post(
@@ -170,9 +156,7 @@ async def transfer(
     idempotency_key: IdempotencyKey = None,
 ) -> models.Ack:
     access.act_on_account(caller, account)
-    units = to_units(
-        body.amount, asset=body.asset, decimals=context_of(request.app).decimals(), field="body.amount"
-    )
+    units = _amount_units(request, body)
     command = Transfer(
         idempotency_key=key_or_new(idempotency_key),
         from_account=account,
@@ -181,3 +165,28 @@ async def transfer(
         amount_units=units,
     )
     return await run_command(request, command, fields=ACCOUNT_FIELDS)
+
+
+def _amount_units(request: Request, body: models.MoneyMove | models.TransferRequest) -> int:
+    """`body.amount` (a decimal string) in the asset's exact minor units."""
+    decimals = context_of(request.app).decimals()
+    return to_units(body.amount, asset=body.asset, decimals=decimals, field="body.amount")
+
+
+async def _move_money(
+    request: Request,
+    account: str,
+    body: models.MoneyMove,
+    caller: access.Principal,
+    command: type[Deposit] | type[Withdraw],
+    idempotency_key: str | None,
+) -> models.Ack:
+    """A deposit or a withdrawal: the caller may act on `account`, the amount in exact units."""
+    access.act_on_account(caller, account)
+    move = command(
+        idempotency_key=key_or_new(idempotency_key),
+        account=account,
+        asset=body.asset,
+        amount_units=_amount_units(request, body),
+    )
+    return await run_command(request, move, fields=ACCOUNT_FIELDS)
