@@ -28,6 +28,14 @@ GOLDEN = Path(__file__).parent / "data" / "desk_reports"
 # Float noise across numpy/numba versions and summation orders; far below a cent on these books.
 RELATIVE_TOLERANCE = 1e-9
 ABSOLUTE_TOLERANCE = 1e-7  # USD; for values that should be 0 but come out of a difference
+# GARCH presets: arch's SLSQP maximum-likelihood fit stops at its tolerance wherever the machine's
+# arithmetic brings it, so the fitted vols differ by parts per million between machines with the same
+# package versions (seen: an AVX-512 Xeon and an AMD EPYC). A hedged account's ES is a small difference
+# of large P&Ls and amplifies that: the basis trader's IM moved 6.26 USD (0.3 %) on 1.46 M USD of
+# collateral, the other accounts 0.11-0.15 USD. Held to 20 USD (about 1e-5 of the desk's largest
+# account) or 2e-5 relative, which still catches any change of method or data.
+FITTED_RELATIVE_TOLERANCE = 2e-5
+FITTED_ABSOLUTE_TOLERANCE_USD = 20.0
 
 ACCOUNTS = ("basis-trader", "vol-seller", "directional", "near-liquidation")
 PORTFOLIO_PRESETS = ("deribit-pm", "paradex-pm", "span", "crossmargin-multi")
@@ -68,22 +76,28 @@ def _cases() -> list[tuple[str, list[str], bool]]:
 MARGIN_CASES = _cases()
 
 
-def _compare(actual: Any, expected: Any, path: str = "$") -> None:
+def _compare(
+    actual: Any,
+    expected: Any,
+    path: str = "$",
+    rel_tol: float = RELATIVE_TOLERANCE,
+    abs_tol: float = ABSOLUTE_TOLERANCE,
+) -> None:
     if isinstance(expected, dict):
         assert isinstance(actual, dict), f"{path}: expected an object"
         assert sorted(actual) == sorted(expected), f"{path}: keys {sorted(actual)} != {sorted(expected)}"
         for key in expected:
-            _compare(actual[key], expected[key], f"{path}.{key}")
+            _compare(actual[key], expected[key], f"{path}.{key}", rel_tol, abs_tol)
     elif isinstance(expected, list):
         assert isinstance(actual, list), f"{path}: expected a list"
         assert len(actual) == len(expected), f"{path}: {len(actual)} items != {len(expected)}"
         for n, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            _compare(a, e, f"{path}[{n}]")
+            _compare(a, e, f"{path}[{n}]", rel_tol, abs_tol)
     elif isinstance(expected, bool) or expected is None or isinstance(expected, str):
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
     elif isinstance(expected, int | float):
         assert isinstance(actual, int | float) and not isinstance(actual, bool), f"{path}: {actual!r}"
-        assert math.isclose(actual, expected, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE), (
+        assert math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol), (
             f"{path}: {actual!r} != {expected!r}"
         )
     else:  # pragma: no cover - JSON has no other types
@@ -108,7 +122,11 @@ def _check(stem: str, args: list[str]) -> None:
     if os.environ.get("CROSSMARGIN_REGEN_GOLDEN") == "1":
         GOLDEN.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-    _compare(report, json.loads(path.read_text()))
+    expected = json.loads(path.read_text())
+    if "garch" in stem:
+        _compare(report, expected, rel_tol=FITTED_RELATIVE_TOLERANCE, abs_tol=FITTED_ABSOLUTE_TOLERANCE_USD)
+    else:
+        _compare(report, expected)
 
 
 @pytest.mark.parametrize(("stem", "args", "needs_data"), MARGIN_CASES, ids=[c[0] for c in MARGIN_CASES])

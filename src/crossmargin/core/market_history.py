@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from crossmargin.errors import InputError
 
@@ -89,6 +88,9 @@ def ewma(values: FloatArray, *, halflife_days: float) -> FloatArray:
     start = np.where(started, filled, first)
     zi_shape = (1, *x.shape[1:])
     initial = (decay * start[:1]).reshape(zi_shape)
+    # scipy.signal costs ~0.9 s to import (it pulls in scipy.stats): only EWMA users pay it.
+    from scipy.signal import lfilter
+
     smoothed, _ = lfilter([1.0 - decay], [1.0, -decay], start, axis=0, zi=initial)
     result: FloatArray = np.where(started, smoothed, np.nan)
     return result

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import elementwise
 from scipy.special import ndtr
 
 from crossmargin.core.checks import check_finite
@@ -228,6 +227,9 @@ def implied_vol(
     rows = np.flatnonzero(solvable)
     vol: FloatArray = np.full_like(price, IMPLIED_VOL_LOW)
     if rows.size:
+        # scipy.optimize costs ~0.45 s to import: paid only when a mark must be inverted.
+        from scipy.optimize import elementwise
+
         found = elementwise.find_root(
             gap,
             (np.full(rows.size, IMPLIED_VOL_LOW), np.full(rows.size, IMPLIED_VOL_HIGH)),
