@@ -107,7 +107,24 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     page.goto(f"{service.served.url}/dashboard/warnings")
     gated = page.locator('[data-testid="warning-row"][data-kind="withdrawals_gated"][data-subject="venue"]')
     expect(gated).to_contain_text("bad debt")
-    expect(page.locator('[data-testid="warning-row"][data-kind="oracle_absent"]')).to_have_count(1)
+    # The venue's own price states: BTC was just quoted through the API; ETH still carries the
+    # opening book's price (30 December 2025) and the service's clock is the system's: stale,
+    # and said to be.
+    states = service.served.context.venue.price_states()
+    assert states["BTC"].exact and states["BTC"].status == "valid"
+    assert not states["ETH"].exact and states["ETH"].status == "stale"
+    btc = page.locator('[data-testid="price-row"][data-asset="BTC"]')
+    expect(btc).to_have_attribute("data-status", "valid")
+    assert float(btc.locator("td").first.get_attribute("data-value") or "nan") == 88528.93 * 0.95
+    expect(page.locator('[data-testid="price-row"][data-asset="ETH"]')).to_have_attribute(
+        "data-status", "stale"
+    )
+    stale = page.locator('[data-testid="warning-row"][data-kind="price_stale"][data-subject="ETH"]')
+    expect(stale).to_contain_text("stale: ")
+    expect(stale).to_contain_text("2025-12-30")
+    expect(
+        page.locator('[data-testid="warning-row"][data-kind="price_stale"][data-subject="BTC"]')
+    ).to_have_count(0)
     screenshot(page, "service-overview-1280x800")
 
     # A holder's key from the service opens its own account (the service's numbers) and no other.
