@@ -36,6 +36,7 @@ from crossmargin.core.margin import MarginModel
 from crossmargin.core.stress.impact import NO_IMPACT, MarketDepth, SquareRootImpact
 from crossmargin.dashboard.source import VenueView
 from crossmargin.engine.stress import (
+    CASH_SYMBOL,
     CascadeResult,
     LocalShards,
     Policy,
@@ -142,7 +143,13 @@ def run(view: VenueView, request: StressRequest) -> dict[str, Any]:
         "kind": "cascade" if request.cascade else "shock",
         "mode": request.mode,
         "label": shock.label,
-        "moves": {f: float(x) - 1.0 for f, x in zip(shock.factors, shock.price_factor.tolist(), strict=True)},
+        # The shock per risk factor; the USD cash asset `prepare_venue` adds (never moved) is the
+        # engine's bookkeeping, shown only when the venue holds it.
+        "moves": {
+            f: float(x) - 1.0
+            for f, x in zip(shock.factors, shock.price_factor.tolist(), strict=True)
+            if f != CASH_SYMBOL or CASH_SYMBOL in engine.book.assets.index
+        },
         "proxied": list(proxied),
         "steps": len(path),
         "impact": (
