@@ -88,6 +88,11 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     # perpetual) under maintenance; the venue liquidates it and it leaves the queue, on the page
     # within a second of the acknowledgement.
     assert by_id["near-liquidation"]["status"] == "margin_call"
+    account = new_page(DESKTOP)
+    login(account, service.served, risk)  # type: ignore[arg-type]
+    account.goto(f"{service.served.url}/dashboard/accounts/near-liquidation")
+    expect(account.get_by_test_id("live-status")).to_have_text("live", timeout=10_000)
+    expect(account.locator('[data-testid="position-row"]')).to_have_count(2)  # BTC and SOL perpetuals
     posted = service.http.post(
         "/v1/prices",
         json={"index_prices": {"BTC": 88528.93 * 0.95}},  # the book's BTC index, -5 %
@@ -99,6 +104,14 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     )
     after = service.get("/v1/accounts/near-liquidation", risk)
     assert after["positions"] == [] and after["status"] not in ("margin_call", "liquidation")
+    # Its account page, open since before the event, shows the liquidation without a reload: no
+    # position left, the status and the equity the service reports.
+    expect(account.locator('[data-testid="position-row"]')).to_have_count(0, timeout=LIVE_UPDATE_MS)
+    expect(account.get_by_test_id("account-status")).to_have_attribute(
+        "data-value", after["status"], timeout=LIVE_UPDATE_MS
+    )
+    shown = float(account.get_attribute('[data-testid="account-equity"]', "data-value") or "nan")
+    assert shown == pytest.approx(after["equity_usd"], rel=KERNEL_AGREEMENT, abs=1e-6)
     expect(page.get_by_test_id("sequence")).to_have_attribute(
         "data-value", str(service.served.context.venue.last_sequence), timeout=LIVE_UPDATE_MS
     )
