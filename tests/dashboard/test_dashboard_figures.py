@@ -1,6 +1,6 @@
 """The dashboard's figures against independent answers (no browser): the liquidation curve against
 the liquidation prices of the root search, the what-if against the instrument's P&L formula, the
-stress shock and cascade against the ledger, the warnings against hand-made cases."""
+stress page against the stress engine run directly, the warnings against hand-made cases."""
 
 from __future__ import annotations
 
@@ -10,14 +10,27 @@ import numpy as np
 import pytest
 
 from crossmargin.adapters.files import load_book
+from crossmargin.adapters.history.stress_windows import historical_moves, market_depth
 from crossmargin.core.book import Book
-from crossmargin.core.ledger.postings import INSURANCE
+from crossmargin.core.stress.impact import MarketDepth, SquareRootImpact
 from crossmargin.dashboard import figures, stress
-from crossmargin.dashboard.source import EngineSnapshot, OraclePrice, VenueView, snapshot
+from crossmargin.dashboard.source import EngineSnapshot, VenueView
 from crossmargin.dashboard.standalone import BookVenue
 from crossmargin.engine.margin_run import MarginRun, price_levels
 from crossmargin.engine.risk_engine import RiskEngine
-from crossmargin.engine.simulation import Simulation
+from crossmargin.engine.stress import (
+    LocalShards,
+    forward_stress,
+    hypothetical_shock,
+    policy_named,
+    prepare_venue,
+    run_cascade,
+    screen,
+    shocks_scenario_set,
+    split_path,
+    window_shock,
+)
+from crossmargin.engine.venue import PriceState
 from crossmargin.errors import InputError
 from tests.dashboard.conftest import DESK
 
@@ -78,36 +91,75 @@ def test_dashboard_what_if_follows_the_inverse_pnl_formula(view: VenueView) -> N
         figures.what_if(view, "near-liquidation", instrument_id="NOPE", quantity=1, price=None)
 
 
-def test_dashboard_shock_of_zero_is_today_and_cascade_is_the_ledgers(view: VenueView) -> None:
-    still = stress.run_shock(view, stress.uniform_shock(view, 0.0))
-    result = view.engine.result
-    assert still["under_maintenance"] == int(np.count_nonzero(result.below_maintenance))
-    assert still["shortfall_usd"] == 0.0
-    # A one-step cascade is one ledger price update and its risk cycle, on a copy.
-    shock = stress.uniform_shock(view, -0.3)
-    cascade = stress.run_cascade(snapshot(view), shock, steps=1)
-    assert view.ledger is not None
-    state, config = view.ledger()
-    sim = Simulation(config=config, state=state)
-    prices = {s: state.prices[s] * f for s, f in shock.factors.items()}
-    sim.step(stress.price_update(state, config, prices, as_of_ns=state.time_ns))
-    assert cascade["steps"][0]["insurance_fund_usd"] == stress.ledger_usd(sim.state, config, INSURANCE)
-    assert stress.ledger_usd(state, config, INSURANCE) == 1_000_000.0  # the view's ledger untouched
-    with pytest.raises(InputError, match="steps"):
-        stress.run_cascade(view, shock, steps=0)
-    with pytest.raises(InputError, match="move"):
-        stress.uniform_shock(view, -1.5)
+def test_dashboard_stress_is_the_stress_engine_on_the_venue(view: VenueView) -> None:
+    """Every mode of the page equals `engine.stress` run directly, as the CLI runs it, on the
+    venue's book, market, model and insurance fund; a move of zero is today's venue."""
+    engine = view.engine
+    venue = prepare_venue(engine.book, engine.market)
+    fund = view.insurance_fund_usd
+    full_queue = policy_named("full/queue")
+    moves = dict.fromkeys(engine.market.underlyings, -0.3)
+    shock = hypothetical_shock(venue.book, label="every underlying -30%", moves=moves)
+    page = stress.run(view, stress.StressRequest(mode="shock", move=-0.3))
+    direct = forward_stress(venue, engine.model, shock, policy=full_queue, insurance_fund_usd=fund)
+    assert page["report"] == direct.summary()
+    assert page["report"]["under_maintenance"] >= 2 and page["report"]["shortfall_usd"] > 0.0
+    pnl = screen(venue, shocks_scenario_set([shock]))[:, 0]
+    assert {r["account_id"]: r["pnl_usd"] for r in page["rows"]} == {
+        a: float(pnl[n]) for n, a in enumerate(venue.book.account_ids) if pnl[n] < 0.0
+    }
+    # A cascade: the path in steps, with square-root impact from the data's depth, partial/pro_rata.
+    asked = stress.StressRequest(
+        mode="cascade", move=-0.3, steps=3, policy="partial/pro_rata", volume_share=0.02, depth_multiplier=0.1
+    )
+    page = stress.run(view, asked)
+    depth = {
+        s: MarketDepth(daily_volume_usd=d.daily_volume_usd * 0.02, daily_volatility=d.daily_volatility)
+        for s, d in market_depth().items()
+    }
+    direct = run_cascade(
+        LocalShards.of(venue, engine.model),
+        venue,
+        split_path(shock, 3),
+        policy=policy_named("partial/pro_rata"),
+        insurance_fund_usd=fund,
+        impact=SquareRootImpact(depth=depth, depth_multiplier=0.1),
+    )
+    assert page["report"] == direct.summary()
+    assert (
+        page["report"]["policy"] == "partial/pro_rata"
+        and len({r["step"] for r in page["report"]["path"]}) == 3
+    )
+    # A historical window: the engine's window shock of the shared data's FTX collapse.
+    page = stress.run(view, stress.StressRequest(mode="historical", window="ftx-2022-11"))
+    (ftx,) = [m for m in historical_moves() if m.window.name == "ftx-2022-11"]
+    window, proxied = window_shock(venue, ftx)
+    direct = forward_stress(venue, engine.model, window, policy=full_queue, insurance_fund_usd=fund)
+    assert page["report"] == direct.summary() and page["proxied"] == list(proxied)
+    assert page["moves"]["BTC"] == pytest.approx(-0.241, abs=0.001)  # docs/stress.md's FTX row
+    still = stress.run(view, stress.StressRequest(mode="shock", move=0.0))
+    assert still["rows"] == [] and still["report"]["shortfall_usd"] == 0.0
+    assert still["report"]["fund_end_usd"] == fund == 1_000_000.0  # the venue's fund, untouched
+    for field, request in (
+        ("mode", stress.StressRequest(mode="sideways")),
+        ("move", stress.StressRequest(move=-1.5)),
+        ("steps", stress.StressRequest(mode="cascade", steps=0)),
+        ("policy", stress.StressRequest(policy="full/whatever")),
+        ("window", stress.StressRequest(mode="historical", window="1929")),
+        ("volume_share", stress.StressRequest(mode="cascade", volume_share=0.0)),
+    ):
+        with pytest.raises(InputError) as raised:
+            stress.run(view, request)
+        assert raised.value.field == field
 
 
-def test_dashboard_warnings_name_oracle_gates_and_tiers(view: VenueView) -> None:
-    oracle = (
-        OraclePrice(asset="BTC", price_usd=88_000.0, status="STALE", age_ms=42_000.0,
-                    band_low_usd=87_990.0, band_high_usd=88_010.0, n_sources=1),
-        OraclePrice(asset="ETH", price_usd=3_000.0, status="HELD", age_ms=100.0,
-                    band_low_usd=2_999.0, band_high_usd=3_001.0, n_sources=3),
-        OraclePrice(asset="SOL", price_usd=125.0, status="VALID", age_ms=100.0,
-                    band_low_usd=120.0, band_high_usd=130.0, n_sources=3),
-    )  # fmt: skip
+def test_dashboard_warnings_name_stale_prices_gates_and_tiers(view: VenueView) -> None:
+    now = view.as_of_ns
+    prices = (
+        PriceState.at("BTC", 88_000.0, quoted_ns=now - 42 * 10**9, exact=True, now_ns=now, max_age_s=10.0),
+        PriceState.at("ETH", 3_000.0, quoted_ns=now - 7_200 * 10**9, exact=False, now_ns=now, max_age_s=10.0),
+        PriceState.at("SOL", 125.0, quoted_ns=now - 10**9, exact=True, now_ns=now, max_age_s=10.0),
+    )
     # directional's ETH perpetual grown to 95 % of its instrument's next tier floor (50,000 USD).
     book = view.engine.book
     row = book.account_row("directional")
@@ -128,20 +180,23 @@ def test_dashboard_warnings_name_oracle_gates_and_tiers(view: VenueView) -> None
     )
     engine = EngineSnapshot.of(RiskEngine(grown, view.engine.market, view.engine.model))
     found = figures.warnings(
-        dataclasses.replace(view, engine=engine, oracle=oracle, withdrawals_gated_reason="bad debt 5 USD")
+        dataclasses.replace(
+            view, engine=engine, prices=lambda: prices, withdrawals_gated_reason="bad debt 5 USD"
+        )
     )
     kinds = {(w["kind"], w["subject"]) for w in found}
-    assert ("oracle_stale", "BTC") in kinds
-    assert ("circuit_breaker", "ETH") in kinds
-    assert ("oracle_disagree", "SOL") in kinds and ("oracle_disagree", "BTC") not in kinds
+    stale = {w["subject"]: w["message"] for w in found if w["kind"] == "price_stale"}
+    assert set(stale) == {"BTC", "ETH"}  # SOL quoted 1 s ago
+    assert stale["BTC"].startswith("stale: 88,000.00 USD, last quoted") and "42.0 s ago" in stale["BTC"]
+    assert "held since before the venue last opened" in stale["ETH"] and "2.0 h ago" in stale["ETH"]
     assert ("withdrawals_gated", "venue") in kinds
     assert ("withdrawals_gated", "near-liquidation") in kinds  # in margin call
     assert ("limit_near", "directional") in kinds
     assert next(w for w in found if w["kind"] == "limit_near")["message"].startswith("ETH-USDC-PERP")
-    assert ("oracle_absent", "venue") not in kinds
     plain = figures.warnings(view)
-    assert not any(w["kind"] == "limit_near" for w in plain)
-    assert ("oracle_absent", "venue") in {(w["kind"], w["subject"]) for w in plain}
+    assert not any(w["kind"] in ("limit_near", "price_stale", "prices_absent") for w in plain)
+    none = figures.warnings(dataclasses.replace(view, prices=lambda: ()))
+    assert ("prices_absent", "venue") in {(w["kind"], w["subject"]) for w in none}
 
 
 def test_dashboard_heatmap_arranges_the_grid_and_leaves_the_rest() -> None:

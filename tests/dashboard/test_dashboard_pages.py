@@ -12,7 +12,20 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from crossmargin.adapters.history.stress_windows import market_depth
+from crossmargin.core.stress.impact import MarketDepth, SquareRootImpact
 from crossmargin.dashboard import figures
+from crossmargin.engine.stress import (
+    LocalShards,
+    forward_stress,
+    hypothetical_shock,
+    policy_named,
+    prepare_venue,
+    run_cascade,
+    screen,
+    shocks_scenario_set,
+    split_path,
+)
 from tests.dashboard.conftest import AXE, DESKTOP, PHONE, LiveServer, login, screenshot, start_server, use_key
 
 # The live push must reach the page within this time of the price update's acknowledgement (the
@@ -195,9 +208,7 @@ def test_dashboard_call_queue_follows_a_price_move_live(new_page: Callable[..., 
         login(page, live, live.key("risk"))
         expect(page.get_by_test_id("live-status")).to_have_text("live", timeout=10_000)
         assert queue_on_page(page) == [("near-liquidation", "margin_call")]
-        ledger = live.venue.view().ledger
-        assert ledger is not None
-        start_price = ledger()[0].prices["SOL"]
+        start_price = live.venue.simulation.state.prices["SOL"]
         risk = {"Authorization": f"Bearer {live.key('risk')}"}
         # SOL +5 %: near-liquidation (short SOL perpetual... its coverage rises above 1.2) recovers.
         moved = page.request.post(
@@ -226,7 +237,111 @@ def test_dashboard_call_queue_follows_a_price_move_live(new_page: Callable[..., 
         live.stop()
 
 
-def test_dashboard_stress_and_cascade_run_from_the_page(
+def test_dashboard_account_tables_follow_an_event_live(new_page: Callable[..., Page]) -> None:
+    """After a committed price event, without a reload: the account page's figures, positions and
+    collateral tables show the engine's new numbers, its liquidation-price table says it is stale;
+    the overview's exposure table follows too."""
+    live = start_server()
+    try:
+        page = new_page(DESKTOP)
+        use_key(page, live, live.key("risk"))
+        page.goto(f"{live.url}/dashboard/accounts/directional")
+        expect(page.get_by_test_id("live-status")).to_have_text("live", timeout=10_000)
+        overview = new_page(DESKTOP)
+        use_key(overview, live, live.key("risk"))
+        overview.goto(f"{live.url}/dashboard/")
+        expect(overview.get_by_test_id("live-status")).to_have_text("live", timeout=10_000)
+        before = figures.account_report(live.venue.view(), "directional", with_levels=False)
+        eth_row = '[data-testid="position-row"][data-instrument="ETH-USDC-PERP"] td'
+        old_value = page.locator(eth_row).nth(2).get_attribute("data-value")
+        assert float(old_value or "nan") == next(
+            p["value_usd"] for p in before["positions"] if p["instrument_id"] == "ETH-USDC-PERP"
+        )
+        expect(page.get_by_test_id("levels-stale")).to_be_hidden()
+        eth = live.venue.simulation.state.prices["ETH"]
+        moved = page.request.post(
+            f"{live.url}/api/prices",
+            data={"index_prices": {"ETH": eth * 0.9}},
+            headers={"Authorization": f"Bearer {live.key('risk')}"},
+        )
+        assert moved.ok, moved.text()
+        after = figures.account_report(live.venue.view(), "directional", with_levels=False)
+        assert after["equity_usd"] != before["equity_usd"]
+        expect(page.get_by_test_id("sequence")).to_have_attribute(
+            "data-value", str(moved.json()["sequence"]), timeout=LIVE_UPDATE_MS
+        )
+        assert value(page, "account-equity") == after["equity_usd"]
+        for p in after["positions"]:
+            cells = page.locator(f'[data-testid="position-row"][data-instrument="{p["instrument_id"]}"] td')
+            assert float(cells.nth(0).get_attribute("data-value") or "nan") == p["quantity"]
+            assert float(cells.nth(2).get_attribute("data-value") or "nan") == p["value_usd"]
+            assert float(cells.nth(3).get_attribute("data-value") or "nan") == p["unrealised_pnl_usd"]
+            assert float(cells.nth(5).get_attribute("data-value") or "nan") == p["maintenance_margin_usd"]
+        assert page.locator(eth_row).nth(2).get_attribute("data-value") != old_value
+        for c in after["collateral"]:
+            cells = page.locator(f'[data-testid="collateral-row"][data-asset="{c["asset"]}"] td')
+            assert float(cells.nth(1).get_attribute("data-value") or "nan") == c["value_usd"]
+        expect(page.get_by_test_id("levels-stale")).to_be_visible()
+        expect(overview.get_by_test_id("sequence")).to_have_attribute(
+            "data-value", str(moved.json()["sequence"]), timeout=LIVE_UPDATE_MS
+        )
+        for row in api(overview, f"{live.url}/dashboard/api/overview")["exposure"]:
+            cells = overview.locator(f'[data-testid="exposure-row"][data-asset="{row["asset"]}"] td')
+            assert float(cells.nth(1).get_attribute("data-value") or "nan") == row["value_usd"]
+        _assert_accessible(page, "account after a live update")
+        screenshot(page, "account-after-price-move-1280x800")
+    finally:
+        live.stop()
+
+
+def _engine_stress(server: LiveServer, mode: str, **fields: Any) -> dict[str, Any]:
+    """`engine.stress` run directly on the server's venue, as the CLI runs it (no dashboard code):
+    the forward stress of a uniform shock, or its cascade in steps with square-root impact."""
+    view = server.venue.view()
+    engine = view.engine
+    venue = prepare_venue(engine.book, engine.market)
+    moves = dict.fromkeys(engine.market.underlyings, fields["move"])
+    shock = hypothetical_shock(venue.book, label=f"every underlying {fields['move']:+.0%}", moves=moves)
+    policy = policy_named(fields.get("policy", "full/queue"))
+    if mode == "shock":
+        result = forward_stress(
+            venue, engine.model, shock, policy=policy, insurance_fund_usd=view.insurance_fund_usd
+        )
+        pnl = screen(venue, shocks_scenario_set([shock]))[:, 0]
+        losers = {a: float(pnl[n]) for n, a in enumerate(venue.book.account_ids) if pnl[n] < 0.0}
+        return {"report": result.summary(), "losers": losers}
+    depth = {
+        s: MarketDepth(
+            daily_volume_usd=d.daily_volume_usd * fields["volume_share"], daily_volatility=d.daily_volatility
+        )
+        for s, d in market_depth().items()
+    }
+    result = run_cascade(
+        LocalShards.of(venue, engine.model),
+        venue,
+        split_path(shock, fields["steps"]),
+        policy=policy,
+        insurance_fund_usd=view.insurance_fund_usd,
+        impact=SquareRootImpact(depth=depth, depth_multiplier=fields["depth_multiplier"]),
+    )
+    return {"report": result.summary()}
+
+
+STRESS_FIGURES = (  # test id on the page, key of the engine's venue-wide report
+    ("stress-under-mm", "under_maintenance"),
+    ("stress-under-zero", "under_zero"),
+    ("stress-shortfall", "shortfall_usd"),
+    ("stress-rounds", "rounds"),
+    ("stress-liquidated", "liquidated_notional_usd"),
+    ("stress-fund-start", "fund_start_usd"),
+    ("stress-fund-used", "fund_used_usd"),
+    ("stress-fund-end", "fund_end_usd"),
+    ("stress-adl", "adl_notional_usd"),
+    ("stress-bad-debt", "bad_debt_usd"),
+)
+
+
+def test_dashboard_stress_and_cascade_equal_the_stress_engine(
     server: LiveServer, new_page: Callable[..., Page]
 ) -> None:
     page = new_page(DESKTOP)
@@ -236,26 +351,60 @@ def test_dashboard_stress_and_cascade_run_from_the_page(
     page.fill("#move", "-0.3")
     page.click('[data-testid="stress-run"]')
     expect(page.get_by_test_id("stress-result")).to_have_attribute("data-kind", "shock")
-    shock = api(page, f"{server.url}/dashboard/api/stress?mode=shock&move=-0.3")
-    assert value(page, "stress-shortfall") == shock["shortfall_usd"]
-    assert value(page, "stress-under-mm") == shock["under_maintenance"] > 0
-    assert value(page, "stress-fund-left") == shock["insurance_fund_left_usd"]
-    shown = sorted(r.get_attribute("data-account") for r in page.locator('[data-testid="stress-row"]').all())
-    assert shown == sorted(r["account_id"] for r in shock["rows"])
-    # -30 % on every underlying is past the curve's -30 % point of each: consistent with the curve.
+    direct = _engine_stress(server, "shock", move=-0.3)
+    report = direct["report"]
+    for testid, key in STRESS_FIGURES:
+        assert value(page, testid) == report[key], testid
+    assert report["under_maintenance"] > 0 and report["shortfall_usd"] > 0.0
+    assert api(page, f"{server.url}/dashboard/api/stress?mode=shock&move=-0.3")["report"] == report
+    rows = page.locator('[data-testid="stress-row"]')
+    shown = {
+        r.get_attribute("data-account"): float(r.locator("td").nth(1).get_attribute("data-value") or "nan")
+        for r in rows.all()
+    }
+    assert shown == direct["losers"]  # the screen's P&L of every losing account
     screenshot(page, "stress-shock-1280x800")
+
+    # A cascade in 4 steps, liquidations selling into 2 % of the data's volume with depth down
+    # 90 %, partial closes with pro-rata ADL, chosen on the page.
     page.check('input[name="mode"][value="cascade"]')
-    page.fill("#steps", "6")
+    page.fill("#steps", "4")
+    page.fill("#volume_share", "0.02")
+    page.fill("#depth_multiplier", "0.1")
+    page.select_option("#policy", "partial/pro_rata")
     page.click('[data-testid="stress-run"]')
     expect(page.get_by_test_id("stress-result")).to_have_attribute("data-kind", "cascade")
-    cascade = api(page, f"{server.url}/dashboard/api/stress?mode=cascade&move=-0.3&steps=6")
-    assert page.locator('[data-testid="cascade-step"]').count() == len(cascade["steps"]) == 6
-    assert value(page, "stress-fund-end") == cascade["steps"][-1]["insurance_fund_usd"]
-    assert value(page, "stress-liquidated") == len(cascade["liquidated"]) > 0
+    expect(page.get_by_test_id("stress-result")).to_have_attribute("data-policy", "partial/pro_rata")
+    report = _engine_stress(
+        server,
+        "cascade",
+        move=-0.3,
+        steps=4,
+        volume_share=0.02,
+        depth_multiplier=0.1,
+        policy="partial/pro_rata",
+    )["report"]
+    for testid, key in STRESS_FIGURES:
+        assert value(page, testid) == report[key], testid
+    assert report["liquidated_notional_usd"] > 0.0
+    funds = [
+        float(c.get_attribute("data-value") or "nan")
+        for c in page.locator('[data-testid="round-fund"]').all()
+    ]
+    assert funds == [r["fund_usd"] for r in report["path"]]  # the insurance fund's path, round by round
+    assert {
+        int(r.get_attribute("data-step") or 0) for r in page.locator('[data-testid="cascade-round"]').all()
+    } == {1, 2, 3, 4}
     expect(page.locator('[data-chart="cascade"][data-drawn]')).to_have_count(1)
-    # The live venue is untouched: the cascade ran on a copy of its ledger.
+    # The live venue is untouched: the stress ran on the engine's own shards.
     assert api(page, f"{server.url}/dashboard/api/overview")["headline"]["insurance_fund_usd"] == 1_000_000.0
     screenshot(page, "stress-cascade-1280x800")
+
+    # A bad field is named, on the page and by the API (422 with the field).
+    page.goto(f"{server.url}/dashboard/stress?mode=cascade&steps=99")
+    expect(page.get_by_test_id("stress-error")).to_contain_text("steps")
+    bad = page.request.get(f"{server.url}/dashboard/api/stress?mode=shock&policy=nope")
+    assert bad.status == 422 and bad.json()["detail"]["field"] == "policy"
 
 
 PAGES = (  # name, role, account, url, what shows the page is complete
@@ -271,7 +420,7 @@ PAGES = (  # name, role, account, url, what shows the page is complete
         "stress",
         "risk",
         None,
-        "/dashboard/stress?mode=cascade&move=-0.3&steps=4",
+        "/dashboard/stress?mode=cascade&move=-0.3&steps=4&volume_share=0.02&depth_multiplier=0.1",
         '[data-chart="cascade"][data-drawn]',
     ),
     ("warnings", "risk", None, "/dashboard/warnings", '[data-testid="warnings"]'),

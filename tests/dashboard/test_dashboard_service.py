@@ -88,6 +88,11 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     # perpetual) under maintenance; the venue liquidates it and it leaves the queue, on the page
     # within a second of the acknowledgement.
     assert by_id["near-liquidation"]["status"] == "margin_call"
+    account = new_page(DESKTOP)
+    login(account, service.served, risk)  # type: ignore[arg-type]
+    account.goto(f"{service.served.url}/dashboard/accounts/near-liquidation")
+    expect(account.get_by_test_id("live-status")).to_have_text("live", timeout=10_000)
+    expect(account.locator('[data-testid="position-row"]')).to_have_count(2)  # BTC and SOL perpetuals
     posted = service.http.post(
         "/v1/prices",
         json={"index_prices": {"BTC": 88528.93 * 0.95}},  # the book's BTC index, -5 %
@@ -99,6 +104,14 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     )
     after = service.get("/v1/accounts/near-liquidation", risk)
     assert after["positions"] == [] and after["status"] not in ("margin_call", "liquidation")
+    # Its account page, open since before the event, shows the liquidation without a reload: no
+    # position left, the status and the equity the service reports.
+    expect(account.locator('[data-testid="position-row"]')).to_have_count(0, timeout=LIVE_UPDATE_MS)
+    expect(account.get_by_test_id("account-status")).to_have_attribute(
+        "data-value", after["status"], timeout=LIVE_UPDATE_MS
+    )
+    shown = float(account.get_attribute('[data-testid="account-equity"]', "data-value") or "nan")
+    assert shown == pytest.approx(after["equity_usd"], rel=KERNEL_AGREEMENT, abs=1e-6)
     expect(page.get_by_test_id("sequence")).to_have_attribute(
         "data-value", str(service.served.context.venue.last_sequence), timeout=LIVE_UPDATE_MS
     )
@@ -107,7 +120,24 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     page.goto(f"{service.served.url}/dashboard/warnings")
     gated = page.locator('[data-testid="warning-row"][data-kind="withdrawals_gated"][data-subject="venue"]')
     expect(gated).to_contain_text("bad debt")
-    expect(page.locator('[data-testid="warning-row"][data-kind="oracle_absent"]')).to_have_count(1)
+    # The venue's own price states: BTC was just quoted through the API; ETH still carries the
+    # opening book's price (30 December 2025) and the service's clock is the system's: stale,
+    # and said to be.
+    states = service.served.context.venue.price_states()
+    assert states["BTC"].exact and states["BTC"].status == "valid"
+    assert not states["ETH"].exact and states["ETH"].status == "stale"
+    btc = page.locator('[data-testid="price-row"][data-asset="BTC"]')
+    expect(btc).to_have_attribute("data-status", "valid")
+    assert float(btc.locator("td").first.get_attribute("data-value") or "nan") == 88528.93 * 0.95
+    expect(page.locator('[data-testid="price-row"][data-asset="ETH"]')).to_have_attribute(
+        "data-status", "stale"
+    )
+    stale = page.locator('[data-testid="warning-row"][data-kind="price_stale"][data-subject="ETH"]')
+    expect(stale).to_contain_text("stale: ")
+    expect(stale).to_contain_text("2025-12-30")
+    expect(
+        page.locator('[data-testid="warning-row"][data-kind="price_stale"][data-subject="BTC"]')
+    ).to_have_count(0)
     screenshot(page, "service-overview-1280x800")
 
     # A holder's key from the service opens its own account (the service's numbers) and no other.

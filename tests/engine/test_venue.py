@@ -4,9 +4,11 @@ margins reproduce with the parameters then in force), the subscription resumes w
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from crossmargin.core.ledger.postings import EXTERNAL
+from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
+from crossmargin.core.ledger.state import AccountStatus
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import (
     CancelOrder,
@@ -236,3 +238,47 @@ def test_monitor_statuses_follow_its_own_row_order(venue: Venue) -> None:
     for account in monitor.account_ids:
         assert int(monitor.statuses[monitor.row_of[account]]) == int(venue._state.status[account])
     assert {int(s) for s in monitor.statuses} != {0}  # some account is in margin call: not vacuous
+
+
+def test_whole_book_is_one_consistent_read_of_the_committed_venue(venue: Venue) -> None:
+    """`whole_book` at one sequence: the engine's figures are each account's (as `account` reports
+    it, to the kernel's rounding), statuses are the committed ones, the system balances the
+    insurance fund's units, and the result arrays a copy (a later tick leaves an old read as it was)."""
+    prices = venue.prices()
+    venue.execute(UpdatePrices(idempotency_key="p1", index_prices={"BTC": prices["BTC"] * 0.95}))
+    read = venue.whole_book()
+    assert read.sequence == venue.last_sequence
+    assert read.prices["BTC"].price_usd == prices["BTC"] * 0.95
+    for row, account in enumerate(read.book.account_ids):
+        view = venue.account(account)
+        assert read.result.equity_usd[row] == pytest.approx(view.equity_usd, rel=1e-9)
+        assert read.result.maintenance_margin_usd[row] == pytest.approx(view.maintenance_margin_usd, rel=1e-9)
+        assert AccountStatus(int(read.status_code[row])).name.lower() == view.status
+    fund = venue.insurance_fund()
+    assert {k: read.system_units[(INSURANCE, k)] for k in fund} == fund
+    equity = read.result.equity_usd.copy()
+    venue.execute(UpdatePrices(idempotency_key="p2", index_prices={"BTC": prices["BTC"] * 0.90}))
+    assert np.array_equal(read.result.equity_usd, equity)  # the old read is a frozen copy
+    assert venue.whole_book().sequence > read.sequence
+
+
+def test_price_states_say_when_each_price_was_quoted_and_whether_it_is_stale() -> None:
+    """A price quoted by an UpdatePrices carries that command's time (exact); one held since before
+    the venue opened counts from the opened state's time (at least that old); past the venue's
+    `max_price_age_s` without a quote it is stale."""
+    venue = open_venue(MemoryEventStore(), max_price_age_s=0.5)
+    opened = venue.whole_book().time_ns
+    prices = venue.prices()
+    venue.execute(UpdatePrices(idempotency_key="p1", index_prices={"BTC": prices["BTC"] * 1.01}))
+    states = venue.price_states()
+    btc, eth = states["BTC"], states["ETH"]
+    assert btc.exact and btc.quoted_ns > opened and btc.price_usd == prices["BTC"] * 1.01
+    assert not eth.exact and eth.quoted_ns == opened and eth.price_usd == prices["ETH"]
+    assert eth.age_s > btc.age_s >= 0.0  # the test clock steps 1 ms per reading
+    assert btc.status == eth.status == "valid"  # well under 0.5 s of the stepping clock
+    for n in range(600):  # 600 clock readings of 1 ms: past the 0.5 s limit
+        venue.execute(UpdatePrices(idempotency_key=f"sol{n}", index_prices={"SOL": prices["SOL"] + n + 1}))
+    states = venue.price_states()
+    assert states["BTC"].status == "stale" and states["BTC"].age_s > 0.5
+    assert states["SOL"].status == "valid"
+    venue.close()

@@ -29,13 +29,14 @@ from crossmargin.core.collateral import value_collateral
 from crossmargin.core.liquidation.model_prices import moved_market
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.pricing import revalue
-from crossmargin.dashboard.source import QUEUE_FROM, STATUS_NAMES, OraclePrice, VenueView
+from crossmargin.dashboard.source import QUEUE_FROM, STATUS_NAMES, VenueView
 from crossmargin.engine.backtest import COMPARISON_MODELS, run_backtest
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.margin_run import MarginRun, account_price_levels, build_margin_report, price_levels
 from crossmargin.engine.portfolio_run import compare_report, explain_report
 from crossmargin.engine.ports import PriceHistorySource
 from crossmargin.engine.reports import to_json
+from crossmargin.engine.venue import PriceState
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -65,12 +66,7 @@ CURVE_MOVES = (
 )
 # A position whose notional is within this fraction below its next risk-limit tier floor is "near".
 TIER_NEAR_FRACTION = 0.10
-NO_ORACLE = (
-    "no multi-source oracle feeds this venue: prices are used as posted to the price API, so "
-    "staleness, the circuit breaker and source agreement are not checked"
-)
-# An oracle band wider than this fraction of the price: the sources disagree.
-ORACLE_DISAGREE_FRACTION = 0.005
+NO_PRICES = "this source keeps no index prices of its own: no price-age checks run"
 
 
 def iso_time(as_of_ns: int) -> str:
@@ -370,13 +366,14 @@ def what_if(
 
 
 def warnings(view: VenueView) -> list[dict[str, Any]]:
-    """What a venue's users ask about: untrusted oracle prices (stale, held by the circuit breaker,
-    sources disagreeing), withdrawals gated (venue-wide for bad debt; per account from margin call
-    on) and why, and positions near their next risk-limit tier. Each: kind, severity, subject,
-    message."""
-    out = [w for price in view.oracle for w in _oracle_warnings(price)]
-    if not view.oracle:
-        out.append(_warning("oracle_absent", "moderate", "venue", NO_ORACLE))
+    """What a venue's users ask about: stale index prices (the venue's own price states, as
+    `Venue.price_states` reports them), withdrawals gated (venue-wide for bad debt; per account
+    from margin call on) and why, and positions near their next risk-limit tier. Each: kind,
+    severity, subject, message."""
+    prices = view.prices()
+    out = [_stale_warning(p) for p in prices if p.status == "stale"]
+    if not prices:
+        out.append(_warning("prices_absent", "moderate", "venue", NO_PRICES))
     if view.withdrawals_gated_reason is not None:
         out.append(_warning("withdrawals_gated", "critical", "venue", view.withdrawals_gated_reason))
     for queued in call_queue(view):
@@ -387,24 +384,26 @@ def warnings(view: VenueView) -> list[dict[str, Any]]:
     return out
 
 
-def _oracle_warnings(price: OraclePrice) -> list[dict[str, Any]]:
-    out = []
-    asset = price.asset
-    if price.status == "STALE":
-        age_s = price.age_ms / 1000
-        message = f"no fresh quotes: last accepted price {price.price_usd:,.2f} USD is {age_s:,.1f} s old"
-        out.append(_warning("oracle_stale", "critical", asset, f"{message} ({price.n_sources} sources)"))
-    elif price.status == "HELD":
-        message = f"circuit breaker tripped: a large move waits for confirmation; {price.price_usd:,.2f} USD"
-        out.append(_warning("circuit_breaker", "critical", asset, f"{message} (the last accepted) is used"))
-    elif price.status == "NO_PRICE":
-        out.append(_warning("oracle_stale", "critical", asset, "no accepted price yet"))
-    width = price.band_high_usd - price.band_low_usd
-    if price.price_usd > 0 and width / price.price_usd > ORACLE_DISAGREE_FRACTION:
-        band = f"{price.band_low_usd:,.2f}–{price.band_high_usd:,.2f} USD"
-        share = f"{width / price.price_usd:.2%} of the price"
-        out.append(_warning("oracle_disagree", "serious", asset, f"sources disagree: band {band} ({share})"))
-    return out
+def _stale_warning(price: PriceState) -> dict[str, Any]:
+    """A stale price said to be stale: its value, when it was last quoted and how long ago."""
+    when = iso_time(price.quoted_ns)
+    since = (
+        f"last quoted {when}"
+        if price.exact
+        else f"quoted no later than {when} (held since before the venue last opened)"
+    )
+    message = (
+        f"stale: {price.price_usd:,.2f} USD, {since}, {_age(price.age_s)} ago (limit "
+        f"{_age(price.max_age_s)}); margin and liquidations still use it"
+    )
+    return _warning("price_stale", "critical", price.symbol, message)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86_400.0), ("h", 3_600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:,.1f} {unit}"
+    return f"{seconds:,.1f} s"
 
 
 def _warning(kind: str, severity: str, subject: str, message: str) -> dict[str, Any]:

@@ -23,12 +23,13 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
-from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState
+from crossmargin.core.ledger.state import AccountStatus
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import PriceHistorySource
+from crossmargin.engine.venue import PriceState
 
 # Margin-call states (core.liquidation.params.AccountStatus codes, in order of severity) by the
 # name pages show; accounts at MARGIN_CALL or worse make the queue.
@@ -110,21 +111,6 @@ class EngineSnapshot:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OraclePrice:
-    """One asset's oracle price as last published: status VALID | HELD (circuit breaker holding a
-    large move) | STALE (too few live sources) | NO_PRICE; age of the newest quote behind it, ms;
-    band of the accepted sources, USD (their disagreement); number of sources accepted."""
-
-    asset: str
-    price_usd: float
-    status: str
-    age_ms: float
-    band_low_usd: float
-    band_high_usd: float
-    n_sources: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class VenueView:
     """The venue at sequence number `sequence` (the last event in its log), as of `as_of_ns`.
 
@@ -133,14 +119,12 @@ class VenueView:
     preset) with the engine's current book and market, for the engine's compare/explain reports.
     `status_code`: each account's margin-call state (AccountStatus codes, int8), aligned with
     `engine.book.account_ids`, from the ledger's state machine. Insurance fund and bad debt: USD
-    at today's prices (the ledger's exact units converted for display). `oracle`: the last
-    published price per asset, empty when the venue has no live oracle (prices then come from the
-    book or the price API only).
+    at today's prices (the ledger's exact units converted for display). `prices()`: the venue's
+    own index prices with their quote age and status (`engine.venue.PriceState`: valid, or stale
+    past the venue's limit) read when called, so an age is never that of a cached view; empty when
+    the source keeps none.
     `withdrawals_gated_reason`: venue-wide, None when open. `history`: daily closes for the VaR
-    rows of compare and for back-tests, None when the venue has none. `ledger`: reads the exact
-    ledger behind the view (state and config), when the source exposes it: a cascade from the
-    stress page replays a price path through a copy (the live ledger is never touched). A call,
-    not a value: copying a large venue's ledger is paid only by the page that needs it."""
+    rows of compare, the historical stress windows and back-tests, None when the venue has none."""
 
     sequence: int
     as_of_ns: int
@@ -149,10 +133,9 @@ class VenueView:
     status_code: npt.NDArray[np.int8]
     insurance_fund_usd: float
     bad_debt_usd: float
-    oracle: tuple[OraclePrice, ...] = ()
+    prices: Callable[[], tuple[PriceState, ...]] = field(default=lambda: (), repr=False)
     withdrawals_gated_reason: str | None = None
     history: PriceHistorySource | None = field(default=None, repr=False)
-    ledger: Callable[[], tuple[LedgerState, LedgerConfig]] | None = field(default=None, repr=False)
 
     def status_of(self, account_id: str) -> str:
         return STATUS_NAMES[int(self.status_code[self.engine.account_row(account_id)])]

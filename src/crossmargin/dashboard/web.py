@@ -7,7 +7,8 @@ pushes fresh figures after every event of the venue.
     GET  /dashboard/accounts/{account}    one account (its holder, risk, admin)
                                           JSON: /dashboard/api/accounts/{account}[/compare|/explain]
     POST /dashboard/api/accounts/{account}/what-if
-    GET  /dashboard/stress (?mode=shock|historical|cascade ...)   (risk)  JSON: /dashboard/api/stress
+    GET  /dashboard/stress (?mode=shock|historical|cascade|historical-cascade&move=&window=&steps=
+                           &policy=&volume_share=&depth_multiplier=)  (risk)  JSON: /dashboard/api/stress
     GET  /dashboard/backtest (?account=&model=&from=&to=)         (risk)  JSON: /dashboard/api/backtest
     GET  /dashboard/warnings              (risk: all; a holder: its own)  JSON: /dashboard/api/warnings
     WS   /dashboard/ws                    {"sequence", "headline", "overview" | "account"} per change
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -71,6 +72,29 @@ class DashboardConfig:
     source: Callable[[HTTPConnection], DashboardSource]
     authenticate: Authenticate
     backtest_book: Callable[[HTTPConnection], LoadedBook | None] = lambda _connection: None
+
+
+@dataclass(frozen=True, slots=True)
+class StressForm:
+    """The stress page's fields (query parameters), defaults as the page shows them."""
+
+    move: float = -0.2
+    window: str = "covid-2020-03"
+    steps: int = 4
+    policy: str = "full/queue"
+    volume_share: float = 1.0
+    depth_multiplier: float = 1.0
+
+    def request(self, mode: str) -> stress.StressRequest:
+        return stress.StressRequest(
+            mode=mode,
+            move=self.move,
+            window=self.window,
+            steps=self.steps,
+            policy=self.policy,
+            volume_share=self.volume_share,
+            depth_multiplier=self.depth_multiplier,
+        )
 
 
 class WhatIfRequest(BaseModel):
@@ -272,22 +296,24 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
 
     @router.get("/stress", response_class=HTMLResponse)
     async def stress_page(
-        request: Request,
-        mode: str | None = None,
-        move: float = -0.2,
-        window: str = "covid-2020-03",
-        steps: int = 10,
+        request: Request, form: Annotated[StressForm, Depends()], mode: str | None = None
     ) -> HTMLResponse:
         viewer = await require(request)
         require_all(viewer)
         view = config.source(request).view()
+        asked = form.request(mode or "shock")
         result = None
         error = None
         if mode is not None:
             try:
-                result = await run_in_threadpool(_run_stress, snapshot(view), mode, move, window, steps)
+                result = await run_in_threadpool(stress.run, snapshot(view), asked)
             except CrossMarginError as problem:
                 error = str(problem)
+        try:
+            windows = await run_in_threadpool(stress.window_names)
+        except CrossMarginError as problem:  # no shared data: the historical modes say why
+            windows = ()
+            error = error or f"historical windows unavailable: {problem}"
         return page(
             request,
             "stress.html",
@@ -295,9 +321,10 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
             view,
             result=result,
             error=error,
-            form={"mode": mode or "shock", "move": move, "window": window, "steps": steps},
-            windows=stress.HISTORICAL_WINDOWS,
-            has_ledger=view.ledger is not None,
+            form=asked,
+            windows=windows,
+            policies=stress.POLICIES,
+            max_steps=stress.MAX_CASCADE_STEPS,
         )
 
     @router.get("/backtest", response_class=HTMLResponse)
@@ -340,7 +367,15 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
     async def warnings_page(request: Request) -> HTMLResponse:
         viewer = await require(request)
         view = config.source(request).view()
-        return page(request, "warnings.html", viewer, view, warnings=_visible_warnings(viewer, view))
+        return page(
+            request,
+            "warnings.html",
+            viewer,
+            view,
+            warnings=_visible_warnings(viewer, view),
+            prices=view.prices(),
+            iso_time=figures.iso_time,
+        )
 
     # -- JSON -----------------------------------------------------------------------------------
 
@@ -397,16 +432,12 @@ def dashboard_router(config: DashboardConfig) -> APIRouter:
 
     @router.get("/api/stress")
     async def stress_json(
-        request: Request,
-        mode: str = "shock",
-        move: float = -0.2,
-        window: str = "covid-2020-03",
-        steps: int = 10,
+        request: Request, form: Annotated[StressForm, Depends()], mode: str = "shock"
     ) -> JSONResponse:
         require_all(await require(request))
         view = snapshot(config.source(request).view())
         try:
-            return JSONResponse(await run_in_threadpool(_run_stress, view, mode, move, window, steps))
+            return JSONResponse(await run_in_threadpool(stress.run, view, form.request(mode)))
         except CrossMarginError as error:
             raise input_error(error) from error
 
@@ -460,21 +491,6 @@ async def _until_closed(websocket: WebSocket) -> None:
             await websocket.receive_text()
     except (WebSocketDisconnect, RuntimeError):
         return
-
-
-def _run_stress(view: VenueView, mode: str, move: float, window: str, steps: int) -> dict[str, Any]:
-    if mode == "shock":
-        return stress.run_shock(view, stress.uniform_shock(view, move))
-    symbols = tuple(view.engine.market.underlyings) + tuple(view.engine.book.assets.symbols)
-    if mode == "historical":
-        return stress.run_shock(view, stress.historical_shock(view.history, window, symbols))
-    if mode == "cascade":
-        return stress.run_cascade(view, stress.uniform_shock(view, move), steps=steps)
-    if mode == "historical-cascade":
-        return stress.run_cascade(view, stress.historical_shock(view.history, window, symbols), steps=steps)
-    raise InputError(
-        "mode", f"unknown mode {mode!r}; choose shock, historical, cascade or historical-cascade"
-    )
 
 
 def _backtest(

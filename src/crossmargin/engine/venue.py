@@ -28,6 +28,9 @@ Queries (committed state only; a read waits for an in-flight commit):
     venue.what_if(id, trades)   margin before and after hypothetical trades
     venue.explain(id)           per-position / per-asset contributions (core Breakdown)
     venue.insurance_fund()      units per asset of @insurance
+    venue.price_states()        index prices with their quote age and status (stale past a limit)
+    venue.whole_book()          the whole venue at one sequence: the monitor's engine frozen,
+                                statuses, system balances, parameters in force, prices (WholeBook)
     venue.log(from_sequence, limit)                     LogEntry values, in sequence order
     venue.preview_parameters(parameters)                 what a risk-parameter change would do
     venue.margin_at(id, sequence)                        margin as of a past sequence, with the
@@ -62,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import InstrumentKind
@@ -79,6 +83,7 @@ from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw
 from crossmargin.core.margin import Breakdown, CrossMargin, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
+from crossmargin.core.pricing import InstrumentValuation
 
 # Names re-exported for the API layer: one import gives the whole contract.
 from crossmargin.engine.commands import (
@@ -133,6 +138,7 @@ __all__ = [
     "OpenAccount",
     "ParameterPreview",
     "PlaceOrder",
+    "PriceState",
     "RecoveryReport",
     "RiskParameters",
     "SetRiskParameters",
@@ -142,6 +148,7 @@ __all__ = [
     "Venue",
     "VenueSettings",
     "WhatIfTrade",
+    "WholeBook",
     "Withdraw",
 ]
 
@@ -167,7 +174,8 @@ class VenueSettings:
     queued); `snapshot_every`: records between snapshots; `max_margin_jump_fraction`: a risk
     parameter change raising total IM by more than this is refused without override;
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
-    last verified record (saying so) instead of refusing to start. The whole hash chain is
+    last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
+    price not quoted for longer than this is reported stale (`Venue.price_states`). The whole hash chain is
     verified at every start-up; a snapshot only saves the fold."""
 
     max_batch: int = 1024
@@ -176,6 +184,7 @@ class VenueSettings:
     max_margin_jump_fraction: float = 0.10
     recover_to_verified_prefix: bool = False
     max_liquidation_rounds: int = 64
+    max_price_age_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,6 +208,63 @@ class AccountView:
     available_usd: float
     withdrawable_units: Mapping[str, int]
     margin_call_deadline_ns: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceState:
+    """One index price as the venue holds it: `price_usd`; `quoted_ns`, when an `UpdatePrices`
+    last named the symbol, or, for a price the venue has held since before it opened, the time of
+    its last record (the quote is at least that old: `exact` False); `age_s` at the venue's clock;
+    status "valid", or "stale" when `age_s` > `max_age_s` (`VenueSettings.max_price_age_s`). The venue takes
+    one accepted price per symbol (the oracle's circuit breaker and source band stay upstream:
+    `adapters.feeds.venue_prices` forwards VALID prices only, so a held or stale oracle price
+    shows here as a price that stopped being quoted)."""
+
+    symbol: str
+    price_usd: float
+    quoted_ns: int
+    exact: bool
+    age_s: float
+    max_age_s: float
+    status: str
+
+    @classmethod
+    def at(
+        cls, symbol: str, price_usd: float, *, quoted_ns: int, exact: bool, now_ns: int, max_age_s: float
+    ) -> PriceState:
+        """The price's state at `now_ns`: stale past `max_age_s` without a quote."""
+        age_s = max(now_ns - quoted_ns, 0) / 1e9
+        return cls(
+            symbol=symbol,
+            price_usd=float(price_usd),
+            quoted_ns=quoted_ns,
+            exact=exact,
+            age_s=age_s,
+            max_age_s=max_age_s,
+            status="stale" if age_s > max_age_s else "valid",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WholeBook:
+    """The whole venue at one committed sequence, read under the venue's lock (between two
+    commits): the time of its last record, the ledger config with the risk parameters in force,
+    the monitor's risk engine frozen (its immutable book, market, model and valuation, and a copy
+    of its result arrays), each account's committed margin-call status (`AccountStatus` codes,
+    int8, in `book.account_ids` order), the system accounts' balances (units per (account,
+    asset)), and the index prices with their quote ages (`PriceState`)."""
+
+    sequence: int
+    time_ns: int
+    config: LedgerConfig
+    book: Book
+    market: MarketState
+    model: MarginModel
+    result: MarginResult
+    valuation: InstrumentValuation
+    status_code: npt.NDArray[np.int8]
+    system_units: Mapping[tuple[str, str], int]
+    prices: Mapping[str, PriceState]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -442,6 +508,10 @@ class Venue:
         self._pending_acks: dict[str, Ack] = {}  # this group's, until its commit
         self._monitor: Monitor | None = None
         self._dirty: set[str] = set()
+        # When an UpdatePrices last named each symbol; a price held from before opening counts
+        # from the recovered state's time (its quote is at least that old).
+        self._quoted_ns: dict[str, int] = {}
+        self._opened_ns = state.time_ns
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
@@ -559,6 +629,60 @@ class Venue:
         with self._lock:
             self._check_serving()
             return dict(self._state.prices)
+
+    def price_states(self) -> dict[str, PriceState]:
+        """Index prices in force with their quote age and status (`PriceState`)."""
+        with self._lock:
+            self._check_serving()
+            return self._price_states()
+
+    def whole_book(self) -> WholeBook:
+        """The whole venue at one committed sequence (`WholeBook`): O(accounts) copies under the
+        lock (the result arrays and the statuses), for a consistent venue-wide picture."""
+        with self._lock:
+            self._check_serving()
+            state = self._state
+            config = self.config
+            engine = self._ensure_monitor().engine
+            result = engine.result
+            copied = {
+                f.name: np.array(getattr(result, f.name))
+                for f in dataclasses.fields(result)
+                if isinstance(getattr(result, f.name), np.ndarray)
+            }
+            ids = engine.book.account_ids
+            return WholeBook(
+                sequence=state.sequence,
+                time_ns=state.time_ns,
+                config=config,
+                book=engine.book,
+                market=engine.market,
+                model=engine.model,
+                result=dataclasses.replace(result, **copied),  # type: ignore[arg-type]
+                valuation=engine.valuation,
+                status_code=np.fromiter((int(state.status[a]) for a in ids), dtype=np.int8, count=len(ids)),
+                system_units={
+                    (a, k): int(state.balances.get((a, k), 0))
+                    for a in (INSURANCE, BAD_DEBT)
+                    for k in config.assets.symbols
+                },
+                prices=self._price_states(),
+            )
+
+    def _price_states(self) -> dict[str, PriceState]:
+        now = max(self._clock.now_ns(), self._state.time_ns)
+        quoted = self._quoted_ns
+        return {
+            symbol: PriceState.at(
+                symbol,
+                price,
+                quoted_ns=quoted.get(symbol, self._opened_ns),
+                exact=symbol in quoted,
+                now_ns=now,
+                max_age_s=self.settings.max_price_age_s,
+            )
+            for symbol, price in self._state.prices.items()
+        }
 
     def balances(self, asset: str) -> dict[str, int]:
         """Every account's balance of `asset` (traders and system accounts, units, non-zero), read
@@ -958,6 +1082,8 @@ class Venue:
                 payload=payload,
                 raw=command_payload(p.body_json, effects),
             )
+            if isinstance(command, UpdatePrices):
+                self._quoted_ns.update(dict.fromkeys(command.index_prices, now))
             out = [first]
             if monitored:
                 out.extend(self._liquidations(now))

@@ -153,20 +153,19 @@
         series: [
           { name: "equity before", type: "bar", data: rows.map((r) => r.equity_before_usd) },
           { name: "equity after", type: "bar", data: rows.map((r) => r.equity_after_usd) },
-          { name: "MM after", type: "line", data: rows.map((r) => r.maintenance_margin_after_usd) },
         ],
       });
     },
-    cascade(steps) {
+    cascade(rounds) {
       draw("cascade", {
         tooltip: { trigger: "axis" },
         legend: {},
-        xAxis: { type: "category", data: steps.map((s) => s.step), name: "step", nameLocation: "middle", nameGap: 28 },
+        xAxis: { type: "category", data: rounds.map((r) => `${r.step + 1}.${r.round}`), name: "step.round", nameLocation: "middle", nameGap: 28 },
         yAxis: [Object.assign({ name: "USD" }, money), { type: "value", name: "accounts", minInterval: 1 }],
         series: [
-          { name: "insurance fund", type: "line", data: steps.map((s) => s.insurance_fund_usd) },
-          { name: "bad debt", type: "line", data: steps.map((s) => s.bad_debt_usd) },
-          { name: "accounts liquidated", type: "bar", yAxisIndex: 1, data: steps.map((s) => s.accounts_liquidated) },
+          { name: "insurance fund", type: "line", data: rounds.map((r) => r.fund_usd) },
+          { name: "bad debt", type: "line", data: rounds.map((r) => r.bad_debt_usd) },
+          { name: "accounts liquidated", type: "bar", yAxisIndex: 1, data: rounds.map((r) => r.liquidated_accounts) },
         ],
       });
     },
@@ -303,8 +302,66 @@
       tbody.append(tr);
     }
   }
+  const sig6 = (v) => (finite(v) ? Number(v).toLocaleString("en-US", { maximumSignificantDigits: 6 }) : "—");
+  function rowHeader(text) {
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = text;
+    return th;
+  }
+  // Rebuilds a table body from rows: one <tr data-testid=rowId data-key=...> per row, its cells
+  // from `cells(row)` ([text, value] pairs after the header cell), or one `empty` line.
+  function renderRows(table, rowId, key, rows, cells, empty) {
+    const tbody = byTestId(table) && byTestId(table).tBodies[0];
+    if (!tbody) return;
+    tbody.replaceChildren();
+    for (const r of rows) {
+      const tr = document.createElement("tr");
+      tr.setAttribute("data-testid", rowId);
+      tr.setAttribute("data-" + key[0], r[key[1]]);
+      tr.append(rowHeader(r[key[1]]), ...cells(r).map(([text, value]) => td(text, value)));
+      tbody.append(tr);
+    }
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      const cell = td(empty, undefined, "");
+      cell.colSpan = tbody.closest("table").tHead.rows[0].cells.length;
+      tr.append(cell);
+      tbody.append(tr);
+    }
+  }
+  function renderExposure(rows) {
+    renderRows("exposure", "exposure-row", ["asset", "asset"], rows, (r) => [
+      [Number(r.balance).toLocaleString("en-US", { minimumFractionDigits: 4, maximumFractionDigits: 4 }), r.balance],
+      [usd(r.value_usd), r.value_usd], [usd(r.value_after_haircut_usd), r.value_after_haircut_usd], [usd(r.haircut_usd), r.haircut_usd],
+    ], "No collateral.");
+  }
+  function renderPositions(rows) {
+    renderRows("positions", "position-row", ["instrument", "instrument_id"], rows, (p) => [
+      [sig6(p.quantity), p.quantity], [sig6(p.entry_price), p.entry_price], [usd(p.value_usd), p.value_usd],
+      [usd(p.unrealised_pnl_usd), p.unrealised_pnl_usd], [usd(p.initial_margin_usd), p.initial_margin_usd],
+      [usd(p.maintenance_margin_usd), p.maintenance_margin_usd],
+    ], "No positions.");
+  }
+  function renderCollateral(rows) {
+    renderRows("collateral", "collateral-row", ["asset", "asset"], rows, (c) => [
+      [sig6(c.balance), c.balance], [usd(c.value_usd), c.value_usd], [ratio(c.haircut), c.haircut],
+    ], "No collateral.");
+  }
+  // Tables too costly to push on every event (the liquidation-price search) say when they are
+  // older than the page's figures.
+  function markStale(sequence) {
+    for (const el of document.querySelectorAll("[data-as-of-sequence]")) {
+      const note = el.querySelector("[data-stale-note]");
+      if (!note) continue;
+      const stale = Number(el.dataset.asOfSequence) < sequence;
+      el.dataset.stale = stale ? "true" : "false";
+      note.hidden = !stale;
+    }
+  }
   function applyHeadline(h) {
     setFigure("sequence", h.sequence, String(h.sequence));
+    markStale(h.sequence);
     const asOf = byTestId("as-of");
     if (asOf) { asOf.textContent = h.as_of; asOf.setAttribute("datetime", h.as_of); }
   }
@@ -320,6 +377,7 @@
     builders.histogram(o.histogram);
     const bankrupt = byTestId("hist-bankrupt");
     if (bankrupt) bankrupt.textContent = String(o.histogram.bankrupt);
+    renderExposure(o.exposure);
     builders.exposure(o.exposure);
     loadCurve().catch(() => {});
   }
@@ -329,6 +387,8 @@
     setFigure("account-mm", a.maintenance_margin_usd);
     setFigure("account-available", a.available_usd);
     setFigure("account-ratio", a.margin_ratio, ratio(a.margin_ratio));
+    renderPositions(a.positions);
+    renderCollateral(a.collateral);
     const status = byTestId("account-status");
     if (status) {
       status.dataset.value = a.status;
