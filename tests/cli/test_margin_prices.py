@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner, Result
 
 from crossmargin.cli.main import app
+from tests.conftest import shared_data_dir
 
 runner = CliRunner()
 DESK = Path(__file__).resolve().parents[2] / "examples" / "desk.yaml"
@@ -100,3 +102,37 @@ def test_one_word_for_a_good_price_in_replay_and_margin(tmp_path: Path) -> None:
     assert replayed.exit_code == 0, replayed.output
     assert json.loads(replayed.stdout)["prices"][0]["status"] == "ok"
     assert json.loads(_margin(quotes, "--json").stdout)["prices"][0]["status"] == "ok"
+
+
+def _desk_quotes(tmp_path: Path) -> Path:
+    """Three sources quoting the desk's underlyings at its own index prices, 5 s before valuation."""
+    book_prices = {"BTC": 88_528.93, "ETH": 2_978.73, "SOL": 125.0}  # examples/desk.yaml
+    return _quotes(tmp_path, [(AT_VALUATION, s, a, p) for s in "abc" for a, p in book_prices.items()])
+
+
+def test_a_var_run_on_oracle_prices_says_how_stale_its_window_is(tmp_path: Path) -> None:
+    """The VaR report's var_history block (window end, gap to the valuation time) was missing when
+    --prices re-priced the book: the same block as without --prices."""
+    shared_data_dir()
+    quotes = _desk_quotes(tmp_path)
+    args = ["--model", "var", "--preset", "hs-var99", "--json"]
+    priced = json.loads(_margin(quotes, *args).stdout)
+    plain = runner.invoke(app, ["margin", str(DESK), *args])
+    assert plain.exit_code == 0, plain.output
+    assert priced["var_history"] == json.loads(plain.stdout)["var_history"]
+    assert priced["var_history"]["gap_days"] > 300  # the window ends 2025-02, the book is valued 2025-12
+
+
+def test_levels_on_oracle_prices_search_under_the_run_s_own_model(tmp_path: Path) -> None:
+    """--levels with --prices searched cross margin's levels whatever --model said (the vol seller's
+    BTC liquidation price: 57,408 USD under cross, 41,686 under deribit-pm). With an oracle that
+    agrees with the book, the priced run's levels are the portfolio model's."""
+    quotes = _desk_quotes(tmp_path)
+    args = ["--model", "portfolio", "--preset", "deribit-pm", "--levels", "--json", "--account", "vol-seller"]
+    priced = json.loads(_margin(quotes, *args).stdout)["accounts"][0]["liquidation_price"]
+    plain = runner.invoke(app, ["margin", str(DESK), *args])
+    assert plain.exit_code == 0, plain.output
+    expected = json.loads(plain.stdout)["accounts"][0]["liquidation_price"]
+    assert expected["BTC"] == pytest.approx(41_686.0, abs=1.0)
+    assert priced["BTC"] == pytest.approx(expected["BTC"], rel=1e-3)
+    assert priced["ETH"] == pytest.approx(expected["ETH"], rel=1e-3)

@@ -351,6 +351,34 @@ def test_the_shrunk_empty_account_counterexamples_need_no_margin(
     _empty(case, case.model(), case.prepare(random.book), random.market, random=random)
 
 
+def never_funded_book() -> RandomBook:
+    """Two accounts: one that never deposited nor traded, one holding 1 BTC. The book lists a BTC
+    perpetual nobody holds."""
+    btc = Asset(symbol="BTC", price_usd=20_000.0)
+    perp = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
+    book = book_from_rows(
+        assets=[usd_asset(), btc],
+        instruments=[perp],
+        balances={"never-funded": {}, "holder": {"BTC": 1.0}},
+    )
+    market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 20_000.0})
+    return RandomBook(book=book, market=market, assets=(usd_asset(), btc), instruments=(perp,))
+
+
+@pytest.mark.parametrize("case", cases("empty"))
+def test_an_account_with_nothing_in_it_is_flat_not_bankrupt(case: ModelCase) -> None:
+    """Equity 0 with no collateral and no requirement owes nothing: not bankrupt, margin ratio 0,
+    nothing to liquidate (it was once reported bankrupt, ratio null, under every pooled model)."""
+    random = never_funded_book()
+    book = case.prepare(random.book)
+    result = case.model().evaluate(book, random.market)
+    row = book.account_row("never-funded")
+    assert result.equity_usd[row] == 0.0
+    assert not result.bankrupt[row]
+    assert result.margin_ratio[row] == 0.0
+    assert not result.below_maintenance[row]
+
+
 # ------------------------------------------------------------------------------------ C2 sane
 
 

@@ -39,7 +39,7 @@ from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin import MarginModel, MarginResult
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.requirements import book_totals
-from crossmargin.core.margin.result import EQUITY_ZERO_TOLERANCE
+from crossmargin.core.margin.result import EQUITY_ZERO_TOLERANCE, bankrupt_accounts, margin_ratio
 from crossmargin.core.market import MarketState
 from crossmargin.core.oracle import OracleParams, OraclePolicy, OracleUpdate
 from crossmargin.core.oracle.exposure import (
@@ -238,8 +238,10 @@ def _adjusted(
     # Isolated: the add-on and the collateral change fall on the account's pool; its ratio is the
     # worse of its positions' own ratios and the pooled one.
     equity = result.equity_usd + collateral_change_usd
-    bankrupt = result.bankrupt | (equity <= EQUITY_ZERO_TOLERANCE * gross_value_usd)
-    pooled_ratio = maintenance / np.where(bankrupt, 1.0, equity)
+    bankrupt = result.bankrupt | bankrupt_accounts(
+        equity, collateral, maintenance, EQUITY_ZERO_TOLERANCE * gross_value_usd
+    )
+    pooled_ratio = margin_ratio(maintenance, equity, bankrupt)
     return MarginResult(
         model=result.model,
         equity_usd=equity,
@@ -327,6 +329,10 @@ def run_priced_margin(
         result=result,
         breakdown=breakdown,
         preset=choice.preset,
+        # The model and priced book: --levels searches under the run's own model (portfolio, VaR),
+        # not cross, and a VaR report carries its var_history block (how stale the window is).
+        margin_model=choice.model,
+        model_book=book,
     )
     return PricedRun(run=run, snapshot=snapshot, price_status=price_status, oracle_uncertainty_usd=oracle_usd)
 

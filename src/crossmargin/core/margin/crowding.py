@@ -60,7 +60,7 @@ import scipy.sparse as sp
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_all, check_range
 from crossmargin.core.margin import MarginModel
-from crossmargin.core.margin.result import Breakdown, MarginResult
+from crossmargin.core.margin.result import Breakdown, MarginResult, margin_ratio
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.errors import InputError
@@ -590,7 +590,7 @@ def with_addon(
     initial = result.initial_margin_usd + addon_usd
     maintenance = result.maintenance_margin_usd + maintenance_fraction * addon_usd
     equity = result.equity_usd
-    ratio = np.where(result.bankrupt, np.nan, maintenance / np.where(result.bankrupt, 1.0, equity))
+    ratio = margin_ratio(maintenance, equity, result.bankrupt)
     return dataclasses.replace(
         result,
         model=name,

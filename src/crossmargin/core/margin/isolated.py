@@ -28,7 +28,7 @@ from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import CrossParams, cross_breakdown
 from crossmargin.core.margin.options_rule import option_unit_margin
 from crossmargin.core.margin.requirements import position_requirements
-from crossmargin.core.margin.result import Breakdown, MarginResult
+from crossmargin.core.margin.result import Breakdown, MarginResult, bankrupt_accounts
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 
@@ -106,7 +106,8 @@ class IsolatedMargin:
         position_bankrupt = (iso.isolated_equity_usd < 0.0) | (
             (iso.isolated_equity_usd <= 0.0) & (iso.maintenance_margin_usd > 0.0)
         )
-        bankrupt = (equity <= 0.0) | (
+        maintenance = per_account(iso.maintenance_margin_usd)
+        bankrupt = bankrupt_accounts(equity, iso.collateral_value_usd, maintenance, 0.0) | (
             np.bincount(rows, weights=position_bankrupt.astype(np.float64), minlength=n) > 0
         )
         positive = iso.isolated_equity_usd > 0.0
@@ -122,7 +123,7 @@ class IsolatedMargin:
             collateral_value_usd=iso.collateral_value_usd,
             position_value_usd=position_value,
             initial_margin_usd=per_account(iso.initial_margin_usd),
-            maintenance_margin_usd=per_account(iso.maintenance_margin_usd),
+            maintenance_margin_usd=maintenance,
             available_usd=iso.free_collateral_usd + excess,
             margin_ratio=np.where(bankrupt, np.nan, ratio),
             bankrupt=bankrupt,

@@ -24,6 +24,32 @@ BoolArray = npt.NDArray[np.bool_]
 EQUITY_ZERO_TOLERANCE = 1e-12
 
 
+def bankrupt_accounts(
+    equity_usd: FloatArray,
+    collateral_value_usd: FloatArray,
+    maintenance_margin_usd: FloatArray,
+    zero_usd: FloatArray | float,
+) -> BoolArray:
+    """The one bankruptcy rule: equity <= zero_usd (0 up to rounding, EQUITY_ZERO_TOLERANCE x gross
+    value), except an account with nothing in it: no collateral, no requirement and equity 0 up to
+    rounding (never funded, or closed out flat) owes nothing and is flat, not bankrupt, and has
+    margin ratio 0 rather than null. Borrowing or a position with a requirement keeps the rule."""
+    at_zero = equity_usd <= zero_usd
+    empty = (collateral_value_usd == 0.0) & (maintenance_margin_usd == 0.0) & (equity_usd >= -zero_usd)
+    flags: BoolArray = at_zero & ~empty
+    return flags
+
+
+def margin_ratio(
+    maintenance_margin_usd: FloatArray, equity_usd: FloatArray, bankrupt: BoolArray
+) -> FloatArray:
+    """MM / equity; NaN (JSON null) where bankrupt, 0 for an empty account (equity 0, not bankrupt)."""
+    positive = equity_usd > 0.0
+    ratio = np.where(positive, maintenance_margin_usd / np.where(positive, equity_usd, 1.0), 0.0)
+    result: FloatArray = np.where(bankrupt, np.nan, ratio)
+    return result
+
+
 @dataclass(frozen=True, slots=True)
 class MarginResult:
     """Per account, shapes (n_accounts,), USD.
@@ -74,8 +100,8 @@ class MarginResult:
         equity <= EQUITY_ZERO_TOLERANCE · gross_value_usd (None: when equity <= 0)."""
         equity = collateral_value_usd + position_value_usd
         zero = 0.0 if gross_value_usd is None else EQUITY_ZERO_TOLERANCE * gross_value_usd
-        bankrupt = equity <= zero
-        ratio = np.where(bankrupt, np.nan, maintenance_margin_usd / np.where(bankrupt, 1.0, equity))
+        bankrupt = bankrupt_accounts(equity, collateral_value_usd, maintenance_margin_usd, zero)
+        ratio = margin_ratio(maintenance_margin_usd, equity, bankrupt)
         return cls(
             model=model,
             equity_usd=equity,
