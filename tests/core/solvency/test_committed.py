@@ -17,7 +17,7 @@ from ecc.exceptions import EccValueError
 
 from crossmargin import verifier
 from crossmargin.core.solvency import committed
-from crossmargin.core.solvency.encoding import salt_of
+from crossmargin.core.solvency.encoding import leaf_hash, node_hash, salt_of
 
 SECRET = bytes(range(32, 64))
 AMOUNTS = [5, 0, 123_456_789, 2**40, 7]
@@ -81,15 +81,13 @@ def test_range_proof_dummy_account_attack_is_caught():
     real = committed.commit(real_blind, 1000)
     dummy = committed.commit(dummy_blind, n - 1000)
     salt = salt_of(SECRET, asset, "alice")
-    real_hash = hashlib.sha256(committed.leaf_message(salt, committed.encode(real), "alice")).digest()
-    dummy_hash = hashlib.sha256(committed.leaf_message(bytes(32), committed.encode(dummy), "")).digest()
+    real_hash = leaf_hash(salt, committed.encode(real), "alice")
+    dummy_hash = leaf_hash(bytes(32), committed.encode(dummy), "")
     root_point = sum_var([real, dummy])
     root = {
         "format": "crossmargin-merkle-sum-zk-v1",
         "asset": asset,
-        "root_hash": hashlib.sha256(
-            committed.node_message(real_hash, committed.encode(real), dummy_hash, committed.encode(dummy))
-        ).hexdigest(),
+        "root_hash": node_hash(real_hash, committed.encode(real), dummy_hash, committed.encode(dummy)).hex(),
         "root_commitment": committed.encode(root_point).hex(),
         "total_units": 0,
         "total_blind": format((real_blind + dummy_blind) % n, "064x"),

@@ -28,7 +28,6 @@ gives the same bytes and nothing has to be stored per account.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,16 @@ import numpy.typing as npt
 from ecc.curves import secp256k1, sum_var
 from ecc.ecc import pedersen, rangeproof
 
-from crossmargin.core.solvency.encoding import FORMAT_ZK, LEAF_TAG, NODE_TAG, keyed, salt_of
+from crossmargin.core.solvency.encoding import (
+    FORMAT_ZK,
+    encoded_ids,
+    fillers,
+    keyed,
+    leaf_hashes,
+    node_hashes,
+    salt_of,
+    salts,
+)
 from crossmargin.core.solvency.merkle_sum import (
     check_amounts,
     check_secret,
@@ -51,6 +59,7 @@ Point = tuple[int, int]
 UnitArray = npt.NDArray[np.uint64]
 IntArray = npt.NDArray[np.int64]
 
+COMMITMENT_BYTES = 33
 RANGE_BITS = 64  # every leaf and sibling is proven in [0, 2**64)
 GROUP_ORDER = secp256k1.n
 
@@ -77,12 +86,13 @@ def commit(blind: int, value: int) -> Point:
     return point
 
 
-def leaf_message(salt: bytes, commitment: bytes, account_id: str) -> bytes:
-    return LEAF_TAG + salt + commitment + account_id.encode()
+def _matrix(encodings: list[bytes], width: int) -> npt.NDArray[np.uint8]:
+    return np.frombuffer(b"".join(encodings), dtype=np.uint8).reshape(len(encodings), width)
 
 
-def node_message(left_hash: bytes, left: bytes, right_hash: bytes, right: bytes) -> bytes:
-    return NODE_TAG + left_hash + left + right_hash + right
+def _rows(matrix: npt.NDArray[np.uint8]) -> list[bytes]:
+    data, width = matrix.tobytes(), matrix.shape[1]
+    return [data[i : i + width] for i in range(0, len(data), width)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,19 +152,20 @@ def build_committed_tree(
     values[order[: len(ids)]] = amounts
     blinds = [0] * capacity
     points: list[Point] = [(0, 0)] * capacity
-    hashes = [b""] * capacity
     for slot, position in enumerate(order.tolist()):  # one commitment per leaf: a library call each
         if slot < len(ids):
-            account = ids[slot]
-            blinds[position] = blind_of(secret, asset, b"leaf", account.encode())
+            blinds[position] = blind_of(secret, asset, b"leaf", ids[slot].encode())
             points[position] = commit(blinds[position], int(amounts[slot]))
-            salt = salt_of(secret, asset, account)
         else:
             blinds[position] = blind_of(secret, asset, b"pad", position.to_bytes(8, "big"))
             points[position] = commit(blinds[position], 0)
-            salt, account = keyed(secret, b"pad", asset.encode(), position.to_bytes(8, "big")), ""
-        hashes[position] = hashlib.sha256(leaf_message(salt, encode(points[position]), account)).digest()
     encoded = [encode(p) for p in points]
+    fields = _matrix(encoded, COMMITMENT_BYTES)
+    leaves = np.empty((capacity, 32), dtype=np.uint8)
+    ids_packed, position, padding = encoded_ids(ids), order[: len(ids)], order[len(ids) :]
+    leaves[position] = leaf_hashes(salts(secret, asset, ids_packed), fields[position], ids_packed)
+    leaves[padding] = leaf_hashes(fillers(secret, asset, padding), fields[padding], None)
+    hashes = _rows(leaves)
     level_hashes, level_commitments, level_values, level_blinds = [hashes], [encoded], [values], [blinds]
     for _ in range(height):
         hashes, encoded, points, values, blinds = _parents(hashes, encoded, points, values, blinds)
@@ -170,20 +181,16 @@ def build_committed_tree(
         values=tuple(level_values),
         blinds=tuple(level_blinds),
         position=order[: len(ids)],
-        index={a: i for i, a in enumerate(ids)},
+        index=dict(zip(ids, range(len(ids)), strict=True)),
     )
 
 
 def _parents(
     hashes: list[bytes], encoded: list[bytes], points: list[Point], values: UnitArray, blinds: list[int]
 ) -> tuple[list[bytes], list[bytes], list[Point], UnitArray, list[int]]:
-    sha256 = hashlib.sha256
     parent_points: list[Point] = [sum_var([points[i], points[i + 1]]) for i in range(0, len(points), 2)]
     parent_encoded = [encode(p) for p in parent_points]
-    parent_hashes = [
-        sha256(node_message(hashes[i], encoded[i], hashes[i + 1], encoded[i + 1])).digest()
-        for i in range(0, len(hashes), 2)
-    ]
+    parent_hashes = _rows(node_hashes(_matrix(hashes, 32), _matrix(encoded, COMMITMENT_BYTES)))
     parent_values: UnitArray = values[0::2] + values[1::2]
     parent_blinds = [(blinds[i] + blinds[i + 1]) % GROUP_ORDER for i in range(0, len(blinds), 2)]
     return parent_hashes, parent_encoded, parent_points, parent_values, parent_blinds
