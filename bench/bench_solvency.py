@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmargin import verifier
-from crossmargin.core.solvency import merkle_sum
+from crossmargin.core.solvency import hashing, merkle_sum
 
 SECRET = bytes(range(32))
 
@@ -62,6 +62,100 @@ def hash_floor_seconds(n: int = 200_000) -> float:
     return float(best / n)
 
 
+def legacy_build(asset: str, ids: list[str], amounts: np.ndarray, secret: bytes) -> bytes:
+    """The build before batching (commit 06db938), kept here as the A/B baseline: per account a
+    keyed-BLAKE2b salt and a SHA-256 leaf, per parent a SHA-256, one hashlib call each (over
+    slices of one numpy buffer per level). Same tree shape and permutation; returns the root."""
+    height = merkle_sum.tree_height(len(ids), 0)
+    order = merkle_sum.leaf_positions(secret, asset, height=height)
+    capacity = 1 << height
+    leaves = np.empty((capacity, 32), dtype=np.uint8)
+    sums = np.zeros(capacity, dtype=np.uint64)
+    key_prefix = b"salt" + asset.encode() + b"\x00"
+    blake2b, sha256 = hashlib.blake2b, hashlib.sha256
+    amount_bytes = amounts.astype(">u8").tobytes()
+    digests = b"".join(
+        [
+            sha256(
+                b"\x00"
+                + blake2b(key_prefix + encoded, key=secret, digest_size=32).digest()
+                + amount_bytes[8 * row : 8 * row + 8]
+                + encoded
+            ).digest()
+            for row, encoded in enumerate(a.encode() for a in ids)
+        ]
+    )
+    leaves[order[: len(ids)]] = np.frombuffer(digests, np.uint8).reshape(-1, 32)
+    sums[order[: len(ids)]] = amounts
+    padding = order[len(ids) :]
+    pad_prefix = b"pad" + asset.encode() + b"\x00"
+    fill = b"".join(
+        [
+            sha256(
+                b"\x00" + blake2b(pad_prefix + p.to_bytes(8, "big"), key=secret, digest_size=32).digest() + bytes(8)
+            ).digest()
+            for p in padding.tolist()
+        ]
+    )
+    leaves[padding] = np.frombuffer(fill, np.uint8).reshape(-1, 32)
+    hashes = leaves
+    for _ in range(height):
+        m = hashes.shape[0] // 2
+        message = np.empty((m, 81), dtype=np.uint8)
+        message[:, 0] = 1
+        message[:, 1:33] = hashes[0::2]
+        message[:, 33:41] = sums[0::2].astype(">u8").view(np.uint8).reshape(m, 8)
+        message[:, 41:73] = hashes[1::2]
+        message[:, 73:] = sums[1::2].astype(">u8").view(np.uint8).reshape(m, 8)
+        view = memoryview(message.tobytes())
+        hashes = np.frombuffer(
+            b"".join([sha256(view[i : i + 81]).digest() for i in range(0, m * 81, 81)]), np.uint8
+        ).reshape(m, 32)
+        sums = sums[0::2] + sums[1::2]
+    root: bytes = hashes[0].tobytes()
+    return root
+
+
+def native_hash_seconds(n: int = 200_000) -> float:
+    """Seconds per SHA-256 of an 81-byte message in the batched native call, best of 3."""
+    messages = np.random.default_rng(0).integers(0, 256, (n, 81), dtype=np.uint8)
+    hashing.sha256_rows(messages[:2], native=True)  # numba's one-time load, not timed
+    best = np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        hashing.sha256_rows(messages, native=True)
+        best = min(best, time.perf_counter() - start)
+    return float(best / n)
+
+
+def bench_ab(n_accounts: int, n_assets: int) -> dict[str, object]:
+    """Before (per-hash hashlib, `legacy_build`) and after (`merkle_sum.build_tree`), the same
+    accounts, one process, interleaved asset by asset so load on the machine hits both alike."""
+    ids = [f"acct-{i:07d}" for i in range(n_accounts)]
+    hashing.sha256_rows(np.zeros((2, 81), np.uint8), native=True)  # numba's one-time load, not timed
+    before, after = [], []
+    for k in range(n_assets):
+        amounts = np.random.default_rng(k).integers(0, 10**12, n_accounts, dtype=np.int64)
+        start = time.perf_counter()
+        legacy_build(f"ASSET{k}", ids, amounts, SECRET)
+        before.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        tree = merkle_sum.build_tree(asset=f"ASSET{k}", account_ids=ids, amount_units=amounts, secret=SECRET)
+        after.append(time.perf_counter() - start)
+        assert tree.total_units == sum(amounts.tolist())
+    height = merkle_sum.tree_height(n_accounts, 0)
+    calls = n_assets * (2 * n_accounts + 2 * ((1 << height) - n_accounts) + (1 << height) - 1)
+    return {
+        "accounts": n_accounts,
+        "assets": n_assets,
+        "height": height,
+        "hash_calls": calls,
+        "before_seconds": float(np.sum(before)),
+        "after_seconds": float(np.sum(after)),
+        "speedup": float(np.sum(before) / np.sum(after)),
+    }
+
+
 def _build(args: tuple[str, int, int]) -> tuple[str, float, int, int]:
     asset, n_accounts, seed = args
     amounts = np.random.default_rng(seed).integers(0, 10**12, n_accounts, dtype=np.int64)
@@ -81,8 +175,8 @@ def bench_trees(n_accounts: int, n_assets: int, workers: int) -> dict[str, objec
     wall = time.perf_counter() - start
     height = built[0][2]
     calls = n_assets * (
-        2 * n_accounts + (1 << height) - n_accounts + (1 << height) - 1
-    )  # salts+leaves, padding, parents
+        2 * n_accounts + 2 * ((1 << height) - n_accounts) + (1 << height) - 1
+    )  # salts+leaves, padding fillers+leaves, parents
     return {
         "accounts": n_accounts,
         "assets": n_assets,
@@ -189,12 +283,23 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--assets", type=int, default=5)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--ab-accounts", type=int, default=100_000)
     parser.add_argument("--hidden-accounts", type=int, default=1024)
     parser.add_argument("--mpc-accounts", type=int, default=2)
     args = parser.parse_args()
     print(f"crossmargin bench_solvency · CPU {cpu_model()} · {os.cpu_count()} cores (shared)")
     floor = hash_floor_seconds()
     print(f"floor: one hashlib SHA-256 call on 81 bytes = {floor * 1e6:.3f} µs")
+    native = native_hash_seconds()
+    ab = bench_ab(args.ab_accounts, args.assets)
+    ab_floor = ab["hash_calls"] * floor  # type: ignore[operator]
+    ab_native_floor = ab["hash_calls"] * native  # type: ignore[operator]
+    print(
+        f"A/B trees, {args.ab_accounts:,} accounts x {args.assets} assets, one process: before (hashlib per "
+        f"hash) {ab['before_seconds']:.2f} s, after (batched native) {ab['after_seconds']:.2f} s, "
+        f"x{ab['speedup']:.1f}; floor {ab['hash_calls']:,} calls x hashlib {ab_floor:.2f} s, "
+        f"x native {native * 1e6:.3f} µs = {ab_native_floor:.2f} s"
+    )
     trees = bench_trees(args.accounts, args.assets, args.workers)
     floor_seconds = trees["hash_calls"] * floor / args.workers  # type: ignore[operator]
     print(
@@ -229,6 +334,8 @@ def main() -> None:
             {
                 "cpu": cpu_model(),
                 "hash_floor_us": floor * 1e6,
+                "native_hash_us": native * 1e6,
+                "ab": ab | {"hashlib_floor_seconds": ab_floor, "native_floor_seconds": ab_native_floor},
                 "trees": trees,
                 "tree_floor_seconds": floor_seconds,
                 "inclusion_plain": plain,

@@ -53,9 +53,9 @@ def test_solvency_concat_rows_packs_fixed_and_variable_fields():
 def test_solvency_tree_is_the_same_built_natively_or_through_hashlib(monkeypatch):
     ids = [f"user-{i}" for i in range(300)] + ["ünïcode-ïd"]
     amounts = np.random.default_rng(3).integers(0, 10**12, len(ids))
-    monkeypatch.setattr(hashing, "NATIVE_MIN_ROWS", 0)
+    monkeypatch.setattr(hashing, "BACKEND", "native")
     native = build_tree(asset="BTC", account_ids=ids, amount_units=amounts, secret=SECRET, min_height=10)
-    monkeypatch.setattr(hashing, "NATIVE_MIN_ROWS", 1 << 60)
+    monkeypatch.setattr(hashing, "BACKEND", "hashlib")
     plain = build_tree(asset="BTC", account_ids=ids, amount_units=amounts, secret=SECRET, min_height=10)
     for level in range(native.height + 1):
         np.testing.assert_array_equal(native.hashes[level], plain.hashes[level])

@@ -142,7 +142,8 @@ def build_committed_tree(
     addition per parent, each a libsecp256k1 call through `ecc`)."""
     check_secret(secret)
     ids = tuple(account_ids)
-    if len(set(ids)) != len(ids):
+    index = dict(zip(ids, range(len(ids)), strict=True))
+    if len(index) != len(ids):
         raise InputError("accounts", "duplicate account id")
     amounts = check_amounts(asset, ids, amount_units)
     height = tree_height(len(ids), min_height)
@@ -181,7 +182,7 @@ def build_committed_tree(
         values=tuple(level_values),
         blinds=tuple(level_blinds),
         position=order[: len(ids)],
-        index=dict(zip(ids, range(len(ids)), strict=True)),
+        index=index,
     )
 
 

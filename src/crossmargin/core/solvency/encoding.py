@@ -33,14 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.core.solvency.hashing import (
-    ByteArray,
-    OffsetArray,
-    concat_rows,
-    hmac_sha256_segments,
-    sha256_rows,
-    sha256_segments,
-)
+from crossmargin.core.solvency.hashing import ByteArray, OffsetArray, digests, sha256_rows
 
 FORMAT = "crossmargin-merkle-sum-v1"
 FORMAT_ZK = "crossmargin-merkle-sum-zk-v1"
@@ -90,14 +83,16 @@ def node_hash(left_hash: bytes, left_field: bytes, right_hash: bytes, right_fiel
 
 def encoded_ids(account_ids: Sequence[str]) -> tuple[ByteArray, OffsetArray]:
     """The ids' UTF-8 bytes packed in one buffer, and their offsets (n + 1,)."""
-    encoded = list(map(str.encode, account_ids))
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)), out=offsets[1:])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
-
-
-def _constant(prefix: bytes, rows: int) -> ByteArray:
-    return np.broadcast_to(np.frombuffer(prefix, dtype=np.uint8), (rows, len(prefix)))
+    offsets = np.zeros(len(account_ids) + 1, dtype=np.int64)
+    joined = "".join(account_ids)
+    packed = joined.encode()
+    if len(packed) == len(joined):  # ASCII: one byte per character, lengths from the strings
+        lengths = np.fromiter(map(len, account_ids), dtype=np.int64, count=len(account_ids))
+    else:
+        encoded = list(map(str.encode, account_ids))
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    np.cumsum(lengths, out=offsets[1:])
+    return np.frombuffer(packed, dtype=np.uint8), offsets
 
 
 def sum_fields(units: npt.NDArray[np.uint64]) -> ByteArray:
@@ -108,23 +103,18 @@ def sum_fields(units: npt.NDArray[np.uint64]) -> ByteArray:
 
 def salts(secret: bytes, asset: str, ids: tuple[ByteArray, OffsetArray]) -> ByteArray:
     """`salt_of` for every account, shape (n, 32)."""
-    rows = ids[1].shape[0] - 1
-    return hmac_sha256_segments(secret, *concat_rows(_constant(_salt_prefix(asset), rows), ids))
+    return digests(_salt_prefix(asset), tail=ids, key=secret)
 
 
 def fillers(secret: bytes, asset: str, indices: npt.NDArray[np.int64]) -> ByteArray:
     """`filler_of` for every padding index, shape (m, 32)."""
     index_bytes = indices.astype(">u8").view(np.uint8).reshape(-1, 8)
-    buf, offsets = concat_rows(_constant(_pad_prefix(asset), indices.shape[0]), index_bytes)
-    return hmac_sha256_segments(secret, buf, offsets)
+    return digests(_pad_prefix(asset), index_bytes, key=secret)
 
 
 def leaf_hashes(salt: ByteArray, fields: ByteArray, ids: tuple[ByteArray, OffsetArray] | None) -> ByteArray:
     """`leaf_hash` per row, shape (n, 32); ids None: padding leaves (empty id)."""
-    rows = salt.shape[0]
-    parts = (_constant(LEAF_TAG, rows), salt, fields)
-    buf, offsets = concat_rows(*parts, ids) if ids is not None else concat_rows(*parts)
-    return sha256_segments(buf, offsets)
+    return digests(LEAF_TAG, salt, fields, tail=ids)
 
 
 def node_hashes(hashes: ByteArray, fields: ByteArray) -> ByteArray:

@@ -14,8 +14,8 @@ those two SHA-256 states per message.
 
 The output is plain SHA-256 / HMAC-SHA256, byte for byte `hashlib` / `hmac`'s (tested), so the
 standalone verifier needs nothing but the standard library. Where libcrypto cannot be loaded
-(or for small batches, below `NATIVE_MIN_ROWS`, where numba's one-time load of ~0.5-1 s would
-cost more than it saves) the same functions loop over `hashlib`.
+(or for small trees, until a batch of `NATIVE_MIN_ROWS` comes: numba's one-time load of
+~0.5-1 s would cost more than it saves) the same functions loop over `hashlib`.
 
 Summa (https://github.com/summa-dev/summa-solvency) and DAPOL+
 (https://github.com/silversixpence-crypto/dapol) build their trees in Rust, where a hash call is
@@ -28,7 +28,7 @@ import ctypes
 import hashlib
 import hmac
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -43,6 +43,10 @@ DIGEST_BYTES = 32
 BLOCK_BYTES = 64
 CTX_BYTES = 256  # >= sizeof(SHA256_CTX) (112 bytes in OpenSSL 1.1 and 3.x)
 NATIVE_MIN_ROWS = 1 << 16
+# "auto": native from the first batch of NATIVE_MIN_ROWS on, then for every batch (numba's load
+# is paid once per process); "native" / "hashlib" force one path (tests, the bench's A/B).
+BACKEND = "auto"
+_loaded: set[str] = set()
 _LIBCRYPTO_NAMES = {
     "linux": ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.so"),
     "darwin": ("libcrypto.3.dylib", "libcrypto.1.1.dylib", "libcrypto.dylib"),
@@ -62,19 +66,40 @@ def _sha256_segments(  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
-def _hmac_segments(  # pragma: no cover - compiled
-    buf: Any, offsets: Any, out: Any, ctx: Any, inner: Any, outer: Any, update: Any, final: Any
+def _concat_digests(  # pragma: no cover - compiled
+    prefix: Any,
+    first: Any,
+    second: Any,
+    tail: Any,
+    tail_offsets: Any,
+    out: Any,
+    ctx: Any,
+    keyed: bool,
+    inner: Any,
+    outer: Any,
+    init: Any,
+    update: Any,
+    final: Any,
 ) -> None:
-    """HMAC: SHA-256(K⊕opad ‖ SHA-256(K⊕ipad ‖ m)), both pad states precomputed (`inner`,
-    `outer`: SHA256_CTX bytes after one 64-byte block)."""
-    base, dst, state = buf.ctypes.data, out.ctypes.data, ctx.ctypes.data
-    for i in range(offsets.shape[0] - 1):
-        ctx[:] = inner
-        update(state, base + offsets[i], offsets[i + 1] - offsets[i])
+    """Row i: SHA-256 (or, keyed, HMAC from the pad states `inner`/`outer`: SHA256_CTX bytes
+    after one 64-byte block) of prefix ‖ first[i] ‖ second[i] ‖ tail[tail_offsets[i]:[i + 1]]."""
+    state, dst = ctx.ctypes.data, out.ctypes.data
+    w1, w2 = first.shape[1], second.shape[1]
+    p1, p2, p3 = first.ctypes.data, second.ctypes.data, tail.ctypes.data
+    for i in range(out.shape[0]):
+        if keyed:
+            ctx[:] = inner
+        else:
+            init(state)
+        update(state, prefix.ctypes.data, prefix.shape[0])
+        update(state, p1 + w1 * i, w1)
+        update(state, p2 + w2 * i, w2)
+        update(state, p3 + tail_offsets[i], tail_offsets[i + 1] - tail_offsets[i])
         final(dst + DIGEST_BYTES * i, state)
-        ctx[:] = outer
-        update(state, dst + DIGEST_BYTES * i, DIGEST_BYTES)
-        final(dst + DIGEST_BYTES * i, state)
+        if keyed:
+            ctx[:] = outer
+            update(state, dst + DIGEST_BYTES * i, DIGEST_BYTES)
+            final(dst + DIGEST_BYTES * i, state)
 
 
 @cache
@@ -100,8 +125,13 @@ def native_available() -> bool:
 
 def _use_native(rows: int, native: bool | None) -> bool:
     if native is None:
-        native = rows >= NATIVE_MIN_ROWS
-    return native and native_available()
+        native = BACKEND == "native" or (
+            BACKEND == "auto" and (rows >= NATIVE_MIN_ROWS or bool(_loaded))
+        )
+    if native and native_available():
+        _loaded.add("numba")
+        return True
+    return False
 
 
 def fixed_offsets(rows: int, width: int) -> OffsetArray:
@@ -118,9 +148,7 @@ def sha256_segments(buf: ByteArray, offsets: OffsetArray, *, native: bool | None
         out = np.empty((rows, DIGEST_BYTES), dtype=np.uint8)
         _sha256_segments(data, np.ascontiguousarray(offsets, np.int64), out, _ctx(), init, update, final)
         return out
-    view, sha256 = memoryview(data), hashlib.sha256
-    bounds = offsets.tolist()
-    return _stack([sha256(view[a:b]).digest() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+    return _hashlib_segments(data, offsets, None)
 
 
 def sha256_rows(messages: ByteArray, *, native: bool | None = None) -> ByteArray:
@@ -129,27 +157,70 @@ def sha256_rows(messages: ByteArray, *, native: bool | None = None) -> ByteArray
     return sha256_segments(messages, fixed_offsets(m, width), native=native)
 
 
+def digests(
+    prefix: bytes,
+    *fixed: ByteArray,
+    tail: tuple[ByteArray, OffsetArray] | None = None,
+    key: bytes | None = None,
+    native: bool | None = None,
+) -> ByteArray:
+    """Row i: SHA-256, or with `key` HMAC-SHA256, of prefix ‖ fixed[0][i] ‖ fixed[1][i] ‖ tail
+    segment i: the fields stay in their own arrays (no packed copy of the messages). At most two
+    fixed-width (m, w) byte matrices; `tail` a (buf, offsets) pair of variable-length fields."""
+    if len(fixed) > 2:
+        raise ValueError("at most two fixed-width fields")
+    rows = fixed[0].shape[0] if fixed else tail[1].shape[0] - 1  # type: ignore[index]
+    if not _use_native(rows, native):
+        parts: list[ByteArray | tuple[ByteArray, OffsetArray]] = [
+            np.broadcast_to(np.frombuffer(prefix, np.uint8), (rows, len(prefix))), *fixed
+        ]
+        buf, offsets = concat_rows(*parts, *([tail] if tail is not None else []))
+        return _hashlib_segments(buf, offsets, key)
+    init, update, final = _libcrypto()  # type: ignore[misc]
+    empty = np.empty((rows, 0), dtype=np.uint8)
+    first, second = (np.ascontiguousarray(f, np.uint8) for f in (*fixed, empty, empty)[:2])
+    tail_buf, tail_offsets = tail if tail is not None else (empty.reshape(-1), np.zeros(rows + 1, np.int64))
+    keyed = key is not None
+    inner, outer = (_pad_state(key, pad, init, update) for pad in (0x36, 0x5C)) if keyed else (_ctx(), _ctx())
+    out = np.empty((rows, DIGEST_BYTES), dtype=np.uint8)
+    _concat_digests(
+        np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8),
+        first,
+        second,
+        np.ascontiguousarray(tail_buf, np.uint8),
+        np.ascontiguousarray(tail_offsets, np.int64),
+        out,
+        _ctx(),
+        keyed,
+        inner,
+        outer,
+        init,
+        update,
+        final,
+    )
+    return out
+
+
 def hmac_sha256_segments(
     key: bytes, buf: ByteArray, offsets: OffsetArray, *, native: bool | None = None
 ) -> ByteArray:
     """HMAC-SHA256(key, segment) for each segment, shape (len(offsets) - 1, 32)."""
-    rows = offsets.shape[0] - 1
-    data = np.ascontiguousarray(buf, dtype=np.uint8).reshape(-1)
-    if _use_native(rows, native):
-        init, update, final = _libcrypto()  # type: ignore[misc]
-        inner, outer = (_pad_state(key, pad, init, update) for pad in (0x36, 0x5C))
-        out = np.empty((rows, DIGEST_BYTES), dtype=np.uint8)
-        offs = np.ascontiguousarray(offsets, np.int64)
-        _hmac_segments(data, offs, out, _ctx(), inner, outer, update, final)
-        return out
-    view, bounds = memoryview(data), offsets.tolist()
-    mac: Callable[[bytes], bytes] = hmac.new(key, digestmod=hashlib.sha256).copy  # type: ignore[assignment]
-    digests = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        h = mac()
-        h.update(view[a:b])  # type: ignore[attr-defined]
-        digests.append(h.digest())  # type: ignore[attr-defined]
-    return _stack(digests)
+    return digests(b"", tail=(buf, offsets), key=key, native=native)
+
+
+def _hashlib_segments(buf: ByteArray, offsets: OffsetArray, key: bytes | None) -> ByteArray:
+    view, bounds = memoryview(np.ascontiguousarray(buf).reshape(-1)), offsets.tolist()
+    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    if key is None:
+        sha256 = hashlib.sha256
+        return _stack([sha256(view[a:b]).digest() for a, b in pairs])
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    out = []
+    for a, b in pairs:
+        h = mac.copy()
+        h.update(view[a:b])
+        out.append(h.digest())
+    return _stack(out)
 
 
 def _ctx() -> ByteArray:

@@ -149,7 +149,8 @@ def build_tree(
     """Build one asset's Merkle-sum tree over `amount_units` (n,), exact minor units >= 0."""
     check_secret(secret)
     ids = tuple(account_ids)
-    if len(set(ids)) != len(ids):
+    index = dict(zip(ids, range(len(ids)), strict=True))
+    if len(index) != len(ids):
         raise InputError("accounts", "duplicate account id")
     amounts = check_amounts(asset, ids, amount_units)
     height = tree_height(len(ids), min_height)
@@ -176,7 +177,7 @@ def build_tree(
         hashes=tuple(hashes),
         sums=tuple(sums),
         position=position,
-        index=dict(zip(ids, range(len(ids)), strict=True)),
+        index=index,
     )
 
 
