@@ -92,7 +92,9 @@ def legacy_build(asset: str, ids: list[str], amounts: np.ndarray, secret: bytes)
     fill = b"".join(
         [
             sha256(
-                b"\x00" + blake2b(pad_prefix + p.to_bytes(8, "big"), key=secret, digest_size=32).digest() + bytes(8)
+                b"\x00"
+                + blake2b(pad_prefix + p.to_bytes(8, "big"), key=secret, digest_size=32).digest()
+                + bytes(8)
             ).digest()
             for p in padding.tolist()
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def _messages(seed: int, rows: int) -> tuple[list[bytes], np.ndarray, np.ndarray
     lengths[:4] = [0, 55, 56, 64]
     data = rng.integers(0, 256, int(lengths.sum()), dtype=np.uint8)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    messages = [data[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    messages = [data[a:b].tobytes() for a, b in itertools.pairwise(offsets)]
     return messages, data, offsets
 
 
@@ -45,8 +46,13 @@ def test_solvency_concat_rows_packs_fixed_and_variable_fields():
     ids = encoding.encoded_ids(["a", "", "ünï", "bob"])
     fixed = np.arange(8, dtype=np.uint8).reshape(4, 2)
     buf, offsets = hashing.concat_rows(fixed, ids, fixed[:, :1])
-    rows = [buf[a:b].tobytes() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-    assert rows == [b"\x00\x01a\x00", b"\x02\x03\x02", b"\x04\x05" + "ünï".encode() + b"\x04", b"\x06\x07bob\x06"]
+    rows = [buf[a:b].tobytes() for a, b in itertools.pairwise(offsets)]
+    assert rows == [
+        b"\x00\x01a\x00",
+        b"\x02\x03\x02",
+        b"\x04\x05" + "ünï".encode() + b"\x04",
+        b"\x06\x07bob\x06",
+    ]
 
 
 @requires_native

@@ -38,7 +38,9 @@ from ecc.curves import secp256k1, sum_var
 from ecc.ecc import pedersen, rangeproof
 
 from crossmargin.core.solvency.encoding import (
+    DEBT_COVER_FORMAT,
     FORMAT_ZK,
+    cover_binding,
     encoded_ids,
     fillers,
     keyed,
@@ -116,6 +118,12 @@ class CommittedTree:
     @property
     def total_units(self) -> int:
         return int(self.values[-1][0])
+
+    def leaf_hash_of(self, account_id: str) -> bytes:
+        try:
+            return self.hashes[0][int(self.position[self.index[account_id]])]
+        except KeyError:
+            raise InputError("account", f"no account {account_id!r} in the {self.asset} tree") from None
 
     def root(self) -> dict[str, Any]:
         """Published: root hash and commitment, and its opening (the total and summed blind)."""
@@ -259,11 +267,24 @@ def inclusion_proof(
     }
 
 
-DEBT_COVER_FORMAT = "crossmargin-debt-cover-v1"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoundLeaf:
+    """One asset's part of what a debt-cover proof is bound to: the published root hash, the
+    account's leaf hash in that tree, and the account's debt in the asset (minor units)."""
+
+    asset: str
+    root_hash: bytes
+    leaf_hash: bytes
+    debt_units: int
 
 
 def debt_cover_proof(
-    secret: bytes, *, account_id: str, collateral_micro_usd: int, debt_micro_usd: int
+    secret: bytes,
+    *,
+    account_id: str,
+    collateral_micro_usd: int,
+    debt_micro_usd: int,
+    bound: Sequence[BoundLeaf],
 ) -> dict[str, Any]:
     """Binance-style per-account statement that haircut collateral covers debt, in zero
     knowledge to anyone but the account: commitments C_V to the haircut value of its holdings
@@ -271,25 +292,34 @@ def debt_cover_proof(
     up), and a range proof that C_V − C_D (blind r_V − r_D) opens to a value in [0, 2**64), i.e.
     V >= D, plus range proofs that V and D themselves are in [0, 2**64). The account gets the
     openings to check V and D against its own balances and the published haircut schedules.
-    (Binance proves the same inside its zk-SNARK for every user; here it is one account's, on
-    request, and not bound into the liability roots.)"""
+
+    Bound to the liability roots: every range proof commits (`extra_commit`) to
+    `encoding.cover_binding` of the account's leaf and the published root of every asset, and
+    its debt per asset, so the verifier accepts it only beside inclusion proofs of those very
+    leaves under the published roots (Binance proves the same inside its zk-SNARK for every
+    user at once; here it is one account's, on request)."""
     if not 0 <= debt_micro_usd <= collateral_micro_usd < 2**RANGE_BITS:
         raise InputError(
             f"debt_cover[{account_id}]",
             f"collateral {collateral_micro_usd} µUSD does not cover debt {debt_micro_usd} µUSD",
         )
+    if not bound:
+        raise InputError(f"debt_cover[{account_id}]", "must be bound to at least one asset's root")
+    for leaf in bound:
+        if not 0 <= leaf.debt_units < 2**RANGE_BITS:
+            raise InputError(f"debt_cover[{account_id}][{leaf.asset}]", f"debt {leaf.debt_units} outside u64")
     key = account_id.encode()
     blind_v = blind_of(secret, "", b"cover-collateral", key)
     blind_d = blind_of(secret, "", b"cover-debt", key)
     margin_blind = (blind_v - blind_d) % GROUP_ORDER
     if margin_blind == 0:  # astronomically unlikely; a zero blind cannot be range-proven
         raise InputError("secret", "derived blinds coincide; use another secret")
-    tag = DEBT_COVER_FORMAT + ":" + account_id
+    binding = cover_binding(account_id, [(b.asset, b.root_hash, b.leaf_hash, b.debt_units) for b in bound])
 
     def proven(blind: int, value: int, label: bytes) -> dict[str, str]:
-        nonce = keyed(secret, b"cover-nonce", label, key)
+        nonce = keyed(secret, b"cover-nonce", label, key, binding)
         proof = rangeproof.sign(
-            blind, value, nonce, value_generator(), min_bits=RANGE_BITS, extra_commit=tag.encode()
+            blind, value, nonce, value_generator(), min_bits=RANGE_BITS, extra_commit=binding
         )
         return {
             "commitment": encode(commit(blind, value)).hex(),
@@ -299,6 +329,15 @@ def debt_cover_proof(
     return {
         "format": DEBT_COVER_FORMAT,
         "account": account_id,
+        "liabilities": [
+            {
+                "asset": b.asset,
+                "root_hash": b.root_hash.hex(),
+                "leaf_hash": b.leaf_hash.hex(),
+                "debt_units": b.debt_units,
+            }
+            for b in sorted(bound, key=lambda b: b.asset)
+        ],
         "collateral": proven(blind_v, collateral_micro_usd, b"v")
         | {"micro_usd": collateral_micro_usd, "blind": format(blind_v, "064x")},
         "debt": proven(blind_d, debt_micro_usd, b"d")

@@ -78,6 +78,28 @@ def node_hash(left_hash: bytes, left_field: bytes, right_hash: bytes, right_fiel
     return hashlib.sha256(NODE_TAG + left_hash + left_field + right_hash + right_field).digest()
 
 
+DEBT_COVER_FORMAT = "crossmargin-debt-cover-v2"
+BUNDLE_FORMAT = "crossmargin-proof-bundle-v2"
+
+
+def _framed(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def cover_binding(account_id: str, bound: Sequence[tuple[str, bytes, bytes, int]]) -> bytes:
+    """What a debt-cover proof is bound to, hashed into every one of its range proofs (their
+    `extra_commit`): the account, and per asset (sorted) the published root hash, the
+    account's leaf hash in that tree and its debt in that asset (units):
+
+        SHA-256(len ‖ "crossmargin-debt-cover-v2" ‖ len ‖ account ‖ Σ_asset (len ‖ asset ‖
+                root hash ‖ leaf hash ‖ debt units u64 BE))          (len: u32 BE byte count)
+    """
+    message = _framed(DEBT_COVER_FORMAT.encode()) + _framed(account_id.encode())
+    for asset, root_hash, leaf, debt_units in sorted(bound):
+        message += _framed(asset.encode()) + root_hash + leaf + sum_field(debt_units)
+    return hashlib.sha256(message).digest()
+
+
 # ---- batched: a whole level per call -------------------------------------------------------
 
 
@@ -129,4 +151,3 @@ def node_hashes(hashes: ByteArray, fields: ByteArray) -> ByteArray:
     message[:, 1 + step : 1 + step + HASH_BYTES] = hashes[1::2]
     message[:, 1 + step + HASH_BYTES :] = fields[1::2]
     return sha256_rows(message)
-

@@ -27,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import hmac
+import itertools
 import sys
 from collections.abc import Sequence
 from functools import cache
@@ -125,9 +126,7 @@ def native_available() -> bool:
 
 def _use_native(rows: int, native: bool | None) -> bool:
     if native is None:
-        native = BACKEND == "native" or (
-            BACKEND == "auto" and (rows >= NATIVE_MIN_ROWS or bool(_loaded))
-        )
+        native = BACKEND == "native" or (BACKEND == "auto" and (rows >= NATIVE_MIN_ROWS or bool(_loaded)))
     if native and native_available():
         _loaded.add("numba")
         return True
@@ -172,7 +171,8 @@ def digests(
     rows = fixed[0].shape[0] if fixed else tail[1].shape[0] - 1  # type: ignore[index]
     if not _use_native(rows, native):
         parts: list[ByteArray | tuple[ByteArray, OffsetArray]] = [
-            np.broadcast_to(np.frombuffer(prefix, np.uint8), (rows, len(prefix))), *fixed
+            np.broadcast_to(np.frombuffer(prefix, np.uint8), (rows, len(prefix))),
+            *fixed,
         ]
         buf, offsets = concat_rows(*parts, *([tail] if tail is not None else []))
         return _hashlib_segments(buf, offsets, key)
@@ -181,7 +181,11 @@ def digests(
     first, second = (np.ascontiguousarray(f, np.uint8) for f in (*fixed, empty, empty)[:2])
     tail_buf, tail_offsets = tail if tail is not None else (empty.reshape(-1), np.zeros(rows + 1, np.int64))
     keyed = key is not None
-    inner, outer = (_pad_state(key, pad, init, update) for pad in (0x36, 0x5C)) if keyed else (_ctx(), _ctx())
+    inner, outer = (
+        (_pad_state(key, 0x36, init, update), _pad_state(key, 0x5C, init, update))
+        if key is not None
+        else (_ctx(), _ctx())
+    )
     out = np.empty((rows, DIGEST_BYTES), dtype=np.uint8)
     _concat_digests(
         np.frombuffer(prefix, np.uint8) if prefix else np.zeros(0, np.uint8),
@@ -209,8 +213,8 @@ def hmac_sha256_segments(
 
 
 def _hashlib_segments(buf: ByteArray, offsets: OffsetArray, key: bytes | None) -> ByteArray:
-    view, bounds = memoryview(np.ascontiguousarray(buf).reshape(-1)), offsets.tolist()
-    pairs = zip(bounds[:-1], bounds[1:], strict=True)
+    view, bounds = memoryview(np.ascontiguousarray(buf).reshape(-1).tobytes()), offsets.tolist()
+    pairs = itertools.pairwise(bounds)
     if key is None:
         sha256 = hashlib.sha256
         return _stack([sha256(view[a:b]).digest() for a, b in pairs])

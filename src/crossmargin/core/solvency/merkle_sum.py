@@ -131,6 +131,10 @@ class MerkleSumTree:
             "height": self.height,
         }
 
+    def leaf_hash_of(self, account_id: str) -> bytes:
+        leaf: bytes = self.hashes[0][self.position[self.row(account_id)]].tobytes()
+        return leaf
+
     def row(self, account_id: str) -> int:
         try:
             return self.index[account_id]
