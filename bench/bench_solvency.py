@@ -3,9 +3,12 @@
     python bench/bench_solvency.py [--accounts 1000000] [--assets 5] [--workers 2]
                                    [--hidden-accounts 1024] [--mpc-accounts 2]
 
+0. A/B, one process, --ab-accounts accounts x --assets assets, interleaved asset by asset: the
+   build before batching (`legacy_build`: one hashlib call per hash) against `build_tree` (one
+   native call per level), and the floors: (hash calls the build makes) x (one hashlib SHA-256
+   call on an 81-byte message), and x (one SHA-256 of the batched native call).
 1. Merkle-sum trees: --accounts accounts x --assets assets (exact u64 units), one tree per asset,
-   built in --workers processes; compared with the machine's measured floor in the same run:
-   (hash calls the build makes) x (one hashlib SHA-256 call on an 81-byte message).
+   built in --workers processes; compared with the hashlib floor.
 2. Per-user inclusion proofs: JSON size, generation and verification time (standalone verifier),
    sums in the clear; and with hidden sums (Pedersen commitments, tree of --hidden-accounts)
    with and without the 64-bit range proofs.

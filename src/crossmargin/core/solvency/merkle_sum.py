@@ -66,10 +66,34 @@ def check_amounts(asset: str, account_ids: Sequence[str], amount_units: npt.Arra
         raise InputError(
             f"liabilities[{asset}][{account_ids[row]}]", f"negative liability {int(amounts[row])}"
         )
-    total = sum(amounts.tolist())  # exact (Python ints): a u64 sum in numpy would wrap silently
+    total = exact_total(amounts)
     if total > MAX_TOTAL_UNITS:
         raise InputError(f"liabilities[{asset}]", f"total {total} units does not fit 64 bits")
     return amounts.astype(np.uint64)
+
+
+def exact_total(amounts: npt.NDArray[np.integer[Any]]) -> int:
+    """The exact sum of non-negative integers (a u64 sum in numpy would wrap silently): the high
+    and low 32-bit halves summed apart (each sum < 2**64 while n < 2**32), joined in Python."""
+    units = amounts.astype(np.uint64)
+    if units.size >= 1 << 32:  # pragma: no cover - beyond any tree here (MAX_HEIGHT aside)
+        return sum(units.tolist())
+    high = int((units >> np.uint64(32)).sum(dtype=np.uint64))
+    low = int((units & np.uint64(0xFFFFFFFF)).sum(dtype=np.uint64))
+    return (high << 32) + low
+
+
+def check_unique(account_ids: Sequence[str], salt: ByteArray) -> None:
+    """Refuse a repeated id. Equal ids have equal salts (a MAC of the id), so duplicates are
+    found by sorting the salts' first 8 bytes (no dict of a million strings); the few equal
+    prefixes are confirmed on the ids themselves."""
+    prefix = np.ascontiguousarray(salt[:, :8]).view(np.uint64).ravel()
+    order = np.argsort(prefix, kind="stable")
+    same = np.flatnonzero(prefix[order[1:]] == prefix[order[:-1]])
+    for k in same.tolist():
+        first, second = account_ids[int(order[k])], account_ids[int(order[k + 1])]
+        if first == second:
+            raise InputError("accounts", f"duplicate account id {first!r}")
 
 
 def tree_height(n_accounts: int, min_height: int) -> int:
@@ -136,6 +160,8 @@ class MerkleSumTree:
         return leaf
 
     def row(self, account_id: str) -> int:
+        if not self.index and self.account_ids:  # built on the first lookup, not at build time
+            self.index.update(zip(self.account_ids, range(len(self.account_ids)), strict=True))
         try:
             return self.index[account_id]
         except KeyError:
@@ -153,9 +179,6 @@ def build_tree(
     """Build one asset's Merkle-sum tree over `amount_units` (n,), exact minor units >= 0."""
     check_secret(secret)
     ids = tuple(account_ids)
-    index = dict(zip(ids, range(len(ids)), strict=True))
-    if len(index) != len(ids):
-        raise InputError("accounts", "duplicate account id")
     amounts = check_amounts(asset, ids, amount_units)
     height = tree_height(len(ids), min_height)
     order = leaf_positions(secret, asset, height=height)
@@ -164,7 +187,9 @@ def build_tree(
     leaf_sums = np.zeros(capacity, dtype=np.uint64)
     position = order[: len(ids)]
     ids_packed = encoded_ids(ids)
-    leaves[position] = leaf_hashes(salts(secret, asset, ids_packed), sum_fields(amounts), ids_packed)
+    account_salts = salts(secret, asset, ids_packed)
+    check_unique(ids, account_salts)
+    leaves[position] = leaf_hashes(account_salts, sum_fields(amounts), ids_packed)
     leaf_sums[position] = amounts
     padding = order[len(ids) :]
     if padding.size:
@@ -181,7 +206,7 @@ def build_tree(
         hashes=tuple(hashes),
         sums=tuple(sums),
         position=position,
-        index=index,
+        index={},
     )
 
 
