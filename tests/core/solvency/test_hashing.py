@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from crossmargin.core.solvency import encoding, hashing
-from crossmargin.core.solvency.merkle_sum import build_tree
+from crossmargin.core.solvency.merkle_sum import build_tree, exact_total
+from crossmargin.errors import InputError
 
 SECRET = bytes(range(32))
 requires_native = pytest.mark.skipif(not hashing.native_available(), reason="no libcrypto to load")
@@ -70,3 +71,19 @@ def test_solvency_tree_is_the_same_built_natively_or_through_hashlib(monkeypatch
     salt = encoding.salt_of(SECRET, "BTC", ids[row])
     leaf = encoding.leaf_hash(salt, encoding.sum_field(int(amounts[row])), ids[row])
     assert native.hashes[0][native.position[row]].tobytes() == leaf
+
+
+@pytest.mark.parametrize("backend", [pytest.param("native", marks=requires_native), "hashlib"])
+def test_solvency_duplicates_found_among_many_and_empty_books_build(monkeypatch, backend):
+    monkeypatch.setattr(hashing, "BACKEND", backend)
+    ids = [f"user-{i}" for i in range(2000)]
+    ids[1500] = "user-17"
+    with pytest.raises(InputError, match="duplicate account id 'user-17'"):
+        build_tree(asset="BTC", account_ids=ids, amount_units=np.ones(2000, np.int64), secret=SECRET)
+    empty = build_tree(asset="BTC", account_ids=[], amount_units=np.zeros(0, np.int64), secret=SECRET)
+    assert empty.total_units == 0 and empty.height == 1
+
+
+def test_solvency_exact_total_of_large_units():
+    units = np.random.default_rng(5).integers(0, 2**63, 5000, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+    assert exact_total(units) == sum(units.tolist())  # far beyond 2**64: numpy's sum would wrap
