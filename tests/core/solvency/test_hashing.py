@@ -87,3 +87,14 @@ def test_solvency_duplicates_found_among_many_and_empty_books_build(monkeypatch,
 def test_solvency_exact_total_of_large_units():
     units = np.random.default_rng(5).integers(0, 2**63, 5000, dtype=np.int64).astype(np.uint64) * np.uint64(2)
     assert exact_total(units) == sum(units.tolist())  # far beyond 2**64: numpy's sum would wrap
+
+
+@pytest.mark.parametrize("native", [pytest.param(True, marks=requires_native), False])
+def test_solvency_batched_hashing_refuses_segments_outside_the_buffer(native):
+    data = np.zeros(10, np.uint8)
+    with pytest.raises(ValueError, match="inside the buffer"):
+        hashing.sha256_segments(data, np.array([0, 5, 11]), native=native)
+    with pytest.raises(ValueError, match="inside the buffer"):
+        hashing.digests(b"x", tail=(data, np.array([0, 6, 4])), native=native)
+    with pytest.raises(ValueError, match=r"\(3, w\) byte matrix"):
+        hashing.digests(b"x", np.zeros((3, 2), np.uint8), np.zeros((2, 2), np.uint8), native=native)

@@ -135,6 +135,14 @@ def _use_native(rows: int, native: bool | None) -> bool:
     return False
 
 
+def _check_segments(buf: ByteArray, offsets: OffsetArray, rows: int) -> None:
+    """The native loop reads without bounds checks: every segment must lie inside `buf`."""
+    if offsets.shape != (rows + 1,):
+        raise ValueError(f"offsets must have {rows + 1} entries, got shape {offsets.shape}")
+    if rows and (offsets[0] < 0 or offsets[-1] > buf.size or np.any(np.diff(offsets) < 0)):
+        raise ValueError("offsets must be non-decreasing and inside the buffer")
+
+
 def fixed_offsets(rows: int, width: int) -> OffsetArray:
     offsets: OffsetArray = np.arange(rows + 1, dtype=np.int64) * width
     return offsets
@@ -144,6 +152,7 @@ def sha256_segments(buf: ByteArray, offsets: OffsetArray, *, native: bool | None
     """SHA-256 of each segment buf[offsets[i]:offsets[i+1]], shape (len(offsets) - 1, 32)."""
     rows = offsets.shape[0] - 1
     data = np.ascontiguousarray(buf, dtype=np.uint8).reshape(-1)
+    _check_segments(data, offsets, rows)
     if _use_native(rows, native):
         init, update, final = _libcrypto()  # type: ignore[misc]
         out = np.empty((rows, DIGEST_BYTES), dtype=np.uint8)
@@ -171,6 +180,10 @@ def digests(
     if len(fixed) > 2:
         raise ValueError("at most two fixed-width fields")
     rows = fixed[0].shape[0] if fixed else tail[1].shape[0] - 1  # type: ignore[index]
+    if any(f.ndim != 2 or f.shape[0] != rows for f in fixed):
+        raise ValueError(f"every fixed field must be an ({rows}, w) byte matrix")
+    if tail is not None:
+        _check_segments(tail[0].reshape(-1), tail[1], rows)
     if not _use_native(rows, native):
         parts: list[ByteArray | tuple[ByteArray, OffsetArray]] = [
             np.broadcast_to(np.frombuffer(prefix, np.uint8), (rows, len(prefix))),
