@@ -7,7 +7,9 @@ takes their proof from the venue and the roots the venue published, and runs
     python verifier.py PROOF.json ROOTS.json       (one proof, or `prove inclusion`'s bundle)
 
 (or `crossmargin verify PROOF.json --roots ROOTS.json`). Exit code 0: the proof holds; 1: it does
-not, with the reason; 2: the files cannot be read.
+not, with the reason; 2: the files cannot be read, or are of a format (version) this verifier
+does not know. A bundle's debt-cover proof is checked against the same published roots and the
+same leaves as the bundle's inclusion proofs (`verify_debt_cover`, `cover_binding`).
 
 What a valid proof shows (docs/solvency.md): the leaf commits to this account id and this
 amount; hashing up the path, with both children's sums (or commitments) inside every parent's
@@ -97,6 +99,10 @@ def published_root(roots: dict[str, Any], asset: str) -> dict[str, Any]:
 def verify_inclusion(proof: dict[str, Any], roots: dict[str, Any]) -> Verdict:
     """Check `proof` against the published `roots` (never against the proof's own copy)."""
     proof_format = _field(proof, "format", str)
+    if proof_format not in (PLAIN, HIDDEN):
+        raise MalformedProofError(
+            f"unknown proof format {proof_format!r}: this verifier reads {PLAIN} and {HIDDEN}"
+        )
     asset = _field(proof, "asset", str)
     root = published_root(roots, asset)
     if _field(root, "format", str) != proof_format:
