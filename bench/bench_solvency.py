@@ -3,9 +3,12 @@
     python bench/bench_solvency.py [--accounts 1000000] [--assets 5] [--workers 2]
                                    [--hidden-accounts 1024] [--mpc-accounts 2]
 
+0. A/B, one process, --ab-accounts accounts x --assets assets, interleaved asset by asset: the
+   build before batching (`legacy_build`: one hashlib call per hash) against `build_tree` (one
+   native call per level), and the floors: (hash calls the build makes) x (one hashlib SHA-256
+   call on an 81-byte message), and x (one SHA-256 of the batched native call).
 1. Merkle-sum trees: --accounts accounts x --assets assets (exact u64 units), one tree per asset,
-   built in --workers processes; compared with the machine's measured floor in the same run:
-   (hash calls the build makes) x (one hashlib SHA-256 call on an 81-byte message).
+   built in --workers processes; compared with the hashlib floor.
 2. Per-user inclusion proofs: JSON size, generation and verification time (standalone verifier),
    sums in the clear; and with hidden sums (Pedersen commitments, tree of --hidden-accounts)
    with and without the 64-bit range proofs.
@@ -35,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from crossmargin import verifier
-from crossmargin.core.solvency import merkle_sum
+from crossmargin.core.solvency import hashing, merkle_sum
 
 SECRET = bytes(range(32))
 
@@ -62,15 +65,116 @@ def hash_floor_seconds(n: int = 200_000) -> float:
     return float(best / n)
 
 
-def _build(args: tuple[str, int, int]) -> tuple[str, float, int, int]:
+def legacy_build(asset: str, ids: list[str], amounts: np.ndarray, secret: bytes) -> bytes:
+    """The build before batching (commit 06db938), kept here as the A/B baseline: per account a
+    keyed-BLAKE2b salt and a SHA-256 leaf, per parent a SHA-256, one hashlib call each (over
+    slices of one numpy buffer per level). Same tree shape and permutation; returns the root."""
+    height = merkle_sum.tree_height(len(ids), 0)
+    order = merkle_sum.leaf_positions(secret, asset, height=height)
+    capacity = 1 << height
+    leaves = np.empty((capacity, 32), dtype=np.uint8)
+    sums = np.zeros(capacity, dtype=np.uint64)
+    key_prefix = b"salt" + asset.encode() + b"\x00"
+    blake2b, sha256 = hashlib.blake2b, hashlib.sha256
+    amount_bytes = amounts.astype(">u8").tobytes()
+    digests = b"".join(
+        [
+            sha256(
+                b"\x00"
+                + blake2b(key_prefix + encoded, key=secret, digest_size=32).digest()
+                + amount_bytes[8 * row : 8 * row + 8]
+                + encoded
+            ).digest()
+            for row, encoded in enumerate(a.encode() for a in ids)
+        ]
+    )
+    leaves[order[: len(ids)]] = np.frombuffer(digests, np.uint8).reshape(-1, 32)
+    sums[order[: len(ids)]] = amounts
+    padding = order[len(ids) :]
+    pad_prefix = b"pad" + asset.encode() + b"\x00"
+    fill = b"".join(
+        [
+            sha256(
+                b"\x00"
+                + blake2b(pad_prefix + p.to_bytes(8, "big"), key=secret, digest_size=32).digest()
+                + bytes(8)
+            ).digest()
+            for p in padding.tolist()
+        ]
+    )
+    leaves[padding] = np.frombuffer(fill, np.uint8).reshape(-1, 32)
+    hashes = leaves
+    for _ in range(height):
+        m = hashes.shape[0] // 2
+        message = np.empty((m, 81), dtype=np.uint8)
+        message[:, 0] = 1
+        message[:, 1:33] = hashes[0::2]
+        message[:, 33:41] = sums[0::2].astype(">u8").view(np.uint8).reshape(m, 8)
+        message[:, 41:73] = hashes[1::2]
+        message[:, 73:] = sums[1::2].astype(">u8").view(np.uint8).reshape(m, 8)
+        view = memoryview(message.tobytes())
+        hashes = np.frombuffer(
+            b"".join([sha256(view[i : i + 81]).digest() for i in range(0, m * 81, 81)]), np.uint8
+        ).reshape(m, 32)
+        sums = sums[0::2] + sums[1::2]
+    root: bytes = hashes[0].tobytes()
+    return root
+
+
+def native_hash_seconds(n: int = 200_000) -> float:
+    """Seconds per SHA-256 of an 81-byte message in the batched native call, best of 3."""
+    messages = np.random.default_rng(0).integers(0, 256, (n, 81), dtype=np.uint8)
+    hashing.sha256_rows(messages[:2], native=True)  # numba's one-time load, not timed
+    best = np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        hashing.sha256_rows(messages, native=True)
+        best = min(best, time.perf_counter() - start)
+    return float(best / n)
+
+
+def bench_ab(n_accounts: int, n_assets: int) -> dict[str, object]:
+    """Before (per-hash hashlib, `legacy_build`) and after (`merkle_sum.build_tree`), the same
+    accounts, one process, interleaved asset by asset so load on the machine hits both alike."""
+    ids = [f"acct-{i:07d}" for i in range(n_accounts)]
+    hashing.sha256_rows(np.zeros((2, 81), np.uint8), native=True)  # numba's one-time load, not timed
+    before, after, before_cpu, after_cpu = [], [], [], []
+    for k in range(n_assets):
+        amounts = np.random.default_rng(k).integers(0, 10**12, n_accounts, dtype=np.int64)
+        start, cpu = time.perf_counter(), time.process_time()
+        legacy_build(f"ASSET{k}", ids, amounts, SECRET)
+        before.append(time.perf_counter() - start)
+        before_cpu.append(time.process_time() - cpu)
+        start, cpu = time.perf_counter(), time.process_time()
+        tree = merkle_sum.build_tree(asset=f"ASSET{k}", account_ids=ids, amount_units=amounts, secret=SECRET)
+        after.append(time.perf_counter() - start)
+        after_cpu.append(time.process_time() - cpu)
+        assert tree.total_units == sum(amounts.tolist())
+    height = merkle_sum.tree_height(n_accounts, 0)
+    calls = n_assets * (2 * n_accounts + 2 * ((1 << height) - n_accounts) + (1 << height) - 1)
+    return {
+        "accounts": n_accounts,
+        "assets": n_assets,
+        "height": height,
+        "hash_calls": calls,
+        "before_seconds": float(np.sum(before)),
+        "after_seconds": float(np.sum(after)),
+        "speedup": float(np.sum(before) / np.sum(after)),
+        "before_cpu_seconds": float(np.sum(before_cpu)),  # CPU time: robust to the shared cores
+        "after_cpu_seconds": float(np.sum(after_cpu)),
+        "speedup_cpu": float(np.sum(before_cpu) / np.sum(after_cpu)),
+    }
+
+
+def _build(args: tuple[str, int, int]) -> tuple[str, float, int, int, float]:
     asset, n_accounts, seed = args
     amounts = np.random.default_rng(seed).integers(0, 10**12, n_accounts, dtype=np.int64)
     ids = [f"acct-{i:07d}" for i in range(n_accounts)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     tree = merkle_sum.build_tree(asset=asset, account_ids=ids, amount_units=amounts, secret=SECRET)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert tree.total_units == sum(amounts.tolist())
-    return asset, seconds, tree.height, tree.total_units
+    return asset, seconds, tree.height, tree.total_units, cpu
 
 
 def bench_trees(n_accounts: int, n_assets: int, workers: int) -> dict[str, object]:
@@ -81,8 +185,8 @@ def bench_trees(n_accounts: int, n_assets: int, workers: int) -> dict[str, objec
     wall = time.perf_counter() - start
     height = built[0][2]
     calls = n_assets * (
-        2 * n_accounts + (1 << height) - n_accounts + (1 << height) - 1
-    )  # salts+leaves, padding, parents
+        2 * n_accounts + 2 * ((1 << height) - n_accounts) + (1 << height) - 1
+    )  # salts+leaves, padding fillers+leaves, parents
     return {
         "accounts": n_accounts,
         "assets": n_assets,
@@ -90,6 +194,7 @@ def bench_trees(n_accounts: int, n_assets: int, workers: int) -> dict[str, objec
         "height": height,
         "build_seconds_wall": wall,
         "build_seconds_per_asset": [b[1] for b in built],
+        "build_cpu_seconds_per_asset": [b[4] for b in built],  # wall >> CPU: the cores are shared
         "hash_calls": calls,
     }
 
@@ -101,13 +206,22 @@ def bench_plain_proofs(n_accounts: int, samples: int = 200) -> dict[str, float]:
     roots = {"assets": {"BTC": tree.root()}}
     chosen = np.random.default_rng(1).choice(n_accounts, samples, replace=False)
     start = time.perf_counter()
+    tree.row(ids[0])  # the id -> row index, built on the first lookup (once per loaded tree)
+    index_seconds = time.perf_counter() - start
+    start = time.perf_counter()
     proofs = [merkle_sum.inclusion_proof(tree, account_id=ids[i], secret=SECRET) for i in chosen]
     generate = (time.perf_counter() - start) / samples
     start = time.perf_counter()
     assert all(verifier.verify_inclusion(p, roots).valid for p in proofs)
     verify = (time.perf_counter() - start) / samples
     size = float(np.mean([len(json.dumps(p)) for p in proofs]))
-    return {"height": tree.height, "bytes": size, "generate_ms": 1e3 * generate, "verify_ms": 1e3 * verify}
+    return {
+        "height": tree.height,
+        "bytes": size,
+        "index_seconds": index_seconds,
+        "generate_ms": 1e3 * generate,
+        "verify_ms": 1e3 * verify,
+    }
 
 
 def bench_hidden(n_accounts: int, samples: int = 3) -> dict[str, object]:
@@ -189,17 +303,31 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--assets", type=int, default=5)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--ab-accounts", type=int, default=100_000)
     parser.add_argument("--hidden-accounts", type=int, default=1024)
     parser.add_argument("--mpc-accounts", type=int, default=2)
     args = parser.parse_args()
     print(f"crossmargin bench_solvency · CPU {cpu_model()} · {os.cpu_count()} cores (shared)")
     floor = hash_floor_seconds()
     print(f"floor: one hashlib SHA-256 call on 81 bytes = {floor * 1e6:.3f} µs")
+    native = native_hash_seconds()
+    ab = bench_ab(args.ab_accounts, args.assets)
+    ab_floor = ab["hash_calls"] * floor  # type: ignore[operator]
+    ab_native_floor = ab["hash_calls"] * native  # type: ignore[operator]
+    print(
+        f"A/B trees, {args.ab_accounts:,} accounts x {args.assets} assets, one process: before (hashlib per "
+        f"hash) {ab['before_seconds']:.2f} s, after (batched native) {ab['after_seconds']:.2f} s, "
+        f"x{ab['speedup']:.1f} (CPU {ab['before_cpu_seconds']:.2f} -> {ab['after_cpu_seconds']:.2f} s, "
+        f"x{ab['speedup_cpu']:.1f}); floor {ab['hash_calls']:,} calls x hashlib {ab_floor:.2f} s, "
+        f"x native {native * 1e6:.3f} µs = {ab_native_floor:.2f} s"
+    )
     trees = bench_trees(args.accounts, args.assets, args.workers)
     floor_seconds = trees["hash_calls"] * floor / args.workers  # type: ignore[operator]
+    cpu: list[float] = trees["build_cpu_seconds_per_asset"]  # type: ignore[assignment]
     print(
         f"trees: {args.accounts:,} accounts x {args.assets} assets (height {trees['height']}), "
-        f"{trees['build_seconds_wall']:.1f} s wall on {args.workers} workers; floor "
+        f"{trees['build_seconds_wall']:.1f} s wall on {args.workers} workers (CPU per asset "
+        f"{min(cpu):.1f}-{max(cpu):.1f} s); floor "
         f"{trees['hash_calls']:,} hash calls = {floor_seconds:.1f} s  [Summa v1: 2^20 users 24.5 s on 32 cores]"
     )
     plain = bench_plain_proofs(min(args.accounts, 1 << 20))
@@ -229,6 +357,8 @@ def main() -> None:
             {
                 "cpu": cpu_model(),
                 "hash_floor_us": floor * 1e6,
+                "native_hash_us": native * 1e6,
+                "ab": ab | {"hashlib_floor_seconds": ab_floor, "native_floor_seconds": ab_native_floor},
                 "trees": trees,
                 "tree_floor_seconds": floor_seconds,
                 "inclusion_plain": plain,

@@ -4,10 +4,12 @@ Imports nothing of crossmargin (an import-linter contract holds it to that) and 
 standard library, plus the `ecc` library for proofs with hidden sums. A user copies this one file,
 takes their proof from the venue and the roots the venue published, and runs
 
-    python verifier.py PROOF.json ROOTS.json
+    python verifier.py PROOF.json ROOTS.json       (one proof, or `prove inclusion`'s bundle)
 
 (or `crossmargin verify PROOF.json --roots ROOTS.json`). Exit code 0: the proof holds; 1: it does
-not, with the reason; 2: the files cannot be read.
+not, with the reason; 2: the files cannot be read, or are of a format (version) this verifier
+does not know. A bundle's debt-cover proof is checked against the same published roots and the
+same leaves as the bundle's inclusion proofs (`verify_debt_cover`, `cover_binding`).
 
 What a valid proof shows (docs/solvency.md): the leaf commits to this account id and this
 amount; hashing up the path, with both children's sums (or commitments) inside every parent's
@@ -97,6 +99,10 @@ def published_root(roots: dict[str, Any], asset: str) -> dict[str, Any]:
 def verify_inclusion(proof: dict[str, Any], roots: dict[str, Any]) -> Verdict:
     """Check `proof` against the published `roots` (never against the proof's own copy)."""
     proof_format = _field(proof, "format", str)
+    if proof_format not in (PLAIN, HIDDEN):
+        raise MalformedProofError(
+            f"unknown proof format {proof_format!r}: this verifier reads {PLAIN} and {HIDDEN}"
+        )
     asset = _field(proof, "asset", str)
     root = published_root(roots, asset)
     if _field(root, "format", str) != proof_format:
@@ -210,12 +216,102 @@ def _verify_hidden(proof: dict[str, Any], root: dict[str, Any], asset: str) -> V
     return Verdict(True, "included; every value on the path lies in [0, 2**64)", asset, account, amount)
 
 
-DEBT_COVER = "crossmargin-debt-cover-v1"
+DEBT_COVER = "crossmargin-debt-cover-v2"
+BUNDLE = "crossmargin-proof-bundle-v2"
 
 
-def verify_debt_cover(document: dict[str, Any]) -> Verdict:
-    """An account's proof that its haircut collateral covers its debt: both commitments open to
-    the stated values and are in [0, 2**64), and C_V − C_D is in [0, 2**64) (so V >= D)."""
+def leaf_hash(proof: dict[str, Any]) -> bytes:
+    """The leaf an inclusion proof starts from (what a debt-cover proof is bound to)."""
+    proof_format = _field(proof, "format", str)
+    account, salt = _field(proof, "account", str), _hex(proof, "salt", 32)
+    if proof_format == PLAIN:
+        field = _units(proof, "amount_units").to_bytes(8, "big")
+    elif proof_format == HIDDEN:
+        field = _hex(_field(proof, "leaf", dict), "commitment", 33)
+    else:
+        raise MalformedProofError(f"unknown format {proof_format!r}")
+    return hashlib.sha256(b"\x00" + salt + field + account.encode()).digest()
+
+
+def _framed(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def cover_binding(account: str, bound: list[tuple[str, bytes, bytes, int]]) -> bytes:
+    """SHA-256(len ‖ format ‖ len ‖ account ‖ Σ_asset sorted (len ‖ asset ‖ root hash ‖ leaf hash
+    ‖ debt units u64 BE)), len a u32 BE byte count: every range proof of a debt-cover proof
+    commits to it."""
+    message = _framed(DEBT_COVER.encode()) + _framed(account.encode())
+    for asset, root_hash, leaf, debt_units in sorted(bound):
+        message += _framed(asset.encode()) + root_hash + leaf + debt_units.to_bytes(8, "big")
+    return hashlib.sha256(message).digest()
+
+
+def verify_bundle(bundle: dict[str, Any], roots: dict[str, Any]) -> list[Verdict]:
+    """Every inclusion proof of a `crossmargin prove inclusion` bundle against the published
+    roots, and its debt-cover proof, if any, against the same roots and the same leaves."""
+    bundle_format = bundle.get("format") if isinstance(bundle, dict) else None
+    if bundle_format is None:
+        if isinstance(bundle, dict) and "debt_cover" in bundle:
+            raise MalformedProofError(
+                "a version-1 proof bundle: its debt-cover proof is not bound to the published roots;"
+                f" ask the venue for a {BUNDLE} bundle"
+            )
+    elif bundle_format != BUNDLE:
+        raise MalformedProofError(
+            f"unknown proof bundle format {bundle_format!r}: this verifier reads {BUNDLE}"
+        )
+    proofs = _field(bundle, "proofs", list)
+    verdicts = [verify_inclusion(p, roots) for p in proofs]
+    if "debt_cover" in bundle:
+        verdicts.append(verify_debt_cover(_field(bundle, "debt_cover", dict), roots, proofs))
+    return verdicts
+
+
+def _bound_leaves(
+    document: dict[str, Any], roots: dict[str, Any], proofs: list[dict[str, Any]], account: str
+) -> tuple[list[tuple[str, bytes, bytes, int]], str]:
+    """The debt-cover proof's bound leaves, checked against the published roots (every asset,
+    the same root hashes) and the bundle's inclusion proofs (the same leaves); a reason if not."""
+    entries = _field(document, "liabilities", list)
+    bound = []
+    for entry in entries:
+        asset = _field(entry, "asset", str)
+        bound.append(
+            (asset, _hex(entry, "root_hash", 32), _hex(entry, "leaf_hash", 32), _units(entry, "debt_units"))
+        )
+    published = _field(roots, "assets", dict) if isinstance(roots, dict) and "assets" in roots else {}
+    assets = sorted(a for a, _, _, _ in bound)
+    if len(set(assets)) != len(assets):
+        return bound, "the debt-cover proof names an asset twice"
+    if published and assets != sorted(published):
+        missing = sorted(set(published) - set(assets))
+        return bound, f"the debt-cover proof is not bound to every published asset (missing {missing})"
+    leaves = {}
+    for proof in proofs:
+        if _field(proof, "account", str) == account:
+            leaves[_field(proof, "asset", str)] = leaf_hash(proof)
+    for asset, root_hash, leaf, _ in bound:
+        if root_hash != _hex(published_root(roots, asset), "root_hash", 32):
+            return bound, f"the debt-cover proof is bound to a {asset} root other than the published one"
+        if asset not in leaves:
+            return (
+                bound,
+                f"the bundle has no {asset} inclusion proof for the leaf the debt-cover proof is bound to",
+            )
+        if leaves[asset] != leaf:
+            return bound, f"the debt-cover proof is bound to a {asset} leaf other than the inclusion proof's"
+    return bound, ""
+
+
+def verify_debt_cover(
+    document: dict[str, Any], roots: dict[str, Any], proofs: list[dict[str, Any]]
+) -> Verdict:
+    """An account's proof that its haircut collateral covers its debt, bound to the published
+    roots and to its leaves in them (the inclusion `proofs` of the same bundle): both
+    commitments open to the stated values and are in [0, 2**64), C_V − C_D is in [0, 2**64)
+    (so V >= D), and every range proof commits to `cover_binding` of those roots, leaves and
+    debts."""
     try:
         from ecc.curves import secp256k1, sum_var
         from ecc.ecc import pedersen, rangeproof
@@ -223,11 +319,17 @@ def verify_debt_cover(document: dict[str, Any]) -> Verdict:
         raise MalformedProofError(
             "debt-cover proofs need the ecc library: pip install ecc[secp256k1]"
         ) from None
-    if _field(document, "format", str) != DEBT_COVER:
-        raise MalformedProofError("not a debt-cover proof")
+    cover_format = _field(document, "format", str)
+    if cover_format != DEBT_COVER:
+        raise MalformedProofError(
+            f"unknown debt-cover format {cover_format!r}: this verifier reads {DEBT_COVER}"
+        )
     generator = pedersen.second_generator()
     account = _field(document, "account", str)
-    tag = f"{DEBT_COVER}:{account}".encode()
+    bound, problem = _bound_leaves(document, roots, proofs, account)
+    if problem:
+        return Verdict(False, problem, account=account)
+    tag = cover_binding(account, bound)
     points = {}
     for side in ("collateral", "debt"):
         part = _field(document, side, dict)
@@ -241,7 +343,11 @@ def verify_debt_cover(document: dict[str, Any]) -> Verdict:
         if not pedersen.verify(blind, value, point, generator):
             return Verdict(False, f"the {side} commitment does not open to the stated value", account=account)
         if not rangeproof.verify(point, _hex(part, "range_proof", 0), generator, extra_commit=tag):
-            return Verdict(False, f"the {side} range proof does not hold", account=account)
+            return Verdict(
+                False,
+                f"the {side} range proof does not hold for these roots, leaves and debts",
+                account=account,
+            )
         points[side] = point
     margin = sum_var([points["collateral"], secp256k1.negate(points["debt"])])
     proof = _hex(_field(document, "margin", dict), "range_proof", 0)
@@ -252,7 +358,7 @@ def verify_debt_cover(document: dict[str, Any]) -> Verdict:
         return Verdict(
             False, "collateral does not cover debt (the margin range proof fails)", account=account
         )
-    return Verdict(True, "haircut collateral covers debt", account=account)
+    return Verdict(True, "haircut collateral covers debt, bound to the published roots", account=account)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,23 +369,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         proof = json.loads(Path(args[0]).read_text(encoding="utf-8"))
         roots = json.loads(Path(args[1]).read_text(encoding="utf-8"))
-        verdict = verify_inclusion(proof, roots)
+        if isinstance(proof, dict) and ("proofs" in proof or "format" not in proof):
+            verdicts = verify_bundle(proof, roots)
+        else:
+            verdicts = [verify_inclusion(proof, roots)]
     except (OSError, ValueError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 2
-    sys.stdout.write(
-        json.dumps(
-            {
-                "valid": verdict.valid,
-                "reason": verdict.reason,
-                "asset": verdict.asset,
-                "account": verdict.account,
-                "amount_units": verdict.amount_units,
-            }
+    for verdict in verdicts:
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "valid": verdict.valid,
+                    "reason": verdict.reason,
+                    "asset": verdict.asset,
+                    "account": verdict.account,
+                    "amount_units": verdict.amount_units,
+                }
+            )
+            + "\n"
         )
-        + "\n"
-    )
-    return 0 if verdict.valid else 1
+    return 0 if all(v.valid for v in verdicts) else 1
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def test_solvency_worked_example_root_is_reproducible(tmp_path):
     secret.write_text("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n")
     out = _prove(tmp_path, "--secret-file", str(secret), "--min-height", "4")
     eth = json.loads((out / "roots.json").read_text())["assets"]["ETH"]
-    assert eth["root_hash"] == "319f9d95f72f2758d07b7970623a26e5b0969cafbbc8858d0654db51ce3d9ced"
+    assert eth["root_hash"] == "c830b6578953393b600a4e0d81033bb2d15e3994d4de68664cd6280c50ec5615"
     assert eth["total_units"] == 11_000_000_000
 
 
@@ -155,12 +155,47 @@ def test_range_proof_cli_debt_cover_for_a_borrower(tmp_path):
     )
     assert result.exit_code == 0, result.output
     bundle = json.loads(result.output)
+    assert bundle["format"] == "crossmargin-proof-bundle-v2"
     assert bundle["debt_cover"]["debt"]["micro_usd"] == 40_000 * 1.02 * 10**6  # liability weight 1.02
+    # bound to every asset's leaf, so every asset's proof is in the bundle despite --asset
+    assert [p["asset"] for p in bundle["proofs"]] == ["USDC", "USDT", "BTC", "ETH"]
+    bound = {e["asset"]: e for e in bundle["debt_cover"]["liabilities"]}
+    assert bound["USDC"]["debt_units"] == 40_000 * 10**6 and bound["ETH"]["debt_units"] == 0
     path = tmp_path / "directional.json"
     path.write_text(result.output)
-    checked = runner.invoke(app, ["verify", str(path), "--roots", str(out / "roots.json")])
+    roots = out / "roots.json"
+    checked = runner.invoke(app, ["verify", str(path), "--roots", str(roots)])
     assert checked.exit_code == 0, checked.output
-    assert "haircut collateral covers debt" in checked.output
+    assert "haircut collateral covers debt, bound to the published roots" in checked.output
+    # the standalone script checks the bundle too, and names a tampered debt
+    script = [sys.executable, "-I", str(VERIFIER)]
+    assert subprocess.run([*script, str(path), str(roots)], capture_output=True).returncode == 0
+    bound["USDC"]["debt_units"] = 0  # the borrowing left out of the statement
+    path.write_text(json.dumps(bundle))
+    rejected = subprocess.run([*script, str(path), str(roots)], capture_output=True, text=True)
+    assert rejected.returncode == 1
+    assert "range proof does not hold for these roots, leaves and debts" in rejected.stdout
+    # an unknown version is refused with its name, exit 2
+    path.write_text(json.dumps(bundle | {"format": "crossmargin-proof-bundle-v9"}))
+    refused = runner.invoke(app, ["verify", str(path), "--roots", str(roots)])
+    assert (
+        refused.exit_code == 2
+        and "unknown proof bundle format 'crossmargin-proof-bundle-v9'" in refused.output
+    )
+
+
+def test_range_proof_cli_debt_cover_refuses_another_book(tmp_path):
+    """The cover values the book's balances: a book whose balances are not the proven leaves
+    (here vol-seller's ETH changed) is refused rather than proven against the wrong leaves."""
+    out = _prove(tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text(DESK.read_text().replace("{BTC: 4.0, ETH: 60.0,", "{BTC: 4.0, ETH: 61.0,", 1))
+    assert other.read_text() != DESK.read_text()
+    result = runner.invoke(
+        app, ["prove", "inclusion", "--dir", str(out), "--account", "vol-seller", "--book", str(other)]
+    )
+    assert result.exit_code == 2
+    assert "not the book the proofs were built from" in result.output
 
 
 def test_solvency_cli_refuses_to_overwrite_a_foreign_directory(tmp_path):

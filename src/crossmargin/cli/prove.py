@@ -106,26 +106,34 @@ def _replay(loaded: Any, events: Path) -> tuple[Any, Any]:
 def inclusion(
     directory: Annotated[Path, typer.Option("--dir", help="The directory `prove liabilities` wrote")],
     account: Annotated[str, typer.Option(help="Account id")],
-    asset: Annotated[list[str] | None, typer.Option(help="Asset (default: every asset)")] = None,
+    asset: Annotated[
+        list[str] | None, typer.Option(help="Asset (default: every asset; with --book always every asset)")
+    ] = None,
     no_range_proofs: Annotated[
         bool, typer.Option("--no-range-proofs", help="Hidden trees: leave out the range proofs")
     ] = False,
     book: Annotated[
         Path | None,
-        typer.Option(help="The book: add a zero-knowledge proof that haircut collateral covers debt"),
+        typer.Option(
+            help="The book: add a zero-knowledge proof that haircut collateral covers debt, bound to"
+            " the account's leaf in every asset's published root"
+        ),
     ] = None,
 ) -> None:
     """Print the account's inclusion proofs (one per asset) as JSON."""
     from crossmargin.adapters.proofs import PRIVATE, ROOTS, SECRET, read_roots, read_secret, read_tree
     from crossmargin.core.solvency import merkle_sum
+    from crossmargin.core.solvency.encoding import BUNDLE_FORMAT
     from crossmargin.core.solvency.merkle_sum import MerkleSumTree
 
     try:
         roots = read_roots(directory / ROOTS)
         secret = read_secret(directory / PRIVATE / SECRET)
+        # a debt-cover proof is bound to the account's leaf in every asset's tree: all of them
+        chosen = list(roots["assets"]) if book is not None or not asset else asset
+        trees = {symbol: read_tree(directory, symbol) for symbol in chosen}
         proofs = []
-        for symbol in asset or list(roots["assets"]):
-            tree = read_tree(directory, symbol)
+        for tree in trees.values():
             if isinstance(tree, MerkleSumTree):
                 proofs.append(merkle_sum.inclusion_proof(tree, account_id=account, secret=secret))
             else:
@@ -136,21 +144,61 @@ def inclusion(
                         tree, account_id=account, secret=secret, with_range_proofs=not no_range_proofs
                     )
                 )
-        bundle: dict[str, Any] = {"account": account, "proofs": proofs}
+        bundle: dict[str, Any] = {"format": BUNDLE_FORMAT, "account": account, "proofs": proofs}
         if book is not None:
-            bundle["debt_cover"] = _debt_cover(book, account, secret)
+            bundle["debt_cover"] = _debt_cover(book, account, secret, trees, roots)
     except CrossMarginError as error:
         fail(error)
     sys.stdout.write(json.dumps(bundle, indent=1) + "\n")
 
 
-def _debt_cover(book: Path, account: str, secret: bytes) -> dict[str, Any]:
+def _debt_cover(
+    book: Path, account: str, secret: bytes, trees: dict[str, Any], roots: dict[str, Any]
+) -> dict[str, Any]:
+    """The account's debt-cover proof, bound to its leaf and the published root of every asset;
+    refused if the book's balances are not the proven leaves (another book than the proof's)."""
     from crossmargin.adapters.files import load_book
-    from crossmargin.core.solvency.committed import debt_cover_proof
-    from crossmargin.engine.solvency import collateral_and_debt_micro_usd
+    from crossmargin.core.solvency.committed import BoundLeaf, debt_cover_proof
+    from crossmargin.engine.solvency import collateral_and_debt_micro_usd, liabilities_of_book
 
-    collateral, debt = collateral_and_debt_micro_usd(load_book(book).book, account)
-    return debt_cover_proof(secret, account_id=account, collateral_micro_usd=collateral, debt_micro_usd=debt)
+    loaded = load_book(book).book
+    decimals = {a: int(r["decimals"]) for a, r in roots["assets"].items()}
+    owed = liabilities_of_book(loaded, decimals)
+    row = owed.account_ids.index(account) if account in owed.account_ids else -1
+    if row < 0:
+        raise InputError("--account", f"no account {account!r} in {book}")
+    bound = []
+    for asset, tree in trees.items():
+        k = owed.assets.index(asset) if asset in owed.assets else -1
+        proven = _leaf_units(tree, account)
+        held = int(owed.units[row, k]) if k >= 0 else 0
+        if held != proven:
+            raise InputError(
+                "--book",
+                f"{account}'s {asset} liability in {book} is {held} units, the proven leaf {proven}:"
+                " not the book the proofs were built from",
+            )
+        debt = int(owed.debt_units[row, k]) if k >= 0 else 0
+        bound.append(
+            BoundLeaf(
+                asset=asset,
+                root_hash=bytes.fromhex(roots["assets"][asset]["root_hash"]),
+                leaf_hash=tree.leaf_hash_of(account),
+                debt_units=debt,
+            )
+        )
+    collateral, debt_usd = collateral_and_debt_micro_usd(loaded, account)
+    return debt_cover_proof(
+        secret, account_id=account, collateral_micro_usd=collateral, debt_micro_usd=debt_usd, bound=bound
+    )
+
+
+def _leaf_units(tree: Any, account: str) -> int:
+    from crossmargin.core.solvency.merkle_sum import MerkleSumTree
+
+    if isinstance(tree, MerkleSumTree):
+        return int(tree.sums[0][tree.position[tree.row(account)]])
+    return int(tree.values[0][int(tree.position[tree.index[account]])]) if account in tree.index else -1
 
 
 @app.command("solvency")
@@ -211,10 +259,10 @@ def verify(
     try:
         document = json.loads(proof.read_text(encoding="utf-8"))
         published = json.loads(roots.read_text(encoding="utf-8"))
-        items = document["proofs"] if isinstance(document, dict) and "proofs" in document else [document]
-        verdicts = [verifier.verify_inclusion(p, published) for p in items]
-        if isinstance(document, dict) and "debt_cover" in document:
-            verdicts.append(verifier.verify_debt_cover(document["debt_cover"]))
+        if isinstance(document, dict) and ("proofs" in document or "format" not in document):
+            verdicts = verifier.verify_bundle(document, published)
+        else:
+            verdicts = [verifier.verify_inclusion(document, published)]
     except (OSError, ValueError, KeyError, TypeError) as error:
         sys.stderr.write(f"error: {proof}: {error}\n")
         raise typer.Exit(2) from None

@@ -4,7 +4,6 @@ A negative "dummy" account cannot obtain a valid range proof, so it cannot shrin
 from __future__ import annotations
 
 import copy
-import hashlib
 
 import numpy as np
 import pytest
@@ -16,8 +15,8 @@ from ecc.ecc import rangeproof
 from ecc.exceptions import EccValueError
 
 from crossmargin import verifier
-from crossmargin.core.solvency import committed
-from crossmargin.core.solvency.encoding import salt_of
+from crossmargin.core.solvency import committed, encoding, merkle_sum
+from crossmargin.core.solvency.encoding import leaf_hash, node_hash, salt_of
 
 SECRET = bytes(range(32, 64))
 AMOUNTS = [5, 0, 123_456_789, 2**40, 7]
@@ -81,15 +80,13 @@ def test_range_proof_dummy_account_attack_is_caught():
     real = committed.commit(real_blind, 1000)
     dummy = committed.commit(dummy_blind, n - 1000)
     salt = salt_of(SECRET, asset, "alice")
-    real_hash = hashlib.sha256(committed.leaf_message(salt, committed.encode(real), "alice")).digest()
-    dummy_hash = hashlib.sha256(committed.leaf_message(bytes(32), committed.encode(dummy), "")).digest()
+    real_hash = leaf_hash(salt, committed.encode(real), "alice")
+    dummy_hash = leaf_hash(bytes(32), committed.encode(dummy), "")
     root_point = sum_var([real, dummy])
     root = {
         "format": "crossmargin-merkle-sum-zk-v1",
         "asset": asset,
-        "root_hash": hashlib.sha256(
-            committed.node_message(real_hash, committed.encode(real), dummy_hash, committed.encode(dummy))
-        ).hexdigest(),
+        "root_hash": node_hash(real_hash, committed.encode(real), dummy_hash, committed.encode(dummy)).hex(),
         "root_commitment": committed.encode(root_point).hex(),
         "total_units": 0,
         "total_blind": format((real_blind + dummy_blind) % n, "064x"),
@@ -132,21 +129,141 @@ def test_range_proof_proves_exactly_zero_to_two_to_the_64():
     )
 
 
-def test_range_proof_debt_cover_holds_and_a_shortfall_cannot_be_proven():
-    proof = committed.debt_cover_proof(
-        SECRET, account_id="bob", collateral_micro_usd=5_000_000, debt_micro_usd=4_999_999
+def _cover_bundle(amounts_btc=(5, 7, 9), *, collateral=5_000_000, debt=4_999_999):
+    """bob's bundle: inclusion proofs in a BTC and a USDC tree, and a debt-cover proof bound to
+    both leaves and both published roots; returns (bundle, published roots, trees)."""
+    ids = ["alice", "bob", "carol"]
+    trees = {
+        "BTC": merkle_sum.build_tree(
+            asset="BTC", account_ids=ids, amount_units=np.array(amounts_btc), secret=SECRET
+        ),
+        "USDC": merkle_sum.build_tree(
+            asset="USDC", account_ids=ids, amount_units=np.array([0, 0, 3]), secret=SECRET
+        ),
+    }
+    debts = {"BTC": 0, "USDC": 40_000_000_000}
+    bound = [
+        committed.BoundLeaf(
+            asset=a, root_hash=t.root_hash, leaf_hash=t.leaf_hash_of("bob"), debt_units=debts[a]
+        )
+        for a, t in trees.items()
+    ]
+    cover = committed.debt_cover_proof(
+        SECRET, account_id="bob", collateral_micro_usd=collateral, debt_micro_usd=debt, bound=bound
     )
-    assert verifier.verify_debt_cover(proof).valid
-    forged = copy.deepcopy(proof)
-    forged["debt"]["micro_usd"] = 1
-    assert not verifier.verify_debt_cover(forged).valid
+    proofs = [merkle_sum.inclusion_proof(t, account_id="bob", secret=SECRET) for t in trees.values()]
+    bundle = {"format": verifier.BUNDLE, "account": "bob", "proofs": proofs, "debt_cover": cover}
+    return bundle, {"assets": {a: t.root() for a, t in trees.items()}}, trees
+
+
+def _cover_verdict(bundle, roots):
+    verdicts = verifier.verify_bundle(bundle, roots)
+    return verdicts[-1], verdicts[:-1]
+
+
+def test_range_proof_debt_cover_bound_to_the_roots_holds():
+    bundle, roots, _ = _cover_bundle()
+    cover, inclusions = _cover_verdict(bundle, roots)
+    assert cover.valid and "bound to the published roots" in cover.reason
+    assert all(v.valid for v in inclusions) and [v.amount_units for v in inclusions] == [7, 0]
     with pytest.raises(committed.InputError, match="does not cover"):
-        committed.debt_cover_proof(SECRET, account_id="bob", collateral_micro_usd=10, debt_micro_usd=11)
-    # a venue swapping in a larger collateral commitment with a proof made for it: the margin
-    # proof was made against the true C_V - C_D and fails for the swapped one
-    bigger = committed.debt_cover_proof(
-        SECRET, account_id="bob", collateral_micro_usd=9_000_000, debt_micro_usd=8_999_999
+        committed.debt_cover_proof(
+            SECRET, account_id="bob", collateral_micro_usd=10, debt_micro_usd=11, bound=[]
+        )
+
+
+def test_range_proof_debt_cover_against_a_swapped_root_fails():
+    bundle, _, _ = _cover_bundle()
+    _, other_roots, _ = _cover_bundle(amounts_btc=(5, 7, 10))  # carol's BTC differs: another root
+    cover, inclusions = _cover_verdict(bundle, other_roots)
+    assert (
+        not cover.valid
+        and cover.reason == "the debt-cover proof is bound to a BTC root other than the published one"
     )
-    mixed = copy.deepcopy(proof)
-    mixed["debt"] = bigger["debt"]
-    assert not verifier.verify_debt_cover(mixed).valid
+    assert not inclusions[0].valid  # the BTC path does not reach the swapped root either
+    # a venue re-pointing the cover at the other root breaks its range proofs
+    _, _roots, _ = _cover_bundle()
+    forged = copy.deepcopy(bundle)
+    forged["debt_cover"]["liabilities"][0]["root_hash"] = other_roots["assets"]["BTC"]["root_hash"]
+    cover, _ = _cover_verdict(forged, other_roots)
+    assert not cover.valid
+
+
+def test_range_proof_debt_cover_with_an_altered_balance_fails():
+    bundle, roots, _ = _cover_bundle()
+    forged = copy.deepcopy(bundle)
+    forged["proofs"][0]["amount_units"] = 6  # bob's BTC leaf shown smaller
+    cover, inclusions = _cover_verdict(forged, roots)
+    assert not inclusions[0].valid and inclusions[0].reason == "the path does not hash to the published root"
+    assert (
+        not cover.valid
+        and cover.reason == "the debt-cover proof is bound to a BTC leaf other than the inclusion proof's"
+    )
+    # and the cover cannot be re-bound to the altered leaf: its range proofs commit to the old one
+    forged["debt_cover"]["liabilities"][0]["leaf_hash"] = verifier.leaf_hash(forged["proofs"][0]).hex()
+    cover, _ = _cover_verdict(forged, roots)
+    assert not cover.valid
+    assert cover.reason == "the collateral range proof does not hold for these roots, leaves and debts"
+
+
+def test_range_proof_debt_cover_with_an_altered_debt_fails():
+    bundle, roots, _ = _cover_bundle()
+    smaller = copy.deepcopy(bundle)
+    smaller["debt_cover"]["debt"]["micro_usd"] = 1
+    cover, _ = _cover_verdict(smaller, roots)
+    assert not cover.valid and cover.reason == "the debt commitment does not open to the stated value"
+    hidden = copy.deepcopy(bundle)
+    hidden["debt_cover"]["liabilities"][1]["debt_units"] = 0  # bob's USDC borrowing left out
+    cover, _ = _cover_verdict(hidden, roots)
+    assert not cover.valid
+    assert cover.reason == "the collateral range proof does not hold for these roots, leaves and debts"
+    # a venue swapping in another statement's debt commitment and proof: the margin proof was
+    # made against the true C_V - C_D and fails for the swapped one
+    bigger, _, _ = _cover_bundle(collateral=9_000_000, debt=8_999_999)
+    mixed = copy.deepcopy(bundle)
+    mixed["debt_cover"]["debt"] = bigger["debt_cover"]["debt"]
+    cover, _ = _cover_verdict(mixed, roots)
+    assert not cover.valid and cover.reason.startswith("collateral does not cover debt")
+
+
+def test_range_proof_debt_cover_must_bind_every_published_asset():
+    bundle, roots, _ = _cover_bundle()
+    forged = copy.deepcopy(bundle)
+    forged["debt_cover"]["liabilities"].pop()
+    cover, _ = _cover_verdict(forged, roots)
+    assert (
+        not cover.valid
+        and cover.reason == "the debt-cover proof is not bound to every published asset (missing ['USDC'])"
+    )
+    dropped = copy.deepcopy(bundle)
+    dropped["proofs"].pop()
+    cover, _ = _cover_verdict(dropped, roots)
+    assert (
+        cover.reason == "the bundle has no USDC inclusion proof for the leaf the debt-cover proof is bound to"
+    )
+
+
+def test_range_proof_verifier_refuses_unknown_or_unbound_versions():
+    bundle, roots, _ = _cover_bundle()
+    future = dict(bundle, format="crossmargin-proof-bundle-v3")
+    with pytest.raises(
+        verifier.MalformedProofError, match="unknown proof bundle format 'crossmargin-proof-bundle-v3'"
+    ):
+        verifier.verify_bundle(future, roots)
+    version_1 = {k: v for k, v in bundle.items() if k != "format"}
+    with pytest.raises(
+        verifier.MalformedProofError, match="version-1 proof bundle: its debt-cover proof is not bound"
+    ):
+        verifier.verify_bundle(version_1, roots)
+    old_cover = copy.deepcopy(bundle)
+    old_cover["debt_cover"]["format"] = "crossmargin-debt-cover-v1"
+    with pytest.raises(verifier.MalformedProofError, match="unknown debt-cover format"):
+        verifier.verify_bundle(old_cover, roots)
+    # a version-1 bundle of inclusion proofs alone: the layout is unchanged, it still verifies
+    assert all(v.valid for v in verifier.verify_bundle({"account": "bob", "proofs": bundle["proofs"]}, roots))
+
+
+def test_range_proof_binding_is_the_verifiers():
+    """The builder's binding digest and the standalone verifier's are the same bytes."""
+    bound = [("USDC", bytes(32), bytes(range(32)), 5), ("BTC", b"\x01" * 32, b"\x02" * 32, 2**64 - 1)]
+    assert encoding.cover_binding("bob", bound) == verifier.cover_binding("bob", bound)

@@ -120,3 +120,13 @@ def test_solvency_property_every_account_proof_verifies(amounts, min_height):
         assert verifier.verify_inclusion(
             inclusion_proof(tree, account_id=account, secret=SECRET), roots
         ).valid
+
+
+def test_solvency_verifier_refuses_an_unknown_proof_version():
+    tree = _tree([1, 2, 3])
+    proof = inclusion_proof(tree, account_id="user-1", secret=SECRET)
+    future = proof | {"format": "crossmargin-merkle-sum-v7"}
+    with pytest.raises(
+        verifier.MalformedProofError, match="unknown proof format 'crossmargin-merkle-sum-v7'"
+    ):
+        verifier.verify_inclusion(future, {"assets": {"BTC": tree.root()}})

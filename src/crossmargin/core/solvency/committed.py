@@ -28,7 +28,6 @@ gives the same bytes and nothing has to be stored per account.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,18 @@ import numpy.typing as npt
 from ecc.curves import secp256k1, sum_var
 from ecc.ecc import pedersen, rangeproof
 
-from crossmargin.core.solvency.encoding import FORMAT_ZK, LEAF_TAG, NODE_TAG, keyed, salt_of
+from crossmargin.core.solvency.encoding import (
+    DEBT_COVER_FORMAT,
+    FORMAT_ZK,
+    cover_binding,
+    encoded_ids,
+    fillers,
+    keyed,
+    leaf_hashes,
+    node_hashes,
+    salt_of,
+    salts,
+)
 from crossmargin.core.solvency.merkle_sum import (
     check_amounts,
     check_secret,
@@ -51,6 +61,7 @@ Point = tuple[int, int]
 UnitArray = npt.NDArray[np.uint64]
 IntArray = npt.NDArray[np.int64]
 
+COMMITMENT_BYTES = 33
 RANGE_BITS = 64  # every leaf and sibling is proven in [0, 2**64)
 GROUP_ORDER = secp256k1.n
 
@@ -77,12 +88,13 @@ def commit(blind: int, value: int) -> Point:
     return point
 
 
-def leaf_message(salt: bytes, commitment: bytes, account_id: str) -> bytes:
-    return LEAF_TAG + salt + commitment + account_id.encode()
+def _matrix(encodings: list[bytes], width: int) -> npt.NDArray[np.uint8]:
+    return np.frombuffer(b"".join(encodings), dtype=np.uint8).reshape(len(encodings), width)
 
 
-def node_message(left_hash: bytes, left: bytes, right_hash: bytes, right: bytes) -> bytes:
-    return NODE_TAG + left_hash + left + right_hash + right
+def _rows(matrix: npt.NDArray[np.uint8]) -> list[bytes]:
+    data, width = matrix.tobytes(), matrix.shape[1]
+    return [data[i : i + width] for i in range(0, len(data), width)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,6 +118,12 @@ class CommittedTree:
     @property
     def total_units(self) -> int:
         return int(self.values[-1][0])
+
+    def leaf_hash_of(self, account_id: str) -> bytes:
+        try:
+            return self.hashes[0][int(self.position[self.index[account_id]])]
+        except KeyError:
+            raise InputError("account", f"no account {account_id!r} in the {self.asset} tree") from None
 
     def root(self) -> dict[str, Any]:
         """Published: root hash and commitment, and its opening (the total and summed blind)."""
@@ -132,7 +150,8 @@ def build_committed_tree(
     addition per parent, each a libsecp256k1 call through `ecc`)."""
     check_secret(secret)
     ids = tuple(account_ids)
-    if len(set(ids)) != len(ids):
+    index = dict(zip(ids, range(len(ids)), strict=True))
+    if len(index) != len(ids):
         raise InputError("accounts", "duplicate account id")
     amounts = check_amounts(asset, ids, amount_units)
     height = tree_height(len(ids), min_height)
@@ -142,19 +161,20 @@ def build_committed_tree(
     values[order[: len(ids)]] = amounts
     blinds = [0] * capacity
     points: list[Point] = [(0, 0)] * capacity
-    hashes = [b""] * capacity
     for slot, position in enumerate(order.tolist()):  # one commitment per leaf: a library call each
         if slot < len(ids):
-            account = ids[slot]
-            blinds[position] = blind_of(secret, asset, b"leaf", account.encode())
+            blinds[position] = blind_of(secret, asset, b"leaf", ids[slot].encode())
             points[position] = commit(blinds[position], int(amounts[slot]))
-            salt = salt_of(secret, asset, account)
         else:
             blinds[position] = blind_of(secret, asset, b"pad", position.to_bytes(8, "big"))
             points[position] = commit(blinds[position], 0)
-            salt, account = keyed(secret, b"pad", asset.encode(), position.to_bytes(8, "big")), ""
-        hashes[position] = hashlib.sha256(leaf_message(salt, encode(points[position]), account)).digest()
     encoded = [encode(p) for p in points]
+    fields = _matrix(encoded, COMMITMENT_BYTES)
+    leaves = np.empty((capacity, 32), dtype=np.uint8)
+    ids_packed, position, padding = encoded_ids(ids), order[: len(ids)], order[len(ids) :]
+    leaves[position] = leaf_hashes(salts(secret, asset, ids_packed), fields[position], ids_packed)
+    leaves[padding] = leaf_hashes(fillers(secret, asset, padding), fields[padding], None)
+    hashes = _rows(leaves)
     level_hashes, level_commitments, level_values, level_blinds = [hashes], [encoded], [values], [blinds]
     for _ in range(height):
         hashes, encoded, points, values, blinds = _parents(hashes, encoded, points, values, blinds)
@@ -170,20 +190,16 @@ def build_committed_tree(
         values=tuple(level_values),
         blinds=tuple(level_blinds),
         position=order[: len(ids)],
-        index={a: i for i, a in enumerate(ids)},
+        index=index,
     )
 
 
 def _parents(
     hashes: list[bytes], encoded: list[bytes], points: list[Point], values: UnitArray, blinds: list[int]
 ) -> tuple[list[bytes], list[bytes], list[Point], UnitArray, list[int]]:
-    sha256 = hashlib.sha256
     parent_points: list[Point] = [sum_var([points[i], points[i + 1]]) for i in range(0, len(points), 2)]
     parent_encoded = [encode(p) for p in parent_points]
-    parent_hashes = [
-        sha256(node_message(hashes[i], encoded[i], hashes[i + 1], encoded[i + 1])).digest()
-        for i in range(0, len(hashes), 2)
-    ]
+    parent_hashes = _rows(node_hashes(_matrix(hashes, 32), _matrix(encoded, COMMITMENT_BYTES)))
     parent_values: UnitArray = values[0::2] + values[1::2]
     parent_blinds = [(blinds[i] + blinds[i + 1]) % GROUP_ORDER for i in range(0, len(blinds), 2)]
     return parent_hashes, parent_encoded, parent_points, parent_values, parent_blinds
@@ -251,11 +267,24 @@ def inclusion_proof(
     }
 
 
-DEBT_COVER_FORMAT = "crossmargin-debt-cover-v1"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoundLeaf:
+    """One asset's part of what a debt-cover proof is bound to: the published root hash, the
+    account's leaf hash in that tree, and the account's debt in the asset (minor units)."""
+
+    asset: str
+    root_hash: bytes
+    leaf_hash: bytes
+    debt_units: int
 
 
 def debt_cover_proof(
-    secret: bytes, *, account_id: str, collateral_micro_usd: int, debt_micro_usd: int
+    secret: bytes,
+    *,
+    account_id: str,
+    collateral_micro_usd: int,
+    debt_micro_usd: int,
+    bound: Sequence[BoundLeaf],
 ) -> dict[str, Any]:
     """Binance-style per-account statement that haircut collateral covers debt, in zero
     knowledge to anyone but the account: commitments C_V to the haircut value of its holdings
@@ -263,25 +292,34 @@ def debt_cover_proof(
     up), and a range proof that C_V − C_D (blind r_V − r_D) opens to a value in [0, 2**64), i.e.
     V >= D, plus range proofs that V and D themselves are in [0, 2**64). The account gets the
     openings to check V and D against its own balances and the published haircut schedules.
-    (Binance proves the same inside its zk-SNARK for every user; here it is one account's, on
-    request, and not bound into the liability roots.)"""
+
+    Bound to the liability roots: every range proof commits (`extra_commit`) to
+    `encoding.cover_binding` of the account's leaf and the published root of every asset, and
+    its debt per asset, so the verifier accepts it only beside inclusion proofs of those very
+    leaves under the published roots (Binance proves the same inside its zk-SNARK for every
+    user at once; here it is one account's, on request)."""
     if not 0 <= debt_micro_usd <= collateral_micro_usd < 2**RANGE_BITS:
         raise InputError(
             f"debt_cover[{account_id}]",
             f"collateral {collateral_micro_usd} µUSD does not cover debt {debt_micro_usd} µUSD",
         )
+    if not bound:
+        raise InputError(f"debt_cover[{account_id}]", "must be bound to at least one asset's root")
+    for leaf in bound:
+        if not 0 <= leaf.debt_units < 2**RANGE_BITS:
+            raise InputError(f"debt_cover[{account_id}][{leaf.asset}]", f"debt {leaf.debt_units} outside u64")
     key = account_id.encode()
     blind_v = blind_of(secret, "", b"cover-collateral", key)
     blind_d = blind_of(secret, "", b"cover-debt", key)
     margin_blind = (blind_v - blind_d) % GROUP_ORDER
     if margin_blind == 0:  # astronomically unlikely; a zero blind cannot be range-proven
         raise InputError("secret", "derived blinds coincide; use another secret")
-    tag = DEBT_COVER_FORMAT + ":" + account_id
+    binding = cover_binding(account_id, [(b.asset, b.root_hash, b.leaf_hash, b.debt_units) for b in bound])
 
     def proven(blind: int, value: int, label: bytes) -> dict[str, str]:
-        nonce = keyed(secret, b"cover-nonce", label, key)
+        nonce = keyed(secret, b"cover-nonce", label, key, binding)
         proof = rangeproof.sign(
-            blind, value, nonce, value_generator(), min_bits=RANGE_BITS, extra_commit=tag.encode()
+            blind, value, nonce, value_generator(), min_bits=RANGE_BITS, extra_commit=binding
         )
         return {
             "commitment": encode(commit(blind, value)).hex(),
@@ -291,6 +329,15 @@ def debt_cover_proof(
     return {
         "format": DEBT_COVER_FORMAT,
         "account": account_id,
+        "liabilities": [
+            {
+                "asset": b.asset,
+                "root_hash": b.root_hash.hex(),
+                "leaf_hash": b.leaf_hash.hex(),
+                "debt_units": b.debt_units,
+            }
+            for b in sorted(bound, key=lambda b: b.asset)
+        ],
         "collateral": proven(blind_v, collateral_micro_usd, b"v")
         | {"micro_usd": collateral_micro_usd, "blind": format(blind_v, "064x")},
         "debt": proven(blind_d, debt_micro_usd, b"d")

@@ -11,15 +11,14 @@ of where the other accounts are. Designs followed: PSE's Summa v1 Merkle-sum tre
 currency in each node's hash) and DAPOL+ (Ji & Chalkias 2021, https://eprint.iacr.org/2021/1350,
 padding nodes derived from a secret so the tree hides the number of users).
 
-Cost: three SHA-256/BLAKE2b calls per account and one per parent, each a hashlib call over a
-slice of one numpy byte buffer per level (hashlib has no batch API; at ~0.6 µs per call the loop
-over a level is what a batched C call would cost plus Python's dispatch, measured in
-`bench/bench_solvency.py`). Parent messages are assembled for a whole level at once in numpy.
+Cost: per account one HMAC-SHA256 (its salt) and one SHA-256 (its leaf), per parent one
+SHA-256; each level is one batched call (`hashing`: OpenSSL's SHA-256 in a numba loop, no Python
+call per hash), its messages assembled for the whole level in numpy (`encoding`). Measured
+against the per-hash `hashlib` build it replaced in `bench/bench_solvency.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,13 +29,15 @@ import numpy.typing as npt
 from crossmargin.core.solvency.encoding import (
     FORMAT,
     HASH_BYTES,
-    LEAF_TAG,
     MAX_TOTAL_UNITS,
-    NODE_MESSAGE_BYTES,
-    NODE_TAG,
-    SUM_BYTES,
+    encoded_ids,
+    fillers,
     keyed,
-    padding_hash,
+    leaf_hashes,
+    node_hashes,
+    salt_of,
+    salts,
+    sum_fields,
 )
 from crossmargin.errors import InputError
 
@@ -65,10 +66,34 @@ def check_amounts(asset: str, account_ids: Sequence[str], amount_units: npt.Arra
         raise InputError(
             f"liabilities[{asset}][{account_ids[row]}]", f"negative liability {int(amounts[row])}"
         )
-    total = sum(amounts.tolist())  # exact (Python ints): a u64 sum in numpy would wrap silently
+    total = exact_total(amounts)
     if total > MAX_TOTAL_UNITS:
         raise InputError(f"liabilities[{asset}]", f"total {total} units does not fit 64 bits")
     return amounts.astype(np.uint64)
+
+
+def exact_total(amounts: npt.NDArray[np.integer[Any]]) -> int:
+    """The exact sum of non-negative integers (a u64 sum in numpy would wrap silently): the high
+    and low 32-bit halves summed apart (each sum < 2**64 while n < 2**32), joined in Python."""
+    units = amounts.astype(np.uint64)
+    if units.size >= 1 << 32:  # pragma: no cover - beyond any tree here (MAX_HEIGHT aside)
+        return sum(units.tolist())
+    high = int((units >> np.uint64(32)).sum(dtype=np.uint64))
+    low = int((units & np.uint64(0xFFFFFFFF)).sum(dtype=np.uint64))
+    return (high << 32) + low
+
+
+def check_unique(account_ids: Sequence[str], salt: ByteArray) -> None:
+    """Refuse a repeated id. Equal ids have equal salts (a MAC of the id), so duplicates are
+    found by sorting the salts' first 8 bytes (no dict of a million strings); the few equal
+    prefixes are confirmed on the ids themselves."""
+    prefix = np.ascontiguousarray(salt[:, :8]).view(np.uint64).ravel()
+    order = np.argsort(prefix, kind="stable")
+    same = np.flatnonzero(prefix[order[1:]] == prefix[order[:-1]])
+    for k in same.tolist():
+        first, second = account_ids[int(order[k])], account_ids[int(order[k + 1])]
+        if first == second:
+            raise InputError("accounts", f"duplicate account id {first!r}")
 
 
 def tree_height(n_accounts: int, min_height: int) -> int:
@@ -88,49 +113,11 @@ def leaf_positions(secret: bytes, asset: str, *, height: int) -> IntArray:
     return order
 
 
-def _hash_rows(messages: ByteArray) -> ByteArray:
-    """SHA-256 of every row of a (m, w) byte matrix, as an (m, 32) byte matrix."""
-    m, width = messages.shape
-    view = memoryview(np.ascontiguousarray(messages).tobytes())  # one copy; slices are views
-    sha256 = hashlib.sha256
-    digests = b"".join([sha256(view[i : i + width]).digest() for i in range(0, m * width, width)])
-    return np.frombuffer(digests, dtype=np.uint8).reshape(m, HASH_BYTES)
-
-
 def parent_level(hashes: ByteArray, sums: UnitArray) -> tuple[ByteArray, UnitArray]:
-    """One level up: message 0x01 ‖ h_l ‖ s_l ‖ h_r ‖ s_r per pair, assembled for the whole level
-    in numpy (sums big-endian), hashed row by row. Shapes (2m, 32), (2m,) -> (m, 32), (m,)."""
-    m = hashes.shape[0] // 2
-    message = np.empty((m, NODE_MESSAGE_BYTES), dtype=np.uint8)
-    message[:, 0] = NODE_TAG[0]
-    right = 1 + HASH_BYTES + SUM_BYTES
-    message[:, 1 : 1 + HASH_BYTES] = hashes[0::2]
-    message[:, 1 + HASH_BYTES : right] = sums[0::2].astype(">u8").view(np.uint8).reshape(m, SUM_BYTES)
-    message[:, right : right + HASH_BYTES] = hashes[1::2]
-    message[:, right + HASH_BYTES :] = sums[1::2].astype(">u8").view(np.uint8).reshape(m, SUM_BYTES)
+    """One level up: node hashes over (h_l, s_l, h_r, s_r) and node sums, for the whole level.
+    Shapes (2m, 32), (2m,) -> (m, 32), (m,)."""
     parent_sums: UnitArray = sums[0::2] + sums[1::2]  # no wrap: every sum <= the checked total
-    return _hash_rows(message), parent_sums
-
-
-def account_leaf_hashes(
-    secret: bytes, asset: str, account_ids: Sequence[str], amounts: UnitArray
-) -> ByteArray:
-    """SHA-256(0x00 ‖ salt ‖ amount u64 BE ‖ id) per account, shape (n, 32)."""
-    key_prefix = b"salt" + asset.encode() + b"\x00"
-    blake2b, sha256 = hashlib.blake2b, hashlib.sha256
-    amount_bytes = amounts.astype(">u8").tobytes()
-    digests = b"".join(
-        [
-            sha256(
-                LEAF_TAG
-                + blake2b(key_prefix + encoded, key=secret, digest_size=HASH_BYTES).digest()
-                + amount_bytes[SUM_BYTES * row : SUM_BYTES * row + SUM_BYTES]
-                + encoded
-            ).digest()
-            for row, encoded in enumerate(a.encode() for a in account_ids)
-        ]
-    )
-    return np.frombuffer(digests, dtype=np.uint8).reshape(len(account_ids), HASH_BYTES)
+    return node_hashes(hashes, sum_fields(sums)), parent_sums
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +155,13 @@ class MerkleSumTree:
             "height": self.height,
         }
 
+    def leaf_hash_of(self, account_id: str) -> bytes:
+        leaf: bytes = self.hashes[0][self.position[self.row(account_id)]].tobytes()
+        return leaf
+
     def row(self, account_id: str) -> int:
+        if not self.index and self.account_ids:  # built on the first lookup, not at build time
+            self.index.update(zip(self.account_ids, range(len(self.account_ids)), strict=True))
         try:
             return self.index[account_id]
         except KeyError:
@@ -186,8 +179,6 @@ def build_tree(
     """Build one asset's Merkle-sum tree over `amount_units` (n,), exact minor units >= 0."""
     check_secret(secret)
     ids = tuple(account_ids)
-    if len(set(ids)) != len(ids):
-        raise InputError("accounts", "duplicate account id")
     amounts = check_amounts(asset, ids, amount_units)
     height = tree_height(len(ids), min_height)
     order = leaf_positions(secret, asset, height=height)
@@ -195,12 +186,15 @@ def build_tree(
     leaves = np.empty((capacity, HASH_BYTES), dtype=np.uint8)
     leaf_sums = np.zeros(capacity, dtype=np.uint64)
     position = order[: len(ids)]
-    leaves[position] = account_leaf_hashes(secret, asset, ids, amounts)
+    ids_packed = encoded_ids(ids)
+    account_salts = salts(secret, asset, ids_packed)
+    check_unique(ids, account_salts)
+    leaves[position] = leaf_hashes(account_salts, sum_fields(amounts), ids_packed)
     leaf_sums[position] = amounts
     padding = order[len(ids) :]
     if padding.size:
-        fill = b"".join([padding_hash(secret, asset, int(p)) for p in padding.tolist()])
-        leaves[padding] = np.frombuffer(fill, dtype=np.uint8).reshape(padding.size, HASH_BYTES)
+        zeros = sum_fields(np.zeros(padding.size, dtype=np.uint64))
+        leaves[padding] = leaf_hashes(fillers(secret, asset, padding), zeros, None)
     hashes, sums = [leaves], [leaf_sums]
     for _ in range(height):
         parent_hashes, parent_sums = parent_level(hashes[-1], sums[-1])
@@ -212,7 +206,7 @@ def build_tree(
         hashes=tuple(hashes),
         sums=tuple(sums),
         position=position,
-        index={a: i for i, a in enumerate(ids)},
+        index={},
     )
 
 
@@ -231,7 +225,7 @@ def inclusion_proof(tree: MerkleSumTree, *, account_id: str, secret: bytes) -> d
                 "sum_units": int(tree.sums[level][sibling]),
             }
         )
-    salt = keyed(secret, b"salt", tree.asset.encode(), b"\x00", account_id.encode())
+    salt = salt_of(secret, tree.asset, account_id)
     return {
         "format": FORMAT,
         "asset": tree.asset,
