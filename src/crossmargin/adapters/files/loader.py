@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
+from crossmargin.adapters.arrow import string_array
 from crossmargin.adapters.files.documents import read_document
 from crossmargin.adapters.files.schema import (
     BOUND_REASONS,
@@ -226,7 +227,7 @@ def _add_tables(
             bounds={"balance": (-MAX_AMOUNT, MAX_AMOUNT)},
         )
     tables = [t for t in (positions, balances_table) if t is not None]
-    inline_ids = pa.array(account_ids, pa.string())
+    inline_ids = string_array(account_ids)
     named = pc.unique(pa.concat_arrays([t.text["account"].used_values() for t in tables]))
     new_ids = named.filter(pc.invert(pc.is_in(named, value_set=inline_ids)))
     new_ids = new_ids.take(pc.sort_indices(new_ids))  # by code point (UTF-8 byte order)

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from crossmargin.adapters.arrow import bool_array, numpy_of
 from crossmargin.adapters.files.documents import decode_utf8
 from crossmargin.adapters.files.schema import MAGNITUDE_REASON
 from crossmargin.errors import BookFileError
@@ -57,7 +58,7 @@ class TextColumn:
         e.g. a pandas categorical's unused categories)."""
         used = np.zeros(len(self.values), dtype=bool)
         used[self.codes] = True
-        distinct: pa.Array = pc.unique(self.values.filter(pa.array(used)))
+        distinct: pa.Array = pc.unique(self.values.filter(bool_array(used)))
         return distinct
 
 
@@ -152,18 +153,16 @@ def _text_column(column: pa.ChunkedArray, where: str, name: str) -> TextColumn:
         if not pa.types.is_string(dictionary.type):
             dictionary = dictionary.cast(pa.string())
         indices = chunk.indices
-        if indices.null_count:
-            indices = indices.fill_null(-1)
-        index = np.asarray(indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        index = numpy_of(indices, np.int64, null=-1)
         codes.append(np.where(index >= 0, index + offset, -1))
         values.append(dictionary)
         offset += len(dictionary)
     all_codes = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
     all_values = pa.concat_arrays(values) if values else pa.array([], pa.string())
-    blank_value = np.asarray(
-        pc.equal(pc.utf8_trim_whitespace(all_values), "").fill_null(True).to_numpy(zero_copy_only=False),
-        dtype=bool,
-    )
+    # Blank: empty after trimming, or null (NaN length). No `pc.equal(x, "")`: converting the
+    # Python "" imports pandas (pyarrow's shim, ~0.7 s).
+    length = numpy_of(pc.utf8_length(pc.utf8_trim_whitespace(all_values)), np.float64)
+    blank_value = ~(length > 0.0)
     blank_row = all_codes < 0
     if np.any(blank_value):
         blank_row |= blank_value[np.maximum(all_codes, 0)]
@@ -190,7 +189,7 @@ def _number_column(
         )
         raise BookFileError(where, name, f"not a number: {values[bad]!r} (data row {bad + 1})")
     try:
-        numbers = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+        numbers = numpy_of(column, np.float64)
     except (pa.ArrowInvalid, ValueError, TypeError) as error:
         raise BookFileError(where, name, f"not numeric: {error}") from None
     low, high = bounds if bounds is not None else (-np.inf, np.inf)
@@ -218,7 +217,7 @@ def rows_of(column: TextColumn, ids: pa.Array, field: str, path: str) -> IntArra
     """Rows (int64) of the ids of a large table (accounts) by position in `ids` (Arrow strings,
     distinct): one hash lookup per dictionary entry."""
     found = pc.index_in(column.values, value_set=ids)
-    mapped = np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    mapped = numpy_of(found, np.int64, null=-1)
     return _gather(column, mapped, field, path)
 
 
