@@ -133,6 +133,7 @@ __all__ = [
     "OpenAccount",
     "ParameterPreview",
     "PlaceOrder",
+    "PriceBoard",
     "RecoveryReport",
     "RiskParameters",
     "SetRiskParameters",
@@ -227,8 +228,23 @@ class ParameterPreview:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PriceBoard:
+    """The prices in force as of `sequence`: index prices USD by symbol (underlyings and collateral
+    assets), delta-one marks by instrument, and `set_ns[name]`: the time of the record that last set
+    each (absent: set before the venue kept price times, see `VenueState`); `time_ns`: the venue's
+    clock at its last record."""
+
+    sequence: int
+    time_ns: int
+    prices: Mapping[str, float]
+    marks: Mapping[str, float]
+    set_ns: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogEntry:
-    """A log record as a reader sees it: the decoded payload ({"command": ..., "effects": ...})."""
+    """A log record as a reader sees it: the decoded payload ({"command": ..., "effects": ...}) and
+    who submitted the command (`actor`: an API key id; None for a derived record or an old one)."""
 
     sequence: int
     kind: str
@@ -236,6 +252,7 @@ class LogEntry:
     as_of_ns: int
     record_hash: str
     payload: Mapping[str, Any]
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -410,6 +427,7 @@ class _Pending:
     key: str
     body_sha256: str
     body_json: bytes
+    actor: str | None = None
 
 
 class Venue:
@@ -486,15 +504,18 @@ class Venue:
 
     # -- commands --------------------------------------------------------------------------------
 
-    def submit(self, command: Command) -> Future[Ack]:
-        """Queue a command; the future resolves to its Ack after commit (module docstring)."""
+    def submit(self, command: Command, *, actor: str | None = None) -> Future[Ack]:
+        """Queue a command; the future resolves to its Ack after commit (module docstring).
+        `actor`: who submits it (an API key id), kept in its log record (`LogRecord.actor`)."""
         future: Future[Ack] = Future()
         try:
             if type(command) not in KIND_OF:
                 raise InputError("command", f"not a venue command: {type(command).__name__}")
             key = check_key(command.idempotency_key)
             body_json = canonical_json(body(command))  # encoded and hashed on the caller's thread
-            pending = _Pending(command, future, key, body_digest(kind_of(command), body_json), body_json)
+            pending = _Pending(
+                command, future, key, body_digest(kind_of(command), body_json), body_json, actor
+            )
         except InputError as error:
             future.set_exception(error)
             return future
@@ -504,8 +525,8 @@ class Venue:
         self._queue.put(pending)
         return future
 
-    def execute(self, command: Command, *, timeout_s: float | None = None) -> Ack:
-        return self.submit(command).result(timeout=timeout_s)
+    def execute(self, command: Command, *, timeout_s: float | None = None, actor: str | None = None) -> Ack:
+        return self.submit(command, actor=actor).result(timeout=timeout_s)
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -566,6 +587,30 @@ class Venue:
         with self._lock:
             self._check_serving()
             return {a: v for (a, k), v in self._state.balances.items() if k == asset and v}
+
+    def price_board(self) -> PriceBoard:
+        """Every price in force with the time it was set, at one committed sequence (`PriceBoard`)."""
+        with self._lock:
+            self._check_serving()
+            state = self._state
+            return PriceBoard(
+                sequence=state.sequence,
+                time_ns=state.time_ns,
+                prices=dict(state.prices),
+                marks=dict(state.marks),
+                set_ns=dict(state.price_ns),
+            )
+
+    def ledger_snapshot(self) -> tuple[int, LedgerState, LedgerConfig]:
+        """The whole ledger (every trader and system account) as a core LedgerState, with the
+        config in force and the sequence it is as of: a consistent cut between two commits. The
+        lock is held only to copy the state's dictionaries (O(accounts)); building a Book from it
+        (`book_of`) and anything heavy run after, without blocking the writer."""
+        with self._lock:
+            self._check_serving()
+            state = self._state
+            config = self.config
+            return state.sequence, state.sub_state(state.traders, config.assets.symbols), config
 
     def _withdrawable(self, account: str, asset: str, held: int) -> int:
         """The largest amount a Withdraw of `asset` alone would accept now.
@@ -684,6 +729,7 @@ class Venue:
                 as_of_ns=r.as_of_ns,
                 record_hash=r.record_hash,
                 payload=r.decoded(),
+                actor=r.actor,
             )
             for r in records
         ]
@@ -957,6 +1003,7 @@ class Venue:
                 as_of_ns=now,
                 payload=payload,
                 raw=command_payload(p.body_json, effects),
+                actor=p.actor,
             )
             out = [first]
             if monitored:
@@ -974,6 +1021,7 @@ class Venue:
         as_of_ns: int,
         payload: dict[str, Any],
         raw: bytes | None = None,
+        actor: str | None = None,
     ) -> LogRecord:
         state = self._state
         record = make_record(
@@ -985,9 +1033,12 @@ class Venue:
             body_sha256=body_hash,
             payload=payload,
             raw=raw,
+            actor=actor,
         )
         effects = payload["effects"]
-        state.apply_effects(effects, sequence=record.sequence, record_hash=record.record_hash)
+        state.apply_effects(
+            effects, sequence=record.sequence, record_hash=record.record_hash, as_of_ns=as_of_ns
+        )
         self._after_apply(effects)
         return record
 
@@ -1275,7 +1326,10 @@ def _recover(store: EventStore, digest: str, settings: VenueSettings) -> tuple[V
         page = store.read(next_sequence, min(_READ_PAGE, verified_end - next_sequence + 1))
         for record in page:
             state.apply_effects(
-                record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash
+                record.decoded()["effects"],
+                sequence=record.sequence,
+                record_hash=record.record_hash,
+                as_of_ns=record.as_of_ns,
             )
         replayed += len(page)
         next_sequence += len(page)
