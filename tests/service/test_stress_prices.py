@@ -22,11 +22,14 @@ from crossmargin.core.stress.historical import NAMED_WINDOWS, window_move
 from crossmargin.engine.simulation import simulation_from_book
 from crossmargin.engine.stress import (
     CascadeResult,
+    LocalShards,
     StressVenue,
     forward_stress,
     hypothetical_shock,
     policy_named,
     prepare_venue,
+    run_cascade,
+    split_path,
     window_shock,
 )
 from crossmargin.service import models
@@ -98,6 +101,37 @@ def test_stress_cascade_equals_the_engine_on_the_same_book(
     # the crash is not a quiet scenario: something is liquidated and the fund is used
     assert crash["under_maintenance"] >= 1 and crash["cascade"]["liquidated_notional_usd"] > 0
     assert crash["cascade"]["fund_used_usd"] > 0
+
+
+def test_stress_cascade_in_steps_equals_the_engine_path(
+    stress_service: Running, engine_side: tuple[StressVenue, CrossMargin]
+) -> None:
+    venue, model = engine_side
+    moves = {"BTC": -0.3, "ETH": -0.35}
+    cascade = {"policy": "full/queue", "insurance_fund_usd": 20_000.0, "steps": 3}
+    response = _stress(stress_service, {"shocks": [{"moves": moves}], "cascade": cascade})
+    assert response.status_code == 200, response.text
+    got = response.json()["results"][0]
+    shock = hypothetical_shock(venue.book, label="x", moves=moves)
+    path = split_path(shock, 3)
+    want = run_cascade(
+        LocalShards.of(venue, model),
+        venue,
+        path,
+        policy=policy_named("full/queue"),
+        insurance_fund_usd=20_000.0,
+    )
+    assert got["cascade"]["steps"] == 3
+    assert [(r["step"], r["round"]) for r in got["cascade"]["path"]] == [
+        (r.step + 1, r.round) for r in want.rounds
+    ]
+    assert got["cascade"]["liquidated_notional_usd"] == pytest.approx(want.liquidated_notional_usd, rel=REL)
+    assert got["cascade"]["bad_debt_usd"] == pytest.approx(want.bad_debt_usd, rel=REL)
+    assert got["cascade"]["fund_left_usd"] == pytest.approx(want.fund_end_usd, rel=REL)
+    # the figures at the shock are the whole shock's, not the first step's
+    whole = forward_stress(venue, model, shock, policy=policy_named("full/queue"), insurance_fund_usd=0.0)
+    _assert_at_shock(got, whole)
+    assert got["shortfall_usd"] > want.shortfall_usd  # the first step alone is a smaller move
 
 
 def test_stress_without_cascade_is_the_figures_at_the_shock(
