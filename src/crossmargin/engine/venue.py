@@ -604,13 +604,31 @@ class Venue:
     def ledger_snapshot(self) -> tuple[int, LedgerState, LedgerConfig]:
         """The whole ledger (every trader and system account) as a core LedgerState, with the
         config in force and the sequence it is as of: a consistent cut between two commits. The
-        lock is held only to copy the state's dictionaries (O(accounts)); building a Book from it
-        (`book_of`) and anything heavy run after, without blocking the writer."""
+        lock is held only for shallow copies of the fold's dictionaries (C-speed; their values are
+        immutable); the LedgerState is assembled after it (what `VenueState.sub_state` of every
+        trader gives), and a Book built from it (`book_of`) without blocking the writer."""
         with self._lock:
             self._check_serving()
             state = self._state
             config = self.config
-            return state.sequence, state.sub_state(state.traders, config.assets.symbols), config
+            sequence, time_ns, postings_count = state.sequence, state.time_ns, state.postings_count
+            traders, status, deadlines = list(state.traders), dict(state.status), dict(state.deadlines)
+            balances, positions = dict(state.balances), dict(state.positions)
+            prices, marks, expired = dict(state.prices), dict(state.marks), frozenset(state.expired)
+        symbols = set(config.assets.symbols)
+        ledger = LedgerState(
+            traders=tuple(sorted(traders)),
+            balances={k: v for k, v in balances.items() if v and k[1] in symbols},
+            positions={k: p for k, p in positions.items() if k[0] in status},
+            prices=prices,
+            marks=marks,
+            status=status,
+            call_deadline_ns=deadlines,
+            expired=expired,
+            time_ns=time_ns,
+            sequence=postings_count,
+        )
+        return sequence, ledger, config
 
     def _withdrawable(self, account: str, asset: str, held: int) -> int:
         """The largest amount a Withdraw of `asset` alone would accept now.
