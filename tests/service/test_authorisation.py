@@ -51,7 +51,7 @@ VENUE_CASES: list[tuple[str, str, dict[str, Any] | None]] = [
         {"taker": OWN, "maker": OTHER, "instrument": PERP, "quantity": 1, "price": 88000.0},
     ),
     ("POST", "/v1/prices", {"index_prices": {"BTC": 1.0}}),
-    ("POST", "/v1/stress", None),
+    ("POST", "/v1/stress", {"shocks": [{"moves": {"BTC": -0.1}}]}),
     ("GET", "/v1/events", None),
     ("POST", "/v1/admin/keys", {"role": "admin"}),
     ("GET", "/v1/admin/keys", None),
@@ -60,8 +60,10 @@ VENUE_CASES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/admin/risk-parameters/preview", {"margin_call": {}}),
     ("PUT", "/v1/admin/risk-parameters", {"margin_call": {}, "override": True}),
 ]
-# Open to every key (insurance fund: venue-level, published by venues) or to nobody's key at all.
+# Open to every key (insurance fund, prices: venue-level, published by venues) or to nobody's key
+# at all. By (method, path): POST /v1/prices stays a venue case above.
 OPEN_ROUTES = {"/v1/insurance-fund", "/healthz", "/readyz", "/metrics"}
+OPEN_TO_ANY_KEY = {("GET", "/v1/prices")}
 
 
 def _template(path: str) -> str:
@@ -74,6 +76,7 @@ def test_authorisation_cases_cover_every_route(service: Running) -> None:
         for m, p, _ in account_cases(OTHER)
     }
     covered |= {(m, _template(p).replace("0123456789ab", "{key_id}")) for m, p, _ in VENUE_CASES}
+    covered |= OPEN_TO_ANY_KEY
     # The served OpenAPI schema lists every HTTP operation however the routers are nested
     # (FastAPI 0.16x keeps included routers as objects of their own in `app.routes`).
     paths = service.client.app.openapi()["paths"]  # type: ignore[attr-defined]
@@ -124,6 +127,8 @@ def test_authorisation_holder_allowed_on_its_own_account(service: Running) -> No
         response = service.client.request(method, path, json=body, headers=holder)
         assert response.status_code not in (401, 403), f"{method} {path}: {response.text}"
     assert service.client.get("/v1/insurance-fund", headers=holder).status_code == 200
+    for method, path in OPEN_TO_ANY_KEY:
+        assert service.client.request(method, path, headers=holder).status_code == 200
 
 
 def test_authorisation_revoked_key_refused_everywhere(service: Running) -> None:
@@ -134,7 +139,8 @@ def test_authorisation_revoked_key_refused_everywhere(service: Running) -> None:
     revoked = service.client.delete(f"/v1/admin/keys/{key_id}", headers=service.as_(service.admin))
     assert revoked.status_code == 200 and revoked.json()["revoked_ns"] is not None
     before = _state(service)
-    for method, path, body in account_cases(OWN) + VENUE_CASES + [("GET", "/v1/insurance-fund", None)]:
+    opens = [("GET", "/v1/insurance-fund", None), *((m, p, None) for m, p in OPEN_TO_ANY_KEY)]
+    for method, path, body in account_cases(OWN) + VENUE_CASES + opens:
         response = service.client.request(method, path, json=body, headers=holder)
         # 401 naming the revocation; past the per-address budget for bad keys, 429.
         assert response.status_code in (401, 429), f"{method} {path}: {response.status_code}"

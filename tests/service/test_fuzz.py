@@ -61,8 +61,6 @@ def fuzz(operation: Any, mode: schemathesis.GenerationMode, keys: tuple[str, ...
             response = case.call(headers={"Authorization": f"Bearer {key}"})
             if response.status_code == 503:  # documented (overloaded, draining); never here
                 continue
-            if response.status_code == 501 and operation.path == "/v1/stress":
-                continue  # documented: no stress engine in this build (issue 15)
             case.validate_response(response, checks=CHECKS)
 
     try:

@@ -10,12 +10,16 @@ Sequence numbers are gap-free, from 1. Each record's hash covers the previous re
 the record's canonical bytes:
 
     hash_n = SHA-256( hash_{n-1} ‖ canonical(sequence, idempotency_key, kind, as_of_ns,
-                                             body_sha256, payload) ),   hash_0 = GENESIS_HASH
+                                             body_sha256[, actor]) ‖ payload ),   hash_0 = GENESIS_HASH
 
 so a flipped byte, a swapped pair or a missing record breaks the chain from there on (the scheme
 of Certificate Transparency's and git's hash chains; Crosby & Wallach, "Efficient Data
 Structures for Tamper-Evident Logging", USENIX Security 2009). A snapshot carries the sequence and
 chain hash it was taken at and the SHA-256 of its own bytes.
+
+`actor` is who submitted the command (the service's API key id; None for a record the venue
+derived, or one written before actors were recorded). It is inside the hash only when present,
+so records written before it existed hash and verify exactly as they did.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ class LogRecord:
     """One log entry. `idempotency_key` is the client's key for a command, None for an event the
     venue derived (a liquidation); `payload` is canonical JSON (`{"command": ..., "effects": ...}`);
     `postings` repeat the payload's postings as rows (a store keeps them queryable, in the same
-    transaction)."""
+    transaction); `actor`: who submitted the command (module docstring)."""
 
     sequence: int
     idempotency_key: str | None
@@ -73,6 +77,7 @@ class LogRecord:
     previous_hash: str
     record_hash: str
     postings: tuple[PostingRow, ...] = ()
+    actor: str | None = None
 
     def decoded(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.payload)
@@ -88,17 +93,19 @@ def record_hash(
     as_of_ns: int,
     body_sha256: str,
     payload: bytes,
+    actor: str | None = None,
 ) -> str:
     """The chain hash of one record (module docstring)."""
-    head = canonical_json(
-        {
-            "sequence": sequence,
-            "idempotency_key": idempotency_key,
-            "kind": kind,
-            "as_of_ns": as_of_ns,
-            "body_sha256": body_sha256,
-        }
-    )
+    fields: dict[str, Any] = {
+        "sequence": sequence,
+        "idempotency_key": idempotency_key,
+        "kind": kind,
+        "as_of_ns": as_of_ns,
+        "body_sha256": body_sha256,
+    }
+    if actor is not None:  # absent from the hash when absent: older records verify unchanged
+        fields["actor"] = actor
+    head = canonical_json(fields)
     digest = hashlib.sha256(previous_hash.encode())
     digest.update(b"\n")
     digest.update(head)
@@ -117,6 +124,7 @@ def make_record(
     body_sha256: str,
     payload: dict[str, Any],
     raw: bytes | None = None,
+    actor: str | None = None,
 ) -> LogRecord:
     """A chained record from its parts; the postings rows are taken from payload.effects.postings
     ([debit, credit, asset, units, kind] lists). `raw`, when given, is `canonical_json(payload)`
@@ -150,8 +158,10 @@ def make_record(
             as_of_ns=as_of_ns,
             body_sha256=body_sha256,
             payload=raw,
+            actor=actor,
         ),
         postings=postings,
+        actor=actor,
     )
 
 
@@ -186,6 +196,7 @@ def verify_chain(
             as_of_ns=record.as_of_ns,
             body_sha256=record.body_sha256,
             payload=record.payload,
+            actor=record.actor,
         )
         if recomputed != record.record_hash:
             return ChainBreak(record.sequence, "record hash does not match its bytes")

@@ -83,6 +83,7 @@ from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw
 from crossmargin.core.margin import Breakdown, CrossMargin, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
+from crossmargin.core.oracle.policy import OraclePolicy
 from crossmargin.core.pricing import InstrumentValuation
 
 # Names re-exported for the API layer: one import gives the whole contract.
@@ -138,6 +139,7 @@ __all__ = [
     "OpenAccount",
     "ParameterPreview",
     "PlaceOrder",
+    "PriceBoard",
     "PriceState",
     "RecoveryReport",
     "RiskParameters",
@@ -175,7 +177,8 @@ class VenueSettings:
     parameter change raising total IM by more than this is refused without override;
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
     last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
-    price not quoted for longer than this is reported stale (`Venue.price_states`). The whole hash chain is
+    price not set for longer than this is reported stale (`Venue.price_states`, GET /v1/prices;
+    default: the oracle policy's margin rule, `core.oracle.policy`). The whole hash chain is
     verified at every start-up; a snapshot only saves the fold."""
 
     max_batch: int = 1024
@@ -184,7 +187,7 @@ class VenueSettings:
     max_margin_jump_fraction: float = 0.10
     recover_to_verified_prefix: bool = False
     max_liquidation_rounds: int = 64
-    max_price_age_s: float = 60.0
+    max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,8 +296,23 @@ class ParameterPreview:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PriceBoard:
+    """The prices in force as of `sequence`: index prices USD by symbol (underlyings and collateral
+    assets), delta-one marks by instrument, and `set_ns[name]`: the time of the record that last set
+    each (absent: set before the venue kept price times, see `VenueState`); `time_ns`: the venue's
+    clock at its last record."""
+
+    sequence: int
+    time_ns: int
+    prices: Mapping[str, float]
+    marks: Mapping[str, float]
+    set_ns: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogEntry:
-    """A log record as a reader sees it: the decoded payload ({"command": ..., "effects": ...})."""
+    """A log record as a reader sees it: the decoded payload ({"command": ..., "effects": ...}) and
+    who submitted the command (`actor`: an API key id; None for a derived record or an old one)."""
 
     sequence: int
     kind: str
@@ -302,6 +320,7 @@ class LogEntry:
     as_of_ns: int
     record_hash: str
     payload: Mapping[str, Any]
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -476,6 +495,7 @@ class _Pending:
     key: str
     body_sha256: str
     body_json: bytes
+    actor: str | None = None
 
 
 class Venue:
@@ -508,9 +528,8 @@ class Venue:
         self._pending_acks: dict[str, Ack] = {}  # this group's, until its commit
         self._monitor: Monitor | None = None
         self._dirty: set[str] = set()
-        # When an UpdatePrices last named each symbol; a price held from before opening counts
-        # from the recovered state's time (its quote is at least that old).
-        self._quoted_ns: dict[str, int] = {}
+        # A price with no recorded set time (held since before the venue kept them) counts from
+        # the recovered state's time: its quote is at least that old.
         self._opened_ns = state.time_ns
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
@@ -556,15 +575,18 @@ class Venue:
 
     # -- commands --------------------------------------------------------------------------------
 
-    def submit(self, command: Command) -> Future[Ack]:
-        """Queue a command; the future resolves to its Ack after commit (module docstring)."""
+    def submit(self, command: Command, *, actor: str | None = None) -> Future[Ack]:
+        """Queue a command; the future resolves to its Ack after commit (module docstring).
+        `actor`: who submits it (an API key id), kept in its log record (`LogRecord.actor`)."""
         future: Future[Ack] = Future()
         try:
             if type(command) not in KIND_OF:
                 raise InputError("command", f"not a venue command: {type(command).__name__}")
             key = check_key(command.idempotency_key)
             body_json = canonical_json(body(command))  # encoded and hashed on the caller's thread
-            pending = _Pending(command, future, key, body_digest(kind_of(command), body_json), body_json)
+            pending = _Pending(
+                command, future, key, body_digest(kind_of(command), body_json), body_json, actor
+            )
         except InputError as error:
             future.set_exception(error)
             return future
@@ -574,8 +596,8 @@ class Venue:
         self._queue.put(pending)
         return future
 
-    def execute(self, command: Command, *, timeout_s: float | None = None) -> Ack:
-        return self.submit(command).result(timeout=timeout_s)
+    def execute(self, command: Command, *, timeout_s: float | None = None, actor: str | None = None) -> Ack:
+        return self.submit(command, actor=actor).result(timeout=timeout_s)
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -671,7 +693,7 @@ class Venue:
 
     def _price_states(self) -> dict[str, PriceState]:
         now = max(self._clock.now_ns(), self._state.time_ns)
-        quoted = self._quoted_ns
+        quoted = self._state.price_ns  # durable: the time of the record that set each price
         return {
             symbol: PriceState.at(
                 symbol,
@@ -690,6 +712,48 @@ class Venue:
         with self._lock:
             self._check_serving()
             return {a: v for (a, k), v in self._state.balances.items() if k == asset and v}
+
+    def price_board(self) -> PriceBoard:
+        """Every price in force with the time it was set, at one committed sequence (`PriceBoard`)."""
+        with self._lock:
+            self._check_serving()
+            state = self._state
+            return PriceBoard(
+                sequence=state.sequence,
+                time_ns=state.time_ns,
+                prices=dict(state.prices),
+                marks=dict(state.marks),
+                set_ns=dict(state.price_ns),
+            )
+
+    def ledger_snapshot(self) -> tuple[int, LedgerState, LedgerConfig]:
+        """The whole ledger (every trader and system account) as a core LedgerState, with the
+        config in force and the sequence it is as of: a consistent cut between two commits. The
+        lock is held only for shallow copies of the fold's dictionaries (C-speed; their values are
+        immutable); the LedgerState is assembled after it (what `VenueState.sub_state` of every
+        trader gives), and a Book built from it (`book_of`) without blocking the writer."""
+        with self._lock:
+            self._check_serving()
+            state = self._state
+            config = self.config
+            sequence, time_ns, postings_count = state.sequence, state.time_ns, state.postings_count
+            traders, status, deadlines = list(state.traders), dict(state.status), dict(state.deadlines)
+            balances, positions = dict(state.balances), dict(state.positions)
+            prices, marks, expired = dict(state.prices), dict(state.marks), frozenset(state.expired)
+        symbols = set(config.assets.symbols)
+        ledger = LedgerState(
+            traders=tuple(sorted(traders)),
+            balances={k: v for k, v in balances.items() if v and k[1] in symbols},
+            positions={k: p for k, p in positions.items() if k[0] in status},
+            prices=prices,
+            marks=marks,
+            status=status,
+            call_deadline_ns=deadlines,
+            expired=expired,
+            time_ns=time_ns,
+            sequence=postings_count,
+        )
+        return sequence, ledger, config
 
     def _withdrawable(self, account: str, asset: str, held: int) -> int:
         """The largest amount a Withdraw of `asset` alone would accept now.
@@ -808,6 +872,7 @@ class Venue:
                 as_of_ns=r.as_of_ns,
                 record_hash=r.record_hash,
                 payload=r.decoded(),
+                actor=r.actor,
             )
             for r in records
         ]
@@ -1081,9 +1146,8 @@ class Venue:
                 as_of_ns=now,
                 payload=payload,
                 raw=command_payload(p.body_json, effects),
+                actor=p.actor,
             )
-            if isinstance(command, UpdatePrices):
-                self._quoted_ns.update(dict.fromkeys(command.index_prices, now))
             out = [first]
             if monitored:
                 out.extend(self._liquidations(now))
@@ -1100,6 +1164,7 @@ class Venue:
         as_of_ns: int,
         payload: dict[str, Any],
         raw: bytes | None = None,
+        actor: str | None = None,
     ) -> LogRecord:
         state = self._state
         record = make_record(
@@ -1111,9 +1176,12 @@ class Venue:
             body_sha256=body_hash,
             payload=payload,
             raw=raw,
+            actor=actor,
         )
         effects = payload["effects"]
-        state.apply_effects(effects, sequence=record.sequence, record_hash=record.record_hash)
+        state.apply_effects(
+            effects, sequence=record.sequence, record_hash=record.record_hash, as_of_ns=as_of_ns
+        )
         self._after_apply(effects)
         return record
 
@@ -1401,7 +1469,10 @@ def _recover(store: EventStore, digest: str, settings: VenueSettings) -> tuple[V
         page = store.read(next_sequence, min(_READ_PAGE, verified_end - next_sequence + 1))
         for record in page:
             state.apply_effects(
-                record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash
+                record.decoded()["effects"],
+                sequence=record.sequence,
+                record_hash=record.record_hash,
+                as_of_ns=record.as_of_ns,
             )
         replayed += len(page)
         next_sequence += len(page)

@@ -6,6 +6,11 @@ a pure function of the log. `sub_state` cuts out the few traders one command tou
 `LedgerState`, so the existing ledger (`core.ledger.apply`) decides the command on them alone
 (an event touches a few accounts; copying the whole venue per event would cost O(accounts)).
 `to_dict` / `from_dict` are the snapshot format; `digest` compares states bit for bit.
+
+`price_ns` is when each index price and mark was last set: the `as_of_ns` of the record that set
+it, when the fold is given it (the venue does, live and in recovery). It is metadata of the log's
+timestamps, not ledger state: outside the digest, and absent from snapshots written before it
+existed (those prices' times are then unknown until they are set again).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class VenueState:
     holdings: dict[str, set[str]] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
+    price_ns: dict[str, int] = field(default_factory=dict)  # symbol or instrument -> set at (ns)
     status: dict[str, AccountStatus] = field(default_factory=dict)
     deadlines: dict[str, int] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
@@ -60,8 +66,11 @@ class VenueState:
 
     # -- the fold --------------------------------------------------------------------------------
 
-    def apply_effects(self, effects: Mapping[str, Any], *, sequence: int, record_hash: str) -> None:
-        """Apply one record's effects (journal payload "effects"); see `engine.effects` for keys."""
+    def apply_effects(
+        self, effects: Mapping[str, Any], *, sequence: int, record_hash: str, as_of_ns: int | None = None
+    ) -> None:
+        """Apply one record's effects (journal payload "effects"); see `engine.effects` for keys.
+        `as_of_ns`: the record's time, kept as the time of the prices and marks it sets."""
         for account in effects.get("accounts", ()):
             if account in self.status:
                 raise InputError("effects.accounts", f"account {account!r} already open")
@@ -91,6 +100,9 @@ class VenueState:
                 self.deadlines[account] = int(deadline)
         self.prices.update(effects.get("prices", {}))
         self.marks.update(effects.get("marks", {}))
+        if as_of_ns is not None:
+            for name in (*effects.get("prices", ()), *effects.get("marks", ())):
+                self.price_ns[name] = as_of_ns
         for instrument in effects.get("expired", ()):
             self.expired.add(instrument)
             self.marks.pop(instrument, None)
@@ -164,6 +176,7 @@ class VenueState:
             "positions": sorted([a, i, p.quantity, p.entry_price] for (a, i), p in self.positions.items()),
             "prices": dict(self.prices),
             "marks": dict(self.marks),
+            "price_ns": dict(self.price_ns),
             "status": sorted([a, int(s)] for a, s in self.status.items()),
             "deadlines": sorted([a, d] for a, d in self.deadlines.items()),
             "expired": sorted(self.expired),
@@ -184,6 +197,7 @@ class VenueState:
             balances={(a, k): int(v) for a, k, v in data["balances"]},
             prices={k: float(v) for k, v in data["prices"].items()},
             marks={k: float(v) for k, v in data["marks"].items()},
+            price_ns={k: int(v) for k, v in data.get("price_ns", {}).items()},  # absent before 2026-12
             status={a: AccountStatus(int(s)) for a, s in data["status"]},
             deadlines={a: int(d) for a, d in data["deadlines"]},
             expired=set(data["expired"]),
@@ -204,8 +218,11 @@ class VenueState:
         return state
 
     def digest(self) -> str:
-        """SHA-256 of the canonical snapshot form: equal digests = the same state bit for bit."""
-        return hashlib.sha256(canonical_json(self.to_dict())).hexdigest()
+        """SHA-256 of the canonical snapshot form without the price times (module docstring): equal
+        digests = the same ledger state bit for bit."""
+        form = self.to_dict()
+        del form["price_ns"]
+        return hashlib.sha256(canonical_json(form)).hexdigest()
 
 
 def parameters_dict(config: LedgerConfig) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import anyio
 from anyio import CapacityLimiter
 from fastapi import FastAPI
 
+from crossmargin.engine.ports import PriceHistorySource
 from crossmargin.engine.venue import AccountView, Venue
 from crossmargin.service.keys import Verifier
 from crossmargin.service.keystore import KeyStore
@@ -23,7 +24,8 @@ VIEW_CACHE_ACCOUNTS = 100_000
 
 @dataclass(slots=True)
 class ServiceContext:
-    """The venue behind the API and the service's own parts (keys, limits, metrics)."""
+    """The venue behind the API and the service's own parts (keys, limits, metrics).
+    `price_history`: the daily closes historical stresses read (None: not configured)."""
 
     settings: ServiceSettings
     venue: Venue
@@ -33,6 +35,7 @@ class ServiceContext:
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
     verifier: Verifier = field(default_factory=Verifier)
     clock_ns: Callable[[], int] = time.time_ns
+    price_history: PriceHistorySource | None = None
     draining: bool = False  # set at shutdown: /readyz says 503, new commands are refused
     thread_limiters: dict[RequestClass, CapacityLimiter] = field(default_factory=dict)
     views: dict[str, AccountView] = field(default_factory=dict)  # account -> its latest view

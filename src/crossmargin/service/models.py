@@ -251,6 +251,9 @@ class LogEntryModel(BaseModel):
     idempotency_key: str | None
     as_of_ns: int
     record_hash: str
+    actor: str | None = Field(
+        None, description="the API key id that submitted the command; null for records the venue derived"
+    )
     payload: dict[str, Any]
 
 
@@ -280,6 +283,142 @@ class ParameterPreviewModel(BaseModel):
 class ParameterChange(BaseModel):
     preview: ParameterPreviewModel
     ack: Ack | None = Field(description="absent when the change was only previewed")
+
+
+# -- venue-wide stress ------------------------------------------------------------------------------
+
+MAX_STRESS_SCENARIOS = 16  # shocks + historical windows per request: each is a venue-wide cascade
+MAX_CASCADE_STEPS = 20
+# A price move as a fraction (-0.2 = -20 %): above -100 % (a price stays > 0), at most +1000 %.
+Move = Annotated[float, Field(gt=-1.0, le=10.0, allow_inf_nan=False)]
+VolShift = Annotated[float, Field(ge=-5.0, le=5.0, allow_inf_nan=False)]
+WindowName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+class ShockSpec(Request):
+    """A hypothetical shock: price moves per underlying or collateral asset, vol shifts."""
+
+    label: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None, description="a name for the report; absent: the moves, e.g. 'BTC -20%, USDC -8%'"
+    )
+    moves: dict[Symbol, Move] = Field(
+        default_factory=dict,
+        description="fraction per underlying or collateral asset (-0.2 = -20 %; > -1); a "
+        "stablecoin's move is its depeg; an underlying's index, marks and option forwards move together",
+    )
+    vol_shift: dict[Symbol, VolShift] = Field(
+        default_factory=dict,
+        description="additive implied-vol shift of every option on an underlying (0.2 = +20 vol points)",
+    )
+
+
+class CascadeSpec(Request):
+    """Liquidate what the shock puts under maintenance, round by round, through the insurance fund,
+    ADL and bad debt (no price impact of the liquidations)."""
+
+    policy: Annotated[str, StringConstraints(min_length=1, max_length=64)] = Field(
+        "full/queue",
+        description="full|partial / queue|random_start|pro_rata|risk_aware|no-adl (docs/stress.md)",
+    )
+    insurance_fund_usd: float | None = Field(
+        None, ge=0.0, le=1e15, allow_inf_nan=False, description="absent: the venue's own fund balance"
+    )
+    steps: int = Field(1, ge=1, le=MAX_CASCADE_STEPS, description="reach each shock in this many price steps")
+
+
+class StressRequest(Request):
+    shocks: list[ShockSpec] = Field(default_factory=list, max_length=MAX_STRESS_SCENARIOS)
+    windows: list[WindowName] = Field(
+        default_factory=list,
+        max_length=MAX_STRESS_SCENARIOS,
+        description="historical windows by name: covid-2020-03, may-2021, luna-2022-05, ftx-2022-11, "
+        "usdc-2023-03; their joint close-to-close moves from the service's daily price history "
+        "(409 when the service has none)",
+    )
+    cascade: CascadeSpec | None = Field(
+        None, description="absent: the figures at the shock only, before any liquidation"
+    )
+
+
+class CascadeRoundModel(BaseModel):
+    step: int = Field(description="price step, from 1")
+    round: int = Field(description="round within the step, from 1")
+    liquidated_accounts: int
+    liquidated_notional_usd: float
+    fees_usd: float
+    deficit_usd: float
+    fund_paid_usd: float
+    fund_usd: float = Field(description="the insurance fund after the round")
+    adl_notional_usd: float
+    adl_haircut_usd: float
+    bad_debt_usd: float
+
+
+class CascadeOutcome(BaseModel):
+    policy: str
+    steps: int
+    rounds: int = Field(description="rounds that liquidated, deleveraged or found a deficit")
+    converged: bool = Field(description="every step reached a round that liquidated nothing")
+    liquidated_notional_usd: float
+    collateral_sold_usd: float
+    deficit_usd: float
+    fees_usd: float
+    fund_used_usd: float = Field(description="paid out by the fund (it collects the fees first)")
+    fund_left_usd: float
+    adl_notional_usd: float
+    adl_haircut_usd: float
+    bad_debt_usd: float
+    path: list[CascadeRoundModel]
+
+
+class StressResult(BaseModel):
+    label: str
+    kind: Literal["hypothetical", "historical"]
+    price_moves: dict[str, float] = Field(description="the move applied per risk factor (fraction)")
+    under_maintenance: int = Field(description="accounts with equity < maintenance margin at the shock")
+    under_zero: int = Field(description="accounts with equity < 0 at the shock")
+    shortfall_usd: float = Field(description="sum of negative equity at the shock")
+    loss_usd: float = Field(description="sum of the accounts' equity losses at the shock")
+    insurance_fund_usd: float = Field(description="the fund the stress started with")
+    insurance_fund_left_usd: float = Field(
+        description="with a cascade: the fund at its end; without: max(fund - shortfall, 0)"
+    )
+    cascade: CascadeOutcome | None
+    notes: list[str] = Field(default_factory=list)
+
+
+class StressResponse(BaseModel):
+    sequence: int = Field(description="the committed log sequence the stress ran on")
+    model: Literal["cross"] = Field(description="the venue's margin model, with its parameters in force")
+    accounts: int
+    results: list[StressResult]
+
+
+# -- prices ---------------------------------------------------------------------------------------
+
+
+class PriceQuote(BaseModel):
+    name: str = Field(description="symbol (index, collateral) or instrument (mark)")
+    price_usd: float
+    set_ns: int | None = Field(description="time of the record that set it; null: not known (older log)")
+    age_s: float | None = Field(description="seconds since set_ns, by the service's clock")
+    stale: bool = Field(
+        description="older than the oracle policy's margin rule allows (max_age_s), or of unknown age"
+    )
+
+
+class PriceBoardModel(BaseModel):
+    sequence: int
+    as_of_ns: int = Field(description="the service's clock when read (ages are relative to it)")
+    max_age_s: float = Field(description="a price older than this is stale (oracle policy, margin rule)")
+    oracle: Literal["external"] = Field(
+        description="the venue runs no oracle of its own: prices arrive by POST /v1/prices from the "
+        "venue's oracle, so per-source status is not known here; staleness is judged by age alone"
+    )
+    index: list[PriceQuote] = Field(description="index price per underlying")
+    collateral: list[PriceQuote] = Field(description="price per collateral asset")
+    marks: list[PriceQuote] = Field(description="delta-one marks where the venue has them")
+    stale: list[str] = Field(description="names of every stale price above")
 
 
 class ProblemField(BaseModel):

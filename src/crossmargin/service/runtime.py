@@ -67,7 +67,7 @@ def bootstrap_admin(keys: KeyStore, path: Path) -> str | None:
 
 
 def open_context(settings: ServiceSettings) -> ServiceContext:
-    from crossmargin.service.wiring import open_venue
+    from crossmargin.service.wiring import open_venue, price_history
 
     venue = open_venue(settings)
     try:
@@ -82,6 +82,7 @@ def open_context(settings: ServiceSettings) -> ServiceContext:
         keys=keys,
         limiter=RateLimiter(settings.rate_limits, time.monotonic),
         admission=Admission(settings.admission),
+        price_history=price_history(),
     )
     context.metrics.read_from(venue.stats)
     return context

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from crossmargin.core.margin import MarginModel
+from crossmargin.engine.ports import PriceHistorySource
 from crossmargin.engine.venue import Genesis, Venue, VenueSettings
 from crossmargin.errors import InputError
 from crossmargin.service.settings import ServiceSettings
@@ -34,6 +35,15 @@ def open_venue(settings: ServiceSettings) -> Venue:
     except BaseException:
         store.close()
         raise
+
+
+def price_history() -> PriceHistorySource | None:
+    """The shared daily closes ($CROSSMARGIN_DATA/prices_daily_yahoo.csv) when the file is there,
+    else None (historical stresses then answer that no history is configured)."""
+    from crossmargin.adapters.history.prices import shared_price_history
+
+    history = shared_price_history()
+    return history if history.is_available() else None
 
 
 def margin_model(venue: Venue, name: str, preset: str | None) -> tuple[MarginModel, str | None]:

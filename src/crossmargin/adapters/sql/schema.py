@@ -2,7 +2,9 @@
 (`migrations/versions`); these objects are what the store queries with.
 
     events     one row per record: sequence (gap-free, the primary key), idempotency key (unique),
-               kind, as_of_ns, body_sha256, payload (the exact bytes hashed), previous and own hash
+               kind, as_of_ns, body_sha256, payload (the exact bytes hashed), previous and own hash,
+               actor (who submitted the command: an API key id; NULL for derived records and
+               records written before revision 0002)
     postings   one row per posting: amount_units an exact BIGINT (integer minor units; a posting
                above 2**63 - 1 units is refused by the venue, never rounded)
     counter    one row ("events", last sequence), updated in the same transaction as the rows: the
@@ -27,6 +29,7 @@ events = Table(
     Column("payload", LargeBinary, nullable=False),
     Column("previous_hash", String(64), nullable=False),
     Column("record_hash", String(64), nullable=False),
+    Column("actor", String(128), nullable=True),
 )
 
 postings = Table(

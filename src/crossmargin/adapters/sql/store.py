@@ -36,7 +36,7 @@ from crossmargin.errors import DurabilityError, InputError, StoreError
 
 DEFAULT_URL = "sqlite:///crossmargin.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001_event_log"  # the newest script in migrations/versions
+HEAD_REVISION = "0002_event_actor"  # the newest script in migrations/versions
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -135,6 +135,7 @@ class SqlEventStore:
                 previous_hash=r.previous_hash,
                 record_hash=r.record_hash,
                 postings=tuple(by_sequence.get(int(r.sequence), ())),
+                actor=r.actor,
             )
             for r in rows
         ]
@@ -280,6 +281,7 @@ def _event_row(r: LogRecord) -> dict[str, Any]:
         "payload": r.payload,
         "previous_hash": r.previous_hash,
         "record_hash": r.record_hash,
+        "actor": r.actor,
     }
 
 

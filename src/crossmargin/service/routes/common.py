@@ -86,12 +86,14 @@ def problem_of(error: Exception, *, fields: Mapping[str, str] | None = None, pre
 async def run_command(
     request: Request, command: Command, *, fields: Mapping[str, str] | None = None
 ) -> models.Ack:
-    """Submit, await the commit, return the ack (or raise the problem the refusal is)."""
+    """Submit, await the commit, return the ack (or raise the problem the refusal is). The
+    caller's key id goes into the command's log record as its actor."""
     context = context_of(request.app)
     if context.draining:
         raise Problem(503, "draining", "the service is shutting down", headers={"Retry-After": "1"})
+    actor = getattr(request.state, "key_id", None)
     try:
-        ack: Ack = await asyncio.wrap_future(context.venue.submit(command))
+        ack: Ack = await asyncio.wrap_future(context.venue.submit(command, actor=actor))
     except (InputError, IdempotencyConflictError, StoreError) as error:
         raise problem_of(error, fields=fields, prefix="body.") from None
     request.state.sequence = ack.sequence

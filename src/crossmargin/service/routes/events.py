@@ -43,6 +43,7 @@ async def events(
             idempotency_key=e.idempotency_key,
             as_of_ns=e.as_of_ns,
             record_hash=e.record_hash,
+            actor=e.actor,
             payload=dict(e.payload),
         )
         for e in entries

@@ -6,14 +6,15 @@ and risk parameters.
     GET  /v1/accounts/{account}/explain                 contributions per position and asset
     GET  /v1/accounts/{account}/margin-at?sequence=     margin as of a past sequence, with the
                                                         risk parameters in force then
-    POST /v1/stress                                     venue-wide stress (501 until the stress
-                                                        engine of issue 15 is merged)
+    POST /v1/stress                                     venue-wide stress on the committed book:
+                                                        shocks, historical windows, cascades (risk,
+                                                        admin; service/stress.py)
     GET  /v1/insurance-fund                             the fund's balance per asset (any key)
     POST /v1/admin/risk-parameters/preview              what a change would do to the whole book
     PUT  /v1/admin/risk-parameters                      change them (refused above the margin-jump
                                                         threshold unless `override`)
 
-Recomputations (margin under another model, what-if, explain) are the `compute` request class:
+Recomputations (margin under another model, what-if, explain, stress) are the `compute` request class:
 few in flight (CPU-bound), the rest refused with 503 at once.
 """
 
@@ -26,6 +27,7 @@ from fastapi import APIRouter, Query, Request
 
 from crossmargin.engine.venue import ParameterPreview, RiskParameters, SetRiskParameters, Venue, WhatIfTrade
 from crossmargin.service import access, models
+from crossmargin.service import stress as stress_run
 from crossmargin.service.context import context_of
 from crossmargin.service.limits import RequestClass
 from crossmargin.service.problems import PROBLEM_MEDIA_TYPE, Problem
@@ -191,18 +193,25 @@ async def explain(request: Request, account: AccountPath, caller: Caller) -> mod
 
 @router.post(
     "/stress",
-    summary="Venue-wide stress test (not yet available)",
-    status_code=501,
-    responses={501: {"description": "no stress engine in this build", "content": {PROBLEM_MEDIA_TYPE: {}}}},
+    response_model=models.StressResponse,
+    summary="Venue-wide stress: hypothetical shocks, historical windows, cascading liquidations",
+    responses={
+        409: {
+            "description": "historical windows asked, no price history configured",
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+    },
 )
-async def stress(request: Request, caller: Caller) -> None:
+async def stress(request: Request, body: models.StressRequest, caller: Caller) -> models.StressResponse:
     access.see_venue(caller)
-    raise Problem(
-        501,
-        "not-implemented",
-        "venue-wide stress needs the stress engine (issue 15), which this build does not include yet; "
-        "per-account what-if and margin under the portfolio or var models work now",
-    )
+    context = context_of(request.app)
+    venue, history = context.venue, context.price_history
+    policy = stress_run.check(body, history)
+
+    def run() -> models.StressResponse:
+        return stress_run.run(body, stress_run.inputs_of(venue), policy, history)
+
+    return await run_query(request, RequestClass.COMPUTE, run, prefix="body.")
 
 
 @router.get("/insurance-fund", response_model=models.InsuranceFund, summary="The insurance fund")

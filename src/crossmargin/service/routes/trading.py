@@ -8,6 +8,13 @@ POST   /v1/fills                                  a trade between two accounts (
 POST   /v1/prices                                 index prices and marks (risk, admin: the
                                                   oracle); re-margins the holders of what moved,
                                                   runs calls and liquidations before the ack
+GET    /v1/prices                                 the prices in force, each with the time it was
+                                                  set, its age and whether it is stale (any key)
+
+Staleness: the venue runs no oracle itself (its prices arrive by POST /v1/prices), so what it can
+say of a price is its age. A price older than the venue's `max_price_age_s` (by default the oracle
+policy's margin rule, core.oracle.policy: 120 s, the loosest rule; opening trades wants 5 s) is
+reported stale, and so is one of unknown age. The dashboard's warnings use the same limit.
 """
 
 from __future__ import annotations
@@ -16,11 +23,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from crossmargin.engine.venue import CancelOrder, Fill, PlaceOrder, UpdatePrices
+from crossmargin.engine.venue import CancelOrder, Fill, PlaceOrder, PriceBoard, UpdatePrices
 from crossmargin.service import access, models
+from crossmargin.service.context import context_of
+from crossmargin.service.limits import RequestClass
 from crossmargin.service.problems import Problem
 from crossmargin.service.routes.accounts import AccountPath
-from crossmargin.service.routes.common import ACCOUNT_FIELDS, IdempotencyKey, key_or_new, run_command
+from crossmargin.service.routes.common import (
+    ACCOUNT_FIELDS,
+    IdempotencyKey,
+    key_or_new,
+    run_command,
+    run_query,
+)
 from crossmargin.service.security import Caller
 
 router = APIRouter(prefix="/v1", tags=["trading"])
@@ -119,3 +134,51 @@ async def prices(
         mark_prices=dict(body.mark_prices),
     )
     return await run_command(request, command)
+
+
+# A price older than the margin rule's max age is stale (module docstring).
+
+
+@router.get("/prices", response_model=models.PriceBoardModel, summary="The prices in force, with their age")
+async def price_board(request: Request, caller: Caller) -> models.PriceBoardModel:
+    context = context_of(request.app)
+    venue = context.venue
+    board = await run_query(request, RequestClass.READ, venue.price_board)
+    now_ns = context.clock_ns()
+    max_age_ns = round(venue.settings.max_price_age_s * 1e9)
+    config = venue.config
+    index = [
+        _quote(s, board.prices[s], board, now_ns, max_age_ns)
+        for s in config.instruments.underlyings
+        if s in board.prices
+    ]
+    collateral = [
+        _quote(s, board.prices[s], board, now_ns, max_age_ns)
+        for s in config.assets.symbols
+        if s in board.prices
+    ]
+    marks = [_quote(i, price, board, now_ns, max_age_ns) for i, price in sorted(board.marks.items())]
+    stale = sorted({q.name for q in (*index, *collateral, *marks) if q.stale})
+    return models.PriceBoardModel(
+        sequence=board.sequence,
+        as_of_ns=now_ns,
+        max_age_s=max_age_ns / 1e9,
+        oracle="external",
+        index=index,
+        collateral=collateral,
+        marks=marks,
+        stale=stale,
+    )
+
+
+def _quote(name: str, price: float, board: PriceBoard, now_ns: int, max_age_ns: int) -> models.PriceQuote:
+    """One price with its age: now − the time of the record that set it (None: not known)."""
+    set_ns = board.set_ns.get(name)
+    age_ns = None if set_ns is None else max(now_ns - set_ns, 0)
+    return models.PriceQuote(
+        name=name,
+        price_usd=float(price),
+        set_ns=set_ns,
+        age_s=None if age_ns is None else age_ns / 1e9,
+        stale=age_ns is None or age_ns > max_age_ns,
+    )

@@ -1,0 +1,103 @@
+"""Revision 0002 (events.actor): a log written at revision 0001 is migrated in place, stays readable
+and verifies; records written after carry their actor, inside the hash chain."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from crossmargin.adapters.sql.schema import counter, events, postings
+from crossmargin.adapters.sql.store import MIGRATIONS
+from crossmargin.engine.memory import MemoryEventStore
+from crossmargin.engine.venue import Deposit
+from crossmargin.errors import CorruptLogError
+from tests.adapters.sql.support import connect, open_venue, raw_engine
+
+OLD_COLUMNS = (
+    "sequence",
+    "idempotency_key",
+    "kind",
+    "as_of_ns",
+    "body_sha256",
+    "payload",
+    "previous_hash",
+    "record_hash",
+)
+
+
+def _old_log(db: tuple[str, str | None]) -> str:
+    """A log at revision 0001 written as the code of then wrote it (no actor); its state digest."""
+    url, schema = db
+    if schema is not None:
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        admin.dispose()
+    memory = MemoryEventStore()
+    with open_venue(memory) as venue:
+        for n in range(3):
+            venue.execute(
+                Deposit(
+                    idempotency_key=f"old-{n}", account="vol-seller", asset="USDC", amount_units=1_000_000
+                )
+            )
+        digest = venue.state_digest()
+        records = memory.read(1, 100)
+    engine = raw_engine(db)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001_event_log")
+        assert "actor" not in {c["name"] for c in sa.inspect(conn).get_columns("events")}
+        insert = sa.text(
+            f"INSERT INTO events ({', '.join(OLD_COLUMNS)}) VALUES ({', '.join(':' + c for c in OLD_COLUMNS)})"
+        )
+        conn.execute(insert, [{c: getattr(r, c) for c in OLD_COLUMNS} for r in records])
+        rows = [
+            {
+                "sequence": p.sequence,
+                "idx": p.index,
+                "debit_account": p.debit_account,
+                "credit_account": p.credit_account,
+                "asset": p.asset,
+                "amount_units": p.amount_units,
+                "kind": p.kind,
+            }
+            for r in records
+            for p in r.postings
+        ]
+        conn.execute(postings.insert(), rows)
+        conn.execute(counter.update().where(counter.c.name == "events").values(value=records[-1].sequence))
+    engine.dispose()
+    return digest
+
+
+def test_actor_migration_keeps_an_old_log_readable(db: tuple[str, str | None]) -> None:
+    digest = _old_log(db)
+    store = connect(db)  # migrates 0001 -> 0002
+    with open_venue(store) as venue:
+        assert venue.recovery.problems == ()
+        assert venue.state_digest() == digest
+        assert all(e.actor is None for e in venue.log(1, 100))
+        ack = venue.execute(
+            Deposit(idempotency_key="new", account="vol-seller", asset="USDC", amount_units=5),
+            actor="c7fea3f03b90",
+        )
+    with open_venue(connect(db)) as again:  # old and new records verify together
+        assert again.recovery.problems == ()
+        entries = {e.sequence: e.actor for e in again.log(1, 100)}
+        assert entries[ack.sequence] == "c7fea3f03b90"
+        assert {a for s, a in entries.items() if s != ack.sequence} == {None}
+    engine = raw_engine(db)
+    with engine.begin() as conn:
+        conn.execute(events.update().where(events.c.sequence == ack.sequence).values(actor="mallory"))
+    engine.dispose()
+    tampered = connect(db)
+    try:
+        with pytest.raises(CorruptLogError, match="hash"):  # the actor is inside the chain
+            open_venue(tampered)
+    finally:
+        tampered.close()
