@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
 import queue
 import threading
@@ -444,6 +445,13 @@ class Venue:
         self._dirty: set[str] = set()
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
+        self._stats.update(snapshots=0, snapshot_failures=0)
+        # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
+        self._snapshots: queue.Queue[VenueState | None] = queue.Queue()
+        self._snapshot_writer = threading.Thread(
+            target=self._write_snapshots, name="venue-snapshots", daemon=True
+        )
+        self._snapshot_writer.start()
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
         self._writer.start()
 
@@ -765,12 +773,15 @@ class Venue:
     # -- shutdown --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Finish the commits in flight, stop the writer, close the store."""
+        """Finish the commits in flight, stop the writer, write the snapshots it asked for,
+        close the store."""
         if self._closed:
             return
         self._closed = True
         self._queue.put(_STOP)
         self._writer.join()
+        self._snapshots.put(None)
+        self._snapshot_writer.join()
         self._store.close()
 
     def __enter__(self) -> Venue:
@@ -1187,11 +1198,26 @@ class Venue:
         return book_of(sub, config, (account,)), market_of(sub, config)
 
     def _snapshot(self) -> None:
-        state = self._state
-        self._store.save_snapshot(
-            Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
-        )
-        self._snapshot_sequence = state.sequence
+        """Hand a detached copy of the committed state to the snapshot thread (the sorting,
+        encoding and writing, O(state), happen there; the writer only copies containers)."""
+        self._snapshots.put(self._state.detached())
+        self._snapshot_sequence = self._state.sequence
+
+    def _write_snapshots(self) -> None:
+        """Write each requested snapshot, in order. A failed one is counted, not fatal: the log
+        is the truth, a snapshot only shortens the next start-up."""
+        while True:
+            state = self._snapshots.get()
+            if state is None:
+                return
+            try:
+                self._store.save_snapshot(
+                    Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
+                )
+                self._stats["snapshots"] += 1
+            except Exception:
+                self._stats["snapshot_failures"] += 1
+                logging.getLogger(__name__).exception("snapshot at %d not written", state.sequence)
 
 
 def _bad_debt(state: VenueState, config: LedgerConfig) -> bool:
