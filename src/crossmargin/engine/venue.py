@@ -446,6 +446,7 @@ class Venue:
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
         self._stats.update(snapshots=0, snapshot_failures=0)
+        self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
         # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
         self._snapshots: queue.Queue[VenueState | None] = queue.Queue()
         self._snapshot_writer = threading.Thread(
@@ -768,7 +769,15 @@ class Venue:
 
     @property
     def config(self) -> LedgerConfig:
-        return self._state.config_in_force(self._base_config)
+        """The configuration in force, one object per parameter version (the ledger's risk
+        views share a revaluation per configuration object and prices: a fresh object per call
+        would revalue every instrument again after any risk-parameter change)."""
+        versions = len(self._state.parameter_versions)
+        cached = self._config_in_force
+        if cached is None or cached[0] != versions:
+            cached = (versions, self._state.config_in_force(self._base_config))
+            self._config_in_force = cached
+        return cached[1]
 
     # -- shutdown --------------------------------------------------------------------------------
 
