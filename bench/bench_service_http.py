@@ -3,8 +3,10 @@
     python bench/bench_service_http.py [--seconds 5] [--clients 64] [--backend sqlite|postgresql|both]
 
 The server runs as its own process (`crossmargin serve`, uvicorn, the desk book), the clients in
-this one (httpx, asyncio; deposits back to back, every 20th request a price tick), first one
-client (latency), then `--clients` concurrent connections (throughput, group commit). Per backend:
+this one (asyncio keep-alive connections written by hand, `_Connection`: the machine's two CPUs
+are shared, and httpx cost five times the server's CPU per request; deposits back to back, every
+20th request a price tick), first one client (latency), then `--clients` concurrent connections
+(throughput, group commit). Per backend:
 
     ack_p50_ms / ack_p99_ms   POST -> 201, i.e. after the command's group commit (durable)
     events_per_s              acknowledged commands per second
@@ -12,6 +14,9 @@ client (latency), then `--clients` concurrent connections (throughput, group com
     healthz_p99_ms            GET /healthz: the HTTP stack's floor on this machine, same run
     core_ack_p99_ms           the venue alone (Venue.execute in this process, no HTTP), same run,
                               one client: what the HTTP layer adds is the difference
+    server_cpu_ms_per_event   the server process's CPU seconds over the concurrent run, per
+    client_cpu_ms_per_event   acknowledged command (and the load generator's): on a shared machine
+                              the figure that does not depend on what else runs
 
 The durable-events aim of issue 16 (>= 50,000 events/s, ack p99 <= 10 ms) is the core's; the
 core benchmark (bench/bench_service.py) measures it without HTTP. The last line is one JSON object.
@@ -24,6 +29,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -61,43 +67,78 @@ def percentiles_ms(seconds: list[float]) -> tuple[float, float]:
     return float(np.quantile(values, 0.5)), float(np.quantile(values, 0.99, method="higher"))
 
 
-async def load(base: str, key: str, *, seconds: float, clients: int) -> dict[str, Any]:
-    import httpx
+class _Connection:
+    """One keep-alive HTTP/1.1 connection, requests written and responses read by hand.
 
+    The load generator shares the machine's two CPUs with the server: httpx spent ~11 ms of CPU
+    per request here against the server's ~2 ms (issue 16's profile), so a run measured the
+    client. This client costs ~0.1 ms a request; status and body are still read and checked."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: str) -> None:
+        self.reader, self.writer = reader, writer
+        self.auth = f"Authorization: Bearer {key}\r\n".encode()
+
+    @classmethod
+    async def open(cls, host: str, port: int, key: str) -> _Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, key)
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\n".encode() + self.auth
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+        self.writer.write(head + b"\r\n" + (body or b""))
+        response = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(response.split(b" ", 2)[1])
+        length = 0
+        for line in response.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def load(base: str, key: str, *, seconds: float, clients: int) -> dict[str, Any]:
+    host, port = base.removeprefix("http://").split(":")
     acks: list[float] = []
     health: list[float] = []
     refused: dict[int, int] = {}
-    headers = {"Authorization": f"Bearer {key}"}
-    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60.0) as client:
-        start = time.perf_counter()
+    deposit = json.dumps({"asset": "USDC", "amount": "1"}).encode()
+    connections = [await _Connection.open(host, int(port), key) for _ in range(clients + 1)]
+    start = time.perf_counter()
 
-        async def worker(n: int) -> None:
-            i = 0
-            while time.perf_counter() - start < seconds:
-                i += 1
-                if i % 20 == 0:
-                    request = client.post("/v1/prices", json={"index_prices": {"BTC": 88_000.0 + (i % 7)}})
-                else:
-                    request = client.post(
-                        "/v1/accounts/basis-trader/deposits", json={"asset": "USDC", "amount": "1"}
-                    )
-                began = time.perf_counter()
-                response = await request
-                if response.status_code == 201:
-                    acks.append(time.perf_counter() - began)
-                else:
-                    refused[response.status_code] = refused.get(response.status_code, 0) + 1
+    async def worker(connection: _Connection) -> None:
+        i = 0
+        while time.perf_counter() - start < seconds:
+            i += 1
+            if i % 20 == 0:
+                path = "/v1/prices"
+                body = json.dumps({"index_prices": {"BTC": 88_000.0 + (i % 7)}}).encode()
+            else:
+                path, body = "/v1/accounts/basis-trader/deposits", deposit
+            began = time.perf_counter()
+            status, text = await connection.request("POST", path, body)
+            if status == 201 and b'"sequence"' in text:
+                acks.append(time.perf_counter() - began)
+            else:
+                refused[status] = refused.get(status, 0) + 1
 
-        async def prober() -> None:
-            while time.perf_counter() - start < seconds:
-                began = time.perf_counter()
-                await client.get("/healthz")
+    async def prober(connection: _Connection) -> None:
+        while time.perf_counter() - start < seconds:
+            began = time.perf_counter()
+            status, _ = await connection.request("GET", "/healthz")
+            if status == 200:
                 health.append(time.perf_counter() - began)
-                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)
 
-        await asyncio.gather(prober(), *(worker(n) for n in range(clients)))
-        elapsed = time.perf_counter() - start
+    try:
+        await asyncio.gather(prober(connections[0]), *(worker(c) for c in connections[1:]))
+    finally:
+        for connection in connections:
+            connection.close()
+    elapsed = time.perf_counter() - start
     p50, p99 = percentiles_ms(acks)
     _, health_p99 = percentiles_ms(health)
     return {
@@ -108,6 +149,17 @@ async def load(base: str, key: str, *, seconds: float, clients: int) -> dict[str
         "acknowledged": len(acks),
         "refused": refused,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/PID/stat, Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def core_ack(database_url: str, schema: str | None, *, seconds: float) -> float:
@@ -178,7 +230,13 @@ def run_backend(backend: str, *, seconds: float, clients: int, workdir: Path) ->
         key = key_file.read_text().strip()
         asyncio.run(load(base, key, seconds=min(1.0, seconds), clients=1))  # warm-up (scrypt once, kernels)
         single = asyncio.run(load(base, key, seconds=seconds, clients=1))
+        server_before, client_before = cpu_seconds(server.pid), own_cpu_seconds()
         result = asyncio.run(load(base, key, seconds=seconds, clients=clients))
+        served = max(result["acknowledged"], 1)
+        result["server_cpu_s"] = cpu_seconds(server.pid) - server_before
+        result["client_cpu_s"] = own_cpu_seconds() - client_before
+        result["server_cpu_ms_per_event"] = result["server_cpu_s"] / served * 1e3
+        result["client_cpu_ms_per_event"] = result["client_cpu_s"] / served * 1e3
         result["one_client_ack_p50_ms"] = single["ack_p50_ms"]
         result["one_client_ack_p99_ms"] = single["ack_p99_ms"]
         result["one_client_events_per_s"] = single["events_per_s"]
@@ -218,13 +276,15 @@ def main() -> None:
                 f"{r['ack_p50_ms']:.2f} ms p99 {r['ack_p99_ms']:.2f} ms | one client: "
                 f"{r['one_client_events_per_s']:.0f} events/s, ack p50 {r['one_client_ack_p50_ms']:.2f} ms "
                 f"p99 {r['one_client_ack_p99_ms']:.2f} ms | floors: healthz p99 {r['healthz_p99_ms']:.2f} ms, "
-                f"venue alone (no HTTP, one client) p99 {r['core_ack_p99_ms']:.2f} ms"
+                f"venue alone (no HTTP, one client) p99 {r['core_ack_p99_ms']:.2f} ms | CPU per event: "
+                f"server {r['server_cpu_ms_per_event']:.2f} ms, client {r['client_cpu_ms_per_event']:.2f} ms"
             )
     first = results[backends[0]]
     summary = {
         "events_per_s": round(first["events_per_s"], 1),
         "ack_p50_ms": round(first["ack_p50_ms"], 3),
         "ack_p99_ms": round(first["ack_p99_ms"], 3),
+        "server_cpu_ms_per_event": round(first["server_cpu_ms_per_event"], 3),
         "backends": {
             k: {m: (round(v, 3) if isinstance(v, float) else v) for m, v in r.items()}
             for k, r in results.items()

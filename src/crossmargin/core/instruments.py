@@ -132,6 +132,12 @@ class Instrument:
             raise InputError(f"{where}.strike", "only options have a strike and an option_type")
 
 
+# Plain ints: comparing an array with an enum member costs an enum attribute lookup per call, a
+# measurable share of a ledger risk view (issue 16's profile of a transfer).
+_OPTION = int(InstrumentKind.OPTION)
+_INVERSE = int(Settlement.INVERSE)
+
+
 @dataclass(frozen=True, slots=True)
 class InstrumentTable:
     """I instruments as arrays (struct of arrays). Tier tables padded to T columns.
@@ -164,12 +170,12 @@ class InstrumentTable:
 
     @property
     def is_option(self) -> npt.NDArray[np.bool_]:
-        result: npt.NDArray[np.bool_] = self.kind == InstrumentKind.OPTION
+        result: npt.NDArray[np.bool_] = self.kind == _OPTION
         return result
 
     @property
     def is_inverse(self) -> npt.NDArray[np.bool_]:
-        result: npt.NDArray[np.bool_] = self.settlement == Settlement.INVERSE
+        result: npt.NDArray[np.bool_] = self.settlement == _INVERSE
         return result
 
     @property

@@ -101,6 +101,7 @@ class Monitor:
         deadlines: IntArray | None = None,
     ) -> None:
         self.engine = RiskEngine(book, market, model if model is not None else CrossMargin())
+        self.engine.index_holders()  # every tick needs it; built here, not in the first tick
         n = book.n_accounts
         self.account_ids: tuple[str, ...] = tuple(book.account_ids)
         self.row_of: dict[str, int] = {a: r for r, a in enumerate(self.account_ids)}

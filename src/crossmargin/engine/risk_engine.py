@@ -167,6 +167,11 @@ class RiskEngine:
     def account_row(self, account_id: str) -> int:
         return self._book.account_row(account_id)
 
+    def index_holders(self) -> None:
+        """Build who-holds-what now rather than on the first incremental tick: a long-lived
+        monitor pays for it at start-up (~0.3 s at 1M accounts), not inside a tick's latency."""
+        self._holders()
+
     # -- updates --------------------------------------------------------------------------------
 
     def use_model(self, model: MarginModel, *, book: Book | None = None) -> MarginResult:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
 import queue
 import threading
@@ -533,6 +534,14 @@ class Venue:
         self._opened_ns = state.time_ns
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
+        self._stats.update(snapshots=0, snapshot_failures=0)
+        self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
+        # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
+        self._snapshots: queue.Queue[VenueState | None] = queue.Queue()
+        self._snapshot_writer = threading.Thread(
+            target=self._write_snapshots, name="venue-snapshots", daemon=True
+        )
+        self._snapshot_writer.start()
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
         self._writer.start()
 
@@ -949,17 +958,28 @@ class Venue:
 
     @property
     def config(self) -> LedgerConfig:
-        return self._state.config_in_force(self._base_config)
+        """The configuration in force, one object per parameter version (the ledger's risk
+        views share a revaluation per configuration object and prices: a fresh object per call
+        would revalue every instrument again after any risk-parameter change)."""
+        versions = len(self._state.parameter_versions)
+        cached = self._config_in_force
+        if cached is None or cached[0] != versions:
+            cached = (versions, self._state.config_in_force(self._base_config))
+            self._config_in_force = cached
+        return cached[1]
 
     # -- shutdown --------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Finish the commits in flight, stop the writer, close the store."""
+        """Finish the commits in flight, stop the writer, write the snapshots it asked for,
+        close the store."""
         if self._closed:
             return
         self._closed = True
         self._queue.put(_STOP)
         self._writer.join()
+        self._snapshots.put(None)
+        self._snapshot_writer.join()
         self._store.close()
 
     def __enter__(self) -> Venue:
@@ -1381,11 +1401,26 @@ class Venue:
         return book_of(sub, config, (account,)), market_of(sub, config)
 
     def _snapshot(self) -> None:
-        state = self._state
-        self._store.save_snapshot(
-            Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
-        )
-        self._snapshot_sequence = state.sequence
+        """Hand a detached copy of the committed state to the snapshot thread (the sorting,
+        encoding and writing, O(state), happen there; the writer only copies containers)."""
+        self._snapshots.put(self._state.detached())
+        self._snapshot_sequence = self._state.sequence
+
+    def _write_snapshots(self) -> None:
+        """Write each requested snapshot, in order. A failed one is counted, not fatal: the log
+        is the truth, a snapshot only shortens the next start-up."""
+        while True:
+            state = self._snapshots.get()
+            if state is None:
+                return
+            try:
+                self._store.save_snapshot(
+                    Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
+                )
+                self._stats["snapshots"] += 1
+            except Exception:
+                self._stats["snapshot_failures"] += 1
+                logging.getLogger(__name__).exception("snapshot at %d not written", state.sequence)
 
 
 def _bad_debt(state: VenueState, config: LedgerConfig) -> bool:

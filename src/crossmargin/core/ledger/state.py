@@ -34,10 +34,10 @@ from crossmargin.core.liquidation.params import MarginCallParams as MarginCallPa
 from crossmargin.core.liquidation.params import WaterfallParams as WaterfallParams
 from crossmargin.core.liquidation.params import coverage as coverage
 from crossmargin.core.margin import CrossParams, MarginResult
-from crossmargin.core.margin.options_rule import option_unit_margin
+from crossmargin.core.margin.options_rule import OptionUnitMargin, option_unit_margin
 from crossmargin.core.margin.requirements import position_requirements
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import entry_term, revalue
+from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.errors import InputError
 
 
@@ -199,17 +199,66 @@ def book_of(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] |
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PricedMarket:
+    """The market of a ledger state and every instrument revalued in it, with the per-contract
+    option requirements: what `risk_view` needs that depends on prices, marks, expiries and the
+    configuration only, never on whose book it is. Its arrays are read-only (it is shared)."""
+
+    config: LedgerConfig
+    key: tuple[object, ...]
+    market: MarketState
+    valuation: InstrumentValuation
+    option_margin: OptionUnitMargin
+
+
+# The newest few priced markets (most recent first). A command's margin checks take several risk
+# views of one account at unchanged prices: revaluing every instrument for each of them was most
+# of a transfer's cost (issue 16); between two price moves every view now shares one revaluation.
+_PRICED_KEPT = 4
+_priced: tuple[PricedMarket, ...] = ()
+
+
+def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
+    """`market_of(state, config)`, `revalue` of every instrument in it and the option unit margins,
+    computed once per (configuration, prices, marks, expiries) and shared while they last. The
+    key holds the values themselves (a miss only recomputes), the configuration by identity."""
+    global _priced
+    key = (tuple(state.prices.items()), tuple(state.marks.items()), frozenset(state.expired))
+    for entry in _priced:
+        if entry.config is config and entry.key == key:
+            return entry
+    market = market_of(state, config)
+    valuation = revalue(config.instruments, market)
+    option_margin = option_unit_margin(config.instruments, valuation, config.margin.option_margin)
+    for part in (market, valuation, option_margin):
+        _freeze(part)
+    entry = PricedMarket(
+        config=config, key=key, market=market, valuation=valuation, option_margin=option_margin
+    )
+    _priced = (entry, *_priced[: _PRICED_KEPT - 1])  # one assignment: safe for concurrent readers
+    return entry
+
+
+def _freeze(value: object) -> None:
+    """Make every numpy array field of a dataclass read-only (a shared value must not move)."""
+    for name in getattr(value, "__dataclass_fields__", ()):
+        array = getattr(value, name)
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
+
+
 def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] | None = None) -> RiskView:
     """Cross margin of the traders. Ledger books are small and evaluated after every event, so
     this takes the numpy reference path (`position_requirements`), which tests hold equal to the
     fused kernel; the kernel's parallel launch costs more than a few positions."""
     book = book_of(state, config, traders)
-    market = market_of(state, config)
-    valuation = revalue(book.instruments, market)
+    priced = priced_market(state, config)
+    market, valuation = priced.market, priced.valuation
     req = position_requirements(
         book,
         valuation,
-        option_unit_margin(book.instruments, valuation, config.margin.option_margin),
+        priced.option_margin,
         instrument_index=book.positions.indices.astype(np.int64),
         quantity=book.positions.data,
         entry_price=book.entry_price,
