@@ -263,9 +263,9 @@ def test_whole_book_is_one_consistent_read_of_the_committed_venue(venue: Venue) 
 
 
 def test_price_states_say_when_each_price_was_quoted_and_whether_it_is_stale() -> None:
-    """A price quoted by an UpdatePrices carries that command's time (exact); one held since before
-    the venue opened counts from the opened state's time (at least that old); past the venue's
-    `max_price_age_s` without a quote it is stale."""
+    """Each price carries the time of the record that set it (exact): an UpdatePrices' time, or
+    the genesis record's for a price the venue opened with; past the venue's `max_price_age_s`
+    without a quote it is stale."""
     venue = open_venue(MemoryEventStore(), max_price_age_s=0.5)
     opened = venue.whole_book().time_ns
     prices = venue.prices()
@@ -273,7 +273,7 @@ def test_price_states_say_when_each_price_was_quoted_and_whether_it_is_stale() -
     states = venue.price_states()
     btc, eth = states["BTC"], states["ETH"]
     assert btc.exact and btc.quoted_ns > opened and btc.price_usd == prices["BTC"] * 1.01
-    assert not eth.exact and eth.quoted_ns == opened and eth.price_usd == prices["ETH"]
+    assert eth.exact and eth.quoted_ns == opened and eth.price_usd == prices["ETH"]
     assert eth.age_s > btc.age_s >= 0.0  # the test clock steps 1 ms per reading
     assert btc.status == eth.status == "valid"  # well under 0.5 s of the stepping clock
     for n in range(600):  # 600 clock readings of 1 ms: past the 0.5 s limit
