@@ -149,10 +149,7 @@ def deleverage(
     lots = adl_policy(policy)(view, min(needed, bankrupt_lots), bankrupt_lots, rng).astype(np.int64)
     owed = np.zeros(n, dtype=np.int64)
     taken = np.flatnonzero(lots)
-    if taken.size and int(lots[taken].max()) <= (2**62) // deficit_units:  # x · D fits in int64
-        owed[taken] = -((-lots[taken] * deficit_units) // bankrupt_lots)
-    else:
-        owed[taken] = [-(-x * deficit_units // bankrupt_lots) for x in lots[taken].tolist()]
+    owed[taken] = ceil_mul_div(lots[taken], deficit_units, bankrupt_lots)
     haircut = np.minimum(owed, candidates.profit_units)
     haircut = np.where(lots > 0, haircut, 0)
     covered = int(haircut.sum())
@@ -163,3 +160,29 @@ def deleverage(
         overshoot_units=max(covered - remaining_units, 0),
         bad_debt_units=max(remaining_units - covered, 0),
     )
+
+
+def ceil_mul_div(x: IntArray, numerator: int, denominator: int) -> IntArray:
+    """ceil(x · numerator / denominator) for x >= 0, exactly, where x · numerator overflows int64.
+
+    numerator = q · denominator + r (0 <= r < denominator), so the ceiling is
+    x · q + ceil(x · r / denominator). The second term: t = floor(x · (r / denominator)) in float64
+    is within 2 of the exact floor (x < 2**53), and the remainder x · r − t · denominator is small
+    (|.| < 3 · denominator), so int64 arithmetic that wraps modulo 2**64 gives it exactly; t is
+    corrected until 0 <= remainder < denominator. Vectorised; Python integers only beyond these
+    bounds (a million-account stress spent 0.4 s in that list comprehension)."""
+    if x.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    q, r = divmod(numerator, denominator)
+    largest = int(x.max())
+    if largest < 2**53 and denominator < 2**60 and largest * (q + 1) <= 2**62:
+        t = np.floor(x * (r / denominator)).astype(np.int64)
+        with np.errstate(over="ignore"):
+            remainder = x * np.int64(r) - t * np.int64(denominator)  # exact modulo 2**64
+        for _ in range(3):
+            low, high = remainder < 0, remainder >= denominator
+            t += high.astype(np.int64) - low.astype(np.int64)
+            remainder += np.where(low, denominator, 0) - np.where(high, denominator, 0)
+        out: IntArray = x * np.int64(q) + t + (remainder > 0)
+        return out
+    return np.array([-(-v * numerator // denominator) for v in x.tolist()], dtype=np.int64)
