@@ -7,7 +7,11 @@ side:
 1. Shared grid: x = ±GRID_LOG_FACTORS (log-spaced, dense near today: |x| from 1e-3 to ln 1e4).
    Every grid point is ONE evaluation for every pending account at the same x; each account's
    bracket is its first sign change (g > 0 nearer today, g <= 0 farther).
-2. Refinement inside each bracket [a, b] (distances from today, g(a) > 0 >= g(b)), every unresolved
+2. Refinement inside each bracket [a, b] (distances from today, g(a) > 0 >= g(b)): by default
+   Chandrupatla's method (scipy.optimize.elementwise.find_root, Chandrupatla 1997,
+   https://docs.scipy.org/doc/scipy/reference/generated/scipy.optimize.elementwise.find_root.html),
+   the reported root the end of its final bracket where g <= 0. The alternative (`refine=
+   "false-position"`): every unresolved
    account at its own trial point, in cycles of three steps: false position (clipped tolerance/2
    inside the bracket), a probe tolerance/2 from the endpoint that moved (which ends the search when
    the false position landed within tolerance/2 of the root), then a bisection, so each cycle at
@@ -65,16 +69,25 @@ def max_refinement_steps(tolerance: float) -> int:
     return 3 * (math.ceil(math.log2(widest / tolerance)) + 1)
 
 
-def nearest_roots(evaluate: GapFunction, n: int, *, tolerance: float) -> SidedRoots:
-    """Nearest root of every account's gap below and above today (module docstring)."""
+def nearest_roots(
+    evaluate: GapFunction, n: int, *, tolerance: float, refine: str = "chandrupatla"
+) -> SidedRoots:
+    """Nearest root of every account's gap below and above today (module docstring). `refine`:
+    "chandrupatla" (`scipy.optimize.elementwise.find_root` inside the grid brackets) or
+    "false-position" (this module's own cycles). bench/bench_roots.py measured both on the desk
+    book (AMD EPYC, 2 cores): Chandrupatla needs 467 evaluations to false position's 584 under
+    cross margin and 382 to 455 under deribit-pm portfolio margin (~20 % less time), the prices
+    agreeing to 2.5e-13 and 3.6e-8 relative, within each search's tolerance (1e-12, 1e-7 in ln f)."""
     everyone = np.ones(n, dtype=bool)
     today = evaluate(np.zeros(n), everyone)
-    below = _side(evaluate, today, direction=-1.0, tolerance=tolerance)
-    above = _side(evaluate, today, direction=1.0, tolerance=tolerance)
+    below = _side(evaluate, today, direction=-1.0, tolerance=tolerance, refine=refine)
+    above = _side(evaluate, today, direction=1.0, tolerance=tolerance, refine=refine)
     return SidedRoots(below=-below, above=above)
 
 
-def _side(evaluate: GapFunction, today: FloatArray, *, direction: float, tolerance: float) -> FloatArray:
+def _side(
+    evaluate: GapFunction, today: FloatArray, *, direction: float, tolerance: float, refine: str
+) -> FloatArray:
     """Distance |ln f| to the first root on one side (0 if there today, NaN if none)."""
     n = today.size
     there = today <= 0.0
@@ -96,6 +109,11 @@ def _side(evaluate: GapFunction, today: FloatArray, *, direction: float, toleran
         pending &= ~hit
     bracketed = ~there & ~np.isnan(far)
     active = bracketed & (far - near > tolerance)
+    if refine == "chandrupatla":
+        far, unconverged = _chandrupatla(
+            evaluate, near, far, active, direction=direction, tolerance=tolerance
+        )
+        active &= unconverged  # a gap scipy could not bracket to tolerance (NaN): false position
     phase = np.zeros(n, dtype=np.int64)  # 0 false position, 1 probe, 2 bisection
     far_moved = np.zeros(n, dtype=bool)  # which end the last step moved
     half = 0.5 * tolerance
@@ -120,3 +138,49 @@ def _side(evaluate: GapFunction, today: FloatArray, *, direction: float, toleran
         active &= far - near > tolerance
     root: FloatArray = np.where(there, 0.0, np.where(bracketed, far, np.nan))
     return root
+
+
+def _chandrupatla(
+    evaluate: GapFunction,
+    near: FloatArray,
+    far: FloatArray,
+    active: BoolArray,
+    *,
+    direction: float,
+    tolerance: float,
+) -> tuple[FloatArray, BoolArray]:
+    """The liquidated end (g <= 0) of each active bracket refined by scipy's Chandrupatla to
+    `tolerance` (find_root evaluates only the unconverged accounts: their rows ride along as an
+    argument), and the accounts it did not converge for (their `far` unchanged)."""
+    from scipy.optimize import elementwise  # ~0.45 s import: only when asked
+
+    rows = np.flatnonzero(active)
+    n = near.size
+    unconverged = np.zeros(n, dtype=bool)
+
+    def gap_of(x: FloatArray, row: npt.NDArray[np.float64]) -> FloatArray:
+        trial = np.zeros(n)
+        active = np.zeros(n, dtype=bool)
+        at = row.astype(np.int64)
+        trial[at] = direction * x
+        active[at] = True
+        gap: FloatArray = evaluate(trial, active)[at]
+        return gap
+
+    out = far.copy()
+    if rows.size == 0:
+        return out, unconverged
+    found = elementwise.find_root(
+        gap_of,
+        (near[rows], far[rows]),
+        args=(rows.astype(np.float64),),
+        tolerances={"xatol": tolerance / 2, "xrtol": 0.0, "fatol": 0.0, "frtol": 0.0},
+    )
+    lo, hi = found.bracket
+    f_lo, f_hi = found.f_bracket
+    # The end where the account is liquidated (g <= 0), as the false-position search reports.
+    done = np.asarray(found.success, dtype=bool)
+    end = np.where(f_hi <= 0.0, hi, np.where(f_lo <= 0.0, lo, found.x))
+    out[rows] = np.where(done, end, far[rows])
+    unconverged[rows] = ~done
+    return out, unconverged
