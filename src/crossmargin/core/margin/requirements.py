@@ -152,7 +152,9 @@ TIER_FLOOR, TIER_IM_RATE, TIER_MM_RATE, TIER_IM_DEDUCTION, TIER_MM_DEDUCTION = 0
 RECORD_ALIGN = 8  # float64s per 64-byte cache line
 
 
-def instrument_records(book: Book, valuation: InstrumentValuation, option_margin: OptionUnitMargin) -> FloatArray:
+def instrument_records(
+    book: Book, valuation: InstrumentValuation, option_margin: OptionUnitMargin
+) -> FloatArray:
     """(I, W) float64, row i = instrument i's kernel inputs in the layout above (T tiers, then
     zeros up to W, a whole number of cache lines; row 0 on a line boundary: the kernels take T
     from the tier table, not from W). Built per valuation (I·W·8 bytes: ~1 MB for 2,000

@@ -161,10 +161,10 @@ def _strided_maxima(loss: np.ndarray, lo: int, hi: int, n_buckets: int, maxima: 
 
 @numba.njit(cache=True, nogil=True)
 def _count_at_least(values: np.ndarray, n: int, threshold: float) -> int:
-    count = 0
+    count = np.int64(0)
     for j in range(n):
         count += np.int64(np.float64(values[j]) >= threshold)
-    return count
+    return int(count)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -207,7 +207,7 @@ def _merge_top(
     if total <= RANK_SORT_LIMIT:
         for i in range(total):
             value = candidates[i]
-            rank = 0
+            rank = np.int64(0)
             for j in range(total):
                 other = candidates[j]
                 rank += np.int64(other > value) + np.int64((other == value) & (j < i))
