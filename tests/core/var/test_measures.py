@@ -10,7 +10,7 @@ from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.var import VarMargin, VarParams, tail_measures
 from crossmargin.core.pricing import entry_term, revalue
 from crossmargin.core.scenarios import revalue_scenarios
-from crossmargin.core.var.measures import tail_count, tail_scenarios, var_es
+from crossmargin.core.var.measures import book_tail_measures, tail_count, tail_scenarios, var_es
 from crossmargin.errors import InputError
 from tests.core.var.synthetic import synthetic_history, var_book
 
@@ -154,3 +154,37 @@ def test_many_ties_match_the_sorted_reference(seed: int) -> None:
         pnl = quantity[2 * a] * d_unit[indices[2 * a]] + quantity[2 * a + 1] * d_unit[indices[2 * a + 1]]
         var, es = var_es(-pnl, 0.975)
         assert out.var_usd[a, 0] == var and out.es_usd[a, 0] == pytest.approx(es, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("n_scenarios", "k"),
+    [(7, 3), (40, 25), (250, 3), (1000, 25), (1000, 1), (3000, 60), (5000, 500)],
+)
+def test_kernel_top_k_is_exact_with_ties_every_bucket_count_and_both_merges(n_scenarios: int, k: int) -> None:
+    """One position per account whose losses are small integers (many ties, so the floor, the
+    bucket maxima and the rank merge all meet equal values), at scenario counts below 8k buckets,
+    at one block, across blocks, and with more candidates than the rank merge takes (a sort)."""
+    rng = np.random.default_rng(n_scenarios + k)
+    n_acc = 12
+    d_unit = rng.integers(-20, 21, size=(n_acc, n_scenarios)).astype(np.float64)
+    d_unit[0] = 3.0  # every scenario the same loss
+    indptr = np.arange(n_acc + 1, dtype=np.int64)
+    indices = np.arange(n_acc, dtype=np.int64)
+    quantity = -np.ones(n_acc)  # loss = d_unit row
+    tails = book_tail_measures(
+        indptr=indptr,
+        indices=indices,
+        quantity=quantity,
+        entry_term=np.ones(n_acc),
+        d_unit=d_unit,
+        d_coef=np.zeros_like(d_unit),
+        has_coefficient=np.zeros(n_acc, dtype=bool),
+        collateral_usd=np.zeros((n_acc, 1)),
+        d_asset=np.zeros((1, n_scenarios)),
+        group=np.zeros(n_scenarios, dtype=np.int64),
+        tail_counts=np.array([k]),
+    )
+    for a in range(n_acc):
+        worst = np.sort(d_unit[a])[::-1][:k]
+        assert tails.var_usd[a, 0] == worst[-1]
+        assert tails.es_usd[a, 0] == worst.sum() / k

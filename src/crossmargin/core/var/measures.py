@@ -14,9 +14,13 @@ Scenarios carry a group (one measure per group, e.g. the current window and a st
 the book kernel keeps, per account and group, its k largest losses (a sorted buffer) while it streams
 the scenarios in blocks of `SCENARIO_BLOCK` (2,048), so the accounts x scenarios matrix is never built:
 memory is O(A x G) for the results plus one block and the k-buffers per thread. Per block, a floor
-under the k-th largest loss (the k-th largest of m = 2k contiguous buckets' maxima: k distinct
-losses are at least that large) lets a branch-free pass over only the ~k buckets that reach it keep
-a few candidates, merged exactly into the running top k.
+under the k-th largest loss comes from m = 8k strided buckets' maxima (bucket j: every m-th loss
+from j; one vectorised elementwise max per row of m): a value that at least k of the maxima reach
+has k distinct losses at or above it. The floor is found by bisecting [min, max] of the maxima with
+a vectorised count (cheaper than selecting their k-th largest, as good a filter); a branch-free
+pass over the ~k buckets that reach it keeps a few candidates, which are merged exactly into the
+running top k by counting each one's rank. Any floor at or below the k-th largest loss gives the
+same k values, sorted the same way, so VaR and ES are the same bits whichever floor is used.
 
 Float32 inputs are allowed (half the memory traffic): the kernel then adds to VaR and ES a bound on
 the rounding error of every scenario P&L, (n + 2)·u·Σ_j |q_j|·max_s|Δv_j,s| with u = 2^-24 and n
@@ -40,7 +44,9 @@ IntArray = npt.NDArray[np.int64]
 
 SCENARIO_BLOCK = 2048  # scenarios per block: an 8-16 KiB P&L buffer that stays in L1
 ACCOUNT_CHUNK = 2048  # accounts per parallel task
-BUCKETS_PER_TAIL = 2  # m = 2k buckets: the floor passes about k of them (half the scenarios)
+BUCKETS_PER_TAIL = 8  # m = 8k buckets: about k of them reach the floor (an eighth of the scenarios)
+FLOOR_STEPS = 8  # bisections of the floor (each a count over the m maxima)
+RANK_SORT_LIMIT = 96  # candidates merged by counting ranks (quadratic); a sort beyond
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 
 
@@ -134,59 +140,83 @@ def book_tail_measures(
     return TailMeasures(var_usd=out_var, es_usd=out_es, tail_counts=tail_counts.astype(np.int64))
 
 
-@numba.njit(cache=True, nogil=True, fastmath=True)
-def _bucket_maxima(loss: np.ndarray, lo: int, hi: int, n_buckets: int, maxima: np.ndarray) -> None:
-    """maxima[j] = max of the j-th of n_buckets contiguous slices of loss[lo:hi] (each non-empty).
-    Finite inputs: fastmath changes nothing but lets the reduction vectorise."""
-    n = hi - lo
+@numba.njit(cache=True, nogil=True)
+def _strided_maxima(loss: np.ndarray, lo: int, hi: int, n_buckets: int, maxima: np.ndarray) -> None:
+    """maxima[j] = max of bucket j = {loss[s] : s in [lo, hi), (s - lo) mod n_buckets = j}
+    (hi - lo >= n_buckets, so no bucket is empty). Row by row, each row of n_buckets contiguous
+    losses one elementwise max into `maxima`: it vectorises (slices, so that no index needs
+    numba's negative-index wraparound), where contiguous buckets need a horizontal reduction each."""
+    head = loss[lo : lo + n_buckets]
     for j in range(n_buckets):
-        start = lo + (j * n) // n_buckets
-        stop = lo + ((j + 1) * n) // n_buckets
-        top = loss[start]  # in the input's dtype: a float32 reduction stays float32
-        for s in range(start + 1, stop):
-            top = max(top, loss[s])
-        maxima[j] = top
+        maxima[j] = head[j]
+    s = lo + n_buckets
+    while s < hi:
+        row = loss[s : min(s + n_buckets, hi)]
+        for j in range(row.shape[0]):
+            value = row[j]
+            kept = maxima[j]
+            maxima[j] = value if value > kept else kept
+        s += n_buckets
 
 
 @numba.njit(cache=True, nogil=True)
-def _kth_largest(values: np.ndarray, n: int, k: int, scratch: np.ndarray) -> float:
-    """The k-th largest of values[:n] (k <= n), by insertion into a descending buffer of k."""
-    count = 0
-    for c in range(n):
-        value = values[c]
-        if count == k:
-            if value <= scratch[k - 1]:
-                continue
-            pos = k - 1
+def _count_at_least(values: np.ndarray, n: int, threshold: float) -> int:
+    count = np.int64(0)
+    for j in range(n):
+        count += np.int64(np.float64(values[j]) >= threshold)
+    return int(count)
+
+
+@numba.njit(cache=True, nogil=True)
+def _floor_of_maxima(maxima: np.ndarray, n: int, k: int) -> float:
+    """A value t with at least k of maxima[:n] >= t (k <= n), close to their k-th largest: their
+    minimum, raised by FLOOR_STEPS bisections of [min, max] each checked by a (vectorised) count,
+    which costs less than selecting the k-th largest exactly and is as good a filter."""
+    low = np.inf
+    high = -np.inf
+    for j in range(n):
+        value = np.float64(maxima[j])
+        low = min(low, value)
+        high = max(high, value)
+    for _ in range(FLOOR_STEPS):
+        middle = 0.5 * (low + high)
+        if not middle > low:  # converged (or not finite)
+            break
+        count = _count_at_least(maxima, n, middle)
+        if count >= k:
+            low = middle
+            if count == k:
+                break
         else:
-            pos = count
-            count += 1
-        while pos > 0 and scratch[pos - 1] < value:
-            scratch[pos] = scratch[pos - 1]
-            pos -= 1
-        scratch[pos] = value
-    return float(scratch[k - 1])
+            high = middle
+    return low
 
 
 @numba.njit(cache=True, nogil=True)
 def _merge_top(
     top: np.ndarray, count: int, candidates: np.ndarray, n_candidates: int, k: int, merged: np.ndarray
 ) -> int:
-    """top[:count] (descending) and the candidates -> the k largest of both, descending, in top;
-    returns the new count. The candidates are sorted in place (ascending; they are few: the floor
-    filtered them) and merged from their largest end."""
-    candidates[:n_candidates].sort()
-    i = 0
-    j = n_candidates - 1
-    n = 0
-    while n < k and (i < count or j >= 0):
-        if j < 0 or (i < count and top[i] >= candidates[j]):
-            merged[n] = top[i]
-            i += 1
-        else:
-            merged[n] = candidates[j]
-            j -= 1
-        n += 1
+    """top[:count] (descending) and candidates[:n_candidates] -> the k largest of both, descending,
+    in top; returns the new count. `candidates` needs room for count more. Few values (the floor
+    filtered them): each one's rank is counted, branch-free (ties by position), and it is placed
+    there; beyond RANK_SORT_LIMIT values, a sort."""
+    total = n_candidates + count
+    for j in range(count):
+        candidates[n_candidates + j] = top[j]
+    n = min(k, total)
+    if total <= RANK_SORT_LIMIT:
+        for i in range(total):
+            value = candidates[i]
+            rank = np.int64(0)
+            for j in range(total):
+                other = candidates[j]
+                rank += np.int64(other > value) + np.int64((other == value) & (j < i))
+            if rank < k:
+                merged[rank] = value
+    else:
+        candidates[:total].sort()
+        for j in range(n):
+            merged[j] = candidates[total - 1 - j]
     top[:n] = merged[:n]
     return n
 
@@ -222,10 +252,9 @@ def _tail_kernel(
     n_chunks = (n_accounts + ACCOUNT_CHUNK - 1) // ACCOUNT_CHUNK
     for chunk in numba.prange(n_chunks):
         pnl = np.empty(block, dtype=d_unit.dtype)
-        candidates = np.empty(block)
+        candidates = np.empty(block + k_max)
         merged = np.empty(k_max)
         maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=d_unit.dtype)
-        scratch = np.empty(k_max, dtype=d_unit.dtype)
         top = np.empty((n_groups, k_max))
         filled = np.zeros(n_groups, dtype=np.int64)
         stop = min((chunk + 1) * ACCOUNT_CHUNK, n_accounts)
@@ -271,15 +300,16 @@ def _tail_kernel(
                     n = hi - lo
                     n_candidates = np.int64(0)
                     if n >= k_g:
-                        # m >= k buckets: the k-th largest of their maxima is k distinct losses'
-                        # minimum, so it is <= the k-th largest loss; only buckets whose maximum
-                        # reaches the floor can hold a candidate (about k of the m).
+                        # m = 2k buckets (strided: bucket j holds every m-th loss from lo + j):
+                        # the k-th largest of their maxima is k distinct losses' minimum, so it
+                        # is <= the k-th largest loss; only buckets whose maximum reaches the
+                        # floor can hold a candidate (about k of the m).
                         n_buckets = min(n, BUCKETS_PER_TAIL * k_g)
-                        _bucket_maxima(pnl, lo, hi, n_buckets, maxima)
-                        floor = max(floor, _kth_largest(maxima, n_buckets, k_g, scratch))
+                        _strided_maxima(pnl, lo, hi, n_buckets, maxima)
+                        floor = max(floor, _floor_of_maxima(maxima, n_buckets, k_g))
                         for j in range(n_buckets):
                             if maxima[j] >= floor:
-                                for s in range(lo + (j * n) // n_buckets, lo + ((j + 1) * n) // n_buckets):
+                                for s in range(lo + j, hi, n_buckets):
                                     value = np.float64(pnl[s])
                                     candidates[n_candidates] = value
                                     n_candidates += np.int64(value >= floor)  # branch-free keep
