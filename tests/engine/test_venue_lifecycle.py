@@ -338,6 +338,18 @@ def test_replay_and_recovery_reproduce_the_state_after_the_lifecycle(store: Memo
             "settle_expiry.settlement_price",
             "> 0",
         ),
+        # 1/settle overflows float64: no integer amount (the inverse future pays 450,000 / settle).
+        (
+            SettleExpiry(idempotency_key="b", instrument=FUTURE, settlement_price=5e-324),
+            "settle_expiry.settlement_price",
+            "finite",
+        ),
+        # 450,000 / 1e-9 BTC: finite, but more units than a signed 64-bit posting holds.
+        (
+            SettleExpiry(idempotency_key="b", instrument=FUTURE, settlement_price=1e-9),
+            "settle_expiry.settlement_price",
+            "above",
+        ),
     ],
 )
 def test_bad_lifecycle_input_is_refused_naming_the_field(

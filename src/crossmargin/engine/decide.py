@@ -472,19 +472,20 @@ def _lifecycle_applied(
     traders: Iterable[str],
     event: ledger_events.Event,
     fields: Mapping[str, str],
+    amount_field: str,
 ) -> tuple[LedgerState, Applied]:
     """Apply `event` on the sub-state of `traders`; the ledger's field names in a refusal are
-    renamed to the command's (`fields`: ledger field -> command field)."""
+    renamed to the command's (`fields`: ledger field -> command field). An amount that has no
+    integer form (non-finite) or exceeds `MAX_UNITS` is refused naming `amount_field`, the input
+    that made it so."""
     sub = _sub(state, config, traders)
     try:
         applied = apply(sub, event, config)
     except InputError as error:
-        raise InputError(fields.get(error.field, error.field), error.problem) from None
+        raise InputError(fields.get(error.field, amount_field), error.problem) from None
     for p in applied.postings:
         if p.amount_units > MAX_UNITS:
-            raise InputError(
-                next(iter(fields.values())), f"would post {p.amount_units} units, above {MAX_UNITS}"
-            )
+            raise InputError(amount_field, f"would post {p.amount_units} units, above {MAX_UNITS}")
     return sub, applied
 
 
@@ -510,7 +511,7 @@ def _settle_funding(state: VenueState, config: LedgerConfig, cmd: c.SettleFundin
         "funding.instrument": "settle_funding.instrument",
         "funding.rate": "settle_funding.funding_rate",
     }
-    sub, applied = _lifecycle_applied(state, config, traders, event, fields)
+    sub, applied = _lifecycle_applied(state, config, traders, event, fields, "settle_funding.funding_rate")
     return _lifecycle_effects(state, config, sub, applied, traders)
 
 
@@ -524,7 +525,7 @@ def _accrue_interest(
     traders = {a for (a, _k), units in state.balances.items() if units < 0 and a in state.status}
     event = ledger_events.BorrowInterest(elapsed_ns=elapsed, as_of_ns=as_of_ns)
     fields = {"interest.elapsed_ns": "accrue_interest.elapsed_ns"}
-    sub, applied = _lifecycle_applied(state, config, traders, event, fields)
+    sub, applied = _lifecycle_applied(state, config, traders, event, fields, "accrue_interest.elapsed_ns")
     return _lifecycle_effects(state, config, sub, applied, traders)
 
 
@@ -543,7 +544,9 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
         "expiry.as_of_ns": "settle_expiry.instrument",
     }
     try:
-        sub, applied = _lifecycle_applied(state, config, traders, event, fields)
+        sub, applied = _lifecycle_applied(
+            state, config, traders, event, fields, "settle_expiry.settlement_price"
+        )
     except InputError as error:
         if error.field == "settle_expiry.instrument" and "expires at" in error.problem:
             raise InputError(
