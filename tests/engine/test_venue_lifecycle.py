@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from crossmargin.core.ledger.apply import apply
 from crossmargin.core.ledger.postings import FEES
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState
 from crossmargin.engine.memory import MemoryEventStore, SteppingClock
+from crossmargin.engine.ports import EventStore
 from crossmargin.engine.venue import (
     AccrueInterest,
     Fill,
@@ -26,7 +28,7 @@ from crossmargin.engine.venue import (
     Venue,
 )
 from crossmargin.errors import InputError
-from tests.adapters.sql.support import desk_genesis, replay
+from tests.adapters.sql.support import connect, desk_genesis, replay
 
 FUTURE = "BTC-27MAR26"
 FUTURE_EXPIRY_NS = 1_774_598_400_000_000_000  # 27 Mar 2026 08:00 UTC (Deribit)
@@ -35,7 +37,7 @@ ASSETS = ("USDC", "USDT", "BTC", "ETH")
 HOUR_NS = 3_600 * 10**9
 
 
-def open_at(store: MemoryEventStore, start_ns: int = AFTER_EXPIRIES_NS) -> Venue:
+def open_at(store: EventStore, start_ns: int = AFTER_EXPIRIES_NS) -> Venue:
     return Venue.open(store, desk_genesis(), clock=SteppingClock(start_ns=start_ns, step_ns=1_000_000))
 
 
@@ -388,3 +390,23 @@ def test_funding_that_breaks_an_account_liquidates_it_before_the_ack(
     assert venue.account("near-liquidation").positions == {}
     assert replay(store).digest() == venue.state_digest()
     _conserved(venue)
+
+
+def test_recovery_from_sqlite_reproduces_the_lifecycle(tmp_path: Path) -> None:
+    """The same on the durable SQLite log: reopened, the venue verifies the chain, folds the
+    lifecycle records to the same digest, and still refuses the expired instrument."""
+    db = (f"sqlite:///{tmp_path / 'venue.db'}", None)
+    with open_at(connect(db)) as venue:
+        venue.execute(SettleFunding(idempotency_key="f", instrument="SOL-USDC-PERP", funding_rate=-0.0002))
+        venue.execute(SettleExpiry(idempotency_key="x", instrument=FUTURE, settlement_price=91_000.0))
+        _borrow(venue)
+        venue.execute(AccrueInterest(idempotency_key="i", elapsed_ns=HOUR_NS))
+        digest, sequence = venue.state_digest(), venue.last_sequence
+    with open_at(connect(db)) as recovered:
+        assert (recovered.state_digest(), recovered.last_sequence) == (digest, sequence)
+        assert recovered.recovery.problems == ()
+        with pytest.raises(InputError) as late:
+            recovered.execute(
+                SettleExpiry(idempotency_key="x2", instrument=FUTURE, settlement_price=91_000.0)
+            )
+        assert "expired" in late.value.problem
