@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +142,43 @@ class OpenAccount:
     account: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettleFunding:
+    """Settle one funding period of the perpetual `instrument` at `funding_rate` (a fraction of
+    notional per period, e.g. 0.0001 = 1 bp per 8 h as Binance publishes it): each position pays
+    quantity × contract size × mark × rate (inverse: × 1/mark, in coin); > 0 longs pay shorts.
+    The ledger's `FundingPayment` (`core.ledger.apply`): payers round up, receivers down, the
+    residue goes to @fees, so longs + shorts + residue = 0 exactly.
+    https://www.binance.com/en/support/faq/360033525031"""
+
+    idempotency_key: str
+    instrument: str
+    funding_rate: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccrueInterest:
+    """Charge interest on every negative (borrowed) balance for `elapsed_ns` nanoseconds at each
+    asset's APR (`units × APR × elapsed / year`, rounded up), paid to @fees: the ledger's
+    `BorrowInterest`. A scheduler sends one per accrual period, keyed by the period (a retry of
+    the same key accrues once)."""
+
+    idempotency_key: str
+    elapsed_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettleExpiry:
+    """Settle the dated future or option `instrument` at `settlement_price` (USD per underlying
+    unit, the exchange's delivery price), at or after its expiry time: every position is closed
+    at it (future: quantity × size × (settle − entry), inverse in coin; option: intrinsic value),
+    and the instrument takes no further fills, orders or marks. The ledger's `Expiry`."""
+
+    idempotency_key: str
+    instrument: str
+    settlement_price: float
+
+
 Command = (
     Deposit
     | Withdraw
@@ -151,6 +189,9 @@ Command = (
     | UpdatePrices
     | SetRiskParameters
     | OpenAccount
+    | SettleFunding
+    | AccrueInterest
+    | SettleExpiry
 )
 
 COMMAND_KINDS: dict[str, type[Any]] = {
@@ -163,6 +204,9 @@ COMMAND_KINDS: dict[str, type[Any]] = {
     "update_prices": UpdatePrices,
     "set_risk_parameters": SetRiskParameters,
     "open_account": OpenAccount,
+    "settle_funding": SettleFunding,
+    "accrue_interest": AccrueInterest,
+    "settle_expiry": SettleExpiry,
 }
 KIND_OF: dict[type[Any], str] = {cls: kind for kind, cls in COMMAND_KINDS.items()}
 _FIELDS: dict[type[Any], tuple[str, ...]] = {
@@ -215,6 +259,28 @@ def command_from_body(kind: str, data: Mapping[str, Any], *, idempotency_key: st
     except TypeError as error:
         raise InputError(kind, str(error)) from None
     return command
+
+
+def non_finite_field(command: Command) -> InputError | None:
+    """The error naming the first non-finite number of the command's body (NaN and ±inf have no
+    JSON form, so no log record could hold them), or None."""
+    kind = kind_of(command)
+
+    def walk(value: Any, path: str) -> InputError | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return InputError(path, f"must be a finite number, got {value!r}")
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                found = walk(v, f"{path}[{k}]")
+                if found is not None:
+                    return found
+        return None
+
+    for name, value in body(command).items():
+        found = walk(value, f"{kind}.{name}")
+        if found is not None:
+            return found
+    return None
 
 
 def check_key(key: Any) -> str:

@@ -460,6 +460,111 @@ def _set_risk_parameters(
     return {"parameters": merged}
 
 
+# ---------------------------------------------------------------------------------- lifecycle
+# Funding, interest and expiry are the ledger's own events (`core.ledger.apply`: FundingPayment,
+# BorrowInterest, Expiry), applied to a sub-state of the accounts they touch (the instrument's
+# holders, the borrowers) and every system account: the postings are the ledger's, to the unit.
+
+
+def _lifecycle_applied(
+    state: VenueState,
+    config: LedgerConfig,
+    traders: Iterable[str],
+    event: ledger_events.Event,
+    fields: Mapping[str, str],
+    amount_field: str,
+) -> tuple[LedgerState, Applied]:
+    """Apply `event` on the sub-state of `traders`; the ledger's field names in a refusal are
+    renamed to the command's (`fields`: ledger field -> command field). An amount that has no
+    integer form (non-finite) or exceeds `MAX_UNITS` is refused naming `amount_field`, the input
+    that made it so."""
+    sub = _sub(state, config, traders)
+    try:
+        applied = apply(sub, event, config)
+    except InputError as error:
+        raise InputError(fields.get(error.field, amount_field), error.problem) from None
+    for p in applied.postings:
+        if p.amount_units > MAX_UNITS:
+            raise InputError(amount_field, f"would post {p.amount_units} units, above {MAX_UNITS}")
+    return sub, applied
+
+
+def _lifecycle_effects(
+    state: VenueState, config: LedgerConfig, sub: LedgerState, applied: Applied, traders: set[str]
+) -> Effects:
+    effects = _effects_of(sub, applied, traders)
+    effects["margin"] = _margin_rows(applied.state, config, state, sorted(traders))
+    return effects
+
+
+def _instrument_name(config: LedgerConfig, value: Any, name: str) -> str:
+    if not isinstance(value, str) or value not in config.instruments.index:
+        raise InputError(name, f"unknown instrument {value!r}")
+    return value
+
+
+def _settle_funding(state: VenueState, config: LedgerConfig, cmd: c.SettleFunding, as_of_ns: int) -> Effects:
+    instrument = _instrument_name(config, cmd.instrument, "settle_funding.instrument")
+    traders = state.holders_of([instrument])
+    event = ledger_events.FundingPayment(instrument=instrument, rate=cmd.funding_rate, as_of_ns=as_of_ns)
+    fields = {
+        "funding.instrument": "settle_funding.instrument",
+        "funding.rate": "settle_funding.funding_rate",
+    }
+    sub, applied = _lifecycle_applied(state, config, traders, event, fields, "settle_funding.funding_rate")
+    return _lifecycle_effects(state, config, sub, applied, traders)
+
+
+def _accrue_interest(
+    state: VenueState, config: LedgerConfig, cmd: c.AccrueInterest, as_of_ns: int
+) -> Effects:
+    elapsed = cmd.elapsed_ns
+    if isinstance(elapsed, bool) or not isinstance(elapsed, int) or elapsed <= 0:
+        raise InputError("accrue_interest.elapsed_ns", f"must be a positive integer of ns, got {elapsed!r}")
+    # The borrowers: traders with a negative balance (only they pay interest).
+    traders = {a for (a, _k), units in state.balances.items() if units < 0 and a in state.status}
+    event = ledger_events.BorrowInterest(elapsed_ns=elapsed, as_of_ns=as_of_ns)
+    fields = {"interest.elapsed_ns": "accrue_interest.elapsed_ns"}
+    sub, applied = _lifecycle_applied(state, config, traders, event, fields, "accrue_interest.elapsed_ns")
+    return _lifecycle_effects(state, config, sub, applied, traders)
+
+
+def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry, as_of_ns: int) -> Effects:
+    instrument = _instrument_name(config, cmd.instrument, "settle_expiry.instrument")
+    expiry_ns = int(config.instruments.expiry_ns[config.instruments.index[instrument]])
+    # Holders, and the owners of open orders on it (cancelled below), are re-margined together.
+    cancelled = [o for o in state.orders.values() if o.instrument == instrument]
+    traders = state.holders_of([instrument]) | {o.account for o in cancelled}
+    event = ledger_events.Expiry(
+        instrument=instrument, settlement_price=cmd.settlement_price, as_of_ns=as_of_ns
+    )
+    fields = {
+        "expiry.instrument": "settle_expiry.instrument",
+        "expiry.settlement_price": "settle_expiry.settlement_price",
+        "expiry.as_of_ns": "settle_expiry.instrument",
+    }
+    try:
+        sub, applied = _lifecycle_applied(
+            state, config, traders, event, fields, "settle_expiry.settlement_price"
+        )
+    except InputError as error:
+        if error.field == "settle_expiry.instrument" and "expires at" in error.problem:
+            raise InputError(
+                error.field, f"{instrument!r} expires at {expiry_ns} ns; the venue clock is at {as_of_ns} ns"
+            ) from None
+        raise
+    # Open orders on it can never fill: cancelled (their reservations freed) in the same record.
+    remaining = VenueState(orders={k: o for k, o in state.orders.items() if o.instrument != instrument})
+    effects = _effects_of(sub, applied, traders)
+    effects["expired"] = [instrument]
+    effects["orders"] = [[o.order_id, o.account, o.instrument, 0, o.price] for o in cancelled]
+    effects["records"].extend(
+        ["order_cancelled", o.account, {"order_id": o.order_id, "reason": "expired"}] for o in cancelled
+    )
+    effects["margin"] = _margin_rows(applied.state, config, remaining, sorted(traders))
+    return effects
+
+
 def liquidation_effects(state: VenueState, config: LedgerConfig, account: str, as_of_ns: int) -> Effects:
     """One `Liquidate` of `account` by the ledger's liquidation engine, on a sub-state of the
     account and every holder of what it holds (the ADL counterparties)."""
@@ -490,4 +595,7 @@ _HANDLERS: dict[type[Any], Any] = {
     c.CancelOrder: _cancel_order,
     c.UpdatePrices: _update_prices,
     c.SetRiskParameters: _set_risk_parameters,
+    c.SettleFunding: _settle_funding,
+    c.AccrueInterest: _accrue_interest,
+    c.SettleExpiry: _settle_expiry,
 }

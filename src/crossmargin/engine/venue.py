@@ -3,7 +3,8 @@
 Contract (what the HTTP API and any other front end build on):
 
 Commands (`engine.commands`: Deposit, Withdraw, Transfer, Fill, PlaceOrder, CancelOrder,
-UpdatePrices, SetRiskParameters, OpenAccount), each with an idempotency key:
+UpdatePrices, SetRiskParameters, OpenAccount, and the contract lifecycle: SettleFunding,
+AccrueInterest, SettleExpiry), each with an idempotency key:
 
     future = venue.submit(command)          # thread-safe, returns concurrent.futures.Future[Ack]
     ack = venue.execute(command)            # the same, waiting: Ack(sequence, record_hash, ...)
@@ -90,6 +91,7 @@ from crossmargin.core.pricing import InstrumentValuation
 # Names re-exported for the API layer: one import gives the whole contract.
 from crossmargin.engine.commands import (
     KIND_OF,
+    AccrueInterest,
     CancelOrder,
     Command,
     Deposit,
@@ -98,6 +100,8 @@ from crossmargin.engine.commands import (
     PlaceOrder,
     RiskParameters,
     SetRiskParameters,
+    SettleExpiry,
+    SettleFunding,
     Transfer,
     UpdatePrices,
     Withdraw,
@@ -105,6 +109,7 @@ from crossmargin.engine.commands import (
     body_digest,
     check_key,
     kind_of,
+    non_finite_field,
 )
 from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
 from crossmargin.engine.journal import (
@@ -129,6 +134,7 @@ from crossmargin.errors import (
 
 __all__ = [
     "AccountView",
+    "AccrueInterest",
     "Ack",
     "CancelOrder",
     "Command",
@@ -145,6 +151,8 @@ __all__ = [
     "RecoveryReport",
     "RiskParameters",
     "SetRiskParameters",
+    "SettleExpiry",
+    "SettleFunding",
     "Subscription",
     "Transfer",
     "UpdatePrices",
@@ -592,7 +600,10 @@ class Venue:
             if type(command) not in KIND_OF:
                 raise InputError("command", f"not a venue command: {type(command).__name__}")
             key = check_key(command.idempotency_key)
-            body_json = canonical_json(body(command))  # encoded and hashed on the caller's thread
+            try:
+                body_json = canonical_json(body(command))  # encoded and hashed on the caller's thread
+            except ValueError:  # NaN or inf: no JSON form; the error names the field
+                raise non_finite_field(command) or InputError("command", "not JSON-encodable") from None
             pending = _Pending(
                 command, future, key, body_digest(kind_of(command), body_json), body_json, actor
             )
@@ -1169,7 +1180,10 @@ class Venue:
                 actor=p.actor,
             )
             out = [first]
-            if monitored:
+            # Funding, interest and an expiry's settlement move money: who they push into
+            # liquidation is liquidated before the ack, as after a price update.
+            lifecycle = isinstance(command, SettleFunding | AccrueInterest | SettleExpiry)
+            if monitored or (lifecycle and bool(state.traders)):
                 out.extend(self._liquidations(now))
         except BaseException as error:
             raise _FoldFailedError("applying a decided command failed") from error

@@ -28,7 +28,8 @@ margin under any model, what-if, explain, stress, the insurance fund, the hash-c
 and a resumable WebSocket stream of margin updates, calls, liquidations and ADL.
 
 Authenticate with `Authorization: Bearer cmk_<key_id>_<secret>`. Roles: `holder` (its own account
-only), `risk` (the whole venue; fills and prices), `admin` (also keys and risk parameters).
+only), `risk` (the whole venue; fills, prices, funding, interest, expiries), `admin` (also keys and
+risk parameters).
 Every mutating request takes an `Idempotency-Key` header: a retry with the same key and body has
 one effect. Errors are `application/problem+json` (RFC 9457) with the `field` at fault.
 Over its rate limit a key gets 429; a full service 503; both with `Retry-After`.
@@ -61,8 +62,18 @@ def create_app(context: ServiceContext) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(RequestObserver)
 
-    from crossmargin.service.routes import accounts, dashboard, events, health, keys, risk, stream, trading
+    from crossmargin.service.routes import (
+        accounts,
+        dashboard,
+        events,
+        health,
+        keys,
+        lifecycle,
+        risk,
+        stream,
+        trading,
+    )
 
-    for module in (health, keys, accounts, trading, risk, events, stream, dashboard):
+    for module in (health, keys, accounts, trading, lifecycle, risk, events, stream, dashboard):
         app.include_router(module.router)
     return app

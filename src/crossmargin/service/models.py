@@ -124,6 +124,27 @@ class PricesRequest(Request):
     )
 
 
+class FundingRequest(Request):
+    instrument: Symbol = Field(description="a perpetual")
+    funding_rate: float = Field(
+        gt=-1.0,
+        lt=1.0,
+        allow_inf_nan=False,
+        description="fraction of notional for the period settled (0.0001 = 1 bp per 8 h); > 0: longs pay",
+    )
+
+
+class InterestRequest(Request):
+    elapsed_ns: int = Field(
+        gt=0, le=10 * 365 * 24 * 3600 * 10**9, description="the accrual period, ns (3600e9: one hour)"
+    )
+
+
+class ExpiryRequest(Request):
+    instrument: Symbol = Field(description="a dated future or an option, at or after its expiry time")
+    settlement_price: PositiveFloat = Field(description="the delivery price, USD per underlying unit")
+
+
 class Ack(BaseModel):
     """A committed command: its gap-free log sequence number and chain hash."""
 
