@@ -212,3 +212,25 @@ def test_dashboard_heatmap_arranges_the_grid_and_leaves_the_rest() -> None:
     assert heat["columns"] == ["-16.0%", "+16.0%"]
     assert heat["rows"] == ["BTC vol flat", "BTC vol up"]
     assert heat["pnl_usd"] == [[-4.0, None], [-5.0, 3.0]]
+
+
+def test_dashboard_warnings_say_the_oracle_holds_a_move_or_its_sources_disagree(view: VenueView) -> None:
+    """The oracle's word reaches the page through the venue's price states: a held move is a
+    circuit-breaker warning, a source band above 2 % of the price a disagreement; a quiet
+    oracle (ok, 0.2 % band) raises neither."""
+    now = view.as_of_ns
+    recent = {"quoted_ns": now - 10**9, "exact": True, "now_ns": now, "max_age_s": 120.0}
+    prices = (
+        PriceState.at("BTC", 88_000.0, oracle="ok", band_fraction=0.002, **recent),
+        PriceState.at("ETH", 3_000.0, oracle="held", band_fraction=0.01, **recent),
+        PriceState.at("SOL", 125.0, oracle="ok", band_fraction=0.08, **recent),
+    )
+    assert [p.status for p in prices] == ["valid", "held", "valid"]
+    found = figures.warnings(dataclasses.replace(view, prices=lambda: prices))
+    oracle = {(w["kind"], w["subject"]): w["message"] for w in found if w["kind"].startswith("oracle")}
+    assert set(oracle) == {("oracle_held", "ETH"), ("oracle_disagree", "SOL")}
+    assert (
+        oracle[("oracle_held", "ETH")].startswith("circuit breaker tripped")
+        and "3,000.00 USD" in oracle[("oracle_held", "ETH")]
+    )
+    assert "8.00% of the price" in oracle[("oracle_disagree", "SOL")]

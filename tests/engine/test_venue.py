@@ -216,7 +216,16 @@ def test_monitor_sees_every_committed_command_before_a_tick(venue: Venue) -> Non
     venue.execute(Withdraw(idempotency_key="w1", account="basis-trader", asset="USDC", amount_units=10**10))
     venue.execute(UpdatePrices(idempotency_key="p0", index_prices={"BTC": 88_000.0}))  # bad debt
     venue.execute(Deposit(idempotency_key="d2", account="basis-trader", asset="BTC", amount_units=10**7))
-    venue.execute(Fill(idempotency_key="f1", taker="directional", maker="vol-seller", instrument="ETH-USDC-PERP", quantity=3, price=2_980.0))
+    venue.execute(
+        Fill(
+            idempotency_key="f1",
+            taker="directional",
+            maker="vol-seller",
+            instrument="ETH-USDC-PERP",
+            quantity=3,
+            price=2_980.0,
+        )
+    )
     venue.execute(UpdatePrices(idempotency_key="p1", index_prices={"ETH": 3_050.0}))
     monitor = venue._monitor
     assert monitor is not None
@@ -225,7 +234,9 @@ def test_monitor_sees_every_committed_command_before_a_tick(venue: Venue) -> Non
         row = monitor.row_of[account]
         view = venue.account(account)
         assert float(result.equity_usd[row]) == pytest.approx(view.equity_usd, rel=1e-9)
-        assert float(result.maintenance_margin_usd[row]) == pytest.approx(view.maintenance_margin_usd, rel=1e-9)
+        assert float(result.maintenance_margin_usd[row]) == pytest.approx(
+            view.maintenance_margin_usd, rel=1e-9
+        )
 
 
 def test_monitor_statuses_follow_its_own_row_order(venue: Venue) -> None:
@@ -281,4 +292,63 @@ def test_price_states_say_when_each_price_was_quoted_and_whether_it_is_stale() -
     states = venue.price_states()
     assert states["BTC"].status == "stale" and states["BTC"].age_s > 0.5
     assert states["SOL"].status == "valid"
+    venue.close()
+
+
+def test_the_oracle_s_word_on_a_price_is_kept_replayed_and_checked() -> None:
+    """UpdatePrices carries the oracle's status word and source band per symbol, with or without a
+    new price: a held SOL keeps its price and says held; the words survive a replay of the log
+    (they are log effects); an unknown word or a negative band
+    is refused naming the field."""
+    store = MemoryEventStore()
+    venue = open_venue(store)
+    sol = venue.prices()["SOL"]
+    prices = venue.prices()
+    venue.execute(
+        UpdatePrices(
+            idempotency_key="held",
+            index_prices={},
+            oracle_status={"SOL": "held", "BTC": "ok"},
+            oracle_band_fraction={"SOL": 0.15},
+        )
+    )
+    states = venue.price_states()
+    assert states["SOL"].status == "held" and states["SOL"].price_usd == sol
+    assert states["SOL"].band_fraction == 0.15 and states["BTC"].oracle == "ok"
+    assert venue.prices() == prices  # no price moved
+    for field, command in (
+        (
+            "update_prices.oracle_status.SOL",
+            UpdatePrices(idempotency_key="w", index_prices={}, oracle_status={"SOL": "valid"}),
+        ),
+        (
+            "update_prices.oracle_band_fraction.SOL",
+            UpdatePrices(idempotency_key="b", index_prices={}, oracle_band_fraction={"SOL": -0.1}),
+        ),
+        (
+            "update_prices.oracle_status",
+            UpdatePrices(idempotency_key="u", index_prices={}, oracle_status={"DOGE": "ok"}),
+        ),
+    ):
+        with pytest.raises(InputError) as raised:
+            venue.execute(command)
+        assert raised.value.field == field
+    venue.close()
+    reopened = open_venue(store)
+    again = reopened.price_states()
+    assert again["SOL"].status == "held" and again["SOL"].band_fraction == 0.15
+    reopened.close()
+
+
+def test_a_detached_state_for_a_snapshot_keeps_price_times_and_the_oracle_s_word() -> None:
+    """The snapshot thread encodes `VenueState.detached()`: it once left the price times out (the
+    snapshot-off-the-writer and the price-times changes landed together), so a venue restarted
+    from a snapshot said every price's age was unknown."""
+    venue = open_venue(MemoryEventStore())
+    venue.execute(
+        UpdatePrices(idempotency_key="p", index_prices={"BTC": 90_000.0}, oracle_status={"ETH": "held"})
+    )
+    state = venue._state  # the fold itself: what the snapshot thread copies
+    assert state.price_ns and state.oracle_status == {"ETH": "held"}
+    assert state.detached().to_dict() == state.to_dict()
     venue.close()

@@ -281,6 +281,28 @@ def test_prices_values_times_and_staleness(service: Running) -> None:
         context.clock_ns = real_clock
 
 
+def test_the_oracle_s_word_reaches_the_price_board(service: Running) -> None:
+    """POST /v1/prices may carry the oracle's status and source band without a price: SOL held by
+    the circuit breaker keeps its price and says "held"; an unknown word is a 422 naming it."""
+    holder = service.as_(service.holder("basis-trader"))
+    sol = _by_name(service.client.get("/v1/prices", headers=holder).json()["index"])["SOL"]["price_usd"]
+    posted = service.client.post(
+        "/v1/prices",
+        json={"oracle_status": {"SOL": "held", "BTC": "ok"}, "oracle_band_fraction": {"SOL": 0.15}},
+        headers=service.as_(service.risk),
+    )
+    assert posted.status_code == 201, posted.text
+    index = _by_name(service.client.get("/v1/prices", headers=holder).json()["index"])
+    assert index["SOL"]["price_usd"] == sol and index["SOL"]["oracle"] == "held"
+    assert index["SOL"]["band_fraction"] == 0.15 and index["BTC"]["oracle"] == "ok"
+    assert index["ETH"]["oracle"] is None  # the oracle never spoke of it
+    bad = service.client.post(
+        "/v1/prices", json={"oracle_status": {"SOL": "valid"}}, headers=service.as_(service.risk)
+    )
+    assert bad.status_code == 422 and "oracle_status" in bad.text
+    assert service.context.venue.price_states()["SOL"].status == "held"
+
+
 # -- the actor of each log record -----------------------------------------------------------------------
 
 

@@ -66,6 +66,9 @@ CURVE_MOVES = (
 )
 # A position whose notional is within this fraction below its next risk-limit tier floor is "near".
 TIER_NEAR_FRACTION = 0.10
+# An oracle band (accepted sources' high − low) wider than this fraction of the price: the sources
+# disagree (the oracle policy's margin rule tolerates 10 %, core.oracle.policy; warn well before).
+ORACLE_DISAGREE_FRACTION = 0.02
 NO_PRICES = "this source keeps no index prices of its own: no price-age checks run"
 
 
@@ -366,12 +369,15 @@ def what_if(
 
 
 def warnings(view: VenueView) -> list[dict[str, Any]]:
-    """What a venue's users ask about: stale index prices (the venue's own price states, as
-    `Venue.price_states` reports them), withdrawals gated (venue-wide for bad debt; per account
+    """What a venue's users ask about: stale index prices, a move the oracle's circuit breaker
+    holds, and sources that disagree (the venue's own price states, as `Venue.price_states`
+    reports them from what the oracle sent), withdrawals gated (venue-wide for bad debt; per account
     from margin call on) and why, and positions near their next risk-limit tier. Each: kind,
     severity, subject, message."""
     prices = view.prices()
     out = [_stale_warning(p) for p in prices if p.status == "stale"]
+    out += [_held_warning(p) for p in prices if p.status == "held"]
+    out += [_disagree_warning(p) for p in prices if p.band_fraction > ORACLE_DISAGREE_FRACTION]
     if not prices:
         out.append(_warning("prices_absent", "moderate", "venue", NO_PRICES))
     if view.withdrawals_gated_reason is not None:
@@ -397,6 +403,24 @@ def _stale_warning(price: PriceState) -> dict[str, Any]:
         f"{_age(price.max_age_s)}); margin and liquidations still use it"
     )
     return _warning("price_stale", "critical", price.symbol, message)
+
+
+def _held_warning(price: PriceState) -> dict[str, Any]:
+    """The oracle's circuit breaker holds a large move of this asset for confirmation."""
+    message = (
+        f"circuit breaker tripped: the oracle holds a large move for confirmation; the venue keeps "
+        f"{price.price_usd:,.2f} USD, set {_age(price.age_s)} ago"
+    )
+    return _warning("oracle_held", "critical", price.symbol, message)
+
+
+def _disagree_warning(price: PriceState) -> dict[str, Any]:
+    """The oracle's accepted sources span more than ORACLE_DISAGREE_FRACTION of the price."""
+    message = (
+        f"sources disagree: their band is {price.band_fraction:.2%} of the price "
+        f"(above {ORACLE_DISAGREE_FRACTION:.0%})"
+    )
+    return _warning("oracle_disagree", "serious", price.symbol, message)
 
 
 def _age(seconds: float) -> str:

@@ -104,11 +104,18 @@ class CancelOrder:
 class UpdatePrices:
     """New index prices (underlyings and collateral assets, USD) and delta-one marks: the oracle's
     output. Re-margins only the accounts holding what moved, then runs the margin-call state
-    machine and liquidations on them."""
+    machine and liquidations on them.
+
+    `oracle_status` / `oracle_band_fraction`: what the oracle says of a symbol's price (its word,
+    "ok", "held", "stale" or "no_price", and the band of its accepted sources relative to the price),
+    with or without a new price: a held or doubted price keeps the venue's last one, and the venue
+    still says why (engine.oracle_replay.price_message's "status" and band)."""
 
     idempotency_key: str
     index_prices: Mapping[str, float]
     mark_prices: Mapping[str, float] = field(default_factory=dict)
+    oracle_status: Mapping[str, str] = field(default_factory=dict)
+    oracle_band_fraction: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

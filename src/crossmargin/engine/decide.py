@@ -31,6 +31,7 @@ from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerSta
 from crossmargin.core.ledger.transact import AuditRecord, Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw, reduce_only
 from crossmargin.engine import commands as c
+from crossmargin.engine.oracle_replay import STATUS_LABELS
 from crossmargin.engine.venue_state import VenueState, merged_parameters, with_parameters
 from crossmargin.errors import InputError
 
@@ -424,7 +425,10 @@ def _update_prices(state: VenueState, config: LedgerConfig, cmd: c.UpdatePrices,
     the re-margin of the holders is the monitor's (`engine.monitor`)."""
     if not isinstance(cmd.index_prices, Mapping) or not isinstance(cmd.mark_prices, Mapping):
         raise InputError("update_prices", "index_prices and mark_prices must be mappings")
+    oracle = _oracle_effects(config, cmd)
     if not cmd.index_prices and not cmd.mark_prices:
+        if oracle:  # the oracle's word on a price it holds back: no price changes
+            return oracle
         raise InputError("update_prices.index_prices", "name at least one price")
     sub = _sub(state, config, [])
     applied = apply(
@@ -438,7 +442,38 @@ def _update_prices(state: VenueState, config: LedgerConfig, cmd: c.UpdatePrices,
     return {
         "prices": {k: v for k, v in after.prices.items() if sub.prices.get(k) != v},
         "marks": {k: v for k, v in after.marks.items() if sub.marks.get(k) != v},
+        **oracle,
     }
+
+
+def _oracle_effects(config: LedgerConfig, cmd: c.UpdatePrices) -> Effects:
+    """The oracle's status words and band fractions, checked: known symbols, known words, finite
+    fractions >= 0."""
+    status, band = cmd.oracle_status, cmd.oracle_band_fraction
+    if not isinstance(status, Mapping) or not isinstance(band, Mapping):
+        raise InputError("update_prices", "oracle_status and oracle_band_fraction must be mappings")
+    known = set(config.instruments.underlyings) | set(config.assets.symbols)
+    for name, table in (("oracle_status", status), ("oracle_band_fraction", band)):
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise InputError(f"update_prices.{name}", f"unknown symbol {unknown[0]!r}")
+    words = set(STATUS_LABELS.values())
+    for symbol, word in status.items():
+        if word not in words:
+            raise InputError(
+                f"update_prices.oracle_status.{symbol}", f"{word!r} is not one of {sorted(words)}"
+            )
+    for symbol, fraction in band.items():
+        if not isinstance(fraction, int | float) or not math.isfinite(fraction) or fraction < 0.0:
+            raise InputError(
+                f"update_prices.oracle_band_fraction.{symbol}", f"must be finite and >= 0, got {fraction!r}"
+            )
+    out: Effects = {}
+    if status:
+        out["oracle_status"] = dict(status)
+    if band:
+        out["oracle_band_fraction"] = {k: float(v) for k, v in band.items()}
+    return out
 
 
 def _set_risk_parameters(

@@ -227,10 +227,12 @@ class PriceState:
     """One index price as the venue holds it: `price_usd`; `quoted_ns`, when an `UpdatePrices`
     last named the symbol, or, for a price the venue has held since before it opened, the time of
     its last record (the quote is at least that old: `exact` False); `age_s` at the venue's clock;
-    status "valid", or "stale" when `age_s` > `max_age_s` (`VenueSettings.max_price_age_s`). The venue takes
-    one accepted price per symbol (the oracle's circuit breaker and source band stay upstream:
-    `adapters.feeds.venue_prices` forwards VALID prices only, so a held or stale oracle price
-    shows here as a price that stopped being quoted)."""
+    `oracle`: the oracle's last word on it ("ok", "held", "stale", "no_price"; "" if it never said)
+    and `band_fraction` its accepted sources' band relative to the price (NaN: not told). status:
+    "held" when the oracle's circuit breaker holds a move (the venue keeps its last price),
+    "stale" when `age_s` > `max_age_s` (`VenueSettings.max_price_age_s`) or the oracle says its
+    sources are stale or gone, else "valid". `adapters.feeds.venue_prices` sends the OK prices and
+    the oracle's word on every other one."""
 
     symbol: str
     price_usd: float
@@ -239,13 +241,30 @@ class PriceState:
     age_s: float
     max_age_s: float
     status: str
+    oracle: str = ""
+    band_fraction: float = math.nan
 
     @classmethod
     def at(
-        cls, symbol: str, price_usd: float, *, quoted_ns: int, exact: bool, now_ns: int, max_age_s: float
+        cls,
+        symbol: str,
+        price_usd: float,
+        *,
+        quoted_ns: int,
+        exact: bool,
+        now_ns: int,
+        max_age_s: float,
+        oracle: str = "",
+        band_fraction: float = math.nan,
     ) -> PriceState:
-        """The price's state at `now_ns`: stale past `max_age_s` without a quote."""
+        """The price's state at `now_ns` (class docstring)."""
         age_s = max(now_ns - quoted_ns, 0) / 1e9
+        if oracle == "held":
+            status = "held"
+        elif age_s > max_age_s or oracle in ("stale", "no_price"):
+            status = "stale"
+        else:
+            status = "valid"
         return cls(
             symbol=symbol,
             price_usd=float(price_usd),
@@ -253,7 +272,9 @@ class PriceState:
             exact=exact,
             age_s=age_s,
             max_age_s=max_age_s,
-            status="stale" if age_s > max_age_s else "valid",
+            status=status,
+            oracle=oracle,
+            band_fraction=band_fraction,
         )
 
 
@@ -316,6 +337,8 @@ class PriceBoard:
     prices: Mapping[str, float]
     marks: Mapping[str, float]
     set_ns: Mapping[str, int]
+    oracle_status: Mapping[str, str] = field(default_factory=dict)
+    oracle_band_fraction: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -714,6 +737,7 @@ class Venue:
     def _price_states(self) -> dict[str, PriceState]:
         now = max(self._clock.now_ns(), self._state.time_ns)
         quoted = self._state.price_ns  # durable: the time of the record that set each price
+        oracle, band = self._state.oracle_status, self._state.oracle_band_fraction
         return {
             symbol: PriceState.at(
                 symbol,
@@ -722,6 +746,8 @@ class Venue:
                 exact=symbol in quoted,
                 now_ns=now,
                 max_age_s=self.settings.max_price_age_s,
+                oracle=oracle.get(symbol, ""),
+                band_fraction=band.get(symbol, math.nan),
             )
             for symbol, price in self._state.prices.items()
         }
@@ -744,6 +770,8 @@ class Venue:
                 prices=dict(state.prices),
                 marks=dict(state.marks),
                 set_ns=dict(state.price_ns),
+                oracle_status=dict(state.oracle_status),
+                oracle_band_fraction=dict(state.oracle_band_fraction),
             )
 
     def ledger_snapshot(self) -> tuple[int, LedgerState, LedgerConfig]:

@@ -10,7 +10,8 @@ a pure function of the log. `sub_state` cuts out the few traders one command tou
 `price_ns` is when each index price and mark was last set: the `as_of_ns` of the record that set
 it, when the fold is given it (the venue does, live and in recovery). It is metadata of the log's
 timestamps, not ledger state: outside the digest, and absent from snapshots written before it
-existed (those prices' times are then unknown until they are set again).
+existed (those prices' times are then unknown until they are set again). `oracle_status` and
+`oracle_band_fraction` (the oracle's word on each price) are the same kind of metadata.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class VenueState:
     prices: dict[str, float] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
     price_ns: dict[str, int] = field(default_factory=dict)  # symbol or instrument -> set at (ns)
+    # The oracle's last word on each symbol ("ok", "held", "stale", "no_price") and its source band
+    # relative to the price: what the venue can say of a price it was sent or held back.
+    oracle_status: dict[str, str] = field(default_factory=dict)
+    oracle_band_fraction: dict[str, float] = field(default_factory=dict)
     status: dict[str, AccountStatus] = field(default_factory=dict)
     deadlines: dict[str, int] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
@@ -103,6 +108,8 @@ class VenueState:
         if as_of_ns is not None:
             for name in (*effects.get("prices", ()), *effects.get("marks", ())):
                 self.price_ns[name] = as_of_ns
+        self.oracle_status.update(effects.get("oracle_status", {}))
+        self.oracle_band_fraction.update(effects.get("oracle_band_fraction", {}))
         for instrument in effects.get("expired", ()):
             self.expired.add(instrument)
             self.marks.pop(instrument, None)
@@ -180,6 +187,9 @@ class VenueState:
             positions=dict(self.positions),
             prices=dict(self.prices),
             marks=dict(self.marks),
+            price_ns=dict(self.price_ns),
+            oracle_status=dict(self.oracle_status),
+            oracle_band_fraction=dict(self.oracle_band_fraction),
             status=dict(self.status),
             deadlines=dict(self.deadlines),
             expired=set(self.expired),
@@ -199,6 +209,8 @@ class VenueState:
             "prices": dict(self.prices),
             "marks": dict(self.marks),
             "price_ns": dict(self.price_ns),
+            "oracle_status": dict(self.oracle_status),
+            "oracle_band_fraction": dict(self.oracle_band_fraction),
             "status": sorted([a, int(s)] for a, s in self.status.items()),
             "deadlines": sorted([a, d] for a, d in self.deadlines.items()),
             "expired": sorted(self.expired),
@@ -220,6 +232,8 @@ class VenueState:
             prices={k: float(v) for k, v in data["prices"].items()},
             marks={k: float(v) for k, v in data["marks"].items()},
             price_ns={k: int(v) for k, v in data.get("price_ns", {}).items()},  # absent before 2026-12
+            oracle_status={k: str(v) for k, v in data.get("oracle_status", {}).items()},
+            oracle_band_fraction={k: float(v) for k, v in data.get("oracle_band_fraction", {}).items()},
             status={a: AccountStatus(int(s)) for a, s in data["status"]},
             deadlines={a: int(d) for a, d in data["deadlines"]},
             expired=set(data["expired"]),
@@ -243,7 +257,8 @@ class VenueState:
         """SHA-256 of the canonical snapshot form without the price times (module docstring): equal
         digests = the same ledger state bit for bit."""
         form = self.to_dict()
-        del form["price_ns"]
+        for metadata in ("price_ns", "oracle_status", "oracle_band_fraction"):
+            del form[metadata]
         return hashlib.sha256(canonical_json(form)).hexdigest()
 
 

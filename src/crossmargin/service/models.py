@@ -83,6 +83,7 @@ JsonObject = dict[str, Any]
 # -- commands ---------------------------------------------------------------------------------------
 
 PositiveFloat = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Contracts = Annotated[int, Field(ge=-(10**12), le=10**12)]
 ModelName = Literal["cross", "isolated", "portfolio", "sensitivity", "var"]
 
@@ -118,9 +119,19 @@ class FillRequest(Request):
 
 
 class PricesRequest(Request):
-    index_prices: dict[Symbol, PositiveFloat] = Field(description="USD per unit of each underlying / asset")
+    index_prices: dict[Symbol, PositiveFloat] = Field(
+        default_factory=dict, description="USD per unit of each underlying / asset"
+    )
     mark_prices: dict[Symbol, PositiveFloat] = Field(
         default_factory=dict, description="delta-one marks by instrument"
+    )
+    oracle_status: dict[Symbol, Literal["ok", "held", "stale", "no_price"]] = Field(
+        default_factory=dict,
+        description="the oracle's word per symbol, with or without a new price (held: its circuit "
+        "breaker holds a move; the venue keeps its last price and says so)",
+    )
+    oracle_band_fraction: dict[Symbol, NonNegativeFloat] = Field(
+        default_factory=dict, description="the oracle's accepted sources' band / price, per symbol"
     )
 
 
@@ -423,8 +434,15 @@ class PriceQuote(BaseModel):
     price_usd: float
     set_ns: int | None = Field(description="time of the record that set it; null: not known (older log)")
     age_s: float | None = Field(description="seconds since set_ns, by the service's clock")
-    stale: bool = Field(
-        description="older than the oracle policy's margin rule allows (max_age_s), or of unknown age"
+    stale: bool = Field(description="older than max_age_s, of unknown age, or stale by the oracle's own word")
+    oracle: str | None = Field(
+        default=None,
+        description='the oracle\'s last word on it ("ok", "held": its circuit breaker holds a move and '
+        'the venue keeps this price, "stale", "no_price"); null: never said (marks, or no oracle feed)',
+    )
+    band_fraction: float | None = Field(
+        default=None,
+        description="the oracle's accepted sources' band / price (their disagreement); null: not told",
     )
 
 

@@ -126,12 +126,16 @@ async def prices(
     request: Request, body: models.PricesRequest, caller: Caller, idempotency_key: IdempotencyKey = None
 ) -> models.Ack:
     access.feed_venue(caller)
-    if not body.index_prices and not body.mark_prices:
-        raise Problem(422, "invalid-request", "name at least one price", field="body.index_prices")
+    if not body.index_prices and not body.mark_prices and not body.oracle_status:
+        raise Problem(
+            422, "invalid-request", "name at least one price or oracle status", field="body.index_prices"
+        )
     command = UpdatePrices(
         idempotency_key=key_or_new(idempotency_key),
         index_prices=dict(body.index_prices),
         mark_prices=dict(body.mark_prices),
+        oracle_status=dict(body.oracle_status),
+        oracle_band_fraction=dict(body.oracle_band_fraction),
     )
     return await run_command(request, command)
 
@@ -175,10 +179,13 @@ def _quote(name: str, price: float, board: PriceBoard, now_ns: int, max_age_ns: 
     """One price with its age: now − the time of the record that set it (None: not known)."""
     set_ns = board.set_ns.get(name)
     age_ns = None if set_ns is None else max(now_ns - set_ns, 0)
+    oracle = board.oracle_status.get(name)
     return models.PriceQuote(
         name=name,
         price_usd=float(price),
         set_ns=set_ns,
         age_s=None if age_ns is None else age_ns / 1e9,
-        stale=age_ns is None or age_ns > max_age_ns,
+        stale=age_ns is None or age_ns > max_age_ns or oracle in ("stale", "no_price"),
+        oracle=oracle,
+        band_fraction=board.oracle_band_fraction.get(name),
     )
