@@ -139,6 +139,23 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
     expect(
         page.locator('[data-testid="warning-row"][data-kind="price_stale"][data-subject="BTC"]')
     ).to_have_count(0)
+    # The oracle's word through the API: SOL's move held by its circuit breaker, its sources 15 %
+    # apart. The page says both, and SOL keeps its price.
+    word = service.http.post(
+        "/v1/prices",
+        json={"oracle_status": {"SOL": "held"}, "oracle_band_fraction": {"SOL": 0.15}},
+        headers={"Authorization": f"Bearer {risk}", "Idempotency-Key": "dashboard-sol-held"},
+    )
+    assert word.status_code == 201, word.text
+    page.reload()
+    held = page.locator('[data-testid="warning-row"][data-kind="oracle_held"][data-subject="SOL"]')
+    expect(held).to_contain_text("circuit breaker tripped")
+    expect(
+        page.locator('[data-testid="warning-row"][data-kind="oracle_disagree"][data-subject="SOL"]')
+    ).to_contain_text("15.00% of the price")
+    expect(page.locator('[data-testid="price-row"][data-asset="SOL"]')).to_have_attribute(
+        "data-status", "held"
+    )
     screenshot(page, "service-overview-1280x800")
 
     # A holder's key from the service opens its own account (the service's numbers) and no other.
