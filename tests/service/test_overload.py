@@ -1,5 +1,8 @@
-"""Overload: a read flood at 10x the measured read capacity, from another process, against a real
-uvicorn server, while deposits and price ticks stream in. The excess is refused at once (503 with
+"""Overload: a read flood from another process against a real uvicorn server, while deposits and
+price ticks stream in: an open loop of min(10x the measured read capacity, 1,000) requests/s over
+256 connections, against 2 read slots (capacity, measured closed-loop over 2 connections: ~1,200
+reads/s here with flood.py's lean client; ~120-160 when the client was httpx, which measured
+itself). The excess is refused at once (503 with
 Retry-After from admission, 429 from a holder key's rate limit), never queued; ingestion's
 acknowledgement latency and the margin cycle stay within their aims.
 
@@ -116,8 +119,9 @@ def test_overload_read_flood_is_refused_not_queued_and_ingestion_keeps_its_aims(
         capacity_run = flood(url, risk, rate_per_s=0, seconds=2.0, connections=2)
         assert set(capacity_run["statuses"]) == {"200"}, capacity_run
         capacity_per_s = capacity_run["statuses"]["200"] / capacity_run["elapsed_s"]
-        # One Python client process cannot offer much more than ~1,000 requests/s here; above
-        # that the flood is as fast as it can go (the report says which).
+        # One Python client process (flood.py, ~0.1 ms of CPU a request) could offer more, but on
+        # 2 cores every request it sends takes CPU from the server it measures: the flood is capped
+        # at 1,000 requests/s, 256 connections against 2 read slots (the report says the rate).
         offered_per_s = min(10 * capacity_per_s, MAX_OFFERED_PER_S)
 
         results: dict[str, Any] = {}
@@ -157,7 +161,12 @@ def test_overload_read_flood_is_refused_not_queued_and_ingestion_keeps_its_aims(
     # past the client's 20 s. Most of the flood reaches the app (the 503s below are its own).
     report["flood_errors"] = reads["error_kinds"]
     timeouts = sum(n for kind, n in reads["error_kinds"].items() if "Timeout" in kind)
-    socket_level = {"ConnectError", "ReadError", "WriteError", "RemoteProtocolError"}
+    socket_level = {
+        "ConnectionResetError",
+        "ConnectionRefusedError",
+        "BrokenPipeError",
+        "IncompleteReadError",
+    }
     assert timeouts == 0 and set(reads["error_kinds"]) <= socket_level, report
     assert sum(statuses.values()) > 0, report
     assert set(statuses) <= {"200", "503"}, report
