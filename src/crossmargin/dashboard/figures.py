@@ -28,6 +28,7 @@ import numpy.typing as npt
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.liquidation.model_prices import moved_market
 from crossmargin.core.margin.portfolio import PortfolioMargin
+from crossmargin.core.oracle.policy import OraclePolicy
 from crossmargin.core.pricing import revalue
 from crossmargin.dashboard.source import QUEUE_FROM, STATUS_NAMES, VenueView
 from crossmargin.engine.backtest import COMPARISON_MODELS, run_backtest
@@ -67,8 +68,8 @@ CURVE_MOVES = (
 # A position whose notional is within this fraction below its next risk-limit tier floor is "near".
 TIER_NEAR_FRACTION = 0.10
 # An oracle band (accepted sources' high − low) wider than this fraction of the price: the sources
-# disagree (the oracle policy's margin rule tolerates 10 %, core.oracle.policy; warn well before).
-ORACLE_DISAGREE_FRACTION = 0.02
+# disagree enough that the oracle policy refuses withdrawals on it (core.oracle.policy, 2 %).
+ORACLE_DISAGREE_FRACTION = OraclePolicy().withdraw.max_band_fraction
 NO_PRICES = "this source keeps no index prices of its own: no price-age checks run"
 
 

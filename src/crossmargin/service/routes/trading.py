@@ -23,7 +23,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from crossmargin.engine.venue import CancelOrder, Fill, PlaceOrder, PriceBoard, UpdatePrices
+from crossmargin.engine.venue import CancelOrder, Fill, PlaceOrder, PriceBoard, PriceState, UpdatePrices
 from crossmargin.service import access, models
 from crossmargin.service.context import context_of
 from crossmargin.service.limits import RequestClass
@@ -178,14 +178,23 @@ async def price_board(request: Request, caller: Caller) -> models.PriceBoardMode
 def _quote(name: str, price: float, board: PriceBoard, now_ns: int, max_age_ns: int) -> models.PriceQuote:
     """One price with its age: now − the time of the record that set it (None: not known)."""
     set_ns = board.set_ns.get(name)
-    age_ns = None if set_ns is None else max(now_ns - set_ns, 0)
     oracle = board.oracle_status.get(name)
+    # The venue's one rule (PriceState.at): age past the limit, or stale by the oracle's word.
+    state = PriceState.at(
+        name,
+        price,
+        quoted_ns=now_ns if set_ns is None else set_ns,
+        exact=set_ns is not None,
+        now_ns=now_ns,
+        max_age_s=max_age_ns / 1e9,
+        oracle=oracle or "",
+    )
     return models.PriceQuote(
         name=name,
         price_usd=float(price),
         set_ns=set_ns,
-        age_s=None if age_ns is None else age_ns / 1e9,
-        stale=age_ns is None or age_ns > max_age_ns or oracle in ("stale", "no_price"),
+        age_s=state.age_s if set_ns is not None else None,
+        stale=set_ns is None or state.status == "stale",  # of unknown age: stale
         oracle=oracle,
         band_fraction=board.oracle_band_fraction.get(name),
     )
