@@ -1,9 +1,9 @@
 """Private margin checks by three-party computation (MPyC, https://github.com/lschoe/mpyc).
 
 run_parties(public, secrets, workdir)   three MPyC processes on localhost (-M3 -I0..2), party 0
-                                        inputs the account, every party gets whether equity covers
-                                        maintenance, party 0 the requirement; returns party 0's
-                                        result with the wall time of the whole run
+                                        inputs the accounts, every party gets whether equity covers
+                                        cross and portfolio maintenance, party 0 the requirements;
+                                        returns party 0's results with the wall time of the run
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from crossmargin.adapters.mpc.party import QUANTITY_LIMIT_BITS
 from crossmargin.engine.private_margin import AccountSecrets, PublicMarginData
-from crossmargin.errors import CrossMarginError
+from crossmargin.errors import CrossMarginError, InputError
 
 PARTIES = 3
+VERDICTS = ("equity_covers_maintenance", "equity_covers_portfolio_maintenance")
 TIMEOUT_SECONDS = 300
 
 
@@ -48,9 +50,19 @@ def _free(port: int) -> bool:
     return True
 
 
+def _check_limits(accounts: list[AccountSecrets]) -> None:
+    """The bit lengths the parties' comparisons assume (party.py): |units| < 2**31."""
+    limit = 2.0**QUANTITY_LIMIT_BITS
+    for n, account in enumerate(accounts):
+        for name, values in account.as_dict().items():
+            if any(abs(v) >= limit for v in values):
+                raise InputError(f"accounts[{n}].{name}", f"must be below 2**{QUANTITY_LIMIT_BITS} in size")
+
+
 def run_parties(public: PublicMarginData, accounts: list[AccountSecrets], workdir: Path) -> dict[str, Any]:
     """Every account of `accounts` checked in one three-party session; party 0's results (the
     owner's view: verdict and requirement), each party's seconds per account, the wall time."""
+    _check_limits(accounts)
     workdir.mkdir(parents=True, exist_ok=True)
     public_path, secrets_path = workdir / "public.json", workdir / "secrets.json"
     public_path.write_text(json.dumps(public.as_dict() | {"n_accounts": len(accounts)}), encoding="utf-8")
@@ -89,6 +101,7 @@ def run_parties(public: PublicMarginData, accounts: list[AccountSecrets], workdi
         raise MpcRunError("; ".join(errors))
     results = [json.loads(path.read_text(encoding="utf-8"))["accounts"] for path in outputs]
     for n in range(len(accounts)):
-        if len({r[n]["equity_covers_maintenance"] for r in results}) != 1:
-            raise MpcRunError(f"the parties opened different verdicts for account {n}")
+        for verdict in VERDICTS:
+            if len({r[n][verdict] for r in results}) != 1:
+                raise MpcRunError(f"the parties opened different {verdict} for account {n}")
     return {"accounts": results[0], "wall_seconds": time.perf_counter() - started}
