@@ -15,11 +15,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossmargin.adapters.mpc.party import QUANTITY_LIMIT_BITS
-from crossmargin.engine.private_margin import AccountSecrets, PublicMarginData
 from crossmargin.errors import CrossMarginError, InputError
+
+if TYPE_CHECKING:  # the parties import this package: keep them off the engine's imports
+    from crossmargin.engine.private_margin import AccountSecrets, PublicMarginData
 
 PARTIES = 3
 VERDICTS = ("equity_covers_maintenance", "equity_covers_portfolio_maintenance")

@@ -11,7 +11,7 @@ matrix times its secret vector; the requirement is a secure max over each group,
 add-ons). Opened: whether equity covers cross maintenance and portfolio maintenance (to all
 three); equity, cross MM, grid, portfolio IM and MM to party 0 alone (the owner's side).
 
-Fixed point on MPyC secure integers (one 256-bit prime field): secrets enter as
+Fixed point on MPyC secure integers (one 215-bit prime field): secrets enter as
 round(x · 2**SECRET_BITS), public coefficients as round(c · 2**PUBLIC_BITS), so a secret × public
 product is exact, in USD · 2**-88. The only rescalings (q² of size-scaled schedules, the depeg
 move and the maintenance fraction times a secret) use MPyC's probabilistic truncation (error
@@ -37,8 +37,11 @@ PUBLIC_BITS = 48  # G: public coefficients to 2**-48
 USD_BITS = SECRET_BITS + PUBLIC_BITS  # W: USD amounts on the shares, to 2**-88
 QUANTITY_LIMIT_BITS = 31  # |q|, |b| < 2**31 units
 USD_LIMIT_BITS = 47  # |USD amounts| < 2**47 (1.4e14)
-FIELD_PRIME_BITS = 256  # room for truncating products of up to 2**200
-TRUNCATE_BITS = 200
+# Truncated products (a public fraction times a USD amount, q² times a public coefficient) stay
+# below 2**(W + G + 47); MPyC's truncation masks them with l + sec_param random bits, so the
+# prime needs that much room above them (and no more: random bits cost one square root each, a
+# modular power whose cost grows with the prime's size).
+TRUNCATE_BITS = USD_BITS + PUBLIC_BITS + USD_LIMIT_BITS
 
 
 def _ints(values: Any, bits: int) -> np.ndarray[Any, Any]:
@@ -52,7 +55,8 @@ def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out:
     from mpyc import finfields
     from mpyc.runtime import mpc
 
-    secint = mpc.SecInt(USD_BITS + USD_LIMIT_BITS, p=finfields.find_prime_root(FIELD_PRIME_BITS, False)[0])
+    prime_bits = TRUNCATE_BITS + mpc.options.sec_param + 2
+    secint = mpc.SecInt(USD_BITS + USD_LIMIT_BITS, p=finfields.find_prime_root(prime_bits)[0])
     l_units, l_usd = SECRET_BITS + QUANTITY_LIMIT_BITS + 1, USD_BITS + USD_LIMIT_BITS + 1
     plan = _Plan(public)
 
