@@ -117,6 +117,8 @@ def public_data(
     """The public side of one venue's margin (cross, with `option_margin`, and portfolio under
     `params`): from the instrument table, the market and the scenario revaluation, never from
     an account."""
+    if book.instruments.n_instruments == 0:
+        raise InputError("instruments", "private margin needs at least one instrument")
     valuation = revalue(book.instruments, market)
     value_coef = np.concatenate(
         [valuation.unit_value_usd, valuation.entry_coefficient_usd, *_collateral_columns(book, None)]

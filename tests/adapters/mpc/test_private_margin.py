@@ -27,6 +27,7 @@ from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.private_margin import account_secrets, plaintext_margin, public_data
 from crossmargin.errors import InputError
+from tests.builders import VALUATION_NS, book_from_rows, usd_asset
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
 # Stated precision (engine/private_margin, adapters/mpc/party): input roundings of 2**-41 per
@@ -49,17 +50,17 @@ def _desk() -> tuple[Book, MarketState]:
     return loaded.book, loaded.market
 
 
-def random_book(seed: int, n_accounts: int = 6) -> tuple[Book, MarketState]:
+def random_book(seed: int, n_accounts: int = 6, *, idle: bool = False) -> tuple[Book, MarketState]:
     """The desk's instruments, assets and market with random accounts: each holds a random half
     of the instruments (options long and short), random collateral from thin to ample, some
-    borrowing USDC or BTC."""
+    borrowing USDC or BTC; with `idle`, the last account holds collateral only."""
     desk, market = _desk()
     rng = np.random.default_rng(seed)
     table = desk.instruments
     valuation = revalue(table, market)
     mark = np.where(table.is_option, valuation.option_premium_settlement, valuation.mark_price)
     rows, cols, quantity, entry = [], [], [], []
-    for row in range(n_accounts):
+    for row in range(n_accounts - int(idle)):
         for i in np.flatnonzero(rng.random(table.n_instruments) < 0.5):
             lots = 100.0 if table.is_inverse[i] and not table.is_option[i] else 1.0
             rows.append(row)
@@ -112,7 +113,7 @@ def _close(a: float, b: float) -> bool:
 def test_mpc_formulas_equal_the_engine_under_every_preset(seed: int, preset: str) -> None:
     """What the shares compute (in float64, the same formulas) is the engine's cross margin and
     portfolio requirement, for books with options, under each portfolio preset."""
-    book, market = random_book(seed)
+    book, market = random_book(seed, idle=True)
     public = public_data(book, market, portfolio_preset(preset))
     engine = _engine(book, market, preset)
     np.testing.assert_allclose(engine["portfolio_equity_usd"], engine["equity_usd"], rtol=1e-12)
@@ -148,18 +149,22 @@ def test_mpc_three_party_portfolio_margin_with_options_equals_engine(tmp_path: P
 
 def test_mpc_three_party_joint_preset_with_depeg_equals_engine(tmp_path: Path) -> None:
     """crossmargin-multi on shares: joint correlated moves, the short-option and roll add-ons and
-    the stablecoin-depeg add-on (a secure min against the grid, then a truncated product)."""
-    book, market = random_book(3, n_accounts=1)
+    the stablecoin-depeg add-on (a secure min against the grid, then a truncated product); an
+    account without positions needs nothing (the secret 'has positions' bit)."""
+    book, market = random_book(3, n_accounts=2, idle=True)
     params = portfolio_preset("crossmargin-multi")
     public = public_data(book, market, params)
     plain = plaintext_margin(public, account_secrets(book, 0))
     assert public.group.min() < 0  # depeg rows present
-    result = run_parties(public, [account_secrets(book, 0)], tmp_path / "run")
+    accounts = [account_secrets(book, row) for row in range(2)]
+    result = run_parties(public, accounts, tmp_path / "run")
     engine = _engine(book, market, "crossmargin-multi")
-    private = result["accounts"][0]
-    for name in FIELDS:
-        assert _close(private[name], float(engine[name][0])), name
+    for row, private in enumerate(result["accounts"]):
+        for name in FIELDS:
+            assert _close(private[name], float(engine[name][row])), (name, row)
     assert plain["portfolio_initial_margin_usd"] > plain["grid_requirement_usd"]  # add-ons count
+    idle = result["accounts"][1]  # collateral only: no requirement, though its coins move
+    assert idle["portfolio_initial_margin_usd"] == 0.0 and idle["equity_usd"] > 0.0
 
 
 def test_mpc_refuses_what_shares_cannot_compute_exactly() -> None:
@@ -176,6 +181,11 @@ def test_mpc_refuses_what_shares_cannot_compute_exactly() -> None:
     with pytest.raises(InputError) as error:
         public_data(dataclasses.replace(book, instruments=falling), market, params)
     assert error.value.field == "instruments[BTC-USDC-PERP].margin"
+    bare = book_from_rows(assets=[usd_asset()], instruments=[], balances={"a": {"USDC": 5.0}})
+    bare_market = MarketState.build(bare.instruments, valuation_ns=VALUATION_NS, index_prices={})
+    with pytest.raises(InputError) as error:
+        public_data(bare, bare_market, params)
+    assert error.value.field == "instruments"
 
 
 def test_mpc_refuses_amounts_beyond_the_comparison_bit_length(tmp_path: Path) -> None:
