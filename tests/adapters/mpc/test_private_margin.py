@@ -199,3 +199,19 @@ def test_mpc_refuses_amounts_beyond_the_comparison_bit_length(tmp_path: Path) ->
         run_parties(public, [huge], tmp_path / "run")
     assert error.value.field == "accounts[0].balances"
     assert not (tmp_path / "run").exists()
+
+
+def test_mpc_worked_example_figures_of_the_docs() -> None:
+    """docs/solvency.md section 4: the desk's vol-seller under deribit-pm, the figures the three
+    parties open (here through the same formulas in plaintext) to the cent."""
+    book, market = _desk()
+    public = public_data(book, market, portfolio_preset("deribit-pm"))
+    plain = plaintext_margin(public, account_secrets(book, book.account_ids.index("vol-seller")))
+    expected = {
+        "equity_usd": 579_090.04,
+        "maintenance_margin_usd": 140_588.23,
+        "grid_requirement_usd": 160_391.72,
+        "portfolio_initial_margin_usd": 161_847.08,
+        "portfolio_maintenance_margin_usd": 129_477.66,
+    }
+    assert {name: round(plain[name], 2) for name in expected} == expected
