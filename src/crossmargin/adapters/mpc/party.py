@@ -39,8 +39,8 @@ QUANTITY_LIMIT_BITS = 31  # |q|, |b| < 2**31 units
 USD_LIMIT_BITS = 47  # |USD amounts| < 2**47 (1.4e14)
 # Truncated products (a public fraction times a USD amount, q² times a public coefficient) stay
 # below 2**(W + G + 47); MPyC's truncation masks them with l + sec_param random bits, so the
-# prime needs that much room above them (and no more: random bits cost one square root each, a
-# modular power whose cost grows with the prime's size).
+# prime needs that much room above them (and no more: field arithmetic, and under PRSS each random
+# bit's modular square root, cost more on a larger prime).
 TRUNCATE_BITS = USD_BITS + PUBLIC_BITS + USD_LIMIT_BITS
 
 
