@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crossmargin.adapters.mpc.party import QUANTITY_LIMIT_BITS
+from crossmargin.adapters.mpc.fixed_point import QUANTITY_LIMIT_BITS
 from crossmargin.errors import CrossMarginError, InputError
 
 if TYPE_CHECKING:  # the parties import this package: keep them off the engine's imports

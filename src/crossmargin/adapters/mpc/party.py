@@ -2,11 +2,12 @@
 
     python -m crossmargin.adapters.mpc.party PUBLIC.json [SECRETS.json] OUT.json -M3 -I<pid> ...
 
-Party 0 (the venue, holding the account's book) secret-shares the account's quantities, entry
+Party 0 (the venue, holding the accounts' book) secret-shares each account's quantities, entry
 terms and balances; parties 1 and 2 (auditor, custodian) hold shares only (Shamir, threshold 1:
 no single party learns anything). All three evaluate `engine.private_margin`'s formulas on the
-shares: cross margin, and the portfolio requirement of the preset the public data was built for
-(every instrument's scenario P&L is public, so an account's scenario losses are one public
+shares, every account at once (a leading account axis on each secure array, so each step is
+one vectorised protocol for the batch): cross margin, and the portfolio requirement of the
+preset the public data was built for (every instrument's scenario P&L is public, so an account's scenario losses are one public
 matrix times its secret vector; the requirement is a secure max over each group, plus floor and
 add-ons). Opened: whether equity covers cross maintenance and portfolio maintenance (to all
 three); equity, cross MM, grid, portfolio IM and MM to party 0 alone (the owner's side).
@@ -32,16 +33,14 @@ from typing import Any
 
 import numpy as np
 
-SECRET_BITS = 40  # F: quantities, q·entry terms, balances to 2**-40
-PUBLIC_BITS = 48  # G: public coefficients to 2**-48
-USD_BITS = SECRET_BITS + PUBLIC_BITS  # W: USD amounts on the shares, to 2**-88
-QUANTITY_LIMIT_BITS = 31  # |q|, |b| < 2**31 units
-USD_LIMIT_BITS = 47  # |USD amounts| < 2**47 (1.4e14)
-# Truncated products (a public fraction times a USD amount, q² times a public coefficient) stay
-# below 2**(W + G + 47); MPyC's truncation masks them with l + sec_param random bits, so the
-# prime needs that much room above them (and no more: field arithmetic, and under PRSS each random
-# bit's modular square root, cost more on a larger prime).
-TRUNCATE_BITS = USD_BITS + PUBLIC_BITS + USD_LIMIT_BITS
+from crossmargin.adapters.mpc.fixed_point import (
+    PUBLIC_BITS,
+    QUANTITY_LIMIT_BITS,
+    SECRET_BITS,
+    TRUNCATE_BITS,
+    USD_BITS,
+    USD_LIMIT_BITS,
+)
 
 
 def _ints(values: Any, bits: int) -> np.ndarray[Any, Any]:
@@ -73,24 +72,28 @@ def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out:
 
     async def main() -> None:
         await mpc.start()
-        results = []
-        for n in range(public["n_accounts"]):  # one account after another, one session
-            results.append(await one_account(None if accounts is None else accounts[n]))
+        started = time.perf_counter()
+        results = await all_accounts(public["n_accounts"], accounts)
+        seconds = (time.perf_counter() - started) / max(len(results), 1)
         await mpc.shutdown()
+        for result in results:
+            result["seconds"] = seconds
         out.write_text(json.dumps({"party": mpc.pid, "accounts": results}) + "\n", encoding="utf-8")
 
-    async def one_account(secrets: dict[str, Any] | None) -> dict[str, Any]:
-        started = time.perf_counter()
+    async def all_accounts(n: int, secrets: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        """Every account at once: a leading account axis on every secure array, so each step is
+        one vectorised protocol for the whole batch (the comparisons' count is per account)."""
         n_i, n_k = plan.n_instruments, plan.n_assets
+        width = 2 * n_i + n_k
         if secrets is None:
-            values: list[int | None] = [None] * (2 * n_i + n_k)
+            values: list[int | None] = [None] * (n * width)
         else:
-            raw = [*secrets["quantity"], *secrets["quantity_entry"], *secrets["balances"]]
+            raw = [v for a in secrets for v in (*a["quantity"], *a["quantity_entry"], *a["balances"])]
             values = [round(float(v) * 2**SECRET_BITS) for v in raw]
-        shared = mpc.np_fromlist(mpc.input([secint(v) for v in values], senders=0))
-        q, qe, b = shared[:n_i], shared[n_i : 2 * n_i], shared[2 * n_i :]
+        shared = mpc.np_fromlist(mpc.input([secint(v) for v in values], senders=0)).reshape(n, width)
+        q, qe, b = shared[:, :n_i], shared[:, n_i : 2 * n_i], shared[:, 2 * n_i :]
         held = relu(b, l_units)
-        above = relu(held @ plan.spread - plan.floor, l_units)  # (K·T,) per tier slot
+        above = relu(held @ plan.spread - plan.floor, l_units)  # (N, K·T) per tier slot
         pieces = plan.finite * (above - plan.bounded * relu(above - plan.width, l_units))
         z = mpc.np_hstack((q, qe, pieces, b - held))  # scale F
         long = relu(q, l_units)
@@ -98,44 +101,51 @@ def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out:
         equity = z @ plan.value
         # Cross MM: convex tier lines (max), q² terms, option rule per side.
         cross = size @ plan.single_slope + long @ plan.mm_long + short @ plan.mm_short - plan.single_deduction
-        if plan.multi is not None:
-            lines = (size @ plan.multi).reshape(-1, 1) * plan.multi_slope - plan.multi_deduction
-            cross = cross + mpc.np_sum(row_max(lines))
+        if plan.multi is not None and plan.multi_slope is not None:
+            m, tiers = plan.multi_slope.shape
+            lines = (size @ plan.multi).reshape(n, m, 1) * plan.multi_slope - plan.multi_deduction
+            cross = cross + mpc.np_sum(row_max(lines.reshape(n * m, tiers)).reshape(n, m), axis=1)
         if plan.square is not None:
-            cross = cross + mpc.trunc((q * q) @ plan.square, SECRET_BITS, l=TRUNCATE_BITS)
+            cross = cross + mpc.np_trunc((q * q) @ plan.square, SECRET_BITS, l=TRUNCATE_BITS)
         # Portfolio: group maxima of the scenario losses, floor, add-ons, provisions.
-        losses = (z @ plan.grid_coef - plan.grid_offset).reshape(plan.n_groups, -1)
-        grid = mpc.np_sum(relu(row_max(losses), l_usd))
+        losses = (z @ plan.grid_coef - plan.grid_offset).reshape(n * plan.n_groups, -1)
+        grid = mpc.np_sum(relu(row_max(losses), l_usd).reshape(n, plan.n_groups), axis=1)
         addons = short @ plan.short_option
         if plan.depeg_coef is not None:
-            rows = z @ plan.depeg_coef - plan.depeg_offset
-            capped = mpc.np_hstack((rows - relu(rows - grid, l_usd), mpc.np_fromlist([secint(0)])))
-            inner = row_max(capped.reshape(1, -1))[0]
-            addons = addons + mpc.trunc(plan.depeg_rate * inner, PUBLIC_BITS, l=TRUNCATE_BITS)
+            rows = z @ plan.depeg_coef - plan.depeg_offset  # (N, D)
+            capped = rows - relu(rows - grid.reshape(n, 1), l_usd)  # min(loss/ρ, grid)
+            inner = relu(row_max(capped), l_usd)
+            addons = addons + mpc.np_trunc(plan.depeg_rate * inner, PUBLIC_BITS, l=TRUNCATE_BITS)
         floor = size @ plan.floor_per_contract
         if plan.forms is not None:
             magnitude = mpc.np_absolute(q @ plan.forms, l=l_usd)
             floor = floor + magnitude @ plan.form_floor
             addons = addons + magnitude @ plan.form_addon
-        funding = mpc.np_fromlist([q @ plan.funding, floor - grid])
-        clipped = relu(funding, l_usd)  # max(0, funding); max(grid, floor) − grid
+        clipped = relu(
+            mpc.np_stack((q @ plan.funding, floor - grid)), l_usd
+        )  # max(0, funding); max(grid, floor) − grid
         provisions = clipped[0] + size @ plan.fee
-        active = mpc.np_sgn(mpc.np_fromlist([-mpc.np_sum(size)]), l=l_units, LT=True)[0]
+        active = mpc.np_sgn(-mpc.np_sum(size, axis=1), l=l_units, LT=True)
         risk = active * (grid + clipped[1] + addons)
         initial = risk + active * provisions
-        maintenance = mpc.trunc(plan.fraction * risk, PUBLIC_BITS, l=TRUNCATE_BITS) + active * provisions
-        short_of = mpc.np_sgn(mpc.np_fromlist([equity - cross, equity - maintenance]), l=l_usd, LT=True)
+        fraction_of_risk = mpc.np_trunc(plan.fraction * risk, PUBLIC_BITS, l=TRUNCATE_BITS)
+        maintenance = fraction_of_risk + active * provisions
+        short_of = mpc.np_sgn(mpc.np_stack((equity - cross, equity - maintenance)), l=l_usd, LT=True)
         opened = await mpc.output(short_of)
-        owner = await mpc.output([equity, cross, active * grid, initial, maintenance], receivers=[0])
-        result: dict[str, Any] = {
-            "equity_covers_maintenance": not bool(int(opened[0])),
-            "equity_covers_portfolio_maintenance": not bool(int(opened[1])),
-            "seconds": time.perf_counter() - started,
-        }
-        if mpc.pid == 0:
-            usd = [int(v) / 2**USD_BITS for v in owner]
-            result |= dict(zip(OWNER_FIELDS, usd, strict=True))
-        return result
+        owner = await mpc.output(
+            mpc.np_stack((equity, cross, active * grid, initial, maintenance)), receivers=[0]
+        )
+        results: list[dict[str, Any]] = []
+        for a in range(n):
+            result: dict[str, Any] = {
+                "equity_covers_maintenance": not bool(int(opened[0, a])),
+                "equity_covers_portfolio_maintenance": not bool(int(opened[1, a])),
+            }
+            if mpc.pid == 0:
+                usd = [int(owner[f, a]) / 2**USD_BITS for f in range(len(OWNER_FIELDS))]
+                result |= dict(zip(OWNER_FIELDS, usd, strict=True))
+            results.append(result)
+        return results
 
     mpc.run(main())
 
