@@ -7,9 +7,9 @@ terms and balances; parties 1 and 2 (auditor, custodian) hold shares only (Shami
 no single party learns anything). All three evaluate `engine.private_margin`'s formulas on the
 shares, every account at once (a leading account axis on each secure array, so each step is
 one vectorised protocol for the batch): cross margin, and the portfolio requirement of the
-preset the public data was built for (every instrument's scenario P&L is public, so an account's scenario losses are one public
-matrix times its secret vector; the requirement is a secure max over each group, plus floor and
-add-ons). Opened: whether equity covers cross maintenance and portfolio maintenance (to all
+preset the public data was built for (every instrument's scenario P&L is public, so an
+account's scenario losses are one public matrix times its secret vector; the requirement is a
+secure max over each group, plus floor and add-ons). Opened: whether equity covers cross maintenance and portfolio maintenance (to all
 three); equity, cross MM, grid, portfolio IM and MM to party 0 alone (the owner's side).
 
 Fixed point on MPyC secure integers (one 215-bit prime field): secrets enter as
