@@ -9,8 +9,9 @@ shares, every account at once (a leading account axis on each secure array, so e
 one vectorised protocol for the batch): cross margin, and the portfolio requirement of the
 preset the public data was built for (every instrument's scenario P&L is public, so an
 account's scenario losses are one public matrix times its secret vector; the requirement is a
-secure max over each group, plus floor and add-ons). Opened: whether equity covers cross maintenance and portfolio maintenance (to all
-three); equity, cross MM, grid, portfolio IM and MM to party 0 alone (the owner's side).
+secure max over each group, plus floor and add-ons). Opened: whether equity covers cross
+maintenance and portfolio maintenance (to all three); equity, cross MM, grid, portfolio IM and
+MM to party 0 alone (the owner's side).
 
 Fixed point on MPyC secure integers (one 215-bit prime field): secrets enter as
 round(x · 2**SECRET_BITS), public coefficients as round(c · 2**PUBLIC_BITS), so a secret × public
