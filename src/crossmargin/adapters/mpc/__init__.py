@@ -69,8 +69,8 @@ def run_parties(
 
     prss: MPyC's pseudorandom secret sharing for the comparisons' random bits (each bit then
     costs a modular square root); by default (`--no-prss`) two parties each share random ±1 and
-    their product is the bit: 2.9 s per account against 4.9 s with PRSS, interleaved in
-    bench_solvency.py (load average 13)."""
+    their product is the bit: 2.0 s per account against 4.2 s with PRSS, interleaved in
+    bench_solvency.py (a batch of 4, load average 13)."""
     _check_limits(accounts)
     workdir.mkdir(parents=True, exist_ok=True)
     public_path, secrets_path = workdir / "public.json", workdir / "secrets.json"
