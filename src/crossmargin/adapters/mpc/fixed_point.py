@@ -4,6 +4,7 @@ public coefficients as exact integers, and the bit lengths the secure comparison
 SECRET_BITS = 40  # F: quantities, q·entry terms, balances to 2**-40
 PUBLIC_BITS = 48  # G: public coefficients to 2**-48
 USD_BITS = SECRET_BITS + PUBLIC_BITS  # W: USD amounts on the shares, to 2**-88
+ENTRY_SHIFT_MAX_BITS = 16  # q·entry terms: up to 2**-56, their coefficients down to 2**-32
 QUANTITY_LIMIT_BITS = 31  # |q|, |b| < 2**31 units
 USD_LIMIT_BITS = 47  # |USD amounts| < 2**47 (1.4e14)
 # Truncated products (a public fraction times a USD amount, q² times a public coefficient) stay

@@ -18,8 +18,11 @@ round(x · 2**SECRET_BITS), public coefficients as round(c · 2**PUBLIC_BITS), s
 product is exact, in USD · 2**-88. The only rescalings (q² of size-scaled schedules, the depeg
 move and the maintenance fraction times a secret) use MPyC's probabilistic truncation (error
 ≤ 2**-88 USD). The only other errors are the two input roundings, ≤ Σ|c|·2**-41 + Σ|x|·2**-49 per
-sum. Comparisons are told the bit length of what they compare (`np_sgn(l=)`): quantities and
-balances below 2**31 units, USD amounts below 2**47. MPyC's `SecFxp` (truncation after every
+sum, except that a q·entry term with a large coefficient (inverse contracts: q/E ~ 0.05 against
+cs·S ~ 1e6 USD) is carried with up to 16 more bits and its coefficients with as many fewer
+(`entry_shift_bits`): ≤ |c|·2**-57 + |x|·2**-33 there. Comparisons are told the bit length of
+what they compare (`np_sgn(l=)`): quantities and balances below 2**31 units, USD amounts below
+2**47. MPyC's `SecFxp` (truncation after every
 product) never completed a multiplication in a three-party run here (MPyC 0.11; the symptom of
 lschoe/mpyc#11), hence this explicit scaling.
 """
@@ -35,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from crossmargin.adapters.mpc.fixed_point import (
+    ENTRY_SHIFT_MAX_BITS,
     PUBLIC_BITS,
     QUANTITY_LIMIT_BITS,
     SECRET_BITS,
@@ -44,11 +48,27 @@ from crossmargin.adapters.mpc.fixed_point import (
 )
 
 
-def _ints(values: Any, bits: int) -> np.ndarray[Any, Any]:
-    """Public floats -> exact Python ints round(x · 2**bits), an object array."""
+def _ints(values: Any, bits: Any) -> np.ndarray[Any, Any]:
+    """Public floats -> exact Python ints round(x · 2**bits), an object array; `bits` an int or,
+    per row, an int array (one per entry of the first axis)."""
     array = np.asarray(values, dtype=np.float64)
-    flat = [round(float(v) * 2.0**bits) for v in array.reshape(-1)]
+    rows = np.asarray(bits, dtype=np.int64)
+    if rows.ndim:
+        rows = rows.reshape(-1, *([1] * (array.ndim - 1)))
+    scale = np.broadcast_to(rows, array.shape).reshape(-1)
+    flat = [round(float(v) * 2.0 ** int(b)) for v, b in zip(array.reshape(-1), scale, strict=True)]
     return np.array(flat, dtype=object).reshape(array.shape)
+
+
+def entry_shift_bits(value_coef: np.ndarray[Any, Any], n_instruments: int) -> np.ndarray[Any, Any]:
+    """Extra bits for each q·entry term (and as many fewer for its coefficients), so that their
+    product keeps the USD scale 2**-88: an inverse contract's q/E is small (~0.05) and its
+    coefficient large (cs·S ~ 1e6 USD), so 2**-40 on q/E alone would cost up to 4e-7 USD. Up to
+    16 bits, from the coefficient's size: public, so every party derives the same."""
+    coef = np.abs(np.asarray(value_coef, dtype=np.float64)[n_instruments : 2 * n_instruments])
+    magnitude = np.floor(np.log2(np.maximum(coef, 1.0))).astype(np.int64)
+    shift: np.ndarray[Any, Any] = np.clip(magnitude - 3, 0, ENTRY_SHIFT_MAX_BITS)
+    return shift
 
 
 def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out: Path) -> None:
@@ -90,7 +110,8 @@ def _program(public: dict[str, Any], accounts: list[dict[str, Any]] | None, out:
             values: list[int | None] = [None] * (n * width)
         else:
             raw = [v for a in secrets for v in (*a["quantity"], *a["quantity_entry"], *a["balances"])]
-            values = [round(float(v) * 2**SECRET_BITS) for v in raw]
+            bits = np.tile(np.concatenate([np.zeros(n_i), plan.entry_shift, np.zeros(n_k)]), n) + SECRET_BITS
+            values = [round(float(v) * 2.0 ** int(b)) for v, b in zip(raw, bits, strict=True)]
         shared = mpc.np_fromlist(mpc.input([secint(v) for v in values], senders=0)).reshape(n, width)
         q, qe, b = shared[:, :n_i], shared[:, n_i : 2 * n_i], shared[:, 2 * n_i :]
         held = relu(b, l_units)
@@ -181,7 +202,10 @@ class _Plan:
         self.width = _ints(np.where(bounded, upper - floors, 0.0).reshape(-1), f)
         self.finite = finite.reshape(-1).astype(int).astype(object)
         self.bounded = bounded.reshape(-1).astype(int).astype(object)
-        self.value = _ints(public["value_coef_usd"], g)
+        self.entry_shift = entry_shift_bits(np.array(public["value_coef_usd"]), self.n_instruments)
+        z_bits = np.full(len(public["value_coef_usd"]), g)  # per column of z: G, less the shift
+        z_bits[self.n_instruments : 2 * self.n_instruments] -= self.entry_shift
+        self.value = _ints(public["value_coef_usd"], z_bits)
         distinct = [
             sorted({(s, d) for s, d in zip(slope[i], deduction[i], strict=True)})
             for i in range(self.n_instruments)
@@ -207,9 +231,9 @@ class _Plan:
         longest = max(len(m) for m in members)
         order = np.concatenate([np.concatenate([m, np.repeat(m[:1], longest - len(m))]) for m in members])
         self.n_groups = len(ids)
-        self.grid_coef, self.grid_offset = _ints(coef[order].T, g), _ints(offset[order], w)
+        self.grid_coef, self.grid_offset = _ints(coef[order].T, z_bits), _ints(offset[order], w)
         depeg = np.flatnonzero(group < 0)
-        self.depeg_coef = _ints(coef[depeg].T, g) if depeg.size else None
+        self.depeg_coef = _ints(coef[depeg].T, z_bits) if depeg.size else None
         self.depeg_offset = _ints(offset[depeg], w)
         self.depeg_rate = int(_ints(public["depeg_rate"][0], g))
         forms, kind = np.array(public["abs_coef_usd"]), np.array(public["abs_kind"])
