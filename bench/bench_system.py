@@ -203,7 +203,8 @@ def main() -> int:
             book, _read_s = timed("read Parquet (single process)", lambda: read_synth(directory))
             bounds = np.linspace(0, n, 3).astype(np.int64)
             loaders = [
-                _ParquetSlice(str(directory), int(lo), int(hi - lo)) for lo, hi in itertools.pairwise(bounds)
+                _ParquetSlice(str(directory), int(lo), int(hi - lo))
+                for lo, hi in itertools.pairwise(bounds)
             ]
         else:
             book, _build_s = timed("synth (in memory)", lambda: synth_book(spec))
