@@ -162,9 +162,7 @@ async def load(base: str, key: str, *, seconds: float, clients: int, batch: int 
             await asyncio.sleep(0.01)
 
     try:
-        await asyncio.gather(
-            prober(connections[0]), *(worker(n, c) for n, c in enumerate(connections[1:]))
-        )
+        await asyncio.gather(prober(connections[0]), *(worker(n, c) for n, c in enumerate(connections[1:])))
     finally:
         for connection in connections:
             connection.close()
