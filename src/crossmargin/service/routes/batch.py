@@ -3,9 +3,11 @@
 POST /v1/events/batch   {"events": [{"kind": "deposit", "idempotency_key": ..., ...}, ...]}
                         (at most `models.BATCH_MAX_EVENTS`)
 
-Each event is what its single-event route takes (deposit, withdrawal, transfer: as
-POST /v1/accounts/{account}/...; fill: as POST /v1/fills), with its own `idempotency_key`. Each is
-validated, authorised (the same rule as its route) and decided by the venue on its own, in request
+For the venue's own systems (risk and admin keys: a custody gateway, the matcher); a holder key is
+refused as a whole (403). Each event is what its single-event route takes (deposit, withdrawal,
+transfer: as POST /v1/accounts/{account}/...; fill: as POST /v1/fills), with its own
+`idempotency_key`. Each is validated, authorised (the same rule as its route: money moves need an
+admin key, fills a risk or admin key) and decided by the venue on its own, in request
 order, on the state the events before it left; a refused one is reported with its problem (the
 status and field its route would give, the field under `body.events[i]`) and changes nothing.
 The accepted events are written in one transaction (`Venue.submit_many`: one commit, one fsync)
@@ -53,6 +55,7 @@ _TITLES = {403: "forbidden", 404: "not found", 409: "conflict", 422: "invalid re
     summary="Many deposits, withdrawals, transfers and fills in one request and one commit",
 )
 async def batch(request: Request, body: models.BatchRequest, caller: Caller) -> Response:
+    access.feed_venue(caller)  # the venue's own systems (gateways, the matcher), not a holder
     context = context_of(request.app)
     if context.draining:
         raise Problem(503, "draining", "the service is shutting down", headers={"Retry-After": "1"})
