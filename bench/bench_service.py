@@ -2,11 +2,16 @@
 and PostgreSQL (group commit), against the database's own floor in the same run; and price tick →
 margin calls out on a 1,000,000-account book.
 
-    python bench/bench_service.py [--events N] [--in-flight W] [--accounts A] [--pg URL]
+    python bench/bench_service.py [--events N] [--in-flight W] [--accounts A] [--batch B]
+                                  [--http-seconds S] [--pg URL]
 
   * durable: W clients keep W deposits in flight (`Venue.submit`); each is acknowledged only after
     its group's commit (fsync). Reports events/s and p50/p99 submit → ack latency. A second run
     sends transfers (each margin-checked by the ledger on its two accounts) to show that path.
+  * batch: the same events as lists of B (`Venue.submit_many`: each its own key and decision,
+    the list one commit), W/B lists in flight; then over HTTP (`bench_service_http.run_backend`:
+    `crossmargin serve` on loopback, one event per request from 32 clients beside
+    POST /v1/events/batch of B from 4 clients, with the server's CPU per event).
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
     table of the same shape: what the database does without the venue.
   * tick → calls: `engine.monitor.Monitor` (the long-lived RiskEngine + the vectorised margin-call
@@ -15,9 +20,10 @@ margin calls out on a 1,000,000-account book.
     the status-change rows the venue logs and streams. p50/p99 over all ticks, beside the
     RiskEngine's `on_tick` alone in the same ticks (the part the state machine adds is the rest).
 
-The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms, tick_to_calls_p50_ms,
-tick_to_calls_p99_ms, floors, CPU model, and CPU seconds per event and per tick: this process's
-CPU time over all its threads, the figure a shared machine does not distort).
+The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms: the single-event path;
+batch_events_per_s, batch_ack_p99_ms; http_* per backend; tick_to_calls_p50_ms,
+tick_to_calls_p99_ms, floors, CPU model, load average, and CPU seconds per event and per tick: this
+process's CPU time over all its threads, the figure a shared machine does not distort).
 """
 
 from __future__ import annotations
