@@ -39,6 +39,7 @@ from crossmargin.engine.venue import Ack, Command, Deposit, Fill, Transfer, With
 from crossmargin.errors import IdempotencyConflictError, InputError, StoreError
 from crossmargin.service import access, models
 from crossmargin.service.context import context_of
+from crossmargin.service.logs import service_logger
 from crossmargin.service.problems import PROBLEM_BASE, Problem, field_path
 from crossmargin.service.routes.common import problem_of, to_units
 from crossmargin.service.security import Caller
@@ -46,7 +47,14 @@ from crossmargin.service.security import Caller
 router = APIRouter(prefix="/v1", tags=["events"])
 
 _EVENT = TypeAdapter[models.BatchMoneyMove | models.BatchTransfer | models.BatchFill](models.BatchEvent)
-_TITLES = {403: "forbidden", 404: "not found", 409: "conflict", 422: "invalid request", 503: "overloaded"}
+_TITLES = {
+    403: "forbidden",
+    404: "not found",
+    409: "conflict",
+    422: "invalid request",
+    500: "internal error",
+    503: "overloaded",
+}
 
 
 @router.post(
@@ -85,7 +93,12 @@ async def batch(request: Request, body: models.BatchRequest, caller: Caller) -> 
             outcomes[index] = {"index": index, "status": 201, "ack": _ack(future.result())}
             continue
         if not isinstance(refusal, InputError | IdempotencyConflictError | StoreError):
-            raise refusal
+            # A bug in a decision: this event's 500, logged; the others' acks still stand.
+            service_logger().error("batch event failed", exc_info=refusal, extra={"index": index})
+            outcomes[index] = _problem(
+                index, Problem(500, "internal-error", "internal error; the request id is in the logs")
+            )
+            continue
         prefix = f"body.events[{index}]."
         fields = {name: prefix + name for name in ("account", "to_account", "taker", "maker")}
         fields.update(from_account=prefix + "account", amount_units=prefix + "amount")
