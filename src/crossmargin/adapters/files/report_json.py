@@ -30,8 +30,9 @@ import orjson
 from crossmargin.adapters.files import json_kernel as kernel
 from crossmargin.engine.report_columns import MarginColumns
 
-# About this many position rows per chunk: ~60 MB of output, ~40 MB of rendered columns.
-CHUNK_ROWS = 250_000
+# About this many position rows per chunk: ~30 MB of output, ~15 MB of rendered columns (small
+# enough that the two threads overlap on all but the first and last chunk).
+CHUNK_ROWS = 100_000
 
 ACCOUNT_KEYS = (
     "account_id",
@@ -185,43 +186,60 @@ def write_margin_json(
     stream.write(layout.header(columns).encode())
     if columns.n_accounts:
         stream.write(b"[")
-    # One writer thread: chunk k is written (the GIL released in write) while chunk k+1 renders.
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        pending: Future[int] | None = None
+
+    buffer = [np.empty(0, dtype=np.uint8)]  # the output buffer, reused from chunk to chunk
+
+    def assemble(
+        chunk: MarginColumns, rendered: npt.NDArray[np.uint8], cursor: IntArray, first: bool
+    ) -> None:
+        """The kernel (numba, the GIL released) and the write (the GIL released) of one chunk,
+        into one buffer kept across chunks (the write has returned before the next kernel runs):
+        fresh pages cost a page fault each, a measurable share of the kernel on a VM."""
+        capacity = (
+            rendered.size
+            + chunk.n_accounts * int(account_bytes)
+            + chunk.n_positions * int(position_bytes)
+            + chunk.collateral.asset.size * int(collateral_bytes)
+        )
+        if buffer[0].size < capacity:
+            buffer[0] = np.empty(capacity + capacity // 4, dtype=np.uint8)
+        out = buffer[0]
+        n = kernel.render_accounts(
+            out,
+            rendered,
+            cursor[:-1] + 1,  # each column starts with "["
+            templates,
+            bounds,
+            names,
+            name_bounds,
+            account_fields,
+            position_fields,
+            collateral_fields,
+            chunk.positions.instrument,
+            chunk.collateral.asset + len(columns.instrument_ids),
+            chunk.accounts.position_count,
+            chunk.accounts.collateral_count,
+            first,
+        )
+        stream.write(out[:n].data)
+
+    # Two stages on two threads: this one renders chunk k+1 with orjson (which holds the GIL)
+    # while the worker assembles and writes chunk k (numba and the write release it). In order,
+    # and at most two chunks in memory.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending: tuple[Future[None], int] | None = None
         for start, stop in chunk_bounds(columns.accounts.position_count, rows_per_chunk):
             chunk = columns.chunk(start, stop)
             rendered, cursor = _table(_render(chunk, isolated=isolated))
-            capacity = (
-                rendered.size
-                + chunk.n_accounts * int(account_bytes)
-                + chunk.n_positions * int(position_bytes)
-                + chunk.collateral.asset.size * int(collateral_bytes)
-            )
-            out = np.empty(capacity, dtype=np.uint8)
-            n = kernel.render_accounts(
-                out,
-                rendered,
-                cursor[:-1] + 1,  # each column starts with "["
-                templates,
-                bounds,
-                names,
-                name_bounds,
-                account_fields,
-                position_fields,
-                collateral_fields,
-                chunk.positions.instrument,
-                chunk.collateral.asset + len(columns.instrument_ids),
-                chunk.accounts.position_count,
-                chunk.accounts.collateral_count,
-                start == 0,
-            )
             if pending is not None:
-                pending.result()  # in order, and at most two chunks in memory
-            pending = writer.submit(stream.write, out[:n].data)
-            if progress is not None:
-                progress(stop)
+                pending[0].result()
+                if progress is not None:
+                    progress(pending[1])
+            pending = (worker.submit(assemble, chunk, rendered, cursor, start == 0), stop)
         if pending is not None:
-            pending.result()
+            pending[0].result()
+            if progress is not None:
+                progress(pending[1])
     stream.write(layout.footer(columns.n_accounts).encode())
 
 
