@@ -18,6 +18,8 @@ The float text may differ from Python's `repr` (`0.00001` for `1e-05`), never th
 from __future__ import annotations
 
 import json
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ import orjson
 from crossmargin.adapters.files import json_kernel as kernel
 from crossmargin.engine.report_columns import MarginColumns
 
+# Threads assembling and writing chunks, beside the one rendering them.
+WORKERS = 2
 # About this many position rows per chunk: ~30 MB of output, ~15 MB of rendered columns (small
 # enough that the two threads overlap on all but the first and last chunk).
 CHUNK_ROWS = 100_000
@@ -187,23 +191,28 @@ def write_margin_json(
     if columns.n_accounts:
         stream.write(b"[")
 
-    buffer = [np.empty(0, dtype=np.uint8)]  # the output buffer, reused from chunk to chunk
+    buffers = threading.local()  # each worker's output buffer, reused from chunk to chunk
 
     def assemble(
-        chunk: MarginColumns, rendered: npt.NDArray[np.uint8], cursor: IntArray, first: bool
+        chunk: MarginColumns,
+        rendered: npt.NDArray[np.uint8],
+        cursor: IntArray,
+        first: bool,
+        previous: Future[None] | None,
     ) -> None:
-        """The kernel (numba, the GIL released) and the write (the GIL released) of one chunk,
-        into one buffer kept across chunks (the write has returned before the next kernel runs):
-        fresh pages cost a page fault each, a measurable share of the kernel on a VM."""
+        """Run the kernel of one chunk (numba, the GIL released) into this worker's buffer,
+        wait until the previous chunk is written, then write this one (the GIL released). The
+        buffer is kept across the worker's chunks: fresh pages cost a page fault each, a
+        measurable share of the kernel on a VM."""
         capacity = (
             rendered.size
             + chunk.n_accounts * int(account_bytes)
             + chunk.n_positions * int(position_bytes)
             + chunk.collateral.asset.size * int(collateral_bytes)
         )
-        if buffer[0].size < capacity:
-            buffer[0] = np.empty(capacity + capacity // 4, dtype=np.uint8)
-        out = buffer[0]
+        out: npt.NDArray[np.uint8] | None = getattr(buffers, "out", None)
+        if out is None or out.size < capacity:
+            out = buffers.out = np.empty(capacity + capacity // 4, dtype=np.uint8)
         n = kernel.render_accounts(
             out,
             rendered,
@@ -221,26 +230,39 @@ def write_margin_json(
             chunk.accounts.collateral_count,
             first,
         )
+        if previous is not None:
+            previous.result()  # in order (and its error, if it failed)
         stream.write(out[:n].data)
 
-    # Two stages on two threads: this one renders chunk k+1 with orjson (which holds the GIL)
-    # while the worker assembles and writes chunk k (numba and the write release it). In order,
-    # and at most two chunks in memory.
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        pending: tuple[Future[None], int] | None = None
-        for start, stop in chunk_bounds(columns.accounts.position_count, rows_per_chunk):
-            chunk = columns.chunk(start, stop)
-            rendered, cursor = _table(_render(chunk, isolated=isolated))
-            if pending is not None:
-                pending[0].result()
-                if progress is not None:
-                    progress(pending[1])
-            pending = (worker.submit(assemble, chunk, rendered, cursor, start == 0), stop)
-        if pending is not None:
-            pending[0].result()
-            if progress is not None:
-                progress(pending[1])
+    # This thread renders chunk k+2 with orjson (which holds the GIL) while two workers assemble
+    # chunks k and k+1 (numba and the write release it): the kernel is ~3x the rendering, so
+    # one worker would leave a core idle. Written in order; at most three chunks in memory.
+    pending: deque[tuple[Future[None], int]] = deque()
+    with ThreadPoolExecutor(max_workers=WORKERS) as workers:
+        try:
+            for start, stop in chunk_bounds(columns.accounts.position_count, rows_per_chunk):
+                chunk = columns.chunk(start, stop)
+                rendered, cursor = _table(_render(chunk, isolated=isolated))
+                while len(pending) >= WORKERS:
+                    _finish(pending, progress)
+                previous = pending[-1][0] if pending else None
+                pending.append(
+                    (workers.submit(assemble, chunk, rendered, cursor, start == 0, previous), stop)
+                )
+            while pending:
+                _finish(pending, progress)
+        finally:
+            for future, _ in pending:
+                future.cancel()
     stream.write(layout.footer(columns.n_accounts).encode())
+
+
+def _finish(pending: deque[tuple[Future[None], int]], progress: Progress | None) -> None:
+    """Wait for the oldest chunk to be written; report the accounts written so far."""
+    future, stop = pending.popleft()
+    future.result()
+    if progress is not None:
+        progress(stop)
 
 
 def _render(chunk: MarginColumns, *, isolated: bool) -> list[bytes]:
