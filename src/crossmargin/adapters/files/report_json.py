@@ -4,8 +4,8 @@ Same keys, key order and values as `to_json(build_margin_report(run))` (docs/cli
 report"): the writer reads `MarginColumns` chunk by chunk of accounts (about `CHUNK_ROWS`
 positions each), renders each column with orjson (shortest round-trip floats, so every number
 parses back to the same float64; NaN and inf as null) and lets `json_kernel.render_accounts`
-interleave the values with the keys. Memory stays at one chunk; no Python object per account or
-position. Two layouts:
+interleave the values with the keys, on `WORKERS` threads beside the rendering one, written in
+order. Memory stays at three chunks; no Python object per account or position. Two layouts:
 
     indent=True    the layout of `json.dumps(report, indent=2)` (`crossmargin margin --json`)
     indent=False   compact, one account per line (`--out report.json`: 30 % smaller, and
