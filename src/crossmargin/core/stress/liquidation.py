@@ -23,8 +23,10 @@ The rule for an account whose equity E is below its maintenance margin MM:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -106,6 +108,29 @@ class RoundFills:
     collateral_traded_units: IntArray
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlotPrices:
+    """A round's per-contract value and notional (USD) for any position slot, gathered on demand
+    from per-instrument figures: value = unit_value[i] + entry_coefficient[i] · entry_term[slot]
+    (the engine's valuation, entry terms applied), notional = notional[i], i = instrument[slot].
+    A round reads the liquidated accounts' slots only, not all nnz."""
+
+    instrument: IntArray  # (nnz,)
+    entry_term: FloatArray  # (nnz,)
+    unit_value_usd: FloatArray  # (I,)
+    entry_coefficient_usd: FloatArray  # (I,)
+    notional_usd: FloatArray  # (I,)
+
+    def value(self, slots: IntArray) -> FloatArray:
+        i = self.instrument[slots]
+        out: FloatArray = self.unit_value_usd[i] + self.entry_coefficient_usd[i] * self.entry_term[slots]
+        return out
+
+    def notional(self, slots: IntArray) -> FloatArray:
+        out: FloatArray = self.notional_usd[self.instrument[slots]]
+        return out
+
+
 def segment_sum(values: IntArray, indptr: IntArray) -> IntArray:
     """Exact int64 sum of each CSR row's values, (A,) (empty rows give 0)."""
     counts = np.diff(indptr)
@@ -115,6 +140,37 @@ def segment_sum(values: IntArray, indptr: IntArray) -> IntArray:
         sums = np.add.reduceat(values, indptr[:-1][nonempty])
         out[nonempty] = sums
     return out
+
+
+def funding_paid_units(
+    indptr: IntArray, lots: IntArray, instrument: IntArray, notional_usd: FloatArray, carry: FloatArray
+) -> IntArray:
+    """Funding each account pays over a stress (A,), cash units: Σ over its positions of
+    ceil(q · notional_i · carry_i / CASH_UNIT), q = lots · LOT contracts (a long pays carry > 0,
+    a short receives; charges round up, receipts down). carry (I,): fraction of notional paid by a
+    long perpetual. One compiled pass (the same float64 operations per position as the numpy
+    expression; the sum is of integers, exact in any order)."""
+    out = np.zeros(indptr.size - 1, dtype=np.int64)
+    _funding_kernel(indptr, lots, instrument, notional_usd, carry, out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _funding_kernel(
+    indptr: IntArray,
+    lots: IntArray,
+    instrument: IntArray,
+    notional_usd: FloatArray,
+    carry: FloatArray,
+    out: IntArray,
+) -> None:
+    for a in range(indptr.shape[0] - 1):
+        total = 0
+        for p in range(indptr[a], indptr[a + 1]):
+            i = instrument[p]
+            paid = float(lots[p]) * LOT * notional_usd[i] * carry[i]
+            total += int(math.ceil(paid / CASH_UNIT))
+        out[a] = total
 
 
 def close_fraction(
@@ -139,15 +195,14 @@ def liquidate_round(
     *,
     equity_usd: FloatArray,
     maintenance_usd: FloatArray,
-    value_per_contract_usd: FloatArray,
-    notional_per_contract_usd: FloatArray,
+    prices: SlotPrices,
     asset_price_usd: FloatArray,
     rule: LiquidationRule,
 ) -> RoundFills:
     """Apply one round's rule to `holdings` in place and say what it did (module docstring).
 
-    value/notional per contract: (nnz,) USD at this round's mark (the engine's valuation, entry
-    terms applied); asset_price_usd (K,) at this round."""
+    prices: value and notional per contract at this round's mark; asset_price_usd (K,) at this
+    round."""
     indptr = holdings.indptr
     n_accounts = indptr.size - 1
     lots = holdings.lots
@@ -157,7 +212,7 @@ def liquidate_round(
         under_slots = compressed_slots(indptr, under)
         notional_usd[under] = np.bincount(
             np.repeat(np.arange(under.size), indptr[under + 1] - indptr[under]),
-            weights=np.abs(lots[under_slots] * LOT) * notional_per_contract_usd[under_slots],
+            weights=np.abs(lots[under_slots] * LOT) * prices.notional(under_slots),
             minlength=under.size,
         )
     fraction = close_fraction(equity_usd, maintenance_usd, notional_usd, rule)
@@ -180,49 +235,56 @@ def liquidate_round(
     partial_size = np.minimum(size, np.ceil(size * f_position).astype(np.int64))
     closed_sub = np.sign(lots[slots]) * np.where(f_position >= 1.0, size, partial_size)
     closed_quantity = closed_sub * LOT
-    value = value_per_contract_usd[slots]
-    notional = notional_per_contract_usd[slots]
+    value = prices.value(slots)
+    notional = prices.notional(slots)
     settled_units = np.floor(closed_quantity * value / CASH_UNIT).astype(
         np.int64
     )  # receipts down, charges up
     fee_position = np.ceil(rule.fee_rate * np.abs(closed_quantity) * notional / CASH_UNIT).astype(np.int64)
     lots[slots] -= closed_sub
     fee_units[rows] = segment_sum(fee_position, sub_indptr)
-    cash = holdings.cash_units
-    cash[rows] += segment_sum(settled_units, sub_indptr) - fee_units[rows]
-
-    collateral = holdings.collateral_units
+    # The liquidated accounts' cash (L,) and collateral (L, K), gathered once and written back once.
+    cash_rows = holdings.cash_units[rows] + segment_sum(settled_units, sub_indptr) - fee_units[rows]
+    collateral = holdings.collateral_units[rows]
     unit_value = COLLATERAL_UNIT * asset_price_usd / CASH_UNIT  # cash units per collateral unit (K,)
     # Borrowed assets of fully liquidated accounts are bought back (cost rounds up).
-    full_rows = rows[fraction[rows] >= 1.0]
-    owed = np.minimum(collateral[full_rows], 0)
+    full = fraction[rows] >= 1.0
+    owed = np.minimum(collateral[full], 0)
     if np.any(owed):
-        cash[full_rows] -= np.ceil(-owed * unit_value[None, :]).astype(np.int64).sum(axis=1)
+        cash_rows[full] -= np.ceil(-owed * unit_value[None, :]).astype(np.int64).sum(axis=1)
         traded += owed.sum(axis=0)
-        collateral[full_rows] -= owed
+        collateral[full] -= owed
     # Negative cash of a liquidated account is repaid by selling its collateral pro rata to value.
-    short = rows[cash[rows] < 0]
-    if short.size:
+    short = cash_rows < 0
+    if np.any(short):
         held = np.maximum(collateral[short], 0)
         worth = held * unit_value[None, :]
         total = worth.sum(axis=1)
-        need = -cash[short].astype(np.float64)
+        need = -cash_rows[short].astype(np.float64)
         share = np.where(total > need, need / np.where(total > 0.0, total, 1.0), 1.0)
         sold = np.minimum(held, np.ceil(held * share[:, None]).astype(np.int64))
         proceeds = np.floor(sold * unit_value[None, :]).astype(np.int64)
-        cash[short] += proceeds.sum(axis=1)
+        cash_rows[short] += proceeds.sum(axis=1)
         collateral[short] -= sold
         traded += sold.sum(axis=0)
 
     # Deficit: nothing left to sell, nothing open, cash below zero.
     still_open = segment_sum((lots[slots] != 0).astype(np.int64), sub_indptr) > 0
-    empty = ~np.any(collateral[rows] > 0, axis=1) & ~still_open
-    left = np.where(empty & (cash[rows] < 0), -cash[rows], 0).astype(np.int64)
+    empty = ~np.any(collateral > 0, axis=1) & ~still_open
+    left = np.where(empty & (cash_rows < 0), -cash_rows, 0).astype(np.int64)
     deficit[rows] = left
-    cash[rows] += left
+    holdings.cash_units[rows] = cash_rows + left
+    holdings.collateral_units[rows] = collateral
     position_deficit = np.zeros(slots.size, dtype=np.int64)
-    if np.any(left):
-        position_deficit = split_deficit(left, np.abs(closed_quantity) * notional, sub_indptr)
+    bankrupt = np.flatnonzero(left)
+    if bankrupt.size:  # split over the bankrupt accounts' positions only (the others' share is 0)
+        at = compressed_slots(sub_indptr, bankrupt)
+        counts = sub_counts[bankrupt]
+        indptr_bankrupt = np.zeros(bankrupt.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr_bankrupt[1:])
+        position_deficit[at] = split_deficit(
+            left[bankrupt], np.abs(closed_quantity[at]) * notional[at], indptr_bankrupt
+        )
     return RoundFills(
         rows=rows,
         slots=slots,
