@@ -169,7 +169,7 @@ def _funding_kernel(
         for p in range(indptr[a], indptr[a + 1]):
             i = instrument[p]
             paid = float(lots[p]) * LOT * notional_usd[i] * carry[i]
-            total += int(math.ceil(paid / CASH_UNIT))
+            total += math.ceil(paid / CASH_UNIT)
         out[a] = total
 
 
