@@ -543,8 +543,9 @@ class StressShard:
         notional = self.engine.valuation.notional_usd
         for instrument, sign in requests:
             held = self._slots_of[instrument]
+            held = held[np.sign(lots[held]) == sign]  # the winners' side first: value only those
             value_held = lots[held] * LOT * self._prices.value(held)
-            keep = (np.sign(lots[held]) == sign) & (value_held > 0.0)
+            keep = value_held > 0.0
             slots, value = held[keep], value_held[keep]
             rows = self._account_of[slots]
             gross = np.abs(lots[slots]) * LOT * notional[instrument]

@@ -224,38 +224,28 @@ def liquidate_round(
     if rows.size == 0:
         none = np.zeros(0, dtype=np.int64)
         return RoundFills(rows, none, none, none, fee_units, deficit, liquidated, traded)
-    # Only the liquidated accounts' positions from here on (a gather, like Book.select).
-    slots = compressed_slots(indptr, rows)
+    # Only the liquidated accounts' positions from here on, closed and settled in one compiled pass.
     sub_counts = indptr[rows + 1] - indptr[rows]
     sub_indptr = np.zeros(rows.size + 1, dtype=np.int64)
     np.cumsum(sub_counts, out=sub_indptr[1:])
-    f_position = np.repeat(fraction[rows], sub_counts)
-    size = np.abs(lots[slots])
-    # Lots closed: ceil(|lots| · f) (the venue closes at least what the rule needs), sign kept.
-    partial_size = np.minimum(size, np.ceil(size * f_position).astype(np.int64))
-    closed_sub = np.sign(lots[slots]) * np.where(f_position >= 1.0, size, partial_size)
-    closed_quantity = closed_sub * LOT
-    value = prices.value(slots)
-    notional = prices.notional(slots)
-    settled_units = np.floor(closed_quantity * value / CASH_UNIT).astype(
-        np.int64
-    )  # receipts down, charges up
-    fee_position = np.ceil(rule.fee_rate * np.abs(closed_quantity) * notional / CASH_UNIT).astype(np.int64)
-    lots[slots] -= closed_sub
-    fee_units[rows] = segment_sum(fee_position, sub_indptr)
+    closed = close_positions(holdings, rows, sub_indptr, fraction, prices, rule.fee_rate)
+    slots, closed_sub = closed.slots, closed.closed_lots
+    fee_units[rows] = closed.fee_units
     # The liquidated accounts' cash (L,) and collateral (L, K), gathered once and written back once.
-    cash_rows = holdings.cash_units[rows] + segment_sum(settled_units, sub_indptr) - fee_units[rows]
+    cash_rows = holdings.cash_units[rows] + closed.settled_units - closed.fee_units
     collateral = holdings.collateral_units[rows]
     unit_value = COLLATERAL_UNIT * asset_price_usd / CASH_UNIT  # cash units per collateral unit (K,)
-    # Borrowed assets of fully liquidated accounts are bought back (cost rounds up).
-    full = fraction[rows] >= 1.0
+    # Borrowed assets of fully liquidated accounts are bought back (cost rounds up). Only rows
+    # that borrow: for the others every term below is zero.
+    full = (fraction[rows] >= 1.0) & np.any(collateral < 0, axis=1)
     owed = np.minimum(collateral[full], 0)
     if np.any(owed):
         cash_rows[full] -= np.ceil(-owed * unit_value[None, :]).astype(np.int64).sum(axis=1)
         traded += owed.sum(axis=0)
         collateral[full] -= owed
-    # Negative cash of a liquidated account is repaid by selling its collateral pro rata to value.
-    short = cash_rows < 0
+    # Negative cash of a liquidated account is repaid by selling its collateral pro rata to value
+    # (rows holding nothing to sell would sell nothing: left out).
+    short = (cash_rows < 0) & np.any(collateral > 0, axis=1)
     if np.any(short):
         held = np.maximum(collateral[short], 0)
         worth = held * unit_value[None, :]
@@ -269,22 +259,12 @@ def liquidate_round(
         traded += sold.sum(axis=0)
 
     # Deficit: nothing left to sell, nothing open, cash below zero.
-    still_open = segment_sum((lots[slots] != 0).astype(np.int64), sub_indptr) > 0
-    empty = ~np.any(collateral > 0, axis=1) & ~still_open
+    empty = ~np.any(collateral > 0, axis=1) & ~closed.still_open
     left = np.where(empty & (cash_rows < 0), -cash_rows, 0).astype(np.int64)
     deficit[rows] = left
     holdings.cash_units[rows] = cash_rows + left
     holdings.collateral_units[rows] = collateral
-    position_deficit = np.zeros(slots.size, dtype=np.int64)
-    bankrupt = np.flatnonzero(left)
-    if bankrupt.size:  # split over the bankrupt accounts' positions only (the others' share is 0)
-        at = compressed_slots(sub_indptr, bankrupt)
-        counts = sub_counts[bankrupt]
-        indptr_bankrupt = np.zeros(bankrupt.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr_bankrupt[1:])
-        position_deficit[at] = split_deficit(
-            left[bankrupt], np.abs(closed_quantity[at]) * notional[at], indptr_bankrupt
-        )
+    position_deficit = split_deficit(left, closed.weight_usd, sub_indptr)
     return RoundFills(
         rows=rows,
         slots=slots,
@@ -297,24 +277,141 @@ def liquidate_round(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ClosedPositions:
+    """The positions of L liquidated accounts after `close_positions`: their slots (P,), lots
+    closed (P,, signed like the position) and closed notional |q|·notional (P,, USD, the weight of
+    the deficit split); per account (L,) the settled value and the fee (cash units) and whether
+    any position is still open."""
+
+    slots: IntArray
+    closed_lots: IntArray
+    weight_usd: FloatArray
+    settled_units: IntArray
+    fee_units: IntArray
+    still_open: BoolArray
+
+
+def close_positions(
+    holdings: Holdings,
+    rows: IntArray,
+    sub_indptr: IntArray,
+    fraction: FloatArray,
+    prices: SlotPrices,
+    fee_rate: float,
+) -> ClosedPositions:
+    """Close the fraction f of every position of the accounts `rows` (sorted) in place: ceil(|lots|
+    · f) lots (all of them when f ≥ 1), sign kept; each settles floor(q · value / CASH_UNIT) and
+    pays ceil(φ · |q| · notional / CASH_UNIT), q = closed lots · LOT. One compiled pass over those
+    positions, with the float64 operations of the numpy formulas in the same order (so the same
+    units), the per-account sums in integers."""
+    n_slots = int(sub_indptr[-1])
+    out = ClosedPositions(
+        slots=np.empty(n_slots, dtype=np.int64),
+        closed_lots=np.empty(n_slots, dtype=np.int64),
+        weight_usd=np.empty(n_slots),
+        settled_units=np.zeros(rows.size, dtype=np.int64),
+        fee_units=np.zeros(rows.size, dtype=np.int64),
+        still_open=np.zeros(rows.size, dtype=np.bool_),
+    )
+    _close_kernel(
+        rows,
+        holdings.indptr,
+        holdings.lots,
+        fraction,
+        prices.instrument,
+        prices.entry_term,
+        prices.unit_value_usd,
+        prices.entry_coefficient_usd,
+        prices.notional_usd,
+        float(fee_rate),
+        out.slots,
+        out.closed_lots,
+        out.weight_usd,
+        out.settled_units,
+        out.fee_units,
+        out.still_open,
+    )
+    return out
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _close_kernel(
+    rows: IntArray,
+    indptr: IntArray,
+    lots: IntArray,
+    fraction: FloatArray,
+    instrument: IntArray,
+    entry_term: FloatArray,
+    unit_value: FloatArray,
+    coefficient: FloatArray,
+    notional: FloatArray,
+    fee_rate: float,
+    slots: IntArray,
+    closed_lots: IntArray,
+    weight: FloatArray,
+    settled: IntArray,
+    fee: IntArray,
+    still_open: BoolArray,
+) -> None:
+    j = 0
+    for n in range(rows.shape[0]):
+        a = rows[n]
+        f = fraction[a]
+        for p in range(indptr[a], indptr[a + 1]):
+            q = lots[p]
+            size = abs(q)
+            take = size if f >= 1.0 else min(size, np.int64(math.ceil(size * f)))
+            closed = take if q > 0 else (-take if q < 0 else 0)
+            quantity = closed * LOT
+            i = instrument[p]
+            value = unit_value[i] + coefficient[i] * entry_term[p]
+            settled[n] += np.int64(math.floor(quantity * value / CASH_UNIT))  # receipts down
+            fee[n] += np.int64(math.ceil(fee_rate * abs(quantity) * notional[i] / CASH_UNIT))  # charges up
+            lots[p] = q - closed
+            if lots[p] != 0:
+                still_open[n] = True
+            slots[j] = p
+            closed_lots[j] = closed
+            weight[j] = abs(quantity) * notional[i]
+            j += 1
+
+
 def split_deficit(deficit_units: IntArray, weight: FloatArray, indptr: IntArray) -> IntArray:
     """Each account's deficit (A,) over its positions (nnz,) ∝ weight, in whole units summing to
     the deficit exactly (floors, the remainder on the account's last weighted position). An
-    account with a deficit but no weight keeps it unattributed (its positions get 0)."""
-    counts = np.diff(indptr)
-    account_of = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
-    total = np.bincount(account_of, weights=weight, minlength=counts.size)
-    d = deficit_units[account_of].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(total[account_of] > 0.0, np.floor(d * weight / total[account_of]), 0.0)
-    units = share.astype(np.int64)
-    attributed = total > 0.0
-    rest = np.where(attributed, deficit_units - segment_sum(units, indptr), 0)
-    last = np.where(weight > 0.0, np.arange(weight.size, dtype=np.int64), -1)
-    if last.size:
-        nonempty = counts > 0
-        last_slot = np.full(counts.size, -1, dtype=np.int64)
-        last_slot[nonempty] = np.maximum.reduceat(last, indptr[:-1][nonempty])
-        target = attributed & (rest != 0) & (last_slot >= 0)
-        units[last_slot[target]] += rest[target]
+    account with a deficit but no weight keeps it unattributed (its positions get 0).
+
+    One compiled pass: per account the weight total summed in position order from 0.0 (what
+    np.bincount does), each share floor(d · w / total), the same float64 operations."""
+    units = np.zeros(weight.size, dtype=np.int64)
+    _split_kernel(
+        np.asarray(deficit_units, dtype=np.int64),
+        np.asarray(weight, dtype=np.float64),
+        np.asarray(indptr, dtype=np.int64),
+        units,
+    )
     return units
+
+
+@numba.njit(cache=True, nogil=True, fastmath=False)
+def _split_kernel(deficit: IntArray, weight: FloatArray, indptr: IntArray, units: IntArray) -> None:
+    for a in range(indptr.shape[0] - 1):
+        if deficit[a] == 0:
+            continue
+        total = 0.0
+        for p in range(indptr[a], indptr[a + 1]):
+            total += weight[p]
+        if not total > 0.0:
+            continue
+        d = float(deficit[a])
+        given = 0
+        last = -1
+        for p in range(indptr[a], indptr[a + 1]):
+            share = math.floor(d * weight[p] / total)
+            units[p] = share
+            given += share
+            if weight[p] > 0.0:
+                last = p
+        if last >= 0:
+            units[last] += deficit[a] - given
