@@ -442,9 +442,11 @@ def margin(
     report: dict[str, Any] = {}
     try:
         target = None if out is None else report_target(out)  # before any work: a bad --out is exit 2
-        if target is not None and target.format == "parquet" and (levels or crowding or prices is not None):
-            problem = "the Parquet report has no --levels, --crowding or --prices keys: use .json"
+        if target is not None and target.format == "parquet" and (levels or prices is not None):
+            problem = "the Parquet report has no --levels or --prices keys: use .json"
             raise InputError("--out", f"{out}: {problem}")
+        if target is not None and target.format == "parquet" and crowding:
+            raise InputError("--out", f"{out}: the Parquet report has no --crowding keys: use .json")
         if crowding and prices is not None:
             problem = "not with --prices: the add-on is measured on the book's own market"
             raise InputError("--crowding", problem)
