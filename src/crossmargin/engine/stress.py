@@ -53,6 +53,7 @@ from crossmargin.core.stress.liquidation import (
     SlotPrices,
     funding_paid_units,
     liquidate_round,
+    load_kernels,
 )
 from crossmargin.core.stress.reverse import ReverseResult, smallest_breaking_scale
 from crossmargin.core.stress.waterfall import Candidates, DeficitTotals, deleverage, fund_stage
@@ -391,6 +392,7 @@ class StressShard:
         self.engine = RiskEngine(self._book_now(self._asset_price), venue.market, model)
         self._equity_today = self.engine.result.equity_usd.copy()
         self._prices = self._slot_prices()
+        load_kernels(self.holdings, self._prices)  # now, not inside the first round
 
     @property
     def n_accounts(self) -> int:
