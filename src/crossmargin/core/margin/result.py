@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.checks import check_all, check_finite
-from crossmargin.core.margin.result_kernels import invariants_hold, pooled_into
+from crossmargin.core.margin.result_kernels import MM_ABOVE_IM_SLACK, invariants_hold, pooled_into
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -88,7 +88,7 @@ class MarginResult:
         check_all(self.initial_margin_usd >= 0.0, "IM >= 0")
         check_all(self.maintenance_margin_usd >= 0.0, "MM >= 0")
         # Rounding slack: IM and MM are sums of terms computed in different orders.
-        slack = 1e-9 * np.maximum(np.abs(self.initial_margin_usd), 1.0)
+        slack = MM_ABOVE_IM_SLACK * np.maximum(np.abs(self.initial_margin_usd), 1.0)
         check_all(self.maintenance_margin_usd <= self.initial_margin_usd + slack, "MM <= IM")
         check_all(
             np.isnan(self.margin_ratio) == self.bankrupt,
@@ -114,7 +114,8 @@ class MarginResult:
             n = len(collateral_value_usd)
             equity, available, ratio = np.empty(n), np.empty(n), np.empty(n)
             flags = np.empty(n, dtype=np.bool_)
-            pooled_into(*totals, gross, gross_value_usd is not None, equity, available, ratio, flags)
+            tolerance = EQUITY_ZERO_TOLERANCE if gross_value_usd is not None else 0.0
+            pooled_into(*totals, gross, tolerance, equity, available, ratio, flags)
             return cls(
                 model=model,
                 equity_usd=equity,

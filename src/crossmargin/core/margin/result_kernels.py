@@ -17,7 +17,6 @@ import math
 import numba
 import numpy as np
 
-FLOAT_ZERO_TOLERANCE = 1e-12  # result.EQUITY_ZERO_TOLERANCE (kept equal by a test)
 MM_ABOVE_IM_SLACK = 1e-9  # relative: IM and MM are sums of terms computed in different orders
 
 
@@ -28,16 +27,17 @@ def pooled_into(
     initial: np.ndarray,
     maintenance: np.ndarray,
     gross: np.ndarray,
-    has_gross: bool,
+    zero_tolerance: float,
     equity: np.ndarray,
     available: np.ndarray,
     ratio: np.ndarray,
     bankrupt: np.ndarray,
 ) -> None:
-    """Fill equity, available, margin ratio and bankrupt (A,) from the pooled totals (A,)."""
+    """Fill equity, available, margin ratio and bankrupt (A,) from the pooled totals (A,); an
+    account is at zero when equity <= zero_tolerance · gross (0.0: when equity <= 0)."""
     for a in range(collateral.shape[0]):
         e = collateral[a] + position[a]
-        zero = FLOAT_ZERO_TOLERANCE * gross[a] if has_gross else 0.0
+        zero = zero_tolerance * gross[a] if zero_tolerance != 0.0 else 0.0
         empty = collateral[a] == 0.0 and maintenance[a] == 0.0 and e >= -zero
         broke = e <= zero and not empty
         equity[a] = e
