@@ -112,14 +112,12 @@ def _check_backtest_book(book: Book) -> None:
         )
 
 
-def _day_market(
-    loaded: LoadedBook, book: Book, history: PriceHistory, row: int
-) -> tuple[MarketState, FloatArray]:
-    """The market and the collateral prices (K,) at day `row`'s closes, valued at the end of that
-    day (assets without history keep the book's price: stablecoins, fiat)."""
+def _day_market(loaded: LoadedBook, book: Book, history: PriceHistory, row: int) -> MarketState:
+    """The market at day `row`'s closes, valued at the end of that day (collateral assets without
+    history keep the book's price: stablecoins, fiat)."""
     closes = history.close_usd[row]
     index = np.array([closes[history.column(u)] for u in book.instruments.underlyings])
-    prices = book.assets.price_usd.copy()
+    prices = loaded.market.asset_prices(book.assets).copy()
     for k, symbol in enumerate(book.assets.symbols):
         if history.has(symbol):
             prices[k] = closes[history.column(symbol)]
@@ -130,8 +128,9 @@ def _day_market(
         valuation_ns=end_of_day_ns,
         index_price_usd=index,
         mark_price=np.full(book.instruments.n_instruments, np.nan),
+        asset_price_usd=prices,
     )
-    return market, prices
+    return market
 
 
 def backtest_days(
@@ -359,21 +358,18 @@ def _walk(
     # One long-lived engine per model (and one for equity), moved from day to day: the walk is a
     # use of the engine, each day one market update (the valuation time moves, so each update is a
     # full re-margin; the book's price-independent structures are prepared once).
-    first_market, first_prices = _day_market(account, book, daily, int(rows[0]))
-    equity = RiskEngine(book.with_asset_prices(first_prices), first_market, CrossMargin(account.params))
-    engines = [
-        RiskEngine(choice.book.with_asset_prices(first_prices), first_market, choice.model)
-        for choice in choices
-    ]
+    first_market = _day_market(account, book, daily, int(rows[0]))
+    equity = RiskEngine(book, first_market, CrossMargin(account.params))
+    engines = [RiskEngine(choice.book, first_market, choice.model) for choice in choices]
     for n, row in enumerate(rows.tolist()):
-        market, prices = _day_market(account, book, daily, row)
-        later_market, later_prices = _day_market(account, book, daily, row + horizon_days)
-        equity.on_market(market, asset_price_usd=prices)
+        market = _day_market(account, book, daily, row)
+        later_market = _day_market(account, book, daily, row + horizon_days)
+        equity.on_market(market)
         equity_now[n] = equity.result.equity_usd[0]
-        equity.on_market(later_market, asset_price_usd=later_prices)
+        equity.on_market(later_market)
         equity_later[n] = equity.result.equity_usd[0]
         for m, engine in enumerate(engines):
-            engine.on_market(market, asset_price_usd=prices)
+            engine.on_market(market)
             margin[m, n] = engine.result.initial_margin_usd[0]
     loss = equity_now - equity_later
     days = daily.days[rows]

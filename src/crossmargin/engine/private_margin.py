@@ -113,13 +113,13 @@ def public_data(book: Book, market: MarketState, scenarios: ScenarioSet) -> Publ
         unit_value_usd=valuation.unit_value_usd,
         entry_coefficient_usd=valuation.entry_coefficient_usd,
         maintenance_per_contract_usd=valuation.notional_usd * table.tier_maintenance_rate[:, 0],
-        price_usd=book.assets.price_usd,
+        price_usd=market.asset_prices(book.assets),
         liability_weight=book.assets.liability_weight,
         tier_floor=book.assets.tier_floor,
         tier_haircut=book.assets.tier_haircut,
         d_unit_value_usd=moved.d_unit_value_usd,
         d_entry_coefficient_usd=moved.d_entry_coefficient_usd,
-        d_value_per_unit_usd=book.assets.price_usd[:, None] * moved.d_asset_factor,
+        d_value_per_unit_usd=market.asset_prices(book.assets)[:, None] * moved.d_asset_factor,
     )
 
 

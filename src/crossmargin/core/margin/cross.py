@@ -41,7 +41,7 @@ class CrossMargin:
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        totals = book_totals(book, valuation, self.params.option_margin)
+        totals = book_totals(book, valuation, self.params.option_margin, market.asset_prices(book.assets))
         return MarginResult.pooled(
             model=self.name,
             collateral_value_usd=totals.collateral_value_usd,
@@ -60,12 +60,16 @@ class CrossMargin:
     ) -> Breakdown:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         return cross_breakdown(
-            book, valuation, self.params.option_margin, np.asarray(account_rows, dtype=np.int64)
+            book, market, valuation, self.params.option_margin, np.asarray(account_rows, dtype=np.int64)
         )
 
 
 def cross_breakdown(
-    book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams, rows: np.ndarray
+    book: Book,
+    market: MarketState,
+    valuation: InstrumentValuation,
+    option_params: OptionMarginParams,
+    rows: np.ndarray,
 ) -> Breakdown:
     """Each position's and each collateral asset's contribution, for the given account rows."""
     counts = np.diff(book.positions.indptr)[rows]
@@ -88,7 +92,7 @@ def cross_breakdown(
         quantity=quantity,
         entry_price=entry,
     )
-    collateral = value_collateral(book.balances[rows], book.assets)
+    collateral = value_collateral(book.balances[rows], book.assets, market.asset_prices(book.assets))
     return Breakdown(
         account_rows=rows,
         position_account=np.repeat(rows, counts),
