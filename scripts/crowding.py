@@ -45,7 +45,7 @@ def example() -> list[str]:
         [Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=schedule)]
     )
     assets = AssetTable.from_assets(
-        [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=50_000.0)]
+        [Asset(symbol="USDC"), Asset(symbol="BTC")]
     )
     book = Book.from_arrays(
         account_ids=("a", "b", "c", "m"),

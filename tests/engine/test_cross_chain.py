@@ -43,8 +43,8 @@ def _hand_book():
     """alice: 3 BTC (1 of them on a bridge) and 10,000 USDC, long 2 BTC perps entered at 48,000;
     bob: 0.5 BTC at a custodian, short 1 perp at 50,000."""
     assets = [
-        Asset(symbol="USDC", price_usd=1.0),
-        Asset(symbol="BTC", price_usd=BTC, haircut_tiers=(HaircutTier(above=0, haircut=0.10),)),
+        Asset(symbol="USDC"),
+        Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0, haircut=0.10),)),
     ]
     schedule = MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05)
     instruments = [

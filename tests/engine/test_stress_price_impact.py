@@ -34,7 +34,7 @@ def three_accounts() -> tuple[object, MarketState]:
         margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USD", price_usd=1.0)],
+        assets=[Asset(symbol="USD")],
         instruments=[perp],
         balances={"A": {"USD": 60.0}, "B": {"USD": 98.0}, "C": {"USD": 1000.0}},
         positions=[
@@ -140,7 +140,7 @@ def test_price_impact_collateral_sale_moves_the_collateral_price() -> None:
         margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USD", price_usd=1.0), Asset(symbol="ETH", price_usd=100.0)],
+        assets=[Asset(symbol="USD"), Asset(symbol="ETH")],
         instruments=[perp],
         balances={"A": {"ETH": 1.0}, "B": {"ETH": 2.0}},
         positions=[("A", "BTC-PERP", 10.0, 100.0)],
@@ -184,7 +184,7 @@ def test_price_impact_depeg_spreads_through_stablecoin_sales() -> None:
         margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USD", price_usd=1.0), Asset(symbol="USDC", price_usd=1.0)],
+        assets=[Asset(symbol="USD"), Asset(symbol="USDC")],
         instruments=[perp],
         balances={"A": {"USDC": 100.0}, "B": {"USDC": 110.0}},
         positions=[("A", "BTC-PERP", 10.0, 100.0), ("B", "BTC-PERP", 10.0, 100.0)],

@@ -85,7 +85,7 @@ def _example(*, btc_balance: float = 0.0) -> tuple[Book, MarketState]:
     )
     marks = {name: float(spec[name]["mark_price"]) for name in (PERP, FUTURE)}
     book = book_from_rows(
-        assets=[Asset(symbol="BTC", price_usd=INDEX_USD)],
+        assets=[Asset(symbol="BTC")],
         instruments=table,
         balances={"pm": {"BTC": btc_balance}},
         positions=[
@@ -216,7 +216,7 @@ def test_extended_table_futures_keep_boundary_cells_and_are_dampened() -> None:
 def test_coin_balance_carries_no_risk_in_its_own_numeraire() -> None:
     book, market = _example(btc_balance=10.0)
     coin_only = book_from_rows(
-        assets=[Asset(symbol="BTC", price_usd=INDEX_USD)],
+        assets=[Asset(symbol="BTC")],
         instruments=book.instruments,
         balances={"holder": {"BTC": 10.0}},
     )

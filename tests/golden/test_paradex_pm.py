@@ -170,7 +170,7 @@ def _three_asset_scenarios() -> ScenarioSet:
         implied_vols={i.id: 0.6 for i in instruments},
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USDC", price_usd=1.0)], instruments=table, balances={"a": {}}, positions=[]
+        assets=[Asset(symbol="USDC")], instruments=table, balances={"a": {}}, positions=[]
     )
     return PortfolioMargin(paradex_pm()).scenarios(book, revalue(table, market))
 

@@ -172,7 +172,7 @@ def test_interest_accrues_only_on_borrowings(case: RandomBook, years: float) -> 
 
 def test_interest_example() -> None:
     """Borrow 2 BTC at 10 % APR for half a year: owe 0.1 BTC; the 5 BTC deposit earns nothing."""
-    assets = AssetTable.from_assets([Asset(symbol="BTC", price_usd=60_000.0, borrow_rate_apr=0.10)])
+    assets = AssetTable.from_assets([Asset(symbol="BTC", borrow_rate_apr=0.10)])
     balances = np.array([[-2.0], [5.0]])
     accrued = accrue_borrow_interest(balances, assets, elapsed_years=0.5)
     np.testing.assert_allclose(accrued, [[-2.1], [5.0]], rtol=1e-15)

@@ -236,7 +236,7 @@ CASE_BY_ID = {case.id: case for case in MODEL_CASES}
 def collateral_only_book() -> RandomBook:
     """One account holding 1 BTC (20,000 USD, no haircut) and no position; the book lists a BTC
     perpetual nobody holds (so BTC is an underlying with a scenario grid)."""
-    btc = Asset(symbol="BTC", price_usd=20_000.0)
+    btc = Asset(symbol="BTC")
     perp = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
     book = book_from_rows(assets=[usd_asset(), btc], instruments=[perp], balances={"holder": {"BTC": 1.0}})
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 20_000.0})
@@ -354,7 +354,7 @@ def test_the_shrunk_empty_account_counterexamples_need_no_margin(
 def never_funded_book() -> RandomBook:
     """Two accounts: one that never deposited nor traded, one holding 1 BTC. The book lists a BTC
     perpetual nobody holds."""
-    btc = Asset(symbol="BTC", price_usd=20_000.0)
+    btc = Asset(symbol="BTC")
     perp = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
     book = book_from_rows(
         assets=[usd_asset(), btc],
@@ -580,7 +580,7 @@ def test_collateral_hedge_is_why_risk_models_scale_without_collateral(model_id: 
     more of the collateral, so a model that margins collateral risk asks for less. Scaling the
     positions alone is not scaling the account's risk."""
     perp = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
-    btc = Asset(symbol="BTC", price_usd=42_000.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),))
+    btc = Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),))
 
     def book(short_btc: float) -> Book:
         return book_from_rows(

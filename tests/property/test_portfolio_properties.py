@@ -388,7 +388,7 @@ def _pair_book(*, btc_collateral: float, btc_perp: float, eth_perp: float) -> tu
     if btc_perp:
         positions.append(("desk", "BTC-PERP", btc_perp, BTC_USD))
     book = book_from_rows(
-        assets=[Asset(symbol="BTC", price_usd=BTC_USD), usd_asset()],
+        assets=[Asset(symbol="BTC"), usd_asset()],
         instruments=table,
         balances={"desk": {"BTC": btc_collateral}},
         positions=positions,

@@ -131,6 +131,16 @@ class MarketState:
             )
         return self.asset_price_usd
 
+    def for_assets(self, assets: AssetTable, prices: Mapping[str, float] | None = None) -> MarketState:
+        """This market priced for `assets`' collateral: each asset at its own price in `prices`,
+        else at its index price (an asset that is an underlying here); both given must agree."""
+        index = dict(zip(self.underlyings, self.index_price_usd.tolist(), strict=True))
+        return replace(
+            self,
+            asset_symbols=assets.symbols,
+            asset_price_usd=collateral_prices(assets.symbols, index, prices or {}),
+        )
+
     def with_asset_prices(self, price_usd: npt.ArrayLike) -> MarketState:
         """Same market with the collateral assets at other prices (a tick, a scenario)."""
         return replace(self, asset_price_usd=np.asarray(price_usd, dtype=np.float64))

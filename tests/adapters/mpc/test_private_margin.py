@@ -33,18 +33,15 @@ def _random_book(seed: int):
     assets = [
         Asset(
             symbol="USDC",
-            price_usd=1.0,
             haircut_tiers=(HaircutTier(above=0, haircut=0.0), HaircutTier(above=50_000, haircut=0.02)),
         ),
         Asset(
             symbol="BTC",
-            price_usd=btc,
             haircut_tiers=(HaircutTier(above=0, haircut=0.05), HaircutTier(above=2, haircut=0.1)),
             liability_weight=1.1,
         ),
         Asset(
             symbol="ETH",
-            price_usd=eth,
             haircut_tiers=(HaircutTier(above=0, haircut=0.07),),
             liability_weight=1.2,
         ),
@@ -88,7 +85,7 @@ def _random_book(seed: int):
     book = book_from_rows(assets=assets, instruments=instruments, balances=accounts, positions=positions)
     market = MarketState.build(
         book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": btc, "ETH": eth}
-    )
+    ).for_assets(book.assets, {"USDC": 1.0})
     return book, market
 
 

@@ -73,7 +73,7 @@ def _perp_book(*, side: float, inverse: bool) -> tuple[Book, float, float]:
         settlement=Settlement.INVERSE if inverse else Settlement.LINEAR,
         contract_size=10.0 if inverse else 1.0,
     )
-    assets = [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=INDEX)]
+    assets = [Asset(symbol="USDC"), Asset(symbol="BTC")]
     quantity = side * (1000.0 if inverse else 1.0)
     collateral = 0.3 if inverse else 15_000.0
     book = book_from_rows(
@@ -156,7 +156,7 @@ def test_cross_model_matches_closed_form_and_vectorised_root(side: float, invers
 
 def test_never_liquidated_in_range_is_null_for_every_model() -> None:
     book = book_from_rows(
-        assets=[Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=INDEX)],
+        assets=[Asset(symbol="USDC"), Asset(symbol="BTC")],
         instruments=[Instrument(id="P", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=FLAT)],
         balances={"rich": {"USDC": 1_000_000.0}},
         positions=[("rich", "P", 0.01, INDEX)],

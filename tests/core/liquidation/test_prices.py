@@ -44,7 +44,7 @@ def test_cross_root_finder_matches_closed_form(side: float, inverse: bool) -> No
         settlement=Settlement.INVERSE if inverse else Settlement.LINEAR,
         contract_size=10.0 if inverse else 1.0,
     )
-    assets = [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=40_000.0)]
+    assets = [Asset(symbol="USDC"), Asset(symbol="BTC")]
     quantity = side * (1000.0 if inverse else 1.0)
     collateral = 0.1 if inverse else 5_000.0
     book = book_from_rows(

@@ -62,7 +62,7 @@ LINEAR_MARKET = MarketState.build(
 
 
 def _btc_asset(haircut: float = 0.0) -> Asset:
-    return Asset(symbol="BTC", price_usd=BTC_USD, haircut_tiers=(HaircutTier(above=0.0, haircut=haircut),))
+    return Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=haircut),))
 
 
 # ------------------------------------------------------------------------------ hand-worked charges

@@ -25,9 +25,9 @@ FLAT = MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05)
 def _book() -> Book:
     return book_from_rows(
         assets=[
-            Asset(symbol="USDC", price_usd=1.0),
-            Asset(symbol="BTC", price_usd=100.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.1),)),
-            Asset(symbol="ETH", price_usd=50.0, liability_weight=1.1),
+            Asset(symbol="USDC"),
+            Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=0.1),)),
+            Asset(symbol="ETH", liability_weight=1.1),
         ],
         instruments=[
             Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=FLAT),

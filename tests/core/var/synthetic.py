@@ -51,8 +51,8 @@ def var_book() -> tuple[Book, MarketState]:
     ]
     assets = [
         usd_asset("USDC"),
-        Asset(symbol="BTC", price_usd=42_000.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),)),
-        Asset(symbol="ETH", price_usd=2_300.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.07),)),
+        Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),)),
+        Asset(symbol="ETH", haircut_tiers=(HaircutTier(above=0.0, haircut=0.07),)),
     ]
     book = book_from_rows(
         assets=assets,
