@@ -299,3 +299,14 @@ def random_books(
         balances=balances,
     )
     return RandomBook(book=book, market=market, assets=tuple(assets), instruments=tuple(instruments))
+
+
+STABLECOINS = frozenset({"USD", "USDC", "USDT"})
+
+
+def at_par(market: MarketState, book: Book) -> MarketState:
+    """`market` priced for the book's collateral: coins at their index price, the stablecoins of
+    STABLECOINS at 1 USD; any other asset must be priced by the test itself."""
+    return market.for_assets(
+        book.assets, {s: 1.0 for s in book.assets.symbols if s in STABLECOINS and s not in market.underlyings}
+    )

@@ -43,7 +43,13 @@ def three_accounts() -> tuple[object, MarketState]:
             ("C", "BTC-PERP", -20.0, 100.0),
         ],
     )
-    market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0})
+    market = MarketState.build(
+        book.instruments,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": 100.0},
+        asset_symbols=book.assets.symbols,
+        asset_prices={"USD": 1.0},
+    )
     return book, market
 
 
@@ -146,7 +152,11 @@ def test_price_impact_collateral_sale_moves_the_collateral_price() -> None:
         positions=[("A", "BTC-PERP", 10.0, 100.0)],
     )
     market = MarketState.build(
-        book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0, "ETH": 100.0}
+        book.instruments,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": 100.0, "ETH": 100.0},
+        asset_symbols=book.assets.symbols,
+        asset_prices={"USD": 1.0},
     )
     venue = prepare_venue(book, market)
     runner = LocalShards.of(venue, CrossMargin())
@@ -190,7 +200,11 @@ def test_price_impact_depeg_spreads_through_stablecoin_sales() -> None:
         positions=[("A", "BTC-PERP", 10.0, 100.0), ("B", "BTC-PERP", 10.0, 100.0)],
     )
     market = MarketState.build(
-        book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0, "USDC": 1.0}
+        book.instruments,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": 100.0, "USDC": 1.0},
+        asset_symbols=book.assets.symbols,
+        asset_prices={"USD": 1.0},
     )
     venue = prepare_venue(book, market)
     impact = SquareRootImpact(

@@ -34,7 +34,7 @@ from crossmargin.core.margin.presets import deribit_pm
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.core.scenarios import GridSpec
-from tests.builders import book_from_rows
+from tests.builders import at_par, book_from_rows
 from tests.golden import load_golden
 
 GOLDEN = load_golden("deribit_pme_simulate.json")
@@ -101,6 +101,7 @@ def _example(*, btc_balance: float = 0.0) -> tuple[Book, MarketState]:
     market = MarketState.build(
         table, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX_USD}, mark_prices=marks
     )
+    market = at_par(market, book)
     return book, market
 
 

@@ -37,7 +37,13 @@ TABLE = InstrumentTable.from_instruments(
         Instrument(id="ETH-PERP", kind=InstrumentKind.PERPETUAL, underlying="ETH", margin=FIVE_PERCENT),
     ]
 )
-MARKET = MarketState.build(TABLE, valuation_ns=VALUATION_NS, index_prices={"BTC": 50_000.0, "ETH": 2_500.0})
+MARKET = MarketState.build(
+    TABLE,
+    valuation_ns=VALUATION_NS,
+    index_prices={"BTC": 50_000.0, "ETH": 2_500.0},
+    asset_symbols=("USDC", "BTC"),  # the books below: USDC, then BTC
+    asset_prices={"USDC": 1.0},
+)
 PARAMS = CrowdingParams()
 
 

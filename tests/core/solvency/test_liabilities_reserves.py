@@ -86,6 +86,7 @@ def test_solvency_report_in_kind_and_haircut_surplus():
         },
         decimals={"USDC": 6, "BTC": 8},
         assets=assets,
+        asset_price_usd=np.array([1.0, 50_000.0]),
         location_factor={("BTC", "bridge"): 0.5},
     )
     usdc, btc = report.assets
