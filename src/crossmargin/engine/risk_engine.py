@@ -210,9 +210,11 @@ class RiskEngine:
         self._valuation = revalue(self._book.instruments, market)
         if time_moved:
             return self._recompute_all()
-        rows = self._holders().accounts_holding(
-            moved_underlying[self._book.instruments.underlying_index], moved_asset
-        )
+        moved_instrument = moved_underlying[self._book.instruments.underlying_index]
+        limit = self._full_recompute_fraction * self._book.n_accounts
+        if self._holders().widest_column(moved_instrument, moved_asset) > limit:
+            return self._recompute_all()  # one moved column alone has more holders: skip gathering
+        rows = self._holders().accounts_holding(moved_instrument, moved_asset)
         if self._pending:  # the holder index predates their events: re-margin them as well
             rows = np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
         if rows.size > self._full_recompute_fraction * self._book.n_accounts:
@@ -416,6 +418,15 @@ class _Holders:
             (np.ones(asset.size, dtype=np.int8), asset, indptr), shape=(book.n_accounts, book.assets.n_assets)
         )
         return cls(instrument_holders=pattern.tocsc(), asset_holders=balances.tocsc())
+
+    def widest_column(self, instruments: BoolArray, assets: BoolArray) -> int:
+        """The most holders of any one flagged instrument or asset (a lower bound on the
+        accounts holding any of them, from the column pointers alone)."""
+        widest = 0
+        for matrix, columns in ((self.instrument_holders, instruments), (self.asset_holders, assets)):
+            if np.any(columns):
+                widest = max(widest, int(np.diff(matrix.indptr)[columns].max()))
+        return widest
 
     def accounts_holding(self, instruments: BoolArray, assets: BoolArray) -> IntArray:
         """Sorted account rows holding any of the flagged instruments (I,) or assets (K,)."""

@@ -50,8 +50,10 @@ from crossmargin.core.stress.liquidation import (
     LOT,
     Holdings,
     LiquidationRule,
+    SlotPrices,
+    funding_paid_units,
     liquidate_round,
-    segment_sum,
+    load_kernels,
 )
 from crossmargin.core.stress.reverse import ReverseResult, smallest_breaking_scale
 from crossmargin.core.stress.waterfall import Candidates, DeficitTotals, deleverage, fund_stage
@@ -397,7 +399,8 @@ class StressShard:
         self._touched_rows: list[IntArray] = []
         self.engine = RiskEngine(self._book_now(), venue.market, model)
         self._equity_today = self.engine.result.equity_usd.copy()
-        self._value_per_contract = np.zeros(self._instrument.size)
+        self._prices = self._slot_prices()
+        load_kernels(self.holdings, self._prices)  # now, not inside the first round
 
     @property
     def n_accounts(self) -> int:
@@ -421,19 +424,22 @@ class StressShard:
         touched: IntArray = np.flatnonzero(flags)
         return touched
 
-    def _refresh(self, slots: IntArray | None, rows: IntArray | None) -> None:
-        """Float mirrors from the integer holdings: everything (None), or these positions/accounts."""
+    def _refresh(self, slots: IntArray | None, rows: IntArray | None, *, collateral: bool = True) -> None:
+        """Float mirrors from the integer holdings: everything (None), or these positions/accounts
+        (their cash only when `collateral` is False: ADL settles in cash and sells nothing)."""
         h = self.holdings
+        cash = self._venue.cash_column
         if slots is None:
             self._quantity = (h.lots * LOT).astype(np.float64)
         else:
             self._quantity[slots] = h.lots[slots] * LOT
         if rows is None:
             self._balances = (h.collateral_units * COLLATERAL_UNIT).astype(np.float64)
-            self._balances[:, self._venue.cash_column] = h.cash_units * CASH_UNIT
-        else:
+            self._balances[:, cash] = h.cash_units * CASH_UNIT
+            return
+        if collateral:
             self._balances[rows] = h.collateral_units[rows] * COLLATERAL_UNIT
-            self._balances[rows, self._venue.cash_column] = h.cash_units[rows] * CASH_UNIT
+        self._balances[rows, cash] = h.cash_units[rows] * CASH_UNIT
 
     def _book_now(self) -> Book:
         book = self._venue.book
@@ -447,14 +453,12 @@ class StressShard:
         n_instruments = self._venue.book.instruments.n_instruments
         if round_market.funding_carry is not None:
             valuation = revalue(self._venue.book.instruments, round_market.market)
-            paid = (
-                self.holdings.lots
-                * LOT
-                * valuation.notional_usd[self._instrument]
-                * round_market.funding_carry[self._instrument]
-            )
-            self.holdings.cash_units[:] -= segment_sum(
-                np.ceil(paid / CASH_UNIT).astype(np.int64), self.holdings.indptr
+            self.holdings.cash_units[:] -= funding_paid_units(
+                self.holdings.indptr,
+                self.holdings.lots,
+                self._instrument,
+                valuation.notional_usd,
+                round_market.funding_carry,
             )
             self._balances[:, self._venue.cash_column] = self.holdings.cash_units * CASH_UNIT
         same_prices = (
@@ -470,12 +474,10 @@ class StressShard:
             self.engine.on_book(self._book_now(), market)
         self._touched_rows = []
         result = self.engine.result
-        valuation = self.engine.valuation
-        inst = self._instrument
-        self._value_per_contract = (
-            valuation.unit_value_usd[inst] + valuation.entry_coefficient_usd[inst] * self._entry_term
-        )
-        self._equity_round = result.equity_usd.copy()
+        self._prices = self._slot_prices()
+        # The engine's own array, not a copy: it changes only at the next round's re-margin, and
+        # `candidates` (this round's ADL ranking) reads it before that.
+        self._equity_round = result.equity_usd
         stats: dict[str, Any] = {}
         if round_market.record_shock:
             stats = self._shock_stats(result.equity_usd, result.maintenance_margin_usd)
@@ -483,8 +485,7 @@ class StressShard:
             self.holdings,
             equity_usd=result.equity_usd,
             maintenance_usd=result.maintenance_margin_usd,
-            value_per_contract_usd=self._value_per_contract,
-            notional_per_contract_usd=valuation.notional_usd[inst],
+            prices=self._prices,
             asset_price_usd=round_market.asset_price_usd,
             rule=rule,
         )
@@ -495,7 +496,7 @@ class StressShard:
         bankrupt_position = np.repeat(fills.deficit_units[fills.rows] > 0, counts)
         closed = fills.closed_lots
         position_deficit = fills.position_deficit_units
-        on = inst[fills.slots]
+        on = self._instrument[fills.slots]
         return ShardRound(
             closed_lots=_sum_by(on, closed, n_instruments),
             closed_abs_lots=_sum_by(on, np.abs(closed), n_instruments),
@@ -506,6 +507,17 @@ class StressShard:
             collateral_traded_units=fills.collateral_traded_units,
             liquidated_accounts=int(fills.liquidated.sum()),
             **stats,
+        )
+
+    def _slot_prices(self) -> SlotPrices:
+        """Per-contract value and notional at the engine's current valuation (gathered on demand)."""
+        valuation = self.engine.valuation
+        return SlotPrices(
+            instrument=self._instrument,
+            entry_term=self._entry_term,
+            unit_value_usd=valuation.unit_value_usd,
+            entry_coefficient_usd=valuation.entry_coefficient_usd,
+            notional_usd=valuation.notional_usd,
         )
 
     def _shock_stats(self, equity_usd: FloatArray, maintenance_usd: FloatArray) -> dict[str, Any]:
@@ -537,8 +549,9 @@ class StressShard:
         notional = self.engine.valuation.notional_usd
         for instrument, sign in requests:
             held = self._slots_of[instrument]
-            value_held = lots[held] * LOT * self._value_per_contract[held]
-            keep = (np.sign(lots[held]) == sign) & (value_held > 0.0)
+            held = held[np.sign(lots[held]) == sign]  # the winners' side first: value only those
+            value_held = lots[held] * LOT * self._prices.value(held)
+            keep = value_held > 0.0
             slots, value = held[keep], value_held[keep]
             rows = self._account_of[slots]
             gross = np.abs(lots[slots]) * LOT * notional[instrument]
@@ -563,12 +576,12 @@ class StressShard:
             if slots.size == 0:
                 continue
             signed = np.sign(self.holdings.lots[slots]) * lots
-            settled = np.floor(signed * LOT * self._value_per_contract[slots] / CASH_UNIT).astype(np.int64)
+            settled = np.floor(signed * LOT * self._prices.value(slots) / CASH_UNIT).astype(np.int64)
             self.holdings.lots[slots] -= signed
             np.add.at(self.holdings.cash_units, account_of[slots], settled - haircut)
             rows = account_of[slots]  # slots ascending, so rows too: unique by a mask
             rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if rows.size else rows
-            self._refresh(slots, rows)
+            self._refresh(slots, rows, collateral=False)
             self._touched_rows.append(rows)
 
     def final_equity_units(self) -> IntArray:

@@ -243,7 +243,9 @@ def _add_tables(
         if not np.all(np.isfinite(q)):
             row = int(np.flatnonzero(~np.isfinite(q))[0])
             raise BookFileError(tp, "quantity", f"must be finite, got {float(q[row])!r} (data row {row + 1})")
-        table_entry = positions.numbers.get("entry_price", np.full(q.size, np.nan))
+        table_entry = positions.numbers.get("entry_price")
+        if table_entry is None:
+            table_entry = np.full(q.size, np.nan)
         # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
         floor_ok = np.where(instruments.is_option[instr], table_entry >= 0.0, table_entry >= MIN_PRICE_USD)
         bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)

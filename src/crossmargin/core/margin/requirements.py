@@ -274,7 +274,9 @@ def book_totals(
     assets = book.assets
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
     n = book.n_accounts
-    out = np.empty((5, n))
+    # Five arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
+    # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
+    out = tuple(np.empty(n) for _ in range(5))
     _book_kernel(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
@@ -288,7 +290,7 @@ def book_totals(
         assets.tier_floor,
         assets.tier_haircut,
         assets.tier_value_below,
-        out,
+        *out,
     )
     return BookTotals(
         collateral_value_usd=out[0],
@@ -336,7 +338,11 @@ def _book_kernel(
     hc_floor: np.ndarray,
     hc_haircut: np.ndarray,
     hc_below: np.ndarray,
-    out: np.ndarray,
+    out_collateral: np.ndarray,
+    out_value: np.ndarray,
+    out_im: np.ndarray,
+    out_mm: np.ndarray,
+    out_gross: np.ndarray,
 ) -> None:
     n_accounts = indptr.shape[0] - 1
     n_assets = balances.shape[1]
@@ -373,11 +379,11 @@ def _book_kernel(
             else:
                 im += size * records[i, IM_LONG]
                 mm += size * records[i, MM_LONG]
-        out[0, a] = collateral
-        out[1, a] = value
-        out[2, a] = im
-        out[3, a] = mm
-        out[4, a] = gross
+        out_collateral[a] = collateral
+        out_value[a] = value
+        out_im[a] = im
+        out_mm[a] = mm
+        out_gross[a] = gross
 
 
 def risk_based_result(
