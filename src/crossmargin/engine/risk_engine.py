@@ -175,17 +175,10 @@ class RiskEngine:
 
     # -- updates --------------------------------------------------------------------------------
 
-    def use_model(self, model: MarginModel, *, book: Book | None = None) -> MarginResult:
-        """Switch model (or preset) and recompute the whole book. The book and its price-independent
-        structures are kept; `book` may give the same positions on other margin schedules (a tier
-        preset, `core.margin.presets.with_tier_preset`), which shares those structures too."""
-        if book is not None:
-            if book.account_ids != self._book.account_ids:
-                raise InputError("book", "a model switch may change schedules, not accounts")
-            self._fold_pending()
-            self._book = book
-            self._holder_index = None  # the caller vouches for schedules only: re-index
-            self._valuation = revalue(book.instruments, self._market)
+    def use_model(self, model: MarginModel) -> MarginResult:
+        """Switch model or preset (a portfolio preset, a tier preset: `CrossParams.tier_preset`)
+        and recompute the whole book. The book and its price-independent structures are kept:
+        presets are model parameters, never a new book."""
         self._model = model
         self._result = self._evaluate_all()
         return self._result

@@ -29,6 +29,7 @@ from crossmargin.core.margin.cross import CrossParams, cross_breakdown
 from crossmargin.core.margin.options_rule import option_unit_margin
 from crossmargin.core.margin.requirements import position_requirements
 from crossmargin.core.margin.result import Breakdown, MarginResult, bankrupt_accounts
+from crossmargin.core.margin.tier_presets import scheduled
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 
@@ -93,6 +94,7 @@ class IsolatedMargin:
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
+        book = scheduled(book, self.params.tier_preset)
         iso = _isolated_positions(book, market, valuation, self.params)
         rows = book.position_account
         n = book.n_accounts
@@ -138,6 +140,7 @@ class IsolatedMargin:
         valuation: InstrumentValuation | None = None,
     ) -> Breakdown:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
+        book = scheduled(book, self.params.tier_preset)
         rows = np.asarray(account_rows, dtype=np.int64)
         base = cross_breakdown(book, market, valuation, self.params.option_margin, rows)
         iso = _isolated_positions(book, market, valuation, self.params)
