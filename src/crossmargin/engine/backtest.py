@@ -114,14 +114,12 @@ def _check_backtest_book(book: Book) -> None:
         )
 
 
-def _day_market(
-    loaded: LoadedBook, book: Book, history: PriceHistory, row: int
-) -> tuple[MarketState, FloatArray]:
-    """The market and the collateral prices (K,) at day `row`'s closes, valued at the end of that
-    day (assets without history keep the book's price: stablecoins, fiat)."""
+def _day_market(loaded: LoadedBook, book: Book, history: PriceHistory, row: int) -> MarketState:
+    """The market at day `row`'s closes, valued at the end of that day (collateral assets without
+    history keep the book's price: stablecoins, fiat)."""
     closes = history.close_usd[row]
     index = np.array([closes[history.column(u)] for u in book.instruments.underlyings])
-    prices = book.assets.price_usd.copy()
+    prices = loaded.market.asset_prices(book.assets).copy()
     for k, symbol in enumerate(book.assets.symbols):
         if history.has(symbol):
             prices[k] = closes[history.column(symbol)]
@@ -132,8 +130,9 @@ def _day_market(
         valuation_ns=end_of_day_ns,
         index_price_usd=index,
         mark_price=np.full(book.instruments.n_instruments, np.nan),
+        asset_price_usd=prices,
     )
-    return market, prices
+    return market
 
 
 def backtest_days(
@@ -383,21 +382,17 @@ def _walk(
     # One long-lived engine per model (and one for equity), moved from day to day: the walk is a
     # use of the engine, each day one market update (the valuation time moves, so each update is a
     # full re-margin; the book's price-independent structures are prepared once).
-    first_market, first_prices = _day_market(account, book, daily, int(rows[0]))
+    first_market = _day_market(account, book, daily, int(rows[0]))
     with one_numba_thread():
-        equity = RiskEngine(book.with_asset_prices(first_prices), first_market, CrossMargin(account.params))
+        equity = RiskEngine(book, first_market, CrossMargin(account.params))
         for n, row in enumerate(priced.tolist()):
-            market, prices = _day_market(account, book, daily, row)
-            equity.on_market(market, asset_price_usd=prices)
+            equity.on_market(_day_market(account, book, daily, row))
             equity_usd[n] = equity.result.equity_usd[0]
-        engines = [
-            RiskEngine(choice.book.with_asset_prices(first_prices), first_market, choice.model)
-            for choice in choices
-        ]
+        engines = [RiskEngine(choice.book, first_market, choice.model) for choice in choices]
         for n, row in enumerate(rows.tolist()):
-            market, prices = _day_market(account, book, daily, row)
+            market = _day_market(account, book, daily, row)
             for m, engine in enumerate(engines):
-                engine.on_market(market, asset_price_usd=prices)
+                engine.on_market(market)
                 margin[m, n] = engine.result.initial_margin_usd[0]
             if progress is not None:
                 progress(n + 1)

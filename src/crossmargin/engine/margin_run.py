@@ -25,6 +25,7 @@ prices (equity = 0) are model-independent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,11 +36,19 @@ import numpy.typing as npt
 from crossmargin.core.book import Book
 from crossmargin.core.liquidation.model_prices import model_price_levels
 from crossmargin.core.liquidation.prices import PriceLevels, cross_price_levels
-from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core.margin import (
+    Breakdown,
+    CrossMargin,
+    CrossParams,
+    IsolatedMargin,
+    MarginModel,
+    MarginResult,
+)
 from crossmargin.core.margin.crowding import CrowdedMargin, crowding_addon_usd
 from crossmargin.core.margin.portfolio import PortfolioMargin
-from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
+from crossmargin.core.margin.presets import portfolio_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
+from crossmargin.core.margin.tier_presets import scheduled
 from crossmargin.core.margin.var import VarMargin
 from crossmargin.engine.crowding_run import crowded_model
 from crossmargin.engine.inputs import LoadedBook
@@ -96,9 +105,9 @@ def make_model(
     without a history it is an InputError("history")."""
     if name in ("cross", "isolated"):
         tier = preset if preset is not None else loaded.tier_preset
-        book = loaded.book if tier is None else with_tier_preset(loaded.book, tier)
-        model: MarginModel = CrossMargin(loaded.params) if name == "cross" else IsolatedMargin(loaded.params)
-        return ModelChoice(name=name, preset=tier, model=model, book=book)
+        cross = dataclasses.replace(loaded.params, tier_preset=tier)  # a model parameter, not a new book
+        model: MarginModel = CrossMargin(cross) if name == "cross" else IsolatedMargin(cross)
+        return ModelChoice(name=name, preset=tier, model=model, book=loaded.book)
     if name == "portfolio":
         # The flag names a preset and nothing else: the book's explicit overrides (numeraire,
         # maintenance fraction, add-ons) apply on top of whichever preset runs.
@@ -218,6 +227,9 @@ def price_levels(run: MarginRun) -> PriceLevels:
     market = run.loaded.market
     if run.margin_model is None or run.model_book is None or run.model in ("cross", "isolated"):
         book = run.model_book if run.model_book is not None else run.loaded.book
+        params = getattr(run.margin_model, "params", None)
+        if isinstance(params, CrossParams):  # the run's tier preset, a model parameter
+            book = scheduled(book, params.tier_preset)
         return cross_price_levels(book, market, option_params=run.loaded.params.option_margin, rows=rows)
     return model_price_levels(run.margin_model, run.model_book, market, rows=rows)
 

@@ -140,12 +140,10 @@ class Monitor:
     def on_account(self, update: AccountUpdate) -> None:
         self.engine.on_account(update)
 
-    def on_market(
-        self, market: MarketState, *, asset_price_usd: FloatArray, now_ns: int, params: MarginCallParams
-    ) -> StatusChanges:
+    def on_market(self, market: MarketState, *, now_ns: int, params: MarginCallParams) -> StatusChanges:
         """Re-margin the holders of what moved, then the state machine on them and on every
         margin call whose deadline has passed."""
-        remargin = self.engine.on_market(market, asset_price_usd=asset_price_usd)
+        remargin = self.engine.on_market(market)
         due = np.flatnonzero((self.deadlines != NO_DEADLINE) & (self.deadlines <= now_ns))
         rows = np.union1d(remargin.account_rows, due) if due.size else remargin.account_rows
         return self.evaluate(rows, now_ns=now_ns, params=params)

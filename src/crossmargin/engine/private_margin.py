@@ -121,7 +121,7 @@ def public_data(
         raise InputError("instruments", "private margin needs at least one instrument")
     valuation = revalue(book.instruments, market)
     value_coef = np.concatenate(
-        [valuation.unit_value_usd, valuation.entry_coefficient_usd, *_collateral_columns(book, None)]
+        [valuation.unit_value_usd, valuation.entry_coefficient_usd, *_collateral_columns(book, market, None)]
     )
     cross = _cross_schedule(book, valuation, option_margin or OptionMarginParams())
     return PublicMarginData(
@@ -134,11 +134,11 @@ def public_data(
     )
 
 
-def _collateral_columns(book: Book, move: FloatArray | None) -> list[FloatArray]:
+def _collateral_columns(book: Book, market: MarketState, move: FloatArray | None) -> list[FloatArray]:
     """Value per unit of each haircut piece and of each borrowed unit, USD; with `move` (K, S) the
     change per scenario, (K·T, S) and (K, S)."""
     assets = book.assets
-    price = assets.price_usd  # collateral prices: the one read of them here
+    price = market.asset_prices(assets)  # collateral prices: the one read of them here
     per_piece = (price[:, None] * (1.0 - assets.tier_haircut)).reshape(-1)
     per_short = price * assets.liability_weight
     if move is None:
@@ -187,7 +187,7 @@ def _scenario_losses(
         [
             reval.d_unit_value_usd - valuation.unit_value_usd[:, None] * move,
             reval.d_entry_coefficient_usd - valuation.entry_coefficient_usd[:, None] * move,
-            *_collateral_columns(book, reval.d_asset_factor - move[None, :]),
+            *_collateral_columns(book, market, reval.d_asset_factor - move[None, :]),
         ]
     )
     coef = (-pnl * (scenarios.weight / f)).T

@@ -227,6 +227,11 @@ def prepare_venue(book: Book, market: MarketState) -> StressVenue:
     if CASH_SYMBOL in book.assets.index:
         cash_column = book.assets.index[CASH_SYMBOL]
     else:
+        market = dataclasses.replace(
+            market,
+            asset_symbols=(*book.assets.symbols, CASH_SYMBOL),
+            asset_price_usd=np.append(market.asset_prices(book.assets), 1.0),  # USD cash at par
+        )
         book = _with_cash_asset(book)
         cash_column = book.assets.n_assets - 1
     valuation = revalue(book.instruments, market)
@@ -246,7 +251,6 @@ def _with_cash_asset(book: Book) -> Book:
     pad[0, 0] = 0.0
     assets = AssetTable(
         symbols=(*a.symbols, CASH_SYMBOL),
-        price_usd=np.append(a.price_usd, 1.0),
         tier_floor=np.vstack([a.tier_floor, pad]),
         tier_haircut=np.vstack([a.tier_haircut, np.zeros((1, a.tier_haircut.shape[1]))]),
         tier_value_below=np.vstack([a.tier_value_below, np.zeros((1, a.tier_value_below.shape[1]))]),
@@ -268,7 +272,8 @@ def shocked_market(
 ) -> tuple[MarketState, FloatArray]:
     """Today's market and collateral prices (K,) moved by a factor per risk factor (F,): index,
     delta-one marks and option forwards of an underlying's complex together, collateral of the same
-    name with them; vols shifted additively (never below MIN_SHOCKED_VOL)."""
+    name with them; vols shifted additively (never below MIN_SHOCKED_VOL). The collateral prices
+    are returned beside the market too (the liquidation rules read them as an array)."""
     column = {f: n for n, f in enumerate(factors)}
     padded = np.append(price_factor, 1.0)
     under = np.array([column.get(u, -1) for u in venue_market.underlyings], dtype=np.int64)
@@ -278,15 +283,17 @@ def shocked_market(
     vol = np.where(
         option, np.maximum(venue_market.implied_vol + vol_shift, MIN_SHOCKED_VOL), venue_market.implied_vol
     )
+    assets = np.array([column.get(s, -1) for s in book.assets.symbols], dtype=np.int64)
+    shocked_asset_usd = asset_price_usd * padded[assets]
     market = dataclasses.replace(
         venue_market,
         index_price_usd=venue_market.index_price_usd * f_under,
         mark_price=venue_market.mark_price * f_inst,  # NaN stays NaN (defaults follow the index)
         forward_price_usd=venue_market.forward_price_usd * f_inst,
         implied_vol=vol,
+        asset_price_usd=shocked_asset_usd,
     )
-    assets = np.array([column.get(s, -1) for s in book.assets.symbols], dtype=np.int64)
-    return market, asset_price_usd * padded[assets]
+    return market, shocked_asset_usd
 
 
 # -- the scenario pass: every account after every scenario ------------------------------------
@@ -309,7 +316,8 @@ def screen(
     pnl: FloatArray = positions @ reval.d_unit_value_usd + weighted @ reval.d_entry_coefficient_usd
     indptr, asset, units = book.balance_csr
     value = sp.csr_array(
-        (units * book.assets.price_usd[asset], asset, indptr), shape=(book.n_accounts, book.assets.n_assets)
+        (units * market.asset_prices(book.assets)[asset], asset, indptr),
+        shape=(book.n_accounts, book.assets.n_assets),
     )
     pnl = pnl + value @ reval.d_asset_factor
     if funding_carry is not None:
@@ -382,14 +390,14 @@ class StressShard:
             cash_units=cash,
             collateral_units=units,
         )
-        self._asset_price = book.assets.price_usd.copy()
+        self._asset_price = venue.market.asset_prices(book.assets).copy()
         # Float mirrors of the integer holdings, what the engine's Book reads; refreshed only where
         # a round changed something (a full rebuild per round cost 0.16 s at 1M accounts).
         self._quantity = np.zeros(0)
         self._balances = np.zeros((0, 0))
         self._refresh(None, None)
         self._touched_rows: list[IntArray] = []
-        self.engine = RiskEngine(self._book_now(self._asset_price), venue.market, model)
+        self.engine = RiskEngine(self._book_now(), venue.market, model)
         self._equity_today = self.engine.result.equity_usd.copy()
         self._prices = self._slot_prices()
         load_kernels(self.holdings, self._prices)  # now, not inside the first round
@@ -433,17 +441,12 @@ class StressShard:
             self._balances[rows] = h.collateral_units[rows] * COLLATERAL_UNIT
         self._balances[rows, cash] = h.cash_units[rows] * CASH_UNIT
 
-    def _book_now(self, asset_price_usd: FloatArray) -> Book:
+    def _book_now(self) -> Book:
         book = self._venue.book
         positions = sp.csr_array(
             (self._quantity, book.positions.indices, book.positions.indptr), shape=book.positions.shape
         )
-        return dataclasses.replace(
-            book,
-            assets=book.assets.with_prices(asset_price_usd),
-            positions=positions,
-            balances=self._balances,
-        )
+        return dataclasses.replace(book, positions=positions, balances=self._balances)
 
     def liquidate(self, round_market: RoundMarket, rule: LiquidationRule) -> ShardRound:
         """Settle funding (first round), re-margin at the round's market, liquidate (module doc)."""
@@ -465,9 +468,10 @@ class StressShard:
         )
         self._asset_price = round_market.asset_price_usd
         if same_prices:  # prices as last round: only the accounts it changed can differ
-            self.engine.on_holdings(self._book_now(round_market.asset_price_usd), self._touched())
+            self.engine.on_holdings(self._book_now(), self._touched())
         else:
-            self.engine.on_book(self._book_now(round_market.asset_price_usd), round_market.market)
+            market = round_market.market.with_asset_prices(round_market.asset_price_usd)
+            self.engine.on_book(self._book_now(), market)
         self._touched_rows = []
         result = self.engine.result
         self._prices = self._slot_prices()
@@ -844,6 +848,7 @@ def run_cascade(
     ]
     factor_of_asset = np.array([factors.index(s) for s in book.assets.symbols], dtype=np.int64)
     spot_today = revalue(instruments, venue.market).spot_usd
+    today_asset_usd = venue.market.asset_prices(venue.book.assets)
     n = runner.n_shards
     total_rounds = len(path) * max_rounds
     for step, shock in enumerate(path):
@@ -852,7 +857,7 @@ def run_cascade(
             first = step == 0 and round_number == 1
             factor = shock.price_factor * impact.factor(factors, flow)
             market, asset_price = shocked_market(
-                venue.market, venue.book.assets.price_usd, book, factors, factor, shock.vol_shift
+                venue.market, today_asset_usd, book, factors, factor, shock.vol_shift
             )
             round_market = RoundMarket(
                 market=market,
@@ -929,7 +934,7 @@ def run_cascade(
             round_flow = np.zeros(len(factors))
             np.add.at(round_flow, factor_of_instrument, -closed_quantity * valuation.delta_usd * spot_today)
             traded_usd = totals.collateral_traded_units * COLLATERAL_UNIT * asset_price
-            traded_today = totals.collateral_traded_units * COLLATERAL_UNIT * venue.book.assets.price_usd
+            traded_today = totals.collateral_traded_units * COLLATERAL_UNIT * today_asset_usd
             np.add.at(round_flow, factor_of_asset, -traded_today)
             gross = totals.closed_abs_lots * LOT * valuation.notional_usd
             by_under = np.bincount(

@@ -1351,7 +1351,6 @@ class Venue:
             )
             changes = monitor.on_market(
                 market_of(view, config),
-                asset_price_usd=np.array([prices[s] for s in config.assets.symbols]),
                 now_ns=now,
                 params=config.margin_call,
             )

@@ -74,8 +74,8 @@ def test_solvency_ledger_tree_total_equals_the_ledger_exactly():
 def test_solvency_report_in_kind_and_haircut_surplus():
     assets = AssetTable.from_assets(
         [
-            Asset(symbol="USDC", price_usd=1.0),
-            Asset(symbol="BTC", price_usd=50_000.0, haircut_tiers=(HaircutTier(above=0, haircut=0.1),)),
+            Asset(symbol="USDC"),
+            Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0, haircut=0.1),)),
         ]
     )
     report = solvency_report(
@@ -87,6 +87,7 @@ def test_solvency_report_in_kind_and_haircut_surplus():
         },
         decimals={"USDC": 6, "BTC": 8},
         assets=assets,
+        asset_price_usd=np.array([1.0, 50_000.0]),
         location_factor={("BTC", "bridge"): 0.5},
     )
     usdc, btc = report.assets

@@ -26,6 +26,7 @@ from crossmargin.core.margin.options_rule import (
     option_unit_margin,
 )
 from crossmargin.core.margin.result import MarginResult
+from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term
 
 FloatArray = npt.NDArray[np.float64]
@@ -265,8 +266,11 @@ class BookTotals:
     gross_value_usd: FloatArray
 
 
-def book_totals(book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams) -> BookTotals:
-    """Whole book to per-account totals in one fused pass (numba, parallel over accounts)."""
+def book_totals(
+    book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams, asset_price_usd: FloatArray
+) -> BookTotals:
+    """Whole book to per-account totals in one fused pass (numba, parallel over accounts);
+    asset_price_usd (K,) USD per unit of each collateral asset."""
     assets = book.assets
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
     n = book.n_accounts
@@ -281,7 +285,7 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
         instrument_records(book, valuation, option_margin),
         book.instruments.tier_floor_usd.shape[1],
         book.balances,
-        assets.price_usd,
+        asset_price_usd,
         assets.liability_weight,
         assets.tier_floor,
         assets.tier_haircut,
@@ -385,6 +389,7 @@ def _book_kernel(
 def risk_based_result(
     name: str,
     book: Book,
+    market: MarketState,
     valuation: InstrumentValuation,
     *,
     initial_margin_usd: FloatArray,
@@ -392,7 +397,7 @@ def risk_based_result(
 ) -> MarginResult:
     """A pooled result for a risk-based model (portfolio, sensitivity, VaR): the requirement is the
     model's, equity is model-independent (the same value pass as cross margin)."""
-    values = book_totals(book, valuation, OptionMarginParams())
+    values = book_totals(book, valuation, OptionMarginParams(), market.asset_prices(book.assets))
     return MarginResult.pooled(
         model=name,
         collateral_value_usd=values.collateral_value_usd,
