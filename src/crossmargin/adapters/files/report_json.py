@@ -198,7 +198,7 @@ def write_margin_json(
                 + chunk.collateral.asset.size * int(collateral_bytes)
             )
             out = np.empty(capacity, dtype=np.uint8)
-            n = kernel.render_accounts(
+            n = kernel.render_accounts.for_work(capacity)(
                 out,
                 rendered,
                 cursor[:-1] + 1,  # each column starts with "["

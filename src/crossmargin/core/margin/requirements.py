@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
+from crossmargin.core.jit import kernel, prange
 import numpy as np
 import numpy.typing as npt
 
@@ -121,7 +121,7 @@ def fused_position_requirements(
     table = book.instruments
     n = quantity.shape[0]
     out = np.empty((4, n))
-    _position_kernel(
+    _position_kernel.for_work(n)(
         np.ascontiguousarray(instrument_index, dtype=np.int64),
         np.ascontiguousarray(quantity, dtype=np.float64),
         np.ascontiguousarray(entry_price, dtype=np.float64),
@@ -189,7 +189,7 @@ def instrument_records(
     return records
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def tier_base(records: np.ndarray, i: int, notional: float, n_tiers: int) -> int:
     """Column of the first field of the tier `notional` (USD, >= 0) reaches in instrument i's
     record: the last tier whose floor it reaches. Floors are strictly increasing (MarginSchedule
@@ -204,7 +204,7 @@ def tier_base(records: np.ndarray, i: int, notional: float, n_tiers: int) -> int
     return base
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _position_kernel(
     instrument_index: np.ndarray,
     quantity: np.ndarray,
@@ -221,7 +221,7 @@ def _position_kernel(
     out: np.ndarray,
 ) -> None:
     # Each line mirrors position_requirements (same operands, same order: the same rounding).
-    for p in numba.prange(quantity.shape[0]):
+    for p in prange(quantity.shape[0]):
         i = instrument_index[p]
         q = quantity[p]
         e = entry_price[p]
@@ -271,7 +271,8 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
     n = book.n_accounts
     out = np.empty((5, n))
-    _book_kernel(
+    work = book.positions.nnz + book.balances.size
+    _book_kernel.for_work(work)(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
@@ -295,7 +296,7 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def balance_value_usd(
     balances: np.ndarray,
     a: int,
@@ -318,7 +319,7 @@ def balance_value_usd(
     return float(price[k] * (hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t])))
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _book_kernel(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -336,7 +337,7 @@ def _book_kernel(
 ) -> None:
     n_accounts = indptr.shape[0] - 1
     n_assets = balances.shape[1]
-    for a in numba.prange(n_accounts):
+    for a in prange(n_accounts):
         collateral = 0.0
         gross = 0.0
         for k in range(n_assets):

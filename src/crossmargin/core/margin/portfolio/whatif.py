@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_number, check_row
-from crossmargin.core.margin.portfolio.backend import KernelBackend, kernel_backend
+from crossmargin.core.margin.portfolio.backend import KernelBackend, kernel_backend, kernel_work
 from crossmargin.core.margin.portfolio.inputs import KernelInputs, kernel_inputs
 from crossmargin.core.margin.portfolio.kernel import WhatIfBook
 from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, AddOns
@@ -63,8 +63,9 @@ class PortfolioSnapshot:
         *,
         kernel: str | None = None,
     ) -> PortfolioSnapshot:
-        """`kernel`: "simd" or "numba" (backend.py), None for the one CROSSMARGIN_KERNEL names;
-        the numbers are the same."""
+        """`kernel`: "simd", "numba" or "python" (backend.py), None for the one
+        CROSSMARGIN_KERNEL names for the whole book's work (a small book's what-ifs run as Python,
+        ~1 ms each; a big one's compiled, ~10 us); the numbers are the same."""
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         revalued = model.revalued_scenarios(book, market, valuation)
         return cls.from_scenarios(
@@ -123,7 +124,7 @@ class PortfolioSnapshot:
                 [u in packed.general_underlyings for u in book.instruments.underlyings], dtype=np.bool_
             ),
         )
-        backend = kernel_backend(kernel)
+        backend = kernel_backend(kernel, work=kernel_work(book.position_runs, packed.arrays))
         return cls(
             book=book,
             kernel=packed,
