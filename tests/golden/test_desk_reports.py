@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from crossmargin.cli.main import app
+from crossmargin.core import jit
 from tests.conftest import shared_data_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +75,15 @@ def _cases() -> list[tuple[str, list[str], bool]]:
 
 
 MARGIN_CASES = _cases()
+
+
+@pytest.fixture(params=["compiled", "python"], autouse=True)
+def kernel_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every report twice: with the kernels CROSSMARGIN_KERNEL names (compiled in the suite,
+    tests/conftest.py), and interpreted, as `auto` runs them on this small book (core.jit)."""
+    if request.param == "python":
+        monkeypatch.setattr(jit, "environment_mode", lambda: "python")
+    return str(request.param)
 
 
 def _compare(

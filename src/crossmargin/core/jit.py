@@ -13,22 +13,31 @@ it calls bound to that kernel's own compiled build. Called directly (`kernel(...
 work is small, the Python function runs as it is: `prange` is `range`, the kernels it calls run
 as Python too, and numba is never imported. The same source in the same order of operations:
 the interpreted run is IEEE float64 arithmetic step for step like the compiled one (numba
-compiles without fastmath, so no fused multiply-add), so the two give the same numbers
-(tests/core/test_jit.py and the backend-agreement property tests check it).
+compiles without fastmath, so no fused multiply-add), so the two give the same bits, except where
+a kernel calls a transcendental function: CPython's `log` and numba's differ in the last ulp on
+some arguments (Black-76 prices move by ~1e-16 of the forward). tests/core/test_jit.py and the
+backend-agreement property tests check both.
 
 Why: a small book needs microseconds of arithmetic, but the first compiled kernel of a process
-costs `import numba` and its CPU-target set-up (~1.3 s here, measured by bench/bench_startup.py's
-cached-kernel floor), and a kernel not yet in numba's disk cache costs seconds of LLVM compile
-(a cold `margin --model portfolio` of examples/desk.yaml: ~14 s). Interpreted Python does roughly
-5-10 M of the kernels' inner-loop steps per second (measured by bench/bench_startup.py), so below
-`INTERPRET_BELOW` steps the interpreter finishes before numba would have started.
+costs `import numba` and its CPU-target set-up (~1.3 s here, bench/bench_startup.py's cached-kernel
+floor), and a kernel not yet in numba's disk cache costs seconds of LLVM compile (a cold
+`margin --model portfolio` of examples/desk.yaml: ~14 s on an Intel Xeon, 24-26 s on an AMD EPYC).
+
+When to compile is the ski-rental problem (rent skis until the rent paid equals the price, then
+buy: never more than twice the cost of the best choice made knowing the future). Each call site
+states its `work` as the microseconds the interpreter would take (its natural count times a cost
+per item measured on an Intel Xeon under load: bench/bench_startup.py, `--calibrate`). Under
+`auto` a process interprets while the interpreted work it has done, this call included, stays
+within INTERPRET_BUDGET_US, about what numba's start-up costs; a call bigger than the rest of the
+budget, and every call after it, runs compiled. A one-shot command on a small book never imports
+numba; a big book, or a long loop over a small one, compiles once and stays compiled.
 
 The mode, read once per process from the environment:
 
     CROSSMARGIN_KERNEL=auto|python|simd|numba   (unset or empty: auto)
 
-    auto    interpreted below INTERPRET_BELOW steps of work, compiled above (the portfolio kernel
-            then with core.simd's intrinsics)
+    auto    interpreted within the process's INTERPRET_BUDGET_US, compiled after (the portfolio
+            kernel then with core.simd's intrinsics)
     python  always interpreted (no numba import at all; slow on big books)
     simd    always compiled, the portfolio kernel with core.simd's intrinsics
     numba   always compiled, the portfolio kernel with the plain-numba scenario pass
@@ -43,20 +52,21 @@ import functools
 import os
 import types
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from crossmargin.errors import InputError
 
 KERNEL_VARIABLE = "CROSSMARGIN_KERNEL"
 MODES = ("auto", "python", "simd", "numba")
-# Inner-loop steps (a call site's `work`: e.g. positions x scenario columns) below which `auto`
-# interprets. ~0.05-0.1 s of interpreted Python, against the ~1.3 s floor of a process's first
-# cached compiled kernel (bench/bench_startup.py measures both).
-INTERPRET_BELOW = 500_000
+# Microseconds of interpreted kernel work a process does under `auto` before it compiles: about
+# the ~1.3 s floor of a process's first cached compiled kernel (bench/bench_startup.py).
+INTERPRET_BUDGET_US = 1_000_000
 
 prange = range  # numba.prange in compiled builds (`compiled_copy` rebinds it)
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def mode_from_environment(environ: Mapping[str, str]) -> str:
@@ -74,56 +84,64 @@ def environment_mode() -> str:
     return mode_from_environment(os.environ)
 
 
+class _Budget:
+    """The interpreted work done so far in this process, microseconds (estimated)."""
+
+    spent_us = 0
+
+
 def interpret(work: int, mode: str | None = None) -> bool:
-    """True when a kernel call of `work` inner-loop steps runs as Python under `mode` (None: the
-    environment's)."""
+    """True when a kernel call of `work` estimated microseconds runs as Python under `mode` (None:
+    the environment's); under auto, counted against the process's INTERPRET_BUDGET_US."""
     chosen = environment_mode() if mode is None else mode
-    if chosen == "python":
-        return True
-    return chosen == "auto" and work < INTERPRET_BELOW
+    if chosen != "auto":
+        return chosen == "python"
+    if _Budget.spent_us + work > INTERPRET_BUDGET_US:
+        return False
+    _Budget.spent_us += work
+    return True
 
 
-class Kernel:
+class Kernel(Generic[P, R]):
     """A Python function that numba can compile (see the module docstring)."""
 
-    def __init__(self, function: Callable[..., Any], options: Mapping[str, Any]) -> None:
+    def __init__(self, function: Callable[P, R], options: Mapping[str, Any]) -> None:
         self.python = function
         self.options = dict(options)
         self.__name__ = function.__name__
         self.__doc__ = function.__doc__
-        self._compiled: Any = None
+        self._compiled: Callable[P, R] | None = None
 
-    def __call__(self, *args: Any) -> Any:
-        return self.python(*args)
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.python(*args, **kwargs)
 
-    def compiled(self) -> Any:
+    def compiled(self) -> Callable[P, R]:
         """The numba build (a dispatcher), built on the first call, loaded from the disk cache
         when it is there."""
         if self._compiled is None:
             self._compiled = compiled_copy(self.python, self.python.__qualname__, {}, **self.options)
         return self._compiled
 
-    def for_work(self, work: int, mode: str | None = None) -> Callable[..., Any]:
-        """The Python function or the compiled build, as `interpret(work, mode)` says."""
+    def for_work(self, work: int, mode: str | None = None) -> Callable[P, R]:
+        """The Python function or the compiled build, as `interpret(work, mode)` says (`work`:
+        estimated microseconds interpreted)."""
         return self.python if interpret(work, mode) else self.compiled()
 
 
-def kernel(**options: Any) -> Callable[[Callable[..., Any]], Kernel]:
+def kernel(**options: Any) -> Callable[[Callable[P, R]], Kernel[P, R]]:
     """Decorator: a `Kernel` compiled with numba.njit(cache=True, **options) when compiled."""
 
-    def wrap(function: Callable[..., Any]) -> Kernel:
+    def wrap(function: Callable[P, R]) -> Kernel[P, R]:
         return Kernel(function, options)
 
     return wrap
 
 
-def compiled_copy(
-    function: Callable[..., Any], name: str, rebound: Mapping[str, Any], **options: Any
-) -> Any:
+def compiled_copy(function: Callable[..., Any], name: str, rebound: Mapping[str, Any], **options: Any) -> Any:
     """numba.njit(cache=True, **options) of a copy of `function` named `name` (numba's cache
     files are named by it), whose globals bind `prange` to numba.prange, every `Kernel` it names
     to that kernel's compiled build, and then `rebound`'s names to their values. Imports numba."""
-    import numba  # noqa: PLC0415 - the one place crossmargin imports numba for its kernels
+    import numba
 
     scope = dict(function.__globals__)
     for global_name in function.__code__.co_names:

@@ -47,7 +47,6 @@ from numba.extending import intrinsic
 from crossmargin.core.simd_layout import LANES, MAX_VECTORS, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
 
 
-
 def _int_vector(t: Any) -> bool:
     return isinstance(t, types.Array) and t.ndim == 1 and isinstance(t.dtype, types.Integer)
 

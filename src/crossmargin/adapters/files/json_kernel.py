@@ -15,8 +15,9 @@ each key template carrying its own leading separator and indentation.
 
 from __future__ import annotations
 
-from crossmargin.core.jit import kernel, prange
 import numpy as np
+
+from crossmargin.core.jit import kernel
 
 ACCOUNT_FIRST = 0  # before the first account of the report
 ACCOUNT_NEXT = 1  # before every other account (the comma)

@@ -52,13 +52,13 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from crossmargin.core.jit import kernel, prange
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_all, check_range
+from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin import MarginModel
 from crossmargin.core.margin.result import Breakdown, MarginResult, margin_ratio
 from crossmargin.core.market import MarketState
@@ -379,7 +379,7 @@ def crowding_addon_usd(
     positions = book.positions
     asset_of = np.array([book.assets.index.get(u, -1) for u in table.underlyings], dtype=np.int64)
     out = np.zeros(book.n_accounts)
-    _addon_kernel.for_work(positions.nnz)(
+    _addon_kernel.for_work(16 * positions.nnz)(  # interpreted: ~16 us a position (core.jit)
         positions.indptr.astype(np.int64),
         positions.indices.astype(np.int64),
         positions.data.astype(np.float64),

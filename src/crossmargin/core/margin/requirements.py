@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crossmargin.core.jit import kernel, prange
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import tier_index, tiered_margin_usd
+from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin.options_rule import (
     OptionMarginParams,
     OptionUnitMargin,
@@ -30,6 +30,10 @@ from crossmargin.core.pricing import InstrumentValuation, entry_term
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# Interpreted cost of the kernels (core.jit), microseconds per position or balance (measured,
+# bench/bench_startup.py --calibrate)
+INTERPRETED_US_PER_POSITION = 16
+INTERPRETED_US_PER_ITEM = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ def fused_position_requirements(
     table = book.instruments
     n = quantity.shape[0]
     out = np.empty((4, n))
-    _position_kernel.for_work(n)(
+    _position_kernel.for_work(INTERPRETED_US_PER_POSITION * n)(
         np.ascontiguousarray(instrument_index, dtype=np.int64),
         np.ascontiguousarray(quantity, dtype=np.float64),
         np.ascontiguousarray(entry_price, dtype=np.float64),
@@ -271,7 +275,7 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
     n = book.n_accounts
     out = np.empty((5, n))
-    work = book.positions.nnz + book.balances.size
+    work = INTERPRETED_US_PER_ITEM * (book.positions.nnz + book.balances.size)
     _book_kernel.for_work(work)(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,

@@ -5,8 +5,8 @@ scenario pass of scenario_pass.py: portable, 2-4x slower on the bench book, same
 compile; for small books, where numba's start-up costs more than the arithmetic).
 
     CROSSMARGIN_KERNEL=auto|python|simd|numba     read once per process (core.jit), default auto:
-                                                  python below core.jit.INTERPRET_BELOW steps of
-                                                  work (positions x scenario columns), simd above
+                                                  python within the process's budget of
+                                                  interpreted work (core.jit), simd after
 
 The simd build is checked once per process before it is used: it must compile and give finite
 numbers on a small account (parity with the plain build, bit for bit, is tested in CI). If it does
@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from crossmargin.core import jit, position_runs, simd_layout
-from crossmargin.core.position_runs import PositionRuns
 from crossmargin.core.margin.portfolio import kernel, scenario_pass
 from crossmargin.core.margin.portfolio.inputs import KernelArrays
 from crossmargin.core.margin.portfolio.kernel import AccountStreams, KernelOutputs, WhatIfBook
+from crossmargin.core.position_runs import PositionRuns
 from crossmargin.core.simd_layout import LANES
 from crossmargin.errors import InputError
 
@@ -71,7 +71,7 @@ class KernelBackend:
         what-if is already a plain function."""
         if self.name == "python":
             return self.what_if  # type: ignore[no-any-return]
-        import numba  # noqa: PLC0415 - compiled builds only
+        import numba
 
         signature = (
             numba.typeof(book),  # type: ignore[no-untyped-call]
@@ -87,16 +87,18 @@ class KernelBackend:
 
 
 def kernel_from_environment(environ: Mapping[str, str], *, work: int = 0) -> str:
-    """The build CROSSMARGIN_KERNEL names for `work` steps (auto: python below
-    core.jit.INTERPRET_BELOW, simd above); InputError naming the variable for anything unknown."""
+    """The build CROSSMARGIN_KERNEL names for `work` (estimated microseconds interpreted; auto:
+    python within core.jit's budget, simd beyond); InputError naming the variable for anything
+    unknown. Under auto, a python answer spends that budget."""
     mode = jit.mode_from_environment(environ)
     return _resolved(mode, work)
 
 
 def kernel_work(streams: AccountStreams | PositionRuns, market: KernelArrays) -> int:
-    """The steps of one pass over the book: (positions + balances) x scenario columns."""
+    """Estimated microseconds of one interpreted pass over the book: ~2 us per (position or
+    balance) x scenario column (measured, bench/bench_startup.py --calibrate)."""
     balances = streams.balance_units.size if isinstance(streams, AccountStreams) else 0
-    return (int(streams.quantity.size) + int(balances)) * int(market.scenario_rows.shape[1])
+    return 2 * (int(streams.quantity.size) + int(balances)) * int(market.scenario_rows.shape[1])
 
 
 def _resolved(mode: str, work: int) -> str:
@@ -107,7 +109,7 @@ def _resolved(mode: str, work: int) -> str:
 
 def kernel_backend(name: str | None = None, *, work: int = 0) -> KernelBackend:
     """The build named ("simd", "numba" or "python"), or with None the one CROSSMARGIN_KERNEL
-    names for `work` steps (positions x scenario columns)."""
+    names for `work` (`kernel_work`)."""
     if name is None:
         name = _resolved(jit.environment_mode(), work)
     elif name not in KERNELS:
@@ -148,8 +150,8 @@ def checked_or_plain(build: Callable[[], KernelBackend]) -> KernelBackend:
     # Whatever numba or llvmlite raise when their internals moved (TypingError, LoweringError,
     # AttributeError, ...), or different numbers: the portable build still works.
     except Exception as error:
-        import llvmlite  # noqa: PLC0415 - compiled builds only
-        import numba  # noqa: PLC0415
+        import llvmlite
+        import numba
 
         warnings.warn(
             f"crossmargin: the simd portfolio kernel is unavailable with numba {numba.__version__} "
@@ -164,7 +166,7 @@ def checked_or_plain(build: Callable[[], KernelBackend]) -> KernelBackend:
 
 def _simd_pass() -> dict[str, Callable[..., Any]]:
     """core.simd's intrinsics under the names kernel.py calls."""
-    from crossmargin.core import simd  # noqa: PLC0415 - imports numba
+    from crossmargin.core import simd
 
     return {
         "two_stream_row_sum": simd.two_stream_row_sum,

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from crossmargin.core.jit import prange
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core.jit import prange
 from crossmargin.core.margin.portfolio.addons import FLOOR_LANE
 from crossmargin.core.margin.portfolio.inputs import KernelArrays
 from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, PROVISIONS

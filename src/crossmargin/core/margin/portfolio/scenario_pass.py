@@ -36,95 +36,109 @@ from crossmargin.core.jit import kernel
 from crossmargin.core.simd_layout import LANES, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
 
 Array = np.ndarray  # typed by numba at the call; shapes and dtypes as core.simd states
+SIDE_WEIGHT_ARGUMENT = 16  # two_stream_row_sum's side_weight: None means no side stream
 
 
-def two_stream_row_sum(
-    index: Array,
-    weight: Array,
-    start: int,
-    stop: int,
-    row_of: Array,
-    scale: Array,
-    rows: Array,
-    index_b: Array,
-    weight_b: Array,
-    start_b: int,
-    stop_b: int,
-    rows_b: Array,
-    col0: int,
-    out: Array,
-    n_vectors: int,
-    prefetch_ahead: int,
-    side_weight: Any,
-    side_stop: Any,
-    side_rows: Any,
-    side_initial: Any,
-    side_initial_row: Any,
-    side_out: Any,
-) -> None:
-    """core.simd.two_stream_row_sum (prefetch_ahead is ignored: a hint, not a number), with the
-    side stream or (all its arguments None) without. Runs as Python; numba inlines it
-    (`register_overloads`)."""
-    split = start  # positions [start, split) with the side sums, then [split, stop)
-    if side_weight is not None:  # a branch numba prunes by the argument's type
-        split = side_stop
-        for lane in range(LANES):
-            # multiplier(w): |w|, but max(-w, 0) on the short lane and w on the signed lane
-            even = side_initial[side_initial_row, lane]
-            odd_lane = 0.0
-            p = start
-            while p < split:
-                w = side_weight[p]
-                if lane == SIDE_SHORT_LANE:
-                    w = -w if w < 0.0 else 0.0
-                elif lane != SIDE_SIGNED_LANE:
-                    w = abs(w)
-                term = w * side_rows[index[p], lane]
-                if (p - start) % 2 == 0:
-                    even += term
-                else:
-                    odd_lane += term
-                p += 1
-            side_out[lane] = even + odd_lane
-    n = LANES * n_vectors
-    odd = np.empty(n)
-    for c in range(n):
-        out[col0 + c] = 0.0
-    # Positions: the run up to split, then the rest, each from its own zero odd sums.
-    for run_start, run_stop in ((start, split), (split, stop)):
+def _row_sums(with_side: bool) -> Callable[..., None]:
+    """core.simd.two_stream_row_sum with the side stream (with_side) or without (its arguments
+    all None): a closure, so that numba drops the other branch when it compiles it."""
+
+    def sums(
+        index: Array,
+        weight: Array,
+        start: int,
+        stop: int,
+        row_of: Array,
+        scale: Array,
+        rows: Array,
+        index_b: Array,
+        weight_b: Array,
+        start_b: int,
+        stop_b: int,
+        rows_b: Array,
+        col0: int,
+        out: Array,
+        n_vectors: int,
+        prefetch_ahead: int,
+        side_weight: Any,
+        side_stop: Any,
+        side_rows: Any,
+        side_initial: Any,
+        side_initial_row: Any,
+        side_out: Any,
+    ) -> None:
+        split = start  # positions [start, split) with the side sums, then [split, stop)
+        if with_side:
+            split = side_stop
+            for lane in range(LANES):
+                # multiplier(w): |w|, but max(-w, 0) on the short lane and w on the signed lane
+                even = side_initial[side_initial_row, lane]
+                odd_lane = 0.0
+                p = start
+                while p < split:
+                    w = side_weight[p]
+                    if lane == SIDE_SHORT_LANE:
+                        w = -w if w < 0.0 else 0.0
+                    elif lane != SIDE_SIGNED_LANE:
+                        w = abs(w)
+                    term = w * side_rows[index[p], lane]
+                    if (p - start) % 2 == 0:
+                        even += term
+                    else:
+                        odd_lane += term
+                    p += 1
+                side_out[lane] = even + odd_lane
+        n = LANES * n_vectors
+        odd = np.empty(n)
+        for c in range(n):
+            out[col0 + c] = 0.0
+        # Positions: the run up to split, then the rest, each from its own zero odd sums.
+        for run_start, run_stop in ((start, split), (split, stop)):
+            odd[:] = 0.0
+            p = run_start
+            while p + 1 < run_stop:
+                i, j = index[p], index[p + 1]
+                w_even, w_odd = weight[p] * scale[i], weight[p + 1] * scale[j]
+                r_even, r_odd = row_of[i], row_of[j]
+                for c in range(n):
+                    out[col0 + c] += w_even * rows[r_even, col0 + c]
+                    odd[c] += w_odd * rows[r_odd, col0 + c]
+                p += 2
+            if p < run_stop:
+                i = index[p]
+                w_even, r_even = weight[p] * scale[i], row_of[i]
+                for c in range(n):
+                    out[col0 + c] += w_even * rows[r_even, col0 + c]
+            for c in range(n):
+                out[col0 + c] += odd[c]
+        # Balances: direct rows, no scale.
         odd[:] = 0.0
-        p = run_start
-        while p + 1 < run_stop:
-            i, j = index[p], index[p + 1]
-            w_even, w_odd = weight[p] * scale[i], weight[p + 1] * scale[j]
-            r_even, r_odd = row_of[i], row_of[j]
+        p = start_b
+        while p + 1 < stop_b:
+            w_even, w_odd = weight_b[p], weight_b[p + 1]
+            r_even, r_odd = index_b[p], index_b[p + 1]
             for c in range(n):
-                out[col0 + c] += w_even * rows[r_even, col0 + c]
-                odd[c] += w_odd * rows[r_odd, col0 + c]
+                out[col0 + c] += w_even * rows_b[r_even, col0 + c]
+                odd[c] += w_odd * rows_b[r_odd, col0 + c]
             p += 2
-        if p < run_stop:
-            i = index[p]
-            w_even, r_even = weight[p] * scale[i], row_of[i]
+        if p < stop_b:
+            w_even, r_even = weight_b[p], index_b[p]
             for c in range(n):
-                out[col0 + c] += w_even * rows[r_even, col0 + c]
+                out[col0 + c] += w_even * rows_b[r_even, col0 + c]
         for c in range(n):
             out[col0 + c] += odd[c]
-    # Balances: direct rows, no scale.
-    odd[:] = 0.0
-    p = start_b
-    while p + 1 < stop_b:
-        w_even, w_odd = weight_b[p], weight_b[p + 1]
-        r_even, r_odd = index_b[p], index_b[p + 1]
-        for c in range(n):
-            out[col0 + c] += w_even * rows_b[r_even, col0 + c]
-            odd[c] += w_odd * rows_b[r_odd, col0 + c]
-        p += 2
-    if p < stop_b:
-        w_even, r_even = weight_b[p], index_b[p]
-        for c in range(n):
-            out[col0 + c] += w_even * rows_b[r_even, col0 + c]
-    for c in range(n):
-        out[col0 + c] += odd[c]
+
+    return sums
+
+
+_ROW_SUMS = {True: _row_sums(True), False: _row_sums(False)}
+
+
+def two_stream_row_sum(*args: Any) -> None:
+    """core.simd.two_stream_row_sum (prefetch_ahead is ignored: a hint, not a number), arguments
+    as there (the side stream's six last, or None). Runs as Python; compiled code inlines the
+    `_row_sums` build its argument types pick (`register_overloads`)."""
+    _ROW_SUMS[args[SIDE_WEIGHT_ARGUMENT] is not None](*args)
 
 
 def two_stream_row_sum_worst(
@@ -198,17 +212,28 @@ def register_overloads() -> None:
     inlined into its caller (typed inlining, as the intrinsics are), its own source as the
     implementation, so that numba prunes the side stream's branch when its arguments are None.
     Once per process, before the first compiled build of the portfolio kernel (backend.py)."""
-    from numba.extending import overload  # noqa: PLC0415 - numba only for compiled builds
+    from numba.extending import overload
 
-    for function in (two_stream_row_sum, two_stream_row_sum_worst):
-        overload(function, inline="always")(_typing(function))
+    overload(two_stream_row_sum, inline="always")(
+        _typing(_ROW_SUMS[True], lambda args: _ROW_SUMS[args[SIDE_WEIGHT_ARGUMENT] is not types_none()])
+    )
+    overload(two_stream_row_sum_worst, inline="always")(
+        _typing(two_stream_row_sum_worst, lambda args: two_stream_row_sum_worst)
+    )
 
 
-def _typing(implementation: Callable[..., Any]) -> Callable[..., Any]:
-    # The typing function's signature must be the implementation's (numba compares them, through
-    # __wrapped__), annotations included.
-    @functools.wraps(implementation)
-    def typing(*args: Any) -> Callable[..., Any]:
-        return implementation
+def types_none() -> Any:
+    from numba import types
+
+    return types.none
+
+
+def _typing(signature: Callable[..., Any], pick: Callable[[tuple[Any, ...]], Any]) -> Callable[..., Any]:
+    """A typing function with `signature`'s parameters (numba compares them with the
+    implementation's, through __wrapped__, annotations included), returning `pick(arg types)`."""
+
+    @functools.wraps(signature)
+    def typing(*args: Any) -> Any:
+        return pick(args)
 
     return typing
