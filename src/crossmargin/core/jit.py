@@ -4,7 +4,7 @@ interpreted by CPython for small work.
     @kernel(parallel=True, nogil=True)
     def _book_kernel(...): ... for a in prange(n): ...
 
-    _book_kernel.for_work(n_positions)(*arrays)     # picks the way by the work and the mode
+    _book_kernel.for_work(10 * n_positions)(*arrays)   # work: estimated us interpreted
 
 A `Kernel` keeps the Python function. `compiled()` builds it with numba the first time it is asked
 for (`numba.njit(cache=True, **options)`, machine code cached on disk, see `_numba_cache`), on a
@@ -24,7 +24,8 @@ floor), and a kernel not yet in numba's disk cache costs seconds of LLVM compile
 `margin --model portfolio` of examples/desk.yaml: ~14 s on an Intel Xeon, 24-26 s on an AMD EPYC).
 
 When to compile is the ski-rental problem (rent skis until the rent paid equals the price, then
-buy: never more than twice the cost of the best choice made knowing the future). Each call site
+buy: never more than twice the cost of the best choice made knowing the future;
+https://en.wikipedia.org/wiki/Ski_rental_problem). Each call site
 states its `work` as the microseconds the interpreter would take (its natural count times a cost
 per item measured on an Intel Xeon under load: bench/bench_startup.py, `--calibrate`). Under
 `auto` a process interprets while the interpreted work it has done, this call included, stays
