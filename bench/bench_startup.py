@@ -210,7 +210,9 @@ def calibrate() -> dict[str, float]:
 
     from crossmargin.core import jit
     from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
-    from crossmargin.core.margin.portfolio import PortfolioMargin
+    from crossmargin.core.margin.portfolio import PortfolioMargin, kernel_backend, kernel_inputs
+    from crossmargin.core.margin.portfolio.kernel import KernelOutputs, account_streams
+    from crossmargin.core.margin.portfolio.totals import PortfolioTotals
     from crossmargin.core.margin.presets import portfolio_preset
     from crossmargin.core.margin.requirements import book_totals, fused_position_requirements
     from crossmargin.core.position_runs import position_runs
@@ -230,9 +232,27 @@ def calibrate() -> dict[str, float]:
     counts = rng.integers(1, 4, n_accounts)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     nnz = int(indptr[-1])
-    model = PortfolioMargin(portfolio_preset("deribit-pm"))
-    revalued = model.revalued_scenarios(book, market, valuation)
-    width = -(-revalued.scenarios.n_scenarios // 8) * 8  # kernel columns (whole vector blocks)
+    params = portfolio_preset("deribit-pm")
+    revalued = PortfolioMargin(params).revalued_scenarios(book, market, valuation)
+    packed = kernel_inputs(
+        book,
+        market,
+        valuation,
+        revalued.scenarios,
+        revalued.reval,
+        params.addons,
+        n_grid_scenarios=revalued.n_grid_scenarios,
+        numeraire=params.numeraire,
+    )
+    streams = account_streams(book.position_runs_for(packed.general_underlyings), book.balance_csr)
+    totals = PortfolioTotals.empty(book.n_accounts)
+    outputs = KernelOutputs(
+        grid_usd=totals.grid_usd,
+        worst_scenario=totals.worst_scenario,
+        min_delta_usd=totals.min_delta_usd,
+        addons_usd=totals.addons_usd,
+    )
+    width = int(packed.arrays.scenario_rows.shape[1])
     cases = {
         "book_totals per position or balance": (
             positions.nnz + book.balances.size,
@@ -283,9 +303,9 @@ def calibrate() -> dict[str, float]:
                 tail_counts=np.array([25]),
             ),
         ),
-        "portfolio pass per (position or balance) x column": (
-            (positions.nnz + int(np.count_nonzero(book.balances))) * width,
-            lambda: model.evaluate(book, market),
+        "portfolio kernel per (position or balance) x column": (
+            int(streams.quantity.size + streams.balance_units.size) * width,
+            lambda: kernel_backend("python").book(streams, packed.arrays, outputs),
         ),
     }
     found: dict[str, float] = {}

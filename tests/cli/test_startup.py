@@ -169,9 +169,12 @@ def test_the_example_book_margins_under_every_model_without_numba() -> None:
         from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioSnapshot
         from crossmargin.core.margin.presets import portfolio_preset
         from crossmargin.adapters.files import load_book
+        from crossmargin.core import jit
         for args in {runs!r}:
+            jit._Budget.spent_us = 0  # each command as in a fresh process (the budget is per process)
             result = CliRunner().invoke(app, args)
             assert result.exit_code == 0, (args, result.output)
+        jit._Budget.spent_us = 0
         loaded = load_book({book!r})
         snapshot = PortfolioSnapshot.build(PortfolioMargin(portfolio_preset("deribit-pm")), loaded.book, loaded.market)
         assert snapshot.what_if(0, instrument=1, quantity=2.0, price=88_000.0).initial_margin_usd > 0.0

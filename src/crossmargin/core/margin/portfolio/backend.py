@@ -95,10 +95,10 @@ def kernel_from_environment(environ: Mapping[str, str], *, work: int = 0) -> str
 
 
 def kernel_work(streams: AccountStreams | PositionRuns, market: KernelArrays) -> int:
-    """Estimated microseconds of one interpreted pass over the book: ~3 us per (position or
-    balance) x scenario column (measured, bench/bench_startup.py --calibrate)."""
+    """Estimated microseconds of one interpreted pass over the book: ~1 us per (position or
+    balance) x scenario column (measured 0.4-0.5 us, bench/bench_startup.py --calibrate)."""
     balances = streams.balance_units.size if isinstance(streams, AccountStreams) else 0
-    return 3 * (int(streams.quantity.size) + int(balances)) * int(market.scenario_rows.shape[1])
+    return (int(streams.quantity.size) + int(balances)) * int(market.scenario_rows.shape[1])
 
 
 def _resolved(mode: str, work: int) -> str:

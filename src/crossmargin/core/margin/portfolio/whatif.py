@@ -137,7 +137,7 @@ class PortfolioSnapshot:
             what_if_call = _InterpretedWhileBudgetLasts(
                 interpreted=what_if_call,
                 compile=lambda: kernel_backend(DEFAULT_KERNEL).what_if_for(what_if_book, packed.arrays),
-                work=3 * widest * int(packed.arrays.scenario_rows.shape[1]),  # us, as kernel_work
+                work=widest * int(packed.arrays.scenario_rows.shape[1]),  # us, as kernel_work
             )
         return cls(
             book=book,
