@@ -202,7 +202,7 @@ def cpu_model() -> str:
 
 
 def calibrate() -> dict[str, float]:
-    """Interpreted microseconds per unit of each kernel's `work` count (core.jit), measured in
+    """Interpreted microseconds (CPU) per unit of each kernel's `work` count (core.jit), measured in
     this process on a synthetic 2,000-account book (and random option and VaR inputs): the
     constants the call sites multiply their counts by. Prints and returns them."""
     sys.path.insert(0, str(ROOT / "src"))
@@ -311,9 +311,9 @@ def calibrate() -> dict[str, float]:
     found: dict[str, float] = {}
     print("\ninterpreted cost per unit (core.jit call sites' constants):")
     for name, (count, run) in cases.items():
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: the machine's other load does not count
         run()
-        found[name] = (time.perf_counter() - start) / count * 1e6
+        found[name] = (time.process_time() - start) / count * 1e6
         print(f"  {name:52} {found[name]:7.2f} us  ({count:,} units)")
     return found
 

@@ -27,7 +27,7 @@ When to compile is the ski-rental problem (rent skis until the rent paid equals 
 buy: never more than twice the cost of the best choice made knowing the future;
 https://en.wikipedia.org/wiki/Ski_rental_problem). Each call site
 states its `work` as the microseconds the interpreter would take (its natural count times a cost
-per item measured on an Intel Xeon under load: bench/bench_startup.py, `--calibrate`). Under
+per item, CPU time measured on an Intel Xeon: bench/bench_startup.py `--calibrate`). Under
 `auto` a process interprets while the interpreted work it has done, this call included, stays
 within INTERPRET_BUDGET_US, about what numba's start-up costs; a call bigger than the rest of the
 budget, and every call after it, runs compiled. A one-shot command on a small book never imports

@@ -297,7 +297,7 @@ def position_runs(
     n_general = np.empty(n_accounts, dtype=np.int64)
     general_underlying = np.array([u in general_underlyings for u in table.underlyings], dtype=np.bool_)
     ptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    _order_book.for_work(18 * nnz)(  # interpreted: ~18 us a position (core.jit)
+    _order_book.for_work(4 * nnz)(  # interpreted: ~3.6 us a position (core.jit)
         ptr,
         np.ascontiguousarray(indices, dtype=np.int64),
         np.ascontiguousarray(quantity, dtype=np.float64),
@@ -322,7 +322,7 @@ def position_runs(
     general_instrument = np.empty(n_copied, dtype=np.int32)
     general_quantity = np.empty(n_copied)
     general_run_end = np.empty(n_copied, dtype=np.uint8)
-    _copy_book_general.for_work(2 * nnz)(
+    _copy_book_general.for_work(nnz)(
         ptr,
         instrument,
         ordered_q,

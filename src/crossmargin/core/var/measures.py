@@ -118,7 +118,7 @@ def book_tail_measures(
     out_var = np.zeros((n_accounts, n_groups))
     out_es = np.zeros((n_accounts, n_groups))
     error_unit = FLOAT32_UNIT_ROUNDOFF if dtype == np.float32 else 0.0
-    work = 6 * (indices.size + collateral_usd.size) * d_unit.shape[1]  # interpreted: ~6 us a multiply-add
+    work = (indices.size + collateral_usd.size) * d_unit.shape[1]  # interpreted: ~0.7 us a multiply-add
     _tail_kernel.for_work(work)(
         indptr.astype(np.int64, copy=False),
         indices,

@@ -96,7 +96,7 @@ def kernel_from_environment(environ: Mapping[str, str], *, work: int = 0) -> str
 
 def kernel_work(streams: AccountStreams | PositionRuns, market: KernelArrays) -> int:
     """Estimated microseconds of one interpreted pass over the book: ~1 us per (position or
-    balance) x scenario column (measured 0.4-0.5 us, bench/bench_startup.py --calibrate)."""
+    balance) x scenario column (measured 0.4 us CPU, bench/bench_startup.py --calibrate)."""
     balances = streams.balance_units.size if isinstance(streams, AccountStreams) else 0
     return (int(streams.quantity.size) + int(balances)) * int(market.scenario_rows.shape[1])
 
