@@ -198,9 +198,8 @@ def write_margin_json(
                 + chunk.collateral.asset.size * int(collateral_bytes)
             )
             out = np.empty(capacity, dtype=np.uint8)
-            n = kernel.render_accounts.for_work(
-                capacity
-            )(  # interpreted: ~1 us a byte (core.jit)
+            # core.jit work: ~1 us a byte interpreted (an estimate, not in bench_startup's calibration)
+            n = kernel.render_accounts.for_work(capacity)(
                 out,
                 rendered,
                 cursor[:-1] + 1,  # each column starts with "["
