@@ -43,7 +43,7 @@ def run(policy: str) -> dict[str, float]:
         instruments=InstrumentTable.from_instruments(
             [Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=schedule)]
         ),
-        assets=AssetTable.from_assets([Asset(symbol="USDC", price_usd=1.0)]),
+        assets=AssetTable.from_assets([Asset(symbol="USDC")]),
         decimals={"USDC": 6},
         quote_asset="USDC",
         valuation_ns=T0,

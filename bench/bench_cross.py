@@ -201,46 +201,48 @@ def build_assets() -> AssetTable:
         [
             Asset(
                 symbol="USDT",
-                price_usd=1.0,
                 haircut_tiers=tiers((0, 0.0), (1e6, 0.02), (5e6, 0.05), (2e7, 0.10)),
                 borrow_rate_apr=0.08,
             ),
             Asset(
                 symbol="USDC",
-                price_usd=1.0,
                 haircut_tiers=tiers((0, 0.0), (2e6, 0.01), (1e7, 0.03)),
                 borrow_rate_apr=0.07,
             ),
             Asset(
                 symbol="BTC",
-                price_usd=UNDERLYINGS["BTC"][0],
                 haircut_tiers=tiers((0, 0.05), (10, 0.07), (50, 0.10), (200, 0.15), (1000, 0.25)),
                 liability_weight=1.05,
                 borrow_rate_apr=0.03,
             ),
             Asset(
                 symbol="ETH",
-                price_usd=UNDERLYINGS["ETH"][0],
                 haircut_tiers=tiers((0, 0.05), (100, 0.08), (1000, 0.12), (10_000, 0.2)),
                 liability_weight=1.05,
                 borrow_rate_apr=0.04,
             ),
             Asset(
                 symbol="SOL",
-                price_usd=UNDERLYINGS["SOL"][0],
                 haircut_tiers=tiers((0, 0.10), (2_000, 0.15), (20_000, 0.25), (100_000, 0.4)),
                 liability_weight=1.1,
                 borrow_rate_apr=0.06,
             ),
             Asset(
                 symbol="BNB",
-                price_usd=UNDERLYINGS["BNB"][0],
                 haircut_tiers=tiers((0, 0.10), (500, 0.15), (5_000, 0.3)),
                 liability_weight=1.1,
                 borrow_rate_apr=0.05,
             ),
         ]
     )
+
+
+STABLE_USD = {"USDT": 1.0, "USDC": 1.0}  # stablecoins at par; coins at their index (UNDERLYINGS)
+
+
+def asset_prices_usd(assets: AssetTable) -> np.ndarray:
+    """USD per unit of each of `assets` (what `build_market` prices them at)."""
+    return np.array([STABLE_USD.get(s) or UNDERLYINGS[s][0] for s in assets.symbols])
 
 
 def build_market(table: InstrumentTable, vols: dict[str, float]) -> MarketState:
@@ -250,6 +252,8 @@ def build_market(table: InstrumentTable, vols: dict[str, float]) -> MarketState:
         index_prices={u: v[0] for u, v in UNDERLYINGS.items()},
         rate=0.0,
         implied_vols=vols,
+        asset_symbols=build_assets().symbols,  # coins at their index, stablecoins at par
+        asset_prices=STABLE_USD,
     )
 
 
@@ -294,7 +298,7 @@ def build_book(
     typical_usd = np.array([20_000.0, 15_000.0, 30_000.0, 15_000.0, 5_000.0, 4_000.0])[:k]
     held = rng.random((n_accounts, k)) < hold_p
     usd = typical_usd * rng.lognormal(0.0, 1.6, size=(n_accounts, k))
-    balances = np.where(held, usd / assets.price_usd, 0.0)
+    balances = np.where(held, usd / asset_prices_usd(assets), 0.0)
     borrowed = held & (rng.random((n_accounts, k)) < 0.03)
     balances = np.where(borrowed, -0.3 * balances, balances)
     ids = [f"a{n}" for n in range(n_accounts)]
@@ -316,7 +320,11 @@ def build_book(
 
 
 def baseline_loop(
-    book: Book, valuation: InstrumentValuation, params: OptionMarginParams, rows: np.ndarray
+    book: Book,
+    valuation: InstrumentValuation,
+    params: OptionMarginParams,
+    rows: np.ndarray,
+    asset_price_usd: np.ndarray,
 ) -> tuple[list[float], list[float], list[float], list[float]]:
     """Reference implementation: for each account, for each position, Python floats only.
 
@@ -339,7 +347,7 @@ def baseline_loop(
     floors = table.tier_floor_usd.tolist()
     im_rate, mm_rate = table.tier_initial_rate.tolist(), table.tier_maintenance_rate.tolist()
     im_ded, mm_ded = table.tier_initial_deduction_usd.tolist(), table.tier_maintenance_deduction_usd.tolist()
-    price = assets.price_usd.tolist()
+    price = asset_price_usd.tolist()
     weight = assets.liability_weight.tolist()
     hc_floor, hc_cut, hc_below = (
         assets.tier_floor.tolist(),
@@ -514,7 +522,8 @@ def main(argv: list[str] | None = None) -> int:
     repeats = args.repeats
     best, median, _ = timed(lambda: model.evaluate(book, market, valuation), repeats)
     best_full, median_full, _ = timed(lambda: model.evaluate(book, market), repeats)
-    kernel_only = lambda: book_totals(book, valuation, model.params.option_margin)  # noqa: E731
+    prices_usd = market.asset_prices(assets)
+    kernel_only = lambda: book_totals(book, valuation, model.params.option_margin, prices_usd)  # noqa: E731
     best_kernel, median_kernel, _ = timed(kernel_only, repeats)
     best_reval, median_reval, _ = timed(lambda: revalue(table, market), repeats)
     accounts_per_s = n_accounts / best
@@ -537,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     n_base = min(args.baseline_accounts, n_accounts)
     sample = np.sort(np.random.default_rng(args.seed + 1).choice(n_accounts, size=n_base, replace=False))
     t0 = time.perf_counter()
-    base = baseline_loop(book, valuation, model.params.option_margin, sample)
+    base = baseline_loop(book, valuation, model.params.option_margin, sample, market.asset_prices(assets))
     base_s = time.perf_counter() - t0
     baseline_accounts_per_s = n_base / base_s
     speedup = accounts_per_s / baseline_accounts_per_s

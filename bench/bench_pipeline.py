@@ -2,6 +2,7 @@
 
     python bench/bench_pipeline.py [--sizes 200000x4 1000000x10] [--formats json parquet]
                                    [--model cross] [--seed 7] [--dir DIR] [--keep]
+                                   [--baseline SRC] [--repeat N]
 
 For each size (accounts x positions per account) the script writes the seeded book of
 `pipeline_book.py` (desk.yaml's assets and 12 instruments, positions and balances as Parquet),
@@ -14,13 +15,23 @@ peak RSS of that process):
                                                  python + pyarrow, read both Parquet tables, write
                                                  as many bytes as the report took (JSON floor and
                                                  Parquet floor)
+  stages                                         the same command's steps, timed inside one
+                                                 fresh process (wall and CPU seconds each):
+                                                 imports (everything `margin --out` imports),
+                                                 load (`load_book`), margin (`run_margin`),
+                                                 report (`margin_columns`), write (`write_report`)
   kernel                                         the margin kernel alone on the loaded book
                                                  (`RiskEngine.recompute`, best of 3, in process)
+
+`--baseline SRC` runs the command a second time from another source tree (`PYTHONPATH=SRC`, e.g.
+a worktree of main), alternating with this one, for a before/after in the same run; `--repeat N`
+runs each command N times and keeps the median of each figure.
 
 On a shared machine wall times move with the load: read `cpu_seconds` and the floor of the same
 run beside them (the load average is printed). The last line is one JSON object: `accounts`,
 `positions`, `seconds` and `peak_mb` of the JSON run of the largest size, the Parquet run's
-figures, the floors, the kernel time, the CPU model and every size's figures under `runs`.
+figures, the floors, the per-stage seconds, the kernel time, the CPU model and every size's
+figures under `runs` (with the baseline's beside them when `--baseline` is given).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,20 +81,64 @@ print(json.dumps({"kernel_seconds": best}))
 """
 
 
+STAGES = """
+import json, sys, time
+from pathlib import Path
+clocks = [(time.perf_counter(), time.process_time())]
+def mark():
+    clocks.append((time.perf_counter(), time.process_time()))
+# What `crossmargin margin BOOK --out REPORT` imports (cli.main and the command's own imports).
+from crossmargin.cli.main import app
+from crossmargin.adapters.files import load_book
+from crossmargin.adapters.files.report_file import report_target, write_json_data, write_report
+from crossmargin.adapters.history.prices import shared_price_history
+from crossmargin.adapters.volatility import GarchFilter
+from crossmargin.cli.progress import stages
+from crossmargin.engine import margin_run
+from crossmargin.engine.report_columns import margin_columns
+from crossmargin.engine.reports import to_json
+mark()
+target = report_target(Path(sys.argv[2]))
+loaded = load_book(sys.argv[1])
+mark()
+run = margin_run.run_margin(loaded, model=sys.argv[3])
+mark()
+columns = margin_columns(run)
+mark()
+write_report(columns, target)
+mark()
+names = ("imports", "load", "margin", "report", "write")
+print(json.dumps({
+    name: {"seconds": round(b[0] - a[0], 3), "cpu_seconds": round(b[1] - a[1], 3)}
+    for name, a, b in zip(names, clocks, clocks[1:])
+}))
+"""
+STAGE_NAMES = ("imports", "load", "margin", "report", "write")
+
+
 def cpu_model() -> str:
+    """Model name, family/model and widest SIMD of the first CPU (/proc/cpuinfo), or the platform's word."""
     try:
+        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+        flags = fields.get("flags", "").split()
+        simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+        return (
+            f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')}, {simd})"
+        )
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return platform.processor() or "unknown"
 
 
-def measured(command: list[str]) -> dict[str, Any]:
-    """Run `command` (stdout kept, stderr passed through); wall and CPU seconds, peak RSS (MB) of
-    that process alone (os.wait4)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def measured(command: list[str], src: Path = ROOT / "src") -> dict[str, Any]:
+    """Run `command` (stdout kept, stderr passed through) with `src` on PYTHONPATH; wall and CPU
+    seconds, peak RSS (MB) of that process alone (os.wait4)."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
     assert process.stdout is not None
@@ -100,8 +156,23 @@ def measured(command: list[str]) -> dict[str, Any]:
     }
 
 
+def median_of(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, float]:
+    return {key: round(statistics.median(run[key] for run in runs), 3) for key in keys}
+
+
+FIGURES = ("seconds", "cpu_seconds", "peak_mb")
+
+
 def run_size(
-    directory: Path, *, accounts: int, per_account: int, seed: int, formats: list[str], model: str
+    directory: Path,
+    *,
+    accounts: int,
+    per_account: int,
+    seed: int,
+    formats: list[str],
+    model: str,
+    baseline: Path | None,
+    repeat: int,
 ) -> dict[str, Any]:
     start = time.perf_counter()
     book = write_book(directory, accounts=accounts, positions_per_account=per_account, seed=seed)
@@ -113,17 +184,25 @@ def run_size(
     }
     for kind in formats:
         report = directory / f"report.{kind}"
-        run = measured(
-            [sys.executable, "-c", CLI, "margin", str(book), "--model", model, "--out", str(report)]
-        )
+        command = [sys.executable, "-c", CLI, "margin", str(book), "--model", model, "--out", str(report)]
         files = (
             [report]
             if kind == "json"
             else [report, *(directory / f"report.{t}.parquet" for t in ("positions", "collateral"))]
         )
-        size = sum(f.stat().st_size for f in files)
-        floor = measured(
-            [
+        runs: list[dict[str, Any]] = []
+        before: list[dict[str, Any]] = []
+        floors: list[dict[str, Any]] = []
+        stage_runs: list[dict[str, Any]] = []
+        for _ in range(repeat):  # A, baseline, stages, floor: in turn, so the load hits all alike
+            runs.append(measured(command))
+            size = sum(f.stat().st_size for f in files)
+            if baseline is not None:
+                before.append(measured(command, baseline))
+            stage_runs.append(
+                json.loads(measured([sys.executable, "-c", STAGES, str(book), str(report), model])["stdout"])
+            )
+            floor_command = [
                 sys.executable,
                 "-c",
                 FLOOR,
@@ -132,16 +211,24 @@ def run_size(
                 str(directory / "floor.bin"),
                 str(size),
             ]
-        )
-        (directory / "floor.bin").unlink()
+            floors.append(measured(floor_command))
+            (directory / "floor.bin").unlink()
+        run = median_of(runs, FIGURES)
+        floor = median_of(floors, FIGURES)
+        stage_figures = {
+            name: {
+                clock: round(statistics.median(r[name][clock] for r in stage_runs), 3)
+                for clock in ("seconds", "cpu_seconds")
+            }
+            for name in STAGE_NAMES
+        }
         figures[kind] = {
-            "seconds": run["seconds"],
-            "cpu_seconds": run["cpu_seconds"],
-            "peak_mb": run["peak_mb"],
+            **run,
             "output_mb": round(size / 1e6, 1),
             "floor_seconds": floor["seconds"],
             "floor_cpu_seconds": floor["cpu_seconds"],
             "floor_peak_mb": floor["peak_mb"],
+            "stages": stage_figures,
         }
         print(
             f"{accounts:>9,} accounts {accounts * per_account:>11,} positions  --out report.{kind:<8} "
@@ -149,6 +236,22 @@ def run_size(
             f"{size / 1e6:7.0f} MB out  | floor {floor['seconds']:5.2f} s wall {floor['cpu_seconds']:5.2f} s cpu",
             flush=True,
         )
+        print(
+            f"{'':>9} stages (wall / cpu s): "
+            + "  ".join(
+                f"{name} {f['seconds']:.2f}/{f['cpu_seconds']:.2f}" for name, f in stage_figures.items()
+            ),
+            flush=True,
+        )
+        if baseline is not None:
+            old = median_of(before, FIGURES)
+            figures[kind]["baseline"] = old
+            print(
+                f"{'':>9} baseline ({baseline}): {old['seconds']:6.2f} s wall  {old['cpu_seconds']:6.2f} s cpu  "
+                f"{old['peak_mb']:7.0f} MB peak  | this/baseline: wall "
+                f"{run['seconds'] / old['seconds']:.2f}  cpu {run['cpu_seconds'] / old['cpu_seconds']:.2f}",
+                flush=True,
+            )
     kernel = measured([sys.executable, "-c", KERNEL, str(book)])
     figures["kernel_seconds"] = round(json.loads(kernel["stdout"])["kernel_seconds"], 4)
     print(
@@ -170,11 +273,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the books and reports")
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="another source tree to run alternately (before/after)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each command (medians kept)")
     args = parser.parse_args()
 
-    print(
-        f"CPU: {cpu_model()} · {os.cpu_count()} logical CPUs · load average {os.getloadavg()[0]:.2f} at start"
-    )
+    load_start = round(os.getloadavg()[0], 2)
+    print(f"CPU: {cpu_model()} · {os.cpu_count()} logical CPUs · load average {load_start:.2f} at start")
     root = args.dir or Path(tempfile.mkdtemp(prefix="bench_pipeline_"))
     runs = []
     try:
@@ -189,6 +295,8 @@ def main() -> None:
                     seed=args.seed,
                     formats=args.formats,
                     model=args.model,
+                    baseline=args.baseline,
+                    repeat=max(args.repeat, 1),
                 )
             )
             if not args.keep:
@@ -212,9 +320,14 @@ def main() -> None:
         "parquet_seconds": last.get("parquet", {}).get("seconds"),
         "parquet_cpu_seconds": last.get("parquet", {}).get("cpu_seconds"),
         "parquet_peak_mb": last.get("parquet", {}).get("peak_mb"),
+        "stages": primary["stages"],
+        "parquet_stages": last.get("parquet", {}).get("stages"),
+        "baseline": primary.get("baseline"),
+        "parquet_baseline": last.get("parquet", {}).get("baseline"),
         "kernel_seconds": last["kernel_seconds"],
         "model": args.model,
         "cpu": cpu_model(),
+        "load_average_start": load_start,
         "load_average_end": round(os.getloadavg()[0], 2),
         "runs": runs,
     }

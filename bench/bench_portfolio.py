@@ -173,6 +173,7 @@ def build_table(rng: np.random.Generator) -> tuple[InstrumentTable, MarketState]
         rate=0.0,
         implied_vols=vols,
         funding_rates_8h=funding,
+        asset_symbols=build_assets().symbols,  # collateral at its index (stablecoins at 1 USD)
     )
     return table, market
 
@@ -282,12 +283,17 @@ def book_after_trade(book: Book, row: int, trade: tuple[int, float, float]) -> B
 
 
 def dense_baseline(
-    book: Book, reval: ScenarioRevaluation, scenarios: ScenarioSet, n_grid: int, rows: np.ndarray
+    book: Book,
+    reval: ScenarioRevaluation,
+    scenarios: ScenarioSet,
+    n_grid: int,
+    rows: np.ndarray,
+    asset_price_usd: np.ndarray,
 ) -> np.ndarray:
     """Per account, plain numpy: the (n_pos + K) x S P&L matrix (q·dA + q·term·dB rows, then
     collateral rows), summed, loss per scenario, max per group. Returns (len(rows), 2): grid and
     worst scenario row (the first of the largest group, as the kernel reports it)."""
-    collateral = value_collateral(book.balances, book.assets).value_usd
+    collateral = value_collateral(book.balances, book.assets, asset_price_usd).value_usd
     term_all = entry_term(book.entry_price, book.instruments.reciprocal_entry[book.positions.indices])
     d_unit, d_coef, d_asset = reval.d_unit_value_usd, reval.d_entry_coefficient_usd, reval.d_asset_factor
     loss_weight, offset, group = (
@@ -492,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     n_base = min(args.baseline_accounts, n_accounts)
     sample = np.sort(np.random.default_rng(args.seed + 1).choice(n_accounts, size=n_base, replace=False))
     t0 = time.perf_counter()
-    dense = dense_baseline(book, reval, scenarios, n_grid, sample)
+    dense = dense_baseline(book, reval, scenarios, n_grid, sample, market.asset_prices(book.assets))
     base_s = time.perf_counter() - t0
     baseline_accounts_per_s = n_base / base_s
     got = np.column_stack([totals.grid_usd, totals.worst_scenario])[sample]

@@ -2,11 +2,16 @@
 and PostgreSQL (group commit), against the database's own floor in the same run; and price tick →
 margin calls out on a 1,000,000-account book.
 
-    python bench/bench_service.py [--events N] [--in-flight W] [--accounts A] [--pg URL]
+    python bench/bench_service.py [--events N] [--in-flight W] [--accounts A] [--batch B]
+                                  [--http-seconds S] [--pg URL]
 
   * durable: W clients keep W deposits in flight (`Venue.submit`); each is acknowledged only after
     its group's commit (fsync). Reports events/s and p50/p99 submit → ack latency. A second run
     sends transfers (each margin-checked by the ledger on its two accounts) to show that path.
+  * batch: the same events as lists of B (`Venue.submit_many`: each its own key and decision,
+    the list one commit), W/B lists in flight; then over HTTP (`bench_service_http.run_backend`:
+    `crossmargin serve` on loopback, one event per request from 32 clients beside
+    POST /v1/events/batch of B from 4 clients, with the server's CPU per event).
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
     table of the same shape: what the database does without the venue.
   * tick → calls: `engine.monitor.Monitor` (the long-lived RiskEngine + the vectorised margin-call
@@ -15,9 +20,10 @@ margin calls out on a 1,000,000-account book.
     the status-change rows the venue logs and streams. p50/p99 over all ticks, beside the
     RiskEngine's `on_tick` alone in the same ticks (the part the state machine adds is the rest).
 
-The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms, tick_to_calls_p50_ms,
-tick_to_calls_p99_ms, floors, CPU model, and CPU seconds per event and per tick: this process's
-CPU time over all its threads, the figure a shared machine does not distort).
+The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms: the single-event path;
+batch_events_per_s, batch_ack_p99_ms; http_* per backend; tick_to_calls_p50_ms,
+tick_to_calls_p99_ms, floors, CPU model, load average, and CPU seconds per event and per tick: this
+process's CPU time over all its threads, the figure a shared machine does not distort).
 """
 
 from __future__ import annotations
@@ -55,12 +61,26 @@ from crossmargin.engine.venue import Deposit, Genesis, Transfer, Venue, VenueSet
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
 
 
+def command_of(run: str, i: int, kind: str) -> Any:
+    if kind == "deposit":
+        return Deposit(
+            idempotency_key=f"{run}-{i}", account="basis-trader", asset="USDC", amount_units=1 + i % 97
+        )
+    a, b = ("basis-trader", "vol-seller") if i % 2 else ("vol-seller", "basis-trader")
+    return Transfer(
+        idempotency_key=f"{run}-{i}", from_account=a, to_account=b, asset="USDC", amount_units=1 + i % 97
+    )
+
+
 def durable_run(
-    url: str, schema: str | None, genesis: Genesis, *, n: int, in_flight: int, kind: str
+    url: str, schema: str | None, genesis: Genesis, *, n: int, in_flight: int, kind: str, batch: int = 1
 ) -> dict[str, Any]:
+    """`n` commands, `in_flight` of them in flight: one `Venue.submit` each (batch 1), or
+    `Venue.submit_many` of `batch` (one group commit per list; in flight: in_flight // batch
+    lists). Each event's latency is submit → its ack (a batch's events share its latency)."""
     store = SqlEventStore.connect(url, schema=schema)
     venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=10**9))
-    slots = threading.Semaphore(in_flight)
+    slots = threading.Semaphore(max(in_flight // batch, 1))
     latency = np.zeros(n)
     done = threading.Event()
     remaining = [n]
@@ -71,32 +91,23 @@ def durable_run(
         latency[i] = time.perf_counter() - started
         if future.exception() is not None:
             errors.append(future.exception())
-        slots.release()
         with lock:
             remaining[0] -= 1
             if remaining[0] == 0:
                 done.set()
+            if (i + 1) % batch == 0 or i == n - 1:
+                slots.release()
 
     run = uuid.uuid4().hex[:8]
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    for i in range(n):
-        if kind == "deposit":
-            command: Any = Deposit(
-                idempotency_key=f"{run}-{i}", account="basis-trader", asset="USDC", amount_units=1 + i % 97
-            )
-        else:
-            a, b = ("basis-trader", "vol-seller") if i % 2 else ("vol-seller", "basis-trader")
-            command = Transfer(
-                idempotency_key=f"{run}-{i}",
-                from_account=a,
-                to_account=b,
-                asset="USDC",
-                amount_units=1 + i % 97,
-            )
+    for first in range(0, n, batch):
+        commands = [command_of(run, i, kind) for i in range(first, min(first + batch, n))]
         slots.acquire()
         started = time.perf_counter()
-        venue.submit(command).add_done_callback(lambda f, i=i, s=started: finished(i, s, f))
+        futures = venue.submit_many(commands) if batch > 1 else [venue.submit(commands[0])]
+        for i, future in enumerate(futures, start=first):
+            future.add_done_callback(lambda f, i=i, s=started: finished(i, s, f))
     done.wait()
     elapsed = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0  # every thread of this process: the machine is shared
@@ -196,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-in-flight", type=int, default=8, help="latency run: commands in flight")
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=100, help="events per Venue.submit_many / batch request")
+    parser.add_argument(
+        "--http-seconds", type=float, default=3.0, help="seconds per HTTP run (bench_service_http); 0 skips"
+    )
     parser.add_argument("--seed", type=int, default=20250601)
     parser.add_argument(
         "--pg",
@@ -227,6 +242,24 @@ def main(argv: list[str] | None = None) -> int:
                 transfers = durable_run(
                     url, sch, genesis, n=args.transfers, in_flight=args.in_flight, kind="transfer"
                 )
+                batched = durable_run(
+                    url,
+                    sch,
+                    genesis,
+                    n=args.events,
+                    in_flight=args.in_flight,
+                    kind="deposit",
+                    batch=args.batch,
+                )
+                batched_transfers = durable_run(
+                    url,
+                    sch,
+                    genesis,
+                    n=args.transfers,
+                    in_flight=args.in_flight,
+                    kind="transfer",
+                    batch=args.batch,
+                )
                 floor = floor_run(url, sch, per_commit=100)
             finally:
                 if sch is not None:
@@ -238,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                 "deposits": deposits,
                 "deposits_light_load": light,
                 "transfers": transfers,
+                "deposits_batched": batched,
+                "transfers_batched": batched_transfers,
                 "floor_insert_100_per_commit": floor,
             }
             print(
@@ -249,6 +284,36 @@ def main(argv: list[str] | None = None) -> int:
                 f"p99 {light['ack_p99_ms']:.2f} ms; CPU per deposit {deposits['cpu_ms_per_event']:.3f} ms, "
                 f"per transfer {transfers['cpu_ms_per_event']:.2f} ms"
             )
+            print(
+                f"{name:>10}: batches of {args.batch} (Venue.submit_many): deposits {batched['events_per_s']:9,.0f}/s "
+                f"ack p50 {batched['ack_p50_ms']:.2f} ms p99 {batched['ack_p99_ms']:.2f} ms "
+                f"({batched['events_per_commit']:.0f}/commit), CPU {batched['cpu_ms_per_event']:.3f} ms/event; "
+                f"transfers {batched_transfers['events_per_s']:7,.0f}/s p99 {batched_transfers['ack_p99_ms']:.1f} ms, "
+                f"CPU {batched_transfers['cpu_ms_per_event']:.2f} ms/event"
+            )
+    http: dict[str, Any] = {}
+    if args.http_seconds > 0:
+        from bench_service_http import run_backend
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("sqlite", "postgresql"):
+                r = run_backend(
+                    name,
+                    seconds=args.http_seconds,
+                    clients=32,
+                    workdir=Path(tmp),
+                    batch=args.batch,
+                    batch_clients=4,
+                )
+                http[name] = r
+                print(
+                    f"{name:>10} over HTTP (crossmargin serve, loopback): one event per request, 32 clients "
+                    f"{r['events_per_s']:,.0f}/s ack p99 {r['ack_p99_ms']:.1f} ms, server CPU "
+                    f"{r['server_cpu_ms_per_event']:.2f} ms/event; POST /v1/events/batch of {args.batch}, 4 clients "
+                    f"{r['batch']['events_per_s']:,.0f}/s ack p99 {r['batch']['ack_p99_ms']:.1f} ms, server CPU "
+                    f"{r['batch']['server_cpu_ms_per_event']:.3f} ms/event"
+                )
+    results["http"] = http
     ticks = tick_to_calls(args.accounts, args.ticks, args.seed)
     print(
         f"tick → calls, {args.accounts:,} accounts (one underlying each): p50 {ticks['tick_to_calls_p50_ms']:.1f} ms, "
@@ -277,6 +342,23 @@ def main(argv: list[str] | None = None) -> int:
         "monitor_built_s": ticks["monitor_built_s"],
         "floor_rows_per_s_sqlite": results["sqlite"]["floor_insert_100_per_commit"]["rows_per_s"],
         "floor_rows_per_s_postgresql": results["postgresql"]["floor_insert_100_per_commit"]["rows_per_s"],
+        "batch_size": args.batch,
+        "batch_events_per_s": results[best]["deposits_batched"]["events_per_s"],
+        "batch_ack_p50_ms": results[best]["deposits_batched"]["ack_p50_ms"],
+        "batch_ack_p99_ms": results[best]["deposits_batched"]["ack_p99_ms"],
+        "batch_events_per_s_postgresql": results["postgresql"]["deposits_batched"]["events_per_s"],
+        "cpu_ms_per_deposit_batched": results[best]["deposits_batched"]["cpu_ms_per_event"],
+        "batch_transfers_per_s_sqlite": results["sqlite"]["transfers_batched"]["events_per_s"],
+        "cpu_ms_per_transfer_batched_sqlite": results["sqlite"]["transfers_batched"]["cpu_ms_per_event"],
+        "http_events_per_s": {k: v["events_per_s"] for k, v in http.items()},
+        "http_ack_p99_ms": {k: v["ack_p99_ms"] for k, v in http.items()},
+        "http_server_cpu_ms_per_event": {k: v["server_cpu_ms_per_event"] for k, v in http.items()},
+        "http_batch_events_per_s": {k: v["batch"]["events_per_s"] for k, v in http.items()},
+        "http_batch_ack_p99_ms": {k: v["batch"]["ack_p99_ms"] for k, v in http.items()},
+        "http_batch_server_cpu_ms_per_event": {
+            k: v["batch"]["server_cpu_ms_per_event"] for k, v in http.items()
+        },
+        "load_average": os.getloadavg()[0],
         "tick_to_calls_p50_ms": ticks["tick_to_calls_p50_ms"],
         "tick_to_calls_p99_ms": ticks["tick_to_calls_p99_ms"],
         "engine_on_tick_p99_ms": ticks["engine_on_tick_p99_ms"],

@@ -100,28 +100,56 @@ class _Connection:
         self.writer.close()
 
 
-async def load(base: str, key: str, *, seconds: float, clients: int) -> dict[str, Any]:
+def batch_body(run: str, n: int, size: int) -> bytes:
+    """`size` deposits for POST /v1/events/batch, each with its own idempotency key."""
+    events = [
+        {
+            "kind": "deposit",
+            "idempotency_key": f"{run}-{n}-{i}",
+            "account": "basis-trader",
+            "asset": "USDC",
+            "amount": "1",
+        }
+        for i in range(size)
+    ]
+    return json.dumps({"events": events}).encode()
+
+
+async def load(base: str, key: str, *, seconds: float, clients: int, batch: int = 1) -> dict[str, Any]:
+    """`clients` connections posting back to back for `seconds`: every 20th request a price tick,
+    the others one deposit (`batch` 1: POST /v1/accounts/{a}/deposits) or `batch` deposits in one
+    POST /v1/events/batch. An event counts once acknowledged (201 / its batch item 201); the
+    latency of each is its request's."""
     host, port = base.removeprefix("http://").split(":")
     acks: list[float] = []
     health: list[float] = []
     refused: dict[int, int] = {}
     deposit = json.dumps({"asset": "USDC", "amount": "1"}).encode()
     connections = [await _Connection.open(host, int(port), key) for _ in range(clients + 1)]
+    run = uuid.uuid4().hex[:8]
     start = time.perf_counter()
 
-    async def worker(connection: _Connection) -> None:
+    async def worker(number: int, connection: _Connection) -> None:
         i = 0
         while time.perf_counter() - start < seconds:
             i += 1
             if i % 20 == 0:
                 path = "/v1/prices"
                 body = json.dumps({"index_prices": {"BTC": 88_000.0 + (i % 7)}}).encode()
+            elif batch > 1:
+                path, body = "/v1/events/batch", batch_body(f"{run}-{number}", i, batch)
             else:
                 path, body = "/v1/accounts/basis-trader/deposits", deposit
             began = time.perf_counter()
             status, text = await connection.request("POST", path, body)
+            took = time.perf_counter() - began
             if status == 201 and b'"sequence"' in text:
-                acks.append(time.perf_counter() - began)
+                acks.append(took)
+            elif status == 200 and path == "/v1/events/batch":
+                outcome = json.loads(text)
+                acks.extend([took] * outcome["accepted"])
+                if outcome["rejected"]:
+                    refused[422] = refused.get(422, 0) + outcome["rejected"]
             else:
                 refused[status] = refused.get(status, 0) + 1
 
@@ -134,7 +162,7 @@ async def load(base: str, key: str, *, seconds: float, clients: int) -> dict[str
             await asyncio.sleep(0.01)
 
     try:
-        await asyncio.gather(prober(connections[0]), *(worker(c) for c in connections[1:]))
+        await asyncio.gather(prober(connections[0]), *(worker(n, c) for n, c in enumerate(connections[1:])))
     finally:
         for connection in connections:
             connection.close()
@@ -187,7 +215,9 @@ def core_ack(database_url: str, schema: str | None, *, seconds: float) -> float:
     return percentiles_ms(latencies)[1]
 
 
-def run_backend(backend: str, *, seconds: float, clients: int, workdir: Path) -> dict[str, Any]:
+def run_backend(
+    backend: str, *, seconds: float, clients: int, workdir: Path, batch: int = 1, batch_clients: int = 4
+) -> dict[str, Any]:
     schema = None
     if backend == "sqlite":
         url = f"sqlite:///{workdir / 'bench-http.db'}"
@@ -240,6 +270,19 @@ def run_backend(backend: str, *, seconds: float, clients: int, workdir: Path) ->
         result["one_client_ack_p50_ms"] = single["ack_p50_ms"]
         result["one_client_ack_p99_ms"] = single["ack_p99_ms"]
         result["one_client_events_per_s"] = single["events_per_s"]
+        if batch > 1:
+            server_before = cpu_seconds(server.pid)
+            batched = asyncio.run(load(base, key, seconds=seconds, clients=batch_clients, batch=batch))
+            served = max(batched["acknowledged"], 1)
+            result["batch"] = {
+                "events_per_request": batch,
+                "clients": batch_clients,
+                "events_per_s": batched["events_per_s"],
+                "ack_p50_ms": batched["ack_p50_ms"],
+                "ack_p99_ms": batched["ack_p99_ms"],
+                "refused": batched["refused"],
+                "server_cpu_ms_per_event": (cpu_seconds(server.pid) - server_before) / served * 1e3,
+            }
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -261,6 +304,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument("--batch", type=int, default=100, help="events per POST /v1/events/batch (1: skip)")
+    parser.add_argument("--batch-clients", type=int, default=4, help="connections of the batch run")
     args = parser.parse_args()
     print(f"CPU: {cpu_model()} ({os.cpu_count()} logical), load average {os.getloadavg()[0]:.1f}")
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
@@ -268,7 +313,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
             results[backend] = run_backend(
-                backend, seconds=args.seconds, clients=args.clients, workdir=Path(tmp)
+                backend,
+                seconds=args.seconds,
+                clients=args.clients,
+                workdir=Path(tmp),
+                batch=args.batch,
+                batch_clients=args.batch_clients,
             )
             r = results[backend]
             print(
@@ -279,12 +329,21 @@ def main() -> None:
                 f"venue alone (no HTTP, one client) p99 {r['core_ack_p99_ms']:.2f} ms | CPU per event: "
                 f"server {r['server_cpu_ms_per_event']:.2f} ms, client {r['client_cpu_ms_per_event']:.2f} ms"
             )
+            if "batch" in r:
+                b = r["batch"]
+                print(
+                    f"{backend:10s} batch of {b['events_per_request']} deposits, {b['clients']} clients: "
+                    f"{b['events_per_s']:8.0f} events/s, ack p50 {b['ack_p50_ms']:.2f} ms p99 "
+                    f"{b['ack_p99_ms']:.2f} ms | server CPU per event {b['server_cpu_ms_per_event']:.3f} ms"
+                )
     first = results[backends[0]]
     summary = {
         "events_per_s": round(first["events_per_s"], 1),
         "ack_p50_ms": round(first["ack_p50_ms"], 3),
         "ack_p99_ms": round(first["ack_p99_ms"], 3),
         "server_cpu_ms_per_event": round(first["server_cpu_ms_per_event"], 3),
+        "batch_events_per_s": round(first["batch"]["events_per_s"], 1) if "batch" in first else None,
+        "batch_ack_p99_ms": round(first["batch"]["ack_p99_ms"], 3) if "batch" in first else None,
         "backends": {
             k: {m: (round(v, 3) if isinstance(v, float) else v) for m, v in r.items()}
             for k, r in results.items()

@@ -1,7 +1,8 @@
 """Proof-of-liabilities, range-proof and private-margin benchmark.
 
     python bench/bench_solvency.py [--accounts 1000000] [--assets 5] [--workers 2]
-                                   [--hidden-accounts 1024] [--mpc-accounts 2]
+                                   [--hidden-accounts 1024] [--mpc-accounts 4]
+                                   [--mpc-preset deribit-pm] [--only-mpc]
 
 0. A/B, one process, --ab-accounts accounts x --assets assets, interleaved asset by asset: the
    build before batching (`legacy_build`: one hashlib call per hash) against `build_tree` (one
@@ -12,8 +13,10 @@
 2. Per-user inclusion proofs: JSON size, generation and verification time (standalone verifier),
    sums in the clear; and with hidden sums (Pedersen commitments, tree of --hidden-accounts)
    with and without the 64-bit range proofs.
-3. Private margin: a three-party MPyC run (-M3, localhost) on --mpc-accounts accounts, seconds
-   per account against the plaintext engine's per-account cost.
+3. Private margin: a three-party MPyC run (-M3, localhost) on --mpc-accounts random accounts of
+   the example desk (options included), cross margin and the --mpc-preset portfolio requirement
+   (default deribit-pm) on the shares; seconds per account against the same formulas in
+   plaintext and against the engine's per-account cost. --only-mpc runs this section alone.
 
 Anchors (their hardware, not this machine): Summa v1 (PSE, github.com/summa-dev/summa-solvency,
 2^20 users: tree 24.5 s on 32 cores, inclusion proof 403 ms, verify 4 ms, 1.6 KB; a zk-SNARK
@@ -265,37 +268,80 @@ def bench_hidden(n_accounts: int, samples: int = 3) -> dict[str, object]:
     return out
 
 
-def bench_mpc(n_accounts: int) -> dict[str, float]:
+def bench_mpc(n_accounts: int, preset: str) -> dict[str, float | int | str]:
+    """Three-party margin checks (cross + the preset's portfolio requirement) on random accounts
+    of the example desk (options, inverse and linear delta-one, tiered schedules) against the
+    same formulas in plaintext (numpy, one account) and the engine (cross and portfolio margin
+    over a 20,000-account book of the same kind, per account)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.adapters.mpc.test_private_margin import _random_book
+    from tests.adapters.mpc.test_private_margin import random_book
 
     from crossmargin.adapters.mpc import run_parties
     from crossmargin.core.margin.cross import CrossMargin
-    from crossmargin.engine.private_margin import account_secrets, plaintext_margin, price_grid, public_data
+    from crossmargin.core.margin.portfolio import PortfolioMargin
+    from crossmargin.core.margin.presets import portfolio_preset
+    from crossmargin.engine.private_margin import account_secrets, plaintext_margin, public_data
 
-    book, market = _random_book(11)
-    public = public_data(book, market, price_grid(book))
-    accounts = [account_secrets(book, row) for row in range(min(n_accounts, book.n_accounts))]
-    with tempfile.TemporaryDirectory() as workdir:
-        result = run_parties(public, accounts, Path(workdir))
-    per_account = float(np.mean([a["seconds"] for a in result["accounts"]]))
+    params = portfolio_preset(preset)
+    book, market = random_book(11, n_accounts=n_accounts)
+    public = public_data(book, market, params)
+    accounts = [account_secrets(book, row) for row in range(book.n_accounts)]
+    seconds: dict[bool, list[float]] = {False: [], True: []}  # per account, in-session
+    walls: dict[bool, list[float]] = {False: [], True: []}
+    alone: list[float] = []
+    for _ in range(2):  # A/B interleaved: random bits by two parties' inputs (default) or by PRSS
+        for prss in (False, True):
+            with tempfile.TemporaryDirectory() as workdir:
+                result = run_parties(public, accounts, Path(workdir), prss=prss)
+            seconds[prss] += [a["seconds"] for a in result["accounts"]]
+            walls[prss].append(float(result["wall_seconds"]))
+        for account in accounts[:2]:  # and the batch against one account per session
+            with tempfile.TemporaryDirectory() as workdir:
+                alone.append(run_parties(public, [account], Path(workdir))["accounts"][0]["seconds"])
+    per_account = float(np.median(seconds[False]))
     start = time.perf_counter()
-    for _ in range(200):
-        plaintext_margin(public, accounts[0])
+    for n in range(200):
+        plaintext_margin(public, accounts[n % len(accounts)])
     plain = (time.perf_counter() - start) / 200
-    start = time.perf_counter()
-    for _ in range(50):
-        CrossMargin().evaluate(book, market)
-    engine = (time.perf_counter() - start) / 50 / book.n_accounts
+    big, big_market = random_book(12, n_accounts=20_000)
+    model = PortfolioMargin(params)
+    model.evaluate(big, big_market)  # compile and cache the kernel first
+    runs = []
+    for _ in range(5):
+        start = time.perf_counter()
+        CrossMargin().evaluate(big, big_market)
+        model.evaluate(big, big_market)
+        runs.append(time.perf_counter() - start)
+    engine = float(np.median(runs)) / big.n_accounts
     return {
+        "preset": preset,
         "accounts": len(accounts),
-        "scenarios": int(public.d_unit_value_usd.shape[1]),
+        "instruments": book.instruments.n_instruments,
+        "options": int(book.instruments.is_option.sum()),
+        "scenarios": int(public.loss_coef_usd.shape[0]),
         "mpc_seconds_per_account": per_account,
-        "mpc_wall_seconds": float(result["wall_seconds"]),
+        "mpc_prss_seconds_per_account": float(np.median(seconds[True])),
+        "mpc_one_account_per_session_seconds": float(np.median(alone)),
+        "mpc_wall_seconds": float(np.median(walls[False])),
+        "mpc_prss_wall_seconds": float(np.median(walls[True])),
         "plaintext_seconds_per_account": plain,
-        "engine_cross_seconds_per_account": engine,
+        "engine_seconds_per_account": engine,
         "slowdown_vs_plaintext": per_account / plain,
+        "slowdown_vs_engine": per_account / engine,
     }
+
+
+def print_mpc(mpc: dict[str, float | int | str]) -> None:
+    print(
+        f"private margin (3 parties, {mpc['preset']}, {mpc['instruments']} instruments of which "
+        f"{mpc['options']} options, {mpc['scenarios']} scenarios): {mpc['mpc_seconds_per_account']:.2f} s "
+        f"per account (batch of {mpc['accounts']}, median of 2; interleaved: with PRSS random bits "
+        f"{mpc['mpc_prss_seconds_per_account']:.2f} s, one account per session "
+        f"{mpc['mpc_one_account_per_session_seconds']:.2f} s) vs the same formulas in plaintext "
+        f"{float(mpc['plaintext_seconds_per_account']) * 1e6:.0f} µs (x{mpc['slowdown_vs_plaintext']:,.0f}) "
+        f"vs the engine's cross + portfolio margin {float(mpc['engine_seconds_per_account']) * 1e6:.2f} "
+        f"µs/account on 20,000 accounts (x{mpc['slowdown_vs_engine']:,.0f})"
+    )
 
 
 def main() -> None:
@@ -305,8 +351,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--ab-accounts", type=int, default=100_000)
     parser.add_argument("--hidden-accounts", type=int, default=1024)
-    parser.add_argument("--mpc-accounts", type=int, default=2)
+    parser.add_argument("--mpc-accounts", type=int, default=4)
+    parser.add_argument("--mpc-preset", default="deribit-pm")
+    parser.add_argument("--only-mpc", action="store_true", help="section 3 alone")
     args = parser.parse_args()
+    if args.only_mpc:
+        mpc = bench_mpc(args.mpc_accounts, args.mpc_preset)
+        print_mpc(mpc)
+        print(json.dumps({"cpu": cpu_model(), "load_average": os.getloadavg()[0], "mpc": mpc}))
+        return
     print(f"crossmargin bench_solvency · CPU {cpu_model()} · {os.cpu_count()} cores (shared)")
     floor = hash_floor_seconds()
     print(f"floor: one hashlib SHA-256 call on 81 bytes = {floor * 1e6:.3f} µs")
@@ -346,16 +399,13 @@ def main() -> None:
         f"{without_rp['binary_bytes_estimate'] / 1024:.2f} KB, generate {without_rp['generate_ms']:.2f} ms  "  # type: ignore[index]
         "[DAPOL+: 4.5 KB, 0.39 s per proof at height 32]"
     )
-    mpc = bench_mpc(args.mpc_accounts)
-    print(
-        f"private margin (3 parties, {mpc['scenarios']} scenarios): {mpc['mpc_seconds_per_account']:.2f} s per "
-        f"account vs plaintext {mpc['plaintext_seconds_per_account'] * 1e6:.0f} µs "
-        f"(x{mpc['slowdown_vs_plaintext']:,.0f}); engine cross {mpc['engine_cross_seconds_per_account'] * 1e6:.1f} µs/account"
-    )
+    mpc = bench_mpc(args.mpc_accounts, args.mpc_preset)
+    print_mpc(mpc)
     print(
         json.dumps(
             {
                 "cpu": cpu_model(),
+                "load_average": os.getloadavg()[0],
                 "hash_floor_us": floor * 1e6,
                 "native_hash_us": native * 1e6,
                 "ab": ab | {"hashlib_floor_seconds": ab_floor, "native_floor_seconds": ab_native_floor},

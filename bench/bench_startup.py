@@ -256,7 +256,7 @@ def calibrate() -> dict[str, float]:
     cases = {
         "book_totals per position or balance": (
             positions.nnz + book.balances.size,
-            lambda: book_totals(book, valuation, OptionMarginParams()),
+            lambda: book_totals(book, valuation, OptionMarginParams(), market.asset_prices(book.assets)),
         ),
         "position requirements per position": (
             positions.nnz,

@@ -38,7 +38,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_cross import UNDERLYINGS, build_assets, build_instruments, build_market, measure_bandwidth
+from bench_cross import (
+    UNDERLYINGS,
+    asset_prices_usd,
+    build_assets,
+    build_instruments,
+    build_market,
+    measure_bandwidth,
+)
 from crossmargin.core.book import Book
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import InstrumentTable
@@ -77,7 +84,7 @@ def build_book(
     usd = np.array([20_000.0, 15_000.0, 30_000.0, 15_000.0, 5_000.0, 4_000.0])[:k] * rng.lognormal(
         0.0, 1.6, size=(n_accounts, k)
     )
-    balances = np.where(held, usd / assets.price_usd, 0.0)
+    balances = np.where(held, usd / asset_prices_usd(assets), 0.0)
     return Book.from_arrays(
         account_ids=[f"a{n}" for n in range(n_accounts)],
         assets=assets,
@@ -109,14 +116,14 @@ def build_scenarios(rng: np.random.Generator, book: Book, n_scenarios: int) -> S
     )
 
 
-def naive(book: Book, reval, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def naive(book: Book, reval, rows: np.ndarray, k: int, price_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """Materialise the subsample's accounts x scenarios P&L and sort every row."""
     sub = book.select(rows)
     inst = sub.positions.indices
     term = entry_term(sub.entry_price, sub.instruments.reciprocal_entry[inst])
     weighted = sub.positions.copy()
     weighted.data = sub.positions.data * term
-    collateral = value_collateral(sub.balances, sub.assets).value_usd
+    collateral = value_collateral(sub.balances, sub.assets, price_usd).value_usd
     pnl = (
         sub.positions @ reval.d_unit_value_usd
         + weighted @ reval.d_entry_coefficient_usd
@@ -168,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def run(dtype):  # type: ignore[no-untyped-def]
-        return tail_measures(book, reval, scenarios.group, counts, dtype=dtype)
+        return tail_measures(
+            book, reval, scenarios.group, counts, asset_price_usd=market.asset_prices(book.assets), dtype=dtype
+        )
 
     run(np.float64)
     run(np.float32)  # warm-up: numba compiles each dtype once (cache=True)
@@ -179,8 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = rng.choice(args.accounts, size=min(args.baseline, args.accounts), replace=False)
     rows.sort()
-    var_ref, es_ref = naive(book, reval, rows, k)
-    naive_seconds = best_of(lambda: naive(book, reval, rows, k), args.repeats)
+    prices_usd = market.asset_prices(book.assets)
+    var_ref, es_ref = naive(book, reval, rows, k, prices_usd)
+    naive_seconds = best_of(lambda: naive(book, reval, rows, k, prices_usd), args.repeats)
     scale = np.maximum(np.abs(es_ref), 1.0)
     err64 = max(
         np.max(np.abs(r64.es_usd[rows, 0] - es_ref) / scale),

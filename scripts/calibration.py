@@ -29,6 +29,27 @@ WINDOWS = Windows(
     fit_first="2018-01-01", fit_last="2022-12-31", test_first="2023-01-01", test_last="2025-02-09"
 )
 
+APPLYING = [  # the section docs/calibration.md ends with
+    "## Applying it to a book",
+    "",
+    (
+        "`crossmargin calibrate --book BOOK --write-book OUT.yaml` writes BOOK again with the calibrated "
+        "numbers, ready to margin (`crossmargin margin OUT.yaml`): for each calibrated asset, the first "
+        "haircut tier becomes the static haircut (larger balances keep their own tier where it is higher:"
+        " haircuts never fall with size), and every future and perpetual on it gets notional tiers — "
+        "floor 0, then each calibrated tier's ceiling (whole USD), IM rate the tier's covered rate, MM "
+        "rate the calibrated MM rate (at most the tier's IM); flat IM and MM rates where the data has no "
+        "volume for tiers. The old schedule (and its `rate_per_unit`) is replaced; options (their own "
+        "rule), spot and uncalibrated assets are left alone; a YAML comment on the first line says where "
+        "the numbers came from. The written book is loaded by the normal loader before it is moved into "
+        "place, and an existing file is never overwritten (exit 2). The position limit (the last ceiling)"
+        " is not a book field: a position above it stays on the last tier. "
+        "`tests/cli/test_calibrate_cli.py` margins a written book and finds the calibrated haircut and "
+        "tier rates."
+    ),
+    "",
+]
+
 
 def haircut_figure(report: CalibrationReport, path: Path) -> tuple[int, int]:
     """BTC's vol haircut over the test window: target (no band) and in force (band); returns the
@@ -160,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "![BTC haircut](figures/calibration-btc-haircut.png)",
         "",
+        *APPLYING,
     ]
     write_atomically(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")

@@ -44,9 +44,7 @@ def example() -> list[str]:
     table = InstrumentTable.from_instruments(
         [Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=schedule)]
     )
-    assets = AssetTable.from_assets(
-        [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=50_000.0)]
-    )
+    assets = AssetTable.from_assets([Asset(symbol="USDC"), Asset(symbol="BTC")])
     book = Book.from_arrays(
         account_ids=("a", "b", "c", "m"),
         assets=assets,
@@ -57,7 +55,9 @@ def example() -> list[str]:
         entry_price=[50_000.0] * 4,
         balances=np.array([[50_000.0, 0.0], [20_000.0, 0.0], [20_000.0, 0.0], [100_000.0, 1.0]]),
     )
-    market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": 50_000.0})
+    market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": 50_000.0}).for_assets(
+        assets, {"USDC": 1.0}
+    )
     history = MarketCrowding(
         underlyings=("BTC",), funding_apr=np.array([0.30]), open_interest_ratio=np.array([1.375])
     )

@@ -75,9 +75,12 @@ def book_from_rows(
     )
 
 
+STABLE_PRICES = {"USDC": 1.0}  # the stablecoin of `usd_asset` and `random_books`, at par
+
+
 def usd_asset(symbol: str = "USDC") -> Asset:
-    """A stablecoin at 1 USD with no haircut."""
-    return Asset(symbol=symbol, price_usd=1.0)
+    """A stablecoin with no haircut (price it at 1 USD in the market: `STABLE_PRICES`)."""
+    return Asset(symbol=symbol)
 
 
 # --------------------------------------------------------------------------- hypothesis strategies
@@ -170,7 +173,7 @@ def random_books(
     # Collateral: a stablecoin plus coins priced at their index.
     assets = [
         Asset(
-            symbol="USDC", price_usd=1.0, haircut_tiers=draw(haircut_tiers(tiered=tiered_haircuts, scale=1e6))
+            symbol="USDC", haircut_tiers=draw(haircut_tiers(tiered=tiered_haircuts, scale=1e6))
         )
     ]
     for coin in draw(st.lists(st.sampled_from(["BTC", "ETH"]), unique=True, max_size=2)):
@@ -178,7 +181,6 @@ def random_books(
         assets.append(
             Asset(
                 symbol=coin,
-                price_usd=price,
                 haircut_tiers=draw(haircut_tiers(tiered=tiered_haircuts, scale=1e6 / price)),
                 liability_weight=_unit(draw, 1.0, 1.5),
                 borrow_rate_apr=_unit(draw, 0.0, 0.3),
@@ -239,12 +241,14 @@ def random_books(
         rate=_unit(draw, -0.02, 0.08),
         mark_prices=marks,
         implied_vols=implied_vols,
+        asset_symbols=[a.symbol for a in assets],
+        asset_prices=STABLE_PRICES,
     )
 
     # Accounts: dyadic balances, optional borrowing, random positions.
     asset_table = AssetTable.from_assets(assets)
     n_accounts = draw(st.integers(min_value=1, max_value=max_accounts))
-    typical = np.array([1e6 / a.price_usd for a in assets])  # ~1 M USD of each asset
+    typical = 1e6 / market.asset_prices(asset_table)  # ~1 M USD of each asset
     balances = np.zeros((n_accounts, len(assets)))
     for a in range(n_accounts):
         for k in range(len(assets)):
@@ -295,3 +299,14 @@ def random_books(
         balances=balances,
     )
     return RandomBook(book=book, market=market, assets=tuple(assets), instruments=tuple(instruments))
+
+
+STABLECOINS = frozenset({"USD", "USDC", "USDT"})
+
+
+def at_par(market: MarketState, book: Book) -> MarketState:
+    """`market` priced for the book's collateral: coins at their index price, the stablecoins of
+    STABLECOINS at 1 USD; any other asset must be priced by the test itself."""
+    return market.for_assets(
+        book.assets, {s: 1.0 for s in book.assets.symbols if s in STABLECOINS and s not in market.underlyings}
+    )

@@ -70,17 +70,15 @@ def venue_instruments(*, initial_rate: float = 0.10, maintenance_rate: float = 0
 def venue_assets() -> AssetTable:
     return AssetTable.from_assets(
         [
-            Asset(symbol="USDC", price_usd=1.0, liability_weight=1.0, borrow_rate_apr=0.10),
+            Asset(symbol="USDC", liability_weight=1.0, borrow_rate_apr=0.10),
             Asset(
                 symbol="BTC",
-                price_usd=PRICES["BTC"],
                 haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),),
                 liability_weight=1.05,
                 borrow_rate_apr=0.05,
             ),
             Asset(
                 symbol="ETH",
-                price_usd=PRICES["ETH"],
                 haircut_tiers=(HaircutTier(above=0.0, haircut=0.10),),
                 liability_weight=1.05,
                 borrow_rate_apr=0.05,

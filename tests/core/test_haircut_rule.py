@@ -41,14 +41,13 @@ def test_vol_haircut_shifts_tiers_and_values_collateral() -> None:
         [
             Asset(
                 symbol="ETH",
-                price_usd=1.0,
                 haircut_tiers=(HaircutTier(above=0.0, haircut=0.1), HaircutTier(above=10.0, haircut=0.3)),
             )
         ]
     )
     moved = with_base_haircuts(table, np.array([0.2]))
     np.testing.assert_allclose(moved.tier_haircut[0], [0.2, 0.4])
-    value = value_collateral(np.array([[20.0]]), moved).value_usd[0, 0]
+    value = value_collateral(np.array([[20.0]]), moved, np.array([1.0])).value_usd[0, 0]
     assert value == pytest.approx(14.0, rel=1e-12)
     with pytest.raises(InputError, match="haircut"):
         with_base_haircuts(table, np.array([1.0]))

@@ -52,7 +52,8 @@ def _same_bits(interpreted: Any, compiled: Any) -> None:
 def test_book_totals_and_position_requirements_same_bits_both_ways(drawn: RandomBook) -> None:
     book = drawn.book
     valuation = revalue(book.instruments, drawn.market)
-    _same_bits(*_both(lambda: book_totals(book, valuation, OptionMarginParams())))
+    prices = drawn.market.asset_prices(book.assets)
+    _same_bits(*_both(lambda: book_totals(book, valuation, OptionMarginParams(), prices)))
     option_margin = option_unit_margin(book.instruments, valuation, OptionMarginParams())
     positions = {
         "instrument_index": book.positions.indices.astype(np.int64),

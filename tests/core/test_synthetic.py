@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crossmargin.core.synthetic import SynthSpec, synth_arrays, synth_book
+from crossmargin.core.synthetic import SynthSpec, synth_arrays, synth_book, synth_market
 
 
 def test_synthetic_book_is_seeded_and_range_consistent() -> None:
@@ -28,7 +28,7 @@ def test_synthetic_book_shape() -> None:
     assert abs(np.mean(perp_qty > 0) - 0.6) < 0.02  # long skew
     sellers = np.unique(book.position_account[option])
     assert abs(sellers.size / spec.n_accounts - 0.05) < 0.01 and np.all(book.positions.data[option] < 0)
-    value = book.balances @ book.assets.price_usd
+    value = book.balances @ synth_market(book.instruments).asset_prices(book.assets)
     top = np.sort(value)[::-1]
     assert top[:5].sum() / value.sum() > 0.1  # whales and a heavy tail: concentrated
     assert np.median(value) < np.mean(value) / 2

@@ -43,7 +43,7 @@ CALL = Instrument(
     option_type=OptionType.CALL,
 )
 TABLE = InstrumentTable.from_instruments([PERP, CALL])
-ASSETS = AssetTable.from_assets([usd_asset(), Asset(symbol="BTC", price_usd=60_000.0)])
+ASSETS = AssetTable.from_assets([usd_asset(), Asset(symbol="BTC")])
 
 
 def raises_field(field: str, action: Callable[[], Any]) -> InputError:
@@ -136,15 +136,40 @@ def test_nan_implied_vol() -> None:
 
 
 def test_nan_asset_price() -> None:
-    raises_field("assets[BTC].price_usd", lambda: Asset(symbol="BTC", price_usd=NAN))
+    raises_field(
+        "assets[BTC].price_usd",
+        lambda: market(asset_symbols=ASSETS.symbols, asset_prices={"USDC": 1.0, "BTC": NAN}),
+    )
 
 
 def test_negative_asset_price() -> None:
-    raises_field("assets[BTC].price_usd", lambda: Asset(symbol="BTC", price_usd=-1.0))
+    raises_field(
+        "assets[BTC].price_usd",
+        lambda: market(asset_symbols=ASSETS.symbols, asset_prices={"USDC": 1.0, "BTC": -1.0}),
+    )
+
+
+def test_asset_price_and_index_price_that_disagree_are_refused_naming_both() -> None:
+    error = raises_field(
+        "assets[BTC].price_usd",
+        lambda: market(asset_symbols=ASSETS.symbols, asset_prices={"USDC": 1.0, "BTC": 59_999.0}),
+    )
+    assert "market.index_prices.BTC" in str(error)
+
+
+def test_an_asset_without_any_price_is_refused() -> None:
+    raises_field("assets[USDC].price_usd", lambda: market(asset_symbols=ASSETS.symbols))
+
+
+def test_a_market_priced_for_other_assets_is_refused() -> None:
+    eth_only = AssetTable.from_assets([Asset(symbol="ETH")])
+    priced = market(asset_symbols=ASSETS.symbols, asset_prices={"USDC": 1.0})
+    raises_field("market.asset_prices", lambda: priced.asset_prices(eth_only))
 
 
 def test_scenario_asset_prices_must_be_positive() -> None:
-    raises_field("assets.price_usd", lambda: ASSETS.with_prices(np.array([1.0, NAN])))
+    priced = market(asset_symbols=ASSETS.symbols, asset_prices={"USDC": 1.0})
+    raises_field("market.asset_prices", lambda: priced.with_asset_prices(np.array([1.0, NAN])))
 
 
 def test_zero_mark_for_future_refused_by_revalue() -> None:
@@ -286,7 +311,6 @@ def test_haircut_tiers_must_not_decrease() -> None:
         "assets[BTC].haircut_tiers",
         lambda: Asset(
             symbol="BTC",
-            price_usd=1.0,
             haircut_tiers=(HaircutTier(above=0.0, haircut=0.2), HaircutTier(above=10.0, haircut=0.1)),
         ),
     )
@@ -297,7 +321,6 @@ def test_haircut_tier_floors_must_increase() -> None:
         "assets[BTC].haircut_tiers",
         lambda: Asset(
             symbol="BTC",
-            price_usd=1.0,
             haircut_tiers=(HaircutTier(above=0.0, haircut=0.1), HaircutTier(above=0.0, haircut=0.2)),
         ),
     )
@@ -372,7 +395,7 @@ def test_nan_balance() -> None:
 
 
 def test_balance_matrix_shape() -> None:
-    raises_field("balances", lambda: value_collateral(np.zeros((1, 3)), ASSETS))
+    raises_field("balances", lambda: value_collateral(np.zeros((1, 3)), ASSETS, np.ones(2)))
 
 
 def test_negative_accrual_period_for_interest() -> None:

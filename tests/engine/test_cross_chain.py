@@ -20,7 +20,7 @@ from crossmargin.core.margin.cross import CrossMargin
 from crossmargin.core.market import MarketState
 from crossmargin.engine.custody import CustodyPlan, custody_book, location_failure_book, location_report
 from crossmargin.errors import InputError
-from tests.builders import VALUATION_NS, book_from_rows
+from tests.builders import VALUATION_NS, at_par, book_from_rows
 
 BTC = 50_000.0
 
@@ -43,8 +43,8 @@ def _hand_book():
     """alice: 3 BTC (1 of them on a bridge) and 10,000 USDC, long 2 BTC perps entered at 48,000;
     bob: 0.5 BTC at a custodian, short 1 perp at 50,000."""
     assets = [
-        Asset(symbol="USDC", price_usd=1.0),
-        Asset(symbol="BTC", price_usd=BTC, haircut_tiers=(HaircutTier(above=0, haircut=0.10),)),
+        Asset(symbol="USDC"),
+        Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0, haircut=0.10),)),
     ]
     schedule = MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05)
     instruments = [
@@ -59,6 +59,7 @@ def _hand_book():
         positions=[("alice", "BTC-PERP", 2.0, 48_000.0), ("bob", "BTC-PERP", -1.0, 50_000.0)],
     )
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": BTC})
+    market = at_par(market, book)
     table = LocationTable.from_locations(
         [
             Location(

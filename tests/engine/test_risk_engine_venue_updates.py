@@ -39,11 +39,15 @@ def test_on_holdings_and_on_book_equal_a_fresh_engine() -> None:
     fresh = RiskEngine(changed, market, CrossMargin()).result
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
-    moved = dataclasses.replace(market, index_price_usd=market.index_price_usd * 0.8)
-    prices = changed.assets.price_usd * np.where(np.isin(changed.assets.symbols, ["BTC", "ETH"]), 0.8, 1.0)
-    engine.on_book(changed.with_asset_prices(prices), moved)
-    fresh = RiskEngine(changed.with_asset_prices(prices), moved, CrossMargin()).result
+    coins = np.where(np.isin(changed.assets.symbols, ["BTC", "ETH"]), 0.8, 1.0)
+    moved = dataclasses.replace(
+        market,
+        index_price_usd=market.index_price_usd * 0.8,
+        asset_price_usd=market.asset_prices(changed.assets) * coins,
+    )
+    engine.on_book(changed, moved)
+    fresh = RiskEngine(changed, moved, CrossMargin()).result
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
-    with pytest.raises(InputError, match="keeps prices"):
-        engine.on_holdings(changed, rows)  # prices differ from the engine's: use on_book
+    with pytest.raises(InputError, match=r"market\.asset_prices"):
+        engine.on_book(changed, dataclasses.replace(moved, asset_symbols=(), asset_price_usd=np.zeros(0)))

@@ -34,7 +34,7 @@ def three_accounts() -> tuple[object, MarketState]:
         margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USD", price_usd=1.0)],
+        assets=[Asset(symbol="USD")],
         instruments=[perp],
         balances={"A": {"USD": 60.0}, "B": {"USD": 98.0}, "C": {"USD": 1000.0}},
         positions=[
@@ -43,7 +43,13 @@ def three_accounts() -> tuple[object, MarketState]:
             ("C", "BTC-PERP", -20.0, 100.0),
         ],
     )
-    market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0})
+    market = MarketState.build(
+        book.instruments,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": 100.0},
+        asset_symbols=book.assets.symbols,
+        asset_prices={"USD": 1.0},
+    )
     return book, market
 
 
@@ -140,13 +146,17 @@ def test_price_impact_collateral_sale_moves_the_collateral_price() -> None:
         margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USD", price_usd=1.0), Asset(symbol="ETH", price_usd=100.0)],
+        assets=[Asset(symbol="USD"), Asset(symbol="ETH")],
         instruments=[perp],
         balances={"A": {"ETH": 1.0}, "B": {"ETH": 2.0}},
         positions=[("A", "BTC-PERP", 10.0, 100.0)],
     )
     market = MarketState.build(
-        book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0, "ETH": 100.0}
+        book.instruments,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": 100.0, "ETH": 100.0},
+        asset_symbols=book.assets.symbols,
+        asset_prices={"USD": 1.0},
     )
     venue = prepare_venue(book, market)
     runner = LocalShards.of(venue, CrossMargin())
@@ -184,13 +194,17 @@ def test_price_impact_depeg_spreads_through_stablecoin_sales() -> None:
         margin=MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05),
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USD", price_usd=1.0), Asset(symbol="USDC", price_usd=1.0)],
+        assets=[Asset(symbol="USD"), Asset(symbol="USDC")],
         instruments=[perp],
         balances={"A": {"USDC": 100.0}, "B": {"USDC": 110.0}},
         positions=[("A", "BTC-PERP", 10.0, 100.0), ("B", "BTC-PERP", 10.0, 100.0)],
     )
     market = MarketState.build(
-        book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 100.0, "USDC": 1.0}
+        book.instruments,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": 100.0, "USDC": 1.0},
+        asset_symbols=book.assets.symbols,
+        asset_prices={"USD": 1.0},
     )
     venue = prepare_venue(book, market)
     impact = SquareRootImpact(

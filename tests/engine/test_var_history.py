@@ -13,7 +13,7 @@ from crossmargin.core.instruments import Instrument, InstrumentKind
 from crossmargin.core.margin.var import VarMargin, explain_var_account, var_preset
 from crossmargin.core.market import MarketState
 from crossmargin.core.var.history import NS_PER_DAY
-from tests.builders import book_from_rows, usd_asset
+from tests.builders import at_par, book_from_rows, usd_asset
 from tests.conftest import shared_data_dir
 
 
@@ -29,6 +29,7 @@ def _long_btc(day: str, price: float):  # type: ignore[no-untyped-def]
         positions=[("long", "BTC-PERP", 1.0, price)],
     )
     market = MarketState.build(book.instruments, valuation_ns=_end_of(day), index_prices={"BTC": price})
+    market = at_par(market, book)
     return book, market
 
 

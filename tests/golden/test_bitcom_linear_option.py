@@ -14,7 +14,7 @@ import pytest
 from crossmargin.core.instruments import Instrument, InstrumentKind, InstrumentTable, OptionType
 from crossmargin.core.margin import CrossMargin, IsolatedMargin
 from crossmargin.core.market import MarketState
-from tests.builders import NS_PER_DAY, VALUATION_NS, book_from_rows, usd_asset
+from tests.builders import NS_PER_DAY, VALUATION_NS, at_par, book_from_rows, usd_asset
 from tests.golden import load_golden
 
 GOLDEN = load_golden("bitcom_usd_option_put.json")
@@ -50,6 +50,7 @@ def _evaluate(contracts: float):  # type: ignore[no-untyped-def]
         forward_prices={name: underlying},
         mark_prices={name: GOLDEN["mark_usd"]},
     )
+    market = at_par(market, book)
     return book, market
 
 

@@ -24,7 +24,7 @@ from crossmargin.core.instruments import (
 )
 from crossmargin.core.margin import CrossMargin, IsolatedMargin
 from crossmargin.core.market import MarketState
-from tests.builders import NS_PER_DAY, VALUATION_NS, book_from_rows, usd_asset
+from tests.builders import NS_PER_DAY, VALUATION_NS, at_par, book_from_rows, usd_asset
 from tests.golden import load_golden
 
 GOLDEN = load_golden("deribit_futures_btc.json")
@@ -51,6 +51,7 @@ def _evaluate(
     market = MarketState.build(
         table, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX_USD}, mark_prices=marks
     )
+    market = at_par(market, book)
     return CrossMargin().evaluate(book, market), IsolatedMargin().evaluate(book, market)
 
 
@@ -124,6 +125,7 @@ def test_zero_size_needs_no_margin() -> None:
     )
     book = book_from_rows(assets=[usd_asset()], instruments=table, balances={"trader": {"USDC": 1_000.0}})
     market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX_USD})
+    market = at_par(market, book)
     result = CrossMargin().evaluate(book, market)
     assert result.initial_margin_usd[0] == 0.0
     assert result.maintenance_margin_usd[0] == 0.0

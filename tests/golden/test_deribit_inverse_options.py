@@ -19,7 +19,7 @@ import pytest
 from crossmargin.core.instruments import Instrument, InstrumentKind, InstrumentTable, OptionType, Settlement
 from crossmargin.core.margin import CrossMargin, CrossParams, OptionMarginParams
 from crossmargin.core.market import MarketState
-from tests.builders import NS_PER_DAY, VALUATION_NS, book_from_rows, usd_asset
+from tests.builders import NS_PER_DAY, VALUATION_NS, at_par, book_from_rows, usd_asset
 from tests.golden import load_golden
 
 GOLDEN = load_golden("deribit_inverse_options.json")
@@ -60,6 +60,7 @@ def _evaluate(case: dict[str, Any], quantity: float, params: CrossParams | None 
         forward_prices={name: index},
         mark_prices={name: case["mark_btc"]},
     )
+    market = at_par(market, book)
     return CrossMargin(params or CrossParams()).evaluate(book, market)
 
 

@@ -34,7 +34,7 @@ from crossmargin.core.margin.presets import deribit_pm
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.core.scenarios import GridSpec
-from tests.builders import book_from_rows
+from tests.builders import at_par, book_from_rows
 from tests.golden import load_golden
 
 GOLDEN = load_golden("deribit_pme_simulate.json")
@@ -85,7 +85,7 @@ def _example(*, btc_balance: float = 0.0) -> tuple[Book, MarketState]:
     )
     marks = {name: float(spec[name]["mark_price"]) for name in (PERP, FUTURE)}
     book = book_from_rows(
-        assets=[Asset(symbol="BTC", price_usd=INDEX_USD)],
+        assets=[Asset(symbol="BTC")],
         instruments=table,
         balances={"pm": {"BTC": btc_balance}},
         positions=[
@@ -101,6 +101,7 @@ def _example(*, btc_balance: float = 0.0) -> tuple[Book, MarketState]:
     market = MarketState.build(
         table, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX_USD}, mark_prices=marks
     )
+    market = at_par(market, book)
     return book, market
 
 
@@ -216,7 +217,7 @@ def test_extended_table_futures_keep_boundary_cells_and_are_dampened() -> None:
 def test_coin_balance_carries_no_risk_in_its_own_numeraire() -> None:
     book, market = _example(btc_balance=10.0)
     coin_only = book_from_rows(
-        assets=[Asset(symbol="BTC", price_usd=INDEX_USD)],
+        assets=[Asset(symbol="BTC")],
         instruments=book.instruments,
         balances={"holder": {"BTC": 10.0}},
     )

@@ -31,7 +31,7 @@ from crossmargin.core.instruments import (
 )
 from crossmargin.core.margin import CrossMargin, IsolatedMargin
 from crossmargin.core.market import MarketState
-from tests.builders import VALUATION_NS, book_from_rows, usd_asset
+from tests.builders import VALUATION_NS, at_par, book_from_rows, usd_asset
 from tests.golden import load_golden
 
 REL_TOLERANCE = 1e-12
@@ -95,6 +95,7 @@ def _book_margin(schedule: MarginSchedule, notional_usd: float, *, index_usd: fl
         positions=[("trader", "BTCUSDT", notional_usd / index_usd, index_usd)],
     )
     market = MarketState.build(table, valuation_ns=VALUATION_NS, index_prices={"BTC": index_usd})
+    market = at_par(market, book)
     return CrossMargin().evaluate(book, market), IsolatedMargin().evaluate(book, market)
 
 

@@ -40,7 +40,7 @@ from crossmargin.core.margin.presets import EXTENDED_MOVES, paradex_pm
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.core.scenarios import ScenarioSet
-from tests.builders import NS_PER_DAY, VALUATION_NS, book_from_rows, usd_asset
+from tests.builders import NS_PER_DAY, VALUATION_NS, at_par, book_from_rows, usd_asset
 
 SPOT_USD = 70_000.0
 CALL_DELTA = 0.3
@@ -105,6 +105,7 @@ def _min_delta_example() -> tuple[Book, MarketState]:
         balances={"trader": {"USDC": 100_000.0}},
         positions=[("trader", "BTC-USD-PERP", 1.0, SPOT_USD), ("trader", "BTC-CALL", -5.0, 0.0)],
     )
+    market = at_par(market, book)
     return book, market
 
 
@@ -170,7 +171,7 @@ def _three_asset_scenarios() -> ScenarioSet:
         implied_vols={i.id: 0.6 for i in instruments},
     )
     book = book_from_rows(
-        assets=[Asset(symbol="USDC", price_usd=1.0)], instruments=table, balances={"a": {}}, positions=[]
+        assets=[Asset(symbol="USDC")], instruments=table, balances={"a": {}}, positions=[]
     )
     return PortfolioMargin(paradex_pm()).scenarios(book, revalue(table, market))
 

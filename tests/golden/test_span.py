@@ -40,7 +40,7 @@ from crossmargin.core.margin.presets import SPAN_SCAN_RANGES, span_like
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet
-from tests.builders import NS_PER_DAY, VALUATION_NS, book_from_rows, usd_asset
+from tests.builders import NS_PER_DAY, VALUATION_NS, at_par, book_from_rows, usd_asset
 
 # McMillan's risk arrays, + = profit, USD per contract, scenarios 1..16.
 LONG_FUTURE = [
@@ -157,6 +157,7 @@ def _book(future_quantity: float, call_quantity: float) -> tuple[Book, MarketSta
             ("account", name, quantity, 410.0 if name == "SP-FUT" else 0.0) for name, quantity in positions
         ],
     )
+    market = at_par(market, book)
     return book, market
 
 

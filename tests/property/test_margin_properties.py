@@ -28,11 +28,12 @@ REL_TOLERANCE = 1e-9
 SUM_REL_TOLERANCE = 1e-12
 
 
-def hand_collateral_usd(balance: float, asset: Asset) -> float:
-    """Haircut value of one balance, computed slice by slice from the Asset definition (no
-    AssetTable arrays): a progressive tier schedule like a tax bracket; borrowings at weight."""
+def hand_collateral_usd(balance: float, asset: Asset, price_usd: float) -> float:
+    """Haircut value of one balance at `price_usd`, computed slice by slice from the Asset
+    definition (no AssetTable arrays): a progressive tier schedule like a tax bracket; borrowings
+    at weight."""
     if balance < 0.0:
-        return balance * asset.price_usd * asset.liability_weight
+        return balance * price_usd * asset.liability_weight
     total = 0.0
     tiers = asset.haircut_tiers
     for j, tier in enumerate(tiers):
@@ -41,7 +42,7 @@ def hand_collateral_usd(balance: float, asset: Asset) -> float:
         if slice_units <= 0.0:
             break
         total += slice_units * (1.0 - tier.haircut)
-    return total * asset.price_usd
+    return total * price_usd
 
 
 def _close(
@@ -63,20 +64,24 @@ def _results(case: RandomBook) -> list[MarginResult]:
 @given(case=random_books(with_positions=False))
 def test_collateral_only_needs_no_margin_and_equity_is_haircut_value(case: RandomBook) -> None:
     book = case.book
+    price = case.market.asset_prices(book.assets)
     expected = np.array(
         [
-            sum(hand_collateral_usd(float(book.balances[a, k]), asset) for k, asset in enumerate(case.assets))
+            sum(
+                hand_collateral_usd(float(book.balances[a, k]), asset, float(price[k]))
+                for k, asset in enumerate(case.assets)
+            )
             for a in range(book.n_accounts)
         ]
     )
-    scale = np.abs(book.balances) @ book.assets.price_usd
+    scale = np.abs(book.balances) @ price
     for result in _results(case):
         assert np.all(result.initial_margin_usd == 0.0)
         assert np.all(result.maintenance_margin_usd == 0.0)
         assert np.all(result.position_value_usd == 0.0)
         _close(result.equity_usd, expected, scale=scale, rel=SUM_REL_TOLERANCE * 100)
     _close(
-        value_collateral(book.balances, book.assets).total_usd,
+        value_collateral(book.balances, book.assets, price).total_usd,
         expected,
         scale=scale,
         rel=SUM_REL_TOLERANCE * 100,
@@ -114,7 +119,8 @@ def test_moving_collateral_conserves_value_under_flat_haircuts(case: RandomBook,
     np.testing.assert_array_equal(after_book.balances.sum(axis=0), book.balances.sum(axis=0))
     before = CrossMargin().evaluate(book, case.market)
     after = CrossMargin().evaluate(after_book, case.market)
-    scale = float(np.abs(book.balances) @ book.assets.price_usd @ np.ones(book.n_accounts))
+    price = case.market.asset_prices(book.assets)
+    scale = float(np.abs(book.balances) @ price @ np.ones(book.n_accounts))
     total_before = before.collateral_value_usd.sum()
     assert after.collateral_value_usd.sum() == pytest.approx(
         total_before, rel=0.0, abs=SUM_REL_TOLERANCE * (scale + 1)
@@ -172,7 +178,7 @@ def test_interest_accrues_only_on_borrowings(case: RandomBook, years: float) -> 
 
 def test_interest_example() -> None:
     """Borrow 2 BTC at 10 % APR for half a year: owe 0.1 BTC; the 5 BTC deposit earns nothing."""
-    assets = AssetTable.from_assets([Asset(symbol="BTC", price_usd=60_000.0, borrow_rate_apr=0.10)])
+    assets = AssetTable.from_assets([Asset(symbol="BTC", borrow_rate_apr=0.10)])
     balances = np.array([[-2.0], [5.0]])
     accrued = accrue_borrow_interest(balances, assets, elapsed_years=0.5)
     np.testing.assert_allclose(accrued, [[-2.1], [5.0]], rtol=1e-15)

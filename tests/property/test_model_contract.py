@@ -61,7 +61,7 @@ from crossmargin.core.margin.var import VAR_PRESETS, VarMargin, var_preset
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.core.var.history import PriceHistory
-from tests.builders import VALUATION_NS, RandomBook, book_from_rows, random_books, usd_asset
+from tests.builders import VALUATION_NS, RandomBook, at_par, book_from_rows, random_books, usd_asset
 from tests.conftest import shared_data_dir
 
 FloatArray = npt.NDArray[np.float64]
@@ -236,10 +236,11 @@ CASE_BY_ID = {case.id: case for case in MODEL_CASES}
 def collateral_only_book() -> RandomBook:
     """One account holding 1 BTC (20,000 USD, no haircut) and no position; the book lists a BTC
     perpetual nobody holds (so BTC is an underlying with a scenario grid)."""
-    btc = Asset(symbol="BTC", price_usd=20_000.0)
+    btc = Asset(symbol="BTC")
     perp = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
     book = book_from_rows(assets=[usd_asset(), btc], instruments=[perp], balances={"holder": {"BTC": 1.0}})
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 20_000.0})
+    market = at_par(market, book)
     return RandomBook(book=book, market=market, assets=(usd_asset(), btc), instruments=(perp,))
 
 
@@ -248,6 +249,7 @@ def instrument_free_book() -> RandomBook:
     usdc = usd_asset()
     book = book_from_rows(assets=[usdc], instruments=[], balances={"saver": {"USDC": 100.0}})
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={})
+    market = at_par(market, book)
     return RandomBook(book=book, market=market, assets=(usdc,), instruments=())
 
 
@@ -330,8 +332,9 @@ def _empty(
     assert np.all(result.initial_margin_usd == 0.0)
     assert np.all(result.maintenance_margin_usd == 0.0)
     assert np.all(result.position_value_usd == 0.0)
-    scale = np.abs(book.balances) @ book.assets.price_usd
-    haircut_value = value_collateral(book.balances, book.assets).total_usd
+    price = market.asset_prices(book.assets)
+    scale = np.abs(book.balances) @ price
+    haircut_value = value_collateral(book.balances, book.assets, price).total_usd
     _close(result.equity_usd, haircut_value, scale=scale, rel=COLLATERAL_REL_TOLERANCE, what="equity")
 
 
@@ -354,7 +357,7 @@ def test_the_shrunk_empty_account_counterexamples_need_no_margin(
 def never_funded_book() -> RandomBook:
     """Two accounts: one that never deposited nor traded, one holding 1 BTC. The book lists a BTC
     perpetual nobody holds."""
-    btc = Asset(symbol="BTC", price_usd=20_000.0)
+    btc = Asset(symbol="BTC")
     perp = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
     book = book_from_rows(
         assets=[usd_asset(), btc],
@@ -362,6 +365,7 @@ def never_funded_book() -> RandomBook:
         balances={"never-funded": {}, "holder": {"BTC": 1.0}},
     )
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 20_000.0})
+    market = at_par(market, book)
     return RandomBook(book=book, market=market, assets=(usd_asset(), btc), instruments=(perp,))
 
 
@@ -452,6 +456,7 @@ def cancelling_pnl_book() -> RandomBook:
     market = MarketState.build(
         book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 20_000.0, "ETH": 1_000.0}
     )
+    market = at_par(market, book)
     return RandomBook(book=book, market=market, assets=(usd_asset(),), instruments=perps)
 
 
@@ -520,7 +525,7 @@ def _haircut(
 ) -> None:
     before = model.evaluate(book, market)
     after = model.evaluate(_harsher(book, random.assets, bump), market)
-    slack = COLLATERAL_REL_TOLERANCE * (np.abs(book.balances) @ book.assets.price_usd + 1.0)
+    slack = COLLATERAL_REL_TOLERANCE * (np.abs(book.balances) @ market.asset_prices(book.assets) + 1.0)
     assert np.all(after.equity_usd <= before.equity_usd + slack)
     assert np.all(after.collateral_value_usd <= before.collateral_value_usd + slack)
 
@@ -580,7 +585,7 @@ def test_collateral_hedge_is_why_risk_models_scale_without_collateral(model_id: 
     more of the collateral, so a model that margins collateral risk asks for less. Scaling the
     positions alone is not scaling the account's risk."""
     perp = Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC")
-    btc = Asset(symbol="BTC", price_usd=42_000.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),))
+    btc = Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),))
 
     def book(short_btc: float) -> Book:
         return book_from_rows(
@@ -590,8 +595,9 @@ def test_collateral_hedge_is_why_risk_models_scale_without_collateral(model_id: 
             positions=[("hedger", "BTC-PERP", -short_btc, 42_000.0)],
         )
 
-    market = MarketState.build(
-        book(4.0).instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 42_000.0}
+    market = at_par(
+        MarketState.build(book(4.0).instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 42_000.0}),
+        book(4.0),
     )
     model = CASE_BY_ID[model_id].model()
     small = float(model.evaluate(book(4.0), market).initial_margin_usd[0])

@@ -41,7 +41,7 @@ from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import GridSpec, ScenarioRevaluation, ScenarioSet, revalue_scenarios
 from crossmargin.engine.portfolio_run import explain_report
 from tests.adapters.files.bad_books import DESK
-from tests.builders import VALUATION_NS, RandomBook, book_from_rows, random_books, usd_asset
+from tests.builders import VALUATION_NS, RandomBook, at_par, book_from_rows, random_books, usd_asset
 
 PRESETS = tuple(PORTFOLIO_PRESETS)
 REL_TOLERANCE = 1e-9
@@ -73,12 +73,12 @@ def _addons_off(params: PortfolioParams) -> PortfolioParams:
     return dataclasses.replace(_without_dampeners(params), addons=AddOns())
 
 
-def _gross_pnl_scale(book: Book, reval: ScenarioRevaluation) -> np.ndarray:
+def _gross_pnl_scale(book: Book, market: MarketState, reval: ScenarioRevaluation) -> np.ndarray:
     """Per account, the largest sum of |item P&L| over scenarios: the size that rounding scales with."""
     q = abs(book.positions)
     qe = book.positions.copy()
     qe.data = np.abs(qe.data * entry_term(book.entry_price, book.instruments.reciprocal_entry[qe.indices]))
-    collateral = np.abs(value_collateral(book.balances, book.assets).value_usd)
+    collateral = np.abs(value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd)
     gross = (
         q @ np.abs(reval.d_unit_value_usd)
         + qe @ np.abs(reval.d_entry_coefficient_usd)
@@ -90,6 +90,7 @@ def _gross_pnl_scale(book: Book, reval: ScenarioRevaluation) -> np.ndarray:
 
 def _dense_grid(
     book: Book,
+    market: MarketState,
     scenarios: ScenarioSet,
     reval: ScenarioRevaluation,
     valuation: InstrumentValuation,
@@ -108,7 +109,7 @@ def _dense_grid(
     q = book.positions
     qe = q.copy()
     qe.data = q.data * entry_term(book.entry_price, book.instruments.reciprocal_entry[q.indices])
-    collateral = value_collateral(book.balances, book.assets).value_usd
+    collateral = value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd
     pnl = np.asarray(
         q @ reval.d_unit_value_usd + qe @ reval.d_entry_coefficient_usd + collateral @ reval.d_asset_factor
     )
@@ -167,6 +168,7 @@ def test_perfect_hedge_needs_only_its_addons(
         balances={"hedger": {"USDC": collateral_usd}},
         positions=[("hedger", "SPOT", size, price), ("hedger", "PERP", -size, price)],
     )
+    market = at_par(market, book)
     model = PortfolioMargin(portfolio_preset(preset), kernel=kernel)
     totals = model.totals(book, market, revalue(table, market))
     assert totals.grid_usd[0] == 0.0
@@ -276,6 +278,7 @@ def test_kernel_equals_dense_reference(
     )
     expected_grid, expected_depeg = _dense_grid(
         book,
+        market,
         full,
         reval,
         valuation,
@@ -283,7 +286,7 @@ def test_kernel_equals_dense_reference(
         numeraire=numeraire,
         depeg_move=params.addons.depeg_move,
     )
-    scale = _gross_pnl_scale(book, reval) * np.max(1.0 / numeraire_factor(full, numeraire))
+    scale = _gross_pnl_scale(book, market, reval) * np.max(1.0 / numeraire_factor(full, numeraire))
     _close(totals.grid_usd, expected_grid, scale=scale)
     _close(totals.addons_usd[:, -1], expected_depeg, scale=scale)
     # The worst scenario the kernel reports is a row whose loss is the largest group's charge.
@@ -382,13 +385,17 @@ def _pair_book(*, btc_collateral: float, btc_perp: float, eth_perp: float) -> tu
         else [Instrument(id="ETH-PERP", kind=InstrumentKind.PERPETUAL, underlying="ETH")]
     )
     market = MarketState.build(
-        table, valuation_ns=VALUATION_NS, index_prices={"BTC": BTC_USD, "ETH": ETH_USD}
+        table,
+        valuation_ns=VALUATION_NS,
+        index_prices={"BTC": BTC_USD, "ETH": ETH_USD},
+        asset_symbols=("BTC", "USDC"),
+        asset_prices={"USDC": 1.0},
     )
     positions = [("desk", "ETH-PERP", eth_perp, ETH_USD)]
     if btc_perp:
         positions.append(("desk", "BTC-PERP", btc_perp, BTC_USD))
     book = book_from_rows(
-        assets=[Asset(symbol="BTC", price_usd=BTC_USD), usd_asset()],
+        assets=[Asset(symbol="BTC"), usd_asset()],
         instruments=table,
         balances={"desk": {"BTC": btc_collateral}},
         positions=positions,

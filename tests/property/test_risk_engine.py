@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin.core.margin import CrossMargin, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core.margin import CrossMargin, CrossParams, IsolatedMargin, MarginModel, MarginResult
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset, with_tier_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
@@ -169,9 +169,9 @@ def test_a_model_switch_keeps_the_prepared_book(drawn: RandomBook) -> None:
     runs = engine.book.position_runs  # built once per book by the portfolio kernel
     engine.use_model(PortfolioMargin(portfolio_preset("span")))
     assert engine.book is drawn.book and engine.book.position_runs is runs
-    tiered = with_tier_preset(drawn.book, "binance")
-    engine.use_model(CrossMargin(), book=tiered)
-    assert engine.book.position_runs is runs  # a tier preset changes schedules, not the runs
+    engine.use_model(CrossMargin(CrossParams(tier_preset="binance")))  # a parameter, not a new book
+    assert engine.book is drawn.book and engine.book.position_runs is runs
+    tiered = with_tier_preset(drawn.book, "binance")  # the same tiers applied to the book itself
     assert_same_result(engine.result, CrossMargin().evaluate(tiered, drawn.market))
 
 

@@ -56,6 +56,15 @@ VENUE_CASES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/v1/expiries", {"instrument": "BTC-27MAR26", "settlement_price": 90_000.0}),
     ("POST", "/v1/stress", {"shocks": [{"moves": {"BTC": -0.1}}]}),
     ("GET", "/v1/events", None),
+    (
+        "POST",
+        "/v1/events/batch",
+        {
+            "events": [
+                {"kind": "deposit", "idempotency_key": "a-1", "account": OWN, "asset": "USDC", "amount": "1"}
+            ]
+        },
+    ),
     ("POST", "/v1/admin/keys", {"role": "admin"}),
     ("GET", "/v1/admin/keys", None),
     ("DELETE", "/v1/admin/keys/0123456789ab", None),

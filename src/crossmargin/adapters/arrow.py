@@ -93,3 +93,18 @@ def bool_array(mask: npt.NDArray[np.bool_]) -> pa.BooleanArray:
     bits = np.packbits(np.asarray(mask, dtype=bool), bitorder="little")
     array: pa.BooleanArray = pa.Array.from_buffers(pa.bool_(), int(mask.size), [None, pa.py_buffer(bits)])
     return array
+
+
+def numeric_array(values: npt.NDArray[Any], *, nan_is_null: bool = False) -> pa.Array:
+    """An Arrow array of a 1-D numpy integer or floating array, sharing its buffer (zero copy;
+    `pa.array(values)` imports pandas). `nan_is_null`: NaN entries become nulls (a validity
+    bitmap beside the unchanged values)."""
+    contiguous = np.ascontiguousarray(values)
+    kind = pa.from_numpy_dtype(contiguous.dtype)
+    validity = None
+    if nan_is_null and contiguous.dtype.kind == "f":
+        valid = ~np.isnan(contiguous)
+        if not valid.all():
+            validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    array: pa.Array = pa.Array.from_buffers(kind, int(contiguous.size), [validity, pa.py_buffer(contiguous)])
+    return array

@@ -174,6 +174,16 @@ def calibrate(
     implied_vol: Annotated[bool, typer.Option(help="Use implied vol (DVOL) where the data has it")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     markdown: Annotated[Path | None, typer.Option(help="Write the Markdown evidence section here")] = None,
+    book: Annotated[
+        Path | None, typer.Option(help="Book to apply the calibration to (with --write-book)")
+    ] = None,
+    write_book: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write --book with the calibrated haircuts and delta-one IM/MM tiers to this new "
+            "file (.yaml or .json; never overwrites)"
+        ),
+    ] = None,
 ) -> None:
     """Calibrate haircuts, IM/MM rates and tier sizes to a target coverage, with the back-test
     (fit window and out of sample) behind each number."""
@@ -182,6 +192,7 @@ def calibrate(
     from crossmargin.engine.calibration import run_calibration
 
     try:
+        _check_book_target(book, write_book)
         fit_first, fit_last = parse_window(fit, "fit")
         test_first, test_last = parse_window(test, "test")
         params = CalibrationParams(
@@ -202,6 +213,11 @@ def calibrate(
             volume=shared_volume(),
             implied=implied,
         )
+        written = None
+        if book is not None and write_book is not None:
+            from crossmargin.adapters.files.calibrated_book import write_calibrated_book
+
+            written = write_calibrated_book(book, write_book, report)
     except CrossMarginError as error:
         fail(error)
     if as_json:
@@ -211,3 +227,23 @@ def calibrate(
     if markdown is not None:
         write_atomically(markdown, calibration_markdown(report) + "\n")
         Console(stderr=True).print(f"wrote {markdown}")
+    if written is not None:
+        assets = ", ".join(written.assets) or "none"
+        instruments = ", ".join(written.instruments) or "none"
+        Console(stderr=True).print(
+            f"wrote {written.path}: haircuts of {assets}; IM/MM of {instruments}", highlight=False
+        )
+
+
+def _check_book_target(book: Path | None, write_book: Path | None) -> None:
+    """Before any work: --write-book needs --book and a path that does not exist yet."""
+    if write_book is None:
+        if book is not None:
+            raise InputError("--book", "only read with --write-book (where to write the calibrated book)")
+        return
+    if book is None:
+        raise InputError("--write-book", "needs --book, the book to apply the calibration to")
+    if write_book.exists():
+        raise InputError("--write-book", f"{write_book} exists; refusing to overwrite it")
+    if write_book.suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise InputError("--write-book", f"{write_book}: the suffix must be .yaml, .yml or .json")

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -40,6 +40,9 @@ from crossmargin.cli.names import MODELS, PORTFOLIO_PRESET_NAMES, TIER_PRESET_NA
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail, items_table, money, quantity, whole_dollars
 from crossmargin.errors import CrossMarginError, InputError
+
+if TYPE_CHECKING:
+    from crossmargin.engine.margin_run import CrowdingHistory
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +195,9 @@ def _table(report: dict[str, Any], *, width: int | None = None, n_accounts: int 
     )[:MAX_TABLE_ROWS]
     priced = bool(accounts) and "price_status" in accounts[0]  # --prices: the oracle's status
     levels = bool(accounts) and "liquidation_price" in accounts[0]  # --levels
-    columns = ["account", "equity", "IM", "MM", "available", "ratio", "status"]
+    crowded = bool(accounts) and "crowding_addon_usd" in accounts[0]  # --crowding
+    columns = ["account", "equity", "IM", "MM", *(["crowding"] if crowded else []), "available", "ratio"]
+    columns.append("status")
     columns += (["prices"] if priced else []) + (["liquidation"] if levels else [])
     notes = [] if total <= MAX_TABLE_ROWS else [f"{MAX_TABLE_ROWS} riskiest of {total:,} accounts"]
     layouts = (
@@ -225,6 +230,8 @@ def _row(a: dict[str, Any], amount: Callable[[float], str]) -> dict[str, str]:
         "ratio": "—" if a["margin_ratio"] is None else f"{a['margin_ratio']:.1%}",
         "status": _status(a),
     }
+    if "crowding_addon_usd" in a:  # its IM part; MM carries maintenance_fraction of it
+        row["crowding"] = amount(a["crowding_addon_usd"])
     if "price_status" in a:
         row["prices"] = _price_status(a["price_status"])
     if "liquidation_price" in a:
@@ -253,7 +260,7 @@ def _margin_table(
         collapse_padding=True,
     )
     for column in columns:
-        numeric = column in ("equity", "IM", "MM", "available", "ratio")
+        numeric = column in ("equity", "IM", "MM", "crowding", "available", "ratio")
         widest = max((_cell_width(r[column]) for r in rows), default=0)
         table.add_column(
             column,
@@ -346,6 +353,19 @@ def _price_notes(prices: list[dict[str, Any]]) -> None:
         Console(stderr=True).print(f"prices: {note}", highlight=False)
 
 
+def _crowding_history() -> CrowdingHistory:
+    """The shared open interest and funding history for --crowding; a missing file is an unknown
+    signal (the add-on then runs on the book's own signals), not an error."""
+    from crossmargin.adapters.history.market_series import shared_funding, shared_open_interest
+    from crossmargin.engine.margin_run import CrowdingHistory
+
+    open_interest, funding = shared_open_interest(), shared_funding()
+    return CrowdingHistory(
+        open_interest=open_interest if open_interest.path.is_file() else None,
+        funding=funding if any(funding.directory.glob("funding_*usdt_binance_*.csv")) else None,
+    )
+
+
 def _print_json(data: Any) -> None:
     """Print JSON-ready data (`engine.reports.to_json` output: no NaN left, hence allow_nan=False)."""
     sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
@@ -396,6 +416,15 @@ def margin(
             "line) or .parquet (accounts, positions and collateral tables; docs/cli.md)",
         ),
     ] = None,
+    crowding: Annotated[
+        bool,
+        typer.Option(
+            "--crowding",
+            help="Add the crowding add-on (docs/crowding.md) to a pooled model: IM + add-on, "
+            "MM + half of it, for accounts on a crowded side; each account's add-on in the table "
+            "and as crowding_addon_usd in the JSON",
+        ),
+    ] = False,
 ) -> None:
     """Compute initial and maintenance margin for every account of a book."""
     from crossmargin.adapters.files import load_book
@@ -416,6 +445,12 @@ def margin(
         if target is not None and target.format == "parquet" and (levels or prices is not None):
             problem = "the Parquet report has no --levels or --prices keys: use .json"
             raise InputError("--out", f"{out}: {problem}")
+        if target is not None and target.format == "parquet" and crowding:
+            raise InputError("--out", f"{out}: the Parquet report has no --crowding keys: use .json")
+        if crowding and prices is not None:
+            problem = "not with --prices: the add-on is measured on the book's own market"
+            raise InputError("--crowding", problem)
+        crowding_history = _crowding_history() if crowding else None
         with stages() as progress:
             progress.stage("loading the book")
             loaded = load_book(book)
@@ -429,11 +464,13 @@ def margin(
                     history=history,
                     volatility=volatility,
                     max_history_gap_days=max_history_gap_days,
+                    crowding=crowding_history,
                 )
-                # The typed report for --levels, and for VaR (its var_history block: how stale the
-                # window is) unless the target is Parquet, which has no place for either.
+                # The typed report for --levels and --crowding, and for VaR (its var_history
+                # block: how stale the window is) unless the target is Parquet, which has no place
+                # for either.
                 parquet = target is not None and target.format == "parquet"
-                if levels or (run.model == "var" and not parquet):
+                if levels or crowding or (run.model == "var" and not parquet):
                     found = margin_run.price_levels(run) if levels else None
                     report = margin_run.margin_report(run, levels=found)
                 else:

@@ -97,7 +97,7 @@ def _replay(loaded: Any, events: Path) -> tuple[Any, Any]:
     config = simulation_from_book(loaded).config  # the configuration the simulation ran with
     book = loaded.book
     prices = dict(zip(book.instruments.underlyings, loaded.market.index_price_usd.tolist(), strict=True))
-    prices.update(zip(book.assets.symbols, book.assets.price_usd.tolist(), strict=True))
+    prices.update(zip(book.assets.symbols, loaded.market.asset_prices(book.assets).tolist(), strict=True))
     start = LedgerState.open(config, book.account_ids, prices)
     return replay(start, read_events(events), config), config
 
@@ -161,7 +161,8 @@ def _debt_cover(
     from crossmargin.core.solvency.committed import BoundLeaf, debt_cover_proof
     from crossmargin.engine.solvency import collateral_and_debt_micro_usd, liabilities_of_book
 
-    loaded = load_book(book).book
+    file_book = load_book(book)
+    loaded = file_book.book
     decimals = {a: int(r["decimals"]) for a, r in roots["assets"].items()}
     owed = liabilities_of_book(loaded, decimals)
     row = owed.account_ids.index(account) if account in owed.account_ids else -1
@@ -187,7 +188,7 @@ def _debt_cover(
                 debt_units=debt,
             )
         )
-    collateral, debt_usd = collateral_and_debt_micro_usd(loaded, account)
+    collateral, debt_usd = collateral_and_debt_micro_usd(loaded, file_book.market, account)
     return debt_cover_proof(
         secret, account_id=account, collateral_micro_usd=collateral, debt_micro_usd=debt_usd, bound=bound
     )
@@ -220,7 +221,7 @@ def solvency(
         loaded = load_book(book)
         roots = read_roots(directory / ROOTS)
         plan = read_custody(custody, loaded.book)
-        report = solvency_of(roots, plan, loaded.book)
+        report = solvency_of(roots, plan, loaded.book, loaded.market)
     except CrossMarginError as error:
         fail(error)
     render_solvency(report, as_json=as_json)

@@ -1,4 +1,8 @@
-"""Collateral assets: price, haircut schedule by balance size, liability weight, borrow rate.
+"""Collateral assets: haircut schedule by balance size, liability weight, borrow rate.
+
+Prices are not here: an asset's USD price is market data and lives in the MarketState
+(`MarketState.asset_price_usd`, aligned to `AssetTable.symbols`), so a tick never rebuilds the
+book or its asset table.
 
 Struct of arrays over K assets (the accounts x assets balance matrix has K columns). Haircut tiers
 are progressive, like tax brackets: the slice of a balance between two tier floors takes that
@@ -17,7 +21,7 @@ from itertools import pairwise
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.core.checks import check_finite, check_positive, check_range
+from crossmargin.core.checks import check_finite, check_range
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -37,14 +41,13 @@ class HaircutTier:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Asset:
-    """One collateral asset.
+    """One collateral asset's risk parameters (its price is in the market state).
 
     `liability_weight` (>= 1) scales a negative (borrowed) balance: the liability counts at
     price x weight. `borrow_rate_apr` accrues on borrowed balances.
     """
 
     symbol: str
-    price_usd: float
     haircut_tiers: tuple[HaircutTier, ...] = (HaircutTier(above=0.0, haircut=0.0),)
     liability_weight: float = 1.0
     borrow_rate_apr: float = 0.0
@@ -52,7 +55,6 @@ class Asset:
     def __post_init__(self) -> None:
         if not self.symbol:
             raise InputError("assets.symbol", "must not be empty")
-        check_positive(self.price_usd, f"assets[{self.symbol}].price_usd")
         check_range(
             self.liability_weight,
             low=1.0,
@@ -81,13 +83,12 @@ class Asset:
 class AssetTable:
     """K assets as arrays. Tier tables are padded to T columns with +inf floors.
 
-    Shapes: price_usd (K,), tier_floor (K, T) asset units, tier_haircut (K, T),
+    Shapes: tier_floor (K, T) asset units, tier_haircut (K, T),
     tier_value_below (K, T) = haircut-adjusted quantity of the slices below each floor,
     liability_weight (K,), borrow_rate_apr (K,).
     """
 
     symbols: tuple[str, ...]
-    price_usd: FloatArray
     tier_floor: FloatArray
     tier_haircut: FloatArray
     tier_value_below: FloatArray
@@ -120,27 +121,12 @@ class AssetTable:
             value_below[row, 1 : len(tiers)] = np.cumsum(widths * (1.0 - haircut[row, : len(tiers) - 1]))
         return cls(
             symbols=symbols,
-            price_usd=np.array([a.price_usd for a in assets], dtype=np.float64),
             tier_floor=floor,
             tier_haircut=haircut,
             tier_value_below=value_below,
             liability_weight=np.array([a.liability_weight for a in assets], dtype=np.float64),
             borrow_rate_apr=np.array([a.borrow_rate_apr for a in assets], dtype=np.float64),
             index={s: i for i, s in enumerate(symbols)},
-        )
-
-    def with_prices(self, price_usd: FloatArray) -> AssetTable:
-        """Same assets at other prices (scenarios, market updates)."""
-        check_positive(price_usd, "assets.price_usd")
-        return AssetTable(
-            symbols=self.symbols,
-            price_usd=np.asarray(price_usd, dtype=np.float64),
-            tier_floor=self.tier_floor,
-            tier_haircut=self.tier_haircut,
-            tier_value_below=self.tier_value_below,
-            liability_weight=self.liability_weight,
-            borrow_rate_apr=self.borrow_rate_apr,
-            index=self.index,
         )
 
     def position(self, symbol: str, *, field_name: str = "asset") -> int:

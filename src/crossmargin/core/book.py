@@ -51,8 +51,28 @@ def compressed_slots(indptr: IntArray, rows: IntArray) -> IntArray:
     return slots
 
 
+@dataclass(slots=True)
+class BookMemo:
+    """What the kernels derive from a book's positions and balances alone, computed on first use
+    and kept: no price enters it, so every market state, scenario and model over the book reuses
+    it. Mutable on purpose (a memo), held by the immutable Book; a derived book is handed the
+    parts that stay valid for it.
+
+    balance_csr: the non-zero balances as CSR (indptr (A+1,), asset (nb,), haircut units (nb,)),
+    where value_usd = units x price; holdings through progressive haircuts, borrowings x
+    liability weight. position_runs: positions in risk-bucket order (core.position_runs), one per
+    set of general underlyings. risk_buckets: the instruments' (underlying, expiry) buckets.
+    """
+
+    balance_csr: tuple[IntArray, IntArray, FloatArray] | None = None
+    position_runs: dict[frozenset[str], PositionRuns] = field(default_factory=dict)
+    risk_buckets: RiskBuckets | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Book:
+    """Positions and balances, no prices (those are the MarketState's)."""
+
     account_ids: tuple[str, ...]
     assets: AssetTable
     instruments: InstrumentTable
@@ -61,41 +81,21 @@ class Book:
     balances: FloatArray
     isolated_collateral: FloatArray | None = None
     index: dict[str, int] = field(default_factory=dict, compare=False)
-    # Derived on first use, then kept (price-independent, so reused at every market state and
-    # scenario): the non-zero balances as CSR (indptr (A+1,), asset (nb,), haircut units (nb,)),
-    # where value_usd = units x price. Holdings take progressive haircuts, borrowings liability weights.
-    _balance_csr: tuple[IntArray, IntArray, FloatArray] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
-    # Derived on first use (the scenario kernels need it, the cross model does not), then kept:
-    # positions in risk-bucket order (see core.position_runs), one per set of general underlyings
-    # (a portfolio model's concentration underlyings). Also price-independent.
-    _position_runs: dict[frozenset[str], PositionRuns] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    # The instruments' (underlying, expiry) risk buckets, also derived once (roll shock, runs).
-    _risk_buckets: RiskBuckets | None = field(default=None, init=False, repr=False, compare=False)
+    # init=False: every new book, dataclasses.replace included, starts with an empty memo; the
+    # with_* methods below hand over the parts that stay valid.
+    memo: BookMemo = field(default_factory=BookMemo, init=False, compare=False, repr=False)
 
     @property
     def balance_csr(self) -> tuple[IntArray, IntArray, FloatArray]:
         """`haircut_units_csr` of the balances, computed on first use."""
-        csr = self._balance_csr
-        if csr is None:
-            csr = haircut_units_csr(self.balances, self.assets)
-            object.__setattr__(self, "_balance_csr", csr)
-        return csr
-
-    def with_asset_prices(self, price_usd: FloatArray) -> Book:
-        """Same positions and balances with the collateral assets at other prices (a tick). Every
-        derived structure (position runs, risk buckets, haircut units) is price-independent, so
-        the new book shares them instead of rebuilding them."""
-        return self._sharing_caches(dataclasses.replace(self, assets=self.assets.with_prices(price_usd)))
+        if self.memo.balance_csr is None:
+            self.memo.balance_csr = haircut_units_csr(self.balances, self.assets)
+        return self.memo.balance_csr
 
     def with_instrument_schedules(self, instruments: InstrumentTable) -> Book:
         """Same positions on an instrument table that differs only in margin schedules (a venue's
         tier preset): ids, kinds, underlyings, expiries and settlement must be equal, so the
-        position runs and risk buckets carry over."""
+        memo (position runs, risk buckets, haircut units) carries over whole."""
         table = self.instruments
         same = (
             instruments.ids == table.ids
@@ -107,24 +107,18 @@ class Book:
         )
         if not same:
             raise InputError("instruments", "a schedule change may not change the instruments themselves")
-        return self._sharing_caches(dataclasses.replace(self, instruments=instruments))
-
-    def _sharing_caches(self, other: Book) -> Book:
-        # The position runs dict is shared, not copied: runs built later by either book serve both.
-        object.__setattr__(other, "_position_runs", self._position_runs)
-        object.__setattr__(other, "_risk_buckets", self._risk_buckets)
-        if other.assets.tier_floor is self.assets.tier_floor and other.balances is self.balances:
-            object.__setattr__(other, "_balance_csr", self._balance_csr)
-        return other
+        book = dataclasses.replace(self, instruments=instruments)
+        book.memo.balance_csr = self.memo.balance_csr
+        book.memo.position_runs = self.memo.position_runs  # shared: runs built by either serve both
+        book.memo.risk_buckets = self.memo.risk_buckets
+        return book
 
     @property
     def risk_buckets(self) -> RiskBuckets:
         """core.position_runs.risk_buckets of the instrument table, computed on first use."""
-        buckets = self._risk_buckets
-        if buckets is None:
-            buckets = risk_buckets(self.instruments)
-            object.__setattr__(self, "_risk_buckets", buckets)
-        return buckets
+        if self.memo.risk_buckets is None:
+            self.memo.risk_buckets = risk_buckets(self.instruments)
+        return self.memo.risk_buckets
 
     @property
     def position_runs(self) -> PositionRuns:
@@ -134,9 +128,8 @@ class Book:
     def position_runs_for(self, general_underlyings: frozenset[str]) -> PositionRuns:
         """Positions ordered by (underlying, expiry) bucket within each account, with their P&L
         weights, run ends and general section (positions on `general_underlyings` always in it),
-        built once per book and set (an immutable book's positions never change;
-        dataclasses.replace makes a new book that builds its own)."""
-        runs = self._position_runs.get(general_underlyings)
+        built once per book and set (an immutable book's positions never change)."""
+        runs = self.memo.position_runs.get(general_underlyings)
         if runs is None:
             positions = self.positions
             runs = position_runs(
@@ -147,7 +140,7 @@ class Book:
                 self.instruments,
                 general_underlyings,
             )
-            self._position_runs[general_underlyings] = runs
+            self.memo.position_runs[general_underlyings] = runs
         return runs
 
     @property
@@ -169,12 +162,16 @@ class Book:
             raise InputError("account", f"unknown account {account_id!r}") from None
 
     def with_balances(self, balances: FloatArray) -> Book:
-        """Same positions, other balances (e.g. after interest accrues or collateral moves)."""
+        """Same positions, other balances (e.g. after interest accrues or collateral moves): the
+        position runs and risk buckets carry over, the haircut units are rebuilt on use."""
         matrix = np.asarray(balances, dtype=np.float64)
         check_balances(matrix, self.assets)
         if matrix.shape[0] != self.n_accounts:
             raise InputError("balances", f"{matrix.shape[0]} rows for {self.n_accounts} accounts")
-        return dataclasses.replace(self, balances=matrix)
+        book = dataclasses.replace(self, balances=matrix)
+        book.memo.position_runs = self.memo.position_runs
+        book.memo.risk_buckets = self.memo.risk_buckets
+        return book
 
     def select(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> Book:
         """A book of only these accounts (in this order), same instruments and assets.

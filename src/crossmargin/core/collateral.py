@@ -55,13 +55,14 @@ def haircut_quantity(balances: FloatArray, assets: AssetTable) -> FloatArray:
     return adjusted
 
 
-def value_collateral(balances: FloatArray, assets: AssetTable) -> CollateralValuation:
-    """Value every balance of every account. balances: (n_accounts, n_assets) in asset units."""
+def value_collateral(balances: FloatArray, assets: AssetTable, price_usd: FloatArray) -> CollateralValuation:
+    """Value every balance of every account. balances: (n_accounts, n_assets) in asset units;
+    price_usd: (n_assets,) USD per unit (the market state's `asset_prices(assets)`)."""
     check_balances(balances, assets)
-    long_value = haircut_quantity(balances, assets) * assets.price_usd
-    short_value = np.minimum(balances, 0.0) * (assets.price_usd * assets.liability_weight)
+    long_value = haircut_quantity(balances, assets) * price_usd
+    short_value = np.minimum(balances, 0.0) * (price_usd * assets.liability_weight)
     value_usd = long_value + short_value
-    gross = np.maximum(balances, 0.0) * assets.price_usd
+    gross = np.maximum(balances, 0.0) * price_usd
     with np.errstate(invalid="ignore", divide="ignore"):
         haircut = np.where(gross > 0.0, 1.0 - long_value / np.where(gross > 0.0, gross, 1.0), 0.0)
     return CollateralValuation(value_usd=value_usd, haircut=haircut)

@@ -107,7 +107,6 @@ def with_base_haircuts(assets: AssetTable, haircut: FloatArray) -> AssetTable:
     value_below[:, 1:] = np.cumsum(slices, axis=1)
     return AssetTable(
         symbols=assets.symbols,
-        price_usd=assets.price_usd,
         tier_floor=assets.tier_floor,
         tier_haircut=tiers,
         tier_value_below=value_below,

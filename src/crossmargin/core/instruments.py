@@ -163,6 +163,9 @@ class InstrumentTable:
     tier_initial_deduction_usd: FloatArray
     tier_maintenance_deduction_usd: FloatArray
     index: dict[str, int] = field(compare=False)
+    # Tables derived from this one and kept (a tier preset's schedules, `tier_presets`); a fresh
+    # memo for every new table, dataclasses.replace included.
+    memo: dict[str, InstrumentTable] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def n_instruments(self) -> int:

@@ -484,9 +484,14 @@ class ItemScenarioPnL:
 
 
 def item_scenario_pnl(
-    book: Book, account_row: int, valuation: InstrumentValuation, reval: ScenarioRevaluation
+    book: Book,
+    account_row: int,
+    valuation: InstrumentValuation,
+    reval: ScenarioRevaluation,
+    asset_price_usd: FloatArray,
 ) -> ItemScenarioPnL:
-    """Every position's and collateral asset's P&L in every scenario, for one account."""
+    """Every position's and collateral asset's P&L in every scenario, for one account
+    (asset_price_usd (K,): today's collateral prices)."""
     start, stop = int(book.positions.indptr[account_row]), int(book.positions.indptr[account_row + 1])
     inst = book.positions.indices[start:stop].astype(np.int64)
     qty = book.positions.data[start:stop]
@@ -494,7 +499,8 @@ def item_scenario_pnl(
     position_pnl = qty[:, None] * (
         reval.d_unit_value_usd[inst] + term[:, None] * reval.d_entry_coefficient_usd[inst]
     )
-    collateral = value_collateral(book.balances[account_row : account_row + 1], book.assets).value_usd[0]
+    balances = book.balances[account_row : account_row + 1]
+    collateral = value_collateral(balances, book.assets, asset_price_usd).value_usd[0]
     return ItemScenarioPnL(
         instrument_index=inst,
         quantity=qty,

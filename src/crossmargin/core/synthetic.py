@@ -123,27 +123,25 @@ def synth_assets() -> AssetTable:
     stable = (HaircutTier(above=0.0, haircut=0.0), HaircutTier(above=5e6, haircut=0.02))
     return AssetTable.from_assets(
         [
-            Asset(symbol="USDC", price_usd=1.0, haircut_tiers=stable),
-            Asset(symbol="USDT", price_usd=1.0, haircut_tiers=stable),
-            Asset(
-                symbol="BTC",
-                price_usd=INDEX_USD["BTC"],
-                haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),),
-            ),
-            Asset(
-                symbol="ETH",
-                price_usd=INDEX_USD["ETH"],
-                haircut_tiers=(HaircutTier(above=0.0, haircut=0.10),),
-            ),
+            Asset(symbol="USDC", haircut_tiers=stable),
+            Asset(symbol="USDT", haircut_tiers=stable),
+            Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),)),
+            Asset(symbol="ETH", haircut_tiers=(HaircutTier(above=0.0, haircut=0.10),)),
         ]
     )
 
 
 def synth_market(instruments: InstrumentTable) -> MarketState:
-    """The synthetic market: index prices above, options at a flat 45 % implied vol."""
+    """The synthetic market: index prices above, stablecoins at par (the collateral of
+    `synth_assets`), options at a flat 45 % implied vol."""
     vols = {instruments.ids[i]: OPTION_VOL for i in np.flatnonzero(instruments.is_option).tolist()}
     return MarketState.build(
-        instruments, valuation_ns=VALUATION_NS, index_prices=INDEX_USD, implied_vols=vols
+        instruments,
+        valuation_ns=VALUATION_NS,
+        index_prices=INDEX_USD,
+        implied_vols=vols,
+        asset_symbols=synth_assets().symbols,
+        asset_prices={"USDC": 1.0, "USDT": 1.0},
     )
 
 

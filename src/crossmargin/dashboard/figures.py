@@ -151,10 +151,11 @@ def collateral_exposure(view: VenueView) -> list[dict[str, Any]]:
     """Per collateral asset, over every account: balance (asset units, borrowings negative), value
     before and after haircut (USD), the haircut taken (USD)."""
     book = view.engine.book
-    valued = value_collateral(book.balances, book.assets)
+    price_usd = view.engine.market.asset_prices(book.assets)
+    valued = value_collateral(book.balances, book.assets, price_usd)
     balance = book.balances.sum(axis=0)
-    gross = (np.maximum(book.balances, 0.0) * book.assets.price_usd).sum(axis=0)
-    debt = (np.minimum(book.balances, 0.0) * book.assets.price_usd).sum(axis=0)
+    gross = (np.maximum(book.balances, 0.0) * price_usd).sum(axis=0)
+    debt = (np.minimum(book.balances, 0.0) * price_usd).sum(axis=0)
     after = valued.value_usd.sum(axis=0)
     return [
         {
@@ -168,7 +169,7 @@ def collateral_exposure(view: VenueView) -> list[dict[str, Any]]:
         for symbol, b, p, g, d, a in zip(
             book.assets.symbols,
             balance.tolist(),
-            book.assets.price_usd.tolist(),
+            price_usd.tolist(),
             gross.tolist(),
             debt.tolist(),
             after.tolist(),
@@ -192,11 +193,11 @@ def liquidation_curve(view: VenueView, moves: tuple[float, ...] = CURVE_MOVES) -
         counts: list[int] = []
         values: list[float] = []
         for move in moves:  # one whole-book evaluation per point (a loop over moves, not accounts)
-            moved_book, moved = moved_market(book, engine.market, base, underlying=u, factor=1.0 + move)
-            result = model.evaluate(moved_book, moved)
+            moved = moved_market(book, engine.market, base, underlying=u, factor=1.0 + move)
+            result = model.evaluate(book, moved)
             under = result.below_maintenance
-            notional = revalue(moved_book.instruments, moved).notional_usd
-            per_account = np.abs(moved_book.positions) @ notional
+            notional = revalue(book.instruments, moved).notional_usd
+            per_account = np.abs(book.positions) @ notional
             counts.append(int(np.count_nonzero(under)))
             values.append(float(per_account[under].sum()))
         series.append({"underlying": name, "accounts": counts, "notional_usd": values})

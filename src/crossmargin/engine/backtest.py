@@ -14,11 +14,13 @@ expire, and there is no option history before 2025-12). Funding is not in the re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numba
 import numpy as np
 import numpy.typing as npt
 
@@ -112,14 +114,12 @@ def _check_backtest_book(book: Book) -> None:
         )
 
 
-def _day_market(
-    loaded: LoadedBook, book: Book, history: PriceHistory, row: int
-) -> tuple[MarketState, FloatArray]:
-    """The market and the collateral prices (K,) at day `row`'s closes, valued at the end of that
-    day (assets without history keep the book's price: stablecoins, fiat)."""
+def _day_market(loaded: LoadedBook, book: Book, history: PriceHistory, row: int) -> MarketState:
+    """The market at day `row`'s closes, valued at the end of that day (collateral assets without
+    history keep the book's price: stablecoins, fiat)."""
     closes = history.close_usd[row]
     index = np.array([closes[history.column(u)] for u in book.instruments.underlyings])
-    prices = book.assets.price_usd.copy()
+    prices = loaded.market.asset_prices(book.assets).copy()
     for k, symbol in enumerate(book.assets.symbols):
         if history.has(symbol):
             prices[k] = closes[history.column(symbol)]
@@ -130,8 +130,9 @@ def _day_market(
         valuation_ns=end_of_day_ns,
         index_price_usd=index,
         mark_price=np.full(book.instruments.n_instruments, np.nan),
+        asset_price_usd=prices,
     )
-    return market, prices
+    return market
 
 
 def backtest_days(
@@ -184,12 +185,18 @@ def _check_window(
 def held_only(loaded: LoadedBook) -> LoadedBook:
     """The book and market restricted to the instruments its positions hold (and their
     underlyings): an account's walk needs the history of what it holds, not of every instrument
-    the book lists (SOL starts 2020-04-10; a BTC portfolio's walk reaches back before it)."""
+    the book lists (SOL starts 2020-04-10; a BTC portfolio's walk reaches back before it).
+
+    An underlying that is also a collateral asset the accounts hold stays an underlying (BTC
+    collateral behind SOL and ETH perps): the portfolio-margin grids shock collateral through
+    its underlying's scenarios, so dropping it would leave that collateral unshocked."""
     book = loaded.book
     table = book.instruments
     held = np.unique(book.positions.indices).astype(np.int64)
     old_u = table.underlying_index[held]
-    kept_u = np.unique(old_u)
+    held_assets = {book.assets.symbols[k] for k in np.flatnonzero(np.any(book.balances != 0.0, axis=0))}
+    collateral_u = [u for u, symbol in enumerate(table.underlyings) if symbol in held_assets]
+    kept_u = np.union1d(old_u, np.asarray(collateral_u, dtype=np.int64)).astype(np.int64)
     new_u = np.searchsorted(kept_u, old_u)
     n_held = held.size
     instruments = dataclasses.replace(
@@ -284,11 +291,11 @@ def run_backtest(
     done = 0
     series: list[BacktestSeries] = []
     for account, rows in walks:
-        account_series = _walk(account, rows, daily, specs, history, volatility, horizon_days, coverage)
-        series.extend(account_series)
+        account_progress = None if progress is None else _offset_progress(progress, done, total)
+        series.extend(
+            _walk(account, rows, daily, specs, history, volatility, horizon_days, coverage, account_progress)
+        )
         done += rows.size
-        if progress is not None:
-            progress(done, total)
     all_rows = np.unique(np.concatenate([rows for _, rows in walks]))
     return BacktestRun(
         book=loaded.path,
@@ -300,6 +307,11 @@ def run_backtest(
         series=tuple(series),
         skipped=skipped,
     )
+
+
+def _offset_progress(progress: Callable[[int, int], None], done: int, total: int) -> Callable[[int], None]:
+    """An account's day count as the run's: `done` days of earlier accounts before it."""
+    return lambda n: progress(done + n, total)
 
 
 # A VaR model needs half its window of joint daily returns before the first day it margins
@@ -320,9 +332,7 @@ def _account_days(
     book = account.book
     for u in book.instruments.underlyings:
         daily.column(u)  # an underlying without history cannot be back-tested
-    symbols = list(
-        dict.fromkeys([*book.instruments.underlyings, *(s for s in book.assets.symbols if daily.has(s))])
-    )
+    symbols = account_symbols(book, daily)
     rows = backtest_days(daily, symbols, first_day=first_day, last_day=last_day, horizon_days=horizon_days)
     if any(s.model == "var" for s in specs) and rows.size:
         priced = np.flatnonzero(np.all(np.isfinite(daily.select(symbols).close_usd), axis=1))
@@ -332,9 +342,16 @@ def _account_days(
 
 
 def _no_days(account: LoadedBook, daily: PriceHistory, first_day: str, last_day: str) -> str:
-    book = account.book
-    symbols = [*book.instruments.underlyings, *(s for s in book.assets.symbols if daily.has(s))]
-    return f"no day in {first_day}..{last_day} with prices of {', '.join(dict.fromkeys(symbols))}"
+    symbols = account_symbols(account.book, daily)
+    return f"no day in {first_day}..{last_day} with prices of {', '.join(symbols)}"
+
+
+def account_symbols(book: Book, daily: PriceHistory) -> list[str]:
+    """The symbols an account's walk needs a close of each day: the underlyings it trades (after
+    `held_only`) and the book's collateral assets that have a history (stablecoins and fiat
+    without one keep the book's price). Its walk starts at the latest first close among them."""
+    assets = (s for s in book.assets.symbols if daily.has(s))
+    return list(dict.fromkeys([*book.instruments.underlyings, *assets]))
 
 
 def _walk(
@@ -346,36 +363,42 @@ def _walk(
     volatility: VolatilityFilter | None,
     horizon_days: int,
     coverage: float,
+    progress: Callable[[int], None] | None = None,
 ) -> list[BacktestSeries]:
-    """One account day by day (one risk cycle per day: the walk is sequential)."""
+    """One account day by day (one risk cycle per day: the walk is sequential).
+
+    Equity is priced once per distinct day (t and t + h): equity(t + h) is the equity of a later
+    day t' = t + h of the walk, so consecutive days share it. The day's work is one account of a
+    few positions (a few thousand scenarios at most), smaller than the fork/join of numba's
+    parallel kernels: the walk runs them on one thread (`one_numba_thread`)."""
     book = account.book
     choices: list[ModelChoice] = [
         make_model(s.model, account, s.preset, history=history, volatility=volatility) for s in specs
     ]
     n_days = rows.size
     margin = np.zeros((len(specs), n_days))
-    equity_now = np.zeros(n_days)
-    equity_later = np.zeros(n_days)
+    priced = np.unique(np.concatenate([rows, rows + horizon_days]))
+    equity_usd = np.zeros(priced.size)  # equity at each day's closes, end of day
     # One long-lived engine per model (and one for equity), moved from day to day: the walk is a
     # use of the engine, each day one market update (the valuation time moves, so each update is a
     # full re-margin; the book's price-independent structures are prepared once).
-    first_market, first_prices = _day_market(account, book, daily, int(rows[0]))
-    equity = RiskEngine(book.with_asset_prices(first_prices), first_market, CrossMargin(account.params))
-    engines = [
-        RiskEngine(choice.book.with_asset_prices(first_prices), first_market, choice.model)
-        for choice in choices
-    ]
-    for n, row in enumerate(rows.tolist()):
-        market, prices = _day_market(account, book, daily, row)
-        later_market, later_prices = _day_market(account, book, daily, row + horizon_days)
-        equity.on_market(market, asset_price_usd=prices)
-        equity_now[n] = equity.result.equity_usd[0]
-        equity.on_market(later_market, asset_price_usd=later_prices)
-        equity_later[n] = equity.result.equity_usd[0]
-        for m, engine in enumerate(engines):
-            engine.on_market(market, asset_price_usd=prices)
-            margin[m, n] = engine.result.initial_margin_usd[0]
-    loss = equity_now - equity_later
+    first_market = _day_market(account, book, daily, int(rows[0]))
+    with one_numba_thread():
+        equity = RiskEngine(book, first_market, CrossMargin(account.params))
+        for n, row in enumerate(priced.tolist()):
+            equity.on_market(_day_market(account, book, daily, row))
+            equity_usd[n] = equity.result.equity_usd[0]
+        engines = [RiskEngine(choice.book, first_market, choice.model) for choice in choices]
+        for n, row in enumerate(rows.tolist()):
+            market = _day_market(account, book, daily, row)
+            for m, engine in enumerate(engines):
+                engine.on_market(market)
+                margin[m, n] = engine.result.initial_margin_usd[0]
+            if progress is not None:
+                progress(n + 1)
+    loss = (
+        equity_usd[np.searchsorted(priced, rows)] - equity_usd[np.searchsorted(priced, rows + horizon_days)]
+    )
     days = daily.days[rows]
     return [
         BacktestSeries(
@@ -388,6 +411,57 @@ def _walk(
         )
         for m, spec in enumerate(specs)
     ]
+
+
+@contextmanager
+def one_numba_thread() -> Iterator[None]:
+    """numba's parallel kernels on the calling thread only, for the block (restored after; the
+    setting is per thread: https://numba.readthedocs.io/en/stable/user/threading-layer.html)."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodResult:
+    """One series over a stress period: the days t of the walk whose h-day loss window
+    (t, t + h] holds a day of [first_day, last_day] (t from first_day - h to last_day - 1).
+    USD; `worst_day` is the day of the largest realised loss, `margin_usd` the margin that day."""
+
+    days: int
+    exceedances: int
+    worst_day: np.datetime64
+    worst_loss_usd: float
+    margin_usd: float
+    worst_shortfall_usd: float  # max(loss - margin, 0) over the period's days
+
+    @property
+    def exceeded(self) -> bool:
+        return self.exceedances > 0
+
+
+def period_result(
+    series: BacktestSeries, first_day: str, last_day: str, *, horizon_days: int
+) -> PeriodResult | None:
+    """`series` over the loss windows that overlap [first_day, last_day] (None: the walk has
+    no such day, e.g. the account's history starts after it)."""
+    first, last = _day(first_day, "period.first_day"), _day(last_day, "period.last_day")
+    inside = np.flatnonzero((series.days >= first - np.timedelta64(horizon_days, "D")) & (series.days < last))
+    if inside.size == 0:
+        return None
+    loss, margin = series.loss_usd[inside], series.margin_usd[inside]
+    worst = int(np.argmax(loss))
+    return PeriodResult(
+        days=int(inside.size),
+        exceedances=int(np.sum(loss > margin)),
+        worst_day=series.days[inside[worst]],
+        worst_loss_usd=float(loss[worst]),
+        margin_usd=float(margin[worst]),
+        worst_shortfall_usd=float(np.max(np.maximum(loss - margin, 0.0))),
+    )
 
 
 def backtest_table(run: BacktestRun) -> list[dict[str, Any]]:

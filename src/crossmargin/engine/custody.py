@@ -5,7 +5,7 @@ custody_book(book, plan)              the book with every balance replaced by it
 location_failure_book(book, plan, l)  the stress scenario: balances at location l frozen or lost
 location_report(book, plan, model)    per account: collateral USD by location, equity and MM as
                                       booked, after mobilisation, and under each location's failure
-solvency_of(roots, plan, book)        reserves (plan) against published liability roots
+solvency_of(roots, plan, book, market)  reserves (plan) against published liability roots
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def location_failure_book(book: Book, plan: CustodyPlan, location: str, *, mobil
 def location_report(book: Book, market: MarketState, plan: CustodyPlan, model: MarginModel) -> dict[str, Any]:
     """Per account: USD by location; equity and MM as booked, mobilised, and per failure."""
     cube = balance_cube(book, plan)
-    by_location = collateral_by_location(cube, book.assets.price_usd)
+    by_location = collateral_by_location(cube, market.asset_prices(book.assets))
     booked = model.evaluate(book, market)
     mobilised = model.evaluate(custody_book(book, plan), market)
     failures = {
@@ -100,7 +100,9 @@ def location_report(book: Book, market: MarketState, plan: CustodyPlan, model: M
     return {"locations": list(plan.locations.names), "accounts": accounts}
 
 
-def solvency_of(roots: Mapping[str, Any], plan: CustodyPlan, book: Book) -> SolvencyReport:
+def solvency_of(
+    roots: Mapping[str, Any], plan: CustodyPlan, book: Book, market: MarketState
+) -> SolvencyReport:
     """Reserves in `plan` against the totals of the published `roots` (roots.json)."""
     assets = roots["assets"]
     factors = plan.factors()
@@ -114,5 +116,6 @@ def solvency_of(roots: Mapping[str, Any], plan: CustodyPlan, book: Book) -> Solv
         reserves_units=plan.reserves_units,
         decimals={a: int(r["decimals"]) for a, r in assets.items()},
         assets=book.assets,
+        asset_price_usd=market.asset_prices(book.assets),
         location_factor=location_factor,
     )

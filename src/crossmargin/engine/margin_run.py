@@ -25,6 +25,7 @@ prices (equity = 0) are model-independent.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,13 +36,28 @@ import numpy.typing as npt
 from crossmargin.core.book import Book
 from crossmargin.core.liquidation.model_prices import model_price_levels
 from crossmargin.core.liquidation.prices import PriceLevels, cross_price_levels
-from crossmargin.core.margin import Breakdown, CrossMargin, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core.margin import (
+    Breakdown,
+    CrossMargin,
+    CrossParams,
+    IsolatedMargin,
+    MarginModel,
+    MarginResult,
+)
+from crossmargin.core.margin.crowding import CrowdedMargin, crowding_addon_usd
 from crossmargin.core.margin.portfolio import PortfolioMargin
-from crossmargin.core.margin.presets import portfolio_preset, with_tier_preset
+from crossmargin.core.margin.presets import portfolio_preset
 from crossmargin.core.margin.sensitivity import SensitivityMargin
+from crossmargin.core.margin.tier_presets import scheduled
 from crossmargin.core.margin.var import VarMargin
+from crossmargin.engine.crowding_run import crowded_model
 from crossmargin.engine.inputs import LoadedBook
-from crossmargin.engine.ports import PriceHistorySource, VolatilityFilter
+from crossmargin.engine.ports import (
+    FundingSource,
+    OpenInterestSource,
+    PriceHistorySource,
+    VolatilityFilter,
+)
 from crossmargin.engine.report_columns import margin_columns
 from crossmargin.engine.reports import (
     AccountPriceLevels,
@@ -89,9 +105,9 @@ def make_model(
     without a history it is an InputError("history")."""
     if name in ("cross", "isolated"):
         tier = preset if preset is not None else loaded.tier_preset
-        book = loaded.book if tier is None else with_tier_preset(loaded.book, tier)
-        model: MarginModel = CrossMargin(loaded.params) if name == "cross" else IsolatedMargin(loaded.params)
-        return ModelChoice(name=name, preset=tier, model=model, book=book)
+        cross = dataclasses.replace(loaded.params, tier_preset=tier)  # a model parameter, not a new book
+        model: MarginModel = CrossMargin(cross) if name == "cross" else IsolatedMargin(cross)
+        return ModelChoice(name=name, preset=tier, model=model, book=loaded.book)
     if name == "portfolio":
         # The flag names a preset and nothing else: the book's explicit overrides (numeraire,
         # maintenance fraction, add-ons) apply on top of whichever preset runs.
@@ -111,6 +127,16 @@ def make_model(
     raise InputError("model", f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrowdingHistory:
+    """The market's crowding signals for `--crowding` (engine.crowding_run): daily open interest
+    and funding; a source left None (or without the symbol, or stopping before the valuation
+    day) makes that signal unknown, and the add-on runs on the book's own signals."""
+
+    open_interest: OpenInterestSource | None = None
+    funding: FundingSource | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class MarginRun:
     loaded: LoadedBook
@@ -120,6 +146,7 @@ class MarginRun:
     preset: str | None = None
     margin_model: MarginModel | None = None  # the model and book the run used (liquidation prices)
     model_book: Book | None = None
+    crowding_addon_usd: FloatArray | None = None  # (A,) IM add-on of a --crowding run, USD
 
 
 def run_margin(
@@ -131,9 +158,13 @@ def run_margin(
     history: PriceHistorySource | None = None,
     volatility: VolatilityFilter | None = None,
     max_history_gap_days: int | None = None,
+    crowding: CrowdingHistory | None = None,
 ) -> MarginRun:
     """Evaluate the whole book, then break down the requested accounts (all by default).
-    `history` and `volatility`: the VaR model's inputs (`make_model`), unused by the others."""
+    `history` and `volatility`: the VaR model's inputs (`make_model`), unused by the others.
+    `crowding`: add the crowding add-on (core.margin.crowding) to the chosen pooled model, its
+    state measured on the whole book with the history signals known at the valuation time; the
+    run's model is then `<model>+crowding` and `crowding_addon_usd` holds each account's add-on."""
     choice = make_model(
         model or loaded.default_model,
         loaded,
@@ -143,18 +174,44 @@ def run_margin(
         max_history_gap_days=max_history_gap_days,
     )
     book = choice.book
+    chosen: MarginModel = choice.model
+    name = choice.name
+    if crowding is not None:
+        chosen = _crowded(choice, loaded, crowding)
+        name = f"{choice.name}+crowding"
     # A file run is one use of the long-lived engine: built, asked once, dropped.
-    engine = RiskEngine(book, loaded.market, choice.model)
+    engine = RiskEngine(book, loaded.market, chosen)
     result = engine.result
     breakdown = engine.breakdown(account_ids)
+    addon = None
+    if isinstance(chosen, CrowdedMargin) and chosen.state is not None:
+        addon = crowding_addon_usd(book, engine.valuation, chosen.state, chosen.params)
     return MarginRun(
         loaded=loaded,
-        model=choice.name,
+        model=name,
         result=result,
         breakdown=breakdown,
         preset=choice.preset,
-        margin_model=choice.model,
+        margin_model=chosen,
         model_book=book,
+        crowding_addon_usd=addon,
+    )
+
+
+def _crowded(choice: ModelChoice, loaded: LoadedBook, crowding: CrowdingHistory) -> CrowdedMargin:
+    """The chosen model plus the crowding add-on, or an InputError naming why it cannot take one."""
+    if choice.name == "isolated":
+        raise InputError(
+            "--crowding",
+            "the crowding add-on is for pooled models (cross, portfolio, sensitivity, var): "
+            "isolated margin has no account-wide pool to add it to",
+        )
+    return crowded_model(
+        choice.model,
+        choice.book,
+        loaded.market,
+        open_interest=crowding.open_interest,
+        funding=crowding.funding,
     )
 
 
@@ -170,6 +227,9 @@ def price_levels(run: MarginRun) -> PriceLevels:
     market = run.loaded.market
     if run.margin_model is None or run.model_book is None or run.model in ("cross", "isolated"):
         book = run.model_book if run.model_book is not None else run.loaded.book
+        params = getattr(run.margin_model, "params", None)
+        if isinstance(params, CrossParams):  # the run's tier preset, a model parameter
+            book = scheduled(book, params.tier_preset)
         return cross_price_levels(book, market, option_params=run.loaded.params.option_margin, rows=rows)
     return model_price_levels(run.margin_model, run.model_book, market, rows=rows)
 
@@ -337,8 +397,35 @@ def margin_report(run: MarginRun, *, levels: PriceLevels | None = None) -> dict[
     """The JSON report (module docstring) of the broken-down accounts: `to_json` of
     `build_margin_report`. The six level keys only when `levels` (`price_levels(run)`) is given."""
     report: dict[str, Any] = to_json(build_margin_report(run, levels=levels))
-    if isinstance(run.margin_model, VarMargin) and run.model_book is not None:  # how stale the window is
-        report["var_history"] = history_report(
-            run.margin_model, run.model_book, run.loaded.market.valuation_ns
-        )
+    model = run.margin_model.base if isinstance(run.margin_model, CrowdedMargin) else run.margin_model
+    if isinstance(model, VarMargin) and run.model_book is not None:  # how stale the window is
+        report["var_history"] = history_report(model, run.model_book, run.loaded.market.valuation_ns)
+    if run.crowding_addon_usd is not None and isinstance(run.margin_model, CrowdedMargin):
+        addon = run.crowding_addon_usd[run.breakdown.account_rows].tolist()
+        for entry, value in zip(report["accounts"], addon, strict=True):
+            entry["crowding_addon_usd"] = value
+        report["crowding"] = crowding_block(run.margin_model)
     return report
+
+
+def crowding_block(model: CrowdedMargin) -> dict[str, Any]:
+    """Per underlying, the crowding the add-on was priced on: each side's score in [0, 1] and the
+    signals behind it (imbalance, each side's Herfindahl concentration, annualised funding and
+    open interest over its trailing mean; null = unknown)."""
+    state = model.state
+    if state is None:
+        return {}
+    out: dict[str, Any] = {}
+    for u, symbol in enumerate(state.underlyings):
+        out[symbol] = to_json(
+            {
+                "score_long": float(state.score_long[u]),
+                "score_short": float(state.score_short[u]),
+                "imbalance": float(state.imbalance[u]),
+                "concentration_long": float(state.concentration_long[u]),
+                "concentration_short": float(state.concentration_short[u]),
+                "funding_apr": float(state.funding_apr[u]),
+                "open_interest_ratio": float(state.open_interest_ratio[u]),
+            }
+        )
+    return out

@@ -67,7 +67,9 @@ def explain_report(loaded: LoadedBook, account_id: str, *, preset: str | None = 
         if scenarios.price_factor[worst, n] != 1.0
     }
     collateral_values = book.balances[row]
-    values = value_collateral(book.balances[row : row + 1], book.assets).value_usd[0]
+    values = value_collateral(
+        book.balances[row : row + 1], book.assets, loaded.market.asset_prices(book.assets)
+    ).value_usd[0]
     return {
         "account_id": account_id,
         "model": "portfolio",

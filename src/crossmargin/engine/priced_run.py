@@ -161,7 +161,7 @@ def priced_book(loaded: LoadedBook, snapshot: PriceSnapshot) -> PricedBook:
     market = loaded.market
     instruments = book.instruments
     underlying_factor, index_usd = _oracle_prices(snapshot, market.underlyings, market.index_price_usd)
-    asset_factor, asset_usd = _oracle_prices(snapshot, book.assets.symbols, book.assets.price_usd)
+    asset_factor, asset_usd = _oracle_prices(snapshot, book.assets.symbols, market.asset_prices(book.assets))
     ratio = (index_usd / market.index_price_usd)[instruments.underlying_index]
     moved = ratio != 1.0
     option = instruments.is_option
@@ -176,11 +176,12 @@ def priced_book(loaded: LoadedBook, snapshot: PriceSnapshot) -> PricedBook:
         implied_vol=np.where(moved & option, vols, market.implied_vol),
         forward_price_usd=np.where(moved, market.forward_price_usd * ratio, market.forward_price_usd),
         funding_rate_8h=market.funding_rate_8h,
+        asset_symbols=market.asset_symbols,
+        asset_price_usd=asset_usd,
     )
-    new_book = dataclasses.replace(book, assets=book.assets.with_prices(asset_usd))
     smoothed = np.where(asset_factor >= 0, snapshot.update.smoothed_usd[np.maximum(asset_factor, 0)], np.nan)
     return PricedBook(
-        loaded=dataclasses.replace(loaded, book=new_book, market=new_market),
+        loaded=dataclasses.replace(loaded, market=new_market),
         underlying_factor=underlying_factor,
         asset_factor=asset_factor,
         asset_smoothed_usd=smoothed,
@@ -282,6 +283,7 @@ def run_priced_margin(
     book = choice.book
     market = priced.loaded.market
     valuation = revalue(book.instruments, market)
+    asset_usd = market.asset_prices(book.assets)
     spot_result = choice.model.evaluate(book, market, valuation)
     rows = list(range(book.n_accounts)) if account_ids is None else [book.account_row(a) for a in account_ids]
     breakdown = choice.model.breakdown(book, market, rows, valuation)
@@ -291,6 +293,7 @@ def run_priced_margin(
         delta_per_contract_usd=valuation.delta_usd * valuation.spot_usd,
         underlying_factor=priced.underlying_factor,
         asset_factor=priced.asset_factor,
+        asset_price_usd=asset_usd,
         n_factors=len(snapshot.assets),
     )
     update = snapshot.update
@@ -301,26 +304,28 @@ def run_priced_margin(
         delta_per_contract_usd=valuation.delta_usd * valuation.spot_usd,
         underlying_factor=factor_index(market.underlyings, snapshot.assets),
         asset_factor=factor_index(book.assets.symbols, snapshot.assets),
+        asset_price_usd=asset_usd,
         n_factors=len(snapshot.assets),
     )
     price_status = worst_status(named.touched, update.status)
     oracle_usd = uncertainty_requirement_usd(exposure.delta_usd, update.uncertainty_addon)
     conservative = conservative_collateral_of(
-        book, balances=book.balances, smoothed_usd=priced.asset_smoothed_usd
+        book, balances=book.balances, spot_usd=asset_usd, smoothed_usd=priced.asset_smoothed_usd
     )
-    change = conservative.sum(axis=1) - value_collateral(book.balances, book.assets).total_usd
+    change = conservative.sum(axis=1) - value_collateral(book.balances, book.assets, asset_usd).total_usd
     result = _adjusted(
         spot_result,
         collateral_change_usd=change,
         oracle_usd=oracle_usd,
         fraction=_maintenance_fraction(choice.model, spot_result),
         # The rounding scale of equity: every term's magnitude, the collateral change's included.
-        gross_value_usd=book_totals(book, valuation, OptionMarginParams()).gross_value_usd + np.abs(change),
+        gross_value_usd=book_totals(book, valuation, OptionMarginParams(), asset_usd).gross_value_usd
+        + np.abs(change),
     )
     breakdown = dataclasses.replace(
         breakdown,
         collateral_value_usd=conservative_collateral_of(
-            book, balances=breakdown.balance, smoothed_usd=priced.asset_smoothed_usd
+            book, balances=breakdown.balance, spot_usd=asset_usd, smoothed_usd=priced.asset_smoothed_usd
         ),
     )
     run = MarginRun(

@@ -94,6 +94,7 @@ class PricedSimulation:
             delta_per_contract_usd=np.zeros(book.instruments.n_instruments),
             underlying_factor=factor_index(book.instruments.underlyings, factors),
             asset_factor=factor_index(book.assets.symbols, factors),
+            asset_price_usd=np.ones(book.assets.n_assets),  # only `touched` is read here
             n_factors=len(factors),
         )
         touched = exposure.touched.tocsr()

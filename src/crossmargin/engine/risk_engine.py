@@ -131,6 +131,7 @@ class RiskEngine:
         self._full_recompute_fraction = full_recompute_fraction
         if market.underlyings != book.instruments.underlyings:
             raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
+        market.asset_prices(book.assets)  # priced for this book's collateral, or refused here
         self._book = book
         self._market = market
         self._model = model
@@ -174,51 +175,39 @@ class RiskEngine:
 
     # -- updates --------------------------------------------------------------------------------
 
-    def use_model(self, model: MarginModel, *, book: Book | None = None) -> MarginResult:
-        """Switch model (or preset) and recompute the whole book. The book and its price-independent
-        structures are kept; `book` may give the same positions on other margin schedules (a tier
-        preset, `core.margin.presets.with_tier_preset`), which shares those structures too."""
-        if book is not None:
-            if book.account_ids != self._book.account_ids:
-                raise InputError("book", "a model switch may change schedules, not accounts")
-            self._fold_pending()
-            self._book = book
-            self._holder_index = None  # the caller vouches for schedules only: re-index
-            self._valuation = revalue(book.instruments, self._market)
+    def use_model(self, model: MarginModel) -> MarginResult:
+        """Switch model or preset (a portfolio preset, a tier preset: `CrossParams.tier_preset`)
+        and recompute the whole book. The book and its price-independent structures are kept:
+        presets are model parameters, never a new book."""
         self._model = model
         self._result = self._evaluate_all()
         return self._result
 
     def on_tick(self, tick: PriceTick) -> Remargin:
         """Apply new market data; re-margin the accounts holding what moved (module docstring)."""
-        market, asset_price_usd = self._market_after(tick)
-        return self.on_market(market, asset_price_usd=asset_price_usd)
+        return self.on_market(self._market_after(tick))
 
-    def on_market(self, market: MarketState, *, asset_price_usd: FloatArray) -> Remargin:
-        """A whole new market state and collateral prices (K,), e.g. rebuilt from a ledger; what
-        differs from the current one is re-margined as by `on_tick`."""
+    def on_market(self, market: MarketState) -> Remargin:
+        """A whole new market state (index, marks, vols, collateral prices), e.g. rebuilt from a
+        ledger; what differs from the current one is re-margined as by `on_tick`. The book is
+        untouched: no price lives in it."""
         if market.underlyings != self._market.underlyings:
             raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
-        asset_price_usd = np.asarray(asset_price_usd, dtype=np.float64)
-        if asset_price_usd.shape != self._book.assets.price_usd.shape:
-            raise InputError(
-                "asset_price_usd", f"one price per collateral asset, {self._book.assets.n_assets}"
-            )
+        assets = self._book.assets
         time_moved = market.valuation_ns != self._market.valuation_ns or market.rate != self._market.rate
         moved_underlying = _moved_underlyings(self._market, market, self._book)
-        moved_asset = asset_price_usd != self._book.assets.price_usd
+        moved_asset = market.asset_prices(assets) != self._market.asset_prices(assets)
         symbol_moved = set(np.asarray(market.underlyings)[moved_underlying].tolist())
-        moved_asset |= np.array([s in symbol_moved for s in self._book.assets.symbols], dtype=bool)
+        moved_asset |= np.array([s in symbol_moved for s in assets.symbols], dtype=bool)
         self._market = market
-        if np.any(moved_asset):
-            self._book = self._book.with_asset_prices(asset_price_usd)
-            self._pending = {r: b.with_asset_prices(asset_price_usd) for r, b in self._pending.items()}
         self._valuation = revalue(self._book.instruments, market)
         if time_moved:
             return self._recompute_all()
-        rows = self._holders().accounts_holding(
-            moved_underlying[self._book.instruments.underlying_index], moved_asset
-        )
+        moved_instrument = moved_underlying[self._book.instruments.underlying_index]
+        limit = self._full_recompute_fraction * self._book.n_accounts
+        if self._holders().widest_column(moved_instrument, moved_asset) > limit:
+            return self._recompute_all()  # one moved column alone has more holders: skip gathering
+        rows = self._holders().accounts_holding(moved_instrument, moved_asset)
         if self._pending:  # the holder index predates their events: re-margin them as well
             rows = np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
         if rows.size > self._full_recompute_fraction * self._book.n_accounts:
@@ -228,11 +217,12 @@ class RiskEngine:
     def on_book(self, book: Book, market: MarketState) -> Remargin:
         """Every account and the market at once: a venue-wide stress round, where liquidations
         changed positions and balances across the book and prices moved. `book` has the same
-        accounts, instruments and assets (at their new prices); a full recompute."""
+        accounts, instruments and assets; `market` the new prices; a full recompute."""
         if book.account_ids is not self._book.account_ids and book.account_ids != self._book.account_ids:
             raise InputError("book", "a venue-wide update may change holdings, not accounts")
         if market.underlyings != self._market.underlyings:
             raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
+        market.asset_prices(book.assets)
         self._pending = {}
         self._book = book
         self._market = market
@@ -243,12 +233,10 @@ class RiskEngine:
     def on_holdings(self, book: Book, rows: IntArray) -> Remargin:
         """Some accounts' positions and balances changed at today's market (a stress round's
         liquidations and ADL at unchanged prices): `book` is the whole new book (same accounts,
-        instruments, assets and prices), `rows` (sorted) the accounts that changed; only they are
+        instruments and assets), `rows` (sorted) the accounts that changed; only they are
         re-margined (every model's result for an account is a function of that account alone)."""
         if book.account_ids is not self._book.account_ids and book.account_ids != self._book.account_ids:
             raise InputError("book", "a holdings update may change holdings, not accounts")
-        if not np.array_equal(book.assets.price_usd, self._book.assets.price_usd):
-            raise InputError("book.assets", "a holdings update keeps prices (use on_book)")
         self._fold_pending()
         self._book = book
         self._holder_index = None
@@ -361,12 +349,13 @@ class RiskEngine:
         self._pending = {}
         self._holder_index = None
 
-    def _market_after(self, tick: PriceTick) -> tuple[MarketState, FloatArray]:
-        """The market and the collateral prices (K,) after a tick; unknown symbols are refused."""
+    def _market_after(self, tick: PriceTick) -> MarketState:
+        """The market after a tick (index and collateral prices by symbol, instrument data by
+        id); unknown symbols are refused."""
         book = self._book
         market = self._market
         index = market.index_price_usd.copy()
-        assets = book.assets.price_usd.copy()
+        assets = market.asset_prices(book.assets).copy()
         underlying_column = {u: n for n, u in enumerate(market.underlyings)}
         for symbol, price in tick.prices_usd.items():
             known = False
@@ -397,8 +386,9 @@ class RiskEngine:
                 tick.forward_prices_usd, market.forward_price_usd, "forward_prices_usd"
             ),
             funding_rate_8h=per_instrument(tick.funding_rates_8h, market.funding_rate_8h, "funding_rates_8h"),
+            asset_price_usd=assets,
         )
-        return updated, assets
+        return updated
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +411,15 @@ class _Holders:
             (np.ones(asset.size, dtype=np.int8), asset, indptr), shape=(book.n_accounts, book.assets.n_assets)
         )
         return cls(instrument_holders=pattern.tocsc(), asset_holders=balances.tocsc())
+
+    def widest_column(self, instruments: BoolArray, assets: BoolArray) -> int:
+        """The most holders of any one flagged instrument or asset (a lower bound on the
+        accounts holding any of them, from the column pointers alone)."""
+        widest = 0
+        for matrix, columns in ((self.instrument_holders, instruments), (self.asset_holders, assets)):
+            if np.any(columns):
+                widest = max(widest, int(np.diff(matrix.indptr)[columns].max()))
+        return widest
 
     def accounts_holding(self, instruments: BoolArray, assets: BoolArray) -> IntArray:
         """Sorted account rows holding any of the flagged instruments (I,) or assets (K,)."""

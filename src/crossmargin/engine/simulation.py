@@ -168,10 +168,7 @@ def _feed(engine: RiskEngine, before: LedgerState, after: LedgerState, config: L
     """Bring the engine from `before` to `after`: new prices and marks (or an expiry) as a market
     update, then each touched trader's new positions and balances."""
     if after.prices != before.prices or after.marks != before.marks or after.expired != before.expired:
-        engine.on_market(
-            market_of(after, config),
-            asset_price_usd=np.array([after.prices[s] for s in config.assets.symbols]),
-        )
+        engine.on_market(market_of(after, config))
     for trader in _touched_traders(before, after):
         engine.on_account(account_update(after, config, trader))
 
@@ -214,7 +211,7 @@ def simulation_from_book(
         waterfall=dataclasses.replace(stages, adl_policy=adl_policy),
     )
     prices = dict(zip(book.instruments.underlyings, loaded.market.index_price_usd.tolist(), strict=True))
-    prices.update(zip(symbols, book.assets.price_usd.tolist(), strict=True))
+    prices.update(zip(symbols, loaded.market.asset_prices(book.assets).tolist(), strict=True))
     state = LedgerState.open(config, book.account_ids, prices)
     sim = Simulation(config=config, state=state, sink=sink)
     t = loaded.market.valuation_ns

@@ -14,6 +14,7 @@ from typing import Any
 
 from crossmargin.core.book import Book
 from crossmargin.core.ledger.state import LedgerConfig, LedgerState
+from crossmargin.core.market import MarketState
 from crossmargin.core.solvency.liabilities import (
     Liabilities,
     liabilities_from_balances,
@@ -64,7 +65,7 @@ def build_trees(
     return trees
 
 
-def collateral_and_debt_micro_usd(book: Book, account_id: str) -> tuple[int, int]:
+def collateral_and_debt_micro_usd(book: Book, market: MarketState, account_id: str) -> tuple[int, int]:
     """One account's haircut collateral value (holdings through the progressive tiers) and its
     debts at liability weight, integer micro-USD: collateral rounded down, debt up (both against
     the account), the inputs of `committed.debt_cover_proof`."""
@@ -74,7 +75,8 @@ def collateral_and_debt_micro_usd(book: Book, account_id: str) -> tuple[int, int
     from crossmargin.core.solvency.units import units_ceil, units_floor
 
     row = book.account_row(account_id)
-    value = value_collateral(book.balances[row : row + 1], book.assets).value_usd[0]
+    price_usd = market.asset_prices(book.assets)
+    value = value_collateral(book.balances[row : row + 1], book.assets, price_usd).value_usd[0]
     held = float(np.maximum(value, 0.0).sum())
     owed = float(-np.minimum(value, 0.0).sum())
     return int(units_floor(np.array([held]), 6)[0]), int(units_ceil(np.array([owed]), 6)[0])

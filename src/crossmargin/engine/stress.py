@@ -50,8 +50,10 @@ from crossmargin.core.stress.liquidation import (
     LOT,
     Holdings,
     LiquidationRule,
+    SlotPrices,
+    funding_paid_units,
     liquidate_round,
-    segment_sum,
+    load_kernels,
 )
 from crossmargin.core.stress.reverse import ReverseResult, smallest_breaking_scale
 from crossmargin.core.stress.waterfall import Candidates, DeficitTotals, deleverage, fund_stage
@@ -225,6 +227,11 @@ def prepare_venue(book: Book, market: MarketState) -> StressVenue:
     if CASH_SYMBOL in book.assets.index:
         cash_column = book.assets.index[CASH_SYMBOL]
     else:
+        market = dataclasses.replace(
+            market,
+            asset_symbols=(*book.assets.symbols, CASH_SYMBOL),
+            asset_price_usd=np.append(market.asset_prices(book.assets), 1.0),  # USD cash at par
+        )
         book = _with_cash_asset(book)
         cash_column = book.assets.n_assets - 1
     valuation = revalue(book.instruments, market)
@@ -244,7 +251,6 @@ def _with_cash_asset(book: Book) -> Book:
     pad[0, 0] = 0.0
     assets = AssetTable(
         symbols=(*a.symbols, CASH_SYMBOL),
-        price_usd=np.append(a.price_usd, 1.0),
         tier_floor=np.vstack([a.tier_floor, pad]),
         tier_haircut=np.vstack([a.tier_haircut, np.zeros((1, a.tier_haircut.shape[1]))]),
         tier_value_below=np.vstack([a.tier_value_below, np.zeros((1, a.tier_value_below.shape[1]))]),
@@ -266,7 +272,8 @@ def shocked_market(
 ) -> tuple[MarketState, FloatArray]:
     """Today's market and collateral prices (K,) moved by a factor per risk factor (F,): index,
     delta-one marks and option forwards of an underlying's complex together, collateral of the same
-    name with them; vols shifted additively (never below MIN_SHOCKED_VOL)."""
+    name with them; vols shifted additively (never below MIN_SHOCKED_VOL). The collateral prices
+    are returned beside the market too (the liquidation rules read them as an array)."""
     column = {f: n for n, f in enumerate(factors)}
     padded = np.append(price_factor, 1.0)
     under = np.array([column.get(u, -1) for u in venue_market.underlyings], dtype=np.int64)
@@ -276,15 +283,17 @@ def shocked_market(
     vol = np.where(
         option, np.maximum(venue_market.implied_vol + vol_shift, MIN_SHOCKED_VOL), venue_market.implied_vol
     )
+    assets = np.array([column.get(s, -1) for s in book.assets.symbols], dtype=np.int64)
+    shocked_asset_usd = asset_price_usd * padded[assets]
     market = dataclasses.replace(
         venue_market,
         index_price_usd=venue_market.index_price_usd * f_under,
         mark_price=venue_market.mark_price * f_inst,  # NaN stays NaN (defaults follow the index)
         forward_price_usd=venue_market.forward_price_usd * f_inst,
         implied_vol=vol,
+        asset_price_usd=shocked_asset_usd,
     )
-    assets = np.array([column.get(s, -1) for s in book.assets.symbols], dtype=np.int64)
-    return market, asset_price_usd * padded[assets]
+    return market, shocked_asset_usd
 
 
 # -- the scenario pass: every account after every scenario ------------------------------------
@@ -307,7 +316,8 @@ def screen(
     pnl: FloatArray = positions @ reval.d_unit_value_usd + weighted @ reval.d_entry_coefficient_usd
     indptr, asset, units = book.balance_csr
     value = sp.csr_array(
-        (units * book.assets.price_usd[asset], asset, indptr), shape=(book.n_accounts, book.assets.n_assets)
+        (units * market.asset_prices(book.assets)[asset], asset, indptr),
+        shape=(book.n_accounts, book.assets.n_assets),
     )
     pnl = pnl + value @ reval.d_asset_factor
     if funding_carry is not None:
@@ -380,16 +390,17 @@ class StressShard:
             cash_units=cash,
             collateral_units=units,
         )
-        self._asset_price = book.assets.price_usd.copy()
+        self._asset_price = venue.market.asset_prices(book.assets).copy()
         # Float mirrors of the integer holdings, what the engine's Book reads; refreshed only where
         # a round changed something (a full rebuild per round cost 0.16 s at 1M accounts).
         self._quantity = np.zeros(0)
         self._balances = np.zeros((0, 0))
         self._refresh(None, None)
         self._touched_rows: list[IntArray] = []
-        self.engine = RiskEngine(self._book_now(self._asset_price), venue.market, model)
+        self.engine = RiskEngine(self._book_now(), venue.market, model)
         self._equity_today = self.engine.result.equity_usd.copy()
-        self._value_per_contract = np.zeros(self._instrument.size)
+        self._prices = self._slot_prices()
+        load_kernels(self.holdings, self._prices)  # now, not inside the first round
 
     @property
     def n_accounts(self) -> int:
@@ -413,45 +424,41 @@ class StressShard:
         touched: IntArray = np.flatnonzero(flags)
         return touched
 
-    def _refresh(self, slots: IntArray | None, rows: IntArray | None) -> None:
-        """Float mirrors from the integer holdings: everything (None), or these positions/accounts."""
+    def _refresh(self, slots: IntArray | None, rows: IntArray | None, *, collateral: bool = True) -> None:
+        """Float mirrors from the integer holdings: everything (None), or these positions/accounts
+        (their cash only when `collateral` is False: ADL settles in cash and sells nothing)."""
         h = self.holdings
+        cash = self._venue.cash_column
         if slots is None:
             self._quantity = (h.lots * LOT).astype(np.float64)
         else:
             self._quantity[slots] = h.lots[slots] * LOT
         if rows is None:
             self._balances = (h.collateral_units * COLLATERAL_UNIT).astype(np.float64)
-            self._balances[:, self._venue.cash_column] = h.cash_units * CASH_UNIT
-        else:
+            self._balances[:, cash] = h.cash_units * CASH_UNIT
+            return
+        if collateral:
             self._balances[rows] = h.collateral_units[rows] * COLLATERAL_UNIT
-            self._balances[rows, self._venue.cash_column] = h.cash_units[rows] * CASH_UNIT
+        self._balances[rows, cash] = h.cash_units[rows] * CASH_UNIT
 
-    def _book_now(self, asset_price_usd: FloatArray) -> Book:
+    def _book_now(self) -> Book:
         book = self._venue.book
         positions = sp.csr_array(
             (self._quantity, book.positions.indices, book.positions.indptr), shape=book.positions.shape
         )
-        return dataclasses.replace(
-            book,
-            assets=book.assets.with_prices(asset_price_usd),
-            positions=positions,
-            balances=self._balances,
-        )
+        return dataclasses.replace(book, positions=positions, balances=self._balances)
 
     def liquidate(self, round_market: RoundMarket, rule: LiquidationRule) -> ShardRound:
         """Settle funding (first round), re-margin at the round's market, liquidate (module doc)."""
         n_instruments = self._venue.book.instruments.n_instruments
         if round_market.funding_carry is not None:
             valuation = revalue(self._venue.book.instruments, round_market.market)
-            paid = (
-                self.holdings.lots
-                * LOT
-                * valuation.notional_usd[self._instrument]
-                * round_market.funding_carry[self._instrument]
-            )
-            self.holdings.cash_units[:] -= segment_sum(
-                np.ceil(paid / CASH_UNIT).astype(np.int64), self.holdings.indptr
+            self.holdings.cash_units[:] -= funding_paid_units(
+                self.holdings.indptr,
+                self.holdings.lots,
+                self._instrument,
+                valuation.notional_usd,
+                round_market.funding_carry,
             )
             self._balances[:, self._venue.cash_column] = self.holdings.cash_units * CASH_UNIT
         same_prices = (
@@ -461,17 +468,16 @@ class StressShard:
         )
         self._asset_price = round_market.asset_price_usd
         if same_prices:  # prices as last round: only the accounts it changed can differ
-            self.engine.on_holdings(self._book_now(round_market.asset_price_usd), self._touched())
+            self.engine.on_holdings(self._book_now(), self._touched())
         else:
-            self.engine.on_book(self._book_now(round_market.asset_price_usd), round_market.market)
+            market = round_market.market.with_asset_prices(round_market.asset_price_usd)
+            self.engine.on_book(self._book_now(), market)
         self._touched_rows = []
         result = self.engine.result
-        valuation = self.engine.valuation
-        inst = self._instrument
-        self._value_per_contract = (
-            valuation.unit_value_usd[inst] + valuation.entry_coefficient_usd[inst] * self._entry_term
-        )
-        self._equity_round = result.equity_usd.copy()
+        self._prices = self._slot_prices()
+        # The engine's own array, not a copy: it changes only at the next round's re-margin, and
+        # `candidates` (this round's ADL ranking) reads it before that.
+        self._equity_round = result.equity_usd
         stats: dict[str, Any] = {}
         if round_market.record_shock:
             stats = self._shock_stats(result.equity_usd, result.maintenance_margin_usd)
@@ -479,8 +485,7 @@ class StressShard:
             self.holdings,
             equity_usd=result.equity_usd,
             maintenance_usd=result.maintenance_margin_usd,
-            value_per_contract_usd=self._value_per_contract,
-            notional_per_contract_usd=valuation.notional_usd[inst],
+            prices=self._prices,
             asset_price_usd=round_market.asset_price_usd,
             rule=rule,
         )
@@ -491,7 +496,7 @@ class StressShard:
         bankrupt_position = np.repeat(fills.deficit_units[fills.rows] > 0, counts)
         closed = fills.closed_lots
         position_deficit = fills.position_deficit_units
-        on = inst[fills.slots]
+        on = self._instrument[fills.slots]
         return ShardRound(
             closed_lots=_sum_by(on, closed, n_instruments),
             closed_abs_lots=_sum_by(on, np.abs(closed), n_instruments),
@@ -502,6 +507,17 @@ class StressShard:
             collateral_traded_units=fills.collateral_traded_units,
             liquidated_accounts=int(fills.liquidated.sum()),
             **stats,
+        )
+
+    def _slot_prices(self) -> SlotPrices:
+        """Per-contract value and notional at the engine's current valuation (gathered on demand)."""
+        valuation = self.engine.valuation
+        return SlotPrices(
+            instrument=self._instrument,
+            entry_term=self._entry_term,
+            unit_value_usd=valuation.unit_value_usd,
+            entry_coefficient_usd=valuation.entry_coefficient_usd,
+            notional_usd=valuation.notional_usd,
         )
 
     def _shock_stats(self, equity_usd: FloatArray, maintenance_usd: FloatArray) -> dict[str, Any]:
@@ -533,8 +549,9 @@ class StressShard:
         notional = self.engine.valuation.notional_usd
         for instrument, sign in requests:
             held = self._slots_of[instrument]
-            value_held = lots[held] * LOT * self._value_per_contract[held]
-            keep = (np.sign(lots[held]) == sign) & (value_held > 0.0)
+            held = held[np.sign(lots[held]) == sign]  # the winners' side first: value only those
+            value_held = lots[held] * LOT * self._prices.value(held)
+            keep = value_held > 0.0
             slots, value = held[keep], value_held[keep]
             rows = self._account_of[slots]
             gross = np.abs(lots[slots]) * LOT * notional[instrument]
@@ -559,12 +576,12 @@ class StressShard:
             if slots.size == 0:
                 continue
             signed = np.sign(self.holdings.lots[slots]) * lots
-            settled = np.floor(signed * LOT * self._value_per_contract[slots] / CASH_UNIT).astype(np.int64)
+            settled = np.floor(signed * LOT * self._prices.value(slots) / CASH_UNIT).astype(np.int64)
             self.holdings.lots[slots] -= signed
             np.add.at(self.holdings.cash_units, account_of[slots], settled - haircut)
             rows = account_of[slots]  # slots ascending, so rows too: unique by a mask
             rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if rows.size else rows
-            self._refresh(slots, rows)
+            self._refresh(slots, rows, collateral=False)
             self._touched_rows.append(rows)
 
     def final_equity_units(self) -> IntArray:
@@ -831,6 +848,7 @@ def run_cascade(
     ]
     factor_of_asset = np.array([factors.index(s) for s in book.assets.symbols], dtype=np.int64)
     spot_today = revalue(instruments, venue.market).spot_usd
+    today_asset_usd = venue.market.asset_prices(venue.book.assets)
     n = runner.n_shards
     total_rounds = len(path) * max_rounds
     for step, shock in enumerate(path):
@@ -839,7 +857,7 @@ def run_cascade(
             first = step == 0 and round_number == 1
             factor = shock.price_factor * impact.factor(factors, flow)
             market, asset_price = shocked_market(
-                venue.market, venue.book.assets.price_usd, book, factors, factor, shock.vol_shift
+                venue.market, today_asset_usd, book, factors, factor, shock.vol_shift
             )
             round_market = RoundMarket(
                 market=market,
@@ -916,7 +934,7 @@ def run_cascade(
             round_flow = np.zeros(len(factors))
             np.add.at(round_flow, factor_of_instrument, -closed_quantity * valuation.delta_usd * spot_today)
             traded_usd = totals.collateral_traded_units * COLLATERAL_UNIT * asset_price
-            traded_today = totals.collateral_traded_units * COLLATERAL_UNIT * venue.book.assets.price_usd
+            traded_today = totals.collateral_traded_units * COLLATERAL_UNIT * today_asset_usd
             np.add.at(round_flow, factor_of_asset, -traded_today)
             gross = totals.closed_abs_lots * LOT * valuation.notional_usd
             by_under = np.bincount(

@@ -97,7 +97,9 @@ def explain_var_report(
         if np.any(u_of == n):
             per_underlying[u] = float(e.position_component_usd[u_of == n].sum())
     balances = book.balances[row]
-    values = value_collateral(book.balances[row : row + 1], book.assets).value_usd[0]
+    values = value_collateral(
+        book.balances[row : row + 1], book.assets, loaded.market.asset_prices(book.assets)
+    ).value_usd[0]
     for k, symbol in enumerate(book.assets.symbols):
         if balances[k] != 0.0:
             key = f"{symbol} (collateral)"

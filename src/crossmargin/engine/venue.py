@@ -20,6 +20,9 @@ AccrueInterest, SettleExpiry), each with an idempotency key:
     log, so it serves nothing until restarted (`Venue.open` recovers from the log).
   * Commands arriving while a commit is in flight form the next group: one transaction (one
     fsync) per group (group commit), each acknowledged after that commit.
+  * `venue.submit_many(commands)` queues a list that is never split across groups: each command
+    keeps its own key and is decided or refused on its own, in order; the accepted ones share
+    one commit (the batch ingestion path, POST /v1/events/batch).
 
 Queries (committed state only; a read waits for an in-flight commit):
 
@@ -530,6 +533,19 @@ class _Pending:
     actor: str | None = None
 
 
+def _pending(command: Command, future: Future[Ack], actor: str | None) -> _Pending:
+    """A command checked and encoded for the writer (on the caller's thread); InputError if its
+    type, key or body is not one the venue takes."""
+    if type(command) not in KIND_OF:
+        raise InputError("command", f"not a venue command: {type(command).__name__}")
+    key = check_key(command.idempotency_key)
+    try:
+        body_json = canonical_json(body(command))
+    except ValueError:  # NaN or inf: no JSON form; the error names the field
+        raise non_finite_field(command) or InputError("command", "not JSON-encodable") from None
+    return _Pending(command, future, key, body_digest(kind_of(command), body_json), body_json, actor)
+
+
 class Venue:
     """The live venue (module docstring). Build with `Venue.open`; one per event log."""
 
@@ -618,26 +634,31 @@ class Venue:
     def submit(self, command: Command, *, actor: str | None = None) -> Future[Ack]:
         """Queue a command; the future resolves to its Ack after commit (module docstring).
         `actor`: who submits it (an API key id), kept in its log record (`LogRecord.actor`)."""
-        future: Future[Ack] = Future()
-        try:
-            if type(command) not in KIND_OF:
-                raise InputError("command", f"not a venue command: {type(command).__name__}")
-            key = check_key(command.idempotency_key)
+        return self.submit_many([command], actor=actor)[0]
+
+    def submit_many(self, commands: Sequence[Command], *, actor: str | None = None) -> list[Future[Ack]]:
+        """Queue commands that share one group commit: each keeps its own idempotency key, is
+        decided (and refused, with its own InputError) on its own, in order, on the state the
+        ones before it left; all accepted are written in one transaction (one fsync) and each
+        future resolves after that commit. The writer never splits the list across groups (it may
+        share the group with other commands queued at the same time)."""
+        futures: list[Future[Ack]] = []
+        pendings: list[_Pending] = []
+        for command in commands:
+            future: Future[Ack] = Future()
+            futures.append(future)
             try:
-                body_json = canonical_json(body(command))  # encoded and hashed on the caller's thread
-            except ValueError:  # NaN or inf: no JSON form; the error names the field
-                raise non_finite_field(command) or InputError("command", "not JSON-encodable") from None
-            pending = _Pending(
-                command, future, key, body_digest(kind_of(command), body_json), body_json, actor
-            )
-        except InputError as error:
-            future.set_exception(error)
-            return future
+                pendings.append(_pending(command, future, actor))
+            except InputError as error:
+                future.set_exception(error)
+        if not pendings:
+            return futures
         if self._closed or self._failed is not None:
-            future.set_exception(VenueUnavailableError("the venue is not accepting commands"))
-            return future
-        self._queue.put(pending)
-        return future
+            for p in pendings:
+                p.future.set_exception(VenueUnavailableError("the venue is not accepting commands"))
+            return futures
+        self._queue.put(pendings[0] if len(pendings) == 1 else pendings)
+        return futures
 
     def execute(self, command: Command, *, timeout_s: float | None = None, actor: str | None = None) -> Ack:
         return self.submit(command, actor=actor).result(timeout=timeout_s)
@@ -1043,15 +1064,17 @@ class Venue:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if isinstance(item, _Pending) and not item.future.done():
-                    item.future.set_exception(VenueUnavailableError("the venue is shut down"))
+                for p in item if isinstance(item, list) else [item]:
+                    if isinstance(p, _Pending) and not p.future.done():
+                        p.future.set_exception(VenueUnavailableError("the venue is shut down"))
 
     def _write_groups(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
                 return
-            batch = [first]
+            batch: list[_Pending] = []
+            _add(batch, first)
             stop = False
             deadline = time.monotonic() + self.settings.group_window_s
             while len(batch) < self.settings.max_batch:
@@ -1063,7 +1086,7 @@ class Venue:
                 if item is _STOP:
                     stop = True
                     break
-                batch.append(item)
+                _add(batch, item)
             self._process(batch)
             if stop:
                 return
@@ -1328,7 +1351,6 @@ class Venue:
             )
             changes = monitor.on_market(
                 market_of(view, config),
-                asset_price_usd=np.array([prices[s] for s in config.assets.symbols]),
                 now_ns=now,
                 params=config.margin_call,
             )
@@ -1463,6 +1485,14 @@ class Venue:
             except Exception:
                 self._stats["snapshot_failures"] += 1
                 logging.getLogger(__name__).exception("snapshot at %d not written", state.sequence)
+
+
+def _add(batch: list[_Pending], item: Any) -> None:
+    """A queued item into the group: one command, or a `submit_many` list, whole."""
+    if isinstance(item, list):
+        batch.extend(item)
+    else:
+        batch.append(item)
 
 
 def _bad_debt(state: VenueState, config: LedgerConfig) -> bool:

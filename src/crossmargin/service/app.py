@@ -64,6 +64,7 @@ def create_app(context: ServiceContext) -> FastAPI:
 
     from crossmargin.service.routes import (
         accounts,
+        batch,
         dashboard,
         events,
         health,
@@ -74,6 +75,6 @@ def create_app(context: ServiceContext) -> FastAPI:
         trading,
     )
 
-    for module in (health, keys, accounts, trading, lifecycle, risk, events, stream, dashboard):
+    for module in (health, keys, accounts, trading, lifecycle, risk, events, batch, stream, dashboard):
         app.include_router(module.router)
     return app

@@ -167,6 +167,82 @@ class Ack(BaseModel):
     duplicate: bool = Field(description="true when this key was seen before: the original ack, no new effect")
 
 
+# -- batch ingestion (POST /v1/events/batch) --------------------------------------------------------
+
+IdempotencyKeyField = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+BATCH_MAX_EVENTS = 1000
+
+
+class BatchMoneyMove(Request):
+    """A deposit into or a withdrawal from `account` (as POST /v1/accounts/{account}/deposits)."""
+
+    kind: Literal["deposit", "withdrawal"]
+    idempotency_key: IdempotencyKeyField
+    account: AccountId
+    asset: Symbol
+    amount: DecimalAmount
+
+
+class BatchTransfer(Request):
+    """`amount` of `asset` from `account` to `to_account` (as POST /v1/accounts/{account}/transfers)."""
+
+    kind: Literal["transfer"]
+    idempotency_key: IdempotencyKeyField
+    account: AccountId
+    to_account: AccountId
+    asset: Symbol
+    amount: DecimalAmount
+
+
+class BatchFill(FillRequest):
+    """A trade between two accounts (as POST /v1/fills)."""
+
+    kind: Literal["fill"]
+    idempotency_key: IdempotencyKeyField
+
+
+BatchEvent = Annotated[BatchMoneyMove | BatchTransfer | BatchFill, Field(discriminator="kind")]
+
+
+class BatchRequest(Request):
+    events: list[JsonObject] = Field(
+        min_length=1,
+        max_length=BATCH_MAX_EVENTS,
+        description=(
+            "each one event: {kind: deposit|withdrawal, idempotency_key, account, asset, amount} | "
+            "{kind: transfer, idempotency_key, account, to_account, asset, amount} | "
+            "{kind: fill, idempotency_key, taker, maker, instrument, quantity, price, order_id?}; "
+            "each is validated, authorised and decided on its own (schema BatchEvent)"
+        ),
+    )
+
+
+class BatchProblem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+
+
+class BatchItem(BaseModel):
+    """One event's outcome: `status` is what its single-event route would answer (201 with its
+    ack, or the problem's status with the problem)."""
+
+    index: int
+    status: int
+    ack: Ack | None = None
+    problem: BatchProblem | None = None
+
+
+class BatchResult(BaseModel):
+    """Every event's outcome, in request order; the accepted ones were committed together."""
+
+    accepted: int = Field(description="events acknowledged (new or duplicate), all after one commit")
+    rejected: int
+    results: list[BatchItem]
+
+
 # -- account views ----------------------------------------------------------------------------------
 
 

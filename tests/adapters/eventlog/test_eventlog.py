@@ -45,7 +45,13 @@ def test_simulation_audit_trail_replays_bit_for_bit(tmp_path: Path, suffix: str)
                     strict=True,
                 )
             ),
-            **dict(zip(sim.config.assets.symbols, sim.config.assets.price_usd.tolist(), strict=True)),
+            **dict(
+                zip(
+                    sim.config.assets.symbols,
+                    load_book(DESK).market.asset_prices(sim.config.assets).tolist(),
+                    strict=True,
+                )
+            ),
         },
     )
     assert replay(start, events, sim.config).digest() == sim.state.digest()

@@ -34,8 +34,8 @@ def test_asset_price_equal_to_the_index_price_is_accepted(tmp_path: Path) -> Non
     loaded = load_book(write_book(tmp_path, book))
     reference = load_book(write_book(tmp_path, desk(), name="reference.yaml"))
     btc = loaded.book.assets.index["BTC"]
-    assert float(loaded.book.assets.price_usd[btc]) == BTC_INDEX_USD
-    assert float(reference.book.assets.price_usd[btc]) == BTC_INDEX_USD
+    assert float(loaded.market.asset_prices(loaded.book.assets)[btc]) == BTC_INDEX_USD
+    assert float(reference.market.asset_prices(reference.book.assets)[btc]) == BTC_INDEX_USD
 
 
 def test_one_price_per_asset_is_taken_from_wherever_it_is_given(tmp_path: Path) -> None:
@@ -45,5 +45,6 @@ def test_one_price_per_asset_is_taken_from_wherever_it_is_given(tmp_path: Path) 
     assert "price_usd" not in asset(book, "BTC")
     loaded = load_book(write_book(tmp_path, book))
     assets = loaded.book.assets
-    assert float(assets.price_usd[assets.index["USDC"]]) == 1.0
-    assert float(assets.price_usd[assets.index["BTC"]]) == BTC_INDEX_USD
+    prices = loaded.market.asset_prices(assets)
+    assert float(prices[assets.index["USDC"]]) == 1.0
+    assert float(prices[assets.index["BTC"]]) == BTC_INDEX_USD

@@ -156,3 +156,29 @@ def test_empty_selection_writes_an_empty_accounts_list() -> None:
     for indent in (True, False):
         assert json.loads(_json(run, indent=indent, rows_per_chunk=10))["accounts"] == []
     assert np.array_equal(run.breakdown.account_rows, np.zeros(0, dtype=np.int64))
+
+
+class _FailingStream(io.BytesIO):
+    """A stream whose write number `fail_at` (0-based) raises, as a full disk would."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.writes = 0
+
+    def write(self, data: Any) -> int:
+        self.writes += 1
+        if self.writes - 1 == self.fail_at:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+@pytest.mark.parametrize("fail_at", [2, 3, 5])
+def test_a_failed_write_in_a_worker_stops_the_report_with_its_error(fail_at: int) -> None:
+    """Chunks are assembled and written on worker threads: a write that fails there reaches the
+    caller (no hang, no later chunk written after it)."""
+    columns = margin_columns(_DESK_CSV_RUN)
+    stream = _FailingStream(fail_at)
+    with pytest.raises(OSError, match="No space left"):
+        write_margin_json(columns, stream, indent=False, rows_per_chunk=1)
+    assert stream.writes == fail_at + 1  # header, "[", chunks ...; nothing after the failed one

@@ -184,7 +184,7 @@ def test_strategy_builders_hit_their_deltas(coin: str, date: str) -> None:
     # Cross-check with the engine's own net delta per account (sensitivity model, USD per 100 %).
     strategies = [strangle, calendar, reversal]
     book = strategy_book(c, strategies)
-    sens = book_sensitivities(book, revalue(book.instruments, c.market), SensitivityParams())
+    sens = book_sensitivities(book, c.market, revalue(book.instruments, c.market), SensitivityParams())
     engine_delta_coin = sens.position_delta_usd[:, 0] / c.index_price_usd
     np.testing.assert_allclose(
         engine_delta_coin, [s.net_delta_coin for s in strategies], rtol=1e-9, atol=1e-9

@@ -27,7 +27,7 @@ def option_book(*, index_usd: float, valuation_ns: int) -> Book:
         ),
     ]  # fmt: skip
     return book_from_rows(
-        assets=[Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=index_usd)],
+        assets=[Asset(symbol="USDC"), Asset(symbol="BTC")],
         instruments=instruments,
         balances={"short-vol": {"USDC": 60_000.0}, "long-put": {"USDC": 3_000.0, "BTC": 0.05}},
         positions=[

@@ -22,7 +22,7 @@ from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioParams
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.var import VarMargin, var_preset
 from crossmargin.core.market import MarketState
-from tests.builders import book_from_rows
+from tests.builders import at_par, book_from_rows
 from tests.core.liquidation.option_book import IMPLIED_VOLS, option_book
 from tests.core.var.synthetic import VALUATION_NS, synthetic_history
 
@@ -52,8 +52,7 @@ def _at(book: Book, price: float, vols: dict[str, float]) -> tuple[Book, MarketS
     market = MarketState.build(
         book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": price}, implied_vols=vols
     )
-    prices = np.array([price if s == "BTC" else 1.0 for s in book.assets.symbols])
-    return dataclasses.replace(book, assets=book.assets.with_prices(prices)), market
+    return book, at_par(market, book)
 
 
 def _gaps(
@@ -73,7 +72,7 @@ def _perp_book(*, side: float, inverse: bool) -> tuple[Book, float, float]:
         settlement=Settlement.INVERSE if inverse else Settlement.LINEAR,
         contract_size=10.0 if inverse else 1.0,
     )
-    assets = [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=INDEX)]
+    assets = [Asset(symbol="USDC"), Asset(symbol="BTC")]
     quantity = side * (1000.0 if inverse else 1.0)
     collateral = 0.3 if inverse else 15_000.0
     book = book_from_rows(
@@ -102,6 +101,7 @@ def test_every_model_price_is_a_crossing_of_its_own_maintenance(
     model = MODELS[model_name]
     book, quantity, collateral = _perp_book(side=side, inverse=inverse)
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX})
+    market = at_par(market, book)
     levels = model_price_levels(model, book, market)
     liquidation = levels.liquidation_price[0, 0]
     bankruptcy = levels.bankruptcy_price[0, 0]
@@ -136,6 +136,7 @@ def test_every_model_price_is_a_crossing_of_its_own_maintenance(
 def test_cross_model_matches_closed_form_and_vectorised_root(side: float, inverse: bool) -> None:
     book, quantity, collateral = _perp_book(side=side, inverse=inverse)
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX})
+    market = at_par(market, book)
     by_model = model_price_levels(CrossMargin(), book, market)
     vectorised = cross_price_levels(book, market)
     closed, _ = isolated_prices(
@@ -156,12 +157,13 @@ def test_cross_model_matches_closed_form_and_vectorised_root(side: float, invers
 
 def test_never_liquidated_in_range_is_null_for_every_model() -> None:
     book = book_from_rows(
-        assets=[Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=INDEX)],
+        assets=[Asset(symbol="USDC"), Asset(symbol="BTC")],
         instruments=[Instrument(id="P", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=FLAT)],
         balances={"rich": {"USDC": 1_000_000.0}},
         positions=[("rich", "P", 0.01, INDEX)],
     )
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX})
+    market = at_par(market, book)
     for model in MODELS.values():
         levels = model_price_levels(model, book, market)
         for values in (
@@ -180,7 +182,7 @@ def test_portfolio_option_book_agrees_with_brute_force_repricing() -> None:
     market = MarketState.build(
         book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": INDEX}, implied_vols=vols
     )
-    levels = model_price_levels(model, book, market)
+    levels = model_price_levels(model, book, at_par(market, book))
     # Brute force: the whole book at every price of a fine grid (1.5 % steps out to ×1/3 and ×3).
     grid_below = INDEX * np.exp(-np.arange(1, BRUTE_POINTS + 1) * BRUTE_STEP)
     grid_above = INDEX * np.exp(np.arange(1, BRUTE_POINTS + 1) * BRUTE_STEP)

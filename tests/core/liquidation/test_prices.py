@@ -11,7 +11,7 @@ from crossmargin.core.instruments import Instrument, InstrumentKind, MarginSched
 from crossmargin.core.liquidation.prices import cross_price_levels, isolated_prices
 from crossmargin.core.margin import CrossMargin
 from crossmargin.core.market import MarketState
-from tests.builders import VALUATION_NS, book_from_rows
+from tests.builders import VALUATION_NS, at_par, book_from_rows
 from tests.core.liquidation.option_book import IMPLIED_VOLS, option_book
 
 PRICE_TOLERANCE = 1e-9  # relative: bisection to float64 spacing
@@ -44,7 +44,7 @@ def test_cross_root_finder_matches_closed_form(side: float, inverse: bool) -> No
         settlement=Settlement.INVERSE if inverse else Settlement.LINEAR,
         contract_size=10.0 if inverse else 1.0,
     )
-    assets = [Asset(symbol="USDC", price_usd=1.0), Asset(symbol="BTC", price_usd=40_000.0)]
+    assets = [Asset(symbol="USDC"), Asset(symbol="BTC")]
     quantity = side * (1000.0 if inverse else 1.0)
     collateral = 0.1 if inverse else 5_000.0
     book = book_from_rows(
@@ -54,6 +54,7 @@ def test_cross_root_finder_matches_closed_form(side: float, inverse: bool) -> No
         positions=[("a", "P", quantity, 40_000.0)],
     )
     market = MarketState.build(book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 40_000.0})
+    market = at_par(market, book)
     levels = cross_price_levels(book, market)
     liq, bank = isolated_prices(
         quantity=[quantity],
@@ -82,24 +83,14 @@ def test_option_book_levels_agree_with_brute_force_repricing() -> None:
         market = MarketState.build(
             book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": price}, implied_vols=vols
         )
-        moved = book.with_balances(book.balances)
-        moved = type(book)(
-            account_ids=moved.account_ids,
-            assets=book.assets.with_prices(np.array([1.0, price])),
-            instruments=moved.instruments,
-            positions=moved.positions,
-            entry_price=moved.entry_price,
-            balances=moved.balances,
-            index=moved.index,
-        )
-        result = CrossMargin().evaluate(moved, market)
+        result = CrossMargin().evaluate(book, at_par(market, book))
         equity = float(result.equity_usd[account])
         return equity - float(result.maintenance_margin_usd[account]), equity
 
     market = MarketState.build(
         book.instruments, valuation_ns=VALUATION_NS, index_prices={"BTC": 40_000.0}, implied_vols=vols
     )
-    levels = cross_price_levels(book, market)
+    levels = cross_price_levels(book, at_par(market, book))
     for account in range(book.n_accounts):
         for which, price in (
             (0, levels.liquidation_price[account, 0]),

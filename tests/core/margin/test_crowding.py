@@ -37,7 +37,13 @@ TABLE = InstrumentTable.from_instruments(
         Instrument(id="ETH-PERP", kind=InstrumentKind.PERPETUAL, underlying="ETH", margin=FIVE_PERCENT),
     ]
 )
-MARKET = MarketState.build(TABLE, valuation_ns=VALUATION_NS, index_prices={"BTC": 50_000.0, "ETH": 2_500.0})
+MARKET = MarketState.build(
+    TABLE,
+    valuation_ns=VALUATION_NS,
+    index_prices={"BTC": 50_000.0, "ETH": 2_500.0},
+    asset_symbols=("USDC", "BTC"),  # the books below: USDC, then BTC
+    asset_prices={"USDC": 1.0},
+)
 PARAMS = CrowdingParams()
 
 
@@ -45,7 +51,7 @@ def crowded_book():  # type: ignore[no-untyped-def]
     """Longs a (2 BTC = 100k), b and c (1 BTC = 50k each); m short 3 BTC (150k) holding 1 BTC
     (50k) of collateral, which offsets its short: D_m = -100k. So L = 200k, S = 100k."""
     return book_from_rows(
-        assets=[usd_asset(), Asset(symbol="BTC", price_usd=50_000.0)],
+        assets=[usd_asset(), Asset(symbol="BTC")],
         instruments=TABLE,
         balances={
             "a": {"USDC": 50_000.0},
@@ -122,7 +128,7 @@ def test_crowding_cap_binds() -> None:
 def test_crowding_collateral_never_creates_long_exposure() -> None:
     """A BTC balance with no BTC short is not an exposure; it offsets a short only up to zero."""
     book = book_from_rows(
-        assets=[usd_asset(), Asset(symbol="BTC", price_usd=50_000.0)],
+        assets=[usd_asset(), Asset(symbol="BTC")],
         instruments=TABLE,
         balances={"idle": {"BTC": 3.0}, "hedged": {"BTC": 5.0}},
         positions=[("hedged", "BTC-PERP", -2.0, 50_000.0)],

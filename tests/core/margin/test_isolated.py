@@ -19,7 +19,13 @@ TABLE = InstrumentTable.from_instruments(
         Instrument(id="FREE-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC"),  # zero rates
     ]
 )
-MARKET = MarketState.build(TABLE, valuation_ns=VALUATION_NS, index_prices={"BTC": 50_000.0, "ETH": 2_500.0})
+MARKET = MarketState.build(
+    TABLE,
+    valuation_ns=VALUATION_NS,
+    index_prices={"BTC": 50_000.0, "ETH": 2_500.0},
+    asset_symbols=("USDC",),
+    asset_prices={"USDC": 1.0},
+)
 
 
 def test_collateral_split_pro_rata_to_initial_margin() -> None:

@@ -31,7 +31,15 @@ from crossmargin.core.margin.sensitivity import (
 from crossmargin.core.market import MarketState
 from crossmargin.core.scenarios import GridSpec, VolShock
 from crossmargin.errors import InputError
-from tests.builders import NS_PER_DAY, VALUATION_NS, RandomBook, book_from_rows, random_books, usd_asset
+from tests.builders import (
+    NS_PER_DAY,
+    VALUATION_NS,
+    RandomBook,
+    at_par,
+    book_from_rows,
+    random_books,
+    usd_asset,
+)
 
 REL_TOLERANCE = 1e-12
 # Central differences with a 1e-4 relative bump: O(h²) truncation on smooth Black-76 values.
@@ -62,7 +70,7 @@ LINEAR_MARKET = MarketState.build(
 
 
 def _btc_asset(haircut: float = 0.0) -> Asset:
-    return Asset(symbol="BTC", price_usd=BTC_USD, haircut_tiers=(HaircutTier(above=0.0, haircut=haircut),))
+    return Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=haircut),))
 
 
 # ------------------------------------------------------------------------------ hand-worked charges
@@ -77,11 +85,11 @@ def test_two_underlying_delta_margin_is_the_correlated_norm() -> None:
         balances={"a": {"USDC": 100_000.0}},
         positions=[("a", "BTC-PERP", 2.0, 48_000.0), ("a", "ETH-PERP", -20.0, 2_600.0)],
     )
-    sens = MODEL.sensitivities(book, LINEAR_MARKET)
+    sens = MODEL.sensitivities(book, at_par(LINEAR_MARKET, book))
     np.testing.assert_allclose(sens.delta_usd, [[100_000.0, -50_000.0]], rtol=REL_TOLERANCE)
     ws1, ws2, rho = 0.16 * 100_000.0, 0.20 * -50_000.0, 0.8
     expected = math.sqrt(ws1**2 + ws2**2 + 2.0 * rho * ws1 * ws2)
-    result = MODEL.evaluate(book, LINEAR_MARKET)
+    result = MODEL.evaluate(book, at_par(LINEAR_MARKET, book))
     assert expected == pytest.approx(10_000.0, rel=REL_TOLERANCE)
     assert result.initial_margin_usd[0] == pytest.approx(expected, rel=REL_TOLERANCE)
     assert result.maintenance_margin_usd[0] == pytest.approx(0.8 * expected, rel=REL_TOLERANCE)
@@ -97,9 +105,9 @@ def test_hedged_linear_book_needs_no_delta_margin() -> None:
         balances={"a": {"USDC": 10_000.0}},
         positions=[("a", "BTC-SPOT", 3.0, 40_000.0), ("a", "BTC-PERP", -3.0, 45_000.0)],
     )
-    charges = MODEL.charges(book, LINEAR_MARKET)
+    charges = MODEL.charges(book, at_par(LINEAR_MARKET, book))
     assert charges.delta_usd[0] == 0.0
-    assert MODEL.evaluate(book, LINEAR_MARKET).initial_margin_usd[0] == 0.0
+    assert MODEL.evaluate(book, at_par(LINEAR_MARKET, book)).initial_margin_usd[0] == 0.0
 
 
 def test_collateral_btc_counts_as_delta_but_never_adds_margin() -> None:
@@ -120,10 +128,10 @@ def test_collateral_btc_counts_as_delta_but_never_adds_margin() -> None:
             ("over-hedged", "BTC-PERP", -2.0, BTC_USD),
         ],
     )
-    sens = MODEL.sensitivities(book, LINEAR_MARKET)
+    sens = MODEL.sensitivities(book, at_par(LINEAR_MARKET, book))
     np.testing.assert_allclose(sens.collateral_delta_usd[:, 0], 45_000.0, rtol=REL_TOLERANCE)
     np.testing.assert_allclose(sens.collateral_delta_usd[:, 1], 0.0)
-    im = MODEL.evaluate(book, LINEAR_MARKET).initial_margin_usd
+    im = MODEL.evaluate(book, at_par(LINEAR_MARKET, book)).initial_margin_usd
     assert im[0] == pytest.approx(0.0, abs=1e-9)  # 45,000 - 45,000
     assert im[1] == 0.0  # collateral only: zero positions need zero margin
     assert im[2] == pytest.approx(0.16 * 25_000.0, rel=REL_TOLERANCE)  # positions only
@@ -209,6 +217,8 @@ def _mixed_market(*, factor: float = 1.0, vol_factor: float = 1.0) -> MarketStat
         rate=0.03,
         mark_prices={k: v * factor for k, v in MIXED_MARKS.items()},
         implied_vols={k: v * vol_factor for k, v in MIXED_VOLS.items()},
+        asset_symbols=("USDC",),  # _mixed_book's collateral
+        asset_prices={"USDC": 1.0},
     )
 
 
@@ -319,6 +329,7 @@ def _single_position(
         balances={"a": {"USDC": 1e6}},
         positions=[("a", instrument.id, quantity, entry)],
     )
+    market = at_par(market, book)
     return book, market
 
 

@@ -20,14 +20,15 @@ from crossmargin.core.oracle.exposure import (
 from tests.builders import book_from_rows
 
 FLAT = MarginSchedule.flat(initial_rate=0.10, maintenance_rate=0.05)
+ASSET_USD = np.array([1.0, 100.0, 50.0])  # USDC, BTC, ETH: _book's collateral prices
 
 
 def _book() -> Book:
     return book_from_rows(
         assets=[
-            Asset(symbol="USDC", price_usd=1.0),
-            Asset(symbol="BTC", price_usd=100.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.1),)),
-            Asset(symbol="ETH", price_usd=50.0, liability_weight=1.1),
+            Asset(symbol="USDC"),
+            Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=0.1),)),
+            Asset(symbol="ETH", liability_weight=1.1),
         ],
         instruments=[
             Instrument(id="BTC-PERP", kind=InstrumentKind.PERPETUAL, underlying="BTC", margin=FLAT),
@@ -75,6 +76,7 @@ def test_oracle_worst_status_only_on_accounts_touching_the_asset() -> None:
         delta_per_contract_usd=np.array([100.0, 20.0]),
         underlying_factor=factor_index(book.instruments.underlyings, factors),
         asset_factor=factor_index(book.assets.symbols, factors),
+        asset_price_usd=ASSET_USD,
         n_factors=3,
     )
     status = np.array([PriceStatus.VALID, PriceStatus.HELD, PriceStatus.STALE], dtype=np.int8)
@@ -104,6 +106,7 @@ def test_oracle_uncertainty_requirement_is_net_exposure_times_addon(spread: floa
         delta_per_contract_usd=np.array([100.0, 20.0]),
         underlying_factor=factor_index(book.instruments.underlyings, factors),
         asset_factor=factor_index(book.assets.symbols, factors),
+        asset_price_usd=ASSET_USD,
         n_factors=3,
     )
     addon = np.array([spread, 2 * spread, 0.0])

@@ -9,7 +9,7 @@ from crossmargin.core.book import Book
 from crossmargin.core.instruments import Instrument, InstrumentKind, OptionType, Settlement
 from crossmargin.core.market import MarketState
 from crossmargin.core.var.history import PriceHistory
-from tests.builders import book_from_rows, usd_asset
+from tests.builders import at_par, book_from_rows, usd_asset
 
 VALUATION_NS = 1_704_067_200 * 10**9  # 2024-01-01T00:00:00Z
 DAYS = 1_200
@@ -51,8 +51,8 @@ def var_book() -> tuple[Book, MarketState]:
     ]
     assets = [
         usd_asset("USDC"),
-        Asset(symbol="BTC", price_usd=42_000.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),)),
-        Asset(symbol="ETH", price_usd=2_300.0, haircut_tiers=(HaircutTier(above=0.0, haircut=0.07),)),
+        Asset(symbol="BTC", haircut_tiers=(HaircutTier(above=0.0, haircut=0.05),)),
+        Asset(symbol="ETH", haircut_tiers=(HaircutTier(above=0.0, haircut=0.07),)),
     ]
     book = book_from_rows(
         assets=assets,
@@ -76,4 +76,5 @@ def var_book() -> tuple[Book, MarketState]:
         index_prices={"BTC": 42_000.0, "ETH": 2_300.0},
         implied_vols={"ETH-C-2200": 0.6},
     )
+    market = at_par(market, book)
     return book, market

@@ -35,12 +35,12 @@ def test_var_and_es_of_a_known_vector() -> None:
     assert list(tail_scenarios(loss, 0.97)) == [99, 98, 97]
 
 
-def _dense_losses(book, reval):  # type: ignore[no-untyped-def]
+def _dense_losses(book, market, reval):  # type: ignore[no-untyped-def]
     inst = book.positions.indices
     term = entry_term(book.entry_price, book.instruments.reciprocal_entry[inst])
     weighted = book.positions.copy()
     weighted.data = book.positions.data * term
-    collateral = value_collateral(book.balances, book.assets).value_usd
+    collateral = value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd
     pnl = book.positions @ reval.d_unit_value_usd + weighted @ reval.d_entry_coefficient_usd
     return -(pnl + collateral @ reval.d_asset_factor)
 
@@ -55,8 +55,9 @@ def test_kernel_equals_dense_reference_and_orders_levels(confidence: float) -> N
     scenarios = model.scenarios(book, market)
     reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
     k = model.tail_counts(scenarios)
-    tails = tail_measures(book, reval, scenarios.group, k)
-    loss = _dense_losses(book, reval)
+    prices = market.asset_prices(book.assets)
+    tails = tail_measures(book, reval, scenarios.group, k, asset_price_usd=prices)
+    loss = _dense_losses(book, market, reval)
     for a in range(book.n_accounts):
         if np.diff(book.positions.indptr)[a] == 0:
             assert tails.var_usd[a, 0] == 0.0 and tails.es_usd[a, 0] == 0.0
@@ -65,7 +66,7 @@ def test_kernel_equals_dense_reference_and_orders_levels(confidence: float) -> N
         assert tails.var_usd[a, 0] == pytest.approx(var, rel=TOLERANCE_REL, abs=1e-6)
         assert tails.es_usd[a, 0] == pytest.approx(es, rel=TOLERANCE_REL, abs=1e-6)
         assert es >= var
-    single = tail_measures(book, reval, scenarios.group, k, dtype=np.float32)
+    single = tail_measures(book, reval, scenarios.group, k, asset_price_usd=prices, dtype=np.float32)
     assert np.all(single.es_usd >= tails.es_usd)
     assert np.all(single.var_usd >= tails.var_usd)
     assert np.all(

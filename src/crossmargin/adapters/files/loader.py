@@ -243,7 +243,9 @@ def _add_tables(
         if not np.all(np.isfinite(q)):
             row = int(np.flatnonzero(~np.isfinite(q))[0])
             raise BookFileError(tp, "quantity", f"must be finite, got {float(q[row])!r} (data row {row + 1})")
-        table_entry = positions.numbers.get("entry_price", np.full(q.size, np.nan))
+        table_entry = positions.numbers.get("entry_price")
+        if table_entry is None:
+            table_entry = np.full(q.size, np.nan)
         # Blank = today's mark (NaN); given entry prices must be > 0 (options: >= 0).
         floor_ok = np.where(instruments.is_option[instr], table_entry >= 0.0, table_entry >= MIN_PRICE_USD)
         bad_entry = ~np.isnan(table_entry) & ~(np.isfinite(table_entry) & floor_ok)
@@ -294,24 +296,10 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
     index_prices = dict(model.market.index_prices)
     assets: list[Asset] = []
     for a in model.assets:
-        price = a.price_usd if a.price_usd is not None else index_prices.get(a.symbol)
-        index_price = index_prices.get(a.symbol)
-        # Two prices for one asset: refuse rather than let one win silently (equal is accepted).
-        if a.price_usd is not None and index_price is not None and a.price_usd != index_price:
-            raise BookFileError(
-                where,
-                f"assets[{a.symbol}].price_usd",
-                f"{a.price_usd:.15g} disagrees with market.index_prices.{a.symbol} {index_price:.15g}",
-            )
-        if price is None:
-            raise BookFileError(
-                where, f"assets[{a.symbol}].price_usd", "missing, and no market.index_prices entry"
-            )
         try:
             assets.append(
                 Asset(
                     symbol=a.symbol,
-                    price_usd=price,
                     haircut_tiers=tuple(
                         HaircutTier(above=t.above, haircut=t.haircut) for t in a.haircut_tiers
                     ),
@@ -334,8 +322,12 @@ def _build(model: BookModel, file: Path) -> LoadedBook:
     forwards |= model.market.forward_prices
     funding = {m.id: m.funding_rate_8h for m in model.instruments if m.funding_rate_8h is not None}
     funding |= model.market.funding_rates_8h
+    # One price per collateral asset (MarketState.build refuses an asset price and an index price
+    # that disagree, naming both fields): the book file's `assets[].price_usd` is market data.
     market = MarketState.build(
         instruments,
+        asset_symbols=asset_table.symbols,
+        asset_prices={a.symbol: a.price_usd for a in model.assets if a.price_usd is not None},
         valuation_ns=to_ns(model.valuation_time),
         index_prices=index_prices,
         rate=model.market.rate,

@@ -4,8 +4,8 @@ Same keys, key order and values as `to_json(build_margin_report(run))` (docs/cli
 report"): the writer reads `MarginColumns` chunk by chunk of accounts (about `CHUNK_ROWS`
 positions each), renders each column with orjson (shortest round-trip floats, so every number
 parses back to the same float64; NaN and inf as null) and lets `json_kernel.render_accounts`
-interleave the values with the keys. Memory stays at one chunk; no Python object per account or
-position. Two layouts:
+interleave the values with the keys, on `WORKERS` threads beside the rendering one, written in
+order. Memory stays at three chunks; no Python object per account or position. Two layouts:
 
     indent=True    the layout of `json.dumps(report, indent=2)` (`crossmargin margin --json`)
     indent=False   compact, one account per line (`--out report.json`: 30 % smaller, and
@@ -18,6 +18,8 @@ The float text may differ from Python's `repr` (`0.00001` for `1e-05`), never th
 from __future__ import annotations
 
 import json
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,8 +32,11 @@ import orjson
 from crossmargin.adapters.files import json_kernel as kernel
 from crossmargin.engine.report_columns import MarginColumns
 
-# About this many position rows per chunk: ~60 MB of output, ~40 MB of rendered columns.
-CHUNK_ROWS = 250_000
+# Threads assembling and writing chunks, beside the one rendering them.
+WORKERS = 2
+# About this many position rows per chunk: ~30 MB of output, ~15 MB of rendered columns (small
+# enough that the two threads overlap on all but the first and last chunk).
+CHUNK_ROWS = 100_000
 
 ACCOUNT_KEYS = (
     "account_id",
@@ -185,45 +190,80 @@ def write_margin_json(
     stream.write(layout.header(columns).encode())
     if columns.n_accounts:
         stream.write(b"[")
-    # One writer thread: chunk k is written (the GIL released in write) while chunk k+1 renders.
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        pending: Future[int] | None = None
-        for start, stop in chunk_bounds(columns.accounts.position_count, rows_per_chunk):
-            chunk = columns.chunk(start, stop)
-            rendered, cursor = _table(_render(chunk, isolated=isolated))
-            capacity = (
-                rendered.size
-                + chunk.n_accounts * int(account_bytes)
-                + chunk.n_positions * int(position_bytes)
-                + chunk.collateral.asset.size * int(collateral_bytes)
-            )
-            out = np.empty(capacity, dtype=np.uint8)
-            # core.jit work: ~1 us a byte interpreted (an estimate, not in bench_startup's calibration)
-            n = kernel.render_accounts.for_work(capacity)(
-                out,
-                rendered,
-                cursor[:-1] + 1,  # each column starts with "["
-                templates,
-                bounds,
-                names,
-                name_bounds,
-                account_fields,
-                position_fields,
-                collateral_fields,
-                chunk.positions.instrument,
-                chunk.collateral.asset + len(columns.instrument_ids),
-                chunk.accounts.position_count,
-                chunk.accounts.collateral_count,
-                start == 0,
-            )
-            if pending is not None:
-                pending.result()  # in order, and at most two chunks in memory
-            pending = writer.submit(stream.write, out[:n].data)
-            if progress is not None:
-                progress(stop)
-        if pending is not None:
-            pending.result()
+
+    buffers = threading.local()  # each worker's output buffer, reused from chunk to chunk
+
+    def assemble(
+        chunk: MarginColumns,
+        rendered: npt.NDArray[np.uint8],
+        cursor: IntArray,
+        first: bool,
+        previous: Future[None] | None,
+    ) -> None:
+        """Run the kernel of one chunk (numba, the GIL released) into this worker's buffer,
+        wait until the previous chunk is written, then write this one (the GIL released). The
+        buffer is kept across the worker's chunks: fresh pages cost a page fault each, a
+        measurable share of the kernel on a VM."""
+        capacity = (
+            rendered.size
+            + chunk.n_accounts * int(account_bytes)
+            + chunk.n_positions * int(position_bytes)
+            + chunk.collateral.asset.size * int(collateral_bytes)
+        )
+        out: npt.NDArray[np.uint8] | None = getattr(buffers, "out", None)
+        if out is None or out.size < capacity:
+            out = buffers.out = np.empty(capacity + capacity // 4, dtype=np.uint8)
+        # core.jit work: ~1 us a byte interpreted (an estimate, not in bench_startup's calibration)
+        n = kernel.render_accounts.for_work(capacity)(
+            out,
+            rendered,
+            cursor[:-1] + 1,  # each column starts with "["
+            templates,
+            bounds,
+            names,
+            name_bounds,
+            account_fields,
+            position_fields,
+            collateral_fields,
+            chunk.positions.instrument,
+            chunk.collateral.asset + len(columns.instrument_ids),
+            chunk.accounts.position_count,
+            chunk.accounts.collateral_count,
+            first,
+        )
+        if previous is not None:
+            previous.result()  # in order (and its error, if it failed)
+        stream.write(out[:n].data)
+
+    # This thread renders chunk k+2 with orjson (which holds the GIL) while two workers assemble
+    # chunks k and k+1 (numba and the write release it): the kernel is ~3x the rendering, so
+    # one worker would leave a core idle. Written in order; at most three chunks in memory.
+    pending: deque[tuple[Future[None], int]] = deque()
+    with ThreadPoolExecutor(max_workers=WORKERS) as workers:
+        try:
+            for start, stop in chunk_bounds(columns.accounts.position_count, rows_per_chunk):
+                chunk = columns.chunk(start, stop)
+                rendered, cursor = _table(_render(chunk, isolated=isolated))
+                while len(pending) >= WORKERS:
+                    _finish(pending, progress)
+                previous = pending[-1][0] if pending else None
+                pending.append(
+                    (workers.submit(assemble, chunk, rendered, cursor, start == 0, previous), stop)
+                )
+            while pending:
+                _finish(pending, progress)
+        finally:
+            for future, _ in pending:
+                future.cancel()
     stream.write(layout.footer(columns.n_accounts).encode())
+
+
+def _finish(pending: deque[tuple[Future[None], int]], progress: Progress | None) -> None:
+    """Wait for the oldest chunk to be written; report the accounts written so far."""
+    future, stop = pending.popleft()
+    future.result()
+    if progress is not None:
+        progress(stop)
 
 
 def _render(chunk: MarginColumns, *, isolated: bool) -> list[bytes]:

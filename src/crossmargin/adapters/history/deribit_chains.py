@@ -50,6 +50,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 DATA_ENV = "CROSSMARGIN_DATA"
+STABLE_COLLATERAL = "USDC"  # priced at 1 USD in a snapshot's market
 FILE_PATTERN = re.compile(r"^options_deribit_(btc|eth)_(\d{8})\.csv$")
 
 # Source of the snapshot files, from ../shared/data/README.md.
@@ -344,6 +345,9 @@ def load_chain(path: str | Path) -> ChainSnapshot:
         implied_vol=np.concatenate([np.asarray(vol, dtype=np.float64), nan_perp]),
         forward_price_usd=np.concatenate([np.asarray(forward, dtype=np.float64), nan_perp]),
         funding_rate_8h=np.zeros(table.n_instruments),
+        # The collateral the strategy books post (adapters.history.strategies): USDC at par.
+        asset_symbols=(STABLE_COLLATERAL,),
+        asset_price_usd=np.ones(1),
     )
     return ChainSnapshot(
         path=where,

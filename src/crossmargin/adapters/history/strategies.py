@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crossmargin.adapters.history.deribit_chains import ChainSnapshot
+from crossmargin.adapters.history.deribit_chains import STABLE_COLLATERAL, ChainSnapshot
 from crossmargin.core.assets import Asset, AssetTable
 from crossmargin.core.book import Book
 from crossmargin.core.market import NS_PER_YEAR
@@ -41,7 +41,7 @@ NEAR_DAYS = 30.0
 FAR_DAYS = 90.0
 TARGET_DELTA = 0.25
 CONTRACTS = {"BTC": 10.0, "ETH": 100.0}
-COLLATERAL_ASSET = "USDC"
+COLLATERAL_ASSET = STABLE_COLLATERAL  # the chain market prices it
 COLLATERAL_USDC = 1_000_000.0
 NS_PER_DAY = NS_PER_YEAR / 365.0
 
@@ -214,7 +214,7 @@ def strategy_book(
 ) -> Book:
     """One account per strategy (account id = strategy name), each holding `collateral_usdc` USDC
     (priced at 1 USD, no haircut) and the strategy's legs at their entry prices."""
-    assets = AssetTable.from_assets([Asset(symbol=COLLATERAL_ASSET, price_usd=1.0)])
+    assets = AssetTable.from_assets([Asset(symbol=COLLATERAL_ASSET)])  # priced in chain.market
     table = chain.instruments
     rows = [n for n, s in enumerate(strategies) for _ in s.legs]
     legs = [leg for s in strategies for leg in s.legs]

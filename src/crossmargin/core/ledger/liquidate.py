@@ -167,7 +167,9 @@ def _sell_collateral(tx: Tx, account: str) -> None:
     symbols = cfg.assets.symbols
     slippage = 1.0 - cfg.liquidation.impact_bps * 1e-4
     view = tx.view((account,))
-    haircut = value_collateral(view.book.balances, view.book.assets).haircut[0]
+    haircut = value_collateral(
+        view.book.balances, view.book.assets, view.market.asset_prices(view.book.assets)
+    ).haircut[0]
     order = sorted(range(len(symbols)), key=lambda k: (-haircut[k], symbols[k]))
     for owed in symbols:
         for k in order:

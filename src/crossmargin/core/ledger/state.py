@@ -172,13 +172,15 @@ def market_of(state: LedgerState, config: LedgerConfig) -> MarketState:
         # Kept after expiry: no position holds an expired option, but the instrument table still
         # prices it, and an option needs a vol (its mark is gone with the expiry).
         implied_vols=dict(config.implied_vols),
+        asset_symbols=config.assets.symbols,
+        asset_prices={s: state.prices[s] for s in config.assets.symbols},
     )
 
 
 def book_of(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] | None = None) -> Book:
     """Balances to float asset amounts (risk math only), positions to the CSR book."""
     traders = state.traders if traders is None else traders
-    assets = config.assets.with_prices(np.array([state.prices[s] for s in config.assets.symbols]))
+    assets = config.assets
     row = {t: n for n, t in enumerate(traders)}
     balances = np.zeros((len(traders), assets.n_assets))
     for (account, asset), units in state.balances.items():
@@ -269,7 +271,7 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
     def per_account(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return np.bincount(rows, weights=values, minlength=n).astype(np.float64)
 
-    collateral = value_collateral(book.balances, book.assets)
+    collateral = value_collateral(book.balances, book.assets, market.asset_prices(book.assets))
     indices = book.positions.indices
     quantity = book.positions.data
     term = entry_term(book.entry_price, book.instruments.reciprocal_entry[indices])

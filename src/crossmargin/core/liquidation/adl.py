@@ -57,7 +57,13 @@ def queue_rank(candidates: AdlCandidates) -> IntArray:
     score = candidates.profit_fraction * candidates.leverage
     if not len(candidates.accounts):
         return np.zeros(0, dtype=np.int64)
-    order: IntArray = np.lexsort((_id_keys(candidates.accounts), -score)).astype(np.int64)
+    keys = _id_keys(candidates.accounts)
+    if keys.dtype.kind in "iu" and bool(np.all(keys[1:] >= keys[:-1])):
+        # Already in id order (the cascade's candidates come in global row order): a stable sort
+        # by score alone keeps ties in id order, the same order as the lexsort, in one pass.
+        by_score: IntArray = np.argsort(-score, kind="stable").astype(np.int64)
+        return by_score
+    order: IntArray = np.lexsort((keys, -score)).astype(np.int64)
     return order
 
 

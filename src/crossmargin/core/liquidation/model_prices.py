@@ -24,7 +24,6 @@ Bankruptcy prices (equity = 0) are model-independent and come from the vectorise
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,16 +52,18 @@ MODEL_LOG_TOLERANCE = 1e-7  # ln f: relative price error of a reported liquidati
 
 def moved_market(
     book: Book, market: MarketState, base: InstrumentValuation, *, underlying: int, factor: float
-) -> tuple[Book, MarketState]:
-    """The book and market with underlying u's complex moved by `factor`: index, delta-one marks
-    and option forwards scaled, options at today's implied vols (marks dropped so that Black-76
-    reprices them), the asset named u repriced; every other price as today."""
+) -> MarketState:
+    """The market with underlying u's complex moved by `factor`: index, delta-one marks and
+    option forwards scaled, options at today's implied vols (marks dropped so that Black-76
+    reprices them), the collateral asset named u repriced; every other price as today."""
     table = book.instruments
     on_u = table.underlying_index == underlying
     scale = np.where(on_u, factor, 1.0)
     index = market.index_price_usd.copy()
     index[underlying] *= factor
-    moved = MarketState(
+    name = table.underlyings[underlying]
+    asset_scale = np.where(np.array([s == name for s in book.assets.symbols], dtype=bool), factor, 1.0)
+    return MarketState(
         valuation_ns=market.valuation_ns,
         underlyings=market.underlyings,
         index_price_usd=index,
@@ -71,11 +72,9 @@ def moved_market(
         implied_vol=np.where(table.is_option, base.implied_vol, np.nan),
         forward_price_usd=base.forward_usd * scale,
         funding_rate_8h=market.funding_rate_8h,
+        asset_symbols=market.asset_symbols,
+        asset_price_usd=market.asset_prices(book.assets) * asset_scale,
     )
-    name = table.underlyings[underlying]
-    prices = np.where(np.array([s == name for s in book.assets.symbols], dtype=bool), factor, 1.0)
-    assets = book.assets.with_prices(book.assets.price_usd * prices)
-    return dataclasses.replace(book, assets=assets), moved
 
 
 def model_gap(model: MarginModel, book: Book, market: MarketState, *, underlying: int) -> GapFunction:
@@ -91,10 +90,8 @@ def model_gap(model: MarginModel, book: Book, market: MarketState, *, underlying
         for k, point in enumerate(points.tolist()):  # one whole-group model evaluation per point
             members = rows[group == k]
             sub = book if members.size == n else book.select(members)
-            moved_book, moved = moved_market(
-                sub, market, base, underlying=underlying, factor=float(np.exp(point))
-            )
-            result = model.evaluate(moved_book, moved)
+            moved = moved_market(sub, market, base, underlying=underlying, factor=float(np.exp(point)))
+            result = model.evaluate(sub, moved)
             gap[members] = result.equity_usd - result.maintenance_margin_usd
         return gap
 

@@ -212,7 +212,8 @@ class CrossEquityGap:
         self.mark = np.where(table.is_option[inst], np.nan, base.mark_price[inst])
         self.forward = np.where(table.is_option[inst], base.forward_usd[inst], np.nan)
         self.vol = np.where(table.is_option[inst], base.implied_vol[inst], np.nan)
-        self.collateral = value_collateral(book.balances, book.assets).value_usd  # (A, K), linear in price
+        price_usd = market.asset_prices(book.assets)
+        self.collateral = value_collateral(book.balances, book.assets, price_usd).value_usd  # (A, K), linear
 
     def for_underlying(self, u: int) -> tuple[GapFunction, GapFunction]:
         """(equity − MM, equity) as functions of ln f per account, underlying u moving."""
@@ -248,7 +249,8 @@ class CrossEquityGap:
             )
             valuation = revalue(self.synthetic, trial)
             if nnz > SMALL_BOOK_POSITIONS:
-                result = book_totals(trial_book, valuation, self.option_params)
+                # The trial book holds no balances (collateral is `self.collateral`): unit prices.
+                result = book_totals(trial_book, valuation, self.option_params, np.ones(book.assets.n_assets))
                 value, maintenance = result.position_value_usd, result.maintenance_margin_usd
             else:  # the numpy reference (tests hold it equal to the kernel): no parallel launch
                 req = position_requirements(

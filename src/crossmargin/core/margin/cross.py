@@ -18,13 +18,22 @@ from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
 from crossmargin.core.margin.requirements import book_totals, fused_position_requirements
 from crossmargin.core.margin.result import Breakdown, MarginResult
+from crossmargin.core.margin.tier_presets import check_tier_preset, scheduled
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrossParams:
+    """Option rule; `tier_preset` a venue's risk-limit tiers for linear perpetuals
+    (`tier_presets.TIER_PRESETS`: binance, hyperliquid), None for the book's own schedules."""
+
     option_margin: OptionMarginParams = field(default_factory=OptionMarginParams)
+    tier_preset: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tier_preset is not None:
+            check_tier_preset(self.tier_preset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +50,8 @@ class CrossMargin:
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        totals = book_totals(book, valuation, self.params.option_margin)
+        book = scheduled(book, self.params.tier_preset)
+        totals = book_totals(book, valuation, self.params.option_margin, market.asset_prices(book.assets))
         return MarginResult.pooled(
             model=self.name,
             collateral_value_usd=totals.collateral_value_usd,
@@ -59,13 +69,17 @@ class CrossMargin:
         valuation: InstrumentValuation | None = None,
     ) -> Breakdown:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        return cross_breakdown(
-            book, valuation, self.params.option_margin, np.asarray(account_rows, dtype=np.int64)
-        )
+        rows = np.asarray(account_rows, dtype=np.int64)
+        book = scheduled(book, self.params.tier_preset)
+        return cross_breakdown(book, market, valuation, self.params.option_margin, rows)
 
 
 def cross_breakdown(
-    book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams, rows: np.ndarray
+    book: Book,
+    market: MarketState,
+    valuation: InstrumentValuation,
+    option_params: OptionMarginParams,
+    rows: np.ndarray,
 ) -> Breakdown:
     """Each position's and each collateral asset's contribution, for the given account rows."""
     counts = np.diff(book.positions.indptr)[rows]
@@ -88,7 +102,7 @@ def cross_breakdown(
         quantity=quantity,
         entry_price=entry,
     )
-    collateral = value_collateral(book.balances[rows], book.assets)
+    collateral = value_collateral(book.balances[rows], book.assets, market.asset_prices(book.assets))
     return Breakdown(
         account_rows=rows,
         position_account=np.repeat(rows, counts),

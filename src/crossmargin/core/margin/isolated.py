@@ -29,6 +29,7 @@ from crossmargin.core.margin.cross import CrossParams, cross_breakdown
 from crossmargin.core.margin.options_rule import option_unit_margin
 from crossmargin.core.margin.requirements import position_requirements
 from crossmargin.core.margin.result import Breakdown, MarginResult, bankrupt_accounts
+from crossmargin.core.margin.tier_presets import scheduled
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 
@@ -47,7 +48,7 @@ class _IsolatedPositions:
 
 
 def _isolated_positions(
-    book: Book, valuation: InstrumentValuation, params: CrossParams
+    book: Book, market: MarketState, valuation: InstrumentValuation, params: CrossParams
 ) -> _IsolatedPositions:
     rows = book.position_account
     option_margin = option_unit_margin(book.instruments, valuation, params.option_margin)
@@ -59,10 +60,11 @@ def _isolated_positions(
         quantity=book.positions.data,
         entry_price=book.entry_price,
     )
-    collateral = value_collateral(book.balances, book.assets)
+    price_usd = market.asset_prices(book.assets)
+    collateral = value_collateral(book.balances, book.assets, price_usd)
     pool_usd = collateral.total_usd
     if book.isolated_collateral is not None:
-        unit_value = (1.0 - collateral.haircut) * book.assets.price_usd  # (A, K) USD per unit
+        unit_value = (1.0 - collateral.haircut) * price_usd  # (A, K) USD per unit
         assigned = (book.isolated_collateral * unit_value[rows]).sum(axis=1)
     else:
         im_total = np.bincount(rows, weights=req.initial_margin_usd, minlength=book.n_accounts)
@@ -92,7 +94,8 @@ class IsolatedMargin:
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        iso = _isolated_positions(book, valuation, self.params)
+        book = scheduled(book, self.params.tier_preset)
+        iso = _isolated_positions(book, market, valuation, self.params)
         rows = book.position_account
         n = book.n_accounts
 
@@ -137,9 +140,10 @@ class IsolatedMargin:
         valuation: InstrumentValuation | None = None,
     ) -> Breakdown:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
+        book = scheduled(book, self.params.tier_preset)
         rows = np.asarray(account_rows, dtype=np.int64)
-        base = cross_breakdown(book, valuation, self.params.option_margin, rows)
-        iso = _isolated_positions(book, valuation, self.params)
+        base = cross_breakdown(book, market, valuation, self.params.option_margin, rows)
+        iso = _isolated_positions(book, market, valuation, self.params)
         stored = book.stored_positions(rows)
         return Breakdown(
             account_rows=base.account_rows,

@@ -1,7 +1,8 @@
 """Venue methodologies as parameter sets, each with its source.
 
-Portfolio-margin presets (`PORTFOLIO_PRESETS`) and risk-limit tier tables for perpetuals
-(`TIER_PRESETS`, applied by `with_tier_preset` under the cross model). Numbers marked "ours" are
+Portfolio-margin presets (`PORTFOLIO_PRESETS`); the risk-limit tier tables for perpetuals
+(`TIER_PRESETS`, a parameter of the cross and isolated models) live in `tier_presets` and are
+re-exported here. Numbers marked "ours" are
 this project's choices where a venue publishes none; everything else is cited.
 """
 
@@ -12,19 +13,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from crossmargin.core.book import Book
-from crossmargin.core.instruments import (
-    InstrumentKind,
-    InstrumentTable,
-    MarginSchedule,
-    RateTier,
-    continuity_deduction,
-)
 from crossmargin.core.margin.portfolio import AddOns, JointSpec, PortfolioParams
+from crossmargin.core.margin.tier_presets import (
+    TIER_PRESETS,
+    binance_schedule,
+    hyperliquid_schedule,
+    tier_preset_table,
+    with_tier_preset,
+)
 from crossmargin.core.scenarios import GridSpec, VolShock
 from crossmargin.errors import InputError
+
+__all__ = [
+    "EXTENDED_MOVES",
+    "PORTFOLIO_PRESETS",
+    "TIER_PRESETS",
+    "PortfolioOverrides",
+    "binance_schedule",
+    "crossmargin_multi",
+    "deribit_pm",
+    "hyperliquid_schedule",
+    "paradex_pm",
+    "portfolio_preset",
+    "span_like",
+    "tier_preset_table",
+    "with_tier_preset",
+]
 
 EXTENDED_MOVES = (-0.66, -0.33, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
 
@@ -249,94 +263,3 @@ class PortfolioOverrides:
         if self.addons:
             changes["addons"] = dataclasses.replace(params.addons, **dict(self.addons))
         return dataclasses.replace(params, **changes) if changes else params
-
-
-def _leverage_tiers(rows: list[tuple[float, float, float]]) -> MarginSchedule:
-    """(floor_usd, max_leverage, maintenance_rate) rows -> schedule with IM = 1/max_leverage."""
-    return MarginSchedule(
-        tiers=tuple(
-            RateTier(above_notional_usd=floor, initial_rate=1.0 / lev, maintenance_rate=mmr)
-            for floor, lev, mmr in rows
-        )
-    )
-
-
-# Binance USDⓈ-M BTCUSDT brackets (GET /fapi/v1/leverageBracket, mid-2024 snapshot kept in
-# freqtrade/exchange/binance_leverage_tiers.json @ 01d10aeb): floor, max leverage, MMR.
-BINANCE_BTCUSDT = [
-    (0.0, 125.0, 0.004),
-    (50_000.0, 100.0, 0.005),
-    (600_000.0, 75.0, 0.0065),
-    (3_000_000.0, 50.0, 0.01),
-    (12_000_000.0, 25.0, 0.02),
-    (70_000_000.0, 20.0, 0.025),
-    (100_000_000.0, 10.0, 0.05),
-    (230_000_000.0, 5.0, 0.10),
-    (480_000_000.0, 4.0, 0.125),
-    (600_000_000.0, 3.0, 0.15),
-    (800_000_000.0, 2.0, 0.25),
-    (1_200_000_000.0, 1.0, 0.50),
-]
-# Hyperliquid mainnet margin tables (hyperliquid.gitbook.io/hyperliquid-docs/trading/margin-tiers):
-# "BTC 0-150M 40, >150M 20", "ETH 0-100M 25, >100M 15", "SOL 0-70M 20, >70M 10"; MMR = half the
-# initial margin rate at max leverage; default for other assets "0-3M 10, >3M 5".
-HYPERLIQUID = {
-    "BTC": [(0.0, 40.0), (150_000_000.0, 20.0)],
-    "ETH": [(0.0, 25.0), (100_000_000.0, 15.0)],
-    "SOL": [(0.0, 20.0), (70_000_000.0, 10.0)],
-}
-HYPERLIQUID_DEFAULT = [(0.0, 10.0), (3_000_000.0, 5.0)]
-
-
-def binance_schedule(underlying: str) -> MarginSchedule:
-    """Binance's BTCUSDT bracket table (used for every underlying: the published table we hold)."""
-    return _leverage_tiers(BINANCE_BTCUSDT)
-
-
-def hyperliquid_schedule(underlying: str) -> MarginSchedule:
-    rows = HYPERLIQUID.get(underlying, HYPERLIQUID_DEFAULT)
-    return _leverage_tiers([(floor, lev, 0.5 / lev) for floor, lev in rows])
-
-
-TIER_PRESETS: dict[str, Callable[[str], MarginSchedule]] = {
-    "binance": binance_schedule,
-    "hyperliquid": hyperliquid_schedule,
-}
-
-
-def with_tier_preset(book: Book, name: str) -> Book:
-    """The same book with every linear perpetual on a venue's tier table (others unchanged)."""
-    try:
-        schedule_for = TIER_PRESETS[name]
-    except KeyError:
-        raise InputError(
-            "preset", f"unknown tier preset {name!r}; choose one of {', '.join(TIER_PRESETS)}"
-        ) from None
-    table = book.instruments
-    targets = np.flatnonzero((table.kind == InstrumentKind.PERPETUAL) & ~table.is_inverse)
-    schedules = {int(i): schedule_for(table.underlyings[table.underlying_index[i]]) for i in targets}
-    n_tiers = max([table.tier_floor_usd.shape[1], *(len(s.tiers) for s in schedules.values())])
-    pad = n_tiers - table.tier_floor_usd.shape[1]
-    floor = np.pad(table.tier_floor_usd, ((0, 0), (0, pad)), constant_values=np.inf)
-    im = np.pad(table.tier_initial_rate, ((0, 0), (0, pad)), mode="edge")
-    mm = np.pad(table.tier_maintenance_rate, ((0, 0), (0, pad)), mode="edge")
-    rate_per_unit = table.rate_per_unit.copy()
-    for i, schedule in schedules.items():  # instruments, not positions
-        floor[i] = np.inf
-        for col, tier in enumerate(schedule.tiers):
-            floor[i, col] = tier.above_notional_usd
-            im[i, col] = tier.initial_rate
-            mm[i, col] = tier.maintenance_rate
-        im[i, len(schedule.tiers) :] = schedule.tiers[-1].initial_rate
-        mm[i, len(schedule.tiers) :] = schedule.tiers[-1].maintenance_rate
-        rate_per_unit[i] = schedule.rate_per_unit
-    instruments: InstrumentTable = dataclasses.replace(
-        table,
-        tier_floor_usd=floor,
-        tier_initial_rate=im,
-        tier_maintenance_rate=mm,
-        tier_initial_deduction_usd=continuity_deduction(floor, im),
-        tier_maintenance_deduction_usd=continuity_deduction(floor, mm),
-        rate_per_unit=rate_per_unit,
-    )
-    return book.with_instrument_schedules(instruments)

@@ -26,6 +26,7 @@ from crossmargin.core.margin.options_rule import (
     option_unit_margin,
 )
 from crossmargin.core.margin.result import MarginResult
+from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term
 
 FloatArray = npt.NDArray[np.float64]
@@ -269,12 +270,17 @@ class BookTotals:
     gross_value_usd: FloatArray
 
 
-def book_totals(book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams) -> BookTotals:
-    """Whole book to per-account totals in one fused pass (numba, parallel over accounts)."""
+def book_totals(
+    book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams, asset_price_usd: FloatArray
+) -> BookTotals:
+    """Whole book to per-account totals in one fused pass (numba, parallel over accounts);
+    asset_price_usd (K,) USD per unit of each collateral asset."""
     assets = book.assets
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
     n = book.n_accounts
-    out = np.empty((5, n))
+    # Five arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
+    # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
+    out = tuple(np.empty(n) for _ in range(5))
     work = INTERPRETED_US_PER_ITEM * (book.positions.nnz + book.balances.size)
     _book_kernel.for_work(work)(
         book.positions.indptr.astype(np.int64, copy=False),
@@ -284,12 +290,12 @@ def book_totals(book: Book, valuation: InstrumentValuation, option_params: Optio
         instrument_records(book, valuation, option_margin),
         book.instruments.tier_floor_usd.shape[1],
         book.balances,
-        assets.price_usd,
+        asset_price_usd,
         assets.liability_weight,
         assets.tier_floor,
         assets.tier_haircut,
         assets.tier_value_below,
-        out,
+        *out,
     )
     return BookTotals(
         collateral_value_usd=out[0],
@@ -337,7 +343,11 @@ def _book_kernel(
     hc_floor: np.ndarray,
     hc_haircut: np.ndarray,
     hc_below: np.ndarray,
-    out: np.ndarray,
+    out_collateral: np.ndarray,
+    out_value: np.ndarray,
+    out_im: np.ndarray,
+    out_mm: np.ndarray,
+    out_gross: np.ndarray,
 ) -> None:
     n_accounts = indptr.shape[0] - 1
     n_assets = balances.shape[1]
@@ -374,16 +384,17 @@ def _book_kernel(
             else:
                 im += size * records[i, IM_LONG]
                 mm += size * records[i, MM_LONG]
-        out[0, a] = collateral
-        out[1, a] = value
-        out[2, a] = im
-        out[3, a] = mm
-        out[4, a] = gross
+        out_collateral[a] = collateral
+        out_value[a] = value
+        out_im[a] = im
+        out_mm[a] = mm
+        out_gross[a] = gross
 
 
 def risk_based_result(
     name: str,
     book: Book,
+    market: MarketState,
     valuation: InstrumentValuation,
     *,
     initial_margin_usd: FloatArray,
@@ -391,7 +402,7 @@ def risk_based_result(
 ) -> MarginResult:
     """A pooled result for a risk-based model (portfolio, sensitivity, VaR): the requirement is the
     model's, equity is model-independent (the same value pass as cross margin)."""
-    values = book_totals(book, valuation, OptionMarginParams())
+    values = book_totals(book, valuation, OptionMarginParams(), market.asset_prices(book.assets))
     return MarginResult.pooled(
         model=name,
         collateral_value_usd=values.collateral_value_usd,

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.checks import check_all, check_finite
+from crossmargin.core.margin.result_kernels import MM_ABOVE_IM_SLACK, invariants_hold, pooled_into
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -71,6 +72,17 @@ class MarginResult:
     bankrupt: BoolArray
 
     def __post_init__(self) -> None:
+        arrays = (
+            self.equity_usd,
+            self.initial_margin_usd,
+            self.maintenance_margin_usd,
+            self.available_usd,
+            self.margin_ratio,
+        )
+        # core.jit work: ~2 us an account interpreted (an estimate)
+        ready = _kernel_ready(arrays, self.bankrupt)
+        if ready and invariants_hold.for_work(2 * len(self.equity_usd))(*arrays, self.bankrupt):
+            return  # every check below holds (one pass; result_kernels)
         check_finite(self.equity_usd, "result.equity_usd")
         check_finite(self.initial_margin_usd, "result.initial_margin_usd")
         check_finite(self.maintenance_margin_usd, "result.maintenance_margin_usd")
@@ -78,7 +90,7 @@ class MarginResult:
         check_all(self.initial_margin_usd >= 0.0, "IM >= 0")
         check_all(self.maintenance_margin_usd >= 0.0, "MM >= 0")
         # Rounding slack: IM and MM are sums of terms computed in different orders.
-        slack = 1e-9 * np.maximum(np.abs(self.initial_margin_usd), 1.0)
+        slack = MM_ABOVE_IM_SLACK * np.maximum(np.abs(self.initial_margin_usd), 1.0)
         check_all(self.maintenance_margin_usd <= self.initial_margin_usd + slack, "MM <= IM")
         check_all(
             np.isnan(self.margin_ratio) == self.bankrupt,
@@ -98,6 +110,25 @@ class MarginResult:
     ) -> MarginResult:
         """One pool per account: available = equity - IM, ratio = MM / equity; bankrupt when
         equity <= EQUITY_ZERO_TOLERANCE · gross_value_usd (None: when equity <= 0)."""
+        totals = (collateral_value_usd, position_value_usd, initial_margin_usd, maintenance_margin_usd)
+        gross = gross_value_usd if gross_value_usd is not None else collateral_value_usd
+        if _kernel_ready((*totals, gross), None):
+            n = len(collateral_value_usd)
+            equity, available, ratio = np.empty(n), np.empty(n), np.empty(n)
+            flags = np.empty(n, dtype=np.bool_)
+            tolerance = EQUITY_ZERO_TOLERANCE if gross_value_usd is not None else 0.0
+            pooled_into.for_work(2 * n)(*totals, gross, tolerance, equity, available, ratio, flags)
+            return cls(
+                model=model,
+                equity_usd=equity,
+                collateral_value_usd=collateral_value_usd,
+                position_value_usd=position_value_usd,
+                initial_margin_usd=initial_margin_usd,
+                maintenance_margin_usd=maintenance_margin_usd,
+                available_usd=available,
+                margin_ratio=ratio,
+                bankrupt=flags,
+            )
         equity = collateral_value_usd + position_value_usd
         zero = 0.0 if gross_value_usd is None else EQUITY_ZERO_TOLERANCE * gross_value_usd
         bankrupt = bankrupt_accounts(equity, collateral_value_usd, maintenance_margin_usd, zero)
@@ -119,6 +150,23 @@ class MarginResult:
         """Accounts whose margin ratio is at or above 1 (or bankrupt): due for liquidation."""
         flags: BoolArray = self.bankrupt | (self.margin_ratio >= 1.0)
         return flags
+
+
+def _kernel_ready(floats: tuple[object, ...], flags: object) -> bool:
+    """Whether the one-pass kernels take these arrays as they are: float64 (and bool) vectors of
+    one length, contiguous; anything else (lists, views with strides, other dtypes) goes through
+    numpy, so the kernels compile for one signature only."""
+    first = floats[0]
+    if not isinstance(first, np.ndarray) or first.ndim != 1:
+        return False
+    arrays = (*floats, flags) if flags is not None else floats
+    return all(
+        isinstance(a, np.ndarray)
+        and a.shape == first.shape
+        and a.flags.c_contiguous
+        and a.dtype == (np.bool_ if a is flags else np.float64)
+        for a in arrays
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -249,7 +249,7 @@ def vega_bucket_index(years_to_expiry: FloatArray, bucket_days: Sequence[float])
 
 
 def book_sensitivities(
-    book: Book, valuation: InstrumentValuation, params: SensitivityParams
+    book: Book, market: MarketState, valuation: InstrumentValuation, params: SensitivityParams
 ) -> Sensitivities:
     """Net delta, cash gamma and bucketed vega per account and underlying (module docstring)."""
     table = book.instruments
@@ -296,7 +296,7 @@ def book_sensitivities(
         if symbol in table.underlyings
     ]
     if asset_underlying:
-        value = value_collateral(book.balances, book.assets).value_usd
+        value = value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd
         for k, column in asset_underlying:  # a handful of assets
             collateral_delta[:, column] += value[:, k]
     index_price = np.zeros(n_u)
@@ -352,7 +352,7 @@ class SensitivityMargin:
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> Sensitivities:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        return book_sensitivities(book, valuation, self.params)
+        return book_sensitivities(book, market, valuation, self.params)
 
     def charges(
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
@@ -363,7 +363,7 @@ class SensitivityMargin:
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        charges = sensitivity_charges(book_sensitivities(book, valuation, self.params), self.params)
+        charges = sensitivity_charges(book_sensitivities(book, market, valuation, self.params), self.params)
         initial = charges.initial_margin_usd
         check_finite(initial, "sensitivity initial margin")
         check_all(initial >= 0.0, "sensitivity IM >= 0")
@@ -371,6 +371,7 @@ class SensitivityMargin:
         return risk_based_result(
             self.name,
             book,
+            market,
             valuation,
             initial_margin_usd=initial,
             maintenance_margin_usd=self.params.maintenance_fraction * initial,
@@ -388,7 +389,7 @@ class SensitivityMargin:
         standalone charge RW_u·|delta| + VRW·|σ·vega|. `sensitivities` and `charges` explain it."""
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         rows = np.asarray(account_rows, dtype=np.int64)
-        base = cross_breakdown(book, valuation, OptionMarginParams(), rows)
+        base = cross_breakdown(book, market, valuation, OptionMarginParams(), rows)
         sub = book.select(rows)
         result = self.evaluate(sub, market, valuation)
         inst = base.position_instrument

@@ -350,7 +350,12 @@ class VarMargin:
         scenarios = self.scenarios(book, market)
         reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
         return scenarios, tail_measures(
-            book, reval, scenarios.group, self.tail_counts(scenarios), dtype=dtype
+            book,
+            reval,
+            scenarios.group,
+            self.tail_counts(scenarios),
+            asset_price_usd=market.asset_prices(book.assets),
+            dtype=dtype,
         )
 
     def requirement(self, scenarios: ScenarioSet, tails: TailMeasures) -> FloatArray:
@@ -368,6 +373,7 @@ class VarMargin:
         return risk_based_result(
             self.name,
             book,
+            market,
             valuation,
             initial_margin_usd=initial,
             maintenance_margin_usd=self.params.maintenance_fraction * initial,
@@ -384,7 +390,7 @@ class VarMargin:
         component (Euler) contributions to the binding measure (see `explain_var_account`)."""
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         rows = np.asarray(account_rows, dtype=np.int64)
-        base = cross_breakdown(book, valuation, OptionMarginParams(), rows)
+        base = cross_breakdown(book, market, valuation, OptionMarginParams(), rows)
         counts = np.diff(book.positions.indptr)[rows]
         weights: list[FloatArray] = []
         initial = np.zeros(rows.size)
@@ -407,12 +413,14 @@ def tail_measures(
     group: IntArray,
     tail_counts: IntArray,
     *,
+    asset_price_usd: FloatArray,
     dtype: type[np.floating] = np.float64,
 ) -> TailMeasures:
-    """The blockwise kernel over a whole book (float64, or float32 rounded conservatively)."""
+    """The blockwise kernel over a whole book (float64, or float32 rounded conservatively);
+    asset_price_usd (K,) today's collateral prices."""
     inst = book.positions.indices
     term = entry_term(book.entry_price, book.instruments.reciprocal_entry[inst])
-    collateral = value_collateral(book.balances, book.assets).value_usd
+    collateral = value_collateral(book.balances, book.assets, asset_price_usd).value_usd
     return book_tail_measures(
         indptr=book.positions.indptr.astype(np.int64, copy=False),
         indices=inst,
@@ -471,7 +479,7 @@ def explain_var_account(
     sub = book.select([account_row])
     scenarios = model.scenarios(sub, market)
     reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, scenarios)
-    items = item_scenario_pnl(sub, 0, valuation, reval)
+    items = item_scenario_pnl(sub, 0, valuation, reval, market.asset_prices(sub.assets))
     inst, qty = items.instrument_index, items.quantity
     position_pnl, collateral_pnl = items.position_pnl_usd, items.collateral_pnl_usd
     loss = -(position_pnl.sum(axis=0) + collateral_pnl.sum(axis=0))

@@ -63,10 +63,12 @@ def account_exposure(
     delta_per_contract_usd: FloatArray,
     underlying_factor: IntArray,
     asset_factor: IntArray,
+    asset_price_usd: FloatArray,
     n_factors: int,
 ) -> Exposure:
     """Exposure of every account to every factor (module docstring). `delta_per_contract_usd`
-    (n_instruments,): USD value change per contract for a 100 % move of its underlying."""
+    (n_instruments,): USD value change per contract for a 100 % move of its underlying;
+    `asset_price_usd` (n_assets,): a collateral unit's USD value."""
     instruments = book.instruments
     if underlying_factor.shape != (len(instruments.underlyings),):
         raise InputError("underlying_factor", f"shape {underlying_factor.shape}, need one per underlying")
@@ -82,7 +84,7 @@ def account_exposure(
         balances
     ) @ _one_hot(asset_factor, n_factors, ones_assets)
     delta = positions @ _one_hot(instrument_factor, n_factors, delta_per_contract_usd) + balances @ _one_hot(
-        asset_factor, n_factors, book.assets.price_usd
+        asset_factor, n_factors, asset_price_usd
     )
     touched_flags = sp.csr_array(touched > 0.0, dtype=np.float64)
     return Exposure(touched=touched_flags, delta_usd=sp.csr_array(delta))
@@ -125,15 +127,17 @@ def conservative_collateral_usd(
     return value
 
 
-def conservative_collateral_of(book: Book, *, balances: FloatArray, smoothed_usd: FloatArray) -> FloatArray:
-    """`conservative_collateral_usd` for rows of a book's balances at its asset table's spot prices.
+def conservative_collateral_of(
+    book: Book, *, balances: FloatArray, spot_usd: FloatArray, smoothed_usd: FloatArray
+) -> FloatArray:
+    """`conservative_collateral_usd` for rows of a book's balances at the spot prices (K,).
     Where the smoothed price is NaN (not an oracle factor) the spot price is used."""
     assets = book.assets
-    smoothed = np.where(np.isfinite(smoothed_usd), smoothed_usd, assets.price_usd)
+    smoothed = np.where(np.isfinite(smoothed_usd), smoothed_usd, spot_usd)
     return conservative_collateral_usd(
         balances,
         haircut_quantity_units=haircut_quantity(balances, assets),
         liability_weight=assets.liability_weight,
-        spot_usd=assets.price_usd,
+        spot_usd=spot_usd,
         smoothed_usd=smoothed,
     )

@@ -64,10 +64,11 @@ def solvency_report(
     reserves_units: Mapping[tuple[str, str], int],
     decimals: Mapping[str, int],
     assets: AssetTable,
+    asset_price_usd: FloatArray,
     location_factor: Mapping[tuple[str, str], float] | None = None,
 ) -> SolvencyReport:
     """`reserves_units[(asset, location)]` exact units held; `location_factor[(asset, location)]`
-    the mobilisation factor in (0, 1] (1 when absent)."""
+    the mobilisation factor in (0, 1] (1 when absent); asset_price_usd (K,) USD per unit."""
     factors = location_factor or {}
     for asset, location in reserves_units:
         if asset not in liabilities_units:
@@ -86,11 +87,11 @@ def solvency_report(
         if total:
             mobilisation[k] = sum(u * factors.get((asset, loc), 1.0) for loc, u in held.items()) / total
         rows.append((asset, owed, total, held))
-    surplus_value = value_collateral(surplus_quantity, assets).value_usd[0] * mobilisation
+    surplus_value = value_collateral(surplus_quantity, assets, asset_price_usd).value_usd[0] * mobilisation
     report = []
     for asset, owed, total, held in rows:
         k = assets.index[asset]
-        price, scale = float(assets.price_usd[k]), 10.0 ** -decimals[asset]
+        price, scale = float(asset_price_usd[k]), 10.0 ** -decimals[asset]
         report.append(
             AssetSolvency(
                 asset=asset,

@@ -61,7 +61,7 @@ def explain_account(
     sub = book.select([account_row])
     scenarios = model.scenarios(sub, valuation)
     reval = revalue_scenarios(sub.instruments, sub.assets, market, valuation, scenarios)
-    items = item_scenario_pnl(sub, 0, valuation, reval)
+    items = item_scenario_pnl(sub, 0, valuation, reval, market.asset_prices(sub.assets))
     inst, qty = items.instrument_index, items.quantity
     # In the numeraire, at today's price (numeraire_factor): (dV - V0·(f - 1)) / f per item.
     factor = numeraire_factor(scenarios, model.params.numeraire)

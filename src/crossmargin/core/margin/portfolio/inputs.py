@@ -186,7 +186,7 @@ def kernel_inputs(
         or np.any(inputs.closing_fee_usd)
     )
     factor = numeraire_factor(scenarios, numeraire)
-    price = book.assets.price_usd
+    price = market.asset_prices(book.assets)
     rows, row_of, row_scale = _scenario_rows(table, reval)
     arrays = KernelArrays(
         instrument_data=instrument_data,

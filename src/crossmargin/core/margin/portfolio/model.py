@@ -65,6 +65,7 @@ class PortfolioMargin:
         return risk_based_result(
             self.name,
             book,
+            market,
             valuation,
             initial_margin_usd=initial,
             maintenance_margin_usd=totals.maintenance_margin_usd(self.params.maintenance_fraction),
@@ -80,7 +81,7 @@ class PortfolioMargin:
         """Per-position values (requirements are portfolio-level: see `explain_account`)."""
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         rows = np.asarray(account_rows, dtype=np.int64)
-        base = cross_breakdown(book, valuation, OptionMarginParams(), rows)
+        base = cross_breakdown(book, market, valuation, OptionMarginParams(), rows)
         sub = book.select(rows)
         if sub.positions.nnz == 0:  # nothing to allocate (and maybe no scenario grid at all)
             return base
