@@ -42,6 +42,8 @@ from crossmargin.core.simd import (
 )
 
 CHUNK = 256
+plain.register_overloads()  # numba inlines the plain scenario pass into the kernel below
+plain_first_worst = plain.first_worst.compiled()
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -66,7 +68,7 @@ def plain_numba(indptr, instrument, weight, row_of, scale, rows, bptr, basset, b
                     plain.two_stream_row_sum(instrument, weight, p0, p1, row_of, scale, rows, basset, bunits, c0, c1,
                                              asset_rows, col, pnl, n_vectors, PREFETCH, None, None, None, None, None,
                                              None)  # fmt: skip
-                arg = plain.first_worst(pnl, loss_weight, offset, n_grid)
+                arg = plain_first_worst(pnl, loss_weight, offset, n_grid)
                 grid = max(-loss_weight[arg] * pnl[arg] - offset[arg], 0.0)
             out_loss[a] = grid
             out_worst[a] = arg

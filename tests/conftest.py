@@ -1,4 +1,4 @@
-"""Shared test configuration.
+"""Shared test configuration: compiled kernels by default (below).
 
 Hypothesis runs without a deadline: tests never carry wall-clock limits (a slow CI machine or the
 first numba compile must not turn into a failure). Counterexamples that hypothesis shrinks are
@@ -12,6 +12,13 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# The suite runs the compiled kernels (numba, the simd portfolio build) unless told otherwise, in
+# this process and in the subprocesses it starts: its books are small, and under the default `auto`
+# every kernel would run interpreted (core.jit), leaving the compiled builds untested. The
+# interpreted path has its own tests (tests/core/test_jit.py, the three-build parity tests, the
+# golden reports run both ways). CROSSMARGIN_KERNEL=auto pytest ... runs the suite as users do.
+os.environ.setdefault("CROSSMARGIN_KERNEL", "simd")
 
 settings.register_profile(
     "crossmargin",

@@ -20,6 +20,7 @@ from crossmargin import _numba_cache
 from crossmargin.cli import names
 from crossmargin.cli.main import LAZY_COMMANDS, app, load_command
 from tests.adapters.files.bad_books import DESK
+from tests.conftest import shared_data_dir
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 HEAVY = ("numpy", "numba", "scipy", "pyarrow", "pandas", "pydantic", "arch", "matplotlib", "yaml")
@@ -142,6 +143,49 @@ def test_levels_table_shows_the_liquidation_prices() -> None:
     assert "liquidation" not in plain_header
 
 
+def test_the_example_book_margins_under_every_model_without_numba() -> None:
+    """Under the default CROSSMARGIN_KERNEL (auto), a small book's kernels run interpreted
+    (core.jit): margin under every model, --levels, explain and the first what-if import no numba
+    (its start-up alone is ~1.3 s; a cold compile ~14 s). The reports are the golden tests'."""
+    book = str(DESK)
+    runs = [
+        ["margin", book, "--json", "--model", model, *preset]
+        for model, preset in (
+            ("cross", []),
+            ("isolated", []),
+            ("portfolio", ["--preset", "deribit-pm"]),
+            ("sensitivity", []),
+            ("var", ["--preset", "fhs-es975"]),
+        )
+    ]
+    runs += [
+        ["margin", book, "--json", "--levels", "--model", "portfolio"],
+        ["explain", book, "--account", "vol-seller"],
+    ]
+    code = f"""
+        import sys
+        from typer.testing import CliRunner
+        from crossmargin.cli.main import app
+        from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioSnapshot
+        from crossmargin.core.margin.presets import portfolio_preset
+        from crossmargin.adapters.files import load_book
+        from crossmargin.core import jit
+        for args in {runs!r}:
+            jit._Budget.spent_us = 0  # each command as in a fresh process (the budget is per process)
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 0, (args, result.output)
+        jit._Budget.spent_us = 0
+        loaded = load_book({book!r})
+        snapshot = PortfolioSnapshot.build(PortfolioMargin(portfolio_preset("deribit-pm")), loaded.book, loaded.market)
+        assert snapshot.what_if(0, instrument=1, quantity=2.0, price=88_000.0).initial_margin_usd > 0.0
+        print("numba" in sys.modules, "llvmlite" in sys.modules)
+    """
+    shared_data_dir()  # the VaR run reads the shared price history
+    done = _fresh_python(code, env={"CROSSMARGIN_KERNEL": None})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False"]
+
+
 # ---- numba's kernel cache -------------------------------------------------------------------------
 
 
@@ -186,7 +230,9 @@ def test_read_only_install_writes_compiled_kernels_to_the_user_cache(tmp_path: P
         os.access = real_access
         import numpy as np
         import numba
-        from crossmargin.core.position_runs import copy_general as kernel  # cache=True
+        from crossmargin.core.position_runs import copy_general
+
+        kernel = copy_general.compiled()  # numba.njit(cache=True)
 
         print(numba.config.CACHE_DIR)
         ints = np.zeros(2, dtype=np.int64)

@@ -1,6 +1,7 @@
 """The vector-register intrinsics against plain numpy, on random data (hypothesis); the scenario
-pass's two implementations (core.simd's intrinsics, the portfolio kernel's plain-numba
-scenario_pass) through the same tests, to the same bits where the intrinsics promise bits."""
+pass's implementations (core.simd's intrinsics, the portfolio kernel's plain scenario_pass compiled
+by numba and run as Python) through the same tests, to the same bits where the intrinsics promise
+bits."""
 
 from __future__ import annotations
 
@@ -38,17 +39,26 @@ SCENARIO_PASS = {
     "numba": {
         "two_stream_row_sum": plain.two_stream_row_sum,
         "two_stream_row_sum_worst": plain.two_stream_row_sum_worst,
+        "first_worst": plain.first_worst.compiled(),
+    },
+    # The same plain scenario pass run by the interpreter (core.jit: CROSSMARGIN_KERNEL=python).
+    "python": {
+        "two_stream_row_sum": plain.two_stream_row_sum,
+        "two_stream_row_sum_worst": plain.two_stream_row_sum_worst,
         "first_worst": plain.first_worst,
     },
 }
+plain.register_overloads()  # numba inlines the plain pass where compiled code calls it
 BACKENDS = pytest.mark.parametrize("backend", list(SCENARIO_PASS))
 
 
 @functools.cache
 def _with(helper: Callable[..., Any], backend: str) -> Any:
-    """The helper compiled with the backend's scenario pass bound to the names it calls."""
+    """The helper compiled with the backend's scenario pass bound to the names it calls (the
+    python backend: the helper as Python, not compiled)."""
     rebound = {**helper.__globals__, **SCENARIO_PASS[backend]}
-    return numba.njit(cache=False)(types.FunctionType(helper.__code__, rebound, helper.__name__))
+    copy = types.FunctionType(helper.__code__, rebound, helper.__name__)
+    return copy if backend == "python" else numba.njit(cache=False)(copy)
 
 
 @numba.njit(cache=False)
@@ -386,7 +396,8 @@ def test_plain_scenario_pass_is_the_intrinsics_bit_for_bit(
         )  # fmt: skip
         results[backend] = (fused, pnl, side_out, side_stored)
     simd_fused, *simd_arrays = results["simd"]
-    plain_fused, *plain_arrays = results["numba"]
-    assert simd_fused == plain_fused
-    for got, expected in zip(plain_arrays, simd_arrays, strict=True):
-        assert np.array_equal(got, expected)
+    for build in ("numba", "python"):
+        plain_fused, *plain_arrays = results[build]
+        assert plain_fused == simd_fused
+        for got, expected in zip(plain_arrays, simd_arrays, strict=True):
+            assert np.array_equal(got, expected)

@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.instruments import NO_EXPIRY_NS, InstrumentTable
+from crossmargin.core.jit import kernel, prange
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -104,7 +104,7 @@ class PositionRuns:
 _GAPS = np.array([1, 4, 10, 23, 57, 132, 301, 701, 1577, 3548, 7983, 17961, 40412, 90927], dtype=np.int64)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def argsort_keys(key: np.ndarray) -> np.ndarray:
     """Indices that sort `key` (int64, distinct values) ascending: Shell sort with Ciura's gaps,
     O(n) on the usual already-ordered account, O(n^(4/3))-ish at worst."""
@@ -125,7 +125,7 @@ def argsort_keys(key: np.ndarray) -> np.ndarray:
     return order
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def order_account(
     indices: np.ndarray,
     quantity: np.ndarray,
@@ -185,7 +185,7 @@ def order_account(
     return n_general
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def copy_general(
     p0: int,
     p1: int,
@@ -210,7 +210,7 @@ def copy_general(
         out_run_end[g - 1] |= ACCOUNT_END
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _order_book(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -228,7 +228,7 @@ def _order_book(
     out_side_weight: np.ndarray,
     out_n_general: np.ndarray,
 ) -> None:
-    for a in numba.prange(indptr.shape[0] - 1):
+    for a in prange(indptr.shape[0] - 1):
         lo = indptr[a]
         hi = indptr[a + 1]
         out_n_general[a] = order_account(
@@ -248,7 +248,7 @@ def _order_book(
         )
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _copy_book_general(
     indptr: np.ndarray,
     instrument: np.ndarray,
@@ -261,7 +261,7 @@ def _copy_book_general(
     out_run_end: np.ndarray,
 ) -> None:
     n_general = general_indptr.shape[0] - 1
-    for a in numba.prange(indptr.shape[0] - 1):
+    for a in prange(indptr.shape[0] - 1):
         g = general_row[a]
         if g < n_general:
             copy_general(
@@ -297,7 +297,7 @@ def position_runs(
     n_general = np.empty(n_accounts, dtype=np.int64)
     general_underlying = np.array([u in general_underlyings for u in table.underlyings], dtype=np.bool_)
     ptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    _order_book(
+    _order_book.for_work(4 * nnz)(  # interpreted: ~3.6 us a position (core.jit)
         ptr,
         np.ascontiguousarray(indices, dtype=np.int64),
         np.ascontiguousarray(quantity, dtype=np.float64),
@@ -322,7 +322,7 @@ def position_runs(
     general_instrument = np.empty(n_copied, dtype=np.int32)
     general_quantity = np.empty(n_copied)
     general_run_end = np.empty(n_copied, dtype=np.uint8)
-    _copy_book_general(
+    _copy_book_general.for_work(nnz)(
         ptr,
         instrument,
         ordered_q,

@@ -25,13 +25,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
 from crossmargin.core.checks import check_finite
 from crossmargin.core.instruments import InstrumentKind, InstrumentTable
+from crossmargin.core.jit import kernel, prange
 from crossmargin.core.market import MarketState
 from crossmargin.errors import InputError, PricingError
 
@@ -89,7 +89,7 @@ def black76_value(
     return _black76_value(forward, strike, np.exp(-rate * years), sign, d1, std_dev)
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _black76_scenario_values(
     forward: np.ndarray,
     factor: np.ndarray,
@@ -101,7 +101,7 @@ def _black76_scenario_values(
     out: np.ndarray,
 ) -> None:
     sqrt_half = np.sqrt(0.5)
-    for n in numba.prange(out.shape[0]):
+    for n in prange(out.shape[0]):
         sqrt_t = np.sqrt(years[n])
         discount = np.exp(-rate * years[n])
         w = sign[n]
@@ -130,7 +130,7 @@ def black76_scenario_values(
     compiled and parallel: scenario revaluation prices 54 k of them per tick on the bench book
     (1.5 ms in numpy, most of it two ndtr passes)."""
     out = np.empty(factor.shape)
-    _black76_scenario_values(
+    _black76_scenario_values.for_work(out.size)(  # interpreted: ~1.1 us a price (core.jit)
         np.ascontiguousarray(forward, dtype=np.float64),
         np.ascontiguousarray(factor, dtype=np.float64),
         np.ascontiguousarray(strike, dtype=np.float64),

@@ -44,12 +44,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-LANES = 8  # float64 lanes per vector register block (one 64-byte cache line)
-# The side stream's lanes: each is charged per |w| (w a position's signed size), except these.
-SIDE_SHORT_LANE = 2  # per short contract, max(-w, 0): a charge on shorts only
-SIDE_SIGNED_LANE = 5  # per signed contract, w: a flow either way (funding)
-
-MAX_VECTORS = 4  # 32 partial sums: 4 zmm (or 8 ymm) registers, leaving room for the row loads
+from crossmargin.core.simd_layout import LANES, MAX_VECTORS, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
 
 
 def _int_vector(t: Any) -> bool:

@@ -1,5 +1,6 @@
-"""The two builds of the portfolio kernel (CROSSMARGIN_KERNEL=simd|numba) give the same numbers,
-the variable is read strictly, and a simd build that does not work falls back to plain numba."""
+"""The three builds of the portfolio kernel (CROSSMARGIN_KERNEL=simd|numba|python) give the same
+numbers, the variable is read strictly (auto: python for small work, simd for large), and a simd
+build that does not work falls back to plain numba."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossmargin.adapters.files import load_book
+from crossmargin.core import jit
+from crossmargin.core.jit import INTERPRET_BUDGET_US
 from crossmargin.core.margin.portfolio import (
     KERNEL_VARIABLE,
     KernelBackend,
@@ -29,8 +32,8 @@ from tests.builders import RandomBook, random_books
 
 PRESETS = tuple(PORTFOLIO_PRESETS)
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
-# The plain build adds in the intrinsics' order, so the two agree to the bit; the contract the
-# backends promise is this tolerance.
+# The plain build (compiled or interpreted) adds in the intrinsics' order, so the three agree to the
+# bit; the contract the backends promise is this tolerance.
 RELATIVE_TOLERANCE = 1e-12
 
 
@@ -58,7 +61,7 @@ def test_both_builds_give_the_same_requirement_and_worst_scenario(
     depeg = depeg_scenarios(book, params.addons, grid_set.factors)
     full = grid_set if depeg is None else grid_set.concat(depeg)
     reval = revalue_scenarios(book.instruments, book.assets, market, valuation, full)
-    simd, plain = (
+    simd, *others = (
         portfolio_totals(
             book,
             market,
@@ -70,19 +73,20 @@ def test_both_builds_give_the_same_requirement_and_worst_scenario(
             numeraire=numeraire,
             kernel=kernel,
         )
-        for kernel in ("simd", "numba")
+        for kernel in ("simd", "numba", "python")
     )
-    np.testing.assert_allclose(
-        simd.initial_margin_usd, plain.initial_margin_usd, rtol=RELATIVE_TOLERANCE, atol=0
-    )
-    np.testing.assert_allclose(
-        simd.maintenance_margin_usd(params.maintenance_fraction),
-        plain.maintenance_margin_usd(params.maintenance_fraction),
-        rtol=RELATIVE_TOLERANCE,
-        atol=0,
-    )
-    np.testing.assert_allclose(simd.addons_usd, plain.addons_usd, rtol=RELATIVE_TOLERANCE, atol=0)
-    assert np.array_equal(simd.worst_scenario, plain.worst_scenario)
+    for plain in others:
+        np.testing.assert_allclose(
+            plain.initial_margin_usd, simd.initial_margin_usd, rtol=RELATIVE_TOLERANCE, atol=0
+        )
+        np.testing.assert_allclose(
+            plain.maintenance_margin_usd(params.maintenance_fraction),
+            simd.maintenance_margin_usd(params.maintenance_fraction),
+            rtol=RELATIVE_TOLERANCE,
+            atol=0,
+        )
+        np.testing.assert_allclose(plain.addons_usd, simd.addons_usd, rtol=RELATIVE_TOLERANCE, atol=0)
+        assert np.array_equal(plain.worst_scenario, simd.worst_scenario)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -91,17 +95,19 @@ def test_both_builds_give_the_same_what_if(preset: str) -> None:
     book, market = loaded.book, loaded.market
     model = PortfolioMargin(portfolio_preset(preset))
     snapshots = {
-        kernel: PortfolioSnapshot.build(model, book, market, kernel=kernel) for kernel in ("simd", "numba")
+        kernel: PortfolioSnapshot.build(model, book, market, kernel=kernel)
+        for kernel in ("simd", "numba", "python")
     }
     perp = book.instruments.index["BTC-USDC-PERP"]
     for row in range(book.n_accounts):
-        simd, plain = (
+        simd, *others = (
             s.what_if(row, instrument=perp, quantity=-1.5, price=90_000.0) for s in snapshots.values()
         )
-        assert simd.initial_margin_usd == pytest.approx(
-            plain.initial_margin_usd, rel=RELATIVE_TOLERANCE, abs=0
-        )
-        assert simd.worst_scenario == plain.worst_scenario
+        for plain in others:
+            assert plain.initial_margin_usd == pytest.approx(
+                simd.initial_margin_usd, rel=RELATIVE_TOLERANCE, abs=0
+            )
+            assert plain.worst_scenario == simd.worst_scenario
 
 
 def test_model_with_either_build_reports_the_same_margin() -> None:
@@ -110,33 +116,44 @@ def test_model_with_either_build_reports_the_same_margin() -> None:
         kernel: PortfolioMargin(portfolio_preset("deribit-pm"), kernel=kernel).evaluate(
             loaded.book, loaded.market
         )
-        for kernel in ("simd", "numba")
+        for kernel in ("simd", "numba", "python")
     }
-    np.testing.assert_allclose(
-        results["simd"].initial_margin_usd, results["numba"].initial_margin_usd, rtol=RELATIVE_TOLERANCE
-    )
+    for plain in ("numba", "python"):
+        np.testing.assert_allclose(
+            results[plain].initial_margin_usd, results["simd"].initial_margin_usd, rtol=RELATIVE_TOLERANCE
+        )
 
 
-@pytest.mark.parametrize("value", ["gpu", "SIMD2", "auto"])
+@pytest.mark.parametrize("value", ["gpu", "SIMD2", "interpreted"])
 def test_an_unknown_kernel_variable_is_refused_naming_it(value: str) -> None:
-    with pytest.raises(InputError, match="choose simd or numba") as raised:
+    with pytest.raises(InputError, match="choose auto, python, simd or numba") as raised:
         kernel_from_environment({KERNEL_VARIABLE: value})
     assert raised.value.field == "CROSSMARGIN_KERNEL"
     assert repr(value.strip().lower()) in raised.value.problem
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [("simd", "simd"), ("numba", "numba"), (" Numba ", "numba"), ("", "simd")]
+    ("value", "expected"),
+    [("simd", "simd"), ("numba", "numba"), (" Numba ", "numba"), ("python", "python")],
 )
 def test_the_kernel_variable_names_the_build(value: str, expected: str) -> None:
-    assert kernel_from_environment({KERNEL_VARIABLE: value}) == expected
-    assert kernel_from_environment({}) == "simd"
+    for work in (0, INTERPRET_BUDGET_US + 1):  # a named build runs whatever the work
+        assert kernel_from_environment({KERNEL_VARIABLE: value}, work=work) == expected
+
+
+@pytest.mark.parametrize("value", ["", "auto", " AUTO "])
+def test_auto_interprets_small_work_and_compiles_large(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jit._Budget, "spent_us", 0)
+    environ = {KERNEL_VARIABLE: value} if value else {}
+    assert kernel_from_environment(environ, work=INTERPRET_BUDGET_US + 1) == "simd"
+    assert kernel_from_environment(environ, work=INTERPRET_BUDGET_US // 2) == "python"
+    assert kernel_from_environment(environ, work=INTERPRET_BUDGET_US // 2 + 1) == "simd"  # budget spent
 
 
 def test_an_unknown_kernel_parameter_is_refused() -> None:
-    with pytest.raises(InputError, match="choose simd or numba"):
+    with pytest.raises(InputError, match="choose simd, numba or python"):
         kernel_backend("avx512")
-    with pytest.raises(InputError, match="choose simd or numba"):
+    with pytest.raises(InputError, match="choose simd, numba or python"):
         PortfolioMargin(kernel="avx512")
 
 

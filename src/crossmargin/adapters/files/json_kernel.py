@@ -15,8 +15,9 @@ each key template carrying its own leading separator and indentation.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from crossmargin.core.jit import kernel
 
 ACCOUNT_FIRST = 0  # before the first account of the report
 ACCOUNT_NEXT = 1  # before every other account (the comma)
@@ -38,7 +39,7 @@ _COMMA = 44
 _CLOSE_BRACKET = 93
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def _put(out: np.ndarray, o: int, buffer: np.ndarray, start: int, stop: int) -> int:
     # A byte loop: the pieces are short (5-25 bytes), and numba's slice assignment checks the two
     # arrays for overlap first (30 % slower over the whole report, bench_pipeline.py).
@@ -48,12 +49,12 @@ def _put(out: np.ndarray, o: int, buffer: np.ndarray, start: int, stop: int) -> 
     return o
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def _template(out: np.ndarray, o: int, templates: np.ndarray, bounds: np.ndarray, t: int) -> int:
     return _put(out, o, templates, bounds[t], bounds[t + 1])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def _next_value(out: np.ndarray, o: int, columns: np.ndarray, cursor: np.ndarray, c: int) -> int:
     """Copy the next value of rendered column `c` (a JSON string, number or literal) and move its
     cursor past the following separator. A number or literal is copied while it is scanned (one
@@ -77,7 +78,7 @@ def _next_value(out: np.ndarray, o: int, columns: np.ndarray, cursor: np.ndarray
     return o
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def _objects(
     out: np.ndarray,
     o: int,
@@ -110,7 +111,7 @@ def _objects(
     return _template(out, o, templates, bounds, LIST_CLOSE)
 
 
-@numba.njit(cache=True, nogil=True)
+@kernel(nogil=True)
 def render_accounts(
     out: np.ndarray,
     columns: np.ndarray,

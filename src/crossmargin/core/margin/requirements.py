@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import tier_index, tiered_margin_usd
+from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin.options_rule import (
     OptionMarginParams,
     OptionUnitMargin,
@@ -31,6 +31,10 @@ from crossmargin.core.pricing import InstrumentValuation, entry_term
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# Interpreted cost of the kernels (core.jit), CPU microseconds per position or balance (measured,
+# bench/bench_startup.py --calibrate)
+INTERPRETED_US_PER_POSITION = 3  # measured 2.6 us (CPU, Intel Xeon)
+INTERPRETED_US_PER_ITEM = 3  # measured 3.1 us
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,7 @@ def fused_position_requirements(
     table = book.instruments
     n = quantity.shape[0]
     out = np.empty((4, n))
-    _position_kernel(
+    _position_kernel.for_work(INTERPRETED_US_PER_POSITION * n)(
         np.ascontiguousarray(instrument_index, dtype=np.int64),
         np.ascontiguousarray(quantity, dtype=np.float64),
         np.ascontiguousarray(entry_price, dtype=np.float64),
@@ -190,7 +194,7 @@ def instrument_records(
     return records
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def tier_base(records: np.ndarray, i: int, notional: float, n_tiers: int) -> int:
     """Column of the first field of the tier `notional` (USD, >= 0) reaches in instrument i's
     record: the last tier whose floor it reaches. Floors are strictly increasing (MarginSchedule
@@ -205,7 +209,7 @@ def tier_base(records: np.ndarray, i: int, notional: float, n_tiers: int) -> int
     return base
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _position_kernel(
     instrument_index: np.ndarray,
     quantity: np.ndarray,
@@ -222,7 +226,7 @@ def _position_kernel(
     out: np.ndarray,
 ) -> None:
     # Each line mirrors position_requirements (same operands, same order: the same rounding).
-    for p in numba.prange(quantity.shape[0]):
+    for p in prange(quantity.shape[0]):
         i = instrument_index[p]
         q = quantity[p]
         e = entry_price[p]
@@ -277,7 +281,8 @@ def book_totals(
     # Five arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
     # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
     out = tuple(np.empty(n) for _ in range(5))
-    _book_kernel(
+    work = INTERPRETED_US_PER_ITEM * (book.positions.nnz + book.balances.size)
+    _book_kernel.for_work(work)(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
@@ -301,7 +306,7 @@ def book_totals(
     )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def balance_value_usd(
     balances: np.ndarray,
     a: int,
@@ -324,7 +329,7 @@ def balance_value_usd(
     return float(price[k] * (hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t])))
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _book_kernel(
     indptr: np.ndarray,
     indices: np.ndarray,
@@ -346,7 +351,7 @@ def _book_kernel(
 ) -> None:
     n_accounts = indptr.shape[0] - 1
     n_assets = balances.shape[1]
-    for a in numba.prange(n_accounts):
+    for a in prange(n_accounts):
         collateral = 0.0
         gross = 0.0
         for k in range(n_assets):

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from crossmargin.core.jit import kernel
 
 MM_ABOVE_IM_SLACK = 1e-9  # relative: IM and MM are sums of terms computed in different orders
 
 
-@numba.njit(cache=True, fastmath=False, nogil=True)
+@kernel(nogil=True)
 def pooled_into(
     collateral: np.ndarray,
     position: np.ndarray,
@@ -51,7 +52,7 @@ def pooled_into(
             ratio[a] = 0.0
 
 
-@numba.njit(cache=True, fastmath=False, nogil=True)
+@kernel(nogil=True)
 def invariants_hold(
     equity: np.ndarray,
     initial: np.ndarray,

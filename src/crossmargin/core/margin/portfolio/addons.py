@@ -13,7 +13,7 @@ from crossmargin.core.instruments import NO_EXPIRY_NS, InstrumentKind
 from crossmargin.core.margin.portfolio.parameters import AddOns
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation
-from crossmargin.core.simd import LANES, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
+from crossmargin.core.simd_layout import LANES, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

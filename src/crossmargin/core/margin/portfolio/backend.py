@@ -1,8 +1,12 @@
 """Which build of the portfolio kernel runs: `simd` (core.simd's intrinsics: sums in vector
-registers, LLVM IR written through numba internals) or `numba` (the same body with the plain-numba
-scenario pass of scenario_pass.py: portable, 2-4x slower on the bench book, same numbers).
+registers, LLVM IR written through numba internals), `numba` (the same body with the plain-numba
+scenario pass of scenario_pass.py: portable, 2-4x slower on the bench book, same numbers) or
+`python` (that same body and scenario pass run by the interpreter, core.jit: no numba import, no
+compile; for small books, where numba's start-up costs more than the arithmetic).
 
-    CROSSMARGIN_KERNEL=simd|numba     read once per process, default simd; anything else is refused
+    CROSSMARGIN_KERNEL=auto|python|simd|numba     read once per process (core.jit), default auto:
+                                                  python within the process's budget of
+                                                  interpreted work (core.jit), simd after
 
 The simd build is checked once per process before it is used: it must compile and give finite
 numbers on a small account (parity with the plain build, bit for bit, is tested in CI). If it does
@@ -11,12 +15,12 @@ instead, with a RuntimeWarning
 saying why, so portfolio margin, what-ifs and explanations keep working. Callers (and tests)
 pick a build explicitly with `kernel_backend("numba")` or the `kernel=` parameters.
 
-Each build is three compiled copies of the bodies in kernel.py: the book kernel (parallel over
+Each build is three copies of the bodies in kernel.py: the book kernel (parallel over
 account chunks), the account kernel (serial) and the what-if (serial, calling the account
 kernel). A copy is the body's code with the scenario pass rebound in its globals and its own
-qualified name, so numba caches every copy on disk under its own name (one Python function
-compiled twice under one name shares one cache index, and the two builds evict each other); the
-name carries a hash of the sources compiled into it (`_sources_digest`).
+qualified name, so numba caches every compiled copy on disk under its own name (one Python
+function compiled twice under one name shares one cache index, and the two builds evict each
+other); the name carries a hash of the sources compiled into it (`_sources_digest`).
 """
 
 from __future__ import annotations
@@ -24,28 +28,25 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import os
-import types
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import llvmlite
-import numba
 import numpy as np
 
-from crossmargin.core import position_runs, simd
+from crossmargin.core import jit, position_runs, simd_layout
 from crossmargin.core.margin.portfolio import kernel, scenario_pass
 from crossmargin.core.margin.portfolio.inputs import KernelArrays
 from crossmargin.core.margin.portfolio.kernel import AccountStreams, KernelOutputs, WhatIfBook
-from crossmargin.core.simd import LANES
+from crossmargin.core.position_runs import PositionRuns
+from crossmargin.core.simd_layout import LANES
 from crossmargin.errors import InputError
 
-KERNEL_VARIABLE = "CROSSMARGIN_KERNEL"
-KERNELS = ("simd", "numba")
-DEFAULT_KERNEL = "simd"
+KERNEL_VARIABLE = jit.KERNEL_VARIABLE
+KERNELS = ("simd", "numba", "python")
+DEFAULT_KERNEL = "simd"  # the compiled build `auto` picks above the threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class KernelBackend:
     """
 
     name: str
-    book: Any  # numba dispatchers: typed as Any, numba has no stubs
+    book: Any  # numba dispatchers (typed as Any, numba has no stubs), or Python functions
     account: Any
     what_if: Any
 
@@ -66,7 +67,12 @@ class KernelBackend:
         """`what_if` compiled (or loaded) for these two tuples' types, as a function that skips
         numba's type resolution at every call: for two NamedTuples of 31 fields that is done in
         Python, 2.5 us of a 10 us what-if (measured). Arguments as `what_if`'s, the account and
-        instrument Python ints, quantity and price floats, out float64 (13,)."""
+        instrument Python ints, quantity and price floats, out float64 (13,). The python build's
+        what-if is already a plain function."""
+        if self.name == "python":
+            return self.what_if  # type: ignore[no-any-return]
+        import numba
+
         signature = (
             numba.typeof(book),  # type: ignore[no-untyped-call]
             numba.typeof(market),  # type: ignore[no-untyped-call]
@@ -80,28 +86,49 @@ class KernelBackend:
         return entry_point
 
 
-def kernel_from_environment(environ: Mapping[str, str]) -> str:
-    """The build CROSSMARGIN_KERNEL names ("simd" when unset or empty); InputError naming the
-    variable for anything else."""
-    name = environ.get(KERNEL_VARIABLE, "").strip().lower() or DEFAULT_KERNEL
-    if name not in KERNELS:
-        raise InputError(KERNEL_VARIABLE, f"unknown kernel {name!r}: choose simd or numba")
-    return name
+def kernel_from_environment(environ: Mapping[str, str], *, work: int = 0) -> str:
+    """The build CROSSMARGIN_KERNEL names for `work` (estimated microseconds interpreted; auto:
+    python within core.jit's budget, simd beyond); InputError naming the variable for anything
+    unknown. Under auto, a python answer spends that budget."""
+    mode = jit.mode_from_environment(environ)
+    return _resolved(mode, work)
+
+
+def kernel_work(streams: AccountStreams | PositionRuns, market: KernelArrays) -> int:
+    """Estimated microseconds of one interpreted pass over the book: ~1 us per (position or
+    balance) x scenario column (measured 0.4 us CPU, bench/bench_startup.py --calibrate)."""
+    balances = streams.balance_units.size if isinstance(streams, AccountStreams) else 0
+    return (int(streams.quantity.size) + int(balances)) * int(market.scenario_rows.shape[1])
+
+
+def _resolved(mode: str, work: int) -> str:
+    if mode == "auto":
+        return "python" if jit.interpret(work, mode) else DEFAULT_KERNEL
+    return mode
+
+
+def kernel_backend(name: str | None = None, *, work: int = 0) -> KernelBackend:
+    """The build named ("simd", "numba" or "python"), or with None the one CROSSMARGIN_KERNEL
+    names for `work` (`kernel_work`)."""
+    if name is None:
+        name = _resolved(jit.environment_mode(), work)
+    elif name not in KERNELS:
+        raise InputError("kernel", f"unknown kernel {name!r}: choose simd, numba or python")
+    if name == "python":
+        return _python()
+    return _simd_or_fallback() if name == "simd" else _plain()
 
 
 @functools.cache
-def _environment_kernel() -> str:
-    # The one read of the environment, cached: the choice cannot change under a running process.
-    return kernel_from_environment(os.environ)
-
-
-def kernel_backend(name: str | None = None) -> KernelBackend:
-    """The build named ("simd" or "numba"), or with None the one CROSSMARGIN_KERNEL names."""
-    if name is None:
-        name = _environment_kernel()
-    elif name not in KERNELS:
-        raise InputError("kernel", f"unknown kernel {name!r}: choose simd or numba")
-    return _simd_or_fallback() if name == "simd" else _plain()
+def _python() -> KernelBackend:
+    """kernel.py's bodies as they are (the plain scenario pass, `prange` = range), interpreted."""
+    account = jit.python_copy(kernel.kernel_body, {})
+    return KernelBackend(
+        name="python",
+        book=account,
+        account=account,
+        what_if=jit.python_copy(kernel.what_if_body, {"account_kernel": account}),
+    )
 
 
 @functools.cache
@@ -123,6 +150,9 @@ def checked_or_plain(build: Callable[[], KernelBackend]) -> KernelBackend:
     # Whatever numba or llvmlite raise when their internals moved (TypingError, LoweringError,
     # AttributeError, ...), or different numbers: the portable build still works.
     except Exception as error:
+        import llvmlite
+        import numba
+
         warnings.warn(
             f"crossmargin: the simd portfolio kernel is unavailable with numba {numba.__version__} "
             f"(llvmlite {llvmlite.__version__}): {type(error).__name__}: {error}; using the plain-numba "
@@ -136,6 +166,8 @@ def checked_or_plain(build: Callable[[], KernelBackend]) -> KernelBackend:
 
 def _simd_pass() -> dict[str, Callable[..., Any]]:
     """core.simd's intrinsics under the names kernel.py calls."""
+    from crossmargin.core import simd
+
     return {
         "two_stream_row_sum": simd.two_stream_row_sum,
         "two_stream_row_sum_worst": simd.two_stream_row_sum_worst,
@@ -164,8 +196,9 @@ def _sources_digest() -> str:
     core/position_runs.py it would load the old code. With the hash in the name, an edit means a
     new name, so a fresh build (stale files stay behind in __pycache__, unused)."""
     digest = hashlib.sha256()
-    for module in (kernel, scenario_pass, simd, position_runs):
-        digest.update(Path(inspect.getfile(module)).read_bytes())
+    sources = [Path(inspect.getfile(m)) for m in (kernel, scenario_pass, position_runs, simd_layout)]
+    for source in [*sources, sources[-1].with_name("simd.py")]:  # core.simd: imported only to compile
+        digest.update(source.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -173,10 +206,8 @@ def _compiled(
     body: Callable[..., None], name: str, rebound: Mapping[str, Any], *, parallel: bool
 ) -> Callable[..., None]:
     """A numba build of `body` under its own name, with `rebound` replacing globals it calls."""
-    copy = types.FunctionType(body.__code__, {**body.__globals__, **rebound}, name, body.__defaults__)
-    copy.__qualname__ = name
-    copy.__doc__ = body.__doc__
-    compiled: Callable[..., None] = numba.njit(parallel=parallel, cache=True, nogil=True)(copy)
+    scenario_pass.register_overloads()
+    compiled: Callable[..., None] = jit.compiled_copy(body, name, rebound, parallel=parallel, nogil=True)
     return compiled
 
 

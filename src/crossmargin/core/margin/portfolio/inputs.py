@@ -18,7 +18,7 @@ from crossmargin.core.margin.portfolio.scenarios import numeraire_factor
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation
 from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet
-from crossmargin.core.simd import LANES
+from crossmargin.core.simd_layout import LANES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core.jit import prange
 from crossmargin.core.margin.portfolio.addons import FLOOR_LANE
 from crossmargin.core.margin.portfolio.inputs import KernelArrays
 from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, PROVISIONS
@@ -33,7 +33,7 @@ from crossmargin.core.margin.portfolio.scenario_pass import (
     two_stream_row_sum_worst,
 )
 from crossmargin.core.position_runs import PositionRuns, copy_general, order_account
-from crossmargin.core.simd import LANES, MAX_VECTORS
+from crossmargin.core.simd_layout import LANES, MAX_VECTORS
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -174,7 +174,7 @@ def kernel_body(streams: AccountStreams, market: KernelArrays, out: KernelOutput
     if not bookkeeping:
         general_sums[:, :] = 0.0
     n_general_chunks = (n_general + CHUNK_ACCOUNTS - 1) // CHUNK_ACCOUNTS if bookkeeping else 0
-    for chunk in numba.prange(n_general_chunks):
+    for chunk in prange(n_general_chunks):
         g = chunk * CHUNK_ACCOUNTS
         stop = min(g + CHUNK_ACCOUNTS, n_general)
         bucket_delta = net_delta = net_vega = 0.0
@@ -237,7 +237,7 @@ def kernel_body(streams: AccountStreams, market: KernelArrays, out: KernelOutput
     # the fused path. Otherwise pnl is stored and reduced below.
     one_pass = width <= BLOCK_COLUMNS and n_groups <= 1 and not use_numeraire
     worst = (weight, offset, n_grid, n_scen, rates[6])
-    for chunk in numba.prange(n_chunks):
+    for chunk in prange(n_chunks):
         pnl = np.empty(width)
         acc = np.empty(_ACCOUNT_ADDONS)
         group_loss = np.empty(max(n_groups, 1))

@@ -26,8 +26,8 @@ from crossmargin.errors import InputError
 @dataclass(frozen=True, slots=True)
 class PortfolioMargin:
     """Portfolio margin under one methodology (`PortfolioParams`, see `presets`). kernel: the
-    build that computes it, "simd" or "numba" (backend.py), None for the one CROSSMARGIN_KERNEL
-    names; the numbers are the same."""
+    build that computes it, "simd", "numba" or "python" (backend.py), None for the one
+    CROSSMARGIN_KERNEL names; the numbers are the same."""
 
     params: PortfolioParams = field(default_factory=PortfolioParams)
     kernel: str | None = None
@@ -35,7 +35,7 @@ class PortfolioMargin:
     def __post_init__(self) -> None:
         check_instance(self.params, PortfolioParams, "params")
         if self.kernel is not None and self.kernel not in KERNELS:
-            raise InputError("kernel", f"unknown kernel {self.kernel!r}: choose simd or numba")
+            raise InputError("kernel", f"unknown kernel {self.kernel!r}: choose simd, numba or python")
 
     @property
     def name(self) -> str:

@@ -1,5 +1,6 @@
-"""The scenario pass in plain numba: core.simd's three intrinsics, same names, same arguments, same
-numbers, written as numba loops (the portable build, `CROSSMARGIN_KERNEL=numba`).
+"""The scenario pass in plain Python for numba: core.simd's three intrinsics, same names, same
+arguments, same numbers, written as loops (the portable build, `CROSSMARGIN_KERNEL=numba`, and,
+run by the interpreter, the `python` one; core.jit).
 
     two_stream_row_sum        out[col0 : col0 + 8·V] = Σ_p weight[p]·scale[i]·rows[row_of[i]]
                                                        + Σ_c weight_b[c]·rows_b[index_b[c]]
@@ -25,94 +26,47 @@ after that call); `prefetch_ahead` and the vector count need not be compile-time
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-import numba
 import numpy as np
-from numba import types
-from numba.extending import overload
 
-from crossmargin.core.simd import LANES, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
+from crossmargin.core.jit import kernel
+from crossmargin.core.simd_layout import LANES, SIDE_SHORT_LANE, SIDE_SIGNED_LANE
 
 Array = np.ndarray  # typed by numba at the call; shapes and dtypes as core.simd states
+SIDE_WEIGHT_ARGUMENT = 16  # two_stream_row_sum's side_weight: None means no side stream
 
 
-def two_stream_row_sum(
-    index: Array,
-    weight: Array,
-    start: int,
-    stop: int,
-    row_of: Array,
-    scale: Array,
-    rows: Array,
-    index_b: Array,
-    weight_b: Array,
-    start_b: int,
-    stop_b: int,
-    rows_b: Array,
-    col0: int,
-    out: Array,
-    n_vectors: int,
-    prefetch_ahead: int,
-    side_weight: Any,
-    side_stop: Any,
-    side_rows: Any,
-    side_initial: Any,
-    side_initial_row: Any,
-    side_out: Any,
-) -> None:
-    """core.simd.two_stream_row_sum (prefetch_ahead is ignored: a hint, not a number). Compiled
-    code only: numba inlines the implementation `_two_stream_row_sum` picks by the argument types."""
-    raise NotImplementedError("call from numba-compiled code")
+def _row_sums(with_side: bool) -> Callable[..., None]:
+    """core.simd.two_stream_row_sum with the side stream (with_side) or without (its arguments
+    all None): a closure, so that numba drops the other branch when it compiles it."""
 
-
-def two_stream_row_sum_worst(
-    index: Array,
-    weight: Array,
-    start: int,
-    stop: int,
-    row_of: Array,
-    scale: Array,
-    rows: Array,
-    index_b: Array,
-    weight_b: Array,
-    start_b: int,
-    stop_b: int,
-    rows_b: Array,
-    col0: int,
-    out: Array,
-    n_vectors: int,
-    prefetch_ahead: int,
-    side_weight: Any,
-    side_stop: Any,
-    side_rows: Any,
-    side_initial: Any,
-    side_initial_row: Any,
-    side_out: Any,
-    worst: tuple[Array, Array, int, int, float],
-) -> tuple[int, float, float]:
-    """core.simd.two_stream_row_sum_worst, with `out` as scratch for the block's sums:
-    (first grid scenario with the largest loss, max(that loss, 0), max(0, max over depeg rows of
-    min(loss, depeg_cap·grid)) or 0 without positions). Compiled code only."""
-    raise NotImplementedError("call from numba-compiled code")
-
-
-# The typing functions' parameters carry no annotations: numba compares them with the
-# implementations' whole, annotations included.
-@overload(two_stream_row_sum, inline="always")
-def _two_stream_row_sum(  # type: ignore[no-untyped-def]
-    index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0,
-    out, n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row,
-    side_out,
-):  # fmt: skip
-    """The implementation, with the side stream or (all its arguments None) without."""
-    with_side = side_weight is not types.none
-
-    def sums(  # type: ignore[no-untyped-def]
-        index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0,
-        out, n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row,
-        side_out,
-    ):  # fmt: skip
+    def sums(
+        index: Array,
+        weight: Array,
+        start: int,
+        stop: int,
+        row_of: Array,
+        scale: Array,
+        rows: Array,
+        index_b: Array,
+        weight_b: Array,
+        start_b: int,
+        stop_b: int,
+        rows_b: Array,
+        col0: int,
+        out: Array,
+        n_vectors: int,
+        prefetch_ahead: int,
+        side_weight: Any,
+        side_stop: Any,
+        side_rows: Any,
+        side_initial: Any,
+        side_initial_row: Any,
+        side_out: Any,
+    ) -> None:
         split = start  # positions [start, split) with the side sums, then [split, stop)
         if with_side:
             split = side_stop
@@ -177,44 +131,68 @@ def _two_stream_row_sum(  # type: ignore[no-untyped-def]
     return sums
 
 
-@overload(two_stream_row_sum_worst, inline="always")
-def _two_stream_row_sum_worst(  # type: ignore[no-untyped-def]
-    index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0, out,
-    n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row, side_out,
-    worst,
-):  # fmt: skip
-    def sums_then_worst(  # type: ignore[no-untyped-def]
-        index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b, stop_b, rows_b, col0,
-        out, n_vectors, prefetch_ahead, side_weight, side_stop, side_rows, side_initial, side_initial_row,
-        side_out,
-        worst,
-    ):  # fmt: skip
-        two_stream_row_sum(index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b,
-                           stop_b, rows_b, col0, out, n_vectors, prefetch_ahead, side_weight, side_stop,
-                           side_rows, side_initial, side_initial_row, side_out)  # fmt: skip
-        loss_weight, offset, n_grid, n_scen, cap_rate = worst
-        best = -np.inf
-        arg = 0
-        for s in range(n_grid):
+_ROW_SUMS = {True: _row_sums(True), False: _row_sums(False)}
+
+
+def two_stream_row_sum(*args: Any) -> None:
+    """core.simd.two_stream_row_sum (prefetch_ahead is ignored: a hint, not a number), arguments
+    as there (the side stream's six last, or None). Runs as Python; compiled code inlines the
+    `_row_sums` build its argument types pick (`register_overloads`)."""
+    _ROW_SUMS[args[SIDE_WEIGHT_ARGUMENT] is not None](*args)
+
+
+def two_stream_row_sum_worst(
+    index: Array,
+    weight: Array,
+    start: int,
+    stop: int,
+    row_of: Array,
+    scale: Array,
+    rows: Array,
+    index_b: Array,
+    weight_b: Array,
+    start_b: int,
+    stop_b: int,
+    rows_b: Array,
+    col0: int,
+    out: Array,
+    n_vectors: int,
+    prefetch_ahead: int,
+    side_weight: Any,
+    side_stop: Any,
+    side_rows: Any,
+    side_initial: Any,
+    side_initial_row: Any,
+    side_out: Any,
+    worst: tuple[Array, Array, int, int, float],
+) -> tuple[int, float, float]:
+    """core.simd.two_stream_row_sum_worst, with `out` as scratch for the block's sums:
+    (first grid scenario with the largest loss, max(that loss, 0), max(0, max over depeg rows of
+    min(loss, depeg_cap·grid)) or 0 without positions). Runs as Python; numba inlines it."""
+    two_stream_row_sum(index, weight, start, stop, row_of, scale, rows, index_b, weight_b, start_b,
+                       stop_b, rows_b, col0, out, n_vectors, prefetch_ahead, side_weight, side_stop,
+                       side_rows, side_initial, side_initial_row, side_out)  # fmt: skip
+    loss_weight, offset, n_grid, n_scen, cap_rate = worst
+    best = -np.inf
+    arg = 0
+    for s in range(n_grid):
+        loss = -(loss_weight[s] * out[s]) - offset[s]
+        if loss > best:  # strict: the first of equal losses; a NaN loss never counts
+            best = loss
+            arg = s
+    grid = best if best > 0.0 else 0.0
+    depeg = 0.0
+    if start < stop:
+        cap = cap_rate * grid
+        for s in range(n_grid, n_scen):
             loss = -(loss_weight[s] * out[s]) - offset[s]
-            if loss > best:  # strict: the first of equal losses; a NaN loss never counts
-                best = loss
-                arg = s
-        grid = best if best > 0.0 else 0.0
-        depeg = 0.0
-        if start < stop:
-            cap = cap_rate * grid
-            for s in range(n_grid, n_scen):
-                loss = -(loss_weight[s] * out[s]) - offset[s]
-                capped = loss if loss < cap else cap
-                if capped > depeg:
-                    depeg = capped
-        return arg, grid, depeg
-
-    return sums_then_worst
+            capped = loss if loss < cap else cap
+            if capped > depeg:
+                depeg = capped
+    return arg, grid, depeg
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@kernel(nogil=True, inline="always")
 def first_worst(pnl: Array, weight: Array, offset: Array, n: int) -> int:
     """core.simd.first_worst: the first s in [0, n) with the largest -weight[s]·pnl[s] - offset[s]
     (0 when n == 0 or every loss is NaN)."""
@@ -226,3 +204,36 @@ def first_worst(pnl: Array, weight: Array, offset: Array, n: int) -> int:
             best = loss
             arg = s
     return arg
+
+
+@functools.cache
+def register_overloads() -> None:
+    """Let numba compile calls of `two_stream_row_sum` and `two_stream_row_sum_worst`: each
+    inlined into its caller (typed inlining, as the intrinsics are), its own source as the
+    implementation, so that numba prunes the side stream's branch when its arguments are None.
+    Once per process, before the first compiled build of the portfolio kernel (backend.py)."""
+    from numba.extending import overload
+
+    overload(two_stream_row_sum, inline="always")(
+        _typing(_ROW_SUMS[True], lambda args: _ROW_SUMS[args[SIDE_WEIGHT_ARGUMENT] is not types_none()])
+    )
+    overload(two_stream_row_sum_worst, inline="always")(
+        _typing(two_stream_row_sum_worst, lambda args: two_stream_row_sum_worst)
+    )
+
+
+def types_none() -> Any:
+    from numba import types
+
+    return types.none
+
+
+def _typing(signature: Callable[..., Any], pick: Callable[[tuple[Any, ...]], Any]) -> Callable[..., Any]:
+    """A typing function with `signature`'s parameters (numba compares them with the
+    implementation's, through __wrapped__, annotations included), returning `pick(arg types)`."""
+
+    @functools.wraps(signature)
+    def typing(*args: Any) -> Any:
+        return pick(args)
+
+    return typing

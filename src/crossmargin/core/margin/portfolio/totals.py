@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
-from crossmargin.core.margin.portfolio.backend import kernel_backend
+from crossmargin.core.margin.portfolio.backend import kernel_backend, kernel_work
 from crossmargin.core.margin.portfolio.inputs import kernel_inputs
 from crossmargin.core.margin.portfolio.kernel import KernelOutputs, account_streams
 from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, PROVISIONS, AddOns
@@ -92,8 +92,8 @@ def portfolio_totals(
     """Run the fused kernel over the whole book. Scenarios after `n_grid_scenarios` are the depeg
     group, reported as an add-on. `out`: buffers to overwrite (`PortfolioTotals.empty`), for a
     loop that recomputes every tick: fresh 88 MB per call on a 1M-account book cost ~5 ms of
-    page faults (bench_portfolio reports both). `kernel`: "simd" or "numba" (backend.py), None
-    for the one CROSSMARGIN_KERNEL names; the numbers are the same."""
+    page faults (bench_portfolio reports both). `kernel`: "simd", "numba" or "python" (backend.py),
+    None for the one CROSSMARGIN_KERNEL names for this much work; the numbers are the same."""
     packed = kernel_inputs(
         book,
         market,
@@ -115,5 +115,5 @@ def portfolio_totals(
         min_delta_usd=out.min_delta_usd,
         addons_usd=out.addons_usd,
     )
-    kernel_backend(kernel).book(streams, packed.arrays, outputs)
+    kernel_backend(kernel, work=kernel_work(streams, packed.arrays)).book(streams, packed.arrays, outputs)
     return out

@@ -10,9 +10,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core import jit
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_number, check_row
-from crossmargin.core.margin.portfolio.backend import KernelBackend, kernel_backend
+from crossmargin.core.margin.portfolio.backend import (
+    DEFAULT_KERNEL,
+    KernelBackend,
+    kernel_backend,
+    kernel_work,
+)
 from crossmargin.core.margin.portfolio.inputs import KernelInputs, kernel_inputs
 from crossmargin.core.margin.portfolio.kernel import WhatIfBook
 from crossmargin.core.margin.portfolio.parameters import ADDON_NAMES, AddOns
@@ -50,7 +56,7 @@ class PortfolioSnapshot:
     kernel: KernelInputs
     maintenance_fraction: float
     what_if_book: WhatIfBook  # the book's side of every what-if, built once (a what-if is ~7 us)
-    backend: KernelBackend
+    backend: KernelBackend  # the build chosen at the snapshot (under auto, what-ifs may move on)
     what_if_call: Callable[..., None]  # backend.what_if_for(what_if_book, kernel.arrays)
 
     @classmethod
@@ -63,8 +69,9 @@ class PortfolioSnapshot:
         *,
         kernel: str | None = None,
     ) -> PortfolioSnapshot:
-        """`kernel`: "simd" or "numba" (backend.py), None for the one CROSSMARGIN_KERNEL names;
-        the numbers are the same."""
+        """`kernel`: "simd", "numba" or "python" (backend.py), None for the one
+        CROSSMARGIN_KERNEL names for the whole book's work (a small book's what-ifs run as Python,
+        ~1 ms each; a big one's compiled, ~10 us); the numbers are the same."""
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         revalued = model.revalued_scenarios(book, market, valuation)
         return cls.from_scenarios(
@@ -123,14 +130,22 @@ class PortfolioSnapshot:
                 [u in packed.general_underlyings for u in book.instruments.underlyings], dtype=np.bool_
             ),
         )
-        backend = kernel_backend(kernel)
+        backend = kernel_backend(kernel, work=kernel_work(book.position_runs, packed.arrays))
+        what_if_call = backend.what_if_for(what_if_book, packed.arrays)
+        if kernel is None and backend.name == "python":  # auto: compiled once the budget is spent
+            widest = int(book.position_runs.max_positions) + 1 + int(np.diff(balance_ptr).max(initial=0))
+            what_if_call = _InterpretedWhileBudgetLasts(
+                interpreted=what_if_call,
+                compile=lambda: kernel_backend(DEFAULT_KERNEL).what_if_for(what_if_book, packed.arrays),
+                work=widest * int(packed.arrays.scenario_rows.shape[1]),  # us, as kernel_work
+            )
         return cls(
             book=book,
             kernel=packed,
             maintenance_fraction=maintenance_fraction,
             what_if_book=what_if_book,
             backend=backend,
-            what_if_call=backend.what_if_for(what_if_book, packed.arrays),
+            what_if_call=what_if_call,
         )
 
     def what_if(self, account_row: int, *, instrument: int, quantity: float, price: float) -> WhatIf:
@@ -163,3 +178,23 @@ class PortfolioSnapshot:
             addons_usd=out[5:],
             worst_scenario=int(worst),
         )
+
+
+@dataclass(slots=True)
+class _InterpretedWhileBudgetLasts:
+    """Under CROSSMARGIN_KERNEL=auto, a small book's what-ifs: interpreted (~1 ms each) while
+    core.jit's budget of interpreted work lasts, then compiled (~10 us each) for the rest of the
+    process, so a service answering many what-ifs pays numba's start-up once (core.jit)."""
+
+    interpreted: Callable[..., None]
+    compile: Callable[[], Callable[..., None]]
+    work: int  # estimated microseconds of one interpreted what-if
+    compiled: Callable[..., None] | None = None
+
+    def __call__(self, *args: object) -> None:
+        if self.compiled is None:
+            if jit.interpret(self.work):
+                self.interpreted(*args)
+                return
+            self.compiled = self.compile()
+        self.compiled(*args)
