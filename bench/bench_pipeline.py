@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from machine import cpu_model
 from pipeline_book import write_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,24 +115,6 @@ print(json.dumps({
 """
 STAGE_NAMES = ("imports", "load", "margin", "report", "write")
 
-
-def cpu_model() -> str:
-    """Model name, family/model and widest SIMD of the first CPU (/proc/cpuinfo), or the platform's word."""
-    try:
-        fields: dict[str, str] = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if not line.strip():
-                break
-            key, _, value = line.partition(":")
-            fields[key.strip()] = value.strip()
-        flags = fields.get("flags", "").split()
-        simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
-        return (
-            f"{fields.get('model name', 'unknown')} (family {fields.get('cpu family', '?')} "
-            f"model {fields.get('model', '?')}, {simd})"
-        )
-    except OSError:
-        return platform.processor() or "unknown"
 
 
 def measured(command: list[str], src: Path = ROOT / "src") -> dict[str, Any]:

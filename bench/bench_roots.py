@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,16 +23,11 @@ import numpy as np
 from crossmargin.adapters.files import load_book
 from crossmargin.core.liquidation import model_prices, prices, roots
 from crossmargin.engine.margin_run import make_model
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("false-position", "chandrupatla")
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def counted(method: str, counter: list[int]) -> Callable[..., roots.SidedRoots]:

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import resource
 import socket
 import subprocess
@@ -41,19 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 DESK = ROOT / "examples" / "desk.yaml"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def free_port() -> int:

@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,18 +41,10 @@ import numpy as np
 
 from crossmargin import verifier
 from crossmargin.core.solvency import hashing, merkle_sum
+from machine import cpu_model
 
 SECRET = bytes(range(32))
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def hash_floor_seconds(n: int = 200_000) -> float:

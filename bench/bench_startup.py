@@ -58,6 +58,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 DESK = "examples/desk.yaml"
 CLI = "import sys; from crossmargin.cli.main import app; sys.argv[0] = 'crossmargin'; app()"
@@ -182,23 +184,6 @@ def median_of(
         cpus.append(measured[1])
     return statistics.median(walls), statistics.median(cpus)
 
-
-def cpu_model() -> str:
-    """/proc/cpuinfo's model name, with family and model (a virtualised "AMD EPYC" says no more:
-    family 26 is Zen 5)."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "cpu family", "model") and key not in fields:
-                fields[key] = value.strip()
-            if not line.strip() and fields:
-                break
-    except OSError:
-        return "unknown"
-    name = fields.get("model name", "unknown")
-    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def calibrate() -> dict[str, float]:

@@ -51,6 +51,7 @@ from crossmargin.engine.stress import (
     split_path,
     window_shock,
 )
+from machine import cpu_model
 
 POLICY = Policy(name="full/queue")
 FUND_USD = 50_000_000.0
@@ -66,15 +67,6 @@ IMPACT = SquareRootImpact(
     depth_multiplier=0.1,
 )
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_rss_mb() -> float:
