@@ -169,3 +169,21 @@ def test_a_kernel_called_directly_runs_as_python_and_compiles_on_request() -> No
     assert compiled is total.compiled()  # built once
     assert total.for_work(1, "python") is total.python
     assert total.for_work(1, "numba") is compiled
+
+
+@jit.kernel()
+def _add_one(x: float) -> float:
+    return x + 1.0
+
+
+def test_a_kernel_compiled_in_this_process_stays_compiled_under_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once a kernel's compiled build exists its price is paid: a small call under auto uses it
+    (and spends no budget) rather than interpreting beside it; `python` still interprets."""
+    monkeypatch.setattr(jit._Budget, "spent_us", 0)
+    assert _add_one.for_work(1, "auto") is _add_one.python  # nothing bought yet: interpreted
+    compiled = _add_one.compiled()
+    spent = jit._Budget.spent_us
+    assert _add_one.for_work(1, "auto") is compiled
+    assert jit._Budget.spent_us == spent
+    assert _add_one.for_work(1, "python") is _add_one.python
+    assert compiled(1.0) == _add_one(1.0) == 2.0

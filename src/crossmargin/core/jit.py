@@ -125,8 +125,14 @@ class Kernel(Generic[P, R]):
 
     def for_work(self, work: int, mode: str | None = None) -> Callable[P, R]:
         """The Python function or the compiled build, as `interpret(work, mode)` says (`work`:
-        estimated microseconds interpreted)."""
-        return self.python if interpret(work, mode) else self.compiled()
+        estimated microseconds interpreted). A kernel already compiled in this process stays
+        compiled (outside `python` mode): its price is paid, and interpreting a small call beside
+        it would only add the interpreter's cost (a stress round re-margining a few accounts
+        after a whole-book pass)."""
+        chosen = environment_mode() if mode is None else mode
+        if self._compiled is not None and chosen != "python":
+            return self._compiled
+        return self.python if interpret(work, chosen) else self.compiled()
 
 
 def kernel(**options: Any) -> Callable[[Callable[P, R]], Kernel[P, R]]:
