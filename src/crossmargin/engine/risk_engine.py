@@ -40,6 +40,7 @@ import scipy.sparse as sp
 from crossmargin.core.book import Book, compressed_slots
 from crossmargin.core.checks import check_range
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
+from crossmargin.core.margin.cross import CollateralRevaluation
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.errors import InputError
@@ -101,12 +102,15 @@ class AccountUpdate:
 @dataclass(frozen=True, slots=True)
 class Remargin:
     """What one update did: the account rows re-margined (sorted), and among them the rows that
-    crossed into (`newly_below_maintenance`) or out of (`recovered`) liquidation territory."""
+    crossed into (`newly_below_maintenance`) or out of (`recovered`) liquidation territory and the
+    rows only repriced as collateral (`collateral_only_rows`, a `CollateralRevaluation` model)."""
 
     account_rows: IntArray
     newly_below_maintenance: IntArray
     recovered: IntArray
     full_recompute: bool
+    # Among account_rows, those whose collateral alone was revalued (no model run), sorted.
+    collateral_only_rows: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class RiskEngine:
@@ -204,13 +208,13 @@ class RiskEngine:
         if time_moved:
             return self._recompute_all()
         moved_instrument = moved_underlying[self._book.instruments.underlying_index]
+        if isinstance(self._model, CollateralRevaluation):
+            return self._remargin_split(moved_instrument, moved_asset)
         limit = self._full_recompute_fraction * self._book.n_accounts
         if self._holders().widest_column(moved_instrument, moved_asset) > limit:
             return self._recompute_all()  # one moved column alone has more holders: skip gathering
-        rows = self._holders().accounts_holding(moved_instrument, moved_asset)
-        if self._pending:  # the holder index predates their events: re-margin them as well
-            rows = np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
-        if rows.size > self._full_recompute_fraction * self._book.n_accounts:
+        rows = self._with_pending(self._holders().accounts_holding(moved_instrument, moved_asset))
+        if rows.size > limit:
             return self._recompute_all()  # same numbers (the property test), less gathering
         return self._remargin(rows)
 
@@ -308,6 +312,56 @@ class RiskEngine:
             recovered=np.flatnonzero(before & ~after),
             full_recompute=True,
         )
+
+    def _with_pending(self, rows: IntArray) -> IntArray:
+        """`rows` and every account with a pending event (the holder index predates their events,
+        so they are re-margined in full at every tick)."""
+        if not self._pending:
+            return rows
+        return np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
+
+    def _remargin_split(self, moved_instrument: BoolArray, moved_asset: BoolArray) -> Remargin:
+        """A tick under a `CollateralRevaluation` model: the holders of a moved instrument (and the
+        pending accounts) through the model; the accounts that only hold a moved collateral asset
+        keep IM, MM and position value and have their collateral revalued (vectorised, no model
+        run). The full-recompute threshold counts the model's rows only."""
+        holders = self._holders()
+        no_asset = np.zeros_like(moved_asset)
+        limit = self._full_recompute_fraction * self._book.n_accounts
+        if holders.widest_column(moved_instrument, no_asset) > limit:
+            return self._recompute_all()
+        # Masks over accounts, not sorted-set operations: one byte per account beats sorting.
+        in_model = holders.holding(moved_instrument, no_asset)
+        if self._pending:
+            in_model[np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))] = True
+        model_rows: IntArray = np.flatnonzero(in_model)
+        if model_rows.size > limit:
+            return self._recompute_all()
+        in_collateral = holders.holding(np.zeros_like(moved_instrument), moved_asset)
+        collateral_rows: IntArray = np.flatnonzero(in_collateral & ~in_model)
+        rows: IntArray = np.flatnonzero(in_collateral | in_model)
+        before = _below_maintenance(self._result, rows)
+        self._write(model_rows, self._evaluate_rows(model_rows))
+        if collateral_rows.size:
+            model = self._model
+            assert isinstance(model, CollateralRevaluation)
+            part = model.revalue_collateral(
+                self._book, self._market, self._valuation, collateral_rows, self._result
+            )
+            self._write(collateral_rows, part)
+        change = _remargin(rows, before, self._result, full=False)
+        return dataclasses.replace(change, collateral_only_rows=collateral_rows)
+
+    def _evaluate_rows(self, rows: IntArray) -> MarginResult | None:
+        if rows.size == 0:
+            return None
+        return self._model.evaluate(self._sub_book(rows), self._market, self._valuation)
+
+    def _write(self, rows: IntArray, part: MarginResult | None) -> None:
+        if part is None:
+            return
+        for name in _RESULT_ARRAYS:
+            getattr(self._result, name)[rows] = getattr(part, name)
 
     def _remargin(self, rows: IntArray) -> Remargin:
         if rows.size == 0:
@@ -421,13 +475,19 @@ class _Holders:
                 widest = max(widest, int(np.diff(matrix.indptr)[columns].max()))
         return widest
 
+    def holding(self, instruments: BoolArray, assets: BoolArray) -> BoolArray:
+        """(A,) whether each account holds any of the flagged instruments (I,) or assets (K,)."""
+        flags = np.zeros(self.instrument_holders.shape[0], dtype=np.bool_)
+        if instruments.any():
+            flags[_column_rows(self.instrument_holders, instruments)] = True
+        if assets.any():
+            flags[_column_rows(self.asset_holders, assets)] = True
+        return flags
+
     def accounts_holding(self, instruments: BoolArray, assets: BoolArray) -> IntArray:
         """Sorted account rows holding any of the flagged instruments (I,) or assets (K,)."""
         # A mask over accounts, not np.unique: one byte per account beats sorting the hits.
-        flags = np.zeros(self.instrument_holders.shape[0], dtype=np.bool_)
-        flags[_column_rows(self.instrument_holders, instruments)] = True
-        flags[_column_rows(self.asset_holders, assets)] = True
-        rows: IntArray = np.flatnonzero(flags)
+        rows: IntArray = np.flatnonzero(self.holding(instruments, assets))
         return rows
 
 
