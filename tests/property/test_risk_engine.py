@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossmargin.core import jit
 from crossmargin.core.margin import (
     CrossMargin,
     CrossParams,
@@ -22,9 +23,9 @@ from crossmargin.core.margin import (
 from crossmargin.core.margin.cross import collateral_totals
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset, with_tier_preset
+from crossmargin.core.margin.requirements import book_totals
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.var import VarMargin, var_preset
-from crossmargin.core.margin.requirements import book_totals
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, RiskEngine
@@ -200,9 +201,12 @@ def test_collateral_totals_are_the_book_kernels_bits(drawn: RandomBook, data: st
         sorted(data.draw(st.sets(st.integers(0, book.n_accounts - 1), max_size=book.n_accounts))),
         dtype=np.int64,
     )
-    collateral, gross = collateral_totals(book, valuation, prices, rows)
-    assert collateral.tobytes() == totals.collateral_value_usd[rows].tobytes()
-    assert gross.tobytes() == totals.gross_value_usd[rows].tobytes()
+    for mode in ("python", "numba"):  # core.jit: interpreted and compiled, the same bits
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(jit, "environment_mode", lambda m=mode: m)
+            collateral, gross = collateral_totals(book, valuation, prices, rows)
+        assert collateral.tobytes() == totals.collateral_value_usd[rows].tobytes(), mode
+        assert gross.tobytes() == totals.gross_value_usd[rows].tobytes(), mode
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -260,7 +264,9 @@ def test_a_tick_re_margins_only_the_holders_of_what_moved(drawn: RandomBook) -> 
     halfway = RiskEngine(book, drawn.market, CrossMargin(), full_recompute_fraction=0.5)
     change = halfway.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.8}))
     assert change.full_recompute == (len(position_holders) > 0.5 * book.n_accounts)
-    pm = RiskEngine(book, drawn.market, PortfolioMargin(portfolio_preset("span")), full_recompute_fraction=0.5)
+    pm = RiskEngine(
+        book, drawn.market, PortfolioMargin(portfolio_preset("span")), full_recompute_fraction=0.5
+    )
     change = pm.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.8}))
     assert change.full_recompute == (len(holders) > 0.5 * book.n_accounts)
 

@@ -11,15 +11,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-import numba
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_instance
 from crossmargin.core.collateral import value_collateral
+from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
-from crossmargin.core.margin.requirements import balance_value_usd, book_totals, fused_position_requirements
+from crossmargin.core.margin.requirements import (
+    INTERPRETED_US_PER_ITEM,
+    balance_value_usd,
+    book_totals,
+    fused_position_requirements,
+)
 from crossmargin.core.margin.result import Breakdown, MarginResult
 from crossmargin.core.margin.tier_presets import check_tier_preset, scheduled
 from crossmargin.core.market import MarketState
@@ -124,11 +129,13 @@ def collateral_totals(
     """(collateral value, gross value) of the accounts `rows`, USD, the same float operations in
     the same order as `requirements.book_totals` (so the same bits): Σ_k haircut value of each
     balance in asset order, gross = Σ_k |that value|, then + |q·unit_value| + |q·coefficient·
-    entry_term| position by position. Numba, parallel over the rows."""
+    entry_term| position by position. One core.jit kernel, parallel over the rows."""
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     assets = book.assets
     collateral, gross = np.empty(rows.size), np.empty(rows.size)
-    _collateral_kernel(
+    counts = np.diff(book.positions.indptr)[rows]
+    work = INTERPRETED_US_PER_ITEM * (int(counts.sum()) + rows.size * assets.n_assets)
+    _collateral_kernel.for_work(work)(
         rows,
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
@@ -149,7 +156,7 @@ def collateral_totals(
     return collateral, gross
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False, nogil=True)
+@kernel(parallel=True, nogil=True)
 def _collateral_kernel(
     rows: np.ndarray,
     indptr: np.ndarray,
@@ -170,7 +177,7 @@ def _collateral_kernel(
 ) -> None:
     # Line for line the collateral and gross sums of requirements._book_kernel.
     n_assets = balances.shape[1]
-    for j in numba.prange(rows.shape[0]):
+    for j in prange(rows.shape[0]):
         a = rows[j]
         collateral = 0.0
         gross = 0.0
