@@ -8,8 +8,9 @@ Builds bench_cross.py's seeded synthetic book (default 1,000,000 accounts, ~10 p
   * full recompute: `model.evaluate(book, market)` after a price change (revaluation included):
     what a stateless pipeline pays per tick, the baseline;
   * `engine.on_tick` moving one underlying's index by ±0.5 % per tick, for each underlying
-    (LINK ~4 % of positions ... BTC ~40 %): re-margins the holders only, reports p50 / p99 per tick
-    and the accounts touched;
+    (LINK ~4 % of positions ... BTC ~40 %): re-margins the holders only, reports p50 / p99 per tick,
+    the accounts touched and how many of them only hold the moved asset as collateral (cross
+    margin reprices those without running the model: `CollateralRevaluation`);
   * `engine.on_account`: one account's new positions and balances (a fill), p50 / p99 per event.
 
 Every incremental result is checked equal (bit for bit) to a full recompute at the end; the script
@@ -131,23 +132,26 @@ def main(argv: list[str] | None = None) -> int:
     for u, underlying in enumerate(market.underlyings):
         price = float(market.index_price_usd[u])
         samples: list[float] = []
-        touched = 0
+        touched = collateral_only = 0
         for n in range(args.ticks):
             price *= 1.005 if n % 2 == 0 else 1.0 / 1.005
             t0 = time.perf_counter()
             change = engine.on_tick(PriceTick(prices_usd={underlying: price}))
             samples.append(time.perf_counter() - t0)
             touched = int(change.account_rows.size)
+            collateral_only = int(change.collateral_only_rows.size)
         all_ticks += samples
         share = float(np.mean(held_by == u))
         per_underlying[underlying] = {
             "positions_share": share,
             "accounts_touched": touched,
+            "collateral_only": collateral_only,  # of which repriced as collateral alone (no model run)
             "p50_ms": percentile_ms(samples, 50),
             "p99_ms": percentile_ms(samples, 99),
         }
         print(
-            f"  tick {underlying:>5}: {share:6.1%} of positions, {touched:>9,} accounts re-margined, "
+            f"  tick {underlying:>5}: {share:6.1%} of positions, {touched:>9,} accounts re-margined "
+            f"({collateral_only:,} collateral only), "
             f"p50 {per_underlying[underlying]['p50_ms']:7.1f} ms, p99 {per_underlying[underlying]['p99_ms']:7.1f} ms"
         )
 
@@ -173,7 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     expected = model.evaluate(engine.book, engine.market)
     same = all(
         np.array_equal(getattr(engine.result, f), getattr(expected, f), equal_nan=f == "margin_ratio")
-        for f in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "margin_ratio", "bankrupt")
+        for f in (
+            "equity_usd",
+            "collateral_value_usd",
+            "position_value_usd",
+            "initial_margin_usd",
+            "maintenance_margin_usd",
+            "available_usd",
+            "margin_ratio",
+            "bankrupt",
+        )
     )
     print(f"incremental == full recompute, bit for bit: {same}")
     small = min(per_underlying, key=lambda k: per_underlying[k]["positions_share"])

@@ -11,12 +11,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin.core.margin import CrossMargin, CrossParams, IsolatedMargin, MarginModel, MarginResult
+from crossmargin.core import jit
+from crossmargin.core.margin import (
+    CrossMargin,
+    CrossParams,
+    IsolatedMargin,
+    MarginModel,
+    MarginResult,
+    OptionMarginParams,
+)
+from crossmargin.core.margin.cross import collateral_totals
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset, with_tier_preset
+from crossmargin.core.margin.requirements import book_totals
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.var import VarMargin, var_preset
 from crossmargin.core.market import MarketState
+from crossmargin.core.pricing import revalue
 from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, RiskEngine
 from crossmargin.errors import InputError
 from tests.builders import RandomBook, random_books
@@ -54,8 +65,23 @@ MODELS = _models()
 
 
 def assert_same_result(actual: MarginResult, expected: MarginResult) -> None:
+    """Bit for bit: the bytes, so -0.0 differs from 0.0 and NaN payloads count (assert_array_equal
+    alone would let either through)."""
     for name in RESULT_ARRAYS:
-        np.testing.assert_array_equal(getattr(actual, name), getattr(expected, name), err_msg=name)
+        a, b = np.asarray(getattr(actual, name)), np.asarray(getattr(expected, name))
+        np.testing.assert_array_equal(a, b, err_msg=name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+
+
+@st.composite
+def collateral_moves(draw: st.DrawFn, market: MarketState) -> MarketState:
+    """The market with some collateral assets repriced and nothing else: no index, mark or vol
+    moves, so under cross margin every affected account takes the collateral-only path."""
+    prices = market.asset_price_usd.copy()
+    for k in range(prices.size):
+        if draw(st.booleans()):
+            prices[k] *= draw(st.floats(0.05, 3.0))
+    return market.with_asset_prices(prices)
 
 
 @st.composite
@@ -112,6 +138,80 @@ def test_incremental_remargin_after_ticks_equals_full_recompute(name: str, data:
 @pytest.mark.parametrize("name", list(MODELS))
 @settings(max_examples=EXAMPLES_PER_MODEL)
 @given(data=st.data())
+def test_collateral_only_and_mixed_ticks_equal_full_recompute(name: str, data: st.DataObject) -> None:
+    """Collateral repriced alone (the cross fast path: no model run for accounts holding no moved
+    position), or together with a tick that moves underlyings (some accounts through the model,
+    the others through the fast path), or an account event pending: bit for bit a full recompute."""
+    model = MODELS[name]
+    drawn = data.draw(random_books(max_accounts=6, max_instruments=5))
+    engine = RiskEngine(drawn.book, drawn.market, model, full_recompute_fraction=1.0)
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.booleans()):  # mixed: underlyings (and same-name collateral) first
+            engine.on_tick(data.draw(ticks(drawn)))
+        if data.draw(st.booleans()):  # a pending account event, re-margined in full at the tick
+            row = data.draw(st.integers(0, drawn.book.n_accounts - 1))
+            book = drawn.book
+            engine.on_account(
+                AccountUpdate(
+                    account_id=book.account_ids[row],
+                    instrument_ids=[],
+                    quantity=[],
+                    entry_price=[],
+                    balances=dict(zip(book.assets.symbols, book.balances[row][::-1].tolist(), strict=True)),
+                )
+            )
+        change = engine.on_market(data.draw(collateral_moves(engine.market)))
+        assert_same_result(engine.result, _full(engine, model))
+        if not isinstance(model, CrossMargin):
+            assert change.collateral_only_rows.size == 0  # unknown or unsafe models: in full
+
+
+@given(drawn=random_books(max_accounts=6, max_instruments=5))
+def test_cross_reprices_collateral_only_accounts_without_the_model(drawn: RandomBook) -> None:
+    """Under cross margin a collateral-only move takes every holder of the moved asset through
+    the fast path, with the numbers of a full recompute; a risk-based model runs in full."""
+    book = drawn.book
+    k = len(book.assets.symbols) - 1
+    prices = drawn.market.asset_price_usd.copy()
+    prices[k] *= 0.7
+    moved = drawn.market.with_asset_prices(prices)
+    holders = np.flatnonzero(book.balances[:, k] != 0.0)
+    engine = RiskEngine(book, drawn.market, CrossMargin(), full_recompute_fraction=1.0)
+    change = engine.on_market(moved)
+    np.testing.assert_array_equal(change.collateral_only_rows, holders)
+    np.testing.assert_array_equal(change.account_rows, holders)
+    assert_same_result(engine.result, CrossMargin().evaluate(book, moved))
+    pm = PortfolioMargin(portfolio_preset("deribit-pm"))
+    change = RiskEngine(book, drawn.market, pm, full_recompute_fraction=1.0).on_market(moved)
+    assert change.collateral_only_rows.size == 0
+    np.testing.assert_array_equal(change.account_rows, holders)
+
+
+@settings(max_examples=50)
+@given(drawn=random_books(max_accounts=8, max_instruments=6), data=st.data())
+def test_collateral_totals_are_the_book_kernels_bits(drawn: RandomBook, data: st.DataObject) -> None:
+    """The fast path's collateral and gross sums against requirements.book_totals, any rows:
+    gross only decides bankruptcy at the EQUITY_ZERO_TOLERANCE edge, which random ticks rarely
+    reach, so it is held equal here directly."""
+    book = drawn.book
+    valuation = revalue(book.instruments, drawn.market)
+    prices = drawn.market.asset_prices(book.assets)
+    totals = book_totals(book, valuation, OptionMarginParams(), prices)
+    rows = np.array(
+        sorted(data.draw(st.sets(st.integers(0, book.n_accounts - 1), max_size=book.n_accounts))),
+        dtype=np.int64,
+    )
+    for mode in ("python", "numba"):  # core.jit: interpreted and compiled, the same bits
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(jit, "environment_mode", lambda m=mode: m)
+            collateral, gross = collateral_totals(book, valuation, prices, rows)
+        assert collateral.tobytes() == totals.collateral_value_usd[rows].tobytes(), mode
+        assert gross.tobytes() == totals.gross_value_usd[rows].tobytes(), mode
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@settings(max_examples=EXAMPLES_PER_MODEL)
+@given(data=st.data())
 def test_incremental_remargin_after_account_events_equals_full_recompute(
     name: str, data: st.DataObject
 ) -> None:
@@ -154,12 +254,20 @@ def test_a_tick_re_margins_only_the_holders_of_what_moved(drawn: RandomBook) -> 
     moved = book.instruments.underlyings[0]
     change = engine.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.9}))
     on_moved = book.instruments.underlying_index[book.positions.indices] == 0
-    holders = set(book.position_account[on_moved].tolist())
+    position_holders = set(book.position_account[on_moved].tolist())
+    holders = set(position_holders)
     if moved in book.assets.index:
         holders |= set(np.flatnonzero(book.balances[:, book.assets.index[moved]] != 0.0).tolist())
     assert set(change.account_rows.tolist()) == holders and not change.full_recompute
+    assert set(change.collateral_only_rows.tolist()) == holders - position_holders
+    # Cross margin: only the accounts the model must run on count towards a full recompute.
     halfway = RiskEngine(book, drawn.market, CrossMargin(), full_recompute_fraction=0.5)
     change = halfway.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.8}))
+    assert change.full_recompute == (len(position_holders) > 0.5 * book.n_accounts)
+    pm = RiskEngine(
+        book, drawn.market, PortfolioMargin(portfolio_preset("span")), full_recompute_fraction=0.5
+    )
+    change = pm.on_tick(PriceTick(prices_usd={moved: float(drawn.market.index_price_usd[0]) * 0.8}))
     assert change.full_recompute == (len(holders) > 0.5 * book.n_accounts)
 
 

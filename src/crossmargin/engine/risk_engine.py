@@ -18,6 +18,14 @@ recompute bit for bit, for every model. The granularity is the underlying (an op
 re-margins every holder of that underlying) because a methodology may scale a whole underlying's
 grid by its own vols.
 
+Collateral-only accounts. Under a model that says its requirement and position value never read
+a collateral price (`core.margin.cross.CollateralRevaluation`: cross margin), an account holding a
+moved asset but no position on a moved underlying keeps its IM, MM and position value; its
+collateral and gross value are summed afresh by the cross kernel's own loop, and equity,
+available, ratio and bankrupt follow by `MarginResult.pooled`, the same bits as a full recompute.
+Only the holders of a moved position go through the model (and count towards the full-recompute
+share). Any other model, unknown ones included, re-margins every holder in full.
+
 A change of valuation time or rate moves every instrument with an expiry (and a VaR window), so it
 re-margins the whole book. An account event changes one account: its new positions and balances
 wait in an overlay (O(account) per event, no book rebuild) until the next full recompute folds
@@ -40,6 +48,7 @@ import scipy.sparse as sp
 from crossmargin.core.book import Book, compressed_slots
 from crossmargin.core.checks import check_range
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
+from crossmargin.core.margin.cross import CollateralRevaluation
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.errors import InputError
@@ -68,6 +77,8 @@ _RESULT_ARRAYS = (
     "margin_ratio",
     "bankrupt",
 )
+# What a collateral-only revaluation changes (`CollateralRevaluation`).
+_COLLATERAL_ARRAYS = ("equity_usd", "collateral_value_usd", "available_usd", "margin_ratio", "bankrupt")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,12 +112,15 @@ class AccountUpdate:
 @dataclass(frozen=True, slots=True)
 class Remargin:
     """What one update did: the account rows re-margined (sorted), and among them the rows that
-    crossed into (`newly_below_maintenance`) or out of (`recovered`) liquidation territory."""
+    crossed into (`newly_below_maintenance`) or out of (`recovered`) liquidation territory and the
+    rows only repriced as collateral (`collateral_only_rows`, a `CollateralRevaluation` model)."""
 
     account_rows: IntArray
     newly_below_maintenance: IntArray
     recovered: IntArray
     full_recompute: bool
+    # Among account_rows, those whose collateral alone was revalued (no model run), sorted.
+    collateral_only_rows: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 class RiskEngine:
@@ -170,8 +184,15 @@ class RiskEngine:
 
     def index_holders(self) -> None:
         """Build who-holds-what now rather than on the first incremental tick: a long-lived
-        monitor pays for it at start-up (~0.3 s at 1M accounts), not inside a tick's latency."""
+        monitor pays for it at start-up (~0.3 s at 1M accounts), not inside a tick's latency.
+        Under a `CollateralRevaluation` model the collateral revaluation runs once over the whole
+        book too (result discarded): its kernel is compiled or loaded now, not at the first tick
+        (~0.1-0.3 s once)."""
         self._holders()
+        model = self._model
+        if isinstance(model, CollateralRevaluation) and not self._pending:
+            rows = np.arange(self._book.n_accounts, dtype=np.int64)
+            model.revalue_collateral(self._book, self._market, self._valuation, rows, self._result)
 
     # -- updates --------------------------------------------------------------------------------
 
@@ -204,13 +225,13 @@ class RiskEngine:
         if time_moved:
             return self._recompute_all()
         moved_instrument = moved_underlying[self._book.instruments.underlying_index]
+        if isinstance(self._model, CollateralRevaluation):
+            return self._remargin_split(moved_underlying, moved_instrument, moved_asset)
         limit = self._full_recompute_fraction * self._book.n_accounts
         if self._holders().widest_column(moved_instrument, moved_asset) > limit:
             return self._recompute_all()  # one moved column alone has more holders: skip gathering
-        rows = self._holders().accounts_holding(moved_instrument, moved_asset)
-        if self._pending:  # the holder index predates their events: re-margin them as well
-            rows = np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
-        if rows.size > self._full_recompute_fraction * self._book.n_accounts:
+        rows = self._with_pending(self._holders().accounts_holding(moved_instrument, moved_asset))
+        if rows.size > limit:
             return self._recompute_all()  # same numbers (the property test), less gathering
         return self._remargin(rows)
 
@@ -309,6 +330,62 @@ class RiskEngine:
             full_recompute=True,
         )
 
+    def _with_pending(self, rows: IntArray) -> IntArray:
+        """`rows` and every account with a pending event (the holder index predates their events,
+        so they are re-margined in full at every tick)."""
+        if not self._pending:
+            return rows
+        return np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
+
+    def _remargin_split(
+        self, moved_underlying: BoolArray, moved_instrument: BoolArray, moved_asset: BoolArray
+    ) -> Remargin:
+        """A tick under a `CollateralRevaluation` model: the holders of a moved instrument (and the
+        pending accounts) through the model; the accounts that only hold a moved collateral asset
+        keep IM, MM and position value and have their collateral revalued (vectorised, no model
+        run). The full-recompute threshold counts the model's rows only."""
+        holders = self._holders()
+        no_asset = np.zeros_like(moved_asset)
+        limit = self._full_recompute_fraction * self._book.n_accounts
+        if holders.widest_underlying(moved_underlying) > limit:
+            return self._recompute_all()  # one moved underlying alone has more holders: skip gathering
+        # Masks over accounts, not sorted-set operations: one byte per account beats sorting.
+        in_model = holders.holding(moved_instrument, no_asset)
+        if self._pending:
+            in_model[np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))] = True
+        model_rows: IntArray = np.flatnonzero(in_model)
+        if model_rows.size > limit:
+            return self._recompute_all()
+        if not moved_asset.any():  # no collateral moved (most small markets): no second mask
+            return self._remargin(model_rows)
+        in_collateral = holders.holding(np.zeros_like(moved_instrument), moved_asset)
+        collateral_rows: IntArray = np.flatnonzero(in_collateral & ~in_model)
+        rows: IntArray = np.flatnonzero(in_collateral | in_model)
+        before = _below_maintenance(self._result, rows)
+        self._write(model_rows, self._evaluate_rows(model_rows))
+        if collateral_rows.size:
+            model = self._model
+            assert isinstance(model, CollateralRevaluation)
+            part = model.revalue_collateral(
+                self._book, self._market, self._valuation, collateral_rows, self._result
+            )
+            self._write(collateral_rows, part, _COLLATERAL_ARRAYS)  # IM, MM, positions: unchanged
+        change = _remargin(rows, before, self._result, full=False)
+        return dataclasses.replace(change, collateral_only_rows=collateral_rows)
+
+    def _evaluate_rows(self, rows: IntArray) -> MarginResult | None:
+        if rows.size == 0:
+            return None
+        return self._model.evaluate(self._sub_book(rows), self._market, self._valuation)
+
+    def _write(
+        self, rows: IntArray, part: MarginResult | None, names: tuple[str, ...] = _RESULT_ARRAYS
+    ) -> None:
+        if part is None:
+            return
+        for name in names:
+            getattr(self._result, name)[rows] = getattr(part, name)
+
     def _remargin(self, rows: IntArray) -> Remargin:
         if rows.size == 0:
             return _remargin(rows, np.zeros(0, dtype=bool), self._result, full=False)
@@ -398,10 +475,19 @@ class _Holders:
 
     instrument_holders: sp.csc_array
     asset_holders: sp.csc_array
+    underlying_accounts: IntArray  # (U,) accounts with a position on each underlying
 
     @classmethod
     def of(cls, book: Book) -> _Holders:
         positions = book.positions
+        underlying = book.instruments.underlying_index[positions.indices]
+        owner = book.position_account
+        seen = np.zeros(book.n_accounts, dtype=np.bool_)
+        per_underlying = np.zeros(len(book.instruments.underlyings), dtype=np.int64)
+        for u in range(per_underlying.size):  # a handful of underlyings, vectorised over positions
+            seen[:] = False
+            seen[owner[underlying == u]] = True
+            per_underlying[u] = int(np.count_nonzero(seen))
         pattern = sp.csr_array(
             (np.ones(positions.nnz, dtype=np.int8), positions.indices, positions.indptr),
             shape=positions.shape,
@@ -410,7 +496,16 @@ class _Holders:
         balances = sp.csr_array(
             (np.ones(asset.size, dtype=np.int8), asset, indptr), shape=(book.n_accounts, book.assets.n_assets)
         )
-        return cls(instrument_holders=pattern.tocsc(), asset_holders=balances.tocsc())
+        return cls(
+            instrument_holders=pattern.tocsc(),
+            asset_holders=balances.tocsc(),
+            underlying_accounts=per_underlying,
+        )
+
+    def widest_underlying(self, underlyings: BoolArray) -> int:
+        """The most accounts positioned on any one flagged underlying (U,): a lower bound on the
+        accounts holding a position on any of them."""
+        return int(self.underlying_accounts[underlyings].max()) if np.any(underlyings) else 0
 
     def widest_column(self, instruments: BoolArray, assets: BoolArray) -> int:
         """The most holders of any one flagged instrument or asset (a lower bound on the
@@ -421,13 +516,19 @@ class _Holders:
                 widest = max(widest, int(np.diff(matrix.indptr)[columns].max()))
         return widest
 
+    def holding(self, instruments: BoolArray, assets: BoolArray) -> BoolArray:
+        """(A,) whether each account holds any of the flagged instruments (I,) or assets (K,)."""
+        flags = np.zeros(self.instrument_holders.shape[0], dtype=np.bool_)
+        if instruments.any():
+            flags[_column_rows(self.instrument_holders, instruments)] = True
+        if assets.any():
+            flags[_column_rows(self.asset_holders, assets)] = True
+        return flags
+
     def accounts_holding(self, instruments: BoolArray, assets: BoolArray) -> IntArray:
         """Sorted account rows holding any of the flagged instruments (I,) or assets (K,)."""
         # A mask over accounts, not np.unique: one byte per account beats sorting the hits.
-        flags = np.zeros(self.instrument_holders.shape[0], dtype=np.bool_)
-        flags[_column_rows(self.instrument_holders, instruments)] = True
-        flags[_column_rows(self.asset_holders, assets)] = True
-        rows: IntArray = np.flatnonzero(flags)
+        rows: IntArray = np.flatnonzero(self.holding(instruments, assets))
         return rows
 
 

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_instance
 from crossmargin.core.collateral import value_collateral
+from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
-from crossmargin.core.margin.requirements import book_totals, fused_position_requirements
+from crossmargin.core.margin.requirements import (
+    INTERPRETED_US_PER_ITEM,
+    balance_value_usd,
+    book_totals,
+    fused_position_requirements,
+)
 from crossmargin.core.margin.result import Breakdown, MarginResult
 from crossmargin.core.margin.tier_presets import check_tier_preset, scheduled
 from crossmargin.core.market import MarketState
@@ -72,6 +80,121 @@ class CrossMargin:
         rows = np.asarray(account_rows, dtype=np.int64)
         book = scheduled(book, self.params.tier_preset)
         return cross_breakdown(book, market, valuation, self.params.option_margin, rows)
+
+    def revalue_collateral(
+        self,
+        book: Book,
+        market: MarketState,
+        valuation: InstrumentValuation,
+        rows: npt.NDArray[np.int64],
+        prior: MarginResult,
+    ) -> MarginResult:
+        """The accounts `rows` after a change of collateral prices alone (`CollateralRevaluation`):
+        IM, MM and position value are the prior result's (none of them reads a collateral price),
+        collateral value and gross value are summed afresh exactly as `book_totals` sums them,
+        and equity, available, ratio and bankrupt follow by `MarginResult.pooled`."""
+        collateral, gross = collateral_totals(book, valuation, market.asset_prices(book.assets), rows)
+        return MarginResult.pooled(
+            model=self.name,
+            collateral_value_usd=collateral,
+            position_value_usd=prior.position_value_usd[rows],
+            initial_margin_usd=prior.initial_margin_usd[rows],
+            maintenance_margin_usd=prior.maintenance_margin_usd[rows],
+            gross_value_usd=gross,
+        )
+
+
+@runtime_checkable
+class CollateralRevaluation(Protocol):
+    """A model whose requirement and position value never read a collateral price, and whose
+    result is pooled (`MarginResult.pooled`) from them, the collateral value and the gross value.
+    Only then may an account whose collateral alone was repriced keep its IM, MM and position
+    value: cross margin. Not isolated margin (its ratio and bankruptcy are per position, from
+    collateral assigned to each) nor the risk-based models (their scenarios move collateral).
+    A model opts in by defining the method; any other model is re-evaluated in full."""
+
+    def revalue_collateral(
+        self,
+        book: Book,
+        market: MarketState,
+        valuation: InstrumentValuation,
+        rows: npt.NDArray[np.int64],
+        prior: MarginResult,
+    ) -> MarginResult: ...
+
+
+def collateral_totals(
+    book: Book, valuation: InstrumentValuation, asset_price_usd: npt.NDArray[np.float64], rows: np.ndarray
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(collateral value, gross value) of the accounts `rows`, USD, the same float operations in
+    the same order as `requirements.book_totals` (so the same bits): Σ_k haircut value of each
+    balance in asset order, gross = Σ_k |that value|, then + |q·unit_value| + |q·coefficient·
+    entry_term| position by position. One core.jit kernel, parallel over the rows."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    assets = book.assets
+    collateral, gross = np.empty(rows.size), np.empty(rows.size)
+    counts = np.diff(book.positions.indptr)[rows]
+    work = INTERPRETED_US_PER_ITEM * (int(counts.sum()) + rows.size * assets.n_assets)
+    _collateral_kernel.for_work(work)(
+        rows,
+        book.positions.indptr.astype(np.int64, copy=False),
+        book.positions.indices,
+        book.positions.data,
+        book.entry_price,
+        book.instruments.reciprocal_entry.astype(np.float64),
+        valuation.unit_value_usd,
+        valuation.entry_coefficient_usd,
+        book.balances,
+        asset_price_usd,
+        assets.liability_weight,
+        assets.tier_floor,
+        assets.tier_haircut,
+        assets.tier_value_below,
+        collateral,
+        gross,
+    )
+    return collateral, gross
+
+
+@kernel(parallel=True, nogil=True)
+def _collateral_kernel(
+    rows: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    quantity: np.ndarray,
+    entry_price: np.ndarray,
+    reciprocal: np.ndarray,
+    unit_value: np.ndarray,
+    coefficient: np.ndarray,
+    balances: np.ndarray,
+    price: np.ndarray,
+    liability_weight: np.ndarray,
+    hc_floor: np.ndarray,
+    hc_haircut: np.ndarray,
+    hc_below: np.ndarray,
+    out_collateral: np.ndarray,
+    out_gross: np.ndarray,
+) -> None:
+    # Line for line the collateral and gross sums of requirements._book_kernel.
+    n_assets = balances.shape[1]
+    for j in prange(rows.shape[0]):
+        a = rows[j]
+        collateral = 0.0
+        gross = 0.0
+        for k in range(n_assets):
+            balance = balance_value_usd(
+                balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
+            )
+            collateral += balance
+            gross += abs(balance)
+        for p in range(indptr[a], indptr[a + 1]):
+            i = indices[p]
+            q = quantity[p]
+            e = entry_price[p]
+            term = 1.0 / e if reciprocal[i] != 0.0 else e
+            gross += abs(q * unit_value[i]) + abs(q * coefficient[i] * term)
+        out_collateral[j] = collateral
+        out_gross[j] = gross
 
 
 def cross_breakdown(
