@@ -400,3 +400,13 @@ def test_balance_matrix_shape() -> None:
 
 def test_negative_accrual_period_for_interest() -> None:
     raises_field("elapsed_years", lambda: borrow_interest(np.zeros((1, 2)), ASSETS, elapsed_years=-1.0))
+
+
+def test_a_market_whose_asset_price_and_index_price_disagree_is_refused() -> None:
+    """One price per asset inside the engine too: a market moved by hand with BTC's collateral
+    price off its index price is refused, naming the asset."""
+    priced = market(asset_symbols=ASSETS.symbols, asset_prices={"USDC": 1.0})
+    error = raises_field(
+        "market.asset_prices.BTC", lambda: priced.with_asset_prices(np.array([1.0, 59_000.0]))
+    )
+    assert "60000" in str(error)

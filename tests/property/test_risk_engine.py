@@ -75,13 +75,18 @@ def assert_same_result(actual: MarginResult, expected: MarginResult) -> None:
 
 @st.composite
 def collateral_moves(draw: st.DrawFn, market: MarketState) -> MarketState:
-    """The market with some collateral assets repriced and nothing else: no index, mark or vol
-    moves, so under cross margin every affected account takes the collateral-only path."""
+    """The market with some collateral assets repriced; a coin that is also an underlying moves
+    its index with it (one price per asset) and nothing else moves (no mark or vol). Under cross
+    margin the holders of the coin with no position on it, and every holder of a stablecoin, take
+    the collateral-only path; holders of a position on a moved underlying go through the model."""
     prices = market.asset_price_usd.copy()
-    for k in range(prices.size):
+    index = market.index_price_usd.copy()
+    for k, symbol in enumerate(market.asset_symbols):
         if draw(st.booleans()):
             prices[k] *= draw(st.floats(0.05, 3.0))
-    return market.with_asset_prices(prices)
+            if symbol in market.underlyings:
+                index[market.underlyings.index(symbol)] = prices[k]
+    return dataclasses.replace(market, index_price_usd=index, asset_price_usd=prices)
 
 
 @st.composite
@@ -171,7 +176,7 @@ def test_cross_reprices_collateral_only_accounts_without_the_model(drawn: Random
     """Under cross margin a collateral-only move takes every holder of the moved asset through
     the fast path, with the numbers of a full recompute; a risk-based model runs in full."""
     book = drawn.book
-    k = len(book.assets.symbols) - 1
+    k = book.assets.index["USDC"]  # a stablecoin, no underlying: its move is collateral only
     prices = drawn.market.asset_price_usd.copy()
     prices[k] *= 0.7
     moved = drawn.market.with_asset_prices(prices)

@@ -55,6 +55,7 @@ class MarketState:
                 f"{self.asset_price_usd.shape} prices for {len(self.asset_symbols)} assets",
             )
         check_positive(self.asset_price_usd, "market.asset_prices")
+        self._check_one_price_per_asset()
         check_range(self.rate, low=-1.0, high=1.0, name="market.rate")
         for name in ("mark_price", "implied_vol", "forward_price_usd"):
             values = getattr(self, name)
@@ -121,6 +122,17 @@ class MarketState:
             asset_symbols=tuple(asset_symbols),
             asset_price_usd=collateral_prices(asset_symbols, index_prices, asset_prices or {}),
         )
+
+    def _check_one_price_per_asset(self) -> None:
+        """A collateral asset that is also an underlying has one price, its index price: every
+        path that moves one (a tick, a scenario, a day of history) moves both."""
+        index = dict(zip(self.underlyings, self.index_price_usd.tolist(), strict=True))
+        for symbol, price in zip(self.asset_symbols, self.asset_price_usd.tolist(), strict=True):
+            if symbol in index and index[symbol] != price:
+                raise InputError(
+                    f"market.asset_prices.{symbol}",
+                    f"{price:.15g} disagrees with the index price {index[symbol]:.15g} of the same asset",
+                )
 
     def asset_prices(self, assets: AssetTable) -> FloatArray:
         """USD per unit of each collateral asset, aligned to `assets` (K,)."""
