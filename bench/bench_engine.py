@@ -38,6 +38,7 @@ from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.margin import CrossMargin, MarginModel
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset
+from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, RiskEngine
 from machine import cpu_model
@@ -167,16 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = model.evaluate(engine.book, engine.market)
     same = all(
         np.array_equal(getattr(engine.result, f), getattr(expected, f), equal_nan=f == "margin_ratio")
-        for f in (
-            "equity_usd",
-            "collateral_value_usd",
-            "position_value_usd",
-            "initial_margin_usd",
-            "maintenance_margin_usd",
-            "available_usd",
-            "margin_ratio",
-            "bankrupt",
-        )
+        for f in RESULT_ARRAYS
     )
     print(f"incremental == full recompute, bit for bit: {same}")
     small = min(per_underlying, key=lambda k: per_underlying[k]["positions_share"])

@@ -56,6 +56,7 @@ from crossmargin.core.margin import CrossMargin, IsolatedMargin, MarginModel, Ma
 from crossmargin.core.margin.crowding import CrowdedMargin
 from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioParams
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, TIER_PRESETS, with_tier_preset
+from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.var import VAR_PRESETS, VarMargin, var_preset
 from crossmargin.core.market import MarketState
@@ -73,16 +74,7 @@ COLLATERAL_REL_TOLERANCE = 1e-12
 # A net P&L against its gross notional (float64 eps 2.2e-16, a few operations per position).
 NOTIONAL_REL_TOLERANCE = 1e-12
 DEFAULT_PROFILE_EXAMPLES = 60  # tests/conftest.py's "crossmargin" profile
-RESULT_FIELDS = (
-    "equity_usd",
-    "collateral_value_usd",
-    "position_value_usd",
-    "initial_margin_usd",
-    "maintenance_margin_usd",
-    "available_usd",
-    "margin_ratio",
-    "bankrupt",
-)
+RESULT_FIELDS = RESULT_ARRAYS
 
 
 # ------------------------------------------------------------------------------------ histories

@@ -24,6 +24,7 @@ from crossmargin.core.margin.cross import collateral_totals
 from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import PORTFOLIO_PRESETS, portfolio_preset, with_tier_preset
 from crossmargin.core.margin.requirements import book_totals
+from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.var import VarMargin, var_preset
 from crossmargin.core.market import MarketState
@@ -32,17 +33,6 @@ from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, RiskEngine
 from crossmargin.errors import InputError
 from tests.builders import RandomBook, random_books
 from tests.core.var.synthetic import synthetic_history
-
-RESULT_ARRAYS = (
-    "equity_usd",
-    "collateral_value_usd",
-    "position_value_usd",
-    "initial_margin_usd",
-    "maintenance_margin_usd",
-    "available_usd",
-    "margin_ratio",
-    "bankrupt",
-)
 
 
 def _models() -> dict[str, MarginModel]:

@@ -49,6 +49,7 @@ from crossmargin.core.book import Book, compressed_slots
 from crossmargin.core.checks import check_range
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
 from crossmargin.core.margin.cross import CollateralRevaluation
+from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.errors import InputError
@@ -67,16 +68,6 @@ MAX_PENDING = 1024
 # 13 % in 47 ms, 0.1-0.5 % in 2-5 ms.
 FULL_RECOMPUTE_FRACTION = 0.35
 
-_RESULT_ARRAYS = (
-    "equity_usd",
-    "collateral_value_usd",
-    "position_value_usd",
-    "initial_margin_usd",
-    "maintenance_margin_usd",
-    "available_usd",
-    "margin_ratio",
-    "bankrupt",
-)
 # What a collateral-only revaluation changes (`CollateralRevaluation`).
 _COLLATERAL_ARRAYS = ("equity_usd", "collateral_value_usd", "available_usd", "margin_ratio", "bankrupt")
 
@@ -313,7 +304,7 @@ class RiskEngine:
         result = self._model.evaluate(self._book, self._market, self._valuation)
         # Incremental updates write into these arrays: take them as they are when the evaluation
         # made them (writable, owning their memory: 64 MB not copied at 1M accounts), copy otherwise.
-        arrays = {name: getattr(result, name) for name in _RESULT_ARRAYS}
+        arrays = {name: getattr(result, name) for name in RESULT_ARRAYS}
         if all(a.flags.writeable and a.flags.owndata for a in arrays.values()):
             return result
         owned: dict[str, FloatArray] = {name: np.array(a) for name, a in arrays.items()}
@@ -379,7 +370,7 @@ class RiskEngine:
         return self._model.evaluate(self._sub_book(rows), self._market, self._valuation)
 
     def _write(
-        self, rows: IntArray, part: MarginResult | None, names: tuple[str, ...] = _RESULT_ARRAYS
+        self, rows: IntArray, part: MarginResult | None, names: tuple[str, ...] = RESULT_ARRAYS
     ) -> None:
         if part is None:
             return
@@ -392,7 +383,7 @@ class RiskEngine:
         sub = self._sub_book(rows)
         before = _below_maintenance(self._result, rows)
         part = self._model.evaluate(sub, self._market, self._valuation)
-        for name in _RESULT_ARRAYS:
+        for name in RESULT_ARRAYS:
             getattr(self._result, name)[rows] = getattr(part, name)
         return _remargin(rows, before, self._result, full=False)
 

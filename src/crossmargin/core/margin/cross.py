@@ -21,7 +21,7 @@ from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
 from crossmargin.core.margin.requirements import (
     INTERPRETED_US_PER_ITEM,
-    balance_value_usd,
+    account_collateral,
     book_totals,
     fused_position_requirements,
 )
@@ -175,18 +175,13 @@ def _collateral_kernel(
     out_collateral: np.ndarray,
     out_gross: np.ndarray,
 ) -> None:
-    # Line for line the collateral and gross sums of requirements._book_kernel.
-    n_assets = balances.shape[1]
+    # The collateral and gross sums of requirements._book_kernel: its own helper, then the
+    # positions' gross terms in the same order.
     for j in prange(rows.shape[0]):
         a = rows[j]
-        collateral = 0.0
-        gross = 0.0
-        for k in range(n_assets):
-            balance = balance_value_usd(
-                balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
-            )
-            collateral += balance
-            gross += abs(balance)
+        collateral, gross = account_collateral(
+            balances, a, price, liability_weight, hc_floor, hc_haircut, hc_below
+        )
         for p in range(indptr[a], indptr[a + 1]):
             i = indices[p]
             q = quantity[p]

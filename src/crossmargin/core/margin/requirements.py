@@ -329,6 +329,28 @@ def balance_value_usd(
     return float(price[k] * (hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t])))
 
 
+@kernel(nogil=True, inline="always")
+def account_collateral(
+    balances: np.ndarray,
+    a: int,
+    price: np.ndarray,
+    liability_weight: np.ndarray,
+    hc_floor: np.ndarray,
+    hc_haircut: np.ndarray,
+    hc_below: np.ndarray,
+) -> tuple[float, float]:
+    """(Σ_k haircut value of balance (a, k), Σ_k |that value|), USD, in asset order: the one
+    collateral sum of every fused kernel (the whole-book pass and the collateral-only tick), so
+    both give the same bits."""
+    collateral = 0.0
+    gross = 0.0
+    for k in range(balances.shape[1]):
+        balance = balance_value_usd(balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below)
+        collateral += balance
+        gross += abs(balance)
+    return collateral, gross
+
+
 @kernel(parallel=True, nogil=True)
 def _book_kernel(
     indptr: np.ndarray,
@@ -350,16 +372,10 @@ def _book_kernel(
     out_gross: np.ndarray,
 ) -> None:
     n_accounts = indptr.shape[0] - 1
-    n_assets = balances.shape[1]
     for a in prange(n_accounts):
-        collateral = 0.0
-        gross = 0.0
-        for k in range(n_assets):
-            balance = balance_value_usd(
-                balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
-            )
-            collateral += balance
-            gross += abs(balance)
+        collateral, gross = account_collateral(
+            balances, a, price, liability_weight, hc_floor, hc_haircut, hc_below
+        )
         value = 0.0
         im = 0.0
         mm = 0.0

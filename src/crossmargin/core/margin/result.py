@@ -51,6 +51,20 @@ def margin_ratio(
     return result
 
 
+# The per-account arrays of a MarginResult, in field order (what the engine updates in place and
+# what a bit-for-bit comparison of two results compares).
+RESULT_ARRAYS = (
+    "equity_usd",
+    "collateral_value_usd",
+    "position_value_usd",
+    "initial_margin_usd",
+    "maintenance_margin_usd",
+    "available_usd",
+    "margin_ratio",
+    "bankrupt",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class MarginResult:
     """Per account, shapes (n_accounts,), USD.
