@@ -59,6 +59,12 @@ class LedgerConfig:
     margin_call: MarginCallParams = field(default_factory=MarginCallParams)
     liquidation: LiquidationParams = field(default_factory=LiquidationParams)
     waterfall: WaterfallParams = field(default_factory=WaterfallParams)
+    # Priced markets of this configuration (priced_market): a memo, not a parameter; a replaced
+    # configuration starts with its own.
+    # (A lambda: PricedMemo is defined below, beside priced_market.)
+    priced_memo: PricedMemo = field(
+        default_factory=lambda: PricedMemo(), init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         for symbol in self.assets.symbols:
@@ -207,38 +213,44 @@ class PricedMarket:
     option requirements: what `risk_view` needs that depends on prices, marks, expiries and the
     configuration only, never on whose book it is. Its arrays are read-only (it is shared)."""
 
-    config: LedgerConfig
     key: tuple[object, ...]
     market: MarketState
     valuation: InstrumentValuation
     option_margin: OptionUnitMargin
 
 
-# The newest few priced markets (most recent first). A command's margin checks take several risk
-# views of one account at unchanged prices: revaluing every instrument for each of them was most
-# of a transfer's cost (issue 16); between two price moves every view now shares one revaluation.
-_PRICED_KEPT = 4
-_priced: tuple[PricedMarket, ...] = ()
+class PricedMemo:
+    """The newest few priced markets of one configuration (most recent first). A command's margin
+    checks take several risk views of one account at unchanged prices: revaluing every instrument
+    for each of them was most of a transfer's cost (issue 16); between two price moves every view
+    now shares one revaluation. Held by the LedgerConfig it prices for (a memo, mutable on
+    purpose, as core.book.BookMemo): no module state, and a new configuration starts empty."""
+
+    KEPT = 4
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: tuple[PricedMarket, ...] = ()
+
+    def remember(self, entry: PricedMarket) -> None:
+        self.entries = (entry, *self.entries[: self.KEPT - 1])  # one assignment: safe for readers
 
 
 def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
     """`market_of(state, config)`, `revalue` of every instrument in it and the option unit margins,
-    computed once per (configuration, prices, marks, expiries) and shared while they last. The
-    key holds the values themselves (a miss only recomputes), the configuration by identity."""
-    global _priced
+    computed once per (prices, marks, expiries) of a configuration and kept in its memo while they
+    last. The key holds the values themselves: a miss only recomputes."""
     key = (tuple(state.prices.items()), tuple(state.marks.items()), frozenset(state.expired))
-    for entry in _priced:
-        if entry.config is config and entry.key == key:
+    for entry in config.priced_memo.entries:
+        if entry.key == key:
             return entry
     market = market_of(state, config)
     valuation = revalue(config.instruments, market)
     option_margin = option_unit_margin(config.instruments, valuation, config.margin.option_margin)
     for part in (market, valuation, option_margin):
         _freeze(part)
-    entry = PricedMarket(
-        config=config, key=key, market=market, valuation=valuation, option_margin=option_margin
-    )
-    _priced = (entry, *_priced[: _PRICED_KEPT - 1])  # one assignment: safe for concurrent readers
+    entry = PricedMarket(key=key, market=market, valuation=valuation, option_margin=option_margin)
+    config.priced_memo.remember(entry)
     return entry
 
 
