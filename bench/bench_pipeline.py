@@ -53,7 +53,7 @@ from machine import cpu_model
 from pipeline_book import write_book
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = "import sys; from crossmargin.cli.main import app; sys.argv[0] = 'crossmargin'; app()"
+CLI = "import sys; from crossmargin.cli.main import run; sys.argv[0] = 'crossmargin'; run()"
 FLOOR = """
 import sys
 import pyarrow.parquet as pq

@@ -266,3 +266,54 @@ def test_levels_on_oracle_prices_add_the_same_six_keys(tmp_path: Path) -> None:
     assert not LEVEL_KEYS & set(account)
     assert set(with_levels) == set(account) | LEVEL_KEYS
     assert "price_status" in with_levels
+
+
+# -- the console script's fast exit (cli.main.run) --------------------------------------------------
+
+RUN = "import sys; from crossmargin.cli.main import run; sys.argv[0] = 'crossmargin'; run()"
+
+
+def _console(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        check=False,
+    )
+
+
+def test_the_console_script_exits_with_the_commands_code_and_flushes_its_output(tmp_path: Path) -> None:
+    done = _console("margin", str(DESK), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)  # all of it: stdout flushed before the fast exit
+    assert report["model"] == "cross" and len(report["accounts"]) == 4
+    out = tmp_path / "report.json"
+    done = _console("margin", str(DESK), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["accounts"] == report["accounts"]
+
+
+def test_the_console_script_keeps_exit_code_2_and_the_message_for_bad_input(tmp_path: Path) -> None:
+    done = _console("margin", str(tmp_path / "missing.yaml"))
+    assert done.returncode == 2
+    assert "missing.yaml" in done.stderr and "Traceback" not in done.stderr
+    done = _console("margin", str(DESK), "--model", "bogus")
+    assert done.returncode == 2 and "unknown model 'bogus'" in done.stderr
+
+
+def test_the_console_script_runs_exit_handlers_before_its_fast_exit(tmp_path: Path) -> None:
+    marker = tmp_path / "atexit.txt"
+    code = (
+        "import atexit, pathlib, sys; "
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran'); "
+        "from crossmargin.cli.main import run; sys.argv = ['crossmargin', '--help']; run()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+    assert done.returncode == 0 and "margin" in done.stdout
+    assert marker.read_text() == "ran"

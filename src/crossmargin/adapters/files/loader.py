@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from crossmargin.adapters.arrow import string_array
 from crossmargin.adapters.files.documents import read_document
 from crossmargin.adapters.files.schema import (
     BOUND_REASONS,
@@ -209,6 +208,7 @@ def _add_tables(
     import pyarrow as pa  # here, not at import: inline books never load Arrow
     import pyarrow.compute as pc
 
+    from crossmargin.adapters.arrow import string_array
     from crossmargin.adapters.files.tables import read_table, rows_of, rows_of_small
 
     positions = balances_table = None
