@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import tier_index, tiered_margin_usd
 from crossmargin.core.jit import kernel, prange
@@ -349,6 +350,44 @@ def account_collateral(
         collateral += balance
         gross += abs(balance)
     return collateral, gross
+
+
+def balance_values_usd(balances: FloatArray, assets: AssetTable, price_usd: FloatArray) -> FloatArray:
+    """`collateral.value_collateral(...).value_usd` in one fused pass: (A, K) haircut value of each
+    balance, USD, `balance_value_usd` per element (parallel over accounts). The numpy function
+    stays the readable reference (and computes the effective haircuts too); this is the hot path's:
+    on a 1M x 6 balance matrix it measured ~0.25 s in numpy (a searchsorted, a gather and six
+    temporaries per asset) against a few milliseconds here. Borrowings are b·P·w in the kernels'
+    order of the product, so a borrowing's value may differ from the reference in the last bit."""
+    check_balances(balances, assets)
+    out = np.empty_like(balances)
+    _balance_values_kernel.for_work(INTERPRETED_US_PER_ITEM * balances.size)(
+        balances,
+        np.ascontiguousarray(price_usd, dtype=np.float64),
+        assets.liability_weight,
+        assets.tier_floor,
+        assets.tier_haircut,
+        assets.tier_value_below,
+        out,
+    )
+    return out
+
+
+@kernel(parallel=True, nogil=True)
+def _balance_values_kernel(
+    balances: np.ndarray,
+    price: np.ndarray,
+    liability_weight: np.ndarray,
+    hc_floor: np.ndarray,
+    hc_haircut: np.ndarray,
+    hc_below: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    for a in prange(balances.shape[0]):
+        for k in range(balances.shape[1]):
+            out[a, k] = balance_value_usd(
+                balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
+            )
 
 
 @kernel(parallel=True, nogil=True)

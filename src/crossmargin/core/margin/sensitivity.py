@@ -72,10 +72,9 @@ import scipy.sparse as sp
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_all, check_finite, check_instance, check_range
-from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
-from crossmargin.core.margin.requirements import risk_based_result
+from crossmargin.core.margin.requirements import balance_values_usd, risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
@@ -296,7 +295,7 @@ def book_sensitivities(
         if symbol in table.underlyings
     ]
     if asset_underlying:
-        value = value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd
+        value = balance_values_usd(book.balances, book.assets, market.asset_prices(book.assets))
         for k, column in asset_underlying:  # a handful of assets
             collateral_delta[:, column] += value[:, k]
     index_price = np.zeros(n_u)

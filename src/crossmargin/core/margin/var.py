@@ -25,11 +25,10 @@ import numpy.typing as npt
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_all, check_instance, check_range
-from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.cross import cross_breakdown
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.core.margin.portfolio import risk_factors
-from crossmargin.core.margin.requirements import risk_based_result
+from crossmargin.core.margin.requirements import balance_values_usd, risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
@@ -420,7 +419,7 @@ def tail_measures(
     asset_price_usd (K,) today's collateral prices."""
     inst = book.positions.indices
     term = entry_term(book.entry_price, book.instruments.reciprocal_entry[inst])
-    collateral = value_collateral(book.balances, book.assets, asset_price_usd).value_usd
+    collateral = balance_values_usd(book.balances, book.assets, asset_price_usd)
     return book_tail_measures(
         indptr=book.positions.indptr.astype(np.int64, copy=False),
         indices=inst,
