@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from crossmargin.core.book import Book, compressed_slots
 from crossmargin.core.checks import check_range
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
-from crossmargin.core.margin.cross import CollateralRevaluation
+from crossmargin.core.margin.cross import CollateralRevaluation, RowEvaluation
 from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
@@ -365,8 +365,12 @@ class RiskEngine:
         return dataclasses.replace(change, collateral_only_rows=collateral_rows)
 
     def _evaluate_rows(self, rows: IntArray) -> MarginResult | None:
+        """The model's result for the accounts `rows` (sorted): read in place when the model can
+        (`RowEvaluation`) and none of them has a pending event; else on the gathered sub-book."""
         if rows.size == 0:
             return None
+        if isinstance(self._model, RowEvaluation) and not self._pending:
+            return self._model.evaluate_rows(self._book, self._market, self._valuation, rows)
         return self._model.evaluate(self._sub_book(rows), self._market, self._valuation)
 
     def _write(
@@ -378,13 +382,8 @@ class RiskEngine:
             getattr(self._result, name)[rows] = getattr(part, name)
 
     def _remargin(self, rows: IntArray) -> Remargin:
-        if rows.size == 0:
-            return _remargin(rows, np.zeros(0, dtype=bool), self._result, full=False)
-        sub = self._sub_book(rows)
         before = _below_maintenance(self._result, rows)
-        part = self._model.evaluate(sub, self._market, self._valuation)
-        for name in RESULT_ARRAYS:
-            getattr(self._result, name)[rows] = getattr(part, name)
+        self._write(rows, self._evaluate_rows(rows))
         return _remargin(rows, before, self._result, full=False)
 
     def _sub_book(self, rows: IntArray) -> Book:

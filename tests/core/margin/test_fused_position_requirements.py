@@ -1,12 +1,19 @@
-"""The fused per-position kernel (whole-book breakdowns) gives the numpy reference's bits."""
+"""The fused per-position kernel (whole-book breakdowns) gives the numpy reference's bits; the
+whole-book totals kernel over some rows gives their bits of the whole pass."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from crossmargin.core.margin.cross import CrossMargin
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
-from crossmargin.core.margin.requirements import fused_position_requirements, position_requirements
+from crossmargin.core.margin.requirements import (
+    book_totals,
+    fused_position_requirements,
+    position_requirements,
+)
 from crossmargin.core.pricing import revalue
 from tests.builders import RandomBook, random_books
 
@@ -26,3 +33,25 @@ def test_fused_position_requirements_equal_the_numpy_reference_bit_for_bit(drawn
     fused = fused_position_requirements(book, valuation, option_margin, **positions)
     for name in ("value_usd", "unrealised_pnl_usd", "initial_margin_usd", "maintenance_margin_usd"):
         np.testing.assert_array_equal(getattr(fused, name), getattr(reference, name), err_msg=name)
+
+
+@settings(max_examples=60, deadline=None)
+@given(drawn=random_books(max_accounts=6, max_instruments=6), data=st.data())
+def test_book_totals_of_some_rows_equal_their_rows_of_the_whole_book_bit_for_bit(
+    drawn: RandomBook, data: st.DataObject
+) -> None:
+    """`book_totals(..., rows)` reads the accounts in place (the engine's tick path, no sub-book):
+    the same bits as the whole-book pass at those rows, and as cross margin's evaluate on them."""
+    book = drawn.book
+    valuation = revalue(book.instruments, drawn.market)
+    prices = drawn.market.asset_prices(book.assets)
+    chosen = data.draw(st.sets(st.integers(0, book.n_accounts - 1)))
+    rows = np.array(sorted(chosen), dtype=np.int64)
+    whole = book_totals(book, valuation, OptionMarginParams(), prices)
+    part = book_totals(book, valuation, OptionMarginParams(), prices, rows)
+    for name in whole.__slots__:
+        np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[rows], err_msg=name)
+    in_place = CrossMargin().evaluate_rows(book, drawn.market, valuation, rows)
+    gathered = CrossMargin().evaluate(book.select(rows), drawn.market, valuation)
+    for name in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "margin_ratio", "bankrupt"):
+        np.testing.assert_array_equal(getattr(in_place, name), getattr(gathered, name), err_msg=name)

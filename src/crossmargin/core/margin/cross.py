@@ -69,6 +69,23 @@ class CrossMargin:
             gross_value_usd=totals.gross_value_usd,
         )
 
+    def evaluate_rows(
+        self, book: Book, market: MarketState, valuation: InstrumentValuation, rows: npt.NDArray[np.int64]
+    ) -> MarginResult:
+        """`evaluate` of the accounts `rows` (sorted) alone, read in place (`RowEvaluation`): the
+        same bits as their rows of the whole-book result, at the cost of their positions only."""
+        book = scheduled(book, self.params.tier_preset)
+        prices = market.asset_prices(book.assets)
+        totals = book_totals(book, valuation, self.params.option_margin, prices, rows)
+        return MarginResult.pooled(
+            model=self.name,
+            collateral_value_usd=totals.collateral_value_usd,
+            position_value_usd=totals.position_value_usd,
+            initial_margin_usd=totals.initial_margin_usd,
+            maintenance_margin_usd=totals.maintenance_margin_usd,
+            gross_value_usd=totals.gross_value_usd,
+        )
+
     def breakdown(
         self,
         book: Book,
@@ -120,6 +137,17 @@ class CollateralRevaluation(Protocol):
         valuation: InstrumentValuation,
         rows: npt.NDArray[np.int64],
         prior: MarginResult,
+    ) -> MarginResult: ...
+
+
+@runtime_checkable
+class RowEvaluation(Protocol):
+    """A model that margins some accounts of a book where they lie, without gathering them into a
+    sub-book first (cross margin: one fused kernel over the rows). The engine re-margins the
+    holders of a moved price this way; any other model is evaluated on the gathered sub-book."""
+
+    def evaluate_rows(
+        self, book: Book, market: MarketState, valuation: InstrumentValuation, rows: npt.NDArray[np.int64]
     ) -> MarginResult: ...
 
 

@@ -272,18 +272,31 @@ class BookTotals:
 
 
 def book_totals(
-    book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams, asset_price_usd: FloatArray
+    book: Book,
+    valuation: InstrumentValuation,
+    option_params: OptionMarginParams,
+    asset_price_usd: FloatArray,
+    rows: IntArray | None = None,
 ) -> BookTotals:
-    """Whole book to per-account totals in one fused pass (numba, parallel over accounts);
-    asset_price_usd (K,) USD per unit of each collateral asset."""
+    """Per-account totals in one fused pass (numba, parallel over accounts); asset_price_usd (K,)
+    USD per unit of each collateral asset. `rows` (sorted account rows): those accounts only, in
+    that order, read where they lie in the book (no sub-book is gathered: a tick re-margins the
+    holders of what moved at the cost of their positions alone); the same bits as their rows of
+    the whole-book pass."""
     assets = book.assets
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
-    n = book.n_accounts
+    subset = rows is not None
+    account_rows = np.ascontiguousarray(rows, dtype=np.int64) if rows is not None else np.zeros(0, np.int64)
+    n = account_rows.size if subset else book.n_accounts
     # Five arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
     # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
     out = tuple(np.empty(n) for _ in range(5))
-    work = INTERPRETED_US_PER_ITEM * (book.positions.nnz + book.balances.size)
+    indptr = book.positions.indptr
+    positions = int((indptr[account_rows + 1] - indptr[account_rows]).sum()) if subset else book.positions.nnz
+    work = INTERPRETED_US_PER_ITEM * (positions + n * assets.n_assets)
     _book_kernel.for_work(work)(
+        subset,
+        account_rows,
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
@@ -392,6 +405,8 @@ def _balance_values_kernel(
 
 @kernel(parallel=True, nogil=True)
 def _book_kernel(
+    subset: bool,
+    account_rows: np.ndarray,
     indptr: np.ndarray,
     indices: np.ndarray,
     quantity: np.ndarray,
@@ -410,8 +425,9 @@ def _book_kernel(
     out_mm: np.ndarray,
     out_gross: np.ndarray,
 ) -> None:
-    n_accounts = indptr.shape[0] - 1
-    for a in prange(n_accounts):
+    n_out = account_rows.shape[0] if subset else indptr.shape[0] - 1
+    for j in prange(n_out):
+        a = np.int64(account_rows[j]) if subset else np.int64(j)  # one integer type (numba unifies)
         collateral, gross = account_collateral(
             balances, a, price, liability_weight, hc_floor, hc_haircut, hc_below
         )
@@ -439,11 +455,11 @@ def _book_kernel(
             else:
                 im += size * records[i, IM_LONG]
                 mm += size * records[i, MM_LONG]
-        out_collateral[a] = collateral
-        out_value[a] = value
-        out_im[a] = im
-        out_mm[a] = mm
-        out_gross[a] = gross
+        out_collateral[j] = collateral
+        out_value[j] = value
+        out_im[j] = im
+        out_mm[j] = mm
+        out_gross[j] = gross
 
 
 def risk_based_result(
