@@ -58,22 +58,22 @@ class CrossMargin:
         self, book: Book, market: MarketState, valuation: InstrumentValuation | None = None
     ) -> MarginResult:
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
-        book = scheduled(book, self.params.tier_preset)
-        totals = book_totals(book, valuation, self.params.option_margin, market.asset_prices(book.assets))
-        return MarginResult.pooled(
-            model=self.name,
-            collateral_value_usd=totals.collateral_value_usd,
-            position_value_usd=totals.position_value_usd,
-            initial_margin_usd=totals.initial_margin_usd,
-            maintenance_margin_usd=totals.maintenance_margin_usd,
-            gross_value_usd=totals.gross_value_usd,
-        )
+        return self._pooled(book, market, valuation, None)
 
     def evaluate_rows(
         self, book: Book, market: MarketState, valuation: InstrumentValuation, rows: npt.NDArray[np.int64]
     ) -> MarginResult:
         """`evaluate` of the accounts `rows` (sorted) alone, read in place (`RowEvaluation`): the
         same bits as their rows of the whole-book result, at the cost of their positions only."""
+        return self._pooled(book, market, valuation, rows)
+
+    def _pooled(
+        self,
+        book: Book,
+        market: MarketState,
+        valuation: InstrumentValuation,
+        rows: npt.NDArray[np.int64] | None,
+    ) -> MarginResult:
         book = scheduled(book, self.params.tier_preset)
         prices = market.asset_prices(book.assets)
         totals = book_totals(book, valuation, self.params.option_margin, prices, rows)

@@ -323,7 +323,7 @@ def book_totals(
 @kernel(nogil=True, inline="always")
 def balance_value_usd(
     balances: np.ndarray,
-    a: int,
+    a: int | np.int64,
     k: int,
     price: np.ndarray,
     liability_weight: np.ndarray,
@@ -346,7 +346,7 @@ def balance_value_usd(
 @kernel(nogil=True, inline="always")
 def account_collateral(
     balances: np.ndarray,
-    a: int,
+    a: int | np.int64,
     price: np.ndarray,
     liability_weight: np.ndarray,
     hc_floor: np.ndarray,
