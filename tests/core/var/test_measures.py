@@ -189,3 +189,39 @@ def test_kernel_top_k_is_exact_with_ties_every_bucket_count_and_both_merges(n_sc
         worst = np.sort(d_unit[a])[::-1][:k]
         assert tails.var_usd[a, 0] == worst[-1]
         assert tails.es_usd[a, 0] == worst.sum() / k
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_count_of_summed_rows_matches_the_dense_reference(seed: int) -> None:
+    """Accounts of 0-9 positions, some with entry-coefficient rows, and 0-3 balances: every
+    remainder of the four-rows-per-pass sum (0-3 rows left after the fours) against the dense P&L."""
+    rng = np.random.default_rng(100 + seed)
+    n_acc, n_inst, n_assets, n_scen = 60, 10, 3, 517
+    counts = rng.integers(0, 10, n_acc)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    nnz = int(indptr[-1])
+    indices = np.concatenate([rng.choice(n_inst, c, replace=False) for c in counts]).astype(np.int64)
+    quantity = rng.normal(size=nnz)
+    term = rng.uniform(0.5, 2.0, nnz)
+    d_unit = rng.normal(size=(n_inst, n_scen))
+    d_coef = rng.normal(size=(n_inst, n_scen))
+    has_coefficient = np.arange(n_inst) % 3 == 0
+    d_coef[~has_coefficient] = 0.0
+    collateral = rng.normal(size=(n_acc, n_assets)) * (rng.random((n_acc, n_assets)) < 0.6)
+    d_asset = rng.normal(size=(n_assets, n_scen)) * 0.1
+    k = tail_count(0.975, n_scen)
+    out = book_tail_measures(
+        indptr=indptr, indices=indices, quantity=quantity, entry_term=term, d_unit=d_unit, d_coef=d_coef,
+        has_coefficient=has_coefficient, collateral_usd=collateral, d_asset=d_asset,
+        group=np.zeros(n_scen, dtype=np.int64), tail_counts=np.array([k]),
+    )  # fmt: skip
+    for a in range(n_acc):
+        if counts[a] == 0:
+            assert out.var_usd[a, 0] == 0.0 and out.es_usd[a, 0] == 0.0
+            continue
+        pnl = collateral[a] @ d_asset
+        for p in range(indptr[a], indptr[a + 1]):
+            pnl = pnl + quantity[p] * (d_unit[indices[p]] + term[p] * d_coef[indices[p]])
+        var, es = var_es(-pnl, 0.975)
+        assert out.var_usd[a, 0] == pytest.approx(var, rel=TOLERANCE_REL, abs=1e-12)
+        assert out.es_usd[a, 0] == pytest.approx(es, rel=TOLERANCE_REL, abs=1e-12)
