@@ -54,6 +54,7 @@ from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit
 from crossmargin.core.margin.requirements import book_totals
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
+from machine import compiled_kernels
 
 NS_PER_DAY = 86_400 * 10**9
 VALUATION_NS = 1_748_736_000 * 10**9  # 2025-06-01T00:00:00Z
@@ -474,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--baseline-accounts", type=int, default=2_000)
     args = parser.parse_args(argv)
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     n_accounts = args.accounts or (1_000_000 if args.large else 100_000)
     rng = np.random.default_rng(args.seed)
 

@@ -41,7 +41,7 @@ from crossmargin.core.margin.presets import portfolio_preset
 from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.risk_engine import AccountUpdate, PriceTick, RiskEngine
-from machine import cpu_model
+from machine import compiled_kernels, cpu_model
 
 
 def percentile_ms(samples: list[float], q: float) -> float:
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "as most venue accounts trade one or two markets",
     )
     args = parser.parse_args(argv)
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     rng = np.random.default_rng(args.seed)
     shape = "one underlying per account" if args.concentrated else "diversified"
     print(

@@ -116,7 +116,6 @@ print(json.dumps({
 STAGE_NAMES = ("imports", "load", "margin", "report", "write")
 
 
-
 def measured(command: list[str], src: Path = ROOT / "src") -> dict[str, Any]:
     """Run `command` (stdout kept, stderr passed through) with `src` on PYTHONPATH; wall and CPU
     seconds, peak RSS (MB) of that process alone (os.wait4)."""

@@ -74,6 +74,7 @@ from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, VolShock, revalue_scenarios
 from crossmargin.core.simd import weighted_row_sum
+from machine import compiled_kernels
 
 TOLERANCE_REL = 1e-9
 N_INSTRUMENTS = 5_000
@@ -379,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-accounts", type=int, default=2_000)
     parser.add_argument("--what-if-repeats", type=int, default=200_000)
     args = parser.parse_args(argv)
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     n_accounts = args.accounts
     rng = np.random.default_rng(args.seed)
     print(f"crossmargin bench_portfolio: seed={args.seed} accounts={n_accounts:,}")

@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("false-position", "chandrupatla")
 
 
-
 def counted(method: str, counter: list[int]) -> Callable[..., roots.SidedRoots]:
     """nearest_roots with `method`, counting every evaluation of the gap."""
 

@@ -57,6 +57,7 @@ from crossmargin.core.pricing import revalue
 from crossmargin.engine.monitor import Monitor
 from crossmargin.engine.risk_engine import PriceTick
 from crossmargin.engine.venue import Deposit, Genesis, Transfer, Venue, VenueSettings
+from machine import compiled_kernels
 
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
 
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("CROSSMARGIN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     )
     args = parser.parse_args(argv)
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     print(
         f"crossmargin bench_service: CPU {cpu_model()}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )

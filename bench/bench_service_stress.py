@@ -37,6 +37,7 @@ from crossmargin.adapters.sql.runner import genesis_of_book
 from crossmargin.engine.venue import Ack, Command, Deposit, Fill, OpenAccount, Venue, VenueSettings
 from crossmargin.service import models
 from crossmargin.service import stress as stress_run
+from machine import compiled_kernels
 
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
 REQUEST = models.StressRequest(
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=16)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     with tempfile.TemporaryDirectory() as tmp:
         store = SqlEventStore.connect(f"sqlite:///{Path(tmp) / 'venue.db'}")
         venue = Venue.open(store, genesis_of_book(BOOK), clock=SystemClock(), settings=VenueSettings())

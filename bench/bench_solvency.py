@@ -46,7 +46,6 @@ from machine import cpu_model
 SECRET = bytes(range(32))
 
 
-
 def hash_floor_seconds(n: int = 200_000) -> float:
     """Seconds per hashlib SHA-256 call on an 81-byte message (a parent's), best of 3."""
     data = memoryview(np.random.default_rng(0).integers(0, 256, n * 81, dtype=np.uint8).tobytes())

@@ -51,7 +51,7 @@ from crossmargin.engine.stress import (
     split_path,
     window_shock,
 )
-from machine import cpu_model
+from machine import compiled_kernels, cpu_model
 
 POLICY = Policy(name="full/queue")
 FUND_USD = 50_000_000.0
@@ -66,7 +66,6 @@ IMPACT = SquareRootImpact(
     },
     depth_multiplier=0.1,
 )
-
 
 
 def peak_rss_mb() -> float:
@@ -203,6 +202,7 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     n = args.accounts or (10_000_000 if args.large else 1_000_000)
     spec = SynthSpec(n_accounts=n, seed=args.seed)
     print(f"bench_system: {n:,} accounts, CPU {cpu_model()}, {platform.python_version()}", flush=True)

@@ -54,6 +54,7 @@ from crossmargin.core.margin.var import tail_measures
 from crossmargin.core.pricing import entry_term, revalue
 from crossmargin.core.scenarios import ScenarioSet, revalue_scenarios
 from crossmargin.core.var.measures import SCENARIO_BLOCK, tail_count
+from machine import compiled_kernels
 
 CONFIDENCE = 0.975
 TOLERANCE_REL = 1e-9
@@ -116,7 +117,9 @@ def build_scenarios(rng: np.random.Generator, book: Book, n_scenarios: int) -> S
     )
 
 
-def naive(book: Book, reval, rows: np.ndarray, k: int, price_usd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def naive(
+    book: Book, reval, rows: np.ndarray, k: int, price_usd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """Materialise the subsample's accounts x scenarios P&L and sort every row."""
     sub = book.select(rows)
     inst = sub.positions.indices
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     rng = np.random.default_rng(args.seed)
 
     start = time.perf_counter()
@@ -176,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def run(dtype):  # type: ignore[no-untyped-def]
         return tail_measures(
-            book, reval, scenarios.group, counts, asset_price_usd=market.asset_prices(book.assets), dtype=dtype
+            book,
+            reval,
+            scenarios.group,
+            counts,
+            asset_price_usd=market.asset_prices(book.assets),
+            dtype=dtype,
         )
 
     run(np.float64)

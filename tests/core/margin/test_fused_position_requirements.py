@@ -13,6 +13,7 @@ from crossmargin.core.margin.requirements import (
     book_totals,
     fused_position_requirements,
     position_requirements,
+    value_totals,
 )
 from crossmargin.core.pricing import revalue
 from tests.builders import RandomBook, random_books
@@ -41,7 +42,8 @@ def test_book_totals_of_some_rows_equal_their_rows_of_the_whole_book_bit_for_bit
     drawn: RandomBook, data: st.DataObject
 ) -> None:
     """`book_totals(..., rows)` reads the accounts in place (the engine's tick path, no sub-book):
-    the same bits as the whole-book pass at those rows, and as cross margin's evaluate on them."""
+    the same bits as the whole-book pass at those rows, and as cross margin's evaluate on them;
+    `value_totals` (the risk-based models' equity pass) gives book_totals' value sums."""
     book = drawn.book
     valuation = revalue(book.instruments, drawn.market)
     prices = drawn.market.asset_prices(book.assets)
@@ -51,6 +53,12 @@ def test_book_totals_of_some_rows_equal_their_rows_of_the_whole_book_bit_for_bit
     part = book_totals(book, valuation, OptionMarginParams(), prices, rows)
     for name in whole.__slots__:
         np.testing.assert_array_equal(getattr(part, name), getattr(whole, name)[rows], err_msg=name)
+    # The equity pass of the risk-based models: book_totals' value sums, bit for bit.
+    for subset in (None, rows):
+        values = value_totals(book, valuation, prices, subset)
+        expected = whole if subset is None else part
+        for name in ("collateral_value_usd", "position_value_usd", "gross_value_usd"):
+            np.testing.assert_array_equal(getattr(values, name), getattr(expected, name), err_msg=name)
     in_place = CrossMargin().evaluate_rows(book, drawn.market, valuation, rows)
     gathered = CrossMargin().evaluate(book.select(rows), drawn.market, valuation)
     for name in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "margin_ratio", "bankrupt"):

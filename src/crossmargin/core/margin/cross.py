@@ -17,13 +17,11 @@ import numpy.typing as npt
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_instance
 from crossmargin.core.collateral import value_collateral
-from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
 from crossmargin.core.margin.requirements import (
-    INTERPRETED_US_PER_ITEM,
-    account_collateral,
     book_totals,
     fused_position_requirements,
+    value_totals,
 )
 from crossmargin.core.margin.result import Breakdown, MarginResult
 from crossmargin.core.margin.tier_presets import check_tier_preset, scheduled
@@ -154,70 +152,10 @@ class RowEvaluation(Protocol):
 def collateral_totals(
     book: Book, valuation: InstrumentValuation, asset_price_usd: npt.NDArray[np.float64], rows: np.ndarray
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """(collateral value, gross value) of the accounts `rows`, USD, the same float operations in
-    the same order as `requirements.book_totals` (so the same bits): Σ_k haircut value of each
-    balance in asset order, gross = Σ_k |that value|, then + |q·unit_value| + |q·coefficient·
-    entry_term| position by position. One core.jit kernel, parallel over the rows."""
-    rows = np.ascontiguousarray(rows, dtype=np.int64)
-    assets = book.assets
-    collateral, gross = np.empty(rows.size), np.empty(rows.size)
-    counts = np.diff(book.positions.indptr)[rows]
-    work = INTERPRETED_US_PER_ITEM * (int(counts.sum()) + rows.size * assets.n_assets)
-    _collateral_kernel.for_work(work)(
-        rows,
-        book.positions.indptr.astype(np.int64, copy=False),
-        book.positions.indices,
-        book.positions.data,
-        book.entry_price,
-        book.instruments.reciprocal_entry.astype(np.float64),
-        valuation.unit_value_usd,
-        valuation.entry_coefficient_usd,
-        book.balances,
-        asset_price_usd,
-        assets.liability_weight,
-        assets.tier_floor,
-        assets.tier_haircut,
-        assets.tier_value_below,
-        collateral,
-        gross,
-    )
-    return collateral, gross
-
-
-@kernel(parallel=True, nogil=True)
-def _collateral_kernel(
-    rows: np.ndarray,
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    quantity: np.ndarray,
-    entry_price: np.ndarray,
-    reciprocal: np.ndarray,
-    unit_value: np.ndarray,
-    coefficient: np.ndarray,
-    balances: np.ndarray,
-    price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
-    out_collateral: np.ndarray,
-    out_gross: np.ndarray,
-) -> None:
-    # The collateral and gross sums of requirements._book_kernel: its own helper, then the
-    # positions' gross terms in the same order.
-    for j in prange(rows.shape[0]):
-        a = rows[j]
-        collateral, gross = account_collateral(
-            balances, a, price, liability_weight, hc_floor, hc_haircut, hc_below
-        )
-        for p in range(indptr[a], indptr[a + 1]):
-            i = indices[p]
-            q = quantity[p]
-            e = entry_price[p]
-            term = 1.0 / e if reciprocal[i] != 0.0 else e
-            gross += abs(q * unit_value[i]) + abs(q * coefficient[i] * term)
-        out_collateral[j] = collateral
-        out_gross[j] = gross
+    """(collateral value, gross value) of the accounts `rows`, USD, the same bits as
+    `requirements.book_totals` (`requirements.value_totals`, which also sums the position value)."""
+    totals = value_totals(book, valuation, asset_price_usd, rows)
+    return totals.collateral_value_usd, totals.gross_value_usd
 
 
 def cross_breakdown(

@@ -462,6 +462,91 @@ def _book_kernel(
         out_gross[j] = gross
 
 
+@dataclass(frozen=True, slots=True)
+class ValueTotals:
+    """Per account, USD: what equity is made of (`BookTotals` without the requirements)."""
+
+    collateral_value_usd: FloatArray
+    position_value_usd: FloatArray
+    gross_value_usd: FloatArray
+
+
+def value_totals(
+    book: Book, valuation: InstrumentValuation, asset_price_usd: FloatArray, rows: IntArray | None = None
+) -> ValueTotals:
+    """Collateral value, position value and gross value of every account (or of `rows`, sorted,
+    read in place), the same float operations in the same order as `book_totals` (so the same
+    bits) without its tier and option requirements: the equity pass of the risk-based models,
+    whose requirement is their own, and the collateral-only tick's."""
+    assets = book.assets
+    subset = rows is not None
+    account_rows = np.ascontiguousarray(rows, dtype=np.int64) if rows is not None else np.zeros(0, np.int64)
+    n = account_rows.size if subset else book.n_accounts
+    out = tuple(np.empty(n) for _ in range(3))
+    indptr = book.positions.indptr.astype(np.int64, copy=False)
+    positions = int((indptr[account_rows + 1] - indptr[account_rows]).sum()) if subset else book.positions.nnz
+    _value_kernel.for_work(INTERPRETED_US_PER_ITEM * (positions + n * assets.n_assets))(
+        subset,
+        account_rows,
+        indptr,
+        book.positions.indices,
+        book.positions.data,
+        book.entry_price,
+        book.instruments.reciprocal_entry.astype(np.float64),
+        valuation.unit_value_usd,
+        valuation.entry_coefficient_usd,
+        book.balances,
+        asset_price_usd,
+        assets.liability_weight,
+        assets.tier_floor,
+        assets.tier_haircut,
+        assets.tier_value_below,
+        *out,
+    )
+    return ValueTotals(collateral_value_usd=out[0], position_value_usd=out[1], gross_value_usd=out[2])
+
+
+@kernel(parallel=True, nogil=True)
+def _value_kernel(
+    subset: bool,
+    account_rows: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    quantity: np.ndarray,
+    entry_price: np.ndarray,
+    reciprocal: np.ndarray,
+    unit_value: np.ndarray,
+    coefficient: np.ndarray,
+    balances: np.ndarray,
+    price: np.ndarray,
+    liability_weight: np.ndarray,
+    hc_floor: np.ndarray,
+    hc_haircut: np.ndarray,
+    hc_below: np.ndarray,
+    out_collateral: np.ndarray,
+    out_value: np.ndarray,
+    out_gross: np.ndarray,
+) -> None:
+    # _book_kernel's collateral, value and gross sums, term for term, without the requirements.
+    n_out = account_rows.shape[0] if subset else indptr.shape[0] - 1
+    for j in prange(n_out):
+        a = np.int64(account_rows[j]) if subset else np.int64(j)  # one integer type (numba unifies)
+        collateral, gross = account_collateral(
+            balances, a, price, liability_weight, hc_floor, hc_haircut, hc_below
+        )
+        value = 0.0
+        for p in range(indptr[a], indptr[a + 1]):
+            i = indices[p]
+            q = quantity[p]
+            e = entry_price[p]
+            term = 1.0 / e if reciprocal[i] != 0.0 else e
+            value += q * (unit_value[i] + coefficient[i] * term)
+            gross += abs(q * unit_value[i]) + abs(q * coefficient[i] * term)
+        out_collateral[j] = collateral
+        out_value[j] = value
+        out_gross[j] = gross
+
+
 def risk_based_result(
     name: str,
     book: Book,
@@ -473,7 +558,7 @@ def risk_based_result(
 ) -> MarginResult:
     """A pooled result for a risk-based model (portfolio, sensitivity, VaR): the requirement is the
     model's, equity is model-independent (the same value pass as cross margin)."""
-    values = book_totals(book, valuation, OptionMarginParams(), market.asset_prices(book.assets))
+    values = value_totals(book, valuation, market.asset_prices(book.assets))
     return MarginResult.pooled(
         model=name,
         collateral_value_usd=values.collateral_value_usd,
