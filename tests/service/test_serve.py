@@ -23,7 +23,7 @@ def test_serve_once_starts_on_the_embedded_default_with_no_setup(tmp_path: Path)
         [
             sys.executable,
             "-c",
-            "from crossmargin.cli.main import app; app()",
+            "from crossmargin.cli.main import run; run()",  # the console script's entry
             "serve",
             "--once",
             "--book",
@@ -89,3 +89,59 @@ def test_graceful_shutdown_finishes_commits_in_flight(tmp_path: Path) -> None:
         store.close()
     for key, sequence in acked.items():
         assert records[sequence].idempotency_key == key
+
+
+def test_sigterm_on_the_console_script_finishes_commits_before_its_fast_exit(tmp_path: Path) -> None:
+    """`crossmargin serve` as the console script runs it (`cli.main.run`: the app, then a fast exit
+    that skips the interpreter's teardown): SIGTERM drains, the venue closes inside the app's
+    lifespan, the process ends, and every acknowledged deposit is in the log."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("CROSSMARGIN_DB", None)
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from crossmargin.cli.main import run; run()", "serve", "--book", str(DESK),
+         "--port", str(port), "--log-level", "warning"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(base + "/readyz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        key = (tmp_path / "crossmargin-admin.key").read_text().strip()
+        acked = []
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30.0) as client:
+            for i in range(20):
+                response = client.post(
+                    "/v1/accounts/basis-trader/deposits",
+                    json={"asset": "USDC", "amount": "1"},
+                    headers={"Idempotency-Key": f"term-{i}"},
+                )
+                assert response.status_code == 201, response.text
+                acked.append(f"term-{i}")
+        server.send_signal(signal.SIGTERM)
+        # Uvicorn re-raises the captured signal once its graceful shutdown is done (the lifespan
+        # closed the venue): the exit status says "terminated by SIGTERM", as a supervisor expects.
+        status = server.wait(timeout=60)
+        assert status in (0, -signal.SIGTERM), server.stderr.read().decode() if server.stderr else ""
+    finally:
+        if server.poll() is None:
+            server.kill()
+    store = SqlEventStore.connect(f"sqlite:///{tmp_path / 'crossmargin.db'}")
+    try:
+        found = store.find_keys(acked)
+    finally:
+        store.close()
+    assert sorted(found) == sorted(acked)
