@@ -300,7 +300,7 @@ def book_totals(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
-        book.entry_price,
+        book.entry_term,
         instrument_records(book, valuation, option_margin),
         book.instruments.tier_floor_usd.shape[1],
         book.balances,
@@ -410,7 +410,7 @@ def _book_kernel(
     indptr: np.ndarray,
     indices: np.ndarray,
     quantity: np.ndarray,
-    entry_price: np.ndarray,
+    entry_term: np.ndarray,
     records: np.ndarray,
     n_tiers: int,
     balances: np.ndarray,
@@ -437,8 +437,7 @@ def _book_kernel(
         for p in range(indptr[a], indptr[a + 1]):
             i = indices[p]
             q = quantity[p]
-            e = entry_price[p]
-            term = 1.0 / e if records[i, RECIPROCAL] != 0.0 else e
+            term = entry_term[p]  # 1/E or E, Book.entry_term
             unit_value = records[i, UNIT_VALUE]
             coefficient = records[i, COEFFICIENT]
             value += q * (unit_value + coefficient * term)
@@ -491,8 +490,7 @@ def value_totals(
         indptr,
         book.positions.indices,
         book.positions.data,
-        book.entry_price,
-        book.instruments.reciprocal_entry.astype(np.float64),
+        book.entry_term,
         valuation.unit_value_usd,
         valuation.entry_coefficient_usd,
         book.balances,
@@ -513,8 +511,7 @@ def _value_kernel(
     indptr: np.ndarray,
     indices: np.ndarray,
     quantity: np.ndarray,
-    entry_price: np.ndarray,
-    reciprocal: np.ndarray,
+    entry_term: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
     balances: np.ndarray,
@@ -538,8 +535,7 @@ def _value_kernel(
         for p in range(indptr[a], indptr[a + 1]):
             i = indices[p]
             q = quantity[p]
-            e = entry_price[p]
-            term = 1.0 / e if reciprocal[i] != 0.0 else e
+            term = entry_term[p]  # 1/E or E, Book.entry_term
             value += q * (unit_value[i] + coefficient[i] * term)
             gross += abs(q * unit_value[i]) + abs(q * coefficient[i] * term)
         out_collateral[j] = collateral
