@@ -309,7 +309,7 @@ def screen(
     valuation = revalue(book.instruments, market)
     reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
     positions = book.positions
-    term = entry_term(book.entry_price, book.instruments.reciprocal_entry[positions.indices])
+    term = book.entry_term
     weighted = sp.csr_array(
         (positions.data * term, positions.indices, positions.indptr), shape=positions.shape
     )

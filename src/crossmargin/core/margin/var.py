@@ -31,7 +31,7 @@ from crossmargin.core.margin.portfolio import risk_factors
 from crossmargin.core.margin.requirements import balance_values_usd, risk_based_result
 from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_requirement
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
+from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.core.scenarios import ScenarioRevaluation, ScenarioSet, item_scenario_pnl, revalue_scenarios
 from crossmargin.core.var.generators import (
     EWMA_DECAY,
@@ -418,7 +418,7 @@ def tail_measures(
     """The blockwise kernel over a whole book (float64, or float32 rounded conservatively);
     asset_price_usd (K,) today's collateral prices."""
     inst = book.positions.indices
-    term = entry_term(book.entry_price, book.instruments.reciprocal_entry[inst])
+    term = book.entry_term  # book-static, computed once per book
     collateral = balance_values_usd(book.balances, book.assets, asset_price_usd)
     return book_tail_measures(
         indptr=book.positions.indptr.astype(np.int64, copy=False),
