@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
-from crossmargin.core.collateral import haircut_quantity
+from crossmargin.core.collateral import haircut_quantity, haircut_units
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.position_runs import PositionRuns, RiskBuckets, position_runs, risk_buckets
 from crossmargin.core.pricing import entry_term
@@ -64,12 +64,14 @@ class BookMemo:
     liability weight. position_runs: positions in risk-bucket order (core.position_runs), one per
     set of general underlyings. risk_buckets: the instruments' (underlying, expiry) buckets.
     entry_term: each position's entry term, 1/E (inverse) or E (`pricing.entry_term`).
+    haircut_units: (A, K) each balance's haircut-adjusted units (`collateral.haircut_units`).
     """
 
     balance_csr: tuple[IntArray, IntArray, FloatArray] | None = None
     position_runs: dict[frozenset[str], PositionRuns] = field(default_factory=dict)
     risk_buckets: RiskBuckets | None = None
     entry_term: FloatArray | None = None
+    haircut_units: FloatArray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,7 @@ class Book:
         book.memo.position_runs = self.memo.position_runs  # shared: runs built by either serve both
         book.memo.risk_buckets = self.memo.risk_buckets
         book.memo.entry_term = self.memo.entry_term  # settlement is unchanged (checked above)
+        book.memo.haircut_units = self.memo.haircut_units  # same balances and assets
         return book
 
     @property
@@ -130,6 +133,16 @@ class Book:
             term.flags.writeable = False  # shared by every book derived from this one
             self.memo.entry_term = term
         return self.memo.entry_term
+
+    @property
+    def haircut_units(self) -> FloatArray:
+        """(A, K) `collateral.haircut_units` of the balances (value_usd = units x price),
+        computed on first use and kept while the balances are."""
+        if self.memo.haircut_units is None:
+            units = haircut_units(self.balances, self.assets)
+            units.flags.writeable = False  # shared by the books derived from this one
+            self.memo.haircut_units = units
+        return self.memo.haircut_units
 
     @property
     def risk_buckets(self) -> RiskBuckets:

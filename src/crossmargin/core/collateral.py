@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_nonnegative
+from crossmargin.core.jit import kernel, prange
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -53,6 +54,48 @@ def haircut_quantity(balances: FloatArray, assets: AssetTable) -> FloatArray:
             held - floors[tier]
         )
     return adjusted
+
+
+def haircut_units(balances: FloatArray, assets: AssetTable) -> FloatArray:
+    """(A, K) each balance's haircut-adjusted units, so that its USD value is units x price:
+    holdings through the progressive tiers, value_below(t) + (1 - h_t)·(b - floor_t) (the module
+    formula without P), borrowings b·w. Price-free: a book computes it once (`Book.haircut_units`)
+    and every pass over it multiplies by today's prices, where a tier search per balance per pass
+    cost the whole-book kernels a third of their time. One fused pass (core.jit), parallel over
+    accounts; the tiers as `haircut_quantity` finds them."""
+    check_balances(balances, assets)
+    out = np.empty_like(balances)
+    _haircut_units_kernel.for_work(3 * balances.size)(  # interpreted: ~3 us a balance
+        np.ascontiguousarray(balances, dtype=np.float64),
+        assets.liability_weight,
+        assets.tier_floor,
+        assets.tier_haircut,
+        assets.tier_value_below,
+        out,
+    )
+    return out
+
+
+@kernel(parallel=True, nogil=True)
+def _haircut_units_kernel(
+    balances: np.ndarray,
+    liability_weight: np.ndarray,
+    hc_floor: np.ndarray,
+    hc_haircut: np.ndarray,
+    hc_below: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    for a in prange(balances.shape[0]):
+        for k in range(balances.shape[1]):
+            b = balances[a, k]
+            if b < 0.0:
+                out[a, k] = b * liability_weight[k]
+                continue
+            t = 0
+            for c in range(1, hc_floor.shape[1]):
+                if b >= hc_floor[k, c]:
+                    t = c
+            out[a, k] = hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t])
 
 
 def value_collateral(balances: FloatArray, assets: AssetTable, price_usd: FloatArray) -> CollateralValuation:

@@ -1,16 +1,18 @@
-"""The fused balance valuation (`balance_values_usd`, the VaR and sensitivity models' hot path)
-against the numpy reference `collateral.value_collateral`: holdings through progressive haircut
-tiers give its bits; borrowings (b·P·w, the kernels' order of the product) agree to the last bit
-or two; interpreted and compiled give the same bits."""
+"""The book's haircut units (`collateral.haircut_units`, kept by `Book.haircut_units`) and the
+values every fused kernel and the VaR and sensitivity models take from them, against the numpy
+reference `collateral.value_collateral`: holdings give its bits; borrowings ((b·w)·P here,
+b·(P·w) there) agree to the last bit or two; interpreted and compiled give the same bits."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
 from crossmargin.core import jit
-from crossmargin.core.collateral import value_collateral
+from crossmargin.core.collateral import haircut_units, value_collateral
 from crossmargin.core.margin.requirements import balance_values_usd
 from crossmargin.errors import InputError
 from tests.builders import RandomBook, random_books
@@ -26,7 +28,8 @@ def test_balance_values_equal_the_numpy_reference(drawn: RandomBook) -> None:
     for mode in ("python", "numba"):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(jit, "environment_mode", lambda mode=mode: mode)
-            results.append(balance_values_usd(book.balances, book.assets, prices))
+            fresh = dataclasses.replace(book)  # a new memo: the units are computed in this mode
+            results.append(balance_values_usd(fresh, prices))
     interpreted, compiled = results
     assert np.array_equal(interpreted, compiled)
     held = book.balances >= 0.0
@@ -34,9 +37,23 @@ def test_balance_values_equal_the_numpy_reference(drawn: RandomBook) -> None:
     np.testing.assert_allclose(compiled[~held], reference[~held], rtol=4e-16, atol=0.0)
 
 
+@settings(max_examples=20, deadline=None)
+@given(drawn=random_books(max_accounts=4, max_instruments=2))
+def test_units_are_kept_by_the_book_and_follow_its_balances(drawn: RandomBook) -> None:
+    book = drawn.book
+    units = book.haircut_units
+    assert book.haircut_units is units  # computed once
+    assert not units.flags.writeable
+    np.testing.assert_array_equal(units, haircut_units(book.balances, book.assets))
+    doubled = book.with_balances(book.balances * 2.0)
+    np.testing.assert_array_equal(doubled.haircut_units, haircut_units(book.balances * 2.0, book.assets))
+
+
 @settings(max_examples=5, deadline=None)
 @given(drawn=random_books(max_accounts=3, max_instruments=2))
-def test_a_balance_matrix_of_the_wrong_shape_is_refused(drawn: RandomBook) -> None:
+def test_prices_of_the_wrong_shape_are_refused(drawn: RandomBook) -> None:
     book = drawn.book
+    with pytest.raises(InputError, match="asset_price_usd"):
+        balance_values_usd(book, np.ones(book.assets.n_assets + 1))
     with pytest.raises(InputError, match="balances"):
-        balance_values_usd(book.balances[:, :-1], book.assets, np.ones(book.assets.n_assets))
+        haircut_units(book.balances[:, :-1], book.assets)

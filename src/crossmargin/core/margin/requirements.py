@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import tier_index, tiered_margin_usd
 from crossmargin.core.jit import kernel, prange
@@ -29,6 +28,7 @@ from crossmargin.core.margin.options_rule import (
 from crossmargin.core.margin.result import MarginResult
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term
+from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -303,12 +303,8 @@ def book_totals(
         book.entry_term,
         instrument_records(book, valuation, option_margin),
         book.instruments.tier_floor_usd.shape[1],
-        book.balances,
-        asset_price_usd,
-        assets.liability_weight,
-        assets.tier_floor,
-        assets.tier_haircut,
-        assets.tier_value_below,
+        book.haircut_units,
+        np.ascontiguousarray(asset_price_usd, dtype=np.float64),
         *out,
     )
     return BookTotals(
@@ -321,86 +317,29 @@ def book_totals(
 
 
 @kernel(nogil=True, inline="always")
-def balance_value_usd(
-    balances: np.ndarray,
-    a: int | np.int64,
-    k: int,
-    price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
-) -> float:
-    """Haircut value of balance (a, k), USD: progressive tiers for holdings, liability weight for
-    borrowings (collateral.value_collateral's formula, one element, for the fused kernels)."""
-    b = balances[a, k]
-    if b < 0.0:
-        return float(b * price[k] * liability_weight[k])
-    t = 0
-    for c in range(1, hc_floor.shape[1]):
-        if b >= hc_floor[k, c]:
-            t = c
-    return float(price[k] * (hc_below[k, t] + (1.0 - hc_haircut[k, t]) * (b - hc_floor[k, t])))
-
-
-@kernel(nogil=True, inline="always")
-def account_collateral(
-    balances: np.ndarray,
-    a: int | np.int64,
-    price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
-) -> tuple[float, float]:
-    """(Σ_k haircut value of balance (a, k), Σ_k |that value|), USD, in asset order: the one
-    collateral sum of every fused kernel (the whole-book pass and the collateral-only tick), so
-    both give the same bits."""
+def account_collateral(units: np.ndarray, a: int | np.int64, price: np.ndarray) -> tuple[float, float]:
+    """(Σ_k price_k·units[a, k], Σ_k |that value|), USD, in asset order (units: `Book.haircut_units`):
+    the one collateral sum of every fused kernel (the whole-book pass, the equity pass, the
+    collateral-only tick), so all give the same bits."""
     collateral = 0.0
     gross = 0.0
-    for k in range(balances.shape[1]):
-        balance = balance_value_usd(balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below)
+    for k in range(units.shape[1]):
+        balance = price[k] * units[a, k]
         collateral += balance
         gross += abs(balance)
     return collateral, gross
 
 
-def balance_values_usd(balances: FloatArray, assets: AssetTable, price_usd: FloatArray) -> FloatArray:
-    """`collateral.value_collateral(...).value_usd` in one fused pass: (A, K) haircut value of each
-    balance, USD, `balance_value_usd` per element (parallel over accounts). The numpy function
-    stays the readable reference (and computes the effective haircuts too); this is the hot path's:
-    on a 1M x 6 balance matrix it measured ~0.25 s in numpy (a searchsorted, a gather and six
-    temporaries per asset) against a few milliseconds here. Borrowings are b·P·w in the kernels'
-    order of the product, so a borrowing's value may differ from the reference in the last bit."""
-    check_balances(balances, assets)
-    out = np.empty_like(balances)
-    _balance_values_kernel.for_work(INTERPRETED_US_PER_ITEM * balances.size)(
-        balances,
-        np.ascontiguousarray(price_usd, dtype=np.float64),
-        assets.liability_weight,
-        assets.tier_floor,
-        assets.tier_haircut,
-        assets.tier_value_below,
-        out,
-    )
-    return out
-
-
-@kernel(parallel=True, nogil=True)
-def _balance_values_kernel(
-    balances: np.ndarray,
-    price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    for a in prange(balances.shape[0]):
-        for k in range(balances.shape[1]):
-            out[a, k] = balance_value_usd(
-                balances, a, k, price, liability_weight, hc_floor, hc_haircut, hc_below
-            )
+def balance_values_usd(book: Book, price_usd: FloatArray) -> FloatArray:
+    """`collateral.value_collateral(book.balances, ...).value_usd` from the book's haircut units:
+    (A, K) USD, price x units. The numpy function stays the readable reference (and computes
+    the effective haircuts too); this is the hot path's (a 1M x 6 matrix: ~0.19 s there, a
+    multiply here once the book's units exist). Borrowings are (b·w)·P here and b·(P·w) there,
+    so a borrowing's value may differ from the reference in the last bit."""
+    if price_usd.shape != (book.assets.n_assets,):
+        raise InputError("asset_price_usd", f"shape {price_usd.shape}, expected ({book.assets.n_assets},)")
+    values: FloatArray = np.asarray(price_usd, dtype=np.float64)[None, :] * book.haircut_units
+    return values
 
 
 @kernel(parallel=True, nogil=True)
@@ -413,12 +352,8 @@ def _book_kernel(
     entry_term: np.ndarray,
     records: np.ndarray,
     n_tiers: int,
-    balances: np.ndarray,
+    units: np.ndarray,
     price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
     out_collateral: np.ndarray,
     out_value: np.ndarray,
     out_im: np.ndarray,
@@ -428,9 +363,7 @@ def _book_kernel(
     n_out = account_rows.shape[0] if subset else indptr.shape[0] - 1
     for j in prange(n_out):
         a = np.int64(account_rows[j]) if subset else np.int64(j)  # one integer type (numba unifies)
-        collateral, gross = account_collateral(
-            balances, a, price, liability_weight, hc_floor, hc_haircut, hc_below
-        )
+        collateral, gross = account_collateral(units, a, price)
         value = 0.0
         im = 0.0
         mm = 0.0
@@ -493,12 +426,8 @@ def value_totals(
         book.entry_term,
         valuation.unit_value_usd,
         valuation.entry_coefficient_usd,
-        book.balances,
-        asset_price_usd,
-        assets.liability_weight,
-        assets.tier_floor,
-        assets.tier_haircut,
-        assets.tier_value_below,
+        book.haircut_units,
+        np.ascontiguousarray(asset_price_usd, dtype=np.float64),
         *out,
     )
     return ValueTotals(collateral_value_usd=out[0], position_value_usd=out[1], gross_value_usd=out[2])
@@ -514,12 +443,8 @@ def _value_kernel(
     entry_term: np.ndarray,
     unit_value: np.ndarray,
     coefficient: np.ndarray,
-    balances: np.ndarray,
+    units: np.ndarray,
     price: np.ndarray,
-    liability_weight: np.ndarray,
-    hc_floor: np.ndarray,
-    hc_haircut: np.ndarray,
-    hc_below: np.ndarray,
     out_collateral: np.ndarray,
     out_value: np.ndarray,
     out_gross: np.ndarray,
@@ -528,9 +453,7 @@ def _value_kernel(
     n_out = account_rows.shape[0] if subset else indptr.shape[0] - 1
     for j in prange(n_out):
         a = np.int64(account_rows[j]) if subset else np.int64(j)  # one integer type (numba unifies)
-        collateral, gross = account_collateral(
-            balances, a, price, liability_weight, hc_floor, hc_haircut, hc_below
-        )
+        collateral, gross = account_collateral(units, a, price)
         value = 0.0
         for p in range(indptr[a], indptr[a + 1]):
             i = indices[p]

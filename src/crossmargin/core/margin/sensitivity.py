@@ -295,7 +295,7 @@ def book_sensitivities(
         if symbol in table.underlyings
     ]
     if asset_underlying:
-        value = balance_values_usd(book.balances, book.assets, market.asset_prices(book.assets))
+        value = balance_values_usd(book, market.asset_prices(book.assets))
         for k, column in asset_underlying:  # a handful of assets
             collateral_delta[:, column] += value[:, k]
     index_price = np.zeros(n_u)

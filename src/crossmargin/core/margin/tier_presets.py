@@ -83,9 +83,7 @@ TIER_PRESETS: dict[str, Callable[[str], MarginSchedule]] = {
 def check_tier_preset(name: str) -> str:
     """`name` if it is a tier preset, else an InputError naming the choices."""
     if name not in TIER_PRESETS:
-        raise InputError(
-            "preset", f"unknown tier preset {name!r}; choose one of {', '.join(TIER_PRESETS)}"
-        )
+        raise InputError("preset", f"unknown tier preset {name!r}; choose one of {', '.join(TIER_PRESETS)}")
     return name
 
 

@@ -419,7 +419,7 @@ def tail_measures(
     asset_price_usd (K,) today's collateral prices."""
     inst = book.positions.indices
     term = book.entry_term  # book-static, computed once per book
-    collateral = balance_values_usd(book.balances, book.assets, asset_price_usd)
+    collateral = balance_values_usd(book, asset_price_usd)
     return book_tail_measures(
         indptr=book.positions.indptr.astype(np.int64, copy=False),
         indices=inst,
