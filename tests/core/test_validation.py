@@ -410,3 +410,12 @@ def test_a_market_whose_asset_price_and_index_price_disagree_is_refused() -> Non
         "market.asset_prices.BTC", lambda: priced.with_asset_prices(np.array([1.0, 59_000.0]))
     )
     assert "60000" in str(error)
+
+
+def test_moving_the_index_prices_moves_the_same_named_collateral() -> None:
+    """`with_index_prices`: BTC's index at 66,000 takes BTC's collateral price along (one price
+    per asset); USDC, not an underlying, keeps its own."""
+    priced = market(asset_symbols=ASSETS.symbols, asset_prices={"USDC": 1.0})
+    moved = priced.with_index_prices(priced.index_price_usd * 1.1)
+    assert moved.asset_prices(ASSETS).tolist() == [1.0, 66_000.0]
+    assert moved.index_price_usd.tolist() == (priced.index_price_usd * 1.1).tolist()

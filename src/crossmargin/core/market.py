@@ -153,6 +153,17 @@ class MarketState:
             asset_price_usd=collateral_prices(assets.symbols, index, prices or {}),
         )
 
+    def with_index_prices(self, index_price_usd: npt.ArrayLike) -> MarketState:
+        """Same market with the underlyings at other index prices (U,), a collateral asset that is
+        also an underlying moving with its index (one price per asset, `__post_init__`)."""
+        index = np.asarray(index_price_usd, dtype=np.float64)
+        column = {u: n for n, u in enumerate(self.underlyings)}
+        assets = self.asset_price_usd.copy()
+        for k, symbol in enumerate(self.asset_symbols):
+            if symbol in column:
+                assets[k] = index[column[symbol]]
+        return replace(self, index_price_usd=index, asset_price_usd=assets)
+
     def with_asset_prices(self, price_usd: npt.ArrayLike) -> MarketState:
         """Same market with the collateral assets at other prices (a tick, a scenario)."""
         return replace(self, asset_price_usd=np.asarray(price_usd, dtype=np.float64))
