@@ -53,7 +53,11 @@ from machine import cpu_model
 from pipeline_book import write_book
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = "import sys; from crossmargin.cli.main import run; sys.argv[0] = 'crossmargin'; run()"
+# The console script's entry (`run`: the app, then a fast exit); `app` in a --baseline before it.
+CLI = (
+    "import sys; from crossmargin.cli import main; sys.argv[0] = 'crossmargin'; "
+    "(getattr(main, 'run', None) or main.app)()"
+)
 FLOOR = """
 import sys
 import pyarrow.parquet as pq
