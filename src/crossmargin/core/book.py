@@ -21,7 +21,7 @@ import scipy.sparse as sp
 
 from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
-from crossmargin.core.collateral import haircut_quantity, haircut_units
+from crossmargin.core.collateral import haircut_units
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.position_runs import PositionRuns, RiskBuckets, position_runs, risk_buckets
 from crossmargin.core.pricing import entry_term
@@ -31,16 +31,13 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-def haircut_units_csr(balances: FloatArray, assets: AssetTable) -> tuple[IntArray, IntArray, FloatArray]:
-    """Non-zero balances as CSR with their haircut-adjusted units: holdings through progressive
-    tiers (collateral.haircut_quantity), borrowings x liability weight (negative)."""
-    matrix = np.asarray(balances, dtype=np.float64)
-    adjusted = np.where(matrix >= 0.0, haircut_quantity(matrix, assets), matrix * assets.liability_weight)
-    rows, assets_index = np.nonzero(matrix)
-    indptr = np.zeros(matrix.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=matrix.shape[0]), out=indptr[1:])
-    units: FloatArray = adjusted[rows, assets_index]
-    return indptr, assets_index.astype(np.int64), units
+def units_csr(balances: FloatArray, units: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
+    """The non-zero balances as CSR (indptr (A+1,), asset (nb,), their haircut units (nb,)), from
+    the dense units (`collateral.haircut_units`)."""
+    rows, assets_index = np.nonzero(balances)
+    indptr = np.zeros(balances.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=balances.shape[0]), out=indptr[1:])
+    return indptr, assets_index.astype(np.int64), units[rows, assets_index]
 
 
 def compressed_slots(indptr: IntArray, rows: IntArray) -> IntArray:
@@ -92,9 +89,10 @@ class Book:
 
     @property
     def balance_csr(self) -> tuple[IntArray, IntArray, FloatArray]:
-        """`haircut_units_csr` of the balances, computed on first use."""
+        """The non-zero balances and their haircut units as CSR (`units_csr` of `haircut_units`),
+        computed on first use."""
         if self.memo.balance_csr is None:
-            self.memo.balance_csr = haircut_units_csr(self.balances, self.assets)
+            self.memo.balance_csr = units_csr(self.balances, self.haircut_units)
         return self.memo.balance_csr
 
     def with_instrument_schedules(self, instruments: InstrumentTable) -> Book:

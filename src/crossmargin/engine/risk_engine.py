@@ -21,10 +21,11 @@ grid by its own vols.
 Collateral-only accounts. Under a model that says its requirement and position value never read
 a collateral price (`core.margin.cross.CollateralRevaluation`: cross margin), an account holding a
 moved asset but no position on a moved underlying keeps its IM, MM and position value; its
-collateral and gross value are summed afresh by the cross kernel's own loop, and equity,
-available, ratio and bankrupt follow by `MarginResult.pooled`, the same bits as a full recompute.
-Only the holders of a moved position go through the model (and count towards the full-recompute
-share). Any other model, unknown ones included, re-margins every holder in full.
+collateral and gross value are summed afresh by `requirements.value_totals` (the cross kernel's
+own sums), and equity, available, ratio and bankrupt follow by `MarginResult.pooled`, the same bits
+as a full recompute. Only the holders of a moved position go through the model; every touched
+account counts towards the full-recompute share (both kinds are read in place, each a scattered
+memory round trip). Any other model, unknown ones included, re-margins every holder in full.
 
 A change of valuation time or rate moves every instrument with an expiry (and a VaR window), so it
 re-margins the whole book. An account event changes one account: its new positions and balances
@@ -352,7 +353,7 @@ class RiskEngine:
         """A tick under a `CollateralRevaluation` model: the holders of a moved instrument (and the
         pending accounts) through the model; the accounts that only hold a moved collateral asset
         keep IM, MM and position value and have their collateral revalued (vectorised, no model
-        run). The full-recompute threshold counts the model's rows only."""
+        run). The full-recompute threshold counts every touched account."""
         holders = self._holders()
         no_asset = np.zeros_like(moved_asset)
         limit = self._full_recompute_fraction * self._book.n_accounts
@@ -369,8 +370,8 @@ class RiskEngine:
             return self._remargin(model_rows)
         in_collateral = holders.holding(np.zeros_like(moved_instrument), moved_asset)
         rows: IntArray = np.flatnonzero(in_collateral | in_model)
-        if rows.size > limit and isinstance(self._model, RowEvaluation):
-            return self._recompute_all()  # in place, a scattered row costs what it costs either way
+        if rows.size > limit:
+            return self._recompute_all()  # collateral-only rows are read in place too: all count
         collateral_rows: IntArray = np.flatnonzero(in_collateral & ~in_model)
         before = _below_maintenance(self._result, rows)
         self._write(model_rows, self._evaluate_rows(model_rows))

@@ -271,6 +271,28 @@ class BookTotals:
     gross_value_usd: FloatArray
 
 
+@dataclass(frozen=True, slots=True)
+class _ChosenRows:
+    """The accounts a fused pass runs over: all (subset False) or `account_rows` (sorted), n of
+    them, and the pass's estimated interpreted work in microseconds (core.jit)."""
+
+    subset: bool
+    account_rows: IntArray
+    n: int
+    work: int
+
+
+def _chosen_rows(book: Book, rows: IntArray | None) -> _ChosenRows:
+    if rows is None:
+        n, positions, account_rows = book.n_accounts, book.positions.nnz, np.zeros(0, np.int64)
+    else:
+        account_rows = np.ascontiguousarray(rows, dtype=np.int64)
+        indptr = book.positions.indptr
+        n, positions = account_rows.size, int((indptr[account_rows + 1] - indptr[account_rows]).sum())
+    work = INTERPRETED_US_PER_ITEM * (positions + n * book.assets.n_assets)
+    return _ChosenRows(subset=rows is not None, account_rows=account_rows, n=n, work=work)
+
+
 def book_totals(
     book: Book,
     valuation: InstrumentValuation,
@@ -283,20 +305,14 @@ def book_totals(
     that order, read where they lie in the book (no sub-book is gathered: a tick re-margins the
     holders of what moved at the cost of their positions alone); the same bits as their rows of
     the whole-book pass."""
-    assets = book.assets
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
-    subset = rows is not None
-    account_rows = np.ascontiguousarray(rows, dtype=np.int64) if rows is not None else np.zeros(0, np.int64)
-    n = account_rows.size if subset else book.n_accounts
+    chosen = _chosen_rows(book, rows)
     # Five arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
     # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
-    out = tuple(np.empty(n) for _ in range(5))
-    indptr = book.positions.indptr
-    positions = int((indptr[account_rows + 1] - indptr[account_rows]).sum()) if subset else book.positions.nnz
-    work = INTERPRETED_US_PER_ITEM * (positions + n * assets.n_assets)
-    _book_kernel.for_work(work)(
-        subset,
-        account_rows,
+    out = tuple(np.empty(chosen.n) for _ in range(5))
+    _book_kernel.for_work(chosen.work)(
+        chosen.subset,
+        chosen.account_rows,
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
@@ -330,6 +346,13 @@ def account_collateral(units: np.ndarray, a: int | np.int64, price: np.ndarray) 
     return collateral, gross
 
 
+@kernel(nogil=True, inline="always")
+def position_value(q: float, term: float, unit_value: float, coefficient: float) -> tuple[float, float]:
+    """(value, gross) of one position, USD: q·(unit_value + coefficient·term) and |q·unit_value| +
+    |q·coefficient·term| (the scale of equity's rounding error), for every fused pass alike."""
+    return q * (unit_value + coefficient * term), abs(q * unit_value) + abs(q * coefficient * term)
+
+
 def balance_values_usd(book: Book, price_usd: FloatArray) -> FloatArray:
     """`collateral.value_collateral(book.balances, ...).value_usd` from the book's haircut units:
     (A, K) USD, price x units. The numpy function stays the readable reference (and computes
@@ -360,6 +383,8 @@ def _book_kernel(
     out_mm: np.ndarray,
     out_gross: np.ndarray,
 ) -> None:
+    # These three lines stay written out in both kernels: an inline helper for the account of
+    # the j-th output (and prange over the conditional) measured the whole pass 2x slower.
     n_out = account_rows.shape[0] if subset else indptr.shape[0] - 1
     for j in prange(n_out):
         a = np.int64(account_rows[j]) if subset else np.int64(j)  # one integer type (numba unifies)
@@ -370,11 +395,9 @@ def _book_kernel(
         for p in range(indptr[a], indptr[a + 1]):
             i = indices[p]
             q = quantity[p]
-            term = entry_term[p]  # 1/E or E, Book.entry_term
-            unit_value = records[i, UNIT_VALUE]
-            coefficient = records[i, COEFFICIENT]
-            value += q * (unit_value + coefficient * term)
-            gross += abs(q * unit_value) + abs(q * coefficient * term)
+            v, g = position_value(q, entry_term[p], records[i, UNIT_VALUE], records[i, COEFFICIENT])
+            value += v
+            gross += g
             size = abs(q)
             n = size * records[i, NOTIONAL]
             t = tier_base(records, i, n, n_tiers)
@@ -410,17 +433,12 @@ def value_totals(
     read in place), the same float operations in the same order as `book_totals` (so the same
     bits) without its tier and option requirements: the equity pass of the risk-based models,
     whose requirement is their own, and the collateral-only tick's."""
-    assets = book.assets
-    subset = rows is not None
-    account_rows = np.ascontiguousarray(rows, dtype=np.int64) if rows is not None else np.zeros(0, np.int64)
-    n = account_rows.size if subset else book.n_accounts
-    out = tuple(np.empty(n) for _ in range(3))
-    indptr = book.positions.indptr.astype(np.int64, copy=False)
-    positions = int((indptr[account_rows + 1] - indptr[account_rows]).sum()) if subset else book.positions.nnz
-    _value_kernel.for_work(INTERPRETED_US_PER_ITEM * (positions + n * assets.n_assets))(
-        subset,
-        account_rows,
-        indptr,
+    chosen = _chosen_rows(book, rows)
+    out = tuple(np.empty(chosen.n) for _ in range(3))
+    _value_kernel.for_work(chosen.work)(
+        chosen.subset,
+        chosen.account_rows,
+        book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
         book.entry_term,
@@ -457,10 +475,9 @@ def _value_kernel(
         value = 0.0
         for p in range(indptr[a], indptr[a + 1]):
             i = indices[p]
-            q = quantity[p]
-            term = entry_term[p]  # 1/E or E, Book.entry_term
-            value += q * (unit_value[i] + coefficient[i] * term)
-            gross += abs(q * unit_value[i]) + abs(q * coefficient[i] * term)
+            v, g = position_value(quantity[p], entry_term[p], unit_value[i], coefficient[i])
+            value += v
+            gross += g
         out_collateral[j] = collateral
         out_value[j] = value
         out_gross[j] = gross

@@ -314,10 +314,9 @@ def kernel_body(streams: AccountStreams, market: KernelArrays, out: KernelOutput
             out_addons[a, 7] = depeg
 
 
-def account_kernel(streams: AccountStreams, market: KernelArrays, out: KernelOutputs) -> None:
-    """The serial build of `kernel_body` that `what_if_body` calls: bound per backend when the
-    what-if is compiled (backend.py). Never called as Python."""
-    raise NotImplementedError("bound to a compiled kernel by backend.py")
+# The serial build of `kernel_body` that `what_if_body` calls: as Python, the body itself (`prange`
+# is range there); each compiled backend rebinds the name to its own serial build (backend.py).
+account_kernel = kernel_body
 
 
 def what_if_body(
