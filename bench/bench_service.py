@@ -57,6 +57,7 @@ from crossmargin.core.pricing import revalue
 from crossmargin.engine.monitor import Monitor
 from crossmargin.engine.risk_engine import PriceTick
 from crossmargin.engine.venue import Deposit, Genesis, Transfer, Venue, VenueSettings
+from crossmargin.service.heap import settle_heap
 from machine import compiled_kernels
 
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
@@ -74,13 +75,25 @@ def command_of(run: str, i: int, kind: str) -> Any:
 
 
 def durable_run(
-    url: str, schema: str | None, genesis: Genesis, *, n: int, in_flight: int, kind: str, batch: int = 1
+    url: str,
+    schema: str | None,
+    genesis: Genesis,
+    *,
+    n: int,
+    in_flight: int,
+    kind: str,
+    batch: int = 1,
+    settle: bool = True,
 ) -> dict[str, Any]:
     """`n` commands, `in_flight` of them in flight: one `Venue.submit` each (batch 1), or
     `Venue.submit_many` of `batch` (one group commit per list; in flight: in_flight // batch
-    lists). Each event's latency is submit → its ack (a batch's events share its latency)."""
+    lists). Each event's latency is submit → its ack (a batch's events share its latency).
+    `settle`: the collector policy `crossmargin serve` runs under (service/heap.py); False
+    measures CPython's default thresholds (`--default-gc`)."""
     store = SqlEventStore.connect(url, schema=schema)
     venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=10**9))
+    if settle:  # as `crossmargin serve` does once the venue is open (service/heap.py)
+        settle_heap()
     slots = threading.Semaphore(max(in_flight // batch, 1))
     latency = np.zeros(n)
     done = threading.Event()
@@ -214,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=20250601)
     parser.add_argument(
+        "--default-gc", action="store_true", help="CPython's collector thresholds, not serve's (heap.py)"
+    )
+    parser.add_argument(
         "--pg",
         default=os.environ.get("CROSSMARGIN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     )
@@ -223,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         f"crossmargin bench_service: CPU {cpu_model()}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     genesis = genesis_of_book(BOOK)
-    results: dict[str, Any] = {"cpu": cpu_model()}
+    settle = not args.default_gc
+    results: dict[str, Any] = {"cpu": cpu_model(), "collector": "serve (heap.py)" if settle else "default"}
     with tempfile.TemporaryDirectory() as tmp:
         backends = [("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", None)]
         schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -231,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, url, sch in backends:
             try:
                 deposits = durable_run(
-                    url, sch, genesis, n=args.events, in_flight=args.in_flight, kind="deposit"
+                    url,
+                    sch,
+                    genesis,
+                    n=args.events,
+                    in_flight=args.in_flight,
+                    kind="deposit",
+                    settle=settle,
                 )
                 light = durable_run(
                     url,
@@ -240,9 +263,16 @@ def main(argv: list[str] | None = None) -> int:
                     n=max(args.events // 10, 200),
                     in_flight=args.latency_in_flight,
                     kind="deposit",
+                    settle=settle,
                 )
                 transfers = durable_run(
-                    url, sch, genesis, n=args.transfers, in_flight=args.in_flight, kind="transfer"
+                    url,
+                    sch,
+                    genesis,
+                    n=args.transfers,
+                    in_flight=args.in_flight,
+                    kind="transfer",
+                    settle=settle,
                 )
                 batched = durable_run(
                     url,
@@ -252,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                     in_flight=args.in_flight,
                     kind="deposit",
                     batch=args.batch,
+                    settle=settle,
                 )
                 batched_transfers = durable_run(
                     url,
@@ -261,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                     in_flight=args.in_flight,
                     kind="transfer",
                     batch=args.batch,
+                    settle=settle,
                 )
                 floor = floor_run(url, sch, per_commit=100)
             finally:
@@ -365,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         "tick_to_calls_p99_ms": ticks["tick_to_calls_p99_ms"],
         "engine_on_tick_p99_ms": ticks["engine_on_tick_p99_ms"],
         "accounts": args.accounts,
+        "collector": results["collector"],
         "cpu": cpu_model(),
     }
     print(json.dumps(summary))

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 import math
 import queue
@@ -190,8 +191,11 @@ class VenueSettings:
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
     last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
     price not set for longer than this is reported stale (`Venue.price_states`, GET /v1/prices;
-    default: the oracle policy's margin rule, `core.oracle.policy`). The whole hash chain is
-    verified at every start-up; a snapshot only saves the fold."""
+    default: the oracle policy's margin rule, `core.oracle.policy`); `recent_keys`: how many
+    committed idempotency keys the writer keeps in memory (the oldest half is dropped past it;
+    an older key is found in the log, one indexed read per group, so a retry of any age is
+    still recognised: the cache bounds memory, ~350 bytes a key, not what is remembered). The
+    whole hash chain is verified at every start-up; a snapshot only saves the fold."""
 
     max_batch: int = 1024
     group_window_s: float = 0.0
@@ -200,6 +204,7 @@ class VenueSettings:
     recover_to_verified_prefix: bool = False
     max_liquidation_rounds: int = 64
     max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
+    recent_keys: int = 200_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1160,6 +1165,7 @@ class Venue:
                     return
                 for key, body_hash in in_batch.items():
                     self._keys[key] = (body_hash, self._pending_acks[key])
+                self._forget_old_keys()
                 self._stats["records"] += len(records)
                 self._stats["batches"] += 1
                 self._stats["commands"] += len(in_batch)
@@ -1179,6 +1185,15 @@ class Venue:
                 p.future.set_result(dataclasses.replace(value, duplicate=True))
             else:
                 p.future.set_result(dataclasses.replace(pending_acks[value], duplicate=True))
+
+    def _forget_old_keys(self) -> None:
+        """Past `settings.recent_keys`, drop the oldest half of the in-memory keys (a dict keeps
+        insertion order); `_process` finds a dropped key in the store."""
+        if len(self._keys) <= self.settings.recent_keys:
+            return
+        drop = len(self._keys) - self.settings.recent_keys // 2
+        for key in list(itertools.islice(self._keys, drop)):
+            del self._keys[key]
 
     def _stored_ack(self, sequence: int) -> Ack:
         record = self._store.read(sequence, 1)[0]

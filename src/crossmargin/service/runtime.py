@@ -2,9 +2,10 @@
 
 `open_context(settings)`: connect the event store (durability asserted at connect), open the venue
 (recovering from the log; the opening book only for an empty log), open the key store in the same
-database, and mint the first admin key when there is none. `run_forever` serves until SIGTERM or
-SIGINT, then shuts down gracefully (app.py). `run_once` serves on loopback, reads readiness and
-every account over real HTTP with the admin key, shuts down, and returns what it read.
+database, and mint the first admin key when there is none. `run_forever` settles the collector
+(heap.py), then serves until SIGTERM or SIGINT and shuts down gracefully (app.py). `run_once`
+serves on loopback, reads readiness and every account over real HTTP with the admin key, shuts
+down, and returns what it read.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crossmargin.service.context import ServiceContext
+from crossmargin.service.heap import settle_heap
 from crossmargin.service.keys import Role, mint_key
 from crossmargin.service.keystore import KeyStore
 from crossmargin.service.limits import Admission, RateLimiter
@@ -111,9 +113,15 @@ def run_forever(settings: ServiceSettings, *, log_level: str = "info") -> None:
     configure_logging(log_level)
     context = open_context(settings)
     server = _server(settings, context, log_level)
+    frozen = settle_heap()  # the start-up heap is never walked again (heap.py)
     service_logger().info(
         "listening",
-        extra={"host": settings.host, "port": settings.port, "db": _safe_url(settings.database_url)},
+        extra={
+            "host": settings.host,
+            "port": settings.port,
+            "db": _safe_url(settings.database_url),
+            "frozen_objects": frozen,
+        },
     )
     server.run()
 

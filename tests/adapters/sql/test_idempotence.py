@@ -75,3 +75,21 @@ def test_idempotence_survives_restart(db: tuple[str, str | None]) -> None:
         assert venue.account(ACCOUNT).balances_units["USDC"] == balance
         with pytest.raises(IdempotencyConflictError):
             venue.execute(_deposit("dep-1", 7))
+
+
+def test_idempotence_beyond_the_in_memory_keys(db: tuple[str, str | None]) -> None:
+    """The writer keeps at most `recent_keys` keys in memory (issue 16: a long-lived venue must
+    not grow without bound); a key it dropped is found in the log, with the same answers."""
+    with open_venue(connect(db), recent_keys=8) as venue:
+        before = venue.account(ACCOUNT).balances_units["USDC"]
+        acks = [venue.execute(_deposit(f"old-{n}", 10 + n)) for n in range(40)]
+        assert len(venue._keys) <= 8
+        assert "old-0" not in venue._keys
+        again = venue.execute(_deposit("old-0", 10))
+        assert again.duplicate
+        assert (again.sequence, again.record_hash) == (acks[0].sequence, acks[0].record_hash)
+        with pytest.raises(IdempotencyConflictError) as refused:
+            venue.execute(_deposit("old-1", 999))
+        assert refused.value.sequence == acks[1].sequence
+        assert venue.account(ACCOUNT).balances_units["USDC"] == before + sum(10 + n for n in range(40))
+        assert venue.last_sequence == acks[-1].sequence
