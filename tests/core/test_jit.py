@@ -14,9 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossmargin.core import jit
+from crossmargin.core.collateral import haircut_units
 from crossmargin.core.jit import prange
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
-from crossmargin.core.margin.requirements import book_totals, fused_position_requirements
+from crossmargin.core.margin.requirements import (
+    book_totals,
+    csr_totals,
+    fused_position_requirements,
+    instrument_records,
+)
 from crossmargin.core.position_runs import position_runs
 from crossmargin.core.pricing import black76_scenario_values, revalue
 from crossmargin.core.var.measures import book_tail_measures
@@ -61,6 +67,38 @@ def test_book_totals_and_position_requirements_same_bits_both_ways(drawn: Random
         "entry_price": book.entry_price,
     }
     _same_bits(*_both(lambda: fused_position_requirements(book, valuation, option_margin, **positions)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=random_books())
+def test_serial_build_of_the_cross_kernel_gives_the_parallel_bits(drawn: RandomBook) -> None:
+    """`Kernel.serial` (the ledger's margin checks) against the threaded build and the Book path."""
+    book = drawn.book
+    valuation = revalue(book.instruments, drawn.market)
+    prices = drawn.market.asset_prices(book.assets)
+    option_margin = option_unit_margin(book.instruments, valuation, OptionMarginParams())
+    with _mode("numba"):
+        threaded = book_totals(book, valuation, OptionMarginParams(), prices)
+        serial = csr_totals(
+            indptr=book.positions.indptr.astype(np.int64),
+            indices=book.positions.indices,
+            quantity=book.positions.data,
+            entry_term=book.entry_term,
+            records=instrument_records(book.instruments, valuation, option_margin),
+            n_tiers=book.instruments.tier_floor_usd.shape[1],
+            haircut_units=haircut_units(book.balances, book.assets, serial=True),
+            asset_price_usd=prices,
+            serial=True,
+        )
+    _same_bits(threaded, serial)
+    assert "parallel" not in book_kernel_serial().options
+    assert book_kernel_serial() is book_kernel_serial()  # one build per process
+
+
+def book_kernel_serial() -> jit.Kernel[..., None]:
+    from crossmargin.core.margin.requirements import _book_kernel
+
+    return _book_kernel.serial()
 
 
 @settings(max_examples=30, deadline=None)

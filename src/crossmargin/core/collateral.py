@@ -56,16 +56,18 @@ def haircut_quantity(balances: FloatArray, assets: AssetTable) -> FloatArray:
     return adjusted
 
 
-def haircut_units(balances: FloatArray, assets: AssetTable) -> FloatArray:
+def haircut_units(balances: FloatArray, assets: AssetTable, *, serial: bool = False) -> FloatArray:
     """(A, K) each balance's haircut-adjusted units, so that its USD value is units x price:
     holdings through the progressive tiers, value_below(t) + (1 - h_t)·(b - floor_t) (the module
     formula without P), borrowings b·w. Price-free: a book computes it once (`Book.haircut_units`)
     and every pass over it multiplies by today's prices, where a tier search per balance per pass
     cost the whole-book kernels a third of their time. One fused pass (core.jit), parallel over
-    accounts; the tiers as `haircut_quantity` finds them."""
+    accounts (`serial`: without threads, for a handful of accounts: `Kernel.serial`); the tiers
+    as `haircut_quantity` finds them."""
     check_balances(balances, assets)
     out = np.empty_like(balances)
-    _haircut_units_kernel.for_work(3 * balances.size)(  # interpreted: ~3 us a balance
+    units_kernel = _haircut_units_kernel.serial() if serial else _haircut_units_kernel
+    units_kernel.for_work(3 * balances.size)(  # interpreted: ~3 us a balance
         np.ascontiguousarray(balances, dtype=np.float64),
         assets.liability_weight,
         assets.tier_floor,

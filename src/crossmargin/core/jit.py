@@ -106,12 +106,14 @@ def interpret(work: int, mode: str | None = None) -> bool:
 class Kernel(Generic[P, R]):
     """A Python function that numba can compile (see the module docstring)."""
 
-    def __init__(self, function: Callable[P, R], options: Mapping[str, Any]) -> None:
+    def __init__(self, function: Callable[P, R], options: Mapping[str, Any], *, suffix: str = "") -> None:
         self.python = function
         self.options = dict(options)
         self.__name__ = function.__name__
         self.__doc__ = function.__doc__
+        self._suffix = suffix  # names a variant's numba cache files apart from the kernel's own
         self._compiled: Callable[P, R] | None = None
+        self._serial: Kernel[P, R] | None = None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.python(*args, **kwargs)
@@ -120,8 +122,22 @@ class Kernel(Generic[P, R]):
         """The numba build (a dispatcher), built on the first call, loaded from the disk cache
         when it is there."""
         if self._compiled is None:
-            self._compiled = compiled_copy(self.python, self.python.__qualname__, {}, **self.options)
+            name = self.python.__qualname__ + self._suffix
+            self._compiled = compiled_copy(self.python, name, {}, **self.options)
         return self._compiled
+
+    def serial(self) -> Kernel[P, R]:
+        """This kernel built without `parallel` (its prange a plain loop; the same operations in
+        the same order, so the same bits): for calls over a handful of accounts, where waking a
+        thread pool costs more than the work, and where numba's OpenMP layer would make the
+        process unsafe to fork (a child of a process that ran a parallel region is terminated
+        at its own first one)."""
+        if not self.options.get("parallel"):
+            return self
+        if self._serial is None:
+            options = {k: v for k, v in self.options.items() if k != "parallel"}
+            self._serial = Kernel(self.python, options, suffix="_serial")
+        return self._serial
 
     def for_work(self, work: int, mode: str | None = None) -> Callable[P, R]:
         """The Python function or the compiled build, as `interpret(work, mode)` says (`work`:

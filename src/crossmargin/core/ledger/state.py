@@ -12,6 +12,7 @@ never the reverse); they are re-exported here for the callers that import them f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ import numpy.typing as npt
 from crossmargin.core.assets import AssetTable
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_range
-from crossmargin.core.collateral import value_collateral
+from crossmargin.core.collateral import haircut_units
 from crossmargin.core.instruments import InstrumentKind, InstrumentTable, Settlement
 from crossmargin.core.ledger.money import to_float
 from crossmargin.core.ledger.postings import SYSTEM_ACCOUNTS
@@ -35,10 +36,12 @@ from crossmargin.core.liquidation.params import WaterfallParams as WaterfallPara
 from crossmargin.core.liquidation.params import coverage as coverage
 from crossmargin.core.margin import CrossParams, MarginResult
 from crossmargin.core.margin.options_rule import OptionUnitMargin, option_unit_margin
-from crossmargin.core.margin.requirements import position_requirements
+from crossmargin.core.margin.requirements import csr_totals, instrument_records
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.errors import InputError
+
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,14 +159,21 @@ class LedgerState:
         return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RiskView:
-    """The ledger seen by the risk core: a Book of the traders (rows in `state.traders` order), its
-    market, and the cross-margin result."""
+    """The ledger seen by the risk core: the cross-margin result of the traders (rows in
+    `traders` order), its market, and (built on first use: a margin check never needs it) the
+    Book of those traders."""
 
-    book: Book
+    state: LedgerState
+    config: LedgerConfig
+    traders: tuple[str, ...]
     market: MarketState
     result: MarginResult
+
+    @functools.cached_property
+    def book(self) -> Book:
+        return book_of(self.state, self.config, self.traders)
 
 
 def market_of(state: LedgerState, config: LedgerConfig) -> MarketState:
@@ -217,6 +227,7 @@ class PricedMarket:
     market: MarketState
     valuation: InstrumentValuation
     option_margin: OptionUnitMargin
+    records: FloatArray  # requirements.instrument_records: the fused cross kernel's input
 
 
 class PricedMemo:
@@ -247,9 +258,13 @@ def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
     market = market_of(state, config)
     valuation = revalue(config.instruments, market)
     option_margin = option_unit_margin(config.instruments, valuation, config.margin.option_margin)
+    records = instrument_records(config.instruments, valuation, option_margin)
+    records.flags.writeable = False
     for part in (market, valuation, option_margin):
         _freeze(part)
-    entry = PricedMarket(key=key, market=market, valuation=valuation, option_margin=option_margin)
+    entry = PricedMarket(
+        key=key, market=market, valuation=valuation, option_margin=option_margin, records=records
+    )
     config.priced_memo.remember(entry)
     return entry
 
@@ -263,44 +278,71 @@ def _freeze(value: object) -> None:
 
 
 def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] | None = None) -> RiskView:
-    """Cross margin of the traders. Ledger books are small and evaluated after every event, so
-    this takes the numpy reference path (`position_requirements`), which tests hold equal to the
-    fused kernel; the kernel's parallel launch costs more than a few positions."""
-    book = book_of(state, config, traders)
+    """Cross margin of the traders through the engine's fused cross kernel (`csr_totals`, the pass
+    of `CrossMargin.evaluate`), on arrays gathered straight from the state's dicts: a ledger
+    account's margin has the bits the engine gives the same account, and a margin check (a few
+    per withdrawal, transfer or fill, on one or two accounts) costs tens of microseconds where
+    building a Book of them cost ~150 (issue 16)."""
+    traders = state.traders if traders is None else traders
     priced = priced_market(state, config)
-    market, valuation = priced.market, priced.valuation
-    req = position_requirements(
-        book,
-        valuation,
-        priced.option_margin,
-        instrument_index=book.positions.indices.astype(np.int64),
-        quantity=book.positions.data,
-        entry_price=book.entry_price,
-    )
-    rows = book.position_account
-    n = book.n_accounts
-
-    def per_account(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return np.bincount(rows, weights=values, minlength=n).astype(np.float64)
-
-    collateral = value_collateral(book.balances, book.assets, market.asset_prices(book.assets))
-    indices = book.positions.indices
-    quantity = book.positions.data
-    term = entry_term(book.entry_price, book.instruments.reciprocal_entry[indices])
-    # The scale of equity's rounding error, as the fused kernel sums it (`BookTotals`): the
-    # bankrupt rule is the same tolerance here as in every margin model.
-    gross_terms = np.abs(quantity * valuation.unit_value_usd[indices]) + np.abs(
-        quantity * valuation.entry_coefficient_usd[indices] * term
+    parts = _ledger_parts(state, config, traders)
+    totals = csr_totals(
+        indptr=parts.indptr,
+        indices=parts.instrument_index,
+        quantity=parts.quantity,
+        entry_term=entry_term(parts.entry_price, config.instruments.reciprocal_entry[parts.instrument_index]),
+        records=priced.records,
+        n_tiers=config.instruments.tier_floor_usd.shape[1],
+        haircut_units=haircut_units(parts.balances, config.assets, serial=True),
+        asset_price_usd=priced.market.asset_prices(config.assets),
+        serial=True,  # a few accounts: no thread pool (and a process that forks stays safe to)
     )
     result = MarginResult.pooled(
         model="cross",
-        collateral_value_usd=collateral.total_usd,
-        position_value_usd=per_account(req.value_usd),
-        initial_margin_usd=per_account(req.initial_margin_usd),
-        maintenance_margin_usd=per_account(req.maintenance_margin_usd),
-        gross_value_usd=np.abs(collateral.value_usd).sum(axis=1) + per_account(gross_terms),
+        collateral_value_usd=totals.collateral_value_usd,
+        position_value_usd=totals.position_value_usd,
+        initial_margin_usd=totals.initial_margin_usd,
+        maintenance_margin_usd=totals.maintenance_margin_usd,
+        gross_value_usd=totals.gross_value_usd,
     )
-    return RiskView(book=book, market=market, result=result)
+    return RiskView(state=state, config=config, traders=traders, market=priced.market, result=result)
+
+
+@dataclass(frozen=True, slots=True)
+class _LedgerParts:
+    """The traders' positions in CSR order (by account row, then instrument index: a Book's
+    canonical order) and their balances as float asset amounts (risk maths only)."""
+
+    indptr: npt.NDArray[np.int64]
+    instrument_index: npt.NDArray[np.int64]
+    quantity: FloatArray
+    entry_price: FloatArray
+    balances: FloatArray
+
+
+def _ledger_parts(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]) -> _LedgerParts:
+    assets, index = config.assets, config.instruments.index
+    row = {t: n for n, t in enumerate(traders)}
+    balances = np.zeros((len(traders), assets.n_assets))
+    for (account, asset), units in state.balances.items():
+        r = row.get(account)
+        if r is not None and units:
+            balances[r, assets.index[asset]] = to_float(units, config.decimals[asset])
+    held = sorted(
+        (row[a], index[i], float(p.quantity), p.entry_price)
+        for (a, i), p in state.positions.items()
+        if a in row
+    )
+    rows = np.fromiter((h[0] for h in held), dtype=np.int64, count=len(held))
+    indptr = np.zeros(len(traders) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(traders)), out=indptr[1:])
+    return _LedgerParts(
+        indptr=indptr,
+        instrument_index=np.fromiter((h[1] for h in held), dtype=np.int64, count=len(held)),
+        quantity=np.fromiter((h[2] for h in held), dtype=np.float64, count=len(held)),
+        entry_price=np.fromiter((h[3] for h in held), dtype=np.float64, count=len(held)),
+        balances=balances,
+    )
 
 
 def is_delta_one(config: LedgerConfig, instrument: int) -> bool:

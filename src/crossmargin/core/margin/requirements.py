@@ -13,12 +13,13 @@ the balance matrix, so nothing of size nnz is materialised: 10 M positions cost 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
-from crossmargin.core.instruments import tier_index, tiered_margin_usd
+from crossmargin.core.instruments import InstrumentTable, tier_index, tiered_margin_usd
 from crossmargin.core.jit import kernel, prange
 from crossmargin.core.margin.options_rule import (
     OptionMarginParams,
@@ -138,7 +139,7 @@ def fused_position_requirements(
         valuation.option_premium_settlement,
         valuation.mark_price,
         valuation.spot_usd,
-        instrument_records(book, valuation, option_margin),
+        instrument_records(table, valuation, option_margin),
         table.tier_floor_usd.shape[1],
         out,
     )
@@ -159,13 +160,12 @@ RECORD_ALIGN = 8  # float64s per 64-byte cache line
 
 
 def instrument_records(
-    book: Book, valuation: InstrumentValuation, option_margin: OptionUnitMargin
+    table: InstrumentTable, valuation: InstrumentValuation, option_margin: OptionUnitMargin
 ) -> FloatArray:
     """(I, W) float64, row i = instrument i's kernel inputs in the layout above (T tiers, then
     zeros up to W, a whole number of cache lines; row 0 on a line boundary: the kernels take T
     from the tier table, not from W). Built per valuation (I·W·8 bytes: ~1 MB for 2,000
     instruments of 10 tiers, well under a millisecond)."""
-    table = book.instruments
     n, n_tiers = table.tier_floor_usd.shape
     width = -(-(TIER0 + TIER_WIDTH * n_tiers) // RECORD_ALIGN) * RECORD_ALIGN
     raw = np.empty(n * width + RECORD_ALIGN)
@@ -283,13 +283,18 @@ class _ChosenRows:
 
 
 def _chosen_rows(book: Book, rows: IntArray | None) -> _ChosenRows:
+    return _chosen_rows_of(book.positions.indptr, book.assets.n_assets, rows)
+
+
+def _chosen_rows_of(
+    indptr: npt.NDArray[np.integer[Any]], n_assets: int, rows: IntArray | None
+) -> _ChosenRows:
     if rows is None:
-        n, positions, account_rows = book.n_accounts, book.positions.nnz, np.zeros(0, np.int64)
+        n, positions, account_rows = indptr.shape[0] - 1, int(indptr[-1]), np.zeros(0, np.int64)
     else:
         account_rows = np.ascontiguousarray(rows, dtype=np.int64)
-        indptr = book.positions.indptr
         n, positions = account_rows.size, int((indptr[account_rows + 1] - indptr[account_rows]).sum())
-    work = INTERPRETED_US_PER_ITEM * (positions + n * book.assets.n_assets)
+    work = INTERPRETED_US_PER_ITEM * (positions + n * n_assets)
     return _ChosenRows(subset=rows is not None, account_rows=account_rows, n=n, work=work)
 
 
@@ -306,20 +311,53 @@ def book_totals(
     holders of what moved at the cost of their positions alone); the same bits as their rows of
     the whole-book pass."""
     option_margin = option_unit_margin(book.instruments, valuation, option_params)
-    chosen = _chosen_rows(book, rows)
+    return csr_totals(
+        indptr=book.positions.indptr.astype(np.int64, copy=False),
+        indices=book.positions.indices,
+        quantity=book.positions.data,
+        entry_term=book.entry_term,
+        records=instrument_records(book.instruments, valuation, option_margin),
+        n_tiers=book.instruments.tier_floor_usd.shape[1],
+        haircut_units=book.haircut_units,
+        asset_price_usd=asset_price_usd,
+        rows=rows,
+    )
+
+
+def csr_totals(
+    *,
+    indptr: IntArray,
+    indices: npt.NDArray[np.integer[Any]],
+    quantity: FloatArray,
+    entry_term: FloatArray,
+    records: FloatArray,
+    n_tiers: int,
+    haircut_units: FloatArray,
+    asset_price_usd: FloatArray,
+    rows: IntArray | None = None,
+    serial: bool = False,
+) -> BookTotals:
+    """`book_totals` from its parts: positions in CSR order (account a's in indptr[a]:indptr[a+1]),
+    their entry terms (`Book.entry_term`), the instrument records of a valuation
+    (`instrument_records`), the balances' haircut units (`collateral.haircut_units`). For a
+    caller that holds these without a `Book` (the ledger's few accounts, `ledger.state.risk_view`):
+    the same kernel, so the same bits as a Book of the same accounts. `serial`: its build without
+    threads (`Kernel.serial`), for a handful of accounts."""
+    chosen = _chosen_rows_of(indptr, haircut_units.shape[1], rows)
+    book_kernel = _book_kernel.serial() if serial else _book_kernel
     # Five arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
     # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
     out = tuple(np.empty(chosen.n) for _ in range(5))
-    _book_kernel.for_work(chosen.work)(
+    book_kernel.for_work(chosen.work)(
         chosen.subset,
         chosen.account_rows,
-        book.positions.indptr.astype(np.int64, copy=False),
-        book.positions.indices,
-        book.positions.data,
-        book.entry_term,
-        instrument_records(book, valuation, option_margin),
-        book.instruments.tier_floor_usd.shape[1],
-        book.haircut_units,
+        indptr,
+        indices,
+        quantity,
+        entry_term,
+        records,
+        n_tiers,
+        haircut_units,
         np.ascontiguousarray(asset_price_usd, dtype=np.float64),
         *out,
     )
