@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['events_per_s']:,.0f}/s ack p99 {r['ack_p99_ms']:.1f} ms, server CPU "
                     f"{r['server_cpu_ms_per_event']:.2f} ms/event; POST /v1/events/batch of {args.batch}, 4 clients "
                     f"{r['batch']['events_per_s']:,.0f}/s ack p99 {r['batch']['ack_p99_ms']:.1f} ms, server CPU "
-                    f"{r['batch']['server_cpu_ms_per_event']:.3f} ms/event"
+                    f"{r['batch']['server_cpu_ms_per_event']:.3f} ms/event; not acknowledged (status: "
+                    f"count) {r['refused']}"
                 )
     results["http"] = http
     ticks = tick_to_calls(args.accounts, args.ticks, args.seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from crossmargin.errors import InputError
 from crossmargin.service.keys import Role
 from crossmargin.service.limits import (
     Admission,
@@ -14,6 +15,7 @@ from crossmargin.service.limits import (
     RequestClass,
     classify,
     retry_after_header,
+    with_overrides,
 )
 
 
@@ -78,3 +80,28 @@ def test_requests_are_classified_before_routing(
     method: str, path: str, expected: RequestClass | None
 ) -> None:
     assert classify(method, path) == expected
+
+
+def test_rate_limit_overrides_replace_only_the_roles_named() -> None:
+    limits = with_overrides(RateLimits(), ["admin=20000/40000", "Holder=80"])
+    assert limits.admin == Rate(rate_per_s=20_000.0, burst=40_000)
+    assert limits.holder == Rate(rate_per_s=80.0, burst=160)  # burst: two seconds' worth
+    assert (limits.risk, limits.anonymous) == (RateLimits().risk, RateLimits().anonymous)
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("root=10", "ROLE one of"),
+        ("admin", "ROLE one of"),
+        ("admin=fast", "could not convert"),
+        ("admin=10/0", "burst"),
+        ("admin=-5", "rate_per_s"),
+        ("admin=inf", "OverflowError|infinity"),
+    ],
+)
+def test_a_bad_rate_limit_is_refused_naming_the_option_and_the_spec(spec: str, problem: str) -> None:
+    with pytest.raises(InputError, match=problem) as refused:
+        with_overrides(RateLimits(), [spec])
+    assert refused.value.field == "--rate-limit"
+    assert repr(spec) in refused.value.problem

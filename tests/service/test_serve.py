@@ -71,6 +71,23 @@ async def _deposits(served: Served, n: int) -> list[tuple[str, int, dict]]:  # t
         return list(await asyncio.gather(*tasks))
 
 
+def test_serve_refuses_a_bad_rate_limit_naming_it_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", "from crossmargin.cli.main import run; run()", "serve", "--once"]
+    done = subprocess.run(
+        [*command, "--book", str(DESK), "--rate-limit", "admin=1000", "--rate-limit", "root=5"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "--rate-limit" in done.stderr and "'root=5'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "crossmargin.db").exists()  # refused before anything was opened
+
+
 def test_graceful_shutdown_finishes_commits_in_flight(tmp_path: Path) -> None:
     database = Database(f"sqlite:///{tmp_path / 'venue.db'}")
     served = serve_in_thread(settings_for(database, tmp_path))

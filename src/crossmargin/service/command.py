@@ -2,6 +2,7 @@
 are sibling layers and never import each other)
 
 crossmargin serve [--book BOOK] [--db URL] [--host H] [--port P] [--admin-key-file F] [--once]
+                  [--rate-limit ROLE=PER_S[/BURST] ...]
 
 Starts the margin service on the embedded default: a SQLite event log in the working directory
 (`crossmargin.db`, WAL, synchronous=FULL) opened with the bundled example book
@@ -51,11 +52,20 @@ def serve(
         bool, typer.Option("--once", help="Start, read every account over HTTP, print, stop")
     ] = False,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "info",
+    rate_limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Requests per second of one key of a role, ROLE=PER_S[/BURST], repeatable "
+            "(e.g. admin=20000/40000); roles not named keep their defaults "
+            "(holder 50/100, risk 5000/10000, admin 500/1000, anonymous 10/20 per address)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,
     prices, margin under any model, what-if, explain, the event log, a resumable stream."""
     try:
         from crossmargin.adapters.sql import DEFAULT_URL
+        from crossmargin.service.limits import RateLimits, with_overrides
         from crossmargin.service.runtime import default_book, run_forever, run_once
         from crossmargin.service.settings import ServiceSettings
     except ImportError as error:  # the service extra is not installed
@@ -65,7 +75,12 @@ def serve(
         )
         raise typer.Exit(code=2) from None
 
+    try:
+        rate_limits = with_overrides(RateLimits(), rate_limit or [])
+    except CrossMarginError as error:
+        _fail(error)
     settings = ServiceSettings(
+        rate_limits=rate_limits,
         database_url=db or os.environ.get("CROSSMARGIN_DB") or DEFAULT_URL,
         schema=schema,
         book=book if book is not None else default_book(),

@@ -21,13 +21,15 @@ The clock is passed in (`time.monotonic` in the service), so tests drive the buc
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from crossmargin.core.checks import check_range
+from crossmargin.errors import InputError
 from crossmargin.service.keys import Role
 
 
@@ -57,6 +59,27 @@ class RateLimits:
         if role is None:
             return self.anonymous
         return {Role.HOLDER: self.holder, Role.RISK: self.risk, Role.ADMIN: self.admin}[role]
+
+
+def with_overrides(limits: RateLimits, specs: Sequence[str], *, option: str = "--rate-limit") -> RateLimits:
+    """`limits` with the roles `specs` name replaced, each spec `ROLE=PER_S` or `ROLE=PER_S/BURST`
+    (burst defaults to two seconds' worth, as the defaults above); roles not named keep theirs.
+    InputError naming `option` and the spec for an unknown role or a bad number."""
+    roles = {"holder", "risk", "admin", "anonymous"}
+    out = limits
+    for spec in specs:
+        role, _, value = spec.partition("=")
+        role = role.strip().lower()
+        if role not in roles or not value:
+            raise InputError(option, f"{spec!r}: expected ROLE=PER_S[/BURST], ROLE one of {sorted(roles)}")
+        per_s, _, burst = value.partition("/")
+        try:
+            rate_per_s = float(per_s)
+            rate = Rate(rate_per_s=rate_per_s, burst=int(burst) if burst else max(int(2 * rate_per_s), 1))
+        except (ValueError, OverflowError, InputError) as error:
+            raise InputError(option, f"{spec!r}: {error}") from None
+        out = dataclasses.replace(out, **{role: rate})
+    return out
 
 
 @dataclass(slots=True)
