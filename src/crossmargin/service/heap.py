@@ -10,8 +10,9 @@ alive after start-up into a permanent generation the collector never scans
 Python Garbage Collection at Instagram", 2017), and a larger first threshold lets a group commit's
 garbage die young between collections. Cycles are still collected: this only changes when.
 
-Measured with bench/bench_service.py's durable run (SQLite, 512 deposits in flight, AMD EPYC Zen 4):
-15.4-15.9k -> 19.0-21.4k events/s, ack p99 92-94 -> 36-41 ms, CPU 62 -> 46-51 us per deposit.
+Measured with bench/bench_service.py's durable run (SQLite, 512 deposits in flight, AMD EPYC Zen 4,
+default thresholds and this policy interleaved): 16.0-16.5k -> 20.3-22.8k events/s, ack p99 83-94
+-> 26-28 ms, CPU 59-61 -> 43-48 us per deposit (`bench_service.py --default-gc` is the A/B).
 
 Process-wide by nature, so only a process's owner calls it (the serve command, a bench standing in
 for it); the library never does.

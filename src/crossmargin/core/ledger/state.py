@@ -281,8 +281,8 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
     """Cross margin of the traders through the engine's fused cross kernel (`csr_totals`, the pass
     of `CrossMargin.evaluate`), on arrays gathered straight from the state's dicts: a ledger
     account's margin has the bits the engine gives the same account, and a margin check (a few
-    per withdrawal, transfer or fill, on one or two accounts) costs tens of microseconds where
-    building a Book of them cost ~150 (issue 16)."""
+    per withdrawal, transfer or fill, on one or two accounts) costs ~42 us compiled where building
+    a Book of them and taking the numpy path cost ~227 us (issue 16; docs/ARCHITECTURE.md)."""
     traders = state.traders if traders is None else traders
     priced = priced_market(state, config)
     parts = _ledger_parts(state, config, traders)
