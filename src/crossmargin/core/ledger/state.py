@@ -194,26 +194,19 @@ def market_of(state: LedgerState, config: LedgerConfig) -> MarketState:
 
 
 def book_of(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] | None = None) -> Book:
-    """Balances to float asset amounts (risk math only), positions to the CSR book."""
+    """Balances to float asset amounts (risk math only), positions to the CSR book (validated:
+    `Book.from_arrays`); the arrays `risk_view` margins, as a Book."""
     traders = state.traders if traders is None else traders
-    assets = config.assets
-    row = {t: n for n, t in enumerate(traders)}
-    balances = np.zeros((len(traders), assets.n_assets))
-    for (account, asset), units in state.balances.items():
-        r = row.get(account)
-        if r is not None and units:
-            balances[r, assets.index[asset]] = to_float(units, config.decimals[asset])
-    keys = [(a, i) for (a, i) in state.positions if a in row]
-    positions = [state.positions[k] for k in keys]
+    parts = _ledger_parts(state, config, traders)
     return Book.from_arrays(
         account_ids=traders,
-        assets=assets,
+        assets=config.assets,
         instruments=config.instruments,
-        account_index=[row[a] for a, _ in keys],
-        instrument_index=[config.instruments.index[i] for _, i in keys],
-        quantity=[float(p.quantity) for p in positions],
-        entry_price=[p.entry_price for p in positions],
-        balances=balances,
+        account_index=np.repeat(np.arange(len(traders), dtype=np.int64), np.diff(parts.indptr)),
+        instrument_index=parts.instrument_index,
+        quantity=parts.quantity,
+        entry_price=parts.entry_price,
+        balances=parts.balances,
     )
 
 
