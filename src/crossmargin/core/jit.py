@@ -91,6 +91,16 @@ class _Budget:
     spent_us = 0
 
 
+def prefer_compiled() -> None:
+    """From now on `auto` runs every kernel call compiled, as if the interpreter budget were
+    spent. For a long-lived process (`crossmargin serve`): under `auto` it would otherwise pay
+    numba's start-up (~1.3 s with a warm disk cache, seconds of LLVM without) on whichever request
+    happens to cross the budget; calling this and then running its hot path once at start (a
+    warm-up) pays it before the first request. Process-wide, so only a process's owner calls
+    it; `python` mode still interprets."""
+    _Budget.spent_us = INTERPRET_BUDGET_US
+
+
 def interpret(work: int, mode: str | None = None) -> bool:
     """True when a kernel call of `work` estimated microseconds runs as Python under `mode` (None:
     the environment's); under auto, counted against the process's INTERPRET_BUDGET_US."""

@@ -1002,6 +1002,19 @@ class Venue:
         sub = past.sub_state([account], config.assets.symbols)
         return _result_row(risk_view(sub, config, (account,)).result, 0)
 
+    def warm_up(self) -> None:
+        """Run the margin cycle's kernels once without changing anything: the whole-book engine
+        the first tick would build (every trader margined) and a ledger margin check (the
+        serial kernels of withdrawals, transfers and fills). A server calls it before it reports
+        ready, so that loading compiled kernels (core.jit) is start-up time, not a request's."""
+        with self._lock:
+            state = self._state
+            if not state.traders:
+                return
+            self._ensure_monitor()
+            first = tuple(state.traders[:1])
+            risk_view(state.sub_state(first, self.config.assets.symbols), self.config, first)
+
     def state_digest(self) -> str:
         with self._lock:
             return self._state.digest()

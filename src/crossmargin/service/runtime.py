@@ -2,10 +2,11 @@
 
 `open_context(settings)`: connect the event store (durability asserted at connect), open the venue
 (recovering from the log; the opening book only for an empty log), open the key store in the same
-database, and mint the first admin key when there is none. `run_forever` settles the collector
-(heap.py), then serves until SIGTERM or SIGINT and shuts down gracefully (app.py). `run_once`
-serves on loopback, reads readiness and every account over real HTTP with the admin key, shuts
-down, and returns what it read.
+database, and mint the first admin key when there is none. `run_forever` loads the margin
+cycle's compiled kernels (kernels.py) and settles the collector (heap.py), then serves until
+SIGTERM or SIGINT and shuts down gracefully (app.py). `run_once` serves on loopback, reads
+readiness and every account over real HTTP with the admin key, shuts down, and returns what it
+read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 
 from crossmargin.service.context import ServiceContext
 from crossmargin.service.heap import settle_heap
+from crossmargin.service.kernels import settle_kernels
 from crossmargin.service.keys import Role, mint_key
 from crossmargin.service.keystore import KeyStore
 from crossmargin.service.limits import Admission, RateLimiter
@@ -112,6 +114,7 @@ def _server(settings: ServiceSettings, context: ServiceContext, log_level: str) 
 def run_forever(settings: ServiceSettings, *, log_level: str = "info") -> None:
     configure_logging(log_level)
     context = open_context(settings)
+    warm_up_s = settle_kernels(context.venue)  # compiled kernels loaded now, not on a request
     server = _server(settings, context, log_level)
     frozen = settle_heap()  # the start-up heap is never walked again (heap.py)
     service_logger().info(
@@ -121,6 +124,7 @@ def run_forever(settings: ServiceSettings, *, log_level: str = "info") -> None:
             "port": settings.port,
             "db": _safe_url(settings.database_url),
             "frozen_objects": frozen,
+            "kernel_warm_up_s": round(warm_up_s, 3),
         },
     )
     server.run()

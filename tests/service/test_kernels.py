@@ -1,0 +1,56 @@
+"""The serving process's kernel policy (service/kernels.py): compiled from the start and warmed
+before it is ready, so no request pays numba's start-up. Run in a child process under `auto`
+(the test process runs compiled kernels, tests/conftest.py, and must keep its own budget)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.service.conftest import DESK
+
+CHILD = """
+import json, sys
+from crossmargin.adapters.clock import SystemClock
+from crossmargin.adapters.sql import SqlEventStore
+from crossmargin.adapters.sql.runner import genesis_of_book
+from crossmargin.core import jit
+from crossmargin.core.margin.requirements import _book_kernel
+from crossmargin.engine.venue import Venue
+from crossmargin.service.kernels import settle_kernels
+
+venue = Venue.open(SqlEventStore.connect(sys.argv[1]), genesis_of_book(sys.argv[2]), clock=SystemClock())
+before = venue.state_digest(), venue.last_sequence
+small_work_interpreted = jit.interpret(10)
+seconds = settle_kernels(venue)
+print(json.dumps({
+    "small_work_interpreted_before": small_work_interpreted,
+    "small_work_interpreted_after": jit.interpret(10),
+    "whole_book_kernel_compiled": _book_kernel._compiled is not None,
+    "ledger_check_kernel_compiled": _book_kernel.serial()._compiled is not None,
+    "unchanged": [venue.state_digest(), venue.last_sequence] == list(before),
+    "seconds": seconds,
+}))
+venue.close()
+"""
+
+
+def test_serve_kernel_policy_compiles_and_warms_the_margin_cycle_before_ready(tmp_path: Path) -> None:
+    env = {**os.environ, "CROSSMARGIN_KERNEL": "auto", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, f"sqlite:///{tmp_path / 'venue.db'}", str(DESK)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["small_work_interpreted_before"] is True  # `auto` as a one-shot command has it
+    assert seen["small_work_interpreted_after"] is False
+    assert seen["whole_book_kernel_compiled"] and seen["ledger_check_kernel_compiled"]
+    assert seen["unchanged"]  # the warm-up margins, it moves nothing
+    assert seen["seconds"] >= 0.0
