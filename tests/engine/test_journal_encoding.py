@@ -36,3 +36,14 @@ def test_canonical_json_is_the_documented_dumps(value: Any) -> None:
 def test_canonical_json_refuses_non_finite_numbers(bad: Any) -> None:
     with pytest.raises(ValueError, match="JSON compliant"):
         canonical_json(bad)
+
+
+def test_the_reused_c_encoder_is_the_one_tested_here() -> None:
+    """On CPython the property above runs through the encoder built once (journal._C_ENCODER);
+    what it cannot encode is refused as json.dumps refuses it."""
+    from crossmargin.engine import journal
+
+    assert journal._C_ENCODER is not None
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        canonical_json({"x": object()})
+    assert canonical_json({"t": (1, "é")}) == '{"t":[1,"é"]}'.encode()

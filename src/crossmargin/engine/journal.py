@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +44,35 @@ def command_payload(body_json: bytes, effects: dict[str, Any]) -> bytes:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _reused_c_encoder() -> Callable[[Any, int], Sequence[str]] | None:
+    """CPython's C encoder for `_CANONICAL`'s options, built once. `JSONEncoder.encode` builds it
+    again on every call (`iterencode`), over half the cost of encoding a command body (2.3 -> 1.0
+    us). Without circular-reference markers: what is encoded here is parsed JSON and plain effects
+    lists, never cyclic. None where this private constructor is absent or takes other arguments
+    (another Python): `_CANONICAL.encode` then, the same bytes (tests hold both to json.dumps)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        encoder: Callable[[Any, int], Sequence[str]] = make(
+            None, _CANONICAL.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+        )
+        if "".join(encoder({"b": [1, "x"], "a": None}, 0)) != '{"a":null,"b":[1,"x"]}':
+            return None
+    except TypeError:
+        return None
+    return encoder
+
+
+_C_ENCODER = _reused_c_encoder()
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8, no NaN: the bytes every hash is taken over (floats by repr,
     which round-trips float64 exactly); exactly `json.dumps(value, sort_keys=True,
     separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()`."""
+    if _C_ENCODER is not None:
+        return "".join(_C_ENCODER(value, 0)).encode()
     return _CANONICAL.encode(value).encode()
 
 
