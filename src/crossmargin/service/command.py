@@ -55,8 +55,8 @@ def serve(
     rate_limit: Annotated[
         list[str] | None,
         typer.Option(
-            help="Requests per second of one key of a role, ROLE=PER_S[/BURST], repeatable "
-            "(e.g. admin=20000/40000); roles not named keep their defaults "
+            help="Requests per second of one key of a role: ROLE=PER_S or ROLE=PER_S/BURST, "
+            "repeatable (e.g. admin=20000/40000); roles not named keep their defaults "
             "(holder 50/100, risk 5000/10000, admin 500/1000, anonymous 10/20 per address)"
         ),
     ] = None,
