@@ -302,7 +302,7 @@ def test_curvature_charges_only_short_gamma() -> None:
 
 GRID_SHOCKS = {
     # Deribit PM as published: vol up 50 % / down 25 % relative, scaled (30/DTE)^0.30 below 30 days
-    # and ^0.13 beyond (research notes §1).
+    # and ^0.13 beyond (https://support.deribit.com/hc/en-us/articles/25944756247837-Portfolio-Margin).
     "deribit relative 0.30/0.13": VolShock(up=0.5, down=0.25, short_power=0.3, long_power=0.13),
     # The grid as first written: ±0.5 / 0.25 vol points absolute, (30/DTE)^0.3 throughout.
     "absolute 0.3": VolShock(up=0.5, down=0.25, relative=False, short_power=0.3, long_power=0.3),
