@@ -206,6 +206,11 @@ class VenueSettings:
     max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
     recent_keys: int = 200_000
 
+    def __post_init__(self) -> None:
+        keys = self.recent_keys
+        if isinstance(keys, bool) or not isinstance(keys, int) or keys < 2:
+            raise InputError("recent_keys", f"must be an integer >= 2, got {self.recent_keys!r}")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AccountView:

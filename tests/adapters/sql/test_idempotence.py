@@ -93,3 +93,12 @@ def test_idempotence_beyond_the_in_memory_keys(db: tuple[str, str | None]) -> No
         assert refused.value.sequence == acks[1].sequence
         assert venue.account(ACCOUNT).balances_units["USDC"] == before + sum(10 + n for n in range(40))
         assert venue.last_sequence == acks[-1].sequence
+
+
+@pytest.mark.parametrize("bad", [0, 1, -5, 2.5, True])
+def test_idempotence_recent_keys_setting_is_checked(bad: object) -> None:
+    from crossmargin.engine.venue import VenueSettings
+    from crossmargin.errors import InputError
+
+    with pytest.raises(InputError, match="recent_keys"):
+        VenueSettings(recent_keys=bad)  # type: ignore[arg-type]
