@@ -247,53 +247,24 @@ def main(argv: list[str] | None = None) -> int:
         backends.append(("postgresql", args.pg, schema))
         for name, url, sch in backends:
             try:
-                deposits = durable_run(
-                    url,
-                    sch,
-                    genesis,
-                    n=args.events,
-                    in_flight=args.in_flight,
-                    kind="deposit",
-                    settle=settle,
-                )
-                light = durable_run(
-                    url,
-                    sch,
-                    genesis,
-                    n=max(args.events // 10, 200),
-                    in_flight=args.latency_in_flight,
-                    kind="deposit",
-                    settle=settle,
-                )
-                transfers = durable_run(
-                    url,
-                    sch,
-                    genesis,
-                    n=args.transfers,
-                    in_flight=args.in_flight,
-                    kind="transfer",
-                    settle=settle,
-                )
-                batched = durable_run(
-                    url,
-                    sch,
-                    genesis,
-                    n=args.events,
-                    in_flight=args.in_flight,
-                    kind="deposit",
-                    batch=args.batch,
-                    settle=settle,
-                )
-                batched_transfers = durable_run(
-                    url,
-                    sch,
-                    genesis,
-                    n=args.transfers,
-                    in_flight=args.in_flight,
-                    kind="transfer",
-                    batch=args.batch,
-                    settle=settle,
-                )
+                runs = {  # name: (events, in flight, kind, commands per submit)
+                    "deposits": (args.events, args.in_flight, "deposit", 1),
+                    "deposits_light_load": (
+                        max(args.events // 10, 200),
+                        args.latency_in_flight,
+                        "deposit",
+                        1,
+                    ),
+                    "transfers": (args.transfers, args.in_flight, "transfer", 1),
+                    "deposits_batched": (args.events, args.in_flight, "deposit", args.batch),
+                    "transfers_batched": (args.transfers, args.in_flight, "transfer", args.batch),
+                }
+                measured = {
+                    run: durable_run(
+                        url, sch, genesis, n=n, in_flight=w, kind=kind, batch=batch, settle=settle
+                    )
+                    for run, (n, w, kind, batch) in runs.items()
+                }
                 floor = floor_run(url, sch, per_commit=100)
             finally:
                 if sch is not None:
@@ -301,14 +272,13 @@ def main(argv: list[str] | None = None) -> int:
                     with engine.begin() as conn:
                         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{sch}" CASCADE'))
                     engine.dispose()
-            results[name] = {
-                "deposits": deposits,
-                "deposits_light_load": light,
-                "transfers": transfers,
-                "deposits_batched": batched,
-                "transfers_batched": batched_transfers,
-                "floor_insert_100_per_commit": floor,
-            }
+            results[name] = {**measured, "floor_insert_100_per_commit": floor}
+            deposits, light, transfers = (
+                measured["deposits"],
+                measured["deposits_light_load"],
+                measured["transfers"],
+            )
+            batched, batched_transfers = measured["deposits_batched"], measured["transfers_batched"]
             print(
                 f"{name:>10}: deposits {deposits['events_per_s']:9,.0f}/s ack p50 {deposits['ack_p50_ms']:.2f} ms "
                 f"p99 {deposits['ack_p99_ms']:.2f} ms ({deposits['events_per_commit']:.0f}/commit); "
