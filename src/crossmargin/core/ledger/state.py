@@ -221,6 +221,7 @@ class PricedMarket:
     valuation: InstrumentValuation
     option_margin: OptionUnitMargin
     records: FloatArray  # requirements.instrument_records: the fused cross kernel's input
+    reciprocal_entry: npt.NDArray[np.bool_]  # the table's, kept (a property computes it per read)
 
 
 class PricedMemo:
@@ -255,8 +256,15 @@ def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
     records.flags.writeable = False
     for part in (market, valuation, option_margin):
         _freeze(part)
+    reciprocal = config.instruments.reciprocal_entry
+    reciprocal.flags.writeable = False
     entry = PricedMarket(
-        key=key, market=market, valuation=valuation, option_margin=option_margin, records=records
+        key=key,
+        market=market,
+        valuation=valuation,
+        option_margin=option_margin,
+        records=records,
+        reciprocal_entry=reciprocal,
     )
     config.priced_memo.remember(entry)
     return entry
@@ -283,7 +291,7 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
         indptr=parts.indptr,
         indices=parts.instrument_index,
         quantity=parts.quantity,
-        entry_term=entry_term(parts.entry_price, config.instruments.reciprocal_entry[parts.instrument_index]),
+        entry_term=entry_term(parts.entry_price, priced.reciprocal_entry[parts.instrument_index]),
         records=priced.records,
         n_tiers=config.instruments.tier_floor_usd.shape[1],
         haircut_units=haircut_units(parts.balances, config.assets, serial=True),
@@ -317,23 +325,35 @@ def _ledger_parts(state: LedgerState, config: LedgerConfig, traders: tuple[str, 
     assets, index = config.assets, config.instruments.index
     row = {t: n for n, t in enumerate(traders)}
     balances = np.zeros((len(traders), assets.n_assets))
-    for (account, asset), units in state.balances.items():
-        r = row.get(account)
-        if r is not None and units:
-            balances[r, assets.index[asset]] = to_float(units, config.decimals[asset])
+    if len(traders) * assets.n_assets < len(state.balances):
+        # A check of one or two traders in a state that carries every system account: look their
+        # few balances up instead of walking all of them.
+        for r, trader in enumerate(traders):
+            for k, symbol in enumerate(assets.symbols):
+                own = state.balances.get((trader, symbol))
+                if own:
+                    balances[r, k] = to_float(own, config.decimals[symbol])
+    else:
+        for (account, asset), units in state.balances.items():
+            at = row.get(account)
+            if at is not None and units:
+                balances[at, assets.index[asset]] = to_float(units, config.decimals[asset])
     held = sorted(
         (row[a], index[i], float(p.quantity), p.entry_price)
         for (a, i), p in state.positions.items()
         if a in row
     )
-    rows = np.fromiter((h[0] for h in held), dtype=np.int64, count=len(held))
+    # One conversion of the (row, instrument, quantity, entry) tuples; the two indices are exact
+    # in float64 (< 2**53).
+    table = np.array(held, dtype=np.float64).reshape(len(held), 4)
+    rows = table[:, 0].astype(np.int64)
     indptr = np.zeros(len(traders) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(traders)), out=indptr[1:])
     return _LedgerParts(
         indptr=indptr,
-        instrument_index=np.fromiter((h[1] for h in held), dtype=np.int64, count=len(held)),
-        quantity=np.fromiter((h[2] for h in held), dtype=np.float64, count=len(held)),
-        entry_price=np.fromiter((h[3] for h in held), dtype=np.float64, count=len(held)),
+        instrument_index=table[:, 1].astype(np.int64),
+        quantity=np.ascontiguousarray(table[:, 2]),
+        entry_price=np.ascontiguousarray(table[:, 3]),
         balances=balances,
     )
 
