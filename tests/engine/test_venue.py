@@ -4,6 +4,8 @@ margins reproduce with the parameters then in force), the subscription resumes w
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -352,3 +354,63 @@ def test_a_detached_state_for_a_snapshot_keeps_price_times_and_the_oracle_s_word
     assert state.price_ns and state.oracle_status == {"ETH": "held"}
     assert state.detached().to_dict() == state.to_dict()
     venue.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        Fill(
+            idempotency_key="f",
+            taker="basis-trader",
+            maker="vol-seller",
+            instrument="BTC-USDC-PERP",
+            quantity=1,
+            price=90_000.0,
+        ),
+        Withdraw(idempotency_key="w", account="vol-seller", asset="USDC", amount_units=1_000),
+    ],
+    ids=["fill", "withdraw"],
+)
+def test_margin_rows_read_from_the_ledgers_own_view_equal_a_fresh_view(
+    venue: Venue, command: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fill's or a withdrawal's margin rows reuse the view the ledger's status refresh took
+    (`Applied.view`: the decision takes no view of its own); they equal, bit for bit, a risk view
+    taken afresh on the final state."""
+    from crossmargin.core.ledger.state import Position, risk_view
+    from crossmargin.engine import decide as decide_module
+
+    def no_second_view(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the decision took a view the ledger had already taken")
+
+    state, config = venue._state, venue.config
+    with monkeypatch.context() as patch:
+        patch.setattr(decide_module, "risk_view", no_second_view)
+        effects = decide_module.decide(state, config, command, state.time_ns)  # type: ignore[arg-type]
+    rows = effects["margin"]
+    traders = [row[0] for row in rows]
+    after = venue._state.sub_state(traders, config.assets.symbols)
+    # The decision is pure: apply its postings to a copy of the traders' balances to get the
+    # final state the rows describe, then margin it without any reuse.
+    balances = dict(after.balances)
+    for debit, credit, asset, units, _kind in effects["postings"]:
+        for account, sign in ((debit, -1), (credit, 1)):
+            if account in traders:
+                balances[(account, asset)] = balances.get((account, asset), 0) + sign * units
+    positions = dict(after.positions)
+    for account, instrument, quantity, entry in effects.get("positions", ()):
+        if account in traders:
+            if quantity == 0:
+                positions.pop((account, instrument), None)
+            else:
+                positions[(account, instrument)] = Position(quantity, entry)
+    final = dataclasses.replace(after, balances={k: v for k, v in balances.items() if v}, positions=positions)
+    fresh = risk_view(final, config, tuple(traders)).result
+    assert [row[1:4] for row in rows] == [
+        [
+            float(fresh.equity_usd[n]),
+            float(fresh.initial_margin_usd[n]),
+            float(fresh.maintenance_margin_usd[n]),
+        ]
+        for n in range(len(traders))
+    ]

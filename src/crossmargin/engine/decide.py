@@ -27,7 +27,14 @@ from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import Applied, apply
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR
-from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position, risk_view
+from crossmargin.core.ledger.state import (
+    AccountStatus,
+    LedgerConfig,
+    LedgerState,
+    Position,
+    RiskView,
+    risk_view,
+)
 from crossmargin.core.ledger.transact import AuditRecord, Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw, reduce_only
 from crossmargin.engine import commands as c
@@ -178,9 +185,26 @@ def _with_trade(
 
 
 def _margin_rows(
-    sub: LedgerState, config: LedgerConfig, state: VenueState, traders: list[str]
+    sub: LedgerState,
+    config: LedgerConfig,
+    state: VenueState,
+    traders: list[str],
+    *,
+    taken: RiskView | None = None,
 ) -> list[list[Any]]:
-    view = risk_view(sub, config, tuple(traders)).result
+    """[trader, equity, IM, MM, reserved] of each trader on `sub`. `taken`: a view the ledger
+    already took (`Applied.view`), reused when it covers these traders in this order on the same
+    balances, positions and prices (the margins are a function of those alone), else a new one."""
+    same = (
+        taken is not None
+        and taken.traders == tuple(traders)
+        and taken.state.balances == sub.balances
+        and taken.state.positions == sub.positions
+        and taken.state.prices == sub.prices
+        and taken.state.marks == sub.marks
+        and taken.state.expired == sub.expired
+    )
+    view = taken.result if same and taken is not None else risk_view(sub, config, tuple(traders)).result
     rows = []
     for n, trader in enumerate(traders):
         rows.append(
@@ -259,7 +283,7 @@ def _deposit(state: VenueState, config: LedgerConfig, cmd: c.Deposit, as_of_ns: 
         config,
     )
     effects = _effects_of(sub, applied, [account])
-    effects["margin"] = _margin_rows(applied.state, config, state, [account])
+    effects["margin"] = _margin_rows(applied.state, config, state, [account], taken=applied.view)
     return effects
 
 
@@ -284,7 +308,7 @@ def _withdraw(state: VenueState, config: LedgerConfig, cmd: c.Withdraw, as_of_ns
     units = _units(cmd.amount_units, "withdraw.amount_units")
     sub, applied = _withdraw_applied(state, config, account, cmd.asset, units, as_of_ns, "withdraw")
     effects = _effects_of(sub, applied, [account])
-    effects["margin"] = _margin_rows(applied.state, config, state, [account])
+    effects["margin"] = _margin_rows(applied.state, config, state, [account], taken=applied.view)
     return effects
 
 
@@ -318,11 +342,11 @@ def _transfer(state: VenueState, config: LedgerConfig, cmd: c.Transfer, as_of_ns
             ledger_events.Deposit(account=receiver, asset=cmd.asset, amount_units=units, as_of_ns=as_of_ns),
             config,
         )
-        combined = Applied(into.state, (), (*out.records, *into.records))
+        combined = Applied(into.state, (), (*out.records, *into.records), into.view)
     effects = _effects_of(sub, combined, [sender, receiver])
     # The two legs through @external net to one posting, sender to receiver.
     effects["postings"] = [[sender, receiver, cmd.asset, units, "transfer"]]
-    effects["margin"] = _margin_rows(combined.state, config, state, [sender, receiver])
+    effects["margin"] = _margin_rows(combined.state, config, state, [sender, receiver], taken=combined.view)
     return effects
 
 
@@ -374,7 +398,9 @@ def _fill(state: VenueState, config: LedgerConfig, cmd: c.Fill, as_of_ns: int) -
             _check_reserved(check_state, config, applied.state, who, "fill.quantity")
     effects = _effects_of(sub, applied, [taker, maker])
     effects["orders"] = order_effects
-    effects["margin"] = _margin_rows(applied.state, config, check_state, sorted({taker, maker}))
+    effects["margin"] = _margin_rows(
+        applied.state, config, check_state, sorted({taker, maker}), taken=applied.view
+    )
     return effects
 
 
@@ -528,7 +554,7 @@ def _lifecycle_effects(
     state: VenueState, config: LedgerConfig, sub: LedgerState, applied: Applied, traders: set[str]
 ) -> Effects:
     effects = _effects_of(sub, applied, traders)
-    effects["margin"] = _margin_rows(applied.state, config, state, sorted(traders))
+    effects["margin"] = _margin_rows(applied.state, config, state, sorted(traders), taken=applied.view)
     return effects
 
 
@@ -596,7 +622,7 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
     effects["records"].extend(
         ["order_cancelled", o.account, {"order_id": o.order_id, "reason": "expired"}] for o in cancelled
     )
-    effects["margin"] = _margin_rows(applied.state, config, remaining, sorted(traders))
+    effects["margin"] = _margin_rows(applied.state, config, remaining, sorted(traders), taken=applied.view)
     return effects
 
 

@@ -6,5 +6,5 @@ events     the event types and their dict form (event log)
 state      LedgerConfig, LedgerState, the risk view (state -> Book, MarketState, margin)
 transact   a transaction under construction (internal)
 liquidate  the liquidation controller: close-out, collateral sale, loss waterfall, ADL postings
-apply      apply(state, event, config) -> Applied(state, postings, records); replay
+apply      apply(state, event, config) -> Applied(state, postings, records, view); replay
 """

@@ -39,7 +39,14 @@ from crossmargin.core.ledger.postings import (
     LIQUIDATOR,
     Posting,
 )
-from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position, coverage
+from crossmargin.core.ledger.state import (
+    AccountStatus,
+    LedgerConfig,
+    LedgerState,
+    Position,
+    RiskView,
+    coverage,
+)
 from crossmargin.core.ledger.transact import AuditRecord, Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw, next_status, reduce_only
 from crossmargin.core.market import NS_PER_YEAR
@@ -49,9 +56,14 @@ DEPOSIT_ACCOUNTS = frozenset({INSURANCE, BACKSTOP, LIQUIDATOR, BAD_DEBT})
 
 
 class Applied(NamedTuple):
+    """The new state, its postings and audit records, and `view`: the cross-margin view of every
+    trader the status refresh took on the new state's balances and positions (None without
+    traders): a caller that needs those margins again reads them here instead of a second pass."""
+
     state: LedgerState
     postings: tuple[Posting, ...]
     records: tuple[AuditRecord, ...]
+    view: RiskView | None = None
 
 
 def apply(state: LedgerState, event: Event, config: LedgerConfig) -> Applied:
@@ -65,8 +77,8 @@ def apply(state: LedgerState, event: Event, config: LedgerConfig) -> Applied:
     tx = Tx(config, state)
     tx.time_ns = as_of
     handler(tx, event)
-    _refresh_statuses(tx)
-    return Applied(tx.commit(), tuple(tx.postings), tuple(tx.records))
+    view = _refresh_statuses(tx)
+    return Applied(tx.commit(), tuple(tx.postings), tuple(tx.records), view)
 
 
 def replay(state: LedgerState, events: Iterable[Event], config: LedgerConfig) -> LedgerState:
@@ -336,11 +348,13 @@ _HANDLERS: dict[type[Any], Callable[[Tx, Any], None]] = {
 }
 
 
-def _refresh_statuses(tx: Tx) -> None:
+def _refresh_statuses(tx: Tx) -> RiskView | None:
+    """Move every trader's margin-call status on its coverage now; returns the view it took."""
     traders = tx.state.traders
     if not traders:
-        return
-    result = tx.view().result
+        return None
+    view = tx.view()
+    result = view.result
     params = tx.config.margin_call
     for n, trader in enumerate(traders):
         previous = tx.status[trader]
@@ -367,6 +381,7 @@ def _refresh_statuses(tx: Tx) -> None:
                 coverage=None if not math.isfinite(cover) else cover,
                 as_of_ns=tx.time_ns,
             )
+    return view
 
 
 def account_is_bankrupt(state: LedgerState) -> dict[str, bool]:
