@@ -7,7 +7,9 @@ margin calls out on a 1,000,000-account book.
 
   * durable: W clients keep W deposits in flight (`Venue.submit`); each is acknowledged only after
     its group's commit (fsync). Reports events/s and p50/p99 submit → ack latency. A second run
-    sends transfers (each margin-checked by the ledger on its two accounts) to show that path.
+    sends transfers (each margin-checked by the ledger on its two accounts) to show that path, and
+    a third fills of one BTC perpetual contract between the same two (a trade: fees, realised
+    PnL, the IM check of whoever grows, the status refresh of both).
   * batch: the same events as lists of B (`Venue.submit_many`: each its own key and decision,
     the list one commit), W/B lists in flight; then over HTTP (`bench_service_http.run_backend`:
     `crossmargin serve` on loopback, one event per request from 32 clients beside
@@ -56,11 +58,14 @@ from crossmargin.core.liquidation.params import MarginCallParams
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.monitor import Monitor
 from crossmargin.engine.risk_engine import PriceTick
-from crossmargin.engine.venue import Deposit, Genesis, Transfer, Venue, VenueSettings
+from crossmargin.engine.venue import Deposit, Fill, Genesis, Transfer, Venue, VenueSettings
 from crossmargin.service.heap import settle_heap
 from machine import compiled_kernels
 
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
+
+
+FILL_PRICE_USD = 88_528.93  # examples/desk.yaml's BTC index: fills trade at it
 
 
 def command_of(run: str, i: int, kind: str) -> Any:
@@ -69,6 +74,15 @@ def command_of(run: str, i: int, kind: str) -> Any:
             idempotency_key=f"{run}-{i}", account="basis-trader", asset="USDC", amount_units=1 + i % 97
         )
     a, b = ("basis-trader", "vol-seller") if i % 2 else ("vol-seller", "basis-trader")
+    if kind == "fill":  # one BTC perpetual contract, back and forth: positions stay bounded
+        return Fill(
+            idempotency_key=f"{run}-{i}",
+            taker=a,
+            maker=b,
+            instrument="BTC-USDC-PERP",
+            quantity=1,
+            price=FILL_PRICE_USD,
+        )
     return Transfer(
         idempotency_key=f"{run}-{i}", from_account=a, to_account=b, asset="USDC", amount_units=1 + i % 97
     )
@@ -256,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                         1,
                     ),
                     "transfers": (args.transfers, args.in_flight, "transfer", 1),
+                    "fills": (args.transfers, args.in_flight, "fill", 1),
                     "deposits_batched": (args.events, args.in_flight, "deposit", args.batch),
                     "transfers_batched": (args.transfers, args.in_flight, "transfer", args.batch),
                 }
@@ -286,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"floor raw INSERT 100/commit {floor['rows_per_s']:9,.0f} rows/s; "
                 f"{args.latency_in_flight} in flight: {light['events_per_s']:,.0f}/s ack p50 {light['ack_p50_ms']:.2f} ms "
                 f"p99 {light['ack_p99_ms']:.2f} ms; CPU per deposit {deposits['cpu_ms_per_event']:.3f} ms, "
-                f"per transfer {transfers['cpu_ms_per_event']:.2f} ms"
+                f"per transfer {transfers['cpu_ms_per_event']:.2f} ms; fills {measured['fills']['events_per_s']:7,.0f}/s "
+                f"p99 {measured['fills']['ack_p99_ms']:.1f} ms, CPU {measured['fills']['cpu_ms_per_event']:.2f} ms"
             )
             print(
                 f"{name:>10}: batches of {args.batch} (Venue.submit_many): deposits {batched['events_per_s']:9,.0f}/s "
@@ -341,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         "light_load_ack_p99_ms": results[best]["deposits_light_load"]["ack_p99_ms"],
         "transfers_per_s_postgresql": results["postgresql"]["transfers"]["events_per_s"],
         "transfers_per_s_sqlite": results["sqlite"]["transfers"]["events_per_s"],
+        "fills_per_s_sqlite": results["sqlite"]["fills"]["events_per_s"],
+        "fills_per_s_postgresql": results["postgresql"]["fills"]["events_per_s"],
+        "cpu_ms_per_fill_sqlite": results["sqlite"]["fills"]["cpu_ms_per_event"],
         "cpu_ms_per_deposit": results[best]["deposits"]["cpu_ms_per_event"],
         "cpu_ms_per_transfer_sqlite": results["sqlite"]["transfers"]["cpu_ms_per_event"],
         "tick_cpu_p99_ms": ticks["tick_cpu_p99_ms"],
