@@ -15,7 +15,10 @@ margin calls out on a 1,000,000-account book.
     `crossmargin serve` on loopback, one event per request from 32 clients beside
     POST /v1/events/batch of B from 4 clients, with the server's CPU per event).
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
-    table of the same shape: what the database does without the venue.
+    table of the same shape: what the database does without the venue; and
+    `python_append_floor`: the least a hash-chained, acknowledged append costs in CPython (the
+    venue's record bytes and chain, sqlite3 directly, one Future per event), the bound on any
+    design that keeps a Python path per event.
   * tick → calls: `engine.monitor.Monitor` (the long-lived RiskEngine + the vectorised margin-call
     machine) on bench_engine's concentrated 1M-account book (each account on one underlying);
     each tick moves one underlying ±1 %, re-margins its holders, runs the state machine and builds
@@ -154,6 +157,110 @@ def durable_run(
     }
 
 
+def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, Any]:
+    """The least a durable, hash-chained, acknowledged append costs in CPython on this machine:
+    deposits written as the venue writes them (payload and head bytes, SHA-256 chain, an event
+    and a posting row each, one SQLite WAL synchronous=FULL commit per group, a Future resolved
+    per event after its commit, `in_flight` submitters' worth of slots), with nothing else: no
+    command objects, no idempotency lookup, no generic fold, no stream, no monitor. Its events/s
+    is what any design that keeps one Python object path per event can reach here; the venue's
+    figure beside it says how much of the gap is the venue's own bookkeeping. sqlite3 directly
+    (no SQLAlchemy), the collector frozen as serve runs."""
+    import hashlib
+    import queue
+    import sqlite3
+    from concurrent.futures import Future
+    from json.encoder import encode_basestring as quoted
+
+    settle_heap()
+    db = sqlite3.connect(str(Path(directory) / "floor.db"), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(
+        "CREATE TABLE events (sequence INTEGER PRIMARY KEY, idempotency_key TEXT UNIQUE, kind TEXT,"
+        " as_of_ns INTEGER, body_sha256 TEXT, payload BLOB, previous_hash TEXT, record_hash TEXT)"
+    )
+    db.execute(
+        "CREATE TABLE postings (sequence INTEGER, idx INTEGER, debit TEXT, credit TEXT, asset TEXT,"
+        " amount_units INTEGER, kind TEXT)"
+    )
+    inbox: queue.Queue[tuple[str, str, str, int, Future[int]]] = queue.Queue()
+    balances: dict[tuple[str, str], int] = {}
+
+    def write() -> None:
+        sequence, head, written = 0, "0" * 64, 0
+        while written < n:
+            group = [inbox.get()]
+            while len(group) < 1024 and not inbox.empty():
+                group.append(inbox.get_nowait())
+            rows, postings = [], []
+            now = time.time_ns()
+            for key, account, asset, units, _ in group:
+                body = f'{{"account":{quoted(account)},"amount_units":{units},"asset":{quoted(asset)}}}'
+                body_sha = hashlib.sha256(b"deposit\n" + body.encode()).hexdigest()
+                posting = f'["@external",{quoted(account)},{quoted(asset)},{units},"deposit"]'
+                payload = (
+                    f'{{"command":{body},"effects":{{"postings":[{posting}],"time_ns":{now}}}}}'.encode()
+                )
+                sequence += 1
+                fields = (
+                    f'{{"as_of_ns":{now},"body_sha256":"{body_sha}","idempotency_key":{quoted(key)},'
+                    f'"kind":"deposit","sequence":{sequence}}}'
+                )
+                digest = hashlib.sha256(head.encode())
+                for part in (b"\n", fields.encode(), b"\n", payload):
+                    digest.update(part)
+                record_hash = digest.hexdigest()
+                rows.append((sequence, key, "deposit", now, body_sha, payload, head, record_hash))
+                postings.append((sequence, 0, "@external", account, asset, units, "deposit"))
+                head = record_hash
+                balances[(account, asset)] = balances.get((account, asset), 0) + units
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
+            db.executemany("INSERT INTO postings VALUES (?,?,?,?,?,?,?)", postings)
+            db.execute("COMMIT")
+            for (*_, future), row in zip(group, rows, strict=True):
+                future.set_result(row[0])
+            written += len(group)
+
+    _check_floor_bytes(quoted)
+    writer = threading.Thread(target=write)
+    slots = threading.Semaphore(in_flight)
+    run = uuid.uuid4().hex[:8]
+    writer.start()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for i in range(n):
+        slots.acquire()
+        future: Future[int] = Future()
+        future.add_done_callback(lambda _: slots.release())
+        inbox.put((f"{run}-{i}", "basis-trader", "USDC", 1 + i % 97, future))
+    writer.join()
+    elapsed = time.perf_counter() - t0
+    cpu_s = time.process_time() - cpu0
+    db.close()
+    return {"events_per_s": n / elapsed, "cpu_ms_per_event": cpu_s / n * 1e3, "in_flight": in_flight}
+
+
+def _check_floor_bytes(quoted: Any) -> None:
+    """The floor writes the venue's bytes: its hand-formatted payload of one deposit equals the
+    venue's canonical encoding of the same command and effects."""
+    from crossmargin.engine.journal import canonical_json, command_payload
+
+    account, asset, units, now = "basis-trader", "USDC", 17, 1_767_115_875_000_000_000
+    body = f'{{"account":{quoted(account)},"amount_units":{units},"asset":{quoted(asset)}}}'
+    effects = {
+        "postings": [["@external", account, asset, units, "deposit"]],
+        "records": [["deposit", account, {"amount_units": units, "asset": asset}]],
+        "time_ns": now,
+    }
+    posting = f'["@external",{quoted(account)},{quoted(asset)},{units},"deposit"]'
+    record = f'["deposit",{quoted(account)},{{"amount_units":{units},"asset":{quoted(asset)}}}]'
+    mine = f'{{"command":{body},"effects":{{"postings":[{posting}],"records":[{record}],"time_ns":{now}}}}}'
+    body_json = canonical_json({"account": account, "amount_units": units, "asset": asset})
+    if mine.encode() != command_payload(body_json, effects):
+        raise SystemExit("python_append_floor: its bytes differ from the venue's canonical record")
+
+
 def floor_run(url: str, schema: str | None, *, per_commit: int) -> dict[str, Any]:
     """The rows the venue wrote, INSERTed raw into a same-shaped table, `per_commit` per commit."""
     store = SqlEventStore.connect(url, schema=schema)
@@ -281,6 +388,15 @@ def main(argv: list[str] | None = None) -> int:
                     for run, (n, w, kind, batch) in runs.items()
                 }
                 floor = floor_run(url, sch, per_commit=100)
+                if name == "sqlite":
+                    results["python_append_floor"] = python_append_floor(
+                        tmp, n=max(args.events, 20_000), in_flight=args.in_flight
+                    )
+                    print(
+                        f"{'floor':>10}: the least a hash-chained acknowledged append costs in CPython "
+                        f"(python_append_floor): {results['python_append_floor']['events_per_s']:,.0f} events/s, "
+                        f"CPU {results['python_append_floor']['cpu_ms_per_event'] * 1e3:.1f} us/event"
+                    )
             finally:
                 if sch is not None:
                     engine = sa.create_engine(url)
@@ -365,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
         "tick_cpu_p99_ms": ticks["tick_cpu_p99_ms"],
         "monitor_built_s": ticks["monitor_built_s"],
         "floor_rows_per_s_sqlite": results["sqlite"]["floor_insert_100_per_commit"]["rows_per_s"],
+        "python_append_floor_events_per_s": results["python_append_floor"]["events_per_s"],
+        "python_append_floor_cpu_ms_per_event": results["python_append_floor"]["cpu_ms_per_event"],
         "floor_rows_per_s_postgresql": results["postgresql"]["floor_insert_100_per_commit"]["rows_per_s"],
         "batch_size": args.batch,
         "batch_events_per_s": results[best]["deposits_batched"]["events_per_s"],
