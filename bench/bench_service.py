@@ -34,6 +34,7 @@ process's CPU time over all its threads, the figure a shared machine does not di
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -41,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from json.encoder import encode_basestring as quoted
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +168,9 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
     is what any design that keeps one Python object path per event can reach here; the venue's
     figure beside it says how much of the gap is the venue's own bookkeeping. sqlite3 directly
     (no SQLAlchemy), the collector frozen as serve runs."""
-    import hashlib
     import queue
     import sqlite3
     from concurrent.futures import Future
-    from json.encoder import encode_basestring as quoted
 
     settle_heap()
     db = sqlite3.connect(str(Path(directory) / "floor.db"), check_same_thread=False, isolation_level=None)
@@ -196,21 +196,10 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
             rows, postings = [], []
             now = time.time_ns()
             for key, account, asset, units, _ in group:
-                body = f'{{"account":{quoted(account)},"amount_units":{units},"asset":{quoted(asset)}}}'
-                body_sha = hashlib.sha256(b"deposit\n" + body.encode()).hexdigest()
-                posting = f'["@external",{quoted(account)},{quoted(asset)},{units},"deposit"]'
-                payload = (
-                    f'{{"command":{body},"effects":{{"postings":[{posting}],"time_ns":{now}}}}}'.encode()
-                )
+                body, payload = _floor_deposit_bytes(account, asset, units, now)
+                body_sha = hashlib.sha256(b"deposit\n" + body).hexdigest()
                 sequence += 1
-                fields = (
-                    f'{{"as_of_ns":{now},"body_sha256":"{body_sha}","idempotency_key":{quoted(key)},'
-                    f'"kind":"deposit","sequence":{sequence}}}'
-                )
-                digest = hashlib.sha256(head.encode())
-                for part in (b"\n", fields.encode(), b"\n", payload):
-                    digest.update(part)
-                record_hash = digest.hexdigest()
+                record_hash = _floor_chain_hash(head, sequence, key, now, body_sha, payload)
                 rows.append((sequence, key, "deposit", now, body_sha, payload, head, record_hash))
                 postings.append((sequence, 0, "@external", account, asset, units, "deposit"))
                 head = record_hash
@@ -223,7 +212,7 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
                 future.set_result(row[0])
             written += len(group)
 
-    _check_floor_bytes(quoted)
+    _check_floor_bytes()
     writer = threading.Thread(target=write)
     slots = threading.Semaphore(in_flight)
     run = uuid.uuid4().hex[:8]
@@ -241,24 +230,54 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
     return {"events_per_s": n / elapsed, "cpu_ms_per_event": cpu_s / n * 1e3, "in_flight": in_flight}
 
 
-def _check_floor_bytes(quoted: Any) -> None:
-    """The floor writes the venue's bytes: its hand-formatted payload of one deposit equals the
-    venue's canonical encoding of the same command and effects."""
-    from crossmargin.engine.journal import canonical_json, command_payload
+def _floor_deposit_bytes(account: str, asset: str, units: int, now: int) -> tuple[bytes, bytes]:
+    """A deposit's canonical body and record payload written by hand: what the floor writes, and
+    what `_check_floor_bytes` holds equal to the venue's encoding."""
+    body = f'{{"account":{quoted(account)},"amount_units":{units},"asset":{quoted(asset)}}}'
+    posting = f'["@external",{quoted(account)},{quoted(asset)},{units},"deposit"]'
+    record = f'["deposit",{quoted(account)},{{"amount_units":{units},"asset":{quoted(asset)}}}]'
+    effects = f'{{"postings":[{posting}],"records":[{record}],"time_ns":{now}}}'
+    return body.encode(), f'{{"command":{body},"effects":{effects}}}'.encode()
+
+
+def _floor_chain_hash(previous: str, sequence: int, key: str, now: int, body_sha: str, payload: bytes) -> str:
+    """A deposit record's chain hash written by hand (journal.record_hash's head and order)."""
+    fields = (
+        f'{{"as_of_ns":{now},"body_sha256":{quoted(body_sha)},"idempotency_key":{quoted(key)},'
+        f'"kind":"deposit","sequence":{sequence}}}'
+    )
+    digest = hashlib.sha256(previous.encode())
+    for part in (b"\n", fields.encode(), b"\n", payload):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _check_floor_bytes() -> None:
+    """The floor writes the venue's bytes: its body, payload and chain hash of one deposit equal
+    the venue's canonical encoding and `record_hash` of the same command and effects."""
+    from crossmargin.engine.journal import canonical_json, command_payload, record_hash
 
     account, asset, units, now = "basis-trader", "USDC", 17, 1_767_115_875_000_000_000
-    body = f'{{"account":{quoted(account)},"amount_units":{units},"asset":{quoted(asset)}}}'
     effects = {
         "postings": [["@external", account, asset, units, "deposit"]],
         "records": [["deposit", account, {"amount_units": units, "asset": asset}]],
         "time_ns": now,
     }
-    posting = f'["@external",{quoted(account)},{quoted(asset)},{units},"deposit"]'
-    record = f'["deposit",{quoted(account)},{{"amount_units":{units},"asset":{quoted(asset)}}}]'
-    mine = f'{{"command":{body},"effects":{{"postings":[{posting}],"records":[{record}],"time_ns":{now}}}}}'
     body_json = canonical_json({"account": account, "amount_units": units, "asset": asset})
-    if mine.encode() != command_payload(body_json, effects):
+    body, payload = _floor_deposit_bytes(account, asset, units, now)
+    if (body, payload) != (body_json, command_payload(body_json, effects)):
         raise SystemExit("python_append_floor: its bytes differ from the venue's canonical record")
+    venue_hash = record_hash(
+        previous_hash="0" * 64,
+        sequence=7,
+        idempotency_key="key-7",
+        kind="deposit",
+        as_of_ns=now,
+        body_sha256="ab" * 32,
+        payload=payload,
+    )
+    if _floor_chain_hash("0" * 64, 7, "key-7", now, "ab" * 32, payload) != venue_hash:
+        raise SystemExit("python_append_floor: its chain hash differs from the venue's record_hash")
 
 
 def floor_run(url: str, schema: str | None, *, per_commit: int) -> dict[str, Any]:

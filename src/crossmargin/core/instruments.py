@@ -166,6 +166,14 @@ class InstrumentTable:
     # Tables derived from this one and kept (a tier preset's schedules, `tier_presets`); a fresh
     # memo for every new table, dataclasses.replace included.
     memo: dict[str, InstrumentTable] = field(default_factory=dict, init=False, compare=False, repr=False)
+    # Inverse delta-one instruments, whose PnL uses 1/entry (see pricing.entry_term): derived from
+    # kind and settlement once per table (read-only), not per read (a ledger check reads it).
+    reciprocal_entry: npt.NDArray[np.bool_] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        reciprocal = (self.settlement == _INVERSE) & (self.kind != _OPTION)
+        reciprocal.flags.writeable = False
+        object.__setattr__(self, "reciprocal_entry", reciprocal)
 
     @property
     def n_instruments(self) -> int:
@@ -179,12 +187,6 @@ class InstrumentTable:
     @property
     def is_inverse(self) -> npt.NDArray[np.bool_]:
         result: npt.NDArray[np.bool_] = self.settlement == _INVERSE
-        return result
-
-    @property
-    def reciprocal_entry(self) -> npt.NDArray[np.bool_]:
-        """Inverse delta-one instruments, whose PnL uses 1/entry (see pricing.entry_term)."""
-        result: npt.NDArray[np.bool_] = self.is_inverse & ~self.is_option
         return result
 
     def position(self, instrument_id: str, *, field_name: str = "instrument") -> int:

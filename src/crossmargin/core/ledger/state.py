@@ -230,7 +230,6 @@ class PricedMarket:
     valuation: InstrumentValuation
     option_margin: OptionUnitMargin
     records: FloatArray  # requirements.instrument_records: the fused cross kernel's input
-    reciprocal_entry: npt.NDArray[np.bool_]  # the table's, kept (a property computes it per read)
 
 
 class PricedMemo:
@@ -265,15 +264,8 @@ def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
     records.flags.writeable = False
     for part in (market, valuation, option_margin):
         _freeze(part)
-    reciprocal = config.instruments.reciprocal_entry
-    reciprocal.flags.writeable = False
     entry = PricedMarket(
-        key=key,
-        market=market,
-        valuation=valuation,
-        option_margin=option_margin,
-        records=records,
-        reciprocal_entry=reciprocal,
+        key=key, market=market, valuation=valuation, option_margin=option_margin, records=records
     )
     config.priced_memo.remember(entry)
     return entry
@@ -300,7 +292,7 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
         indptr=parts.indptr,
         indices=parts.instrument_index,
         quantity=parts.quantity,
-        entry_term=entry_term(parts.entry_price, priced.reciprocal_entry[parts.instrument_index]),
+        entry_term=entry_term(parts.entry_price, config.instruments.reciprocal_entry[parts.instrument_index]),
         records=priced.records,
         n_tiers=config.instruments.tier_floor_usd.shape[1],
         haircut_units=haircut_units(parts.balances, config.assets, serial=True),
@@ -334,19 +326,12 @@ def _ledger_parts(state: LedgerState, config: LedgerConfig, traders: tuple[str, 
     assets, index = config.assets, config.instruments.index
     row = {t: n for n, t in enumerate(traders)}
     balances = np.zeros((len(traders), assets.n_assets))
-    if len(traders) * assets.n_assets < len(state.balances):
-        # A check of one or two traders in a state that carries every system account: look their
-        # few balances up instead of walking all of them.
-        for r, trader in enumerate(traders):
-            for k, symbol in enumerate(assets.symbols):
-                own = state.balances.get((trader, symbol))
-                if own:
-                    balances[r, k] = to_float(own, config.decimals[symbol])
-    else:
-        for (account, asset), units in state.balances.items():
-            at = row.get(account)
-            if at is not None and units:
-                balances[at, assets.index[asset]] = to_float(units, config.decimals[asset])
+    # Each trader's few balances looked up (a check's state also carries every system account's).
+    for r, trader in enumerate(traders):
+        for k, symbol in enumerate(assets.symbols):
+            units = state.balances.get((trader, symbol))
+            if units:
+                balances[r, k] = to_float(units, config.decimals[symbol])
     held = sorted(
         (row[a], index[i], float(p.quantity), p.entry_price)
         for (a, i), p in state.positions.items()

@@ -145,7 +145,7 @@ def _take(table: InstrumentTable, rows: npt.NDArray[np.int64]) -> InstrumentTabl
     fields = {}
     for f in dataclasses.fields(table):
         value = getattr(table, f.name)
-        if isinstance(value, np.ndarray):
+        if f.init and isinstance(value, np.ndarray):  # derived arrays are derived again
             fields[f.name] = value[rows]
     fields["underlying_index"] = np.arange(n, dtype=np.int64)
     ids = tuple(f"p{j}" for j in range(n))
