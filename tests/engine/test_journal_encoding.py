@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossmargin.engine.journal import canonical_json
+from crossmargin.engine.journal import canonical_json, record_head
 
 JSON = st.recursive(
     st.none()
@@ -47,3 +47,37 @@ def test_the_reused_c_encoder_is_the_one_tested_here() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         canonical_json({"x": object()})
     assert canonical_json({"t": (1, "é")}) == '{"t":[1,"é"]}'.encode()
+
+
+@given(
+    sequence=st.integers(min_value=1, max_value=2**63 - 1),
+    key=st.none() | st.text(max_size=130),
+    kind=st.text(max_size=40),
+    as_of_ns=st.integers(min_value=0, max_value=2**63 - 1),
+    body_sha256=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+    actor=st.none() | st.text(max_size=40),
+)
+def test_the_formatted_record_head_is_the_canonical_encoding_of_its_fields(
+    sequence: int, key: str | None, kind: str, as_of_ns: int, body_sha256: str, actor: str | None
+) -> None:
+    """The writer formats each record's header by hand; the chain hash is over these bytes, so
+    they must be canonical_json's for any key (quotes, backslashes, control and non-ASCII
+    characters), kind and actor, with the actor field absent when there is none."""
+    fields: dict[str, Any] = {
+        "sequence": sequence,
+        "idempotency_key": key,
+        "kind": kind,
+        "as_of_ns": as_of_ns,
+        "body_sha256": body_sha256,
+    }
+    if actor is not None:
+        fields["actor"] = actor
+    head = record_head(
+        sequence=sequence,
+        idempotency_key=key,
+        kind=kind,
+        as_of_ns=as_of_ns,
+        body_sha256=body_sha256,
+        actor=actor,
+    )
+    assert head == canonical_json(fields)

@@ -4,6 +4,7 @@ different body is refused, naming the sequence it was used at."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -93,6 +94,31 @@ def test_idempotence_beyond_the_in_memory_keys(db: tuple[str, str | None]) -> No
         assert refused.value.sequence == acks[1].sequence
         assert venue.account(ACCOUNT).balances_units["USDC"] == before + sum(10 + n for n in range(40))
         assert venue.last_sequence == acks[-1].sequence
+
+
+def test_idempotence_fresh_keys_are_not_looked_up_in_the_log(db: tuple[str, str | None]) -> None:
+    """A key the writer does not hold is looked up in the log only when the filter of every key
+    written (engine.key_filter) cannot rule it out: fresh keys, the usual case, cost no query,
+    while a key dropped from memory, or written before a restart, is still found."""
+    store = connect(db)
+    asked: list[str] = []
+    find_keys = store.find_keys
+
+    def spying(keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        asked.extend(keys)
+        return find_keys(keys)
+
+    store.find_keys = spying  # type: ignore[method-assign]
+    with open_venue(store, recent_keys=8) as venue:
+        acks = [venue.execute(_deposit(f"fresh-{n}", 10 + n)) for n in range(200)]
+        assert len(asked) <= 5  # false positives only: ~1e-4 of fresh keys each
+        asked.clear()
+        again = venue.execute(_deposit("fresh-0", 10))  # dropped from memory: from the log
+        assert asked == ["fresh-0"]
+        assert again.duplicate and again.sequence == acks[0].sequence
+    with open_venue(connect(db)) as venue:  # the filter is rebuilt from the log at start-up
+        again = venue.execute(_deposit("fresh-199", 209))
+        assert again.duplicate and again.sequence == acks[-1].sequence
 
 
 @pytest.mark.parametrize("bad", [0, 1, -5, 2.5, True])
