@@ -26,7 +26,7 @@ from typing import Any
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import Applied, apply
-from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR
+from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR, SYSTEM_ACCOUNTS
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
@@ -137,11 +137,13 @@ def _json_ready(value: Any) -> Any:
 
 def _sub(state: VenueState, config: LedgerConfig, traders: Iterable[str]) -> LedgerState:
     sub = state.sub_state(traders, config.assets.symbols)
-    # System accounts' positions (the liquidator takes closed positions) ride along.
+    # System accounts' positions (the liquidator takes closed positions) ride along, found through
+    # the holdings index: O(their positions), not a walk over every position of the venue (70 ms
+    # per command at 1M positions).
     positions = dict(sub.positions)
-    for (account, instrument), p in state.positions.items():
-        if account.startswith("@"):
-            positions[(account, instrument)] = p
+    for account in SYSTEM_ACCOUNTS:
+        for instrument in sorted(state.holdings.get(account, ())):
+            positions[(account, instrument)] = state.positions[(account, instrument)]
     return LedgerState(
         traders=sub.traders,
         balances=sub.balances,
@@ -213,7 +215,7 @@ def _margin_rows(
                 float(view.equity_usd[n]),
                 float(view.initial_margin_usd[n]),
                 float(view.maintenance_margin_usd[n]),
-                reserved_usd(state, config, trader, sub=sub) if state.orders else 0.0,
+                reserved_usd(state, config, trader, sub=sub) if state.has_orders(trader) else 0.0,
             ]
         )
     return rows
@@ -223,7 +225,7 @@ def _check_reserved(
     state: VenueState, config: LedgerConfig, after: LedgerState, account: str, field: str
 ) -> None:
     """After the change, available − reserved must stay ≥ 0."""
-    if not any(o.account == account for o in state.orders.values()):
+    if not state.has_orders(account):
         return
     available = float(risk_view(after, config, (account,)).result.available_usd[0])
     reserved = reserved_usd(state, config, account, sub=after)
@@ -380,14 +382,9 @@ def _fill(state: VenueState, config: LedgerConfig, cmd: c.Fill, as_of_ns: int) -
     )
     if order_effects:
         # Reservation is re-checked without the part of the order this fill consumed.
-        trial = VenueState(orders=dict(state.orders))
-        oid, acct, inst, left, price = order_effects[0]
-        if left == 0:
-            trial.orders.pop(oid)
-        else:
-            trial.orders[oid] = type(state.orders[oid])(
-                order_id=oid, account=acct, instrument=inst, quantity=left, price=price
-            )
+        # (the two traders' orders only: the checks below read nothing else)
+        trial = VenueState.of_orders(state.orders_of_accounts([taker, maker]))
+        trial.apply_effects({"orders": order_effects}, sequence=0, record_hash="")
         check_state = trial
     else:
         check_state = state
@@ -432,7 +429,7 @@ def _place_order(state: VenueState, config: LedgerConfig, cmd: c.PlaceOrder, as_
             "place_order.quantity", f"{account!r} is {state.status[account].name.lower()}: reduce-only"
         )
     order = [cmd.order_id, account, cmd.instrument, cmd.quantity, float(cmd.price)]
-    trial = VenueState(orders=dict(state.orders))
+    trial = VenueState.of_orders(state.orders_of_accounts([account]))
     trial.apply_effects({"orders": [order]}, sequence=0, record_hash="")
     _check_reserved(trial, config, sub, account, "place_order.quantity")
     return {"orders": [order], "margin": _margin_rows(sub, config, trial, [account])}
@@ -615,7 +612,7 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
             ) from None
         raise
     # Open orders on it can never fill: cancelled (their reservations freed) in the same record.
-    remaining = VenueState(orders={k: o for k, o in state.orders.items() if o.instrument != instrument})
+    remaining = VenueState.of_orders(o for o in state.orders.values() if o.instrument != instrument)
     effects = _effects_of(sub, applied, traders)
     effects["expired"] = [instrument]
     effects["orders"] = [[o.order_id, o.account, o.instrument, 0, o.price] for o in cancelled]

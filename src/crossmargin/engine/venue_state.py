@@ -44,8 +44,9 @@ class Order:
 
 @dataclass(slots=True)
 class VenueState:
-    """Mutable fold of the log (module docstring). `holdings[account]` indexes `positions` by
-    account, so one account's positions cost O(its positions)."""
+    """Mutable fold of the log (module docstring). `holdings[account]` indexes `positions` and
+    `account_orders[account]` (order id -> Order) indexes `orders` by account, so one account's
+    positions and open orders cost O(its own), not O(the venue's), per command."""
 
     traders: list[str] = field(default_factory=list)
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -62,6 +63,7 @@ class VenueState:
     deadlines: dict[str, int] = field(default_factory=dict)
     expired: set[str] = field(default_factory=set)
     orders: dict[str, Order] = field(default_factory=dict)
+    account_orders: dict[str, dict[str, Order]] = field(default_factory=dict)
     # (from sequence, parameters as a plain dict) in force from that record on
     parameter_versions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     time_ns: int = 0
@@ -114,15 +116,20 @@ class VenueState:
             self.expired.add(instrument)
             self.marks.pop(instrument, None)
         for order_id, account, instrument, quantity, price in effects.get("orders", ()):
+            old = self.orders.get(order_id)
+            if old is not None:
+                self._unindex_order(old)
             if quantity == 0:
                 self.orders.pop(order_id, None)
             else:
-                self.orders[order_id] = Order(
-                    order_id=order_id,
-                    account=account,
-                    instrument=instrument,
-                    quantity=int(quantity),
-                    price=price,
+                self._index_order(
+                    Order(
+                        order_id=order_id,
+                        account=account,
+                        instrument=instrument,
+                        quantity=int(quantity),
+                        price=price,
+                    )
                 )
         if "parameters" in effects:
             self.parameter_versions.append((sequence, dict(effects["parameters"])))
@@ -130,13 +137,38 @@ class VenueState:
         self.sequence = sequence
         self.head_hash = record_hash
 
+    def _index_order(self, order: Order) -> None:
+        self.orders[order.order_id] = order
+        self.account_orders.setdefault(order.account, {})[order.order_id] = order
+
+    def _unindex_order(self, order: Order) -> None:
+        mine = self.account_orders[order.account]
+        del mine[order.order_id]
+        if not mine:
+            del self.account_orders[order.account]
+
+    @classmethod
+    def of_orders(cls, orders: Iterable[Order]) -> VenueState:
+        """A state holding only these open orders (what a reservation check reads)."""
+        state = cls()
+        for order in orders:
+            state._index_order(order)
+        return state
+
     # -- views -----------------------------------------------------------------------------------
 
     def positions_of(self, account: str) -> dict[str, Position]:
         return {i: self.positions[(account, i)] for i in sorted(self.holdings.get(account, ()))}
 
     def orders_of(self, account: str) -> list[Order]:
-        return sorted((o for o in self.orders.values() if o.account == account), key=lambda o: o.order_id)
+        return sorted(self.account_orders.get(account, {}).values(), key=lambda o: o.order_id)
+
+    def has_orders(self, account: str) -> bool:
+        return account in self.account_orders
+
+    def orders_of_accounts(self, accounts: Iterable[str]) -> list[Order]:
+        """The open orders of these accounts, O(their orders)."""
+        return [o for a in set(accounts) for o in self.account_orders.get(a, {}).values()]
 
     def holders_of(self, instruments: Iterable[str]) -> set[str]:
         """Traders holding any of `instruments` (ADL counterparties of a liquidation). O(positions):
@@ -179,8 +211,8 @@ class VenueState:
     def detached(self) -> VenueState:
         """A copy sharing no container with this state (the values in them are immutable):
         C-level copies, fast under the writer's lock, so a snapshot is sorted, encoded and
-        written on another thread while the writer moves on. `holdings` is left out (a
-        snapshot does not hold it; `from_dict` rebuilds it)."""
+        written on another thread while the writer moves on. The indexes `holdings` and
+        `account_orders` are left out (a snapshot does not hold them; `from_dict` rebuilds them)."""
         return VenueState(
             traders=list(self.traders),
             balances=dict(self.balances),
@@ -248,9 +280,10 @@ class VenueState:
             state.positions[(a, i)] = Position(int(q), float(e))
             state.holdings.setdefault(a, set()).add(i)
         for order_id, account, instrument, quantity, price in data["orders"]:
-            state.orders[order_id] = Order(
+            order = Order(
                 order_id=order_id, account=account, instrument=instrument, quantity=int(quantity), price=price
             )
+            state._index_order(order)
         return state
 
     def digest(self) -> str:

@@ -1,0 +1,177 @@
+"""What one command costs as the venue grows: CPU per fill, transfer, order placement and
+withdrawal on a small venue and on a large one, in the same run.
+
+A command touches one or two accounts, so its cost should not depend on how many other accounts,
+positions and resting orders the venue holds. Each venue is grown through its own commands
+(open, fund, one BTC perpetual fill per pair, one resting order per account:
+`bench_service_stress.grow` plus orders), then the same commands are timed between two of its
+accounts, one at a time (`Venue.execute`, durable SQLite WAL FULL, CPU of this process). The
+baseline is the small venue: `growth_ratio` (large / small CPU per command) near 1 says a
+command is O(its accounts); before 2026-12-05 every command walked the venue's positions and
+resting orders.
+
+    python bench/bench_venue_scale.py [--small 1000] [--large 40000] [--commands 300]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_engine import cpu_model
+from bench_service_stress import BOOK, grow, wait_all
+from crossmargin.adapters.clock import SystemClock
+from crossmargin.adapters.sql import SqlEventStore
+from crossmargin.adapters.sql.runner import genesis_of_book
+from crossmargin.engine.venue import (
+    CancelOrder,
+    Command,
+    Fill,
+    PlaceOrder,
+    Transfer,
+    Venue,
+    VenueSettings,
+    Withdraw,
+)
+from machine import compiled_kernels
+
+
+def grown(directory: str, accounts: int, seed: int) -> Venue:
+    """A durable venue with `accounts` funded traders, a perpetual position each and one resting
+    order each (a bid well below the market: reserves margin, never fills)."""
+    store = SqlEventStore.connect(f"sqlite:///{Path(directory) / f'venue-{accounts}.db'}")
+    venue = Venue.open(store, genesis_of_book(BOOK), clock=SystemClock(), settings=VenueSettings())
+    grow(venue, accounts, seed)
+    price = venue.prices()["BTC"]
+    names = [a for a in venue.accounts() if a.startswith("t")]
+    wait_all(
+        [
+            venue.submit(
+                PlaceOrder(
+                    idempotency_key=f"order-{a}",
+                    account=a,
+                    order_id=f"bid-{a}",
+                    instrument="BTC-USDC-PERP",
+                    quantity=1,
+                    price=round(price * 0.5, 1),
+                )
+            )
+            for a in names
+        ]
+    )
+    return venue
+
+
+def commands_of(kind: str, n: int, a: str, b: str, price: float) -> list[Command]:
+    if kind == "fill":  # one contract back and forth: positions stay bounded
+        return [
+            Fill(
+                idempotency_key=f"f-{i}",
+                taker=a if i % 2 else b,
+                maker=b if i % 2 else a,
+                instrument="BTC-USDC-PERP",
+                quantity=1,
+                price=price,
+            )
+            for i in range(n)
+        ]
+    if kind == "transfer":
+        return [
+            Transfer(
+                idempotency_key=f"t-{i}",
+                from_account=a if i % 2 else b,
+                to_account=b if i % 2 else a,
+                asset="USDC",
+                amount_units=1_000,
+            )
+            for i in range(n)
+        ]
+    if kind == "withdraw":
+        return [Withdraw(idempotency_key=f"w-{i}", account=a, asset="USDC", amount_units=1) for i in range(n)]
+    # place_order: placed and cancelled in turn, so the account keeps one or two resting orders
+    # (each order's reservation is its own what-if: the cost grows with the account's orders).
+    return [
+        PlaceOrder(
+            idempotency_key=f"o-{i}",
+            account=a,
+            order_id=f"extra-{i}",
+            instrument="BTC-USDC-PERP",
+            quantity=1,
+            price=round(price * 0.5, 1),
+        )
+        if i % 2 == 0
+        else CancelOrder(idempotency_key=f"c-{i}", account=a, order_id=f"extra-{i - 1}")
+        for i in range(n)
+    ]
+
+
+KINDS = ("fill", "transfer", "withdraw", "place_order")  # place_order: place/cancel in turn
+
+
+def per_command_cpu_us(venue: Venue, n: int) -> dict[str, float]:
+    names = [a for a in venue.accounts() if a.startswith("t")]
+    a, b = names[0], names[1]
+    price = venue.prices()["BTC"]
+    out = {}
+    for kind in KINDS:
+        commands = commands_of(kind, n, a, b, price)
+        venue.execute(commands[0])  # the first of a kind compiles nothing but warms its path
+        cpu0 = time.process_time()
+        for command in commands[1:]:
+            venue.execute(command)
+        out[kind] = (time.process_time() - cpu0) / (n - 1) * 1e6
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", type=int, default=1_000)
+    parser.add_argument("--large", type=int, default=40_000)
+    parser.add_argument("--commands", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=20250601)
+    args = parser.parse_args(argv)
+    print(f"CROSSMARGIN_KERNEL={compiled_kernels()}")
+    print(f"bench_venue_scale: CPU {cpu_model()}, load {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    results: dict[str, Any] = {"cpu": cpu_model()}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (args.small, args.large):
+            t0 = time.perf_counter()
+            venue = grown(tmp, size, args.seed)
+            built_s = time.perf_counter() - t0
+            state = venue._state  # read-only: the figures below say how big the venue is
+            shape = {
+                "accounts": len(state.traders),
+                "positions": len(state.positions),
+                "orders": len(state.orders),
+            }
+            cpu = per_command_cpu_us(venue, args.commands)
+            venue.close()
+            results[str(size)] = {**shape, "grown_s": built_s, "cpu_us": cpu}
+            print(
+                f"{shape['accounts']:>7,} accounts, {shape['positions']:>7,} positions, {shape['orders']:>7,} "
+                f"resting orders (grown in {built_s:.1f} s): CPU per command "
+                + ", ".join(f"{k} {v:,.0f} us" for k, v in cpu.items())
+            )
+    small, large = results[str(args.small)]["cpu_us"], results[str(args.large)]["cpu_us"]
+    results["growth_ratio"] = {k: large[k] / small[k] for k in KINDS}
+    print(
+        "large / small venue, CPU per command (1 = independent of the venue's size): "
+        + ", ".join(f"{k} {v:.2f}x" for k, v in results["growth_ratio"].items())
+    )
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
