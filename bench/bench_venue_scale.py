@@ -10,7 +10,11 @@ baseline is the small venue: `growth_ratio` (large / small CPU per command) near
 command is O(its accounts); before 2026-12-05 every command walked the venue's positions and
 resting orders.
 
-    python bench/bench_venue_scale.py [--small 1000] [--large 40000] [--commands 300]
+Then a crash: BTC at half its price on a venue of `--crash` accounts, with a funded insurance
+fund (the usual case: the fund absorbs each liquidation's loss) and with an empty one (every
+loss goes on to ADL over the holders of the market), timed to the tick's ack.
+
+    python bench/bench_venue_scale.py [--small 1000] [--large 40000] [--commands 300] [--crash 2000]
 
 The last line is one JSON object.
 """
@@ -34,12 +38,15 @@ from bench_service_stress import BOOK, grow, wait_all
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
+from crossmargin.core.ledger.postings import INSURANCE
 from crossmargin.engine.venue import (
     CancelOrder,
     Command,
+    Deposit,
     Fill,
     PlaceOrder,
     Transfer,
+    UpdatePrices,
     Venue,
     VenueSettings,
     Withdraw,
@@ -47,10 +54,10 @@ from crossmargin.engine.venue import (
 from machine import compiled_kernels
 
 
-def grown(directory: str, accounts: int, seed: int) -> Venue:
+def grown(directory: str, accounts: int, seed: int, tag: str = "") -> Venue:
     """A durable venue with `accounts` funded traders, a perpetual position each and one resting
     order each (a bid well below the market: reserves margin, never fills)."""
-    store = SqlEventStore.connect(f"sqlite:///{Path(directory) / f'venue-{accounts}.db'}")
+    store = SqlEventStore.connect(f"sqlite:///{Path(directory) / f'venue-{accounts}{tag}.db'}")
     venue = Venue.open(store, genesis_of_book(BOOK), clock=SystemClock(), settings=VenueSettings())
     grow(venue, accounts, seed)
     price = venue.prices()["BTC"]
@@ -134,11 +141,50 @@ def per_command_cpu_us(venue: Venue, n: int) -> dict[str, float]:
     return out
 
 
+def crash_tick(directory: str, accounts: int, insurance_usdc: int, seed: int) -> dict[str, Any]:
+    """A grown venue, its insurance fund holding `insurance_usdc`, then BTC at half its price in
+    one UpdatePrices: wall and CPU until that tick's ack (the monitor cycle and every liquidation
+    it causes are decided and committed before it), and what the liquidations did."""
+    venue = grown(directory, accounts, seed, tag=f"-crash-{insurance_usdc}")
+    if insurance_usdc:
+        wait_all(
+            [
+                venue.submit(
+                    Deposit(
+                        idempotency_key="fund",
+                        account=INSURANCE,
+                        asset="USDC",
+                        amount_units=insurance_usdc * 10**6,
+                    )
+                )
+            ]
+        )
+    btc = venue.prices()["BTC"]
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    ack = venue.execute(UpdatePrices(idempotency_key="crash", index_prices={"BTC": btc * 0.5}))
+    wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+    liquidations = venue.records(ack.sequence + 1, 1_000_000)
+    stages = [r[0] for record in liquidations for r in record.decoded()["effects"].get("records", [])]
+    venue.close()
+    return {
+        "accounts": accounts,
+        "insurance_usdc": insurance_usdc,
+        "tick_s": wall_s,
+        "tick_cpu_s": cpu_s,
+        "liquidations": len(liquidations),
+        "adl_records": stages.count("adl"),
+        "ms_per_liquidation": wall_s / max(len(liquidations), 1) * 1e3,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=40_000)
     parser.add_argument("--commands", type=int, default=300)
+    parser.add_argument(
+        "--crash", type=int, default=2_000, help="accounts of the crash-tick venue (0 skips the crash tick)"
+    )
     parser.add_argument("--seed", type=int, default=20250601)
     args = parser.parse_args(argv)
     print(f"CROSSMARGIN_KERNEL={compiled_kernels()}")
@@ -163,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"resting orders (grown in {built_s:.1f} s): CPU per command "
                 + ", ".join(f"{k} {v:,.0f} us" for k, v in cpu.items())
             )
+        crash = [crash_tick(tmp, args.crash, fund, args.seed) for fund in (10**9, 0)] if args.crash else []
+    for c in crash:
+        print(
+            f"crash tick (BTC -50 %), {c['accounts']:,} accounts, insurance fund {c['insurance_usdc']:,} USDC: "
+            f"{c['liquidations']:,} liquidations ({c['adl_records']:,} reaching ADL) before the tick's ack, "
+            f"{c['tick_s']:.2f} s ({c['ms_per_liquidation']:.1f} ms a liquidation), CPU {c['tick_cpu_s']:.2f} s"
+        )
+    results["crash_ticks"] = crash
     small, large = results[str(args.small)]["cpu_us"], results[str(args.large)]["cpu_us"]
     results["growth_ratio"] = {k: large[k] / small[k] for k in KINDS}
     print(

@@ -75,31 +75,38 @@ def _units(value: Any, name: str) -> int:
 
 
 def _effects_of(before: LedgerState, applied: Applied, traders: Iterable[str]) -> Effects:
-    """Postings, position and status changes of a core apply on a sub-state."""
+    """Postings, position and status changes of a core apply on a sub-state: per trader (sorted)
+    its closed positions then its changed ones (by instrument), then the system accounts' (the
+    liquidator's book) changed then closed ones, by (account, instrument).
+
+    A Tx copies the positions dict, so a position the apply did not touch is the same object
+    after it: only the replaced and removed ones are compared and sorted, O(positions) identity
+    checks plus O(changes log changes), where a liquidation over every holder of an instrument
+    sorted every holder's positions."""
     after = applied.state
+    old, new = before.positions, after.positions
+    changed: dict[str, list[str]] = {}
+    for key, p in new.items():
+        was = old.get(key)
+        if was is not p and was != p:
+            changed.setdefault(key[0], []).append(key[1])
+    closed: dict[str, list[str]] = {}
+    for account, instrument in old.keys() - new.keys():
+        closed.setdefault(account, []).append(instrument)
+    chosen = sorted(set(traders))
     positions: list[list[Any]] = []
-    status: list[list[Any]] = []
-    held_before = _by_account(before.positions)
-    held_after = _by_account(after.positions)
-    for trader in sorted(set(traders)):
-        old = held_before.get(trader, {})
-        new = held_after.get(trader, {})
-        for instrument in sorted(old.keys() - new.keys()):
-            positions.append([trader, instrument, 0, 0.0])
-        for instrument, p in sorted(new.items()):
-            if old.get(instrument) != p:
-                positions.append([trader, instrument, p.quantity, p.entry_price])
-        if after.status[trader] != before.status[trader] or after.call_deadline_ns.get(
-            trader
-        ) != before.call_deadline_ns.get(trader):
-            status.append([trader, int(after.status[trader]), after.call_deadline_ns.get(trader)])
-    # Positions of system accounts (the liquidator's book) are part of the fold too.
-    for (account, instrument), p in sorted(after.positions.items()):
-        if account.startswith("@") and before.positions.get((account, instrument)) != p:
-            positions.append([account, instrument, p.quantity, p.entry_price])
-    for account, instrument in sorted(before.positions.keys() - after.positions.keys()):
-        if account.startswith("@"):
-            positions.append([account, instrument, 0, 0.0])
+    for trader in (t for t in chosen if t in changed or t in closed):
+        positions.extend([trader, i, 0, 0.0] for i in sorted(closed.get(trader, ())))
+        positions.extend(_position_row(new, trader, i) for i in sorted(changed.get(trader, ())))
+    system = sorted(a for a in changed.keys() | closed.keys() if a.startswith("@"))
+    positions.extend(_position_row(new, a, i) for a in system for i in sorted(changed.get(a, ())))
+    positions.extend([a, i, 0, 0.0] for a in system for i in sorted(closed.get(a, ())))
+    status = [
+        [t, int(after.status[t]), after.call_deadline_ns.get(t)]
+        for t in chosen
+        if after.status[t] != before.status[t]
+        or after.call_deadline_ns.get(t) != before.call_deadline_ns.get(t)
+    ]
     return {
         "postings": [
             [p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in applied.postings
@@ -110,13 +117,9 @@ def _effects_of(before: LedgerState, applied: Applied, traders: Iterable[str]) -
     }
 
 
-def _by_account(positions: Mapping[tuple[str, str], Position]) -> dict[str, dict[str, Position]]:
-    """{account: {instrument: position}} in one pass (a liquidation's sub-state may hold every
-    holder of an instrument)."""
-    out: dict[str, dict[str, Position]] = {}
-    for (account, instrument), p in positions.items():
-        out.setdefault(account, {})[instrument] = p
-    return out
+def _position_row(positions: Mapping[tuple[str, str], Position], account: str, instrument: str) -> list[Any]:
+    p = positions[(account, instrument)]
+    return [account, instrument, p.quantity, p.entry_price]
 
 
 def _record(record: AuditRecord) -> list[Any]:

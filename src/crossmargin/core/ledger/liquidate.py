@@ -281,8 +281,9 @@ def _auto_deleverage(
     profit_fraction: list[float] = []
     notional: list[float] = []
     pnl_units: list[int] = []
-    for (who, inst), pos in sorted(tx.positions.items()):
-        if inst != instrument or who == account or who.startswith("@") or pos.quantity * side <= 0:
+    # The market's positions only, then sorted: the same order as sorting every position first.
+    for (who, _), pos in sorted((k, p) for k, p in tx.positions.items() if k[1] == instrument):
+        if who == account or who.startswith("@") or pos.quantity * side <= 0:
             continue
         per_contract = cs * ((1.0 / pos.entry_price - 1.0 / mark) if inverse else (mark - pos.entry_price))
         pnl = pos.quantity * per_contract
