@@ -37,6 +37,58 @@ def _orders_by_account(state: VenueState) -> dict[str, dict[str, Order]]:
     return out
 
 
+POSITION_EFFECTS = st.lists(
+    st.tuples(
+        st.sampled_from([*ACCOUNTS, LIQUIDATOR]),
+        st.sampled_from(["BTC-PERP", "ETH-PERP", "SOL-PERP"]),
+        st.integers(min_value=-2, max_value=2),
+    ),
+    max_size=40,
+)
+
+
+# An open order keeps its account and instrument (the venue refuses a second order of one id).
+ORDER_OF = {
+    "o1": ("a", "BTC-PERP"),
+    "o2": ("b", "BTC-PERP"),
+    "o3": ("a", "ETH-PERP"),
+    "o4": ("c", "BTC-PERP"),
+}
+ORDER_CHANGES = st.lists(
+    st.tuples(st.sampled_from(sorted(ORDER_OF)), st.integers(min_value=-3, max_value=3)), max_size=40
+)
+
+
+@given(POSITION_EFFECTS, ORDER_CHANGES)
+def test_the_instrument_indexes_are_the_positions_and_orders_grouped_by_instrument(
+    positions: list[tuple[str, str, int]], orders: list[tuple[str, int]]
+) -> None:
+    """Holders and orders of an instrument without a walk over the venue: the same sets (and, for
+    orders, the same order) as filtering every position and order."""
+    state = VenueState()
+    state.apply_effects({"accounts": ACCOUNTS}, sequence=1, record_hash="h")
+    for sequence, (account, instrument, quantity) in enumerate(positions, start=2):
+        state.apply_effects(
+            {"positions": [[account, instrument, quantity, 100.0]]}, sequence=sequence, record_hash="h"
+        )
+    for sequence, (order_id, quantity) in enumerate(orders, start=len(positions) + 2):
+        account, instrument = ORDER_OF[order_id]
+        state.apply_effects(
+            {"orders": [[order_id, account, instrument, quantity, 100.0]]}, sequence=sequence, record_hash="h"
+        )
+    for copy in (state, VenueState.from_dict(state.to_dict())):
+        for instrument in ("BTC-PERP", "ETH-PERP", "SOL-PERP"):
+            walked = {a for (a, i) in copy.positions if i == instrument and a in copy.status}
+            assert copy.holders_of([instrument]) == walked
+            assert copy.orders_on(instrument) == [
+                o for o in copy.orders.values() if o.instrument == instrument
+            ]
+        assert copy.holders_of(["BTC-PERP", "SOL-PERP"]) == copy.holders_of(["BTC-PERP"]) | copy.holders_of(
+            ["SOL-PERP"]
+        )
+        assert all(holders for holders in copy.instrument_holders.values())  # no empty sets kept
+
+
 @given(ORDER_EFFECTS)
 def test_the_order_index_is_the_orders_grouped_by_account(effects: list[tuple[str, str, str, int]]) -> None:
     state = VenueState()

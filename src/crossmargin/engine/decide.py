@@ -594,7 +594,7 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
     instrument = _instrument_name(config, cmd.instrument, "settle_expiry.instrument")
     expiry_ns = int(config.instruments.expiry_ns[config.instruments.index[instrument]])
     # Holders, and the owners of open orders on it (cancelled below), are re-margined together.
-    cancelled = [o for o in state.orders.values() if o.instrument == instrument]
+    cancelled = state.orders_on(instrument)
     traders = state.holders_of([instrument]) | {o.account for o in cancelled}
     event = ledger_events.Expiry(
         instrument=instrument, settlement_price=cmd.settlement_price, as_of_ns=as_of_ns
@@ -615,7 +615,9 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
             ) from None
         raise
     # Open orders on it can never fill: cancelled (their reservations freed) in the same record.
-    remaining = VenueState.of_orders(o for o in state.orders.values() if o.instrument != instrument)
+    # What the margin rows read: the re-margined traders' other orders (reservations).
+    kept = [o for o in state.orders_of_accounts(traders) if o.instrument != instrument]
+    remaining = VenueState.of_orders(kept)
     effects = _effects_of(sub, applied, traders)
     effects["expired"] = [instrument]
     effects["orders"] = [[o.order_id, o.account, o.instrument, 0, o.price] for o in cancelled]

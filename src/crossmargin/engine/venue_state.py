@@ -44,14 +44,17 @@ class Order:
 
 @dataclass(slots=True)
 class VenueState:
-    """Mutable fold of the log (module docstring). `holdings[account]` indexes `positions` and
-    `account_orders[account]` (order id -> Order) indexes `orders` by account, so one account's
-    positions and open orders cost O(its own), not O(the venue's), per command."""
+    """Mutable fold of the log (module docstring). Indexes kept by the fold, so a command costs
+    O(what it touches), not O(the venue): `holdings[account]` (its instruments) and
+    `instrument_holders[instrument]` (the accounts holding it) index `positions` both ways;
+    `account_orders[account]` (order id -> Order) and `instrument_orders[instrument]` index
+    `orders`."""
 
     traders: list[str] = field(default_factory=list)
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     holdings: dict[str, set[str]] = field(default_factory=dict)
+    instrument_holders: dict[str, set[str]] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)
     price_ns: dict[str, int] = field(default_factory=dict)  # symbol or instrument -> set at (ns)
@@ -64,6 +67,7 @@ class VenueState:
     expired: set[str] = field(default_factory=set)
     orders: dict[str, Order] = field(default_factory=dict)
     account_orders: dict[str, dict[str, Order]] = field(default_factory=dict)
+    instrument_orders: dict[str, dict[str, Order]] = field(default_factory=dict)
     # (from sequence, parameters as a plain dict) in force from that record on
     parameter_versions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     time_ns: int = 0
@@ -96,9 +100,11 @@ class VenueState:
             if quantity == 0:
                 self.positions.pop((account, instrument), None)
                 self.holdings.setdefault(account, set()).discard(instrument)
+                self._unhold(account, instrument)
             else:
                 self.positions[(account, instrument)] = Position(int(quantity), float(entry))
                 self.holdings.setdefault(account, set()).add(instrument)
+                self.instrument_holders.setdefault(instrument, set()).add(account)
         for account, status, deadline in effects.get("status", ()):
             self.status[account] = AccountStatus(int(status))
             if deadline is None:
@@ -117,7 +123,9 @@ class VenueState:
             self.marks.pop(instrument, None)
         for order_id, account, instrument, quantity, price in effects.get("orders", ()):
             old = self.orders.get(order_id)
-            if old is not None:
+            # A partial fill replaces an order in place (its place in every index kept); only a
+            # cancel, or an id moved to another account or instrument, leaves the indexes.
+            if old is not None and (quantity == 0 or (old.account, old.instrument) != (account, instrument)):
                 self._unindex_order(old)
             if quantity == 0:
                 self.orders.pop(order_id, None)
@@ -137,15 +145,24 @@ class VenueState:
         self.sequence = sequence
         self.head_hash = record_hash
 
+    def _unhold(self, account: str, instrument: str) -> None:
+        holders = self.instrument_holders.get(instrument)
+        if holders is not None:
+            holders.discard(account)
+            if not holders:
+                del self.instrument_holders[instrument]
+
     def _index_order(self, order: Order) -> None:
         self.orders[order.order_id] = order
         self.account_orders.setdefault(order.account, {})[order.order_id] = order
+        self.instrument_orders.setdefault(order.instrument, {})[order.order_id] = order
 
     def _unindex_order(self, order: Order) -> None:
-        mine = self.account_orders[order.account]
-        del mine[order.order_id]
-        if not mine:
-            del self.account_orders[order.account]
+        for index, key in ((self.account_orders, order.account), (self.instrument_orders, order.instrument)):
+            mine = index[key]
+            del mine[order.order_id]
+            if not mine:
+                del index[key]
 
     @classmethod
     def of_orders(cls, orders: Iterable[Order]) -> VenueState:
@@ -171,10 +188,14 @@ class VenueState:
         return [o for a in set(accounts) for o in self.account_orders.get(a, {}).values()]
 
     def holders_of(self, instruments: Iterable[str]) -> set[str]:
-        """Traders holding any of `instruments` (ADL counterparties of a liquidation). O(positions):
-        liquidations are rare, so no second index is kept."""
-        wanted = set(instruments)
-        return {a for (a, i) in self.positions if i in wanted and a in self.status}
+        """Traders holding any of `instruments` (funding, expiry, ADL counterparties), O(holders)."""
+        status = self.status
+        return {a for i in instruments for a in self.instrument_holders.get(i, ()) if a in status}
+
+    def orders_on(self, instrument: str) -> list[Order]:
+        """The open orders on `instrument` in `orders`' order (an order id keeps its instrument),
+        O(those orders)."""
+        return list(self.instrument_orders.get(instrument, {}).values())
 
     def sub_state(self, traders: Iterable[str], assets: Iterable[str]) -> LedgerState:
         """The named traders (and every system account) as a core LedgerState."""
@@ -211,8 +232,9 @@ class VenueState:
     def detached(self) -> VenueState:
         """A copy sharing no container with this state (the values in them are immutable):
         C-level copies, fast under the writer's lock, so a snapshot is sorted, encoded and
-        written on another thread while the writer moves on. The indexes `holdings` and
-        `account_orders` are left out (a snapshot does not hold them; `from_dict` rebuilds them)."""
+        written on another thread while the writer moves on. The indexes (`holdings`,
+        `instrument_holders`, `account_orders`, `instrument_orders`) are left out (a snapshot
+        does not hold them; `from_dict` rebuilds them)."""
         return VenueState(
             traders=list(self.traders),
             balances=dict(self.balances),
@@ -279,6 +301,7 @@ class VenueState:
         for a, i, q, e in data["positions"]:
             state.positions[(a, i)] = Position(int(q), float(e))
             state.holdings.setdefault(a, set()).add(i)
+            state.instrument_holders.setdefault(i, set()).add(a)
         for order_id, account, instrument, quantity, price in data["orders"]:
             order = Order(
                 order_id=order_id, account=account, instrument=instrument, quantity=int(quantity), price=price
