@@ -141,8 +141,8 @@ DESK_OPTIONS = (
 def lifecycle_wall_us(venue: Venue, n: int) -> dict[str, float]:
     """Wall time to the ack of a SettleFunding of the SOL perpetual (`n` periods) and of a
     SettleExpiry of each of the desk's options (their expiry has passed on the system clock).
-    Wall, not CPU: these run the monitor's parallel kernels, whose OpenMP threads spin-wait after
-    each pass and bill the process for CPU no command used."""
+    Wall, not CPU: they run the monitor's kernels on their threads (measured: CPU per command
+    equals the wall time within a few %, once the first has built the monitor)."""
     out = {}
     # The first lifecycle command builds the monitor's whole-book engine (the venue's first since
     # the accounts were opened: O(accounts), once); untimed, as the first of each kind above.
