@@ -597,7 +597,7 @@ class Venue:
         self._opened_ns = state.time_ns
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
-        self._stats.update(snapshots=0, snapshot_failures=0)
+        self._stats.update(snapshots=0, snapshot_failures=0, key_lookups=0)
         self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
         # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
         self._snapshots: queue.Queue[VenueState | None] = queue.Queue()
@@ -1041,10 +1041,13 @@ class Venue:
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: commands committed, records, batches, rejected, queue depth, the
-        last tick's margin-cycle seconds, accounts under maintenance (engine's view)."""
+        last tick's margin-cycle seconds, accounts under maintenance (engine's view), idempotency
+        keys looked up in the log, held in memory, and the bytes of the filter of the log's keys."""
         with self._lock:
             out: dict[str, Any] = dict(self._stats)
             out["queue_depth"] = self._queue.qsize()
+            out["keys_in_memory"] = len(self._keys)
+            out["key_filter_bytes"] = self._log_keys.nbytes
             out["last_sequence"] = self._state.sequence
             out["accounts_under_maintenance"] = (
                 int(np.count_nonzero(self._monitor.statuses >= LIQUIDATION))
@@ -1170,6 +1173,7 @@ class Venue:
         unseen = [p.key for p in batch if p.key not in keys]
         maybe = [k for k, hit in zip(unseen, self._log_keys.may_hold(unseen), strict=True) if hit]
         stored = self._store.find_keys(maybe) if maybe else {}
+        self._stats["key_lookups"] += len(maybe)
         answers: list[tuple[_Pending, Ack | BaseException]] = []
         for p in batch:
             known = keys.get(p.key) or group_keys.get(p.key)

@@ -11,6 +11,10 @@ From the venue, read at scrape time (`VenueCollector` over `Venue.stats()`, so n
     crossmargin_margin_cycle_seconds             summary   every margin cycle (when the venue counts them)
     crossmargin_accounts_below_maintenance       gauge     accounts whose equity is under MM
     crossmargin_log_sequence                     gauge     last committed sequence number
+    crossmargin_idempotency_lookups_total        counter   keys looked up in the log (retries, and the
+                                                           key filter's rare false positives)
+    crossmargin_idempotency_keys_in_memory       gauge     committed keys the writer holds
+    crossmargin_idempotency_filter_bytes         gauge     memory of the filter of every key in the log
 
 From the service itself:
 
@@ -76,6 +80,11 @@ class VenueCollector(Collector):
             ("crossmargin_commands_committed", "commands", "Commands acknowledged after commit"),
             ("crossmargin_commit_batches", "batches", "Group commits (one transaction and fsync each)"),
             ("crossmargin_commands_rejected", "rejected", "Commands refused by the venue's rules"),
+            (
+                "crossmargin_idempotency_lookups",
+                "key_lookups",
+                "Idempotency keys looked up in the log (retries and the key filter's false positives)",
+            ),
         ):
             yield CounterMetricFamily(name, text, value=float(stats.get(key, 0)))
         for name, key, text in (
@@ -86,6 +95,12 @@ class VenueCollector(Collector):
                 "Duration of the last price tick's margin cycle",
             ),
             ("crossmargin_log_sequence", "last_sequence", "Last committed log sequence number"),
+            ("crossmargin_idempotency_keys_in_memory", "keys_in_memory", "Committed keys the writer holds"),
+            (
+                "crossmargin_idempotency_filter_bytes",
+                "key_filter_bytes",
+                "Bytes of the filter of every idempotency key in the log (2.5 a key)",
+            ),
             (
                 "crossmargin_accounts_below_maintenance",
                 "accounts_under_maintenance",
