@@ -15,7 +15,7 @@ from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig
 from crossmargin.engine.decide import _effects_of, _sub, liquidation_effects
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.venue import Venue, VenueSettings
+from crossmargin.engine.venue import Deposit, Fill, OpenAccount, Venue, VenueSettings
 from crossmargin.engine.venue_state import VenueState
 from tests.adapters.sql.support import desk_genesis
 
@@ -37,11 +37,11 @@ def _crashed(insurance_units: int) -> tuple[VenueState, LedgerConfig]:
     return state, config
 
 
-def _over_every_holder(state: VenueState, config: LedgerConfig) -> dict[str, Any]:
+def _over_every_holder(state: VenueState, config: LedgerConfig, account: str = ACCOUNT) -> dict[str, Any]:
     """The decision over the account and every holder of what it holds (the path before)."""
-    traders = {ACCOUNT} | state.holders_of(state.holdings[ACCOUNT])
+    traders = {account} | state.holders_of(state.holdings[account])
     sub = _sub(state, config, traders)
-    applied = apply(sub, ledger_events.Liquidate(account=ACCOUNT, as_of_ns=state.time_ns + 1), config)
+    applied = apply(sub, ledger_events.Liquidate(account=account, as_of_ns=state.time_ns + 1), config)
     return _effects_of(sub, applied, traders)
 
 
@@ -68,3 +68,68 @@ def test_a_liquidation_whose_waterfall_reaches_adl_is_decided_over_every_holder(
     alone = liquidation_effects(state, config, ACCOUNT, state.time_ns + 1)
     assert any("adl" in r[2]["paid_units"] for r in alone["records"] if r[0] == "waterfall")
     assert alone == {**_over_every_holder(state, config), "time_ns": state.time_ns + 1}
+
+
+def _grown_and_crashed(pairs: int) -> tuple[VenueState, LedgerConfig, list[str]]:
+    """`pairs` pairs of new traders, each pair one BTC perpetual trade (the taker long 1-3
+    contracts, thinly funded), then BTC at half its price with an empty insurance fund: the
+    longs lose, the shorts are the ADL candidates; the longs are returned."""
+    with Venue.open(
+        MemoryEventStore(), desk_genesis(), clock=SystemClock(), settings=VenueSettings()
+    ) as venue:
+        price = venue.prices()["BTC"]
+        longs = []
+        for k in range(pairs):
+            long, short = f"long-{k:02d}", f"short-{k:02d}"
+            for name in (long, short):
+                venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
+                venue.execute(
+                    Deposit(
+                        idempotency_key=f"dep-{name}",
+                        account=name,
+                        asset="USDC",
+                        amount_units=(25_000 + 7_919 * k) * 10**6,
+                    )
+                )
+            venue.execute(
+                Fill(
+                    idempotency_key=f"fill-{k}",
+                    taker=long,
+                    maker=short,
+                    instrument="BTC-USDC-PERP",
+                    quantity=1 + k % 3,
+                    price=price,
+                )
+            )
+            longs.append(long)
+        state, config = VenueState.from_dict(venue._state.to_dict()), venue.config
+    state.prices["BTC"] *= 0.5
+    state.marks = {k: p * 0.5 if k.startswith("BTC") else p for k, p in state.marks.items()}
+    state.balances.pop((INSURANCE, "USDC"), None)
+    return state, config, longs
+
+
+def test_adl_is_decided_over_the_opposite_holders_of_its_market_with_the_whole_holder_effects() -> None:
+    """Step 2 of `liquidation_effects`: the sub-state holds the account and the holders of the
+    ADL market on the other side (not every holder of what it holds): the same postings,
+    positions and records as the decision over every holder, but for the statuses of traders
+    the liquidation did not touch, which that decision refreshed by happenstance."""
+    state, config, longs = _grown_and_crashed(pairs=12)
+    deleveraged = refreshed_elsewhere = 0
+    for long in longs:
+        crashed = VenueState.from_dict(state.to_dict())
+        crashed.status[long] = AccountStatus.LIQUIDATION
+        fewer = liquidation_effects(crashed, config, long, crashed.time_ns + 1)
+        every = _over_every_holder(crashed, config, long)
+        assert fewer["postings"] == every["postings"]
+        assert fewer["positions"] == every["positions"]
+        moved = {a for p in every["postings"] for a in p[:2]} | {p[0] for p in every["positions"]}
+        extra = [s for s in every["status"] if s not in fewer["status"]]
+        assert all(s[0] not in moved for s in extra)  # only untouched traders' statuses differ
+        assert fewer["status"] == [s for s in every["status"] if s not in extra]
+        skipped = {s[0] for s in extra}
+        assert fewer["records"] == [r for r in every["records"] if not (r[0] == "status" and r[1] in skipped)]
+        refreshed_elsewhere += len(extra)
+        deleveraged += sum(r[2]["contracts"] > 0 for r in fewer["records"] if r[0] == "adl")
+    assert deleveraged >= 3  # the comparison covered liquidations that took from winners
+    assert refreshed_elsewhere > 0  # and decisions over fewer traders than every holder
