@@ -1446,13 +1446,16 @@ class Venue:
         until none is left (bounded rounds per account)."""
         out: list[LogRecord] = []
         attempts: dict[str, int] = {}
+        rounds = self.settings.max_liquidation_rounds
         while True:
             monitor = self._ensure_monitor()
-            due = [monitor.account_ids[r] for r in monitor.in_liquidation().tolist()]
-            due = [a for a in due if attempts.get(a, 0) < self.settings.max_liquidation_rounds]
-            if not due:
+            # The first account in liquidation (row order) with rounds left: no list of all of
+            # them per liquidation (a crash with k liquidations would build k lists of up to k).
+            ids = monitor.account_ids
+            eligible = (ids[r] for r in monitor.in_liquidation().tolist())
+            account = next((a for a in eligible if attempts.get(a, 0) < rounds), None)
+            if account is None:
                 return out
-            account = due[0]
             attempts[account] = attempts.get(account, 0) + 1
             try:
                 effects = liquidation_effects(self._state, self.config, account, now)
