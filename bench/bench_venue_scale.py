@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -44,6 +46,7 @@ from crossmargin.engine.venue import (
     Command,
     Deposit,
     Fill,
+    OpenAccount,
     PlaceOrder,
     SettleExpiry,
     SettleFunding,
@@ -159,6 +162,25 @@ def lifecycle_wall_us(venue: Venue, n: int) -> dict[str, float]:
     return out
 
 
+def tick_ms(venue: Venue, n: int) -> dict[str, float]:
+    """Median wall time to the ack of a BTC price tick (margin cycle, calls, liquidations), `n`
+    ticks in a row and `n` each right after an OpenAccount: the venue's sign-ups between ticks."""
+    btc = venue.prices()["BTC"]
+
+    def tick(key: str, i: int) -> float:
+        t0 = time.perf_counter()
+        venue.execute(UpdatePrices(idempotency_key=key, index_prices={"BTC": btc * (1 + 0.001 * (i % 5))}))
+        return (time.perf_counter() - t0) * 1e3
+
+    tick("tick-first", 0)  # builds the monitor if no tick did
+    plain = [tick(f"tick-{i}", i) for i in range(n)]
+    opened = []
+    for i in range(n):
+        venue.execute(OpenAccount(idempotency_key=f"open-new-{i}", account=f"new-{i:04d}"))
+        opened.append(tick(f"tick-open-{i}", i))
+    return {"tick": float(np.median(plain)), "tick_after_open_account": float(np.median(opened))}
+
+
 def per_command_cpu_us(venue: Venue, n: int) -> dict[str, float]:
     names = [a for a in venue.accounts() if a.startswith("t")]
     a, b = names[0], names[1]
@@ -236,14 +258,22 @@ def main(argv: list[str] | None = None) -> int:
             }
             cpu = per_command_cpu_us(venue, args.commands)
             wall = lifecycle_wall_us(venue, 50)
+            ticks = tick_ms(venue, 10)
             venue.close()
-            results[str(size)] = {**shape, "grown_s": built_s, "cpu_us": cpu, "lifecycle_wall_us": wall}
+            results[str(size)] = {
+                **shape,
+                "grown_s": built_s,
+                "cpu_us": cpu,
+                "lifecycle_wall_us": wall,
+                "tick_ms": ticks,
+            }
             print(
                 f"{shape['accounts']:>7,} accounts, {shape['positions']:>7,} positions, {shape['orders']:>7,} "
                 f"resting orders (grown in {built_s:.1f} s): CPU per command "
                 + ", ".join(f"{k} {v:,.0f} us" for k, v in cpu.items())
                 + "; wall to the ack of "
                 + ", ".join(f"{k} {v:,.0f} us" for k, v in wall.items())
+                + f"; tick p50 {ticks['tick']:.1f} ms, right after an OpenAccount {ticks['tick_after_open_account']:.1f} ms"
             )
         crash = [crash_tick(tmp, args.crash, fund, args.seed) for fund in (10**9, 0)] if args.crash else []
     for c in crash:
@@ -253,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['tick_s']:.2f} s ({c['ms_per_liquidation']:.1f} ms a liquidation), CPU {c['tick_cpu_s']:.2f} s"
         )
     results["crash_ticks"] = crash
-    small = results[str(args.small)]["cpu_us"] | results[str(args.small)]["lifecycle_wall_us"]
-    large = results[str(args.large)]["cpu_us"] | results[str(args.large)]["lifecycle_wall_us"]
+    small, large = (
+        results[str(n)]["cpu_us"] | results[str(n)]["lifecycle_wall_us"] | results[str(n)]["tick_ms"]
+        for n in (args.small, args.large)
+    )
     results["growth_ratio"] = {k: large[k] / small[k] for k in small}
     print(
         "large / small venue, per command (CPU; wall for the lifecycle; 1 = independent of the venue's size): "

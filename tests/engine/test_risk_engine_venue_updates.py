@@ -51,3 +51,46 @@ def test_on_holdings_and_on_book_equal_a_fresh_engine() -> None:
         np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
     with pytest.raises(InputError, match=r"market\.asset_prices"):
         engine.on_book(changed, dataclasses.replace(moved, asset_symbols=(), asset_price_usd=np.zeros(0)))
+
+
+def test_accounts_added_to_a_running_engine_equal_a_fresh_engine() -> None:
+    """`add_accounts` grows the engine by empty accounts (a venue's sign-ups between ticks):
+    afterwards, and after those accounts fund and trade and the market moves, every result equals
+    a fresh engine's on the same book bit for bit."""
+    from crossmargin.engine.risk_engine import AccountUpdate, PriceTick
+
+    book = synth_book(SynthSpec(n_accounts=500, seed=4))
+    market = synth_market(book.instruments)
+    engine = RiskEngine(book, market, CrossMargin())
+    engine.index_holders()  # as the venue's monitor: the holder index must grow too
+    engine.on_account(  # a pending event on an old account, kept across the growth
+        AccountUpdate(
+            account_id=book.account_ids[7], instrument_ids=[], quantity=[], entry_price=[], balances={}
+        )
+    )
+    grown = engine.add_accounts(["new-a", "new-b"])
+    assert grown.account_rows.tolist() == [500, 501] and grown.newly_below_maintenance.size == 0
+    fresh = RiskEngine(engine.book, market, CrossMargin()).result
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
+    assert engine.result.equity_usd[500] == 0.0 and engine.result.initial_margin_usd[501] == 0.0
+    instrument = book.instruments.ids[int(book.positions.indices[0])]
+    engine.on_account(
+        AccountUpdate(
+            account_id="new-b",
+            instrument_ids=[instrument],
+            quantity=[3.0],
+            entry_price=[float(book.entry_price[0])],
+            balances={book.assets.symbols[0]: 50_000.0},
+        )
+    )
+    underlying = book.instruments.underlyings[
+        int(book.instruments.underlying_index[book.positions.indices[0]])
+    ]
+    engine.on_tick(PriceTick(prices_usd={underlying: float(market.index_price_usd[0]) * 0.9}))
+    fresh = RiskEngine(engine.book, engine.market, CrossMargin()).result
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
+    assert engine.result.initial_margin_usd[501] > 0.0
+    with pytest.raises(InputError, match="already in the book"):
+        engine.add_accounts(["new-a"])

@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 
 from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
-from crossmargin.core.ledger.state import AccountStatus
+from crossmargin.core.ledger.state import AccountStatus, book_of, market_of
+from crossmargin.core.margin import CrossMargin
 from crossmargin.engine.memory import MemoryEventStore
+from crossmargin.engine.monitor import Monitor
 from crossmargin.engine.venue import (
     CancelOrder,
     Deposit,
     Fill,
+    OpenAccount,
     PlaceOrder,
     RiskParameters,
     SetRiskParameters,
@@ -239,6 +242,44 @@ def test_monitor_sees_every_committed_command_before_a_tick(venue: Venue) -> Non
         assert float(result.maintenance_margin_usd[row]) == pytest.approx(
             view.maintenance_margin_usd, rel=1e-9
         )
+
+
+def test_accounts_opened_between_ticks_grow_the_monitor_not_rebuild_it(venue: Venue) -> None:
+    """An OpenAccount adds an empty row to the running monitor (a rebuild cost the next tick
+    O(accounts)); after the new accounts fund and trade and a tick, every account's figures and
+    status equal those of a monitor built afresh from the state, bit for bit."""
+    venue.execute(UpdatePrices(idempotency_key="p0", index_prices={"BTC": 88_400.0}))
+    monitor = venue._monitor
+    assert monitor is not None
+    for name in ("zeta-new", "alpha-new"):  # one sorts after every trader, one before
+        venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
+        venue.execute(Deposit(idempotency_key=f"d-{name}", account=name, asset="USDC", amount_units=10**11))
+    venue.execute(
+        Fill(
+            idempotency_key="f-new",
+            taker="alpha-new",
+            maker="zeta-new",
+            instrument="BTC-USDC-PERP",
+            quantity=2,
+            price=88_400.0,
+        )
+    )
+    venue.execute(UpdatePrices(idempotency_key="p1", index_prices={"BTC": 86_000.0}))
+    assert venue._monitor is monitor  # grown, not rebuilt
+    assert monitor.account_ids[-2:] == ("zeta-new", "alpha-new")
+    state, config = venue._state, venue.config
+    sub = state.sub_state(state.traders, config.assets.symbols)
+    fresh = Monitor(book_of(sub, config), market_of(sub, config), model=CrossMargin(config.margin))
+    mine = [monitor.row_of[a] for a in state.traders]
+    theirs = [fresh.row_of[a] for a in state.traders]
+    for name in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "margin_ratio", "bankrupt"):
+        np.testing.assert_array_equal(
+            getattr(monitor.engine.result, name)[mine],
+            getattr(fresh.engine.result, name)[theirs],
+            err_msg=name,
+        )
+    assert [int(monitor.statuses[r]) for r in mine] == [int(state.status[a]) for a in state.traders]
+    assert monitor.engine.result.initial_margin_usd[monitor.row_of["alpha-new"]] > 0.0
 
 
 def test_monitor_statuses_follow_its_own_row_order(venue: Venue) -> None:

@@ -203,6 +203,51 @@ class Book:
         book.memo.entry_term = self.memo.entry_term
         return book
 
+    def with_new_accounts(self, account_ids: Sequence[str]) -> Book:
+        """The book with accounts that hold nothing yet (no position, no balance) after the
+        others: the CSR gains empty rows (no position is copied), the balances zero rows. The
+        memos of the positions (entry terms, risk buckets) carry over, those of the balances are
+        extended with zeros; position runs are rebuilt on use. O(accounts) for the balances and
+        the id index, not a rebuild of the book (a venue opens accounts between ticks)."""
+        new = tuple(account_ids)
+        if self.isolated_collateral is not None:
+            raise InputError(
+                "isolated_collateral", "accounts cannot be added to a book with isolated collateral"
+            )
+        if not self.index and self.account_ids:
+            self.account_row(self.account_ids[0])  # builds the id -> row index once
+        taken = [a for a in new if a in self.index]
+        if taken or len(set(new)) != len(new):
+            raise InputError("accounts.id", f"account {(taken or list(new))[0]!r} is already in the book")
+        n, old = len(new), self.positions
+        indptr = np.concatenate([old.indptr, np.full(n, old.indptr[-1], dtype=old.indptr.dtype)])
+        positions = sp.csr_array((old.data, old.indices, indptr), shape=(old.shape[0] + n, old.shape[1]))
+        zeros = np.zeros((n, self.assets.n_assets))
+        book = Book(
+            account_ids=self.account_ids + new,
+            assets=self.assets,
+            instruments=self.instruments,
+            positions=positions,
+            entry_price=self.entry_price,
+            balances=np.vstack([self.balances, zeros]),
+            index={**self.index, **{a: len(self.account_ids) + k for k, a in enumerate(new)}},
+        )
+        memo = self.memo
+        book.memo.entry_term = memo.entry_term
+        book.memo.risk_buckets = memo.risk_buckets
+        if memo.haircut_units is not None:
+            units = np.vstack([memo.haircut_units, zeros])
+            units.flags.writeable = False
+            book.memo.haircut_units = units
+        if memo.balance_csr is not None:
+            rows, asset, units_nz = memo.balance_csr
+            book.memo.balance_csr = (
+                np.concatenate([rows, np.full(n, rows[-1], dtype=rows.dtype)]),
+                asset,
+                units_nz,
+            )
+        return book
+
     def select(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> Book:
         """A book of only these accounts (in this order), same instruments and assets.
 

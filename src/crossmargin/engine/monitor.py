@@ -131,6 +131,19 @@ class Monitor:
             else np.asarray(deadlines, np.int64).copy()
         )
 
+    def add_accounts(self, account_ids: Sequence[str]) -> None:
+        """Accounts just opened (nothing in them, healthy), after the others: the engine grows
+        rather than being rebuilt (`RiskEngine.add_accounts`). Their rows come after the rows of
+        accounts opened before the monitor was built, so `in_liquidation` breaks an exact tie in
+        coverage by that order rather than by account id."""
+        self.engine.add_accounts(account_ids)
+        start = len(self.account_ids)
+        self.account_ids = self.account_ids + tuple(account_ids)
+        self.row_of.update((a, start + k) for k, a in enumerate(account_ids))
+        n = len(account_ids)
+        self.statuses = np.concatenate([self.statuses, np.full(n, HEALTHY, dtype=np.int8)])
+        self.deadlines = np.concatenate([self.deadlines, np.full(n, NO_DEADLINE, dtype=np.int64)])
+
     def set_status(self, account: str, status: int, deadline_ns: int | None) -> None:
         row = self.row_of.get(account)
         if row is not None:

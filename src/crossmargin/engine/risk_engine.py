@@ -302,6 +302,26 @@ class RiskEngine:
             self._fold_pending()
         return self._remargin(np.array([row], dtype=np.int64))
 
+    def add_accounts(self, account_ids: Sequence[str]) -> Remargin:
+        """Accounts opened with nothing in them, after the book's others (`Book.with_new_accounts`):
+        only they are evaluated; every other account's result, the pending events and the holder
+        index are kept (the result arrays are copied once, O(accounts), not recomputed). A venue
+        opens accounts between ticks: rebuilding the engine for each cost the next tick a whole
+        book's preparation."""
+        if not account_ids:
+            return _remargin(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), self._result, full=False)
+        before = self._book.n_accounts
+        self._book = self._book.with_new_accounts(account_ids)
+        rows = np.arange(before, self._book.n_accounts, dtype=np.int64)
+        part = self._model.evaluate(self._book.select(rows), self._market, self._valuation)
+        grown = {
+            name: np.concatenate([getattr(self._result, name), getattr(part, name)]) for name in RESULT_ARRAYS
+        }
+        self._result = dataclasses.replace(self._result, **grown)  # type: ignore[arg-type]
+        if self._holder_index is not None:
+            self._holder_index = self._holder_index.with_rows(self._book.n_accounts)
+        return _remargin(rows, np.zeros(rows.size, dtype=bool), self._result, full=False)
+
     # -- questions ------------------------------------------------------------------------------
 
     def breakdown(self, account_ids: Sequence[str] | None = None) -> Breakdown:
@@ -511,6 +531,20 @@ class _Holders:
             instrument_holders=pattern.tocsc(),
             asset_holders=balances.tocsc(),
             underlying_accounts=per_underlying,
+        )
+
+    def with_rows(self, n_accounts: int) -> _Holders:
+        """The same holdings over `n_accounts` rows (accounts added after the others hold nothing)."""
+
+        def taller(matrix: sp.csc_array) -> sp.csc_array:
+            return sp.csc_array(
+                (matrix.data, matrix.indices, matrix.indptr), shape=(n_accounts, matrix.shape[1])
+            )
+
+        return _Holders(
+            instrument_holders=taller(self.instrument_holders),
+            asset_holders=taller(self.asset_holders),
+            underlying_accounts=self.underlying_accounts,
         )
 
     def widest_underlying(self, underlyings: BoolArray) -> int:
