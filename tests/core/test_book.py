@@ -1,0 +1,41 @@
+"""Book.with_new_accounts: accounts that hold nothing appended to a book equal the same book built
+from arrays with those accounts, and hand over the memos that stay valid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossmargin.core.book import Book
+from crossmargin.core.synthetic import SynthSpec, synth_book
+from crossmargin.errors import InputError
+
+
+def test_new_accounts_are_empty_rows_after_the_others() -> None:
+    book = synth_book(SynthSpec(n_accounts=200, seed=3))
+    _ = (book.entry_term, book.haircut_units, book.balance_csr)  # memos the new book inherits
+    grown = book.with_new_accounts(["new-1", "new-2"])
+    built = Book.from_arrays(
+        account_ids=[*book.account_ids, "new-1", "new-2"],
+        assets=book.assets,
+        instruments=book.instruments,
+        account_index=book.position_account,
+        instrument_index=book.positions.indices,
+        quantity=book.positions.data,
+        entry_price=book.entry_price,
+        balances=np.vstack([book.balances, np.zeros((2, book.assets.n_assets))]),
+    )
+    assert grown.account_ids == built.account_ids
+    np.testing.assert_array_equal(grown.positions.indptr, built.positions.indptr)
+    np.testing.assert_array_equal(grown.positions.indices, built.positions.indices)
+    np.testing.assert_array_equal(grown.positions.data, built.positions.data)
+    np.testing.assert_array_equal(grown.balances, built.balances)
+    assert grown.memo.entry_term is book.memo.entry_term  # positions unchanged: shared
+    np.testing.assert_array_equal(grown.haircut_units, built.haircut_units)
+    for mine, theirs in zip(grown.balance_csr, built.balance_csr, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert grown.account_row("new-2") == 201 and grown.account_row(book.account_ids[5]) == 5
+    with pytest.raises(InputError, match="already in the book"):
+        grown.with_new_accounts([book.account_ids[0]])
+    with pytest.raises(InputError, match="already in the book"):
+        book.with_new_accounts(["x", "x"])
