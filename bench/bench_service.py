@@ -74,12 +74,18 @@ BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
 FILL_PRICE_USD = 88_528.93  # examples/desk.yaml's BTC index: fills trade at it
 
 
-def command_of(run: str, i: int, kind: str) -> Any:
+def command_of(
+    run: str,
+    i: int,
+    kind: str,
+    pair: tuple[str, str] = ("basis-trader", "vol-seller"),
+    price: float = FILL_PRICE_USD,
+) -> Any:
+    """The i-th command of a run: a deposit to the pair's first account, or a fill or transfer
+    between the two, in turn each way (positions and balances stay bounded)."""
     if kind == "deposit":
-        return Deposit(
-            idempotency_key=f"{run}-{i}", account="basis-trader", asset="USDC", amount_units=1 + i % 97
-        )
-    a, b = ("basis-trader", "vol-seller") if i % 2 else ("vol-seller", "basis-trader")
+        return Deposit(idempotency_key=f"{run}-{i}", account=pair[0], asset="USDC", amount_units=1 + i % 97)
+    a, b = pair if i % 2 else pair[::-1]
     if kind == "fill":  # one BTC perpetual contract, back and forth: positions stay bounded
         return Fill(
             idempotency_key=f"{run}-{i}",
@@ -87,7 +93,7 @@ def command_of(run: str, i: int, kind: str) -> Any:
             maker=b,
             instrument="BTC-USDC-PERP",
             quantity=1,
-            price=FILL_PRICE_USD,
+            price=price,
         )
     return Transfer(
         idempotency_key=f"{run}-{i}", from_account=a, to_account=b, asset="USDC", amount_units=1 + i % 97

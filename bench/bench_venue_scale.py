@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_engine import cpu_model
+from bench_service import command_of
 from bench_service_stress import BOOK, grow, wait_all
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.sql import SqlEventStore
@@ -45,12 +46,10 @@ from crossmargin.engine.venue import (
     CancelOrder,
     Command,
     Deposit,
-    Fill,
     OpenAccount,
     PlaceOrder,
     SettleExpiry,
     SettleFunding,
-    Transfer,
     UpdatePrices,
     Venue,
     VenueSettings,
@@ -86,29 +85,8 @@ def grown(directory: str, accounts: int, seed: int, tag: str = "") -> Venue:
 
 
 def commands_of(kind: str, n: int, a: str, b: str, price: float) -> list[Command]:
-    if kind == "fill":  # one contract back and forth: positions stay bounded
-        return [
-            Fill(
-                idempotency_key=f"f-{i}",
-                taker=a if i % 2 else b,
-                maker=b if i % 2 else a,
-                instrument="BTC-USDC-PERP",
-                quantity=1,
-                price=price,
-            )
-            for i in range(n)
-        ]
-    if kind == "transfer":
-        return [
-            Transfer(
-                idempotency_key=f"t-{i}",
-                from_account=a if i % 2 else b,
-                to_account=b if i % 2 else a,
-                asset="USDC",
-                amount_units=1_000,
-            )
-            for i in range(n)
-        ]
+    if kind in ("fill", "transfer"):  # bench_service's, between a and b, in turn each way
+        return [command_of(kind[0], i, kind, pair=(a, b), price=price) for i in range(n)]
     if kind == "withdraw":
         return [Withdraw(idempotency_key=f"w-{i}", account=a, asset="USDC", amount_units=1) for i in range(n)]
     # place_order: placed and cancelled in turn, so the account keeps one or two resting orders

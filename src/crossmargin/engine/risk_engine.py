@@ -313,7 +313,8 @@ class RiskEngine:
         before = self._book.n_accounts
         self._book = self._book.with_new_accounts(account_ids)
         rows = np.arange(before, self._book.n_accounts, dtype=np.int64)
-        part = self._model.evaluate(self._book.select(rows), self._market, self._valuation)
+        part = self._evaluate_rows(rows)
+        assert part is not None  # rows is not empty
         grown = {
             name: np.concatenate([getattr(self._result, name), getattr(part, name)]) for name in RESULT_ARRAYS
         }

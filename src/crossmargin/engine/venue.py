@@ -545,6 +545,10 @@ class _Pending:
     actor: str | None = None
 
 
+# A decided group: each command's answer (Ack or refusal), the records, the new keys (body hash, Ack).
+_Decided = tuple[list[tuple[_Pending, Ack | BaseException]], list[LogRecord], dict[str, tuple[str, Ack]]]
+
+
 def _pending(command: Command, future: Future[Ack], actor: str | None) -> _Pending:
     """A command checked and encoded for the writer (on the caller's thread); InputError if its
     type, key or body is not one the venue takes."""
@@ -587,10 +591,8 @@ class Venue:
         self._closed = False
         self._keys: dict[str, tuple[str, Ack]] = {}  # committed keys seen: body hash, Ack
         self._log_keys = log_keys  # every key in the log, approximately: see _process
-        # The group being decided: its records and new keys (body hash, Ack), until its commit.
-        self._group_records: list[LogRecord] = []
-        self._group_keys: dict[str, tuple[str, Ack]] = {}
         self._monitor: Monitor | None = None
+        self._opened: list[str] = []  # accounts opened since the monitor last grew
         self._dirty: set[str] = set()
         # A price with no recorded set time (held since before the venue kept them) counts from
         # the recovered state's time: its quote is at least that old.
@@ -1141,33 +1143,34 @@ class Venue:
                 for p in batch:
                     p.future.set_exception(VenueUnavailableError(str(self._failed)))
                 return
-            answers = self._decide_group(batch)
-            if answers is None:
+            group = self._decide_group(batch)
+            if group is None:
                 return
-            if self._group_records:
+            answers, records, keys = group
+            if records:
                 try:
-                    self._store.append(self._group_records)
+                    self._store.append(records)
                 except BaseException as error:  # the fold is ahead of the log: stop serving
                     self._failed = error
                     refused = VenueUnavailableError(f"commit failed, not acknowledged: {error}")
                     for p, _ in answers:
                         p.future.set_exception(refused)
                     return
-                self._commit_done()
+                self._commit_done(records, keys)
         for p, answer in answers:
             if isinstance(answer, Ack):
                 p.future.set_result(answer)
             else:
                 p.future.set_exception(answer)
 
-    def _decide_group(self, batch: list[_Pending]) -> list[tuple[_Pending, Ack | BaseException]] | None:
+    def _decide_group(self, batch: list[_Pending]) -> _Decided | None:
         """Each command's answer, in order: its Ack, the original Ack of a key seen before (in
-        the log, in memory or earlier in this group), or its refusal; the accepted commands'
-        records folded and left in `_group_records`, their keys in `_group_keys`. None when the
-        fold failed: the venue stops, every command of the batch refused."""
-        keys, group_keys = self._keys, self._group_keys
-        group_keys.clear()
-        self._group_records = records = []
+        the log, in memory or earlier in this group), or its refusal; with the accepted
+        commands' records (folded) and their new keys (body hash, Ack). None when the fold
+        failed: the venue stops, every command of the batch refused."""
+        keys = self._keys
+        group_keys: dict[str, tuple[str, Ack]] = {}
+        records: list[LogRecord] = []
         # A key not in memory is looked up in the log only if the filter of every key the log
         # holds cannot rule it out (a fresh key, nearly always: no query per group).
         unseen = [p.key for p in batch if p.key not in keys]
@@ -1208,17 +1211,16 @@ class Venue:
             records.extend(new)
             group_keys[p.key] = (p.body_sha256, ack)
             answers.append((p, ack))
-        return answers
+        return answers, records, group_keys
 
-    def _commit_done(self) -> None:
+    def _commit_done(self, records: list[LogRecord], keys: dict[str, tuple[str, Ack]]) -> None:
         """After the group's commit: its keys remembered, counters, readers and snapshots told."""
-        records = self._group_records
-        self._keys.update(self._group_keys)
-        self._log_keys.add(list(self._group_keys))
+        self._keys.update(keys)
+        self._log_keys.add(list(keys))
         self._forget_old_keys()
         self._stats["records"] += len(records)
         self._stats["batches"] += 1
-        self._stats["commands"] += len(self._group_keys)
+        self._stats["commands"] += len(keys)
         with self._committed:
             self._recent.extend(records)
             self._committed_sequence = self._state.sequence
@@ -1328,10 +1330,11 @@ class Venue:
     def _after_apply(self, effects: Mapping[str, Any]) -> None:
         """Keep the monitor in step: status changes now, touched accounts at the next tick."""
         if effects.get("accounts"):
-            # New accounts hold nothing: the whole-book engine grows by their rows (a rebuild
-            # cost the next tick O(accounts) of Python, seconds at 1M accounts).
+            # New accounts hold nothing: the whole-book engine grows by their rows at its next
+            # use (`_add_opened`; a rebuild cost the next tick O(accounts) of Python, seconds at
+            # 1M accounts).
             if self._monitor is not None:
-                self._monitor.add_accounts(effects["accounts"])
+                self._opened.extend(effects["accounts"])
             return
         if self._monitor is None:
             return
@@ -1358,8 +1361,20 @@ class Venue:
                 ),
             )
             self._dirty.clear()
+            self._opened.clear()
         self._flush_dirty(None)
         return self._monitor
+
+    def _add_opened(self, monitor: Monitor) -> None:
+        """The accounts opened since the monitor last grew, added in one step (a growth copies
+        the engine's O(accounts) arrays once: per tick, not per sign-up), with the statuses the
+        fold gave them meanwhile (`set_status` skips an account the monitor does not hold yet)."""
+        if not self._opened:
+            return
+        opened, self._opened = self._opened, []
+        monitor.add_accounts(opened)
+        for account in opened:
+            monitor.set_status(account, int(self._state.status[account]), self._state.deadlines.get(account))
 
     def _flush_dirty(self, limit: int | None) -> None:
         """Feed the accounts commands touched to the RiskEngine (`on_account`, ~1 ms each): all
@@ -1368,6 +1383,7 @@ class Venue:
         monitor = self._monitor
         if monitor is None:
             return
+        self._add_opened(monitor)  # a dirty account may be new
         state, config = self._state, self.config
         count = len(self._dirty) if limit is None else min(limit, len(self._dirty))
         for _ in range(count):

@@ -99,12 +99,10 @@ class VenueState:
         for account, instrument, quantity, entry in effects.get("positions", ()):
             if quantity == 0:
                 self.positions.pop((account, instrument), None)
-                self.holdings.setdefault(account, set()).discard(instrument)
                 self._unhold(account, instrument)
             else:
                 self.positions[(account, instrument)] = Position(int(quantity), float(entry))
-                self.holdings.setdefault(account, set()).add(instrument)
-                self.instrument_holders.setdefault(instrument, set()).add(account)
+                self._hold(account, instrument)
         for account, status, deadline in effects.get("status", ()):
             self.status[account] = AccountStatus(int(status))
             if deadline is None:
@@ -145,7 +143,12 @@ class VenueState:
         self.sequence = sequence
         self.head_hash = record_hash
 
+    def _hold(self, account: str, instrument: str) -> None:
+        self.holdings.setdefault(account, set()).add(instrument)
+        self.instrument_holders.setdefault(instrument, set()).add(account)
+
     def _unhold(self, account: str, instrument: str) -> None:
+        self.holdings.setdefault(account, set()).discard(instrument)
         holders = self.instrument_holders.get(instrument)
         if holders is not None:
             holders.discard(account)
@@ -300,8 +303,7 @@ class VenueState:
         state.holdings = {a: set() for a in state.traders}
         for a, i, q, e in data["positions"]:
             state.positions[(a, i)] = Position(int(q), float(e))
-            state.holdings.setdefault(a, set()).add(i)
-            state.instrument_holders.setdefault(i, set()).add(a)
+            state._hold(a, i)
         for order_id, account, instrument, quantity, price in data["orders"]:
             order = Order(
                 order_id=order_id, account=account, instrument=instrument, quantity=int(quantity), price=price
