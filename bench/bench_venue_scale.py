@@ -12,7 +12,9 @@ resting orders.
 
 Then a crash: BTC at half its price on a venue of `--crash` accounts, with a funded insurance
 fund (the usual case: the fund absorbs each liquidation's loss) and with an empty one (every
-loss goes on to ADL over the holders of the market), timed to the tick's ack.
+loss goes on to ADL over the holders of the market), timed to the tick's ack; the empty-fund
+crash twice: ADL's candidates given to the ledger from the monitor (the sub-state holds the
+winners) and, the baseline, held in the decision's sub-state (each decision margins them all).
 
     python bench/bench_venue_scale.py [--small 1000] [--large 40000] [--commands 300] [--crash 2000]
 
@@ -174,11 +176,17 @@ def per_command_cpu_us(venue: Venue, n: int) -> dict[str, float]:
     return out
 
 
-def crash_tick(directory: str, accounts: int, insurance_usdc: int, seed: int) -> dict[str, Any]:
+def crash_tick(
+    directory: str, accounts: int, insurance_usdc: int, seed: int, *, candidates_given: bool = True
+) -> dict[str, Any]:
     """A grown venue, its insurance fund holding `insurance_usdc`, then BTC at half its price in
     one UpdatePrices: wall and CPU until that tick's ack (the monitor cycle and every liquidation
-    it causes are decided and committed before it), and what the liquidations did."""
-    venue = grown(directory, accounts, seed, tag=f"-crash-{insurance_usdc}")
+    it causes are decided and committed before it), and what the liquidations did.
+    `candidates_given=False`: the baseline for ADL, each decision holding every opposite holder
+    of the market and margining them itself (the path before ADL read the monitor's equity)."""
+    venue = grown(directory, accounts, seed, tag=f"-crash-{insurance_usdc}-{candidates_given}")
+    if not candidates_given:
+        venue._equity_of = None  # type: ignore[assignment,method-assign]  # decide's step 2 without it
     if insurance_usdc:
         wait_all(
             [
@@ -202,6 +210,7 @@ def crash_tick(directory: str, accounts: int, insurance_usdc: int, seed: int) ->
     return {
         "accounts": accounts,
         "insurance_usdc": insurance_usdc,
+        "adl_candidates": "given" if candidates_given else "held",
         "tick_s": wall_s,
         "tick_cpu_s": cpu_s,
         "liquidations": len(liquidations),
@@ -253,10 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{k} {v:,.0f} us" for k, v in wall.items())
                 + f"; tick p50 {ticks['tick']:.1f} ms, right after an OpenAccount {ticks['tick_after_open_account']:.1f} ms"
             )
-        crash = [crash_tick(tmp, args.crash, fund, args.seed) for fund in (10**9, 0)] if args.crash else []
+        runs = [(10**9, True), (0, True), (0, False)] if args.crash else []
+        crash = [crash_tick(tmp, args.crash, fund, args.seed, candidates_given=given) for fund, given in runs]
     for c in crash:
         print(
-            f"crash tick (BTC -50 %), {c['accounts']:,} accounts, insurance fund {c['insurance_usdc']:,} USDC: "
+            f"crash tick (BTC -50 %), {c['accounts']:,} accounts, insurance fund {c['insurance_usdc']:,} USDC, "
+            f"ADL candidates {c['adl_candidates']}: "
             f"{c['liquidations']:,} liquidations ({c['adl_records']:,} reaching ADL) before the tick's ack, "
             f"{c['tick_s']:.2f} s ({c['ms_per_liquidation']:.1f} ms a liquidation), CPU {c['tick_cpu_s']:.2f} s"
         )

@@ -4,20 +4,28 @@ and records for the account as the decision over every holder of what it holds."
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import apply
+from crossmargin.core.ledger.counterparties import Counterparties, MissingTradersError
 from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
-from crossmargin.core.ledger.state import AccountStatus, LedgerConfig
+from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, risk_view
+from crossmargin.engine import decide
 from crossmargin.engine.decide import _effects_of, _sub, liquidation_effects
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.venue import Deposit, Fill, OpenAccount, Venue, VenueSettings
+from crossmargin.engine.venue import Deposit, Fill, OpenAccount, UpdatePrices, Venue, VenueSettings
 from crossmargin.engine.venue_state import VenueState
+from crossmargin.errors import InputError
 from tests.adapters.sql.support import desk_genesis
+
+FloatArray = npt.NDArray[np.float64]
 
 ACCOUNT = "directional"  # ETH and SOL perpetuals; near-liquidation also holds the SOL one
 
@@ -133,3 +141,131 @@ def test_adl_is_decided_over_the_opposite_holders_of_its_market_with_the_whole_h
         deleveraged += sum(r[2]["contracts"] > 0 for r in fewer["records"] if r[0] == "adl")
     assert deleveraged >= 3  # the comparison covered liquidations that took from winners
     assert refreshed_elsewhere > 0  # and decisions over fewer traders than every holder
+
+
+def _ledger_equity(state: VenueState, config: LedgerConfig) -> Callable[[Sequence[str]], FloatArray]:
+    """Every trader's equity as the ledger's own risk view gives it on the whole state."""
+    sub = _sub(state, config, state.traders)
+    view = risk_view(sub, config)
+    row = {a: r for r, a in enumerate(view.traders)}
+    return lambda names: view.result.equity_usd[[row[a] for a in names]]
+
+
+def test_adl_with_the_candidates_given_holds_only_the_winners_with_the_same_effects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Step 2 with `equity_of` (the venue's whole-book margin): the ledger ranks the market's
+    opposite holders from arrays and the sub-state holds the account and the winners ADL picks;
+    postings, positions and every record but the statuses of unpicked candidates (refreshed by
+    the decision that held them) equal the decision over all opposite holders."""
+    state, config, longs = _grown_and_crashed(pairs=12)
+    deleveraged = fewer_traders = 0
+    held_by: list[int] = []  # traders in the state of each ledger decision, last one last
+
+    def counted(sub: Any, *args: Any, **kwargs: Any) -> Any:
+        held_by.append(len(sub.traders))
+        return apply(sub, *args, **kwargs)
+
+    monkeypatch.setattr(decide, "apply", counted)
+    for long in longs:
+        crashed = VenueState.from_dict(state.to_dict())
+        crashed.status[long] = AccountStatus.LIQUIDATION
+        now = crashed.time_ns + 1
+        given = liquidation_effects(crashed, config, long, now, equity_of=_ledger_equity(crashed, config))
+        given_traders = held_by[-1]
+        held = liquidation_effects(crashed, config, long, now)
+        fewer_traders += given_traders < held_by[-1]
+        assert given["postings"] == held["postings"]
+        assert given["positions"] == held["positions"]
+        moved = {a for p in held["postings"] for a in p[:2]} | {p[0] for p in held["positions"]}
+        extra = [s for s in held["status"] if s not in given["status"]]
+        assert all(s[0] not in moved for s in extra)
+        assert given["status"] == [s for s in held["status"] if s not in extra]
+        skipped = {s[0] for s in extra}
+        assert given["records"] == [r for r in held["records"] if not (r[0] == "status" and r[1] in skipped)]
+        deleveraged += sum(r[2]["contracts"] > 0 for r in given["records"] if r[0] == "adl")
+    assert deleveraged >= 3
+    assert fewer_traders >= 3  # decisions over the winners, not every candidate
+
+
+def test_the_ledger_names_the_winners_a_decision_must_hold() -> None:
+    """Given the candidates but holding only the liquidated account, the ledger refuses to go on
+    and names the winners (a subset of the candidates); with them added it decides."""
+    state, config, longs = _grown_and_crashed(pairs=12)
+    state.status[longs[0]] = AccountStatus.LIQUIDATION
+    event = ledger_events.Liquidate(account=longs[0], as_of_ns=state.time_ns + 1)
+    shorts = tuple(sorted(a for a in state.holders_of(["BTC-USDC-PERP"]) if a.startswith("short-")))
+    positions = [state.positions[(a, "BTC-USDC-PERP")] for a in shorts]
+    given = Counterparties(
+        instrument="BTC-USDC-PERP",
+        accounts=shorts,
+        quantity=np.array([p.quantity for p in positions], dtype=np.int64),
+        entry_price=np.array([p.entry_price for p in positions]),
+        equity_usd=_ledger_equity(state, config)(shorts),
+    )
+    with pytest.raises(MissingTradersError) as missing:
+        apply(_sub(state, config, {longs[0]}), event, config, counterparties={"BTC-USDC-PERP": given})
+    winners = missing.value.traders
+    assert winners and winners <= set(shorts)
+    sub = _sub(state, config, {longs[0], *winners})
+    applied = apply(sub, event, config, counterparties={"BTC-USDC-PERP": given})
+    adl = [r for r in applied.records if r.kind == "adl"]
+    assert adl and set(adl[0].detail["haircut_units"]) == winners
+
+
+def test_counterparties_refuse_unsorted_accounts_and_ragged_arrays() -> None:
+    one = np.ones(2)
+    with pytest.raises(InputError, match=r"counterparties\.accounts"):
+        Counterparties(
+            instrument="X",
+            accounts=("b", "a"),
+            quantity=np.ones(2, np.int64),
+            entry_price=one,
+            equity_usd=one,
+        )
+    with pytest.raises(InputError, match=r"counterparties\.equity_usd"):
+        Counterparties(
+            instrument="X",
+            accounts=("a", "b"),
+            quantity=np.ones(2, np.int64),
+            entry_price=one,
+            equity_usd=one[:1],
+        )
+
+
+def test_the_venue_monitor_equity_has_the_bits_of_the_ledger_view() -> None:
+    """ADL ranks on the monitor's equity (`Venue._equity_of`); the decision equals the ledger's
+    only if the bits do: after fills and a 30 % BTC drop, for every trader."""
+    with Venue.open(
+        MemoryEventStore(), desk_genesis(), clock=SystemClock(), settings=VenueSettings()
+    ) as venue:
+        price = venue.prices()["BTC"]
+        for k in range(6):
+            long, short = f"long-{k}", f"short-{k}"
+            for name in (long, short):
+                venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
+                venue.execute(
+                    Deposit(
+                        idempotency_key=f"d-{name}",
+                        account=name,
+                        asset="USDC",
+                        amount_units=(20_000 + 3_001 * k) * 10**6,
+                    )
+                )
+            venue.execute(
+                Fill(
+                    idempotency_key=f"f-{k}",
+                    taker=long,
+                    maker=short,
+                    instrument="BTC-USDC-PERP",
+                    quantity=1 + k % 2,
+                    price=price * (1 + k / 1000),
+                )
+            )
+        venue.execute(UpdatePrices(idempotency_key="drop", index_prices={"BTC": price * 0.7}))
+        with venue._lock:
+            traders = sorted(venue._state.traders)
+            monitor_equity = venue._equity_of(traders)
+            ledger_equity = _ledger_equity(venue._state, venue.config)(traders)
+    assert len(traders) > 12
+    assert monitor_equity.tobytes() == ledger_equity.tobytes()

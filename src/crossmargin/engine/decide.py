@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import Applied, apply
+from crossmargin.core.ledger.counterparties import Counterparties, MissingTradersError
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR, SYSTEM_ACCOUNTS
 from crossmargin.core.ledger.state import (
     AccountStatus,
@@ -628,7 +632,19 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
     return effects
 
 
-def liquidation_effects(state: VenueState, config: LedgerConfig, account: str, as_of_ns: int) -> Effects:
+# The equity (USD, float64) of accounts at the decision's prices and state, in the order asked:
+# the venue's whole-book margin (engine.monitor), so ADL's ranking reads no trader's state.
+EquityOf = Callable[[Sequence[str]], npt.NDArray[np.float64]]
+
+
+def liquidation_effects(
+    state: VenueState,
+    config: LedgerConfig,
+    account: str,
+    as_of_ns: int,
+    *,
+    equity_of: EquityOf | None = None,
+) -> Effects:
     """One `Liquidate` of `account` by the ledger's liquidation engine, on the fewest traders
     that decide it exactly:
 
@@ -636,10 +652,14 @@ def liquidation_effects(state: VenueState, config: LedgerConfig, account: str, a
        backstop): closing its positions, selling its collateral and the waterfall's fee,
        insurance and backstop stages read nothing else. A liquidation the insurance fund
        absorbs, the usual case, ends here: O(the account).
-    2. when the waterfall reaches ADL: again with the holders of each ADL market on the side
-       opposite to the account's position there, the only accounts ADL can take from (its
-       candidates are the profitable ones among them: the same candidates, so the same ranking,
-       allocation and haircuts whatever the policy);
+    2. when the waterfall reaches ADL in one market and `equity_of` is given: the market's
+       opposite-side holders (ADL's only candidates) are handed to the ledger as arrays
+       (`core.ledger.counterparties`: their positions from the state's holder index, their
+       equity from `equity_of`), and the sub-state holds the account and the winners ADL picks
+       (decided again with those the ledger names as missing). Without `equity_of`, or with ADL
+       in several markets (where one market's winners may be another's candidates, moved by the
+       first): the sub-state holds every opposite holder, the ledger margins them itself. The
+       same candidates with the same equity give the same ranking, allocation and haircuts.
     3. when the waterfall then reaches socialised loss (which reads every trader of the
        decision) or ADL had no market: with every holder of what the account holds, as before.
 
@@ -653,7 +673,11 @@ def liquidation_effects(state: VenueState, config: LedgerConfig, account: str, a
     applied = apply(sub, event, config)
     if _reached(applied) & _COUNTERPARTY_STAGES:
         markets = _adl_markets(applied)
-        if markets:
+        if len(markets) == 1 and equity_of is not None:
+            (market,) = markets
+            given = {market: _counterparties(state, account, market, equity_of)}
+            traders, sub, applied = _with_winners(state, config, event, given)
+        elif markets:
             traders = {account} | _opposite_holders(state, account, markets)
             sub = _sub(state, config, traders)
             applied = apply(sub, event, config)
@@ -664,6 +688,46 @@ def liquidation_effects(state: VenueState, config: LedgerConfig, account: str, a
     effects = _effects_of(sub, applied, traders)
     effects["time_ns"] = as_of_ns
     return effects
+
+
+def _with_winners(
+    state: VenueState,
+    config: LedgerConfig,
+    event: ledger_events.Liquidate,
+    given: Mapping[str, Counterparties],
+) -> tuple[set[str], LedgerState, Applied]:
+    """Decide `event` with ADL's candidates given, the sub-state growing by the winners the
+    ledger names until it holds them all (once, as a rule: the same candidates give the same
+    winners)."""
+    traders = {event.account}
+    while True:
+        sub = _sub(state, config, traders)
+        try:
+            return traders, sub, apply(sub, event, config, counterparties=given)
+        except MissingTradersError as missing:
+            if missing.traders <= traders:  # cannot happen: the state holds what it was given
+                raise
+            traders |= missing.traders
+
+
+def _counterparties(state: VenueState, account: str, market: str, equity_of: EquityOf) -> Counterparties:
+    """The holders of `market` on the side opposite to `account`'s position there, by id, with
+    their positions (the state's) and equity (`equity_of`)."""
+    side, positions, status = state.positions[(account, market)].quantity, state.positions, state.status
+    # One pass over the market's holders (~1 us each: the part still O(holders)).
+    held = sorted(
+        (a, p)
+        for a in state.instrument_holders.get(market, ())
+        if a in status and (p := positions[(a, market)]).quantity * side < 0
+    )
+    names = tuple(a for a, _ in held)
+    return Counterparties(
+        instrument=market,
+        accounts=names,
+        quantity=np.fromiter((p.quantity for _, p in held), dtype=np.int64, count=len(held)),
+        entry_price=np.fromiter((p.entry_price for _, p in held), dtype=np.float64, count=len(held)),
+        equity_usd=np.asarray(equity_of(names), dtype=np.float64),
+    )
 
 
 # The waterfall stages that read traders other than the one liquidated (core.ledger.liquidate).

@@ -1477,7 +1477,9 @@ class Venue:
                 return out
             attempts[account] = attempts.get(account, 0) + 1
             try:
-                effects = liquidation_effects(self._state, self.config, account, now)
+                effects = liquidation_effects(
+                    self._state, self.config, account, now, equity_of=self._equity_of
+                )
             except InputError:
                 # The ledger's own view says it is not in liquidation (numerical edge between the
                 # kernel and the reference path): the ledger decides; align the monitor.
@@ -1493,6 +1495,16 @@ class Venue:
                 )
             )
             self._ensure_monitor()
+
+    def _equity_of(self, accounts: Sequence[str]) -> npt.NDArray[np.float64]:
+        """The accounts' equity (USD) from the monitor's whole-book margin: ADL ranks its
+        candidates on it (`decide.liquidation_effects`). `_liquidations` flushes the monitor
+        before each decision, so it is the fold's state at the tick's prices: the bits the
+        ledger's own risk view gives (the same fused cross kernel per account)."""
+        monitor = self._ensure_monitor()
+        rows = np.fromiter((monitor.row_of[a] for a in accounts), dtype=np.int64, count=len(accounts))
+        equity: npt.NDArray[np.float64] = monitor.engine.result.equity_usd[rows]
+        return equity
 
     def _preview(self, parameters: RiskParameters) -> ParameterPreview:
         state = self._state

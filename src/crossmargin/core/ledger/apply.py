@@ -10,10 +10,11 @@ After every accepted event all traders' margin-call statuses are re-evaluated
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.counterparties import Counterparties
 from crossmargin.core.ledger.events import (
     BorrowInterest,
     Deposit,
@@ -66,15 +67,23 @@ class Applied(NamedTuple):
     view: RiskView | None = None
 
 
-def apply(state: LedgerState, event: Event, config: LedgerConfig) -> Applied:
-    """Apply one event (module docstring)."""
+def apply(
+    state: LedgerState,
+    event: Event,
+    config: LedgerConfig,
+    *,
+    counterparties: Mapping[str, Counterparties] | None = None,
+) -> Applied:
+    """Apply one event (module docstring). `counterparties`: a `Liquidate`'s ADL candidates held
+    outside `state`, by market (core.ledger.counterparties); MissingTradersError names the
+    winners the state must then hold."""
     handler = _HANDLERS.get(type(event))
     if handler is None:
         raise InputError("event", f"unknown event type {type(event).__name__}")
     as_of = _integer(event.as_of_ns, "as_of_ns")
     if as_of < state.time_ns:
         raise InputError("as_of_ns", f"{as_of} is before the ledger time {state.time_ns}")
-    tx = Tx(config, state)
+    tx = Tx(config, state, counterparties=counterparties or {})
     tx.time_ns = as_of
     handler(tx, event)
     view = _refresh_statuses(tx)

@@ -23,9 +23,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.counterparties import MissingTradersError
 from crossmargin.core.ledger.money import to_float, units_charge, units_payout
 from crossmargin.core.ledger.postings import (
     BACKSTOP,
@@ -276,25 +278,14 @@ def _auto_deleverage(
     held = liquidator.quantity if liquidator is not None else 0
     whole = min(abs(closed), abs(held)) if held * closed < 0 else 0
     side = 1 if closed > 0 else -1
-    names: list[str] = []
-    quantity: list[int] = []
-    profit_fraction: list[float] = []
-    notional: list[float] = []
-    pnl_units: list[int] = []
-    # The market's positions only, then sorted: the same order as sorting every position first.
-    for (who, _), pos in sorted((k, p) for k, p in tx.positions.items() if k[1] == instrument):
-        if who == account or who.startswith("@") or pos.quantity * side <= 0:
-            continue
-        per_contract = cs * ((1.0 / pos.entry_price - 1.0 / mark) if inverse else (mark - pos.entry_price))
-        pnl = pos.quantity * per_contract
-        if pnl <= 0.0:
-            continue
-        entry_notional = abs(pos.quantity) * (cs / pos.entry_price if inverse else cs * pos.entry_price)
-        names.append(who)
-        quantity.append(abs(pos.quantity))
-        profit_fraction.append(pnl / entry_notional)
-        notional.append(abs(pos.quantity) * (cs if inverse else cs * mark))
-        pnl_units.append(units_payout(pnl, decimals))
+    names, signed, entry, equity_given = _opposite_holders(tx, account, instrument, side)
+    # Elementwise float64, the same operations (and bits) as one candidate at a time.
+    per_contract = cs * ((1.0 / entry - 1.0 / mark) if inverse else (mark - entry))
+    pnl = signed * per_contract
+    profitable = np.flatnonzero(pnl > 0.0)
+    names = tuple(names[j] for j in profitable.tolist())
+    signed, entry, pnl = signed[profitable], entry[profitable], pnl[profitable]
+    quantity = np.abs(signed)
     empty = AdlReport(
         policy=cfg.waterfall.adl_policy,
         instrument=instrument,
@@ -308,29 +299,32 @@ def _auto_deleverage(
     )
     if not names or whole == 0:
         return empty
-    view = tx.view(tuple(names))
-    equity = view.result.equity_usd
-    notional_usd = np.array(notional) * (tx.prices[asset] if inverse else 1.0)
+    equity = tx.view(names).result.equity_usd if equity_given is None else equity_given[profitable]
+    notional_usd = quantity * (cs if inverse else cs * mark) * (tx.prices[asset] if inverse else 1.0)
     leverage = np.where(equity > 0.0, notional_usd / np.where(equity > 0.0, equity, 1.0), np.inf)
     candidates = AdlCandidates(
-        accounts=tuple(names),
-        quantity=np.array(quantity, dtype=np.int64),
-        profit_fraction=np.array(profit_fraction),
+        accounts=names,
+        quantity=quantity,
+        profit_fraction=pnl / (quantity * (cs / entry if inverse else cs * entry)),
         leverage=leverage,
     )
     gap = deficit_total / abs(closed)  # units per contract: mark-to-bankruptcy distance
     needed = min(whole, math.ceil(deficit / gap))
     rng = np.random.default_rng([cfg.waterfall.seed, tx.sequence])
     allocation = adl_policy(cfg.waterfall.adl_policy)(candidates, needed, whole, rng)
+    picked = np.flatnonzero(allocation > 0).tolist()
+    missing = frozenset(names[j] for j in picked if (names[j], instrument) not in tx.positions)
+    if missing:
+        raise MissingTradersError(missing)
     haircuts: dict[str, int] = {}
     contracts = 0
-    for j, x in enumerate(allocation.tolist()):
-        if x <= 0:
-            continue
-        who = names[j]
-        q = tx.positions[(who, instrument)].quantity
+    for j in picked:
+        x, who, q = int(allocation[j]), names[j], int(signed[j])
+        if tx.positions[(who, instrument)].quantity != q:
+            raise InputError("counterparties.quantity", f"{who}'s {instrument} position is not the state's")
         tx.trade(who, LIQUIDATOR, instrument, -int(math.copysign(x, q)), mark, "adl")
-        cap = min(pnl_units[j] * x // quantity[j], max(tx.balance(who, asset), 0))
+        pnl_units = units_payout(float(pnl[j]), decimals)
+        cap = min(pnl_units * x // abs(q), max(tx.balance(who, asset), 0))
         haircut = min(math.ceil(x * gap), cap)  # a charge to the winner: rounds up, never past its profit
         tx.post(who, account, asset, haircut, "adl_haircut")
         haircuts[who] = haircut
@@ -348,6 +342,40 @@ def _auto_deleverage(
         deficit_units=deficit,
         covered_units=taken - overshoot,
         overshoot_units=overshoot,
+    )
+
+
+def _opposite_holders(
+    tx: Tx, account: str, instrument: str, side: int
+) -> tuple[tuple[str, ...], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """The traders holding `instrument` on `side` (ADL's winners hold the side of the
+    liquidation's closing trades), by account id: names, signed contracts, entry prices, and
+    their equity (USD) when given with them (`tx.counterparties`), else None (the state's own)."""
+    outside = tx.counterparties.get(instrument)
+    if outside is not None:
+        ids = outside.accounts
+        keep = [
+            j
+            for j in np.flatnonzero(outside.quantity * side > 0).tolist()
+            if ids[j] != account and not ids[j].startswith("@")
+        ]
+        rows = np.array(keep, dtype=np.int64)
+        return (
+            tuple(ids[j] for j in keep),
+            outside.quantity[rows],
+            outside.entry_price[rows],
+            outside.equity_usd[rows],
+        )
+    held = sorted(
+        (who, p)
+        for (who, i), p in tx.positions.items()
+        if i == instrument and who != account and not who.startswith("@") and p.quantity * side > 0
+    )
+    return (
+        tuple(who for who, _ in held),
+        np.array([p.quantity for _, p in held], dtype=np.int64),
+        np.array([p.entry_price for _, p in held], dtype=np.float64),
+        None,
     )
 
 

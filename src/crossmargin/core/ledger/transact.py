@@ -6,10 +6,12 @@ into a new state, so the input state is never touched (a rejected event leaves n
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.counterparties import Counterparties
 from crossmargin.core.ledger.money import units_charge, units_signed_pnl
 from crossmargin.core.ledger.postings import CLEARING, FEES, Posting
 from crossmargin.core.ledger.state import (
@@ -46,6 +48,8 @@ class Tx:
     expired: set[str] = field(init=False)
     postings: list[Posting] = field(default_factory=list)
     records: list[AuditRecord] = field(default_factory=list)
+    # ADL candidates held outside `state`, by market (core.ledger.counterparties).
+    counterparties: Mapping[str, Counterparties] = field(default_factory=dict)
     sequence: int = 0
     time_ns: int = 0
 

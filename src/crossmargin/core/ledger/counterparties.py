@@ -1,0 +1,57 @@
+"""ADL's candidates held outside a decision's state.
+
+A liquidation whose loss reaches auto-deleveraging ranks every profitable holder of the market on
+the side opposite to the bankrupt position (`core.liquidation.adl`). With the candidates' positions
+and equity given as arrays (a venue reads them from its whole-book margin), the decision's own
+state needs only the liquidated account and the winners ADL picks: O(winners) traders to copy,
+re-margin and refresh instead of O(the market's holders). The same candidates, in the same (id)
+order, with the same equity give the same ranking, allocation and haircuts as a decision whose
+state holds them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from crossmargin.errors import InputError
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Counterparties:
+    """One market's possible ADL candidates: n holders, sorted by account id (the order a state's
+    positions give, which `random_start` and the tie-breaks read).
+
+    quantity (n,) signed contracts; entry_price (n,) in the instrument's quote; equity_usd (n,)
+    each holder's cross-margin equity at the decision's prices and state (float64: risk maths).
+    They must be as of the start of the decision and untouched by it before its ADL stage (true
+    when ADL runs in this market only: the liquidation's earlier stages move the liquidated
+    account and the system accounts alone)."""
+
+    instrument: str
+    accounts: tuple[str, ...]
+    quantity: IntArray
+    entry_price: FloatArray
+    equity_usd: FloatArray
+
+    def __post_init__(self) -> None:
+        n = len(self.accounts)
+        for name in ("quantity", "entry_price", "equity_usd"):
+            if np.shape(getattr(self, name)) != (n,):
+                raise InputError(f"counterparties.{name}", f"must have {n} entries, one per account")
+        if any(a >= b for a, b in zip(self.accounts, self.accounts[1:], strict=False)):
+            raise InputError("counterparties.accounts", "must be sorted and unique")
+
+
+class MissingTradersError(Exception):
+    """The decision picked ADL winners its state does not hold: decide again with them added
+    (the same candidates give the same winners)."""
+
+    def __init__(self, traders: frozenset[str]) -> None:
+        super().__init__(f"ADL needs the state of {len(traders)} traders outside the decision")
+        self.traders = traders
