@@ -60,11 +60,15 @@ from crossmargin.engine.venue import (
 from machine import compiled_kernels
 
 
-def grown(directory: str, accounts: int, seed: int, tag: str = "") -> Venue:
+def grown(
+    directory: str, accounts: int, seed: int, tag: str = "", settings: VenueSettings | None = None
+) -> Venue:
     """A durable venue with `accounts` funded traders, a perpetual position each and one resting
     order each (a bid well below the market: reserves margin, never fills)."""
     store = SqlEventStore.connect(f"sqlite:///{Path(directory) / f'venue-{accounts}{tag}.db'}")
-    venue = Venue.open(store, genesis_of_book(BOOK), clock=SystemClock(), settings=VenueSettings())
+    venue = Venue.open(
+        store, genesis_of_book(BOOK), clock=SystemClock(), settings=settings or VenueSettings()
+    )
     grow(venue, accounts, seed)
     price = venue.prices()["BTC"]
     names = [a for a in venue.accounts() if a.startswith("t")]
@@ -184,9 +188,13 @@ def crash_tick(
     it causes are decided and committed before it), and what the liquidations did.
     `candidates_given=False`: the baseline for ADL, each decision holding every opposite holder
     of the market and margining them itself (the path before ADL read the monitor's equity)."""
-    venue = grown(directory, accounts, seed, tag=f"-crash-{insurance_usdc}-{candidates_given}")
-    if not candidates_given:
-        venue._equity_of = None  # type: ignore[assignment,method-assign]  # decide's step 2 without it
+    venue = grown(
+        directory,
+        accounts,
+        seed,
+        tag=f"-crash-{insurance_usdc}-{candidates_given}",
+        settings=VenueSettings(adl_candidates_from_monitor=candidates_given),
+    )
     if insurance_usdc:
         wait_all(
             [

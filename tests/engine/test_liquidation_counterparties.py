@@ -18,6 +18,7 @@ from crossmargin.core.ledger.counterparties import Counterparties, MissingTrader
 from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, risk_view
 from crossmargin.engine import decide
+from crossmargin.engine.adl_candidates import AdlCandidates
 from crossmargin.engine.decide import _effects_of, _sub, liquidation_effects
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Deposit, Fill, OpenAccount, UpdatePrices, Venue, VenueSettings
@@ -171,7 +172,8 @@ def test_adl_with_the_candidates_given_holds_only_the_winners_with_the_same_effe
         crashed = VenueState.from_dict(state.to_dict())
         crashed.status[long] = AccountStatus.LIQUIDATION
         now = crashed.time_ns + 1
-        given = liquidation_effects(crashed, config, long, now, equity_of=_ledger_equity(crashed, config))
+        candidates = AdlCandidates(crashed, _ledger_equity(crashed, config))
+        given = liquidation_effects(crashed, config, long, now, candidates_of=candidates)
         given_traders = held_by[-1]
         held = liquidation_effects(crashed, config, long, now)
         fewer_traders += given_traders < held_by[-1]
@@ -198,7 +200,7 @@ def test_the_ledger_names_the_winners_a_decision_must_hold() -> None:
     positions = [state.positions[(a, "BTC-USDC-PERP")] for a in shorts]
     given = Counterparties(
         instrument="BTC-USDC-PERP",
-        accounts=shorts,
+        accounts=np.array(shorts),
         quantity=np.array([p.quantity for p in positions], dtype=np.int64),
         entry_price=np.array([p.entry_price for p in positions]),
         equity_usd=_ledger_equity(state, config)(shorts),
@@ -218,7 +220,7 @@ def test_counterparties_refuse_unsorted_accounts_and_ragged_arrays() -> None:
     with pytest.raises(InputError, match=r"counterparties\.accounts"):
         Counterparties(
             instrument="X",
-            accounts=("b", "a"),
+            accounts=np.array(["b", "a"]),
             quantity=np.ones(2, np.int64),
             entry_price=one,
             equity_usd=one,
@@ -226,7 +228,7 @@ def test_counterparties_refuse_unsorted_accounts_and_ragged_arrays() -> None:
     with pytest.raises(InputError, match=r"counterparties\.equity_usd"):
         Counterparties(
             instrument="X",
-            accounts=("a", "b"),
+            accounts=np.array(["a", "b"]),
             quantity=np.ones(2, np.int64),
             entry_price=one,
             equity_usd=one[:1],
@@ -269,3 +271,30 @@ def test_the_venue_monitor_equity_has_the_bits_of_the_ledger_view() -> None:
             ledger_equity = _ledger_equity(venue._state, venue.config)(traders)
     assert len(traders) > 12
     assert monitor_equity.tobytes() == ledger_equity.tobytes()
+
+
+def test_adl_candidates_kept_across_a_round_equal_ones_gathered_afresh() -> None:
+    """A round of liquidations on one fold: the candidates kept current by `moved` (the accounts
+    each liquidation's effects name) equal, array for array, the ones gathered from the fold as
+    it is after each."""
+    state, config, longs = _grown_and_crashed(pairs=12)
+
+    def equity(names: Sequence[str]) -> FloatArray:
+        return _ledger_equity(state, config)(names)
+
+    kept = AdlCandidates(state, equity)
+    adl = 0
+    for n, long in enumerate(longs):
+        state.status[long] = AccountStatus.LIQUIDATION
+        effects = liquidation_effects(state, config, long, state.time_ns + 1, candidates_of=kept)
+        state.apply_effects(
+            effects, sequence=state.sequence + 1, record_hash=f"{n:064x}", as_of_ns=state.time_ns + 1
+        )
+        kept.moved({a for p in effects["postings"] for a in p[:2]} | {p[0] for p in effects["positions"]})
+        adl += sum(r[2]["contracts"] > 0 for r in effects["records"] if r[0] == "adl")
+        for side in (-1, 1):
+            ours, fresh = kept("BTC-USDC-PERP", side), AdlCandidates(state, equity)("BTC-USDC-PERP", side)
+            assert ours.accounts.tolist() == fresh.accounts.tolist()
+            for name in ("quantity", "entry_price", "equity_usd"):
+                assert getattr(ours, name).tobytes() == getattr(fresh, name).tobytes(), name
+    assert adl >= 3  # the round moved winners' positions and balances

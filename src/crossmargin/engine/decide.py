@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-
-import numpy as np
-import numpy.typing as npt
 
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger import events as ledger_events
@@ -632,18 +629,13 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
     return effects
 
 
-# The equity (USD, float64) of accounts at the decision's prices and state, in the order asked:
-# the venue's whole-book margin (engine.monitor), so ADL's ranking reads no trader's state.
-EquityOf = Callable[[Sequence[str]], npt.NDArray[np.float64]]
-
-
 def liquidation_effects(
     state: VenueState,
     config: LedgerConfig,
     account: str,
     as_of_ns: int,
     *,
-    equity_of: EquityOf | None = None,
+    candidates_of: Callable[[str, int], Counterparties] | None = None,
 ) -> Effects:
     """One `Liquidate` of `account` by the ledger's liquidation engine, on the fewest traders
     that decide it exactly:
@@ -652,11 +644,12 @@ def liquidation_effects(
        backstop): closing its positions, selling its collateral and the waterfall's fee,
        insurance and backstop stages read nothing else. A liquidation the insurance fund
        absorbs, the usual case, ends here: O(the account).
-    2. when the waterfall reaches ADL in one market and `equity_of` is given: the market's
+    2. when the waterfall reaches ADL in one market and `candidates_of` is given: the market's
        opposite-side holders (ADL's only candidates) are handed to the ledger as arrays
-       (`core.ledger.counterparties`: their positions from the state's holder index, their
-       equity from `equity_of`), and the sub-state holds the account and the winners ADL picks
-       (decided again with those the ledger names as missing). Without `equity_of`, or with ADL
+       (`candidates_of(market, side)`, `core.ledger.counterparties`: the venue's
+       `engine.adl_candidates`, equity from its whole-book margin), and the sub-state holds the
+       account and the winners ADL picks (decided again with those the ledger names as
+       missing). Without `candidates_of`, or with ADL
        in several markets (where one market's winners may be another's candidates, moved by the
        first): the sub-state holds every opposite holder, the ledger margins them itself. The
        same candidates with the same equity give the same ranking, allocation and haircuts.
@@ -673,10 +666,10 @@ def liquidation_effects(
     applied = apply(sub, event, config)
     if _reached(applied) & _COUNTERPARTY_STAGES:
         markets = _adl_markets(applied)
-        if len(markets) == 1 and equity_of is not None:
+        if len(markets) == 1 and candidates_of is not None:
             (market,) = markets
-            given = {market: _counterparties(state, account, market, equity_of)}
-            traders, sub, applied = _with_winners(state, config, event, given)
+            side = -1 if state.positions[(account, market)].quantity > 0 else 1  # the other side
+            traders, sub, applied = _with_winners(state, config, event, {market: candidates_of(market, side)})
         elif markets:
             traders = {account} | _opposite_holders(state, account, markets)
             sub = _sub(state, config, traders)
@@ -708,26 +701,6 @@ def _with_winners(
             if missing.traders <= traders:  # cannot happen: the state holds what it was given
                 raise
             traders |= missing.traders
-
-
-def _counterparties(state: VenueState, account: str, market: str, equity_of: EquityOf) -> Counterparties:
-    """The holders of `market` on the side opposite to `account`'s position there, by id, with
-    their positions (the state's) and equity (`equity_of`)."""
-    side, positions, status = state.positions[(account, market)].quantity, state.positions, state.status
-    # One pass over the market's holders (~1 us each: the part still O(holders)).
-    held = sorted(
-        (a, p)
-        for a in state.instrument_holders.get(market, ())
-        if a in status and (p := positions[(a, market)]).quantity * side < 0
-    )
-    names = tuple(a for a, _ in held)
-    return Counterparties(
-        instrument=market,
-        accounts=names,
-        quantity=np.fromiter((p.quantity for _, p in held), dtype=np.int64, count=len(held)),
-        entry_price=np.fromiter((p.entry_price for _, p in held), dtype=np.float64, count=len(held)),
-        equity_usd=np.asarray(equity_of(names), dtype=np.float64),
-    )
 
 
 # The waterfall stages that read traders other than the one liquidated (core.ledger.liquidate).

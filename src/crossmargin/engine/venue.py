@@ -91,6 +91,7 @@ from crossmargin.core.margin import Breakdown, CrossMargin, MarginModel, MarginR
 from crossmargin.core.market import MarketState
 from crossmargin.core.oracle.policy import OraclePolicy
 from crossmargin.core.pricing import InstrumentValuation
+from crossmargin.engine.adl_candidates import AdlCandidates
 
 # Names re-exported for the API layer: one import gives the whole contract.
 from crossmargin.engine.commands import (
@@ -196,7 +197,11 @@ class VenueSettings:
     committed idempotency keys the writer keeps in memory (the oldest half is dropped past it;
     an older key is found in the log, so a retry of any age is still recognised: the cache
     bounds memory, ~350 bytes a key, not what is remembered; the log is read only for keys that
-    `engine.key_filter.KeyFilter`, 2.5 bytes a key written, cannot rule out). The
+    `engine.key_filter.KeyFilter`, 2.5 bytes a key written, cannot rule out);
+    `adl_candidates_from_monitor`: a liquidation reaching ADL ranks the market's opposite holders
+    on the monitor's equity and holds only the winners (`engine.adl_candidates`), False: holds
+    and margins every candidate in the decision (the reference path, O(candidates) of Python
+    per liquidation; the same decisions: tests/engine/test_liquidation_counterparties.py). The
     whole hash chain is verified at every start-up; a snapshot only saves the fold."""
 
     max_batch: int = 1024
@@ -207,6 +212,7 @@ class VenueSettings:
     max_liquidation_rounds: int = 64
     max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
     recent_keys: int = 200_000
+    adl_candidates_from_monitor: bool = True
 
     def __post_init__(self) -> None:
         keys = self.recent_keys
@@ -1466,6 +1472,8 @@ class Venue:
         out: list[LogRecord] = []
         attempts: dict[str, int] = {}
         rounds = self.settings.max_liquidation_rounds
+        from_monitor = self.settings.adl_candidates_from_monitor
+        candidates = AdlCandidates(self._state, self._equity_of) if from_monitor else None
         while True:
             monitor = self._ensure_monitor()
             # The first account in liquidation (row order) with rounds left: no list of all of
@@ -1478,7 +1486,7 @@ class Venue:
             attempts[account] = attempts.get(account, 0) + 1
             try:
                 effects = liquidation_effects(
-                    self._state, self.config, account, now, equity_of=self._equity_of
+                    self._state, self.config, account, now, candidates_of=candidates
                 )
             except InputError:
                 # The ledger's own view says it is not in liquidation (numerical edge between the
@@ -1494,6 +1502,9 @@ class Venue:
                     kind="liquidation", key=None, body_hash=body_hash, as_of_ns=now, payload=payload
                 )
             )
+            if candidates is not None:
+                candidates.moved({a for p in effects.get("postings", ()) for a in p[:2]})
+                candidates.moved(r[0] for r in effects.get("positions", ()))
             self._ensure_monitor()
 
     def _equity_of(self, accounts: Sequence[str]) -> npt.NDArray[np.float64]:

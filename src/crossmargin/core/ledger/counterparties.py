@@ -24,8 +24,9 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Counterparties:
-    """One market's possible ADL candidates: n holders, sorted by account id (the order a state's
-    positions give, which `random_start` and the tie-breaks read).
+    """One market's possible ADL candidates: n traders (no system account), sorted by account id
+    (the order a state's positions give, which `random_start` and the tie-breaks read), as arrays
+    so that the ledger's work on them is numpy, not a Python step per holder.
 
     quantity (n,) signed contracts; entry_price (n,) in the instrument's quote; equity_usd (n,)
     each holder's cross-margin equity at the decision's prices and state (float64: risk maths).
@@ -34,17 +35,19 @@ class Counterparties:
     account and the system accounts alone)."""
 
     instrument: str
-    accounts: tuple[str, ...]
+    accounts: npt.NDArray[np.str_]
     quantity: IntArray
     entry_price: FloatArray
     equity_usd: FloatArray
 
     def __post_init__(self) -> None:
         n = len(self.accounts)
-        for name in ("quantity", "entry_price", "equity_usd"):
+        for name in ("accounts", "quantity", "entry_price", "equity_usd"):
             if np.shape(getattr(self, name)) != (n,):
                 raise InputError(f"counterparties.{name}", f"must have {n} entries, one per account")
-        if any(a >= b for a, b in zip(self.accounts, self.accounts[1:], strict=False)):
+        if self.accounts.dtype.kind != "U":
+            raise InputError("counterparties.accounts", "must be an array of account ids (str)")
+        if n > 1 and not bool(np.all(self.accounts[1:] > self.accounts[:-1])):
             raise InputError("counterparties.accounts", "must be sorted and unique")
 
 

@@ -283,8 +283,7 @@ def _auto_deleverage(
     per_contract = cs * ((1.0 / entry - 1.0 / mark) if inverse else (mark - entry))
     pnl = signed * per_contract
     profitable = np.flatnonzero(pnl > 0.0)
-    names = tuple(names[j] for j in profitable.tolist())
-    signed, entry, pnl = signed[profitable], entry[profitable], pnl[profitable]
+    names, signed, entry, pnl = names[profitable], signed[profitable], entry[profitable], pnl[profitable]
     quantity = np.abs(signed)
     empty = AdlReport(
         policy=cfg.waterfall.adl_policy,
@@ -297,9 +296,12 @@ def _auto_deleverage(
         covered_units=0,
         overshoot_units=0,
     )
-    if not names or whole == 0:
+    if not names.size or whole == 0:
         return empty
-    equity = tx.view(names).result.equity_usd if equity_given is None else equity_given[profitable]
+    if equity_given is None:
+        equity = tx.view(tuple(names.tolist())).result.equity_usd
+    else:
+        equity = equity_given[profitable]
     notional_usd = quantity * (cs if inverse else cs * mark) * (tx.prices[asset] if inverse else 1.0)
     leverage = np.where(equity > 0.0, notional_usd / np.where(equity > 0.0, equity, 1.0), np.inf)
     candidates = AdlCandidates(
@@ -313,13 +315,14 @@ def _auto_deleverage(
     rng = np.random.default_rng([cfg.waterfall.seed, tx.sequence])
     allocation = adl_policy(cfg.waterfall.adl_policy)(candidates, needed, whole, rng)
     picked = np.flatnonzero(allocation > 0).tolist()
-    missing = frozenset(names[j] for j in picked if (names[j], instrument) not in tx.positions)
+    winners = [str(names[j]) for j in picked]
+    missing = frozenset(who for who in winners if (who, instrument) not in tx.positions)
     if missing:
         raise MissingTradersError(missing)
     haircuts: dict[str, int] = {}
     contracts = 0
-    for j in picked:
-        x, who, q = int(allocation[j]), names[j], int(signed[j])
+    for j, who in zip(picked, winners, strict=True):
+        x, q = int(allocation[j]), int(signed[j])
         if tx.positions[(who, instrument)].quantity != q:
             raise InputError("counterparties.quantity", f"{who}'s {instrument} position is not the state's")
         tx.trade(who, LIQUIDATOR, instrument, -int(math.copysign(x, q)), mark, "adl")
@@ -347,24 +350,21 @@ def _auto_deleverage(
 
 def _opposite_holders(
     tx: Tx, account: str, instrument: str, side: int
-) -> tuple[tuple[str, ...], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+) -> tuple[
+    npt.NDArray[np.str_], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None
+]:
     """The traders holding `instrument` on `side` (ADL's winners hold the side of the
     liquidation's closing trades), by account id: names, signed contracts, entry prices, and
-    their equity (USD) when given with them (`tx.counterparties`), else None (the state's own)."""
+    their equity (USD) when given with them (`tx.counterparties`: numpy over the market's
+    holders, no Python step per holder), else None (the state's own)."""
     outside = tx.counterparties.get(instrument)
     if outside is not None:
-        ids = outside.accounts
-        keep = [
-            j
-            for j in np.flatnonzero(outside.quantity * side > 0).tolist()
-            if ids[j] != account and not ids[j].startswith("@")
-        ]
-        rows = np.array(keep, dtype=np.int64)
+        keep = (outside.quantity * side > 0) & (outside.accounts != account)
         return (
-            tuple(ids[j] for j in keep),
-            outside.quantity[rows],
-            outside.entry_price[rows],
-            outside.equity_usd[rows],
+            outside.accounts[keep],
+            outside.quantity[keep],
+            outside.entry_price[keep],
+            outside.equity_usd[keep],
         )
     held = sorted(
         (who, p)
@@ -372,7 +372,7 @@ def _opposite_holders(
         if i == instrument and who != account and not who.startswith("@") and p.quantity * side > 0
     )
     return (
-        tuple(who for who, _ in held),
+        np.array([who for who, _ in held], dtype=np.str_),
         np.array([p.quantity for _, p in held], dtype=np.int64),
         np.array([p.entry_price for _, p in held], dtype=np.float64),
         None,

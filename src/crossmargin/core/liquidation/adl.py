@@ -33,10 +33,11 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdlCandidates:
-    """n candidates; quantity (n,) absolute contracts; profit_fraction (n,) unrealised PnL over
-    entry notional; leverage (n,) position notional over account equity (inf if equity <= 0)."""
+    """n candidates (their ids: a tuple, or an array: no Python object per candidate); quantity
+    (n,) absolute contracts; profit_fraction (n,) unrealised PnL over entry notional; leverage
+    (n,) position notional over account equity (inf if equity <= 0)."""
 
-    accounts: tuple[str, ...]
+    accounts: Sequence[str] | npt.NDArray[np.str_]
     quantity: IntArray
     profit_fraction: FloatArray
     leverage: FloatArray
@@ -45,7 +46,7 @@ class AdlCandidates:
 AdlPolicy = Callable[[AdlCandidates, int, int, np.random.Generator], IntArray]
 
 
-def _id_keys(accounts: Sequence[str]) -> npt.NDArray[Any]:
+def _id_keys(accounts: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDArray[Any]:
     """The ids as one sortable array (a sequence may supply its own through __array__, e.g. the
     cascade's zero-padded global rows as integers: same order, no strings)."""
     return np.asarray(accounts)
