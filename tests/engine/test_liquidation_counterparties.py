@@ -4,6 +4,7 @@ and records for the account as the decision over every holder of what it holds."
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -152,14 +153,16 @@ def _ledger_equity(state: VenueState, config: LedgerConfig) -> Callable[[Sequenc
     return lambda names: view.result.equity_usd[[row[a] for a in names]]
 
 
+@pytest.mark.parametrize("policy", ["queue", "random_start", "pro_rata", "risk_aware"])
 def test_adl_with_the_candidates_given_holds_only_the_winners_with_the_same_effects(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, policy: str
 ) -> None:
     """Step 2 with `equity_of` (the venue's whole-book margin): the ledger ranks the market's
     opposite holders from arrays and the sub-state holds the account and the winners ADL picks;
     postings, positions and every record but the statuses of unpicked candidates (refreshed by
     the decision that held them) equal the decision over all opposite holders."""
     state, config, longs = _grown_and_crashed(pairs=12)
+    config = dataclasses.replace(config, waterfall=dataclasses.replace(config.waterfall, adl_policy=policy))
     deleveraged = fewer_traders = 0
     held_by: list[int] = []  # traders in the state of each ledger decision, last one last
 
