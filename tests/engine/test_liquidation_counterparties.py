@@ -21,7 +21,7 @@ from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, risk_view
 from crossmargin.engine import decide
 from crossmargin.engine.adl_candidates import AdlCandidates
 from crossmargin.engine.decide import _effects_of, _sub, liquidation_effects
-from crossmargin.engine.memory import MemoryEventStore
+from crossmargin.engine.memory import MemoryEventStore, SteppingClock
 from crossmargin.engine.venue import Deposit, Fill, OpenAccount, UpdatePrices, Venue, VenueSettings
 from crossmargin.engine.venue_state import VenueState
 from crossmargin.errors import InputError
@@ -301,3 +301,43 @@ def test_adl_candidates_kept_across_a_round_equal_ones_gathered_afresh() -> None
             for name in ("quantity", "entry_price", "equity_usd"):
                 assert getattr(ours, name).tobytes() == getattr(fresh, name).tobytes(), name
     assert adl >= 3  # the round moved winners' positions and balances
+
+
+def _crash_log(from_monitor: bool) -> list[tuple[str, bytes]]:
+    """12 pairs around one BTC perpetual, an empty insurance fund, BTC at half its price: every
+    record from the crash on (the tick and the liquidations it causes), kind and payload."""
+    store = MemoryEventStore()
+    settings = VenueSettings(adl_candidates_from_monitor=from_monitor)
+    clock = SteppingClock(start_ns=1_767_225_600_000_000_000, step_ns=1_000_000)
+    with Venue.open(store, desk_genesis(), clock=clock, settings=settings) as venue:
+        price = venue.prices()["BTC"]
+        for k in range(12):
+            long, short = f"long-{k:02d}", f"short-{k:02d}"
+            for name in (long, short):
+                venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
+                units = (25_000 + 7_919 * k) * 10**6
+                venue.execute(
+                    Deposit(idempotency_key=f"d-{name}", account=name, asset="USDC", amount_units=units)
+                )
+            venue.execute(
+                Fill(
+                    idempotency_key=f"f-{k}",
+                    taker=long,
+                    maker=short,
+                    instrument="BTC-USDC-PERP",
+                    quantity=1 + k % 3,
+                    price=price,
+                )
+            )
+        crash = venue.execute(UpdatePrices(idempotency_key="crash", index_prices={"BTC": price * 0.5}))
+        return [(r.kind, r.payload) for r in venue.records(crash.sequence, 10_000)]
+
+
+def test_a_venue_crash_logs_the_same_records_with_adl_candidates_from_the_monitor() -> None:
+    """End to end: the crash tick's liquidations through ADL, decided with the candidates read
+    from the monitor (the default) and held in every decision (the reference path): the same log,
+    byte for byte."""
+    given, held = _crash_log(True), _crash_log(False)
+    adl = [p for kind, p in given if kind == "liquidation" and b'"adl"' in p]
+    assert len(adl) >= 3
+    assert given == held
