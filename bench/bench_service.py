@@ -344,10 +344,30 @@ def tick_to_calls(accounts: int, ticks: int, seed: int) -> dict[str, Any]:
         engine_only.append(t_engine - t0)
         touched.append(int(remargin.account_rows.size))
         calls += len(out)
+    # A venue opens accounts between ticks and grows the monitor by them at the next tick
+    # (`Venue._add_opened`): the same ticks again, each after 10 sign-ups, growth included.
+    after_signups: list[float] = []
+    growth: list[float] = []
+    for n in range(ticks):
+        underlying = market.underlyings[n % len(market.underlyings)]
+        prices[underlying] *= 0.99 if (n // len(market.underlyings)) % 2 == 0 else 1.0 / 0.99
+        now += 1_000_000
+        t0 = time.perf_counter()
+        monitor.add_accounts([f"signup-{n}-{k}" for k in range(10)])
+        t_grown = time.perf_counter()
+        changes = monitor.on_tick(
+            PriceTick(prices_usd={underlying: prices[underlying]}), now_ns=now, params=params
+        )
+        monitor.apply(changes)
+        after_signups.append(time.perf_counter() - t0)
+        growth.append(t_grown - t0)
     return {
         "accounts": accounts,
         "ticks": ticks,
         "status_changes": calls,
+        "tick_after_signups_p50_ms": percentile_ms(after_signups, 50),
+        "tick_after_signups_p99_ms": percentile_ms(after_signups, 99),
+        "signup_growth_p50_ms": percentile_ms(growth, 50),
         "monitor_built_s": built_s,
         "tick_to_calls_p50_ms": percentile_ms(samples, 50),
         "tick_to_calls_p99_ms": percentile_ms(samples, 99),
@@ -482,7 +502,9 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {ticks['tick_to_calls_p99_ms']:.1f} ms, {ticks['status_changes']:,} status changes over {args.ticks} ticks; "
         f"RiskEngine.on_tick alone p50 {ticks['engine_on_tick_p50_ms']:.1f} ms p99 {ticks['engine_on_tick_p99_ms']:.1f} ms; "
         f"median {ticks['accounts_remargined_median']:,.0f} accounts re-margined per tick; "
-        f"CPU per tick p99 {ticks['tick_cpu_p99_ms']:.1f} ms; monitor built in {ticks['monitor_built_s']:.2f} s"
+        f"CPU per tick p99 {ticks['tick_cpu_p99_ms']:.1f} ms; monitor built in {ticks['monitor_built_s']:.2f} s; "
+        f"a tick after 10 sign-ups p50 {ticks['tick_after_signups_p50_ms']:.1f} ms p99 "
+        f"{ticks['tick_after_signups_p99_ms']:.1f} ms (growing the monitor p50 {ticks['signup_growth_p50_ms']:.1f} ms)"
     )
     results["tick_to_calls"] = ticks
     best = max(("sqlite", "postgresql"), key=lambda b: results[b]["deposits"]["events_per_s"])

@@ -39,3 +39,32 @@ def test_new_accounts_are_empty_rows_after_the_others() -> None:
         grown.with_new_accounts([book.account_ids[0]])
     with pytest.raises(InputError, match="already in the book"):
         book.with_new_accounts(["x", "x"])
+
+
+def test_growth_reuses_its_buffers_and_leaves_every_earlier_book_as_it_was() -> None:
+    """Grown books share the rows they grow into (no O(accounts) copy per growth) and the id
+    index; each book, earlier ones and a second growth from the same book included, still answers
+    for its own accounts only, with zero read-only balance rows for the new ones."""
+    book = synth_book(SynthSpec(n_accounts=50, seed=5))
+    _ = book.haircut_units
+    first = book.with_new_accounts(["a"])
+    second = first.with_new_accounts(["b", "c"])
+    assert np.shares_memory(first.balances, second.balances)  # grown in place of a copy
+    assert np.shares_memory(first.haircut_units, second.haircut_units)
+    assert not second.balances.flags.writeable and not second.haircut_units.flags.writeable
+    np.testing.assert_array_equal(second.balances[:50], book.balances)
+    assert not second.balances[50:].any() and not second.haircut_units[50:].any()
+    assert [second.account_row(a) for a in ("a", "b", "c")] == [50, 51, 52]
+    for earlier in (book, first):
+        with pytest.raises(InputError, match="unknown account 'b'"):
+            earlier.account_row("b")
+    with pytest.raises(InputError, match="unknown account 'a'"):
+        book.account_row("a")
+    # Two growths from one book: each holds its own accounts, at its own rows.
+    left, right = first.with_new_accounts(["x"]), first.with_new_accounts(["z", "x"])
+    assert left.account_row("x") == 51 and right.account_row("x") == 52 and right.account_row("z") == 51
+    with pytest.raises(InputError, match="unknown account 'z'"):
+        left.account_row("z")
+    assert second.account_row("b") == 51  # untouched by its siblings' entries
+    assert first.with_new_accounts(["b"]).account_row("b") == 51  # "b" is second's, not first's
+    assert left.balances.shape == (52, book.assets.n_assets) and not left.balances[50:].any()

@@ -94,3 +94,20 @@ def test_accounts_added_to_a_running_engine_equal_a_fresh_engine() -> None:
     assert engine.result.initial_margin_usd[501] > 0.0
     with pytest.raises(InputError, match="already in the book"):
         engine.add_accounts(["new-a"])
+    # Growth after growth (into the rows the first one left): still a fresh engine's numbers.
+    for k in range(3):
+        engine.add_accounts([f"later-{k}"])
+        engine.on_account(
+            AccountUpdate(
+                account_id=f"later-{k}",
+                instrument_ids=[instrument],
+                quantity=[-1.0 - k],
+                entry_price=[float(book.entry_price[0])],
+                balances={book.assets.symbols[0]: 10_000.0 * (k + 1)},
+            )
+        )
+    engine.on_tick(PriceTick(prices_usd={underlying: float(market.index_price_usd[0]) * 1.05}))
+    fresh = RiskEngine(engine.book, engine.market, CrossMargin()).result
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
+    assert engine.book.n_accounts == 505 and engine.result.initial_margin_usd[502:].min() > 0.0

@@ -62,6 +62,9 @@ class BookMemo:
     set of general underlyings. risk_buckets: the instruments' (underlying, expiry) buckets.
     entry_term: each position's entry term, 1/E (inverse) or E (`pricing.entry_term`).
     haircut_units: (A, K) each balance's haircut-adjusted units (`collateral.haircut_units`).
+    row_buffers: for a book grown by `with_new_accounts`, the buffers its balances and haircut
+    units are the leading rows of (read-only views), the rows after them zero and never written:
+    the next growth takes them without a copy (`grown_rows`).
     """
 
     balance_csr: tuple[IntArray, IntArray, FloatArray] | None = None
@@ -69,6 +72,33 @@ class BookMemo:
     risk_buckets: RiskBuckets | None = None
     entry_term: FloatArray | None = None
     haircut_units: FloatArray | None = None
+    row_buffers: dict[str, FloatArray] = field(default_factory=dict)
+
+
+def grown_rows(
+    rows: npt.NDArray[Any], n: int, buffer: npt.NDArray[Any] | None, *, writeable: bool = False
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """`rows` (R, ...) with `n` zero rows after them, as a view of a buffer, and that buffer:
+    the same one while `rows` are its leading rows and it has room (no copy: the rows after any
+    view handed out are zeros nobody writes, since every view is read-only), else a new one with
+    a quarter more rows than needed (geometric growth: O(1) amortised per row; a venue adding
+    accounts at 1M rows copied 96 MB of balances and haircut units per tick). `writeable`: for
+    an owner that writes its new rows itself before anyone reads them (the engine's results)."""
+    r = rows.shape[0]
+    leading = (
+        buffer is not None
+        and buffer.shape[0] >= r + n
+        and buffer.shape[1:] == rows.shape[1:]
+        and rows.ctypes.data == buffer.ctypes.data
+        and rows.strides == buffer.strides
+    )
+    if not leading:
+        buffer = np.zeros((r + n + (r + n) // 4 + 1024, *rows.shape[1:]), dtype=rows.dtype)
+        buffer[:r] = rows
+    assert buffer is not None
+    view = buffer[: r + n]
+    view.flags.writeable = writeable
+    return view, buffer
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,12 +213,22 @@ class Book:
         return rows
 
     def account_row(self, account_id: str) -> int:
-        if not self.index and self.account_ids:  # the id -> row index is built on first use
-            self.index.update(zip(self.account_ids, range(len(self.account_ids)), strict=True))
+        ids = self.account_ids
+        if not self.index and ids:  # the id -> row index is built on first use
+            self.index.update(zip(ids, range(len(ids)), strict=True))
+        row = self.index.get(account_id)
+        if row is not None and row < len(ids) and ids[row] == account_id:
+            return row
+        # The index is shared along a line of grown books (`with_new_accounts`): an entry may be
+        # a later book's. A scan answers then (O(accounts): only for an id this book lacks).
         try:
-            return self.index[account_id]
-        except KeyError:
+            return ids.index(account_id)
+        except ValueError:
             raise InputError("account", f"unknown account {account_id!r}") from None
+
+    def _holds(self, account_id: str) -> bool:
+        row = self.index.get(account_id)
+        return row is not None and row < len(self.account_ids) and self.account_ids[row] == account_id
 
     def with_balances(self, balances: FloatArray) -> Book:
         """Same positions, other balances (e.g. after interest accrues or collateral moves): the
@@ -216,29 +256,32 @@ class Book:
             )
         if not self.index and self.account_ids:
             self.account_row(self.account_ids[0])  # builds the id -> row index once
-        taken = [a for a in new if a in self.index]
+        taken = [a for a in new if self._holds(a)]
         if taken or len(set(new)) != len(new):
             raise InputError("accounts.id", f"account {(taken or list(new))[0]!r} is already in the book")
-        n, old = len(new), self.positions
+        n, old, memo = len(new), self.positions, self.memo
         indptr = np.concatenate([old.indptr, np.full(n, old.indptr[-1], dtype=old.indptr.dtype)])
         positions = sp.csr_array((old.data, old.indices, indptr), shape=(old.shape[0] + n, old.shape[1]))
-        zeros = np.zeros((n, self.assets.n_assets))
+        balances, balance_buffer = grown_rows(self.balances, n, memo.row_buffers.get("balances"))
+        # The id index grows in place (a copy was O(accounts) per growth); `account_row` checks
+        # an entry against the book's own ids, so the books before this one stay right.
+        self.index.update((a, len(self.account_ids) + k) for k, a in enumerate(new))
         book = Book(
             account_ids=self.account_ids + new,
             assets=self.assets,
             instruments=self.instruments,
             positions=positions,
             entry_price=self.entry_price,
-            balances=np.vstack([self.balances, zeros]),
-            index={**self.index, **{a: len(self.account_ids) + k for k, a in enumerate(new)}},
+            balances=balances,
+            index=self.index,
         )
-        memo = self.memo
         book.memo.entry_term = memo.entry_term
         book.memo.risk_buckets = memo.risk_buckets
+        book.memo.row_buffers["balances"] = balance_buffer
         if memo.haircut_units is not None:
-            units = np.vstack([memo.haircut_units, zeros])
-            units.flags.writeable = False
+            units, units_buffer = grown_rows(memo.haircut_units, n, memo.row_buffers.get("haircut_units"))
             book.memo.haircut_units = units
+            book.memo.row_buffers["haircut_units"] = units_buffer
         if memo.balance_csr is not None:
             rows, asset, units_nz = memo.balance_csr
             book.memo.balance_csr = (

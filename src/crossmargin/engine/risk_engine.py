@@ -41,12 +41,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from crossmargin.core.book import Book, compressed_slots
+from crossmargin.core.book import Book, compressed_slots, grown_rows
 from crossmargin.core.checks import check_range
 from crossmargin.core.margin import Breakdown, MarginModel, MarginResult
 from crossmargin.core.margin.cross import CollateralRevaluation, RowEvaluation
@@ -153,6 +154,7 @@ class RiskEngine:
         self._model = model
         self._pending: dict[int, Book] = {}  # account row -> that account alone, after an event
         self._holder_index: _Holders | None = None  # built on the first incremental tick
+        self._result_buffers: dict[str, npt.NDArray[Any]] = {}  # result rows to grow into
         self._valuation = revalue(book.instruments, market)
         self._result = self._evaluate_all()
 
@@ -315,9 +317,13 @@ class RiskEngine:
         rows = np.arange(before, self._book.n_accounts, dtype=np.int64)
         part = self._evaluate_rows(rows)
         assert part is not None  # rows is not empty
-        grown = {
-            name: np.concatenate([getattr(self._result, name), getattr(part, name)]) for name in RESULT_ARRAYS
-        }
+        grown = {}
+        for name in RESULT_ARRAYS:  # buffers with room: no O(accounts) copy per growth
+            array, self._result_buffers[name] = grown_rows(
+                getattr(self._result, name), rows.size, self._result_buffers.get(name), writeable=True
+            )
+            array[before:] = getattr(part, name)
+            grown[name] = array
         self._result = dataclasses.replace(self._result, **grown)  # type: ignore[arg-type]
         if self._holder_index is not None:
             self._holder_index = self._holder_index.with_rows(self._book.n_accounts)
