@@ -17,7 +17,7 @@ from crossmargin.core.ledger.events import (
 )
 from crossmargin.core.ledger.money import units_charge, units_payout, units_signed_pnl
 from crossmargin.core.ledger.postings import CLEARING, FEES, balance_deltas
-from crossmargin.core.ledger.state import AccountStatus, MarginCallParams
+from crossmargin.core.ledger.state import AccountStatus, MarginCallParams, risk_view
 from crossmargin.errors import InputError
 from tests.ledger_venue import USDC, VALUATION_NS, open_venue, venue_config
 
@@ -248,3 +248,36 @@ def test_replay_is_bit_for_bit() -> None:
     assert replay(state, events, config).digest() == replay(state, events, config).digest()
     flipped = replay(state, events, config)
     assert flipped.positions[("alice", "BTC-INV")].quantity == -766  # 1234 long, sold 2000: flipped short
+
+
+def test_a_checked_fill_or_withdrawal_refreshes_statuses_from_its_final_state() -> None:
+    """A fill's or withdrawal's margin check views every trader on the final state (fees and
+    the withdrawal posted) and the status refresh reads that view: it equals a fresh risk view of
+    the new state, bit for bit."""
+    config, state = _venue()
+    events = [
+        TradeFill(
+            taker="alice",
+            maker="bob",
+            instrument="BTC-PERP",
+            quantity=1,
+            price=40_000.0,
+            as_of_ns=VALUATION_NS,
+        ),
+        Withdrawal(account="alice", asset="USDC", amount_units=1_500 * USDC, as_of_ns=VALUATION_NS),
+        TradeFill(
+            taker="bob",
+            maker="alice",
+            instrument="BTC-PERP",
+            quantity=-1,
+            price=40_000.0,
+            as_of_ns=VALUATION_NS,
+        ),
+    ]
+    for event in events:
+        applied = apply(state, event, config)
+        fresh = risk_view(applied.state, config).result
+        assert applied.view is not None
+        for name in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "available_usd"):
+            assert getattr(applied.view.result, name).tobytes() == getattr(fresh, name).tobytes(), name
+        state = applied.state

@@ -85,8 +85,7 @@ def apply(
         raise InputError("as_of_ns", f"{as_of} is before the ledger time {state.time_ns}")
     tx = Tx(config, state, counterparties=counterparties or {})
     tx.time_ns = as_of
-    handler(tx, event)
-    view = _refresh_statuses(tx)
+    view = _refresh_statuses(tx, handler(tx, event))
     return Applied(tx.commit(), tuple(tx.postings), tuple(tx.records), view)
 
 
@@ -156,7 +155,7 @@ def _deposit(tx: Tx, e: Deposit) -> None:
     tx.post(EXTERNAL, e.account, asset, units, "deposit")
 
 
-def _withdrawal(tx: Tx, e: Withdrawal) -> None:
+def _withdrawal(tx: Tx, e: Withdrawal) -> RiskView | None:
     account = _trader(tx, e.account, "withdrawal.account")
     asset = _asset(tx, e.asset, "withdrawal.asset")
     units = _positive_units(e.amount_units, "withdrawal.amount_units")
@@ -172,16 +171,17 @@ def _withdrawal(tx: Tx, e: Withdrawal) -> None:
     if _bad_debt_outstanding(tx):
         raise InputError("withdrawal", "venue has unresolved bad debt: withdrawals gated")
     tx.post(account, EXTERNAL, asset, units, "withdrawal")
-    result = tx.view((account,)).result
-    if float(result.available_usd[0]) < 0.0:
+    view = tx.view()  # every trader: the status refresh reads the same view (`apply`)
+    available = float(view.result.available_usd[view.traders.index(account)])
+    if available < 0.0:
         raise InputError(
             "withdrawal.amount_units",
-            f"would leave {account!r} below initial margin "
-            f"(available {float(result.available_usd[0]):.2f} USD)",
+            f"would leave {account!r} below initial margin (available {available:.2f} USD)",
         )
+    return view
 
 
-def _trade_fill(tx: Tx, e: TradeFill) -> None:
+def _trade_fill(tx: Tx, e: TradeFill) -> RiskView | None:
     taker = _trader(tx, e.taker, "fill.taker")
     maker = _trader(tx, e.maker, "fill.maker")
     if taker == maker:
@@ -206,11 +206,13 @@ def _trade_fill(tx: Tx, e: TradeFill) -> None:
     for who, rate in ((taker, tx.config.taker_fee_rate), (maker, tx.config.maker_fee_rate)):
         asset, fee = tx.fee_units(e.instrument, quantity, price, rate)
         tx.post(who, FEES, asset, fee, "trading_fee")
-    if growing:
-        result = tx.view(tuple(growing)).result
-        for n, who in enumerate(growing):
-            if float(result.available_usd[n]) < 0.0:
-                raise InputError("fill.quantity", f"{who!r} would fall below initial margin")
+    if not growing:
+        return None
+    view = tx.view()  # every trader: the status refresh reads the same view (`apply`)
+    for who in growing:
+        if float(view.result.available_usd[view.traders.index(who)]) < 0.0:
+            raise InputError("fill.quantity", f"{who!r} would fall below initial margin")
+    return view
 
 
 def _position_transfer(tx: Tx, e: PositionTransfer) -> None:
@@ -343,7 +345,9 @@ def _margin_check(tx: Tx, e: MarginCheck) -> None:
     return None
 
 
-_HANDLERS: dict[type[Any], Callable[[Tx, Any], None]] = {
+# Each handler applies its event to the Tx; it may return the view of every trader it took on
+# the final state (a margin check), which the status refresh then reads instead of its own.
+_HANDLERS: dict[type[Any], Callable[[Tx, Any], RiskView | None]] = {
     Deposit: _deposit,
     Withdrawal: _withdrawal,
     TradeFill: _trade_fill,
@@ -357,12 +361,14 @@ _HANDLERS: dict[type[Any], Callable[[Tx, Any], None]] = {
 }
 
 
-def _refresh_statuses(tx: Tx) -> RiskView | None:
-    """Move every trader's margin-call status on its coverage now; returns the view it took."""
+def _refresh_statuses(tx: Tx, taken: RiskView | None) -> RiskView | None:
+    """Move every trader's margin-call status on its coverage now; returns the view it read:
+    `taken`, the handler's view of every trader on the final state (a margin check's, one risk
+    pass per fill or withdrawal instead of two), else its own."""
     traders = tx.state.traders
     if not traders:
         return None
-    view = tx.view()
+    view = taken if taken is not None else tx.view()
     result = view.result
     params = tx.config.margin_call
     for n, trader in enumerate(traders):
