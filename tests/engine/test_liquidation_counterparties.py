@@ -80,6 +80,40 @@ def test_a_liquidation_whose_waterfall_reaches_adl_is_decided_over_every_holder(
     assert alone == {**_over_every_holder(state, config), "time_ns": state.time_ns + 1}
 
 
+def _trade_pairs(
+    venue: Venue,
+    pairs: int,
+    *,
+    usdc: Callable[[int], int],
+    contracts: Callable[[int], int],
+    price: Callable[[int], float],
+) -> list[str]:
+    """`pairs` pairs of new traders long-k / short-k, each funded with usdc(k) USDC, the long
+    buying contracts(k) BTC perpetual contracts from the short at price(k); returns the longs."""
+    longs = []
+    for k in range(pairs):
+        long, short = f"long-{k:02d}", f"short-{k:02d}"
+        for name in (long, short):
+            venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
+            venue.execute(
+                Deposit(
+                    idempotency_key=f"dep-{name}", account=name, asset="USDC", amount_units=usdc(k) * 10**6
+                )
+            )
+        venue.execute(
+            Fill(
+                idempotency_key=f"fill-{k}",
+                taker=long,
+                maker=short,
+                instrument="BTC-USDC-PERP",
+                quantity=contracts(k),
+                price=price(k),
+            )
+        )
+        longs.append(long)
+    return longs
+
+
 def _grown_and_crashed(pairs: int) -> tuple[VenueState, LedgerConfig, list[str]]:
     """`pairs` pairs of new traders, each pair one BTC perpetual trade (the taker long 1-3
     contracts, thinly funded), then BTC at half its price with an empty insurance fund: the
@@ -88,30 +122,13 @@ def _grown_and_crashed(pairs: int) -> tuple[VenueState, LedgerConfig, list[str]]
         MemoryEventStore(), desk_genesis(), clock=SystemClock(), settings=VenueSettings()
     ) as venue:
         price = venue.prices()["BTC"]
-        longs = []
-        for k in range(pairs):
-            long, short = f"long-{k:02d}", f"short-{k:02d}"
-            for name in (long, short):
-                venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
-                venue.execute(
-                    Deposit(
-                        idempotency_key=f"dep-{name}",
-                        account=name,
-                        asset="USDC",
-                        amount_units=(25_000 + 7_919 * k) * 10**6,
-                    )
-                )
-            venue.execute(
-                Fill(
-                    idempotency_key=f"fill-{k}",
-                    taker=long,
-                    maker=short,
-                    instrument="BTC-USDC-PERP",
-                    quantity=1 + k % 3,
-                    price=price,
-                )
-            )
-            longs.append(long)
+        longs = _trade_pairs(
+            venue,
+            pairs,
+            usdc=lambda k: 25_000 + 7_919 * k,
+            contracts=lambda k: 1 + k % 3,
+            price=lambda k: price,
+        )
         state, config = VenueState.from_dict(venue._state.to_dict()), venue.config
     state.prices["BTC"] *= 0.5
     state.marks = {k: p * 0.5 if k.startswith("BTC") else p for k, p in state.marks.items()}
@@ -245,28 +262,13 @@ def test_the_venue_monitor_equity_has_the_bits_of_the_ledger_view() -> None:
         MemoryEventStore(), desk_genesis(), clock=SystemClock(), settings=VenueSettings()
     ) as venue:
         price = venue.prices()["BTC"]
-        for k in range(6):
-            long, short = f"long-{k}", f"short-{k}"
-            for name in (long, short):
-                venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
-                venue.execute(
-                    Deposit(
-                        idempotency_key=f"d-{name}",
-                        account=name,
-                        asset="USDC",
-                        amount_units=(20_000 + 3_001 * k) * 10**6,
-                    )
-                )
-            venue.execute(
-                Fill(
-                    idempotency_key=f"f-{k}",
-                    taker=long,
-                    maker=short,
-                    instrument="BTC-USDC-PERP",
-                    quantity=1 + k % 2,
-                    price=price * (1 + k / 1000),
-                )
-            )
+        _trade_pairs(
+            venue,
+            6,
+            usdc=lambda k: 20_000 + 3_001 * k,
+            contracts=lambda k: 1 + k % 2,
+            price=lambda k: price * (1 + k / 1000),
+        )
         venue.execute(UpdatePrices(idempotency_key="drop", index_prices={"BTC": price * 0.7}))
         with venue._lock:
             traders = sorted(venue._state.traders)
@@ -311,24 +313,9 @@ def _crash_log(from_monitor: bool) -> list[tuple[str, bytes]]:
     clock = SteppingClock(start_ns=1_767_225_600_000_000_000, step_ns=1_000_000)
     with Venue.open(store, desk_genesis(), clock=clock, settings=settings) as venue:
         price = venue.prices()["BTC"]
-        for k in range(12):
-            long, short = f"long-{k:02d}", f"short-{k:02d}"
-            for name in (long, short):
-                venue.execute(OpenAccount(idempotency_key=f"open-{name}", account=name))
-                units = (25_000 + 7_919 * k) * 10**6
-                venue.execute(
-                    Deposit(idempotency_key=f"d-{name}", account=name, asset="USDC", amount_units=units)
-                )
-            venue.execute(
-                Fill(
-                    idempotency_key=f"f-{k}",
-                    taker=long,
-                    maker=short,
-                    instrument="BTC-USDC-PERP",
-                    quantity=1 + k % 3,
-                    price=price,
-                )
-            )
+        _trade_pairs(
+            venue, 12, usdc=lambda k: 25_000 + 7_919 * k, contracts=lambda k: 1 + k % 3, price=lambda k: price
+        )
         crash = venue.execute(UpdatePrices(idempotency_key="crash", index_prices={"BTC": price * 0.5}))
         return [(r.kind, r.payload) for r in venue.records(crash.sequence, 10_000)]
 
