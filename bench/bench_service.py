@@ -62,7 +62,8 @@ from crossmargin.adapters.sql.schema import events
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.liquidation.params import MarginCallParams
 from crossmargin.core.pricing import revalue
-from crossmargin.engine.monitor import Monitor
+from crossmargin.engine.liquidation_queue import LiquidationQueue
+from crossmargin.engine.monitor import LIQUIDATION, Monitor
 from crossmargin.engine.risk_engine import PriceTick
 from crossmargin.engine.venue import Deposit, Fill, Genesis, Transfer, Venue, VenueSettings
 from crossmargin.service.heap import settle_heap
@@ -361,10 +362,12 @@ def tick_to_calls(accounts: int, ticks: int, seed: int) -> dict[str, Any]:
         monitor.apply(changes)
         after_signups.append(time.perf_counter() - t0)
         growth.append(t_grown - t0)
+    picks = liquidation_picks(monitor, in_liquidation=accounts // 10, picks=200, seed=seed)
     return {
         "accounts": accounts,
         "ticks": ticks,
         "status_changes": calls,
+        **picks,
         "tick_after_signups_p50_ms": percentile_ms(after_signups, 50),
         "tick_after_signups_p99_ms": percentile_ms(after_signups, 99),
         "signup_growth_p50_ms": percentile_ms(growth, 50),
@@ -376,6 +379,49 @@ def tick_to_calls(accounts: int, ticks: int, seed: int) -> dict[str, Any]:
         "engine_on_tick_p50_ms": percentile_ms(engine_only, 50),
         "engine_on_tick_p99_ms": percentile_ms(engine_only, 99),
         "accounts_remargined_median": float(np.median(touched)),
+    }
+
+
+def liquidation_picks(monitor: Monitor, *, in_liquidation: int, picks: int, seed: int) -> dict[str, float]:
+    """A crash's round of liquidations picks the riskiest account in liquidation `picks` times,
+    each liquidation moving the one it picked out of liquidation: with `Monitor.in_liquidation`
+    sorted again before each pick (the venue before `engine.liquidation_queue`, the baseline) and
+    with the `LiquidationQueue` sorted once, on `in_liquidation` accounts of the book in
+    liquidation. The same picks both ways (checked); ms per pick."""
+    rng = np.random.default_rng(seed)
+    statuses = monitor.statuses.copy()
+    rows = rng.choice(statuses.size, size=in_liquidation, replace=False)
+
+    def crashed() -> None:
+        monitor.statuses[:] = 0
+        monitor.statuses[rows] = LIQUIDATION
+
+    crashed()
+    t0 = time.perf_counter()
+    sorted_each = []
+    for _ in range(picks):
+        row = int(monitor.in_liquidation()[0])
+        sorted_each.append(row)
+        monitor.statuses[row] = 0  # liquidated: out of liquidation
+    sort_s = time.perf_counter() - t0
+    crashed()
+    t0 = time.perf_counter()
+    queue = LiquidationQueue(monitor)
+    queued = []
+    for _ in range(picks):
+        row = queue.pick(lambda r: True)
+        assert row is not None
+        queued.append(row)
+        monitor.statuses[row] = 0
+        queue.moved([row])
+    queue_s = time.perf_counter() - t0
+    monitor.statuses[:] = statuses
+    if queued != sorted_each:
+        raise SystemExit("liquidation_picks: the queue picked other accounts than in_liquidation")
+    return {
+        "liquidation_in_liquidation": in_liquidation,
+        "liquidation_pick_ms_sorted_each": sort_s / picks * 1e3,
+        "liquidation_pick_ms_queue": queue_s / picks * 1e3,
     }
 
 
@@ -504,7 +550,10 @@ def main(argv: list[str] | None = None) -> int:
         f"median {ticks['accounts_remargined_median']:,.0f} accounts re-margined per tick; "
         f"CPU per tick p99 {ticks['tick_cpu_p99_ms']:.1f} ms; monitor built in {ticks['monitor_built_s']:.2f} s; "
         f"a tick after 10 sign-ups p50 {ticks['tick_after_signups_p50_ms']:.1f} ms p99 "
-        f"{ticks['tick_after_signups_p99_ms']:.1f} ms (growing the monitor p50 {ticks['signup_growth_p50_ms']:.1f} ms)"
+        f"{ticks['tick_after_signups_p99_ms']:.1f} ms (growing the monitor p50 {ticks['signup_growth_p50_ms']:.1f} ms); "
+        f"picking the riskiest of {ticks['liquidation_in_liquidation']:,} accounts in liquidation: "
+        f"{ticks['liquidation_pick_ms_queue']:.3f} ms a pick with the queue, "
+        f"{ticks['liquidation_pick_ms_sorted_each']:.1f} ms sorted each time (baseline)"
     )
     results["tick_to_calls"] = ticks
     best = max(("sqlite", "postgresql"), key=lambda b: results[b]["deposits"]["events_per_s"])

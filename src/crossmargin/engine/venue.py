@@ -128,6 +128,7 @@ from crossmargin.engine.journal import (
     verify_chain,
 )
 from crossmargin.engine.key_filter import KeyFilter
+from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
 from crossmargin.engine.ports import Clock, EventStore
 from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
@@ -1474,15 +1475,16 @@ class Venue:
         rounds = self.settings.max_liquidation_rounds
         from_monitor = self.settings.adl_candidates_from_monitor
         candidates = AdlCandidates(self._state, self._equity_of) if from_monitor else None
+        monitor = self._ensure_monitor()
+        # Riskiest first, sorted once a round (a sort of every account in liquidation per pick
+        # made a round quadratic in its liquidations).
+        queue = LiquidationQueue(monitor)
+        ids = monitor.account_ids
         while True:
-            monitor = self._ensure_monitor()
-            # The first account in liquidation (row order) with rounds left: no list of all of
-            # them per liquidation (a crash with k liquidations would build k lists of up to k).
-            ids = monitor.account_ids
-            eligible = (ids[r] for r in monitor.in_liquidation().tolist())
-            account = next((a for a in eligible if attempts.get(a, 0) < rounds), None)
-            if account is None:
+            row = queue.pick(lambda r: attempts.get(ids[r], 0) < rounds)
+            if row is None:
                 return out
+            account = ids[row]
             attempts[account] = attempts.get(account, 0) + 1
             try:
                 effects = liquidation_effects(
@@ -1502,10 +1504,13 @@ class Venue:
                     kind="liquidation", key=None, body_hash=body_hash, as_of_ns=now, payload=payload
                 )
             )
+            moved = {a for p in effects.get("postings", ()) for a in p[:2]}
+            moved.update(r[0] for r in effects.get("positions", ()))
             if candidates is not None:
-                candidates.moved({a for p in effects.get("postings", ()) for a in p[:2]})
-                candidates.moved(r[0] for r in effects.get("positions", ()))
-            self._ensure_monitor()
+                candidates.moved(moved)
+            moved.update(r[0] for r in effects.get("status", ()))
+            self._ensure_monitor()  # re-margins the moved accounts: their coverage is current
+            queue.moved(monitor.row_of[a] for a in moved if a in monitor.row_of)
 
     def _equity_of(self, accounts: Sequence[str]) -> npt.NDArray[np.float64]:
         """The accounts' equity (USD) from the monitor's whole-book margin: ADL ranks its
