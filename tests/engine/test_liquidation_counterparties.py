@@ -328,3 +328,19 @@ def test_a_venue_crash_logs_the_same_records_with_adl_candidates_from_the_monito
     adl = [p for kind, p in given if kind == "liquidation" and b'"adl"' in p]
     assert len(adl) >= 3
     assert given == held
+
+
+def test_the_equity_of_an_account_the_monitor_lacks_is_the_ledger_views() -> None:
+    """`Venue._equity_of` reads the monitor; an account it does not hold (not expected: every
+    trader is in it) is margined by the ledger's own view, with the same bits."""
+    with Venue.open(
+        MemoryEventStore(), desk_genesis(), clock=SystemClock(), settings=VenueSettings()
+    ) as venue:
+        price = venue.prices()["BTC"]
+        _trade_pairs(venue, 2, usdc=lambda k: 30_000, contracts=lambda k: 1 + k, price=lambda k: price)
+        with venue._lock:
+            names = ["long-00", "short-01", "long-01"]
+            monitor_equity = venue._equity_of(names).copy()
+            del venue._ensure_monitor().row_of["short-01"]
+            mixed = venue._equity_of(names)
+    assert mixed.tobytes() == monitor_equity.tobytes()

@@ -1518,8 +1518,14 @@ class Venue:
         before each decision, so it is the fold's state at the tick's prices: the bits the
         ledger's own risk view gives (the same fused cross kernel per account)."""
         monitor = self._ensure_monitor()
-        rows = np.fromiter((monitor.row_of[a] for a in accounts), dtype=np.int64, count=len(accounts))
+        row_of = monitor.row_of
+        rows = np.fromiter((row_of.get(a, -1) for a in accounts), dtype=np.int64, count=len(accounts))
         equity: npt.NDArray[np.float64] = monitor.engine.result.equity_usd[rows]
+        unknown = np.flatnonzero(rows < 0)
+        if unknown.size:  # not expected (the monitor holds every trader): the ledger's own view
+            names = tuple(accounts[int(k)] for k in unknown)
+            sub = self._state.sub_state(names, self.config.assets.symbols)
+            equity[unknown] = risk_view(sub, self.config, names).result.equity_usd
         return equity
 
     def _preview(self, parameters: RiskParameters) -> ParameterPreview:
