@@ -344,3 +344,25 @@ def test_the_equity_of_an_account_the_monitor_lacks_is_the_ledger_views() -> Non
             del venue._ensure_monitor().row_of["short-01"]
             mixed = venue._equity_of(names)
     assert mixed.tobytes() == monitor_equity.tobytes()
+
+
+def test_candidates_that_are_not_the_states_fall_back_to_the_reference_decision() -> None:
+    """Given candidate arrays whose positions are not the state's (every quantity doubled), the
+    ledger refuses them (`StaleCounterpartiesError`) and the decision is the reference one."""
+    state, config, longs = _grown_and_crashed(pairs=12)
+    checked = 0
+    for long in longs:
+        crashed = VenueState.from_dict(state.to_dict())
+        crashed.status[long] = AccountStatus.LIQUIDATION
+        kept = AdlCandidates(crashed, _ledger_equity(crashed, config))
+
+        def stale(market: str, side: int, kept: AdlCandidates = kept) -> Counterparties:
+            return dataclasses.replace(kept(market, side), quantity=kept(market, side).quantity * 2)
+
+        now = crashed.time_ns + 1
+        given = liquidation_effects(crashed, config, long, now, candidates_of=stale)
+        if not any(r[0] == "adl" and r[2]["contracts"] > 0 for r in given["records"]):
+            continue
+        assert given == liquidation_effects(crashed, config, long, now)
+        checked += 1
+    assert checked >= 3

@@ -26,7 +26,11 @@ from typing import Any
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import Applied, apply
-from crossmargin.core.ledger.counterparties import Counterparties, MissingTradersError
+from crossmargin.core.ledger.counterparties import (
+    Counterparties,
+    MissingTradersError,
+    StaleCounterpartiesError,
+)
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR, SYSTEM_ACCOUNTS
 from crossmargin.core.ledger.state import (
     AccountStatus,
@@ -649,7 +653,8 @@ def liquidation_effects(
        (`candidates_of(market, side)`, `core.ledger.counterparties`: the venue's
        `engine.adl_candidates`, equity from its whole-book margin), and the sub-state holds the
        account and the winners ADL picks (decided again with those the ledger names as
-       missing). Without `candidates_of`, or with ADL
+       missing). Without `candidates_of`, with candidates that turn out not to be the state's
+       (`StaleCounterpartiesError`: a bug, not expected), or with ADL
        in several markets (where one market's winners may be another's candidates, moved by the
        first): the sub-state holds every opposite holder, the ledger margins them itself. The
        same candidates with the same equity give the same ranking, allocation and haircuts.
@@ -666,11 +671,18 @@ def liquidation_effects(
     applied = apply(sub, event, config)
     if _reached(applied) & _COUNTERPARTY_STAGES:
         markets = _adl_markets(applied)
+        decided = False
         if len(markets) == 1 and candidates_of is not None:
             (market,) = markets
             side = -1 if state.positions[(account, market)].quantity > 0 else 1  # the other side
-            traders, sub, applied = _with_winners(state, config, event, {market: candidates_of(market, side)})
-        elif markets:
+            try:
+                traders, sub, applied = _with_winners(
+                    state, config, event, {market: candidates_of(market, side)}
+                )
+                decided = True
+            except StaleCounterpartiesError:  # not expected: the reference path below decides
+                pass
+        if markets and not decided:
             traders = {account} | _opposite_holders(state, account, markets)
             sub = _sub(state, config, traders)
             applied = apply(sub, event, config)

@@ -58,3 +58,8 @@ class MissingTradersError(Exception):
     def __init__(self, traders: frozenset[str]) -> None:
         super().__init__(f"ADL needs the state of {len(traders)} traders outside the decision")
         self.traders = traders
+
+
+class StaleCounterpartiesError(Exception):
+    """A winner's position in the state is not the one its `Counterparties` gave: the arrays
+    are not the state's (a caller's bug); the caller decides again holding the candidates."""

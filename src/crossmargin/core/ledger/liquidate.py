@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import InstrumentKind
-from crossmargin.core.ledger.counterparties import MissingTradersError
+from crossmargin.core.ledger.counterparties import MissingTradersError, StaleCounterpartiesError
 from crossmargin.core.ledger.money import to_float, units_charge, units_payout
 from crossmargin.core.ledger.postings import (
     BACKSTOP,
@@ -324,7 +324,7 @@ def _auto_deleverage(
     for j, who in zip(picked, winners, strict=True):
         x, q = int(allocation[j]), int(signed[j])
         if tx.positions[(who, instrument)].quantity != q:
-            raise InputError("counterparties.quantity", f"{who}'s {instrument} position is not the state's")
+            raise StaleCounterpartiesError(f"{who}'s {instrument} position is not the state's")
         tx.trade(who, LIQUIDATOR, instrument, -int(math.copysign(x, q)), mark, "adl")
         pnl_units = units_payout(float(pnl[j]), decimals)
         cap = min(pnl_units * x // abs(q), max(tx.balance(who, asset), 0))
