@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossmargin.core.ledger.events import Liquidate, PriceUpdate, TradeFill
 from crossmargin.core.ledger.postings import BAD_DEBT, INSURANCE
@@ -151,3 +153,35 @@ def test_cascade_insurance_runs_dry_then_adl(
         assert s.balance("carol", "USDC") == (100_000 + 4 * 5_000 - 3_600) * USDC
     else:
         assert adl["haircut_units"] == {"bob": 9_000 * USDC}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    ids=st.lists(st.text(alphabet="abc", min_size=1, max_size=3), min_size=1, max_size=30, unique=True),
+    scores=st.data(),
+    in_order=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_adl_orders_equal_the_sorts_they_skip(
+    ids: list[str], scores: st.DataObject, in_order: bool, seed: int
+) -> None:
+    """Candidates already in id order (the ledger's, the cascade's) skip sorting the ids: the
+    queue's ranking and random start's walk equal the full sorts, ties in score included."""
+    accounts = sorted(ids) if in_order else ids
+    n = len(accounts)
+    score = scores.draw(st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=n, max_size=n))
+    candidates = AdlCandidates(
+        accounts=np.array(accounts),
+        quantity=np.ones(n, dtype=np.int64),
+        profit_fraction=np.array(score),
+        leverage=np.ones(n),
+    )
+    keys = np.array(accounts)
+    assert queue_rank(candidates).tolist() == np.lexsort((keys, -np.array(score))).tolist()
+    start = int(np.random.default_rng(seed).integers(n))
+    walk = np.roll(np.argsort(keys, kind="stable"), -start)
+    expected = np.zeros(n, dtype=np.int64)
+    expected[walk[: max(n // 2, 1)]] = 1
+    assert (
+        random_start(candidates, 0, max(n // 2, 1), np.random.default_rng(seed)).tolist() == expected.tolist()
+    )

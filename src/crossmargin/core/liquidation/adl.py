@@ -52,6 +52,11 @@ def _id_keys(accounts: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDArray[Any]
     return np.asarray(accounts)
 
 
+def _in_id_order(keys: npt.NDArray[Any]) -> bool:
+    """Ids already ascending (one vectorised pass; equal ids keep their order either way)."""
+    return bool(np.all(keys[1:] >= keys[:-1]))
+
+
 def queue_rank(candidates: AdlCandidates) -> IntArray:
     """Candidate order by profit % × leverage, highest first (ties by account id: deterministic).
     One lexsort: a venue-wide cascade ranks hundreds of thousands of winners."""
@@ -59,9 +64,10 @@ def queue_rank(candidates: AdlCandidates) -> IntArray:
     if not len(candidates.accounts):
         return np.zeros(0, dtype=np.int64)
     keys = _id_keys(candidates.accounts)
-    if keys.dtype.kind in "iu" and bool(np.all(keys[1:] >= keys[:-1])):
-        # Already in id order (the cascade's candidates come in global row order): a stable sort
-        # by score alone keeps ties in id order, the same order as the lexsort, in one pass.
+    if _in_id_order(keys):
+        # Already in id order (the cascade's candidates in global row order, the ledger's by
+        # account id): a stable sort by score alone keeps ties in id order, the same order as the
+        # lexsort, without sorting the ids (strings: most of a venue liquidation's ranking).
         by_score: IntArray = np.argsort(-score, kind="stable").astype(np.int64)
         return by_score
     order: IntArray = np.lexsort((keys, -score)).astype(np.int64)
@@ -85,7 +91,12 @@ def random_start(c: AdlCandidates, needed: int, whole: int, rng: np.random.Gener
     n = len(c.accounts)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    by_id = np.argsort(_id_keys(c.accounts), kind="stable").astype(np.int64)
+    keys = _id_keys(c.accounts)
+    by_id = (
+        np.arange(n, dtype=np.int64)
+        if _in_id_order(keys)
+        else np.argsort(keys, kind="stable").astype(np.int64)
+    )
     start = int(rng.integers(n))
     return _fill_in_order(np.roll(by_id, -start), c.quantity, whole)
 
