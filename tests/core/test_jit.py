@@ -206,7 +206,11 @@ def test_a_kernel_called_directly_runs_as_python_and_compiles_on_request() -> No
     assert compiled(values) == 45.0
     assert compiled is total.compiled()  # built once
     assert total.for_work(1, "python") is total.python
-    assert total.for_work(1, "numba") is compiled
+    assert total.for_work(jit.PARALLEL_MIN_WORK_US, "numba") is compiled
+    # Small work runs the serial build (no thread pool to wake, none left spinning after it).
+    small = total.for_work(1, "numba")
+    assert small is total.serial().compiled() and small is not compiled
+    assert small(values) == compiled(values) == 45.0
 
 
 @jit.kernel()

@@ -62,6 +62,9 @@ MODES = ("auto", "python", "simd", "numba")
 # Microseconds of interpreted kernel work a process does under `auto` before it compiles: about
 # the ~1.3 s floor of a process's first cached compiled kernel (bench/bench_startup.py).
 INTERPRET_BUDGET_US = 1_000_000
+# Below this much estimated interpreted work (~10,000 positions), a parallel kernel runs its
+# serial build (`Kernel.for_work`).
+PARALLEL_MIN_WORK_US = 30_000
 
 prange = range  # numba.prange in compiled builds (`compiled_copy` rebinds it)
 
@@ -150,15 +153,25 @@ class Kernel(Generic[P, R]):
         return self._serial
 
     def for_work(self, work: int, mode: str | None = None) -> Callable[P, R]:
-        """The Python function or the compiled build, as `interpret(work, mode)` says (`work`:
+        """The Python function or a compiled build, as `interpret(work, mode)` says (`work`:
         estimated microseconds interpreted). A kernel already compiled in this process stays
         compiled (outside `python` mode): its price is paid, and interpreting a small call beside
         it would only add the interpreter's cost (a stress round re-margining a few accounts
-        after a whole-book pass)."""
+        after a whole-book pass). A parallel kernel runs its serial build below
+        PARALLEL_MIN_WORK_US (the same bits): the thread pool's wake-up costs more than the split
+        saves there, and its workers spin on the other cores after every region (a venue's
+        crash tick, re-margining a few accounts per liquidation, burnt a second core: process
+        CPU twice its wall time)."""
         chosen = environment_mode() if mode is None else mode
-        if self._compiled is not None and chosen != "python":
-            return self._compiled
-        return self.python if interpret(work, chosen) else self.compiled()
+        if chosen == "python" or (not self._any_compiled() and interpret(work, chosen)):
+            return self.python
+        if self.options.get("parallel") and work < PARALLEL_MIN_WORK_US:
+            return self.serial().compiled()
+        return self.compiled()
+
+    def _any_compiled(self) -> bool:
+        serial = self._serial
+        return self._compiled is not None or (serial is not None and serial._compiled is not None)
 
 
 def kernel(**options: Any) -> Callable[[Callable[P, R]], Kernel[P, R]]:
