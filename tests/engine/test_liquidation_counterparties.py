@@ -366,3 +366,24 @@ def test_candidates_that_are_not_the_states_fall_back_to_the_reference_decision(
         assert given == liquidation_effects(crashed, config, long, now)
         checked += 1
     assert checked >= 3
+
+
+def test_the_ledger_is_given_the_candidates_of_one_adl_market_only() -> None:
+    """`decide._OneAdlMarket`: the first market asked for is served (from the side opposite the
+    account's position) and kept; a second market is refused, which sends the decision to the
+    reference path (one market's winners may be another's candidates)."""
+    state, config, longs = _grown_and_crashed(pairs=3)
+    asked: list[tuple[str, int]] = []
+
+    def candidates_of(market: str, side: int) -> Counterparties:
+        asked.append((market, side))
+        return AdlCandidates(state, _ledger_equity(state, config))(market, side)
+
+    one = decide._OneAdlMarket(state, longs[0], candidates_of)
+    first = one["BTC-USDC-PERP"]
+    assert one.get("BTC-USDC-PERP") is first and list(one) == ["BTC-USDC-PERP"]
+    assert asked == [("BTC-USDC-PERP", -1)]  # a long's winners are short
+    assert {"short-00", "short-01", "short-02"} <= set(first.accounts.tolist())
+    assert (first.quantity < 0).all()
+    with pytest.raises(decide._SeveralAdlMarketsError):
+        one.get("ETH-USDC-PERP")

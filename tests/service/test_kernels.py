@@ -29,7 +29,9 @@ seconds = settle_kernels(venue)
 print(json.dumps({
     "small_work_interpreted_before": small_work_interpreted,
     "small_work_interpreted_after": jit.interpret(10),
-    "whole_book_kernel_compiled": _book_kernel._compiled is not None,
+    # The desk's whole book is small work: its pass runs the serial build (core.jit); a large
+    # venue's warm-up compiles the parallel one the same way.
+    "whole_book_kernel_compiled": _book_kernel.serial()._compiled is not None,
     "ledger_check_kernel_compiled": _book_kernel.serial()._compiled is not None,
     "unchanged": [venue.state_digest(), venue.last_sequence] == list(before),
     "seconds": seconds,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from crossmargin.core.instruments import InstrumentKind
@@ -648,14 +648,14 @@ def liquidation_effects(
        backstop): closing its positions, selling its collateral and the waterfall's fee,
        insurance and backstop stages read nothing else. A liquidation the insurance fund
        absorbs, the usual case, ends here: O(the account).
-    2. when the waterfall reaches ADL in one market and `candidates_of` is given: the market's
-       opposite-side holders (ADL's only candidates) are handed to the ledger as arrays
+    2. when the waterfall reaches ADL in one market and `candidates_of` is given: the ledger asks
+       for the market's opposite-side holders (ADL's only candidates) as arrays
        (`candidates_of(market, side)`, `core.ledger.counterparties`: the venue's
-       `engine.adl_candidates`, equity from its whole-book margin), and the sub-state holds the
-       account and the winners ADL picks (decided again with those the ledger names as
-       missing). Without `candidates_of`, with candidates that turn out not to be the state's
-       (`StaleCounterpartiesError`: a bug, not expected), or with ADL
-       in several markets (where one market's winners may be another's candidates, moved by the
+       `engine.adl_candidates`, equity from its whole-book margin) in the same pass as step 1,
+       and the sub-state holds the account and the winners ADL picks (decided again with those
+       the ledger names as missing). Without `candidates_of`, with candidates that turn out not
+       to be the state's (`StaleCounterpartiesError`: a bug, not expected), or with ADL in
+       several markets (where one market's winners may be another's candidates, moved by the
        first): the sub-state holds every opposite holder, the ledger margins them itself. The
        same candidates with the same equity give the same ranking, allocation and haircuts.
     3. when the waterfall then reaches socialised loss (which reads every trader of the
@@ -666,33 +666,59 @@ def liquidation_effects(
     holding one perpetual, a crash tick's 391 liquidations took 12.1 s by the whole-holder path
     with a funded insurance fund, 0.75 s now (bench/bench_venue_scale.py)."""
     event = ledger_events.Liquidate(account=account, as_of_ns=as_of_ns)
-    traders = {account}
-    sub = _sub(state, config, traders)
-    applied = apply(sub, event, config)
-    if _reached(applied) & _COUNTERPARTY_STAGES:
+    traders, sub, applied = {account}, _sub(state, config, {account}), None
+    if candidates_of is not None:
+        try:  # steps 1 and 2 in one: the candidates are asked for when the waterfall reaches ADL
+            traders, sub, applied = _with_winners(
+                state, config, event, _OneAdlMarket(state, account, candidates_of)
+            )
+        except (_SeveralAdlMarketsError, StaleCounterpartiesError):  # the reference path below
+            traders, sub, applied = {account}, _sub(state, config, {account}), None
+    if applied is None:
+        applied = apply(sub, event, config)
         markets = _adl_markets(applied)
-        decided = False
-        if len(markets) == 1 and candidates_of is not None:
-            (market,) = markets
-            side = -1 if state.positions[(account, market)].quantity > 0 else 1  # the other side
-            try:
-                traders, sub, applied = _with_winners(
-                    state, config, event, {market: candidates_of(market, side)}
-                )
-                decided = True
-            except StaleCounterpartiesError:  # not expected: the reference path below decides
-                pass
-        if markets and not decided:
+        if markets:
             traders = {account} | _opposite_holders(state, account, markets)
             sub = _sub(state, config, traders)
             applied = apply(sub, event, config)
-        if not markets or "socialised_loss" in _reached(applied):
-            traders = {account} | state.holders_of(state.holdings.get(account, set()))
-            sub = _sub(state, config, traders)
-            applied = apply(sub, event, config)
+    # Socialised loss reads every trader of the decision (and is the only counterparty stage
+    # reached without an ADL market: a waterfall without one skips ADL).
+    if "socialised_loss" in _reached(applied):
+        traders = {account} | state.holders_of(state.holdings.get(account, set()))
+        sub = _sub(state, config, traders)
+        applied = apply(sub, event, config)
     effects = _effects_of(sub, applied, traders)
     effects["time_ns"] = as_of_ns
     return effects
+
+
+class _SeveralAdlMarketsError(Exception):
+    """The waterfall reached ADL in a second market: one market's winners may be another's
+    candidates, moved by the first, which arrays gathered before the decision cannot show."""
+
+
+class _OneAdlMarket(Mapping[str, Counterparties]):
+    """ADL's candidates for the ledger (`Tx.counterparties`): those of the first market it asks
+    for, from `candidates_of(market, the side opposite to the account's position)`, kept for the
+    decision's later passes; a second market raises `_SeveralAdlMarketsError`."""
+
+    def __init__(self, state: VenueState, account: str, candidates_of: Callable[[str, int], Counterparties]):
+        self._state, self._account, self._candidates_of = state, account, candidates_of
+        self._asked: dict[str, Counterparties] = {}
+
+    def __getitem__(self, market: str) -> Counterparties:
+        if market not in self._asked:
+            if self._asked:
+                raise _SeveralAdlMarketsError(market)
+            side = -1 if self._state.positions[(self._account, market)].quantity > 0 else 1
+            self._asked[market] = self._candidates_of(market, side)
+        return self._asked[market]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._asked)
+
+    def __len__(self) -> int:
+        return len(self._asked)
 
 
 def _with_winners(

@@ -83,7 +83,7 @@ def apply(
     as_of = _integer(event.as_of_ns, "as_of_ns")
     if as_of < state.time_ns:
         raise InputError("as_of_ns", f"{as_of} is before the ledger time {state.time_ns}")
-    tx = Tx(config, state, counterparties=counterparties or {})
+    tx = Tx(config, state, counterparties={} if counterparties is None else counterparties)
     tx.time_ns = as_of
     view = _refresh_statuses(tx, handler(tx, event))
     return Applied(tx.commit(), tuple(tx.postings), tuple(tx.records), view)
