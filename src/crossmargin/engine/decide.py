@@ -741,10 +741,6 @@ def _with_winners(
             traders |= missing.traders
 
 
-# The waterfall stages that read traders other than the one liquidated (core.ledger.liquidate).
-_COUNTERPARTY_STAGES = frozenset({"adl", "socialised_loss"})
-
-
 def _reached(applied: Applied) -> set[str]:
     """The loss-waterfall stages that ran (each waterfall record's `paid_units` names them)."""
     return {stage for r in applied.records if r.kind == "waterfall" for stage in r.detail["paid_units"]}
