@@ -235,23 +235,20 @@ def test_the_ledger_names_the_winners_a_decision_must_hold() -> None:
     assert adl and set(adl[0].detail["haircut_units"]) == winners
 
 
-def test_counterparties_refuse_unsorted_accounts_and_ragged_arrays() -> None:
-    one = np.ones(2)
-    with pytest.raises(InputError, match=r"counterparties\.accounts"):
+@pytest.mark.parametrize(
+    ("accounts", "equity", "field"),
+    [(["b", "a"], 2, "accounts"), (["a", "b"], 1, "equity_usd")],  # unsorted; ragged
+)
+def test_counterparties_refuse_unsorted_accounts_and_ragged_arrays(
+    accounts: list[str], equity: int, field: str
+) -> None:
+    with pytest.raises(InputError, match=rf"counterparties\.{field}"):
         Counterparties(
             instrument="X",
-            accounts=np.array(["b", "a"]),
+            accounts=np.array(accounts),
             quantity=np.ones(2, np.int64),
-            entry_price=one,
-            equity_usd=one,
-        )
-    with pytest.raises(InputError, match=r"counterparties\.equity_usd"):
-        Counterparties(
-            instrument="X",
-            accounts=np.array(["a", "b"]),
-            quantity=np.ones(2, np.int64),
-            entry_price=one,
-            equity_usd=one[:1],
+            entry_price=np.ones(2),
+            equity_usd=np.ones(equity),
         )
 
 

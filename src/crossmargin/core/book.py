@@ -216,9 +216,8 @@ class Book:
         ids = self.account_ids
         if not self.index and ids:  # the id -> row index is built on first use
             self.index.update(zip(ids, range(len(ids)), strict=True))
-        row = self.index.get(account_id)
-        if row is not None and row < len(ids) and ids[row] == account_id:
-            return row
+        if self._holds(account_id):
+            return self.index[account_id]
         # The index is shared along a line of grown books (`with_new_accounts`): an entry may be
         # a later book's. A scan answers then (O(accounts): only for an id this book lacks).
         try:
@@ -227,6 +226,8 @@ class Book:
             raise InputError("account", f"unknown account {account_id!r}") from None
 
     def _holds(self, account_id: str) -> bool:
+        """The id index names this book's own row for `account_id` (an entry may be a later
+        grown book's: the index is shared along them)."""
         row = self.index.get(account_id)
         return row is not None and row < len(self.account_ids) and self.account_ids[row] == account_id
 

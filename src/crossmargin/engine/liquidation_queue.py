@@ -16,7 +16,7 @@ import heapq
 from collections.abc import Callable, Iterable
 
 from crossmargin.core.liquidation.params import coverage
-from crossmargin.engine.monitor import LIQUIDATION, Monitor
+from crossmargin.engine.monitor import LIQUIDATION, Monitor, coverages
 
 
 class LiquidationQueue:
@@ -28,14 +28,10 @@ class LiquidationQueue:
         self._monitor = monitor
         rows = monitor.in_liquidation()
         result = monitor.engine.result
-        covers = [
-            coverage(e, m)
-            for e, m in zip(
-                result.equity_usd[rows].tolist(), result.maintenance_margin_usd[rows].tolist(), strict=True
-            )
-        ]
+        # `coverages` is `coverage` over arrays (the same division): the bits `_cover` gives.
+        covers = coverages(result.equity_usd[rows], result.maintenance_margin_usd[rows])
         # Sorted by (coverage, row): already a heap.
-        self._heap: list[tuple[float, int]] = list(zip(covers, rows.tolist(), strict=True))
+        self._heap: list[tuple[float, int]] = list(zip(covers.tolist(), rows.tolist(), strict=True))
 
     def _cover(self, row: int) -> float:
         result = self._monitor.engine.result

@@ -1347,9 +1347,7 @@ class Venue:
             return
         for account, status, deadline in effects.get("status", ()):
             self._monitor.set_status(account, status, deadline)
-        for debit, credit, _asset, _units, _kind in effects.get("postings", ()):
-            self._dirty.update(a for a in (debit, credit) if a in self._state.status)
-        self._dirty.update(a for a, *_ in effects.get("positions", ()) if a in self._state.status)
+        self._dirty.update(a for a in moved_accounts(effects) if a in self._state.status)
 
     def _ensure_monitor(self) -> Monitor:
         state, config = self._state, self.config
@@ -1504,8 +1502,7 @@ class Venue:
                     kind="liquidation", key=None, body_hash=body_hash, as_of_ns=now, payload=payload
                 )
             )
-            moved = {a for p in effects.get("postings", ()) for a in p[:2]}
-            moved.update(r[0] for r in effects.get("positions", ()))
+            moved = moved_accounts(effects)
             if candidates is not None:
                 candidates.moved(moved)
             moved.update(r[0] for r in effects.get("status", ()))
@@ -1596,6 +1593,14 @@ class Venue:
             except Exception:
                 self._stats["snapshot_failures"] += 1
                 logging.getLogger(__name__).exception("snapshot at %d not written", state.sequence)
+
+
+def moved_accounts(effects: Mapping[str, Any]) -> set[str]:
+    """The accounts whose balances or positions a record's effects change (system accounts
+    included): the ones to re-margin after it."""
+    moved = {a for p in effects.get("postings", ()) for a in p[:2]}
+    moved.update(r[0] for r in effects.get("positions", ()))
+    return moved
 
 
 def _add(batch: list[_Pending], item: Any) -> None:
