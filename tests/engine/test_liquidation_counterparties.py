@@ -365,22 +365,134 @@ def test_candidates_that_are_not_the_states_fall_back_to_the_reference_decision(
     assert checked >= 3
 
 
-def test_the_ledger_is_given_the_candidates_of_one_adl_market_only() -> None:
-    """`decide._OneAdlMarket`: the first market asked for is served (from the side opposite the
-    account's position) and kept; a second market is refused, which sends the decision to the
-    reference path (one market's winners may be another's candidates)."""
-    state, config, longs = _grown_and_crashed(pairs=3)
-    asked: list[tuple[str, int]] = []
+def _two_market_pairs(venue: Venue, pairs: int) -> list[str]:
+    """`pairs` pairs long-k / short-k funded in USDC alone, each pair trading the linear BTC
+    perpetual (USDC-settled) and the inverse future (BTC-settled): after a crash a long owes in both
+    assets, so its liquidation runs two waterfalls, and each short is a candidate in both."""
+    price = venue.prices()["BTC"]
+    longs = _trade_pairs(
+        venue, pairs, usdc=lambda k: 40_000 + 7_919 * k, contracts=lambda k: 1 + k % 3, price=lambda k: price
+    )
+    for k, long in enumerate(longs):
+        venue.execute(
+            Fill(
+                idempotency_key=f"inverse-{k}",
+                taker=long,
+                maker=f"short-{k:02d}",
+                instrument="BTC-27MAR26",
+                quantity=1_000 * (1 + k % 3),
+                price=price,
+            )
+        )
+    return longs
 
-    def candidates_of(market: str, side: int) -> Counterparties:
-        asked.append((market, side))
-        return AdlCandidates(state, _ledger_equity(state, config))(market, side)
 
-    one = decide._OneAdlMarket(state, longs[0], candidates_of)
-    first = one["BTC-USDC-PERP"]
-    assert one.get("BTC-USDC-PERP") is first and list(one) == ["BTC-USDC-PERP"]
-    assert asked == [("BTC-USDC-PERP", -1)]  # a long's winners are short
-    assert {"short-00", "short-01", "short-02"} <= set(first.accounts.tolist())
-    assert (first.quantity < 0).all()
-    with pytest.raises(decide._SeveralAdlMarketsError):
-        one.get("ETH-USDC-PERP")
+def _two_markets_crashed(pairs: int) -> tuple[VenueState, LedgerConfig, list[str]]:
+    with Venue.open(
+        MemoryEventStore(), desk_genesis(), clock=SystemClock(), settings=VenueSettings()
+    ) as venue:
+        longs = _two_market_pairs(venue, pairs)
+        state, config = VenueState.from_dict(venue._state.to_dict()), venue.config
+    state.prices["BTC"] *= 0.5
+    state.marks = {k: p * 0.5 if k.startswith("BTC") else p for k, p in state.marks.items()}
+    for asset in ("USDC", "BTC"):
+        state.balances.pop((INSURANCE, asset), None)
+    return state, config, longs
+
+
+# The queue: its BTC leg here ends without socialised loss (under the other policies a unit of
+# rounding per winner is left to that stage, which decides over every holder in both paths).
+@pytest.mark.parametrize("policy", ["queue"])
+def test_adl_in_two_markets_from_arrays_equals_the_decision_holding_every_candidate(
+    monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    """A liquidation whose waterfalls reach ADL in the linear BTC perpetual and the inverse BTC future: the
+    second market's arrays hold the first's winners as they were, the ledger reads them from its
+    own state. One ledger pass (unless socialised loss follows, which decides over every holder
+    again); the same postings, positions and records (but the statuses of unpicked candidates)
+    as the decision holding every opposite holder of both markets."""
+    state, config, longs = _two_markets_crashed(pairs=8)
+    config = dataclasses.replace(config, waterfall=dataclasses.replace(config.waterfall, adl_policy=policy))
+    passes: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        passes.append(1)
+        return apply(*args, **kwargs)
+
+    monkeypatch.setattr(decide, "apply", counted)
+    two = again = 0
+    for long in longs:
+        crashed = VenueState.from_dict(state.to_dict())
+        crashed.status[long] = AccountStatus.LIQUIDATION
+        now = crashed.time_ns + 1
+        passes.clear()
+        given = liquidation_effects(
+            crashed, config, long, now, candidates_of=AdlCandidates(crashed, _ledger_equity(crashed, config))
+        )
+        socialised = any(
+            "socialised_loss" in r[2]["paid_units"] for r in given["records"] if r[0] == "waterfall"
+        )
+        assert len(passes) == 1 or socialised
+        held = liquidation_effects(crashed, config, long, now)
+        adl = [r for r in given["records"] if r[0] == "adl" and r[2]["contracts"] > 0]
+        if {r[2]["instrument"] for r in adl} != {"BTC-USDC-PERP", "BTC-27MAR26"} or socialised:
+            continue
+        two += 1
+        # A winner of the first market was a candidate in the second, as the decision moved it.
+        winners = set(adl[0][2]["haircut_units"])
+        again += any(crashed.positions[(w, "BTC-27MAR26")].quantity < 0 for w in winners)
+        assert given["postings"] == held["postings"]
+        assert given["positions"] == held["positions"]
+        extra = [s for s in held["status"] if s not in given["status"]]
+        assert given["status"] == [s for s in held["status"] if s not in extra]
+        skipped = {s[0] for s in extra}
+        assert given["records"] == [r for r in held["records"] if not (r[0] == "status" and r[1] in skipped)]
+    assert two >= 1
+    assert again >= 1
+
+
+def test_a_venue_crash_through_adl_in_two_markets_logs_the_same_records_either_way() -> None:
+    """End to end over the linear BTC perpetual and the inverse future: the crash tick's liquidations decided with the
+    candidates from the monitor and held in every decision log the same bytes."""
+
+    def crash_log(from_monitor: bool) -> list[tuple[str, bytes]]:
+        clock = SteppingClock(start_ns=1_767_225_600_000_000_000, step_ns=1_000_000)
+        settings = VenueSettings(adl_candidates_from_monitor=from_monitor)
+        with Venue.open(MemoryEventStore(), desk_genesis(), clock=clock, settings=settings) as venue:
+            _two_market_pairs(venue, 8)
+            price = venue.prices()["BTC"]
+            crash = venue.execute(UpdatePrices(idempotency_key="crash", index_prices={"BTC": price * 0.5}))
+            return [(r.kind, r.payload) for r in venue.records(crash.sequence, 10_000)]
+
+    given, held = crash_log(True), crash_log(False)
+    adl = [p for kind, p in given if kind == "liquidation" and b'"BTC-27MAR26"' in p and b'"adl"' in p]
+    assert len(adl) >= 3
+    assert given == held
+
+
+def test_winners_are_taken_into_the_decision_without_traders_of_named_as_missing() -> None:
+    """The ledger given candidates and `traders_of` takes its winners in (the new state holds
+    them, in id order); without `traders_of` it names them (MissingTradersError)."""
+    state, config, longs = _grown_and_crashed(pairs=12)
+    for long in longs:
+        crashed = VenueState.from_dict(state.to_dict())
+        crashed.status[long] = AccountStatus.LIQUIDATION
+        event = ledger_events.Liquidate(account=long, as_of_ns=crashed.time_ns + 1)
+        given = {
+            "BTC-USDC-PERP": AdlCandidates(crashed, _ledger_equity(crashed, config))("BTC-USDC-PERP", -1)
+        }
+        sub = _sub(crashed, config, {long})
+
+        def traders_of(more: frozenset[str], crashed: VenueState = crashed) -> Any:
+            return _sub(crashed, config, more)
+
+        applied = apply(sub, event, config, counterparties=given, traders_of=traders_of)
+        winners = {w for r in applied.records if r.kind == "adl" for w in r.detail["haircut_units"]}
+        if not winners:
+            continue
+        assert applied.state.traders == tuple(sorted({long, *winners}))
+        with pytest.raises(MissingTradersError) as missing:
+            apply(sub, event, config, counterparties=given)
+        assert missing.value.traders == winners
+        return
+    raise AssertionError("no liquidation reached ADL")

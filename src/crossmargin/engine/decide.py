@@ -28,7 +28,6 @@ from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import Applied, apply
 from crossmargin.core.ledger.counterparties import (
     Counterparties,
-    MissingTradersError,
     StaleCounterpartiesError,
 )
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR, SYSTEM_ACCOUNTS
@@ -648,16 +647,17 @@ def liquidation_effects(
        backstop): closing its positions, selling its collateral and the waterfall's fee,
        insurance and backstop stages read nothing else. A liquidation the insurance fund
        absorbs, the usual case, ends here: O(the account).
-    2. when the waterfall reaches ADL in one market and `candidates_of` is given: the ledger asks
-       for the market's opposite-side holders (ADL's only candidates) as arrays
-       (`candidates_of(market, side)`, `core.ledger.counterparties`: the venue's
-       `engine.adl_candidates`, equity from its whole-book margin) in the same pass as step 1,
-       and the sub-state holds the account and the winners ADL picks (decided again with those
-       the ledger names as missing). Without `candidates_of`, with candidates that turn out not
-       to be the state's (`StaleCounterpartiesError`: a bug, not expected), or with ADL in
-       several markets (where one market's winners may be another's candidates, moved by the
-       first): the sub-state holds every opposite holder, the ledger margins them itself. The
-       same candidates with the same equity give the same ranking, allocation and haircuts.
+    2. when a waterfall reaches ADL and `candidates_of` is given: the ledger asks for the
+       market's opposite-side holders (ADL's only candidates) as arrays (`candidates_of(market,
+       side)`, `core.ledger.counterparties`: the venue's `engine.adl_candidates`, equity from
+       its whole-book margin) in the same pass as step 1, and takes in the winners it picks
+       (`traders_of`: their sub-state), so the decision holds the account and its winners and
+       is taken once. In several markets (one waterfall per settlement asset) a later market's
+       candidates that an earlier one moved are read from the decision's own state. Without
+       `candidates_of`, or with candidates that turn out not to be the state's
+       (`StaleCounterpartiesError`: a bug, not expected): the sub-state holds every opposite
+       holder, the ledger margins them itself. The same candidates with the same equity give
+       the same ranking, allocation and haircuts.
     3. when the waterfall then reaches socialised loss (which reads every trader of the
        decision) or ADL had no market: with every holder of what the account holds, as before.
 
@@ -668,12 +668,19 @@ def liquidation_effects(
     event = ledger_events.Liquidate(account=account, as_of_ns=as_of_ns)
     traders, sub, applied = {account}, _sub(state, config, {account}), None
     if candidates_of is not None:
-        try:  # steps 1 and 2 in one: the candidates are asked for when the waterfall reaches ADL
-            traders, sub, applied = _with_winners(
-                state, config, event, _OneAdlMarket(state, account, candidates_of)
+        try:  # steps 1 and 2 in one: candidates asked for when a waterfall reaches ADL
+            applied = apply(
+                sub,
+                event,
+                config,
+                counterparties=_AdlMarkets(state, account, candidates_of),
+                traders_of=lambda more: _sub(state, config, more),
             )
-        except (_SeveralAdlMarketsError, StaleCounterpartiesError):  # the reference path below
-            traders, sub, applied = {account}, _sub(state, config, {account}), None
+        except StaleCounterpartiesError:  # the reference path below
+            applied = None
+        else:  # the decision took its winners in: the state before it holds them too
+            traders = set(applied.state.traders)
+            sub = _sub(state, config, traders) if len(traders) > 1 else sub
     if applied is None:
         applied = apply(sub, event, config)
         markets = _adl_markets(applied)
@@ -692,15 +699,11 @@ def liquidation_effects(
     return effects
 
 
-class _SeveralAdlMarketsError(Exception):
-    """The waterfall reached ADL in a second market: one market's winners may be another's
-    candidates, moved by the first, which arrays gathered before the decision cannot show."""
-
-
-class _OneAdlMarket(Mapping[str, Counterparties]):
-    """ADL's candidates for the ledger (`Tx.counterparties`): those of the first market it asks
-    for, from `candidates_of(market, the side opposite to the account's position)`, kept for the
-    decision's later passes; a second market raises `_SeveralAdlMarketsError`."""
+class _AdlMarkets(Mapping[str, Counterparties]):
+    """ADL's candidates for the ledger (`Tx.counterparties`), asked for market by market as its
+    waterfalls reach ADL, from `candidates_of(market, the side opposite to the account's
+    position)`, and kept for the decision. A second market's arrays may hold the first's winners
+    as they were; the ledger reads those from its own state (core.ledger.counterparties)."""
 
     def __init__(self, state: VenueState, account: str, candidates_of: Callable[[str, int], Counterparties]):
         self._state, self._account, self._candidates_of = state, account, candidates_of
@@ -708,8 +711,6 @@ class _OneAdlMarket(Mapping[str, Counterparties]):
 
     def __getitem__(self, market: str) -> Counterparties:
         if market not in self._asked:
-            if self._asked:
-                raise _SeveralAdlMarketsError(market)
             side = -1 if self._state.positions[(self._account, market)].quantity > 0 else 1
             self._asked[market] = self._candidates_of(market, side)
         return self._asked[market]
@@ -719,26 +720,6 @@ class _OneAdlMarket(Mapping[str, Counterparties]):
 
     def __len__(self) -> int:
         return len(self._asked)
-
-
-def _with_winners(
-    state: VenueState,
-    config: LedgerConfig,
-    event: ledger_events.Liquidate,
-    given: Mapping[str, Counterparties],
-) -> tuple[set[str], LedgerState, Applied]:
-    """Decide `event` with ADL's candidates given, the sub-state growing by the winners the
-    ledger names until it holds them all (once, as a rule: the same candidates give the same
-    winners)."""
-    traders = {event.account}
-    while True:
-        sub = _sub(state, config, traders)
-        try:
-            return traders, sub, apply(sub, event, config, counterparties=given)
-        except MissingTradersError as missing:
-            if missing.traders <= traders:  # cannot happen: the state holds what it was given
-                raise
-            traders |= missing.traders
 
 
 def _reached(applied: Applied) -> set[str]:

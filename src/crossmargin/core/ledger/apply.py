@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from crossmargin.core.instruments import InstrumentKind
-from crossmargin.core.ledger.counterparties import Counterparties
+from crossmargin.core.ledger.counterparties import Counterparties, TradersOf
 from crossmargin.core.ledger.events import (
     BorrowInterest,
     Deposit,
@@ -73,17 +73,21 @@ def apply(
     config: LedgerConfig,
     *,
     counterparties: Mapping[str, Counterparties] | None = None,
+    traders_of: TradersOf | None = None,
 ) -> Applied:
     """Apply one event (module docstring). `counterparties`: a `Liquidate`'s ADL candidates held
-    outside `state`, by market (core.ledger.counterparties); MissingTradersError names the
-    winners the state must then hold."""
+    outside `state`, by market (core.ledger.counterparties); the winners ADL picks among them are
+    taken in through `traders_of` (the new state holds them: `Applied.state.traders`), or without
+    it MissingTradersError names the winners the state must hold."""
     handler = _HANDLERS.get(type(event))
     if handler is None:
         raise InputError("event", f"unknown event type {type(event).__name__}")
     as_of = _integer(event.as_of_ns, "as_of_ns")
     if as_of < state.time_ns:
         raise InputError("as_of_ns", f"{as_of} is before the ledger time {state.time_ns}")
-    tx = Tx(config, state, counterparties={} if counterparties is None else counterparties)
+    tx = Tx(
+        config, state, counterparties={} if counterparties is None else counterparties, traders_of=traders_of
+    )
     tx.time_ns = as_of
     view = _refresh_statuses(tx, handler(tx, event))
     return Applied(tx.commit(), tuple(tx.postings), tuple(tx.records), view)
@@ -283,7 +287,7 @@ def _borrow_interest(tx: Tx, e: BorrowInterest) -> None:
         raise InputError("interest.elapsed_ns", f"must be >= 0, got {elapsed}")
     years = elapsed / NS_PER_YEAR
     assets = tx.config.assets
-    for trader in tx.state.traders:
+    for trader in tx.traders:
         for k, symbol in enumerate(assets.symbols):
             owed = tx.balance(trader, symbol)
             if owed < 0:
@@ -365,7 +369,7 @@ def _refresh_statuses(tx: Tx, taken: RiskView | None) -> RiskView | None:
     """Move every trader's margin-call status on its coverage now; returns the view it read:
     `taken`, the handler's view of every trader on the final state (a margin check's, one risk
     pass per fill or withdrawal instead of two), else its own."""
-    traders = tx.state.traders
+    traders = tx.traders
     if not traders:
         return None
     view = taken if taken is not None else tx.view()

@@ -11,11 +11,13 @@ state holds them all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core.ledger.state import LedgerState
 from crossmargin.errors import InputError
 
 IntArray = npt.NDArray[np.int64]
@@ -30,9 +32,11 @@ class Counterparties:
 
     quantity (n,) signed contracts; entry_price (n,) in the instrument's quote; equity_usd (n,)
     each holder's cross-margin equity at the decision's prices and state (float64: risk maths).
-    They must be as of the start of the decision and untouched by it before its ADL stage (true
-    when ADL runs in this market only: the liquidation's earlier stages move the liquidated
-    account and the system accounts alone)."""
+    They stand for the traders the decision does not hold, as of its start; for a trader it
+    holds (the liquidated account, an earlier market's ADL winner, any trader of its state) the
+    ledger reads its own state instead: positions, entry and equity as the decision has moved
+    them. So one set of arrays per market serves a liquidation whose waterfalls reach ADL in
+    several markets (one market's winners may be another's candidates)."""
 
     instrument: str
     accounts: npt.NDArray[np.str_]
@@ -51,9 +55,16 @@ class Counterparties:
             raise InputError("counterparties.accounts", "must be sorted and unique")
 
 
+# The state of traders a decision does not hold, as it is outside the decision (which has not
+# moved them): a LedgerState holding at least their balances, positions, statuses and deadlines
+# (a venue's sub-state of them). Given to `apply`, the ledger takes ADL's winners in through it
+# when it picks them, instead of raising MissingTradersError.
+TradersOf = Callable[[frozenset[str]], LedgerState]
+
+
 class MissingTradersError(Exception):
-    """The decision picked ADL winners its state does not hold: decide again with them added
-    (the same candidates give the same winners)."""
+    """The decision picked ADL winners its state does not hold and was given no `TradersOf`:
+    decide again with them added (the same candidates give the same winners)."""
 
     def __init__(self, traders: frozenset[str]) -> None:
         super().__init__(f"ADL needs the state of {len(traders)} traders outside the decision")

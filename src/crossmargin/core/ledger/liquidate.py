@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,7 @@ from crossmargin.core.ledger.postings import (
     LIQUIDATOR,
     SOCIALISED_LOSS,
 )
+from crossmargin.core.ledger.state import Position
 from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.adl import AdlCandidates, AdlReport, adl_policy
 from crossmargin.core.liquidation.params import AccountStatus, coverage
@@ -316,14 +318,17 @@ def _auto_deleverage(
     allocation = adl_policy(cfg.waterfall.adl_policy)(candidates, needed, whole, rng)
     picked = np.flatnonzero(allocation > 0).tolist()
     winners = [str(names[j]) for j in picked]
-    missing = frozenset(who for who in winners if (who, instrument) not in tx.positions)
-    if missing:
+    missing = frozenset(who for who in winners if who not in tx.status)
+    if missing and tx.traders_of is None:
         raise MissingTradersError(missing)
+    if missing:
+        tx.hold(missing)
     haircuts: dict[str, int] = {}
     contracts = 0
     for j, who in zip(picked, winners, strict=True):
         x, q = int(allocation[j]), int(signed[j])
-        if tx.positions[(who, instrument)].quantity != q:
+        position = tx.positions.get((who, instrument))
+        if position is None or position.quantity != q:
             raise StaleCounterpartiesError(f"{who}'s {instrument} position is not the state's")
         tx.trade(who, LIQUIDATOR, instrument, -int(math.copysign(x, q)), mark, "adl")
         pnl_units = units_payout(float(pnl[j]), decimals)
@@ -356,35 +361,57 @@ def _opposite_holders(
     """The traders holding `instrument` on `side` (ADL's winners hold the side of the
     liquidation's closing trades), by account id: names, signed contracts, entry prices, and
     their equity (USD) when given with them (`tx.counterparties`: numpy over the market's
-    holders, no Python step per holder), else None (the state's own)."""
+    holders, no Python step per holder; the traders the transaction holds read from it, as it
+    has moved them), else None (the state's own)."""
     outside = tx.counterparties.get(instrument)
-    if outside is not None:
-        keep = (outside.quantity * side > 0) & (outside.accounts != account)
-        return (
-            outside.accounts[keep],
-            outside.quantity[keep],
-            outside.entry_price[keep],
-            outside.equity_usd[keep],
+    if outside is None:
+        held = _held_on_side(
+            tx, account, instrument, side, (who for (who, i) in tx.positions if i == instrument)
         )
-    held = sorted(
-        (who, p)
-        for (who, i), p in tx.positions.items()
-        if i == instrument and who != account and not who.startswith("@") and p.quantity * side > 0
-    )
+        return (
+            np.array([who for who, _ in held], dtype=np.str_),
+            np.array([p.quantity for _, p in held], dtype=np.int64),
+            np.array([p.entry_price for _, p in held], dtype=np.float64),
+            None,
+        )
+    keep = outside.quantity * side > 0
+    if len(tx.traders) > 1 or tx.traders[0] != account:
+        keep &= ~np.isin(outside.accounts, np.array(tx.traders, dtype=np.str_))
+    else:
+        keep &= outside.accounts != account
+    held = _held_on_side(tx, account, instrument, side, tx.traders)
+    here_names = np.array([who for who, _ in held], dtype=np.str_)
+    # A longer id of the transaction's widens the strings (np.insert would cut it to fit).
+    names = outside.accounts[keep].astype(np.result_type(outside.accounts.dtype, here_names.dtype))
+    at = np.searchsorted(names, here_names)
+    here = tx.view(tuple(who for who, _ in held)).result.equity_usd if held else np.zeros(0)
     return (
-        np.array([who for who, _ in held], dtype=np.str_),
-        np.array([p.quantity for _, p in held], dtype=np.int64),
-        np.array([p.entry_price for _, p in held], dtype=np.float64),
-        None,
+        np.insert(names, at, here_names),
+        np.insert(outside.quantity[keep], at, [p.quantity for _, p in held]),
+        np.insert(outside.entry_price[keep], at, [p.entry_price for _, p in held]),
+        np.insert(outside.equity_usd[keep], at, here),
+    )
+
+
+def _held_on_side(
+    tx: Tx, account: str, instrument: str, side: int, traders: Iterable[str]
+) -> list[tuple[str, Position]]:
+    """(trader, position) of `traders` other than `account` and the system accounts holding
+    `instrument` on `side` in the transaction, by id."""
+    return sorted(
+        (who, p)
+        for who in set(traders)
+        if who != account
+        and not who.startswith("@")
+        and (p := tx.positions.get((who, instrument))) is not None
+        and p.quantity * side > 0
     )
 
 
 def _socialise(tx: Tx, account: str, asset: str, deficit: int) -> int:
     """Spread `deficit` over every other trader's positive balance, pro rata (largest remainder),
     through @socialised_loss. Returns what was covered."""
-    holders = [
-        (t, tx.balance(t, asset)) for t in tx.state.traders if t != account and tx.balance(t, asset) > 0
-    ]
+    holders = [(t, tx.balance(t, asset)) for t in tx.traders if t != account and tx.balance(t, asset) > 0]
     total = sum(b for _, b in holders)
     if total == 0:
         return 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossmargin.core.instruments import InstrumentKind
-from crossmargin.core.ledger.counterparties import Counterparties
+from crossmargin.core.ledger.counterparties import Counterparties, TradersOf
 from crossmargin.core.ledger.money import units_charge, units_signed_pnl
 from crossmargin.core.ledger.postings import CLEARING, FEES, Posting
 from crossmargin.core.ledger.state import (
@@ -48,13 +48,18 @@ class Tx:
     expired: set[str] = field(init=False)
     postings: list[Posting] = field(default_factory=list)
     records: list[AuditRecord] = field(default_factory=list)
-    # ADL candidates held outside `state`, by market (core.ledger.counterparties).
+    # ADL candidates held outside `state`, by market, and where their state is to be found
+    # (core.ledger.counterparties).
     counterparties: Mapping[str, Counterparties] = field(default_factory=dict)
+    traders_of: TradersOf | None = None
+    # The traders the transaction holds: `state`'s and those `hold` took in since.
+    traders: tuple[str, ...] = field(init=False)
     sequence: int = 0
     time_ns: int = 0
 
     def __post_init__(self) -> None:
         s = self.state
+        self.traders = s.traders
         self.balances = dict(s.balances)
         self.positions = dict(s.positions)
         self.prices = dict(s.prices)
@@ -86,6 +91,21 @@ class Tx:
         self.balances[(debit, asset)] = self.balances.get((debit, asset), 0) - units
         self.balances[(credit, asset)] = self.balances.get((credit, asset), 0) + units
 
+    def hold(self, traders: frozenset[str]) -> None:
+        """Take in traders the transaction does not hold, their state from `traders_of` (as it is
+        outside: nothing here has moved them). The traders stay in id order, as a state holding
+        them from the start would have them: the result is that state's."""
+        assert self.traders_of is not None
+        new = traders - set(self.traders)
+        if not new:
+            return
+        outside = self.traders_of(frozenset(new))
+        self.balances.update({k: v for k, v in outside.balances.items() if k[0] in new})
+        self.positions.update({k: p for k, p in outside.positions.items() if k[0] in new})
+        self.status.update({a: outside.status[a] for a in new})
+        self.deadlines.update({a: d for a, d in outside.call_deadline_ns.items() if a in new})
+        self.traders = tuple(sorted({*self.traders, *new}))
+
     def balance(self, account: str, asset: str) -> int:
         return self.balances.get((account, asset), 0)
 
@@ -95,7 +115,7 @@ class Tx:
     # ------------------------------------------------------------------ risk
     def snapshot(self) -> LedgerState:
         return LedgerState(
-            traders=self.state.traders,
+            traders=self.traders,
             balances={k: v for k, v in self.balances.items() if v != 0},
             positions=dict(self.positions),
             prices=dict(self.prices),
