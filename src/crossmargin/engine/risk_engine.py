@@ -63,6 +63,8 @@ BoolArray = npt.NDArray[np.bool_]
 # Account events kept as an overlay before they are folded into one new book (each fold is a
 # vectorised rebuild of the whole book; each pending account costs a small book of its own).
 MAX_PENDING = 1024
+# Up to this many rows, all with pending events, are margined from their pending books directly.
+SMALL_ROWS = 16
 
 # Above this share of accounts touched, a tick recomputes the whole book: gathering a sub-book
 # costs about as much per account as the kernel itself. bench/bench_engine.py --concentrated, 1M
@@ -436,6 +438,11 @@ class RiskEngine:
 
     def _sub_book(self, rows: IntArray) -> Book:
         """The accounts `rows` (sorted) as a book of their own, pending events applied."""
+        if rows.size <= SMALL_ROWS and all(int(r) in self._pending for r in rows):
+            # An account re-margined after its own event (a liquidation moves a few): its pending
+            # book is its book; selecting the others' none and restacking cost ~0.4 ms each.
+            books = [self._pending[int(r)] for r in rows]
+            return books[0] if len(books) == 1 else _stack(books, self._book)
         pending = np.isin(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
         if not pending.any():
             return self._book.select(rows)
