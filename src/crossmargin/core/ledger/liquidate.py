@@ -38,7 +38,7 @@ from crossmargin.core.ledger.postings import (
     LIQUIDATOR,
     SOCIALISED_LOSS,
 )
-from crossmargin.core.ledger.state import Position
+from crossmargin.core.ledger.state import Position, balance_amounts
 from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.adl import AdlCandidates, AdlReport, adl_policy
 from crossmargin.core.liquidation.params import AccountStatus, coverage
@@ -97,7 +97,7 @@ def _close_positions(
             bankrupt = True
         if not bankrupt and coverage(equity, maintenance) >= cfg.margin_call.exit_coverage:
             return
-        breakdown = CrossMargin(cfg.margin).breakdown(view.book, view.market, [0])
+        breakdown = CrossMargin(cfg.margin).breakdown(view.book, view.market, [0], view.valuation)
         best: tuple[float, str, int, float, float] | None = None
         for p in range(breakdown.quantity.size):
             i = int(breakdown.position_instrument[p])
@@ -170,10 +170,9 @@ def _sell_collateral(tx: Tx, account: str) -> None:
     cfg = tx.config
     symbols = cfg.assets.symbols
     slippage = 1.0 - cfg.liquidation.impact_bps * 1e-4
-    view = tx.view((account,))
-    haircut = value_collateral(
-        view.book.balances, view.book.assets, view.market.asset_prices(view.book.assets)
-    ).haircut[0]
+    # The effective haircut of each balance: the account's amounts, no Book of it built.
+    amounts = np.array([balance_amounts(tx.balances, cfg, account)], dtype=np.float64)
+    haircut = value_collateral(amounts, cfg.assets, tx.market().asset_prices(cfg.assets)).haircut[0]
     order = sorted(range(len(symbols)), key=lambda k: (-haircut[k], symbols[k]))
     for owed in symbols:
         for k in order:

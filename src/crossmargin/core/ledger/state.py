@@ -171,13 +171,14 @@ class LedgerState:
 @dataclass(frozen=True)
 class RiskView:
     """The ledger seen by the risk core: the cross-margin result of the traders (rows in
-    `traders` order), its market, and (built on first use: a margin check never needs it) the
-    Book of those traders."""
+    `traders` order), its market and every instrument revalued in it (shared: read-only), and
+    (built on first use: a margin check never needs it) the Book of those traders."""
 
     state: LedgerState
     config: LedgerConfig
     traders: tuple[str, ...]
     market: MarketState
+    valuation: InstrumentValuation
     result: MarginResult
 
     @functools.cached_property
@@ -307,7 +308,14 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
         maintenance_margin_usd=totals.maintenance_margin_usd,
         gross_value_usd=totals.gross_value_usd,
     )
-    return RiskView(state=state, config=config, traders=traders, market=priced.market, result=result)
+    return RiskView(
+        state=state,
+        config=config,
+        traders=traders,
+        market=priced.market,
+        valuation=priced.valuation,
+        result=result,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,13 +333,9 @@ class _LedgerParts:
 def _ledger_parts(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]) -> _LedgerParts:
     assets, index = config.assets, config.instruments.index
     row = {t: n for n, t in enumerate(traders)}
-    balances = np.zeros((len(traders), assets.n_assets))
     # Each trader's few balances looked up (a check's state also carries every system account's).
-    for r, trader in enumerate(traders):
-        for k, symbol in enumerate(assets.symbols):
-            units = state.balances.get((trader, symbol))
-            if units:
-                balances[r, k] = to_float(units, config.decimals[symbol])
+    balances = np.array([balance_amounts(state.balances, config, t) for t in traders], dtype=np.float64)
+    balances = balances.reshape(len(traders), assets.n_assets)
     held = sorted(
         (row[a], index[i], float(p.quantity), p.entry_price)
         for (a, i), p in state.positions.items()
@@ -350,6 +354,18 @@ def _ledger_parts(state: LedgerState, config: LedgerConfig, traders: tuple[str, 
         entry_price=np.ascontiguousarray(table[:, 3]),
         balances=balances,
     )
+
+
+def balance_amounts(
+    balances: Mapping[tuple[str, str], int], config: LedgerConfig, trader: str
+) -> list[float]:
+    """The trader's balances as float asset amounts in asset order (risk maths only; the
+    ledger's balances are exact integer units)."""
+    out = []
+    for symbol in config.assets.symbols:
+        units = balances.get((trader, symbol))
+        out.append(to_float(units, config.decimals[symbol]) if units else 0.0)
+    return out
 
 
 def is_delta_one(config: LedgerConfig, instrument: int) -> bool:

@@ -20,8 +20,10 @@ from crossmargin.core.ledger.state import (
     LedgerState,
     Position,
     RiskView,
+    priced_market,
     risk_view,
 )
+from crossmargin.core.market import MarketState
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +131,10 @@ class Tx:
 
     def view(self, traders: tuple[str, ...] | None = None) -> RiskView:
         return risk_view(self.snapshot(), self.config, traders)
+
+    def market(self) -> MarketState:
+        """The market of the transaction's prices, marks and expiries (shared, read-only)."""
+        return priced_market(self.snapshot(), self.config).market
 
     def mark(self, instrument: str) -> float:
         """Delta-one mark (the underlying's index when none was given), USD."""
