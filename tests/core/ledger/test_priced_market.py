@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from crossmargin.adapters.files import load_book
-from crossmargin.core.ledger.state import market_of, priced_market, risk_view
+from crossmargin.core.ledger.state import book_of, market_of, priced_market, risk_view
+from crossmargin.core.margin import CrossMargin, CrossParams
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.simulation import simulation_from_book
 
@@ -50,3 +51,21 @@ def test_another_configuration_object_is_another_market() -> None:
     other = dataclasses.replace(config, rate=config.rate + 0.05)
     assert priced_market(state, other) is not priced_market(state, config)
     assert priced_market(state, other).market.rate == pytest.approx(config.rate + 0.05)
+
+
+@pytest.mark.parametrize("preset", ["binance", "hyperliquid"])
+def test_a_tier_preset_in_the_margin_parameters_margins_the_ledger_as_the_engine(preset: str) -> None:
+    """`LedgerConfig.margin.tier_preset`: the ledger's risk view margins every trader on the
+    preset's tiers, bit for bit the engine's `CrossMargin` with that preset on the same book (the
+    view once read the book's own schedules while the liquidation close-out read the preset)."""
+    sim = simulation_from_book(load_book(DESK))
+    config, state = sim.config, sim.state
+    tiered = dataclasses.replace(config, margin=CrossParams(tier_preset=preset))
+    traders = tuple(state.traders)
+    view = risk_view(state, tiered, traders)
+    book = book_of(state, tiered, traders)
+    engine = CrossMargin(CrossParams(tier_preset=preset)).evaluate(book, view.market)
+    for name in ("initial_margin_usd", "maintenance_margin_usd", "equity_usd"):
+        assert getattr(view.result, name).tobytes() == getattr(engine, name).tobytes(), name
+    own = risk_view(state, config, traders).result.initial_margin_usd
+    assert not np.array_equal(view.result.initial_margin_usd, own)  # the preset moved someone's IM

@@ -42,7 +42,7 @@ from crossmargin.core.ledger.state import Position, balance_amounts
 from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.adl import AdlCandidates, AdlReport, adl_policy
 from crossmargin.core.liquidation.params import AccountStatus, coverage
-from crossmargin.core.margin import CrossMargin
+from crossmargin.core.margin.requirements import requirements_from_records
 from crossmargin.errors import InputError
 
 
@@ -97,22 +97,31 @@ def _close_positions(
             bankrupt = True
         if not bankrupt and coverage(equity, maintenance) >= cfg.margin_call.exit_coverage:
             return
-        breakdown = CrossMargin(cfg.margin).breakdown(view.book, view.market, [0], view.valuation)
+        held = [tx.positions[(account, instrument)] for instrument in mine]
+        # Each position's value and maintenance margin, as the engine's cross breakdown gives them
+        # (the same kernel on the same instrument records: the view's priced market keeps them).
+        req = requirements_from_records(
+            view.priced.instruments,
+            view.priced.valuation,
+            view.priced.records,
+            instrument_index=np.array([table.index[instrument] for instrument in mine], dtype=np.int64),
+            quantity=np.array([float(p.quantity) for p in held]),
+            entry_price=np.array([p.entry_price for p in held]),
+        )
         best: tuple[float, str, int, float, float] | None = None
-        for p in range(breakdown.quantity.size):
-            i = int(breakdown.position_instrument[p])
-            instrument = table.ids[i]
-            q = round(float(breakdown.quantity[p]))
+        for p, (instrument, position) in enumerate(zip(mine, held, strict=True)):
+            i = table.index[instrument]
+            q = position.quantity
             size = (
                 abs(q)
                 if bankrupt
                 else min(abs(q), max(1, math.ceil(abs(start.get(instrument, q)) * params.slice_fraction)))
             )
-            unit_value = float(breakdown.value_usd[p]) / q
+            unit_value = float(req.value_usd[p]) / q
             mark = _close_price(tx, i, unit_value)
             notional_usd = size * _unit_notional_usd(tx, i, mark)
             impact = params.impact_bps * 1e-4 + notional_usd / params.depth_usd
-            released = float(breakdown.maintenance_margin_usd[p]) * size / abs(q)
+            released = float(req.maintenance_margin_usd[p]) * size / abs(q)
             cost = notional_usd * (impact + params.fee_rate) + 1e-12
             score = released / cost
             if best is None or score > best[0] or (score == best[0] and instrument < best[1]):

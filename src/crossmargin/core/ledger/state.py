@@ -37,6 +37,7 @@ from crossmargin.core.liquidation.params import coverage as coverage
 from crossmargin.core.margin import CrossParams, MarginResult
 from crossmargin.core.margin.options_rule import OptionUnitMargin, option_unit_margin
 from crossmargin.core.margin.requirements import csr_totals, instrument_records
+from crossmargin.core.margin.tier_presets import tier_preset_table
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.errors import InputError
@@ -171,15 +172,18 @@ class LedgerState:
 @dataclass(frozen=True)
 class RiskView:
     """The ledger seen by the risk core: the cross-margin result of the traders (rows in
-    `traders` order), its market and every instrument revalued in it (shared: read-only), and
-    (built on first use: a margin check never needs it) the Book of those traders."""
+    `traders` order), the priced market it was taken in (shared: read-only), and (built on first
+    use: a margin check never needs it) the Book of those traders."""
 
     state: LedgerState
     config: LedgerConfig
     traders: tuple[str, ...]
-    market: MarketState
-    valuation: InstrumentValuation
+    priced: PricedMarket
     result: MarginResult
+
+    @property
+    def market(self) -> MarketState:
+        return self.priced.market
 
     @functools.cached_property
     def book(self) -> Book:
@@ -229,6 +233,9 @@ class PricedMarket:
     key: tuple[object, ...]
     market: MarketState
     valuation: InstrumentValuation
+    # The instrument table the ledger margins with: the configuration's, every linear perpetual on
+    # its margin parameters' tier preset when one is set (the engine's `CrossMargin` does the same).
+    instruments: InstrumentTable
     option_margin: OptionUnitMargin
     records: FloatArray  # requirements.instrument_records: the fused cross kernel's input
 
@@ -260,13 +267,20 @@ def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
             return entry
     market = market_of(state, config)
     valuation = revalue(config.instruments, market)
-    option_margin = option_unit_margin(config.instruments, valuation, config.margin.option_margin)
-    records = instrument_records(config.instruments, valuation, option_margin)
+    preset = config.margin.tier_preset
+    table = config.instruments if preset is None else tier_preset_table(config.instruments, preset)
+    option_margin = option_unit_margin(table, valuation, config.margin.option_margin)
+    records = instrument_records(table, valuation, option_margin)
     records.flags.writeable = False
     for part in (market, valuation, option_margin):
         _freeze(part)
     entry = PricedMarket(
-        key=key, market=market, valuation=valuation, option_margin=option_margin, records=records
+        key=key,
+        market=market,
+        valuation=valuation,
+        instruments=table,
+        option_margin=option_margin,
+        records=records,
     )
     config.priced_memo.remember(entry)
     return entry
@@ -295,7 +309,7 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
         quantity=parts.quantity,
         entry_term=entry_term(parts.entry_price, config.instruments.reciprocal_entry[parts.instrument_index]),
         records=priced.records,
-        n_tiers=config.instruments.tier_floor_usd.shape[1],
+        n_tiers=priced.instruments.tier_floor_usd.shape[1],
         haircut_units=haircut_units(parts.balances, config.assets, serial=True),
         asset_price_usd=priced.market.asset_prices(config.assets),
         serial=True,  # a few accounts: no thread pool (and a process that forks stays safe to)
@@ -308,14 +322,7 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
         maintenance_margin_usd=totals.maintenance_margin_usd,
         gross_value_usd=totals.gross_value_usd,
     )
-    return RiskView(
-        state=state,
-        config=config,
-        traders=traders,
-        market=priced.market,
-        valuation=priced.valuation,
-        result=result,
-    )
+    return RiskView(state=state, config=config, traders=traders, priced=priced, result=result)
 
 
 @dataclass(frozen=True, slots=True)

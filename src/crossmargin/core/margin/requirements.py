@@ -126,6 +126,28 @@ def fused_position_requirements(
     ~20 temporaries of size n the numpy path allocates (10 M positions: ~0.2 s against ~3 s).
     Breakdowns of whole books take this path; the numpy one stays the readable reference."""
     table = book.instruments
+    return requirements_from_records(
+        table,
+        valuation,
+        instrument_records(table, valuation, option_margin),
+        instrument_index=instrument_index,
+        quantity=quantity,
+        entry_price=entry_price,
+    )
+
+
+def requirements_from_records(
+    table: InstrumentTable,
+    valuation: InstrumentValuation,
+    records: FloatArray,
+    *,
+    instrument_index: IntArray,
+    quantity: FloatArray,
+    entry_price: FloatArray,
+) -> PositionRequirements:
+    """`fused_position_requirements` from the instrument records of `table` in `valuation`
+    already built (`instrument_records`): a caller that keeps them across calls (the ledger's
+    priced market) pays O(its positions), not O(instruments), per call."""
     n = quantity.shape[0]
     out = np.empty((4, n))
     _position_kernel.for_work(INTERPRETED_US_PER_POSITION * n)(
@@ -139,7 +161,7 @@ def fused_position_requirements(
         valuation.option_premium_settlement,
         valuation.mark_price,
         valuation.spot_usd,
-        instrument_records(table, valuation, option_margin),
+        records,
         table.tier_floor_usd.shape[1],
         out,
     )
