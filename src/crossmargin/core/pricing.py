@@ -23,7 +23,8 @@ Black-76 ΔB = N(d1) (calls), N(d1) − 1 (puts); compare with ΔB, not delta_co
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -284,6 +285,10 @@ class InstrumentValuation:
     gamma_coin: FloatArray
     vega_coin: FloatArray
     theta_coin_per_year: FloatArray
+    # Kernel inputs derived from this valuation and kept with it (`margin.requirements.
+    # priced_records`: the instrument records per table and option parameters, each entry with
+    # the table it was built for); a fresh memo for every valuation, dataclasses.replace included.
+    memo: dict[object, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 def entry_term(entry_price: FloatArray, reciprocal: npt.NDArray[np.bool_]) -> FloatArray:

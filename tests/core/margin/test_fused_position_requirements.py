@@ -12,9 +12,12 @@ from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit
 from crossmargin.core.margin.requirements import (
     book_totals,
     fused_position_requirements,
+    instrument_records,
     position_requirements,
+    priced_records,
     value_totals,
 )
+from crossmargin.core.margin.tier_presets import tier_preset_table
 from crossmargin.core.pricing import revalue
 from tests.builders import RandomBook, random_books
 
@@ -63,3 +66,31 @@ def test_book_totals_of_some_rows_equal_their_rows_of_the_whole_book_bit_for_bit
     gathered = CrossMargin().evaluate(book.select(rows), drawn.market, valuation)
     for name in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "margin_ratio", "bankrupt"):
         np.testing.assert_array_equal(getattr(in_place, name), getattr(gathered, name), err_msg=name)
+
+
+@settings(max_examples=30, deadline=None)
+@given(drawn=random_books(max_accounts=6, max_instruments=6))
+def test_priced_records_are_kept_per_table_and_option_parameters_with_the_fresh_bits(
+    drawn: RandomBook,
+) -> None:
+    """`priced_records`: the instrument records of a valuation built once per (table, option
+    parameters) and kept in the valuation's memo, bit for bit a fresh build; another table or
+    other parameters get their own; a fresh valuation starts empty; and book totals read them."""
+    book = drawn.book
+    valuation = revalue(book.instruments, drawn.market)
+    params, other = OptionMarginParams(), OptionMarginParams(initial_rate=0.2)
+    fresh = instrument_records(
+        book.instruments, valuation, option_unit_margin(book.instruments, valuation, params)
+    )
+    kept = priced_records(book.instruments, valuation, params)
+    assert kept.tobytes() == fresh.tobytes()
+    assert priced_records(book.instruments, valuation, params) is kept
+    assert priced_records(book.instruments, valuation, other) is not kept
+    tiered = tier_preset_table(book.instruments, "binance")
+    assert priced_records(tiered, valuation, params) is not kept
+    assert revalue(book.instruments, drawn.market).memo == {}
+    before = book_totals(
+        book, revalue(book.instruments, drawn.market), params, drawn.market.asset_prices(book.assets)
+    )
+    after = book_totals(book, valuation, params, drawn.market.asset_prices(book.assets))
+    assert after.maintenance_margin_usd.tobytes() == before.maintenance_margin_usd.tobytes()
