@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.core.ledger.counterparties import Counterparties
+from crossmargin.core.ledger.counterparties import Counterparties, rows_of
 from crossmargin.engine.venue_state import VenueState
 
 # The equity (USD, float64) of accounts at the round's prices and the fold's state, in the order
@@ -26,7 +26,8 @@ EquityOf = Callable[[Sequence[str]], npt.NDArray[np.float64]]
 
 class AdlCandidates:
     """`candidates(market, side)`: the traders holding `market` with contracts of sign `side`, as
-    `Counterparties` (sorted by id), current for the fold as it is now; `moved(accounts)` after a
+    `Counterparties` (sorted by id; rows with zero contracts for those that have left the side
+    during the round), current for the fold as it is now; `moved(accounts)` after a
     liquidation's effects are folded. One per round of liquidations (the fold must not change
     otherwise meanwhile)."""
 
@@ -69,11 +70,27 @@ class AdlCandidates:
         )
 
     def _redo(self, held: Counterparties, side: int, moved: set[str]) -> Counterparties:
-        """`held` with the moved accounts gathered again: dropped, then put back in id order
-        where they still hold the side (searchsorted: no sort of the holders)."""
+        """`held` with the moved accounts gathered again. Those it lists keep their rows (one
+        that no longer holds the side stays with zero contracts: the ledger skips it), so the ids
+        are shared, not copied (a string copy per liquidation was most of ADL's cost at 20,000
+        holders); a moved account new to the side is put in at its place in id order."""
         ids = held.accounts
-        keep = ~np.isin(ids, np.array(sorted(moved), dtype=np.str_))
+        rows = rows_of(ids, sorted(moved))
         now = self._gather(held.instrument, side, moved)
+        listed = rows_of(ids, now.accounts.tolist())
+        if listed.size == now.accounts.size:  # nobody new: the numbers move, the ids stay
+            quantity, entry, equity = held.quantity.copy(), held.entry_price.copy(), held.equity_usd.copy()
+            quantity[rows] = 0
+            quantity[listed], entry[listed], equity[listed] = now.quantity, now.entry_price, now.equity_usd
+            return Counterparties(
+                instrument=held.instrument,
+                accounts=ids,
+                quantity=quantity,
+                entry_price=entry,
+                equity_usd=equity,
+            )
+        keep = np.ones(ids.size, dtype=bool)
+        keep[rows] = False
         kept = ids[keep]
         at = np.searchsorted(kept, now.accounts)
         dtype = np.result_type(kept.dtype, now.accounts.dtype)  # a longer id widens the strings

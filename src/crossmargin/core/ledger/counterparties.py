@@ -11,7 +11,7 @@ state holds them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,8 @@ class Counterparties:
     (the order a state's positions give, which `random_start` and the tie-breaks read), as arrays
     so that the ledger's work on them is numpy, not a Python step per holder.
 
-    quantity (n,) signed contracts; entry_price (n,) in the instrument's quote; equity_usd (n,)
+    quantity (n,) signed contracts (zero or of the other side: not a candidate, skipped);
+    entry_price (n,) in the instrument's quote; equity_usd (n,)
     each holder's cross-margin equity at the decision's prices and state (float64: risk maths).
     They stand for the traders the decision does not hold, as of its start; for a trader it
     holds (the liquidated account, an earlier market's ADL winner, any trader of its state) the
@@ -74,3 +75,14 @@ class MissingTradersError(Exception):
 class StaleCounterpartiesError(Exception):
     """A winner's position in the state is not the one its `Counterparties` gave: the arrays
     are not the state's (a caller's bug); the caller decides again holding the candidates."""
+
+
+def rows_of(ids: npt.NDArray[np.str_], names: Sequence[str]) -> npt.NDArray[np.intp]:
+    """The rows of `names` (sorted) among `ids` (sorted, unique, as a `Counterparties`' accounts),
+    those present: a binary search each, where `np.isin` compares every id with every name."""
+    if not ids.size or not names:
+        return np.zeros(0, dtype=np.intp)
+    wanted = np.array(names, dtype=np.str_)
+    at = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)
+    found: npt.NDArray[np.intp] = at[ids[at] == wanted]
+    return found

@@ -21,14 +21,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.instruments import InstrumentKind
-from crossmargin.core.ledger.counterparties import MissingTradersError, StaleCounterpartiesError
+from crossmargin.core.ledger.counterparties import MissingTradersError, StaleCounterpartiesError, rows_of
 from crossmargin.core.ledger.money import to_float, units_charge, units_payout
 from crossmargin.core.ledger.postings import (
     BACKSTOP,
@@ -288,12 +289,12 @@ def _auto_deleverage(
     held = liquidator.quantity if liquidator is not None else 0
     whole = min(abs(closed), abs(held)) if held * closed < 0 else 0
     side = 1 if closed > 0 else -1
-    names, signed, entry, equity_given = _opposite_holders(tx, account, instrument, side)
+    holders = _opposite_holders(tx, account, instrument, side)
     # Elementwise float64, the same operations (and bits) as one candidate at a time.
-    per_contract = cs * ((1.0 / entry - 1.0 / mark) if inverse else (mark - entry))
-    pnl = signed * per_contract
+    per_contract = cs * ((1.0 / holders.entry - 1.0 / mark) if inverse else (mark - holders.entry))
+    pnl = holders.signed * per_contract
     profitable = np.flatnonzero(pnl > 0.0)
-    names, signed, entry, pnl = names[profitable], signed[profitable], entry[profitable], pnl[profitable]
+    signed, entry, pnl = holders.signed[profitable], holders.entry[profitable], pnl[profitable]
     quantity = np.abs(signed)
     empty = AdlReport(
         policy=cfg.waterfall.adl_policy,
@@ -306,16 +307,16 @@ def _auto_deleverage(
         covered_units=0,
         overshoot_units=0,
     )
-    if not names.size or whole == 0:
+    if not profitable.size or whole == 0:
         return empty
-    if equity_given is None:
-        equity = tx.view(tuple(names.tolist())).result.equity_usd
+    if holders.equity is None:
+        equity = tx.view(tuple(holders.names_of(profitable))).result.equity_usd
     else:
-        equity = equity_given[profitable]
+        equity = holders.equity[profitable]
     notional_usd = quantity * (cs if inverse else cs * mark) * (tx.prices[asset] if inverse else 1.0)
     leverage = np.where(equity > 0.0, notional_usd / np.where(equity > 0.0, equity, 1.0), np.inf)
     candidates = AdlCandidates(
-        accounts=names,
+        accounts=holders.keys[profitable],  # in id order: the policies' tie-breaks need no strings
         quantity=quantity,
         profit_fraction=pnl / (quantity * (cs / entry if inverse else cs * entry)),
         leverage=leverage,
@@ -325,7 +326,7 @@ def _auto_deleverage(
     rng = np.random.default_rng([cfg.waterfall.seed, tx.sequence])
     allocation = adl_policy(cfg.waterfall.adl_policy)(candidates, needed, whole, rng)
     picked = np.flatnonzero(allocation > 0).tolist()
-    winners = [str(names[j]) for j in picked]
+    winners = holders.names_of(profitable[picked])
     missing = frozenset(who for who in winners if who not in tx.status)
     if missing and tx.traders_of is None:
         raise MissingTradersError(missing)
@@ -361,43 +362,60 @@ def _auto_deleverage(
     )
 
 
-def _opposite_holders(
-    tx: Tx, account: str, instrument: str, side: int
-) -> tuple[
-    npt.NDArray[np.str_], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None
-]:
+class _Holders(NamedTuple):
+    """ADL's possible candidates in a market, by account id: `keys` (n,) integers in id order
+    (the policies' tie-breaks compare them, not the ids' strings), signed contracts, entry prices,
+    equity (USD) or None (then the state's own), and the ids of chosen rows (`names_of`)."""
+
+    keys: npt.NDArray[np.int64]
+    signed: npt.NDArray[np.int64]
+    entry: npt.NDArray[np.float64]
+    equity: npt.NDArray[np.float64] | None
+    names_of: Callable[[npt.NDArray[np.int64]], list[str]]
+
+
+def _opposite_holders(tx: Tx, account: str, instrument: str, side: int) -> _Holders:
     """The traders holding `instrument` on `side` (ADL's winners hold the side of the
-    liquidation's closing trades), by account id: names, signed contracts, entry prices, and
-    their equity (USD) when given with them (`tx.counterparties`: numpy over the market's
-    holders, no Python step per holder; the traders the transaction holds read from it, as it
-    has moved them), else None (the state's own)."""
+    liquidation's closing trades), by account id, with their equity when given with them
+    (`tx.counterparties`: numpy over the market's holders, no Python step and no copy of their
+    ids per holder; the traders the transaction holds read from it, as it has moved them), else
+    without (the state's own)."""
     outside = tx.counterparties.get(instrument)
     if outside is None:
         held = _held_on_side(
             tx, account, instrument, side, (who for (who, i) in tx.positions if i == instrument)
         )
-        return (
-            np.array([who for who, _ in held], dtype=np.str_),
-            np.array([p.quantity for _, p in held], dtype=np.int64),
-            np.array([p.entry_price for _, p in held], dtype=np.float64),
-            None,
+        names = [who for who, _ in held]
+        return _Holders(
+            keys=np.arange(len(held), dtype=np.int64),
+            signed=np.array([p.quantity for _, p in held], dtype=np.int64),
+            entry=np.array([p.entry_price for _, p in held], dtype=np.float64),
+            equity=None,
+            names_of=lambda rows: [names[j] for j in rows.tolist()],
         )
     keep = outside.quantity * side > 0
-    if len(tx.traders) > 1 or tx.traders[0] != account:
-        keep &= ~np.isin(outside.accounts, np.array(tx.traders, dtype=np.str_))
-    else:
-        keep &= outside.accounts != account
+    keep[rows_of(outside.accounts, sorted(tx.traders))] = False  # the transaction's own: below
+    rows = np.flatnonzero(keep)
     held = _held_on_side(tx, account, instrument, side, tx.traders)
-    here_names = np.array([who for who, _ in held], dtype=np.str_)
-    # A longer id of the transaction's widens the strings (np.insert would cut it to fit).
-    names = outside.accounts[keep].astype(np.result_type(outside.accounts.dtype, here_names.dtype))
-    at = np.searchsorted(names, here_names)
-    here = tx.view(tuple(who for who, _ in held)).result.equity_usd if held else np.zeros(0)
-    return (
-        np.insert(names, at, here_names),
-        np.insert(outside.quantity[keep], at, [p.quantity for _, p in held]),
-        np.insert(outside.entry_price[keep], at, [p.entry_price for _, p in held]),
-        np.insert(outside.equity_usd[keep], at, here),
+    here = [who for who, _ in held]
+    # The transaction's holders go where their ids fall among the others' (keys: twice the
+    # outside row, odd; twice the insertion row, even, so before that row); source: the outside
+    # row, or -1 - k for the k-th of the transaction's.
+    at = np.searchsorted(outside.accounts, np.array(here, dtype=np.str_)) if held else np.zeros(0, np.int64)
+    into = np.searchsorted(rows, at)
+    source = np.insert(rows, into, -1 - np.arange(len(held), dtype=np.int64))
+    equity_here = tx.view(tuple(here)).result.equity_usd if held else np.zeros(0)
+
+    def names_of(chosen: npt.NDArray[np.int64]) -> list[str]:
+        picked = source[chosen]
+        return [here[-1 - r] if r < 0 else str(outside.accounts[r]) for r in picked.tolist()]
+
+    return _Holders(
+        keys=np.insert(2 * rows + 1, into, 2 * at).astype(np.int64),
+        signed=np.insert(outside.quantity[rows], into, [p.quantity for _, p in held]).astype(np.int64),
+        entry=np.insert(outside.entry_price[rows], into, [p.entry_price for _, p in held]),
+        equity=np.insert(outside.equity_usd[rows], into, equity_here),
+        names_of=names_of,
     )
 
 

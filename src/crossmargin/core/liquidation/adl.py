@@ -33,11 +33,12 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdlCandidates:
-    """n candidates (their ids: a tuple, or an array: no Python object per candidate); quantity
+    """n candidates (their ids: a tuple, or an array: no Python object per candidate; or any
+    integer keys in the ids' order, which is all the policies read of them); quantity
     (n,) absolute contracts; profit_fraction (n,) unrealised PnL over entry notional; leverage
     (n,) position notional over account equity (inf if equity <= 0)."""
 
-    accounts: Sequence[str] | npt.NDArray[np.str_]
+    accounts: Sequence[str] | npt.NDArray[np.str_] | npt.NDArray[np.int64]
     quantity: IntArray
     profit_fraction: FloatArray
     leverage: FloatArray
@@ -46,7 +47,7 @@ class AdlCandidates:
 AdlPolicy = Callable[[AdlCandidates, int, int, np.random.Generator], IntArray]
 
 
-def _id_keys(accounts: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDArray[Any]:
+def _id_keys(accounts: Sequence[str] | npt.NDArray[np.str_] | npt.NDArray[np.int64]) -> npt.NDArray[Any]:
     """The ids as one sortable array (a sequence may supply its own through __array__, e.g. the
     cascade's zero-padded global rows as integers: same order, no strings)."""
     return np.asarray(accounts)
