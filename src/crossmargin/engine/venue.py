@@ -1382,7 +1382,7 @@ class Venue:
             monitor.set_status(account, int(self._state.status[account]), self._state.deadlines.get(account))
 
     def _flush_dirty(self, limit: int | None) -> None:
-        """Feed the accounts commands touched to the RiskEngine (`on_account`, ~1 ms each): all
+        """Feed the accounts commands touched to the RiskEngine (`on_account`, 0.2-0.4 ms each): all
         of them before a tick, or `limit` at a time while the writer is idle, so a tick after a
         burst of commands does not pay for the burst."""
         monitor = self._monitor
