@@ -180,6 +180,9 @@ def _sell_collateral(tx: Tx, account: str) -> None:
     cfg = tx.config
     symbols = cfg.assets.symbols
     slippage = 1.0 - cfg.liquidation.impact_bps * 1e-4
+    units = [tx.balance(account, s) for s in symbols]
+    if min(units) >= 0 or max(units) <= 0:
+        return  # nothing owed, or nothing to sell (a crash's usual bankrupt: one asset, negative)
     # The effective haircut of each balance: the account's amounts, no Book of it built.
     amounts = np.array([balance_amounts(tx.balances, cfg, account)], dtype=np.float64)
     haircut = value_collateral(amounts, cfg.assets, tx.market().asset_prices(cfg.assets)).haircut[0]
