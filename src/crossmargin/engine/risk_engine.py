@@ -438,7 +438,7 @@ class RiskEngine:
 
     def _sub_book(self, rows: IntArray) -> Book:
         """The accounts `rows` (sorted) as a book of their own, pending events applied."""
-        if rows.size <= SMALL_ROWS and all(int(r) in self._pending for r in rows):
+        if 0 < rows.size <= SMALL_ROWS and all(int(r) in self._pending for r in rows):
             # An account re-margined after its own event (a liquidation moves a few): its pending
             # book is its book; selecting the others' none and restacking cost ~0.4 ms each.
             books = [self._pending[int(r)] for r in rows]
