@@ -35,8 +35,7 @@ from crossmargin.core.liquidation.params import MarginCallParams as MarginCallPa
 from crossmargin.core.liquidation.params import WaterfallParams as WaterfallParams
 from crossmargin.core.liquidation.params import coverage as coverage
 from crossmargin.core.margin import CrossParams, MarginResult
-from crossmargin.core.margin.options_rule import OptionUnitMargin, option_unit_margin
-from crossmargin.core.margin.requirements import csr_totals, instrument_records
+from crossmargin.core.margin.requirements import csr_totals, priced_records
 from crossmargin.core.margin.tier_presets import tier_preset_table
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
@@ -226,8 +225,8 @@ def book_of(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] |
 
 @dataclass(frozen=True, slots=True)
 class PricedMarket:
-    """The market of a ledger state and every instrument revalued in it, with the per-contract
-    option requirements: what `risk_view` needs that depends on prices, marks, expiries and the
+    """The market of a ledger state and every instrument revalued in it, with the cross kernel's
+    instrument records: what `risk_view` needs that depends on prices, marks, expiries and the
     configuration only, never on whose book it is. Its arrays are read-only (it is shared)."""
 
     key: tuple[object, ...]
@@ -236,8 +235,7 @@ class PricedMarket:
     # The instrument table the ledger margins with: the configuration's, every linear perpetual on
     # its margin parameters' tier preset when one is set (the engine's `CrossMargin` does the same).
     instruments: InstrumentTable
-    option_margin: OptionUnitMargin
-    records: FloatArray  # requirements.instrument_records: the fused cross kernel's input
+    records: FloatArray  # requirements.priced_records: the fused cross kernel's input
 
 
 class PricedMemo:
@@ -269,19 +267,11 @@ def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
     valuation = revalue(config.instruments, market)
     preset = config.margin.tier_preset
     table = config.instruments if preset is None else tier_preset_table(config.instruments, preset)
-    option_margin = option_unit_margin(table, valuation, config.margin.option_margin)
-    records = instrument_records(table, valuation, option_margin)
+    records = priced_records(table, valuation, config.margin.option_margin)
     records.flags.writeable = False
-    for part in (market, valuation, option_margin):
+    for part in (market, valuation):
         _freeze(part)
-    entry = PricedMarket(
-        key=key,
-        market=market,
-        valuation=valuation,
-        instruments=table,
-        option_margin=option_margin,
-        records=records,
-    )
+    entry = PricedMarket(key=key, market=market, valuation=valuation, instruments=table, records=records)
     config.priced_memo.remember(entry)
     return entry
 
