@@ -28,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 GENESIS_HASH = "0" * 64
 
@@ -76,13 +76,16 @@ def canonical_json(value: Any) -> bytes:
     return _CANONICAL.encode(value).encode()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PostingRow:
+# PostingRow and LogRecord are named tuples, not frozen dataclasses: as immutable, and built in a
+# third of the time (a frozen dataclass sets each field through object.__setattr__; ~2.5 of the
+# writer's ~20 us per deposit went to building these two, issue 16). Build them by keyword.
+class PostingRow(NamedTuple):
     """One balanced movement of `amount_units` (> 0, integer minor units) of `asset` from
-    `debit_account` to `credit_account`; `index` orders the postings of one record."""
+    `debit_account` to `credit_account`; `ordinal` orders the postings of one record (from 0;
+    stored as `idx`)."""
 
     sequence: int
-    index: int
+    ordinal: int
     debit_account: str
     credit_account: str
     asset: str
@@ -90,8 +93,7 @@ class PostingRow:
     kind: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     """One log entry. `idempotency_key` is the client's key for a command, None for an event the
     venue derived (a liquidation); `payload` is canonical JSON (`{"command": ..., "effects": ...}`);
     `postings` repeat the payload's postings as rows (a store keeps them queryable, in the same
@@ -113,8 +115,9 @@ class LogRecord:
         return data
 
 
-# JSON string encoding without ASCII escaping: the function the C encoder of `canonical_json` uses.
-_quoted: Callable[[str], str] = json.encoder.encode_basestring
+# A str as a JSON string without ASCII escaping, quotes included: the function the C encoder of
+# `canonical_json` uses, for bytes formatted directly (record heads, the deposit lane).
+json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def record_head(
@@ -129,11 +132,11 @@ def record_head(
     """canonical_json of a record's header fields (sorted keys; `actor` only when present, so
     records written before it existed hash unchanged), formatted directly: the writer hashes one
     per event and the dict and encoder cost twice this (tests hold it equal to canonical_json)."""
-    key = "null" if idempotency_key is None else _quoted(idempotency_key)
-    by = "" if actor is None else f'"actor":{_quoted(actor)},'
+    key = "null" if idempotency_key is None else json_string(idempotency_key)
+    by = "" if actor is None else f'"actor":{json_string(actor)},'
     return (
-        f'{{{by}"as_of_ns":{as_of_ns:d},"body_sha256":{_quoted(body_sha256)},"idempotency_key":{key},'
-        f'"kind":{_quoted(kind)},"sequence":{sequence:d}}}'
+        f'{{{by}"as_of_ns":{as_of_ns:d},"body_sha256":{json_string(body_sha256)},"idempotency_key":{key},'
+        f'"kind":{json_string(kind)},"sequence":{sequence:d}}}'
     ).encode()
 
 
@@ -157,12 +160,8 @@ def record_hash(
         body_sha256=body_sha256,
         actor=actor,
     )
-    digest = hashlib.sha256(previous_hash.encode())
-    digest.update(b"\n")
-    digest.update(head)
-    digest.update(b"\n")
-    digest.update(payload)
-    return digest.hexdigest()
+    # One buffer, one call: four update() calls cost more than the copy (a record is ~0.3 KB).
+    return hashlib.sha256(b"\n".join((previous_hash.encode(), head, payload))).hexdigest()
 
 
 def make_record(
@@ -184,7 +183,7 @@ def make_record(
     postings = tuple(
         PostingRow(
             sequence=sequence,
-            index=n,
+            ordinal=n,
             debit_account=p[0],
             credit_account=p[1],
             asset=p[2],
@@ -267,7 +266,7 @@ def _postings_problem(record: LogRecord) -> str | None:
     if len(listed) != len(record.postings):
         return "posting rows do not match the payload"
     for n, (row, p) in enumerate(zip(record.postings, listed, strict=True)):
-        if (row.index, row.debit_account, row.credit_account, row.asset, row.amount_units, row.kind) != (
+        if (row.ordinal, row.debit_account, row.credit_account, row.asset, row.amount_units, row.kind) != (
             n,
             p[0],
             p[1],

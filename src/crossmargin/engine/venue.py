@@ -117,6 +117,7 @@ from crossmargin.engine.commands import (
     non_finite_field,
 )
 from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
+from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record
 from crossmargin.engine.journal import (
     GENESIS_HASH,
     ChainBreak,
@@ -202,7 +203,10 @@ class VenueSettings:
     `adl_candidates_from_monitor`: a liquidation reaching ADL ranks the market's opposite holders
     on the monitor's equity and holds only the winners (`engine.adl_candidates`), False: holds
     and margins every candidate in the decision (the reference path, O(candidates) of Python
-    per liquidation; the same decisions: tests/engine/test_liquidation_counterparties.py). The
+    per liquidation; the same decisions: tests/engine/test_liquidation_counterparties.py);
+    `deposit_lane`: a deposit to a HEALTHY account is written directly (`engine.deposit_lane`),
+    False: every command takes the generic path (the reference; the same log byte for byte:
+    tests/engine/test_deposit_lane.py). The
     whole hash chain is verified at every start-up; a snapshot only saves the fold."""
 
     max_batch: int = 1024
@@ -214,6 +218,7 @@ class VenueSettings:
     max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
     recent_keys: int = 200_000
     adl_candidates_from_monitor: bool = True
+    deposit_lane: bool = True
 
     def __post_init__(self) -> None:
         keys = self.recent_keys
@@ -562,6 +567,8 @@ def _pending(command: Command, future: Future[Ack], actor: str | None) -> _Pendi
     if type(command) not in KIND_OF:
         raise InputError("command", f"not a venue command: {type(command).__name__}")
     key = check_key(command.idempotency_key)
+    if type(command) is Deposit and (direct := deposit_body_json(command)) is not None:
+        return _Pending(command, future, key, body_digest("deposit", direct), direct, actor)
     try:
         body_json = canonical_json(body(command))
     except ValueError:  # NaN or inf: no JSON form; the error names the field
@@ -606,7 +613,7 @@ class Venue:
         self._opened_ns = state.time_ns
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
-        self._stats.update(snapshots=0, snapshot_failures=0, key_lookups=0)
+        self._stats.update(snapshots=0, snapshot_failures=0, key_lookups=0, lane_deposits=0)
         self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
         # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
         self._snapshots: queue.Queue[VenueState | None] = queue.Queue()
@@ -1263,6 +1270,33 @@ class Venue:
         config = self.config
         now = max(self._clock.now_ns(), state.time_ns)
         command = p.command
+        if type(command) is Deposit and self.settings.deposit_lane:
+            direct = deposit_record(
+                state,
+                config,
+                command,
+                key=p.key,
+                body_json=p.body_json,
+                body_sha256=p.body_sha256,
+                as_of_ns=now,
+                actor=p.actor,
+            )
+            if direct is not None:
+                try:
+                    state.apply_deposit(
+                        command.account,
+                        command.asset,
+                        command.amount_units,
+                        sequence=direct.sequence,
+                        record_hash=direct.record_hash,
+                        as_of_ns=now,
+                    )
+                except BaseException as error:
+                    raise _FoldFailedError("folding a deposit failed") from error
+                if self._monitor is not None:  # re-margined at the monitor's next use
+                    self._dirty.add(command.account)
+                self._stats["lane_deposits"] += 1
+                return [direct]
         effects = decide(state, config, command, now)
         kind = kind_of(command)
         if isinstance(command, SetRiskParameters):

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crossmargin.core.ledger.postings import SYSTEM_ACCOUNTS
+from crossmargin.core.ledger.postings import EXTERNAL, SYSTEM_ACCOUNTS
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position
 from crossmargin.core.liquidation.params import LiquidationParams, MarginCallParams
 from crossmargin.core.margin import CrossParams
@@ -140,6 +140,25 @@ class VenueState:
         if "parameters" in effects:
             self.parameter_versions.append((sequence, dict(effects["parameters"])))
         self.time_ns = max(self.time_ns, int(effects.get("time_ns", self.time_ns)))
+        self.sequence = sequence
+        self.head_hash = record_hash
+
+    def apply_deposit(
+        self, account: str, asset: str, units: int, *, sequence: int, record_hash: str, as_of_ns: int
+    ) -> None:
+        """`apply_effects` of a deposit's effects (one posting @external -> account of `units` of
+        `asset`, audit records, `time_ns` = as_of_ns), step for step without reading them from a
+        dict: the deposit lane's fold (`engine.deposit_lane`; tests hold the two equal)."""
+        balances = self.balances
+        debit, credit = (EXTERNAL, asset), (account, asset)
+        balances[debit] = balances.get(debit, 0) - units
+        balances[credit] = balances.get(credit, 0) + units
+        if balances[debit] == 0:
+            del balances[debit]
+        if balances[credit] == 0:
+            del balances[credit]
+        self.postings_count += 1
+        self.time_ns = max(self.time_ns, as_of_ns)
         self.sequence = sequence
         self.head_hash = record_hash
 

@@ -59,7 +59,7 @@ def _old_log(db: tuple[str, str | None]) -> str:
         rows = [
             {
                 "sequence": p.sequence,
-                "idx": p.index,
+                "idx": p.ordinal,
                 "debit_account": p.debit_account,
                 "credit_account": p.credit_account,
                 "asset": p.asset,

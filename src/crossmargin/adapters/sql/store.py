@@ -144,7 +144,7 @@ class SqlEventStore:
             by_sequence.setdefault(int(p.sequence), []).append(
                 PostingRow(
                     sequence=int(p.sequence),
-                    index=int(p.idx),
+                    ordinal=int(p.idx),
                     debit_account=p.debit_account,
                     credit_account=p.credit_account,
                     asset=p.asset,
@@ -218,6 +218,10 @@ class SqlEventStore:
 
     def close(self) -> None:
         if self._lock is not None:
+            # Released here, not left to the server: closing the connection only ends its session
+            # once the server notices, and a store opened at once on the same schema (a restart,
+            # a recovery) could find the lock still held and refuse to start.
+            self._lock.execute(sa.text("SELECT pg_advisory_unlock_all()"))
             self._lock.close()
             self._lock = None
         self.engine.dispose()
@@ -336,4 +340,4 @@ def _event_tuple(r: LogRecord) -> tuple[Any, ...]:
 
 
 def _posting_tuple(p: PostingRow) -> tuple[Any, ...]:
-    return (p.sequence, p.index, p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind)
+    return (p.sequence, p.ordinal, p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind)
