@@ -56,6 +56,7 @@ existing ledger (`core.ledger.apply` with `Liquidate`), each liquidation its own
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -65,10 +66,10 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -172,11 +173,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ack:
+class Ack(NamedTuple):
     """A committed command: its log `sequence` (gap-free, from 1), chain `record_hash`, `kind`,
     the venue time it was stamped with. `duplicate`: this is the original Ack returned again for
-    a repeated key (every other field equal to the original's)."""
+    a repeated key (every other field equal to the original's). A named tuple, like the log's
+    records: one per command on the writer's path, built in half a frozen dataclass's time."""
 
     sequence: int
     idempotency_key: str
@@ -599,12 +600,18 @@ class Venue:
         self._lock = threading.RLock()
         self._committed = threading.Condition(threading.Lock())
         self._committed_sequence = state.sequence
+        # Groups decided (folded) and handed to the committer, not yet committed: 0 or 1, guarded
+        # by _committed. A query waits for 0 (`_reading`): it sees only what the log holds.
+        self._uncommitted = 0
+        self._commits: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._recent: deque[LogRecord] = deque(maxlen=RECENT_RECORDS)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # C-level: ~1 us less per command
         self._failed: BaseException | None = None
         self._closed = False
         self._keys: dict[str, tuple[str, Ack]] = {}  # committed keys seen: body hash, Ack
-        self._log_keys = log_keys  # every key in the log, approximately: see _process
+        # Every key in the log that is not in _keys, approximately (and some that are): see
+        # _decide_group and _forget_old_keys.
+        self._log_keys = log_keys
         self._monitor: Monitor | None = None
         self._opened: list[str] = []  # accounts opened since the monitor last grew
         self._dirty: set[str] = set()
@@ -621,6 +628,8 @@ class Venue:
             target=self._write_snapshots, name="venue-snapshots", daemon=True
         )
         self._snapshot_writer.start()
+        self._committer = threading.Thread(target=self._commit_loop, name="venue-committer", daemon=True)
+        self._committer.start()
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
         self._writer.start()
 
@@ -674,8 +683,19 @@ class Venue:
 
     def submit(self, command: Command, *, actor: str | None = None) -> Future[Ack]:
         """Queue a command; the future resolves to its Ack after commit (module docstring).
-        `actor`: who submits it (an API key id), kept in its log record (`LogRecord.actor`)."""
-        return self.submit_many([command], actor=actor)[0]
+        `actor`: who submits it (an API key id), kept in its log record (`LogRecord.actor`).
+        `submit_many` of one, without its lists (the one-event path of every client)."""
+        future: Future[Ack] = Future()
+        try:
+            pending = _pending(command, future, actor)
+        except InputError as error:
+            future.set_exception(error)
+            return future
+        if self._closed or self._failed is not None:
+            future.set_exception(VenueUnavailableError("the venue is not accepting commands"))
+            return future
+        self._queue.put(pending)
+        return future
 
     def submit_many(self, commands: Sequence[Command], *, actor: str | None = None) -> list[Future[Ack]]:
         """Queue commands that share one group commit: each keeps its own idempotency key, is
@@ -712,12 +732,12 @@ class Venue:
             return self._committed_sequence
 
     def accounts(self) -> list[str]:
-        with self._lock:
+        with self._reading():
             self._check_serving()
             return list(self._state.traders)
 
     def account(self, account: str) -> AccountView:
-        with self._lock:
+        with self._reading():
             self._check_serving()
             state = self._state
             config = self.config
@@ -753,20 +773,20 @@ class Venue:
 
     def prices(self) -> dict[str, float]:
         """Index prices in force, USD by symbol (underlyings and collateral assets)."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             return dict(self._state.prices)
 
     def price_states(self) -> dict[str, PriceState]:
         """Index prices in force with their quote age and status (`PriceState`)."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             return self._price_states()
 
     def whole_book(self) -> WholeBook:
         """The whole venue at one committed sequence (`WholeBook`): O(accounts) copies under the
         lock (the result arrays and the statuses), for a consistent venue-wide picture."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             state = self._state
             config = self.config
@@ -817,13 +837,13 @@ class Venue:
     def balances(self, asset: str) -> dict[str, int]:
         """Every account's balance of `asset` (traders and system accounts, units, non-zero), read
         at one committed sequence: a consistent cut (they sum to zero: double entry)."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             return {a: v for (a, k), v in self._state.balances.items() if k == asset and v}
 
     def price_board(self) -> PriceBoard:
         """Every price in force with the time it was set, at one committed sequence (`PriceBoard`)."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             state = self._state
             return PriceBoard(
@@ -842,7 +862,7 @@ class Venue:
         lock is held only for shallow copies of the fold's dictionaries (C-speed; their values are
         immutable); the LedgerState is assembled after it (what `VenueState.sub_state` of every
         trader gives), and a Book built from it (`book_of`) without blocking the writer."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             state = self._state
             config = self.config
@@ -917,7 +937,7 @@ class Venue:
 
     def margin(self, account: str, model: MarginModel) -> dict[str, float]:
         """The account's margin under `model` (any core margin model) at today's state, USD."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             book, market = self._account_book(account)
             result = model.evaluate(book, market)
@@ -926,7 +946,7 @@ class Venue:
     def what_if(self, account: str, trades: Sequence[WhatIfTrade]) -> dict[str, Any]:
         """Margin of the account before and after hypothetical trades (cross margin with the
         parameters in force; trades against the venue at `price`, default the mark, no fee)."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             config = self.config
             if account not in self._state.status:
@@ -960,14 +980,14 @@ class Venue:
 
     def explain(self, account: str) -> Breakdown:
         """Per-position and per-collateral contributions to the account's cross margin."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             book, market = self._account_book(account)
             return CrossMargin(self.config.margin).breakdown(book, market, [0], None)
 
     def insurance_fund(self) -> dict[str, int]:
         """Units per asset held by the insurance fund (@insurance)."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             return {k: self._state.balances.get((INSURANCE, k), 0) for k in self.config.assets.symbols}
 
@@ -1012,7 +1032,7 @@ class Venue:
 
     def preview_parameters(self, parameters: RiskParameters) -> ParameterPreview:
         """What-if of a risk-parameter change over the whole book (`ParameterPreview`)."""
-        with self._lock:
+        with self._reading():
             self._check_serving()
             return self._preview(parameters)
 
@@ -1043,7 +1063,7 @@ class Venue:
         the first tick would build (every trader margined) and a ledger margin check (the
         serial kernels of withdrawals, transfers and fills). A server calls it before it reports
         ready, so that loading compiled kernels (core.jit) is start-up time, not a request's."""
-        with self._lock:
+        with self._reading():
             state = self._state
             if not state.traders:
                 return
@@ -1052,14 +1072,14 @@ class Venue:
             risk_view(state.sub_state(first, self.config.assets.symbols), self.config, first)
 
     def state_digest(self) -> str:
-        with self._lock:
+        with self._reading():
             return self._state.digest()
 
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: commands committed, records, batches, rejected, queue depth, the
         last tick's margin-cycle seconds, accounts under maintenance (engine's view), idempotency
         keys looked up in the log, held in memory, and the bytes of the filter of the log's keys."""
-        with self._lock:
+        with self._reading():
             out: dict[str, Any] = dict(self._stats)
             out["queue_depth"] = self._queue.qsize()
             out["keys_in_memory"] = len(self._keys)
@@ -1095,6 +1115,8 @@ class Venue:
         self._closed = True
         self._queue.put(_STOP)
         self._writer.join()
+        self._commits.put(_STOP)  # after the writer's last group: every decided group commits
+        self._committer.join()
         self._snapshots.put(None)
         self._snapshot_writer.join()
         self._store.close()
@@ -1152,30 +1174,79 @@ class Venue:
                     self._flush_dirty(IDLE_FLUSH)
 
     def _process(self, batch: list[_Pending]) -> None:
+        """Decide and fold one group, then hand it to the committer once the group before it is
+        committed: deciding a group overlaps the commit (INSERTs and fsync, the GIL released) of
+        the one before, and at most one group is ever ahead of the log. Every answer, a refusal
+        or a duplicate's Ack included, is given by the committer in group order, after the
+        commit of everything decided before it."""
         with self._lock:
             if self._failed is not None:
                 for p in batch:
                     p.future.set_exception(VenueUnavailableError(str(self._failed)))
                 return
+            if self._state.sequence - self._snapshot_sequence >= self.settings.snapshot_every:
+                self._drain()  # a snapshot is of the committed state
+                if self._failed is None:
+                    self._snapshot()
             group = self._decide_group(batch)
             if group is None:
                 return
             answers, records, keys = group
-            if records:
+            self._remember(keys)  # the next group may repeat them before this one commits
+            with self._committed:
+                self._committed.wait_for(lambda: self._uncommitted == 0)
+                self._uncommitted += 1
+            self._commits.put((answers, records, len(keys)))
+
+    def _remember(self, keys: dict[str, tuple[str, Ack]]) -> None:
+        """A decided group's keys into memory (if its commit fails the venue stops, so nothing is
+        remembered that the log will not hold). The filter of the log's keys is asked only about
+        keys not in memory, so a key enters it when it leaves memory (`_forget_old_keys`), a
+        hundred thousand at a time, not one group at a time (~1 us per command, issue 16)."""
+        self._keys.update(keys)
+        self._forget_old_keys()
+
+    def _drain(self) -> None:
+        """Wait until every decided group is committed (or refused)."""
+        with self._committed:
+            self._committed.wait_for(lambda: self._uncommitted == 0)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The state lock, once the group in commit (if any) is committed: a query sees only what
+        the log holds. Futures resolve on the committer thread, where such a wait would wait on
+        itself: a query from a done-callback is refused (as on any executor's own thread)."""
+        if threading.current_thread() is self._committer:
+            raise RuntimeError("a venue query from a command's done-callback: run it on another thread")
+        with self._lock:
+            self._drain()
+            yield
+
+    def _commit_loop(self) -> None:
+        """The committer: append each decided group (one transaction), then tell readers and
+        answer its commands. After a failed commit nothing more is written: the fold is ahead of
+        the log, every later group is refused and the venue stops serving (`_failed`)."""
+        failure: BaseException | None = None
+        while True:
+            item = self._commits.get()
+            if item is _STOP:
+                return
+            answers, records, commands = item
+            if records and failure is None:
                 try:
                     self._store.append(records)
-                except BaseException as error:  # the fold is ahead of the log: stop serving
+                except BaseException as error:
+                    failure = error
                     self._failed = error
-                    refused = VenueUnavailableError(f"commit failed, not acknowledged: {error}")
-                    for p, _ in answers:
-                        p.future.set_exception(refused)
-                    return
-                self._commit_done(records, keys)
-        for p, answer in answers:
-            if isinstance(answer, Ack):
-                p.future.set_result(answer)
-            else:
-                p.future.set_exception(answer)
+            if failure is not None:
+                refused = VenueUnavailableError(f"commit failed, not acknowledged: {failure}")
+                answers, records = [(p, refused) for p, _ in answers], []
+            self._commit_done(records, commands)
+            for p, answer in answers:
+                if isinstance(answer, Ack):
+                    p.future.set_result(answer)
+                else:
+                    p.future.set_exception(answer)
 
     def _decide_group(self, batch: list[_Pending]) -> _Decided | None:
         """Each command's answer, in order: its Ack, the original Ack of a key seen before (in
@@ -1185,8 +1256,9 @@ class Venue:
         keys = self._keys
         group_keys: dict[str, tuple[str, Ack]] = {}
         records: list[LogRecord] = []
-        # A key not in memory is looked up in the log only if the filter of every key the log
-        # holds cannot rule it out (a fresh key, nearly always: no query per group).
+        # A key not in memory is looked up in the log only if the filter of the log's keys that
+        # memory let go (and those found at start-up) cannot rule it out (a fresh key, nearly
+        # always: no query per group).
         unseen = [p.key for p in batch if p.key not in keys]
         maybe = [k for k, hit in zip(unseen, self._log_keys.may_hold(unseen), strict=True) if hit]
         stored = self._store.find_keys(maybe) if maybe else {}
@@ -1198,7 +1270,7 @@ class Venue:
                 known = (stored[p.key][1], self._stored_ack(stored[p.key][0]))
             if known is not None:  # the same body: its first answer; another body: refused
                 if known[0] == p.body_sha256:
-                    answers.append((p, dataclasses.replace(known[1], duplicate=True)))
+                    answers.append((p, known[1]._replace(duplicate=True)))
                 else:
                     answers.append((p, IdempotencyConflictError(p.key, known[1].sequence)))
                 continue
@@ -1227,20 +1299,18 @@ class Venue:
             answers.append((p, ack))
         return answers, records, group_keys
 
-    def _commit_done(self, records: list[LogRecord], keys: dict[str, tuple[str, Ack]]) -> None:
-        """After the group's commit: its keys remembered, counters, readers and snapshots told."""
-        self._keys.update(keys)
-        self._log_keys.add(list(keys))
-        self._forget_old_keys()
-        self._stats["records"] += len(records)
-        self._stats["batches"] += 1
-        self._stats["commands"] += len(keys)
+    def _commit_done(self, records: list[LogRecord], commands: int) -> None:
+        """After a group's commit (records empty: nothing was written): counters, readers told."""
+        if records:
+            self._stats["records"] += len(records)
+            self._stats["batches"] += 1
+            self._stats["commands"] += commands
         with self._committed:
             self._recent.extend(records)
-            self._committed_sequence = self._state.sequence
+            if records:
+                self._committed_sequence = records[-1].sequence
+            self._uncommitted -= 1
             self._committed.notify_all()
-        if self._state.sequence - self._snapshot_sequence >= self.settings.snapshot_every:
-            self._snapshot()
 
     def _forget_old_keys(self) -> None:
         """Past `settings.recent_keys`, drop the oldest half of the in-memory keys (a dict keeps
@@ -1248,7 +1318,9 @@ class Venue:
         if len(self._keys) <= self.settings.recent_keys:
             return
         drop = len(self._keys) - self.settings.recent_keys // 2
-        for key in list(itertools.islice(self._keys, drop)):
+        dropped = list(itertools.islice(self._keys, drop))
+        self._log_keys.add(dropped)  # still in the log: findable there once out of memory
+        for key in dropped:
             del self._keys[key]
 
     def _stored_ack(self, sequence: int) -> Ack:
