@@ -1,0 +1,125 @@
+"""The pipelined commit: the writer decides the next group while the committer appends the last.
+Held here with a store whose append waits at a gate: a query waits for the group in commit (it
+sees only what the log holds), a retry of a key still in commit is answered with the original
+Ack only after that commit, a failed commit refuses the group decided behind it, and a
+done-callback that queries the venue is refused instead of waiting on itself."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import pytest
+
+from crossmargin.engine.journal import LogRecord
+from crossmargin.engine.memory import MemoryEventStore
+from crossmargin.engine.venue import Ack, Deposit, Venue, VenueUnavailableError
+from crossmargin.errors import IdempotencyConflictError, StoreError
+from tests.adapters.sql.support import open_venue
+
+WAIT_S = 10.0
+
+
+@dataclass
+class GatedStore(MemoryEventStore):
+    """A MemoryEventStore whose appends wait at `gate` once `closed` is set; `fail_next` makes the
+    next append raise (a commit that fails)."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+    entered: threading.Event = field(default_factory=threading.Event)
+    fail_next: bool = False
+
+    def __post_init__(self) -> None:
+        self.gate.set()
+
+    def append(self, records: Sequence[LogRecord]) -> None:
+        self.entered.set()
+        assert self.gate.wait(WAIT_S)
+        if self.fail_next:
+            self.fail_next = False
+            raise StoreError("disk full")
+        MemoryEventStore.append(self, records)
+
+
+def _deposit(key: str, units: int = 10) -> Deposit:
+    return Deposit(idempotency_key=key, account="vol-seller", asset="USDC", amount_units=units)
+
+
+def _hold_commits(store: GatedStore, venue: Venue) -> Future[Ack]:
+    """Close the gate and submit a deposit: it is decided, folded and stuck in its commit."""
+    store.gate.clear()
+    store.entered.clear()
+    future = venue.submit(_deposit("held"))
+    assert store.entered.wait(WAIT_S)
+    return future
+
+
+def test_a_query_waits_for_the_group_in_commit_and_sees_only_the_log() -> None:
+    store = GatedStore()
+    with open_venue(store) as venue:
+        before = venue.balances("USDC")["vol-seller"]
+        held = _hold_commits(store, venue)
+        seen: list[int] = []
+        reader = threading.Thread(target=lambda: seen.append(venue.balances("USDC")["vol-seller"]))
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive() and not seen  # the deposit is folded, not yet in the log
+        assert not held.done()
+        store.gate.set()
+        reader.join(WAIT_S)
+        assert seen == [before + 10]
+        assert held.result(WAIT_S).sequence == store.last_sequence()
+
+
+def test_a_retry_of_a_key_in_commit_is_answered_after_that_commit() -> None:
+    store = GatedStore()
+    with open_venue(store) as venue:
+        held = _hold_commits(store, venue)
+        retry = venue.submit(_deposit("held"))
+        conflict = venue.submit(_deposit("held", units=11))
+        with pytest.raises(TimeoutError):
+            retry.result(0.3)
+        store.gate.set()
+        first, again = held.result(WAIT_S), retry.result(WAIT_S)
+        assert again.duplicate and again._replace(duplicate=False) == first
+        with pytest.raises(IdempotencyConflictError):
+            conflict.result(WAIT_S)
+        assert [r.idempotency_key for r in store.records].count("held") == 1
+
+
+def test_a_failed_commit_refuses_the_group_decided_behind_it() -> None:
+    store = GatedStore()
+    with open_venue(store) as venue:
+        before = store.last_sequence()
+        store.fail_next = True
+        held = _hold_commits(store, venue)
+        behind = venue.submit(_deposit("behind"))  # decided on a fold the log will not hold
+        store.gate.set()
+        for future in (held, behind):
+            with pytest.raises(VenueUnavailableError):
+                future.result(WAIT_S)
+        assert store.last_sequence() == before
+        with pytest.raises(VenueUnavailableError):
+            venue.balances("USDC")
+
+
+def test_a_query_from_a_done_callback_is_refused_not_deadlocked() -> None:
+    store = GatedStore()
+    with open_venue(store) as venue:
+        outcome: list[BaseException | int] = []
+        done = threading.Event()
+
+        def query(_: Future[Ack]) -> None:
+            try:
+                outcome.append(venue.balances("USDC")["vol-seller"])
+            except RuntimeError as error:
+                outcome.append(error)
+            done.set()
+
+        _hold_commits(store, venue).add_done_callback(query)  # registered before it resolves
+        store.gate.set()
+        assert done.wait(WAIT_S)
+        assert isinstance(outcome[0], RuntimeError) and "done-callback" in str(outcome[0])
+        assert venue.balances("USDC")["vol-seller"] > 0  # from any other thread it answers
