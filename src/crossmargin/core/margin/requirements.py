@@ -173,23 +173,33 @@ def requirements_from_records(
 # The per-instrument inputs of the two kernels, one row per instrument (`instrument_records`):
 # a position reads its instrument's first two cache lines (the scalars, tier 0 and the floor of
 # tier 1) instead of one line in each of fifteen arrays, five of them (I, T) tier tables.
-RECIPROCAL, UNIT_VALUE, COEFFICIENT, NOTIONAL, SIZE_UNITS, RATE_PER_UNIT = 0, 1, 2, 3, 4, 5
-IM_SHORT, MM_SHORT, IM_LONG, MM_LONG = 6, 7, 8, 9
-TIER0 = 10  # tier t: [floor, IM rate, MM rate, IM deduction, MM deduction] at TIER0 + TIER_WIDTH·t
-TIER_WIDTH = 5
-TIER_FLOOR, TIER_IM_RATE, TIER_MM_RATE, TIER_IM_DEDUCTION, TIER_MM_DEDUCTION = 0, 1, 2, 3, 4
+# Columns are unsigned (np.uint64) so that the kernels index with unsigned integers only: numba
+# wraps a signed index that might be negative (a compare and a select per read, ~15 reads per
+# position), an unsigned one it uses as it is: ~10% of the whole-book kernel's time.
+# An unsigned index plus a plain int literal is signed again in numba: add these constants.
+RECIPROCAL, UNIT_VALUE, COEFFICIENT = np.uint64(0), np.uint64(1), np.uint64(2)
+NOTIONAL, SIZE_UNITS, RATE_PER_UNIT = np.uint64(3), np.uint64(4), np.uint64(5)
+IM_SHORT, MM_SHORT, IM_LONG, MM_LONG = np.uint64(6), np.uint64(7), np.uint64(8), np.uint64(9)
+TIER0 = np.uint64(10)  # tier t: [floor, IM rate, MM rate, IM deduction, MM deduction] at TIER0 + TIER_WIDTH·t
+TIER_WIDTH = np.uint64(5)
+TIER_FLOOR, TIER_IM_RATE, TIER_MM_RATE = np.uint64(0), np.uint64(1), np.uint64(2)
+TIER_IM_DEDUCTION, TIER_MM_DEDUCTION = np.uint64(3), np.uint64(4)
+TIER1 = TIER0 + TIER_WIDTH
 RECORD_ALIGN = 8  # float64s per 64-byte cache line
 
 
 def instrument_records(
     table: InstrumentTable, valuation: InstrumentValuation, option_margin: OptionUnitMargin
 ) -> FloatArray:
-    """(I, W) float64, row i = instrument i's kernel inputs in the layout above (T tiers, then
-    zeros up to W, a whole number of cache lines; row 0 on a line boundary: the kernels take T
-    from the tier table, not from W). Built per valuation (I·W·8 bytes: ~1 MB for 2,000
-    instruments of 10 tiers, well under a millisecond)."""
+    """(I, W) float64, row i = instrument i's kernel inputs in the layout above: T tiers, then the
+    floor of a tier T that no notional reaches (NaN: every comparison with it is false, even
+    +inf's), then zeros up to W, a whole number of cache lines; row 0 on a line boundary. The
+    sentinel lets the kernels test the next tier's floor without testing T first (`tier_from_2`).
+    Built per valuation (I·W·8 bytes: ~1 MB for 2,000 instruments of 10 tiers, well under a
+    millisecond)."""
     n, n_tiers = table.tier_floor_usd.shape
-    width = -(-(TIER0 + TIER_WIDTH * n_tiers) // RECORD_ALIGN) * RECORD_ALIGN
+    used = int(TIER0) + int(TIER_WIDTH) * n_tiers
+    width = -(-(used + 1) // RECORD_ALIGN) * RECORD_ALIGN
     raw = np.empty(n * width + RECORD_ALIGN)
     skip = (-raw.ctypes.data % 64) // 8  # float64s to the first 64-byte boundary
     records: FloatArray = raw[skip : skip + n * width].reshape(n, width)
@@ -207,13 +217,14 @@ def instrument_records(
     )
     for column, values in columns:
         records[:, column] = values
-    tiers = records[:, TIER0 : TIER0 + TIER_WIDTH * n_tiers].reshape(n, n_tiers, TIER_WIDTH)
+    tiers = records[:, int(TIER0) : used].reshape(n, n_tiers, int(TIER_WIDTH))
     tiers[:, :, TIER_FLOOR] = table.tier_floor_usd
     tiers[:, :, TIER_IM_RATE] = table.tier_initial_rate
     tiers[:, :, TIER_MM_RATE] = table.tier_maintenance_rate
     tiers[:, :, TIER_IM_DEDUCTION] = table.tier_initial_deduction_usd
     tiers[:, :, TIER_MM_DEDUCTION] = table.tier_maintenance_deduction_usd
-    records[:, TIER0 + TIER_WIDTH * n_tiers :] = 0.0
+    records[:, used] = np.nan  # tier T's floor: the search stops there
+    records[:, used + 1 :] = 0.0
     return records
 
 
@@ -235,18 +246,26 @@ def priced_records(
     return records
 
 
-@kernel(nogil=True, inline="always")
-def tier_base(records: np.ndarray, i: int, notional: float, n_tiers: int) -> int:
-    """Column of the first field of the tier `notional` (USD, >= 0) reaches in instrument i's
-    record: the last tier whose floor it reaches. Floors are strictly increasing (MarginSchedule
-    checks it) and padded with +inf, so the search stops at the first floor above it: the same
-    tier as counting the floors reached (`instruments.tier_index`), reading one more floor."""
-    base = TIER0
-    for _ in range(1, n_tiers):
-        if notional >= records[i, base + TIER_WIDTH + TIER_FLOOR]:
-            base += TIER_WIDTH
-        else:
+@kernel(nogil=True)
+def tier_from_2(records: np.ndarray, i: np.uint64, notional: float, n_tiers: int) -> np.uint64:
+    """Column of the first field of the tier `notional` (USD) reaches in instrument i's record,
+    for a notional that reaches tier 2's floor: the last tier whose floor it reaches. Floors are
+    strictly increasing (MarginSchedule checks it) and padded with +inf, so the search stops at
+    the first floor above it: the same tier as counting the floors reached
+    (`instruments.tier_index`).
+
+    The kernels take tiers 0 and 1 themselves, without a branch, and call this only past them:
+        t = TIER0 + TIER_WIDTH · (notional >= floor of tier 1)   (NaN sentinel when T = 1)
+        if notional >= floor of tier t + 1: t = tier_from_2(...)
+    On the bench book 91% of positions stay in tier 0, 7% stop in tier 1 and 2.5% go on: a
+    branch on tier 1 was mispredicted often, one on tier 2 rarely. Written out in the kernels,
+    not in a helper: a helper taking `records` on every position costs the kernels' serial builds
+    a reference count on it per call (two atomic operations), and numba does not prune it."""
+    base = TIER1 + TIER_WIDTH
+    for _ in range(3, n_tiers):
+        if notional < records[i, base + TIER_WIDTH + TIER_FLOOR]:
             break
+        base += TIER_WIDTH
     return base
 
 
@@ -268,7 +287,7 @@ def _position_kernel(
 ) -> None:
     # Each line mirrors position_requirements (same operands, same order: the same rounding).
     for p in prange(quantity.shape[0]):
-        i = instrument_index[p]
+        i = np.uint64(instrument_index[p])  # unsigned: no wraparound (the column constants)
         q = quantity[p]
         e = entry_price[p]
         term = 1.0 / e if records[i, RECIPROCAL] != 0.0 else e
@@ -282,7 +301,9 @@ def _position_kernel(
         size = abs(q)
         notional = size * records[i, NOTIONAL]
         units = size * records[i, SIZE_UNITS]
-        t = tier_base(records, i, notional, n_tiers)
+        t = TIER0 + TIER_WIDTH * np.uint64(notional >= records[i, TIER1 + TIER_FLOOR])
+        if notional >= records[i, t + TIER_WIDTH + TIER_FLOOR]:  # tiers 2+: rare (`tier_from_2`)
+            t = tier_from_2(records, i, notional, n_tiers)
         growth = records[i, RATE_PER_UNIT] * units
         if q < 0.0:
             im_option = size * records[i, IM_SHORT]
@@ -469,15 +490,18 @@ def _book_kernel(
         value = 0.0
         im = 0.0
         mm = 0.0
-        for p in range(indptr[a], indptr[a + 1]):
-            i = indices[p]
+        # Unsigned positions and instruments: no wraparound on any read (the column constants).
+        for p in range(np.uint64(indptr[a]), np.uint64(indptr[a + 1])):
+            i = np.uint64(indices[p])
             q = quantity[p]
             v, g = position_value(q, entry_term[p], records[i, UNIT_VALUE], records[i, COEFFICIENT])
             value += v
             gross += g
             size = abs(q)
             n = size * records[i, NOTIONAL]
-            t = tier_base(records, i, n, n_tiers)
+            t = TIER0 + TIER_WIDTH * np.uint64(n >= records[i, TIER1 + TIER_FLOOR])
+            if n >= records[i, t + TIER_WIDTH + TIER_FLOOR]:  # tiers 2+: rare (`tier_from_2`)
+                t = tier_from_2(records, i, n, n_tiers)
             growth = records[i, RATE_PER_UNIT] * size * records[i, SIZE_UNITS]
             im += n * (records[i, t + TIER_IM_RATE] + growth) - records[i, t + TIER_IM_DEDUCTION]
             mm += n * (records[i, t + TIER_MM_RATE] + growth) - records[i, t + TIER_MM_DEDUCTION]
@@ -550,8 +574,8 @@ def _value_kernel(
         a = np.int64(account_rows[j]) if subset else np.int64(j)  # one integer type (numba unifies)
         collateral, gross = account_collateral(units, a, price)
         value = 0.0
-        for p in range(indptr[a], indptr[a + 1]):
-            i = indices[p]
+        for p in range(np.uint64(indptr[a]), np.uint64(indptr[a + 1])):  # unsigned: no wraparound
+            i = np.uint64(indices[p])
             v, g = position_value(quantity[p], entry_term[p], unit_value[i], coefficient[i])
             value += v
             gross += g
