@@ -163,6 +163,7 @@ def durable_run(
         "cpu_ms_per_event": cpu_s / n * 1e3,
         "commits": stats["batches"],
         "events_per_commit": stats["records"] / max(stats["batches"], 1),
+        "lane_deposits": stats["lane_deposits"],  # deposits written by the lane (engine.deposit_lane)
     }
 
 
