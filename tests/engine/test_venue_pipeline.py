@@ -105,6 +105,20 @@ def test_a_failed_commit_refuses_the_group_decided_behind_it() -> None:
             venue.balances("USDC")
 
 
+def test_a_cancelled_future_neither_stops_the_venue_nor_undoes_its_command() -> None:
+    """A client may cancel a future it stops waiting for (asyncio.wrap_future does when a request
+    is dropped): the command still commits, and the venue goes on answering the others."""
+    store = GatedStore()
+    with open_venue(store) as venue:
+        held = _hold_commits(store, venue)
+        behind = venue.submit(_deposit("behind"))
+        assert held.cancel() and behind.cancel()
+        store.gate.set()
+        after = venue.submit(_deposit("after")).result(WAIT_S)
+        keys = [r.idempotency_key for r in store.records]
+        assert keys[-3:] == ["held", "behind", "after"] and after.sequence == store.last_sequence()
+
+
 def test_a_query_from_a_done_callback_is_refused_not_deadlocked() -> None:
     store = GatedStore()
     with open_venue(store) as venue:

@@ -67,7 +67,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -1144,8 +1144,8 @@ class Venue:
                 except queue.Empty:
                     break
                 for p in item if isinstance(item, list) else [item]:
-                    if isinstance(p, _Pending) and not p.future.done():
-                        p.future.set_exception(VenueUnavailableError("the venue is shut down"))
+                    if isinstance(p, _Pending):
+                        _answer(p.future, VenueUnavailableError("the venue is shut down"))
 
     def _write_groups(self) -> None:
         while True:
@@ -1182,7 +1182,7 @@ class Venue:
         with self._lock:
             if self._failed is not None:
                 for p in batch:
-                    p.future.set_exception(VenueUnavailableError(str(self._failed)))
+                    _answer(p.future, VenueUnavailableError(str(self._failed)))
                 return
             if self._state.sequence - self._snapshot_sequence >= self.settings.snapshot_every:
                 self._drain()  # a snapshot is of the committed state
@@ -1243,10 +1243,7 @@ class Venue:
                 answers, records = [(p, refused) for p, _ in answers], []
             self._commit_done(records, commands)
             for p, answer in answers:
-                if isinstance(answer, Ack):
-                    p.future.set_result(answer)
-                else:
-                    p.future.set_exception(answer)
+                _answer(p.future, answer)
 
     def _decide_group(self, batch: list[_Pending]) -> _Decided | None:
         """Each command's answer, in order: its Ack, the original Ack of a key seen before (in
@@ -1279,8 +1276,7 @@ class Venue:
             except _FoldFailedError as failure:  # the fold moved and cannot be trusted: stop
                 self._failed = failure.__cause__ or failure
                 for q in batch:
-                    if not q.future.done():
-                        q.future.set_exception(VenueUnavailableError(f"not acknowledged: {self._failed!r}"))
+                    _answer(q.future, VenueUnavailableError(f"not acknowledged: {self._failed!r}"))
                 return None
             except Exception as error:  # refused (InputError...) or a bug in a pure decision
                 answers.append((p, error))
@@ -1707,6 +1703,20 @@ def moved_accounts(effects: Mapping[str, Any]) -> set[str]:
     moved = {a for p in effects.get("postings", ()) for a in p[:2]}
     moved.update(r[0] for r in effects.get("positions", ()))
     return moved
+
+
+def _answer(future: Future[Ack], answer: Ack | BaseException) -> None:
+    """Resolve a command's future, unless it is already done: a client may cancel a future it no
+    longer waits for (asyncio.wrap_future does when a request is dropped), and setting a
+    cancelled future raises, which would stop the thread answering everyone else. The command
+    itself stands either way (committed or refused as decided)."""
+    try:
+        if isinstance(answer, Ack):
+            future.set_result(answer)
+        else:
+            future.set_exception(answer)
+    except InvalidStateError:
+        pass
 
 
 def _add(batch: list[_Pending], item: Any) -> None:

@@ -14,7 +14,7 @@ From the venue, read at scrape time (`VenueCollector` over `Venue.stats()`, so n
     crossmargin_idempotency_lookups_total        counter   keys looked up in the log (retries, and the
                                                            key filter's rare false positives)
     crossmargin_idempotency_keys_in_memory       gauge     committed keys the writer holds
-    crossmargin_idempotency_filter_bytes         gauge     memory of the filter of the log's keys not in memory
+    crossmargin_idempotency_filter_bytes         gauge     bytes of the filter of log keys not in memory
 
 From the service itself:
 
