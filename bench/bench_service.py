@@ -10,7 +10,7 @@ margin calls out on a 1,000,000-account book.
     sends transfers (each margin-checked by the ledger on its two accounts) to show that path, and
     a third fills of one BTC perpetual contract between the same two (a trade: fees, realised
     PnL, the IM check of whoever grows, the status refresh of both).
-  * batch: the same events as lists of B (`Venue.submit_many`: each its own key and decision,
+  * batch: the same events as lists of B (`Venue.submit_batch`: each its own key and decision,
     the list one commit), W/B lists in flight; then over HTTP (`bench_service_http.run_backend`:
     `crossmargin serve` on loopback, one event per request from 32 clients beside
     POST /v1/events/batch of B from 4 clients, with the server's CPU per event).
@@ -113,8 +113,8 @@ def durable_run(
     settle: bool = True,
 ) -> dict[str, Any]:
     """`n` commands, `in_flight` of them in flight: one `Venue.submit` each (batch 1), or
-    `Venue.submit_many` of `batch` (one group commit per list; in flight: in_flight // batch
-    lists). Each event's latency is submit → its ack (a batch's events share its latency).
+    `Venue.submit_batch` of `batch` (one group commit and one future per list; in flight:
+    in_flight // batch lists). Each event's latency is submit → its ack (a batch's events share its latency).
     `settle`: the collector policy `crossmargin serve` runs under (service/heap.py); False
     measures CPython's default thresholds (`--default-gc`)."""
     store = SqlEventStore.connect(url, schema=schema)
@@ -138,6 +138,16 @@ def durable_run(
         if next(answered) == n:
             done.set()
 
+    def batch_finished(first: int, started: float, future: Any) -> None:
+        # A list's commands share its latency; a refused one is reported as a failed command.
+        answers = future.result()
+        latency[first : first + len(answers)] = time.perf_counter() - started
+        errors.extend(a for a in answers if isinstance(a, BaseException))
+        slots.release()
+        for _ in answers:
+            if next(answered) == n:
+                done.set()
+
     run = uuid.uuid4().hex[:8]
     t0 = time.perf_counter()
     cpu0 = time.process_time()
@@ -145,9 +155,12 @@ def durable_run(
         commands = [command_of(run, i, kind) for i in range(first, min(first + batch, n))]
         slots.acquire()
         started = time.perf_counter()
-        futures = venue.submit_many(commands) if batch > 1 else [venue.submit(commands[0])]
-        for i, future in enumerate(futures, start=first):
-            future.add_done_callback(lambda f, i=i, s=started: finished(i, s, f))
+        if batch > 1:  # one future for the list (Venue.submit_batch), as POST /v1/events/batch
+            listed = venue.submit_batch(commands)
+            listed.add_done_callback(lambda f, i=first, s=started: batch_finished(i, s, f))
+            continue
+        future = venue.submit(commands[0])
+        future.add_done_callback(lambda f, i=first, s=started: finished(i, s, f))
     done.wait()
     elapsed = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0  # every thread of this process: the machine is shared
@@ -434,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-in-flight", type=int, default=8, help="latency run: commands in flight")
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=40)
-    parser.add_argument("--batch", type=int, default=100, help="events per Venue.submit_many / batch request")
+    parser.add_argument("--batch", type=int, default=100, help="events per Venue.submit_batch / batch request")
     parser.add_argument(
         "--http-seconds", type=float, default=3.0, help="seconds per HTTP run (bench_service_http); 0 skips"
     )
@@ -513,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"p99 {measured['fills']['ack_p99_ms']:.1f} ms, CPU {measured['fills']['cpu_ms_per_event']:.2f} ms"
             )
             print(
-                f"{name:>10}: batches of {args.batch} (Venue.submit_many): deposits {batched['events_per_s']:9,.0f}/s "
+                f"{name:>10}: batches of {args.batch} (Venue.submit_batch): deposits {batched['events_per_s']:9,.0f}/s "
                 f"ack p50 {batched['ack_p50_ms']:.2f} ms p99 {batched['ack_p99_ms']:.2f} ms "
                 f"({batched['events_per_commit']:.0f}/commit), CPU {batched['cpu_ms_per_event']:.3f} ms/event; "
                 f"transfers {batched_transfers['events_per_s']:7,.0f}/s p99 {batched_transfers['ack_p99_ms']:.1f} ms, "

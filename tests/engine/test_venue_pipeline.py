@@ -137,3 +137,33 @@ def test_a_query_from_a_done_callback_is_refused_not_deadlocked() -> None:
         assert done.wait(WAIT_S)
         assert isinstance(outcome[0], RuntimeError) and "done-callback" in str(outcome[0])
         assert venue.balances("USDC")["vol-seller"] > 0  # from any other thread it answers
+
+
+def test_submit_batch_answers_each_command_in_order_after_one_commit() -> None:
+    """One future for the list: each command's Ack or refusal in order, as `submit_many`'s futures
+    give them on a twin venue, and the list's records in one group."""
+    commands = [
+        _deposit("b1"),
+        Deposit(idempotency_key="b2", account="ghost", asset="USDC", amount_units=5),  # refused
+        _deposit("b1"),  # a duplicate within the list
+        _deposit("b1", units=11),  # the same key, another body
+        Deposit(idempotency_key="", account="vol-seller", asset="USDC", amount_units=5),  # bad key
+        _deposit("b3"),
+    ]
+    store, twin_store = GatedStore(), MemoryEventStore()
+    with open_venue(store) as venue, open_venue(twin_store) as twin:
+        store.gate.clear()
+        listed = venue.submit_batch(commands)
+        assert not listed.done()  # answered after the commit, not before
+        store.gate.set()
+        answers = listed.result(WAIT_S)
+        singles = [f.exception(WAIT_S) or f.result() for f in twin.submit_many(commands)]
+        assert [type(a) for a in answers] == [type(s) for s in singles]
+        assert [str(a) for a in answers if not isinstance(a, Ack)] == [
+            str(s) for s in singles if not isinstance(s, Ack)
+        ]
+        acked = [a for a in answers if isinstance(a, Ack)]
+        assert [a.sequence for a in acked] == [s.sequence for s in singles if isinstance(s, Ack)]
+        assert acked[1].duplicate and acked[1].sequence == acked[0].sequence
+        assert store.records == twin_store.records  # the same log, byte for byte
+        assert venue.submit_batch([]).result(WAIT_S) == []
