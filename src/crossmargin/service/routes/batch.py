@@ -10,7 +10,7 @@ transfer: as POST /v1/accounts/{account}/...; fill: as POST /v1/fills), with its
 admin key, fills a risk or admin key) and decided by the venue on its own, in request
 order, on the state the events before it left; a refused one is reported with its problem (the
 status and field its route would give, the field under `body.events[i]`) and changes nothing.
-The accepted events are written in one transaction (`Venue.submit_many`: one commit, one fsync)
+The accepted events are written in one transaction (`Venue.submit_batch`: one commit, one fsync, one future)
 and every ack is returned only after that commit. The response is 200 with every event's outcome
 in request order (`models.BatchResult`); the request as a whole is refused only when its shape is
 (not a list, empty, too long) or the service is draining.
