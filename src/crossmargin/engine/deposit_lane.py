@@ -21,8 +21,6 @@ generic way, which decides or refuses it exactly as before: the lane never refus
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig
 from crossmargin.engine.commands import Deposit
@@ -34,7 +32,6 @@ from crossmargin.engine.venue_state import VenueState
 _MAX_UNITS = 2**63 - 1
 _SYSTEM_FUNDED = frozenset({INSURANCE, BACKSTOP})  # decide.FUNDABLE: their own branch there
 _EXTERNAL_JSON = json_string(EXTERNAL)
-_quoted: Callable[[str], str] = json_string
 
 
 def deposit_body_json(command: Deposit) -> bytes | None:
@@ -44,7 +41,8 @@ def deposit_body_json(command: Deposit) -> bytes | None:
     account, asset, units = command.account, command.asset, command.amount_units
     if type(account) is not str or type(asset) is not str or type(units) is not int:
         return None
-    return f'{{"account":{_quoted(account)},"amount_units":{units:d},"asset":{_quoted(asset)}}}'.encode()
+    who, what = json_string(account), json_string(asset)
+    return f'{{"account":{who},"amount_units":{units:d},"asset":{what}}}'.encode()
 
 
 def deposit_record(
@@ -74,7 +72,7 @@ def deposit_record(
         return None
     sequence = state.sequence + 1
     previous = state.head_hash
-    who, what = _quoted(account), _quoted(asset)
+    who, what = json_string(account), json_string(asset)
     effects = (
         f'{{"postings":[[{_EXTERNAL_JSON},{who},{what},{units:d},"deposit"]],'
         f'"records":[["deposit",{who},{{"amount_units":{units:d},"asset":{what}}}]],"time_ns":{as_of_ns:d}}}'
