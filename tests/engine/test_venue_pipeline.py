@@ -60,6 +60,7 @@ def test_a_query_waits_for_the_group_in_commit_and_sees_only_the_log() -> None:
     store = GatedStore()
     with open_venue(store) as venue:
         before = venue.balances("USDC")["vol-seller"]
+        held_before = store.last_sequence()
         held = _hold_commits(store, venue)
         seen: list[int] = []
         reader = threading.Thread(target=lambda: seen.append(venue.balances("USDC")["vol-seller"]))
@@ -67,6 +68,8 @@ def test_a_query_waits_for_the_group_in_commit_and_sees_only_the_log() -> None:
         reader.join(0.3)
         assert reader.is_alive() and not seen  # the deposit is folded, not yet in the log
         assert not held.done()
+        stats = venue.stats()  # counters never wait for a commit (a scrape on the event loop)
+        assert stats["last_sequence"] == store.last_sequence() == held_before
         store.gate.set()
         reader.join(WAIT_S)
         assert seen == [before + 10]

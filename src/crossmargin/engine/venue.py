@@ -1134,20 +1134,20 @@ class Venue:
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: commands committed, records, batches, rejected, queue depth, the
         last tick's margin-cycle seconds, accounts under maintenance (engine's view), idempotency
-        keys looked up in the log, held in memory, and the bytes of the filter of the log's keys."""
-        with self._reading():
-            out: dict[str, Any] = dict(self._stats)
-            out["queue_depth"] = self._queue.qsize()
-            out["keys_in_memory"] = len(self._keys)
-            out["key_filter_bytes"] = self._log_keys.nbytes
-            out["last_sequence"] = self._state.sequence
-            out["accounts_under_maintenance"] = (
-                int(np.count_nonzero(self._monitor.statuses >= LIQUIDATION))
-                if self._monitor is not None
-                else None
-            )
-            out["failed"] = None if self._failed is None else str(self._failed)
-            return out
+        keys looked up in the log, held in memory, and the bytes of the filter of the log's keys.
+        Read as they stand, without the writer's lock: a scrape (and /readyz) runs on the
+        service's event loop and must not wait for a commit; `last_sequence` is the committed one."""
+        monitor = self._monitor
+        out: dict[str, Any] = dict(self._stats)
+        out["queue_depth"] = self._queue.qsize()
+        out["keys_in_memory"] = len(self._keys)
+        out["key_filter_bytes"] = self._log_keys.nbytes
+        out["last_sequence"] = self.last_sequence
+        out["accounts_under_maintenance"] = (
+            int(np.count_nonzero(monitor.statuses >= LIQUIDATION)) if monitor is not None else None
+        )
+        out["failed"] = None if self._failed is None else str(self._failed)
+        return out
 
     @property
     def config(self) -> LedgerConfig:
