@@ -1395,31 +1395,8 @@ class Venue:
         now = max(self._clock.now_ns(), state.time_ns)
         command = p.command
         if type(command) is Deposit and self.settings.deposit_lane:
-            direct = deposit_record(
-                state,
-                config,
-                command,
-                key=p.key,
-                body_json=p.body_json,
-                body_sha256=p.body_sha256,
-                as_of_ns=now,
-                actor=p.actor,
-            )
+            direct = self._lane_deposit(p, command, config, now)
             if direct is not None:
-                try:
-                    state.apply_deposit(
-                        command.account,
-                        command.asset,
-                        command.amount_units,
-                        sequence=direct.sequence,
-                        record_hash=direct.record_hash,
-                        as_of_ns=now,
-                    )
-                except BaseException as error:
-                    raise _FoldFailedError("folding a deposit failed") from error
-                if self._monitor is not None:  # re-margined at the monitor's next use
-                    self._dirty.add(command.account)
-                self._stats["lane_deposits"] += 1
                 return [direct]
         effects = decide(state, config, command, now)
         kind = kind_of(command)
@@ -1461,6 +1438,40 @@ class Venue:
         except BaseException as error:
             raise _FoldFailedError("applying a decided command failed") from error
         return out
+
+    def _lane_deposit(
+        self, p: _Pending, command: Deposit, config: LedgerConfig, now: int
+    ) -> LogRecord | None:
+        """The deposit lane (`engine.deposit_lane`): the record written and folded, or None (nothing
+        done) for a deposit the lane leaves to the generic path."""
+        state = self._state
+        record = deposit_record(
+            state,
+            config,
+            command,
+            key=p.key,
+            body_json=p.body_json,
+            body_sha256=p.body_sha256,
+            as_of_ns=now,
+            actor=p.actor,
+        )
+        if record is None:
+            return None
+        try:
+            state.apply_deposit(
+                command.account,
+                command.asset,
+                command.amount_units,
+                sequence=record.sequence,
+                record_hash=record.record_hash,
+                as_of_ns=now,
+            )
+        except BaseException as error:  # the fold moved and cannot be trusted: stop
+            raise _FoldFailedError("folding a deposit failed") from error
+        if self._monitor is not None:  # re-margined at the monitor's next use
+            self._dirty.add(command.account)
+        self._stats["lane_deposits"] += 1
+        return record
 
     def _append_record(
         self,
