@@ -43,7 +43,6 @@ import tempfile
 import threading
 import time
 import uuid
-from json.encoder import encode_basestring as quoted
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +61,8 @@ from crossmargin.adapters.sql.schema import events
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.liquidation.params import MarginCallParams
 from crossmargin.core.pricing import revalue
+from crossmargin.engine.deposit_lane import deposit_body, deposit_payload
+from crossmargin.engine.journal import record_hash as chain_hash
 from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, Monitor
 from crossmargin.engine.risk_engine import PriceTick
@@ -182,8 +183,9 @@ def durable_run(
 
 def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, Any]:
     """The least a durable, hash-chained, acknowledged append costs in CPython on this machine:
-    deposits written as the venue writes them (payload and head bytes, SHA-256 chain, an event
-    and a posting row each, one SQLite WAL synchronous=FULL commit per group, a Future resolved
+    deposits written as the venue writes them (its deposit lane's body and payload bytes and
+    `journal.record_hash`, held equal to the generic encoding by tests/engine/test_deposit_lane.py;
+    an event and a posting row each, one SQLite WAL synchronous=FULL commit per group, a Future resolved
     per event after its commit, `in_flight` submitters' worth of slots), with nothing else: no
     command objects, no idempotency lookup, no generic fold, no stream, no monitor. Its events/s
     is what any design that keeps one Python object path per event can reach here; the venue's
@@ -217,10 +219,20 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
             rows, postings = [], []
             now = time.time_ns()
             for key, account, asset, units, _ in group:
-                body, payload = _floor_deposit_bytes(account, asset, units, now)
+                # The venue's own byte and hash functions (its deposit lane's), nothing around them.
+                body = deposit_body(account, asset, units)
+                payload = deposit_payload(body, account, asset, units, now)
                 body_sha = hashlib.sha256(b"deposit\n" + body).hexdigest()
                 sequence += 1
-                record_hash = _floor_chain_hash(head, sequence, key, now, body_sha, payload)
+                record_hash = chain_hash(
+                    previous_hash=head,
+                    sequence=sequence,
+                    idempotency_key=key,
+                    kind="deposit",
+                    as_of_ns=now,
+                    body_sha256=body_sha,
+                    payload=payload,
+                )
                 rows.append((sequence, key, "deposit", now, body_sha, payload, head, record_hash))
                 postings.append((sequence, 0, "@external", account, asset, units, "deposit"))
                 head = record_hash
@@ -233,7 +245,6 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
                 future.set_result(row[0])
             written += len(group)
 
-    _check_floor_bytes()
     writer = threading.Thread(target=write)
     slots = threading.Semaphore(in_flight)
     run = uuid.uuid4().hex[:8]
@@ -249,56 +260,6 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
     cpu_s = time.process_time() - cpu0
     db.close()
     return {"events_per_s": n / elapsed, "cpu_ms_per_event": cpu_s / n * 1e3, "in_flight": in_flight}
-
-
-def _floor_deposit_bytes(account: str, asset: str, units: int, now: int) -> tuple[bytes, bytes]:
-    """A deposit's canonical body and record payload written by hand: what the floor writes, and
-    what `_check_floor_bytes` holds equal to the venue's encoding."""
-    body = f'{{"account":{quoted(account)},"amount_units":{units},"asset":{quoted(asset)}}}'
-    posting = f'["@external",{quoted(account)},{quoted(asset)},{units},"deposit"]'
-    record = f'["deposit",{quoted(account)},{{"amount_units":{units},"asset":{quoted(asset)}}}]'
-    effects = f'{{"postings":[{posting}],"records":[{record}],"time_ns":{now}}}'
-    return body.encode(), f'{{"command":{body},"effects":{effects}}}'.encode()
-
-
-def _floor_chain_hash(previous: str, sequence: int, key: str, now: int, body_sha: str, payload: bytes) -> str:
-    """A deposit record's chain hash written by hand (journal.record_hash's head and order)."""
-    fields = (
-        f'{{"as_of_ns":{now},"body_sha256":{quoted(body_sha)},"idempotency_key":{quoted(key)},'
-        f'"kind":"deposit","sequence":{sequence}}}'
-    )
-    digest = hashlib.sha256(previous.encode())
-    for part in (b"\n", fields.encode(), b"\n", payload):
-        digest.update(part)
-    return digest.hexdigest()
-
-
-def _check_floor_bytes() -> None:
-    """The floor writes the venue's bytes: its body, payload and chain hash of one deposit equal
-    the venue's canonical encoding and `record_hash` of the same command and effects."""
-    from crossmargin.engine.journal import canonical_json, command_payload, record_hash
-
-    account, asset, units, now = "basis-trader", "USDC", 17, 1_767_115_875_000_000_000
-    effects = {
-        "postings": [["@external", account, asset, units, "deposit"]],
-        "records": [["deposit", account, {"amount_units": units, "asset": asset}]],
-        "time_ns": now,
-    }
-    body_json = canonical_json({"account": account, "amount_units": units, "asset": asset})
-    body, payload = _floor_deposit_bytes(account, asset, units, now)
-    if (body, payload) != (body_json, command_payload(body_json, effects)):
-        raise SystemExit("python_append_floor: its bytes differ from the venue's canonical record")
-    venue_hash = record_hash(
-        previous_hash="0" * 64,
-        sequence=7,
-        idempotency_key="key-7",
-        kind="deposit",
-        as_of_ns=now,
-        body_sha256="ab" * 32,
-        payload=payload,
-    )
-    if _floor_chain_hash("0" * 64, 7, "key-7", now, "ab" * 32, payload) != venue_hash:
-        raise SystemExit("python_append_floor: its chain hash differs from the venue's record_hash")
 
 
 def floor_run(url: str, schema: str | None, *, per_commit: int) -> dict[str, Any]:

@@ -35,14 +35,30 @@ _EXTERNAL_JSON = json_string(EXTERNAL)
 
 
 def deposit_body_json(command: Deposit) -> bytes | None:
-    """`canonical_json(commands.body(command))` formatted directly (keys sorted: account,
-    amount_units, asset); None unless the fields are a str, an int (not a bool) and a str, the
-    only types whose JSON this writes (the generic encoder then)."""
+    """`canonical_json(commands.body(command))` formatted directly; None unless the fields are a
+    str, an int (not a bool) and a str, the only types whose JSON this writes (the generic
+    encoder then)."""
     account, asset, units = command.account, command.asset, command.amount_units
     if type(account) is not str or type(asset) is not str or type(units) is not int:
         return None
+    return deposit_body(account, asset, units)
+
+
+def deposit_body(account: str, asset: str, units: int) -> bytes:
+    """A deposit's canonical body (keys sorted: account, amount_units, asset)."""
     who, what = json_string(account), json_string(asset)
     return f'{{"account":{who},"amount_units":{units:d},"asset":{what}}}'.encode()
+
+
+def deposit_payload(body_json: bytes, account: str, asset: str, units: int, as_of_ns: int) -> bytes:
+    """A lane deposit's record payload: `journal.command_payload` of its body and effects (the
+    posting, the audit record, the time), formatted directly."""
+    who, what = json_string(account), json_string(asset)
+    effects = (
+        f'{{"postings":[[{_EXTERNAL_JSON},{who},{what},{units:d},"deposit"]],'
+        f'"records":[["deposit",{who},{{"amount_units":{units:d},"asset":{what}}}]],"time_ns":{as_of_ns:d}}}'
+    )
+    return b'{"command":' + body_json + b',"effects":' + effects.encode() + b"}"
 
 
 def deposit_record(
@@ -72,12 +88,7 @@ def deposit_record(
         return None
     sequence = state.sequence + 1
     previous = state.head_hash
-    who, what = json_string(account), json_string(asset)
-    effects = (
-        f'{{"postings":[[{_EXTERNAL_JSON},{who},{what},{units:d},"deposit"]],'
-        f'"records":[["deposit",{who},{{"amount_units":{units:d},"asset":{what}}}]],"time_ns":{as_of_ns:d}}}'
-    )
-    payload = b'{"command":' + body_json + b',"effects":' + effects.encode() + b"}"
+    payload = deposit_payload(body_json, account, asset, units, as_of_ns)
     chained = record_hash(
         previous_hash=previous,
         sequence=sequence,

@@ -721,14 +721,9 @@ class Venue:
         `submit_many` of one, without its lists (the one-event path of every client)."""
         future: Future[Ack] = Future()
         try:
-            pending = _pending(command, future, actor)
+            self._enqueue(_pending(command, future, actor))
         except InputError as error:
             future.set_exception(error)
-            return future
-        if self._closed or self._failed is not None:
-            future.set_exception(VenueUnavailableError("the venue is not accepting commands"))
-            return future
-        self._queue.put(pending)
         return future
 
     def submit_many(self, commands: Sequence[Command], *, actor: str | None = None) -> list[Future[Ack]]:
@@ -746,13 +741,8 @@ class Venue:
                 pendings.append(_pending(command, future, actor))
             except InputError as error:
                 future.set_exception(error)
-        if not pendings:
-            return futures
-        if self._closed or self._failed is not None:
-            for p in pendings:
-                _answer(p.future, VenueUnavailableError("the venue is not accepting commands"))
-            return futures
-        self._queue.put(pendings[0] if len(pendings) == 1 else pendings)
+        if pendings:
+            self._enqueue(pendings[0] if len(pendings) == 1 else pendings)
         return futures
 
     def submit_batch(self, commands: Sequence[Command], *, actor: str | None = None) -> Future[list[Outcome]]:
@@ -768,14 +758,19 @@ class Venue:
             except InputError as error:
                 batch.give(index, error)
         if pendings:
-            if self._closed or self._failed is not None:
-                for p in pendings:
-                    _answer(p.future, VenueUnavailableError("the venue is not accepting commands"))
-            else:
-                self._queue.put(pendings)
+            self._enqueue(pendings)
         elif not commands:
             batch.future.set_result([])
         return batch.future
+
+    def _enqueue(self, item: _Pending | list[_Pending]) -> None:
+        """Hand checked commands to the writer (a list stays whole: one group), or refuse them
+        all when the venue is closed or stopped."""
+        if self._closed or self._failed is not None:
+            for p in item if isinstance(item, list) else [item]:
+                _answer(p.future, VenueUnavailableError("the venue is not accepting commands"))
+            return
+        self._queue.put(item)
 
     def execute(self, command: Command, *, timeout_s: float | None = None, actor: str | None = None) -> Ack:
         return self.submit(command, actor=actor).result(timeout=timeout_s)
