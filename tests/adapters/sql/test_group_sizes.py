@@ -1,0 +1,58 @@
+"""Groups of every size are stored row for row: SQLite writes them as multi-row VALUES statements
+of 64, 32, ..., 1 rows (`store.sqlite_values`), PostgreSQL by COPY from `COPY_MIN_ROWS`; a chunk
+boundary that dropped, repeated or reordered a row would show here as a different read-back."""
+
+from __future__ import annotations
+
+import pytest
+
+from crossmargin.adapters.sql.store import COPY_MIN_ROWS, SQLITE_ROWS_PER_STATEMENT
+from crossmargin.engine.journal import GENESIS_HASH, LogRecord, make_record, verify_chain
+from tests.adapters.sql.support import connect
+
+# Around every boundary of both paths: one row, a chunk less one, a chunk, a chunk plus one, and a
+# size whose binary form uses every smaller chunk.
+SIZES = [1, 2, SQLITE_ROWS_PER_STATEMENT - 1, SQLITE_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_STATEMENT + 1]
+SIZES += [COPY_MIN_ROWS - 1, COPY_MIN_ROWS, 2 * SQLITE_ROWS_PER_STATEMENT + 63, 300]
+
+
+def _group(first: int, size: int, previous: str) -> list[LogRecord]:
+    """`size` chained records from `first`, with 0 to 3 postings each (the postings table gets
+    its own chunk boundaries) and an actor on every other one."""
+    out: list[LogRecord] = []
+    for sequence in range(first, first + size):
+        postings = [
+            ["@external", f"acct-{sequence}", "USDC", sequence * 10 + n + 1, "deposit"]
+            for n in range(sequence % 4)
+        ]
+        record = make_record(
+            previous_hash=previous,
+            sequence=sequence,
+            idempotency_key=f"key-{sequence}",
+            kind="deposit",
+            as_of_ns=1_767_115_875_000_000_000 + sequence,
+            body_sha256=f"{sequence:064x}",
+            payload={"command": {"n": sequence}, "effects": {"postings": postings}},
+            actor="k1" if sequence % 2 else None,
+        )
+        out.append(record)
+        previous = record.record_hash
+    return out
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_group_of_any_size_reads_back_row_for_row(db: tuple[str, str | None], size: int) -> None:
+    store = connect(db)
+    try:
+        first = _group(1, 5, GENESIS_HASH)
+        store.append(first)
+        group = _group(6, size, first[-1].record_hash)
+        store.append(group)
+        assert store.last_sequence() == 5 + size
+        stored = store.read(1, 5 + size)
+        assert stored == [*first, *group]  # every field, each posting row, in order
+        assert sum(len(r.postings) for r in stored) == sum(s % 4 for s in range(1, 6 + size))
+        assert verify_chain(stored, previous_hash=GENESIS_HASH, first_sequence=1) is None
+        assert store.find_keys([f"key-{5 + size}"]) == {f"key-{5 + size}": (5 + size, group[-1].body_sha256)}
+    finally:
+        store.close()
