@@ -242,11 +242,9 @@ def body_sha256(command: Command) -> str:
 
 
 def body_digest(kind: str, body_json: bytes) -> str:
-    """SHA-256 of `kind` ‖ newline ‖ canonical body bytes (`body_sha256` from the parts)."""
-    digest = hashlib.sha256(kind.encode())
-    digest.update(b"\n")
-    digest.update(body_json)
-    return digest.hexdigest()
+    """SHA-256 of `kind` ‖ newline ‖ canonical body bytes (`body_sha256` from the parts); one
+    buffer, one call (a body is ~0.1 KB: the copy costs less than two more update() calls)."""
+    return hashlib.sha256(b"%s\n%s" % (kind.encode(), body_json)).hexdigest()
 
 
 def command_from_body(kind: str, data: Mapping[str, Any], *, idempotency_key: str) -> Command:

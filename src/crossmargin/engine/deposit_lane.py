@@ -24,7 +24,7 @@ from __future__ import annotations
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig
 from crossmargin.engine.commands import Deposit
-from crossmargin.engine.journal import LogRecord, PostingRow, json_string, record_hash
+from crossmargin.engine.journal import LogRecord, PostingRow, chain_hash, json_string, record_head
 from crossmargin.engine.venue_state import VenueState
 
 # Postings are signed 64-bit integers in the store (decide.MAX_UNITS): a larger amount is refused
@@ -32,6 +32,9 @@ from crossmargin.engine.venue_state import VenueState
 _MAX_UNITS = 2**63 - 1
 _SYSTEM_FUNDED = frozenset({INSURANCE, BACKSTOP})  # decide.FUNDABLE: their own branch there
 _EXTERNAL_JSON = json_string(EXTERNAL)
+# A named tuple built by tuple.__new__ directly: its generated __new__ is a Python-level frame
+# around the same call (0.31 -> 0.10 us, three a deposit with the Ack).
+new_tuple = tuple.__new__
 
 
 def deposit_body_json(command: Deposit) -> bytes | None:
@@ -89,20 +92,19 @@ def deposit_record(
     sequence = state.sequence + 1
     previous = state.head_hash
     payload = deposit_payload(body_json, account, asset, units, as_of_ns)
-    chained = record_hash(
-        previous_hash=previous,
+    head = record_head(
         sequence=sequence,
         idempotency_key=key,
         kind="deposit",
         as_of_ns=as_of_ns,
         body_sha256=body_sha256,
-        payload=payload,
         actor=actor,
     )
-    # Positional, in field order (half the time of keywords; the equality tests would see a slip):
-    # PostingRow(sequence, ordinal, debit, credit, asset, units, kind), LogRecord(sequence, key,
-    # kind, as_of_ns, body_sha256, payload, previous_hash, record_hash, postings, actor).
-    posting = PostingRow(sequence, 0, EXTERNAL, account, asset, units, "deposit")
-    return LogRecord(
-        sequence, key, "deposit", as_of_ns, body_sha256, payload, previous, chained, (posting,), actor
-    )
+    chained = chain_hash(previous, head, payload)  # = journal.record_hash of the same fields
+    # In field order (the equality tests would see a slip): PostingRow(sequence, ordinal, debit,
+    # credit, asset, units, kind), LogRecord(sequence, key, kind, as_of_ns, body_sha256, payload,
+    # previous_hash, record_hash, postings, actor).
+    posting = new_tuple(PostingRow, (sequence, 0, EXTERNAL, account, asset, units, "deposit"))
+    fields = (sequence, key, "deposit", as_of_ns, body_sha256, payload, previous, chained, (posting,), actor)
+    record: LogRecord = new_tuple(LogRecord, fields)
+    return record

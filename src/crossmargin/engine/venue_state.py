@@ -144,7 +144,7 @@ class VenueState:
         self.head_hash = record_hash
 
     def apply_deposit(
-        self, account: str, asset: str, units: int, *, sequence: int, record_hash: str, as_of_ns: int
+        self, account: str, asset: str, units: int, sequence: int, record_hash: str, as_of_ns: int
     ) -> None:
         """`apply_effects` of a deposit's effects (one posting @external -> account of `units` of
         `asset`, audit records, `time_ns` = as_of_ns), step for step without reading them from a
