@@ -58,6 +58,7 @@ from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
 from crossmargin.adapters.sql.schema import events
+from crossmargin.adapters.sql.store import sqlite_values
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.liquidation.params import MarginCallParams
 from crossmargin.core.pricing import revalue
@@ -72,6 +73,10 @@ from machine import compiled_kernels
 
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
 
+
+_FLOOR_EVENT_COLUMNS = ("sequence", "idempotency_key", "kind", "as_of_ns", "body_sha256", "payload")
+_FLOOR_EVENT_COLUMNS += ("previous_hash", "record_hash")
+_FLOOR_POSTING_COLUMNS = ("sequence", "idx", "debit", "credit", "asset", "amount_units", "kind")
 
 FILL_PRICE_USD = 88_528.93  # examples/desk.yaml's BTC index: fills trade at it
 
@@ -190,7 +195,7 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
     command objects, no idempotency lookup, no generic fold, no stream, no monitor. Its events/s
     is what any design that keeps one Python object path per event can reach here; the venue's
     figure beside it says how much of the gap is the venue's own bookkeeping. sqlite3 directly
-    (no SQLAlchemy), the collector frozen as serve runs."""
+    (no SQLAlchemy) with the venue store's multi-row INSERTs, the collector frozen as serve runs."""
     import queue
     import sqlite3
     from concurrent.futures import Future
@@ -237,9 +242,9 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
                 postings.append((sequence, 0, "@external", account, asset, units, "deposit"))
                 head = record_hash
                 balances[(account, asset)] = balances.get((account, asset), 0) + units
-            db.execute("BEGIN")
-            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
-            db.executemany("INSERT INTO postings VALUES (?,?,?,?,?,?,?)", postings)
+            db.execute("BEGIN")  # the venue's own multi-row INSERTs (store.sqlite_values)
+            sqlite_values(db, "events", _FLOOR_EVENT_COLUMNS, rows)
+            sqlite_values(db, "postings", _FLOOR_POSTING_COLUMNS, postings)
             db.execute("COMMIT")
             for (*_, future), row in zip(group, rows, strict=True):
                 future.set_result(row[0])
