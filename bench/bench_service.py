@@ -74,8 +74,10 @@ from machine import compiled_kernels
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
 
 
-_FLOOR_EVENT_COLUMNS = ("sequence", "idempotency_key", "kind", "as_of_ns", "body_sha256", "payload")
-_FLOOR_EVENT_COLUMNS += ("previous_hash", "record_hash")
+_FLOOR_EVENT_COLUMNS = (
+    *("sequence", "idempotency_key", "kind", "as_of_ns"),
+    *("body_sha256", "payload", "previous_hash", "record_hash"),
+)
 _FLOOR_POSTING_COLUMNS = ("sequence", "idx", "debit", "credit", "asset", "amount_units", "kind")
 
 FILL_PRICE_USD = 88_528.93  # examples/desk.yaml's BTC index: fills trade at it

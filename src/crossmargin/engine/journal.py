@@ -116,6 +116,12 @@ class LogRecord(NamedTuple):
         return data
 
 
+# A named tuple built by tuple.__new__ directly, its fields in order: the class's generated
+# __new__ is a Python-level frame around the same call (0.31 -> 0.10 us), for the few built once
+# per command on the writer's path (the deposit lane's record and posting, every Ack).
+new_tuple = tuple.__new__
+
+
 # A str as a JSON string without ASCII escaping, quotes included: the function the C encoder of
 # `canonical_json` uses, for bytes formatted directly (record heads, the deposit lane).
 json_string: Callable[[str], str] = json.encoder.encode_basestring

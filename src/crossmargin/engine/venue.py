@@ -120,7 +120,7 @@ from crossmargin.engine.commands import (
     non_finite_field,
 )
 from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
-from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record, new_tuple
+from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record
 from crossmargin.engine.journal import (
     GENESIS_HASH,
     ChainBreak,
@@ -129,6 +129,7 @@ from crossmargin.engine.journal import (
     canonical_json,
     command_payload,
     make_record,
+    new_tuple,
     verify_chain,
 )
 from crossmargin.engine.key_filter import KeyFilter
@@ -1325,7 +1326,8 @@ class Venue:
                 continue
             try:
                 now = max(self._clock.now_ns(), self._state.time_ns)  # one clock reading a command
-                direct = self._lane_deposit(p, now) if lane and type(p.command) is Deposit else None
+                command = p.command
+                direct = self._lane_deposit(p, command, now) if lane and type(command) is Deposit else None
                 new = [direct] if direct is not None else self._decide_and_apply(p, now)
             except _FoldFailedError as failure:  # the fold moved and cannot be trusted: stop
                 self._failed = failure.__cause__ or failure
@@ -1428,12 +1430,10 @@ class Venue:
             raise _FoldFailedError("applying a decided command failed") from error
         return out
 
-    def _lane_deposit(self, p: _Pending, now: int) -> LogRecord | None:
+    def _lane_deposit(self, p: _Pending, command: Deposit, now: int) -> LogRecord | None:
         """The deposit lane (`engine.deposit_lane`): the record written and folded, or None (nothing
         done) for a deposit the lane leaves to the generic path."""
         state = self._state
-        command = p.command
-        assert type(command) is Deposit
         record = deposit_record(
             state,
             self.config,

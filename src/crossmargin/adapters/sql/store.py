@@ -111,11 +111,12 @@ class SqlEventStore:
     def _insert(
         self, conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
     ) -> None:
-        """Rows into `table` inside the caller's transaction. PostgreSQL, from `COPY_MIN_ROWS`
-        rows: COPY FROM STDIN (one stream, no per-row statement: ~3x the rows/s of executemany
-        at 5,000 rows here, bench/bench_service.py's floor); otherwise the driver's executemany of
-        tuples (the compiled-insert path built one parameter dict per row, ~a third of the
-        writer's time per event; issue 16). SQLite: multi-row VALUES statements (`sqlite_values`)."""
+        """Rows into `table` inside the caller's transaction, as tuples in column order (the
+        compiled-insert path built one parameter dict per row, ~a third of the writer's time per
+        event; issue 16). SQLite: multi-row VALUES statements (`sqlite_values`). PostgreSQL, from
+        `COPY_MIN_ROWS` rows: COPY FROM STDIN (one stream, no per-row statement: ~3x the rows/s
+        of executemany at 5,000 rows here, bench/bench_service.py's floor); below it the
+        driver's executemany."""
         if not self._postgresql:
             driver = conn.connection.driver_connection
             assert driver is not None
