@@ -26,6 +26,7 @@ margin calls out on a 1,000,000-account book.
     RiskEngine's `on_tick` alone in the same ticks (the part the state machine adds is the rest).
 
 The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms: the single-event path;
+deposit_cpu_us_by_thread: the deposits' CPU split by thread, from /proc/self/task;
 batch_events_per_s, batch_ack_p99_ms; http_* per backend; tick_to_calls_p50_ms,
 tick_to_calls_p99_ms, floors, CPU model, load average, and CPU seconds per event and per tick: this
 process's CPU time over all its threads, the figure a shared machine does not distort).
@@ -109,6 +110,27 @@ def command_of(
     )
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process by name, from
+    /proc/self/task (Linux; empty elsewhere): where a durable run's CPU goes (the client
+    submitting, the venue's writer deciding and folding, its committer inserting and answering)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    names = {str(t.native_id): t.name for t in threading.enumerate()}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        name = names.get(tid, tid)
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def durable_run(
     url: str,
     schema: str | None,
@@ -157,6 +179,7 @@ def durable_run(
                 done.set()
 
     run = uuid.uuid4().hex[:8]
+    threads0 = thread_cpu_s()
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     for first in range(0, n, batch):
@@ -172,6 +195,7 @@ def durable_run(
     done.wait()
     elapsed = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0  # every thread of this process: the machine is shared
+    threads = thread_cpu_s()  # before close: the venue's threads end with it
     stats = venue.stats()
     venue.close()
     if errors:
@@ -182,6 +206,11 @@ def durable_run(
         "ack_p50_ms": percentile_ms(latency.tolist(), 50),
         "ack_p99_ms": percentile_ms(latency.tolist(), 99),
         "cpu_ms_per_event": cpu_s / n * 1e3,
+        # The same CPU by thread (µs an event): the client's submits, the writer, the committer.
+        **{
+            f"cpu_us_{role}": (threads.get(name, 0.0) - threads0.get(name, 0.0)) / n * 1e6
+            for role, name in (("client", "MainThread"), ("writer", "venue-writer"), ("committer", "venue-committer"))
+        },
         "commits": stats["batches"],
         "events_per_commit": stats["records"] / max(stats["batches"], 1),
         "lane_deposits": stats["lane_deposits"],  # deposits written by the lane (engine.deposit_lane)
@@ -489,14 +518,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"transfers {transfers['events_per_s']:7,.0f}/s p99 {transfers['ack_p99_ms']:.1f} ms; "
                 f"floor raw INSERT 100/commit {floor['rows_per_s']:9,.0f} rows/s; "
                 f"{args.latency_in_flight} in flight: {light['events_per_s']:,.0f}/s ack p50 {light['ack_p50_ms']:.2f} ms "
-                f"p99 {light['ack_p99_ms']:.2f} ms; CPU per deposit {deposits['cpu_ms_per_event']:.3f} ms, "
+                f"p99 {light['ack_p99_ms']:.2f} ms; CPU per deposit {deposits['cpu_ms_per_event']:.3f} ms "
+                f"(client / writer / committer {deposits['cpu_us_client']:.1f} / {deposits['cpu_us_writer']:.1f} / "
+                f"{deposits['cpu_us_committer']:.1f} us), "
                 f"per transfer {transfers['cpu_ms_per_event']:.2f} ms; fills {measured['fills']['events_per_s']:7,.0f}/s "
                 f"p99 {measured['fills']['ack_p99_ms']:.1f} ms, CPU {measured['fills']['cpu_ms_per_event']:.2f} ms"
             )
             print(
                 f"{name:>10}: batches of {args.batch} (Venue.submit_batch): deposits {batched['events_per_s']:9,.0f}/s "
                 f"ack p50 {batched['ack_p50_ms']:.2f} ms p99 {batched['ack_p99_ms']:.2f} ms "
-                f"({batched['events_per_commit']:.0f}/commit), CPU {batched['cpu_ms_per_event']:.3f} ms/event; "
+                f"({batched['events_per_commit']:.0f}/commit), CPU {batched['cpu_ms_per_event']:.3f} ms/event "
+                f"(client / writer / committer {batched['cpu_us_client']:.1f} / {batched['cpu_us_writer']:.1f} / "
+                f"{batched['cpu_us_committer']:.1f} us); "
                 f"transfers {batched_transfers['events_per_s']:7,.0f}/s p99 {batched_transfers['ack_p99_ms']:.1f} ms, "
                 f"CPU {batched_transfers['cpu_ms_per_event']:.2f} ms/event"
             )
@@ -568,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
         "batch_ack_p99_ms": results[best]["deposits_batched"]["ack_p99_ms"],
         "batch_events_per_s_postgresql": results["postgresql"]["deposits_batched"]["events_per_s"],
         "cpu_ms_per_deposit_batched": results[best]["deposits_batched"]["cpu_ms_per_event"],
+        "deposit_cpu_us_by_thread": {
+            run: {role: results[best][run][f"cpu_us_{role}"] for role in ("client", "writer", "committer")}
+            for run in ("deposits", "deposits_batched")
+        },
         "batch_transfers_per_s_sqlite": results["sqlite"]["transfers_batched"]["events_per_s"],
         "cpu_ms_per_transfer_batched_sqlite": results["sqlite"]["transfers_batched"]["cpu_ms_per_event"],
         "http_events_per_s": {k: v["events_per_s"] for k, v in http.items()},
