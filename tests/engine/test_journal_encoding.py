@@ -3,6 +3,7 @@ exactly what `json.dumps` with the canonical options writes, for any JSON value.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossmargin.engine.journal import canonical_json, record_head
+from crossmargin.engine.commands import body_digest
+from crossmargin.engine.journal import canonical_json, chain_hash, record_head
 
 JSON = st.recursive(
     st.none()
@@ -81,3 +83,26 @@ def test_the_formatted_record_head_is_the_canonical_encoding_of_its_fields(
         actor=actor,
     )
     assert head == canonical_json(fields)
+
+
+@given(st.text(min_size=1, max_size=20), st.binary(max_size=300))
+def test_body_digest_is_sha256_of_kind_newline_body(kind: str, body_json: bytes) -> None:
+    """The idempotency digest every log record keeps (`body_sha256`): SHA-256 over the kind's
+    UTF-8 bytes, a newline and the canonical body, however the bytes are assembled; a retried
+    command is matched against logs written before by this value."""
+    expected = hashlib.sha256(kind.encode() + b"\n" + body_json).hexdigest()
+    assert body_digest(kind, body_json) == expected
+
+
+def test_body_digest_of_a_deposit_is_the_logged_value() -> None:
+    """A fixed deposit body's digest, as logs already hold it (a change of the scheme would make
+    every old key a conflict)."""
+    body = b'{"account":"basis-trader","amount_units":5,"asset":"USDC"}'
+    assert body_digest("deposit", body) == "a7ad7914d7c90976af1b6e632470b8493ab2d87da4e4283b9a6f0f28ca53b909"
+
+
+@given(st.text(max_size=64), st.binary(max_size=64), st.binary(max_size=400))
+def test_chain_hash_is_the_record_hash_of_its_head(previous: str, head: bytes, payload: bytes) -> None:
+    """`chain_hash` over a formatted head is `record_hash`'s newline-joined SHA-256."""
+    expected = hashlib.sha256(previous.encode() + b"\n" + head + b"\n" + payload).hexdigest()
+    assert chain_hash(previous, head, payload) == expected
