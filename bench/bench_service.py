@@ -35,7 +35,6 @@ process's CPU time over all its threads, the figure a shared machine does not di
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
@@ -59,12 +58,13 @@ from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
 from crossmargin.adapters.sql.schema import events
-from crossmargin.adapters.sql.store import sqlite_values
+from crossmargin.adapters.sql.store import EVENT_COLUMNS, POSTING_COLUMNS, sqlite_values
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.liquidation.params import MarginCallParams
 from crossmargin.core.pricing import revalue
+from crossmargin.engine.commands import body_digest
 from crossmargin.engine.deposit_lane import deposit_body, deposit_payload
-from crossmargin.engine.journal import record_hash as chain_hash
+from crossmargin.engine.journal import record_hash
 from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, Monitor
 from crossmargin.engine.risk_engine import PriceTick
@@ -74,12 +74,6 @@ from machine import compiled_kernels
 
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
 
-
-_FLOOR_EVENT_COLUMNS = (
-    *("sequence", "idempotency_key", "kind", "as_of_ns"),
-    *("body_sha256", "payload", "previous_hash", "record_hash"),
-)
-_FLOOR_POSTING_COLUMNS = ("sequence", "idx", "debit", "credit", "asset", "amount_units", "kind")
 
 FILL_PRICE_USD = 88_528.93  # examples/desk.yaml's BTC index: fills trade at it
 
@@ -240,7 +234,7 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
         " as_of_ns INTEGER, body_sha256 TEXT, payload BLOB, previous_hash TEXT, record_hash TEXT)"
     )
     db.execute(
-        "CREATE TABLE postings (sequence INTEGER, idx INTEGER, debit TEXT, credit TEXT, asset TEXT,"
+        "CREATE TABLE postings (sequence INTEGER, idx INTEGER, debit_account TEXT, credit_account TEXT, asset TEXT,"
         " amount_units INTEGER, kind TEXT)"
     )
     inbox: queue.Queue[tuple[str, str, str, int, Future[int]]] = queue.Queue()
@@ -258,9 +252,9 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
                 # The venue's own byte and hash functions (its deposit lane's), nothing around them.
                 body = deposit_body(account, asset, units)
                 payload = deposit_payload(body, account, asset, units, now)
-                body_sha = hashlib.sha256(b"deposit\n" + body).hexdigest()
+                body_sha = body_digest("deposit", body)
                 sequence += 1
-                record_hash = chain_hash(
+                chained = record_hash(
                     previous_hash=head,
                     sequence=sequence,
                     idempotency_key=key,
@@ -269,13 +263,13 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
                     body_sha256=body_sha,
                     payload=payload,
                 )
-                rows.append((sequence, key, "deposit", now, body_sha, payload, head, record_hash))
+                rows.append((sequence, key, "deposit", now, body_sha, payload, head, chained))
                 postings.append((sequence, 0, "@external", account, asset, units, "deposit"))
-                head = record_hash
+                head = chained
                 balances[(account, asset)] = balances.get((account, asset), 0) + units
             db.execute("BEGIN")  # the venue's own multi-row INSERTs (store.sqlite_values)
-            sqlite_values(db, "events", _FLOOR_EVENT_COLUMNS, rows)
-            sqlite_values(db, "postings", _FLOOR_POSTING_COLUMNS, postings)
+            sqlite_values(db, "events", EVENT_COLUMNS[:8], rows)  # the venue's columns, no actor
+            sqlite_values(db, "postings", POSTING_COLUMNS, postings)
             db.execute("COMMIT")
             for (*_, future), row in zip(group, rows, strict=True):
                 future.set_result(row[0])

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_engine import cpu_model
 from crossmargin.adapters.sql import SqlEventStore
-from crossmargin.adapters.sql.store import _EVENT_COLUMNS, _POSTING_COLUMNS, insert_sql, sqlite_values
+from crossmargin.adapters.sql.store import EVENT_COLUMNS, POSTING_COLUMNS, insert_sql, sqlite_values
 
 Rows = list[tuple[Any, ...]]
 
@@ -77,8 +77,8 @@ def run(
     cpu0, t0 = time.thread_time(), time.perf_counter()
     for start in range(0, n, group):
         db.execute("BEGIN")
-        insert(db, "events", _EVENT_COLUMNS, events[start : start + group])
-        insert(db, "postings", _POSTING_COLUMNS, postings[start : start + group])
+        insert(db, "events", EVENT_COLUMNS, events[start : start + group])
+        insert(db, "postings", POSTING_COLUMNS, postings[start : start + group])
         db.execute("COMMIT")
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - t0
     stop.set()

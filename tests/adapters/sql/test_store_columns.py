@@ -8,9 +8,9 @@ from crossmargin.engine.journal import LogRecord, PostingRow
 
 def test_posting_rows_are_in_the_postings_columns_order() -> None:
     renamed = {"ordinal": "idx"}  # the column's name predates the field's
-    assert tuple(renamed.get(f, f) for f in PostingRow._fields) == store._POSTING_COLUMNS
+    assert tuple(renamed.get(f, f) for f in PostingRow._fields) == store.POSTING_COLUMNS
 
 
 def test_records_start_with_the_events_columns() -> None:
-    assert LogRecord._fields[:8] == store._EVENT_COLUMNS[:8]
-    assert store._EVENT_COLUMNS[8:] == ("actor",)
+    assert LogRecord._fields[:8] == store.EVENT_COLUMNS[:8]
+    assert store.EVENT_COLUMNS[8:] == ("actor",)

@@ -52,8 +52,8 @@ class SqlEventStore:
         self._lock = lock
         style = engine.dialect.paramstyle
         self._inserts = {
-            "events": insert_sql("events", _EVENT_COLUMNS, style),
-            "postings": insert_sql("postings", _POSTING_COLUMNS, style),
+            "events": insert_sql("events", EVENT_COLUMNS, style),
+            "postings": insert_sql("postings", POSTING_COLUMNS, style),
         }
         mark = placeholder(style)
         # The counter moves from first - 1 to last or not at all: a second writer is refused.
@@ -100,9 +100,9 @@ class SqlEventStore:
                 if moved.rowcount != 1:
                     raise StoreError(f"records from {first} do not continue the log (another writer?)")
                 rows: list[tuple[Any, ...]] = [p for r in records for p in r.postings]  # column order
-                self._insert(conn, "events", _EVENT_COLUMNS, [_event_tuple(r) for r in records])
+                self._insert(conn, "events", EVENT_COLUMNS, [_event_tuple(r) for r in records])
                 if rows:
-                    self._insert(conn, "postings", _POSTING_COLUMNS, rows)
+                    self._insert(conn, "postings", POSTING_COLUMNS, rows)
         except (sa.exc.SQLAlchemyError, self._driver_error) as error:
             raise StoreError(
                 f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}"
@@ -316,7 +316,7 @@ def migrate(engine: Engine) -> None:
 
 # From this many rows a PostgreSQL append streams them with COPY (below it executemany is as fast).
 COPY_MIN_ROWS = 64
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "sequence",
     "idempotency_key",
     "kind",
@@ -327,7 +327,7 @@ _EVENT_COLUMNS = (
     "record_hash",
     "actor",
 )
-_POSTING_COLUMNS = ("sequence", "idx", "debit_account", "credit_account", "asset", "amount_units", "kind")
+POSTING_COLUMNS = ("sequence", "idx", "debit_account", "credit_account", "asset", "amount_units", "kind")
 
 
 def placeholder(paramstyle: str) -> str:
@@ -369,8 +369,8 @@ def _values_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
 
 
 def _event_tuple(r: LogRecord) -> tuple[Any, ...]:
-    return (*r[:8], r.actor)  # LogRecord's first eight fields are _EVENT_COLUMNS' first eight
+    return (*r[:8], r.actor)  # LogRecord's first eight fields are EVENT_COLUMNS' first eight
 
 
-# A PostingRow is a tuple of _POSTING_COLUMNS in this order, and a LogRecord starts with the first
-# eight of _EVENT_COLUMNS (tests/adapters/sql/test_store_columns.py): rows are inserted as they are.
+# A PostingRow is a tuple of POSTING_COLUMNS in this order, and a LogRecord starts with the first
+# eight of EVENT_COLUMNS (tests/adapters/sql/test_store_columns.py): rows are inserted as they are.
