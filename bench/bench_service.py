@@ -134,9 +134,11 @@ def durable_run(
     in_flight: int,
     kind: str,
     batch: int = 1,
+    callback: bool = False,
     settle: bool = True,
 ) -> dict[str, Any]:
-    """`n` commands, `in_flight` of them in flight: one `Venue.submit` each (batch 1), or
+    """`n` commands, `in_flight` of them in flight: one `Venue.submit` each (batch 1; with
+    `callback`, `Venue.submit_with_callback`: no future, the answer handed to a function), or
     `Venue.submit_batch` of `batch` (one group commit and one future per list; in flight:
     in_flight // batch lists). Each event's latency is submit → its ack (a batch's events share its latency).
     `settle`: the collector policy `crossmargin serve` runs under (service/heap.py); False
@@ -162,6 +164,15 @@ def durable_run(
         if next(answered) == n:
             done.set()
 
+    def told(i: int, started: float, answer: Any) -> None:
+        # `finished` without a future: the answer itself, on the committer's thread.
+        latency[i] = time.perf_counter() - started
+        if isinstance(answer, BaseException):
+            errors.append(answer)
+        slots.release()
+        if next(answered) == n:
+            done.set()
+
     def batch_finished(first: int, started: float, future: Any) -> None:
         # A list's commands share its latency; a refused one is reported as a failed command.
         answers = future.result()
@@ -183,6 +194,9 @@ def durable_run(
         if batch > 1:  # one future for the list (Venue.submit_batch), as POST /v1/events/batch
             listed = venue.submit_batch(commands)
             listed.add_done_callback(lambda f, i=first, s=started: batch_finished(i, s, f))
+            continue
+        if callback:
+            venue.submit_with_callback(commands[0], lambda a, i=first, s=started: told(i, s, a))
             continue
         future = venue.submit(commands[0])
         future.add_done_callback(lambda f, i=first, s=started: finished(i, s, f))
@@ -466,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 runs = {  # name: (events, in flight, kind, commands per submit)
                     "deposits": (args.events, args.in_flight, "deposit", 1),
+                    "deposits_callback": (args.events, args.in_flight, "deposit", 0),
                     "deposits_light_load": (
                         max(args.events // 10, 200),
                         args.latency_in_flight,
@@ -478,8 +493,9 @@ def main(argv: list[str] | None = None) -> int:
                     "transfers_batched": (args.transfers, args.in_flight, "transfer", args.batch),
                 }
                 measured = {
-                    run: durable_run(
-                        url, sch, genesis, n=n, in_flight=w, kind=kind, batch=batch, settle=settle
+                    run: durable_run(  # batch 0: one command each, answered by callback
+                        url, sch, genesis, n=n, in_flight=w, kind=kind, batch=max(batch, 1),
+                        callback=batch == 0, settle=settle,
                     )
                     for run, (n, w, kind, batch) in runs.items()
                 }

@@ -7,7 +7,7 @@ done-callback that queries the venue is refused instead of waiting on itself."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -170,3 +170,74 @@ def test_submit_batch_answers_each_command_in_order_after_one_commit() -> None:
         assert acked[1].duplicate and acked[1].sequence == acked[0].sequence
         assert store.records == twin_store.records  # the same log, byte for byte
         assert venue.submit_batch([]).result(WAIT_S) == []
+
+
+def test_submit_with_callback_answers_each_command_after_its_commit_as_submit_does() -> None:
+    """No future: each callback is called once, after the commit, on the committer's thread, with
+    the Ack or refusal `submit` gives on a twin venue (a bad key is refused at once, on the
+    caller's thread); the log is the same byte for byte."""
+    commands = [
+        _deposit("c1"),
+        Deposit(idempotency_key="c2", account="ghost", asset="USDC", amount_units=5),  # refused
+        _deposit("c1"),  # a duplicate
+        _deposit("c1", units=11),  # the same key, another body
+        Deposit(idempotency_key="", account="vol-seller", asset="USDC", amount_units=5),  # bad key
+        _deposit("c3"),
+    ]
+    told: dict[int, list[tuple[object, str]]] = {i: [] for i in range(len(commands))}
+    all_told = threading.Event()
+
+    def callback(i: int) -> Callable[[Ack | BaseException], None]:
+        def tell(answer: Ack | BaseException) -> None:
+            told[i].append((answer, threading.current_thread().name))
+            if all(told.values()):
+                all_told.set()
+
+        return tell
+
+    store, twin_store = GatedStore(), MemoryEventStore()
+    with open_venue(store) as venue, open_venue(twin_store) as twin:
+        store.gate.clear()
+        for i, command in enumerate(commands):
+            venue.submit_with_callback(command, callback(i))
+        assert [i for i, t in told.items() if t] == [4]  # only the bad key, before any commit
+        store.gate.set()
+        assert all_told.wait(WAIT_S)
+        singles = [f.exception(WAIT_S) or f.result() for f in (twin.submit(c) for c in commands)]
+        answers = [told[i][0][0] for i in range(len(commands))]
+        assert all(len(t) == 1 for t in told.values())  # once each
+        assert [told[i][0][1] for i in range(len(commands))] == ["venue-committer"] * 4 + [
+            threading.current_thread().name,
+            "venue-committer",
+        ]
+        assert [type(a) for a in answers] == [type(s) for s in singles]
+        assert [str(a) for a in answers if not isinstance(a, Ack)] == [
+            str(s) for s in singles if not isinstance(s, Ack)
+        ]
+        assert isinstance(answers[3], IdempotencyConflictError)
+        acked = [a for a in answers if isinstance(a, Ack)]
+        assert [a.sequence for a in acked] == [s.sequence for s in singles if isinstance(s, Ack)]
+        assert acked[1].duplicate and acked[1].sequence == acked[0].sequence
+        assert store.records == twin_store.records
+
+
+def test_a_raising_callback_is_logged_and_the_venue_goes_on_answering(caplog: pytest.LogCaptureFixture) -> None:
+    store = GatedStore()
+    with open_venue(store) as venue:
+
+        def broken(_: Ack | BaseException) -> None:
+            raise ZeroDivisionError("client bug")
+
+        venue.submit_with_callback(_deposit("broken"), broken)
+        after = venue.submit(_deposit("after")).result(WAIT_S)
+        keys = [r.idempotency_key for r in store.records]
+        assert keys[-2:] == ["broken", "after"] and after.sequence == store.last_sequence()
+    assert any("callback raised" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_a_callback_on_a_closed_venue_is_told_it_is_unavailable() -> None:
+    venue = open_venue(MemoryEventStore())
+    venue.close()
+    told: list[Ack | BaseException] = []
+    venue.submit_with_callback(_deposit("late"), told.append)
+    assert len(told) == 1 and isinstance(told[0], VenueUnavailableError)

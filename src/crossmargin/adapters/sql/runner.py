@@ -8,8 +8,9 @@ is `crossmargin serve`). Commands in as JSON lines on stdin, acknowledgements ou
     python -m crossmargin.adapters.sql.runner --db sqlite:///crossmargin.db --book examples/desk.yaml
 
 Commands are submitted as they arrive (so the venue groups them into commits); an ack line is
-written only from the commit's callback. A first line `{"ready": last_sequence}` says the log
-was recovered. Exit code 2 on a bad database or book, with the reason on stderr.
+written only from the command's callback, after its commit (`Venue.submit_with_callback`). A
+first line `{"ready": last_sequence}` says the log was recovered. Exit code 2 on a bad database
+or book, with the reason on stderr.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from crossmargin.adapters.clock import SystemClock
@@ -27,7 +27,7 @@ from crossmargin.adapters.files.loader import load_book
 from crossmargin.adapters.sql.store import DEFAULT_URL, SqlEventStore
 from crossmargin.engine.commands import command_from_body
 from crossmargin.engine.simulation import simulation_from_book
-from crossmargin.engine.venue import Ack, Genesis, Venue, VenueSettings
+from crossmargin.engine.venue import Ack, Genesis, Outcome, Venue, VenueSettings
 from crossmargin.errors import CrossMarginError, InputError
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, KeyError, TypeError, InputError) as error:
             emit({"key": None, "error": type(error).__name__, "problem": str(error)})
             continue
-        venue.submit(command).add_done_callback(_reply_to(emit, key))
+        venue.submit_with_callback(command, _reply_to(emit, key))
     venue.close()
     return 0
 
@@ -101,26 +101,24 @@ def serve_connection(
             break
         key = str(message["key"])
         command = command_from_body(str(message["kind"]), message["body"], idempotency_key=key)
-        venue.submit(command).add_done_callback(_reply_to(send, key))
+        venue.submit_with_callback(command, _reply_to(send, key))
     venue.close()
     send({"closed": True})
 
 
-def _reply_to(send: Callable[[dict[str, Any]], None], key: str) -> Callable[[Future[Ack]], None]:
-    def done(future: Future[Ack]) -> None:
-        send(_outcome(key, future))
+def _reply_to(send: Callable[[dict[str, Any]], None], key: str) -> Callable[[Outcome], None]:
+    def told(answer: Outcome) -> None:  # on the venue's committer, after the commit
+        send(_outcome(key, answer))
 
-    return done
+    return told
 
 
-def _outcome(key: str, future: Future[Ack]) -> dict[str, Any]:
-    error = future.exception()
-    if error is None:
-        ack = future.result()
-        return {"key": key, "sequence": ack.sequence, "duplicate": ack.duplicate}
-    out: dict[str, Any] = {"key": key, "error": type(error).__name__, "problem": str(error)}
-    if isinstance(error, InputError):
-        out["field"] = error.field
+def _outcome(key: str, answer: Outcome) -> dict[str, Any]:
+    if isinstance(answer, Ack):
+        return {"key": key, "sequence": answer.sequence, "duplicate": answer.duplicate}
+    out: dict[str, Any] = {"key": key, "error": type(answer).__name__, "problem": str(answer)}
+    if isinstance(answer, InputError):
+        out["field"] = answer.field
     return out
 
 
