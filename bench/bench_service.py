@@ -5,8 +5,11 @@ margin calls out on a 1,000,000-account book.
     python bench/bench_service.py [--events N] [--in-flight W] [--accounts A] [--batch B]
                                   [--http-seconds S] [--pg URL]
 
-  * durable: W clients keep W deposits in flight (`Venue.submit`); each is acknowledged only after
-    its group's commit (fsync). Reports events/s and p50/p99 submit → ack latency. A second run
+  * durable: W clients keep W deposits in flight, one command per call; each is acknowledged only
+    after its group's commit (fsync), by a callback (`Venue.submit_with_callback`, as a Kafka
+    producer's send(record, callback)), and in a second run by a `concurrent.futures.Future` each
+    (`Venue.submit`). Reports events/s and p50/p99 submit → ack latency, and the same at 64, 128,
+    256 and 512 in flight (the throughput/latency curve: a command waits ~W / throughput). A run
     sends transfers (each margin-checked by the ledger on its two accounts) to show that path, and
     a third fills of one BTC perpetual contract between the same two (a trade: fees, realised
     PnL, the IM check of whoever grows, the status refresh of both).
@@ -17,7 +20,7 @@ margin calls out on a 1,000,000-account book.
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
     table of the same shape: what the database does without the venue; and
     `python_append_floor`: the least a hash-chained, acknowledged append costs in CPython (the
-    venue's record bytes and chain, sqlite3 directly, one Future per event), the bound on any
+    venue's record bytes and chain, sqlite3 directly, one callback per event), the bound on any
     design that keeps a Python path per event.
   * tick → calls: `engine.monitor.Monitor` (the long-lived RiskEngine + the vectorised margin-call
     machine) on bench_engine's concentrated 1M-account book (each account on one underlying);
@@ -25,7 +28,9 @@ margin calls out on a 1,000,000-account book.
     the status-change rows the venue logs and streams. p50/p99 over all ticks, beside the
     RiskEngine's `on_tick` alone in the same ticks (the part the state machine adds is the rest).
 
-The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms: the single-event path;
+The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms: one command per call by
+callback at W in flight; future_events_per_s, future_ack_p99_ms: the same with a Future each;
+ack_curve: [in flight, events/s, ack p99 ms] per backend;
 deposit_cpu_us_by_thread: the deposits' CPU split by thread, from /proc/self/task;
 batch_events_per_s, batch_ack_p99_ms; http_* per backend; tick_to_calls_p50_ms,
 tick_to_calls_p99_ms, floors, CPU model, load average, and CPU seconds per event and per tick: this
@@ -38,11 +43,13 @@ import argparse
 import itertools
 import json
 import os
+import queue
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +132,22 @@ def thread_cpu_s() -> dict[str, float]:
     return out
 
 
+# In-flight depths of the throughput/latency curve (one command each, by callback): at W in
+# flight a command waits for about W / throughput (Little's law), so p99 <= 10 ms at 50k/s
+# needs W well under 500.
+CURVE_IN_FLIGHT = (64, 128, 256, 512)
+
+
+def in_flight_slots(n: int) -> queue.SimpleQueue[None]:
+    """`n` tokens: a client takes one (`get`, waiting while none is left) per command or list it
+    sends and puts it back when answered. C-level, so the client's own bookkeeping costs ~0.3 us
+    an event instead of a threading.Semaphore's ~1.6 (a Python condition, acquire and release)."""
+    slots: queue.SimpleQueue[None] = queue.SimpleQueue()
+    for _ in range(n):
+        slots.put(None)
+    return slots
+
+
 def durable_run(
     url: str,
     schema: str | None,
@@ -147,7 +170,7 @@ def durable_run(
     venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=10**9))
     if settle:  # as `crossmargin serve` does once the venue is open (service/heap.py)
         settle_heap()
-    slots = threading.Semaphore(max(in_flight // batch, 1))
+    slots = in_flight_slots(max(in_flight // batch, 1))
     latency = np.zeros(n)
     done = threading.Event()
     answered = itertools.count(1)  # next() is atomic in CPython: no lock on the writer's thread
@@ -160,7 +183,7 @@ def durable_run(
         if future.exception() is not None:
             errors.append(future.exception())
         if (i + 1) % batch == 0 or i == n - 1:
-            slots.release()
+            slots.put(None)
         if next(answered) == n:
             done.set()
 
@@ -169,7 +192,7 @@ def durable_run(
         latency[i] = time.perf_counter() - started
         if isinstance(answer, BaseException):
             errors.append(answer)
-        slots.release()
+        slots.put(None)
         if next(answered) == n:
             done.set()
 
@@ -178,7 +201,7 @@ def durable_run(
         answers = future.result()
         latency[first : first + len(answers)] = time.perf_counter() - started
         errors.extend(a for a in answers if isinstance(a, BaseException))
-        slots.release()
+        slots.put(None)
         for _ in answers:
             if next(answered) == n:
                 done.set()
@@ -189,7 +212,7 @@ def durable_run(
     cpu0 = time.process_time()
     for first in range(0, n, batch):
         commands = [command_of(run, i, kind) for i in range(first, min(first + batch, n))]
-        slots.acquire()
+        slots.get()
         started = time.perf_counter()
         if batch > 1:  # one future for the list (Venue.submit_batch), as POST /v1/events/batch
             listed = venue.submit_batch(commands)
@@ -210,6 +233,7 @@ def durable_run(
         raise SystemExit(f"{len(errors)} commands failed, first: {errors[0]!r}")
     return {
         "events": n,
+        "in_flight": in_flight,
         "events_per_s": n / elapsed,
         "ack_p50_ms": percentile_ms(latency.tolist(), 50),
         "ack_p99_ms": percentile_ms(latency.tolist(), 99),
@@ -229,15 +253,15 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
     """The least a durable, hash-chained, acknowledged append costs in CPython on this machine:
     deposits written as the venue writes them (its deposit lane's body and payload bytes and
     `journal.record_hash`, held equal to the generic encoding by tests/engine/test_deposit_lane.py;
-    an event and a posting row each, one SQLite WAL synchronous=FULL commit per group, a Future resolved
-    per event after its commit, `in_flight` submitters' worth of slots), with nothing else: no
+    an event and a posting row each, one SQLite WAL synchronous=FULL commit per group, a callback
+    called per event after its commit (the least `Venue.submit_with_callback` does; a
+    concurrent.futures.Future costs ~3.5 us more), `in_flight` submitters' worth of slots, C-level
+    queues as the venue's), with nothing else: no
     command objects, no idempotency lookup, no generic fold, no stream, no monitor. Its events/s
     is what any design that keeps one Python object path per event can reach here; the venue's
     figure beside it says how much of the gap is the venue's own bookkeeping. sqlite3 directly
     (no SQLAlchemy) with the venue store's multi-row INSERTs, the collector frozen as serve runs."""
-    import queue
     import sqlite3
-    from concurrent.futures import Future
 
     settle_heap()
     db = sqlite3.connect(str(Path(directory) / "floor.db"), check_same_thread=False, isolation_level=None)
@@ -251,7 +275,7 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
         "CREATE TABLE postings (sequence INTEGER, idx INTEGER, debit_account TEXT, credit_account TEXT, asset TEXT,"
         " amount_units INTEGER, kind TEXT)"
     )
-    inbox: queue.Queue[tuple[str, str, str, int, Future[int]]] = queue.Queue()
+    inbox: queue.SimpleQueue[tuple[str, str, str, int, Callable[[int], None]]] = queue.SimpleQueue()
     balances: dict[tuple[str, str], int] = {}
 
     def write() -> None:
@@ -285,20 +309,18 @@ def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, 
             sqlite_values(db, "events", EVENT_COLUMNS[:8], rows)  # the venue's columns, no actor
             sqlite_values(db, "postings", POSTING_COLUMNS, postings)
             db.execute("COMMIT")
-            for (*_, future), row in zip(group, rows, strict=True):
-                future.set_result(row[0])
+            for (*_, told), row in zip(group, rows, strict=True):
+                told(row[0])
             written += len(group)
 
     writer = threading.Thread(target=write)
-    slots = threading.Semaphore(in_flight)
+    slots = in_flight_slots(in_flight)
     run = uuid.uuid4().hex[:8]
     writer.start()
     t0, cpu0 = time.perf_counter(), time.process_time()
     for i in range(n):
-        slots.acquire()
-        future: Future[int] = Future()
-        future.add_done_callback(lambda _: slots.release())
-        inbox.put((f"{run}-{i}", "basis-trader", "USDC", 1 + i % 97, future))
+        slots.get()
+        inbox.put((f"{run}-{i}", "basis-trader", "USDC", 1 + i % 97, lambda _: slots.put(None)))
     writer.join()
     elapsed = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0
@@ -478,27 +500,38 @@ def main(argv: list[str] | None = None) -> int:
         backends.append(("postgresql", args.pg, schema))
         for name, url, sch in backends:
             try:
-                runs = {  # name: (events, in flight, kind, commands per submit)
+                # name: (events, in flight, kind, commands per submit); one command per submit is
+                # answered by callback (Venue.submit_with_callback), but in "deposits_future"
+                # (Venue.submit: a concurrent.futures.Future each).
+                runs = {
                     "deposits": (args.events, args.in_flight, "deposit", 1),
-                    "deposits_callback": (args.events, args.in_flight, "deposit", 0),
-                    "deposits_light_load": (
-                        max(args.events // 10, 200),
-                        args.latency_in_flight,
-                        "deposit",
-                        1,
-                    ),
+                    "deposits_future": (args.events, args.in_flight, "deposit", 1),
+                    "deposits_light_load": (max(args.events // 10, 200), args.latency_in_flight, "deposit", 1),
+                    **{
+                        f"deposits_in_flight_{w}": (args.events, w, "deposit", 1)
+                        for w in CURVE_IN_FLIGHT
+                        if w != args.in_flight
+                    },
                     "transfers": (args.transfers, args.in_flight, "transfer", 1),
                     "fills": (args.transfers, args.in_flight, "fill", 1),
                     "deposits_batched": (args.events, args.in_flight, "deposit", args.batch),
                     "transfers_batched": (args.transfers, args.in_flight, "transfer", args.batch),
                 }
                 measured = {
-                    run: durable_run(  # batch 0: one command each, answered by callback
-                        url, sch, genesis, n=n, in_flight=w, kind=kind, batch=max(batch, 1),
-                        callback=batch == 0, settle=settle,
+                    run: durable_run(
+                        url,
+                        sch,
+                        genesis,
+                        n=n,
+                        in_flight=w,
+                        kind=kind,
+                        batch=batch,
+                        callback=batch == 1 and run != "deposits_future",
+                        settle=settle,
                     )
                     for run, (n, w, kind, batch) in runs.items()
                 }
+                measured[f"deposits_in_flight_{args.in_flight}"] = measured["deposits"]
                 floor = floor_run(url, sch, per_commit=100)
                 if name == "sqlite":
                     results["python_append_floor"] = python_append_floor(
@@ -522,6 +555,19 @@ def main(argv: list[str] | None = None) -> int:
                 measured["transfers"],
             )
             batched, batched_transfers = measured["deposits_batched"], measured["transfers_batched"]
+            future = measured["deposits_future"]
+            curve = [measured[f"deposits_in_flight_{w}"] for w in sorted({*CURVE_IN_FLIGHT, args.in_flight})]
+            print(
+                f"{name:>10}: one command per call, answered by callback (Venue.submit_with_callback) beside "
+                f"a Future each (Venue.submit): {deposits['events_per_s']:,.0f}/s against {future['events_per_s']:,.0f}/s, "
+                f"ack p99 {deposits['ack_p99_ms']:.1f} against {future['ack_p99_ms']:.1f} ms, CPU client / writer / "
+                f"committer {future['cpu_us_client']:.1f} / {future['cpu_us_writer']:.1f} / {future['cpu_us_committer']:.1f} us "
+                f"with the Future; in flight -> events/s, ack p50 / p99: "
+                + ", ".join(
+                    f"{r['in_flight']}: {r['events_per_s']:,.0f}/s {r['ack_p50_ms']:.1f} / {r['ack_p99_ms']:.1f} ms"
+                    for r in curve
+                )
+            )
             print(
                 f"{name:>10}: deposits {deposits['events_per_s']:9,.0f}/s ack p50 {deposits['ack_p50_ms']:.2f} ms "
                 f"p99 {deposits['ack_p99_ms']:.2f} ms ({deposits['events_per_commit']:.0f}/commit); "
@@ -584,6 +630,16 @@ def main(argv: list[str] | None = None) -> int:
     best = max(("sqlite", "postgresql"), key=lambda b: results[b]["deposits"]["events_per_s"])
     summary = {
         "events_per_s": results[best]["deposits"]["events_per_s"],
+        "future_events_per_s": results[best]["deposits_future"]["events_per_s"],
+        "future_ack_p99_ms": results[best]["deposits_future"]["ack_p99_ms"],
+        # (in flight, events/s, ack p99 ms) per backend, one command per call by callback
+        "ack_curve": {
+            b: [
+                [r["in_flight"], r["events_per_s"], r["ack_p99_ms"]]
+                for r in (results[b][f"deposits_in_flight_{w}"] for w in sorted({*CURVE_IN_FLIGHT, args.in_flight}))
+            ]
+            for b in ("sqlite", "postgresql")
+        },
         "events_backend": best,
         "ack_p50_ms": results[best]["deposits"]["ack_p50_ms"],
         "ack_p99_ms": results[best]["deposits"]["ack_p99_ms"],
@@ -613,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_ms_per_deposit_batched": results[best]["deposits_batched"]["cpu_ms_per_event"],
         "deposit_cpu_us_by_thread": {
             run: {role: results[best][run][f"cpu_us_{role}"] for role in ("client", "writer", "committer")}
-            for run in ("deposits", "deposits_batched")
+            for run in ("deposits", "deposits_future", "deposits_batched")
         },
         "batch_transfers_per_s_sqlite": results["sqlite"]["transfers_batched"]["events_per_s"],
         "cpu_ms_per_transfer_batched_sqlite": results["sqlite"]["transfers_batched"]["cpu_ms_per_event"],
