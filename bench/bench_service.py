@@ -2,19 +2,20 @@
 and PostgreSQL (group commit), against the database's own floor in the same run; and price tick →
 margin calls out on a 1,000,000-account book.
 
-    python bench/bench_service.py [--events N] [--in-flight W] [--accounts A] [--batch B]
-                                  [--http-seconds S] [--pg URL]
+    python bench/bench_service.py [--events N] [--in-flight W] [--batch-in-flight WB] [--accounts A]
+                                  [--batch B] [--http-seconds S] [--pg URL]
 
   * durable: W clients keep W deposits in flight, one command per call; each is acknowledged only
     after its group's commit (fsync), by a callback (`Venue.submit_with_callback`, as a Kafka
     producer's send(record, callback)), and in a second run by a `concurrent.futures.Future` each
     (`Venue.submit`). Reports events/s and p50/p99 submit → ack latency, and the same at 64, 128,
-    256 and 512 in flight (the throughput/latency curve: a command waits ~W / throughput). A run
-    sends transfers (each margin-checked by the ledger on its two accounts) to show that path, and
-    a third fills of one BTC perpetual contract between the same two (a trade: fees, realised
+    256 and 512 in flight (the throughput/latency curve: a command waits ~W / throughput; the
+    default W, 128, is the depth that keeps p99 under 10 ms at the throughput 512 reaches). Runs
+    at WB in flight (512) send transfers (each margin-checked by the ledger on its two accounts)
+    to show that path, and fills of one BTC perpetual contract between the same two (a trade: fees, realised
     PnL, the IM check of whoever grows, the status refresh of both).
   * batch: the same events as lists of B (`Venue.submit_batch`: each its own key and decision,
-    the list one commit), W/B lists in flight; then over HTTP (`bench_service_http.run_backend`:
+    the list one commit), WB/B lists in flight; then over HTTP (`bench_service_http.run_backend`:
     `crossmargin serve` on loopback, one event per request from 32 clients beside
     POST /v1/events/batch of B from 4 clients, with the server's CPU per event).
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
@@ -470,7 +471,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--transfers", type=int, default=1_000)
-    parser.add_argument("--in-flight", type=int, default=512, help="throughput run: commands in flight")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=128,
+        help="one-command deposit runs (the headline): commands in flight; the curve adds 64..512",
+    )
+    parser.add_argument(
+        "--batch-in-flight", type=int, default=512, help="batch, transfer and fill runs: commands in flight"
+    )
     parser.add_argument("--latency-in-flight", type=int, default=8, help="latency run: commands in flight")
     parser.add_argument("--accounts", type=int, default=1_000_000)
     parser.add_argument("--ticks", type=int, default=40)
@@ -512,10 +521,10 @@ def main(argv: list[str] | None = None) -> int:
                         for w in CURVE_IN_FLIGHT
                         if w != args.in_flight
                     },
-                    "transfers": (args.transfers, args.in_flight, "transfer", 1),
-                    "fills": (args.transfers, args.in_flight, "fill", 1),
-                    "deposits_batched": (args.events, args.in_flight, "deposit", args.batch),
-                    "transfers_batched": (args.transfers, args.in_flight, "transfer", args.batch),
+                    "transfers": (args.transfers, args.batch_in_flight, "transfer", 1),
+                    "fills": (args.transfers, args.batch_in_flight, "fill", 1),
+                    "deposits_batched": (args.events, args.batch_in_flight, "deposit", args.batch),
+                    "transfers_batched": (args.transfers, args.batch_in_flight, "transfer", args.batch),
                 }
                 measured = {
                     run: durable_run(
