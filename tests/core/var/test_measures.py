@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.var import VarMargin, VarParams, tail_measures
@@ -225,3 +227,49 @@ def test_every_count_of_summed_rows_matches_the_dense_reference(seed: int) -> No
         var, es = var_es(-pnl, 0.975)
         assert out.var_usd[a, 0] == pytest.approx(var, rel=TOLERANCE_REL, abs=1e-12)
         assert out.es_usd[a, 0] == pytest.approx(es, rel=TOLERANCE_REL, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n_buckets=st.integers(1, 40),
+    rows=st.integers(1, 9),
+    short=st.integers(0, 39),
+    lo=st.integers(0, 5),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_strided_maxima_is_each_buckets_maximum(
+    data: st.DataObject, n_buckets: int, rows: int, short: int, lo: int, dtype: type[np.floating]
+) -> None:
+    """Bucket j's maximum, every m-th loss from lo + j, over an odd or even number of rows (the
+    ping-pong between `maxima` and `scratch` must end in `maxima`) and a short last row; in the
+    interpreter and compiled."""
+    from crossmargin.core.var import measures
+
+    hi = lo + rows * n_buckets + min(short, n_buckets - 1)
+    values = data.draw(st.lists(st.floats(-1e6, 1e6, width=32), min_size=hi + 3, max_size=hi + 3))
+    loss = np.array(values, dtype=dtype)
+    expected = np.array([loss[lo + j : hi : n_buckets].max() for j in range(n_buckets)])
+    for run in (measures._strided_maxima.python, measures._strided_maxima.compiled()):
+        maxima = np.full(n_buckets + 2, np.nan, dtype=dtype)
+        scratch = np.full(n_buckets + 2, np.nan, dtype=dtype)
+        run(loss, lo, hi, n_buckets, maxima, scratch)
+        np.testing.assert_array_equal(maxima[:n_buckets], expected)
+
+
+def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
+    """select=False (a benchmark's arithmetic floor) still sums every account's P&L: its last
+    scenario's loss, equal to the dense reference's; no tail measure."""
+    book, market = var_book()
+    model = VarMargin(VarParams(method="historical", confidence=0.99, window_days=700), synthetic_history())
+    valuation = revalue(book.instruments, market)
+    scenarios = model.scenarios(book, market)
+    reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
+    prices = market.asset_prices(book.assets)
+    k = model.tail_counts(scenarios)
+    sums = tail_measures(book, reval, scenarios.group, k, asset_price_usd=prices, select=False)
+    loss = _dense_losses(book, market, reval)
+    held = np.diff(book.positions.indptr) > 0
+    assert held.sum() >= 2
+    np.testing.assert_allclose(sums.var_usd[held, 0], loss[held, -1], rtol=TOLERANCE_REL, atol=1e-9)
+    assert not sums.var_usd[~held].any() and not sums.es_usd.any()

@@ -414,9 +414,11 @@ def tail_measures(
     *,
     asset_price_usd: FloatArray,
     dtype: type[np.floating] = np.float64,
+    select: bool = True,
 ) -> TailMeasures:
     """The blockwise kernel over a whole book (float64, or float32 rounded conservatively);
-    asset_price_usd (K,) today's collateral prices."""
+    asset_price_usd (K,) today's collateral prices. `select=False`: the P&L sums alone
+    (`book_tail_measures`; a benchmark's floor, not a risk measure)."""
     inst = book.positions.indices
     term = book.entry_term  # book-static, computed once per book
     collateral = balance_values_usd(book, asset_price_usd)
@@ -432,6 +434,7 @@ def tail_measures(
         d_asset=reval.d_asset_factor.astype(dtype, copy=False),
         group=group,
         tail_counts=tail_counts,
+        select=select,
     )
 
 

@@ -100,12 +100,16 @@ def book_tail_measures(
     d_asset: npt.NDArray[np.floating],
     group: IntArray,
     tail_counts: IntArray,
+    select: bool = True,
 ) -> TailMeasures:
     """VaR and ES of every account's scenario P&L, one pass over the CSR book.
 
     PnL_s = Σ_p q_p·(dA[i_p, s] + entry_term_p·dB[i_p, s]) + Σ_k value_k·dF[k, s]; d_unit, d_coef
     (I, S), d_asset (K, S) and collateral_usd (A, K) all float64 or all float32 (module docstring).
     Accounts without positions need nothing (their collateral's own risk is what haircuts price).
+    `select=False` runs the P&L sums alone, without the tail selection (var_usd then holds each
+    account's loss in its last scenario, es_usd 0): the pass's arithmetic floor, measured on the
+    same inputs by the same loop (bench/bench_var.py), not a risk measure.
     """
     n_accounts = indptr.shape[0] - 1
     n_groups = int(tail_counts.size)
@@ -148,6 +152,7 @@ def book_tail_measures(
         group_start,
         tail_counts.astype(np.int64, copy=False),
         error_unit,
+        select,
         out_var,
         out_es,
     )
@@ -155,21 +160,42 @@ def book_tail_measures(
 
 
 @kernel(nogil=True)
-def _strided_maxima(loss: np.ndarray, lo: int, hi: int, n_buckets: int, maxima: np.ndarray) -> None:
+def _max_into(row: np.ndarray, kept: np.ndarray, out: np.ndarray, n: int) -> None:
+    """out[j] = row[j] if row[j] > kept[j] else kept[j], j < n; `out` and `kept` distinct arrays."""
+    for j in range(n):
+        value = row[j]
+        held = kept[j]
+        out[j] = value if value > held else held
+
+
+@kernel(nogil=True)
+def _strided_maxima(
+    loss: np.ndarray, lo: int, hi: int, n_buckets: int, maxima: np.ndarray, scratch: np.ndarray
+) -> None:
     """maxima[j] = max of bucket j = {loss[s] : s in [lo, hi), (s - lo) mod n_buckets = j}
     (hi - lo >= n_buckets, so no bucket is empty). Row by row, each row of n_buckets contiguous
-    losses one elementwise max into `maxima`: it vectorises (slices, so that no index needs
-    numba's negative-index wraparound), where contiguous buckets need a horizontal reduction each."""
-    head = loss[lo : lo + n_buckets]
+    losses one elementwise max: it vectorises (slices, so that no index needs numba's
+    negative-index wraparound), where contiguous buckets need a horizontal reduction each.
+
+    Each row's max goes to the other of `maxima` and `scratch` (as long as `maxima`), never back
+    where it was read: `m[j] = v if v > m[j] else m[j]` is a store only where v wins, which LLVM
+    vectorises as a masked store (vmaskmovps), microcoded and ~3x slower than the whole pass on
+    AMD Zen 2/3 (https://www.agner.org/optimize/instruction_tables.pdf, VMASKMOVPS m256,y,y);
+    a store of the select to another array is a plain vector store. The same values either way."""
+    n_rows = (hi - lo + n_buckets - 1) // n_buckets
+    # The first row goes where the last lands in `maxima` after n_rows - 1 swaps.
+    into_maxima = n_rows % 2 == 1
+    first = maxima if into_maxima else scratch
     for j in range(n_buckets):
-        maxima[j] = head[j]
+        first[j] = loss[lo + j]
     s = lo + n_buckets
     while s < hi:
-        row = loss[s : min(s + n_buckets, hi)]
-        for j in range(row.shape[0]):
-            value = row[j]
-            kept = maxima[j]
-            maxima[j] = value if value > kept else kept
+        width = min(n_buckets, hi - s)
+        into_maxima = not into_maxima
+        src, dst = (scratch, maxima) if into_maxima else (maxima, scratch)
+        _max_into(loss[s : s + width], src, dst, width)
+        for j in range(width, n_buckets):  # a short last row: its missing buckets carry over
+            dst[j] = src[j]
         s += n_buckets
 
 
@@ -250,6 +276,7 @@ def _tail_kernel(
     group_start: np.ndarray,
     tail_counts: np.ndarray,
     error_unit: float,
+    select: bool,
     out_var: np.ndarray,
     out_es: np.ndarray,
 ) -> None:
@@ -274,6 +301,7 @@ def _tail_kernel(
         candidates = np.empty(block + k_max)
         merged = np.empty(k_max)
         maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
+        scratch = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
         top = np.empty((n_groups, k_max))
         filled = np.zeros(n_groups, dtype=np.int64)
         stop = min((chunk + 1) * ACCOUNT_CHUNK, n_accounts)
@@ -329,6 +357,9 @@ def _tail_kernel(
                     r0 = rows[entry_row[e], start:end]
                     for s in range(width):
                         pnl[s] -= w0 * r0[s]
+                if not select:  # the sums alone (book_tail_measures): keep one, skip the tails
+                    out_var[a, 0] = pnl[width - 1]
+                    continue
                 # Per group (contiguous scenarios): a floor under the k-th largest loss (the
                 # running k-th, or the bucket bound), a branch-free pass keeping the losses at or
                 # above it, then an exact merge of those few candidates into the running top k.
@@ -347,7 +378,7 @@ def _tail_kernel(
                         # is <= the k-th largest loss; only buckets whose maximum reaches the
                         # floor can hold a candidate (about k of the m).
                         n_buckets = min(n, BUCKETS_PER_TAIL * k_g)
-                        _strided_maxima(pnl, lo, hi, n_buckets, maxima)
+                        _strided_maxima(pnl, lo, hi, n_buckets, maxima, scratch)
                         floor = max(floor, _floor_of_maxima(maxima, n_buckets, k_g))
                         for j in range(n_buckets):
                             if maxima[j] >= floor:
@@ -361,6 +392,8 @@ def _tail_kernel(
                             candidates[n_candidates] = value
                             n_candidates += np.int64(value >= floor)
                     filled[g] = _merge_top(top[g], filled[g], candidates, int(n_candidates), k_g, merged)
+            if not select:
+                continue
             bound = 0.0
             if error_unit > 0.0:
                 gross = 0.0
