@@ -179,9 +179,10 @@ def _strided_maxima(
 
     Each row's max goes to the other of `maxima` and `scratch` (as long as `maxima`), never back
     where it was read: `m[j] = v if v > m[j] else m[j]` is a store only where v wins, which LLVM
-    vectorises as a masked store (vmaskmovps), microcoded and ~3x slower than the whole pass on
-    AMD Zen 2/3 (https://www.agner.org/optimize/instruction_tables.pdf, VMASKMOVPS m256,y,y);
-    a store of the select to another array is a plain vector store. The same values either way."""
+    vectorises as a masked store (vmaskmovps), a microcoded instruction on AMD Zen 2/3
+    (https://www.agner.org/optimize/instruction_tables.pdf); a store of the select to another
+    array is a plain vector store. On a Zen 3 EPYC, 1,000 float32 losses into 200 buckets: 490 ->
+    90 ns (one thread). The same values either way."""
     n_rows = (hi - lo + n_buckets - 1) // n_buckets
     # The first row goes where the last lands in `maxima` after n_rows - 1 swaps.
     into_maxima = n_rows % 2 == 1
