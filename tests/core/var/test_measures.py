@@ -273,3 +273,27 @@ def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
     assert held.sum() >= 2
     np.testing.assert_allclose(sums.var_usd[held, 0], loss[held, -1], rtol=TOLERANCE_REL, atol=1e-9)
     assert not sums.var_usd[~held].any() and not sums.es_usd.any()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    kept=st.lists(st.integers(-5, 5), max_size=30),
+    candidates=st.lists(st.integers(-5, 5), max_size=120),
+    k=st.integers(1, 30),
+)
+def test_merge_top_keeps_the_k_largest_descending(kept: list[int], candidates: list[int], k: int) -> None:
+    """The running top k (already descending) merged with new candidates: the k largest of both,
+    descending, by counting ranks up to RANK_SORT_LIMIT values and by a sort beyond; small
+    integers make ties common. In the interpreter and compiled."""
+    from crossmargin.core.var import measures
+
+    kept_values = sorted(kept, reverse=True)[:k]
+    expected = sorted(kept_values + candidates, reverse=True)[:k]
+    for run in (measures._merge_top.python, measures._merge_top.compiled()):
+        top = np.full(k, np.nan)
+        top[: len(kept_values)] = kept_values
+        buffer = np.full(len(candidates) + k, np.nan)
+        buffer[: len(candidates)] = candidates
+        n = run(top, len(kept_values), buffer, len(candidates), k, np.empty(k))
+        assert n == len(expected)
+        assert top[:n].tolist() == [float(v) for v in expected]
