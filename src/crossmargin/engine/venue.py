@@ -737,12 +737,14 @@ class Venue:
     def submit_with_callback(self, command: Command, callback: Callback, *, actor: str | None = None) -> None:
         """`submit` without a future: `callback(answer)` is called once, with the command's Ack
         after its commit or with the exception that refused it (InputError,
-        IdempotencyConflictError, VenueUnavailableError), on the committer's thread (on the
-        caller's for a command refused before it is queued). For a client that only needs to
-        be told: a `concurrent.futures.Future` (its condition, its done-callback, set_result)
-        costs ~3.5 us of the ~28 a deposit costs one at a time (bench/bench_service.py).
-        `callback` runs where every other command is answered: it must be quick; an exception
-        from it is logged and ignored."""
+        IdempotencyConflictError, VenueUnavailableError), on the thread that answers it: the
+        committer's after a commit, the writer's when the venue stops with the command still
+        queued, the caller's for a command refused before it is queued. For a client that only
+        needs to be told: a `concurrent.futures.Future` (its condition, its done-callback,
+        set_result) costs ~3.5 us of the ~28 a deposit costs one at a time
+        (bench/bench_service.py). `callback` runs where every other command is answered: it must
+        be quick and must not query the venue (as a done-callback must not); an exception from
+        it is logged and ignored."""
         try:
             self._enqueue(_pending(command, callback, actor))
         except InputError as error:
