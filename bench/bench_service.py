@@ -178,19 +178,10 @@ def durable_run(
     answered = itertools.count(1)  # next() is atomic in CPython: no lock on the writer's thread
     errors: list[BaseException] = []
 
-    def finished(i: int, started: float, future: Any) -> None:
-        # Runs on the venue's writer thread (Future callbacks run where the result is set), as
-        # the floor's does: the least a client can do there (stamp, count, free its slot).
-        latency[i] = time.perf_counter() - started
-        if future.exception() is not None:
-            errors.append(future.exception())
-        if (i + 1) % batch == 0 or i == n - 1:
-            slots.put(None)
-        if next(answered) == n:
-            done.set()
-
     def told(i: int, started: float, answer: Any) -> None:
-        # `finished` without a future: the answer itself, on the committer's thread.
+        # One command's answer (its callback, or its future's done-callback), on the venue's
+        # committer thread, as the floor's: the least a client can do there (stamp, count, free
+        # its slot).
         latency[i] = time.perf_counter() - started
         if isinstance(answer, BaseException):
             errors.append(answer)
@@ -224,7 +215,7 @@ def durable_run(
             venue.submit_with_callback(commands[0], lambda a, i=first, s=started: told(i, s, a))
             continue
         future = venue.submit(commands[0])
-        future.add_done_callback(lambda f, i=first, s=started: finished(i, s, f))
+        future.add_done_callback(lambda f, i=first, s=started: told(i, s, f.exception() or f.result()))
     done.wait()
     elapsed = time.perf_counter() - t0
     cpu_s = time.process_time() - cpu0  # every thread of this process: the machine is shared
@@ -510,22 +501,22 @@ def main(argv: list[str] | None = None) -> int:
         backends.append(("postgresql", args.pg, schema))
         for name, url, sch in backends:
             try:
-                # name: (events, in flight, kind, commands per submit); one command per submit is
-                # answered by callback (Venue.submit_with_callback), but in "deposits_future"
-                # (Venue.submit: a concurrent.futures.Future each).
+                # name: (events, in flight, kind, commands per submit, answered by callback): one
+                # command per submit by `Venue.submit_with_callback`, or by `Venue.submit` (a
+                # Future each) in "deposits_future"; lists by `Venue.submit_batch`.
                 runs = {
-                    "deposits": (args.events, args.in_flight, "deposit", 1),
-                    "deposits_future": (args.events, args.in_flight, "deposit", 1),
-                    "deposits_light_load": (max(args.events // 10, 200), args.latency_in_flight, "deposit", 1),
+                    "deposits": (args.events, args.in_flight, "deposit", 1, True),
+                    "deposits_future": (args.events, args.in_flight, "deposit", 1, False),
+                    "deposits_light_load": (max(args.events // 10, 200), args.latency_in_flight, "deposit", 1, True),
                     **{
-                        f"deposits_in_flight_{w}": (args.events, w, "deposit", 1)
+                        f"deposits_in_flight_{w}": (args.events, w, "deposit", 1, True)
                         for w in CURVE_IN_FLIGHT
                         if w != args.in_flight
                     },
-                    "transfers": (args.transfers, args.batch_in_flight, "transfer", 1),
-                    "fills": (args.transfers, args.batch_in_flight, "fill", 1),
-                    "deposits_batched": (args.events, args.batch_in_flight, "deposit", args.batch),
-                    "transfers_batched": (args.transfers, args.batch_in_flight, "transfer", args.batch),
+                    "transfers": (args.transfers, args.batch_in_flight, "transfer", 1, True),
+                    "fills": (args.transfers, args.batch_in_flight, "fill", 1, True),
+                    "deposits_batched": (args.events, args.batch_in_flight, "deposit", args.batch, False),
+                    "transfers_batched": (args.transfers, args.batch_in_flight, "transfer", args.batch, False),
                 }
                 measured = {
                     run: durable_run(
@@ -536,10 +527,10 @@ def main(argv: list[str] | None = None) -> int:
                         in_flight=w,
                         kind=kind,
                         batch=batch,
-                        callback=batch == 1 and run != "deposits_future",
+                        callback=callback,
                         settle=settle,
                     )
-                    for run, (n, w, kind, batch) in runs.items()
+                    for run, (n, w, kind, batch, callback) in runs.items()
                 }
                 measured[f"deposits_in_flight_{args.in_flight}"] = measured["deposits"]
                 floor = floor_run(url, sch, per_commit=100)

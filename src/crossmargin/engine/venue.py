@@ -728,10 +728,7 @@ class Venue:
         `actor`: who submits it (an API key id), kept in its log record (`LogRecord.actor`).
         `submit_many` of one, without its lists (the one-event path of every client)."""
         future: Future[Ack] = Future()
-        try:
-            self._enqueue(_pending(command, future, actor))
-        except InputError as error:
-            future.set_exception(error)
+        self._submit_one(command, future, actor)
         return future
 
     def submit_with_callback(self, command: Command, callback: Callback, *, actor: str | None = None) -> None:
@@ -745,10 +742,15 @@ class Venue:
         (bench/bench_service.py). `callback` runs where every other command is answered: it must
         be quick and must not query the venue (as a done-callback must not); an exception from
         it is logged and ignored."""
+        self._submit_one(command, callback, actor)
+
+    def _submit_one(self, command: Command, reply: _Reply, actor: str | None) -> None:
+        """One command to the writer, answered through `reply`; refused at once (on the caller's
+        thread) when it is not one the venue takes."""
         try:
-            self._enqueue(_pending(command, callback, actor))
+            self._enqueue(_pending(command, reply, actor))
         except InputError as error:
-            _answer(callback, error)
+            _answer(reply, error)
 
     def submit_many(self, commands: Sequence[Command], *, actor: str | None = None) -> list[Future[Ack]]:
         """Queue commands that share one group commit: each keeps its own idempotency key, is
