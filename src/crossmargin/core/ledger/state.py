@@ -24,7 +24,6 @@ import numpy.typing as npt
 from crossmargin.core.assets import AssetTable
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_range
-from crossmargin.core.collateral import haircut_units
 from crossmargin.core.instruments import InstrumentKind, InstrumentTable, Settlement
 from crossmargin.core.ledger.money import to_float
 from crossmargin.core.ledger.postings import SYSTEM_ACCOUNTS
@@ -35,10 +34,11 @@ from crossmargin.core.liquidation.params import MarginCallParams as MarginCallPa
 from crossmargin.core.liquidation.params import WaterfallParams as WaterfallParams
 from crossmargin.core.liquidation.params import coverage as coverage
 from crossmargin.core.margin import CrossParams, MarginResult
-from crossmargin.core.margin.requirements import csr_totals, priced_records
+from crossmargin.core.margin.few_accounts import HELD_COLUMNS, few_accounts_margin
+from crossmargin.core.margin.requirements import priced_records
 from crossmargin.core.margin.tier_presets import tier_preset_table
 from crossmargin.core.market import MarketState
-from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
+from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
@@ -285,32 +285,23 @@ def _freeze(value: object) -> None:
 
 
 def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] | None = None) -> RiskView:
-    """Cross margin of the traders through the engine's fused cross kernel (`csr_totals`, the pass
-    of `CrossMargin.evaluate`), on arrays gathered straight from the state's dicts: a ledger
-    account's margin has the bits the engine gives the same account, and a margin check (a few
-    per withdrawal, transfer or fill, on one or two accounts) costs ~42 us compiled where building
-    a Book of them and taking the numpy path cost ~227 us (issue 16; docs/ARCHITECTURE.md)."""
+    """Cross margin of the traders in one call of the fused few-accounts kernel
+    (`margin.few_accounts`: the haircut units, entry terms, cross pass and pooled totals of
+    `CrossMargin.evaluate`, in its order), on rows gathered straight from the state's dicts: a
+    ledger account's margin has the bits the engine gives the same account, and a margin check
+    (one or two accounts per withdrawal, transfer or fill) costs one kernel dispatch (issue 16;
+    docs/ARCHITECTURE.md)."""
     traders = state.traders if traders is None else traders
     priced = priced_market(state, config)
-    parts = _ledger_parts(state, config, traders)
-    totals = csr_totals(
-        indptr=parts.indptr,
-        indices=parts.instrument_index,
-        quantity=parts.quantity,
-        entry_term=entry_term(parts.entry_price, config.instruments.reciprocal_entry[parts.instrument_index]),
+    held, balances = _gathered(state, config, traders)
+    result = few_accounts_margin(
+        held,
+        balances,
+        assets=config.assets,
+        reciprocal_entry=config.instruments.reciprocal_entry,
         records=priced.records,
         n_tiers=priced.instruments.tier_floor_usd.shape[1],
-        haircut_units=haircut_units(parts.balances, config.assets, serial=True),
         asset_price_usd=priced.market.asset_prices(config.assets),
-        serial=True,  # a few accounts: no thread pool (and a process that forks stays safe to)
-    )
-    result = MarginResult.pooled(
-        model="cross",
-        collateral_value_usd=totals.collateral_value_usd,
-        position_value_usd=totals.position_value_usd,
-        initial_margin_usd=totals.initial_margin_usd,
-        maintenance_margin_usd=totals.maintenance_margin_usd,
-        gross_value_usd=totals.gross_value_usd,
     )
     return RiskView(state=state, config=config, traders=traders, priced=priced, result=result)
 
@@ -328,29 +319,36 @@ class _LedgerParts:
 
 
 def _ledger_parts(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]) -> _LedgerParts:
-    assets, index = config.assets, config.instruments.index
+    held, balances = _gathered(state, config, traders)
+    rows = held[:, 0].astype(np.int64)
+    indptr = np.zeros(len(traders) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(traders)), out=indptr[1:])
+    return _LedgerParts(
+        indptr=indptr,
+        instrument_index=held[:, 1].astype(np.int64),
+        quantity=np.ascontiguousarray(held[:, 2]),
+        entry_price=np.ascontiguousarray(held[:, 3]),
+        balances=balances,
+    )
+
+
+def _gathered(
+    state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
+) -> tuple[FloatArray, FloatArray]:
+    """The traders' positions as (row, instrument index, contracts, entry price) rows sorted by
+    row then instrument (a Book's canonical order; both indices exact in float64, < 2**53) and
+    their balances (A, K) as float asset amounts (risk maths only)."""
+    index = config.instruments.index
     row = {t: n for n, t in enumerate(traders)}
     # Each trader's few balances looked up (a check's state also carries every system account's).
     balances = np.array([balance_amounts(state.balances, config, t) for t in traders], dtype=np.float64)
-    balances = balances.reshape(len(traders), assets.n_assets)
     held = sorted(
         (row[a], index[i], float(p.quantity), p.entry_price)
         for (a, i), p in state.positions.items()
         if a in row
     )
-    # One conversion of the (row, instrument, quantity, entry) tuples; the two indices are exact
-    # in float64 (< 2**53).
-    table = np.array(held, dtype=np.float64).reshape(len(held), 4)
-    rows = table[:, 0].astype(np.int64)
-    indptr = np.zeros(len(traders) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(traders)), out=indptr[1:])
-    return _LedgerParts(
-        indptr=indptr,
-        instrument_index=table[:, 1].astype(np.int64),
-        quantity=np.ascontiguousarray(table[:, 2]),
-        entry_price=np.ascontiguousarray(table[:, 3]),
-        balances=balances,
-    )
+    table = np.array(held, dtype=np.float64).reshape(len(held), HELD_COLUMNS)
+    return table, balances.reshape(len(traders), config.assets.n_assets)
 
 
 def balance_amounts(
