@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from crossmargin.adapters.files import load_book
 from crossmargin.core.ledger.state import book_of, risk_view
 from crossmargin.core.margin import CrossMargin, CrossParams
-from crossmargin.core.margin.few_accounts import few_accounts_kernel, few_accounts_margin
+from crossmargin.core.margin.few_accounts import few_accounts_margin
 from crossmargin.core.margin.requirements import priced_records
 from crossmargin.core.margin.result import RESULT_ARRAYS, MarginResult
 from crossmargin.core.pricing import revalue
@@ -30,49 +30,18 @@ def _held(case: RandomBook) -> np.ndarray:
     )
 
 
-def _few(case: RandomBook, kernel_mode: str | None = None) -> MarginResult:
+def _few(case: RandomBook, mode: str | None = None) -> MarginResult:
     book = case.book
     valuation = revalue(book.instruments, case.market)
-    arguments = {
-        "assets": book.assets,
-        "reciprocal_entry": book.instruments.reciprocal_entry,
-        "records": priced_records(book.instruments, valuation, CrossParams().option_margin),
-        "n_tiers": book.instruments.tier_floor_usd.shape[1],
-        "asset_price_usd": case.market.asset_prices(book.assets),
-    }
-    if kernel_mode is None:
-        return few_accounts_margin(_held(case), np.ascontiguousarray(book.balances), **arguments)
-    # One build forced: the interpreted function or the compiled one, on the same inputs.
-    n = book.n_accounts
-    out = [np.empty(n) for _ in range(8)]
-    flags = np.empty(n, dtype=np.bool_)
-    run = few_accounts_kernel.python if kernel_mode == "python" else few_accounts_kernel.compiled()
-    assets = book.assets
-    run(
+    return few_accounts_margin(
         _held(case),
         np.ascontiguousarray(book.balances),
-        arguments["reciprocal_entry"],
-        assets.liability_weight,
-        assets.tier_floor,
-        assets.tier_haircut,
-        assets.tier_value_below,
-        arguments["records"],
-        arguments["n_tiers"],
-        arguments["asset_price_usd"],
-        *out,
-        flags,
-    )
-    collateral, value, initial, maintenance, _gross, equity, available, ratio = out
-    return MarginResult(
-        model="cross",
-        equity_usd=equity,
-        collateral_value_usd=collateral,
-        position_value_usd=value,
-        initial_margin_usd=initial,
-        maintenance_margin_usd=maintenance,
-        available_usd=available,
-        margin_ratio=ratio,
-        bankrupt=flags,
+        assets=book.assets,
+        reciprocal_entry=book.instruments.reciprocal_entry,
+        records=priced_records(book.instruments, valuation, CrossParams().option_margin),
+        n_tiers=book.instruments.tier_floor_usd.shape[1],
+        asset_price_usd=case.market.asset_prices(book.assets),
+        mode=mode,
     )
 
 
@@ -90,7 +59,7 @@ def test_few_accounts_margin_is_the_engines_cross_margin_bit_for_bit(case: Rando
     engine = CrossMargin().evaluate(case.book, case.market)
     _same_bits(_few(case), engine)
     _same_bits(_few(case, "python"), engine)
-    _same_bits(_few(case, "compiled"), engine)
+    _same_bits(_few(case, "numba"), engine)
 
 
 def test_risk_view_of_the_example_desk_is_the_engine_on_its_book() -> None:

@@ -128,16 +128,19 @@ def few_accounts_margin(
     records: FloatArray,
     n_tiers: int,
     asset_price_usd: FloatArray,
+    mode: str | None = None,
 ) -> MarginResult:
     """The cross-margin result of the accounts (rows of `balances`, (A, K) asset units, finite)
     holding `held` ((P, 4): account row, instrument index, contracts, entry price; sorted by row
     then instrument), in the market of `records` (`requirements.priced_records`) and
-    `asset_price_usd` (K,); `reciprocal_entry`: per instrument of the records' table."""
+    `asset_price_usd` (K,); `reciprocal_entry`: per instrument of the records' table. `mode`: a
+    kernel mode for this call (core.jit: "python" interprets, "numba" compiles), None: the
+    process's."""
     n = balances.shape[0]
     collateral, value, initial, maintenance, gross, equity, available, ratio = (np.empty(n) for _ in range(8))
     flags = np.empty(n, dtype=np.bool_)
     work = INTERPRETED_US_PER_ITEM * (held.shape[0] + balances.size)
-    few_accounts_kernel.for_work(work)(
+    few_accounts_kernel.for_work(work, mode)(
         held,
         balances,
         reciprocal_entry,
