@@ -20,11 +20,11 @@ from crossmargin.engine.venue import (
     Fill,
     OpenAccount,
     UpdatePrices,
-    Venue,
     Withdraw,
 )
 from crossmargin.engine.venue_state import VenueState
 from tests.adapters.sql.support import open_venue
+from tests.engine.lanes import assert_same_runs
 
 TRADERS = ("basis-trader", "vol-seller", "directional", "near-liquidation")
 # Accounts a deposit may name: the desk's traders, one opened in the stream, system accounts the
@@ -62,7 +62,8 @@ def streams(draw: Any) -> list[list[Command]]:
                 command = _deposit(key, draw)
             elif roll == 11:
                 command = UpdatePrices(
-                    idempotency_key=key, index_prices={"BTC": draw(st.sampled_from([50_000.0, 70_000.0, 88_000.0, 95_000.0]))}
+                    idempotency_key=key,
+                    index_prices={"BTC": draw(st.sampled_from([50_000.0, 70_000.0, 88_000.0, 95_000.0]))},
                 )
             elif roll == 12:
                 command = OpenAccount(idempotency_key=key, account="fresh")
@@ -94,36 +95,10 @@ def streams(draw: Any) -> list[list[Command]]:
     return groups
 
 
-def _outcome(future: Any) -> tuple[str, ...]:
-    error = future.exception(timeout=10)
-    if error is not None:
-        return (type(error).__name__, str(error))
-    ack = future.result()
-    return ("ack", str(ack.sequence), ack.kind, str(ack.as_of_ns), ack.record_hash, str(ack.duplicate))
-
-
-def _run(groups: list[list[Command]], *, lane: bool) -> tuple[list[list[tuple[str, ...]]], MemoryEventStore, Venue]:
-    store = MemoryEventStore()
-    venue = open_venue(store, deposit_lane=lane, snapshot_every=10**9)
-    outcomes = []
-    for group in groups:
-        futures = venue.submit_many(group)
-        outcomes.append([_outcome(f) for f in futures])
-    return outcomes, store, venue
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(groups=streams())
 def test_lane_and_generic_path_write_the_same_log(groups: list[list[Command]]) -> None:
-    lane_outcomes, lane_store, lane_venue = _run(groups, lane=True)
-    generic_outcomes, generic_store, generic_venue = _run(groups, lane=False)
-    try:
-        assert lane_outcomes == generic_outcomes
-        assert lane_store.records == generic_store.records  # bytes, hashes, postings, actors
-        assert lane_venue.state_digest() == generic_venue.state_digest()
-    finally:
-        lane_venue.close()
-        generic_venue.close()
+    assert_same_runs(groups, "deposit_lane")
 
 
 def test_lane_takes_healthy_deposits_and_leaves_the_rest() -> None:
@@ -152,9 +127,19 @@ def test_lane_takes_healthy_deposits_and_leaves_the_rest() -> None:
         Deposit(idempotency_key="f", account=TRADERS[0], asset="USDC", amount_units=True),
         Deposit(idempotency_key="g", account=TRADERS[0], asset="USDC", amount_units=2**63),
     ):
-        assert deposit_record(
-            folded, config, refused, key="x", body_json=b"{}", body_sha256="0" * 64, as_of_ns=7, actor=None
-        ) is None
+        assert (
+            deposit_record(
+                folded,
+                config,
+                refused,
+                key="x",
+                body_json=b"{}",
+                body_sha256="0" * 64,
+                as_of_ns=7,
+                actor=None,
+            )
+            is None
+        )
     assert folded.sequence == 0 and not folded.balances  # a record is not a fold
 
 
@@ -162,19 +147,14 @@ def test_a_run_of_healthy_deposits_takes_the_lane_and_writes_the_generic_bytes()
     """The property above on a fixed stream, with the lane's counter: the stream's deposits to
     healthy traders took the lane (so the equality is not between two generic runs)."""
     groups: list[list[Command]] = [
-        [Deposit(idempotency_key=f"d{n}", account=TRADERS[n % 3], asset="USDC", amount_units=n + 1) for n in range(30)]
+        [
+            Deposit(idempotency_key=f"d{n}", account=TRADERS[n % 3], asset="USDC", amount_units=n + 1)
+            for n in range(30)
+        ]
     ]
-    lane_outcomes, lane_store, lane_venue = _run(groups, lane=True)
-    generic_outcomes, generic_store, generic_venue = _run(groups, lane=False)
-    try:
-        assert lane_venue.stats()["lane_deposits"] == 30
-        assert generic_venue.stats()["lane_deposits"] == 0
-        assert lane_outcomes == generic_outcomes
-        assert lane_store.records == generic_store.records
-        assert lane_venue.state_digest() == generic_venue.state_digest()
-    finally:
-        lane_venue.close()
-        generic_venue.close()
+    lane_venue, generic_venue = assert_same_runs(groups, "deposit_lane")
+    assert lane_venue.stats()["lane_deposits"] == 30
+    assert generic_venue.stats()["lane_deposits"] == 0
 
 
 @pytest.mark.parametrize("amount", [True, 1.0, "5"])

@@ -122,6 +122,7 @@ from crossmargin.engine.commands import (
 )
 from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
 from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record
+from crossmargin.engine.fill_lane import fill_effects
 from crossmargin.engine.journal import (
     GENESIS_HASH,
     ChainBreak,
@@ -212,7 +213,9 @@ class VenueSettings:
     per liquidation; the same decisions: tests/engine/test_liquidation_counterparties.py);
     `deposit_lane`: a deposit to a HEALTHY account is written directly (`engine.deposit_lane`),
     False: every command takes the generic path (the reference; the same log byte for byte:
-    tests/engine/test_deposit_lane.py). The
+    tests/engine/test_deposit_lane.py); `fill_lane`: a fill between two HEALTHY traders that
+    stays so is decided on the fold directly (`engine.fill_lane`), False: by the ledger on a
+    sub-state (the reference; the same log: tests/engine/test_fill_lane.py). The
     whole hash chain is verified at every start-up; a snapshot only saves the fold."""
 
     max_batch: int = 1024
@@ -225,6 +228,7 @@ class VenueSettings:
     recent_keys: int = 200_000
     adl_candidates_from_monitor: bool = True
     deposit_lane: bool = True
+    fill_lane: bool = True
 
     def __post_init__(self) -> None:
         keys = self.recent_keys
@@ -662,7 +666,7 @@ class Venue:
         self._opened_ns = state.time_ns
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
-        self._stats.update(snapshots=0, snapshot_failures=0, key_lookups=0, lane_deposits=0)
+        self._stats.update(snapshots=0, snapshot_failures=0, key_lookups=0, lane_deposits=0, lane_fills=0)
         self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
         # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
         self._snapshots: queue.Queue[VenueState | None] = queue.Queue()
@@ -1414,7 +1418,13 @@ class Venue:
         state = self._state
         config = self.config
         command = p.command
-        effects = decide(state, config, command, now)
+        effects: Effects | None = None
+        if isinstance(command, Fill) and self.settings.fill_lane:
+            effects = fill_effects(state, config, command, now)
+        if effects is None:
+            effects = decide(state, config, command, now)
+        else:
+            self._stats["lane_fills"] += 1
         kind = kind_of(command)
         if isinstance(command, SetRiskParameters):
             preview = self._preview(command.parameters)

@@ -16,7 +16,9 @@ import functools
 import hashlib
 import json
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -189,7 +191,21 @@ class RiskView:
         return book_of(self.state, self.config, self.traders)
 
 
-def market_of(state: LedgerState, config: LedgerConfig) -> MarketState:
+class Prices(Protocol):
+    """What a market is built from: index prices by symbol, delta-one marks by instrument and the
+    expired instruments (a `LedgerState`, or the venue's fold, which keeps the same three)."""
+
+    @property
+    def prices(self) -> Mapping[str, float]: ...
+
+    @property
+    def marks(self) -> Mapping[str, float]: ...
+
+    @property
+    def expired(self) -> AbstractSet[str]: ...
+
+
+def market_of(state: Prices, config: LedgerConfig) -> MarketState:
     table = config.instruments
     live = {i for i in table.ids if i not in state.expired}
     return MarketState.build(
@@ -255,7 +271,7 @@ class PricedMemo:
         self.entries = (entry, *self.entries[: self.KEPT - 1])  # one assignment: safe for readers
 
 
-def priced_market(state: LedgerState, config: LedgerConfig) -> PricedMarket:
+def priced_market(state: Prices, config: LedgerConfig) -> PricedMarket:
     """`market_of(state, config)`, `revalue` of every instrument in it and the option unit margins,
     computed once per (prices, marks, expiries) of a configuration and kept in its memo while they
     last. The key holds the values themselves: a miss only recomputes."""
@@ -294,7 +310,17 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
     traders = state.traders if traders is None else traders
     priced = priced_market(state, config)
     held, balances = _gathered(state, config, traders)
-    result = few_accounts_margin(
+    result = margin_of_rows(priced, config, held, balances)
+    return RiskView(state=state, config=config, traders=traders, priced=priced, result=result)
+
+
+def margin_of_rows(
+    priced: PricedMarket, config: LedgerConfig, held: FloatArray, balances: FloatArray
+) -> MarginResult:
+    """Cross margin in `priced` of the accounts whose positions are `held` ((row, instrument
+    index, contracts, entry price) rows sorted by row then instrument) and whose balances are
+    `balances` ((A, K) float asset amounts): one few-accounts kernel call (`risk_view`'s)."""
+    return few_accounts_margin(
         held,
         balances,
         assets=config.assets,
@@ -303,7 +329,6 @@ def risk_view(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
         n_tiers=priced.instruments.tier_floor_usd.shape[1],
         asset_price_usd=priced.market.asset_prices(config.assets),
     )
-    return RiskView(state=state, config=config, traders=traders, priced=priced, result=result)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.instruments import InstrumentKind, InstrumentTable
 from crossmargin.core.ledger.counterparties import Counterparties, TradersOf
 from crossmargin.core.ledger.money import units_charge, units_signed_pnl
 from crossmargin.core.ledger.postings import CLEARING, FEES, Posting
@@ -165,25 +165,8 @@ class Tx:
 
     def move_position(self, account: str, i: int, instrument: str, dq: int, price: float) -> float:
         """Open, close or flip; returns the realised PnL of a delta-one close (settlement units)."""
-        table = self.config.instruments
-        inverse = bool(table.reciprocal_entry[i])
-        option = int(table.kind[i]) == InstrumentKind.OPTION
-        cs = float(table.contract_size[i])
         old = self.positions.get((account, instrument))
-        q0, e0 = (old.quantity, old.entry_price) if old else (0, price)
-        q1 = q0 + dq
-        realised = 0.0
-        if q0 == 0 or (q0 > 0) == (dq > 0):
-            total = abs(q0) + abs(dq)
-            if inverse:
-                entry = total / (abs(q0) / e0 + abs(dq) / price)
-            else:
-                entry = (abs(q0) * e0 + abs(dq) * price) / total
-        else:
-            closed = math.copysign(min(abs(dq), abs(q0)), q0)
-            if not option:
-                realised = closed * cs * ((1.0 / e0 - 1.0 / price) if inverse else (price - e0))
-            entry = price if abs(dq) > abs(q0) else e0
+        q1, entry, realised = position_after(self.config.instruments, i, old, dq, price)
         if q1 == 0:
             self.positions.pop((account, instrument), None)
         else:
@@ -192,20 +175,7 @@ class Tx:
 
     def fee_units(self, instrument: str, quantity: int, price: float, rate: float) -> tuple[str, int]:
         """A fee at `rate` on the traded USD notional, in settlement units, rounded up."""
-        table = self.config.instruments
-        i = table.index[instrument]
-        asset = self.config.settlement_asset(i)
-        cs = float(table.contract_size[i])
-        underlying = table.underlyings[table.underlying_index[i]]
-        if int(table.kind[i]) == InstrumentKind.OPTION:
-            notional_settlement = (
-                abs(quantity) * cs * (1.0 if table.is_inverse[i] else self.prices[underlying])
-            )
-        elif table.reciprocal_entry[i]:
-            notional_settlement = abs(quantity) * cs / price
-        else:
-            notional_settlement = abs(quantity) * cs * price
-        return asset, units_charge(rate * notional_settlement, self.config.decimals[asset], name="fee")
+        return fee_units(self.config, self.prices, instrument, quantity, price, rate)
 
     def charge_fee(self, account: str, asset: str, units: int, to: str = FEES, kind: str = "fee") -> int:
         self.post(account, to, asset, units, kind)
@@ -213,3 +183,56 @@ class Tx:
 
     def commit(self) -> LedgerState:
         return self.snapshot()
+
+
+def position_after(
+    table: InstrumentTable, i: int, old: Position | None, dq: int, price: float
+) -> tuple[int, float, float]:
+    """(contracts, entry price, realised PnL in settlement units) of a position `old` (None: flat)
+    in instrument `i` after trading `dq` contracts at `price`: an open or an add averages the
+    entry (by notional, 1/E-weighted for inverse instruments), a reduction keeps it and realises
+    the closed part's PnL (delta-one only: q·size·(P − E), or q·size·(1/E − 1/P) inverse), a flip
+    opens the rest at `price`."""
+    inverse = bool(table.reciprocal_entry[i])
+    option = int(table.kind[i]) == InstrumentKind.OPTION
+    cs = float(table.contract_size[i])
+    q0, e0 = (old.quantity, old.entry_price) if old else (0, price)
+    q1 = q0 + dq
+    realised = 0.0
+    if q0 == 0 or (q0 > 0) == (dq > 0):
+        total = abs(q0) + abs(dq)
+        if inverse:
+            entry = total / (abs(q0) / e0 + abs(dq) / price)
+        else:
+            entry = (abs(q0) * e0 + abs(dq) * price) / total
+    else:
+        closed = math.copysign(min(abs(dq), abs(q0)), q0)
+        if not option:
+            realised = closed * cs * ((1.0 / e0 - 1.0 / price) if inverse else (price - e0))
+        entry = price if abs(dq) > abs(q0) else e0
+    return q1, entry, realised
+
+
+def fee_units(
+    config: LedgerConfig,
+    prices: Mapping[str, float],
+    instrument: str,
+    quantity: int,
+    price: float,
+    rate: float,
+) -> tuple[str, int]:
+    """(settlement asset, units) of a fee at `rate` on a trade's notional in settlement units,
+    rounded up (`units_charge`): |q|·size·P linear, |q|·size/P inverse, an option's |q|·size
+    underlyings (or coins, inverse) at the index in `prices`."""
+    table = config.instruments
+    i = table.index[instrument]
+    asset = config.settlement_asset(i)
+    cs = float(table.contract_size[i])
+    underlying = table.underlyings[table.underlying_index[i]]
+    if int(table.kind[i]) == InstrumentKind.OPTION:
+        notional_settlement = abs(quantity) * cs * (1.0 if table.is_inverse[i] else prices[underlying])
+    elif table.reciprocal_entry[i]:
+        notional_settlement = abs(quantity) * cs / price
+    else:
+        notional_settlement = abs(quantity) * cs * price
+    return asset, units_charge(rate * notional_settlement, config.decimals[asset], name="fee")

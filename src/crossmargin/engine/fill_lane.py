@@ -1,0 +1,188 @@
+"""The fill lane: a trade between two healthy traders decided on the venue's fold directly.
+
+The generic path decides a fill on a sub-state of its two traders (`decide._fill`): a
+`LedgerState` cut out of the fold, a ledger transaction (`core.ledger.apply`) that copies its
+dicts, trades, posts fees, takes the traders' margin, refreshes their status and snapshots the
+result, then a diff of the positions into the record's effects. For the commonest fill (no order
+named, a live perpetual or future, two HEALTHY traders with no margin-call deadline and no open
+orders, who stay HEALTHY) the outcome is known in a few steps, and the lane writes it directly:
+
+    per side (taker +q, maker -q):  contracts, entry, realised PnL   `transact.position_after`
+                                    realised PnL posting vs @clearing   (`units_signed_pnl`)
+    per side (taker, maker):        trading fee to @fees                `transact.fee_units`
+    both traders:                   cross margin after the trade, one kernel call
+                                    (`state.margin_of_rows`, `risk_view`'s), IM check of a
+                                    side that grows, status stays HEALTHY
+
+the very functions the ledger's transaction calls, in its order, so the effects are the generic
+path's, value for value (tests/engine/test_fill_lane.py runs two venues, lane on and off, over
+random command streams: the same log, byte for byte, and the same state digest). Anything else,
+including every fill the generic path refuses or that moves a status, returns None and goes the
+generic way, which decides it exactly as before: the lane never refuses anything.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from crossmargin.core.instruments import InstrumentKind
+from crossmargin.core.ledger.money import units_signed_pnl
+from crossmargin.core.ledger.postings import CLEARING, FEES, SYSTEM_ACCOUNTS
+from crossmargin.core.ledger.state import (
+    AccountStatus,
+    LedgerConfig,
+    Position,
+    balance_amounts,
+    coverage,
+    margin_of_rows,
+    priced_market,
+)
+from crossmargin.core.ledger.transact import fee_units, position_after
+from crossmargin.core.liquidation.margin_call import next_status
+from crossmargin.engine.commands import Fill
+from crossmargin.engine.venue_state import VenueState
+
+Effects = dict[str, Any]
+_DELTA_ONE = (int(InstrumentKind.PERPETUAL), int(InstrumentKind.FUTURE))
+_SYSTEM = frozenset(SYSTEM_ACCOUNTS)
+
+
+def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_ns: int) -> Effects | None:
+    """The fill's effects on `state` (what `decide.decide` returns for it), or None when the lane
+    does not take it (module docstring). Reads the state, changes nothing."""
+    taker, maker, instrument = command.taker, command.maker, command.instrument
+    quantity, price = command.quantity, command.price
+    if not (
+        command.order_id is None
+        and _healthy(state, taker)
+        and _healthy(state, maker)
+        and taker != maker
+        and type(quantity) is int
+        and quantity != 0
+        and type(price) in (int, float)
+        and math.isfinite(price)
+        and price > 0.0
+        and type(instrument) is str
+        and instrument in config.instruments.index
+        and instrument not in state.expired
+    ):
+        return None
+    i = config.instruments.index[instrument]
+    if int(config.instruments.kind[i]) not in _DELTA_ONE:
+        return None
+    price = float(price)
+    asset = config.settlement_asset(i)
+    decimals = config.decimals[asset]
+    postings: list[list[Any]] = []
+    moved: dict[str, Position | None] = {}
+    growing: list[str] = []
+    for who, dq in ((taker, quantity), (maker, -quantity)):
+        old = state.positions.get((who, instrument))
+        q0 = old.quantity if old else 0
+        if abs(q0 + dq) > abs(q0) or (q0 + dq) * q0 < 0:
+            growing.append(who)
+        q1, entry, realised = position_after(config.instruments, i, old, dq, price)
+        moved[who] = Position(q1, entry) if q1 != 0 else None
+        if realised != 0.0:
+            _post(postings, CLEARING, who, asset, units_signed_pnl(realised, decimals), "fill:realised_pnl")
+    for who, rate in ((taker, config.taker_fee_rate), (maker, config.maker_fee_rate)):
+        fee_asset, fee = fee_units(config, state.prices, instrument, quantity, price, rate)
+        _post(postings, who, FEES, fee_asset, fee, "trading_fee")
+    traders = sorted((taker, maker))
+    result = _margin_after(state, config, traders, instrument, moved, postings)
+    for n, who in enumerate(traders):
+        if who in growing and float(result.available_usd[n]) < 0.0:
+            return None  # refused: the generic path says so
+        cover = coverage(float(result.equity_usd[n]), float(result.maintenance_margin_usd[n]))
+        if result.bankrupt[n] and result.maintenance_margin_usd[n] > 0.0:
+            cover = min(cover, 0.0)
+        healthy = AccountStatus.HEALTHY
+        params = config.margin_call
+        move = next_status(healthy, coverage=cover, now_ns=as_of_ns, deadline_ns=None, params=params)
+        if move.status != healthy or move.deadline_ns is not None:
+            return None  # a status moves: the generic path records it
+    return {
+        "postings": postings,
+        "positions": [_position_row(who, instrument, moved[who]) for who in traders],
+        "status": [],
+        "records": [],
+        "orders": [],
+        "margin": [
+            [
+                who,
+                float(result.equity_usd[n]),
+                float(result.initial_margin_usd[n]),
+                float(result.maintenance_margin_usd[n]),
+                0.0,  # no open orders: nothing reserved
+            ]
+            for n, who in enumerate(traders)
+        ],
+        "time_ns": as_of_ns,
+    }
+
+
+def _healthy(state: VenueState, account: Any) -> bool:
+    """A trader (not a system account) the lane may take: HEALTHY, no deadline, no open order."""
+    return (
+        type(account) is str
+        and account not in _SYSTEM
+        and state.status.get(account) == AccountStatus.HEALTHY
+        and account not in state.deadlines
+        and not state.has_orders(account)
+    )
+
+
+def _post(postings: list[list[Any]], debit: str, credit: str, asset: str, units: int, kind: str) -> None:
+    """`Tx.post`'s row: nothing for zero, a negative amount the other way round."""
+    if units == 0:
+        return
+    if units < 0:
+        debit, credit, units = credit, debit, -units
+    postings.append([debit, credit, asset, units, kind])
+
+
+def _position_row(who: str, instrument: str, position: Position | None) -> list[Any]:
+    """`decide._effects_of`'s row: a closed position as (0, 0.0)."""
+    if position is None:
+        return [who, instrument, 0, 0.0]
+    return [who, instrument, position.quantity, position.entry_price]
+
+
+def _margin_after(
+    state: VenueState,
+    config: LedgerConfig,
+    traders: list[str],
+    instrument: str,
+    moved: dict[str, Position | None],
+    postings: list[list[Any]],
+) -> Any:
+    """Cross margin of `traders` (sorted) on the fold with the trade applied: their positions
+    (the traded one replaced or closed) and balances (the postings applied), as `risk_view`
+    gathers them, through the same kernel call."""
+    index = config.instruments.index
+    held = []
+    for row, who in enumerate(traders):
+        for name in state.holdings.get(who, ()):
+            if name != instrument:
+                p = state.positions[(who, name)]
+                held.append((row, index[name], float(p.quantity), p.entry_price))
+        now = moved[who]
+        if now is not None:
+            held.append((row, index[instrument], float(now.quantity), now.entry_price))
+    held.sort()
+    # The traders' balances after the postings (the pools' are not needed: they hold no margin).
+    symbols = config.assets.symbols
+    after = {(t, a): state.balances.get((t, a), 0) for t in traders for a in symbols}
+    for debit, credit, asset, units, _kind in postings:
+        if (debit, asset) in after:
+            after[(debit, asset)] -= units
+        if (credit, asset) in after:
+            after[(credit, asset)] += units
+    balances = np.array([balance_amounts(after, config, t) for t in traders], dtype=np.float64)
+    table = np.array(held, dtype=np.float64).reshape(len(held), 4)
+    return margin_of_rows(
+        priced_market(state, config), config, table, balances.reshape(len(traders), config.assets.n_assets)
+    )

@@ -1,0 +1,49 @@
+"""Running one command stream through two venues, a lane on and off (tests of the lanes:
+test_deposit_lane.py, test_fill_lane.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crossmargin.engine.commands import Command
+from crossmargin.engine.memory import MemoryEventStore
+from crossmargin.engine.venue import Venue
+from tests.adapters.sql.support import open_venue
+
+Outcomes = list[list[tuple[str, ...]]]
+
+
+def outcome(future: Any) -> tuple[str, ...]:
+    """A command's answer as plain strings: the refusal (type and message) or the Ack's fields."""
+    error = future.exception(timeout=10)
+    if error is not None:
+        return (type(error).__name__, str(error))
+    ack = future.result()
+    return ("ack", str(ack.sequence), ack.kind, str(ack.as_of_ns), ack.record_hash, str(ack.duplicate))
+
+
+def run_stream(groups: list[list[Command]], **settings: object) -> tuple[Outcomes, MemoryEventStore, Venue]:
+    """Each group one `submit_many` on a desk venue with `settings`; the answers, the store and the
+    (open) venue."""
+    store = MemoryEventStore()
+    venue = open_venue(store, snapshot_every=10**9, **settings)
+    outcomes = []
+    for group in groups:
+        futures = venue.submit_many(group)
+        outcomes.append([outcome(f) for f in futures])
+    return outcomes, store, venue
+
+
+def assert_same_runs(groups: list[list[Command]], setting: str) -> tuple[Venue, Venue]:
+    """The stream with `setting` on and off: the same answers, the same log (bytes, hashes,
+    postings, actors) and the same state digest. Returns both venues (closed)."""
+    on_outcomes, on_store, on_venue = run_stream(groups, **{setting: True})
+    off_outcomes, off_store, off_venue = run_stream(groups, **{setting: False})
+    try:
+        assert on_outcomes == off_outcomes
+        assert on_store.records == off_store.records
+        assert on_venue.state_digest() == off_venue.state_digest()
+    finally:
+        on_venue.close()
+        off_venue.close()
+    return on_venue, off_venue
