@@ -60,9 +60,10 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
         and _healthy(state, taker)
         and _healthy(state, maker)
         and taker != maker
+        and as_of_ns >= state.time_ns
         and type(quantity) is int
         and quantity != 0
-        and type(price) in (int, float)
+        and type(price) is float  # an int price (or a huge one) the generic path converts or refuses
         and math.isfinite(price)
         and price > 0.0
         and type(instrument) is str
@@ -73,7 +74,6 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     i = config.instruments.index[instrument]
     if int(config.instruments.kind[i]) not in _DELTA_ONE:
         return None
-    price = float(price)
     asset = config.settlement_asset(i)
     decimals = config.decimals[asset]
     postings: list[list[Any]] = []
