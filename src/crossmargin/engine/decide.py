@@ -30,7 +30,8 @@ from crossmargin.core.ledger.counterparties import (
     Counterparties,
     StaleCounterpartiesError,
 )
-from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, LIQUIDATOR, SYSTEM_ACCOUNTS
+from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, SYSTEM_ACCOUNTS
+from crossmargin.core.ledger.reservation import reserved_im_usd
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
@@ -39,7 +40,7 @@ from crossmargin.core.ledger.state import (
     RiskView,
     risk_view,
 )
-from crossmargin.core.ledger.transact import AuditRecord, Tx
+from crossmargin.core.ledger.transact import AuditRecord
 from crossmargin.core.liquidation.margin_call import may_withdraw, reduce_only
 from crossmargin.engine import commands as c
 from crossmargin.engine.oracle_replay import STATUS_LABELS
@@ -169,28 +170,13 @@ def reserved_usd(
     state: VenueState, config: LedgerConfig, account: str, *, sub: LedgerState | None = None
 ) -> float:
     """IM the account's open orders reserve, USD: each order that would increase risk is charged
-    the IM it would add if filled at its price (module docstring)."""
+    the IM it would add if filled at its price (module docstring), all in one kernel call
+    (`core.ledger.reservation`)."""
     orders = state.orders_of(account)
     if not orders:
         return 0.0
     base = sub if sub is not None else _sub(state, config, [account])
-    im_now = float(risk_view(base, config, (account,)).result.initial_margin_usd[0])
-    total = 0.0
-    for order in orders:
-        hypothetical = _with_trade(base, config, account, order.instrument, order.quantity, order.price)
-        im_after = float(risk_view(hypothetical, config, (account,)).result.initial_margin_usd[0])
-        total += max(im_after - im_now, 0.0)
-    return total
-
-
-def _with_trade(
-    state: LedgerState, config: LedgerConfig, account: str, instrument: str, quantity: int, price: float
-) -> LedgerState:
-    """The state with `account` holding `quantity` more of `instrument` bought at `price` from the
-    liquidator (no fee: a reservation and a what-if measure risk, not cost)."""
-    tx = Tx(config, state)
-    tx.trade(account, LIQUIDATOR, instrument, quantity, price, "what_if")
-    return tx.snapshot()
+    return reserved_im_usd(base, config, account, [(o.instrument, o.quantity, o.price) for o in orders])
 
 
 def _margin_rows(

@@ -1,0 +1,65 @@
+"""Initial margin an account's open orders reserve, every order in one kernel call.
+
+A resting order that would increase risk is charged the IM it would add if filled at its price,
+each order on its own (Binance's and Deribit's open-order margin, summed conservatively):
+
+    reserved = Σ_orders max(IM(positions with the order filled) − IM(positions now), 0)
+
+Each term was a ledger transaction and a risk view of its own, so an account with N resting
+orders paid N + 1 margin passes on every check that reads its reservation (a withdrawal, a
+transfer, a fill, a new order, its margin row): O(N) Python per command, the shape of a market
+maker's book. Here the N + 1 position sets are rows of one few-accounts kernel call
+(`state.margin_of_rows`): row 0 the positions now, row k + 1 those with order k filled
+(`transact.position_after`, the trade's own rule). IM is a sum over positions only (collateral
+enters equity, never IM), so each row's IM has the bits of the risk view of that hypothetical
+state, and the sum is taken in order, as before (tests/core/ledger/test_reservation.py against the
+per-order reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from crossmargin.core.ledger.state import LedgerConfig, LedgerState, margin_of_rows, priced_market
+from crossmargin.core.ledger.transact import position_after
+
+# An order as the reservation reads it: (instrument, contracts signed, limit price).
+OrderTerms = tuple[str, int, float]
+
+
+def reserved_im_usd(
+    state: LedgerState, config: LedgerConfig, account: str, orders: Sequence[OrderTerms]
+) -> float:
+    """IM `orders` reserve for `account` on `state`, USD (module docstring); 0 without orders."""
+    if not orders:
+        return 0.0
+    im = order_im_usd(state, config, account, orders)
+    total = 0.0
+    for k in range(len(orders)):
+        total += max(float(im[k + 1]) - float(im[0]), 0.0)
+    return total
+
+
+def order_im_usd(
+    state: LedgerState, config: LedgerConfig, account: str, orders: Sequence[OrderTerms]
+) -> np.ndarray:
+    """(1 + len(orders),) the account's IM now, then with each order filled on its own, USD."""
+    table = config.instruments
+    index = table.index
+    held = {i: p for (a, i), p in state.positions.items() if a == account}
+    now = [(index[i], float(p.quantity), p.entry_price) for i, p in held.items()]
+    rows = [(0, *position) for position in now]
+    for k, (instrument, quantity, price) in enumerate(orders, start=1):
+        i = index[instrument]
+        q1, entry, _realised = position_after(table, i, held.get(instrument), quantity, price)
+        rows.extend((k, *position) for position in now if position[0] != i)
+        if q1 != 0:
+            rows.append((k, i, float(q1), entry))
+    rows.sort()
+    positions = np.array(rows, dtype=np.float64).reshape(len(rows), 4)
+    # IM reads positions only: the rows carry no collateral.
+    balances = np.zeros((len(orders) + 1, config.assets.n_assets))
+    result = margin_of_rows(priced_market(state, config), config, positions, balances)
+    return result.initial_margin_usd
