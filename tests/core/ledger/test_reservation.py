@@ -11,10 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossmargin.adapters.files import load_book
-from crossmargin.core.ledger.postings import LIQUIDATOR
-from crossmargin.core.ledger.reservation import OrderTerms, order_im_usd, reserved_im_usd
+from crossmargin.core.ledger.reservation import (
+    OrderTerms,
+    im_with_order_by_risk_view,
+    order_im_usd,
+    reserved_im_usd,
+)
 from crossmargin.core.ledger.state import LedgerConfig, LedgerState, risk_view
-from crossmargin.core.ledger.transact import Tx
 from crossmargin.engine.simulation import simulation_from_book
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
@@ -26,21 +29,13 @@ def _desk() -> tuple[LedgerState, LedgerConfig]:
     return sim.state, sim.config
 
 
-def _reference_im(state: LedgerState, config: LedgerConfig, account: str, order: OrderTerms) -> float:
-    """The account's IM with the order filled, as the venue computed it before: the trade in a
-    ledger transaction (against the liquidator, no fee), then a risk view."""
-    tx = Tx(config, state)
-    tx.trade(account, LIQUIDATOR, order[0], order[1], order[2], "what_if")
-    return float(risk_view(tx.snapshot(), config, (account,)).result.initial_margin_usd[0])
-
-
 def _reference_reserved(
     state: LedgerState, config: LedgerConfig, account: str, orders: list[OrderTerms]
 ) -> float:
     im_now = float(risk_view(state, config, (account,)).result.initial_margin_usd[0])
     total = 0.0
     for order in orders:
-        total += max(_reference_im(state, config, account, order) - im_now, 0.0)
+        total += max(im_with_order_by_risk_view(state, config, account, order) - im_now, 0.0)
     return total
 
 
@@ -75,7 +70,7 @@ def test_one_kernel_call_has_the_bits_of_a_risk_view_per_order(case: tuple[str, 
     im = order_im_usd(state, config, account, orders)
     assert im[0] == float(risk_view(state, config, (account,)).result.initial_margin_usd[0])
     for k, order in enumerate(orders, start=1):
-        assert im[k] == _reference_im(state, config, account, order), order
+        assert im[k] == im_with_order_by_risk_view(state, config, account, order), order
     assert reserved_im_usd(state, config, account, orders) == _reference_reserved(
         state, config, account, orders
     )

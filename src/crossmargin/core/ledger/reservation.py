@@ -13,7 +13,7 @@ maker's book. Here the N + 1 position sets are rows of one few-accounts kernel c
 (`transact.position_after`, the trade's own rule). IM is a sum over positions only (collateral
 enters equity, never IM), so each row's IM has the bits of the risk view of that hypothetical
 state, and the sum is taken in order, as before (tests/core/ledger/test_reservation.py against the
-per-order reference).
+per-order reference, `im_with_order_by_risk_view`, kept as the definition; bench/bench_orders.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crossmargin.core.ledger.state import LedgerConfig, LedgerState, margin_of_rows, priced_market
-from crossmargin.core.ledger.transact import position_after
+from crossmargin.core.ledger.postings import LIQUIDATOR
+from crossmargin.core.ledger.state import LedgerConfig, LedgerState, margin_of_rows, priced_market, risk_view
+from crossmargin.core.ledger.transact import Tx, position_after
 
 # An order as the reservation reads it: (instrument, contracts signed, limit price).
 OrderTerms = tuple[str, int, float]
@@ -63,3 +64,15 @@ def order_im_usd(
     balances = np.zeros((len(orders) + 1, config.assets.n_assets))
     result = margin_of_rows(priced_market(state, config), config, positions, balances)
     return result.initial_margin_usd
+
+
+def im_with_order_by_risk_view(
+    state: LedgerState, config: LedgerConfig, account: str, order: OrderTerms
+) -> float:
+    """The reference for one row of `order_im_usd`: the account's IM with `order` filled, as a
+    ledger transaction trading it with the liquidator (no fee: a reservation measures risk, not
+    cost) and a risk view of the result. O(the state) of Python per order: the definition the
+    one-call path is tested and benchmarked against, not a hot path."""
+    tx = Tx(config, state)
+    tx.trade(account, LIQUIDATOR, order[0], order[1], order[2], "what_if")
+    return float(risk_view(tx.snapshot(), config, (account,)).result.initial_margin_usd[0])
