@@ -9,11 +9,11 @@ Each term was a ledger transaction and a risk view of its own, so an account wit
 orders paid N + 1 margin passes on every check that reads its reservation (a withdrawal, a
 transfer, a fill, a new order, its margin row): O(N) Python per command, the shape of a market
 maker's book. Here the N + 1 position sets are rows of one few-accounts kernel call
-(`state.margin_of_rows`): row 0 the positions now, row k + 1 those with order k filled
-(`transact.position_after`, the trade's own rule). IM is a sum over positions only (collateral
-enters equity, never IM), so each row's IM has the bits of the risk view of that hypothetical
-state, and the sum is taken in order, as before (tests/core/ledger/test_reservation.py against the
-per-order reference, `im_with_order_by_risk_view`, kept as the definition; bench/bench_orders.py).
+(`state.margin_of_rows`): row 0 the positions now, row k + 1 those with order k filled. IM is a
+sum over positions' contracts only (collateral and entry prices enter equity, never IM), so each
+row's IM has the bits of the risk view of that hypothetical state, and the sum is taken in
+order, as before (tests/core/ledger/test_reservation.py against the per-order reference,
+`im_with_order_by_risk_view`, kept as the definition; bench/bench_orders.py).
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from crossmargin.core.ledger.postings import LIQUIDATOR
 from crossmargin.core.ledger.state import LedgerConfig, LedgerState, margin_of_rows, priced_market, risk_view
-from crossmargin.core.ledger.transact import Tx, position_after
+from crossmargin.core.ledger.transact import Tx
 
 # An order as the reservation reads it: (instrument, contracts signed, limit price).
 OrderTerms = tuple[str, int, float]
@@ -45,24 +46,38 @@ def reserved_im_usd(
 
 def order_im_usd(
     state: LedgerState, config: LedgerConfig, account: str, orders: Sequence[OrderTerms]
-) -> np.ndarray:
-    """(1 + len(orders),) the account's IM now, then with each order filled on its own, USD."""
-    table = config.instruments
-    index = table.index
-    held = {i: p for (a, i), p in state.positions.items() if a == account}
-    now = [(index[i], float(p.quantity), p.entry_price) for i, p in held.items()]
-    rows = [(0, *position) for position in now]
-    for k, (instrument, quantity, price) in enumerate(orders, start=1):
-        i = index[instrument]
-        q1, entry, _realised = position_after(table, i, held.get(instrument), quantity, price)
-        rows.extend((k, *position) for position in now if position[0] != i)
-        if q1 != 0:
-            rows.append((k, i, float(q1), entry))
-    rows.sort()
-    positions = np.array(rows, dtype=np.float64).reshape(len(rows), 4)
+) -> npt.NDArray[np.float64]:
+    """(1 + len(orders),) the account's IM now, then with each order filled on its own, USD.
+
+    The rows are built with numpy, O(orders × positions) without a Python step per pair: row k + 1
+    is the positions now without the order's instrument, plus that instrument at q0 + dq
+    contracts when not flat. Its entry price is the order's: IM reads contracts only (the tiered
+    notional, the option unit margins), never the entry, which moves the value alone (and a fill's
+    averaged entry is still positive, as 1/E of an inverse instrument needs)."""
+    index = config.instruments.index
+    held = sorted(
+        (index[i], float(p.quantity), p.entry_price) for (a, i), p in state.positions.items() if a == account
+    )
+    now = np.array(held, dtype=np.float64).reshape(len(held), 3)  # (P, 3): instrument, contracts, entry
+    terms = np.array([(index[o[0]], o[1], o[2]) for o in orders], dtype=np.float64).reshape(len(orders), 3)
+    same = now[None, :, 0] == terms[:, None, 0]  # (N, P): the order's instrument, if held
+    q1 = np.where(same, now[None, :, 1], 0.0).sum(axis=1) + terms[:, 1]  # at most one term: exact
+    k, p = np.nonzero(~same)  # the other positions of each row, in row order
+    filled = np.flatnonzero(q1 != 0.0)
+    n_now, n_kept = len(now), len(k)
+    rows = np.empty((n_now + n_kept + len(filled), 4))
+    rows[:n_now, 0] = 0.0
+    rows[:n_now, 1:] = now
+    rows[n_now : n_now + n_kept, 0] = k + 1
+    rows[n_now : n_now + n_kept, 1:] = now[p]
+    rows[n_now + n_kept :, 0] = filled + 1
+    rows[n_now + n_kept :, 1] = terms[filled, 0]
+    rows[n_now + n_kept :, 2] = q1[filled]
+    rows[n_now + n_kept :, 3] = terms[filled, 2]
+    rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # by row, then instrument
     # IM reads positions only: the rows carry no collateral.
     balances = np.zeros((len(orders) + 1, config.assets.n_assets))
-    result = margin_of_rows(priced_market(state, config), config, positions, balances)
+    result = margin_of_rows(priced_market(state, config), config, np.ascontiguousarray(rows), balances)
     return result.initial_margin_usd
 
 
