@@ -3,7 +3,10 @@ test_deposit_lane.py, test_fill_lane.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from hypothesis import strategies as st
 
 from crossmargin.engine.commands import Command
 from crossmargin.engine.memory import MemoryEventStore
@@ -11,6 +14,23 @@ from crossmargin.engine.venue import Venue
 from tests.adapters.sql.support import open_venue
 
 Outcomes = list[list[tuple[str, ...]]]
+# One command of a stream from its key, hypothesis' draw and the commands sent before it.
+DrawCommand = Callable[[str, Any, list[Command]], Command]
+
+
+def grouped_stream(draw: Any, one: DrawCommand, *, max_groups: int) -> list[list[Command]]:
+    """Up to `max_groups` groups (each one submit_many) of 1-12 commands drawn by `one`, keyed
+    k{group}-{n}."""
+    groups: list[list[Command]] = []
+    sent: list[Command] = []
+    for g in range(draw(st.integers(1, max_groups))):
+        group: list[Command] = []
+        for n in range(draw(st.integers(1, 12))):
+            command = one(f"k{g}-{n}", draw, sent)
+            group.append(command)
+            sent.append(command)
+        groups.append(group)
+    return groups
 
 
 def outcome(future: Any) -> tuple[str, ...]:

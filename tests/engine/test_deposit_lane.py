@@ -24,7 +24,7 @@ from crossmargin.engine.venue import (
 )
 from crossmargin.engine.venue_state import VenueState
 from tests.adapters.sql.support import open_venue
-from tests.engine.lanes import assert_same_runs
+from tests.engine.lanes import assert_same_runs, grouped_stream
 
 TRADERS = ("basis-trader", "vol-seller", "directional", "near-liquidation")
 # Accounts a deposit may name: the desk's traders, one opened in the stream, system accounts the
@@ -51,48 +51,43 @@ def streams(draw: Any) -> list[list[Command]]:
     """Groups of commands (each group one submit_many, so one group commit or part of one):
     mostly deposits, with what changes whether the lane may take them (price moves that call
     accounts and back, fills, withdrawals, an account opened mid-stream) and repeated keys."""
-    groups: list[list[Command]] = []
-    sent: list[Command] = []
-    for g in range(draw(st.integers(1, 6))):
-        group: list[Command] = []
-        for n in range(draw(st.integers(1, 12))):
-            key = f"k{g}-{n}"
-            roll = draw(st.integers(0, 19))
-            if roll < 11:
-                command = _deposit(key, draw)
-            elif roll == 11:
-                command = UpdatePrices(
-                    idempotency_key=key,
-                    index_prices={"BTC": draw(st.sampled_from([50_000.0, 70_000.0, 88_000.0, 95_000.0]))},
-                )
-            elif roll == 12:
-                command = OpenAccount(idempotency_key=key, account="fresh")
-            elif roll == 13:
-                command = Withdraw(
-                    idempotency_key=key,
-                    account=draw(st.sampled_from(TRADERS)),
-                    asset="USDC",
-                    amount_units=draw(st.integers(1, 10**10)),
-                )
-            elif roll == 14:
-                taker, maker = draw(st.permutations(TRADERS))[:2]
-                command = Fill(
-                    idempotency_key=key,
-                    taker=taker,
-                    maker=maker,
-                    instrument="BTC-USDC-PERP",
-                    quantity=draw(st.sampled_from([-2, -1, 1, 2])),
-                    price=88_000.0,
-                )
-            elif sent:  # a retry: the same command again, or its key with another body
-                again = draw(st.sampled_from(sent))
-                command = again if roll < 18 else _deposit(again.idempotency_key, draw)
-            else:
-                command = _deposit(key, draw)
-            group.append(command)
-            sent.append(command)
-        groups.append(group)
-    return groups
+
+    def one(key: str, draw: Any, sent: list[Command]) -> Command:
+        roll = draw(st.integers(0, 19))
+        if roll < 11:
+            command = _deposit(key, draw)
+        elif roll == 11:
+            command = UpdatePrices(
+                idempotency_key=key,
+                index_prices={"BTC": draw(st.sampled_from([50_000.0, 70_000.0, 88_000.0, 95_000.0]))},
+            )
+        elif roll == 12:
+            command = OpenAccount(idempotency_key=key, account="fresh")
+        elif roll == 13:
+            command = Withdraw(
+                idempotency_key=key,
+                account=draw(st.sampled_from(TRADERS)),
+                asset="USDC",
+                amount_units=draw(st.integers(1, 10**10)),
+            )
+        elif roll == 14:
+            taker, maker = draw(st.permutations(TRADERS))[:2]
+            command = Fill(
+                idempotency_key=key,
+                taker=taker,
+                maker=maker,
+                instrument="BTC-USDC-PERP",
+                quantity=draw(st.sampled_from([-2, -1, 1, 2])),
+                price=88_000.0,
+            )
+        elif sent:  # a retry: the same command again, or its key with another body
+            again = draw(st.sampled_from(sent))
+            command = again if roll < 18 else _deposit(again.idempotency_key, draw)
+        else:
+            command = _deposit(key, draw)
+        return command
+
+    return grouped_stream(draw, one, max_groups=6)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -20,7 +20,7 @@ from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, UpdatePrices, Withdraw
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue
-from tests.engine.lanes import assert_same_runs
+from tests.engine.lanes import assert_same_runs, grouped_stream
 
 TRADERS = ("basis-trader", "vol-seller", "directional", "near-liquidation")
 INSTRUMENTS = (
@@ -66,50 +66,45 @@ def _fill(key: str, draw: Any) -> Command:
 def streams(draw: Any) -> list[list[Command]]:
     """Groups of commands (each one submit_many): mostly fills, with what changes whether the
     lane may take them (price moves, resting orders, withdrawals, deposits) and retried keys."""
-    groups: list[list[Command]] = []
-    sent: list[Command] = []
-    for g in range(draw(st.integers(1, 5))):
-        group: list[Command] = []
-        for n in range(draw(st.integers(1, 12))):
-            key = f"k{g}-{n}"
-            roll = draw(st.integers(0, 19))
-            command: Command
-            if roll < 12:
-                command = _fill(key, draw)
-            elif roll == 12:
-                btc = draw(st.sampled_from([40_000.0, 60_000.0, 88_000.0, 120_000.0]))
-                command = UpdatePrices(idempotency_key=key, index_prices={"BTC": btc})
-            elif roll == 13:
-                command = PlaceOrder(
-                    idempotency_key=key,
-                    account=draw(st.sampled_from(TRADERS)),
-                    order_id=draw(st.sampled_from(["o1", "o2"])),
-                    instrument="BTC-USDC-PERP",
-                    quantity=draw(st.sampled_from([-3, -1, 1, 3])),
-                    price=88_000.0,
-                )
-            elif roll == 14:
-                command = Withdraw(
-                    idempotency_key=key,
-                    account=draw(st.sampled_from(TRADERS)),
-                    asset="USDC",
-                    amount_units=draw(st.integers(1, 10**12)),
-                )
-            elif roll == 15:
-                command = Deposit(
-                    idempotency_key=key,
-                    account=draw(st.sampled_from(TRADERS)),
-                    asset="USDC",
-                    amount_units=draw(st.integers(1, 10**12)),
-                )
-            elif sent:  # a retry: the same command again
-                command = draw(st.sampled_from(sent))
-            else:
-                command = _fill(key, draw)
-            group.append(command)
-            sent.append(command)
-        groups.append(group)
-    return groups
+
+    def one(key: str, draw: Any, sent: list[Command]) -> Command:
+        roll = draw(st.integers(0, 19))
+        command: Command
+        if roll < 12:
+            command = _fill(key, draw)
+        elif roll == 12:
+            btc = draw(st.sampled_from([40_000.0, 60_000.0, 88_000.0, 120_000.0]))
+            command = UpdatePrices(idempotency_key=key, index_prices={"BTC": btc})
+        elif roll == 13:
+            command = PlaceOrder(
+                idempotency_key=key,
+                account=draw(st.sampled_from(TRADERS)),
+                order_id=draw(st.sampled_from(["o1", "o2"])),
+                instrument="BTC-USDC-PERP",
+                quantity=draw(st.sampled_from([-3, -1, 1, 3])),
+                price=88_000.0,
+            )
+        elif roll == 14:
+            command = Withdraw(
+                idempotency_key=key,
+                account=draw(st.sampled_from(TRADERS)),
+                asset="USDC",
+                amount_units=draw(st.integers(1, 10**12)),
+            )
+        elif roll == 15:
+            command = Deposit(
+                idempotency_key=key,
+                account=draw(st.sampled_from(TRADERS)),
+                asset="USDC",
+                amount_units=draw(st.integers(1, 10**12)),
+            )
+        elif sent:  # a retry: the same command again
+            command = draw(st.sampled_from(sent))
+        else:
+            command = _fill(key, draw)
+        return command
+
+    return grouped_stream(draw, one, max_groups=5)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
