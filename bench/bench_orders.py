@@ -15,7 +15,9 @@ perpetuals, an inverse future; buys and sells at spread prices), then, per depth
                        view per order, what the venue ran before)
     place_order_us     deciding one more order (`decide.decide`, pure: nothing applied)
     withdraw_us        deciding a withdrawal of the account
-    fill_us            deciding a fill against its first order
+    fill_us            deciding a fill against its first order (the generic path, `decide.decide`)
+    fill_lane_us       the same fill decided by the fill lane (`fill_lane.fill_effects`, what the
+                       venue runs for it; checked equal to the generic effects)
 
 Best of `--repeats`, CROSSMARGIN_KERNEL=simd (compiled kernels). The last line is one JSON object.
 """
@@ -68,6 +70,7 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
     from crossmargin.core.ledger.reservation import im_with_order_by_risk_view
     from crossmargin.core.ledger.state import risk_view
     from crossmargin.engine.decide import _sub, decide, reserved_usd
+    from crossmargin.engine.fill_lane import fill_effects
     from crossmargin.engine.memory import MemoryEventStore
     from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, Venue, VenueSettings, Withdraw
 
@@ -129,6 +132,8 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
             price=first.price,
             order_id=first.order_id,
         )
+        if fill_effects(state, config, fill, now) != decide(state, config, fill, now):
+            raise SystemExit(f"depth {depth}: the fill lane's effects differ from the generic path's")
         return {
             "depth": depth,
             "reserved_usd": reserved,
@@ -137,6 +142,7 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
             "place_order_us": best_us(lambda: decide(state, config, place, now), repeats),
             "withdraw_us": best_us(lambda: decide(state, config, withdraw, now), repeats),
             "fill_us": best_us(lambda: decide(state, config, fill, now), repeats),
+            "fill_lane_us": best_us(lambda: fill_effects(state, config, fill, now), repeats),
         }
     finally:
         venue.close()
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{depth:5d} resting orders: reservation {run['reserved_us']:9.0f} us "
             f"(per-order reference {run['reference_us']:9.0f} us, x{run['reference_us'] / run['reserved_us']:.1f}); "
             f"decide place_order {run['place_order_us']:8.0f} us, withdraw {run['withdraw_us']:8.0f} us, "
-            f"fill of its order {run['fill_us']:8.0f} us"
+            f"fill of its order {run['fill_us']:8.0f} us (by the fill lane {run['fill_lane_us']:8.0f} us)"
         )
     print(json.dumps({"benchmark": "orders", "runs": runs, "cpu": cpu_model()}))
     return 0

@@ -10,6 +10,7 @@ import dataclasses
 import math
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -214,5 +215,148 @@ def test_a_fill_past_initial_margin_that_keeps_the_trader_healthy_is_left_to_the
         assert accepted["status"] == []  # one contract less: still HEALTHY
         assert fill_effects(state, config, fill(low), now) == accepted
         assert fill_effects(state, config, fill(high), now) is None
+    finally:
+        venue.close()
+
+
+def test_fills_against_resting_orders_take_the_lane_and_write_the_generic_bytes() -> None:
+    """A maker rests orders on both sides (and the taker one of its own); fills consume them in
+    part and in full: each fill's record carries what is left of the order and both traders'
+    reservation after the trade, byte for byte the generic path's, and every fill took the
+    lane."""
+    maker, taker = TRADERS[0], TRADERS[1]
+    orders: list[Command] = [
+        PlaceOrder(
+            idempotency_key="o-a",
+            account=maker,
+            order_id="a",
+            instrument="BTC-USDC-PERP",
+            quantity=3,
+            price=87_900.0,
+        ),
+        PlaceOrder(
+            idempotency_key="o-b",
+            account=maker,
+            order_id="b",
+            instrument="BTC-USDC-PERP",
+            quantity=-4,
+            price=88_100.0,
+        ),
+        PlaceOrder(
+            idempotency_key="o-c",
+            account=maker,
+            order_id="c",
+            instrument="ETH-USDC-PERP",
+            quantity=5,
+            price=2_990.0,
+        ),
+        PlaceOrder(
+            idempotency_key="o-t",
+            account=taker,
+            order_id="t",
+            instrument="BTC-PERPETUAL",
+            quantity=-4,
+            price=88_200.0,
+        ),
+    ]
+    fills: list[Command] = [
+        Fill(
+            idempotency_key="f1",
+            taker=taker,
+            maker=maker,
+            instrument="BTC-USDC-PERP",
+            quantity=-1,
+            price=87_900.0,
+            order_id="a",
+        ),
+        Fill(
+            idempotency_key="f2",
+            taker=taker,
+            maker=maker,
+            instrument="BTC-USDC-PERP",
+            quantity=2,
+            price=88_100.0,
+            order_id="b",
+        ),
+        Fill(
+            idempotency_key="f3",
+            taker=taker,
+            maker=maker,
+            instrument="BTC-USDC-PERP",
+            quantity=-2,
+            price=87_900.0,
+            order_id="a",
+        ),
+        Fill(
+            idempotency_key="f4",
+            taker=taker,
+            maker=maker,
+            instrument="ETH-USDC-PERP",
+            quantity=-5,
+            price=2_990.0,
+            order_id="c",
+        ),
+        Fill(
+            idempotency_key="f5",
+            taker=taker,
+            maker=maker,
+            instrument="BTC-PERPETUAL",
+            quantity=3,
+            price=88_000.0,
+        ),
+    ]
+    lane_venue, generic_venue = assert_same_runs([orders, fills], "fill_lane")
+    assert lane_venue.stats()["lane_fills"] == len(fills)
+    assert generic_venue.stats()["lane_fills"] == 0
+
+
+def test_a_growing_fill_past_the_reservation_is_left_to_the_generic_refusal() -> None:
+    """A taker whose resting order reserves nearly all its free margin (the largest order the
+    venue accepts, found by bisection) grows by a fill that the IM check alone would pass: the
+    lane's reservation check hands it back and the generic path refuses it, naming the
+    reservation."""
+    venue = open_venue(MemoryEventStore())
+    try:
+        taker, maker = TRADERS[1], TRADERS[0]
+        state, config = venue._state, venue.config
+        now = state.time_ns + 1
+
+        def order(q: int) -> PlaceOrder:
+            return PlaceOrder(
+                idempotency_key=f"o{q}",
+                account=taker,
+                order_id="big",
+                instrument="ETH-USDC-PERP",
+                quantity=q,
+                price=3_000.0,
+            )
+
+        def accepted(q: int) -> bool:
+            try:
+                decide(state, config, order(q), now)
+            except InputError:
+                return False
+            return True
+
+        low, high = 1, 2
+        while accepted(high):
+            low, high = high, high * 2
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if accepted(middle) else (low, middle)
+        venue.execute(order(low))
+        state = venue._state
+        now = state.time_ns + 1
+        grow = Fill(
+            idempotency_key="g",
+            taker=taker,
+            maker=maker,
+            instrument="BTC-USDC-PERP",
+            quantity=1,
+            price=88_000.0,
+        )
+        with pytest.raises(InputError, match="reservation"):
+            decide(state, config, grow, now)
+        assert fill_effects(state, config, grow, now) is None
     finally:
         venue.close()

@@ -3,9 +3,10 @@
 The generic path decides a fill on a sub-state of its two traders (`decide._fill`): a
 `LedgerState` cut out of the fold, a ledger transaction (`core.ledger.apply`) that copies its
 dicts, trades, posts fees, takes the traders' margin, refreshes their status and snapshots the
-result, then a diff of the positions into the record's effects. For the commonest fill (no order
-named, a live perpetual or future, two HEALTHY traders with no margin-call deadline and no open
-orders, who stay HEALTHY) the outcome is known in a few steps, and the lane writes it directly:
+result, then a diff of the positions into the record's effects. For the commonest fill (a live
+perpetual or future, between two HEALTHY traders with no margin-call deadline who stay HEALTHY,
+against a resting order of the maker or none) the outcome is known in a few steps, and the lane
+writes it directly:
 
     per side (taker +q, maker -q):  contracts, entry, realised PnL   `transact.position_after`
                                     realised PnL posting vs @clearing   (`units_signed_pnl`)
@@ -24,13 +25,14 @@ generic way, which decides it exactly as before: the lane never refuses anything
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger.money import units_signed_pnl
 from crossmargin.core.ledger.postings import CLEARING, FEES, SYSTEM_ACCOUNTS
+from crossmargin.core.ledger.reservation import OrderTerms, reserved_im_of
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
@@ -56,9 +58,8 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     taker, maker, instrument = command.taker, command.maker, command.instrument
     quantity, price = command.quantity, command.price
     if not (
-        command.order_id is None
-        and _healthy(state, taker)
-        and _healthy(state, maker)
+        _lane_trader(state, taker)
+        and _lane_trader(state, maker)
         and taker != maker
         and as_of_ns >= state.time_ns
         and type(quantity) is int
@@ -74,6 +75,10 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     i = config.instruments.index[instrument]
     if int(config.instruments.kind[i]) not in _DELTA_ONE:
         return None
+    consumed = _consumed_order(state, command)
+    if consumed is False:
+        return None  # not an order of the maker this fill fits: the generic path refuses it
+    order_effects = [] if consumed is None else [consumed]
     asset = config.settlement_asset(i)
     decimals = config.decimals[asset]
     postings: list[list[Any]] = []
@@ -104,19 +109,28 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
         move = next_status(healthy, coverage=cover, now_ns=as_of_ns, deadline_ns=None, params=params)
         if move.status != healthy or move.deadline_ns is not None:
             return None  # a status moves: the generic path records it
+    reserved = {
+        who: _reserved_after(state, config, who, instrument, moved[who], order_effects) for who in traders
+    }
+    for who, dq in ((taker, quantity), (maker, -quantity)):
+        old = state.positions.get((who, instrument))
+        q0 = old.quantity if old else 0
+        n = traders.index(who)
+        if abs(q0 + dq) > abs(q0) and float(result.available_usd[n]) - reserved[who] < 0.0:
+            return None  # below IM once its orders' reservation counts: the generic path refuses
     return {
         "postings": postings,
         "positions": [_position_row(who, instrument, moved[who]) for who in traders],
         "status": [],
         "records": [],
-        "orders": [],
+        "orders": order_effects,
         "margin": [
             [
                 who,
                 float(result.equity_usd[n]),
                 float(result.initial_margin_usd[n]),
                 float(result.maintenance_margin_usd[n]),
-                0.0,  # no open orders: nothing reserved
+                reserved[who],
             ]
             for n, who in enumerate(traders)
         ],
@@ -124,15 +138,54 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     }
 
 
-def _healthy(state: VenueState, account: Any) -> bool:
-    """A trader (not a system account) the lane may take: HEALTHY, no deadline, no open order."""
+def _lane_trader(state: VenueState, account: Any) -> bool:
+    """A trader (not a system account) the lane may take: HEALTHY, no margin-call deadline."""
     return (
         type(account) is str
         and account not in _SYSTEM
         and state.status.get(account) == AccountStatus.HEALTHY
         and account not in state.deadlines
-        and not state.has_orders(account)
     )
+
+
+def _consumed_order(state: VenueState, command: Fill) -> list[Any] | Literal[False] | None:
+    """The order row the fill leaves behind ([id, maker, instrument, contracts left, price], the
+    generic `decide._fill`'s), None when it names no order, False when it names one it does not
+    fit (unknown, another account's or instrument's, the wrong side, more than is left)."""
+    if command.order_id is None:
+        return None
+    order = state.orders.get(command.order_id)
+    if order is None or order.account != command.maker or order.instrument != command.instrument:
+        return False
+    if (-command.quantity) * order.quantity <= 0 or abs(command.quantity) > abs(order.quantity):
+        return False
+    return [order.order_id, order.account, order.instrument, order.quantity + command.quantity, order.price]
+
+
+def _reserved_after(
+    state: VenueState,
+    config: LedgerConfig,
+    who: str,
+    instrument: str,
+    position: Position | None,
+    order_effects: list[list[Any]],
+) -> float:
+    """IM `who`'s open orders reserve after the fill (`decide.reserved_usd` on the trial state:
+    the consumed order at what is left of it, gone at 0), on its positions after the trade."""
+    orders: list[OrderTerms] = []
+    changed = {row[0]: row for row in order_effects}
+    for order in state.orders_of(who):  # by order id, as the generic path sums them
+        row = changed.get(order.order_id)
+        if row is None:
+            orders.append((order.instrument, order.quantity, order.price))
+        elif row[3] != 0:
+            orders.append((order.instrument, row[3], order.price))
+    if not orders:
+        return 0.0
+    held = {name: state.positions[(who, name)] for name in state.holdings.get(who, ()) if name != instrument}
+    if position is not None:
+        held[instrument] = position
+    return reserved_im_of(held, state, config, orders)
 
 
 def _post(postings: list[list[Any]], debit: str, credit: str, asset: str, units: int, kind: str) -> None:

@@ -18,13 +18,21 @@ order, as before (tests/core/ledger/test_reservation.py against the per-order re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.ledger.postings import LIQUIDATOR
-from crossmargin.core.ledger.state import LedgerConfig, LedgerState, margin_of_rows, priced_market, risk_view
+from crossmargin.core.ledger.state import (
+    LedgerConfig,
+    LedgerState,
+    Position,
+    Prices,
+    margin_of_rows,
+    priced_market,
+    risk_view,
+)
 from crossmargin.core.ledger.transact import Tx
 
 # An order as the reservation reads it: (instrument, contracts signed, limit price).
@@ -35,9 +43,17 @@ def reserved_im_usd(
     state: LedgerState, config: LedgerConfig, account: str, orders: Sequence[OrderTerms]
 ) -> float:
     """IM `orders` reserve for `account` on `state`, USD (module docstring); 0 without orders."""
+    return reserved_im_of(_held_by(state, account), state, config, orders)
+
+
+def reserved_im_of(
+    held: Mapping[str, Position], prices: Prices, config: LedgerConfig, orders: Sequence[OrderTerms]
+) -> float:
+    """`reserved_im_usd` of an account holding `held` (instrument -> position) in the market of
+    `prices` (a ledger state or the venue's fold: the fill lane's positions after its trade)."""
     if not orders:
         return 0.0
-    im = order_im_usd(state, config, account, orders)
+    im = _order_im(held, prices, config, orders)
     total = 0.0
     for k in range(len(orders)):
         total += max(float(im[k + 1]) - float(im[0]), 0.0)
@@ -47,7 +63,18 @@ def reserved_im_usd(
 def order_im_usd(
     state: LedgerState, config: LedgerConfig, account: str, orders: Sequence[OrderTerms]
 ) -> npt.NDArray[np.float64]:
-    """(1 + len(orders),) the account's IM now, then with each order filled on its own, USD.
+    """(1 + len(orders),) the account's IM now, then with each order filled on its own, USD."""
+    return _order_im(_held_by(state, account), state, config, orders)
+
+
+def _held_by(state: LedgerState, account: str) -> dict[str, Position]:
+    return {i: p for (a, i), p in state.positions.items() if a == account}
+
+
+def _order_im(
+    held_by: Mapping[str, Position], prices: Prices, config: LedgerConfig, orders: Sequence[OrderTerms]
+) -> npt.NDArray[np.float64]:
+    """`order_im_usd` of the positions `held_by` (instrument -> position).
 
     The rows are built with numpy, O(orders × positions) without a Python step per pair: row k + 1
     is the positions now without the order's instrument, plus that instrument at q0 + dq
@@ -55,9 +82,7 @@ def order_im_usd(
     notional, the option unit margins), never the entry, which moves the value alone (and a fill's
     averaged entry is still positive, as 1/E of an inverse instrument needs)."""
     index = config.instruments.index
-    held = sorted(
-        (index[i], float(p.quantity), p.entry_price) for (a, i), p in state.positions.items() if a == account
-    )
+    held = sorted((index[i], float(p.quantity), p.entry_price) for i, p in held_by.items())
     now = np.array(held, dtype=np.float64).reshape(len(held), 3)  # (P, 3): instrument, contracts, entry
     terms = np.array([(index[o[0]], o[1], o[2]) for o in orders], dtype=np.float64).reshape(len(orders), 3)
     same = now[None, :, 0] == terms[:, None, 0]  # (N, P): the order's instrument, if held
@@ -77,7 +102,7 @@ def order_im_usd(
     rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # by row, then instrument
     # IM reads positions only: the rows carry no collateral.
     balances = np.zeros((len(orders) + 1, config.assets.n_assets))
-    result = margin_of_rows(priced_market(state, config), config, np.ascontiguousarray(rows), balances)
+    result = margin_of_rows(priced_market(prices, config), config, np.ascontiguousarray(rows), balances)
     return result.initial_margin_usd
 
 
