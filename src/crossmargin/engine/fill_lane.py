@@ -14,6 +14,9 @@ writes it directly:
     both traders:                   cross margin after the trade, one kernel call
                                     (`state.margin_of_rows`, `risk_view`'s), IM check of a
                                     side that grows, status stays HEALTHY
+    the order named, if any:        what is left of it; each trader's open orders' reservation
+                                    after the trade (`reservation.reserved_im_of`, the generic
+                                    path's `reserved_usd`), checked for a side that grows
 
 the very functions the ledger's transaction calls, in its order, so the effects are the generic
 path's, value for value (tests/engine/test_fill_lane.py runs two venues, lane on and off, over
