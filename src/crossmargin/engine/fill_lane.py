@@ -47,6 +47,7 @@ from crossmargin.core.ledger.state import (
 )
 from crossmargin.core.ledger.transact import fee_units, position_after
 from crossmargin.core.liquidation.margin_call import next_status
+from crossmargin.core.margin import MarginResult
 from crossmargin.engine.commands import Fill
 from crossmargin.engine.venue_state import VenueState
 
@@ -214,7 +215,7 @@ def _margin_after(
     instrument: str,
     moved: dict[str, Position | None],
     postings: list[list[Any]],
-) -> Any:
+) -> MarginResult:
     """Cross margin of `traders` (sorted) on the fold with the trade applied: their positions
     (the traded one replaced or closed) and balances (the postings applied), as `risk_view`
     gathers them, through the same kernel call."""
