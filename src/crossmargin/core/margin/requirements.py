@@ -400,9 +400,10 @@ def csr_totals(
     """`book_totals` from its parts: positions in CSR order (account a's in indptr[a]:indptr[a+1]),
     their entry terms (`Book.entry_term`), the instrument records of a valuation
     (`instrument_records`), the balances' haircut units (`collateral.haircut_units`). For a
-    caller that holds these without a `Book` (the ledger's few accounts, `ledger.state.risk_view`):
-    the same kernel, so the same bits as a Book of the same accounts. `serial`: its build without
-    threads (`Kernel.serial`), for a handful of accounts."""
+    caller that holds these without a `Book`: the same kernel, so the same bits as a Book of the
+    same accounts (the ledger's few accounts take `margin.few_accounts`, which calls this kernel's
+    serial build in one dispatch with the rest). `serial`: its build without threads
+    (`Kernel.serial`), for a handful of accounts."""
     chosen = _chosen_rows_of(indptr, haircut_units.shape[1], rows)
     book_kernel = _book_kernel.serial() if serial else _book_kernel
     # Five arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
