@@ -147,8 +147,8 @@ def test_a_run_of_fills_takes_the_lane_and_writes_the_generic_bytes() -> None:
 
 
 def test_the_lane_leaves_what_it_does_not_take_untouched() -> None:
-    """None (the generic path's) for a fill naming an order, an option, a called account, a
-    trader with a resting order; the state is only read."""
+    """None (the generic path's) for a fill naming an order that is not open, an option, a
+    self-trade, a bool quantity, a trader under a margin-call deadline; the state is only read."""
     venue = open_venue(MemoryEventStore())
     try:
         state, config = venue._state, venue.config
