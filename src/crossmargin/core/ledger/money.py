@@ -9,36 +9,44 @@ ledger only through this module, rounded in a stated direction:
 - `units_payout`: what a trader receives (profits, funding received, payouts) rounds DOWN, for
   the venue, so the venue never pays out a unit it did not collect.
 
-Conversion goes through `decimal.Decimal(float)`, which is exact, so the rounding is the only
-approximation and it happens once.
+Conversion is exact: a float is the ratio of two integers (`float.as_integer_ratio`), so
+amount · 10**decimals is that ratio scaled in integers, and the division that rounds it in the
+stated direction is the only approximation. The `decimal.Decimal(float)` conversion it replaced
+scaled in the thread's decimal context (28 digits unless someone changed it); integers depend on
+no context. tests/core/ledger/test_money.py holds the two equal for every postable amount (a
+signed 64-bit number of units); a charge costs ~0.4 us against ~1.3 us (timeit, AMD Zen 4), and a
+fill rounds two fees and its realised PnL.
 """
 
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from crossmargin.errors import InputError
 
 MAX_DECIMALS = 18
 
 
-def _scaled(amount: float, decimals: int, name: str) -> Decimal:
+def _scaled(amount: float, decimals: int, name: str) -> tuple[int, int]:
+    """(numerator, denominator) of amount · 10**decimals, exactly."""
     if not math.isfinite(amount):
         raise InputError(name, f"must be finite, got {amount!r}")
     if not 0 <= decimals <= MAX_DECIMALS:
         raise InputError(f"{name}.decimals", f"must lie in [0, {MAX_DECIMALS}], got {decimals!r}")
-    return Decimal(amount).scaleb(decimals)
+    numerator, denominator = amount.as_integer_ratio()
+    return numerator * 10**decimals, denominator
 
 
 def units_charge(amount: float, decimals: int, *, name: str = "amount") -> int:
     """Minor units of a charge to a trader: ceil(amount · 10**decimals) (against the trader)."""
-    return int(_scaled(amount, decimals, name).to_integral_value(rounding=ROUND_CEILING))
+    numerator, denominator = _scaled(amount, decimals, name)
+    return -(-numerator // denominator)
 
 
 def units_payout(amount: float, decimals: int, *, name: str = "amount") -> int:
     """Minor units of a payout to a trader: floor(amount · 10**decimals) (for the venue)."""
-    return int(_scaled(amount, decimals, name).to_integral_value(rounding=ROUND_FLOOR))
+    numerator, denominator = _scaled(amount, decimals, name)
+    return numerator // denominator
 
 
 def units_signed_pnl(pnl: float, decimals: int, *, name: str = "pnl") -> int:
