@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -177,6 +178,18 @@ def test_the_lane_leaves_what_it_does_not_take_untouched() -> None:
         venue.close()
 
 
+def _first(holds: Callable[[int], bool]) -> int:
+    """The smallest q >= 1 where `holds` (false below it, true from it on) is true: doubling, then
+    bisection."""
+    low, high = 0, 1
+    while not holds(high):
+        low, high = high, high * 2
+    while high - low > 1:  # false at low (or low = 0), true at high
+        middle = (low + high) // 2
+        low, high = (low, middle) if holds(middle) else (middle, high)
+    return high
+
+
 def test_a_fill_past_initial_margin_that_keeps_the_trader_healthy_is_left_to_the_generic_refusal() -> None:
     """IM is about twice MM on the desk's perpetuals and HEALTHY starts at 1.5x MM, so a fill can
     take a trader below initial margin while its status stays HEALTHY: the lane's own IM check
@@ -205,12 +218,8 @@ def test_a_fill_past_initial_margin_that_keeps_the_trader_healthy_is_left_to_the
                 return True
             return False
 
-        low, high = 1, 1
-        while not refused(high):
-            low, high = high, high * 2
-        while high - low > 1:  # low accepted, high refused
-            middle = (low + high) // 2
-            low, high = (low, middle) if refused(middle) else (middle, high)
+        high = _first(refused)
+        low = high - 1
         accepted = decide(state, config, fill(low), now)
         assert accepted["status"] == []  # one contract less: still HEALTHY
         assert fill_effects(state, config, fill(low), now) == accepted
@@ -225,85 +234,28 @@ def test_fills_against_resting_orders_take_the_lane_and_write_the_generic_bytes(
     reservation after the trade, byte for byte the generic path's, and every fill took the
     lane."""
     maker, taker = TRADERS[0], TRADERS[1]
+    # (order id, account, instrument, contracts, price)
+    resting = [
+        ("a", maker, "BTC-USDC-PERP", 3, 87_900.0),
+        ("b", maker, "BTC-USDC-PERP", -4, 88_100.0),
+        ("c", maker, "ETH-USDC-PERP", 5, 2_990.0),
+        ("t", taker, "BTC-PERPETUAL", -4, 88_200.0),
+    ]
     orders: list[Command] = [
-        PlaceOrder(
-            idempotency_key="o-a",
-            account=maker,
-            order_id="a",
-            instrument="BTC-USDC-PERP",
-            quantity=3,
-            price=87_900.0,
-        ),
-        PlaceOrder(
-            idempotency_key="o-b",
-            account=maker,
-            order_id="b",
-            instrument="BTC-USDC-PERP",
-            quantity=-4,
-            price=88_100.0,
-        ),
-        PlaceOrder(
-            idempotency_key="o-c",
-            account=maker,
-            order_id="c",
-            instrument="ETH-USDC-PERP",
-            quantity=5,
-            price=2_990.0,
-        ),
-        PlaceOrder(
-            idempotency_key="o-t",
-            account=taker,
-            order_id="t",
-            instrument="BTC-PERPETUAL",
-            quantity=-4,
-            price=88_200.0,
-        ),
+        PlaceOrder(idempotency_key=f"o-{o}", account=a, order_id=o, instrument=i, quantity=q, price=px)
+        for o, a, i, q, px in resting
+    ]
+    # (key, instrument, taker's contracts, price, the maker's order consumed)
+    trades = [
+        ("f1", "BTC-USDC-PERP", -1, 87_900.0, "a"),  # part of a risk-reducing order
+        ("f2", "BTC-USDC-PERP", 2, 88_100.0, "b"),  # part of a risk-increasing one
+        ("f3", "BTC-USDC-PERP", -2, 87_900.0, "a"),  # the rest of the first
+        ("f4", "ETH-USDC-PERP", -5, 2_990.0, "c"),  # an order in full
+        ("f5", "BTC-PERPETUAL", 3, 88_000.0, None),  # no order, the taker resting one
     ]
     fills: list[Command] = [
-        Fill(
-            idempotency_key="f1",
-            taker=taker,
-            maker=maker,
-            instrument="BTC-USDC-PERP",
-            quantity=-1,
-            price=87_900.0,
-            order_id="a",
-        ),
-        Fill(
-            idempotency_key="f2",
-            taker=taker,
-            maker=maker,
-            instrument="BTC-USDC-PERP",
-            quantity=2,
-            price=88_100.0,
-            order_id="b",
-        ),
-        Fill(
-            idempotency_key="f3",
-            taker=taker,
-            maker=maker,
-            instrument="BTC-USDC-PERP",
-            quantity=-2,
-            price=87_900.0,
-            order_id="a",
-        ),
-        Fill(
-            idempotency_key="f4",
-            taker=taker,
-            maker=maker,
-            instrument="ETH-USDC-PERP",
-            quantity=-5,
-            price=2_990.0,
-            order_id="c",
-        ),
-        Fill(
-            idempotency_key="f5",
-            taker=taker,
-            maker=maker,
-            instrument="BTC-PERPETUAL",
-            quantity=3,
-            price=88_000.0,
-        ),
+        Fill(idempotency_key=k, taker=taker, maker=maker, instrument=i, quantity=q, price=px, order_id=o)
+        for k, i, q, px, o in trades
     ]
     lane_venue, generic_venue = assert_same_runs([orders, fills], "fill_lane")
     assert lane_venue.stats()["lane_fills"] == len(fills)
@@ -338,12 +290,7 @@ def test_a_growing_fill_past_the_reservation_is_left_to_the_generic_refusal() ->
                 return False
             return True
 
-        low, high = 1, 2
-        while accepted(high):
-            low, high = high, high * 2
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if accepted(middle) else (low, middle)
+        low = _first(lambda q: not accepted(q)) - 1
         venue.execute(order(low))
         state = venue._state
         now = state.time_ns + 1

@@ -345,21 +345,27 @@ def _transfer(state: VenueState, config: LedgerConfig, cmd: c.Transfer, as_of_ns
     return effects
 
 
+def order_left_by_fill(state: VenueState, cmd: c.Fill, maker: str) -> list[list[Any]]:
+    """The order rows a fill leaves: [] when it names no order, else [[id, maker, instrument,
+    contracts left, price]] of the maker's order it consumes; InputError when it names an order
+    it does not fit (the generic path and the fill lane share this check)."""
+    if cmd.order_id is None:
+        return []
+    order = state.orders.get(cmd.order_id)
+    if order is None or order.account != maker:
+        raise InputError("fill.order_id", f"no open order {cmd.order_id!r} of {maker!r}")
+    if order.instrument != cmd.instrument:
+        raise InputError("fill.instrument", f"order {cmd.order_id!r} is on {order.instrument!r}")
+    # The maker's side is -quantity: it must have the order's sign and not exceed it.
+    if (-cmd.quantity) * order.quantity <= 0 or abs(cmd.quantity) > abs(order.quantity):
+        raise InputError("fill.quantity", f"does not fit order {cmd.order_id!r} ({order.quantity} left)")
+    return [[order.order_id, maker, order.instrument, order.quantity + cmd.quantity, order.price]]
+
+
 def _fill(state: VenueState, config: LedgerConfig, cmd: c.Fill, as_of_ns: int) -> Effects:
     taker = _trader(state, cmd.taker, "fill.taker")
     maker = _trader(state, cmd.maker, "fill.maker")
-    order_effects: list[list[Any]] = []
-    if cmd.order_id is not None:
-        order = state.orders.get(cmd.order_id)
-        if order is None or order.account != maker:
-            raise InputError("fill.order_id", f"no open order {cmd.order_id!r} of {maker!r}")
-        if order.instrument != cmd.instrument:
-            raise InputError("fill.instrument", f"order {cmd.order_id!r} is on {order.instrument!r}")
-        # The maker's side is -quantity: it must have the order's sign and not exceed it.
-        if (-cmd.quantity) * order.quantity <= 0 or abs(cmd.quantity) > abs(order.quantity):
-            raise InputError("fill.quantity", f"does not fit order {cmd.order_id!r} ({order.quantity} left)")
-        left = order.quantity + cmd.quantity
-        order_effects.append([order.order_id, maker, order.instrument, left, order.price])
+    order_effects = order_left_by_fill(state, cmd, maker)
     sub = _sub(state, config, [taker, maker])
     applied = apply(
         sub,

@@ -28,7 +28,7 @@ generic way, which decides it exactly as before: the lane never refuses anything
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +49,9 @@ from crossmargin.core.ledger.transact import fee_units, position_after
 from crossmargin.core.liquidation.margin_call import next_status
 from crossmargin.core.margin import MarginResult
 from crossmargin.engine.commands import Fill
+from crossmargin.engine.decide import order_left_by_fill
 from crossmargin.engine.venue_state import VenueState
+from crossmargin.errors import InputError
 
 Effects = dict[str, Any]
 _DELTA_ONE = (int(InstrumentKind.PERPETUAL), int(InstrumentKind.FUTURE))
@@ -79,18 +81,21 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     i = config.instruments.index[instrument]
     if int(config.instruments.kind[i]) not in _DELTA_ONE:
         return None
-    consumed = _consumed_order(state, command)
-    if consumed is False:
+    try:
+        order_effects = order_left_by_fill(state, command, maker)
+    except InputError:
         return None  # not an order of the maker this fill fits: the generic path refuses it
-    order_effects = [] if consumed is None else [consumed]
     asset = config.settlement_asset(i)
     decimals = config.decimals[asset]
     postings: list[list[Any]] = []
     moved: dict[str, Position | None] = {}
-    growing: list[str] = []
+    growing: list[str] = []  # the ledger's IM check: larger or flipped
+    larger: list[str] = []  # the reservation check (`decide._fill`): larger in size
     for who, dq in ((taker, quantity), (maker, -quantity)):
         old = state.positions.get((who, instrument))
         q0 = old.quantity if old else 0
+        if abs(q0 + dq) > abs(q0):
+            larger.append(who)
         if abs(q0 + dq) > abs(q0) or (q0 + dq) * q0 < 0:
             growing.append(who)
         q1, entry, realised = position_after(config.instruments, i, old, dq, price)
@@ -116,11 +121,8 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     reserved = {
         who: _reserved_after(state, config, who, instrument, moved[who], order_effects) for who in traders
     }
-    for who, dq in ((taker, quantity), (maker, -quantity)):
-        old = state.positions.get((who, instrument))
-        q0 = old.quantity if old else 0
-        n = traders.index(who)
-        if abs(q0 + dq) > abs(q0) and float(result.available_usd[n]) - reserved[who] < 0.0:
+    for n, who in enumerate(traders):
+        if who in larger and float(result.available_usd[n]) - reserved[who] < 0.0:
             return None  # below IM once its orders' reservation counts: the generic path refuses
     return {
         "postings": postings,
@@ -150,20 +152,6 @@ def _lane_trader(state: VenueState, account: Any) -> bool:
         and state.status.get(account) == AccountStatus.HEALTHY
         and account not in state.deadlines
     )
-
-
-def _consumed_order(state: VenueState, command: Fill) -> list[Any] | Literal[False] | None:
-    """The order row the fill leaves behind ([id, maker, instrument, contracts left, price], the
-    generic `decide._fill`'s), None when it names no order, False when it names one it does not
-    fit (unknown, another account's or instrument's, the wrong side, more than is left)."""
-    if command.order_id is None:
-        return None
-    order = state.orders.get(command.order_id)
-    if order is None or order.account != command.maker or order.instrument != command.instrument:
-        return False
-    if (-command.quantity) * order.quantity <= 0 or abs(command.quantity) > abs(order.quantity):
-        return False
-    return [order.order_id, order.account, order.instrument, order.quantity + command.quantity, order.price]
 
 
 def _reserved_after(
