@@ -6,13 +6,17 @@ A resting order that would increase risk reserves the IM it would add if filled
 (`core.ledger.reservation`); every command that checks the account (a new order, a withdrawal, a
 fill against one of its orders) and its margin row read that reservation. On the desk venue
 (examples/desk.yaml) one trader rests N orders on four instruments (linear and inverse
-perpetuals, an inverse future; buys and sells at spread prices), then, per depth N, CPU of:
+perpetuals, an inverse future; buys and sells of 1-3 contracts at spread prices: at most 24
+distinct sizes, a market maker's quotes), then, per depth N, CPU of:
 
-    reserved_us        `decide.reserved_usd` of the account (one few-accounts kernel call over N + 1
-                       position sets)
+    reserved_us        `decide.reserved_usd` of the account (one few-accounts kernel call over the
+                       positions now and one position set per distinct order size)
+    reserved_distinct_us  the same reservation when every order has a size of its own (N + 1
+                       position sets: the worst case, what every depth cost before sizes were
+                       counted)
     reference_us       the same sum by the per-order reference in the same run
                        (`reservation.im_with_order_by_risk_view`: a ledger transaction and a risk
-                       view per order, what the venue ran before)
+                       view per order, summed exactly; what the venue ran two rounds before)
     place_order_us     deciding one more order (`decide.decide`, pure: nothing applied)
     withdraw_us        deciding a withdrawal of the account
     fill_us            deciding a fill against its first order (the generic path, `decide.decide`)
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -67,7 +72,7 @@ def best_us(call: Callable[[], object], repeats: int) -> float:
 def depth_run(depth: int, repeats: int) -> dict[str, Any]:
     from crossmargin.adapters.clock import SystemClock
     from crossmargin.adapters.sql.runner import genesis_of_book
-    from crossmargin.core.ledger.reservation import im_with_order_by_risk_view
+    from crossmargin.core.ledger.reservation import im_with_order_by_risk_view, reserved_im_usd
     from crossmargin.core.ledger.state import risk_view
     from crossmargin.engine.decide import _sub, decide, reserved_usd
     from crossmargin.engine.fill_lane import fill_effects
@@ -104,13 +109,20 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
 
         def reference() -> float:
             now_im = float(risk_view(sub, config, (MAKER,)).result.initial_margin_usd[0])
-            total = 0.0
-            for o in orders:
-                order = (o.instrument, o.quantity, o.price)
-                total += max(im_with_order_by_risk_view(sub, config, MAKER, order) - now_im, 0.0)
-            return total
+            return math.fsum(
+                max(
+                    im_with_order_by_risk_view(sub, config, MAKER, (o.instrument, o.quantity, o.price))
+                    - now_im,
+                    0.0,
+                )
+                for o in orders
+            )
 
-        reserved = reserved_usd(state, config, MAKER)
+        reserved = reserved_usd(state, config, MAKER, sub)
+        # Every order a size of its own (k + 1 contracts each side): N distinct rows.
+        distinct = [
+            (o.instrument, (k + 1) * (1 if o.quantity > 0 else -1), o.price) for k, o in enumerate(orders)
+        ]
         if reserved != reference():
             raise SystemExit(f"depth {depth}: one-call reservation {reserved!r} != reference {reference()!r}")
         first = orders[0]
@@ -137,7 +149,9 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
         return {
             "depth": depth,
             "reserved_usd": reserved,
-            "reserved_us": best_us(lambda: reserved_usd(state, config, MAKER), repeats),
+            "distinct_sizes": len(state.order_sizes_of(MAKER)),
+            "reserved_us": best_us(lambda: reserved_usd(state, config, MAKER, sub), repeats),
+            "reserved_distinct_us": best_us(lambda: reserved_im_usd(sub, config, MAKER, distinct), repeats),
             "reference_us": best_us(reference, repeats),
             "place_order_us": best_us(lambda: decide(state, config, place, now), repeats),
             "withdraw_us": best_us(lambda: decide(state, config, withdraw, now), repeats),
@@ -161,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         run = depth_run(depth, args.repeats)
         runs.append(run)
         print(
-            f"{depth:5d} resting orders: reservation {run['reserved_us']:9.0f} us "
+            f"{depth:5d} resting orders ({run['distinct_sizes']} sizes): reservation {run['reserved_us']:9.0f} us "
+            f"(all sizes distinct {run['reserved_distinct_us']:9.0f} us) "
             f"(per-order reference {run['reference_us']:9.0f} us, x{run['reference_us'] / run['reserved_us']:.1f}); "
             f"decide place_order {run['place_order_us']:8.0f} us, withdraw {run['withdraw_us']:8.0f} us, "
             f"fill of its order {run['fill_us']:8.0f} us (by the fill lane {run['fill_lane_us']:8.0f} us)"

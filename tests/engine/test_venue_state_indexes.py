@@ -1,9 +1,11 @@
-"""The fold's per-account indexes (positions by `holdings`, open orders by `account_orders`) always
-describe exactly what the fold holds, through any sequence of effects and a snapshot round trip,
-so a command reads one account's positions and orders without walking the venue's."""
+"""The fold's per-account indexes (positions by `holdings`, open orders by `account_orders`, their
+sizes counted by `order_sizes`) always describe exactly what the fold holds, through any sequence
+of effects and a snapshot round trip, so a command reads one account's positions and orders
+without walking the venue's."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from hypothesis import given
@@ -34,6 +36,14 @@ def _orders_by_account(state: VenueState) -> dict[str, dict[str, Order]]:
     out: dict[str, dict[str, Order]] = {}
     for order in state.orders.values():
         out.setdefault(order.account, {})[order.order_id] = order
+    return out
+
+
+def _sizes_by_account(state: VenueState) -> dict[str, Counter[tuple[str, int]]]:
+    """Each account's open orders counted by size (instrument, contracts), walked."""
+    out: dict[str, Counter[tuple[str, int]]] = {}
+    for order in state.orders.values():
+        out.setdefault(order.account, Counter())[(order.instrument, order.quantity)] += 1
     return out
 
 
@@ -94,8 +104,11 @@ def test_the_order_index_is_the_orders_grouped_by_account(effects: list[tuple[st
     state = VenueState()
     for sequence, (order_id, account, instrument, quantity) in enumerate(effects, start=1):
         order: list[Any] = [order_id, account, instrument, quantity, 100.0]
+        trial = {a: state.order_sizes_after(a, [order]) for a in ACCOUNTS}  # what the fold will count
         state.apply_effects({"orders": [order]}, sequence=sequence, record_hash="h")
         assert state.account_orders == _orders_by_account(state)
+        assert state.order_sizes == _sizes_by_account(state)  # no zero count, no empty account
+        assert trial == {a: state.order_sizes_of(a) for a in ACCOUNTS}
     for account in ACCOUNTS:
         expected = sorted(
             (o for o in state.orders.values() if o.account == account), key=lambda o: o.order_id
@@ -104,8 +117,10 @@ def test_the_order_index_is_the_orders_grouped_by_account(effects: list[tuple[st
         assert state.has_orders(account) == bool(expected)
     restored = VenueState.from_dict(state.to_dict())
     assert restored.account_orders == state.account_orders
+    assert restored.order_sizes == state.order_sizes
     subset = VenueState.of_orders(state.orders_of_accounts(["a", "b"]))
     assert subset.account_orders == {a: o for a, o in state.account_orders.items() if a in ("a", "b")}
+    assert subset.order_sizes == {a: n for a, n in state.order_sizes.items() if a in ("a", "b")}
 
 
 def test_a_command_s_sub_state_carries_every_system_position_and_only_its_traders() -> None:

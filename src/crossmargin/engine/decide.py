@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger import events as ledger_events
@@ -31,7 +31,7 @@ from crossmargin.core.ledger.counterparties import (
     StaleCounterpartiesError,
 )
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, SYSTEM_ACCOUNTS
-from crossmargin.core.ledger.reservation import reserved_im_usd
+from crossmargin.core.ledger.reservation import OrderSize, reserved_im_of
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
@@ -166,23 +166,52 @@ def _sub(state: VenueState, config: LedgerConfig, traders: Iterable[str]) -> Led
     )
 
 
-def reserved_usd(
-    state: VenueState, config: LedgerConfig, account: str, *, sub: LedgerState | None = None
-) -> float:
-    """IM the account's open orders reserve, USD: each order that would increase risk is charged
-    the IM it would add if filled at its price (module docstring), all in one kernel call
-    (`core.ledger.reservation`)."""
-    orders = state.orders_of(account)
-    if not orders:
+class OpenOrders(Protocol):
+    """What a reservation reads of the open orders: the venue's fold, or a command's trial of it
+    (`TrialOrders`)."""
+
+    def has_orders(self, account: str) -> bool: ...
+
+    def order_sizes_of(self, account: str) -> Mapping[OrderSize, int]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrialOrders:
+    """The fold's open orders with some accounts' sizes as a command would leave them (a new
+    order counted, a consumed or cancelled one taken off): O(those accounts' distinct sizes) to
+    build, where a copy of their orders was O(orders)."""
+
+    state: VenueState
+    sizes: Mapping[str, Mapping[OrderSize, int]]
+
+    @classmethod
+    def after(cls, state: VenueState, accounts: Iterable[str], rows: list[list[Any]]) -> TrialOrders:
+        """`accounts`' sizes once the order rows `rows` (the `orders` effects) are applied."""
+        return cls(state, {a: state.order_sizes_after(a, rows) for a in set(accounts)})
+
+    def has_orders(self, account: str) -> bool:
+        return bool(self.order_sizes_of(account))
+
+    def order_sizes_of(self, account: str) -> Mapping[OrderSize, int]:
+        sizes = self.sizes.get(account)
+        return self.state.order_sizes_of(account) if sizes is None else sizes
+
+
+def reserved_usd(orders: OpenOrders, config: LedgerConfig, account: str, sub: LedgerState) -> float:
+    """IM the account's open orders reserve on the positions and prices of `sub`, USD: each order
+    that would increase risk is charged the IM it would add if filled at its price (module
+    docstring), in one kernel call over its distinct order sizes (`core.ledger.reservation`)."""
+    sizes = orders.order_sizes_of(account)
+    if not sizes:
         return 0.0
-    base = sub if sub is not None else _sub(state, config, [account])
-    return reserved_im_usd(base, config, account, [(o.instrument, o.quantity, o.price) for o in orders])
+    held = {i: p for (a, i), p in sub.positions.items() if a == account}
+    return reserved_im_of(held, sub, config, sizes)
 
 
 def _margin_rows(
     sub: LedgerState,
     config: LedgerConfig,
-    state: VenueState,
+    state: OpenOrders,
     traders: list[str],
     *,
     taken: RiskView | None = None,
@@ -208,20 +237,20 @@ def _margin_rows(
                 float(view.equity_usd[n]),
                 float(view.initial_margin_usd[n]),
                 float(view.maintenance_margin_usd[n]),
-                reserved_usd(state, config, trader, sub=sub) if state.has_orders(trader) else 0.0,
+                reserved_usd(state, config, trader, sub) if state.has_orders(trader) else 0.0,
             ]
         )
     return rows
 
 
 def _check_reserved(
-    state: VenueState, config: LedgerConfig, after: LedgerState, account: str, field: str
+    state: OpenOrders, config: LedgerConfig, after: LedgerState, account: str, field: str
 ) -> None:
     """After the change, available − reserved must stay ≥ 0."""
     if not state.has_orders(account):
         return
     available = float(risk_view(after, config, (account,)).result.available_usd[0])
-    reserved = reserved_usd(state, config, account, sub=after)
+    reserved = reserved_usd(state, config, account, after)
     if available - reserved < 0.0:
         raise InputError(
             field,
@@ -379,14 +408,10 @@ def _fill(state: VenueState, config: LedgerConfig, cmd: c.Fill, as_of_ns: int) -
         ),
         config,
     )
+    check_state: OpenOrders = state
     if order_effects:
         # Reservation is re-checked without the part of the order this fill consumed.
-        # (the two traders' orders only: the checks below read nothing else)
-        trial = VenueState.of_orders(state.orders_of_accounts([taker, maker]))
-        trial.apply_effects({"orders": order_effects}, sequence=0, record_hash="")
-        check_state = trial
-    else:
-        check_state = state
+        check_state = TrialOrders.after(state, [taker, maker], order_effects)
     for who, q in ((taker, cmd.quantity), (maker, -cmd.quantity)):
         old = sub.positions.get((who, cmd.instrument))
         q0 = old.quantity if old else 0
@@ -428,8 +453,7 @@ def _place_order(state: VenueState, config: LedgerConfig, cmd: c.PlaceOrder, as_
             "place_order.quantity", f"{account!r} is {state.status[account].name.lower()}: reduce-only"
         )
     order = [cmd.order_id, account, cmd.instrument, cmd.quantity, float(cmd.price)]
-    trial = VenueState.of_orders(state.orders_of_accounts([account]))
-    trial.apply_effects({"orders": [order]}, sequence=0, record_hash="")
+    trial = TrialOrders.after(state, [account], [order])
     _check_reserved(trial, config, sub, account, "place_order.quantity")
     return {"orders": [order], "margin": _margin_rows(sub, config, trial, [account])}
 
@@ -612,11 +636,10 @@ def _settle_expiry(state: VenueState, config: LedgerConfig, cmd: c.SettleExpiry,
         raise
     # Open orders on it can never fill: cancelled (their reservations freed) in the same record.
     # What the margin rows read: the re-margined traders' other orders (reservations).
-    kept = [o for o in state.orders_of_accounts(traders) if o.instrument != instrument]
-    remaining = VenueState.of_orders(kept)
     effects = _effects_of(sub, applied, traders)
     effects["expired"] = [instrument]
     effects["orders"] = [[o.order_id, o.account, o.instrument, 0, o.price] for o in cancelled]
+    remaining = TrialOrders.after(state, traders, effects["orders"])
     effects["records"].extend(
         ["order_cancelled", o.account, {"order_id": o.order_id, "reason": "expired"}] for o in cancelled
     )

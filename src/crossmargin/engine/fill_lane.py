@@ -35,7 +35,7 @@ import numpy as np
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger.money import units_signed_pnl
 from crossmargin.core.ledger.postings import CLEARING, FEES, SYSTEM_ACCOUNTS
-from crossmargin.core.ledger.reservation import OrderTerms, reserved_im_of
+from crossmargin.core.ledger.reservation import reserved_im_of
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
@@ -164,20 +164,13 @@ def _reserved_after(
 ) -> float:
     """IM `who`'s open orders reserve after the fill (`decide.reserved_usd` on the trial state:
     the consumed order at what is left of it, gone at 0), on its positions after the trade."""
-    orders: list[OrderTerms] = []
-    changed = {row[0]: row for row in order_effects}
-    for order in state.orders_of(who):  # by order id, as the generic path sums them
-        row = changed.get(order.order_id)
-        if row is None:
-            orders.append((order.instrument, order.quantity, order.price))
-        elif row[3] != 0:
-            orders.append((order.instrument, row[3], order.price))
-    if not orders:
+    sizes = state.order_sizes_after(who, order_effects)
+    if not sizes:
         return 0.0
     held = {name: state.positions[(who, name)] for name in state.holdings.get(who, ()) if name != instrument}
     if position is not None:
         held[instrument] = position
-    return reserved_im_of(held, state, config, orders)
+    return reserved_im_of(held, state, config, sizes)
 
 
 def _post(postings: list[list[Any]], debit: str, credit: str, asset: str, units: int, kind: str) -> None:

@@ -826,7 +826,7 @@ class Venue:
                 raise InputError("account", f"unknown account {account!r}")
             sub = state.sub_state([account], config.assets.symbols)
             result = risk_view(sub, config, (account,)).result
-            reserved = reserved_usd(state, config, account)
+            reserved = reserved_usd(state, config, account, sub)
             balances = {k: state.balances.get((account, k), 0) for k in config.assets.symbols}
             return AccountView(
                 account=account,
@@ -979,7 +979,7 @@ class Venue:
         if held <= 0 or not may_withdraw(state.status[account]) or _bad_debt(state, config):
             return 0
         sub = state.sub_state([account], config.assets.symbols)
-        reserved = reserved_usd(state, config, account, sub=sub)
+        reserved = reserved_usd(state, config, account, sub)
 
         def free_usd(units: int) -> float:
             balances = dict(sub.balances)

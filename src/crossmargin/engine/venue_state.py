@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import types
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,8 @@ from crossmargin.core.margin import CrossParams
 from crossmargin.core.margin.options_rule import OptionMarginParams
 from crossmargin.engine.journal import GENESIS_HASH, canonical_json
 from crossmargin.errors import InputError
+
+_NO_SIZES: Mapping[tuple[str, int], int] = types.MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,7 +52,8 @@ class VenueState:
     O(what it touches), not O(the venue): `holdings[account]` (its instruments) and
     `instrument_holders[instrument]` (the accounts holding it) index `positions` both ways;
     `account_orders[account]` (order id -> Order) and `instrument_orders[instrument]` index
-    `orders`."""
+    `orders`; `order_sizes[account]` counts its orders by size (instrument, contracts), all a
+    reservation reads (`core.ledger.reservation`)."""
 
     traders: list[str] = field(default_factory=list)
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -68,6 +73,7 @@ class VenueState:
     orders: dict[str, Order] = field(default_factory=dict)
     account_orders: dict[str, dict[str, Order]] = field(default_factory=dict)
     instrument_orders: dict[str, dict[str, Order]] = field(default_factory=dict)
+    order_sizes: dict[str, Counter[tuple[str, int]]] = field(default_factory=dict)
     # (from sequence, parameters as a plain dict) in force from that record on
     parameter_versions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     time_ns: int = 0
@@ -125,6 +131,8 @@ class VenueState:
             # cancel, or an id moved to another account or instrument, leaves the indexes.
             if old is not None and (quantity == 0 or (old.account, old.instrument) != (account, instrument)):
                 self._unindex_order(old)
+            elif old is not None:
+                self._count_size(old, -1)  # replaced in place: its new size is counted below
             if quantity == 0:
                 self.orders.pop(order_id, None)
             else:
@@ -178,6 +186,7 @@ class VenueState:
         self.orders[order.order_id] = order
         self.account_orders.setdefault(order.account, {})[order.order_id] = order
         self.instrument_orders.setdefault(order.instrument, {})[order.order_id] = order
+        self._count_size(order, 1)
 
     def _unindex_order(self, order: Order) -> None:
         for index, key in ((self.account_orders, order.account), (self.instrument_orders, order.instrument)):
@@ -185,6 +194,18 @@ class VenueState:
             del mine[order.order_id]
             if not mine:
                 del index[key]
+        self._count_size(order, -1)
+
+    def _count_size(self, order: Order, step: int) -> None:
+        sizes = self.order_sizes.setdefault(order.account, Counter())
+        size = (order.instrument, order.quantity)
+        count = sizes[size] + step
+        if count:
+            sizes[size] = count
+            return
+        del sizes[size]
+        if not sizes:
+            del self.order_sizes[order.account]
 
     @classmethod
     def of_orders(cls, orders: Iterable[Order]) -> VenueState:
@@ -204,6 +225,24 @@ class VenueState:
 
     def has_orders(self, account: str) -> bool:
         return account in self.account_orders
+
+    def order_sizes_of(self, account: str) -> Mapping[tuple[str, int], int]:
+        """How many open orders the account has of each size (instrument, contracts), O(1): the
+        fold's own counter, to read, not to change."""
+        return self.order_sizes.get(account, _NO_SIZES)
+
+    def order_sizes_after(self, account: str, rows: Iterable[list[Any]]) -> Counter[tuple[str, int]]:
+        """The account's order sizes once the order rows `rows` ([order id, account, instrument,
+        contracts, price], the fold's `orders` effects: 0 contracts cancels) are applied, as
+        `apply_effects` would count them; O(its distinct sizes + rows), the fold unchanged."""
+        sizes = Counter(self.order_sizes_of(account))
+        for order_id, owner, instrument, quantity, _ in rows:
+            old = self.orders.get(order_id)
+            if old is not None and old.account == account:
+                sizes[(old.instrument, old.quantity)] -= 1
+            if quantity != 0 and owner == account:
+                sizes[(instrument, int(quantity))] += 1
+        return +sizes  # positive counts only
 
     def orders_of_accounts(self, accounts: Iterable[str]) -> list[Order]:
         """The open orders of these accounts, O(their orders)."""
@@ -255,7 +294,7 @@ class VenueState:
         """A copy sharing no container with this state (the values in them are immutable):
         C-level copies, fast under the writer's lock, so a snapshot is sorted, encoded and
         written on another thread while the writer moves on. The indexes (`holdings`,
-        `instrument_holders`, `account_orders`, `instrument_orders`) are left out (a snapshot
+        `instrument_holders`, `account_orders`, `instrument_orders`, `order_sizes`) are left out (a snapshot
         does not hold them; `from_dict` rebuilds them)."""
         return VenueState(
             traders=list(self.traders),

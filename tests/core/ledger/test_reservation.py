@@ -1,10 +1,12 @@
-"""The reservation of open orders in one kernel call (core.ledger.reservation) has the bits of the
-per-order reference it replaced: for each order a ledger transaction trading it with the
-liquidator and a risk view of the account on the result."""
+"""The reservation of open orders in one kernel call over their distinct sizes
+(core.ledger.reservation) has the bits of the per-order reference: for each order a ledger
+transaction trading it with the liquidator and a risk view of the account on the result, the
+terms summed exactly (math.fsum)."""
 
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from crossmargin.adapters.files import load_book
 from crossmargin.core.ledger.reservation import (
     OrderTerms,
+    exact_weighted_sum,
     im_with_order_by_risk_view,
     order_im_usd,
     reserved_im_usd,
@@ -33,10 +36,9 @@ def _reference_reserved(
     state: LedgerState, config: LedgerConfig, account: str, orders: list[OrderTerms]
 ) -> float:
     im_now = float(risk_view(state, config, (account,)).result.initial_margin_usd[0])
-    total = 0.0
-    for order in orders:
-        total += max(im_with_order_by_risk_view(state, config, account, order) - im_now, 0.0)
-    return total
+    return math.fsum(
+        max(im_with_order_by_risk_view(state, config, account, order) - im_now, 0.0) for order in orders
+    )
 
 
 @st.composite
@@ -71,9 +73,11 @@ def test_one_kernel_call_has_the_bits_of_a_risk_view_per_order(case: tuple[str, 
     assert im[0] == float(risk_view(state, config, (account,)).result.initial_margin_usd[0])
     for k, order in enumerate(orders, start=1):
         assert im[k] == im_with_order_by_risk_view(state, config, account, order), order
-    assert reserved_im_usd(state, config, account, orders) == _reference_reserved(
-        state, config, account, orders
-    )
+    reserved = reserved_im_usd(state, config, account, orders)
+    assert reserved == _reference_reserved(state, config, account, orders)
+    # An order's term reads its size alone: other prices, another order of the orders, the same bits.
+    repriced = [(i, q, p * 1.37) for i, q, p in reversed(orders)]
+    assert reserved_im_usd(state, config, account, repriced) == reserved
 
 
 def test_no_orders_reserve_nothing_and_a_risk_reducing_order_reserves_nothing() -> None:
@@ -85,3 +89,26 @@ def test_no_orders_reserve_nothing_and_a_risk_reducing_order_reserves_nothing() 
     assert reserved_im_usd(state, config, account, [closing]) == 0.0
     adding = (instrument, position.quantity, 90_000.0)
     assert reserved_im_usd(state, config, account, [adding]) > 0.0
+
+
+FINITE = st.floats(min_value=0.0, max_value=1e300)  # x 2,000 stays finite
+
+
+@given(terms=st.lists(st.tuples(FINITE, st.integers(1, 2_000)), max_size=30))
+def test_exact_weighted_sum_is_fsum_of_the_repeated_terms(terms: list[tuple[float, int]]) -> None:
+    """Σ count·term rounded once: what math.fsum gives for each term repeated `count` times (the
+    reservation of a thousand resting orders of one size, one multiply-add of integers). Terms
+    are IM differences (≥ 0); their full range of exponents, subnormals included."""
+    values = [t for t, _ in terms]
+    counts = [c for _, c in terms]
+    repeated = [t for t, c in terms for _ in range(c)]
+    expected = math.fsum(repeated) if repeated else 0.0
+    assert exact_weighted_sum(values, counts) == expected
+
+
+def test_exact_weighted_sum_rounds_once_where_a_running_sum_does_not() -> None:
+    # 1e16 + 1 + 1: a running float sum loses both ones (ties to even), the exact sum keeps them.
+    assert 1e16 + 1.0 + 1.0 == 1e16
+    assert exact_weighted_sum([1e16, 1.0], [1, 2]) == 1e16 + 2.0
+    assert math.isinf(exact_weighted_sum([math.inf, 1.0], [1, 3]))
+    assert exact_weighted_sum([1.5e308], [2]) == math.inf  # past the largest float

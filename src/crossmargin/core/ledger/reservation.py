@@ -1,24 +1,32 @@
-"""Initial margin an account's open orders reserve, every order in one kernel call.
+"""Initial margin an account's open orders reserve: one kernel row per distinct order size.
 
 A resting order that would increase risk is charged the IM it would add if filled at its price,
 each order on its own (Binance's and Deribit's open-order margin, summed conservatively):
 
     reserved = Σ_orders max(IM(positions with the order filled) − IM(positions now), 0)
 
-Each term was a ledger transaction and a risk view of its own, so an account with N resting
-orders paid N + 1 margin passes on every check that reads its reservation (a withdrawal, a
-transfer, a fill, a new order, its margin row): O(N) Python per command, the shape of a market
-maker's book. Here the N + 1 position sets are rows of one few-accounts kernel call
-(`state.margin_of_rows`): row 0 the positions now, row k + 1 those with order k filled. IM is a
-sum over positions' contracts only (collateral and entry prices enter equity, never IM), so each
-row's IM has the bits of the risk view of that hypothetical state, and the sum is taken in
-order, as before (tests/core/ledger/test_reservation.py against the per-order reference,
-`im_with_order_by_risk_view`, kept as the definition; bench/bench_orders.py).
+summed exactly and rounded once (the float nearest the real sum, as `math.fsum` of the terms), so
+the total does not depend on the order the orders are taken in.
+
+IM is a sum over positions' contracts only (collateral and entry prices enter equity, never IM),
+so an order's term is a function of its instrument and signed contracts alone, never of its
+limit price: a market maker's thousand resting orders are a few dozen distinct sizes (instrument,
+contracts), each counted. The reservation is one few-accounts kernel call
+(`state.margin_of_rows`) over row 0, the positions now, and one row per distinct size, the
+positions with one such order filled, then Σ count × term, exact: O(distinct sizes), not O(orders),
+on every check that reads it (a new order, a withdrawal, a fill, a margin row). The venue's fold
+keeps each account's sizes counted (`VenueState.order_sizes_of`).
+
+Held to the per-order reference bit for bit (tests/core/ledger/test_reservation.py:
+`im_with_order_by_risk_view`, a ledger transaction and a risk view per order, kept here as the
+definition; bench/bench_orders.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -37,34 +45,59 @@ from crossmargin.core.ledger.transact import Tx
 
 # An order as the reservation reads it: (instrument, contracts signed, limit price).
 OrderTerms = tuple[str, int, float]
+# An order size: (instrument, contracts signed), what its reservation term depends on.
+OrderSize = tuple[str, int]
+
+
+def order_sizes(orders: Iterable[OrderTerms]) -> Counter[OrderSize]:
+    """How many of `orders` there are of each size (instrument, contracts)."""
+    return Counter((instrument, quantity) for instrument, quantity, _ in orders)
 
 
 def reserved_im_usd(
     state: LedgerState, config: LedgerConfig, account: str, orders: Sequence[OrderTerms]
 ) -> float:
     """IM `orders` reserve for `account` on `state`, USD (module docstring); 0 without orders."""
-    return reserved_im_of(_held_by(state, account), state, config, orders)
+    return reserved_im_of(_held_by(state, account), state, config, order_sizes(orders))
 
 
 def reserved_im_of(
-    held: Mapping[str, Position], prices: Prices, config: LedgerConfig, orders: Sequence[OrderTerms]
+    held: Mapping[str, Position], prices: Prices, config: LedgerConfig, sizes: Mapping[OrderSize, int]
 ) -> float:
     """`reserved_im_usd` of an account holding `held` (instrument -> position) in the market of
-    `prices` (a ledger state or the venue's fold: the fill lane's positions after its trade)."""
-    if not orders:
+    `prices` (a ledger state or the venue's fold), with `sizes[(instrument, contracts)]` resting
+    orders of each size."""
+    if not sizes:
         return 0.0
-    im = _order_im(held, prices, config, orders)
-    total = 0.0
-    for k in range(len(orders)):
-        total += max(float(im[k + 1]) - float(im[0]), 0.0)
-    return total
+    distinct = sorted(sizes)
+    im = _order_im(held, prices, config, distinct)
+    terms = np.maximum(im[1:] - im[0], 0.0)
+    return exact_weighted_sum(terms.tolist(), [sizes[size] for size in distinct])
+
+
+def exact_weighted_sum(terms: Sequence[float], counts: Sequence[int]) -> float:
+    """Σ counts[k]·terms[k] rounded once to the nearest float (ties to even): the value
+    `math.fsum` gives for the terms each repeated counts[k] times, in O(len(terms)). Every finite
+    float is an integer over a power of two (`float.as_integer_ratio`), so the sum is an exact
+    integer over the largest denominator, and Python's int / int true division rounds it
+    correctly (https://docs.python.org/3/library/stdtypes.html#numeric-types-int-float-complex)."""
+    if not all(map(math.isfinite, terms)):  # no exact form: IEEE's inf or NaN, as a plain sum
+        return float(sum(c * t for t, c in zip(terms, counts, strict=True)))
+    ratios = [term.as_integer_ratio() for term in terms]
+    denominator = max((d for _, d in ratios), default=1)
+    numerator = sum(c * n * (denominator // d) for (n, d), c in zip(ratios, counts, strict=True))
+    try:
+        return numerator / denominator
+    except OverflowError:  # past the largest float: IEEE's infinity, as a plain sum would give
+        return math.inf if numerator > 0 else -math.inf
 
 
 def order_im_usd(
     state: LedgerState, config: LedgerConfig, account: str, orders: Sequence[OrderTerms]
 ) -> npt.NDArray[np.float64]:
     """(1 + len(orders),) the account's IM now, then with each order filled on its own, USD."""
-    return _order_im(_held_by(state, account), state, config, orders)
+    sizes = [(instrument, quantity) for instrument, quantity, _ in orders]
+    return _order_im(_held_by(state, account), state, config, sizes)
 
 
 def _held_by(state: LedgerState, account: str) -> dict[str, Position]:
@@ -72,19 +105,20 @@ def _held_by(state: LedgerState, account: str) -> dict[str, Position]:
 
 
 def _order_im(
-    held_by: Mapping[str, Position], prices: Prices, config: LedgerConfig, orders: Sequence[OrderTerms]
+    held_by: Mapping[str, Position], prices: Prices, config: LedgerConfig, sizes: Sequence[OrderSize]
 ) -> npt.NDArray[np.float64]:
-    """`order_im_usd` of the positions `held_by` (instrument -> position).
+    """(1 + len(sizes),) IM of the positions `held_by` (instrument -> position), then with an
+    order of each size filled on its own.
 
-    The rows are built with numpy, O(orders × positions) without a Python step per pair: row k + 1
+    The rows are built with numpy, O(sizes × positions) without a Python step per pair: row k + 1
     is the positions now without the order's instrument, plus that instrument at q0 + dq
-    contracts when not flat. Its entry price is the order's: IM reads contracts only (the tiered
-    notional, the option unit margins), never the entry, which moves the value alone (and a fill's
-    averaged entry is still positive, as 1/E of an inverse instrument needs)."""
+    contracts when not flat. Its entry price is 1 (any positive price: IM reads contracts only,
+    the tiered notional and the option unit margins, never the entry, which moves the value
+    alone; positive, as 1/E of an inverse instrument needs)."""
     index = config.instruments.index
     held = sorted((index[i], float(p.quantity), p.entry_price) for i, p in held_by.items())
     now = np.array(held, dtype=np.float64).reshape(len(held), 3)  # (P, 3): instrument, contracts, entry
-    terms = np.array([(index[o[0]], o[1], o[2]) for o in orders], dtype=np.float64).reshape(len(orders), 3)
+    terms = np.array([(index[i], q) for i, q in sizes], dtype=np.float64).reshape(len(sizes), 2)
     same = now[None, :, 0] == terms[:, None, 0]  # (N, P): the order's instrument, if held
     q1 = np.where(same, now[None, :, 1], 0.0).sum(axis=1) + terms[:, 1]  # at most one term: exact
     k, p = np.nonzero(~same)  # the other positions of each row, in row order
@@ -98,10 +132,10 @@ def _order_im(
     rows[n_now + n_kept :, 0] = filled + 1
     rows[n_now + n_kept :, 1] = terms[filled, 0]
     rows[n_now + n_kept :, 2] = q1[filled]
-    rows[n_now + n_kept :, 3] = terms[filled, 2]
+    rows[n_now + n_kept :, 3] = 1.0
     rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # by row, then instrument
     # IM reads positions only: the rows carry no collateral.
-    balances = np.zeros((len(orders) + 1, config.assets.n_assets))
+    balances = np.zeros((len(sizes) + 1, config.assets.n_assets))
     result = margin_of_rows(priced_market(prices, config), config, np.ascontiguousarray(rows), balances)
     return result.initial_margin_usd
 
