@@ -171,7 +171,11 @@ def random_books(
     index_usd = {u: _unit(draw, *bounds) for u, bounds in _INDEX_RANGE_USD.items()}
 
     # Collateral: a stablecoin plus coins priced at their index.
-    assets = [Asset(symbol="USDC", haircut_tiers=draw(haircut_tiers(tiered=tiered_haircuts, scale=1e6)))]
+    assets = [
+        Asset(
+            symbol="USDC", haircut_tiers=draw(haircut_tiers(tiered=tiered_haircuts, scale=1e6))
+        )
+    ]
     for coin in draw(st.lists(st.sampled_from(["BTC", "ETH"]), unique=True, max_size=2)):
         price = index_usd[coin]
         assets.append(

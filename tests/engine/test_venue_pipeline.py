@@ -221,9 +221,7 @@ def test_submit_with_callback_answers_each_command_after_its_commit_as_submit_do
         assert store.records == twin_store.records
 
 
-def test_a_raising_callback_is_logged_and_the_venue_goes_on_answering(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_raising_callback_is_logged_and_the_venue_goes_on_answering(caplog: pytest.LogCaptureFixture) -> None:
     store = GatedStore()
     with open_venue(store) as venue:
 

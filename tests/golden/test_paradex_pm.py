@@ -170,7 +170,9 @@ def _three_asset_scenarios() -> ScenarioSet:
         index_prices=spots,
         implied_vols={i.id: 0.6 for i in instruments},
     )
-    book = book_from_rows(assets=[Asset(symbol="USDC")], instruments=table, balances={"a": {}}, positions=[])
+    book = book_from_rows(
+        assets=[Asset(symbol="USDC")], instruments=table, balances={"a": {}}, positions=[]
+    )
     return PortfolioMargin(paradex_pm()).scenarios(book, revalue(table, market))
 
 

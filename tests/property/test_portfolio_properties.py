@@ -78,9 +78,7 @@ def _gross_pnl_scale(book: Book, market: MarketState, reval: ScenarioRevaluation
     q = abs(book.positions)
     qe = book.positions.copy()
     qe.data = np.abs(qe.data * entry_term(book.entry_price, book.instruments.reciprocal_entry[qe.indices]))
-    collateral = np.abs(
-        value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd
-    )
+    collateral = np.abs(value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd)
     gross = (
         q @ np.abs(reval.d_unit_value_usd)
         + qe @ np.abs(reval.d_entry_coefficient_usd)

@@ -21,9 +21,7 @@ def _rename(db: tuple[str, str | None], old: str, new: str) -> None:
 def test_failed_commit_is_not_acknowledged_and_recovers(db: tuple[str, str | None]) -> None:
     store = connect(db)
     venue = open_venue(store)
-    acked = venue.execute(
-        Deposit(idempotency_key="before", account="vol-seller", asset="USDC", amount_units=1)
-    )
+    acked = venue.execute(Deposit(idempotency_key="before", account="vol-seller", asset="USDC", amount_units=1))
     balance = venue.balances("USDC")["vol-seller"]
     _rename(db, "counter", "counter_moved")  # the next commit fails inside the database
     with pytest.raises(VenueUnavailableError):

@@ -25,9 +25,7 @@ def test_a_tier_preset_in_the_model_equals_the_preset_applied_to_the_book(name: 
         assert by_parameter.maintenance_margin_usd.tolist() == by_book.maintenance_margin_usd.tolist()
     # And it changes the requirement of an account holding a linear perpetual (the basis trader).
     own = CrossMargin().evaluate(loaded.book, loaded.market).initial_margin_usd
-    preset = (
-        CrossMargin(CrossParams(tier_preset=name)).evaluate(loaded.book, loaded.market).initial_margin_usd
-    )
+    preset = CrossMargin(CrossParams(tier_preset=name)).evaluate(loaded.book, loaded.market).initial_margin_usd
     assert (own != preset).any()
 
 
