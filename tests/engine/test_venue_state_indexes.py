@@ -118,9 +118,6 @@ def test_the_order_index_is_the_orders_grouped_by_account(effects: list[tuple[st
     restored = VenueState.from_dict(state.to_dict())
     assert restored.account_orders == state.account_orders
     assert restored.order_sizes == state.order_sizes
-    subset = VenueState.of_orders(state.orders_of_accounts(["a", "b"]))
-    assert subset.account_orders == {a: o for a, o in state.account_orders.items() if a in ("a", "b")}
-    assert subset.order_sizes == {a: n for a, n in state.order_sizes.items() if a in ("a", "b")}
 
 
 def test_a_command_s_sub_state_carries_every_system_position_and_only_its_traders() -> None:

@@ -207,14 +207,6 @@ class VenueState:
         if not sizes:
             del self.order_sizes[order.account]
 
-    @classmethod
-    def of_orders(cls, orders: Iterable[Order]) -> VenueState:
-        """A state holding only these open orders (what a reservation check reads)."""
-        state = cls()
-        for order in orders:
-            state._index_order(order)
-        return state
-
     # -- views -----------------------------------------------------------------------------------
 
     def positions_of(self, account: str) -> dict[str, Position]:
@@ -233,8 +225,9 @@ class VenueState:
 
     def order_sizes_after(self, account: str, rows: Iterable[list[Any]]) -> Counter[tuple[str, int]]:
         """The account's order sizes once the order rows `rows` ([order id, account, instrument,
-        contracts, price], the fold's `orders` effects: 0 contracts cancels) are applied, as
-        `apply_effects` would count them; O(its distinct sizes + rows), the fold unchanged."""
+        contracts, price], the fold's `orders` effects, one per order id: 0 contracts cancels) are
+        applied, as `apply_effects` would count them; O(its distinct sizes + rows), the fold
+        unchanged."""
         sizes = Counter(self.order_sizes_of(account))
         for order_id, owner, instrument, quantity, _ in rows:
             old = self.orders.get(order_id)
@@ -243,10 +236,6 @@ class VenueState:
             if quantity != 0 and owner == account:
                 sizes[(instrument, int(quantity))] += 1
         return +sizes  # positive counts only
-
-    def orders_of_accounts(self, accounts: Iterable[str]) -> list[Order]:
-        """The open orders of these accounts, O(their orders)."""
-        return [o for a in set(accounts) for o in self.account_orders.get(a, {}).values()]
 
     def holders_of(self, instruments: Iterable[str]) -> set[str]:
         """Traders holding any of `instruments` (funding, expiry, ADL counterparties), O(holders)."""
@@ -294,8 +283,8 @@ class VenueState:
         """A copy sharing no container with this state (the values in them are immutable):
         C-level copies, fast under the writer's lock, so a snapshot is sorted, encoded and
         written on another thread while the writer moves on. The indexes (`holdings`,
-        `instrument_holders`, `account_orders`, `instrument_orders`, `order_sizes`) are left out (a snapshot
-        does not hold them; `from_dict` rebuilds them)."""
+        `instrument_holders`, `account_orders`, `instrument_orders`, `order_sizes`) are left out
+        (a snapshot does not hold them; `from_dict` rebuilds them)."""
         return VenueState(
             traders=list(self.traders),
             balances=dict(self.balances),
