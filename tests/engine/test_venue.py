@@ -455,3 +455,79 @@ def test_margin_rows_read_from_the_ledgers_own_view_equal_a_fresh_view(
         ]
         for n in range(len(traders))
     ]
+
+
+def _resting(venue: Venue) -> None:
+    """Risk-increasing resting orders: three of one size and one of another for `directional`,
+    one for `basis-trader` (the maker of the fill below)."""
+    orders = [
+        ("directional", "D1", "BTC-USDC-PERP", 2),
+        ("directional", "D2", "BTC-USDC-PERP", 2),
+        ("directional", "D3", "BTC-USDC-PERP", 2),
+        ("directional", "D4", "ETH-USDC-PERP", -3),
+        ("basis-trader", "B1", "BTC-USDC-PERP", -2),
+    ]
+    for account, order_id, instrument, quantity in orders:
+        price = 88_000.0 if instrument.startswith("BTC") else 3_000.0
+        venue.execute(
+            PlaceOrder(
+                idempotency_key=f"rest-{order_id}",
+                account=account,
+                order_id=order_id,
+                instrument=instrument,
+                quantity=quantity,
+                price=price,
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        PlaceOrder(
+            idempotency_key="p",
+            account="directional",
+            order_id="D5",
+            instrument="BTC-USDC-PERP",
+            quantity=2,
+            price=87_900.0,
+        ),
+        Withdraw(idempotency_key="w", account="directional", asset="ETH", amount_units=10**6),
+        Fill(
+            idempotency_key="f",
+            taker="directional",
+            maker="basis-trader",
+            instrument="BTC-USDC-PERP",
+            quantity=1,
+            price=88_000.0,
+            order_id="B1",
+        ),
+    ],
+    ids=["place_order", "withdraw", "fill_of_an_order"],
+)
+def test_a_decision_reserves_once_per_checked_trader_and_its_rows_say_what_the_venue_then_holds(
+    venue: Venue, command: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reservation a check computes is the one its margin row reports (one kernel call per
+    trader whose orders it reads, not one for the check and another for the row), and that row
+    equals, bit for bit, the reservation the venue reports once the command is folded."""
+    from crossmargin.engine import decide as decide_module
+
+    _resting(venue)
+    calls: list[int] = []
+    counted = decide_module.reserved_im_of
+
+    def counting(*args: object, **kwargs: object) -> float:
+        calls.append(1)
+        return counted(*args, **kwargs)  # type: ignore[arg-type]
+
+    state, config = venue._state, venue.config
+    with monkeypatch.context() as patch:
+        patch.setattr(decide_module, "reserved_im_of", counting)
+        effects = decide_module.decide(state, config, command, state.time_ns)  # type: ignore[arg-type]
+    rows = {row[0]: row[4] for row in effects["margin"]}
+    assert rows["directional"] > 0.0
+    assert len(calls) == sum(1 for trader in rows if state.has_orders(trader))
+    venue.settings = dataclasses.replace(venue.settings, fill_lane=False)  # the generic decision
+    venue.execute(command)  # type: ignore[arg-type]
+    assert rows == {trader: venue.account(trader).reserved_usd for trader in rows}

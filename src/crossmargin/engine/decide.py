@@ -215,10 +215,13 @@ def _margin_rows(
     traders: list[str],
     *,
     taken: RiskView | None = None,
+    reserved: Mapping[str, float] | None = None,
 ) -> list[list[Any]]:
     """[trader, equity, IM, MM, reserved] of each trader on `sub`. `taken`: a view the ledger
     already took (`Applied.view`), reused when it covers these traders in this order on the same
-    balances, positions and prices (the margins are a function of those alone), else a new one."""
+    balances, positions and prices (the margins are a function of those alone), else a new one.
+    `reserved`: reservations already computed on `sub` and `state` (`_check_reserved`'s)."""
+    known = reserved or {}
     same = (
         taken is not None
         and taken.traders == tuple(traders)
@@ -237,19 +240,32 @@ def _margin_rows(
                 float(view.equity_usd[n]),
                 float(view.initial_margin_usd[n]),
                 float(view.maintenance_margin_usd[n]),
-                reserved_usd(state, config, trader, sub) if state.has_orders(trader) else 0.0,
+                known[trader] if trader in known else _reserved_if_any(state, config, trader, sub),
             ]
         )
     return rows
 
 
+def _reserved_if_any(orders: OpenOrders, config: LedgerConfig, account: str, sub: LedgerState) -> float:
+    return reserved_usd(orders, config, account, sub) if orders.has_orders(account) else 0.0
+
+
 def _check_reserved(
-    state: OpenOrders, config: LedgerConfig, after: LedgerState, account: str, field: str
-) -> None:
-    """After the change, available − reserved must stay ≥ 0."""
+    state: OpenOrders,
+    config: LedgerConfig,
+    after: LedgerState,
+    account: str,
+    field: str,
+    *,
+    view: RiskView | None = None,
+) -> float:
+    """After the change, available − reserved must stay ≥ 0; returns the reservation (0 without
+    open orders), for the margin row of the same state. `view`: the account's risk view on
+    `after`, if the caller holds it."""
     if not state.has_orders(account):
-        return
-    available = float(risk_view(after, config, (account,)).result.available_usd[0])
+        return 0.0
+    taken = view if view is not None else risk_view(after, config, (account,))
+    available = float(taken.result.available_usd[0])
     reserved = reserved_usd(state, config, account, after)
     if available - reserved < 0.0:
         raise InputError(
@@ -257,6 +273,7 @@ def _check_reserved(
             f"would leave {account!r} below initial margin once its open orders' reservation "
             f"({reserved:.2f} USD) is counted (available {available:.2f} USD)",
         )
+    return reserved
 
 
 # ---------------------------------------------------------------------------------- handlers
@@ -313,7 +330,9 @@ def _deposit(state: VenueState, config: LedgerConfig, cmd: c.Deposit, as_of_ns: 
 
 def _withdraw_applied(
     state: VenueState, config: LedgerConfig, account: str, asset: str, units: int, as_of_ns: int, name: str
-) -> tuple[LedgerState, Applied]:
+) -> tuple[LedgerState, Applied, float]:
+    """The withdrawal applied on the account's sub-state, checked against its open orders'
+    reservation: (sub, applied, reserved USD after it)."""
     sub = _sub(state, config, [account])
     try:
         applied = apply(
@@ -323,16 +342,18 @@ def _withdraw_applied(
         )
     except InputError as error:
         raise InputError(error.field.replace("withdrawal", name), error.problem) from None
-    _check_reserved(state, config, applied.state, account, f"{name}.amount_units")
-    return sub, applied
+    reserved = _check_reserved(state, config, applied.state, account, f"{name}.amount_units")
+    return sub, applied, reserved
 
 
 def _withdraw(state: VenueState, config: LedgerConfig, cmd: c.Withdraw, as_of_ns: int) -> Effects:
     account = _trader(state, cmd.account, "withdraw.account")
     units = _units(cmd.amount_units, "withdraw.amount_units")
-    sub, applied = _withdraw_applied(state, config, account, cmd.asset, units, as_of_ns, "withdraw")
+    sub, applied, reserved = _withdraw_applied(state, config, account, cmd.asset, units, as_of_ns, "withdraw")
     effects = _effects_of(sub, applied, [account])
-    effects["margin"] = _margin_rows(applied.state, config, state, [account], taken=applied.view)
+    effects["margin"] = _margin_rows(
+        applied.state, config, state, [account], taken=applied.view, reserved={account: reserved}
+    )
     return effects
 
 
@@ -412,15 +433,16 @@ def _fill(state: VenueState, config: LedgerConfig, cmd: c.Fill, as_of_ns: int) -
     if order_effects:
         # Reservation is re-checked without the part of the order this fill consumed.
         check_state = TrialOrders.after(state, [taker, maker], order_effects)
+    reserved: dict[str, float] = {}  # the checks' reservations are the margin rows'
     for who, q in ((taker, cmd.quantity), (maker, -cmd.quantity)):
         old = sub.positions.get((who, cmd.instrument))
         q0 = old.quantity if old else 0
         if abs(q0 + q) > abs(q0):
-            _check_reserved(check_state, config, applied.state, who, "fill.quantity")
+            reserved[who] = _check_reserved(check_state, config, applied.state, who, "fill.quantity")
     effects = _effects_of(sub, applied, [taker, maker])
     effects["orders"] = order_effects
     effects["margin"] = _margin_rows(
-        applied.state, config, check_state, sorted({taker, maker}), taken=applied.view
+        applied.state, config, check_state, sorted({taker, maker}), taken=applied.view, reserved=reserved
     )
     return effects
 
@@ -454,8 +476,12 @@ def _place_order(state: VenueState, config: LedgerConfig, cmd: c.PlaceOrder, as_
         )
     order = [cmd.order_id, account, cmd.instrument, cmd.quantity, float(cmd.price)]
     trial = TrialOrders.after(state, [account], [order])
-    _check_reserved(trial, config, sub, account, "place_order.quantity")
-    return {"orders": [order], "margin": _margin_rows(sub, config, trial, [account])}
+    view = risk_view(sub, config, (account,))  # one view and one reservation: the check's are the row's
+    reserved = _check_reserved(trial, config, sub, account, "place_order.quantity", view=view)
+    return {
+        "orders": [order],
+        "margin": _margin_rows(sub, config, trial, [account], taken=view, reserved={account: reserved}),
+    }
 
 
 def _cancel_order(state: VenueState, config: LedgerConfig, cmd: c.CancelOrder, as_of_ns: int) -> Effects:
