@@ -5,6 +5,8 @@ margins reproduce with the parameters then in force), the subscription resumes w
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -509,25 +511,35 @@ def test_a_decision_reserves_once_per_checked_trader_and_its_rows_say_what_the_v
     venue: Venue, command: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The reservation a check computes is the one its margin row reports (one kernel call per
-    trader whose orders it reads, not one for the check and another for the row), and that row
-    equals, bit for bit, the reservation the venue reports once the command is folded."""
+    trader whose orders it reads, not one for the check and another for the row; a new order's
+    margin and reservation share one), and the row equals, bit for bit, the equity, IM, MM and
+    reservation the venue reports once the command is folded."""
     from crossmargin.engine import decide as decide_module
 
     _resting(venue)
-    calls: list[int] = []
-    counted = decide_module.reserved_im_of
+    calls: list[str] = []
 
-    def counting(*args: object, **kwargs: object) -> float:
-        calls.append(1)
-        return counted(*args, **kwargs)  # type: ignore[arg-type]
+    def counting(name: str) -> Callable[..., Any]:
+        counted = getattr(decide_module, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return counted(*args, **kwargs)
+
+        return call
 
     state, config = venue._state, venue.config
     with monkeypatch.context() as patch:
-        patch.setattr(decide_module, "reserved_im_of", counting)
+        for name in ("reserved_im_of", "margin_and_reserved"):  # a check's, a new order's
+            patch.setattr(decide_module, name, counting(name))
         effects = decide_module.decide(state, config, command, state.time_ns)  # type: ignore[arg-type]
-    rows = {row[0]: row[4] for row in effects["margin"]}
-    assert rows["directional"] > 0.0
+    rows = {row[0]: row[1:] for row in effects["margin"]}
+    assert rows["directional"][3] > 0.0
     assert len(calls) == sum(1 for trader in rows if state.has_orders(trader))
     venue.settings = dataclasses.replace(venue.settings, fill_lane=False)  # the generic decision
     venue.execute(command)  # type: ignore[arg-type]
-    assert rows == {trader: venue.account(trader).reserved_usd for trader in rows}
+    views = {trader: venue.account(trader) for trader in rows}
+    assert rows == {
+        trader: [v.equity_usd, v.initial_margin_usd, v.maintenance_margin_usd, v.reserved_usd]
+        for trader, v in views.items()
+    }

@@ -31,13 +31,14 @@ from crossmargin.core.ledger.counterparties import (
     StaleCounterpartiesError,
 )
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE, SYSTEM_ACCOUNTS
-from crossmargin.core.ledger.reservation import OrderSize, reserved_im_of
+from crossmargin.core.ledger.reservation import OrderSize, margin_and_reserved, reserved_im_of
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
     LedgerState,
     Position,
     RiskView,
+    balance_amounts,
     risk_view,
 )
 from crossmargin.core.ledger.transact import AuditRecord
@@ -256,24 +257,24 @@ def _check_reserved(
     after: LedgerState,
     account: str,
     field: str,
-    *,
-    view: RiskView | None = None,
 ) -> float:
     """After the change, available − reserved must stay ≥ 0; returns the reservation (0 without
-    open orders), for the margin row of the same state. `view`: the account's risk view on
-    `after`, if the caller holds it."""
+    open orders), for the margin row of the same state."""
     if not state.has_orders(account):
         return 0.0
-    taken = view if view is not None else risk_view(after, config, (account,))
-    available = float(taken.result.available_usd[0])
+    available = float(risk_view(after, config, (account,)).result.available_usd[0])
     reserved = reserved_usd(state, config, account, after)
     if available - reserved < 0.0:
-        raise InputError(
-            field,
-            f"would leave {account!r} below initial margin once its open orders' reservation "
-            f"({reserved:.2f} USD) is counted (available {available:.2f} USD)",
-        )
+        raise _below_reservation(account, reserved, available, field)
     return reserved
+
+
+def _below_reservation(account: str, reserved: float, available: float, field: str) -> InputError:
+    return InputError(
+        field,
+        f"would leave {account!r} below initial margin once its open orders' reservation "
+        f"({reserved:.2f} USD) is counted (available {available:.2f} USD)",
+    )
 
 
 # ---------------------------------------------------------------------------------- handlers
@@ -467,21 +468,28 @@ def _place_order(state: VenueState, config: LedgerConfig, cmd: c.PlaceOrder, as_
         or cmd.price <= 0
     ):
         raise InputError("place_order.price", f"must be a finite number > 0, got {cmd.price!r}")
-    sub = _sub(state, config, [account])
-    held = sub.positions.get((account, cmd.instrument), Position(0, 0.0)).quantity
+    position = state.positions.get((account, cmd.instrument))
+    held = position.quantity if position is not None else 0
     increases = abs(held + cmd.quantity) > abs(held)
     if increases and reduce_only(state.status[account]):
         raise InputError(
             "place_order.quantity", f"{account!r} is {state.status[account].name.lower()}: reduce-only"
         )
     order = [cmd.order_id, account, cmd.instrument, cmd.quantity, float(cmd.price)]
-    trial = TrialOrders.after(state, [account], [order])
-    view = risk_view(sub, config, (account,))  # one view and one reservation: the check's are the row's
-    reserved = _check_reserved(trial, config, sub, account, "place_order.quantity", view=view)
-    return {
-        "orders": [order],
-        "margin": _margin_rows(sub, config, trial, [account], taken=view, reserved={account: reserved}),
-    }
+    # Read from the fold (no sub-state): the account's margin now and its orders' reservation
+    # with this one counted, in one kernel call; the margin row is what the check read.
+    result, reserved = margin_and_reserved(
+        {i: state.positions[(account, i)] for i in state.holdings.get(account, ())},
+        balance_amounts(state.balances, config, account),
+        state,
+        config,
+        state.order_sizes_after(account, [order]),
+    )
+    available = float(result.available_usd[0])
+    if available - reserved < 0.0:
+        raise _below_reservation(account, reserved, available, "place_order.quantity")
+    equity, im, mm = result.equity_usd[0], result.initial_margin_usd[0], result.maintenance_margin_usd[0]
+    return {"orders": [order], "margin": [[account, float(equity), float(im), float(mm), reserved]]}
 
 
 def _cancel_order(state: VenueState, config: LedgerConfig, cmd: c.CancelOrder, as_of_ns: int) -> Effects:

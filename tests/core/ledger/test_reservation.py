@@ -17,10 +17,12 @@ from crossmargin.core.ledger.reservation import (
     OrderTerms,
     exact_weighted_sum,
     im_with_order_by_risk_view,
+    margin_and_reserved,
     order_im_usd,
+    order_sizes,
     reserved_im_usd,
 )
-from crossmargin.core.ledger.state import LedgerConfig, LedgerState, risk_view
+from crossmargin.core.ledger.state import LedgerConfig, LedgerState, balance_amounts, risk_view
 from crossmargin.engine.simulation import simulation_from_book
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
@@ -78,6 +80,25 @@ def test_one_kernel_call_has_the_bits_of_a_risk_view_per_order(case: tuple[str, 
     # An order's term reads its size alone: other prices, another order of the orders, the same bits.
     repriced = [(i, q, p * 1.37) for i, q, p in reversed(orders)]
     assert reserved_im_usd(state, config, account, repriced) == reserved
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=order_sets())
+def test_margin_and_reservation_in_one_call_are_the_risk_view_and_the_reservation(
+    case: tuple[str, list[OrderTerms]],
+) -> None:
+    """Row 0 of the one call carries the account's balances: its margin is the risk view's, bit
+    for bit, and the reservation read beside it is `reserved_im_usd`'s."""
+    state, config = _desk()
+    account, orders = case
+    held = {i: p for (a, i), p in state.positions.items() if a == account}
+    result, reserved = margin_and_reserved(
+        held, balance_amounts(state.balances, config, account), state, config, order_sizes(orders)
+    )
+    view = risk_view(state, config, (account,)).result
+    for field in ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "available_usd"):
+        assert getattr(result, field)[0] == getattr(view, field)[0], field
+    assert reserved == reserved_im_usd(state, config, account, orders)
 
 
 def test_no_orders_reserve_nothing_and_a_risk_reducing_order_reserves_nothing() -> None:

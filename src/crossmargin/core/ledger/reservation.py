@@ -42,6 +42,7 @@ from crossmargin.core.ledger.state import (
     risk_view,
 )
 from crossmargin.core.ledger.transact import Tx
+from crossmargin.core.margin import MarginResult
 
 # An order as the reservation reads it: (instrument, contracts signed, limit price).
 OrderTerms = tuple[str, int, float]
@@ -70,9 +71,31 @@ def reserved_im_of(
     if not sizes:
         return 0.0
     distinct = sorted(sizes)
-    im = _order_im(held, prices, config, distinct)
+    im = _order_margin(held, prices, config, distinct).initial_margin_usd
+    return _reserved(im, [sizes[size] for size in distinct])
+
+
+def margin_and_reserved(
+    held: Mapping[str, Position],
+    balances: Sequence[float],
+    prices: Prices,
+    config: LedgerConfig,
+    sizes: Mapping[OrderSize, int],
+) -> tuple[MarginResult, float]:
+    """The account's cross margin now (row 0 of the result: what `state.risk_view` gives an
+    account holding `held` and `balances`, float asset amounts in asset order, bit for bit) and
+    its orders' reservation, in one kernel call: IM never reads balances, so row 0 with them is
+    the reservation's row 0. For a decision that reads both (a new order)."""
+    distinct = sorted(sizes)
+    result = _order_margin(held, prices, config, distinct, balances=balances)
+    im = result.initial_margin_usd
+    return result, _reserved(im, [sizes[size] for size in distinct]) if distinct else 0.0
+
+
+def _reserved(im: npt.NDArray[np.float64], counts: Sequence[int]) -> float:
+    """Σ counts[k]·max(im[k + 1] − im[0], 0), exactly (module docstring)."""
     terms = np.maximum(im[1:] - im[0], 0.0)
-    return exact_weighted_sum(terms.tolist(), [sizes[size] for size in distinct])
+    return exact_weighted_sum(terms.tolist(), counts)
 
 
 def exact_weighted_sum(terms: Sequence[float], counts: Sequence[int]) -> float:
@@ -97,18 +120,24 @@ def order_im_usd(
 ) -> npt.NDArray[np.float64]:
     """(1 + len(orders),) the account's IM now, then with each order filled on its own, USD."""
     sizes = [(instrument, quantity) for instrument, quantity, _ in orders]
-    return _order_im(_held_by(state, account), state, config, sizes)
+    return _order_margin(_held_by(state, account), state, config, sizes).initial_margin_usd
 
 
 def _held_by(state: LedgerState, account: str) -> dict[str, Position]:
     return {i: p for (a, i), p in state.positions.items() if a == account}
 
 
-def _order_im(
-    held_by: Mapping[str, Position], prices: Prices, config: LedgerConfig, sizes: Sequence[OrderSize]
-) -> npt.NDArray[np.float64]:
-    """(1 + len(sizes),) IM of the positions `held_by` (instrument -> position), then with an
-    order of each size filled on its own.
+def _order_margin(
+    held_by: Mapping[str, Position],
+    prices: Prices,
+    config: LedgerConfig,
+    sizes: Sequence[OrderSize],
+    *,
+    balances: Sequence[float] | None = None,
+) -> MarginResult:
+    """Cross margin of 1 + len(sizes) rows: the positions `held_by` (instrument -> position) with
+    `balances` (float asset amounts; none: zero), then with an order of each size filled on its
+    own, without balances (their IM is what a reservation reads).
 
     The rows are built with numpy, O(sizes × positions) without a Python step per pair: row k + 1
     is the positions now without the order's instrument, plus that instrument at q0 + dq
@@ -134,10 +163,11 @@ def _order_im(
     rows[n_now + n_kept :, 2] = q1[filled]
     rows[n_now + n_kept :, 3] = 1.0
     rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # by row, then instrument
-    # IM reads positions only: the rows carry no collateral.
-    balances = np.zeros((len(sizes) + 1, config.assets.n_assets))
-    result = margin_of_rows(priced_market(prices, config), config, np.ascontiguousarray(rows), balances)
-    return result.initial_margin_usd
+    # IM reads positions only: the order rows carry no collateral.
+    amounts = np.zeros((len(sizes) + 1, config.assets.n_assets))
+    if balances is not None:
+        amounts[0] = balances
+    return margin_of_rows(priced_market(prices, config), config, np.ascontiguousarray(rows), amounts)
 
 
 def im_with_order_by_risk_view(
