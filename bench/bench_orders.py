@@ -23,6 +23,10 @@ distinct sizes, a market maker's quotes), then, per depth N, CPU of:
     fill_lane_us       the same fill decided by the fill lane (`fill_lane.fill_effects`, what the
                        venue runs for it; checked equal to the generic effects)
 
+Then, at the deepest depth, order entry through the venue (`venue_run`): new orders and their
+cancels alternating, one command per call, 128 in flight, SQLite, beside deposits in the same
+venue (its cheapest command) in the same run: commands/s and CPU per command.
+
 Best of `--repeats`, CROSSMARGIN_KERNEL=simd (compiled kernels). The last line is one JSON object.
 """
 
@@ -89,18 +93,7 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
         venue.execute(Deposit(idempotency_key="fund", account=MAKER, asset="USDC", amount_units=10**14))
         instruments = list(PRICE_USD)
         for k in range(depth):
-            instrument = instruments[k % len(instruments)]
-            side = 1 if k % 2 else -1
-            venue.execute(
-                PlaceOrder(
-                    idempotency_key=f"rest-{k}",
-                    account=MAKER,
-                    order_id=f"o{k:05d}",
-                    instrument=instrument,
-                    quantity=side * (1 + k % 3),
-                    price=PRICE_USD[instrument] * (1.0 - side * 0.001 * (1 + k % 7)),
-                )
-            )
+            venue.execute(_resting_order(k, instruments))
         state, config = venue._state, venue.config
         now = state.time_ns + 1
         orders = state.orders_of(MAKER)
@@ -162,12 +155,108 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
         venue.close()
 
 
+def venue_run(depth: int, n: int, in_flight: int = 128) -> dict[str, Any]:
+    """Order entry through the venue, durable: the maker rests `depth` orders, then `n` commands
+    alternate a new order and its cancel, one command per call (`Venue.submit_with_callback`),
+    `in_flight` in flight, SQLite (WAL, synchronous=FULL) in a temporary directory; beside them,
+    in the same venue, `n` deposits the same way (the cheapest command: the venue's own floor in
+    this run). Commands/s and this process's CPU per command."""
+    import queue
+    import tempfile
+    import threading
+
+    from crossmargin.adapters.clock import SystemClock
+    from crossmargin.adapters.sql import SqlEventStore
+    from crossmargin.adapters.sql.runner import genesis_of_book
+    from crossmargin.engine.venue import CancelOrder, Deposit, PlaceOrder, Venue, VenueSettings
+
+    def stream(venue: Venue, commands: list[Any]) -> tuple[float, float]:
+        slots: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(in_flight):
+            slots.put(None)
+        done, answered, refused = threading.Event(), [0], []
+
+        def told(answer: object) -> None:
+            if isinstance(answer, BaseException):
+                refused.append(answer)
+            slots.put(None)
+            answered[0] += 1
+            if answered[0] == len(commands):
+                done.set()
+
+        start, cpu = time.perf_counter(), time.process_time()
+        for command in commands:
+            slots.get()
+            venue.submit_with_callback(command, told)
+        done.wait()
+        if refused:
+            raise SystemExit(f"{len(refused)} commands refused, first: {refused[0]!r}")
+        return len(commands) / (time.perf_counter() - start), (time.process_time() - cpu) / len(commands)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqlEventStore.connect(f"sqlite:///{Path(tmp) / 'orders.db'}")
+        genesis = genesis_of_book(str(BOOK))
+        venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=10**9))
+        try:
+            venue.execute(Deposit(idempotency_key="fund", account=MAKER, asset="USDC", amount_units=10**14))
+            instruments = list(PRICE_USD)
+            rest = [_resting_order(k, instruments) for k in range(depth)]
+            stream(venue, rest)
+            orders: list[Any] = []
+            for k in range(n // 2):
+                orders.append(
+                    PlaceOrder(
+                        idempotency_key=f"new-{k}",
+                        account=MAKER,
+                        order_id=f"n{k:06d}",
+                        instrument="BTC-USDC-PERP",
+                        quantity=1 + k % 3,
+                        price=87_900.0,
+                    )
+                )
+                orders.append(CancelOrder(idempotency_key=f"cancel-{k}", account=MAKER, order_id=f"n{k:06d}"))
+            orders_per_s, order_cpu_s = stream(venue, orders)
+            deposits = [
+                Deposit(idempotency_key=f"d-{k}", account=TAKER, asset="USDC", amount_units=1 + k % 97)
+                for k in range(n)
+            ]
+            deposits_per_s, deposit_cpu_s = stream(venue, deposits)
+        finally:
+            venue.close()
+    return {
+        "depth": depth,
+        "in_flight": in_flight,
+        "order_commands_per_s": orders_per_s,
+        "order_cpu_us": order_cpu_s * 1e6,
+        "deposits_per_s": deposits_per_s,
+        "deposit_cpu_us": deposit_cpu_s * 1e6,
+    }
+
+
+def _resting_order(k: int, instruments: list[str]) -> Any:
+    from crossmargin.engine.venue import PlaceOrder
+
+    instrument = instruments[k % len(instruments)]
+    side = 1 if k % 2 else -1
+    return PlaceOrder(
+        idempotency_key=f"rest-{k}",
+        account=MAKER,
+        order_id=f"o{k:05d}",
+        instrument=instrument,
+        quantity=side * (1 + k % 3),
+        price=PRICE_USD[instrument] * (1.0 - side * 0.001 * (1 + k % 7)),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--depths", default="1,10,100,1000", help="resting orders of the account, comma-separated"
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--venue-commands", type=int, default=6_000, help="order commands through the venue (0 skips)"
+    )
     args = parser.parse_args(argv)
     print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     runs = []
@@ -181,7 +270,16 @@ def main(argv: list[str] | None = None) -> int:
             f"decide place_order {run['place_order_us']:8.0f} us, withdraw {run['withdraw_us']:8.0f} us, "
             f"fill of its order {run['fill_us']:8.0f} us (by the fill lane {run['fill_lane_us']:8.0f} us)"
         )
-    print(json.dumps({"benchmark": "orders", "runs": runs, "cpu": cpu_model()}))
+    through: dict[str, Any] = {}
+    if args.venue_commands > 0:
+        through = venue_run(max(int(d) for d in args.depths.split(",")), args.venue_commands)
+        print(
+            f"through the venue at {through['depth']} resting orders (SQLite, one command per call, "
+            f"{through['in_flight']} in flight): new order + cancel {through['order_commands_per_s']:,.0f} commands/s "
+            f"({through['order_cpu_us']:.0f} us CPU each); deposits in the same venue "
+            f"{through['deposits_per_s']:,.0f}/s ({through['deposit_cpu_us']:.0f} us CPU each)"
+        )
+    print(json.dumps({"benchmark": "orders", "runs": runs, "venue": through, "cpu": cpu_model()}))
     return 0
 
 
