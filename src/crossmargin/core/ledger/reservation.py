@@ -84,12 +84,12 @@ def margin_and_reserved(
 ) -> tuple[MarginResult, float]:
     """The account's cross margin now (row 0 of the result: what `state.risk_view` gives an
     account holding `held` and `balances`, float asset amounts in asset order, bit for bit) and
-    its orders' reservation, in one kernel call: IM never reads balances, so row 0 with them is
-    the reservation's row 0. For a decision that reads both (a new order)."""
+    its orders' reservation (0 without orders), in one kernel call: IM never reads balances, so
+    row 0 with them is the reservation's row 0. For a decision that reads both (a new order)."""
     distinct = sorted(sizes)
     result = _order_margin(held, prices, config, distinct, balances=balances)
-    im = result.initial_margin_usd
-    return result, _reserved(im, [sizes[size] for size in distinct]) if distinct else 0.0
+    reserved = _reserved(result.initial_margin_usd, [sizes[size] for size in distinct]) if distinct else 0.0
+    return result, reserved
 
 
 def _reserved(im: npt.NDArray[np.float64], counts: Sequence[int]) -> float:
