@@ -17,7 +17,7 @@ from crossmargin.core.ledger import events as ledger_events
 from crossmargin.core.ledger.apply import apply
 from crossmargin.core.ledger.counterparties import Counterparties, MissingTradersError
 from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
-from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, risk_view
+from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, frozen_prices, risk_view
 from crossmargin.engine import decide
 from crossmargin.engine.adl_candidates import AdlCandidates
 from crossmargin.engine.decide import _effects_of, _sub, liquidation_effects
@@ -130,8 +130,8 @@ def _grown_and_crashed(pairs: int) -> tuple[VenueState, LedgerConfig, list[str]]
             price=lambda k: price,
         )
         state, config = VenueState.from_dict(venue._state.to_dict()), venue.config
-    state.prices["BTC"] *= 0.5
-    state.marks = {k: p * 0.5 if k.startswith("BTC") else p for k, p in state.marks.items()}
+    state.prices = frozen_prices({**state.prices, "BTC": state.prices["BTC"] * 0.5})  # a new view
+    state.marks = frozen_prices({k: p * 0.5 if k.startswith("BTC") else p for k, p in state.marks.items()})
     state.balances.pop((INSURANCE, "USDC"), None)
     return state, config, longs
 
@@ -396,8 +396,8 @@ def _two_markets_crashed(pairs: int) -> tuple[VenueState, LedgerConfig, list[str
     ) as venue:
         longs = _two_market_pairs(venue, pairs)
         state, config = VenueState.from_dict(venue._state.to_dict()), venue.config
-    state.prices["BTC"] *= 0.5
-    state.marks = {k: p * 0.5 if k.startswith("BTC") else p for k, p in state.marks.items()}
+    state.prices = frozen_prices({**state.prices, "BTC": state.prices["BTC"] * 0.5})  # a new view
+    state.marks = frozen_prices({k: p * 0.5 if k.startswith("BTC") else p for k, p in state.marks.items()})
     for asset in ("USDC", "BTC"):
         state.balances.pop((INSURANCE, asset), None)
     return state, config, longs

@@ -228,8 +228,8 @@ def _margin_rows(
         and taken.traders == tuple(traders)
         and taken.state.balances == sub.balances
         and taken.state.positions == sub.positions
-        and taken.state.prices == sub.prices
-        and taken.state.marks == sub.marks
+        and _same_values(taken.state.prices, sub.prices)
+        and _same_values(taken.state.marks, sub.marks)
         and taken.state.expired == sub.expired
     )
     view = taken.result if same and taken is not None else risk_view(sub, config, tuple(traders)).result
@@ -245,6 +245,12 @@ def _margin_rows(
             ]
         )
     return rows
+
+
+def _same_values(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    """The same prices: the same read-only view (O(1), the usual case: a transaction shares its
+    state's), or equal values."""
+    return a is b or a == b
 
 
 def _reserved_if_any(orders: OpenOrders, config: LedgerConfig, account: str, sub: LedgerState) -> float:

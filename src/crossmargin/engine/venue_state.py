@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crossmargin.core.ledger.postings import EXTERNAL, SYSTEM_ACCOUNTS
-from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position
+from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, LedgerState, Position, frozen_prices
 from crossmargin.core.liquidation.params import LiquidationParams, MarginCallParams
 from crossmargin.core.margin import CrossParams
 from crossmargin.core.margin.options_rule import OptionMarginParams
@@ -60,8 +60,10 @@ class VenueState:
     positions: dict[tuple[str, str], Position] = field(default_factory=dict)
     holdings: dict[str, set[str]] = field(default_factory=dict)
     instrument_holders: dict[str, set[str]] = field(default_factory=dict)
-    prices: dict[str, float] = field(default_factory=dict)
-    marks: dict[str, float] = field(default_factory=dict)
+    # Read-only views, replaced (never changed in place) when a record moves a price: a command's
+    # sub-state shares them and the priced-market memo knows them by identity (`frozen_prices`).
+    prices: Mapping[str, float] = field(default_factory=lambda: frozen_prices({}))
+    marks: Mapping[str, float] = field(default_factory=lambda: frozen_prices({}))
     price_ns: dict[str, int] = field(default_factory=dict)  # symbol or instrument -> set at (ns)
     # The oracle's last word on each symbol ("ok", "held", "stale", "no_price") and its source band
     # relative to the price: what the venue can say of a price it was sent or held back.
@@ -115,8 +117,10 @@ class VenueState:
                 self.deadlines.pop(account, None)
             else:
                 self.deadlines[account] = int(deadline)
-        self.prices.update(effects.get("prices", {}))
-        self.marks.update(effects.get("marks", {}))
+        if new_prices := effects.get("prices"):
+            self.prices = frozen_prices({**self.prices, **new_prices})
+        if new_marks := effects.get("marks"):
+            self.marks = frozen_prices({**self.marks, **new_marks})
         if as_of_ns is not None:
             for name in (*effects.get("prices", ()), *effects.get("marks", ())):
                 self.price_ns[name] = as_of_ns
@@ -124,7 +128,8 @@ class VenueState:
         self.oracle_band_fraction.update(effects.get("oracle_band_fraction", {}))
         for instrument in effects.get("expired", ()):
             self.expired.add(instrument)
-            self.marks.pop(instrument, None)
+            if instrument in self.marks:
+                self.marks = frozen_prices({k: v for k, v in self.marks.items() if k != instrument})
         for order_id, account, instrument, quantity, price in effects.get("orders", ()):
             old = self.orders.get(order_id)
             # A partial fill replaces an order in place (its place in every index kept); only a
@@ -262,8 +267,8 @@ class VenueState:
             traders=chosen,
             balances=balances,
             positions=positions,
-            prices=dict(self.prices),
-            marks=dict(self.marks),
+            prices=self.prices,  # read-only views: shared, not copied (O(1) in the market's width)
+            marks=self.marks,
             status={a: self.status[a] for a in chosen},
             call_deadline_ns={a: self.deadlines[a] for a in chosen if a in self.deadlines},
             expired=frozenset(self.expired),
@@ -289,8 +294,8 @@ class VenueState:
             traders=list(self.traders),
             balances=dict(self.balances),
             positions=dict(self.positions),
-            prices=dict(self.prices),
-            marks=dict(self.marks),
+            prices=self.prices,  # read-only views: shared
+            marks=self.marks,
             price_ns=dict(self.price_ns),
             oracle_status=dict(self.oracle_status),
             oracle_band_fraction=dict(self.oracle_band_fraction),
@@ -333,8 +338,8 @@ class VenueState:
         state = cls(
             traders=list(data["traders"]),
             balances={(a, k): int(v) for a, k, v in data["balances"]},
-            prices={k: float(v) for k, v in data["prices"].items()},
-            marks={k: float(v) for k, v in data["marks"].items()},
+            prices=frozen_prices({k: float(v) for k, v in data["prices"].items()}),
+            marks=frozen_prices({k: float(v) for k, v in data["marks"].items()}),
             price_ns={k: int(v) for k, v in data.get("price_ns", {}).items()},  # absent before 2026-12
             oracle_status={k: str(v) for k, v in data.get("oracle_status", {}).items()},
             oracle_band_fraction={k: float(v) for k, v in data.get("oracle_band_fraction", {}).items()},

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossmargin.adapters.files import load_book
-from crossmargin.core.ledger.state import book_of, market_of, priced_market, risk_view
+from crossmargin.core.ledger.state import book_of, frozen_prices, market_of, priced_market, risk_view
 from crossmargin.core.margin import CrossMargin, CrossParams
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.simulation import simulation_from_book
+from crossmargin.engine.venue_state import VenueState
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
 
@@ -69,3 +72,60 @@ def test_a_tier_preset_in_the_margin_parameters_margins_the_ledger_as_the_engine
         assert getattr(view.result, name).tobytes() == getattr(engine, name).tobytes(), name
     own = risk_view(state, config, traders).result.initial_margin_usd
     assert not np.array_equal(view.result.initial_margin_usd, own)  # the preset moved someone's IM
+
+
+def test_frozen_views_are_found_by_identity_and_cannot_change() -> None:
+    """`frozen_prices` views (the venue's fold and its sub-states) are the memo's identity fast
+    path: the key (O(marked instruments)) is not even built for them. They are read-only, so an
+    entry found by identity is still its market; new views of the same values are the same
+    market, known by the new views from then on."""
+    sim = simulation_from_book(load_book(DESK))
+    config, state = sim.config, sim.state
+    frozen = dataclasses.replace(state, prices=frozen_prices(state.prices), marks=frozen_prices(state.marks))
+    first = priced_market(frozen, config)
+    assert first.views == (frozen.prices, frozen.marks)
+    with pytest.raises(TypeError):
+        frozen.prices["BTC"] = 1.0  # type: ignore[index]  # read-only: no entry can go stale
+
+    class Unkeyable(dict[str, float]):
+        def items(self):  # type: ignore[no-untyped-def, override]
+            raise AssertionError("the key was built for a view the memo knows")
+
+    # A view already known: found by identity (a plain mapping's key would call items()).
+    assert priced_market(frozen, config) is first
+    copy = dataclasses.replace(frozen, prices=frozen_prices(dict(frozen.prices)))
+    assert priced_market(copy, config).market is first.market  # same values: the same market
+    assert priced_market(copy, config).views == (copy.prices, frozen.marks)  # now known by identity
+    moved = dataclasses.replace(frozen, prices=frozen_prices({**frozen.prices, "BTC": frozen.prices["BTC"] * 0.9}))
+    assert priced_market(moved, config).market is not first.market
+    plain = dataclasses.replace(state, prices=Unkeyable(state.prices))
+    with pytest.raises(AssertionError, match="the key was built"):
+        priced_market(plain, config)  # a plain mapping is always found by its values
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    moves=st.lists(
+        st.tuples(st.sampled_from(["BTC", "ETH", "BTC-USDC-PERP", "ETH-USDC-PERP"]), st.floats(0.5, 2.0)),
+        max_size=12,
+    )
+)
+def test_the_fold_s_priced_market_is_never_stale(moves: list[tuple[str, float]]) -> None:
+    """Through any sequence of price and mark effects folded by the venue's state (each a new
+    view), the market the memo returns for the fold is the one its current values give: the same
+    valuation as a market built afresh from plain copies of them."""
+    sim = simulation_from_book(load_book(DESK))
+    config = sim.config
+    fold = VenueState(prices=frozen_prices(sim.state.prices), marks=frozen_prices(sim.state.marks))
+    for name, factor in moves:
+        priced_market(fold, config)  # the memo knows the views before the move
+        if "-" in name:  # a mark
+            mark = fold.marks.get(name, fold.prices[name[:3]]) * factor
+            fold.apply_effects({"marks": {name: mark}}, sequence=0, record_hash="h")
+        else:
+            fold.apply_effects({"prices": {name: fold.prices[name] * factor}}, sequence=0, record_hash="h")
+        got = priced_market(fold, config)
+        assert got.views == (fold.prices, fold.marks)
+        plain = dataclasses.replace(sim.state, prices=dict(fold.prices), marks=dict(fold.marks))
+        fresh = _uncached_valuation(plain, config)
+        assert np.array_equal(got.valuation.unit_value_usd, fresh.unit_value_usd, equal_nan=True)

@@ -47,6 +47,7 @@ from crossmargin.core.ledger.state import (
     Position,
     RiskView,
     coverage,
+    frozen_prices,
 )
 from crossmargin.core.ledger.transact import AuditRecord, Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw, next_status, reduce_only
@@ -300,15 +301,17 @@ def _borrow_interest(tx: Tx, e: BorrowInterest) -> None:
 
 def _price_update(tx: Tx, e: PriceUpdate) -> None:
     known = set(tx.config.instruments.underlyings) | set(tx.config.assets.symbols)
+    prices, marks = dict(tx.prices), dict(tx.marks)  # new mappings: the old ones are shared
     for symbol, value in e.index_prices.items():
         if symbol not in known:
             raise InputError("prices.index_prices", f"unknown symbol {symbol!r}")
-        tx.prices[symbol] = _price(value, f"prices.index_prices[{symbol}]")
+        prices[symbol] = _price(value, f"prices.index_prices[{symbol}]")
     for instrument, value in e.mark_prices.items():
         i = _instrument(tx, instrument, "prices.mark_prices")
         if int(tx.config.instruments.kind[i]) == InstrumentKind.OPTION:
             raise InputError(f"prices.mark_prices[{instrument}]", "options are priced from implied vols")
-        tx.marks[instrument] = _price(value, f"prices.mark_prices[{instrument}]")
+        marks[instrument] = _price(value, f"prices.mark_prices[{instrument}]")
+    tx.prices, tx.marks = frozen_prices(prices), frozen_prices(marks)
 
 
 def _expiry(tx: Tx, e: Expiry) -> None:
@@ -336,7 +339,8 @@ def _expiry(tx: Tx, e: Expiry) -> None:
         tx.post(CLEARING, who, asset, units_signed_pnl(amount, decimals, name="settlement"), "settlement")
         del tx.positions[(who, inst)]
     tx.expired.add(e.instrument)
-    tx.marks.pop(e.instrument, None)
+    if e.instrument in tx.marks:  # a new mapping: the old one is shared
+        tx.marks = frozen_prices({k: v for k, v in tx.marks.items() if k != e.instrument})
     tx.record("expiry", e.instrument, settlement_price=settle)
 
 

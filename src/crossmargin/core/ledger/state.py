@@ -12,9 +12,11 @@ never the reverse); they are re-exported here for the callers that import them f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
+import types
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -246,6 +248,9 @@ class PricedMarket:
     configuration only, never on whose book it is. Its arrays are read-only (it is shared)."""
 
     key: tuple[object, ...]
+    # The read-only price and mark views it was priced from (`frozen_prices`), when it was: the
+    # memo's identity fast path. None for plain mappings (found by the key's values only).
+    views: tuple[Mapping[str, float], Mapping[str, float]] | None
     market: MarketState
     valuation: InstrumentValuation
     # The instrument table the ledger margins with: the configuration's, every linear perpetual on
@@ -271,13 +276,35 @@ class PricedMemo:
         self.entries = (entry, *self.entries[: self.KEPT - 1])  # one assignment: safe for readers
 
 
+def frozen_prices(values: Mapping[str, float]) -> Mapping[str, float]:
+    """A read-only view of a fresh copy of `values`: nobody holds the dict behind it, so it can
+    never change, and `priced_market` may know it by identity."""
+    return types.MappingProxyType(dict(values))
+
+
 def priced_market(state: Prices, config: LedgerConfig) -> PricedMarket:
     """`market_of(state, config)`, `revalue` of every instrument in it and the option unit margins,
     computed once per (prices, marks, expiries) of a configuration and kept in its memo while they
-    last. The key holds the values themselves: a miss only recomputes."""
-    key = (tuple(state.prices.items()), tuple(state.marks.items()), frozenset(state.expired))
+    last. The key holds the values themselves: a miss only recomputes.
+
+    Prices and marks given as `frozen_prices` views (the venue's fold and the sub-states it cuts)
+    are found by identity first: building and comparing the key is O(the priced instruments) on
+    every risk view (~11 µs at 200 marked instruments, ~117 µs at 2,000), the identity check O(1).
+    A view cannot change, so the entry priced from it is still its market."""
+    prices, marks = state.prices, state.marks
+    frozen = type(prices) is types.MappingProxyType and type(marks) is types.MappingProxyType
+    if frozen:
+        for entry in config.priced_memo.entries:
+            seen = entry.views
+            if seen is not None and seen[0] is prices and seen[1] is marks and entry.key[2] == state.expired:
+                return entry
+    key = (tuple(prices.items()), tuple(marks.items()), frozenset(state.expired))
+    views = (prices, marks) if frozen else None
     for entry in config.priced_memo.entries:
         if entry.key == key:
+            if views is not None:  # the same market under new views: known by them from now on
+                entry = dataclasses.replace(entry, views=views)
+                config.priced_memo.remember(entry)
             return entry
     market = market_of(state, config)
     valuation = revalue(config.instruments, market)
@@ -287,7 +314,9 @@ def priced_market(state: Prices, config: LedgerConfig) -> PricedMarket:
     records.flags.writeable = False
     for part in (market, valuation):
         _freeze(part)
-    entry = PricedMarket(key=key, market=market, valuation=valuation, instruments=table, records=records)
+    entry = PricedMarket(
+        key=key, views=views, market=market, valuation=valuation, instruments=table, records=records
+    )
     config.priced_memo.remember(entry)
     return entry
 

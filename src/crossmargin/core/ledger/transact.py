@@ -43,8 +43,11 @@ class Tx:
     state: LedgerState
     balances: dict[tuple[str, str], int] = field(init=False)
     positions: dict[tuple[str, str], Position] = field(init=False)
-    prices: dict[str, float] = field(init=False)
-    marks: dict[str, float] = field(init=False)
+    # Shared with `state` and replaced, never changed in place, when a price update or an expiry
+    # moves them (copy on write): a transaction is O(1) in the market's width, and a snapshot
+    # keeps the state's read-only views, which `priced_market` knows by identity.
+    prices: Mapping[str, float] = field(init=False)
+    marks: Mapping[str, float] = field(init=False)
     status: dict[str, AccountStatus] = field(init=False)
     deadlines: dict[str, int] = field(init=False)
     expired: set[str] = field(init=False)
@@ -64,8 +67,8 @@ class Tx:
         self.traders = s.traders
         self.balances = dict(s.balances)
         self.positions = dict(s.positions)
-        self.prices = dict(s.prices)
-        self.marks = dict(s.marks)
+        self.prices = s.prices
+        self.marks = s.marks
         self.status = dict(s.status)
         self.deadlines = dict(s.call_deadline_ns)
         self.expired = set(s.expired)
@@ -120,8 +123,8 @@ class Tx:
             traders=self.traders,
             balances={k: v for k, v in self.balances.items() if v != 0},
             positions=dict(self.positions),
-            prices=dict(self.prices),
-            marks=dict(self.marks),
+            prices=self.prices,
+            marks=self.marks,
             status=dict(self.status),
             call_deadline_ns=dict(self.deadlines),
             expired=frozenset(self.expired),
