@@ -26,8 +26,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,24 +34,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_orders import best_us
 from machine import compiled_kernels, cpu_model
 
 BOOK = Path(__file__).resolve().parents[1] / "examples" / "desk.yaml"
-
-
-def best_us(call: Callable[[], object], repeats: int) -> float:
-    """Best CPU microseconds of one call over `repeats` rounds of ~20 ms each."""
-    call()
-    start = time.process_time()
-    call()
-    number = max(1, int(0.02 / max(time.process_time() - start, 1e-6)))
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        for _ in range(number):
-            call()
-        best = min(best, (time.process_time() - start) / number)
-    return best * 1e6
 
 
 def wide_book(width: int, directory: Path) -> Path:
