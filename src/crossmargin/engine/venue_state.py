@@ -285,7 +285,7 @@ class VenueState:
     # -- snapshots -------------------------------------------------------------------------------
 
     def detached(self) -> VenueState:
-        """A copy sharing no container with this state (the values in them are immutable):
+        """A copy sharing no mutable container with this state (the price views are read-only):
         C-level copies, fast under the writer's lock, so a snapshot is sorted, encoded and
         written on another thread while the writer moves on. The indexes (`holdings`,
         `instrument_holders`, `account_orders`, `instrument_orders`, `order_sizes`) are left out
