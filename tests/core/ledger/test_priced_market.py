@@ -4,6 +4,7 @@ revaluation, and any price, mark or configuration change gives the numbers of a 
 from __future__ import annotations
 
 import dataclasses
+import types
 from pathlib import Path
 
 import numpy as np
@@ -87,20 +88,31 @@ def test_frozen_views_are_found_by_identity_and_cannot_change() -> None:
     with pytest.raises(TypeError):
         frozen.prices["BTC"] = 1.0  # type: ignore[index]  # read-only: no entry can go stale
 
-    class Unkeyable(dict[str, float]):
-        def items(self):  # type: ignore[no-untyped-def, override]
-            raise AssertionError("the key was built for a view the memo knows")
-
-    # A view already known: found by identity (a plain mapping's key would call items()).
     assert priced_market(frozen, config) is first
     copy = dataclasses.replace(frozen, prices=frozen_prices(dict(frozen.prices)))
     assert priced_market(copy, config).market is first.market  # same values: the same market
     assert priced_market(copy, config).views == (copy.prices, frozen.marks)  # now known by identity
     moved = dataclasses.replace(frozen, prices=frozen_prices({**frozen.prices, "BTC": frozen.prices["BTC"] * 0.9}))
     assert priced_market(moved, config).market is not first.market
-    plain = dataclasses.replace(state, prices=Unkeyable(state.prices))
-    with pytest.raises(AssertionError, match="the key was built"):
-        priced_market(plain, config)  # a plain mapping is always found by its values
+
+    class Counted(dict[str, float]):
+        """Counts the key's builds (its items() calls)."""
+
+        builds = 0
+
+        def items(self):  # type: ignore[no-untyped-def, override]
+            Counted.builds += 1
+            return super().items()
+
+    viewed = dataclasses.replace(state, prices=types.MappingProxyType(Counted(state.prices)), marks=frozen.marks)
+    priced_market(viewed, config)  # unknown view: the key is built once (and the market found by it)
+    built = Counted.builds
+    assert priced_market(viewed, config).views == (viewed.prices, frozen.marks)
+    assert Counted.builds == built  # known view: found by identity, no key built
+    plain = dataclasses.replace(state, prices=Counted(state.prices))
+    priced_market(plain, config)
+    priced_market(plain, config)
+    assert Counted.builds == built + 2  # a plain mapping is found by its values, every time
 
 
 @settings(max_examples=40, deadline=None)
