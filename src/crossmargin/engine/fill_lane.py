@@ -42,6 +42,7 @@ from crossmargin.core.ledger.state import (
     Position,
     balance_amounts,
     coverage,
+    held_rows,
     margin_of_rows,
     priced_market,
 )
@@ -200,17 +201,14 @@ def _margin_after(
     """Cross margin of `traders` (sorted) on the fold with the trade applied: their positions
     (the traded one replaced or closed) and balances (the postings applied), as `risk_view`
     gathers them, through the same kernel call."""
-    index = config.instruments.index
-    held = []
-    for row, who in enumerate(traders):
-        for name in state.holdings.get(who, ()):
-            if name != instrument:
-                p = state.positions[(who, name)]
-                held.append((row, index[name], float(p.quantity), p.entry_price))
-        now = moved[who]
-        if now is not None:
-            held.append((row, index[instrument], float(now.quantity), now.entry_price))
-    held.sort()
+    holdings = []
+    for who in traders:
+        mine = {
+            name: state.positions[(who, name)] for name in state.holdings.get(who, ()) if name != instrument
+        }
+        if (now := moved[who]) is not None:
+            mine[instrument] = now
+        holdings.append(mine)
     # The traders' balances after the postings (the pools' are not needed: they hold no margin).
     symbols = config.assets.symbols
     after = {(t, a): state.balances.get((t, a), 0) for t in traders for a in symbols}
@@ -220,7 +218,9 @@ def _margin_after(
         if (credit, asset) in after:
             after[(credit, asset)] += units
     balances = np.array([balance_amounts(after, config, t) for t in traders], dtype=np.float64)
-    table = np.array(held, dtype=np.float64).reshape(len(held), 4)
     return margin_of_rows(
-        priced_market(state, config), config, table, balances.reshape(len(traders), config.assets.n_assets)
+        priced_market(state, config),
+        config,
+        held_rows(config, holdings),
+        balances.reshape(len(traders), config.assets.n_assets),
     )

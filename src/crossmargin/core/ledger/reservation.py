@@ -37,6 +37,7 @@ from crossmargin.core.ledger.state import (
     LedgerState,
     Position,
     Prices,
+    held_rows,
     margin_of_rows,
     priced_market,
     risk_view,
@@ -68,11 +69,7 @@ def reserved_im_of(
     """`reserved_im_usd` of an account holding `held` (instrument -> position) in the market of
     `prices` (a ledger state or the venue's fold), with `sizes[(instrument, contracts)]` resting
     orders of each size."""
-    if not sizes:
-        return 0.0
-    distinct = sorted(sizes)
-    im = _order_margin(held, prices, config, distinct).initial_margin_usd
-    return _reserved(im, [sizes[size] for size in distinct])
+    return _margin_and_reserved(held, None, prices, config, sizes)[1] if sizes else 0.0
 
 
 def margin_and_reserved(
@@ -86,16 +83,23 @@ def margin_and_reserved(
     account holding `held` and `balances`, float asset amounts in asset order, bit for bit) and
     its orders' reservation (0 without orders), in one kernel call: IM never reads balances, so
     row 0 with them is the reservation's row 0. For a decision that reads both (a new order)."""
+    return _margin_and_reserved(held, balances, prices, config, sizes)
+
+
+def _margin_and_reserved(
+    held: Mapping[str, Position],
+    balances: Sequence[float] | None,
+    prices: Prices,
+    config: LedgerConfig,
+    sizes: Mapping[OrderSize, int],
+) -> tuple[MarginResult, float]:
+    """The kernel call of both public forms: rows `_order_margin`'s, then Σ counts[k]·max(im[k + 1]
+    − im[0], 0), exactly (module docstring)."""
     distinct = sorted(sizes)
     result = _order_margin(held, prices, config, distinct, balances=balances)
-    reserved = _reserved(result.initial_margin_usd, [sizes[size] for size in distinct]) if distinct else 0.0
-    return result, reserved
-
-
-def _reserved(im: npt.NDArray[np.float64], counts: Sequence[int]) -> float:
-    """Σ counts[k]·max(im[k + 1] − im[0], 0), exactly (module docstring)."""
+    im = result.initial_margin_usd
     terms = np.maximum(im[1:] - im[0], 0.0)
-    return exact_weighted_sum(terms.tolist(), counts)
+    return result, exact_weighted_sum(terms.tolist(), [sizes[size] for size in distinct])
 
 
 def exact_weighted_sum(terms: Sequence[float], counts: Sequence[int]) -> float:
@@ -145,8 +149,7 @@ def _order_margin(
     the tiered notional and the option unit margins, never the entry, which moves the value
     alone; positive, as 1/E of an inverse instrument needs)."""
     index = config.instruments.index
-    held = sorted((index[i], float(p.quantity), p.entry_price) for i, p in held_by.items())
-    now = np.array(held, dtype=np.float64).reshape(len(held), 3)  # (P, 3): instrument, contracts, entry
+    now = held_rows(config, [held_by])[:, 1:]  # (P, 3): instrument, contracts, entry
     terms = np.array([(index[i], q) for i, q in sizes], dtype=np.float64).reshape(len(sizes), 2)
     same = now[None, :, 0] == terms[:, None, 0]  # (N, P): the order's instrument, if held
     q1 = np.where(same, now[None, :, 1], 0.0).sum(axis=1) + terms[:, 1]  # at most one term: exact

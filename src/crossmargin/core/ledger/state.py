@@ -17,7 +17,7 @@ import functools
 import hashlib
 import json
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -228,16 +228,16 @@ def book_of(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...] |
     """Balances to float asset amounts (risk math only), positions to the CSR book (validated:
     `Book.from_arrays`); the arrays `risk_view` margins, as a Book."""
     traders = state.traders if traders is None else traders
-    parts = _ledger_parts(state, config, traders)
+    held, balances = _gathered(state, config, traders)
     return Book.from_arrays(
         account_ids=traders,
         assets=config.assets,
         instruments=config.instruments,
-        account_index=np.repeat(np.arange(len(traders), dtype=np.int64), np.diff(parts.indptr)),
-        instrument_index=parts.instrument_index,
-        quantity=parts.quantity,
-        entry_price=parts.entry_price,
-        balances=parts.balances,
+        account_index=held[:, 0].astype(np.int64),
+        instrument_index=held[:, 1].astype(np.int64),
+        quantity=np.ascontiguousarray(held[:, 2]),
+        entry_price=np.ascontiguousarray(held[:, 3]),
+        balances=balances,
     )
 
 
@@ -360,49 +360,33 @@ def margin_of_rows(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _LedgerParts:
-    """The traders' positions in CSR order (by account row, then instrument index: a Book's
-    canonical order) and their balances as float asset amounts (risk maths only)."""
-
-    indptr: npt.NDArray[np.int64]
-    instrument_index: npt.NDArray[np.int64]
-    quantity: FloatArray
-    entry_price: FloatArray
-    balances: FloatArray
-
-
-def _ledger_parts(state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]) -> _LedgerParts:
-    held, balances = _gathered(state, config, traders)
-    rows = held[:, 0].astype(np.int64)
-    indptr = np.zeros(len(traders) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(traders)), out=indptr[1:])
-    return _LedgerParts(
-        indptr=indptr,
-        instrument_index=held[:, 1].astype(np.int64),
-        quantity=np.ascontiguousarray(held[:, 2]),
-        entry_price=np.ascontiguousarray(held[:, 3]),
-        balances=balances,
-    )
-
-
 def _gathered(
     state: LedgerState, config: LedgerConfig, traders: tuple[str, ...]
 ) -> tuple[FloatArray, FloatArray]:
     """The traders' positions as (row, instrument index, contracts, entry price) rows sorted by
     row then instrument (a Book's canonical order; both indices exact in float64, < 2**53) and
     their balances (A, K) as float asset amounts (risk maths only)."""
-    index = config.instruments.index
-    row = {t: n for n, t in enumerate(traders)}
+    holdings: dict[str, dict[str, Position]] = {t: {} for t in traders}
+    for (a, i), p in state.positions.items():
+        if a in holdings:
+            holdings[a][i] = p
     # Each trader's few balances looked up (a check's state also carries every system account's).
     balances = np.array([balance_amounts(state.balances, config, t) for t in traders], dtype=np.float64)
-    held = sorted(
-        (row[a], index[i], float(p.quantity), p.entry_price)
-        for (a, i), p in state.positions.items()
-        if a in row
-    )
-    table = np.array(held, dtype=np.float64).reshape(len(held), HELD_COLUMNS)
+    table = held_rows(config, [holdings[t] for t in traders])
     return table, balances.reshape(len(traders), config.assets.n_assets)
+
+
+def held_rows(config: LedgerConfig, holdings: Sequence[Mapping[str, Position]]) -> FloatArray:
+    """(P, 4) rows (account row, instrument index, contracts, entry price) of the accounts whose
+    positions are `holdings[row]` (instrument -> position), sorted by row then instrument (a
+    Book's canonical order; both indices exact in float64, < 2**53): what `margin_of_rows` takes."""
+    index = config.instruments.index
+    held = sorted(
+        (row, index[i], float(p.quantity), p.entry_price)
+        for row, mine in enumerate(holdings)
+        for i, p in mine.items()
+    )
+    return np.array(held, dtype=np.float64).reshape(len(held), HELD_COLUMNS)
 
 
 def balance_amounts(
