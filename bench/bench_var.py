@@ -126,11 +126,12 @@ def naive(
     sub = book.select(rows)
     inst = sub.positions.indices
     term = entry_term(sub.entry_price, sub.instruments.reciprocal_entry[inst])
-    weighted = sub.positions.copy()
+    positions = sub.positions.to_scipy()
+    weighted = positions.copy()
     weighted.data = sub.positions.data * term
     collateral = value_collateral(sub.balances, sub.assets, price_usd).value_usd
     pnl = (
-        sub.positions @ reval.d_unit_value_usd
+        positions @ reval.d_unit_value_usd
         + weighted @ reval.d_entry_coefficient_usd
         + collateral @ reval.d_asset_factor
     )

@@ -186,6 +186,42 @@ def test_the_example_book_margins_under_every_model_without_numba() -> None:
     assert done.stdout.split() == ["False", "False"]
 
 
+def test_margin_explain_and_the_first_what_if_of_the_example_book_import_no_scipy() -> None:
+    """Importing any scipy submodule costs ~0.3 s (its array-API layer walks numpy's namespace,
+    importing numpy.f2py, numpy.ma and the rest): more than a margin run of the example book. The
+    book's positions are scipy's CSR arrays without scipy (core.position_matrix) and N(x) is
+    erfc's (pricing.normal_cdf), so margin under cross, isolated, portfolio and VaR, explain and
+    the first what-if import none of it; sensitivity margin (sparse products), --levels (scipy's
+    root finder) and compare (every model) still do, on first use."""
+    book = str(DESK)
+    runs = [
+        ["margin", book, "--json", "--model", "cross"],
+        ["margin", book, "--model", "isolated"],
+        ["margin", book, "--json", "--model", "portfolio", "--preset", "deribit-pm"],
+        ["margin", book, "--json", "--model", "var", "--preset", "fhs-es975"],
+        ["explain", book, "--account", "vol-seller"],
+    ]
+    code = f"""
+        import sys
+        from typer.testing import CliRunner
+        from crossmargin.cli.main import app
+        from crossmargin.core.margin.portfolio import PortfolioMargin, PortfolioSnapshot
+        from crossmargin.core.margin.presets import portfolio_preset
+        from crossmargin.adapters.files import load_book
+        for args in {runs!r}:
+            result = CliRunner().invoke(app, args)
+            assert result.exit_code == 0, (args, result.output)
+        loaded = load_book({book!r})
+        snapshot = PortfolioSnapshot.build(PortfolioMargin(portfolio_preset("deribit-pm")), loaded.book, loaded.market)
+        assert snapshot.what_if(0, instrument=1, quantity=2.0, price=88_000.0).initial_margin_usd > 0.0
+        print(sorted(m for m in sys.modules if m == "scipy" or m.startswith("scipy.")))
+    """
+    shared_data_dir()  # the VaR run reads the shared price history
+    done = _fresh_python(code, env={"CROSSMARGIN_KERNEL": None})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 # ---- numba's kernel cache -------------------------------------------------------------------------
 
 

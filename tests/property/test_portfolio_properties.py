@@ -75,8 +75,8 @@ def _addons_off(params: PortfolioParams) -> PortfolioParams:
 
 def _gross_pnl_scale(book: Book, market: MarketState, reval: ScenarioRevaluation) -> np.ndarray:
     """Per account, the largest sum of |item P&L| over scenarios: the size that rounding scales with."""
-    q = abs(book.positions)
-    qe = book.positions.copy()
+    q = abs(book.positions.to_scipy())
+    qe = book.positions.to_scipy().copy()
     qe.data = np.abs(qe.data * entry_term(book.entry_price, book.instruments.reciprocal_entry[qe.indices]))
     collateral = np.abs(value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd)
     gross = (
@@ -106,7 +106,7 @@ def _dense_grid(
     depeg (rows after n_grid) = max(0, max over coins of min(loss, depeg_move·grid)), accounts
     with positions only.
     """
-    q = book.positions
+    q = book.positions.to_scipy()
     qe = q.copy()
     qe.data = q.data * entry_term(book.entry_price, book.instruments.reciprocal_entry[q.indices])
     collateral = value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd

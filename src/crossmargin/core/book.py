@@ -1,7 +1,8 @@
 """The book: every account's positions and collateral balances, as matrices.
 
-positions: scipy.sparse CSR, (n_accounts x n_instruments), signed quantity in contracts, canonical
-(sorted column indices, no duplicates, no explicit zeros). entry_price is aligned with
+positions: CSR (`core.position_matrix`, the arrays of a scipy.sparse csr_array without importing
+scipy), (n_accounts x n_instruments), signed quantity in contracts, canonical (sorted column
+indices, no duplicates, no explicit zeros). entry_price is aligned with
 positions.data. balances: dense (n_accounts x n_assets), asset units, negative = borrowed.
 isolated_collateral, when given, is (nnz x n_assets): the part of each account's balances assigned
 to each position for isolated margin.
@@ -17,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
 from crossmargin.core.collateral import haircut_units
 from crossmargin.core.instruments import InstrumentTable
+from crossmargin.core.position_matrix import PositionMatrix
 from crossmargin.core.position_runs import PositionRuns, RiskBuckets, position_runs, risk_buckets
 from crossmargin.core.pricing import entry_term
 from crossmargin.errors import InputError
@@ -108,7 +109,7 @@ class Book:
     account_ids: tuple[str, ...]
     assets: AssetTable
     instruments: InstrumentTable
-    positions: sp.csr_array
+    positions: PositionMatrix
     entry_price: FloatArray
     balances: FloatArray
     isolated_collateral: FloatArray | None = None
@@ -262,7 +263,7 @@ class Book:
             raise InputError("accounts.id", f"account {(taken or list(new))[0]!r} is already in the book")
         n, old, memo = len(new), self.positions, self.memo
         indptr = np.concatenate([old.indptr, np.full(n, old.indptr[-1], dtype=old.indptr.dtype)])
-        positions = sp.csr_array((old.data, old.indices, indptr), shape=(old.shape[0] + n, old.shape[1]))
+        positions = PositionMatrix.of(old.data, old.indices, indptr, (old.shape[0] + n, old.shape[1]))
         balances, balance_buffer = grown_rows(self.balances, n, memo.row_buffers.get("balances"))
         # The id index grows in place (a copy was O(accounts) per growth); `account_row` checks
         # an entry against the book's own ids, so the books before this one stay right.
@@ -305,9 +306,11 @@ class Book:
         stored = self.stored_positions(picked)
         indptr = np.zeros(picked.size + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        positions = sp.csr_array(
-            (self.positions.data[stored], self.positions.indices[stored], indptr),
-            shape=(picked.size, self.instruments.n_instruments),
+        positions = PositionMatrix.of(
+            self.positions.data[stored],
+            self.positions.indices[stored],
+            indptr,
+            (picked.size, self.instruments.n_instruments),
         )
         ascending = picked.size < 2 or bool(np.all(np.diff(picked) > 0))
         if not ascending and np.unique(picked).size != picked.size:
@@ -333,9 +336,8 @@ class Book:
     def scaled(self, factor: float) -> Book:
         """Every position multiplied by `factor` (> 0); balances unchanged."""
         check_positive(factor, "factor")
-        positions = sp.csr_array(
-            (self.positions.data * factor, self.positions.indices, self.positions.indptr),
-            shape=self.positions.shape,
+        positions = PositionMatrix.of(
+            self.positions.data * factor, self.positions.indices, self.positions.indptr, self.positions.shape
         )
         return dataclasses.replace(self, positions=positions)
 
@@ -424,10 +426,7 @@ class Book:
                 )
         indptr = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=len(ids)), out=indptr[1:])
-        index_dtype = np.int32 if instruments.n_instruments < 2**31 else np.int64
-        positions = sp.csr_array(
-            (qty, cols.astype(index_dtype), indptr), shape=(len(ids), instruments.n_instruments)
-        )
+        positions = PositionMatrix.of(qty, cols, indptr, (len(ids), instruments.n_instruments))
         return cls(
             account_ids=ids,
             assets=assets,

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr
 
 from crossmargin.core.checks import check_finite
 from crossmargin.core.instruments import InstrumentKind, InstrumentTable
@@ -64,6 +63,27 @@ class Black76:
     theta_per_year: FloatArray
 
 
+@kernel(nogil=True)
+def _normal_cdf_kernel(x: np.ndarray, out: np.ndarray) -> None:
+    sqrt_half = np.sqrt(0.5)
+    for n in range(x.shape[0]):
+        out[n] = 0.5 * math.erfc(-x[n] * sqrt_half)  # the scenario kernel's N, term for term
+
+
+def normal_cdf(x: FloatArray) -> FloatArray:
+    """N(x) = erfc(-x/√2)/2, the standard normal CDF, accurate in both tails (erfc never forms
+    1 - small; https://en.cppreference.com/w/c/numeric/math/erfc), any shape: the N of
+    `black76_scenario_values`, term for term. Within 2 ulp of scipy.special.ndtr
+    (tests/core/test_pricing.py), which it
+    replaces here because importing scipy costs ~0.3 s of every command's start-up
+    (core.position_matrix). A kernel (core.jit): interpreted for a few options, compiled for a
+    chain."""
+    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+    out = np.empty_like(flat)
+    _normal_cdf_kernel.for_work(flat.size)(flat, out)  # interpreted: ~0.5 us a value (core.jit)
+    return out.reshape(np.shape(x))
+
+
 def _black76_value(
     forward: FloatArray,
     strike: FloatArray,
@@ -72,7 +92,8 @@ def _black76_value(
     d1: FloatArray,
     std_dev: FloatArray,
 ) -> FloatArray:
-    value: FloatArray = discount * sign * (forward * ndtr(sign * d1) - strike * ndtr(sign * (d1 - std_dev)))
+    n1, n2 = normal_cdf(sign * d1), normal_cdf(sign * (d1 - std_dev))
+    value: FloatArray = discount * sign * (forward * n1 - strike * n2)
     return value
 
 
@@ -129,7 +150,7 @@ def black76_scenario_values(
     """Black-76 prices (n, S) of n options in S scenarios: forward·factor[:, s] at vol[:, s]
     (forward, strike, years, sign: (n,); factor, vol: (n, S)). The formula of `black76_value`,
     compiled and parallel: scenario revaluation prices 54 k of them per tick on the bench book
-    (1.5 ms in numpy, most of it two ndtr passes)."""
+    (1.5 ms in numpy, most of it two normal_cdf passes)."""
     out = np.empty(factor.shape)
     _black76_scenario_values.for_work(out.size)(  # interpreted: ~1.1 us a price (core.jit)
         np.ascontiguousarray(forward, dtype=np.float64),
@@ -171,7 +192,7 @@ def black76(
     discount = np.exp(-rate * years)
     density = INV_SQRT_2PI * np.exp(-0.5 * d1 * d1)
     value = _black76_value(forward, strike, discount, sign, d1, std_dev)
-    delta = discount * sign * ndtr(sign * d1)
+    delta = discount * sign * normal_cdf(sign * d1)
     gamma = discount * density / (forward * std_dev)
     vega = discount * forward * density * sqrt_t
     theta = rate * value - discount * forward * density * vol / (2.0 * sqrt_t)

@@ -197,7 +197,7 @@ def liquidation_curve(view: VenueView, moves: tuple[float, ...] = CURVE_MOVES) -
             result = model.evaluate(book, moved)
             under = result.below_maintenance
             notional = revalue(book.instruments, moved).notional_usd
-            per_account = np.abs(book.positions) @ notional
+            per_account = abs(book.positions.to_scipy()) @ notional
             counts.append(int(np.count_nonzero(under)))
             values.append(float(per_account[under].sum()))
         series.append({"underlying": name, "accounts": counts, "notional_usd": values})

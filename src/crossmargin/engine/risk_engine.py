@@ -41,11 +41,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from crossmargin.core.book import Book, compressed_slots, grown_rows
 from crossmargin.core.checks import check_range
@@ -55,6 +54,9 @@ from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.errors import InputError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -529,6 +531,8 @@ class _Holders:
 
     @classmethod
     def of(cls, book: Book) -> _Holders:
+        import scipy.sparse as sp  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
+
         positions = book.positions
         underlying = book.instruments.underlying_index[positions.indices]
         owner = book.position_account
@@ -554,6 +558,8 @@ class _Holders:
 
     def with_rows(self, n_accounts: int) -> _Holders:
         """The same holdings over `n_accounts` rows (accounts added after the others hold nothing)."""
+        import scipy.sparse as sp  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
+
 
         def taller(matrix: sp.csc_array) -> sp.csc_array:
             return sp.csc_array(

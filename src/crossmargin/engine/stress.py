@@ -40,6 +40,7 @@ from crossmargin.core.book import Book
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.margin import MarginModel
 from crossmargin.core.market import MarketState
+from crossmargin.core.position_matrix import PositionMatrix
 from crossmargin.core.pricing import entry_term, revalue
 from crossmargin.core.scenarios import MIN_SHOCKED_VOL, ScenarioSet, revalue_scenarios
 from crossmargin.core.stress.historical import WindowMove
@@ -308,7 +309,7 @@ def screen(
     book, market = venue.book, venue.market
     valuation = revalue(book.instruments, market)
     reval = revalue_scenarios(book.instruments, book.assets, market, valuation, scenarios)
-    positions = book.positions
+    positions = book.positions.to_scipy()
     term = book.entry_term
     weighted = sp.csr_array(
         (positions.data * term, positions.indices, positions.indptr), shape=positions.shape
@@ -443,8 +444,8 @@ class StressShard:
 
     def _book_now(self) -> Book:
         book = self._venue.book
-        positions = sp.csr_array(
-            (self._quantity, book.positions.indices, book.positions.indptr), shape=book.positions.shape
+        positions = PositionMatrix.of(
+            self._quantity, book.positions.indices, book.positions.indptr, book.positions.shape
         )
         return dataclasses.replace(book, positions=positions, balances=self._balances)
 

@@ -65,7 +65,7 @@ def test_what_if_equals_full_evaluation_after_the_trade(preset: str, kernel: str
     perp = table.index["BTC-USDC-PERP"]
     inverse = next(i for i, inv in enumerate(table.reciprocal_entry) if inv)
     row = book.account_row("basis-trader")
-    held_quantity = float(book.positions[[row], [perp]][0])
+    held_quantity = float(book.positions.toarray()[row, perp])
     cases = [
         (perp, 2.5, 90_000.0),  # add to a held position
         (perp, -held_quantity, 88_000.0),  # close it

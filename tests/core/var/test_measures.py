@@ -40,10 +40,11 @@ def test_var_and_es_of_a_known_vector() -> None:
 def _dense_losses(book, market, reval):  # type: ignore[no-untyped-def]
     inst = book.positions.indices
     term = entry_term(book.entry_price, book.instruments.reciprocal_entry[inst])
-    weighted = book.positions.copy()
+    positions = book.positions.to_scipy()
+    weighted = positions.copy()
     weighted.data = book.positions.data * term
     collateral = value_collateral(book.balances, book.assets, market.asset_prices(book.assets)).value_usd
-    pnl = book.positions @ reval.d_unit_value_usd + weighted @ reval.d_entry_coefficient_usd
+    pnl = positions @ reval.d_unit_value_usd + weighted @ reval.d_entry_coefficient_usd
     return -(pnl + collateral @ reval.d_asset_factor)
 
 

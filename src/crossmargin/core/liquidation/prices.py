@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from crossmargin.core.book import Book
 from crossmargin.core.collateral import value_collateral
@@ -39,6 +38,7 @@ from crossmargin.core.liquidation.roots import GapFunction, SidedRoots, nearest_
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
 from crossmargin.core.margin.requirements import book_totals, position_requirements
 from crossmargin.core.market import MarketState
+from crossmargin.core.position_matrix import PositionMatrix
 from crossmargin.core.pricing import revalue
 
 FloatArray = npt.NDArray[np.float64]
@@ -204,9 +204,8 @@ class CrossEquityGap:
         nnz = inst.size
         self.inst = inst
         self.synthetic = _take(table, inst)
-        self.positions = sp.csr_array(
-            (book.positions.data, np.arange(nnz, dtype=np.int32), book.positions.indptr),
-            shape=(book.n_accounts, nnz),
+        self.positions = PositionMatrix.of(
+            book.positions.data, np.arange(nnz, dtype=np.int32), book.positions.indptr, (book.n_accounts, nnz)
         )
         self.spot = base.spot_usd[inst]
         self.mark = np.where(table.is_option[inst], np.nan, base.mark_price[inst])

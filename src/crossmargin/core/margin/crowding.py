@@ -51,10 +51,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_all, check_range
@@ -64,6 +64,9 @@ from crossmargin.core.margin.result import Breakdown, MarginResult, margin_ratio
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
 from crossmargin.errors import InputError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -246,6 +249,8 @@ def account_exposure(book: Book, valuation: InstrumentValuation) -> sp.csr_array
     """Delta D (accounts × underlyings, CSR, units of each underlying): positions' q·delta summed
     per underlying, plus the balance of the asset named like the underlying where it offsets a short
     (module docstring). Sparse throughout: memory of the order of the non-zeros."""
+    import scipy.sparse as sp  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
+
     table = book.instruments
     n_u = len(table.underlyings)
     shape = (book.n_accounts, n_u)
@@ -254,7 +259,7 @@ def account_exposure(book: Book, valuation: InstrumentValuation) -> sp.csr_array
         (per_contract, (np.arange(table.n_instruments), table.underlying_index)),
         shape=(table.n_instruments, n_u),
     )
-    exposure = sp.csr_array(sp.csr_array(book.positions) @ to_underlying)
+    exposure = sp.csr_array(book.positions.to_scipy() @ to_underlying)
     exposure.sum_duplicates()
     exposure.eliminate_zeros()  # a hedge netted to exactly zero is no exposure
     exposure.sort_indices()
@@ -554,6 +559,8 @@ class CrowdedMargin:
     ) -> Breakdown:
         """The base breakdown with each account's add-on split over its positions pro rata to
         each position's rate · |q·delta·S| on the side its account is on (evenly if none)."""
+        import scipy.sparse as sp  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
+
         valuation = valuation if valuation is not None else revalue(book.instruments, market)
         base = self.base.breakdown(book, market, account_rows, valuation)
         rows = np.asarray(account_rows, dtype=np.int64)

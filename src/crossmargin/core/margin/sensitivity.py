@@ -65,10 +65,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 
 from crossmargin.core.book import Book
 from crossmargin.core.checks import check_all, check_finite, check_instance, check_range
@@ -79,6 +79,9 @@ from crossmargin.core.margin.result import Breakdown, MarginResult, allocate_req
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, entry_term, revalue
 from crossmargin.errors import InputError
+
+if TYPE_CHECKING:
+    pass
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -251,6 +254,8 @@ def book_sensitivities(
     book: Book, market: MarketState, valuation: InstrumentValuation, params: SensitivityParams
 ) -> Sensitivities:
     """Net delta, cash gamma and bucketed vega per account and underlying (module docstring)."""
+    import scipy.sparse as sp  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
+
     table = book.instruments
     n_i = table.n_instruments
     n_u = len(table.underlyings)
@@ -278,7 +283,7 @@ def book_sensitivities(
     entry_map = sp.csr_array(
         (np.where(inverse_d1, valuation.entry_coefficient_usd, 0.0), (rows, u)), shape=(n_i, n_u)
     )
-    positions = book.positions
+    positions = book.positions.to_scipy()
     weighted_entry = positions.data * entry_term(book.entry_price, inverse_d1[positions.indices])
     positions_entry = sp.csr_array(
         (weighted_entry, positions.indices, positions.indptr), shape=positions.shape

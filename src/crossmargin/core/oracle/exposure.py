@@ -78,7 +78,7 @@ def account_exposure(
     instrument_factor = underlying_factor[instruments.underlying_index]
     ones_instruments = np.ones(instruments.n_instruments)
     ones_assets = np.ones(book.assets.n_assets)
-    positions = sp.csr_array(book.positions)
+    positions = book.positions.to_scipy()
     balances = sp.csr_array(book.balances)
     touched = abs(positions) @ _one_hot(instrument_factor, n_factors, ones_instruments) + abs(
         balances

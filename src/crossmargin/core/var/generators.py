@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import ndtr, ndtri
 
 from crossmargin.core.checks import check_finite, check_range
 from crossmargin.core.scenarios import ScenarioSet
@@ -107,6 +106,8 @@ def filtered_moves(
 def residual_correlation(residual: FloatArray) -> FloatArray:
     """Correlation of the normal scores Φ⁻¹(rank/(T+1)) of each column: a copula correlation that
     fat tails do not distort (van der Waerden); (F, F), positive definite (jittered if needed)."""
+    from scipy.special import ndtri  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
+
     n, f = residual.shape
     if n < 2:
         return np.eye(f)
@@ -136,6 +137,8 @@ def monte_carlo_moves(
     """Correlated draws: u from a Gaussian or Student-t copula (correlation of the EWMA-filtered
     residuals' normal scores), each factor's h-day move σ_now·√h·q(u) with q the Student-t
     quantile of `marginal_dof` degrees scaled to unit variance (fat tails beyond the sample)."""
+    from scipy.special import ndtr  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
+
     check_finite(daily, "history.returns")
     if copula not in ("gaussian", "student"):
         raise InputError("var.copula", f"must be 'gaussian' or 'student', got {copula!r}")
