@@ -20,9 +20,10 @@ what_if).
 Floors measured in the same run, same way:
   python -c pass                            the interpreter
   python -c "import numpy, numba"           the libraries every compiled kernel needs
-  import margin-run libraries               numpy, scipy.sparse, scipy.special, pydantic, yaml,
+  import margin-run libraries               numpy, pydantic (BaseModel: its lazy parts), yaml,
                                             Typer, Rich: what every `crossmargin margin` imports
-                                            that is not crossmargin
+                                            that is not crossmargin (no scipy since the book's
+                                            positions are core.position_matrix's)
   numba cached-kernel floor                 import numba + call one tiny parallel kernel loaded
                                             from the disk cache (numba initialises its CPU target
                                             and threading layer on the first call: the least any
@@ -97,11 +98,12 @@ def total(values):
 """
 
 
-# What every `crossmargin margin` run imports that is not crossmargin (scipy.sparse holds the book's
-# positions, scipy.special prices options, pydantic checks the book file, Typer and Rich are the
-# CLI), then a fast exit as the CLI's: the least a warm margin run can cost on this machine.
+# What every `crossmargin margin` run imports that is not crossmargin (pydantic checks the book file:
+# `import pydantic` alone defers most of it, BaseModel loads it; Typer and Rich are the CLI; scipy
+# no more: core.position_matrix), then a fast exit as the CLI's: the least a warm margin run can
+# cost on this machine.
 LIBRARIES = (
-    "import numpy, scipy.sparse, scipy.special, pydantic, yaml, typer, rich.console, os, sys; "
+    "import numpy, yaml, typer, rich.console, os, sys; from pydantic import BaseModel; "
     "sys.stdout.flush(); os._exit(0)"
 )
 
