@@ -28,14 +28,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.book import Book
-from crossmargin.core.liquidation.model_prices import model_price_levels
-from crossmargin.core.liquidation.prices import PriceLevels, cross_price_levels
 from crossmargin.core.margin import (
     Breakdown,
     CrossMargin,
@@ -44,13 +42,8 @@ from crossmargin.core.margin import (
     MarginModel,
     MarginResult,
 )
-from crossmargin.core.margin.crowding import CrowdedMargin, crowding_addon_usd
-from crossmargin.core.margin.portfolio import PortfolioMargin
 from crossmargin.core.margin.presets import portfolio_preset
-from crossmargin.core.margin.sensitivity import SensitivityMargin
 from crossmargin.core.margin.tier_presets import scheduled
-from crossmargin.core.margin.var import VarMargin
-from crossmargin.engine.crowding_run import crowded_model
 from crossmargin.engine.inputs import LoadedBook
 from crossmargin.engine.ports import (
     FundingSource,
@@ -68,8 +61,11 @@ from crossmargin.engine.reports import (
     to_json,
 )
 from crossmargin.engine.risk_engine import RiskEngine
-from crossmargin.engine.var_run import history_report, var_model
 from crossmargin.errors import InputError
+
+if TYPE_CHECKING:  # imported where used: a margin run loads only its own model's modules
+    from crossmargin.core.liquidation.prices import PriceLevels
+    from crossmargin.core.margin.crowding import CrowdedMargin
 
 MODELS = ("cross", "isolated", "portfolio", "sensitivity", "var")
 
@@ -109,6 +105,8 @@ def make_model(
         model: MarginModel = CrossMargin(cross) if name == "cross" else IsolatedMargin(cross)
         return ModelChoice(name=name, preset=tier, model=model, book=loaded.book)
     if name == "portfolio":
+        from crossmargin.core.margin.portfolio import PortfolioMargin
+
         # The flag names a preset and nothing else: the book's explicit overrides (numeraire,
         # maintenance fraction, add-ons) apply on top of whichever preset runs.
         params = loaded.portfolio
@@ -118,8 +116,12 @@ def make_model(
     if name == "sensitivity":
         if preset is not None:  # one methodology, no presets: a flag that would be ignored is refused
             raise InputError("preset", f"the sensitivity model has no presets, got {preset!r}")
+        from crossmargin.core.margin.sensitivity import SensitivityMargin
+
         return ModelChoice(name=name, preset=None, model=SensitivityMargin(), book=loaded.book)
     if name == "var":  # VaR/ES over the caller's price history (preset: a VAR_PRESETS name)
+        from crossmargin.engine.var_run import var_model
+
         var = var_model(
             preset, history=history, volatility=volatility, max_history_gap_days=max_history_gap_days
         )
@@ -176,16 +178,19 @@ def run_margin(
     book = choice.book
     chosen: MarginModel = choice.model
     name = choice.name
-    if crowding is not None:
-        chosen = _crowded(choice, loaded, crowding)
+    crowded = None if crowding is None else _crowded(choice, loaded, crowding)
+    if crowded is not None:
+        chosen = crowded
         name = f"{choice.name}+crowding"
     # A file run is one use of the long-lived engine: built, asked once, dropped.
     engine = RiskEngine(book, loaded.market, chosen)
     result = engine.result
     breakdown = engine.breakdown(account_ids)
     addon = None
-    if isinstance(chosen, CrowdedMargin) and chosen.state is not None:
-        addon = crowding_addon_usd(book, engine.valuation, chosen.state, chosen.params)
+    if crowded is not None and crowded.state is not None:
+        from crossmargin.core.margin.crowding import crowding_addon_usd
+
+        addon = crowding_addon_usd(book, engine.valuation, crowded.state, crowded.params)
     return MarginRun(
         loaded=loaded,
         model=name,
@@ -206,6 +211,8 @@ def _crowded(choice: ModelChoice, loaded: LoadedBook, crowding: CrowdingHistory)
             "the crowding add-on is for pooled models (cross, portfolio, sensitivity, var): "
             "isolated margin has no account-wide pool to add it to",
         )
+    from crossmargin.engine.crowding_run import crowded_model
+
     return crowded_model(
         choice.model,
         choice.book,
@@ -223,6 +230,9 @@ def price_levels(run: MarginRun) -> PriceLevels:
     evaluation of the requested accounts (cross/isolated: one vectorised pass per grid step;
     portfolio, sensitivity, VaR: their own MM re-evaluated, ~160 evaluations on the desk book).
     Pass the result to `margin_report(run, levels=...)`."""
+    from crossmargin.core.liquidation.model_prices import model_price_levels
+    from crossmargin.core.liquidation.prices import cross_price_levels
+
     rows = run.breakdown.account_rows
     market = run.loaded.market
     if run.margin_model is None or run.model_book is None or run.model in ("cross", "isolated"):
@@ -396,6 +406,10 @@ def build_margin_report(run: MarginRun, *, levels: PriceLevels | None = None) ->
 def margin_report(run: MarginRun, *, levels: PriceLevels | None = None) -> dict[str, Any]:
     """The JSON report (module docstring) of the broken-down accounts: `to_json` of
     `build_margin_report`. The six level keys only when `levels` (`price_levels(run)`) is given."""
+    from crossmargin.core.margin.crowding import CrowdedMargin
+    from crossmargin.core.margin.var import VarMargin
+    from crossmargin.engine.var_run import history_report
+
     report: dict[str, Any] = to_json(build_margin_report(run, levels=levels))
     model = run.margin_model.base if isinstance(run.margin_model, CrowdedMargin) else run.margin_model
     if isinstance(model, VarMargin) and run.model_book is not None:  # how stale the window is

@@ -26,16 +26,18 @@ histories, quotes and price path give the same reports, bit for bit.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from crossmargin.core.ledger.events import Event
-from crossmargin.core.market_history import DailyPanel
-from crossmargin.core.var.history import PriceHistory
 from crossmargin.engine.inputs import PricePathStep, QuoteTable
-from crossmargin.engine.journal import LogRecord, Snapshot
+
+if TYPE_CHECKING:  # annotations only: a margin run that names these ports loads no ledger or log code
+    from crossmargin.core.ledger.events import Event
+    from crossmargin.core.market_history import DailyPanel
+    from crossmargin.core.var.history import PriceHistory
+    from crossmargin.engine.journal import LogRecord, Snapshot
 
 FloatArray = npt.NDArray[np.float64]
 

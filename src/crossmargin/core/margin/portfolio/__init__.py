@@ -43,27 +43,68 @@ The package, one module per job:
     model        PortfolioMargin, the margin model
 """
 
-from crossmargin.core.margin.portfolio.addons import InstrumentAddOnInputs, addon_inputs
-from crossmargin.core.margin.portfolio.backend import KERNEL_VARIABLE, KERNELS, KernelBackend, kernel_backend
-from crossmargin.core.margin.portfolio.explain import PortfolioExplanation, explain_account
-from crossmargin.core.margin.portfolio.inputs import KernelArrays, KernelInputs, kernel_inputs
-from crossmargin.core.margin.portfolio.kernel import PREFETCH
-from crossmargin.core.margin.portfolio.model import PortfolioMargin
-from crossmargin.core.margin.portfolio.parameters import (
-    ADDON_NAMES,
-    PROVISIONS,
-    AddOns,
-    JointSpec,
-    PortfolioParams,
-)
-from crossmargin.core.margin.portfolio.scenarios import (
-    build_scenarios,
-    depeg_scenarios,
-    numeraire_factor,
-    risk_factors,
-)
-from crossmargin.core.margin.portfolio.totals import PortfolioTotals, portfolio_totals
-from crossmargin.core.margin.portfolio.whatif import PortfolioSnapshot, WhatIf
+from typing import TYPE_CHECKING
+
+from crossmargin._lazy import lazy_names
+
+# Each name's module, imported on first access (PEP 562): the book loader needs the parameters
+# only, and the kernel modules cost a margin run under another model ~40 ms of start-up.
+_LAZY: dict[str, str] = {
+    "InstrumentAddOnInputs": "crossmargin.core.margin.portfolio.addons",
+    "addon_inputs": "crossmargin.core.margin.portfolio.addons",
+    "KERNELS": "crossmargin.core.margin.portfolio.backend",
+    "KERNEL_VARIABLE": "crossmargin.core.margin.portfolio.backend",
+    "KernelBackend": "crossmargin.core.margin.portfolio.backend",
+    "kernel_backend": "crossmargin.core.margin.portfolio.backend",
+    "PortfolioExplanation": "crossmargin.core.margin.portfolio.explain",
+    "explain_account": "crossmargin.core.margin.portfolio.explain",
+    "KernelArrays": "crossmargin.core.margin.portfolio.inputs",
+    "KernelInputs": "crossmargin.core.margin.portfolio.inputs",
+    "kernel_inputs": "crossmargin.core.margin.portfolio.inputs",
+    "PREFETCH": "crossmargin.core.margin.portfolio.kernel",
+    "PortfolioMargin": "crossmargin.core.margin.portfolio.model",
+    "ADDON_NAMES": "crossmargin.core.margin.portfolio.parameters",
+    "AddOns": "crossmargin.core.margin.portfolio.parameters",
+    "JointSpec": "crossmargin.core.margin.portfolio.parameters",
+    "PROVISIONS": "crossmargin.core.margin.portfolio.parameters",
+    "PortfolioParams": "crossmargin.core.margin.portfolio.parameters",
+    "build_scenarios": "crossmargin.core.margin.portfolio.scenarios",
+    "depeg_scenarios": "crossmargin.core.margin.portfolio.scenarios",
+    "numeraire_factor": "crossmargin.core.margin.portfolio.scenarios",
+    "risk_factors": "crossmargin.core.margin.portfolio.scenarios",
+    "PortfolioTotals": "crossmargin.core.margin.portfolio.totals",
+    "portfolio_totals": "crossmargin.core.margin.portfolio.totals",
+    "PortfolioSnapshot": "crossmargin.core.margin.portfolio.whatif",
+    "WhatIf": "crossmargin.core.margin.portfolio.whatif",
+}
+
+if TYPE_CHECKING:  # what mypy and IDEs see
+    from crossmargin.core.margin.portfolio.addons import InstrumentAddOnInputs, addon_inputs
+    from crossmargin.core.margin.portfolio.backend import (
+        KERNEL_VARIABLE,
+        KERNELS,
+        KernelBackend,
+        kernel_backend,
+    )
+    from crossmargin.core.margin.portfolio.explain import PortfolioExplanation, explain_account
+    from crossmargin.core.margin.portfolio.inputs import KernelArrays, KernelInputs, kernel_inputs
+    from crossmargin.core.margin.portfolio.kernel import PREFETCH
+    from crossmargin.core.margin.portfolio.model import PortfolioMargin
+    from crossmargin.core.margin.portfolio.parameters import (
+        ADDON_NAMES,
+        PROVISIONS,
+        AddOns,
+        JointSpec,
+        PortfolioParams,
+    )
+    from crossmargin.core.margin.portfolio.scenarios import (
+        build_scenarios,
+        depeg_scenarios,
+        numeraire_factor,
+        risk_factors,
+    )
+    from crossmargin.core.margin.portfolio.totals import PortfolioTotals, portfolio_totals
+    from crossmargin.core.margin.portfolio.whatif import PortfolioSnapshot, WhatIf
 
 __all__ = [
     "ADDON_NAMES",
@@ -93,3 +134,6 @@ __all__ = [
     "portfolio_totals",
     "risk_factors",
 ]
+
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
