@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -209,3 +210,47 @@ def test_a_shared_tier_schedule_through_an_alias_still_loads(tmp_path: Path) -> 
     assert isinstance(document, dict)
     assert len(document["instruments"]) == 200
     assert document["instruments"][199]["tiers"][0]["initial_rate"] == 0.02
+
+
+_LAUGHS = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+    f"{chr(98 + n)}: &{chr(98 + n)} [{', '.join(['*' + chr(97 + n)] * 10)}]\n" for n in range(8)
+)
+YAML_CASES = {
+    "duplicate key": "a: 1\nb: 2\na: 3\n",
+    "merge override": "base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\n",
+    "octal": "q: 010\n",
+    "sexagesimal": "q: 1:30\n",
+    "exponent float": "q: [1e6, -2E-4, 0.5, .inf, 0x1A]\n",
+    "deep": "[" * (MAX_NESTING_DEPTH + 1) + "]" * (MAX_NESTING_DEPTH + 1),
+    "unclosed flow": "a: [1, 2\nb: 3\n",
+    "tab indent": "a:\n\t- 1\n",
+    "bad indent": "a:\n  b: 1\n c: 2\n",
+    "billion laughs": _LAUGHS,
+    "timestamps and text": "t: 2025-01-01T00:00:00Z\nd: 2025-01-01\ns: 'x: y'\nn: ~\nb: yes\n",
+    "two documents": "a: 1\n---\nb: 2\n",
+    "control character": "a: \x07\n",
+}
+
+
+def _outcome(path: Path, *, libyaml: bool) -> tuple[Any, ...]:
+    try:
+        return ("document", read_document(path, libyaml=libyaml))
+    except BookFileError as error:
+        return ("refused", error.field, error.problem)
+
+
+@pytest.mark.parametrize("name", sorted(YAML_CASES))
+def test_libyaml_events_read_a_document_as_the_pure_python_parser(tmp_path: Path, name: str) -> None:
+    """The C scanner and parser (StrictCYamlLoader) feed the same composer and checks: the same
+    document, or the same refusal at the same line, in the same words (a syntax error is
+    reported by the pure-Python parser, whose message quotes the lines)."""
+    path = tmp_path / "book.yaml"
+    path.write_text(YAML_CASES[name], encoding="utf-8")
+    assert _outcome(path, libyaml=True) == _outcome(path, libyaml=False)
+
+
+@pytest.mark.parametrize("path", sorted(DESK.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_libyaml_events_read_every_example_as_the_pure_python_parser(path: Path) -> None:
+    document = _outcome(path, libyaml=True)
+    assert document[0] == "document"
+    assert document == _outcome(path, libyaml=False)
