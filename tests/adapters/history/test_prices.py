@@ -46,3 +46,29 @@ def test_the_csv_source_reads_when_asked_and_says_whether_it_is_there(tmp_path) 
 def test_the_shared_source_follows_crossmargin_data(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CROSSMARGIN_DATA", str(tmp_path))
     assert shared_price_history().path == tmp_path / "prices_daily_yahoo.csv"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("date,symbol,close_usd\n2025-01-01,BTC,94000\n2025-01-02,BTC\n", r"line 3: 2 fields where the header has 3"),
+        ("date,symbol,close_usd\n2025-01-01,BTC,94000\n2025-01-02,BTC,n/a\n", r"line 3: close_usd 'n/a' is not a number"),
+        ("date,close_usd\n2025-01-01,94000\n", r"missing columns symbol"),
+        ("date,symbol,close_usd\n", r"no rows"),
+        ("date,symbol,close_usd\n2025-01-01,BTC,1\n2025-01-01,BTC,2\n", r"duplicate \(date, symbol\) rows"),
+    ],
+)
+def test_a_bad_history_file_is_refused_naming_the_line(tmp_path, body: str, problem: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "closes.csv"
+    path.write_text(body)
+    with pytest.raises(InputError, match=problem):
+        load_price_history(path)
+
+
+def test_columns_are_found_by_name_in_any_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "closes.csv"
+    path.write_text("close_usd,volume_usd,symbol,date\n94000.5,1,BTC,2025-01-02\n3300.25,2,ETH,2025-01-01\n")
+    history = load_price_history(path)
+    assert history.symbols == ("BTC", "ETH")
+    assert history.days.tolist() == [np.datetime64("2025-01-01"), np.datetime64("2025-01-02")]
+    np.testing.assert_array_equal(history.close_usd, [[np.nan, 3300.25], [94000.5, np.nan]])
