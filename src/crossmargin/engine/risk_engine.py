@@ -560,7 +560,6 @@ class _Holders:
         """The same holdings over `n_accounts` rows (accounts added after the others hold nothing)."""
         import scipy.sparse as sp  # on first use: importing scipy costs ~0.3 s (core.position_matrix)
 
-
         def taller(matrix: sp.csc_array) -> sp.csc_array:
             return sp.csc_array(
                 (matrix.data, matrix.indices, matrix.indptr), shape=(n_accounts, matrix.shape[1])

@@ -296,11 +296,13 @@ def decode_utf8(data: bytes, path: str) -> str:
 
 
 def _load_yaml(text: str, *, libyaml: bool) -> Any:
+    """One YAML document through the strict loader, its events from libyaml or pure Python."""
     loader = StrictCYamlLoader(text) if libyaml else StrictYamlLoader(text)
     try:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
 
 def read_document(path: Path, *, libyaml: bool = yaml.__with_libyaml__) -> Any:
     """The parsed YAML (any suffix but .json) or JSON document of a book file; YAML events from
