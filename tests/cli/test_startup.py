@@ -190,15 +190,17 @@ def test_margin_explain_and_the_first_what_if_of_the_example_book_import_no_scip
     """Importing any scipy submodule costs ~0.3 s (its array-API layer walks numpy's namespace,
     importing numpy.f2py, numpy.ma and the rest): more than a margin run of the example book. The
     book's positions are scipy's CSR arrays without scipy (core.position_matrix) and N(x) is
-    erfc's (pricing.normal_cdf), so margin under cross, isolated, portfolio and VaR, explain and
-    the first what-if import none of it; sensitivity margin (sparse products), --levels (scipy's
-    root finder) and compare (every model) still do, on first use."""
+    erfc's (pricing.normal_cdf) and sensitivities are summed with np.bincount, so margin under
+    every model, explain and the first what-if import none of it; --levels (scipy's root finder)
+    and compare (its Monte Carlo VaR row: scipy.special's normal quantiles) still do, on first
+    use."""
     book = str(DESK)
     runs = [
         ["margin", book, "--json", "--model", "cross"],
         ["margin", book, "--model", "isolated"],
         ["margin", book, "--json", "--model", "portfolio", "--preset", "deribit-pm"],
         ["margin", book, "--json", "--model", "var", "--preset", "fhs-es975"],
+        ["margin", book, "--json", "--model", "sensitivity"],
         ["explain", book, "--account", "vol-seller"],
     ]
     code = f"""

@@ -472,3 +472,59 @@ def test_scaling_positions_and_collateral_scales_delta_margin(case: RandomBook, 
     scaled_book = book.scaled(k).with_balances(book.balances * k)
     scaled = MODEL.charges(scaled_book, case.market).delta_usd
     np.testing.assert_allclose(scaled, k * base, rtol=SCALE_REL_TOLERANCE, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [None, 3, 7])  # None: examples/desk.yaml (inverse contracts)
+def test_sensitivities_are_the_sparse_products_bit_for_bit(seed: int | None) -> None:
+    """book_sensitivities sums each position's delta, gamma and vega into its account with
+    np.bincount (no scipy on the margin path); the reference is the sparse product Q @ map it
+    replaced (scipy's SpGEMM adds each row's terms in position order, as bincount does)."""
+    import scipy.sparse as sp
+
+    from crossmargin.core.margin.sensitivity import book_sensitivities
+    from crossmargin.core.pricing import entry_term, revalue
+    from crossmargin.core.synthetic import SynthSpec, synth_book, synth_market
+
+    if seed is None:
+        from crossmargin.adapters.files import load_book
+        from tests.adapters.files.bad_books import DESK
+
+        loaded = load_book(DESK)
+        book, market = loaded.book, loaded.market
+        assert np.any(book.instruments.reciprocal_entry[book.positions.indices])
+    else:
+        book = synth_book(SynthSpec(n_accounts=3_000, seed=seed))
+        market = synth_market(book.instruments)
+    valuation = revalue(book.instruments, market)
+    params = SensitivityParams()
+    got = book_sensitivities(book, market, valuation, params)
+
+    table = book.instruments
+    n_i, n_u, n_b = table.n_instruments, len(table.underlyings), params.n_vega_buckets
+    spot, inverse, u = valuation.spot_usd, table.reciprocal_entry, table.underlying_index
+    bucket = vega_bucket_index(valuation.years_to_expiry, params.vega_bucket_days)
+    rows = np.arange(n_i)
+    unit_map = sp.csr_array(
+        (
+            np.concatenate(
+                [
+                    np.where(inverse, 0.0, valuation.delta_usd * spot),
+                    valuation.gamma_usd * spot * spot,
+                    np.where(table.is_option, valuation.vega_usd * valuation.implied_vol, 0.0),
+                ]
+            ),
+            (np.tile(rows, 3), np.concatenate([u, n_u + u, 2 * n_u + u * n_b + bucket])),
+        ),
+        shape=(n_i, 2 * n_u + n_u * n_b),
+    )
+    entry_map = sp.csr_array((np.where(inverse, valuation.entry_coefficient_usd, 0.0), (rows, u)), shape=(n_i, n_u))
+    q = book.positions.to_scipy()
+    weighted = sp.csr_array(
+        (q.data * entry_term(book.entry_price, inverse[q.indices]), q.indices, q.indptr), shape=q.shape
+    )
+    per_account = (q @ unit_map).toarray()
+    expected_delta = per_account[:, :n_u] + (weighted @ entry_map).toarray()
+    assert np.any(expected_delta != 0.0) and np.any(per_account[:, 2 * n_u :] != 0.0)
+    np.testing.assert_array_equal(got.position_delta_usd, expected_delta)
+    np.testing.assert_array_equal(got.cash_gamma_usd, per_account[:, n_u : 2 * n_u])
+    np.testing.assert_array_equal(got.vega_usd, per_account[:, 2 * n_u :].reshape(-1, n_u, n_b))
