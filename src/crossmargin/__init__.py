@@ -18,10 +18,10 @@ Layers: the pure risk core in `crossmargin.core`; adapters (files, feeds, histor
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from crossmargin import _numba_cache
+from crossmargin._lazy import lazy_names
 from crossmargin.errors import (
     BookFileError,
     CrossMarginError,
@@ -174,15 +174,5 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time `__getattr__` imports o
     from crossmargin.engine.var_run import var_model
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first access (PEP 562), then cache the name here."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'crossmargin' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# Import a public name's module on first access (PEP 562), then keep the name here.
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
