@@ -258,6 +258,23 @@ def test_strided_maxima_is_each_buckets_maximum(
         np.testing.assert_array_equal(maxima[:n_buckets], expected)
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=70),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_fold_extremes_is_the_minimum_and_maximum(values: list[float], dtype: type[np.floating]) -> None:
+    """The halving fold of the floor's bisection bounds: numpy's min and max exactly, for odd and
+    even lengths (the odd one out folded into slot 0 at every level); interpreted and compiled."""
+    from crossmargin.core.var import measures
+
+    array = np.array(values, dtype=dtype)
+    for run in (measures._fold_extremes.python, measures._fold_extremes.compiled()):
+        low = np.full(max(array.size // 2, 1), np.nan, dtype=dtype)
+        high = np.full(max(array.size // 2, 1), np.nan, dtype=dtype)
+        assert run(array, array.size, low, high) == (float(array.min()), float(array.max()))
+
+
 def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
     """select=False (a benchmark's arithmetic floor) still sums every account's P&L: its last
     scenario's loss, equal to the dense reference's; no tail measure."""
@@ -284,7 +301,7 @@ def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
 )
 def test_merge_top_keeps_the_k_largest_descending(kept: list[int], candidates: list[int], k: int) -> None:
     """The running top k (already descending) merged with new candidates: the k largest of both,
-    descending, by counting ranks up to RANK_SORT_LIMIT values and by a sort beyond; small
+    descending, by an insertion sort up to RANK_SORT_LIMIT values and by numpy's sort beyond; small
     integers make ties common. In the interpreter and compiled."""
     from crossmargin.core.var import measures
 

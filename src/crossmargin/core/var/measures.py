@@ -24,8 +24,10 @@ from j; one vectorised elementwise max per row of m): a value that at least k of
 has k distinct losses at or above it. The floor is found by bisecting [min, max] of the maxima with
 a vectorised count (cheaper than selecting their k-th largest, as good a filter); a branch-free
 pass over the ~k buckets that reach it keeps a few candidates, which are merged exactly into the
-running top k by counting each one's rank. Any floor at or below the k-th largest loss gives the
-same k values, sorted the same way, so VaR and ES are the same bits whichever floor is used.
+running top k by an insertion sort (a few dozen values: 243 -> 132 ns for 27 float64 on an Intel
+Xeon, family 6 model 167, against counting each one's rank, which LLVM did not vectorise well).
+Any floor at or below the k-th largest loss gives the same k values, sorted the same way, so VaR
+and ES are the same bits whichever floor is used.
 
 Float32 inputs are allowed (half the memory traffic): the kernel then adds to VaR and ES a bound on
 the rounding error of every scenario P&L, (n + 2)·u·Σ_j |q_j|·max_s|Δv_j,s| with u = 2^-24 and n
@@ -51,7 +53,7 @@ SCENARIO_BLOCK = 2048  # scenarios per block: an 8-16 KiB P&L buffer that stays 
 ACCOUNT_CHUNK = 2048  # accounts per parallel task
 BUCKETS_PER_TAIL = 8  # m = 8k buckets: about k of them reach the floor (an eighth of the scenarios)
 FLOOR_STEPS = 8  # bisections of the floor (each a count over the m maxima)
-RANK_SORT_LIMIT = 96  # candidates merged by counting ranks (quadratic); a sort beyond
+RANK_SORT_LIMIT = 96  # candidates merged by an insertion sort (quadratic); numpy's sort beyond
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 
 
@@ -209,16 +211,56 @@ def _count_at_least(values: np.ndarray, n: int, threshold: float) -> int:
 
 
 @kernel(nogil=True)
-def _floor_of_maxima(maxima: np.ndarray, n: int, k: int) -> float:
+def _fold_extremes(values: np.ndarray, n: int, low: np.ndarray, high: np.ndarray) -> tuple[float, float]:
+    """(min, max) of values[:n] (n >= 1), by halving: low[j] = min(values[j], values[j + h]) and
+    high[j] the max, h = n // 2, then the same on low[:h] and high[:h] until one is left, an odd
+    one out folded into slot 0. Each halving is an elementwise select that vectorises; a running
+    min/max does not (a select reduction: 185 -> 91 ns over 200 float32 on an Intel Xeon,
+    family 6 model 167). Exact: min and max round nothing. `low`, `high` need n // 2 slots (1 at
+    least)."""
+    if n == 1:
+        return float(values[0]), float(values[0])
+    h = n // 2
+    for j in range(h):
+        a = values[j]
+        b = values[j + h]
+        low[j] = a if a < b else b
+        high[j] = b if a < b else a
+    if n % 2 == 1:
+        _fold_into_first(low, high, values[n - 1], values[n - 1])
+    m = h
+    while m > 1:
+        h = m // 2
+        for j in range(h):
+            a = low[j]
+            b = low[j + h]
+            low[j] = a if a < b else b
+            c = high[j]
+            d = high[j + h]
+            high[j] = c if c > d else d
+        if m % 2 == 1:
+            _fold_into_first(low, high, low[m - 1], high[m - 1])
+        m = h
+    return float(low[0]), float(high[0])
+
+
+@kernel(nogil=True)
+def _fold_into_first(low: np.ndarray, high: np.ndarray, small: float, large: float) -> None:
+    if small < low[0]:
+        low[0] = small
+    if large > high[0]:
+        high[0] = large
+
+
+@kernel(nogil=True)
+def _floor_of_maxima(
+    maxima: np.ndarray, n: int, k: int, low_scratch: np.ndarray, high_scratch: np.ndarray
+) -> float:
     """A value t with at least k of maxima[:n] >= t (k <= n), close to their k-th largest: their
     minimum, raised by FLOOR_STEPS bisections of [min, max] each checked by a (vectorised) count,
-    which costs less than selecting the k-th largest exactly and is as good a filter."""
-    low = np.inf
-    high = -np.inf
-    for j in range(n):
-        value = np.float64(maxima[j])
-        low = min(low, value)
-        high = max(high, value)
+    which costs less than selecting the k-th largest exactly and is as good a filter. The
+    scratch arrays: `_fold_extremes`'."""
+    low, high = _fold_extremes(maxima, n, low_scratch, high_scratch)
     for _ in range(FLOOR_STEPS):
         middle = 0.5 * (low + high)
         if not middle > low:  # converged (or not finite)
@@ -239,21 +281,24 @@ def _merge_top(
 ) -> int:
     """top[:count] (descending) and candidates[:n_candidates] -> the k largest of both, descending,
     in top; returns the new count. `candidates` needs room for count more. Few values (the floor
-    filtered them): each one's rank is counted, branch-free (ties by position), and it is placed
-    there; beyond RANK_SORT_LIMIT values, a sort."""
+    filtered them): an insertion sort; beyond RANK_SORT_LIMIT values, numpy's sort. Equal values
+    are equal bits, so their order changes nothing of VaR or ES."""
     total = n_candidates + count
     for j in range(count):
         candidates[n_candidates + j] = top[j]
     n = min(k, total)
     if total <= RANK_SORT_LIMIT:
-        for i in range(total):
+        # Insertion sort, descending: a value moves left past the smaller ones only, so equal
+        # values keep their order (the ranks' ties by position).
+        for i in range(1, total):
             value = candidates[i]
-            rank = np.int64(0)
-            for j in range(total):
-                other = candidates[j]
-                rank += np.int64(other > value) + np.int64((other == value) & (j < i))
-            if rank < k:
-                merged[rank] = value
+            j = i
+            while j > 0 and candidates[j - 1] < value:
+                candidates[j] = candidates[j - 1]
+                j -= 1
+            candidates[j] = value
+        for j in range(n):
+            merged[j] = candidates[j]
     else:
         candidates[:total].sort()
         for j in range(n):
@@ -303,6 +348,8 @@ def _tail_kernel(
         merged = np.empty(k_max)
         maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
         scratch = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
+        fold_low = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
+        fold_high = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
         top = np.empty((n_groups, k_max))
         filled = np.zeros(n_groups, dtype=np.int64)
         stop = min((chunk + 1) * ACCOUNT_CHUNK, n_accounts)
@@ -380,7 +427,7 @@ def _tail_kernel(
                         # floor can hold a candidate (about k of the m).
                         n_buckets = min(n, BUCKETS_PER_TAIL * k_g)
                         _strided_maxima(pnl, lo, hi, n_buckets, maxima, scratch)
-                        floor = max(floor, _floor_of_maxima(maxima, n_buckets, k_g))
+                        floor = max(floor, _floor_of_maxima(maxima, n_buckets, k_g, fold_low, fold_high))
                         for j in range(n_buckets):
                             if maxima[j] >= floor:
                                 for s in range(lo + j, hi, n_buckets):
