@@ -12,7 +12,9 @@ sub-states and found by identity.
 
 Each venue is examples/desk.yaml with W perpetuals added to its book file (BTC-underlying,
 linear, each with a mark of its own: W more marks), opened on the in-memory store. Timed, CPU of
-one thread, best of --repeats: deciding a new order (`decide`), a withdrawal, and a fill between
+one thread, best of --repeats: deciding a new order (`decide`), a withdrawal and a transfer
+(`decide`, the generic path, beside the transfer lane's `withdraw_effects` and
+`transfer_effects`: the same effects, the lane's baseline in the same run), and a fill between
 two HEALTHY traders by the fill lane (`fill_lane.fill_effects`), each twice: on the fold as the
 venue holds it (views, found by identity) and, the baseline in the same run, on the same fold
 with its prices and marks as plain dicts (found by their values, as before this change).
@@ -68,7 +70,8 @@ def width_run(width: int, repeats: int, directory: Path) -> dict[str, Any]:
     from crossmargin.engine.decide import decide
     from crossmargin.engine.fill_lane import fill_effects
     from crossmargin.engine.memory import MemoryEventStore
-    from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, Venue, VenueSettings, Withdraw
+    from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
+    from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, Transfer, Venue, VenueSettings, Withdraw
 
     venue = Venue.open(
         MemoryEventStore(),
@@ -100,11 +103,25 @@ def width_run(width: int, repeats: int, directory: Path) -> dict[str, Any]:
             quantity=1,
             price=88_500.0,
         )
+        transfer = Transfer(
+            idempotency_key="t",
+            from_account="basis-trader",
+            to_account="vol-seller",
+            asset="USDC",
+            amount_units=10**6,
+        )
         if fill_effects(state, config, fill, now) is None:
             raise SystemExit("the bench's fill does not take the fill lane")
+        if transfer_effects(state, config, transfer, now) != decide(state, config, transfer, now):
+            raise SystemExit("the bench's transfer does not take the transfer lane, or differs")
+        if withdraw_effects(state, config, withdraw, now) != decide(state, config, withdraw, now):
+            raise SystemExit("the bench's withdrawal does not take the transfer lane, or differs")
         calls = {
             "place_order": lambda: decide(state, config, place, now),
             "withdraw": lambda: decide(state, config, withdraw, now),
+            "withdraw_lane": lambda: withdraw_effects(state, config, withdraw, now),
+            "transfer": lambda: decide(state, config, transfer, now),
+            "transfer_lane": lambda: transfer_effects(state, config, transfer, now),
             "fill_lane": lambda: fill_effects(state, config, fill, now),
         }
         result: dict[str, Any] = {"width": width, "marks": len(state.marks)}
@@ -136,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             print(
                 f"{run['marks']:5d} marks: new order {run['place_order_us']:6.0f} us (by value {run['place_order_by_value_us']:6.0f}), "
-                f"withdrawal {run['withdraw_us']:6.0f} us (by value {run['withdraw_by_value_us']:6.0f}), "
+                f"withdrawal {run['withdraw_us']:6.0f} us (by value {run['withdraw_by_value_us']:6.0f}; "
+                f"by the lane {run['withdraw_lane_us']:6.0f}), "
+                f"transfer {run['transfer_us']:6.0f} us (by the lane {run['transfer_lane_us']:6.0f}), "
                 f"fill by the lane {run['fill_lane_us']:6.0f} us (by value {run['fill_lane_by_value_us']:6.0f})"
             )
     print(json.dumps({"benchmark": "market_width", "runs": runs, "cpu": cpu_model()}))

@@ -30,33 +30,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger.money import units_signed_pnl
-from crossmargin.core.ledger.postings import CLEARING, FEES, SYSTEM_ACCOUNTS
+from crossmargin.core.ledger.postings import CLEARING, FEES
 from crossmargin.core.ledger.reservation import reserved_im_of
-from crossmargin.core.ledger.state import (
-    AccountStatus,
-    LedgerConfig,
-    Position,
-    balance_amounts,
-    coverage,
-    held_rows,
-    margin_of_rows,
-    priced_market,
-)
+from crossmargin.core.ledger.state import LedgerConfig, Position
 from crossmargin.core.ledger.transact import fee_units, position_after
-from crossmargin.core.liquidation.margin_call import next_status
 from crossmargin.core.margin import MarginResult
 from crossmargin.engine.commands import Fill
 from crossmargin.engine.decide import order_left_by_fill
+from crossmargin.engine.lane_rules import held_now, lane_trader, margin_on_fold, stays_healthy
 from crossmargin.engine.venue_state import VenueState
 from crossmargin.errors import InputError
 
 Effects = dict[str, Any]
 _DELTA_ONE = (int(InstrumentKind.PERPETUAL), int(InstrumentKind.FUTURE))
-_SYSTEM = frozenset(SYSTEM_ACCOUNTS)
 
 
 def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_ns: int) -> Effects | None:
@@ -65,8 +53,8 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     taker, maker, instrument = command.taker, command.maker, command.instrument
     quantity, price = command.quantity, command.price
     if not (
-        _lane_trader(state, taker)
-        and _lane_trader(state, maker)
+        lane_trader(state, taker)
+        and lane_trader(state, maker)
         and taker != maker
         and as_of_ns >= state.time_ns
         and type(quantity) is int
@@ -111,13 +99,7 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     for n, who in enumerate(traders):
         if who in growing and float(result.available_usd[n]) < 0.0:
             return None  # refused: the generic path says so
-        cover = coverage(float(result.equity_usd[n]), float(result.maintenance_margin_usd[n]))
-        if result.bankrupt[n] and result.maintenance_margin_usd[n] > 0.0:
-            cover = min(cover, 0.0)
-        healthy = AccountStatus.HEALTHY
-        params = config.margin_call
-        move = next_status(healthy, coverage=cover, now_ns=as_of_ns, deadline_ns=None, params=params)
-        if move.status != healthy or move.deadline_ns is not None:
+        if not stays_healthy(result, n, config, as_of_ns):
             return None  # a status moves: the generic path records it
     reserved = {
         who: _reserved_after(state, config, who, instrument, moved[who], order_effects) for who in traders
@@ -145,16 +127,6 @@ def fill_effects(state: VenueState, config: LedgerConfig, command: Fill, as_of_n
     }
 
 
-def _lane_trader(state: VenueState, account: Any) -> bool:
-    """A trader (not a system account) the lane may take: HEALTHY, no margin-call deadline."""
-    return (
-        type(account) is str
-        and account not in _SYSTEM
-        and state.status.get(account) == AccountStatus.HEALTHY
-        and account not in state.deadlines
-    )
-
-
 def _reserved_after(
     state: VenueState,
     config: LedgerConfig,
@@ -168,7 +140,8 @@ def _reserved_after(
     sizes = state.order_sizes_after(who, order_effects)
     if not sizes:
         return 0.0
-    held = {name: state.positions[(who, name)] for name in state.holdings.get(who, ()) if name != instrument}
+    held = held_now(state, who)
+    held.pop(instrument, None)
     if position is not None:
         held[instrument] = position
     return reserved_im_of(held, state, config, sizes)
@@ -203,9 +176,8 @@ def _margin_after(
     gathers them, through the same kernel call."""
     holdings = []
     for who in traders:
-        mine = {
-            name: state.positions[(who, name)] for name in state.holdings.get(who, ()) if name != instrument
-        }
+        mine = held_now(state, who)
+        mine.pop(instrument, None)
         if (now := moved[who]) is not None:
             mine[instrument] = now
         holdings.append(mine)
@@ -217,10 +189,4 @@ def _margin_after(
             after[(debit, asset)] -= units
         if (credit, asset) in after:
             after[(credit, asset)] += units
-    balances = np.array([balance_amounts(after, config, t) for t in traders], dtype=np.float64)
-    return margin_of_rows(
-        priced_market(state, config),
-        config,
-        held_rows(config, holdings),
-        balances.reshape(len(traders), config.assets.n_assets),
-    )
+    return margin_on_fold(state, config, holdings, [(after, t) for t in traders])

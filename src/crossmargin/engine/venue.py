@@ -138,6 +138,7 @@ from crossmargin.engine.key_filter import KeyFilter
 from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
 from crossmargin.engine.ports import Clock, EventStore
+from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
 from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
 from crossmargin.errors import (
     CorruptLogError,
@@ -215,7 +216,10 @@ class VenueSettings:
     False: every command takes the generic path (the reference; the same log byte for byte:
     tests/engine/test_deposit_lane.py); `fill_lane`: a fill between two HEALTHY traders that
     stays so is decided on the fold directly (`engine.fill_lane`), False: by the ledger on a
-    sub-state (the reference; the same log: tests/engine/test_fill_lane.py). The
+    sub-state (the reference; the same log: tests/engine/test_fill_lane.py); `transfer_lane`: a
+    transfer or withdrawal between HEALTHY traders that stay so is decided on the fold directly
+    (`engine.transfer_lane`), False: by the ledger on a sub-state (tests/engine/
+    test_transfer_lane.py). The
     whole hash chain is verified at every start-up; a snapshot only saves the fold."""
 
     max_batch: int = 1024
@@ -229,6 +233,7 @@ class VenueSettings:
     adl_candidates_from_monitor: bool = True
     deposit_lane: bool = True
     fill_lane: bool = True
+    transfer_lane: bool = True
 
     def __post_init__(self) -> None:
         keys = self.recent_keys
@@ -666,7 +671,15 @@ class Venue:
         self._opened_ns = state.time_ns
         self._snapshot_sequence = recovery.snapshot_sequence or 0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
-        self._stats.update(snapshots=0, snapshot_failures=0, key_lookups=0, lane_deposits=0, lane_fills=0)
+        self._stats.update(
+            snapshots=0,
+            snapshot_failures=0,
+            key_lookups=0,
+            lane_deposits=0,
+            lane_fills=0,
+            lane_transfers=0,
+            lane_withdrawals=0,
+        )
         self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
         # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
         self._snapshots: queue.Queue[VenueState | None] = queue.Queue()
@@ -1419,12 +1432,17 @@ class Venue:
         config = self.config
         command = p.command
         effects: Effects | None = None
+        lane = ""
         if isinstance(command, Fill) and self.settings.fill_lane:
-            effects = fill_effects(state, config, command, now)
+            effects, lane = fill_effects(state, config, command, now), "lane_fills"
+        elif isinstance(command, Transfer) and self.settings.transfer_lane:
+            effects, lane = transfer_effects(state, config, command, now), "lane_transfers"
+        elif isinstance(command, Withdraw) and self.settings.transfer_lane:
+            effects, lane = withdraw_effects(state, config, command, now), "lane_withdrawals"
         if effects is None:
             effects = decide(state, config, command, now)
         else:
-            self._stats["lane_fills"] += 1
+            self._stats[lane] += 1
         kind = kind_of(command)
         if isinstance(command, SetRiskParameters):
             preview = self._preview(command.parameters)
