@@ -74,7 +74,8 @@ def normal_cdf(x: FloatArray) -> FloatArray:
     """N(x) = erfc(-x/√2)/2, the standard normal CDF, accurate in both tails (erfc never forms
     1 - small; https://en.cppreference.com/w/c/numeric/math/erfc), any shape: the N of
     `black76_scenario_values`, term for term, so an option that does not move reprices to its
-    value exactly. Within 1e-13 relative of scipy.special.ndtr, which it replaces because
+    value up to the last ulps of log and exp (scenario revaluation then takes its value as it
+    is: core.scenarios). Within 1e-13 relative of scipy.special.ndtr, which it replaces because
     importing scipy costs ~0.3 s of every command's start-up (core.position_matrix); both lose
     ~2x²·eps in the left tail, where x/√2 rounds (against a 200-bit mpmath reference over
     [-37.5, 8.5]: worst 1,468 ulp here, 1,923 for ndtr; tests/core/test_pricing.py). A kernel
@@ -155,8 +156,7 @@ def black76_scenario_values(
     years = np.ascontiguousarray(years, dtype=np.float64)
     # exp(-rT) by numpy's exp, as `black76_value` takes it: on a CPU with AVX-512 numpy's own
     # vectorised exp and the C library's (the compiled kernel's) differ in the last ulp for ~5 %
-    # of arguments (Intel Xeon, family 6 model 167), and an unmoved option would not reprice to
-    # its value exactly.
+    # of arguments (Intel Xeon, family 6 model 167); one term fewer that can differ.
     discount = np.exp(-float(rate) * years)
     _black76_scenario_values.for_work(out.size)(  # interpreted: ~1.1 us a price (core.jit)
         np.ascontiguousarray(forward, dtype=np.float64),

@@ -450,6 +450,13 @@ def revalue_scenarios(
             rate=market.rate,
             sign=sign[:, 0],
         )
+        # An option whose forward and vol do not move is worth its value: exactly, so an account
+        # loses exactly 0 in a scenario that moves nothing it holds. Repriced, it can differ in the
+        # last ulp: `black76_value`'s log and exp are numpy's, vectorised (its own AVX-512 code on
+        # such CPUs), a compiled kernel's are the C library's (golden explanations named a
+        # different zero-loss scenario at numpy 1.26 on an Intel Xeon, family 6 model 167).
+        unmoved = (fac == 1.0) & (shocked_vol == vol0)
+        shocked = np.where(unmoved, base, shocked)
         # Linear: cs·B. Inverse: cs·(B/F)·S, and F/S is fixed, so cs·B·S/F in both states.
         to_usd = np.where(inverse[options], valuation.spot_usd[options] / valuation.forward_usd[options], 1.0)
         d_unit[options] = instruments.contract_size[options][:, None] * to_usd[:, None] * (shocked - base)
