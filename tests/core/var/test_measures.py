@@ -275,6 +275,41 @@ def test_fold_extremes_is_the_minimum_and_maximum(values: list[float], dtype: ty
         assert run(array, array.size, low, high) == (float(array.min()), float(array.max()))
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.data(),
+    n_buckets=st.integers(1, 40),
+    rows=st.integers(1, 9),
+    short=st.integers(0, 39),
+    lo=st.integers(0, 5),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_gather_candidates_keeps_the_reaching_buckets_losses_at_or_above_the_floor(
+    data: st.DataObject, n_buckets: int, rows: int, short: int, lo: int, dtype: type[np.floating]
+) -> None:
+    """Every loss >= floor in a bucket whose maximum reaches the floor, each once (full rows and a
+    short last row), against the per-bucket walk it replaced; small integers make ties and
+    losses equal to the floor common. Interpreted and compiled."""
+    from crossmargin.core.var import measures
+
+    hi = lo + rows * n_buckets + min(short, n_buckets - 1)
+    values = data.draw(st.lists(st.integers(-6, 6), min_size=hi + 2, max_size=hi + 2))
+    loss = np.array(values, dtype=dtype)
+    maxima = np.array([loss[lo + j : hi : n_buckets].max() for j in range(n_buckets)], dtype=dtype)
+    floor = float(data.draw(st.integers(-7, 7)))
+    expected = sorted(
+        float(loss[s])
+        for j in range(n_buckets)
+        if maxima[j] >= floor
+        for s in range(lo + j, hi, n_buckets)
+        if loss[s] >= floor
+    )
+    for run in (measures._gather_candidates.python, measures._gather_candidates.compiled()):
+        candidates = np.full(hi + 1, np.nan)
+        count = run(loss, lo, hi, n_buckets, maxima, floor, np.empty(n_buckets, dtype=np.int64), candidates)
+        assert sorted(candidates[:count].tolist()) == expected
+
+
 def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
     """select=False (a benchmark's arithmetic floor) still sums every account's P&L: its last
     scenario's loss, equal to the dense reference's; no tail measure."""
