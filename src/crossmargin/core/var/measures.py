@@ -460,15 +460,15 @@ def _tail_kernel(
                     n = hi - lo
                     n_candidates = np.int64(0)
                     if n >= k_g:
-                        # m = 2k buckets (strided: bucket j holds every m-th loss from lo + j):
+                        # m = 8k buckets (strided: bucket j holds every m-th loss from lo + j):
                         # the k-th largest of their maxima is k distinct losses' minimum, so it
                         # is <= the k-th largest loss; only buckets whose maximum reaches the
                         # floor can hold a candidate (about k of the m).
                         n_buckets = min(n, BUCKETS_PER_TAIL * k_g)
                         _strided_maxima(pnl, lo, hi, n_buckets, maxima, scratch)
                         floor = max(floor, _floor_of_maxima(maxima, n_buckets, k_g, fold_low, fold_high))
-                        n_candidates = _gather_candidates(
-                            pnl, lo, hi, n_buckets, maxima, floor, reached, candidates
+                        n_candidates = np.int64(
+                            _gather_candidates(pnl, lo, hi, n_buckets, maxima, floor, reached, candidates)
                         )
                     else:
                         for s in range(lo, hi):
