@@ -19,9 +19,10 @@ margin calls out on a 1,000,000-account book.
     the list one commit), WB/B lists in flight; and at the aims' operating point, lists of 50 with
     200 events in flight (Little's law: 50k/s at ~4 ms a command), each event still acknowledged
     only after its list's commit; each backend's line says whether the aims (>= 50,000 events/s
-    with ack p99 <= 10 ms, in the same run) are met one command per call and in lists; then over HTTP (`bench_service_http.run_backend`:
-    `crossmargin serve` on loopback, one event per request from 32 clients beside
-    POST /v1/events/batch of B from 4 clients, with the server's CPU per event).
+    with ack p99 <= 10 ms, in the same run) are met one command per call and in lists; then over
+    HTTP (`bench_service_http.run_backend`: `crossmargin serve` on loopback, one event per request
+    from 32 clients beside POST /v1/events/batch of B from 4 clients, with the server's CPU per
+    event).
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
     table of the same shape: what the database does without the venue; and
     `python_append_floor`: the least a hash-chained, acknowledged append costs in CPython (the
@@ -37,7 +38,8 @@ The last line is one JSON object (events_per_s, ack_p50_ms, ack_p99_ms: one comm
 callback at W in flight; future_events_per_s, future_ack_p99_ms: the same with a Future each;
 ack_curve: [in flight, events/s, ack p99 ms] per backend;
 deposit_cpu_us_by_thread: the deposits' CPU split by thread, from /proc/self/task;
-batch_events_per_s, batch_ack_p99_ms; http_* per backend; tick_to_calls_p50_ms,
+batch_events_per_s, batch_ack_p99_ms; aim_lists: [events/s, ack p99 ms] of the lists at the aims'
+operating point per backend; aims: each aim met or not; http_* per backend; tick_to_calls_p50_ms,
 tick_to_calls_p99_ms, floors, CPU model, load average, and CPU seconds per event and per tick: this
 process's CPU time over all its threads, the figure a shared machine does not distort).
 """
