@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from crossmargin.engine.commands import Command
+from crossmargin.engine.commands import Command, Deposit, UpdatePrices
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Venue
 from tests.adapters.sql.support import open_venue
@@ -67,3 +67,19 @@ def assert_same_runs(groups: list[list[Command]], setting: str) -> tuple[Venue, 
         on_venue.close()
         off_venue.close()
     return on_venue, off_venue
+
+
+def price_move(key: str, draw: Any) -> Command:
+    """A BTC index move big enough to call or liquidate a desk account, or to heal one."""
+    btc = draw(st.sampled_from([40_000.0, 60_000.0, 88_000.0, 120_000.0]))
+    return UpdatePrices(idempotency_key=key, index_prices={"BTC": btc})
+
+
+def top_up(key: str, draw: Any, traders: tuple[str, ...]) -> Command:
+    """A USDC deposit of one unit to a million USDC to one of `traders`."""
+    return Deposit(
+        idempotency_key=key,
+        account=draw(st.sampled_from(traders)),
+        asset="USDC",
+        amount_units=draw(st.integers(1, 10**12)),
+    )

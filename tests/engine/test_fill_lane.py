@@ -19,10 +19,10 @@ from crossmargin.engine.commands import Command
 from crossmargin.engine.decide import decide
 from crossmargin.engine.fill_lane import fill_effects
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, UpdatePrices, Withdraw
+from crossmargin.engine.venue import Fill, PlaceOrder, Withdraw
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue
-from tests.engine.lanes import assert_same_runs, grouped_stream
+from tests.engine.lanes import assert_same_runs, grouped_stream, price_move, top_up
 
 TRADERS = ("basis-trader", "vol-seller", "directional", "near-liquidation")
 INSTRUMENTS = (
@@ -75,8 +75,7 @@ def streams(draw: Any) -> list[list[Command]]:
         if roll < 12:
             command = _fill(key, draw)
         elif roll == 12:
-            btc = draw(st.sampled_from([40_000.0, 60_000.0, 88_000.0, 120_000.0]))
-            command = UpdatePrices(idempotency_key=key, index_prices={"BTC": btc})
+            command = price_move(key, draw)
         elif roll == 13:
             command = PlaceOrder(
                 idempotency_key=key,
@@ -94,12 +93,7 @@ def streams(draw: Any) -> list[list[Command]]:
                 amount_units=draw(st.integers(1, 10**12)),
             )
         elif roll == 15:
-            command = Deposit(
-                idempotency_key=key,
-                account=draw(st.sampled_from(TRADERS)),
-                asset="USDC",
-                amount_units=draw(st.integers(1, 10**12)),
-            )
+            command = top_up(key, draw, TRADERS)
         elif sent:  # a retry: the same command again
             command = draw(st.sampled_from(sent))
         else:

@@ -17,10 +17,10 @@ from crossmargin.engine.commands import Command
 from crossmargin.engine.decide import decide
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
-from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, Transfer, UpdatePrices, Withdraw
+from crossmargin.engine.venue import Fill, PlaceOrder, Transfer, Withdraw
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue
-from tests.engine.lanes import assert_same_runs, grouped_stream
+from tests.engine.lanes import assert_same_runs, grouped_stream, price_move, top_up
 
 TRADERS = ("basis-trader", "vol-seller", "directional", "near-liquidation")
 ACCOUNTS = st.sampled_from([*TRADERS, *TRADERS, "ghost", "@insurance", "@bad_debt"])
@@ -60,8 +60,7 @@ def streams(draw: Any) -> list[list[Command]]:
         elif roll < 12:
             command = _withdraw(key, draw)
         elif roll == 12:
-            btc = draw(st.sampled_from([40_000.0, 60_000.0, 88_000.0, 120_000.0]))
-            command = UpdatePrices(idempotency_key=key, index_prices={"BTC": btc})
+            command = price_move(key, draw)
         elif roll == 13:
             command = PlaceOrder(
                 idempotency_key=key,
@@ -82,12 +81,7 @@ def streams(draw: Any) -> list[list[Command]]:
                 price=88_000.0,
             )
         elif roll == 15:
-            command = Deposit(
-                idempotency_key=key,
-                account=draw(st.sampled_from(TRADERS)),
-                asset="USDC",
-                amount_units=draw(st.integers(1, 10**12)),
-            )
+            command = top_up(key, draw, TRADERS)
         elif sent:  # a retry: the same command again
             command = draw(st.sampled_from(sent))
         else:
@@ -105,9 +99,9 @@ def test_lane_and_generic_path_write_the_same_log(groups: list[list[Command]]) -
 
 def test_a_run_of_transfers_and_withdrawals_takes_the_lane_and_writes_the_generic_bytes() -> None:
     """The property on a fixed stream with the lane's counters: transfers both ways and
-    withdrawals by traders holding positions (options among them) took the lane (so the equality is not between
-    two generic runs); a transfer of more than the sender holds went the generic way and was
-    refused there."""
+    withdrawals by traders holding positions (options among them) took the lane (so the equality
+    is not between two generic runs); a transfer of more than the sender holds went the generic
+    way and was refused there."""
     moves: list[Command] = []
     for n in range(12):
         a, b = TRADERS[n % 2], TRADERS[1 - n % 2]  # both hold USDC and positions
