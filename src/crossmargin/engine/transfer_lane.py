@@ -69,17 +69,12 @@ def transfer_effects(
     reserved = _sender_checks(state, config, result, sender, sender_held, as_of_ns)
     if reserved is None or not stays_healthy(result, 1, config, as_of_ns):
         return None
-    return {
-        "postings": [[sender, receiver, asset, units, "transfer"]],
-        "positions": [],
-        "status": [],
-        "records": [],
-        "margin": [
-            _margin_row(result, 0, sender, reserved),
-            _margin_row(result, 2, receiver, _reserved(state, config, receiver, receiver_held)),
-        ],
-        "time_ns": as_of_ns,
-    }
+    receiver_reserved = _reserved(state, config, receiver, receiver_held)
+    return _effects(
+        [sender, receiver, asset, units, "transfer"],
+        [_margin_row(result, 0, sender, reserved), _margin_row(result, 2, receiver, receiver_reserved)],
+        as_of_ns,
+    )
 
 
 def withdraw_effects(
@@ -94,14 +89,9 @@ def withdraw_effects(
     reserved = _sender_checks(state, config, result, account, held, as_of_ns)
     if reserved is None:
         return None
-    return {
-        "postings": [[account, EXTERNAL, asset, units, "withdrawal"]],
-        "positions": [],
-        "status": [],
-        "records": [],
-        "margin": [_margin_row(result, 0, account, reserved)],
-        "time_ns": as_of_ns,
-    }
+    return _effects(
+        [account, EXTERNAL, asset, units, "withdrawal"], [_margin_row(result, 0, account, reserved)], as_of_ns
+    )
 
 
 def _may_send(
@@ -154,6 +144,18 @@ def _reserved(state: VenueState, config: LedgerConfig, account: str, held: dict[
     """IM the account's open orders reserve (`decide.reserved_usd`; positions are unchanged)."""
     sizes = state.order_sizes_of(account)
     return reserved_im_of(held, state, config, sizes) if sizes else 0.0
+
+
+def _effects(posting: list[Any], margin: list[list[Any]], as_of_ns: int) -> Effects:
+    """The generic path's effects of a money move that changes no position, status or record."""
+    return {
+        "postings": [posting],
+        "positions": [],
+        "status": [],
+        "records": [],
+        "margin": margin,
+        "time_ns": as_of_ns,
+    }
 
 
 def _margin_row(result: MarginResult, row: int, account: str, reserved: float) -> list[Any]:

@@ -3,6 +3,8 @@ never below float64 and within its stated bound)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -230,27 +232,41 @@ def test_every_count_of_summed_rows_matches_the_dense_reference(seed: int) -> No
         assert out.es_usd[a, 0] == pytest.approx(es, rel=TOLERANCE_REL, abs=1e-12)
 
 
+class BucketLayout(NamedTuple):
+    """Strided buckets of losses[lo:hi]: bucket j is every n_buckets-th loss from lo + j."""
+
+    n_buckets: int
+    lo: int
+    hi: int
+    dtype: type[np.floating]
+
+
+@st.composite
+def bucket_layouts(draw: st.DrawFn) -> BucketLayout:
+    """1-9 full rows of 1-40 buckets, then a short last row or none, from an offset lo."""
+    n_buckets = draw(st.integers(1, 40))
+    rows, short, lo = draw(st.integers(1, 9)), draw(st.integers(0, 39)), draw(st.integers(0, 5))
+    hi = lo + rows * n_buckets + min(short, n_buckets - 1)
+    return BucketLayout(n_buckets, lo, hi, draw(st.sampled_from([np.float32, np.float64])))
+
+
+def bucket_maxima(loss: np.ndarray, layout: BucketLayout) -> np.ndarray:
+    n_buckets, lo, hi, _ = layout
+    return np.array([loss[lo + j : hi : n_buckets].max() for j in range(n_buckets)])
+
+
 @settings(max_examples=60, deadline=None)
-@given(
-    data=st.data(),
-    n_buckets=st.integers(1, 40),
-    rows=st.integers(1, 9),
-    short=st.integers(0, 39),
-    lo=st.integers(0, 5),
-    dtype=st.sampled_from([np.float32, np.float64]),
-)
-def test_strided_maxima_is_each_buckets_maximum(
-    data: st.DataObject, n_buckets: int, rows: int, short: int, lo: int, dtype: type[np.floating]
-) -> None:
+@given(data=st.data(), layout=bucket_layouts())
+def test_strided_maxima_is_each_buckets_maximum(data: st.DataObject, layout: BucketLayout) -> None:
     """Bucket j's maximum, every m-th loss from lo + j, over an odd or even number of rows (the
     ping-pong between `maxima` and `scratch` must end in `maxima`) and a short last row; in the
     interpreter and compiled."""
     from crossmargin.core.var import measures
 
-    hi = lo + rows * n_buckets + min(short, n_buckets - 1)
+    n_buckets, lo, hi, dtype = layout
     values = data.draw(st.lists(st.floats(-1e6, 1e6, width=32), min_size=hi + 3, max_size=hi + 3))
     loss = np.array(values, dtype=dtype)
-    expected = np.array([loss[lo + j : hi : n_buckets].max() for j in range(n_buckets)])
+    expected = bucket_maxima(loss, layout)
     for run in (measures._strided_maxima.python, measures._strided_maxima.compiled()):
         maxima = np.full(n_buckets + 2, np.nan, dtype=dtype)
         scratch = np.full(n_buckets + 2, np.nan, dtype=dtype)
@@ -276,26 +292,19 @@ def test_fold_extremes_is_the_minimum_and_maximum(values: list[float], dtype: ty
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    data=st.data(),
-    n_buckets=st.integers(1, 40),
-    rows=st.integers(1, 9),
-    short=st.integers(0, 39),
-    lo=st.integers(0, 5),
-    dtype=st.sampled_from([np.float32, np.float64]),
-)
+@given(data=st.data(), layout=bucket_layouts())
 def test_gather_candidates_keeps_the_reaching_buckets_losses_at_or_above_the_floor(
-    data: st.DataObject, n_buckets: int, rows: int, short: int, lo: int, dtype: type[np.floating]
+    data: st.DataObject, layout: BucketLayout
 ) -> None:
     """Every loss >= floor in a bucket whose maximum reaches the floor, each once (full rows and a
     short last row), against the per-bucket walk it replaced; small integers make ties and
     losses equal to the floor common. Interpreted and compiled."""
     from crossmargin.core.var import measures
 
-    hi = lo + rows * n_buckets + min(short, n_buckets - 1)
+    n_buckets, lo, hi, dtype = layout
     values = data.draw(st.lists(st.integers(-6, 6), min_size=hi + 2, max_size=hi + 2))
     loss = np.array(values, dtype=dtype)
-    maxima = np.array([loss[lo + j : hi : n_buckets].max() for j in range(n_buckets)], dtype=dtype)
+    maxima = bucket_maxima(loss, layout).astype(dtype)
     floor = float(data.draw(st.integers(-7, 7)))
     expected = sorted(
         float(loss[s])
