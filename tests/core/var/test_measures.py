@@ -276,19 +276,27 @@ def test_strided_maxima_is_each_buckets_maximum(data: st.DataObject, layout: Buc
 
 @settings(max_examples=80, deadline=None)
 @given(
-    values=st.lists(st.floats(-1e6, 1e6, width=32), min_size=1, max_size=70),
+    data=st.data(),
+    n=st.integers(1, 80),
     dtype=st.sampled_from([np.float32, np.float64]),
 )
-def test_fold_extremes_is_the_minimum_and_maximum(values: list[float], dtype: type[np.floating]) -> None:
-    """The halving fold of the floor's bisection bounds: numpy's min and max exactly, for odd and
-    even lengths (the odd one out folded into slot 0 at every level); interpreted and compiled."""
+def test_floor_of_maxima_has_k_maxima_at_or_above_it(data: st.DataObject, n: int, dtype: type[np.floating]) -> None:
+    """The floor under the k-th largest maximum: at least k maxima reach it, it is no higher than
+    their k-th largest, and it is a value of the maxima's dtype (the bisection's counts compare in
+    it); small integers and wide floats, interpreted and compiled."""
     from crossmargin.core.var import measures
 
-    array = np.array(values, dtype=dtype)
-    for run in (measures._fold_extremes.python, measures._fold_extremes.compiled()):
-        low = np.full(max(array.size // 2, 1), np.nan, dtype=dtype)
-        high = np.full(max(array.size // 2, 1), np.nan, dtype=dtype)
-        assert run(array, array.size, low, high) == (float(array.min()), float(array.max()))
+    k = data.draw(st.integers(1, n))
+    values = data.draw(
+        st.lists(st.one_of(st.integers(-4, 4).map(float), st.floats(-1e6, 1e6, width=32)), min_size=n, max_size=n)
+    )
+    maxima = np.array(values, dtype=dtype)
+    kth = float(np.sort(maxima)[::-1][k - 1])
+    for run in (measures._floor_of_maxima.python, measures._floor_of_maxima.compiled()):
+        floor = run(maxima, n, k, np.full(n, np.nan, dtype=dtype), np.full(n, np.nan, dtype=dtype))
+        assert int(np.count_nonzero(maxima >= floor)) >= k
+        assert floor <= kth
+        assert float(dtype(floor)) == floor
 
 
 @settings(max_examples=80, deadline=None)
@@ -296,9 +304,9 @@ def test_fold_extremes_is_the_minimum_and_maximum(values: list[float], dtype: ty
 def test_gather_candidates_keeps_the_reaching_buckets_losses_at_or_above_the_floor(
     data: st.DataObject, layout: BucketLayout
 ) -> None:
-    """Every loss >= floor in a bucket whose maximum reaches the floor, each once (full rows and a
-    short last row), against the per-bucket walk it replaced; small integers make ties and
-    losses equal to the floor common. Interpreted and compiled."""
+    """Every loss >= floor in a bucket whose maximum reaches the floor, each once and in scenario
+    order (full rows and a short last row); small integers make ties and losses equal to the
+    floor common. Interpreted and compiled."""
     from crossmargin.core.var import measures
 
     n_buckets, lo, hi, dtype = layout
@@ -306,17 +314,12 @@ def test_gather_candidates_keeps_the_reaching_buckets_losses_at_or_above_the_flo
     loss = np.array(values, dtype=dtype)
     maxima = bucket_maxima(loss, layout).astype(dtype)
     floor = float(data.draw(st.integers(-7, 7)))
-    expected = sorted(
-        float(loss[s])
-        for j in range(n_buckets)
-        if maxima[j] >= floor
-        for s in range(lo + j, hi, n_buckets)
-        if loss[s] >= floor
-    )
+    reaching = [s for j in range(n_buckets) if maxima[j] >= floor for s in range(lo + j, hi, n_buckets)]
+    expected = [float(loss[s]) for s in sorted(reaching) if loss[s] >= floor]  # in scenario order
     for run in (measures._gather_candidates.python, measures._gather_candidates.compiled()):
         candidates = np.full(hi + 1, np.nan)
-        count = run(loss, lo, hi, n_buckets, maxima, floor, np.empty(n_buckets, dtype=np.int64), candidates)
-        assert sorted(candidates[:count].tolist()) == expected
+        count = run(loss, lo, hi, n_buckets, maxima, floor, np.empty(n_buckets, dtype=np.uint64), candidates)
+        assert candidates[:count].tolist() == expected
 
 
 def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
@@ -337,25 +340,44 @@ def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
     assert not sums.var_usd[~held].any() and not sums.es_usd.any()
 
 
-@settings(max_examples=80, deadline=None)
+def _k_largest_in_order(values: list[float], k: int) -> list[float]:
+    """The k largest of values in their order: those above the k-th largest v, then of those
+    equal to v the earliest (all of them when there are k or fewer)."""
+    if len(values) <= k:
+        return values
+    v = sorted(values, reverse=True)[k - 1]
+    above = sum(x > v for x in values)
+    kept, equal_left = [], k - above
+    for x in values:
+        if x > v or (x == v and equal_left > 0):
+            equal_left -= x == v
+            kept.append(x)
+    return kept
+
+
+@settings(max_examples=120, deadline=None)
 @given(
     kept=st.lists(st.integers(-5, 5), max_size=30),
     candidates=st.lists(st.integers(-5, 5), max_size=120),
     k=st.integers(1, 30),
 )
-def test_merge_top_keeps_the_k_largest_descending(kept: list[int], candidates: list[int], k: int) -> None:
-    """The running top k (already descending) merged with new candidates: the k largest of both,
-    descending, by an insertion sort up to RANK_SORT_LIMIT values and by numpy's sort beyond; small
+def test_keep_largest_keeps_the_k_largest_in_scenario_order(kept: list[int], candidates: list[int], k: int) -> None:
+    """The running top k (in scenario order) and new candidates (later scenarios): the k largest
+    of both, in order, of equal values the earliest, and their least; dropped one by one up to
+    DROP_LIMIT extra values and through `_keep_by_sort` beyond (candidates up to 120). Small
     integers make ties common. In the interpreter and compiled."""
     from crossmargin.core.var import measures
 
-    kept_values = sorted(kept, reverse=True)[:k]
-    expected = sorted(kept_values + candidates, reverse=True)[:k]
-    for run in (measures._merge_top.python, measures._merge_top.compiled()):
+    kept_values = _k_largest_in_order([float(x) for x in kept], k)
+    combined = kept_values + [float(v) for v in candidates]
+    expected = _k_largest_in_order(combined, k)
+    for run in (measures._keep_largest.python, measures._keep_largest.compiled()):
         top = np.full(k, np.nan)
         top[: len(kept_values)] = kept_values
         buffer = np.full(len(candidates) + k, np.nan)
         buffer[: len(candidates)] = candidates
-        n = run(top, len(kept_values), buffer, len(candidates), k, np.empty(k))
+        n, least = run(top, len(kept_values), buffer, len(candidates), k, np.empty(len(combined) + 1))
         assert n == len(expected)
-        assert top[:n].tolist() == [float(v) for v in expected]
+        assert top[:n].tolist() == expected
+        if n:
+            assert least == min(expected)

@@ -11,24 +11,33 @@ the quantile (S = 1,000, α = 99 %: the 10th worst loss; ES 97.5 %: the mean of 
 ES_α ≥ VaR_α always and both grow with α.
 
 Scenarios carry a group (one measure per group, e.g. the current window and a stressed window);
-the book kernel keeps, per account and group, its k largest losses (a sorted buffer) while it streams
-the scenarios in blocks of `SCENARIO_BLOCK` (2,048), so the accounts x scenarios matrix is never built:
-memory is O(A x G) for the results plus one block and the k-buffers per thread. An account's
-losses in a block are its rows (positions' unit and entry-coefficient rows, balances' asset rows,
-one table) times their weights, summed four rows per pass over the block: the block's losses are
-loaded and stored once per four rows rather than once per row (an account holds a few rows and the
-block is a thousand scenarios wide, so the sums stay in memory; core.simd's register sums fit the
-portfolio's other shape, many rows and 32 scenarios, and measured 1.7x slower here). Per block, a floor
-under the k-th largest loss comes from m = 8k strided buckets' maxima (bucket j: every m-th loss
-from j; one vectorised elementwise max per row of m): a value that at least k of the maxima reach
-has k distinct losses at or above it. The floor is found by bisecting [min, max] of the maxima with
-a vectorised count (cheaper than selecting their k-th largest, as good a filter); a branch-free
-pass over the ~k buckets that reach it (`_gather_candidates`) keeps a few candidates, which are
-merged exactly into the running top k by an insertion sort (a few dozen values: 243 -> 132 ns for
-27 float64 on an Intel Xeon, family 6 model 167, against counting each one's rank, which LLVM did
-not vectorise well).
-Any floor at or below the k-th largest loss gives the same k values, sorted the same way, so VaR
-and ES are the same bits whichever floor is used.
+the book kernel keeps, per account and group, its k largest losses (in scenario order) while it
+streams the scenarios in blocks of `SCENARIO_BLOCK` (2,048), so the accounts x scenarios matrix is
+never built: memory is O(A x G) for the results plus one block and the k-buffers per thread. An
+account's losses in a block are its rows (positions' unit and entry-coefficient rows, balances'
+asset rows, one table) times their weights, summed four rows per pass over the block: the block's
+losses are loaded and stored once per four rows rather than once per row (an account holds a few
+rows and the block is a thousand scenarios wide, so the sums stay in memory; core.simd's register
+sums fit the portfolio's other shape, many rows and 32 scenarios, and measured 1.7x slower here).
+
+The tail selection, per block and group, costs more than those sums (bench/bench_var.py measures
+both), so each step is a vectorised pass or a branch-free one:
+1. m = 8k strided buckets' maxima (bucket j: every m-th loss from j; one elementwise max per row
+   of m): a value that at least k of the maxima reach has k distinct losses at or above it.
+2. A floor under the k-th largest loss: the least of k group maxima of the maxima (k distinct
+   losses), raised by bisection against the greatest, each step a count of the maxima in their
+   own dtype (cheaper than selecting their k-th largest, as good a filter).
+3. A branch-free pass over the ~k buckets that reach the floor (`_gather_candidates`) keeps a few
+   candidates, in scenario order.
+4. Of those and the running top k, the smallest are dropped one by one (`_keep_largest`; a few
+   dozen values, e = a few to drop: no sort).
+Any floor at or below the k-th largest loss gives the same k values in the same (scenario) order,
+so VaR and ES are the same bits whichever floor is used; ES sums them in that order.
+
+The helpers are inlined into the kernel (numba `inline="always"`): called, each took and dropped
+a reference on every array it was passed (NRT_incref/NRT_decref, atomic), ~40 a block, which on
+an Intel Xeon, family 6 model 167 cost as much as the selection's arithmetic (bench_var float32:
+inlining alone 0.21 -> 0.19 s on 300k accounts).
 
 Float32 inputs are allowed (half the memory traffic): the kernel then adds to VaR and ES a bound on
 the rounding error of every scenario P&L, (n + 2)·u·Σ_j |q_j|·max_s|Δv_j,s| with u = 2^-24 and n
@@ -54,7 +63,7 @@ SCENARIO_BLOCK = 2048  # scenarios per block: an 8-16 KiB P&L buffer that stays 
 ACCOUNT_CHUNK = 2048  # accounts per parallel task
 BUCKETS_PER_TAIL = 8  # m = 8k buckets: about k of them reach the floor (an eighth of the scenarios)
 FLOOR_STEPS = 8  # bisections of the floor (each a count over the m maxima)
-RANK_SORT_LIMIT = 96  # candidates merged by an insertion sort (quadratic); numpy's sort beyond
+DROP_LIMIT = 16  # values dropped one by one from the candidates (quadratic); numpy's sort beyond
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 
 
@@ -162,7 +171,7 @@ def book_tail_measures(
     return TailMeasures(var_usd=out_var, es_usd=out_es, tail_counts=tail_counts.astype(np.int64))
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _max_into(row: np.ndarray, kept: np.ndarray, out: np.ndarray, n: int) -> None:
     """out[j] = row[j] if row[j] > kept[j] else kept[j], j < n; `out` and `kept` distinct arrays."""
     for j in range(n):
@@ -171,7 +180,7 @@ def _max_into(row: np.ndarray, kept: np.ndarray, out: np.ndarray, n: int) -> Non
         out[j] = value if value > held else held
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _strided_maxima(
     loss: np.ndarray, lo: int, hi: int, n_buckets: int, maxima: np.ndarray, scratch: np.ndarray
 ) -> None:
@@ -203,67 +212,36 @@ def _strided_maxima(
         s += n_buckets
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _count_at_least(values: np.ndarray, n: int, threshold: float) -> int:
-    count = np.int64(0)
-    for j in range(n):
-        count += np.int64(np.float64(values[j]) >= threshold)
+    """#{j < n: values[j] >= threshold}; threshold in values' dtype (compared in it: 16 float32
+    lanes a vector where float64 would take 8)."""
+    count = np.int32(0)
+    for j in range(n):  # kept int32 (numba widens a sum of int32 to int64): 8 lanes, not 4
+        count = np.int32(count + np.int32(values[j] >= threshold))
     return int(count)
 
 
-@kernel(nogil=True)
-def _fold_extremes(values: np.ndarray, n: int, low: np.ndarray, high: np.ndarray) -> tuple[float, float]:
-    """(min, max) of values[:n] (n >= 1), by halving: low[j] = min(values[j], values[j + h]) and
-    high[j] the max, h = n // 2, then the same on low[:h] and high[:h] until one is left, an odd
-    one out folded into slot 0. Each halving is an elementwise select that vectorises; a running
-    min/max does not (a select reduction: 185 -> 91 ns over 200 float32 on an Intel Xeon,
-    family 6 model 167). Exact: min and max round nothing. `low`, `high` need n // 2 slots (1 at
-    least)."""
-    if n == 1:
-        return float(values[0]), float(values[0])
-    h = n // 2
-    for j in range(h):
-        a = values[j]
-        b = values[j + h]
-        low[j] = a if a < b else b
-        high[j] = b if a < b else a
-    if n % 2 == 1:
-        _fold_into_first(low, high, values[n - 1], values[n - 1])
-    m = h
-    while m > 1:
-        h = m // 2
-        for j in range(h):
-            a = low[j]
-            b = low[j + h]
-            low[j] = a if a < b else b
-            c = high[j]
-            d = high[j + h]
-            high[j] = c if c > d else d
-        if m % 2 == 1:
-            _fold_into_first(low, high, low[m - 1], high[m - 1])
-        m = h
-    return float(low[0]), float(high[0])
-
-
-@kernel(nogil=True)
-def _fold_into_first(low: np.ndarray, high: np.ndarray, small: float, large: float) -> None:
-    if small < low[0]:
-        low[0] = small
-    if large > high[0]:
-        high[0] = large
-
-
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _floor_of_maxima(
-    maxima: np.ndarray, n: int, k: int, low_scratch: np.ndarray, high_scratch: np.ndarray
+    maxima: np.ndarray, n: int, k: int, group_maxima: np.ndarray, scratch: np.ndarray
 ) -> float:
-    """A value t with at least k of maxima[:n] >= t (k <= n), close to their k-th largest: their
-    minimum, raised by FLOOR_STEPS bisections of [min, max] each checked by a (vectorised) count,
-    which costs less than selecting the k-th largest exactly and is as good a filter. The
-    scratch arrays: `_fold_extremes`'."""
-    low, high = _fold_extremes(maxima, n, low_scratch, high_scratch)
+    """A value t with at least k of maxima[:n] >= t (k <= n), close to their k-th largest, in the
+    maxima's dtype: the least of k group maxima, raised by FLOOR_STEPS bisections of [it, the
+    greatest] each checked by a (vectorised) count, which costs less than selecting the k-th
+    largest exactly and is as good a filter. The scratch arrays: n slots each."""
+    # k groups of the maxima (strided, like the buckets): their k maxima are k distinct losses,
+    # so the least of them is a floor already, and the greatest the greatest loss.
+    _strided_maxima(maxima, 0, n, k, group_maxima, scratch)
+    low = np.float64(group_maxima[0])
+    high = low
+    for j in range(1, k):
+        value = np.float64(group_maxima[j])
+        low = value if value < low else low
+        high = value if value > high else high
     for _ in range(FLOOR_STEPS):
-        middle = 0.5 * (low + high)
+        scratch[0] = 0.5 * (low + high)  # rounded to the maxima's dtype: compared in it
+        middle = scratch[0]
         if not middle > low:  # converged (or not finite)
             break
         count = _count_at_least(maxima, n, middle)
@@ -276,7 +254,7 @@ def _floor_of_maxima(
     return low
 
 
-@kernel(nogil=True)
+@kernel(nogil=True, inline="always")
 def _gather_candidates(
     loss: np.ndarray,
     lo: int,
@@ -292,57 +270,122 @@ def _gather_candidates(
     Branch-free: the reaching buckets' indices first (a compress), then row by row each one's
     loss, kept by advancing the count. A branch per bucket mispredicted on every account's own
     pattern (~27 of 200 taken): 345 -> 221 ns an account on an Intel Xeon, family 6 model 167,
-    with 384 distinct real loss vectors. Row-major order: the merge sorts them anyway."""
-    n_reached = np.int64(0)
+    with 384 distinct real loss vectors. Row by row, each row's buckets in order: the candidates
+    come out in scenario order (`_keep_largest` keeps it). `reached`: n_buckets slots, uint64."""
+    # Unsigned indices: numba wraps a negative signed index around (a compare and an add on
+    # every access), never an unsigned one.
+    n_reached = np.uint64(0)
     for j in range(n_buckets):
         reached[n_reached] = j
-        n_reached += np.int64(maxima[j] >= floor)
-    count = np.int64(0)
+        n_reached += np.uint64(maxima[j] >= floor)
+    count = np.uint64(0)
     full_stop = lo + ((hi - lo) // n_buckets) * n_buckets
     for start in range(lo, full_stop, n_buckets):
+        row = loss[start : start + n_buckets]
         for q in range(n_reached):
-            value = np.float64(loss[start + reached[q]])
+            value = np.float64(row[reached[q]])
             candidates[count] = value
-            count += np.int64(value >= floor)
-    for q in range(n_reached):  # the short last row, if any
-        s = full_stop + reached[q]
-        if s < hi:
-            value = np.float64(loss[s])
+            count += np.uint64(value >= floor)
+    row = loss[full_stop:hi]  # the short last row, if any
+    for q in range(n_reached):
+        j = reached[q]
+        if j < hi - full_stop:
+            value = np.float64(row[j])
             candidates[count] = value
-            count += np.int64(value >= floor)
-    return int(count)
+            count += np.uint64(value >= floor)
+    return int(np.int64(count))
 
 
-@kernel(nogil=True)
-def _merge_top(
+@kernel(nogil=True, inline="always")
+def _keep_largest(
     top: np.ndarray, count: int, candidates: np.ndarray, n_candidates: int, k: int, merged: np.ndarray
-) -> int:
-    """top[:count] (descending) and candidates[:n_candidates] -> the k largest of both, descending,
-    in top; returns the new count. `candidates` needs room for count more. Few values (the floor
-    filtered them): an insertion sort; beyond RANK_SORT_LIMIT values, numpy's sort. Equal values
-    are equal bits, so their order changes nothing of VaR or ES."""
-    total = n_candidates + count
+) -> tuple[int, float]:
+    """top[:count] then candidates[:n_candidates] (each in scenario order, the kept ones from
+    earlier scenarios) -> the k largest of both, still in scenario order, in top; returns their
+    count and the smallest of them. The floor leaves a few more than k (e = count + n_candidates
+    - k): the smallest is dropped e times, the last of equal ones first, by a scan and a shift
+    (no sort: 27 candidates on an Intel Xeon, family 6 model 167, 207 -> 78 ns against an
+    insertion sort of all of them); beyond DROP_LIMIT, `_keep_by_sort`. Of equal values the
+    earliest are kept either way, so ES sums the same values in the same order whatever the
+    floor: the same bits. `merged` needs room for count + n_candidates."""
+    n = count + n_candidates
     for j in range(count):
-        candidates[n_candidates + j] = top[j]
-    n = min(k, total)
-    if total <= RANK_SORT_LIMIT:
-        # Insertion sort, descending: a value moves left past the smaller ones only, so equal
-        # values keep their order (the ranks' ties by position).
-        for i in range(1, total):
-            value = candidates[i]
-            j = i
-            while j > 0 and candidates[j - 1] < value:
-                candidates[j] = candidates[j - 1]
-                j -= 1
-            candidates[j] = value
-        for j in range(n):
-            merged[j] = candidates[j]
+        merged[j] = top[j]
+    for j in range(n_candidates):
+        merged[count + j] = candidates[j]
+    if n - k > DROP_LIMIT:
+        n = _keep_by_sort(merged, n, k)
+    while n > k:
+        at = 0
+        low = merged[0]
+        for j in range(1, n):  # the last of the smallest, branch-free
+            value = merged[j]
+            smaller = value <= low
+            low = value if smaller else low
+            at = j if smaller else at
+        for j in range(at, n - 1):
+            merged[j] = merged[j + 1]
+        n -= 1
+    low = merged[0]
+    for j in range(n):
+        value = merged[j]
+        top[j] = value
+        low = value if value < low else low
+    return n, low
+
+
+@kernel(nogil=True, inline="always")
+def _keep_by_sort(values: np.ndarray, n: int, k: int) -> int:
+    """values[:n] -> its k largest (k < n) in values[:k], in their order: those above the k-th
+    largest v (a sorted copy's), then of those equal to v the earliest."""
+    v = np.sort(values[:n])[n - k]
+    above = 0
+    for j in range(n):
+        above += values[j] > v
+    equal_left = k - above
+    kept = 0
+    for j in range(n):
+        value = values[j]
+        if value > v or (value == v and equal_left > 0):
+            equal_left -= value == v
+            values[kept] = value
+            kept += 1
+    return kept
+
+
+@kernel(nogil=True, inline="always")
+def _select_range(
+    loss: np.ndarray,
+    lo: int,
+    hi: int,
+    k: int,
+    top: np.ndarray,
+    filled: int,
+    kth: float,
+    work: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[int, float]:
+    """loss[lo:hi] merged into the running k largest top[:filled] (scenario order; kth their
+    least once filled == k): the new count and least (module docstring, steps 1-4). `work`:
+    (maxima, scratch, group maxima, group scratch, reached, candidates, merged), 8k slots each but
+    the last two (hi - lo + k, hi - lo + 2k)."""
+    maxima, scratch, group_maxima, group_scratch, reached, candidates, merged = work
+    floor = kth if filled == k else -np.inf
+    n = hi - lo
+    n_candidates = 0
+    if n >= k:
+        # m = 8k buckets (strided: bucket j holds every m-th loss from lo + j): the k-th largest
+        # of their maxima is k distinct losses' minimum, so it is <= the k-th largest loss; only
+        # buckets whose maximum reaches the floor can hold a candidate (about k of the m).
+        n_buckets = min(n, BUCKETS_PER_TAIL * k)
+        _strided_maxima(loss, lo, hi, n_buckets, maxima, scratch)
+        floor = max(floor, _floor_of_maxima(maxima, n_buckets, k, group_maxima, group_scratch))
+        n_candidates = _gather_candidates(loss, lo, hi, n_buckets, maxima, floor, reached, candidates)
     else:
-        candidates[:total].sort()
-        for j in range(n):
-            merged[j] = candidates[total - 1 - j]
-    top[:n] = merged[:n]
-    return n
+        for s in range(lo, hi):
+            value = np.float64(loss[s])
+            candidates[n_candidates] = value
+            n_candidates += int(value >= floor)
+    return _keep_largest(top, filled, candidates, n_candidates, k, merged)
 
 
 @kernel(parallel=True, nogil=True)
@@ -383,12 +426,17 @@ def _tail_kernel(
         entry_row = np.empty(max(max_entries, 1), dtype=np.int64)
         entry_weight = np.empty(max(max_entries, 1), dtype=rows.dtype)
         candidates = np.empty(block + k_max)
-        merged = np.empty(k_max)
-        maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
-        scratch = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
-        fold_low = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
-        fold_high = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
-        reached = np.empty(BUCKETS_PER_TAIL * k_max, dtype=np.int64)
+        merged = np.empty(block + 2 * k_max)
+        kth = np.zeros(n_groups)  # each group's k-th largest loss so far, once it has k
+        work = (
+            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # the bucket maxima
+            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # and their scratch
+            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # the floor's group maxima
+            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # and their scratch
+            np.empty(BUCKETS_PER_TAIL * k_max, dtype=np.uint64),  # the reaching buckets
+            candidates,
+            merged,
+        )
         top = np.empty((n_groups, k_max))
         filled = np.zeros(n_groups, dtype=np.int64)
         stop = min((chunk + 1) * ACCOUNT_CHUNK, n_accounts)
@@ -447,35 +495,15 @@ def _tail_kernel(
                 if not select:  # the sums alone (book_tail_measures): keep one, skip the tails
                     out_var[a, 0] = pnl[width - 1]
                     continue
-                # Per group (contiguous scenarios): a floor under the k-th largest loss (the
-                # running k-th, or the bucket bound), a branch-free pass keeping the losses at or
-                # above it, then an exact merge of those few candidates into the running top k.
+                # Per group (contiguous scenarios): its part of the block into its top k.
                 for g in range(n_groups):
                     lo = max(group_start[g], start) - start
                     hi = min(group_start[g + 1], start + width) - start
                     if lo >= hi:
                         continue
-                    k_g = tail_counts[g]
-                    floor = top[g, k_g - 1] if filled[g] == k_g else -np.inf
-                    n = hi - lo
-                    n_candidates = np.int64(0)
-                    if n >= k_g:
-                        # m = 8k buckets (strided: bucket j holds every m-th loss from lo + j):
-                        # the k-th largest of their maxima is k distinct losses' minimum, so it
-                        # is <= the k-th largest loss; only buckets whose maximum reaches the
-                        # floor can hold a candidate (about k of the m).
-                        n_buckets = min(n, BUCKETS_PER_TAIL * k_g)
-                        _strided_maxima(pnl, lo, hi, n_buckets, maxima, scratch)
-                        floor = max(floor, _floor_of_maxima(maxima, n_buckets, k_g, fold_low, fold_high))
-                        n_candidates = np.int64(
-                            _gather_candidates(pnl, lo, hi, n_buckets, maxima, floor, reached, candidates)
-                        )
-                    else:
-                        for s in range(lo, hi):
-                            value = np.float64(pnl[s])
-                            candidates[n_candidates] = value
-                            n_candidates += np.int64(value >= floor)
-                    filled[g] = _merge_top(top[g], filled[g], candidates, int(n_candidates), k_g, merged)
+                    filled[g], kth[g] = _select_range(
+                        pnl, lo, hi, tail_counts[g], top[g], filled[g], kth[g], work
+                    )
             if not select:
                 continue
             bound = 0.0
@@ -488,5 +516,5 @@ def _tail_kernel(
                 total = 0.0
                 for j in range(tail_counts[g]):
                     total += top[g, j]
-                out_var[a, g] = top[g, tail_counts[g] - 1] + bound
+                out_var[a, g] = kth[g] + bound
                 out_es[a, g] = total / tail_counts[g] + bound
