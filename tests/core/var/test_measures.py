@@ -372,12 +372,13 @@ def test_keep_largest_keeps_the_k_largest_in_scenario_order(kept: list[int], can
     combined = kept_values + [float(v) for v in candidates]
     expected = _k_largest_in_order(combined, k)
     for run in (measures._keep_largest.python, measures._keep_largest.compiled()):
-        top = np.full(k, np.nan)
-        top[: len(kept_values)] = kept_values
+        top = np.full((2, k), np.nan)  # group 1's row
+        top[1, : len(kept_values)] = kept_values
         buffer = np.full(len(candidates) + k, np.nan)
         buffer[: len(candidates)] = candidates
-        n, least = run(top, len(kept_values), buffer, len(candidates), k, np.empty(len(combined) + 1))
+        n, least = run(top, 1, len(kept_values), buffer, len(candidates), k, np.empty(len(combined) + 1))
         assert n == len(expected)
-        assert top[:n].tolist() == expected
+        assert top[1, :n].tolist() == expected
+        assert np.isnan(top[0]).all()
         if n:
             assert least == min(expected)

@@ -172,10 +172,13 @@ def book_tail_measures(
 
 
 @kernel(nogil=True, inline="always")
-def _max_into(row: np.ndarray, kept: np.ndarray, out: np.ndarray, n: int) -> None:
-    """out[j] = row[j] if row[j] > kept[j] else kept[j], j < n; `out` and `kept` distinct arrays."""
+def _max_into(loss: np.ndarray, offset: int, kept: np.ndarray, out: np.ndarray, n: int) -> None:
+    """out[j] = v if v > kept[j] else kept[j] with v = loss[offset + j], j < n; `out` and `kept`
+    distinct arrays. The offset unsigned (no wraparound, no slice: a slice is a view, whose
+    reference numba takes and drops, two atomic operations)."""
+    start = np.uint64(offset)
     for j in range(n):
-        value = row[j]
+        value = loss[start + np.uint64(j)]
         held = kept[j]
         out[j] = value if value > held else held
 
@@ -199,14 +202,15 @@ def _strided_maxima(
     # The first row goes where the last lands in `maxima` after n_rows - 1 swaps.
     into_maxima = n_rows % 2 == 1
     first = maxima if into_maxima else scratch
+    start = np.uint64(lo)
     for j in range(n_buckets):
-        first[j] = loss[lo + j]
+        first[j] = loss[start + np.uint64(j)]
     s = lo + n_buckets
     while s < hi:
         width = min(n_buckets, hi - s)
         into_maxima = not into_maxima
         src, dst = (scratch, maxima) if into_maxima else (maxima, scratch)
-        _max_into(loss[s : s + width], src, dst, width)
+        _max_into(loss, s, src, dst, width)
         for j in range(width, n_buckets):  # a short last row: its missing buckets carry over
             dst[j] = src[j]
         s += n_buckets
@@ -281,16 +285,16 @@ def _gather_candidates(
     count = np.uint64(0)
     full_stop = lo + ((hi - lo) // n_buckets) * n_buckets
     for start in range(lo, full_stop, n_buckets):
-        row = loss[start : start + n_buckets]
+        row_start = np.uint64(start)
         for q in range(n_reached):
-            value = np.float64(row[reached[q]])
+            value = loss[row_start + reached[q]]
             candidates[count] = value
             count += np.uint64(value >= floor)
-    row = loss[full_stop:hi]  # the short last row, if any
+    row_start = np.uint64(full_stop)  # the short last row, if any
     for q in range(n_reached):
         j = reached[q]
-        if j < hi - full_stop:
-            value = np.float64(row[j])
+        if j < np.uint64(hi - full_stop):
+            value = loss[row_start + j]
             candidates[count] = value
             count += np.uint64(value >= floor)
     return int(np.int64(count))
@@ -298,10 +302,16 @@ def _gather_candidates(
 
 @kernel(nogil=True, inline="always")
 def _keep_largest(
-    top: np.ndarray, count: int, candidates: np.ndarray, n_candidates: int, k: int, merged: np.ndarray
+    top: np.ndarray,
+    g: int,
+    count: int,
+    candidates: np.ndarray,
+    n_candidates: int,
+    k: int,
+    merged: np.ndarray,
 ) -> tuple[int, float]:
-    """top[:count] then candidates[:n_candidates] (each in scenario order, the kept ones from
-    earlier scenarios) -> the k largest of both, still in scenario order, in top; returns their
+    """top[g, :count] then candidates[:n_candidates] (each in scenario order, the kept ones from
+    earlier scenarios) -> the k largest of both, still in scenario order, in top[g]; returns their
     count and the smallest of them. The floor leaves a few more than k (e = count + n_candidates
     - k): the smallest is dropped e times, the last of equal ones first, by a scan and a shift
     (no sort: 27 candidates on an Intel Xeon, family 6 model 167, 207 -> 78 ns against an
@@ -310,7 +320,7 @@ def _keep_largest(
     floor: the same bits. `merged` needs room for count + n_candidates."""
     n = count + n_candidates
     for j in range(count):
-        merged[j] = top[j]
+        merged[j] = top[g, j]
     for j in range(n_candidates):
         merged[count + j] = candidates[j]
     if n - k > DROP_LIMIT:
@@ -329,7 +339,7 @@ def _keep_largest(
     low = merged[0]
     for j in range(n):
         value = merged[j]
-        top[j] = value
+        top[g, j] = value
         low = value if value < low else low
     return n, low
 
@@ -360,11 +370,12 @@ def _select_range(
     hi: int,
     k: int,
     top: np.ndarray,
+    g: int,
     filled: int,
     kth: float,
     work: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[int, float]:
-    """loss[lo:hi] merged into the running k largest top[:filled] (scenario order; kth their
+    """loss[lo:hi] merged into group g's running k largest top[g, :filled] (scenario order; kth their
     least once filled == k): the new count and least (module docstring, steps 1-4). `work`:
     (maxima, scratch, group maxima, group scratch, reached, candidates, merged), 8k slots each but
     the last two (hi - lo + k, hi - lo + 2k)."""
@@ -379,13 +390,16 @@ def _select_range(
         n_buckets = min(n, BUCKETS_PER_TAIL * k)
         _strided_maxima(loss, lo, hi, n_buckets, maxima, scratch)
         floor = max(floor, _floor_of_maxima(maxima, n_buckets, k, group_maxima, group_scratch))
-        n_candidates = _gather_candidates(loss, lo, hi, n_buckets, maxima, floor, reached, candidates)
+        # A loss (or the floor's bisection, in the losses' dtype): exact in that dtype, where
+        # the gather's compares then need no conversion.
+        scratch[0] = floor
+        n_candidates = _gather_candidates(loss, lo, hi, n_buckets, maxima, scratch[0], reached, candidates)
     else:
         for s in range(lo, hi):
             value = np.float64(loss[s])
             candidates[n_candidates] = value
             n_candidates += int(value >= floor)
-    return _keep_largest(top, filled, candidates, n_candidates, k, merged)
+    return _keep_largest(top, g, filled, candidates, n_candidates, k, merged)
 
 
 @kernel(parallel=True, nogil=True)
@@ -502,7 +516,7 @@ def _tail_kernel(
                     if lo >= hi:
                         continue
                     filled[g], kth[g] = _select_range(
-                        pnl, lo, hi, tail_counts[g], top[g], filled[g], kth[g], work
+                        pnl, lo, hi, tail_counts[g], top, g, filled[g], kth[g], work
                     )
             if not select:
                 continue
