@@ -363,45 +363,6 @@ def _keep_by_sort(values: np.ndarray, n: int, k: int) -> int:
     return kept
 
 
-@kernel(nogil=True, inline="always")
-def _select_range(
-    loss: np.ndarray,
-    lo: int,
-    hi: int,
-    k: int,
-    top: np.ndarray,
-    g: int,
-    filled: int,
-    kth: float,
-    work: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[int, float]:
-    """loss[lo:hi] merged into group g's running k largest top[g, :filled] (scenario order; kth their
-    least once filled == k): the new count and least (module docstring, steps 1-4). `work`:
-    (maxima, scratch, group maxima, group scratch, reached, candidates, merged), 8k slots each but
-    the last two (hi - lo + k, hi - lo + 2k)."""
-    maxima, scratch, group_maxima, group_scratch, reached, candidates, merged = work
-    floor = kth if filled == k else -np.inf
-    n = hi - lo
-    n_candidates = 0
-    if n >= k:
-        # m = 8k buckets (strided: bucket j holds every m-th loss from lo + j): the k-th largest
-        # of their maxima is k distinct losses' minimum, so it is <= the k-th largest loss; only
-        # buckets whose maximum reaches the floor can hold a candidate (about k of the m).
-        n_buckets = min(n, BUCKETS_PER_TAIL * k)
-        _strided_maxima(loss, lo, hi, n_buckets, maxima, scratch)
-        floor = max(floor, _floor_of_maxima(maxima, n_buckets, k, group_maxima, group_scratch))
-        # A loss (or the floor's bisection, in the losses' dtype): exact in that dtype, where
-        # the gather's compares then need no conversion.
-        scratch[0] = floor
-        n_candidates = _gather_candidates(loss, lo, hi, n_buckets, maxima, scratch[0], reached, candidates)
-    else:
-        for s in range(lo, hi):
-            value = np.float64(loss[s])
-            candidates[n_candidates] = value
-            n_candidates += int(value >= floor)
-    return _keep_largest(top, g, filled, candidates, n_candidates, k, merged)
-
-
 @kernel(parallel=True, nogil=True)
 def _tail_kernel(
     indptr: np.ndarray,
@@ -442,15 +403,11 @@ def _tail_kernel(
         candidates = np.empty(block + k_max)
         merged = np.empty(block + 2 * k_max)
         kth = np.zeros(n_groups)  # each group's k-th largest loss so far, once it has k
-        work = (
-            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # the bucket maxima
-            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # and their scratch
-            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # the floor's group maxima
-            np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype),  # and their scratch
-            np.empty(BUCKETS_PER_TAIL * k_max, dtype=np.uint64),  # the reaching buckets
-            candidates,
-            merged,
-        )
+        maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
+        scratch = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
+        group_maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
+        group_scratch = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
+        reached = np.empty(BUCKETS_PER_TAIL * k_max, dtype=np.uint64)
         top = np.empty((n_groups, k_max))
         filled = np.zeros(n_groups, dtype=np.int64)
         stop = min((chunk + 1) * ACCOUNT_CHUNK, n_accounts)
@@ -509,14 +466,32 @@ def _tail_kernel(
                 if not select:  # the sums alone (book_tail_measures): keep one, skip the tails
                     out_var[a, 0] = pnl[width - 1]
                     continue
-                # Per group (contiguous scenarios): its part of the block into its top k.
+                # Per group (contiguous scenarios): its part of the block into its top k, steps
+                # 1-4 of the module docstring, written out here rather than as one helper: its
+                # seven work arrays passed to it cost 14 atomic reference counts an account.
                 for g in range(n_groups):
                     lo = max(group_start[g], start) - start
                     hi = min(group_start[g + 1], start + width) - start
                     if lo >= hi:
                         continue
-                    filled[g], kth[g] = _select_range(
-                        pnl, lo, hi, tail_counts[g], top, g, filled[g], kth[g], work
+                    k_g = tail_counts[g]
+                    floor = kth[g] if filled[g] == k_g else -np.inf
+                    n_candidates = 0
+                    if hi - lo >= k_g:
+                        n_buckets = min(hi - lo, BUCKETS_PER_TAIL * k_g)
+                        _strided_maxima(pnl, lo, hi, n_buckets, maxima, scratch)
+                        raised = _floor_of_maxima(maxima, n_buckets, k_g, group_maxima, group_scratch)
+                        scratch[0] = max(floor, raised)  # a loss or a bisection point: exact in the dtype
+                        n_candidates = _gather_candidates(
+                            pnl, lo, hi, n_buckets, maxima, scratch[0], reached, candidates
+                        )
+                    else:
+                        for s in range(lo, hi):
+                            value = np.float64(pnl[s])
+                            candidates[n_candidates] = value
+                            n_candidates += int(value >= floor)
+                    filled[g], kth[g] = _keep_largest(
+                        top, g, filled[g], candidates, n_candidates, k_g, merged
                     )
             if not select:
                 continue
