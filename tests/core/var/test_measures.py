@@ -316,10 +316,12 @@ def test_gather_candidates_keeps_the_reaching_buckets_losses_at_or_above_the_flo
     floor = float(data.draw(st.integers(-7, 7)))
     reaching = [s for j in range(n_buckets) if maxima[j] >= floor for s in range(lo + j, hi, n_buckets)]
     expected = [float(loss[s]) for s in sorted(reaching) if loss[s] >= floor]  # in scenario order
+    first = data.draw(st.integers(0, 3))  # after the kept ones, in group 1's row
     for run in (measures._gather_candidates.python, measures._gather_candidates.compiled()):
-        candidates = np.full(hi + 1, np.nan)
-        count = run(loss, lo, hi, n_buckets, maxima, floor, np.empty(n_buckets, dtype=np.uint64), candidates)
-        assert candidates[:count].tolist() == expected
+        kept = np.full((2, first + hi + 1), np.nan)
+        end = run(loss, lo, hi, n_buckets, maxima, dtype(floor), np.empty(n_buckets, np.uint64), kept, 1, first)
+        assert kept[1, first:end].tolist() == expected
+        assert np.isnan(kept[1, :first]).all() and np.isnan(kept[0]).all()
 
 
 def test_the_sums_alone_are_the_same_losses_without_the_tails() -> None:
@@ -372,13 +374,11 @@ def test_keep_largest_keeps_the_k_largest_in_scenario_order(kept: list[int], can
     combined = kept_values + [float(v) for v in candidates]
     expected = _k_largest_in_order(combined, k)
     for run in (measures._keep_largest.python, measures._keep_largest.compiled()):
-        top = np.full((2, k), np.nan)  # group 1's row
-        top[1, : len(kept_values)] = kept_values
-        buffer = np.full(len(candidates) + k, np.nan)
-        buffer[: len(candidates)] = candidates
-        n, least = run(top, 1, len(kept_values), buffer, len(candidates), k, np.empty(len(combined) + 1))
+        kept_rows = np.full((2, len(combined) + 1), np.nan)  # group 1's row: kept, then candidates
+        kept_rows[1, : len(combined)] = combined
+        n, least = run(kept_rows, 1, len(combined), k)
         assert n == len(expected)
-        assert top[1, :n].tolist() == expected
-        assert np.isnan(top[0]).all()
+        assert kept_rows[1, :n].tolist() == expected
+        assert np.isnan(kept_rows[0]).all()
         if n:
             assert least == min(expected)

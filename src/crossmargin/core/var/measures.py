@@ -227,6 +227,35 @@ def _count_at_least(values: np.ndarray, n: int, threshold: float) -> int:
 
 
 @kernel(nogil=True, inline="always")
+def _extremes(values: np.ndarray, n: int) -> tuple[float, float]:
+    """(min, max) of values[:n] (n >= 1) in four interleaved chains: one running min/max is a
+    chain of dependent selects (~3 cycles each) that LLVM does not vectorise without fastmath.
+    Exact: min and max round nothing."""
+    low0 = low1 = low2 = low3 = values[0]
+    high0 = high1 = high2 = high3 = values[0]
+    n4 = n - n % 4
+    for j in range(0, n4, 4):
+        a, b, c, d = values[j], values[j + 1], values[j + 2], values[j + 3]
+        low0 = a if a < low0 else low0
+        low1 = b if b < low1 else low1
+        low2 = c if c < low2 else low2
+        low3 = d if d < low3 else low3
+        high0 = a if a > high0 else high0
+        high1 = b if b > high1 else high1
+        high2 = c if c > high2 else high2
+        high3 = d if d > high3 else high3
+    for j in range(n4, n):
+        a = values[j]
+        low0 = a if a < low0 else low0
+        high0 = a if a > high0 else high0
+    low0 = low1 if low1 < low0 else low0
+    low2 = low3 if low3 < low2 else low2
+    high0 = high1 if high1 > high0 else high0
+    high2 = high3 if high3 > high2 else high2
+    return float(low2 if low2 < low0 else low0), float(high2 if high2 > high0 else high0)
+
+
+@kernel(nogil=True, inline="always")
 def _floor_of_maxima(
     maxima: np.ndarray, n: int, k: int, group_maxima: np.ndarray, scratch: np.ndarray
 ) -> float:
@@ -237,12 +266,7 @@ def _floor_of_maxima(
     # k groups of the maxima (strided, like the buckets): their k maxima are k distinct losses,
     # so the least of them is a floor already, and the greatest the greatest loss.
     _strided_maxima(maxima, 0, n, k, group_maxima, scratch)
-    low = np.float64(group_maxima[0])
-    high = low
-    for j in range(1, k):
-        value = np.float64(group_maxima[j])
-        low = value if value < low else low
-        high = value if value > high else high
+    low, high = _extremes(group_maxima, k)
     for _ in range(FLOOR_STEPS):
         scratch[0] = 0.5 * (low + high)  # rounded to the maxima's dtype: compared in it
         middle = scratch[0]
@@ -267,10 +291,13 @@ def _gather_candidates(
     maxima: np.ndarray,
     floor: float,
     reached: np.ndarray,
-    candidates: np.ndarray,
+    kept: np.ndarray,
+    g: int,
+    first: int,
 ) -> int:
     """The losses at or above `floor` of the buckets whose maximum reaches it (bucket j: every
-    n_buckets-th loss from lo + j, `_strided_maxima`'s), into candidates; returns their count.
+    n_buckets-th loss from lo + j, `_strided_maxima`'s), into kept[g] from `first`; returns where
+    they end (first + their count).
     Branch-free: the reaching buckets' indices first (a compress), then row by row each one's
     loss, kept by advancing the count. A branch per bucket mispredicted on every account's own
     pattern (~27 of 200 taken): 345 -> 221 ns an account on an Intel Xeon, family 6 model 167,
@@ -282,85 +309,70 @@ def _gather_candidates(
     for j in range(n_buckets):
         reached[n_reached] = j
         n_reached += np.uint64(maxima[j] >= floor)
-    count = np.uint64(0)
+    count = np.uint64(first)
     full_stop = lo + ((hi - lo) // n_buckets) * n_buckets
     for start in range(lo, full_stop, n_buckets):
         row_start = np.uint64(start)
         for q in range(n_reached):
             value = loss[row_start + reached[q]]
-            candidates[count] = value
+            kept[g, count] = value
             count += np.uint64(value >= floor)
     row_start = np.uint64(full_stop)  # the short last row, if any
     for q in range(n_reached):
         j = reached[q]
         if j < np.uint64(hi - full_stop):
             value = loss[row_start + j]
-            candidates[count] = value
+            kept[g, count] = value
             count += np.uint64(value >= floor)
     return int(np.int64(count))
 
 
 @kernel(nogil=True, inline="always")
-def _keep_largest(
-    top: np.ndarray,
-    g: int,
-    count: int,
-    candidates: np.ndarray,
-    n_candidates: int,
-    k: int,
-    merged: np.ndarray,
-) -> tuple[int, float]:
-    """top[g, :count] then candidates[:n_candidates] (each in scenario order, the kept ones from
-    earlier scenarios) -> the k largest of both, still in scenario order, in top[g]; returns their
-    count and the smallest of them. The floor leaves a few more than k (e = count + n_candidates
-    - k): the smallest is dropped e times, the last of equal ones first, by a scan and a shift
-    (no sort: 27 candidates on an Intel Xeon, family 6 model 167, 207 -> 78 ns against an
-    insertion sort of all of them); beyond DROP_LIMIT, `_keep_by_sort`. Of equal values the
-    earliest are kept either way, so ES sums the same values in the same order whatever the
-    floor: the same bits. `merged` needs room for count + n_candidates."""
-    n = count + n_candidates
-    for j in range(count):
-        merged[j] = top[g, j]
-    for j in range(n_candidates):
-        merged[count + j] = candidates[j]
+def _keep_largest(kept: np.ndarray, g: int, n: int, k: int) -> tuple[int, float]:
+    """kept[g, :n] (in scenario order: the k largest so far, then the new candidates) -> its k
+    largest, still in scenario order, in kept[g, :k]; returns their count and the least of them.
+    The floor leaves a few more than k (e = n - k): the smallest is dropped e times, the last of
+    equal ones first, by a scan and a shift (no sort: 27 candidates on an Intel Xeon, family 6
+    model 167, 207 -> 78 ns against an insertion sort of all of them); beyond DROP_LIMIT,
+    `_keep_by_sort`. Of equal values the earliest are kept either way, so ES sums the same
+    values in the same order whatever the floor: the same bits. In place: nothing copied."""
     if n - k > DROP_LIMIT:
-        n = _keep_by_sort(merged, n, k)
+        n = _keep_by_sort(kept, g, n, k)
     while n > k:
         at = 0
-        low = merged[0]
+        low = kept[g, 0]
         for j in range(1, n):  # the last of the smallest, branch-free
-            value = merged[j]
+            value = kept[g, j]
             smaller = value <= low
             low = value if smaller else low
             at = j if smaller else at
         for j in range(at, n - 1):
-            merged[j] = merged[j + 1]
+            kept[g, j] = kept[g, j + 1]
         n -= 1
-    low = merged[0]
-    for j in range(n):
-        value = merged[j]
-        top[g, j] = value
+    low = kept[g, 0]
+    for j in range(1, n):
+        value = kept[g, j]
         low = value if value < low else low
     return n, low
 
 
 @kernel(nogil=True, inline="always")
-def _keep_by_sort(values: np.ndarray, n: int, k: int) -> int:
-    """values[:n] -> its k largest (k < n) in values[:k], in their order: those above the k-th
+def _keep_by_sort(kept: np.ndarray, g: int, n: int, k: int) -> int:
+    """kept[g, :n] -> its k largest (k < n) in kept[g, :k], in their order: those above the k-th
     largest v (a sorted copy's), then of those equal to v the earliest."""
-    v = np.sort(values[:n])[n - k]
+    v = np.sort(kept[g, :n])[n - k]
     above = 0
     for j in range(n):
-        above += values[j] > v
+        above += kept[g, j] > v
     equal_left = k - above
-    kept = 0
+    count = 0
     for j in range(n):
-        value = values[j]
+        value = kept[g, j]
         if value > v or (value == v and equal_left > 0):
             equal_left -= value == v
-            values[kept] = value
-            kept += 1
-    return kept
+            kept[g, count] = value
+            count += 1
+    return count
 
 
 @kernel(parallel=True, nogil=True)
@@ -400,15 +412,14 @@ def _tail_kernel(
         pnl = np.empty(block, dtype=rows.dtype)
         entry_row = np.empty(max(max_entries, 1), dtype=np.int64)
         entry_weight = np.empty(max(max_entries, 1), dtype=rows.dtype)
-        candidates = np.empty(block + k_max)
-        merged = np.empty(block + 2 * k_max)
+        # Per group: its k largest losses so far (scenario order), then a block's candidates.
+        kept = np.empty((n_groups, block + k_max))
         kth = np.zeros(n_groups)  # each group's k-th largest loss so far, once it has k
         maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
         scratch = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
         group_maxima = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
         group_scratch = np.empty(BUCKETS_PER_TAIL * k_max, dtype=rows.dtype)
         reached = np.empty(BUCKETS_PER_TAIL * k_max, dtype=np.uint64)
-        top = np.empty((n_groups, k_max))
         filled = np.zeros(n_groups, dtype=np.int64)
         stop = min((chunk + 1) * ACCOUNT_CHUNK, n_accounts)
         for a in range(chunk * ACCOUNT_CHUNK, stop):
@@ -476,23 +487,21 @@ def _tail_kernel(
                         continue
                     k_g = tail_counts[g]
                     floor = kth[g] if filled[g] == k_g else -np.inf
-                    n_candidates = 0
+                    n_kept = filled[g]
                     if hi - lo >= k_g:
                         n_buckets = min(hi - lo, BUCKETS_PER_TAIL * k_g)
                         _strided_maxima(pnl, lo, hi, n_buckets, maxima, scratch)
                         raised = _floor_of_maxima(maxima, n_buckets, k_g, group_maxima, group_scratch)
                         scratch[0] = max(floor, raised)  # a loss or a bisection point: exact in the dtype
-                        n_candidates = _gather_candidates(
-                            pnl, lo, hi, n_buckets, maxima, scratch[0], reached, candidates
+                        n_kept = _gather_candidates(
+                            pnl, lo, hi, n_buckets, maxima, scratch[0], reached, kept, g, n_kept
                         )
                     else:
                         for s in range(lo, hi):
                             value = np.float64(pnl[s])
-                            candidates[n_candidates] = value
-                            n_candidates += int(value >= floor)
-                    filled[g], kth[g] = _keep_largest(
-                        top, g, filled[g], candidates, n_candidates, k_g, merged
-                    )
+                            kept[g, n_kept] = value
+                            n_kept += int(value >= floor)
+                    filled[g], kth[g] = _keep_largest(kept, g, n_kept, k_g)
             if not select:
                 continue
             bound = 0.0
@@ -504,6 +513,6 @@ def _tail_kernel(
             for g in range(n_groups):
                 total = 0.0
                 for j in range(tail_counts[g]):
-                    total += top[g, j]
+                    total += kept[g, j]
                 out_var[a, g] = kth[g] + bound
                 out_es[a, g] = total / tail_counts[g] + bound
