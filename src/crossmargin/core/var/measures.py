@@ -20,8 +20,8 @@ losses are loaded and stored once per four rows rather than once per row (an acc
 rows and the block is a thousand scenarios wide, so the sums stay in memory; core.simd's register
 sums fit the portfolio's other shape, many rows and 32 scenarios, and measured 1.7x slower here).
 
-The tail selection, per block and group, costs more than those sums (bench/bench_var.py measures
-both), so each step is a vectorised pass or a branch-free one:
+The tail selection, per block and group, costs about as much as those sums (bench/bench_var.py
+measures both), so each step is a vectorised pass or a branch-free one:
 1. m = 8k strided buckets' maxima (bucket j: every m-th loss from j; one elementwise max per row
    of m): a value that at least k of the maxima reach has k distinct losses at or above it.
 2. A floor under the k-th largest loss: the least of k group maxima of the maxima (k distinct
@@ -34,10 +34,10 @@ both), so each step is a vectorised pass or a branch-free one:
 Any floor at or below the k-th largest loss gives the same k values in the same (scenario) order,
 so VaR and ES are the same bits whichever floor is used; ES sums them in that order.
 
-The helpers are inlined into the kernel (numba `inline="always"`): called, each took and dropped
-a reference on every array it was passed (NRT_incref/NRT_decref, atomic), ~40 a block, which on
-an Intel Xeon, family 6 model 167 cost as much as the selection's arithmetic (bench_var float32:
-inlining alone 0.21 -> 0.19 s on 300k accounts).
+The helpers are inlined into the kernel (numba `inline="always"`) and take no views (unsigned
+offsets instead of slices) and no tuples of arrays: numba takes and drops a reference on each
+(NRT_incref/NRT_decref, atomic operations), which perf put at 7 % of the pass on an Intel Xeon,
+family 6 model 167 (0.1 % without). bench_var there: 0.84 -> 0.53-0.59 s float32.
 
 Float32 inputs are allowed (half the memory traffic): the kernel then adds to VaR and ES a bound on
 the rounding error of every scenario P&L, (n + 2)·u·Σ_j |q_j|·max_s|Δv_j,s| with u = 2^-24 and n
