@@ -50,6 +50,8 @@ def test_growth_reuses_its_buffers_and_leaves_every_earlier_book_as_it_was() -> 
     first = book.with_new_accounts(["a"])
     second = first.with_new_accounts(["b", "c"])
     assert np.shares_memory(first.balances, second.balances)  # grown in place of a copy
+    assert second.ids.shares_storage(first.ids) and second.ids.shares_storage(book.ids)  # ids too
+    assert book.account_ids == book.ids[:50] and len(first.account_ids) == 51  # each its own prefix
     assert np.shares_memory(first.haircut_units, second.haircut_units)
     assert not second.balances.flags.writeable and not second.haircut_units.flags.writeable
     np.testing.assert_array_equal(second.balances[:50], book.balances)

@@ -48,7 +48,7 @@ def dashboard(
         backtest = load_book(backtest_path) if backtest_path.is_file() else None
     except CrossMarginError as error:
         fail(error)
-    keys = issue_keys(loaded.book.account_ids)
+    keys = issue_keys(tuple(loaded.book.account_ids))
     typer.echo(f"dashboard: http://{host}:{port}/dashboard/login")
     for key, holder in keys.items():
         typer.echo(f"  {holder.role:<6} {holder.account or '(whole venue)':<24} {key}")

@@ -11,7 +11,6 @@ to each position for isolated margin.
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from crossmargin.core.account_ids import AccountIds
 from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
 from crossmargin.core.collateral import haircut_units
@@ -106,7 +106,7 @@ def grown_rows(
 class Book:
     """Positions and balances, no prices (those are the MarketState's)."""
 
-    account_ids: tuple[str, ...]
+    account_ids: Sequence[str]  # an AccountIds once built (`__post_init__`): grows without a copy
     assets: AssetTable
     instruments: InstrumentTable
     positions: PositionMatrix
@@ -117,6 +117,17 @@ class Book:
     # init=False: every new book, dataclasses.replace included, starts with an empty memo; the
     # with_* methods below hand over the parts that stay valid.
     memo: BookMemo = field(default_factory=BookMemo, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "account_ids", AccountIds.of(self.account_ids))
+
+    @property
+    def ids(self) -> AccountIds:
+        """The account ids, typed as what they are (`account_ids` is declared a Sequence so
+        that a book can be built from a tuple or a list)."""
+        ids = self.account_ids
+        assert isinstance(ids, AccountIds)
+        return ids
 
     @property
     def balance_csr(self) -> tuple[IntArray, IntArray, FloatArray]:
@@ -269,7 +280,7 @@ class Book:
         # an entry against the book's own ids, so the books before this one stay right.
         self.index.update((a, len(self.account_ids) + k) for k, a in enumerate(new))
         book = Book(
-            account_ids=self.account_ids + new,
+            account_ids=self.ids.grown(new),
             assets=self.assets,
             instruments=self.instruments,
             positions=positions,
@@ -315,9 +326,8 @@ class Book:
         ascending = picked.size < 2 or bool(np.all(np.diff(picked) > 0))
         if not ascending and np.unique(picked).size != picked.size:
             raise InputError("account", "an account row is selected twice")
-        # itemgetter gathers in C; the id -> row index is built only if someone asks (account_row).
-        gathered: Any = operator.itemgetter(*picked.tolist())(self.account_ids) if picked.size else ()
-        selected: tuple[str, ...] = (gathered,) if picked.size == 1 else gathered
+        # Gathered in C; the id -> row index is built only if someone asks (account_row).
+        selected = self.ids.gather(picked.tolist())
         iso = self.isolated_collateral
         return Book(
             account_ids=selected,

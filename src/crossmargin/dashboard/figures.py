@@ -125,7 +125,7 @@ def call_queue(view: VenueView) -> list[dict[str, Any]]:
     maintenance = result.maintenance_margin_usd[rows]
     with np.errstate(divide="ignore", invalid="ignore"):
         covered = np.where(maintenance > 0.0, equity / maintenance, np.where(equity >= 0.0, np.inf, -np.inf))
-    ids = np.asarray(engine.book.account_ids, dtype=object)[rows]
+    ids = np.asarray(tuple(engine.book.account_ids), dtype=object)[rows]
     order = np.lexsort((ids.astype(str), covered))
     queue = [
         {

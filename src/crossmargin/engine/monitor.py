@@ -121,7 +121,7 @@ class Monitor:
         self.engine = RiskEngine(book, market, model if model is not None else CrossMargin())
         self.engine.index_holders()  # every tick needs it; built here, not in the first tick
         n = book.n_accounts
-        self.account_ids: tuple[str, ...] = tuple(book.account_ids)
+        self.account_ids: Sequence[str] = book.account_ids  # the book's own (AccountIds: no copy)
         if self.account_ids:  # the book's id index, built now rather than inside the first
             book.account_row(self.account_ids[0])  # tick after a sign-up (~0.25 s at 1M ids)
         self.row_of: dict[str, int] = {a: r for r, a in enumerate(self.account_ids)}

@@ -21,7 +21,6 @@ Amounts are float64 USD (risk maths); quantities and balances in the book's unit
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -162,16 +161,6 @@ def _bounds(counts: IntArray, start: int, stop: int) -> tuple[int, int]:
     return first, first + int(counts[start:stop].sum())
 
 
-def _gather(ids: Sequence[str], rows: IntArray) -> tuple[str, ...]:
-    """ids[rows] as a tuple, gathered in C (itemgetter returns a bare item for one row)."""
-    if rows.size == 0:
-        return ()
-    if rows.size == 1:
-        return (ids[int(rows[0])],)
-    gathered: tuple[str, ...] = operator.itemgetter(*rows.tolist())(ids)
-    return gathered
-
-
 def valuation_time_text(valuation_ns: int) -> str:
     """UTC ISO 8601 with Z, as every report prints it."""
     moment = datetime.fromtimestamp(valuation_ns / 1e9, tz=UTC)
@@ -198,7 +187,7 @@ def margin_columns(run: MarginRun) -> MarginColumns:
         instrument_ids=tuple(book.instruments.ids),
         asset_symbols=tuple(book.assets.symbols),
         accounts=AccountColumns(
-            account_id=book.account_ids if whole else _gather(book.account_ids, rows),
+            account_id=tuple(book.account_ids) if whole else book.ids.gather(rows.tolist()),
             equity_usd=result.equity_usd[at],
             initial_margin_usd=result.initial_margin_usd[at],
             maintenance_margin_usd=result.maintenance_margin_usd[at],

@@ -212,7 +212,7 @@ def simulation_from_book(
     )
     prices = dict(zip(book.instruments.underlyings, loaded.market.index_price_usd.tolist(), strict=True))
     prices.update(zip(symbols, loaded.market.asset_prices(book.assets).tolist(), strict=True))
-    state = LedgerState.open(config, book.account_ids, prices)
+    state = LedgerState.open(config, tuple(book.account_ids), prices)
     sim = Simulation(config=config, state=state, sink=sink)
     t = loaded.market.valuation_ns
     marks = {

@@ -409,7 +409,7 @@ class StressShard:
 
     @property
     def account_ids(self) -> tuple[str, ...]:
-        return self._venue.book.account_ids
+        return tuple(self._venue.book.account_ids)
 
     def size(self) -> int:
         """Accounts in this shard (a method: runners call methods)."""
@@ -526,7 +526,7 @@ class StressShard:
         shortfall = np.ceil(np.maximum(-equity_usd, 0.0) / CASH_UNIT).astype(np.int64)
         k = min(TOP_N, loss_units.size)
         top = np.argpartition(-loss_units, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-        ids = self.account_ids
+        ids = self._venue.book.account_ids
         return {
             "under_maintenance": int(
                 np.count_nonzero((equity_usd < maintenance_usd) & (maintenance_usd > 0.0))
@@ -539,7 +539,7 @@ class StressShard:
 
     def account_ids_of(self, global_rows: Sequence[int]) -> dict[int, str]:
         """Ids of those global rows that are in this shard."""
-        ids = self.account_ids
+        ids = self._venue.book.account_ids
         return {r: ids[r - self._offset] for r in global_rows if 0 <= r - self._offset < self.n_accounts}
 
     def candidates(self, requests: Sequence[tuple[int, int]]) -> list[tuple[Candidates, IntArray]]:
