@@ -111,3 +111,26 @@ def test_accounts_added_to_a_running_engine_equal_a_fresh_engine() -> None:
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
     assert engine.book.n_accounts == 505 and engine.result.initial_margin_usd[502:].min() > 0.0
+
+
+def test_a_full_recompute_keeps_a_grown_engine_in_its_buffers() -> None:
+    """After a sign-up, a full recompute writes its results into the leading rows of the growth
+    buffers, so the next sign-up grows them in place (no copy of every account's results) and
+    the engine still equals a fresh one bit for bit."""
+    from crossmargin.engine.risk_engine import PriceTick
+
+    book = synth_book(SynthSpec(n_accounts=300, seed=9))
+    market = synth_market(book.instruments)
+    engine = RiskEngine(book, market, CrossMargin())
+    engine.add_accounts(["new-a"])
+    grown = engine.result.equity_usd
+    underlying = book.instruments.underlyings[0]
+    engine.recompute()
+    assert np.shares_memory(engine.result.equity_usd, grown)  # the same buffer, rewritten
+    after_recompute = engine.result.equity_usd
+    engine.on_tick(PriceTick(prices_usd={underlying: float(market.index_price_usd[0]) * 1.1}))
+    engine.add_accounts(["new-b"])
+    assert np.shares_memory(engine.result.equity_usd, after_recompute)  # grown in place
+    fresh = RiskEngine(engine.book, engine.market, CrossMargin()).result
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
