@@ -134,3 +134,22 @@ def test_a_full_recompute_keeps_a_grown_engine_in_its_buffers() -> None:
     fresh = RiskEngine(engine.book, engine.market, CrossMargin()).result
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
+
+
+def test_reserved_rows_let_the_first_sign_up_grow_in_place() -> None:
+    """`reserve_rows` (a server's warm-up) moves the per-account arrays into growth buffers
+    without changing a number; the first sign-up then grows into them (no copy)."""
+    book = synth_book(SynthSpec(n_accounts=300, seed=11))
+    market = synth_market(book.instruments)
+    engine = RiskEngine(book, market, CrossMargin())
+    before = {name: getattr(engine.result, name).copy() for name in ARRAYS}
+    engine.reserve_rows()
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(engine.result, name), before[name], err_msg=name)
+    reserved_equity, reserved_balances = engine.result.equity_usd, engine.book.balances
+    engine.add_accounts(["new-a"])
+    assert np.shares_memory(engine.result.equity_usd, reserved_equity)
+    assert np.shares_memory(engine.book.balances, reserved_balances)
+    fresh = RiskEngine(engine.book, engine.market, CrossMargin()).result
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)

@@ -155,6 +155,18 @@ class Monitor:
         self.statuses[start:] = HEALTHY
         self.deadlines[start:] = NO_DEADLINE
 
+    def reserve_rows(self) -> None:
+        """The engine's and the statuses' per-account arrays into growth buffers with room
+        (`RiskEngine.reserve_rows`): the first sign-up then copies nothing."""
+        self.engine.reserve_rows()
+        self.account_ids = self.engine.book.account_ids
+        self.statuses, self._buffers["statuses"] = grown_rows(
+            self.statuses, 0, self._buffers.get("statuses"), writeable=True
+        )
+        self.deadlines, self._buffers["deadlines"] = grown_rows(
+            self.deadlines, 0, self._buffers.get("deadlines"), writeable=True
+        )
+
     def set_status(self, account: str, status: int, deadline_ns: int | None) -> None:
         row = self.row_of.get(account)
         if row is not None:

@@ -331,6 +331,22 @@ class RiskEngine:
             self._holder_index = self._holder_index.with_rows(self._book.n_accounts)
         return _remargin(rows, np.zeros(rows.size, dtype=bool), self._result, full=False)
 
+    def reserve_rows(self) -> None:
+        """Move the book's and the results' per-account arrays into growth buffers with room, as
+        the first sign-up would (`grown_rows`): a server does it while warming up, so that the
+        tick after its first sign-up does not pay that copy (~75 ms at 1M accounts). The same
+        numbers; a book with isolated collateral (which cannot grow) is left as it is."""
+        if self._book.isolated_collateral is not None:
+            return
+        self._book = self._book.with_new_accounts(())
+        held = {}
+        for name in RESULT_ARRAYS:
+            array, self._result_buffers[name] = grown_rows(
+                getattr(self._result, name), 0, self._result_buffers.get(name), writeable=True
+            )
+            held[name] = array
+        self._result = dataclasses.replace(self._result, **held)  # type: ignore[arg-type]
+
     # -- questions ------------------------------------------------------------------------------
 
     def breakdown(self, account_ids: Sequence[str] | None = None) -> Breakdown:
