@@ -326,7 +326,8 @@ class RiskEngine:
             )
             array[before:] = getattr(part, name)
             grown[name] = array
-        self._result = dataclasses.replace(self._result, **grown)  # type: ignore[arg-type]
+        # Every row checked already: the old ones in the result, the new ones in `part`.
+        self._result = MarginResult.of_checked_rows(self._result.model, **grown)
         if self._holder_index is not None:
             self._holder_index = self._holder_index.with_rows(self._book.n_accounts)
         return _remargin(rows, np.zeros(rows.size, dtype=bool), self._result, full=False)
@@ -345,7 +346,7 @@ class RiskEngine:
                 getattr(self._result, name), 0, self._result_buffers.get(name), writeable=True
             )
             held[name] = array
-        self._result = dataclasses.replace(self._result, **held)  # type: ignore[arg-type]
+        self._result = MarginResult.of_checked_rows(self._result.model, **held)  # same rows
 
     # -- questions ------------------------------------------------------------------------------
 
@@ -374,7 +375,7 @@ class RiskEngine:
             # that the next sign-up copies nothing: fresh arrays were copied into new buffers
             # at the next growth (~25 ms at 1M accounts), the copy here is ~5 ms.
             held = {name: self._in_buffer(name, a) for name, a in arrays.items()}
-            return dataclasses.replace(result, **held)  # type: ignore[arg-type]
+            return MarginResult.of_checked_rows(result.model, **held)  # the model's, checked
         if all(a.flags.writeable and a.flags.owndata for a in arrays.values()):
             return result
         owned: dict[str, FloatArray] = {name: np.array(a) for name, a in arrays.items()}

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from crossmargin.core.margin.result import (
     EQUITY_ZERO_TOLERANCE,
+    RESULT_ARRAYS,
     MarginResult,
     bankrupt_accounts,
     margin_ratio,
@@ -85,3 +86,16 @@ def test_a_broken_invariant_is_refused_by_name(change: dict[str, np.ndarray], me
     _result()  # the valid one passes the one-pass check
     with pytest.raises(InputError, match=message):
         _result(**change)
+
+
+def test_a_result_of_checked_rows_is_the_checked_result_without_a_second_pass() -> None:
+    """`of_checked_rows` (an engine stacking rows already checked) gives the same result as the
+    checked constructor; it takes every result array and nothing else."""
+    checked = _result()
+    arrays = {name: getattr(checked, name) for name in RESULT_ARRAYS}
+    again = MarginResult.of_checked_rows("x", **arrays)
+    assert again.model == checked.model
+    for name in RESULT_ARRAYS:
+        assert getattr(again, name) is getattr(checked, name)
+    with pytest.raises(ValueError, match="needs exactly"):
+        MarginResult.of_checked_rows("x", **{k: v for k, v in arrays.items() if k != "bankrupt"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -110,6 +111,20 @@ class MarginResult:
             np.isnan(self.margin_ratio) == self.bankrupt,
             "margin_ratio is null exactly when bankrupt",
         )
+
+    @classmethod
+    def of_checked_rows(cls, model: str, **arrays: npt.NDArray[Any]) -> MarginResult:
+        """A result whose every row was already checked as a row of another MarginResult (an
+        engine's result grown by a checked part, or copied into its growth buffers): built
+        without `__post_init__`'s second pass over every account (~4 ms at 1M accounts, paid in
+        the tick after a sign-up). `arrays`: RESULT_ARRAYS, all of them."""
+        if set(arrays) != set(RESULT_ARRAYS):
+            raise ValueError(f"of_checked_rows needs exactly {RESULT_ARRAYS}")
+        result = object.__new__(cls)
+        object.__setattr__(result, "model", model)
+        for name, array in arrays.items():
+            object.__setattr__(result, name, array)
+        return result
 
     @classmethod
     def pooled(
