@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crossmargin.core.book import Book
 from crossmargin.core.synthetic import SynthSpec, synth_book
@@ -51,6 +53,8 @@ def test_growth_reuses_its_buffers_and_leaves_every_earlier_book_as_it_was() -> 
     second = first.with_new_accounts(["b", "c"])
     assert np.shares_memory(first.balances, second.balances)  # grown in place of a copy
     assert second.ids.shares_storage(first.ids) and second.ids.shares_storage(book.ids)  # ids too
+    assert np.shares_memory(first.positions.indptr, second.positions.indptr)  # and the indptr
+    assert not second.positions.indptr.flags.writeable
     assert book.account_ids == book.ids[:50] and len(first.account_ids) == 51  # each its own prefix
     assert np.shares_memory(first.haircut_units, second.haircut_units)
     assert not second.balances.flags.writeable and not second.haircut_units.flags.writeable
@@ -70,3 +74,27 @@ def test_growth_reuses_its_buffers_and_leaves_every_earlier_book_as_it_was() -> 
     assert second.account_row("b") == 51  # untouched by its siblings' entries
     assert first.with_new_accounts(["b"]).account_row("b") == 51  # "b" is second's, not first's
     assert left.balances.shape == (52, book.assets.n_assets) and not left.balances[50:].any()
+    # Every book's indptr is still its own: empty rows after the original 50, whatever grew later
+    # (the forks from `first` copied: only a line's latest book grows its indptr in place).
+    nnz = book.positions.nnz
+    for grown, rows in ((first, 51), (second, 53), (left, 52), (right, 53)):
+        np.testing.assert_array_equal(grown.positions.indptr[:51], book.positions.indptr)
+        assert grown.positions.indptr.shape == (rows + 1,) and (grown.positions.indptr[51:] == nnz).all()
+    assert not np.shares_memory(left.positions.indptr, second.positions.indptr)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(0, 50), st.integers(0, 3)), max_size=12))
+def test_grown_pointers_leave_every_earlier_view_as_it_was(steps: list[tuple[int, int]]) -> None:
+    """Random growths of an indptr, each from any earlier (view, buffer) pair: the latest grows
+    in place, any other copies; every view keeps its own pointers."""
+    from crossmargin.core.book import grown_pointers
+
+    start = np.array([0, 2, 2, 5], dtype=np.int64)
+    views = [(start, None, start.copy())]
+    for pick, n in steps:
+        view, held, _ = views[pick % len(views)]
+        grown, held_after = grown_pointers(view, n, held)
+        views.append((grown, held_after, np.concatenate([view, np.full(n, view[-1])])))
+        for older, _, expected in views:
+            np.testing.assert_array_equal(older, expected)

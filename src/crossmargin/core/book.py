@@ -51,6 +51,41 @@ def compressed_slots(indptr: IntArray, rows: IntArray) -> IntArray:
 
 
 @dataclass(slots=True)
+class PointerBuffer:
+    """A CSR indptr's growth buffer, shared along a line of grown books: `end` pointers handed to
+    the line's latest book. Only that book grows in place (its new rows' pointers written from
+    `end` on, where no earlier book reads); any other book copies (`grown_pointers`)."""
+
+    buffer: IntArray
+    end: int
+
+
+def grown_pointers(pointers: IntArray, n: int, held: PointerBuffer | None) -> tuple[IntArray, PointerBuffer]:
+    """`pointers` (R + 1,) with n empty rows after them (n more pointers equal to the last), as a
+    read-only view of a buffer with room, and that buffer: the same one when `pointers` are what
+    it handed to the line's latest book, else a new one a quarter longer than needed. Growing a
+    1M-row book by a few accounts copied its 8 MB indptr (and the balance CSR's) per growth."""
+    r = pointers.shape[0]
+    reuse = (
+        held is not None
+        and held.end == r
+        and held.buffer.shape[0] >= r + n
+        and held.buffer.dtype == pointers.dtype
+        and pointers.ctypes.data == held.buffer.ctypes.data
+    )
+    if not reuse:
+        buffer = np.empty(r + n + (r + n) // 4 + 1024, dtype=pointers.dtype)
+        buffer[:r] = pointers
+        held = PointerBuffer(buffer, r)
+    assert held is not None
+    held.buffer[r : r + n] = pointers[-1]
+    held.end = r + n
+    view = held.buffer[: r + n]
+    view.flags.writeable = False
+    return view, held
+
+
+@dataclass(slots=True)
 class BookMemo:
     """What the kernels derive from a book's positions and balances alone, computed on first use
     and kept: no price enters it, so every market state, scenario and model over the book reuses
@@ -65,7 +100,9 @@ class BookMemo:
     haircut_units: (A, K) each balance's haircut-adjusted units (`collateral.haircut_units`).
     row_buffers: for a book grown by `with_new_accounts`, the buffers its balances and haircut
     units are the leading rows of (read-only views), the rows after them zero and never written:
-    the next growth takes them without a copy (`grown_rows`).
+    the next growth takes them without a copy (`grown_rows`). pointer_buffers: the same for the
+    positions' and the balance CSR's indptr (`grown_pointers`: only the line's latest book grows
+    in place).
     """
 
     balance_csr: tuple[IntArray, IntArray, FloatArray] | None = None
@@ -74,6 +111,7 @@ class BookMemo:
     entry_term: FloatArray | None = None
     haircut_units: FloatArray | None = None
     row_buffers: dict[str, FloatArray] = field(default_factory=dict)
+    pointer_buffers: dict[str, PointerBuffer] = field(default_factory=dict)
 
 
 def grown_rows(
@@ -273,7 +311,7 @@ class Book:
         if taken or len(set(new)) != len(new):
             raise InputError("accounts.id", f"account {(taken or list(new))[0]!r} is already in the book")
         n, old, memo = len(new), self.positions, self.memo
-        indptr = np.concatenate([old.indptr, np.full(n, old.indptr[-1], dtype=old.indptr.dtype)])
+        indptr, indptr_buffer = grown_pointers(old.indptr, n, memo.pointer_buffers.get("positions"))
         positions = PositionMatrix.of(old.data, old.indices, indptr, (old.shape[0] + n, old.shape[1]))
         balances, balance_buffer = grown_rows(self.balances, n, memo.row_buffers.get("balances"))
         # The id index grows in place (a copy was O(accounts) per growth); `account_row` checks
@@ -291,17 +329,17 @@ class Book:
         book.memo.entry_term = memo.entry_term
         book.memo.risk_buckets = memo.risk_buckets
         book.memo.row_buffers["balances"] = balance_buffer
+        book.memo.pointer_buffers["positions"] = indptr_buffer
         if memo.haircut_units is not None:
             units, units_buffer = grown_rows(memo.haircut_units, n, memo.row_buffers.get("haircut_units"))
             book.memo.haircut_units = units
             book.memo.row_buffers["haircut_units"] = units_buffer
         if memo.balance_csr is not None:
             rows, asset, units_nz = memo.balance_csr
-            book.memo.balance_csr = (
-                np.concatenate([rows, np.full(n, rows[-1], dtype=rows.dtype)]),
-                asset,
-                units_nz,
+            rows, book.memo.pointer_buffers["balance_csr"] = grown_pointers(
+                rows, n, memo.pointer_buffers.get("balance_csr")
             )
+            book.memo.balance_csr = (rows, asset, units_nz)
         return book
 
     def select(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> Book:
