@@ -50,6 +50,12 @@ def compressed_slots(indptr: IntArray, rows: IntArray) -> IntArray:
     return slots
 
 
+def growth_capacity(needed: int) -> int:
+    """Rows a new growth buffer holds: a quarter more than needed (geometric growth, O(1)
+    amortised per row) and a thousand more for small books."""
+    return needed + needed // 4 + 1024
+
+
 @dataclass(slots=True)
 class PointerBuffer:
     """A CSR indptr's growth buffer, shared along a line of grown books: `end` pointers handed to
@@ -74,7 +80,7 @@ def grown_pointers(pointers: IntArray, n: int, held: PointerBuffer | None) -> tu
         and pointers.ctypes.data == held.buffer.ctypes.data
     )
     if not reuse:
-        buffer = np.empty(r + n + (r + n) // 4 + 1024, dtype=pointers.dtype)
+        buffer = np.empty(growth_capacity(r + n), dtype=pointers.dtype)
         buffer[:r] = pointers
         held = PointerBuffer(buffer, r)
     assert held is not None
@@ -132,7 +138,7 @@ def grown_rows(
         and rows.strides == buffer.strides
     )
     if not leading:
-        buffer = np.zeros((r + n + (r + n) // 4 + 1024, *rows.shape[1:]), dtype=rows.dtype)
+        buffer = np.zeros((growth_capacity(r + n), *rows.shape[1:]), dtype=rows.dtype)
         buffer[:r] = rows
     assert buffer is not None
     view = buffer[: r + n]

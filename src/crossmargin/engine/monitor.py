@@ -144,14 +144,7 @@ class Monitor:
         start = len(self.account_ids)
         self.account_ids = self.engine.book.account_ids  # the same ids: not a second copy
         self.row_of.update((a, start + k) for k, a in enumerate(account_ids))
-        n = len(account_ids)
-        # Grown into buffers with room (`grown_rows`): no O(accounts) copy per growth.
-        self.statuses, self._buffers["statuses"] = grown_rows(
-            self.statuses, n, self._buffers.get("statuses"), writeable=True
-        )
-        self.deadlines, self._buffers["deadlines"] = grown_rows(
-            self.deadlines, n, self._buffers.get("deadlines"), writeable=True
-        )
+        self._grow_status_rows(len(account_ids))
         self.statuses[start:] = HEALTHY
         self.deadlines[start:] = NO_DEADLINE
 
@@ -160,11 +153,16 @@ class Monitor:
         (`RiskEngine.reserve_rows`): the first sign-up then copies nothing."""
         self.engine.reserve_rows()
         self.account_ids = self.engine.book.account_ids
+        self._grow_status_rows(0)
+
+    def _grow_status_rows(self, n: int) -> None:
+        """Statuses and deadlines with n rows after them (written by the caller), in buffers
+        with room (`grown_rows`): no O(accounts) copy per growth."""
         self.statuses, self._buffers["statuses"] = grown_rows(
-            self.statuses, 0, self._buffers.get("statuses"), writeable=True
+            self.statuses, n, self._buffers.get("statuses"), writeable=True
         )
         self.deadlines, self._buffers["deadlines"] = grown_rows(
-            self.deadlines, 0, self._buffers.get("deadlines"), writeable=True
+            self.deadlines, n, self._buffers.get("deadlines"), writeable=True
         )
 
     def set_status(self, account: str, status: int, deadline_ns: int | None) -> None:

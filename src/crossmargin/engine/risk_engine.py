@@ -319,13 +319,9 @@ class RiskEngine:
         rows = np.arange(before, self._book.n_accounts, dtype=np.int64)
         part = self._evaluate_rows(rows)
         assert part is not None  # rows is not empty
-        grown = {}
-        for name in RESULT_ARRAYS:  # buffers with room: no O(accounts) copy per growth
-            array, self._result_buffers[name] = grown_rows(
-                getattr(self._result, name), rows.size, self._result_buffers.get(name), writeable=True
-            )
+        grown = self._grown_results(rows.size)
+        for name, array in grown.items():
             array[before:] = getattr(part, name)
-            grown[name] = array
         # Every row checked already: the old ones in the result, the new ones in `part`.
         self._result = MarginResult.of_checked_rows(self._result.model, **grown)
         if self._holder_index is not None:
@@ -340,13 +336,17 @@ class RiskEngine:
         if self._book.isolated_collateral is not None:
             return
         self._book = self._book.with_new_accounts(())
-        held = {}
+        self._result = MarginResult.of_checked_rows(self._result.model, **self._grown_results(0))
+
+    def _grown_results(self, n: int) -> dict[str, npt.NDArray[Any]]:
+        """The result arrays with n rows after them (to be written by the caller), in growth
+        buffers with room (`grown_rows`: no O(accounts) copy per growth)."""
+        grown = {}
         for name in RESULT_ARRAYS:
-            array, self._result_buffers[name] = grown_rows(
-                getattr(self._result, name), 0, self._result_buffers.get(name), writeable=True
+            grown[name], self._result_buffers[name] = grown_rows(
+                getattr(self._result, name), n, self._result_buffers.get(name), writeable=True
             )
-            held[name] = array
-        self._result = MarginResult.of_checked_rows(self._result.model, **held)  # same rows
+        return grown
 
     # -- questions ------------------------------------------------------------------------------
 
