@@ -376,7 +376,7 @@ def tick_to_calls(accounts: int, ticks: int, seed: int, *, settle: bool = True) 
     params = MarginCallParams()
     first = monitor.evaluate(np.arange(book.n_accounts, dtype=np.int64), now_ns=0, params=params)
     monitor.apply(first)
-    monitor.reserve_rows()  # as `Venue.warm_up` does before `crossmargin serve` reports ready
+    monitor.warm_up()  # as `Venue.warm_up` does before `crossmargin serve` reports ready
     if settle:  # as `crossmargin serve` does once its venue (and so its monitor) is open
         settle_heap()
     samples: list[float] = []

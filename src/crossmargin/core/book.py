@@ -38,6 +38,7 @@ def units_csr(balances: FloatArray, units: FloatArray) -> tuple[IntArray, IntArr
     rows, assets_index = np.nonzero(balances)
     indptr = np.zeros(balances.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=balances.shape[0]), out=indptr[1:])
+    indptr.flags.writeable = False  # as a grown book's is (`grown_pointers`): one kernel type
     return indptr, assets_index.astype(np.int64), units[rows, assets_index]
 
 

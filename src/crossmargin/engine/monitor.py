@@ -155,6 +155,13 @@ class Monitor:
         self.account_ids = self.engine.book.account_ids
         self._grow_status_rows(0)
 
+    def warm_up(self) -> None:
+        """What a server does before it reports ready: the growth buffers reserved
+        (`reserve_rows`) and every kernel build a tick can reach loaded (`RiskEngine.warm_up`),
+        so that neither the first sign-up nor the first tick of a kind pays a one-time cost."""
+        self.reserve_rows()
+        self.engine.warm_up()
+
     def _grow_status_rows(self, n: int) -> None:
         """Statuses and deadlines with n rows after them (written by the caller), in buffers
         with room (`grown_rows`): no O(accounts) copy per growth."""

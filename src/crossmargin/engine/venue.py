@@ -1155,15 +1155,16 @@ class Venue:
     def warm_up(self) -> None:
         """Run the margin cycle's kernels once without changing anything: the whole-book engine
         the first tick would build (every trader margined) and a ledger margin check (the
-        serial kernels of withdrawals, transfers and fills), and the monitor's growth buffers
-        (`Monitor.reserve_rows`). A server calls it before it reports ready, so that loading
+        serial kernels of withdrawals, transfers and fills), and the monitor's growth buffers and
+        tick paths (`Monitor.warm_up`). A server calls it before it reports ready, so that loading
         compiled kernels (core.jit) and the first sign-up's copy are start-up time, not a
         request's or a tick's."""
         with self._reading():
             state = self._state
             if not state.traders:
                 return
-            self._ensure_monitor().reserve_rows()  # growth buffers: the first sign-up copies nothing
+            # Growth buffers (the first sign-up copies nothing) and every build a tick reaches.
+            self._ensure_monitor().warm_up()
             first = tuple(state.traders[:1])
             risk_view(state.sub_state(first, self.config.assets.symbols), self.config, first)
 
