@@ -98,3 +98,62 @@ def test_grown_pointers_leave_every_earlier_view_as_it_was(steps: list[tuple[int
         views.append((grown, held_after, np.concatenate([view, np.full(n, view[-1])])))
         for older, _, expected in views:
             np.testing.assert_array_equal(older, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_rows_replaced_equal_the_book_built_afresh(data: st.DataObject) -> None:
+    """`with_rows_replaced` (a splice by masks) against the same holdings built from arrays: the
+    same CSR, entry prices and balances, and memos (entry terms, haircut units) equal to a fresh
+    book's, whether or not the old book had them."""
+    book = synth_book(SynthSpec(n_accounts=data.draw(st.integers(1, 40)), seed=data.draw(st.integers(0, 9))))
+    if data.draw(st.booleans()):
+        _ = (book.entry_term, book.haircut_units)
+    rows = np.array(
+        sorted(data.draw(st.sets(st.integers(0, book.n_accounts - 1), max_size=6))), dtype=np.int64
+    )
+    donors = np.array([data.draw(st.integers(0, book.n_accounts - 1)) for _ in rows], dtype=np.int64)
+    # The part: each replaced account takes a donor's positions and balances (any count, 0 included).
+    taken = [book.select([d]) for d in donors.tolist()]
+    part = _stacked(book, [book.account_ids[r] for r in rows.tolist()], taken)
+    spliced = book.with_rows_replaced(rows, part)
+    whose = {int(r): k for k, r in enumerate(rows.tolist())}
+    parts = [taken[whose[a]] if a in whose else book.select([a]) for a in range(book.n_accounts)]
+    built = _stacked(book, list(book.account_ids), parts)
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(spliced.positions, name), getattr(built.positions, name))
+    assert spliced.positions.indices.dtype == built.positions.indices.dtype
+    np.testing.assert_array_equal(spliced.entry_price, built.entry_price)
+    np.testing.assert_array_equal(spliced.balances, built.balances)
+    assert spliced.entry_term.tobytes() == built.entry_term.tobytes()
+    assert spliced.haircut_units.tobytes() == built.haircut_units.tobytes()
+    assert not spliced.positions.indptr.flags.writeable
+
+
+def _stacked(like: Book, ids: list[str], parts: list[Book]) -> Book:
+    """One-account books, one after the other, as a book built from arrays (the reference)."""
+    owner = [k for k, p in enumerate(parts) for _ in range(p.positions.nnz)]
+    return Book.from_arrays(
+        account_ids=ids,
+        assets=like.assets,
+        instruments=like.instruments,
+        account_index=np.array(owner, dtype=np.int64),
+        instrument_index=np.concatenate([p.positions.indices for p in [like.select([]), *parts]]).astype(
+            np.int64
+        ),
+        quantity=np.concatenate([p.positions.data for p in [like.select([]), *parts]]),
+        entry_price=np.concatenate([p.entry_price for p in [like.select([]), *parts]]),
+        balances=np.vstack([like.balances[:0], *(p.balances for p in parts)]),
+    )
+
+
+def test_rows_replaced_refuses_a_part_that_does_not_fit() -> None:
+    book = synth_book(SynthSpec(n_accounts=10, seed=1))
+    part = book.select([3, 5])
+    with pytest.raises(InputError, match="ascending"):
+        book.with_rows_replaced(np.array([5, 3]), part)
+    with pytest.raises(InputError, match="ids of the replaced rows"):
+        book.with_rows_replaced(np.array([3, 6]), part)
+    with pytest.raises(InputError, match="out of range"):
+        book.with_rows_replaced(np.array([3, 10]), part)
+    assert book.with_rows_replaced(np.array([3, 5]), part).balances.tobytes() == book.balances.tobytes()

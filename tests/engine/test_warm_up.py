@@ -82,7 +82,12 @@ print(json.dumps(seen))
 def test_no_kernel_build_is_first_used_after_warm_up() -> None:
     env = {**os.environ, "CROSSMARGIN_KERNEL": "simd", "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, "20000"], env=env, capture_output=True, text=True, timeout=900, check=True
+        [sys.executable, "-c", CHILD, "20000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
     )
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     for model in ("cross", "portfolio"):

@@ -42,6 +42,13 @@ def units_csr(balances: FloatArray, units: FloatArray) -> tuple[IntArray, IntArr
     return indptr, assets_index.astype(np.int64), units[rows, assets_index]
 
 
+def _has_repeats(values: IntArray) -> bool:
+    """Whether any value occurs twice, by a sort (numpy 2's np.unique hashes: 0.4 s for 1M rows
+    where the sort takes ~10 ms, AMD Zen 5)."""
+    ordered = np.sort(values)
+    return bool(np.any(ordered[1:] == ordered[:-1]))
+
+
 def compressed_slots(indptr: IntArray, rows: IntArray) -> IntArray:
     """Indices into a compressed (CSR or CSC) matrix's data of the given rows' (or columns')
     entries, row after row: concatenated aranges, vectorised (no loop over rows)."""
@@ -369,7 +376,7 @@ class Book:
             (picked.size, self.instruments.n_instruments),
         )
         ascending = picked.size < 2 or bool(np.all(np.diff(picked) > 0))
-        if not ascending and np.unique(picked).size != picked.size:
+        if not ascending and _has_repeats(picked):
             raise InputError("account", "an account row is selected twice")
         # Gathered in C; the id -> row index is built only if someone asks (account_row).
         selected = self.ids.gather(picked.tolist())
@@ -383,6 +390,69 @@ class Book:
             balances=self.balances[picked],
             isolated_collateral=None if iso is None else iso[stored],
         )
+
+    def with_rows_replaced(self, rows: npt.NDArray[np.int64], part: Book) -> Book:
+        """This book with the accounts at `rows` (ascending, distinct) replaced by `part`'s, in
+        order: the same ids, instruments and assets, new positions and balances (a venue's
+        account events, folded by the engine). A splice of the CSR by masks over the positions:
+        O(positions) copies and no sort, where a select of the others, a stack and a reordering
+        select cost 1.6-2.4 s at 1M accounts (np.unique's hash of the order, twice). The memo's
+        entry terms and haircut units carry over for the accounts kept and come from `part` for
+        the others (each a function of its own account's rows alone)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if part.n_accounts != rows.size or (rows.size > 1 and not bool(np.all(np.diff(rows) > 0))):
+            raise InputError("rows", "must be ascending, distinct, one per account of the part")
+        if rows.size and (rows[0] < 0 or rows[-1] >= self.n_accounts):
+            raise InputError("rows", f"account row out of range 0..{self.n_accounts - 1}")
+        if part.instruments is not self.instruments or part.assets is not self.assets:
+            raise InputError("part", "must be over this book's instrument and asset tables")
+        if self.isolated_collateral is not None or part.isolated_collateral is not None:
+            raise InputError("isolated_collateral", "a book with isolated collateral cannot be spliced")
+        if [self.account_ids[r] for r in rows.tolist()] != list(part.account_ids):
+            raise InputError("part.account_ids", "must be the ids of the replaced rows, in order")
+        old_counts = np.diff(self.positions.indptr)
+        counts = old_counts.copy()
+        counts[rows] = np.diff(part.positions.indptr)
+        indptr = np.zeros(self.n_accounts + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        replaced = np.zeros(self.n_accounts, dtype=np.bool_)
+        replaced[rows] = True
+        kept_from = ~np.repeat(replaced, old_counts)  # the kept positions where they were ...
+        kept_to = ~np.repeat(replaced, counts)  # ... and where they go
+
+        def spliced(old: npt.NDArray[Any], new: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            out = np.empty(int(indptr[-1]), dtype=old.dtype)
+            out[kept_to] = old[kept_from]
+            out[~kept_to] = new
+            return out
+
+        balances = np.array(self.balances)
+        balances[rows] = part.balances
+        book = Book(
+            account_ids=self.account_ids,
+            assets=self.assets,
+            instruments=self.instruments,
+            positions=PositionMatrix.of(
+                spliced(self.positions.data, part.positions.data),
+                spliced(self.positions.indices, part.positions.indices),
+                indptr,
+                self.positions.shape,
+            ),
+            entry_price=spliced(self.entry_price, part.entry_price),
+            balances=balances,
+            index=self.index,
+        )
+        book.memo.risk_buckets = self.memo.risk_buckets  # the instruments' (unchanged)
+        if self.memo.entry_term is not None:
+            term = spliced(self.memo.entry_term, part.entry_term)
+            term.flags.writeable = False
+            book.memo.entry_term = term
+        if self.memo.haircut_units is not None:
+            units = np.array(self.memo.haircut_units)
+            units[rows] = part.haircut_units
+            units.flags.writeable = False
+            book.memo.haircut_units = units
+        return book
 
     def stored_positions(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> IntArray:
         """Indices into positions.data of these accounts' positions, account by account."""
