@@ -81,9 +81,9 @@ from crossmargin.engine.deposit_lane import deposit_body, deposit_payload
 from crossmargin.engine.journal import record_hash
 from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, Monitor
-from crossmargin.engine.risk_engine import PriceTick
+from crossmargin.engine.risk_engine import AccountUpdate, PriceTick
 from crossmargin.engine.venue import Deposit, Fill, Genesis, Transfer, Venue, VenueSettings
-from crossmargin.service.heap import settle_heap
+from crossmargin.service.heap import keep_freed_memory, settle_heap
 from machine import compiled_kernels
 
 BOOK = str(Path(__file__).resolve().parents[1] / "examples" / "desk.yaml")
@@ -364,7 +364,11 @@ def tick_to_calls(accounts: int, ticks: int, seed: int, *, settle: bool = True) 
     included (`Venue.warm_up`, then service/heap.py); without it the monitor's million-entry
     containers sit in the collected generations and a full collection can land in a tick: tick
     p99 52 / 139 / 72 ms in three runs in one process, 47 / 51 / 48 ms with it (Intel Xeon, family
-    6 model 167)."""
+    6 model 167). It also sets serve's allocator policy (`keep_freed_memory`), without which one
+    fold of the engine's pending account events in three or four waited 350-590 ms for fresh pages
+    (AMD Zen 5)."""
+    if settle:  # as `crossmargin serve` does before its venue's arrays exist (service/heap.py)
+        keep_freed_memory()
     rng = np.random.default_rng(seed)
     instruments, vols = build_instruments(rng)
     table = InstrumentTable.from_instruments(instruments)
@@ -424,8 +428,10 @@ def tick_to_calls(accounts: int, ticks: int, seed: int, *, settle: bool = True) 
         monitor.apply(changes)
         after_signups.append(time.perf_counter() - t0)
         growth.append(t_grown - t0)
+    events = ticks_after_account_events(monitor, market, prices, now, ticks=ticks, per_tick=100, seed=seed)
     picks = liquidation_picks(monitor, in_liquidation=accounts // 10, picks=200, seed=seed)
     return {
+        **events,
         "accounts": accounts,
         "ticks": ticks,
         "status_changes": calls,
@@ -441,6 +447,61 @@ def tick_to_calls(accounts: int, ticks: int, seed: int, *, settle: bool = True) 
         "engine_on_tick_p50_ms": percentile_ms(engine_only, 50),
         "engine_on_tick_p99_ms": percentile_ms(engine_only, 99),
         "accounts_remargined_median": float(np.median(touched)),
+    }
+
+
+def ticks_after_account_events(
+    monitor: Monitor,
+    market: Any,
+    prices: dict[str, float],
+    now: int,
+    *,
+    ticks: int,
+    per_tick: int,
+    seed: int,
+) -> dict[str, float]:
+    """A venue's monitor between ticks: `per_tick` account events (a fill's or a deposit's new
+    positions and balances, `Monitor.on_account`, as the venue's `_flush_dirty` feeds them) on
+    distinct random accounts, then a tick. Each event timed alone (the engine folds its pending
+    accounts into the book every MAX_PENDING: that event pays the fold), each tick with the
+    state machine as above. The baseline is the plain ticks of the same run."""
+    rng = np.random.default_rng(seed + 1)
+    book = monitor.engine.book
+    positions, table, symbols = book.positions, book.instruments, book.assets.symbols
+    rows = rng.choice(book.n_accounts, size=ticks * per_tick, replace=False)
+    updates = []
+    for row in rows.tolist():  # built before the clock starts: the venue's own cost, not timed here
+        lo, hi = int(positions.indptr[row]), int(positions.indptr[row + 1])
+        updates.append(
+            AccountUpdate(
+                account_id=book.account_ids[row],
+                instrument_ids=[table.ids[i] for i in positions.indices[lo:hi].tolist()],
+                quantity=(positions.data[lo:hi] * 1.5).tolist(),
+                entry_price=book.entry_price[lo:hi].tolist(),
+                balances=dict(zip(symbols, (book.balances[row] * 0.9).tolist(), strict=True)),
+            )
+        )
+    params = MarginCallParams()
+    event_s: list[float] = []
+    tick_s: list[float] = []
+    for n in range(ticks):
+        for update in updates[n * per_tick : (n + 1) * per_tick]:
+            t0 = time.perf_counter()
+            monitor.on_account(update)
+            event_s.append(time.perf_counter() - t0)
+        underlying = market.underlyings[n % len(market.underlyings)]
+        prices[underlying] *= 0.99 if (n // len(market.underlyings)) % 2 == 0 else 1.0 / 0.99
+        now += 1_000_000
+        t0 = time.perf_counter()
+        monitor.apply(monitor.on_tick(PriceTick(prices_usd={underlying: prices[underlying]}), now_ns=now, params=params))
+        tick_s.append(time.perf_counter() - t0)
+    return {
+        "events_between_ticks": per_tick,
+        "account_event_p50_ms": percentile_ms(event_s, 50),
+        "account_event_p99_ms": percentile_ms(event_s, 99),
+        "account_event_max_ms": max(event_s) * 1e3,
+        "tick_after_events_p50_ms": percentile_ms(tick_s, 50),
+        "tick_after_events_p99_ms": percentile_ms(tick_s, 99),
     }
 
 
@@ -652,6 +713,9 @@ def main(argv: list[str] | None = None) -> int:
         f"CPU per tick p99 {ticks['tick_cpu_p99_ms']:.1f} ms; monitor built in {ticks['monitor_built_s']:.2f} s; "
         f"a tick after 10 sign-ups p50 {ticks['tick_after_signups_p50_ms']:.1f} ms p99 "
         f"{ticks['tick_after_signups_p99_ms']:.1f} ms (growing the monitor p50 {ticks['signup_growth_p50_ms']:.1f} ms); "
+        f"a tick after {ticks['events_between_ticks']} account events p50 {ticks['tick_after_events_p50_ms']:.1f} ms "
+        f"p99 {ticks['tick_after_events_p99_ms']:.1f} ms, an account event p50 {ticks['account_event_p50_ms']:.2f} ms "
+        f"p99 {ticks['account_event_p99_ms']:.2f} ms max {ticks['account_event_max_ms']:.1f} ms (a fold); "
         f"picking the riskiest of {ticks['liquidation_in_liquidation']:,} accounts in liquidation: "
         f"{ticks['liquidation_pick_ms_queue']:.3f} ms a pick with the queue, "
         f"{ticks['liquidation_pick_ms_sorted_each']:.1f} ms sorted each time (baseline)"
@@ -735,6 +799,10 @@ def main(argv: list[str] | None = None) -> int:
         "tick_to_calls_p50_ms": ticks["tick_to_calls_p50_ms"],
         "tick_to_calls_p99_ms": ticks["tick_to_calls_p99_ms"],
         "engine_on_tick_p99_ms": ticks["engine_on_tick_p99_ms"],
+        "tick_after_events_p50_ms": ticks["tick_after_events_p50_ms"],
+        "tick_after_events_p99_ms": ticks["tick_after_events_p99_ms"],
+        "account_event_p99_ms": ticks["account_event_p99_ms"],
+        "account_event_max_ms": ticks["account_event_max_ms"],
         "accounts": args.accounts,
         "collector": results["collector"],
         "cpu": cpu_model(),

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crossmargin.service.context import ServiceContext
-from crossmargin.service.heap import settle_heap
+from crossmargin.service.heap import keep_freed_memory, settle_heap
 from crossmargin.service.kernels import settle_kernels
 from crossmargin.service.keys import Role, mint_key
 from crossmargin.service.keystore import KeyStore
@@ -113,6 +113,7 @@ def _server(settings: ServiceSettings, context: ServiceContext, log_level: str) 
 
 def run_forever(settings: ServiceSettings, *, log_level: str = "info") -> None:
     configure_logging(log_level)
+    kept = keep_freed_memory()  # before the venue's arrays exist: all of them reusable (heap.py)
     context = open_context(settings)
     warm_up_s = settle_kernels(context.venue)  # compiled kernels loaded now, not on a request
     server = _server(settings, context, log_level)
@@ -124,6 +125,7 @@ def run_forever(settings: ServiceSettings, *, log_level: str = "info") -> None:
             "port": settings.port,
             "db": _safe_url(settings.database_url),
             "frozen_objects": frozen,
+            "keep_freed_memory": kept,
             "kernel_warm_up_s": round(warm_up_s, 3),
         },
     )
