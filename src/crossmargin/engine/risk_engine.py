@@ -500,6 +500,8 @@ class RiskEngine:
         pending = self._pending_mask(rows)
         if not pending.any():
             return model.evaluate_rows(self._book, self._market, self._valuation, rows)
+        if pending.all():  # an account re-margined after its own event: its book alone
+            return model.evaluate(self._sub_book(rows), self._market, self._valuation)
         in_place = model.evaluate_rows(self._book, self._market, self._valuation, rows[~pending])
         own = model.evaluate(self._sub_book(rows[pending]), self._market, self._valuation)
         arrays = {name: np.empty(rows.size, dtype=getattr(own, name).dtype) for name in RESULT_ARRAYS}
