@@ -461,47 +461,60 @@ def ticks_after_account_events(
     seed: int,
 ) -> dict[str, float]:
     """A venue's monitor between ticks: `per_tick` account events (a fill's or a deposit's new
-    positions and balances, `Monitor.on_account`, as the venue's `_flush_dirty` feeds them) on
-    distinct random accounts, then a tick. Each event timed alone (the engine folds its pending
-    accounts into the book every MAX_PENDING: that event pays the fold), each tick with the
-    state machine as above. The baseline is the plain ticks of the same run."""
+    positions and balances) on distinct random accounts, fed as the venue's `_flush_dirty` feeds
+    them before a tick (one `Monitor.on_accounts` batch), then a tick. Each flush timed (the
+    engine folds its pending accounts into the book every MAX_PENDING: that flush pays the fold),
+    each tick with the state machine as above; the baseline is the plain ticks of the same run.
+    Then, on other accounts, the same events one `on_account` each (the venue before batches)
+    against batches of `per_tick`: CPU time per account event both ways."""
     rng = np.random.default_rng(seed + 1)
     book = monitor.engine.book
     positions, table, symbols = book.positions, book.instruments, book.assets.symbols
-    rows = rng.choice(book.n_accounts, size=ticks * per_tick, replace=False)
-    updates = []
-    for row in rows.tolist():  # built before the clock starts: the venue's own cost, not timed here
+
+    def update(row: int) -> AccountUpdate:
         lo, hi = int(positions.indptr[row]), int(positions.indptr[row + 1])
-        updates.append(
-            AccountUpdate(
-                account_id=book.account_ids[row],
-                instrument_ids=[table.ids[i] for i in positions.indices[lo:hi].tolist()],
-                quantity=(positions.data[lo:hi] * 1.5).tolist(),
-                entry_price=book.entry_price[lo:hi].tolist(),
-                balances=dict(zip(symbols, (book.balances[row] * 0.9).tolist(), strict=True)),
-            )
+        return AccountUpdate(
+            account_id=book.account_ids[row],
+            instrument_ids=[table.ids[i] for i in positions.indices[lo:hi].tolist()],
+            quantity=(positions.data[lo:hi] * 1.5).tolist(),
+            entry_price=book.entry_price[lo:hi].tolist(),
+            balances=dict(zip(symbols, (book.balances[row] * 0.9).tolist(), strict=True)),
         )
+
+    compared = 1_000
+    rows = rng.choice(book.n_accounts, size=ticks * per_tick + 2 * compared, replace=False).tolist()
+    updates = [update(row) for row in rows]  # built before the clock starts: the venue's own cost
     params = MarginCallParams()
-    event_s: list[float] = []
+    flush_s: list[float] = []
     tick_s: list[float] = []
     for n in range(ticks):
-        for update in updates[n * per_tick : (n + 1) * per_tick]:
-            t0 = time.perf_counter()
-            monitor.on_account(update)
-            event_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        monitor.on_accounts(updates[n * per_tick : (n + 1) * per_tick])
+        flush_s.append(time.perf_counter() - t0)
         underlying = market.underlyings[n % len(market.underlyings)]
         prices[underlying] *= 0.99 if (n // len(market.underlyings)) % 2 == 0 else 1.0 / 0.99
         now += 1_000_000
         t0 = time.perf_counter()
         monitor.apply(monitor.on_tick(PriceTick(prices_usd={underlying: prices[underlying]}), now_ns=now, params=params))
         tick_s.append(time.perf_counter() - t0)
+    rest = updates[ticks * per_tick :]
+    c0 = time.process_time()
+    for one in rest[:compared]:
+        monitor.on_account(one)
+    one_by_one_s = time.process_time() - c0
+    c0 = time.process_time()
+    for k in range(compared, 2 * compared, per_tick):
+        monitor.on_accounts(rest[k : k + per_tick])
+    batched_s = time.process_time() - c0
     return {
         "events_between_ticks": per_tick,
-        "account_event_p50_ms": percentile_ms(event_s, 50),
-        "account_event_p99_ms": percentile_ms(event_s, 99),
-        "account_event_max_ms": max(event_s) * 1e3,
+        "account_flush_p50_ms": percentile_ms(flush_s, 50),
+        "account_flush_p99_ms": percentile_ms(flush_s, 99),
+        "account_flush_max_ms": max(flush_s) * 1e3,
         "tick_after_events_p50_ms": percentile_ms(tick_s, 50),
         "tick_after_events_p99_ms": percentile_ms(tick_s, 99),
+        "account_event_cpu_us_one_by_one": one_by_one_s / compared * 1e6,
+        "account_event_cpu_us_batched": batched_s / compared * 1e6,
     }
 
 
@@ -714,8 +727,10 @@ def main(argv: list[str] | None = None) -> int:
         f"a tick after 10 sign-ups p50 {ticks['tick_after_signups_p50_ms']:.1f} ms p99 "
         f"{ticks['tick_after_signups_p99_ms']:.1f} ms (growing the monitor p50 {ticks['signup_growth_p50_ms']:.1f} ms); "
         f"a tick after {ticks['events_between_ticks']} account events p50 {ticks['tick_after_events_p50_ms']:.1f} ms "
-        f"p99 {ticks['tick_after_events_p99_ms']:.1f} ms, an account event p50 {ticks['account_event_p50_ms']:.2f} ms "
-        f"p99 {ticks['account_event_p99_ms']:.2f} ms max {ticks['account_event_max_ms']:.1f} ms (a fold); "
+        f"p99 {ticks['tick_after_events_p99_ms']:.1f} ms, their flush p50 {ticks['account_flush_p50_ms']:.1f} ms "
+        f"p99 {ticks['account_flush_p99_ms']:.1f} ms max {ticks['account_flush_max_ms']:.1f} ms (a fold), CPU an "
+        f"account event {ticks['account_event_cpu_us_batched']:.0f} us batched against "
+        f"{ticks['account_event_cpu_us_one_by_one']:.0f} us one by one; "
         f"picking the riskiest of {ticks['liquidation_in_liquidation']:,} accounts in liquidation: "
         f"{ticks['liquidation_pick_ms_queue']:.3f} ms a pick with the queue, "
         f"{ticks['liquidation_pick_ms_sorted_each']:.1f} ms sorted each time (baseline)"
@@ -801,8 +816,10 @@ def main(argv: list[str] | None = None) -> int:
         "engine_on_tick_p99_ms": ticks["engine_on_tick_p99_ms"],
         "tick_after_events_p50_ms": ticks["tick_after_events_p50_ms"],
         "tick_after_events_p99_ms": ticks["tick_after_events_p99_ms"],
-        "account_event_p99_ms": ticks["account_event_p99_ms"],
-        "account_event_max_ms": ticks["account_event_max_ms"],
+        "account_flush_p99_ms": ticks["account_flush_p99_ms"],
+        "account_flush_max_ms": ticks["account_flush_max_ms"],
+        "account_event_cpu_us_batched": ticks["account_event_cpu_us_batched"],
+        "account_event_cpu_us_one_by_one": ticks["account_event_cpu_us_one_by_one"],
         "accounts": args.accounts,
         "collector": results["collector"],
         "cpu": cpu_model(),

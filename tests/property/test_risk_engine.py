@@ -338,10 +338,10 @@ def _account_update(
 @settings(max_examples=EXAMPLES_PER_MODEL)
 @given(data=st.data())
 def test_streams_of_events_and_ticks_with_folds_equal_a_fresh_book(name: str, data: st.DataObject) -> None:
-    """Account events, ticks (with the default fractions' full recomputes, or none) and folds
-    (at every second pending account here), the engine's book never asked for (asking folds): after each step
-    its result equals the model on a book built afresh from every account's current holdings, bit
-    for bit. Covers the full recompute with pending accounts over their own books, the row path
+    """Account events one by one and in batches (`on_accounts`), ticks (with the default
+    fractions' full recomputes, or none) and folds (at every second pending account here), the
+    engine's book never asked for (asking folds): after each step its result equals the model on
+    a book built afresh from every account's current holdings, bit for bit. Covers the full recompute with pending accounts over their own books, the row path
     with some rows pending, and the holder index kept across folds (folded rows re-margined)."""
     model = MODELS[name]
     drawn = data.draw(random_books(max_accounts=8, max_instruments=5))
@@ -366,11 +366,16 @@ def test_streams_of_events_and_ticks_with_folds_equal_a_fresh_book(name: str, da
         fraction = data.draw(st.sampled_from([None, 1.0]))  # the default's full recomputes, or never
         engine = RiskEngine(book, drawn.market, model, full_recompute_fraction=fraction)
         for _ in range(data.draw(st.integers(1, 12))):
-            if data.draw(st.booleans()):
-                row = data.draw(st.integers(0, book.n_accounts - 1))
-                update, holdings[row] = _account_update(data.draw, drawn, row)
-                balances[row] = [update.balances[s] for s in book.assets.symbols]
-                engine.on_account(update)
+            if data.draw(st.booleans()):  # a batch of events (an account may come twice: the last counts)
+                batch = []
+                for row in data.draw(st.lists(st.integers(0, book.n_accounts - 1), min_size=1, max_size=3)):
+                    update, holdings[row] = _account_update(data.draw, drawn, row)
+                    balances[row] = [update.balances[s] for s in book.assets.symbols]
+                    batch.append(update)
+                if len(batch) == 1 and data.draw(st.booleans()):
+                    engine.on_account(batch[0])
+                else:
+                    engine.on_accounts(batch)
             else:
                 engine.on_tick(data.draw(ticks(drawn)))
             fresh = Book.from_arrays(

@@ -181,6 +181,10 @@ class Monitor:
     def on_account(self, update: AccountUpdate) -> None:
         self.engine.on_account(update)
 
+    def on_accounts(self, updates: Sequence[AccountUpdate]) -> None:
+        """`RiskEngine.on_accounts`: many accounts' new states in one batch."""
+        self.engine.on_accounts(updates)
+
     def on_market(self, market: MarketState, *, now_ns: int, params: MarginCallParams) -> StatusChanges:
         """Re-margin the holders of what moved, then the state machine on them and on every
         margin call whose deadline has passed."""

@@ -159,7 +159,7 @@ class RiskEngine:
         self._book = book
         self._market = market
         self._model = model
-        self._pending: dict[int, Book] = {}  # account row -> that account alone, after an event
+        self._pending: dict[int, _Pending] = {}  # account row -> its state after its last event
         self._holder_index: _Holders | None = None  # built on the first incremental tick
         self._result_buffers: dict[str, npt.NDArray[Any]] = {}  # result rows to grow into
         self._valuation = revalue(book.instruments, market)
@@ -286,30 +286,27 @@ class RiskEngine:
 
     def on_account(self, update: AccountUpdate) -> Remargin:
         """Replace one account's positions and balances (after a ledger event) and re-margin it."""
-        row = self._book.account_row(update.account_id)
-        if self._book.isolated_collateral is not None:
+        return self.on_accounts((update,))
+
+    def on_accounts(self, updates: Sequence[AccountUpdate]) -> Remargin:
+        """Replace accounts' positions and balances (after ledger events) and re-margin them: one
+        book for the batch and one model call, where an `on_account` each cost ~0.13 ms (1M
+        accounts, AMD Zen 5). An account named twice takes its last update."""
+        book = self._book
+        if book.isolated_collateral is not None:
             raise InputError(
                 "isolated_collateral",
                 "account updates on a book with isolated collateral assignments are not supported; "
                 "reload the book",
             )
-        book = self._book
-        balances = np.zeros((1, book.assets.n_assets))
-        for symbol, amount in update.balances.items():
-            balances[0, book.assets.position(symbol, field_name=f"balances[{symbol}]")] = amount
-        self._pending[row] = Book.from_arrays(
-            account_ids=[update.account_id],
-            assets=book.assets,
-            instruments=book.instruments,
-            account_index=np.zeros(len(update.instrument_ids), dtype=np.int64),
-            instrument_index=[book.instruments.position(i) for i in update.instrument_ids],
-            quantity=update.quantity,
-            entry_price=update.entry_price,
-            balances=balances,
-        )
+        latest = list({u.account_id: u for u in updates}.values())  # the last of each account
+        rows = [book.account_row(u.account_id) for u in latest]
+        batch = _accounts_book(latest, book)
+        for k, row in enumerate(rows):
+            self._pending[row] = _Pending(batch, k)
         if len(self._pending) > MAX_PENDING:
             self._fold_pending()
-        return self._remargin(np.array([row], dtype=np.int64))
+        return self._remargin(np.array(sorted(rows), dtype=np.int64))
 
     def add_accounts(self, account_ids: Sequence[str]) -> Remargin:
         """Accounts opened with nothing in them, after the book's others (`Book.with_new_accounts`):
@@ -540,12 +537,28 @@ class RiskEngine:
         pending = self._pending_mask(rows)
         if not pending.any():
             return self._book.select(rows)
-        # A loop over the pending accounts only (bounded: folded at MAX_PENDING), not over `rows`.
-        parts = [self._pending[int(r)] for r in rows[pending]]
-        if pending.all():  # rows are sorted: the stack is in row order
-            return parts[0] if len(parts) == 1 else _stack(parts, self._book)
-        stacked = _stack([self._book.select(rows[~pending]), *parts], self._book)
+        own = self._pending_book(rows[pending])
+        if pending.all():
+            return own
+        stacked = _stack([self._book.select(rows[~pending]), own], self._book)
         return stacked.select(np.argsort(np.concatenate([rows[~pending], rows[pending]]), kind="stable"))
+
+    def _pending_book(self, rows: IntArray) -> Book:
+        """The pending accounts `rows` (sorted) as one book in row order: each batch's accounts
+        selected together, the batches stacked and put back in row order. A loop over pending
+        accounts only (bounded: folded at MAX_PENDING), not over the book."""
+        batches: dict[int, tuple[Book, list[int], list[int]]] = {}
+        for at, row in enumerate(rows.tolist()):
+            held = self._pending[row]
+            _, taken, where = batches.setdefault(id(held.book), (held.book, [], []))
+            taken.append(held.k)
+            where.append(at)
+        if len(batches) == 1:
+            batch, taken, _ = next(iter(batches.values()))
+            return batch if taken == list(range(batch.n_accounts)) else batch.select(taken)
+        parts = [batch.select(taken) for batch, taken, _ in batches.values()]
+        order = np.array([at for _, _, where in batches.values() for at in where], dtype=np.int64)
+        return _stack(parts, self._book).select(np.argsort(order, kind="stable"))
 
     def _holders(self) -> _Holders:
         """Who holds what (built on first use after a book change: a stress round never needs it)."""
@@ -558,9 +571,8 @@ class RiskEngine:
         pending accounts' rows spliced in (`Book.with_rows_replaced`)."""
         if not self._pending:
             return
-        rows = sorted(self._pending)
-        part = _stack([self._pending[r] for r in rows], self._book)
-        folded = np.array(rows, dtype=np.int64)
+        folded = np.array(sorted(self._pending), dtype=np.int64)
+        part = self._pending_book(folded)
         self._book = self._book.with_rows_replaced(folded, part)
         self._pending = {}
         holders = self._holder_index
@@ -609,6 +621,39 @@ class RiskEngine:
             asset_price_usd=assets,
         )
         return updated
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """An account's state after its last event: account `k` of `book`, the book of the batch of
+    updates it came in (`RiskEngine.on_accounts`)."""
+
+    book: Book
+    k: int
+
+
+def _accounts_book(updates: Sequence[AccountUpdate], like: Book) -> Book:
+    """The updated accounts as one book over `like`'s instruments and assets, in order."""
+    assets, instruments = like.assets, like.instruments
+    balances = np.zeros((len(updates), assets.n_assets))
+    for k, update in enumerate(updates):
+        if not len(update.instrument_ids) == len(update.quantity) == len(update.entry_price):
+            raise InputError(
+                f"accounts[{update.account_id}]", "instrument_ids, quantity and entry_price differ in length"
+            )
+        for symbol, amount in update.balances.items():
+            balances[k, assets.position(symbol, field_name=f"balances[{symbol}]")] = amount
+    counts = [len(u.instrument_ids) for u in updates]
+    return Book.from_arrays(
+        account_ids=[u.account_id for u in updates],
+        assets=assets,
+        instruments=instruments,
+        account_index=np.repeat(np.arange(len(updates), dtype=np.int64), counts),
+        instrument_index=[instruments.position(i) for u in updates for i in u.instrument_ids],
+        quantity=[q for u in updates for q in u.quantity],
+        entry_price=[e for u in updates for e in u.entry_price],
+        balances=balances,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1591,7 +1591,7 @@ class Venue:
             monitor.set_status(account, int(self._state.status[account]), self._state.deadlines.get(account))
 
     def _flush_dirty(self, limit: int | None) -> None:
-        """Feed the accounts commands touched to the RiskEngine (`on_account`, 0.2-0.4 ms each): all
+        """Feed the accounts commands touched to the RiskEngine (`on_accounts`, one batch): all
         of them before a tick, or `limit` at a time while the writer is idle, so a tick after a
         burst of commands does not pay for the burst."""
         monitor = self._monitor
@@ -1600,6 +1600,7 @@ class Venue:
         self._add_opened(monitor)  # a dirty account may be new
         state, config = self._state, self.config
         count = len(self._dirty) if limit is None else min(limit, len(self._dirty))
+        updates = []
         for _ in range(count):
             account = self._dirty.pop()
             positions = {i: (p.quantity, p.entry_price) for i, p in state.positions_of(account).items()}
@@ -1608,7 +1609,9 @@ class Venue:
                 for k in config.assets.symbols
                 if state.balances.get((account, k), 0)
             }
-            monitor.on_account(account_update(account, positions, balances))
+            updates.append(account_update(account, positions, balances))
+        if updates:  # one batch: one book and one model call (`RiskEngine.on_accounts`)
+            monitor.on_accounts(updates)
 
     def _monitor_cycle(self, effects: Effects, now: int) -> None:
         """Re-margin the holders of what moved (or, after a parameter change, everyone) and add
