@@ -142,7 +142,7 @@ class Monitor:
         coverage by that order rather than by account id."""
         self.engine.add_accounts(account_ids)
         start = len(self.account_ids)
-        self.account_ids = self.engine.book.account_ids  # the same ids: not a second copy
+        self.account_ids = self.engine.account_ids  # the same ids, no copy and no fold
         self.row_of.update((a, start + k) for k, a in enumerate(account_ids))
         self._grow_status_rows(len(account_ids))
         self.statuses[start:] = HEALTHY
@@ -152,7 +152,7 @@ class Monitor:
         """The engine's and the statuses' per-account arrays into growth buffers with room
         (`RiskEngine.reserve_rows`): the first sign-up then copies nothing."""
         self.engine.reserve_rows()
-        self.account_ids = self.engine.book.account_ids
+        self.account_ids = self.engine.account_ids
         self._grow_status_rows(0)
 
     def warm_up(self) -> None:

@@ -178,6 +178,12 @@ class RiskEngine:
         return self._book
 
     @property
+    def account_ids(self) -> Sequence[str]:
+        """The book's account ids, in row order, without folding pending events (an event never
+        changes them; `book` folds: a splice of the whole book)."""
+        return self._book.account_ids
+
+    @property
     def market(self) -> MarketState:
         return self._market
 
@@ -513,7 +519,7 @@ class RiskEngine:
 
     def _pending_mask(self, rows: IntArray) -> BoolArray:
         """Which of `rows` have a pending event: a lookup each when they are no more than the
-        pending accounts (bounded by MAX_PENDING), else vectorised (no Python step per row)."""
+        pending accounts (bounded by the fold), else vectorised (no Python step per row)."""
         held = self._pending
         if rows.size <= len(held):
             return np.fromiter((r in held for r in rows.tolist()), dtype=bool, count=rows.size)
@@ -550,7 +556,7 @@ class RiskEngine:
     def _pending_book(self, rows: IntArray) -> Book:
         """The pending accounts `rows` (sorted) as one book in row order: each batch's accounts
         selected together, the batches stacked and put back in row order. A loop over pending
-        accounts only (bounded: folded at MAX_PENDING), not over the book."""
+        accounts only (bounded: folded past one account in PENDING_SHARE), not over the book."""
         batches: dict[int, tuple[Book, list[int], list[int]]] = {}
         for at, row in enumerate(rows.tolist()):
             held = self._pending[row]
