@@ -18,7 +18,8 @@ SIZES += [COPY_MIN_ROWS - 1, COPY_MIN_ROWS, 2 * SQLITE_ROWS_PER_STATEMENT + 63, 
 
 def _group(first: int, size: int, previous: str) -> list[LogRecord]:
     """`size` chained records from `first`, with 0 to 3 postings each (the postings table gets
-    its own chunk boundaries) and an actor on every other one."""
+    its own chunk boundaries), an actor on every other one and no key on one in seven (NULLs in
+    both COPY and INSERT rows)."""
     out: list[LogRecord] = []
     for sequence in range(first, first + size):
         postings = [
@@ -28,7 +29,7 @@ def _group(first: int, size: int, previous: str) -> list[LogRecord]:
         record = make_record(
             previous_hash=previous,
             sequence=sequence,
-            idempotency_key=f"key-{sequence}",
+            idempotency_key=None if sequence % 7 == 3 else f"key-{sequence}",  # a venue's own: no key
             kind="deposit",
             as_of_ns=1_767_115_875_000_000_000 + sequence,
             body_sha256=f"{sequence:064x}",
@@ -53,6 +54,10 @@ def test_a_group_of_any_size_reads_back_row_for_row(db: tuple[str, str | None], 
         assert stored == [*first, *group]  # every field, each posting row, in order
         assert sum(len(r.postings) for r in stored) == sum(s % 4 for s in range(1, 6 + size))
         assert verify_chain(stored, previous_hash=GENESIS_HASH, first_sequence=1) is None
-        assert store.find_keys([f"key-{5 + size}"]) == {f"key-{5 + size}": (5 + size, group[-1].body_sha256)}
+        keyed = next(r for r in reversed(group) if r.idempotency_key is not None)
+        assert keyed.idempotency_key is not None
+        assert store.find_keys([keyed.idempotency_key]) == {
+            keyed.idempotency_key: (keyed.sequence, keyed.body_sha256)
+        }
     finally:
         store.close()
