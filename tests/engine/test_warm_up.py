@@ -1,6 +1,7 @@
-"""`RiskEngine.warm_up` / `Monitor.warm_up`: after it, no tick, sign-up or account event loads or
-compiles a kernel build. Each first use of a build costs a tick its load from numba's disk cache
-(5-30 ms, once a process) or, on a fresh install, its compile (0.3-1.3 s at 1M accounts): the
+"""`RiskEngine.warm_up` / `Monitor.warm_up`: after it, no tick, sign-up, account event or fold of
+pending events loads or compiles a kernel build. Each first use of a build costs a tick its load
+from numba's disk cache (5-30 ms, once a process) or, on a fresh install, its compile (0.3-1.3 s
+at 1M accounts): the
 tick p99 a venue reports. Run in a child process, whose builds are its own (the test process has
 loaded many, by other tests), counting every numba dispatcher's compiled overloads."""
 
@@ -70,6 +71,7 @@ for name, model in (("cross", CrossMargin()), ("portfolio", PortfolioMargin(port
             engine.add_accounts([f"signup-{round_}-{k}" for k in range(3)])
             change = engine.on_account(account_update(engine.book, 5 + round_, 1.5))
             touched.append((int(change.account_rows.size), bool(change.full_recompute)))
+            assert engine.book.n_accounts  # asking for the book folds the pending accounts
     after = builds()
     seen[name] = {
         "new": {k: after.get(k, 0) - warm.get(k, 0) for k in after if after.get(k, 0) != warm.get(k, 0)},

@@ -23,6 +23,7 @@ from crossmargin.core.assets import AssetTable, check_balances
 from crossmargin.core.checks import check_finite, check_positive
 from crossmargin.core.collateral import haircut_units
 from crossmargin.core.instruments import InstrumentTable
+from crossmargin.core.jit import kernel
 from crossmargin.core.position_matrix import PositionMatrix
 from crossmargin.core.position_runs import PositionRuns, RiskBuckets, position_runs, risk_buckets
 from crossmargin.core.pricing import entry_term
@@ -40,6 +41,38 @@ def units_csr(balances: FloatArray, units: FloatArray) -> tuple[IntArray, IntArr
     np.cumsum(np.bincount(rows, minlength=balances.shape[0]), out=indptr[1:])
     indptr.flags.writeable = False  # as a grown book's is (`grown_pointers`): one kernel type
     return indptr, assets_index.astype(np.int64), units[rows, assets_index]
+
+
+# Estimated interpreted cost of one position moved by `_splice_runs` (core.jit's `work`).
+SPLICE_US_PER_POSITION = 1
+
+
+@kernel(nogil=True)
+def _splice_runs(
+    rows: np.ndarray,
+    old_indptr: np.ndarray,
+    new_indptr: np.ndarray,
+    part_indptr: np.ndarray,
+    old: np.ndarray,
+    part: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out[new_indptr[a]:new_indptr[a+1]] = account a's values: part's row k for a = rows[k]
+    (ascending), old's own row otherwise. The kept accounts between two replaced rows are one
+    contiguous run in both old and out, so each run is one copy (a memcpy), not a loop over
+    accounts or a mask over positions."""
+    n_rows = rows.shape[0]
+    start = 0  # the current run's first account
+    for k in range(n_rows + 1):
+        stop = rows[k] if k < n_rows else old_indptr.shape[0] - 1
+        source, target = old_indptr[start], new_indptr[start]
+        for j in range(old_indptr[stop] - source):
+            out[target + j] = old[source + j]
+        if k < n_rows:
+            source, target = part_indptr[k], new_indptr[stop]
+            for j in range(part_indptr[k + 1] - source):
+                out[target + j] = part[source + j]
+            start = stop + 1
 
 
 def _has_repeats(values: IntArray) -> bool:
@@ -394,9 +427,10 @@ class Book:
     def with_rows_replaced(self, rows: npt.NDArray[np.int64], part: Book) -> Book:
         """This book with the accounts at `rows` (ascending, distinct) replaced by `part`'s, in
         order: the same ids, instruments and assets, new positions and balances (a venue's
-        account events, folded by the engine). A splice of the CSR by masks over the positions:
-        O(positions) copies and no sort, where a select of the others, a stack and a reordering
-        select cost 1.6-2.4 s at 1M accounts (np.unique's hash of the order, twice). The memo's
+        account events, folded by the engine). A splice of the CSR (`_splice_runs`: the kept
+        accounts' positions copied run by run between replaced rows): O(positions) copies and no
+        sort, where a select of the others, a stack and a reordering select cost 1.6-2.4 s at 1M
+        accounts (np.unique's hash of the order, twice), masks over the positions 55-90 ms. The memo's
         entry terms and haircut units carry over for the accounts kept and come from `part` for
         the others (each a function of its own account's rows alone)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -410,20 +444,17 @@ class Book:
             raise InputError("isolated_collateral", "a book with isolated collateral cannot be spliced")
         if [self.account_ids[r] for r in rows.tolist()] != list(part.account_ids):
             raise InputError("part.account_ids", "must be the ids of the replaced rows, in order")
-        old_counts = np.diff(self.positions.indptr)
-        counts = old_counts.copy()
+        counts = np.diff(self.positions.indptr)
         counts[rows] = np.diff(part.positions.indptr)
         indptr = np.zeros(self.n_accounts + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        replaced = np.zeros(self.n_accounts, dtype=np.bool_)
-        replaced[rows] = True
-        kept_from = ~np.repeat(replaced, old_counts)  # the kept positions where they were ...
-        kept_to = ~np.repeat(replaced, counts)  # ... and where they go
+        old_indptr = self.positions.indptr.astype(np.int64, copy=False)
+        part_indptr = part.positions.indptr.astype(np.int64, copy=False)
+        splice = _splice_runs.for_work(SPLICE_US_PER_POSITION * int(indptr[-1]))
 
         def spliced(old: npt.NDArray[Any], new: npt.NDArray[Any]) -> npt.NDArray[Any]:
             out = np.empty(int(indptr[-1]), dtype=old.dtype)
-            out[kept_to] = old[kept_from]
-            out[~kept_to] = new
+            splice(rows, old_indptr, indptr, part_indptr, old, new.astype(old.dtype, copy=False), out)
             return out
 
         balances = np.array(self.balances)
