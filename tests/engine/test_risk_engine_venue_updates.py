@@ -153,3 +153,38 @@ def test_reserved_rows_let_the_first_sign_up_grow_in_place() -> None:
     fresh = RiskEngine(engine.book, engine.market, CrossMargin()).result
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(engine.result, name), getattr(fresh, name), err_msg=name)
+
+
+def test_a_batch_with_a_bad_update_changes_nothing() -> None:
+    """`on_accounts` checks every update before it holds any: an unknown account, an unknown
+    instrument or asset, or lists of different lengths refuse the whole batch, naming the field
+    and the engine's result and pending accounts stay as they were."""
+    from crossmargin.engine.risk_engine import AccountUpdate
+
+    book = synth_book(SynthSpec(n_accounts=50, seed=11))
+    engine = RiskEngine(book, synth_market(book.instruments), CrossMargin())
+    good = AccountUpdate(
+        account_id=book.account_ids[3],
+        instrument_ids=[book.instruments.ids[0]],
+        quantity=[2.0],
+        entry_price=[100.0],
+        balances={book.assets.symbols[0]: 500.0},
+    )
+    bad = {
+        "account": dataclasses.replace(good, account_id="nobody"),
+        "instrument": dataclasses.replace(good, account_id=book.account_ids[4], instrument_ids=["NOPE"]),
+        "balances[XYZ]": dataclasses.replace(good, account_id=book.account_ids[4], balances={"XYZ": 1.0}),
+        f"accounts[{book.account_ids[4]}]": dataclasses.replace(
+            good, account_id=book.account_ids[4], quantity=[1.0, 2.0]
+        ),
+    }
+    before = {name: np.array(getattr(engine.result, name)) for name in ("equity_usd", "initial_margin_usd")}
+    for field, update in bad.items():
+        with pytest.raises(InputError) as refused:
+            engine.on_accounts([good, update])
+        assert refused.value.field == field
+        assert engine._pending == {}
+        for name, values in before.items():
+            assert getattr(engine.result, name).tobytes() == values.tobytes()
+    engine.on_accounts([good])
+    assert list(engine._pending) == [3]
