@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from crossmargin.core.margin import CrossMargin
 from crossmargin.core.synthetic import SynthSpec, synth_book, synth_market
-from crossmargin.engine.risk_engine import RiskEngine
+from crossmargin.engine.risk_engine import AccountUpdate, RiskEngine
 from crossmargin.errors import InputError
 
 ARRAYS = ("equity_usd", "initial_margin_usd", "maintenance_margin_usd", "available_usd", "margin_ratio")
@@ -157,9 +157,8 @@ def test_reserved_rows_let_the_first_sign_up_grow_in_place() -> None:
 
 def test_a_batch_with_a_bad_update_changes_nothing() -> None:
     """`on_accounts` checks every update before it holds any: an unknown account, an unknown
-    instrument or asset, or lists of different lengths refuse the whole batch, naming the field
-    and the engine's result and pending accounts stay as they were."""
-    from crossmargin.engine.risk_engine import AccountUpdate
+    instrument or asset, or lists of different lengths refuse the whole batch (the field
+    named); the engine's result and pending accounts stay as they were."""
 
     book = synth_book(SynthSpec(n_accounts=50, seed=11))
     engine = RiskEngine(book, synth_market(book.instruments), CrossMargin())
