@@ -18,9 +18,10 @@ The allocator's policy (`keep_freed_memory`): glibc serves every allocation abov
 mmap threshold) with a fresh mmap and unmaps it when freed, so each large numpy array a long-lived
 engine makes again (the book spliced by a fold of pending account events: ~400 MB at 1M accounts)
 takes its pages from the kernel again, one fault per page, and with numpy's transparent-huge-page
-advice a fault may wait for the kernel to compact memory. The fold measured 65-90 ms most times and
-360-590 ms one time in three or four (1M accounts, AMD Zen 5); with mmap off and no trimming, freed
-arrays stay in the heap and the next fold reuses their pages: 65-85 ms every time
+advice a fault may wait for the kernel to compact memory. The fold (its splice then by masks)
+measured 65-90 ms most times and 360-590 ms one time in three or four (1M accounts, AMD Zen 5);
+with mmap off and no trimming, freed arrays stay in the heap and the next fold reuses their
+pages: 65-85 ms every time
 (https://man7.org/linux/man-pages/man3/mallopt.3.html: M_MMAP_MAX, M_TRIM_THRESHOLD). The cost:
 the process keeps its high-water memory instead of returning it, as a server usually does.
 

@@ -119,7 +119,7 @@ class SqlEventStore:
         driver's executemany. COPY in PostgreSQL's binary format, the column types given: the
         text format escaped every payload's bytes as hex for the server to parse back (a group of
         128 deposits: CPU 7.3-10.4 -> 5.4-5.6 us an event, 2.5-2.9 -> 2.0 ms a group, AMD Zen 5;
-        https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4)."""
+        https://www.postgresql.org/docs/current/sql-copy.html, Binary Format)."""
         if not self._postgresql:
             driver = conn.connection.driver_connection
             assert driver is not None
