@@ -498,11 +498,12 @@ def ticks_after_account_events(
         prices[underlying] *= 0.99 if (n // len(market.underlyings)) % 2 == 0 else 1.0 / 0.99
         now += 1_000_000
         t0 = time.perf_counter()
-        monitor.apply(monitor.on_tick(PriceTick(prices_usd={underlying: prices[underlying]}), now_ns=now, params=params))
+        tick = PriceTick(prices_usd={underlying: prices[underlying]})
+        monitor.apply(monitor.on_tick(tick, now_ns=now, params=params))
         tick_s.append(time.perf_counter() - t0)
     # The fold the engine does once it holds max(MAX_PENDING, accounts / PENDING_SHARE) pending
     # accounts, timed alone (asking for the book folds), to amortise it over those events.
-    pending = len(monitor.engine._pending)
+    pending = monitor.engine.pending_accounts
     threshold = max(MAX_PENDING, len(monitor.account_ids) // PENDING_SHARE)
     c0 = time.process_time()
     _ = monitor.engine.book

@@ -182,8 +182,8 @@ def test_a_batch_with_a_bad_update_changes_nothing() -> None:
         with pytest.raises(InputError) as refused:
             engine.on_accounts([good, update])
         assert refused.value.field == field
-        assert engine._pending == {}
+        assert engine.pending_accounts == 0
         for name, values in before.items():
             assert getattr(engine.result, name).tobytes() == values.tobytes()
     engine.on_accounts([good])
-    assert list(engine._pending) == [3]
+    assert engine.pending_accounts == 1

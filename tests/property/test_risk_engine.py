@@ -341,8 +341,9 @@ def test_streams_of_events_and_ticks_with_folds_equal_a_fresh_book(name: str, da
     """Account events one by one and in batches (`on_accounts`), ticks (with the default
     fractions' full recomputes, or none) and folds (at every second pending account here), the
     engine's book never asked for (asking folds): after each step its result equals the model on
-    a book built afresh from every account's current holdings, bit for bit. Covers the full recompute with pending accounts over their own books, the row path
-    with some rows pending, and the holder index kept across folds (folded rows re-margined)."""
+    a book built afresh from every account's current holdings, bit for bit. Covers the full
+    recompute with pending accounts over their own books, the row path with some rows pending,
+    and the holder index kept across folds (folded rows re-margined)."""
     model = MODELS[name]
     drawn = data.draw(random_books(max_accounts=8, max_instruments=5))
     book = drawn.book

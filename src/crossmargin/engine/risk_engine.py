@@ -184,6 +184,11 @@ class RiskEngine:
         return self._book.account_ids
 
     @property
+    def pending_accounts(self) -> int:
+        """Accounts whose last event waits in the overlay, not yet folded into the book."""
+        return len(self._pending)
+
+    @property
     def market(self) -> MarketState:
         return self._market
 
