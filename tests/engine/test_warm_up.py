@@ -100,14 +100,15 @@ def test_no_kernel_build_is_first_used_after_warm_up() -> None:
         assert seen[model]["new"] == {}, f"{model}: builds first used after warm_up: {seen[model]['new']}"
 
 
-def test_a_books_pointers_are_read_only_before_and_after_growth() -> None:
+def test_a_books_arrays_are_read_only_before_and_after_growth() -> None:
     # numba types a read-only array apart from a writable one: a book whose indptr was writable
     # until its first growth (grown ones are read-only views of their buffers) loaded a second
-    # build of every cross and position-run kernel inside a tick.
+    # build of every cross and position-run kernel inside a tick; sub-books are fresh arrays.
     book = synth_book(SynthSpec(n_accounts=50, seed=3))
     grown = book.with_new_accounts(["x", "y"])
     for b in (book, grown, grown.with_new_accounts(["z"]), book.select(np.arange(10))):
         assert isinstance(b, Book)
-        assert not b.positions.indptr.flags.writeable
+        for array in (b.positions.indptr, b.positions.indices, b.positions.data, b.entry_price, b.balances):
+            assert not array.flags.writeable
         assert not b.balance_csr[0].flags.writeable
     assert np.array_equal(grown.positions.indptr[: book.n_accounts + 1], book.positions.indptr)

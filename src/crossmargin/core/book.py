@@ -24,7 +24,7 @@ from crossmargin.core.checks import check_finite, check_positive
 from crossmargin.core.collateral import haircut_units
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.jit import kernel
-from crossmargin.core.position_matrix import PositionMatrix
+from crossmargin.core.position_matrix import PositionMatrix, read_only
 from crossmargin.core.position_runs import PositionRuns, RiskBuckets, position_runs, risk_buckets
 from crossmargin.core.pricing import entry_term
 from crossmargin.errors import InputError
@@ -205,6 +205,12 @@ class Book:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "account_ids", AccountIds.of(self.account_ids))
+        # Read-only views (no copy): numba types a read-only array apart from a writable one, and
+        # books reach the kernels both ways (grown books hand out read-only views of their growth
+        # buffers, selected sub-books fresh arrays); one type per argument means one build per
+        # kernel, loaded at warm-up, none first used inside a tick.
+        object.__setattr__(self, "entry_price", read_only(np.asarray(self.entry_price)))
+        object.__setattr__(self, "balances", read_only(np.asarray(self.balances)))
 
     @property
     def ids(self) -> AccountIds:

@@ -63,15 +63,16 @@ class PositionMatrix:
     ) -> PositionMatrix:
         """The matrix of these arrays, indices and indptr in the index dtype a csr_array gives
         them (scipy 1.15-1.17 `get_index_dtype`, contents unchecked for sparse arrays): int32 if
-        both arrays' dtypes cast to int32 and a non-empty shape fits it, else int64. The indptr
-        is held read-only (`read_only`), as a grown book's always is (`book.grown_pointers`)."""
+        both arrays' dtypes cast to int32 and a non-empty shape fits it, else int64. The arrays
+        are held read-only (`read_only`), as a grown book's indptr always is
+        (`book.grown_pointers`)."""
         columns, pointers = np.asarray(indices), np.asarray(indptr)
         fits = 0 in shape or max(shape) <= INT32_MAX
         narrow = fits and all(np.can_cast(a.dtype, np.int32) for a in (columns, pointers))
         dtype = np.int32 if narrow else np.int64
         return cls(
-            data=np.asarray(data, dtype=np.float64),
-            indices=np.asarray(columns, dtype=dtype),
+            data=read_only(np.asarray(data, dtype=np.float64)),
+            indices=read_only(np.asarray(columns, dtype=dtype)),
             indptr=read_only(np.asarray(pointers, dtype=dtype)),
             shape=(int(shape[0]), int(shape[1])),
         )
