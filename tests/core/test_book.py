@@ -157,3 +157,27 @@ def test_rows_replaced_refuses_a_part_that_does_not_fit() -> None:
     with pytest.raises(InputError, match="out of range"):
         book.with_rows_replaced(np.array([3, 10]), part)
     assert book.with_rows_replaced(np.array([3, 5]), part).balances.tobytes() == book.balances.tobytes()
+
+
+def test_a_book_in_growth_buffers_is_spliced_into_buffers_the_next_growth_takes() -> None:
+    """A venue's book lives in growth buffers (reserved at warm-up); a fold splices it into new
+    buffers with room, so that the sign-up after a fold grows in place (no copy), and the books
+    before the fold keep their numbers."""
+    book = synth_book(SynthSpec(n_accounts=40, seed=5))
+    _ = book.haircut_units
+    grown = book.with_new_accounts([])  # reserved: balances, units and indptr in buffers
+    before = (grown.balances.copy(), grown.positions.indptr.copy(), grown.haircut_units.copy())
+    part = grown.select([3, 7])
+    spliced = grown.with_rows_replaced(np.array([3, 7]), part)
+    assert {"balances", "haircut_units"} <= set(spliced.memo.row_buffers) and "positions" in spliced.memo.pointer_buffers
+    signed_up = spliced.with_new_accounts(["new"])
+    assert np.shares_memory(signed_up.balances, spliced.balances)
+    assert np.shares_memory(signed_up.haircut_units, spliced.haircut_units)
+    assert np.shares_memory(signed_up.positions.indptr, spliced.positions.indptr)
+    np.testing.assert_array_equal(signed_up.balances[:40], grown.balances)
+    np.testing.assert_array_equal(signed_up.balances[40], 0.0)
+    assert signed_up.positions.indptr[-1] == signed_up.positions.indptr[-2] == grown.positions.indptr[-1]
+    for kept, was in zip((grown.balances, grown.positions.indptr, grown.haircut_units), before, strict=True):
+        np.testing.assert_array_equal(kept, was)
+    # A book not in buffers splices into plain arrays (nothing reserved for it).
+    assert book.with_rows_replaced(np.array([3]), book.select([3])).memo.row_buffers == {}

@@ -75,6 +75,22 @@ def _splice_runs(
             start = stop + 1
 
 
+def _rows_replaced(
+    old: npt.NDArray[Any], rows: IntArray, new: npt.NDArray[Any], buffered: bool
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
+    """`old` with its `rows` replaced by `new`, as a read-only view; with `buffered`, the view
+    is the leading rows of a zeroed growth buffer with room (`growth_capacity`), also returned."""
+    n = old.shape[0]
+    buffer = (
+        np.zeros((growth_capacity(n), *old.shape[1:]), dtype=old.dtype) if buffered else np.empty_like(old)
+    )
+    buffer[:n] = old
+    buffer[rows] = new
+    view = buffer[:n]
+    view.flags.writeable = False
+    return view, (buffer if buffered else None)
+
+
 def _has_repeats(values: IntArray) -> bool:
     """Whether any value occurs twice, by a sort (numpy 2's np.unique hashes: 0.4 s for 1M rows
     where the sort takes ~10 ms, AMD Zen 5)."""
@@ -453,19 +469,30 @@ class Book:
             raise InputError("part.account_ids", "must be the ids of the replaced rows, in order")
         counts = np.diff(self.positions.indptr)
         counts[rows] = np.diff(part.positions.indptr)
-        indptr = np.zeros(self.n_accounts + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
+        # A book in growth buffers (a venue's, reserved at warm-up) is spliced into new buffers
+        # with room, so that the next sign-up grows in place (`grown_rows`, `grown_pointers`)
+        # instead of copying ~100 MB at 1M accounts.
+        buffered = "balances" in self.memo.row_buffers
+        # The book's own index dtype (a change would be new kernel types), int64 if it overflows.
+        total = int(counts.sum())
+        dtype = self.positions.indptr.dtype
+        dtype = dtype if total <= np.iinfo(dtype).max else np.dtype(np.int64)
+        room = growth_capacity(self.n_accounts + 1) if buffered else self.n_accounts + 1
+        pointers = np.empty(room, dtype=dtype)
+        pointers[0] = 0
+        np.cumsum(counts, out=pointers[1 : self.n_accounts + 1])
+        indptr = pointers[: self.n_accounts + 1]
         old_indptr = self.positions.indptr.astype(np.int64, copy=False)
+        new_indptr = indptr.astype(np.int64, copy=False)
         part_indptr = part.positions.indptr.astype(np.int64, copy=False)
-        splice = _splice_runs.for_work(SPLICE_US_PER_POSITION * int(indptr[-1]))
+        splice = _splice_runs.for_work(SPLICE_US_PER_POSITION * total)
 
         def spliced(old: npt.NDArray[Any], new: npt.NDArray[Any]) -> npt.NDArray[Any]:
-            out = np.empty(int(indptr[-1]), dtype=old.dtype)
-            splice(rows, old_indptr, indptr, part_indptr, old, new.astype(old.dtype, copy=False), out)
+            out = np.empty(total, dtype=old.dtype)
+            splice(rows, old_indptr, new_indptr, part_indptr, old, new.astype(old.dtype, copy=False), out)
             return out
 
-        balances = np.array(self.balances)
-        balances[rows] = part.balances
+        balances, balance_buffer = _rows_replaced(self.balances, rows, part.balances, buffered)
         book = Book(
             account_ids=self.account_ids,
             assets=self.assets,
@@ -486,10 +513,13 @@ class Book:
             term.flags.writeable = False
             book.memo.entry_term = term
         if self.memo.haircut_units is not None:
-            units = np.array(self.memo.haircut_units)
-            units[rows] = part.haircut_units
-            units.flags.writeable = False
+            units, units_buffer = _rows_replaced(self.memo.haircut_units, rows, part.haircut_units, buffered)
             book.memo.haircut_units = units
+            if units_buffer is not None:
+                book.memo.row_buffers["haircut_units"] = units_buffer
+        if balance_buffer is not None:
+            book.memo.row_buffers["balances"] = balance_buffer
+            book.memo.pointer_buffers["positions"] = PointerBuffer(pointers, self.n_accounts + 1)
         return book
 
     def stored_positions(self, rows: Sequence[int] | npt.NDArray[np.int64]) -> IntArray:
