@@ -79,16 +79,15 @@ def _rows_replaced(
     old: npt.NDArray[Any], rows: IntArray, new: npt.NDArray[Any], buffered: bool
 ) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | None]:
     """`old` with its `rows` replaced by `new`, as a read-only view; with `buffered`, the view
-    is the leading rows of a zeroed growth buffer with room (`growth_capacity`), also returned."""
-    n = old.shape[0]
-    buffer = (
-        np.zeros((growth_capacity(n), *old.shape[1:]), dtype=old.dtype) if buffered else np.empty_like(old)
-    )
-    buffer[:n] = old
-    buffer[rows] = new
-    view = buffer[:n]
-    view.flags.writeable = False
-    return view, (buffer if buffered else None)
+    is the leading rows of a new growth buffer with room (`grown_rows`), also returned."""
+    if buffered:
+        view, buffer = grown_rows(old, 0, None)
+        buffer[rows] = new  # the view's rows: nobody has seen them yet
+        return view, buffer
+    copy = np.array(old)
+    copy[rows] = new
+    copy.flags.writeable = False
+    return copy, None
 
 
 def _has_repeats(values: IntArray) -> bool:
@@ -465,7 +464,7 @@ class Book:
             raise InputError("part", "must be over this book's instrument and asset tables")
         if self.isolated_collateral is not None or part.isolated_collateral is not None:
             raise InputError("isolated_collateral", "a book with isolated collateral cannot be spliced")
-        if [self.account_ids[r] for r in rows.tolist()] != list(part.account_ids):
+        if list(self.ids.gather(rows.tolist())) != list(part.account_ids):
             raise InputError("part.account_ids", "must be the ids of the replaced rows, in order")
         counts = np.diff(self.positions.indptr)
         counts[rows] = np.diff(part.positions.indptr)

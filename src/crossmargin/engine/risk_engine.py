@@ -163,7 +163,7 @@ class RiskEngine:
         self._book = book
         self._market = market
         self._model = model
-        self._pending: dict[int, _Pending] = {}  # account row -> its state after its last event
+        self._pending = _Overlay()  # accounts' states after their last events, not yet folded
         self._holder_index: _Holders | None = None  # built on the first incremental tick
         self._result_buffers: dict[str, npt.NDArray[Any]] = {}  # result rows to grow into
         self._valuation = revalue(book.instruments, market)
@@ -278,7 +278,7 @@ class RiskEngine:
         if market.underlyings != self._market.underlyings:
             raise InputError("market.underlyings", "must be the book's instrument table's underlyings")
         market.asset_prices(book.assets)
-        self._pending = {}
+        self._pending = _Overlay()
         self._book = book
         self._market = market
         self._holder_index = None
@@ -317,8 +317,7 @@ class RiskEngine:
         latest = list({u.account_id: u for u in updates}.values())  # the last of each account
         rows = [book.account_row(u.account_id) for u in latest]
         batch = _accounts_book(latest, book)
-        for k, row in enumerate(rows):
-            self._pending[row] = _Pending(batch, k)
+        self._pending.add(np.array(rows, dtype=np.int64), batch)
         if len(self._pending) > max(MAX_PENDING, self._book.n_accounts // PENDING_SHARE):
             self._fold_pending()
         return self._remargin(np.array(sorted(rows), dtype=np.int64))
@@ -412,7 +411,7 @@ class RiskEngine:
         fold (an O(positions) splice and a new holder index) inside a tick."""
         result = self._whole_book_result()
         if self._pending:
-            rows = np.fromiter(sorted(self._pending), dtype=np.int64, count=len(self._pending))
+            rows = self._pending.rows
             part = self._model.evaluate(self._sub_book(rows), self._market, self._valuation)
             for name in RESULT_ARRAYS:
                 getattr(result, name)[rows] = getattr(part, name)
@@ -462,7 +461,7 @@ class RiskEngine:
         so they are re-margined in full at every tick)."""
         if not self._pending:
             return rows
-        return np.union1d(rows, np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)))
+        return np.union1d(rows, self._pending.rows)
 
     def _remargin_split(
         self, moved_underlying: BoolArray, moved_instrument: BoolArray, moved_asset: BoolArray
@@ -479,7 +478,7 @@ class RiskEngine:
         # Masks over accounts, not sorted-set operations: one byte per account beats sorting.
         in_model = holders.holding(moved_instrument, no_asset)
         if self._pending:
-            in_model[np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))] = True
+            in_model[self._pending.rows] = True
         model_rows: IntArray = np.flatnonzero(in_model)
         if model_rows.size > limit:
             return self._recompute_all()
@@ -526,12 +525,8 @@ class RiskEngine:
         return MarginResult.of_checked_rows(own.model, **arrays)  # each row checked in its part
 
     def _pending_mask(self, rows: IntArray) -> BoolArray:
-        """Which of `rows` have a pending event: a lookup each when they are no more than the
-        pending accounts (bounded by the fold), else vectorised (no Python step per row)."""
-        held = self._pending
-        if rows.size <= len(held):
-            return np.fromiter((r in held for r in rows.tolist()), dtype=bool, count=rows.size)
-        return np.isin(rows, np.fromiter(held, dtype=np.int64, count=len(held)))
+        """Which of `rows` have a pending event."""
+        return self._pending.holds(rows)
 
     def _write(
         self, rows: IntArray, part: MarginResult | None, names: tuple[str, ...] = RESULT_ARRAYS
@@ -555,32 +550,11 @@ class RiskEngine:
         pending = self._pending_mask(rows)
         if not pending.any():
             return self._book.select(rows)
-        own = self._pending_book(rows[pending])
+        own = self._pending.book(rows[pending], self._book)
         if pending.all():
             return own
         stacked = _stack([self._book.select(rows[~pending]), own], self._book)
         return stacked.select(np.argsort(np.concatenate([rows[~pending], rows[pending]]), kind="stable"))
-
-    def _pending_book(self, rows: IntArray) -> Book:
-        """The pending accounts `rows` (sorted) as one book in row order: each batch's accounts
-        selected together, the batches stacked and put back in row order. A loop over pending
-        accounts only (bounded: folded past one account in PENDING_SHARE), not over the book."""
-        batches: dict[int, tuple[Book, list[int], list[int]]] = {}
-        for at, row in enumerate(rows.tolist()):
-            held = self._pending[row]
-            _, taken, where = batches.setdefault(id(held.book), (held.book, [], []))
-            taken.append(held.k)
-            where.append(at)
-        # A batch taken whole and in order is used as it is (no select: an account's own event
-        # is a batch of one, and a fold of 1,024 of them selected each, ~40 ms at 1M accounts).
-        parts = [
-            batch if taken == list(range(batch.n_accounts)) else batch.select(taken)
-            for batch, taken, _ in batches.values()
-        ]
-        if len(parts) == 1:
-            return parts[0]
-        order = np.array([at for _, _, where in batches.values() for at in where], dtype=np.int64)
-        return _stack(parts, self._book).select(np.argsort(order, kind="stable"))
 
     def _holders(self) -> _Holders:
         """Who holds what (built on first use after a book change: a stress round never needs it)."""
@@ -593,10 +567,10 @@ class RiskEngine:
         pending accounts' rows spliced in (`Book.with_rows_replaced`)."""
         if not self._pending:
             return
-        folded = np.array(sorted(self._pending), dtype=np.int64)
-        part = self._pending_book(folded)
+        folded = self._pending.rows
+        part = self._pending.book(folded, self._book)
         self._book = self._book.with_rows_replaced(folded, part)
-        self._pending = {}
+        self._pending = _Overlay()
         holders = self._holder_index
         if holders is not None:
             holders = holders.with_rows_changed(folded)
@@ -645,13 +619,62 @@ class RiskEngine:
         return updated
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    """An account's state after its last event: account `k` of `book`, the book of the batch of
-    updates it came in (`RiskEngine.on_accounts`)."""
+@dataclass(slots=True)
+class _Overlay:
+    """The accounts whose last event is not yet folded into the book, as arrays (no Python step
+    per account when a tick gathers them): `rows` ascending, each with its `slot` among the
+    batches' accounts (`batches[b]` holds slots starts[b] .. starts[b] + its n_accounts - 1)."""
 
-    book: Book
-    k: int
+    rows: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    slots: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    batches: list[Book] = field(default_factory=list)
+    starts: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def add(self, rows: IntArray, batch: Book) -> None:
+        """Account k of `batch` is now row rows[k]'s state (distinct rows), over any earlier one."""
+        if not rows.size:
+            return
+        start = int(self.starts[-1]) + self.batches[-1].n_accounts if self.batches else 0
+        self.batches.append(batch)
+        self.starts = np.append(self.starts, start)
+        order = np.argsort(rows)
+        rows, slots = rows[order], start + order.astype(np.int64)
+        # Merged by position (O(pending) moves, no sort of them: an event at a time stays cheap).
+        at = np.searchsorted(self.rows, rows)
+        held = at < self.rows.size
+        held[held] = self.rows[at[held]] == rows[held]
+        self.slots[at[held]] = slots[held]  # a newer state of a pending row
+        self.rows = np.insert(self.rows, at[~held], rows[~held])
+        self.slots = np.insert(self.slots, at[~held], slots[~held])
+
+    def holds(self, rows: IntArray) -> BoolArray:
+        """Which of `rows` have a pending state."""
+        if not self.rows.size:
+            return np.zeros(rows.size, dtype=np.bool_)
+        at = np.minimum(np.searchsorted(self.rows, rows), self.rows.size - 1)
+        held: BoolArray = self.rows[at] == rows
+        return held
+
+    def book(self, rows: IntArray, like: Book) -> Book:
+        """The pending accounts `rows` (sorted, all held) as one book in row order: each batch's
+        accounts selected together (a batch taken whole and in order as it is: an account's own
+        event is a batch of one), the batches stacked and put back in row order."""
+        slots = self.slots[np.searchsorted(self.rows, rows)]
+        batch = np.searchsorted(self.starts, slots, side="right") - 1
+        order = np.argsort(batch, kind="stable")
+        cuts = np.flatnonzero(np.diff(batch[order])) + 1
+        parts = []
+        for group in np.split(order, cuts):  # a loop over batches, not accounts
+            b = int(batch[group[0]])
+            taken = slots[group] - self.starts[b]
+            whole = taken.size == self.batches[b].n_accounts and bool(np.all(taken == np.arange(taken.size)))
+            parts.append(self.batches[b] if whole else self.batches[b].select(taken))
+        if len(parts) == 1:
+            return parts[0]
+        return _stack(parts, like).select(np.argsort(order, kind="stable"))
 
 
 def _accounts_book(updates: Sequence[AccountUpdate], like: Book) -> Book:
