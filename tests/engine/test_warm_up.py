@@ -7,15 +7,11 @@ loaded many, by other tests), counting every numba dispatcher's compiled overloa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 
 from crossmargin.core.book import Book
 from crossmargin.core.synthetic import SynthSpec, synth_book
+from tests.children import run_child
 
 CHILD = """
 import gc, json, sys
@@ -82,16 +78,7 @@ print(json.dumps(seen))
 
 
 def test_no_kernel_build_is_first_used_after_warm_up() -> None:
-    env = {**os.environ, "CROSSMARGIN_KERNEL": "simd", "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, "20000"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=True,
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_child(CHILD, "20000", kernel="simd")
     for model in ("cross", "portfolio"):
         touched = [tuple(t) for t in seen[model]["touched"]]
         # Every path ran: whole-book recomputes, ticks re-margining the holders in place, one account.

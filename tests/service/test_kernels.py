@@ -4,12 +4,9 @@ before it is ready, so no request pays numba's start-up. Run in a child process 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.children import run_child
 from tests.service.conftest import DESK
 
 CHILD = """
@@ -41,16 +38,7 @@ venue.close()
 
 
 def test_serve_kernel_policy_compiles_and_warms_the_margin_cycle_before_ready(tmp_path: Path) -> None:
-    env = {**os.environ, "CROSSMARGIN_KERNEL": "auto", "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, f"sqlite:///{tmp_path / 'venue.db'}", str(DESK)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_child(CHILD, f"sqlite:///{tmp_path / 'venue.db'}", str(DESK), kernel="auto", timeout_s=600)
     assert seen["small_work_interpreted_before"] is True  # `auto` as a one-shot command has it
     assert seen["small_work_interpreted_after"] is False
     assert seen["whole_book_kernel_compiled"] and seen["ledger_check_kernel_compiled"]
