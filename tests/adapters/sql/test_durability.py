@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from crossmargin.adapters.sql import SqlEventStore
-from crossmargin.errors import DurabilityError, StoreError
-from tests.adapters.sql.support import PG_URL, connect
+from crossmargin.adapters.sql.store import writer_lock_key
+from crossmargin.engine.venue import Deposit
+from crossmargin.errors import DurabilityError, StoreError, VenueUnavailableError
+from tests.adapters.sql.support import PG_URL, connect, open_venue, raw_engine
 
 
 def test_durability_sqlite_in_memory_refused() -> None:
@@ -79,3 +82,67 @@ def test_both_stores_implement_the_event_store_port(tmp_path: object) -> None:
         assert isinstance(MemoryEventStore(), EventStore)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_durability_appends_only_while_holding_the_writer_lock(db: tuple[str, str | None]) -> None:
+    """Every append goes through the session that holds the writer lock: once that session is
+    gone (here terminated by the server, as a restart or a dropped connection would end it), the
+    next deposit is refused and never acknowledged, the log keeps only what was acknowledged, and
+    a new writer can take over at once."""
+    store = connect(db)
+    venue = open_venue(store)
+    acked = venue.execute(Deposit(idempotency_key="held", account="vol-seller", asset="USDC", amount_units=3))
+    key = writer_lock_key(db[1])  # a bigint advisory key: its high and low halves, objsubid 1
+    engine = raw_engine(db)
+    with engine.begin() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND classid = :high AND objid = :low AND objsubid = 1"
+            ),
+            {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF},
+        ).all()
+    assert killed == [(True,)]  # the one writer session of this schema
+    with pytest.raises(VenueUnavailableError):
+        venue.execute(Deposit(idempotency_key="lost", account="vol-seller", asset="USDC", amount_units=5))
+    venue.close()
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text("SELECT idempotency_key FROM events WHERE idempotency_key IS NOT NULL")
+        ).all()
+        head = conn.execute(sa.text("SELECT value FROM counter WHERE name = 'events'")).scalar_one()
+    engine.dispose()
+    assert stored == [("held",)]
+    assert head == acked.sequence
+    with open_venue(connect(db)) as again:  # the lock went with the session: a new writer starts
+        assert again.last_sequence == acked.sequence
+        assert (
+            again.execute(
+                Deposit(idempotency_key="lost", account="vol-seller", asset="USDC", amount_units=5)
+            ).sequence
+            == acked.sequence + 1
+        )
+
+
+def test_durability_a_refused_append_leaves_the_store_usable(db: tuple[str, str | None]) -> None:
+    """A group that does not continue the log is refused whole (nothing of it written) and the
+    store's session stays usable: the next group that does continue it commits."""
+    with open_venue(connect(db)) as venue:
+        venue.execute(Deposit(idempotency_key="one", account="vol-seller", asset="USDC", amount_units=1))
+        head = venue.last_sequence
+    store = connect(db)
+    try:
+        record = store.read(head, 1)[0]
+        ahead = record._replace(sequence=head + 2, idempotency_key="gap", postings=())
+        with pytest.raises(StoreError, match="do not continue the log"):
+            store.append([ahead])
+        assert store.last_sequence() == head
+        assert store.find_keys(["gap"]) == {}
+        store.append([ahead._replace(sequence=head + 1)])
+        assert store.last_sequence() == head + 1
+        assert store.find_keys(["gap"]) == {"gap": (head + 1, record.body_sha256)}
+    finally:
+        store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.append([ahead._replace(sequence=head + 2, idempotency_key="late")])

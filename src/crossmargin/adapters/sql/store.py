@@ -15,6 +15,13 @@ and, on PostgreSQL, a session advisory lock per schema is taken: a second writer
 `append` is one transaction: the counter row moves from first-1 to last (a conditional UPDATE, so
 a second writer or a gap fails it), the event rows and posting rows are inserted; nothing is
 written when any part fails. Group commit is the venue's: it hands a whole group to one `append`.
+
+On PostgreSQL every append goes through the session that holds the writer lock (a connection of
+its own, outside the pool): the log is only ever written while the lock is held, and if that
+session dies (a server restart, a dropped connection) the next append fails and the venue stops,
+rather than writing on through a fresh pooled connection without the lock. It also spares each
+group the pool's checkout ping; BEGIN and the counter's UPDATE share one round trip (6 round trips
+a group instead of 8; bench/bench_service.py).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from crossmargin.adapters.sql.schema import counter, events, postings, snapshots
 from crossmargin.engine.journal import LogRecord, PostingRow, Snapshot
@@ -46,10 +53,12 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 class SqlEventStore:
     """The event log in a SQL database (module docstring)."""
 
-    def __init__(self, engine: Engine, *, schema: str | None, lock: Connection | None) -> None:
+    def __init__(self, engine: Engine, *, schema: str | None, writer: Any | None) -> None:
+        """`writer`: on PostgreSQL the psycopg connection holding the writer lock (autocommit,
+        `_writer_session`), through which every append goes; None on SQLite."""
         self.engine = engine
         self.schema = schema
-        self._lock = lock
+        self._writer = writer
         style = engine.dialect.paramstyle
         self._inserts = {
             "events": insert_sql("events", EVENT_COLUMNS, style),
@@ -59,6 +68,7 @@ class SqlEventStore:
         # The counter moves from first - 1 to last or not at all: a second writer is refused.
         self._advance = f"UPDATE counter SET value = {mark} WHERE name = 'events' AND value = {mark}"
         self._postgresql = engine.dialect.name == "postgresql"
+        self._closed = False
         # Errors of the driver itself (the COPY path talks to it directly) are commit failures too.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
@@ -75,68 +85,91 @@ class SqlEventStore:
             with engine.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         assert_durable(engine)
-        lock = _writer_lock(engine, schema)
+        writer = _writer_session(engine, schema)
         try:
             migrate(engine)
         except BaseException:
-            if lock is not None:
-                lock.close()
+            if writer is not None:
+                writer.close()
             raise
-        return cls(engine, schema=schema, lock=lock)
+        return cls(engine, schema=schema, writer=writer)
 
     # -- EventStore ------------------------------------------------------------------------------
 
     def append(self, records: Sequence[LogRecord]) -> None:
         if not records:
             return
+        if self._closed:
+            raise StoreError("the store is closed: nothing more is appended")
         first, last = records[0].sequence, records[-1].sequence
         if last - first + 1 != len(records):
             raise StoreError("records are not consecutive")
+        event_rows = [_event_tuple(r) for r in records]
+        posting_rows: list[tuple[Any, ...]] = [p for r in records for p in r.postings]  # column order
         try:
+            if self._postgresql:
+                self._append_in_writer_session(first, last, event_rows, posting_rows)
+                return
             with self.engine.begin() as conn:
                 # Driver SQL: the expression's build and compile-cache lookup cost ~1 us per
                 # event at ~300 events a group (issue 16).
                 moved = conn.exec_driver_sql(self._advance, (last, first - 1))
                 if moved.rowcount != 1:
                     raise StoreError(f"records from {first} do not continue the log (another writer?)")
-                rows: list[tuple[Any, ...]] = [p for r in records for p in r.postings]  # column order
-                self._insert(conn, "events", EVENT_COLUMNS, [_event_tuple(r) for r in records])
-                if rows:
-                    self._insert(conn, "postings", POSTING_COLUMNS, rows)
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                sqlite_values(driver, "events", EVENT_COLUMNS, event_rows)
+                if posting_rows:
+                    sqlite_values(driver, "postings", POSTING_COLUMNS, posting_rows)
         except (sa.exc.SQLAlchemyError, self._driver_error) as error:
             raise StoreError(
                 f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}"
             ) from error
 
-    def _insert(
-        self, conn: Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    def _append_in_writer_session(
+        self, first: int, last: int, event_rows: list[tuple[Any, ...]], posting_rows: list[tuple[Any, ...]]
     ) -> None:
-        """Rows into `table` inside the caller's transaction, as tuples in column order (the
-        compiled-insert path built one parameter dict per row, ~a third of the writer's time per
-        event; issue 16). SQLite: multi-row VALUES statements (`sqlite_values`). PostgreSQL, from
-        `COPY_MIN_ROWS` rows: COPY FROM STDIN (one stream, no per-row statement: ~3x the rows/s
-        of executemany at 5,000 rows here, bench/bench_service.py's floor); below it the
-        driver's executemany. COPY in PostgreSQL's binary format, the column types given: the
-        text format escaped every payload's bytes as hex for the server to parse back (a group of
-        128 deposits: CPU 7.3-10.4 -> 5.4-5.6 us an event, 2.5-2.9 -> 2.0 ms a group, AMD Zen 5;
-        https://www.postgresql.org/docs/current/sql-copy.html, Binary Format)."""
-        if not self._postgresql:
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            sqlite_values(driver, table, columns, rows)
-            return
+        """PostgreSQL: one transaction on the writer lock's session (module docstring). The
+        session is in autocommit mode, so BEGIN is a statement of ours: sent with the counter's
+        UPDATE as one simple-query string (two integers formatted by `int`, nothing else put into
+        the SQL). On any failure the transaction is rolled back, leaving the session usable."""
+        writer = self._writer
+        assert writer is not None  # open on PostgreSQL: `close` clears it
+        try:
+            with writer.cursor() as cursor:
+                move = f"SET value = {int(last)} WHERE name = 'events' AND value = {int(first) - 1}"
+                cursor.execute(f"BEGIN; UPDATE counter {move}")
+                cursor.nextset()  # the UPDATE's result
+                if cursor.rowcount != 1:
+                    raise StoreError(f"records from {first} do not continue the log (another writer?)")
+                self._insert_postgresql(cursor, "events", EVENT_COLUMNS, event_rows)
+                if posting_rows:
+                    self._insert_postgresql(cursor, "postings", POSTING_COLUMNS, posting_rows)
+                cursor.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(self._driver_error), writer.cursor() as cursor:
+                cursor.execute("ROLLBACK")  # a dead session has nothing to roll back
+            raise
+
+    def _insert_postgresql(
+        self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Rows into `table` inside the writer session's transaction, as tuples in column order
+        (the compiled-insert path built one parameter dict per row, ~a third of the writer's time
+        per event; issue 16). From `COPY_MIN_ROWS` rows: COPY FROM STDIN (one stream, no per-row
+        statement: ~3x the rows/s of executemany at 5,000 rows here, bench/bench_service.py's
+        floor); below it the driver's executemany. COPY in PostgreSQL's binary format, the column
+        types given: the text format escaped every payload's bytes as hex for the server to parse
+        back (a group of 128 deposits: CPU 7.3-10.4 -> 5.4-5.6 us an event, 2.5-2.9 -> 2.0 ms a
+        group, AMD Zen 5; https://www.postgresql.org/docs/current/sql-copy.html, Binary Format).
+        SQLite takes multi-row VALUES statements (`sqlite_values`)."""
         if len(rows) >= COPY_MIN_ROWS:
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            with (
-                driver.cursor() as cursor,
-                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
-            ):
+            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(COPY_TYPES[table])
                 for row in rows:
                     copy.write_row(row)
             return
-        conn.exec_driver_sql(self._inserts[table], rows)
+        cursor.executemany(self._inserts[table], rows)
 
     def read(self, from_sequence: int, limit: int) -> list[LogRecord]:
         if limit <= 0:
@@ -231,14 +264,15 @@ class SqlEventStore:
             conn.execute(counter.update().where(counter.c.name == "events").values(value=sequence))
 
     def close(self) -> None:
-        if self._lock is not None:
+        self._closed = True
+        if self._writer is not None:
             # Released here, not left to the server: closing the connection only ends its session
             # once the server notices, and a store opened at once on the same schema (a restart,
             # a recovery) could find the lock still held and refuse to start.
-            with contextlib.suppress(sa.exc.SQLAlchemyError):  # a dead session holds no lock
-                self._lock.execute(sa.text("SELECT pg_advisory_unlock_all()"))
-            self._lock.close()
-            self._lock = None
+            with contextlib.suppress(self._driver_error):  # a dead session holds no lock
+                self._writer.execute("SELECT pg_advisory_unlock_all()")
+            self._writer.close()
+            self._writer = None
         self.engine.dispose()
 
 
@@ -285,21 +319,35 @@ def assert_durable(engine: Engine) -> None:
             )
 
 
-def _writer_lock(engine: Engine, schema: str | None) -> Connection | None:
-    """PostgreSQL: a session advisory lock held for the store's life; a second writer on the same
-    schema is refused. (SQLite: the counter's conditional update refuses a second writer.)"""
+def _writer_session(engine: Engine, schema: str | None) -> Any | None:
+    """PostgreSQL: a connection of its own (outside the pool, in autocommit mode) holding a
+    session advisory lock for the store's life; a second writer on the same schema is refused,
+    and every append goes through this session (module docstring). (SQLite: the counter's
+    conditional update refuses a second writer.)"""
     if engine.dialect.name != "postgresql":
         return None
-    key = int.from_bytes(
+    key = writer_lock_key(schema)
+    # Opened as the pool would open one (the URL's arguments, the schema's search path), but not
+    # from the pool: it is closed with the store, never handed to another user.
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    if schema is not None:
+        kwargs["options"] = f"-csearch_path={schema}"
+    writer = engine.dialect.loaded_dbapi.connect(*args, **kwargs)
+    writer.autocommit = True
+    got = writer.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+    if not got:
+        writer.close()
+        raise StoreError(f"another venue is writing to schema {schema or 'public'!r}")
+    return writer
+
+
+def writer_lock_key(schema: str | None) -> int:
+    """The advisory lock key of a schema's writer: the first 8 bytes of SHA-256 of
+    "crossmargin:<schema>" as a signed 64-bit integer (public: any venue or tool on the same
+    schema derives the same key)."""
+    return int.from_bytes(
         hashlib.sha256(f"crossmargin:{schema or 'public'}".encode()).digest()[:8], "big", signed=True
     )
-    conn = engine.connect()
-    got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
-    conn.commit()
-    if not got:
-        conn.close()
-        raise StoreError(f"another venue is writing to schema {schema or 'public'!r}")
-    return conn
 
 
 def migrate(engine: Engine) -> None:
