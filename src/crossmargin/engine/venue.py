@@ -1191,6 +1191,13 @@ class Venue:
         return out
 
     @property
+    def failure(self) -> str | None:
+        """Why the venue stopped serving (a failed commit or fold; only a restart, which recovers
+        from the log, undoes it), or None while it serves. Read without the lock, as `stats`."""
+        failed = self._failed
+        return None if failed is None else str(failed)
+
+    @property
     def config(self) -> LedgerConfig:
         """The configuration in force, one object per parameter version (the ledger's risk
         views share a revaluation per configuration object and prices: a fresh object per call

@@ -62,8 +62,13 @@ class ServiceContext:
         """None when ready; else why not (draining, or the venue stopped after a failed commit)."""
         if self.draining:
             return "draining: the service is shutting down"
-        failed = self.venue.stats().get("failed")
-        return None if failed is None else f"the venue stopped after a failed commit: {failed}"
+        return self.liveness()
+
+    def liveness(self) -> str | None:
+        """None while the venue can serve; else why it cannot until a restart (it stopped after a
+        failed commit: its memory may be ahead of the log, and only recovery rebuilds it)."""
+        failed = self.venue.failure
+        return None if failed is None else f"the venue stopped after a failed commit: {failed}; restart it"
 
     def account_view(self, account: str) -> AccountView:
         """The account as of the last commit, computed once per commit: a view is a function of

@@ -1,6 +1,9 @@
 """Liveness, readiness and metrics: unauthenticated, never rate-limited (probes and scrapers).
 
-GET /healthz   200 while the process serves requests (liveness: restart it if this fails)
+GET /healthz   200 while the process can do its job (liveness: restart it if this fails); 503
+               once the venue has stopped after a failed commit, which only a restart (recovery
+               from the log) undoes: a supervisor or a Kubernetes liveness probe then restarts it
+               instead of leaving a process up that can never accept a command again
 GET /readyz    200 when the venue has recovered its log and accepts commands; 503 while it
                starts, after a failed commit, and while draining at shutdown (take it out of
                the load balancer)
@@ -18,8 +21,16 @@ from crossmargin.service.problems import PROBLEM_MEDIA_TYPE, Problem
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness")
-async def healthz() -> Health:
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Liveness",
+    responses={503: {"description": "the venue stopped: restart", "content": {PROBLEM_MEDIA_TYPE: {}}}},
+)
+async def healthz(request: Request) -> Health:
+    reason = context_of(request.app).liveness()
+    if reason is not None:
+        raise Problem(503, "venue-stopped", reason)
     return Health(status="ok")
 
 
