@@ -9,7 +9,11 @@ commit (duplicate, at the sequence the log holds) or as a new one. At the end:
 - no key is applied twice: the balances equal the opening ones plus exactly the acknowledged
   deposits and transfers, computed by the test from its own requests;
 - what the restarted server serves (each account's balance over HTTP) equals a replay of the
-  whole log from the first record.
+  whole log from the first record;
+- a WebSocket subscriber (risk role, the whole venue) that reconnects after every kill with
+  `after=` its last checkpoint, dropping what it got past that checkpoint, has seen exactly the
+  stream a fresh subscriber reads from the start: no gap, no duplicate, same order; and every
+  acknowledged request's sequence is in it.
 
 tests/adapters/sql/test_sigkill.py does the same 50 times per backend to the venue core (a forked
 process, no HTTP); this one kills the real server, fresh interpreter and all, which costs ~3 s a
@@ -18,6 +22,7 @@ start, so it kills fewer times (CROSSMARGIN_SERVE_SIGKILL_KILLS, default 4). See
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -32,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect as ws_connect
 
 from crossmargin.adapters.sql import SqlEventStore
 from tests.adapters.sql.support import replay
@@ -148,6 +155,41 @@ def _stream(server: Server, rng: random.Random, tag: str, sent: list[Request], s
                 time.sleep(0.01)
 
 
+class Subscriber(threading.Thread):
+    """The whole venue's stream from `after` until the connection ends (the server killed) or
+    `until` is reached. Keeps, as a resuming client must, only what its last checkpoint covers:
+    a record's notifications past it are sent again after `after=` that checkpoint."""
+
+    def __init__(self, server: Server, after: int, until: int | None = None) -> None:
+        super().__init__(daemon=True)
+        self.url = f"ws://127.0.0.1:{server.port}/v1/stream?after={after}"
+        self.key = server.admin
+        self.cursor, self.until = after, until
+        self.seen: list[tuple[int, int, str, str]] = []  # (sequence, index, kind, account)
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        pending: list[tuple[int, int, str, str]] = []
+        try:
+            with ws_connect(self.url, additional_headers={"Authorization": f"Bearer {self.key}"}) as ws:
+                self.ready.set()
+                for raw in ws:
+                    message = json.loads(raw)
+                    if message["type"] == "checkpoint":
+                        self.cursor = int(message["cursor"])
+                        self.seen.extend(pending)
+                        pending = []
+                        if self.until is not None and self.cursor >= self.until:
+                            return
+                    else:
+                        item = (message["sequence"], message["index"], message["kind"], message["account"])
+                        pending.append(item)
+        except (WebSocketException, OSError):
+            pass  # the server went away: resume from self.cursor
+        finally:
+            self.ready.set()
+
+
 def _balances(server: Server) -> dict[str, tuple[int, Decimal]]:
     """Each account's ASSET balance as served: (integer minor units, exact decimal amount)."""
     out = {}
@@ -171,6 +213,8 @@ def test_sigkill_of_the_served_venue_loses_no_acknowledged_request(
     unanswered: list[int] = []  # after each kill: requests in flight that the kill left unanswered
     server = Server(database, tmp_path)
     opening = _balances(server)
+    streamed: list[tuple[int, int, str, str]] = []
+    cursor = 0
     for cycle in range(KILLS + 1):
         # What the last server left unanswered, sent again (same key, same body) before new work.
         with server.client() as client:
@@ -179,6 +223,9 @@ def test_sigkill_of_the_served_venue_loses_no_acknowledged_request(
                     time.sleep(0.01)
         if cycle == KILLS:
             break
+        subscriber = Subscriber(server, cursor)
+        subscriber.start()
+        subscriber.ready.wait(timeout=60)
         stop = threading.Event()
         clients = [
             threading.Thread(
@@ -195,11 +242,23 @@ def test_sigkill_of_the_served_venue_loses_no_acknowledged_request(
         stop.set()
         for thread in clients:
             thread.join(timeout=60)
+        subscriber.join(timeout=60)
+        streamed.extend(subscriber.seen)
+        cursor = subscriber.cursor
         assert sum(r.status == 201 for r in requests) > 0, "nothing was acknowledged before the kill"
         unanswered.append(sum(r.status == 0 for r in requests))
         server = Server(database, tmp_path)
     served = _balances(server)
+    with httpx.Client(base_url=server.url) as probe:
+        last = int(probe.get("/readyz").json()["sequence"])
+    for after, into in ((cursor, streamed), (0, fresh := [])):
+        subscriber = Subscriber(server, after, until=last)
+        subscriber.start()
+        subscriber.join(timeout=120)
+        assert subscriber.cursor >= last, "the stream did not reach the log's end"
+        into.extend(subscriber.seen)
     server.stop()
+    assert streamed == fresh  # resumed across every kill: no gap, no duplicate, same order
 
     duplicates = sum(r.duplicate for r in requests)  # committed before a kill, answered after it
     print(f"{len(requests)} requests, unanswered after each kill: {unanswered}, {duplicates} found committed")
@@ -216,6 +275,9 @@ def test_sigkill_of_the_served_venue_loses_no_acknowledged_request(
         store.close()
     for r in acked:  # in the log, at the acknowledged sequence
         assert found[r.key][0] == r.sequence, r
+    streamed_sequences = {sequence for sequence, _, _, _ in streamed}
+    for r in acked:  # and streamed (a deposit's audit record, a transfer's margin rows)
+        assert r.sequence in streamed_sequences, r
     expected = {a: amount for a, (_, amount) in opening.items()}
     for r in acked:  # each acknowledged request exactly once
         amount = Decimal(r.body["amount"])
