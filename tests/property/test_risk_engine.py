@@ -361,9 +361,6 @@ def test_streams_of_events_and_ticks_with_folds_equal_a_fresh_book(name: str, da
     balances = np.array(book.balances)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("crossmargin.engine.risk_engine.MAX_PENDING", 1)
-        patch.setattr(
-            "crossmargin.engine.risk_engine.UNINDEXED_FRACTION", data.draw(st.sampled_from([0.0, 1.0]))
-        )
         fraction = data.draw(st.sampled_from([None, 1.0]))  # the default's full recomputes, or never
         engine = RiskEngine(book, drawn.market, model, full_recompute_fraction=fraction)
         for _ in range(data.draw(st.integers(1, 12))):
@@ -390,3 +387,40 @@ def test_streams_of_events_and_ticks_with_folds_equal_a_fresh_book(name: str, da
                 balances=balances,
             )
             assert_same_result(engine.result, model.evaluate(fresh, engine.market))
+
+
+def _index_sets(holders: object) -> tuple[list[set[int]], list[set[int]], list[int]]:
+    """A holder index as plain sets: each instrument's and each asset's holders, and the
+    accounts per underlying (the order within a column is not part of the index)."""
+    columns = []
+    for matrix in (holders.instrument_holders, holders.asset_holders):  # type: ignore[attr-defined]
+        columns.append(
+            [
+                set(matrix.indices[matrix.indptr[c] : matrix.indptr[c + 1]].tolist())
+                for c in range(matrix.shape[1])
+            ]
+        )
+    return columns[0], columns[1], holders.underlying_accounts.tolist()  # type: ignore[attr-defined]
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_holder_index_kept_across_folds_equals_one_built_afresh(data: st.DataObject) -> None:
+    """Folds replace the folded accounts' entries in the holder index (no rebuild, no account
+    counted as holding everything): after every fold, every instrument's and asset's holders and
+    the accounts per underlying equal the index built from the folded book."""
+    from crossmargin.engine.risk_engine import _Holders
+
+    drawn = data.draw(random_books(max_accounts=8, max_instruments=5))
+    book = drawn.book
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("crossmargin.engine.risk_engine.MAX_PENDING", 1)
+        engine = RiskEngine(book, drawn.market, CrossMargin())
+        engine.index_holders()
+        for _ in range(data.draw(st.integers(1, 6))):
+            rows = data.draw(st.lists(st.integers(0, book.n_accounts - 1), min_size=1, max_size=4))
+            engine.on_accounts([_account_update(data.draw, drawn, row)[0] for row in rows])
+            folded = engine.book  # asking for the book folds the pending accounts
+            kept = engine._holder_index
+            assert kept is not None  # kept across the fold, not dropped for a rebuild
+            assert _index_sets(kept) == _index_sets(_Holders.of(folded))

@@ -70,11 +70,6 @@ BoolArray = npt.NDArray[np.bool_]
 # p50 18.2 -> 20.8 ms against 1,024; flushing 200 events 2.0 ms, 49 ms when it folds).
 MAX_PENDING = 1024
 PENDING_SHARE = 128
-# After a fold the holder index is kept and the folded accounts are re-margined at every tick
-# (their holdings may have changed), until they exceed this share of the accounts and the index
-# is rebuilt (~130 ms at 1M accounts, where re-margining 5 % in place costs ~1 ms a tick).
-UNINDEXED_FRACTION = 0.05
-
 # Above this share of accounts touched, a tick recomputes the whole book: gathering a sub-book
 # costs about as much per account as the kernel itself. bench/bench_engine.py --concentrated, 1M
 # accounts (AMD Zen 5): 31 % of accounts re-margined in 65 ms against 73 ms for the whole book,
@@ -569,13 +564,11 @@ class RiskEngine:
             return
         folded = self._pending.rows
         part = self._pending.book(folded, self._book)
-        self._book = self._book.with_rows_replaced(folded, part)
+        before = self._book
+        self._book = before.with_rows_replaced(folded, part)
         self._pending = _Overlay()
-        holders = self._holder_index
-        if holders is not None:
-            holders = holders.with_rows_changed(folded)
-            too_many = holders.unindexed_count > UNINDEXED_FRACTION * self._book.n_accounts
-            self._holder_index = None if too_many else holders
+        if self._holder_index is not None:  # the folded accounts' entries replaced, not rebuilt
+            self._holder_index = self._holder_index.with_rows_replaced(folded, before, self._book)
 
     def _market_after(self, tick: PriceTick) -> MarketState:
         """The market after a tick (index and collateral prices by symbol, instrument data by
@@ -709,10 +702,6 @@ class _Holders:
     instrument_holders: sp.csc_array
     asset_holders: sp.csc_array
     underlying_accounts: IntArray  # (U,) accounts with a position on each underlying
-    # (A,) accounts whose holdings changed after the index was built (folded account events):
-    # counted as holding everything, so a tick re-margins them whatever moved.
-    unindexed: BoolArray | None = None
-    unindexed_count: int = 0
 
     @classmethod
     def of(cls, book: Book) -> _Holders:
@@ -750,25 +739,41 @@ class _Holders:
                 (matrix.data, matrix.indices, matrix.indptr), shape=(n_accounts, matrix.shape[1])
             )
 
-        unindexed = self.unindexed
-        if unindexed is not None:
-            unindexed = np.concatenate([unindexed, np.zeros(n_accounts - unindexed.size, dtype=np.bool_)])
         return _Holders(
             instrument_holders=taller(self.instrument_holders),
             asset_holders=taller(self.asset_holders),
             underlying_accounts=self.underlying_accounts,
-            unindexed=unindexed,
-            unindexed_count=self.unindexed_count,
         )
 
-    def with_rows_changed(self, rows: IntArray) -> _Holders:
-        """The same index with the accounts `rows` marked unindexed (their holdings changed)."""
-        unindexed = np.zeros(self.instrument_holders.shape[0], dtype=np.bool_)
-        if self.unindexed is not None:
-            unindexed[:] = self.unindexed
-        unindexed[rows] = True
-        return dataclasses.replace(
-            self, unindexed=unindexed, unindexed_count=int(np.count_nonzero(unindexed))
+    def with_rows_replaced(self, rows: IntArray, before: Book, after: Book) -> _Holders:
+        """The index after the accounts `rows` (sorted) changed their holdings from `before`'s to
+        `after`'s (a fold; the same accounts in the same rows): their entries dropped from every
+        column and their new ones added, the rest kept as they are. Vectorised passes over the
+        index's entries (no rebuild: the CSR -> CSC conversion and a pass per underlying cost
+        ~130 ms at 1M accounts and fell inside a tick)."""
+        import scipy.sparse as sp  # loaded already: the index exists
+
+        changed = np.zeros(after.n_accounts, dtype=np.bool_)
+        changed[rows] = True
+        indptr = after.positions.indptr.astype(np.int64, copy=False)
+        slots = compressed_slots(indptr, rows)
+        owners = np.repeat(rows, indptr[rows + 1] - indptr[rows])
+        instruments = _replace_rows(self.instrument_holders, changed, owners, after.positions.indices[slots])
+        # The rows' non-zero balances from the dense matrix (`balance_csr`'s entries, without
+        # building it for the whole book: ~70 ms at 1M accounts that cross margin never reads).
+        held_row, held_asset = np.nonzero(after.balances[rows])
+        assets = _replace_rows(self.asset_holders, changed, rows[held_row], held_asset)
+        n_underlyings = self.underlying_accounts.size
+        underlying_accounts = (
+            self.underlying_accounts
+            - _accounts_per_underlying(before, rows, n_underlyings)
+            + _accounts_per_underlying(after, rows, n_underlyings)
+        )
+        shape_i, shape_a = self.instrument_holders.shape, self.asset_holders.shape
+        return _Holders(
+            instrument_holders=sp.csc_array(instruments, shape=shape_i),
+            asset_holders=sp.csc_array(assets, shape=shape_a),
+            underlying_accounts=underlying_accounts,
         )
 
     def widest_underlying(self, underlyings: BoolArray) -> int:
@@ -792,8 +797,6 @@ class _Holders:
             flags[_column_rows(self.instrument_holders, instruments)] = True
         if assets.any():
             flags[_column_rows(self.asset_holders, assets)] = True
-        if self.unindexed is not None and (instruments.any() or assets.any()):
-            flags |= self.unindexed
         return flags
 
     def accounts_holding(self, instruments: BoolArray, assets: BoolArray) -> IntArray:
@@ -801,6 +804,39 @@ class _Holders:
         # A mask over accounts, not np.unique: one byte per account beats sorting the hits.
         rows: IntArray = np.flatnonzero(self.holding(instruments, assets))
         return rows
+
+
+def _replace_rows(
+    matrix: sp.csc_array, changed: BoolArray, rows: IntArray, columns: npt.NDArray[np.integer[Any]]
+) -> tuple[npt.NDArray[np.int8], IntArray, IntArray]:
+    """(data, indices, indptr) of the pattern `matrix` (accounts x columns, CSC) with every entry
+    of a `changed` account dropped and the entries (rows[j], columns[j]) added, each at the end of
+    its column (a column's rows need no order: they are read as a set, `holding`)."""
+    indptr, indices = matrix.indptr, matrix.indices
+    n_columns = matrix.shape[1]
+    dropped = changed[indices]
+    dropped_per_column = np.bincount(
+        np.searchsorted(indptr, np.flatnonzero(dropped), side="right") - 1, minlength=n_columns
+    )
+    kept_per_column = np.diff(indptr) - dropped_per_column
+    order = np.argsort(columns, kind="stable")
+    added_columns = np.asarray(columns, dtype=np.int64)[order]
+    # np.insert puts each new entry before the kept entry at its index: the end of its column.
+    merged = np.insert(indices[~dropped], np.cumsum(kept_per_column)[added_columns], rows[order])
+    counts = kept_per_column + np.bincount(added_columns, minlength=n_columns)
+    new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indptr.dtype, copy=False)
+    return np.ones(merged.size, dtype=np.int8), merged.astype(indices.dtype, copy=False), new_indptr
+
+
+def _accounts_per_underlying(book: Book, rows: IntArray, n_underlyings: int) -> IntArray:
+    """(U,) how many of the accounts `rows` hold a position on each underlying in `book`."""
+    indptr = book.positions.indptr.astype(np.int64, copy=False)
+    slots = compressed_slots(indptr, rows)
+    owners = np.repeat(rows, indptr[rows + 1] - indptr[rows])
+    underlying = book.instruments.underlying_index[book.positions.indices[slots]].astype(np.int64)
+    pairs = np.unique(owners * n_underlyings + underlying)  # one per (account, underlying)
+    counts: IntArray = np.bincount(pairs % n_underlyings, minlength=n_underlyings)
+    return counts
 
 
 def _column_rows(matrix: sp.csc_array, columns: BoolArray) -> IntArray:
