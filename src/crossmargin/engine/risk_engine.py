@@ -403,7 +403,7 @@ class RiskEngine:
         """The whole book's result: the model over the book, then the accounts with pending events
         over their own books, written over their rows. Every model's result for an account is a
         function of that account alone, so the same bits as over the folded book, without the
-        fold (an O(positions) splice and a new holder index) inside a tick."""
+        fold (an O(positions) splice and the holder index's update) inside a tick."""
         result = self._whole_book_result()
         if self._pending:
             rows = self._pending.rows
@@ -696,8 +696,10 @@ def _accounts_book(updates: Sequence[AccountUpdate], like: Book) -> Book:
 
 @dataclass(frozen=True, slots=True)
 class _Holders:
-    """Who holds what, built once per book: accounts per instrument (CSC of the positions) and per
-    asset (CSC of the non-zero balances). A tick gathers only the moved columns."""
+    """Who holds what: accounts per instrument (CSC of the positions) and per asset (CSC of the
+    non-zero balances), built once and then kept: taller on growth (`with_rows`), the folded
+    accounts' entries replaced at a fold (`with_rows_replaced`). A tick gathers only the moved
+    columns."""
 
     instrument_holders: sp.csc_array
     asset_holders: sp.csc_array
