@@ -481,17 +481,9 @@ def ticks_after_account_events(
     trigger one)."""
     rng = np.random.default_rng(seed + 1)
     book = monitor.engine.book
-    positions, table, symbols = book.positions, book.instruments, book.assets.symbols
 
     def update(row: int) -> AccountUpdate:
-        lo, hi = int(positions.indptr[row]), int(positions.indptr[row + 1])
-        return AccountUpdate(
-            account_id=book.account_ids[row],
-            instrument_ids=[table.ids[i] for i in positions.indices[lo:hi].tolist()],
-            quantity=(positions.data[lo:hi] * 1.5).tolist(),
-            entry_price=book.entry_price[lo:hi].tolist(),
-            balances=dict(zip(symbols, (book.balances[row] * 0.9).tolist(), strict=True)),
-        )
+        return account_update(book, row, quantity_factor=1.5, balance_factor=0.9)
 
     compared = 1_000
     rows = rng.choice(book.n_accounts, size=ticks * per_tick + 2 * compared, replace=False).tolist()
@@ -542,6 +534,20 @@ def ticks_after_account_events(
     }
 
 
+def account_update(book: Any, row: int, *, quantity_factor: float, balance_factor: float) -> AccountUpdate:
+    """Account `row`'s new state after a fill or a deposit: its positions scaled by
+    `quantity_factor`, its balances by `balance_factor` (what the venue's flush hands the monitor)."""
+    positions, table = book.positions, book.instruments
+    lo, hi = int(positions.indptr[row]), int(positions.indptr[row + 1])
+    return AccountUpdate(
+        account_id=book.account_ids[row],
+        instrument_ids=[table.ids[i] for i in positions.indices[lo:hi].tolist()],
+        quantity=(positions.data[lo:hi] * quantity_factor).tolist(),
+        entry_price=book.entry_price[lo:hi].tolist(),
+        balances=dict(zip(book.assets.symbols, (book.balances[row] * balance_factor).tolist(), strict=True)),
+    )
+
+
 def busy_venue_ticks(
     monitor: Monitor,
     market: Any,
@@ -559,25 +565,16 @@ def busy_venue_ticks(
     1M accounts (AMD Zen 4), over the 100 ms aim."""
     rng = np.random.default_rng(seed + 2)
     book = monitor.engine.book
-    positions, table, symbols = book.positions, book.instruments, book.assets.symbols
     n_ticks = int(0.06 * book.n_accounts) // per_tick + 1
     rows = rng.choice(book.n_accounts, size=n_ticks * per_tick, replace=False)
     params = MarginCallParams()
     flush_s: list[float] = []
     tick_s: list[float] = []
     for n in range(n_ticks):
-        batch = []
-        for row in rows[n * per_tick : (n + 1) * per_tick].tolist():  # the venue's work, untimed
-            lo, hi = int(positions.indptr[row]), int(positions.indptr[row + 1])
-            batch.append(
-                AccountUpdate(
-                    account_id=book.account_ids[row],
-                    instrument_ids=[table.ids[i] for i in positions.indices[lo:hi].tolist()],
-                    quantity=(positions.data[lo:hi] * 0.5).tolist(),
-                    entry_price=book.entry_price[lo:hi].tolist(),
-                    balances=dict(zip(symbols, (book.balances[row] * 1.1).tolist(), strict=True)),
-                )
-            )
+        batch = [  # the venue's work, untimed
+            account_update(book, row, quantity_factor=0.5, balance_factor=1.1)
+            for row in rows[n * per_tick : (n + 1) * per_tick].tolist()
+        ]
         t0 = time.perf_counter()
         monitor.on_accounts(batch)
         flush_s.append(time.perf_counter() - t0)
