@@ -53,6 +53,7 @@ from crossmargin.core.margin.cross import CollateralRevaluation, RowEvaluation
 from crossmargin.core.margin.result import RESULT_ARRAYS
 from crossmargin.core.market import MarketState
 from crossmargin.core.pricing import InstrumentValuation, revalue
+from crossmargin.core.sparse_columns import replace_rows
 from crossmargin.errors import InputError
 
 if TYPE_CHECKING:
@@ -354,8 +355,9 @@ class RiskEngine:
         that building the engine did not: the model on one account and on every account read in
         place (`RowEvaluation`: the serial and the parallel build of the row path), on a
         gathered book of one account (the path of accounts with pending events), the
-        collateral-only revaluation both ways (`CollateralRevaluation`) and the fold's splice
-        (`Book.with_rows_replaced`, of no rows). Nothing the engine holds changes. A server
+        collateral-only revaluation both ways (`CollateralRevaluation`), the fold's splice
+        (`Book.with_rows_replaced`, of no rows) and its holder-index update (the index built
+        first if it was not). Nothing the engine holds changes. A server
         calls it before it reports ready (`Monitor.warm_up`): a build first used in a tick cost
         that tick its load from numba's disk cache (5-30 ms, once a process) or, on a fresh
         install, its compile (0.3-1.3 s; 1M accounts, AMD Zen 5)."""
@@ -372,6 +374,9 @@ class RiskEngine:
         model.evaluate(book.select(every[:1]), market, valuation)
         if book.isolated_collateral is None:  # the fold's splice, for this book's array types
             book.with_rows_replaced(every[:0], book.select(every[:0]))
+        # The fold's update of the holder index (built here if it was not: every incremental
+        # tick needs it), for its matrices' index types.
+        self._holders().with_rows_replaced(every[:0], book, book)
 
     def _grown_results(self, n: int) -> dict[str, npt.NDArray[Any]]:
         """The result arrays with n rows after them (to be written by the caller), in growth
@@ -753,29 +758,23 @@ class _Holders:
         column and their new ones added, the rest kept as they are. Vectorised passes over the
         index's entries (no rebuild: the CSR -> CSC conversion and a pass per underlying cost
         ~130 ms at 1M accounts and fell inside a tick)."""
-        import scipy.sparse as sp  # loaded already: the index exists
-
-        changed = np.zeros(after.n_accounts, dtype=np.bool_)
-        changed[rows] = True
+        n = after.n_accounts
         indptr = after.positions.indptr.astype(np.int64, copy=False)
         slots = compressed_slots(indptr, rows)
         owners = np.repeat(rows, indptr[rows + 1] - indptr[rows])
-        instruments = _replace_rows(self.instrument_holders, changed, owners, after.positions.indices[slots])
+        instruments = _replace_rows(self.instrument_holders, n, rows, owners, after.positions.indices[slots])
         # The rows' non-zero balances from the dense matrix (`balance_csr`'s entries, without
         # building it for the whole book: ~70 ms at 1M accounts that cross margin never reads).
         held_row, held_asset = np.nonzero(after.balances[rows])
-        assets = _replace_rows(self.asset_holders, changed, rows[held_row], held_asset)
+        assets = _replace_rows(self.asset_holders, n, rows, rows[held_row], held_asset)
         n_underlyings = self.underlying_accounts.size
         underlying_accounts = (
             self.underlying_accounts
             - _accounts_per_underlying(before, rows, n_underlyings)
             + _accounts_per_underlying(after, rows, n_underlyings)
         )
-        shape_i, shape_a = self.instrument_holders.shape, self.asset_holders.shape
         return _Holders(
-            instrument_holders=sp.csc_array(instruments, shape=shape_i),
-            asset_holders=sp.csc_array(assets, shape=shape_a),
-            underlying_accounts=underlying_accounts,
+            instrument_holders=instruments, asset_holders=assets, underlying_accounts=underlying_accounts
         )
 
     def widest_underlying(self, underlyings: BoolArray) -> int:
@@ -809,25 +808,18 @@ class _Holders:
 
 
 def _replace_rows(
-    matrix: sp.csc_array, changed: BoolArray, rows: IntArray, columns: npt.NDArray[np.integer[Any]]
-) -> tuple[npt.NDArray[np.int8], IntArray, IntArray]:
-    """(data, indices, indptr) of the pattern `matrix` (accounts x columns, CSC) with every entry
-    of a `changed` account dropped and the entries (rows[j], columns[j]) added, each at the end of
-    its column (a column's rows need no order: they are read as a set, `holding`)."""
-    indptr, indices = matrix.indptr, matrix.indices
-    n_columns = matrix.shape[1]
-    dropped = changed[indices]
-    dropped_per_column = np.bincount(
-        np.searchsorted(indptr, np.flatnonzero(dropped), side="right") - 1, minlength=n_columns
-    )
-    kept_per_column = np.diff(indptr) - dropped_per_column
-    order = np.argsort(columns, kind="stable")
-    added_columns = np.asarray(columns, dtype=np.int64)[order]
-    # np.insert puts each new entry before the kept entry at its index: the end of its column.
-    merged = np.insert(indices[~dropped], np.cumsum(kept_per_column)[added_columns], rows[order])
-    counts = kept_per_column + np.bincount(added_columns, minlength=n_columns)
-    new_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(indptr.dtype, copy=False)
-    return np.ones(merged.size, dtype=np.int8), merged.astype(indices.dtype, copy=False), new_indptr
+    matrix: sp.csc_array,
+    n_rows: int,
+    rows: IntArray,
+    new_rows: IntArray,
+    new_columns: npt.NDArray[np.integer[Any]],
+) -> sp.csc_array:
+    """The pattern `matrix` (accounts x columns, CSC) with the entries of the accounts `rows`
+    replaced by (new_rows, new_columns) (`core.sparse_columns.replace_rows`: one kernel pass)."""
+    import scipy.sparse as sp  # loaded already: the index exists
+
+    indptr, indices = replace_rows(matrix.indptr, matrix.indices, n_rows, rows, new_rows, new_columns)
+    return sp.csc_array((np.ones(indices.size, dtype=np.int8), indices, indptr), shape=matrix.shape)
 
 
 def _accounts_per_underlying(book: Book, rows: IntArray, n_underlyings: int) -> IntArray:
