@@ -10,14 +10,15 @@ commit (duplicate, at the sequence the log holds) or as a new one. At the end:
   deposits and transfers, computed by the test from its own requests;
 - what the restarted server serves (each account's balance over HTTP) equals a replay of the
   whole log from the first record;
-- a WebSocket subscriber (risk role, the whole venue) that reconnects after every kill with
+- a WebSocket subscriber (the admin key: the whole venue) that reconnects after every kill with
   `after=` its last checkpoint, dropping what it got past that checkpoint, has seen exactly the
   stream a fresh subscriber reads from the start: no gap, no duplicate, same order; and every
   acknowledged request's sequence is in it.
 
 tests/adapters/sql/test_sigkill.py does the same 50 times per backend to the venue core (a forked
 process, no HTTP); this one kills the real server, fresh interpreter and all, which costs ~3 s a
-start, so it kills fewer times (CROSSMARGIN_SERVE_SIGKILL_KILLS, default 4). Seeded.
+start, so it kills fewer times (CROSSMARGIN_SERVE_SIGKILL_KILLS, default 4). The requests and the
+kill delays are seeded; where in the stream a kill lands depends on the machine's timing.
 """
 
 from __future__ import annotations
