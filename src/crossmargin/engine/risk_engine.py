@@ -356,8 +356,8 @@ class RiskEngine:
         place (`RowEvaluation`: the serial and the parallel build of the row path), on a
         gathered book of one account (the path of accounts with pending events), the
         collateral-only revaluation both ways (`CollateralRevaluation`), the fold's splice
-        (`Book.with_rows_replaced`, of no rows) and its holder-index update (the index built
-        first if it was not). Nothing the engine holds changes. A server
+        (`Book.with_rows_replaced`, of no rows) and its holder-index update. Nothing the engine
+        holds changes, but that its holder index is built if it was not. A server
         calls it before it reports ready (`Monitor.warm_up`): a build first used in a tick cost
         that tick its load from numba's disk cache (5-30 ms, once a process) or, on a fresh
         install, its compile (0.3-1.3 s; 1M accounts, AMD Zen 5)."""
