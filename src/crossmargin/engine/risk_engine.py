@@ -759,10 +759,8 @@ class _Holders:
         index's entries (no rebuild: the CSR -> CSC conversion and a pass per underlying cost
         ~130 ms at 1M accounts and fell inside a tick)."""
         n = after.n_accounts
-        indptr = after.positions.indptr.astype(np.int64, copy=False)
-        slots = compressed_slots(indptr, rows)
-        owners = np.repeat(rows, indptr[rows + 1] - indptr[rows])
-        instruments = _replace_rows(self.instrument_holders, n, rows, owners, after.positions.indices[slots])
+        owners, held = _positions_of(after, rows)
+        instruments = _replace_rows(self.instrument_holders, n, rows, owners, held)
         # The rows' non-zero balances from the dense matrix (`balance_csr`'s entries, without
         # building it for the whole book: ~70 ms at 1M accounts that cross margin never reads).
         held_row, held_asset = np.nonzero(after.balances[rows])
@@ -770,8 +768,8 @@ class _Holders:
         n_underlyings = self.underlying_accounts.size
         underlying_accounts = (
             self.underlying_accounts
-            - _accounts_per_underlying(before, rows, n_underlyings)
-            + _accounts_per_underlying(after, rows, n_underlyings)
+            - _accounts_per_underlying(before, *_positions_of(before, rows), n_underlyings)
+            + _accounts_per_underlying(after, owners, held, n_underlyings)
         )
         return _Holders(
             instrument_holders=instruments, asset_holders=assets, underlying_accounts=underlying_accounts
@@ -822,12 +820,19 @@ def _replace_rows(
     return sp.csc_array((np.ones(indices.size, dtype=np.int8), indices, indptr), shape=matrix.shape)
 
 
-def _accounts_per_underlying(book: Book, rows: IntArray, n_underlyings: int) -> IntArray:
-    """(U,) how many of the accounts `rows` hold a position on each underlying in `book`."""
-    indptr = book.positions.indptr.astype(np.int64, copy=False)
-    slots = compressed_slots(indptr, rows)
-    owners = np.repeat(rows, indptr[rows + 1] - indptr[rows])
-    underlying = book.instruments.underlying_index[book.positions.indices[slots]].astype(np.int64)
+def _positions_of(book: Book, rows: IntArray) -> tuple[IntArray, npt.NDArray[np.integer[Any]]]:
+    """(account row, instrument) of every position the accounts `rows` hold in `book`."""
+    indptr = book.positions.indptr
+    owners: IntArray = np.repeat(rows, indptr[rows + 1] - indptr[rows])
+    return owners, book.positions.indices[book.stored_positions(rows)]
+
+
+def _accounts_per_underlying(
+    book: Book, owners: IntArray, instruments: npt.NDArray[np.integer[Any]], n_underlyings: int
+) -> IntArray:
+    """(U,) how many distinct accounts among `owners` hold a position on each underlying, from
+    their positions' (owner, instrument) pairs."""
+    underlying = book.instruments.underlying_index[instruments].astype(np.int64)
     pairs = np.unique(owners * n_underlyings + underlying)  # one per (account, underlying)
     counts: IntArray = np.bincount(pairs % n_underlyings, minlength=n_underlyings)
     return counts
