@@ -62,7 +62,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import logging
 import math
 import queue
@@ -139,6 +138,7 @@ from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
 from crossmargin.engine.ports import Clock, EventStore
 from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
+from crossmargin.engine.untracked import KeptAnswer, RecentKeys, kept_answer
 from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
 from crossmargin.errors import (
     CorruptLogError,
@@ -610,7 +610,7 @@ class _Pending:
 
 
 # A decided group: each command's answer (Ack or refusal), the records, the new keys (body hash, Ack).
-_Decided = tuple[list[tuple[_Pending, Ack | BaseException]], list[LogRecord], dict[str, tuple[str, Ack]]]
+_Decided = tuple[list[tuple[_Pending, Ack | BaseException]], list[LogRecord], dict[str, KeptAnswer]]
 
 
 def _pending(command: Command, reply: _Reply, actor: str | None) -> _Pending:
@@ -659,9 +659,10 @@ class Venue:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # C-level: ~1 us less per command
         self._failed: BaseException | None = None
         self._closed = False
-        self._keys: dict[str, tuple[str, Ack]] = {}  # committed keys seen: body hash, Ack
+        # Committed keys seen and their answers, where the cyclic collector never walks.
+        self._keys = RecentKeys(settings.recent_keys)
         # Every key in the log that is not in _keys, approximately (and some that are): see
-        # _decide_group and _forget_old_keys.
+        # _decide_group and _remember.
         self._log_keys = log_keys
         self._monitor: Monitor | None = None
         self._opened: list[str] = []  # accounts opened since the monitor last grew
@@ -1302,13 +1303,15 @@ class Venue:
                 self._uncommitted += 1
             self._commits.put((answers, records, len(keys)))
 
-    def _remember(self, keys: dict[str, tuple[str, Ack]]) -> None:
+    def _remember(self, keys: dict[str, KeptAnswer]) -> None:
         """A decided group's keys into memory (if its commit fails the venue stops, so nothing is
         remembered that the log will not hold). The filter of the log's keys is asked only about
-        keys not in memory, so a key enters it when it leaves memory (`_forget_old_keys`), a
-        hundred thousand at a time, not one group at a time (~1 us per command, issue 16)."""
-        self._keys.update(keys)
-        self._forget_old_keys()
+        keys not in memory, so a key enters it when it leaves memory (`RecentKeys.update` hands
+        back the older half, a hundred thousand at a time, not one group at a time: ~1 us per
+        command, issue 16)."""
+        dropped = self._keys.update(keys)
+        if dropped:
+            self._log_keys.add(dropped)  # still in the log: findable there once out of memory
 
     def _drain(self) -> None:
         """Wait until every decided group is committed (or refused)."""
@@ -1355,7 +1358,7 @@ class Venue:
         commands' records (folded) and their new keys (body hash, Ack). None when the fold
         failed: the venue stops, every command of the batch refused."""
         keys = self._keys
-        group_keys: dict[str, tuple[str, Ack]] = {}
+        group_keys: dict[str, KeptAnswer] = {}
         records: list[LogRecord] = []
         # A key not in memory is looked up in the log only if the filter of the log's keys that
         # memory let go (and those found at start-up) cannot rule it out (a fresh key, nearly
@@ -1369,12 +1372,13 @@ class Venue:
         for p in batch:
             known = keys.get(p.key) or group_keys.get(p.key)
             if known is None and p.key in stored:
-                known = (stored[p.key][1], self._stored_ack(stored[p.key][0]))
+                known = self._stored_answer(stored[p.key][0])
             if known is not None:  # the same body: its first answer; another body: refused
-                if known[0] == p.body_sha256:
-                    answers.append((p, known[1]._replace(duplicate=True)))
+                body_sha256, sequence, kind, as_of_ns, record_hash = known
+                if body_sha256 == p.body_sha256:
+                    answers.append((p, Ack(sequence, p.key, kind, as_of_ns, record_hash, duplicate=True)))
                 else:
-                    answers.append((p, IdempotencyConflictError(p.key, known[1].sequence)))
+                    answers.append((p, IdempotencyConflictError(p.key, sequence)))
                 continue
             try:
                 now = max(self._clock.now_ns(), self._state.time_ns)  # one clock reading a command
@@ -1395,7 +1399,7 @@ class Venue:
             fields = (first.sequence, p.key, first.kind, first.as_of_ns, first.record_hash, False)
             ack: Ack = new_tuple(Ack, fields)
             records.extend(new)
-            group_keys[p.key] = (p.body_sha256, ack)
+            group_keys[p.key] = kept_answer(p.body_sha256, first)
             answers.append((p, ack))
         return answers, records, group_keys
 
@@ -1412,28 +1416,12 @@ class Venue:
             self._uncommitted -= 1
             self._committed.notify_all()
 
-    def _forget_old_keys(self) -> None:
-        """Past `settings.recent_keys`, drop the oldest half of the in-memory keys (a dict keeps
-        insertion order); `_process` finds a dropped key in the store."""
-        if len(self._keys) <= self.settings.recent_keys:
-            return
-        drop = len(self._keys) - self.settings.recent_keys // 2
-        dropped = list(itertools.islice(self._keys, drop))
-        self._log_keys.add(dropped)  # still in the log: findable there once out of memory
-        for key in dropped:
-            del self._keys[key]
-
-    def _stored_ack(self, sequence: int) -> Ack:
+    def _stored_answer(self, sequence: int) -> KeptAnswer:
+        """The answer of the logged command at `sequence` (a key out of memory), kept again."""
         record = self._store.read(sequence, 1)[0]
-        ack = Ack(
-            sequence=record.sequence,
-            idempotency_key=str(record.idempotency_key),
-            kind=record.kind,
-            as_of_ns=record.as_of_ns,
-            record_hash=record.record_hash,
-        )
-        self._keys[ack.idempotency_key] = (record.body_sha256, ack)
-        return ack
+        answer = kept_answer(record.body_sha256, record)
+        self._remember({str(record.idempotency_key): answer})
+        return answer
 
     def _decide_and_apply(self, p: _Pending, now: int) -> list[LogRecord]:
         """Decide one command at venue time `now`, apply its record (and the liquidations it
