@@ -49,6 +49,7 @@ process's CPU time over all its threads, the figure a shared machine does not di
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import os
@@ -153,6 +154,33 @@ AIM_IN_FLIGHT, AIM_BATCH = 200, 50
 BUSY_EVENTS_PER_TICK = 1_000  # account events between ticks on a busy venue (`busy_venue_ticks`)
 
 
+class CollectorPauses:
+    """The cyclic collector's pauses while it is entered (gc.callbacks): how many, the longest and
+    their sum, ms. A pause stops every thread (it holds the GIL), so each one delays every
+    command in flight: the tail of a long run's latency."""
+
+    def __init__(self) -> None:
+        self.pauses_ms: list[float] = []
+        self._started = 0.0
+
+    def _observe(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses_ms.append((time.perf_counter() - self._started) * 1e3)
+
+    def __enter__(self) -> CollectorPauses:
+        gc.callbacks.append(self._observe)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._observe)
+
+    def summary(self) -> dict[str, float]:
+        p = self.pauses_ms
+        return {"gc_pauses": len(p), "gc_pause_max_ms": max(p, default=0.0), "gc_pause_total_ms": sum(p)}
+
+
 def in_flight_slots(n: int) -> queue.SimpleQueue[None]:
     """`n` tokens: a client takes one (`get`, waiting while none is left) per command or list it
     sends and puts it back when answered. C-level, so the client's own bookkeeping costs ~0.3 us
@@ -214,24 +242,25 @@ def durable_run(
 
     run = uuid.uuid4().hex[:8]
     threads0 = thread_cpu_s()
-    t0 = time.perf_counter()
-    cpu0 = time.process_time()
-    for first in range(0, n, batch):
-        commands = [command_of(run, i, kind) for i in range(first, min(first + batch, n))]
-        slots.get()
-        started = time.perf_counter()
-        if batch > 1:  # one future for the list (Venue.submit_batch), as POST /v1/events/batch
-            listed = venue.submit_batch(commands)
-            listed.add_done_callback(lambda f, i=first, s=started: batch_finished(i, s, f))
-            continue
-        if callback:
-            venue.submit_with_callback(commands[0], lambda a, i=first, s=started: told(i, s, a))
-            continue
-        future = venue.submit(commands[0])
-        future.add_done_callback(lambda f, i=first, s=started: told(i, s, f.exception() or f.result()))
-    done.wait()
-    elapsed = time.perf_counter() - t0
-    cpu_s = time.process_time() - cpu0  # every thread of this process: the machine is shared
+    with CollectorPauses() as pauses:
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        for first in range(0, n, batch):
+            commands = [command_of(run, i, kind) for i in range(first, min(first + batch, n))]
+            slots.get()
+            started = time.perf_counter()
+            if batch > 1:  # one future for the list (Venue.submit_batch), as POST /v1/events/batch
+                listed = venue.submit_batch(commands)
+                listed.add_done_callback(lambda f, i=first, s=started: batch_finished(i, s, f))
+                continue
+            if callback:
+                venue.submit_with_callback(commands[0], lambda a, i=first, s=started: told(i, s, a))
+                continue
+            future = venue.submit(commands[0])
+            future.add_done_callback(lambda f, i=first, s=started: told(i, s, f.exception() or f.result()))
+        done.wait()
+        elapsed = time.perf_counter() - t0
+        cpu_s = time.process_time() - cpu0  # every thread of this process: the machine is shared
     threads = thread_cpu_s()  # before close: the venue's threads end with it
     stats = venue.stats()
     venue.close()
@@ -243,6 +272,8 @@ def durable_run(
         "events_per_s": n / elapsed,
         "ack_p50_ms": percentile_ms(latency.tolist(), 50),
         "ack_p99_ms": percentile_ms(latency.tolist(), 99),
+        "ack_p999_ms": percentile_ms(latency.tolist(), 99.9),
+        **pauses.summary(),
         "cpu_ms_per_event": cpu_s / n * 1e3,
         # The same CPU by thread (µs an event): the client's submits, the writer, the committer.
         **{
@@ -645,6 +676,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--transfers", type=int, default=1_000)
     parser.add_argument(
+        "--sustained-events",
+        type=int,
+        default=300_000,
+        help="a long one-command run (the collector's pauses and p99.9 of a venue that keeps running)",
+    )
+    parser.add_argument(
         "--in-flight",
         type=int,
         default=128,
@@ -706,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
                     "fills": (args.transfers, args.batch_in_flight, "fill", 1, True),
                     "deposits_batched": (args.events, args.batch_in_flight, "deposit", args.batch, False),
                     "deposits_batched_aim": (3 * args.events, AIM_IN_FLIGHT, "deposit", AIM_BATCH, False),
+                    "deposits_sustained": (args.sustained_events, args.in_flight, "deposit", 1, True),
                     "transfers_batched": (
                         args.transfers,
                         args.batch_in_flight,
@@ -777,6 +815,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"per transfer {transfers['cpu_ms_per_event']:.2f} ms; fills {measured['fills']['events_per_s']:7,.0f}/s "
                 f"p99 {measured['fills']['ack_p99_ms']:.1f} ms, CPU {measured['fills']['cpu_ms_per_event']:.2f} ms"
             )
+            sustained = measured["deposits_sustained"]
+            print(
+                f"{name:>10}: sustained, {sustained['events']:,} deposits one per call at {sustained['in_flight']} in "
+                f"flight: {sustained['events_per_s']:,.0f}/s ack p50 {sustained['ack_p50_ms']:.2f} ms p99 "
+                f"{sustained['ack_p99_ms']:.2f} ms p99.9 {sustained['ack_p999_ms']:.2f} ms; the collector paused "
+                f"{sustained['gc_pauses']:.0f} times, longest {sustained['gc_pause_max_ms']:.1f} ms, "
+                f"{sustained['gc_pause_total_ms']:.0f} ms in all"
+            )
             print(
                 f"{name:>10}: batches of {args.batch} (Venue.submit_batch): deposits {batched['events_per_s']:9,.0f}/s "
                 f"ack p50 {batched['ack_p50_ms']:.2f} ms p99 {batched['ack_p99_ms']:.2f} ms "
@@ -837,7 +883,11 @@ def main(argv: list[str] | None = None) -> int:
     aims = {
         f"{b}_{mode}": met(results[b][run])
         for b in ("sqlite", "postgresql")
-        for mode, run in (("one_per_call", "deposits"), ("lists", "deposits_batched_aim"))
+        for mode, run in (
+            ("one_per_call", "deposits"),
+            ("lists", "deposits_batched_aim"),
+            ("sustained", "deposits_sustained"),
+        )
     }
     aims["tick_to_calls"] = ticks["tick_to_calls_p99_ms"] <= AIM_TICK_P99_MS
     aims["tick_to_calls_busy_venue"] = ticks["busy_tick_p99_ms"] <= AIM_TICK_P99_MS
@@ -847,7 +897,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{b:>10}: aim >= {AIM_EVENTS_PER_S:,} events/s at ack p99 <= {AIM_ACK_P99_MS:.0f} ms: one command per call "
             f"{one['events_per_s']:,.0f}/s p99 {one['ack_p99_ms']:.1f} ms {word(aims[f'{b}_one_per_call'])}; lists of "
             f"{AIM_BATCH} at {AIM_IN_FLIGHT} in flight {lists['events_per_s']:,.0f}/s p99 {lists['ack_p99_ms']:.1f} ms "
-            f"{word(aims[f'{b}_lists'])}"
+            f"{word(aims[f'{b}_lists'])}; sustained {results[b]['deposits_sustained']['events_per_s']:,.0f}/s "
+            f"p99 {results[b]['deposits_sustained']['ack_p99_ms']:.1f} ms {word(aims[f'{b}_sustained'])}"
         )
     best = max(("sqlite", "postgresql"), key=lambda b: results[b]["deposits"]["events_per_s"])
     summary = {
@@ -900,6 +951,21 @@ def main(argv: list[str] | None = None) -> int:
             for b in ("sqlite", "postgresql")
         },
         "aims": aims,
+        # The long run per backend: events/s, ack p99 and p99.9, the collector's pauses.
+        "sustained": {
+            b: {
+                key: results[b]["deposits_sustained"][key]
+                for key in (
+                    "events",
+                    "events_per_s",
+                    "ack_p99_ms",
+                    "ack_p999_ms",
+                    "gc_pause_max_ms",
+                    "gc_pause_total_ms",
+                )
+            }
+            for b in ("sqlite", "postgresql")
+        },
         "deposit_cpu_us_by_thread": {
             run: {role: results[best][run][f"cpu_us_{role}"] for role in ("client", "writer", "committer")}
             for run in ("deposits", "deposits_future", "deposits_batched")
