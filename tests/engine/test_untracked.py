@@ -58,12 +58,12 @@ def test_a_key_taken_again_is_not_dropped_with_its_old_slot() -> None:
     assert kept.update({"c": _answer(4)}) == []  # slot 3; its old slot 2 stays c's in name only
     assert kept.update({"e": _answer(5)}) == ["a", "b"]  # slot 0
     assert kept.update({"f": _answer(6)}) == []  # slot 1
-    assert kept.update({"g": _answer(7)}) == ["c", "c"]  # slot 2: slots 2-3 dropped, c with them
+    assert kept.update({"g": _answer(7)}) == ["c"]  # slot 2: slots 2-3 dropped, c (in 3) with them
     assert "c" not in kept and len(kept) == 3
     kept = RecentKeys(4)
     kept.update({"a": _answer(1), "b": _answer(2)})
     kept.update({"a": _answer(3)})  # slot 2: now a's
-    assert kept.update({"d": _answer(4), "e": _answer(5)}) == ["a", "b"]  # slot 0's half dropped
+    assert kept.update({"d": _answer(4), "e": _answer(5)}) == ["b"]  # slots 0-1 refilled; a is in 2
     assert kept.get("a") == _answer(3) and "b" not in kept
 
 

@@ -4,8 +4,10 @@ A venue answers a repeated key from memory (`VenueSettings.recent_keys` of them,
 default). Kept as a dict of (body hash, `Ack`) tuples, that was two container objects a command
 that the collector tracks and had to walk at least once, reading every field they point to (a
 cache miss each, the fields scattered over the heap): measured with bench_service's durable run
-(SQLite, 300,000 deposits at 128 in flight, AMD EPYC Zen 5), generation-0 collections of 12-44 ms
-every ~20,000 commands, ack p99 11.2 ms and p99.9 27-37 ms over the run.
+(SQLite, 300,000 deposits at 128 in flight, AMD EPYC Zen 5), generation-0 collections
+(23 in the run, the longest 26-44 ms, growing with the heap), ack p99.9 27-36 ms; with this
+structure 11, the longest 6-10 ms (the log records the venue keeps for its readers), ack p99.9
+8-16 ms (docs/service.md, eighteenth round).
 
 Here the answers live in preallocated lists, one per field (str and int: objects the collector
 never tracks), filled in place; the index from key to slot is a dict of str to int, which CPython
@@ -74,7 +76,7 @@ class RecentKeys:
         slot_of, key_at = self._slot_of, self._key
         for key, (body_sha256, sequence, kind, as_of_ns, record_hash) in answers.items():
             slot = self._next
-            if slot % self._half == 0 and len(slot_of) > self._half:
+            if slot % self._half == 0:  # a half to (re)fill: its keys go first
                 dropped.extend(self._drop_half(slot))
             slot_of[key] = slot
             key_at[slot] = key
@@ -87,9 +89,14 @@ class RecentKeys:
         return dropped
 
     def _drop_half(self, first: int) -> list[str]:
-        """Forget the keys of slots [first, first + half): the half about to be refilled."""
-        keys = self._key[first : first + self._half]
-        for offset, key in enumerate(keys):
-            if self._slot_of.get(key) == first + offset:  # not taken again since
-                del self._slot_of[key]
-        return keys
+        """Forget the keys held in slots [first, first + half), the half about to be refilled
+        (not a slot never filled, nor one whose key was given again since and holds another);
+        returns them."""
+        gone = []
+        slot_of = self._slot_of
+        for slot in range(first, first + self._half):
+            key = self._key[slot]
+            if slot_of.get(key) == slot:
+                del slot_of[key]
+                gone.append(key)
+        return gone
