@@ -23,6 +23,9 @@ margin calls out on a 1,000,000-account book.
     HTTP (`bench_service_http.run_backend`: `crossmargin serve` on loopback, one event per request
     from 32 clients beside POST /v1/events/batch of B from 4 clients, with the server's CPU per
     event).
+  * sustained: 300,000 deposits one per call (`--sustained-events`) per backend, long enough for
+    CPython's cyclic collector to run as it does in a venue that keeps running: ack p50/p99/p99.9
+    and the collector's pauses (count, longest, total; every durable run reports them).
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
     table of the same shape: what the database does without the venue; and
     `python_append_floor`: the least a hash-chained, acknowledged append costs in CPython (the
@@ -41,7 +44,7 @@ callback at W in flight; future_events_per_s, future_ack_p99_ms: the same with a
 ack_curve: [in flight, events/s, ack p99 ms] per backend;
 deposit_cpu_us_by_thread: the deposits' CPU split by thread, from /proc/self/task;
 batch_events_per_s, batch_ack_p99_ms; aim_lists: [events/s, ack p99 ms] of the lists at the aims'
-operating point per backend; aims: each aim met or not; http_* per backend; tick_to_calls_p50_ms,
+operating point per backend; sustained: the long run per backend; aims: each aim met or not; http_* per backend; tick_to_calls_p50_ms,
 tick_to_calls_p99_ms, floors, CPU model, load average, and CPU seconds per event and per tick: this
 process's CPU time over all its threads, the figure a shared machine does not distort).
 """
