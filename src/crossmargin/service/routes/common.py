@@ -12,7 +12,8 @@ for a thread and nothing queues out of sight.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import itertools
+import os
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
@@ -40,9 +41,30 @@ IdempotencyKey = Annotated[
 ]
 
 
+class _AutoKeys:
+    """Keys for commands sent without one: a random 128-bit prefix of this process (as many
+    random bits as a uuid4's 122, drawn again in a forked child) and a counter, so no key is ever
+    issued twice, without a uuid4 (an os.urandom call) per request: ~3 % of the event loop's time
+    at one deposit per request (py-spy, AMD Zen 5; issue 16)."""
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._prefix = f"auto-{os.urandom(16).hex()}-"
+        self._count = itertools.count(1)
+
+    def new(self) -> str:
+        return f"{self._prefix}{next(self._count)}"  # next() of a count is atomic under the GIL
+
+
+_AUTO_KEYS = _AutoKeys()
+
+
 def key_or_new(key: str | None) -> str:
     if key is None:
-        return f"auto-{uuid.uuid4().hex}"
+        return _AUTO_KEYS.new()
     if not key:
         raise Problem(422, "invalid-request", "must not be empty", field="header.idempotency-key")
     return key
