@@ -146,3 +146,34 @@ def test_durability_a_refused_append_leaves_the_store_usable(db: tuple[str, str 
         store.close()
     with pytest.raises(StoreError, match="closed"):
         store.append([ahead._replace(sequence=head + 2, idempotency_key="late")])
+
+
+def test_durability_a_group_the_database_rejects_is_rolled_back_whole(db: tuple[str, str | None]) -> None:
+    """A group whose rows break a constraint (here a record reusing a logged idempotency key, the
+    second of two) is refused whole: the counter does not move, neither row is written, and the
+    store's session stays usable (on PostgreSQL the error ends the COPY mid-stream: the rest of
+    the exchange is read so the session is idle again)."""
+    with open_venue(connect(db)) as venue:
+        venue.execute(Deposit(idempotency_key="taken", account="vol-seller", asset="USDC", amount_units=1))
+        head = venue.last_sequence
+    store = connect(db)
+    try:
+        record = store.read(head, 1)[0]
+        fresh = record._replace(
+            sequence=head + 1,
+            idempotency_key="fresh",
+            postings=tuple(p._replace(sequence=head + 1) for p in record.postings),
+        )
+        clash = record._replace(  # the key "taken" again
+            sequence=head + 2, postings=tuple(p._replace(sequence=head + 2) for p in record.postings)
+        )
+        with pytest.raises(StoreError):
+            store.append([fresh, clash])
+        assert store.last_sequence() == head
+        assert store.find_keys(["fresh"]) == {}
+        assert store.read(head + 1, 5) == []
+        store.append([fresh])
+        assert store.last_sequence() == head + 1
+        assert store.read(head + 1, 1)[0] == fresh
+    finally:
+        store.close()

@@ -7,13 +7,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from crossmargin.adapters.sql.store import COPY_MIN_ROWS
 from crossmargin.engine.journal import GENESIS_HASH, verify_chain
 from crossmargin.engine.venue import Deposit, Transfer
 from crossmargin.errors import VenueUnavailableError
 from tests.adapters.sql.support import connect, open_venue, raw_engine, replay
 
-GROUP = 3 * COPY_MIN_ROWS
+GROUP = 192  # commands in one group: a commit of many rows of both tables
 
 
 def _commands(tag: str) -> list[Deposit | Transfer]:

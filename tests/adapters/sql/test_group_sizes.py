@@ -1,19 +1,19 @@
 """Groups of every size are stored row for row: SQLite writes them as multi-row VALUES statements
-of 64, 32, ..., 1 rows (`store.sqlite_values`), PostgreSQL by COPY from `COPY_MIN_ROWS`; a chunk
+of 64, 32, ..., 1 rows (`store.sqlite_values`), PostgreSQL by binary COPY (`pg_copy`); a chunk
 boundary that dropped, repeated or reordered a row would show here as a different read-back."""
 
 from __future__ import annotations
 
 import pytest
 
-from crossmargin.adapters.sql.store import COPY_MIN_ROWS, SQLITE_ROWS_PER_STATEMENT
+from crossmargin.adapters.sql.store import SQLITE_ROWS_PER_STATEMENT
 from crossmargin.engine.journal import GENESIS_HASH, LogRecord, make_record, verify_chain
 from tests.adapters.sql.support import connect
 
 # Around every boundary of both paths: one row, a chunk less one, a chunk, a chunk plus one, and a
 # size whose binary form uses every smaller chunk.
 SIZES = [1, 2, SQLITE_ROWS_PER_STATEMENT - 1, SQLITE_ROWS_PER_STATEMENT, SQLITE_ROWS_PER_STATEMENT + 1]
-SIZES += [COPY_MIN_ROWS - 1, COPY_MIN_ROWS, 2 * SQLITE_ROWS_PER_STATEMENT + 63, 300]
+SIZES += [2 * SQLITE_ROWS_PER_STATEMENT + 63, 300]
 
 
 def _group(first: int, size: int, previous: str) -> list[LogRecord]:

@@ -20,8 +20,9 @@ On PostgreSQL every append goes through the session that holds the writer lock (
 its own, outside the pool): the log is only ever written while the lock is held, and if that
 session dies (a server restart, a dropped connection) the next append fails and the venue stops,
 rather than writing on through a fresh pooled connection without the lock. It also spares each
-group the pool's checkout ping; BEGIN and the counter's UPDATE share one round trip (6 round trips
-a group instead of 8; bench/bench_service.py).
+group the pool's checkout ping. An append there is one simple query carrying the counter's UPDATE
+and the two binary COPY streams, one implicit transaction in 3 round trips (`pg_copy`; 8 with
+BEGIN, COPY by cursor and COMMIT each their own, 6 with BEGIN beside the UPDATE).
 """
 
 from __future__ import annotations
@@ -59,16 +60,12 @@ class SqlEventStore:
         self.engine = engine
         self.schema = schema
         self._writer = writer
-        style = engine.dialect.paramstyle
-        self._inserts = {
-            "events": insert_sql("events", EVENT_COLUMNS, style),
-            "postings": insert_sql("postings", POSTING_COLUMNS, style),
-        }
-        mark = placeholder(style)
+        mark = placeholder(engine.dialect.paramstyle)
         # The counter moves from first - 1 to last or not at all: a second writer is refused.
         self._advance = f"UPDATE counter SET value = {mark} WHERE name = 'events' AND value = {mark}"
         self._postgresql = engine.dialect.name == "postgresql"
         self._closed = False
+        self._binary_rows: dict[str, Any] | None = None  # pg_copy.BinaryRows per table, on first append
         # Errors of the driver itself (the COPY path talks to it directly) are commit failures too.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
 
@@ -129,47 +126,33 @@ class SqlEventStore:
     def _append_in_writer_session(
         self, first: int, last: int, event_rows: list[tuple[Any, ...]], posting_rows: list[tuple[Any, ...]]
     ) -> None:
-        """PostgreSQL: one transaction on the writer lock's session (module docstring). The
-        session is in autocommit mode, so BEGIN is a statement of ours: sent with the counter's
-        UPDATE as one simple-query string (two integers formatted by `int`, nothing else put into
-        the SQL). On any failure the transaction is rolled back, leaving the session usable."""
+        """PostgreSQL: one simple query on the writer lock's session, one implicit transaction:
+        the counter's UPDATE, then the event rows and the posting rows by binary COPY
+        (`pg_copy.run_with_copies`: 3 round trips a group; the UPDATE refused, nothing is
+        written). Binary COPY, the column types given: the text format escaped every payload's
+        bytes as hex for the server to parse back (a group of 128 deposits: CPU 7.3-10.4 ->
+        5.4-5.6 us an event, AMD Zen 5; https://www.postgresql.org/docs/current/sql-copy.html,
+        Binary Format). The two integers are formatted by `int`, nothing else goes into the SQL."""
+        from crossmargin.adapters.sql import pg_copy  # psycopg's internals: on PostgreSQL only
+
         writer = self._writer
         assert writer is not None  # open on PostgreSQL: `close` clears it
+        if self._binary_rows is None:
+            self._binary_rows = {t: pg_copy.BinaryRows(writer, COPY_TYPES[t]) for t in COPY_TYPES}
+        move = f"UPDATE counter SET value = {int(last)} WHERE name = 'events' AND value = {int(first) - 1}"
+        rows = {"events": (EVENT_COLUMNS, event_rows), "postings": (POSTING_COLUMNS, posting_rows)}
+        copies = [
+            (_copy_sql(table, columns), self._binary_rows[table].payload(table_rows))
+            for table, (columns, table_rows) in rows.items()
+            if table_rows  # a group of records without postings has no postings COPY
+        ]
+        refusal = f"records from {first} do not continue the log (another writer?)"
         try:
-            with writer.cursor() as cursor:
-                move = f"SET value = {int(last)} WHERE name = 'events' AND value = {int(first) - 1}"
-                cursor.execute(f"BEGIN; UPDATE counter {move}")
-                cursor.nextset()  # the UPDATE's result
-                if cursor.rowcount != 1:
-                    raise StoreError(f"records from {first} do not continue the log (another writer?)")
-                self._insert_postgresql(cursor, "events", EVENT_COLUMNS, event_rows)
-                if posting_rows:
-                    self._insert_postgresql(cursor, "postings", POSTING_COLUMNS, posting_rows)
-                cursor.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(self._driver_error), writer.cursor() as cursor:
-                cursor.execute("ROLLBACK")  # a dead session has nothing to roll back
-            raise
-
-    def _insert_postgresql(
-        self, cursor: Any, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]
-    ) -> None:
-        """Rows into `table` inside the writer session's transaction, as tuples in column order
-        (the compiled-insert path built one parameter dict per row, ~a third of the writer's time
-        per event; issue 16). From `COPY_MIN_ROWS` rows: COPY FROM STDIN (one stream, no per-row
-        statement: ~3x the rows/s of executemany at 5,000 rows here, bench/bench_service.py's
-        floor); below it the driver's executemany. COPY in PostgreSQL's binary format, the column
-        types given: the text format escaped every payload's bytes as hex for the server to parse
-        back (a group of 128 deposits: CPU 7.3-10.4 -> 5.4-5.6 us an event, 2.5-2.9 -> 2.0 ms a
-        group, AMD Zen 5; https://www.postgresql.org/docs/current/sql-copy.html, Binary Format).
-        SQLite takes multi-row VALUES statements (`sqlite_values`)."""
-        if len(rows) >= COPY_MIN_ROWS:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(COPY_TYPES[table])
-                for row in rows:
-                    copy.write_row(row)
-            return
-        cursor.executemany(self._inserts[table], rows)
+            pg_copy.run_with_copies(
+                writer, move, copies, lambda moved: None if moved.command_tuples == 1 else refusal
+            )
+        except pg_copy.CopyRefusedError as refused:
+            raise StoreError(str(refused)) from None
 
     def read(self, from_sequence: int, limit: int) -> list[LogRecord]:
         if limit <= 0:
@@ -366,8 +349,6 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-# From this many rows a PostgreSQL append streams them with COPY (below it executemany is as fast).
-COPY_MIN_ROWS = 64
 EVENT_COLUMNS = (
     "sequence",
     "idempotency_key",
@@ -397,6 +378,11 @@ def insert_sql(table: str, columns: Sequence[str], paramstyle: str) -> str:
     """INSERT of `columns` into `table` with positional placeholders of the driver's style."""
     mark = placeholder(paramstyle)
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+
+
+def _copy_sql(table: str, columns: Sequence[str]) -> str:
+    """COPY of `columns` into `table` from the client, PostgreSQL's binary format."""
+    return f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
 
 
 # Rows per SQLite INSERT statement: 64 x 9 columns = 576 bound values, under the 999 of SQLite
