@@ -61,3 +61,28 @@ def test_a_group_of_any_size_reads_back_row_for_row(db: tuple[str, str | None], 
         }
     finally:
         store.close()
+
+
+def test_a_group_of_large_records_reads_back_whole(db: tuple[str, str | None]) -> None:
+    """Records of ~300 KB each (a liquidation's payload can be long), 2 MB in one group: PostgreSQL
+    sends the COPY data in pieces (`pg_copy.SEND_CHUNK_BYTES`), each record comes back whole."""
+    store = connect(db)
+    try:
+        previous, group = GENESIS_HASH, []
+        for sequence in range(1, 8):
+            record = make_record(
+                previous_hash=previous,
+                sequence=sequence,
+                idempotency_key=f"big-{sequence}",
+                kind="liquidation",
+                as_of_ns=1_767_115_875_000_000_000 + sequence,
+                body_sha256=f"{sequence:064x}",
+                payload={"command": {"n": sequence}, "effects": {"note": "x" * 300_000 + str(sequence)}},
+            )
+            group.append(record)
+            previous = record.record_hash
+        store.append(group)
+        assert sum(len(r.payload) for r in group) > 2_000_000
+        assert store.read(1, 7) == group
+    finally:
+        store.close()

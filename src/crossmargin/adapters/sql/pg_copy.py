@@ -34,6 +34,9 @@ from psycopg._copy_base import BinaryFormatter
 from psycopg.adapt import Transformer
 from psycopg.waiting import Ready, Wait
 
+# COPY data goes to libpq in pieces of at most this (psycopg's Copy writes its buffers so: a
+# nonblocking put_copy_data of one huge buffer can wait forever, psycopg issue #255).
+SEND_CHUNK_BYTES = 128 * 1024
 _COPY_IN = pq.ExecStatus.COPY_IN
 _OK = pq.ExecStatus.COMMAND_OK
 _FAILED = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.NONFATAL_ERROR, pq.ExecStatus.BAD_RESPONSE)
@@ -69,8 +72,17 @@ def run_with_copies(
     sees the statement's result first: None goes on, a message ends it all (CopyRefusedError, nothing
     written). A failed statement raises psycopg's error for it. The connection must be idle and
     in autocommit mode; it is idle again after any outcome but a dead connection."""
+    with connection.lock:  # as psycopg's own cursors hold it for an exchange
+        _run(connection, "; ".join([statement, *(sql for sql, _ in copies)]), copies, first_check)
+
+
+def _run(
+    connection: psycopg.Connection[Any],
+    query: str,
+    copies: Sequence[tuple[str, bytes]],
+    first_check: Callable[[pq.abc.PGresult], str | None],
+) -> None:
     pgconn = connection.pgconn
-    query = "; ".join([statement, *(sql for sql, _ in copies)])
     pgconn.send_query(query.encode())
     try:
         results = connection.wait(generators.execute(pgconn))
@@ -83,7 +95,9 @@ def run_with_copies(
                 connection.wait(_end_copy(pgconn, refusal.encode()))  # CopyFail: rolled back
                 _drain(connection)
                 raise CopyRefusedError(refusal)
-            connection.wait(generators.copy_to(pgconn, payload))
+            data = memoryview(payload)
+            for start in range(0, len(data), SEND_CHUNK_BYTES):  # psycopg's Copy splits so too
+                connection.wait(generators.copy_to(pgconn, data[start : start + SEND_CHUNK_BYTES]))
             connection.wait(_end_copy(pgconn, None))
             results = connection.wait(generators.fetch_many(pgconn))
             _raise_failed(connection, results)
