@@ -10,6 +10,8 @@ are shared, and httpx cost five times the server's CPU per request; deposits bac
 
     ack_p50_ms / ack_p99_ms   POST -> 201, i.e. after the command's group commit (durable)
     events_per_s              acknowledged commands per second
+    events_per_commit         events a group commit in that run (the server's /metrics): how much
+                              the concurrent clients give the venue to group
     one_client_*              the same with one client
     healthz_p99_ms            GET /healthz: the HTTP stack's floor on this machine, same run
     core_ack_p99_ms           the venue alone (Venue.execute in this process, no HTTP), same run,
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -174,6 +177,18 @@ async def load(base: str, key: str, *, seconds: float, clients: int, batch: int 
     }
 
 
+def commit_counters(base: str) -> tuple[float, float]:
+    """(records appended, group commits) so far, from the server's /metrics."""
+    import httpx
+
+    text = httpx.get(base + "/metrics", timeout=10.0).text
+    values = {}
+    for name in ("crossmargin_events_committed_total", "crossmargin_commit_batches_total"):
+        match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        values[name] = float(match.group(1)) if match else float("nan")
+    return values["crossmargin_events_committed_total"], values["crossmargin_commit_batches_total"]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (/proc/PID/stat, Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -261,7 +276,13 @@ def run_backend(
         asyncio.run(load(base, key, seconds=min(1.0, seconds), clients=1))  # warm-up (scrypt once, kernels)
         single = asyncio.run(load(base, key, seconds=seconds, clients=1))
         server_before, client_before = cpu_seconds(server.pid), own_cpu_seconds()
+        records_before, commits_before = commit_counters(base)
         result = asyncio.run(load(base, key, seconds=seconds, clients=clients))
+        records_after, commits_after = commit_counters(base)
+        # Events a group commit: what the concurrent clients give the venue to group.
+        result["events_per_commit"] = (records_after - records_before) / max(
+            commits_after - commits_before, 1
+        )
         served = max(result["acknowledged"], 1)
         result["server_cpu_s"] = cpu_seconds(server.pid) - server_before
         result["client_cpu_s"] = own_cpu_seconds() - client_before
@@ -322,7 +343,8 @@ def main() -> None:
             )
             r = results[backend]
             print(
-                f"{backend:10s} {args.clients} clients: {r['events_per_s']:8.0f} events/s, ack p50 "
+                f"{backend:10s} {args.clients} clients: {r['events_per_s']:8.0f} events/s "
+                f"({r['events_per_commit']:.1f} a group commit), ack p50 "
                 f"{r['ack_p50_ms']:.2f} ms p99 {r['ack_p99_ms']:.2f} ms | one client: "
                 f"{r['one_client_events_per_s']:.0f} events/s, ack p50 {r['one_client_ack_p50_ms']:.2f} ms "
                 f"p99 {r['one_client_ack_p99_ms']:.2f} ms | floors: healthz p99 {r['healthz_p99_ms']:.2f} ms, "
