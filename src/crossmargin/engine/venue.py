@@ -609,7 +609,7 @@ class _Pending:
     actor: str | None = None
 
 
-# A decided group: each command's answer (Ack or refusal), the records, the new keys (body hash, Ack).
+# A decided group: each command's answer (Ack or refusal), the records, the new keys (their KeptAnswer).
 _Decided = tuple[list[tuple[_Pending, Ack | BaseException]], list[LogRecord], dict[str, KeptAnswer]]
 
 
@@ -1355,8 +1355,8 @@ class Venue:
     def _decide_group(self, batch: list[_Pending]) -> _Decided | None:
         """Each command's answer, in order: its Ack, the original Ack of a key seen before (in
         the log, in memory or earlier in this group), or its refusal; with the accepted
-        commands' records (folded) and their new keys (body hash, Ack). None when the fold
-        failed: the venue stops, every command of the batch refused."""
+        commands' records (folded) and their new keys (`KeptAnswer`: body hash and Ack fields).
+        None when the fold failed: the venue stops, every command of the batch refused."""
         keys = self._keys
         group_keys: dict[str, KeptAnswer] = {}
         records: list[LogRecord] = []
