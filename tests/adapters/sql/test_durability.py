@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.store import writer_lock_key
+from crossmargin.engine.journal import LogRecord
 from crossmargin.engine.venue import Deposit
 from crossmargin.errors import DurabilityError, StoreError, VenueUnavailableError
 from tests.adapters.sql.support import PG_URL, connect, open_venue, raw_engine
@@ -125,15 +126,21 @@ def test_durability_appends_only_while_holding_the_writer_lock(db: tuple[str, st
         )
 
 
+def _one_deposit_logged(db: tuple[str, str | None], key: str) -> tuple[SqlEventStore, LogRecord]:
+    """A venue that logged one deposit under `key`, closed; a store on its log and that record."""
+    with open_venue(connect(db)) as venue:
+        venue.execute(Deposit(idempotency_key=key, account="vol-seller", asset="USDC", amount_units=1))
+        head = venue.last_sequence
+    store = connect(db)
+    return store, store.read(head, 1)[0]
+
+
 def test_durability_a_refused_append_leaves_the_store_usable(db: tuple[str, str | None]) -> None:
     """A group that does not continue the log is refused whole (nothing of it written) and the
     store's session stays usable: the next group that does continue it commits."""
-    with open_venue(connect(db)) as venue:
-        venue.execute(Deposit(idempotency_key="one", account="vol-seller", asset="USDC", amount_units=1))
-        head = venue.last_sequence
-    store = connect(db)
+    store, record = _one_deposit_logged(db, "one")
+    head = record.sequence
     try:
-        record = store.read(head, 1)[0]
         ahead = record._replace(sequence=head + 2, idempotency_key="gap", postings=())
         with pytest.raises(StoreError, match="do not continue the log"):
             store.append([ahead])
@@ -153,12 +160,9 @@ def test_durability_a_group_the_database_rejects_is_rolled_back_whole(db: tuple[
     second of two) is refused whole: the counter does not move, neither row is written, and the
     store's session stays usable (on PostgreSQL the error ends the COPY mid-stream: the rest of
     the exchange is read so the session is idle again)."""
-    with open_venue(connect(db)) as venue:
-        venue.execute(Deposit(idempotency_key="taken", account="vol-seller", asset="USDC", amount_units=1))
-        head = venue.last_sequence
-    store = connect(db)
+    store, record = _one_deposit_logged(db, "taken")
+    head = record.sequence
     try:
-        record = store.read(head, 1)[0]
         fresh = record._replace(
             sequence=head + 1,
             idempotency_key="fresh",

@@ -72,40 +72,38 @@ def run_with_copies(
     sees the statement's result first: None goes on, a message ends it all (CopyRefusedError, nothing
     written). A failed statement raises psycopg's error for it. The connection must be idle and
     in autocommit mode; it is idle again after any outcome but a dead connection."""
-    with connection.lock:  # as psycopg's own cursors hold it for an exchange
-        _run(connection, "; ".join([statement, *(sql for sql, _ in copies)]), copies, first_check)
-
-
-def _run(
-    connection: psycopg.Connection[Any],
-    query: str,
-    copies: Sequence[tuple[str, bytes]],
-    first_check: Callable[[pq.abc.PGresult], str | None],
-) -> None:
     pgconn = connection.pgconn
-    pgconn.send_query(query.encode())
-    try:
-        results = connection.wait(generators.execute(pgconn))
-        _raise_failed(connection, results)
-        refusal = first_check(results[0])
-        for _, payload in copies:
-            if results[-1].status != _COPY_IN:
-                raise errors.ProgrammingError(f"expected a COPY to start, got {results[-1].status.name}")
-            if refusal is not None:
-                connection.wait(_end_copy(pgconn, refusal.encode()))  # CopyFail: rolled back
-                _drain(connection)
-                raise CopyRefusedError(refusal)
-            data = memoryview(payload)
-            for start in range(0, len(data), SEND_CHUNK_BYTES):  # psycopg's Copy splits so too
-                connection.wait(generators.copy_to(pgconn, data[start : start + SEND_CHUNK_BYTES]))
-            connection.wait(_end_copy(pgconn, None))
-            results = connection.wait(generators.fetch_many(pgconn))
+    query = "; ".join([statement, *(sql for sql, _ in copies)])
+    with connection.lock:  # as psycopg's own cursors hold it for an exchange
+        pgconn.send_query(query.encode())
+        try:
+            results = connection.wait(generators.execute(pgconn))
             _raise_failed(connection, results)
-        if [r.status for r in results] != [_OK]:  # the last COPY's, read to the end: committed
-            raise errors.ProgrammingError(f"unexpected results {[r.status.name for r in results]}")
-    except BaseException:
-        _abandon(connection)
-        raise
+            refusal = first_check(results[0])
+            for _, payload in copies:
+                if results[-1].status != _COPY_IN:
+                    raise errors.ProgrammingError(f"expected a COPY to start, got {results[-1].status.name}")
+                if refusal is not None:
+                    connection.wait(_end_copy(pgconn, refusal.encode()))  # CopyFail: rolled back
+                    _drain(connection)
+                    raise CopyRefusedError(refusal)
+                _send_copy_data(connection, payload)
+                results = connection.wait(generators.fetch_many(pgconn))
+                _raise_failed(connection, results)
+            if [r.status for r in results] != [_OK]:  # the last COPY's, read to the end: committed
+                raise errors.ProgrammingError(f"unexpected results {[r.status.name for r in results]}")
+        except BaseException:
+            _abandon(connection)
+            raise
+
+
+def _send_copy_data(connection: psycopg.Connection[Any], payload: bytes) -> None:
+    """`payload` in pieces of at most SEND_CHUNK_BYTES (psycopg's Copy splits so too), then
+    CopyDone."""
+    data = memoryview(payload)
+    for start in range(0, len(data), SEND_CHUNK_BYTES):
+        connection.wait(generators.copy_to(connection.pgconn, data[start : start + SEND_CHUNK_BYTES]))
+    connection.wait(_end_copy(connection.pgconn, None))
 
 
 def _end_copy(pgconn: pq.abc.PGconn, error: bytes | None) -> Generator[Wait, Ready | int, None]:
