@@ -20,7 +20,10 @@ one batch rather than one at a time) and refilled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import collections
+import itertools
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from crossmargin.engine.journal import LogRecord
 
@@ -49,6 +52,14 @@ class RecentKeys:
         self._kind: list[str] = [""] * slots
         self._as_of_ns: list[int] = [0] * slots
         self._record_hash: list[str] = [""] * slots
+        # The answer's fields in KeptAnswer's order.
+        self._fields: tuple[list[Any], ...] = (
+            self._body_sha256,
+            self._sequence,
+            self._kind,
+            self._as_of_ns,
+            self._record_hash,
+        )
         self._next = 0  # the slot the next key takes
 
     def __len__(self) -> int:
@@ -59,8 +70,15 @@ class RecentKeys:
 
     def get(self, key: str) -> KeptAnswer | None:
         slot = self._slot_of.get(key)
-        if slot is None:
-            return None
+        return None if slot is None else self._answer(slot)
+
+    def answers(self, keys: Iterable[str]) -> dict[str, KeptAnswer]:
+        """The answers of those of `keys` held: one call for a group's keys (a method call per
+        command cost the writer ~0.8 us against a dict's `in` and `get`)."""
+        slot_of = self._slot_of
+        return {key: self._answer(slot) for key in keys if (slot := slot_of.get(key)) is not None}
+
+    def _answer(self, slot: int) -> KeptAnswer:
         return (
             self._body_sha256[slot],
             self._sequence[slot],
@@ -71,32 +89,34 @@ class RecentKeys:
 
     def update(self, answers: Mapping[str, KeptAnswer]) -> list[str]:
         """Remember `answers` (keys not held yet); returns the keys dropped to make room (the
-        older half, whole, each time the newer one fills), oldest first."""
+        older half, whole, each time the newer one fills), oldest first. A group's answers take
+        consecutive slots, written a run at a time (slice assignments and one dict update per
+        run: a Python loop over its keys cost the writer ~0.5 us a command)."""
         dropped: list[str] = []
-        slot_of, key_at = self._slot_of, self._key
-        for key, (body_sha256, sequence, kind, as_of_ns, record_hash) in answers.items():
+        keys = list(answers)
+        columns = list(zip(*answers.values(), strict=True))  # a tuple per field, KeptAnswer order
+        done = 0
+        while done < len(keys):
             slot = self._next
             if slot % self._half == 0:  # a half to (re)fill: its keys go first
                 dropped.extend(self._drop_half(slot))
-            slot_of[key] = slot
-            key_at[slot] = key
-            self._body_sha256[slot] = body_sha256
-            self._sequence[slot] = sequence
-            self._kind[slot] = kind
-            self._as_of_ns[slot] = as_of_ns
-            self._record_hash[slot] = record_hash
-            self._next = (slot + 1) % len(key_at)
+            take = min(self._half - slot % self._half, len(keys) - done)  # the rest of this half
+            run = keys[done : done + take]
+            self._key[slot : slot + take] = run
+            for column, values in zip(self._fields, columns, strict=True):
+                column[slot : slot + take] = values[done : done + take]
+            self._slot_of.update(zip(run, range(slot, slot + take), strict=True))
+            done += take
+            self._next = (slot + take) % len(self._key)
         return dropped
 
     def _drop_half(self, first: int) -> list[str]:
-        """Forget the keys held in slots [first, first + half), the half about to be refilled
-        (not a slot never filled, nor one whose key was given again since and holds another);
-        returns them."""
-        gone = []
-        slot_of = self._slot_of
-        for slot in range(first, first + self._half):
-            key = self._key[slot]
-            if slot_of.get(key) == slot:
-                del slot_of[key]
-                gone.append(key)
-        return gone
+        """Forget the keys of slots [first, first + half), the half about to be refilled, and
+        return them (not the empty slots of a first lap). A key given again since holds a newer
+        slot; forgetting it here only sends the writer to the log for it sooner (the filter
+        finds it there), never to another key's answer: a slot's fields are overwritten only
+        after its key is forgotten. By C-level pops: a Python loop over 100,000 keys stalled the
+        writer ~15 ms."""
+        keys = self._key[first : first + self._half]
+        collections.deque(map(self._slot_of.pop, keys, itertools.repeat(None)), maxlen=0)
+        return [key for key in keys if key]

@@ -1357,20 +1357,20 @@ class Venue:
         the log, in memory or earlier in this group), or its refusal; with the accepted
         commands' records (folded) and their new keys (`KeptAnswer`: body hash and Ack fields).
         None when the fold failed: the venue stops, every command of the batch refused."""
-        keys = self._keys
+        held = self._keys.answers([p.key for p in batch])  # those in memory: nearly always none
         group_keys: dict[str, KeptAnswer] = {}
         records: list[LogRecord] = []
         # A key not in memory is looked up in the log only if the filter of the log's keys that
         # memory let go (and those found at start-up) cannot rule it out (a fresh key, nearly
         # always: no query per group).
-        unseen = [p.key for p in batch if p.key not in keys]
+        unseen = [p.key for p in batch if p.key not in held]
         maybe = [k for k, hit in zip(unseen, self._log_keys.may_hold(unseen), strict=True) if hit]
         stored = self._store.find_keys(maybe) if maybe else {}
         self._stats["key_lookups"] += len(maybe)
         answers: list[tuple[_Pending, Ack | BaseException]] = []
         lane = self.settings.deposit_lane
         for p in batch:
-            known = keys.get(p.key) or group_keys.get(p.key)
+            known = held.get(p.key) or group_keys.get(p.key)
             if known is None and p.key in stored:
                 known = self._stored_answer(stored[p.key][0])
             if known is not None:  # the same body: its first answer; another body: refused
