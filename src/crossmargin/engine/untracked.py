@@ -12,7 +12,7 @@ structure 11, the longest 6-10 ms (the log records the venue keeps for its reade
 Here the answers live in preallocated lists, one per field (str and int: objects the collector
 never tracks), filled in place; the index from key to slot is a dict of str to int, which CPython
 leaves untracked ("Optimization: delay tracking containers",
-https://devguide.python.org/internals/garbage-collector/). Remembering a command allocates nothing
+https://devguide.python.org/internals/garbage-collector/). Remembering a command keeps nothing
 the collector watches. Two halves of slots: when the newer half is full the older one is dropped
 at once (its keys handed back, for the venue's filter of the log's keys, `engine.key_filter`, in
 one batch rather than one at a time) and refilled.
