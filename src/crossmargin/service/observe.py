@@ -10,9 +10,7 @@ buffering the response.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import os
 import time
 from typing import Any
 
@@ -22,13 +20,12 @@ from crossmargin.service.keystore import AuditRecord
 from crossmargin.service.limits import classify
 from crossmargin.service.logs import service_logger
 from crossmargin.service.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from crossmargin.service.unique_ids import UniqueIds
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a command is a few hundred bytes; a stress request a few KB
-# Request ids: this process's random prefix and a counter, unique across restarts without a
-# uuid4 per request (its os.urandom call was ~3 % of the event loop's time under load, issue 16).
-_ID_PREFIX = os.urandom(8).hex()
-_ids = itertools.count(1)
+# Request ids unique across processes and restarts, without a uuid4 each (service.unique_ids).
+_REQUEST_IDS = UniqueIds("", 8)
 
 
 class RequestObserver:
@@ -44,7 +41,7 @@ class RequestObserver:
         context = context_of(scope["app"])
         method: str = scope["method"]
         started = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or f"{_ID_PREFIX}-{next(_ids):x}"
+        request_id = _header(scope, b"x-request-id") or _REQUEST_IDS.new()
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         digest = hashlib.sha256()

@@ -135,6 +135,12 @@ def _one_deposit_logged(db: tuple[str, str | None], key: str) -> tuple[SqlEventS
     return store, store.read(head, 1)[0]
 
 
+def _at(record: LogRecord, sequence: int, key: str | None) -> LogRecord:
+    """`record` moved to `sequence` (its postings too) under `key`."""
+    postings = tuple(p._replace(sequence=sequence) for p in record.postings)
+    return record._replace(sequence=sequence, idempotency_key=key, postings=postings)
+
+
 def test_durability_a_refused_append_leaves_the_store_usable(db: tuple[str, str | None]) -> None:
     """A group that does not continue the log is refused whole (nothing of it written) and the
     store's session stays usable: the next group that does continue it commits."""
@@ -163,14 +169,8 @@ def test_durability_a_group_the_database_rejects_is_rolled_back_whole(db: tuple[
     store, record = _one_deposit_logged(db, "taken")
     head = record.sequence
     try:
-        fresh = record._replace(
-            sequence=head + 1,
-            idempotency_key="fresh",
-            postings=tuple(p._replace(sequence=head + 1) for p in record.postings),
-        )
-        clash = record._replace(  # the key "taken" again
-            sequence=head + 2, postings=tuple(p._replace(sequence=head + 2) for p in record.postings)
-        )
+        fresh = _at(record, head + 1, "fresh")
+        clash = _at(record, head + 2, "taken")  # the key "taken" again
         with pytest.raises(StoreError):
             store.append([fresh, clash])
         assert store.last_sequence() == head
@@ -179,5 +179,35 @@ def test_durability_a_group_the_database_rejects_is_rolled_back_whole(db: tuple[
         store.append([fresh])
         assert store.last_sequence() == head + 1
         assert store.read(head + 1, 1)[0] == fresh
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_durability_a_failure_mid_copy_leaves_the_postgresql_session_usable(
+    db: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the append fails on the client while its COPY is open (here the sending of
+    the rows raises): the rest of the exchange is read and the COPY refused, so nothing of the
+    group is written and the writer session's next append commits."""
+    from psycopg import generators
+
+    store, record = _one_deposit_logged(db, "before")
+    head = record.sequence
+    try:
+        nxt = _at(record, head + 1, "after")
+
+        def broken(*_: object, **__: object) -> None:
+            raise RuntimeError("the client failed while sending rows")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(generators, "copy_to", broken)
+            with pytest.raises(RuntimeError, match="while sending rows"):
+                store.append([nxt])
+        assert store.last_sequence() == head
+        assert store.find_keys(["after"]) == {}
+        store.append([nxt])
+        assert store.last_sequence() == head + 1
+        assert store.read(head + 1, 1)[0] == nxt
     finally:
         store.close()

@@ -135,11 +135,8 @@ def _drain(connection: psycopg.Connection[Any]) -> None:
 
 
 def _abandon(connection: psycopg.Connection[Any]) -> None:
-    """After a failure mid-exchange: end any COPY and read the rest, so that the session is idle
-    (the server rolls the implicit transaction back); a dead session is left to fail the next
-    call."""
+    """After a failure mid-exchange: read the rest (`_drain` refuses a COPY still waiting, as
+    libpq reports one for each read in copy mode), so that the session is idle and the server
+    has rolled the implicit transaction back; a dead session is left to fail the next call."""
     with contextlib.suppress(Exception):
-        if connection.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
-            with contextlib.suppress(Exception):  # in COPY_IN state, if the failure left it there
-                connection.wait(_end_copy(connection.pgconn, b"abandoned"))
-            _drain(connection)
+        _drain(connection)

@@ -12,8 +12,6 @@ for a thread and nothing queues out of sight.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
@@ -28,6 +26,7 @@ from crossmargin.service import models
 from crossmargin.service.context import context_of
 from crossmargin.service.limits import RequestClass
 from crossmargin.service.problems import Problem
+from crossmargin.service.unique_ids import UniqueIds
 
 T = TypeVar("T")
 
@@ -41,25 +40,8 @@ IdempotencyKey = Annotated[
 ]
 
 
-class _AutoKeys:
-    """Keys for commands sent without one: a random 128-bit prefix of this process (as many
-    random bits as a uuid4's 122, drawn again in a forked child) and a counter, so no key is ever
-    issued twice, without a uuid4 (an os.urandom call) per request: ~3 % of the event loop's time
-    at one deposit per request (py-spy, AMD Zen 5; issue 16)."""
-
-    def __init__(self) -> None:
-        self._renew()
-        os.register_at_fork(after_in_child=self._renew)
-
-    def _renew(self) -> None:
-        self._prefix = f"auto-{os.urandom(16).hex()}-"
-        self._count = itertools.count(1)
-
-    def new(self) -> str:
-        return f"{self._prefix}{next(self._count)}"  # next() of a count is atomic under the GIL
-
-
-_AUTO_KEYS = _AutoKeys()
+# Keys for commands sent without one (service.unique_ids: never issued twice, no syscall each).
+_AUTO_KEYS = UniqueIds("auto-", 16)
 
 
 def key_or_new(key: str | None) -> str:

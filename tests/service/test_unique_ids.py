@@ -1,5 +1,6 @@
-"""Keys for commands sent without an Idempotency-Key (service.routes.common.key_or_new): never
-issued twice, in one process, across processes, or in a forked child."""
+"""Ids from service.unique_ids, as the keys of commands sent without an Idempotency-Key
+(routes.common.key_or_new) use them: never issued twice, in one process, across processes, or in
+a forked child."""
 
 from __future__ import annotations
 
