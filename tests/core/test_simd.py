@@ -61,6 +61,24 @@ def _with(helper: Callable[..., Any], backend: str) -> Any:
     return copy if backend == "python" else numba.njit(cache=False)(copy)
 
 
+@functools.cache
+def _simd_passes(helper: Callable[..., Any], per_pass: int) -> Callable[..., Any]:
+    """The helper compiled with core.simd's intrinsics summing `per_pass` vectors per pass over
+    the positions (simd.VECTORS_PER_PASS, read when the intrinsics' code is generated: the
+    host's own choice is 4 with AVX-512, 2 without)."""
+    build = _with.__wrapped__(helper, "simd")  # a dispatcher of its own, compiled at its first call
+
+    def call(*args: Any) -> Any:
+        chosen = simd.VECTORS_PER_PASS
+        simd.VECTORS_PER_PASS = per_pass
+        try:
+            return build(*args)
+        finally:
+            simd.VECTORS_PER_PASS = chosen
+
+    return call
+
+
 @numba.njit(cache=False)
 def _sums(index, weight, row_of, scale, rows, out, start, stop, ahead_on):  # type: ignore[no-untyped-def]
     width = rows.shape[1]
@@ -370,7 +388,8 @@ def test_plain_scenario_pass_is_the_intrinsics_bit_for_bit(
     seed: int, n_vectors: int, n_positions: int, n_balances: int
 ) -> None:
     """The plain build adds in the intrinsics' order (even and odd positions apart, then the
-    balances), so the block, the side sums and the worst scenario are the same bits."""
+    balances), so the block, the side sums and the worst scenario are the same bits; so do the
+    intrinsics whatever the number of vectors summed per pass over the positions."""
     rng = np.random.default_rng(seed)
     width = n_vectors * LANES
     rows = rng.normal(size=(5, width))
@@ -395,8 +414,15 @@ def test_plain_scenario_pass_is_the_intrinsics_bit_for_bit(
             n_vectors, side_weight, side_rows, side_initial, pnl, side_out, worst,
         )  # fmt: skip
         results[backend] = (fused, pnl, side_out, side_stored)
+    for per_pass in range(1, simd.MAX_VECTORS + 1):
+        pnl, side_out = np.empty(width), np.empty(LANES)
+        fused, side_stored = _simd_passes(_fused, per_pass)(
+            index, weight, 0, n_positions, row_of, scale, rows, b_index, b_weight, n_balances, b_rows,
+            n_vectors, side_weight, side_rows, side_initial, pnl, side_out, worst,
+        )  # fmt: skip
+        results[f"simd, {per_pass} vectors a pass"] = (fused, pnl, side_out, side_stored)
     simd_fused, *simd_arrays = results["simd"]
-    for build in ("numba", "python"):
+    for build in results:
         plain_fused, *plain_arrays = results[build]
         assert plain_fused == simd_fused
         for got, expected in zip(plain_arrays, simd_arrays, strict=True):

@@ -13,7 +13,9 @@ move), which keeps the rows the kernel touches small enough to stay in cache. Wr
 must wait for the previous one's stores to come back (a store-to-load round trip per position).
 Here the 8·V sums are V `<8 x double>` SSA values carried around the loop in registers, updated by a
 vector multiply and add, and stored once at the end. Two sets of sums (even and odd positions)
-halve the chain of dependent additions again. `bench/bench_simd.py` times the scenario pass both
+halve the chain of dependent additions again. Without AVX-512 (16 ymm registers, an <8 x double>
+taking two) a 4-vector block is summed in two passes over the positions, two vectors each
+(`host_vectors_per_pass`): the same bits, no spilled sums. `bench/bench_simd.py` times the scenario pass both
 ways on the 1M-account bench book, interleaved in one process: 106.8 -> 53.8 ms (2.0x), same
 worst loss to 8e-14. With
 prefetch_ahead > 0 it also prefetches the row of the position that many places later (clamped to
@@ -39,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -233,6 +236,49 @@ def _emit_sums(
     return [builder.fadd(merged[v], odd_sums[v]) for v in range(n_sums)]
 
 
+def host_vectors_per_pass() -> int:
+    """Row vectors (<8 x double>) summed per loop over a stream, so that both sets of sums and
+    the side sum stay in registers: all 4 with AVX-512 (32 zmm: 10 for sums), 2 without (16 ymm,
+    an <8 x double> taking two: 4 vectors in two sets plus the side sum were 20 ymm, spilled on
+    every position). numba keys its disk cache on the host's CPU name and features, so a build
+    made for one answer is never loaded where the other holds."""
+    return MAX_VECTORS if llvm_binding.get_host_cpu_features().get("avx512f", False) else 2
+
+
+# Read by the intrinsics' code generation, when a kernel calling them is compiled: a bench or a
+# test may set it before compiling a build of its own (bench/bench_simd.py compares them).
+VECTORS_PER_PASS = host_vectors_per_pass()
+
+
+def _emit_sums_by_pass(
+    builder: Any,
+    stream: _Stream,
+    initial: list[Any],
+    ahead: int,
+    side: _SideStream | None = None,
+) -> list[Any]:
+    """`_emit_sums` over the row vectors in passes of VECTORS_PER_PASS (`host_vectors_per_pass`),
+    each over its own columns of the rows, in the same order of additions per column: the same
+    bits whatever the pass width. The side sum (last of `initial`, if any) rides with the first."""
+    n_row = len(initial) - (side is not None)
+    per_pass = VECTORS_PER_PASS
+    if n_row <= per_pass:
+        return _emit_sums(builder, stream, initial, ahead, side)
+    rows: list[Any] = []
+    side_sums: list[Any] = initial[n_row:]
+    for v0 in range(0, n_row, per_pass):
+        v1 = min(v0 + per_pass, n_row)
+        offset = ir.Constant(ir.IntType(64), 64 * v0)  # bytes: v0 vectors of 8 doubles
+        columns = replace(stream, rows_base=builder.add(stream.rows_base, offset))
+        if v0 == 0:
+            got = _emit_sums(builder, columns, initial[v0:v1] + side_sums, ahead, side)
+            side_sums = got[v1 - v0 :]
+        else:
+            got = _emit_sums(builder, columns, initial[v0:v1], ahead)
+        rows += got[: v1 - v0]
+    return rows + side_sums
+
+
 def _stream_types_ok(index: Any, weight: Any, row_of: Any, scale: Any, rows: Any) -> bool:
     mapped = row_of is not types.none
     if mapped and not (_int_vector(row_of) and _float_vector(scale)):
@@ -328,7 +374,7 @@ def _weighted_row_sum(
         else:
             initial = _zero_sums(n_vec)
         stream = _stream(context, builder, signature.args[:7], args[:7], col_offset)
-        _store_sums(builder, out_base, _emit_sums(builder, stream, initial, ahead))
+        _store_sums(builder, out_base, _emit_sums_by_pass(builder, stream, initial, ahead))
         return context.get_dummy_value()
 
     return sig, codegen
@@ -472,12 +518,12 @@ def _two_stream_codegen(
         zero = ir.Constant(ir.IntType(64), 0)
         _, side_base = _out_block(context, builder, arg_types[21], args[21], zero)
         split = args[17]
-        sums = _emit_sums(builder, replace(first, stop=split), [*sums, side_sum], ahead, side)
+        sums = _emit_sums_by_pass(builder, replace(first, stop=split), [*sums, side_sum], ahead, side)
         _store_sums(builder, side_base, sums[n_vec:])
         first = replace(first, start=split)
         sums = sums[:n_vec]
-    sums = _emit_sums(builder, first, sums, ahead)
-    sums = _emit_sums(builder, second, sums, 0)
+    sums = _emit_sums_by_pass(builder, first, sums, ahead)
+    sums = _emit_sums_by_pass(builder, second, sums, 0)
     if store:
         _store_sums(builder, out_base, sums)
     return sums
