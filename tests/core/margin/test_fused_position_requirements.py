@@ -4,12 +4,17 @@ whole-book totals kernel over some rows gives their bits of the whole pass."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from crossmargin.core import jit
+from crossmargin.core.margin import requirements
 from crossmargin.core.margin.cross import CrossMargin
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
 from crossmargin.core.margin.requirements import (
+    UNIT_VALUE,
+    book_result,
     book_totals,
     fused_position_requirements,
     instrument_records,
@@ -17,8 +22,10 @@ from crossmargin.core.margin.requirements import (
     priced_records,
     value_totals,
 )
+from crossmargin.core.margin.result import RESULT_ARRAYS, MarginResult
 from crossmargin.core.margin.tier_presets import tier_preset_table
 from crossmargin.core.pricing import revalue
+from crossmargin.errors import InputError
 from tests.builders import RandomBook, random_books
 
 
@@ -94,3 +101,49 @@ def test_priced_records_are_kept_per_table_and_option_parameters_with_the_fresh_
     )
     after = book_totals(book, valuation, params, drawn.market.asset_prices(book.assets))
     assert after.maintenance_margin_usd.tobytes() == before.maintenance_margin_usd.tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(drawn=random_books(max_accounts=6, max_instruments=6), data=st.data())
+def test_book_result_is_the_pooled_result_of_book_totals_bit_for_bit(
+    drawn: RandomBook, data: st.DataObject
+) -> None:
+    """`book_result` (cross margin's result in the totals' own pass) gives `MarginResult.pooled`
+    of `book_totals` bit for bit, over the whole book and over some rows, interpreted and
+    compiled."""
+    book = drawn.book
+    valuation = revalue(book.instruments, drawn.market)
+    prices = drawn.market.asset_prices(book.assets)
+    rows = np.array(sorted(data.draw(st.sets(st.integers(0, book.n_accounts - 1)))), dtype=np.int64)
+    for subset in (None, rows):
+        totals = book_totals(book, valuation, OptionMarginParams(), prices, subset)
+        expected = MarginResult.pooled(
+            model="cross", **{name: getattr(totals, name) for name in totals.__slots__}
+        )
+        for mode in ("python", "numba"):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(jit, "environment_mode", lambda mode=mode: mode)
+                got = book_result(book, valuation, OptionMarginParams(), prices, subset, model="cross")
+            for name in RESULT_ARRAYS:
+                assert np.array_equal(getattr(got, name), getattr(expected, name), equal_nan=True), (
+                    mode,
+                    name,
+                )
+
+
+@settings(max_examples=10, deadline=None)
+@given(drawn=random_books(max_accounts=4, max_instruments=4))
+def test_book_result_refuses_an_account_that_breaks_an_invariant_by_name(drawn: RandomBook) -> None:
+    """An account whose totals break the result's invariants (here a non-finite position value:
+    an instrument record poisoned with NaN) is counted in the kernel's pass and refused through
+    `MarginResult`'s checks, naming the field, not returned unchecked."""
+    book = drawn.book
+    assume(book.positions.nnz > 0)
+    valuation = revalue(book.instruments, drawn.market)
+    prices = drawn.market.asset_prices(book.assets)
+    records = priced_records(book.instruments, valuation, OptionMarginParams()).copy()
+    records[:, int(UNIT_VALUE)] = np.nan
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(requirements, "priced_records", lambda *args: records)
+        with pytest.raises(InputError, match="equity_usd"):
+            book_result(book, valuation, OptionMarginParams(), prices, model="cross")

@@ -19,7 +19,7 @@ from crossmargin.core.checks import check_instance
 from crossmargin.core.collateral import value_collateral
 from crossmargin.core.margin.options_rule import OptionMarginParams, option_unit_margin
 from crossmargin.core.margin.requirements import (
-    book_totals,
+    book_result,
     fused_position_requirements,
     value_totals,
 )
@@ -74,15 +74,7 @@ class CrossMargin:
     ) -> MarginResult:
         book = scheduled(book, self.params.tier_preset)
         prices = market.asset_prices(book.assets)
-        totals = book_totals(book, valuation, self.params.option_margin, prices, rows)
-        return MarginResult.pooled(
-            model=self.name,
-            collateral_value_usd=totals.collateral_value_usd,
-            position_value_usd=totals.position_value_usd,
-            initial_margin_usd=totals.initial_margin_usd,
-            maintenance_margin_usd=totals.maintenance_margin_usd,
-            gross_value_usd=totals.gross_value_usd,
-        )
+        return book_result(book, valuation, self.params.option_margin, prices, rows, model=self.name)
 
     def breakdown(
         self,

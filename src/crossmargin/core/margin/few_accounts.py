@@ -16,7 +16,7 @@ each on the values the numpy glue gave it before:
     term_p   = 1 / E_p  for inverse delta-one instruments, E_p elsewhere        (pricing.entry_term)
     units    = haircut units of the balances                          (collateral.haircut_units)
     totals   = the fused cross pass over positions and units   (requirements._book_kernel, serial)
-    equity, available, margin ratio, bankrupt                  (result_kernels.pooled_into)
+    equity, available, margin ratio, bankrupt   in the same pass (result_kernels.pooled_account)
 
 so the numbers are bit for bit those of a Book of the same accounts through `CrossMargin.evaluate`
 (tests/core/margin/test_few_accounts.py). Like every kernel (core.jit) it runs interpreted for
@@ -33,7 +33,6 @@ from crossmargin.core.collateral import _haircut_units_kernel
 from crossmargin.core.jit import kernel
 from crossmargin.core.margin.requirements import INTERPRETED_US_PER_ITEM, _book_kernel
 from crossmargin.core.margin.result import EQUITY_ZERO_TOLERANCE, MarginResult
-from crossmargin.core.margin.result_kernels import pooled_into
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -99,13 +98,6 @@ def few_accounts_kernel(
         n_tiers,
         units,
         price,
-        collateral,
-        value,
-        initial,
-        maintenance,
-        gross,
-    )
-    pooled_into(
         collateral,
         value,
         initial,
