@@ -13,7 +13,7 @@ the balance matrix, so nothing of size nnz is materialised: 10 M positions cost 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -380,11 +380,24 @@ def book_totals(
     return _totals(out)
 
 
+class _BookArrays(NamedTuple):
+    """`_book_kernel`'s inputs besides the rows and the outputs (`csr_totals` says what each is)."""
+
+    indptr: IntArray
+    indices: npt.NDArray[np.integer[Any]]
+    quantity: FloatArray
+    entry_term: FloatArray
+    records: FloatArray
+    n_tiers: int
+    haircut_units: FloatArray
+    asset_price_usd: FloatArray
+
+
 def _book_arguments(
     book: Book, valuation: InstrumentValuation, option_params: OptionMarginParams, asset_price_usd: FloatArray
-) -> tuple[Any, ...]:
-    """`_book_kernel`'s inputs from a book, in its order (indptr ... asset prices)."""
-    return (
+) -> _BookArrays:
+    """`_book_kernel`'s inputs from a book."""
+    return _BookArrays(
         book.positions.indptr.astype(np.int64, copy=False),
         book.positions.indices,
         book.positions.data,
@@ -427,17 +440,10 @@ def csr_totals(
     serial build in one dispatch with the rest). `serial`: its build without threads
     (`Kernel.serial`), for a handful of accounts."""
     chosen = _chosen_rows_of(indptr, haircut_units.shape[1], rows)
-    kernel_arguments = (
-        indptr,
-        indices,
-        quantity,
-        entry_term,
-        records,
-        n_tiers,
-        haircut_units,
-        asset_price_usd,
+    arrays = _BookArrays(
+        indptr, indices, quantity, entry_term, records, n_tiers, haircut_units, asset_price_usd
     )
-    out, _, _ = _book_pass(chosen, kernel_arguments, serial=serial, derive=False)
+    out, _, _ = _book_pass(chosen, arrays, serial=serial, derive=False)
     return _totals(out)
 
 
@@ -475,11 +481,10 @@ def book_result(
 
 
 def _book_pass(
-    chosen: _ChosenRows, kernel_arguments: tuple[Any, ...], *, derive: bool, serial: bool = False
+    chosen: _ChosenRows, arrays: _BookArrays, *, derive: bool, serial: bool = False
 ) -> tuple[tuple[FloatArray, ...], tuple[npt.NDArray[Any], ...] | None, int]:
     """`_book_kernel` over the chosen rows: its five totals, the four derived arrays (derive) or
-    None, and the count of accounts failing the result's invariants (0 without derive).
-    kernel_arguments: indptr ... asset prices, in the kernel's order."""
+    None, and the count of accounts failing the result's invariants (0 without derive)."""
     book_kernel = _book_kernel.serial() if serial else _book_kernel
     # Arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
     # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
@@ -491,18 +496,17 @@ def _book_pass(
         np.empty(n_derived),
         np.empty(n_derived, dtype=np.bool_),
     )
-    indptr, indices, quantity, entry_term, records, n_tiers, units, prices = kernel_arguments
     failing = book_kernel.for_work(chosen.work)(
         chosen.subset,
         chosen.account_rows,
-        indptr,
-        indices,
-        quantity,
-        entry_term,
-        records,
-        n_tiers,
-        units,
-        np.ascontiguousarray(prices, dtype=np.float64),
+        arrays.indptr,
+        arrays.indices,
+        arrays.quantity,
+        arrays.entry_term,
+        arrays.records,
+        arrays.n_tiers,
+        arrays.haircut_units,
+        np.ascontiguousarray(arrays.asset_price_usd, dtype=np.float64),
         out[0],
         out[1],
         out[2],
