@@ -183,6 +183,28 @@ def test_cross_reprices_collateral_only_accounts_without_the_model(drawn: Random
     np.testing.assert_array_equal(change.account_rows, holders)
 
 
+@given(drawn=random_books(max_accounts=8, max_instruments=6), fraction=st.sampled_from([0.0, 0.25, 0.5, 1.0]))
+def test_a_collateral_move_re_margins_the_whole_book_exactly_when_its_holders_pass_the_fraction(
+    drawn: RandomBook, fraction: float
+) -> None:
+    """A move of one collateral asset alone touches its holders: the engine re-margins the whole
+    book when they are more than `full_recompute_fraction` of the accounts (decided from the
+    holder index's column counts before any mask is built), only them otherwise, with a full
+    recompute's numbers either way."""
+    book = drawn.book
+    k = book.assets.index["USDC"]
+    prices = drawn.market.asset_price_usd.copy()
+    prices[k] *= 0.7
+    moved = drawn.market.with_asset_prices(prices)
+    holders = np.flatnonzero(book.balances[:, k] != 0.0)
+    engine = RiskEngine(book, drawn.market, CrossMargin(), full_recompute_fraction=fraction)
+    change = engine.on_market(moved)
+    assert change.full_recompute == (holders.size > fraction * book.n_accounts)
+    expected = np.arange(book.n_accounts) if change.full_recompute else holders
+    np.testing.assert_array_equal(change.account_rows, expected)
+    assert_same_result(engine.result, CrossMargin().evaluate(book, moved))
+
+
 @settings(max_examples=50)
 @given(drawn=random_books(max_accounts=8, max_instruments=6), data=st.data())
 def test_collateral_totals_are_the_book_kernels_bits(drawn: RandomBook, data: st.DataObject) -> None:
