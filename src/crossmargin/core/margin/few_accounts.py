@@ -67,9 +67,10 @@ def few_accounts_kernel(
     available: np.ndarray,
     ratio: np.ndarray,
     bankrupt: np.ndarray,
-) -> None:
+) -> int:
     """Fill the nine per-account outputs (A,) from `held` (P, 4) and `balances` (A, K) (module
-    docstring)."""
+    docstring); returns how many accounts fail the result's invariants (the totals kernel's
+    count)."""
     n_accounts = balances.shape[0]
     n_positions = held.shape[0]
     indptr = np.zeros(n_accounts + 1, dtype=np.int64)
@@ -87,7 +88,7 @@ def few_accounts_kernel(
     units = np.empty_like(balances)
     _units_serial(balances, liability_weight, hc_floor, hc_haircut, hc_below, units)
     no_rows = np.zeros(0, dtype=np.int64)  # every account, in order (no subset)
-    _totals_serial(
+    return _totals_serial(
         False,
         no_rows,
         indptr,
@@ -132,7 +133,7 @@ def few_accounts_margin(
     collateral, value, initial, maintenance, gross, equity, available, ratio = (np.empty(n) for _ in range(8))
     flags = np.empty(n, dtype=np.bool_)
     work = INTERPRETED_US_PER_ITEM * (held.shape[0] + balances.size)
-    few_accounts_kernel.for_work(work, mode)(
+    failing = few_accounts_kernel.for_work(work, mode)(
         held,
         balances,
         reciprocal_entry,
@@ -153,8 +154,9 @@ def few_accounts_margin(
         ratio,
         flags,
     )
-    return MarginResult(
-        model="cross",
+    return MarginResult.of_kernel_check(
+        "cross",
+        int(failing),
         equity_usd=equity,
         collateral_value_usd=collateral,
         position_value_usd=value,

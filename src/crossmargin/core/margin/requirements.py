@@ -464,7 +464,6 @@ def book_result(
     result is built through `MarginResult`'s own checks, which name the field and the index."""
     arguments = _book_arguments(book, valuation, option_params, asset_price_usd)
     out, derived, failing = _book_pass(_chosen_rows(book, rows), arguments, derive=True)
-    assert derived is not None
     arrays = {
         "equity_usd": derived[0],
         "collateral_value_usd": out[0],
@@ -475,16 +474,15 @@ def book_result(
         "margin_ratio": derived[2],
         "bankrupt": derived[3],
     }
-    if failing == 0:
-        return MarginResult.of_checked_rows(model, **arrays)
-    return MarginResult(model=model, **arrays)  # raises, naming the field and the index
+    return MarginResult.of_kernel_check(model, failing, **arrays)
 
 
 def _book_pass(
     chosen: _ChosenRows, arrays: _BookArrays, *, derive: bool, serial: bool = False
-) -> tuple[tuple[FloatArray, ...], tuple[npt.NDArray[Any], ...] | None, int]:
-    """`_book_kernel` over the chosen rows: its five totals, the four derived arrays (derive) or
-    None, and the count of accounts failing the result's invariants (0 without derive)."""
+) -> tuple[tuple[FloatArray, ...], tuple[npt.NDArray[Any], ...], int]:
+    """`_book_kernel` over the chosen rows: its five totals, the four derived arrays (of no rows
+    without derive), and the count of accounts failing the result's invariants (0 without
+    derive)."""
     book_kernel = _book_kernel.serial() if serial else _book_kernel
     # Arrays of their own (not rows of one (5, n) block): the engine keeps and updates a
     # result's arrays in place, and a row view would make it copy all of them (40 MB at 1M).
@@ -518,7 +516,7 @@ def _book_pass(
         derived[2],
         derived[3],
     )
-    return out, (derived if derive else None), int(failing)
+    return out, derived, int(failing)
 
 
 @kernel(nogil=True, inline="always")

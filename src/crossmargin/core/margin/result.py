@@ -127,6 +127,15 @@ class MarginResult:
         return result
 
     @classmethod
+    def of_kernel_check(cls, model: str, failing: int, **arrays: npt.NDArray[Any]) -> MarginResult:
+        """A result from a kernel that ran `result_kernels.account_invariants_hold` on every row
+        and counted `failing` rows: taken as it is when none failed (`of_checked_rows`), else
+        through `__post_init__`'s checks, which name the field and the index."""
+        if failing == 0:
+            return cls.of_checked_rows(model, **arrays)
+        return cls(model=model, **arrays)
+
+    @classmethod
     def pooled(
         cls,
         *,
