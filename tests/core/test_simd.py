@@ -257,6 +257,22 @@ def test_side_stream_charges_each_lane_by_its_multiplier(
     np.testing.assert_allclose(side_out, expected_side, rtol=1e-12, atol=1e-12)
 
 
+
+@pytest.mark.parametrize("w", [-2.5, -0.0, 0.0, 3.0, -5e-324, 1.7e308])
+@BACKENDS
+def test_side_term_is_exactly_the_multiplier_times_the_row(w: float, backend: str) -> None:
+    """One position: the side sum is the multiplier times the row to the bit, on a row with
+    positive, negative and zero entries (the intrinsic multiplies w by ±1 or 0 per lane where the
+    plain pass takes |w|, max(-w, 0) and w). Finite weights: Book refuses a non-finite quantity."""
+    side_rows = np.array([[1.5, -0.75, 2.0, 0.0, -3.0, -1.25, 0.5, -0.0]])
+    one = np.zeros(1, dtype=np.int32)
+    out, side_out = np.full(LANES, np.nan), np.full(LANES, np.nan)
+    _with(_two_streams_side, backend)(one, np.ones(1), one, np.ones(1), np.ones((1, LANES)), np.zeros(1, dtype=np.int64),
+                                      np.zeros(1), np.zeros((1, LANES)), out, 0, np.array([w]), 1, side_rows,
+                                      np.zeros((2, LANES)), side_out, False)  # fmt: skip
+    expected = np.array(side_multiplier(w)) * side_rows[0]
+    np.testing.assert_array_equal(side_out, expected)
+
 def side_multiplier(weight: float) -> list[float]:
     """Per lane, what a side row is charged per contract of a position of signed size `weight`."""
     lanes = [abs(weight)] * LANES
