@@ -169,7 +169,7 @@ def _emit_sums(
     def side_term(position: Any, i: Any) -> Any:
         """side_multiplier(side_weight[p]) ⊙ side_rows[i], the multiplier as w ⊙ lanes[signbit(w)]
         (`_side_sign_lanes`): one multiply where a compare, a negation, an absolute value and
-        three blends were (1.5-2 ms of the portfolio kernel's 40-46 on an AVX-512 Xeon, where
+        three blends were (0.7-1.8 ms of the portfolio kernel's ~44 on an AVX-512 Xeon, where
         512-bit arithmetic has two ports), the same bits."""
         assert side is not None
         w = builder.load(builder.gep(side.weight, [position]))

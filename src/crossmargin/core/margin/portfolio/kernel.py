@@ -246,7 +246,7 @@ def kernel_body(streams: AccountStreams, market: KernelArrays, out: KernelOutput
         for a in range(chunk * CHUNK_ACCOUNTS, stop):
             # The side sums go straight into the account's add-on row (its lanes are the add-on
             # columns; lane FLOOR_LANE, the floor, is read back before the depeg add-on takes it):
-            # through a scratch vector and eight scalar copies they cost 0.5 ms more (1M accounts).
+            # through a scratch vector and eight scalar copies they cost ~1 ms more (1M accounts).
             addon_row = out_addons[a]
             p0 = indptr[a]
             p1 = indptr[a + 1]
