@@ -257,7 +257,6 @@ def test_side_stream_charges_each_lane_by_its_multiplier(
     np.testing.assert_allclose(side_out, expected_side, rtol=1e-12, atol=1e-12)
 
 
-
 @pytest.mark.parametrize("w", [-2.5, -0.0, 0.0, 3.0, -5e-324, 1.7e308])
 @BACKENDS
 def test_side_term_is_exactly_the_multiplier_times_the_row(w: float, backend: str) -> None:
@@ -272,6 +271,7 @@ def test_side_term_is_exactly_the_multiplier_times_the_row(w: float, backend: st
                                       np.zeros((2, LANES)), side_out, False)  # fmt: skip
     expected = np.array(side_multiplier(w)) * side_rows[0]
     np.testing.assert_array_equal(side_out, expected)
+
 
 def side_multiplier(weight: float) -> list[float]:
     """Per lane, what a side row is charged per contract of a position of signed size `weight`."""
