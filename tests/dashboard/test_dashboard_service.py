@@ -1,7 +1,7 @@
 """The dashboard as the margin service serves it (/dashboard beside /v1): logged in with the
 service's own API keys, reading the service's venue (SQLite event log, real uvicorn on loopback),
 driven by Debian's Chromium. The figures equal the service's API; a price posted to the service's
-API moves the page's call queue within a second; a holder key stays on its own account."""
+API moves the page's call queue without a reload; a holder key stays on its own account."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from playwright.sync_api import Page, expect
 from tests.dashboard.conftest import DESKTOP, login, screenshot
 from tests.service.conftest import Database, Served, serve_in_thread, settings_for, stop
 
-LIVE_UPDATE_MS = 1_000
+# How long the page may take to show a liquidation the venue made after a price posted to its API:
+# a bound on a push that never comes, not a latency claim. The push takes well under a second on
+# an idle machine, but this test shares two cores with another pytest worker, and on 2026-12-07
+# one CI run (Intel Xeon) missed a 1 s bound here while the next passed (the tick that
+# liquidates, then the push). 5 s still fails a push lost or waiting for a reload.
+LIVE_UPDATE_MS = 5_000
 # The service's account view re-margins one account on its own (numpy reference path); the
 # dashboard reads the venue's whole-book engine (fused kernel): equal to rounding.
 KERNEL_AGREEMENT = 1e-9
@@ -86,7 +91,7 @@ def test_dashboard_in_the_service_equals_its_api_and_follows_its_prices(
 
     # A price through the service's own API: BTC -5 % takes near-liquidation (long the BTC inverse
     # perpetual) under maintenance; the venue liquidates it and it leaves the queue, on the page
-    # within a second of the acknowledgement.
+    # soon after the acknowledgement, without a reload.
     assert by_id["near-liquidation"]["status"] == "margin_call"
     account = new_page(DESKTOP)
     login(account, service.served, risk)  # type: ignore[arg-type]
