@@ -29,10 +29,10 @@ from crossmargin.engine.stress import (
 from tests.dashboard.conftest import AXE, DESKTOP, PHONE, LiveServer, login, screenshot, start_server, use_key
 
 # How long the page may take to show a pushed update after the price update's acknowledgement:
-# a bound on a push that never comes (polled by Playwright's expect), not a latency claim. The
-# push takes well under a second on an idle machine, but these tests share two cores with another
-# pytest worker, and the same 1 s bound in test_dashboard_service.py failed one CI run on
-# 2026-12-07 (the next passed). 5 s still fails a push lost or waiting for a reload.
+# a bound on a push that never comes (polled by Playwright's expect), not a latency claim: these
+# tests share two cores with another pytest worker, and the same 1 s bound in
+# test_dashboard_service.py failed one CI run on 2026-12-07 (the next passed). 5 s still fails a
+# push lost or waiting for a reload.
 LIVE_UPDATE_MS = 5_000
 # Figures that are computed once (JSON numbers, repr on the page) compare exactly.
 

@@ -16,10 +16,10 @@ from tests.dashboard.conftest import DESKTOP, login, screenshot
 from tests.service.conftest import Database, Served, serve_in_thread, settings_for, stop
 
 # How long the page may take to show a liquidation the venue made after a price posted to its API:
-# a bound on a push that never comes, not a latency claim. The push takes well under a second on
-# an idle machine, but this test shares two cores with another pytest worker, and on 2026-12-07
-# one CI run (Intel Xeon) missed a 1 s bound here while the next passed (the tick that
-# liquidates, then the push). 5 s still fails a push lost or waiting for a reload.
+# a bound on a push that never comes, not a latency claim: this test shares two cores with
+# another pytest worker, and on 2026-12-07 one CI run (Intel Xeon) missed a 1 s bound here while
+# the next passed (the tick that liquidates, then the push). 5 s still fails a push lost or
+# waiting for a reload.
 LIVE_UPDATE_MS = 5_000
 # The service's account view re-margins one account on its own (numpy reference path); the
 # dashboard reads the venue's whole-book engine (fused kernel): equal to rounding.
