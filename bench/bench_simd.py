@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for name in kernels:
         call(name)  # compile or cache load; each build's own outputs, compared below
-    # Timed into one set of output buffers, in an order reversed every repeat: separate buffers
-    # per build (their pages placed differently) and a fixed order each shifted one build's
-    # figure by up to 8 % in A/Bs of the portfolio and VaR kernels on an Intel Xeon.
+    # Timed into one set of output buffers, in an order reversed every repeat: on an Intel Xeon,
+    # separate buffers per build (their pages placed differently) shifted one build's figure by
+    # up to 8 % in portfolio-kernel A/Bs, and a fixed order by up to 20 % in VaR ones.
     shared = {name: outs["plain"] for name in kernels}
     times: dict[str, list[float]] = {name: [] for name in kernels}
     names = list(kernels)

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     run(np.float32)  # warm-up: numba compiles each dtype once (cache=True)
     # Interleaved with the kernel: the same pass without the tail selection, its arithmetic floor.
     seconds64, seconds32, sums32 = [], [], []
-    # The three in an order reversed every repeat: a fixed order read one of them up to 8 % off
+    # The three in an order reversed every repeat: a fixed order read one of them up to 20 % off
     # in A/Bs of this kernel on an Intel Xeon (docs/ARCHITECTURE.md, how A/Bs are measured).
     timed = [
         (seconds64, lambda: run(np.float64)),
