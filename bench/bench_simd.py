@@ -147,23 +147,22 @@ def main(argv: list[str] | None = None) -> int:
         kernels["one pass"] = all_vectors_in_one_pass()
     outs = {name: (np.empty(n), np.empty(n, dtype=np.int64)) for name in kernels}
 
-    def call(name: str) -> None:
+    def call(name: str, out: tuple[np.ndarray, np.ndarray]) -> None:
         kernels[name](runs.indptr, runs.instrument, runs.pnl_weight, k.row_of, k.row_scale, k.scenario_rows,
-                      bptr, basset, bunits, k.asset_pnl, k.weight, k.offset, n_grid, *outs[name])  # fmt: skip
+                      bptr, basset, bunits, k.asset_pnl, k.weight, k.offset, n_grid, *out)  # fmt: skip
 
     for name in kernels:
-        call(name)  # compile or cache load; each build's own outputs, compared below
+        call(name, outs[name])  # compile or cache load; each build's own outputs, compared below
     # Timed into one set of output buffers, in an order reversed every repeat: on an Intel Xeon,
     # separate buffers per build (their pages placed differently) shifted one build's figure by
     # up to 8 % in portfolio-kernel A/Bs, and a fixed order by up to 20 % in VaR ones.
-    shared = {name: outs["plain"] for name in kernels}
+    timed_out = (np.empty(n), np.empty(n, dtype=np.int64))  # not a build's own: those are compared
     times: dict[str, list[float]] = {name: [] for name in kernels}
     names = list(kernels)
     for repeat in range(args.repeats):  # interleaved, so both see the same machine
         for name in names if repeat % 2 == 0 else names[::-1]:
             t0 = time.perf_counter()
-            kernels[name](runs.indptr, runs.instrument, runs.pnl_weight, k.row_of, k.row_scale, k.scenario_rows,
-                          bptr, basset, bunits, k.asset_pnl, k.weight, k.offset, n_grid, *shared[name])  # fmt: skip
+            call(name, timed_out)
             times[name].append(time.perf_counter() - t0)
     best = {name: min(t) for name, t in times.items()}
     median = {name: float(np.median(t)) for name, t in times.items()}

@@ -473,11 +473,10 @@ class RiskEngine:
         holders = self._holders()
         no_asset = np.zeros_like(moved_asset)
         limit = self._full_recompute_fraction * self._book.n_accounts
-        # One moved underlying, or one moved collateral asset (every touched account counts),
+        # One moved underlying, instrument or collateral asset (every touched account counts)
         # alone has more holders: the masks over every account below would only lead here.
         widest = max(
-            holders.widest_underlying(moved_underlying),
-            holders.widest_column(np.zeros_like(moved_instrument), moved_asset),
+            holders.widest_underlying(moved_underlying), holders.widest_column(moved_instrument, moved_asset)
         )
         if widest > limit:
             return self._recompute_all()
