@@ -20,8 +20,6 @@ one batch rather than one at a time) and refilled.
 
 from __future__ import annotations
 
-import collections
-import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,14 +37,19 @@ def kept_answer(body_sha256: str, record: LogRecord) -> KeptAnswer:
 
 
 class RecentKeys:
-    """The last 2·⌊capacity/2⌋ to ⌊capacity/2⌋ committed keys (capacity >= 2) and their answers."""
+    """The last 2·⌊capacity/2⌋ to ⌊capacity/2⌋ committed keys (capacity >= 2) and their answers.
+
+    Each half of the slots has its own index (key -> slot), so dropping a half is replacing its
+    dict: the dropped one is handed back whole, keys in slot order, for the log's key filter to
+    hold as it is (`KeyFilter.add_later`). Popping its 100,000 keys from one shared index and
+    listing them stalled the writer ~15 ms a drop."""
 
     def __init__(self, capacity: int) -> None:
         half = max(capacity // 2, 1)
         slots = 2 * half
         self._half = half
-        self._slot_of: dict[str, int] = {}
-        self._key: list[str] = [""] * slots
+        # Per half of the slots, its keys' slots (key -> slot).
+        self._slot_of: list[dict[str, int]] = [{}, {}]
         self._body_sha256: list[str] = [""] * slots
         self._sequence: list[int] = [0] * slots
         self._kind: list[str] = [""] * slots
@@ -63,20 +66,33 @@ class RecentKeys:
         self._next = 0  # the slot the next key takes
 
     def __len__(self) -> int:
-        return len(self._slot_of)
+        return len(self._slot_of[0]) + len(self._slot_of[1])
 
     def __contains__(self, key: object) -> bool:
-        return key in self._slot_of
+        return key in self._slot_of[0] or key in self._slot_of[1]
 
     def get(self, key: str) -> KeptAnswer | None:
-        slot = self._slot_of.get(key)
+        newer, older = self._halves()
+        slot = newer.get(key)
+        if slot is None:
+            slot = older.get(key)
         return None if slot is None else self._answer(slot)
 
     def answers(self, keys: Iterable[str]) -> dict[str, KeptAnswer]:
         """The answers of those of `keys` held: one call for a group's keys (a method call per
-        command cost the writer ~0.8 us against a dict's `in` and `get`)."""
-        slot_of = self._slot_of
-        return {key: self._answer(slot) for key in keys if (slot := slot_of.get(key)) is not None}
+        command cost the writer ~0.8 us against a dict's `in` and `get`). A key given again
+        holds a slot in each half: the newer answers."""
+        newer, older = self._halves()
+        return {
+            key: self._answer(slot)
+            for key in keys
+            if (slot := newer.get(key)) is not None or (slot := older.get(key)) is not None
+        }
+
+    def _halves(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(the index of the half holding the last slot written, the other's)."""
+        newer = (self._next - 1) % (2 * self._half) // self._half
+        return self._slot_of[newer], self._slot_of[1 - newer]
 
     def _answer(self, slot: int) -> KeptAnswer:
         return (
@@ -87,36 +103,28 @@ class RecentKeys:
             self._record_hash[slot],
         )
 
-    def update(self, answers: Mapping[str, KeptAnswer]) -> list[str]:
-        """Remember `answers` (keys not held yet); returns the keys dropped to make room (the
-        older half, whole, each time the newer one fills), oldest first. A group's answers take
-        consecutive slots, written a run at a time (slice assignments and one dict update per
-        run: a Python loop over its keys cost the writer ~0.5 us a command)."""
-        dropped: list[str] = []
+    def update(self, answers: Mapping[str, KeptAnswer]) -> list[dict[str, int]]:
+        """Remember `answers` (keys not held yet); returns the halves' indexes dropped to make
+        room (the older half, whole, each time the newer one fills: its keys, oldest first, are
+        the dict's), oldest first; empty halves of a first lap are not handed back. A group's
+        answers take consecutive slots, written a run at a time (slice assignments and one dict
+        update per run: a Python loop over its keys cost the writer ~0.5 us a command)."""
+        dropped: list[dict[str, int]] = []
         keys = list(answers)
         columns = list(zip(*answers.values(), strict=True))  # a tuple per field, KeptAnswer order
         done = 0
         while done < len(keys):
             slot = self._next
-            if slot % self._half == 0:  # a half to (re)fill: its keys go first
-                dropped.extend(self._drop_half(slot))
+            half = (slot // self._half) % 2
+            if slot % self._half == 0 and self._slot_of[half]:  # a half to refill: dropped first
+                # A slot's fields are overwritten only once its key is forgotten, so a key is
+                # never answered with another's fields.
+                dropped.append(self._slot_of[half])
+                self._slot_of[half] = {}
             take = min(self._half - slot % self._half, len(keys) - done)  # the rest of this half
-            run = keys[done : done + take]
-            self._key[slot : slot + take] = run
             for column, values in zip(self._fields, columns, strict=True):
                 column[slot : slot + take] = values[done : done + take]
-            self._slot_of.update(zip(run, range(slot, slot + take), strict=True))
+            self._slot_of[half].update(zip(keys[done : done + take], range(slot, slot + take), strict=True))
             done += take
-            self._next = (slot + take) % len(self._key)
+            self._next = (slot + take) % (2 * self._half)
         return dropped
-
-    def _drop_half(self, first: int) -> list[str]:
-        """Forget the keys of slots [first, first + half), the half about to be refilled, and
-        return them (not the empty slots of a first lap). A key given again since holds a newer
-        slot; forgetting it here only sends the writer to the log for it sooner (the filter
-        finds it there), never to another key's answer: a slot's fields are overwritten only
-        after its key is forgotten. By C-level pops: a Python loop over 100,000 keys stalled the
-        writer ~15 ms."""
-        keys = self._key[first : first + self._half]
-        collections.deque(map(self._slot_of.pop, keys, itertools.repeat(None)), maxlen=0)
-        return [key for key in keys if key]
