@@ -23,7 +23,8 @@ SNAPSHOT_EVERY = 10
 @pytest.fixture
 def written(db: tuple[str, str | None]) -> Iterator[tuple[str, str | None]]:
     """A log of 31 records (genesis + 30 deposits) with snapshots at 10, 20, 30."""
-    with open_venue(connect(db), snapshot_every=SNAPSHOT_EVERY) as venue:
+    # Unpaced (snapshot_busy_limit None): a snapshot at each of 10, 20, 30, whatever they cost.
+    with open_venue(connect(db), snapshot_every=SNAPSHOT_EVERY, snapshot_busy_limit=None) as venue:
         for n in range(RECORDS):
             venue.execute(
                 Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1)

@@ -1,0 +1,183 @@
+"""What the venue's snapshots cost a large venue: deposits one per call on a venue of --accounts
+traders, with snapshots off (the baseline), every --every records whatever they cost ("unpaced": the
+venue before snapshots were paced), and paced to --limit of the time (`VenueSettings`'s
+`snapshot_busy_limit`, what `crossmargin serve` runs).
+
+    python bench/bench_snapshots.py [--accounts 20000] [--events 300000] [--in-flight 128]
+                                    [--every 10000] [--limit 0.02]
+
+A snapshot is O(state): the writer copies the state's containers, then the snapshot thread
+sorts, encodes and writes it, holding the GIL the writer and the committer need (CPython hands
+it over on request only after its 5 ms switch interval). At a fixed record interval its share
+of the venue's time grows with the venue; paced, the next snapshot waits for the last one's cost
+divided by the limit. The venue is grown once (`bench_service_stress.grow`: open, fund, one BTC
+perpetual fill per pair), and each run starts from a copy of that database (SQLite, WAL,
+synchronous=FULL): the same state and log. Deposits go to the traders in turn, W in flight,
+each acknowledged after its commit (`Venue.submit_with_callback`). Reported per run: events/s,
+ack p50/p99/p99.9 and the longest, snapshots written, the last one's seconds and the share of
+the run they took.
+
+The last line is one JSON object: cpu, accounts, state_mb (the last snapshot's payload), and per
+run (off, unpaced, paced) events_per_s, ack_p50/p99/p999/max_ms, snapshots, snapshot_seconds,
+snapshot_share; paced_rate_vs_off and unpaced_rate_vs_off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_engine import cpu_model
+from bench_service import BOOK, in_flight_slots
+from bench_service_stress import grow
+from crossmargin.adapters.clock import SystemClock
+from crossmargin.adapters.sql import SqlEventStore
+from crossmargin.adapters.sql.runner import genesis_of_book
+from crossmargin.engine.commands import Deposit
+from crossmargin.engine.venue import Genesis, Venue, VenueSettings
+from crossmargin.service.heap import settle_heap
+
+
+def grown_database(directory: Path, genesis: Genesis, accounts: int) -> Path:
+    """A log of a venue grown to `accounts` traders (closed: its WAL checkpointed)."""
+    path = directory / "grown.db"
+    store = SqlEventStore.connect(f"sqlite:///{path}")
+    venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=10**9))
+    grow(venue, accounts, seed=1)
+    venue.close()
+    store.close()
+    return path
+
+
+def deposits_run(
+    url: str, genesis: Genesis, settings: VenueSettings, *, accounts: int, n: int, in_flight: int, run: str
+) -> dict[str, Any]:
+    """n deposits to the grown venue's traders in turn, `in_flight` of them in flight."""
+    store = SqlEventStore.connect(url)
+    venue = Venue.open(store, genesis, clock=SystemClock(), settings=settings)
+    settle_heap()  # as `crossmargin serve` does once the venue is open
+    slots = in_flight_slots(in_flight)
+    latency = np.zeros(n)
+    done = threading.Event()
+    answered = itertools.count(1)
+
+    def told(i: int, started: float, answer: Any) -> None:  # on the venue's committer thread
+        latency[i] = time.perf_counter() - started
+        if isinstance(answer, BaseException):
+            raise SystemExit(f"deposit {i} refused: {answer!r}")
+        slots.put(None)
+        if next(answered) == n:
+            done.set()
+
+    t0 = time.perf_counter()
+    for i in range(n):
+        command = Deposit(
+            idempotency_key=f"{run}-{i}",
+            account=f"t{i % accounts:07d}",
+            asset="USDC",
+            amount_units=1 + i % 97,
+        )
+        slots.get()
+        started = time.perf_counter()
+        venue.submit_with_callback(command, lambda a, i=i, s=started: told(i, s, a))
+    done.wait()
+    elapsed = time.perf_counter() - t0
+    stats = venue.stats()
+    venue.close()
+    payloads = store.snapshots()
+    store.close()
+    ordered = np.sort(latency)
+    snapshots = int(stats["snapshots"])
+    return {
+        "events_per_s": n / elapsed,
+        "ack_p50_ms": float(ordered[n // 2]) * 1e3,
+        "ack_p99_ms": float(ordered[int(n * 0.99)]) * 1e3,
+        "ack_p999_ms": float(ordered[int(n * 0.999)]) * 1e3,
+        "ack_max_ms": float(ordered[-1]) * 1e3,
+        "snapshots": snapshots,
+        "snapshot_seconds": float(stats["snapshot_seconds"]),
+        "snapshot_share": snapshots * float(stats["snapshot_seconds"]) / elapsed,
+        "state_mb": len(payloads[0].payload) / 1e6 if payloads else 0.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accounts", type=int, default=20_000)
+    # 300,000: several of the paced run's pauses (~3 s after a 60 ms snapshot at 2 %), not one.
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--in-flight", type=int, default=128)
+    parser.add_argument("--every", type=int, default=10_000, help="records between snapshots (at least)")
+    parser.add_argument("--limit", type=float, default=VenueSettings().snapshot_busy_limit)
+    args = parser.parse_args(argv)
+    print(
+        f"crossmargin bench_snapshots: CPU {cpu_model()}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    genesis = genesis_of_book(BOOK)
+    runs = {
+        "off": VenueSettings(snapshot_every=10**9),
+        "unpaced": VenueSettings(snapshot_every=args.every, snapshot_busy_limit=None),
+        "paced": VenueSettings(snapshot_every=args.every, snapshot_busy_limit=args.limit),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        grown = grown_database(Path(tmp), genesis, args.accounts)
+        for name, settings in runs.items():
+            copy = Path(tmp) / f"{name}.db"
+            shutil.copyfile(grown, copy)  # each run from the same state and log
+            results[name] = deposits_run(
+                f"sqlite:///{copy}",
+                genesis,
+                settings,
+                accounts=args.accounts,
+                n=args.events,
+                in_flight=args.in_flight,
+                run=name,
+            )
+            r = results[name]
+            print(
+                f"{name:>6}: {r['events_per_s']:9,.0f} deposits/s, ack p50 {r['ack_p50_ms']:.2f} p99 {r['ack_p99_ms']:.2f} "
+                f"p99.9 {r['ack_p999_ms']:.2f} max {r['ack_max_ms']:.1f} ms; {r['snapshots']} snapshots, the last "
+                f"{r['snapshot_seconds'] * 1e3:.0f} ms, {r['snapshot_share']:.1%} of the run"
+            )
+    off, paced = results["off"], results["paced"]
+    state_mb = max(r["state_mb"] for r in results.values())
+    print(
+        f"{args.accounts:,} accounts, a snapshot {state_mb:.1f} MB: paced at {args.limit:.0%} the deposits run at "
+        f"{paced['events_per_s'] / off['events_per_s']:.0%} of the rate without snapshots (every {args.every:,} "
+        f"records unpaced: {results['unpaced']['events_per_s'] / off['events_per_s']:.0%}), ack p99 "
+        f"{paced['ack_p99_ms']:.1f} ms against {off['ack_p99_ms']:.1f} ms"
+    )
+    summary = {
+        "benchmark": "venue_snapshots",
+        "cpu": cpu_model(),
+        "accounts": args.accounts,
+        "events": args.events,
+        "in_flight": args.in_flight,
+        "every": args.every,
+        "limit": args.limit,
+        "state_mb": state_mb,
+        **results,
+        "paced_rate_vs_off": paced["events_per_s"] / off["events_per_s"],
+        "unpaced_rate_vs_off": results["unpaced"]["events_per_s"] / off["events_per_s"],
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Snapshots paced to a share of the venue's time (`VenueSettings.snapshot_busy_limit`): a
+snapshot is O(state) and holds the GIL the writer needs, so at a fixed record interval its cost
+grows with the venue (bench/bench_snapshots.py); paced, the next waits for the last one's cost
+divided by the limit. Restart from a paced snapshot equals a replay of the whole log."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from crossmargin.engine.memory import MemoryEventStore
+from crossmargin.engine.venue import Deposit, VenueSettings
+from crossmargin.errors import InputError
+from tests.adapters.sql.support import open_venue, replay
+
+EVERY = 10
+DEPOSITS = 60
+
+
+def _deposits(store: MemoryEventStore, **settings: object) -> list[int]:
+    """DEPOSITS deposits one at a time, a snapshot asked for every EVERY records; the sequences
+    of the snapshots written."""
+    with open_venue(store, snapshot_every=EVERY, **settings) as venue:
+        for n in range(DEPOSITS):
+            venue.execute(
+                Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1)
+            )
+        assert venue.stats()["snapshot_seconds"] > 0.0
+    return sorted(s.sequence for s in store.stored_snapshots)
+
+
+def test_unpaced_snapshots_come_every_interval_and_paced_ones_wait_for_their_cost() -> None:
+    """Unpaced: one every EVERY records (6 in 60). Paced with a limit so small that the pause
+    after one snapshot (its cost / 1e-9, hours) outlasts the run: the first only."""
+    unpaced = _deposits(MemoryEventStore(), snapshot_busy_limit=None)
+    assert len(unpaced) == DEPOSITS // EVERY
+    assert all(b - a == EVERY for a, b in itertools.pairwise(unpaced))
+    paced = _deposits(MemoryEventStore(), snapshot_busy_limit=1e-9)
+    assert paced == unpaced[:1]
+
+
+def test_a_restart_from_a_paced_snapshot_equals_a_replay_of_the_log() -> None:
+    store = MemoryEventStore()
+    (snapshot,) = _deposits(store, snapshot_busy_limit=1e-9)
+    with open_venue(store) as venue:
+        assert venue.recovery.snapshot_sequence == snapshot < venue.last_sequence == DEPOSITS + 1  # + genesis
+        assert venue.state_digest() == replay(store).digest()
+
+
+@pytest.mark.parametrize("bad", [0, -0.1, 1.5, True, "2%", float("nan")])
+def test_a_busy_limit_outside_0_to_1_is_refused_naming_the_setting(bad: object) -> None:
+    with pytest.raises(InputError) as refused:
+        VenueSettings(snapshot_busy_limit=bad)  # type: ignore[arg-type]
+    assert refused.value.field == "snapshot_busy_limit"
+
+
+@pytest.mark.parametrize("good", [None, 1, 0.5, 1e-9])
+def test_a_busy_limit_in_0_to_1_or_none_is_taken(good: float | None) -> None:
+    assert VenueSettings(snapshot_busy_limit=good).snapshot_busy_limit == good
