@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from crossmargin.engine.commands import body_digest
-from crossmargin.engine.journal import canonical_json, chain_hash, record_head
+from crossmargin.engine.journal import canonical_json, canonical_json_pieces, chain_hash, record_head
 
 JSON = st.recursive(
     st.none()
@@ -32,6 +32,19 @@ JSON = st.recursive(
 def test_canonical_json_is_the_documented_dumps(value: Any) -> None:
     expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     assert canonical_json(value) == expected.encode()
+
+
+@given(JSON, st.integers(min_value=1, max_value=4))
+def test_canonical_json_in_pieces_is_canonical_json(value: Any, items_per_piece: int) -> None:
+    """A snapshot is encoded in pieces (the GIL offered between them): their concatenation is the
+    canonical bytes whatever the nesting and the piece size, and no list piece holds more items
+    than asked."""
+    pieces = list(canonical_json_pieces(value, items_per_piece))
+    assert b"".join(pieces) == canonical_json(value)
+    big = [item for item in range(10 * items_per_piece + 1)]
+    chunked = list(canonical_json_pieces({"rows": big, "x": value}, items_per_piece))
+    assert b"".join(chunked) == canonical_json({"rows": big, "x": value})
+    assert len(chunked) >= 11  # the long list came in pieces of at most items_per_piece
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, {"x": [1.0, -math.inf]}])

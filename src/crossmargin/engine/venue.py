@@ -128,6 +128,7 @@ from crossmargin.engine.journal import (
     LogRecord,
     Snapshot,
     canonical_json,
+    canonical_json_pieces,
     command_payload,
     make_record,
     new_tuple,
@@ -513,6 +514,8 @@ _STOP = object()
 IDLE_FLUSH = 64
 # Keys hashed into the log's key filter per step while the writer is idle (~0.2 ms a step).
 IDLE_ABSORB = 512
+# Items of a large list encoded per piece of a snapshot (~1 ms), the GIL offered between pieces.
+SNAPSHOT_PIECE_ITEMS = 4096
 # Committed records kept in memory for readers following the head of the log (subscriptions).
 RECENT_RECORDS = 65_536
 _SNAPSHOT_KIND = "genesis"
@@ -1846,8 +1849,10 @@ class Venue:
             state, copy_seconds = item
             started = time.monotonic()
             try:
+                document = Snapshot.document(state.sequence, state.head_hash, state.to_dict())
+                payload = b"".join(_offering_the_gil(canonical_json_pieces(document, SNAPSHOT_PIECE_ITEMS)))
                 self._store.save_snapshot(
-                    Snapshot.of(sequence=state.sequence, record_hash=state.head_hash, state=state.to_dict())
+                    Snapshot.of_payload(sequence=state.sequence, record_hash=state.head_hash, payload=payload)
                 )
                 self._stats["snapshots"] += 1
             except Exception:
@@ -1858,6 +1863,14 @@ class Venue:
             self._stats["snapshot_seconds"] = took
             if limit is not None:
                 self._snapshot_not_before = done + took / limit
+
+
+def _offering_the_gil(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Each piece, then the GIL offered to the writer and the committer (a snapshot's encoding
+    in one C call held it 20 ms at 20,000 traders, O(state))."""
+    for piece in pieces:
+        yield piece
+        time.sleep(0)
 
 
 def moved_accounts(effects: Mapping[str, Any]) -> set[str]:
