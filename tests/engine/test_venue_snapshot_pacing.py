@@ -6,9 +6,11 @@ divided by the limit. Restart from a paced snapshot equals a replay of the whole
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 
+from crossmargin.engine.journal import canonical_json
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Deposit, VenueSettings
 from crossmargin.errors import InputError
@@ -41,8 +43,12 @@ def test_unpaced_snapshots_come_every_interval_and_paced_ones_wait_for_their_cos
 
 
 def test_a_restart_from_a_paced_snapshot_equals_a_replay_of_the_log() -> None:
+    """The snapshot, encoded in pieces, is canonical JSON (what its hash is taken over), and a
+    venue restarted from it holds what a replay of the whole log holds."""
     store = MemoryEventStore()
     (snapshot,) = _deposits(store, snapshot_busy_limit=1e-9)
+    (stored,) = store.stored_snapshots
+    assert stored.verifies() and stored.payload == canonical_json(json.loads(stored.payload))
     with open_venue(store) as venue:
         assert venue.recovery.snapshot_sequence == snapshot < venue.last_sequence == DEPOSITS + 1  # + genesis
         assert venue.state_digest() == replay(store).digest()

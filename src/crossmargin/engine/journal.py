@@ -321,11 +321,6 @@ class Snapshot:
     payload: bytes
     payload_sha256: str
 
-    @classmethod
-    def of(cls, *, sequence: int, record_hash: str, state: dict[str, Any]) -> Snapshot:
-        payload = canonical_json(cls.document(sequence, record_hash, state))
-        return cls.of_payload(sequence=sequence, record_hash=record_hash, payload=payload)
-
     @staticmethod
     def document(sequence: int, record_hash: str, state: dict[str, Any]) -> dict[str, Any]:
         """What a snapshot's payload encodes (canonical JSON)."""
@@ -333,7 +328,8 @@ class Snapshot:
 
     @classmethod
     def of_payload(cls, *, sequence: int, record_hash: str, payload: bytes) -> Snapshot:
-        """A snapshot of the payload `canonical_json(Snapshot.document(...))` already encoded."""
+        """A snapshot of `payload`, the canonical JSON of `Snapshot.document(...)` (encoded in
+        pieces by the venue's snapshot thread, `canonical_json_pieces`)."""
         return cls(
             sequence=sequence,
             record_hash=record_hash,
