@@ -75,10 +75,12 @@ def deposits_run(
     done = threading.Event()
     answered = itertools.count(1)
 
+    errors: list[BaseException] = []
+
     def told(i: int, started: float, answer: Any) -> None:  # on the venue's committer thread
         latency[i] = time.perf_counter() - started
         if isinstance(answer, BaseException):
-            raise SystemExit(f"deposit {i} refused: {answer!r}")
+            errors.append(answer)  # reported after the run: raising here would stop no one
         slots.put(None)
         if next(answered) == n:
             done.set()
@@ -98,6 +100,8 @@ def deposits_run(
     elapsed = time.perf_counter() - t0
     stats = venue.stats()
     venue.close()
+    if errors:
+        raise SystemExit(f"{len(errors)} deposits refused, first: {errors[0]!r}")
     payloads = store.snapshots()
     store.close()
     ordered = np.sort(latency)
