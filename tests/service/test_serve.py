@@ -162,3 +162,34 @@ def test_sigterm_on_the_console_script_finishes_commits_before_its_fast_exit(tmp
     finally:
         store.close()
     assert sorted(found) == sorted(acked)
+
+
+def test_serve_refuses_a_bad_snapshot_setting_naming_its_flag_exit_2(tmp_path: Path) -> None:
+    """The snapshot options reach `VenueSettings`, whose refusal names the flag, not the field."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", "from crossmargin.cli.main import run; run()", "serve", "--once"]
+    for flag, bad in (("--snapshot-busy-limit", "1.5"), ("--snapshot-every", "0")):
+        done = subprocess.run(
+            [*command, "--book", str(DESK), flag, bad],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 2, done.stderr
+        assert f"error: {flag}: must be" in done.stderr and bad in done.stderr
+        assert "Traceback" not in done.stderr
+        assert not (tmp_path / "crossmargin.db").exists()  # refused before anything was opened
+
+
+def test_the_snapshot_settings_given_are_the_served_venue_s(tmp_path: Path) -> None:
+    from crossmargin.engine.venue import VenueSettings
+    from crossmargin.service.command import venue_settings
+    from crossmargin.service.wiring import open_venue
+
+    venue_options = venue_settings(snapshot_every=5, snapshot_busy_limit=0.5)
+    settings = settings_for(Database(url=f"sqlite:///{tmp_path / 'v.db'}"), tmp_path, venue=venue_options)
+    with open_venue(settings) as venue:
+        assert (venue.settings.snapshot_every, venue.settings.snapshot_busy_limit) == (5, 0.5)
+    assert venue_settings(snapshot_every=None, snapshot_busy_limit=None) == VenueSettings()  # defaults

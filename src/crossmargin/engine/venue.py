@@ -243,6 +243,9 @@ class VenueSettings:
     transfer_lane: bool = True
 
     def __post_init__(self) -> None:
+        every = self.snapshot_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise InputError("snapshot_every", f"must be an integer >= 1, got {every!r}")
         limit = self.snapshot_busy_limit
         fraction = isinstance(limit, (int, float)) and not isinstance(limit, bool) and 0 < limit <= 1
         if limit is not None and not fraction:

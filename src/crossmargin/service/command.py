@@ -2,7 +2,8 @@
 are sibling layers and never import each other)
 
 crossmargin serve [--book BOOK] [--db URL] [--host H] [--port P] [--admin-key-file F] [--once]
-                  [--rate-limit ROLE=PER_S[/BURST] ...]
+                  [--rate-limit ROLE=PER_S[/BURST] ...] [--snapshot-every N]
+                  [--snapshot-busy-limit FRACTION]
 
 Starts the margin service on the embedded default: a SQLite event log in the working directory
 (`crossmargin.db`, WAL, synchronous=FULL) opened with the bundled example book
@@ -13,6 +14,12 @@ book is not read again: the venue recovers from its log.
 On first start (no API keys yet) an admin key is minted and written to `--admin-key-file`
 (mode 0600); use it to mint holder and risk keys (POST /v1/admin/keys). The OpenAPI document is at
 /docs and /openapi.json.
+
+Snapshots of the folded state shorten a restart (only the records after the last one are folded
+again): one at least every `--snapshot-every` records (10,000), paced so that they take at most
+`--snapshot-busy-limit` of the time (0.02: after one that took T seconds the next waits T / 0.02;
+`VenueSettings.snapshot_busy_limit`, bench/bench_snapshots.py). A larger limit: more snapshots,
+shorter restarts, more of the venue's time.
 
 `--once`: start, check readiness and read every account over HTTP on loopback, print them, shut
 down gracefully (a smoke test of the whole service, and the README's first command).
@@ -60,6 +67,17 @@ def serve(
             "(holder 50/100, risk 5000/10000, admin 500/1000, anonymous 10/20 per address)"
         ),
     ] = None,
+    snapshot_every: Annotated[
+        int | None,
+        typer.Option(help="Records between snapshots of the folded state, at least [default: 10000]"),
+    ] = None,
+    snapshot_busy_limit: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest share of time snapshots may take, in (0, 1]: after one that took T s the next "
+            "waits T / this [default: 0.02]"
+        ),
+    ] = None,
 ) -> None:
     """Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,
     prices, margin under any model, what-if, explain, the event log, a resumable stream."""
@@ -77,9 +95,11 @@ def serve(
 
     try:
         rate_limits = with_overrides(RateLimits(), rate_limit or [])
+        venue = venue_settings(snapshot_every=snapshot_every, snapshot_busy_limit=snapshot_busy_limit)
     except CrossMarginError as error:
         _fail(error)
     settings = ServiceSettings(
+        venue=venue,
         rate_limits=rate_limits,
         database_url=db or os.environ.get("CROSSMARGIN_DB") or DEFAULT_URL,
         schema=schema,
@@ -95,6 +115,18 @@ def serve(
             run_forever(settings, log_level=log_level)
     except CrossMarginError as error:
         _fail(error)
+
+
+def venue_settings(**given: Any) -> Any:
+    """`VenueSettings` with the options given (None: the venue's default); a bad one refused
+    naming its flag (`--snapshot-every`), not the field."""
+    from crossmargin.engine.venue import VenueSettings
+    from crossmargin.errors import InputError
+
+    try:
+        return VenueSettings(**{name: value for name, value in given.items() if value is not None})
+    except InputError as error:
+        raise InputError(f"--{error.field.replace('_', '-')}", error.problem) from None
 
 
 def _fail(error: CrossMarginError) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossmargin.engine.venue import VenueSettings
 from crossmargin.service.limits import AdmissionLimits, RateLimits
 
 DEFAULT_HOST = "127.0.0.1"
@@ -19,7 +20,7 @@ class ServiceSettings:
     """`database_url`: SQLAlchemy URL of the event log (SQLite file by default, or
     postgresql+psycopg://...), `schema` its PostgreSQL schema. `book`: the opening state loaded
     into an empty log. `admin_key_file`: where the first admin key is written (mode 0600) when
-    the key table is empty."""
+    the key table is empty. `venue`: the venue's operating settings (snapshots, groups, lanes)."""
 
     database_url: str
     book: Path
@@ -31,3 +32,4 @@ class ServiceSettings:
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)
     stream_wait_s: float = 1.0  # a stream's longest wait for a commit before it sends a checkpoint
     events_page_limit: int = EVENTS_PAGE_LIMIT
+    venue: VenueSettings = field(default_factory=VenueSettings)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from crossmargin.core.margin import MarginModel
 from crossmargin.engine.ports import PriceHistorySource
-from crossmargin.engine.venue import Genesis, Venue, VenueSettings
+from crossmargin.engine.venue import Genesis, Venue
 from crossmargin.errors import InputError
 from crossmargin.service.settings import ServiceSettings
 
@@ -31,7 +31,7 @@ def open_venue(settings: ServiceSettings) -> Venue:
     genesis = genesis_of_book(settings.book)
     store = SqlEventStore.connect(settings.database_url, schema=settings.schema)
     try:
-        return Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings())
+        return Venue.open(store, genesis, clock=SystemClock(), settings=settings.venue)
     except BaseException:
         store.close()
         raise
