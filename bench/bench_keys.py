@@ -33,14 +33,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_service
 from bench_engine import cpu_model
-from bench_service import BOOK, durable_run
+from bench_service import BOOK, add_pg_argument, drop_schema, durable_run
 from crossmargin.adapters.sql.runner import genesis_of_book
 from crossmargin.engine.commands import Deposit
 
@@ -96,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--in-flight", type=int, default=128)
-    parser.add_argument(
-        "--pg",
-        default=os.environ.get("CROSSMARGIN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    )
+    add_pg_argument(parser)
     args = parser.parse_args(argv)
     print(
         f"crossmargin bench_keys: CPU {cpu_model()}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
@@ -116,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                     size = os.path.getsize(Path(tmp) / "keys.db") if backend == "sqlite" else 0
                 finally:
                     if schema is not None:
-                        engine = sa.create_engine(url)
-                        with engine.begin() as conn:
-                            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-                        engine.dispose()
+                        drop_schema(url, schema)
             results[backend][kind] = {
                 key: run[key]
                 for key in ("events_per_s", "ack_p50_ms", "ack_p99_ms", "ack_max_ms", "cpu_us_committer")

@@ -676,6 +676,22 @@ def liquidation_picks(monitor: Monitor, *, in_liquidation: int, picks: int, seed
     }
 
 
+def drop_schema(url: str, schema: str) -> None:
+    """Drop a run's PostgreSQL schema and everything in it."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def add_pg_argument(parser: argparse.ArgumentParser) -> None:
+    """--pg URL: the PostgreSQL the durable runs use ($CROSSMARGIN_BENCH_PG, or this machine's)."""
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("CROSSMARGIN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
@@ -708,10 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--default-gc", action="store_true", help="CPython's collector thresholds, not serve's (heap.py)"
     )
-    parser.add_argument(
-        "--pg",
-        default=os.environ.get("CROSSMARGIN_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
-    )
+    add_pg_argument(parser)
     args = parser.parse_args(argv)
     print(f"CROSSMARGIN_KERNEL={compiled_kernels()} (steady state: compiled kernels, bench/machine.py)")
     print(
@@ -784,10 +797,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
             finally:
                 if sch is not None:
-                    engine = sa.create_engine(url)
-                    with engine.begin() as conn:
-                        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{sch}" CASCADE'))
-                    engine.dispose()
+                    drop_schema(url, sch)
             results[name] = {**measured, "floor_insert_100_per_commit": floor}
             deposits, light, transfers = (
                 measured["deposits"],

@@ -71,17 +71,22 @@ async def _deposits(served: Served, n: int) -> list[tuple[str, int, dict]]:  # t
         return list(await asyncio.gather(*tasks))
 
 
-def test_serve_refuses_a_bad_rate_limit_naming_it_exit_2(tmp_path: Path) -> None:
+def _serve_once(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`crossmargin serve --once --book DESK OPTIONS` through the console script's entry."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [sys.executable, "-c", "from crossmargin.cli.main import run; run()", "serve", "--once"]
-    done = subprocess.run(
-        [*command, "--book", str(DESK), "--rate-limit", "admin=1000", "--rate-limit", "root=5"],
+    return subprocess.run(
+        [*command, "--book", str(DESK), *options],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_serve_refuses_a_bad_rate_limit_naming_it_exit_2(tmp_path: Path) -> None:
+    done = _serve_once(tmp_path, "--rate-limit", "admin=1000", "--rate-limit", "root=5")
     assert done.returncode == 2
     assert "--rate-limit" in done.stderr and "'root=5'" in done.stderr
     assert "Traceback" not in done.stderr
@@ -166,17 +171,8 @@ def test_sigterm_on_the_console_script_finishes_commits_before_its_fast_exit(tmp
 
 def test_serve_refuses_a_bad_snapshot_setting_naming_its_flag_exit_2(tmp_path: Path) -> None:
     """The snapshot options reach `VenueSettings`, whose refusal names the flag, not the field."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    command = [sys.executable, "-c", "from crossmargin.cli.main import run; run()", "serve", "--once"]
     for flag, bad in (("--snapshot-busy-limit", "1.5"), ("--snapshot-every", "0")):
-        done = subprocess.run(
-            [*command, "--book", str(DESK), flag, bad],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        done = _serve_once(tmp_path, flag, bad)
         assert done.returncode == 2, done.stderr
         assert f"error: {flag}: must be" in done.stderr and bad in done.stderr
         assert "Traceback" not in done.stderr

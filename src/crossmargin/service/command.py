@@ -30,11 +30,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from crossmargin.errors import CrossMarginError
+
+if TYPE_CHECKING:  # imported when a command runs: `crossmargin --help` stays light
+    from crossmargin.engine.venue import VenueSettings
 
 
 def serve(
@@ -117,7 +120,7 @@ def serve(
         _fail(error)
 
 
-def venue_settings(**given: Any) -> Any:
+def venue_settings(**given: Any) -> VenueSettings:
     """`VenueSettings` with the options given (None: the venue's default); a bad one refused
     naming its flag (`--snapshot-every`), not the field."""
     from crossmargin.engine.venue import VenueSettings
