@@ -36,7 +36,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import bench_service
 from bench_engine import cpu_model
 from bench_service import BOOK, add_pg_argument, drop_schema, durable_run
 from crossmargin.adapters.sql.runner import genesis_of_book
@@ -70,24 +69,14 @@ KINDS = {"counter": counter_keys, "uuid4": uuid4_keys, "uuid7": uuid7_keys}
 def keyed_run(url: str, schema: str | None, keys: list[str], in_flight: int) -> dict[str, Any]:
     """bench_service's durable run (one deposit per call, acknowledged by callback after its
     commit) with these keys in this order."""
-    original = bench_service.command_of
 
-    def command_of(run: str, i: int, kind: str, *_: Any) -> Deposit:
+    def deposit(_run: str, i: int, _kind: str) -> Deposit:
         return Deposit(idempotency_key=keys[i], account="basis-trader", asset="USDC", amount_units=1 + i % 97)
 
-    bench_service.command_of = command_of  # durable_run's client draws its commands from it
-    try:
-        return durable_run(
-            url,
-            schema,
-            genesis_of_book(BOOK),
-            n=len(keys),
-            in_flight=in_flight,
-            kind="deposit",
-            callback=True,
-        )
-    finally:
-        bench_service.command_of = original
+    genesis = genesis_of_book(BOOK)
+    return durable_run(
+        url, schema, genesis, n=len(keys), in_flight=in_flight, kind="deposit", callback=True, command=deposit
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -205,15 +205,19 @@ def durable_run(
     batch: int = 1,
     callback: bool = False,
     settle: bool = True,
+    settings: VenueSettings | None = None,
+    command: Callable[[str, int, str], Any] = command_of,
 ) -> dict[str, Any]:
     """`n` commands, `in_flight` of them in flight: one `Venue.submit` each (batch 1; with
     `callback`, `Venue.submit_with_callback`: no future, the answer handed to a function), or
     `Venue.submit_batch` of `batch` (one group commit and one future per list; in flight:
     in_flight // batch lists). Each event's latency is submit → its ack (a batch's events share its latency).
     `settle`: the collector policy `crossmargin serve` runs under (service/heap.py); False
-    measures CPython's default thresholds (`--default-gc`)."""
+    measures CPython's default thresholds (`--default-gc`). `settings`: the venue's (default:
+    snapshots off); `command(run, i, kind)`: the i-th command (default `command_of`)."""
     store = SqlEventStore.connect(url, schema=schema)
-    venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=10**9))
+    settings = settings if settings is not None else VenueSettings(snapshot_every=10**9)
+    venue = Venue.open(store, genesis, clock=SystemClock(), settings=settings)
     if settle:  # as `crossmargin serve` does once the venue is open (service/heap.py)
         settle_heap()
     slots = in_flight_slots(max(in_flight // batch, 1))
@@ -249,7 +253,7 @@ def durable_run(
         t0 = time.perf_counter()
         cpu0 = time.process_time()
         for first in range(0, n, batch):
-            commands = [command_of(run, i, kind) for i in range(first, min(first + batch, n))]
+            commands = [command(run, i, kind) for i in range(first, min(first + batch, n))]
             slots.get()
             started = time.perf_counter()
             if batch > 1:  # one future for the list (Venue.submit_batch), as POST /v1/events/batch
@@ -292,6 +296,9 @@ def durable_run(
         "commits": stats["batches"],
         "events_per_commit": stats["records"] / max(stats["batches"], 1),
         "lane_deposits": stats["lane_deposits"],  # deposits written by the lane (engine.deposit_lane)
+        "seconds": elapsed,
+        "snapshots": stats["snapshots"],
+        "snapshot_seconds": stats["snapshot_seconds"],  # the last one's
     }
 
 

@@ -25,31 +25,25 @@ snapshot_share; paced_rate_vs_off and unpaced_rate_vs_off.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import shutil
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_engine import cpu_model
-from bench_service import BOOK, in_flight_slots
+from bench_service import BOOK, durable_run
 from bench_service_stress import grow
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
 from crossmargin.engine.commands import Deposit
 from crossmargin.engine.venue import Genesis, Venue, VenueSettings
-from crossmargin.service.heap import settle_heap
 
 
 def grown_database(directory: Path, genesis: Genesis, accounts: int) -> Path:
@@ -64,57 +58,40 @@ def grown_database(directory: Path, genesis: Genesis, accounts: int) -> Path:
 
 
 def deposits_run(
-    url: str, genesis: Genesis, settings: VenueSettings, *, accounts: int, n: int, in_flight: int, run: str
+    url: str, genesis: Genesis, settings: VenueSettings, *, accounts: int, n: int, in_flight: int
 ) -> dict[str, Any]:
-    """n deposits to the grown venue's traders in turn, `in_flight` of them in flight."""
-    store = SqlEventStore.connect(url)
-    venue = Venue.open(store, genesis, clock=SystemClock(), settings=settings)
-    settle_heap()  # as `crossmargin serve` does once the venue is open
-    slots = in_flight_slots(in_flight)
-    latency = np.zeros(n)
-    done = threading.Event()
-    answered = itertools.count(1)
+    """n deposits to the grown venue's traders in turn, `in_flight` of them in flight
+    (bench_service's durable run, the venue under `settings`), and the snapshots written."""
 
-    errors: list[BaseException] = []
-
-    def told(i: int, started: float, answer: Any) -> None:  # on the venue's committer thread
-        latency[i] = time.perf_counter() - started
-        if isinstance(answer, BaseException):
-            errors.append(answer)  # reported after the run: raising here would stop no one
-        slots.put(None)
-        if next(answered) == n:
-            done.set()
-
-    t0 = time.perf_counter()
-    for i in range(n):
-        command = Deposit(
+    def deposit(run: str, i: int, _kind: str) -> Deposit:
+        return Deposit(
             idempotency_key=f"{run}-{i}",
             account=f"t{i % accounts:07d}",
             asset="USDC",
             amount_units=1 + i % 97,
         )
-        slots.get()
-        started = time.perf_counter()
-        venue.submit_with_callback(command, lambda a, i=i, s=started: told(i, s, a))
-    done.wait()
-    elapsed = time.perf_counter() - t0
-    stats = venue.stats()
-    venue.close()
-    if errors:
-        raise SystemExit(f"{len(errors)} deposits refused, first: {errors[0]!r}")
+
+    run = durable_run(
+        url,
+        None,
+        genesis,
+        n=n,
+        in_flight=in_flight,
+        kind="deposit",
+        callback=True,
+        settings=settings,
+        command=deposit,
+    )
+    store = SqlEventStore.connect(url)
     payloads = store.snapshots()
     store.close()
-    ordered = np.sort(latency)
-    snapshots = int(stats["snapshots"])
     return {
-        "events_per_s": n / elapsed,
-        "ack_p50_ms": float(ordered[n // 2]) * 1e3,
-        "ack_p99_ms": float(ordered[int(n * 0.99)]) * 1e3,
-        "ack_p999_ms": float(ordered[int(n * 0.999)]) * 1e3,
-        "ack_max_ms": float(ordered[-1]) * 1e3,
-        "snapshots": snapshots,
-        "snapshot_seconds": float(stats["snapshot_seconds"]),
-        "snapshot_share": snapshots * float(stats["snapshot_seconds"]) / elapsed,
+        **{
+            key: run[key] for key in ("events_per_s", "ack_p50_ms", "ack_p99_ms", "ack_p999_ms", "ack_max_ms")
+        },
+        "snapshots": int(run["snapshots"]),
+        "snapshot_seconds": float(run["snapshot_seconds"]),
+        "snapshot_share": int(run["snapshots"]) * float(run["snapshot_seconds"]) / run["seconds"],
         "state_mb": len(payloads[0].payload) / 1e6 if payloads else 0.0,
     }
 
@@ -150,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
                 accounts=args.accounts,
                 n=args.events,
                 in_flight=args.in_flight,
-                run=name,
             )
             r = results[name]
             print(
