@@ -299,6 +299,7 @@ def durable_run(
         "seconds": elapsed,
         "snapshots": stats["snapshots"],
         "snapshot_seconds": stats["snapshot_seconds"],  # the last one's
+        "snapshot_writer_seconds": stats["snapshot_writer_seconds"],  # the last one's pause of the writer
     }
 
 

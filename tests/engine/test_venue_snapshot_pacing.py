@@ -1,22 +1,26 @@
 """Snapshots paced to a share of the venue's time (`VenueSettings.snapshot_busy_limit`): a
 snapshot is O(state) and holds the GIL the writer needs, so at a fixed record interval its cost
 grows with the venue (bench/bench_snapshots.py); paced, the next waits for the last one's cost
-divided by the limit. Restart from a paced snapshot equals a replay of the whole log."""
+divided by the limit. Restart from a paced snapshot equals a replay of the whole log, whether a
+forked child or the snapshot thread encoded it."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import sys
 
 import pytest
 
 from crossmargin.engine.journal import canonical_json
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.venue import Deposit, VenueSettings
+from crossmargin.engine.venue import Deposit, VenueSettings, default_snapshot_encoder
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue, replay
 
 EVERY = 10
+ENCODERS = ["fork", "thread"] if hasattr(os, "fork") else ["thread"]
 DEPOSITS = 60
 
 
@@ -42,16 +46,41 @@ def test_unpaced_snapshots_come_every_interval_and_paced_ones_wait_for_their_cos
     assert paced == unpaced[:1]
 
 
-def test_a_restart_from_a_paced_snapshot_equals_a_replay_of_the_log() -> None:
-    """The snapshot, encoded in pieces, is canonical JSON (what its hash is taken over), and a
-    venue restarted from it holds what a replay of the whole log holds."""
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_a_restart_from_a_paced_snapshot_equals_a_replay_of_the_log(encoder: str) -> None:
+    """The snapshot, encoded in pieces (in a forked child or on the snapshot thread), is
+    canonical JSON (what its hash is taken over), and a venue restarted from it holds what a
+    replay of the whole log holds."""
     store = MemoryEventStore()
-    (snapshot,) = _deposits(store, snapshot_busy_limit=1e-9)
+    (snapshot,) = _deposits(store, snapshot_busy_limit=1e-9, snapshot_encoder=encoder)
     (stored,) = store.stored_snapshots
     assert stored.verifies() and stored.payload == canonical_json(json.loads(stored.payload))
     with open_venue(store) as venue:
         assert venue.recovery.snapshot_sequence == snapshot < venue.last_sequence == DEPOSITS + 1  # + genesis
         assert venue.state_digest() == replay(store).digest()
+
+
+@pytest.mark.skipif("fork" not in ENCODERS, reason="no os.fork on this platform")
+def test_a_forked_child_writes_the_snapshots_the_thread_writes_byte_for_byte() -> None:
+    """Six unpaced snapshots each way on twin venues (the same commands, the same clock): the
+    same payloads, so the encoder is a matter of where the work runs, not of what is stored."""
+    forked, threaded = MemoryEventStore(), MemoryEventStore()
+    _deposits(forked, snapshot_busy_limit=None, snapshot_encoder="fork")
+    _deposits(threaded, snapshot_busy_limit=None, snapshot_encoder="thread")
+    assert len(forked.stored_snapshots) == DEPOSITS // EVERY
+    assert [s.payload for s in forked.stored_snapshots] == [s.payload for s in threaded.stored_snapshots]
+
+
+def test_the_default_encoder_forks_on_linux_only() -> None:
+    expected = "fork" if sys.platform == "linux" else "thread"
+    assert VenueSettings().snapshot_encoder == default_snapshot_encoder() == expected
+
+
+@pytest.mark.parametrize("bad", ["process", "", None, 1])
+def test_an_unknown_encoder_is_refused_naming_the_setting(bad: object) -> None:
+    with pytest.raises(InputError) as refused:
+        VenueSettings(snapshot_encoder=bad)  # type: ignore[arg-type]
+    assert refused.value.field == "snapshot_encoder"
 
 
 @pytest.mark.parametrize("bad", [0, -0.1, 1.5, True, "2%", float("nan")])

@@ -171,7 +171,7 @@ def test_sigterm_on_the_console_script_finishes_commits_before_its_fast_exit(tmp
 
 def test_serve_refuses_a_bad_snapshot_setting_naming_its_flag_exit_2(tmp_path: Path) -> None:
     """The snapshot options reach `VenueSettings`, whose refusal names the flag, not the field."""
-    for flag, bad in (("--snapshot-busy-limit", "1.5"), ("--snapshot-every", "0")):
+    for flag, bad in (("--snapshot-busy-limit", "1.5"), ("--snapshot-every", "0"), ("--snapshot-encoder", "spawn")):
         done = _serve_once(tmp_path, flag, bad)
         assert done.returncode == 2, done.stderr
         assert f"error: {flag}: must be" in done.stderr and bad in done.stderr
@@ -184,8 +184,10 @@ def test_the_snapshot_settings_given_are_the_served_venue_s(tmp_path: Path) -> N
     from crossmargin.service.command import venue_settings
     from crossmargin.service.wiring import open_venue
 
-    venue_options = venue_settings(snapshot_every=5, snapshot_busy_limit=0.5)
+    venue_options = venue_settings(snapshot_every=5, snapshot_busy_limit=0.5, snapshot_encoder="thread")
     settings = settings_for(Database(url=f"sqlite:///{tmp_path / 'v.db'}"), tmp_path, venue=venue_options)
     with open_venue(settings) as venue:
-        assert (venue.settings.snapshot_every, venue.settings.snapshot_busy_limit) == (5, 0.5)
-    assert venue_settings(snapshot_every=None, snapshot_busy_limit=None) == VenueSettings()  # defaults
+        chosen = venue.settings
+        assert (chosen.snapshot_every, chosen.snapshot_busy_limit, chosen.snapshot_encoder) == (5, 0.5, "thread")
+    defaults = venue_settings(snapshot_every=None, snapshot_busy_limit=None, snapshot_encoder=None)
+    assert defaults == VenueSettings()

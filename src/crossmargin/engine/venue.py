@@ -64,7 +64,9 @@ import dataclasses
 import hashlib
 import logging
 import math
+import os
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -122,6 +124,7 @@ from crossmargin.engine.commands import (
 from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
 from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record
 from crossmargin.engine.fill_lane import fill_effects
+from crossmargin.engine.forked_encoding import ChildEncoding, fork_encoding
 from crossmargin.engine.journal import (
     GENESIS_HASH,
     ChainBreak,
@@ -195,6 +198,15 @@ class Ack(NamedTuple):
     duplicate: bool = False
 
 
+SNAPSHOT_ENCODERS = ("fork", "thread")
+
+
+def default_snapshot_encoder() -> str:
+    """"fork" on Linux, "thread" elsewhere (macOS's system libraries are not safe to use in the
+    child of a multi-threaded process; Windows has no fork)."""
+    return "fork" if sys.platform == "linux" and hasattr(os, "fork") else "thread"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VenueSettings:
     """Operating settings. `max_batch`: commands per group commit; `group_window_s`: how long
@@ -204,7 +216,12 @@ class VenueSettings:
     writer, then the encoding and the write on the snapshot thread, which holds the GIL the
     writer and committer need) the next waits at least T / snapshot_busy_limit seconds, so their
     cost stays a bounded share of the venue's time however large the state grows (None: one
-    every `snapshot_every` records whatever it costs); `max_margin_jump_fraction`: a risk
+    every `snapshot_every` records whatever it costs); `snapshot_encoder`: where a snapshot is
+    sorted and encoded: "fork" (the default on Linux) in a forked child holding a copy-on-write
+    image of the state (`engine.forked_encoding`), on another CPU, so the writer and the
+    committer never share the GIL with it; "thread": a detached copy on the venue's snapshot
+    thread (the default elsewhere; the GIL shared for the encoding's duration);
+    `max_margin_jump_fraction`: a risk
     parameter change raising total IM by more than this is refused without override;
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
     last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
@@ -232,6 +249,7 @@ class VenueSettings:
     group_window_s: float = 0.0
     snapshot_every: int = 10_000
     snapshot_busy_limit: float | None = 0.02
+    snapshot_encoder: str = field(default_factory=lambda: default_snapshot_encoder())
     max_margin_jump_fraction: float = 0.10
     recover_to_verified_prefix: bool = False
     max_liquidation_rounds: int = 64
@@ -250,6 +268,11 @@ class VenueSettings:
         fraction = isinstance(limit, (int, float)) and not isinstance(limit, bool) and 0 < limit <= 1
         if limit is not None and not fraction:
             raise InputError("snapshot_busy_limit", f"must be a fraction in (0, 1] or None, got {limit!r}")
+        encoder = self.snapshot_encoder
+        if encoder not in SNAPSHOT_ENCODERS:
+            raise InputError("snapshot_encoder", f"must be one of {SNAPSHOT_ENCODERS}, got {encoder!r}")
+        if self.snapshot_encoder == "fork" and not hasattr(os, "fork"):
+            raise InputError("snapshot_encoder", f"'fork' is not available on {sys.platform}: use 'thread'")
         keys = self.recent_keys
         if isinstance(keys, bool) or not isinstance(keys, int) or keys < 2:
             raise InputError("recent_keys", f"must be an integer >= 2, got {self.recent_keys!r}")
@@ -519,6 +542,9 @@ IDLE_FLUSH = 64
 IDLE_ABSORB = 512
 # Items of a large list encoded per piece of a snapshot (~1 ms), the GIL offered between pieces.
 SNAPSHOT_PIECE_ITEMS = 4096
+# A forked snapshot child not done in this long is killed (a hung child must not block close);
+# a 1,000,000-trader venue encodes in seconds.
+SNAPSHOT_CHILD_TIMEOUT_S = 600.0
 # Committed records kept in memory for readers following the head of the log (subscriptions).
 RECENT_RECORDS = 65_536
 _SNAPSHOT_KIND = "genesis"
@@ -697,6 +723,7 @@ class Venue:
             snapshots=0,
             snapshot_failures=0,
             snapshot_seconds=0.0,
+            snapshot_writer_seconds=0.0,
             key_lookups=0,
             lane_deposits=0,
             lane_fills=0,
@@ -705,7 +732,7 @@ class Venue:
         )
         self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
         # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
-        self._snapshots: queue.Queue[tuple[VenueState, float] | None] = queue.Queue()
+        self._snapshots: queue.Queue[_SnapshotJob | None] = queue.Queue()
         self._snapshot_writer = threading.Thread(
             target=self._write_snapshots, name="venue-snapshots", daemon=True
         )
@@ -1831,41 +1858,70 @@ class Venue:
         return self.settings.snapshot_busy_limit is None or time.monotonic() >= self._snapshot_not_before
 
     def _snapshot(self) -> None:
-        """Hand a detached copy of the committed state to the snapshot thread (the sorting,
-        encoding and writing, O(state), happen there; the writer only copies containers)."""
+        """Start a snapshot of the committed state: fork a child that encodes it (the writer pays
+        the fork, O(pages mapped), not the encoding) or hand a detached copy to the snapshot
+        thread (the writer copies containers; the sorting and encoding, O(state), happen there).
+        Either way the snapshot thread collects the bytes and writes them."""
         started = time.monotonic()
         if self.settings.snapshot_busy_limit is not None:
             self._snapshot_not_before = math.inf  # one at a time: until this one is written
-        state = self._state.detached()
-        self._snapshots.put((state, time.monotonic() - started))
-        self._snapshot_sequence = self._state.sequence
+        state = self._state
+        if self.settings.snapshot_encoder == "fork":
+            child = fork_encoding(lambda: _snapshot_pieces(state))
+            job = _SnapshotJob(state.sequence, state.head_hash, None, child, time.monotonic() - started)
+        else:
+            detached = state.detached()
+            job = _SnapshotJob(state.sequence, state.head_hash, detached, None, time.monotonic() - started)
+        self._snapshots.put(job)
+        self._snapshot_sequence = state.sequence
 
     def _write_snapshots(self) -> None:
         """Write each requested snapshot, in order. A failed one is counted, not fatal: the log
         is the truth, a snapshot only shortens the next start-up. Each one's cost (the writer's
-        copy and this thread's work) sets when the next may be asked for (`_snapshot_due`)."""
+        part and this thread's, a forked child's included: it holds a CPU) sets when the next may
+        be asked for (`_snapshot_due`)."""
         limit = self.settings.snapshot_busy_limit
         while True:
-            item = self._snapshots.get()
-            if item is None:
+            job = self._snapshots.get()
+            if job is None:
                 return
-            state, copy_seconds = item
             started = time.monotonic()
             try:
-                document = Snapshot.document(state.sequence, state.head_hash, state.to_dict())
-                payload = b"".join(_offering_the_gil(canonical_json_pieces(document, SNAPSHOT_PIECE_ITEMS)))
+                if job.child is not None:
+                    payload = job.child.collect(timeout_s=SNAPSHOT_CHILD_TIMEOUT_S)
+                else:
+                    assert job.state is not None
+                    payload = b"".join(_offering_the_gil(_snapshot_pieces(job.state)))
                 self._store.save_snapshot(
-                    Snapshot.of_payload(sequence=state.sequence, record_hash=state.head_hash, payload=payload)
+                    Snapshot.of_payload(sequence=job.sequence, record_hash=job.record_hash, payload=payload)
                 )
                 self._stats["snapshots"] += 1
             except Exception:
                 self._stats["snapshot_failures"] += 1
-                logging.getLogger(__name__).exception("snapshot at %d not written", state.sequence)
+                logging.getLogger(__name__).exception("snapshot at %d not written", job.sequence)
             done = time.monotonic()
-            took = copy_seconds + (done - started)
+            took = job.writer_seconds + (done - started)
             self._stats["snapshot_seconds"] = took
+            self._stats["snapshot_writer_seconds"] = job.writer_seconds
             if limit is not None:
                 self._snapshot_not_before = done + took / limit
+
+
+class _SnapshotJob(NamedTuple):
+    """A snapshot asked for: of the state after `sequence`, encoded by a forked `child` or from a
+    detached `state` on the snapshot thread; `writer_seconds`: what starting it cost the writer."""
+
+    sequence: int
+    record_hash: str
+    state: VenueState | None
+    child: ChildEncoding | None
+    writer_seconds: float
+
+
+def _snapshot_pieces(state: VenueState) -> Iterator[bytes]:
+    """The snapshot payload of `state` in pieces (their concatenation is its canonical JSON)."""
+    document = Snapshot.document(state.sequence, state.head_hash, state.to_dict())
+    return canonical_json_pieces(document, SNAPSHOT_PIECE_ITEMS)
 
 
 def _offering_the_gil(pieces: Iterator[bytes]) -> Iterator[bytes]:

@@ -3,7 +3,7 @@ are sibling layers and never import each other)
 
 crossmargin serve [--book BOOK] [--db URL] [--host H] [--port P] [--admin-key-file F] [--once]
                   [--rate-limit ROLE=PER_S[/BURST] ...] [--snapshot-every N]
-                  [--snapshot-busy-limit FRACTION]
+                  [--snapshot-busy-limit FRACTION] [--snapshot-encoder fork|thread]
 
 Starts the margin service on the embedded default: a SQLite event log in the working directory
 (`crossmargin.db`, WAL, synchronous=FULL) opened with the bundled example book
@@ -19,7 +19,10 @@ Snapshots of the folded state shorten a restart (only the records after the last
 again): one at least every `--snapshot-every` records (10,000), paced so that they take at most
 `--snapshot-busy-limit` of the time (0.02: after one that took T seconds the next waits T / 0.02;
 `VenueSettings.snapshot_busy_limit`, bench/bench_snapshots.py). A larger limit: more snapshots,
-shorter restarts, more of the venue's time.
+shorter restarts, more of the venue's time. `--snapshot-encoder`: where a snapshot is encoded,
+"fork" (the default on Linux: a forked child with a copy-on-write image of the state, on another
+CPU, so the venue's threads never wait for it) or "thread" (the venue's snapshot thread, sharing
+the GIL with the writer meanwhile).
 
 `--once`: start, check readiness and read every account over HTTP on loopback, print them, shut
 down gracefully (a smoke test of the whole service, and the README's first command).
@@ -81,6 +84,13 @@ def serve(
             "waits T / this [default: 0.02]"
         ),
     ] = None,
+    snapshot_encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Where snapshots are encoded: fork (a forked child, on another CPU) or thread "
+            "[default: fork on Linux, thread elsewhere]"
+        ),
+    ] = None,
 ) -> None:
     """Serve the venue over HTTP and WebSocket: accounts, deposits, withdrawals, fills, orders,
     prices, margin under any model, what-if, explain, the event log, a resumable stream."""
@@ -98,7 +108,11 @@ def serve(
 
     try:
         rate_limits = with_overrides(RateLimits(), rate_limit or [])
-        venue = venue_settings(snapshot_every=snapshot_every, snapshot_busy_limit=snapshot_busy_limit)
+        venue = venue_settings(
+            snapshot_every=snapshot_every,
+            snapshot_busy_limit=snapshot_busy_limit,
+            snapshot_encoder=snapshot_encoder,
+        )
     except CrossMarginError as error:
         _fail(error)
     settings = ServiceSettings(
