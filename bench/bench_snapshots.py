@@ -88,7 +88,7 @@ def deposits_run(
         command=deposit,
     )
     store = SqlEventStore.connect(url)
-    payloads = store.snapshots()
+    newest = next(store.snapshots(), None)
     store.close()
     return {
         **{
@@ -98,7 +98,7 @@ def deposits_run(
         "snapshot_seconds": float(run["snapshot_seconds"]),
         "snapshot_writer_ms": float(run["snapshot_writer_seconds"]) * 1e3,
         "snapshot_share": int(run["snapshots"]) * float(run["snapshot_seconds"]) / run["seconds"],
-        "state_mb": len(payloads[0].payload) / 1e6 if payloads else 0.0,
+        "state_mb": len(newest.payload) / 1e6 if newest is not None else 0.0,
     }
 
 

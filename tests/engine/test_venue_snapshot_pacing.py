@@ -26,8 +26,8 @@ DEPOSITS = 60
 
 def _deposits(store: MemoryEventStore, **settings: object) -> list[int]:
     """DEPOSITS deposits one at a time, a snapshot asked for every EVERY records; the sequences
-    of the snapshots written."""
-    with open_venue(store, snapshot_every=EVERY, **settings) as venue:
+    of the snapshots written (all kept)."""
+    with open_venue(store, snapshot_every=EVERY, snapshots_kept=DEPOSITS, **settings) as venue:
         for n in range(DEPOSITS):
             venue.execute(
                 Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1)
@@ -74,6 +74,13 @@ def test_a_forked_child_writes_the_snapshots_the_thread_writes_byte_for_byte() -
 def test_the_default_encoder_forks_on_linux_only() -> None:
     expected = "fork" if sys.platform == "linux" else "thread"
     assert VenueSettings().snapshot_encoder == default_snapshot_encoder() == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])
+def test_snapshots_kept_below_one_is_refused_naming_the_setting(bad: object) -> None:
+    with pytest.raises(InputError) as refused:
+        VenueSettings(snapshots_kept=bad)  # type: ignore[arg-type]
+    assert refused.value.field == "snapshots_kept"
 
 
 @pytest.mark.parametrize("bad", ["process", "", None, 1])

@@ -18,7 +18,7 @@ by value) drive the engine through these; the CLI drives it through the adapters
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -251,8 +251,11 @@ class MemoryEventStore:
     def save_snapshot(self, snapshot: Snapshot) -> None:
         self.stored_snapshots.append(snapshot)
 
-    def snapshots(self) -> list[Snapshot]:
-        return sorted(self.stored_snapshots, key=lambda s: s.sequence, reverse=True)
+    def snapshots(self) -> Iterator[Snapshot]:
+        return iter(sorted(self.stored_snapshots, key=lambda s: s.sequence, reverse=True))
+
+    def drop_snapshots_before(self, sequence: int) -> None:
+        self.stored_snapshots = [s for s in self.stored_snapshots if s.sequence >= sequence]
 
     def truncate_after(self, sequence: int) -> None:
         del self.records[sequence:]

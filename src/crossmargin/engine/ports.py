@@ -25,7 +25,7 @@ histories, quotes and price path give the same reports, bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
@@ -164,9 +164,13 @@ class EventStore(Protocol):
     `read(from_sequence, limit)` returns stored records in sequence order as stored (the caller
     verifies the chain); `last_sequence()` the counter row; `find_keys(keys)` the stored
     (sequence, body_sha256) of those idempotency keys that are in the log. `snapshots()` newest
-    first; `save_snapshot` is durable on return. `truncate_after(sequence)` drops every record
-    after `sequence` and every snapshot after it and sets the counter: recovery to a verified
-    prefix, only when the operator asks for it."""
+    first, each payload read when the iteration reaches it (recovery stops at the first that
+    verifies: one payload read, not all); `save_snapshot` is durable on return, and a log's
+    writer may append meanwhile (a large payload is written in pieces, never holding the log's
+    commits behind one long write); `drop_snapshots_before(sequence)` drops every snapshot older
+    than `sequence` (the venue keeps the newest few: a state copy each). `truncate_after(sequence)`
+    drops every record after `sequence` and every snapshot after it and sets the counter: recovery
+    to a verified prefix, only when the operator asks for it."""
 
     def append(self, records: Sequence[LogRecord]) -> None: ...
 
@@ -178,7 +182,9 @@ class EventStore(Protocol):
 
     def save_snapshot(self, snapshot: Snapshot) -> None: ...
 
-    def snapshots(self) -> list[Snapshot]: ...
+    def snapshots(self) -> Iterator[Snapshot]: ...
+
+    def drop_snapshots_before(self, sequence: int) -> None: ...
 
     def truncate_after(self, sequence: int) -> None: ...
 

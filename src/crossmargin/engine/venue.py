@@ -221,7 +221,9 @@ class VenueSettings:
     image of the state (`engine.forked_encoding`), on another CPU, so the writer and the
     committer never share the GIL with it; "thread": a detached copy on the venue's snapshot
     thread (the default elsewhere; the GIL shared for the encoding's duration);
-    `max_margin_jump_fraction`: a risk
+    `snapshots_kept`: how many of the newest snapshots are kept (each a copy of the state: older
+    ones are dropped once this many newer were written, the older kept as fallbacks should the
+    newest fail its checksum); `max_margin_jump_fraction`: a risk
     parameter change raising total IM by more than this is refused without override;
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
     last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
@@ -250,6 +252,7 @@ class VenueSettings:
     snapshot_every: int = 10_000
     snapshot_busy_limit: float | None = 0.02
     snapshot_encoder: str = field(default_factory=lambda: default_snapshot_encoder())
+    snapshots_kept: int = 3
     max_margin_jump_fraction: float = 0.10
     recover_to_verified_prefix: bool = False
     max_liquidation_rounds: int = 64
@@ -273,6 +276,9 @@ class VenueSettings:
             raise InputError("snapshot_encoder", f"must be one of {SNAPSHOT_ENCODERS}, got {encoder!r}")
         if self.snapshot_encoder == "fork" and not hasattr(os, "fork"):
             raise InputError("snapshot_encoder", f"'fork' is not available on {sys.platform}: use 'thread'")
+        kept = self.snapshots_kept
+        if isinstance(kept, bool) or not isinstance(kept, int) or kept < 1:
+            raise InputError("snapshots_kept", f"must be an integer >= 1, got {kept!r}")
         keys = self.recent_keys
         if isinstance(keys, bool) or not isinstance(keys, int) or keys < 2:
             raise InputError("recent_keys", f"must be an integer >= 2, got {self.recent_keys!r}")
@@ -1881,6 +1887,7 @@ class Venue:
         part and this thread's, a forked child's included: it holds a CPU) sets when the next may
         be asked for (`_snapshot_due`)."""
         limit = self.settings.snapshot_busy_limit
+        saved: deque[int] = deque(maxlen=self.settings.snapshots_kept)  # this run's newest, by sequence
         while True:
             job = self._snapshots.get()
             if job is None:
@@ -1896,6 +1903,9 @@ class Venue:
                     Snapshot.of_payload(sequence=job.sequence, record_hash=job.record_hash, payload=payload)
                 )
                 self._stats["snapshots"] += 1
+                saved.append(job.sequence)
+                if len(saved) == saved.maxlen:
+                    self._store.drop_snapshots_before(saved[0])
             except Exception:
                 self._stats["snapshot_failures"] += 1
                 logging.getLogger(__name__).exception("snapshot at %d not written", job.sequence)

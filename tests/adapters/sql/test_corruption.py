@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from crossmargin.adapters.sql import SqlEventStore
-from crossmargin.adapters.sql.schema import counter, events, postings, snapshots
+from crossmargin.adapters.sql.schema import counter, events, postings, snapshot_chunks, snapshots
 from crossmargin.engine.venue import Deposit
 from crossmargin.errors import CorruptLogError
 from tests.adapters.sql.support import connect, open_venue, replay
@@ -101,12 +101,42 @@ def test_corruption_counter_behind_the_records(written: tuple[str, str | None]) 
     _expect_refusal_then_recovery(written, broken_at=26)
 
 
-def test_corruption_snapshot_flipped_byte_falls_back(written: tuple[str, str | None]) -> None:
-    raw = _payload(written, snapshots, 30)
+def _snapshot_payload(db: tuple[str, str | None], sequence: int) -> bytes:
+    """A snapshot's stored payload, its chunks joined (the layout since migration 0003)."""
+    store = connect(db)
+    with store.engine.connect() as conn:
+        pieces = conn.execute(
+            sa.select(snapshot_chunks.c.data)
+            .where(snapshot_chunks.c.sequence == sequence)
+            .order_by(snapshot_chunks.c.ordinal)
+        ).scalars()
+        payload = b"".join(bytes(p) for p in pieces)
+    store.close()
+    return payload
+
+
+def _restore_snapshot(db: tuple[str, str | None], sequence: int, payload: bytes, digest: str) -> None:
+    """Store `payload` (one chunk) and `digest` as the snapshot at `sequence`."""
+    _tamper(db, snapshot_chunks.delete().where(snapshot_chunks.c.sequence == sequence))
+    _tamper(db, snapshot_chunks.insert().values(sequence=sequence, ordinal=0, data=payload))
     _tamper(
-        written,
-        snapshots.update().where(snapshots.c.sequence == 30).values(payload=_flip(raw, len(raw) - 20)),
+        db, snapshots.update().where(snapshots.c.sequence == sequence).values(payload_sha256=digest, chunks=1)
     )
+
+
+def _digests(db: tuple[str, str | None]) -> dict[int, str]:
+    store = connect(db)
+    with store.engine.connect() as conn:
+        digests = dict(
+            conn.execute(sa.select(snapshots.c.sequence, snapshots.c.payload_sha256)).all()
+        )
+    store.close()
+    return digests
+
+
+def test_corruption_snapshot_flipped_byte_falls_back(written: tuple[str, str | None]) -> None:
+    raw = _snapshot_payload(written, 30)
+    _restore_snapshot(written, 30, _flip(raw, len(raw) - 20), _digests(written)[30])
     store = connect(written)
     with open_venue(store) as venue:
         assert venue.recovery.snapshot_sequence == 20
@@ -114,25 +144,42 @@ def test_corruption_snapshot_flipped_byte_falls_back(written: tuple[str, str | N
         assert venue.state_digest() == replay(store).digest()
 
 
-def test_corruption_swapped_snapshots_not_used(written: tuple[str, str | None]) -> None:
-    rows = {s: (_payload(written, snapshots, s)) for s in (20, 30)}
+def test_corruption_snapshot_missing_chunk_falls_back(written: tuple[str, str | None]) -> None:
+    """A chunk lost (or one more than its row counts): the joined bytes fail the checksum."""
+    _tamper(written, snapshot_chunks.delete().where(snapshot_chunks.c.sequence == 30))
+    _tamper(written, snapshot_chunks.insert().values(sequence=20, ordinal=1, data=b"{}"))
     store = connect(written)
-    with store.engine.connect() as conn:
-        digests = dict(conn.execute(sa.select(snapshots.c.sequence, snapshots.c.payload_sha256)).all())
-    store.close()
+    with open_venue(store) as venue:
+        assert venue.recovery.snapshot_sequence == 10
+        assert any("snapshot at 30 fails its checksum" in p for p in venue.recovery.problems)
+        assert any("snapshot at 20 fails its checksum" in p for p in venue.recovery.problems)
+        assert venue.state_digest() == replay(store).digest()
+
+
+def test_corruption_swapped_snapshots_not_used(written: tuple[str, str | None]) -> None:
+    payloads = {s: _snapshot_payload(written, s) for s in (20, 30)}
+    digests = _digests(written)
     for s, other in ((20, 30), (30, 20)):
-        _tamper(
-            written,
-            snapshots.update()
-            .where(snapshots.c.sequence == s)
-            .values(payload=rows[other], payload_sha256=digests[other]),
-        )
+        _restore_snapshot(written, s, payloads[other], digests[other])
     store = connect(written)
     with open_venue(store) as venue:
         assert venue.recovery.snapshot_sequence == 10
         assert sum("snapshot at" in p for p in venue.recovery.problems) == 2
         assert venue.state_digest() == replay(store).digest()
         assert venue.balances("USDC")["vol-seller"] == replay(store).balances[("vol-seller", "USDC")]
+
+
+def test_a_snapshot_stored_inline_before_migration_0003_still_loads(written: tuple[str, str | None]) -> None:
+    """The layout before chunks: the payload in the snapshots row, `chunks` NULL."""
+    payload = _snapshot_payload(written, 30)
+    _tamper(written, snapshot_chunks.delete().where(snapshot_chunks.c.sequence == 30))
+    _tamper(
+        written, snapshots.update().where(snapshots.c.sequence == 30).values(payload=payload, chunks=None)
+    )
+    store = connect(written)
+    with open_venue(store) as venue:
+        assert venue.recovery.snapshot_sequence == 30 and venue.recovery.problems == ()
+        assert venue.state_digest() == replay(store).digest()
 
 
 def test_corruption_store_is_sql(written: tuple[str, str | None]) -> None:

@@ -9,7 +9,10 @@
                above 2**63 - 1 units is refused by the venue, never rounded)
     counter    one row ("events", last sequence), updated in the same transaction as the rows: the
                gap-free sequence (a database sequence would leave gaps on rollback)
-    snapshots  folded state after a sequence: payload bytes and their SHA-256
+    snapshots  folded state after a sequence: payload bytes and their SHA-256; `chunks`: how
+               many rows of snapshot_chunks hold the payload (NULL: inline in `payload`, the
+               layout before migration 0003)
+    snapshot_chunks  a chunked snapshot's payload in pieces (sequence, ordinal)
 """
 
 from __future__ import annotations
@@ -58,4 +61,13 @@ snapshots = Table(
     Column("record_hash", String(64), nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("payload_sha256", String(64), nullable=False),
+    Column("chunks", Integer, nullable=True),
+)
+
+snapshot_chunks = Table(
+    "snapshot_chunks",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("ordinal", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
 )
