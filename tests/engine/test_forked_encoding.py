@@ -51,10 +51,8 @@ def test_a_hung_child_is_killed_and_reaped_after_the_timeout() -> None:
         yield b"never"
 
     child = fork_encoding(pieces)
-    started = time.monotonic()
-    with pytest.raises(ChildEncodingError, match="no end after 0.5 s"):
+    with pytest.raises(ChildEncodingError, match=r"no end after 0\.5 s: child \d+ killed"):
         child.collect(timeout_s=0.5)
-    assert time.monotonic() - started < 60
     with pytest.raises(ProcessLookupError):  # killed and reaped: no such process, not a zombie
         os.kill(child.pid, 0)
 
