@@ -48,9 +48,12 @@ from crossmargin.errors import DurabilityError, InputError, StoreError
 DEFAULT_URL = "sqlite:///crossmargin.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0003_snapshot_chunks"  # the newest script in migrations/versions
-# A snapshot's payload is written in pieces of this size, each its own transaction (~7 ms at
-# ~140 MB/s on this machine's disk: the log's group commits go between them).
-SNAPSHOT_CHUNK_BYTES = 1 << 20
+# A snapshot's payload is written in pieces of this size, each its own transaction: on SQLite a
+# writer waiting for the lock retries after 1, 3, 8, 18 ms (its default busy handler), and a
+# 256 KB transaction takes ~1.8 ms here (1 MB ~5 ms, one 20 MB row 120-180 ms), so a group
+# commit of the log waits ~3 ms at most behind one; the whole payload takes ~1.3x as long as
+# one row (AMD EPYC family 25 model 1, docs/service.md, twentieth round).
+SNAPSHOT_CHUNK_BYTES = 1 << 18
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -220,7 +223,7 @@ class SqlEventStore:
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """The payload in chunks of SNAPSHOT_CHUNK_BYTES, each its own transaction, then the
         snapshots row naming their count: the log's commits go between the chunks (one 20 MB
-        row held SQLite's write lock 140-190 ms), and a snapshot is listed only once whole. What
+        row held SQLite's write lock 120-180 ms), and a snapshot is listed only once whole. What
         a writer that died midway left (chunks with no row) is removed first."""
         with self.engine.begin() as conn:
             conn.execute(snapshots.delete().where(snapshots.c.sequence == snapshot.sequence))

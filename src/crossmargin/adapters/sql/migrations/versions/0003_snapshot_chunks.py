@@ -2,10 +2,10 @@
 them (NULL: the payload inline, as every snapshot before this revision was).
 
 A snapshot is O(state): written as one row, a 20 MB payload (200,000 traders) held SQLite's
-single write lock 140-190 ms, and every group commit of the log waited behind it. In chunks of
-about a megabyte, each its own transaction, the log's commits go between them; the snapshots row
-goes last, so a snapshot whose writer died midway is not listed (its chunks are removed by the
-next save).
+single write lock 120-180 ms, and every group commit of the log waited behind it. In chunks
+(`store.SNAPSHOT_CHUNK_BYTES`), each its own transaction, the log's commits go between them;
+the snapshots row goes last, so a snapshot whose writer died midway is not listed (its chunks
+are removed by the next save).
 
 Revision ID: 0003_snapshot_chunks
 Revises: 0002_event_actor
