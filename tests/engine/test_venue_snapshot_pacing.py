@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import resource
 import sys
 
 import pytest
@@ -69,6 +70,28 @@ def test_a_forked_child_writes_the_snapshots_the_thread_writes_byte_for_byte() -
     _deposits(threaded, snapshot_busy_limit=None, snapshot_encoder="thread")
     assert len(forked.stored_snapshots) == DEPOSITS // EVERY
     assert [s.payload for s in forked.stored_snapshots] == [s.payload for s in threaded.stored_snapshots]
+
+
+@pytest.mark.skipif("fork" not in ENCODERS, reason="no os.fork on this platform")
+def test_a_fork_that_fails_falls_back_to_the_thread_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """No descriptor to spare (RLIMIT_NOFILE at 3: no new one, so no pipe, can be made): each
+    snapshot is encoded on the snapshot thread instead, the same bytes, the failure counted and
+    logged; the venue goes on."""
+    store, reference = MemoryEventStore(), MemoryEventStore()
+    _deposits(reference, snapshot_busy_limit=None, snapshot_encoder="thread")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
+    try:
+        with open_venue(store, snapshot_every=EVERY, snapshots_kept=DEPOSITS, snapshot_busy_limit=None) as venue:
+            for n in range(DEPOSITS):
+                venue.execute(
+                    Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1)
+                )
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert venue.stats()["snapshot_fork_failures"] == DEPOSITS // EVERY
+    assert [s.payload for s in store.snapshots()] == [s.payload for s in reference.snapshots()]
+    assert sum("fork failed" in r.getMessage() for r in caplog.records) == DEPOSITS // EVERY
 
 
 def test_the_default_encoder_forks_on_linux_only() -> None:

@@ -730,6 +730,7 @@ class Venue:
             snapshot_failures=0,
             snapshot_seconds=0.0,
             snapshot_writer_seconds=0.0,
+            snapshot_fork_failures=0,
             key_lookups=0,
             lane_deposits=0,
             lane_fills=0,
@@ -1872,12 +1873,17 @@ class Venue:
         if self.settings.snapshot_busy_limit is not None:
             self._snapshot_not_before = math.inf  # one at a time: until this one is written
         state = self._state
+        child: ChildEncoding | None = None
         if self.settings.snapshot_encoder == "fork":
-            child = fork_encoding(lambda: _snapshot_pieces(state))
-            job = _SnapshotJob(state.sequence, state.head_hash, None, child, time.monotonic() - started)
-        else:
-            detached = state.detached()
-            job = _SnapshotJob(state.sequence, state.head_hash, detached, None, time.monotonic() - started)
+            try:
+                child = fork_encoding(lambda: _snapshot_pieces(state))
+            except OSError as error:  # no process or descriptor to spare: this one on the thread
+                self._stats["snapshot_fork_failures"] += 1
+                logging.getLogger(__name__).warning(
+                    "snapshot at %d: fork failed (%s), encoded on the snapshot thread", state.sequence, error
+                )
+        detached = state.detached() if child is None else None
+        job = _SnapshotJob(state.sequence, state.head_hash, detached, child, time.monotonic() - started)
         self._snapshots.put(job)
         self._snapshot_sequence = state.sequence
 
