@@ -9,7 +9,9 @@ commit (duplicate, at the sequence the log holds) or as a new one. At the end:
 - no key is applied twice: the balances equal the opening ones plus exactly the acknowledged
   deposits and transfers, computed by the test from its own requests;
 - what the restarted server serves (each account's balance over HTTP) equals a replay of the
-  whole log from the first record;
+  whole log from the first record, though it started from a snapshot (one every 25 records,
+  encoded by forked children, written in chunks: kills land in both) and on the killed server's
+  port (no snapshot child outlives its parent holding it); at most the newest 3 are kept;
 - a WebSocket subscriber (the admin key: the whole venue) that reconnects after every kill with
   `after=` its last checkpoint, dropping what it got past that checkpoint, has seen exactly the
   stream a fresh subscriber reads from the start: no gap, no duplicate, same order; and every
@@ -46,6 +48,7 @@ from tests.adapters.sql.support import replay
 from tests.service.conftest import DESK, Database
 
 KILLS = int(os.environ.get("CROSSMARGIN_SERVE_SIGKILL_KILLS", "4"))
+SNAPSHOT_EVERY = 25
 SEED = 20261207
 CLIENTS = 4
 ACCOUNTS = ("basis-trader", "vol-seller", "directional")
@@ -76,12 +79,19 @@ def _request(rng: random.Random, key: str) -> Request:
 class Server:
     """`crossmargin serve` as the console script runs it, on the test's database."""
 
-    def __init__(self, database: Database, workdir: Path) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+    def __init__(self, database: Database, workdir: Path, port: int | None = None) -> None:
+        """On `port` (a free one if None): a restart takes the killed server's port, which a
+        snapshot child of the killed server must not be holding."""
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+        self.port = port
         args = ["serve", "--book", str(DESK), "--db", database.url, "--port", str(self.port)]
         args += ["--admin-key-file", str(workdir / "admin.key"), "--log-level", "warning"]
+        # Snapshots every SNAPSHOT_EVERY records, paced to half the time: kills land while forked
+        # children encode and while chunks are written; restarts recover from them.
+        args += ["--snapshot-every", str(SNAPSHOT_EVERY), "--snapshot-busy-limit", "0.5"]
         if database.schema is not None:
             args += ["--schema", database.schema]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -248,7 +258,7 @@ def test_sigkill_of_the_served_venue_loses_no_acknowledged_request(
         cursor = subscriber.cursor
         assert sum(r.status == 201 for r in requests) > 0, "nothing was acknowledged before the kill"
         unanswered.append(sum(r.status == 0 for r in requests))
-        server = Server(database, tmp_path)
+        server = Server(database, tmp_path, port=server.port)
     served = _balances(server)
     with httpx.Client(base_url=server.url) as probe:
         last = int(probe.get("/readyz").json()["sequence"])
@@ -272,8 +282,10 @@ def test_sigkill_of_the_served_venue_loses_no_acknowledged_request(
     try:
         found = store.find_keys([r.key for r in acked])
         log = replay(store)
+        kept = [s.sequence for s in store.snapshots()]
     finally:
         store.close()
+    assert 1 <= len(kept) <= 3, kept  # the served venues wrote snapshots and kept the newest 3
     for r in acked:  # in the log, at the acknowledged sequence
         assert found[r.key][0] == r.sequence, r
     streamed_sequences = {sequence for sequence, _, _, _ in streamed}

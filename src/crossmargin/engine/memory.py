@@ -254,8 +254,8 @@ class MemoryEventStore:
     def snapshots(self) -> Iterator[Snapshot]:
         return iter(sorted(self.stored_snapshots, key=lambda s: s.sequence, reverse=True))
 
-    def drop_snapshots_before(self, sequence: int) -> None:
-        self.stored_snapshots = [s for s in self.stored_snapshots if s.sequence >= sequence]
+    def keep_newest_snapshots(self, count: int) -> None:
+        self.stored_snapshots = list(self.snapshots())[:count][::-1]
 
     def truncate_after(self, sequence: int) -> None:
         del self.records[sequence:]

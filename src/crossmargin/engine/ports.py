@@ -167,8 +167,8 @@ class EventStore(Protocol):
     first, each payload read when the iteration reaches it (recovery stops at the first that
     verifies: one payload read, not all); `save_snapshot` is durable on return, and a log's
     writer may append meanwhile (a large payload is written in pieces, never holding the log's
-    commits behind one long write); `drop_snapshots_before(sequence)` drops every snapshot older
-    than `sequence` (the venue keeps the newest few: a state copy each). `truncate_after(sequence)`
+    commits behind one long write); `keep_newest_snapshots(count)` drops all but the newest
+    `count` (the venue keeps a few: a state copy each). `truncate_after(sequence)`
     drops every record after `sequence` and every snapshot after it and sets the counter: recovery
     to a verified prefix, only when the operator asks for it."""
 
@@ -184,7 +184,7 @@ class EventStore(Protocol):
 
     def snapshots(self) -> Iterator[Snapshot]: ...
 
-    def drop_snapshots_before(self, sequence: int) -> None: ...
+    def keep_newest_snapshots(self, count: int) -> None: ...
 
     def truncate_after(self, sequence: int) -> None: ...
 

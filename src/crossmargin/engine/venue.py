@@ -221,9 +221,9 @@ class VenueSettings:
     image of the state (`engine.forked_encoding`), on another CPU, so the writer and the
     committer never share the GIL with it; "thread": a detached copy on the venue's snapshot
     thread (the default elsewhere; the GIL shared for the encoding's duration);
-    `snapshots_kept`: how many of the newest snapshots are kept (each a copy of the state: older
-    ones are dropped once this many newer were written, the older kept as fallbacks should the
-    newest fail its checksum); `max_margin_jump_fraction`: a risk
+    `snapshots_kept`: how many of the newest snapshots are kept (each a copy of the state: the
+    older ones are dropped after each snapshot written; those kept besides the newest are
+    fallbacks should it fail its checksum); `max_margin_jump_fraction`: a risk
     parameter change raising total IM by more than this is refused without override;
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
     last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
@@ -1893,7 +1893,6 @@ class Venue:
         part and this thread's, a forked child's included: it holds a CPU) sets when the next may
         be asked for (`_snapshot_due`)."""
         limit = self.settings.snapshot_busy_limit
-        saved: deque[int] = deque(maxlen=self.settings.snapshots_kept)  # this run's newest, by sequence
         while True:
             job = self._snapshots.get()
             if job is None:
@@ -1909,9 +1908,7 @@ class Venue:
                     Snapshot.of_payload(sequence=job.sequence, record_hash=job.record_hash, payload=payload)
                 )
                 self._stats["snapshots"] += 1
-                saved.append(job.sequence)
-                if len(saved) == saved.maxlen:
-                    self._store.drop_snapshots_before(saved[0])
+                self._store.keep_newest_snapshots(self.settings.snapshots_kept)
             except Exception:
                 self._stats["snapshot_failures"] += 1
                 logging.getLogger(__name__).exception("snapshot at %d not written", job.sequence)

@@ -62,19 +62,22 @@ def test_a_save_that_died_midway_is_not_listed_and_its_chunks_go_with_the_next(
     store.close()
 
 
-def test_dropping_old_snapshots_removes_their_rows_and_chunks(db: tuple[str, str | None]) -> None:
+def test_keeping_the_newest_snapshots_removes_the_others_rows_and_chunks(db: tuple[str, str | None]) -> None:
     store = connect(db)
-    for sequence in (3, 6, 9):
+    for sequence in (6, 3, 9):
         store.save_snapshot(_snapshot(sequence, SNAPSHOT_CHUNK_BYTES))
-    store.drop_snapshots_before(6)
+    store.keep_newest_snapshots(2)
     assert [s.sequence for s in store.snapshots()] == [9, 6]
     assert _chunk_counts(db) == {6: 2, 9: 2}
+    store.keep_newest_snapshots(5)
+    assert [s.sequence for s in store.snapshots()] == [9, 6]
     store.close()
 
 
 def test_the_venue_keeps_the_newest_snapshots_only(db: tuple[str, str | None]) -> None:
     """Unpaced, one every 5 records over 30 deposits (6 written), 2 kept: those at 30 and 25,
-    and a restart from the newest equals a replay of the log."""
+    and a restart from the newest equals a replay of the log; a restart that writes one more
+    keeps the newest 2 of all, the earlier run's included."""
     store = connect(db)
     with open_venue(store, snapshot_every=5, snapshot_busy_limit=None, snapshots_kept=2) as venue:
         for n in range(30):
@@ -84,9 +87,17 @@ def test_the_venue_keeps_the_newest_snapshots_only(db: tuple[str, str | None]) -
     assert venue.stats()["snapshots"] == 6
     assert [s.sequence for s in store.snapshots()] == [30, 25]
     assert set(_chunk_counts(db)) == {30, 25}
-    with open_venue(store) as restarted:
+    store.close()
+    store = connect(db)
+    with open_venue(store, snapshot_every=5, snapshot_busy_limit=None, snapshots_kept=2) as restarted:
         assert restarted.recovery.snapshot_sequence == 30
         assert restarted.state_digest() == replay(store).digest()
+        for n in range(5):
+            restarted.execute(
+                Deposit(idempotency_key=f"r{n}", account="vol-seller", asset="USDC", amount_units=1)
+            )
+    assert [s.sequence for s in store.snapshots()] == [35, 30]
+    assert set(_chunk_counts(db)) == {35, 30}
     store.close()
 
 

@@ -282,14 +282,18 @@ class SqlEventStore:
             ).scalars()
             return b"".join(bytes(piece) for piece in pieces)
 
-    def drop_snapshots_before(self, sequence: int) -> None:
-        """The rows first (a snapshot is then no longer listed), then its chunks one transaction
-        each (freeing a large payload at once would hold the write lock as writing it did)."""
+    def keep_newest_snapshots(self, count: int) -> None:
+        """The older rows first (those snapshots are then no longer listed), then their chunks
+        one transaction each (freeing a large payload at once would hold the write lock as
+        writing it did)."""
         with self.engine.begin() as conn:
-            conn.execute(snapshots.delete().where(snapshots.c.sequence < sequence))
+            kept = (
+                sa.select(snapshots.c.sequence).order_by(snapshots.c.sequence.desc()).limit(count).subquery()
+            )
+            conn.execute(snapshots.delete().where(snapshots.c.sequence.not_in(sa.select(kept.c.sequence))))
             stale = conn.execute(
                 sa.select(snapshot_chunks.c.sequence, snapshot_chunks.c.ordinal).where(
-                    snapshot_chunks.c.sequence < sequence
+                    snapshot_chunks.c.sequence.not_in(sa.select(snapshots.c.sequence))
                 )
             ).all()
         for chunk in stale:
