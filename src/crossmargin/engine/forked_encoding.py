@@ -16,7 +16,6 @@ decides when to stop and waits for the child). POSIX only (`os.fork`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
 import select
@@ -75,6 +74,8 @@ def fork_encoding(pieces: Callable[[], Iterable[bytes]]) -> ChildEncoding:
     whatever the parent does next."""
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError, AttributeError):  # a larger pipe where the kernel allows
+        import fcntl  # POSIX only: imported here so that the venue imports everywhere
+
         fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[attr-defined,unused-ignore]
     pid = os.fork()
     if pid == 0:
