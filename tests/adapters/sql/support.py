@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
 
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
+from crossmargin.adapters.sql.schema import counter, postings
+from crossmargin.adapters.sql.store import MIGRATIONS
+from crossmargin.engine.journal import LogRecord
 from crossmargin.engine.memory import SteppingClock
 from crossmargin.engine.ports import EventStore
 from crossmargin.engine.venue import Genesis, Venue, VenueSettings
@@ -59,3 +65,43 @@ def raw_engine(db: tuple[str, str | None]) -> sa.Engine:
     if schema is None:
         return sa.create_engine(url)
     return sa.create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+
+
+def log_at_revision(
+    db: tuple[str, str | None], revision: str, records: Sequence[LogRecord], columns: Sequence[str]
+) -> sa.Engine:
+    """A log as the code at migration `revision` wrote it: the schema migrated to `revision`
+    only, the records' event `columns`, their postings and the counter. Returns the raw engine
+    (the caller adds what else that revision held, then disposes of it)."""
+    url, schema = db
+    if schema is not None:
+        admin = sa.create_engine(url)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        admin.dispose()
+    engine = raw_engine(db)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+        insert = sa.text(
+            f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+        )
+        conn.execute(insert, [{c: getattr(r, c) for c in columns} for r in records])
+        rows = [
+            {
+                "sequence": p.sequence,
+                "idx": p.ordinal,
+                "debit_account": p.debit_account,
+                "credit_account": p.credit_account,
+                "asset": p.asset,
+                "amount_units": p.amount_units,
+                "kind": p.kind,
+            }
+            for r in records
+            for p in r.postings
+        ]
+        conn.execute(postings.insert(), rows)
+        conn.execute(counter.update().where(counter.c.name == "events").values(value=records[-1].sequence))
+    return engine

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
-from crossmargin.adapters.sql.schema import counter, events, postings
-from crossmargin.adapters.sql.store import MIGRATIONS
+from crossmargin.adapters.sql.schema import events
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Deposit
 from crossmargin.errors import CorruptLogError
-from tests.adapters.sql.support import connect, open_venue, raw_engine
+from tests.adapters.sql.support import connect, log_at_revision, open_venue, raw_engine
 
 OLD_COLUMNS = (
     "sequence",
@@ -29,12 +26,6 @@ OLD_COLUMNS = (
 
 def _old_log(db: tuple[str, str | None]) -> str:
     """A log at revision 0001 written as the code of then wrote it (no actor); its state digest."""
-    url, schema = db
-    if schema is not None:
-        admin = sa.create_engine(url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        admin.dispose()
     memory = MemoryEventStore()
     with open_venue(memory) as venue:
         for n in range(3):
@@ -45,32 +36,9 @@ def _old_log(db: tuple[str, str | None]) -> str:
             )
         digest = venue.state_digest()
         records = memory.read(1, 100)
-    engine = raw_engine(db)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0001_event_log")
+    engine = log_at_revision(db, "0001_event_log", records, OLD_COLUMNS)
+    with engine.connect() as conn:
         assert "actor" not in {c["name"] for c in sa.inspect(conn).get_columns("events")}
-        insert = sa.text(
-            f"INSERT INTO events ({', '.join(OLD_COLUMNS)}) VALUES ({', '.join(':' + c for c in OLD_COLUMNS)})"
-        )
-        conn.execute(insert, [{c: getattr(r, c) for c in OLD_COLUMNS} for r in records])
-        rows = [
-            {
-                "sequence": p.sequence,
-                "idx": p.ordinal,
-                "debit_account": p.debit_account,
-                "credit_account": p.credit_account,
-                "asset": p.asset,
-                "amount_units": p.amount_units,
-                "kind": p.kind,
-            }
-            for r in records
-            for p in r.postings
-        ]
-        conn.execute(postings.insert(), rows)
-        conn.execute(counter.update().where(counter.c.name == "events").values(value=records[-1].sequence))
     engine.dispose()
     return digest
 

@@ -8,15 +8,13 @@ from __future__ import annotations
 import hashlib
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 
-from crossmargin.adapters.sql.schema import counter, events, postings, snapshot_chunks
-from crossmargin.adapters.sql.store import MIGRATIONS, SNAPSHOT_CHUNK_BYTES
+from crossmargin.adapters.sql.schema import events, snapshot_chunks
+from crossmargin.adapters.sql.store import SNAPSHOT_CHUNK_BYTES
 from crossmargin.engine.journal import Snapshot, canonical_json
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Deposit
-from tests.adapters.sql.support import connect, open_venue, raw_engine, replay
+from tests.adapters.sql.support import connect, log_at_revision, open_venue, raw_engine, replay
 
 
 def _snapshot(sequence: int, size: int) -> Snapshot:
@@ -104,12 +102,6 @@ def test_the_venue_keeps_the_newest_snapshots_only(db: tuple[str, str | None]) -
 def test_a_log_at_revision_0002_with_an_inline_snapshot_migrates_and_restarts_from_it(
     db: tuple[str, str | None],
 ) -> None:
-    url, schema = db
-    if schema is not None:
-        admin = sa.create_engine(url)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        admin.dispose()
     memory = MemoryEventStore()
     with open_venue(memory, snapshot_every=4, snapshot_busy_limit=None, snapshot_encoder="thread") as venue:
         for n in range(6):
@@ -119,31 +111,8 @@ def test_a_log_at_revision_0002_with_an_inline_snapshot_migrates_and_restarts_fr
         digest = venue.state_digest()
     (old,) = memory.stored_snapshots
     records = memory.read(1, 100)
-    engine = raw_engine(db)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    engine = log_at_revision(db, "0002_event_actor", records, [c.name for c in events.columns])
     with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "0002_event_actor")
-        columns = [c.name for c in events.columns]
-        conn.execute(events.insert(), [{c: getattr(r, c) for c in columns} for r in records])
-        conn.execute(
-            postings.insert(),
-            [
-                {
-                    "sequence": p.sequence,
-                    "idx": p.ordinal,
-                    "debit_account": p.debit_account,
-                    "credit_account": p.credit_account,
-                    "asset": p.asset,
-                    "amount_units": p.amount_units,
-                    "kind": p.kind,
-                }
-                for r in records
-                for p in r.postings
-            ],
-        )
-        conn.execute(counter.update().where(counter.c.name == "events").values(value=records[-1].sequence))
         conn.execute(
             sa.text(
                 "INSERT INTO snapshots (sequence, record_hash, payload, payload_sha256) VALUES (:s, :h, :p, :d)"
