@@ -212,9 +212,9 @@ class VenueSettings:
     """Operating settings. `max_batch`: commands per group commit; `group_window_s`: how long
     the writer waits for more commands after the first of a group (0: only those already
     queued); `snapshot_every`: records between snapshots (at least); `snapshot_busy_limit`: the
-    largest share of time snapshots may take: after one that took T seconds (the copy on the
-    writer, then the encoding and the write on the snapshot thread, which holds the GIL the
-    writer and committer need) the next waits at least T / snapshot_busy_limit seconds, so their
+    largest share of time snapshots may take: after one that took T seconds (the writer's part,
+    a fork or a copy, then the encoding, in the child or on the snapshot thread, and the write)
+    the next waits at least T / snapshot_busy_limit seconds, so their
     cost stays a bounded share of the venue's time however large the state grows (None: one
     every `snapshot_every` records whatever it costs); `snapshot_encoder`: where a snapshot is
     sorted and encoded: "fork" (the default on Linux) in a forked child holding a copy-on-write
