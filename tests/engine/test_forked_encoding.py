@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 import sys
 import time
@@ -69,3 +70,21 @@ def test_the_child_holds_no_inherited_descriptor_but_its_pipe() -> None:
         open_fds = {int(fd) for fd in json.loads(child.collect(timeout_s=60))}
     assert listening_fd not in open_fds
     assert len(open_fds - {0, 1, 2}) <= 2  # the pipe's write end and listdir's own descriptor
+
+
+def test_a_pipe_numbered_past_fd_setsize_is_read() -> None:
+    """A server holding a thousand connections gives the pipe a descriptor above 1023, which
+    select() refuses; the bytes still arrive."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < 2048")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        child = fork_encoding(lambda: [b"past FD_SETSIZE"])
+        assert child.read_fd >= 1024
+        assert child.collect(timeout_s=60) == b"past FD_SETSIZE"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -48,10 +48,12 @@ class ChildEncoding:
         is killed and ChildEncodingError raised (a hung child must not hold the venue's close)."""
         chunks: list[bytes] = []
         deadline = time.monotonic() + timeout_s
+        readable = select.poll()  # not select(): a busy server's descriptors pass FD_SETSIZE
+        readable.register(self.read_fd, select.POLLIN)
         try:
             while True:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self.read_fd], [], [], remaining)[0]:
+                if remaining <= 0 or not readable.poll(remaining * 1e3):
                     os.kill(self.pid, signal.SIGKILL)
                     os.waitpid(self.pid, 0)
                     raise ChildEncodingError(f"no end after {timeout_s:g} s: child {self.pid} killed")
@@ -77,7 +79,12 @@ def fork_encoding(pieces: Callable[[], Iterable[bytes]]) -> ChildEncoding:
         import fcntl  # POSIX only: imported here so that the venue imports everywhere
 
         fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[attr-defined,unused-ignore]
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
     if pid == 0:
         _write_and_exit(pieces, read_fd, write_fd)
     os.close(write_fd)
