@@ -21,8 +21,8 @@ again): one at least every `--snapshot-every` records (10,000), paced so that th
 `VenueSettings.snapshot_busy_limit`, bench/bench_snapshots.py). A larger limit: more snapshots,
 shorter restarts, more of the venue's time. `--snapshot-encoder`: where a snapshot is encoded,
 "fork" (the default on Linux: a forked child with a copy-on-write image of the state, on another
-CPU, so the venue's threads never wait for it) or "thread" (the venue's snapshot thread, sharing
-the GIL with the writer meanwhile).
+CPU; the writer pauses for the fork itself, ~30 ms per GB resident, not for the encoding) or
+"thread" (the venue's snapshot thread, sharing the GIL with the writer meanwhile).
 
 `--once`: start, check readiness and read every account over HTTP on loopback, print them, shut
 down gracefully (a smoke test of the whole service, and the README's first command).
