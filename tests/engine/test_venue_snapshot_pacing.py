@@ -100,7 +100,7 @@ def test_the_default_encoder_forks_on_linux_only() -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, None])
-def test_snapshots_kept_below_one_is_refused_naming_the_setting(bad: object) -> None:
+def test_snapshots_kept_other_than_an_integer_from_1_is_refused_naming_the_setting(bad: object) -> None:
     with pytest.raises(InputError) as refused:
         VenueSettings(snapshots_kept=bad)  # type: ignore[arg-type]
     assert refused.value.field == "snapshots_kept"
