@@ -227,8 +227,7 @@ class SqlEventStore:
         a writer that died midway left (chunks with no row) is removed first."""
         with self.engine.begin() as conn:
             conn.execute(snapshots.delete().where(snapshots.c.sequence == snapshot.sequence))
-            listed = sa.select(snapshots.c.sequence)
-            conn.execute(snapshot_chunks.delete().where(snapshot_chunks.c.sequence.not_in(listed)))
+        self._drop_unlisted_chunks()
         payload = memoryview(snapshot.payload)
         count = max(1, -(-len(payload) // SNAPSHOT_CHUNK_BYTES))
         for ordinal in range(count):
@@ -283,14 +282,19 @@ class SqlEventStore:
             return b"".join(bytes(piece) for piece in pieces)
 
     def keep_newest_snapshots(self, count: int) -> None:
-        """The older rows first (those snapshots are then no longer listed), then their chunks
-        one transaction each (freeing a large payload at once would hold the write lock as
-        writing it did)."""
+        """The older rows first (those snapshots are then no longer listed), then their chunks."""
         with self.engine.begin() as conn:
             kept = (
                 sa.select(snapshots.c.sequence).order_by(snapshots.c.sequence.desc()).limit(count).subquery()
             )
             conn.execute(snapshots.delete().where(snapshots.c.sequence.not_in(sa.select(kept.c.sequence))))
+        self._drop_unlisted_chunks()
+
+    def _drop_unlisted_chunks(self) -> None:
+        """Every chunk whose snapshot has no row (dropped, replaced, or a save that died midway),
+        one transaction each: freeing a large payload at once would hold SQLite's write lock as
+        writing it in one piece did."""
+        with self.engine.connect() as conn:
             stale = conn.execute(
                 sa.select(snapshot_chunks.c.sequence, snapshot_chunks.c.ordinal).where(
                     snapshot_chunks.c.sequence.not_in(sa.select(snapshots.c.sequence))
