@@ -222,7 +222,8 @@ class VenueSettings:
     committer never share the GIL with it; "thread": a detached copy on the venue's snapshot
     thread (the default elsewhere; the GIL shared for the encoding's duration);
     `snapshots_kept`: how many of the newest snapshots are kept (each a copy of the state: the
-    older ones are dropped after each snapshot written; those kept besides the newest are
+    older ones are dropped after each snapshot written and at start-up, when the snapshot
+    recovered from is among the newest kept; those kept besides the newest are
     fallbacks should it fail its checksum); `max_margin_jump_fraction`: a risk
     parameter change raising total IM by more than this is refused without override;
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
@@ -2007,7 +2008,8 @@ def _recover(
     store: EventStore, digest: str, settings: VenueSettings, log_keys: KeyFilter
 ) -> tuple[VenueState, RecoveryReport]:
     """Verify the chain from record 1 (hash only), cut or refuse at a break, pick the newest
-    snapshot inside the verified prefix that verifies and matches the log, fold the rest.
+    snapshot inside the verified prefix that verifies and matches the log, fold the rest; keep
+    the newest `settings.snapshots_kept` snapshots when the chosen one is among them.
     Every idempotency key read goes into `log_keys` (one past a break too: a false positive of
     the filter costs a lookup, never a wrong answer)."""
     problems: list[str] = []
@@ -2046,7 +2048,7 @@ def _recover(
         raise InputError("config", "the event log was written under another venue configuration")
     state = VenueState()
     chosen: Snapshot | None = None
-    for snap in store.snapshots():
+    for rank, snap in enumerate(store.snapshots()):
         if snap.sequence > verified_end:
             problems.append(f"snapshot at {snap.sequence} lies beyond the verified log: not used")
             continue
@@ -2064,6 +2066,10 @@ def _recover(
             state = VenueState()
             continue
         chosen = snap
+        if rank < settings.snapshots_kept:
+            # A run killed between writing a snapshot and pruning left one too many; prune now
+            # unless that would drop the one just chosen (newer ones failed: kept as evidence).
+            store.keep_newest_snapshots(settings.snapshots_kept)
         break
     replayed = 0
     next_sequence = state.sequence + 1

@@ -127,3 +127,28 @@ def test_a_log_at_revision_0002_with_an_inline_snapshot_migrates_and_restarts_fr
         assert venue.recovery.snapshot_sequence == old.sequence == 4
         assert venue.recovery.problems == () and venue.state_digest() == digest
     store.close()
+
+
+def test_a_start_after_a_kill_between_save_and_prune_keeps_the_newest_only(db: tuple[str, str | None]) -> None:
+    """A server killed after writing its snapshot and before pruning leaves `snapshots_kept + 1`;
+    the next start prunes back to the newest 2, the one it recovered from included; a start
+    whose newest snapshots fail their checksum prunes nothing (the one used is older)."""
+    store = connect(db)
+    with open_venue(store, snapshot_every=5, snapshot_busy_limit=None, snapshots_kept=3) as venue:
+        for n in range(20):
+            venue.execute(Deposit(idempotency_key=f"k{n}", account="vol-seller", asset="USDC", amount_units=1))
+    assert [s.sequence for s in store.snapshots()] == [20, 15, 10]
+    store.close()
+    store = connect(db)
+    with open_venue(store, snapshot_every=5, snapshot_busy_limit=None, snapshots_kept=2) as restarted:
+        assert restarted.recovery.snapshot_sequence == 20
+    assert [s.sequence for s in store.snapshots()] == [20, 15]
+    assert set(_chunk_counts(db)) == {20, 15}
+    with store.engine.begin() as conn:  # both newest fail their checksum
+        conn.execute(snapshot_chunks.update().values(data=b"{}"))
+    store.save_snapshot(_snapshot(21, 10))  # not the log's record 21: does not match, not used
+    with open_venue(store, snapshot_busy_limit=None, snapshots_kept=1) as third:
+        assert third.recovery.snapshot_sequence is None
+        assert len(third.recovery.problems) == 3
+    assert [s.sequence for s in store.snapshots()] == [21, 20, 15]
+    store.close()
