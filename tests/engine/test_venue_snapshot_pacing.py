@@ -16,7 +16,8 @@ import pytest
 
 from crossmargin.engine.journal import canonical_json
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.venue import Deposit, VenueSettings, default_snapshot_encoder
+from crossmargin.engine.venue import Deposit, VenueSettings
+from crossmargin.engine.venue_settings import default_snapshot_encoder
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue, replay
 

@@ -64,15 +64,13 @@ import dataclasses
 import hashlib
 import logging
 import math
-import os
 import queue
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -81,7 +79,7 @@ import numpy.typing as npt
 from crossmargin.core.book import Book
 from crossmargin.core.instruments import InstrumentKind
 from crossmargin.core.ledger.money import to_float
-from crossmargin.core.ledger.postings import BAD_DEBT, INSURANCE, LIQUIDATOR, Posting
+from crossmargin.core.ledger.postings import BAD_DEBT, INSURANCE, LIQUIDATOR
 from crossmargin.core.ledger.state import (
     AccountStatus,
     LedgerConfig,
@@ -94,8 +92,6 @@ from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw
 from crossmargin.core.margin import Breakdown, CrossMargin, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
-from crossmargin.core.oracle.policy import OraclePolicy
-from crossmargin.core.pricing import InstrumentValuation
 from crossmargin.engine.adl_candidates import AdlCandidates
 
 # Names re-exported for the API layer: one import gives the whole contract.
@@ -124,28 +120,39 @@ from crossmargin.engine.commands import (
 from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
 from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record
 from crossmargin.engine.fill_lane import fill_effects
-from crossmargin.engine.forked_encoding import ChildEncoding, fork_encoding
+from crossmargin.engine.genesis import Genesis, config_digest
 from crossmargin.engine.journal import (
     GENESIS_HASH,
-    ChainBreak,
     LogRecord,
-    Snapshot,
     canonical_json,
-    canonical_json_pieces,
     command_payload,
     make_record,
     new_tuple,
-    verify_chain,
 )
 from crossmargin.engine.key_filter import KeyFilter
 from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
 from crossmargin.engine.ports import Clock, EventStore
+from crossmargin.engine.recovery import READ_PAGE, recover
+from crossmargin.engine.snapshot_writer import SnapshotWriter
+from crossmargin.engine.subscription import Subscription
 from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
 from crossmargin.engine.untracked import KeptAnswer, RecentKeys, kept_answer
+from crossmargin.engine.venue_settings import VenueSettings
 from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
+from crossmargin.engine.venue_views import (
+    AccountView,
+    Ack,
+    LogEntry,
+    Notification,
+    ParameterPreview,
+    PriceBoard,
+    PriceState,
+    RecoveryReport,
+    WhatIfTrade,
+    WholeBook,
+)
 from crossmargin.errors import (
-    CorruptLogError,
     IdempotencyConflictError,
     InputError,
     VenueUnavailableError,
@@ -184,362 +191,6 @@ __all__ = [
 ]
 
 
-class Ack(NamedTuple):
-    """A committed command: its log `sequence` (gap-free, from 1), chain `record_hash`, `kind`,
-    the venue time it was stamped with. `duplicate`: this is the original Ack returned again for
-    a repeated key (every other field equal to the original's). A named tuple, like the log's
-    records: one per command on the writer's path, built in half a frozen dataclass's time."""
-
-    sequence: int
-    idempotency_key: str
-    kind: str
-    as_of_ns: int
-    record_hash: str
-    duplicate: bool = False
-
-
-SNAPSHOT_ENCODERS = ("fork", "thread")
-
-
-def default_snapshot_encoder() -> str:
-    """"fork" on Linux, "thread" elsewhere (macOS's system libraries are not safe to use in the
-    child of a multi-threaded process; Windows has no fork)."""
-    return "fork" if sys.platform == "linux" and hasattr(os, "fork") else "thread"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VenueSettings:
-    """Operating settings. `max_batch`: commands per group commit; `group_window_s`: how long
-    the writer waits for more commands after the first of a group (0: only those already
-    queued); `snapshot_every`: records between snapshots (at least); `snapshot_busy_limit`: the
-    largest share of time snapshots may take: after one that took T seconds (the writer's part,
-    a fork or a copy, then the encoding, in the child or on the snapshot thread, and the write)
-    the next waits at least T / snapshot_busy_limit seconds, so their
-    cost stays a bounded share of the venue's time however large the state grows (None: one
-    every `snapshot_every` records whatever it costs); `snapshot_encoder`: where a snapshot is
-    sorted and encoded: "fork" (the default on Linux) in a forked child holding a copy-on-write
-    image of the state (`engine.forked_encoding`), on another CPU, so the writer and the
-    committer never share the GIL with it; "thread": a detached copy on the venue's snapshot
-    thread (the default elsewhere; the GIL shared for the encoding's duration);
-    `snapshots_kept`: how many of the newest snapshots are kept (each a copy of the state: the
-    older ones are dropped after each snapshot written and at start-up, when the snapshot
-    recovered from is among the newest kept; those kept besides the newest are
-    fallbacks should it fail its checksum); `max_margin_jump_fraction`: a risk
-    parameter change raising total IM by more than this is refused without override;
-    `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
-    last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
-    price not set for longer than this is reported stale (`Venue.price_states`, GET /v1/prices;
-    default: the oracle policy's margin rule, `core.oracle.policy`); `recent_keys`: how many
-    committed idempotency keys the writer keeps in memory (the oldest half is dropped past it;
-    an older key is found in the log, so a retry of any age is still recognised: the cache
-    bounds memory, ~350 bytes a key, not what is remembered; the log is read only for keys that
-    `engine.key_filter.KeyFilter`, 2.5 bytes a key written, cannot rule out);
-    `adl_candidates_from_monitor`: a liquidation reaching ADL ranks the market's opposite holders
-    on the monitor's equity and holds only the winners (`engine.adl_candidates`), False: holds
-    and margins every candidate in the decision (the reference path, O(candidates) of Python
-    per liquidation; the same decisions: tests/engine/test_liquidation_counterparties.py);
-    `deposit_lane`: a deposit to a HEALTHY account is written directly (`engine.deposit_lane`),
-    False: every command takes the generic path (the reference; the same log byte for byte:
-    tests/engine/test_deposit_lane.py); `fill_lane`: a fill between two HEALTHY traders that
-    stays so is decided on the fold directly (`engine.fill_lane`), False: by the ledger on a
-    sub-state (the reference; the same log: tests/engine/test_fill_lane.py); `transfer_lane`: a
-    transfer or withdrawal between HEALTHY traders that stay so is decided on the fold directly
-    (`engine.transfer_lane`), False: by the ledger on a sub-state (tests/engine/
-    test_transfer_lane.py). The
-    whole hash chain is verified at every start-up; a snapshot only saves the fold."""
-
-    max_batch: int = 1024
-    group_window_s: float = 0.0
-    snapshot_every: int = 10_000
-    snapshot_busy_limit: float | None = 0.02
-    snapshot_encoder: str = field(default_factory=lambda: default_snapshot_encoder())
-    snapshots_kept: int = 3
-    max_margin_jump_fraction: float = 0.10
-    recover_to_verified_prefix: bool = False
-    max_liquidation_rounds: int = 64
-    max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
-    recent_keys: int = 200_000
-    adl_candidates_from_monitor: bool = True
-    deposit_lane: bool = True
-    fill_lane: bool = True
-    transfer_lane: bool = True
-
-    def __post_init__(self) -> None:
-        every = self.snapshot_every
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise InputError("snapshot_every", f"must be an integer >= 1, got {every!r}")
-        limit = self.snapshot_busy_limit
-        fraction = isinstance(limit, (int, float)) and not isinstance(limit, bool) and 0 < limit <= 1
-        if limit is not None and not fraction:
-            raise InputError("snapshot_busy_limit", f"must be a fraction in (0, 1] or None, got {limit!r}")
-        encoder = self.snapshot_encoder
-        if encoder not in SNAPSHOT_ENCODERS:
-            raise InputError("snapshot_encoder", f"must be one of {SNAPSHOT_ENCODERS}, got {encoder!r}")
-        if self.snapshot_encoder == "fork" and not hasattr(os, "fork"):
-            raise InputError("snapshot_encoder", f"'fork' is not available on {sys.platform}: use 'thread'")
-        kept = self.snapshots_kept
-        if isinstance(kept, bool) or not isinstance(kept, int) or kept < 1:
-            raise InputError("snapshots_kept", f"must be an integer >= 1, got {kept!r}")
-        keys = self.recent_keys
-        if isinstance(keys, bool) or not isinstance(keys, int) or keys < 2:
-            raise InputError("recent_keys", f"must be an integer >= 2, got {self.recent_keys!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AccountView:
-    """One account as of `sequence`. Balances in integer minor units per asset (borrowings < 0);
-    positions {instrument: (contracts, entry price)}; margin numbers USD (float64 risk maths):
-    equity, IM, MM, available = equity − IM − reserved_usd (IM that open orders reserve);
-    withdrawable_units per asset: the most a Withdraw of that asset alone would accept now
-    (0 while the account is under a margin call or the venue has bad debt)."""
-
-    account: str
-    sequence: int
-    status: str
-    balances_units: Mapping[str, int]
-    positions: Mapping[str, tuple[int, float]]
-    open_orders: Sequence[Mapping[str, Any]]
-    equity_usd: float
-    initial_margin_usd: float
-    maintenance_margin_usd: float
-    reserved_usd: float
-    available_usd: float
-    withdrawable_units: Mapping[str, int]
-    margin_call_deadline_ns: int | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PriceState:
-    """One index price as the venue holds it: `price_usd`; `quoted_ns`, when an `UpdatePrices`
-    last named the symbol, or, for a price the venue has held since before it opened, the time of
-    its last record (the quote is at least that old: `exact` False); `age_s` at the venue's clock;
-    `oracle`: the oracle's last word on it ("ok", "held", "stale", "no_price"; "" if it never said)
-    and `band_fraction` its accepted sources' band relative to the price (NaN: not told). status:
-    "held" when the oracle's circuit breaker holds a move (the venue keeps its last price),
-    "stale" when `age_s` > `max_age_s` (`VenueSettings.max_price_age_s`) or the oracle says its
-    sources are stale or gone, else "valid". `adapters.feeds.venue_prices` sends the OK prices and
-    the oracle's word on every other one."""
-
-    symbol: str
-    price_usd: float
-    quoted_ns: int
-    exact: bool
-    age_s: float
-    max_age_s: float
-    status: str
-    oracle: str = ""
-    band_fraction: float = math.nan
-
-    @classmethod
-    def at(
-        cls,
-        symbol: str,
-        price_usd: float,
-        *,
-        quoted_ns: int,
-        exact: bool,
-        now_ns: int,
-        max_age_s: float,
-        oracle: str = "",
-        band_fraction: float = math.nan,
-    ) -> PriceState:
-        """The price's state at `now_ns` (class docstring)."""
-        age_s = max(now_ns - quoted_ns, 0) / 1e9
-        if oracle == "held":
-            status = "held"
-        elif age_s > max_age_s or oracle in ("stale", "no_price"):
-            status = "stale"
-        else:
-            status = "valid"
-        return cls(
-            symbol=symbol,
-            price_usd=float(price_usd),
-            quoted_ns=quoted_ns,
-            exact=exact,
-            age_s=age_s,
-            max_age_s=max_age_s,
-            status=status,
-            oracle=oracle,
-            band_fraction=band_fraction,
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WholeBook:
-    """The whole venue at one committed sequence, read under the venue's lock (between two
-    commits): the time of its last record, the ledger config with the risk parameters in force,
-    the monitor's risk engine frozen (its immutable book, market, model and valuation, and a copy
-    of its result arrays), each account's committed margin-call status (`AccountStatus` codes,
-    int8, in `book.account_ids` order), the system accounts' balances (units per (account,
-    asset)), and the index prices with their quote ages (`PriceState`)."""
-
-    sequence: int
-    time_ns: int
-    config: LedgerConfig
-    book: Book
-    market: MarketState
-    model: MarginModel
-    result: MarginResult
-    valuation: InstrumentValuation
-    status_code: npt.NDArray[np.int8]
-    system_units: Mapping[tuple[str, str], int]
-    prices: Mapping[str, PriceState]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WhatIfTrade:
-    """A hypothetical trade of the account: `quantity` contracts (signed) of `instrument` at
-    `price` (settlement units; None: today's mark)."""
-
-    instrument: str
-    quantity: int
-    price: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ParameterPreview:
-    """What a risk-parameter change would do to the whole book now: total IM and MM before and
-    after (USD), the relative IM jump, the accounts it would push under maintenance, and whether
-    it would be refused without override (and why)."""
-
-    initial_margin_before_usd: float
-    initial_margin_after_usd: float
-    maintenance_margin_before_usd: float
-    maintenance_margin_after_usd: float
-    margin_jump_fraction: float
-    pushed_under_maintenance: tuple[str, ...]
-    refused_reason: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PriceBoard:
-    """The prices in force as of `sequence`: index prices USD by symbol (underlyings and collateral
-    assets), delta-one marks by instrument, and `set_ns[name]`: the time of the record that last set
-    each (absent: set before the venue kept price times, see `VenueState`); `time_ns`: the venue's
-    clock at its last record."""
-
-    sequence: int
-    time_ns: int
-    prices: Mapping[str, float]
-    marks: Mapping[str, float]
-    set_ns: Mapping[str, int]
-    oracle_status: Mapping[str, str] = field(default_factory=dict)
-    oracle_band_fraction: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogEntry:
-    """A log record as a reader sees it: the decoded payload ({"command": ..., "effects": ...}) and
-    who submitted the command (`actor`: an API key id; None for a derived record or an old one)."""
-
-    sequence: int
-    kind: str
-    idempotency_key: str | None
-    as_of_ns: int
-    record_hash: str
-    payload: Mapping[str, Any]
-    actor: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Notification:
-    """One emitted event: `kind` is "margin" (an account's new equity/IM/MM after a command),
-    "status" (a margin-call state change: warning, margin_call, liquidation, bankrupt, healthy),
-    or a liquidation record ("liquidation_fill", "collateral_sale", "waterfall", "adl", ...).
-    Ordered by (sequence, index)."""
-
-    sequence: int
-    index: int
-    kind: str
-    account: str
-    detail: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecoveryReport:
-    """How the venue came up: the snapshot used (None: replayed from the start), records folded
-    after it, the last sequence, and every problem found and what was done about it."""
-
-    snapshot_sequence: int | None
-    records_replayed: int
-    last_sequence: int
-    problems: tuple[str, ...] = field(default_factory=tuple)
-
-
-# ------------------------------------------------------------------------------------ genesis
-
-
-def config_digest(config: LedgerConfig) -> str:
-    """SHA-256 of what a log's meaning depends on: instruments, assets, decimals, quote asset,
-    fee rates. A log is only ever replayed under the configuration it was written with."""
-    table = config.instruments
-    described = {
-        "instruments": list(table.ids),
-        "kind": [int(k) for k in table.kind],
-        "underlying": [str(table.underlyings[int(u)]) for u in table.underlying_index],
-        "contract_size": [float(x) for x in table.contract_size],
-        "settlement": [int(x) for x in table.settlement],
-        "strike": [float(x) if np.isfinite(x) else None for x in table.strike],
-        "expiry_ns": [int(x) for x in table.expiry_ns],
-        "assets": list(config.assets.symbols),
-        "decimals": dict(config.decimals),
-        "quote_asset": config.quote_asset,
-        "taker_fee_rate": config.taker_fee_rate,
-        "maker_fee_rate": config.maker_fee_rate,
-    }
-    return hashlib.sha256(canonical_json(described)).hexdigest()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Genesis:
-    """The venue's first record: its configuration (by digest), label, and initial effects (open
-    accounts, prices, imported balances and positions)."""
-
-    label: str
-    config: LedgerConfig
-    effects: Mapping[str, Any]
-
-    @classmethod
-    def empty(
-        cls, *, label: str, config: LedgerConfig, prices: Mapping[str, float], traders: Sequence[str] = ()
-    ) -> Genesis:
-        """No balances or positions: these traders, these index prices (every underlying and asset)."""
-        state = LedgerState.open(config, tuple(traders), prices)  # validates ids and prices
-        return cls(
-            label=label,
-            config=config,
-            effects={"accounts": list(state.traders), "prices": dict(state.prices), "time_ns": state.time_ns},
-        )
-
-    @classmethod
-    def from_ledger(
-        cls, *, label: str, config: LedgerConfig, state: LedgerState, postings: Sequence[Posting]
-    ) -> Genesis:
-        """An imported ledger (e.g. `engine.simulation.simulation_from_book`): its accounts,
-        prices, marks, the postings that funded it, positions and statuses."""
-        return cls(
-            label=label,
-            config=config,
-            effects={
-                "accounts": list(state.traders),
-                "prices": dict(state.prices),
-                "marks": dict(state.marks),
-                "postings": [
-                    [p.debit_account, p.credit_account, p.asset, p.amount_units, p.kind] for p in postings
-                ],
-                "positions": sorted(
-                    [a, i, p.quantity, p.entry_price] for (a, i), p in state.positions.items()
-                ),
-                "status": sorted(
-                    [a, int(s), state.call_deadline_ns.get(a)]
-                    for a, s in state.status.items()
-                    if s != AccountStatus.HEALTHY or a in state.call_deadline_ns
-                ),
-                "time_ns": state.time_ns,
-            },
-        )
-
-
 # ------------------------------------------------------------------------------------ the venue
 
 _STOP = object()
@@ -547,66 +198,8 @@ _STOP = object()
 IDLE_FLUSH = 64
 # Keys hashed into the log's key filter per step while the writer is idle (~0.2 ms a step).
 IDLE_ABSORB = 512
-# Items of a large list encoded per piece of a snapshot (~1 ms), the GIL offered between pieces.
-SNAPSHOT_PIECE_ITEMS = 4096
-# A forked snapshot child not done in this long is killed (a hung child must not block close);
-# a 1,000,000-trader venue encodes in seconds.
-SNAPSHOT_CHILD_TIMEOUT_S = 600.0
 # Committed records kept in memory for readers following the head of the log (subscriptions).
 RECENT_RECORDS = 65_536
-_SNAPSHOT_KIND = "genesis"
-_READ_PAGE = 5_000
-
-
-class Subscription:
-    """A cursor over the venue's notifications (`Venue.subscribe`): `next` returns the ones after
-    the cursor, waiting up to `timeout_s` for a commit when there are none, and moves the cursor."""
-
-    def __init__(self, venue: Venue, *, from_sequence: int, account: str | None) -> None:
-        self._venue = venue
-        self._cursor = from_sequence
-        self._account = account
-
-    @property
-    def cursor(self) -> int:
-        """The last sequence delivered (resume from it)."""
-        return self._cursor
-
-    def next(self, *, timeout_s: float = 1.0, limit: int = 1000) -> list[Notification]:
-        self._venue.wait_for(self._cursor + 1, timeout_s=timeout_s)
-        records = self._venue.records(self._cursor + 1, limit)
-        out: list[Notification] = []
-        for record in records:
-            out.extend(n for n in notifications_of(record) if self._account in (None, n.account))
-            self._cursor = record.sequence
-        return out
-
-
-def notifications_of(record: LogRecord) -> list[Notification]:
-    """What subscribers see of one record: margin rows, then audit records, in record order."""
-    effects = record.decoded().get("effects", {})
-    out: list[Notification] = []
-    for account, equity, im, mm, reserved in effects.get("margin", ()):
-        out.append(
-            Notification(
-                sequence=record.sequence,
-                index=len(out),
-                kind="margin",
-                account=account,
-                detail={
-                    "equity_usd": equity,
-                    "initial_margin_usd": im,
-                    "maintenance_margin_usd": mm,
-                    "reserved_usd": reserved,
-                    "available_usd": equity - im - reserved,
-                },
-            )
-        )
-    for kind, account, detail in effects.get("records", ()):
-        out.append(
-            Notification(sequence=record.sequence, index=len(out), kind=kind, account=account, detail=detail)
-        )
-    return out
 
 
 class _FoldFailedError(Exception):
@@ -721,10 +314,6 @@ class Venue:
         # A price with no recorded set time (held since before the venue kept them) counts from
         # the recovered state's time: its quote is at least that old.
         self._opened_ns = state.time_ns
-        self._snapshot_sequence = recovery.snapshot_sequence or 0
-        # time.monotonic() before which no snapshot is asked for (`_snapshot_due`): +inf while
-        # one is being written, its cost / snapshot_busy_limit after it once written.
-        self._snapshot_not_before = 0.0
         self._stats = {"commands": 0, "records": 0, "batches": 0, "rejected": 0, "last_tick_s": 0.0}
         self._stats.update(
             snapshots=0,
@@ -739,12 +328,9 @@ class Venue:
             lane_withdrawals=0,
         )
         self._config_in_force: tuple[int, LedgerConfig] | None = None  # (versions, config)
-        # Snapshots are encoded and written here, off the writer (issue 16: they blocked commits).
-        self._snapshots: queue.Queue[_SnapshotJob | None] = queue.Queue()
-        self._snapshot_writer = threading.Thread(
-            target=self._write_snapshots, name="venue-snapshots", daemon=True
+        self._snapshots = SnapshotWriter(
+            store, settings, self._stats, last_sequence=recovery.snapshot_sequence or 0
         )
-        self._snapshot_writer.start()
         self._committer = threading.Thread(target=self._commit_loop, name="venue-committer", daemon=True)
         self._committer.start()
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
@@ -785,7 +371,7 @@ class Venue:
             )
             store.append([record])
         log_keys = KeyFilter()
-        state, report = _recover(store, digest, settings, log_keys)
+        state, report = recover(store, digest, settings, log_keys)
         return cls(
             store=store,
             config=config,
@@ -1196,7 +782,7 @@ class Venue:
         past = VenueState()
         next_sequence = 1
         while next_sequence <= sequence:
-            page = self._store.read(next_sequence, min(_READ_PAGE, sequence - next_sequence + 1))
+            page = self._store.read(next_sequence, min(READ_PAGE, sequence - next_sequence + 1))
             for record in page:
                 past.apply_effects(
                     record.decoded()["effects"], sequence=record.sequence, record_hash=record.record_hash
@@ -1280,8 +866,7 @@ class Venue:
         self._writer.join()
         self._commits.put(_STOP)  # after the writer's last group: every decided group commits
         self._committer.join()
-        self._snapshots.put(None)
-        self._snapshot_writer.join()
+        self._snapshots.close()
         self._store.close()
 
     def __enter__(self) -> Venue:
@@ -1357,10 +942,10 @@ class Venue:
                 for p in batch:
                     _answer(p.reply, VenueUnavailableError(str(self._failed)))
                 return
-            if self._snapshot_due():
+            if self._snapshots.due(self._state.sequence):
                 self._drain()  # a snapshot is of the committed state
                 if self._failed is None:
-                    self._snapshot()
+                    self._snapshots.start(self._state)
             group = self._decide_group(batch)
             if group is None:
                 return
@@ -1853,98 +1438,6 @@ class Venue:
         sub = self._state.sub_state([account], config.assets.symbols)
         return book_of(sub, config, (account,)), market_of(sub, config)
 
-    def _snapshot_due(self) -> bool:
-        """`snapshot_every` records since the last, and (paced) the last one's pause over. A
-        snapshot of a 20,000-account venue (2 MB) takes 50-90 ms, most of it holding the GIL:
-        one every 10,000 deposits ran them at 79 % of the rate without snapshots, ack p99 40
-        against 6.4 ms; paced at 2 %, 91 % and 6.6 ms (Intel Xeon, family 6 model 167,
-        bench/bench_snapshots.py). The snapshots' own share of the time stays at most the limit
-        however the state grows; their cost to the commands is ~2.5x that (the writer and the
-        committer wait for the GIL meanwhile)."""
-        if self._state.sequence - self._snapshot_sequence < self.settings.snapshot_every:
-            return False
-        return self.settings.snapshot_busy_limit is None or time.monotonic() >= self._snapshot_not_before
-
-    def _snapshot(self) -> None:
-        """Start a snapshot of the committed state: fork a child that encodes it (the writer pays
-        the fork, O(pages mapped), not the encoding) or hand a detached copy to the snapshot
-        thread (the writer copies containers; the sorting and encoding, O(state), happen there).
-        Either way the snapshot thread collects the bytes and writes them."""
-        started = time.monotonic()
-        if self.settings.snapshot_busy_limit is not None:
-            self._snapshot_not_before = math.inf  # one at a time: until this one is written
-        state = self._state
-        child: ChildEncoding | None = None
-        if self.settings.snapshot_encoder == "fork":
-            try:
-                child = fork_encoding(lambda: _snapshot_pieces(state))
-            except OSError as error:  # no process or descriptor to spare: this one on the thread
-                self._stats["snapshot_fork_failures"] += 1
-                logging.getLogger(__name__).warning(
-                    "snapshot at %d: fork failed (%s), encoded on the snapshot thread", state.sequence, error
-                )
-        detached = state.detached() if child is None else None
-        job = _SnapshotJob(state.sequence, state.head_hash, detached, child, time.monotonic() - started)
-        self._snapshots.put(job)
-        self._snapshot_sequence = state.sequence
-
-    def _write_snapshots(self) -> None:
-        """Write each requested snapshot, in order. A failed one is counted, not fatal: the log
-        is the truth, a snapshot only shortens the next start-up. Each one's cost (the writer's
-        part and this thread's, a forked child's included: it holds a CPU) sets when the next may
-        be asked for (`_snapshot_due`)."""
-        limit = self.settings.snapshot_busy_limit
-        while True:
-            job = self._snapshots.get()
-            if job is None:
-                return
-            started = time.monotonic()
-            try:
-                if job.child is not None:
-                    payload = job.child.collect(timeout_s=SNAPSHOT_CHILD_TIMEOUT_S)
-                else:
-                    assert job.state is not None
-                    payload = b"".join(_offering_the_gil(_snapshot_pieces(job.state)))
-                self._store.save_snapshot(
-                    Snapshot.of_payload(sequence=job.sequence, record_hash=job.record_hash, payload=payload)
-                )
-                self._stats["snapshots"] += 1
-                self._store.keep_newest_snapshots(self.settings.snapshots_kept)
-            except Exception:
-                self._stats["snapshot_failures"] += 1
-                logging.getLogger(__name__).exception("snapshot at %d not written", job.sequence)
-            done = time.monotonic()
-            took = job.writer_seconds + (done - started)
-            self._stats["snapshot_seconds"] = took
-            self._stats["snapshot_writer_seconds"] = job.writer_seconds
-            if limit is not None:
-                self._snapshot_not_before = done + took / limit
-
-
-class _SnapshotJob(NamedTuple):
-    """A snapshot asked for: of the state after `sequence`, encoded by a forked `child` or from a
-    detached `state` on the snapshot thread; `writer_seconds`: what starting it cost the writer."""
-
-    sequence: int
-    record_hash: str
-    state: VenueState | None
-    child: ChildEncoding | None
-    writer_seconds: float
-
-
-def _snapshot_pieces(state: VenueState) -> Iterator[bytes]:
-    """The snapshot payload of `state` in pieces (their concatenation is its canonical JSON)."""
-    document = Snapshot.document(state.sequence, state.head_hash, state.to_dict())
-    return canonical_json_pieces(document, SNAPSHOT_PIECE_ITEMS)
-
-
-def _offering_the_gil(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """Each piece, then the GIL offered to the writer and the committer (a snapshot's encoding
-    in one C call held it 20 ms at 20,000 traders, O(state))."""
-    for piece in pieces:
-        yield piece
-        time.sleep(0)
-
 
 def moved_accounts(effects: Mapping[str, Any]) -> set[str]:
     """The accounts whose balances or positions a record's effects change (system accounts
@@ -1999,94 +1492,3 @@ def _result_row(result: MarginResult, row: int) -> dict[str, float]:
         "collateral_value_usd": float(result.collateral_value_usd[row]),
         "position_value_usd": float(result.position_value_usd[row]),
     }
-
-
-# ------------------------------------------------------------------------------------ recovery
-
-
-def _recover(
-    store: EventStore, digest: str, settings: VenueSettings, log_keys: KeyFilter
-) -> tuple[VenueState, RecoveryReport]:
-    """Verify the chain from record 1 (hash only), cut or refuse at a break, pick the newest
-    snapshot inside the verified prefix that verifies and matches the log, fold the rest; keep
-    the newest `settings.snapshots_kept` snapshots when the chosen one is among them.
-    Every idempotency key read goes into `log_keys` (one past a break too: a false positive of
-    the filter costs a lookup, never a wrong answer)."""
-    problems: list[str] = []
-    last = store.last_sequence()
-    previous, expected = GENESIS_HASH, 1
-    broken: ChainBreak | None = None
-    first_record: LogRecord | None = None
-    while True:
-        page = store.read(expected, _READ_PAGE)
-        if first_record is None and page:
-            first_record = page[0]
-        broken = verify_chain(page, previous_hash=previous, first_sequence=expected)
-        log_keys.add([r.idempotency_key for r in page if r.idempotency_key is not None])
-        if broken is not None or not page:
-            break
-        previous, expected = page[-1].record_hash, page[-1].sequence + 1
-    verified_end = broken.sequence - 1 if broken is not None else expected - 1
-    if broken is None and verified_end < last:
-        broken = ChainBreak(
-            verified_end + 1, f"the counter says {last} records, the log ends at {verified_end}"
-        )
-    elif broken is None and verified_end > last:
-        broken = ChainBreak(last + 1, f"records after the counter's {last}: not committed together")
-        verified_end = last
-    if broken is not None:
-        if not settings.recover_to_verified_prefix or verified_end < 1:
-            raise CorruptLogError(broken.sequence, broken.reason)
-        store.truncate_after(verified_end)
-        problems.append(
-            f"log failed verification at sequence {broken.sequence} ({broken.reason}): "
-            f"recovered to the verified prefix 1..{verified_end}; later records dropped"
-        )
-    assert first_record is not None
-    genesis_digest = first_record.decoded().get("command", {}).get("config_digest")
-    if first_record.kind != "genesis" or genesis_digest != digest:
-        raise InputError("config", "the event log was written under another venue configuration")
-    state = VenueState()
-    chosen: Snapshot | None = None
-    for rank, snap in enumerate(store.snapshots()):
-        if snap.sequence > verified_end:
-            problems.append(f"snapshot at {snap.sequence} lies beyond the verified log: not used")
-            continue
-        if not snap.verifies():
-            problems.append(f"snapshot at {snap.sequence} fails its checksum: not used")
-            continue
-        at = store.read(snap.sequence, 1)
-        if not at or at[0].record_hash != snap.record_hash:
-            problems.append(f"snapshot at {snap.sequence} does not match the log's record: not used")
-            continue
-        try:
-            state = VenueState.from_dict(snap.state())
-        except (KeyError, TypeError, ValueError) as error:
-            problems.append(f"snapshot at {snap.sequence} cannot be read ({error}): not used")
-            state = VenueState()
-            continue
-        chosen = snap
-        if rank < settings.snapshots_kept:
-            # A run killed between writing a snapshot and pruning left one too many; prune now
-            # unless that would drop the one just chosen (newer ones failed: kept as evidence).
-            store.keep_newest_snapshots(settings.snapshots_kept)
-        break
-    replayed = 0
-    next_sequence = state.sequence + 1
-    while next_sequence <= verified_end:
-        page = store.read(next_sequence, min(_READ_PAGE, verified_end - next_sequence + 1))
-        for record in page:
-            state.apply_effects(
-                record.decoded()["effects"],
-                sequence=record.sequence,
-                record_hash=record.record_hash,
-                as_of_ns=record.as_of_ns,
-            )
-        replayed += len(page)
-        next_sequence += len(page)
-    return state, RecoveryReport(
-        snapshot_sequence=None if chosen is None else chosen.sequence,
-        records_replayed=replayed,
-        last_sequence=state.sequence,
-        problems=tuple(problems),
-    )
