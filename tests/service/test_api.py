@@ -210,6 +210,7 @@ def test_insurance_fund_health_readiness_and_metrics(service: Running) -> None:
     assert service.client.get("/healthz").json() == {"status": "ok"}
     ready = service.client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["sequence"] == service.context.venue_sequence()
+    assert ready["log_audit"] == "not_needed"  # the whole chain verified at start-up (the default)
     tick = service.client.post(
         "/v1/prices", json={"index_prices": {"BTC": 80_000.0}}, headers=service.as_(service.risk)
     )

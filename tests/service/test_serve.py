@@ -171,7 +171,12 @@ def test_sigterm_on_the_console_script_finishes_commits_before_its_fast_exit(tmp
 
 def test_serve_refuses_a_bad_snapshot_setting_naming_its_flag_exit_2(tmp_path: Path) -> None:
     """The snapshot options reach `VenueSettings`, whose refusal names the flag, not the field."""
-    for flag, bad in (("--snapshot-busy-limit", "1.5"), ("--snapshot-every", "0"), ("--snapshot-encoder", "spawn")):
+    for flag, bad in (
+        ("--snapshot-busy-limit", "1.5"),
+        ("--snapshot-every", "0"),
+        ("--snapshot-encoder", "spawn"),
+        ("--verify-on-start", "sometimes"),
+    ):
         done = _serve_once(tmp_path, flag, bad)
         assert done.returncode == 2, done.stderr
         assert f"error: {flag}: must be" in done.stderr and bad in done.stderr
@@ -180,14 +185,31 @@ def test_serve_refuses_a_bad_snapshot_setting_naming_its_flag_exit_2(tmp_path: P
 
 
 def test_the_snapshot_settings_given_are_the_served_venue_s(tmp_path: Path) -> None:
-    from crossmargin.engine.venue import VenueSettings
+    from crossmargin.engine.venue import Deposit, LogAudit, VenueSettings
     from crossmargin.service.command import venue_settings
     from crossmargin.service.wiring import open_venue
 
-    venue_options = venue_settings(snapshot_every=5, snapshot_busy_limit=0.5, snapshot_encoder="thread")
+    venue_options = venue_settings(
+        snapshot_every=5,
+        snapshot_busy_limit=0.5,
+        snapshot_encoder="thread",
+        verify_on_start="since_snapshot",
+    )
     settings = settings_for(Database(url=f"sqlite:///{tmp_path / 'v.db'}"), tmp_path, venue=venue_options)
     with open_venue(settings) as venue:
         chosen = venue.settings
-        assert (chosen.snapshot_every, chosen.snapshot_busy_limit, chosen.snapshot_encoder) == (5, 0.5, "thread")
-    defaults = venue_settings(snapshot_every=None, snapshot_busy_limit=None, snapshot_encoder=None)
+        assert (chosen.snapshot_every, chosen.snapshot_busy_limit) == (5, 0.5)
+        assert (chosen.snapshot_encoder, chosen.verify_on_start) == ("thread", "since_snapshot")
+        for n in range(12):
+            venue.execute(
+                Deposit(idempotency_key=f"s{n}", account=venue.accounts()[0], asset="USDC", amount_units=1)
+            )
+    with open_venue(settings) as restarted:  # from its newest snapshot, the records before it audited
+        snapshot = restarted.recovery.snapshot_sequence
+        assert snapshot is not None and snapshot >= 5
+        assert restarted.recovery.records_replayed == 13 - snapshot
+        assert restarted.log_audit(timeout_s=60) == LogAudit(status="verified", through=snapshot)
+    defaults = venue_settings(
+        snapshot_every=None, snapshot_busy_limit=None, snapshot_encoder=None, verify_on_start=None
+    )
     assert defaults == VenueSettings()

@@ -242,6 +242,9 @@ class MemoryEventStore:
         start = max(from_sequence, 1) - 1
         return self.records[start : start + max(limit, 0)]
 
+    def idempotency_keys(self, from_sequence: int, limit: int) -> list[str]:
+        return [r.idempotency_key for r in self.read(from_sequence, limit) if r.idempotency_key is not None]
+
     def last_sequence(self) -> int:
         return len(self.records)
 

@@ -162,7 +162,9 @@ class EventStore(Protocol):
     The venue acknowledges a command only after `append` returned.
 
     `read(from_sequence, limit)` returns stored records in sequence order as stored (the caller
-    verifies the chain); `last_sequence()` the counter row; `find_keys(keys)` the stored
+    verifies the chain); `idempotency_keys(from_sequence, limit)` only the idempotency keys of
+    those records (the ones that have one: a start-up that trusts a snapshot reads no more of
+    the records before it); `last_sequence()` the counter row; `find_keys(keys)` the stored
     (sequence, body_sha256) of those idempotency keys that are in the log. `snapshots()` newest
     first, each payload read when the iteration reaches it (recovery stops at the first that
     verifies: one payload read, not all); `save_snapshot` is durable on return, and a log's
@@ -175,6 +177,8 @@ class EventStore(Protocol):
     def append(self, records: Sequence[LogRecord]) -> None: ...
 
     def read(self, from_sequence: int, limit: int) -> list[LogRecord]: ...
+
+    def idempotency_keys(self, from_sequence: int, limit: int) -> list[str]: ...
 
     def last_sequence(self) -> int: ...
 

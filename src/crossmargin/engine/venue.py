@@ -123,6 +123,7 @@ from crossmargin.engine.fill_lane import fill_effects
 from crossmargin.engine.genesis import Genesis, config_digest
 from crossmargin.engine.journal import (
     GENESIS_HASH,
+    ChainBreak,
     LogRecord,
     canonical_json,
     command_payload,
@@ -133,7 +134,7 @@ from crossmargin.engine.key_filter import KeyFilter
 from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
 from crossmargin.engine.ports import Clock, EventStore
-from crossmargin.engine.recovery import READ_PAGE, recover
+from crossmargin.engine.recovery import READ_PAGE, audit_chain, recover
 from crossmargin.engine.snapshot_writer import SnapshotWriter
 from crossmargin.engine.subscription import Subscription
 from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
@@ -143,6 +144,7 @@ from crossmargin.engine.venue_state import VenueState, merged_parameters, parame
 from crossmargin.engine.venue_views import (
     AccountView,
     Ack,
+    LogAudit,
     LogEntry,
     Notification,
     ParameterPreview,
@@ -167,6 +169,7 @@ __all__ = [
     "Deposit",
     "Fill",
     "Genesis",
+    "LogAudit",
     "LogEntry",
     "Notification",
     "OpenAccount",
@@ -200,6 +203,10 @@ IDLE_FLUSH = 64
 IDLE_ABSORB = 512
 # Committed records kept in memory for readers following the head of the log (subscriptions).
 RECENT_RECORDS = 65_536
+
+
+class _AuditStoppedError(Exception):
+    """The venue is closing: the audit thread stops where it is."""
 
 
 class _FoldFailedError(Exception):
@@ -335,6 +342,16 @@ class Venue:
         self._committer.start()
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
         self._writer.start()
+        self._audit = LogAudit(status="not_needed", through=0)
+        self._audit_done = threading.Event()
+        self._audit_stop = threading.Event()
+        self._auditor: threading.Thread | None = None
+        if settings.verify_on_start == "since_snapshot" and recovery.snapshot_sequence:
+            self._audit = LogAudit(status="running", through=recovery.snapshot_sequence)
+            self._auditor = threading.Thread(target=self._audit_log, name="venue-audit", daemon=True)
+            self._auditor.start()
+        else:
+            self._audit_done.set()
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -856,6 +873,38 @@ class Venue:
 
     # -- shutdown --------------------------------------------------------------------------------
 
+    def log_audit(self, *, timeout_s: float | None = 0.0) -> LogAudit:
+        """The audit of the log before the snapshot the venue started from (`LogAudit`),
+        waiting up to `timeout_s` (None: until it is done) for it to finish."""
+        self._audit_done.wait(timeout_s)
+        return self._audit
+
+    def _audit_log(self) -> None:
+        """The audit thread (`verify_on_start` = "since_snapshot"): records 1..the start-up
+        snapshot's, a page at a time, the GIL offered between pages. A break is logged as an
+        error and kept in `log_audit()`; the venue goes on serving the state it verified."""
+        through = self._audit.through
+
+        def between_pages() -> None:
+            if self._audit_stop.is_set():
+                raise _AuditStoppedError
+            time.sleep(0)
+
+        try:
+            broken = audit_chain(self._store, through, between_pages=between_pages)
+        except _AuditStoppedError:
+            self._audit_done.set()
+            return
+        except Exception as error:  # a store that fails under the audit: said, not fatal
+            broken = ChainBreak(0, f"the audit could not read the log: {type(error).__name__}: {error}")
+        if broken is None:
+            self._audit = LogAudit(status="verified", through=through)
+        else:
+            problem = f"log failed verification at sequence {broken.sequence} ({broken.reason})"
+            self._audit = LogAudit(status="failed", through=through, problem=problem)
+            logging.getLogger(__name__).error("log audit before snapshot %d: %s", through, problem)
+        self._audit_done.set()
+
     def close(self) -> None:
         """Finish the commits in flight, stop the writer, write the snapshots it asked for,
         close the store."""
@@ -867,6 +916,9 @@ class Venue:
         self._commits.put(_STOP)  # after the writer's last group: every decided group commits
         self._committer.join()
         self._snapshots.close()
+        self._audit_stop.set()
+        if self._auditor is not None:
+            self._auditor.join()
         self._store.close()
 
     def __enter__(self) -> Venue:

@@ -11,11 +11,13 @@ from crossmargin.core.oracle.policy import OraclePolicy
 from crossmargin.errors import InputError
 
 SNAPSHOT_ENCODERS = ("fork", "thread")
+VERIFY_ON_START = ("full", "since_snapshot")
 
 
 def default_snapshot_encoder() -> str:
-    """The snapshot encoder by default: "fork" on Linux, "thread" elsewhere (macOS's system libraries are not safe to use in the
-    child of a multi-threaded process; Windows has no fork)."""
+    """The snapshot encoder by default: "fork" on Linux, "thread" elsewhere (macOS's system
+    libraries are not safe to use in the child of a multi-threaded process; Windows has no
+    fork)."""
     return "fork" if sys.platform == "linux" and hasattr(os, "fork") else "thread"
 
 
@@ -39,7 +41,10 @@ class VenueSettings:
     fallbacks should it fail its checksum); `max_margin_jump_fraction`: a risk
     parameter change raising total IM by more than this is refused without override;
     `recover_to_verified_prefix`: on a log that fails verification, drop everything after the
-    last verified record (saying so) instead of refusing to start; `max_price_age_s`: an index
+    last verified record (saying so) instead of refusing to start; `verify_on_start`: "full"
+    verifies the whole chain before serving (O(log)), "since_snapshot" only the records after
+    the newest snapshot that verifies, the earlier ones by an audit thread once serving
+    (`engine.recovery`, `Venue.log_audit`); `max_price_age_s`: an index
     price not set for longer than this is reported stale (`Venue.price_states`, GET /v1/prices;
     default: the oracle policy's margin rule, `core.oracle.policy`); `recent_keys`: how many
     committed idempotency keys the writer keeps in memory (the oldest half is dropped past it;
@@ -57,8 +62,9 @@ class VenueSettings:
     sub-state (the reference; the same log: tests/engine/test_fill_lane.py); `transfer_lane`: a
     transfer or withdrawal between HEALTHY traders that stay so is decided on the fold directly
     (`engine.transfer_lane`), False: by the ledger on a sub-state (tests/engine/
-    test_transfer_lane.py). The
-    whole hash chain is verified at every start-up; a snapshot only saves the fold."""
+    test_transfer_lane.py). By default the whole hash chain is verified at every start-up and a
+    snapshot only saves the fold; with `verify_on_start="since_snapshot"` it also saves the
+    verification of the records before it, audited once serving."""
 
     max_batch: int = 1024
     group_window_s: float = 0.0
@@ -68,6 +74,7 @@ class VenueSettings:
     snapshots_kept: int = 3
     max_margin_jump_fraction: float = 0.10
     recover_to_verified_prefix: bool = False
+    verify_on_start: str = "full"
     max_liquidation_rounds: int = 64
     max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
     recent_keys: int = 200_000
@@ -89,6 +96,10 @@ class VenueSettings:
             raise InputError("snapshot_encoder", f"must be one of {SNAPSHOT_ENCODERS}, got {encoder!r}")
         if self.snapshot_encoder == "fork" and not hasattr(os, "fork"):
             raise InputError("snapshot_encoder", f"'fork' is not available on {sys.platform}: use 'thread'")
+        if self.verify_on_start not in VERIFY_ON_START:
+            raise InputError(
+                "verify_on_start", f"must be one of {VERIFY_ON_START}, got {self.verify_on_start!r}"
+            )
         kept = self.snapshots_kept
         if isinstance(kept, bool) or not isinstance(kept, int) or kept < 1:
             raise InputError("snapshots_kept", f"must be an integer >= 1, got {kept!r}")

@@ -1,7 +1,8 @@
 """Corruption of the stored log and snapshots: flipped bytes, a truncated tail, swapped records,
 a corrupt or swapped snapshot. The venue refuses to start (CorruptLogError naming the sequence)
 or, when told to, recovers to the last verified prefix and says so; it never serves a balance
-that a replay of the verified log would not give."""
+that a replay of the verified log would not give. With `verify_on_start="since_snapshot"` a
+break before the trusted snapshot is found by the venue's audit after start-up instead."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import sqlalchemy as sa
 
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.schema import counter, events, postings, snapshot_chunks, snapshots
-from crossmargin.engine.venue import Deposit
+from crossmargin.engine.journal import LogRecord
+from crossmargin.engine.venue import Deposit, LogAudit
+from crossmargin.engine.venue_state import VenueState
 from crossmargin.errors import CorruptLogError
 from tests.adapters.sql.support import connect, open_venue, replay
 
@@ -127,9 +130,7 @@ def _restore_snapshot(db: tuple[str, str | None], sequence: int, payload: bytes,
 def _digests(db: tuple[str, str | None]) -> dict[int, str]:
     store = connect(db)
     with store.engine.connect() as conn:
-        digests = dict(
-            conn.execute(sa.select(snapshots.c.sequence, snapshots.c.payload_sha256)).all()
-        )
+        digests = dict(conn.execute(sa.select(snapshots.c.sequence, snapshots.c.payload_sha256)).all())
     store.close()
     return digests
 
@@ -189,3 +190,95 @@ def test_corruption_store_is_sql(written: tuple[str, str | None]) -> None:
         assert store.last_sequence() == RECORDS + 1
     finally:
         store.close()
+
+
+# -- verify_on_start="since_snapshot": the records after the snapshot at start-up, the rest audited
+
+
+def _opening_balance(db: tuple[str, str | None]) -> int:
+    """vol-seller's USDC units in the genesis record (before the 30 deposits)."""
+    store = connect(db)
+    try:
+        (genesis,) = store.read(1, 1)
+    finally:
+        store.close()
+    state = replay_of([genesis])
+    return state.balances.get(("vol-seller", "USDC"), 0)
+
+
+def replay_of(records: list[LogRecord]) -> VenueState:
+    state = VenueState()
+    for r in records:
+        state.apply_effects(
+            r.decoded()["effects"], sequence=r.sequence, record_hash=r.record_hash, as_of_ns=r.as_of_ns
+        )
+    return state
+
+
+def test_corruption_since_snapshot_starts_from_the_snapshot_and_knows_every_key(
+    written: tuple[str, str | None],
+) -> None:
+    """A clean log: one record folded after the snapshot at 30, the same state as a full
+    replay, the audit verifies 1..30, and a retried key from before the snapshot is a
+    duplicate, not a second deposit."""
+    store = connect(written)
+    with open_venue(store, verify_on_start="since_snapshot") as venue:
+        assert venue.recovery.snapshot_sequence == 30 and venue.recovery.records_replayed == 1
+        assert venue.recovery.problems == ()
+        assert venue.state_digest() == replay(store).digest()
+        assert venue.log_audit(timeout_s=60) == LogAudit(status="verified", through=30)
+        again = venue.execute(
+            Deposit(idempotency_key="d3", account="vol-seller", asset="USDC", amount_units=4)
+        )
+        assert again.duplicate and again.sequence == 5
+        assert venue.last_sequence == RECORDS + 1
+    with open_venue(connect(written)) as full:
+        assert full.log_audit() == LogAudit(status="not_needed", through=0)
+
+
+def test_corruption_since_snapshot_before_it_is_found_by_the_audit(written: tuple[str, str | None]) -> None:
+    """A flipped byte in record 12, before the snapshot at 30: the venue starts from the
+    snapshot (its balances are the log's as written: genesis + deposits of 1..30 units) and its
+    audit reports the break at 12; the full check refuses to start."""
+    raw = _payload(written, events, 12)
+    _tamper(written, events.update().where(events.c.sequence == 12).values(payload=_flip(raw, len(raw) // 2)))
+    opening = _opening_balance(written)
+    with open_venue(connect(written), verify_on_start="since_snapshot") as venue:
+        assert venue.recovery.snapshot_sequence == 30
+        assert venue.balances("USDC")["vol-seller"] == opening + sum(range(1, RECORDS + 1))
+        audit = venue.log_audit(timeout_s=60)
+        assert audit.status == "failed" and audit.through == 30
+        assert audit.problem is not None and "sequence 12" in audit.problem
+    store = connect(written)
+    with pytest.raises(CorruptLogError) as refused:
+        open_venue(store)
+    store.close()
+    assert refused.value.sequence == 12
+
+
+def test_corruption_since_snapshot_after_it_refuses_or_recovers(written: tuple[str, str | None]) -> None:
+    """A flipped byte in record 31, after the snapshot at 30: refused at start-up as by the
+    full check, or cut back to 30 when told to recover."""
+    raw = _payload(written, events, 31)
+    _tamper(written, events.update().where(events.c.sequence == 31).values(payload=_flip(raw, len(raw) // 2)))
+    store = connect(written)
+    with pytest.raises(CorruptLogError) as refused:
+        open_venue(store, verify_on_start="since_snapshot")
+    store.close()
+    assert refused.value.sequence == 31
+    store = connect(written)
+    with open_venue(store, verify_on_start="since_snapshot", recover_to_verified_prefix=True) as venue:
+        assert venue.last_sequence == 30
+        assert venue.state_digest() == replay(store).digest()
+
+
+def test_corruption_since_snapshot_the_snapshots_own_record_flipped(written: tuple[str, str | None]) -> None:
+    """Record 30 flipped: the snapshot at 30 is not trusted (its record does not recompute to its
+    hash), the one at 20 is, and verifying from 21 finds the break at 30: refused."""
+    raw = _payload(written, events, 30)
+    _tamper(written, events.update().where(events.c.sequence == 30).values(payload=_flip(raw, len(raw) // 2)))
+    store = connect(written)
+    with pytest.raises(CorruptLogError) as refused:
+        open_venue(store, verify_on_start="since_snapshot")
+    store.close()
+    assert refused.value.sequence == 30

@@ -209,6 +209,20 @@ class SqlEventStore:
             value = conn.execute(sa.select(counter.c.value).where(counter.c.name == "events")).scalar_one()
         return int(value)
 
+    def idempotency_keys(self, from_sequence: int, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        upto = from_sequence + limit - 1
+        with self.engine.connect() as conn:
+            keys = conn.execute(
+                sa.select(events.c.idempotency_key).where(
+                    events.c.sequence >= from_sequence,
+                    events.c.sequence <= upto,
+                    events.c.idempotency_key.is_not(None),
+                )
+            ).scalars()
+            return [str(k) for k in keys]
+
     def find_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
         if not keys:
             return {}

@@ -45,7 +45,13 @@ async def readyz(request: Request) -> Readiness:
     reason = context.readiness()
     if reason is not None:
         raise Problem(503, "not-ready", reason, headers={"Retry-After": "1"})
-    return Readiness(status="ready", sequence=context.venue_sequence())
+    audit = context.venue.log_audit()
+    return Readiness(
+        status="ready",
+        sequence=context.venue_sequence(),
+        log_audit=audit.status,
+        log_audit_problem=audit.problem,
+    )
 
 
 @router.get(
