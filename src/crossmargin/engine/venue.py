@@ -123,7 +123,6 @@ from crossmargin.engine.fill_lane import fill_effects
 from crossmargin.engine.genesis import Genesis, config_digest
 from crossmargin.engine.journal import (
     GENESIS_HASH,
-    ChainBreak,
     LogRecord,
     canonical_json,
     command_payload,
@@ -890,17 +889,19 @@ class Venue:
                 raise _AuditStoppedError
             time.sleep(0)
 
+        problem: str | None = None
         try:
             broken = audit_chain(self._store, through, between_pages=between_pages)
+            if broken is not None:
+                problem = f"log failed verification at sequence {broken.sequence} ({broken.reason})"
         except _AuditStoppedError:
             self._audit_done.set()
             return
         except Exception as error:  # a store that fails under the audit: said, not fatal
-            broken = ChainBreak(0, f"the audit could not read the log: {type(error).__name__}: {error}")
-        if broken is None:
+            problem = f"the audit could not read the log: {type(error).__name__}: {error}"
+        if problem is None:
             self._audit = LogAudit(status="verified", through=through)
         else:
-            problem = f"log failed verification at sequence {broken.sequence} ({broken.reason})"
             self._audit = LogAudit(status="failed", through=through, problem=problem)
             logging.getLogger(__name__).error("log audit before snapshot %d: %s", through, problem)
         self._audit_done.set()
