@@ -53,3 +53,21 @@ def test_verify_on_start_is_refused_outside_its_modes_naming_it() -> None:
     with pytest.raises(InputError) as refused:
         VenueSettings(verify_on_start="sometimes")
     assert refused.value.field == "verify_on_start" and "since_snapshot" in refused.value.problem
+
+
+def test_the_audit_busy_limit_is_a_fraction_named_when_refused() -> None:
+    for bad in (0, 1.5, True, "half"):
+        with pytest.raises(InputError) as refused:
+            VenueSettings(audit_busy_limit=bad)  # type: ignore[arg-type]
+        assert refused.value.field == "audit_busy_limit"
+
+
+def test_a_paced_audit_verifies_the_same_and_stops_when_the_venue_closes() -> None:
+    """At a share of the time so small that its first rest outlasts any test (hours), the audit
+    is still running at close, which stops it at once; at 1.0 (no rest) it verifies."""
+    store = _written(deposits=1_200, every=1_100)  # snapshot at 1,100: three audit pages before it
+    with open_venue(store, verify_on_start="since_snapshot", audit_busy_limit=1e-9) as slow:
+        assert slow.log_audit() == LogAudit(status="running", through=1_100)
+    assert slow.log_audit(timeout_s=10) == LogAudit(status="stopped", through=1_100)  # by close
+    with open_venue(store, verify_on_start="since_snapshot", audit_busy_limit=1.0) as fast:
+        assert fast.log_audit(timeout_s=60) == LogAudit(status="verified", through=1_100)

@@ -202,6 +202,8 @@ IDLE_FLUSH = 64
 IDLE_ABSORB = 512
 # Committed records kept in memory for readers following the head of the log (subscriptions).
 RECENT_RECORDS = 65_536
+# Records verified per step of the start-up audit (~5 ms; the GIL held for a step at most).
+AUDIT_PAGE = 500
 
 
 class _AuditStoppedError(Exception):
@@ -880,21 +882,25 @@ class Venue:
 
     def _audit_log(self) -> None:
         """The audit thread (`verify_on_start` = "since_snapshot"): records 1..the start-up
-        snapshot's, a page at a time, the GIL offered between pages. A break is logged as an
-        error and kept in `log_audit()`; the venue goes on serving the state it verified."""
+        snapshot's, AUDIT_PAGE at a time, paced to `settings.audit_busy_limit` of the time. A
+        break is logged as an error and kept in `log_audit()`; the venue goes on serving the
+        state it verified."""
         through = self._audit.through
 
-        def between_pages() -> None:
-            if self._audit_stop.is_set():
+        limit = self.settings.audit_busy_limit
+
+        def between_pages(took_s: float) -> None:
+            # Paced: a page that took T, then a rest of T (1 / limit - 1); woken by close.
+            if self._audit_stop.wait(took_s * (1.0 / limit - 1.0)):
                 raise _AuditStoppedError
-            time.sleep(0)
 
         problem: str | None = None
         try:
-            broken = audit_chain(self._store, through, between_pages=between_pages)
+            broken = audit_chain(self._store, through, page=AUDIT_PAGE, between_pages=between_pages)
             if broken is not None:
                 problem = f"log failed verification at sequence {broken.sequence} ({broken.reason})"
         except _AuditStoppedError:
+            self._audit = LogAudit(status="stopped", through=through)
             self._audit_done.set()
             return
         except Exception as error:  # a store that fails under the audit: said, not fatal

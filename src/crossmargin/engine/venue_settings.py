@@ -44,7 +44,8 @@ class VenueSettings:
     last verified record (saying so) instead of refusing to start; `verify_on_start`: "full"
     verifies the whole chain before serving (O(log)), "since_snapshot" only the records after
     the newest snapshot that verifies, the earlier ones by an audit thread once serving
-    (`engine.recovery`, `Venue.log_audit`); `max_price_age_s`: an index
+    (`engine.recovery`, `Venue.log_audit`); `audit_busy_limit`: the largest share of time
+    that audit may take (after a step that took T it rests T (1 / limit - 1)); `max_price_age_s`: an index
     price not set for longer than this is reported stale (`Venue.price_states`, GET /v1/prices;
     default: the oracle policy's margin rule, `core.oracle.policy`); `recent_keys`: how many
     committed idempotency keys the writer keeps in memory (the oldest half is dropped past it;
@@ -75,6 +76,7 @@ class VenueSettings:
     max_margin_jump_fraction: float = 0.10
     recover_to_verified_prefix: bool = False
     verify_on_start: str = "full"
+    audit_busy_limit: float = 0.1
     max_liquidation_rounds: int = 64
     max_price_age_s: float = OraclePolicy().margin.max_age_ns / 1e9
     recent_keys: int = 200_000
@@ -100,6 +102,9 @@ class VenueSettings:
             raise InputError(
                 "verify_on_start", f"must be one of {VERIFY_ON_START}, got {self.verify_on_start!r}"
             )
+        audit = self.audit_busy_limit
+        if isinstance(audit, bool) or not isinstance(audit, (int, float)) or not 0 < audit <= 1:
+            raise InputError("audit_busy_limit", f"must be a fraction in (0, 1], got {audit!r}")
         kept = self.snapshots_kept
         if isinstance(kept, bool) or not isinstance(kept, int) or kept < 1:
             raise InputError("snapshots_kept", f"must be an integer >= 1, got {kept!r}")

@@ -219,7 +219,8 @@ class RecoveryReport:
 class LogAudit:
     """The audit of the log before the snapshot a venue started from (`verify_on_start` =
     "since_snapshot"): `status` "not_needed" (the whole chain was verified at start-up),
-    "running", "verified" (records 1..`through` verify) or "failed" (`problem` says where and
+    "running", "stopped" (the venue closed first), "verified" (records 1..`through` verify)
+    or "failed" (`problem` says where and
     why; the venue's log is corrupt before its snapshot: its state, from the snapshot and the
     verified records after it, is not, but its history is, and a replay from the first record
     would refuse)."""

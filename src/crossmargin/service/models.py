@@ -32,7 +32,7 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"]
     sequence: int = Field(description="last committed log sequence number")
-    log_audit: Literal["not_needed", "running", "verified", "failed"] = Field(
+    log_audit: Literal["not_needed", "running", "stopped", "verified", "failed"] = Field(
         description="the background audit of the log before the snapshot the venue started from "
         "(serve --verify-on-start since_snapshot); not_needed: the whole chain was verified at start-up"
     )
