@@ -25,10 +25,11 @@ shorter restarts, more of the venue's time. `--snapshot-encoder`: where a snapsh
 CPU; the writer pauses for the fork itself, ~30 ms per GB resident, not for the encoding) or
 "thread" (the venue's snapshot thread, sharing the GIL with the writer meanwhile).
 `--verify-on-start`: "full" (the default) verifies the whole hash chain before serving, O(log):
-~22 us a record here, minutes for tens of millions; "since_snapshot" trusts the newest snapshot
+~12 us a record here, minutes for tens of millions; "since_snapshot" trusts the newest snapshot
 that verifies, verifies only the records after it and reads only the keys of those before it,
-then audits those in the background (`VenueSettings.verify_on_start`, `engine.recovery`; a
-break found there is logged as an error, and GET /readyz reports the audit).
+then audits those in the background, paced to 10 % of the time (`VenueSettings.verify_on_start`
+and `audit_busy_limit`, `engine.recovery`; a break found there is logged as an error, and GET
+/readyz reports the audit).
 
 `--once`: start, check readiness and read every account over HTTP on loopback, print them, shut
 down gracefully (a smoke test of the whole service, and the README's first command).
