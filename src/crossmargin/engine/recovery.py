@@ -3,9 +3,9 @@ prefix or refuse, load the newest snapshot that verifies and matches the log, fo
 after it, keep only the newest snapshots; and the audit of a chain's prefix (`audit_chain`).
 
 Two ways to verify (`VenueSettings.verify_on_start`):
-  "full"            every record from the first: hashes, links, postings. O(log): ~22 us a
-                    record on SQLite (an Intel Xeon, family 6 model 167), so a log of 100
-                    million records takes ~40 minutes to start.
+  "full"            every record from the first: hashes, links, postings. O(log): ~12 us a
+                    record on SQLite (an Intel Xeon, family 6 model 167, bench/bench_restart.py),
+                    so a log of 100 million records takes ~20 minutes to start.
   "since_snapshot"  the newest snapshot that verifies (its SHA-256 covers its sequence and chain
                     hash) and whose record is in the log with that hash and recomputes to it is
                     trusted; only the records after it are verified, and of those before it only
