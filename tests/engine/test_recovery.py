@@ -27,13 +27,23 @@ def test_a_start_since_the_snapshot_folds_only_what_follows_it_and_equals_a_full
     store = _written(deposits=47, every=10)  # 48 records, snapshots at 10..40 (the newest 3 kept)
     with open_venue(store) as full:
         full_digest = full.state_digest()
-        assert full.recovery.records_replayed == 8 and full.log_audit() == LogAudit(
-            status="not_needed", through=0
-        )
+        assert full.recovery.records_replayed == 8
+        assert full.log_audit() == LogAudit(status="not_needed", through=0)
+        assert full.stats()["log_audit_verified_through"] is None  # no audit: the whole chain at start
     with open_venue(store, verify_on_start="since_snapshot") as fast:
         assert fast.recovery.snapshot_sequence == 40 and fast.recovery.records_replayed == 8
         assert fast.state_digest() == full_digest == replay(store).digest()
         assert fast.log_audit(timeout_s=60) == LogAudit(status="verified", through=40)
+        stats = fast.stats()  # what /metrics reports (service/metrics.py)
+        assert (
+            stats["log_audit_running"],
+            stats["log_audit_failed"],
+            stats["log_audit_verified_through"],
+        ) == (
+            0,
+            0,
+            40,
+        )
         # A key from before the snapshot (only its key was read): the original answer.
         again = fast.execute(
             Deposit(idempotency_key="d7", account="vol-seller", asset="USDC", amount_units=8)
@@ -68,6 +78,7 @@ def test_a_paced_audit_verifies_the_same_and_stops_when_the_venue_closes() -> No
     store = _written(deposits=1_200, every=1_100)  # snapshot at 1,100: three audit pages before it
     with open_venue(store, verify_on_start="since_snapshot", audit_busy_limit=1e-9) as slow:
         assert slow.log_audit() == LogAudit(status="running", through=1_100)
+        assert slow.stats()["log_audit_running"] == 1
     assert slow.log_audit(timeout_s=10) == LogAudit(status="stopped", through=1_100)  # by close
     with open_venue(store, verify_on_start="since_snapshot", audit_busy_limit=1.0) as fast:
         assert fast.log_audit(timeout_s=60) == LogAudit(status="verified", through=1_100)

@@ -84,11 +84,11 @@ def recover(
 
 
 def audit_chain(
-    store: EventStore, through: int, *, page: int, between_pages: Callable[[float], None]
+    store: EventStore, through: int, *, page: int, between_pages: Callable[[int, float], None]
 ) -> ChainBreak | None:
     """Verify records 1..`through` (hashes, links, postings), `page` records at a time, calling
-    `between_pages(seconds the page took)` after each (the venue paces itself there); the first
-    break, or None."""
+    `between_pages(last record verified, seconds the page took)` after each (the venue paces
+    itself there); the first break, or None."""
     previous, expected = GENESIS_HASH, 1
     while expected <= through:
         started = time.monotonic()
@@ -99,7 +99,7 @@ def audit_chain(
         if broken is not None:
             return broken
         previous, expected = records[-1].record_hash, records[-1].sequence + 1
-        between_pages(time.monotonic() - started)
+        between_pages(records[-1].sequence, time.monotonic() - started)
     return None
 
 

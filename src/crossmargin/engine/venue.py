@@ -344,6 +344,7 @@ class Venue:
         self._writer = threading.Thread(target=self._write_loop, name="venue-writer", daemon=True)
         self._writer.start()
         self._audit = LogAudit(status="not_needed", through=0)
+        self._audited = 0  # the last record the start-up audit has verified (a running count)
         self._audit_done = threading.Event()
         self._audit_stop = threading.Event()
         self._auditor: threading.Thread | None = None
@@ -837,9 +838,11 @@ class Venue:
     def stats(self) -> dict[str, Any]:
         """Counters for metrics: commands committed, records, batches, rejected, queue depth, the
         last tick's margin-cycle seconds, accounts under maintenance (engine's view), idempotency
-        keys looked up in the log, held in memory, and the bytes of the filter of the log's keys.
-        Read as they stand, without the writer's lock: a scrape (and /readyz) runs on the
-        service's event loop and must not wait for a commit; `last_sequence` is the committed one."""
+        keys looked up in the log, held in memory, and the bytes of the filter of the log's keys;
+        the start-up audit's progress (`log_audit_running`, `log_audit_failed`: 0 or 1) and the
+        last record it verified. Read as they stand, without the writer's lock: a scrape (and
+        /readyz) runs on the service's event loop and must not wait for a commit;
+        `last_sequence` is the committed one."""
         monitor = self._monitor
         out: dict[str, Any] = dict(self._stats)
         out["queue_depth"] = self._queue.qsize()
@@ -851,6 +854,16 @@ class Venue:
             int(np.count_nonzero(monitor.statuses >= LIQUIDATION)) if monitor is not None else None
         )
         out["failed"] = None if self._failed is None else str(self._failed)
+        audit = self._audit
+        out["log_audit_running"] = int(audit.status == "running")
+        out["log_audit_failed"] = int(audit.status == "failed")
+        out["log_audit_verified_through"] = (
+            None
+            if audit.status == "not_needed"
+            else audit.through
+            if audit.status == "verified"
+            else self._audited
+        )
         return out
 
     @property
@@ -889,12 +902,14 @@ class Venue:
 
         limit = self.settings.audit_busy_limit
 
-        def between_pages(took_s: float) -> None:
+        def between_pages(verified: int, took_s: float) -> None:
+            self._audited = verified
             # Paced: a page that took T, then a rest of T (1 / limit - 1); woken by close.
             if self._audit_stop.wait(took_s * (1.0 / limit - 1.0)):
                 raise _AuditStoppedError
 
         problem: str | None = None
+        started = time.monotonic()
         try:
             broken = audit_chain(self._store, through, page=AUDIT_PAGE, between_pages=between_pages)
             if broken is not None:
@@ -907,6 +922,9 @@ class Venue:
             problem = f"the audit could not read the log: {type(error).__name__}: {error}"
         if problem is None:
             self._audit = LogAudit(status="verified", through=through)
+            logging.getLogger(__name__).info(
+                "log audit: records 1..%d verified in %.1f s", through, time.monotonic() - started
+            )
         else:
             self._audit = LogAudit(status="failed", through=through, problem=problem)
             logging.getLogger(__name__).error("log audit before snapshot %d: %s", through, problem)

@@ -15,6 +15,10 @@ From the venue, read at scrape time (`VenueCollector` over `Venue.stats()`, so n
                                                            key filter's rare false positives)
     crossmargin_idempotency_keys_in_memory       gauge     committed keys the writer holds
     crossmargin_idempotency_filter_bytes         gauge     bytes of the filter of log keys not in memory
+    crossmargin_log_audit_running                gauge     1 while the start-up audit verifies the log
+                                                           before its snapshot (since_snapshot starts)
+    crossmargin_log_audit_failed                 gauge     1 when that audit found a break (alert on it)
+    crossmargin_log_audit_verified_through       gauge     the last record it has verified
 
 From the service itself:
 
@@ -100,6 +104,13 @@ class VenueCollector(Collector):
                 "crossmargin_idempotency_filter_bytes",
                 "key_filter_bytes",
                 "Bytes of the filter of every idempotency key in the log (2.5 a key)",
+            ),
+            ("crossmargin_log_audit_running", "log_audit_running", "1 while the start-up audit runs"),
+            ("crossmargin_log_audit_failed", "log_audit_failed", "1 when the start-up audit found a break"),
+            (
+                "crossmargin_log_audit_verified_through",
+                "log_audit_verified_through",
+                "The last log record the start-up audit has verified",
             ),
             (
                 "crossmargin_accounts_below_maintenance",

@@ -249,6 +249,7 @@ def test_corruption_since_snapshot_before_it_is_found_by_the_audit(written: tupl
         audit = venue.log_audit(timeout_s=60)
         assert audit.status == "failed" and audit.through == 30
         assert audit.problem is not None and "sequence 12" in audit.problem
+        assert venue.stats()["log_audit_failed"] == 1  # crossmargin_log_audit_failed, to alert on
     store = connect(written)
     with pytest.raises(CorruptLogError) as refused:
         open_venue(store)
