@@ -79,15 +79,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve_connection(
-    connection: Any, *, db: str, schema: str | None, genesis: Genesis, snapshot_every: int
+    connection: Any,
+    *,
+    db: str,
+    schema: str | None,
+    genesis: Genesis,
+    snapshot_every: int,
+    verify_on_start: str = "full",
 ) -> None:
     """The same protocol over a `multiprocessing` connection (dicts instead of JSON lines): what a
     crash test forks from a process that has imported everything once (a fresh interpreter
     spends ~2 s importing). Sends {"ready": ...}, then one reply per command, after its commit."""
     store = SqlEventStore.connect(db, schema=schema)
-    venue = Venue.open(
-        store, genesis, clock=SystemClock(), settings=VenueSettings(snapshot_every=snapshot_every)
-    )
+    settings = VenueSettings(snapshot_every=snapshot_every, verify_on_start=verify_on_start)
+    venue = Venue.open(store, genesis, clock=SystemClock(), settings=settings)
     send_lock = threading.Lock()
 
     def send(message: dict[str, Any]) -> None:
