@@ -42,6 +42,9 @@ Queries (committed state only; a read waits for an in-flight commit):
     venue.preview_parameters(parameters)                 what a risk-parameter change would do
     venue.margin_at(id, sequence)                        margin as of a past sequence, with the
                                                          parameters then in force
+    venue.recovery, venue.log_audit(timeout_s=...)       how it came up (RecoveryReport) and the
+                                                         audit of the log before its snapshot
+                                                         (LogAudit; verify_on_start="since_snapshot")
 
 Subscription (margin updates, status changes = calls and liquidations, liquidation fills, ADL,
 waterfall stages), in sequence order, resumable:
