@@ -202,11 +202,12 @@ def _opening_balance(db: tuple[str, str | None]) -> int:
         (genesis,) = store.read(1, 1)
     finally:
         store.close()
-    state = replay_of([genesis])
+    state = _replay_of([genesis])
     return state.balances.get(("vol-seller", "USDC"), 0)
 
 
-def replay_of(records: list[LogRecord]) -> VenueState:
+def _replay_of(records: list[LogRecord]) -> VenueState:
+    """The fold of `records` from an empty state."""
     state = VenueState()
     for r in records:
         state.apply_effects(
