@@ -1,7 +1,9 @@
 """A commit the database refuses stops the venue; the service then says so on both probes:
 /readyz 503 (take it out of the load balancer) and /healthz 503 (restart it: only recovery from
 the log brings the venue back), and refuses commands with 503 rather than acknowledging them. A
-restart on the same database recovers every acknowledged command."""
+restart on the same database recovers every acknowledged command. A restart that verifies only
+the records after its snapshot is ready at once and reports the audit of the rest on /readyz
+and /metrics."""
 
 from __future__ import annotations
 
@@ -59,5 +61,39 @@ def test_a_stopped_venue_fails_liveness_and_a_restart_recovers(database: Databas
         assert repeat.status_code == 201 and repeat.json()["duplicate"] is True
         assert repeat.json()["sequence"] == acked.json()["sequence"]
         assert _deposit(restarted, "lost").json()["duplicate"] is False  # never committed
+    finally:
+        again.close()
+
+
+def test_a_restart_since_its_snapshot_reports_the_log_audit_on_readyz_and_metrics(
+    database: Database, tmp_path: Path
+) -> None:
+    """`--verify-on-start since_snapshot`: the restarted service is ready at once, and /readyz
+    and /metrics say how the audit of the log before its snapshot stands until it is verified."""
+    from crossmargin.engine.venue import VenueSettings
+
+    venue = VenueSettings(snapshot_every=5, snapshot_busy_limit=None, verify_on_start="since_snapshot")
+    settings = settings_for(database, tmp_path, venue=venue)
+    first = start(settings)
+    running = next(first)
+    try:
+        for n in range(12):
+            assert _deposit(running, f"d{n}").status_code == 201
+        assert running.client.get("/readyz").json()["log_audit"] == "not_needed"  # a new log
+    finally:
+        first.close()
+    again = start(settings)
+    restarted = next(again)
+    try:
+        assert restarted.context.venue.recovery.snapshot_sequence is not None
+        audit = restarted.context.venue.log_audit(timeout_s=60)
+        ready = restarted.client.get("/readyz").json()
+        assert (ready["log_audit"], ready["log_audit_problem"]) == ("verified", None)
+        assert audit.through == restarted.context.venue.recovery.snapshot_sequence
+        metrics = restarted.client.get("/metrics").text
+        assert "crossmargin_log_audit_failed 0.0" in metrics
+        assert f"crossmargin_log_audit_verified_through {float(audit.through)}" in metrics
+        repeat = _deposit(restarted, "d3")  # a key from before the snapshot: its original answer
+        assert repeat.status_code == 201 and repeat.json()["duplicate"] is True
     finally:
         again.close()
