@@ -55,28 +55,32 @@ def recover(
     break too: a false positive of the filter costs a lookup, never a wrong answer)."""
     problems: list[str] = []
     last = store.last_sequence()
-    start = _trusted_snapshot(store, last, problems) if settings.verify_on_start == "since_snapshot" else None
-    if start is None:
+    trusted: _Start | None = None
+    if settings.verify_on_start == "since_snapshot":
+        trusted = _newest_usable_snapshot(store, last, problems, self_check=True)
+        if trusted is None and problems:
+            problems.append("no snapshot could be trusted: the whole log verified from its first record")
+    if trusted is None:
         previous, expected = GENESIS_HASH, 1
     else:
-        previous, expected = start.snapshot.record_hash, start.snapshot.sequence + 1
-        for first in range(1, start.snapshot.sequence + 1, KEY_PAGE):
-            log_keys.add(store.idempotency_keys(first, min(KEY_PAGE, start.snapshot.sequence - first + 1)))
+        previous, expected = trusted.snapshot.record_hash, trusted.snapshot.sequence + 1
+        through = trusted.snapshot.sequence
+        for first in range(1, through + 1, KEY_PAGE):
+            log_keys.add(store.idempotency_keys(first, min(KEY_PAGE, through - first + 1)))
     verified_end = _verify_and_cut(store, previous, expected, last, settings, problems, log_keys.add)
     genesis = store.read(1, 1)
     genesis_digest = genesis[0].decoded().get("command", {}).get("config_digest") if genesis else None
     if not genesis or genesis[0].kind != "genesis" or genesis_digest != digest:
         raise InputError("config", "the event log was written under another venue configuration")
-    if start is not None:
-        chosen: Snapshot | None = start.snapshot
-        state = start.state
-        if start.rank < settings.snapshots_kept:  # as `_newest_matching_snapshot` prunes
-            store.keep_newest_snapshots(settings.snapshots_kept)
-    else:
-        chosen, state = _newest_matching_snapshot(store, verified_end, settings, problems)
+    start = trusted or _newest_usable_snapshot(store, verified_end, problems, self_check=False)
+    if start is not None and start.rank < settings.snapshots_kept:
+        # A run killed between writing a snapshot and pruning left one too many; prune now
+        # unless that would drop the one chosen (newer ones that failed: kept as evidence).
+        store.keep_newest_snapshots(settings.snapshots_kept)
+    state = start.state if start is not None else VenueState()
     replayed = _fold(store, state, verified_end)
     return state, RecoveryReport(
-        snapshot_sequence=None if chosen is None else chosen.sequence,
+        snapshot_sequence=None if start is None else start.snapshot.sequence,
         records_replayed=replayed,
         last_sequence=state.sequence,
         problems=tuple(problems),
@@ -100,31 +104,6 @@ def audit_chain(
             return broken
         previous, expected = records[-1].record_hash, records[-1].sequence + 1
         between_pages(records[-1].sequence, time.monotonic() - started)
-    return None
-
-
-def _trusted_snapshot(store: EventStore, last: int, problems: list[str]) -> _Start | None:
-    """The newest snapshot within the counter that verifies, whose record is in the log with its
-    hash and recomputes to it (a flipped byte there is caught, as the full check would), and whose
-    state reads; None (verify from the first record) when there is none."""
-    rank = -1
-    for rank, snap in enumerate(store.snapshots()):
-        if snap.sequence > last:
-            problems.append(f"snapshot at {snap.sequence} lies beyond the log's counter ({last}): not used")
-            continue
-        if not snap.verifies():
-            problems.append(f"snapshot at {snap.sequence} fails its checksum: not used")
-            continue
-        at = store.read(snap.sequence, 1)
-        if not at or at[0].record_hash != snap.record_hash or _self_check(at[0]) is not None:
-            problems.append(f"snapshot at {snap.sequence} does not match the log's record: not used")
-            continue
-        try:
-            return _Start(snap, VenueState.from_dict(snap.state()), rank)
-        except (KeyError, TypeError, ValueError) as error:
-            problems.append(f"snapshot at {snap.sequence} cannot be read ({error}): not used")
-    if rank >= 0:
-        problems.append("no snapshot could be trusted: the whole log verified from its first record")
     return None
 
 
@@ -173,33 +152,31 @@ def _verify_and_cut(
     return verified_end
 
 
-def _newest_matching_snapshot(
-    store: EventStore, verified_end: int, settings: VenueSettings, problems: list[str]
-) -> tuple[Snapshot | None, VenueState]:
-    """The newest snapshot inside the verified prefix that verifies, matches the log's record
-    and reads, with its state (None and an empty state: fold from the first record)."""
+def _newest_usable_snapshot(
+    store: EventStore, within: int, problems: list[str], *, self_check: bool
+) -> _Start | None:
+    """The newest snapshot at or before `within` that verifies, whose record is in the log with
+    its hash, and whose state reads (None: fold from the first record); each one passed over
+    is said in `problems`. `self_check`: the record must also recompute to that hash (its chain
+    before it is not verified at start-up, so a flipped byte there is caught here instead)."""
     for rank, snap in enumerate(store.snapshots()):
-        if snap.sequence > verified_end:
-            problems.append(f"snapshot at {snap.sequence} lies beyond the verified log: not used")
+        if snap.sequence > within:
+            problems.append(
+                f"snapshot at {snap.sequence} lies beyond the log verified or counted ({within}): not used"
+            )
             continue
         if not snap.verifies():
             problems.append(f"snapshot at {snap.sequence} fails its checksum: not used")
             continue
         at = store.read(snap.sequence, 1)
-        if not at or at[0].record_hash != snap.record_hash:
+        if not at or at[0].record_hash != snap.record_hash or (self_check and _self_check(at[0]) is not None):
             problems.append(f"snapshot at {snap.sequence} does not match the log's record: not used")
             continue
         try:
-            state = VenueState.from_dict(snap.state())
+            return _Start(snap, VenueState.from_dict(snap.state()), rank)
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"snapshot at {snap.sequence} cannot be read ({error}): not used")
-            continue
-        if rank < settings.snapshots_kept:
-            # A run killed between writing a snapshot and pruning left one too many; prune now
-            # unless that would drop the one just chosen (newer ones failed: kept as evidence).
-            store.keep_newest_snapshots(settings.snapshots_kept)
-        return snap, state
-    return None, VenueState()
+    return None
 
 
 def _fold(store: EventStore, state: VenueState, verified_end: int) -> int:

@@ -54,6 +54,14 @@ def _flip(raw: bytes, at: int) -> bytes:
     return raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :]
 
 
+def _flip_record(db: tuple[str, str | None], sequence: int) -> None:
+    """One bit flipped in the middle of record `sequence`'s payload."""
+    raw = _payload(db, events, sequence)
+    _tamper(
+        db, events.update().where(events.c.sequence == sequence).values(payload=_flip(raw, len(raw) // 2))
+    )
+
+
 def _expect_refusal_then_recovery(db: tuple[str, str | None], *, broken_at: int) -> None:
     store = connect(db)
     with pytest.raises(CorruptLogError) as refused:
@@ -73,8 +81,7 @@ def _expect_refusal_then_recovery(db: tuple[str, str | None], *, broken_at: int)
 
 
 def test_corruption_flipped_byte_in_a_record(written: tuple[str, str | None]) -> None:
-    raw = _payload(written, events, 12)
-    _tamper(written, events.update().where(events.c.sequence == 12).values(payload=_flip(raw, len(raw) // 2)))
+    _flip_record(written, 12)
     _expect_refusal_then_recovery(written, broken_at=12)
 
 
@@ -241,8 +248,7 @@ def test_corruption_since_snapshot_before_it_is_found_by_the_audit(written: tupl
     """A flipped byte in record 12, before the snapshot at 30: the venue starts from the
     snapshot (its balances are the log's as written: genesis + deposits of 1..30 units) and its
     audit reports the break at 12; the full check refuses to start."""
-    raw = _payload(written, events, 12)
-    _tamper(written, events.update().where(events.c.sequence == 12).values(payload=_flip(raw, len(raw) // 2)))
+    _flip_record(written, 12)
     opening = _opening_balance(written)
     with open_venue(connect(written), verify_on_start="since_snapshot") as venue:
         assert venue.recovery.snapshot_sequence == 30
@@ -261,8 +267,7 @@ def test_corruption_since_snapshot_before_it_is_found_by_the_audit(written: tupl
 def test_corruption_since_snapshot_after_it_refuses_or_recovers(written: tuple[str, str | None]) -> None:
     """A flipped byte in record 31, after the snapshot at 30: refused at start-up as by the
     full check, or cut back to 30 when told to recover."""
-    raw = _payload(written, events, 31)
-    _tamper(written, events.update().where(events.c.sequence == 31).values(payload=_flip(raw, len(raw) // 2)))
+    _flip_record(written, 31)
     store = connect(written)
     with pytest.raises(CorruptLogError) as refused:
         open_venue(store, verify_on_start="since_snapshot")
@@ -277,8 +282,7 @@ def test_corruption_since_snapshot_after_it_refuses_or_recovers(written: tuple[s
 def test_corruption_since_snapshot_the_snapshots_own_record_flipped(written: tuple[str, str | None]) -> None:
     """Record 30 flipped: the snapshot at 30 is not trusted (its record does not recompute to its
     hash), the one at 20 is, and verifying from 21 finds the break at 30: refused."""
-    raw = _payload(written, events, 30)
-    _tamper(written, events.update().where(events.c.sequence == 30).values(payload=_flip(raw, len(raw) // 2)))
+    _flip_record(written, 30)
     store = connect(written)
     with pytest.raises(CorruptLogError) as refused:
         open_venue(store, verify_on_start="since_snapshot")
