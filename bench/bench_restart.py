@@ -1,22 +1,26 @@
 """What a venue's restart costs as its log grows: `Venue.open` verifying the whole hash chain
 ("full", the default) against verifying only the records after the newest trusted snapshot
-("since_snapshot": the records before it by their idempotency keys only, then audited by a
-background thread), on the same SQLite log (WAL, synchronous=FULL).
+("since_snapshot": the key filter the snapshot carries restored, the keys written after it read,
+the records before it audited by a background thread), on the same SQLite log (WAL,
+synchronous=FULL).
 
     python bench/bench_restart.py [--events 300000] [--snapshot-at 0.9] [--rounds 2]
 
 The log: the bundled desk book's venue, --events deposits one per call (128 in flight,
-bench_service's durable run), one snapshot written once --snapshot-at of them are in (so
-"since_snapshot" folds the rest). Each round opens the log in both modes, the order reversed
-in the second; an open is timed to its return (serving), and for "since_snapshot" the audit of
-the records before the snapshot is timed to its end. The baseline is "full" in the same run.
-Then what the audit costs the commands served meanwhile: --serve-events deposits one per call
-(128 in flight) right after each kind of open, the audit running through them after
+bench_service's durable run); the venue serving the first --snapshot-at of them writes one
+snapshot at their end, as a long-running venue does (its filter then holds every key but the
+100,000-200,000 its memory keeps, `VenueSettings.recent_keys`), so "since_snapshot" folds the
+rest. Each round opens the log in each mode, the order reversed in the second; an open is timed
+to its return (serving), and for "since_snapshot" the audit of the records before the snapshot
+is timed to its end. Baselines in the same run: "full", and "since_snapshot" on a copy of the
+log whose snapshot carries no key filter (as before snapshots carried one: every key before it
+read). Then what the audit costs the commands served meanwhile: --serve-events deposits one per
+call (128 in flight) right after each kind of open, the audit running through them after
 "since_snapshot", nothing after "full" (events/s and ack p99 each; in a copy of the log each,
 so both start from the same one).
 
 The last line is one JSON object: cpu, events, snapshot_sequence, and per mode the open's
-seconds (best over rounds) and microseconds per record of the log; audit_seconds;
+seconds (best over rounds), microseconds per record of the log and keys read; audit_seconds;
 speedup (full over since_snapshot); serving: per mode events_per_s and ack_p99_ms.
 """
 
@@ -39,35 +43,50 @@ from bench_service import BOOK, durable_run
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
-from crossmargin.engine.venue import Deposit, Genesis, Venue, VenueSettings
+from crossmargin.engine.journal import Snapshot, canonical_json
+from crossmargin.engine.venue import Genesis, Venue, VenueSettings
 
 MODES = ("full", "since_snapshot")
+NO_FILTER = "since_snapshot_no_filter"  # since_snapshot on the copy whose snapshot carries no key filter
 
 
 def written_log(url: str, genesis: Genesis, events: int, snapshot_at: float) -> int:
-    """The log of `events` deposits with one snapshot after `snapshot_at` of them; its sequence.
-    (durable_run's venues write none; one opened with a snapshot due at every record writes one
-    of the state before its first command.)"""
+    """The log of `events` deposits with one snapshot after about `snapshot_at` of them, written
+    by the venue that served them; its sequence."""
     before = int(events * snapshot_at)
-    durable_run(url, None, genesis, n=before, in_flight=128, kind="deposit", callback=True)
+    settings = VenueSettings(snapshot_every=before, snapshot_busy_limit=None)
+    durable_run(
+        url, None, genesis, n=before + 1_000, in_flight=128, kind="deposit", callback=True, settings=settings
+    )
+    durable_run(url, None, genesis, n=events - before - 1_000, in_flight=128, kind="deposit", callback=True)
     store = SqlEventStore.connect(url)
-    settings = VenueSettings(snapshot_every=1, snapshot_busy_limit=None)
-    with Venue.open(store, genesis, clock=SystemClock(), settings=settings) as venue:
-        sequence = venue.last_sequence
-        account = venue.accounts()[0]
-        venue.execute(
-            Deposit(idempotency_key="bench-restart-snapshot", account=account, asset="USDC", amount_units=1)
+    (snapshot,) = store.snapshots()
+    store.close()
+    return snapshot.sequence
+
+
+def without_key_filter(source: Path, copy: Path) -> None:
+    """A copy of the log whose snapshot is stored again without its key filter (a checksum of its
+    own): a snapshot as written before they carried one."""
+    shutil.copyfile(source, copy)
+    store = SqlEventStore.connect(f"sqlite:///{copy}")
+    (snapshot,) = store.snapshots()
+    document = snapshot.decoded()
+    document.pop("key_filter")
+    store.save_snapshot(
+        Snapshot.of_payload(
+            sequence=snapshot.sequence, record_hash=snapshot.record_hash, payload=canonical_json(document)
         )
-    durable_run(url, None, genesis, n=events - before - 1, in_flight=128, kind="deposit", callback=True)
-    return sequence
+    )
+    store.close()
 
 
-def timed_open(url: str, genesis: Genesis, mode: str) -> dict[str, Any]:
+def timed_open(url: str, genesis: Genesis, mode: str, *, audit: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     store = SqlEventStore.connect(url)
     venue = Venue.open(store, genesis, clock=SystemClock(), settings=VenueSettings(verify_on_start=mode))
     opened = time.perf_counter() - started
-    audit = venue.log_audit(timeout_s=None)
+    audit = venue.log_audit(timeout_s=None if audit else 0.0)
     audited = time.perf_counter() - started - opened
     report = {
         "seconds": opened,
@@ -76,6 +95,8 @@ def timed_open(url: str, genesis: Genesis, mode: str) -> dict[str, Any]:
         "last_sequence": venue.last_sequence,
         "audit": audit.status,
         "audit_seconds": audited if audit.status != "not_needed" else 0.0,
+        "keys_read": venue.recovery.keys_read,
+        "key_filter_through": venue.recovery.key_filter_through,
     }
     venue.close()
     return report
@@ -87,24 +108,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snapshot-at", type=float, default=0.9)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--serve-events", type=int, default=100_000)
+    parser.add_argument(
+        "--no-audit",
+        action="store_true",
+        help="close without waiting for the audits (long logs: minutes each)",
+    )
     args = parser.parse_args(argv)
     genesis = genesis_of_book(BOOK)
     print(f"crossmargin bench_restart: CPU {cpu_model()}")
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'restart.db'}"
         snapshot = written_log(url, genesis, args.events, args.snapshot_at)
-        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
+        without_key_filter(Path(tmp) / "restart.db", Path(tmp) / "no-filter.db")
+        urls = {"full": url, "since_snapshot": url, NO_FILTER: f"sqlite:///{Path(tmp) / 'no-filter.db'}"}
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in urls}
         for round_ in range(args.rounds):
-            for mode in MODES if round_ % 2 == 0 else MODES[::-1]:
-                run = timed_open(url, genesis, mode)
+            for mode in list(urls) if round_ % 2 == 0 else list(urls)[::-1]:
+                verify = "full" if mode == "full" else "since_snapshot"
+                run = timed_open(urls[mode], genesis, verify, audit=not args.no_audit)
                 runs[mode].append(run)
                 print(
-                    f"  {mode:>15}: open {run['seconds']:6.2f} s (snapshot {run['snapshot_sequence']}, "
-                    f"{run['records_replayed']:,} records folded; log {run['last_sequence']:,}); "
+                    f"  {mode:>24}: open {run['seconds']:6.2f} s (snapshot {run['snapshot_sequence']}, "
+                    f"{run['records_replayed']:,} records folded; log {run['last_sequence']:,}; "
+                    f"{run['keys_read']:,} keys read, key filter restored through {run['key_filter_through']:,}); "
                     f"audit {run['audit']} in {run['audit_seconds']:.2f} s more"
                 )
         serving = {}
-        for mode in MODES:
+        for mode in MODES if args.serve_events else ():  # --serve-events 0: not measured
             copy = Path(tmp) / f"serve-{mode}.db"
             shutil.copyfile(Path(tmp) / "restart.db", copy)
             settings = VenueSettings(verify_on_start=mode, snapshot_every=10**9)
@@ -123,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  served right after a {mode} open: {run['events_per_s']:,.0f} deposits/s, "
                 f"ack p99 {run['ack_p99_ms']:.1f} ms"
             )
-    best = {mode: min(r["seconds"] for r in runs[mode]) for mode in MODES}
+    best = {mode: min(r["seconds"] for r in runs[mode]) for mode in runs}
     records = runs["full"][0]["last_sequence"]
     result = {
         "bench": "restart",
@@ -131,16 +161,20 @@ def main(argv: list[str] | None = None) -> int:
         "events": args.events,
         "log_records": records,
         "snapshot_sequence": snapshot,
-        **{f"{mode}_seconds": best[mode] for mode in MODES},
-        **{f"{mode}_us_per_record": best[mode] / records * 1e6 for mode in MODES},
-        "audit_seconds": min(r["audit_seconds"] for r in runs["since_snapshot"]),
+        **{f"{mode}_seconds": best[mode] for mode in runs},
+        **{f"{mode}_us_per_record": best[mode] / records * 1e6 for mode in runs},
+        **{f"{mode}_keys_read": runs[mode][0]["keys_read"] for mode in runs},
+        "key_filter_through": runs["since_snapshot"][0]["key_filter_through"],
+        "audit_seconds": None if args.no_audit else min(r["audit_seconds"] for r in runs["since_snapshot"]),
         "speedup": best["full"] / best["since_snapshot"],
+        "speedup_key_filter": best[NO_FILTER] / best["since_snapshot"],
         "serving": serving,
     }
     print(
         f"open of a {records:,}-record log: full {best['full']:.2f} s, since_snapshot "
-        f"{best['since_snapshot']:.2f} s (x{result['speedup']:.1f}); the audit after it "
-        f"{result['audit_seconds']:.2f} s"
+        f"{best['since_snapshot']:.2f} s (x{result['speedup']:.1f}; without the snapshot's key filter "
+        f"{best[NO_FILTER]:.2f} s, x{result['speedup_key_filter']:.2f}); the audit after it "
+        f"{result['audit_seconds'] or 0:.2f} s"
     )
     print(json.dumps(result))
     return 0

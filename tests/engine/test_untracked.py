@@ -41,7 +41,8 @@ def test_recent_keys_answer_as_a_dict_that_drops_its_older_half(capacity: int, g
                     del model[old]
             model[key] = answer
         for dropped_half in kept.update(group):  # each dropped half's index, keys in slot order
-            handed_back.extend(dropped_half)
+            handed_back.extend(dropped_half.keys)
+            assert dropped_half.through == max(int(key[1:]) for key in dropped_half.keys)  # _answer(n): n
         assert len(kept) == len(model) <= capacity
         assert handed_back == dropped_by_model
         for key, answer in model.items():

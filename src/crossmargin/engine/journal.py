@@ -257,11 +257,17 @@ class ChainBreak:
 
 
 def verify_chain(
-    records: Sequence[LogRecord], *, previous_hash: str, first_sequence: int
+    records: Sequence[LogRecord],
+    *,
+    previous_hash: str,
+    first_sequence: int,
+    each_verified: Callable[[LogRecord, dict[str, Any]], None] | None = None,
 ) -> ChainBreak | None:
     """Check records continue the chain at `first_sequence` after `previous_hash`: consecutive
     sequence numbers, each record's stored previous hash, its own hash recomputed from its bytes,
-    and its postings equal to its payload's. None when every record verifies."""
+    and its postings equal to its payload's. None when every record verifies. `each_verified`:
+    called with each record verified and its decoded payload, in order (a caller that folds them
+    decodes each once, and holds none)."""
     expected_sequence = first_sequence
     head = previous_hash
     for record in records:
@@ -283,19 +289,25 @@ def verify_chain(
         )
         if recomputed != record.record_hash:
             return ChainBreak(record.sequence, "record hash does not match its bytes")
-        problem = _postings_problem(record)
+        try:
+            payload = record.decoded()
+        except ValueError:
+            return ChainBreak(record.sequence, "payload is not JSON")
+        problem = _postings_problem(record, payload)
         if problem:
             return ChainBreak(record.sequence, problem)
+        if each_verified is not None:
+            each_verified(record, payload)
         head = record.record_hash
         expected_sequence += 1
     return None
 
 
-def _postings_problem(record: LogRecord) -> str | None:
+def _postings_problem(record: LogRecord, payload: Any) -> str | None:
     try:
-        listed = record.decoded().get("effects", {}).get("postings", [])
-    except (ValueError, AttributeError):
-        return "payload is not JSON"
+        listed = payload.get("effects", {}).get("postings", [])
+    except AttributeError:
+        return "payload is not a JSON object"
     if len(listed) != len(record.postings):
         return "posting rows do not match the payload"
     for n, (row, p) in enumerate(zip(record.postings, listed, strict=True)):
@@ -322,9 +334,15 @@ class Snapshot:
     payload_sha256: str
 
     @staticmethod
-    def document(sequence: int, record_hash: str, state: dict[str, Any]) -> dict[str, Any]:
-        """What a snapshot's payload encodes (canonical JSON)."""
-        return {"sequence": sequence, "record_hash": record_hash, "state": state}
+    def document(
+        sequence: int, record_hash: str, state: dict[str, Any], key_filter: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """What a snapshot's payload encodes (canonical JSON): the state and, when given, the
+        venue's filter of the log's idempotency keys (`KeyFilterImage.to_dict`)."""
+        document = {"sequence": sequence, "record_hash": record_hash, "state": state}
+        if key_filter is not None:
+            document["key_filter"] = key_filter
+        return document
 
     @classmethod
     def of_payload(cls, *, sequence: int, record_hash: str, payload: bytes) -> Snapshot:
@@ -348,5 +366,10 @@ class Snapshot:
         return bool(data.get("sequence") == self.sequence and data.get("record_hash") == self.record_hash)
 
     def state(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.payload)["state"]
+        data: dict[str, Any] = self.decoded()["state"]
+        return data
+
+    def decoded(self) -> dict[str, Any]:
+        """The whole document (`document`)."""
+        data: dict[str, Any] = json.loads(self.payload)
         return data

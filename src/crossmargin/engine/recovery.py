@@ -8,25 +8,32 @@ Two ways to verify (`VenueSettings.verify_on_start`):
                     so a log of 100 million records takes ~20 minutes to start.
   "since_snapshot"  the newest snapshot that verifies (its SHA-256 covers its sequence and chain
                     hash) and whose record is in the log with that hash and recomputes to it is
-                    trusted; only the records after it are verified, and of those before it only
-                    the idempotency keys are read (every key of the log must be known to the
-                    writer's filter, or a retry of an old key would be applied twice). O(records
-                    since the snapshot + keys). The records before it are then verified by the
+                    trusted; only the records after it are verified. Every key of the log must be
+                    known to the writer's filter, or a retry of an old key would be applied
+                    twice: the snapshot carries the filter's bits as they stood (exact through
+                    some record, `KeyFilter.through`), and only the keys of the records between
+                    that and the snapshot are read (at most about `VenueSettings.recent_keys`);
+                    a snapshot without them (written before they were kept) has every key before
+                    it read. O(records since the snapshot + recent keys), whatever the log's
+                    length. The records before it are then verified by the
                     venue's audit thread after start-up (`audit_chain`, `Venue.log_audit`),
                     paced to `VenueSettings.audit_busy_limit` of the time: it shares the GIL
                     with the writer (unpaced, the deposits served meanwhile ran at half the
                     rate, ack p99 46 against 8.5 ms). A break there is reported loudly, not
-                    served around silently.
+                    served around silently; so is a key of the log that the restored filter
+                    lacks (`missing_key`).
 """
 
 from __future__ import annotations
 
+import binascii
 import time
+import zlib
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from crossmargin.engine.journal import GENESIS_HASH, ChainBreak, LogRecord, Snapshot, verify_chain
-from crossmargin.engine.key_filter import KeyFilter
+from crossmargin.engine.key_filter import KeyFilter, KeyFilterImage
 from crossmargin.engine.ports import EventStore
 from crossmargin.engine.venue_settings import VenueSettings
 from crossmargin.engine.venue_state import VenueState
@@ -43,6 +50,7 @@ class _Start(NamedTuple):
     snapshot: Snapshot
     state: VenueState
     rank: int
+    key_filter: dict[str, Any] | None  # the filter's image as the snapshot carries it, if it does
 
 
 def recover(
@@ -56,6 +64,7 @@ def recover(
     problems: list[str] = []
     last = store.last_sequence()
     trusted: _Start | None = None
+    keys_read = filter_through = 0
     if settings.verify_on_start == "since_snapshot":
         trusted = _newest_usable_snapshot(store, last, problems, self_check=True)
         if trusted is None and problems:
@@ -64,10 +73,20 @@ def recover(
         previous, expected = GENESIS_HASH, 1
     else:
         previous, expected = trusted.snapshot.record_hash, trusted.snapshot.sequence + 1
-        through = trusted.snapshot.sequence
-        for first in range(1, through + 1, KEY_PAGE):
-            log_keys.add(store.idempotency_keys(first, min(KEY_PAGE, through - first + 1)))
-    verified_end = _verify_and_cut(store, previous, expected, last, settings, problems, log_keys.add)
+        keys_read, filter_through = _keys_before(store, trusted, log_keys, problems)
+    # A trusted snapshot's state takes the records after it as they are verified (one read and
+    # one decode a record); otherwise the snapshot is chosen once the verified end is known.
+    verified_end, folded = _verify_and_cut(
+        store,
+        previous,
+        expected,
+        last,
+        settings,
+        problems,
+        log_keys.add,
+        fold_into=None if trusted is None else trusted.state,
+    )
+    log_keys.add([], through=verified_end)  # every key of the log is in it now
     genesis = store.read(1, 1)
     genesis_digest = genesis[0].decoded().get("command", {}).get("config_digest") if genesis else None
     if not genesis or genesis[0].kind != "genesis" or genesis_digest != digest:
@@ -78,21 +97,89 @@ def recover(
         # unless that would drop the one chosen (newer ones that failed: kept as evidence).
         store.keep_newest_snapshots(settings.snapshots_kept)
     state = start.state if start is not None else VenueState()
-    replayed = _fold(store, state, verified_end)
+    replayed = folded + _fold(store, state, verified_end)
     return state, RecoveryReport(
         snapshot_sequence=None if start is None else start.snapshot.sequence,
         records_replayed=replayed,
         last_sequence=state.sequence,
         problems=tuple(problems),
+        keys_read=keys_read,
+        key_filter_through=filter_through,
+    )
+
+
+def _keys_before(
+    store: EventStore, start: _Start, log_keys: KeyFilter, problems: list[str]
+) -> tuple[int, int]:
+    """Every idempotency key of the records up to the trusted snapshot into `log_keys`: the
+    filter's image the snapshot carries, then the keys of the records after its `through` read
+    from the log (all of them without an image, or with one this build cannot use: said in
+    `problems`). (How many keys were read, the restored image's `through`: 0 for none.)"""
+    through = start.snapshot.sequence
+    first = 1
+    image = _image_of(start, problems)
+    if image is not None:
+        log_keys.restore(image)
+        first = image.through + 1
+    read = 0
+    for page in range(first, through + 1, KEY_PAGE):
+        last = min(page + KEY_PAGE - 1, through)
+        keys = store.idempotency_keys(page, last - page + 1)
+        log_keys.add(keys, through=last)
+        read += len(keys)
+    return read, 0 if image is None else image.through
+
+
+def _image_of(start: _Start, problems: list[str]) -> KeyFilterImage | None:
+    if start.key_filter is None:
+        problems.append(
+            f"snapshot at {start.snapshot.sequence} carries no key filter: "
+            "every key before it read from the log"
+        )
+        return None
+    try:
+        image = KeyFilterImage.from_dict(start.key_filter)
+    except (KeyError, TypeError, ValueError, binascii.Error, zlib.error) as error:
+        problems.append(
+            f"snapshot at {start.snapshot.sequence}: its key filter cannot be used ({error}): "
+            "every key before it read from the log"
+        )
+        return None
+    if not 0 <= image.through <= start.snapshot.sequence:
+        problems.append(
+            f"snapshot at {start.snapshot.sequence}: its key filter claims keys through {image.through}: "
+            "every key before it read from the log"
+        )
+        return None
+    return image
+
+
+def missing_key(log_keys: KeyFilter, records: list[LogRecord], through: int) -> str | None:
+    """The start-up audit's check of a restored key filter: a key of these records (those at or
+    before `through`, the image's) that the bits do not hold, as a problem (None: all held)."""
+    keyed = [r for r in records if r.sequence <= through and r.idempotency_key is not None]
+    at = log_keys.missing([r.idempotency_key for r in keyed if r.idempotency_key is not None])
+    if at is None:
+        return None
+    record = keyed[at]
+    return (
+        f"the snapshot's key filter lacks the key of record {record.sequence} "
+        "(a retry of it would be applied again): restart with verify_on_start='full'"
     )
 
 
 def audit_chain(
-    store: EventStore, through: int, *, page: int, between_pages: Callable[[int, float], None]
+    store: EventStore,
+    through: int,
+    *,
+    page: int,
+    between_pages: Callable[[int, float], None],
+    check: Callable[[list[LogRecord]], str | None] | None = None,
 ) -> ChainBreak | None:
     """Verify records 1..`through` (hashes, links, postings), `page` records at a time, calling
     `between_pages(last record verified, seconds the page took)` after each (the venue paces
-    itself there); the first break, or None."""
+    itself there); the first break, or None. `check`: a further test of each verified page (a
+    problem it names is a break at the page's first record)."""
     previous, expected = GENESIS_HASH, 1
     while expected <= through:
         started = time.monotonic()
@@ -102,6 +189,9 @@ def audit_chain(
         broken = verify_chain(records, previous_hash=previous, first_sequence=expected)
         if broken is not None:
             return broken
+        problem = None if check is None else check(records)
+        if problem is not None:
+            return ChainBreak(records[0].sequence, problem)
         previous, expected = records[-1].record_hash, records[-1].sequence + 1
         between_pages(records[-1].sequence, time.monotonic() - started)
     return None
@@ -120,15 +210,26 @@ def _verify_and_cut(
     settings: VenueSettings,
     problems: list[str],
     keys_into: Callable[[list[str]], None],
-) -> int:
+    *,
+    fold_into: VenueState | None = None,
+) -> tuple[int, int]:
     """Verify the chain from `expected` (after `previous`) to its end; at a break (or a counter
     that disagrees with the records) refuse (CorruptLogError) or, when the settings say so, cut
-    the log back to the verified prefix and say so. The verified end; the keys read go to
-    `keys_into`."""
+    the log back to the verified prefix and say so. The keys read go to `keys_into`; with
+    `fold_into` (the state after record `expected` - 1) each verified record up to the counter's
+    `last` is folded into it as verified. (The verified end, records folded.)"""
     broken: ChainBreak | None = None
+    folded = 0
+
+    def fold(record: LogRecord, payload: dict[str, Any]) -> None:
+        nonlocal folded
+        if fold_into is not None and record.sequence <= last:  # beyond: not committed, cut below
+            _apply(fold_into, record, payload)
+            folded += 1
+
     while True:
         page = store.read(expected, READ_PAGE)
-        broken = verify_chain(page, previous_hash=previous, first_sequence=expected)
+        broken = verify_chain(page, previous_hash=previous, first_sequence=expected, each_verified=fold)
         keys_into([r.idempotency_key for r in page if r.idempotency_key is not None])
         if broken is not None or not page:
             break
@@ -149,7 +250,7 @@ def _verify_and_cut(
             f"log failed verification at sequence {broken.sequence} ({broken.reason}): "
             f"recovered to the verified prefix 1..{verified_end}; later records dropped"
         )
-    return verified_end
+    return verified_end, folded
 
 
 def _newest_usable_snapshot(
@@ -173,7 +274,8 @@ def _newest_usable_snapshot(
             problems.append(f"snapshot at {snap.sequence} does not match the log's record: not used")
             continue
         try:
-            return _Start(snap, VenueState.from_dict(snap.state()), rank)
+            document = snap.decoded()
+            return _Start(snap, VenueState.from_dict(document["state"]), rank, document.get("key_filter"))
         except (KeyError, TypeError, ValueError) as error:
             problems.append(f"snapshot at {snap.sequence} cannot be read ({error}): not used")
     return None
@@ -186,12 +288,13 @@ def _fold(store: EventStore, state: VenueState, verified_end: int) -> int:
     while next_sequence <= verified_end:
         page = store.read(next_sequence, min(READ_PAGE, verified_end - next_sequence + 1))
         for record in page:
-            state.apply_effects(
-                record.decoded()["effects"],
-                sequence=record.sequence,
-                record_hash=record.record_hash,
-                as_of_ns=record.as_of_ns,
-            )
+            _apply(state, record, record.decoded())
         replayed += len(page)
         next_sequence += len(page)
     return replayed
+
+
+def _apply(state: VenueState, record: LogRecord, payload: dict[str, Any]) -> None:
+    state.apply_effects(
+        payload["effects"], sequence=record.sequence, record_hash=record.record_hash, as_of_ns=record.as_of_ns
+    )

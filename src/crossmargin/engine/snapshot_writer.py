@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from crossmargin.engine.forked_encoding import ChildEncoding, fork_encoding
 from crossmargin.engine.journal import Snapshot, canonical_json_pieces
+from crossmargin.engine.key_filter import KeyFilterImage
 from crossmargin.engine.ports import EventStore
 from crossmargin.engine.venue_settings import VenueSettings
 from crossmargin.engine.venue_state import VenueState
@@ -66,19 +67,21 @@ class SnapshotWriter:
             return False
         return self._settings.snapshot_busy_limit is None or time.monotonic() >= self._not_before
 
-    def start(self, state: VenueState) -> None:
+    def start(self, state: VenueState, key_filter: KeyFilterImage | None = None) -> None:
         """On the venue's writer, with `state` committed: fork a child that encodes it (the
         writer pays the fork, O(pages mapped), not the encoding) or detach a copy for this
         writer's thread (the venue's writer copies containers; the sorting and encoding,
         O(state), happen there). A fork that fails (no process or descriptor to spare) falls
-        back to the thread for this snapshot, counted and logged."""
+        back to the thread for this snapshot, counted and logged. `key_filter`: the image of the
+        venue's filter of the log's keys, carried in the snapshot (a restart then reads only
+        the keys written after its `through`, `engine.recovery`)."""
         started = time.monotonic()
         if self._settings.snapshot_busy_limit is not None:
             self._not_before = math.inf  # one at a time: until this one is written
         child: ChildEncoding | None = None
         if self._settings.snapshot_encoder == "fork":
             try:
-                child = fork_encoding(lambda: _snapshot_pieces(state))
+                child = fork_encoding(lambda: _snapshot_pieces(state, key_filter))
             except OSError as error:
                 self._stats["snapshot_fork_failures"] += 1
                 _log.warning(
@@ -86,7 +89,7 @@ class SnapshotWriter:
                 )
         detached = state.detached() if child is None else None
         took = time.monotonic() - started
-        self._jobs.put(_SnapshotJob(state.sequence, state.head_hash, detached, child, took))
+        self._jobs.put(_SnapshotJob(state.sequence, state.head_hash, detached, key_filter, child, took))
         self._last_sequence = state.sequence
 
     def close(self) -> None:
@@ -128,6 +131,7 @@ class _SnapshotJob(NamedTuple):
     sequence: int
     record_hash: str
     state: VenueState | None
+    key_filter: KeyFilterImage | None
     child: ChildEncoding | None
     writer_seconds: float
 
@@ -137,12 +141,14 @@ def _payload(job: _SnapshotJob) -> bytes:
     if job.child is not None:
         return job.child.collect(timeout_s=SNAPSHOT_CHILD_TIMEOUT_S)
     assert job.state is not None
-    return b"".join(_offering_the_gil(_snapshot_pieces(job.state)))
+    return b"".join(_offering_the_gil(_snapshot_pieces(job.state, job.key_filter)))
 
 
-def _snapshot_pieces(state: VenueState) -> Iterator[bytes]:
-    """The snapshot payload of `state` in pieces (their concatenation is its canonical JSON)."""
-    document = Snapshot.document(state.sequence, state.head_hash, state.to_dict())
+def _snapshot_pieces(state: VenueState, key_filter: KeyFilterImage | None) -> Iterator[bytes]:
+    """The snapshot payload of `state` (and the key filter's image) in pieces (their
+    concatenation is its canonical JSON)."""
+    image = None if key_filter is None else key_filter.to_dict()
+    document = Snapshot.document(state.sequence, state.head_hash, state.to_dict(), image)
     return canonical_json_pieces(document, SNAPSHOT_PIECE_ITEMS)
 
 

@@ -21,7 +21,7 @@ one batch rather than one at a time) and refilled.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from crossmargin.engine.journal import LogRecord
 
@@ -34,6 +34,14 @@ def kept_answer(body_sha256: str, record: LogRecord) -> KeptAnswer:
     """What answers a repeat of the command whose body hashes to `body_sha256` and whose first
     record is `record`."""
     return (body_sha256, record.sequence, record.kind, record.as_of_ns, record.record_hash)
+
+
+class DroppedHalf(NamedTuple):
+    """A half of `RecentKeys` let go: its index (`keys`: key -> slot, in slot order) and the
+    sequence of the newest record among its keys (its last slot's: slots fill in log order)."""
+
+    keys: dict[str, int]
+    through: int
 
 
 class RecentKeys:
@@ -103,13 +111,13 @@ class RecentKeys:
             self._record_hash[slot],
         )
 
-    def update(self, answers: Mapping[str, KeptAnswer]) -> list[dict[str, int]]:
-        """Remember `answers` (keys not held yet); returns the halves' indexes dropped to make
-        room (the older half, whole, each time the newer one fills: its keys, oldest first, are
-        the dict's), oldest first; empty halves of a first lap are not handed back. A group's
+    def update(self, answers: Mapping[str, KeptAnswer]) -> list[DroppedHalf]:
+        """Remember `answers` (keys not held yet, in log order); returns the halves dropped to
+        make room (the older half, whole, each time the newer one fills: its keys, oldest first,
+        are the index's), oldest first; empty halves of a first lap are not handed back. A group's
         answers take consecutive slots, written a run at a time (slice assignments and one dict
         update per run: a Python loop over its keys cost the writer ~0.5 us a command)."""
-        dropped: list[dict[str, int]] = []
+        dropped: list[DroppedHalf] = []
         keys = list(answers)
         columns = list(zip(*answers.values(), strict=True))  # a tuple per field, KeptAnswer order
         done = 0
@@ -119,7 +127,7 @@ class RecentKeys:
             if slot % self._half == 0 and self._slot_of[half]:  # a half to refill: dropped first
                 # A slot's fields are overwritten only once its key is forgotten, so a key is
                 # never answered with another's fields.
-                dropped.append(self._slot_of[half])
+                dropped.append(DroppedHalf(self._slot_of[half], self._sequence[slot + self._half - 1]))
                 self._slot_of[half] = {}
             take = min(self._half - slot % self._half, len(keys) - done)  # the rest of this half
             for column, values in zip(self._fields, columns, strict=True):

@@ -136,7 +136,7 @@ from crossmargin.engine.key_filter import KeyFilter
 from crossmargin.engine.liquidation_queue import LiquidationQueue
 from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
 from crossmargin.engine.ports import Clock, EventStore
-from crossmargin.engine.recovery import READ_PAGE, audit_chain, recover
+from crossmargin.engine.recovery import READ_PAGE, audit_chain, missing_key, recover
 from crossmargin.engine.snapshot_writer import SnapshotWriter
 from crossmargin.engine.subscription import Subscription
 from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
@@ -914,7 +914,15 @@ class Venue:
         problem: str | None = None
         started = time.monotonic()
         try:
-            broken = audit_chain(self._store, through, page=AUDIT_PAGE, between_pages=between_pages)
+            # The key filter restored from the snapshot is checked against the log's keys too.
+            restored = self.recovery.key_filter_through
+            broken = audit_chain(
+                self._store,
+                through,
+                page=AUDIT_PAGE,
+                between_pages=between_pages,
+                check=(lambda records: missing_key(self._log_keys, records, restored)) if restored else None,
+            )
             if broken is not None:
                 problem = f"log failed verification at sequence {broken.sequence} ({broken.reason})"
         except _AuditStoppedError:
@@ -1025,7 +1033,7 @@ class Venue:
             if self._snapshots.due(self._state.sequence):
                 self._drain()  # a snapshot is of the committed state
                 if self._failed is None:
-                    self._snapshots.start(self._state)
+                    self._snapshots.start(self._state, self._log_keys.image())
             group = self._decide_group(batch)
             if group is None:
                 return
@@ -1050,7 +1058,7 @@ class Venue:
             # idle time since) is hashed in now, so at most one waits.
             self._log_keys.absorb()
             for half in dropped:  # a dropped half's index, kept as it is
-                self._log_keys.add_later(half)
+                self._log_keys.add_later(half.keys, through=half.through)
 
     def _drain(self) -> None:
         """Wait until every decided group is committed (or refused)."""

@@ -213,6 +213,10 @@ class RecoveryReport:
     records_replayed: int
     last_sequence: int
     problems: tuple[str, ...] = field(default_factory=tuple)
+    # verify_on_start="since_snapshot": the idempotency keys read from before the snapshot (those
+    # after the key filter it carried), and that filter's `through` (0: none restored).
+    keys_read: int = 0
+    key_filter_through: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -288,3 +288,21 @@ def test_corruption_since_snapshot_the_snapshots_own_record_flipped(written: tup
         open_venue(store, verify_on_start="since_snapshot")
     store.close()
     assert refused.value.sequence == 30
+
+
+def test_corruption_since_snapshot_counter_behind_the_records(written: tuple[str, str | None]) -> None:
+    """The counter says 25 of the 31 records: the snapshot at 20 is the newest within it, and the
+    records after it are folded as they are verified only up to the counter's 25 (26..31 verify
+    but were not committed with it): refused, or cut back to 25 in the state a replay of the cut
+    log gives."""
+    _tamper(written, counter.update().values(value=25))
+    store = connect(written)
+    with pytest.raises(CorruptLogError) as refused:
+        open_venue(store, verify_on_start="since_snapshot")
+    store.close()
+    assert refused.value.sequence == 26
+    store = connect(written)
+    with open_venue(store, verify_on_start="since_snapshot", recover_to_verified_prefix=True) as venue:
+        assert venue.recovery.snapshot_sequence == 20 and venue.recovery.records_replayed == 5
+        assert venue.last_sequence == 25
+        assert venue.state_digest() == replay(store).digest()
