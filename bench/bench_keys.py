@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_engine import cpu_model
 from bench_service import BOOK, add_pg_argument, drop_schema, durable_run
 from crossmargin.adapters.sql.runner import genesis_of_book
-from crossmargin.engine.commands import Deposit
+from crossmargin.engine.venue.commands import Deposit
 
 
 def counter_keys(n: int) -> list[str]:

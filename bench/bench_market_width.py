@@ -67,11 +67,11 @@ def wide_book(width: int, directory: Path) -> Path:
 def width_run(width: int, repeats: int, directory: Path) -> dict[str, Any]:
     from crossmargin.adapters.clock import SystemClock
     from crossmargin.adapters.sql.runner import genesis_of_book
-    from crossmargin.engine.decide import decide
-    from crossmargin.engine.fill_lane import fill_effects
     from crossmargin.engine.memory import MemoryEventStore
-    from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
     from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, Transfer, Venue, VenueSettings, Withdraw
+    from crossmargin.engine.venue.decide import decide
+    from crossmargin.engine.venue.fill_lane import fill_effects
+    from crossmargin.engine.venue.transfer_lane import transfer_effects, withdraw_effects
 
     venue = Venue.open(
         MemoryEventStore(),

@@ -78,10 +78,10 @@ def depth_run(depth: int, repeats: int) -> dict[str, Any]:
     from crossmargin.adapters.sql.runner import genesis_of_book
     from crossmargin.core.ledger.reservation import im_with_order_by_risk_view, reserved_im_usd
     from crossmargin.core.ledger.state import risk_view
-    from crossmargin.engine.decide import _sub, decide, reserved_usd
-    from crossmargin.engine.fill_lane import fill_effects
     from crossmargin.engine.memory import MemoryEventStore
     from crossmargin.engine.venue import Deposit, Fill, PlaceOrder, Venue, VenueSettings, Withdraw
+    from crossmargin.engine.venue.decide import _sub, decide, reserved_usd
+    from crossmargin.engine.venue.fill_lane import fill_effects
 
     venue = Venue.open(
         MemoryEventStore(),

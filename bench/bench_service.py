@@ -31,7 +31,7 @@ margin calls out on a 1,000,000-account book.
     `python_append_floor`: the least a hash-chained, acknowledged append costs in CPython (the
     venue's record bytes and chain, sqlite3 directly, one callback per event), the bound on any
     design that keeps a Python path per event.
-  * tick → calls: `engine.monitor.Monitor` (the long-lived RiskEngine + the vectorised margin-call
+  * tick → calls: `engine.venue.monitor.Monitor` (the long-lived RiskEngine + the vectorised margin-call
     machine) on bench_engine's concentrated 1M-account book (each account on one underlying);
     each tick moves one underlying ±1 %, re-margins its holders, runs the state machine and builds
     the status-change rows the venue logs and streams. p50/p99 over all ticks, beside the
@@ -82,13 +82,13 @@ from crossmargin.adapters.sql.store import EVENT_COLUMNS, POSTING_COLUMNS, sqlit
 from crossmargin.core.instruments import InstrumentTable
 from crossmargin.core.liquidation.params import MarginCallParams
 from crossmargin.core.pricing import revalue
-from crossmargin.engine.commands import body_digest
-from crossmargin.engine.deposit_lane import deposit_body, deposit_payload
 from crossmargin.engine.journal import record_hash
-from crossmargin.engine.liquidation_queue import LiquidationQueue
-from crossmargin.engine.monitor import LIQUIDATION, Monitor
 from crossmargin.engine.risk_engine import MAX_PENDING, PENDING_SHARE, AccountUpdate, PriceTick
 from crossmargin.engine.venue import Deposit, Fill, Genesis, Transfer, Venue, VenueSettings
+from crossmargin.engine.venue.commands import body_digest
+from crossmargin.engine.venue.deposit_lane import deposit_body, deposit_payload
+from crossmargin.engine.venue.liquidation_queue import LiquidationQueue
+from crossmargin.engine.venue.monitor import LIQUIDATION, Monitor
 from crossmargin.service.heap import keep_freed_memory, settle_heap
 from machine import compiled_kernels
 
@@ -295,7 +295,7 @@ def durable_run(
         },
         "commits": stats["batches"],
         "events_per_commit": stats["records"] / max(stats["batches"], 1),
-        "lane_deposits": stats["lane_deposits"],  # deposits written by the lane (engine.deposit_lane)
+        "lane_deposits": stats["lane_deposits"],  # deposits written by the lane (engine.venue.deposit_lane)
         "seconds": elapsed,
         "snapshots": stats["snapshots"],
         "snapshot_seconds": stats["snapshot_seconds"],  # the last one's
@@ -315,7 +315,7 @@ def word(ok: bool) -> str:
 def python_append_floor(directory: str, *, n: int, in_flight: int) -> dict[str, Any]:
     """The least a durable, hash-chained, acknowledged append costs in CPython on this machine:
     deposits written as the venue writes them (its deposit lane's body and payload bytes and
-    `journal.record_hash`, held equal to the generic encoding by tests/engine/test_deposit_lane.py;
+    `journal.record_hash`, held equal to the generic encoding by tests/engine/venue/test_deposit_lane.py;
     an event and a posting row each, one SQLite WAL synchronous=FULL commit per group, a callback
     called per event after its commit (the least `Venue.submit_with_callback` does; a
     concurrent.futures.Future costs ~3.5 us more), `in_flight` submitters' worth of slots, C-level
@@ -644,7 +644,7 @@ def busy_venue_ticks(
 def liquidation_picks(monitor: Monitor, *, in_liquidation: int, picks: int, seed: int) -> dict[str, float]:
     """A crash's round of liquidations picks the riskiest account in liquidation `picks` times,
     each liquidation moving the one it picked out of liquidation: with `Monitor.in_liquidation`
-    sorted again before each pick (the venue before `engine.liquidation_queue`, the baseline) and
+    sorted again before each pick (the venue before `engine.venue.liquidation_queue`, the baseline) and
     with the `LiquidationQueue` sorted once, on `in_liquidation` accounts of the book in
     liquidation. The same picks both ways (checked); ms per pick."""
     rng = np.random.default_rng(seed)

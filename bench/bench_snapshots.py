@@ -47,9 +47,9 @@ from bench_service_stress import grow
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.runner import genesis_of_book
-from crossmargin.engine.commands import Deposit
 from crossmargin.engine.venue import Genesis, Venue, VenueSettings
-from crossmargin.engine.venue_settings import SNAPSHOT_ENCODERS
+from crossmargin.engine.venue.commands import Deposit
+from crossmargin.engine.venue.settings import SNAPSHOT_ENCODERS
 
 
 def grown_database(directory: Path, genesis: Genesis, accounts: int) -> Path:

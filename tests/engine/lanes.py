@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from crossmargin.engine.commands import Command, Deposit, UpdatePrices
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Venue
+from crossmargin.engine.venue.commands import Command, Deposit, UpdatePrices
 from tests.adapters.sql.support import open_venue
 
 Outcomes = list[list[tuple[str, ...]]]

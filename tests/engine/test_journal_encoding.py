@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossmargin.engine.commands import body_digest
 from crossmargin.engine.journal import canonical_json, canonical_json_pieces, chain_hash, record_head
+from crossmargin.engine.venue.commands import body_digest
 
 JSON = st.recursive(
     st.none()

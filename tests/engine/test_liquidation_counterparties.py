@@ -18,12 +18,11 @@ from crossmargin.core.ledger.apply import apply
 from crossmargin.core.ledger.counterparties import Counterparties, MissingTradersError
 from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig, frozen_prices, risk_view
-from crossmargin.engine import decide
-from crossmargin.engine.adl_candidates import AdlCandidates
-from crossmargin.engine.decide import _effects_of, _sub, liquidation_effects
 from crossmargin.engine.memory import MemoryEventStore, SteppingClock
-from crossmargin.engine.venue import Deposit, Fill, OpenAccount, UpdatePrices, Venue, VenueSettings
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue import Deposit, Fill, OpenAccount, UpdatePrices, Venue, VenueSettings, decide
+from crossmargin.engine.venue.adl_candidates import AdlCandidates
+from crossmargin.engine.venue.decide import _effects_of, _sub, liquidation_effects
+from crossmargin.engine.venue.state import VenueState
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import desk_genesis
 

@@ -81,7 +81,7 @@ def canonical_json_pieces(value: Any, items_per_piece: int) -> Iterator[bytes]:
     key by key (sorted, as json's sort_keys), a list of more than `items_per_piece` items that
     many at a time, anything else whole. For a caller that lets other threads run between pieces:
     one C encoder call over a large state never lets go of the GIL (a snapshot of 20,000 traders
-    held it 20 ms, `engine.snapshot_writer`)."""
+    held it 20 ms, `engine.venue.snapshot_writer`)."""
     if isinstance(value, dict) and value and all(type(key) is str for key in value):
         for n, key in enumerate(sorted(value)):
             yield (b"," if n else b"{") + canonical_json(key) + b":"

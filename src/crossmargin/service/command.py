@@ -28,7 +28,7 @@ CPU; the writer pauses for the fork itself, ~30 ms per GB resident, not for the 
 ~12 us a record here, minutes for tens of millions; "since_snapshot" trusts the newest snapshot
 that verifies, verifies only the records after it and reads only the keys of those before it,
 then audits those in the background, paced to 10 % of the time (`VenueSettings.verify_on_start`
-and `audit_busy_limit`, `engine.recovery`; a break found there is logged as an error, and GET
+and `audit_busy_limit`, `engine.venue.recovery`; a break found there is logged as an error, and GET
 /readyz reports the audit).
 
 `--once`: start, check readiness and read every account over HTTP on loopback, print them, shut

@@ -19,7 +19,7 @@ from crossmargin.engine.journal import LogRecord
 from crossmargin.engine.memory import SteppingClock
 from crossmargin.engine.ports import EventStore
 from crossmargin.engine.venue import Genesis, Venue, VenueSettings
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.state import VenueState
 
 PG_URL = os.environ.get("CROSSMARGIN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BOOK = str(Path(__file__).resolve().parents[3] / "examples" / "desk.yaml")

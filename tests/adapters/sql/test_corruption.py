@@ -15,7 +15,7 @@ from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.schema import counter, events, postings, snapshot_chunks, snapshots
 from crossmargin.engine.journal import LogRecord
 from crossmargin.engine.venue import Deposit, LogAudit
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.state import VenueState
 from crossmargin.errors import CorruptLogError
 from tests.adapters.sql.support import connect, open_venue, replay
 

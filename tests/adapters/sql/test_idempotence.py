@@ -98,7 +98,7 @@ def test_idempotence_beyond_the_in_memory_keys(db: tuple[str, str | None]) -> No
 
 def test_idempotence_fresh_keys_are_not_looked_up_in_the_log(db: tuple[str, str | None]) -> None:
     """A key the writer does not hold is looked up in the log only when the filter of the log's
-    keys it let go of (engine.key_filter) cannot rule it out: fresh keys, the usual case, cost
+    keys it let go of (engine.venue.key_filter) cannot rule it out: fresh keys, the usual case, cost
     no query, while a key dropped from memory, or written before a restart, is still found."""
     store = connect(db)
     asked: list[str] = []

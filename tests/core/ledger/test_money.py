@@ -40,7 +40,7 @@ def _decimal_payout(amount: float, decimals: int) -> int:
     return int(Decimal(amount).scaleb(decimals).to_integral_value(rounding=ROUND_FLOOR))
 
 
-POSTABLE = 2**63  # a posting is a signed 64-bit integer of units (engine.decide.MAX_UNITS)
+POSTABLE = 2**63  # a posting is a signed 64-bit integer of units (engine.venue.decide.MAX_UNITS)
 
 
 @given(amount=st.floats(allow_nan=False, allow_infinity=False), decimals=DECIMALS)

@@ -17,7 +17,7 @@ from crossmargin.core.ledger.state import book_of, frozen_prices, market_of, pri
 from crossmargin.core.margin import CrossMargin, CrossParams
 from crossmargin.core.pricing import revalue
 from crossmargin.engine.simulation import simulation_from_book
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.state import VenueState
 
 DESK = Path(__file__).resolve().parents[3] / "examples" / "desk.yaml"
 

@@ -25,9 +25,9 @@ from typing import Any
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.adapters.files.loader import load_book
 from crossmargin.adapters.sql.store import DEFAULT_URL, SqlEventStore
-from crossmargin.engine.commands import command_from_body
 from crossmargin.engine.simulation import simulation_from_book
 from crossmargin.engine.venue import Ack, Genesis, Outcome, Venue, VenueSettings
+from crossmargin.engine.venue.commands import command_from_body
 from crossmargin.errors import CrossMarginError, InputError
 
 

@@ -19,8 +19,8 @@ from typing import Annotated, Any, TypeVar
 import anyio.to_thread
 from fastapi import Header, Request
 
-from crossmargin.engine.commands import COMMAND_KINDS
 from crossmargin.engine.venue import Ack, Command
+from crossmargin.engine.venue.commands import COMMAND_KINDS
 from crossmargin.errors import IdempotencyConflictError, InputError, StoreError
 from crossmargin.service import models
 from crossmargin.service.context import context_of

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crossmargin.engine.key_filter import KeyFilter, KeyFilterImage
+from crossmargin.engine.venue.key_filter import KeyFilter, KeyFilterImage
 
 
 @given(st.lists(st.lists(st.text(max_size=40), max_size=50), max_size=20))
@@ -114,7 +114,7 @@ def test_the_hash_is_the_same_in_every_process() -> None:
     """A snapshot's filter is read by another process: the bits must not depend on the per-process
     seed of `hash()` (two interpreters with different PYTHONHASHSEED agree, and agree with this one)."""
     script = (
-        "import hashlib; from crossmargin.engine.key_filter import KeyFilter; f = KeyFilter(1 << 10); "
+        "import hashlib; from crossmargin.engine.venue.key_filter import KeyFilter; f = KeyFilter(1 << 10); "
         "f.add(['d1', 'order-\\u00e9', 'x' * 200]); "
         "print(hashlib.sha256(b''.join(s.bits.tobytes() for s in f.image().stages)).hexdigest())"
     )

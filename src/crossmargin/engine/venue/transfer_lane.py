@@ -18,7 +18,7 @@ steps, and the lane writes it directly:
     effects:   the one posting, no position, status or record, the margin rows after
 
 the very rules the generic path applies, in its order, so the effects are the generic path's
-value for value (tests/engine/test_transfer_lane.py runs two venues, lane on and off, over
+value for value (tests/engine/venue/test_transfer_lane.py runs two venues, lane on and off, over
 random command streams: the same log, byte for byte, and the same state digest). Anything else,
 including every command the generic path refuses, returns None and goes the generic way, which
 decides it exactly as before: the lane never refuses anything.
@@ -32,9 +32,9 @@ from crossmargin.core.ledger.postings import BAD_DEBT, EXTERNAL
 from crossmargin.core.ledger.reservation import reserved_im_of
 from crossmargin.core.ledger.state import LedgerConfig, Position
 from crossmargin.core.margin import MarginResult
-from crossmargin.engine.commands import Transfer, Withdraw
-from crossmargin.engine.lane_rules import held_now, lane_trader, margin_on_fold, stays_healthy
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.commands import Transfer, Withdraw
+from crossmargin.engine.venue.lane_rules import held_now, lane_trader, margin_on_fold, stays_healthy
+from crossmargin.engine.venue.state import VenueState
 
 Effects = dict[str, Any]
 # Postings are signed 64-bit integers in the store (decide.MAX_UNITS): a larger amount is the

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from crossmargin.core.margin import CrossMargin
 from crossmargin.core.synthetic import SynthSpec, synth_book, synth_market
-from crossmargin.engine.liquidation_queue import LiquidationQueue
-from crossmargin.engine.monitor import BANKRUPT, HEALTHY, LIQUIDATION, Monitor
+from crossmargin.engine.venue.liquidation_queue import LiquidationQueue
+from crossmargin.engine.venue.monitor import BANKRUPT, HEALTHY, LIQUIDATION, Monitor
 
 BOOK = synth_book(SynthSpec(n_accounts=60, seed=11))
 MARKET = synth_market(BOOK.instruments)

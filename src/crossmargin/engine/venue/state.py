@@ -161,7 +161,7 @@ class VenueState:
     ) -> None:
         """`apply_effects` of a deposit's effects (one posting @external -> account of `units` of
         `asset`, audit records, `time_ns` = as_of_ns), step for step without reading them from a
-        dict: the deposit lane's fold (`engine.deposit_lane`; tests hold the two equal)."""
+        dict: the deposit lane's fold (`engine.venue.deposit_lane`; tests hold the two equal)."""
         balances = self.balances
         debit, credit = (EXTERNAL, asset), (account, asset)
         balances[debit] = balances.get(debit, 0) - units

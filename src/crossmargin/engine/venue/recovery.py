@@ -33,11 +33,11 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from crossmargin.engine.journal import GENESIS_HASH, ChainBreak, LogRecord, Snapshot, verify_chain
-from crossmargin.engine.key_filter import KeyFilter, KeyFilterImage
 from crossmargin.engine.ports import EventStore
-from crossmargin.engine.venue_settings import VenueSettings
-from crossmargin.engine.venue_state import VenueState
-from crossmargin.engine.venue_views import RecoveryReport
+from crossmargin.engine.venue.key_filter import KeyFilter, KeyFilterImage
+from crossmargin.engine.venue.settings import VenueSettings
+from crossmargin.engine.venue.state import VenueState
+from crossmargin.engine.venue.views import RecoveryReport
 from crossmargin.errors import CorruptLogError, InputError
 
 READ_PAGE = 5_000  # records read per query while verifying and folding

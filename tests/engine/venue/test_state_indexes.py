@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from crossmargin.adapters.clock import SystemClock
 from crossmargin.core.ledger.postings import LIQUIDATOR, SYSTEM_ACCOUNTS
 from crossmargin.core.ledger.state import Position
-from crossmargin.engine.decide import _sub
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Venue, VenueSettings
-from crossmargin.engine.venue_state import Order, VenueState
+from crossmargin.engine.venue.decide import _sub
+from crossmargin.engine.venue.state import Order, VenueState
 from tests.adapters.sql.support import desk_genesis
 
 ACCOUNTS = ["a", "b", "c"]

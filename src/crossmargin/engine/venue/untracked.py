@@ -14,7 +14,7 @@ never tracks), filled in place; the index from key to slot is a dict of str to i
 leaves untracked ("Optimization: delay tracking containers",
 https://devguide.python.org/internals/garbage-collector/). Remembering a command keeps nothing
 the collector watches. Two halves of slots: when the newer half is full the older one is dropped
-at once (its keys handed back, for the venue's filter of the log's keys, `engine.key_filter`, in
+at once (its keys handed back, for the venue's filter of the log's keys, `engine.venue.key_filter`, in
 one batch rather than one at a time) and refilled.
 """
 

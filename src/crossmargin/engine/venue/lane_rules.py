@@ -2,7 +2,7 @@
 traders on the fold after a change, and the ledger's status refresh reduced to "stays HEALTHY".
 
 Each is the generic path's own rule, called the way the ledger calls it, so a lane's effects are
-the generic path's value for value (tests/engine/test_fill_lane.py, test_transfer_lane.py).
+the generic path's value for value (tests/engine/venue/test_fill_lane.py, test_transfer_lane.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from crossmargin.core.ledger.state import (
 )
 from crossmargin.core.liquidation.margin_call import next_status
 from crossmargin.core.margin import MarginResult
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.state import VenueState
 
 _SYSTEM = frozenset(SYSTEM_ACCOUNTS)
 

@@ -32,7 +32,7 @@ class VenueSettings:
     cost stays a bounded share of the venue's time however large the state grows (None: one
     every `snapshot_every` records whatever it costs); `snapshot_encoder`: where a snapshot is
     sorted and encoded: "fork" (the default on Linux) in a forked child holding a copy-on-write
-    image of the state (`engine.forked_encoding`), on another CPU, so the writer and the
+    image of the state (`engine.venue.forked_encoding`), on another CPU, so the writer and the
     committer never share the GIL with it; "thread": a detached copy on the venue's snapshot
     thread (the default elsewhere; the GIL shared for the encoding's duration);
     `snapshots_kept`: how many of the newest snapshots are kept (each a copy of the state: the
@@ -44,25 +44,25 @@ class VenueSettings:
     last verified record (saying so) instead of refusing to start; `verify_on_start`: "full"
     verifies the whole chain before serving (O(log)), "since_snapshot" only the records after
     the newest snapshot that verifies, the earlier ones by an audit thread once serving
-    (`engine.recovery`, `Venue.log_audit`); `audit_busy_limit`: the largest share of time
+    (`engine.venue.recovery`, `Venue.log_audit`); `audit_busy_limit`: the largest share of time
     that audit may take (after a step that took T it rests T (1 / limit - 1)); `max_price_age_s`: an index
     price not set for longer than this is reported stale (`Venue.price_states`, GET /v1/prices;
     default: the oracle policy's margin rule, `core.oracle.policy`); `recent_keys`: how many
     committed idempotency keys the writer keeps in memory (the oldest half is dropped past it;
     an older key is found in the log, so a retry of any age is still recognised: the cache
     bounds memory, ~350 bytes a key, not what is remembered; the log is read only for keys that
-    `engine.key_filter.KeyFilter`, 2.5 bytes a key written, cannot rule out);
+    `engine.venue.key_filter.KeyFilter`, 2.5 bytes a key written, cannot rule out);
     `adl_candidates_from_monitor`: a liquidation reaching ADL ranks the market's opposite holders
-    on the monitor's equity and holds only the winners (`engine.adl_candidates`), False: holds
+    on the monitor's equity and holds only the winners (`engine.venue.adl_candidates`), False: holds
     and margins every candidate in the decision (the reference path, O(candidates) of Python
     per liquidation; the same decisions: tests/engine/test_liquidation_counterparties.py);
-    `deposit_lane`: a deposit to a HEALTHY account is written directly (`engine.deposit_lane`),
+    `deposit_lane`: a deposit to a HEALTHY account is written directly (`engine.venue.deposit_lane`),
     False: every command takes the generic path (the reference; the same log byte for byte:
-    tests/engine/test_deposit_lane.py); `fill_lane`: a fill between two HEALTHY traders that
-    stays so is decided on the fold directly (`engine.fill_lane`), False: by the ledger on a
-    sub-state (the reference; the same log: tests/engine/test_fill_lane.py); `transfer_lane`: a
+    tests/engine/venue/test_deposit_lane.py); `fill_lane`: a fill between two HEALTHY traders that
+    stays so is decided on the fold directly (`engine.venue.fill_lane`), False: by the ledger on a
+    sub-state (the reference; the same log: tests/engine/venue/test_fill_lane.py); `transfer_lane`: a
     transfer or withdrawal between HEALTHY traders that stay so is decided on the fold directly
-    (`engine.transfer_lane`), False: by the ledger on a sub-state (tests/engine/
+    (`engine.venue.transfer_lane`), False: by the ledger on a sub-state (tests/engine/
     test_transfer_lane.py). By default the whole hash chain is verified at every start-up and a
     snapshot only saves the fold; with `verify_on_start="since_snapshot"` it also saves the
     verification of the records before it, audited once serving."""

@@ -19,7 +19,7 @@ writes it directly:
                                     path's `reserved_usd`), checked for a side that grows
 
 the very functions the ledger's transaction calls, in its order, so the effects are the generic
-path's, value for value (tests/engine/test_fill_lane.py runs two venues, lane on and off, over
+path's, value for value (tests/engine/venue/test_fill_lane.py runs two venues, lane on and off, over
 random command streams: the same log, byte for byte, and the same state digest). Anything else,
 including every fill the generic path refuses or that moves a status, returns None and goes the
 generic way, which decides it exactly as before: the lane never refuses anything.
@@ -37,10 +37,10 @@ from crossmargin.core.ledger.reservation import reserved_im_of
 from crossmargin.core.ledger.state import LedgerConfig, Position
 from crossmargin.core.ledger.transact import fee_units, position_after
 from crossmargin.core.margin import MarginResult
-from crossmargin.engine.commands import Fill
-from crossmargin.engine.decide import order_left_by_fill
-from crossmargin.engine.lane_rules import held_now, lane_trader, margin_on_fold, stays_healthy
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.commands import Fill
+from crossmargin.engine.venue.decide import order_left_by_fill
+from crossmargin.engine.venue.lane_rules import held_now, lane_trader, margin_on_fold, stays_healthy
+from crossmargin.engine.venue.state import VenueState
 from crossmargin.errors import InputError
 
 Effects = dict[str, Any]

@@ -15,8 +15,8 @@ import pytest
 
 from crossmargin.engine.journal import LogRecord
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.venue import Ack, Deposit, Venue, VenueUnavailableError
-from crossmargin.errors import IdempotencyConflictError, StoreError
+from crossmargin.engine.venue import Ack, Deposit, Venue
+from crossmargin.errors import IdempotencyConflictError, StoreError, VenueUnavailableError
 from tests.adapters.sql.support import open_venue
 
 WAIT_S = 10.0
@@ -221,7 +221,9 @@ def test_submit_with_callback_answers_each_command_after_its_commit_as_submit_do
         assert store.records == twin_store.records
 
 
-def test_a_raising_callback_is_logged_and_the_venue_goes_on_answering(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_raising_callback_is_logged_and_the_venue_goes_on_answering(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     store = GatedStore()
     with open_venue(store) as venue:
 

@@ -43,9 +43,9 @@ from crossmargin.core.ledger.state import (
 )
 from crossmargin.core.ledger.transact import AuditRecord
 from crossmargin.core.liquidation.margin_call import may_withdraw, reduce_only
-from crossmargin.engine import commands as c
 from crossmargin.engine.oracle_replay import STATUS_LABELS
-from crossmargin.engine.venue_state import VenueState, merged_parameters, with_parameters
+from crossmargin.engine.venue import commands as c
+from crossmargin.engine.venue.state import VenueState, merged_parameters, with_parameters
 from crossmargin.errors import InputError
 
 Effects = dict[str, Any]
@@ -508,7 +508,7 @@ def _cancel_order(state: VenueState, config: LedgerConfig, cmd: c.CancelOrder, a
 
 def _update_prices(state: VenueState, config: LedgerConfig, cmd: c.UpdatePrices, as_of_ns: int) -> Effects:
     """Validated by the ledger on a sub-state without traders (so no O(accounts) status refresh);
-    the re-margin of the holders is the monitor's (`engine.monitor`)."""
+    the re-margin of the holders is the monitor's (`engine.venue.monitor`)."""
     if not isinstance(cmd.index_prices, Mapping) or not isinstance(cmd.mark_prices, Mapping):
         raise InputError("update_prices", "index_prices and mark_prices must be mappings")
     oracle = _oracle_effects(config, cmd)
@@ -567,7 +567,7 @@ def _set_risk_parameters(
 ) -> Effects:
     """The what-if and its threshold are the venue's (it holds the whole book); here the change
     is validated and recorded."""
-    from crossmargin.engine.venue_state import parameters_dict
+    from crossmargin.engine.venue.state import parameters_dict
 
     params = cmd.parameters
     if not isinstance(params, c.RiskParameters):
@@ -704,7 +704,7 @@ def liquidation_effects(
        absorbs, the usual case, ends here: O(the account).
     2. when a waterfall reaches ADL and `candidates_of` is given: the ledger asks for the
        market's opposite-side holders (ADL's only candidates) as arrays (`candidates_of(market,
-       side)`, `core.ledger.counterparties`: the venue's `engine.adl_candidates`, equity from
+       side)`, `core.ledger.counterparties`: the venue's `engine.venue.adl_candidates`, equity from
        its whole-book margin) in the same pass as step 1, and takes in the winners it picks
        (`traders_of`: their sub-state), so the decision holds the account and its winners and
        is taken once. In several markets (one waterfall per settlement asset) a later market's

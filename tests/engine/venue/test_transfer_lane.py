@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from crossmargin.engine.commands import Command
-from crossmargin.engine.decide import decide
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
 from crossmargin.engine.venue import Fill, PlaceOrder, Transfer, Withdraw
+from crossmargin.engine.venue.commands import Command
+from crossmargin.engine.venue.decide import decide
+from crossmargin.engine.venue.transfer_lane import transfer_effects, withdraw_effects
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue
 from tests.engine.lanes import assert_same_runs, grouped_stream, price_move, top_up

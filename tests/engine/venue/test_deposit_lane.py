@@ -11,8 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crossmargin.core.ledger.state import AccountStatus
-from crossmargin.engine.commands import Command, body
-from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record
 from crossmargin.engine.journal import canonical_json
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import (
@@ -22,7 +20,9 @@ from crossmargin.engine.venue import (
     UpdatePrices,
     Withdraw,
 )
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.commands import Command, body
+from crossmargin.engine.venue.deposit_lane import deposit_body_json, deposit_record
+from crossmargin.engine.venue.state import VenueState
 from tests.adapters.sql.support import open_venue
 from tests.engine.lanes import assert_same_runs, grouped_stream
 

@@ -2,7 +2,7 @@
 
 Contract (what the HTTP API and any other front end build on):
 
-Commands (`engine.commands`: Deposit, Withdraw, Transfer, Fill, PlaceOrder, CancelOrder,
+Commands (`engine.venue.commands`: Deposit, Withdraw, Transfer, Fill, PlaceOrder, CancelOrder,
 UpdatePrices, SetRiskParameters, OpenAccount, and the contract lifecycle: SettleFunding,
 AccrueInterest, SettleExpiry), each with an idempotency key:
 
@@ -52,11 +52,11 @@ waterfall stages), in sequence order, resumable:
     sub = venue.subscribe(from_sequence=0, account=None)  # None: the whole venue
     batch = sub.next(timeout_s=1.0)   # list[Notification], each after every one it depends on
 
-Everything is a fold of the log (`engine.venue_state.VenueState.apply_effects`): a record holds
+Everything is a fold of the log (`engine.venue.state.VenueState.apply_effects`): a record holds
 the command and what it did (postings in integer minor units, position changes, status changes,
 audit records), so replay does no margin maths. Monitoring: an `UpdatePrices` re-margins only
 the holders of what moved (the long-lived `RiskEngine`), runs the margin-call state machine on
-them (vectorised, `engine.monitor`), then liquidates every account in liquidation through the
+them (vectorised, `engine.venue.monitor`), then liquidates every account in liquidation through the
 existing ledger (`core.ledger.apply` with `Liquidate`), each liquidation its own record.
 """
 
@@ -95,10 +95,19 @@ from crossmargin.core.ledger.transact import Tx
 from crossmargin.core.liquidation.margin_call import may_withdraw
 from crossmargin.core.margin import Breakdown, CrossMargin, MarginModel, MarginResult
 from crossmargin.core.market import MarketState
-from crossmargin.engine.adl_candidates import AdlCandidates
+from crossmargin.engine.journal import (
+    GENESIS_HASH,
+    LogRecord,
+    canonical_json,
+    command_payload,
+    make_record,
+    new_tuple,
+)
+from crossmargin.engine.ports import Clock, EventStore
+from crossmargin.engine.venue.adl_candidates import AdlCandidates
 
 # Names re-exported for the API layer: one import gives the whole contract.
-from crossmargin.engine.commands import (
+from crossmargin.engine.venue.commands import (
     KIND_OF,
     AccrueInterest,
     CancelOrder,
@@ -120,30 +129,21 @@ from crossmargin.engine.commands import (
     kind_of,
     non_finite_field,
 )
-from crossmargin.engine.decide import Effects, decide, liquidation_effects, reserved_usd
-from crossmargin.engine.deposit_lane import deposit_body_json, deposit_record
-from crossmargin.engine.fill_lane import fill_effects
-from crossmargin.engine.genesis import Genesis, config_digest
-from crossmargin.engine.journal import (
-    GENESIS_HASH,
-    LogRecord,
-    canonical_json,
-    command_payload,
-    make_record,
-    new_tuple,
-)
-from crossmargin.engine.key_filter import KeyFilter
-from crossmargin.engine.liquidation_queue import LiquidationQueue
-from crossmargin.engine.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
-from crossmargin.engine.ports import Clock, EventStore
-from crossmargin.engine.recovery import READ_PAGE, audit_chain, missing_key, recover
-from crossmargin.engine.snapshot_writer import SnapshotWriter
-from crossmargin.engine.subscription import Subscription
-from crossmargin.engine.transfer_lane import transfer_effects, withdraw_effects
-from crossmargin.engine.untracked import KeptAnswer, RecentKeys, kept_answer
-from crossmargin.engine.venue_settings import VenueSettings
-from crossmargin.engine.venue_state import VenueState, merged_parameters, parameters_dict, with_parameters
-from crossmargin.engine.venue_views import (
+from crossmargin.engine.venue.decide import Effects, decide, liquidation_effects, reserved_usd
+from crossmargin.engine.venue.deposit_lane import deposit_body_json, deposit_record
+from crossmargin.engine.venue.fill_lane import fill_effects
+from crossmargin.engine.venue.genesis import Genesis, config_digest
+from crossmargin.engine.venue.key_filter import KeyFilter
+from crossmargin.engine.venue.liquidation_queue import LiquidationQueue
+from crossmargin.engine.venue.monitor import LIQUIDATION, NO_DEADLINE, Monitor, account_update
+from crossmargin.engine.venue.recovery import READ_PAGE, audit_chain, missing_key, recover
+from crossmargin.engine.venue.settings import VenueSettings
+from crossmargin.engine.venue.snapshot_writer import SnapshotWriter
+from crossmargin.engine.venue.state import VenueState, merged_parameters, parameters_dict, with_parameters
+from crossmargin.engine.venue.subscription import Subscription
+from crossmargin.engine.venue.transfer_lane import transfer_effects, withdraw_effects
+from crossmargin.engine.venue.untracked import KeptAnswer, RecentKeys, kept_answer
+from crossmargin.engine.venue.views import (
     AccountView,
     Ack,
     LogAudit,
@@ -1229,7 +1229,7 @@ class Venue:
         return out
 
     def _lane_deposit(self, p: _Pending, command: Deposit, now: int) -> LogRecord | None:
-        """The deposit lane (`engine.deposit_lane`): the record written and folded, or None (nothing
+        """The deposit lane (`engine.venue.deposit_lane`): the record written and folded, or None (nothing
         done) for a deposit the lane leaves to the generic path."""
         state = self._state
         record = deposit_record(

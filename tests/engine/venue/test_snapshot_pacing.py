@@ -17,7 +17,7 @@ import pytest
 from crossmargin.engine.journal import canonical_json
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Deposit, VenueSettings
-from crossmargin.engine.venue_settings import default_snapshot_encoder
+from crossmargin.engine.venue.settings import default_snapshot_encoder
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue, replay
 
@@ -83,7 +83,9 @@ def test_a_fork_that_fails_falls_back_to_the_thread_and_says_so(caplog: pytest.L
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
     try:
-        with open_venue(store, snapshot_every=EVERY, snapshots_kept=DEPOSITS, snapshot_busy_limit=None) as venue:
+        with open_venue(
+            store, snapshot_every=EVERY, snapshots_kept=DEPOSITS, snapshot_busy_limit=None
+        ) as venue:
             for n in range(DEPOSITS):
                 venue.execute(
                     Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from crossmargin.core.liquidation.margin_call import next_status
 from crossmargin.core.liquidation.params import AccountStatus, MarginCallParams
-from crossmargin.engine.monitor import NO_DEADLINE, coverages, may_change, next_statuses
+from crossmargin.engine.venue.monitor import NO_DEADLINE, coverages, may_change, next_statuses
 
 PARAMS = MarginCallParams()
 COVERS = st.one_of(

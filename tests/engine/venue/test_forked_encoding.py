@@ -1,5 +1,5 @@
 """A forked child encodes what the parent held at the fork, delivers every byte, and never
-outlives a failure or a hang silently (`engine.forked_encoding`): real forks of this process."""
+outlives a failure or a hang silently (`engine.venue.forked_encoding`): real forks of this process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from crossmargin.engine.forked_encoding import FAILED, ChildEncodingError, fork_encoding
+from crossmargin.engine.venue.forked_encoding import FAILED, ChildEncodingError, fork_encoding
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
 

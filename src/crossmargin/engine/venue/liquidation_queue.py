@@ -7,7 +7,7 @@ book, ~10 ms a pick, ~17 minutes a round. `LiquidationQueue` sorts once and keep
 (coverage, row): a liquidation changes the coverage of the accounts it moves only (prices do not
 move within a round), which are pushed again with their new coverage; an entry whose coverage or
 status is no longer the account's is dropped when it comes up. Each pick is the one
-`in_liquidation` would give (tests/engine/test_liquidation_queue.py).
+`in_liquidation` would give (tests/engine/venue/test_liquidation_queue.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import heapq
 from collections.abc import Callable, Iterable
 
 from crossmargin.core.liquidation.params import coverage
-from crossmargin.engine.monitor import LIQUIDATION, Monitor, coverages
+from crossmargin.engine.venue.monitor import LIQUIDATION, Monitor, coverages
 
 
 class LiquidationQueue:

@@ -1,7 +1,7 @@
 """A venue's snapshots, paced and written off the writer's path (`SnapshotWriter`).
 
 The writer asks (`due`, then `start` on the committed state, the log drained); the snapshot is
-encoded in a forked child holding a copy-on-write image of the state (`engine.forked_encoding`)
+encoded in a forked child holding a copy-on-write image of the state (`engine.venue.forked_encoding`)
 or, from a detached copy, on this writer's own thread; that thread collects the bytes, stores
 them (`EventStore.save_snapshot`) and keeps the newest `VenueSettings.snapshots_kept`.
 
@@ -24,12 +24,12 @@ import time
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from crossmargin.engine.forked_encoding import ChildEncoding, fork_encoding
 from crossmargin.engine.journal import Snapshot, canonical_json_pieces
-from crossmargin.engine.key_filter import KeyFilterImage
 from crossmargin.engine.ports import EventStore
-from crossmargin.engine.venue_settings import VenueSettings
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.forked_encoding import ChildEncoding, fork_encoding
+from crossmargin.engine.venue.key_filter import KeyFilterImage
+from crossmargin.engine.venue.settings import VenueSettings
+from crossmargin.engine.venue.state import VenueState
 
 # Items of a large list encoded per piece of a snapshot (~1 ms), the GIL offered between pieces.
 SNAPSHOT_PIECE_ITEMS = 4096
@@ -74,7 +74,7 @@ class SnapshotWriter:
         O(state), happen there). A fork that fails (no process or descriptor to spare) falls
         back to the thread for this snapshot, counted and logged. `key_filter`: the image of the
         venue's filter of the log's keys, carried in the snapshot (a restart then reads only
-        the keys written after its `through`, `engine.recovery`)."""
+        the keys written after its `through`, `engine.venue.recovery`)."""
         started = time.monotonic()
         if self._settings.snapshot_busy_limit is not None:
             self._not_before = math.inf  # one at a time: until this one is written

@@ -17,10 +17,10 @@ import numpy as np
 import numpy.typing as npt
 
 from crossmargin.core.ledger.counterparties import Counterparties, rows_of
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.state import VenueState
 
 # The equity (USD, float64) of accounts at the round's prices and the fold's state, in the order
-# asked: the venue's whole-book margin (engine.monitor).
+# asked: the venue's whole-book margin (engine.venue.monitor).
 EquityOf = Callable[[Sequence[str]], npt.NDArray[np.float64]]
 
 

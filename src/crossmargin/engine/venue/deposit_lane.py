@@ -12,7 +12,7 @@ per event is its record's bytes, their hash and two balance updates, and the gen
     hash     = SHA-256(previous ‖ head ‖ payload)      (`journal.record_hash`, unchanged)
     fold     = balances[@external, asset] -= units; balances[account, asset] += units
 
-byte for byte what the generic path writes (tests/engine/test_deposit_lane.py runs two venues,
+byte for byte what the generic path writes (tests/engine/venue/test_deposit_lane.py runs two venues,
 lane on and off, over random command streams: the same log, hash for hash, and the same state
 digest). Whatever the lane does not take (a system account, an unknown, unhealthy or called
 account, an unknown asset, an amount that is not a positive int) returns None and goes the
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from crossmargin.core.ledger.postings import BACKSTOP, EXTERNAL, INSURANCE
 from crossmargin.core.ledger.state import AccountStatus, LedgerConfig
-from crossmargin.engine.commands import Deposit
 from crossmargin.engine.journal import LogRecord, PostingRow, chain_hash, json_string, new_tuple, record_head
-from crossmargin.engine.venue_state import VenueState
+from crossmargin.engine.venue.commands import Deposit
+from crossmargin.engine.venue.state import VenueState
 
 # Postings are signed 64-bit integers in the store (decide.MAX_UNITS): a larger amount is refused
 # by the generic path, so the lane leaves it there.

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from crossmargin.engine.journal import LogRecord
-from crossmargin.engine.venue_views import Notification
+from crossmargin.engine.venue.views import Notification
 
 
 class FollowedLog(Protocol):

@@ -1,4 +1,4 @@
-"""The writer's memory of recent keys (engine.untracked.RecentKeys): the same answers as a dict
+"""The writer's memory of recent keys (engine.venue.untracked.RecentKeys): the same answers as a dict
 that drops its older half, and nothing in it for the cyclic collector to walk."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import gc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crossmargin.engine.untracked import KeptAnswer, RecentKeys
+from crossmargin.engine.venue.untracked import KeptAnswer, RecentKeys
 
 
 def _answer(n: int) -> KeptAnswer:

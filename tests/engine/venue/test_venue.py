@@ -15,7 +15,6 @@ from crossmargin.core.ledger.postings import EXTERNAL, INSURANCE
 from crossmargin.core.ledger.state import AccountStatus, book_of, market_of
 from crossmargin.core.margin import CrossMargin
 from crossmargin.engine.memory import MemoryEventStore
-from crossmargin.engine.monitor import Monitor
 from crossmargin.engine.venue import (
     CancelOrder,
     Deposit,
@@ -29,6 +28,7 @@ from crossmargin.engine.venue import (
     WhatIfTrade,
     Withdraw,
 )
+from crossmargin.engine.venue.monitor import Monitor
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue, replay
 
@@ -180,7 +180,7 @@ def test_deposit_fast_path_posts_what_the_ledger_posts(venue: Venue) -> None:
     status): its postings and the resulting state equal the ledger's own `apply`."""
     from crossmargin.core.ledger import events as ledger_events
     from crossmargin.core.ledger.apply import apply
-    from crossmargin.engine.decide import decide
+    from crossmargin.engine.venue.decide import decide
 
     state = venue._state
     config = venue.config
@@ -205,8 +205,8 @@ def test_deposit_fast_path_posts_what_the_ledger_posts(venue: Venue) -> None:
 def test_payload_bytes_are_the_canonical_json_of_the_record(venue: Venue) -> None:
     """The hot path assembles a record's bytes from the body's; they equal canonical_json of the
     decoded payload, and the body hash equals `body_sha256` of the command."""
-    from crossmargin.engine.commands import body_sha256
     from crossmargin.engine.journal import canonical_json
+    from crossmargin.engine.venue.commands import body_sha256
 
     command = Deposit(idempotency_key="bytes", account="vol-seller", asset="USDC", amount_units=42)
     ack = venue.execute(command)
@@ -421,7 +421,7 @@ def test_margin_rows_read_from_the_ledgers_own_view_equal_a_fresh_view(
     (`Applied.view`: the decision takes no view of its own); they equal, bit for bit, a risk view
     taken afresh on the final state."""
     from crossmargin.core.ledger.state import Position, risk_view
-    from crossmargin.engine import decide as decide_module
+    from crossmargin.engine.venue import decide as decide_module
 
     def no_second_view(*args: object, **kwargs: object) -> None:
         raise AssertionError("the decision took a view the ledger had already taken")
@@ -514,7 +514,7 @@ def test_a_decision_reserves_once_per_checked_trader_and_its_rows_say_what_the_v
     trader whose orders it reads, not one for the check and another for the row; a new order's
     margin and reservation share one), and the row equals, bit for bit, the equity, IM, MM and
     reservation the venue reports once the command is folded."""
-    from crossmargin.engine import decide as decide_module
+    from crossmargin.engine.venue import decide as decide_module
 
     _resting(venue)
     calls: list[str] = []

@@ -1,4 +1,4 @@
-"""Start-up from the log (`engine.recovery`) over the in-memory store: verifying from the newest
+"""Start-up from the log (`engine.venue.recovery`) over the in-memory store: verifying from the newest
 trusted snapshot folds only the records after it, restores the key filter the snapshot carries and
 reads only the keys written after that filter's `through`, and comes up in the state a full
 verification gives; the audit then verifies the rest, the restored keys included. The SQL stores
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from crossmargin.engine.journal import Snapshot, canonical_json
-from crossmargin.engine.key_filter import KeyFilter
 from crossmargin.engine.memory import MemoryEventStore
 from crossmargin.engine.venue import Deposit, LogAudit, VenueSettings
+from crossmargin.engine.venue.key_filter import KeyFilter
 from crossmargin.errors import InputError
 from tests.adapters.sql.support import open_venue, replay
 
