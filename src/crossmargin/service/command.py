@@ -26,8 +26,9 @@ CPU; the writer pauses for the fork itself, ~30 ms per GB resident, not for the 
 "thread" (the venue's snapshot thread, sharing the GIL with the writer meanwhile).
 `--verify-on-start`: "full" (the default) verifies the whole hash chain before serving, O(log):
 ~12 us a record here, minutes for tens of millions; "since_snapshot" trusts the newest snapshot
-that verifies, verifies only the records after it and reads only the keys of those before it,
-then audits those in the background, paced to 10 % of the time (`VenueSettings.verify_on_start`
+that verifies, verifies only the records after it, restores the idempotency-key filter the
+snapshot carries and reads only the keys written after it (O(records since the snapshot +
+recent keys)), then audits those in the background, paced to 10 % of the time (`VenueSettings.verify_on_start`
 and `audit_busy_limit`, `engine.venue.recovery`; a break found there is logged as an error, and GET
 /readyz reports the audit).
 
