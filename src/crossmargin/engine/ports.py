@@ -164,7 +164,8 @@ class EventStore(Protocol):
     `read(from_sequence, limit)` returns stored records in sequence order as stored (the caller
     verifies the chain); `idempotency_keys(from_sequence, limit)` only the idempotency keys of
     those records (the ones that have one: a start-up that trusts a snapshot reads no more of
-    the records before it, and of their keys only those the snapshot's key filter lacks); `last_sequence()` the counter row; `find_keys(keys)` the stored
+    the records before it, and of their keys only those the snapshot's key filter lacks);
+    `last_sequence()` the counter row; `find_keys(keys)` the stored
     (sequence, body_sha256) of those idempotency keys that are in the log. `snapshots()` newest
     first, each payload read when the iteration reaches it (recovery stops at the first that
     verifies: one payload read, not all); `save_snapshot` is durable on return, and a log's
