@@ -104,13 +104,23 @@ def _rewritten(store: MemoryEventStore, change: Callable[[dict[str, Any]], None]
         )
 
 
-def test_a_snapshot_carries_the_key_filter_so_a_start_reads_only_the_keys_written_after_it() -> None:
+@pytest.mark.parametrize("encoder", ["fork", "thread"])
+def test_a_snapshot_carries_the_key_filter_so_a_start_reads_only_the_keys_written_after_it(
+    encoder: str,
+) -> None:
     """With 8 keys kept in memory, the filter's bits hold every key but the newest few when the
-    snapshot at 30 is taken; a start since it restores those bits and reads only the keys of the
+    snapshot at 30 is taken (its image taken in the forked child, or on the writer for the
+    snapshot thread); a start since it restores those bits and reads only the keys of the
     records between the filter's `through` and the snapshot, not the 29 before it. An old key is
     still a duplicate with its first answer, and the audit finds every key of the log held."""
     store = MemoryEventStore()
-    with open_venue(store, snapshot_every=30, snapshot_busy_limit=None, recent_keys=8) as venue:
+    settings = {
+        "snapshot_every": 30,
+        "snapshot_busy_limit": None,
+        "recent_keys": 8,
+        "snapshot_encoder": encoder,
+    }
+    with open_venue(store, **settings) as venue:
         for n in range(40):
             venue.execute(
                 Deposit(idempotency_key=f"d{n}", account="vol-seller", asset="USDC", amount_units=n + 1)

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from crossmargin.engine.journal import Snapshot, canonical_json_pieces
 from crossmargin.engine.ports import EventStore
 from crossmargin.engine.venue.forked_encoding import ChildEncoding, fork_encoding
-from crossmargin.engine.venue.key_filter import KeyFilterImage
+from crossmargin.engine.venue.key_filter import KeyFilter, KeyFilterImage
 from crossmargin.engine.venue.settings import VenueSettings
 from crossmargin.engine.venue.state import VenueState
 
@@ -67,29 +67,33 @@ class SnapshotWriter:
             return False
         return self._settings.snapshot_busy_limit is None or time.monotonic() >= self._not_before
 
-    def start(self, state: VenueState, key_filter: KeyFilterImage | None = None) -> None:
+    def start(self, state: VenueState, key_filter: KeyFilter | None = None) -> None:
         """On the venue's writer, with `state` committed: fork a child that encodes it (the
         writer pays the fork, O(pages mapped), not the encoding) or detach a copy for this
         writer's thread (the venue's writer copies containers; the sorting and encoding,
         O(state), happen there). A fork that fails (no process or descriptor to spare) falls
-        back to the thread for this snapshot, counted and logged. `key_filter`: the image of the
-        venue's filter of the log's keys, carried in the snapshot (a restart then reads only
-        the keys written after its `through`, `engine.venue.recovery`)."""
+        back to the thread for this snapshot, counted and logged. `key_filter`: the venue's filter
+        of the log's keys, whose image the snapshot carries (a restart then reads only the keys
+        written after its `through`, `engine.venue.recovery`): taken in the child, from its
+        copy-on-write image, or here, its open stage copied (O(filter) on the writer)."""
         started = time.monotonic()
         if self._settings.snapshot_busy_limit is not None:
             self._not_before = math.inf  # one at a time: until this one is written
         child: ChildEncoding | None = None
         if self._settings.snapshot_encoder == "fork":
             try:
-                child = fork_encoding(lambda: _snapshot_pieces(state, key_filter))
+                child = fork_encoding(
+                    lambda: _snapshot_pieces(state, None if key_filter is None else key_filter.image())
+                )
             except OSError as error:
                 self._stats["snapshot_fork_failures"] += 1
                 _log.warning(
                     "snapshot at %d: fork failed (%s), encoded on the snapshot thread", state.sequence, error
                 )
         detached = state.detached() if child is None else None
+        image = key_filter.image() if child is None and key_filter is not None else None
         took = time.monotonic() - started
-        self._jobs.put(_SnapshotJob(state.sequence, state.head_hash, detached, key_filter, child, took))
+        self._jobs.put(_SnapshotJob(state.sequence, state.head_hash, detached, image, child, took))
         self._last_sequence = state.sequence
 
     def close(self) -> None:
