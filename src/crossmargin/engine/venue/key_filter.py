@@ -17,8 +17,8 @@ allowable errors", CACM 1970) of m bits and k probes at positions
 from the two 32-bit halves of the key's 64-bit XXH3 hash (of its UTF-8 bytes; Collet,
 https://github.com/Cyan4973/xxHash, through python-xxhash). Stable across processes, unlike
 `hash()`, whose SipHash is seeded per process: a snapshot carries the filter (`image`,
-`restore`), so a restart reads the keys written since it, not the whole log's. ~30 ns a key
-more than `hash()`, whose value a str caches (bench/bench_restart.py). With
+`restore`), so a restart reads the keys written since it, not the whole log's. 30-45 ns a key
+more than `hash()`, whose value a str caches (bench/bench_restart.py measures both). With
 `BITS_PER_KEY` = 20 and k = 14 a full stage answers wrongly for ~1e-4 of fresh keys. When a
 stage holds its capacity a new one of twice the capacity is started (Almeida et al., "Scalable
 Bloom Filters", Information Processing Letters 101(6), 2007): memory grows with the log at
@@ -122,9 +122,8 @@ class KeyFilterImage:
         (another hash or geometry, a stage of the wrong size)."""
         layout = (data.get("hash"), data.get("bits_per_key"), data.get("probes"))
         if layout != (HASH, BITS_PER_KEY, PROBES):
-            raise ValueError(
-                f"key filter of another layout {layout}, expected {(HASH, BITS_PER_KEY, PROBES)}"
-            )
+            expected = (HASH, BITS_PER_KEY, PROBES)
+            raise ValueError(f"key filter of another layout {layout}, expected {expected}")
         stages = []
         for n, stage in enumerate(data["stages"]):
             capacity, count = int(stage["capacity"]), int(stage["count"])
@@ -150,19 +149,19 @@ def _probes(hashes: npt.NDArray[np.uint64], m: int) -> npt.NDArray[np.uint64]:
 def _in_stage(stage: _Stage, hashes: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
     """Whether every probe of each hash finds its bit set in `stage`."""
     positions = _probes(hashes, stage.m)
-    set_bits = stage.bits[(positions >> np.uint64(3)).astype(np.intp)] >> (positions & np.uint64(7)).astype(
-        np.uint8
-    )
+    byte = (positions >> np.uint64(3)).astype(np.intp)
+    bit = (positions & np.uint64(7)).astype(np.uint8)
+    set_bits = stage.bits[byte] >> bit
     found: npt.NDArray[np.bool_] = np.all(set_bits & np.uint8(1), axis=1)
     return found
 
 
-def _hashes(keys: Sequence[str]) -> npt.NDArray[np.uint64]:
+def key_hashes(keys: Sequence[str]) -> npt.NDArray[np.uint64]:
+    """Each key's 64-bit XXH3 of its UTF-8 bytes: the same in every process."""
     # surrogatepass: a JSON "\ud800" escape makes a str UTF-8 cannot encode; it still hashes.
     digest = xxhash.xxh3_64_intdigest
-    return np.fromiter(
-        (digest(k.encode("utf-8", "surrogatepass")) for k in keys), dtype=np.uint64, count=len(keys)
-    )
+    hashes = (digest(k.encode("utf-8", "surrogatepass")) for k in keys)
+    return np.fromiter(hashes, dtype=np.uint64, count=len(keys))
 
 
 class KeyFilter:
@@ -240,7 +239,7 @@ class KeyFilter:
         stages = list(self._stages)
         if not keys:
             return None
-        hashes = _hashes(keys)
+        hashes = key_hashes(keys)
         found = np.zeros(hashes.size, dtype=bool)
         for stage in stages:
             found |= _in_stage(stage, hashes)
@@ -248,7 +247,7 @@ class KeyFilter:
         return int(absent[0]) if absent.size else None
 
     def _hash_in(self, keys: Sequence[str]) -> None:
-        hashes = _hashes(keys)
+        hashes = key_hashes(keys)
         start = 0
         while start < hashes.size:
             stage = self._open_stage()
@@ -268,7 +267,7 @@ class KeyFilter:
             return []
         held = [False] * len(keys)
         if self._stages:
-            hashes = _hashes(keys)
+            hashes = key_hashes(keys)
             found = np.zeros(hashes.size, dtype=bool)
             for stage in self._stages:
                 found |= _in_stage(stage, hashes)
