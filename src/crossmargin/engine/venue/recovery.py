@@ -221,11 +221,15 @@ def _verify_and_cut(
     broken: ChainBreak | None = None
     folded = 0
 
-    def fold(record: LogRecord, payload: dict[str, Any]) -> None:
-        nonlocal folded
-        if fold_into is not None and record.sequence <= last:  # beyond: not committed, cut below
-            _apply(fold_into, record, payload)
-            folded += 1
+    fold: Callable[[LogRecord, dict[str, Any]], None] | None = None
+    if fold_into is not None:
+        state: VenueState = fold_into
+
+        def fold(record: LogRecord, payload: dict[str, Any]) -> None:
+            nonlocal folded
+            if record.sequence <= last:  # beyond it: not committed with the counter, cut below
+                _apply(state, record, payload)
+                folded += 1
 
     while True:
         page = store.read(expected, READ_PAGE)
