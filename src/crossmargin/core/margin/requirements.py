@@ -203,8 +203,9 @@ def instrument_records(
     row's first two lines, and with an even stride (8 lines at 10 tiers) those lines of every row
     fall in a quarter of the cache's sets (a set is chosen by address bits the stride leaves
     fixed), so the hot lines of 2,000 instruments crowd a quarter of L1 and L2. An odd stride
-    spreads them over every set: bench_cross's kernel 32.7 -> 29.3 ms (AMD EPYC family 25 model
-    17, 1 MB L2; the same bits: only the layout changes)."""
+    spreads them over every set: bench_cross --large's kernel 32.7-33.0 -> 29.8-31.0 ms best,
+    medians 35 -> 31 ms (AMD EPYC family 25 model 17, 1 MB L2; the same bits: only the layout
+    changes)."""
     n, n_tiers = table.tier_floor_usd.shape
     used = int(TIER0) + int(TIER_WIDTH) * n_tiers
     lines = -(-(used + 1) // RECORD_ALIGN)
