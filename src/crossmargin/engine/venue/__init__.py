@@ -23,37 +23,41 @@ The log's record format and the ports it is stored through are the engine's (`en
 re-exports the contract: one import gives the API layer every name it needs.
 """
 
-from crossmargin.engine.venue.venue import (
-    AccountView,
+from crossmargin.engine.venue.commands import (
     AccrueInterest,
-    Ack,
     CancelOrder,
     Command,
     Deposit,
     Fill,
-    Genesis,
-    LogAudit,
-    LogEntry,
-    Notification,
     OpenAccount,
-    Outcome,
-    ParameterPreview,
     PlaceOrder,
-    PriceBoard,
-    PriceState,
-    RecoveryReport,
     RiskParameters,
     SetRiskParameters,
     SettleExpiry,
     SettleFunding,
-    Subscription,
     Transfer,
     UpdatePrices,
+    Withdraw,
+)
+from crossmargin.engine.venue.genesis import Genesis
+from crossmargin.engine.venue.settings import VenueSettings
+from crossmargin.engine.venue.subscription import Subscription
+from crossmargin.engine.venue.venue import (
+    Outcome,
     Venue,
-    VenueSettings,
+)
+from crossmargin.engine.venue.views import (
+    AccountView,
+    Ack,
+    LogAudit,
+    LogEntry,
+    Notification,
+    ParameterPreview,
+    PriceBoard,
+    PriceState,
+    RecoveryReport,
     WhatIfTrade,
     WholeBook,
-    Withdraw,
 )
 
 __all__ = [

@@ -105,17 +105,12 @@ from crossmargin.engine.journal import (
 )
 from crossmargin.engine.ports import Clock, EventStore
 from crossmargin.engine.venue.adl_candidates import AdlCandidates
-
-# Names re-exported for the API layer: one import gives the whole contract.
 from crossmargin.engine.venue.commands import (
     KIND_OF,
     AccrueInterest,
-    CancelOrder,
     Command,
     Deposit,
     Fill,
-    OpenAccount,
-    PlaceOrder,
     RiskParameters,
     SetRiskParameters,
     SettleExpiry,
@@ -148,7 +143,6 @@ from crossmargin.engine.venue.views import (
     Ack,
     LogAudit,
     LogEntry,
-    Notification,
     ParameterPreview,
     PriceBoard,
     PriceState,
@@ -161,40 +155,6 @@ from crossmargin.errors import (
     InputError,
     VenueUnavailableError,
 )
-
-__all__ = [
-    "AccountView",
-    "AccrueInterest",
-    "Ack",
-    "CancelOrder",
-    "Command",
-    "Deposit",
-    "Fill",
-    "Genesis",
-    "LogAudit",
-    "LogEntry",
-    "Notification",
-    "OpenAccount",
-    "Outcome",
-    "ParameterPreview",
-    "PlaceOrder",
-    "PriceBoard",
-    "PriceState",
-    "RecoveryReport",
-    "RiskParameters",
-    "SetRiskParameters",
-    "SettleExpiry",
-    "SettleFunding",
-    "Subscription",
-    "Transfer",
-    "UpdatePrices",
-    "Venue",
-    "VenueSettings",
-    "WhatIfTrade",
-    "WholeBook",
-    "Withdraw",
-]
-
 
 # ------------------------------------------------------------------------------------ the venue
 
