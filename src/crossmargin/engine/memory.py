@@ -251,8 +251,10 @@ class MemoryEventStore:
     def find_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
         return {k: self.keys[k] for k in keys if k in self.keys}
 
-    def save_snapshot(self, snapshot: Snapshot) -> None:
+    def save_snapshot(self, snapshot: Snapshot, *, keep: int | None = None) -> None:
         self.stored_snapshots.append(snapshot)
+        if keep is not None:
+            self.keep_newest_snapshots(keep)
 
     def snapshots(self) -> Iterator[Snapshot]:
         return iter(sorted(self.stored_snapshots, key=lambda s: s.sequence, reverse=True))

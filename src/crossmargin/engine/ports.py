@@ -170,8 +170,10 @@ class EventStore(Protocol):
     first, each payload read when the iteration reaches it (recovery stops at the first that
     verifies: one payload read, not all); `save_snapshot` is durable on return, and a log's
     writer may append meanwhile (a large payload is written in pieces, never holding the log's
-    commits behind one long write); `keep_newest_snapshots(count)` drops all but the newest
-    `count` (the venue keeps a few: a state copy each). `truncate_after(sequence)`
+    commits behind one long write); with `keep`, the snapshot is listed and every one but the
+    newest `keep` unlisted at once (one transaction: a writer killed between the two never leaves
+    more); `keep_newest_snapshots(count)` drops all but the newest `count` (the venue keeps a
+    few: a state copy each). `truncate_after(sequence)`
     drops every record after `sequence` and every snapshot after it and sets the counter: recovery
     to a verified prefix, only when the operator asks for it."""
 
@@ -185,7 +187,7 @@ class EventStore(Protocol):
 
     def find_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]: ...
 
-    def save_snapshot(self, snapshot: Snapshot) -> None: ...
+    def save_snapshot(self, snapshot: Snapshot, *, keep: int | None = None) -> None: ...
 
     def snapshots(self) -> Iterator[Snapshot]: ...
 

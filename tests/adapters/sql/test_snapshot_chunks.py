@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 import sqlalchemy as sa
 
+from crossmargin.adapters.sql import SqlEventStore
 from crossmargin.adapters.sql.schema import events, snapshot_chunks
 from crossmargin.adapters.sql.store import SNAPSHOT_CHUNK_BYTES
 from crossmargin.engine.journal import Snapshot, canonical_json
@@ -72,6 +74,41 @@ def test_keeping_the_newest_snapshots_removes_the_others_rows_and_chunks(db: tup
     store.close()
 
 
+def test_a_snapshot_saved_keeping_the_newest_unlists_the_others_in_its_own_transaction(
+    db: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`save_snapshot(..., keep=2)`: the new row in and the rows beyond the newest two out in one
+    transaction, so a writer that dies before collecting their chunks (here: the collection
+    fails) never leaves more than two listed; the next save collects what is left."""
+    store = connect(db)
+    for sequence in (3, 6):
+        store.save_snapshot(_snapshot(sequence, 10))
+
+    collect = type(store)._drop_unlisted_chunks
+    calls = []
+
+    def dies_after_listing(self: SqlEventStore) -> None:  # the first collection runs (before the chunks)
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("killed before collecting the chunks")
+        collect(self)
+
+    monkeypatch.setattr(type(store), "_drop_unlisted_chunks", dies_after_listing)
+    with pytest.raises(RuntimeError, match="killed"):
+        store.save_snapshot(_snapshot(9, 10), keep=2)
+    assert [s.sequence for s in store.snapshots()] == [9, 6]
+    assert _chunk_counts(db) == {3: 1, 6: 1, 9: 1}  # 3's chunk left behind, unlisted
+    monkeypatch.undo()
+    store.save_snapshot(_snapshot(12, 10), keep=2)
+    assert [s.sequence for s in store.snapshots()] == [12, 9]
+    assert _chunk_counts(db) == {9: 1, 12: 1}
+    store.close()
+    memory = MemoryEventStore()
+    for sequence in (3, 6, 9):
+        memory.save_snapshot(_snapshot(sequence, 10), keep=2)
+    assert [s.sequence for s in memory.snapshots()] == [9, 6]
+
+
 def test_the_venue_keeps_the_newest_snapshots_only(db: tuple[str, str | None]) -> None:
     """Unpaced, one every 5 records over 30 deposits (6 written), 2 kept: those at 30 and 25,
     and a restart from the newest equals a replay of the log; a restart that writes one more
@@ -129,14 +166,18 @@ def test_a_log_at_revision_0002_with_an_inline_snapshot_migrates_and_restarts_fr
     store.close()
 
 
-def test_a_start_after_a_kill_between_save_and_prune_keeps_the_newest_only(db: tuple[str, str | None]) -> None:
+def test_a_start_after_a_kill_between_save_and_prune_keeps_the_newest_only(
+    db: tuple[str, str | None],
+) -> None:
     """A server killed after writing its snapshot and before pruning leaves `snapshots_kept + 1`;
     the next start prunes back to the newest 2, the one it recovered from included; a start
     whose newest snapshots fail their checksum prunes nothing (the one used is older)."""
     store = connect(db)
     with open_venue(store, snapshot_every=5, snapshot_busy_limit=None, snapshots_kept=3) as venue:
         for n in range(20):
-            venue.execute(Deposit(idempotency_key=f"k{n}", account="vol-seller", asset="USDC", amount_units=1))
+            venue.execute(
+                Deposit(idempotency_key=f"k{n}", account="vol-seller", asset="USDC", amount_units=1)
+            )
     assert [s.sequence for s in store.snapshots()] == [20, 15, 10]
     store.close()
     store = connect(db)

@@ -222,11 +222,13 @@ class SqlEventStore:
             ).all()
         return {str(r.idempotency_key): (int(r.sequence), str(r.body_sha256)) for r in rows}
 
-    def save_snapshot(self, snapshot: Snapshot) -> None:
+    def save_snapshot(self, snapshot: Snapshot, *, keep: int | None = None) -> None:
         """The payload in chunks of SNAPSHOT_CHUNK_BYTES, each its own transaction, then the
         snapshots row naming their count: the log's commits go between the chunks (one 20 MB
         row held SQLite's write lock 120-180 ms), and a snapshot is listed only once whole. What
-        a writer that died midway left (chunks with no row) is removed first."""
+        a writer that died midway left (chunks with no row) is removed first. With `keep`, the
+        rows beyond the newest `keep` are deleted in the transaction that inserts this one (a
+        writer killed after it never leaves one too many listed), their chunks after it."""
         with self.engine.begin() as conn:
             conn.execute(snapshots.delete().where(snapshots.c.sequence == snapshot.sequence))
         self._drop_unlisted_chunks()
@@ -250,6 +252,10 @@ class SqlEventStore:
                     chunks=count,
                 )
             )
+            if keep is not None:
+                self._unlist_older(conn, keep)
+        if keep is not None:
+            self._drop_unlisted_chunks()
 
     def snapshots(self) -> Iterator[Snapshot]:
         """Newest first; each payload read when reached (inline before migration 0003, else its
@@ -286,11 +292,14 @@ class SqlEventStore:
     def keep_newest_snapshots(self, count: int) -> None:
         """The older rows first (those snapshots are then no longer listed), then their chunks."""
         with self.engine.begin() as conn:
-            kept = (
-                sa.select(snapshots.c.sequence).order_by(snapshots.c.sequence.desc()).limit(count).subquery()
-            )
-            conn.execute(snapshots.delete().where(snapshots.c.sequence.not_in(sa.select(kept.c.sequence))))
+            self._unlist_older(conn, count)
         self._drop_unlisted_chunks()
+
+    @staticmethod
+    def _unlist_older(conn: sa.Connection, count: int) -> None:
+        """Delete every snapshots row but the newest `count` (their chunks stay until collected)."""
+        kept = sa.select(snapshots.c.sequence).order_by(snapshots.c.sequence.desc()).limit(count).subquery()
+        conn.execute(snapshots.delete().where(snapshots.c.sequence.not_in(sa.select(kept.c.sequence))))
 
     def _drop_unlisted_chunks(self) -> None:
         """Every chunk whose snapshot has no row (dropped, replaced, or a save that died midway),

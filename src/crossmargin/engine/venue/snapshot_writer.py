@@ -3,7 +3,8 @@
 The writer asks (`due`, then `start` on the committed state, the log drained); the snapshot is
 encoded in a forked child holding a copy-on-write image of the state (`engine.venue.forked_encoding`)
 or, from a detached copy, on this writer's own thread; that thread collects the bytes, stores
-them (`EventStore.save_snapshot`) and keeps the newest `VenueSettings.snapshots_kept`.
+them (`EventStore.save_snapshot`), keeping the newest `VenueSettings.snapshots_kept` in the
+same transaction.
 
 Pacing (`VenueSettings.snapshot_busy_limit`): after a snapshot that took T seconds (the venue
 writer's part, the encoding, the write) the next waits at least T / limit, one at a time, so
@@ -113,10 +114,10 @@ class SnapshotWriter:
                 self._store.save_snapshot(
                     Snapshot.of_payload(
                         sequence=job.sequence, record_hash=job.record_hash, payload=_payload(job)
-                    )
+                    ),
+                    keep=self._settings.snapshots_kept,  # listed and the oldest unlisted at once
                 )
                 self._stats["snapshots"] += 1
-                self._store.keep_newest_snapshots(self._settings.snapshots_kept)
             except Exception:
                 self._stats["snapshot_failures"] += 1
                 _log.exception("snapshot at %d not written", job.sequence)
