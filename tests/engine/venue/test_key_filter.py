@@ -150,3 +150,18 @@ def test_missing_names_the_first_key_the_bits_lack() -> None:
     keys.add(["a", "b"])
     assert keys.missing(["a", "never", "b", "nor"]) == 1
     assert keys.missing(["b", "a"]) is None and keys.missing([]) is None
+
+
+def test_image_with_the_memorys_keys_is_exact_through_the_snapshot() -> None:
+    """A snapshot child's copy: the waiting keys and the memory's hashed in, `through` the
+    snapshot's record; the image holds every key written."""
+    keys = KeyFilter(first_capacity=16)
+    keys.add(["g"], through=1)
+    keys.add_later({"a": 0, "b": 1, "c0": 2}, through=3)  # let go by memory, not hashed in yet
+    keys.absorb(1)
+    assert keys.pending() == ["b", "c0"]  # in the order absorb takes them
+    image = keys.image_with(["c", "d"], through=5)  # still in memory at the snapshot
+    assert (image.through, image.count, keys.waiting, keys.pending()) == (5, 6, 0, [])
+    restored = KeyFilter()
+    restored.restore(image)
+    assert restored.missing(["g", "a", "b", "c0", "c", "d"]) is None

@@ -109,10 +109,11 @@ def test_a_snapshot_carries_the_key_filter_so_a_start_reads_only_the_keys_writte
     encoder: str,
 ) -> None:
     """With 8 keys kept in memory, the filter's bits hold every key but the newest few when the
-    snapshot at 30 is taken (its image taken in the forked child, or on the writer for the
-    snapshot thread); a start since it restores those bits and reads only the keys of the
-    records between the filter's `through` and the snapshot, not the 29 before it. An old key is
-    still a duplicate with its first answer, and the audit finds every key of the log held."""
+    snapshot at 30 is taken; the memory's keys and those waiting are hashed into the image (in
+    the forked child, or on the snapshot thread: the same bytes), so it is exact through 30 and a
+    start since it reads no key before it. An old key is still a duplicate with its first
+    answer, and the audit finds every key of the log held. An image exact through less (here
+    said to be through 20) has the keys of the records after that read, those only."""
     store = MemoryEventStore()
     settings = {
         "snapshot_every": 30,
@@ -128,14 +129,21 @@ def test_a_snapshot_carries_the_key_filter_so_a_start_reads_only_the_keys_writte
     with open_venue(store, verify_on_start="since_snapshot", recent_keys=8) as fast:
         report = fast.recovery
         assert report.snapshot_sequence == 30 and report.problems == ()
-        assert 30 - 8 <= report.key_filter_through < 30
-        assert report.keys_read == 30 - report.key_filter_through <= 8  # every record 2..30 is keyed
+        assert (report.key_filter_through, report.keys_read) == (30, 0)
         assert fast.state_digest() == replay(store).digest()
         assert fast.log_audit(timeout_s=60) == LogAudit(status="verified", through=30)
         again = fast.execute(
             Deposit(idempotency_key="d3", account="vol-seller", asset="USDC", amount_units=4)
         )
         assert again.duplicate and again.sequence == 5  # in the restored bits, looked up in the log
+    _rewritten(store, lambda document: document["key_filter"].update(through=20))
+    with open_venue(store, verify_on_start="since_snapshot", recent_keys=8) as partial:
+        assert (partial.recovery.key_filter_through, partial.recovery.keys_read) == (20, 10)  # 21..30
+        assert partial.state_digest() == replay(store).digest()
+        again = partial.execute(
+            Deposit(idempotency_key="d25", account="vol-seller", asset="USDC", amount_units=26)
+        )
+        assert again.duplicate and again.sequence == 27
 
 
 def test_a_snapshot_without_a_key_filter_has_every_key_before_it_read() -> None:

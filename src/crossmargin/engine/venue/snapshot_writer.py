@@ -22,7 +22,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from crossmargin.engine.journal import Snapshot, canonical_json_pieces
@@ -34,6 +34,8 @@ from crossmargin.engine.venue.state import VenueState
 
 # Items of a large list encoded per piece of a snapshot (~1 ms), the GIL offered between pieces.
 SNAPSHOT_PIECE_ITEMS = 4096
+# Keys hashed into a snapshot's key filter per step on the snapshot thread (~1 ms).
+KEY_SLICE = 8192
 # A forked snapshot child not done in this long is killed (a hung child must not block close);
 # a 1,000,000-trader venue encodes in seconds.
 SNAPSHOT_CHILD_TIMEOUT_S = 600.0
@@ -68,15 +70,23 @@ class SnapshotWriter:
             return False
         return self._settings.snapshot_busy_limit is None or time.monotonic() >= self._not_before
 
-    def start(self, state: VenueState, key_filter: KeyFilter | None = None) -> None:
+    def start(
+        self,
+        state: VenueState,
+        key_filter: KeyFilter | None = None,
+        recent_keys: Callable[[], list[str]] | None = None,
+    ) -> None:
         """On the venue's writer, with `state` committed: fork a child that encodes it (the
         writer pays the fork, O(pages mapped), not the encoding) or detach a copy for this
         writer's thread (the venue's writer copies containers; the sorting and encoding,
         O(state), happen there). A fork that fails (no process or descriptor to spare) falls
         back to the thread for this snapshot, counted and logged. `key_filter`: the venue's filter
         of the log's keys, whose image the snapshot carries (a restart then reads only the keys
-        written after its `through`, `engine.venue.recovery`): taken in the child, from its
-        copy-on-write image, or here, its open stage copied (O(filter) on the writer)."""
+        written after its `through`, `engine.venue.recovery`). In the child, from its copy-on-write
+        image, with every key of `recent_keys()` (the writer's memory) and those waiting hashed
+        in: exact through the snapshot's record, so a restart reads no key before it. For the
+        thread, its image as it stands (the open stage copied) and the keys not in it yet are
+        taken here (O(filter + memory) on the writer), and hashed in there: the same bytes."""
         started = time.monotonic()
         if self._settings.snapshot_busy_limit is not None:
             self._not_before = math.inf  # one at a time: until this one is written
@@ -84,7 +94,7 @@ class SnapshotWriter:
         if self._settings.snapshot_encoder == "fork":
             try:
                 child = fork_encoding(
-                    lambda: _snapshot_pieces(state, None if key_filter is None else key_filter.image())
+                    lambda: _snapshot_pieces(state, _child_image(state, key_filter, recent_keys))
                 )
             except OSError as error:
                 self._stats["snapshot_fork_failures"] += 1
@@ -92,9 +102,9 @@ class SnapshotWriter:
                     "snapshot at %d: fork failed (%s), encoded on the snapshot thread", state.sequence, error
                 )
         detached = state.detached() if child is None else None
-        image = key_filter.image() if child is None and key_filter is not None else None
+        keys = _keys_at_snapshot(key_filter, recent_keys) if child is None else None
         took = time.monotonic() - started
-        self._jobs.put(_SnapshotJob(state.sequence, state.head_hash, detached, image, child, took))
+        self._jobs.put(_SnapshotJob(state.sequence, state.head_hash, detached, keys, child, took))
         self._last_sequence = state.sequence
 
     def close(self) -> None:
@@ -136,7 +146,7 @@ class _SnapshotJob(NamedTuple):
     sequence: int
     record_hash: str
     state: VenueState | None
-    key_filter: KeyFilterImage | None
+    keys: _KeysAtSnapshot | None
     child: ChildEncoding | None
     writer_seconds: float
 
@@ -146,7 +156,51 @@ def _payload(job: _SnapshotJob) -> bytes:
     if job.child is not None:
         return job.child.collect(timeout_s=SNAPSHOT_CHILD_TIMEOUT_S)
     assert job.state is not None
-    return b"".join(_offering_the_gil(_snapshot_pieces(job.state, job.key_filter)))
+    image = None if job.keys is None else _completed(job.keys, through=job.sequence)
+    return b"".join(_offering_the_gil(_snapshot_pieces(job.state, image)))
+
+
+class _KeysAtSnapshot(NamedTuple):
+    """For the snapshot thread: the key filter's image as it stood, and the keys not in its bits
+    yet (waiting, then the writer's memory) in the order a forked child hashes them in; None
+    for `pending` when the memory was not given (the image then stays exact through less)."""
+
+    image: KeyFilterImage
+    pending: list[str] | None
+
+
+def _keys_at_snapshot(
+    key_filter: KeyFilter | None, recent_keys: Callable[[], list[str]] | None
+) -> _KeysAtSnapshot | None:
+    if key_filter is None:
+        return None
+    pending = None if recent_keys is None else key_filter.pending() + recent_keys()
+    return _KeysAtSnapshot(key_filter.image(), pending)
+
+
+def _completed(keys: _KeysAtSnapshot, *, through: int) -> KeyFilterImage:
+    """On the snapshot thread: the image with the pending keys hashed in (`KeyFilter.image_with`
+    in a child), a slice at a time with the GIL offered between (hashing the memory's 200,000
+    keys in one go would hold the writer ~50 ms)."""
+    if keys.pending is None:
+        return keys.image
+    whole = KeyFilter()
+    whole.restore(keys.image)
+    for start in range(0, len(keys.pending), KEY_SLICE):
+        whole.add(keys.pending[start : start + KEY_SLICE])
+        time.sleep(0)
+    return whole.image_with([], through=through)
+
+
+def _child_image(
+    state: VenueState, key_filter: KeyFilter | None, recent_keys: Callable[[], list[str]] | None
+) -> KeyFilterImage | None:
+    """In a forked child: the filter's image with the memory's keys hashed in (its own copy)."""
+    if key_filter is None:
+        return None
+    if recent_keys is None:
+        return key_filter.image()
+    return key_filter.image_with(recent_keys(), through=state.sequence)
 
 
 def _snapshot_pieces(state: VenueState, key_filter: KeyFilterImage | None) -> Iterator[bytes]:

@@ -79,6 +79,10 @@ class RecentKeys:
     def __contains__(self, key: object) -> bool:
         return key in self._slot_of[0] or key in self._slot_of[1]
 
+    def held(self) -> list[str]:
+        """Every key held (both halves), for a snapshot's key filter to take in."""
+        return [*self._slot_of[0], *self._slot_of[1]]
+
     def get(self, key: str) -> KeptAnswer | None:
         newer, older = self._halves()
         slot = newer.get(key)

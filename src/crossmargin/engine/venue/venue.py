@@ -993,7 +993,7 @@ class Venue:
             if self._snapshots.due(self._state.sequence):
                 self._drain()  # a snapshot is of the committed state
                 if self._failed is None:
-                    self._snapshots.start(self._state, self._log_keys)
+                    self._snapshots.start(self._state, self._log_keys, self._keys.held)
             group = self._decide_group(batch)
             if group is None:
                 return
