@@ -26,11 +26,11 @@ CPU; the writer pauses for the fork itself, ~30 ms per GB resident, not for the 
 "thread" (the venue's snapshot thread, sharing the GIL with the writer meanwhile).
 `--verify-on-start`: "full" (the default) verifies the whole hash chain before serving, O(log):
 ~12 us a record here, minutes for tens of millions; "since_snapshot" trusts the newest snapshot
-that verifies, verifies only the records after it, restores the idempotency-key filter the
-snapshot carries and reads only the keys written after it (O(records since the snapshot +
-recent keys)), then audits those in the background, paced to 10 % of the time (`VenueSettings.verify_on_start`
-and `audit_busy_limit`, `engine.venue.recovery`; a break found there is logged as an error, and GET
-/readyz reports the audit).
+that verifies, verifies only the records after it and restores the idempotency-key filter the
+snapshot carries (O(records since the snapshot), whatever the log's length), then audits the
+records before it in the background, paced to 10 % of the time (`VenueSettings.verify_on_start`
+and `audit_busy_limit`, `engine.venue.recovery`; a break found there is logged as an error, and
+GET /readyz reports the audit).
 
 `--once`: start, check readiness and read every account over HTTP on loopback, print them, shut
 down gracefully (a smoke test of the whole service, and the README's first command).

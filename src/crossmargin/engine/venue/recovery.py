@@ -10,12 +10,13 @@ Two ways to verify (`VenueSettings.verify_on_start`):
                     hash) and whose record is in the log with that hash and recomputes to it is
                     trusted; only the records after it are verified. Every key of the log must be
                     known to the writer's filter, or a retry of an old key would be applied
-                    twice: the snapshot carries the filter's bits as they stood (exact through
-                    some record, `KeyFilter.through`), and only the keys of the records between
-                    that and the snapshot are read (at most about `VenueSettings.recent_keys`);
-                    a snapshot without them (written before they were kept) has every key before
-                    it read. O(records since the snapshot + recent keys), whatever the log's
-                    length. The records before it are then verified by the
+                    twice: the snapshot carries the filter's bits, exact through its record
+                    (`KeyFilter.through`; its encoder hashes in the writer's memory of recent
+                    keys), so no key before it is read; an image exact through less has the keys
+                    of the records between read, and a snapshot without one (written before they
+                    were kept) every key before it. O(records since the snapshot), whatever the
+                    log's length (bench/bench_restart.py). The records before it are then
+                    verified by the
                     venue's audit thread after start-up (`audit_chain`, `Venue.log_audit`),
                     paced to `VenueSettings.audit_busy_limit` of the time: it shares the GIL
                     with the writer (unpaced, the deposits served meanwhile ran at half the
