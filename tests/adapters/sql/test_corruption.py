@@ -62,12 +62,17 @@ def _flip_record(db: tuple[str, str | None], sequence: int) -> None:
     )
 
 
-def _expect_refusal_then_recovery(db: tuple[str, str | None], *, broken_at: int) -> None:
+def _refused_at(db: tuple[str, str | None], **settings: object) -> int:
+    """The sequence CorruptLogError names when a venue is opened on the log with `settings`."""
     store = connect(db)
     with pytest.raises(CorruptLogError) as refused:
-        open_venue(store)
+        open_venue(store, **settings)
     store.close()
-    assert refused.value.sequence == broken_at
+    return refused.value.sequence
+
+
+def _expect_refusal_then_recovery(db: tuple[str, str | None], *, broken_at: int) -> None:
+    assert _refused_at(db) == broken_at
     store = connect(db)
     with open_venue(store, recover_to_verified_prefix=True) as venue:
         assert venue.last_sequence == broken_at - 1
@@ -257,22 +262,14 @@ def test_corruption_since_snapshot_before_it_is_found_by_the_audit(written: tupl
         assert audit.status == "failed" and audit.through == 30
         assert audit.problem is not None and "sequence 12" in audit.problem
         assert venue.stats()["log_audit_failed"] == 1  # crossmargin_log_audit_failed, to alert on
-    store = connect(written)
-    with pytest.raises(CorruptLogError) as refused:
-        open_venue(store)
-    store.close()
-    assert refused.value.sequence == 12
+    assert _refused_at(written) == 12
 
 
 def test_corruption_since_snapshot_after_it_refuses_or_recovers(written: tuple[str, str | None]) -> None:
     """A flipped byte in record 31, after the snapshot at 30: refused at start-up as by the
     full check, or cut back to 30 when told to recover."""
     _flip_record(written, 31)
-    store = connect(written)
-    with pytest.raises(CorruptLogError) as refused:
-        open_venue(store, verify_on_start="since_snapshot")
-    store.close()
-    assert refused.value.sequence == 31
+    assert _refused_at(written, verify_on_start="since_snapshot") == 31
     store = connect(written)
     with open_venue(store, verify_on_start="since_snapshot", recover_to_verified_prefix=True) as venue:
         assert venue.last_sequence == 30
@@ -283,11 +280,7 @@ def test_corruption_since_snapshot_the_snapshots_own_record_flipped(written: tup
     """Record 30 flipped: the snapshot at 30 is not trusted (its record does not recompute to its
     hash), the one at 20 is, and verifying from 21 finds the break at 30: refused."""
     _flip_record(written, 30)
-    store = connect(written)
-    with pytest.raises(CorruptLogError) as refused:
-        open_venue(store, verify_on_start="since_snapshot")
-    store.close()
-    assert refused.value.sequence == 30
+    assert _refused_at(written, verify_on_start="since_snapshot") == 30
 
 
 def test_corruption_since_snapshot_counter_behind_the_records(written: tuple[str, str | None]) -> None:
@@ -296,11 +289,7 @@ def test_corruption_since_snapshot_counter_behind_the_records(written: tuple[str
     but were not committed with it): refused, or cut back to 25 in the state a replay of the cut
     log gives."""
     _tamper(written, counter.update().values(value=25))
-    store = connect(written)
-    with pytest.raises(CorruptLogError) as refused:
-        open_venue(store, verify_on_start="since_snapshot")
-    store.close()
-    assert refused.value.sequence == 26
+    assert _refused_at(written, verify_on_start="since_snapshot") == 26
     store = connect(written)
     with open_venue(store, verify_on_start="since_snapshot", recover_to_verified_prefix=True) as venue:
         assert venue.recovery.snapshot_sequence == 20 and venue.recovery.records_replayed == 5

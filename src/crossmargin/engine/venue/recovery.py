@@ -132,27 +132,24 @@ def _keys_before(
 
 
 def _image_of(start: _Start, problems: list[str]) -> KeyFilterImage | None:
+    """The key filter's image the snapshot carries, if this build can use it; why not, said in
+    `problems` (every key before the snapshot is then read from the log)."""
+    image, why = _usable_image(start)
+    if image is None:
+        problems.append(f"snapshot at {start.snapshot.sequence}{why}: every key before it read from the log")
+    return image
+
+
+def _usable_image(start: _Start) -> tuple[KeyFilterImage | None, str]:
     if start.key_filter is None:
-        problems.append(
-            f"snapshot at {start.snapshot.sequence} carries no key filter: "
-            "every key before it read from the log"
-        )
-        return None
+        return None, " carries no key filter"
     try:
         image = KeyFilterImage.from_dict(start.key_filter)
     except (KeyError, TypeError, ValueError, binascii.Error, zlib.error) as error:
-        problems.append(
-            f"snapshot at {start.snapshot.sequence}: its key filter cannot be used ({error}): "
-            "every key before it read from the log"
-        )
-        return None
+        return None, f": its key filter cannot be used ({error})"
     if not 0 <= image.through <= start.snapshot.sequence:
-        problems.append(
-            f"snapshot at {start.snapshot.sequence}: its key filter claims keys through {image.through}: "
-            "every key before it read from the log"
-        )
-        return None
-    return image
+        return None, f": its key filter claims keys through {image.through}"
+    return image, ""
 
 
 def missing_key(log_keys: KeyFilter, records: list[LogRecord], through: int) -> str | None:
