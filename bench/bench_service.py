@@ -25,7 +25,9 @@ margin calls out on a 1,000,000-account book.
     event).
   * sustained: 300,000 deposits one per call (`--sustained-events`) per backend, long enough for
     CPython's cyclic collector to run as it does in a venue that keeps running: ack p50/p99/p99.9
-    and the collector's pauses (count, longest, total; every durable run reports them).
+    and the collector's pauses (count, longest, total; every durable run reports them). Then the
+    same run under random UUID keys, as clients send them (`random_key_commands`): the other
+    runs' `run-i` keys are nearly sorted, which hides what indexing random keys costs a store.
   * floor: the same event rows INSERTed raw (SQLAlchemy Core executemany) 100 per commit into a
     table of the same shape: what the database does without the venue; and
     `python_append_floor`: the least a hash-chained, acknowledged append costs in CPython (the
@@ -44,7 +46,8 @@ callback at W in flight; future_events_per_s, future_ack_p99_ms: the same with a
 ack_curve: [in flight, events/s, ack p99 ms] per backend;
 deposit_cpu_us_by_thread: the deposits' CPU split by thread, from /proc/self/task;
 batch_events_per_s, batch_ack_p99_ms; aim_lists: [events/s, ack p99 ms] of the lists at the aims'
-operating point per backend; sustained: the long run per backend; aims: each aim met or not; http_* per backend; tick_to_calls_p50_ms,
+operating point per backend; sustained: the long run per backend; random_keys: it again under
+UUID keys, with the committer's and SQLite's key index's CPU an event; aims: each aim met or not; http_* per backend; tick_to_calls_p50_ms,
 tick_to_calls_p99_ms, floors, CPU model, load average, and CPU seconds per event and per tick: this
 process's CPU time over all its threads, the figure a shared machine does not distort).
 """
@@ -57,6 +60,7 @@ import itertools
 import json
 import os
 import queue
+import random
 import sys
 import tempfile
 import threading
@@ -104,24 +108,38 @@ def command_of(
     kind: str,
     pair: tuple[str, str] = ("basis-trader", "vol-seller"),
     price: float = FILL_PRICE_USD,
+    key: str | None = None,
 ) -> Any:
     """The i-th command of a run: a deposit to the pair's first account, or a fill or transfer
-    between the two, in turn each way (positions and balances stay bounded)."""
+    between the two, in turn each way (positions and balances stay bounded); under `key`, or
+    `run-i`."""
+    key = f"{run}-{i}" if key is None else key
     if kind == "deposit":
-        return Deposit(idempotency_key=f"{run}-{i}", account=pair[0], asset="USDC", amount_units=1 + i % 97)
+        return Deposit(idempotency_key=key, account=pair[0], asset="USDC", amount_units=1 + i % 97)
     a, b = pair if i % 2 else pair[::-1]
     if kind == "fill":  # one BTC perpetual contract, back and forth: positions stay bounded
         return Fill(
-            idempotency_key=f"{run}-{i}",
+            idempotency_key=key,
             taker=a,
             maker=b,
             instrument="BTC-USDC-PERP",
             quantity=1,
             price=price,
         )
-    return Transfer(
-        idempotency_key=f"{run}-{i}", from_account=a, to_account=b, asset="USDC", amount_units=1 + i % 97
-    )
+    return Transfer(idempotency_key=key, from_account=a, to_account=b, asset="USDC", amount_units=1 + i % 97)
+
+
+def random_key_commands(n: int, seed: int) -> Callable[[str, int, str], Any]:
+    """`command_of` under random version-4 UUID keys, as clients send them (drawn before any
+    run: the draw is not the venue's cost). A store's index of random keys pays for their lack
+    of order (adapters/sql/key_index.py); `run-i` keys are nearly sorted and hide it."""
+    rng = random.Random(seed)
+    keys = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(n)]
+
+    def command(run: str, i: int, kind: str) -> Any:
+        return command_of(run, i, kind, key=keys[i])
+
+    return command
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -291,6 +309,7 @@ def durable_run(
                 ("client", "MainThread"),
                 ("writer", "venue-writer"),
                 ("committer", "venue-committer"),
+                ("key_index", "venue-key-index"),  # SQLite's side index of the keys (adapters.sql.key_index)
             )
         },
         "commits": stats["batches"],
@@ -739,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         f"crossmargin bench_service: CPU {cpu_model()}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
     )
     genesis = genesis_of_book(BOOK)
+    random_keyed = random_key_commands(args.sustained_events, args.seed)
     settle = not args.default_gc
     results: dict[str, Any] = {"cpu": cpu_model(), "collector": "serve (heap.py)" if settle else "default"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -770,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
                     "deposits_batched": (args.events, args.batch_in_flight, "deposit", args.batch, False),
                     "deposits_batched_aim": (3 * args.events, AIM_IN_FLIGHT, "deposit", AIM_BATCH, False),
                     "deposits_sustained": (args.sustained_events, args.in_flight, "deposit", 1, True),
+                    "deposits_random_keys": (args.sustained_events, args.in_flight, "deposit", 1, True),
                     "transfers_batched": (
                         args.transfers,
                         args.batch_in_flight,
@@ -789,6 +810,7 @@ def main(argv: list[str] | None = None) -> int:
                         batch=batch,
                         callback=callback,
                         settle=settle,
+                        command=random_keyed if run == "deposits_random_keys" else command_of,
                     )
                     for run, (n, w, kind, batch, callback) in runs.items()
                 }
@@ -838,7 +860,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"per transfer {transfers['cpu_ms_per_event']:.2f} ms; fills {measured['fills']['events_per_s']:7,.0f}/s "
                 f"p99 {measured['fills']['ack_p99_ms']:.1f} ms, CPU {measured['fills']['cpu_ms_per_event']:.2f} ms"
             )
-            sustained = measured["deposits_sustained"]
+            sustained, random_keys = measured["deposits_sustained"], measured["deposits_random_keys"]
+            print(
+                f"{name:>10}: random (UUID) keys, {random_keys['events']:,} deposits one per call: "
+                f"{random_keys['events_per_s']:,.0f}/s ack p99 {random_keys['ack_p99_ms']:.2f} ms p99.9 "
+                f"{random_keys['ack_p999_ms']:.2f} ms, CPU client / writer / committer / key index "
+                f"{random_keys['cpu_us_client']:.1f} / {random_keys['cpu_us_writer']:.1f} / "
+                f"{random_keys['cpu_us_committer']:.1f} / {random_keys['cpu_us_key_index']:.1f} us "
+                f"(the sequential keys below: {sustained['cpu_us_committer']:.1f} us the committer)"
+            )
             print(
                 f"{name:>10}: sustained, {sustained['events']:,} deposits one per call at {sustained['in_flight']} in "
                 f"flight: {sustained['events_per_s']:,.0f}/s ack p50 {sustained['ack_p50_ms']:.2f} ms p99 "
@@ -911,6 +941,7 @@ def main(argv: list[str] | None = None) -> int:
             ("one_per_call", "deposits"),
             ("lists", "deposits_batched_aim"),
             ("sustained", "deposits_sustained"),
+            ("random_keys", "deposits_random_keys"),
         )
     }
     aims["tick_to_calls"] = ticks["tick_to_calls_p99_ms"] <= AIM_TICK_P99_MS
@@ -922,7 +953,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{one['events_per_s']:,.0f}/s p99 {one['ack_p99_ms']:.1f} ms {word(aims[f'{b}_one_per_call'])}; lists of "
             f"{AIM_BATCH} at {AIM_IN_FLIGHT} in flight {lists['events_per_s']:,.0f}/s p99 {lists['ack_p99_ms']:.1f} ms "
             f"{word(aims[f'{b}_lists'])}; sustained {results[b]['deposits_sustained']['events_per_s']:,.0f}/s "
-            f"p99 {results[b]['deposits_sustained']['ack_p99_ms']:.1f} ms {word(aims[f'{b}_sustained'])}"
+            f"p99 {results[b]['deposits_sustained']['ack_p99_ms']:.1f} ms {word(aims[f'{b}_sustained'])}; "
+            f"random keys {results[b]['deposits_random_keys']['events_per_s']:,.0f}/s "
+            f"p99 {results[b]['deposits_random_keys']['ack_p99_ms']:.1f} ms {word(aims[f'{b}_random_keys'])}"
         )
     best = max(("sqlite", "postgresql"), key=lambda b: results[b]["deposits"]["events_per_s"])
     summary = {
@@ -987,6 +1020,21 @@ def main(argv: list[str] | None = None) -> int:
                     "ack_max_ms",
                     "gc_pause_max_ms",
                     "gc_pause_total_ms",
+                )
+            }
+            for b in ("sqlite", "postgresql")
+        },
+        # The sustained run again with random (UUID) keys, as clients send them: events/s, ack
+        # p99 and p99.9, and the CPU of the committer and of SQLite's key index (us an event).
+        "random_keys": {
+            b: {
+                key: results[b]["deposits_random_keys"][key]
+                for key in (
+                    "events_per_s",
+                    "ack_p99_ms",
+                    "ack_p999_ms",
+                    "cpu_us_committer",
+                    "cpu_us_key_index",
                 )
             }
             for b in ("sqlite", "postgresql")

@@ -162,15 +162,18 @@ def test_durability_a_refused_append_leaves_the_store_usable(db: tuple[str, str 
 
 
 def test_durability_a_group_the_database_rejects_is_rolled_back_whole(db: tuple[str, str | None]) -> None:
-    """A group whose rows break a constraint (here a record reusing a logged idempotency key, the
-    second of two) is refused whole: the counter does not move, neither row is written, and the
-    store's session stays usable (on PostgreSQL the error ends the COPY mid-stream: the rest of
-    the exchange is read so the session is idle again)."""
+    """A group whose rows break a constraint (here the second of two records carries one posting
+    twice: the postings' primary key, on both backends) is refused whole: the counter does not
+    move, neither record is written, and the store's session stays usable (on PostgreSQL the
+    error ends the COPY mid-stream: the rest of the exchange is read so the session is idle
+    again). A logged key given again is the writer's to refuse (test_idempotence); the database
+    backs it on PostgreSQL only (migration 0004)."""
     store, record = _one_deposit_logged(db, "taken")
     head = record.sequence
     try:
         fresh = _at(record, head + 1, "fresh")
-        clash = _at(record, head + 2, "taken")  # the key "taken" again
+        clash = _at(record, head + 2, "clash")
+        clash = clash._replace(postings=clash.postings + clash.postings[:1])  # (sequence, idx) twice
         with pytest.raises(StoreError):
             store.append([fresh, clash])
         assert store.last_sequence() == head

@@ -1,7 +1,9 @@
 """The event log's tables (SQLAlchemy Core). Alembic migrations create them
 (`migrations/versions`); these objects are what the store queries with.
 
-    events     one row per record: sequence (gap-free, the primary key), idempotency key (unique),
+    events     one row per record: sequence (gap-free, the primary key), idempotency key (unique:
+               a unique index on PostgreSQL; on SQLite the writer's check and a side index,
+               `key_index`, since migration 0004),
                kind, as_of_ns, body_sha256, payload (the exact bytes hashed), previous and own hash,
                actor (who submitted the command: an API key id; NULL for derived records and
                records written before revision 0002)
@@ -25,7 +27,7 @@ events = Table(
     "events",
     metadata,
     Column("sequence", BigInteger, primary_key=True, autoincrement=False),
-    Column("idempotency_key", String(128), nullable=True, unique=True),
+    Column("idempotency_key", String(128), nullable=True),  # unique on PostgreSQL (0001, 0004)
     Column("kind", String(32), nullable=False),
     Column("as_of_ns", BigInteger, nullable=False),
     Column("body_sha256", String(64), nullable=False),

@@ -41,19 +41,21 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from crossmargin.adapters.sql.key_index import SqliteKeyIndex, side_path
 from crossmargin.adapters.sql.schema import counter, events, postings, snapshot_chunks, snapshots
 from crossmargin.engine.journal import LogRecord, PostingRow, Snapshot, new_tuple
 from crossmargin.errors import DurabilityError, InputError, StoreError
 
 DEFAULT_URL = "sqlite:///crossmargin.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003_snapshot_chunks"  # the newest script in migrations/versions
+HEAD_REVISION = "0004_sqlite_key_index"  # the newest script in migrations/versions
 # A snapshot's payload is written in pieces of this size, each its own transaction: on SQLite a
 # writer waiting for the lock retries after 1, 3, 8, 18 ms (its default busy handler), and a
 # 256 KB transaction takes ~1.8 ms here (1 MB ~5 ms, one 20 MB row 120-180 ms), so a group
 # commit of the log waits ~3 ms at most behind one; the whole payload takes ~1.3x as long as
 # one row (AMD EPYC family 25 model 1, docs/service.md, twentieth round).
 SNAPSHOT_CHUNK_BYTES = 1 << 18
+_IN_LIST = 500  # values in one SQLite IN list, under the 999 bound variables of older builds
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -77,6 +79,7 @@ class SqlEventStore:
         self._binary_rows: dict[str, Any] | None = None  # pg_copy.BinaryRows per table, on first append
         # Errors of the driver itself (the COPY path talks to it directly) are commit failures too.
         self._driver_error: type[Exception] = engine.dialect.loaded_dbapi.Error
+        self._key_index: SqliteKeyIndex | None = None  # SQLite's keys, beside the log (key_index)
 
     @classmethod
     def connect(cls, url: str = DEFAULT_URL, *, schema: str | None = None) -> SqlEventStore:
@@ -98,7 +101,26 @@ class SqlEventStore:
             if writer is not None:
                 writer.close()
             raise
-        return cls(engine, schema=schema, writer=writer)
+        store = cls(engine, schema=schema, writer=writer)
+        if engine.dialect.name == "sqlite":
+            store._open_key_index()
+        return store
+
+    def _open_key_index(self) -> None:
+        """SQLite: the idempotency keys' side index (`key_index`), checked against the log (a
+        file of another log, or ahead of this one, is rebuilt), brought up to its last record,
+        and its thread started."""
+        database = self.engine.url.database
+        assert database  # a file: WAL, asserted at connect, needs one
+        index = SqliteKeyIndex(side_path(database), self._read_keyed)
+        position, last = index.position(), self.last_sequence()
+        if position.through > last or (
+            position.through and self._record_hash_at(position.through) != position.record_hash
+        ):
+            index.reset()
+        index.catch_up(last)
+        index.start()
+        self._key_index = index
 
     # -- EventStore ------------------------------------------------------------------------------
 
@@ -131,6 +153,8 @@ class SqlEventStore:
             raise StoreError(
                 f"commit failed: {type(error).__name__}: {error.args[0] if error.args else ''}"
             ) from error
+        if self._key_index is not None:  # committed: its keys go to the side index's thread
+            self._key_index.handed(records)
 
     def _append_in_writer_session(
         self, first: int, last: int, event_rows: list[tuple[Any, ...]], posting_rows: list[tuple[Any, ...]]
@@ -214,6 +238,8 @@ class SqlEventStore:
     def find_keys(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
         if not keys:
             return {}
+        if self._key_index is not None:
+            return self._find_keys_sqlite(keys)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(events.c.idempotency_key, events.c.sequence, events.c.body_sha256).where(
@@ -221,6 +247,54 @@ class SqlEventStore:
                 )
             ).all()
         return {str(r.idempotency_key): (int(r.sequence), str(r.body_sha256)) for r in rows}
+
+    def _find_keys_sqlite(self, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """The side index's candidates (read with the `through` they are exact to) and the log's
+        records after it; each compared on the key itself (a hash may collide)."""
+        assert self._key_index is not None
+        candidates, through = self._key_index.candidates(keys)
+        wanted = list(dict.fromkeys(keys))
+        found: list[tuple[Any, ...]] = []
+        with self.engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # checked out
+            try:
+                for i in range(0, len(candidates), _IN_LIST):
+                    chunk = candidates[i : i + _IN_LIST]
+                    cursor.execute(
+                        f"SELECT idempotency_key, sequence, body_sha256 FROM events"
+                        f" WHERE sequence IN ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                    found.extend(cursor.fetchall())
+                for i in range(0, len(wanted), _IN_LIST):
+                    chunk_keys = wanted[i : i + _IN_LIST]
+                    cursor.execute(
+                        "SELECT idempotency_key, sequence, body_sha256 FROM events WHERE sequence > ?"
+                        f" AND idempotency_key IN ({','.join('?' * len(chunk_keys))})",
+                        [through, *chunk_keys],
+                    )
+                    found.extend(cursor.fetchall())
+            finally:
+                cursor.close()
+        asked = set(wanted)
+        return {str(k): (int(s), str(b)) for k, s, b in found if k in asked}
+
+    def _read_keyed(self, after: int, upto: int) -> list[tuple[int, str | None, str]]:
+        """(sequence, idempotency key, record hash) of the records after `after` up to `upto`."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT sequence, idempotency_key, record_hash FROM events"
+                " WHERE sequence > ? AND sequence <= ? ORDER BY sequence",
+                (after, upto),
+            ).all()
+        return [(int(r[0]), r[1], str(r[2])) for r in rows]
+
+    def _record_hash_at(self, sequence: int) -> str | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(events.c.record_hash).where(events.c.sequence == sequence)
+            ).scalar()
+        return None if value is None else str(value)
 
     def save_snapshot(self, snapshot: Snapshot, *, keep: int | None = None) -> None:
         """The payload in chunks of SNAPSHOT_CHUNK_BYTES, each its own transaction, then the
@@ -321,15 +395,24 @@ class SqlEventStore:
                 )
 
     def truncate_after(self, sequence: int) -> None:
+        index = self._key_index
+        if index is not None:  # trimmed first: an index behind the log is caught up, never ahead
+            index.stop()
+            index.trim(sequence, self._record_hash_at(sequence) or "")
         with self.engine.begin() as conn:
             conn.execute(postings.delete().where(postings.c.sequence > sequence))
             conn.execute(events.delete().where(events.c.sequence > sequence))
             conn.execute(snapshots.delete().where(snapshots.c.sequence > sequence))
             conn.execute(snapshot_chunks.delete().where(snapshot_chunks.c.sequence > sequence))
             conn.execute(counter.update().where(counter.c.name == "events").values(value=sequence))
+        if index is not None:
+            index.start()
 
     def close(self) -> None:
         self._closed = True
+        if self._key_index is not None:
+            self._key_index.close()
+            self._key_index = None
         if self._writer is not None:
             # Released here, not left to the server: closing the connection only ends its session
             # once the server notices, and a store opened at once on the same schema (a restart,
