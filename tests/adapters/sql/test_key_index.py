@@ -195,6 +195,37 @@ def test_key_index_follows_a_truncated_log_and_a_second_store(
         store.close()
 
 
+def test_key_index_stopped_by_an_error_leaves_lookups_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The side file fails (a full disk, say): the error is kept and logged, nothing more is
+    indexed, and every key is still found, in the log's records after the index's `through`."""
+    _small_runs(monkeypatch)
+    store = SqlEventStore.connect(f"sqlite:///{tmp_path / 'log.db'}")
+    try:
+        _append(store, [f"early-{i}" for i in range(10)])
+        index = _index_of(store)
+        index.stop()
+        index.start()
+        through = index.position().through
+
+        def full_disk(*_: object) -> int:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(index, "_write_run", full_disk)
+        _append(store, [f"late-{i}" for i in range(30)])
+        index.stop()
+        assert isinstance(index.failure, sqlite3.OperationalError)
+        assert index.position().through == through == 10
+        found = store.find_keys([f"early-{i}" for i in range(10)] + [f"late-{i}" for i in range(30)])
+        assert {k: s for k, (s, _) in found.items()} == {
+            **{f"early-{i}": i + 1 for i in range(10)},
+            **{f"late-{i}": i + 11 for i in range(30)},
+        }
+    finally:
+        store.close()
+
+
 def test_key_index_rewrites_a_key_o_levels_times(tmp_path: Path) -> None:
     """Write amplification, the reason for the layout: 50,000 random keys in groups of 128 (the
     default run size and fan-out) cost the side file fewer than 3 entry writes a key (runs of

@@ -203,12 +203,14 @@ class SqliteKeyIndex:
                 waiting.extend(map(_KEYED_FIELDS, item))
                 if len(waiting) < self._run_keys:
                     continue
-            if not waiting or self.failure is not None:
+            if self.failure is not None:  # stopped: nothing more is written, nothing kept
+                waiting = []
+            if not waiting:
                 continue
             try:
                 after = self._write_run(waiting, after)
                 self._merge_full_levels()
-            except (sqlite3.Error, OSError) as error:  # the log's scan keeps lookups exact
+            except Exception as error:  # the thread's edge: said, and the log's scan keeps lookups exact
                 self.failure = error
                 _LOG.error("idempotency key index stopped at %d: %r", after, error)
             waiting = []
