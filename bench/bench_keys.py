@@ -6,13 +6,14 @@ timestamp, then random bits), on SQLite and on PostgreSQL.
 
     python bench/bench_keys.py [--events 300000] [--in-flight 128] [--pg URL]
 
-The log keeps every key in a unique B-tree index (the idempotency check's last word, and how a
-key that memory and the key filter let go is found). Keys in insertion order land on the
-index's right edge, a page or two per group commit; random keys land on a random leaf each, so a
-commit of 128 events dirties ~128 index pages. SQLite's WAL then writes each dirty page whole at
-every commit and its checkpoints copy them back (every 1,000 pages by default, in the committing
-thread); PostgreSQL logs a page whole only the first time after its own checkpoint and writes
-dirty pages back in the background. Each run: a fresh database (SQLite WAL synchronous=FULL in a
+Every key is indexed (the idempotency check's last word, and how a key that memory and the key
+filter let go is found). PostgreSQL keeps a unique B-tree: a random key lands on a random leaf,
+but its WAL logs the tuple, and a page whole only the first time after its own checkpoint. On
+SQLite such an index cost a random leaf a key, each dirty page written whole to the WAL at every
+commit (~128 pages a group of 128): random keys halved the durable rate. Since migration 0004 its
+keys are kept in sorted runs beside the log, written behind the committer
+(`adapters/sql/key_index.py`), and the key shape should no longer matter; this bench is the check.
+Each run: a fresh database (SQLite WAL synchronous=FULL in a
 temporary directory; PostgreSQL in a schema of its own), examples/desk.yaml's venue, the keys
 drawn before the timed loop. Reported: events/s, ack p50/p99 and the longest, the committer's
 CPU per event (the database's own work on SQLite runs there, in-process), the SQLite file's size.
