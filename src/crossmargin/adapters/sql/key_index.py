@@ -50,6 +50,7 @@ RUN_KEYS = 4096  # a run is written once this many keys wait (or the queue is id
 FANOUT = 8  # runs of one level merged into one of the next
 IDLE_FLUSH_S = 0.5  # a partial run is written after the committer is quiet this long
 _ROWS_PER_INSERT = 300  # x 3 columns, under the 999 bound variables of older SQLite builds
+_HASHES_PER_QUERY = 500  # with the runs' ids (tens), under the same bound
 _LOG = logging.getLogger(__name__)
 _KEYED_FIELDS = operator.itemgetter(0, 1, 7)  # a LogRecord's sequence, idempotency_key, record_hash
 
@@ -164,8 +165,8 @@ class SqliteKeyIndex:
             found: list[int] = []
             if runs:
                 run_marks = ",".join("?" * len(runs))
-                for i in range(0, len(hashes), _ROWS_PER_INSERT):
-                    chunk = hashes[i : i + _ROWS_PER_INSERT]
+                for i in range(0, len(hashes), _HASHES_PER_QUERY):
+                    chunk = hashes[i : i + _HASHES_PER_QUERY]
                     rows = self._reader.execute(
                         f"SELECT sequence FROM key_entries WHERE run IN ({run_marks})"
                         f" AND key_hash IN ({','.join('?' * len(chunk))})",
