@@ -958,6 +958,10 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {results[b]['deposits_random_keys']['ack_p99_ms']:.1f} ms {word(aims[f'{b}_random_keys'])}"
         )
     best = max(("sqlite", "postgresql"), key=lambda b: results[b]["deposits"]["events_per_s"])
+
+    def per_backend(run: str, keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        return {b: {key: results[b][run][key] for key in keys} for b in ("sqlite", "postgresql")}
+
     summary = {
         "events_per_s": results[best]["deposits"]["events_per_s"],
         "future_events_per_s": results[best]["deposits_future"]["events_per_s"],
@@ -1009,36 +1013,24 @@ def main(argv: list[str] | None = None) -> int:
         },
         "aims": aims,
         # The long run per backend: events/s, ack p99, p99.9 and the longest, the collector's pauses.
-        "sustained": {
-            b: {
-                key: results[b]["deposits_sustained"][key]
-                for key in (
-                    "events",
-                    "events_per_s",
-                    "ack_p99_ms",
-                    "ack_p999_ms",
-                    "ack_max_ms",
-                    "gc_pause_max_ms",
-                    "gc_pause_total_ms",
-                )
-            }
-            for b in ("sqlite", "postgresql")
-        },
+        "sustained": per_backend(
+            "deposits_sustained",
+            (
+                "events",
+                "events_per_s",
+                "ack_p99_ms",
+                "ack_p999_ms",
+                "ack_max_ms",
+                "gc_pause_max_ms",
+                "gc_pause_total_ms",
+            ),
+        ),
         # The sustained run again with random (UUID) keys, as clients send them: events/s, ack
         # p99 and p99.9, and the CPU of the committer and of SQLite's key index (us an event).
-        "random_keys": {
-            b: {
-                key: results[b]["deposits_random_keys"][key]
-                for key in (
-                    "events_per_s",
-                    "ack_p99_ms",
-                    "ack_p999_ms",
-                    "cpu_us_committer",
-                    "cpu_us_key_index",
-                )
-            }
-            for b in ("sqlite", "postgresql")
-        },
+        "random_keys": per_backend(
+            "deposits_random_keys",
+            ("events_per_s", "ack_p99_ms", "ack_p999_ms", "cpu_us_committer", "cpu_us_key_index"),
+        ),
         "deposit_cpu_us_by_thread": {
             run: {role: results[best][run][f"cpu_us_{role}"] for role in ("client", "writer", "committer")}
             for run in ("deposits", "deposits_future", "deposits_batched")
