@@ -43,6 +43,7 @@ def test_serve_once_starts_on_the_embedded_default_with_no_setup(tmp_path: Path)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert key_file.read_text().startswith("cmk_")
     assert (tmp_path / "crossmargin.db").exists()  # the SQLite log, WAL, synchronous=FULL
+    assert (tmp_path / "crossmargin.db.keys").exists()  # its idempotency keys beside it (key_index)
 
 
 async def _deposits(served: Served, n: int) -> list[tuple[str, int, dict]]:  # type: ignore[type-arg]
