@@ -96,6 +96,7 @@ class SqliteKeyIndex:
         self._idle_flush_s = IDLE_FLUSH_S if idle_flush_s is None else idle_flush_s
         self._writer = _connect(path)
         self._reader = _connect(path)
+        self._reading = threading.Lock()  # one read transaction at a time on `_reader`
         self._queue: queue.SimpleQueue[Sequence[LogRecord] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.failure: BaseException | None = None  # the indexer's error: lookups stay exact, slower
@@ -158,7 +159,7 @@ class SqliteKeyIndex:
         """The sequences of indexed records whose key hash is one of `keys`', and the `through`
         they are exact to: both read in one transaction of the side file."""
         hashes = key_hashes(keys).view(np.int64).tolist()
-        with self._reader:  # a read transaction: runs and entries of the same moment
+        with self._reading, self._reader:  # a read transaction: runs and entries of the same moment
             self._reader.execute("BEGIN")
             runs = self._reader.execute("SELECT run, last_sequence FROM key_runs").fetchall()
             through = max((int(r[1]) for r in runs), default=0)
