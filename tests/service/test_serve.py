@@ -170,6 +170,21 @@ def test_sigterm_on_the_console_script_finishes_commits_before_its_fast_exit(tmp
     assert sorted(found) == sorted(acked)
 
 
+def test_serve_refuses_a_database_url_it_cannot_open_naming_where_it_came_from_exit_2(tmp_path: Path) -> None:
+    """A bad --db (or $CROSSMARGIN_DB) is named as the user gave it, and nothing is written."""
+    done = _serve_once(tmp_path, "--db", "mysql://root@127.0.0.1/test")
+    assert done.returncode == 2, done.stderr
+    assert "error: --db: unsupported database 'mysql': sqlite or postgresql" in done.stderr
+    assert "Traceback" not in done.stderr
+    done = _serve_once(tmp_path, "--db", "postgresql+psycopg://postgres:s3cret@127.0.0.1:1/test")
+    assert done.returncode == 2, done.stderr
+    assert (
+        "error: cannot open the database at postgresql+psycopg://postgres:***@127.0.0.1:1/test" in done.stderr
+    )
+    assert "s3cret" not in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no admin key minted, no log created
+
+
 def test_serve_refuses_a_bad_snapshot_setting_naming_its_flag_exit_2(tmp_path: Path) -> None:
     """The snapshot options reach `VenueSettings`, whose refusal names the flag, not the field."""
     for flag, bad in (

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from crossmargin.errors import CrossMarginError
+from crossmargin.errors import CrossMarginError, InputError
 
 if TYPE_CHECKING:  # imported when a command runs: `crossmargin --help` stays light
     from crossmargin.engine.venue import VenueSettings
@@ -146,6 +146,12 @@ def serve(
             _print_once(run_once(settings, log_level="warning" if log_level == "info" else log_level))
         else:
             run_forever(settings, log_level=log_level)
+    except InputError as error:
+        # The store names the URL it was given; the user gave it as a flag or in the environment.
+        given_as = (
+            "--db" if db else "$CROSSMARGIN_DB" if os.environ.get("CROSSMARGIN_DB") else "the default URL"
+        )
+        _fail(InputError(given_as, error.problem) if error.field == "url" else error)
     except CrossMarginError as error:
         _fail(error)
 

@@ -88,13 +88,21 @@ class SqlEventStore:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise InputError("schema", f"must match {_SCHEMA_NAME.pattern}, got {schema!r}")
         engine = _engine(url, schema)
-        if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise InputError("url", f"unsupported database {engine.dialect.name!r}: sqlite or postgresql")
-        if schema is not None and engine.dialect.name == "postgresql":
-            with engine.begin() as conn:
-                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-        assert_durable(engine)
-        writer = _writer_session(engine, schema)
+        try:
+            if schema is not None and engine.dialect.name == "postgresql":
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            assert_durable(engine)
+            writer = _writer_session(engine, schema)
+        except (
+            sa.exc.OperationalError,
+            sa.exc.InterfaceError,
+            engine.dialect.loaded_dbapi.OperationalError,
+        ) as error:
+            engine.dispose()
+            raise StoreError(
+                f"cannot open the database at {_shown(engine.url)}: {_first_line(error)}"
+            ) from None
         try:
             migrate(engine)
         except BaseException:
@@ -428,6 +436,40 @@ class SqlEventStore:
 
 
 def _engine(url: str, schema: str | None) -> Engine:
+    """The SQLAlchemy engine of `url`, refused naming the URL (InputError "url") when it is not a
+    URL, names another database than SQLite or PostgreSQL, or a driver that is not installed:
+    refused before anything is opened or created."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise InputError(
+            "url",
+            f"not a database URL: {url!r} (sqlite:///crossmargin.db or postgresql+psycopg://user@host/db)",
+        ) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InputError("url", f"unsupported database {parsed.get_backend_name()!r}: sqlite or postgresql")
+    try:
+        return _create_engine(url, schema)
+    except (ImportError, sa.exc.NoSuchModuleError) as error:
+        driver = parsed.get_driver_name()
+        raise InputError(
+            "url",
+            f"the {parsed.get_backend_name()} driver {driver!r} is not available ({error}); "
+            "the drivers crossmargin installs: sqlite (pysqlite) and postgresql+psycopg",
+        ) from None
+
+
+def _shown(url: sa.URL) -> str:
+    """`url` as it may be printed: its password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error
+    return str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+
+
+def _create_engine(url: str, schema: str | None) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
