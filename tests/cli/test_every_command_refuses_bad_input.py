@@ -69,6 +69,29 @@ CASES: list[Case] = [
         "preset: the sensitivity model has no presets",
     ),
     ("compare-unknown-account", lambda d: ["compare", DESK, "--account", "nobody"], "nobody"),
+    # --out that cannot be written (no traceback, nothing left beside it)
+    (
+        "synth-out-under-a-file",
+        lambda d: ["synth", "--accounts", "10", "--out", str(Path(_write(d, "afile", "x")) / "book")],
+        "--out: ",
+    ),
+    (
+        "prove-out-under-a-file",
+        lambda d: ["prove", "liabilities", DESK, "--out", str(Path(_write(d, "afile", "x")) / "proof")],
+        "--out: ",
+    ),
+    (
+        "simulate-out-not-writable",
+        lambda d: [
+            "simulate",
+            DESK,
+            "--prices",
+            str(EXAMPLES / "price_path.csv"),
+            "--out",
+            "/proc/crossmargin-trail",
+        ],
+        "--out: /proc/crossmargin-trail: cannot write",
+    ),
     # backtest: its arguments
     (
         "backtest-bad-day",

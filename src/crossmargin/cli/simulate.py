@@ -13,7 +13,6 @@ import json
 import math
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from crossmargin.adapters.files.staging import cannot_write, staging_beside
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail, money, quantity
 from crossmargin.core.liquidation.adl import ADL_POLICIES
@@ -78,7 +78,10 @@ def simulate(
         fail(error)
     # Written into a temporary sibling directory and renamed into place at the end: a failed run
     # leaves no partial trail (the event log streams as the run goes, replayable).
-    staging = None if out is None else Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        staging = None if out is None else staging_beside(out)
+    except CrossMarginError as error:
+        fail(error)
     try:
         with contextlib.ExitStack() as stack:
             sink = (
@@ -100,6 +103,9 @@ def simulate(
                 out.rmdir()  # empty (checked above)
             staging.rename(out)
             staging = None
+    except OSError as error:  # no permission, a full disk: refused naming --out, nothing left
+        assert out is not None  # only the trail is written
+        fail(cannot_write(out, error))
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

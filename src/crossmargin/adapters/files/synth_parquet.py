@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from crossmargin.adapters.files.staging import cannot_write, staging_beside
 from crossmargin.core.book import Book
 from crossmargin.core.synthetic import COLLATERAL, SynthArrays, SynthSpec, synth_arrays, synth_book
 from crossmargin.errors import InputError
@@ -29,8 +29,7 @@ BLOCK_ACCOUNTS = 1 << 20  # accounts generated and written per row group
 def write_synth(spec: SynthSpec, out: Path, *, progress: Callable[[int, int], None] | None = None) -> Path:
     """Generate the book of `spec` into `out` (replaced whole, or left untouched on error)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = staging_beside(out)
     try:
         balance_schema = pa.schema([(s, pa.float64()) for s in COLLATERAL])
         position_schema = pa.schema([("account", pa.int64()), ("instrument", pa.int16()),
@@ -60,6 +59,9 @@ def write_synth(spec: SynthSpec, out: Path, *, progress: Callable[[int, int], No
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+    except OSError as error:  # no permission, a full disk: refused naming --out, nothing left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise cannot_write(out, error) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -16,13 +16,13 @@ import json
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from crossmargin.adapters.files.staging import cannot_write, staging_beside
 from crossmargin.core.solvency.merkle_sum import MerkleSumTree
 from crossmargin.errors import BookFileError, InputError
 
@@ -83,8 +83,7 @@ def write_proof_dir(
         **statement,
         "assets": {a: {**t.root(), "decimals": decimals[a]} for a, t in trees.items()},
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = staging_beside(out)
     try:
         private = staging / PRIVATE
         private.mkdir(mode=0o700)
@@ -96,6 +95,9 @@ def write_proof_dir(
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
+    except OSError as error:  # no permission, a full disk: refused naming --out, nothing left
+        shutil.rmtree(staging, ignore_errors=True)
+        raise cannot_write(out, error) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
