@@ -24,7 +24,7 @@ BUNDLED_BOOK = Path("examples") / "desk.yaml"
 def dashboard(
     book: Annotated[Path, typer.Argument(help="Book file (YAML/JSON) to serve")] = BUNDLED_BOOK,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8050,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port, 0-65535")] = 8050,
     insurance_usd: Annotated[float, typer.Option(help="Insurance fund seeded in the quote asset, USD")] = 1e6,
     backtest_book: Annotated[
         Path | None, typer.Option(help="Spot/perpetual book for the back-test page [default: beside BOOK]")

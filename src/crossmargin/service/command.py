@@ -65,7 +65,11 @@ def serve(
         str | None, typer.Option(help="PostgreSQL schema of the log (one per venue); ignored by SQLite")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port [default: 8000; with --once a free one]")] = None,
+    port: Annotated[
+        int | None,
+        # Bounded: a port past 65535 was taken modulo 2^16 by the resolver, a silent other port.
+        typer.Option(min=0, max=65535, help="Port, 0-65535 [default: 8000; with --once a free one]"),
+    ] = None,
     admin_key_file: Annotated[
         Path, typer.Option(help="Where the first admin key is written (mode 0600)")
     ] = Path("crossmargin-admin.key"),
