@@ -92,6 +92,11 @@ CASES: list[Case] = [
         ],
         "--out: /proc/crossmargin-trail: cannot write",
     ),
+    (
+        "backtest-out-not-writable",  # refused before the walk (minutes on a big book), not after it
+        lambda d: ["backtest", BACKTEST, "--out", "/proc/crossmargin-charts"],
+        "--out: /proc/crossmargin-charts: cannot write",
+    ),
     # backtest: its arguments
     (
         "backtest-bad-day",

@@ -100,6 +100,7 @@ def test_cli_backtest_json_and_charts(tmp_path: Path) -> None:
     assert (tmp_path / "backtest-alt-beta.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (tmp_path / "backtest.html").read_text()
     assert "data:image/png;base64," in page and "alt-beta" in page
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))  # the charts' staging removed
 
 
 def test_cli_margin_explain_and_compare_with_var() -> None:

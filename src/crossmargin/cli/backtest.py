@@ -5,6 +5,8 @@ Prints the statistics table; writes a PNG per account and a self-contained HTML 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -15,10 +17,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from crossmargin.adapters.files.staging import cannot_write, staging_beside
 from crossmargin.cli.backtest_charts import html_page, write_pngs
 from crossmargin.cli.render import fail
 from crossmargin.engine.backtest import DEFAULT_MODELS, BacktestRun, backtest_table, run_backtest
-from crossmargin.errors import CrossMarginError
+from crossmargin.errors import CrossMarginError, InputError
 
 
 def backtest_rich_table(run: BacktestRun) -> Table:
@@ -70,9 +73,13 @@ def backtest(
     from crossmargin.adapters.volatility import GarchFilter
 
     console = Console(stderr=True)
+    staging: Path | None = None
     try:
         if out is not None:  # before the walk, not after it
             import_extra("matplotlib", extra="charts", purpose="back-test charts (--out)")
+            if out.exists() and not out.is_dir():
+                raise InputError("--out", f"{out}: exists and is not a directory")
+            staging = staging_beside(out)  # an --out that cannot be written is refused now
         loaded = load_book(book)
         with Progress(
             TextColumn("back-test"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -96,7 +103,11 @@ def backtest(
                 progress=advance,
             )
     except CrossMarginError as error:
+        _remove(staging)
         fail(error)
+    except BaseException:
+        _remove(staging)
+        raise
     for name, reason in run.skipped:
         console.print(f"back-test: {escape(name)} skipped: {escape(reason)}", highlight=False)
     covered = (str(run.days[0]), str(run.days[-1]))
@@ -119,8 +130,20 @@ def backtest(
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         Console(width=None if sys.stdout.isatty() else 160).print(backtest_rich_table(run))
-    if out is not None:
-        paths = write_pngs(run, out)
-        page = out / "backtest.html"
-        page.write_text(html_page(run), encoding="utf-8")
-        console.print(f"wrote {page} and {len(paths)} PNG charts under {out}")
+    if out is not None and staging is not None:
+        try:
+            names = [p.name for p in write_pngs(run, staging)]
+            (staging / "backtest.html").write_text(html_page(run), encoding="utf-8")
+            out.mkdir(parents=True, exist_ok=True)
+            for name in [*names, "backtest.html"]:  # each file whole: written aside, then renamed
+                os.replace(staging / name, out / name)
+        except OSError as error:  # a full disk, say: refused naming --out
+            fail(cannot_write(out, error))
+        finally:
+            _remove(staging)
+        console.print(f"wrote {out / 'backtest.html'} and {len(names)} PNG charts under {out}")
+
+
+def _remove(staging: Path | None) -> None:
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
