@@ -97,6 +97,34 @@ CASES: list[Case] = [
         lambda d: ["backtest", BACKTEST, "--out", "/proc/crossmargin-charts"],
         "--out: /proc/crossmargin-charts: cannot write",
     ),
+    (
+        "stress-chart-not-writable",  # refused before the scenarios run, not after
+        lambda d: ["stress", DESK, "--chart", "/proc/crossmargin-stress.png"],
+        "--chart: /proc/crossmargin-stress.png: cannot write",
+    ),
+    (
+        "cascade-chart-not-writable",
+        lambda d: ["cascade", DESK, "--shock", "BTC=-0.2", "--chart", "/proc/crossmargin-cascade.png"],
+        "--chart: /proc/crossmargin-cascade.png: cannot write",
+    ),
+    (
+        "calibrate-markdown-not-writable",
+        lambda d: ["calibrate", "--symbol", "BTC", "--markdown", "/proc/crossmargin-calibration.md"],
+        "--markdown: /proc/crossmargin-calibration.md: cannot write",
+    ),
+    (
+        "calibrate-write-book-not-writable",
+        lambda d: [
+            "calibrate",
+            "--symbol",
+            "BTC",
+            "--book",
+            DESK,
+            "--write-book",
+            "/proc/crossmargin-book.yaml",
+        ],
+        "--write-book: /proc/crossmargin-book.yaml: cannot write",
+    ),
     # backtest: its arguments
     (
         "backtest-bad-day",

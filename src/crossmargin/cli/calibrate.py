@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from crossmargin.adapters.files.staging import cannot_write, check_writable
 from crossmargin.cli.render import fail
 from crossmargin.core.calibration import AssetCalibration, CalibrationParams, Coverage, Evidence
 from crossmargin.engine.calibration import CalibrationReport, Windows, calibration_json
@@ -193,6 +194,9 @@ def calibrate(
 
     try:
         _check_book_target(book, write_book)
+        for flag, target in (("--markdown", markdown), ("--write-book", write_book)):
+            if target is not None:
+                check_writable(target, flag)
         fit_first, fit_last = parse_window(fit, "fit")
         test_first, test_last = parse_window(test, "test")
         params = CalibrationParams(
@@ -225,7 +229,10 @@ def calibrate(
     else:
         Console(width=None if sys.stdout.isatty() else 180).print(calibration_rich_table(report))
     if markdown is not None:
-        write_atomically(markdown, calibration_markdown(report) + "\n")
+        try:
+            write_atomically(markdown, calibration_markdown(report) + "\n")
+        except OSError as error:  # writable when checked, not now (a full disk, say)
+            fail(cannot_write(markdown, error, "--markdown"))
         Console(stderr=True).print(f"wrote {markdown}")
     if written is not None:
         assets = ", ".join(written.assets) or "none"

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from crossmargin.adapters.files.staging import cannot_write, check_writable
 from crossmargin.cli.render import fail
 from crossmargin.cli.stress import load_venue, parse_moves
 from crossmargin.errors import CrossMarginError
@@ -61,6 +62,8 @@ def cascade(
 
     console = Console(stderr=True)
     try:
+        if chart is not None:
+            check_writable(chart, "--chart")
         venue, model = load_venue(book)
         moves = parse_moves(shock, name="--shock")
         label = ", ".join(f"{s} {m:+.0%}" for s, m in moves.items())
@@ -138,4 +141,6 @@ def cascade(
             write_chart(results, chart)
         except CrossMarginError as error:  # the charts extra (matplotlib) missing
             fail(error)
+        except OSError as error:  # writable when checked, not now (a full disk, say)
+            fail(cannot_write(chart, error, "--chart"))
         console.print(f"wrote {chart}")

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from crossmargin.adapters.files.staging import cannot_write, check_writable
 from crossmargin.cli.render import fail
 from crossmargin.errors import CrossMarginError, InputError
 
@@ -91,6 +92,8 @@ def stress(
 
     console = Console(stderr=True)
     try:
+        if chart is not None:
+            check_writable(chart, "--chart")
         venue, model = load_venue(book)
         chosen = policy_named(policy)
         shocks = []
@@ -173,4 +176,6 @@ def stress(
             write_chart(results, chart)
         except CrossMarginError as error:  # the charts extra (matplotlib) missing
             fail(error)
+        except OSError as error:  # writable when checked, not now (a full disk, say)
+            fail(cannot_write(chart, error, "--chart"))
         console.print(f"wrote {chart}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crossmargin.adapters.files.staging import staging_beside
+from crossmargin.adapters.files.staging import check_writable, staging_beside
 from crossmargin.errors import InputError
 
 
@@ -26,3 +26,16 @@ def test_staging_under_a_file_is_refused_naming_out(tmp_path: Path) -> None:
     assert refused.value.field == "--out"
     assert refused.value.problem.startswith(f"{tmp_path / 'afile' / 'trail'}: cannot write: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_check_writable_leaves_nothing_and_makes_no_directory(tmp_path: Path) -> None:
+    check_writable(tmp_path / "a" / "b" / "chart.png", "--chart")  # the nearest existing: tmp_path
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_under_a_file_is_refused_naming_the_flag(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError) as refused:
+        check_writable(tmp_path / "afile" / "chart.png", "--chart")
+    assert refused.value.field == "--chart"
+    assert "cannot write" in refused.value.problem

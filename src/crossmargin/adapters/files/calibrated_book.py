@@ -35,6 +35,7 @@ import yaml
 
 from crossmargin.adapters.files.documents import read_document
 from crossmargin.adapters.files.loader import load_book
+from crossmargin.adapters.files.staging import cannot_write
 from crossmargin.core.calibration import AssetCalibration
 from crossmargin.engine.calibration import CalibrationReport
 from crossmargin.engine.inputs import LoadedBook
@@ -68,8 +69,13 @@ def write_calibrated_book(source: Path, out: Path, report: CalibrationReport) ->
     instruments = _rewrite_instruments(document, calibrated)
     _rebase_tables(document, source, out)
     text = _dump(document, out, _provenance(report, source))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix or ".yaml")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=out.parent, prefix=f".{out.stem}.", suffix=out.suffix or ".yaml"
+        )
+    except OSError as error:
+        raise cannot_write(out, error, "--write-book") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
@@ -77,6 +83,8 @@ def write_calibrated_book(source: Path, out: Path, report: CalibrationReport) ->
         os.link(temporary, out)  # atomic, and fails if `out` appeared meanwhile (no overwrite)
     except FileExistsError:
         raise InputError("--write-book", f"{out} exists; refusing to overwrite it") from None
+    except OSError as error:  # writable when checked before the calibration, not now
+        raise cannot_write(out, error, "--write-book") from None
     finally:
         Path(temporary).unlink(missing_ok=True)
     return WrittenBook(path=out, assets=assets, instruments=instruments, loaded=loaded)

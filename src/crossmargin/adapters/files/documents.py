@@ -126,7 +126,6 @@ class StrictYamlLoader(yaml.SafeLoader):
         return value
 
 
-
 class StrictCYamlLoader(StrictYamlLoader):
     """StrictYamlLoader reading its events from libyaml's C scanner and parser (PyYAML's CParser):
     the composer and every check above stay Python's and see the same events, marks included.
@@ -152,6 +151,7 @@ class StrictCYamlLoader(StrictYamlLoader):
     def dispose(self) -> None:
         self._events.dispose()
         super().dispose()
+
 
 def _check_expansion(root: Node) -> None:
     """Refuse a document whose alias-expanded size exceeds ALIAS_EXPANSION_FACTOR x its distinct

@@ -105,9 +105,7 @@ def write_report(columns: MarginColumns, target: ReportTarget, *, progress: Prog
             if target.format == "parquet":
                 from crossmargin.adapters.files.report_parquet import write_margin_parquet
 
-                write_margin_parquet(
-                    columns, _parquet_order(temporaries), progress=progress
-                )
+                write_margin_parquet(columns, _parquet_order(temporaries), progress=progress)
             else:
                 from crossmargin.adapters.files.report_json import write_margin_json
 
