@@ -1,5 +1,5 @@
-"""The staging directory of a written-whole --out: beside the target, refused naming --out when
-it cannot be made."""
+"""Where a command writes: the staging directory of a written-whole --out (beside the target,
+refused naming --out when it cannot be made) and the check of a file path before any work."""
 
 from __future__ import annotations
 
