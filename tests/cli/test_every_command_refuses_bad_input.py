@@ -125,6 +125,23 @@ CASES: list[Case] = [
         ],
         "--write-book: /proc/crossmargin-book.yaml: cannot write",
     ),
+    # numbers that are not amounts (NaN was a traceback; a negative fund or a share above 1 ran)
+    (
+        "stress-nan-fund",
+        lambda d: ["stress", DESK, "--fund", "nan"],
+        "--fund: must be finite and >= 0 USD, got nan",
+    ),
+    ("cascade-negative-fund", lambda d: ["cascade", DESK, "--shock", "BTC=-0.2", "--fund", "-5"], "--fund: "),
+    (
+        "cascade-volume-share-above-one",
+        lambda d: ["cascade", DESK, "--shock", "BTC=-0.2", "--volume-share", "2"],
+        "--volume-share: must lie in (0, 1], got 2.0",
+    ),
+    (
+        "stress-nan-vol-shift",
+        lambda d: ["stress", DESK, "--shock", "BTC=-0.1", "--no-historical", "--vol", "BTC=nan"],
+        "shock.vol_shift[BTC]: must be finite",
+    ),
     # backtest: its arguments
     (
         "backtest-bad-day",

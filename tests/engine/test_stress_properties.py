@@ -26,6 +26,7 @@ from crossmargin.engine.stress import (
     screen,
     shocks_scenario_set,
 )
+from crossmargin.errors import InputError
 
 
 def venue_of(seed: int, *, n: int = 400, long_only: bool = False) -> StressVenue:
@@ -188,3 +189,30 @@ def test_reverse_stress_finds_the_move_that_exhausts_the_fund() -> None:
     assert found.holds.fund_end_usd > 0.0 and found.holds.bad_debt_usd == 0.0
     assert found.breaks.fund_end_usd == pytest.approx(0.0, abs=1e-6)
     assert found.breaks.deficit_usd >= fund
+
+
+@pytest.mark.parametrize("fund_usd", [float("nan"), float("inf"), -1.0])
+def test_stress_refuses_an_insurance_fund_that_is_not_an_amount(fund_usd: float) -> None:
+    """NaN reached `int(floor(NaN))` (a ValueError traceback); a negative fund ran as if the
+    venue owed its fund: both refused naming the field, as the reverse search's threshold."""
+    venue = venue_of(3, n=50)
+    shock = hypothetical_shock(venue.book, label="down", moves={"BTC": -0.2})
+    runner = LocalShards.of(venue, CrossMargin())
+    with pytest.raises(InputError, match="insurance_fund_usd: must be finite and >= 0"):
+        run_cascade(runner, venue, [shock], policy=FULL, insurance_fund_usd=fund_usd)
+    with pytest.raises(InputError, match="threshold_usd: must be finite and >= 0"):
+        reverse_stress(
+            venue,
+            CrossMargin(),
+            shock,
+            policy=FULL,
+            insurance_fund_usd=1e4,
+            target="bad_debt",
+            threshold_usd=fund_usd,
+        )
+
+
+def test_stress_refuses_a_vol_shift_that_is_not_finite() -> None:
+    venue = venue_of(3, n=50)
+    with pytest.raises(InputError, match=r"shock.vol_shift\[BTC\]: must be finite"):
+        hypothetical_shock(venue.book, label="vol", moves={"BTC": -0.1}, vol_shift={"BTC": float("nan")})

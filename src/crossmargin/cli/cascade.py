@@ -14,8 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from crossmargin.adapters.files.staging import cannot_write, check_writable
 from crossmargin.cli.render import fail
-from crossmargin.cli.stress import load_venue, parse_moves
-from crossmargin.errors import CrossMarginError
+from crossmargin.cli.stress import check_usd, load_venue, parse_moves
+from crossmargin.errors import CrossMarginError, InputError
 
 
 def cascade(
@@ -64,6 +64,9 @@ def cascade(
     try:
         if chart is not None:
             check_writable(chart, "--chart")
+        check_usd(fund, "--fund")
+        if not 0.0 < volume_share <= 1.0:  # a share of the aggregated volume, not a multiple of it
+            raise InputError("--volume-share", f"must lie in (0, 1], got {volume_share!r}")
         venue, model = load_venue(book)
         moves = parse_moves(shock, name="--shock")
         label = ", ".join(f"{s} {m:+.0%}" for s, m in moves.items())

@@ -4,6 +4,7 @@ depegs, reverse stress) with the venue report as a Rich table, JSON and a chart.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,6 +35,12 @@ def load_venue(book: Path) -> tuple[Any, Any]:
     loaded_book = load_book(book)
     choice = make_model(loaded_book.default_model, loaded_book)
     return prepare_venue(choice.book, loaded_book.market), choice.model
+
+
+def check_usd(value: float, flag: str) -> None:
+    """An amount of USD given on the command line: finite and >= 0, refused naming `flag`."""
+    if not (math.isfinite(value) and value >= 0.0):
+        raise InputError(flag, f"must be finite and >= 0 USD, got {value!r}")
 
 
 def parse_moves(text: str, *, name: str) -> dict[str, float]:
@@ -94,6 +101,8 @@ def stress(
     try:
         if chart is not None:
             check_writable(chart, "--chart")
+        check_usd(fund, "--fund")
+        check_usd(bad_debt_threshold, "--bad-debt-threshold")
         venue, model = load_venue(book)
         chosen = policy_named(policy)
         shocks = []

@@ -4,6 +4,7 @@ re-margining, liquidation, the insurance fund and ADL, until a round liquidates 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,6 +258,8 @@ def run_cascade(
         raise InputError("path", "needs at least one shock")
     if max_rounds < 1:
         raise InputError("max_rounds", "must be >= 1")
+    if not (math.isfinite(insurance_fund_usd) and insurance_fund_usd >= 0.0):
+        raise InputError("insurance_fund_usd", f"must be finite and >= 0, got {insurance_fund_usd!r}")
     book = venue.book
     instruments = book.instruments
     factors = venue.factors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from crossmargin.core.margin import MarginModel
@@ -46,6 +47,10 @@ def reverse_stress(
     debt above `threshold_usd` (target "bad_debt"); core.stress.reverse does the bracketing."""
     if target not in ("fund", "bad_debt"):
         raise InputError("target", "must be 'fund' or 'bad_debt'")
+    if not (math.isfinite(threshold_usd) and threshold_usd >= 0.0):
+        raise InputError("threshold_usd", f"must be finite and >= 0, got {threshold_usd!r}")
+    if not (math.isfinite(insurance_fund_usd) and insurance_fund_usd >= 0.0):
+        raise InputError("insurance_fund_usd", f"must be finite and >= 0, got {insurance_fund_usd!r}")
 
     def forward(scale: float) -> CascadeResult:
         runner = LocalShards.of(venue, model, n_shards=n_shards)

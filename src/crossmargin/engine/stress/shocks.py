@@ -4,6 +4,7 @@ historical window, and split into a path of steps (`Shock`)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -84,6 +85,8 @@ def hypothetical_shock(
     for symbol, points in (vol_shift or {}).items():
         if symbol not in book.instruments.underlyings:
             raise InputError(f"shock.vol_shift[{symbol}]", "not an underlying of the book")
+        if not math.isfinite(points):
+            raise InputError(f"shock.vol_shift[{symbol}]", f"must be finite (vol points), got {points!r}")
         shift[(underlying_of == symbol) & book.instruments.is_option] = points
     return Shock(
         label=label,
