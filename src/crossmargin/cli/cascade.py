@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from crossmargin.adapters.files.staging import cannot_write, check_writable
+from crossmargin.cli.arguments import check_usd
 from crossmargin.cli.render import fail
-from crossmargin.cli.stress import check_usd, load_venue, parse_moves
+from crossmargin.cli.stress import load_venue, parse_moves
 from crossmargin.errors import CrossMarginError, InputError
 
 

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from crossmargin.cli.arguments import check_usd
 from crossmargin.cli.render import fail
 from crossmargin.errors import CrossMarginError
 
@@ -39,6 +40,7 @@ def dashboard(
     from crossmargin.dashboard.standalone import BookVenue
 
     try:
+        check_usd(insurance_usd, "--insurance-usd")
         loaded = load_book(book)
         history = shared_price_history()
         venue = BookVenue(

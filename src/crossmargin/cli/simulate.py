@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from crossmargin.adapters.files.staging import cannot_write, staging_beside
+from crossmargin.cli.arguments import check_usd
 from crossmargin.cli.render import console as render_console
 from crossmargin.cli.render import fail, money, quantity
 from crossmargin.core.liquidation.adl import ADL_POLICIES
@@ -47,11 +47,6 @@ def _check_out(out: Path) -> None:
         raise InputError(f"--out {out}", f"the parent directory {out.parent} does not exist")
 
 
-def _check_insurance(insurance_usd: float) -> None:
-    if not (math.isfinite(insurance_usd) and insurance_usd >= 0.0):
-        raise InputError("--insurance-usd", f"must be finite and >= 0, got {insurance_usd!r}")
-
-
 def simulate(
     book: Annotated[Path, typer.Argument(help="Book file (YAML or JSON)")],
     prices: Annotated[
@@ -68,7 +63,7 @@ def simulate(
     from crossmargin.adapters.files import load_book, read_price_path
 
     try:
-        _check_insurance(insurance_usd)
+        check_usd(insurance_usd, "--insurance-usd")
         if out is not None:
             _check_out(out)
         loaded = load_book(book)

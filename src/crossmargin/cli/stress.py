@@ -4,7 +4,6 @@ depegs, reverse stress) with the venue report as a Rich table, JSON and a chart.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from crossmargin.adapters.files.staging import cannot_write, check_writable
+from crossmargin.cli.arguments import check_usd
 from crossmargin.cli.render import fail
 from crossmargin.errors import CrossMarginError, InputError
 
@@ -35,12 +35,6 @@ def load_venue(book: Path) -> tuple[Any, Any]:
     loaded_book = load_book(book)
     choice = make_model(loaded_book.default_model, loaded_book)
     return prepare_venue(choice.book, loaded_book.market), choice.model
-
-
-def check_usd(value: float, flag: str) -> None:
-    """An amount of USD given on the command line: finite and >= 0, refused naming `flag`."""
-    if not (math.isfinite(value) and value >= 0.0):
-        raise InputError(flag, f"must be finite and >= 0 USD, got {value!r}")
 
 
 def parse_moves(text: str, *, name: str) -> dict[str, float]:
