@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from crossmargin import __version__
 from crossmargin.service.context import ServiceContext
 from crossmargin.service.logs import service_logger
 from crossmargin.service.observe import RequestObserver
 from crossmargin.service.problems import documented_problems, install_problem_handlers
+from crossmargin.service.query import declare_query_parameters, refuse_unknown_query
 
 API_DESCRIPTION = """\
 The crossmargin venue risk engine: accounts, deposits and withdrawals, fills and orders, prices,
@@ -57,6 +58,7 @@ def create_app(context: ServiceContext) -> FastAPI:
         lifespan=lifespan,
         openapi_url="/openapi.json",
         responses=documented_problems(),
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.context = context
     install_problem_handlers(app)
@@ -77,4 +79,5 @@ def create_app(context: ServiceContext) -> FastAPI:
 
     for module in (health, keys, accounts, trading, lifecycle, risk, events, batch, stream, dashboard):
         app.include_router(module.router)
+    declare_query_parameters(app)
     return app
