@@ -4,10 +4,11 @@ the start, as if nothing had been asked."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from starlette.websockets import WebSocketDisconnect
 
-from crossmargin.service.query import _api_routes
+from crossmargin.service.query import _matching
 from tests.service.conftest import Running
 
 ACCOUNT = "basis-trader"
@@ -42,12 +43,12 @@ def test_query_declared_parameters_and_none_pass(service: Running) -> None:
     assert service.client.get("/healthz").status_code == 200
 
 
-def test_query_every_api_route_of_the_app_is_found() -> None:
-    """Included routers are walked whether FastAPI copies their routes into the app's list or
-    keeps the router there (0.16x)."""
+def test_query_the_route_is_found_where_the_scope_does_not_name_it() -> None:
+    """Older Starlette does not record the matched route in the scope: it is matched again,
+    looking into included routers."""
     from fastapi import APIRouter
 
-    router = APIRouter()
+    router = APIRouter(prefix="/v1")
 
     @router.get("/x")
     def x(a: int = 1) -> int:
@@ -55,5 +56,23 @@ def test_query_every_api_route_of_the_app_is_found() -> None:
 
     app = FastAPI()
     app.include_router(router)
-    paths = {route.path for route in _api_routes(app.routes) if isinstance(route, APIRoute)}
-    assert "/x" in paths
+    scope = {"type": "http", "path": "/v1/x", "method": "GET", "root_path": "", "query_string": b""}
+    found = _matching(app.routes, scope)
+    assert found is not None and found.path == "/v1/x"
+    assert _matching(app.routes, {**scope, "path": "/v1/none"}) is None
+
+
+def test_query_an_unknown_stream_parameter_closes_the_socket_1008_naming_it(service: Running) -> None:
+    """`acount=` (a typo) streamed the whole venue to a risk key, `from=` replayed from the start."""
+    risk = service.as_(service.risk)
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        service.client.websocket_connect("/v1/stream?after=0&acount=basis-trader", headers=risk) as ws,
+    ):
+        ws.receive_text()
+    assert closed.value.code == 1008
+    assert (
+        closed.value.reason == "query.acount: unknown query parameter (this endpoint takes: account, after)"
+    )
+    with service.client.websocket_connect("/v1/stream?after=0&account=basis-trader", headers=risk) as ws:
+        assert ws.receive_json()["type"] in ("notification", "checkpoint")

@@ -21,7 +21,7 @@ from crossmargin.service.context import ServiceContext
 from crossmargin.service.logs import service_logger
 from crossmargin.service.observe import RequestObserver
 from crossmargin.service.problems import documented_problems, install_problem_handlers
-from crossmargin.service.query import declare_query_parameters, refuse_unknown_query
+from crossmargin.service.query import refuse_unknown_query
 
 API_DESCRIPTION = """\
 The crossmargin venue risk engine: accounts, deposits and withdrawals, fills and orders, prices,
@@ -79,5 +79,4 @@ def create_app(context: ServiceContext) -> FastAPI:
 
     for module in (health, keys, accounts, trading, lifecycle, risk, events, batch, stream, dashboard):
         app.include_router(module.router)
-    declare_query_parameters(app)
     return app
