@@ -29,6 +29,14 @@ def _write(directory: Path, name: str, data: str | bytes) -> str:
     return str(path)
 
 
+def _synth_dir(directory: Path) -> str:
+    """A directory as `crossmargin synth` leaves one (its spec file is what marks it)."""
+    synth = directory / "synth"
+    synth.mkdir()
+    (synth / "synth.json").write_text('{"n_accounts": 1}', encoding="utf-8")
+    return str(synth)
+
+
 # (id, args from a scratch directory, what the message must say)
 Case = tuple[str, Callable[[Path], list[str]], str]
 
@@ -69,6 +77,11 @@ CASES: list[Case] = [
         "preset: the sensitivity model has no presets",
     ),
     ("compare-unknown-account", lambda d: ["compare", DESK, "--account", "nobody"], "nobody"),
+    (
+        "margin-synth-directory",  # said what it is and which commands read it
+        lambda d: ["margin", _synth_dir(d)],
+        "a directory written by `crossmargin synth`, read by stress and cascade",
+    ),
     # --out that cannot be written (no traceback, nothing left beside it)
     (
         "synth-out-under-a-file",

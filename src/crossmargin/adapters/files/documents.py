@@ -315,6 +315,14 @@ def read_document(path: Path, *, libyaml: bool = yaml.__with_libyaml__) -> Any:
     try:
         data = path.read_bytes()
     except OSError as error:
+        if path.is_dir() and (path / "synth.json").is_file():  # said what it is and who reads it
+            raise BookFileError(
+                where,
+                "file",
+                "a directory written by `crossmargin synth`, read by stress and cascade; this command "
+                "reads a book file (YAML or JSON; big books name Parquet tables in positions_file "
+                "and balances_file)",
+            ) from None
         raise BookFileError(where, "file", f"cannot read: {error.strerror}") from None
     text = decode_utf8(data, where)
     is_json = path.suffix.lower() == ".json"
