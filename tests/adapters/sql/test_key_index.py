@@ -161,6 +161,29 @@ def test_key_index_is_rebuilt_when_its_file_is_lost_or_belongs_to_another_log(
         store.close()
 
 
+def test_key_index_a_side_file_sqlite_cannot_read_is_rebuilt_saying_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _small_runs(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    store = SqlEventStore.connect(url)
+    keys: list[str | None] = [f"k-{i}" for i in range(20)]
+    _append(store, keys)
+    store.close()
+    side = side_path(str(tmp_path / "log.db"))
+    side.write_bytes(bytes(range(256)) * 20)  # not a database
+    with caplog.at_level("WARNING", logger="crossmargin.adapters.sql.store"):
+        store = SqlEventStore.connect(url)
+    try:
+        assert "unreadable" in caplog.text and "rebuilt from the log" in caplog.text
+        assert _index_of(store).position().through == 20
+        assert {k: s for k, (s, _) in store.find_keys([str(k) for k in keys]).items()} == {
+            f"k-{i}": i + 1 for i in range(20)
+        }
+    finally:
+        store.close()
+
+
 def test_key_index_follows_a_truncated_log_and_a_second_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

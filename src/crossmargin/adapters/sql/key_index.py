@@ -95,7 +95,11 @@ class SqliteKeyIndex:
         self._fanout = FANOUT if fanout is None else fanout
         self._idle_flush_s = IDLE_FLUSH_S if idle_flush_s is None else idle_flush_s
         self._writer = _connect(path)
-        self._reader = _connect(path)
+        try:
+            self._reader = _connect(path)
+        except BaseException:
+            self._writer.close()
+            raise
         self._reading = threading.Lock()  # one read transaction at a time on `_reader`
         self._queue: queue.SimpleQueue[Sequence[LogRecord] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -320,6 +324,12 @@ def _connect(path: Path) -> sqlite3.Connection:
     for statement in _SCHEMA:
         conn.execute(statement)
     return conn
+
+
+def remove_side_files(path: Path) -> None:
+    """The index file and its WAL and shared-memory files, gone (a file SQLite cannot read)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def side_path(database: str) -> Path:

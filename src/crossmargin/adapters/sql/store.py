@@ -31,7 +31,9 @@ import contextlib
 import functools
 import hashlib
 import itertools
+import logging
 import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from crossmargin.adapters.sql.key_index import SqliteKeyIndex, side_path
+from crossmargin.adapters.sql.key_index import SqliteKeyIndex, remove_side_files, side_path
 from crossmargin.adapters.sql.schema import counter, events, postings, snapshot_chunks, snapshots
 from crossmargin.engine.journal import LogRecord, PostingRow, Snapshot, new_tuple
 from crossmargin.errors import DurabilityError, InputError, StoreError
@@ -55,6 +57,7 @@ HEAD_REVISION = "0004_sqlite_key_index"  # the newest script in migrations/versi
 # commit of the log waits ~3 ms at most behind one; the whole payload takes ~1.3x as long as
 # one row (AMD EPYC family 25 model 1, docs/service.md, twentieth round).
 SNAPSHOT_CHUNK_BYTES = 1 << 18
+_LOG = logging.getLogger(__name__)
 _IN_LIST = 500  # values in one SQLite IN list, under the 999 bound variables of older builds
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -116,19 +119,33 @@ class SqlEventStore:
 
     def _open_key_index(self) -> None:
         """SQLite: the idempotency keys' side index (`key_index`), checked against the log (a
-        file of another log, or ahead of this one, is rebuilt), brought up to its last record,
-        and its thread started."""
+        file of another log, or ahead of this one, is rebuilt; one SQLite cannot read is
+        removed and rebuilt, saying so), brought up to its last record, its thread started."""
         database = self.engine.url.database
         assert database  # a file: WAL, asserted at connect, needs one
-        index = SqliteKeyIndex(side_path(database), self._read_keyed)
-        position, last = index.position(), self.last_sequence()
-        if position.through > last or (
-            position.through and self._record_hash_at(position.through) != position.record_hash
-        ):
-            index.reset()
-        index.catch_up(last)
+        path = side_path(database)
+        try:
+            index = self._caught_up_index(path)
+        except sqlite3.DatabaseError as error:  # not a database, or malformed: derived data
+            _LOG.warning("idempotency key index %s unreadable (%s): rebuilt from the log", path, error)
+            remove_side_files(path)
+            index = self._caught_up_index(path)
         index.start()
         self._key_index = index
+
+    def _caught_up_index(self, path: Path) -> SqliteKeyIndex:
+        index = SqliteKeyIndex(path, self._read_keyed)
+        try:
+            position, last = index.position(), self.last_sequence()
+            if position.through > last or (
+                position.through and self._record_hash_at(position.through) != position.record_hash
+            ):
+                index.reset()
+            index.catch_up(last)
+        except BaseException:
+            index.close()
+            raise
+        return index
 
     # -- EventStore ------------------------------------------------------------------------------
 
