@@ -185,6 +185,13 @@ def test_serve_refuses_a_database_url_it_cannot_open_naming_where_it_came_from_e
     assert list(tmp_path.iterdir()) == []  # no admin key minted, no log created
 
 
+def test_serve_refuses_a_schema_on_sqlite_naming_the_flag_exit_2(tmp_path: Path) -> None:
+    done = _serve_once(tmp_path, "--schema", "venue")
+    assert done.returncode == 2, done.stderr
+    assert "error: --schema: applies to PostgreSQL only" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_serve_refuses_a_port_past_65535_exit_2(tmp_path: Path) -> None:
     """It was taken modulo 2^16 by the resolver: `--port 99999` listened on 34463, saying 99999."""
     done = _serve_once(tmp_path, "--port", "99999")

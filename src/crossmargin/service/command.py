@@ -155,7 +155,8 @@ def serve(
         given_as = (
             "--db" if db else "$CROSSMARGIN_DB" if os.environ.get("CROSSMARGIN_DB") else "the default URL"
         )
-        _fail(InputError(given_as, error.problem) if error.field == "url" else error)
+        flag = {"url": given_as, "schema": "--schema"}.get(error.field)
+        _fail(InputError(flag, error.problem) if flag else error)
     except CrossMarginError as error:
         _fail(error)
 

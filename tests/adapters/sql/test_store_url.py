@@ -46,3 +46,11 @@ def test_store_url_a_sqlite_file_in_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="unable to open database file"):
         SqlEventStore.connect(f"sqlite:///{tmp_path / 'missing' / 'venue.db'}")
     assert not (tmp_path / "missing").exists()
+
+
+def test_store_url_a_schema_for_sqlite_is_refused_not_ignored(tmp_path: Path) -> None:
+    """A schema keeps a PostgreSQL log apart; on SQLite it was ignored, the log shared."""
+    with pytest.raises(InputError) as refused:
+        SqlEventStore.connect(f"sqlite:///{tmp_path / 'venue.db'}", schema="venue")
+    assert refused.value.field == "schema" and "PostgreSQL only" in refused.value.problem
+    assert list(tmp_path.iterdir()) == []

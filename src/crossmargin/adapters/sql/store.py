@@ -91,6 +91,11 @@ class SqlEventStore:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise InputError("schema", f"must match {_SCHEMA_NAME.pattern}, got {schema!r}")
         engine = _engine(url, schema)
+        if schema is not None and engine.dialect.name != "postgresql":
+            engine.dispose()  # a schema for SQLite was silently ignored: one file is one log
+            raise InputError(
+                "schema", "applies to PostgreSQL only; a SQLite log is its file (another --db path)"
+            )
         try:
             if schema is not None and engine.dialect.name == "postgresql":
                 with engine.begin() as conn:
