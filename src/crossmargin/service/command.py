@@ -62,7 +62,8 @@ def serve(
         ),
     ] = None,
     schema: Annotated[
-        str | None, typer.Option(help="PostgreSQL schema of the log (one per venue); ignored by SQLite")
+        str | None,
+        typer.Option(help="PostgreSQL schema of the log (one per venue); refused with a SQLite URL"),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[
