@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossmargin.adapters.files.staging import cannot_write
 from crossmargin.engine.report_columns import MarginColumns
 from crossmargin.errors import InputError
 
@@ -112,7 +113,7 @@ def write_report(columns: MarginColumns, target: ReportTarget, *, progress: Prog
                 with temporaries[0].open("wb") as stream:
                     write_margin_json(columns, stream, indent=False, progress=progress)
     except OSError as error:
-        raise InputError("--out", f"{target.path}: cannot write: {error.strerror or error}") from None
+        raise cannot_write(Path(target.path), error) from None
 
 
 def write_json_data(data: Any, target: ReportTarget) -> None:
@@ -131,4 +132,4 @@ def write_json_data(data: Any, target: ReportTarget) -> None:
                 encoding="utf-8",
             )
     except OSError as error:
-        raise InputError("--out", f"{target.path}: cannot write: {error.strerror or error}") from None
+        raise cannot_write(Path(target.path), error) from None

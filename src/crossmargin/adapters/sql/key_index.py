@@ -226,9 +226,6 @@ class SqliteKeyIndex:
         `after` (another store on the same log may have written it); the new `through`."""
         if not rows:
             return after
-        last_sequence, _, last_hash = rows[-1]
-        keyed = [(s, k) for s, k, _ in rows if k is not None]
-        hashes, sequences, order = _sorted_pairs(keyed)
         with self._writer:
             self._writer.execute("BEGIN IMMEDIATE")
             now = self.position().through
@@ -236,18 +233,16 @@ class SqliteKeyIndex:
                 # Written meanwhile by another store on the same log, or trimmed: the run is
                 # what the log holds after where the file is, so that no record is skipped.
                 _LOG.info("idempotency key index at %d, not %d: reading the log after it", now, after)
-                if now >= last_sequence:
-                    return now
-                rows = self._read_keyed(now, last_sequence)
+                rows = self._read_keyed(now, rows[-1][0]) if now < rows[-1][0] else []
                 if not rows:
                     return now
-                last_sequence, _, last_hash = rows[-1]
-                keyed = [(s, k) for s, k, _ in rows if k is not None]
-                hashes, sequences, order = _sorted_pairs(keyed)
+            first_sequence, (last_sequence, _, last_hash) = rows[0][0], rows[-1]
+            keyed = [(s, k) for s, k, _ in rows if k is not None]
+            hashes, sequences, order = _sorted_pairs(keyed)
             run = self._next_run()
             self._writer.execute(
                 "INSERT INTO key_runs VALUES (?, 0, ?, ?, ?, ?)",
-                (run, rows[0][0], last_sequence, len(keyed), last_hash),
+                (run, first_sequence, last_sequence, len(keyed), last_hash),
             )
             self._insert_entries(run, hashes[order], sequences[order])
         self.runs_written += 1
