@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import struct
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crossmargin.adapters.sql import key_index as key_index_module
-from crossmargin.adapters.sql.key_index import IndexPosition, SqliteKeyIndex, side_path
+from crossmargin.adapters.sql.key_index import IndexPosition, SqliteKeyIndex, remove_side_files, side_path
 from crossmargin.adapters.sql.store import SqlEventStore
 from crossmargin.engine.journal import LogRecord, record_hash
+from crossmargin.engine.venue.key_filter import key_hashes
 
 BODY = "0" * 64
 
@@ -269,5 +272,172 @@ def test_key_index_rewrites_a_key_o_levels_times(tmp_path: Path) -> None:
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
         )
         assert [r[0] for r in on_events] == ["sqlite_autoindex_events_1"]  # the sequence's alone
+    finally:
+        store.close()
+
+
+def _closed_log(tmp_path: Path, keys: list[str | None]) -> str:
+    """A log of `keys` in groups of 5, its store closed (the side file checkpointed)."""
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    store = SqlEventStore.connect(url)
+    try:
+        for i in range(0, len(keys), 5):
+            _append(store, keys[i : i + 5])
+    finally:
+        store.close()
+    assert not Path(f"{side_path(str(tmp_path / 'log.db'))}-wal").exists()
+    return url
+
+
+def test_key_index_corruption_a_flipped_bit_in_a_stored_hash_is_found_and_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One bit of one key's stored hash flipped in the file's bytes: SQLite reads the page
+    without a word and the key would be hidden (a retry applied twice). The index's thread
+    finds the run's sums off before the first lookup is answered, and rebuilds the file."""
+    _small_runs(monkeypatch)
+    keys: list[str | None] = [f"k-{i}" for i in range(40)]
+    url = _closed_log(tmp_path, keys)
+    side = side_path(str(tmp_path / "log.db"))
+    hidden = next(str(k) for k in keys if abs(int(key_hashes([str(k)]).view(np.int64)[0])) >= 2**47)
+    stored = struct.pack(">q", int(key_hashes([hidden]).view(np.int64)[0]))  # 8 bytes, big-endian
+    data = bytearray(side.read_bytes())
+    at = data.find(stored)
+    assert at > 0
+    data[at + 7] ^= 0x01
+    side.write_bytes(bytes(data))
+    with sqlite3.connect(side) as flipped:  # the file as SQLite now reads it: the key is gone
+        assert flipped.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert flipped.execute("SELECT count(*) FROM key_entries").fetchone() == (40,)
+        bad = flipped.execute(
+            "SELECT count(*) FROM key_entries WHERE key_hash = ?", (struct.unpack(">q", stored)[0],)
+        )
+        assert bad.fetchone() == (0,)
+
+    with caplog.at_level("ERROR", logger="crossmargin.adapters.sql.key_index"):
+        store = SqlEventStore.connect(url)
+        try:
+            found = store.find_keys([hidden])
+            assert found[hidden][0] == keys.index(hidden) + 1
+            index = _index_of(store)
+            assert index.rebuilds == 1 and index.verify() is None
+            assert {k: s for k, (s, _) in store.find_keys([str(k) for k in keys]).items()} == {
+                str(k): i + 1 for i, k in enumerate(keys)
+            }
+        finally:
+            store.close()
+    assert "disagree" not in caplog.text and "rebuilt from the log" in caplog.text
+
+    store = SqlEventStore.connect(url)  # the rebuilt file verifies: nothing more to do
+    try:
+        store.find_keys(["k-1"])
+        assert _index_of(store).rebuilds == 0
+    finally:
+        store.close()
+
+
+CORRUPTIONS = {
+    "an_entry_s_sequence": "UPDATE key_entries SET sequence = sequence + 1000 WHERE sequence = 17",
+    "a_run_s_count": "UPDATE key_runs SET keys = keys - 1 WHERE run = (SELECT min(run) FROM key_runs)",
+    "a_gap_between_runs": "UPDATE key_runs SET first_sequence = first_sequence + 1"
+    " WHERE run = (SELECT run FROM key_runs ORDER BY first_sequence LIMIT 1 OFFSET 1)",
+    "an_entry_moved_to_another_run": "UPDATE key_entries SET run = run + 1000"
+    " WHERE sequence = (SELECT min(sequence) FROM key_entries)",
+    "a_run_s_sum": "UPDATE key_runs SET hash_low_sum = hash_low_sum + 1 WHERE run = (SELECT max(run) FROM key_runs)",
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_key_index_corruption_of_runs_and_entries_is_found_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, corruption: str
+) -> None:
+    _small_runs(monkeypatch)
+    keys: list[str | None] = [f"k-{i}" for i in range(40)]
+    url = _closed_log(tmp_path, keys)
+    with sqlite3.connect(side_path(str(tmp_path / "log.db"))) as side:
+        assert side.execute(CORRUPTIONS[corruption]).rowcount == 1
+    store = SqlEventStore.connect(url)
+    try:
+        found = store.find_keys([str(k) for k in keys])
+        assert {k: s for k, (s, _) in found.items()} == {str(k): i + 1 for i, k in enumerate(keys)}
+        assert _index_of(store).rebuilds == 1
+        assert _index_of(store).verify() is None
+    finally:
+        store.close()
+
+
+def test_key_index_corruption_in_a_merge_s_input_is_not_merged_but_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run spoilt while the venue runs: the merge that would carry it into a run with fresh
+    sums checks its inputs first, and the file is rebuilt from the log instead."""
+    _small_runs(monkeypatch)
+    store = SqlEventStore.connect(f"sqlite:///{tmp_path / 'log.db'}")
+    try:
+        _append(store, [f"a-{i}" for i in range(8)])
+        index = _index_of(store)
+        index.stop()  # the first run written
+        index.start()
+        assert index.position().through == 8 and index.rebuilds == 0
+        with sqlite3.connect(index.path) as side:
+            side.execute("UPDATE key_entries SET key_hash = key_hash + 1 WHERE sequence = 3")
+        _append(store, [f"b-{i}" for i in range(8)])  # two more runs at level 0: a merge of three
+        _append(store, [f"b-{i}" for i in range(8, 16)])
+        index.stop()
+        assert index.rebuilds == 1 and index.failure is None
+        assert index.verify() is None and index.position().through == 24
+        asked = [f"a-{i}" for i in range(8)] + [f"b-{i}" for i in range(16)]
+        assert {k: s for k, (s, _) in store.find_keys(asked).items()} == {
+            k: i + 1 for i, k in enumerate(asked)
+        }
+    finally:
+        store.close()
+
+
+def test_key_index_of_the_earlier_format_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A side file written before the runs carried sums (user_version 0): dropped and rebuilt."""
+    _small_runs(monkeypatch)
+    keys: list[str | None] = [f"k-{i}" for i in range(20)]
+    url = _closed_log(tmp_path, keys)
+    side = side_path(str(tmp_path / "log.db"))
+    remove_side_files(side)
+    with sqlite3.connect(side) as old:
+        old.execute(
+            "CREATE TABLE key_runs (run INTEGER PRIMARY KEY, level INTEGER NOT NULL, first_sequence INTEGER"
+            " NOT NULL, last_sequence INTEGER NOT NULL, keys INTEGER NOT NULL, last_record_hash TEXT NOT NULL)"
+        )
+        old.execute(
+            "CREATE TABLE key_entries (run INTEGER NOT NULL, key_hash INTEGER NOT NULL, sequence INTEGER"
+            " NOT NULL, PRIMARY KEY (run, key_hash, sequence)) WITHOUT ROWID"
+        )
+    store = SqlEventStore.connect(url)
+    try:
+        assert {k: s for k, (s, _) in store.find_keys([str(k) for k in keys]).items()} == {
+            f"k-{i}": i + 1 for i in range(20)
+        }
+        assert _index_of(store).position().through == 20
+    finally:
+        store.close()
+    with sqlite3.connect(side) as rebuilt:
+        assert rebuilt.execute("PRAGMA user_version").fetchone() == (key_index_module.FORMAT,)
+
+
+def test_key_index_corruption_found_when_trimming_rebuilds_up_to_the_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _small_runs(monkeypatch)
+    store = SqlEventStore.connect(f"sqlite:///{tmp_path / 'log.db'}")
+    try:
+        _append(store, [f"k-{i}" for i in range(40)])
+        index = _index_of(store)
+        index.stop()
+        with sqlite3.connect(index.path) as side:
+            side.execute("UPDATE key_entries SET key_hash = key_hash - 1 WHERE sequence = 5")
+        index.start()
+        store.truncate_after(25)
+        assert index.rebuilds == 1 and index.verify() is None
+        assert index.position() == IndexPosition(25, store.read(25, 1)[0].record_hash)
+        found = store.find_keys([f"k-{i}" for i in range(40)])
+        assert {k: s for k, (s, _) in found.items()} == {f"k-{i}": i + 1 for i in range(25)}
     finally:
         store.close()

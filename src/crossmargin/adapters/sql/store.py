@@ -43,7 +43,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
-from crossmargin.adapters.sql.key_index import SqliteKeyIndex, remove_side_files, side_path
+from crossmargin.adapters.sql.key_index import (
+    KeyIndexCorruptError,
+    SqliteKeyIndex,
+    remove_side_files,
+    side_path,
+)
 from crossmargin.adapters.sql.schema import counter, events, postings, snapshot_chunks, snapshots
 from crossmargin.engine.journal import LogRecord, PostingRow, Snapshot, new_tuple
 from crossmargin.errors import DurabilityError, InputError, StoreError
@@ -131,7 +136,7 @@ class SqlEventStore:
         path = side_path(database)
         try:
             index = self._caught_up_index(path)
-        except sqlite3.DatabaseError as error:  # not a database, or malformed: derived data
+        except (sqlite3.DatabaseError, KeyIndexCorruptError) as error:  # derived data: rebuilt
             _LOG.warning("idempotency key index %s unreadable (%s): rebuilt from the log", path, error)
             remove_side_files(path)
             index = self._caught_up_index(path)
