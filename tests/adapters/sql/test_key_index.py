@@ -65,6 +65,11 @@ def _index_of(store: SqlEventStore) -> SqliteKeyIndex:
     return index
 
 
+def _sequences(store: SqlEventStore, keys: list[str | None] | list[str]) -> dict[str, int]:
+    """The logged sequence of each of `keys` the store finds."""
+    return {k: s for k, (s, _) in store.find_keys([str(k) for k in keys]).items()}
+
+
 def test_key_index_finds_each_logged_key_through_runs_merges_and_the_tail(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -321,9 +326,7 @@ def test_key_index_corruption_a_flipped_bit_in_a_stored_hash_is_found_and_rebuil
             assert found[hidden][0] == keys.index(hidden) + 1
             index = _index_of(store)
             assert index.rebuilds == 1 and index.verify() is None
-            assert {k: s for k, (s, _) in store.find_keys([str(k) for k in keys]).items()} == {
-                str(k): i + 1 for i, k in enumerate(keys)
-            }
+            assert _sequences(store, keys) == {str(k): i + 1 for i, k in enumerate(keys)}
         finally:
             store.close()
     assert "disagree" not in caplog.text and "rebuilt from the log" in caplog.text
@@ -358,8 +361,7 @@ def test_key_index_corruption_of_runs_and_entries_is_found_at_start(
         assert side.execute(CORRUPTIONS[corruption]).rowcount == 1
     store = SqlEventStore.connect(url)
     try:
-        found = store.find_keys([str(k) for k in keys])
-        assert {k: s for k, (s, _) in found.items()} == {str(k): i + 1 for i, k in enumerate(keys)}
+        assert _sequences(store, keys) == {str(k): i + 1 for i, k in enumerate(keys)}
         assert _index_of(store).rebuilds == 1
         assert _index_of(store).verify() is None
     finally:
@@ -412,9 +414,7 @@ def test_key_index_of_the_earlier_format_is_rebuilt(tmp_path: Path, monkeypatch:
         )
     store = SqlEventStore.connect(url)
     try:
-        assert {k: s for k, (s, _) in store.find_keys([str(k) for k in keys]).items()} == {
-            f"k-{i}": i + 1 for i in range(20)
-        }
+        assert _sequences(store, keys) == {f"k-{i}": i + 1 for i in range(20)}
         assert _index_of(store).position().through == 20
     finally:
         store.close()
@@ -437,7 +437,6 @@ def test_key_index_corruption_found_when_trimming_rebuilds_up_to_the_cut(
         store.truncate_after(25)
         assert index.rebuilds == 1 and index.verify() is None
         assert index.position() == IndexPosition(25, store.read(25, 1)[0].record_hash)
-        found = store.find_keys([f"k-{i}" for i in range(40)])
-        assert {k: s for k, (s, _) in found.items()} == {f"k-{i}": i + 1 for i in range(25)}
+        assert _sequences(store, [f"k-{i}" for i in range(40)]) == {f"k-{i}": i + 1 for i in range(25)}
     finally:
         store.close()

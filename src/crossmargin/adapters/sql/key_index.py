@@ -36,7 +36,8 @@ inputs' added, so a merge never launders a bad input). Verified by the index's t
 starts, before any lookup is answered (runs contiguous from sequence 1, each run's sums and
 bounds equal to its entries'; one pass of SQLite with the interpreter lock released: ~0.2 s a
 million keys, AMD EPYC family 25 model 17), and on a merge's inputs before they are merged. A
-mismatch is logged and the file rebuilt from the log; lookups meanwhile scan the log.
+mismatch is logged and the file rebuilt from the log: at start, lookups wait for it; after a
+merge's, they scan the log past what is rebuilt so far (exact, slower).
 """
 
 from __future__ import annotations
