@@ -355,3 +355,18 @@ def test_the_console_script_runs_exit_handlers_before_its_fast_exit(tmp_path: Pa
     )
     assert done.returncode == 0 and "margin" in done.stdout
     assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("group", [[], ["prove"], ["oracle"]], ids=["crossmargin", "prove", "oracle"])
+def test_help_lists_each_command_on_one_row_when_it_fits(group: list[str]) -> None:
+    """On a terminal wide enough, each command's first paragraph is listed whole on its own row:
+    the docstrings' line breaks (wrapped at 100 columns in the source) used to break the listing
+    mid-sentence into rows with no command name."""
+    result = runner.invoke(app, [*group, "--help"], env={"TERMINAL_WIDTH": "400", "COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Commands" in line)
+    rows = [line for line in lines[start + 1 :] if line.startswith("│")]
+    assert len(rows) >= 2
+    continued = [row for row in rows if row[1:].startswith("  ")]  # no name in the first column
+    assert not continued, continued

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -123,7 +124,18 @@ def load_command(name: str) -> click.Command:
         target = single
     command = typer.main.get_command(target)
     command.name = name
+    if isinstance(command, TyperGroup):  # `prove`, `oracle`: their own listing of subcommands
+        for sub in command.commands.values():
+            sub.short_help = sub.short_help or listing_line(sub.help)
     return command
+
+
+def listing_line(help_text: str | None) -> str:
+    """A command's help as a group's listing shows it: its first paragraph on one line. Typer's
+    rich mode keeps a docstring's line breaks there, so a docstring wrapped at 100 columns was
+    listed broken mid-sentence, every later line starting at the column's left."""
+    first = inspect.cleandoc(help_text or "").split("\n\n")[0]
+    return " ".join(first.split())
 
 
 class LazyGroup(TyperGroup):
@@ -139,9 +151,13 @@ class LazyGroup(TyperGroup):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in LAZY_COMMANDS or cmd_name in self.commands:
-            return super().get_command(ctx, cmd_name)
+            command = super().get_command(ctx, cmd_name)
+            if command is not None and self._listing:
+                command.short_help = command.short_help or listing_line(command.help)
+            return command
         if self._listing:
-            return typer.core.TyperCommand(cmd_name, help=LAZY_COMMANDS[cmd_name].help)
+            help_text = LAZY_COMMANDS[cmd_name].help
+            return typer.core.TyperCommand(cmd_name, help=help_text, short_help=listing_line(help_text))
         return load_command(cmd_name)
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
