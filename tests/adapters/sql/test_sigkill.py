@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from crossmargin.adapters.sql.runner import serve_connection
 from crossmargin.core.ledger.postings import EXTERNAL
@@ -28,6 +29,7 @@ from tests.adapters.sql.support import connect, desk_genesis, open_venue, replay
 
 KILLS = int(os.environ.get("CROSSMARGIN_SIGKILL_KILLS", "50"))  # per backend; CI runs 50
 SEED = 20261203
+SNAPSHOT_EVERY = 40
 ACCOUNTS = ("basis-trader", "vol-seller", "directional")
 
 
@@ -43,6 +45,26 @@ def _command(rng: random.Random, n: int, cycle: int) -> dict[str, Any]:
         return {"kind": "transfer", "key": key, "body": body}
     body = {"account": rng.choice(ACCOUNTS), "asset": "USDC", "amount_units": rng.randint(1, 300)}
     return {"kind": "withdraw", "key": key, "body": body}
+
+
+def _wait_for_a_snapshot(db: tuple[str, str | None]) -> None:
+    """Until the venue's log holds a snapshot. Lives are killed within ~60 ms of their first ack,
+    and on a loaded machine a snapshot (fork, encode, write) may never finish in that time: the
+    last life is killed only once one has, so the restart below always rebuilds from one."""
+    engine = sa.create_engine(db[0])  # not a store: on PostgreSQL it would want the writer's lock
+    try:
+        deadline = time.monotonic() + 60.0
+        while True:
+            with engine.connect() as conn:
+                if db[1] is not None:
+                    conn.execute(sa.text(f'SET search_path TO "{db[1]}"'))
+                # A snapshot's row is written after all its chunks: a listed one is whole.
+                if conn.execute(sa.text("SELECT count(*) FROM snapshots")).scalar():
+                    return
+            assert time.monotonic() < deadline, "no snapshot written in 60 s"
+            time.sleep(0.01)
+    finally:
+        engine.dispose()
 
 
 def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -> None:
@@ -62,7 +84,7 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
                 "db": db[0],
                 "schema": db[1],
                 "genesis": genesis,
-                "snapshot_every": 40,
+                "snapshot_every": SNAPSHOT_EVERY,
                 # Every other life trusts its newest snapshot, auditing the rest while it serves.
                 "verify_on_start": "since_snapshot" if cycle % 2 else "full",
             },
@@ -87,10 +109,13 @@ def test_sigkill_every_acknowledged_event_survives(db: tuple[str, str | None]) -
         # A few retries of already acknowledged commands: they must not apply again.
         for key in rng.sample(sorted(acked), min(3, len(acked))):
             parent.send(sent[key])
-        for n in range(rng.randint(5, 60)):
+        last_life = cycle == KILLS - 1
+        for n in range(rng.randint(5, 60) + (2 * SNAPSHOT_EVERY if last_life else 0)):
             message = _command(rng, n, cycle)
             sent[message["key"]] = message
             parent.send(message)
+        if last_life:
+            _wait_for_a_snapshot(db)
         # Kill at a random point while commits are flowing: after this life's first new ack.
         waited = time.monotonic() + 30.0
         while time.monotonic() < waited and not any(
