@@ -56,15 +56,15 @@ def usd(x: float) -> str:
 def report_rows(results: Sequence[CascadeResult], *, key: str) -> list[str]:
     lines = [
         f"| {key} | < MM | < 0 | shortfall USD | top-10 share of loss | rounds | liquidated USD | collateral sold USD "
-        "| fund used USD | fund left USD | ADL USD | ADL haircut USD | bad debt USD |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| fund in USD | fund used USD | fund left USD | ADL USD | ADL haircut USD | bad debt USD |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         name = r.policy if key == "policy" else r.label
         lines.append(
             f"| `{name}` | {r.under_maintenance:,} | {r.under_zero:,} | {usd(r.shortfall_usd)} | {r.top10_loss_share:.0%} "
             f"| {r.active_rounds} | {usd(r.liquidated_notional_usd)} | {usd(sum(r.collateral_sold_usd().values()))} "
-            f"| {usd(r.fund_used_usd)} | {usd(r.fund_end_usd)} | {usd(r.adl_notional_usd)} | {usd(r.adl_haircut_usd)} "
+            f"| {usd(r.fund_in_usd)} | {usd(r.fund_used_usd)} | {usd(r.fund_end_usd)} | {usd(r.adl_notional_usd)} | {usd(r.adl_haircut_usd)} "
             f"| {usd(r.bad_debt_usd)} |"
         )
     return lines

@@ -15,7 +15,8 @@ from crossmargin.engine.stress import CascadeResult
 
 
 def report_table(results: Sequence[CascadeResult], *, title: str) -> Table:
-    """One row per scenario (or policy): the venue-wide report."""
+    """One row per scenario (or policy): the venue-wide report. The fund's columns add up: fund
+    left = the fund given + fund in (liquidation fees, ADL surplus) - fund used."""
     table = Table(title=title)
     columns = (
         "scenario",
@@ -27,6 +28,7 @@ def report_table(results: Sequence[CascadeResult], *, title: str) -> Table:
         "rounds",
         "liquidated USD",
         "collateral sold USD",
+        "fund in USD",
         "fund used USD",
         "fund left USD",
         "ADL USD",
@@ -47,6 +49,7 @@ def report_table(results: Sequence[CascadeResult], *, title: str) -> Table:
             str(r.active_rounds),
             f"{r.liquidated_notional_usd:,.0f}",
             f"{sum(r.collateral_sold_usd().values()):,.0f}",
+            f"{r.fund_in_usd:,.0f}",
             f"{r.fund_used_usd:,.0f}",
             f"{r.fund_end_usd:,.0f}",
             f"{r.adl_notional_usd:,.0f}",

@@ -106,13 +106,14 @@ class RoundRow:
     liquidated_notional_usd: float
     notional_by_underlying_usd: dict[str, float]
     collateral_sold_usd: dict[str, float]
-    fees_usd: float
+    fees_usd: float  # liquidation fees, into the fund (core.stress.waterfall.fund_stage)
     deficit_usd: float
     fund_paid_usd: float
-    fund_usd: float
+    fund_usd: float  # after the round: the last one's + fees - fund_paid + adl_surplus
     adl_contracts: float
     adl_notional_usd: float
     adl_haircut_usd: float
+    adl_surplus_usd: float  # ADL haircuts beyond the deficit (whole lots overshoot): into the fund
     bad_debt_usd: float
     flow_usd: dict[str, float]
 
@@ -150,6 +151,19 @@ class CascadeResult:
     @property
     def fund_used_usd(self) -> float:
         return sum(r.fund_paid_usd for r in self.rounds)
+
+    @property
+    def fees_usd(self) -> float:
+        return sum(r.fees_usd for r in self.rounds)
+
+    @property
+    def adl_surplus_usd(self) -> float:
+        return sum(r.adl_surplus_usd for r in self.rounds)
+
+    @property
+    def fund_in_usd(self) -> float:
+        """What flowed into the fund: fees and ADL surplus (fund_end = start + in - used)."""
+        return self.fees_usd + self.adl_surplus_usd
 
     @property
     def bad_debt_usd(self) -> float:
@@ -208,6 +222,8 @@ class CascadeResult:
             "collateral_sold_usd": self.collateral_sold_usd(),
             "deficit_usd": self.deficit_usd,
             "fund_start_usd": self.fund_start_usd,
+            "fees_usd": self.fees_usd,
+            "adl_surplus_usd": self.adl_surplus_usd,
             "fund_used_usd": self.fund_used_usd,
             "fund_end_usd": self.fund_end_usd,
             "adl_notional_usd": self.adl_notional_usd,
@@ -316,6 +332,7 @@ def run_cascade(
             adl_lots = 0
             adl_notional = 0.0
             adl_haircut = 0
+            adl_surplus = 0
             todo = [
                 int(i)
                 for i in np.flatnonzero(stage.remaining_units > 0)
@@ -340,6 +357,7 @@ def run_cascade(
                         rng=rng,
                     )
                     fund += outcome.overshoot_units
+                    adl_surplus += outcome.overshoot_units
                     bad_debt += outcome.bad_debt_units
                     adl_lots += int(outcome.lots.sum())
                     adl_notional += (
@@ -392,6 +410,7 @@ def run_cascade(
                 adl_contracts=adl_lots * LOT,
                 adl_notional_usd=adl_notional,
                 adl_haircut_usd=adl_haircut * CASH_UNIT,
+                adl_surplus_usd=adl_surplus * CASH_UNIT,
                 bad_debt_usd=bad_debt * CASH_UNIT,
                 flow_usd={f: float(v) for f, v in zip(factors, round_flow, strict=True) if v != 0.0},
             )
