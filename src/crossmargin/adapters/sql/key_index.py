@@ -32,12 +32,13 @@ Checked, because a key the index hides is a retry applied twice: SQLite checks i
 structure, not the values in them, so a flipped bit in a stored hash or sequence would go
 unseen. Each run lists its entries' count and three sums (the hashes' high and low 32-bit
 halves and the sequences: any one changed value changes a sum; a merged run's sums are its
-inputs' added, so a merge never launders a bad input). Verified by the index's thread when it
-starts, before any lookup is answered (runs contiguous from sequence 1, each run's sums and
-bounds equal to its entries'; one pass of SQLite with the interpreter lock released: ~0.2 s a
-million keys, AMD EPYC family 25 model 17), and on a merge's inputs before they are merged. A
-mismatch is logged and the file rebuilt from the log: at start, lookups wait for it; after a
-merge's, they scan the log past what is rebuilt so far (exact, slower).
+inputs' added, so a merge never launders a bad input). Verified by the index's thread before
+any lookup is answered (runs contiguous from sequence 1, each run's sums and bounds equal to its
+entries'; one pass inside SQLite: 0.2-0.3 s a million keys, AMD EPYC family 25 model 17), once
+the venue serves: on the first committed records or the first lookup, which waits for it (not
+during the venue's recovery, which it slowed by as much); and on a merge's inputs before they
+are merged. A mismatch is logged and the file rebuilt from the log: a lookup waits for the
+start's; during a merge's, lookups scan the log past what is rebuilt so far (exact, slower).
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class SqliteKeyIndex:
         sums are recounted from its entries, which must not launder a bad one."""
         assert self._thread is None, "stop the index's thread before trimming"
         problem = self.verify()
+        self._verified.set()  # checked here, on the trimming thread (or rebuilt, next)
         if problem is not None:
             self._rebuild(problem, sequence)
             return
@@ -221,8 +223,9 @@ class SqliteKeyIndex:
     def candidates(self, keys: Sequence[str]) -> tuple[list[int], int]:
         """The sequences of indexed records whose key hash is one of `keys`', and the `through`
         they are exact to: both read in one transaction of the side file."""
-        if self._thread is not None or self._verified.is_set():
-            self._verified.wait()  # the thread's check of the runs, at its start
+        if not self._verified.is_set() and self._thread is not None:
+            self._queue.put(())  # wakes the thread for its check of the runs, if it still waits
+            self._verified.wait()
         if self._distrusted or not self._verified.is_set():
             return [], 0  # every record "after 0": the log's scan answers alone, exact
         hashes = key_hashes(keys).view(np.int64).tolist()
@@ -258,16 +261,23 @@ class SqliteKeyIndex:
     # -- the indexer's thread ------------------------------------------------------------------
 
     def _index_loop(self) -> None:
-        if not self._verified.is_set():
+        # The runs are checked once the venue serves: on the first records committed or the first
+        # lookup (which waits for it), not while the venue's recovery runs beside it (on two
+        # CPUs the check, ~0.3 s a million keys, lengthened a since-snapshot open by as much).
+        first = self._queue.get() if not self._verified.is_set() else ()
+        if first is not None and not self._verified.is_set():
             self._verify_at_start()
         waiting: list[tuple[int, str | None, str]] = []
         after = self.position().through
         stopping = False
         while not stopping:
-            try:
-                item = self._queue.get(timeout=self._idle_flush_s)
-            except queue.Empty:
-                item = ()  # quiet that long: what waits is written, a partial run
+            if first != ():
+                item, first = first, ()
+            else:
+                try:
+                    item = self._queue.get(timeout=self._idle_flush_s)
+                except queue.Empty:
+                    item = ()  # quiet that long: what waits is written, a partial run
             if item is None:
                 stopping = True
             elif item:
