@@ -81,10 +81,30 @@ def test_explain_each_preset(preset: str) -> None:
     assert report["initial_margin_usd"] >= report["maintenance_margin_usd"] >= 0.0
 
 
+@pytest.mark.parametrize("preset", ["deribit-pm", "span"])
+def test_explain_of_a_grid_summed_over_groups_shows_each_group(preset: str) -> None:
+    """vol-seller holds BTC and ETH options: under a preset with a scenario group per underlying
+    the grid is the sum of each group's worst loss (119,845.49 + 40,546.23 under deribit-pm), and
+    the explanation says so, rather than one scenario whose P&L is a part of the grid."""
+    report = _json(["explain", str(DESK), "--account", "vol-seller", "--preset", preset, "--json"])
+    losing = [g for g in report["groups"] if g["loss_usd"] > 0.0]
+    assert len(losing) == 2
+    assert sum(g["loss_usd"] for g in losing) == pytest.approx(report["grid_usd"], rel=1e-12)
+    assert -report["worst_scenario"]["total_pnl_usd"] < report["grid_usd"]
+    result = runner.invoke(
+        app, ["explain", str(DESK), "--account", "vol-seller", "--preset", preset], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "the sum of each scenario group's worst loss" in result.stdout
+    for g in losing:
+        assert g["label"] in result.stdout
+        assert f"{g['loss_usd']:,.2f}" in result.stdout
+
+
 def test_explain_prints_tables() -> None:
     result = runner.invoke(app, ["explain", str(DESK), "--account", "vol-seller", "--scenarios"])
     assert result.exit_code == 0, result.output
-    assert "in the worst scenario" in result.stdout
+    assert "share of grid USD" in result.stdout
     assert "all scenarios" in result.stdout
 
 

@@ -596,19 +596,39 @@ def explain(
         f"[bold]{escape(report['account_id'])}[/] · portfolio margin ({escape(report['preset'])}): "
         f"IM {money(report['initial_margin_usd'])} USD, MM {money(report['maintenance_margin_usd'])} USD"
     )
-    console.print(
-        f"grid {money(report['grid_usd'])} (worst: {escape(worst['label'])}, total P&L "
-        f"{money(worst['total_pnl_usd'])}), min-delta floor {money(report['min_delta_usd'])}"
-    )
+    losing = [g for g in report["groups"] if g["loss_usd"] > 0.0]
+    if len(losing) > 1:
+        # Scenario groups (one per underlying under Deribit's and Paradex's rules): the grid is
+        # the sum of each group's worst loss, so one scenario's P&L no longer explains it.
+        console.print(
+            f"grid {money(report['grid_usd'])}: the sum of each scenario group's worst loss, "
+            f"min-delta floor {money(report['min_delta_usd'])}"
+        )
+        groups = Table(title="scenario groups")
+        groups.add_column("group's worst scenario")
+        groups.add_column("loss USD", justify="right")
+        for g in losing:
+            groups.add_row(escape(g["label"]), money(g["loss_usd"]))
+        console.print(groups)
+        title = (
+            f"P&L in {escape(worst['label'])}, the largest group's worst; "
+            "share of grid: in each item's own group's worst"
+        )
+    else:
+        console.print(
+            f"grid {money(report['grid_usd'])} (worst: {escape(worst['label'])}, total P&L "
+            f"{money(worst['total_pnl_usd'])}), min-delta floor {money(report['min_delta_usd'])}"
+        )
+        title = "in the worst scenario"
     table = items_table(
-        "in the worst scenario",
+        title,
         ("position / collateral", "quantity", "scenario P&L USD", "share of grid USD"),
         report,
         pnl_key="scenario_pnl_usd",
         share_key="contribution_usd",
     )
     console.print(table)
-    split = Table(title="per underlying (worst scenario)")
+    split = Table(title=f"per underlying, in {escape(worst['label'])}")
     split.add_column("underlying")
     split.add_column("P&L USD", justify="right")
     for name, value in report["per_underlying"].items():
