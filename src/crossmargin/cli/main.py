@@ -596,30 +596,7 @@ def explain(
         f"[bold]{escape(report['account_id'])}[/] · portfolio margin ({escape(report['preset'])}): "
         f"IM {money(report['initial_margin_usd'])} USD, MM {money(report['maintenance_margin_usd'])} USD"
     )
-    losing = [g for g in report["groups"] if g["loss_usd"] > 0.0]
-    if len(losing) > 1:
-        # Scenario groups (one per underlying under Deribit's and Paradex's rules): the grid is
-        # the sum of each group's worst loss, so one scenario's P&L no longer explains it.
-        console.print(
-            f"grid {money(report['grid_usd'])}: the sum of each scenario group's worst loss, "
-            f"min-delta floor {money(report['min_delta_usd'])}"
-        )
-        groups = Table(title="scenario groups")
-        groups.add_column("group's worst scenario")
-        groups.add_column("loss USD", justify="right")
-        for g in losing:
-            groups.add_row(escape(g["label"]), money(g["loss_usd"]))
-        console.print(groups)
-        title = (
-            f"P&L in {escape(worst['label'])}, the largest group's worst; "
-            "share of grid: in each item's own group's worst"
-        )
-    else:
-        console.print(
-            f"grid {money(report['grid_usd'])} (worst: {escape(worst['label'])}, total P&L "
-            f"{money(worst['total_pnl_usd'])}), min-delta floor {money(report['min_delta_usd'])}"
-        )
-        title = "in the worst scenario"
+    title = _print_grid(console, report)
     table = items_table(
         title,
         ("position / collateral", "quantity", "scenario P&L USD", "share of grid USD"),
@@ -648,6 +625,34 @@ def explain(
         for sc in report["scenarios"]:
             grid.add_row(escape(sc["label"]), money(sc["pnl_usd"]), money(sc["loss_usd"]))
         console.print(grid)
+
+
+def _print_grid(console: Console, report: dict[str, Any]) -> str:
+    """The explanation's grid line and, when the grid sums several scenario groups' worst losses
+    (one group per underlying under Deribit's, Paradex's and SPAN's rules), their table, since one
+    scenario's P&L no longer explains it; returns the items table's title."""
+    worst = report["worst_scenario"]
+    losing = [g for g in report["groups"] if g["loss_usd"] > 0.0]
+    if len(losing) <= 1:
+        console.print(
+            f"grid {money(report['grid_usd'])} (worst: {escape(worst['label'])}, total P&L "
+            f"{money(worst['total_pnl_usd'])}), min-delta floor {money(report['min_delta_usd'])}"
+        )
+        return "in the worst scenario"
+    console.print(
+        f"grid {money(report['grid_usd'])}: the sum of each scenario group's worst loss, "
+        f"min-delta floor {money(report['min_delta_usd'])}"
+    )
+    groups = Table(title="scenario groups")
+    groups.add_column("group's worst scenario")
+    groups.add_column("loss USD", justify="right")
+    for g in losing:
+        groups.add_row(escape(g["label"]), money(g["loss_usd"]))
+    console.print(groups)
+    return (
+        f"P&L in {escape(worst['label'])}, the largest group's worst; "
+        "share of grid: in each item's own group's worst"
+    )
 
 
 @app.command()

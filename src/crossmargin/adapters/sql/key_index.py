@@ -78,7 +78,7 @@ _SCHEMA = (
 
 # A run's listing as verified: (run, first and last sequence, keys, the three sums), and what its
 # entries add up to: count, the sums, the least and largest sequence. `>>` is arithmetic in SQLite
-# as in numpy (a test holds the two equal).
+# as in numpy (`_sums`): a rebuilt file reopens without a rebuild (tests/adapters/sql/test_key_index.py).
 _RUN_LISTING = (
     "SELECT run, first_sequence, last_sequence, keys, hash_high_sum, hash_low_sum, sequence_sum FROM key_runs"
 )
@@ -195,7 +195,8 @@ class SqliteKeyIndex:
         return read
 
     def start(self) -> None:
-        """The index's thread: it verifies the runs first (once), then writes runs as records come."""
+        """The index's thread: it verifies the runs once (on the first records handed over or the
+        first lookup), then writes runs as records come."""
         self._thread = threading.Thread(target=self._index_loop, name="venue-key-index", daemon=True)
         self._thread.start()
 
