@@ -137,7 +137,9 @@ class SqlEventStore:
         try:
             index = self._caught_up_index(path)
         except (sqlite3.DatabaseError, KeyIndexCorruptError) as error:  # derived data: rebuilt
-            _LOG.warning("idempotency key index %s unreadable (%s): rebuilt from the log", path, error)
+            _LOG.warning(
+                "idempotency key index %s unreadable or inconsistent (%s): rebuilt from the log", path, error
+            )
             remove_side_files(path)
             index = self._caught_up_index(path)
         index.start()
